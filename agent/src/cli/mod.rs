@@ -1,0 +1,104 @@
+//! The `gantry` command line (clap derive). Each command lives in its own module and returns
+//! an [`ExitCode`]; errors are printed once, as their `Display`, and mapped to the table in
+//! [`crate::exit`].
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use gantry_common::logging::LogFormat;
+
+use crate::ExitCode;
+
+pub mod config;
+pub mod deploy;
+pub mod plan;
+
+/// Gantry host agent: applies Docker Compose stacks through the Docker Engine API.
+#[derive(Debug, Parser)]
+#[command(name = "gantry", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Settings every command shares. Layering: built-in default < environment < flag.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Where releases, locks and job logs are kept.
+    #[arg(
+        long,
+        global = true,
+        env = "GANTRY_STATE_DIR",
+        default_value = "/var/lib/gantry"
+    )]
+    pub state_dir: PathBuf,
+    /// Gantry's configuration; stacks live in <config-dir>/stacks/<name>/compose.yaml.
+    #[arg(
+        long,
+        global = true,
+        env = "GANTRY_CONFIG_DIR",
+        default_value = "/etc/gantry"
+    )]
+    pub config_dir: PathBuf,
+    /// Run the job in this process instead of submitting it to the daemon.
+    #[arg(long, global = true, env = "GANTRY_LOCAL")]
+    pub local: bool,
+    /// Log filter (error, warn, info, debug, trace, or tracing directives); RUST_LOG wins.
+    #[arg(long, global = true, env = "GANTRY_LOG", default_value = "info")]
+    pub log_level: String,
+    /// Log format on stderr when not under journald.
+    #[arg(long, global = true, env = "GANTRY_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the resolved Compose model (the shape of `docker compose config`).
+    Config(config::ConfigArgs),
+    /// Compare the stack's files with what runs and list what a deploy would do.
+    Plan(plan::PlanArgs),
+    /// Apply the stack: pull, create, replace and remove containers, record a release.
+    Deploy(deploy::DeployArgs),
+}
+
+/// Parses the command line with Gantry's exit codes: usage errors exit 64, not clap's 2.
+pub fn parse() -> Result<Cli, ExitCode> {
+    Cli::try_parse().map_err(|e| {
+        let _ = e.print();
+        if e.use_stderr() {
+            ExitCode::Usage
+        } else {
+            ExitCode::Ok // --help, --version
+        }
+    })
+}
+
+/// Runs a parsed command line to its exit code.
+pub fn main(cli: Cli) -> ExitCode {
+    let global = cli.global;
+    match cli.command {
+        Command::Config(args) => config::run(&global, args),
+        Command::Plan(args) => with_runtime(|| plan::run(&global, args)),
+        Command::Deploy(args) => with_runtime(|| deploy::run(&global, args)),
+    }
+}
+
+fn with_runtime<F, Fut>(f: F) -> ExitCode
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ExitCode>,
+{
+    match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(f()),
+        Err(e) => {
+            eprintln!("gantry: cannot start the async runtime: {e}");
+            ExitCode::Failed
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! The Compose model (pure: no Docker, no network). Being written; see issue 2.

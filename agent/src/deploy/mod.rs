@@ -1,0 +1,1 @@
+//! Plans and rollouts. Being written; see issue 2.

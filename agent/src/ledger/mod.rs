@@ -1,0 +1,1 @@
+//! Releases on disk, locks, idempotency. Being written; see issue 2.

@@ -1,0 +1,20 @@
+//! `gantry-agent`: the Gantry host agent, library behind the `gantry` binary.
+//!
+//! Design: a pure Compose model ([`compose`]: load, interpolate, merge, validate, canonical hash)
+//! is turned into a plan against what runs ([`deploy`]), and the plan is applied through a small
+//! engine trait at our level of abstraction ([`engine`], with a bollard implementation). Releases,
+//! locks and idempotency live on disk in [`ledger`], written atomically so `kill -9` at any point
+//! leaves a state the next deploy converges from. [`cli`] maps commands onto these and every error
+//! onto the documented [`exit::ExitCode`] table.
+//!
+//! Limits: one host, one Docker engine; Compose features outside what [`compose`] documents are
+//! refused with an error naming the file, service and key rather than silently ignored.
+
+pub mod cli;
+pub mod compose;
+pub mod deploy;
+pub mod engine;
+pub mod exit;
+pub mod ledger;
+
+pub use exit::ExitCode;

@@ -1,0 +1,20 @@
+//! `gantry-common`: the few pieces both Gantry binaries need.
+//!
+//! - [`Secret`]: a value that prints as `[redacted]` in `Debug` and `Display`, is wiped on drop,
+//!   and is only read through an explicit [`Secret::expose`], so a secret cannot reach a log line
+//!   or an error message by accident.
+//! - [`fsx::write_atomic`]: crash-safe file replacement (temp file created with its final mode in
+//!   the same directory, optional chown, write, fsync, rename, fsync of the directory).
+//! - [`sdnotify`]: the systemd notification protocol (`READY=1`, `STATUS=`, `WATCHDOG=1`) spoken
+//!   in-process over `NOTIFY_SOCKET`, without libsystemd.
+//! - [`logging`]: tracing set-up: native journald when systemd started us (`JOURNAL_STREAM`
+//!   matches stderr), otherwise stderr as text or JSON.
+//!
+//! Limits: Linux only (the targets are EC2 hosts and ECS/App Runner containers).
+
+pub mod fsx;
+pub mod logging;
+pub mod sdnotify;
+mod secret;
+
+pub use secret::Secret;

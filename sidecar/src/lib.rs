@@ -1,0 +1,3 @@
+//! `gantry-sidecar`: the library behind `gantry-secrets`. Being written; see issue 3.
+
+pub mod source;
