@@ -1,1 +1,589 @@
-//! Releases on disk, locks, idempotency. Being written; see issue 2.
+//! The release ledger: what was deployed, when, by which deploy id, and how it ended.
+//!
+//! Layout under the state dir (default `/var/lib/gantry`):
+//!
+//! ```text
+//! stacks/<stack>/lock              flock(2) target; the holder's details are in lock.json
+//! stacks/<stack>/lock.json         who holds the lock (deploy id, pid, start time, command)
+//! stacks/<stack>/releases/<seq>.json   one release each, <seq> zero-padded and increasing
+//! stacks/<stack>/jobs/<seq>-<service>.log   a one-shot job's output, kept with its release
+//! ```
+//!
+//! Design:
+//! - Every file is replaced atomically ([`gantry_common::fsx::write_atomic`]), so `kill -9` at
+//!   any moment leaves either the old or the new file, never a torn one.
+//! - A release is written when a deploy starts (`in_progress`) and again when it ends. A
+//!   release still `in_progress` whose lock is free was interrupted; [`StackLedger::recover`]
+//!   marks it so, and the next deploy converges from what runs.
+//! - The lock is `flock(2)` on a file: the kernel drops it when its holder dies, however it
+//!   dies, so there is no stale lock to clean up. Its holder is recorded next to it for the
+//!   "lock busy" message.
+//! - Idempotency: a deploy id maps to the release that carried it; a retry of the same id
+//!   (SSM and CI retry) reports that release again.
+//!
+//! Limits: one host; the ledger is not shared between machines.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use gantry_common::fsx::{Owner, WriteError, write_atomic};
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+
+/// Why the ledger could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("cannot use the state dir {path}: {source} (hint: run as root, or set --state-dir)")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error(
+        "release file {path} is unreadable: {source} (it is kept as it is; move it away to continue)"
+    )]
+    Corrupt {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(
+        "stack {stack} is being deployed by {holder} (hint: wait for it, or pass --lock-wait 10m)"
+    )]
+    LockBusy { stack: String, holder: Holder },
+    #[error("stack {stack} has no release {release} (see `gantry releases {stack}`)")]
+    NoSuchRelease { stack: String, release: String },
+    #[error("invalid stack name {name:?}: use lowercase letters, digits, '-' and '_'")]
+    BadStackName { name: String },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LedgerError + '_ {
+    move |source| LedgerError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// How a release ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    InProgress,
+    Succeeded,
+    Unchanged,
+    Failed,
+    RolledBack,
+    RollbackFailed,
+    Interrupted,
+}
+
+impl Outcome {
+    /// Whether this release is one a rollback may return to.
+    pub fn is_good(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Unchanged)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InProgress => "in_progress",
+            Self::Succeeded => "succeeded",
+            Self::Unchanged => "unchanged",
+            Self::Failed => "failed",
+            Self::RolledBack => "rolled_back",
+            Self::RollbackFailed => "rollback_failed",
+            Self::Interrupted => "interrupted",
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An image as a release pinned it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageRecord {
+    /// The reference the compose file named (`registry/app:tag`).
+    pub reference: String,
+    /// The local image id (`sha256:...`): what containers were created from.
+    pub id: String,
+    /// The registry digest (`registry/app@sha256:...`) when the image came from a registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+}
+
+/// What happened to one service in a deploy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceRecord {
+    pub service: String,
+    /// create, recreate, remove, unchanged, job.
+    pub action: String,
+    pub duration_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One deploy of a stack.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Release {
+    pub seq: u64,
+    pub stack: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy_id: Option<String>,
+    pub started_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    pub outcome: Outcome,
+    /// The process that ran the deploy (to tell an interrupted release from a running one).
+    pub pid: u32,
+    /// Variables given to the deploy (`--var`), e.g. IMAGE_TAG.
+    pub variables: BTreeMap<String, String>,
+    /// The compose files it was resolved from.
+    pub files: Vec<PathBuf>,
+    /// The resolved Compose model, as `gantry config --format json` prints it.
+    pub model: serde_json::Value,
+    /// service → image it ran, pinned by id and digest.
+    pub images: BTreeMap<String, ImageRecord>,
+    /// env file path → sha256 of its content at deploy time.
+    #[serde(default)]
+    pub env_files: BTreeMap<String, String>,
+    #[serde(default)]
+    pub services: Vec<ServiceRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Release {
+    /// The release's id as operators see it: `r<seq>`.
+    pub fn id(&self) -> String {
+        format!("r{}", self.seq)
+    }
+}
+
+/// Who holds a stack's lock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    pub pid: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy_id: Option<String>,
+    pub started_at: String,
+    pub command: String,
+}
+
+impl Holder {
+    /// This process, running `command`.
+    pub fn me(command: &str, deploy_id: Option<&str>) -> Self {
+        Self {
+            pid: std::process::id(),
+            deploy_id: deploy_id.map(str::to_owned),
+            started_at: now_rfc3339(),
+            command: command.to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{}` (pid {}", self.command, self.pid)?;
+        if let Some(id) = &self.deploy_id {
+            write!(f, ", deploy id {id}")?;
+        }
+        write!(f, ", since {})", self.started_at)
+    }
+}
+
+/// The current time as RFC 3339 UTC, second precision.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+/// The ledger of every stack under a state dir.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    root: PathBuf,
+}
+
+impl Ledger {
+    pub fn new(state_dir: &Path) -> Self {
+        Self {
+            root: state_dir.to_path_buf(),
+        }
+    }
+
+    /// One stack's part of the ledger; creates its directories.
+    pub fn stack(&self, name: &str) -> Result<StackLedger, LedgerError> {
+        let valid = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !valid {
+            return Err(LedgerError::BadStackName {
+                name: name.to_owned(),
+            });
+        }
+        let dir = self.root.join("stacks").join(name);
+        for sub in ["releases", "jobs"] {
+            let d = dir.join(sub);
+            fs::create_dir_all(&d).map_err(io_err(&d))?;
+        }
+        Ok(StackLedger {
+            name: name.to_owned(),
+            dir,
+        })
+    }
+
+    /// Names of the stacks that have a ledger.
+    pub fn stacks(&self) -> Result<Vec<String>, LedgerError> {
+        let dir = self.root.join("stacks");
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err(&dir)(e)),
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+}
+
+/// One stack's releases and lock.
+#[derive(Debug, Clone)]
+pub struct StackLedger {
+    name: String,
+    dir: PathBuf,
+}
+
+/// A held stack lock; dropping it releases the lock.
+#[derive(Debug)]
+pub struct StackLock {
+    _file: Flock<File>,
+    holder_path: PathBuf,
+}
+
+impl Drop for StackLock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.holder_path);
+    }
+}
+
+impl StackLedger {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Where a job's log is kept for a release.
+    pub fn job_log_path(&self, seq: u64, service: &str) -> PathBuf {
+        self.dir
+            .join("jobs")
+            .join(format!("{seq:06}-{service}.log"))
+    }
+
+    /// Takes the stack's lock, or fails at once naming the holder.
+    pub fn try_lock(&self, holder: &Holder) -> Result<StackLock, LedgerError> {
+        let path = self.dir.join("lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(file) => {
+                let holder_path = self.dir.join("lock.json");
+                let body = serde_json::to_vec_pretty(holder).unwrap_or_default();
+                write_atomic(&holder_path, &body, 0o644, Owner::default())?;
+                Ok(StackLock {
+                    _file: file,
+                    holder_path,
+                })
+            }
+            Err((_, Errno::EWOULDBLOCK)) => Err(LedgerError::LockBusy {
+                stack: self.name.clone(),
+                holder: self.holder().unwrap_or_else(|| Holder {
+                    pid: 0,
+                    deploy_id: None,
+                    started_at: "unknown".into(),
+                    command: "another gantry process".into(),
+                }),
+            }),
+            Err((_, errno)) => Err(io_err(&path)(io::Error::from(errno))),
+        }
+    }
+
+    /// Takes the lock, waiting up to `wait` for the holder to finish (polling every 200 ms).
+    pub async fn lock(&self, holder: &Holder, wait: Duration) -> Result<StackLock, LedgerError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match self.try_lock(holder) {
+                Err(LedgerError::LockBusy { .. }) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Who holds the lock now, if recorded.
+    pub fn holder(&self) -> Option<Holder> {
+        let body = fs::read(self.dir.join("lock.json")).ok()?;
+        serde_json::from_slice(&body).ok()
+    }
+
+    fn release_path(&self, seq: u64) -> PathBuf {
+        self.dir.join("releases").join(format!("{seq:06}.json"))
+    }
+
+    /// Every release, oldest first. An unreadable file is an error naming it: the ledger never
+    /// guesses and never deletes what it cannot read.
+    pub fn releases(&self) -> Result<Vec<Release>, LedgerError> {
+        let dir = self.dir.join("releases");
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
+            let path = entry.map_err(io_err(&dir))?.path();
+            let is_release = path.extension().is_some_and(|e| e == "json")
+                && path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .is_some_and(|s| s.bytes().all(|b| b.is_ascii_digit()));
+            if !is_release {
+                continue;
+            }
+            let body = fs::read(&path).map_err(io_err(&path))?;
+            let release: Release = serde_json::from_slice(&body)
+                .map_err(|source| LedgerError::Corrupt { path, source })?;
+            out.push(release);
+        }
+        out.sort_by_key(|r| r.seq);
+        Ok(out)
+    }
+
+    /// A release by id (`r7` or `7`).
+    pub fn release(&self, id: &str) -> Result<Release, LedgerError> {
+        let seq = id.strip_prefix('r').unwrap_or(id).parse::<u64>().ok();
+        self.releases()?
+            .into_iter()
+            .find(|r| Some(r.seq) == seq)
+            .ok_or_else(|| LedgerError::NoSuchRelease {
+                stack: self.name.clone(),
+                release: id.to_owned(),
+            })
+    }
+
+    /// The newest release that ended well.
+    pub fn last_good(&self) -> Result<Option<Release>, LedgerError> {
+        Ok(self
+            .releases()?
+            .into_iter()
+            .rev()
+            .find(|r| r.outcome.is_good()))
+    }
+
+    /// The release a deploy id already produced, if it finished.
+    pub fn find_deploy(&self, deploy_id: &str) -> Result<Option<Release>, LedgerError> {
+        Ok(self.releases()?.into_iter().rev().find(|r| {
+            r.deploy_id.as_deref() == Some(deploy_id) && r.outcome != Outcome::Interrupted
+        }))
+    }
+
+    /// Marks releases left `in_progress` by a process that died as `interrupted`. Call with the
+    /// lock held: then no live deploy can own them.
+    pub fn recover(&self, _lock: &StackLock) -> Result<Vec<u64>, LedgerError> {
+        let mut fixed = Vec::new();
+        for mut r in self.releases()? {
+            if r.outcome == Outcome::InProgress {
+                r.outcome = Outcome::Interrupted;
+                r.finished_at = Some(now_rfc3339());
+                r.error.get_or_insert_with(|| {
+                    format!("deploy process {} stopped before it ended", r.pid)
+                });
+                self.write(&r)?;
+                fixed.push(r.seq);
+            }
+        }
+        Ok(fixed)
+    }
+
+    /// Starts a release: gives it the next sequence number and records it `in_progress`.
+    pub fn begin(&self, _lock: &StackLock, mut draft: Release) -> Result<Release, LedgerError> {
+        let next = self.releases()?.last().map_or(1, |r| r.seq + 1);
+        draft.seq = next;
+        draft.stack = self.name.clone();
+        draft.outcome = Outcome::InProgress;
+        draft.pid = std::process::id();
+        self.write(&draft)?;
+        Ok(draft)
+    }
+
+    /// Records a release (atomically replacing its file).
+    pub fn write(&self, release: &Release) -> Result<(), LedgerError> {
+        let body = serde_json::to_vec_pretty(release).unwrap_or_default();
+        write_atomic(
+            &self.release_path(release.seq),
+            &body,
+            0o640,
+            Owner::default(),
+        )?;
+        Ok(())
+    }
+
+    /// Keeps the newest `keep_good` good releases and every release newer than the oldest kept
+    /// one; removes older release files and their job logs. Returns the removed releases.
+    pub fn prune(&self, _lock: &StackLock, keep_good: usize) -> Result<Vec<Release>, LedgerError> {
+        let releases = self.releases()?;
+        let good: Vec<u64> = releases
+            .iter()
+            .filter(|r| r.outcome.is_good())
+            .map(|r| r.seq)
+            .collect();
+        if good.len() <= keep_good {
+            return Ok(Vec::new());
+        }
+        let oldest_kept = good[good.len() - keep_good.max(1)];
+        let mut removed = Vec::new();
+        for r in releases.into_iter().filter(|r| r.seq < oldest_kept) {
+            let path = self.release_path(r.seq);
+            fs::remove_file(&path).map_err(io_err(&path))?;
+            let prefix = format!("{:06}-", r.seq);
+            let jobs = self.dir.join("jobs");
+            if let Ok(entries) = fs::read_dir(&jobs) {
+                for e in entries.flatten() {
+                    if e.file_name().to_string_lossy().starts_with(&prefix) {
+                        let _ = fs::remove_file(e.path());
+                    }
+                }
+            }
+            removed.push(r);
+        }
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft(deploy_id: Option<&str>) -> Release {
+        Release {
+            seq: 0,
+            stack: String::new(),
+            deploy_id: deploy_id.map(str::to_owned),
+            started_at: now_rfc3339(),
+            finished_at: None,
+            outcome: Outcome::InProgress,
+            pid: 0,
+            variables: BTreeMap::from([("IMAGE_TAG".into(), "abc".into())]),
+            files: vec![],
+            model: serde_json::json!({}),
+            images: BTreeMap::new(),
+            env_files: BTreeMap::new(),
+            services: vec![],
+            error: None,
+        }
+    }
+
+    #[test]
+    fn releases_are_numbered_and_found_by_deploy_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let stack = Ledger::new(dir.path()).stack("web").unwrap();
+        let lock = stack.try_lock(&Holder::me("test", None)).unwrap();
+        let mut r1 = stack.begin(&lock, draft(Some("ci-1"))).unwrap();
+        assert_eq!(r1.id(), "r1");
+        r1.outcome = Outcome::Succeeded;
+        stack.write(&r1).unwrap();
+        let r2 = stack.begin(&lock, draft(Some("ci-2"))).unwrap();
+        assert_eq!(r2.seq, 2);
+        assert_eq!(stack.find_deploy("ci-1").unwrap().unwrap().seq, 1);
+        assert_eq!(stack.last_good().unwrap().unwrap().seq, 1);
+        assert_eq!(stack.release("r2").unwrap().seq, 2);
+        assert!(matches!(
+            stack.release("r9"),
+            Err(LedgerError::NoSuchRelease { .. })
+        ));
+    }
+
+    #[test]
+    fn second_lock_is_busy_and_names_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let stack = Ledger::new(dir.path()).stack("web").unwrap();
+        let _lock = stack
+            .try_lock(&Holder::me("gantry deploy web", Some("ci-7")))
+            .unwrap();
+        let err = stack.try_lock(&Holder::me("other", None)).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("ci-7") && msg.contains("gantry deploy web"),
+            "{msg}"
+        );
+        drop(_lock);
+        stack.try_lock(&Holder::me("other", None)).unwrap();
+    }
+
+    #[test]
+    fn interrupted_releases_are_recovered() {
+        let dir = tempfile::tempdir().unwrap();
+        let stack = Ledger::new(dir.path()).stack("web").unwrap();
+        let lock = stack.try_lock(&Holder::me("test", None)).unwrap();
+        stack.begin(&lock, draft(Some("ci-1"))).unwrap();
+        assert_eq!(stack.recover(&lock).unwrap(), vec![1]);
+        assert_eq!(stack.releases().unwrap()[0].outcome, Outcome::Interrupted);
+        // An interrupted deploy id runs again rather than reporting the interruption.
+        assert!(stack.find_deploy("ci-1").unwrap().is_none());
+    }
+
+    #[test]
+    fn prune_keeps_the_newest_good_releases() {
+        let dir = tempfile::tempdir().unwrap();
+        let stack = Ledger::new(dir.path()).stack("web").unwrap();
+        let lock = stack.try_lock(&Holder::me("test", None)).unwrap();
+        for outcome in [
+            Outcome::Succeeded,
+            Outcome::Failed,
+            Outcome::Succeeded,
+            Outcome::RolledBack,
+            Outcome::Succeeded,
+        ] {
+            let mut r = stack.begin(&lock, draft(None)).unwrap();
+            r.outcome = outcome;
+            stack.write(&r).unwrap();
+        }
+        let removed: Vec<u64> = stack
+            .prune(&lock, 2)
+            .unwrap()
+            .iter()
+            .map(|r| r.seq)
+            .collect();
+        assert_eq!(removed, vec![1, 2]);
+        let kept: Vec<u64> = stack.releases().unwrap().iter().map(|r| r.seq).collect();
+        assert_eq!(kept, vec![3, 4, 5]);
+    }
+
+    #[test]
+    fn a_corrupt_release_is_reported_not_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let stack = Ledger::new(dir.path()).stack("web").unwrap();
+        let bad = dir.path().join("stacks/web/releases/000001.json");
+        fs::write(&bad, b"{not json").unwrap();
+        let err = stack.releases().unwrap_err();
+        assert!(err.to_string().contains("000001.json"), "{err}");
+        assert!(bad.exists());
+    }
+
+    #[test]
+    fn rejects_bad_stack_names() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(Ledger::new(dir.path()).stack("../etc").is_err());
+        assert!(Ledger::new(dir.path()).stack("Web").is_err());
+    }
+}
