@@ -1,0 +1,87 @@
+//! Errors of the Compose loader. Every variant names the failing object (file, key path,
+//! service) and reads as a hint; all of them are invalid input (exit 65).
+
+use std::path::PathBuf;
+
+/// Why a Compose project could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeError {
+    /// A compose or env file could not be read.
+    #[error("{}: cannot read: {source}", file.display())]
+    Read {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// No `-f` was given and no default compose file exists.
+    #[error(
+        "no compose file in {} (looked for compose.yaml, compose.yml, docker-compose.yaml, docker-compose.yml): pass -f FILE",
+        dir.display()
+    )]
+    NoComposeFile { dir: PathBuf },
+    /// The file is not valid YAML.
+    #[error("{}:{line}:{column}: invalid YAML: {message}", file.display())]
+    Yaml {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// A key Gantry does not implement. Never silently ignored.
+    #[error("{}: {path}: not supported by Gantry (remove it, or open an issue)", file.display())]
+    Unsupported { file: PathBuf, path: String },
+    /// A key the Compose Specification does not define (typo?).
+    #[error("{}: {path}: unknown key (check the spelling against the Compose Specification)", file.display())]
+    UnknownKey { file: PathBuf, path: String },
+    /// A value of the wrong type or shape.
+    #[error("{}: {path}: {message}", file.display())]
+    Invalid {
+        file: PathBuf,
+        path: String,
+        message: String,
+    },
+    /// `${VAR:?msg}` on an unset variable, or a malformed `${...}`.
+    #[error("{}: {path}: {message}", file.display())]
+    Interpolation {
+        file: PathBuf,
+        path: String,
+        message: String,
+    },
+    /// An env file (`.env`, `--env-file`, `env_file:`) that does not parse.
+    #[error("{}:{line}: {message}", file.display())]
+    EnvFile {
+        file: PathBuf,
+        line: usize,
+        message: String,
+    },
+    /// `extends` that cannot be resolved (missing service or file, cycle).
+    #[error("{}: services.{service}.extends: {message}", file.display())]
+    Extends {
+        file: PathBuf,
+        service: String,
+        message: String,
+    },
+    /// A problem across the merged model (undefined reference, dependency cycle, bad name).
+    #[error("{message}")]
+    Project { message: String },
+}
+
+impl ComposeError {
+    pub(crate) fn invalid(
+        file: &std::path::Path,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        ComposeError::Invalid {
+            file: file.to_path_buf(),
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn project(message: impl Into<String>) -> Self {
+        ComposeError::Project {
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! The canonical per-service hash Gantry stores in a container label to decide what changed.
+//!
+//! What it covers: every field of the resolved [`Service`] that shapes the container, as the
+//! service serialises in `docker compose config --format json` form (image, command,
+//! entrypoint, environment after `env_file` merging, labels, ports, volumes, networks and their
+//! options, healthcheck, restart, user, working_dir, ulimits, resources, ...).
+//!
+//! What it leaves out, because changing it does not need a new container: `depends_on`,
+//! `profiles`, `build`, `pull_policy`, `x-gantry` and other `x-*` keys (rollout and probe
+//! settings), and from `deploy`: `replicas`, `update_config`, `rollback_config`, `mode`,
+//! `endpoint_mode`, `placement`, `labels`. The env file *paths* are left out too: their content
+//! is already in `environment`. The image *digest* is not known here; the planner compares it
+//! separately.
+//!
+//! Design: `sha256("gantry-service-v1\n" + JSON)` with every object's keys sorted and no
+//! whitespace, hex-encoded. The prefix is bumped if the covered set ever changes, which makes
+//! every service look changed once, on purpose.
+
+use sha2::{Digest, Sha256};
+
+use super::model::Service;
+
+/// Version tag mixed into the hash.
+pub const HASH_VERSION: &str = "gantry-service-v1";
+
+/// The canonical JSON that [`config_hash`] hashes (exposed for tests and `plan` diffs).
+pub fn canonical_json(service: &Service) -> serde_json::Value {
+    let mut v = serde_json::to_value(service).unwrap_or(serde_json::Value::Null);
+    if let Some(obj) = v.as_object_mut() {
+        for k in ["depends_on", "profiles", "build", "pull_policy"] {
+            obj.remove(k);
+        }
+        if let Some(deploy) = obj.get_mut("deploy").and_then(|d| d.as_object_mut()) {
+            for k in [
+                "replicas",
+                "update_config",
+                "rollback_config",
+                "mode",
+                "endpoint_mode",
+                "placement",
+                "labels",
+            ] {
+                deploy.remove(k);
+            }
+        }
+    }
+    sort_keys(v)
+}
+
+fn sort_keys(v: serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<(String, serde_json::Value)> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, sort_keys(v)))
+                    .collect(),
+            )
+        }
+        serde_json::Value::Array(a) => {
+            serde_json::Value::Array(a.into_iter().map(sort_keys).collect())
+        }
+        other => other,
+    }
+}
+
+/// Hex SHA-256 of the service's canonical model.
+pub fn config_hash(service: &Service) -> String {
+    let json = canonical_json(service).to_string();
+    let mut h = Sha256::new();
+    h.update(HASH_VERSION.as_bytes());
+    h.update(b"\n");
+    h.update(json.as_bytes());
+    hex::encode(h.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compose::model::{DependsCondition, DependsOn, Deploy};
+
+    fn base() -> Service {
+        Service {
+            name: "web".into(),
+            image: Some("nginx:1".into()),
+            ..Service::default()
+        }
+    }
+
+    #[test]
+    fn stable_and_sensitive() {
+        let a = base();
+        assert_eq!(a.config_hash(), base().config_hash());
+        assert_eq!(a.config_hash().len(), 64);
+        let mut b = base();
+        b.environment.insert("X".into(), Some("1".into()));
+        assert_ne!(a.config_hash(), b.config_hash());
+        let mut c = base();
+        c.image = Some("nginx:2".into());
+        assert_ne!(a.config_hash(), c.config_hash());
+    }
+
+    #[test]
+    fn ignores_rollout_only_fields() {
+        let a = base();
+        let mut b = base();
+        b.depends_on.insert(
+            "db".into(),
+            DependsOn {
+                condition: DependsCondition::ServiceHealthy,
+                restart: false,
+                required: true,
+            },
+        );
+        b.deploy = Some(Deploy {
+            replicas: Some(3),
+            ..Deploy::default()
+        });
+        b.x_gantry = Some(serde_json::json!({"health": {"url": "http://x"}}));
+        b.profiles = vec!["p".into()];
+        // deploy present but with only ignored keys still adds an empty `resources`; that is
+        // part of the model, so compare against a deploy-less base with the same resources.
+        let mut a2 = a.clone();
+        a2.deploy = Some(Deploy::default());
+        assert_eq!(a2.config_hash(), b.config_hash());
+    }
+}

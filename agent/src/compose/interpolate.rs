@@ -1,0 +1,284 @@
+//! Variable interpolation in Compose values, with the grammar of `docker compose` v2.
+//!
+//! Forms: `$$` (a literal `$`), `$VAR`, `${VAR}`, `${VAR:-default}` (unset or empty),
+//! `${VAR-default}` (unset), `${VAR:?message}` / `${VAR?message}` (error), `${VAR:+replacement}`
+//! (set and non-empty) / `${VAR+replacement}` (set). Defaults, replacements and messages are
+//! themselves interpolated, so `${A:-${B:-x}}` nests. A `$` not followed by a name, `{` or `$`
+//! stays literal (compose does the same); a malformed `${...}` is an error.
+//!
+//! Design: a small hand-written scanner over chars, no regex; [`interpolate`] takes a lookup
+//! closure so the same code serves compose files and `.env` files. Unset variables without a
+//! default become empty strings and are reported back so the caller can warn once.
+//!
+//! Limits: applied to values only (never to mapping keys), as compose does.
+
+/// Why a string could not be interpolated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InterpolationError {
+    /// `${VAR:?msg}` / `${VAR?msg}` with the variable missing.
+    #[error("required variable {name} is missing a value{}", if message.is_empty() { String::new() } else { format!(": {message}") })]
+    Required { name: String, message: String },
+    /// `${` without its `}`, an empty or invalid name, or an unknown operator.
+    #[error("invalid interpolation format in {text:?} (escape a literal $ as $$)")]
+    Invalid { text: String },
+}
+
+/// Result of interpolating one string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interpolated {
+    pub value: String,
+    /// Variables that were used without a value and without a default (became "").
+    pub unset: Vec<String>,
+}
+
+fn is_name_start(c: char) -> bool {
+    c == '_' || c.is_ascii_alphabetic()
+}
+
+fn is_name_char(c: char) -> bool {
+    c == '_' || c.is_ascii_alphanumeric()
+}
+
+/// Interpolates `input` with `lookup` (returns `None` for unset variables).
+pub fn interpolate(
+    input: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Interpolated, InterpolationError> {
+    let mut unset = Vec::new();
+    let value = expand(input, lookup, &mut unset)?;
+    Ok(Interpolated { value, unset })
+}
+
+fn expand(
+    input: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    unset: &mut Vec<String>,
+) -> Result<String, InterpolationError> {
+    let chars: Vec<char> = input.chars().collect();
+    let mut out = String::with_capacity(input.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c != '$' {
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        match chars.get(i + 1) {
+            Some('$') => {
+                out.push('$');
+                i += 2;
+            }
+            Some('{') => {
+                let close =
+                    find_close(&chars, i + 2).ok_or_else(|| InterpolationError::Invalid {
+                        text: input.to_string(),
+                    })?;
+                let inner: String = chars[i + 2..close].iter().collect();
+                out.push_str(&braced(&inner, input, lookup, unset)?);
+                i = close + 1;
+            }
+            Some(&n) if is_name_start(n) => {
+                let mut j = i + 1;
+                while j < chars.len() && is_name_char(chars[j]) {
+                    j += 1;
+                }
+                let name: String = chars[i + 1..j].iter().collect();
+                match lookup(&name) {
+                    Some(v) => out.push_str(&v),
+                    None => unset.push(name),
+                }
+                i = j;
+            }
+            _ => {
+                out.push('$');
+                i += 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Index of the `}` closing a `${` whose content starts at `start`, honouring nesting.
+fn find_close(chars: &[char], start: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = start;
+    while i < chars.len() {
+        match chars[i] {
+            '$' if chars.get(i + 1) == Some(&'$') => i += 1,
+            '$' if chars.get(i + 1) == Some(&'{') => {
+                depth += 1;
+                i += 1;
+            }
+            '}' => {
+                if depth == 0 {
+                    return Some(i);
+                }
+                depth -= 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+fn braced(
+    inner: &str,
+    whole: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    unset: &mut Vec<String>,
+) -> Result<String, InterpolationError> {
+    let invalid = || InterpolationError::Invalid {
+        text: whole.to_string(),
+    };
+    let name_len = inner
+        .char_indices()
+        .find(|&(_, c)| !is_name_char(c))
+        .map_or(inner.len(), |(i, _)| i);
+    let name = &inner[..name_len];
+    if name.is_empty() || !name.starts_with(is_name_start) {
+        return Err(invalid());
+    }
+    let rest = &inner[name_len..];
+    let value = lookup(name);
+    if rest.is_empty() {
+        return Ok(match value {
+            Some(v) => v,
+            None => {
+                unset.push(name.to_string());
+                String::new()
+            }
+        });
+    }
+    let (op, arg) = if let Some(a) = rest.strip_prefix(":-") {
+        (":-", a)
+    } else if let Some(a) = rest.strip_prefix(":?") {
+        (":?", a)
+    } else if let Some(a) = rest.strip_prefix(":+") {
+        (":+", a)
+    } else if let Some(a) = rest.strip_prefix('-') {
+        ("-", a)
+    } else if let Some(a) = rest.strip_prefix('?') {
+        ("?", a)
+    } else if let Some(a) = rest.strip_prefix('+') {
+        ("+", a)
+    } else {
+        return Err(invalid());
+    };
+    let set = value.is_some();
+    let non_empty = value.as_deref().is_some_and(|v| !v.is_empty());
+    match op {
+        ":-" if non_empty => Ok(value.unwrap_or_default()),
+        "-" if set => Ok(value.unwrap_or_default()),
+        ":-" | "-" => expand(arg, lookup, unset),
+        ":?" if non_empty => Ok(value.unwrap_or_default()),
+        "?" if set => Ok(value.unwrap_or_default()),
+        ":?" | "?" => Err(InterpolationError::Required {
+            name: name.to_string(),
+            message: expand(arg, lookup, unset)?,
+        }),
+        ":+" if non_empty => expand(arg, lookup, unset),
+        "+" if set => expand(arg, lookup, unset),
+        _ => Ok(String::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn run(input: &str) -> Result<String, InterpolationError> {
+        let env: BTreeMap<&str, &str> = [("A", "a"), ("EMPTY", ""), ("N", "1"), ("B", "bee")]
+            .into_iter()
+            .collect();
+        let lookup = move |k: &str| env.get(k).map(|v| v.to_string());
+        interpolate(input, &lookup).map(|i| i.value)
+    }
+
+    #[test]
+    fn table() {
+        let cases: &[(&str, &str)] = &[
+            ("plain", "plain"),
+            ("$A", "a"),
+            ("${A}", "a"),
+            ("x$A.y", "xa.y"),
+            ("$Ab", ""),
+            ("${A}b", "ab"),
+            ("$$A", "$A"),
+            ("$$", "$"),
+            ("a $ b", "a $ b"),
+            ("a $1 b", "a $1 b"),
+            ("$-x", "$-x"),
+            ("${UNSET}", ""),
+            ("$UNSET", ""),
+            ("${UNSET:-d}", "d"),
+            ("${EMPTY:-d}", "d"),
+            ("${A:-d}", "a"),
+            ("${UNSET-d}", "d"),
+            ("${EMPTY-d}", ""),
+            ("${A:+r}", "r"),
+            ("${EMPTY:+r}", ""),
+            ("${UNSET:+r}", ""),
+            ("${EMPTY+r}", "r"),
+            ("${UNSET+r}", ""),
+            ("${A:?boom}", "a"),
+            ("${EMPTY?boom}", ""),
+            ("${UNSET:-${B}}", "bee"),
+            ("x${UNSET:-${U2:-y}}z", "xyz"),
+            ("${UNSET:-a}}", "a}"),
+            ("${UNSET:-$$}", "$"),
+            ("${UNSET:-with space}", "with space"),
+            ("${UNSET:-${A}-${N}}", "a-1"),
+            ("${A:+${B}}", "bee"),
+            ("héllo $A", "héllo a"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(run(input).as_deref(), Ok(*want), "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn errors() {
+        assert_eq!(
+            run("${UNSET:?must be set}"),
+            Err(InterpolationError::Required {
+                name: "UNSET".into(),
+                message: "must be set".into()
+            })
+        );
+        assert_eq!(
+            run("${EMPTY:?}").unwrap_err().to_string(),
+            "required variable EMPTY is missing a value"
+        );
+        assert!(matches!(
+            run("${UNSET?x}"),
+            Err(InterpolationError::Required { .. })
+        ));
+        assert!(
+            matches!(run("${UNSET:?${B}}"), Err(InterpolationError::Required { message, .. }) if message == "bee")
+        );
+        for bad in [
+            "${}",
+            "${A",
+            "${A.B}",
+            "${A:x}",
+            "${1A}",
+            "${ A}",
+            "x ${A:-${B}",
+        ] {
+            assert!(
+                matches!(run(bad), Err(InterpolationError::Invalid { .. })),
+                "{bad:?} should be invalid"
+            );
+        }
+    }
+
+    #[test]
+    fn reports_unset() {
+        let lookup = |_: &str| None;
+        let r = interpolate("$X ${Y} ${Z:-d}", &lookup).unwrap();
+        assert_eq!(r.unset, vec!["X".to_string(), "Y".to_string()]);
+    }
+}
