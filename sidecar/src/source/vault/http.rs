@@ -1,0 +1,200 @@
+//! The few Vault HTTP calls the sources make, over one shared [`reqwest::Client`].
+//!
+//! Design: a thin JSON client (`X-Vault-Token`, `X-Vault-Namespace`, per-request timeout) whose
+//! errors are classified ([`HttpError`]) so each caller can turn them into an operator-facing
+//! [`SourceError`](crate::source::SourceError) with a hint. Response bodies are never logged
+//! nor put into errors, except Vault's own `errors` strings on failure responses (which Vault
+//! writes for operators and which never carry secret data), truncated.
+//!
+//! Limits: no request retries here (the runtime retries with backoff); no response wrapping.
+
+use std::time::Duration;
+
+use gantry_common::Secret;
+use reqwest::{Method, StatusCode, Url};
+use serde_json::Value;
+
+use crate::source::config::VaultConfig;
+
+/// Why a Vault call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("cannot connect to Vault at {addr}")]
+    Connect { addr: String },
+    #[error("Vault did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("TLS or transport error talking to Vault at {addr}: {detail}")]
+    Transport { addr: String, detail: String },
+    #[error("Vault answered {status} for {path}{}", fmt_errors(.errors))]
+    Status {
+        status: u16,
+        path: String,
+        errors: Vec<String>,
+    },
+    #[error("Vault's answer for {path} is not what was expected: {what}")]
+    Decode { path: String, what: String },
+}
+
+fn fmt_errors(errors: &[String]) -> String {
+    if errors.is_empty() {
+        return String::new();
+    }
+    let mut s = errors.join("; ").replace('\n', " ");
+    if s.len() > 200 {
+        let mut cut = 200;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    format!(": {s}")
+}
+
+impl HttpError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            HttpError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// What the operator should check, for the API path `path` and the Vault address `addr`.
+    pub fn hint(&self, path: &str) -> Option<String> {
+        Some(match self {
+            HttpError::Connect { .. } => "is VAULT_ADDR right? is Vault running?".to_owned(),
+            HttpError::Timeout(_) => "Vault is slow or unreachable; check the network".to_owned(),
+            HttpError::Transport { .. } => {
+                "check the scheme of VAULT_ADDR and the CA (vault.ca_cert / VAULT_CACERT)"
+                    .to_owned()
+            }
+            HttpError::Status { status: 403, .. } => {
+                format!("the token's policy lacks read on {path}, or the token expired")
+            }
+            HttpError::Status { status: 404, .. } => {
+                format!("nothing at {path}: check the mount and the path")
+            }
+            HttpError::Status { status: 503, .. } => "Vault is sealed or standing by".to_owned(),
+            HttpError::Status { status: 429, .. } => "Vault rate-limits this client".to_owned(),
+            _ => return None,
+        })
+    }
+}
+
+/// A Vault HTTP endpoint.
+#[derive(Debug, Clone)]
+pub struct VaultHttp {
+    base: Url,
+    namespace: Option<String>,
+    timeout: Duration,
+    client: reqwest::Client,
+}
+
+impl VaultHttp {
+    pub fn new(cfg: &VaultConfig) -> Result<Self, String> {
+        let mut b = reqwest::Client::builder()
+            .timeout(cfg.timeout)
+            .connect_timeout(cfg.timeout.min(Duration::from_secs(5)))
+            .user_agent(concat!("gantry-secrets/", env!("CARGO_PKG_VERSION")));
+        if let Some(ca) = &cfg.ca_cert {
+            let pem =
+                std::fs::read(ca).map_err(|e| format!("cannot read {}: {e}", ca.display()))?;
+            let cert = reqwest::Certificate::from_pem(&pem)
+                .map_err(|e| format!("{} is not a PEM certificate: {e}", ca.display()))?;
+            b = b.add_root_certificate(cert);
+        }
+        let client = b.build().map_err(|e| format!("HTTP client: {e}"))?;
+        let mut base = cfg.addr.clone();
+        if !base.path().ends_with('/') {
+            let p = format!("{}/", base.path());
+            base.set_path(&p);
+        }
+        Ok(Self {
+            base,
+            namespace: cfg.namespace.clone(),
+            timeout: cfg.timeout,
+            client,
+        })
+    }
+
+    pub fn addr(&self) -> &str {
+        self.base.as_str().trim_end_matches('/')
+    }
+
+    /// Calls `method /v1/<path>` with an optional token and JSON body; returns the JSON answer
+    /// (`Value::Null` for 204).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&Secret<String>>,
+        body: Option<&Value>,
+    ) -> Result<Value, HttpError> {
+        let url = self
+            .base
+            .join(&format!("v1/{}", path.trim_start_matches('/')))
+            .map_err(|e| HttpError::Decode {
+                path: path.to_owned(),
+                what: format!("bad URL: {e}"),
+            })?;
+        let mut req = self.client.request(method, url);
+        if let Some(t) = token {
+            req = req.header("X-Vault-Token", t.expose().as_str());
+        }
+        if let Some(ns) = &self.namespace {
+            req = req.header("X-Vault-Namespace", ns);
+        }
+        req = req.header("X-Vault-Request", "true");
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.map_err(|e| self.transport(e))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| self.transport(e))?;
+        if status.is_success() {
+            if status == StatusCode::NO_CONTENT || bytes.is_empty() {
+                return Ok(Value::Null);
+            }
+            return serde_json::from_slice(&bytes).map_err(|e| HttpError::Decode {
+                path: path.to_owned(),
+                // Only the position: serde_json's messages on Value never quote content, but
+                // keep it minimal anyway.
+                what: format!("not JSON (line {}, column {})", e.line(), e.column()),
+            });
+        }
+        let errors = serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("errors").cloned())
+            .and_then(|v| serde_json::from_value::<Vec<String>>(v).ok())
+            .unwrap_or_default();
+        Err(HttpError::Status {
+            status: status.as_u16(),
+            path: path.to_owned(),
+            errors,
+        })
+    }
+
+    fn transport(&self, e: reqwest::Error) -> HttpError {
+        let addr = self.addr().to_owned();
+        if e.is_timeout() {
+            HttpError::Timeout(self.timeout)
+        } else if e.is_connect() {
+            HttpError::Connect { addr }
+        } else {
+            // reqwest's Display names the URL and the kind of failure, never a body.
+            let mut detail = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                detail.push_str(": ");
+                detail.push_str(&s.to_string());
+                src = s.source();
+            }
+            HttpError::Transport { addr, detail }
+        }
+    }
+}
+
+/// `data.<field>` as a string.
+pub fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
+    v.pointer(pointer).and_then(Value::as_str)
+}

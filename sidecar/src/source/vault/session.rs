@@ -1,0 +1,470 @@
+//! One authenticated Vault session, shared by every Vault source of a process.
+//!
+//! Design: an `Arc<VaultSession>` holds the HTTP client and the token behind a
+//! [`tokio::sync::Mutex`]; each source asks [`VaultSession::token`] before a call, which renews
+//! or logs in again when due, so there is one renewal loop whatever the number of sources. The
+//! time of the next token action is mirrored in a `std::sync::Mutex` so that the synchronous
+//! [`Source::next_refresh`](crate::source::Source::next_refresh) can read it.
+//!
+//! Token life:
+//! - token (`VAULT_TOKEN`): `lookup-self` tells TTL and renewability; a renewable token is renewed
+//!   (`renew-self`) at about 2/3 of its TTL; a root token (TTL 0) is never renewed.
+//! - token file: as token, and the file is re-read whenever its modification time or size
+//!   changes (an OpenBao/Vault agent or a platform rotates it); on a 403 it is re-read too.
+//! - AppRole and AWS IAM: log in, renew at about 2/3 of the TTL; when a renewal fails, or when
+//!   Vault granted less than asked (the token reaches its max TTL), log in again instead.
+//!
+//! A new token never makes a source report a change. All times use [`tokio::time::Instant`], so
+//! tests can pause and advance the clock.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use gantry_common::Secret;
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::http::{HttpError, VaultHttp, str_at};
+use super::iam;
+use crate::source::SourceError;
+use crate::source::config::{SecretIdFrom, VaultAuth, VaultConfig};
+
+/// Counters for tests and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    pub logins: u64,
+    pub renewals: u64,
+    pub token_file_reads: u64,
+}
+
+#[derive(Debug)]
+struct TokenState {
+    token: Option<Secret<String>>,
+    /// TTL granted at login or creation: the increment asked at renewal.
+    granted_ttl: Duration,
+    renewable: bool,
+    /// `None`: never expires (root token), or not known.
+    expires_at: Option<Instant>,
+    /// When to act next (renew or log in); `None`: nothing to do.
+    act_at: Option<Instant>,
+    /// The last renewal was capped by the max TTL: the next action is a login.
+    login_next: bool,
+    /// Modification time and size of the token file when it was last read.
+    file_stamp: Option<(SystemTime, u64)>,
+}
+
+/// See the module documentation.
+pub struct VaultSession {
+    http: VaultHttp,
+    auth: VaultAuth,
+    id: String,
+    state: tokio::sync::Mutex<TokenState>,
+    next_action: std::sync::Mutex<Option<Instant>>,
+    aws: tokio::sync::OnceCell<aws_config::SdkConfig>,
+    logins: AtomicU64,
+    renewals: AtomicU64,
+    file_reads: AtomicU64,
+}
+
+impl std::fmt::Debug for VaultSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaultSession")
+            .field("addr", &self.http.addr())
+            .field("method", &self.method())
+            .finish_non_exhaustive()
+    }
+}
+
+/// 2/3 of `ttl`, minus up to 10 % of jitter so that many sidecars do not renew in step.
+fn two_thirds_jittered(ttl: Duration) -> Duration {
+    let base = ttl.mul_f64(2.0 / 3.0);
+    base.mul_f64(1.0 - rand::random_range(0.0..0.1))
+}
+
+impl VaultSession {
+    /// Creates the session and authenticates once (fails closed: a wrong token, role or address
+    /// is reported here, under the id `vault:<addr>`).
+    pub async fn connect(cfg: &VaultConfig) -> Result<Arc<Self>, SourceError> {
+        let id = format!("vault:{}", cfg.addr.as_str().trim_end_matches('/'));
+        let http = VaultHttp::new(cfg).map_err(|m| {
+            SourceError::new(&id, m).with_hint("check vault.ca_cert / VAULT_CACERT")
+        })?;
+        let s = Arc::new(Self {
+            http,
+            auth: cfg.auth.clone(),
+            id,
+            state: tokio::sync::Mutex::new(TokenState {
+                token: None,
+                granted_ttl: Duration::ZERO,
+                renewable: false,
+                expires_at: None,
+                act_at: None,
+                login_next: false,
+                file_stamp: None,
+            }),
+            next_action: std::sync::Mutex::new(None),
+            aws: tokio::sync::OnceCell::new(),
+            logins: AtomicU64::new(0),
+            renewals: AtomicU64::new(0),
+            file_reads: AtomicU64::new(0),
+        });
+        s.token().await?;
+        Ok(s)
+    }
+
+    pub fn http(&self) -> &VaultHttp {
+        &self.http
+    }
+
+    /// `vault:<addr>`: the id under which session errors are reported.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn method(&self) -> &'static str {
+        match self.auth {
+            VaultAuth::Token { .. } => "token",
+            VaultAuth::AppRole { .. } => "approle",
+            VaultAuth::AwsIam { .. } => "aws-iam",
+        }
+    }
+
+    fn can_login(&self) -> bool {
+        !matches!(self.auth, VaultAuth::Token { .. })
+    }
+
+    pub fn stats(&self) -> SessionStats {
+        SessionStats {
+            logins: self.logins.load(Ordering::Relaxed),
+            renewals: self.renewals.load(Ordering::Relaxed),
+            token_file_reads: self.file_reads.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Time until the session must renew or log in again (`None`: nothing scheduled).
+    pub fn next_action_in(&self) -> Option<Duration> {
+        let at = *self.next_action.lock().unwrap_or_else(|e| e.into_inner());
+        at.map(|at| at.saturating_duration_since(Instant::now()))
+    }
+
+    /// A valid token: renews it or logs in again first when that is due.
+    pub async fn token(&self) -> Result<Secret<String>, SourceError> {
+        let mut st = self.state.lock().await;
+        self.ensure(&mut st).await?;
+        st.token
+            .clone()
+            .ok_or_else(|| SourceError::new(&self.id, "no Vault token"))
+    }
+
+    /// Called by a source that got 403 with `stale`: re-authenticates if that can help (log in
+    /// again, re-read the token file). Returns the new token, or `None` when nothing changed.
+    pub async fn recover(
+        &self,
+        stale: &Secret<String>,
+    ) -> Result<Option<Secret<String>>, SourceError> {
+        let mut st = self.state.lock().await;
+        if st.token.as_ref() != Some(stale) {
+            // Someone else already replaced it.
+            return Ok(st.token.clone());
+        }
+        match &self.auth {
+            VaultAuth::Token {
+                token_file: Some(f),
+                ..
+            } => {
+                self.read_token_file(&mut st, f).await?;
+            }
+            VaultAuth::Token { .. } => return Ok(None),
+            _ => self.login(&mut st).await?,
+        }
+        self.publish(&st);
+        Ok(st.token.clone().filter(|t| t != stale))
+    }
+
+    fn publish(&self, st: &TokenState) {
+        *self.next_action.lock().unwrap_or_else(|e| e.into_inner()) = st.act_at;
+    }
+
+    async fn ensure(&self, st: &mut TokenState) -> Result<(), SourceError> {
+        if let VaultAuth::Token {
+            token_file: Some(f),
+            token,
+        } = &self.auth
+        {
+            let stamp = file_stamp(f);
+            if st.token.is_none() || (stamp.is_some() && stamp != st.file_stamp) {
+                match self.read_token_file(st, f).await {
+                    Ok(()) => {}
+                    // An explicit VAULT_TOKEN is the fallback when the file is not there yet.
+                    Err(e) if st.token.is_none() && token.is_some() => {
+                        tracing::warn!(source = %self.id, error = %e, "vault token file unreadable, using VAULT_TOKEN");
+                        st.token = token.clone();
+                        self.lookup_self(st).await?;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        if st.token.is_none() {
+            match &self.auth {
+                VaultAuth::Token { token: Some(t), .. } => {
+                    st.token = Some(t.clone());
+                    self.lookup_self(st).await?;
+                }
+                VaultAuth::Token { .. } => {
+                    return Err(SourceError::new(&self.id, "no Vault token")
+                        .with_hint("set VAULT_TOKEN or VAULT_TOKEN_FILE"));
+                }
+                _ => self.login(st).await?,
+            }
+        }
+        if st.act_at.is_some_and(|at| at <= Instant::now()) {
+            if st.login_next || (!st.renewable && self.can_login()) {
+                self.login(st).await?;
+            } else if st.renewable {
+                match self.renew(st).await {
+                    Ok(()) => {}
+                    Err(e @ HttpError::Status { .. }) if self.can_login() => {
+                        tracing::warn!(source = %self.id, error = %e, "vault token renewal refused, logging in again");
+                        self.login(st).await?;
+                    }
+                    Err(e @ HttpError::Status { .. }) => {
+                        // A token we cannot replace: keep using it until Vault refuses it.
+                        tracing::warn!(source = %self.id, error = %e, "vault token renewal refused");
+                        st.act_at = None;
+                    }
+                    Err(e) => {
+                        let hint = e.hint("auth/token/renew-self");
+                        let mut err =
+                            SourceError::new(&self.id, format!("token renewal failed: {e}"));
+                        err.hint = hint;
+                        return Err(err);
+                    }
+                }
+            } else {
+                st.act_at = None;
+            }
+        }
+        self.publish(st);
+        Ok(())
+    }
+
+    fn schedule(&self, st: &mut TokenState, ttl: Duration, renewable: bool) {
+        let now = Instant::now();
+        st.renewable = renewable;
+        if ttl.is_zero() {
+            st.expires_at = None;
+            st.act_at = None;
+        } else {
+            st.expires_at = Some(now + ttl);
+            st.act_at = if renewable || self.can_login() {
+                Some(now + two_thirds_jittered(ttl))
+            } else {
+                None
+            };
+        }
+    }
+
+    async fn lookup_self(&self, st: &mut TokenState) -> Result<(), SourceError> {
+        let v = self
+            .http
+            .call(
+                Method::GET,
+                "auth/token/lookup-self",
+                st.token.as_ref(),
+                None,
+            )
+            .await
+            .map_err(|e| {
+                let hint = match e.status() {
+                    Some(403) => Some("the token is invalid or expired".to_owned()),
+                    _ => e.hint("auth/token/lookup-self"),
+                };
+                let mut err = SourceError::new(&self.id, format!("token lookup failed: {e}"));
+                err.hint = hint;
+                err
+            })?;
+        let ttl = v.pointer("/data/ttl").and_then(Value::as_u64).unwrap_or(0);
+        let creation = v
+            .pointer("/data/creation_ttl")
+            .and_then(Value::as_u64)
+            .unwrap_or(ttl);
+        let renewable = v
+            .pointer("/data/renewable")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        st.granted_ttl = Duration::from_secs(creation.max(ttl));
+        st.login_next = false;
+        self.schedule(st, Duration::from_secs(ttl), renewable);
+        tracing::info!(source = %self.id, ttl_s = ttl, renewable, "vault token accepted");
+        Ok(())
+    }
+
+    async fn read_token_file(&self, st: &mut TokenState, f: &Path) -> Result<(), SourceError> {
+        let stamp = file_stamp(f);
+        let text = tokio::fs::read_to_string(f).await.map_err(|e| {
+            SourceError::new(
+                &self.id,
+                format!("cannot read token file {}: {e}", f.display()),
+            )
+            .with_hint("check VAULT_TOKEN_FILE and its permissions")
+        })?;
+        let t = text.trim();
+        if t.is_empty() {
+            return Err(
+                SourceError::new(&self.id, format!("token file {} is empty", f.display()))
+                    .with_hint("the process writing the token has not run yet?"),
+            );
+        }
+        self.file_reads.fetch_add(1, Ordering::Relaxed);
+        st.token = Some(Secret::from(t));
+        st.file_stamp = stamp;
+        tracing::info!(source = %self.id, file = %f.display(), "vault token file read");
+        self.lookup_self(st).await
+    }
+
+    async fn renew(&self, st: &mut TokenState) -> Result<(), HttpError> {
+        let asked = st.granted_ttl.as_secs();
+        let body = json!({ "increment": format!("{asked}s") });
+        let v = self
+            .http
+            .call(
+                Method::POST,
+                "auth/token/renew-self",
+                st.token.as_ref(),
+                Some(&body),
+            )
+            .await?;
+        let got = v
+            .pointer("/auth/lease_duration")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let renewable = v
+            .pointer("/auth/renewable")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        self.renewals.fetch_add(1, Ordering::Relaxed);
+        self.schedule(st, Duration::from_secs(got), renewable);
+        // Vault granted less than asked: the token is close to its max TTL. A login method
+        // logs in again at the next action instead of renewing a dying token.
+        st.login_next = self.can_login() && got < asked;
+        tracing::info!(source = %self.id, ttl_s = got, asked_s = asked, "vault token renewed");
+        Ok(())
+    }
+
+    async fn login(&self, st: &mut TokenState) -> Result<(), SourceError> {
+        let (path, body) = match &self.auth {
+            VaultAuth::Token { .. } => unreachable!("token auth does not log in"),
+            VaultAuth::AppRole {
+                mount,
+                role_id,
+                secret_id,
+            } => {
+                let sid = match secret_id {
+                    SecretIdFrom::Value(s) => s.clone(),
+                    SecretIdFrom::File(f) => {
+                        let t = tokio::fs::read_to_string(f).await.map_err(|e| {
+                            SourceError::new(
+                                &self.id,
+                                format!("cannot read secret id file {}: {e}", f.display()),
+                            )
+                            .with_hint("check VAULT_SECRET_ID_FILE and its permissions")
+                        })?;
+                        Secret::from(t.trim())
+                    }
+                };
+                (
+                    format!("auth/{mount}/login"),
+                    json!({ "role_id": role_id, "secret_id": sid.expose() }),
+                )
+            }
+            VaultAuth::AwsIam {
+                mount,
+                role,
+                header_value,
+                region,
+            } => {
+                let creds = self.aws_credentials().await?;
+                let payload = iam::login_payload(
+                    role,
+                    header_value.as_deref(),
+                    region,
+                    &creds,
+                    SystemTime::now(),
+                )
+                .map_err(|m| SourceError::new(&self.id, format!("aws-iam login: {m}")))?;
+                (format!("auth/{mount}/login"), payload)
+            }
+        };
+        let v = self
+            .http
+            .call(Method::POST, &path, None, Some(&body))
+            .await
+            .map_err(|e| {
+                let hint = match (e.status(), &self.auth) {
+                    (Some(400 | 403), VaultAuth::AppRole { .. }) => Some(format!(
+                        "check the role id and secret id (expired or used up?) for {path}"
+                    )),
+                    (Some(400 | 403), VaultAuth::AwsIam { role, .. }) => Some(format!(
+                        "check that Vault role `{role}` binds this IAM principal, and the server id header and region match the mount's config"
+                    )),
+                    _ => e.hint(&path),
+                };
+                let mut err = SourceError::new(&self.id, format!("{} login failed: {e}", self.method()));
+                err.hint = hint;
+                err
+            })?;
+        let token = str_at(&v, "/auth/client_token").ok_or_else(|| {
+            SourceError::new(
+                &self.id,
+                format!(
+                    "{} login: no auth.client_token in Vault's answer",
+                    self.method()
+                ),
+            )
+        })?;
+        let ttl = v
+            .pointer("/auth/lease_duration")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let renewable = v
+            .pointer("/auth/renewable")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        st.token = Some(Secret::from(token));
+        st.granted_ttl = Duration::from_secs(ttl);
+        st.login_next = false;
+        self.schedule(st, Duration::from_secs(ttl), renewable);
+        self.logins.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(source = %self.id, method = self.method(), ttl_s = ttl, renewable, "vault login");
+        Ok(())
+    }
+
+    async fn aws_credentials(&self) -> Result<aws_credential_types::Credentials, SourceError> {
+        use aws_credential_types::provider::ProvideCredentials as _;
+        let cfg = self
+            .aws
+            .get_or_init(|| async {
+                aws_config::defaults(aws_config::BehaviorVersion::latest())
+                    .load()
+                    .await
+            })
+            .await;
+        let provider = cfg.credentials_provider().ok_or_else(|| {
+            SourceError::new(&self.id, "aws-iam login: no AWS credential provider")
+        })?;
+        provider.provide_credentials().await.map_err(|e| {
+            SourceError::new(&self.id, format!("aws-iam login: no AWS credentials: {e}")).with_hint(
+                "the standard chain found none: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, container credentials (AWS_CONTAINER_CREDENTIALS_*), or IMDSv2 on EC2",
+            )
+        })
+    }
+}
+
+fn file_stamp(f: &Path) -> Option<(SystemTime, u64)> {
+    let m = std::fs::metadata(f).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
