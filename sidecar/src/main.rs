@@ -1,1 +1,32 @@
-fn main() {}
+//! `gantry-secrets`: thin entry point. Parses the command line, sets up logging and a
+//! single-threaded tokio runtime, runs the command and exits with its code (see
+//! `gantry_sidecar::cli::exit` and docs/sidecar.md).
+
+use clap::Parser;
+use gantry_sidecar::cli::{self, Cli, exit};
+
+fn main() {
+    let cli = Cli::parse();
+    gantry_common::logging::init(&cli.log_level, cli.log_format, "gantry-secrets");
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("gantry-secrets: cannot start the runtime: {e}");
+            std::process::exit(exit::FAILURE);
+        }
+    };
+    let code = match runtime.block_on(cli::run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            let code = e.exit_code();
+            tracing::error!(exit_code = code, "{}", anyhow::Error::from(e));
+            code
+        }
+    };
+    // Do not wait for background tasks (watchers, listener) to wind down.
+    runtime.shutdown_background();
+    std::process::exit(code);
+}

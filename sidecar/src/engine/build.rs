@@ -1,0 +1,28 @@
+//! Glue between the validated configuration and the backends of `crate::source`.
+
+use crate::source::{self, Source, SourceError, SourcesConfig};
+
+/// A source could not be set up (bad Vault login, no AWS credentials chain...).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set up sources: {0}")]
+pub struct BuildError(#[from] pub SourceError);
+
+impl BuildError {
+    /// Index (config order) of the source that failed, when its id is known.
+    pub fn index(&self, cfg: &SourcesConfig) -> usize {
+        cfg.sources
+            .iter()
+            .position(|s| s.id() == self.0.source_id)
+            .unwrap_or(0)
+    }
+}
+
+/// One source per configured entry, in configured order.
+pub async fn build_sources(cfg: &SourcesConfig) -> Result<Vec<Box<dyn Source>>, BuildError> {
+    Ok(source::build(cfg).await?)
+}
+
+/// The ids the sources will have, in configured order (known before they are built).
+pub fn source_ids(cfg: &SourcesConfig) -> Vec<String> {
+    cfg.sources.iter().map(|s| s.id()).collect()
+}

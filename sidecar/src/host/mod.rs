@@ -1,0 +1,257 @@
+//! Run mode: `gantry-secrets run`, the host service that keeps files rendered.
+//!
+//! Design: after the first fetch every output is rendered and written (only if its content,
+//! mode or owner differ), then systemd hears `READY=1`. Changes from the engine are debounced,
+//! the outputs are rendered again, and for every file that really changed its action runs
+//! once (the output's own `on_change`, else the top-level one; equal actions run once per
+//! batch). A render error after start keeps the old file and is logged; the service goes on.
+//! `STATUS=` lines follow each batch; `WATCHDOG=1` is sent at half of `WATCHDOG_USEC`.
+//!
+//! Actions: a signal to the pid in a pid file, a signal to a systemd unit's main process
+//! (`systemctl show -p MainPID --value UNIT`), or a program run without a shell (its output
+//! goes to our stderr, the secrets are not in its environment, bounded by its timeout).
+
+use std::time::Duration;
+
+use gantry_common::sdnotify::{self, Notifier};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Action, Config, Output};
+use crate::engine::{self, Debouncer, Status};
+use crate::render::{self, RenderError};
+use crate::source::{Snapshot, Source};
+
+/// An on_change action failed (logged; the service goes on).
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("cannot read pid file {path}: {message}")]
+    PidFile { path: String, message: String },
+    #[error(
+        "cannot find the main process of unit {unit}: {message} (hint: is it running? `systemctl status {unit}`)"
+    )]
+    Unit { unit: String, message: String },
+    #[error("cannot send {signal} to pid {pid}: {source}")]
+    Signal {
+        signal: Signal,
+        pid: i32,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("command {program} {outcome}")]
+    Command { program: String, outcome: String },
+}
+
+/// Renders every output from `snaps`; returns the outputs that were written.
+/// Stops at the first error (files already written stay: each file is whole on its own).
+pub fn render_all<'a>(
+    outputs: &'a [Output],
+    ids: &[String],
+    snaps: &[Option<Snapshot>],
+    status: &Status,
+) -> Result<Vec<&'a Output>, RenderError> {
+    let view = engine::view(ids, snaps);
+    let mut written = Vec::new();
+    for o in outputs {
+        let result = render::render(o, &view).and_then(|c| match c {
+            Some(c) => render::write(o, &c),
+            None => Ok(false),
+        });
+        match result {
+            Ok(true) => {
+                status.rendered(true);
+                tracing::info!(output = %o.path.display(), "output written");
+                written.push(o);
+            }
+            Ok(false) => tracing::debug!(output = %o.path.display(), "output unchanged"),
+            Err(e) => {
+                status.rendered(false);
+                return Err(e);
+            }
+        }
+    }
+    Ok(written)
+}
+
+/// Runs the actions of the written outputs, each distinct action once.
+pub async fn run_actions(config: &Config, written: &[&Output], status: &Status) {
+    let mut done: Vec<&Action> = Vec::new();
+    for o in written {
+        let action = o.on_change.as_ref().unwrap_or(&config.on_change);
+        if *action == Action::None || done.contains(&action) {
+            continue;
+        }
+        done.push(action);
+        match run_action(action).await {
+            Ok(()) => {
+                tracing::info!(output = %o.path.display(), action = %describe(action), "on_change action done")
+            }
+            Err(e) => {
+                status.action_failed();
+                tracing::error!(output = %o.path.display(), error = %e, "on_change action failed");
+            }
+        }
+    }
+}
+
+fn describe(a: &Action) -> String {
+    match a {
+        Action::None => "none".to_owned(),
+        Action::SignalPidFile { signal, pid_file } => {
+            format!("{signal} to pid in {}", pid_file.display())
+        }
+        Action::SignalUnit { signal, unit } => format!("{signal} to {unit}"),
+        Action::Command { argv, .. } => format!("run {}", argv[0]),
+    }
+}
+
+/// Runs one action.
+pub async fn run_action(action: &Action) -> Result<(), ActionError> {
+    match action {
+        Action::None => Ok(()),
+        Action::SignalPidFile { signal, pid_file } => {
+            let text =
+                tokio::fs::read_to_string(pid_file)
+                    .await
+                    .map_err(|e| ActionError::PidFile {
+                        path: pid_file.display().to_string(),
+                        message: e.to_string(),
+                    })?;
+            let pid = text
+                .trim()
+                .parse::<i32>()
+                .ok()
+                .filter(|p| *p > 1)
+                .ok_or_else(|| ActionError::PidFile {
+                    path: pid_file.display().to_string(),
+                    message: "does not hold a process id".to_owned(),
+                })?;
+            send(*signal, pid)
+        }
+        Action::SignalUnit { signal, unit } => {
+            let out = tokio::process::Command::new("systemctl")
+                .args(["show", "-p", "MainPID", "--value", unit])
+                .env_remove("VAULT_TOKEN")
+                .env_remove("VAULT_SECRET_ID")
+                .output();
+            let out = tokio::time::timeout(Duration::from_secs(10), out)
+                .await
+                .map_err(|_| ActionError::Unit {
+                    unit: unit.clone(),
+                    message: "systemctl did not answer in 10s".to_owned(),
+                })?
+                .map_err(|e| ActionError::Unit {
+                    unit: unit.clone(),
+                    message: format!("cannot run systemctl: {e}"),
+                })?;
+            let pid = String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse::<i32>()
+                .unwrap_or(0);
+            if !out.status.success() || pid <= 0 {
+                return Err(ActionError::Unit {
+                    unit: unit.clone(),
+                    message: "no main process".to_owned(),
+                });
+            }
+            send(*signal, pid)
+        }
+        Action::Command { argv, timeout } => {
+            let program = argv[0].clone();
+            let mut cmd = tokio::process::Command::new(&argv[0]);
+            cmd.args(&argv[1..])
+                .env_remove("VAULT_TOKEN")
+                .env_remove("VAULT_SECRET_ID")
+                .stdin(std::process::Stdio::null())
+                .kill_on_drop(true);
+            let mut child = cmd.spawn().map_err(|e| ActionError::Command {
+                program: program.clone(),
+                outcome: format!("cannot start: {e}"),
+            })?;
+            match tokio::time::timeout(*timeout, child.wait()).await {
+                Ok(Ok(s)) if s.success() => Ok(()),
+                Ok(Ok(s)) => Err(ActionError::Command {
+                    program,
+                    outcome: format!("failed: {s}"),
+                }),
+                Ok(Err(e)) => Err(ActionError::Command {
+                    program,
+                    outcome: format!("cannot be waited for: {e}"),
+                }),
+                Err(_) => {
+                    let _ = child.kill().await;
+                    Err(ActionError::Command {
+                        program,
+                        outcome: format!("killed after {}s", timeout.as_secs()),
+                    })
+                }
+            }
+        }
+    }
+}
+
+fn send(signal: Signal, pid: i32) -> Result<(), ActionError> {
+    kill(Pid::from_raw(pid), signal).map_err(|source| ActionError::Signal {
+        signal,
+        pid,
+        source,
+    })
+}
+
+/// The service loop after the first fetch and render: until `shutdown`.
+pub async fn serve(
+    config: &Config,
+    sources: Vec<Box<dyn Source>>,
+    snapshots: Vec<Snapshot>,
+    ids: Vec<String>,
+    status: Status,
+    notifier: &Notifier,
+    shutdown: CancellationToken,
+) {
+    let mut snaps: Vec<Option<Snapshot>> = snapshots.iter().cloned().map(Some).collect();
+    let mut changes = engine::spawn_watchers(
+        sources,
+        snapshots,
+        config.refresh,
+        status.clone(),
+        shutdown.child_token(),
+    );
+    let mut debounce = Debouncer::new(config.restart.debounce, Duration::ZERO);
+    let watchdog = sdnotify::watchdog_interval();
+    let mut watchdog_tick =
+        tokio::time::interval(watchdog.map_or(Duration::from_secs(3600), |w| w / 2));
+    let mut status_tick = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => {
+                let _ = notifier.stopping();
+                tracing::info!("stopping");
+                return;
+            }
+            Some(change) = changes.recv() => {
+                if let Some(slot) = snaps.get_mut(change.index) {
+                    *slot = Some(change.snapshot);
+                    debounce.changed(Instant::now());
+                }
+            }
+            () = engine::sleep_until_opt(debounce.deadline()) => {
+                debounce.fired(Instant::now());
+                match render_all(&config.outputs, &ids, &snaps, &status) {
+                    Ok(written) => run_actions(config, &written, &status).await,
+                    Err(e) => tracing::error!(error = %e, "cannot render, the old files stay"),
+                }
+                let _ = notifier.status(&status.summary());
+            }
+            _ = watchdog_tick.tick() => {
+                if watchdog.is_some() {
+                    let _ = notifier.watchdog();
+                }
+            }
+            _ = status_tick.tick() => {
+                let _ = notifier.status(&status.summary());
+            }
+        }
+    }
+}

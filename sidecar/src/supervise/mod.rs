@@ -1,0 +1,301 @@
+//! Exec mode: `gantry-secrets exec -- CMD ARGS...`, the container's ENTRYPOINT.
+//!
+//! Design: one select loop owns the child. Events are signals (forwarded ones and SIGCHLD), a
+//! 1 s reap tick (in case a SIGCHLD was coalesced), changes from the engine's watchers, the
+//! debouncer's deadline and the kill deadline. After each event every exited process is
+//! reaped ([`child::reap`]); when the child itself exited:
+//! - during a restart, the old group gets a SIGKILL (stragglers) and a new child starts with
+//!   the latest values;
+//! - otherwise we exit with its code (128+n if it died of signal n), or with
+//!   [`EXIT_CHANGED`] when it was stopped because of a change with `exit_on_change`.
+//!
+//! SIGTERM and SIGINT are forwarded to the child's process group and start the stop timeout
+//! (default 25 s, below ECS's 30 s stopTimeout), after which the group is killed. SIGHUP,
+//! SIGQUIT, SIGUSR1 and SIGUSR2 are only forwarded. SIGCHLD and SIGURG are never forwarded.
+//!
+//! Limits: the child is not given the terminal's foreground group (`docker run -it` shells
+//! cannot read the terminal); a secret change never interrupts a stop in progress.
+
+pub mod child;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use gantry_common::Secret;
+use nix::sys::signal::Signal;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::engine::{self, Debouncer, Status};
+use crate::render::{self, RenderError};
+use crate::source::{Snapshot, Source};
+
+pub use child::{Child, Command, SpawnError};
+
+/// Exit code after stopping the child because secrets changed (`exit_on_change`).
+pub const EXIT_CHANGED: i32 = 75;
+
+/// Signals forwarded to the child's process group.
+pub const FORWARDED: [Signal; 6] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
+/// Signal handlers could not be installed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot handle {signal}: {source}")]
+pub struct SignalError {
+    pub signal: Signal,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// What one wake-up of [`Signals::next`] saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignalEvent {
+    Forward(Signal),
+    Child,
+}
+
+/// The signal streams exec mode listens to. Install them before starting the child.
+#[derive(Debug)]
+pub struct Signals {
+    forwarded: Vec<(Signal, tokio::signal::unix::Signal)>,
+    child: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    pub fn install() -> Result<Self, SignalError> {
+        let mut forwarded = Vec::with_capacity(FORWARDED.len());
+        for sig in FORWARDED {
+            let s = signal(SignalKind::from_raw(sig as i32)).map_err(|source| SignalError {
+                signal: sig,
+                source,
+            })?;
+            forwarded.push((sig, s));
+        }
+        let child = signal(SignalKind::child()).map_err(|source| SignalError {
+            signal: Signal::SIGCHLD,
+            source,
+        })?;
+        Ok(Self { forwarded, child })
+    }
+
+    /// Waits for the next signal.
+    pub async fn next(&mut self) -> SignalEvent {
+        let forwarded =
+            futures_util::future::select_all(self.forwarded.iter_mut().map(|(sig, s)| {
+                Box::pin(async move {
+                    s.recv().await;
+                    *sig
+                })
+            }));
+        tokio::select! {
+            _ = self.child.recv() => SignalEvent::Child,
+            (sig, _, _) = forwarded => SignalEvent::Forward(sig),
+        }
+    }
+
+    /// Waits for SIGTERM or SIGINT (ignoring the others), for the time before the child runs.
+    pub async fn stop_requested(&mut self) -> Signal {
+        loop {
+            if let SignalEvent::Forward(sig @ (Signal::SIGTERM | Signal::SIGINT)) =
+                self.next().await
+            {
+                return sig;
+            }
+        }
+    }
+}
+
+/// The variables the child gets: every source merged, names checked.
+pub fn child_env(
+    ids: &[String],
+    snaps: &[Snapshot],
+) -> Result<BTreeMap<String, Secret<String>>, RenderError> {
+    let pairs: Vec<(&str, &Snapshot)> = ids.iter().map(String::as_str).zip(snaps.iter()).collect();
+    render::merge("the child's environment", &pairs, None)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Running,
+    /// The restart signal was sent; start a new child when this one exits.
+    Restarting,
+    /// Stopping for good; exit with `code` if set, else with the child's code.
+    Stopping {
+        code: Option<i32>,
+    },
+}
+
+/// How exec mode ended.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error(transparent)]
+    Signals(#[from] SignalError),
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+    #[error(transparent)]
+    Render(#[from] RenderError),
+}
+
+/// Runs the child with the first snapshots and supervises it until it ends for good.
+/// Returns the exit code to exit with. `signals` must have been installed before the first
+/// fetch; `shutdown` acts like SIGTERM (for tests and embedding).
+#[allow(clippy::too_many_arguments)]
+pub async fn supervise(
+    config: &Config,
+    cmd: &Command,
+    mut signals: Signals,
+    sources: Vec<Box<dyn Source>>,
+    snapshots: Vec<Snapshot>,
+    ids: Vec<String>,
+    status: Status,
+    shutdown: CancellationToken,
+) -> Result<i32, ExecError> {
+    let policy = config.restart;
+    child::become_subreaper();
+    let env = child_env(&ids, &snapshots)?;
+    let mut snaps = snapshots.clone();
+    let mut current = Child::spawn(cmd, &env)?;
+    drop(env);
+    status.set_child(Some(current.pid.as_raw()));
+    status.set_started();
+    tracing::info!(pid = current.pid.as_raw(), program = %cmd.program.to_string_lossy(), "child started");
+
+    let watchers_stop = shutdown.child_token();
+    let mut changes = engine::spawn_watchers(
+        sources,
+        snapshots,
+        config.refresh,
+        status.clone(),
+        watchers_stop.clone(),
+    );
+    let mut debounce = Debouncer::new(policy.debounce, policy.min_interval);
+    let mut phase = Phase::Running;
+    let mut kill_at: Option<Instant> = None;
+    let mut reap_tick = tokio::time::interval(Duration::from_secs(1));
+    let mut shutdown_seen = false;
+
+    loop {
+        let due = match phase {
+            Phase::Running => debounce.deadline(),
+            _ => None,
+        };
+        tokio::select! {
+            ev = signals.next() => {
+                if let SignalEvent::Forward(sig) = ev {
+                    tracing::info!(pid = current.pid.as_raw(), signal = %sig, "forwarding signal");
+                    current.signal(sig);
+                    if matches!(sig, Signal::SIGTERM | Signal::SIGINT) {
+                        begin_stop(&mut phase, &mut kill_at, policy.stop_timeout, None);
+                    }
+                }
+            }
+            _ = reap_tick.tick() => {}
+            Some(change) = changes.recv() => {
+                if let Some(slot) = snaps.get_mut(change.index) {
+                    *slot = change.snapshot;
+                    debounce.changed(Instant::now());
+                }
+            }
+            () = engine::sleep_until_opt(due) => {
+                match child_env(&ids, &snaps) {
+                    Err(e) => {
+                        debounce.fired(Instant::now());
+                        status.rendered(false);
+                        tracing::error!(error = %e, "new values unusable, the child keeps the old ones");
+                    }
+                    Ok(_) if policy.exit_on_change => {
+                        debounce.fired(Instant::now());
+                        tracing::info!(pid = current.pid.as_raw(), signal = %policy.signal, "secrets changed, stopping the child to exit (exit_on_change)");
+                        current.signal(policy.signal);
+                        begin_stop(&mut phase, &mut kill_at, policy.timeout, Some(EXIT_CHANGED));
+                    }
+                    Ok(_) => {
+                        debounce.fired(Instant::now());
+                        tracing::info!(pid = current.pid.as_raw(), signal = %policy.signal, "secrets changed, restarting the child");
+                        current.signal(policy.signal);
+                        phase = Phase::Restarting;
+                        kill_at = Some(Instant::now() + policy.timeout);
+                    }
+                }
+            }
+            () = engine::sleep_until_opt(kill_at) => {
+                tracing::warn!(pid = current.pid.as_raw(), "child did not stop in time, sending SIGKILL");
+                current.kill();
+                kill_at = None;
+            }
+            () = shutdown.cancelled(), if !shutdown_seen => {
+                shutdown_seen = true;
+                current.signal(Signal::SIGTERM);
+                begin_stop(&mut phase, &mut kill_at, policy.stop_timeout, None);
+            }
+        }
+        let Some(code) = child::reap(Some(current.pid)) else {
+            continue;
+        };
+        match phase {
+            Phase::Restarting => {
+                // Stragglers of the old group would hold ports or files: kill them.
+                current.kill();
+                let env = match child_env(&ids, &snaps) {
+                    Ok(env) => env,
+                    Err(e) => {
+                        tracing::error!(error = %e, "new values unusable while restarting");
+                        watchers_stop.cancel();
+                        return Err(e.into());
+                    }
+                };
+                current = Child::spawn(cmd, &env)?;
+                drop(env);
+                debounce.fired(Instant::now());
+                status.restarted();
+                status.set_child(Some(current.pid.as_raw()));
+                tracing::info!(
+                    pid = current.pid.as_raw(),
+                    old_exit = code,
+                    "child restarted with new values"
+                );
+                phase = Phase::Running;
+                kill_at = None;
+            }
+            Phase::Stopping { code: ours } => {
+                watchers_stop.cancel();
+                status.set_child(None);
+                let exit = ours.unwrap_or(code);
+                tracing::info!(child_exit = code, exit, "child stopped, exiting");
+                return Ok(exit);
+            }
+            Phase::Running => {
+                watchers_stop.cancel();
+                status.set_child(None);
+                tracing::info!(child_exit = code, "child exited, exiting with its code");
+                return Ok(code);
+            }
+        }
+    }
+}
+
+fn begin_stop(
+    phase: &mut Phase,
+    kill_at: &mut Option<Instant>,
+    timeout: Duration,
+    code: Option<i32>,
+) {
+    match phase {
+        Phase::Stopping { .. } => {}
+        _ => {
+            // A stop during a restart keeps the restart's kill deadline if sooner.
+            let deadline = Instant::now() + timeout;
+            *kill_at = Some(kill_at.map_or(deadline, |k| k.min(deadline)));
+            *phase = Phase::Stopping { code };
+        }
+    }
+}
