@@ -795,11 +795,11 @@ fn unreachable_error(host: &str, e: &BollardError) -> EngineError {
     let (reason, hint) = match (e, io_kind) {
         (BollardError::SocketNotFoundError(path), _) => (
             format!("no socket at {path}"),
-            "is dockerd running? (`systemctl start docker`; for the tests: tests/env/up)",
+            "is dockerd running? start it (`systemctl start docker`, or tests/env/up for the tests)",
         ),
         (_, Some(NotFound)) => (
             "no socket at that path".to_owned(),
-            "is dockerd running? (`systemctl start docker`; for the tests: tests/env/up)",
+            "is dockerd running? start it (`systemctl start docker`, or tests/env/up for the tests)",
         ),
         (_, Some(PermissionDenied)) => (
             "permission denied on the socket".to_owned(),

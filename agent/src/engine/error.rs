@@ -66,7 +66,7 @@ impl fmt::Display for PullFailure {
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// No answer from the daemon at all: nothing was changed.
-    #[error("cannot reach the Docker daemon at {host}: {reason} (hint: {hint})")]
+    #[error("cannot reach the Docker daemon at {host}: {reason}; hint: {hint}")]
     Unreachable {
         /// `DOCKER_HOST` as used, e.g. `unix:///var/run/docker.sock`.
         host: String,

@@ -796,7 +796,9 @@ pub trait Engine: Send + Sync {
     /// Returns at once for a container that already exited. Put a timeout around it.
     async fn wait_container(&self, id: &str) -> Result<i64>;
 
-    /// The last `n` lines of stdout and stderr, interleaved as written, without trailing `\n`.
+    /// The last `n` lines of stdout and stderr, without trailing `\n`, in the order Docker
+    /// recorded them (it copies the two streams separately, so lines written to both within a
+    /// millisecond or so may swap).
     async fn logs_tail(&self, id: &str, n: usize) -> Result<Vec<String>>;
 
     /// `Ok(None)` if the image is not present locally.
