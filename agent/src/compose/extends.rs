@@ -1,1 +1,139 @@
-//! Being written.
+//! `extends`: a service built on another service, from the same file or another one.
+//!
+//! Design: works on canonical services (see [`super::canonical`]). The base service is
+//! canonicalised in its own file's context, so its relative paths resolve against that file's
+//! directory; then the extending service is merged over it with the service merge rules of
+//! [`super::merge`]. Chains are followed; a cycle is an error naming the file and service.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value as Json};
+
+use super::error::ComposeError;
+use super::merge::merge_services;
+
+/// Loads another file's canonical services (by absolute path).
+pub type FileLoader<'a> = dyn FnMut(&Path) -> Result<Map<String, Json>, ComposeError> + 'a;
+
+/// Resolves `extends` in every service of `services` (defined in `file`).
+pub fn resolve_all(
+    file: &Path,
+    services: &Map<String, Json>,
+    load_file: &mut FileLoader<'_>,
+) -> Result<Map<String, Json>, ComposeError> {
+    let mut cache: BTreeMap<PathBuf, Map<String, Json>> = BTreeMap::new();
+    cache.insert(file.to_path_buf(), services.clone());
+    let mut out = Map::new();
+    for name in services.keys() {
+        let mut stack = Vec::new();
+        let svc = resolve(file, name, &mut cache, load_file, &mut stack)?;
+        out.insert(name.clone(), svc);
+    }
+    Ok(out)
+}
+
+fn resolve(
+    file: &Path,
+    name: &str,
+    cache: &mut BTreeMap<PathBuf, Map<String, Json>>,
+    load_file: &mut FileLoader<'_>,
+    stack: &mut Vec<(PathBuf, String)>,
+) -> Result<Json, ComposeError> {
+    let err = |message: String| ComposeError::Extends {
+        file: file.to_path_buf(),
+        service: name.to_string(),
+        message,
+    };
+    if !cache.contains_key(file) {
+        let loaded = load_file(file)?;
+        cache.insert(file.to_path_buf(), loaded);
+    }
+    let Some(mut svc) = cache.get(file).and_then(|m| m.get(name)).cloned() else {
+        return Err(err(format!("no service {name:?} in {}", file.display())));
+    };
+    let Some(ext) = svc.as_object_mut().and_then(|o| o.remove("extends")) else {
+        return Ok(svc);
+    };
+    let key = (file.to_path_buf(), name.to_string());
+    if stack.contains(&key) {
+        let chain: Vec<String> = stack.iter().map(|(_, s)| s.clone()).collect();
+        return Err(err(format!("extends cycle: {} -> {name}", chain.join(" -> "))));
+    }
+    let base_name = ext
+        .get("service")
+        .and_then(Json::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let base_file = ext
+        .get("file")
+        .and_then(Json::as_str)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| file.to_path_buf());
+    if !cache.contains_key(&base_file) {
+        let loaded = load_file(&base_file).map_err(|e| err(format!("cannot load {}: {e}", base_file.display())))?;
+        cache.insert(base_file.clone(), loaded);
+    }
+    if !cache.get(&base_file).is_some_and(|m| m.contains_key(&base_name)) {
+        return Err(err(format!(
+            "service {base_name:?} not found in {}",
+            base_file.display()
+        )));
+    }
+    stack.push(key);
+    let base = resolve(&base_file, &base_name, cache, load_file, stack)?;
+    stack.pop();
+    Ok(merge_services(base, svc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn same_file_chain_and_cycle() {
+        let services: Map<String, Json> = serde_json::from_value(json!({
+            "base": {"image": "x", "environment": {"A": "1"}, "ports": [{"target": 80}]},
+            "mid": {"extends": {"service": "base"}, "environment": {"B": "2"}},
+            "web": {"extends": {"service": "mid"}, "image": "y", "command": ["run"]},
+        }))
+        .unwrap();
+        let mut loader = |p: &Path| -> Result<Map<String, Json>, ComposeError> {
+            Err(ComposeError::project(format!("unexpected load of {}", p.display())))
+        };
+        let out = resolve_all(Path::new("/c.yaml"), &services, &mut loader).unwrap();
+        assert_eq!(out["web"]["image"], json!("y"));
+        assert_eq!(out["web"]["environment"], json!({"A": "1", "B": "2"}));
+        assert_eq!(out["web"]["ports"], json!([{"target": 80}]));
+        assert!(out["web"].get("extends").is_none());
+
+        let cyclic: Map<String, Json> = serde_json::from_value(json!({
+            "a": {"extends": {"service": "b"}},
+            "b": {"extends": {"service": "a"}},
+        }))
+        .unwrap();
+        let e = resolve_all(Path::new("/c.yaml"), &cyclic, &mut loader).unwrap_err();
+        assert!(e.to_string().contains("extends cycle"), "{e}");
+        let missing: Map<String, Json> =
+            serde_json::from_value(json!({"a": {"extends": {"service": "nope"}}})).unwrap();
+        let e = resolve_all(Path::new("/c.yaml"), &missing, &mut loader).unwrap_err();
+        assert_eq!(e.to_string(), "/c.yaml: services.a.extends: service \"nope\" not found in /c.yaml");
+    }
+
+    #[test]
+    fn other_file() {
+        let services: Map<String, Json> = serde_json::from_value(json!({
+            "web": {"extends": {"service": "common", "file": "/other/base.yaml"}, "image": "y"},
+        }))
+        .unwrap();
+        let mut loader = |p: &Path| -> Result<Map<String, Json>, ComposeError> {
+            assert_eq!(p, Path::new("/other/base.yaml"));
+            Ok(serde_json::from_value(json!({"common": {"image": "x", "volumes": [{"type": "bind", "source": "/other/data", "target": "/d"}]}}))
+                .unwrap())
+        };
+        let out = resolve_all(Path::new("/c.yaml"), &services, &mut loader).unwrap();
+        assert_eq!(out["web"]["image"], json!("y"));
+        assert_eq!(out["web"]["volumes"][0]["source"], json!("/other/data"));
+    }
+}
