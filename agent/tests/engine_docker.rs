@@ -268,6 +268,18 @@ async fn web_serves_on_published_port_and_turns_healthy() {
     assert_eq!(health.number, Some(1));
     assert!(!health.oneoff);
     assert_eq!(health.networks, vec![net.name.clone()]);
+    assert!(
+        health.ip_addresses.contains_key(&net.name),
+        "{:?}",
+        health.ip_addresses
+    );
+    let bound = PublishedPort {
+        target: 8080,
+        host_ip: Some("127.0.0.1".into()),
+        host_port: Some(port),
+        ..Default::default()
+    };
+    assert_eq!(health.ports, vec![bound.clone()]);
 
     let page = wait_for(
         "the page on the published port",
@@ -292,6 +304,8 @@ async fn web_serves_on_published_port_and_turns_healthy() {
     assert_eq!(listed[0].name, web.name);
     assert_eq!(listed[0].state.health, Some(HealthStatus::Healthy));
     assert_eq!(listed[0].label(labels::ONEOFF), Some("False"));
+    assert_eq!(listed[0].ports, vec![bound]);
+    assert_eq!(listed[0].ip_addresses, health.ip_addresses);
 }
 
 #[tokio::test]
@@ -618,6 +632,16 @@ async fn images_tag_remove_and_pull_failures() {
     engine.tag_image(IMAGE, &tag).await.unwrap();
     let tagged = engine.inspect_image(&tag).await.unwrap().expect("tagged");
     assert_eq!(tagged.id, base.id);
+    let listed = engine
+        .list_images(Some("gantry-test/busybox"))
+        .await
+        .unwrap();
+    assert!(
+        listed
+            .iter()
+            .any(|i| i.id == base.id && i.repo_tags.contains(&tag.to_string())),
+        "{listed:?}"
+    );
     assert!(engine.remove_image(tag.as_str(), false).await.unwrap());
     assert!(!engine.remove_image(tag.as_str(), false).await.unwrap());
     assert!(engine.inspect_image(&tag).await.unwrap().is_none());

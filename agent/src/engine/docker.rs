@@ -33,13 +33,13 @@ use bollard::models::{
     EndpointSettings, EventMessage, EventMessageTypeEnum, HealthConfig, HealthStatusEnum,
     HostConfig, HostConfigLogConfig, Ipam, IpamConfig, Mount, MountTmpfsOptions, MountType,
     MountVolumeOptions, NetworkConnectRequest, NetworkCreateRequest, NetworkingConfig, PortBinding,
-    ResourcesUlimits, RestartPolicyNameEnum, VolumeCreateRequest,
+    PortSummaryTypeEnum, ResourcesUlimits, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, EventsOptions, KillContainerOptions,
-    ListContainersOptions, ListNetworksOptions, LogsOptions, RemoveContainerOptions,
-    RemoveImageOptions, RemoveVolumeOptions, RenameContainerOptions, StopContainerOptions,
-    TagImageOptions, WaitContainerOptions,
+    ListContainersOptions, ListImagesOptions, ListNetworksOptions, LogsOptions,
+    RemoveContainerOptions, RemoveImageOptions, RemoveVolumeOptions, RenameContainerOptions,
+    StopContainerOptions, TagImageOptions, WaitContainerOptions,
 };
 use futures_util::stream::{BoxStream, StreamExt};
 use nix::sys::signal::Signal;
@@ -48,8 +48,9 @@ use tracing::{debug, warn};
 use super::{
     ContainerInfo, ContainerSpec, ContainerState, ContainerStatus, EngineError, EngineVersion,
     Ensured, Event, EventAction, EventFilter, HealthProbe, HealthStatus, ImageInfo, ImageRef,
-    MountKind, NetworkAttachment, NetworkSpec, Object, ObjectType, PullFailure, PullProgress,
-    PullProgressFn, RegistryAuth, RestartPolicy, Result, VolumeSpec, labels,
+    MountKind, NetworkAttachment, NetworkSpec, Object, ObjectType, Protocol, PublishedPort,
+    PullFailure, PullProgress, PullProgressFn, RegistryAuth, RestartPolicy, Result, VolumeSpec,
+    labels,
 };
 
 /// Where Docker listens when `DOCKER_HOST` is unset.
@@ -609,6 +610,30 @@ impl super::Engine for DockerEngine {
         Ok(lines.into_iter().skip(skip).collect())
     }
 
+    async fn list_images(&self, reference: Option<&str>) -> Result<Vec<ImageInfo>> {
+        let filters =
+            reference.map(|r| HashMap::from([("reference".to_owned(), vec![r.to_owned()])]));
+        let images = self
+            .docker
+            .list_images(Some(ListImagesOptions {
+                filters,
+                ..Default::default()
+            }))
+            .await
+            .map_err(|e| self.err(Object::Image(reference.unwrap_or("*").to_owned()), e))?;
+        let real = |v: Vec<String>| -> Vec<String> {
+            v.into_iter().filter(|r| !r.starts_with("<none>")).collect()
+        };
+        Ok(images
+            .into_iter()
+            .map(|i| ImageInfo {
+                id: i.id,
+                repo_digests: real(i.repo_digests),
+                repo_tags: real(i.repo_tags),
+            })
+            .collect())
+    }
+
     async fn inspect_image(&self, image: &ImageRef) -> Result<Option<ImageInfo>> {
         match self.docker.inspect_image(image.as_str()).await {
             Ok(i) => Ok(Some(ImageInfo {
@@ -1124,12 +1149,28 @@ fn from_summary(c: ContainerSummary) -> ContainerInfo {
         Some(ContainerSummaryStateEnum::DEAD) => ContainerStatus::Dead,
         _ => ContainerStatus::Unknown,
     };
-    let mut networks: Vec<String> = c
+    let endpoints = c
         .network_settings
         .and_then(|n| n.networks)
-        .map(|n| n.into_keys().collect())
         .unwrap_or_default();
-    networks.sort();
+    let (networks, ip_addresses) = split_endpoints(endpoints);
+    let ports = c
+        .ports
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|p| {
+            Some(PublishedPort {
+                target: p.private_port,
+                protocol: match p.typ {
+                    Some(PortSummaryTypeEnum::UDP) => Protocol::Udp,
+                    Some(PortSummaryTypeEnum::SCTP) => Protocol::Sctp,
+                    _ => Protocol::Tcp,
+                },
+                host_ip: p.ip.filter(|ip| !ip.is_empty()),
+                host_port: Some(p.public_port?),
+            })
+        })
+        .collect();
     ContainerInfo {
         id: c.id.unwrap_or_default(),
         name: c
@@ -1146,6 +1187,8 @@ fn from_summary(c: ContainerSummary) -> ContainerInfo {
         image_id: c.image_id.unwrap_or_default(),
         image: c.image.unwrap_or_default(),
         networks,
+        ip_addresses,
+        ports,
         state: ContainerState {
             status,
             running: status == ContainerStatus::Running,
@@ -1192,12 +1235,9 @@ fn from_inspect(c: ContainerInspectResponse) -> ContainerInfo {
             output: r.output.unwrap_or_default(),
         })
         .collect();
-    let mut networks: Vec<String> = c
-        .network_settings
-        .and_then(|n| n.networks)
-        .map(|n| n.into_keys().collect())
-        .unwrap_or_default();
-    networks.sort();
+    let settings = c.network_settings.unwrap_or_default();
+    let (networks, ip_addresses) = split_endpoints(settings.networks.unwrap_or_default());
+    let ports = bound_ports(settings.ports.unwrap_or_default());
     let started = state.started_at.filter(|s| !s.starts_with("0001-"));
     let finished = state.finished_at.filter(|s| !s.starts_with("0001-"));
     ContainerInfo {
@@ -1215,6 +1255,8 @@ fn from_inspect(c: ContainerInspectResponse) -> ContainerInfo {
         image_id: c.image.unwrap_or_default(),
         image: config.image.unwrap_or_default(),
         networks,
+        ip_addresses,
+        ports,
         state: ContainerState {
             status,
             running: state.running.unwrap_or(false),
@@ -1253,6 +1295,52 @@ fn from_event(e: EventMessage) -> Event {
         attributes: to_btree(actor.attributes),
         time,
     }
+}
+
+/// Sorted network names, and each network's IPv4 address where the container has one.
+fn split_endpoints(
+    endpoints: HashMap<String, EndpointSettings>,
+) -> (Vec<String>, BTreeMap<String, String>) {
+    let mut names: Vec<String> = endpoints.keys().cloned().collect();
+    names.sort();
+    let addresses = endpoints
+        .into_iter()
+        .filter_map(|(net, ep)| Some((net, ep.ip_address.filter(|ip| !ip.is_empty())?)))
+        .collect();
+    (names, addresses)
+}
+
+/// `{"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}]}` → our ports (unbound ones left out).
+fn bound_ports(map: HashMap<String, Option<Vec<PortBinding>>>) -> Vec<PublishedPort> {
+    let mut out = Vec::new();
+    for (key, bindings) in map {
+        let (port, proto) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
+        let Ok(target) = port.parse::<u16>() else {
+            continue;
+        };
+        let protocol = match proto {
+            "udp" => Protocol::Udp,
+            "sctp" => Protocol::Sctp,
+            _ => Protocol::Tcp,
+        };
+        for b in bindings.unwrap_or_default() {
+            out.push(PublishedPort {
+                target,
+                protocol,
+                host_ip: b.host_ip.filter(|ip| !ip.is_empty()),
+                host_port: b.host_port.and_then(|p| p.parse().ok()),
+            });
+        }
+    }
+    out.sort_by(|a, b| {
+        (a.target, a.protocol, &a.host_ip, a.host_port).cmp(&(
+            b.target,
+            b.protocol,
+            &b.host_ip,
+            b.host_port,
+        ))
+    });
+    out
 }
 
 /// `Up 3 minutes (healthy)`, `Up 2 seconds (health: starting)`.
@@ -1307,7 +1395,7 @@ fn to_btree(m: Option<HashMap<String, String>>) -> BTreeMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{MountSpec, PublishedPort};
+    use crate::engine::MountSpec;
 
     #[test]
     fn status_text_parses() {
@@ -1365,7 +1453,7 @@ mod tests {
                 host_port: Some(8080),
                 ..Default::default()
             }],
-            expose: vec![(9000, super::super::Protocol::Udp)],
+            expose: vec![(9000, Protocol::Udp)],
             mounts: vec![
                 MountSpec {
                     kind: MountKind::Bind {

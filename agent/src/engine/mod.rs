@@ -593,8 +593,12 @@ pub struct ContainerInfo {
     pub image_id: String,
     /// The image reference it was created with.
     pub image: String,
-    /// Names of the networks it is attached to.
+    /// Names of the networks it is attached to, sorted.
     pub networks: Vec<String>,
+    /// Network name → the container's IPv4 address on it (empty while it is not running).
+    pub ip_addresses: BTreeMap<String, String>,
+    /// Ports published on the host, as bound (the host port Docker chose when none was asked).
+    pub ports: Vec<PublishedPort>,
     pub state: ContainerState,
 }
 
@@ -800,6 +804,10 @@ pub trait Engine: Send + Sync {
     /// recorded them (it copies the two streams separately, so lines written to both within a
     /// millisecond or so may swap).
     async fn logs_tail(&self, id: &str, n: usize) -> Result<Vec<String>>;
+
+    /// Local images, all of them or those matching Docker's `reference` filter (`repo`,
+    /// `repo:tag`, globs like `registry/app:*`). Untagged ones have empty `repo_tags`.
+    async fn list_images(&self, reference: Option<&str>) -> Result<Vec<ImageInfo>>;
 
     /// `Ok(None)` if the image is not present locally.
     async fn inspect_image(&self, image: &ImageRef) -> Result<Option<ImageInfo>>;
