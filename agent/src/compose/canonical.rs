@@ -257,7 +257,10 @@ fn entries<'v>(ctx: &Ctx<'_>, path: &str, v: &'v Value) -> R<Vec<(String, &'v Va
     match v {
         Value::Mapping(m) => Ok(m.iter().map(|(k, v)| (key_str(k), v)).collect()),
         Value::Null => Ok(Vec::new()),
-        other => Err(ctx.invalid(path, format!("expected a mapping, found {}", type_name(other)))),
+        other => Err(ctx.invalid(
+            path,
+            format!("expected a mapping, found {}", type_name(other)),
+        )),
     }
 }
 
@@ -274,7 +277,10 @@ fn boolean(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<bool> {
             "false" | "no" | "n" | "off" | "0" | "" => Ok(false),
             _ => Err(ctx.invalid(path, format!("expected true or false, found {s:?}"))),
         },
-        other => Err(ctx.invalid(path, format!("expected true or false, found {}", type_name(other)))),
+        other => Err(ctx.invalid(
+            path,
+            format!("expected true or false, found {}", type_name(other)),
+        )),
     }
 }
 
@@ -287,13 +293,17 @@ fn integer(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<i64> {
             .trim()
             .parse()
             .map_err(|_| ctx.invalid(path, format!("expected an integer, found {s:?}"))),
-        other => Err(ctx.invalid(path, format!("expected an integer, found {}", type_name(other)))),
+        other => Err(ctx.invalid(
+            path,
+            format!("expected an integer, found {}", type_name(other)),
+        )),
     }
 }
 
 fn unsigned(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<u64> {
     let n = integer(ctx, path, v)?;
-    u64::try_from(n).map_err(|_| ctx.invalid(path, format!("expected a non-negative integer, found {n}")))
+    u64::try_from(n)
+        .map_err(|_| ctx.invalid(path, format!("expected a non-negative integer, found {n}")))
 }
 
 fn float(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<f64> {
@@ -305,7 +315,10 @@ fn float(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<f64> {
             .trim()
             .parse()
             .map_err(|_| ctx.invalid(path, format!("expected a number, found {s:?}"))),
-        other => Err(ctx.invalid(path, format!("expected a number, found {}", type_name(other)))),
+        other => Err(ctx.invalid(
+            path,
+            format!("expected a number, found {}", type_name(other)),
+        )),
     }
 }
 
@@ -318,7 +331,12 @@ fn duration(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
             None => return Err(ctx.invalid(path, format!("invalid duration {n}"))),
         },
         Value::String(s) => s.parse::<Duration>().map_err(|e| ctx.invalid(path, e))?,
-        other => return Err(ctx.invalid(path, format!("expected a duration like 30s, found {}", type_name(other)))),
+        other => {
+            return Err(ctx.invalid(
+                path,
+                format!("expected a duration like 30s, found {}", type_name(other)),
+            ));
+        }
     };
     Ok(Json::String(d.to_string()))
 }
@@ -329,7 +347,12 @@ fn bytes(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
             .as_u64()
             .ok_or_else(|| ctx.invalid(path, format!("invalid size {n}")))?,
         Value::String(s) => parse_bytes(s).map_err(|e| ctx.invalid(path, e))?,
-        other => return Err(ctx.invalid(path, format!("expected a size like 64m, found {}", type_name(other)))),
+        other => {
+            return Err(ctx.invalid(
+                path,
+                format!("expected a size like 64m, found {}", type_name(other)),
+            ));
+        }
     };
     Ok(Json::String(n.to_string()))
 }
@@ -341,7 +364,10 @@ fn string_list(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Vec<String>> {
             .enumerate()
             .map(|(i, item)| string(ctx, &format!("{path}[{i}]"), item))
             .collect(),
-        other => Err(ctx.invalid(path, format!("expected a list of strings, found {}", type_name(other)))),
+        other => Err(ctx.invalid(
+            path,
+            format!("expected a list of strings, found {}", type_name(other)),
+        )),
     }
 }
 
@@ -383,7 +409,13 @@ fn key_value_map(
             }
         }
         other => {
-            return Err(ctx.invalid(path, format!("expected a list of KEY=VALUE or a mapping, found {}", type_name(other))));
+            return Err(ctx.invalid(
+                path,
+                format!(
+                    "expected a list of KEY=VALUE or a mapping, found {}",
+                    type_name(other)
+                ),
+            ));
         }
     }
     Ok(out)
@@ -423,13 +455,20 @@ pub fn to_json(v: &Value) -> Json {
         }
         Value::String(s) => Json::String(s.clone()),
         Value::Sequence(seq) => Json::Array(seq.iter().map(to_json).collect()),
-        Value::Mapping(m) => Json::Object(m.iter().map(|(k, v)| (key_str(k), to_json(v))).collect()),
+        Value::Mapping(m) => {
+            Json::Object(m.iter().map(|(k, v)| (key_str(k), to_json(v))).collect())
+        }
         Value::Tagged(t) => to_json(&t.value),
     }
 }
 
 /// Checks a mapping's keys against `known` (plus `x-*`), returning its entries.
-fn checked<'v>(ctx: &Ctx<'_>, path: &str, v: &'v Value, known: &[&str]) -> R<Vec<(String, &'v Value)>> {
+fn checked<'v>(
+    ctx: &Ctx<'_>,
+    path: &str,
+    v: &'v Value,
+    known: &[&str],
+) -> R<Vec<(String, &'v Value)>> {
     let es = entries(ctx, path, v)?;
     for (k, _) in &es {
         if !known.contains(&k.as_str()) && !k.starts_with("x-") {
@@ -461,7 +500,10 @@ pub struct CanonFile {
 pub fn file(ctx: &Ctx<'_>, doc: &Value) -> R<CanonFile> {
     let mut out = CanonFile::default();
     let Value::Mapping(top) = doc else {
-        return Err(ctx.invalid("", format!("a compose file is a mapping, found {}", type_name(doc))));
+        return Err(ctx.invalid(
+            "",
+            format!("a compose file is a mapping, found {}", type_name(doc)),
+        ));
     };
     for (k, v) in top {
         let key = key_str(k);
@@ -476,12 +518,14 @@ pub fn file(ctx: &Ctx<'_>, doc: &Value) -> R<CanonFile> {
             }
             "networks" => {
                 for (name, n) in entries(ctx, "networks", v)? {
-                    out.networks.insert(name.clone(), network(ctx, &join("networks", &name), n)?);
+                    out.networks
+                        .insert(name.clone(), network(ctx, &join("networks", &name), n)?);
                 }
             }
             "volumes" => {
                 for (name, n) in entries(ctx, "volumes", v)? {
-                    out.volumes.insert(name.clone(), volume(ctx, &join("volumes", &name), n)?);
+                    out.volumes
+                        .insert(name.clone(), volume(ctx, &join("volumes", &name), n)?);
                 }
             }
             "secrets" | "configs" => {
@@ -511,8 +555,16 @@ fn network(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
         path,
         v,
         &[
-            "name", "driver", "driver_opts", "ipam", "external", "internal", "attachable", "labels",
-            "enable_ipv6", "enable_ipv4",
+            "name",
+            "driver",
+            "driver_opts",
+            "ipam",
+            "external",
+            "internal",
+            "attachable",
+            "labels",
+            "enable_ipv6",
+            "enable_ipv4",
         ],
     )? {
         let p = join(path, &k);
@@ -521,7 +573,9 @@ fn network(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
             "driver_opts" => string_map(ctx, &p, val)?,
             "labels" => labels(ctx, &p, val)?,
             "external" => external(ctx, &p, val, &mut out)?,
-            "internal" | "attachable" | "enable_ipv6" | "enable_ipv4" => Json::Bool(boolean(ctx, &p, val)?),
+            "internal" | "attachable" | "enable_ipv6" | "enable_ipv4" => {
+                Json::Bool(boolean(ctx, &p, val)?)
+            }
             "ipam" => ipam(ctx, &p, val)?,
             _ => to_json(val),
         };
@@ -535,7 +589,10 @@ fn external(ctx: &Ctx<'_>, p: &str, val: &Value, out: &mut Map<String, Json>) ->
     if let Value::Mapping(_) = val {
         for (k2, v2) in checked(ctx, p, val, &["name"])? {
             if k2 == "name" {
-                out.insert("name".into(), Json::String(string(ctx, &join(p, "name"), v2)?));
+                out.insert(
+                    "name".into(),
+                    Json::String(string(ctx, &join(p, "name"), v2)?),
+                );
             }
         }
         return Ok(Json::Bool(true));
@@ -558,7 +615,12 @@ fn ipam(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
                 for (i, pool) in seq.iter().enumerate() {
                     let pp = format!("{p}[{i}]");
                     let mut m = Map::new();
-                    for (k2, v2) in checked(ctx, &pp, pool, &["subnet", "ip_range", "gateway", "aux_addresses"])? {
+                    for (k2, v2) in checked(
+                        ctx,
+                        &pp,
+                        pool,
+                        &["subnet", "ip_range", "gateway", "aux_addresses"],
+                    )? {
                         let j2 = if k2 == "aux_addresses" {
                             string_map(ctx, &join(&pp, &k2), v2)?
                         } else {
@@ -579,7 +641,12 @@ fn ipam(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
 
 fn volume(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
     let mut out = Map::new();
-    for (k, val) in checked(ctx, path, v, &["name", "driver", "driver_opts", "external", "labels"])? {
+    for (k, val) in checked(
+        ctx,
+        path,
+        v,
+        &["name", "driver", "driver_opts", "external", "labels"],
+    )? {
         let p = join(path, &k);
         let j = match k.as_str() {
             "name" | "driver" => Json::String(string(ctx, &p, val)?),
@@ -599,7 +666,17 @@ fn file_object(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
         ctx,
         path,
         v,
-        &["name", "file", "environment", "content", "external", "labels", "driver", "driver_opts", "template_driver"],
+        &[
+            "name",
+            "file",
+            "environment",
+            "content",
+            "external",
+            "labels",
+            "driver",
+            "driver_opts",
+            "template_driver",
+        ],
     )? {
         let p = join(path, &k);
         let j = match k.as_str() {
@@ -627,7 +704,12 @@ pub fn service(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
     let es = match v {
         Value::Null => Vec::new(),
         Value::Mapping(_) => entries(ctx, path, v)?,
-        other => return Err(ctx.invalid(path, format!("a service is a mapping, found {}", type_name(other)))),
+        other => {
+            return Err(ctx.invalid(
+                path,
+                format!("a service is a mapping, found {}", type_name(other)),
+            ));
+        }
     };
     for (k, val) in es {
         let p = join(path, &k);
@@ -646,39 +728,64 @@ pub fn service(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
 
 fn service_key(ctx: &Ctx<'_>, p: &str, k: &str, val: &Value) -> R<Json> {
     Ok(match k {
-        "cgroup_parent" | "container_name" | "domainname" | "hostname" | "image" | "ipc" | "mac_address"
-        | "network_mode" | "pid" | "platform" | "runtime" | "stop_signal" | "user" | "userns_mode"
-        | "working_dir" => Json::String(string(ctx, p, val)?),
+        "cgroup_parent" | "container_name" | "domainname" | "hostname" | "image" | "ipc"
+        | "mac_address" | "network_mode" | "pid" | "platform" | "runtime" | "stop_signal"
+        | "user" | "userns_mode" | "working_dir" => Json::String(string(ctx, p, val)?),
         "pull_policy" => {
             let s = string(ctx, p, val)?;
-            let ok = ["always", "never", "missing", "if_not_present", "build", "daily", "weekly"];
+            let ok = [
+                "always",
+                "never",
+                "missing",
+                "if_not_present",
+                "build",
+                "daily",
+                "weekly",
+            ];
             if !ok.contains(&s.as_str()) && !s.starts_with("every_") {
-                return Err(ctx.invalid(p, format!("invalid pull_policy {s:?} (always, never, missing, build)")));
+                return Err(ctx.invalid(
+                    p,
+                    format!("invalid pull_policy {s:?} (always, never, missing, build)"),
+                ));
             }
             Json::String(s)
         }
         "restart" => {
             let s = string(ctx, p, val)?;
-            s.parse::<super::model::Restart>().map_err(|e| ctx.invalid(p, e))?;
+            s.parse::<super::model::Restart>()
+                .map_err(|e| ctx.invalid(p, e))?;
             Json::String(s)
         }
-        "init" | "privileged" | "read_only" | "stdin_open" | "tty" => Json::Bool(boolean(ctx, p, val)?),
-        "cap_add" | "cap_drop" | "links" | "security_opt" | "volumes_from" | "group_add" | "profiles" => {
-            Json::from(string_list(ctx, p, val)?)
+        "init" | "privileged" | "read_only" | "stdin_open" | "tty" => {
+            Json::Bool(boolean(ctx, p, val)?)
         }
+        "cap_add" | "cap_drop" | "links" | "security_opt" | "volumes_from" | "group_add"
+        | "profiles" => Json::from(string_list(ctx, p, val)?),
         "dns" | "dns_opt" | "dns_search" | "tmpfs" => Json::from(string_or_list(ctx, p, val)?),
         "command" | "entrypoint" => match val {
             Value::Null => Json::Null,
             Value::String(s) => Json::from(shell_split(s).map_err(|e| ctx.invalid(p, e))?),
             Value::Sequence(_) => Json::from(string_list(ctx, p, val)?),
-            other => return Err(ctx.invalid(p, format!("expected a string or a list, found {}", type_name(other)))),
+            other => {
+                return Err(ctx.invalid(
+                    p,
+                    format!("expected a string or a list, found {}", type_name(other)),
+                ));
+            }
         },
         "environment" => {
             let lookup = ctx.lookup;
-            Json::Object(key_value_map(ctx, p, val, &|k| lookup(k).map_or(Json::Null, Json::String))?)
+            Json::Object(key_value_map(ctx, p, val, &|k| {
+                lookup(k).map_or(Json::Null, Json::String)
+            })?)
         }
         "labels" => labels(ctx, p, val)?,
-        "sysctls" => Json::Object(key_value_map(ctx, p, val, &|_| Json::String(String::new()))?),
+        "sysctls" => Json::Object(key_value_map(
+            ctx,
+            p,
+            val,
+            &|_| Json::String(String::new()),
+        )?),
         "env_file" => env_file(ctx, p, val)?,
         "expose" => Json::from(string_list(ctx, p, val)?),
         "extra_hosts" => extra_hosts(ctx, p, val)?,
@@ -791,7 +898,10 @@ fn env_file(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
                 }
             }
             other => {
-                m.insert("path".into(), Json::String(ctx.abs_path(&string(ctx, &ip, other)?)));
+                m.insert(
+                    "path".into(),
+                    Json::String(ctx.abs_path(&string(ctx, &ip, other)?)),
+                );
             }
         }
         out.push(Json::Object(m));
@@ -808,7 +918,12 @@ fn extra_hosts(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
                 let (h, ip) = s
                     .split_once('=')
                     .or_else(|| s.split_once(':'))
-                    .ok_or_else(|| ctx.invalid(&format!("{p}[{i}]"), format!("expected HOST=IP, found {s:?}")))?;
+                    .ok_or_else(|| {
+                        ctx.invalid(
+                            &format!("{p}[{i}]"),
+                            format!("expected HOST=IP, found {s:?}"),
+                        )
+                    })?;
                 out.push(format!("{h}={ip}"));
             }
         }
@@ -821,7 +936,12 @@ fn extra_hosts(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
             }
         }
         Value::Null => {}
-        other => return Err(ctx.invalid(p, format!("expected a list or a mapping, found {}", type_name(other)))),
+        other => {
+            return Err(ctx.invalid(
+                p,
+                format!("expected a list or a mapping, found {}", type_name(other)),
+            ));
+        }
     }
     Ok(Json::from(out))
 }
@@ -832,14 +952,27 @@ fn healthcheck(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
         ctx,
         path,
         v,
-        &["test", "interval", "timeout", "retries", "start_period", "start_interval", "disable"],
+        &[
+            "test",
+            "interval",
+            "timeout",
+            "retries",
+            "start_period",
+            "start_interval",
+            "disable",
+        ],
     )? {
         let p = join(path, &k);
         let j = match k.as_str() {
             "test" => match val {
                 Value::String(s) => json!(["CMD-SHELL", s]),
                 Value::Sequence(_) => Json::from(string_list(ctx, &p, val)?),
-                other => return Err(ctx.invalid(&p, format!("expected a string or a list, found {}", type_name(other)))),
+                other => {
+                    return Err(ctx.invalid(
+                        &p,
+                        format!("expected a string or a list, found {}", type_name(other)),
+                    ));
+                }
             },
             "retries" => Json::from(unsigned(ctx, &p, val)?),
             "disable" => Json::Bool(boolean(ctx, &p, val)?),
@@ -855,7 +988,10 @@ fn depends_on(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
     match v {
         Value::Sequence(_) => {
             for name in string_list(ctx, path, v)? {
-                out.insert(name, json!({"condition": "service_started", "required": true}));
+                out.insert(
+                    name,
+                    json!({"condition": "service_started", "required": true}),
+                );
             }
         }
         Value::Mapping(_) => {
@@ -869,8 +1005,12 @@ fn depends_on(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
                     match k.as_str() {
                         "condition" => {
                             let c = string(ctx, &kp, val)?;
-                            if !["service_started", "service_healthy", "service_completed_successfully"]
-                                .contains(&c.as_str())
+                            if ![
+                                "service_started",
+                                "service_healthy",
+                                "service_completed_successfully",
+                            ]
+                            .contains(&c.as_str())
                             {
                                 return Err(ctx.invalid(
                                     &kp,
@@ -893,7 +1033,12 @@ fn depends_on(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
             }
         }
         Value::Null => {}
-        other => return Err(ctx.invalid(path, format!("expected a list or a mapping, found {}", type_name(other)))),
+        other => {
+            return Err(ctx.invalid(
+                path,
+                format!("expected a list or a mapping, found {}", type_name(other)),
+            ));
+        }
     }
     Ok(Json::Object(out))
 }
@@ -919,8 +1064,14 @@ fn service_networks(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
                     &np,
                     n,
                     &[
-                        "aliases", "ipv4_address", "ipv6_address", "link_local_ips", "mac_address",
-                        "driver_opts", "priority", "gw_priority",
+                        "aliases",
+                        "ipv4_address",
+                        "ipv6_address",
+                        "link_local_ips",
+                        "mac_address",
+                        "driver_opts",
+                        "priority",
+                        "gw_priority",
                     ],
                 )? {
                     let kp = join(&np, &k);
@@ -936,7 +1087,12 @@ fn service_networks(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
             }
         }
         Value::Null => {}
-        other => return Err(ctx.invalid(path, format!("expected a list or a mapping, found {}", type_name(other)))),
+        other => {
+            return Err(ctx.invalid(
+                path,
+                format!("expected a list or a mapping, found {}", type_name(other)),
+            ));
+        }
     }
     Ok(Json::Object(out))
 }
@@ -1003,7 +1159,11 @@ pub fn short_port(spec: &str) -> Result<Vec<Json>, String> {
         Some(p) => {
             let (p0, p1) = parse_range(p).ok_or_else(bad)?;
             if t0 == t1 {
-                let published = if p0 == p1 { p0.to_string() } else { format!("{p0}-{p1}") };
+                let published = if p0 == p1 {
+                    p0.to_string()
+                } else {
+                    format!("{p0}-{p1}")
+                };
                 out.push(entry(t0, Some(published)));
             } else if p1 - p0 == t1 - t0 {
                 for (i, t) in (t0..=t1).enumerate() {
@@ -1011,7 +1171,9 @@ pub fn short_port(spec: &str) -> Result<Vec<Json>, String> {
                     out.push(entry(t, Some(pub_port.to_string())));
                 }
             } else {
-                return Err(format!("invalid port {spec:?}: host and container ranges differ in size"));
+                return Err(format!(
+                    "invalid port {spec:?}: host and container ranges differ in size"
+                ));
             }
         }
     }
@@ -1037,13 +1199,22 @@ fn ports(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
                     ctx,
                     &ip,
                     item,
-                    &["name", "mode", "host_ip", "target", "published", "protocol", "app_protocol"],
+                    &[
+                        "name",
+                        "mode",
+                        "host_ip",
+                        "target",
+                        "published",
+                        "protocol",
+                        "app_protocol",
+                    ],
                 )? {
                     let kp = join(&ip, &k);
                     match k.as_str() {
                         "target" => {
                             let n = integer(ctx, &kp, val)?;
-                            let n = u16::try_from(n).map_err(|_| ctx.invalid(&kp, format!("port {n} out of range")))?;
+                            let n = u16::try_from(n)
+                                .map_err(|_| ctx.invalid(&kp, format!("port {n} out of range")))?;
                             target = Some(n);
                         }
                         "published" => published = Some(string(ctx, &kp, val)?),
@@ -1052,7 +1223,10 @@ fn ports(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
                         "mode" => {
                             let s = string(ctx, &kp, val)?;
                             if s != "ingress" && s != "host" {
-                                return Err(ctx.invalid(&kp, format!("invalid mode {s:?} (ingress or host)")));
+                                return Err(ctx.invalid(
+                                    &kp,
+                                    format!("invalid mode {s:?} (ingress or host)"),
+                                ));
                             }
                             m.insert(k, Json::String(s));
                         }
@@ -1076,7 +1250,15 @@ fn ports(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
                 let s = string(ctx, &ip, item)?;
                 out.extend(short_port(&s).map_err(|e| ctx.invalid(&ip, e))?);
             }
-            other => return Err(ctx.invalid(&ip, format!("expected a port string or mapping, found {}", type_name(other)))),
+            other => {
+                return Err(ctx.invalid(
+                    &ip,
+                    format!(
+                        "expected a port string or mapping, found {}",
+                        type_name(other)
+                    ),
+                ));
+            }
         }
     }
     Ok(Json::Array(out))
@@ -1093,7 +1275,11 @@ pub fn short_volume(ctx: &Ctx<'_>, spec: &str) -> Result<Json, String> {
         [t] => (None, *t, None),
         [s, t] => (Some(*s), *t, None),
         [s, t, o] => (Some(*s), *t, Some(*o)),
-        _ => return Err(format!("invalid volume {spec:?} (expected [SOURCE:]TARGET[:OPTIONS])")),
+        _ => {
+            return Err(format!(
+                "invalid volume {spec:?} (expected [SOURCE:]TARGET[:OPTIONS])"
+            ));
+        }
     };
     if target.is_empty() {
         return Err(format!("invalid volume {spec:?}: empty target"));
@@ -1102,12 +1288,18 @@ pub fn short_volume(ctx: &Ctx<'_>, spec: &str) -> Result<Json, String> {
     let bind = source.is_some_and(is_bind_source);
     m.insert("type".into(), json!(if bind { "bind" } else { "volume" }));
     if let Some(s) = source {
-        m.insert("source".into(), json!(if bind { ctx.abs_path(s) } else { s.to_string() }));
+        m.insert(
+            "source".into(),
+            json!(if bind { ctx.abs_path(s) } else { s.to_string() }),
+        );
     }
     m.insert("target".into(), json!(clean_target(target)));
     let mut bind_opts = Map::new();
     let mut vol_opts = Map::new();
-    for o in opts.map(|o| o.split(',').collect::<Vec<_>>()).unwrap_or_default() {
+    for o in opts
+        .map(|o| o.split(',').collect::<Vec<_>>())
+        .unwrap_or_default()
+    {
         match o {
             "ro" => {
                 m.insert("read_only".into(), json!(true));
@@ -1133,7 +1325,9 @@ pub fn short_volume(ctx: &Ctx<'_>, spec: &str) -> Result<Json, String> {
         m.insert("bind".into(), Json::Object(bind_opts));
     } else {
         if !bind_opts.is_empty() {
-            return Err(format!("invalid volume {spec:?}: bind options on a named volume"));
+            return Err(format!(
+                "invalid volume {spec:?}: bind options on a named volume"
+            ));
         }
         m.insert("volume".into(), Json::Object(vol_opts));
     }
@@ -1160,7 +1354,15 @@ fn volumes(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
         match item {
             Value::String(s) => out.push(short_volume(ctx, s).map_err(|e| ctx.invalid(&ip, e))?),
             Value::Mapping(_) => out.push(long_volume(ctx, &ip, item)?),
-            other => return Err(ctx.invalid(&ip, format!("expected a volume string or mapping, found {}", type_name(other)))),
+            other => {
+                return Err(ctx.invalid(
+                    &ip,
+                    format!(
+                        "expected a volume string or mapping, found {}",
+                        type_name(other)
+                    ),
+                ));
+            }
         }
     }
     Ok(Json::Array(out))
@@ -1172,7 +1374,16 @@ fn long_volume(ctx: &Ctx<'_>, ip: &str, item: &Value) -> R<Json> {
         ctx,
         ip,
         item,
-        &["type", "source", "target", "read_only", "consistency", "bind", "volume", "tmpfs"],
+        &[
+            "type",
+            "source",
+            "target",
+            "read_only",
+            "consistency",
+            "bind",
+            "volume",
+            "tmpfs",
+        ],
     )?;
     let kind = es
         .iter()
@@ -1181,7 +1392,10 @@ fn long_volume(ctx: &Ctx<'_>, ip: &str, item: &Value) -> R<Json> {
         .transpose()?
         .ok_or_else(|| ctx.invalid(ip, "a volume mapping needs a type (bind, volume, tmpfs)"))?;
     if !["bind", "volume", "tmpfs", "npipe", "image"].contains(&kind.as_str()) {
-        return Err(ctx.invalid(&join(ip, "type"), format!("invalid mount type {kind:?} (bind, volume, tmpfs)")));
+        return Err(ctx.invalid(
+            &join(ip, "type"),
+            format!("invalid mount type {kind:?} (bind, volume, tmpfs)"),
+        ));
     }
     m.insert("type".into(), json!(kind));
     for (k, val) in &es {
@@ -1203,7 +1417,12 @@ fn long_volume(ctx: &Ctx<'_>, ip: &str, item: &Value) -> R<Json> {
             }
             "bind" => {
                 let mut b = Map::new();
-                for (k2, v2) in checked(ctx, &kp, val, &["propagation", "create_host_path", "selinux", "recursive"])? {
+                for (k2, v2) in checked(
+                    ctx,
+                    &kp,
+                    val,
+                    &["propagation", "create_host_path", "selinux", "recursive"],
+                )? {
                     let p2 = join(&kp, &k2);
                     let j = if k2 == "create_host_path" {
                         // compose prints it only when true.
@@ -1268,7 +1487,9 @@ fn file_mounts(ctx: &Ctx<'_>, path: &str, v: &Value, secret: bool) -> R<Json> {
         let mut m = Map::new();
         match item {
             Value::Mapping(_) => {
-                for (k, val) in checked(ctx, &ip, item, &["source", "target", "uid", "gid", "mode"])? {
+                for (k, val) in
+                    checked(ctx, &ip, item, &["source", "target", "uid", "gid", "mode"])?
+                {
                     let kp = join(&ip, &k);
                     let j = if k == "mode" {
                         // A YAML 1.2 parser reads `0440` as decimal 440: take its digits as octal,
@@ -1296,7 +1517,11 @@ fn file_mounts(ctx: &Ctx<'_>, path: &str, v: &Value, secret: bool) -> R<Json> {
             }
         }
         if secret && !m.contains_key("target") {
-            let src = m.get("source").and_then(Json::as_str).unwrap_or_default().to_string();
+            let src = m
+                .get("source")
+                .and_then(Json::as_str)
+                .unwrap_or_default()
+                .to_string();
             m.insert("target".into(), json!(format!("/run/secrets/{src}")));
         }
         out.push(Json::Object(m));
@@ -1361,7 +1586,12 @@ fn devices(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
                     [src] => json!({"source": src, "target": src}),
                     [src, dst] => json!({"source": src, "target": dst}),
                     [src, dst, perm] => json!({"source": src, "target": dst, "permissions": perm}),
-                    _ => return Err(ctx.invalid(&ip, format!("invalid device {s:?} (HOST[:CONTAINER[:PERMISSIONS]])"))),
+                    _ => {
+                        return Err(ctx.invalid(
+                            &ip,
+                            format!("invalid device {s:?} (HOST[:CONTAINER[:PERMISSIONS]])"),
+                        ));
+                    }
                 }
             }
         };
@@ -1390,7 +1620,14 @@ fn update_config(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
         ctx,
         path,
         v,
-        &["parallelism", "delay", "failure_action", "monitor", "max_failure_ratio", "order"],
+        &[
+            "parallelism",
+            "delay",
+            "failure_action",
+            "monitor",
+            "max_failure_ratio",
+            "order",
+        ],
     )? {
         let p = join(path, &k);
         let j = match k.as_str() {
@@ -1400,14 +1637,19 @@ fn update_config(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
             "failure_action" => {
                 let s = string(ctx, &p, val)?;
                 if !["continue", "rollback", "pause"].contains(&s.as_str()) {
-                    return Err(ctx.invalid(&p, format!("invalid failure_action {s:?} (continue, rollback, pause)")));
+                    return Err(ctx.invalid(
+                        &p,
+                        format!("invalid failure_action {s:?} (continue, rollback, pause)"),
+                    ));
                 }
                 json!(s)
             }
             _ => {
                 let s = string(ctx, &p, val)?;
                 if !["start-first", "stop-first"].contains(&s.as_str()) {
-                    return Err(ctx.invalid(&p, format!("invalid order {s:?} (start-first, stop-first)")));
+                    return Err(
+                        ctx.invalid(&p, format!("invalid order {s:?} (start-first, stop-first)"))
+                    );
                 }
                 json!(s)
             }
@@ -1419,7 +1661,12 @@ fn update_config(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
 
 fn resource(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
     let mut out = Map::new();
-    for (k, val) in checked(ctx, path, v, &["cpus", "memory", "pids", "devices", "generic_resources"])? {
+    for (k, val) in checked(
+        ctx,
+        path,
+        v,
+        &["cpus", "memory", "pids", "devices", "generic_resources"],
+    )? {
         let p = join(path, &k);
         let j = match k.as_str() {
             "cpus" => {
@@ -1449,8 +1696,15 @@ fn deploy(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
         path,
         v,
         &[
-            "mode", "replicas", "labels", "update_config", "rollback_config", "resources", "restart_policy",
-            "placement", "endpoint_mode",
+            "mode",
+            "replicas",
+            "labels",
+            "update_config",
+            "rollback_config",
+            "resources",
+            "restart_policy",
+            "placement",
+            "endpoint_mode",
         ],
     )? {
         let p = join(path, &k);
@@ -1481,7 +1735,12 @@ fn deploy(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
             }
             "restart_policy" => {
                 let mut r = Map::new();
-                for (k2, v2) in checked(ctx, &p, val, &["condition", "delay", "max_attempts", "window"])? {
+                for (k2, v2) in checked(
+                    ctx,
+                    &p,
+                    val,
+                    &["condition", "delay", "max_attempts", "window"],
+                )? {
                     let p2 = join(&p, &k2);
                     let j = match k2.as_str() {
                         "condition" => json!(string(ctx, &p2, v2)?),
@@ -1517,7 +1776,11 @@ fn build(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
     let mut out = Map::new();
     match v {
         Value::String(s) => {
-            let c = if is_remote_context(s) { s.clone() } else { ctx.abs_path(s) };
+            let c = if is_remote_context(s) {
+                s.clone()
+            } else {
+                ctx.abs_path(s)
+            };
             out.insert("context".into(), json!(c));
         }
         Value::Mapping(_) => {
@@ -1526,11 +1789,17 @@ fn build(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
                 let j = match k.as_str() {
                     "context" => {
                         let s = string(ctx, &p, val)?;
-                        json!(if is_remote_context(&s) { s } else { ctx.abs_path(&s) })
+                        json!(if is_remote_context(&s) {
+                            s
+                        } else {
+                            ctx.abs_path(&s)
+                        })
                     }
                     "args" | "labels" => {
                         let lookup = ctx.lookup;
-                        Json::Object(key_value_map(ctx, &p, val, &|k| lookup(k).map_or(Json::Null, Json::String))?)
+                        Json::Object(key_value_map(ctx, &p, val, &|k| {
+                            lookup(k).map_or(Json::Null, Json::String)
+                        })?)
                     }
                     _ => to_json(val),
                 };
@@ -1540,7 +1809,12 @@ fn build(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
                 out.insert("context".into(), json!(ctx.abs_path(".")));
             }
         }
-        other => return Err(ctx.invalid(path, format!("expected a string or a mapping, found {}", type_name(other)))),
+        other => {
+            return Err(ctx.invalid(
+                path,
+                format!("expected a string or a mapping, found {}", type_name(other)),
+            ));
+        }
     }
     if !out.contains_key("dockerfile") && !out.contains_key("dockerfile_inline") {
         out.insert("dockerfile".into(), json!("Dockerfile"));
@@ -1557,14 +1831,23 @@ fn extends_spec(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
             for (k, val) in checked(ctx, path, v, &["service", "file"])? {
                 let p = join(path, &k);
                 let s = string(ctx, &p, val)?;
-                m.insert(k.clone(), json!(if k == "file" { ctx.abs_path(&s) } else { s }));
+                m.insert(
+                    k.clone(),
+                    json!(if k == "file" { ctx.abs_path(&s) } else { s }),
+                );
             }
             if !m.contains_key("service") {
                 return Err(ctx.invalid(path, "extends needs a service"));
             }
             Ok(Json::Object(m))
         }
-        other => Err(ctx.invalid(path, format!("expected a service name or a mapping, found {}", type_name(other)))),
+        other => Err(ctx.invalid(
+            path,
+            format!(
+                "expected a service name or a mapping, found {}",
+                type_name(other)
+            ),
+        )),
     }
 }
 
@@ -1610,7 +1893,12 @@ mod tests {
             e,
             "/p/compose.yaml: services.web.ports[0]: invalid port \"80:abc\" (expected [IP:][HOST:]CONTAINER[/PROTOCOL])"
         );
-        assert!(svc("ports: [{published: 80}]").unwrap_err().to_string().contains("needs a target"));
+        assert!(
+            svc("ports: [{published: 80}]")
+                .unwrap_err()
+                .to_string()
+                .contains("needs a target")
+        );
     }
 
     #[test]
@@ -1628,18 +1916,35 @@ mod tests {
                 {"type": "tmpfs", "target": "/t", "tmpfs": {"size": "67108864"}},
             ])
         );
-        assert!(svc("volumes: [{source: x, target: /y}]").unwrap_err().to_string().contains("needs a type"));
+        assert!(
+            svc("volumes: [{source: x, target: /y}]")
+                .unwrap_err()
+                .to_string()
+                .contains("needs a type")
+        );
         assert!(svc(r#"volumes: ["a:b:c:d"]"#).is_err());
-        assert!(svc(r#"volumes: ["a:/b:bogus"]"#).unwrap_err().to_string().contains("unknown option"));
+        assert!(
+            svc(r#"volumes: ["a:/b:bogus"]"#)
+                .unwrap_err()
+                .to_string()
+                .contains("unknown option")
+        );
     }
 
     #[test]
     fn environment_labels_forms() {
         let j = svc("environment: [A=1, FROM_ENV, MISSING, 'B=x=y']\nlabels: [a=1, b]").unwrap();
-        assert_eq!(j["environment"], json!({"A": "1", "FROM_ENV": "e", "MISSING": null, "B": "x=y"}));
+        assert_eq!(
+            j["environment"],
+            json!({"A": "1", "FROM_ENV": "e", "MISSING": null, "B": "x=y"})
+        );
         assert_eq!(j["labels"], json!({"a": "1", "b": ""}));
-        let j = svc("environment: {A: 1, B: true, C: null, FROM_ENV: }\nlabels: {x: null}").unwrap();
-        assert_eq!(j["environment"], json!({"A": "1", "B": "true", "C": null, "FROM_ENV": "e"}));
+        let j =
+            svc("environment: {A: 1, B: true, C: null, FROM_ENV: }\nlabels: {x: null}").unwrap();
+        assert_eq!(
+            j["environment"],
+            json!({"A": "1", "B": "true", "C": null, "FROM_ENV": "e"})
+        );
         assert_eq!(j["labels"], json!({"x": ""}));
     }
 
@@ -1663,28 +1968,47 @@ mod tests {
         let j = svc("healthcheck: {test: [NONE]}\nstop_grace_period: 1m").unwrap();
         assert_eq!(j["healthcheck"]["test"], json!(["NONE"]));
         assert_eq!(j["stop_grace_period"], json!("1m0s"));
-        let e = svc("healthcheck: {interval: soon}").unwrap_err().to_string();
-        assert!(e.contains("services.web.healthcheck.interval: invalid duration"), "{e}");
+        let e = svc("healthcheck: {interval: soon}")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("services.web.healthcheck.interval: invalid duration"),
+            "{e}"
+        );
     }
 
     #[test]
     fn depends_on_networks_forms() {
         let j = svc("depends_on: [db]\nnetworks: [a, b]").unwrap();
-        assert_eq!(j["depends_on"], json!({"db": {"condition": "service_started", "required": true}}));
+        assert_eq!(
+            j["depends_on"],
+            json!({"db": {"condition": "service_started", "required": true}})
+        );
         assert_eq!(j["networks"], json!({"a": null, "b": null}));
         let j = svc("depends_on: {db: {condition: service_healthy, restart: true}, job: {condition: service_completed_successfully, required: false}}\nnetworks: {front: {aliases: [w], ipv4_address: 10.0.0.5, priority: 10}, back: }").unwrap();
         assert_eq!(
             j["depends_on"],
             json!({"db": {"condition": "service_healthy", "restart": true, "required": true}, "job": {"condition": "service_completed_successfully", "required": false}})
         );
-        assert_eq!(j["networks"], json!({"front": {"aliases": ["w"], "ipv4_address": "10.0.0.5", "priority": 10}, "back": null}));
-        assert!(svc("depends_on: {db: {condition: service_ready}}").unwrap_err().to_string().contains("invalid condition"));
+        assert_eq!(
+            j["networks"],
+            json!({"front": {"aliases": ["w"], "ipv4_address": "10.0.0.5", "priority": 10}, "back": null})
+        );
+        assert!(
+            svc("depends_on: {db: {condition: service_ready}}")
+                .unwrap_err()
+                .to_string()
+                .contains("invalid condition")
+        );
     }
 
     #[test]
     fn misc_forms() {
         let j = svc("ulimits: {nproc: 65535, nofile: {soft: 1, hard: 2}}\nextra_hosts: ['a:1.2.3.4', 'b=::1']\ndevices: ['/dev/fuse:/dev/fuse:rwm', /dev/x]\nenv_file: [a.env, {path: b.env, required: false}]\ntmpfs: /run\ndns: 8.8.8.8\nsysctls: [a.b=1]\nshm_size: 64m\nlogging: {driver: json-file, options: {max-size: 10m, max-file: 3}}").unwrap();
-        assert_eq!(j["ulimits"], json!({"nproc": 65535, "nofile": {"soft": 1, "hard": 2}}));
+        assert_eq!(
+            j["ulimits"],
+            json!({"nproc": 65535, "nofile": {"soft": 1, "hard": 2}})
+        );
         assert_eq!(j["extra_hosts"], json!(["a=1.2.3.4", "b=::1"]));
         assert_eq!(
             j["devices"],
@@ -1706,30 +2030,53 @@ mod tests {
     #[test]
     fn deploy_forms() {
         let j = svc("deploy: {replicas: 2, resources: {limits: {cpus: '0.5', memory: 50M}}, update_config: {order: start-first, failure_action: rollback, delay: 10s}}").unwrap();
-        assert_eq!(j["deploy"]["resources"]["limits"], json!({"cpus": 0.5, "memory": "52428800"}));
-        assert_eq!(j["deploy"]["update_config"], json!({"order": "start-first", "failure_action": "rollback", "delay": "10s"}));
+        assert_eq!(
+            j["deploy"]["resources"]["limits"],
+            json!({"cpus": 0.5, "memory": "52428800"})
+        );
+        assert_eq!(
+            j["deploy"]["update_config"],
+            json!({"order": "start-first", "failure_action": "rollback", "delay": "10s"})
+        );
         assert!(svc("deploy: {update_config: {order: random}}").is_err());
-        let e = svc("deploy: {placement: {constraints: [a]}}").unwrap_err().to_string();
-        assert_eq!(e, "/p/compose.yaml: services.web.deploy.placement: not supported by Gantry (remove it, or open an issue)");
+        let e = svc("deploy: {placement: {constraints: [a]}}")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "/p/compose.yaml: services.web.deploy.placement: not supported by Gantry (remove it, or open an issue)"
+        );
     }
 
     #[test]
     fn unknown_and_unsupported_keys() {
         let e = svc("blkio_config: {}").unwrap_err().to_string();
-        assert_eq!(e, "/p/compose.yaml: services.web.blkio_config: not supported by Gantry (remove it, or open an issue)");
+        assert_eq!(
+            e,
+            "/p/compose.yaml: services.web.blkio_config: not supported by Gantry (remove it, or open an issue)"
+        );
         let e = svc("imagee: x").unwrap_err().to_string();
         assert!(e.contains("services.web.imagee: unknown key"), "{e}");
         let e = svc("healthcheck: {tset: x}").unwrap_err().to_string();
-        assert!(e.contains("services.web.healthcheck.tset: unknown key"), "{e}");
+        assert!(
+            e.contains("services.web.healthcheck.tset: unknown key"),
+            "{e}"
+        );
         assert!(svc("x-anything: {a: 1}").is_ok());
         let e = svc("privileged: maybe").unwrap_err().to_string();
-        assert!(e.contains("services.web.privileged: expected true or false"), "{e}");
+        assert!(
+            e.contains("services.web.privileged: expected true or false"),
+            "{e}"
+        );
     }
 
     #[test]
     fn shell_split_rules() {
         assert_eq!(shell_split("a  b\tc").unwrap(), vec!["a", "b", "c"]);
-        assert_eq!(shell_split(r#"sh -c "echo \"x\" $$HOME""#).unwrap(), vec!["sh", "-c", "echo \"x\" $$HOME"]);
+        assert_eq!(
+            shell_split(r#"sh -c "echo \"x\" $$HOME""#).unwrap(),
+            vec!["sh", "-c", "echo \"x\" $$HOME"]
+        );
         assert_eq!(shell_split("''").unwrap(), vec![""]);
         assert!(shell_split("").unwrap().is_empty());
     }

@@ -7,7 +7,8 @@
 //! - `"double"`: escapes (`\n`, `\t`, `\\`, `\"`, `\$`) and interpolation, may span lines.
 //!
 //! A line with only `KEY` takes the value from the lookup (the process environment) if set.
-//! Interpolation sees the keys defined earlier in the same file first, then the lookup.
+//! Interpolation sees the lookup (the process environment) first, then the keys defined
+//! earlier in the same file, as compose does.
 //!
 //! Design: a line-oriented scanner; `raw` format (compose's `format: raw`) keeps everything after
 //! the first `=` verbatim. Errors name the file and the line.
@@ -118,7 +119,7 @@ fn expand(
     so_far: &BTreeMap<String, String>,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<String, String> {
-    let l = |k: &str| so_far.get(k).cloned().or_else(|| lookup(k));
+    let l = |k: &str| lookup(k).or_else(|| so_far.get(k).cloned());
     interpolate(value, &l)
         .map(|r| r.value)
         .map_err(|e| e.to_string())

@@ -58,7 +58,10 @@ fn resolve(
     let key = (file.to_path_buf(), name.to_string());
     if stack.contains(&key) {
         let chain: Vec<String> = stack.iter().map(|(_, s)| s.clone()).collect();
-        return Err(err(format!("extends cycle: {} -> {name}", chain.join(" -> "))));
+        return Err(err(format!(
+            "extends cycle: {} -> {name}",
+            chain.join(" -> ")
+        )));
     }
     let base_name = ext
         .get("service")
@@ -71,10 +74,14 @@ fn resolve(
         .map(PathBuf::from)
         .unwrap_or_else(|| file.to_path_buf());
     if !cache.contains_key(&base_file) {
-        let loaded = load_file(&base_file).map_err(|e| err(format!("cannot load {}: {e}", base_file.display())))?;
+        let loaded = load_file(&base_file)
+            .map_err(|e| err(format!("cannot load {}: {e}", base_file.display())))?;
         cache.insert(base_file.clone(), loaded);
     }
-    if !cache.get(&base_file).is_some_and(|m| m.contains_key(&base_name)) {
+    if !cache
+        .get(&base_file)
+        .is_some_and(|m| m.contains_key(&base_name))
+    {
         return Err(err(format!(
             "service {base_name:?} not found in {}",
             base_file.display()
@@ -100,7 +107,10 @@ mod tests {
         }))
         .unwrap();
         let mut loader = |p: &Path| -> Result<Map<String, Json>, ComposeError> {
-            Err(ComposeError::project(format!("unexpected load of {}", p.display())))
+            Err(ComposeError::project(format!(
+                "unexpected load of {}",
+                p.display()
+            )))
         };
         let out = resolve_all(Path::new("/c.yaml"), &services, &mut loader).unwrap();
         assert_eq!(out["web"]["image"], json!("y"));
@@ -118,7 +128,10 @@ mod tests {
         let missing: Map<String, Json> =
             serde_json::from_value(json!({"a": {"extends": {"service": "nope"}}})).unwrap();
         let e = resolve_all(Path::new("/c.yaml"), &missing, &mut loader).unwrap_err();
-        assert_eq!(e.to_string(), "/c.yaml: services.a.extends: service \"nope\" not found in /c.yaml");
+        assert_eq!(
+            e.to_string(),
+            "/c.yaml: services.a.extends: service \"nope\" not found in /c.yaml"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value as Json, json};
 use serde_yaml::Value;
 
+use super::LoadOptions;
 use super::canonical::{self, Ctx, join, normalize};
 use super::dotenv;
 use super::error::ComposeError;
@@ -20,7 +21,6 @@ use super::interpolate::interpolate;
 use super::merge::{self, Tags};
 use super::model::{EnvFile, Project, Service};
 use super::yaml;
-use super::LoadOptions;
 
 /// Default file names, in the order compose looks for them.
 pub const DEFAULT_FILES: &[&str] = &[
@@ -82,7 +82,12 @@ pub(crate) fn load(opts: &LoadOptions) -> Result<Project, ComposeError> {
     };
     for f in &env_files {
         let so_far = dot.clone();
-        let lookup = |k: &str| so_far.get(k).cloned().or_else(|| opts.environment.get(k).cloned());
+        let lookup = |k: &str| {
+            so_far
+                .get(k)
+                .cloned()
+                .or_else(|| opts.environment.get(k).cloned())
+        };
         dot.extend(dotenv::read(f, false, &lookup)?);
     }
     let mut vars = dot;
@@ -132,29 +137,45 @@ pub(crate) fn load(opts: &LoadOptions) -> Result<Project, ComposeError> {
         merged = merge::merge_documents(merged, Json::Object(d), &tags);
     }
 
-    // Project name.
-    let raw_name = opts
+    // Project name: explicit names must be valid; the directory name is normalised.
+    let explicit = opts
         .project_name
         .clone()
         .or(name_in_files)
-        .or_else(|| env.lookup("COMPOSE_PROJECT_NAME").filter(|s| !s.is_empty()))
-        .unwrap_or_else(|| {
-            project_dir
+        .or_else(|| env.lookup("COMPOSE_PROJECT_NAME").filter(|s| !s.is_empty()));
+    let name = match explicit {
+        Some(n) => {
+            if !is_valid_project_name(&n) {
+                return Err(ComposeError::project(format!(
+                    "invalid project name {n:?}: use only lowercase letters, digits, '-' and '_', starting with a letter or digit"
+                )));
+            }
+            n
+        }
+        None => {
+            let base = project_dir
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        });
-    let name = normalize_project_name(&raw_name);
-    if name.is_empty() {
-        return Err(ComposeError::project(format!(
-            "invalid project name {raw_name:?}: it must contain a lowercase letter or digit (pass -p NAME)"
-        )));
-    }
+                .unwrap_or_default();
+            let n = normalize_project_name(&base);
+            if n.is_empty() {
+                return Err(ComposeError::project(format!(
+                    "cannot derive a project name from the directory {base:?}: pass -p NAME"
+                )));
+            }
+            n
+        }
+    };
 
     // Profiles.
     let mut profiles: BTreeSet<String> = opts.profiles.iter().cloned().collect();
     if let Some(p) = env.lookup("COMPOSE_PROFILES") {
-        profiles.extend(p.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from));
+        profiles.extend(
+            p.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from),
+        );
     }
 
     let first_file = files.first().cloned().unwrap_or_default();
@@ -218,6 +239,13 @@ pub fn normalize_project_name(s: &str) -> String {
     lowered.trim_start_matches(['_', '-']).to_string()
 }
 
+/// `^[a-z0-9][a-z0-9_-]*$`, what compose accepts from -p, `name:` and COMPOSE_PROJECT_NAME.
+pub fn is_valid_project_name(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
 fn read_file(file: &Path) -> Result<String, ComposeError> {
     std::fs::read_to_string(file).map_err(|source| ComposeError::Read {
         file: file.to_path_buf(),
@@ -245,7 +273,11 @@ fn load_file_in(
     let lookup = |k: &str| env.lookup(k);
     let ctx = Ctx {
         file,
-        base_dir: if base_dir.as_os_str().is_empty() { Path::new("/") } else { base_dir },
+        base_dir: if base_dir.as_os_str().is_empty() {
+            Path::new("/")
+        } else {
+            base_dir
+        },
         lookup: &lookup,
         home: env.home.as_deref(),
     };
@@ -269,7 +301,9 @@ fn interpolate_value(
                 message: e.to_string(),
             })?;
             for u in r.unset {
-                warnings.push(format!("The {u:?} variable is not set. Defaulting to a blank string."));
+                warnings.push(format!(
+                    "The {u:?} variable is not set. Defaulting to a blank string."
+                ));
             }
             Value::String(r.value)
         }
@@ -278,7 +312,10 @@ fn interpolate_value(
             for (k, val) in m {
                 let key = match &k {
                     Value::String(s) => s.clone(),
-                    other => serde_yaml::to_string(other).unwrap_or_default().trim().to_string(),
+                    other => serde_yaml::to_string(other)
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string(),
                 };
                 let child = join(path, &key);
                 out.insert(k, interpolate_value(file, val, &child, env, warnings)?);
@@ -288,7 +325,13 @@ fn interpolate_value(
         Value::Sequence(seq) => {
             let mut out = Vec::with_capacity(seq.len());
             for (i, item) in seq.into_iter().enumerate() {
-                out.push(interpolate_value(file, item, &format!("{path}[{i}]"), env, warnings)?);
+                out.push(interpolate_value(
+                    file,
+                    item,
+                    &format!("{path}[{i}]"),
+                    env,
+                    warnings,
+                )?);
             }
             Value::Sequence(out)
         }
@@ -297,12 +340,23 @@ fn interpolate_value(
 }
 
 /// Completes one merged canonical service and turns it into the model type.
-fn build_service(name: &str, mut sj: Json, env: &Env, first_file: &Path) -> Result<Service, ComposeError> {
+fn build_service(
+    name: &str,
+    mut sj: Json,
+    env: &Env,
+    first_file: &Path,
+) -> Result<Service, ComposeError> {
     let Some(obj) = sj.as_object_mut() else {
-        return Err(ComposeError::project(format!("service {name:?} is not a mapping")));
+        return Err(ComposeError::project(format!(
+            "service {name:?} is not a mapping"
+        )));
     };
     // x-gantry and other extensions are kept aside.
-    let ext_keys: Vec<String> = obj.keys().filter(|k| k.starts_with("x-")).cloned().collect();
+    let ext_keys: Vec<String> = obj
+        .keys()
+        .filter(|k| k.starts_with("x-"))
+        .cloned()
+        .collect();
     let mut x_gantry = None;
     let mut extensions = BTreeMap::new();
     for k in ext_keys {
@@ -357,7 +411,9 @@ fn build_service(name: &str, mut sj: Json, env: &Env, first_file: &Path) -> Resu
         hosts.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
     }
     let mut svc: Service = serde_json::from_value(sj).map_err(|e| {
-        ComposeError::project(format!("services.{name}: {e} (this is a Gantry bug if the file validated)"))
+        ComposeError::project(format!(
+            "services.{name}: {e} (this is a Gantry bug if the file validated)"
+        ))
     })?;
     svc.name = name.to_string();
     svc.env_file = env_files;
@@ -385,7 +441,11 @@ fn resolve_resources(project: &mut Project, merged: &Json) -> Result<(), Compose
         if let Some(o) = v.as_object_mut() {
             if !o.contains_key("name") {
                 let external = o.get("external").and_then(Json::as_bool).unwrap_or(false);
-                let n = if external { key.to_string() } else { format!("{pname}_{key}") };
+                let n = if external {
+                    key.to_string()
+                } else {
+                    format!("{pname}_{key}")
+                };
                 o.insert("name".into(), json!(n));
             }
         }
@@ -415,7 +475,10 @@ fn resolve_resources(project: &mut Project, merged: &Json) -> Result<(), Compose
                 }
             }
         }
-        for (kind, list, defined) in [("secret", &svc.secrets, &secrets), ("config", &svc.configs, &configs)] {
+        for (kind, list, defined) in [
+            ("secret", &svc.secrets, &secrets),
+            ("config", &svc.configs, &configs),
+        ] {
             for fm in list {
                 if !defined.contains_key(&fm.source) {
                     return Err(ComposeError::project(format!(
@@ -426,7 +489,11 @@ fn resolve_resources(project: &mut Project, merged: &Json) -> Result<(), Compose
             }
         }
     }
-    let used_nets: BTreeSet<&String> = project.services.values().flat_map(|s| s.networks.keys()).collect();
+    let used_nets: BTreeSet<&String> = project
+        .services
+        .values()
+        .flat_map(|s| s.networks.keys())
+        .collect();
     let used_vols: BTreeSet<&String> = project
         .services
         .values()
@@ -434,10 +501,16 @@ fn resolve_resources(project: &mut Project, merged: &Json) -> Result<(), Compose
         .filter(|m| m.kind == super::model::MountKind::Volume)
         .filter_map(|m| m.source.as_ref())
         .collect();
-    let used_secrets: BTreeSet<&String> =
-        project.services.values().flat_map(|s| s.secrets.iter().map(|f| &f.source)).collect();
-    let used_configs: BTreeSet<&String> =
-        project.services.values().flat_map(|s| s.configs.iter().map(|f| &f.source)).collect();
+    let used_secrets: BTreeSet<&String> = project
+        .services
+        .values()
+        .flat_map(|s| s.secrets.iter().map(|f| &f.source))
+        .collect();
+    let used_configs: BTreeSet<&String> = project
+        .services
+        .values()
+        .flat_map(|s| s.configs.iter().map(|f| &f.source))
+        .collect();
 
     let mut networks = BTreeMap::new();
     for key in &used_nets {
@@ -450,19 +523,28 @@ fn resolve_resources(project: &mut Project, merged: &Json) -> Result<(), Compose
     let mut volumes = BTreeMap::new();
     for key in &used_vols {
         let v = named(key, vols.get(key.as_str()).cloned().unwrap_or(Json::Null));
-        let n = serde_json::from_value(v).map_err(|e| ComposeError::project(format!("volumes.{key}: {e}")))?;
+        let n = serde_json::from_value(v)
+            .map_err(|e| ComposeError::project(format!("volumes.{key}: {e}")))?;
         volumes.insert((*key).clone(), n);
     }
     let mut sec = BTreeMap::new();
     for key in &used_secrets {
-        let v = named(key, secrets.get(key.as_str()).cloned().unwrap_or(Json::Null));
-        let n = serde_json::from_value(v).map_err(|e| ComposeError::project(format!("secrets.{key}: {e}")))?;
+        let v = named(
+            key,
+            secrets.get(key.as_str()).cloned().unwrap_or(Json::Null),
+        );
+        let n = serde_json::from_value(v)
+            .map_err(|e| ComposeError::project(format!("secrets.{key}: {e}")))?;
         sec.insert((*key).clone(), n);
     }
     let mut cfg = BTreeMap::new();
     for key in &used_configs {
-        let v = named(key, configs.get(key.as_str()).cloned().unwrap_or(Json::Null));
-        let n = serde_json::from_value(v).map_err(|e| ComposeError::project(format!("configs.{key}: {e}")))?;
+        let v = named(
+            key,
+            configs.get(key.as_str()).cloned().unwrap_or(Json::Null),
+        );
+        let n = serde_json::from_value(v)
+            .map_err(|e| ComposeError::project(format!("configs.{key}: {e}")))?;
         cfg.insert((*key).clone(), n);
     }
     project.networks = networks;
@@ -505,7 +587,11 @@ fn check_dependencies(project: &Project) -> Result<(), ComposeError> {
         })
         .collect();
     loop {
-        let ready: Vec<&str> = remaining.iter().filter(|(_, d)| d.is_empty()).map(|(n, _)| *n).collect();
+        let ready: Vec<&str> = remaining
+            .iter()
+            .filter(|(_, d)| d.is_empty())
+            .map(|(n, _)| *n)
+            .collect();
         if ready.is_empty() {
             break;
         }

@@ -60,7 +60,12 @@ fn strip(v: Value, path: &mut Vec<String>, tags: &mut Tags) -> Result<Value, (St
                                 Some(strip(t.value, path, tags)?)
                             }
                             other => {
-                                return Err((path.join("."), format!("unknown YAML tag !{other} (Gantry knows !reset and !override)")));
+                                return Err((
+                                    path.join("."),
+                                    format!(
+                                        "unknown YAML tag !{other} (Gantry knows !reset and !override)"
+                                    ),
+                                ));
                             }
                         }
                     }
@@ -114,9 +119,21 @@ fn service_rule(rel: &[String]) -> Rule {
         ["volumes"] | ["devices"] => Rule::Append(Dedup::Target),
         ["secrets"] | ["configs"] => Rule::Append(Dedup::Mount),
         ["env_file"] => Rule::Append(Dedup::Path),
-        ["dns"] | ["dns_opt"] | ["dns_search"] | ["expose"] | ["cap_add"] | ["cap_drop"] | ["tmpfs"]
-        | ["extra_hosts"] | ["security_opt"] | ["profiles"] | ["links"] | ["group_add"] | ["volumes_from"]
-        | ["networks", _, "aliases"] | ["networks", _, "link_local_ips"] => Rule::Append(Dedup::Value),
+        ["dns"]
+        | ["dns_opt"]
+        | ["dns_search"]
+        | ["expose"]
+        | ["cap_add"]
+        | ["cap_drop"]
+        | ["tmpfs"]
+        | ["extra_hosts"]
+        | ["security_opt"]
+        | ["profiles"]
+        | ["links"]
+        | ["group_add"]
+        | ["volumes_from"]
+        | ["networks", _, "aliases"]
+        | ["networks", _, "link_local_ips"] => Rule::Append(Dedup::Value),
         _ => Rule::Default,
     }
 }
@@ -259,7 +276,9 @@ fn set_path(doc: &mut Json, path: &[String], value: Json) {
         let Some(obj) = cur.as_object_mut() else {
             return;
         };
-        cur = obj.entry(p.clone()).or_insert_with(|| Json::Object(Map::new()));
+        cur = obj
+            .entry(p.clone())
+            .or_insert_with(|| Json::Object(Map::new()));
     }
     if let Some(obj) = cur.as_object_mut() {
         obj.insert(last.clone(), value);
@@ -333,12 +352,21 @@ mod tests {
         assert_eq!(w["environment"], json!({"A": "1", "B": "2", "C": "3"}));
         assert_eq!(w["labels"], json!({"x": "1"}));
         assert_eq!(w["ports"].as_array().map(Vec::len), Some(2));
-        assert_eq!(w["volumes"], json!([{"type": "bind", "source": "/host", "target": "/data"}]));
+        assert_eq!(
+            w["volumes"],
+            json!([{"type": "bind", "source": "/host", "target": "/data"}])
+        );
         assert_eq!(w["dns"], json!(["1.1.1.1", "8.8.8.8"]));
-        assert_eq!(w["healthcheck"], json!({"test": ["CMD", "b", "c"], "interval": "10s"}));
+        assert_eq!(
+            w["healthcheck"],
+            json!({"test": ["CMD", "b", "c"], "interval": "10s"})
+        );
         assert_eq!(w["ulimits"], json!({"nofile": 5}));
         assert_eq!(w["logging"], json!({"driver": "syslog"}));
-        assert_eq!(w["networks"], json!({"front": {"aliases": ["w"]}, "back": null}));
+        assert_eq!(
+            w["networks"],
+            json!({"front": {"aliases": ["w"]}, "back": null})
+        );
     }
 
     #[test]
@@ -346,7 +374,10 @@ mod tests {
         let base = doc(json!({"s": {"logging": {"driver": "json-file", "options": {"a": "1"}}}}));
         let over = doc(json!({"s": {"logging": {"options": {"b": "2"}}}}));
         let m = merge_documents(base, over, &Tags::default());
-        assert_eq!(m["services"]["s"]["logging"], json!({"driver": "json-file", "options": {"a": "1", "b": "2"}}));
+        assert_eq!(
+            m["services"]["s"]["logging"],
+            json!({"driver": "json-file", "options": {"a": "1", "b": "2"}})
+        );
     }
 
     #[test]
@@ -356,9 +387,14 @@ mod tests {
         )
         .unwrap();
         let (stripped, tags) = strip_tags(y).unwrap();
-        assert_eq!(tags.resets, vec![vec!["services".to_string(), "web".into(), "ports".into()]]);
+        assert_eq!(
+            tags.resets,
+            vec![vec!["services".to_string(), "web".into(), "ports".into()]]
+        );
         assert!(stripped["services"]["web"].get("ports").is_none());
-        let base = doc(json!({"web": {"ports": [{"target": 1}], "environment": {"A": "1"}, "image": "x"}}));
+        let base = doc(
+            json!({"web": {"ports": [{"target": 1}], "environment": {"A": "1"}, "image": "x"}}),
+        );
         let over = doc(json!({"web": {"environment": {"ONLY": "x"}}}));
         let m = merge_documents(base, over, &tags);
         assert!(m["services"]["web"].get("ports").is_none());

@@ -48,6 +48,8 @@ pub mod json;
 mod loader;
 pub mod merge;
 pub mod model;
+#[cfg(test)]
+mod tests;
 pub mod yaml;
 
 pub use error::ComposeError;

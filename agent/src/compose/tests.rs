@@ -1,0 +1,448 @@
+//! End-to-end tests of [`super::load`] on files in temporary directories, and property tests
+//! that no input makes the loader panic.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use proptest::prelude::*;
+use serde_json::json;
+
+use super::*;
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn opts(files: Vec<PathBuf>) -> LoadOptions {
+    LoadOptions {
+        files,
+        environment: [("HOME".to_string(), "/home/u".to_string())]
+            .into_iter()
+            .collect(),
+        ..LoadOptions::default()
+    }
+}
+
+fn project_dir(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    (t, d)
+}
+
+#[test]
+fn multi_file_merge_extends_and_paths() {
+    let (_t, d) = project_dir("My.Project");
+    let main = write(
+        &d,
+        "compose.yaml",
+        "services:\n  web:\n    image: nginx\n    environment: {A: '1'}\n    ports: ['8080:80']\n    volumes: ['./html:/usr/share/nginx/html:ro']\n  db:\n    extends: {service: base, file: common/base.yaml}\n    environment: [C=3]\n",
+    );
+    write(
+        &d,
+        "common/base.yaml",
+        "services:\n  base:\n    image: postgres\n    volumes: ['./pg:/pg']\n",
+    );
+    let over = write(
+        &d,
+        "compose.override.yaml",
+        "services:\n  web:\n    image: nginx:2\n    environment: [B=2]\n    ports: ['8080:80', '9090:90']\n",
+    );
+    let p = load(&opts(vec![main, over])).unwrap();
+    assert_eq!(p.name(), "myproject");
+    let web = p.service("web").unwrap();
+    assert_eq!(web.image.as_deref(), Some("nginx:2"));
+    assert_eq!(web.environment.get("A"), Some(&Some("1".to_string())));
+    assert_eq!(web.environment.get("B"), Some(&Some("2".to_string())));
+    assert_eq!(web.ports.len(), 2);
+    assert_eq!(
+        web.volumes[0].source.as_deref(),
+        Some(d.join("html").to_str().unwrap())
+    );
+    assert!(web.volumes[0].read_only);
+    let db = p.service("db").unwrap();
+    assert_eq!(db.image.as_deref(), Some("postgres"));
+    assert_eq!(
+        db.volumes[0].source.as_deref(),
+        Some(d.join("common/pg").to_str().unwrap())
+    );
+    assert_eq!(p.networks["default"].name, "myproject_default");
+}
+
+#[test]
+fn env_precedence_dotenv_and_env_files() {
+    let (_t, d) = project_dir("proj");
+    write(&d, ".env", "TAG=fromdotenv\nONLY_DOT=dot\nREF=${TAG}-x\n");
+    let f = write(
+        &d,
+        "compose.yaml",
+        "services:\n  app:\n    image: busybox:${TAG}\n    environment:\n      DOT: ${ONLY_DOT}\n      REF: $REF\n      FROM_ENV:\n",
+    );
+    let mut o = opts(vec![f.clone()]);
+    let p = load(&o).unwrap();
+    assert_eq!(
+        p.service("app").unwrap().image.as_deref(),
+        Some("busybox:fromdotenv")
+    );
+    // Process environment (and --var) wins over .env, also inside .env references.
+    o.environment.insert("TAG".into(), "fromenv".into());
+    o.environment.insert("FROM_ENV".into(), "yes".into());
+    let p = load(&o).unwrap();
+    let app = p.service("app").unwrap();
+    assert_eq!(app.image.as_deref(), Some("busybox:fromenv"));
+    assert_eq!(app.environment["REF"].as_deref(), Some("fromenv-x"));
+    assert_eq!(app.environment["FROM_ENV"].as_deref(), Some("yes"));
+    // --env-file replaces .env.
+    let alt = write(&d, "alt.env", "TAG=alt\n");
+    let mut o2 = opts(vec![f]);
+    o2.env_files = vec![alt];
+    let p = load(&o2).unwrap();
+    let app = p.service("app").unwrap();
+    assert_eq!(app.image.as_deref(), Some("busybox:alt"));
+    assert_eq!(app.environment["DOT"].as_deref(), Some(""));
+    assert!(p.warnings.iter().any(|w| w.contains("ONLY_DOT")));
+}
+
+#[test]
+fn service_env_file_long_form() {
+    let (_t, d) = project_dir("p");
+    write(&d, "a.env", "A=1\nB=from_file\n");
+    let f = write(
+        &d,
+        "compose.yaml",
+        "services:\n  s:\n    image: x\n    env_file: [a.env, {path: missing.env, required: false}]\n    environment: {B: explicit}\n",
+    );
+    let p = load(&opts(vec![f])).unwrap();
+    let s = p.service("s").unwrap();
+    assert_eq!(s.environment["A"].as_deref(), Some("1"));
+    assert_eq!(s.environment["B"].as_deref(), Some("explicit"));
+    assert_eq!(s.env_file.len(), 2);
+    assert!(!s.env_file[1].required);
+}
+
+#[test]
+fn project_name_rules() {
+    let (_t, d) = project_dir("Dir_Name");
+    let f = write(&d, "compose.yaml", "services: {s: {image: x}}\n");
+    assert_eq!(load(&opts(vec![f.clone()])).unwrap().name, "dir_name");
+    let mut o = opts(vec![f.clone()]);
+    o.environment
+        .insert("COMPOSE_PROJECT_NAME".into(), "fromenv".into());
+    assert_eq!(load(&o).unwrap().name, "fromenv");
+    let g = write(
+        &d,
+        "named.yaml",
+        "name: infile\nservices: {s: {image: x}}\n",
+    );
+    o.files = vec![g];
+    assert_eq!(load(&o).unwrap().name, "infile");
+    o.project_name = Some("flag".into());
+    assert_eq!(load(&o).unwrap().name, "flag");
+    o.project_name = Some("Bad Name".into());
+    assert!(
+        load(&o)
+            .unwrap_err()
+            .to_string()
+            .contains("invalid project name")
+    );
+}
+
+#[test]
+fn profiles_and_dependency_order() {
+    let (_t, d) = project_dir("p");
+    let f = write(
+        &d,
+        "compose.yaml",
+        "services:\n  web: {image: x, depends_on: {api: {condition: service_healthy}}}\n  api: {image: x, depends_on: [db]}\n  db: {image: x}\n  debug: {image: x, profiles: [dev]}\n",
+    );
+    let p = load(&opts(vec![f.clone()])).unwrap();
+    assert!(p.service("debug").is_none());
+    assert!(p.disabled_services.contains_key("debug"));
+    let order: Vec<&str> = p
+        .services_in_dependency_order()
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(order, vec!["db", "api", "web"]);
+    let mut o = opts(vec![f]);
+    o.profiles = vec!["dev".into()];
+    assert!(load(&o).unwrap().service("debug").is_some());
+}
+
+#[test]
+fn extensions_version_and_hash() {
+    let (_t, d) = project_dir("p");
+    let f = write(
+        &d,
+        "compose.yaml",
+        "version: '3.8'\nx-top: {a: 1}\nservices:\n  s:\n    image: x\n    x-gantry: {health: {url: 'http://127.0.0.1/'}}\n    x-other: 1\n",
+    );
+    let p = load(&opts(vec![f])).unwrap();
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.contains("`version` is obsolete"))
+    );
+    let j = p.to_compose_json();
+    assert_eq!(j["x-top"], json!({"a": 1}));
+    assert!(j["services"]["s"].get("x-gantry").is_none());
+    let s = p.service("s").unwrap();
+    assert_eq!(
+        s.x_gantry,
+        Some(json!({"health": {"url": "http://127.0.0.1/"}}))
+    );
+    assert!(p.to_yaml().contains("x-gantry"));
+    assert_eq!(s.config_hash().len(), 64);
+}
+
+#[test]
+fn hash_ignores_replicas_but_not_environment() {
+    let (_t, d) = project_dir("p");
+    let a = write(
+        &d,
+        "a.yaml",
+        "services: {s: {image: x, deploy: {replicas: 1}, environment: {A: '1'}}}\n",
+    );
+    let b = write(
+        &d,
+        "b.yaml",
+        "services: {s: {image: x, deploy: {replicas: 3}, environment: {A: '1'}}}\n",
+    );
+    let c = write(
+        &d,
+        "c.yaml",
+        "services: {s: {image: x, deploy: {replicas: 1}, environment: {A: '2'}}}\n",
+    );
+    let h = |f: PathBuf| load(&opts(vec![f])).unwrap().services["s"].config_hash();
+    assert_eq!(h(a.clone()), h(b));
+    assert_ne!(h(a), h(c));
+}
+
+#[test]
+fn errors_name_file_and_key() {
+    let (_t, d) = project_dir("p");
+    let cases: &[(&str, &str)] = &[
+        (
+            "services: {web: {image: x, blkio_config: {}}}",
+            "compose.yaml: services.web.blkio_config: not supported by Gantry",
+        ),
+        (
+            "services: {web: {image: x, imgae: y}}",
+            "compose.yaml: services.web.imgae: unknown key",
+        ),
+        (
+            "services:\n  web:\n    image: ${NEED:?set it}\n",
+            "compose.yaml: services.web.image: required variable NEED is missing a value: set it",
+        ),
+        (
+            "services:\n  web:\n    image: x\n   bad: [\n",
+            "compose.yaml:4:",
+        ),
+        (
+            "services: {web: {image: x, networks: [nope]}}",
+            "refers to undefined network \"nope\"",
+        ),
+        (
+            "services: {web: {image: x, depends_on: [db]}}",
+            "depends on undefined service \"db\"",
+        ),
+        (
+            "services: {a: {image: x, depends_on: [b]}, b: {image: x, depends_on: [a]}}",
+            "dependency cycle",
+        ),
+        (
+            "services: {web: {image: x, healthcheck: {interval: 5}}}\nfoo: 1",
+            "compose.yaml: foo: unknown key",
+        ),
+        (
+            "services: {web: {image: x, restart: sometimes}}",
+            "services.web.restart: invalid restart policy",
+        ),
+        (
+            "services: {web: {image: x, env_file: nope.env}}",
+            "services.web.env_file: env file",
+        ),
+        ("include: [x.yaml]", "include: not supported by Gantry"),
+    ];
+    for (text, want) in cases {
+        let f = write(&d, "compose.yaml", text);
+        let e = load(&opts(vec![f])).unwrap_err().to_string();
+        assert!(e.contains(want), "{text:?}: got {e:?}, want {want:?}");
+    }
+}
+
+#[test]
+fn default_file_lookup() {
+    let (_t, d) = project_dir("p");
+    write(&d, "docker-compose.yml", "services: {s: {image: x}}\n");
+    let mut o = opts(Vec::new());
+    o.project_dir = Some(d.clone());
+    assert!(load(&o).unwrap().service("s").is_some());
+    let (_t2, empty) = project_dir("q");
+    o.project_dir = Some(empty);
+    assert!(matches!(load(&o), Err(ComposeError::NoComposeFile { .. })));
+}
+
+#[test]
+fn model_round_trips_through_json() {
+    let (_t, d) = project_dir("p");
+    let f = write(
+        &d,
+        "compose.yaml",
+        "services:\n  s:\n    image: x\n    healthcheck: {test: [CMD, 'true'], interval: 1m30s}\n    stop_grace_period: 20s\n    shm_size: 64m\n    restart: on-failure:3\n    secrets: [{source: k, mode: 0440}]\n    deploy: {resources: {limits: {memory: 1g, cpus: 1.5}}, update_config: {order: start-first}}\nsecrets: {k: {file: ./k}}\n",
+    );
+    let p = load(&opts(vec![f])).unwrap();
+    let s = p.service("s").unwrap();
+    assert_eq!(s.restart, Some(Restart::OnFailure(Some(3))));
+    assert_eq!(
+        s.healthcheck
+            .as_ref()
+            .and_then(|h| h.interval)
+            .map(|d| d.as_std()),
+        Some(std::time::Duration::from_secs(90))
+    );
+    assert_eq!(s.secrets[0].mode, Some(0o440));
+    assert_eq!(
+        s.deploy
+            .as_ref()
+            .and_then(|d| d.update_config.as_ref())
+            .and_then(|u| u.order),
+        Some(UpdateOrder::StartFirst)
+    );
+    let back: Project = serde_json::from_value(serde_json::to_value(&p).unwrap()).unwrap();
+    let mut s2 = back.services["s"].clone();
+    s2.name = "s".into();
+    s2.env_file = s.env_file.clone();
+    assert_eq!(&s2, s);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Arbitrary interpolation strings never panic.
+    #[test]
+    fn interpolation_never_panics(s in "[-$a-zA-Z0-9{}:?+_ é\\\\]{0,40}") {
+        let lookup = |k: &str| (k.len() % 2 == 0).then(|| k.to_string());
+        let _ = interpolate::interpolate(&s, &lookup);
+    }
+
+    /// Arbitrary YAML-ish documents never make the loader panic.
+    #[test]
+    fn loader_never_panics(body in yamlish()) {
+        let dir = tempfile::tempdir().unwrap();
+        let f = write(dir.path(), "compose.yaml", &body);
+        let _ = load(&opts(vec![f]));
+    }
+
+    /// Arbitrary bytes as a compose file never make the loader panic.
+    #[test]
+    fn loader_never_panics_on_noise(body in "\\PC{0,200}") {
+        let dir = tempfile::tempdir().unwrap();
+        let f = write(dir.path(), "compose.yaml", &body);
+        let _ = load(&opts(vec![f]));
+    }
+
+    /// Arbitrary short port and volume specs never panic.
+    #[test]
+    fn short_syntax_never_panics(s in "[\\[\\]0-9a-z.:/\\-~,]{0,30}") {
+        let _ = canonical::short_port(&s);
+        let lookup = |_: &str| None;
+        let ctx = canonical::Ctx { file: Path::new("/c.yaml"), base_dir: Path::new("/"), lookup: &lookup, home: None };
+        let _ = canonical::short_volume(&ctx, &s);
+        let _ = canonical::shell_split(&s);
+        let _ = s.parse::<Duration>();
+        let _ = parse_bytes(&s);
+    }
+}
+
+/// Documents built from compose-like keys and values, to get past the YAML parser often.
+fn yamlish() -> impl Strategy<Value = String> {
+    let key = prop::sample::select(vec![
+        "image",
+        "command",
+        "entrypoint",
+        "environment",
+        "ports",
+        "volumes",
+        "networks",
+        "depends_on",
+        "healthcheck",
+        "restart",
+        "labels",
+        "user",
+        "deploy",
+        "ulimits",
+        "extends",
+        "env_file",
+        "profiles",
+        "x-gantry",
+        "secrets",
+        "tmpfs",
+        "extra_hosts",
+        "devices",
+        "logging",
+        "build",
+        "stop_grace_period",
+        "shm_size",
+        "<<",
+        "bogus",
+    ]);
+    let scalar = prop::sample::select(vec![
+        "x",
+        "1",
+        "-1",
+        "99999999999999999999",
+        "true",
+        "null",
+        "''",
+        "'${A:-b}'",
+        "'$${X'",
+        "'8080:80'",
+        "'1-3:1-2/udp'",
+        "'./a:/b:ro'",
+        "'a:b:c:d'",
+        "[]",
+        "{}",
+        "[a, 1]",
+        "{a: 1}",
+        "1m30s",
+        "'~'",
+        "[CMD, x]",
+        "{condition: service_healthy}",
+        "{soft: 1}",
+        "*a",
+        "&a 1",
+        "!reset []",
+        "!override x",
+        "{service: web}",
+        "{file: other.yaml, service: x}",
+        "'${'",
+        "0440",
+    ]);
+    let entry = (key, scalar).prop_map(|(k, v)| format!("    {k}: {v}\n"));
+    let service = prop::collection::vec(entry, 0..6).prop_map(|es| es.concat());
+    let top = prop::sample::select(vec![
+        "services", "networks", "volumes", "secrets", "configs", "x-a", "name", "version",
+    ]);
+    (top, prop::collection::vec(("[a-z]{1,3}", service), 0..3)).prop_map(|(top, svcs)| {
+        let mut s = String::new();
+        s.push_str(top);
+        s.push_str(":\n");
+        for (name, body) in svcs {
+            s.push_str(&format!("  {name}:\n{body}"));
+        }
+        s
+    })
+}
+
+#[test]
+fn environment_map_is_btreemap() {
+    // The public environment type is stable: BTreeMap<String, Option<String>>.
+    let s = Service::default();
+    let _: &BTreeMap<String, Option<String>> = &s.environment;
+}
