@@ -22,8 +22,9 @@ use gantry_agent::engine::labels;
 use gantry_agent::engine::{
     ContainerSpec, DockerEngine, Engine, EngineError, EventAction, EventFilter, HealthStatus,
     HealthcheckSpec, ImageRef, MountKind, MountSpec, NetworkAttachment, NetworkSpec, Object,
-    PublishedPort, PullFailure, RestartPolicy, VolumeSpec,
+    PublishedPort, PullFailure, RegistryAuth, RestartPolicy, VolumeSpec,
 };
+use gantry_common::Secret;
 
 const IMAGE: &str = "gantry-test/busybox:latest";
 
@@ -669,6 +670,78 @@ async fn images_tag_remove_and_pull_failures() {
         }
         other => panic!("expected a pull error, got {other:?}"),
     }
+}
+
+/// `KEY=VALUE` from the file `tests/env/up` writes (`$GANTRY_TEST_ENV_FILE` or the default).
+fn test_env(key: &str) -> String {
+    let path = std::env::var("GANTRY_TEST_ENV_FILE")
+        .unwrap_or_else(|_| "/var/cache/gantry/test-env/env".to_owned());
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {path}: {e}; run tests/env/up first"));
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("export ").or(Some(l.trim())))
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v.trim_matches(|c| c == '"' || c == '\'').to_owned())
+        .unwrap_or_else(|| panic!("{key} missing from {path}: run tests/env/up registry"))
+}
+
+#[tokio::test]
+async fn pull_from_a_password_registry() {
+    let engine = engine().await;
+    let registry = test_env("GANTRY_TEST_REGISTRY");
+    let auth = RegistryAuth {
+        server_address: registry.clone(),
+        username: test_env("GANTRY_TEST_REGISTRY_USER"),
+        password: Secret::new(test_env("GANTRY_TEST_REGISTRY_PASSWORD")),
+        identity_token: None,
+    };
+    let image = ImageRef::from(format!("{registry}/gantry-test/busybox:latest"));
+    // Leave a reference another test pulled in place; remove only what this test adds.
+    let had_tag = engine.inspect_image(&image).await.unwrap().is_some();
+
+    let messages = std::sync::atomic::AtomicUsize::new(0);
+    let count = |_: &gantry_agent::engine::PullProgress| {
+        messages.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    };
+    let pulled = engine
+        .pull_image(&image, Some(&auth), Some(&count))
+        .await
+        .unwrap_or_else(|e| panic!("pull with the right password: {e}"));
+    assert!(messages.into_inner() > 0, "progress was reported");
+    let digest = pulled.digest_for(&image).expect("a registry digest");
+    let pinned = image.with_digest(&digest);
+    let again = engine.pull_image(&pinned, Some(&auth), None).await.unwrap();
+    assert_eq!(again.id, pulled.id, "the digest names the same image");
+
+    let mut wrong = auth.clone();
+    wrong.password = Secret::new("wrong-password".to_owned());
+    let missing = ImageRef::from(format!("{registry}/gantry-test/busybox:no-such-tag"));
+    let cases = [
+        (&image, Some(&wrong), PullFailure::Unauthorized),
+        (&image, None, PullFailure::Unauthorized),
+        (&missing, Some(&auth), PullFailure::NotFound),
+    ];
+    for (reference, credentials, expected) in cases {
+        match engine.pull_image(reference, credentials, None).await {
+            Err(EngineError::Pull {
+                registry: r,
+                kind,
+                reason,
+                ..
+            }) => {
+                assert_eq!(r, registry);
+                assert_eq!(kind, expected, "{reference}: {reason}");
+                assert!(!reason.contains(auth.password.expose()), "{reason}");
+            }
+            other => panic!("{reference}: expected a pull error, got {other:?}"),
+        }
+    }
+
+    if !had_tag {
+        let _ = engine.remove_image(image.as_str(), false).await;
+    }
+    let _ = engine.remove_image(pinned.as_str(), false).await;
 }
 
 #[tokio::test]
