@@ -1,12 +1,157 @@
-//! `gantry deploy`. Being written; see issue 2.
+//! `gantry deploy`: the whole job, with output that fits an SSM invocation.
+//!
+//! Text output is line based (`[stack] service: what happened`), on stdout; with
+//! `--output json` the progress lines go to stderr and stdout carries one JSON object.
+//! Either way the output stays under [`MAX_OUTPUT`] characters whatever the logs hold, since
+//! SSM returns only the first 24,000 characters of stdout.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::ExitCode;
+use crate::deploy::{self, DeployReport, DeployRequest, Progress};
+use crate::engine::DockerEngine;
 
 use super::GlobalArgs;
-use crate::ExitCode;
+use super::stack::{Output, StackArgs};
+
+/// Bound on what one deploy prints.
+pub const MAX_OUTPUT: usize = 20_000;
 
 #[derive(Debug, clap::Args)]
-pub struct DeployArgs {}
+pub struct DeployArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+    /// text: lines as it goes; json: one object at the end.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+    /// A deploy id (CI pipeline or job id): applying the same id again reports its result.
+    #[arg(long = "id", value_name = "ID")]
+    pub deploy_id: Option<String>,
+    /// Wait this long for another deploy of the stack to finish (e.g. 10m) instead of exit 75.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub lock_wait: Option<Duration>,
+    /// Bound on the whole deploy.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "30m")]
+    pub timeout: Duration,
+    /// How long one container may take to become healthy.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "2m")]
+    pub ready_timeout: Duration,
+}
 
-pub async fn run(_global: &GlobalArgs, _args: DeployArgs) -> ExitCode {
-    eprintln!("gantry deploy: not built yet");
-    ExitCode::Failed
+/// Prints progress lines, `[stack] service: message`, within the output budget.
+#[derive(Debug)]
+pub struct Lines {
+    stack: String,
+    to_stderr: bool,
+    budget: std::sync::Mutex<usize>,
+}
+
+impl Lines {
+    pub fn new(stack: &str, to_stderr: bool) -> Self {
+        Self {
+            stack: stack.to_owned(),
+            to_stderr,
+            budget: std::sync::Mutex::new(MAX_OUTPUT - 4_000),
+        }
+    }
+}
+
+impl Progress for Lines {
+    fn step(&self, service: Option<&str>, message: &str) {
+        let line = match service {
+            Some(s) => format!("[{}] {s}: {message}\n", self.stack),
+            None => format!("[{}] {message}\n", self.stack),
+        };
+        let Ok(mut budget) = self.budget.lock() else {
+            return;
+        };
+        if *budget < line.len() {
+            return;
+        }
+        *budget -= line.len();
+        if self.to_stderr {
+            let _ = std::io::stderr().write_all(line.as_bytes());
+        } else {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(line.as_bytes());
+            let _ = out.flush();
+        }
+    }
+}
+
+/// Cuts `s` to at most `max` bytes on a char boundary, saying so.
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}\n[... {} more bytes cut]", &s[..end], s.len() - end)
+}
+
+pub async fn run(global: &GlobalArgs, args: DeployArgs) -> ExitCode {
+    let stack = args.stack.stack.clone();
+    let engine = match DockerEngine::connect().await {
+        Ok(e) => Arc::new(e),
+        Err(e) => {
+            eprintln!("gantry deploy: {e}");
+            return e.exit_code();
+        }
+    };
+    let deployer = deploy::deployer(engine, &global.state_dir);
+    let mut req = DeployRequest::new(&stack, args.stack.load_options(global));
+    req.variables = args.stack.variables();
+    req.deploy_id = args.deploy_id.clone();
+    req.lock_wait = args.lock_wait.unwrap_or(Duration::ZERO);
+    req.timeout = args.timeout;
+    req.ready_timeout = args.ready_timeout;
+    let lines = Lines::new(&stack, args.output == Output::Json);
+    let report = deployer.deploy(&req, &lines).await;
+    print_report(&report, args.output);
+    report.exit_code()
+}
+
+/// Prints the end of a deploy or rollback.
+pub fn print_report(report: &DeployReport, output: Output) {
+    match output {
+        Output::Json => {
+            let mut report = report.clone();
+            report.error = report.error.map(|e| truncate(&e, MAX_OUTPUT / 2));
+            println!("{}", serde_json::to_string(&report).unwrap_or_default());
+        }
+        Output::Text => {
+            let changed: Vec<String> = report
+                .services
+                .iter()
+                .filter(|s| s.action != "unchanged")
+                .map(|s| format!("{} {}", s.service, s.action))
+                .collect();
+            let mut line = format!("[{}] {}", report.stack, report.outcome);
+            if let Some(r) = &report.release {
+                line.push_str(&format!(" release={r}"));
+            }
+            if report.repeated {
+                line.push_str(" (repeated deploy id: recorded result)");
+            }
+            if let Some(to) = &report.rolled_back_to {
+                line.push_str(&format!(" rolled_back_to={to}"));
+            }
+            if !changed.is_empty() {
+                line.push_str(&format!(" changed=[{}]", changed.join(", ")));
+            }
+            line.push_str(&format!(
+                " in {:.1}s exit={}",
+                report.duration_ms as f64 / 1000.0,
+                report.exit_code().code()
+            ));
+            println!("{line}");
+            if let Some(e) = &report.error {
+                println!("error: {}", truncate(e, 12_000));
+            }
+        }
+    }
 }

@@ -12,6 +12,7 @@ use crate::ExitCode;
 pub mod config;
 pub mod deploy;
 pub mod plan;
+pub mod stack;
 
 /// Gantry host agent: applies Docker Compose stacks through the Docker Engine API.
 #[derive(Debug, Parser)]

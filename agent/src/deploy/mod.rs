@@ -1,1 +1,206 @@
-//! Plans and rollouts. Being written; see issue 2.
+//! Deploys: from a Compose project to running containers, recorded as a release.
+//!
+//! Design: [`Deployer::deploy`] is the whole job, in the order DESIGN.md fixes: take the stack's
+//! lock; answer a repeated deploy id from the ledger; resolve images (pull what is missing)
+//! before anything running is touched; [`plan::compute`] what differs; run one-shot jobs; roll
+//! the changed services out in dependency order, each step gated on health; on a failure
+//! during rollout return to the last good release ([`Outcome::RolledBack`]); record the
+//! release. The same code serves `plan` (without applying), `rollback` and, later, the daemon.
+//!
+//! Convergence: every step is safe to interrupt with `kill -9`. The next deploy recovers the
+//! interrupted release, removes leftover one-off job containers and, when two containers claim
+//! one replica number (a replacement cut short), keeps the up-to-date one.
+//!
+//! Limits: replacement is stop-first (a short gap for the replaced service); published port
+//! ranges and `volumes_from` are not supported yet.
+
+pub mod apply;
+pub mod plan;
+pub mod translate;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::ExitCode;
+use crate::compose::{ComposeError, LoadOptions};
+use crate::engine::{Engine, EngineError};
+use crate::ledger::{Ledger, LedgerError, Outcome, ServiceRecord};
+
+pub use apply::Deployer;
+pub use plan::{Action, Plan, ServicePlan};
+
+/// Why a deploy failed. Each variant names what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error(transparent)]
+    Compose(#[from] ComposeError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("service {service}: {reason}")]
+    Unsupported { service: String, reason: String },
+    #[error(
+        "{kind} {name} is declared external but does not exist (hint: create it first: docker {kind} create {name})"
+    )]
+    MissingExternal { kind: &'static str, name: String },
+    #[error("job {service} exited with code {exit_code}{}", tail(logs))]
+    JobFailed {
+        service: String,
+        exit_code: i64,
+        logs: Vec<String>,
+    },
+    #[error("job {service} did not finish within {}{}", humantime::format_duration(*after), tail(logs))]
+    JobTimeout {
+        service: String,
+        after: Duration,
+        logs: Vec<String>,
+    },
+    #[error(
+        "service {service}: container {container} {problem}{}{}",
+        health(health_log),
+        tail(logs)
+    )]
+    NotReady {
+        service: String,
+        container: String,
+        problem: String,
+        health_log: Vec<String>,
+        logs: Vec<String>,
+    },
+    #[error("service {service} waits for {dependency}, which {problem}")]
+    Dependency {
+        service: String,
+        dependency: String,
+        problem: String,
+    },
+    #[error("the deploy did not finish within {} (--timeout)", humantime::format_duration(*after))]
+    Timeout { after: Duration },
+}
+
+fn tail(logs: &[String]) -> String {
+    if logs.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "\n--- last {} log lines ---\n{}",
+            logs.len(),
+            logs.join("\n")
+        )
+    }
+}
+
+fn health(log: &[String]) -> String {
+    if log.is_empty() {
+        String::new()
+    } else {
+        format!("\n--- last health checks ---\n{}", log.join("\n"))
+    }
+}
+
+impl DeployError {
+    /// The exit code this error means when it stops a deploy before anything changed.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Self::Compose(_) | Self::Unsupported { .. } => ExitCode::InvalidInput,
+            Self::Engine(e) => e.exit_code(),
+            Self::Ledger(LedgerError::LockBusy { .. }) => ExitCode::LockBusy,
+            Self::Ledger(LedgerError::BadStackName { .. }) => ExitCode::InvalidInput,
+            _ => ExitCode::Failed,
+        }
+    }
+}
+
+/// Something the deploy wants the operator to see as it happens.
+pub trait Progress: Send + Sync {
+    /// One line about the stack (`service: None`) or one service.
+    fn step(&self, service: Option<&str>, message: &str);
+}
+
+/// A [`Progress`] that says nothing.
+#[derive(Debug, Default)]
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn step(&self, _service: Option<&str>, _message: &str) {}
+}
+
+/// What to deploy.
+#[derive(Debug, Clone)]
+pub struct DeployRequest {
+    pub stack: String,
+    /// Files, env files, profiles and the environment (process env plus `variables`).
+    pub load: LoadOptions,
+    /// The `--var K=V` given, recorded in the release.
+    pub variables: BTreeMap<String, String>,
+    /// `--id`: a deploy id already applied is reported again, not applied again.
+    pub deploy_id: Option<String>,
+    /// How long to wait for another deploy of the stack to finish.
+    pub lock_wait: Duration,
+    /// Bound on the whole deploy.
+    pub timeout: Duration,
+    /// How long one container may take to become ready.
+    pub ready_timeout: Duration,
+    /// Good releases to keep.
+    pub keep_releases: usize,
+}
+
+impl DeployRequest {
+    pub fn new(stack: &str, load: LoadOptions) -> Self {
+        Self {
+            stack: stack.to_owned(),
+            load,
+            variables: BTreeMap::new(),
+            deploy_id: None,
+            lock_wait: Duration::ZERO,
+            timeout: Duration::from_secs(30 * 60),
+            ready_timeout: Duration::from_secs(120),
+            keep_releases: 10,
+        }
+    }
+}
+
+/// How a deploy ended: printed as text or as one JSON object.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeployReport {
+    pub stack: String,
+    /// `r<seq>` of the release this deploy recorded (or repeated).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+    pub outcome: Outcome,
+    /// True when the deploy id had been applied before and this is its recorded result.
+    pub repeated: bool,
+    pub services: Vec<ServiceRecord>,
+    /// The release the stack was rolled back to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rolled_back_to: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub duration_ms: u64,
+    #[serde(skip)]
+    pub exit_code_override: Option<ExitCode>,
+}
+
+impl DeployReport {
+    pub fn exit_code(&self) -> ExitCode {
+        if let Some(code) = self.exit_code_override {
+            return code;
+        }
+        match self.outcome {
+            Outcome::Succeeded | Outcome::Unchanged => ExitCode::Ok,
+            Outcome::RolledBack => ExitCode::RolledBack,
+            Outcome::RollbackFailed | Outcome::InProgress | Outcome::Interrupted => {
+                ExitCode::RollbackFailed
+            }
+            Outcome::Failed => ExitCode::Failed,
+        }
+    }
+}
+
+/// Connects what a deploy needs.
+pub fn deployer(engine: Arc<dyn Engine>, state_dir: &std::path::Path) -> Deployer {
+    Deployer::new(engine, Ledger::new(state_dir))
+}

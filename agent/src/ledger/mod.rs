@@ -148,8 +148,12 @@ pub struct Release {
     pub variables: BTreeMap<String, String>,
     /// The compose files it was resolved from.
     pub files: Vec<PathBuf>,
-    /// The resolved Compose model, as `gantry config --format json` prints it.
+    /// The resolved Compose model (Gantry's serde form: values as the containers get them,
+    /// not `$$`-escaped like `gantry config` prints them).
     pub model: serde_json::Value,
+    /// service → its `x-gantry` settings (not part of the Compose model's JSON).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub x_gantry: BTreeMap<String, serde_json::Value>,
     /// service → image it ran, pinned by id and digest.
     pub images: BTreeMap<String, ImageRecord>,
     /// env file path → sha256 of its content at deploy time.
@@ -157,6 +161,10 @@ pub struct Release {
     pub env_files: BTreeMap<String, String>,
     #[serde(default)]
     pub services: Vec<ServiceRecord>,
+    /// job service → hash of its last successful run (carried from release to release), so a
+    /// job runs at most once for a given configuration and image.
+    #[serde(default)]
+    pub jobs: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -438,13 +446,13 @@ impl StackLedger {
         Ok(())
     }
 
-    /// Keeps the newest `keep_good` good releases and every release newer than the oldest kept
+    /// Keeps the newest `keep_good` succeeded releases and every release newer than the oldest kept
     /// one; removes older release files and their job logs. Returns the removed releases.
     pub fn prune(&self, _lock: &StackLock, keep_good: usize) -> Result<Vec<Release>, LedgerError> {
         let releases = self.releases()?;
         let good: Vec<u64> = releases
             .iter()
-            .filter(|r| r.outcome.is_good())
+            .filter(|r| r.outcome == Outcome::Succeeded)
             .map(|r| r.seq)
             .collect();
         if good.len() <= keep_good {
@@ -486,9 +494,11 @@ mod tests {
             variables: BTreeMap::from([("IMAGE_TAG".into(), "abc".into())]),
             files: vec![],
             model: serde_json::json!({}),
+            x_gantry: BTreeMap::new(),
             images: BTreeMap::new(),
             env_files: BTreeMap::new(),
             services: vec![],
+            jobs: BTreeMap::new(),
             error: None,
         }
     }

@@ -1,0 +1,95 @@
+//! Arguments every stack command shares, and how they become [`LoadOptions`].
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::compose::LoadOptions;
+
+use super::GlobalArgs;
+
+/// Which stack, from which files, with which variables.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StackArgs {
+    /// The stack: its name is the Compose project name.
+    pub stack: String,
+    /// Compose files, merged in order [default: <config-dir>/stacks/STACK/compose.yaml].
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// A variable for interpolation, e.g. IMAGE_TAG=3f2a1c; wins over the environment and .env.
+    #[arg(long = "var", value_name = "K=V", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+    /// Env files for interpolation instead of the project's .env.
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_files: Vec<PathBuf>,
+    /// Profiles to enable.
+    #[arg(long = "profile", value_name = "NAME")]
+    pub profiles: Vec<String>,
+}
+
+fn parse_var(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not K=V (example: --var IMAGE_TAG=3f2a1c)"))?;
+    let valid = !k.is_empty()
+        && !k.starts_with(|c: char| c.is_ascii_digit())
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(format!("{k:?} is not a variable name (letters, digits, _)"));
+    }
+    Ok((k.to_owned(), v.to_owned()))
+}
+
+impl StackArgs {
+    /// The `--var` values as a map.
+    pub fn variables(&self) -> BTreeMap<String, String> {
+        self.vars.iter().cloned().collect()
+    }
+
+    /// Load options: the process environment with the variables over it.
+    pub fn load_options(&self, global: &GlobalArgs) -> LoadOptions {
+        let files = if self.files.is_empty() {
+            vec![
+                global
+                    .config_dir
+                    .join("stacks")
+                    .join(&self.stack)
+                    .join("compose.yaml"),
+            ]
+        } else {
+            self.files.clone()
+        };
+        let mut environment: BTreeMap<String, String> = std::env::vars().collect();
+        environment.extend(self.variables());
+        LoadOptions {
+            files,
+            project_name: Some(self.stack.clone()),
+            project_dir: None,
+            env_files: self.env_files.clone(),
+            profiles: self.profiles.clone(),
+            environment,
+        }
+    }
+}
+
+/// `--output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Output {
+    #[default]
+    Text,
+    Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vars_are_validated() {
+        assert_eq!(
+            parse_var("IMAGE_TAG=a=b").unwrap(),
+            ("IMAGE_TAG".into(), "a=b".into())
+        );
+        assert!(parse_var("NOPE").unwrap_err().contains("K=V"));
+        assert!(parse_var("1X=2").is_err());
+    }
+}

@@ -1,0 +1,1047 @@
+//! Applying a plan: jobs, ordered and health-gated replacement, removal, rollback.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use sha2::{Digest as _, Sha256};
+
+use crate::compose::{self, DependsCondition, Project, Service};
+use crate::engine::{ContainerInfo, Engine, EngineError, HealthStatus, ImageInfo, ImageRef};
+use crate::ledger::{
+    Holder, ImageRecord, Ledger, Outcome, Release, ServiceRecord, StackLedger, now_rfc3339,
+};
+
+use super::plan::{self, Action, Plan, ServicePlan};
+use super::{DeployError, DeployReport, DeployRequest, Progress, translate};
+
+/// Lines of a failing container's or job's log carried in the error.
+const LOG_LINES: usize = 50;
+/// How long a one-shot job may run unless `x-gantry.job.timeout` says otherwise.
+const JOB_TIMEOUT: Duration = Duration::from_secs(600);
+/// How often readiness is polled.
+const POLL: Duration = Duration::from_millis(250);
+
+/// Runs deploys against one engine and one ledger.
+#[derive(Clone)]
+pub struct Deployer {
+    engine: Arc<dyn Engine>,
+    ledger: Ledger,
+}
+
+impl std::fmt::Debug for Deployer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deployer")
+            .field("ledger", &self.ledger)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether jobs run (a deploy) or not (a rollback: migrations only go forward).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Deploy,
+    Rollback,
+}
+
+/// What was applied so far, for the report and for rollback.
+#[derive(Debug, Default)]
+struct Applied {
+    records: Vec<ServiceRecord>,
+    /// Whether a running container was stopped, replaced or removed.
+    touched_running: bool,
+    /// service → its ready containers' ids.
+    ready: BTreeMap<String, Vec<String>>,
+    /// jobs that succeeded in this run (service → run hash).
+    jobs: BTreeMap<String, String>,
+}
+
+impl Deployer {
+    pub fn new(engine: Arc<dyn Engine>, ledger: Ledger) -> Self {
+        Self { engine, ledger }
+    }
+
+    pub fn engine(&self) -> &Arc<dyn Engine> {
+        &self.engine
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// Loads the project and checks it can be deployed at all.
+    pub fn load(&self, req: &DeployRequest) -> Result<Project, DeployError> {
+        let project = compose::load(&req.load)?;
+        validate_deployable(&project)?;
+        Ok(project)
+    }
+
+    /// What a deploy would do, without doing it (nothing is pulled).
+    pub async fn plan(&self, req: &DeployRequest) -> Result<Plan, DeployError> {
+        let project = self.load(req)?;
+        let stack = self.ledger.stack(&req.stack)?;
+        self.engine.ping().await?;
+        let containers = self.engine.list_containers(&project.name, true).await?;
+        let mut image_ids = BTreeMap::new();
+        for svc in project.services.values() {
+            if let Some(reference) = &svc.image
+                && let Some(info) = self.engine.inspect_image(&ImageRef::new(reference)).await?
+            {
+                image_ids.insert(svc.name.clone(), info.id);
+            }
+        }
+        let releases = stack.releases()?;
+        let previous = releases.iter().rev().find(|r| r.outcome.is_good());
+        let jobs = releases.last().map(|r| r.jobs.clone()).unwrap_or_default();
+        Ok(plan::compute(
+            &project,
+            &containers,
+            &image_ids,
+            previous,
+            &jobs,
+        ))
+    }
+
+    /// Deploys. Never fails: the report says how it ended and carries the error.
+    pub async fn deploy(&self, req: &DeployRequest, progress: &dyn Progress) -> DeployReport {
+        let started = Instant::now();
+        let mut report = DeployReport {
+            stack: req.stack.clone(),
+            release: None,
+            outcome: Outcome::Failed,
+            repeated: false,
+            services: Vec::new(),
+            rolled_back_to: None,
+            error: None,
+            duration_ms: 0,
+            exit_code_override: None,
+        };
+        if let Err(e) = self.deploy_inner(req, progress, &mut report).await {
+            tracing::error!(stack = %req.stack, error = %e, "deploy failed");
+            if report.outcome == Outcome::Failed {
+                report.exit_code_override = Some(e.exit_code());
+            }
+            report.error = Some(e.to_string());
+        }
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        report
+    }
+
+    async fn deploy_inner(
+        &self,
+        req: &DeployRequest,
+        progress: &dyn Progress,
+        report: &mut DeployReport,
+    ) -> Result<(), DeployError> {
+        let project = self.load(req)?;
+        let stack = self.ledger.stack(&req.stack)?;
+        let holder = Holder::me(
+            &format!("gantry deploy {}", req.stack),
+            req.deploy_id.as_deref(),
+        );
+        let lock = stack.lock(&holder, req.lock_wait).await?;
+        let recovered = stack.recover(&lock)?;
+        if !recovered.is_empty() {
+            progress.step(
+                None,
+                &format!("recovered interrupted release(s) {recovered:?}; converging"),
+            );
+        }
+        if let Some(id) = &req.deploy_id
+            && let Some(done) = stack.find_deploy(id)?
+        {
+            progress.step(
+                None,
+                &format!("deploy id {id} was already applied as {}", done.id()),
+            );
+            report.release = Some(done.id());
+            report.outcome = done.outcome;
+            report.repeated = true;
+            report.services = done.services;
+            report.error = done.error;
+            return Ok(());
+        }
+        self.engine.ping().await?;
+
+        let images = self.resolve_images(&project, progress).await?;
+        let image_ids: BTreeMap<String, String> = images
+            .iter()
+            .map(|(svc, (_, info))| (svc.clone(), info.id.clone()))
+            .collect();
+        let containers = self.engine.list_containers(&project.name, true).await?;
+        let releases = stack.releases()?;
+        let previous = releases.iter().rev().find(|r| r.outcome.is_good()).cloned();
+        let jobs_done = releases.last().map(|r| r.jobs.clone()).unwrap_or_default();
+        let plan = plan::compute(
+            &project,
+            &containers,
+            &image_ids,
+            previous.as_ref(),
+            &jobs_done,
+        );
+
+        let mut release = stack.begin(
+            &lock,
+            Release {
+                seq: 0,
+                stack: req.stack.clone(),
+                deploy_id: req.deploy_id.clone(),
+                started_at: now_rfc3339(),
+                finished_at: None,
+                outcome: Outcome::InProgress,
+                pid: 0,
+                variables: req.variables.clone(),
+                files: project.config_files.clone(),
+                model: serde_json::to_value(&project).unwrap_or_default(),
+                x_gantry: project
+                    .services
+                    .iter()
+                    .filter_map(|(n, s)| s.x_gantry.clone().map(|x| (n.clone(), x)))
+                    .collect(),
+                images: images
+                    .iter()
+                    .map(|(svc, (reference, info))| {
+                        let digest = info.digest_for(&ImageRef::new(reference)).map(|d| {
+                            format!("{}@{}", ImageRef::new(reference).repository(), d.as_str())
+                        });
+                        (
+                            svc.clone(),
+                            ImageRecord {
+                                reference: reference.clone(),
+                                id: info.id.clone(),
+                                digest,
+                            },
+                        )
+                    })
+                    .collect(),
+                env_files: env_file_hashes(&project),
+                services: Vec::new(),
+                jobs: jobs_done,
+                error: None,
+            },
+        )?;
+        report.release = Some(release.id());
+
+        if plan.is_noop() {
+            progress.step(None, "nothing to do: every service is up to date");
+            release.services = plan
+                .services
+                .iter()
+                .map(|s| record(&s.service, Action::Unchanged, Duration::ZERO, None))
+                .collect();
+            release.outcome = Outcome::Unchanged;
+        } else {
+            let mut applied = Applied::default();
+            let result = tokio::time::timeout(
+                req.timeout,
+                self.apply(
+                    &project,
+                    &plan,
+                    &stack,
+                    &release,
+                    req,
+                    Mode::Deploy,
+                    progress,
+                    &mut applied,
+                ),
+            )
+            .await
+            .unwrap_or(Err(DeployError::Timeout { after: req.timeout }));
+            release.jobs.extend(applied.jobs.clone());
+            release.services = applied.records.clone();
+            match result {
+                Ok(()) => release.outcome = Outcome::Succeeded,
+                Err(e) if !applied.touched_running => {
+                    progress.step(None, "failed before anything running changed");
+                    release.outcome = Outcome::Failed;
+                    release.error = Some(e.to_string());
+                    report.exit_code_override = Some(match e.exit_code() {
+                        crate::ExitCode::InvalidInput => crate::ExitCode::InvalidInput,
+                        crate::ExitCode::Unavailable => crate::ExitCode::Unavailable,
+                        _ => crate::ExitCode::Failed,
+                    });
+                }
+                Err(e) => {
+                    release.error = Some(e.to_string());
+                    match &previous {
+                        Some(prev) => {
+                            progress.step(
+                                None,
+                                &format!("rollout failed; rolling back to {}", prev.id()),
+                            );
+                            report.rolled_back_to = Some(prev.id());
+                            match self
+                                .rollback_inner(prev, &stack, &release, req, progress)
+                                .await
+                            {
+                                Ok(()) => release.outcome = Outcome::RolledBack,
+                                Err(re) => {
+                                    release.outcome = Outcome::RollbackFailed;
+                                    release.error = Some(format!("{e}\nrollback failed: {re}"));
+                                }
+                            }
+                        }
+                        None => {
+                            release.outcome = Outcome::RollbackFailed;
+                            release.error =
+                                Some(format!("{e}\nno earlier good release to roll back to"));
+                        }
+                    }
+                }
+            }
+        }
+        release.finished_at = Some(now_rfc3339());
+        stack.write(&release)?;
+        let pruned = stack.prune(&lock, req.keep_releases)?;
+        if !pruned.is_empty() {
+            tracing::info!(stack = %req.stack, pruned = pruned.len(), "pruned old releases");
+        }
+        report.outcome = release.outcome;
+        report.services = release.services.clone();
+        report.error = release.error.clone();
+        Ok(())
+    }
+
+    /// Re-applies a recorded release exactly: its model, its images by id.
+    pub async fn rollback(
+        &self,
+        req: &DeployRequest,
+        to: Option<&str>,
+        progress: &dyn Progress,
+    ) -> DeployReport {
+        let started = Instant::now();
+        let mut report = DeployReport {
+            stack: req.stack.clone(),
+            release: None,
+            outcome: Outcome::Failed,
+            repeated: false,
+            services: Vec::new(),
+            rolled_back_to: None,
+            error: None,
+            duration_ms: 0,
+            exit_code_override: None,
+        };
+        let result: Result<(), DeployError> = async {
+            let stack = self.ledger.stack(&req.stack)?;
+            let lock = stack
+                .lock(
+                    &Holder::me(&format!("gantry rollback {}", req.stack), None),
+                    req.lock_wait,
+                )
+                .await?;
+            stack.recover(&lock)?;
+            let releases = stack.releases()?;
+            let target = match to {
+                Some(id) => stack.release(id)?,
+                None => {
+                    // The good release before the newest good one.
+                    let good: Vec<&Release> =
+                        releases.iter().filter(|r| r.outcome.is_good()).collect();
+                    let newest = good.last().map(|r| r.model.clone());
+                    good.iter()
+                        .rev()
+                        .find(|r| Some(&r.model) != newest.as_ref())
+                        .map(|r| (*r).clone())
+                        .ok_or_else(|| crate::ledger::LedgerError::NoSuchRelease {
+                            stack: req.stack.clone(),
+                            release: "before the current one".into(),
+                        })?
+                }
+            };
+            self.engine.ping().await?;
+            let mut release = stack.begin(
+                &lock,
+                Release {
+                    deploy_id: None,
+                    started_at: now_rfc3339(),
+                    finished_at: None,
+                    services: Vec::new(),
+                    error: None,
+                    jobs: releases.last().map(|r| r.jobs.clone()).unwrap_or_default(),
+                    ..target.clone()
+                },
+            )?;
+            report.release = Some(release.id());
+            report.rolled_back_to = Some(target.id());
+            progress.step(None, &format!("rolling back to {}", target.id()));
+            let outcome = self
+                .rollback_inner(&target, &stack, &release, req, progress)
+                .await;
+            release.finished_at = Some(now_rfc3339());
+            match outcome {
+                Ok(()) => release.outcome = Outcome::Succeeded,
+                Err(e) => {
+                    release.outcome = Outcome::RollbackFailed;
+                    release.error = Some(e.to_string());
+                }
+            }
+            stack.write(&release)?;
+            report.outcome = release.outcome;
+            report.error = release.error.clone();
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            report.exit_code_override = Some(e.exit_code());
+            report.error = Some(e.to_string());
+        }
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        report
+    }
+
+    async fn rollback_inner(
+        &self,
+        target: &Release,
+        stack: &StackLedger,
+        release: &Release,
+        req: &DeployRequest,
+        progress: &dyn Progress,
+    ) -> Result<(), DeployError> {
+        let project = project_from_release(target)?;
+        // The exact images the release ran, by id; re-tag nothing, create from the id when the
+        // tag has moved since.
+        let mut image_ids = BTreeMap::new();
+        for (svc, img) in &target.images {
+            let present = self
+                .engine
+                .inspect_image(&ImageRef::new(&img.id))
+                .await?
+                .is_some();
+            if !present {
+                let source = img.digest.clone().ok_or_else(|| DeployError::Unsupported {
+                    service: svc.clone(),
+                    reason: format!(
+                        "image {} ({}) of {} is gone and has no registry digest to pull it by",
+                        img.reference,
+                        img.id,
+                        target.id()
+                    ),
+                })?;
+                progress.step(Some(svc), &format!("pulling {source}"));
+                self.engine
+                    .pull_image(&ImageRef::new(&source), None, None)
+                    .await?;
+            }
+            image_ids.insert(svc.clone(), img.id.clone());
+        }
+        let containers = self.engine.list_containers(&project.name, true).await?;
+        // Jobs do not run again on the way back: migrations go forward only.
+        let jobs: BTreeMap<String, String> = plan::job_services(&project)
+            .into_iter()
+            .map(|j| {
+                let svc = &project.services[&j];
+                let h = plan::job_run_hash(
+                    &plan::desired_hash(svc),
+                    image_ids.get(&j).map(String::as_str),
+                );
+                (j, h)
+            })
+            .collect();
+        let plan = plan::compute(&project, &containers, &image_ids, Some(target), &jobs);
+        let mut applied = Applied::default();
+        self.apply(
+            &project,
+            &plan,
+            stack,
+            release,
+            req,
+            Mode::Rollback,
+            progress,
+            &mut applied,
+        )
+        .await
+    }
+
+    /// Pulls what is missing (or everything with `pull_policy: always`), in parallel.
+    /// Returns service → (reference, image).
+    async fn resolve_images(
+        &self,
+        project: &Project,
+        progress: &dyn Progress,
+    ) -> Result<BTreeMap<String, (String, ImageInfo)>, DeployError> {
+        let mut by_ref: BTreeMap<String, Vec<&Service>> = BTreeMap::new();
+        for svc in project.services.values() {
+            if let Some(image) = &svc.image {
+                by_ref.entry(image.clone()).or_default().push(svc);
+            }
+        }
+        let engine = &self.engine;
+        let lookups = by_ref.iter().map(|(reference, services)| async move {
+            let image = ImageRef::new(reference);
+            let policy = services
+                .iter()
+                .find_map(|s| s.pull_policy.as_deref())
+                .unwrap_or("missing");
+            let local = engine.inspect_image(&image).await?;
+            let info = match (policy, local) {
+                ("always", _) | ("missing" | "if_not_present" | "build", None) => engine
+                    .pull_image(&image, None, None)
+                    .await
+                    .map(|i| (i, true))?,
+                ("never", None) => {
+                    return Err(DeployError::Unsupported {
+                        service: services[0].name.clone(),
+                        reason: format!(
+                            "image {reference} is not present and pull_policy is never"
+                        ),
+                    });
+                }
+                (_, Some(info)) => (info, false),
+                (_, None) => engine
+                    .pull_image(&image, None, None)
+                    .await
+                    .map(|i| (i, true))?,
+            };
+            Ok::<_, DeployError>((reference.clone(), info))
+        });
+        let mut out = BTreeMap::new();
+        for result in join_all(lookups).await {
+            let (reference, (info, pulled)) = result?;
+            if pulled {
+                progress.step(
+                    None,
+                    &format!("pulled {reference} ({})", short_id(&info.id)),
+                );
+            }
+            for svc in &by_ref[&reference] {
+                out.insert(svc.name.clone(), (reference.clone(), info.clone()));
+            }
+        }
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn apply(
+        &self,
+        project: &Project,
+        plan: &Plan,
+        stack: &StackLedger,
+        release: &Release,
+        req: &DeployRequest,
+        mode: Mode,
+        progress: &dyn Progress,
+        applied: &mut Applied,
+    ) -> Result<(), DeployError> {
+        // Leftovers of interrupted job runs.
+        for c in self.engine.list_containers(&project.name, true).await? {
+            if c.oneoff {
+                tracing::info!(stack = %project.name, container = %c.name, "removing leftover one-off container");
+                self.engine.remove_container(&c.id, true).await?;
+            }
+        }
+        for (_, spec, external) in translate::network_specs(project) {
+            if !external {
+                self.engine.ensure_network(&spec).await?;
+            }
+        }
+        for (_, spec, external) in translate::volume_specs(project) {
+            if !external {
+                self.engine.ensure_volume(&spec).await?;
+            }
+        }
+
+        // Jobs whose dependencies need no change run first, before anything running is
+        // replaced: a failing migration then leaves the old version serving untouched.
+        let unchanged: BTreeSet<&str> = plan
+            .services
+            .iter()
+            .filter(|s| !s.action.changes())
+            .map(|s| s.service.as_str())
+            .collect();
+        let mut ran_early = BTreeSet::new();
+        if mode == Mode::Deploy {
+            for sp in plan
+                .services
+                .iter()
+                .filter(|s| s.job && s.action == Action::Run)
+            {
+                let svc = &project.services[&sp.service];
+                if svc
+                    .depends_on
+                    .keys()
+                    .all(|d| unchanged.contains(d.as_str()))
+                {
+                    self.wait_dependencies(project, svc, plan, applied, req)
+                        .await?;
+                    self.run_job(project, svc, sp, stack, release, progress, applied)
+                        .await?;
+                    ran_early.insert(sp.service.clone());
+                }
+            }
+        }
+
+        for sp in &plan.services {
+            let t0 = Instant::now();
+            if ran_early.contains(&sp.service) {
+                continue;
+            }
+            match sp.action {
+                Action::Unchanged => {
+                    if !sp.job {
+                        applied.ready.insert(
+                            sp.service.clone(),
+                            sp.containers.iter().map(|c| c.id.clone()).collect(),
+                        );
+                    }
+                    applied.records.push(record(
+                        &sp.service,
+                        Action::Unchanged,
+                        Duration::ZERO,
+                        None,
+                    ));
+                }
+                Action::Run => {
+                    if mode == Mode::Deploy {
+                        let svc = &project.services[&sp.service];
+                        self.wait_dependencies(project, svc, plan, applied, req)
+                            .await?;
+                        self.run_job(project, svc, sp, stack, release, progress, applied)
+                            .await?;
+                    }
+                }
+                Action::Remove => {
+                    progress.step(Some(&sp.service), "removing (no longer in the files)");
+                    for c in &sp.containers {
+                        self.stop_and_remove(c, None, Duration::from_secs(10), applied)
+                            .await?;
+                    }
+                    applied
+                        .records
+                        .push(record(&sp.service, Action::Remove, t0.elapsed(), None));
+                }
+                Action::Create | Action::Recreate | Action::Start | Action::Scale => {
+                    let svc = &project.services[&sp.service];
+                    let why = if sp.reasons.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", sp.reasons.join(", "))
+                    };
+                    progress.step(Some(&sp.service), &format!("{}{why}", verb(sp.action)));
+                    self.wait_dependencies(project, svc, plan, applied, req)
+                        .await?;
+                    let result = self
+                        .converge_service(project, svc, sp, req, progress, applied)
+                        .await;
+                    let err = result.as_ref().err().map(ToString::to_string);
+                    applied
+                        .records
+                        .push(record(&sp.service, sp.action, t0.elapsed(), err));
+                    result?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until every dependency of `svc` meets its condition.
+    async fn wait_dependencies(
+        &self,
+        project: &Project,
+        svc: &Service,
+        plan: &Plan,
+        applied: &Applied,
+        req: &DeployRequest,
+    ) -> Result<(), DeployError> {
+        for (dep, d) in &svc.depends_on {
+            let Some(dep_plan) = plan.get(dep) else {
+                if d.required {
+                    return Err(DeployError::Dependency {
+                        service: svc.name.clone(),
+                        dependency: dep.clone(),
+                        problem: "is not an active service of the stack".into(),
+                    });
+                }
+                continue;
+            };
+            match d.condition {
+                DependsCondition::ServiceCompletedSuccessfully => {
+                    if dep_plan.job
+                        && !(dep_plan.action == Action::Unchanged || applied.jobs.contains_key(dep))
+                    {
+                        return Err(DeployError::Dependency {
+                            service: svc.name.clone(),
+                            dependency: dep.clone(),
+                            problem: "has not completed successfully".into(),
+                        });
+                    }
+                }
+                DependsCondition::ServiceHealthy | DependsCondition::ServiceStarted => {
+                    let ids = applied.ready.get(dep).cloned().unwrap_or_default();
+                    if ids.is_empty() && !dep_plan.job {
+                        return Err(DeployError::Dependency {
+                            service: svc.name.clone(),
+                            dependency: dep.clone(),
+                            problem: "has no running container".into(),
+                        });
+                    }
+                    if d.condition == DependsCondition::ServiceHealthy {
+                        let has_check = project.services[dep]
+                            .healthcheck
+                            .as_ref()
+                            .is_some_and(|h| !h.is_disabled());
+                        for id in ids {
+                            let info = self.engine.inspect_container(&id).await?;
+                            if info.state.health.is_none() && !has_check {
+                                return Err(DeployError::Dependency {
+                                    service: svc.name.clone(),
+                                    dependency: dep.clone(),
+                                    problem:
+                                        "has no healthcheck (condition: service_healthy needs one)"
+                                            .into(),
+                                });
+                            }
+                            self.wait_ready(dep, &id, req.ready_timeout).await?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs a one-shot job to completion; keeps its log with the release.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_job(
+        &self,
+        project: &Project,
+        svc: &Service,
+        sp: &ServicePlan,
+        stack: &StackLedger,
+        release: &Release,
+        progress: &dyn Progress,
+        applied: &mut Applied,
+    ) -> Result<(), DeployError> {
+        let t0 = Instant::now();
+        let image = sp.image.clone().unwrap_or_default();
+        let mut spec = translate::container_spec(project, svc, &image, None, &sp.hash)?;
+        spec.restart = crate::engine::RestartPolicy::No;
+        progress.step(Some(&svc.name), &format!("running job in {}", spec.name));
+        let timeout = job_timeout(svc);
+        let id = self.engine.create_container(&spec).await?;
+        let outcome = async {
+            self.engine.start_container(&id).await?;
+            match tokio::time::timeout(timeout, self.engine.wait_container(&id)).await {
+                Ok(code) => Ok(Some(code?)),
+                Err(_) => Ok::<_, EngineError>(None),
+            }
+        }
+        .await;
+        let logs = self.engine.logs_tail(&id, 2000).await.unwrap_or_default();
+        let log_path = stack.job_log_path(release.seq, &svc.name);
+        let _ = gantry_common::fsx::write_atomic(
+            &log_path,
+            (logs.join("\n") + "\n").as_bytes(),
+            0o640,
+            gantry_common::fsx::Owner::default(),
+        );
+        let _ = self.engine.remove_container(&id, true).await;
+        let last: Vec<String> = logs[logs.len().saturating_sub(LOG_LINES)..].to_vec();
+        let result = match outcome? {
+            Some(0) => {
+                applied.jobs.insert(
+                    svc.name.clone(),
+                    plan::job_run_hash(&sp.hash, sp.image_id.as_deref()),
+                );
+                progress.step(
+                    Some(&svc.name),
+                    &format!("job succeeded in {:.1}s", t0.elapsed().as_secs_f64()),
+                );
+                Ok(())
+            }
+            Some(code) => Err(DeployError::JobFailed {
+                service: svc.name.clone(),
+                exit_code: code,
+                logs: last,
+            }),
+            None => Err(DeployError::JobTimeout {
+                service: svc.name.clone(),
+                after: timeout,
+                logs: last,
+            }),
+        };
+        applied.records.push(record(
+            &svc.name,
+            Action::Run,
+            t0.elapsed(),
+            result.as_ref().err().map(ToString::to_string),
+        ));
+        result
+    }
+
+    /// Brings one service's containers to the plan: replicas 1..=n up to date and ready,
+    /// duplicates and extra replicas removed. Replacement is stop-first.
+    async fn converge_service(
+        &self,
+        project: &Project,
+        svc: &Service,
+        sp: &ServicePlan,
+        req: &DeployRequest,
+        progress: &dyn Progress,
+        applied: &mut Applied,
+    ) -> Result<(), DeployError> {
+        let image_id = sp.image_id.clone().unwrap_or_default();
+        let image = self.create_image_ref(svc, &image_id).await?;
+        let stop_timeout = translate::stop_timeout(svc);
+        let signal = svc.stop_signal.as_deref();
+        let mut ready = Vec::new();
+        for n in 1..=sp.replicas {
+            let name = translate::container_name(project, svc, n);
+            let mine: Vec<&ContainerInfo> = sp
+                .containers
+                .iter()
+                .filter(|c| c.number == Some(n))
+                .collect();
+            let keep = plan::best_container(&mine, &sp.hash, sp.image_id.as_deref());
+            for other in mine
+                .iter()
+                .filter(|c| Some(c.id.as_str()) != keep.map(|k| k.id.as_str()))
+            {
+                progress.step(
+                    Some(&svc.name),
+                    &format!("removing duplicate {}", other.name),
+                );
+                self.stop_and_remove(other, signal, stop_timeout, applied)
+                    .await?;
+            }
+            let current = keep.filter(|c| {
+                c.label(crate::engine::labels::GANTRY_HASH) == Some(sp.hash.as_str())
+                    && c.image_id == image_id
+            });
+            let id = match (keep, current) {
+                (Some(c), Some(_)) => {
+                    if c.name != name {
+                        self.engine.rename_container(&c.id, &name).await?;
+                    }
+                    if !c.state.running {
+                        self.engine.start_container(&c.id).await?;
+                    }
+                    c.id.clone()
+                }
+                (old, _) => {
+                    let spec = translate::container_spec(project, svc, &image, Some(n), &sp.hash)?;
+                    // Created under a temporary name first: pulling and creating is the slow
+                    // part, and the old container keeps serving meanwhile.
+                    let temp = format!("{name}-gantry-next");
+                    if let Ok(stale) = self.engine.inspect_container(&temp).await {
+                        self.engine.remove_container(&stale.id, true).await?;
+                    }
+                    let id = self
+                        .engine
+                        .create_container(&crate::engine::ContainerSpec { name: temp, ..spec })
+                        .await?;
+                    if let Some(old) = old {
+                        self.stop_and_remove(old, signal, stop_timeout, applied)
+                            .await?;
+                    }
+                    self.engine.rename_container(&id, &name).await?;
+                    self.engine.start_container(&id).await?;
+                    id
+                }
+            };
+            let t = Instant::now();
+            self.wait_ready(&svc.name, &id, req.ready_timeout).await?;
+            progress.step(
+                Some(&svc.name),
+                &format!("{name} ready in {:.1}s", t.elapsed().as_secs_f64()),
+            );
+            ready.push(id);
+        }
+        for extra in sp
+            .containers
+            .iter()
+            .filter(|c| c.number.is_none_or(|n| n > sp.replicas))
+        {
+            progress.step(
+                Some(&svc.name),
+                &format!("removing extra replica {}", extra.name),
+            );
+            self.stop_and_remove(extra, signal, stop_timeout, applied)
+                .await?;
+        }
+        applied.ready.insert(svc.name.clone(), ready);
+        Ok(())
+    }
+
+    /// What to create a container from: the tag when it still names `image_id`, else the id
+    /// itself (a rollback after the tag moved).
+    async fn create_image_ref(&self, svc: &Service, image_id: &str) -> Result<String, DeployError> {
+        let reference = svc.image.clone().unwrap_or_default();
+        if image_id.is_empty() {
+            return Ok(reference);
+        }
+        let resolved = self
+            .engine
+            .inspect_image(&ImageRef::new(&reference))
+            .await?;
+        Ok(match resolved {
+            Some(info) if info.id == image_id => reference,
+            _ => image_id.to_owned(),
+        })
+    }
+
+    async fn stop_and_remove(
+        &self,
+        c: &ContainerInfo,
+        signal: Option<&str>,
+        timeout: Duration,
+        applied: &mut Applied,
+    ) -> Result<(), DeployError> {
+        if c.state.running {
+            applied.touched_running = true;
+            self.engine.stop_container(&c.id, signal, timeout).await?;
+        }
+        self.engine.remove_container(&c.id, true).await?;
+        Ok(())
+    }
+
+    /// Waits until a container is ready: healthy when it has a healthcheck, else running.
+    async fn wait_ready(
+        &self,
+        service: &str,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<(), DeployError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let info = self.engine.inspect_container(id).await?;
+            let problem = match (info.state.running, info.state.health) {
+                (true, None | Some(HealthStatus::Healthy)) => return Ok(()),
+                (true, Some(HealthStatus::Unhealthy)) => Some("is unhealthy".to_owned()),
+                (false, _)
+                    if !matches!(
+                        info.state.status,
+                        crate::engine::ContainerStatus::Created
+                            | crate::engine::ContainerStatus::Restarting
+                    ) =>
+                {
+                    Some(format!(
+                        "exited with code {}",
+                        info.state.exit_code.unwrap_or(-1)
+                    ))
+                }
+                _ => None,
+            };
+            let problem = problem.or_else(|| {
+                (Instant::now() >= deadline).then(|| {
+                    format!(
+                        "was not ready within {}",
+                        humantime::format_duration(timeout)
+                    )
+                })
+            });
+            if let Some(problem) = problem {
+                let logs = self
+                    .engine
+                    .logs_tail(id, LOG_LINES)
+                    .await
+                    .unwrap_or_default();
+                return Err(DeployError::NotReady {
+                    service: service.to_owned(),
+                    container: info.name.clone(),
+                    problem,
+                    health_log: info
+                        .state
+                        .health_log
+                        .iter()
+                        .map(|p| format!("exit {}: {}", p.exit_code.unwrap_or(-1), p.output.trim()))
+                        .collect(),
+                    logs,
+                });
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+fn verb(action: Action) -> &'static str {
+    match action {
+        Action::Create => "creating",
+        Action::Recreate => "recreating",
+        Action::Start => "starting",
+        Action::Scale => "scaling",
+        Action::Run => "running",
+        Action::Remove => "removing",
+        Action::Unchanged => "unchanged",
+    }
+}
+
+fn record(service: &str, action: Action, took: Duration, error: Option<String>) -> ServiceRecord {
+    ServiceRecord {
+        service: service.to_owned(),
+        action: action.as_str().to_owned(),
+        duration_ms: took.as_millis() as u64,
+        error,
+    }
+}
+
+fn short_id(id: &str) -> &str {
+    let id = id.strip_prefix("sha256:").unwrap_or(id);
+    &id[..id.len().min(12)]
+}
+
+fn job_timeout(svc: &Service) -> Duration {
+    svc.x_gantry
+        .as_ref()
+        .and_then(|x| x.get("job"))
+        .and_then(|j| j.get("timeout"))
+        .and_then(|t| t.as_str())
+        .and_then(|t| humantime::parse_duration(t).ok())
+        .unwrap_or(JOB_TIMEOUT)
+}
+
+/// Refuses what cannot be deployed, naming the service.
+fn validate_deployable(project: &Project) -> Result<(), DeployError> {
+    for svc in project.services.values() {
+        if svc.image.is_none() {
+            return Err(DeployError::Unsupported {
+                service: svc.name.clone(),
+                reason: "has `build` and no `image`: Gantry does not build; build and push the image in CI, then set `image`".into(),
+            });
+        }
+        if svc.container_name.is_some() && translate::replicas(svc) > 1 {
+            return Err(DeployError::Unsupported {
+                service: svc.name.clone(),
+                reason: "sets container_name and deploy.replicas > 1: names must be unique".into(),
+            });
+        }
+        if !svc.volumes_from.is_empty() {
+            return Err(DeployError::Unsupported {
+                service: svc.name.clone(),
+                reason: "volumes_from is not supported yet: use a named volume".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// sha256 of every env file the services read, by path.
+fn env_file_hashes(project: &Project) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for svc in project.services.values() {
+        for f in &svc.env_file {
+            if let Ok(body) = std::fs::read(&f.path) {
+                out.insert(
+                    f.path.display().to_string(),
+                    hex::encode(Sha256::digest(&body)),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// The project a release recorded, rebuilt from its model.
+pub fn project_from_release(release: &Release) -> Result<Project, DeployError> {
+    let mut project: Project =
+        serde_json::from_value(release.model.clone()).map_err(|e| DeployError::Unsupported {
+            service: "*".into(),
+            reason: format!("release {} has an unreadable model: {e}", release.id()),
+        })?;
+    for (name, svc) in &mut project.services {
+        svc.name = name.clone();
+        svc.x_gantry = release.x_gantry.get(name).cloned();
+    }
+    project.config_files = release.files.clone();
+    Ok(project)
+}

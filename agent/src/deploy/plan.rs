@@ -1,0 +1,319 @@
+//! The plan: what a deploy would do to each service, and why.
+//!
+//! A container is up to date when its `io.gantry.hash` label equals the service's canonical
+//! hash and it runs the image id the deploy resolved. The fields that changed are found by
+//! comparing the service with the one recorded in the last release; without a record the plan
+//! says "configuration changed".
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::compose::{DependsCondition, Project, Service, hash};
+use crate::engine::{ContainerInfo, labels};
+use crate::ledger::Release;
+
+use super::translate;
+
+/// What happens to a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// No container yet: create it.
+    Create,
+    /// A container differs from the model: replace it.
+    Recreate,
+    /// Up to date but stopped: start it.
+    Start,
+    /// Up to date; only the number of replicas changes.
+    Scale,
+    /// Nothing to do.
+    Unchanged,
+    /// A one-off job that has to run for this release.
+    Run,
+    /// The service left the files: its containers are removed.
+    Remove,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Recreate => "recreate",
+            Self::Start => "start",
+            Self::Scale => "scale",
+            Self::Unchanged => "unchanged",
+            Self::Run => "run",
+            Self::Remove => "remove",
+        }
+    }
+
+    /// Whether this action changes anything.
+    pub fn changes(self) -> bool {
+        self != Self::Unchanged
+    }
+}
+
+/// The plan for one service.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServicePlan {
+    pub service: String,
+    pub action: Action,
+    /// Why: the fields that changed, `image`, `replicas 1 -> 3`, `container stopped`...
+    pub reasons: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The image id the service will run (`None`: not present locally yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
+    pub replicas: u32,
+    /// Whether the service runs to completion (a job) instead of staying up.
+    pub job: bool,
+    #[serde(skip)]
+    pub hash: String,
+    /// The service's containers now, by replica number (duplicates included).
+    #[serde(skip)]
+    pub containers: Vec<ContainerInfo>,
+}
+
+/// The whole plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub stack: String,
+    /// Services in dependency order, then services being removed.
+    pub services: Vec<ServicePlan>,
+}
+
+impl Plan {
+    /// Whether applying the plan changes nothing.
+    pub fn is_noop(&self) -> bool {
+        self.services.iter().all(|s| !s.action.changes())
+    }
+
+    pub fn get(&self, service: &str) -> Option<&ServicePlan> {
+        self.services.iter().find(|s| s.service == service)
+    }
+}
+
+/// Services that run to completion: the ones others wait on with
+/// `condition: service_completed_successfully`, or marked `x-gantry: {job: pre-deploy}`.
+pub fn job_services(project: &Project) -> BTreeSet<String> {
+    let mut jobs = BTreeSet::new();
+    for svc in project.services.values() {
+        for (dep, d) in &svc.depends_on {
+            if d.condition == DependsCondition::ServiceCompletedSuccessfully {
+                jobs.insert(dep.clone());
+            }
+        }
+        let marked = svc
+            .x_gantry
+            .as_ref()
+            .and_then(|x| x.get("job"))
+            .is_some_and(|j| !j.is_null() && j != &serde_json::Value::Bool(false));
+        if marked {
+            jobs.insert(svc.name.clone());
+        }
+    }
+    jobs
+}
+
+/// The hash a job's or container's configuration is identified by: the canonical service hash
+/// plus the image id, so a new image under the same tag counts as a change.
+pub fn desired_hash(service: &Service) -> String {
+    service.config_hash()
+}
+
+/// Top-level fields of a service that differ between two canonical forms.
+pub fn changed_fields(old: &Service, new: &Service) -> Vec<String> {
+    let (a, b) = (hash::canonical_json(old), hash::canonical_json(new));
+    let empty = serde_json::Map::new();
+    let (a, b) = (
+        a.as_object().unwrap_or(&empty),
+        b.as_object().unwrap_or(&empty),
+    );
+    let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    keys.into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .cloned()
+        .collect()
+}
+
+/// A service as a release recorded it.
+pub fn recorded_service(release: &Release, service: &str) -> Option<Service> {
+    let value = release.model.get("services")?.get(service)?.clone();
+    let mut svc: Service = serde_json::from_value(value).ok()?;
+    svc.name = service.to_owned();
+    Some(svc)
+}
+
+/// Computes the plan.
+///
+/// `containers`: every container of the project (stopped ones too). `image_ids`: service →
+/// the image id it should run, for the images present locally. `previous`: the last release
+/// (for the list of changed fields). `last_job_runs`: job service → hash of its last
+/// successful run.
+pub fn compute(
+    project: &Project,
+    containers: &[ContainerInfo],
+    image_ids: &BTreeMap<String, String>,
+    previous: Option<&Release>,
+    last_job_runs: &BTreeMap<String, String>,
+) -> Plan {
+    let jobs = job_services(project);
+    let mut by_service: BTreeMap<&str, Vec<&ContainerInfo>> = BTreeMap::new();
+    for c in containers.iter().filter(|c| !c.oneoff) {
+        if let Some(s) = c.service.as_deref() {
+            by_service.entry(s).or_default().push(c);
+        }
+    }
+
+    let mut services = Vec::new();
+    for svc in project.services_in_dependency_order() {
+        let hash = desired_hash(svc);
+        let image_id = image_ids.get(&svc.name).cloned();
+        let existing: Vec<ContainerInfo> = by_service
+            .remove(svc.name.as_str())
+            .unwrap_or_default()
+            .into_iter()
+            .cloned()
+            .collect();
+        let job = jobs.contains(&svc.name);
+        let replicas = if job { 1 } else { translate::replicas(svc) };
+        let mut reasons = Vec::new();
+
+        let action = if job {
+            let run_hash = job_run_hash(&hash, image_id.as_deref());
+            match last_job_runs.get(&svc.name) {
+                Some(h) if *h == run_hash => Action::Unchanged,
+                Some(_) => {
+                    reasons.push("job changed since its last successful run".into());
+                    Action::Run
+                }
+                None => {
+                    reasons.push("job has not run for this configuration".into());
+                    Action::Run
+                }
+            }
+        } else {
+            let wanted: Vec<u32> = (1..=replicas).collect();
+            let mut stale_config = false;
+            let mut stale_image = false;
+            let mut stopped = false;
+            let mut missing = 0;
+            for n in &wanted {
+                let mine: Vec<&ContainerInfo> =
+                    existing.iter().filter(|c| c.number == Some(*n)).collect();
+                match best_container(&mine, &hash, image_id.as_deref()) {
+                    None => missing += 1,
+                    Some(c) => {
+                        if c.label(labels::GANTRY_HASH) != Some(hash.as_str()) {
+                            stale_config = true;
+                        } else if image_id.as_deref().is_some_and(|id| id != c.image_id) {
+                            stale_image = true;
+                        } else if !c.state.running {
+                            stopped = true;
+                        }
+                    }
+                }
+            }
+            let extra = existing
+                .iter()
+                .filter(|c| c.number.is_none_or(|n| n > replicas))
+                .count();
+            let duplicates = existing
+                .iter()
+                .filter(|c| c.number.is_some_and(|n| n <= replicas))
+                .count()
+                .saturating_sub(replicas as usize - missing);
+            if stale_config {
+                let fields = previous
+                    .and_then(|r| recorded_service(r, &svc.name))
+                    .map(|old| changed_fields(&old, svc))
+                    .unwrap_or_default();
+                if fields.is_empty() {
+                    reasons.push("configuration changed".into());
+                } else {
+                    reasons.extend(fields);
+                }
+            }
+            if stale_image {
+                reasons.push("image".into());
+            }
+            if image_id.is_none() {
+                reasons.push("image not present locally: will pull".into());
+            }
+            if stopped {
+                reasons.push("container stopped".into());
+            }
+            if duplicates > 0 {
+                reasons.push(format!("{duplicates} duplicate container(s) to clean up"));
+            }
+            if missing > 0 && missing < replicas as usize || extra > 0 {
+                reasons.push(format!(
+                    "replicas {} -> {replicas}",
+                    existing.len().saturating_sub(duplicates)
+                ));
+            }
+            if existing.is_empty() {
+                Action::Create
+            } else if stale_config || stale_image || duplicates > 0 {
+                Action::Recreate
+            } else if missing > 0 || extra > 0 {
+                Action::Scale
+            } else if stopped {
+                Action::Start
+            } else if image_id.is_none() {
+                Action::Recreate
+            } else {
+                Action::Unchanged
+            }
+        };
+        services.push(ServicePlan {
+            service: svc.name.clone(),
+            action,
+            reasons,
+            image: svc.image.clone(),
+            image_id,
+            replicas,
+            job,
+            hash,
+            containers: existing,
+        });
+    }
+    for (name, left) in by_service {
+        services.push(ServicePlan {
+            service: name.to_owned(),
+            action: Action::Remove,
+            reasons: vec!["no longer in the compose files".into()],
+            image: None,
+            image_id: None,
+            replicas: 0,
+            job: false,
+            hash: String::new(),
+            containers: left.into_iter().cloned().collect(),
+        });
+    }
+    Plan {
+        stack: project.name.clone(),
+        services,
+    }
+}
+
+/// The hash a job run is recorded under.
+pub fn job_run_hash(hash: &str, image_id: Option<&str>) -> String {
+    format!("{hash}@{}", image_id.unwrap_or("?"))
+}
+
+/// Of several containers claiming one replica number, the one to keep: up to date and running
+/// first, then up to date, then running, then any.
+pub fn best_container<'a>(
+    candidates: &[&'a ContainerInfo],
+    hash: &str,
+    image_id: Option<&str>,
+) -> Option<&'a ContainerInfo> {
+    candidates.iter().copied().max_by_key(|c| {
+        let current = c.label(labels::GANTRY_HASH) == Some(hash)
+            && image_id.is_none_or(|id| id == c.image_id);
+        (current, c.state.running)
+    })
+}

@@ -1,0 +1,465 @@
+//! From the Compose model to engine specs: what Docker Compose would create for a service.
+//!
+//! Names and labels follow Compose (`<project>-<service>-<n>`, `<project>_default`, the
+//! `com.docker.compose.*` labels), plus Gantry's own hash label. Compose's `config-hash` label
+//! carries Gantry's hash too, so `docker compose ls` lists the stack; a manual
+//! `docker compose up` recreates each container once (its hash differs), see docs/compose.md.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::compose::{self, MountKind as CMount, Project, Restart, Service};
+use crate::engine::{
+    self, ContainerSpec, DeviceSpec, Env, HealthcheckSpec, ImageRef, LoggingSpec, MountKind,
+    MountSpec, NetworkAttachment, NetworkSpec, Protocol, PublishedPort, RestartPolicy, Ulimit,
+    VolumeSpec, labels,
+};
+
+use super::DeployError;
+
+/// The Docker name of the network a service's key refers to.
+pub fn network_name(project: &Project, key: &str) -> String {
+    project.networks.get(key).map_or_else(
+        || labels::scoped_name(&project.name, key),
+        |n| {
+            if n.name.is_empty() {
+                labels::scoped_name(&project.name, key)
+            } else {
+                n.name.clone()
+            }
+        },
+    )
+}
+
+/// The Docker name of a named volume's key.
+pub fn volume_name(project: &Project, key: &str) -> String {
+    project.volumes.get(key).map_or_else(
+        || labels::scoped_name(&project.name, key),
+        |v| {
+            if v.name.is_empty() {
+                labels::scoped_name(&project.name, key)
+            } else {
+                v.name.clone()
+            }
+        },
+    )
+}
+
+/// Networks to create (external ones are only checked to exist, by the caller).
+pub fn network_specs(project: &Project) -> Vec<(String, NetworkSpec, bool)> {
+    project
+        .networks
+        .iter()
+        .map(|(key, n)| {
+            let mut labels = n.labels.clone();
+            labels.extend(labels::network_labels(&project.name, key));
+            let ipam =
+                (n.ipam.driver.is_some() || !n.ipam.config.is_empty()).then(|| engine::IpamSpec {
+                    driver: n.ipam.driver.clone(),
+                    config: n
+                        .ipam
+                        .config
+                        .iter()
+                        .map(|p| engine::IpamPool {
+                            subnet: p.subnet.clone(),
+                            ip_range: p.ip_range.clone(),
+                            gateway: p.gateway.clone(),
+                            aux_addresses: p.aux_addresses.clone(),
+                        })
+                        .collect(),
+                    options: n.ipam.options.clone(),
+                });
+            let spec = NetworkSpec {
+                name: network_name(project, key),
+                driver: n.driver.clone(),
+                options: n.driver_opts.clone(),
+                internal: n.internal,
+                attachable: n.attachable,
+                enable_ipv6: n.enable_ipv6.unwrap_or(false),
+                labels,
+                ipam,
+            };
+            (key.clone(), spec, n.external)
+        })
+        .collect()
+}
+
+/// Named volumes to create (external ones are only checked to exist, by the caller).
+pub fn volume_specs(project: &Project) -> Vec<(String, VolumeSpec, bool)> {
+    project
+        .volumes
+        .iter()
+        .map(|(key, v)| {
+            let mut labels = v.labels.clone();
+            labels.extend(labels::volume_labels(&project.name, key));
+            let spec = VolumeSpec {
+                name: volume_name(project, key),
+                driver: v.driver.clone(),
+                options: v.driver_opts.clone(),
+                labels,
+            };
+            (key.clone(), spec, v.external)
+        })
+        .collect()
+}
+
+/// Replicas a service should run.
+pub fn replicas(service: &Service) -> u32 {
+    service
+        .deploy
+        .as_ref()
+        .and_then(|d| d.replicas)
+        .unwrap_or(1)
+}
+
+/// The name replica `number` of a service gets.
+pub fn container_name(project: &Project, service: &Service, number: u32) -> String {
+    match &service.container_name {
+        Some(name) => name.clone(),
+        None => labels::container_name(&project.name, &service.name, number),
+    }
+}
+
+/// What a container of `service` should look like.
+///
+/// `image` is what to create it from (a pinned image id, so a tag moving under us changes
+/// nothing); `number` is the replica number, `None` for a one-off (job) container.
+pub fn container_spec(
+    project: &Project,
+    service: &Service,
+    image: &str,
+    number: Option<u32>,
+    hash: &str,
+) -> Result<ContainerSpec, DeployError> {
+    let invalid = |reason: String| DeployError::Unsupported {
+        service: service.name.clone(),
+        reason,
+    };
+    let reference = service
+        .image
+        .clone()
+        .ok_or_else(|| invalid("has `build` and no `image`: Gantry does not build; build and push in CI, then set `image`".into()))?;
+
+    let mut labels_map = service.labels.clone();
+    labels_map.extend(labels::container_labels(
+        &project.name,
+        &service.name,
+        number,
+    ));
+    labels_map.insert(labels::GANTRY_HASH.into(), hash.into());
+    labels_map.insert(labels::CONFIG_HASH.into(), hash.into());
+    labels_map.insert(labels::IMAGE.into(), reference.clone());
+    labels_map.insert(labels::VERSION.into(), "gantry".into());
+    labels_map.insert(
+        labels::WORKING_DIR.into(),
+        project.working_dir.display().to_string(),
+    );
+    labels_map.insert(
+        labels::CONFIG_FILES.into(),
+        project
+            .config_files
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    if !service.depends_on.is_empty() {
+        let deps: Vec<String> = service
+            .depends_on
+            .iter()
+            .map(|(name, d)| {
+                let cond = serde_json::to_value(d.condition)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                format!("{name}:{cond}:{}", d.restart)
+            })
+            .collect();
+        labels_map.insert(labels::DEPENDS_ON.into(), deps.join(","));
+    }
+
+    let mut env = Env::default();
+    for (k, v) in &service.environment {
+        if let Some(v) = v {
+            env.push(k.clone(), v.clone());
+        }
+    }
+
+    let mut ports = Vec::new();
+    for p in &service.ports {
+        let protocol = match p.protocol.as_str() {
+            "udp" => Protocol::Udp,
+            "sctp" => Protocol::Sctp,
+            _ => Protocol::Tcp,
+        };
+        let host_port = match p.published.as_deref() {
+            None | Some("") => None,
+            Some(s) => Some(s.parse::<u16>().map_err(|_| {
+                invalid(format!(
+                    "ports: published port range {s:?} is not supported yet; list each port"
+                ))
+            })?),
+        };
+        ports.push(PublishedPort {
+            target: p.target,
+            protocol,
+            host_ip: p.host_ip.clone().filter(|ip| !ip.is_empty()),
+            host_port,
+        });
+    }
+    let mut expose = Vec::new();
+    for e in &service.expose {
+        let (port, proto) = e.split_once('/').unwrap_or((e.as_str(), "tcp"));
+        let proto = if proto == "udp" {
+            Protocol::Udp
+        } else {
+            Protocol::Tcp
+        };
+        if let Ok(p) = port.parse::<u16>() {
+            expose.push((p, proto));
+        }
+    }
+
+    let mut mounts = Vec::new();
+    for v in &service.volumes {
+        let kind = match v.kind {
+            CMount::Bind => MountKind::Bind {
+                create_host_path: v
+                    .bind
+                    .as_ref()
+                    .and_then(|b| b.create_host_path)
+                    .unwrap_or(true),
+            },
+            CMount::Volume => MountKind::Volume {
+                nocopy: v.volume.as_ref().is_some_and(|o| o.nocopy),
+            },
+            CMount::Tmpfs => MountKind::Tmpfs {
+                size_bytes: v.tmpfs.as_ref().and_then(|t| t.size).map(|s| s as i64),
+                mode: v.tmpfs.as_ref().and_then(|t| t.mode),
+            },
+            other => {
+                return Err(invalid(format!(
+                    "volumes: mount type {other:?} is not supported"
+                )));
+            }
+        };
+        let source = match (&kind, &v.source) {
+            (MountKind::Volume { .. }, Some(key)) => volume_name(project, key),
+            (_, Some(s)) => s.clone(),
+            (_, None) => String::new(),
+        };
+        mounts.push(MountSpec {
+            kind,
+            source,
+            target: v.target.clone(),
+            read_only: v.read_only,
+        });
+    }
+    for (mounts_of, objects, dir) in [
+        (&service.secrets, &project.secrets, "/run/secrets/"),
+        (&service.configs, &project.configs, "/"),
+    ] {
+        for m in mounts_of {
+            let obj = objects.get(&m.source).ok_or_else(|| {
+                invalid(format!(
+                    "refers to undefined secret or config {:?}",
+                    m.source
+                ))
+            })?;
+            let file = obj.file.as_ref().ok_or_else(|| {
+                invalid(format!(
+                    "secret/config {:?}: only `file:` sources are supported",
+                    m.source
+                ))
+            })?;
+            let target = match &m.target {
+                Some(t) if t.starts_with('/') => t.clone(),
+                Some(t) => format!("{dir}{t}"),
+                None => format!("{dir}{}", m.source),
+            };
+            mounts.push(MountSpec {
+                kind: MountKind::Bind {
+                    create_host_path: false,
+                },
+                source: file.display().to_string(),
+                target,
+                read_only: true,
+            });
+        }
+    }
+
+    let network_mode = match service.network_mode.as_deref() {
+        Some(mode) if mode.starts_with("service:") => {
+            let other = &mode["service:".len()..];
+            let other_svc = project.services.get(other).ok_or_else(|| {
+                invalid(format!("network_mode refers to unknown service {other:?}"))
+            })?;
+            Some(format!(
+                "container:{}",
+                container_name(project, other_svc, 1)
+            ))
+        }
+        other => other.map(str::to_owned),
+    };
+    let mut networks = Vec::new();
+    if network_mode.is_none() {
+        let mut attached: Vec<(&String, Option<&compose::ServiceNetwork>)> = service
+            .networks
+            .iter()
+            .map(|(k, v)| (k, v.as_ref()))
+            .collect();
+        // Compose attaches by priority (higher first), then by name.
+        attached.sort_by_key(|(k, v)| {
+            (
+                std::cmp::Reverse(v.and_then(|n| n.priority).unwrap_or(0)),
+                (*k).clone(),
+            )
+        });
+        for (key, opts) in attached {
+            let mut aliases = vec![service.name.clone()];
+            if let Some(o) = opts {
+                aliases.extend(o.aliases.iter().cloned());
+            }
+            aliases.dedup();
+            networks.push(NetworkAttachment {
+                network: network_name(project, key),
+                aliases,
+                ipv4_address: opts.and_then(|o| o.ipv4_address.clone()),
+                ipv6_address: opts.and_then(|o| o.ipv6_address.clone()),
+            });
+        }
+    }
+
+    let healthcheck = service.healthcheck.as_ref().map(|h| {
+        if h.is_disabled() {
+            HealthcheckSpec {
+                test: vec!["NONE".into()],
+                ..HealthcheckSpec::default()
+            }
+        } else {
+            HealthcheckSpec {
+                test: h.test.clone().unwrap_or_default(),
+                interval: h.interval.map(|d| d.as_std()),
+                timeout: h.timeout.map(|d| d.as_std()),
+                retries: h.retries.map(|r| r.min(u64::from(u32::MAX)) as u32),
+                start_period: h.start_period.map(|d| d.as_std()),
+            }
+        }
+    });
+
+    let restart = match service.restart {
+        None | Some(Restart::No) => RestartPolicy::No,
+        Some(Restart::Always) => RestartPolicy::Always,
+        Some(Restart::UnlessStopped) => RestartPolicy::UnlessStopped,
+        Some(Restart::OnFailure(max_retries)) => RestartPolicy::OnFailure { max_retries },
+    };
+
+    let limits = service
+        .deploy
+        .as_ref()
+        .and_then(|d| d.resources.limits.as_ref());
+    let reservations = service
+        .deploy
+        .as_ref()
+        .and_then(|d| d.resources.reservations.as_ref());
+    let resources = engine::Resources {
+        nano_cpus: limits
+            .and_then(|l| l.cpus)
+            .map(|c| (c * 1e9).round() as i64),
+        memory_bytes: limits.and_then(|l| l.memory).map(|m| m as i64),
+        memory_reservation_bytes: reservations.and_then(|r| r.memory).map(|m| m as i64),
+        pids_limit: limits.and_then(|l| l.pids),
+    };
+
+    Ok(ContainerSpec {
+        name: match number {
+            Some(n) => container_name(project, service, n),
+            None => labels::oneoff_container_name(
+                &project.name,
+                &service.name,
+                &labels::oneoff_suffix(),
+            ),
+        },
+        image: ImageRef::new(image),
+        command: service.command.clone(),
+        entrypoint: service.entrypoint.clone(),
+        env,
+        labels: labels_map,
+        user: service.user.clone(),
+        working_dir: service.working_dir.clone(),
+        hostname: service.hostname.clone(),
+        domainname: service.domainname.clone(),
+        tty: service.tty,
+        stdin_open: service.stdin_open,
+        expose,
+        ports,
+        mounts,
+        tmpfs: service.tmpfs.clone(),
+        networks,
+        network_mode,
+        pid: service.pid.clone(),
+        ipc: service.ipc.clone(),
+        healthcheck,
+        restart,
+        stop_signal: service.stop_signal.clone(),
+        stop_timeout: service.stop_grace_period.map(|d| d.as_std()),
+        ulimits: service
+            .ulimits
+            .iter()
+            .map(|(name, u)| {
+                let (soft, hard) = u.limits();
+                Ulimit {
+                    name: name.clone(),
+                    soft,
+                    hard,
+                }
+            })
+            .collect(),
+        extra_hosts: service.extra_hosts.clone(),
+        cap_add: service.cap_add.clone(),
+        cap_drop: service.cap_drop.clone(),
+        security_opt: service.security_opt.clone(),
+        group_add: service.group_add.clone(),
+        init: service.init,
+        read_only: service.read_only,
+        privileged: service.privileged,
+        sysctls: service.sysctls.clone(),
+        devices: service
+            .devices
+            .iter()
+            .map(|d| DeviceSpec {
+                host_path: d.source.clone(),
+                container_path: d.target.clone(),
+                permissions: d.permissions.clone(),
+            })
+            .collect(),
+        shm_size: service.shm_size.map(|s| s as i64),
+        logging: service.logging.as_ref().and_then(|l| {
+            l.driver.as_ref().map(|driver| LoggingSpec {
+                driver: driver.clone(),
+                options: l.options.clone(),
+            })
+        }),
+        resources,
+        dns: service.dns.clone(),
+        dns_search: service.dns_search.clone(),
+        dns_opt: service.dns_opt.clone(),
+        ..ContainerSpec::default()
+    })
+}
+
+/// How long to wait for a container to stop before SIGKILL (Compose's default is 10 s).
+pub fn stop_timeout(service: &Service) -> Duration {
+    service
+        .stop_grace_period
+        .map_or(Duration::from_secs(10), |d| d.as_std())
+}
+
+/// The env files a service reads: path → whether it is required.
+pub fn env_file_paths(service: &Service) -> BTreeMap<String, bool> {
+    service
+        .env_file
+        .iter()
+        .map(|f| (f.path.display().to_string(), f.required))
+        .collect()
+}
