@@ -684,12 +684,15 @@ pub fn parse_listen(v: &str) -> Result<SocketAddr, String> {
     Ok(addr)
 }
 
-/// `"0640"`, `"640"`, `0o640` as a string, or a YAML integer whose decimal digits are read as
-/// octal (`mode: 0640` and `mode: 640` both mean rw-r-----).
+/// `"0640"`, `"640"`, `"0o640"` as a string (the documented form), or a YAML integer: YAML
+/// reads `0640` as octal (416 = 0o640), and a plain `640` is taken digit by digit as octal.
 fn parse_mode(v: &serde_yaml::Value) -> Result<u32, String> {
     let digits = match v {
         serde_yaml::Value::String(s) => s.trim().trim_start_matches("0o").to_owned(),
-        serde_yaml::Value::Number(n) => n.to_string(),
+        serde_yaml::Value::Number(n) => match n.as_u64() {
+            Some(m) if m <= 0o777 => format!("{m:o}"),
+            _ => n.to_string(),
+        },
         _ => return Err("must be an octal mode like \"0600\"".to_owned()),
     };
     let mode = u32::from_str_radix(&digits, 8)
