@@ -13,11 +13,14 @@
 //! restart policy switched to `no` meanwhile, since dockerd restarts a killed (unlike a stopped)
 //! container, and restored afterwards.
 //!
-//! Limits: no TLS to the daemon (`DOCKER_TLS_VERIFY`) and no `ssh://`; bind-mount propagation
-//! and SELinux relabel options are not expressed; network creation on API < 1.44 cannot ask the
-//! daemon to refuse duplicate names, so `ensure_network` looks the name up first (safe under the
-//! per-stack deploy lock, not against a concurrent `docker network create`). Removing a container
-//! keeps its anonymous volumes (`docker rm` without `-v`): data is never dropped implicitly.
+//! Limits: no TLS to the daemon (`DOCKER_TLS_VERIFY`), no `ssh://`, and Docker CLI contexts
+//! are not read (only `DOCKER_HOST`). Bind-mount propagation and SELinux relabel options are not
+//! expressed. Network creation on API < 1.44 cannot ask the daemon to refuse duplicate names, so
+//! `ensure_network` looks the name up first (safe under the per-stack deploy lock, not against a
+//! concurrent `docker network create`). Removing a container keeps its anonymous volumes (`docker
+//! rm` without `-v`): data is never dropped implicitly. A request waits at most 120 s for the
+//! daemon's answer to start (stop adds its grace period); streamed bodies (pull, wait, logs,
+//! events) are not limited.
 
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
@@ -592,7 +595,12 @@ impl super::Engine for DockerEngine {
         let options = LogsOptions {
             stdout: true,
             stderr: true,
-            tail: n.to_string(),
+            // Docker parses the tail as a Go int; anything huge means "all".
+            tail: if n > 1_000_000 {
+                "all".to_owned()
+            } else {
+                n.to_string()
+            },
             ..Default::default()
         };
         let mut stream = self.docker.logs(id, Some(options));

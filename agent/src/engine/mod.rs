@@ -828,8 +828,9 @@ pub trait Engine: Send + Sync {
     /// did not exist. An image a container uses is [`EngineError::Conflict`] unless `force`.
     async fn remove_image(&self, image: &str, force: bool) -> Result<bool>;
 
-    /// Follows Docker events matching `filter` until the stream is dropped. The stream ends
-    /// with an error if the connection to the daemon breaks: reconnect with `since`.
+    /// Follows Docker events matching `filter` until the stream is dropped. When the connection
+    /// to the daemon breaks (dockerd restarted), the stream yields an error or simply ends:
+    /// reconnect with `since` set to the last event's time so nothing is missed.
     fn events(&self, filter: &EventFilter) -> BoxStream<'static, Result<Event>>;
 }
 
