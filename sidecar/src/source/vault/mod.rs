@@ -12,9 +12,10 @@
 //!   compares versions (logged once). A soft-deleted or destroyed current version is an error:
 //!   the runtime keeps the last good values.
 //! - Dynamic secrets: read once, then renew the lease (`PUT /v1/sys/leases/renew`) at about
-//!   2/3 of its duration with jitter. When Vault grants less than asked, or less than a third of
-//!   the first lease or less than the refresh interval would remain, or the renewal is refused,
-//!   new credentials are read at once and reported as a change; the old lease is left to expire
+//!   2/3 of its duration with jitter. When Vault grants less than asked (the max TTL caps it),
+//!   or less than a third of the first lease, or the renewal is refused, new credentials are
+//!   read at once and reported as a change, while the old ones still have about a third of a
+//!   lease to live (renewals happen at 2/3); the old lease is left to expire
 //!   (nothing is revoked). A non-renewable lease is re-read at about 2/3 of its duration.
 //!   A read that carries no lease (a KV v1 or a static role read) is polled every `refresh`
 //!   and compared.
@@ -436,7 +437,9 @@ impl VaultSource {
                 let got = Duration::from_secs(
                     v.get("lease_duration").and_then(Value::as_u64).unwrap_or(0),
                 );
-                let short = got < asked || got < original / 3 || got < self.refresh;
+                // Capped by the max TTL (or close to it): read new credentials now, while the old ones
+                // still have about a third of a lease to live (renewals happen at 2/3).
+                let short = got < asked || got < original / 3;
                 if short {
                     tracing::info!(secret_ref = %self.id, source = "vault", lease_id = %lease_id,
                         granted_s = got.as_secs(), asked_s = asked.as_secs(),

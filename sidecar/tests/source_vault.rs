@@ -1,0 +1,649 @@
+//! Vault sources against a real OpenBao dev server (and PostgreSQL for dynamic credentials).
+//!
+//! Needs the test environment written by `tests/env/up` (or `$GANTRY_TEST_ENV_FILE`): keys
+//! `VAULT_ADDR`, `GANTRY_TEST_VAULT_ROOT_TOKEN`, and for the database test
+//! `GANTRY_TEST_PG_HOST/PORT/USER/PASSWORD`. Every test uses its own mounts (random suffix), so
+//! tests can run in parallel and against a shared server.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gantry_common::Secret;
+use gantry_sidecar::source::vault::{VaultSession, VaultSource};
+use gantry_sidecar::source::{
+    RawSourceSpec, RawSourcesConfig, RawVaultAuth, RawVaultConfig, RawVaultSource, Source,
+    SourceSpec, SourcesConfig, build,
+};
+use serde_json::{Value, json};
+
+// ----------------------------------------------------------------------------------------------
+// helpers
+
+fn test_env() -> BTreeMap<String, String> {
+    let path = std::env::var("GANTRY_TEST_ENV_FILE")
+        .unwrap_or_else(|_| "/var/cache/gantry/test-env/env".to_owned());
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!("test environment file {path} is missing ({e}): run tests/env/up first, or set GANTRY_TEST_ENV_FILE")
+    });
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().trim_matches('"').to_owned()))
+        .collect()
+}
+
+fn need<'a>(env: &'a BTreeMap<String, String>, k: &str) -> &'a str {
+    env.get(k)
+        .unwrap_or_else(|| panic!("{k} is not in the test environment file: run tests/env/up"))
+}
+
+fn uniq() -> String {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{}{:x}", std::process::id(), n)
+}
+
+struct Root {
+    addr: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Root {
+    fn new(env: &BTreeMap<String, String>) -> Self {
+        Self {
+            addr: need(env, "VAULT_ADDR").trim_end_matches('/').to_owned(),
+            token: need(env, "GANTRY_TEST_VAULT_ROOT_TOKEN").to_owned(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut r = self
+            .http
+            .request(method.clone(), format!("{}/v1/{path}", self.addr))
+            .header("X-Vault-Token", &self.token);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.expect("OpenBao answers");
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        assert!(status.is_success(), "{method} {path}: {status}: {text}");
+        if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap()
+        }
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    async fn kv_mount(&self) -> String {
+        let m = format!("kv{}", uniq());
+        self.post(
+            &format!("sys/mounts/{m}"),
+            json!({"type": "kv", "options": {"version": "2"}}),
+        )
+        .await;
+        m
+    }
+
+    /// A token with only `policy` (created from `hcl`).
+    async fn token_with(&self, hcl: &str, ttl: &str) -> String {
+        let name = format!("p{}", uniq());
+        self.post(
+            &format!("sys/policies/acl/{name}"),
+            json!({ "policy": hcl }),
+        )
+        .await;
+        let v = self
+            .post(
+                "auth/token/create",
+                json!({"policies": [name], "ttl": ttl, "no_default_policy": false}),
+            )
+            .await;
+        v["auth"]["client_token"].as_str().unwrap().to_owned()
+    }
+}
+
+fn vault_cfg(
+    addr: &str,
+    auth: RawVaultAuth,
+    sources: Vec<RawVaultSource>,
+    refresh: Duration,
+) -> SourcesConfig {
+    let raw = RawSourcesConfig {
+        sources: sources.into_iter().map(RawSourceSpec::vault).collect(),
+        vault: Some(RawVaultConfig {
+            addr: Some(addr.to_owned()),
+            auth: Some(auth),
+            ..Default::default()
+        }),
+        aws: None,
+    };
+    SourcesConfig::from_raw(raw, refresh).expect("valid config")
+}
+
+fn token_auth(token: &str) -> RawVaultAuth {
+    RawVaultAuth {
+        token: Some(Secret::from(token)),
+        ..Default::default()
+    }
+}
+
+fn path(p: &str) -> RawVaultSource {
+    RawVaultSource {
+        path: Some(p.to_owned()),
+        ..Default::default()
+    }
+}
+
+fn values(s: &gantry_sidecar::source::Snapshot) -> BTreeMap<String, String> {
+    s.values
+        .iter()
+        .map(|(k, v)| (k.clone(), v.expose().clone()))
+        .collect()
+}
+
+/// Captures every log line of the current thread (tests run on a current-thread runtime).
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Logs {
+    fn install(&self) -> tracing::subscriber::DefaultGuard {
+        let me = self.clone();
+        let sub = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(move || me.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_default(sub)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Waits what the source asks, then refreshes.
+async fn step(s: &mut dyn Source) -> Result<Option<gantry_sidecar::source::Snapshot>, String> {
+    tokio::time::sleep(s.next_refresh()).await;
+    s.refresh().await.map_err(|e| e.to_string())
+}
+
+// ----------------------------------------------------------------------------------------------
+// KV v2
+
+#[tokio::test]
+async fn kv_whole_path_one_key_and_change_by_metadata() {
+    let env = test_env();
+    let root = Root::new(&env);
+    let logs = Logs::default();
+    let _g = logs.install();
+    let m = root.kv_mount().await;
+    let pw1 = format!("pw1-{}", uniq());
+    let pw2 = format!("pw2-{}", uniq());
+    root.post(
+        &format!("{m}/data/secrets/app"),
+        json!({"data": {"user": "app", "password": pw1, "nested": {"a": 1}}}),
+    )
+    .await;
+
+    let cfg = vault_cfg(
+        &root.addr,
+        token_auth(&root.token),
+        vec![
+            path(&format!("{m}/secrets/app")),
+            RawVaultSource {
+                path: Some(format!("{m}/data/secrets/app")),
+                key: Some("password".into()),
+                name: Some("DB_PASSWORD".into()),
+                prefix: Some("APP_".into()),
+                ..Default::default()
+            },
+        ],
+        Duration::from_secs(1),
+    );
+    let mut sources = build(&cfg).await.expect("build");
+    assert_eq!(sources[0].id(), format!("vault:{m}/secrets/app"));
+    assert_eq!(
+        sources[1].id(),
+        format!("vault:{m}/data/secrets/app#password")
+    );
+
+    let whole = sources[0].fetch().await.expect("fetch whole path");
+    let v = values(&whole);
+    assert_eq!(v["user"], "app");
+    assert_eq!(v["password"], pw1);
+    assert_eq!(v["nested"], r#"{"a":1}"#);
+    assert_eq!(whole.version, "kv:1");
+    let one = sources[1].fetch().await.expect("fetch one key");
+    assert_eq!(
+        values(&one),
+        BTreeMap::from([("APP_DB_PASSWORD".into(), pw1.clone())])
+    );
+
+    // Nothing changed: the metadata check says so.
+    let r = step(sources[0].as_mut()).await.unwrap();
+    assert!(r.is_none(), "no change expected");
+
+    // A new version is seen within one refresh interval.
+    root.post(
+        &format!("{m}/data/secrets/app"),
+        json!({"data": {"user": "app", "password": pw2}}),
+    )
+    .await;
+    let t0 = tokio::time::Instant::now();
+    let r = step(sources[0].as_mut()).await.unwrap().expect("a change");
+    assert!(
+        t0.elapsed() <= Duration::from_millis(1500),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert_eq!(values(&r)["password"], pw2);
+    assert_eq!(r.version, "kv:2");
+    let r = step(sources[1].as_mut()).await.unwrap().expect("a change");
+    assert_eq!(values(&r)["APP_DB_PASSWORD"], pw2);
+    assert!(step(sources[0].as_mut()).await.unwrap().is_none());
+
+    // Soft-deleting the current version is an error (the runtime keeps the last good values).
+    root.call(
+        reqwest::Method::DELETE,
+        &format!("{m}/data/secrets/app"),
+        None,
+    )
+    .await;
+    let e = step(sources[0].as_mut()).await.unwrap_err();
+    assert!(e.starts_with(&format!("vault:{m}/secrets/app: ")), "{e}");
+    assert!(e.contains("deleted"), "{e}");
+
+    // Debug output of snapshots and sources carries no value; neither do the logs.
+    let dbg = format!("{r:?} {sources:?}");
+    let text = logs.text();
+    assert!(text.contains("vault secret changed"), "{text}");
+    for secret in [&pw1, &pw2] {
+        assert!(!dbg.contains(secret.as_str()), "value in Debug output");
+        assert!(!e.contains(secret.as_str()), "value in an error");
+        assert!(!text.contains(secret.as_str()), "value in the logs");
+    }
+}
+
+#[tokio::test]
+async fn kv_without_metadata_permission_polls_the_data() {
+    let env = test_env();
+    let root = Root::new(&env);
+    let m = root.kv_mount().await;
+    root.post(&format!("{m}/data/app"), json!({"data": {"k": "v1"}}))
+        .await;
+    // Read on data/ only: no metadata/, no sys/internal/ui/mounts.
+    let token = root
+        .token_with(
+            &format!("path \"{m}/data/app\" {{ capabilities = [\"read\"] }}"),
+            "1h",
+        )
+        .await;
+    let cfg = vault_cfg(
+        &root.addr,
+        token_auth(&token),
+        vec![path(&format!("{m}/app"))],
+        Duration::from_millis(500),
+    );
+    let mut s = build(&cfg).await.unwrap().pop().unwrap();
+    assert_eq!(values(&s.fetch().await.unwrap())["k"], "v1");
+    assert!(step(s.as_mut()).await.unwrap().is_none());
+    root.post(&format!("{m}/data/app"), json!({"data": {"k": "v2"}}))
+        .await;
+    let r = step(s.as_mut())
+        .await
+        .unwrap()
+        .expect("change seen by reading the data");
+    assert_eq!(values(&r)["k"], "v2");
+}
+
+#[tokio::test]
+async fn errors_name_the_source_and_hint() {
+    let env = test_env();
+    let root = Root::new(&env);
+    let m = root.kv_mount().await;
+    root.post(&format!("{m}/data/app"), json!({"data": {"k": "v"}}))
+        .await;
+    // A token without any right on the path.
+    let token = root
+        .token_with("path \"nothing/*\" { capabilities = [\"read\"] }", "1h")
+        .await;
+    let cfg = vault_cfg(
+        &root.addr,
+        token_auth(&token),
+        vec![path(&format!("{m}/app"))],
+        Duration::from_secs(60),
+    );
+    let mut s = build(&cfg).await.unwrap().pop().unwrap();
+    let e = s.fetch().await.unwrap_err().to_string();
+    assert!(e.starts_with(&format!("vault:{m}/app: ")), "{e}");
+    assert!(
+        e.contains(&format!("the token's policy lacks read on {m}/data/app")),
+        "{e}"
+    );
+
+    // A missing key names the keys that exist.
+    let cfg = vault_cfg(
+        &root.addr,
+        token_auth(&root.token),
+        vec![RawVaultSource {
+            path: Some(format!("{m}/app")),
+            key: Some("nope".into()),
+            ..Default::default()
+        }],
+        Duration::from_secs(60),
+    );
+    let mut s = build(&cfg).await.unwrap().pop().unwrap();
+    let e = s.fetch().await.unwrap_err().to_string();
+    assert!(
+        e.contains("no key `nope`") && e.contains("keys there are: k"),
+        "{e}"
+    );
+
+    // Nothing listening.
+    let cfg = vault_cfg(
+        "http://127.0.0.1:9",
+        token_auth("x"),
+        vec![path("kv/app")],
+        Duration::from_secs(60),
+    );
+    let e = build(&cfg).await.unwrap_err().to_string();
+    assert!(e.starts_with("vault:http://127.0.0.1:9: "), "{e}");
+    assert!(e.contains("is VAULT_ADDR right?"), "{e}");
+}
+
+#[tokio::test]
+async fn token_file_is_reread_when_it_changes() {
+    let env = test_env();
+    let root = Root::new(&env);
+    let m = root.kv_mount().await;
+    root.post(&format!("{m}/data/app"), json!({"data": {"k": "v"}}))
+        .await;
+    let hcl = format!("path \"{m}/*\" {{ capabilities = [\"read\"] }}");
+    let t1 = root.token_with(&hcl, "1h").await;
+    let t2 = root.token_with(&hcl, "1h").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, format!("{t1}\n")).unwrap();
+    let cfg = vault_cfg(
+        &root.addr,
+        RawVaultAuth {
+            token_file: Some(file.clone()),
+            ..Default::default()
+        },
+        vec![path(&format!("{m}/app"))],
+        Duration::from_millis(300),
+    );
+    let mut s = build(&cfg).await.unwrap().pop().unwrap();
+    s.fetch().await.unwrap();
+    // Replace the file and revoke the old token: the source keeps working, without a change.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut f = std::fs::File::create(&file).unwrap();
+    writeln!(f, "{t2}").unwrap();
+    drop(f);
+    root.post("auth/token/revoke", json!({ "token": t1 })).await;
+    for _ in 0..3 {
+        assert!(step(s.as_mut()).await.unwrap().is_none());
+    }
+    assert!(s.fetch().await.is_ok());
+}
+
+// ----------------------------------------------------------------------------------------------
+// AppRole, token renewal and re-login
+
+#[tokio::test]
+async fn approle_login_renewal_and_relogin() {
+    let env = test_env();
+    let root = Root::new(&env);
+    let logs = Logs::default();
+    let _g = logs.install();
+    let m = root.kv_mount().await;
+    root.post(&format!("{m}/data/app"), json!({"data": {"k": "v"}}))
+        .await;
+    let am = format!("approle{}", uniq());
+    root.post(&format!("sys/auth/{am}"), json!({"type": "approle"}))
+        .await;
+    let policy = format!("kvread{}", uniq());
+    root.post(
+        &format!("sys/policies/acl/{policy}"),
+        json!({"policy": format!("path \"{m}/*\" {{ capabilities = [\"read\"] }}")}),
+    )
+    .await;
+    // Short TTLs: renew at ~2 s, max TTL 8 s forces a new login.
+    root.post(
+        &format!("auth/{am}/role/app"),
+        json!({"token_policies": [policy], "token_ttl": "3s", "token_max_ttl": "8s"}),
+    )
+    .await;
+    let role_id = root
+        .call(
+            reqwest::Method::GET,
+            &format!("auth/{am}/role/app/role-id"),
+            None,
+        )
+        .await["data"]["role_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let secret_id = root
+        .post(&format!("auth/{am}/role/app/secret-id"), json!({}))
+        .await["data"]["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let sid_file = dir.path().join("secret-id");
+    std::fs::write(&sid_file, &secret_id).unwrap();
+
+    let cfg = vault_cfg(
+        &root.addr,
+        RawVaultAuth {
+            method: Some("approle".into()),
+            mount: Some(am.clone()),
+            role_id: Some(role_id),
+            secret_id_file: Some(sid_file),
+            ..Default::default()
+        },
+        vec![path(&format!("{m}/app"))],
+        Duration::from_secs(60),
+    );
+    let SourceSpec::Vault(spec) = cfg.sources[0].clone() else {
+        unreachable!()
+    };
+    let session = VaultSession::connect(cfg.vault.as_ref().unwrap())
+        .await
+        .expect("approle login");
+    assert_eq!(session.stats().logins, 1);
+    let mut s = VaultSource::new(spec, Arc::clone(&session), cfg.refresh);
+    s.fetch().await.unwrap();
+    // The token drives the schedule (KV polls only every 60 s).
+    assert!(
+        s.next_refresh() <= Duration::from_secs(2),
+        "{:?}",
+        s.next_refresh()
+    );
+
+    let until = tokio::time::Instant::now() + Duration::from_secs(12);
+    while tokio::time::Instant::now() < until {
+        let r = step(&mut s)
+            .await
+            .expect("refresh with a renewed or new token");
+        assert!(r.is_none(), "a new token is not a secret change");
+    }
+    let st = session.stats();
+    assert!(st.renewals >= 2, "{st:?}");
+    assert!(st.logins >= 2, "re-login after the max TTL: {st:?}");
+    // Still reading with the current token.
+    s.fetch().await.unwrap();
+    let text = logs.text();
+    assert!(text.contains("vault token renewed"), "{text}");
+    assert!(!text.contains(&secret_id), "secret id in the logs");
+}
+
+// ----------------------------------------------------------------------------------------------
+// Dynamic secrets: database credentials against PostgreSQL
+
+fn psql_login(env: &BTreeMap<String, String>, user: &str, password: &str) -> Result<(), String> {
+    let out = std::process::Command::new("psql")
+        .args([
+            "-h",
+            need(env, "GANTRY_TEST_PG_HOST"),
+            "-p",
+            need(env, "GANTRY_TEST_PG_PORT"),
+            "-U",
+            user,
+            "-d",
+            "postgres",
+            "-w",
+            "-tAc",
+            "select current_user",
+        ])
+        .env("PGPASSWORD", password)
+        .env("PGCONNECT_TIMEOUT", "5")
+        .output()
+        .map_err(|e| format!("psql: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if out.status.success() && stdout.trim() == user {
+        Ok(())
+    } else {
+        Err(format!(
+            "login as {user} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+#[tokio::test]
+async fn database_credentials_renewed_replaced_and_valid() {
+    let env = test_env();
+    let root = Root::new(&env);
+    let logs = Logs::default();
+    let _g = logs.install();
+    let db = format!("db{}", uniq());
+    root.post(&format!("sys/mounts/{db}"), json!({"type": "database"}))
+        .await;
+    root.post(
+        &format!("{db}/config/pg"),
+        json!({
+            "plugin_name": "postgresql-database-plugin",
+            "connection_url": format!(
+                "postgresql://{{{{username}}}}:{{{{password}}}}@{}:{}/postgres?sslmode=disable",
+                need(&env, "GANTRY_TEST_PG_HOST"),
+                need(&env, "GANTRY_TEST_PG_PORT")
+            ),
+            "username": need(&env, "GANTRY_TEST_PG_USER"),
+            "password": need(&env, "GANTRY_TEST_PG_PASSWORD"),
+            "allowed_roles": "app",
+            "verify_connection": true,
+        }),
+    )
+    .await;
+    root.post(
+        &format!("{db}/roles/app"),
+        json!({
+            "db_name": "pg",
+            "creation_statements": [
+                "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"
+            ],
+            "default_ttl": "10s",
+            "max_ttl": "30s",
+        }),
+    )
+    .await;
+
+    let cfg = vault_cfg(
+        &root.addr,
+        token_auth(&root.token),
+        vec![RawVaultSource {
+            path: Some(format!("{db}/creds/app")),
+            prefix: Some("PG".into()),
+            ..Default::default()
+        }],
+        Duration::from_secs(60),
+    );
+    let SourceSpec::Vault(spec) = cfg.sources[0].clone() else {
+        unreachable!()
+    };
+    let session = VaultSession::connect(cfg.vault.as_ref().unwrap())
+        .await
+        .unwrap();
+    let mut s = VaultSource::new(spec, session, cfg.refresh);
+    let first = s.fetch().await.expect("database credentials");
+    let mut sets = vec![values(&first)];
+    let mut created = tokio::time::Instant::now();
+    psql_login(&env, &sets[0]["PGusername"], &sets[0]["PGpassword"]).unwrap();
+    assert!(
+        s.next_refresh() <= Duration::from_secs(7),
+        "{:?}",
+        s.next_refresh()
+    );
+
+    let mut renewals_per_lease = vec![0u32];
+    let mut replaced_after = Vec::new();
+    let until = tokio::time::Instant::now() + Duration::from_secs(45);
+    while tokio::time::Instant::now() < until {
+        let r = step(&mut s).await.expect("refresh");
+        match r {
+            None => *renewals_per_lease.last_mut().unwrap() += 1,
+            Some(snap) => {
+                // Replaced before the old lease reached its max TTL (30 s).
+                assert!(
+                    created.elapsed() < Duration::from_secs(30),
+                    "replaced after {:?}",
+                    created.elapsed()
+                );
+                replaced_after.push(created.elapsed());
+                created = tokio::time::Instant::now();
+                let v = values(&snap);
+                assert_ne!(v["PGusername"], sets.last().unwrap()["PGusername"]);
+                psql_login(&env, &v["PGusername"], &v["PGpassword"]).unwrap();
+                sets.push(v);
+                renewals_per_lease.push(0);
+            }
+        }
+        // The credentials in use always work.
+        let cur = sets.last().unwrap();
+        psql_login(&env, &cur["PGusername"], &cur["PGpassword"]).unwrap();
+    }
+    let text = logs.text();
+    assert!(
+        sets.len() >= 2,
+        "credentials never replaced: {renewals_per_lease:?}\n{text}"
+    );
+    assert!(
+        renewals_per_lease[0] >= 2,
+        "the first lease was renewed before being replaced: {renewals_per_lease:?}\n{text}"
+    );
+    assert!(text.contains("vault lease renewed"), "{text}");
+    assert!(text.contains("reading new credentials"), "{text}");
+    for set in &sets {
+        assert!(
+            !text.contains(set["PGpassword"].as_str()),
+            "password in the logs"
+        );
+    }
+    eprintln!(
+        "database credential sets: {}, renewals per lease: {renewals_per_lease:?}, replaced after: {replaced_after:?}",
+        sets.len()
+    );
+}
