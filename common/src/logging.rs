@@ -57,7 +57,10 @@ pub fn init(filter: &str, format: LogFormat, syslog_identifier: &str) {
             .try_init();
         return;
     }
-    let base = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    use std::io::IsTerminal;
+    let base = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let layer = match format {
         LogFormat::Text => base.compact().with_target(false).boxed(),
         LogFormat::Json => base.json().flatten_event(true).boxed(),

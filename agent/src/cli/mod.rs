@@ -47,7 +47,8 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "GANTRY_LOCAL")]
     pub local: bool,
     /// Log filter (error, warn, info, debug, trace, or tracing directives); RUST_LOG wins.
-    #[arg(long, global = true, env = "GANTRY_LOG", default_value = "info")]
+    /// Commands print their own progress on stdout, so logs default to warnings only.
+    #[arg(long, global = true, env = "GANTRY_LOG", default_value = "warn")]
     pub log_level: String,
     /// Log format on stderr when not under journald.
     #[arg(long, global = true, env = "GANTRY_LOG_FORMAT", default_value = "text")]

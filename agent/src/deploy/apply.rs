@@ -118,7 +118,7 @@ impl Deployer {
             exit_code_override: None,
         };
         if let Err(e) = self.deploy_inner(req, progress, &mut report).await {
-            tracing::error!(stack = %req.stack, error = %e, "deploy failed");
+            tracing::info!(stack = %req.stack, error = %e, "deploy stopped with an error");
             if report.outcome == Outcome::Failed {
                 report.exit_code_override = Some(e.exit_code());
             }

@@ -1,0 +1,353 @@
+//! `gantry deploy` against the real Docker daemon with the `compose/hello` example stack:
+//! a web service (busybox httpd on a published 127.0.0.1 port), a worker, a one-shot migrate
+//! job, a named volume, healthchecks and depends_on conditions.
+//!
+//! Every test deploys its own copy under a unique project name, port and state dir, and
+//! removes its containers, network and volume when it ends (even when it fails).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use gantry_tests::{bin, docker, env, http_get, unique, wait_for};
+
+struct Stack {
+    name: String,
+    dir: tempfile::TempDir,
+    state: tempfile::TempDir,
+    port: u16,
+}
+
+impl Stack {
+    /// A copy of compose/hello under a fresh name.
+    fn hello() -> Self {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../compose/hello/compose.yaml");
+        let text = std::fs::read_to_string(&src).expect("compose/hello/compose.yaml");
+        Self::with_file(&text)
+    }
+
+    fn with_file(text: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("compose.yaml"), text).unwrap();
+        let port = free_port();
+        Self {
+            name: unique("hello"),
+            dir,
+            state: tempfile::tempdir().unwrap(),
+            port,
+        }
+    }
+
+    fn file(&self) -> PathBuf {
+        self.dir.path().join("compose.yaml")
+    }
+
+    fn write(&self, text: &str) {
+        std::fs::write(self.file(), text).unwrap();
+    }
+
+    fn gantry(&self, args: &[&str]) -> Output {
+        let e = env();
+        let port = format!("WEB_PORT={}", self.port);
+        let out = Command::new(bin("gantry"))
+            .args(args)
+            .env("DOCKER_HOST", e.get("DOCKER_HOST"))
+            .env("GANTRY_STATE_DIR", self.state.path())
+            .env("GANTRY_CONFIG_DIR", self.dir.path())
+            .env("IMAGE", e.get("GANTRY_TEST_IMAGE"))
+            .env_remove("GREETING")
+            .args(["--var", &port])
+            .output()
+            .expect("run gantry");
+        eprintln!(
+            "$ gantry {}\n--- stdout\n{}--- stderr\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    fn deploy(&self, extra: &[&str]) -> Output {
+        let file = self.file();
+        let mut args = vec!["deploy", &self.name, "-f", file.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        self.gantry(&args)
+    }
+
+    fn page(&self) -> String {
+        let url = format!("http://127.0.0.1:{}/", self.port);
+        wait_for("the web page", Duration::from_secs(20), || {
+            http_get(&url).filter(|(s, _)| *s == 200).map(|(_, b)| b)
+        })
+    }
+
+    /// container name → (id, StartedAt), for every container of the project.
+    fn containers(&self) -> BTreeMap<String, (String, String)> {
+        let filter = format!("label=com.docker.compose.project={}", self.name);
+        let out = docker(&["ps", "-aq", "--filter", &filter]);
+        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        let mut map = BTreeMap::new();
+        for id in ids {
+            let out = docker(&[
+                "inspect",
+                "-f",
+                "{{.Name}} {{.Id}} {{.State.StartedAt}}",
+                &id,
+            ]);
+            let line = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            let parts: Vec<&str> = line.split(' ').collect();
+            if parts.len() == 3 {
+                map.insert(
+                    parts[0].trim_start_matches('/').to_owned(),
+                    (parts[1].to_owned(), parts[2].to_owned()),
+                );
+            }
+        }
+        map
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let filter = format!("label=com.docker.compose.project={}", self.name);
+        let out = docker(&["ps", "-aq", "--filter", &filter]);
+        for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            docker(&["rm", "-f", id]);
+        }
+        docker(&["network", "rm", &format!("{}_default", self.name)]);
+        docker(&["volume", "rm", "-f", &format!("{}_data", self.name)]);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn deploy_serves_the_page_and_a_noop_redeploy_touches_nothing() {
+    let stack = Stack::hello();
+    let out = stack.deploy(&[]);
+    assert_eq!(out.status.code(), Some(0), "first deploy");
+    let page = stack.page();
+    assert!(page.contains("Hello from Gantry"), "{page}");
+    assert!(
+        page.contains("schema v1"),
+        "the migrate job ran first: {page}"
+    );
+
+    let before = stack.containers();
+    assert!(
+        before.contains_key(&format!("{}-web-1", stack.name)),
+        "{before:?}"
+    );
+    assert!(
+        before.contains_key(&format!("{}-worker-1", stack.name)),
+        "{before:?}"
+    );
+    assert_eq!(before.len(), 2, "the job container is gone: {before:?}");
+
+    let out = stack.deploy(&["--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "no-op deploy");
+    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(report["outcome"], "unchanged");
+    assert_eq!(stack.containers(), before, "same ids, same StartedAt");
+
+    // Docker Compose sees the stack as its own.
+    let compose = env().get("COMPOSE_BIN");
+    let ps = Command::new(compose)
+        .args(["-p", &stack.name, "ps", "--format", "{{.Service}}"])
+        .env("DOCKER_HOST", env().get("DOCKER_HOST"))
+        .output()
+        .unwrap();
+    let services = stdout(&ps);
+    assert!(
+        services.contains("web") && services.contains("worker"),
+        "{services}"
+    );
+}
+
+#[test]
+fn changing_one_service_recreates_only_it_and_the_volume_survives() {
+    let stack = Stack::hello();
+    assert_eq!(stack.deploy(&[]).status.code(), Some(0));
+    stack.page();
+    let worker = format!("{}-worker-1", stack.name);
+    let web = format!("{}-web-1", stack.name);
+    let marker = docker(&["exec", &worker, "sh", "-c", "echo kept > /data/marker"]);
+    assert!(marker.status.success());
+    let before = stack.containers();
+
+    let out = stack.deploy(&["--var", "GREETING=Changed greeting"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stdout(&out).contains("web: recreating (environment)"),
+        "{}",
+        stdout(&out)
+    );
+    let after = stack.containers();
+    assert_eq!(after[&worker], before[&worker], "worker untouched");
+    assert_ne!(after[&web].0, before[&web].0, "web recreated");
+    assert!(stack.page().contains("Changed greeting"));
+
+    let data = docker(&["exec", &web, "cat", "/data/marker"]);
+    assert_eq!(stdout(&data).trim(), "kept", "named volume data survives");
+}
+
+#[test]
+fn a_service_removed_from_the_file_loses_its_containers() {
+    let stack = Stack::hello();
+    assert_eq!(stack.deploy(&[]).status.code(), Some(0));
+    let original = std::fs::read_to_string(stack.file()).unwrap();
+    // A stack with only the web service left (no worker, no job).
+    let web_only = original
+        .replace(
+            "    depends_on:\n      worker:\n        condition: service_healthy\n",
+            "",
+        )
+        .replace(
+            "    depends_on:\n      migrate:\n        condition: service_completed_successfully\n",
+            "",
+        );
+    let start = web_only.find("  migrate:").unwrap();
+    let end = web_only.find("  web:").unwrap();
+    let web_only = format!("{}{}", &web_only[..start], &web_only[end..]);
+    stack.write(&web_only.replace("schema: $$(cat /data/schema)", "schema: none"));
+
+    let out = stack.deploy(&[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stdout(&out).contains("worker: removing"),
+        "{}",
+        stdout(&out)
+    );
+    let names: Vec<String> = stack.containers().into_keys().collect();
+    assert_eq!(names, vec![format!("{}-web-1", stack.name)]);
+}
+
+#[test]
+fn a_replica_count_change_scales_without_touching_the_others() {
+    let stack = Stack::with_file(
+        "services:\n  worker:\n    image: ${IMAGE}\n    command: [\"sleep\", \"300\"]\n    init: true\n    deploy:\n      replicas: ${REPLICAS:-1}\n",
+    );
+    assert_eq!(stack.deploy(&[]).status.code(), Some(0));
+    let one = stack.containers();
+    assert_eq!(
+        stack.deploy(&["--var", "REPLICAS=3"]).status.code(),
+        Some(0)
+    );
+    let three = stack.containers();
+    assert_eq!(three.len(), 3, "{three:?}");
+    let first = format!("{}-worker-1", stack.name);
+    assert_eq!(three[&first], one[&first], "replica 1 untouched");
+    assert_eq!(
+        stack.deploy(&["--var", "REPLICAS=2"]).status.code(),
+        Some(0)
+    );
+    let two = stack.containers();
+    assert!(two.contains_key(&format!("{}-worker-2", stack.name)));
+    assert!(!two.contains_key(&format!("{}-worker-3", stack.name)));
+}
+
+#[test]
+fn invalid_files_exit_65_naming_the_file_and_key() {
+    let stack = Stack::with_file(
+        "services:\n  web:\n    image: busybox\n    blkio_config:\n      weight: 300\n",
+    );
+    let out = stack.deploy(&[]);
+    assert_eq!(out.status.code(), Some(65));
+    let err = stderr(&out) + &stdout(&out);
+    assert!(err.contains("blkio_config") && err.contains("web"), "{err}");
+    assert!(err.contains("compose.yaml"), "{err}");
+
+    stack.write("services:\n  web:\n    image: [unclosed\n");
+    let out = stack.deploy(&[]);
+    assert_eq!(out.status.code(), Some(65));
+    let err = stderr(&out) + &stdout(&out);
+    assert!(
+        err.contains("compose.yaml:4:1: invalid YAML"),
+        "file:line:column: {err}"
+    );
+
+    stack.write(
+        "services:\n  web:\n    image: ${REQUIRED_TAG:?set REQUIRED_TAG to the image tag}\n",
+    );
+    let out = stack.deploy(&[]);
+    assert_eq!(out.status.code(), Some(65));
+    let err = stderr(&out) + &stdout(&out);
+    assert!(err.contains("set REQUIRED_TAG to the image tag"), "{err}");
+    assert!(stack.containers().is_empty(), "nothing was created");
+}
+
+#[test]
+fn a_service_that_never_turns_healthy_is_rolled_back() {
+    let stack = Stack::hello();
+    assert_eq!(stack.deploy(&[]).status.code(), Some(0));
+    let override_file = stack.dir.path().join("broken.yaml");
+    std::fs::write(
+        &override_file,
+        "services:\n  web:\n    environment:\n      GREETING: broken\n    healthcheck:\n      test: [\"CMD\", \"false\"]\n      retries: 2\n",
+    )
+    .unwrap();
+    let file = stack.file();
+    let out = stack.gantry(&[
+        "deploy",
+        &stack.name,
+        "-f",
+        file.to_str().unwrap(),
+        "-f",
+        override_file.to_str().unwrap(),
+        "--output",
+        "json",
+        "--ready-timeout",
+        "30s",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "rolled back");
+    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(report["outcome"], "rolled_back");
+    assert_eq!(report["rolled_back_to"], "r1");
+    assert!(report["error"].as_str().unwrap().contains("unhealthy"));
+    let page = stack.page();
+    assert!(
+        page.contains("Hello from Gantry"),
+        "v1 serves again: {page}"
+    );
+}
+
+#[test]
+fn a_failing_job_aborts_before_anything_running_changes() {
+    let stack = Stack::hello();
+    assert_eq!(stack.deploy(&[]).status.code(), Some(0));
+    let before = stack.containers();
+    let text = std::fs::read_to_string(stack.file()).unwrap().replace(
+        "&& echo migrated",
+        "&& echo 'migration 2 failed: column exists' && exit 1",
+    );
+    stack.write(&text);
+    let out = stack.deploy(&["--var", "SCHEMA_VERSION=2", "--var", "GREETING=v2"]);
+    assert_eq!(out.status.code(), Some(1), "failed before anything changed");
+    let all = stdout(&out);
+    assert!(all.contains("job migrate exited with code 1"), "{all}");
+    assert!(
+        all.contains("migration 2 failed: column exists"),
+        "job log carried: {all}"
+    );
+    assert_eq!(stack.containers(), before, "nothing replaced");
+    assert!(stack.page().contains("Hello from Gantry"));
+}
