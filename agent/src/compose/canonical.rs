@@ -1410,10 +1410,8 @@ fn long_volume(ctx: &Ctx<'_>, ip: &str, item: &Value) -> R<Json> {
             "target" | "consistency" => {
                 m.insert(k.clone(), json!(string(ctx, &kp, val)?));
             }
-            "read_only" => {
-                if boolean(ctx, &kp, val)? {
-                    m.insert(k.clone(), json!(true));
-                }
+            "read_only" if boolean(ctx, &kp, val)? => {
+                m.insert(k.clone(), json!(true));
             }
             "bind" => {
                 let mut b = Map::new();

@@ -438,16 +438,16 @@ fn resolve_resources(project: &mut Project, merged: &Json) -> Result<(), Compose
         if let Json::Null = v {
             v = json!({});
         }
-        if let Some(o) = v.as_object_mut() {
-            if !o.contains_key("name") {
-                let external = o.get("external").and_then(Json::as_bool).unwrap_or(false);
-                let n = if external {
-                    key.to_string()
-                } else {
-                    format!("{pname}_{key}")
-                };
-                o.insert("name".into(), json!(n));
-            }
+        if let Some(o) = v.as_object_mut()
+            && !o.contains_key("name")
+        {
+            let external = o.get("external").and_then(Json::as_bool).unwrap_or(false);
+            let n = if external {
+                key.to_string()
+            } else {
+                format!("{pname}_{key}")
+            };
+            o.insert("name".into(), json!(n));
         }
         v
     };
@@ -464,15 +464,14 @@ fn resolve_resources(project: &mut Project, merged: &Json) -> Result<(), Compose
             }
         }
         for m in &svc.volumes {
-            if m.kind == super::model::MountKind::Volume {
-                if let Some(src) = &m.source {
-                    if !vols.contains_key(src) {
-                        return Err(ComposeError::project(format!(
-                            "service {:?} refers to undefined volume {src:?} (add it under the top-level volumes:)",
-                            svc.name
-                        )));
-                    }
-                }
+            if m.kind == super::model::MountKind::Volume
+                && let Some(src) = &m.source
+                && !vols.contains_key(src)
+            {
+                return Err(ComposeError::project(format!(
+                    "service {:?} refers to undefined volume {src:?} (add it under the top-level volumes:)",
+                    svc.name
+                )));
             }
         }
         for (kind, list, defined) in [
