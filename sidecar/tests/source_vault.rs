@@ -592,6 +592,12 @@ async fn database_credentials_renewed_replaced_and_valid() {
     let mut sets = vec![values(&first)];
     let mut created = tokio::time::Instant::now();
     psql_login(&env, &sets[0]["PGusername"], &sets[0]["PGpassword"]).unwrap();
+    // A re-fetch (what the runtime does after an outage) keeps live credentials.
+    let again = s.fetch().await.unwrap();
+    assert_eq!(
+        again.version, first.version,
+        "a re-fetch minted new credentials"
+    );
     assert!(
         s.next_refresh() <= Duration::from_secs(7),
         "{:?}",

@@ -58,6 +58,8 @@ struct Lease {
     /// The first lease's duration: the increment asked at each renewal.
     original: Duration,
     renewable: bool,
+    /// When the lease runs out, as last granted.
+    expires_at: Instant,
 }
 
 /// One Vault path (KV v2 or dynamic).
@@ -76,6 +78,8 @@ pub struct VaultSource {
     lease: Option<Lease>,
     /// Values of the last snapshot, for sources that cannot tell versions (lease-less reads).
     last_values: Option<BTreeMap<String, Secret<String>>>,
+    /// The last snapshot of a dynamic secret: a re-fetch while its lease lives returns it.
+    last_dynamic: Option<Snapshot>,
     /// When this source's own next step is due (poll or lease renewal).
     due: Option<Instant>,
 }
@@ -98,6 +102,7 @@ impl VaultSource {
             metadata_forbidden: false,
             lease: None,
             last_values: None,
+            last_dynamic: None,
             due: None,
         }
     }
@@ -405,6 +410,7 @@ impl VaultSource {
             id: lease_id.clone(),
             original: duration,
             renewable,
+            expires_at: now + duration,
         });
         Ok(Snapshot {
             values,
@@ -448,7 +454,11 @@ impl VaultSource {
                 }
                 tracing::info!(secret_ref = %self.id, source = "vault", lease_id = %lease_id,
                     granted_s = got.as_secs(), "vault lease renewed");
-                self.due = Some(Instant::now() + jittered(got.mul_f64(2.0 / 3.0), 0.1));
+                let now = Instant::now();
+                self.due = Some(now + jittered(got.mul_f64(2.0 / 3.0), 0.1));
+                if let Some(l) = &mut self.lease {
+                    l.expires_at = now + got;
+                }
                 Ok(None)
             }
             Err(e @ HttpError::Status { .. }) => {
@@ -474,7 +484,22 @@ impl Source for VaultSource {
                 self.due = Some(Instant::now() + jittered(self.refresh, 0.1));
                 s
             }
-            Resolved::Dynamic { path } => self.read_dynamic(&path).await?,
+            Resolved::Dynamic { path } => {
+                // A re-fetch after an outage keeps credentials whose lease still lives (renewing
+                // it) instead of minting new ones, which would restart the workload for nothing.
+                let live = self.lease.as_ref().is_some_and(|l| {
+                    l.renewable && l.expires_at > Instant::now() + Duration::from_secs(1)
+                });
+                let s = match (&self.last_dynamic, live) {
+                    (Some(last), true) => {
+                        let last = last.clone();
+                        self.refresh_dynamic(&path).await?.unwrap_or(last)
+                    }
+                    _ => self.read_dynamic(&path).await?,
+                };
+                self.last_dynamic = Some(s.clone());
+                s
+            }
         };
         tracing::info!(secret_ref = %self.id, source = "vault", version = %snap.version, keys = snap.values.len(), "vault secret read");
         self.version = Some(snap.version.clone());
@@ -500,7 +525,13 @@ impl Source for VaultSource {
                 self.due = Some(Instant::now() + jittered(self.refresh, 0.1));
                 r?
             }
-            Resolved::Dynamic { path } => self.refresh_dynamic(&path).await?,
+            Resolved::Dynamic { path } => {
+                let r = self.refresh_dynamic(&path).await?;
+                if let Some(s) = &r {
+                    self.last_dynamic = Some(s.clone());
+                }
+                r
+            }
         };
         if let Some(s) = &changed {
             tracing::info!(secret_ref = %self.id, source = "vault", version = %s.version, keys = s.values.len(), "vault secret changed");
