@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
+use aws_credential_types::provider::SharedCredentialsProvider;
 use gantry_common::Secret;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -64,6 +65,9 @@ pub struct VaultSession {
     state: tokio::sync::Mutex<TokenState>,
     next_action: std::sync::Mutex<Option<Instant>>,
     aws: tokio::sync::OnceCell<aws_config::SdkConfig>,
+    /// Credentials for the AWS IAM login when injected (tests, embedders); otherwise the
+    /// standard chain.
+    aws_creds: Option<SharedCredentialsProvider>,
     logins: AtomicU64,
     renewals: AtomicU64,
     file_reads: AtomicU64,
@@ -88,6 +92,22 @@ impl VaultSession {
     /// Creates the session and authenticates once (fails closed: a wrong token, role or address
     /// is reported here, under the id `vault:<addr>`).
     pub async fn connect(cfg: &VaultConfig) -> Result<Arc<Self>, SourceError> {
+        Self::connect_inner(cfg, None).await
+    }
+
+    /// As [`VaultSession::connect`], with the AWS credentials of the IAM login given instead of
+    /// taken from the standard chain.
+    pub async fn connect_with_aws_credentials(
+        cfg: &VaultConfig,
+        credentials: SharedCredentialsProvider,
+    ) -> Result<Arc<Self>, SourceError> {
+        Self::connect_inner(cfg, Some(credentials)).await
+    }
+
+    async fn connect_inner(
+        cfg: &VaultConfig,
+        aws_creds: Option<SharedCredentialsProvider>,
+    ) -> Result<Arc<Self>, SourceError> {
         let id = format!("vault:{}", cfg.addr.as_str().trim_end_matches('/'));
         let http = VaultHttp::new(cfg).map_err(|m| {
             SourceError::new(&id, m).with_hint("check vault.ca_cert / VAULT_CACERT")
@@ -107,6 +127,7 @@ impl VaultSession {
             }),
             next_action: std::sync::Mutex::new(None),
             aws: tokio::sync::OnceCell::new(),
+            aws_creds,
             logins: AtomicU64::new(0),
             renewals: AtomicU64::new(0),
             file_reads: AtomicU64::new(0),
@@ -445,6 +466,11 @@ impl VaultSession {
 
     async fn aws_credentials(&self) -> Result<aws_credential_types::Credentials, SourceError> {
         use aws_credential_types::provider::ProvideCredentials as _;
+        if let Some(p) = &self.aws_creds {
+            return p.provide_credentials().await.map_err(|e| {
+                SourceError::new(&self.id, format!("aws-iam login: no AWS credentials: {e}"))
+            });
+        }
         let cfg = self
             .aws
             .get_or_init(|| async {
