@@ -186,3 +186,678 @@ fn gantry_config_matches_docker_compose_on_the_corpus() {
         report.join("\n")
     );
 }
+
+/// A project written to a temporary directory and loaded by both programs from there.
+struct Fixture {
+    name: &'static str,
+    files: &'static [(&'static str, &'static str)],
+    /// Extra arguments (`-f`, `--profile`); without `-f` both look for compose.yaml.
+    args: &'static [&'static str],
+    env: &'static [(&'static str, &'static str)],
+}
+
+/// Hand-written projects covering what the corpus does not: every short and long syntax,
+/// multi-file merges with `!reset`/`!override`, `extends` from another file, `.env` and
+/// interpolation forms, profiles, implicit dependencies. Compared on the whole document.
+const FIXTURES: &[Fixture] = &[
+    Fixture {
+        name: "kitchen-sink",
+        files: &[(
+            "compose.yaml",
+            r####"name: MyProj
+x-common: &common
+  restart: unless-stopped
+  labels: [a=1]
+services:
+  web:
+    <<: *common
+    image: "nginx:${TAG:-1.25}"
+    x-foo: bar
+    x-gantry: {health: {url: "http://x/"}}
+    command: echo "hi there" $$HOME
+    entrypoint: [sh, -c]
+    environment:
+      - A=1
+      - B
+      - C=
+    env_file:
+      - path: ./missing.env
+        required: false
+    ports:
+      - 8080:80
+      - "127.0.0.1:8081-8082:81-82/udp"
+      - 9000
+      - target: 443
+        published: "8443"
+        host_ip: 0.0.0.0
+        protocol: tcp
+        mode: host
+    expose: [80, "90/udp"]
+    volumes:
+      - ./data:/data:ro
+      - ~/x:/x
+      - named:/n:nocopy
+      - /abs:/abs:rw,z
+      - type: tmpfs
+        target: /t
+        tmpfs: {size: 1000}
+    networks:
+      front:
+        aliases: [w]
+        ipv4_address: 10.0.0.5
+        priority: 10
+      back:
+    depends_on:
+      db:
+        condition: service_healthy
+        restart: true
+      job:
+        condition: service_completed_successfully
+        required: false
+    healthcheck:
+      test: curl -f http://localhost
+      interval: 1m30s
+      timeout: 10s
+      retries: 3
+      start_period: 5s
+      start_interval: 1s
+    ulimits:
+      nproc: 65535
+      nofile: {soft: 20000, hard: 40000}
+    extra_hosts:
+      - "somehost=162.242.195.82"
+      - "other:50.31.209.229"
+    logging:
+      driver: json-file
+      options: {max-size: 10m}
+    deploy:
+      replicas: 2
+      resources:
+        limits: {cpus: '0.5', memory: 50M}
+        reservations: {memory: 20M}
+      update_config: {parallelism: 1, delay: 10s, order: start-first, failure_action: rollback, monitor: 30s}
+      rollback_config: {parallelism: 0, order: stop-first}
+      restart_policy: {condition: on-failure}
+    stop_signal: SIGINT
+    stop_grace_period: 1m
+    user: "1000:1000"
+    working_dir: /app
+    tmpfs: [/run, /tmp:size=64m]
+    cap_add: [NET_ADMIN]
+    cap_drop: [ALL]
+    init: true
+    read_only: true
+    sysctls: {net.core.somaxconn: 1024}
+    devices: ["/dev/fuse:/dev/fuse:rwm"]
+    hostname: web
+    dns: 8.8.8.8
+    privileged: false
+    shm_size: 64m
+    labels: {b: "2"}
+    secrets: [s1]
+    configs: [{source: c1, target: /etc/c1, mode: 0440}]
+    pull_policy: always
+    platform: linux/amd64
+  db:
+    image: postgres
+    profiles: [dbp]
+    healthcheck:
+      disable: true
+  job:
+    image: busybox
+    command: ["true"]
+    healthcheck:
+      test: NONE
+networks:
+  front:
+    driver: bridge
+    ipam: {config: [{subnet: 10.0.0.0/24}]}
+  back:
+    external: true
+  other:
+    name: myother
+    internal: true
+    attachable: true
+    labels: [x=y]
+    enable_ipv6: true
+    driver_opts: {a: 1}
+volumes:
+  named:
+    driver_opts: {type: none}
+    labels: {k: v}
+  ext:
+    external: true
+    name: realext
+secrets:
+  s1: {file: ./s1.txt}
+configs:
+  c1: {file: ./c1.txt}
+"####,
+        )],
+        args: &["--profile", "dbp"],
+        env: &[("B", "1")],
+    },
+    Fixture {
+        name: "forms-and-dotenv",
+        files: &[
+            (
+                "compose.yaml",
+                r####"services:
+  web:
+    image: busybox
+    x-foo: bar
+    x-gantry: {health: {url: "http://x/"}}
+    environment:
+      NOVAL:
+      NUM: 1
+      BOOL: true
+      F: ${FOO}
+      BA: ${BAR}
+      Q: $Q
+    labels: [a=1, b]
+    env_file: [e1.env]
+    network_mode: host
+    command: ["a$$b"]
+    stop_grace_period: 90s
+    healthcheck:
+      test: ["CMD", "true"]
+      interval: 500ms
+      timeout: 1h
+    ports:
+      - "80"
+      - "127.0.0.1::80"
+      - "[::1]:90:90"
+      - "1000-1001:2000-2001"
+      - 8080:80/tcp
+    volumes:
+      - vol:/v:ro
+      - type: volume
+        source: vol
+        target: /w
+        volume: {nocopy: true, subpath: sub}
+      - type: bind
+        source: ./rel
+        target: /r
+        bind: {create_host_path: false, propagation: rprivate}
+  other:
+    image: busybox
+    depends_on: [web]
+    networks: [a, b]
+    entrypoint: /bin/sh -c 'echo hi'
+    ulimits: {nofile: 10}
+    deploy: {}
+    restart: "no"
+networks:
+  a:
+  b: {name: bee}
+volumes:
+  vol:
+"####,
+            ),
+            (
+                ".env",
+                r####"FOO=fromenvfile
+export BAR="multi
+line"
+# c
+Q='single $X'
+"####,
+            ),
+            (
+                "e1.env",
+                r####"E1=x
+"####,
+            ),
+        ],
+        args: &[],
+        env: &[],
+    },
+    Fixture {
+        name: "resources-and-sizes",
+        files: &[(
+            "compose.yaml",
+            r####"services:
+  web:
+    image: busybox
+    restart: on-failure:3
+    deploy:
+      resources:
+        limits: {cpus: 2, memory: 1g, pids: 10}
+      update_config: {max_failure_ratio: 0.5}
+    configs: [c1]
+    secrets: [{source: s1, target: foo, mode: 0400, uid: "1"}]
+    volumes: ["./a:/a:ro,Z", "vol:/b:rw"]
+    build: .
+    tmpfs: /x
+    extra_hosts: {h1: 1.2.3.4, h2: ["::1", "1.1.1.1"]}
+configs:
+  c1: {content: "hi $${X}"}
+secrets:
+  s1: {environment: PATH}
+volumes:
+  vol: {external: true}
+"####,
+        )],
+        args: &[],
+        env: &[],
+    },
+    Fixture {
+        name: "multi-file-extends",
+        files: &[
+            (
+                "compose.yaml",
+                r####"services:
+  web:
+    image: nginx
+    command: ["a"]
+    environment: {A: "1", B: "1"}
+    ports: ["8080:80"]
+    volumes: ["./a:/a", "data:/d"]
+    dns: [1.1.1.1]
+    labels: [x=1]
+    networks: {front: {aliases: [w1]}}
+    healthcheck: {test: ["CMD", "a"], interval: 5s}
+    logging: {driver: json-file, options: {max-size: 1m}}
+    depends_on: [db]
+    extra_hosts: ["b:2.2.2.2"]
+  db:
+    extends: {service: base, file: sub/base.yaml}
+    environment: [C=3]
+  other:
+    extends: db
+    image: other
+networks: {front: {}}
+volumes: {data: {}}
+"####,
+            ),
+            (
+                "override.yaml",
+                r####"services:
+  web:
+    image: nginx:2
+    command: b c
+    environment: [B=2, D=4]
+    ports: ["8080:80", "9090:90"]
+    volumes: ["./b:/a"]
+    dns: 8.8.8.8
+    labels: {y: "2"}
+    networks: {front: {aliases: [w2]}, back: {}}
+    healthcheck: {test: ["CMD", "b"]}
+    logging: {options: {max-file: "3"}}
+    extra_hosts: ["a:1.1.1.1"]
+    ulimits: {nofile: 5}
+  db:
+    ports: !reset []
+    environment: !override {ONLY: "1"}
+networks: {back: {}}
+"####,
+            ),
+            (
+                "sub/base.yaml",
+                r####"services:
+  base:
+    image: postgres
+    volumes: ["./pg:/pg"]
+    env_file: [base.env]
+    environment: {FROM_BASE: x}
+"####,
+            ),
+            (
+                "sub/base.env",
+                r####"BE=1
+"####,
+            ),
+        ],
+        args: &["-f", "compose.yaml", "-f", "override.yaml"],
+        env: &[],
+    },
+    Fixture {
+        name: "interpolation-and-dotenv",
+        files: &[
+            (
+                "compose.yaml",
+                r####"services:
+  app:
+    image: "busybox:${TAG}"
+    environment:
+      Q: $QUOTED
+      S: ${SINGLE}
+      I: ${INLINE}
+      R: ${REF}
+      M: ${MULTI}
+      E1: ${EMPTY:-def}
+      E2: ${EMPTY-def}
+      P: ${PROC:-none}
+      U: ${UNSET_X}
+      N: ${NAME_FROM_ENV:+yes}
+      D: "$$literal"
+"####,
+            ),
+            (
+                ".env",
+                r####"# comment
+TAG=1.0
+export NAME_FROM_ENV=envfile
+QUOTED="a b # not comment"
+SINGLE='lit $TAG'
+INLINE=val # comment
+REF=${TAG}-x
+MULTI="line1
+line2"
+EMPTY=
+COMPOSE_PROJECT_NAME=from_dotenv
+"####,
+            ),
+        ],
+        args: &[],
+        env: &[("TAG", "2.0"), ("PROC", "p")],
+    },
+    Fixture {
+        name: "every-service-key",
+        files: &[
+            (
+                "compose.yaml",
+                r####"services:
+  a:
+    image: busybox
+    cgroup_parent: cg
+    domainname: example.com
+    group_add: [wheel, 1000]
+    ipc: shareable
+    pid: host
+    links: [b]
+    mac_address: 02:42:ac:11:00:02
+    security_opt: [no-new-privileges:true]
+    stdin_open: true
+    tty: true
+    userns_mode: host
+    volumes_from: [b:ro]
+    runtime: runc
+    init: false
+    privileged: true
+    read_only: false
+    env_file: [{path: raw.env, format: raw}]
+    logging: {driver: syslog, options: {tag: x}}
+    networks:
+      n1:
+        ipv6_address: "2001:db8::5"
+        link_local_ips: [169.254.1.1]
+        mac_address: 02:42:ac:11:00:03
+        driver_opts: {a: 1}
+        gw_priority: 5
+    ports:
+      - {name: web, target: 80, published: 8080, app_protocol: http, protocol: udp}
+      - "0.0.0.0:5000:5000"
+    volumes:
+      - {type: bind, source: /x, target: /x, consistency: cached, bind: {propagation: shared, create_host_path: true}}
+      - {type: volume, source: v, target: /v, volume: {labels: {a: b}}}
+      - {type: tmpfs, target: /t, tmpfs: {mode: 1777}}
+    deploy:
+      mode: replicated
+      labels: [a=b]
+      endpoint_mode: vip
+      restart_policy: {condition: on-failure, delay: 5s, max_attempts: 3, window: 2m}
+      resources: {reservations: {cpus: 0.25}}
+    healthcheck: {disable: true, test: [CMD, x]}
+    build:
+      context: ./ctx
+      dockerfile: Dockerfile.dev
+      args: {A: 1, B: }
+      target: t
+    configs: [{source: c1, target: /c1}, c2]
+    hostname: h
+    user: root
+    working_dir: /w
+    stop_signal: SIGTERM
+    entrypoint: ["/bin/sh"]
+    command: []
+  b:
+    image: busybox
+    network_mode: none
+    restart: "on-failure"
+    dns_search: [a.local]
+    dns_opt: [use-vc]
+    dns: [1.1.1.1, 8.8.8.8]
+networks:
+  n1:
+    driver: bridge
+    driver_opts: {com.docker.network.bridge.name: br0}
+    ipam: {driver: default, config: [{subnet: 10.5.0.0/16, ip_range: 10.5.1.0/24, gateway: 10.5.0.1, aux_addresses: {h: 10.5.0.2}}], options: {o: v}}
+    internal: true
+    attachable: true
+    labels: {l: v}
+    enable_ipv6: true
+    enable_ipv4: true
+volumes:
+  v:
+    driver: local
+    driver_opts: {type: tmpfs, device: tmpfs}
+    labels: [x=y]
+    name: custom-v
+configs:
+  c1: {content: "hello"}
+  c2: {environment: X}
+"####,
+            ),
+            (
+                "raw.env",
+                r####"RAW=$notexpanded "q"
+X=1
+"####,
+            ),
+        ],
+        args: &[],
+        env: &[("X", "1")],
+    },
+    Fixture {
+        name: "implicit-dependencies",
+        files: &[(
+            "compose.yaml",
+            r####"services:
+  a:
+    image: busybox
+    network_mode: service:b
+    ipc: service:c
+    pid: service:d
+  b: {image: busybox}
+  c: {image: busybox}
+  d: {image: busybox}
+  e: {image: busybox, links: ["b:alias"], volumes_from: ["container:foo", "c"], depends_on: {b: {condition: service_healthy}}}
+"####,
+        )],
+        args: &[],
+        env: &[],
+    },
+    Fixture {
+        name: "scalars-and-types",
+        files: &[(
+            "compose.yaml",
+            r####"services:
+  a:
+    image: busybox
+    ports: [{target: "80", published: 8080}, "80-81", "9000-9001:9000-9001/tcp"]
+    expose: ["3000-3005", 22]
+    shm_size: 1024
+    deploy: {resources: {limits: {cpus: "0.5", memory: "512"}}}
+    secrets: [{source: s, mode: 0o440}, {source: t, mode: "0600"}]
+    sysctls: {a: 1, b: "x"}
+    tmpfs: ["/a:mode=1777"]
+    labels:
+      com.example.n: 1
+      com.example.b: true
+    healthcheck: {test: "exit 0", retries: "3", start_period: 0s}
+    stop_grace_period: 2m30s
+    restart: unless-stopped
+    extra_hosts: ["host.docker.internal:host-gateway", "v6=[::1]"]
+    user: "1000"
+    platform: linux/arm64
+    environment: {"1N": 2}
+secrets:
+  s: {file: ../k3/s.txt}
+  t: {file: /abs/t.txt, name: custom}
+"####,
+        )],
+        args: &[],
+        env: &[],
+    },
+    Fixture {
+        name: "reset-override-profiles",
+        files: &[
+            (
+                "compose.yaml",
+                r####"name: ${PN}-x
+services:
+  web:
+    image: nginx
+    ports: ["80:80"]
+    volumes: ["./a:/a"]
+    environment: {A: 1}
+    secrets: [s]
+  dbg:
+    image: busybox
+    profiles: [dbg]
+  other:
+    image: busybox
+    profiles: [nope]
+secrets: {s: {file: ./s}}
+"####,
+            ),
+            (
+                "o.yaml",
+                r####"services:
+  web:
+    ports: !override ["81:81"]
+    volumes: !reset []
+    environment: !reset {}
+    secrets: !reset []
+  other: !reset
+"####,
+            ),
+            (
+                ".env",
+                r####"COMPOSE_PROFILES=dbg
+PN=fromenv
+"####,
+            ),
+        ],
+        args: &["-f", "compose.yaml", "-f", "o.yaml"],
+        env: &[],
+    },
+];
+
+fn run_fixture_json(
+    program: &Path,
+    args: &[String],
+    cwd: &Path,
+    env: &[(&str, &str)],
+) -> Result<Value, String> {
+    let mut cmd = Command::new(program);
+    cmd.args(args).current_dir(cwd);
+    for k in [
+        "COMPOSE_PROJECT_NAME",
+        "COMPOSE_PROFILES",
+        "COMPOSE_FILE",
+        "TAG",
+        "PROC",
+        "B",
+        "X",
+    ] {
+        cmd.env_remove(k);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} exited {}: {}",
+            program.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("{}: bad JSON: {e}", program.display()))
+}
+
+/// Every difference between two JSON documents, as `path: compose X | gantry Y`.
+fn full_diff(a: &Value, b: &Value, path: &str, out: &mut Vec<String>) {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for k in keys {
+                let p = format!("{path}.{k}");
+                match (x.get(k), y.get(k)) {
+                    (Some(va), Some(vb)) => full_diff(va, vb, &p, out),
+                    (va, vb) => out.push(format!(
+                        "{p}: compose {} | gantry {}",
+                        va.map_or("(absent)".into(), Value::to_string),
+                        vb.map_or("(absent)".into(), Value::to_string)
+                    )),
+                }
+            }
+        }
+        _ if a != b => out.push(format!("{path}: compose {a} | gantry {b}")),
+        _ => {}
+    }
+}
+
+#[test]
+fn gantry_config_matches_docker_compose_on_fixtures() {
+    let compose = compose_bin();
+    let gantry = gantry_tests::bin("gantry");
+    let mut failures = Vec::new();
+    let mut report = Vec::new();
+    for fx in FIXTURES {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // The directory name is the default project name: keep it the same for both.
+        let root = dir.path().join(fx.name);
+        for (path, text) in fx.files {
+            let p = root.join(path);
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent).expect("mkdir");
+            }
+            std::fs::write(&p, text).expect("write fixture");
+        }
+        let args: Vec<String> = fx.args.iter().map(|s| s.to_string()).collect();
+        let mut c_args = args.clone();
+        c_args.extend(["config", "--format", "json"].map(String::from));
+        let mut g_args = vec!["config".to_string()];
+        g_args.extend(args);
+        g_args.extend(["--format", "json"].map(String::from));
+        let c = run_fixture_json(&compose, &c_args, &root, fx.env);
+        let g = run_fixture_json(&gantry, &g_args, &root, fx.env);
+        match (c, g) {
+            (Ok(c), Ok(g)) => {
+                let mut diffs = Vec::new();
+                full_diff(&c, &g, "", &mut diffs);
+                if diffs.is_empty() {
+                    report.push(format!("PASS {} (whole document identical)", fx.name));
+                } else {
+                    report.push(format!("FAIL {}: {} difference(s)", fx.name, diffs.len()));
+                    report.extend(diffs.iter().map(|d| format!("    {d}")));
+                    failures.push(fx.name);
+                }
+            }
+            (c, g) => {
+                report.push(format!(
+                    "FAIL {}: compose: {} / gantry: {}",
+                    fx.name,
+                    c.err().unwrap_or_else(|| "ok".into()),
+                    g.err().unwrap_or_else(|| "ok".into())
+                ));
+                failures.push(fx.name);
+            }
+        }
+    }
+    println!("compose differential over {} fixtures:", FIXTURES.len());
+    for line in &report {
+        println!("{line}");
+    }
+    assert!(
+        failures.is_empty(),
+        "differences on: {failures:?}\n{}",
+        report.join("\n")
+    );
+}

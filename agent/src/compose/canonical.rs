@@ -909,6 +909,13 @@ fn env_file(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
     Ok(Json::Array(out))
 }
 
+/// `[::1]` → `::1` (compose prints IPv6 addresses of extra_hosts without brackets).
+fn unbracket(ip: &str) -> &str {
+    ip.strip_prefix('[')
+        .and_then(|i| i.strip_suffix(']'))
+        .unwrap_or(ip)
+}
+
 fn extra_hosts(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
     let mut out = Vec::new();
     match val {
@@ -924,14 +931,14 @@ fn extra_hosts(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
                             format!("expected HOST=IP, found {s:?}"),
                         )
                     })?;
-                out.push(format!("{h}={ip}"));
+                out.push(format!("{h}={}", unbracket(ip)));
             }
         }
         Value::Mapping(_) => {
             for (h, v) in entries(ctx, p, val)? {
                 let hp = join(p, &h);
                 for ip in string_or_list(ctx, &hp, v)? {
-                    out.push(format!("{h}={ip}"));
+                    out.push(format!("{h}={}", unbracket(&ip)));
                 }
             }
         }
@@ -1794,10 +1801,13 @@ fn build(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
                         })
                     }
                     "args" | "labels" => {
+                        // A `KEY` without value and not set is dropped, like compose.
                         let lookup = ctx.lookup;
-                        Json::Object(key_value_map(ctx, &p, val, &|k| {
+                        let mut m = key_value_map(ctx, &p, val, &|k| {
                             lookup(k).map_or(Json::Null, Json::String)
-                        })?)
+                        })?;
+                        m.retain(|_, v| !v.is_null());
+                        Json::Object(m)
                     }
                     _ => to_json(val),
                 };

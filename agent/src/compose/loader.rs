@@ -137,14 +137,24 @@ pub(crate) fn load(opts: &LoadOptions) -> Result<Project, ComposeError> {
         merged = merge::merge_documents(merged, Json::Object(d), &tags);
     }
 
-    // Project name: explicit names must be valid; the directory name is normalised.
+    // Project name, as compose v2 does: -p, else COMPOSE_PROJECT_NAME (environment or .env),
+    // both validated; else `name:` (the last file's), else the directory name, both normalised.
     let explicit = opts
         .project_name
         .clone()
-        .or(name_in_files)
-        .or_else(|| env.lookup("COMPOSE_PROJECT_NAME").filter(|s| !s.is_empty()));
-    let name = match explicit {
-        Some(n) => {
+        .or_else(|| env.lookup("COMPOSE_PROJECT_NAME"))
+        .filter(|s| !s.is_empty());
+    let name = match (explicit, name_in_files) {
+        (None, Some(in_file)) => {
+            let n = normalize_project_name(&in_file);
+            if n.is_empty() {
+                return Err(ComposeError::project(format!(
+                    "invalid project name {in_file:?} in name: (use lowercase letters, digits, '-' and '_')"
+                )));
+            }
+            n
+        }
+        (Some(n), _) => {
             if !is_valid_project_name(&n) {
                 return Err(ComposeError::project(format!(
                     "invalid project name {n:?}: use only lowercase letters, digits, '-' and '_', starting with a letter or digit"
@@ -152,7 +162,7 @@ pub(crate) fn load(opts: &LoadOptions) -> Result<Project, ComposeError> {
             }
             n
         }
-        None => {
+        _ => {
             let base = project_dir
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -403,6 +413,7 @@ fn build_service(
             }
         }
     }
+    implicit_dependencies(obj);
     // Default network unless network_mode is set.
     if !obj.contains_key("network_mode") && !obj.contains_key("networks") {
         obj.insert("networks".into(), json!({"default": null}));
@@ -420,6 +431,48 @@ fn build_service(
     svc.x_gantry = x_gantry;
     svc.extensions = extensions;
     Ok(svc)
+}
+
+/// Dependencies compose adds by itself: `network_mode`/`ipc`/`pid: service:X` and `links`
+/// (restart with X), `volumes_from: X` (no restart). Explicit `depends_on` entries win.
+fn implicit_dependencies(obj: &mut Map<String, Json>) {
+    let mut implied: Vec<(String, bool)> = Vec::new();
+    for key in ["network_mode", "ipc", "pid"] {
+        if let Some(dep) = obj
+            .get(key)
+            .and_then(Json::as_str)
+            .and_then(|v| v.strip_prefix("service:"))
+        {
+            implied.push((dep.to_string(), true));
+        }
+    }
+    for (key, restart) in [("links", true), ("volumes_from", false)] {
+        if let Some(Json::Array(items)) = obj.get(key) {
+            for item in items.iter().filter_map(Json::as_str) {
+                if item.starts_with("container:") {
+                    continue;
+                }
+                let dep = item.split(':').next().unwrap_or_default();
+                implied.push((dep.to_string(), restart));
+            }
+        }
+    }
+    if implied.is_empty() {
+        return;
+    }
+    let deps = obj.entry("depends_on").or_insert_with(|| json!({}));
+    if let Some(deps) = deps.as_object_mut() {
+        for (dep, restart) in implied {
+            if dep.is_empty() || deps.contains_key(&dep) {
+                continue;
+            }
+            let mut d = json!({"condition": "service_started", "required": true});
+            if restart {
+                d["restart"] = json!(true);
+            }
+            deps.insert(dep, d);
+        }
+    }
 }
 
 fn obj_of(v: Option<&Json>) -> Map<String, Json> {

@@ -293,14 +293,25 @@ pub struct Resources {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Resource {
-    /// Number of CPUs (fractional).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Number of CPUs (fractional). Whole numbers print without a fraction, like compose.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "cpus_number"
+    )]
     pub cpus: Option<f64>,
     /// Bytes.
     #[serde(skip_serializing_if = "Option::is_none", with = "opt_bytes_string")]
     pub memory: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pids: Option<i64>,
+}
+
+fn cpus_number<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => s.serialize_i64(*f as i64),
+        Some(f) => s.serialize_f64(*f),
+        None => s.serialize_none(),
+    }
 }
 
 /// `deploy.restart_policy` (swarm's; kept for the record).
@@ -557,7 +568,8 @@ pub struct Ipam {
     pub driver: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub config: Vec<IpamPool>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    /// Accepted and kept, but, like docker compose, not printed nor applied.
+    #[serde(skip)]
     pub options: BTreeMap<String, String>,
 }
 

@@ -130,17 +130,20 @@ fn project_name_rules() {
     let (_t, d) = project_dir("Dir_Name");
     let f = write(&d, "compose.yaml", "services: {s: {image: x}}\n");
     assert_eq!(load(&opts(vec![f.clone()])).unwrap().name, "dir_name");
-    let mut o = opts(vec![f.clone()]);
-    o.environment
-        .insert("COMPOSE_PROJECT_NAME".into(), "fromenv".into());
-    assert_eq!(load(&o).unwrap().name, "fromenv");
+    // name: in the file is normalised; COMPOSE_PROJECT_NAME wins over it and is validated.
     let g = write(
         &d,
         "named.yaml",
-        "name: infile\nservices: {s: {image: x}}\n",
+        "name: In File!\nservices: {s: {image: x}}\n",
     );
-    o.files = vec![g];
+    let mut o = opts(vec![g]);
     assert_eq!(load(&o).unwrap().name, "infile");
+    o.environment
+        .insert("COMPOSE_PROJECT_NAME".into(), "fromenv".into());
+    assert_eq!(load(&o).unwrap().name, "fromenv");
+    o.environment
+        .insert("COMPOSE_PROJECT_NAME".into(), "Bad".into());
+    assert!(load(&o).is_err());
     o.project_name = Some("flag".into());
     assert_eq!(load(&o).unwrap().name, "flag");
     o.project_name = Some("Bad Name".into());
