@@ -408,6 +408,76 @@ async fn token_file_is_reread_when_it_changes() {
     assert!(s.fetch().await.is_ok());
 }
 
+#[tokio::test]
+async fn plain_token_is_renewed_before_it_expires() {
+    let env = test_env();
+    let root = Root::new(&env);
+    let m = root.kv_mount().await;
+    root.post(&format!("{m}/data/app"), json!({"data": {"k": "v"}}))
+        .await;
+    let token = root
+        .token_with(
+            &format!("path \"{m}/*\" {{ capabilities = [\"read\"] }}"),
+            "3s",
+        )
+        .await;
+    let cfg = vault_cfg(
+        &root.addr,
+        token_auth(&token),
+        vec![path(&format!("{m}/app"))],
+        Duration::from_secs(60),
+    );
+    let SourceSpec::Vault(spec) = cfg.sources[0].clone() else {
+        unreachable!()
+    };
+    let session = VaultSession::connect(cfg.vault.as_ref().unwrap())
+        .await
+        .unwrap();
+    let mut s = VaultSource::new(spec, Arc::clone(&session), cfg.refresh);
+    s.fetch().await.unwrap();
+    let until = tokio::time::Instant::now() + Duration::from_secs(7);
+    while tokio::time::Instant::now() < until {
+        assert!(step(&mut s).await.unwrap().is_none());
+    }
+    // Well past the first 3 s TTL, the token still reads.
+    s.fetch().await.unwrap();
+    assert!(session.stats().renewals >= 3, "{:?}", session.stats());
+    assert_eq!(session.stats().logins, 0);
+}
+
+#[tokio::test]
+async fn environment_only_form_builds_and_reads() {
+    let env = test_env();
+    let root = Root::new(&env);
+    let m = root.kv_mount().await;
+    root.post(&format!("{m}/data/a"), json!({"data": {"A": "1"}}))
+        .await;
+    root.post(&format!("{m}/data/b"), json!({"data": {"B": "2"}}))
+        .await;
+    let vars: BTreeMap<String, String> = [
+        ("VAULT_ADDR", root.addr.as_str()),
+        ("VAULT_TOKEN", root.token.as_str()),
+        ("VAULT_SECRET_PATH", &format!("{m}/data/a, {m}/b")),
+        ("GANTRY_SECRETS_REFRESH", "2s"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let cfg = gantry_sidecar::source::sources_from_env(&vars)
+        .unwrap()
+        .expect("sources configured");
+    assert_eq!(cfg.refresh, Duration::from_secs(2));
+    let mut got = BTreeMap::new();
+    for mut s in build(&cfg).await.unwrap() {
+        got.extend(values(&s.fetch().await.unwrap()));
+        assert!(s.next_refresh() <= Duration::from_secs(2));
+    }
+    assert_eq!(
+        got,
+        BTreeMap::from([("A".into(), "1".into()), ("B".into(), "2".into())])
+    );
+}
+
 // ----------------------------------------------------------------------------------------------
 // AppRole, token renewal and re-login
 

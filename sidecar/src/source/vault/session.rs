@@ -301,7 +301,10 @@ impl VaultSession {
             .await
             .map_err(|e| {
                 let hint = match e.status() {
-                    Some(403) => Some("the token is invalid or expired".to_owned()),
+                    Some(403) => Some(
+                        "the token is invalid or expired (or its policy lacks auth/token/lookup-self, which the default policy grants)"
+                            .to_owned(),
+                    ),
                     _ => e.hint("auth/token/lookup-self"),
                 };
                 let mut err = SourceError::new(&self.id, format!("token lookup failed: {e}"));
@@ -493,4 +496,18 @@ impl VaultSession {
 fn file_stamp(f: &Path) -> Option<(SystemTime, u64)> {
     let m = std::fs::metadata(f).ok()?;
     Some((m.modified().ok()?, m.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renewal_comes_at_about_two_thirds() {
+        for _ in 0..1000 {
+            let d = two_thirds_jittered(Duration::from_secs(300));
+            assert!(d <= Duration::from_secs(200), "{d:?}");
+            assert!(d >= Duration::from_secs(180), "{d:?}");
+        }
+    }
 }
