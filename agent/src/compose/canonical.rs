@@ -323,18 +323,16 @@ fn float(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<f64> {
 }
 
 fn duration(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
+    // Like compose, a bare number is refused: its unit would be a guess.
     let d = match v {
-        // compose reads a bare integer as seconds? No: as nanoseconds would be useless; it
-        // refuses. Accept integers as seconds for robustness and say so in the docs.
-        Value::Number(n) => match n.as_u64() {
-            Some(secs) => Duration(std::time::Duration::from_secs(secs)),
-            None => return Err(ctx.invalid(path, format!("invalid duration {n}"))),
-        },
         Value::String(s) => s.parse::<Duration>().map_err(|e| ctx.invalid(path, e))?,
         other => {
             return Err(ctx.invalid(
                 path,
-                format!("expected a duration like 30s, found {}", type_name(other)),
+                format!(
+                    "expected a duration with a unit like 30s or 1m30s, found {}",
+                    type_name(other)
+                ),
             ));
         }
     };

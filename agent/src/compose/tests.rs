@@ -259,8 +259,12 @@ fn errors_name_file_and_key() {
             "dependency cycle",
         ),
         (
-            "services: {web: {image: x, healthcheck: {interval: 5}}}\nfoo: 1",
+            "services: {web: {image: x, healthcheck: {interval: 5s}}}\nfoo: 1",
             "compose.yaml: foo: unknown key",
+        ),
+        (
+            "services: {web: {image: x, healthcheck: {interval: 5}}}",
+            "services.web.healthcheck.interval: expected a duration with a unit",
         ),
         (
             "services: {web: {image: x, restart: sometimes}}",
