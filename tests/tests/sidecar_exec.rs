@@ -1,0 +1,110 @@
+//! `gantry-secrets exec` configured by environment variables only, against the shared OpenBao:
+//! the child sees the KV values, a `bao kv put` restarts it with the new value within the
+//! refresh interval plus one second, and no value reaches the sidecar's output.
+
+mod sidecar_support;
+
+use std::time::{Duration, Instant};
+
+use gantry_tests::{unique, wait_for};
+use sidecar_support::*;
+
+/// The child: records `pid value-of-A value-of-B token-state` in `seen`, then waits for TERM.
+const CHILD: &str = r#"printf '%s %s %s %s\n' "$$" "$A" "$B" "${VAULT_TOKEN:-no-token}" >> seen
+trap 'exit 0' TERM
+while :; do sleep 0.1; done"#;
+
+#[test]
+fn exec_env_only_child_sees_values_and_restarts_on_change() {
+    let vault = Vault::shared();
+    let dir = tempfile::tempdir().unwrap();
+    let path = unique("exec");
+    let (a1, b1, a2) = (value("a1"), value("b1"), value("a2"));
+    vault.kv_put(&path, &[("A", &a1), ("B", &b1)]);
+
+    let mut c = sidecar_command(
+        dir.path(),
+        &vault,
+        &[
+            ("VAULT_SECRET_PATH", &format!("secret/{path}")),
+            ("GANTRY_SECRETS_REFRESH", "1s"),
+        ],
+    );
+    c.0.args(["exec", "--", "/bin/sh", "-c", CHILD]);
+    let mut sidecar = Sidecar::spawn(c);
+    let seen = dir.path().join("seen");
+    let first = wait_for("the child to start", Duration::from_secs(20), || {
+        lines(&seen).first().cloned()
+    });
+    let f: Vec<&str> = first.split(' ').collect();
+    assert_eq!(f[1], a1, "child sees A");
+    assert_eq!(f[2], b1, "child sees B");
+    assert_eq!(f[3], "no-token", "the sidecar's Vault token is not passed on");
+
+    let changed = Instant::now();
+    vault.kv_put(&path, &[("A", &a2), ("B", &b1)]);
+    let second = wait_for("the restarted child", Duration::from_secs(10), || {
+        lines(&seen).get(1).cloned()
+    });
+    let took = changed.elapsed();
+    let s: Vec<&str> = second.split(' ').collect();
+    assert_eq!(s[1], a2, "restarted child sees the new A");
+    assert_ne!(s[0], f[0], "a new process");
+    assert!(
+        took <= Duration::from_secs(2),
+        "restart took {took:?}, more than refresh (1s) + 1s"
+    );
+
+    send_signal(sidecar.pid(), "TERM");
+    let status = sidecar.wait(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0), "{}", sidecar.output());
+    let out = sidecar.output();
+    assert!(out.contains("child restarted with new values"), "{out}");
+    assert_no_secret(&out, &[&a1, &b1, &a2]);
+}
+
+#[test]
+fn exec_fails_closed_naming_the_source() {
+    let vault = Vault::shared();
+    let dir = tempfile::tempdir().unwrap();
+    let missing = unique("missing");
+    let mut c = sidecar_command(
+        dir.path(),
+        &vault,
+        &[("VAULT_SECRET_PATH", &format!("secret/{missing}"))],
+    );
+    c.0.args(["exec", "--", "/bin/sh", "-c", CHILD]);
+    let mut sidecar = Sidecar::spawn(c);
+    let status = sidecar.wait(Duration::from_secs(30));
+    let out = sidecar.output();
+    assert_eq!(status.code(), Some(100), "first source failed: {out}");
+    assert!(out.contains(&format!("vault:secret/{missing}")), "{out}");
+    assert!(!dir.path().join("seen").exists(), "the app must not start");
+}
+
+#[test]
+fn exec_exit_on_change_exits_75() {
+    let vault = Vault::shared();
+    let dir = tempfile::tempdir().unwrap();
+    let path = unique("exit-on-change");
+    let (a1, a2) = (value("a1"), value("a2"));
+    vault.kv_put(&path, &[("A", &a1)]);
+    let mut c = sidecar_command(
+        dir.path(),
+        &vault,
+        &[
+            ("VAULT_SECRET_PATH", &format!("secret/{path}")),
+            ("GANTRY_SECRETS_REFRESH", "1s"),
+            ("GANTRY_SECRETS_EXIT_ON_CHANGE", "true"),
+        ],
+    );
+    c.0.args(["exec", "--", "/bin/sh", "-c", CHILD]);
+    let mut sidecar = Sidecar::spawn(c);
+    let seen = dir.path().join("seen");
+    wait_for("the child to start", Duration::from_secs(20), || lines(&seen).first().cloned());
+    vault.kv_put(&path, &[("A", &a2)]);
+    let status = sidecar.wait(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(75), "{}", sidecar.output());
+    assert_eq!(lines(&seen).len(), 1, "no second child");
+    assert_no_secret(&sidecar.output(), &[&a1, &a2]);
+}
