@@ -34,6 +34,8 @@ struct Env {
     /// Interpolation environment: env files under the process environment.
     vars: BTreeMap<String, String>,
     home: Option<String>,
+    /// Files under this directory are named relative to it in errors.
+    cwd: PathBuf,
 }
 
 impl Env {
@@ -53,7 +55,26 @@ fn absolute(cwd: &Path, p: &Path) -> PathBuf {
 pub(crate) fn load(opts: &LoadOptions) -> Result<Project, ComposeError> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let explicit_dir = opts.project_dir.as_ref().map(|d| absolute(&cwd, d));
-    let files: Vec<PathBuf> = if opts.files.is_empty() {
+    let compose_file: Vec<PathBuf> = opts
+        .environment
+        .get("COMPOSE_FILE")
+        .map(|v| {
+            let sep = opts
+                .environment
+                .get("COMPOSE_PATH_SEPARATOR")
+                .and_then(|s| s.chars().next())
+                .unwrap_or(':');
+            v.split(sep)
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    let files: Vec<PathBuf> = if !opts.files.is_empty() {
+        opts.files.iter().map(|f| absolute(&cwd, f)).collect()
+    } else if !compose_file.is_empty() {
+        compose_file.iter().map(|f| absolute(&cwd, f)).collect()
+    } else {
         let dir = explicit_dir.clone().unwrap_or_else(|| cwd.clone());
         let found = DEFAULT_FILES
             .iter()
@@ -61,8 +82,6 @@ pub(crate) fn load(opts: &LoadOptions) -> Result<Project, ComposeError> {
             .find(|p| p.is_file())
             .ok_or(ComposeError::NoComposeFile { dir: dir.clone() })?;
         vec![found]
-    } else {
-        opts.files.iter().map(|f| absolute(&cwd, f)).collect()
     };
     let project_dir = explicit_dir.unwrap_or_else(|| {
         files
@@ -95,6 +114,7 @@ pub(crate) fn load(opts: &LoadOptions) -> Result<Project, ComposeError> {
     let env = Env {
         home: vars.get("HOME").cloned(),
         vars,
+        cwd: cwd.clone(),
     };
 
     let mut warnings: Vec<String> = Vec::new();
@@ -256,13 +276,6 @@ pub fn is_valid_project_name(s: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }
 
-fn read_file(file: &Path) -> Result<String, ComposeError> {
-    std::fs::read_to_string(file).map_err(|source| ComposeError::Read {
-        file: file.to_path_buf(),
-        source,
-    })
-}
-
 /// Per-file stages. `base_dir` is where the file's relative paths point: the project
 /// directory for the files given with -f (as compose does), the file's own directory for a
 /// file reached through `extends.file`.
@@ -272,17 +285,25 @@ fn load_file_in(
     env: &Env,
     warnings: &mut Vec<String>,
 ) -> Result<(Tags, canonical::CanonFile), ComposeError> {
-    let text = read_file(file)?;
-    let doc = yaml::parse(file, &text)?;
+    // Errors name the file relative to the current directory when it is below it.
+    let shown = match file.strip_prefix(&env.cwd) {
+        Ok(rel) if env.cwd.parent().is_some() => rel,
+        _ => file,
+    };
+    let text = std::fs::read_to_string(file).map_err(|source| ComposeError::Read {
+        file: shown.to_path_buf(),
+        source,
+    })?;
+    let doc = yaml::parse(shown, &text)?;
     let (doc, tags) = merge::strip_tags(doc).map_err(|(path, message)| ComposeError::Invalid {
-        file: file.to_path_buf(),
+        file: shown.to_path_buf(),
         path,
         message,
     })?;
-    let doc = interpolate_value(file, doc, "", env, warnings)?;
+    let doc = interpolate_value(shown, doc, "", env, warnings)?;
     let lookup = |k: &str| env.lookup(k);
     let ctx = Ctx {
-        file,
+        file: shown,
         base_dir: if base_dir.as_os_str().is_empty() {
             Path::new("/")
         } else {

@@ -58,7 +58,8 @@ pub use model::*;
 /// What to load and with which variables.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
-    /// Compose files in merge order. Empty: `compose.yaml`, `compose.yml`,
+    /// Compose files in merge order. Empty: `COMPOSE_FILE` from `environment` (split on
+    /// `COMPOSE_PATH_SEPARATOR`, default `:`), else `compose.yaml`, `compose.yml`,
     /// `docker-compose.yaml` or `docker-compose.yml` in `project_dir` (or the current dir).
     pub files: Vec<PathBuf>,
     /// `-p`: wins over `name:` and `COMPOSE_PROJECT_NAME`.

@@ -290,6 +290,18 @@ fn default_file_lookup() {
     let mut o = opts(Vec::new());
     o.project_dir = Some(d.clone());
     assert!(load(&o).unwrap().service("s").is_some());
+    let other = write(&d, "other.yaml", "services: {o: {image: x}}\n");
+    let mut o2 = opts(Vec::new());
+    o2.environment.insert(
+        "COMPOSE_FILE".into(),
+        format!(
+            "{}:{}",
+            d.join("docker-compose.yml").display(),
+            other.display()
+        ),
+    );
+    let p2 = load(&o2).unwrap();
+    assert!(p2.service("s").is_some() && p2.service("o").is_some());
     let (_t2, empty) = project_dir("q");
     o.project_dir = Some(empty);
     assert!(matches!(load(&o), Err(ComposeError::NoComposeFile { .. })));
