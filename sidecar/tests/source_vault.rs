@@ -723,3 +723,86 @@ async fn database_credentials_renewed_replaced_and_valid() {
         sets.len()
     );
 }
+
+// ----------------------------------------------------------------------------------------------
+// TLS: a second OpenBao dev server with -dev-tls, trusted through `ca_cert`
+
+#[tokio::test]
+async fn https_with_ca_cert() {
+    let env = test_env();
+    let bao = need(&env, "BAO_BIN");
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _server = tokio::process::Command::new(bao)
+        .args([
+            "server",
+            "-dev",
+            "-dev-tls",
+            &format!("-dev-tls-cert-dir={}", dir.path().display()),
+            "-dev-root-token-id=root",
+            &format!("-dev-listen-address=127.0.0.1:{port}"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start bao");
+    let ca = dir.path().join("vault-ca.pem");
+    let addr = format!("https://127.0.0.1:{port}");
+    let mut client = None;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let Ok(pem) = std::fs::read(&ca) else {
+            continue;
+        };
+        let c = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+            .build()
+            .unwrap();
+        if c.get(format!("{addr}/v1/sys/health")).send().await.is_ok() {
+            client = Some(c);
+            break;
+        }
+    }
+    let client = client.expect("bao -dev-tls answers within 10 s");
+    let r = client
+        .post(format!("{addr}/v1/secret/data/app"))
+        .header("X-Vault-Token", "root")
+        .json(&json!({"data": {"k": "over-tls"}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+
+    let mut raw_vault = RawVaultConfig {
+        addr: Some(addr.clone()),
+        auth: Some(token_auth("root")),
+        ca_cert: Some(ca),
+        ..Default::default()
+    };
+    let cfg = |v: RawVaultConfig| {
+        SourcesConfig::from_raw(
+            RawSourcesConfig {
+                sources: vec![RawSourceSpec::vault(path("secret/app"))],
+                vault: Some(v),
+                aws: None,
+            },
+            Duration::from_secs(60),
+        )
+        .unwrap()
+    };
+    let mut s = build(&cfg(raw_vault.clone())).await.unwrap().pop().unwrap();
+    assert_eq!(values(&s.fetch().await.unwrap())["k"], "over-tls");
+
+    // Without the CA: a clear error about TLS.
+    raw_vault.ca_cert = None;
+    let e = build(&cfg(raw_vault)).await.unwrap_err().to_string();
+    assert!(
+        e.contains("TLS handshake") && e.contains("VAULT_CACERT"),
+        "{e}"
+    );
+}

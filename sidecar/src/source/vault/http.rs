@@ -23,7 +23,9 @@ pub enum HttpError {
     Connect { addr: String },
     #[error("Vault did not answer within {0:?}")]
     Timeout(Duration),
-    #[error("TLS or transport error talking to Vault at {addr}: {detail}")]
+    #[error("TLS handshake with Vault at {addr} failed: {detail}")]
+    Tls { addr: String, detail: String },
+    #[error("transport error talking to Vault at {addr}: {detail}")]
     Transport { addr: String, detail: String },
     #[error("Vault answered {status} for {path}{}", fmt_errors(.errors))]
     Status {
@@ -64,8 +66,12 @@ impl HttpError {
         Some(match self {
             HttpError::Connect { .. } => "is VAULT_ADDR right? is Vault running?".to_owned(),
             HttpError::Timeout(_) => "Vault is slow or unreachable; check the network".to_owned(),
+            HttpError::Tls { .. } => {
+                "trust Vault's CA with vault.ca_cert / VAULT_CACERT, and check the host name in VAULT_ADDR"
+                    .to_owned()
+            }
             HttpError::Transport { .. } => {
-                "check the scheme of VAULT_ADDR and the CA (vault.ca_cert / VAULT_CACERT)"
+                "check the scheme of VAULT_ADDR (http or https) and the CA (vault.ca_cert / VAULT_CACERT)"
                     .to_owned()
             }
             HttpError::Status { status: 403, .. } => {
@@ -176,19 +182,22 @@ impl VaultHttp {
 
     fn transport(&self, e: reqwest::Error) -> HttpError {
         let addr = self.addr().to_owned();
+        // The error chain names the URL and the kind of failure, never a body.
+        let mut chain = Vec::new();
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            chain.push(s.to_string());
+            src = s.source();
+        }
+        let detail = chain.last().cloned().unwrap_or_else(|| e.to_string());
+        let all = chain.join(": ").to_ascii_lowercase();
         if e.is_timeout() {
             HttpError::Timeout(self.timeout)
+        } else if all.contains("certificate") || all.contains("tls") || all.contains("handshake") {
+            HttpError::Tls { addr, detail }
         } else if e.is_connect() {
             HttpError::Connect { addr }
         } else {
-            // reqwest's Display names the URL and the kind of failure, never a body.
-            let mut detail = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                detail.push_str(": ");
-                detail.push_str(&s.to_string());
-                src = s.source();
-            }
             HttpError::Transport { addr, detail }
         }
     }
