@@ -271,3 +271,68 @@ async fn errors_name_the_source_and_hint() {
     assert!(e.starts_with("aws:x: GetSecretValue failed"), "{e}");
     assert!(e.contains("cannot reach Secrets Manager"), "{e}");
 }
+
+/// The production client: credentials, region and endpoint from the standard chain's
+/// environment variables. Runs in a child process (this test binary again) so that the
+/// variables are set without touching this process's environment.
+#[tokio::test]
+async fn standard_chain_from_environment_variables() {
+    let env = test_env();
+    let endpoint = env
+        .get("GANTRY_TEST_AWS_ENDPOINT")
+        .expect("GANTRY_TEST_AWS_ENDPOINT in the test environment file")
+        .clone();
+    let c = moto();
+    let id = format!("env/chain-{}", uniq());
+    let created = c
+        .create_secret()
+        .name(&id)
+        .secret_string(r#"{"FROM_ENV_CHAIN":"yes"}"#)
+        .send()
+        .await
+        .unwrap();
+    let arn = created.arn().unwrap().to_owned();
+    for (region_var, wanted) in [
+        ("AWS_REGION", id.as_str()),
+        ("AWS_DEFAULT_REGION", arn.as_str()),
+    ] {
+        let out = tokio::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "child_reads_through_build",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("GANTRY_CHILD_SECRET_ID", wanted)
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .env(region_var, "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "{region_var}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[tokio::test]
+#[ignore = "run by standard_chain_from_environment_variables in a child process"]
+async fn child_reads_through_build() {
+    let id = std::env::var("GANTRY_CHILD_SECRET_ID").expect("run by the parent test");
+    let vars = BTreeMap::from([("GANTRY_SECRETS_AWS_IDS".to_owned(), id.clone())]);
+    let cfg = gantry_sidecar::source::sources_from_env(&vars)
+        .unwrap()
+        .unwrap();
+    let mut sources = gantry_sidecar::source::build(&cfg).await.unwrap();
+    assert_eq!(sources[0].id(), format!("aws:{id}"));
+    let snap = sources[0].fetch().await.unwrap();
+    assert_eq!(values(&snap)["FROM_ENV_CHAIN"], "yes");
+}

@@ -806,3 +806,89 @@ async fn https_with_ca_cert() {
         "{e}"
     );
 }
+
+// ----------------------------------------------------------------------------------------------
+// Outage: a private OpenBao dev server is stopped after the first fetch, then started again
+
+fn spawn_bao(bao: &str, port: u16) -> tokio::process::Child {
+    tokio::process::Command::new(bao)
+        .args([
+            "server",
+            "-dev",
+            "-dev-root-token-id=root",
+            &format!("-dev-listen-address=127.0.0.1:{port}"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start bao")
+}
+
+async fn put_when_up(addr: &str, value: &str) {
+    let c = reqwest::Client::new();
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let r = c
+            .post(format!("{addr}/v1/secret/data/app"))
+            .header("X-Vault-Token", "root")
+            .json(&json!({"data": {"k": value}}))
+            .send()
+            .await;
+        if r.is_ok_and(|r| r.status().is_success()) {
+            return;
+        }
+    }
+    panic!("private bao on {addr} never answered");
+}
+
+#[tokio::test]
+async fn outage_keeps_erroring_then_recovers() {
+    let env = test_env();
+    let bao = need(&env, "BAO_BIN");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("http://127.0.0.1:{port}");
+    let mut server = spawn_bao(bao, port);
+    put_when_up(&addr, "before").await;
+
+    let cfg = vault_cfg(
+        &addr,
+        token_auth("root"),
+        vec![path("secret/app")],
+        Duration::from_millis(500),
+    );
+    let mut s = build(&cfg).await.unwrap().pop().unwrap();
+    assert_eq!(values(&s.fetch().await.unwrap())["k"], "before");
+
+    server.kill().await.unwrap();
+    let _ = server.wait().await;
+    let e = step(s.as_mut()).await.unwrap_err();
+    assert!(e.starts_with("vault:secret/app: "), "{e}");
+    assert!(e.contains("is VAULT_ADDR right?"), "{e}");
+    // What the runtime does while failing: re-fetch; still an error, no panic, no stale success.
+    assert!(s.fetch().await.is_err());
+
+    // Back (a dev server starts empty: the secret is written again, as version 1 again; the
+    // version's created_time tells it from the version 1 read before).
+    let _server = spawn_bao(bao, port);
+    put_when_up(&addr, "after").await;
+    let r = step(s.as_mut())
+        .await
+        .unwrap()
+        .expect("re-created secret seen");
+    assert_eq!(values(&r)["k"], "after");
+    assert_eq!(r.version, "kv:1");
+    let snap = s.fetch().await.expect("reads again once Vault is back");
+    assert_eq!(values(&snap)["k"], "after");
+    // And changes flow again through refresh.
+    put_when_up(&addr, "after-2").await;
+    let r = step(s.as_mut())
+        .await
+        .unwrap()
+        .expect("change after recovery");
+    assert_eq!(values(&r)["k"], "after-2");
+}

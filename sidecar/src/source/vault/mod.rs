@@ -74,6 +74,9 @@ pub struct VaultSource {
     version: Option<String>,
     /// KV v2 version number of the last snapshot.
     kv_version: u64,
+    /// `created_time` of that KV version: with the number it tells a re-created secret (whose
+    /// versions start again at 1) from the one read before.
+    kv_created: String,
     metadata_forbidden: bool,
     lease: Option<Lease>,
     /// Values of the last snapshot, for sources that cannot tell versions (lease-less reads).
@@ -99,6 +102,7 @@ impl VaultSource {
             resolved: None,
             version: None,
             kv_version: 0,
+            kv_created: String::new(),
             metadata_forbidden: false,
             lease: None,
             last_values: None,
@@ -317,6 +321,11 @@ impl VaultSource {
         };
         let values = self.values(data, &api)?;
         self.kv_version = version;
+        self.kv_created = v
+            .pointer("/data/metadata/created_time")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
         Ok(Snapshot {
             values,
             binary: None,
@@ -353,7 +362,11 @@ impl VaultSource {
                             "undelete it or write a new version; the last good values are kept",
                         ));
                     }
-                    if current == self.kv_version {
+                    let created = v
+                        .pointer(&format!("/data/versions/{current}/created_time"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    if current == self.kv_version && created == self.kv_created {
                         return Ok(None);
                     }
                 }
@@ -365,9 +378,9 @@ impl VaultSource {
                 Err(e) => return Err(self.err("change check failed", &e, &api)),
             }
         }
-        let before = self.kv_version;
+        let before = (self.kv_version, self.kv_created.clone());
         let snap = self.read_kv(mount, rel).await?;
-        Ok((self.kv_version != before).then_some(snap))
+        Ok((self.kv_version != before.0 || self.kv_created != before.1).then_some(snap))
     }
 
     async fn read_dynamic(&mut self, path: &str) -> Result<Snapshot, SourceError> {
