@@ -892,3 +892,43 @@ async fn outage_keeps_erroring_then_recovers() {
         .expect("change after recovery");
     assert_eq!(values(&r)["k"], "after-2");
 }
+
+#[tokio::test]
+async fn namespace_header_is_sent() {
+    let env = test_env();
+    let root = Root::new(&env);
+    let ns = format!("ns{}", uniq());
+    root.post(&format!("sys/namespaces/{ns}"), json!({})).await;
+    let in_ns = |method: reqwest::Method, p: &str| {
+        root.http
+            .request(method, format!("{}/v1/{p}", root.addr))
+            .header("X-Vault-Token", &root.token)
+            .header("X-Vault-Namespace", &ns)
+    };
+    let r = in_ns(reqwest::Method::POST, "sys/mounts/kv")
+        .json(&json!({"type": "kv", "options": {"version": "2"}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let r = in_ns(reqwest::Method::POST, "kv/data/app")
+        .json(&json!({"data": {"k": "in-namespace"}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+
+    let raw = RawSourcesConfig {
+        sources: vec![RawSourceSpec::vault(path("kv/app"))],
+        vault: Some(RawVaultConfig {
+            addr: Some(root.addr.clone()),
+            auth: Some(token_auth(&root.token)),
+            namespace: Some(ns.clone()),
+            ..Default::default()
+        }),
+        aws: None,
+    };
+    let cfg = SourcesConfig::from_raw(raw, Duration::from_secs(60)).unwrap();
+    let mut s = build(&cfg).await.unwrap().pop().unwrap();
+    assert_eq!(values(&s.fetch().await.unwrap())["k"], "in-namespace");
+}
