@@ -861,3 +861,53 @@ fn gantry_config_matches_docker_compose_on_fixtures() {
         report.join("\n")
     );
 }
+
+/// Invalid input exits 65 with one message naming the file and the key (no Docker needed).
+#[test]
+fn gantry_config_rejects_invalid_files_with_65() {
+    let gantry = gantry_tests::bin("gantry");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cases: &[(&str, &str)] = &[
+        (
+            "services:\n  web:\n    image: x\n    blkio_config: {}\n",
+            "compose.yaml: services.web.blkio_config: not supported by Gantry",
+        ),
+        (
+            "services:\n  web:\n    image: ${NEEDED:?set NEEDED}\n",
+            "compose.yaml: services.web.image: required variable NEEDED is missing a value: set NEEDED",
+        ),
+        (
+            "services:\n  web:\n    image: [x\n",
+            "compose.yaml:4:1: invalid YAML",
+        ),
+        (
+            "services:\n  web:\n    image: x\n    ports: [\"80:http\"]\n",
+            "compose.yaml: services.web.ports[0]: invalid port",
+        ),
+    ];
+    for (text, want) in cases {
+        std::fs::write(dir.path().join("compose.yaml"), text).expect("write");
+        let out = Command::new(&gantry)
+            .args(["config", "--format", "json"])
+            .current_dir(dir.path())
+            .env_remove("NEEDED")
+            .output()
+            .expect("run gantry");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(65), "{text:?}: {stderr}");
+        assert!(
+            stderr.contains(want),
+            "{text:?}: stderr {stderr:?} lacks {want:?}"
+        );
+        assert!(out.stdout.is_empty(), "nothing on stdout on error");
+    }
+    let empty = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(&gantry)
+        .arg("config")
+        .current_dir(empty.path())
+        .env_remove("COMPOSE_FILE")
+        .output()
+        .expect("run gantry");
+    assert_eq!(out.status.code(), Some(65));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no compose file"));
+}
