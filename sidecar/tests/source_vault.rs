@@ -467,11 +467,13 @@ async fn environment_only_form_builds_and_reads() {
         .unwrap()
         .expect("sources configured");
     assert_eq!(cfg.refresh, Duration::from_secs(2));
+    let t0 = std::time::Instant::now();
     let mut got = BTreeMap::new();
     for mut s in build(&cfg).await.unwrap() {
         got.extend(values(&s.fetch().await.unwrap()));
         assert!(s.next_refresh() <= Duration::from_secs(2));
     }
+    eprintln!("build + first fetch of 2 KV paths: {:?}", t0.elapsed());
     assert_eq!(
         got,
         BTreeMap::from([("A".into(), "1".into()), ("B".into(), "2".into())])
