@@ -743,6 +743,45 @@ PN=fromenv
         args: &["-f", "compose.yaml", "-f", "o.yaml"],
         env: &[],
     },
+    Fixture {
+        name: "env-files-and-paths-across-dirs",
+        files: &[
+            (
+                "compose.yaml",
+                r####"services:
+  a:
+    image: x
+    environment: [FOO, BAR]
+    env_file: svc.env
+"####,
+            ),
+            (
+                "other/o.yaml",
+                r####"services:
+  a:
+    volumes: ["./data:/data"]
+    env_file: ./o.env
+"####,
+            ),
+            (
+                ".env",
+                r####"FOO=fromdot
+REF=r
+"####,
+            ),
+            (
+                "svc.env",
+                r####"E1=${REF}-x
+E2
+E3="q ${FOO}"
+"####,
+            ),
+            ("o.env", "O=1\n"),
+            ("other/o.env", "O=2\n"),
+        ],
+        args: &["-f", "compose.yaml", "-f", "other/o.yaml"],
+        env: &[("BAR", "b"), ("E2", "e2"), ("REF", "procref")],
+    },
 ];
 
 fn run_fixture_json(
@@ -761,6 +800,10 @@ fn run_fixture_json(
         "PROC",
         "B",
         "X",
+        "BAR",
+        "E2",
+        "REF",
+        "FOO",
     ] {
         cmd.env_remove(k);
     }
