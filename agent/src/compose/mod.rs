@@ -143,4 +143,21 @@ impl Service {
     pub fn config_hash(&self) -> String {
         hash::config_hash(self)
     }
+
+    /// `deploy.replicas`, 1 when unset.
+    pub fn replicas(&self) -> u32 {
+        self.deploy.as_ref().and_then(|d| d.replicas).unwrap_or(1)
+    }
+
+    /// `deploy.update_config`, if any.
+    pub fn update_config(&self) -> Option<&UpdateConfig> {
+        self.deploy.as_ref().and_then(|d| d.update_config.as_ref())
+    }
+
+    /// `deploy.rollback_config`, if any.
+    pub fn rollback_config(&self) -> Option<&UpdateConfig> {
+        self.deploy
+            .as_ref()
+            .and_then(|d| d.rollback_config.as_ref())
+    }
 }

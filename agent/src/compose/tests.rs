@@ -221,6 +221,10 @@ fn hash_ignores_replicas_but_not_environment() {
         "c.yaml",
         "services: {s: {image: x, deploy: {replicas: 1}, environment: {A: '2'}}}\n",
     );
+    assert_eq!(
+        load(&opts(vec![b.clone()])).unwrap().services["s"].replicas(),
+        3
+    );
     let h = |f: PathBuf| load(&opts(vec![f])).unwrap().services["s"].config_hash();
     assert_eq!(h(a.clone()), h(b));
     assert_ne!(h(a), h(c));
