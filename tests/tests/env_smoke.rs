@@ -1,0 +1,242 @@
+//! Smoke tests of the test environment itself (tests/env/up): every service answers for real.
+//! Docker runs the local busybox image and serves a page, the registry checks passwords, OpenBao,
+//! moto and PostgreSQL answer, and the Docker Compose v2 binary runs.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use gantry_tests::{docker, env, http_get, unique, wait_for};
+
+fn ok(out: &Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Removes the container when the test ends, passed or not.
+struct Container(String);
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = docker(&["rm", "-f", &self.0]);
+    }
+}
+
+/// A GET on a loopback URL with extra headers; returns the status and body.
+fn get_with_headers(url: &str, headers: &[(&str, &str)]) -> Option<(u16, String)> {
+    let rest = url.strip_prefix("http://").expect("http:// URL");
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    assert!(
+        authority.starts_with("127.") || authority.starts_with("localhost"),
+        "{url} is not loopback"
+    );
+    let mut stream = TcpStream::connect(authority).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut request = format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).ok()?;
+    let status = raw.split_whitespace().nth(1)?.parse().ok()?;
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    Some((status, body.to_string()))
+}
+
+fn base64(input: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn basic(user: &str, password: &str) -> String {
+    format!("Basic {}", base64(format!("{user}:{password}").as_bytes()))
+}
+
+#[test]
+fn base64_matches_rfc4648() {
+    assert_eq!(base64(b""), "");
+    assert_eq!(base64(b"f"), "Zg==");
+    assert_eq!(base64(b"fo"), "Zm8=");
+    assert_eq!(base64(b"foo"), "Zm9v");
+    assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+}
+
+#[test]
+fn docker_answers() {
+    let version = ok(
+        &docker(&["version", "--format", "{{.Server.Version}}"]),
+        "docker version",
+    );
+    assert!(!version.is_empty());
+}
+
+#[test]
+fn busybox_image_has_its_applets() {
+    let image = env().get("GANTRY_TEST_IMAGE");
+    let script = "for a in sh httpd wget nc sleep cat echo ls env kill ps date mkdir rm grep \
+                  test true false printf id hostname; do command -v $a >/dev/null || echo missing $a; done; \
+                  test -d /var/www && test -k /tmp && grep -q '^root:' /etc/passwd && \
+                  grep -q '^root:' /etc/group && echo ok";
+    let out = ok(
+        &docker(&["run", "--rm", image, "sh", "-c", script]),
+        "docker run busybox",
+    );
+    assert_eq!(out, "ok");
+}
+
+#[test]
+fn busybox_httpd_serves_a_page_on_a_published_loopback_port() {
+    let image = env().get("GANTRY_TEST_IMAGE");
+    let name = unique("smoke-httpd");
+    let script = "mkdir -p /srv && echo hello-from-busybox > /srv/index.html && \
+                  exec httpd -f -p 8080 -h /srv";
+    let _guard = Container(name.clone());
+    ok(
+        &docker(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "-p",
+            "127.0.0.1::8080",
+            image,
+            "sh",
+            "-c",
+            script,
+        ]),
+        "docker run httpd",
+    );
+    let port = ok(&docker(&["port", &name, "8080/tcp"]), "docker port");
+    let addr = port
+        .lines()
+        .find(|l| l.starts_with("127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no 127.0.0.1 binding in {port:?}"))
+        .to_string();
+    let (status, body) = wait_for("busybox httpd", Duration::from_secs(20), || {
+        http_get(&format!("http://{addr}/index.html")).filter(|(s, _)| *s == 200)
+    });
+    assert_eq!(status, 200);
+    assert_eq!(body.trim(), "hello-from-busybox");
+}
+
+#[test]
+fn registry_rejects_a_wrong_password_and_accepts_the_right_one() {
+    let e = env();
+    let url = format!("http://{}/v2/", e.get("GANTRY_TEST_REGISTRY"));
+    let user = e.get("GANTRY_TEST_REGISTRY_USER");
+    let password = e.get("GANTRY_TEST_REGISTRY_PASSWORD");
+
+    let (anonymous, _) = get_with_headers(&url, &[]).expect("registry answers");
+    assert_eq!(anonymous, 401);
+    let wrong = basic(user, &format!("{password}-wrong"));
+    let (status, _) = get_with_headers(&url, &[("Authorization", &wrong)]).expect("registry");
+    assert_eq!(status, 401);
+    let right = basic(user, password);
+    let (status, _) = get_with_headers(&url, &[("Authorization", &right)]).expect("registry");
+    assert_eq!(status, 200);
+    // moto's ECR token password is accepted too (user AWS), for the ECR path.
+    let ecr = basic(
+        e.get("GANTRY_TEST_REGISTRY_ECR_USER"),
+        e.get("GANTRY_TEST_REGISTRY_ECR_PASSWORD"),
+    );
+    let (status, _) = get_with_headers(&url, &[("Authorization", &ecr)]).expect("registry");
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn openbao_answers_health_and_the_root_token() {
+    let e = env();
+    let addr = e.get("VAULT_ADDR");
+    let (status, body) = http_get(&format!("{addr}/v1/sys/health")).expect("bao answers");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"sealed\":false"), "{body}");
+    let (status, body) = get_with_headers(
+        &format!("{addr}/v1/auth/token/lookup-self"),
+        &[("X-Vault-Token", e.get("GANTRY_TEST_VAULT_ROOT_TOKEN"))],
+    )
+    .expect("bao answers");
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = get_with_headers(
+        &format!("{addr}/v1/auth/token/lookup-self"),
+        &[("X-Vault-Token", "not-a-token")],
+    )
+    .expect("bao answers");
+    assert_eq!(status, 403);
+    let out = Command::new(e.get("BAO_BIN"))
+        .arg("version")
+        .output()
+        .expect("run bao");
+    assert!(ok(&out, "bao version").contains("OpenBao"));
+}
+
+#[test]
+fn moto_answers() {
+    let endpoint = env().get("GANTRY_TEST_AWS_ENDPOINT");
+    let (status, body) = http_get(&format!("{endpoint}/moto-api/data.json")).expect("moto answers");
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str::<serde_json::Value>(&body).expect("moto returns JSON");
+}
+
+#[test]
+fn postgres_accepts_a_login_and_rejects_a_wrong_password() {
+    let e = env();
+    let psql = |password: &str| {
+        Command::new(e.get("GANTRY_TEST_PSQL"))
+            .args([
+                "-h",
+                e.get("GANTRY_TEST_PG_HOST"),
+                "-p",
+                e.get("GANTRY_TEST_PG_PORT"),
+                "-U",
+                e.get("GANTRY_TEST_PG_USER"),
+                "-d",
+                e.get("GANTRY_TEST_PG_DATABASE"),
+                "-w",
+                "-Atc",
+                "select current_user",
+            ])
+            .env("PGPASSWORD", password)
+            .env("PGCONNECT_TIMEOUT", "5")
+            .output()
+            .expect("run psql")
+    };
+    let out = psql(e.get("GANTRY_TEST_PG_PASSWORD"));
+    assert_eq!(ok(&out, "psql login"), e.get("GANTRY_TEST_PG_USER"));
+    assert!(!psql("wrong-password").status.success());
+}
+
+#[test]
+fn compose_v2_binary_runs() {
+    let out = Command::new(env().get("COMPOSE_BIN"))
+        .args(["version", "--short"])
+        .output()
+        .expect("run docker-compose");
+    let version = ok(&out, "docker-compose version");
+    assert!(version.starts_with('2'), "{version}");
+}
