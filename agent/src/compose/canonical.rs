@@ -144,6 +144,9 @@ pub const UNSUPPORTED_SERVICE_KEYS: &[&str] = &[
     "volume_driver",
 ];
 
+const TOP_KEYS: &[&str] = &[
+    "name", "version", "services", "networks", "volumes", "secrets", "configs",
+];
 const UNSUPPORTED_TOP_KEYS: &[&str] = &["include", "models"];
 
 /// Joins a key path for messages (`services.web.ports[0]`).
@@ -160,17 +163,18 @@ impl<'a> Ctx<'a> {
         ComposeError::invalid(self.file, path, message)
     }
 
-    fn unknown(&self, path: &str, key: &str, unsupported: &[&str]) -> ComposeError {
-        let path = join(path, key);
+    fn unknown(&self, path: &str, key: &str, known: &[&str], unsupported: &[&str]) -> ComposeError {
+        let full = join(path, key);
         if unsupported.contains(&key) {
             ComposeError::Unsupported {
                 file: self.file.to_path_buf(),
-                path,
+                path: full,
             }
         } else {
             ComposeError::UnknownKey {
                 file: self.file.to_path_buf(),
-                path,
+                path: full,
+                suggestion: closest(key, known.iter().chain(unsupported)),
             }
         }
     }
@@ -201,6 +205,31 @@ impl<'a> Ctx<'a> {
         };
         normalize(&joined).to_string_lossy().into_owned()
     }
+}
+
+/// The known key within edit distance 2 of `key` (case-insensitive), if any.
+fn closest<'k>(key: &str, known: impl Iterator<Item = &'k &'k str>) -> Option<String> {
+    let key = key.to_ascii_lowercase();
+    known
+        .map(|k| (edit_distance(&key, k), *k))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, k)| k.to_string())
+}
+
+/// Levenshtein distance over chars.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
 
 /// Lexical normalisation (`a/./b/../c` → `a/c`), no filesystem access.
@@ -470,7 +499,7 @@ fn checked<'v>(
     let es = entries(ctx, path, v)?;
     for (k, _) in &es {
         if !known.contains(&k.as_str()) && !k.starts_with("x-") {
-            return Err(ctx.unknown(path, k, &[]));
+            return Err(ctx.unknown(path, k, known, &[]));
         }
     }
     Ok(es)
@@ -540,7 +569,7 @@ pub fn file(ctx: &Ctx<'_>, doc: &Value) -> R<CanonFile> {
             k if k.starts_with("x-") => {
                 out.extensions.insert(key.clone(), to_json(v));
             }
-            _ => return Err(ctx.unknown("", &key, UNSUPPORTED_TOP_KEYS)),
+            _ => return Err(ctx.unknown("", &key, TOP_KEYS, UNSUPPORTED_TOP_KEYS)),
         }
     }
     Ok(out)
@@ -716,7 +745,7 @@ pub fn service(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
             continue;
         }
         if !SERVICE_KEYS.contains(&k.as_str()) {
-            return Err(ctx.unknown(path, &k, UNSUPPORTED_SERVICE_KEYS));
+            return Err(ctx.unknown(path, &k, SERVICE_KEYS, UNSUPPORTED_SERVICE_KEYS));
         }
         let j = service_key(ctx, &p, &k, val)?;
         out.insert(k, j);
@@ -2062,7 +2091,15 @@ mod tests {
             "/p/compose.yaml: services.web.blkio_config: not supported by Gantry (remove it, or open an issue)"
         );
         let e = svc("imagee: x").unwrap_err().to_string();
-        assert!(e.contains("services.web.imagee: unknown key"), "{e}");
+        assert!(
+            e.ends_with("services.web.imagee: unknown key (did you mean \"image\"?)"),
+            "{e}"
+        );
+        let e = svc("zzzzzz: x").unwrap_err().to_string();
+        assert!(
+            e.ends_with("check the spelling against the Compose Specification)"),
+            "{e}"
+        );
         let e = svc("healthcheck: {tset: x}").unwrap_err().to_string();
         assert!(
             e.contains("services.web.healthcheck.tset: unknown key"),

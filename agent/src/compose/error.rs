@@ -30,9 +30,21 @@ pub enum ComposeError {
     /// A key Gantry does not implement. Never silently ignored.
     #[error("{}: {path}: not supported by Gantry (remove it, or open an issue)", file.display())]
     Unsupported { file: PathBuf, path: String },
-    /// A key the Compose Specification does not define (typo?).
-    #[error("{}: {path}: unknown key (check the spelling against the Compose Specification)", file.display())]
-    UnknownKey { file: PathBuf, path: String },
+    /// A key the Compose Specification does not define (typo?). `suggestion`: the closest
+    /// known key, if one is close.
+    #[error(
+        "{}: {path}: unknown key ({})",
+        file.display(),
+        match suggestion {
+            Some(s) => format!("did you mean {s:?}?"),
+            None => "check the spelling against the Compose Specification".to_string(),
+        }
+    )]
+    UnknownKey {
+        file: PathBuf,
+        path: String,
+        suggestion: Option<String>,
+    },
     /// A value of the wrong type or shape.
     #[error("{}: {path}: {message}", file.display())]
     Invalid {
