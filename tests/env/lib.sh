@@ -139,22 +139,47 @@ pip_install() {
 		die "pip install $*" "$LOG_DIR/pip.log"
 }
 
-# start_bg NAME LOGFILE CMD...: starts CMD detached (own session, no stdin), records its pid in
+# start_bg NAME LOGFILE CMD...: starts CMD detached (own session, no stdin), records it in
 # $PID_DIR/NAME.pid so that tests/env/down stops it (and only it).
 start_bg() {
 	local name="$1" logfile="$2"
 	shift 2
 	# fd 9 holds the up/down lock: the service must not inherit it.
 	setsid "$@" </dev/null >>"$logfile" 2>&1 9>&- &
-	echo "$!" >"$PID_DIR/$name.pid"
+	record_pid "$name" "$!"
+}
+
+# proc_start PID: the start time of process PID (field 22 of /proc/PID/stat), empty if gone.
+proc_start() {
+	local stat
+	stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 0
+	stat="${stat##*) }"
+	# After "pid (comm) " the fields start at 3: start time is field 22, the 20th here.
+	awk '{ print $20 }' <<<"$stat"
+}
+
+# record_pid NAME PID: remembers PID with its start time (a recycled pid is never taken for it).
+record_pid() {
+	printf '%s %s\n' "$2" "$(proc_start "$2")" >"$PID_DIR/$1.pid"
+}
+
+# owned_pid NAME: prints the pid that this script started as NAME if that process still runs.
+owned_pid() {
+	local f="$PID_DIR/$1.pid" pid start
+	[[ -f "$f" ]] || return 1
+	read -r pid start <"$f" || true
+	[[ -n "$pid" && -n "$start" && "$(proc_start "$pid")" == "$start" ]] || return 1
+	printf '%s' "$pid"
 }
 
 # pid_alive NAME: the process that this script started as NAME still runs.
 pid_alive() {
-	local f="$PID_DIR/$1.pid" pid
-	[[ -f "$f" ]] || return 1
-	pid="$(cat "$f")"
-	[[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null
+	owned_pid "$1" >/dev/null
+}
+
+# proc_is PID NAME: process PID runs a program called NAME.
+proc_is() {
+	[[ "$(cat "/proc/$1/comm" 2>/dev/null)" == "$2" ]]
 }
 
 # wait_until SECONDS WHAT CMD...: polls CMD every 0.2 s; returns 1 after SECONDS.
@@ -191,21 +216,18 @@ random_secret() {
 # stop_pid NAME GRACE: stops the process this script started as NAME (SIGTERM, then SIGKILL
 # after GRACE seconds) and forgets it. Processes it did not start are never touched.
 stop_pid() {
-	local name="$1" grace="${2:-10}" f pid i
-	f="$PID_DIR/$name.pid"
-	[[ -f "$f" ]] || return 0
-	pid="$(cat "$f")"
-	if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+	local name="$1" grace="${2:-10}" pid i
+	if pid="$(owned_pid "$name")"; then
 		log "$name: stopping pid $pid"
 		kill -TERM "$pid" 2>/dev/null || true
 		for ((i = 0; i < grace * 5; i++)); do
-			kill -0 "$pid" 2>/dev/null || break
+			pid_alive "$name" || break
 			sleep 0.2
 		done
-		if kill -0 "$pid" 2>/dev/null; then
+		if pid_alive "$name"; then
 			warn "$name: pid $pid still running after ${grace}s, sending SIGKILL"
 			kill -KILL "$pid" 2>/dev/null || true
 		fi
 	fi
-	rm -f "$f"
+	rm -f "$PID_DIR/$name.pid"
 }

@@ -22,7 +22,7 @@ up_docker() {
 		[[ "$DOCKER_HOST" == unix://* ]] ||
 			die "docker: DOCKER_HOST=$DOCKER_HOST does not answer and is not a unix socket to start dockerd on"
 		# A stale pid file from a daemon that died stops dockerd from starting.
-		if [[ -f /var/run/docker.pid ]] && ! kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; then
+		if [[ -f /var/run/docker.pid ]] && ! proc_is "$(cat /var/run/docker.pid)" dockerd; then
 			rm -f /var/run/docker.pid
 		fi
 		log "docker: starting dockerd on $DOCKER_HOST (log: $logfile)"

@@ -58,11 +58,15 @@ up_postgres() {
 			}
 			rm -f "$dir/run/pwfile"
 		fi
+		# A lock file left by a server that died blocks the start if its pid was reused.
+		if [[ -f "$dir/data/postmaster.pid" ]] && ! proc_is "$(head -n 1 "$dir/data/postmaster.pid")" postgres; then
+			rm -f "$dir/data/postmaster.pid"
+		fi
 		log "postgres: starting on 127.0.0.1:$PG_PORT (log: $logfile)"
 		runuser -u postgres -- "$bindir/pg_ctl" -D "$dir/data" -l "$logfile" -w -t 60 \
 			-o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $dir/run" start >>"$LOG_DIR/pg_ctl.log" 2>&1 9>&- ||
 			die "postgres: pg_ctl start (server log: $logfile)" "$LOG_DIR/pg_ctl.log"
-		head -n 1 "$dir/data/postmaster.pid" >"$PID_DIR/postgres.pid"
+		record_pid postgres "$(head -n 1 "$dir/data/postmaster.pid")"
 		printf '%s' "$bindir" >"$dir/bindir"
 		wait_until 30 "postgres login" pg_answers "$psql" "$password" ||
 			die "postgres: no login as $PG_USER on 127.0.0.1:$PG_PORT" "$logfile"
@@ -80,7 +84,7 @@ down_postgres() {
 	local dir="$GANTRY_TEST_STATE/postgres" bindir
 	[[ -f "$PID_DIR/postgres.pid" ]] || return 0
 	bindir="$(cat "$dir/bindir" 2>/dev/null || pg_bindir)"
-	if [[ -f "$dir/data/postmaster.pid" ]] && kill -0 "$(head -n 1 "$dir/data/postmaster.pid")" 2>/dev/null; then
+	if pid_alive postgres; then
 		log "postgres: stopping"
 		runuser -u postgres -- "$bindir/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >/dev/null 2>&1 ||
 			stop_pid postgres 10
