@@ -26,11 +26,13 @@ fn test_env() -> BTreeMap<String, String> {
 }
 
 fn uniq() -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .subsec_nanos();
-    format!("{}{:x}", std::process::id(), n)
+    let c = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}{:x}{c}", std::process::id(), n)
 }
 
 /// A client for moto with static test credentials (the production client comes from the

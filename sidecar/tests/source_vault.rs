@@ -40,11 +40,13 @@ fn need<'a>(env: &'a BTreeMap<String, String>, k: &str) -> &'a str {
 }
 
 fn uniq() -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .subsec_nanos();
-    format!("{}{:x}", std::process::id(), n)
+    let c = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}{:x}{c}", std::process::id(), n)
 }
 
 struct Root {
@@ -152,21 +154,28 @@ fn values(s: &gantry_sidecar::source::Snapshot) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Captures every log line of the current thread (tests run on a current-thread runtime).
+/// Captures every log line of this test binary: one global subscriber (per-thread defaults
+/// miss events when tests run in parallel), shared by all tests, each of which looks for its own
+/// unique source ids and values.
 #[derive(Clone, Default)]
 struct Logs(Arc<Mutex<Vec<u8>>>);
 
-impl Logs {
-    fn install(&self) -> tracing::subscriber::DefaultGuard {
-        let me = self.clone();
+fn logs() -> &'static Logs {
+    static LOGS: std::sync::OnceLock<Logs> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Logs::default();
+        let me = logs.clone();
         let sub = tracing_subscriber::fmt()
             .with_max_level(tracing::Level::DEBUG)
             .with_writer(move || me.clone())
             .with_ansi(false)
             .finish();
-        tracing::subscriber::set_default(sub)
-    }
+        tracing::subscriber::set_global_default(sub).expect("one global subscriber");
+        logs
+    })
+}
 
+impl Logs {
     fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
@@ -195,8 +204,7 @@ async fn step(s: &mut dyn Source) -> Result<Option<gantry_sidecar::source::Snaps
 async fn kv_whole_path_one_key_and_change_by_metadata() {
     let env = test_env();
     let root = Root::new(&env);
-    let logs = Logs::default();
-    let _g = logs.install();
+    let logs = logs();
     let m = root.kv_mount().await;
     let pw1 = format!("pw1-{}", uniq());
     let pw2 = format!("pw2-{}", uniq());
@@ -277,7 +285,11 @@ async fn kv_whole_path_one_key_and_change_by_metadata() {
     // Debug output of snapshots and sources carries no value; neither do the logs.
     let dbg = format!("{r:?} {sources:?}");
     let text = logs.text();
-    assert!(text.contains("vault secret changed"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("vault secret changed") && l.contains(&m)),
+        "{text}"
+    );
     for secret in [&pw1, &pw2] {
         assert!(!dbg.contains(secret.as_str()), "value in Debug output");
         assert!(!e.contains(secret.as_str()), "value in an error");
@@ -487,8 +499,7 @@ async fn environment_only_form_builds_and_reads() {
 async fn approle_login_renewal_and_relogin() {
     let env = test_env();
     let root = Root::new(&env);
-    let logs = Logs::default();
-    let _g = logs.install();
+    let logs = logs();
     let m = root.kv_mount().await;
     root.post(&format!("{m}/data/app"), json!({"data": {"k": "v"}}))
         .await;
@@ -609,8 +620,7 @@ fn psql_login(env: &BTreeMap<String, String>, user: &str, password: &str) -> Res
 async fn database_credentials_renewed_replaced_and_valid() {
     let env = test_env();
     let root = Root::new(&env);
-    let logs = Logs::default();
-    let _g = logs.install();
+    let logs = logs();
     let db = format!("db{}", uniq());
     root.post(&format!("sys/mounts/{db}"), json!({"type": "database"}))
         .await;
@@ -712,8 +722,9 @@ async fn database_credentials_renewed_replaced_and_valid() {
         renewals_per_lease[0] >= 2,
         "the first lease was renewed before being replaced: {renewals_per_lease:?}\n{text}"
     );
-    assert!(text.contains("vault lease renewed"), "{text}");
-    assert!(text.contains("reading new credentials"), "{text}");
+    let ours = |msg: &str| text.lines().any(|l| l.contains(msg) && l.contains(&db));
+    assert!(ours("vault lease renewed"), "{text}");
+    assert!(ours("reading new credentials"), "{text}");
     for set in &sets {
         assert!(
             !text.contains(set["PGpassword"].as_str()),
@@ -933,4 +944,68 @@ async fn namespace_header_is_sent() {
     let cfg = SourcesConfig::from_raw(raw, Duration::from_secs(60)).unwrap();
     let mut s = build(&cfg).await.unwrap().pop().unwrap();
     assert_eq!(values(&s.fetch().await.unwrap())["k"], "in-namespace");
+}
+
+/// A 403 caused by the policy does not make the session log in again: a secret id with a use
+/// limit of 1 is not burnt, and the error says what the policy lacks.
+#[tokio::test]
+async fn policy_403_does_not_log_in_again() {
+    let env = test_env();
+    let root = Root::new(&env);
+    let m = root.kv_mount().await;
+    root.post(&format!("{m}/data/app"), json!({"data": {"k": "v"}}))
+        .await;
+    let am = format!("approle{}", uniq());
+    root.post(&format!("sys/auth/{am}"), json!({"type": "approle"}))
+        .await;
+    root.post(
+        &format!("auth/{am}/role/app"),
+        json!({"token_policies": ["default"], "token_ttl": "1h", "secret_id_num_uses": 1}),
+    )
+    .await;
+    let role_id = root
+        .call(
+            reqwest::Method::GET,
+            &format!("auth/{am}/role/app/role-id"),
+            None,
+        )
+        .await["data"]["role_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let secret_id = root
+        .post(&format!("auth/{am}/role/app/secret-id"), json!({}))
+        .await["data"]["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut auth = RawVaultAuth {
+        method: Some("approle".into()),
+        mount: Some(am),
+        role_id: Some(role_id),
+        ..Default::default()
+    };
+    auth.secret_id = Some(Secret::from(secret_id.as_str()));
+    let cfg = vault_cfg(
+        &root.addr,
+        auth,
+        vec![path(&format!("{m}/app"))],
+        Duration::from_secs(60),
+    );
+    let SourceSpec::Vault(spec) = cfg.sources[0].clone() else {
+        unreachable!()
+    };
+    let session = VaultSession::connect(cfg.vault.as_ref().unwrap())
+        .await
+        .unwrap();
+    let mut s = VaultSource::new(spec, Arc::clone(&session), cfg.refresh);
+    for _ in 0..2 {
+        let e = s.fetch().await.unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("the token's policy lacks read on {m}/data/app")),
+            "{e}"
+        );
+        assert!(!e.contains(&secret_id), "{e}");
+    }
+    assert_eq!(session.stats().logins, 1);
 }

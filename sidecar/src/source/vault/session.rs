@@ -191,6 +191,20 @@ impl VaultSession {
             // Someone else already replaced it.
             return Ok(st.token.clone());
         }
+        if matches!(self.auth, VaultAuth::Token { token_file: None, .. }) {
+            return Ok(None);
+        }
+        // A token that Vault still knows means the 403 is the policy's: logging in again would
+        // not help, and would use up secret ids that have a use limit.
+        let alive = self
+            .http
+            .call(Method::GET, "auth/token/lookup-self", Some(stale), None)
+            .await
+            .is_ok();
+        if alive {
+            return Ok(None);
+        }
+        tracing::info!(source = %self.id, "vault token refused, authenticating again");
         match &self.auth {
             VaultAuth::Token {
                 token_file: Some(f),
