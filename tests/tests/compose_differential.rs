@@ -782,6 +782,46 @@ E3="q ${FOO}"
         args: &["-f", "compose.yaml", "-f", "other/o.yaml"],
         env: &[("BAR", "b"), ("E2", "e2"), ("REF", "procref")],
     },
+    Fixture {
+        name: "include",
+        files: &[
+            (
+                "compose.yaml",
+                r####"include:
+  - lib/db.yaml
+  - path: lib/cache.yaml
+    env_file: lib/cache.env
+services:
+  web:
+    image: nginx
+    depends_on: [db]
+    volumes: ["./html:/html"]
+"####,
+            ),
+            (
+                "lib/db.yaml",
+                r####"services:
+  db:
+    image: postgres:${PGV:-16}
+    volumes: ["./pgdata:/var/lib/postgresql/data", "dbvol:/x"]
+    env_file: db.env
+volumes:
+  dbvol: {}
+"####,
+            ),
+            ("lib/db.env", "P=1\n"),
+            (
+                "lib/cache.yaml",
+                r####"services:
+  cache:
+    image: redis:${RV}
+"####,
+            ),
+            ("lib/cache.env", "RV=7\n"),
+        ],
+        args: &[],
+        env: &[],
+    },
 ];
 
 fn run_fixture_json(
@@ -804,6 +844,8 @@ fn run_fixture_json(
         "E2",
         "REF",
         "FOO",
+        "RV",
+        "PGV",
     ] {
         cmd.env_remove(k);
     }

@@ -145,9 +145,9 @@ pub const UNSUPPORTED_SERVICE_KEYS: &[&str] = &[
 ];
 
 const TOP_KEYS: &[&str] = &[
-    "name", "version", "services", "networks", "volumes", "secrets", "configs",
+    "name", "version", "include", "services", "networks", "volumes", "secrets", "configs",
 ];
-const UNSUPPORTED_TOP_KEYS: &[&str] = &["include", "models"];
+const UNSUPPORTED_TOP_KEYS: &[&str] = &["models"];
 
 /// Joins a key path for messages (`services.web.ports[0]`).
 pub fn join(path: &str, key: &str) -> String {
@@ -521,6 +521,65 @@ pub struct CanonFile {
     pub secrets: Map<String, Json>,
     pub configs: Map<String, Json>,
     pub extensions: Map<String, Json>,
+    /// `include:` entries, paths absolute.
+    pub include: Vec<Include>,
+}
+
+/// One `include:` entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Include {
+    /// The included compose files (merged in order), absolute.
+    pub paths: Vec<PathBuf>,
+    /// Where the included files' relative paths point; default: the first path's directory.
+    pub project_directory: Option<PathBuf>,
+    /// Env files for the included files' interpolation; default: `<project_directory>/.env`.
+    pub env_files: Vec<PathBuf>,
+}
+
+fn include(ctx: &Ctx<'_>, v: &Value) -> R<Vec<Include>> {
+    let Value::Sequence(items) = v else {
+        return Err(ctx.invalid(
+            "include",
+            format!("expected a list, found {}", type_name(v)),
+        ));
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let ip = format!("include[{i}]");
+        let mut inc = Include::default();
+        match item {
+            Value::Mapping(_) => {
+                for (k, val) in checked(ctx, &ip, item, &["path", "project_directory", "env_file"])?
+                {
+                    let kp = join(&ip, &k);
+                    match k.as_str() {
+                        "path" => {
+                            inc.paths = string_or_list(ctx, &kp, val)?
+                                .iter()
+                                .map(|p| PathBuf::from(ctx.abs_path(p)))
+                                .collect();
+                        }
+                        "project_directory" => {
+                            inc.project_directory =
+                                Some(PathBuf::from(ctx.abs_path(&string(ctx, &kp, val)?)));
+                        }
+                        _ => {
+                            inc.env_files = string_or_list(ctx, &kp, val)?
+                                .iter()
+                                .map(|p| PathBuf::from(ctx.abs_path(p)))
+                                .collect();
+                        }
+                    }
+                }
+            }
+            other => inc.paths = vec![PathBuf::from(ctx.abs_path(&string(ctx, &ip, other)?))],
+        }
+        if inc.paths.is_empty() {
+            return Err(ctx.invalid(&ip, "an include needs a path"));
+        }
+        out.push(inc);
+    }
+    Ok(out)
 }
 
 /// Canonicalises a whole document (already interpolated, tags stripped).
@@ -537,6 +596,7 @@ pub fn file(ctx: &Ctx<'_>, doc: &Value) -> R<CanonFile> {
         match key.as_str() {
             "name" => out.name = Some(string(ctx, "name", v)?),
             "version" => out.has_version = true,
+            "include" => out.include = include(ctx, v)?,
             "services" => {
                 for (name, svc) in entries(ctx, "services", v)? {
                     let path = join("services", &name);

@@ -118,44 +118,9 @@ pub(crate) fn load(opts: &LoadOptions) -> Result<Project, ComposeError> {
     };
 
     let mut warnings: Vec<String> = Vec::new();
-    let mut merged = json!({});
-    let mut name_in_files: Option<String> = None;
-    for file in &files {
-        let (tags, canon) = load_file_in(file, &project_dir, &env, &mut warnings)?;
-        if canon.has_version {
-            warnings.push(format!(
-                "{}: the attribute `version` is obsolete, it will be ignored",
-                file.display()
-            ));
-        }
-        if let Some(n) = &canon.name {
-            name_in_files = Some(n.clone());
-        }
-        // An extended file's relative paths point from that file's own directory.
-        let mut loader = |other: &Path| -> Result<Map<String, Json>, ComposeError> {
-            let dir = other.parent().unwrap_or(Path::new("/")).to_path_buf();
-            let mut w = Vec::new();
-            let (_, c) = load_file_in(other, &dir, &env, &mut w)?;
-            Ok(c.services)
-        };
-        let services = extends::resolve_all(file, &canon.services, &mut loader)?;
-        let mut d = Map::new();
-        d.insert("services".into(), Json::Object(services));
-        for (k, v) in [
-            ("networks", canon.networks),
-            ("volumes", canon.volumes),
-            ("secrets", canon.secrets),
-            ("configs", canon.configs),
-        ] {
-            if !v.is_empty() {
-                d.insert(k.into(), Json::Object(v));
-            }
-        }
-        for (k, v) in canon.extensions {
-            d.insert(k, v);
-        }
-        merged = merge::merge_documents(merged, Json::Object(d), &tags);
-    }
+    let mut stack = Vec::new();
+    let (mut merged, name_in_files) =
+        load_files(&files, &project_dir, &env, &mut warnings, &mut stack)?;
 
     // Project name, as compose v2 does: -p, else COMPOSE_PROJECT_NAME (environment or .env),
     // both validated; else `name:` (the last file's), else the directory name, both normalised.
@@ -269,11 +234,162 @@ pub fn normalize_project_name(s: &str) -> String {
     lowered.trim_start_matches(['_', '-']).to_string()
 }
 
+/// Loads and merges `files` (relative paths against `base_dir`), `include`s and `extends`
+/// applied. Returns the merged canonical document and the last `name:` seen.
+fn load_files(
+    files: &[PathBuf],
+    base_dir: &Path,
+    env: &Env,
+    warnings: &mut Vec<String>,
+    stack: &mut Vec<PathBuf>,
+) -> Result<(Json, Option<String>), ComposeError> {
+    let mut merged = json!({});
+    let mut name_in_files: Option<String> = None;
+    for file in files {
+        if stack.contains(file) {
+            return Err(ComposeError::project(format!(
+                "{}: include cycle ({})",
+                shown(file, env).display(),
+                stack
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" -> ")
+            )));
+        }
+        let (tags, canon) = load_file_in(file, base_dir, env, warnings)?;
+        if canon.has_version {
+            warnings.push(format!(
+                "{}: the attribute `version` is obsolete, it will be ignored",
+                file.display()
+            ));
+        }
+        if let Some(n) = &canon.name {
+            name_in_files = Some(n.clone());
+        }
+        // An extended file's relative paths point from that file's own directory.
+        let mut loader = |other: &Path| -> Result<Map<String, Json>, ComposeError> {
+            let dir = other.parent().unwrap_or(Path::new("/")).to_path_buf();
+            let mut w = Vec::new();
+            let (_, c) = load_file_in(other, &dir, env, &mut w)?;
+            Ok(c.services)
+        };
+        let services = extends::resolve_all(file, &canon.services, &mut loader)?;
+        let mut d = Map::new();
+        d.insert("services".into(), Json::Object(services));
+        for (k, v) in [
+            ("networks", canon.networks),
+            ("volumes", canon.volumes),
+            ("secrets", canon.secrets),
+            ("configs", canon.configs),
+        ] {
+            if !v.is_empty() {
+                d.insert(k.into(), Json::Object(v));
+            }
+        }
+        for (k, v) in canon.extensions {
+            d.insert(k, v);
+        }
+        stack.push(file.clone());
+        for inc in &canon.include {
+            let imported = load_include(inc, env, warnings, stack)?;
+            import(shown(file, env), &mut d, imported)?;
+        }
+        stack.pop();
+        merged = merge::merge_documents(merged, Json::Object(d), &tags);
+    }
+    Ok((merged, name_in_files))
+}
+
+/// Loads one `include:` entry as its own little project: its own directory and env files
+/// (the including project's variables win over them, as compose does).
+fn load_include(
+    inc: &canonical::Include,
+    env: &Env,
+    warnings: &mut Vec<String>,
+    stack: &mut Vec<PathBuf>,
+) -> Result<Json, ComposeError> {
+    let dir = inc.project_directory.clone().unwrap_or_else(|| {
+        inc.paths
+            .first()
+            .and_then(|p| p.parent())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("/"))
+    });
+    let env_files: Vec<PathBuf> = if inc.env_files.is_empty() {
+        let p = dir.join(".env");
+        if p.is_file() { vec![p] } else { Vec::new() }
+    } else {
+        inc.env_files.clone()
+    };
+    let mut vars = env.vars.clone();
+    for f in &env_files {
+        let snapshot = vars.clone();
+        let lookup = |k: &str| snapshot.get(k).cloned();
+        for (k, v) in dotenv::read(f, false, &lookup)? {
+            vars.entry(k).or_insert(v);
+        }
+    }
+    let sub = Env {
+        vars,
+        home: env.home.clone(),
+        cwd: env.cwd.clone(),
+    };
+    let (doc, _) = load_files(&inc.paths, &dir, &sub, warnings, stack)?;
+    Ok(doc)
+}
+
+/// Adds an included document's resources to `doc`; the same key defined differently on both
+/// sides is an error (compose refuses it too).
+fn import(file: &Path, doc: &mut Map<String, Json>, imported: Json) -> Result<(), ComposeError> {
+    let Json::Object(imported) = imported else {
+        return Ok(());
+    };
+    for (section, items) in imported {
+        let Json::Object(items) = items else {
+            continue;
+        };
+        if !["services", "networks", "volumes", "secrets", "configs"].contains(&section.as_str()) {
+            continue;
+        }
+        let target = doc
+            .entry(section.clone())
+            .or_insert_with(|| Json::Object(Map::new()));
+        let Some(target) = target.as_object_mut() else {
+            continue;
+        };
+        for (key, value) in items {
+            match target.get(&key) {
+                Some(existing) if *existing != value => {
+                    return Err(ComposeError::Invalid {
+                        file: file.to_path_buf(),
+                        path: format!("{section}.{key}"),
+                        message: "conflicts with the same key from an included file (override it in another -f file instead)".into(),
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    target.insert(key, value);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `^[a-z0-9][a-z0-9_-]*$`, what compose accepts from -p, `name:` and COMPOSE_PROJECT_NAME.
 pub fn is_valid_project_name(s: &str) -> bool {
     s.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
         && s.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
+/// Errors name a file relative to the current directory when it is below it.
+fn shown<'p>(file: &'p Path, env: &Env) -> &'p Path {
+    match file.strip_prefix(&env.cwd) {
+        Ok(rel) if env.cwd.parent().is_some() => rel,
+        _ => file,
+    }
 }
 
 /// Per-file stages. `base_dir` is where the file's relative paths point: the project
@@ -285,11 +401,7 @@ fn load_file_in(
     env: &Env,
     warnings: &mut Vec<String>,
 ) -> Result<(Tags, canonical::CanonFile), ComposeError> {
-    // Errors name the file relative to the current directory when it is below it.
-    let shown = match file.strip_prefix(&env.cwd) {
-        Ok(rel) if env.cwd.parent().is_some() => rel,
-        _ => file,
-    };
+    let shown = shown(file, env);
     let text = std::fs::read_to_string(file).map_err(|source| ComposeError::Read {
         file: shown.to_path_buf(),
         source,

@@ -32,7 +32,7 @@
 //! ```
 //!
 //! Limits: pure and synchronous; reads only the compose files, `.env`/`--env-file` files,
-//! `env_file:` files and `extends` files. `include:` and swarm-only keys are refused; see
+//! `env_file:` files, `extends` and `include` files. Swarm-only keys are refused; see
 //! `docs/compose.md` for the full list.
 
 use std::collections::{BTreeMap, BTreeSet};
