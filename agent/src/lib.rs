@@ -16,5 +16,6 @@ pub mod deploy;
 pub mod engine;
 pub mod exit;
 pub mod ledger;
+pub mod registry;
 
 pub use exit::ExitCode;

@@ -12,6 +12,8 @@ use crate::ExitCode;
 pub mod config;
 pub mod deploy;
 pub mod plan;
+pub mod releases;
+pub mod rollback;
 pub mod stack;
 
 /// Gantry host agent: applies Docker Compose stacks through the Docker Engine API.
@@ -63,6 +65,10 @@ pub enum Command {
     Plan(plan::PlanArgs),
     /// Apply the stack: pull, create, replace and remove containers, record a release.
     Deploy(deploy::DeployArgs),
+    /// List a stack's releases, newest first.
+    Releases(releases::ReleasesArgs),
+    /// Re-apply the previous good release (or --to RELEASE) exactly, by image id.
+    Rollback(rollback::RollbackArgs),
 }
 
 /// Parses the command line with Gantry's exit codes: usage errors exit 64, not clap's 2.
@@ -84,6 +90,8 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Config(args) => config::run(&global, args),
         Command::Plan(args) => with_runtime(|| plan::run(&global, args)),
         Command::Deploy(args) => with_runtime(|| deploy::run(&global, args)),
+        Command::Releases(args) => releases::run(&global, args),
+        Command::Rollback(args) => with_runtime(|| rollback::run(&global, args)),
     }
 }
 

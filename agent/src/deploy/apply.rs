@@ -28,6 +28,7 @@ const POLL: Duration = Duration::from_millis(250);
 pub struct Deployer {
     engine: Arc<dyn Engine>,
     ledger: Ledger,
+    registries: Arc<dyn crate::registry::Registries>,
 }
 
 impl std::fmt::Debug for Deployer {
@@ -59,7 +60,34 @@ struct Applied {
 
 impl Deployer {
     pub fn new(engine: Arc<dyn Engine>, ledger: Ledger) -> Self {
-        Self { engine, ledger }
+        Self {
+            engine,
+            ledger,
+            registries: Arc::new(crate::registry::Anonymous),
+        }
+    }
+
+    /// Uses `registries` for pull credentials.
+    pub fn with_registries(mut self, registries: Arc<dyn crate::registry::Registries>) -> Self {
+        self.registries = registries;
+        self
+    }
+
+    /// Pulls an image with the registry's credentials, asking for fresh ones once on a 401.
+    pub async fn pull(&self, image: &ImageRef) -> Result<ImageInfo, DeployError> {
+        let auth_err = |e: crate::registry::RegistryError| DeployError::Registry(e);
+        let auth = self.registries.auth_for(image).await.map_err(auth_err)?;
+        match self.engine.pull_image(image, auth.as_ref(), None).await {
+            Err(EngineError::Pull {
+                kind: crate::engine::PullFailure::Unauthorized,
+                ..
+            }) if auth.is_some() => {
+                self.registries.invalidate(image.registry());
+                let auth = self.registries.auth_for(image).await.map_err(auth_err)?;
+                Ok(self.engine.pull_image(image, auth.as_ref(), None).await?)
+            }
+            other => Ok(other?),
+        }
     }
 
     pub fn engine(&self) -> &Arc<dyn Engine> {
@@ -419,9 +447,7 @@ impl Deployer {
                     ),
                 })?;
                 progress.step(Some(svc), &format!("pulling {source}"));
-                self.engine
-                    .pull_image(&ImageRef::new(&source), None, None)
-                    .await?;
+                self.pull(&ImageRef::new(&source)).await?;
             }
             image_ids.insert(svc.clone(), img.id.clone());
         }
@@ -467,6 +493,7 @@ impl Deployer {
             }
         }
         let engine = &self.engine;
+        let this = self;
         let lookups = by_ref.iter().map(|(reference, services)| async move {
             let image = ImageRef::new(reference);
             let policy = services
@@ -475,10 +502,9 @@ impl Deployer {
                 .unwrap_or("missing");
             let local = engine.inspect_image(&image).await?;
             let info = match (policy, local) {
-                ("always", _) | ("missing" | "if_not_present" | "build", None) => engine
-                    .pull_image(&image, None, None)
-                    .await
-                    .map(|i| (i, true))?,
+                ("always", _) | ("missing" | "if_not_present" | "build", None) => {
+                    (this.pull(&image).await?, true)
+                }
                 ("never", None) => {
                     return Err(DeployError::Unsupported {
                         service: services[0].name.clone(),
@@ -488,10 +514,7 @@ impl Deployer {
                     });
                 }
                 (_, Some(info)) => (info, false),
-                (_, None) => engine
-                    .pull_image(&image, None, None)
-                    .await
-                    .map(|i| (i, true))?,
+                (_, None) => (this.pull(&image).await?, true),
             };
             Ok::<_, DeployError>((reference.clone(), info))
         });

@@ -41,6 +41,8 @@ pub enum DeployError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
     #[error("service {service}: {reason}")]
     Unsupported { service: String, reason: String },
     #[error(

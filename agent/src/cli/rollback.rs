@@ -1,0 +1,49 @@
+//! `gantry rollback`: re-apply the previous good release, or a named one, exactly (by image id).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::ExitCode;
+use crate::compose::LoadOptions;
+use crate::deploy::{self, DeployRequest};
+use crate::engine::DockerEngine;
+
+use super::GlobalArgs;
+use super::deploy::{Lines, print_report};
+use super::stack::Output;
+
+#[derive(Debug, clap::Args)]
+pub struct RollbackArgs {
+    /// The stack.
+    pub stack: String,
+    /// The release to return to (`r3`, see `gantry releases`) [default: the previous good one].
+    #[arg(long, value_name = "RELEASE")]
+    pub to: Option<String>,
+    /// text: lines as it goes; json: one object at the end.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+    /// Wait this long for another deploy of the stack to finish instead of exit 75.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub lock_wait: Option<Duration>,
+    /// How long one container may take to become healthy.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "2m")]
+    pub ready_timeout: Duration,
+}
+
+pub async fn run(global: &GlobalArgs, args: RollbackArgs) -> ExitCode {
+    let engine = match DockerEngine::connect().await {
+        Ok(e) => Arc::new(e),
+        Err(e) => {
+            eprintln!("gantry rollback: {e}");
+            return e.exit_code();
+        }
+    };
+    let deployer = deploy::deployer(engine, &global.state_dir);
+    let mut req = DeployRequest::new(&args.stack, LoadOptions::default());
+    req.lock_wait = args.lock_wait.unwrap_or(Duration::ZERO);
+    req.ready_timeout = args.ready_timeout;
+    let lines = Lines::new(&args.stack, args.output == Output::Json);
+    let report = deployer.rollback(&req, args.to.as_deref(), &lines).await;
+    print_report(&report, args.output);
+    report.exit_code()
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# bench/apply.sh: a no-op apply of a 5-service stack, `gantry deploy` against
+# `docker compose up -d` (Docker Compose v2), interleaved in one run. Prints both medians and
+# the ratio. Target (issue 2): Gantry at least 5 times faster.
+#
+# Usage: bench/apply.sh [RUNS]   (default 15)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. bench/lib.sh
+runs=${1:-15}
+
+bench_env docker images compose
+cargo build --release -q -p gantry-agent --bin gantry
+gantry="$(target_dir)/release/gantry"
+state=$(mktemp -d)
+file=bench/stack5.yaml
+cleanup() {
+  "$COMPOSE_BIN" -p bench-compose -f "$file" down -v >/dev/null 2>&1 || true
+  "$COMPOSE_BIN" -p bench-gantry -f "$file" down -v >/dev/null 2>&1 || true
+  rm -rf "$state"
+}
+trap cleanup EXIT
+
+export GANTRY_STATE_DIR=$state IMAGE=$GANTRY_TEST_IMAGE
+# First deploys (not timed): both stacks up and healthy.
+"$gantry" deploy bench-gantry -f "$file" >/dev/null
+"$COMPOSE_BIN" -p bench-compose -f "$file" up -d --wait >/dev/null 2>&1
+
+g=(); c=()
+for _ in $(seq "$runs"); do
+  t=$(now_ms); "$gantry" deploy bench-gantry -f "$file" >/dev/null; g+=($(( $(now_ms) - t )))
+  t=$(now_ms); "$COMPOSE_BIN" -p bench-compose -f "$file" up -d >/dev/null 2>&1; c+=($(( $(now_ms) - t )))
+done
+# The no-op deploys really were no-ops: gantry's last report says so.
+"$gantry" deploy bench-gantry -f "$file" --output json | grep -q '"outcome":"unchanged"'
+
+gm=$(median "${g[@]}"); cm=$(median "${c[@]}")
+echo "no-op apply of 5 services, $runs runs each (ms): gantry ${g[*]}"
+echo "no-op apply of 5 services, $runs runs each (ms): compose ${c[*]}"
+awk -v g="$gm" -v c="$cm" 'BEGIN { printf "median: gantry %.0f ms, docker compose up -d %.0f ms, ratio %.1fx faster (target >= 5x)\n", g, c, c / (g > 0 ? g : 1) }'
