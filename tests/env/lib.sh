@@ -109,33 +109,30 @@ apt_install() {
 		"${missing[@]}" >>"$aptlog" 2>&1 || die "apt-get install ${missing[*]}" "$aptlog"
 }
 
-# venv_python: the private venv's python, creating the venv if needed.
-venv_python() {
-	local py="$GANTRY_VENV/bin/python"
-	if [[ ! -x "$py" ]]; then
-		local base
-		base="$(command -v python3 || true)"
-		[[ -n "$base" ]] || {
-			apt_install python3 python3-venv
-			base=/usr/bin/python3
-		}
-		log "creating Python venv $GANTRY_VENV"
-		if ! "$base" -m venv "$GANTRY_VENV" >>"$LOG_DIR/pip.log" 2>&1; then
-			apt_install python3 python3-venv
-			rm -rf "$GANTRY_VENV"
-			/usr/bin/python3 -m venv "$GANTRY_VENV" >>"$LOG_DIR/pip.log" 2>&1 ||
-				die "python3 -m venv $GANTRY_VENV" "$LOG_DIR/pip.log"
-		fi
+# ensure_venv: creates the private venv ($GANTRY_VENV) if it is missing.
+ensure_venv() {
+	[[ -x "$GANTRY_VENV/bin/python" ]] && return 0
+	local base
+	base="$(command -v python3 || true)"
+	if [[ -z "$base" ]]; then
+		apt_install python3 python3-venv
+		base=/usr/bin/python3
 	fi
-	printf '%s' "$py"
+	log "creating Python venv $GANTRY_VENV"
+	if ! "$base" -m venv "$GANTRY_VENV" >>"$LOG_DIR/pip.log" 2>&1; then
+		# Debian's python3 needs python3-venv for ensurepip.
+		apt_install python3 python3-venv
+		rm -rf "$GANTRY_VENV"
+		/usr/bin/python3 -m venv "$GANTRY_VENV" >>"$LOG_DIR/pip.log" 2>&1 ||
+			die "python3 -m venv $GANTRY_VENV" "$LOG_DIR/pip.log"
+	fi
 }
 
 # pip_install REQUIREMENT...: installs the PyPI requirements into the private venv.
 pip_install() {
-	local py
-	py="$(venv_python)"
+	ensure_venv
 	log "pip install $*"
-	"$py" -m pip install -q --disable-pip-version-check "$@" >>"$LOG_DIR/pip.log" 2>&1 ||
+	"$GANTRY_VENV/bin/python" -m pip install -q --disable-pip-version-check "$@" >>"$LOG_DIR/pip.log" 2>&1 ||
 		die "pip install $*" "$LOG_DIR/pip.log"
 }
 

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Service `docker`: Debian's docker.io; uses a daemon that already answers, else starts dockerd
-# in the background (log under the state dir). Sourced by tests/env/up and tests/env/down.
+# in the background (log under the state dir). GANTRY_TEST_DOCKERD_ARGS adds dockerd options
+# (e.g. --data-root). Sourced by tests/env/up and tests/env/down.
 
 docker_answers() {
 	timeout 10 docker version --format '{{.Server.Version}}' >/dev/null 2>&1
@@ -26,7 +27,9 @@ up_docker() {
 			rm -f /var/run/docker.pid
 		fi
 		log "docker: starting dockerd on $DOCKER_HOST (log: $logfile)"
-		start_bg dockerd "$logfile" "$dockerd" --host "$DOCKER_HOST"
+		local extra=()
+		read -r -a extra <<<"${GANTRY_TEST_DOCKERD_ARGS:-}"
+		start_bg dockerd "$logfile" "$dockerd" --host "$DOCKER_HOST" "${extra[@]}"
 		if ! wait_until 90 "dockerd" docker_answers; then
 			die "docker: dockerd did not answer on $DOCKER_HOST" "$logfile"
 		fi
