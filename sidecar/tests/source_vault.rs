@@ -587,7 +587,8 @@ async fn approle_login_renewal_and_relogin() {
 // Dynamic secrets: database credentials against PostgreSQL
 
 fn psql_login(env: &BTreeMap<String, String>, user: &str, password: &str) -> Result<(), String> {
-    let out = std::process::Command::new("psql")
+    let psql = env.get("GANTRY_TEST_PSQL").map_or("psql", String::as_str);
+    let out = std::process::Command::new(psql)
         .args([
             "-h",
             need(env, "GANTRY_TEST_PG_HOST"),
