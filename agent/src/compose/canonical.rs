@@ -600,6 +600,16 @@ pub fn file(ctx: &Ctx<'_>, doc: &Value) -> R<CanonFile> {
             "services" => {
                 for (name, svc) in entries(ctx, "services", v)? {
                     let path = join("services", &name);
+                    if name.is_empty()
+                        || !name
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+                    {
+                        return Err(ctx.invalid(
+                            &path,
+                            "invalid service name (use letters, digits, '.', '_' and '-')",
+                        ));
+                    }
                     out.services.insert(name.clone(), service(ctx, &path, svc)?);
                 }
             }
@@ -815,9 +825,23 @@ pub fn service(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
 
 fn service_key(ctx: &Ctx<'_>, p: &str, k: &str, val: &Value) -> R<Json> {
     Ok(match k {
-        "cgroup_parent" | "container_name" | "domainname" | "hostname" | "image" | "ipc"
-        | "mac_address" | "network_mode" | "pid" | "platform" | "runtime" | "stop_signal"
-        | "user" | "userns_mode" | "working_dir" => Json::String(string(ctx, p, val)?),
+        "container_name" => {
+            let s = string(ctx, p, val)?;
+            let ok = s.len() >= 2
+                && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+            if !ok {
+                return Err(ctx.invalid(
+                    p,
+                    format!("invalid container name {s:?} (at least 2 of letters, digits, '_', '.', '-', starting with a letter or digit)"),
+                ));
+            }
+            Json::String(s)
+        }
+        "cgroup_parent" | "domainname" | "hostname" | "image" | "ipc" | "mac_address"
+        | "network_mode" | "pid" | "platform" | "runtime" | "stop_signal" | "user"
+        | "userns_mode" | "working_dir" => Json::String(string(ctx, p, val)?),
         "pull_policy" => {
             let s = string(ctx, p, val)?;
             let ok = [
@@ -2166,6 +2190,8 @@ mod tests {
             "{e}"
         );
         assert!(svc("x-anything: {a: 1}").is_ok());
+        assert!(svc("container_name: c").is_err());
+        assert!(svc("container_name: my-db.1").is_ok());
         let e = svc("privileged: maybe").unwrap_err().to_string();
         assert!(
             e.contains("services.web.privileged: expected true or false"),

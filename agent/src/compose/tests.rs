@@ -332,6 +332,10 @@ fn errors_name_file_and_key() {
             "services.web.env_file: env file",
         ),
         ("models: {}", "models: not supported by Gantry"),
+        (
+            "services: {'web app': {image: x}}",
+            "compose.yaml: services.web app: invalid service name",
+        ),
     ];
     for (text, want) in cases {
         let f = write(&d, "compose.yaml", text);
