@@ -205,3 +205,71 @@ async fn aws_iam_login_payload_is_replayable_to_sts() {
     assert!(!p.to_string().contains(secret_key));
     assert!(!dec("iam_request_headers").contains(secret_key));
 }
+
+/// The same login with the credentials found by the standard AWS chain (environment variables),
+/// configured by environment variables only: runs this test binary again in a child process
+/// with a clean environment.
+#[tokio::test]
+async fn aws_iam_login_from_the_environment_only_form() {
+    let env = test_env();
+    let sts = env
+        .get("GANTRY_TEST_AWS_ENDPOINT")
+        .expect("GANTRY_TEST_AWS_ENDPOINT is not in the test environment file: run tests/env/up")
+        .trim_end_matches('/')
+        .to_owned()
+        + "/";
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let addr = fake_vault(sts, Arc::clone(&seen)).await;
+    let out = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_logs_in", "--ignored", "--nocapture"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("VAULT_ADDR", &addr)
+        .env("VAULT_AUTH_METHOD", "aws-iam")
+        .env("VAULT_ROLE", "app")
+        .env("VAULT_AWS_HEADER_VALUE", "vault.example.com")
+        .env("VAULT_AWS_REGION", "eu-west-1")
+        .env("AWS_ACCESS_KEY_ID", "AKIDFROMENV")
+        .env("AWS_SECRET_ACCESS_KEY", "secret-from-env")
+        .env("AWS_SESSION_TOKEN", "session-from-env")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = seen.lock().unwrap();
+    assert_eq!(s.path, "/v1/auth/aws/login");
+    let dec =
+        |k: &str| String::from_utf8(B64.decode(s.payload[k].as_str().unwrap()).unwrap()).unwrap();
+    assert_eq!(
+        dec("iam_request_url"),
+        "https://sts.eu-west-1.amazonaws.com/"
+    );
+    let headers: BTreeMap<String, Vec<String>> =
+        serde_json::from_str(&dec("iam_request_headers")).unwrap();
+    assert_eq!(headers["X-Amz-Security-Token"], ["session-from-env"]);
+    assert_eq!(headers["Host"], ["sts.eu-west-1.amazonaws.com"]);
+    assert!(
+        headers["Authorization"][0].starts_with("AWS4-HMAC-SHA256 Credential=AKIDFROMENV/")
+            && headers["Authorization"][0].contains("/eu-west-1/sts/aws4_request"),
+        "{headers:?}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "run by aws_iam_login_from_the_environment_only_form in a child process"]
+async fn child_logs_in() {
+    let vars: BTreeMap<String, String> = std::env::vars().collect();
+    let cfg = gantry_sidecar::source::sources_from_env(&vars)
+        .unwrap()
+        .expect("vault configured");
+    let session = VaultSession::connect(cfg.vault.as_ref().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(session.stats().logins, 1);
+}
