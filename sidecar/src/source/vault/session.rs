@@ -191,7 +191,13 @@ impl VaultSession {
             // Someone else already replaced it.
             return Ok(st.token.clone());
         }
-        if matches!(self.auth, VaultAuth::Token { token_file: None, .. }) {
+        if matches!(
+            self.auth,
+            VaultAuth::Token {
+                token_file: None,
+                ..
+            }
+        ) {
             return Ok(None);
         }
         // A token that Vault still knows means the 403 is the policy's: logging in again would
