@@ -12,6 +12,8 @@
 
 pub mod cli;
 pub mod compose;
+pub mod config;
+pub mod daemon;
 pub mod deploy;
 pub mod engine;
 pub mod exit;

@@ -8,6 +8,11 @@
 
 use crate::engine::{ImageRef, RegistryAuth};
 
+/// The `registries:` section of gantry.yaml, as written.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRegistriesConfig {}
+
 /// Why credentials for a registry could not be had.
 #[derive(Debug, thiserror::Error)]
 #[error("credentials for registry {registry}: {reason}")]
