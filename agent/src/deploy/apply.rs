@@ -169,7 +169,9 @@ impl Deployer {
             req.deploy_id.as_deref(),
         );
         let lock = stack.lock(&holder, req.lock_wait).await?;
-        let recovered = stack.recover(&lock)?;
+        // The ledger is read once per deploy.
+        let mut releases = stack.releases()?;
+        let recovered = stack.recover_in(&lock, &mut releases)?;
         if !recovered.is_empty() {
             progress.step(
                 None,
@@ -177,7 +179,9 @@ impl Deployer {
             );
         }
         if let Some(id) = &req.deploy_id
-            && let Some(done) = stack.find_deploy(id)?
+            && let Some(done) = releases.iter().rev().find(|r| {
+                r.deploy_id.as_deref() == Some(id.as_str()) && r.outcome != Outcome::Interrupted
+            })
         {
             progress.step(
                 None,
@@ -186,11 +190,10 @@ impl Deployer {
             report.release = Some(done.id());
             report.outcome = done.outcome;
             report.repeated = true;
-            report.services = done.services;
-            report.error = done.error;
+            report.services = done.services.clone();
+            report.error = done.error.clone();
             return Ok(());
         }
-        self.engine.ping().await?;
 
         let images = self.resolve_images(&project, progress).await?;
         let image_ids: BTreeMap<String, String> = images
@@ -198,7 +201,6 @@ impl Deployer {
             .map(|(svc, (_, info))| (svc.clone(), info.id.clone()))
             .collect();
         let containers = self.engine.list_containers(&project.name, true).await?;
-        let releases = stack.releases()?;
         let previous = releases.iter().rev().find(|r| r.outcome.is_good()).cloned();
         let jobs_done = releases.last().map(|r| r.jobs.clone()).unwrap_or_default();
         let plan = plan::compute(
@@ -209,8 +211,22 @@ impl Deployer {
             &jobs_done,
         );
 
-        let mut release = stack.begin(
+        // A no-op with no deploy id to remember leaves the ledger as it is: nothing happened.
+        if plan.is_noop() && req.deploy_id.is_none() && previous.is_some() {
+            progress.step(None, "nothing to do: every service is up to date");
+            report.release = previous.as_ref().map(Release::id);
+            report.outcome = Outcome::Unchanged;
+            report.services = plan
+                .services
+                .iter()
+                .map(|s| record(&s.service, Action::Unchanged, Duration::ZERO, None))
+                .collect();
+            return Ok(());
+        }
+
+        let mut release = stack.begin_after(
             &lock,
+            &releases,
             Release {
                 seq: 0,
                 stack: req.stack.clone(),

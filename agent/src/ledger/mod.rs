@@ -309,9 +309,14 @@ impl StackLedger {
             .map_err(io_err(&path))?;
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(file) => {
+                // Informational only (for the "lock busy" message): replaced atomically but
+                // not fsynced, since the lock itself lives in the kernel.
                 let holder_path = self.dir.join("lock.json");
+                let tmp = self.dir.join(format!(".lock.json.{}", std::process::id()));
                 let body = serde_json::to_vec_pretty(holder).unwrap_or_default();
-                write_atomic(&holder_path, &body, 0o644, Owner::default())?;
+                fs::write(&tmp, &body)
+                    .and_then(|()| fs::rename(&tmp, &holder_path))
+                    .map_err(io_err(&holder_path))?;
                 Ok(StackLock {
                     _file: file,
                     holder_path,
@@ -407,9 +412,19 @@ impl StackLedger {
 
     /// Marks releases left `in_progress` by a process that died as `interrupted`. Call with the
     /// lock held: then no live deploy can own them.
-    pub fn recover(&self, _lock: &StackLock) -> Result<Vec<u64>, LedgerError> {
+    pub fn recover(&self, lock: &StackLock) -> Result<Vec<u64>, LedgerError> {
+        let mut releases = self.releases()?;
+        self.recover_in(lock, &mut releases)
+    }
+
+    /// [`StackLedger::recover`] on releases already read; updates them in place.
+    pub fn recover_in(
+        &self,
+        _lock: &StackLock,
+        releases: &mut [Release],
+    ) -> Result<Vec<u64>, LedgerError> {
         let mut fixed = Vec::new();
-        for mut r in self.releases()? {
+        for r in releases.iter_mut() {
             if r.outcome == Outcome::InProgress {
                 r.outcome = Outcome::Interrupted;
                 r.finished_at = Some(now_rfc3339());
@@ -424,8 +439,19 @@ impl StackLedger {
     }
 
     /// Starts a release: gives it the next sequence number and records it `in_progress`.
-    pub fn begin(&self, _lock: &StackLock, mut draft: Release) -> Result<Release, LedgerError> {
-        let next = self.releases()?.last().map_or(1, |r| r.seq + 1);
+    pub fn begin(&self, lock: &StackLock, draft: Release) -> Result<Release, LedgerError> {
+        let releases = self.releases()?;
+        self.begin_after(lock, &releases, draft)
+    }
+
+    /// [`StackLedger::begin`] with the releases already read.
+    pub fn begin_after(
+        &self,
+        _lock: &StackLock,
+        releases: &[Release],
+        mut draft: Release,
+    ) -> Result<Release, LedgerError> {
+        let next = releases.iter().map(|r| r.seq).max().map_or(1, |s| s + 1);
         draft.seq = next;
         draft.stack = self.name.clone();
         draft.outcome = Outcome::InProgress;
