@@ -152,7 +152,7 @@ seen_value() { # seen_value FILE VALUE: the file has a line ending in VALUE
 }
 
 line_time() { # line_time FILE VALUE: the child's start time (ms) for VALUE
-	awk -v v="$2" '$2 == v { print int($1 / 1000); exit }' "$1"
+	awk -v v="$2" '$2 == v { print substr($1, 1, length($1) - 3); exit }' "$1"
 }
 
 percentile() { # percentile P < numbers

@@ -39,7 +39,10 @@ fn exec_env_only_child_sees_values_and_restarts_on_change() {
     let f: Vec<&str> = first.split(' ').collect();
     assert_eq!(f[1], a1, "child sees A");
     assert_eq!(f[2], b1, "child sees B");
-    assert_eq!(f[3], "no-token", "the sidecar's Vault token is not passed on");
+    assert_eq!(
+        f[3], "no-token",
+        "the sidecar's Vault token is not passed on"
+    );
 
     let changed = Instant::now();
     vault.kv_put(&path, &[("A", &a2), ("B", &b1)]);
@@ -101,7 +104,9 @@ fn exec_exit_on_change_exits_75() {
     c.0.args(["exec", "--", "/bin/sh", "-c", CHILD]);
     let mut sidecar = Sidecar::spawn(c);
     let seen = dir.path().join("seen");
-    wait_for("the child to start", Duration::from_secs(20), || lines(&seen).first().cloned());
+    wait_for("the child to start", Duration::from_secs(20), || {
+        lines(&seen).first().cloned()
+    });
     vault.kv_put(&path, &[("A", &a2)]);
     let status = sidecar.wait(Duration::from_secs(15));
     assert_eq!(status.code(), Some(75), "{}", sidecar.output());

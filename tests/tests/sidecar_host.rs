@@ -6,6 +6,7 @@
 mod sidecar_support;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -30,11 +31,17 @@ fn config(dir: &Path, vault: &Vault, paths: &[&str]) -> std::path::PathBuf {
 }
 
 /// What Docker Compose v2 reads from `env_file`, `$$` un-escaped (config prints `$` as `$$`).
-fn compose_reads(dir: &Path, env_file: &Path) -> Option<serde_json::Map<String, serde_json::Value>> {
+fn compose_reads(
+    dir: &Path,
+    env_file: &Path,
+) -> Option<serde_json::Map<String, serde_json::Value>> {
     let compose = env().vars.get("COMPOSE_BIN")?.clone();
     std::fs::write(
         dir.join("compose.yaml"),
-        format!("services:\n  app:\n    image: busybox\n    env_file: [{}]\n", env_file.display()),
+        format!(
+            "services:\n  app:\n    image: busybox\n    env_file: [{}]\n",
+            env_file.display()
+        ),
     )
     .unwrap();
     let out = Command::new(compose)
@@ -42,7 +49,11 @@ fn compose_reads(dir: &Path, env_file: &Path) -> Option<serde_json::Map<String, 
         .args(["-p", "gantry-host-test", "config", "--format", "json"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "compose: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "compose: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let mut envs = v["services"]["app"]["environment"].as_object()?.clone();
     for v in envs.values_mut() {
@@ -64,11 +75,28 @@ fn run_renders_0600_dotenv_that_compose_reads_back_and_acts_on_change() {
     vault.kv_put(&path, &[("DB_PASSWORD", &nasty), ("API_KEY", &plain)]);
     let cfg = config(dir.path(), &vault, &[&path]);
 
-    let mut c = sidecar_command(dir.path(), &vault, &[]);
+    // systemd's notification socket, played by the test.
+    let notify_path = dir.path().join("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+
+    let mut c = sidecar_command(
+        dir.path(),
+        &vault,
+        &[("NOTIFY_SOCKET", notify_path.to_str().unwrap())],
+    );
     c.0.args(["run", "--config"]).arg(&cfg);
     let mut sidecar = Sidecar::spawn(c);
     let out_file = dir.path().join("app.env");
-    wait_for("app.env", Duration::from_secs(20), || out_file.exists().then_some(()));
+    let mut buf = [0u8; 512];
+    let mut got = Vec::new();
+    while !got.iter().any(|m| m == "READY=1") {
+        let n = notify.recv(&mut buf).expect("READY=1 within 20 s");
+        got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert!(out_file.exists(), "READY=1 comes after the first render");
     let meta = std::fs::metadata(&out_file).unwrap();
     assert_eq!(meta.permissions().mode() & 0o7777, 0o600);
 
@@ -83,7 +111,10 @@ fn run_renders_0600_dotenv_that_compose_reads_back_and_acts_on_change() {
     // Several refreshes without a change: the file is left alone, no action runs.
     std::thread::sleep(Duration::from_secs(3));
     let again = std::fs::metadata(&out_file).unwrap();
-    assert_eq!((again.ino(), again.mtime_nsec()), (meta.ino(), meta.mtime_nsec()));
+    assert_eq!(
+        (again.ino(), again.mtime_nsec()),
+        (meta.ino(), meta.mtime_nsec())
+    );
     assert!(lines(&dir.path().join("marker")).is_empty());
 
     let plain2 = value("plain2");
@@ -93,10 +124,29 @@ fn run_renders_0600_dotenv_that_compose_reads_back_and_acts_on_change() {
     });
     let text = std::fs::read_to_string(&out_file).unwrap();
     assert!(text.contains(&plain2) && !text.contains(&plain));
-    assert_eq!(std::fs::metadata(&out_file).unwrap().permissions().mode() & 0o7777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&out_file).unwrap().permissions().mode() & 0o7777,
+        0o600
+    );
 
     send_signal(sidecar.pid(), "TERM");
-    assert_eq!(sidecar.wait(Duration::from_secs(10)).code(), Some(0), "{}", sidecar.output());
+    assert_eq!(
+        sidecar.wait(Duration::from_secs(10)).code(),
+        Some(0),
+        "{}",
+        sidecar.output()
+    );
+    notify
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    while let Ok(n) = notify.recv(&mut buf) {
+        got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert!(got.iter().any(|m| m.starts_with("STATUS=")), "{got:?}");
+    assert!(got.iter().any(|m| m == "STOPPING=1"), "{got:?}");
+    for m in &got {
+        assert_no_secret(m, &[&nasty, &tag, &plain, &plain2]);
+    }
     assert_no_secret(&sidecar.output(), &[&nasty, &tag, &plain, &plain2]);
 }
 
@@ -114,8 +164,17 @@ fn render_once_and_check_name_the_failing_source() {
     let mut c = sidecar_command(dir.path(), &vault, &[]);
     c.0.args(["render", "--once", "--config"]).arg(&cfg);
     let mut s = Sidecar::spawn(c);
-    assert_eq!(s.wait(Duration::from_secs(30)).code(), Some(0), "{}", s.output());
-    assert!(std::fs::read_to_string(dir.path().join("app.env")).unwrap().contains(&secret));
+    assert_eq!(
+        s.wait(Duration::from_secs(30)).code(),
+        Some(0),
+        "{}",
+        s.output()
+    );
+    assert!(
+        std::fs::read_to_string(dir.path().join("app.env"))
+            .unwrap()
+            .contains(&secret)
+    );
     assert_no_secret(&s.output(), &[&secret]);
 
     // the second source (index 1) is missing: exit 101, naming it.
@@ -131,10 +190,18 @@ fn render_once_and_check_name_the_failing_source() {
     let mut c = sidecar_command(dir.path(), &vault, &[]);
     c.0.args(["check", "--config"]).arg(&cfg);
     let mut s = Sidecar::spawn(c);
-    assert_eq!(s.wait(Duration::from_secs(30)).code(), Some(69), "{}", s.output());
+    assert_eq!(
+        s.wait(Duration::from_secs(30)).code(),
+        Some(69),
+        "{}",
+        s.output()
+    );
     let out = s.output();
     assert!(out.contains("1 of 2 sources failed"), "{out}");
-    assert!(out.contains(&format!("ok     vault:secret/{good}")), "{out}");
+    assert!(
+        out.contains(&format!("ok     vault:secret/{good}")),
+        "{out}"
+    );
     assert_no_secret(&out, &[&secret]);
 
     // a bad key in the file: exit 78 naming the file and the key.
@@ -144,5 +211,8 @@ fn render_once_and_check_name_the_failing_source() {
     let mut s = Sidecar::spawn(c);
     assert_eq!(s.wait(Duration::from_secs(10)).code(), Some(78));
     let out = s.output();
-    assert!(out.contains("secrets.yaml") && out.contains("refrsh"), "{out}");
+    assert!(
+        out.contains("secrets.yaml") && out.contains("refrsh"),
+        "{out}"
+    );
 }

@@ -36,30 +36,48 @@ fn outage_keeps_the_child_and_changes_flow_again_after() {
     c.0.args(["exec", "--", "/bin/sh", "-c", CHILD]);
     let mut sidecar = Sidecar::spawn(c);
     let seen = dir.path().join("seen");
-    let first = wait_for("the child to start", Duration::from_secs(20), || lines(&seen).first().cloned());
+    let first = wait_for("the child to start", Duration::from_secs(20), || {
+        lines(&seen).first().cloned()
+    });
     assert!(first.ends_with(&a1));
     assert_eq!(http_get(&readyz).map(|r| r.0), Some(200));
 
     bao.down();
     std::thread::sleep(Duration::from_secs(4));
-    assert!(sidecar.running(), "the sidecar survives the outage: {}", sidecar.output());
-    assert_eq!(lines(&seen).len(), 1, "the child was not restarted during the outage");
+    assert!(
+        sidecar.running(),
+        "the sidecar survives the outage: {}",
+        sidecar.output()
+    );
+    assert_eq!(
+        lines(&seen).len(),
+        1,
+        "the child was not restarted during the outage"
+    );
     let (code, body) = http_get(&readyz).expect("/readyz answers during the outage");
     assert_eq!(code, 503, "stale after 3 refresh intervals: {body}");
     assert!(body.contains(&path), "{body}");
     let out = sidecar.output();
-    assert!(out.contains("refresh failed, keeping the last good values"), "{out}");
+    assert!(
+        out.contains("refresh failed, keeping the last good values"),
+        "{out}"
+    );
 
     bao.up();
     bao.vault.kv_put(&path, &[("A", &a2)]);
-    let second = wait_for("the child restarted with the new value", Duration::from_secs(15), || {
-        lines(&seen).get(1).cloned()
-    });
+    let second = wait_for(
+        "the child restarted with the new value",
+        Duration::from_secs(15),
+        || lines(&seen).get(1).cloned(),
+    );
     assert!(second.ends_with(&a2), "{second}");
     assert!(sidecar.output().contains("source reachable again"));
     assert_eq!(http_get(&readyz).map(|r| r.0), Some(200));
     let (_, metrics) = http_get(&format!("http://{listen}/metrics")).unwrap();
-    assert!(metrics.contains("gantry_secrets_child_restarts_total 1"), "{metrics}");
+    assert!(
+        metrics.contains("gantry_secrets_child_restarts_total 1"),
+        "{metrics}"
+    );
 
     send_signal(sidecar.pid(), "TERM");
     assert_eq!(sidecar.wait(Duration::from_secs(15)).code(), Some(0));

@@ -55,20 +55,29 @@ while :; do sleep 0.1; done"#;
         lines(&got).contains(&"ready".to_owned()).then_some(())
     });
     let info = std::fs::read_to_string(dir.path().join("info")).unwrap();
-    assert!(info.starts_with("pid1=gantry-secrets"), "the sidecar is PID 1: {info}");
+    assert!(
+        info.starts_with("pid1=gantry-secrets"),
+        "the sidecar is PID 1: {info}"
+    );
     let pid1 = wait_for("the namespace's PID 1", Duration::from_secs(5), || {
         only_child(sidecar.pid())
     });
 
     // The orphans exited after 0.2 s; give the reaper a moment, then look for zombies.
     std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(zombie_children(pid1), Vec::<u32>::new(), "zombies left under PID 1");
+    assert_eq!(
+        zombie_children(pid1),
+        Vec::<u32>::new(),
+        "zombies left under PID 1"
+    );
 
     for sig in ["HUP", "INT", "QUIT", "USR1", "USR2"] {
         send_signal(pid1, sig);
-        wait_for(&format!("{sig} to reach the child"), Duration::from_secs(5), || {
-            lines(&got).contains(&sig.to_owned()).then_some(())
-        });
+        wait_for(
+            &format!("{sig} to reach the child"),
+            Duration::from_secs(5),
+            || lines(&got).contains(&sig.to_owned()).then_some(()),
+        );
     }
     send_signal(pid1, "TERM");
     let status = sidecar.wait(Duration::from_secs(30));
@@ -86,11 +95,7 @@ fn pid1_propagates_exit_codes() {
     let path = unique("codes");
     let secret = value("s");
     vault.kv_put(&path, &[("S", &secret)]);
-    for (script, want) in [
-        ("exit 0", 0),
-        ("exit 3", 3),
-        ("kill -TERM $$", 128 + 15),
-    ] {
+    for (script, want) in [("exit 0", 0), ("exit 3", 3), ("kill -TERM $$", 128 + 15)] {
         let dir = tempfile::tempdir().unwrap();
         let mut sidecar = start(dir.path(), &vault, &path, script);
         let status = sidecar.wait(Duration::from_secs(30));

@@ -213,6 +213,12 @@ async fn exec(common: &Common, mut argv: Vec<OsString>) -> Result<i32, Error> {
     // SIGCHLD may be missed once the child runs.
     let mut signals = Signals::install().map_err(ExecError::from)?;
     let config = common.load()?;
+    if !config.outputs.is_empty() {
+        tracing::warn!(
+            outputs = config.outputs.len(),
+            "exec mode does not render `outputs:`; use `run` for files"
+        );
+    }
     let program = argv.remove(0);
     let cmd = supervise::Command {
         program,

@@ -203,7 +203,10 @@ fn errors_name_the_file_and_the_key() {
     let m = load(Some(&path), &BTreeMap::new(), &Overrides::default())
         .unwrap_err()
         .to_string();
-    assert!(m.contains("secrets.yaml") && m.contains("no secret source"), "{m}");
+    assert!(
+        m.contains("secrets.yaml") && m.contains("no secret source"),
+        "{m}"
+    );
     let m = err("outputs: [\n");
     assert!(m.contains("secrets.yaml"), "{m}");
 }

@@ -118,3 +118,46 @@ pub fn respond(
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn answers_over_tcp() {
+        let status = Status::new(&["vault:kv/app".to_owned()], Duration::from_secs(60));
+        let stop = CancellationToken::new();
+        let addr = spawn("127.0.0.1:0".parse().unwrap(), status.clone(), stop.clone())
+            .await
+            .unwrap();
+        let get = |path: &'static str| async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+                .await
+                .unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.unwrap();
+            out
+        };
+        assert!(get("/healthz").await.starts_with("HTTP/1.0 200 OK"));
+        let r = get("/readyz").await;
+        assert!(
+            r.starts_with("HTTP/1.0 503") && r.contains("stale: vault:kv/app"),
+            "{r}"
+        );
+        status.fetched(0, false);
+        status.set_started();
+        assert!(get("/readyz").await.starts_with("HTTP/1.0 200"));
+        let m = get("/metrics").await;
+        assert!(m.contains("gantry_secrets_ready 1"), "{m}");
+        assert!(get("/nope").await.starts_with("HTTP/1.0 404"));
+        stop.cancel();
+    }
+
+    #[test]
+    fn only_get_and_head() {
+        let status = Status::default();
+        assert_eq!(respond("POST", "/healthz", &status).0, 405);
+        assert_eq!(respond("HEAD", "/healthz", &status).0, 200);
+    }
+}

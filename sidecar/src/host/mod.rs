@@ -255,3 +255,119 @@ pub async fn serve(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn command_action_runs_without_a_shell_and_reports_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("marker");
+        let ok = Action::Command {
+            argv: vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                format!("echo hi > {}", marker.display()),
+            ],
+            timeout: Duration::from_secs(5),
+        };
+        run_action(&ok).await.unwrap();
+        assert_eq!(std::fs::read_to_string(&marker).unwrap(), "hi\n");
+
+        let fails = Action::Command {
+            argv: vec!["/bin/sh".into(), "-c".into(), "exit 4".into()],
+            timeout: Duration::from_secs(5),
+        };
+        let e = run_action(&fails).await.unwrap_err().to_string();
+        assert!(e.contains("/bin/sh") && e.contains('4'), "{e}");
+
+        let slow = Action::Command {
+            argv: vec!["/bin/sleep".into(), "5".into()],
+            timeout: Duration::from_millis(200),
+        };
+        let e = run_action(&slow).await.unwrap_err().to_string();
+        assert!(e.contains("killed after"), "{e}");
+
+        let missing = Action::Command {
+            argv: vec!["/nonexistent/reload".into()],
+            timeout: Duration::from_secs(1),
+        };
+        let e = run_action(&missing).await.unwrap_err().to_string();
+        assert!(
+            e.contains("/nonexistent/reload") && e.contains("cannot start"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn pid_file_action_signals_the_pid_and_names_a_bad_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("/bin/sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid_file = dir.path().join("app.pid");
+        std::fs::write(&pid_file, format!("{}\n", child.id())).unwrap();
+        let a = Action::SignalPidFile {
+            signal: Signal::SIGTERM,
+            pid_file: pid_file.clone(),
+        };
+        run_action(&a).await.unwrap();
+        let status = child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(Signal::SIGTERM as i32));
+
+        std::fs::write(&pid_file, "not a pid").unwrap();
+        let e = run_action(&a).await.unwrap_err().to_string();
+        assert!(e.contains("app.pid"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn render_all_writes_only_complete_and_changed_outputs() {
+        use crate::config::Format;
+        let dir = tempfile::tempdir().unwrap();
+        let out = |name: &str, sources: Option<Vec<String>>| Output {
+            path: dir.path().join(name),
+            format: Format::Dotenv,
+            mode: 0o600,
+            uid: None,
+            gid: None,
+            sources,
+            keys: None,
+            on_change: None,
+        };
+        let outputs = vec![out("a.env", Some(vec!["a".into()])), out("all.env", None)];
+        let ids = vec!["a".to_owned(), "b".to_owned()];
+        let snap = |v: &str| Snapshot {
+            values: [("K".to_owned(), gantry_common::Secret::from(v))]
+                .into_iter()
+                .collect(),
+            binary: None,
+            version: v.to_owned(),
+        };
+        let status = Status::new(&ids, Duration::from_secs(60));
+        let mut snaps = vec![Some(snap("1")), None];
+        let w = render_all(&outputs, &ids, &snaps, &status).unwrap();
+        assert_eq!(w.len(), 1, "all.env waits for source b");
+        assert!(!outputs[1].path.exists());
+        snaps[1] = Some(Snapshot {
+            values: [("L".to_owned(), gantry_common::Secret::from("2"))]
+                .into_iter()
+                .collect(),
+            binary: None,
+            version: "x".into(),
+        });
+        let w = render_all(&outputs, &ids, &snaps, &status).unwrap();
+        assert_eq!(w.len(), 1, "a.env unchanged, all.env new");
+        assert_eq!(
+            std::fs::read_to_string(&outputs[1].path).unwrap(),
+            "K='1'\nL='2'\n"
+        );
+        assert!(
+            render_all(&outputs, &ids, &snaps, &status)
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
