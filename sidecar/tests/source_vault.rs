@@ -654,27 +654,23 @@ async fn database_credentials_renewed_replaced_and_valid() {
     )
     .await;
 
-    let cfg = vault_cfg(
-        &root.addr,
-        token_auth(&root.token),
-        vec![RawVaultSource {
-            path: Some(format!("{db}/creds/app")),
-            prefix: Some("PG".into()),
-            ..Default::default()
-        }],
-        Duration::from_secs(60),
-    );
-    let SourceSpec::Vault(spec) = cfg.sources[0].clone() else {
-        unreachable!()
-    };
-    let session = VaultSession::connect(cfg.vault.as_ref().unwrap())
-        .await
+    // Configured by environment variables only, as in a container.
+    let vars: BTreeMap<String, String> = [
+        ("VAULT_ADDR", root.addr.as_str()),
+        ("VAULT_TOKEN", root.token.as_str()),
+        ("VAULT_SECRET_PATH", &format!("{db}/creds/app")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let cfg = gantry_sidecar::source::sources_from_env(&vars)
+        .unwrap()
         .unwrap();
-    let mut s = VaultSource::new(spec, session, cfg.refresh);
+    let mut s = build(&cfg).await.unwrap().pop().unwrap();
     let first = s.fetch().await.expect("database credentials");
     let mut sets = vec![values(&first)];
     let mut created = tokio::time::Instant::now();
-    psql_login(&env, &sets[0]["PGusername"], &sets[0]["PGpassword"]).unwrap();
+    psql_login(&env, &sets[0]["username"], &sets[0]["password"]).unwrap();
     // A re-fetch (what the runtime does after an outage) keeps live credentials.
     let again = s.fetch().await.unwrap();
     assert_eq!(
@@ -691,7 +687,7 @@ async fn database_credentials_renewed_replaced_and_valid() {
     let mut replaced_after = Vec::new();
     let until = tokio::time::Instant::now() + Duration::from_secs(45);
     while tokio::time::Instant::now() < until {
-        let r = step(&mut s).await.expect("refresh");
+        let r = step(s.as_mut()).await.expect("refresh");
         match r {
             None => *renewals_per_lease.last_mut().unwrap() += 1,
             Some(snap) => {
@@ -704,15 +700,15 @@ async fn database_credentials_renewed_replaced_and_valid() {
                 replaced_after.push(created.elapsed());
                 created = tokio::time::Instant::now();
                 let v = values(&snap);
-                assert_ne!(v["PGusername"], sets.last().unwrap()["PGusername"]);
-                psql_login(&env, &v["PGusername"], &v["PGpassword"]).unwrap();
+                assert_ne!(v["username"], sets.last().unwrap()["username"]);
+                psql_login(&env, &v["username"], &v["password"]).unwrap();
                 sets.push(v);
                 renewals_per_lease.push(0);
             }
         }
         // The credentials in use always work.
         let cur = sets.last().unwrap();
-        psql_login(&env, &cur["PGusername"], &cur["PGpassword"]).unwrap();
+        psql_login(&env, &cur["username"], &cur["password"]).unwrap();
     }
     let text = logs.text();
     assert!(
@@ -728,7 +724,7 @@ async fn database_credentials_renewed_replaced_and_valid() {
     assert!(ours("reading new credentials"), "{text}");
     for set in &sets {
         assert!(
-            !text.contains(set["PGpassword"].as_str()),
+            !text.contains(set["password"].as_str()),
             "password in the logs"
         );
     }
@@ -1009,4 +1005,35 @@ async fn policy_403_does_not_log_in_again() {
         assert!(!e.contains(&secret_id), "{e}");
     }
     assert_eq!(session.stats().logins, 1);
+}
+
+/// `VAULT_SECRET_PATH` goes through the mount-type detection: a KV v1 mount is named in the
+/// error (the database test reads a dynamic path through `VAULT_SECRET_PATH`).
+#[tokio::test]
+async fn environment_form_detects_the_mount_type() {
+    let env = test_env();
+    let root = Root::new(&env);
+    let m = format!("kv1{}", uniq());
+    root.post(
+        &format!("sys/mounts/{m}"),
+        json!({"type": "kv", "options": {"version": "1"}}),
+    )
+    .await;
+    root.post(&format!("{m}/app"), json!({"k": "v1-value"}))
+        .await;
+    let vars: BTreeMap<String, String> = [
+        ("VAULT_ADDR", root.addr.as_str()),
+        ("VAULT_TOKEN", root.token.as_str()),
+        ("VAULT_SECRET_PATH", &format!("{m}/app")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let cfg = gantry_sidecar::source::sources_from_env(&vars)
+        .unwrap()
+        .unwrap();
+    let mut s = build(&cfg).await.unwrap().pop().unwrap();
+    let e = s.fetch().await.unwrap_err().to_string();
+    assert!(e.contains(&format!("mount {m}/ is KV version 1")), "{e}");
+    assert!(!e.contains("v1-value"), "{e}");
 }

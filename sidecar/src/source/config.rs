@@ -10,7 +10,8 @@
 //! The environment-only form ([`sources_from_env`]) reads `VAULT_ADDR`, `VAULT_TOKEN`,
 //! `VAULT_TOKEN_FILE`, `VAULT_AUTH_METHOD`, `VAULT_ROLE`, `VAULT_ROLE_ID`, `VAULT_SECRET_ID`,
 //! `VAULT_SECRET_ID_FILE`, `VAULT_AWS_AUTH_MOUNT`, `VAULT_AWS_HEADER_VALUE`, `VAULT_AWS_REGION`,
-//! `VAULT_NAMESPACE`, `VAULT_CACERT`, `VAULT_SECRET_PATH` (comma-separated KV v2 paths),
+//! `VAULT_NAMESPACE`, `VAULT_CACERT`, `VAULT_SECRET_PATH` (comma-separated KV v2 paths, or
+//! dynamic ones, told apart by the mount's type),
 //! `GANTRY_SECRETS_AWS_IDS` (comma-separated Secrets Manager ids) and `GANTRY_SECRETS_REFRESH`.
 //!
 //! Secret material (a token, a secret id) is only accepted from the environment, never inline in
@@ -527,9 +528,10 @@ pub fn raw_sources_from_env(env: &BTreeMap<String, String>) -> Option<RawSources
     let mut any = false;
     if let Some(paths) = env_get(env, "VAULT_SECRET_PATH") {
         for p in split_list(paths) {
+            // `auto`: KV v2 paths as the issue describes them, and dynamic paths
+            // (`database/creds/app`) work too, decided by the mount's type.
             raw.sources.push(RawSourceSpec::vault(RawVaultSource {
                 path: Some(p.to_owned()),
-                kind: Some("kv".to_owned()),
                 ..Default::default()
             }));
         }
