@@ -22,7 +22,7 @@ fn main() {
         Ok(code) => code,
         Err(e) => {
             let code = e.exit_code();
-            tracing::error!(exit_code = code, "{:#}", anyhow::Error::from(e));
+            tracing::error!(exit_code = code, "{}", anyhow::Error::from(e));
             code
         }
     };
