@@ -114,3 +114,56 @@ fn exec_exit_on_change_exits_75() {
     assert_eq!(lines(&seen).len(), 1, "no second child");
     assert_no_secret(&sidecar.output(), &[&a1, &a2]);
 }
+
+/// A child that only records the restart signal and keeps running is killed after the restart
+/// timeout, then started again with the new value.
+#[test]
+fn exec_restart_signal_then_sigkill_after_timeout() {
+    let vault = Vault::shared();
+    let dir = tempfile::tempdir().unwrap();
+    let path = unique("stubborn");
+    let (a1, a2) = (value("a1"), value("a2"));
+    vault.kv_put(&path, &[("A", &a1)]);
+    let script = r#"printf '%s %s\n' "$$" "$A" >> seen
+trap 'echo HUP >> got' HUP
+trap '' TERM
+while :; do sleep 0.1; done"#;
+    let mut c = sidecar_command(
+        dir.path(),
+        &vault,
+        &[
+            ("VAULT_SECRET_PATH", &format!("secret/{path}")),
+            ("GANTRY_SECRETS_REFRESH", "1s"),
+            ("GANTRY_SECRETS_RESTART_SIGNAL", "HUP"),
+            ("GANTRY_SECRETS_RESTART_TIMEOUT", "1s"),
+            ("GANTRY_SECRETS_STOP_TIMEOUT", "1s"),
+        ],
+    );
+    c.0.args(["exec", "--", "/bin/sh", "-c", script]);
+    let mut sidecar = Sidecar::spawn(c);
+    let seen = dir.path().join("seen");
+    wait_for("the child to start", Duration::from_secs(20), || {
+        lines(&seen).first().cloned()
+    });
+    vault.kv_put(&path, &[("A", &a2)]);
+    let second = wait_for("the restarted child", Duration::from_secs(10), || {
+        lines(&seen).get(1).cloned()
+    });
+    assert!(second.ends_with(&a2), "{second}");
+    assert_eq!(
+        lines(&dir.path().join("got")),
+        ["HUP"],
+        "restart signal sent first"
+    );
+    assert!(
+        sidecar
+            .output()
+            .contains("child did not stop in time, sending SIGKILL")
+    );
+
+    // The stubborn child ignores our SIGTERM too: killed after the stop timeout, 128+9.
+    send_signal(sidecar.pid(), "TERM");
+    let status = sidecar.wait(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(128 + 9), "{}", sidecar.output());
+    assert_no_secret(&sidecar.output(), &[&a1, &a2]);
+}

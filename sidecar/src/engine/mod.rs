@@ -16,7 +16,6 @@
 
 mod build;
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -494,11 +493,6 @@ impl Status {
             out
         })
     }
-
-    /// Ids of the sources, in config order.
-    pub fn ids(&self) -> Vec<String> {
-        self.with(|s| s.sources.iter().map(|x| x.id.clone()).collect())
-    }
 }
 
 fn escape_label(v: &str) -> String {
@@ -515,14 +509,6 @@ pub fn view<'a>(
     ids.iter()
         .map(String::as_str)
         .zip(snaps.iter().map(Option::as_ref))
-        .collect()
-}
-
-/// Keys by source, for logs (never values).
-pub fn key_counts(ids: &[String], snaps: &[Snapshot]) -> BTreeMap<String, usize> {
-    ids.iter()
-        .cloned()
-        .zip(snaps.iter().map(|s| s.values.len()))
         .collect()
 }
 

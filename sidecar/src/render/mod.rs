@@ -19,7 +19,6 @@
 pub mod dotenv;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use gantry_common::Secret;
 use gantry_common::fsx::{Owner, WriteError, write_atomic_if_changed};
@@ -224,11 +223,6 @@ pub fn write(output: &Output, contents: &Secret<Vec<u8>>) -> Result<bool, Render
             gid: output.gid,
         },
     )?)
-}
-
-/// Paths of outputs, for logs.
-pub fn paths(outputs: &[Output]) -> Vec<PathBuf> {
-    outputs.iter().map(|o| o.path.clone()).collect()
 }
 
 #[cfg(test)]
