@@ -147,7 +147,37 @@ fn run_renders_0600_dotenv_that_compose_reads_back_and_acts_on_change() {
     for m in &got {
         assert_no_secret(m, &[&nasty, &tag, &plain, &plain2]);
     }
-    assert_no_secret(&sidecar.output(), &[&nasty, &tag, &plain, &plain2]);
+    let mut outputs = sidecar.output();
+
+    // Values changed while the service was down: the existing file is rewritten at start and
+    // its action runs; a restart without a change runs nothing.
+    let plain3 = value("plain3");
+    vault.kv_put(&path, &[("DB_PASSWORD", &nasty), ("API_KEY", &plain3)]);
+    for expected in [2, 2] {
+        let mut c = sidecar_command(dir.path(), &vault, &[]);
+        c.0.args(["run", "--config"]).arg(&cfg);
+        let mut again = Sidecar::spawn(c);
+        wait_for(
+            "the restarted service to render",
+            Duration::from_secs(20),
+            || {
+                again
+                    .output()
+                    .contains("outputs rendered, ready")
+                    .then_some(())
+            },
+        );
+        assert_eq!(lines(&dir.path().join("marker")).len(), expected);
+        send_signal(again.pid(), "TERM");
+        assert_eq!(again.wait(Duration::from_secs(10)).code(), Some(0));
+        outputs.push_str(&again.output());
+    }
+    assert!(
+        std::fs::read_to_string(&out_file)
+            .unwrap()
+            .contains(&plain3)
+    );
+    assert_no_secret(&outputs, &[&nasty, &tag, &plain, &plain2, &plain3]);
 }
 
 #[test]

@@ -281,22 +281,31 @@ async fn run_host(common: &Common) -> Result<i32, Error> {
         render::check_sources(&config.outputs, &ids)?;
         let snaps = engine::first_fetch(&mut sources, &status).await?;
         let opt: Vec<_> = snaps.iter().cloned().map(Some).collect();
+        // Files that exist already belong to a running app: if they change now (values
+        // changed while we were down), its action runs. New files precede their app.
+        let existed: Vec<bool> = config.outputs.iter().map(|o| o.path.exists()).collect();
         let written = host::render_all(&config.outputs, &ids, &opt, &status)?;
-        Ok::<_, Error>((sources, snaps, ids, written.len()))
+        let changed: Vec<&crate::config::Output> = written
+            .into_iter()
+            .filter(|w| {
+                config
+                    .outputs
+                    .iter()
+                    .position(|o| o.path == w.path)
+                    .is_some_and(|i| existed[i])
+            })
+            .collect();
+        host::run_actions(&config, &changed, &status).await;
+        Ok::<_, Error>((sources, snaps, ids))
     };
-    let (sources, snaps, ids, written) = tokio::select! {
+    let (sources, snaps, ids) = tokio::select! {
         r = start => r?,
         () = shutdown.cancelled() => return Ok(exit::OK),
     };
     status.set_started();
     let _ = notifier.ready();
     let _ = notifier.status(&status.summary());
-    tracing::info!(
-        outputs = config.outputs.len(),
-        written,
-        "outputs rendered, ready"
-    );
-    // Actions are not run for the first render: what runs them was (re)started with the files.
+    tracing::info!(outputs = config.outputs.len(), "outputs rendered, ready");
     host::serve(
         &config,
         sources,
