@@ -6,7 +6,14 @@ use clap::Parser;
 use gantry_sidecar::cli::{self, Cli, exit};
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // --help and --version are not errors; a bad command line is 64 (EX_USAGE).
+            std::process::exit(if e.use_stderr() { exit::USAGE } else { exit::OK });
+        }
+    };
     gantry_common::logging::init(&cli.log_level, cli.log_format, "gantry-secrets");
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -7,8 +7,8 @@
 pub const OK: i32 = 0;
 /// Unexpected failure of the sidecar itself.
 pub const FAILURE: i32 = 1;
-/// Bad command line (clap).
-pub const USAGE: i32 = 2;
+/// Bad command line (EX_USAGE, as `gantry`).
+pub const USAGE: i32 = 64;
 /// Secret data unusable: invalid variable name, key given by two sources, raw output ambiguous.
 pub const DATA: i32 = 65;
 /// `check`: some sources cannot be reached; or the health listener cannot listen.

@@ -1,3 +1,6 @@
+//! Config tests: the full file, defaults, layering file < env < flags, the env-only form, and
+//! errors that name the file (or variable, or flag) and the key.
+
 use super::*;
 
 /// The environment plus a Vault token (token auth needs one; tokens only come from the env).

@@ -1,3 +1,6 @@
+//! Render tests: dotenv quoting and round trips (our decoder, proptest, and the real Docker
+//! Compose v2 binary when the machine has one), key checks, partial outputs, json, raw, writes.
+
 use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
