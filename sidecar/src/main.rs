@@ -11,7 +11,11 @@ fn main() {
         Err(e) => {
             let _ = e.print();
             // --help and --version are not errors; a bad command line is 64 (EX_USAGE).
-            std::process::exit(if e.use_stderr() { exit::USAGE } else { exit::OK });
+            std::process::exit(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
         }
     };
     gantry_common::logging::init(&cli.log_level, cli.log_format, "gantry-secrets");
