@@ -213,6 +213,7 @@ async fn exec(common: &Common, mut argv: Vec<OsString>) -> Result<i32, Error> {
     // SIGCHLD may be missed once the child runs.
     let mut signals = Signals::install().map_err(ExecError::from)?;
     let config = common.load()?;
+    log_start("exec", &config);
     if !config.outputs.is_empty() {
         tracing::warn!(
             outputs = config.outputs.len(),
@@ -263,6 +264,7 @@ async fn exec(common: &Common, mut argv: Vec<OsString>) -> Result<i32, Error> {
 
 async fn run_host(common: &Common) -> Result<i32, Error> {
     let config = common.load()?;
+    log_start("run", &config);
     let notifier = Notifier::from_env();
     let shutdown = CancellationToken::new();
     let _guard = shutdown.clone().drop_guard();
@@ -317,6 +319,19 @@ async fn run_host(common: &Common) -> Result<i32, Error> {
     )
     .await;
     Ok(exit::OK)
+}
+
+/// One line saying what we run with (no secret: ids, counts, durations).
+fn log_start(mode: &str, config: &Config) {
+    tracing::info!(
+        mode,
+        version = env!("CARGO_PKG_VERSION"),
+        config = %config.file.as_ref().map_or("environment".to_owned(), |f| f.display().to_string()),
+        sources = %engine::source_ids(&config.sources).join(","),
+        outputs = config.outputs.len(),
+        refresh_s = config.refresh.as_secs_f64(),
+        "gantry-secrets starting"
+    );
 }
 
 fn spawn_stop_signals(shutdown: CancellationToken) {
