@@ -167,3 +167,54 @@ while :; do sleep 0.1; done"#;
     assert_eq!(status.code(), Some(128 + 9), "{}", sidecar.output());
     assert_no_secret(&sidecar.output(), &[&a1, &a2]);
 }
+
+/// With a config file, exec also renders `outputs:` (here a raw file) before the child starts
+/// and again before each restart.
+#[test]
+fn exec_renders_outputs_before_the_child_starts() {
+    let vault = Vault::shared();
+    let dir = tempfile::tempdir().unwrap();
+    let path = unique("exec-file");
+    let (k1, k2) = (value("key1"), value("key2"));
+    vault.kv_put(&path, &[("TLS_KEY", &k1)]);
+    let file = dir.path().join("tls.key");
+    let cfg = dir.path().join("secrets.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "sources:\n  - vault: {{ path: secret/{path} }}\nvault:\n  addr: {}\nrefresh: 1s\noutputs:\n  - path: {}\n    format: raw\n    keys: [TLS_KEY]\n",
+            vault.addr,
+            file.display()
+        ),
+    )
+    .unwrap();
+    let script = r#"printf '%s %s\n' "$$" "$(cat tls.key)" >> seen
+trap 'exit 0' TERM
+while :; do sleep 0.1; done"#;
+    let mut c = sidecar_command(dir.path(), &vault, &[]);
+    c.0.args(["exec", "--config"])
+        .arg(&cfg)
+        .args(["--", "/bin/sh", "-c", script]);
+    let mut sidecar = Sidecar::spawn(c);
+    let seen = dir.path().join("seen");
+    let first = wait_for("the child to start", Duration::from_secs(20), || {
+        lines(&seen).first().cloned()
+    });
+    assert!(first.ends_with(&k1), "the file was there before the child");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o7777,
+        0o600
+    );
+    vault.kv_put(&path, &[("TLS_KEY", &k2)]);
+    let second = wait_for("the restarted child", Duration::from_secs(10), || {
+        lines(&seen).get(1).cloned()
+    });
+    assert!(
+        second.ends_with(&k2),
+        "the file was rewritten before the restart"
+    );
+    send_signal(sidecar.pid(), "TERM");
+    assert_eq!(sidecar.wait(Duration::from_secs(15)).code(), Some(0));
+    assert_no_secret(&sidecar.output(), &[&k1, &k2]);
+}

@@ -214,12 +214,6 @@ async fn exec(common: &Common, mut argv: Vec<OsString>) -> Result<i32, Error> {
     let mut signals = Signals::install().map_err(ExecError::from)?;
     let config = common.load()?;
     log_start("exec", &config);
-    if !config.outputs.is_empty() {
-        tracing::warn!(
-            outputs = config.outputs.len(),
-            "exec mode does not render `outputs:`; use `run` for files"
-        );
-    }
     let program = argv.remove(0);
     let cmd = supervise::Command {
         program,
@@ -239,6 +233,10 @@ async fn exec(common: &Common, mut argv: Vec<OsString>) -> Result<i32, Error> {
         let ids: Vec<String> = sources.iter().map(|s| s.id().to_owned()).collect();
         let snaps = engine::first_fetch(&mut sources, &status).await?;
         supervise::child_env(&ids, &snaps)?;
+        // Files (a binary secret, a TLS key) are in place before the app starts.
+        render::check_sources(&config.outputs, &ids)?;
+        let opt: Vec<_> = snaps.iter().cloned().map(Some).collect();
+        host::render_all(&config.outputs, &ids, &opt, &status)?;
         Ok::<_, Error>((sources, snaps, ids))
     };
     let (sources, snaps, ids) = tokio::select! {

@@ -13,6 +13,9 @@
 //! (default 25 s, below ECS's 30 s stopTimeout), after which the group is killed. SIGHUP,
 //! SIGQUIT, SIGUSR1 and SIGUSR2 are only forwarded. SIGCHLD and SIGURG are never forwarded.
 //!
+//! `outputs:` of a config file are rendered before the first child starts (an error stops us)
+//! and again before each restart (an error is logged; the new child gets the old files).
+//!
 //! Limits: the child is not given the terminal's foreground group (`docker run -it` shells
 //! cannot read the terminal); a secret change never interrupts a stop in progress.
 
@@ -253,6 +256,12 @@ pub async fn supervise(
                         return Err(e.into());
                     }
                 };
+                if !config.outputs.is_empty() {
+                    let opt: Vec<Option<Snapshot>> = snaps.iter().cloned().map(Some).collect();
+                    if let Err(e) = crate::host::render_all(&config.outputs, &ids, &opt, &status) {
+                        tracing::error!(error = %e, "cannot render the outputs, the new child gets the old files");
+                    }
+                }
                 current = Child::spawn(cmd, &env)?;
                 drop(env);
                 debounce.fired(Instant::now());
