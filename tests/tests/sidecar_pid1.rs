@@ -10,7 +10,7 @@ use std::time::Duration;
 use gantry_tests::{unique, wait_for};
 use sidecar_support::*;
 
-const UNSHARE: &[&str] = &["unshare", "--pid", "--fork", "--mount-proc"];
+const UNSHARE: &[&str] = &["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"];
 
 fn start(dir: &std::path::Path, vault: &Vault, path: &str, script: &str) -> Sidecar {
     let mut c = sidecar_command_with(
