@@ -47,6 +47,9 @@ pub enum ConfigError {
     },
     #[error("{origin}: {message}")]
     Parse { origin: String, message: String },
+    /// Several problems, each on its own line.
+    #[error("{} problems:\n  {}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "))]
+    Many(Vec<ConfigError>),
     #[error("{origin}: {key}: {message}{}", hint.as_ref().map(|h| format!(" (hint: {h})")).unwrap_or_default())]
     Invalid {
         origin: String,
@@ -65,6 +68,15 @@ impl ConfigError {
             hint: None,
         }
     }
+    /// `None` for no error, the error itself for one, [`ConfigError::Many`] for more.
+    fn many(mut errs: Vec<ConfigError>) -> Option<Self> {
+        match errs.len() {
+            0 => None,
+            1 => errs.pop(),
+            _ => Some(Self::Many(errs)),
+        }
+    }
+
     fn hint(mut self, h: impl Into<String>) -> Self {
         if let Self::Invalid { hint, .. } = &mut self {
             *hint = Some(h.into());
@@ -277,13 +289,19 @@ pub fn load(
     };
     let file_has_sources =
         !raw_sources.sources.is_empty() || raw_sources.vault.is_some() || raw_sources.aws.is_some();
-    let mut settings = validate(raw, &origin)?;
+    // Every problem (file, environment, flags, sources) is reported at once.
+    let mut errs: Vec<ConfigError> = Vec::new();
+    let mut settings = validate(raw, &origin).unwrap_or_else(|e| {
+        errs.push(e);
+        Settings::default()
+    });
     apply(
         &mut settings,
         &Overrides::from_env(env),
         OverrideOrigin::Env,
-    )?;
-    apply(&mut settings, flags, OverrideOrigin::Flag)?;
+        &mut errs,
+    );
+    apply(&mut settings, flags, OverrideOrigin::Flag, &mut errs);
     let source_err = |origin: &str, e: source::ConfigError| match e {
         source::ConfigError::Invalid { field, message } => {
             ConfigError::invalid(origin, field, message)
@@ -296,15 +314,35 @@ pub fn load(
     } else {
         "environment".to_owned()
     };
-    let mut sources = source::merge(file_has_sources.then_some(&raw_sources), env)
-        .map_err(|e| source_err(&merged_origin, e))?
-        .filter(|s| !s.sources.is_empty())
-        .ok_or_else(|| {
-            ConfigError::invalid(&origin, "sources", "no secret source is configured").hint(
-                "list them under `sources:` in the file, or set VAULT_SECRET_PATH or \
-                 GANTRY_SECRETS_AWS_IDS",
-            )
-        })?;
+    let sources = match source::merge(file_has_sources.then_some(&raw_sources), env) {
+        Ok(Some(s)) if !s.sources.is_empty() => Some(s),
+        Ok(_) => {
+            errs.push(
+                ConfigError::invalid(&origin, "sources", "no secret source is configured").hint(
+                    "list them under `sources:` in the file, or set VAULT_SECRET_PATH or \
+                     GANTRY_SECRETS_AWS_IDS",
+                ),
+            );
+            None
+        }
+        Err(e) => {
+            errs.push(source_err(&merged_origin, e));
+            None
+        }
+    };
+    let flat: Vec<ConfigError> = errs
+        .into_iter()
+        .flat_map(|e| match e {
+            ConfigError::Many(v) => v,
+            e => vec![e],
+        })
+        .collect();
+    if let Some(e) = ConfigError::many(flat) {
+        return Err(e);
+    }
+    let Some(mut sources) = sources else {
+        unreachable!("a missing source is an error above")
+    };
     sources.refresh = settings.refresh;
     Ok(Config {
         sources,
@@ -319,7 +357,7 @@ pub fn load(
 }
 
 /// Everything of [`Config`] but the sources.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Settings {
     pub outputs: Vec<Output>,
     pub refresh: Duration,
@@ -342,62 +380,92 @@ pub fn parse_raw(text: &str, origin: &str) -> Result<RawConfig, ConfigError> {
 
 /// Validates a raw file's own settings (not its sources; no env or flag overrides yet).
 pub fn validate(raw: RawConfig, origin: &str) -> Result<Settings, ConfigError> {
-    let refresh =
-        opt_duration(origin, "refresh", raw.refresh.as_deref())?.unwrap_or(DEFAULT_REFRESH);
+    // Every problem of the file is reported at once, not only the first.
+    let mut errs: Vec<ConfigError> = Vec::new();
+    let mut keep = |r: Result<Option<Duration>, ConfigError>| match r {
+        Ok(d) => d,
+        Err(e) => {
+            errs.push(e);
+            None
+        }
+    };
+    let refresh = keep(opt_duration(origin, "refresh", raw.refresh.as_deref()));
+    let grace = keep(opt_duration(origin, "grace", raw.grace.as_deref()));
+    let debounce = keep(opt_duration(origin, "debounce", raw.debounce.as_deref()));
+    let mut restart = RestartPolicy::default();
+    let mut signal = None;
+    if let Some(r) = &raw.restart {
+        let d = |k: &str, v: &Option<String>| {
+            opt_duration(origin, &format!("restart.{k}"), v.as_deref())
+        };
+        if let Some(v) = keep(d("timeout", &r.timeout)) {
+            restart.timeout = v;
+        }
+        if let Some(v) = keep(d("stop_timeout", &r.stop_timeout)) {
+            restart.stop_timeout = v;
+        }
+        if let Some(v) = keep(d("debounce", &r.debounce)) {
+            restart.debounce = v;
+        }
+        if let Some(v) = keep(d("min_interval", &r.min_interval)) {
+            restart.min_interval = v;
+        }
+        if let Some(b) = r.exit_on_change {
+            restart.exit_on_change = b;
+        }
+        signal = r.signal.clone();
+    }
+    if let Some(d) = debounce {
+        restart.debounce = d;
+    }
+    let refresh = refresh.unwrap_or(DEFAULT_REFRESH);
     if refresh.is_zero() {
-        return Err(ConfigError::invalid(
+        errs.push(ConfigError::invalid(
             origin,
             "refresh",
             "must be more than 0",
         ));
     }
-    let grace = opt_duration(origin, "grace", raw.grace.as_deref())?;
-    let on_change = match raw.on_change {
-        Some(a) => action(origin, "on_change", a)?,
+    if let Some(s) = signal {
+        match parse_signal(&s) {
+            Ok(sig) => restart.signal = sig,
+            Err(m) => errs.push(ConfigError::invalid(origin, "restart.signal", m)),
+        }
+    }
+    let on_change = match raw.on_change.map(|a| action(origin, "on_change", a)) {
+        Some(Ok(a)) => a,
+        Some(Err(e)) => {
+            errs.push(e);
+            Action::None
+        }
         None => Action::None,
     };
-    let mut restart = RestartPolicy::default();
-    if let Some(d) = opt_duration(origin, "debounce", raw.debounce.as_deref())? {
-        restart.debounce = d;
-    }
-    if let Some(r) = raw.restart {
-        if let Some(s) = r.signal {
-            restart.signal =
-                parse_signal(&s).map_err(|m| ConfigError::invalid(origin, "restart.signal", m))?;
+    let listen = match raw.listen.as_deref().map(parse_listen) {
+        Some(Ok(a)) => Some(a),
+        Some(Err(m)) => {
+            errs.push(ConfigError::invalid(origin, "listen", m));
+            None
         }
-        if let Some(d) = opt_duration(origin, "restart.timeout", r.timeout.as_deref())? {
-            restart.timeout = d;
-        }
-        if let Some(d) = opt_duration(origin, "restart.stop_timeout", r.stop_timeout.as_deref())? {
-            restart.stop_timeout = d;
-        }
-        if let Some(d) = opt_duration(origin, "restart.debounce", r.debounce.as_deref())? {
-            restart.debounce = d;
-        }
-        if let Some(d) = opt_duration(origin, "restart.min_interval", r.min_interval.as_deref())? {
-            restart.min_interval = d;
-        }
-        if let Some(b) = r.exit_on_change {
-            restart.exit_on_change = b;
-        }
-    }
-    let listen = raw
-        .listen
-        .as_deref()
-        .map(|l| parse_listen(l).map_err(|m| ConfigError::invalid(origin, "listen", m)))
-        .transpose()?;
+        None => None,
+    };
     let mut outputs = Vec::with_capacity(raw.outputs.len());
     for (i, o) in raw.outputs.into_iter().enumerate() {
-        outputs.push(output(origin, i, o)?);
-    }
-    for (i, a) in outputs.iter().enumerate() {
-        if outputs[..i].iter().any(|b| b.path == a.path) {
-            return Err(ConfigError::invalid(
-                origin,
-                format!("outputs[{i}].path"),
-                format!("{} is already the path of another output", a.path.display()),
-            ));
+        match output(origin, i, o) {
+            Ok(o) => {
+                if outputs.iter().any(|b: &Output| b.path == o.path) {
+                    errs.push(ConfigError::invalid(
+                        origin,
+                        format!("outputs[{i}].path"),
+                        format!("{} is already the path of another output", o.path.display()),
+                    ));
+                }
+                outputs.push(o);
+            }
+            Err(e) => errs.push(e),
         }
+    }
+    if let Some(e) = ConfigError::many(errs) {
+        return Err(e);
     }
     Ok(Settings {
         outputs,
@@ -415,7 +483,7 @@ enum OverrideOrigin {
     Flag,
 }
 
-fn apply(config: &mut Settings, o: &Overrides, from: OverrideOrigin) -> Result<(), ConfigError> {
+fn apply(config: &mut Settings, o: &Overrides, from: OverrideOrigin, errs: &mut Vec<ConfigError>) {
     let (origin, names): (&str, [&str; 6]) = match from {
         OverrideOrigin::Env => (
             "environment",
@@ -440,36 +508,51 @@ fn apply(config: &mut Settings, o: &Overrides, from: OverrideOrigin) -> Result<(
             ],
         ),
     };
-    if let Some(v) = &o.refresh {
-        let d = duration(origin, names[0], v)?;
-        if d.is_zero() {
-            return Err(ConfigError::invalid(
-                origin,
-                names[0],
-                "must be more than 0",
-            ));
+    let mut push = |r: Result<(), ConfigError>| {
+        if let Err(e) = r {
+            errs.push(e);
         }
-        config.refresh = d;
+    };
+    if let Some(v) = &o.refresh {
+        push(duration(origin, names[0], v).and_then(|d| {
+            if d.is_zero() {
+                return Err(ConfigError::invalid(
+                    origin,
+                    names[0],
+                    "must be more than 0",
+                ));
+            }
+            config.refresh = d;
+            Ok(())
+        }));
     }
     if let Some(v) = &o.restart_signal {
-        config.restart.signal =
-            parse_signal(v).map_err(|m| ConfigError::invalid(origin, names[1], m))?;
+        push(
+            parse_signal(v)
+                .map(|s| config.restart.signal = s)
+                .map_err(|m| ConfigError::invalid(origin, names[1], m)),
+        );
     }
     if let Some(v) = &o.restart_timeout {
-        config.restart.timeout = duration(origin, names[2], v)?;
+        push(duration(origin, names[2], v).map(|d| config.restart.timeout = d));
     }
     if let Some(v) = &o.stop_timeout {
-        config.restart.stop_timeout = duration(origin, names[3], v)?;
+        push(duration(origin, names[3], v).map(|d| config.restart.stop_timeout = d));
     }
     if let Some(v) = &o.exit_on_change {
-        config.restart.exit_on_change =
-            parse_bool(v).map_err(|m| ConfigError::invalid(origin, names[4], m))?;
+        push(
+            parse_bool(v)
+                .map(|b| config.restart.exit_on_change = b)
+                .map_err(|m| ConfigError::invalid(origin, names[4], m)),
+        );
     }
     if let Some(v) = &o.listen {
-        config.listen =
-            Some(parse_listen(v).map_err(|m| ConfigError::invalid(origin, names[5], m))?);
+        push(
+            parse_listen(v)
+                .map(|a| config.listen = Some(a))
+                .map_err(|m| ConfigError::invalid(origin, names[5], m)),
+        );
     }
-    Ok(())
 }
 
 fn output(origin: &str, i: usize, o: RawOutput) -> Result<Output, ConfigError> {

@@ -260,3 +260,28 @@ fn modes_signals_and_listen_forms() {
     assert!(parse_listen("localhost:80").is_ok());
     assert!(parse_listen("10.0.0.1:80").is_err());
 }
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let (_d, path) = write(
+        "sources: [{vault: {path: kv/app}}]\nvault: {addr: 'http://127.0.0.1:8200'}\nrefresh: soon\nlisten: 0.0.0.0:1\noutputs: [{path: rel.env}, {path: /tmp/a, mode: '0666'}]\n",
+    );
+    let mut e = env(&[]);
+    e.insert("GANTRY_SECRETS_RESTART_SIGNAL".into(), "LOUDLY".into());
+    let flags = Overrides {
+        stop_timeout: Some("forever".into()),
+        ..Overrides::default()
+    };
+    let m = load(Some(&path), &e, &flags).unwrap_err().to_string();
+    assert!(m.starts_with("6 problems:"), "{m}");
+    for key in [
+        "refresh",
+        "listen",
+        "outputs[0].path",
+        "outputs[1].mode",
+        "GANTRY_SECRETS_RESTART_SIGNAL",
+        "--stop-timeout",
+    ] {
+        assert!(m.contains(key), "{key} missing from: {m}");
+    }
+}
