@@ -56,7 +56,10 @@ impl Vault {
 
     /// Whether `/v1/sys/health` answers 200.
     pub fn healthy(&self) -> bool {
-        matches!(http_get(&format!("{}/v1/sys/health", self.addr)), Some((200, _)))
+        matches!(
+            http_get(&format!("{}/v1/sys/health", self.addr)),
+            Some((200, _))
+        )
     }
 }
 
@@ -89,7 +92,11 @@ impl PrivateVault {
 
     /// (Re)starts the server (dev mode: empty storage, `secret/` mounted, same root token).
     pub fn up(&mut self) {
-        let log = File::options().create(true).append(true).open(&self.log).unwrap();
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         let child = Command::new(&self.vault.bao)
             .args([
                 "server",
@@ -148,7 +155,11 @@ pub struct Sidecar {
 
 /// `gantry-secrets ARGS` with a clean environment: PATH, the Vault address and token, and
 /// `extra`. Output goes to `dir/sidecar.{out,err}`.
-pub fn sidecar_command(dir: &Path, vault: &Vault, extra: &[(&str, &str)]) -> (Command, PathBuf, PathBuf) {
+pub fn sidecar_command(
+    dir: &Path,
+    vault: &Vault,
+    extra: &[(&str, &str)],
+) -> (Command, PathBuf, PathBuf) {
     sidecar_command_with(dir, vault, extra, None)
 }
 
@@ -170,7 +181,10 @@ pub fn sidecar_command_with(
         None => Command::new(bin("gantry-secrets")),
     };
     c.env_clear()
-        .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
         .env("VAULT_ADDR", &vault.addr)
         .env("VAULT_TOKEN", &vault.token)
         .env("RUST_LOG", "info")
@@ -186,7 +200,11 @@ pub fn sidecar_command_with(
 impl Sidecar {
     pub fn spawn((mut c, stdout, stderr): (Command, PathBuf, PathBuf)) -> Self {
         let child = c.spawn().expect("start gantry-secrets");
-        Self { child, stdout, stderr }
+        Self {
+            child,
+            stdout,
+            stderr,
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -211,7 +229,10 @@ impl Sidecar {
             }
             if start.elapsed() > timeout {
                 let _ = self.child.kill();
-                panic!("gantry-secrets did not exit within {timeout:?}; output:\n{}", self.output());
+                panic!(
+                    "gantry-secrets did not exit within {timeout:?}; output:\n{}",
+                    self.output()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -286,7 +307,11 @@ pub fn only_child(pid: u32) -> Option<u32> {
 pub fn zombie_children(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(p) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+        let Some(p) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
         };
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
