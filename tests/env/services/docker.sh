@@ -1,7 +1,9 @@
 # shellcheck shell=bash
 # Service `docker`: Debian's docker.io; uses a daemon that already answers, else starts dockerd
 # in the background (log under the state dir). GANTRY_TEST_DOCKERD_ARGS adds dockerd options
-# (e.g. --data-root). Sourced by tests/env/up and tests/env/down.
+# (e.g. --data-root). Beware: a second dockerd beside a running one must not get
+# `--bridge none`, which deletes the docker0 interface the first daemon uses.
+# Sourced by tests/env/up and tests/env/down.
 
 docker_answers() {
 	timeout 10 docker version --format '{{.Server.Version}}' >/dev/null 2>&1
