@@ -1,0 +1,314 @@
+//! Amazon ECR credentials: GetAuthorizationToken, cached until shortly before it expires.
+//!
+//! What: [`EcrCredentials::auth`] returns `AWS` and the token's password for an ECR registry
+//! host. The AWS credentials come from aws-config's standard chain (environment, profile,
+//! container credentials in ECS/App Runner, IMDSv2 on EC2); `AWS_ENDPOINT_URL` (and
+//! `AWS_ENDPOINT_URL_ECR`) are honoured, so moto can stand in for ECR. The region is the one in
+//! the host name (`<account>.dkr.ecr.<region>.amazonaws.com`), else `registries.ecr_region`,
+//! else the chain's region.
+//!
+//! Design: one cache slot per registry host holds the decoded token until `expiresAt` minus
+//! [`REFRESH_MARGIN`] by the injected [`Clock`] (tests use a fake one); concurrent pulls from
+//! one registry share a single fetch. [`EcrCredentials::invalidate`] empties the slot so the
+//! next lookup (the retry after a 401) fetches a new token. A token that arrives already
+//! expired by our clock (clock skew, or moto, which answers 2015-01-01) is used once and not
+//! cached. SDK clients are built once per region and reused; every fetch is bounded by
+//! [`FETCH_TIMEOUT`].
+//!
+//! Limits: the deprecated `registryIds` parameter is not sent (a token is valid for every
+//! registry the principal may read); ECR Public and the dual-stack `on.aws` hosts are not
+//! recognised by name (list them in `registries.ecr`).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use base64::Engine as _;
+use gantry_common::Secret;
+
+use super::RegistryError;
+use crate::engine::RegistryAuth;
+
+/// A token is fetched again this long before it expires.
+pub const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+/// Bound on loading the AWS configuration plus one GetAuthorizationToken call.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Wall-clock time, injectable so tests can move it.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    fn now(&self) -> SystemTime;
+}
+
+/// The system's clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// What an ECR host name tells: `<account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EcrHost {
+    pub account: String,
+    pub region: String,
+}
+
+/// Parses an ECR registry host (port allowed); `None` for any other host.
+pub fn parse_ecr_host(host: &str) -> Option<EcrHost> {
+    let host = host.split(':').next()?.to_ascii_lowercase();
+    let rest = host
+        .strip_suffix(".amazonaws.com")
+        .or_else(|| host.strip_suffix(".amazonaws.com.cn"))?;
+    let mut parts = rest.split('.');
+    let (account, dkr, ecr, region) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let ok = parts.next().is_none()
+        && account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && dkr == "dkr"
+        && (ecr == "ecr" || ecr == "ecr-fips")
+        && !region.is_empty()
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    ok.then(|| EcrHost {
+        account: account.to_owned(),
+        region: region.to_owned(),
+    })
+}
+
+/// Where the AWS configuration comes from.
+#[derive(Debug)]
+enum AwsSource {
+    /// aws-config's default chain, loaded per region on first use.
+    StandardChain,
+    /// A ready configuration (tests, or a caller that already loaded one).
+    Fixed(SdkConfig),
+}
+
+/// A token and when to stop using it.
+#[derive(Debug, Clone)]
+struct Cached {
+    auth: RegistryAuth,
+    refresh_at: SystemTime,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    cached: Mutex<Option<Cached>>,
+    /// Held while fetching, so concurrent lookups share one fetch.
+    fetching: tokio::sync::Mutex<()>,
+}
+
+/// ECR tokens for any number of registries, cached per registry host.
+#[derive(Debug)]
+pub struct EcrCredentials {
+    source: AwsSource,
+    region: Option<String>,
+    margin: Duration,
+    clock: Arc<dyn Clock>,
+    slots: Mutex<HashMap<String, Arc<Slot>>>,
+    /// region ("" for the chain's) → client.
+    clients: tokio::sync::Mutex<HashMap<String, aws_sdk_ecr::Client>>,
+    fetches: AtomicU64,
+}
+
+impl EcrCredentials {
+    /// AWS credentials, endpoint and region from the standard chain; `region` is used for
+    /// hosts whose name carries none.
+    pub fn standard_chain(region: Option<String>) -> Self {
+        Self::build(AwsSource::StandardChain, region)
+    }
+
+    /// Uses `sdk` (credentials, endpoint, default region) instead of the standard chain.
+    pub fn with_sdk_config(sdk: SdkConfig, region: Option<String>) -> Self {
+        Self::build(AwsSource::Fixed(sdk), region)
+    }
+
+    fn build(source: AwsSource, region: Option<String>) -> Self {
+        Self {
+            source,
+            region,
+            margin: REFRESH_MARGIN,
+            clock: Arc::new(SystemClock),
+            slots: Mutex::new(HashMap::new()),
+            clients: tokio::sync::Mutex::new(HashMap::new()),
+            fetches: AtomicU64::new(0),
+        }
+    }
+
+    /// Reads time from `clock` (default: the system clock).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Fetches again this long before expiry (default [`REFRESH_MARGIN`]).
+    pub fn with_refresh_margin(mut self, margin: Duration) -> Self {
+        self.margin = margin;
+        self
+    }
+
+    /// How many GetAuthorizationToken calls were made (for metrics and tests).
+    pub fn token_fetches(&self) -> u64 {
+        self.fetches.load(Ordering::Relaxed)
+    }
+
+    /// Credentials for the ECR registry `host` (normalised `host[:port]`).
+    pub async fn auth(&self, host: &str) -> Result<RegistryAuth, RegistryError> {
+        let slot = self.slot(host);
+        if let Some(auth) = self.fresh(&slot) {
+            tracing::debug!(registry = %host, source = "ecr", cached = true, "registry credentials from Amazon ECR");
+            return Ok(auth);
+        }
+        let _fetching = slot.fetching.lock().await;
+        // Another lookup may have fetched while this one waited.
+        if let Some(auth) = self.fresh(&slot) {
+            tracing::debug!(registry = %host, source = "ecr", cached = true, "registry credentials from Amazon ECR");
+            return Ok(auth);
+        }
+        let fetched = tokio::time::timeout(FETCH_TIMEOUT, self.fetch(host))
+            .await
+            .map_err(|_| RegistryError::Ecr {
+                registry: host.to_owned(),
+                reason: format!(
+                    "no answer within {}",
+                    humantime::format_duration(FETCH_TIMEOUT)
+                ),
+            })??;
+        let now = self.clock.now();
+        let refresh_at = fetched
+            .expires_at
+            .and_then(|t| t.checked_sub(self.margin))
+            .filter(|t| *t > now);
+        tracing::info!(
+            registry = %host,
+            source = "ecr",
+            expires_at = ?fetched.expires_at.map(humantime::format_rfc3339_seconds),
+            cached = refresh_at.is_some(),
+            "fetched an Amazon ECR authorization token"
+        );
+        *slot.cached.lock().unwrap_or_else(|e| e.into_inner()) =
+            refresh_at.map(|refresh_at| Cached {
+                auth: fetched.auth.clone(),
+                refresh_at,
+            });
+        Ok(fetched.auth)
+    }
+
+    /// Forgets the cached token of `host`; the next [`auth`](Self::auth) fetches a new one.
+    pub fn invalidate(&self, host: &str) {
+        let slot = self.slot(host);
+        let had = slot
+            .cached
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .is_some();
+        tracing::debug!(registry = %host, had_token = had, "Amazon ECR token invalidated");
+    }
+
+    fn slot(&self, host: &str) -> Arc<Slot> {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots.entry(host.to_owned()).or_default().clone()
+    }
+
+    /// The cached credentials of `slot` if still good by the clock.
+    fn fresh(&self, slot: &Slot) -> Option<RegistryAuth> {
+        let cached = slot.cached.lock().unwrap_or_else(|e| e.into_inner());
+        cached
+            .as_ref()
+            .filter(|c| self.clock.now() < c.refresh_at)
+            .map(|c| c.auth.clone())
+    }
+
+    async fn client(&self, host: &str) -> Result<aws_sdk_ecr::Client, RegistryError> {
+        let region = parse_ecr_host(host)
+            .map(|h| h.region)
+            .or_else(|| self.region.clone());
+        let key = region.clone().unwrap_or_default();
+        let mut clients = self.clients.lock().await;
+        if let Some(client) = clients.get(&key) {
+            return Ok(client.clone());
+        }
+        let no_region = || RegistryError::EcrRegion {
+            registry: host.to_owned(),
+        };
+        let client = match &self.source {
+            AwsSource::StandardChain => {
+                let mut loader = aws_config::defaults(BehaviorVersion::latest());
+                if let Some(r) = &region {
+                    loader = loader.region(Region::new(r.clone()));
+                }
+                let sdk = loader.load().await;
+                if sdk.region().is_none() {
+                    return Err(no_region());
+                }
+                aws_sdk_ecr::Client::new(&sdk)
+            }
+            AwsSource::Fixed(sdk) => {
+                let mut builder = aws_sdk_ecr::config::Builder::from(sdk);
+                if let Some(r) = &region {
+                    builder = builder.region(Region::new(r.clone()));
+                } else if sdk.region().is_none() {
+                    return Err(no_region());
+                }
+                aws_sdk_ecr::Client::from_conf(builder.build())
+            }
+        };
+        clients.insert(key, client.clone());
+        Ok(client)
+    }
+
+    async fn fetch(&self, host: &str) -> Result<Fetched, RegistryError> {
+        let client = self.client(host).await?;
+        let fail = |reason: String| RegistryError::Ecr {
+            registry: host.to_owned(),
+            reason,
+        };
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        let out = client
+            .get_authorization_token()
+            .send()
+            .await
+            .map_err(|e| fail(aws_sdk_ecr::error::DisplayErrorContext(&e).to_string()))?;
+        let data = out
+            .authorization_data()
+            .first()
+            .ok_or_else(|| fail("the answer holds no authorization data".into()))?;
+        let token = data
+            .authorization_token()
+            .ok_or_else(|| fail("the answer holds no authorization token".into()))?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(token.trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .map(Secret::new)
+            .ok_or_else(|| fail("the authorization token is not base64 text".into()))?;
+        let (username, password) = decoded
+            .expose()
+            .split_once(':')
+            .ok_or_else(|| fail("the authorization token is not user:password".into()))?;
+        let expires_at = data
+            .expires_at()
+            .and_then(|t| SystemTime::try_from(*t).ok());
+        Ok(Fetched {
+            auth: RegistryAuth {
+                server_address: host.to_owned(),
+                username: username.to_owned(),
+                password: Secret::new(password.to_owned()),
+                identity_token: None,
+            },
+            expires_at,
+        })
+    }
+}
+
+struct Fetched {
+    auth: RegistryAuth,
+    expires_at: Option<SystemTime>,
+}

@@ -1,0 +1,244 @@
+//! Unit tests: `registries:` parsing and validation, environment layering, registry name
+//! normalisation, ECR host recognition.
+
+use std::collections::BTreeMap;
+
+use super::*;
+
+fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: BTreeMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    move |k| map.get(k).cloned()
+}
+
+fn raw(yaml: &str) -> Result<RawRegistriesConfig, serde_yaml::Error> {
+    serde_yaml::from_str(yaml)
+}
+
+#[test]
+fn parses_every_key_and_refuses_unknown_ones() {
+    let r = raw("docker_config: /etc/gantry/docker\necr: [127.0.0.1:5551, https://reg.example.com/v2/]\necr_region: eu-west-1\n").unwrap();
+    assert_eq!(r.ecr.len(), 2);
+    let err = raw("ecr_hosts: [a]\n").unwrap_err().to_string();
+    assert!(err.contains("ecr_hosts"), "{err}");
+    let cfg = RegistriesConfig::resolve(&r, &env_of(&[])).unwrap();
+    assert_eq!(
+        cfg.ecr_hosts.iter().cloned().collect::<Vec<_>>(),
+        ["127.0.0.1:5551", "reg.example.com"]
+    );
+    assert_eq!(cfg.ecr_region.as_deref(), Some("eu-west-1"));
+    assert_eq!(
+        cfg.docker_config.as_deref(),
+        Some(Path::new("/etc/gantry/docker"))
+    );
+}
+
+#[test]
+fn the_environment_wins_over_the_file() {
+    let r = raw("docker_config: /etc/gantry/docker.json\necr: [a.example.com]\n").unwrap();
+    let cfg = RegistriesConfig::resolve(
+        &r,
+        &env_of(&[
+            ("GANTRY_DOCKER_CONFIG", "/run/gantry/config.json"),
+            ("GANTRY_ECR_REGISTRIES", " 127.0.0.1:5551 , ,b.example.com"),
+            ("DOCKER_CONFIG", "/ignored"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(
+        cfg.docker_config.as_deref(),
+        Some(Path::new("/run/gantry/config.json"))
+    );
+    assert!(cfg.is_ecr("127.0.0.1:5551") && cfg.is_ecr("B.example.com"));
+    assert!(!cfg.is_ecr("a.example.com"));
+    // Set but empty: no extra ECR hosts; real ECR hosts stay ECR.
+    let cfg = RegistriesConfig::resolve(&r, &env_of(&[("GANTRY_ECR_REGISTRIES", "")])).unwrap();
+    assert!(cfg.ecr_hosts.is_empty());
+    assert!(cfg.is_ecr("123456789012.dkr.ecr.eu-west-1.amazonaws.com"));
+}
+
+#[test]
+fn docker_config_falls_back_to_docker_config_then_home() {
+    let none = RawRegistriesConfig::default();
+    let cfg = RegistriesConfig::resolve(
+        &none,
+        &env_of(&[("DOCKER_CONFIG", "/d"), ("HOME", "/root")]),
+    )
+    .unwrap();
+    assert_eq!(
+        cfg.docker_config.as_deref(),
+        Some(Path::new("/d/config.json"))
+    );
+    let cfg = RegistriesConfig::resolve(&none, &env_of(&[("HOME", "/root")])).unwrap();
+    assert_eq!(
+        cfg.docker_config.as_deref(),
+        Some(Path::new("/root/.docker/config.json"))
+    );
+    let cfg = RegistriesConfig::resolve(&none, &env_of(&[])).unwrap();
+    assert_eq!(cfg.docker_config, None);
+    // A directory means its config.json.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = RegistriesConfig::resolve(
+        &none,
+        &env_of(&[("GANTRY_DOCKER_CONFIG", dir.path().to_str().unwrap())]),
+    )
+    .unwrap();
+    assert_eq!(cfg.docker_config, Some(dir.path().join("config.json")));
+}
+
+#[test]
+fn invalid_values_name_the_key() {
+    let err =
+        RegistriesConfig::resolve(&raw("docker_config: docker.json\n").unwrap(), &env_of(&[]))
+            .unwrap_err();
+    assert_eq!(err.key, "registries.docker_config");
+    let err = RegistriesConfig::resolve(
+        &raw("ecr: [ok.example.com, 'a b']\n").unwrap(),
+        &env_of(&[]),
+    )
+    .unwrap_err();
+    assert_eq!(err.key, "registries.ecr[1]");
+    let err = RegistriesConfig::resolve(
+        &RawRegistriesConfig::default(),
+        &env_of(&[("GANTRY_ECR_REGISTRIES", "user@host/path")]),
+    )
+    .unwrap_err();
+    assert_eq!(err.key, "GANTRY_ECR_REGISTRIES[0]");
+    let err = RegistriesConfig::resolve(&raw("ecr_region: EU West\n").unwrap(), &env_of(&[]))
+        .unwrap_err();
+    assert_eq!(err.key, "registries.ecr_region");
+    assert!(
+        err.to_string().starts_with("registries.ecr_region: "),
+        "{err}"
+    );
+}
+
+#[test]
+fn registry_names_normalise_like_docker() {
+    for hub in [
+        "docker.io",
+        "index.docker.io",
+        "https://index.docker.io/v1/",
+        "registry-1.docker.io",
+        "HTTPS://Index.Docker.IO/v1/",
+    ] {
+        assert_eq!(normalise_registry(hub), "docker.io", "{hub}");
+    }
+    assert_eq!(
+        normalise_registry("http://127.0.0.1:5551/v2/"),
+        "127.0.0.1:5551"
+    );
+    assert_eq!(normalise_registry("Reg.Example.com"), "reg.example.com");
+    assert_eq!(
+        normalise_registry(ImageRef::new("nginx:1").registry()),
+        "docker.io"
+    );
+}
+
+#[test]
+fn ecr_hosts_are_recognised_by_name() {
+    let h = ecr::parse_ecr_host("123456789012.dkr.ecr.eu-west-1.amazonaws.com").unwrap();
+    assert_eq!(
+        (h.account.as_str(), h.region.as_str()),
+        ("123456789012", "eu-west-1")
+    );
+    let h =
+        ecr::parse_ecr_host("123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com:443").unwrap();
+    assert_eq!(h.region, "us-gov-west-1");
+    assert_eq!(
+        ecr::parse_ecr_host("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn")
+            .unwrap()
+            .region,
+        "cn-north-1"
+    );
+    for not in [
+        "12345.dkr.ecr.eu-west-1.amazonaws.com",
+        "123456789012.ecr.eu-west-1.amazonaws.com",
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com.evil.com",
+        "public.ecr.aws",
+        "127.0.0.1:5551",
+    ] {
+        assert_eq!(ecr::parse_ecr_host(not), None, "{not}");
+    }
+}
+
+#[tokio::test]
+async fn invalid_configuration_fails_lookups_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("gantry.yaml"),
+        "registries:\n  ecr: ['a b']\n",
+    )
+    .unwrap();
+    let registries = for_config_dir(dir.path());
+    let err = registries
+        .auth_for(&ImageRef::new("reg.example.com/app:1"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("reg.example.com")
+            && err.contains("gantry.yaml")
+            && err.contains("registries.ecr[0]"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn auths_entries_decode_and_errors_carry_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    // "user:pa:ss" — a password may hold ':'.
+    std::fs::write(
+        &path,
+        r#"{"auths": {
+            "https://index.docker.io/v1/": {"auth": "dXNlcjpwYTpzcw=="},
+            "reg.example.com": {"username": "u", "password": "p"},
+            "tok.example.com": {"identitytoken": "it"},
+            "empty.example.com": {}
+        }, "HttpHeaders": {"X": "y"}}"#,
+    )
+    .unwrap();
+    let creds = DockerConfigCredentials::new(Some(path.clone()));
+    let hub = creds.auth("index.docker.io").await.unwrap().unwrap();
+    assert_eq!(hub.username, "user");
+    assert_eq!(hub.password.expose(), "pa:ss");
+    assert_eq!(hub.server_address, "https://index.docker.io/v1/");
+    let reg = creds
+        .auth("https://reg.example.com/")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (reg.username.as_str(), reg.password.expose().as_str()),
+        ("u", "p")
+    );
+    let tok = creds.auth("tok.example.com").await.unwrap().unwrap();
+    assert_eq!(tok.identity_token.unwrap().expose(), "it");
+    assert!(creds.auth("empty.example.com").await.unwrap().is_none());
+    assert!(creds.auth("other.example.com").await.unwrap().is_none());
+    assert!(!format!("{hub:?}").contains("pa:ss"));
+
+    std::fs::write(
+        &path,
+        r#"{"auths": {"reg.example.com": {"auth": "not base64 s3cret!"}}}"#,
+    )
+    .unwrap();
+    let err = creds.auth("reg.example.com").await.unwrap_err().to_string();
+    assert!(
+        err.contains("reg.example.com") && err.contains("base64"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret"), "{err}");
+    std::fs::write(&path, r#"{"auths": {"reg.example.com": "s3cret"}}"#).unwrap();
+    let err = creds.auth("reg.example.com").await.unwrap_err().to_string();
+    assert!(
+        err.contains("config.json") && !err.contains("s3cret"),
+        "{err}"
+    );
+    // No file at all: anonymous.
+    let creds = DockerConfigCredentials::new(Some(dir.path().join("missing.json")));
+    assert!(creds.auth("reg.example.com").await.unwrap().is_none());
+}
