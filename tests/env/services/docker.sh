@@ -25,8 +25,13 @@ up_docker() {
 		[[ "$DOCKER_HOST" == unix://* ]] ||
 			die "docker: DOCKER_HOST=$DOCKER_HOST does not answer and is not a unix socket to start dockerd on"
 		# A stale pid file from a daemon that died stops dockerd from starting.
+		# So does containerd's, if its pid now belongs to another process.
 		if [[ -f /var/run/docker.pid ]] && ! proc_is "$(cat /var/run/docker.pid)" dockerd; then
 			rm -f /var/run/docker.pid
+		fi
+		local ctrd_pid=/var/run/docker/containerd/containerd.pid
+		if [[ -f "$ctrd_pid" ]] && ! proc_is "$(cat "$ctrd_pid")" containerd; then
+			rm -f "$ctrd_pid"
 		fi
 		log "docker: starting dockerd on $DOCKER_HOST (log: $logfile)"
 		local extra=()
