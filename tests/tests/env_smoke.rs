@@ -31,6 +31,11 @@ impl Drop for Container {
 
 /// A GET on a loopback URL with extra headers; returns the status and body.
 fn get_with_headers(url: &str, headers: &[(&str, &str)]) -> Option<(u16, String)> {
+    request("GET", url, headers, "")
+}
+
+/// One HTTP/1.0 request to a loopback URL; returns the status and body.
+fn request(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> Option<(u16, String)> {
     let rest = url.strip_prefix("http://").expect("http:// URL");
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let path = if path.is_empty() { "/" } else { path };
@@ -40,12 +45,16 @@ fn get_with_headers(url: &str, headers: &[(&str, &str)]) -> Option<(u16, String)
     );
     let mut stream = TcpStream::connect(authority).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    let mut request = format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\n");
+    let mut req = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {authority}\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
+        req.push_str(&format!("{name}: {value}\r\n"));
     }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).ok()?;
+    req.push_str("\r\n");
+    req.push_str(body);
+    stream.write_all(req.as_bytes()).ok()?;
     let mut raw = String::new();
     stream.read_to_string(&mut raw).ok()?;
     let status = raw.split_whitespace().nth(1)?.parse().ok()?;
@@ -201,6 +210,45 @@ fn moto_answers() {
     let (status, body) = http_get(&format!("{endpoint}/moto-api/data.json")).expect("moto answers");
     assert_eq!(status, 200, "{body}");
     serde_json::from_str::<serde_json::Value>(&body).expect("moto returns JSON");
+}
+
+#[test]
+fn moto_ecr_token_is_a_password_the_registry_accepts() {
+    let e = env();
+    let region = e.get("GANTRY_TEST_AWS_REGION");
+    let auth = format!(
+        "AWS4-HMAC-SHA256 Credential={}/20260101/{region}/ecr/aws4_request, \
+         SignedHeaders=host, Signature=00",
+        e.get("GANTRY_TEST_AWS_ACCESS_KEY_ID")
+    );
+    let (status, body) = request(
+        "POST",
+        &format!("{}/", e.get("GANTRY_TEST_AWS_ENDPOINT")),
+        &[
+            ("Content-Type", "application/x-amz-json-1.1"),
+            (
+                "X-Amz-Target",
+                "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken",
+            ),
+            ("Authorization", &auth),
+        ],
+        "{}",
+    )
+    .expect("moto answers");
+    assert_eq!(status, 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let token = json["authorizationData"][0]["authorizationToken"]
+        .as_str()
+        .expect("authorizationToken");
+    let (user, password) = (
+        e.get("GANTRY_TEST_REGISTRY_ECR_USER"),
+        e.get("GANTRY_TEST_REGISTRY_ECR_PASSWORD"),
+    );
+    assert_eq!(token, base64(format!("{user}:{password}").as_bytes()));
+    let url = format!("http://{}/v2/", e.get("GANTRY_TEST_REGISTRY"));
+    let (status, _) =
+        get_with_headers(&url, &[("Authorization", &format!("Basic {token}"))]).expect("registry");
+    assert_eq!(status, 200);
 }
 
 #[test]
