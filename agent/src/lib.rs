@@ -10,6 +10,7 @@
 //! Limits: one host, one Docker engine; Compose features outside what [`compose`] documents are
 //! refused with an error naming the file, service and key rather than silently ignored.
 
+pub mod api;
 pub mod cli;
 pub mod compose;
 pub mod config;
@@ -19,5 +20,6 @@ pub mod engine;
 pub mod exit;
 pub mod ledger;
 pub mod registry;
+pub mod supervise;
 
 pub use exit::ExitCode;

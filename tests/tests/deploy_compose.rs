@@ -55,6 +55,7 @@ impl Stack {
             .env("DOCKER_HOST", e.get("DOCKER_HOST"))
             .env("GANTRY_STATE_DIR", self.state.path())
             .env("GANTRY_CONFIG_DIR", self.dir.path())
+            .env("GANTRY_LOCAL", "1")
             .env("IMAGE", e.get("GANTRY_TEST_IMAGE"))
             .env_remove("GREETING")
             .args(["--var", &port])

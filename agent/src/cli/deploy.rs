@@ -10,11 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::ExitCode;
+use crate::api::{self, Request, WireLoad};
 use crate::deploy::{self, DeployReport, DeployRequest, Progress};
 use crate::engine::DockerEngine;
 
-use super::GlobalArgs;
 use super::stack::{Output, StackArgs};
+use super::{GlobalArgs, client};
 
 /// Bound on what one deploy prints.
 pub const MAX_OUTPUT: usize = 20_000;
@@ -94,6 +95,20 @@ pub fn truncate(s: &str, max: usize) -> String {
 }
 
 pub async fn run(global: &GlobalArgs, args: DeployArgs) -> ExitCode {
+    if !global.local {
+        let cwd = std::env::current_dir().unwrap_or_default();
+        let request = Request::Deploy {
+            stack: args.stack.stack.clone(),
+            load: WireLoad::from_options(&args.stack.load_options(global), &cwd),
+            variables: args.stack.variables(),
+            deploy_id: args.deploy_id.clone(),
+            lock_wait_ms: api::ms(args.lock_wait.unwrap_or(Duration::ZERO)),
+            timeout_ms: api::ms(args.timeout),
+            ready_timeout_ms: api::ms(args.ready_timeout),
+            output: args.output.into(),
+        };
+        return client::submit(global, "deploy", &request, args.output == Output::Json).await;
+    }
     let stack = args.stack.stack.clone();
     let engine = match DockerEngine::connect().await {
         Ok(e) => Arc::new(e),
@@ -117,11 +132,16 @@ pub async fn run(global: &GlobalArgs, args: DeployArgs) -> ExitCode {
 
 /// Prints the end of a deploy or rollback.
 pub fn print_report(report: &DeployReport, output: Output) {
+    print!("{}", render_report(report, output));
+}
+
+/// The end of a deploy or rollback as printed: one JSON line, or a summary line and the error.
+pub fn render_report(report: &DeployReport, output: Output) -> String {
     match output {
         Output::Json => {
             let mut report = report.clone();
             report.error = report.error.map(|e| truncate(&e, MAX_OUTPUT / 2));
-            println!("{}", serde_json::to_string(&report).unwrap_or_default());
+            format!("{}\n", serde_json::to_string(&report).unwrap_or_default())
         }
         Output::Text => {
             let changed: Vec<String> = report
@@ -148,10 +168,11 @@ pub fn print_report(report: &DeployReport, output: Output) {
                 report.duration_ms as f64 / 1000.0,
                 report.exit_code().code()
             ));
-            println!("{line}");
+            line.push('\n');
             if let Some(e) = &report.error {
-                println!("error: {}", truncate(e, 12_000));
+                line.push_str(&format!("error: {}\n", truncate(e, 12_000)));
             }
+            line
         }
     }
 }

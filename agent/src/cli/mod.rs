@@ -1,6 +1,10 @@
 //! The `gantry` command line (clap derive). Each command lives in its own module and returns
 //! an [`ExitCode`]; errors are printed once, as their `Display`, and mapped to the table in
 //! [`crate::exit`].
+//!
+//! `deploy`, `rollback`, `plan`, `releases` and `status` are clients of `gantry daemon` (over
+//! its unix socket, see [`crate::api`]) unless `--local` (GANTRY_LOCAL=1) runs them in-process;
+//! `status` needs the daemon.
 
 use std::path::PathBuf;
 
@@ -9,12 +13,15 @@ use gantry_common::logging::LogFormat;
 
 use crate::ExitCode;
 
+pub mod client;
 pub mod config;
+pub mod daemon;
 pub mod deploy;
 pub mod plan;
 pub mod releases;
 pub mod rollback;
 pub mod stack;
+pub mod status;
 
 /// Gantry host agent: applies Docker Compose stacks through the Docker Engine API.
 #[derive(Debug, Parser)]
@@ -46,8 +53,16 @@ pub struct GlobalArgs {
     )]
     pub config_dir: PathBuf,
     /// Run the job in this process instead of submitting it to the daemon.
-    #[arg(long, global = true, env = "GANTRY_LOCAL")]
+    #[arg(long, global = true, env = "GANTRY_LOCAL", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
     pub local: bool,
+    /// The daemon's unix socket.
+    #[arg(
+        long,
+        global = true,
+        env = "GANTRY_SOCKET",
+        default_value = crate::api::DEFAULT_SOCKET
+    )]
+    pub socket: PathBuf,
     /// Log filter (error, warn, info, debug, trace, or tracing directives); RUST_LOG wins.
     /// Commands print their own progress on stdout, so logs default to warnings only.
     #[arg(long, global = true, env = "GANTRY_LOG", default_value = "warn")]
@@ -69,18 +84,32 @@ pub enum Command {
     Releases(releases::ReleasesArgs),
     /// Re-apply the previous good release (or --to RELEASE) exactly, by image id.
     Rollback(rollback::RollbackArgs),
+    /// Run the daemon: jobs, supervision, env-file watching, status and metrics.
+    Daemon(daemon::DaemonArgs),
+    /// Stacks, services, containers, health, last release and heal counts (from the daemon).
+    Status(status::StatusArgs),
 }
 
 /// Parses the command line with Gantry's exit codes: usage errors exit 64, not clap's 2.
+/// The daemon logs at `info` unless told otherwise; commands default to warnings only.
 pub fn parse() -> Result<Cli, ExitCode> {
-    Cli::try_parse().map_err(|e| {
+    use clap::{CommandFactory, FromArgMatches};
+    let fail = |e: clap::Error| {
         let _ = e.print();
         if e.use_stderr() {
             ExitCode::Usage
         } else {
             ExitCode::Ok // --help, --version
         }
-    })
+    };
+    let matches = Cli::command().try_get_matches().map_err(fail)?;
+    let mut cli = Cli::from_arg_matches(&matches).map_err(fail)?;
+    let defaulted =
+        matches.value_source("log_level") == Some(clap::parser::ValueSource::DefaultValue);
+    if defaulted && matches!(cli.command, Command::Daemon(_)) {
+        cli.global.log_level = "info".into();
+    }
+    Ok(cli)
 }
 
 /// Runs a parsed command line to its exit code.
@@ -90,8 +119,10 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Config(args) => config::run(&global, args),
         Command::Plan(args) => with_runtime(|| plan::run(&global, args)),
         Command::Deploy(args) => with_runtime(|| deploy::run(&global, args)),
-        Command::Releases(args) => releases::run(&global, args),
+        Command::Releases(args) => with_runtime(|| releases::run(&global, args)),
         Command::Rollback(args) => with_runtime(|| rollback::run(&global, args)),
+        Command::Daemon(args) => daemon::run(&global, args),
+        Command::Status(args) => with_runtime(|| status::run(&global, args)),
     }
 }
 

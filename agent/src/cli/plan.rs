@@ -1,13 +1,16 @@
 //! `gantry plan`: what a deploy would do, per service, and why.
+//!
+//! Through the daemon by default (it answers with the same rendering), in-process with `--local`.
 
 use std::sync::Arc;
 
 use crate::ExitCode;
-use crate::deploy::{self, Action, DeployRequest};
+use crate::api::{Request, WireLoad};
+use crate::deploy::{self, Action, DeployRequest, Plan};
 use crate::engine::DockerEngine;
 
-use super::GlobalArgs;
 use super::stack::{Output, StackArgs};
+use super::{GlobalArgs, client};
 
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
@@ -19,6 +22,15 @@ pub struct PlanArgs {
 }
 
 pub async fn run(global: &GlobalArgs, args: PlanArgs) -> ExitCode {
+    if !global.local {
+        let cwd = std::env::current_dir().unwrap_or_default();
+        let request = Request::Plan {
+            stack: args.stack.stack.clone(),
+            load: WireLoad::from_options(&args.stack.load_options(global), &cwd),
+            output: args.output.into(),
+        };
+        return client::submit(global, "plan", &request, true).await;
+    }
     let engine = match DockerEngine::connect().await {
         Ok(e) => Arc::new(e),
         Err(e) => {
@@ -28,22 +40,29 @@ pub async fn run(global: &GlobalArgs, args: PlanArgs) -> ExitCode {
     };
     let deployer = deploy::deployer(engine, &global.state_dir);
     let req = DeployRequest::new(&args.stack.stack, args.stack.load_options(global));
-    let plan = match deployer.plan(&req).await {
-        Ok(p) => p,
+    match deployer.plan(&req).await {
+        Ok(plan) => {
+            print!("{}", render_plan(&plan, args.output));
+            ExitCode::Ok
+        }
         Err(e) => {
             eprintln!("gantry plan: {e}");
-            return e.exit_code();
+            e.exit_code()
         }
-    };
-    match args.output {
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&plan).unwrap_or_default()
+    }
+}
+
+/// The plan as printed: one JSON object, or a summary line and one line per service.
+pub fn render_plan(plan: &Plan, output: Output) -> String {
+    match output {
+        Output::Json => format!(
+            "{}\n",
+            serde_json::to_string_pretty(plan).unwrap_or_default()
         ),
         Output::Text => {
             let count = |a: Action| plan.services.iter().filter(|s| s.action == a).count();
-            println!(
-                "stack {}: {} to create, {} to recreate, {} to remove, {} unchanged",
+            let mut out = format!(
+                "stack {}: {} to create, {} to recreate, {} to remove, {} unchanged\n",
                 plan.stack,
                 count(Action::Create),
                 count(Action::Recreate),
@@ -58,9 +77,14 @@ pub async fn run(global: &GlobalArgs, args: PlanArgs) -> ExitCode {
                 .unwrap_or(0);
             for s in &plan.services {
                 let why = s.reasons.join(", ");
-                println!("  {:width$}  {:9}  {}", s.service, s.action.as_str(), why);
+                out.push_str(&format!(
+                    "  {:width$}  {:9}  {}\n",
+                    s.service,
+                    s.action.as_str(),
+                    why
+                ));
             }
+            out
         }
     }
-    ExitCode::Ok
 }

@@ -1,10 +1,14 @@
 //! `gantry releases`: a stack's release history.
+//!
+//! Through the daemon by default (the ledger may be readable by root only), in-process with
+//! `--local`.
 
 use crate::ExitCode;
-use crate::ledger::{Ledger, LedgerError};
+use crate::api::Request;
+use crate::ledger::{Ledger, LedgerError, Release};
 
-use super::GlobalArgs;
 use super::stack::Output;
+use super::{GlobalArgs, client};
 
 #[derive(Debug, clap::Args)]
 pub struct ReleasesArgs {
@@ -15,21 +19,48 @@ pub struct ReleasesArgs {
     pub output: Output,
 }
 
-pub fn run(global: &GlobalArgs, args: ReleasesArgs) -> ExitCode {
-    let result = Ledger::new(&global.state_dir)
-        .stack(&args.stack)
-        .and_then(|s| s.releases());
-    let releases = match result {
-        Ok(r) => r,
+pub async fn run(global: &GlobalArgs, args: ReleasesArgs) -> ExitCode {
+    if !global.local {
+        let request = Request::Releases {
+            stack: args.stack.clone(),
+            output: args.output.into(),
+        };
+        return client::submit(global, "releases", &request, true).await;
+    }
+    match releases(&Ledger::new(&global.state_dir), &args.stack, args.output) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::Ok
+        }
+        Err((message, code)) => {
+            eprintln!("gantry releases: {message}");
+            code
+        }
+    }
+}
+
+/// The rendered history of `stack`, or the error and its exit code.
+pub fn releases(
+    ledger: &Ledger,
+    stack: &str,
+    output: Output,
+) -> Result<String, (String, ExitCode)> {
+    let result = ledger.stack(stack).and_then(|s| s.releases());
+    match result {
+        Ok(r) => Ok(render_releases(stack, &r, output)),
         Err(e) => {
-            eprintln!("gantry releases: {e}");
-            return match e {
+            let code = match e {
                 LedgerError::BadStackName { .. } => ExitCode::InvalidInput,
                 _ => ExitCode::Failed,
             };
+            Err((e.to_string(), code))
         }
-    };
-    match args.output {
+    }
+}
+
+/// Releases as printed, newest first.
+pub fn render_releases(stack: &str, releases: &[Release], output: Output) -> String {
+    match output {
         Output::Json => {
             let list: Vec<serde_json::Value> = releases
                 .iter()
@@ -48,14 +79,15 @@ pub fn run(global: &GlobalArgs, args: ReleasesArgs) -> ExitCode {
                     })
                 })
                 .collect();
-            println!(
-                "{}",
+            format!(
+                "{}\n",
                 serde_json::to_string_pretty(&list).unwrap_or_default()
-            );
+            )
         }
         Output::Text => {
+            let mut out = String::new();
             if releases.is_empty() {
-                println!("stack {} has no releases yet", args.stack);
+                out.push_str(&format!("stack {stack} has no releases yet\n"));
             }
             for r in releases.iter().rev() {
                 let vars: Vec<String> = r
@@ -71,8 +103,8 @@ pub fn run(global: &GlobalArgs, args: ReleasesArgs) -> ExitCode {
                         format!("{svc}@{}", &id[..id.len().min(12)])
                     })
                     .collect();
-                println!(
-                    "{:>5}  {}  {:15}  id={}  {}  {}",
+                out.push_str(&format!(
+                    "{:>5}  {}  {:15}  id={}  {}  {}\n",
                     r.id(),
                     r.started_at,
                     r.outcome.as_str(),
@@ -83,9 +115,9 @@ pub fn run(global: &GlobalArgs, args: ReleasesArgs) -> ExitCode {
                         vars.join(" ")
                     },
                     images.join(" ")
-                );
+                ));
             }
+            out
         }
     }
-    ExitCode::Ok
 }

@@ -1,16 +1,19 @@
 //! `gantry rollback`: re-apply the previous good release, or a named one, exactly (by image id).
+//!
+//! A job in the daemon by default (it survives the CLI being killed), in-process with `--local`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::ExitCode;
+use crate::api::{self, Request};
 use crate::compose::LoadOptions;
 use crate::deploy::{self, DeployRequest};
 use crate::engine::DockerEngine;
 
-use super::GlobalArgs;
 use super::deploy::{Lines, print_report};
 use super::stack::Output;
+use super::{GlobalArgs, client};
 
 #[derive(Debug, clap::Args)]
 pub struct RollbackArgs {
@@ -31,6 +34,16 @@ pub struct RollbackArgs {
 }
 
 pub async fn run(global: &GlobalArgs, args: RollbackArgs) -> ExitCode {
+    if !global.local {
+        let request = Request::Rollback {
+            stack: args.stack.clone(),
+            to: args.to.clone(),
+            lock_wait_ms: api::ms(args.lock_wait.unwrap_or(Duration::ZERO)),
+            ready_timeout_ms: api::ms(args.ready_timeout),
+            output: args.output.into(),
+        };
+        return client::submit(global, "rollback", &request, args.output == Output::Json).await;
+    }
     let engine = match DockerEngine::connect().await {
         Ok(e) => Arc::new(e),
         Err(e) => {

@@ -1,0 +1,30 @@
+//! `gantry status [STACK]`: asks the daemon (heal counts and running jobs live there).
+
+use crate::ExitCode;
+use crate::api::Request;
+
+use super::stack::Output;
+use super::{GlobalArgs, client};
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// One stack [default: every stack in the ledger].
+    pub stack: Option<String>,
+    /// text: compact lines; json: one object.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+pub async fn run(global: &GlobalArgs, args: StatusArgs) -> ExitCode {
+    if global.local {
+        eprintln!(
+            "gantry status: status comes from the daemon (heal counts, running jobs); --local has none (hint: gantry releases STACK --local for the ledger)"
+        );
+        return ExitCode::Usage;
+    }
+    let request = Request::Status {
+        stack: args.stack,
+        output: args.output.into(),
+    };
+    client::submit(global, "status", &request, true).await
+}

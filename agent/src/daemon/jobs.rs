@@ -1,0 +1,337 @@
+//! Jobs: deploys, rollbacks and reconciles run inside the daemon, one per stack at a time.
+//!
+//! Design: each stack has a FIFO queue (a fair `tokio::sync::Mutex`): jobs on one stack run in
+//! the order they were submitted, jobs on different stacks run side by side. A job waits in the
+//! queue at most its `lock_wait` (zero: fail fast with exit 75 naming the running job), then
+//! the deployer takes the ledger's flock as usual (so a `--local` deploy in another process is
+//! still excluded). A job is a spawned task: the client that submitted it may go away (SSM
+//! SIGKILLs the CLI) and the job still finishes and is recorded. While a job runs on a stack,
+//! [`Jobs::busy`] says so and supervision leaves that stack alone.
+//!
+//! Limits: the queue lives in memory: jobs queued when the daemon stops are lost (their clients
+//! see the connection close and exit 69); a running deploy interrupted by a daemon stop is
+//! recovered by the ledger on the next deploy.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::ExitCode;
+use crate::deploy::{DeployReport, DeployRequest, Deployer, Progress};
+use crate::ledger::Outcome;
+
+use super::metrics::Metrics;
+
+/// What a job does.
+#[derive(Debug, Clone)]
+pub enum JobKind {
+    /// `gantry deploy`, or a redeploy after an env-file change.
+    Deploy(DeployRequest),
+    /// `gantry rollback [--to]`, or a reconcile (re-apply the last good release).
+    Rollback {
+        req: DeployRequest,
+        to: Option<String>,
+    },
+}
+
+/// Who asked for a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Cli,
+    /// Supervision: drift against the last good release.
+    Reconcile,
+    /// An env file (or an opted-in compose file) changed.
+    FileChange,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cli => "cli",
+            Self::Reconcile => "reconcile",
+            Self::FileChange => "file_change",
+        }
+    }
+}
+
+/// A job as submitted.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub kind: JobKind,
+    pub origin: Origin,
+}
+
+impl Job {
+    fn req(&self) -> &DeployRequest {
+        match &self.kind {
+            JobKind::Deploy(r) | JobKind::Rollback { req: r, .. } => r,
+        }
+    }
+
+    fn kind_str(&self) -> &'static str {
+        match (&self.kind, self.origin) {
+            (_, Origin::Reconcile) => "reconcile",
+            (_, Origin::FileChange) => "file_change",
+            (JobKind::Deploy(_), _) => "deploy",
+            (JobKind::Rollback { .. }, _) => "rollback",
+        }
+    }
+}
+
+/// A running job, as `status` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunningJob {
+    pub id: String,
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deploy_id: Option<String>,
+    pub running_for_ms: u64,
+}
+
+#[derive(Debug)]
+struct Running {
+    id: String,
+    kind: &'static str,
+    deploy_id: Option<String>,
+    since: Instant,
+}
+
+/// The daemon's job runner.
+#[derive(Debug)]
+pub struct Jobs {
+    deployer: Deployer,
+    metrics: Arc<Metrics>,
+    queues: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    running: Mutex<HashMap<String, Running>>,
+    waiting: Mutex<HashMap<String, usize>>,
+    next: AtomicU64,
+    /// Tells the supervisor a job ended (to refresh watches and policies).
+    done_tx: tokio::sync::watch::Sender<u64>,
+}
+
+/// Sends progress to the submitting client (if still there) and to the log.
+#[derive(Debug)]
+struct JobProgress {
+    stack: String,
+    job: String,
+    tx: Option<UnboundedSender<String>>,
+}
+
+impl Progress for JobProgress {
+    fn step(&self, service: Option<&str>, message: &str) {
+        tracing::info!(stack = %self.stack, service = service.unwrap_or(""), job = %self.job, "{message}");
+        if let Some(tx) = &self.tx {
+            let line = match service {
+                Some(s) => format!("[{}] {s}: {message}", self.stack),
+                None => format!("[{}] {message}", self.stack),
+            };
+            let _ = tx.send(line);
+        }
+    }
+}
+
+impl Jobs {
+    pub fn new(deployer: Deployer, metrics: Arc<Metrics>) -> Arc<Self> {
+        Arc::new(Self {
+            deployer,
+            metrics,
+            queues: Mutex::default(),
+            running: Mutex::default(),
+            waiting: Mutex::default(),
+            next: AtomicU64::new(1),
+            done_tx: tokio::sync::watch::channel(0).0,
+        })
+    }
+
+    pub fn deployer(&self) -> &Deployer {
+        &self.deployer
+    }
+
+    /// A receiver that changes each time a job ends.
+    pub fn finished(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.done_tx.subscribe()
+    }
+
+    /// Whether a job runs or waits on `stack` (supervision pauses then).
+    pub fn busy(&self, stack: &str) -> bool {
+        let running = self.running.lock().is_ok_and(|r| r.contains_key(stack));
+        let waiting = self
+            .waiting
+            .lock()
+            .is_ok_and(|w| w.get(stack).is_some_and(|n| *n > 0));
+        running || waiting
+    }
+
+    /// The job running on `stack`, if any.
+    pub fn running(&self, stack: &str) -> Option<RunningJob> {
+        let r = self.running.lock().ok()?;
+        r.get(stack).map(|j| RunningJob {
+            id: j.id.clone(),
+            kind: j.kind,
+            deploy_id: j.deploy_id.clone(),
+            running_for_ms: j.since.elapsed().as_millis() as u64,
+        })
+    }
+
+    /// Starts `job`: returns its id and a handle on its report. Progress lines go to `tx`.
+    pub fn submit(
+        self: &Arc<Self>,
+        job: Job,
+        tx: Option<UnboundedSender<String>>,
+    ) -> (String, tokio::task::JoinHandle<DeployReport>) {
+        let id = format!("j{}", self.next.fetch_add(1, Ordering::Relaxed));
+        let this = self.clone();
+        let job_id = id.clone();
+        let handle = tokio::spawn(async move { this.run(job_id, job, tx).await });
+        (id, handle)
+    }
+
+    async fn run(
+        self: Arc<Self>,
+        id: String,
+        job: Job,
+        tx: Option<UnboundedSender<String>>,
+    ) -> DeployReport {
+        let req = job.req().clone();
+        let stack = req.stack.clone();
+        let kind = job.kind_str();
+        let progress = JobProgress {
+            stack: stack.clone(),
+            job: id.clone(),
+            tx,
+        };
+        let queue = {
+            let mut q = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+            q.entry(stack.clone()).or_default().clone()
+        };
+        let submitted = Instant::now();
+        let guard = match queue.clone().try_lock_owned() {
+            Ok(g) => g,
+            Err(_) => {
+                let ahead = self.running(&stack);
+                if req.lock_wait.is_zero() {
+                    let holder = ahead
+                        .map(|j| format!("job {} ({})", j.id, j.kind))
+                        .unwrap_or_else(|| "another job".into());
+                    return busy_report(&stack, &holder);
+                }
+                progress.step(None, "queued behind the stack's running job");
+                self.waiting_add(&stack, 1);
+                let got = tokio::time::timeout(req.lock_wait, queue.lock_owned()).await;
+                self.waiting_add(&stack, -1);
+                match got {
+                    Ok(g) => g,
+                    Err(_) => {
+                        let holder = self
+                            .running(&stack)
+                            .map(|j| format!("job {} ({})", j.id, j.kind))
+                            .unwrap_or_else(|| "another job".into());
+                        return busy_report(&stack, &holder);
+                    }
+                }
+            }
+        };
+        let waited = submitted.elapsed();
+        self.metrics.summary(
+            "gantry_job_queue_wait_seconds",
+            &[("stack", &stack)],
+            waited,
+        );
+        if let Ok(mut r) = self.running.lock() {
+            r.insert(
+                stack.clone(),
+                Running {
+                    id: id.clone(),
+                    kind,
+                    deploy_id: req.deploy_id.clone(),
+                    since: Instant::now(),
+                },
+            );
+        }
+        tracing::info!(stack = %stack, job = %id, kind, origin = job.origin.as_str(), "job started");
+        let mut req = req;
+        req.lock_wait = req.lock_wait.saturating_sub(waited);
+        let report = match &job.kind {
+            JobKind::Deploy(_) => self.deployer.deploy(&req, &progress).await,
+            JobKind::Rollback { to, .. } => {
+                self.deployer.rollback(&req, to.as_deref(), &progress).await
+            }
+        };
+        if let Ok(mut r) = self.running.lock() {
+            r.remove(&stack);
+        }
+        drop(guard);
+        self.record(&stack, kind, &report);
+        tracing::info!(
+            stack = %stack,
+            job = %id,
+            kind,
+            outcome = %report.outcome,
+            exit_code = report.exit_code().code(),
+            duration_ms = report.duration_ms,
+            "job finished"
+        );
+        self.done_tx.send_modify(|n| *n += 1);
+        report
+    }
+
+    fn waiting_add(&self, stack: &str, d: isize) {
+        if let Ok(mut w) = self.waiting.lock() {
+            let n = w.entry(stack.to_owned()).or_default();
+            *n = n.saturating_add_signed(d);
+        }
+    }
+
+    fn record(&self, stack: &str, kind: &'static str, report: &DeployReport) {
+        let outcome = if report.exit_code() == ExitCode::LockBusy {
+            "lock_busy"
+        } else {
+            report.outcome.as_str()
+        };
+        self.metrics.inc(
+            "gantry_deploys_total",
+            &[("stack", stack), ("kind", kind), ("outcome", outcome)],
+        );
+        if report.repeated {
+            return;
+        }
+        if report.outcome != Outcome::Unchanged {
+            self.metrics.summary(
+                "gantry_rollout_duration_seconds",
+                &[("stack", stack)],
+                Duration::from_millis(report.duration_ms),
+            );
+        }
+        for s in report
+            .services
+            .iter()
+            .filter(|s| s.action == "job" || s.action == "run")
+        {
+            self.metrics.summary(
+                "gantry_job_duration_seconds",
+                &[("stack", stack)],
+                Duration::from_millis(s.duration_ms),
+            );
+        }
+    }
+}
+
+/// The report of a job that could not get its stack.
+fn busy_report(stack: &str, holder: &str) -> DeployReport {
+    DeployReport {
+        stack: stack.to_owned(),
+        release: None,
+        outcome: Outcome::Failed,
+        repeated: false,
+        services: Vec::new(),
+        rolled_back_to: None,
+        error: Some(format!(
+            "stack {stack} is busy: {holder} is running (hint: wait with --lock-wait 10m)"
+        )),
+        duration_ms: 0,
+        exit_code_override: Some(ExitCode::LockBusy),
+    }
+}

@@ -1,0 +1,466 @@
+//! The daemon's start-up, socket server and shutdown.
+//!
+//! Order: ledger readable → Docker answers → socket bound (mode 0660, group) and answering its
+//! own health request → `READY=1`. Loops (accept, supervisor, watcher, metrics) are tasks; the
+//! watchdog task pings systemd at half of `WATCHDOG_USEC` only while all of them are alive.
+//! SIGTERM/SIGINT: stop accepting, let running jobs finish (up to [`DRAIN`]), remove the socket.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::mpsc;
+
+use gantry_common::sdnotify::{Notifier, watchdog_interval};
+
+use crate::ExitCode;
+use crate::api::{self, Event, OutputFormat, Request};
+use crate::cli::deploy::render_report;
+use crate::cli::plan::render_plan;
+use crate::deploy::{self, DeployRequest};
+use crate::engine::{DockerEngine, Engine};
+use crate::ledger::Ledger;
+use crate::supervise::{self, Supervisor};
+
+use super::jobs::{Job, JobKind, Jobs, Origin};
+use super::metrics::{self, Metrics};
+use super::{DaemonConfig, DaemonError, status};
+
+/// How long running jobs may take to finish after SIGTERM.
+const DRAIN: Duration = Duration::from_secs(120);
+/// How long the daemon waits for Docker at start.
+const DOCKER_WAIT: Duration = Duration::from_secs(30);
+
+/// Everything a request handler needs.
+pub struct Shared {
+    pub config: Arc<DaemonConfig>,
+    pub engine: Arc<dyn Engine>,
+    pub ledger: Ledger,
+    pub jobs: Arc<Jobs>,
+    pub metrics: Arc<Metrics>,
+    pub supervisor: Arc<Supervisor>,
+    pub started: Instant,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("socket", &self.config.socket)
+            .finish_non_exhaustive()
+    }
+}
+
+pub async fn run(config: Arc<DaemonConfig>) -> Result<(), DaemonError> {
+    let notifier = Notifier::from_env();
+    let _ = notifier.status("starting: reading the ledger");
+    let ledger = Ledger::new(&config.state_dir);
+    std::fs::create_dir_all(&config.state_dir).map_err(|e| DaemonError::State {
+        dir: config.state_dir.clone(),
+        source: crate::ledger::LedgerError::Io {
+            path: config.state_dir.clone(),
+            source: e,
+        },
+    })?;
+    let stacks = ledger.stacks().map_err(|source| DaemonError::State {
+        dir: config.state_dir.clone(),
+        source,
+    })?;
+    let _ = notifier.status("starting: connecting to docker");
+    let engine: Arc<dyn Engine> = Arc::new(connect_docker().await?);
+
+    let metrics = Arc::new(Metrics::default());
+    let deployer =
+        deploy::deployer_from_config(engine.clone(), &config.state_dir, &config.config_dir).await?;
+    let jobs = Jobs::new(deployer, metrics.clone());
+    let supervisor = Supervisor::new(
+        config.clone(),
+        engine.clone(),
+        ledger.clone(),
+        jobs.clone(),
+        metrics.clone(),
+    );
+    let shared = Arc::new(Shared {
+        config: config.clone(),
+        engine,
+        ledger,
+        jobs: jobs.clone(),
+        metrics: metrics.clone(),
+        supervisor: supervisor.clone(),
+        started: Instant::now(),
+    });
+
+    let listener = bind_socket(&config)?;
+    let mut loops: Vec<(&'static str, tokio::task::JoinHandle<()>)> = Vec::new();
+    loops.push((
+        "accept",
+        tokio::spawn(accept_loop(listener, shared.clone())),
+    ));
+    if let Some(address) = config.metrics_address {
+        let l = metrics::bind(address)
+            .await
+            .map_err(|source| DaemonError::Metrics { address, source })?;
+        tracing::info!(address = %address, "metrics listening");
+        loops.push(("metrics", tokio::spawn(metrics::serve(l, metrics.clone()))));
+    }
+    loops.push(("supervise", tokio::spawn(supervisor.clone().run())));
+    loops.push((
+        "watch",
+        tokio::spawn(supervise::watch::run(supervisor.clone())),
+    ));
+
+    // READY only once the socket answers a request end to end.
+    match api::Client::call(&config.socket, &Request::Health).await {
+        Ok(events) if matches!(events.last(), Some(Event::Done { .. })) => {}
+        other => {
+            return Err(DaemonError::Socket {
+                socket: config.socket.clone(),
+                reason: format!("the socket does not answer its own health request: {other:?}"),
+                hint: "check the socket directory's permissions",
+            });
+        }
+    }
+    let _ = notifier.ready();
+    let status_line = format!(
+        "ready: {} stack(s), socket {}",
+        stacks.len(),
+        config.socket.display()
+    );
+    let _ = notifier.status(&status_line);
+    tracing::info!(socket = %config.socket.display(), stacks = stacks.len(), "daemon ready");
+
+    let loops = Arc::new(loops);
+    if let Some(period) = watchdog_interval() {
+        let loops = loops.clone();
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let notifier = Notifier::from_env();
+            let mut tick = tokio::time::interval(period / 2);
+            let mut last_status = String::new();
+            loop {
+                tick.tick().await;
+                if let Some((name, _)) = loops.iter().find(|(_, h)| h.is_finished()) {
+                    tracing::error!(
+                        task = name,
+                        "a daemon loop ended; withholding the watchdog ping"
+                    );
+                    continue;
+                }
+                let _ = notifier.watchdog();
+                let s = shared.supervisor.status_line();
+                if s != last_status {
+                    let _ = notifier.status(&s);
+                    last_status = s;
+                }
+            }
+        });
+    }
+
+    wait_for_signal().await;
+    let _ = notifier.stopping();
+    tracing::info!("stopping: waiting for running jobs");
+    for (_, h) in loops.iter() {
+        h.abort();
+    }
+    let _ = std::fs::remove_file(&config.socket);
+    let deadline = Instant::now() + DRAIN;
+    while Instant::now() < deadline && stacks_busy(&shared) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tracing::info!("daemon stopped");
+    Ok(())
+}
+
+fn stacks_busy(shared: &Shared) -> bool {
+    shared
+        .ledger
+        .stacks()
+        .unwrap_or_default()
+        .iter()
+        .any(|s| shared.jobs.busy(s))
+}
+
+async fn connect_docker() -> Result<DockerEngine, DaemonError> {
+    let deadline = Instant::now() + DOCKER_WAIT;
+    loop {
+        let attempt = async {
+            let e = DockerEngine::connect().await?;
+            e.ping().await?;
+            Ok::<_, crate::engine::EngineError>(e)
+        }
+        .await;
+        match attempt {
+            Ok(e) => return Ok(e),
+            Err(source) if Instant::now() >= deadline => {
+                return Err(DaemonError::Docker { source });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "docker is not answering yet; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// Binds the socket: refuses to replace one that answers; mode 0660, group when it exists.
+fn bind_socket(config: &DaemonConfig) -> Result<UnixListener, DaemonError> {
+    let socket = &config.socket;
+    let err = |reason: String, hint: &'static str| DaemonError::Socket {
+        socket: socket.clone(),
+        reason,
+        hint,
+    };
+    if let Some(dir) = socket.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            err(
+                format!("cannot create its directory: {e}"),
+                "systemd's RuntimeDirectory=gantry creates /run/gantry",
+            )
+        })?;
+    }
+    if socket.exists() {
+        if std::os::unix::net::UnixStream::connect(socket).is_ok() {
+            return Err(err(
+                "another gantry daemon is listening there".into(),
+                "stop it first, or give this one another --socket",
+            ));
+        }
+        std::fs::remove_file(socket).map_err(|e| {
+            err(
+                format!("cannot remove the stale socket: {e}"),
+                "remove it by hand",
+            )
+        })?;
+    }
+    let listener = UnixListener::bind(socket).map_err(|e| {
+        err(
+            format!("cannot listen: {e}"),
+            "check the directory's permissions",
+        )
+    })?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))
+        .map_err(|e| err(format!("cannot set mode 0660: {e}"), "check the filesystem"))?;
+    if let Some(group) = &config.socket_group {
+        match nix::unistd::Group::from_name(group) {
+            Ok(Some(g)) => {
+                nix::unistd::chown(socket, None, Some(g.gid)).map_err(|e| {
+                    err(
+                        format!("cannot give the socket to group {group}: {e}"),
+                        "run the daemon as root, or set daemon.socket_group to a group it is in",
+                    )
+                })?;
+            }
+            _ if config.socket_group_explicit => {
+                return Err(err(
+                    format!("group {group} (daemon.socket_group) does not exist"),
+                    "systemd-sysusers creates it from sysusers.d/gantry.conf",
+                ));
+            }
+            _ => {
+                tracing::debug!(group = %group, "socket group does not exist; socket stays root-only")
+            }
+        }
+    }
+    Ok(listener)
+}
+
+async fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
+    loop {
+        match listener.accept().await {
+            Ok((conn, _)) => {
+                let shared = shared.clone();
+                tokio::spawn(async move { handle(conn, shared).await });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept on the daemon socket failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Writes one event line; false when the client went away.
+async fn send(w: &mut tokio::net::unix::OwnedWriteHalf, e: &Event) -> bool {
+    let mut line = serde_json::to_vec(e).unwrap_or_default();
+    line.push(b'\n');
+    w.write_all(&line).await.is_ok()
+}
+
+async fn handle(conn: UnixStream, shared: Arc<Shared>) {
+    let (read, mut write) = conn.into_split();
+    let mut reader = BufReader::new(read).take(api::MAX_LINE as u64);
+    let mut line = String::new();
+    let request = match reader.read_line(&mut line).await {
+        Ok(0) => return,
+        Ok(_) => serde_json::from_str::<Request>(&line),
+        Err(_) => return,
+    };
+    let request = match request {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = send(
+                &mut write,
+                &Event::Error {
+                    message: format!(
+                        "bad request: {e} (hint: client and daemon must be the same gantry version)"
+                    ),
+                    exit_code: ExitCode::Usage.code(),
+                },
+            )
+            .await;
+            return;
+        }
+    };
+    tracing::debug!(op = request.op(), "request");
+    let reply = |stdout: String, code: ExitCode| Event::Done {
+        stdout,
+        exit_code: code.code(),
+    };
+    match request {
+        Request::Health => {
+            let body = serde_json::json!({
+                "status": "ok",
+                "version": env!("CARGO_PKG_VERSION"),
+                "uptime_s": shared.started.elapsed().as_secs(),
+                "docker_connected": shared.metrics.docker_connected.load(std::sync::atomic::Ordering::Relaxed),
+            });
+            let _ = send(&mut write, &reply(format!("{body}\n"), ExitCode::Ok)).await;
+        }
+        Request::Releases { stack, output } => {
+            let e = match crate::cli::releases::releases(&shared.ledger, &stack, output.into()) {
+                Ok(text) => reply(text, ExitCode::Ok),
+                Err((message, code)) => Event::Error {
+                    message,
+                    exit_code: code.code(),
+                },
+            };
+            let _ = send(&mut write, &e).await;
+        }
+        Request::Status { stack, output } => {
+            let e = match status::collect(&shared, stack.as_deref()).await {
+                Ok(s) => reply(status::render(&s, output), ExitCode::Ok),
+                Err((message, code)) => Event::Error {
+                    message,
+                    exit_code: code.code(),
+                },
+            };
+            let _ = send(&mut write, &e).await;
+        }
+        Request::Plan {
+            stack,
+            load,
+            output,
+        } => {
+            let req = DeployRequest::new(&stack, load.into_options());
+            let e = match shared.jobs.deployer().plan(&req).await {
+                Ok(plan) => reply(render_plan(&plan, output.into()), ExitCode::Ok),
+                Err(e) => Event::Error {
+                    message: e.to_string(),
+                    exit_code: e.exit_code().code(),
+                },
+            };
+            let _ = send(&mut write, &e).await;
+        }
+        Request::Deploy {
+            stack,
+            load,
+            variables,
+            deploy_id,
+            lock_wait_ms,
+            timeout_ms,
+            ready_timeout_ms,
+            output,
+        } => {
+            let mut req = DeployRequest::new(&stack, load.into_options());
+            req.variables = variables;
+            req.deploy_id = deploy_id;
+            req.lock_wait = Duration::from_millis(lock_wait_ms);
+            req.timeout = Duration::from_millis(timeout_ms);
+            req.ready_timeout = Duration::from_millis(ready_timeout_ms);
+            let job = Job {
+                kind: JobKind::Deploy(req),
+                origin: Origin::Cli,
+            };
+            follow(&shared, job, output, write).await;
+        }
+        Request::Rollback {
+            stack,
+            to,
+            lock_wait_ms,
+            ready_timeout_ms,
+            output,
+        } => {
+            let mut req = DeployRequest::new(&stack, crate::compose::LoadOptions::default());
+            req.lock_wait = Duration::from_millis(lock_wait_ms);
+            req.ready_timeout = Duration::from_millis(ready_timeout_ms);
+            let job = Job {
+                kind: JobKind::Rollback { req, to },
+                origin: Origin::Cli,
+            };
+            follow(&shared, job, output, write).await;
+        }
+    }
+}
+
+/// Submits `job` and streams it to the client; the job goes on if the client goes away.
+async fn follow(
+    shared: &Shared,
+    job: Job,
+    output: OutputFormat,
+    mut write: tokio::net::unix::OwnedWriteHalf,
+) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (id, handle) = shared.jobs.submit(job, Some(tx));
+    let mut connected = send(&mut write, &Event::Accepted { job: id.clone() }).await;
+    while let Some(line) = rx.recv().await {
+        if connected && !send(&mut write, &Event::Progress { line }).await {
+            tracing::info!(job = %id, "client went away; the job goes on");
+            connected = false;
+        }
+    }
+    let Ok(report) = handle.await else {
+        let _ = send(
+            &mut write,
+            &Event::Error {
+                message: format!("job {id} panicked (hint: journalctl -u gantry)"),
+                exit_code: ExitCode::Failed.code(),
+            },
+        )
+        .await;
+        return;
+    };
+    if connected {
+        let _ = send(
+            &mut write,
+            &Event::Done {
+                stdout: render_report(&report, output.into()),
+                exit_code: report.exit_code().code(),
+            },
+        )
+        .await;
+    }
+}
+
+/// Whether `path` is a socket a daemon answers on.
+pub fn answers(path: &Path) -> bool {
+    std::os::unix::net::UnixStream::connect(path).is_ok()
+}

@@ -1,0 +1,670 @@
+//! Supervision: Docker's event stream for Gantry-managed containers, autoheal with a budget,
+//! drift reconcile against the last good release, and env-file watching ([`watch`]).
+//!
+//! What: a container labelled `io.gantry.hash` of a stack this daemon's ledger knows is
+//! - restarted when it turns unhealthy, after an exponential backoff, at most
+//!   `heal.max_restarts` times per `heal.window`; then Gantry gives up loudly (error log,
+//!   `gantry_heal_giveups_total`, `status`) until the container is healthy again or replaced;
+//! - reported crash-looping after `heal.crash_loop_deaths` deaths within the window (Docker's
+//!   restart policy restarts crashed containers; Gantry does not fight it);
+//! - brought back when removed or stopped by hand, if the stack's policy says reconcile: the
+//!   stack is compared with its last good release ([`plan::compute`] on the recorded model and
+//!   image ids) and, on drift, that release is re-applied as a job through the Deployer, which
+//!   creates what is missing and starts what is stopped.
+//!
+//! Design: events only trigger work; decisions are always taken against the current state
+//! (inspect, list), so a missed or duplicated event costs nothing: after a broken stream or a
+//! dockerd restart the loop reconnects with backoff and resynchronises every stack. A stack with
+//! a job running or queued (or whose ledger lock a live `--local` process holds) is left alone.
+//! Adoption: at start the daemon only resynchronises; a stack that matches its release is not
+//! touched, so restarting the daemon restarts no container.
+//!
+//! Limits: heal counters live in memory (a daemon restart gives every container a fresh
+//! budget); reconcile re-applies the release as a rollback job, which records a release.
+
+pub mod watch;
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::time::Instant;
+
+use crate::daemon::jobs::{Job, JobKind, Jobs, Origin};
+use crate::daemon::metrics::Metrics;
+use crate::daemon::{DaemonConfig, HealConfig};
+use crate::deploy::DeployRequest;
+use crate::deploy::apply::project_from_release;
+use crate::deploy::plan::{self, Action};
+use crate::engine::{
+    ContainerInfo, ContainerStatus, Engine, Event, EventAction, EventFilter, HealthStatus,
+    ObjectType, labels,
+};
+use crate::ledger::{Ledger, Release};
+
+/// How long a `--local` or reconcile job may wait for its stack.
+const JOB_WAIT: Duration = Duration::from_secs(600);
+/// How long a healed container may take to stop.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Reconnect backoff ceiling for the event stream.
+const RECONNECT_MAX: Duration = Duration::from_secs(30);
+/// How long events about a container the supervisor itself restarted are ignored.
+const OURS_FOR: Duration = Duration::from_secs(30);
+
+/// Uses per window: the restart budget and the crash-loop detector.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    max: u32,
+    window: Duration,
+    used: VecDeque<Instant>,
+}
+
+impl Budget {
+    pub fn new(max: u32, window: Duration) -> Self {
+        Self {
+            max,
+            window,
+            used: VecDeque::new(),
+        }
+    }
+
+    fn prune(&mut self, now: Instant) {
+        while let Some(t) = self.used.front() {
+            if now.duration_since(*t) >= self.window {
+                self.used.pop_front();
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// Uses left in the window ending now.
+    pub fn remaining(&mut self, now: Instant) -> u32 {
+        self.prune(now);
+        self.max.saturating_sub(self.used.len() as u32)
+    }
+
+    /// Takes one use; `Some(n)` is how many were already used in the window.
+    pub fn take(&mut self, now: Instant) -> Option<u32> {
+        if self.remaining(now) == 0 {
+            return None;
+        }
+        let n = self.used.len() as u32;
+        self.used.push_back(now);
+        Some(n)
+    }
+}
+
+/// Delay before the restart that follows `used` restarts in the window: backoff × 2^used,
+/// capped.
+pub fn backoff(config: &HealConfig, used: u32) -> Duration {
+    let factor = 1u32.checked_shl(used.min(20)).unwrap_or(u32::MAX);
+    config
+        .backoff
+        .saturating_mul(factor)
+        .min(config.backoff_max)
+}
+
+/// What supervision knows about one container (by name: a heal keeps the name and the id).
+#[derive(Debug, Clone)]
+pub struct Track {
+    pub stack: String,
+    pub service: String,
+    pub id: String,
+    budget: Budget,
+    deaths: Budget,
+    pub restarts: u64,
+    pub gave_up: bool,
+    pub crash_looping: bool,
+    healing: bool,
+}
+
+/// A container's supervision state as `status` shows it.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct HealStatus {
+    pub restarts: u64,
+    pub gave_up: bool,
+    pub crash_looping: bool,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    tracks: HashMap<String, Track>,
+    ours: HashMap<String, Instant>,
+    checking: HashSet<String>,
+    reconciling: HashSet<String>,
+    reconciles: HashMap<String, Budget>,
+    managed: HashSet<String>,
+    connected: bool,
+}
+
+/// The supervisor. Cheap to share.
+pub struct Supervisor {
+    pub config: Arc<DaemonConfig>,
+    pub engine: Arc<dyn Engine>,
+    pub ledger: Ledger,
+    pub jobs: Arc<Jobs>,
+    pub metrics: Arc<Metrics>,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervisor")
+            .field("ledger", &self.ledger)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Supervisor {
+    pub fn new(
+        config: Arc<DaemonConfig>,
+        engine: Arc<dyn Engine>,
+        ledger: Ledger,
+        jobs: Arc<Jobs>,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            engine,
+            ledger,
+            jobs,
+            metrics,
+            state: Mutex::default(),
+        })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The heal state of a container, by name.
+    pub fn heal_status(&self, container: &str) -> HealStatus {
+        self.state()
+            .tracks
+            .get(container)
+            .map(|t| HealStatus {
+                restarts: t.restarts,
+                gave_up: t.gave_up,
+                crash_looping: t.crash_looping,
+            })
+            .unwrap_or_default()
+    }
+
+    /// One line for systemd's STATUS=.
+    pub fn status_line(&self) -> String {
+        let s = self.state();
+        let gave_up = s.tracks.values().filter(|t| t.gave_up).count();
+        let looping = s.tracks.values().filter(|t| t.crash_looping).count();
+        format!(
+            "supervising {} stack(s); docker {}; {} container(s) given up, {} crash-looping",
+            s.managed.len(),
+            if s.connected {
+                "connected"
+            } else {
+                "DISCONNECTED"
+            },
+            gave_up,
+            looping
+        )
+    }
+
+    /// Whether a job, queued or running, or a live `--local` deploy holds `stack`.
+    pub fn paused(&self, stack: &str) -> bool {
+        if self.jobs.busy(stack) {
+            return true;
+        }
+        let holder = self.ledger.stack(stack).ok().and_then(|s| s.holder());
+        holder.is_some_and(|h| {
+            let pid = nix::unistd::Pid::from_raw(i32::try_from(h.pid).unwrap_or(0));
+            h.pid != 0 && nix::sys::signal::kill(pid, None).is_ok()
+        })
+    }
+
+    fn last_good(&self, stack: &str) -> Option<Release> {
+        self.ledger.stack(stack).ok()?.last_good().ok().flatten()
+    }
+
+    /// Re-reads which stacks have a good release (the ones supervised).
+    pub fn refresh_managed(&self) -> Vec<String> {
+        let stacks: Vec<String> = self
+            .ledger
+            .stacks()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|s| self.last_good(s).is_some())
+            .collect();
+        self.state().managed = stacks.iter().cloned().collect();
+        stacks
+    }
+
+    /// The events loop: connect, resync, follow; on a break reconnect with backoff.
+    pub async fn run(self: Arc<Self>) {
+        let filter = EventFilter {
+            types: vec![ObjectType::Container],
+            labels: vec![labels::GANTRY_HASH.to_owned()],
+            actions: ["health_status", "die", "stop", "destroy", "start"]
+                .map(str::to_owned)
+                .to_vec(),
+            ..EventFilter::default()
+        };
+        let mut delay = Duration::from_millis(500);
+        let mut finished = self.jobs.finished();
+        loop {
+            if let Err(e) = self.engine.ping().await {
+                self.set_connected(false);
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "docker is unreachable; supervision waits");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(RECONNECT_MAX);
+                continue;
+            }
+            let mut events = self.engine.events(&filter);
+            self.set_connected(true);
+            self.clone().resync_all().await;
+            let connected_at = Instant::now();
+            let mut tick = tokio::time::interval(self.config.resync_interval);
+            tick.tick().await;
+            let reason = loop {
+                tokio::select! {
+                    ev = events.next() => match ev {
+                        Some(Ok(e)) => self.clone().on_event(e),
+                        Some(Err(e)) => break e.to_string(),
+                        None => break "the event stream ended".to_owned(),
+                    },
+                    _ = tick.tick() => self.clone().resync_all().await,
+                    _ = finished.changed() => { self.refresh_managed(); }
+                }
+            };
+            self.set_connected(false);
+            self.metrics
+                .inc("gantry_event_stream_reconnects_total", &[]);
+            if connected_at.elapsed() > Duration::from_secs(60) {
+                delay = Duration::from_millis(500);
+            }
+            tracing::warn!(reason = %reason, retry_in_ms = delay.as_millis() as u64, "docker event stream broke; reconnecting and resynchronising");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(RECONNECT_MAX);
+        }
+    }
+
+    fn set_connected(&self, up: bool) {
+        self.state().connected = up;
+        self.metrics
+            .docker_connected
+            .store(up, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Compares every managed stack with its last good release.
+    pub async fn resync_all(self: Arc<Self>) {
+        for stack in self.refresh_managed() {
+            self.clone().check_stack(&stack).await;
+        }
+    }
+
+    fn on_event(self: Arc<Self>, e: Event) {
+        if e.object_type != ObjectType::Container || e.label(labels::ONEOFF) == Some("True") {
+            return;
+        }
+        let (Some(stack), Some(service), Some(name)) = (
+            e.label(labels::PROJECT).map(str::to_owned),
+            e.label(labels::SERVICE).map(str::to_owned),
+            e.name().map(str::to_owned),
+        ) else {
+            return;
+        };
+        if !self.state().managed.contains(&stack) {
+            return;
+        }
+        let ours = {
+            let mut s = self.state();
+            let now = Instant::now();
+            s.ours.retain(|_, t| now.duration_since(*t) < OURS_FOR);
+            s.ours.contains_key(&e.id)
+        };
+        tracing::debug!(stack = %stack, service = %service, container = %name, action = ?e.action, "docker event");
+        let policy = self.config.policy(&stack);
+        match e.action {
+            EventAction::HealthStatus(HealthStatus::Unhealthy) if policy.heal => {
+                if !self.paused(&stack) {
+                    tokio::spawn(self.heal(e.id.clone(), name, stack, service));
+                }
+            }
+            EventAction::HealthStatus(HealthStatus::Healthy) => {
+                if let Some(t) = self.state().tracks.get_mut(&name)
+                    && t.gave_up
+                {
+                    tracing::info!(stack = %stack, service = %service, container = %name, "container is healthy again; supervision resumes");
+                    t.gave_up = false;
+                }
+            }
+            EventAction::Die if !ours && !self.paused(&stack) => {
+                self.record_death(&e.id, &name, &stack, &service, e.exit_code());
+            }
+            EventAction::Stop | EventAction::Destroy if !ours && policy.reconcile => {
+                tokio::spawn(self.clone().check_later(stack));
+            }
+            _ => {}
+        }
+    }
+
+    fn track<'a>(
+        &self,
+        s: &'a mut State,
+        name: &str,
+        id: &str,
+        stack: &str,
+        service: &str,
+    ) -> &'a mut Track {
+        let h = &self.config.heal;
+        let t = s.tracks.entry(name.to_owned()).or_insert_with(|| Track {
+            stack: stack.to_owned(),
+            service: service.to_owned(),
+            id: id.to_owned(),
+            budget: Budget::new(h.max_restarts, h.window),
+            deaths: Budget::new(h.crash_loop_deaths, h.window),
+            restarts: 0,
+            gave_up: false,
+            crash_looping: false,
+            healing: false,
+        });
+        if t.id != id {
+            // Replaced by a deploy: a new container, a fresh budget.
+            t.id = id.to_owned();
+            t.budget = Budget::new(h.max_restarts, h.window);
+            t.deaths = Budget::new(h.crash_loop_deaths, h.window);
+            t.gave_up = false;
+            t.crash_looping = false;
+        }
+        t
+    }
+
+    fn record_death(&self, id: &str, name: &str, stack: &str, service: &str, code: Option<i64>) {
+        let mut s = self.state();
+        let t = self.track(&mut s, name, id, stack, service);
+        if t.deaths.take(Instant::now()).is_none() && !t.crash_looping {
+            t.crash_looping = true;
+            drop(s);
+            self.metrics.inc(
+                "gantry_crash_loops_total",
+                &[("stack", stack), ("service", service)],
+            );
+            tracing::error!(
+                stack = %stack,
+                service = %service,
+                container = %name,
+                exit_code = code.unwrap_or(-1),
+                deaths = self.config.heal.crash_loop_deaths,
+                window = %humantime::format_duration(self.config.heal.window),
+                "container is crash-looping"
+            );
+        }
+    }
+
+    /// Restarts an unhealthy container after its backoff, within its budget.
+    async fn heal(self: Arc<Self>, id: String, name: String, stack: String, service: String) {
+        let wait = {
+            let mut s = self.state();
+            let t = self.track(&mut s, &name, &id, &stack, &service);
+            if t.healing || t.gave_up {
+                return;
+            }
+            let now = Instant::now();
+            let remaining = t.budget.remaining(now);
+            if remaining == 0 {
+                t.gave_up = true;
+                let restarts = t.restarts;
+                drop(s);
+                self.metrics.inc(
+                    "gantry_heal_giveups_total",
+                    &[("stack", &stack), ("service", &service)],
+                );
+                tracing::error!(
+                    stack = %stack,
+                    service = %service,
+                    container = %name,
+                    restarts,
+                    budget = self.config.heal.max_restarts,
+                    window = %humantime::format_duration(self.config.heal.window),
+                    "container stays unhealthy and its restart budget is spent; giving up (hint: docker logs {name}; gantry status {stack})"
+                );
+                return;
+            }
+            t.healing = true;
+            backoff(&self.config.heal, self.config.heal.max_restarts - remaining)
+        };
+        tokio::time::sleep(wait).await;
+        let outcome = self
+            .restart_if_unhealthy(&id, &name, &stack, &service)
+            .await;
+        let mut s = self.state();
+        if let Some(t) = s.tracks.get_mut(&name) {
+            t.healing = false;
+            if outcome == Some(true) {
+                t.budget.take(Instant::now());
+                t.restarts += 1;
+            }
+        }
+    }
+
+    /// `Some(true)` when it restarted the container.
+    async fn restart_if_unhealthy(
+        &self,
+        id: &str,
+        name: &str,
+        stack: &str,
+        service: &str,
+    ) -> Option<bool> {
+        if self.paused(stack) {
+            return Some(false);
+        }
+        let info = self.engine.inspect_container(id).await.ok()?;
+        if !info.state.running || info.state.health != Some(HealthStatus::Unhealthy) {
+            return Some(false);
+        }
+        self.state().ours.insert(id.to_owned(), Instant::now());
+        tracing::warn!(stack = %stack, service = %service, container = %name, "container is unhealthy; restarting it");
+        let result = async {
+            self.engine.stop_container(id, None, STOP_TIMEOUT).await?;
+            self.engine.start_container(id).await
+        }
+        .await;
+        self.state().ours.insert(id.to_owned(), Instant::now());
+        match result {
+            Ok(()) => {
+                self.metrics.inc(
+                    "gantry_heal_restarts_total",
+                    &[("stack", stack), ("service", service)],
+                );
+                tracing::info!(stack = %stack, service = %service, container = %name, "restarted unhealthy container");
+                Some(true)
+            }
+            Err(e) => {
+                tracing::error!(stack = %stack, service = %service, container = %name, error = %e, "restarting an unhealthy container failed");
+                Some(true)
+            }
+        }
+    }
+
+    /// A check of `stack` after the debounce; several requests in a row make one check.
+    pub async fn check_later(self: Arc<Self>, stack: String) {
+        if !self.state().checking.insert(stack.clone()) {
+            return;
+        }
+        tokio::time::sleep(self.config.debounce).await;
+        self.state().checking.remove(&stack);
+        self.check_stack(&stack).await;
+    }
+
+    /// Heals unhealthy containers and reconciles drift of one stack.
+    pub async fn check_stack(self: Arc<Self>, stack: &str) {
+        if self.paused(stack) {
+            return;
+        }
+        let Some(release) = self.last_good(stack) else {
+            return;
+        };
+        let containers = match self.engine.list_containers(stack, true).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(stack = %stack, error = %e, "cannot list the stack's containers");
+                return;
+            }
+        };
+        let managed: Vec<&ContainerInfo> = containers
+            .iter()
+            .filter(|c| !c.oneoff && c.label(labels::GANTRY_HASH).is_some())
+            .collect();
+        let mut by_state: BTreeMap<&'static str, f64> = BTreeMap::new();
+        for c in &managed {
+            *by_state.entry(c.state.status.as_str()).or_default() += 1.0;
+        }
+        let gauges: Vec<(&'static str, String, f64)> = by_state
+            .into_iter()
+            .map(|(k, v)| ("state", k.to_owned(), v))
+            .collect();
+        self.metrics
+            .set_gauges("gantry_containers", ("stack", stack), &gauges);
+        let policy = self.config.policy(stack);
+        if policy.heal {
+            for c in &managed {
+                if c.state.running && c.state.health == Some(HealthStatus::Unhealthy) {
+                    let service = c.service.clone().unwrap_or_default();
+                    tokio::spawn(self.clone().heal(
+                        c.id.clone(),
+                        c.name.clone(),
+                        stack.to_owned(),
+                        service,
+                    ));
+                }
+            }
+        }
+        if !policy.reconcile {
+            return;
+        }
+        let drift = match drift(&release, &containers) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(stack = %stack, release = %release.id(), error = %e, "cannot compare the stack with its release");
+                return;
+            }
+        };
+        if drift.is_empty() {
+            return;
+        }
+        self.reconcile(stack, &release, drift);
+    }
+
+    fn reconcile(self: &Arc<Self>, stack: &str, release: &Release, drift: Vec<String>) {
+        {
+            let mut s = self.state();
+            if s.reconciling.contains(stack) {
+                return;
+            }
+            let h = self.config.heal;
+            let budget = s
+                .reconciles
+                .entry(stack.to_owned())
+                .or_insert_with(|| Budget::new(h.max_restarts, h.window));
+            if budget.take(Instant::now()).is_none() {
+                tracing::error!(stack = %stack, drift = ?drift, "the stack keeps drifting from its release and the reconcile budget is spent; giving up until the window passes");
+                return;
+            }
+            s.reconciling.insert(stack.to_owned());
+        }
+        tracing::warn!(stack = %stack, release = %release.id(), drift = ?drift, "stack drifted from its last good release; re-applying it");
+        let mut req = DeployRequest::new(stack, crate::compose::LoadOptions::default());
+        req.lock_wait = JOB_WAIT;
+        let job = Job {
+            kind: JobKind::Rollback {
+                req,
+                to: Some(release.id()),
+            },
+            origin: Origin::Reconcile,
+        };
+        let (_, handle) = self.jobs.submit(job, None);
+        let this = self.clone();
+        let stack = stack.to_owned();
+        tokio::spawn(async move {
+            let report = handle.await;
+            this.state().reconciling.remove(&stack);
+            match report {
+                Ok(r) if r.exit_code() == crate::ExitCode::Ok => {
+                    tracing::info!(stack = %stack, release = ?r.release, "reconciled")
+                }
+                Ok(r) => {
+                    tracing::error!(stack = %stack, outcome = %r.outcome, error = r.error.as_deref().unwrap_or(""), "reconcile failed")
+                }
+                Err(e) => tracing::error!(stack = %stack, error = %e, "reconcile job panicked"),
+            }
+        });
+    }
+}
+
+/// The services of `release` whose containers differ from it (missing, stopped, replaced by
+/// hand), ignoring containers Docker's restart policy is restarting and one-shot jobs.
+pub fn drift(
+    release: &Release,
+    containers: &[ContainerInfo],
+) -> Result<Vec<String>, crate::deploy::DeployError> {
+    let project = project_from_release(release)?;
+    let image_ids: BTreeMap<String, String> = release
+        .images
+        .iter()
+        .map(|(s, i)| (s.clone(), i.id.clone()))
+        .collect();
+    let plan = plan::compute(
+        &project,
+        containers,
+        &image_ids,
+        Some(release),
+        &release.jobs,
+    );
+    Ok(plan
+        .services
+        .iter()
+        .filter(|s| !s.job)
+        .filter(|s| {
+            matches!(
+                s.action,
+                Action::Create | Action::Recreate | Action::Start | Action::Scale
+            )
+        })
+        .filter(|s| {
+            !s.containers
+                .iter()
+                .any(|c| c.state.status == ContainerStatus::Restarting)
+        })
+        .map(|s| format!("{} {}", s.service, s.action.as_str()))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn budget_refills_as_the_window_slides() {
+        let mut b = Budget::new(2, Duration::from_secs(600));
+        assert_eq!(b.take(Instant::now()), Some(0));
+        tokio::time::advance(Duration::from_secs(300)).await;
+        assert_eq!(b.take(Instant::now()), Some(1));
+        assert_eq!(b.take(Instant::now()), None);
+        tokio::time::advance(Duration::from_secs(300)).await;
+        assert_eq!(b.remaining(Instant::now()), 1);
+        assert_eq!(b.take(Instant::now()), Some(1));
+        assert_eq!(b.take(Instant::now()), None);
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_ceiling() {
+        let c = HealConfig {
+            backoff: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(10),
+            ..HealConfig::default()
+        };
+        let d: Vec<u64> = (0..6).map(|n| backoff(&c, n).as_secs()).collect();
+        assert_eq!(d, vec![1, 2, 4, 8, 10, 10]);
+        assert_eq!(backoff(&c, 400), Duration::from_secs(10));
+    }
+}

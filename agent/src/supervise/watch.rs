@@ -1,0 +1,271 @@
+//! Env-file (and opted-in compose-file) watching: a changed file redeploys its stack.
+//!
+//! What: for every stack with a good release, the env files its services read (`env_file`, from
+//! the release's model) and, when the stack opts in (`watch_compose_files`), its compose files
+//! are watched through their directories (so an atomic rename by `gantry-secrets run` is seen).
+//! A change, once `debounce` has passed without another, is compared with the release: env-file
+//! content against the hashes the release recorded; compose files against their content when
+//! the daemon first saw the release. On a real change the stack is redeployed as a job from the
+//! release's files and variables: the normal health-gated rollout, and only services whose
+//! merged environment changed are recreated (the hash covers it).
+//!
+//! Design: a stack that does not opt in to compose-file changes is redeployed only if, apart
+//! from `environment`, the reloaded model equals the release's; otherwise the change is
+//! refused with a warning naming the stack (someone edited the compose files: deploy them).
+//!
+//! Limits: interpolation uses the release's `--var`s and the daemon's environment (the caller's
+//! shell environment at deploy time is not recorded); profiles are those of the release's
+//! services; `--env-file` interpolation files are not recorded and so not reused.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::compose::{LoadOptions, Project};
+use crate::daemon::jobs::{Job, JobKind, Origin};
+use crate::deploy::DeployRequest;
+use crate::deploy::apply::project_from_release;
+use crate::ledger::Release;
+
+use super::Supervisor;
+
+/// What is watched for one stack.
+#[derive(Debug, Clone, Default)]
+struct Watched {
+    seq: u64,
+    env_files: BTreeSet<PathBuf>,
+    compose_files: BTreeSet<PathBuf>,
+    /// Hash of the compose files when this release was first seen.
+    compose_hash: Option<String>,
+}
+
+/// Runs the watcher until the task is dropped.
+pub async fn run(sup: Arc<Supervisor>) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<PathBuf>>();
+    let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if let Ok(ev) = res {
+            let _ = tx.send(ev.paths);
+        }
+    });
+    let mut watcher = match watcher {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch files (inotify); env-file changes will not redeploy");
+            std::future::pending::<()>().await;
+            return;
+        }
+    };
+    let mut stacks: BTreeMap<String, Watched> = BTreeMap::new();
+    let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut pending: HashMap<String, Instant> = HashMap::new();
+    let mut finished = sup.jobs.finished();
+    let mut tick = tokio::time::interval(sup.config.resync_interval);
+    refresh(&sup, &mut stacks, &mut dirs, &mut watcher);
+    loop {
+        let next = pending.values().min().copied();
+        let sleep = async {
+            match next {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            paths = rx.recv() => {
+                let Some(paths) = paths else { return };
+                for p in paths {
+                    for (stack, w) in &stacks {
+                        if w.env_files.contains(&p) || w.compose_files.contains(&p) {
+                            tracing::debug!(stack = %stack, file = %p.display(), "watched file changed");
+                            pending.insert(stack.clone(), Instant::now() + sup.config.debounce);
+                        }
+                    }
+                }
+            }
+            _ = sleep => {
+                let now = Instant::now();
+                let due: Vec<String> = pending.iter().filter(|(_, t)| **t <= now).map(|(s, _)| s.clone()).collect();
+                for stack in due {
+                    pending.remove(&stack);
+                    if sup.paused(&stack) {
+                        pending.insert(stack, now + sup.config.debounce);
+                        continue;
+                    }
+                    if let Some(w) = stacks.get(&stack) {
+                        changed(&sup, &stack, w);
+                    }
+                }
+            }
+            _ = finished.changed() => refresh(&sup, &mut stacks, &mut dirs, &mut watcher),
+            _ = tick.tick() => refresh(&sup, &mut stacks, &mut dirs, &mut watcher),
+        }
+    }
+}
+
+fn hash_files(files: &BTreeSet<PathBuf>) -> String {
+    let mut h = Sha256::new();
+    for f in files {
+        h.update(f.as_os_str().as_encoded_bytes());
+        h.update([0]);
+        h.update(std::fs::read(f).unwrap_or_default());
+        h.update([0]);
+    }
+    hex::encode(h.finalize())
+}
+
+fn file_hash(path: &Path) -> Option<String> {
+    std::fs::read(path)
+        .ok()
+        .map(|b| hex::encode(Sha256::digest(&b)))
+}
+
+/// Recomputes what to watch from the ledger and adjusts the inotify watches.
+fn refresh(
+    sup: &Supervisor,
+    stacks: &mut BTreeMap<String, Watched>,
+    dirs: &mut BTreeSet<PathBuf>,
+    watcher: &mut notify::RecommendedWatcher,
+) {
+    let mut next = BTreeMap::new();
+    for stack in sup.refresh_managed() {
+        let policy = sup.config.policy(&stack);
+        if !policy.watch_env_files && !policy.watch_compose_files {
+            continue;
+        }
+        let Some(release) = sup.last_good(&stack) else {
+            continue;
+        };
+        let Ok(project) = project_from_release(&release) else {
+            continue;
+        };
+        let mut w = Watched {
+            seq: release.seq,
+            ..Watched::default()
+        };
+        if policy.watch_env_files {
+            for svc in project.services.values() {
+                w.env_files
+                    .extend(svc.env_file.iter().map(|f| f.path.clone()));
+            }
+        }
+        if policy.watch_compose_files {
+            w.compose_files = release.files.iter().cloned().collect();
+            w.compose_hash = match stacks.get(&stack) {
+                Some(old) if old.seq == release.seq => old.compose_hash.clone(),
+                _ => Some(hash_files(&w.compose_files)),
+            };
+        }
+        next.insert(stack, w);
+    }
+    let wanted: BTreeSet<PathBuf> = next
+        .values()
+        .flat_map(|w| w.env_files.iter().chain(w.compose_files.iter()))
+        .filter_map(|p| p.parent().map(Path::to_path_buf))
+        .collect();
+    for d in dirs.difference(&wanted).cloned().collect::<Vec<_>>() {
+        let _ = watcher.unwatch(&d);
+        dirs.remove(&d);
+    }
+    for d in wanted {
+        if dirs.contains(&d) {
+            continue;
+        }
+        match watcher.watch(&d, RecursiveMode::NonRecursive) {
+            Ok(()) => {
+                tracing::debug!(dir = %d.display(), "watching");
+                dirs.insert(d);
+            }
+            Err(e) => {
+                tracing::warn!(dir = %d.display(), error = %e, "cannot watch a directory of env or compose files")
+            }
+        }
+    }
+    *stacks = next;
+}
+
+/// Whether the env files (or opted-in compose files) differ from the release; redeploys if so.
+fn changed(sup: &Arc<Supervisor>, stack: &str, w: &Watched) {
+    let Some(release) = sup.last_good(stack) else {
+        return;
+    };
+    let env_changed: Vec<String> = w
+        .env_files
+        .iter()
+        .filter(|p| file_hash(p) != release.env_files.get(&p.display().to_string()).cloned())
+        .map(|p| p.display().to_string())
+        .collect();
+    let compose_changed = w.compose_hash.is_some()
+        && w.compose_hash.as_deref() != Some(hash_files(&w.compose_files).as_str());
+    if env_changed.is_empty() && !compose_changed {
+        return;
+    }
+    let req = request_from_release(&release);
+    if !compose_changed && !sup.config.policy(stack).watch_compose_files {
+        let same = match (
+            sup.jobs.deployer().load(&req),
+            project_from_release(&release),
+        ) {
+            (Ok(new), Ok(old)) => without_environment(&new) == without_environment(&old),
+            _ => false,
+        };
+        if !same {
+            tracing::warn!(stack = %stack, release = %release.id(), files = ?env_changed, "env files changed but so did the compose model (and watch_compose_files is off): not redeploying (hint: gantry deploy {stack})");
+            return;
+        }
+    }
+    tracing::info!(stack = %stack, release = %release.id(), env_files = ?env_changed, compose_files_changed = compose_changed, "watched files changed; redeploying");
+    sup.metrics
+        .inc("gantry_file_redeploys_total", &[("stack", stack)]);
+    let job = Job {
+        kind: JobKind::Deploy(req),
+        origin: Origin::FileChange,
+    };
+    let (_, handle) = sup.jobs.submit(job, None);
+    let stack = stack.to_owned();
+    tokio::spawn(async move {
+        if let Ok(r) = handle.await
+            && r.exit_code() != crate::ExitCode::Ok
+        {
+            tracing::error!(stack = %stack, outcome = %r.outcome, error = r.error.as_deref().unwrap_or(""), "redeploy after a file change failed");
+        }
+    });
+}
+
+/// A deploy of the release's files with its variables.
+fn request_from_release(release: &Release) -> DeployRequest {
+    let mut environment: BTreeMap<String, String> = std::env::vars().collect();
+    environment.extend(release.variables.clone());
+    let profiles: BTreeSet<String> = project_from_release(release)
+        .map(|p| {
+            p.services
+                .values()
+                .flat_map(|s| s.profiles.iter().cloned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let load = LoadOptions {
+        files: release.files.clone(),
+        project_name: Some(release.stack.clone()),
+        project_dir: None,
+        env_files: Vec::new(),
+        profiles: profiles.into_iter().collect(),
+        environment,
+    };
+    let mut req = DeployRequest::new(&release.stack, load);
+    req.variables = release.variables.clone();
+    req.lock_wait = Duration::from_secs(600);
+    req
+}
+
+fn without_environment(p: &Project) -> serde_json::Value {
+    let mut p = p.clone();
+    for s in p.services.values_mut() {
+        s.environment.clear();
+    }
+    serde_json::to_value(&p).unwrap_or_default()
+}
