@@ -7,14 +7,14 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use sha2::{Digest as _, Sha256};
 
-use crate::compose::{self, DependsCondition, Project, Service};
+use crate::compose::{self, DependsCondition, FailureAction, Project, Service};
 use crate::engine::{ContainerInfo, Engine, EngineError, HealthStatus, ImageInfo, ImageRef};
 use crate::ledger::{
     Holder, ImageRecord, Ledger, Outcome, Release, ServiceRecord, StackLedger, now_rfc3339,
 };
 
 use super::plan::{self, Action, Plan, ServicePlan};
-use super::{DeployError, DeployReport, DeployRequest, Progress, translate};
+use super::{DeployError, DeployReport, DeployRequest, Progress, health, translate};
 
 /// Lines of a failing container's or job's log carried in the error.
 const LOG_LINES: usize = 50;
@@ -56,6 +56,8 @@ struct Applied {
     ready: BTreeMap<String, Vec<String>>,
     /// jobs that succeeded in this run (service → run hash).
     jobs: BTreeMap<String, String>,
+    /// Services that failed under `failure_action: continue`.
+    continued: Vec<String>,
 }
 
 impl Deployer {
@@ -305,6 +307,12 @@ impl Deployer {
                         crate::ExitCode::Unavailable => crate::ExitCode::Unavailable,
                         _ => crate::ExitCode::Failed,
                     });
+                }
+                Err(e @ (DeployError::Paused { .. } | DeployError::Continued { .. })) => {
+                    progress.step(None, "rollout stopped without rollback (failure_action)");
+                    release.outcome = Outcome::Failed;
+                    release.error = Some(e.to_string());
+                    report.exit_code_override = Some(crate::ExitCode::RollbackFailed);
                 }
                 Err(e) => {
                     release.error = Some(e.to_string());
@@ -642,7 +650,7 @@ impl Deployer {
                 Action::Remove => {
                     progress.step(Some(&sp.service), "removing (no longer in the files)");
                     for c in &sp.containers {
-                        self.stop_and_remove(c, None, Duration::from_secs(10), applied)
+                        self.retire(c, None, Duration::from_secs(10), applied)
                             .await?;
                     }
                     applied
@@ -660,15 +668,41 @@ impl Deployer {
                     self.wait_dependencies(project, svc, plan, applied, req)
                         .await?;
                     let result = self
-                        .converge_service(project, svc, sp, req, progress, applied)
+                        .converge_service(project, svc, sp, req, mode, progress, applied)
                         .await;
                     let err = result.as_ref().err().map(ToString::to_string);
                     applied
                         .records
                         .push(record(&sp.service, sp.action, t0.elapsed(), err));
-                    result?;
+                    if let Err(e) = result {
+                        let action = svc
+                            .update_config()
+                            .and_then(|u| u.failure_action)
+                            .unwrap_or(FailureAction::Rollback);
+                        match (mode, action) {
+                            (Mode::Deploy, FailureAction::Pause) => {
+                                return Err(DeployError::Paused {
+                                    service: sp.service.clone(),
+                                    source: Box::new(e),
+                                });
+                            }
+                            (Mode::Deploy, FailureAction::Continue) => {
+                                progress.step(
+                                    Some(&sp.service),
+                                    "failed; continuing (failure_action: continue)",
+                                );
+                                applied.continued.push(format!("{}: {e}", sp.service));
+                            }
+                            _ => return Err(e),
+                        }
+                    }
                 }
             }
+        }
+        if !applied.continued.is_empty() {
+            return Err(DeployError::Continued {
+                failures: applied.continued.clone(),
+            });
         }
         Ok(())
     }
@@ -730,7 +764,10 @@ impl Deployer {
                                             .into(),
                                 });
                             }
-                            self.wait_ready(dep, &id, req.ready_timeout).await?;
+                            let dep_svc = &project.services[dep];
+                            let rule = health::rule(dep_svc)?;
+                            self.wait_ready(dep_svc, &rule, &id, req.ready_timeout)
+                                .await?;
                         }
                     }
                 }
@@ -809,21 +846,42 @@ impl Deployer {
     }
 
     /// Brings one service's containers to the plan: replicas 1..=n up to date and ready,
-    /// duplicates and extra replicas removed. Replacement is stop-first.
+    /// duplicates and extra replicas removed. Replacement follows the service's strategy:
+    /// start-first (the new container ready before the old one leaves the network and stops)
+    /// or stop-first; in batches of `update_config.parallelism`, `delay` apart, each batch
+    /// watched for `monitor` before the next.
+    #[allow(clippy::too_many_arguments)]
     async fn converge_service(
         &self,
         project: &Project,
         svc: &Service,
         sp: &ServicePlan,
         req: &DeployRequest,
+        mode: Mode,
         progress: &dyn Progress,
         applied: &mut Applied,
     ) -> Result<(), DeployError> {
         let image_id = sp.image_id.clone().unwrap_or_default();
         let image = self.create_image_ref(svc, &image_id).await?;
+        let rule = health::rule(svc)?;
+        let (strategy, _) = health::strategy(svc);
+        let update = match mode {
+            Mode::Deploy => svc.update_config(),
+            Mode::Rollback => svc.rollback_config().or(svc.update_config()),
+        };
+        let parallelism = match update.and_then(|u| u.parallelism) {
+            None => 1,
+            Some(0) => sp.replicas.max(1) as usize,
+            Some(n) => n as usize,
+        };
+        let delay = update.and_then(|u| u.delay).map(|d| d.as_std());
+        let monitor = update.and_then(|u| u.monitor).map(|d| d.as_std());
         let stop_timeout = translate::stop_timeout(svc);
         let signal = svc.stop_signal.as_deref();
+
+        // Per replica: what to keep, what to replace.
         let mut ready = Vec::new();
+        let mut replace: Vec<(u32, Option<ContainerInfo>)> = Vec::new();
         for n in 1..=sp.replicas {
             let name = translate::container_name(project, svc, n);
             let mine: Vec<&ContainerInfo> = sp
@@ -840,51 +898,92 @@ impl Deployer {
                     Some(&svc.name),
                     &format!("removing duplicate {}", other.name),
                 );
-                self.stop_and_remove(other, signal, stop_timeout, applied)
-                    .await?;
+                self.retire(other, signal, stop_timeout, applied).await?;
             }
-            let current = keep.filter(|c| {
+            let current = keep.is_some_and(|c| {
                 c.label(crate::engine::labels::GANTRY_HASH) == Some(sp.hash.as_str())
                     && c.image_id == image_id
             });
-            let id = match (keep, current) {
-                (Some(c), Some(_)) => {
+            match keep {
+                Some(c) if current => {
                     if c.name != name {
                         self.engine.rename_container(&c.id, &name).await?;
                     }
                     if !c.state.running {
                         self.engine.start_container(&c.id).await?;
-                    }
-                    c.id.clone()
-                }
-                (old, _) => {
-                    let spec = translate::container_spec(project, svc, &image, Some(n), &sp.hash)?;
-                    // Created under a temporary name first: pulling and creating is the slow
-                    // part, and the old container keeps serving meanwhile.
-                    let temp = format!("{name}-gantry-next");
-                    if let Ok(stale) = self.engine.inspect_container(&temp).await {
-                        self.engine.remove_container(&stale.id, true).await?;
-                    }
-                    let id = self
-                        .engine
-                        .create_container(&crate::engine::ContainerSpec { name: temp, ..spec })
-                        .await?;
-                    if let Some(old) = old {
-                        self.stop_and_remove(old, signal, stop_timeout, applied)
+                        self.wait_ready(svc, &rule, &c.id, req.ready_timeout)
                             .await?;
                     }
-                    self.engine.rename_container(&id, &name).await?;
-                    self.engine.start_container(&id).await?;
-                    id
+                    ready.push(c.id.clone());
                 }
-            };
-            let t = Instant::now();
-            self.wait_ready(&svc.name, &id, req.ready_timeout).await?;
-            progress.step(
-                Some(&svc.name),
-                &format!("{name} ready in {:.1}s", t.elapsed().as_secs_f64()),
-            );
-            ready.push(id);
+                other => replace.push((n, other.cloned())),
+            }
+        }
+
+        for (i, batch) in replace.chunks(parallelism).enumerate() {
+            if i > 0
+                && let Some(d) = delay
+            {
+                tokio::time::sleep(d).await;
+            }
+            let mut started = Vec::new();
+            for (n, old) in batch {
+                let name = translate::container_name(project, svc, *n);
+                let spec = translate::container_spec(project, svc, &image, Some(*n), &sp.hash)?;
+                // Created under a temporary name: the old container keeps its name (and keeps
+                // serving) until it is retired.
+                let temp = format!("{name}-gantry-next");
+                if let Ok(stale) = self.engine.inspect_container(&temp).await {
+                    self.engine.remove_container(&stale.id, true).await?;
+                }
+                let start_first = strategy == health::Strategy::StartFirst
+                    && old.as_ref().is_some_and(|o| o.state.running);
+                // Docker's DNS is not health-aware: a container resolves under the service's
+                // name as soon as it starts. Start-first therefore starts the new container
+                // without its aliases and gives them to it only once it is ready.
+                let attachments = spec.networks.clone();
+                let mut create = crate::engine::ContainerSpec { name: temp, ..spec };
+                if start_first {
+                    for a in &mut create.networks {
+                        a.aliases.clear();
+                    }
+                }
+                let id = self.engine.create_container(&create).await?;
+                let t = Instant::now();
+                match old {
+                    Some(old) if start_first => {
+                        self.engine.start_container(&id).await?;
+                        if let Err(e) = self.wait_ready(svc, &rule, &id, req.ready_timeout).await {
+                            // The old container never stopped serving: just drop the new one.
+                            let _ = self.engine.remove_container(&id, true).await;
+                            return Err(e);
+                        }
+                        for a in attachments.iter().filter(|a| !a.aliases.is_empty()) {
+                            self.engine.disconnect_network(&id, &a.network).await?;
+                            self.engine.connect_network(&id, a).await?;
+                        }
+                        self.retire(old, signal, stop_timeout, applied).await?;
+                        self.engine.rename_container(&id, &name).await?;
+                    }
+                    old => {
+                        if let Some(old) = old {
+                            self.retire(old, signal, stop_timeout, applied).await?;
+                        }
+                        self.engine.rename_container(&id, &name).await?;
+                        self.engine.start_container(&id).await?;
+                        self.wait_ready(svc, &rule, &id, req.ready_timeout).await?;
+                    }
+                }
+                progress.step(
+                    Some(&svc.name),
+                    &format!("{name} ready in {:.1}s", t.elapsed().as_secs_f64()),
+                );
+                started.push(id.clone());
+                ready.push(id);
+            }
+            if let Some(watch) = monitor {
+                self.monitor(svc, &started, watch).await?;
+            }
         }
         for extra in sp
             .containers
@@ -895,10 +994,56 @@ impl Deployer {
                 Some(&svc.name),
                 &format!("removing extra replica {}", extra.name),
             );
-            self.stop_and_remove(extra, signal, stop_timeout, applied)
-                .await?;
+            self.retire(extra, signal, stop_timeout, applied).await?;
         }
         applied.ready.insert(svc.name.clone(), ready);
+        Ok(())
+    }
+
+    /// Takes a container out of service: off its networks first (other containers stop
+    /// resolving it at once), then stopped with its signal and grace period, then removed.
+    async fn retire(
+        &self,
+        c: &ContainerInfo,
+        signal: Option<&str>,
+        timeout: Duration,
+        applied: &mut Applied,
+    ) -> Result<(), DeployError> {
+        if c.state.running {
+            applied.touched_running = true;
+            for network in &c.networks {
+                self.engine.disconnect_network(&c.id, network).await?;
+            }
+            self.engine.stop_container(&c.id, signal, timeout).await?;
+        }
+        self.engine.remove_container(&c.id, true).await?;
+        Ok(())
+    }
+
+    /// Watches freshly started containers for `watch`: they must keep running (and healthy).
+    async fn monitor(
+        &self,
+        svc: &Service,
+        ids: &[String],
+        watch: Duration,
+    ) -> Result<(), DeployError> {
+        let until = Instant::now() + watch;
+        while Instant::now() < until {
+            for id in ids {
+                let info = self.engine.inspect_container(id).await?;
+                let bad = if !info.state.running {
+                    Some("stopped during the monitor period".to_owned())
+                } else if info.state.health == Some(HealthStatus::Unhealthy) {
+                    Some("turned unhealthy during the monitor period".to_owned())
+                } else {
+                    None
+                };
+                if let Some(problem) = bad {
+                    return Err(self.not_ready(svc, &info, problem).await);
+                }
+            }
+            tokio::time::sleep(POLL).await;
+        }
         Ok(())
     }
 
@@ -919,76 +1064,146 @@ impl Deployer {
         })
     }
 
-    async fn stop_and_remove(
-        &self,
-        c: &ContainerInfo,
-        signal: Option<&str>,
-        timeout: Duration,
-        applied: &mut Applied,
-    ) -> Result<(), DeployError> {
-        if c.state.running {
-            applied.touched_running = true;
-            self.engine.stop_container(&c.id, signal, timeout).await?;
-        }
-        self.engine.remove_container(&c.id, true).await?;
-        Ok(())
-    }
-
-    /// Waits until a container is ready: healthy when it has a healthcheck, else running.
+    /// Waits until a container is ready by its service's rule.
     async fn wait_ready(
         &self,
-        service: &str,
+        svc: &Service,
+        rule: &health::Rule,
         id: &str,
         timeout: Duration,
     ) -> Result<(), DeployError> {
-        let deadline = Instant::now() + timeout;
+        let started = Instant::now();
+        let deadline = match rule {
+            health::Rule::Probe(p) => started + p.deadline.unwrap_or(timeout),
+            _ => started + timeout,
+        };
+        let mut passes = 0u32;
+        let mut probe_log: Vec<String> = Vec::new();
+        let mut restarts: Option<u32> = None;
         loop {
             let info = self.engine.inspect_container(id).await?;
-            let problem = match (info.state.running, info.state.health) {
-                (true, None | Some(HealthStatus::Healthy)) => return Ok(()),
-                (true, Some(HealthStatus::Unhealthy)) => Some("is unhealthy".to_owned()),
-                (false, _)
-                    if !matches!(
-                        info.state.status,
-                        crate::engine::ContainerStatus::Created
-                            | crate::engine::ContainerStatus::Restarting
-                    ) =>
-                {
-                    Some(format!(
-                        "exited with code {}",
-                        info.state.exit_code.unwrap_or(-1)
-                    ))
-                }
-                _ => None,
-            };
-            let problem = problem.or_else(|| {
-                (Instant::now() >= deadline).then(|| {
-                    format!(
-                        "was not ready within {}",
-                        humantime::format_duration(timeout)
-                    )
-                })
-            });
-            if let Some(problem) = problem {
-                let logs = self
-                    .engine
-                    .logs_tail(id, LOG_LINES)
-                    .await
-                    .unwrap_or_default();
-                return Err(DeployError::NotReady {
-                    service: service.to_owned(),
-                    container: info.name.clone(),
-                    problem,
-                    health_log: info
-                        .state
-                        .health_log
-                        .iter()
-                        .map(|p| format!("exit {}: {}", p.exit_code.unwrap_or(-1), p.output.trim()))
-                        .collect(),
-                    logs,
-                });
+            let status = info.state.status;
+            let exited = !info.state.running
+                && !matches!(
+                    status,
+                    crate::engine::ContainerStatus::Created
+                        | crate::engine::ContainerStatus::Restarting
+                );
+            if exited {
+                let problem = format!("exited with code {}", info.state.exit_code.unwrap_or(-1));
+                return Err(self.not_ready_with(svc, &info, problem, probe_log).await);
             }
-            tokio::time::sleep(POLL).await;
+            let restarted = match (restarts, info.state.restart_count) {
+                (Some(before), Some(now)) => now > before,
+                _ => false,
+            };
+            if restarts.is_none() {
+                restarts = info.state.restart_count;
+            }
+            if restarted || status == crate::engine::ContainerStatus::Restarting {
+                return Err(self
+                    .not_ready_with(svc, &info, "restarted while starting".into(), probe_log)
+                    .await);
+            }
+            let wait = match rule {
+                health::Rule::Docker { passes: want } => match info.state.health {
+                    Some(HealthStatus::Healthy) => {
+                        let ok = info.state.health_log.iter().rev().take(*want as usize);
+                        if ok.clone().count() >= *want as usize
+                            && ok.clone().all(|p| p.exit_code == Some(0))
+                        {
+                            return Ok(());
+                        }
+                        POLL
+                    }
+                    Some(HealthStatus::Unhealthy) => {
+                        return Err(self
+                            .not_ready_with(svc, &info, "is unhealthy".into(), probe_log)
+                            .await);
+                    }
+                    // No healthcheck after all (the image had none): running is ready.
+                    None if info.state.running => return Ok(()),
+                    _ => POLL,
+                },
+                health::Rule::MinReady(min) => {
+                    if info.state.running && started.elapsed() >= *min {
+                        return Ok(());
+                    }
+                    POLL
+                }
+                health::Rule::Probe(p) => {
+                    if started.elapsed() < p.start_period || !info.state.running {
+                        POLL
+                    } else {
+                        let ip = info.ip_addresses.values().next().map(String::as_str);
+                        match health::probe_once(&p.target, ip, p.timeout).await {
+                            Ok(()) => {
+                                passes += 1;
+                                probe_log.push(format!("pass {passes}/{}", p.passes));
+                                if passes >= p.passes {
+                                    return Ok(());
+                                }
+                            }
+                            Err(e) => {
+                                passes = 0;
+                                probe_log.push(format!("fail: {e}"));
+                            }
+                        }
+                        p.interval
+                    }
+                }
+            };
+            if Instant::now() >= deadline {
+                let problem = format!(
+                    "was not ready within {} ({})",
+                    humantime::format_duration(deadline - started),
+                    rule.describe()
+                );
+                return Err(self.not_ready_with(svc, &info, problem, probe_log).await);
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn not_ready(&self, svc: &Service, info: &ContainerInfo, problem: String) -> DeployError {
+        self.not_ready_with(svc, info, problem, Vec::new()).await
+    }
+
+    /// The error for a container that did not become ready: its health or probe log and its
+    /// last log lines.
+    async fn not_ready_with(
+        &self,
+        svc: &Service,
+        info: &ContainerInfo,
+        problem: String,
+        probe_log: Vec<String>,
+    ) -> DeployError {
+        let logs = self
+            .engine
+            .logs_tail(&info.id, LOG_LINES)
+            .await
+            .unwrap_or_default();
+        let mut health_log: Vec<String> = info
+            .state
+            .health_log
+            .iter()
+            .map(|p| format!("exit {}: {}", p.exit_code.unwrap_or(-1), p.output.trim()))
+            .collect();
+        health_log.extend(
+            probe_log
+                .into_iter()
+                .rev()
+                .take(10)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev(),
+        );
+        DeployError::NotReady {
+            service: svc.name.clone(),
+            container: info.name.clone(),
+            problem,
+            health_log,
+            logs,
         }
     }
 }

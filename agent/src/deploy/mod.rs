@@ -11,10 +11,17 @@
 //! interrupted release, removes leftover one-off job containers and, when two containers claim
 //! one replica number (a replacement cut short), keeps the up-to-date one.
 //!
-//! Limits: replacement is stop-first (a short gap for the replaced service); published port
-//! ranges and `volumes_from` are not supported yet.
+//! Rollouts follow each service's strategy ([`health::strategy`]: start-first unless a fixed
+//! host port, `container_name` or a shared read-write volume forbids it) and readiness rule
+//! ([`health::rule`]); `deploy.update_config` sets parallelism, delay, monitor and
+//! failure_action (rollback, pause, continue).
+//!
+//! Limits: published port ranges and `volumes_from` are not supported yet; start-first gives a
+//! new container its network aliases only once it is ready, which reconnects it to its
+//! networks once (connections it opened while starting are reset).
 
 pub mod apply;
+pub mod health;
 pub mod plan;
 pub mod translate;
 
@@ -79,6 +86,16 @@ pub enum DeployError {
         dependency: String,
         problem: String,
     },
+    #[error(
+        "{source}\nrollout paused at service {service} (failure_action: pause): nothing was rolled back"
+    )]
+    Paused {
+        service: String,
+        #[source]
+        source: Box<DeployError>,
+    },
+    #[error("{} service(s) failed (failure_action: continue): {}", failures.len(), failures.join("; "))]
+    Continued { failures: Vec<String> },
     #[error("the deploy did not finish within {} (--timeout)", humantime::format_duration(*after))]
     Timeout { after: Duration },
 }

@@ -69,6 +69,14 @@ pub struct ServicePlan {
     pub replicas: u32,
     /// Whether the service runs to completion (a job) instead of staying up.
     pub job: bool,
+    /// start-first or stop-first, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<super::health::Strategy>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub strategy_reason: String,
+    /// When a new container counts as ready.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub ready: String,
     #[serde(skip)]
     pub hash: String,
     /// The service's containers now, by replica number (duplicates included).
@@ -268,6 +276,19 @@ pub fn compute(
                 Action::Unchanged
             }
         };
+        let (strategy, strategy_reason) = if job {
+            (None, String::new())
+        } else {
+            let (s, why) = super::health::strategy(svc);
+            (Some(s), why)
+        };
+        let ready = if job {
+            String::new()
+        } else {
+            super::health::rule(svc)
+                .map(|r| r.describe())
+                .unwrap_or_else(|e| format!("invalid: {e}"))
+        };
         services.push(ServicePlan {
             service: svc.name.clone(),
             action,
@@ -276,6 +297,9 @@ pub fn compute(
             image_id,
             replicas,
             job,
+            strategy,
+            strategy_reason,
+            ready,
             hash,
             containers: existing,
         });
@@ -289,6 +313,9 @@ pub fn compute(
             image_id: None,
             replicas: 0,
             job: false,
+            strategy: None,
+            strategy_reason: String::new(),
+            ready: String::new(),
             hash: String::new(),
             containers: left.into_iter().cloned().collect(),
         });

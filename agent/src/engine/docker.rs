@@ -35,8 +35,9 @@ use bollard::models::{
     ContainerSummaryStateEnum, ContainerUpdateBody, DeviceMapping, EndpointIpamConfig,
     EndpointSettings, EventMessage, EventMessageTypeEnum, HealthConfig, HealthStatusEnum,
     HostConfig, HostConfigLogConfig, Ipam, IpamConfig, Mount, MountTmpfsOptions, MountType,
-    MountVolumeOptions, NetworkConnectRequest, NetworkCreateRequest, NetworkingConfig, PortBinding,
-    PortSummaryTypeEnum, ResourcesUlimits, RestartPolicyNameEnum, VolumeCreateRequest,
+    MountVolumeOptions, NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest,
+    NetworkingConfig, PortBinding, PortSummaryTypeEnum, ResourcesUlimits, RestartPolicyNameEnum,
+    VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, EventsOptions, KillContainerOptions,
@@ -567,6 +568,35 @@ impl super::Engine for DockerEngine {
                 other => Err(other),
             },
         }
+    }
+
+    async fn disconnect_network(&self, id: &str, network: &str) -> Result<bool> {
+        let request = NetworkDisconnectRequest {
+            container: id.to_owned(),
+            force: Some(true),
+        };
+        match self.docker.disconnect_network(network, request).await {
+            Ok(()) => Ok(true),
+            Err(e) => match self.err(Object::Network(network.to_owned()), e) {
+                EngineError::NotFound { .. } => Ok(false),
+                // "is not connected to network": nothing to do.
+                EngineError::Api {
+                    status: 403 | 409, ..
+                } => Ok(false),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn connect_network(&self, id: &str, attachment: &NetworkAttachment) -> Result<()> {
+        let request = NetworkConnectRequest {
+            container: id.to_owned(),
+            endpoint_config: Some(endpoint(attachment)),
+        };
+        self.docker
+            .connect_network(&attachment.network, request)
+            .await
+            .map_err(|e| self.err(Object::Network(attachment.network.clone()), e))
     }
 
     async fn rename_container(&self, id: &str, new_name: &str) -> Result<()> {

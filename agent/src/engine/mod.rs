@@ -796,6 +796,14 @@ pub trait Engine: Send + Sync {
 
     async fn rename_container(&self, id: &str, new_name: &str) -> Result<()>;
 
+    /// Detaches a running container from a network: other containers stop resolving its
+    /// names there at once (used to take the old container out of service before it stops).
+    /// `Ok(false)` if it was not attached.
+    async fn disconnect_network(&self, id: &str, network: &str) -> Result<bool>;
+
+    /// Attaches a container to a network with the attachment's aliases and address.
+    async fn connect_network(&self, id: &str, attachment: &NetworkAttachment) -> Result<()>;
+
     /// Waits until the container is not running and returns its exit code (one-shot jobs).
     /// Returns at once for a container that already exited. Put a timeout around it.
     async fn wait_container(&self, id: &str) -> Result<i64>;
