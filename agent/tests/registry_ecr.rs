@@ -173,4 +173,6 @@ async fn an_unreachable_endpoint_names_the_registry() {
         msg.contains(REGISTRY) && msg.contains("GetAuthorizationToken") && msg.contains("hint"),
         "{msg}"
     );
+    assert!(msg.contains("Connection refused"), "the cause: {msg}");
+    assert!(!msg.contains("DispatchFailure("), "no Debug dump: {msg}");
 }

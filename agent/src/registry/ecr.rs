@@ -188,7 +188,10 @@ impl EcrCredentials {
         tracing::info!(
             registry = %host,
             source = "ecr",
-            expires_at = ?fetched.expires_at.map(humantime::format_rfc3339_seconds),
+            expires_at = %fetched
+                .expires_at
+                .map(|t| humantime::format_rfc3339_seconds(t).to_string())
+                .unwrap_or_default(),
             cached = refresh_at.is_some(),
             "fetched an Amazon ECR authorization token"
         );
@@ -275,7 +278,7 @@ impl EcrCredentials {
             .get_authorization_token()
             .send()
             .await
-            .map_err(|e| fail(aws_sdk_ecr::error::DisplayErrorContext(&e).to_string()))?;
+            .map_err(|e| fail(sdk_reason(&e)))?;
         let data = out
             .authorization_data()
             .first()
@@ -306,6 +309,32 @@ impl EcrCredentials {
             expires_at,
         })
     }
+}
+
+/// A short reason for a failed call: the service's error code and message, or the chain of
+/// causes of a transport failure (no Debug dumps).
+fn sdk_reason<E, R>(e: &aws_sdk_ecr::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_ecr::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    if let Some(service) = e.as_service_error() {
+        let code = service.code().unwrap_or("error");
+        return match service.message() {
+            Some(message) => format!("{code}: {message}"),
+            None => code.to_owned(),
+        };
+    }
+    let mut parts: Vec<String> = vec![e.to_string()];
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
 }
 
 struct Fetched {
