@@ -99,6 +99,7 @@ TOKEN="bench-root"
 "$BAO" server -dev -dev-root-token-id="$TOKEN" -dev-listen-address="127.0.0.1:$PORT" \
 	-dev-no-store-token >"$work/bao.log" 2>&1 &
 pids+=($!)
+disown "$!" # no job-control notice when cleanup kills it
 wait_until 30 curl -sf -o /dev/null "$ADDR/v1/sys/health" || die "OpenBao did not start (see $work/bao.log)"
 printf '%s' "$TOKEN" >"$work/token"
 chmod 600 "$work/token"
