@@ -176,6 +176,8 @@ impl Error {
             Error::Source { index, .. } => exit::source_failed(*index),
             Error::Check { .. } => exit::UNAVAILABLE,
             Error::Render(RenderError::Write(_)) => exit::CANT_WRITE,
+            // An output naming a source that does not exist is a configuration mistake.
+            Error::Render(RenderError::UnknownSource { .. }) => exit::CONFIG,
             Error::Render(_) | Error::Outputs(_) => exit::DATA,
             Error::Exec(ExecError::Render(RenderError::Write(_))) => exit::CANT_WRITE,
             Error::Exec(ExecError::Render(_)) => exit::DATA,
