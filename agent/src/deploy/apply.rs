@@ -348,10 +348,42 @@ impl Deployer {
         let pruned = stack.prune(&lock, req.keep_releases)?;
         if !pruned.is_empty() {
             tracing::info!(stack = %req.stack, pruned = pruned.len(), "pruned old releases");
+            self.prune_images(&stack, &pruned, progress).await?;
         }
         report.outcome = release.outcome;
         report.services = release.services.clone();
         report.error = release.error.clone();
+        Ok(())
+    }
+
+    /// Removes the images that only pruned releases used. An image a kept release pins, or
+    /// that any container still uses (of any stack), stays: Docker refuses to remove an image
+    /// in use, and that refusal is taken as "keep".
+    async fn prune_images(
+        &self,
+        stack: &StackLedger,
+        pruned: &[Release],
+        progress: &dyn Progress,
+    ) -> Result<(), DeployError> {
+        let kept: BTreeSet<String> = stack
+            .releases()?
+            .iter()
+            .flat_map(|r| r.images.values().map(|i| i.id.clone()))
+            .collect();
+        let candidates: BTreeSet<&str> = pruned
+            .iter()
+            .flat_map(|r| r.images.values().map(|i| i.id.as_str()))
+            .filter(|id| !kept.contains(*id))
+            .collect();
+        for id in candidates {
+            match self.engine.remove_image(id, false).await {
+                Ok(true) => progress.step(None, &format!("pruned image {}", short_id(id))),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::info!(stack = %stack.name(), image = %id, reason = %e, "image kept");
+                }
+            }
+        }
         Ok(())
     }
 
@@ -907,6 +939,14 @@ impl Deployer {
             match keep {
                 Some(c) if current => {
                     if c.name != name {
+                        // A replacement cut short (kill -9): the new container may not have
+                        // its aliases yet. Give them, then its name.
+                        let spec =
+                            translate::container_spec(project, svc, &image, Some(n), &sp.hash)?;
+                        for a in spec.networks.iter().filter(|a| !a.aliases.is_empty()) {
+                            self.engine.disconnect_network(&c.id, &a.network).await?;
+                            self.engine.connect_network(&c.id, a).await?;
+                        }
                         self.engine.rename_container(&c.id, &name).await?;
                     }
                     if !c.state.running {

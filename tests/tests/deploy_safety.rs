@@ -1,0 +1,200 @@
+//! Deploys that cannot leave production broken, against the real daemon: rollback to a
+//! release by image id after its tag moved, deploy ids applied once, the stack lock, and
+//! `kill -9` of the deploying process group (as SSM does) at the worst moments.
+
+mod support;
+
+use std::time::Duration;
+
+use gantry_tests::{docker, unique, wait_for};
+use support::{Stack, kill_group, stderr, stdout};
+
+/// A one-service stack whose container needs `min_ready` to count as ready.
+fn app_stack(image: &str, min_ready: &str) -> Stack {
+    Stack::with_file(&format!(
+        "services:\n  app:\n    image: {image}\n    init: true\n    command: [\"sleep\", \"3600\"]\n    environment:\n      VERSION: ${{VERSION:-1}}\n    x-gantry:\n      min_ready: {min_ready}\n"
+    ))
+}
+
+fn names_like(stack: &Stack, needle: &str) -> Vec<String> {
+    stack
+        .containers()
+        .into_keys()
+        .filter(|n| n.contains(needle))
+        .collect()
+}
+
+#[test]
+fn rollback_to_the_first_release_uses_its_image_even_after_the_tag_moved() {
+    let repo = format!("gantry-test/{}", unique("app"));
+    let tag = format!("{repo}:stable");
+    assert!(
+        docker(&["tag", "gantry-test/busybox:latest", &tag])
+            .status
+            .success()
+    );
+    let stack = app_stack(&tag, "1s");
+    let first_image = {
+        let out = docker(&["image", "inspect", "-f", "{{.Id}}", &tag]);
+        stdout(&out).trim().to_owned()
+    };
+    assert_eq!(stack.deploy(&[]).status.code(), Some(0));
+    let app = format!("{}-app-1", stack.name);
+    assert_eq!(stack.image_of(&app), first_image);
+
+    // A new image under the same tag (CI pushed :stable again).
+    let builder = unique("build");
+    assert!(
+        docker(&[
+            "run",
+            "--name",
+            &builder,
+            "gantry-test/busybox:latest",
+            "sh",
+            "-c",
+            "echo v2 > /version"
+        ])
+        .status
+        .success()
+    );
+    assert!(docker(&["commit", &builder, &tag]).status.success());
+    docker(&["rm", "-f", &builder]);
+    let out = stack.deploy(&[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stdout(&out).contains("app: recreating (image)"),
+        "{}",
+        stdout(&out)
+    );
+    let second_image = stack.image_of(&app);
+    assert_ne!(second_image, first_image);
+
+    let out = stack.gantry(&["rollback", &stack.name, "--to", "r1"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(stack.image_of(&app), first_image, "runs r1's image, by id");
+    let out = stack.gantry(&["releases", &stack.name, "--output", "json"]);
+    let releases: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(releases.as_array().unwrap().len(), 3);
+    assert_eq!(releases[0]["outcome"], "succeeded");
+    docker(&["rm", "-f", &app]);
+    docker(&["rmi", "-f", &tag, &first_image, &second_image]);
+}
+
+#[test]
+fn the_same_deploy_id_applies_once() {
+    let stack = app_stack("${IMAGE}", "1s");
+    assert_eq!(stack.deploy(&["--id", "pipeline-7"]).status.code(), Some(0));
+    let before = stack.containers();
+    // A retry of the same id (SSM or CI retried) with other variables changes nothing.
+    let out = stack.deploy(&[
+        "--id",
+        "pipeline-7",
+        "--var",
+        "VERSION=2",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(report["repeated"], true);
+    assert_eq!(report["release"], "r1");
+    assert_eq!(stack.containers(), before);
+    // A new id applies.
+    let out = stack.deploy(&["--id", "pipeline-8", "--var", "VERSION=2"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_ne!(stack.containers(), before);
+}
+
+#[test]
+fn a_second_deploy_while_one_runs_exits_75_naming_the_holder_or_waits() {
+    let stack = app_stack("${IMAGE}", "6s");
+    let mut first = stack.spawn_deploy(&["--id", "slow-1"]);
+    let lock = stack
+        .state
+        .path()
+        .join(format!("stacks/{}/lock.json", stack.name));
+    wait_for(
+        "the first deploy to hold the lock",
+        Duration::from_secs(20),
+        || lock.exists().then_some(()),
+    );
+    let out = stack.deploy(&["--var", "VERSION=2"]);
+    assert_eq!(out.status.code(), Some(75));
+    let text = stdout(&out) + &stderr(&out);
+    assert!(text.contains("slow-1") && text.contains("pid"), "{text}");
+
+    let out = stack.deploy(&["--var", "VERSION=2", "--lock-wait", "2m"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "waited for the lock, then deployed"
+    );
+    assert!(first.wait().unwrap().success());
+}
+
+#[test]
+fn kill_9_during_a_job_then_deploy_again_converges() {
+    let stack = Stack::with_file(
+        "services:\n  migrate:\n    image: ${IMAGE}\n    command: [\"sleep\", \"${JOB_SECONDS:-60}\"]\n  app:\n    image: ${IMAGE}\n    init: true\n    command: [\"sleep\", \"3600\"]\n    x-gantry:\n      min_ready: 1s\n    depends_on:\n      migrate:\n        condition: service_completed_successfully\n",
+    );
+    let mut deploy = stack.spawn_deploy(&[]);
+    wait_for("the job container", Duration::from_secs(30), || {
+        (!names_like(&stack, "-migrate-run-").is_empty()).then_some(())
+    });
+    kill_group(&mut deploy);
+
+    let out = stack.deploy(&["--var", "JOB_SECONDS=0"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stdout(&out).contains("recovered interrupted release"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        names_like(&stack, "-migrate-run-").is_empty(),
+        "no orphaned job container"
+    );
+    assert_eq!(
+        names_like(&stack, "-app-"),
+        vec![format!("{}-app-1", stack.name)]
+    );
+    let out = stack.gantry(&["releases", &stack.name, "--output", "json"]);
+    let releases: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(releases[0]["outcome"], "succeeded");
+    assert_eq!(releases[1]["outcome"], "interrupted");
+}
+
+#[test]
+fn kill_9_during_a_start_first_rollout_then_deploy_again_converges() {
+    let stack = app_stack("${IMAGE}", "8s");
+    assert_eq!(stack.deploy(&[]).status.code(), Some(0));
+    let mut deploy = stack.spawn_deploy(&["--var", "VERSION=2"]);
+    // The new container is up next to the old one, still proving itself.
+    wait_for("the new container", Duration::from_secs(30), || {
+        (!names_like(&stack, "-gantry-next").is_empty()).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    kill_group(&mut deploy);
+    assert_eq!(stack.containers().len(), 2, "old and new side by side");
+
+    let out = stack.deploy(&["--var", "VERSION=2"]);
+    assert_eq!(out.status.code(), Some(0));
+    let names: Vec<String> = stack.containers().into_keys().collect();
+    assert_eq!(
+        names,
+        vec![format!("{}-app-1", stack.name)],
+        "no duplicate left"
+    );
+    let app = format!("{}-app-1", stack.name);
+    let env = docker(&[
+        "inspect",
+        "-f",
+        "{{range .Config.Env}}{{println .}}{{end}}",
+        &app,
+    ]);
+    assert!(stdout(&env).contains("VERSION=2"));
+    // And a further deploy is a no-op.
+    let out = stack.deploy(&["--var", "VERSION=2", "--output", "json"]);
+    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(report["outcome"], "unchanged");
+}
