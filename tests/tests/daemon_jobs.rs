@@ -110,7 +110,10 @@ fn a_deploy_whose_cli_is_killed_finishes_and_three_clis_run_in_turn() {
             .into_iter()
             .find(|r| r["deploy_id"] == "ci-1" && r["outcome"] == "succeeded")
     });
-    assert_eq!(inspect(&format!("{stack}-app-1"), "{{.State.Health.Status}}"), "healthy");
+    assert_eq!(
+        inspect(&format!("{stack}-app-1"), "{{.State.Health.Status}}"),
+        "healthy"
+    );
     // The same id again reports the recorded result.
     let out = d.gantry(&["deploy", &stack, "-f", &file, "--id", "ci-1"]);
     assert_eq!(out.status.code(), Some(0));
@@ -123,8 +126,16 @@ fn a_deploy_whose_cli_is_killed_finishes_and_three_clis_run_in_turn() {
         .map(|n| {
             let var = format!("V={n}");
             d.command(&[
-                "deploy", &stack, "-f", &file, "--id", &format!("q-{n}"), "--var", &var,
-                "--lock-wait", "5m",
+                "deploy",
+                &stack,
+                "-f",
+                &file,
+                "--id",
+                &format!("q-{n}"),
+                "--var",
+                &var,
+                "--lock-wait",
+                "5m",
             ])
             .stdout(Stdio::piped())
             .spawn()
@@ -139,7 +150,11 @@ fn a_deploy_whose_cli_is_killed_finishes_and_three_clis_run_in_turn() {
     let mut queued: Vec<serde_json::Value> = d
         .releases(&stack)
         .into_iter()
-        .filter(|r| r["deploy_id"].as_str().is_some_and(|id| id.starts_with("q-")))
+        .filter(|r| {
+            r["deploy_id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("q-"))
+        })
         .collect();
     queued.reverse(); // oldest first
     assert_eq!(queued.len(), 3, "{queued:?}");
@@ -173,19 +188,31 @@ fn restarting_the_daemon_restarts_nothing_and_a_removed_container_comes_back() {
     d.spawn();
     d.wait_ready();
     std::thread::sleep(Duration::from_secs(4));
-    assert_eq!(snapshot(), before, "restarting the daemon touched a container");
+    assert_eq!(
+        snapshot(),
+        before,
+        "restarting the daemon touched a container"
+    );
 
     // Removed by hand: reconciled from the last good release.
     let name = format!("{stack}-app-1");
     docker(&["rm", "-f", &name]);
-    wait_for("the removed container to come back healthy", Duration::from_secs(40), || {
-        (inspect(&name, "{{.State.Health.Status}}") == "healthy").then_some(())
-    });
+    wait_for(
+        "the removed container to come back healthy",
+        Duration::from_secs(40),
+        || (inspect(&name, "{{.State.Health.Status}}") == "healthy").then_some(()),
+    );
     // Stopped by hand: started again.
     let id = inspect(&name, "{{.Id}}");
     docker(&["stop", "-t", "1", &name]);
-    wait_for("the stopped container to run again", Duration::from_secs(40), || {
-        (inspect(&name, "{{.State.Running}}") == "true").then_some(())
-    });
-    assert_eq!(inspect(&name, "{{.Id}}"), id, "a stopped container is started, not replaced");
+    wait_for(
+        "the stopped container to run again",
+        Duration::from_secs(40),
+        || (inspect(&name, "{{.State.Running}}") == "true").then_some(()),
+    );
+    assert_eq!(
+        inspect(&name, "{{.Id}}"),
+        id,
+        "a stopped container is started, not replaced"
+    );
 }

@@ -1,7 +1,7 @@
 //! Env-file (and opted-in compose-file) watching: a changed file redeploys its stack.
 //!
-//! What: for every stack with a good release, the env files its services read (`env_file`, from
-//! the release's model) and, when the stack opts in (`watch_compose_files`), its compose files
+//! What: for every stack with a good release, the env files its services read (`env_file`, as
+//! the release recorded them with their hashes) and, when the stack opts in (`watch_compose_files`), its compose files
 //! are watched through their directories (so an atomic rename by `gantry-secrets run` is seen).
 //! A change, once `debounce` has passed without another, is compared with the release: env-file
 //! content against the hashes the release recorded; compose files against their content when
@@ -15,7 +15,8 @@
 //!
 //! Limits: interpolation uses the release's `--var`s and the daemon's environment (the caller's
 //! shell environment at deploy time is not recorded); profiles are those of the release's
-//! services; `--env-file` interpolation files are not recorded and so not reused.
+//! services; `--env-file` interpolation files are not recorded and so not reused; an optional
+//! env file that did not exist at deploy time is not recorded, so its creation is not seen.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -140,18 +141,13 @@ fn refresh(
         let Some(release) = sup.last_good(&stack) else {
             continue;
         };
-        let Ok(project) = project_from_release(&release) else {
-            continue;
-        };
         let mut w = Watched {
             seq: release.seq,
             ..Watched::default()
         };
         if policy.watch_env_files {
-            for svc in project.services.values() {
-                w.env_files
-                    .extend(svc.env_file.iter().map(|f| f.path.clone()));
-            }
+            // The release records every env file its services read (path → hash).
+            w.env_files = release.env_files.keys().map(PathBuf::from).collect();
         }
         if policy.watch_compose_files {
             w.compose_files = release.files.iter().cloned().collect();

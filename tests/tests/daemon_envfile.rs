@@ -1,0 +1,83 @@
+//! Env-file watching against the real Docker daemon: the file a service reads through
+//! `env_file` is replaced atomically (temp file + rename, as `gantry-secrets run` writes it) and
+//! the daemon redeploys the stack: the service using it is recreated with the new value, health
+//! gated; the service that does not use it is left alone.
+
+mod daemon_support;
+
+use std::time::Duration;
+
+use daemon_support::{Daemon, free_port, inspect, path_str};
+use gantry_tests::{http_get, wait_for};
+
+#[test]
+fn an_env_file_change_recreates_the_service_with_the_new_value() {
+    let port = free_port();
+    let compose = format!(
+        r#"
+services:
+  web:
+    image: ${{IMAGE}}
+    command: ["sh", "-c", "mkdir -p /www && echo \"token=$$TOKEN\" > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    env_file: [./app.env]
+    ports: ["127.0.0.1:{port}:8080"]
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]
+      interval: 1s
+      timeout: 1s
+      retries: 5
+  other:
+    image: ${{IMAGE}}
+    command: ["sleep", "86400"]
+    stop_signal: SIGKILL
+"#
+    );
+    let mut d = Daemon::start("daemon:\n  debounce: 500ms\n", &[]);
+    let (stack, file) = d.stack("denv", &compose);
+    let env_path = file.parent().unwrap().join("app.env");
+    std::fs::write(&env_path, "TOKEN=first\n").unwrap();
+    let out = d.gantry(&["deploy", &stack, "-f", path_str(&file)]);
+    assert_eq!(out.status.code(), Some(0));
+    let url = format!("http://127.0.0.1:{port}/");
+    let page = |want: &str| {
+        let (url, want) = (url.clone(), want.to_owned());
+        move || http_get(&url).filter(|(s, b)| *s == 200 && b.contains(&want))
+    };
+    wait_for(
+        "the first value",
+        Duration::from_secs(20),
+        page("token=first"),
+    );
+    let other = inspect(&format!("{stack}-other-1"), "{{.Id}}");
+    let web = inspect(&format!("{stack}-web-1"), "{{.Id}}");
+
+    // Atomic replace, like gantry-secrets: write a temp file beside it, rename over it.
+    let tmp = env_path.with_file_name(".app.env.tmp");
+    std::fs::write(&tmp, "TOKEN=second\n").unwrap();
+    std::fs::rename(&tmp, &env_path).unwrap();
+
+    wait_for(
+        "the new value",
+        Duration::from_secs(40),
+        page("token=second"),
+    );
+    assert_ne!(
+        inspect(&format!("{stack}-web-1"), "{{.Id}}"),
+        web,
+        "web was recreated"
+    );
+    assert_eq!(
+        inspect(&format!("{stack}-other-1"), "{{.Id}}"),
+        other,
+        "a service not using the file is left alone"
+    );
+    wait_for(
+        "the redeploy to be recorded",
+        Duration::from_secs(20),
+        || {
+            let releases = d.releases(&stack);
+            (releases.len() == 2 && releases[0]["outcome"] == "succeeded").then_some(())
+        },
+    );
+    assert!(d.log().contains("watched files changed; redeploying"));
+}

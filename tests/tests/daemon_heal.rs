@@ -1,0 +1,104 @@
+//! Supervision against the real Docker daemon: an unhealthy container (its httpd killed, its
+//! main process alive) is restarted within interval × retries + 5 s; one that never recovers
+//! gets exactly the restart budget, then is reported (status, metric).
+
+mod daemon_support;
+
+use std::time::{Duration, Instant};
+
+use daemon_support::{Daemon, free_port, inspect, path_str};
+use gantry_tests::{docker, http_get, wait_for};
+
+/// `web` runs httpd in the background under a shell that stays alive; `stuck` is healthy only
+/// on its first start (the marker survives a restart), so once made unhealthy it never recovers.
+const STACK: &str = r#"
+services:
+  web:
+    image: ${IMAGE}
+    command: ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && httpd -p 8080 -h /www; exec sleep 86400"]
+    stop_signal: SIGKILL
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]
+      interval: 1s
+      timeout: 1s
+      retries: 2
+  stuck:
+    image: ${IMAGE}
+    command: ["sh", "-c", "if [ ! -f /started ]; then touch /started /ok; fi; exec sleep 86400"]
+    stop_signal: SIGKILL
+    healthcheck:
+      test: ["CMD", "test", "-f", "/ok"]
+      interval: 1s
+      timeout: 1s
+      retries: 2
+"#;
+
+#[test]
+fn unhealthy_is_restarted_in_time_and_a_hopeless_one_gets_exactly_its_budget() {
+    let port = free_port();
+    let config = format!(
+        "daemon:\n  metrics_address: 127.0.0.1:{port}\n  heal:\n    max_restarts: 3\n    window: 10m\n    backoff: 200ms\n"
+    );
+    let mut d = Daemon::start(&config, &[]);
+    let (stack, file) = d.stack("dheal", STACK);
+    let out = d.gantry(&["deploy", &stack, "-f", path_str(&file)]);
+    assert_eq!(out.status.code(), Some(0));
+
+    // web: kill httpd; sh (PID 1) stays alive, so only the healthcheck notices.
+    let web = format!("{stack}-web-1");
+    let started = inspect(&web, "{{.State.StartedAt}}");
+    let id = inspect(&web, "{{.Id}}");
+    let killed = docker(&["exec", &web, "killall", "httpd"]);
+    assert!(killed.status.success(), "{killed:?}");
+    let t0 = Instant::now();
+    // interval 1s × retries 2 + 5 s.
+    wait_for("web to be restarted", Duration::from_secs(7), || {
+        (inspect(&web, "{{.State.StartedAt}}") != started).then_some(())
+    });
+    eprintln!(
+        "web restarted {:?} after its httpd was killed",
+        t0.elapsed()
+    );
+    assert_eq!(
+        inspect(&web, "{{.Id}}"),
+        id,
+        "restarted in place, not replaced"
+    );
+    wait_for("web healthy again", Duration::from_secs(20), || {
+        (inspect(&web, "{{.State.Health.Status}}") == "healthy").then_some(())
+    });
+
+    // stuck: unhealthy for good.
+    let stuck = format!("{stack}-stuck-1");
+    docker(&["exec", &stuck, "rm", "/ok"]);
+    let status = wait_for("stuck to be given up on", Duration::from_secs(90), || {
+        let s = d.status(&stack);
+        let c = s["stacks"][0]["containers"]
+            .as_array()?
+            .iter()
+            .find(|c| c["name"] == stuck.as_str())?
+            .clone();
+        (c["heal"]["gave_up"] == true).then_some(c)
+    });
+    assert_eq!(status["heal"]["restarts"], 3, "{status}");
+    // No more restarts after giving up.
+    let after = inspect(&stuck, "{{.State.StartedAt}}");
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(inspect(&stuck, "{{.State.StartedAt}}"), after);
+    let s = d.status(&stack);
+    let c = s["stacks"][0]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == stuck.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(c["heal"]["restarts"], 3, "{c}");
+    // Reported: metric and log.
+    let (_, metrics) = http_get(&format!("http://127.0.0.1:{port}/metrics")).unwrap();
+    let giveups = format!("gantry_heal_giveups_total{{stack=\"{stack}\",service=\"stuck\"}} 1");
+    assert!(metrics.contains(&giveups), "{metrics}");
+    let restarts = format!("gantry_heal_restarts_total{{stack=\"{stack}\",service=\"stuck\"}} 3");
+    assert!(metrics.contains(&restarts), "{metrics}");
+    assert!(d.log().contains("giving up"), "the give-up is logged");
+}
