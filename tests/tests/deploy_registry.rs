@@ -153,6 +153,8 @@ struct Creds<'a> {
     docker_config: Option<String>,
     /// Prepended to PATH (credential helpers).
     path: Option<&'a Path>,
+    /// `GANTRY_LOG=trace` instead of `info` (every library's events, the AWS SDK's included).
+    trace: bool,
 }
 
 impl Stack {
@@ -191,7 +193,7 @@ impl Stack {
             .env("GANTRY_STATE_DIR", self.dir.path().join("state"))
             .env("GANTRY_CONFIG_DIR", self.dir.path())
             .env("GANTRY_LOCAL", "true")
-            .env("GANTRY_LOG", "info")
+            .env("GANTRY_LOG", if creds.trace { "trace" } else { "info" })
             .env("HOME", self.home.path())
             .env("DOCKER_CONFIG", self.docker_config_dir())
             .env_remove("GANTRY_DOCKER_CONFIG")
@@ -342,18 +344,22 @@ fn ecr_path_deploys_a_pushed_image_and_wrong_credentials_touch_nothing() {
     repo.push("v2");
     let stack = Stack::new();
     let registry = repo.registry.clone();
-    let ecr = Creds {
-        ecr: Some(&registry),
-        ..Creds::default()
-    };
 
     // Anonymous first: the registry refuses, nothing is deployed.
     let out = stack.deploy(&repo.image("v1"), &Creds::default());
     assert_eq!(out.status.code(), Some(1), "anonymous pull: {}", text(&out));
     assert!(stack.app().is_none());
 
-    // Through ECR: exit 0, the service runs, the release pins the pushed digest.
-    let out = stack.deploy(&repo.image("v1"), &ecr);
+    // Through ECR: exit 0, the service runs, the release pins the pushed digest; even at
+    // trace level no log line carries the token.
+    let out = stack.deploy(
+        &repo.image("v1"),
+        &Creds {
+            ecr: Some(&registry),
+            trace: true,
+            ..Creds::default()
+        },
+    );
     assert_eq!(out.status.code(), Some(0), "ECR deploy");
     let all = text(&out);
     assert!(
@@ -364,6 +370,11 @@ fn ecr_path_deploys_a_pushed_image_and_wrong_credentials_touch_nothing() {
         !all.contains(e.get("GANTRY_TEST_REGISTRY_ECR_PASSWORD")),
         "the token leaked: {all}"
     );
+    let token = base64_lite::encode(&format!(
+        "AWS:{}",
+        e.get("GANTRY_TEST_REGISTRY_ECR_PASSWORD")
+    ));
+    assert!(!all.contains(&token), "the encoded token leaked");
     let (id, started, image, running) = stack.app().expect("the app container");
     assert!(running);
     assert_eq!(image, repo.image("v1"));

@@ -13,7 +13,8 @@
 //! next lookup (the retry after a 401) fetches a new token. A token that arrives already
 //! expired by our clock (clock skew, or moto, which answers 2015-01-01) is used once and not
 //! cached. SDK clients are built once per region and reused; every fetch is bounded by
-//! [`FETCH_TIMEOUT`].
+//! [`FETCH_TIMEOUT`]. The SDK's own tracing events are dropped during a fetch: at TRACE it logs
+//! the response body, token included.
 //!
 //! Limits: the deprecated `registryIds` parameter is not sent (a token is valid for every
 //! registry the principal may read); ECR Public and the dual-stack `on.aws` hosts are not
@@ -27,6 +28,7 @@ use std::time::{Duration, SystemTime};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use base64::Engine as _;
 use gantry_common::Secret;
+use tracing::instrument::WithSubscriber as _;
 
 use super::RegistryError;
 use crate::engine::RegistryAuth;
@@ -171,7 +173,10 @@ impl EcrCredentials {
             tracing::debug!(registry = %host, source = "ecr", cached = true, "registry credentials from Amazon ECR");
             return Ok(auth);
         }
-        let fetched = tokio::time::timeout(FETCH_TIMEOUT, self.fetch(host))
+        // The AWS SDK logs whole responses, token included, at TRACE: its events inside the
+        // fetch go nowhere, and ours (after it) say what happened without the token.
+        let quiet = tracing::subscriber::NoSubscriber::default();
+        let fetched = tokio::time::timeout(FETCH_TIMEOUT, self.fetch(host).with_subscriber(quiet))
             .await
             .map_err(|_| RegistryError::Ecr {
                 registry: host.to_owned(),
