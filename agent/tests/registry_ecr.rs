@@ -4,13 +4,16 @@
 //! minutes before `expiresAt` by the injected clock and fetched again after; `invalidate`
 //! forces a new fetch; a token already expired on arrival (moto answers `expiresAt`
 //! 2015-01-01, so by the real clock every token is) is used once and not cached; concurrent
-//! lookups share one fetch; an unreachable endpoint fails naming the registry.
+//! lookups share one fetch; an unreachable endpoint fails naming the registry; a stale cached
+//! token (one of another account, via moto's `x-moto-account-id` header) makes the real
+//! registry answer 401, and `Deployer::pull` invalidates it, fetches a new one and succeeds.
 //!
 //! Design: the AWS configuration is loaded with aws-config's loader, explicit endpoint (moto
 //! from the `tests/env/up` env file), region and static test keys, so the tests need no
 //! process environment; the binary's standard chain is exercised by tests/tests/deploy_registry.rs.
 //!
-//! Limits: needs moto (`tests/env/up moto`); without it the tests fail, they do not skip.
+//! Limits: needs moto, and for the 401 test the Docker daemon and the test registry
+//! (`tests/env/up`); without them the tests fail, they do not skip.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -175,4 +178,99 @@ async fn an_unreachable_endpoint_names_the_registry() {
     );
     assert!(msg.contains("Connection refused"), "the cause: {msg}");
     assert!(!msg.contains("DispatchFailure("), "no Debug dump: {msg}");
+}
+
+/// Sends moto's account header on the first `n` requests only, so those tokens belong to
+/// another account and the registry refuses them: a stale token, as after a rotation.
+#[derive(Debug)]
+struct ForeignAccountFirst {
+    left: std::sync::atomic::AtomicUsize,
+    seen: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl aws_sdk_ecr::config::Intercept for ForeignAccountFirst {
+    fn name(&self) -> &'static str {
+        "ForeignAccountFirst"
+    }
+
+    fn modify_before_signing(
+        &self,
+        context: &mut aws_sdk_ecr::config::interceptors::BeforeTransmitInterceptorContextMut<'_>,
+        _runtime_components: &aws_sdk_ecr::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_ecr::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        use std::sync::atomic::Ordering;
+        self.seen.fetch_add(1, Ordering::SeqCst);
+        let first = self
+            .left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if first {
+            context
+                .request_mut()
+                .headers_mut()
+                .insert("x-moto-account-id", "999999999999");
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_stale_cached_token_is_refetched_after_a_401_and_the_pull_succeeds() {
+    use gantry_agent::deploy::Deployer;
+    use gantry_agent::engine::{DockerEngine, Engine};
+    use gantry_agent::ledger::Ledger;
+
+    let registry = test_env("GANTRY_TEST_REGISTRY");
+    let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let interceptor_seen = seen.clone();
+    let clock = FakeClock::at(MOTO_EXPIRY - 3600);
+    let ecr = EcrCredentials::with_sdk_config(moto().await, None)
+        .with_clock(clock)
+        .with_client_config(move |b| {
+            b.interceptor(ForeignAccountFirst {
+                left: std::sync::atomic::AtomicUsize::new(1),
+                seen: interceptor_seen.clone(),
+            })
+        });
+    let config = RegistriesConfig {
+        docker_config: None,
+        ecr_hosts: [registry.clone()].into(),
+        ecr_region: None,
+    };
+    let registries = Arc::new(ConfiguredRegistries::with_parts(
+        config,
+        DockerConfigCredentials::new(None),
+        ecr,
+    ));
+    // The pushed-by-tests/env/up image; a pull always asks the registry, local copy or not.
+    let image = ImageRef::new(format!("{registry}/gantry-test/busybox:latest"));
+
+    // A token for the wrong account is fetched and cached (valid for an hour by the clock).
+    let stale = registries.auth_for(&image).await.unwrap().unwrap();
+    assert_eq!(stale.password.expose(), "999999999999-auth-token");
+    assert_eq!(registries.ecr().token_fetches(), 1);
+
+    let engine: Arc<dyn Engine> = Arc::new(DockerEngine::connect().await.unwrap());
+    let state = tempfile::tempdir().unwrap();
+    let deployer =
+        Deployer::new(engine, Ledger::new(state.path())).with_registries(registries.clone());
+    let info = deployer
+        .pull(&image)
+        .await
+        .expect("the retry with a fresh token");
+    assert!(info.digest_for(&image).is_some(), "{info:?}");
+    assert_eq!(
+        registries.ecr().token_fetches(),
+        2,
+        "one fetch for the stale token, one after the 401"
+    );
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 2);
+    // The fresh token is now the cached one.
+    let fresh = registries.auth_for(&image).await.unwrap().unwrap();
+    assert_eq!(
+        fresh.password.expose(),
+        &test_env("GANTRY_TEST_REGISTRY_ECR_PASSWORD")
+    );
+    assert_eq!(registries.ecr().token_fetches(), 2);
 }

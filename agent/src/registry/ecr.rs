@@ -106,10 +106,14 @@ struct Slot {
     fetching: tokio::sync::Mutex<()>,
 }
 
+/// Adjusts each ECR client's configuration (interceptors, timeouts) before it is built.
+type Customise =
+    Arc<dyn Fn(aws_sdk_ecr::config::Builder) -> aws_sdk_ecr::config::Builder + Send + Sync>;
+
 /// ECR tokens for any number of registries, cached per registry host.
-#[derive(Debug)]
 pub struct EcrCredentials {
     source: AwsSource,
+    customise: Option<Customise>,
     region: Option<String>,
     margin: Duration,
     clock: Arc<dyn Clock>,
@@ -117,6 +121,18 @@ pub struct EcrCredentials {
     /// region ("" for the chain's) → client.
     clients: tokio::sync::Mutex<HashMap<String, aws_sdk_ecr::Client>>,
     fetches: AtomicU64,
+}
+
+impl std::fmt::Debug for EcrCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EcrCredentials")
+            .field("source", &self.source)
+            .field("region", &self.region)
+            .field("margin", &self.margin)
+            .field("customised", &self.customise.is_some())
+            .field("token_fetches", &self.token_fetches())
+            .finish_non_exhaustive()
+    }
 }
 
 impl EcrCredentials {
@@ -134,6 +150,7 @@ impl EcrCredentials {
     fn build(source: AwsSource, region: Option<String>) -> Self {
         Self {
             source,
+            customise: None,
             region,
             margin: REFRESH_MARGIN,
             clock: Arc::new(SystemClock),
@@ -146,6 +163,19 @@ impl EcrCredentials {
     /// Reads time from `clock` (default: the system clock).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Applies `customise` to every ECR client's configuration before it is built (for
+    /// example an interceptor, or tighter timeouts).
+    pub fn with_client_config(
+        mut self,
+        customise: impl Fn(aws_sdk_ecr::config::Builder) -> aws_sdk_ecr::config::Builder
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        self.customise = Some(Arc::new(customise));
         self
     }
 
@@ -246,7 +276,7 @@ impl EcrCredentials {
         let no_region = || RegistryError::EcrRegion {
             registry: host.to_owned(),
         };
-        let client = match &self.source {
+        let builder = match &self.source {
             AwsSource::StandardChain => {
                 let mut loader = aws_config::defaults(BehaviorVersion::latest());
                 if let Some(r) = &region {
@@ -256,7 +286,7 @@ impl EcrCredentials {
                 if sdk.region().is_none() {
                     return Err(no_region());
                 }
-                aws_sdk_ecr::Client::new(&sdk)
+                aws_sdk_ecr::config::Builder::from(&sdk)
             }
             AwsSource::Fixed(sdk) => {
                 let mut builder = aws_sdk_ecr::config::Builder::from(sdk);
@@ -265,9 +295,14 @@ impl EcrCredentials {
                 } else if sdk.region().is_none() {
                     return Err(no_region());
                 }
-                aws_sdk_ecr::Client::from_conf(builder.build())
+                builder
             }
         };
+        let builder = match &self.customise {
+            Some(customise) => customise(builder),
+            None => builder,
+        };
+        let client = aws_sdk_ecr::Client::from_conf(builder.build());
         clients.insert(key, client.clone());
         Ok(client)
     }

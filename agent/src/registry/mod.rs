@@ -301,6 +301,11 @@ impl ConfiguredRegistries {
     pub fn config(&self) -> &RegistriesConfig {
         &self.config
     }
+
+    /// The ECR part (token cache, fetch count).
+    pub fn ecr(&self) -> &EcrCredentials {
+        &self.ecr
+    }
 }
 
 #[async_trait::async_trait]
