@@ -294,7 +294,7 @@ pub enum DaemonError {
     #[error("docker is unreachable: {source} (hint: systemctl status docker)")]
     Docker {
         #[source]
-        source: crate::engine::EngineError,
+        source: Box<crate::engine::EngineError>,
     },
     #[error("metrics listener on {address}: {source} (hint: change daemon.metrics_address)")]
     Metrics {
@@ -306,7 +306,7 @@ pub enum DaemonError {
     State {
         dir: PathBuf,
         #[source]
-        source: crate::ledger::LedgerError,
+        source: Box<crate::ledger::LedgerError>,
     },
 }
 

@@ -59,14 +59,14 @@ pub async fn run(config: Arc<DaemonConfig>) -> Result<(), DaemonError> {
     let ledger = Ledger::new(&config.state_dir);
     std::fs::create_dir_all(&config.state_dir).map_err(|e| DaemonError::State {
         dir: config.state_dir.clone(),
-        source: crate::ledger::LedgerError::Io {
+        source: Box::new(crate::ledger::LedgerError::Io {
             path: config.state_dir.clone(),
             source: e,
-        },
+        }),
     })?;
     let stacks = ledger.stacks().map_err(|source| DaemonError::State {
         dir: config.state_dir.clone(),
-        source,
+        source: Box::new(source),
     })?;
     let _ = notifier.status("starting: connecting to docker");
     let engine: Arc<dyn Engine> = Arc::new(connect_docker().await?);
@@ -194,7 +194,9 @@ async fn connect_docker() -> Result<DockerEngine, DaemonError> {
         match attempt {
             Ok(e) => return Ok(e),
             Err(source) if Instant::now() >= deadline => {
-                return Err(DaemonError::Docker { source });
+                return Err(DaemonError::Docker {
+                    source: Box::new(source),
+                });
             }
             Err(e) => {
                 tracing::warn!(error = %e, "docker is not answering yet; retrying");

@@ -325,10 +325,10 @@ impl Supervisor {
         tracing::debug!(stack = %stack, service = %service, container = %name, action = ?e.action, "docker event");
         let policy = self.config.policy(&stack);
         match e.action {
-            EventAction::HealthStatus(HealthStatus::Unhealthy) if policy.heal => {
-                if !self.paused(&stack) {
-                    tokio::spawn(self.heal(e.id.clone(), name, stack, service));
-                }
+            EventAction::HealthStatus(HealthStatus::Unhealthy)
+                if policy.heal && !self.paused(&stack) =>
+            {
+                tokio::spawn(self.heal(e.id.clone(), name, stack, service));
             }
             EventAction::HealthStatus(HealthStatus::Healthy) => {
                 if let Some(t) = self.state().tracks.get_mut(&name)
