@@ -132,15 +132,26 @@ pub async fn run(config: Arc<DaemonConfig>) -> Result<(), DaemonError> {
     tracing::info!(socket = %config.socket.display(), stacks = stacks.len(), "daemon ready");
 
     let loops = Arc::new(loops);
-    if let Some(period) = watchdog_interval() {
+    // WATCHDOG=1 at half the period while every loop lives; STATUS= when it changes.
+    if notifier.enabled() {
+        let watchdog = watchdog_interval();
+        let period = watchdog.map_or(Duration::from_secs(5), |p| p / 2);
         let loops = loops.clone();
         let shared = shared.clone();
         tokio::spawn(async move {
             let notifier = Notifier::from_env();
-            let mut tick = tokio::time::interval(period / 2);
+            let mut tick = tokio::time::interval(period);
             let mut last_status = String::new();
             loop {
                 tick.tick().await;
+                let s = shared.supervisor.status_line();
+                if s != last_status {
+                    let _ = notifier.status(&s);
+                    last_status = s;
+                }
+                if watchdog.is_none() {
+                    continue;
+                }
                 if let Some((name, _)) = loops.iter().find(|(_, h)| h.is_finished()) {
                     tracing::error!(
                         task = name,
@@ -149,11 +160,6 @@ pub async fn run(config: Arc<DaemonConfig>) -> Result<(), DaemonError> {
                     continue;
                 }
                 let _ = notifier.watchdog();
-                let s = shared.supervisor.status_line();
-                if s != last_status {
-                    let _ = notifier.status(&s);
-                    last_status = s;
-                }
             }
         });
     }
