@@ -78,6 +78,9 @@ mod tests {
         RawConfig::load(dir.path()).unwrap();
         std::fs::write(dir.path().join("gantry.yaml"), "registres: {}\n").unwrap();
         let err = RawConfig::load(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("gantry.yaml") && err.contains("registres"), "{err}");
+        assert!(
+            err.contains("gantry.yaml") && err.contains("registres"),
+            "{err}"
+        );
     }
 }

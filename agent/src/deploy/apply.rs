@@ -1299,6 +1299,27 @@ fn validate_deployable(project: &Project) -> Result<(), DeployError> {
                 reason: "sets container_name and deploy.replicas > 1: names must be unique".into(),
             });
         }
+        let unapplied = [
+            ("cgroup_parent", svc.cgroup_parent.is_some()),
+            ("mac_address", svc.mac_address.is_some()),
+            ("platform", svc.platform.is_some()),
+            ("runtime", svc.runtime.is_some()),
+            ("userns_mode", svc.userns_mode.is_some()),
+            ("links", !svc.links.is_empty()),
+        ];
+        if let Some((key, _)) = unapplied.iter().find(|(_, set)| *set) {
+            return Err(DeployError::Unsupported {
+                service: svc.name.clone(),
+                reason: format!(
+                    "`{key}` is read but not applied by Gantry's deploy yet: remove it{}",
+                    if *key == "links" {
+                        " (services on a shared network reach each other by name)"
+                    } else {
+                        ""
+                    }
+                ),
+            });
+        }
         if !svc.volumes_from.is_empty() {
             return Err(DeployError::Unsupported {
                 service: svc.name.clone(),

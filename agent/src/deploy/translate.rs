@@ -444,7 +444,6 @@ pub fn container_spec(
         dns: service.dns.clone(),
         dns_search: service.dns_search.clone(),
         dns_opt: service.dns_opt.clone(),
-        ..ContainerSpec::default()
     })
 }
 

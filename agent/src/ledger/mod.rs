@@ -431,7 +431,7 @@ impl StackLedger {
                 r.error.get_or_insert_with(|| {
                     format!("deploy process {} stopped before it ended", r.pid)
                 });
-                self.write(&r)?;
+                self.write(r)?;
                 fixed.push(r.seq);
             }
         }
