@@ -104,6 +104,13 @@ fn a_deploy_whose_cli_is_killed_finishes_and_three_clis_run_in_turn() {
         .unwrap();
     assert!(killed.success());
     let _ = child.wait();
+    // Killed mid-rollout: the release is still in progress (the service needs 3 s to be healthy).
+    let now = d.releases(&stack);
+    assert_eq!(
+        now.first().map(|r| &r["outcome"]),
+        Some(&serde_json::json!("in_progress")),
+        "{now:?}"
+    );
     // The job goes on in the daemon and is recorded.
     let release = wait_for("the deploy to be recorded", Duration::from_secs(60), || {
         d.releases(&stack)
