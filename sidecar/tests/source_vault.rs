@@ -94,6 +94,28 @@ impl Root {
             json!({"type": "kv", "options": {"version": "2"}}),
         )
         .await;
+        // A new KV v2 mount upgrades itself in the background and refuses writes meanwhile
+        // ("Upgrading from non-versioned to versioned data"): wait until it is writable.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let status = self
+                .http
+                .post(format!("{}/v1/{m}/data/.ready", self.addr))
+                .header("X-Vault-Token", &self.token)
+                .json(&json!({"data": {"ready": "1"}}))
+                .send()
+                .await
+                .expect("OpenBao answers")
+                .status();
+            if status.is_success() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "KV mount {m} not writable after 20s: {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         m
     }
 
