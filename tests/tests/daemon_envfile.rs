@@ -81,3 +81,91 @@ services:
     );
     assert!(d.log().contains("watched files changed; redeploying"));
 }
+
+/// `api` (start-first: no published port) reads `api.env`; `probe` calls it by name every 50 ms
+/// from inside the stack's network (busybox's static `nslookup` resolves the name through
+/// Docker's DNS, then `wget` fetches by address; its `-T` crashes, hence `timeout`) and counts
+/// answers and failures.
+const START_FIRST: &str = r#"
+services:
+  api:
+    image: ${IMAGE}
+    init: true
+    command: ["sh", "-c", "mkdir -p /www && echo \"token=$$TOKEN\" > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    env_file: [./api.env]
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]
+      interval: 1s
+      timeout: 1s
+      retries: 3
+  probe:
+    image: ${IMAGE}
+    init: true
+    command:
+      - sh
+      - -c
+      - |
+        good=0; bad=0
+        while :; do
+          addr=$$(nslookup api 2>/dev/null | awk '/^Address/ && !/:53$$/ {x=$$2} END {print x}')
+          if [ -n "$$addr" ] && timeout 2 wget -q -O /dev/null "http://$$addr:8080/"; then good=$$((good+1)); else bad=$$((bad+1)); fi
+          echo "$$good $$bad" > /tmp/n.new && mv /tmp/n.new /tmp/n
+          sleep 0.05
+        done
+    depends_on:
+      api:
+        condition: service_healthy
+"#;
+
+#[test]
+fn an_env_file_change_replaces_a_start_first_service_without_a_failed_request() {
+    let mut d = Daemon::start("daemon:\n  debounce: 500ms\n", &[]);
+    let (stack, file) = d.stack("denvsf", START_FIRST);
+    let env_path = file.parent().unwrap().join("api.env");
+    std::fs::write(&env_path, "TOKEN=first\n").unwrap();
+    let out = d.gantry(&["deploy", &stack, "-f", path_str(&file)]);
+    assert_eq!(out.status.code(), Some(0));
+    let probe = format!("{stack}-probe-1");
+    let counts = || -> (u64, u64) {
+        let out = gantry_tests::docker(&["exec", &probe, "cat", "/tmp/n"]);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let mut it = text.split_whitespace().map(|n| n.parse().unwrap_or(0));
+        (it.next().unwrap_or(0), it.next().unwrap_or(0))
+    };
+    wait_for("the probe to get answers", Duration::from_secs(30), || {
+        (counts().0 > 10).then_some(())
+    });
+    let (good0, bad0) = counts();
+    let api = inspect(&format!("{stack}-api-1"), "{{.Id}}");
+
+    let tmp = env_path.with_file_name(".api.env.tmp");
+    std::fs::write(&tmp, "TOKEN=second\n").unwrap();
+    std::fs::rename(&tmp, &env_path).unwrap();
+
+    wait_for(
+        "the redeploy to be recorded",
+        Duration::from_secs(60),
+        || {
+            let releases = d.releases(&stack);
+            (releases.len() == 2 && releases[0]["outcome"] == "succeeded").then_some(())
+        },
+    );
+    let name = format!("{stack}-api-1");
+    assert_ne!(inspect(&name, "{{.Id}}"), api, "api was recreated");
+    assert!(
+        inspect(&name, "{{json .Config.Env}}").contains("TOKEN=second"),
+        "api has the new value"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let (good1, bad1) = counts();
+    eprintln!(
+        "probe during the env-file redeploy: {} answers, {} failures",
+        good1 - good0,
+        bad1 - bad0
+    );
+    assert!(good1 > good0 + 10, "the probe kept calling");
+    assert_eq!(
+        bad1, bad0,
+        "no failed request while api was replaced start-first"
+    );
+}
