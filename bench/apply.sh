@@ -21,7 +21,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-export GANTRY_STATE_DIR=$state IMAGE=$GANTRY_TEST_IMAGE
+export GANTRY_STATE_DIR=$state GANTRY_LOCAL=1 IMAGE=$GANTRY_TEST_IMAGE
 # First deploys (not timed): both stacks up and healthy.
 "$gantry" deploy bench-gantry -f "$file" >/dev/null
 "$COMPOSE_BIN" -p bench-compose -f "$file" up -d --wait >/dev/null 2>&1

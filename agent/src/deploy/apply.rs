@@ -781,22 +781,25 @@ impl Deployer {
                         });
                     }
                     if d.condition == DependsCondition::ServiceHealthy {
-                        let has_check = project.services[dep]
+                        // Healthy means: passes its readiness gate, by a Docker healthcheck
+                        // or by Gantry's own probe.
+                        let dep_svc = &project.services[dep];
+                        let has_check = dep_svc
                             .healthcheck
                             .as_ref()
-                            .is_some_and(|h| !h.is_disabled());
+                            .is_some_and(|h| !h.is_disabled())
+                            || matches!(health::rule(dep_svc)?, health::Rule::Probe(_));
                         for id in ids {
                             let info = self.engine.inspect_container(&id).await?;
                             if info.state.health.is_none() && !has_check {
                                 return Err(DeployError::Dependency {
                                     service: svc.name.clone(),
                                     dependency: dep.clone(),
-                                    problem:
-                                        "has no healthcheck (condition: service_healthy needs one)"
-                                            .into(),
+                                    problem: "has no healthcheck nor x-gantry.health probe \
+                                              (condition: service_healthy needs one)"
+                                        .into(),
                                 });
                             }
-                            let dep_svc = &project.services[dep];
                             let rule = health::rule(dep_svc)?;
                             self.wait_ready(dep_svc, &rule, &id, req.ready_timeout)
                                 .await?;
