@@ -100,10 +100,30 @@ impl DockerEngine {
             });
         };
         let docker = built.map_err(|e| unreachable_error(&host, &e))?;
-        let docker = docker
-            .negotiate_version()
-            .await
-            .map_err(|e| map_error(&host, Object::Daemon, e))?;
+        // On a unix socket the API version comes from `/_ping` (dockerd answers it at once;
+        // `/version`, which bollard's negotiation uses, asks containerd and costs ~10 ms).
+        let pinged = match host.strip_prefix("unix://") {
+            Some(path) => ping_api_version(path).await,
+            None => None,
+        };
+        let docker = match pinged {
+            Some(server) => {
+                let ours = version;
+                let use_version = if (server.major_version, server.minor_version)
+                    < (ours.major_version, ours.minor_version)
+                {
+                    server
+                } else {
+                    ours.clone()
+                };
+                Docker::connect_with_unix(&host, REQUEST_TIMEOUT_SECS, &use_version)
+                    .map_err(|e| unreachable_error(&host, &e))?
+            }
+            None => docker
+                .negotiate_version()
+                .await
+                .map_err(|e| map_error(&host, Object::Daemon, e))?,
+        };
         let api = docker.client_version();
         debug!(docker_host = %host, api_version = %api, "docker connected");
         Ok(Self { docker, host })
@@ -945,6 +965,37 @@ fn network_request(spec: &NetworkSpec) -> NetworkCreateRequest {
         }),
         ..Default::default()
     }
+}
+
+/// The daemon's API version from the `Api-Version` header of `GET /_ping`; `None` if the
+/// socket does not answer that way (the caller then negotiates through bollard).
+async fn ping_api_version(socket: &str) -> Option<bollard::ClientVersion> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut stream = tokio::net::UnixStream::connect(socket).await.ok()?;
+        stream
+            .write_all(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            .await
+            .ok()?;
+        let mut buf = Vec::with_capacity(512);
+        stream.read_to_end(&mut buf).await.ok()?;
+        let text = String::from_utf8_lossy(&buf);
+        let value = text.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case("api-version")
+                .then(|| v.trim().to_owned())
+        })?;
+        let (major, minor) = value.split_once('.')?;
+        Some(bollard::ClientVersion {
+            major_version: major.parse().ok()?,
+            minor_version: minor.parse().ok()?,
+        })
+    };
+    tokio::time::timeout(Duration::from_secs(5), exchange)
+        .await
+        .ok()
+        .flatten()
 }
 
 fn endpoint(attachment: &NetworkAttachment) -> EndpointSettings {
