@@ -322,16 +322,10 @@ impl Jobs {
 /// The report of a job that could not get its stack.
 fn busy_report(stack: &str, holder: &str) -> DeployReport {
     DeployReport {
-        stack: stack.to_owned(),
-        release: None,
-        outcome: Outcome::Failed,
-        repeated: false,
-        services: Vec::new(),
-        rolled_back_to: None,
         error: Some(format!(
             "stack {stack} is busy: {holder} is running (hint: wait with --lock-wait 10m)"
         )),
-        duration_ms: 0,
         exit_code_override: Some(ExitCode::LockBusy),
+        ..DeployReport::failed(stack)
     }
 }

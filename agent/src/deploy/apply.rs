@@ -136,17 +136,7 @@ impl Deployer {
     /// Deploys. Never fails: the report says how it ended and carries the error.
     pub async fn deploy(&self, req: &DeployRequest, progress: &dyn Progress) -> DeployReport {
         let started = Instant::now();
-        let mut report = DeployReport {
-            stack: req.stack.clone(),
-            release: None,
-            outcome: Outcome::Failed,
-            repeated: false,
-            services: Vec::new(),
-            rolled_back_to: None,
-            error: None,
-            duration_ms: 0,
-            exit_code_override: None,
-        };
+        let mut report = DeployReport::failed(&req.stack);
         if let Err(e) = self.deploy_inner(req, progress, &mut report).await {
             tracing::info!(stack = %req.stack, error = %e, "deploy stopped with an error");
             if report.outcome == Outcome::Failed {
@@ -395,17 +385,7 @@ impl Deployer {
         progress: &dyn Progress,
     ) -> DeployReport {
         let started = Instant::now();
-        let mut report = DeployReport {
-            stack: req.stack.clone(),
-            release: None,
-            outcome: Outcome::Failed,
-            repeated: false,
-            services: Vec::new(),
-            rolled_back_to: None,
-            error: None,
-            duration_ms: 0,
-            exit_code_override: None,
-        };
+        let mut report = DeployReport::failed(&req.stack);
         let result: Result<(), DeployError> = async {
             let stack = self.ledger.stack(&req.stack)?;
             let lock = stack

@@ -204,6 +204,21 @@ pub struct DeployReport {
 }
 
 impl DeployReport {
+    /// A report for `stack` that says "failed" until the job says otherwise.
+    pub fn failed(stack: &str) -> Self {
+        Self {
+            stack: stack.to_owned(),
+            release: None,
+            outcome: Outcome::Failed,
+            repeated: false,
+            services: Vec::new(),
+            rolled_back_to: None,
+            error: None,
+            duration_ms: 0,
+            exit_code_override: None,
+        }
+    }
+
     pub fn exit_code(&self) -> ExitCode {
         if let Some(code) = self.exit_code_override {
             return code;

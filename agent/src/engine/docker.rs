@@ -114,7 +114,7 @@ impl DockerEngine {
                 {
                     server
                 } else {
-                    ours.clone()
+                    *ours
                 };
                 Docker::connect_with_unix(&host, REQUEST_TIMEOUT_SECS, &use_version)
                     .map_err(|e| unreachable_error(&host, &e))?
