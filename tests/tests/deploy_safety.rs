@@ -4,6 +4,7 @@
 
 mod support;
 
+use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 use gantry_tests::{docker, unique, wait_for};
@@ -197,4 +198,82 @@ fn kill_9_during_a_start_first_rollout_then_deploy_again_converges() {
     let out = stack.deploy(&["--var", "VERSION=2", "--output", "json"]);
     let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     assert_eq!(report["outcome"], "unchanged");
+}
+
+#[test]
+fn kill_9_during_a_pull_then_deploy_again_converges() {
+    use std::process::Stdio;
+
+    let e = gantry_tests::env();
+    let registry = e.get("GANTRY_TEST_REGISTRY");
+    let (user, password) = (
+        e.get("GANTRY_TEST_REGISTRY_USER"),
+        e.get("GANTRY_TEST_REGISTRY_PASSWORD"),
+    );
+    // A 64 MiB random layer, so that the pull takes a while.
+    let builder = unique("big");
+    let image = format!("{registry}/gantry-test/{builder}:v1");
+    assert!(
+        docker(&[
+            "run",
+            "--name",
+            &builder,
+            e.get("GANTRY_TEST_IMAGE"),
+            "sh",
+            "-c",
+            "head -c 67108864 /dev/urandom > /blob"
+        ])
+        .status
+        .success()
+    );
+    assert!(docker(&["commit", &builder, &image]).status.success());
+    docker(&["rm", "-f", &builder]);
+    let config = tempfile::tempdir().unwrap();
+    let auth = gantry_tests::base64(&format!("{user}:{password}"));
+    std::fs::write(
+        config.path().join("config.json"),
+        format!("{{\"auths\":{{\"{registry}\":{{\"auth\":\"{auth}\"}}}}}}"),
+    )
+    .unwrap();
+    let pushed = std::process::Command::new("docker")
+        .env("DOCKER_HOST", e.get("DOCKER_HOST"))
+        .env("DOCKER_CONFIG", config.path())
+        .args(["push", &image])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(pushed.success(), "push {image}");
+    docker(&["rmi", "-f", &image]);
+
+    let stack = app_stack(&image, "1s");
+    let file = stack.file();
+    let mut deploy = stack
+        .command(&["deploy", &stack.name, "-f", file.to_str().unwrap()])
+        .env("DOCKER_CONFIG", config.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    kill_group(&mut deploy);
+    assert!(
+        stack.containers().is_empty(),
+        "nothing created before the pull ended"
+    );
+
+    let out = stack
+        .command(&["deploy", &stack.name, "-f", file.to_str().unwrap()])
+        .env("DOCKER_CONFIG", config.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_eq!(
+        names_like(&stack, "-app-"),
+        vec![format!("{}-app-1", stack.name)]
+    );
+    let app = format!("{}-app-1", stack.name);
+    docker(&["rm", "-f", &app]);
+    docker(&["rmi", "-f", &image]);
 }
