@@ -47,6 +47,8 @@ pub struct Lines {
     stack: String,
     to_stderr: bool,
     budget: std::sync::Mutex<usize>,
+    /// Pull progress per image, drawn as one bar when stdout is a terminal.
+    bars: Option<std::sync::Mutex<std::collections::BTreeMap<String, (u64, u64)>>>,
 }
 
 impl Lines {
@@ -55,11 +57,17 @@ impl Lines {
             stack: stack.to_owned(),
             to_stderr,
             budget: std::sync::Mutex::new(MAX_OUTPUT - 4_000),
+            bars: (!to_stderr && std::io::IsTerminal::is_terminal(&std::io::stdout()))
+                .then(Default::default),
         }
     }
 }
 
 impl Progress for Lines {
+    fn pull(&self, image: &str, done: u64, total: u64) {
+        self.draw_bar(image, done, total);
+    }
+
     fn step(&self, service: Option<&str>, message: &str) {
         let line = match service {
             Some(s) => format!("[{}] {s}: {message}\n", self.stack),
@@ -72,6 +80,11 @@ impl Progress for Lines {
             return;
         }
         *budget -= line.len();
+        let line = if self.bars.is_some() {
+            format!("\r\x1b[K{line}") // over a pull bar, if one is drawn
+        } else {
+            line
+        };
         if self.to_stderr {
             let _ = std::io::stderr().write_all(line.as_bytes());
         } else {
@@ -79,6 +92,30 @@ impl Progress for Lines {
             let _ = out.write_all(line.as_bytes());
             let _ = out.flush();
         }
+    }
+}
+
+impl Lines {
+    fn draw_bar(&self, image: &str, done: u64, total: u64) {
+        let Some(bars) = &self.bars else { return };
+        let Ok(mut bars) = bars.lock() else { return };
+        bars.insert(image.to_owned(), (done, total));
+        let (done, total) = bars.values().fold((0, 0), |(d, t), (a, b)| (d + a, t + b));
+        let width = 30u64;
+        let filled = (done * width).checked_div(total).unwrap_or(0).min(width);
+        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+        let mut out = std::io::stdout().lock();
+        let _ = write!(
+            out,
+            "\r\x1b[K[{}] pulling {} image(s) [{}{}] {:.1}/{:.1} MiB",
+            self.stack,
+            bars.len(),
+            "#".repeat(filled as usize),
+            ".".repeat((width - filled) as usize),
+            mib(done),
+            mib(total)
+        );
+        let _ = out.flush();
     }
 }
 

@@ -77,16 +77,51 @@ impl Deployer {
 
     /// Pulls an image with the registry's credentials, asking for fresh ones once on a 401.
     pub async fn pull(&self, image: &ImageRef) -> Result<ImageInfo, DeployError> {
+        self.pull_with(image, &super::Quiet).await
+    }
+
+    /// [`Deployer::pull`], reporting the bytes of all layers to [`Progress::pull`].
+    pub async fn pull_with(
+        &self,
+        image: &ImageRef,
+        progress: &dyn Progress,
+    ) -> Result<ImageInfo, DeployError> {
+        let layers: std::sync::Mutex<BTreeMap<String, (u64, u64)>> = Default::default();
+        let report = |p: &crate::engine::PullProgress| {
+            let Some(layer) = &p.layer else { return };
+            let Ok(mut layers) = layers.lock() else {
+                return;
+            };
+            let entry = layers.entry(layer.clone()).or_default();
+            match (p.status.as_str(), p.current, p.total) {
+                ("Downloading", Some(c), Some(t)) => *entry = (c, t),
+                ("Download complete" | "Pull complete" | "Already exists", _, _) => {
+                    entry.0 = entry.1;
+                }
+                _ => return,
+            }
+            let (done, total) = layers
+                .values()
+                .fold((0, 0), |(d, t), (c, n)| (d + c, t + n));
+            progress.pull(image.as_str(), done, total);
+        };
         let auth_err = |e: crate::registry::RegistryError| DeployError::Registry(e);
         let auth = self.registries.auth_for(image).await.map_err(auth_err)?;
-        match self.engine.pull_image(image, auth.as_ref(), None).await {
+        match self
+            .engine
+            .pull_image(image, auth.as_ref(), Some(&report))
+            .await
+        {
             Err(EngineError::Pull {
                 kind: crate::engine::PullFailure::Unauthorized,
                 ..
             }) if auth.is_some() => {
                 self.registries.invalidate(image.registry());
                 let auth = self.registries.auth_for(image).await.map_err(auth_err)?;
-                Ok(self.engine.pull_image(image, auth.as_ref(), None).await?)
+                Ok(self
+                    .engine
+                    .pull_image(image, auth.as_ref(), Some(&report))
+                    .await?)
             }
             other => Ok(other?),
         }
@@ -483,7 +518,7 @@ impl Deployer {
                     ),
                 })?;
                 progress.step(Some(svc), &format!("pulling {source}"));
-                self.pull(&ImageRef::new(&source)).await?;
+                self.pull_with(&ImageRef::new(&source), progress).await?;
             }
             image_ids.insert(svc.clone(), img.id.clone());
         }
@@ -539,7 +574,7 @@ impl Deployer {
             let local = engine.inspect_image(&image).await?;
             let info = match (policy, local) {
                 ("always", _) | ("missing" | "if_not_present" | "build", None) => {
-                    (this.pull(&image).await?, true)
+                    (this.pull_with(&image, progress).await?, true)
                 }
                 ("never", None) => {
                     return Err(DeployError::Unsupported {
@@ -550,7 +585,7 @@ impl Deployer {
                     });
                 }
                 (_, Some(info)) => (info, false),
-                (_, None) => (this.pull(&image).await?, true),
+                (_, None) => (this.pull_with(&image, progress).await?, true),
             };
             Ok::<_, DeployError>((reference.clone(), info))
         });

@@ -137,6 +137,9 @@ impl DeployError {
 pub trait Progress: Send + Sync {
     /// One line about the stack (`service: None`) or one service.
     fn step(&self, service: Option<&str>, message: &str);
+
+    /// Bytes of `image` pulled so far, of `total` known so far (for a bar on a terminal).
+    fn pull(&self, _image: &str, _done: u64, _total: u64) {}
 }
 
 /// A [`Progress`] that says nothing.
