@@ -21,16 +21,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 fn test_env() -> BTreeMap<String, String> {
-    let path = std::env::var("GANTRY_TEST_ENV_FILE")
-        .unwrap_or_else(|_| "/var/cache/gantry/test-env/env".to_owned());
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!("test environment file {path} is missing ({e}): run tests/env/up first, or set GANTRY_TEST_ENV_FILE")
-    });
-    text.lines()
-        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().trim_matches('"').to_owned()))
-        .collect()
+    gantry_tests::env().vars.clone()
 }
 
 /// What the fake Vault saw and decided.
