@@ -57,8 +57,11 @@ fn the_daemon_survives_a_dockerd_restart() {
         .args(["-TERM", pid.trim()])
         .status()
         .unwrap();
-    wait_for("dockerd to stop", Duration::from_secs(60), || {
-        (!docker_answers()).then_some(())
+    // Not answering comes before exiting (dockerd first stops its containers): wait for the
+    // process itself, or the new dockerd would find the old one's pid file.
+    let proc_dir = Path::new("/proc").join(pid.trim());
+    wait_for("dockerd to exit", Duration::from_secs(90), || {
+        (!proc_dir.exists() && !docker_answers()).then_some(())
     });
     let started = Command::new(&up).arg("docker").status().unwrap();
     assert!(started.success(), "tests/env/up docker");
