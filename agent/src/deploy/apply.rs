@@ -528,10 +528,8 @@ impl Deployer {
             .into_iter()
             .map(|j| {
                 let svc = &project.services[&j];
-                let h = plan::job_run_hash(
-                    &plan::desired_hash(svc),
-                    image_ids.get(&j).map(String::as_str),
-                );
+                let h =
+                    plan::job_run_hash(&svc.config_hash(), image_ids.get(&j).map(String::as_str));
                 (j, h)
             })
             .collect();
@@ -858,7 +856,7 @@ impl Deployer {
         let _ = gantry_common::fsx::write_atomic(
             &log_path,
             (logs.join("\n") + "\n").as_bytes(),
-            0o640,
+            0o600,
             gantry_common::fsx::Owner::default(),
         );
         let _ = self.engine.remove_container(&id, true).await;
@@ -961,10 +959,7 @@ impl Deployer {
                         // its aliases yet. Give them, then its name.
                         let spec =
                             translate::container_spec(project, svc, &image, Some(n), &sp.hash)?;
-                        for a in spec.networks.iter().filter(|a| !a.aliases.is_empty()) {
-                            self.engine.disconnect_network(&c.id, &a.network).await?;
-                            self.engine.connect_network(&c.id, a).await?;
-                        }
+                        self.give_aliases(&c.id, &spec.networks).await?;
                         self.engine.rename_container(&c.id, &name).await?;
                     }
                     if !c.state.running {
@@ -1016,10 +1011,7 @@ impl Deployer {
                             let _ = self.engine.remove_container(&id, true).await;
                             return Err(e);
                         }
-                        for a in attachments.iter().filter(|a| !a.aliases.is_empty()) {
-                            self.engine.disconnect_network(&id, &a.network).await?;
-                            self.engine.connect_network(&id, a).await?;
-                        }
+                        self.give_aliases(&id, &attachments).await?;
                         self.retire(old, signal, stop_timeout, applied).await?;
                         self.engine.rename_container(&id, &name).await?;
                     }
@@ -1055,6 +1047,20 @@ impl Deployer {
             self.retire(extra, signal, stop_timeout, applied).await?;
         }
         applied.ready.insert(svc.name.clone(), ready);
+        Ok(())
+    }
+
+    /// Reconnects a container to the networks of `attachments` that carry aliases, with them:
+    /// the moment other containers start resolving it under its service's name.
+    async fn give_aliases(
+        &self,
+        id: &str,
+        attachments: &[crate::engine::NetworkAttachment],
+    ) -> Result<(), DeployError> {
+        for a in attachments.iter().filter(|a| !a.aliases.is_empty()) {
+            self.engine.disconnect_network(id, &a.network).await?;
+            self.engine.connect_network(id, a).await?;
+        }
         Ok(())
     }
 

@@ -125,12 +125,6 @@ pub fn job_services(project: &Project) -> BTreeSet<String> {
     jobs
 }
 
-/// The hash a job's or container's configuration is identified by: the canonical service hash
-/// plus the image id, so a new image under the same tag counts as a change.
-pub fn desired_hash(service: &Service) -> String {
-    service.config_hash()
-}
-
 /// Top-level fields of a service that differ between two canonical forms.
 pub fn changed_fields(old: &Service, new: &Service) -> Vec<String> {
     let (a, b) = (hash::canonical_json(old), hash::canonical_json(new));
@@ -177,7 +171,7 @@ pub fn compute(
 
     let mut services = Vec::new();
     for svc in project.services_in_dependency_order() {
-        let hash = desired_hash(svc);
+        let hash = svc.config_hash();
         let image_id = image_ids.get(&svc.name).cloned();
         let existing: Vec<ContainerInfo> = by_service
             .remove(svc.name.as_str())

@@ -5,7 +5,6 @@
 //! carries Gantry's hash too, so `docker compose ls` lists the stack; a manual
 //! `docker compose up` recreates each container once (its hash differs), see docs/compose.md.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::compose::{self, MountKind as CMount, Project, Restart, Service};
@@ -135,10 +134,8 @@ pub fn container_spec(
         service: service.name.clone(),
         reason,
     };
-    let reference = service
-        .image
-        .clone()
-        .ok_or_else(|| invalid("has `build` and no `image`: Gantry does not build; build and push in CI, then set `image`".into()))?;
+    // `validate_deployable` refused services without an image; `image` may be a pinned id.
+    let reference = service.image.clone().unwrap_or_else(|| image.to_owned());
 
     let mut labels_map = service.labels.clone();
     labels_map.extend(labels::container_labels(
@@ -452,13 +449,4 @@ pub fn stop_timeout(service: &Service) -> Duration {
     service
         .stop_grace_period
         .map_or(Duration::from_secs(10), |d| d.as_std())
-}
-
-/// The env files a service reads: path → whether it is required.
-pub fn env_file_paths(service: &Service) -> BTreeMap<String, bool> {
-    service
-        .env_file
-        .iter()
-        .map(|f| (f.path.display().to_string(), f.required))
-        .collect()
 }

@@ -460,13 +460,14 @@ impl StackLedger {
         Ok(draft)
     }
 
-    /// Records a release (atomically replacing its file).
+    /// Records a release (atomically replacing its file). Mode 0600: the model holds the
+    /// environment, values from env files (secrets) included.
     pub fn write(&self, release: &Release) -> Result<(), LedgerError> {
         let body = serde_json::to_vec_pretty(release).unwrap_or_default();
         write_atomic(
             &self.release_path(release.seq),
             &body,
-            0o640,
+            0o600,
             Owner::default(),
         )?;
         Ok(())
