@@ -137,25 +137,42 @@ impl Deployer {
 
     /// Loads the project and checks it can be deployed at all.
     pub fn load(&self, req: &DeployRequest) -> Result<Project, DeployError> {
-        let project = compose::load(&req.load)?;
-        validate_deployable(&project)?;
-        Ok(project)
+        load_project(&req.load)
     }
 
     /// What a deploy would do, without doing it (nothing is pulled).
     pub async fn plan(&self, req: &DeployRequest) -> Result<Plan, DeployError> {
         let project = self.load(req)?;
         let stack = self.ledger.stack(&req.stack)?;
-        self.engine.ping().await?;
-        let containers = self.engine.list_containers(&project.name, true).await?;
-        let mut image_ids = BTreeMap::new();
-        for svc in project.services.values() {
-            if let Some(reference) = &svc.image
-                && let Some(info) = self.engine.inspect_image(&ImageRef::new(reference)).await?
-            {
-                image_ids.insert(svc.name.clone(), info.id);
+        let references: BTreeSet<&String> = project
+            .services
+            .values()
+            .filter_map(|s| s.image.as_ref())
+            .collect();
+        let (containers, images) = futures_util::future::join(
+            self.engine.list_containers(&project.name, true),
+            join_all(references.iter().map(|r| async move {
+                let info = self
+                    .engine
+                    .inspect_image(&ImageRef::new(r.as_str()))
+                    .await?;
+                Ok::<_, DeployError>((*r, info))
+            })),
+        )
+        .await;
+        let containers = containers?;
+        let mut by_ref = BTreeMap::new();
+        for found in images {
+            let (reference, info) = found?;
+            if let Some(info) = info {
+                by_ref.insert(reference, info.id);
             }
         }
+        let image_ids: BTreeMap<String, String> = project
+            .services
+            .values()
+            .filter_map(|s| Some((s.name.clone(), by_ref.get(s.image.as_ref()?)?.clone())))
+            .collect();
         let releases = stack.releases()?;
         let previous = releases.iter().rev().find(|r| r.outcome.is_good());
         let jobs = releases.last().map(|r| r.jobs.clone()).unwrap_or_default();
@@ -189,13 +206,34 @@ impl Deployer {
         progress: &dyn Progress,
         report: &mut DeployReport,
     ) -> Result<(), DeployError> {
-        let project = self.load(req)?;
         let stack = self.ledger.stack(&req.stack)?;
         let holder = Holder::me(
             &format!("gantry deploy {}", req.stack),
             req.deploy_id.as_deref(),
         );
-        let lock = stack.lock(&holder, req.lock_wait).await?;
+        // A stack lock that is free at once lets Docker list the containers while the files
+        // load and the ledger is read (a no-op deploy is mostly that wait). A busy lock is
+        // waited for after loading, so a bad file fails fast either way.
+        let early = stack.try_lock(&holder).ok();
+        let listing = early.as_ref().map(|_| {
+            let engine = self.engine.clone();
+            let name = req.stack.clone();
+            tokio::spawn(async move { engine.list_containers(&name, true).await })
+        });
+        let project = match &listing {
+            // Off the worker, so the listing goes out while the files parse.
+            Some(_) => {
+                let load = req.load.clone();
+                tokio::task::spawn_blocking(move || load_project(&load))
+                    .await
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?
+            }
+            None => self.load(req)?,
+        };
+        let lock = match early {
+            Some(lock) => lock,
+            None => stack.lock(&holder, req.lock_wait).await?,
+        };
         // The ledger is read once per deploy.
         let mut releases = stack.releases()?;
         let recovered = stack.recover_in(&lock, &mut releases)?;
@@ -222,12 +260,25 @@ impl Deployer {
             return Ok(());
         }
 
-        let images = self.resolve_images(&project, progress).await?;
+        // Images and containers are asked for together (a no-op deploy is these two calls);
+        // the containers are listed again if a pull took time in which they could change.
+        let listed = async {
+            match listing {
+                Some(task) if project.name == req.stack => task.await.ok(),
+                _ => Some(self.engine.list_containers(&project.name, true).await),
+            }
+        };
+        let (resolved, containers) =
+            futures_util::future::join(self.resolve_images(&project, progress), listed).await;
+        let (images, pulled) = resolved?;
+        let containers = match (pulled, containers) {
+            (false, Some(Ok(c))) => c,
+            _ => self.engine.list_containers(&project.name, true).await?,
+        };
         let image_ids: BTreeMap<String, String> = images
             .iter()
             .map(|(svc, (_, info))| (svc.clone(), info.id.clone()))
             .collect();
-        let containers = self.engine.list_containers(&project.name, true).await?;
         let previous = releases.iter().rev().find(|r| r.outcome.is_good()).cloned();
         let jobs_done = releases.last().map(|r| r.jobs.clone()).unwrap_or_default();
         let plan = plan::compute(
@@ -549,12 +600,12 @@ impl Deployer {
     }
 
     /// Pulls what is missing (or everything with `pull_policy: always`), in parallel.
-    /// Returns service → (reference, image).
+    /// Returns service → (reference, image), and whether anything was pulled.
     async fn resolve_images(
         &self,
         project: &Project,
         progress: &dyn Progress,
-    ) -> Result<BTreeMap<String, (String, ImageInfo)>, DeployError> {
+    ) -> Result<(BTreeMap<String, (String, ImageInfo)>, bool), DeployError> {
         let mut by_ref: BTreeMap<String, Vec<&Service>> = BTreeMap::new();
         for svc in project.services.values() {
             if let Some(image) = &svc.image {
@@ -588,8 +639,10 @@ impl Deployer {
             Ok::<_, DeployError>((reference.clone(), info))
         });
         let mut out = BTreeMap::new();
+        let mut any_pulled = false;
         for result in join_all(lookups).await {
             let (reference, (info, pulled)) = result?;
+            any_pulled |= pulled;
             if pulled {
                 progress.step(
                     None,
@@ -600,7 +653,7 @@ impl Deployer {
                 out.insert(svc.name.clone(), (reference.clone(), info.clone()));
             }
         }
-        Ok(out)
+        Ok((out, any_pulled))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1306,6 +1359,13 @@ fn job_timeout(svc: &Service) -> Duration {
         .and_then(|t| t.as_str())
         .and_then(|t| humantime::parse_duration(t).ok())
         .unwrap_or(JOB_TIMEOUT)
+}
+
+/// Loads the stack's files into a project Gantry can deploy.
+fn load_project(load: &compose::LoadOptions) -> Result<Project, DeployError> {
+    let project = compose::load(load)?;
+    validate_deployable(&project)?;
+    Ok(project)
 }
 
 /// Refuses what cannot be deployed, naming the service.
