@@ -11,12 +11,12 @@ trap 'rm -rf "$tmp"' EXIT
 # The units name /usr/bin/gantry*: verify against a root with stand-in binaries when absent.
 for unit in gantry.service gantry-secrets.service; do
     sed -e "s#/usr/bin/gantry-secrets#$tmp/bin/gantry-secrets#g" \
-        -e "s#/usr/bin/gantry #$tmp/bin/gantry #g" "$here/$unit" > "$tmp/$unit"
+        -e "s#/usr/bin/gantryd #$tmp/bin/gantryd #g" "$here/$unit" > "$tmp/$unit"
 done
 mkdir -p "$tmp/bin"
-printf '#!/bin/sh\nexit 0\n' > "$tmp/bin/gantry"
-cp "$tmp/bin/gantry" "$tmp/bin/gantry-secrets"
-chmod +x "$tmp/bin/gantry" "$tmp/bin/gantry-secrets"
+printf '#!/bin/sh\nexit 0\n' > "$tmp/bin/gantryd"
+cp "$tmp/bin/gantryd" "$tmp/bin/gantry-secrets"
+chmod +x "$tmp/bin/gantryd" "$tmp/bin/gantry-secrets"
 # docker.service may not exist on a build machine: a stand-in keeps Requires= resolvable.
 printf '[Unit]\nDescription=stand-in\n[Service]\nExecStart=/bin/true\n' > "$tmp/docker.service"
 out=$(SYSTEMD_UNIT_PATH="$tmp:" systemd-analyze verify --man=no "$tmp/gantry.service" "$tmp/gantry-secrets.service" 2>&1) || {

@@ -1,4 +1,5 @@
-//! `gantry`: parse arguments, set up logging, run, map the outcome to an exit code.
+//! `gantryd`: runs any `gantry` command in-process (the daemon, `--local` jobs, `config`).
+//! Parse arguments, set up logging, run, map the outcome to an exit code.
 
 fn main() -> std::process::ExitCode {
     let cli = match gantry_agent::cli::parse() {

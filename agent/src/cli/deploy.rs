@@ -131,20 +131,25 @@ pub fn truncate(s: &str, max: usize) -> String {
     format!("{}\n[... {} more bytes cut]", &s[..end], s.len() - end)
 }
 
+/// Submits the deploy to the daemon and follows it.
+pub async fn submit(global: &GlobalArgs, args: DeployArgs) -> ExitCode {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let request = Request::Deploy {
+        stack: args.stack.stack.clone(),
+        load: WireLoad::from_options(&args.stack.load_options(global), &cwd),
+        variables: args.stack.variables(),
+        deploy_id: args.deploy_id.clone(),
+        lock_wait_ms: api::ms(args.lock_wait.unwrap_or(Duration::ZERO)),
+        timeout_ms: api::ms(args.timeout),
+        ready_timeout_ms: api::ms(args.ready_timeout),
+        output: args.output.into(),
+    };
+    client::submit(global, "deploy", &request, args.output == Output::Json).await
+}
+
 pub async fn run(global: &GlobalArgs, args: DeployArgs) -> ExitCode {
     if !global.local {
-        let cwd = std::env::current_dir().unwrap_or_default();
-        let request = Request::Deploy {
-            stack: args.stack.stack.clone(),
-            load: WireLoad::from_options(&args.stack.load_options(global), &cwd),
-            variables: args.stack.variables(),
-            deploy_id: args.deploy_id.clone(),
-            lock_wait_ms: api::ms(args.lock_wait.unwrap_or(Duration::ZERO)),
-            timeout_ms: api::ms(args.timeout),
-            ready_timeout_ms: api::ms(args.ready_timeout),
-            output: args.output.into(),
-        };
-        return client::submit(global, "deploy", &request, args.output == Output::Json).await;
+        return submit(global, args).await;
     }
     let stack = args.stack.stack.clone();
     let engine = match DockerEngine::connect().await {

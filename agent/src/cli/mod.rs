@@ -5,6 +5,12 @@
 //! `deploy`, `rollback`, `plan`, `releases` and `status` are clients of `gantry daemon` (over
 //! its unix socket, see [`crate::api`]) unless `--local` (GANTRY_LOCAL=1) runs them in-process;
 //! `status` needs the daemon.
+//!
+//! Two programs share this command line. `gantry` is the client: it answers those five commands
+//! through the socket in one thread, and hands everything else (`--local`, `config`, `daemon`)
+//! to `gantryd` with `exec`. `gantryd` runs any command in-process. The split keeps the client
+//! small: a no-op deploy through the daemon is a few milliseconds, and loading the whole engine
+//! (Docker, registry and AWS clients) was a third of it.
 
 use std::path::PathBuf;
 
@@ -112,30 +118,85 @@ pub fn parse() -> Result<Cli, ExitCode> {
     Ok(cli)
 }
 
-/// Runs a parsed command line to its exit code.
+/// The program that runs commands in-process, installed beside `gantry`.
+pub const ENGINE: &str = "gantryd";
+
+/// Whether `gantry` answers `cli` as a client of the daemon, without loading the engine.
+pub fn is_client_command(cli: &Cli) -> bool {
+    !cli.global.local
+        && matches!(
+            cli.command,
+            Command::Plan(_)
+                | Command::Deploy(_)
+                | Command::Releases(_)
+                | Command::Rollback(_)
+                | Command::Status(_)
+        )
+}
+
+/// Runs a client command: one thread, no log set-up (the daemon logs the job). What else
+/// `cli` asks for is handed to [`exec_engine`].
+pub fn client_main(cli: Cli) -> ExitCode {
+    let global = cli.global;
+    with_runtime(false, || async move {
+        match cli.command {
+            Command::Plan(args) => plan::submit(&global, args).await,
+            Command::Deploy(args) => deploy::submit(&global, args).await,
+            Command::Releases(args) => releases::submit(&global, args).await,
+            Command::Rollback(args) => rollback::submit(&global, args).await,
+            Command::Status(args) => status::submit(&global, args).await,
+            Command::Config(_) | Command::Daemon(_) => exec_engine(),
+        }
+    })
+}
+
+/// Replaces this process with [`ENGINE`] and the same arguments. The pid and process group
+/// stay, so signals (and SSM's `kill -9` of the group) reach the work. Returns only on failure.
+pub fn exec_engine() -> ExitCode {
+    use std::os::unix::process::CommandExt;
+    let engine = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join(ENGINE)))
+        .unwrap_or_else(|| PathBuf::from(ENGINE));
+    let err = std::process::Command::new(&engine)
+        .args(std::env::args_os().skip(1))
+        .exec();
+    eprintln!(
+        "gantry: cannot run {}: {err} (hint: gantry and {ENGINE} are installed side by side; reinstall the package)",
+        engine.display()
+    );
+    ExitCode::Unavailable
+}
+
+/// Runs a parsed command line to its exit code, in this process (the `gantryd` program).
 pub fn main(cli: Cli) -> ExitCode {
     let global = cli.global;
     match cli.command {
         Command::Config(args) => config::run(&global, args),
-        Command::Plan(args) => with_runtime(|| plan::run(&global, args)),
-        Command::Deploy(args) => with_runtime(|| deploy::run(&global, args)),
-        Command::Releases(args) => with_runtime(|| releases::run(&global, args)),
-        Command::Rollback(args) => with_runtime(|| rollback::run(&global, args)),
+        Command::Plan(args) => with_runtime(global.local, || plan::run(&global, args)),
+        Command::Deploy(args) => with_runtime(global.local, || deploy::run(&global, args)),
+        Command::Releases(args) => with_runtime(global.local, || releases::run(&global, args)),
+        Command::Rollback(args) => with_runtime(global.local, || rollback::run(&global, args)),
         Command::Daemon(args) => daemon::run(&global, args),
-        Command::Status(args) => with_runtime(|| status::run(&global, args)),
+        Command::Status(args) => with_runtime(false, || status::run(&global, args)),
     }
 }
 
-fn with_runtime<F, Fut>(f: F) -> ExitCode
+/// A job run in-process gets two workers (pulls, probes and log streams overlap); a client
+/// only waits on one socket, so it starts no threads.
+fn with_runtime<F, Fut>(local: bool, f: F) -> ExitCode
 where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = ExitCode>,
 {
-    match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let mut builder = if local {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(2);
+        b
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    match builder.enable_all().build() {
         Ok(rt) => rt.block_on(f()),
         Err(e) => {
             eprintln!("gantry: cannot start the async runtime: {e}");

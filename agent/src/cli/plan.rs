@@ -21,15 +21,20 @@ pub struct PlanArgs {
     pub output: Output,
 }
 
+/// Asks the daemon for the plan.
+pub async fn submit(global: &GlobalArgs, args: PlanArgs) -> ExitCode {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let request = Request::Plan {
+        stack: args.stack.stack.clone(),
+        load: WireLoad::from_options(&args.stack.load_options(global), &cwd),
+        output: args.output.into(),
+    };
+    client::submit(global, "plan", &request, true).await
+}
+
 pub async fn run(global: &GlobalArgs, args: PlanArgs) -> ExitCode {
     if !global.local {
-        let cwd = std::env::current_dir().unwrap_or_default();
-        let request = Request::Plan {
-            stack: args.stack.stack.clone(),
-            load: WireLoad::from_options(&args.stack.load_options(global), &cwd),
-            output: args.output.into(),
-        };
-        return client::submit(global, "plan", &request, true).await;
+        return submit(global, args).await;
     }
     let engine = match DockerEngine::connect().await {
         Ok(e) => Arc::new(e),

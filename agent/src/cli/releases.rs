@@ -19,13 +19,18 @@ pub struct ReleasesArgs {
     pub output: Output,
 }
 
+/// Asks the daemon for the stack's releases.
+pub async fn submit(global: &GlobalArgs, args: ReleasesArgs) -> ExitCode {
+    let request = Request::Releases {
+        stack: args.stack.clone(),
+        output: args.output.into(),
+    };
+    client::submit(global, "releases", &request, true).await
+}
+
 pub async fn run(global: &GlobalArgs, args: ReleasesArgs) -> ExitCode {
     if !global.local {
-        let request = Request::Releases {
-            stack: args.stack.clone(),
-            output: args.output.into(),
-        };
-        return client::submit(global, "releases", &request, true).await;
+        return submit(global, args).await;
     }
     match releases(&Ledger::new(&global.state_dir), &args.stack, args.output) {
         Ok(text) => {

@@ -33,16 +33,21 @@ pub struct RollbackArgs {
     pub ready_timeout: Duration,
 }
 
+/// Submits the rollback to the daemon and follows it.
+pub async fn submit(global: &GlobalArgs, args: RollbackArgs) -> ExitCode {
+    let request = Request::Rollback {
+        stack: args.stack.clone(),
+        to: args.to.clone(),
+        lock_wait_ms: api::ms(args.lock_wait.unwrap_or(Duration::ZERO)),
+        ready_timeout_ms: api::ms(args.ready_timeout),
+        output: args.output.into(),
+    };
+    client::submit(global, "rollback", &request, args.output == Output::Json).await
+}
+
 pub async fn run(global: &GlobalArgs, args: RollbackArgs) -> ExitCode {
     if !global.local {
-        let request = Request::Rollback {
-            stack: args.stack.clone(),
-            to: args.to.clone(),
-            lock_wait_ms: api::ms(args.lock_wait.unwrap_or(Duration::ZERO)),
-            ready_timeout_ms: api::ms(args.ready_timeout),
-            output: args.output.into(),
-        };
-        return client::submit(global, "rollback", &request, args.output == Output::Json).await;
+        return submit(global, args).await;
     }
     let engine = match DockerEngine::connect().await {
         Ok(e) => Arc::new(e),

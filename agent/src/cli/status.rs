@@ -22,6 +22,11 @@ pub async fn run(global: &GlobalArgs, args: StatusArgs) -> ExitCode {
         );
         return ExitCode::Usage;
     }
+    submit(global, args).await
+}
+
+/// Asks the daemon for the status.
+pub async fn submit(global: &GlobalArgs, args: StatusArgs) -> ExitCode {
     let request = Request::Status {
         stack: args.stack,
         output: args.output.into(),
