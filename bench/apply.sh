@@ -28,13 +28,13 @@ export GANTRY_STATE_DIR=$state GANTRY_LOCAL=1 IMAGE=$GANTRY_TEST_IMAGE
 
 g=(); c=()
 for _ in $(seq "$runs"); do
-  t=$(now_ms); "$gantry" deploy bench-gantry -f "$file" >/dev/null; g+=($(( $(now_ms) - t )))
-  t=$(now_ms); "$COMPOSE_BIN" -p bench-compose -f "$file" up -d >/dev/null 2>&1; c+=($(( $(now_ms) - t )))
+  timed_us g "$gantry" deploy bench-gantry -f "$file" >/dev/null
+  timed_us c "$COMPOSE_BIN" -p bench-compose -f "$file" up -d >/dev/null 2>&1
 done
 # The no-op deploys really were no-ops: gantry's last report says so.
 "$gantry" deploy bench-gantry -f "$file" --output json | grep -q '"outcome":"unchanged"'
 
 gm=$(median "${g[@]}"); cm=$(median "${c[@]}")
-echo "no-op apply of 5 services, $runs runs each (ms): gantry ${g[*]}"
-echo "no-op apply of 5 services, $runs runs each (ms): compose ${c[*]}"
-awk -v g="$gm" -v c="$cm" 'BEGIN { printf "median: gantry %.0f ms, docker compose up -d %.0f ms, ratio %.1fx faster (target >= 5x)\n", g, c, c / (g > 0 ? g : 1) }'
+echo "no-op apply of 5 services, $runs runs each (ms): gantry $(as_ms "${g[@]}")"
+echo "no-op apply of 5 services, $runs runs each (ms): compose $(as_ms "${c[@]}")"
+awk -v g="$gm" -v c="$cm" 'BEGIN { printf "median: gantry %.1f ms, docker compose up -d %.1f ms, ratio %.1fx faster (target >= 5x)\n", g / 1000, c / 1000, c / (g > 0 ? g : 1) }'

@@ -8,12 +8,12 @@
 #     untimed run each, then RUNS interleaved runs: each run and the medians.
 # Targets (issue 5): under 15 MiB idle, under 0.5% of a core, at least 10x faster than compose.
 #
-# Usage: bench/daemon.sh [IDLE_SECONDS] [RUNS]   (defaults 60 and 5)
+# Usage: bench/daemon.sh [IDLE_SECONDS] [RUNS]   (defaults 60 and 11)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 idle=${1:-60}
-runs=${2:-5}
+runs=${2:-11}
 
 bench_env docker images compose
 cargo build --release -q -p gantry-agent --bin gantry
@@ -72,8 +72,8 @@ supervised=$("$gantry" status bench-daemon --output json | grep -c '"state": "ru
 "$COMPOSE_BIN" -p bench-dcompose -f "$file" up -d >/dev/null 2>&1
 g=(); c=()
 for _ in $(seq "$runs"); do
-  t=$(now_ms); "$gantry" deploy bench-daemon -f "$file" >/dev/null; g+=($(( $(now_ms) - t )))
-  t=$(now_ms); "$COMPOSE_BIN" -p bench-dcompose -f "$file" up -d >/dev/null 2>&1; c+=($(( $(now_ms) - t )))
+  timed_us g "$gantry" deploy bench-daemon -f "$file" >/dev/null
+  timed_us c "$COMPOSE_BIN" -p bench-dcompose -f "$file" up -d >/dev/null 2>&1
 done
 "$gantry" deploy bench-daemon -f "$file" --output json | grep -q '"outcome":"unchanged"'
 
@@ -81,6 +81,6 @@ awk -v kib="$max_rss" -v n="$supervised" -v s="$idle" \
   'BEGIN { printf "idle RSS (max over %d s, %d containers supervised): %.1f MiB (target < 15 MiB)\n", s, n, kib / 1024 }'
 awk -v d="$((c1 - c0))" -v tk="$ticks" -v ms="$((t1 - t0))" \
   'BEGIN { printf "idle CPU: %.3f%% of one core over %.0f s (target < 0.5%%)\n", 100 * (d / tk) / (ms / 1000), ms / 1000 }'
-echo "no-op deploy of 20 services, $runs runs each (ms): gantry via the daemon ${g[*]}; docker compose up -d ${c[*]}"
+echo "no-op deploy of 20 services, $runs runs each (ms): gantry via the daemon $(as_ms "${g[@]}"); docker compose up -d $(as_ms "${c[@]}")"
 awk -v g="$(median "${g[@]}")" -v c="$(median "${c[@]}")" \
-  'BEGIN { printf "median: gantry via the daemon %.0f ms, docker compose up -d %.0f ms, ratio %.1fx faster (target >= 10x)\n", g, c, c / (g > 0 ? g : 1) }'
+  'BEGIN { printf "median: gantry via the daemon %.1f ms, docker compose up -d %.1f ms, ratio %.1fx faster (target >= 10x)\n", g / 1000, c / 1000, c / (g > 0 ? g : 1) }'

@@ -3,6 +3,22 @@
 # Milliseconds since the epoch.
 now_ms() { date +%s%3N; }
 
+# Times one command in microseconds without forking a timer: `timed_us VAR cmd args...` runs
+# the command (its output as the caller redirects) and appends the elapsed time to array VAR.
+# Both sides of a comparison are timed the same way, by bash's own clock ($EPOCHREALTIME).
+timed_us() {
+  local -n _out=$1
+  shift
+  local t0=${EPOCHREALTIME/./}
+  "$@"
+  local rc=$?
+  _out+=($((${EPOCHREALTIME/./} - t0)))
+  return $rc
+}
+
+# Microseconds given as arguments, printed as milliseconds with one decimal.
+as_ms() { printf '%s\n' "$@" | awk '{printf "%s%.1f", (NR > 1 ? " " : ""), $1 / 1000}'; }
+
 # Median of the numbers given as arguments.
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
