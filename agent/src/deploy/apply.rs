@@ -212,30 +212,31 @@ impl Deployer {
             req.deploy_id.as_deref(),
         );
         // A stack lock that is free at once lets Docker list the containers while the files
-        // load and the ledger is read (a no-op deploy is mostly that wait). A busy lock is
-        // waited for after loading, so a bad file fails fast either way.
-        let early = stack.try_lock(&holder).ok();
-        let listing = early.as_ref().map(|_| {
-            let engine = self.engine.clone();
-            let name = req.stack.clone();
-            tokio::spawn(async move { engine.list_containers(&name, true).await })
-        });
-        let project = match &listing {
-            // Off the worker, so the listing goes out while the files parse.
-            Some(_) => {
+        // load and the ledger is read, off the worker (a no-op deploy is mostly that wait). A
+        // busy lock is waited for after loading, so a bad file fails fast either way.
+        let (project, lock, mut releases, listing) = match stack.try_lock(&holder) {
+            Ok(lock) => {
+                let engine = self.engine.clone();
+                let name = req.stack.clone();
+                let listing =
+                    tokio::spawn(async move { engine.list_containers(&name, true).await });
                 let load = req.load.clone();
-                tokio::task::spawn_blocking(move || load_project(&load))
-                    .await
-                    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?
+                let ledger = stack.clone();
+                let (project, releases) = tokio::task::spawn_blocking(move || {
+                    Ok::<_, DeployError>((load_project(&load)?, ledger.releases()?))
+                })
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+                (project, lock, releases, Some(listing))
             }
-            None => self.load(req)?,
+            Err(_) => {
+                let project = self.load(req)?;
+                let lock = stack.lock(&holder, req.lock_wait).await?;
+                // The ledger is read once per deploy.
+                let releases = stack.releases()?;
+                (project, lock, releases, None)
+            }
         };
-        let lock = match early {
-            Some(lock) => lock,
-            None => stack.lock(&holder, req.lock_wait).await?,
-        };
-        // The ledger is read once per deploy.
-        let mut releases = stack.releases()?;
         let recovered = stack.recover_in(&lock, &mut releases)?;
         if !recovered.is_empty() {
             progress.step(
