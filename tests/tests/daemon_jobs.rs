@@ -202,6 +202,7 @@ fn restarting_the_daemon_restarts_nothing_and_a_removed_container_comes_back() {
     );
 
     // Removed by hand: reconciled from the last good release.
+    let history = d.releases(&stack).len();
     let name = format!("{stack}-app-1");
     docker(&["rm", "-f", &name]);
     wait_for(
@@ -221,5 +222,10 @@ fn restarting_the_daemon_restarts_nothing_and_a_removed_container_comes_back() {
         inspect(&name, "{{.Id}}"),
         id,
         "a stopped container is started, not replaced"
+    );
+    assert_eq!(
+        d.releases(&stack).len(),
+        history,
+        "heals restore the recorded release and record none of their own"
     );
 }

@@ -30,11 +30,13 @@ use super::metrics::Metrics;
 pub enum JobKind {
     /// `gantry deploy`, or a redeploy after an env-file change.
     Deploy(DeployRequest),
-    /// `gantry rollback [--to]`, or a reconcile (re-apply the last good release).
+    /// `gantry rollback [--to]`.
     Rollback {
         req: DeployRequest,
         to: Option<String>,
     },
+    /// Supervision: re-apply the last good release after drift, recording nothing.
+    Reconcile(DeployRequest),
 }
 
 /// Who asked for a job.
@@ -67,7 +69,7 @@ pub struct Job {
 impl Job {
     fn req(&self) -> &DeployRequest {
         match &self.kind {
-            JobKind::Deploy(r) | JobKind::Rollback { req: r, .. } => r,
+            JobKind::Deploy(r) | JobKind::Rollback { req: r, .. } | JobKind::Reconcile(r) => r,
         }
     }
 
@@ -77,6 +79,7 @@ impl Job {
             (_, Origin::FileChange) => "file_change",
             (JobKind::Deploy(_), _) => "deploy",
             (JobKind::Rollback { .. }, _) => "rollback",
+            (JobKind::Reconcile(_), _) => "reconcile",
         }
     }
 }
@@ -259,6 +262,7 @@ impl Jobs {
             JobKind::Rollback { to, .. } => {
                 self.deployer.rollback(&req, to.as_deref(), &progress).await
             }
+            JobKind::Reconcile(_) => self.deployer.reconcile(&req, &progress).await,
         };
         if let Ok(mut r) = self.running.lock() {
             r.remove(&stack);
@@ -278,7 +282,8 @@ impl Jobs {
         // client gets its answer without waiting behind a refresh.
         let wrote = !(report.repeated
             || report.outcome == Outcome::Unchanged && req.deploy_id.is_none()
-            || report.exit_code() == ExitCode::LockBusy);
+            || report.exit_code() == ExitCode::LockBusy
+            || matches!(job.kind, JobKind::Reconcile(_)));
         if wrote {
             self.done_tx.send_modify(|n| *n += 1);
         }

@@ -528,8 +528,60 @@ impl Deployer {
                 }
             }
             stack.write(&release)?;
+            let pruned = stack.prune(&lock, req.keep_releases)?;
+            if !pruned.is_empty() {
+                self.prune_images(&stack, &pruned, progress).await?;
+            }
             report.outcome = release.outcome;
             report.error = release.error.clone();
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            report.exit_code_override = Some(e.exit_code());
+            report.error = Some(e.to_string());
+        }
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        report
+    }
+
+    /// Brings the stack back to its last good release after drift (a container removed,
+    /// stopped or replaced by hand). The ledger already describes that state, so nothing is
+    /// recorded: heals neither grow the history nor push real releases out of retention. A
+    /// reconcile cut short is simply done again by the next resync.
+    pub async fn reconcile(&self, req: &DeployRequest, progress: &dyn Progress) -> DeployReport {
+        let started = Instant::now();
+        let mut report = DeployReport::failed(&req.stack);
+        let result: Result<(), DeployError> = async {
+            let stack = self.ledger.stack(&req.stack)?;
+            let lock = stack
+                .lock(
+                    &Holder::me(&format!("gantry reconcile {}", req.stack), None),
+                    req.lock_wait,
+                )
+                .await?;
+            stack.recover(&lock)?;
+            let target = stack
+                .releases()?
+                .into_iter()
+                .rev()
+                .find(|r| r.outcome.is_good())
+                .ok_or_else(|| crate::ledger::LedgerError::NoSuchRelease {
+                    stack: req.stack.clone(),
+                    release: "a good release to reconcile to".into(),
+                })?;
+            report.release = Some(target.id());
+            match self
+                .rollback_inner(&target, &stack, &target, req, progress)
+                .await
+            {
+                Ok(()) => report.outcome = Outcome::Succeeded,
+                Err(e) => {
+                    report.outcome = Outcome::RollbackFailed;
+                    report.error = Some(e.to_string());
+                }
+            }
+            drop(lock);
             Ok(())
         }
         .await;

@@ -576,10 +576,7 @@ impl Supervisor {
         let mut req = DeployRequest::new(stack, crate::compose::LoadOptions::default());
         req.lock_wait = JOB_WAIT;
         let job = Job {
-            kind: JobKind::Rollback {
-                req,
-                to: Some(release.id()),
-            },
+            kind: JobKind::Reconcile(req),
             origin: Origin::Reconcile,
         };
         let (_, handle) = self.jobs.submit(job, None);
