@@ -1,6 +1,7 @@
 //! Supervision against the real Docker daemon: an unhealthy container (its httpd killed, its
 //! main process alive) is restarted within interval × retries + 5 s; one that never recovers
-//! gets exactly the restart budget, then is reported (status, metric).
+//! gets exactly the restart budget, then is reported (status, metric), and stays given up
+//! across a daemon restart.
 
 mod daemon_support;
 
@@ -101,4 +102,26 @@ fn unhealthy_is_restarted_in_time_and_a_hopeless_one_gets_exactly_its_budget() {
     let restarts = format!("gantry_heal_restarts_total{{stack=\"{stack}\",service=\"stuck\"}} 3");
     assert!(metrics.contains(&restarts), "{metrics}");
     assert!(d.log().contains("giving up"), "the give-up is logged");
+
+    // A daemon restart (systemd after a crash, an upgrade) keeps the spent budget: the resync
+    // sees stuck still unhealthy and leaves it alone.
+    d.stop();
+    d.spawn();
+    d.wait_ready();
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        inspect(&stuck, "{{.State.StartedAt}}"),
+        after,
+        "a restarted daemon gave a container it had given up on a new budget"
+    );
+    let s = d.status(&stack);
+    let c = s["stacks"][0]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == stuck.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(c["heal"]["gave_up"], true, "{c}");
+    assert_eq!(c["heal"]["restarts"], 3, "{c}");
 }

@@ -19,9 +19,13 @@
 //! Adoption: at start the daemon only resynchronises; a stack that matches its release is not
 //! touched, so restarting the daemon restarts no container.
 //!
-//! Limits: heal counters live in memory (a daemon restart gives every container a fresh
-//! budget); reconcile re-applies the release as a rollback job, which records a release.
+//! Heal counters and budgets are saved in `<state-dir>/heal.json` ([`saved`]), so restarting the
+//! daemon gives no container a fresh budget. A reconcile records no release.
+//!
+//! Limits: decisions follow Docker's health status; a service without a healthcheck is only
+//! supervised for deaths and drift.
 
+pub mod saved;
 pub mod watch;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -147,6 +151,7 @@ pub struct Supervisor {
     pub jobs: Arc<Jobs>,
     pub metrics: Arc<Metrics>,
     state: Mutex<State>,
+    heal_path: std::path::PathBuf,
 }
 
 impl std::fmt::Debug for Supervisor {
@@ -165,14 +170,95 @@ impl Supervisor {
         jobs: Arc<Jobs>,
         metrics: Arc<Metrics>,
     ) -> Arc<Self> {
-        Arc::new(Self {
+        let heal_path = saved::path(&config.state_dir);
+        let this = Self {
             config,
             engine,
             ledger,
             jobs,
             metrics,
             state: Mutex::default(),
-        })
+            heal_path,
+        };
+        this.restore();
+        Arc::new(this)
+    }
+
+    /// Loads the heal state a previous run saved.
+    fn restore(&self) {
+        let saved = match saved::load(&self.heal_path) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "heal state not restored; budgets start fresh");
+                return;
+            }
+        };
+        let h = self.config.heal;
+        let (now, wall) = (Instant::now(), saved::wall_now_ms());
+        let mut s = self.state();
+        for (name, t) in saved.containers {
+            s.tracks.insert(
+                name,
+                Track {
+                    budget: Budget::from_wall(h.max_restarts, h.window, &t.restarts_at, now, wall),
+                    deaths: Budget::from_wall(
+                        h.crash_loop_deaths,
+                        h.window,
+                        &t.deaths_at,
+                        now,
+                        wall,
+                    ),
+                    stack: t.stack,
+                    service: t.service,
+                    id: t.id,
+                    restarts: t.restarts,
+                    gave_up: t.gave_up,
+                    crash_looping: t.crash_looping,
+                    healing: false,
+                },
+            );
+        }
+        for (stack, uses) in saved.reconciles {
+            let budget = Budget::from_wall(h.max_restarts, h.window, &uses, now, wall);
+            s.reconciles.insert(stack, budget);
+        }
+    }
+
+    /// Saves the heal state (after each change to it).
+    fn save(&self) {
+        let (now, wall) = (Instant::now(), saved::wall_now_ms());
+        let snapshot = {
+            let mut s = self.state();
+            let containers = s
+                .tracks
+                .iter_mut()
+                .map(|(name, t)| {
+                    let track = saved::SavedTrack {
+                        stack: t.stack.clone(),
+                        service: t.service.clone(),
+                        id: t.id.clone(),
+                        restarts: t.restarts,
+                        gave_up: t.gave_up,
+                        crash_looping: t.crash_looping,
+                        restarts_at: t.budget.wall_times(now, wall),
+                        deaths_at: t.deaths.wall_times(now, wall),
+                    };
+                    (name.clone(), track)
+                })
+                .collect();
+            let reconciles = s
+                .reconciles
+                .iter_mut()
+                .map(|(stack, b)| (stack.clone(), b.wall_times(now, wall)))
+                .collect();
+            saved::Saved {
+                containers,
+                reconciles,
+            }
+        };
+        if let Err(e) = saved::store(&self.heal_path, &snapshot) {
+            tracing::warn!(path = %self.heal_path.display(), error = %e, "cannot save the heal state");
+        }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -331,11 +417,16 @@ impl Supervisor {
                 tokio::spawn(self.heal(e.id.clone(), name, stack, service));
             }
             EventAction::HealthStatus(HealthStatus::Healthy) => {
-                if let Some(t) = self.state().tracks.get_mut(&name)
-                    && t.gave_up
-                {
+                let resumed = match self.state().tracks.get_mut(&name) {
+                    Some(t) if t.gave_up => {
+                        t.gave_up = false;
+                        true
+                    }
+                    _ => false,
+                };
+                if resumed {
                     tracing::info!(stack = %stack, service = %service, container = %name, "container is healthy again; supervision resumes");
-                    t.gave_up = false;
+                    self.save();
                 }
             }
             EventAction::Die if !ours && !self.paused(&stack) => {
@@ -382,9 +473,13 @@ impl Supervisor {
     fn record_death(&self, id: &str, name: &str, stack: &str, service: &str, code: Option<i64>) {
         let mut s = self.state();
         let t = self.track(&mut s, name, id, stack, service);
-        if t.deaths.take(Instant::now()).is_none() && !t.crash_looping {
+        let newly_looping = t.deaths.take(Instant::now()).is_none() && !t.crash_looping;
+        if newly_looping {
             t.crash_looping = true;
-            drop(s);
+        }
+        drop(s);
+        self.save();
+        if newly_looping {
             self.metrics.inc(
                 "gantry_crash_loops_total",
                 &[("stack", stack), ("service", service)],
@@ -415,6 +510,7 @@ impl Supervisor {
                 t.gave_up = true;
                 let restarts = t.restarts;
                 drop(s);
+                self.save();
                 self.metrics.inc(
                     "gantry_heal_giveups_total",
                     &[("stack", &stack), ("service", &service)],
@@ -437,13 +533,21 @@ impl Supervisor {
         let outcome = self
             .restart_if_unhealthy(&id, &name, &stack, &service)
             .await;
-        let mut s = self.state();
-        if let Some(t) = s.tracks.get_mut(&name) {
-            t.healing = false;
-            if outcome == Some(true) {
-                t.budget.take(Instant::now());
-                t.restarts += 1;
+        let restarted = {
+            let mut s = self.state();
+            let t = s.tracks.get_mut(&name);
+            let restarted = outcome == Some(true) && t.is_some();
+            if let Some(t) = t {
+                t.healing = false;
+                if restarted {
+                    t.budget.take(Instant::now());
+                    t.restarts += 1;
+                }
             }
+            restarted
+        };
+        if restarted {
+            self.save();
         }
     }
 
@@ -572,6 +676,7 @@ impl Supervisor {
             }
             s.reconciling.insert(stack.to_owned());
         }
+        self.save();
         tracing::warn!(stack = %stack, release = %release.id(), drift = ?drift, "stack drifted from its last good release; re-applying it");
         let mut req = DeployRequest::new(stack, crate::compose::LoadOptions::default());
         req.lock_wait = JOB_WAIT;
