@@ -189,15 +189,8 @@ impl Deployer {
     pub async fn deploy(&self, req: &DeployRequest, progress: &dyn Progress) -> DeployReport {
         let started = Instant::now();
         let mut report = DeployReport::failed(&req.stack);
-        if let Err(e) = self.deploy_inner(req, progress, &mut report).await {
-            tracing::info!(stack = %req.stack, error = %e, "deploy stopped with an error");
-            if report.outcome == Outcome::Failed {
-                report.exit_code_override = Some(e.exit_code());
-            }
-            report.error = Some(e.to_string());
-        }
-        report.duration_ms = started.elapsed().as_millis() as u64;
-        report
+        let result = self.deploy_inner(req, progress, &mut report).await;
+        finish(report, result, started)
     }
 
     async fn deploy_inner(
@@ -473,76 +466,77 @@ impl Deployer {
     ) -> DeployReport {
         let started = Instant::now();
         let mut report = DeployReport::failed(&req.stack);
-        let result: Result<(), DeployError> = async {
-            let stack = self.ledger.stack(&req.stack)?;
-            let lock = stack
-                .lock(
-                    &Holder::me(&format!("gantry rollback {}", req.stack), None),
-                    req.lock_wait,
-                )
-                .await?;
-            stack.recover(&lock)?;
-            let releases = stack.releases()?;
-            let target = match to {
-                Some(id) => stack.release(id)?,
-                None => {
-                    // The good release before the newest good one.
-                    let good: Vec<&Release> =
-                        releases.iter().filter(|r| r.outcome.is_good()).collect();
-                    let newest = good.last().map(|r| r.model.clone());
-                    good.iter()
-                        .rev()
-                        .find(|r| Some(&r.model) != newest.as_ref())
-                        .map(|r| (*r).clone())
-                        .ok_or_else(|| crate::ledger::LedgerError::NoSuchRelease {
-                            stack: req.stack.clone(),
-                            release: "before the current one".into(),
-                        })?
-                }
-            };
-            self.engine.ping().await?;
-            let mut release = stack.begin(
-                &lock,
-                Release {
-                    deploy_id: None,
-                    started_at: now_rfc3339(),
-                    finished_at: None,
-                    services: Vec::new(),
-                    error: None,
-                    jobs: releases.last().map(|r| r.jobs.clone()).unwrap_or_default(),
-                    ..target.clone()
-                },
-            )?;
-            report.release = Some(release.id());
-            report.rolled_back_to = Some(target.id());
-            progress.step(None, &format!("rolling back to {}", target.id()));
-            let outcome = self
-                .rollback_inner(&target, &stack, &release, req, progress)
-                .await;
-            release.finished_at = Some(now_rfc3339());
-            match outcome {
-                Ok(()) => release.outcome = Outcome::Succeeded,
-                Err(e) => {
-                    release.outcome = Outcome::RollbackFailed;
-                    release.error = Some(e.to_string());
-                }
+        let result = self.rollback_inner_to(req, to, progress, &mut report).await;
+        finish(report, result, started)
+    }
+
+    async fn rollback_inner_to(
+        &self,
+        req: &DeployRequest,
+        to: Option<&str>,
+        progress: &dyn Progress,
+        report: &mut DeployReport,
+    ) -> Result<(), DeployError> {
+        let stack = self.ledger.stack(&req.stack)?;
+        let lock = stack
+            .lock(
+                &Holder::me(&format!("gantry rollback {}", req.stack), None),
+                req.lock_wait,
+            )
+            .await?;
+        stack.recover(&lock)?;
+        let releases = stack.releases()?;
+        let target = match to {
+            Some(id) => stack.release(id)?,
+            None => {
+                // The good release before the newest good one.
+                let good: Vec<&Release> = releases.iter().filter(|r| r.outcome.is_good()).collect();
+                let newest = good.last().map(|r| r.model.clone());
+                good.iter()
+                    .rev()
+                    .find(|r| Some(&r.model) != newest.as_ref())
+                    .map(|r| (*r).clone())
+                    .ok_or_else(|| crate::ledger::LedgerError::NoSuchRelease {
+                        stack: req.stack.clone(),
+                        release: "before the current one".into(),
+                    })?
             }
-            stack.write(&release)?;
-            let pruned = stack.prune(&lock, req.keep_releases)?;
-            if !pruned.is_empty() {
-                self.prune_images(&stack, &pruned, progress).await?;
+        };
+        self.engine.ping().await?;
+        let mut release = stack.begin(
+            &lock,
+            Release {
+                deploy_id: None,
+                started_at: now_rfc3339(),
+                finished_at: None,
+                services: Vec::new(),
+                error: None,
+                jobs: releases.last().map(|r| r.jobs.clone()).unwrap_or_default(),
+                ..target.clone()
+            },
+        )?;
+        report.release = Some(release.id());
+        report.rolled_back_to = Some(target.id());
+        progress.step(None, &format!("rolling back to {}", target.id()));
+        let outcome = self
+            .rollback_inner(&target, &stack, &release, req, progress)
+            .await;
+        release.finished_at = Some(now_rfc3339());
+        match outcome {
+            Ok(()) => release.outcome = Outcome::Succeeded,
+            Err(e) => {
+                release.outcome = Outcome::RollbackFailed;
+                release.error = Some(e.to_string());
             }
-            report.outcome = release.outcome;
-            report.error = release.error.clone();
-            Ok(())
         }
-        .await;
-        if let Err(e) = result {
-            report.exit_code_override = Some(e.exit_code());
-            report.error = Some(e.to_string());
+        stack.write(&release)?;
+        let pruned = stack.prune(&lock, req.keep_releases)?;
+        if !pruned.is_empty() {
+            self.prune_images(&stack, &pruned, progress).await?;
         }
-        report.duration_ms = started.elapsed().as_millis() as u64;
-        report
+        report.outcome = release.outcome;
+        report.error = release.error.clone();
+        Ok(())
     }
 
     /// Brings the stack back to its last good release after drift (a container removed,
@@ -552,45 +546,46 @@ impl Deployer {
     pub async fn reconcile(&self, req: &DeployRequest, progress: &dyn Progress) -> DeployReport {
         let started = Instant::now();
         let mut report = DeployReport::failed(&req.stack);
-        let result: Result<(), DeployError> = async {
-            let stack = self.ledger.stack(&req.stack)?;
-            let lock = stack
-                .lock(
-                    &Holder::me(&format!("gantry reconcile {}", req.stack), None),
-                    req.lock_wait,
-                )
-                .await?;
-            stack.recover(&lock)?;
-            let target = stack
-                .releases()?
-                .into_iter()
-                .rev()
-                .find(|r| r.outcome.is_good())
-                .ok_or_else(|| crate::ledger::LedgerError::NoSuchRelease {
-                    stack: req.stack.clone(),
-                    release: "a good release to reconcile to".into(),
-                })?;
-            report.release = Some(target.id());
-            match self
-                .rollback_inner(&target, &stack, &target, req, progress)
-                .await
-            {
-                Ok(()) => report.outcome = Outcome::Succeeded,
-                Err(e) => {
-                    report.outcome = Outcome::RollbackFailed;
-                    report.error = Some(e.to_string());
-                }
+        let result = self.reconcile_inner(req, progress, &mut report).await;
+        finish(report, result, started)
+    }
+
+    async fn reconcile_inner(
+        &self,
+        req: &DeployRequest,
+        progress: &dyn Progress,
+        report: &mut DeployReport,
+    ) -> Result<(), DeployError> {
+        let stack = self.ledger.stack(&req.stack)?;
+        let lock = stack
+            .lock(
+                &Holder::me(&format!("gantry reconcile {}", req.stack), None),
+                req.lock_wait,
+            )
+            .await?;
+        stack.recover(&lock)?;
+        let target = stack
+            .releases()?
+            .into_iter()
+            .rev()
+            .find(|r| r.outcome.is_good())
+            .ok_or_else(|| crate::ledger::LedgerError::NoSuchRelease {
+                stack: req.stack.clone(),
+                release: "a good release to reconcile to".into(),
+            })?;
+        report.release = Some(target.id());
+        match self
+            .rollback_inner(&target, &stack, &target, req, progress)
+            .await
+        {
+            Ok(()) => report.outcome = Outcome::Succeeded,
+            Err(e) => {
+                report.outcome = Outcome::RollbackFailed;
+                report.error = Some(e.to_string());
             }
-            drop(lock);
-            Ok(())
         }
-        .await;
-        if let Err(e) = result {
-            report.exit_code_override = Some(e.exit_code());
-            report.error = Some(e.to_string());
-        }
-        report.duration_ms = started.elapsed().as_millis() as u64;
-        report
+        drop(lock);
+        Ok(())
     }
 
     async fn rollback_inner(
@@ -1412,6 +1407,24 @@ fn job_timeout(svc: &Service) -> Duration {
         .and_then(|t| t.as_str())
         .and_then(|t| humantime::parse_duration(t).ok())
         .unwrap_or(JOB_TIMEOUT)
+}
+
+/// Ends a job's report: an error that stopped it goes into the report (with its own exit code
+/// while nothing had run yet), never out as a failure of the call.
+fn finish(
+    mut report: DeployReport,
+    result: Result<(), DeployError>,
+    started: Instant,
+) -> DeployReport {
+    if let Err(e) = result {
+        tracing::info!(stack = %report.stack, error = %e, "job stopped with an error");
+        if report.outcome == Outcome::Failed {
+            report.exit_code_override = Some(e.exit_code());
+        }
+        report.error = Some(e.to_string());
+    }
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    report
 }
 
 /// Loads the stack's files into a project Gantry can deploy.
