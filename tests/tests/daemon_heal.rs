@@ -73,12 +73,7 @@ fn unhealthy_is_restarted_in_time_and_a_hopeless_one_gets_exactly_its_budget() {
     let stuck = format!("{stack}-stuck-1");
     docker(&["exec", &stuck, "rm", "/ok"]);
     let status = wait_for("stuck to be given up on", Duration::from_secs(90), || {
-        let s = d.status(&stack);
-        let c = s["stacks"][0]["containers"]
-            .as_array()?
-            .iter()
-            .find(|c| c["name"] == stuck.as_str())?
-            .clone();
+        let c = container_status(&d, &stack, &stuck)?;
         (c["heal"]["gave_up"] == true).then_some(c)
     });
     assert_eq!(status["heal"]["restarts"], 3, "{status}");
@@ -86,14 +81,7 @@ fn unhealthy_is_restarted_in_time_and_a_hopeless_one_gets_exactly_its_budget() {
     let after = inspect(&stuck, "{{.State.StartedAt}}");
     std::thread::sleep(Duration::from_secs(6));
     assert_eq!(inspect(&stuck, "{{.State.StartedAt}}"), after);
-    let s = d.status(&stack);
-    let c = s["stacks"][0]["containers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == stuck.as_str())
-        .unwrap()
-        .clone();
+    let c = container_status(&d, &stack, &stuck).expect("stuck in status");
     assert_eq!(c["heal"]["restarts"], 3, "{c}");
     // Reported: metric and log.
     let (_, metrics) = http_get(&format!("http://127.0.0.1:{port}/metrics")).unwrap();
@@ -114,14 +102,16 @@ fn unhealthy_is_restarted_in_time_and_a_hopeless_one_gets_exactly_its_budget() {
         after,
         "a restarted daemon gave a container it had given up on a new budget"
     );
-    let s = d.status(&stack);
-    let c = s["stacks"][0]["containers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == stuck.as_str())
-        .unwrap()
-        .clone();
+    let c = container_status(&d, &stack, &stuck).expect("stuck in status");
     assert_eq!(c["heal"]["gave_up"], true, "{c}");
     assert_eq!(c["heal"]["restarts"], 3, "{c}");
+}
+
+/// One container's entry in `gantry status STACK --output json`.
+fn container_status(d: &Daemon, stack: &str, name: &str) -> Option<serde_json::Value> {
+    d.status(stack)["stacks"][0]["containers"]
+        .as_array()?
+        .iter()
+        .find(|c| c["name"] == name)
+        .cloned()
 }
