@@ -221,6 +221,14 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
     }
 }
 
+/// A TCP port on 127.0.0.1 that was free a moment ago (the kernel picked it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind 127.0.0.1:0")
+}
+
 /// A tiny blocking HTTP/1.0 GET of `http://HOST[:PORT]/PATH` on a loopback address, with a 2 s
 /// timeout. Returns the status code and the body (lossy UTF-8), or `None` when nothing answers
 /// or the answer is not HTTP. Panics on a non-loopback or malformed URL.

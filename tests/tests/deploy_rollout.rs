@@ -209,3 +209,103 @@ fn plan_says_which_strategy_and_readiness_rule_apply_and_why() {
         .clone();
     assert_eq!(client["ready"], "running 2s without restart");
 }
+
+/// A service on a published host port whose process drains slowly on SIGTERM (it answers
+/// `draining` for 3 s before it exits). Replaced stop-first, the old container must keep its
+/// networks and published port and serve until it exits, as `docker compose up -d` does; only
+/// then does the new one start.
+const PUBLISHED: &str = r#"
+services:
+  web:
+    image: ${IMAGE}
+    ports: ["127.0.0.1:${PORT}:8080"]
+    stop_grace_period: 10s
+    command:
+      - sh
+      - -c
+      - |
+        mkdir -p /www && echo "version ${VERSION:-1}" > /www/index.html
+        httpd -f -p 8080 -h /www & pid=$$!
+        trap 'echo draining > /www/index.html; sleep 3; kill $$pid; exit 0' TERM
+        wait $$pid
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]
+      interval: 1s
+      retries: 3
+    deploy:
+      update_config:
+        order: stop-first
+"#;
+
+#[test]
+fn stop_first_on_a_published_port_serves_until_the_old_container_exits() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
+
+    let stack = Stack::new();
+    std::fs::write(stack.dir.path().join("compose.yaml"), PUBLISHED).unwrap();
+    let port = gantry_tests::free_port();
+    let port_var = format!("PORT={port}");
+    assert_eq!(stack.deploy(&[&port_var]).status.code(), Some(0));
+    let url = format!("http://127.0.0.1:{port}/");
+    wait_for("the published page", Duration::from_secs(20), || {
+        gantry_tests::http_get(&url).filter(|(code, _)| *code == 200)
+    });
+
+    // A host client opening a new connection every 20 ms: (when, body or None).
+    let stop = Arc::new(AtomicBool::new(false));
+    let client = {
+        let stop = Arc::clone(&stop);
+        let url = url.clone();
+        std::thread::spawn(move || {
+            let t0 = Instant::now();
+            let mut seen = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let answer = gantry_tests::http_get(&url)
+                    .filter(|(code, _)| *code == 200)
+                    .map(|(_, body)| body.trim().to_string());
+                seen.push((t0.elapsed(), answer));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            seen
+        })
+    };
+    let out = stack.deploy(&[&port_var, "VERSION=2"]);
+    assert_eq!(out.status.code(), Some(0));
+    wait_for("version 2 on the port", Duration::from_secs(10), || {
+        gantry_tests::http_get(&url).filter(|(_, body)| body.trim() == "version 2")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let seen = client.join().unwrap();
+
+    let draining = seen
+        .iter()
+        .filter(|(_, a)| a.as_deref() == Some("draining"))
+        .count();
+    let failed = seen.iter().filter(|(_, a)| a.is_none()).count();
+    let ok: Vec<Duration> = seen
+        .iter()
+        .filter(|(_, a)| a.is_some())
+        .map(|(t, _)| *t)
+        .collect();
+    let gap = ok.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default();
+    eprintln!(
+        "stop-first on a published port: {} requests, {failed} failed, {draining} answered \
+         while draining, longest gap {} ms",
+        seen.len(),
+        gap.as_millis()
+    );
+    assert!(
+        draining >= 10,
+        "the old container served on its published port after its stop signal \
+         ({draining} answers while draining)"
+    );
+    // Before this was fixed the port was dark for the whole drain (3 s) and the new start.
+    assert!(
+        gap < Duration::from_millis(2500),
+        "longest gap {} ms: only the new container's start, not the old one's drain",
+        gap.as_millis()
+    );
+}

@@ -796,8 +796,14 @@ impl Deployer {
                 Action::Remove => {
                     progress.step(Some(&sp.service), "removing (no longer in the files)");
                     for c in &sp.containers {
-                        self.retire(c, None, Duration::from_secs(10), applied)
-                            .await?;
+                        self.retire(
+                            c,
+                            None,
+                            Duration::from_secs(10),
+                            Leave::OffNetworksFirst,
+                            applied,
+                        )
+                        .await?;
                     }
                     applied
                         .records
@@ -1047,7 +1053,14 @@ impl Deployer {
                     Some(&svc.name),
                     &format!("removing duplicate {}", other.name),
                 );
-                self.retire(other, signal, stop_timeout, applied).await?;
+                self.retire(
+                    other,
+                    signal,
+                    stop_timeout,
+                    Leave::OffNetworksFirst,
+                    applied,
+                )
+                .await?;
             }
             let current = keep.is_some_and(|c| {
                 c.label(crate::engine::labels::GANTRY_HASH) == Some(sp.hash.as_str())
@@ -1113,12 +1126,17 @@ impl Deployer {
                             return Err(e);
                         }
                         self.give_aliases(&id, &attachments).await?;
-                        self.retire(old, signal, stop_timeout, applied).await?;
+                        self.retire(old, signal, stop_timeout, Leave::OffNetworksFirst, applied)
+                            .await?;
                         self.engine.rename_container(&id, &name).await?;
                     }
                     old => {
+                        // Stop-first: nothing else serves yet, so the old container keeps its
+                        // networks and published ports until it exits on its stop signal (or
+                        // is killed at the end of its grace period), as Compose does.
                         if let Some(old) = old {
-                            self.retire(old, signal, stop_timeout, applied).await?;
+                            self.retire(old, signal, stop_timeout, Leave::ServeUntilExit, applied)
+                                .await?;
                         }
                         self.engine.rename_container(&id, &name).await?;
                         self.engine.start_container(&id).await?;
@@ -1145,7 +1163,14 @@ impl Deployer {
                 Some(&svc.name),
                 &format!("removing extra replica {}", extra.name),
             );
-            self.retire(extra, signal, stop_timeout, applied).await?;
+            self.retire(
+                extra,
+                signal,
+                stop_timeout,
+                Leave::OffNetworksFirst,
+                applied,
+            )
+            .await?;
         }
         applied.ready.insert(svc.name.clone(), ready);
         Ok(())
@@ -1165,19 +1190,22 @@ impl Deployer {
         Ok(())
     }
 
-    /// Takes a container out of service: off its networks first (other containers stop
-    /// resolving it at once), then stopped with its signal and grace period, then removed.
+    /// Takes a container out of service, then removes it. `leave` says whether it first leaves
+    /// its networks (something else already serves) or keeps serving until it exits.
     async fn retire(
         &self,
         c: &ContainerInfo,
         signal: Option<&str>,
         timeout: Duration,
+        leave: Leave,
         applied: &mut Applied,
     ) -> Result<(), DeployError> {
         if c.state.running {
             applied.touched_running = true;
-            for network in &c.networks {
-                self.engine.disconnect_network(&c.id, network).await?;
+            if leave == Leave::OffNetworksFirst {
+                for network in &c.networks {
+                    self.engine.disconnect_network(&c.id, network).await?;
+                }
             }
             self.engine.stop_container(&c.id, signal, timeout).await?;
         }
@@ -1371,6 +1399,17 @@ impl Deployer {
             logs,
         }
     }
+}
+
+/// How a container being retired leaves service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Leave {
+    /// Off its networks first, so other containers stop resolving it at once: for a container
+    /// whose replacement (or another replica) already serves.
+    OffNetworksFirst,
+    /// Keeps its networks and published ports and serves until it exits: stop-first, where
+    /// the replacement starts only after it.
+    ServeUntilExit,
 }
 
 fn verb(action: Action) -> &'static str {
