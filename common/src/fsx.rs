@@ -1,9 +1,23 @@
 //! Crash-safe file writes.
+//!
+//! Design: [`write_atomic`] writes a temp file beside the target and renames it over the
+//! target. The temp file's name is unique per write, not per process
+//! (`.<name>.tmp.<pid>.<n>`, `n` from a process-wide counter, created with `O_EXCL`), so two
+//! threads writing the same path each rename their own complete file: the last rename wins,
+//! and neither can rename (or delete) the other's partial file.
+//!
+//! A crash (SIGKILL, power loss) between create and rename leaves the temp file behind, and it
+//! can hold a secret (an env file, a release with the environment). [`remove_leftover_temps`]
+//! removes such files under a directory; a program calls it at start, before it writes there.
+//!
+//! Limits: a leftover temp file of a process that is still alive (same pid namespace) is left
+//! alone; so is one whose pid was reused by an unrelated live process, until that one exits.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use nix::unistd::{Gid, Uid, fchown};
 
@@ -47,19 +61,9 @@ pub fn write_atomic(
         step: "file name",
         source: io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"),
     })?;
-    let tmp = dir.join(format!(
-        ".{}.tmp.{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let _ = fs::remove_file(&tmp);
+    let (tmp, mut file) =
+        create_temp(dir, &name.to_string_lossy(), mode).map_err(err("create temp file"))?;
     let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)
-            .map_err(err("create temp file"))?;
         // The umask may have narrowed the mode: set it exactly.
         use std::os::unix::fs::PermissionsExt;
         file.set_permissions(fs::Permissions::from_mode(mode))
@@ -84,6 +88,105 @@ pub fn write_atomic(
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Per-process counter that makes each write's temp file name unique.
+static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// Marker between the target's name and the writer's pid in a temp file's name.
+const TEMP_MARK: &str = ".tmp.";
+
+/// Creates `dir/.<name>.tmp.<pid>.<n>` exclusively, with `mode`. A name taken (a leftover of a
+/// dead process whose pid we now have) is skipped, never reused.
+fn create_temp(dir: &Path, name: &str, mode: u32) -> io::Result<(PathBuf, File)> {
+    let pid = std::process::id();
+    let mut tries = 0;
+    loop {
+        let n = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!(".{name}{TEMP_MARK}{pid}.{n}"));
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)
+        {
+            Ok(file) => return Ok((tmp, file)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 100 => tries += 1,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The writer's pid if `name` is a temp file name of [`write_atomic`]: `.<name>.tmp.<pid>.<n>`,
+/// or `.<name>.tmp.<pid>` (written by Gantry before temp names were unique per write).
+fn temp_writer(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix('.')?;
+    let (target, suffix) = rest.rsplit_once(TEMP_MARK)?;
+    if target.is_empty() {
+        return None;
+    }
+    let (pid, n) = match suffix.split_once('.') {
+        Some((pid, n)) => (pid, Some(n)),
+        None => (suffix, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(pid) || !n.is_none_or(digits) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Whether a process with this pid exists in our pid namespace (our own pid counts as dead:
+/// at start we have written nothing yet, so a temp file with our pid is from a former process).
+fn writer_alive(pid: u32) -> bool {
+    pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Removes the temp files [`write_atomic`] left under `dir` (and its subdirectories, without
+/// following symlinks) when a writer was killed between create and rename. Files of a writer
+/// that is still running are left alone. Returns the paths removed; a missing `dir` is not an
+/// error. Call it at start, before writing under `dir`.
+pub fn remove_leftover_temps(dir: &Path) -> Result<Vec<PathBuf>, WriteError> {
+    let mut removed = Vec::new();
+    remove_temps_in(dir, &mut removed, 0)?;
+    Ok(removed)
+}
+
+fn remove_temps_in(dir: &Path, removed: &mut Vec<PathBuf>, depth: u32) -> Result<(), WriteError> {
+    let err = |path: &Path, step: &'static str| {
+        let path = path.to_path_buf();
+        move |source| WriteError { path, step, source }
+    };
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound && depth == 0 => return Ok(()),
+        Err(e) => return Err(err(dir, "list directory")(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(err(dir, "list directory"))?;
+        let path = entry.path();
+        let kind = entry.file_type().map_err(err(&path, "stat"))?;
+        if kind.is_dir() {
+            // Gantry's trees are shallow; the bound only guards against a pathological tree.
+            if depth < 16 {
+                remove_temps_in(&path, removed, depth + 1)?;
+            }
+            continue;
+        }
+        let is_ours = entry
+            .file_name()
+            .to_str()
+            .and_then(temp_writer)
+            .is_some_and(|pid| !writer_alive(pid));
+        if kind.is_file() && is_ours {
+            match fs::remove_file(&path) {
+                Ok(()) => removed.push(path),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(err(&path, "remove leftover temp file")(e)),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Like [`write_atomic`], but leaves the file alone when it already holds exactly `contents`
@@ -125,6 +228,127 @@ mod tests {
         assert_eq!(fs::read(&p).unwrap(), b"A=2\n");
         // no temp files left behind
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn concurrent_writers_of_one_path_never_clobber_each_other() {
+        // Before temp names were unique per write, two threads shared `.<name>.tmp.<pid>`:
+        // one removed or renamed the other's partial file (failed writes, or a torn file).
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("release.json");
+        let threads = 8;
+        let rounds = 40;
+        let body = |t: usize| vec![b'a' + t as u8; 64 * 1024];
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let reader = s.spawn(|| {
+                let mut reads = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok(got) = fs::read(&p) {
+                        assert_eq!(got.len(), 64 * 1024, "a reader saw a partial file");
+                        assert!(got.iter().all(|b| *b == got[0]), "a reader saw a torn file");
+                        reads += 1;
+                    }
+                }
+                reads
+            });
+            let writers: Vec<_> = (0..threads)
+                .map(|t| {
+                    let p = &p;
+                    s.spawn(move || {
+                        (0..rounds)
+                            .map(|_| write_atomic(p, &body(t), 0o600, Owner::default()))
+                            .filter_map(Result::err)
+                            .map(|e| e.to_string())
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            let failed: Vec<String> = writers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap())
+                .collect();
+            stop.store(true, Ordering::Relaxed);
+            let reads = reader.join();
+            assert_eq!(failed, Vec::<String>::new(), "every write succeeds");
+            assert!(reads.unwrap() > 0, "the reader read the file");
+        });
+        let last = fs::read(&p).unwrap();
+        assert!(
+            (0..threads).any(|t| last == body(t)),
+            "one writer's whole file"
+        );
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["release.json"], "no temp file left behind");
+    }
+
+    #[test]
+    fn temp_names_are_unique_per_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, _fa) = create_temp(dir.path(), "x.env", 0o600).unwrap();
+        let (b, _fb) = create_temp(dir.path(), "x.env", 0o600).unwrap();
+        assert_ne!(a, b);
+        let pid = std::process::id();
+        for t in [&a, &b] {
+            let name = t.file_name().unwrap().to_str().unwrap();
+            assert_eq!(temp_writer(name), Some(pid), "{name}");
+        }
+        // A leftover with the name the next write would take is skipped, not reused.
+        let next = TEMP_SEQ.load(Ordering::Relaxed);
+        let taken = dir.path().join(format!(".x.env.tmp.{pid}.{next}"));
+        fs::write(&taken, "LEFTOVER").unwrap();
+        write_atomic(&dir.path().join("x.env"), b"A=1\n", 0o600, Owner::default()).unwrap();
+        assert_eq!(fs::read(&taken).unwrap(), b"LEFTOVER");
+    }
+
+    #[test]
+    fn leftover_temps_of_dead_writers_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::create_dir_all(d.join("stacks/web/releases")).unwrap();
+        // Above any pid_max (at most 2^22): no process has these pids.
+        let dead = 4_194_305;
+        let leftovers = [
+            d.join(format!(".app.env.tmp.{dead}.0")),
+            d.join(format!("stacks/web/releases/.000003.json.tmp.{dead}.17")),
+            d.join(format!(".old-format.json.tmp.{}", dead + 1)),
+        ];
+        let parent = std::os::unix::process::parent_id();
+        let kept = [
+            d.join("app.env"),
+            d.join(".hidden"),
+            d.join("notes.tmp.12"),
+            d.join(".x.tmp.abc"),
+            d.join(format!(".x.tmp.{dead}.1a")),
+            d.join(".tmp.5"),
+            // a writer that is alive (our parent) may be between create and rename
+            d.join(format!(".live.env.tmp.{parent}.3")),
+            d.join("stacks/web/releases/000003.json"),
+        ];
+        for f in leftovers.iter().chain(&kept) {
+            fs::write(f, "SECRET=1").unwrap();
+        }
+        // A directory with a temp-like name is not a temp file.
+        fs::create_dir(d.join(format!(".dir.tmp.{dead}.0"))).unwrap();
+        let mut removed = remove_leftover_temps(d).unwrap();
+        removed.sort();
+        let mut want = leftovers.to_vec();
+        want.sort();
+        assert_eq!(removed, want);
+        for f in &leftovers {
+            assert!(!f.exists(), "{}", f.display());
+        }
+        for f in &kept {
+            assert!(f.exists(), "{} was kept", f.display());
+        }
+        assert!(
+            remove_leftover_temps(&d.join("missing"))
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
