@@ -16,10 +16,15 @@
 //! `outputs:` of a config file are rendered before the first child starts (an error stops us)
 //! and again before each restart (an error is logged; the new child gets the old files).
 //!
+//! Before the first child starts, the sidecar makes itself non-dumpable and drops its Vault
+//! credentials from its own environment ([`protect`]), so the child cannot read them from
+//! `/proc/<sidecar>/environ` or `/proc/<sidecar>/mem`.
+//!
 //! Limits: the child is not given the terminal's foreground group (`docker run -it` shells
 //! cannot read the terminal); a secret change never interrupts a stop in progress.
 
 pub mod child;
+pub mod protect;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -164,6 +169,7 @@ pub async fn supervise(
 ) -> Result<i32, ExecError> {
     let policy = config.restart;
     child::become_subreaper();
+    protect::protect_credentials();
     let env = child_env(&ids, &snapshots)?;
     let mut snaps = snapshots.clone();
     let mut current = Child::spawn(cmd, &env)?;
