@@ -8,7 +8,8 @@
 //!
 //! A crash (SIGKILL, power loss) between create and rename leaves the temp file behind, and it
 //! can hold a secret (an env file, a release with the environment). [`remove_leftover_temps`]
-//! removes such files under a directory; a program calls it at start, before it writes there.
+//! removes such files under a directory, [`remove_leftover_temps_of`] those of one file; a
+//! program calls them at start, before it writes there.
 //!
 //! Limits: a leftover temp file of a process that is still alive (same pid namespace) is left
 //! alone; so is one whose pid was reused by an unrelated live process, until that one exits.
@@ -117,9 +118,10 @@ fn create_temp(dir: &Path, name: &str, mode: u32) -> io::Result<(PathBuf, File)>
     }
 }
 
-/// The writer's pid if `name` is a temp file name of [`write_atomic`]: `.<name>.tmp.<pid>.<n>`,
-/// or `.<name>.tmp.<pid>` (written by Gantry before temp names were unique per write).
-fn temp_writer(name: &str) -> Option<u32> {
+/// The target's name and the writer's pid if `name` is a temp file name of [`write_atomic`]:
+/// `.<name>.tmp.<pid>.<n>`, or `.<name>.tmp.<pid>` (written by Gantry before temp names were
+/// unique per write).
+fn temp_writer(name: &str) -> Option<(&str, u32)> {
     let rest = name.strip_prefix('.')?;
     let (target, suffix) = rest.rsplit_once(TEMP_MARK)?;
     if target.is_empty() {
@@ -133,7 +135,7 @@ fn temp_writer(name: &str) -> Option<u32> {
     if !digits(pid) || !n.is_none_or(digits) {
         return None;
     }
-    pid.parse().ok()
+    Some((target, pid.parse().ok()?))
 }
 
 /// Whether a process with this pid exists in our pid namespace (our own pid counts as dead:
@@ -145,14 +147,38 @@ fn writer_alive(pid: u32) -> bool {
 /// Removes the temp files [`write_atomic`] left under `dir` (and its subdirectories, without
 /// following symlinks) when a writer was killed between create and rename. Files of a writer
 /// that is still running are left alone. Returns the paths removed; a missing `dir` is not an
-/// error. Call it at start, before writing under `dir`.
+/// error. Call it at start, before writing under `dir`; meant for a tree Gantry owns (the
+/// state dir): for a file in a shared directory use [`remove_leftover_temps_of`].
 pub fn remove_leftover_temps(dir: &Path) -> Result<Vec<PathBuf>, WriteError> {
     let mut removed = Vec::new();
-    remove_temps_in(dir, &mut removed, 0)?;
+    remove_temps_in(dir, None, &mut removed, 0)?;
     Ok(removed)
 }
 
-fn remove_temps_in(dir: &Path, removed: &mut Vec<PathBuf>, depth: u32) -> Result<(), WriteError> {
+/// Like [`remove_leftover_temps`], for the temp files of one target `path` only, in its
+/// directory and nowhere else (for files written into directories others use, such as the
+/// sidecar's `outputs:`).
+pub fn remove_leftover_temps_of(path: &Path) -> Result<Vec<PathBuf>, WriteError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return Ok(Vec::new());
+    };
+    let mut removed = Vec::new();
+    remove_temps_in(dir, Some(name), &mut removed, 0)?;
+    Ok(removed)
+}
+
+/// Removes leftover temp files in `dir`; with `only`, those of that target name and without
+/// descending, else all of them, descending into subdirectories.
+fn remove_temps_in(
+    dir: &Path,
+    only: Option<&str>,
+    removed: &mut Vec<PathBuf>,
+    depth: u32,
+) -> Result<(), WriteError> {
     let err = |path: &Path, step: &'static str| {
         let path = path.to_path_buf();
         move |source| WriteError { path, step, source }
@@ -168,16 +194,16 @@ fn remove_temps_in(dir: &Path, removed: &mut Vec<PathBuf>, depth: u32) -> Result
         let kind = entry.file_type().map_err(err(&path, "stat"))?;
         if kind.is_dir() {
             // Gantry's trees are shallow; the bound only guards against a pathological tree.
-            if depth < 16 {
-                remove_temps_in(&path, removed, depth + 1)?;
+            if only.is_none() && depth < 16 {
+                remove_temps_in(&path, None, removed, depth + 1)?;
             }
             continue;
         }
-        let is_ours = entry
-            .file_name()
+        let file_name = entry.file_name();
+        let is_ours = file_name
             .to_str()
             .and_then(temp_writer)
-            .is_some_and(|pid| !writer_alive(pid));
+            .is_some_and(|(target, pid)| only.is_none_or(|o| o == target) && !writer_alive(pid));
         if kind.is_file() && is_ours {
             match fs::remove_file(&path) {
                 Ok(()) => removed.push(path),
@@ -294,7 +320,7 @@ mod tests {
         let pid = std::process::id();
         for t in [&a, &b] {
             let name = t.file_name().unwrap().to_str().unwrap();
-            assert_eq!(temp_writer(name), Some(pid), "{name}");
+            assert_eq!(temp_writer(name), Some(("x.env", pid)), "{name}");
         }
         // A leftover with the name the next write would take is skipped, not reused.
         let next = TEMP_SEQ.load(Ordering::Relaxed);
@@ -349,6 +375,29 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn leftover_temps_of_one_file_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::create_dir(d.join("sub")).unwrap();
+        let dead = 4_194_305;
+        let mine = d.join(format!(".app.env.tmp.{dead}.4"));
+        let others = [
+            d.join(format!(".other.env.tmp.{dead}.4")),
+            d.join(format!(".app.env.old.tmp.{dead}.4")),
+            d.join(format!("sub/.app.env.tmp.{dead}.4")),
+        ];
+        for f in std::iter::once(&mine).chain(&others) {
+            fs::write(f, "SECRET=1").unwrap();
+        }
+        let removed = remove_leftover_temps_of(&d.join("app.env")).unwrap();
+        assert_eq!(removed, std::slice::from_ref(&mine));
+        assert!(!mine.exists());
+        for f in &others {
+            assert!(f.exists(), "{} was kept", f.display());
+        }
     }
 
     #[test]
