@@ -10,7 +10,9 @@
 //! Gantry does not implement give [`ComposeError::Unsupported`], anything else
 //! [`ComposeError::UnknownKey`]. `x-*` keys are kept as raw JSON.
 //!
-//! Limits: Windows paths and `npipe` mounts are not handled specially.
+//! Limits: Windows paths are recognised where compose recognises them (a drive or UNC bind
+//! source is absolute, a drive's colon does not split a short volume); `npipe` mounts are not
+//! handled specially.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -194,8 +196,8 @@ impl<'a> Ctx<'a> {
         } else {
             PathBuf::from(p)
         };
-        if expanded.is_absolute() && p.starts_with('/') {
-            // Written absolute: kept as written, like compose.
+        if (expanded.is_absolute() && p.starts_with('/')) || is_windows_absolute(p) {
+            // Written absolute: kept as written, like compose (`C:\data` too).
             return p.to_string();
         }
         let joined = if expanded.is_absolute() {
@@ -205,6 +207,18 @@ impl<'a> Ctx<'a> {
         };
         normalize(&joined).to_string_lossy().into_owned()
     }
+}
+
+/// `X:` at the start of `s` (`X` a letter): a Windows drive.
+fn has_drive_letter(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!((chars.next(), chars.next()), (Some(l), Some(':')) if l.is_alphabetic())
+}
+
+/// A Windows absolute path, which compose keeps as written: `C:\x`, `C:/x` or `\\server\share`
+/// (`C:x` is relative to the drive's current directory: joined like any relative path).
+pub fn is_windows_absolute(s: &str) -> bool {
+    s.starts_with("\\\\") || (has_drive_letter(s) && matches!(s.chars().nth(2), Some('\\' | '/')))
 }
 
 /// The known key within edit distance 2 of `key` (case-insensitive), if any.
@@ -514,6 +528,8 @@ pub struct CanonFile {
     pub name: Option<String>,
     /// `version:` was present (obsolete).
     pub has_version: bool,
+    /// The document has no top-level key at all (an empty file, `{}`).
+    pub empty: bool,
     /// Services, canonical JSON, `extends` not yet applied (kept under `"extends"`).
     pub services: Map<String, Json>,
     pub networks: Map<String, Json>,
@@ -591,6 +607,7 @@ pub fn file(ctx: &Ctx<'_>, doc: &Value) -> R<CanonFile> {
             format!("a compose file is a mapping, found {}", type_name(doc)),
         ));
     };
+    out.empty = top.is_empty();
     for (k, v) in top {
         let key = key_str(k);
         match key.as_str() {
@@ -799,7 +816,9 @@ fn file_object(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
 pub fn service(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
     let mut out = Map::new();
     let es = match v {
-        Value::Null => Vec::new(),
+        // Kept as null: valid only over a service an earlier file defines (checked after
+        // merging, as compose does).
+        Value::Null => return Ok(Json::Null),
         Value::Mapping(_) => entries(ctx, path, v)?,
         other => {
             return Err(ctx.invalid(
@@ -1382,13 +1401,39 @@ fn ports(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
     Ok(Json::Array(out))
 }
 
+/// A short-syntax source that is a host path (else a volume name), as compose decides:
+/// `.`, `/`, `~`, a UNC path or a Windows drive.
 fn is_bind_source(s: &str) -> bool {
-    s.starts_with('.') || s.starts_with('/') || s.starts_with('~') || s.contains('\\')
+    s.starts_with('.')
+        || s.starts_with('/')
+        || s.starts_with('~')
+        || s.starts_with("\\\\")
+        || has_drive_letter(s)
+}
+
+/// Splits a short-syntax volume on `:`, except the colon of a Windows drive (a single letter
+/// at the start of a part), as compose does: `C:\data:/data:ro` is three parts.
+fn split_volume_spec(spec: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    for (i, c) in spec.char_indices() {
+        if c != ':' {
+            continue;
+        }
+        let part = &spec[start..i];
+        let drive = part.chars().count() == 1 && part.chars().all(char::is_alphabetic);
+        if !drive {
+            parts.push(part);
+            start = i + 1;
+        }
+    }
+    parts.push(&spec[start..]);
+    parts
 }
 
 /// Parses one short-syntax volume (`[SOURCE:]TARGET[:OPTIONS]`) to its long form.
 pub fn short_volume(ctx: &Ctx<'_>, spec: &str) -> Result<Json, String> {
-    let parts: Vec<&str> = spec.split(':').collect();
+    let parts: Vec<&str> = split_volume_spec(spec);
     let (source, target, opts) = match parts.as_slice() {
         [t] => (None, *t, None),
         [s, t] => (Some(*s), *t, None),
@@ -2041,9 +2086,13 @@ mod tests {
                 .to_string()
                 .contains("needs a type")
         );
-        assert!(svc(r#"volumes: ["a:b:c:d"]"#).is_err());
+        assert!(svc(r#"volumes: ["ab:cd:ef:gh"]"#).is_err());
+        // A single letter before a colon is a Windows drive, as in compose: two parts here.
+        let j = svc(r#"volumes: ["a:b:c:d"]"#).unwrap();
+        assert_eq!(j["volumes"][0]["source"], json!("/p/a:b"));
+        assert_eq!(j["volumes"][0]["target"], json!("c:d"));
         assert!(
-            svc(r#"volumes: ["a:/b:bogus"]"#)
+            svc(r#"volumes: ["ab:/b:bogus"]"#)
                 .unwrap_err()
                 .to_string()
                 .contains("unknown option")

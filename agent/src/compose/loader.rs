@@ -119,8 +119,19 @@ pub(crate) fn load(opts: &LoadOptions) -> Result<Project, ComposeError> {
 
     let mut warnings: Vec<String> = Vec::new();
     let mut stack = Vec::new();
-    let (mut merged, name_in_files) =
+    let (mut merged, name_in_files, empty) =
         load_files(&files, &project_dir, &env, &mut warnings, &mut stack)?;
+    if empty {
+        // Compose refuses it too ("empty compose file").
+        let names: Vec<String> = files
+            .iter()
+            .map(|f| shown(f, &env).display().to_string())
+            .collect();
+        return Err(ComposeError::project(format!(
+            "{}: empty compose file (define at least one service under services:)",
+            names.join(", ")
+        )));
+    }
 
     // Project name, as compose v2 does: -p, else COMPOSE_PROJECT_NAME (environment or .env),
     // both validated; else `name:` (the last file's), else the directory name, both normalised.
@@ -235,16 +246,18 @@ pub fn normalize_project_name(s: &str) -> String {
 }
 
 /// Loads and merges `files` (relative paths against `base_dir`), `include`s and `extends`
-/// applied. Returns the merged canonical document and the last `name:` seen.
+/// applied. Returns the merged canonical document, the last `name:` seen, and whether every
+/// file was empty (no top-level key).
 fn load_files(
     files: &[PathBuf],
     base_dir: &Path,
     env: &Env,
     warnings: &mut Vec<String>,
     stack: &mut Vec<PathBuf>,
-) -> Result<(Json, Option<String>), ComposeError> {
+) -> Result<(Json, Option<String>, bool), ComposeError> {
     let mut merged = json!({});
     let mut name_in_files: Option<String> = None;
+    let mut empty = true;
     for file in files {
         if stack.contains(file) {
             return Err(ComposeError::project(format!(
@@ -258,6 +271,7 @@ fn load_files(
             )));
         }
         let (tags, canon) = load_file_in(file, base_dir, env, warnings)?;
+        empty &= canon.empty;
         if canon.has_version {
             warnings.push(format!(
                 "{}: the attribute `version` is obsolete, it will be ignored",
@@ -268,13 +282,14 @@ fn load_files(
             name_in_files = Some(n.clone());
         }
         // An extended file's relative paths point from that file's own directory.
-        let mut loader = |other: &Path| -> Result<Map<String, Json>, ComposeError> {
+        let mut loader = |other: &Path| -> Result<extends::FileServices, ComposeError> {
             let dir = other.parent().unwrap_or(Path::new("/")).to_path_buf();
             let mut w = Vec::new();
-            let (_, c) = load_file_in(other, &dir, env, &mut w)?;
-            Ok(c.services)
+            let (t, c) = load_file_in(other, &dir, env, &mut w)?;
+            check_null_services(shown(other, env), &c.services)?;
+            Ok((c.services, t))
         };
-        let services = extends::resolve_all(file, &canon.services, &mut loader)?;
+        let services = extends::resolve_all(file, &canon.services, &tags, &mut loader)?;
         let mut d = Map::new();
         d.insert("services".into(), Json::Object(services));
         for (k, v) in [
@@ -297,8 +312,24 @@ fn load_files(
         }
         stack.pop();
         merged = merge::merge_documents(merged, Json::Object(d), &tags);
+        if let Some(services) = merged.get("services").and_then(Json::as_object) {
+            check_null_services(shown(file, env), services)?;
+        }
     }
-    Ok((merged, name_in_files))
+    Ok((merged, name_in_files, empty))
+}
+
+/// A service left null once `file` is merged is refused, as compose does: `web:` alone is
+/// valid only over a `web` an earlier file defines.
+fn check_null_services(file: &Path, services: &Map<String, Json>) -> Result<(), ComposeError> {
+    match services.iter().find(|(_, v)| v.is_null()) {
+        Some((name, _)) => Err(ComposeError::invalid(
+            file,
+            join("services", name),
+            "a service is a mapping, found null (give it at least an image)",
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Loads one `include:` entry as its own little project: its own directory and env files
@@ -335,7 +366,7 @@ fn load_include(
         home: env.home.clone(),
         cwd: env.cwd.clone(),
     };
-    let (doc, _) = load_files(&inc.paths, &dir, &sub, warnings, stack)?;
+    let (doc, _, _) = load_files(&inc.paths, &dir, &sub, warnings, stack)?;
     Ok(doc)
 }
 

@@ -172,6 +172,8 @@ pub fn merge_at(base: Json, overlay: Json, path: &mut Vec<String>) -> Json {
             }
             // `networks: {front: }` over `{front: {aliases: [...]}}` keeps the options.
             (b @ Json::Object(_), Json::Null) if path.len() == 4 && path[2] == "networks" => b,
+            // `web:` (null) over a `web` an earlier file defines keeps it, as compose does.
+            (b @ Json::Object(_), Json::Null) if path.len() == 2 && path[0] == "services" => b,
             (_, o) => o,
         },
     }
@@ -304,6 +306,31 @@ pub fn merge_documents(mut base: Json, overlay: Json, tags: &Tags) -> Json {
 pub fn merge_services(base: Json, overlay: Json) -> Json {
     let mut path = vec!["services".to_string(), "_".to_string()];
     merge_at(base, overlay, &mut path)
+}
+
+/// Merges service `overlay`, named `name` in a document carrying `tags`, over the service it
+/// `extends`: the `!reset` / `!override` tags under `services.<name>` apply to the base as
+/// they would to an earlier file's service.
+pub fn merge_extended(base: Json, overlay: Json, name: &str, tags: &Tags) -> Json {
+    let rel = |p: &[String]| -> Option<Vec<String>> {
+        match p {
+            [s, n, rest @ ..] if s == "services" && n == name && !rest.is_empty() => {
+                Some(rest.to_vec())
+            }
+            _ => None,
+        }
+    };
+    let mut base = base;
+    for p in tags.resets.iter().filter_map(|p| rel(p)) {
+        remove_path(&mut base, &p);
+    }
+    let mut merged = merge_services(base, overlay.clone());
+    for p in tags.overrides.iter().filter_map(|p| rel(p)) {
+        if let Some(v) = get_path(&overlay, &p) {
+            set_path(&mut merged, &p, v.clone());
+        }
+    }
+    merged
 }
 
 #[cfg(test)]
