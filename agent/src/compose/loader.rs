@@ -291,8 +291,9 @@ fn load_files(
         let mut loader = |other: &Path| -> Result<extends::FileServices, ComposeError> {
             let dir = other.parent().unwrap_or(Path::new("/")).to_path_buf();
             let mut w = Vec::new();
+            // Not checked for null services: compose does not check a file reached through
+            // `extends` either (extending a null service merges over nothing).
             let (t, c) = load_file_in(other, &dir, env, &mut w)?;
-            check_null_services(shown(other, env), &c.services)?;
             Ok((c.services, t))
         };
         let services = extends::resolve_all(file, &canon.services, &tags, &mut loader)?;

@@ -10,8 +10,10 @@
 //!   target (or source), `env_file` by path, string lists (`dns`, `expose`, `cap_add`, `tmpfs`,
 //!   `extra_hosts`...) by value; a later duplicate replaces the earlier one in place;
 //! - scalars are replaced;
+//! - a null service (`web:` alone) over a defined one keeps the definition;
 //! - `!reset` removes the key from what was merged so far, `!override` replaces it instead of
-//!   merging.
+//!   merging; in a service reached through `extends`, they apply to its base
+//!   ([`merge_extended`]).
 //!
 //! Design: one recursive function driven by the key path, so the same code merges files and
 //! `extends` (which uses the service-level rules).

@@ -412,7 +412,8 @@ fn null_service_is_refused_unless_an_earlier_file_defines_it() {
     let over = write(&d, "over.yaml", "services:\n  web:\n");
     let p = load(&opts(vec![main, over])).unwrap();
     assert_eq!(p.service("web").unwrap().image.as_deref(), Some("x"));
-    // A null service in a file reached through `extends` is refused too.
+    // A file reached through `extends` is not checked (compose does not check it either),
+    // and extending a null service there merges over nothing.
     write(
         &d,
         "base.yaml",
@@ -421,11 +422,20 @@ fn null_service_is_refused_unless_an_earlier_file_defines_it() {
     let f = write(
         &d,
         "compose.yaml",
-        "services:\n  web:\n    extends: {file: base.yaml, service: base}\n",
+        "services:\n  web:\n    extends: {file: base.yaml, service: base}\n  api:\n    extends: {file: base.yaml, service: other}\n    image: a\n",
+    );
+    let p = load(&opts(vec![f])).unwrap();
+    assert_eq!(p.service("web").unwrap().image.as_deref(), Some("b"));
+    assert_eq!(p.service("api").unwrap().image.as_deref(), Some("a"));
+    // In the file itself, a null base is refused like any null service.
+    let f = write(
+        &d,
+        "compose.yaml",
+        "services:\n  base:\n  web:\n    extends: base\n    image: w\n",
     );
     let e = load(&opts(vec![f])).unwrap_err().to_string();
     assert!(
-        e.contains("base.yaml: services.other: a service is a mapping"),
+        e.contains("compose.yaml: services.base: a service is a mapping"),
         "{e}"
     );
 }

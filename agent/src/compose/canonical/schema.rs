@@ -1,10 +1,11 @@
-//! The Compose schema as data: each mapping Gantry reads, its keys and their [`Kind`]s.
+//! The Compose schema as data: each mapping Gantry reads, its keys and their
+//! [`Kind`](super::walk::Kind)s.
 //!
 //! Design: a table per mapping of the Compose Specification, walked by
 //! [`super::walk::walk`]. Adding a key that differs from its neighbours only in type is one
 //! line here; a key that needs more (a short syntax, a default, a cross-key rule) names a
 //! small function in [`super::service`] or [`super::mounts`]. Keys of the specification that
-//! Gantry refuses are listed as [`Kind::Unsupported`], so their error says so instead of
+//! Gantry refuses are listed as `Unsupported`, so their error says so instead of
 //! "unknown key".
 //!
 //! Limits: the top level and `include:` are read by hand in [`super`] (they build Rust values,
