@@ -3,7 +3,8 @@
 //! Design: works on canonical services (see [`super::canonical`]). The base service is
 //! canonicalised in its own file's context, so its relative paths resolve against that file's
 //! directory; then the extending service is merged over it with the service merge rules of
-//! [`super::merge`]. Chains are followed; a cycle is an error naming the file and service.
+//! [`super::merge`], its `!reset` / `!override` tags applied to the base as compose does.
+//! Chains are followed; a cycle is an error naming the file and service.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,19 +12,26 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value as Json};
 
 use super::error::ComposeError;
-use super::merge::merge_services;
+use super::merge::{Tags, merge_extended};
+
+/// A file's canonical services and the `!reset` / `!override` tags found in it.
+pub type FileServices = (Map<String, Json>, Tags);
 
 /// Loads another file's canonical services (by absolute path).
-pub type FileLoader<'a> = dyn FnMut(&Path) -> Result<Map<String, Json>, ComposeError> + 'a;
+pub type FileLoader<'a> = dyn FnMut(&Path) -> Result<FileServices, ComposeError> + 'a;
 
-/// Resolves `extends` in every service of `services` (defined in `file`).
+type Cache = BTreeMap<PathBuf, FileServices>;
+
+/// Resolves `extends` in every service of `services` (defined in `file`, whose tags are
+/// `tags`).
 pub fn resolve_all(
     file: &Path,
     services: &Map<String, Json>,
+    tags: &Tags,
     load_file: &mut FileLoader<'_>,
 ) -> Result<Map<String, Json>, ComposeError> {
-    let mut cache: BTreeMap<PathBuf, Map<String, Json>> = BTreeMap::new();
-    cache.insert(file.to_path_buf(), services.clone());
+    let mut cache: Cache = BTreeMap::new();
+    cache.insert(file.to_path_buf(), (services.clone(), tags.clone()));
     let mut out = Map::new();
     for name in services.keys() {
         let mut stack = Vec::new();
@@ -36,7 +44,7 @@ pub fn resolve_all(
 fn resolve(
     file: &Path,
     name: &str,
-    cache: &mut BTreeMap<PathBuf, Map<String, Json>>,
+    cache: &mut Cache,
     load_file: &mut FileLoader<'_>,
     stack: &mut Vec<(PathBuf, String)>,
 ) -> Result<Json, ComposeError> {
@@ -49,7 +57,7 @@ fn resolve(
         let loaded = load_file(file)?;
         cache.insert(file.to_path_buf(), loaded);
     }
-    let Some(mut svc) = cache.get(file).and_then(|m| m.get(name)).cloned() else {
+    let Some(mut svc) = cache.get(file).and_then(|(m, _)| m.get(name)).cloned() else {
         return Err(err(format!("no service {name:?} in {}", file.display())));
     };
     let Some(ext) = svc.as_object_mut().and_then(|o| o.remove("extends")) else {
@@ -80,7 +88,7 @@ fn resolve(
     }
     if !cache
         .get(&base_file)
-        .is_some_and(|m| m.contains_key(&base_name))
+        .is_some_and(|(m, _)| m.contains_key(&base_name))
     {
         return Err(err(format!(
             "service {base_name:?} not found in {}",
@@ -90,7 +98,8 @@ fn resolve(
     stack.push(key);
     let base = resolve(&base_file, &base_name, cache, load_file, stack)?;
     stack.pop();
-    Ok(merge_services(base, svc))
+    let tags = cache.get(file).map(|(_, t)| t.clone()).unwrap_or_default();
+    Ok(merge_extended(base, svc, name, &tags))
 }
 
 #[cfg(test)]
@@ -106,13 +115,19 @@ mod tests {
             "web": {"extends": {"service": "mid"}, "image": "y", "command": ["run"]},
         }))
         .unwrap();
-        let mut loader = |p: &Path| -> Result<Map<String, Json>, ComposeError> {
+        let mut loader = |p: &Path| -> Result<FileServices, ComposeError> {
             Err(ComposeError::project(format!(
                 "unexpected load of {}",
                 p.display()
             )))
         };
-        let out = resolve_all(Path::new("/c.yaml"), &services, &mut loader).unwrap();
+        let out = resolve_all(
+            Path::new("/c.yaml"),
+            &services,
+            &Tags::default(),
+            &mut loader,
+        )
+        .unwrap();
         assert_eq!(out["web"]["image"], json!("y"));
         assert_eq!(out["web"]["environment"], json!({"A": "1", "B": "2"}));
         assert_eq!(out["web"]["ports"], json!([{"target": 80}]));
@@ -123,11 +138,18 @@ mod tests {
             "b": {"extends": {"service": "a"}},
         }))
         .unwrap();
-        let e = resolve_all(Path::new("/c.yaml"), &cyclic, &mut loader).unwrap_err();
+        let e =
+            resolve_all(Path::new("/c.yaml"), &cyclic, &Tags::default(), &mut loader).unwrap_err();
         assert!(e.to_string().contains("extends cycle"), "{e}");
         let missing: Map<String, Json> =
             serde_json::from_value(json!({"a": {"extends": {"service": "nope"}}})).unwrap();
-        let e = resolve_all(Path::new("/c.yaml"), &missing, &mut loader).unwrap_err();
+        let e = resolve_all(
+            Path::new("/c.yaml"),
+            &missing,
+            &Tags::default(),
+            &mut loader,
+        )
+        .unwrap_err();
         assert_eq!(
             e.to_string(),
             "/c.yaml: services.a.extends: service \"nope\" not found in /c.yaml"
@@ -140,12 +162,18 @@ mod tests {
             "web": {"extends": {"service": "common", "file": "/other/base.yaml"}, "image": "y"},
         }))
         .unwrap();
-        let mut loader = |p: &Path| -> Result<Map<String, Json>, ComposeError> {
+        let mut loader = |p: &Path| -> Result<FileServices, ComposeError> {
             assert_eq!(p, Path::new("/other/base.yaml"));
-            Ok(serde_json::from_value(json!({"common": {"image": "x", "volumes": [{"type": "bind", "source": "/other/data", "target": "/d"}]}}))
-                .unwrap())
+            Ok((serde_json::from_value(json!({"common": {"image": "x", "volumes": [{"type": "bind", "source": "/other/data", "target": "/d"}]}}))
+                .unwrap(), Tags::default()))
         };
-        let out = resolve_all(Path::new("/c.yaml"), &services, &mut loader).unwrap();
+        let out = resolve_all(
+            Path::new("/c.yaml"),
+            &services,
+            &Tags::default(),
+            &mut loader,
+        )
+        .unwrap();
         assert_eq!(out["web"]["image"], json!("y"));
         assert_eq!(out["web"]["volumes"][0]["source"], json!("/other/data"));
     }

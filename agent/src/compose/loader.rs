@@ -5,6 +5,8 @@
 //! merged canonical JSON is then completed (env files read, default network added, names
 //! given to networks/volumes/secrets/configs, unused ones dropped like compose does) and
 //! deserialised into the model types. Anything wrong there is a [`ComposeError::Project`].
+//! This file runs the pipeline and the per-file stages, and refuses what compose refuses
+//! across files (an empty project, a service left null); [`complete`] does the completion.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -19,8 +21,12 @@ use super::error::ComposeError;
 use super::extends;
 use super::interpolate::interpolate;
 use super::merge::{self, Tags};
-use super::model::{EnvFile, Project, Service};
+use super::model::Project;
 use super::yaml;
+
+mod complete;
+
+use complete::{build_service, check_dependencies, resolve_resources};
 
 /// Default file names, in the order compose looks for them.
 pub const DEFAULT_FILES: &[&str] = &[
@@ -119,8 +125,19 @@ pub(crate) fn load(opts: &LoadOptions) -> Result<Project, ComposeError> {
 
     let mut warnings: Vec<String> = Vec::new();
     let mut stack = Vec::new();
-    let (mut merged, name_in_files) =
+    let (mut merged, name_in_files, empty) =
         load_files(&files, &project_dir, &env, &mut warnings, &mut stack)?;
+    if empty {
+        // Compose refuses it too ("empty compose file").
+        let names: Vec<String> = files
+            .iter()
+            .map(|f| shown(f, &env).display().to_string())
+            .collect();
+        return Err(ComposeError::project(format!(
+            "{}: empty compose file (define at least one service under services:)",
+            names.join(", ")
+        )));
+    }
 
     // Project name, as compose v2 does: -p, else COMPOSE_PROJECT_NAME (environment or .env),
     // both validated; else `name:` (the last file's), else the directory name, both normalised.
@@ -235,16 +252,18 @@ pub fn normalize_project_name(s: &str) -> String {
 }
 
 /// Loads and merges `files` (relative paths against `base_dir`), `include`s and `extends`
-/// applied. Returns the merged canonical document and the last `name:` seen.
+/// applied. Returns the merged canonical document, the last `name:` seen, and whether every
+/// file was empty (no top-level key).
 fn load_files(
     files: &[PathBuf],
     base_dir: &Path,
     env: &Env,
     warnings: &mut Vec<String>,
     stack: &mut Vec<PathBuf>,
-) -> Result<(Json, Option<String>), ComposeError> {
+) -> Result<(Json, Option<String>, bool), ComposeError> {
     let mut merged = json!({});
     let mut name_in_files: Option<String> = None;
+    let mut empty = true;
     for file in files {
         if stack.contains(file) {
             return Err(ComposeError::project(format!(
@@ -258,6 +277,7 @@ fn load_files(
             )));
         }
         let (tags, canon) = load_file_in(file, base_dir, env, warnings)?;
+        empty &= canon.empty;
         if canon.has_version {
             warnings.push(format!(
                 "{}: the attribute `version` is obsolete, it will be ignored",
@@ -268,13 +288,15 @@ fn load_files(
             name_in_files = Some(n.clone());
         }
         // An extended file's relative paths point from that file's own directory.
-        let mut loader = |other: &Path| -> Result<Map<String, Json>, ComposeError> {
+        let mut loader = |other: &Path| -> Result<extends::FileServices, ComposeError> {
             let dir = other.parent().unwrap_or(Path::new("/")).to_path_buf();
             let mut w = Vec::new();
-            let (_, c) = load_file_in(other, &dir, env, &mut w)?;
-            Ok(c.services)
+            // Not checked for null services: compose does not check a file reached through
+            // `extends` either (extending a null service merges over nothing).
+            let (t, c) = load_file_in(other, &dir, env, &mut w)?;
+            Ok((c.services, t))
         };
-        let services = extends::resolve_all(file, &canon.services, &mut loader)?;
+        let services = extends::resolve_all(file, &canon.services, &tags, &mut loader)?;
         let mut d = Map::new();
         d.insert("services".into(), Json::Object(services));
         for (k, v) in [
@@ -297,8 +319,24 @@ fn load_files(
         }
         stack.pop();
         merged = merge::merge_documents(merged, Json::Object(d), &tags);
+        if let Some(services) = merged.get("services").and_then(Json::as_object) {
+            check_null_services(shown(file, env), services)?;
+        }
     }
-    Ok((merged, name_in_files))
+    Ok((merged, name_in_files, empty))
+}
+
+/// A service left null once `file` is merged is refused, as compose does: `web:` alone is
+/// valid only over a `web` an earlier file defines.
+fn check_null_services(file: &Path, services: &Map<String, Json>) -> Result<(), ComposeError> {
+    match services.iter().find(|(_, v)| v.is_null()) {
+        Some((name, _)) => Err(ComposeError::invalid(
+            file,
+            join("services", name),
+            "a service is a mapping, found null (give it at least an image)",
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Loads one `include:` entry as its own little project: its own directory and env files
@@ -335,7 +373,7 @@ fn load_include(
         home: env.home.clone(),
         cwd: env.cwd.clone(),
     };
-    let (doc, _) = load_files(&inc.paths, &dir, &sub, warnings, stack)?;
+    let (doc, _, _) = load_files(&inc.paths, &dir, &sub, warnings, stack)?;
     Ok(doc)
 }
 
@@ -480,321 +518,4 @@ fn interpolate_value(
         }
         other => other,
     })
-}
-
-/// Completes one merged canonical service and turns it into the model type.
-fn build_service(
-    name: &str,
-    mut sj: Json,
-    env: &Env,
-    first_file: &Path,
-) -> Result<Service, ComposeError> {
-    let Some(obj) = sj.as_object_mut() else {
-        return Err(ComposeError::project(format!(
-            "service {name:?} is not a mapping"
-        )));
-    };
-    // x-gantry and other extensions are kept aside.
-    let ext_keys: Vec<String> = obj
-        .keys()
-        .filter(|k| k.starts_with("x-"))
-        .cloned()
-        .collect();
-    let mut x_gantry = None;
-    let mut extensions = BTreeMap::new();
-    for k in ext_keys {
-        if let Some(v) = obj.remove(&k) {
-            if k == "x-gantry" {
-                x_gantry = Some(v);
-            } else {
-                extensions.insert(k, v);
-            }
-        }
-    }
-    // env_file contents under `environment`.
-    let env_files: Vec<EnvFile> = match obj.remove("env_file") {
-        Some(v) => serde_json::from_value(v)
-            .map_err(|e| ComposeError::project(format!("services.{name}.env_file: {e}")))?,
-        None => Vec::new(),
-    };
-    if !env_files.is_empty() {
-        let mut from_files: BTreeMap<String, String> = BTreeMap::new();
-        for ef in &env_files {
-            if !ef.path.is_file() {
-                if ef.required {
-                    return Err(ComposeError::Invalid {
-                        file: first_file.to_path_buf(),
-                        path: format!("services.{name}.env_file"),
-                        message: format!(
-                            "env file {} not found (create it, or mark it `required: false`)",
-                            ef.path.display()
-                        ),
-                    });
-                }
-                continue;
-            }
-            let raw = ef.format.as_deref() == Some("raw");
-            let lookup = |k: &str| env.lookup(k);
-            from_files.extend(dotenv::read(&ef.path, raw, &lookup)?);
-        }
-        let envmap = obj.entry("environment").or_insert_with(|| json!({}));
-        if let Some(m) = envmap.as_object_mut() {
-            for (k, v) in from_files {
-                if !m.contains_key(&k) {
-                    m.insert(k, Json::String(v));
-                }
-            }
-        }
-    }
-    implicit_dependencies(obj);
-    // Default network unless network_mode is set.
-    if !obj.contains_key("network_mode") && !obj.contains_key("networks") {
-        obj.insert("networks".into(), json!({"default": null}));
-    }
-    if let Some(Json::Array(hosts)) = obj.get_mut("extra_hosts") {
-        hosts.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
-    }
-    let mut svc: Service = serde_json::from_value(sj).map_err(|e| {
-        ComposeError::project(format!(
-            "services.{name}: {e} (this is a Gantry bug if the file validated)"
-        ))
-    })?;
-    svc.name = name.to_string();
-    svc.env_file = env_files;
-    svc.x_gantry = x_gantry;
-    svc.extensions = extensions;
-    Ok(svc)
-}
-
-/// Dependencies compose adds by itself: `network_mode`/`ipc`/`pid: service:X` and `links`
-/// (restart with X), `volumes_from: X` (no restart). Explicit `depends_on` entries win.
-fn implicit_dependencies(obj: &mut Map<String, Json>) {
-    let mut implied: Vec<(String, bool)> = Vec::new();
-    for key in ["network_mode", "ipc", "pid"] {
-        if let Some(dep) = obj
-            .get(key)
-            .and_then(Json::as_str)
-            .and_then(|v| v.strip_prefix("service:"))
-        {
-            implied.push((dep.to_string(), true));
-        }
-    }
-    for (key, restart) in [("links", true), ("volumes_from", false)] {
-        if let Some(Json::Array(items)) = obj.get(key) {
-            for item in items.iter().filter_map(Json::as_str) {
-                if item.starts_with("container:") {
-                    continue;
-                }
-                let dep = item.split(':').next().unwrap_or_default();
-                implied.push((dep.to_string(), restart));
-            }
-        }
-    }
-    if implied.is_empty() {
-        return;
-    }
-    let deps = obj.entry("depends_on").or_insert_with(|| json!({}));
-    if let Some(deps) = deps.as_object_mut() {
-        for (dep, restart) in implied {
-            if dep.is_empty() || deps.contains_key(&dep) {
-                continue;
-            }
-            let mut d = json!({"condition": "service_started", "required": true});
-            if restart {
-                d["restart"] = json!(true);
-            }
-            deps.insert(dep, d);
-        }
-    }
-}
-
-fn obj_of(v: Option<&Json>) -> Map<String, Json> {
-    v.and_then(Json::as_object).cloned().unwrap_or_default()
-}
-
-/// Names and prunes top-level networks, volumes, secrets and configs; checks references.
-fn resolve_resources(project: &mut Project, merged: &Json) -> Result<(), ComposeError> {
-    let pname = project.name.clone();
-    let nets = obj_of(merged.get("networks"));
-    let vols = obj_of(merged.get("volumes"));
-    let secrets = obj_of(merged.get("secrets"));
-    let configs = obj_of(merged.get("configs"));
-
-    let named = |key: &str, mut v: Json| -> Json {
-        if let Json::Null = v {
-            v = json!({});
-        }
-        if let Some(o) = v.as_object_mut()
-            && !o.contains_key("name")
-        {
-            let external = o.get("external").and_then(Json::as_bool).unwrap_or(false);
-            let n = if external {
-                key.to_string()
-            } else {
-                format!("{pname}_{key}")
-            };
-            o.insert("name".into(), json!(n));
-        }
-        v
-    };
-    for svc in project.services.values() {
-        for net in svc.networks.keys() {
-            if net == "default" {
-                continue;
-            }
-            if !nets.contains_key(net) {
-                return Err(ComposeError::project(format!(
-                    "service {:?} refers to undefined network {net:?} (add it under the top-level networks:)",
-                    svc.name
-                )));
-            }
-        }
-        for m in &svc.volumes {
-            if m.kind == super::model::MountKind::Volume
-                && let Some(src) = &m.source
-                && !vols.contains_key(src)
-            {
-                return Err(ComposeError::project(format!(
-                    "service {:?} refers to undefined volume {src:?} (add it under the top-level volumes:)",
-                    svc.name
-                )));
-            }
-        }
-        for (kind, list, defined) in [
-            ("secret", &svc.secrets, &secrets),
-            ("config", &svc.configs, &configs),
-        ] {
-            for fm in list {
-                if !defined.contains_key(&fm.source) {
-                    return Err(ComposeError::project(format!(
-                        "service {:?} refers to undefined {kind} {:?} (add it under the top-level {kind}s:)",
-                        svc.name, fm.source
-                    )));
-                }
-            }
-        }
-    }
-    let used_nets: BTreeSet<&String> = project
-        .services
-        .values()
-        .flat_map(|s| s.networks.keys())
-        .collect();
-    let used_vols: BTreeSet<&String> = project
-        .services
-        .values()
-        .flat_map(|s| s.volumes.iter())
-        .filter(|m| m.kind == super::model::MountKind::Volume)
-        .filter_map(|m| m.source.as_ref())
-        .collect();
-    let used_secrets: BTreeSet<&String> = project
-        .services
-        .values()
-        .flat_map(|s| s.secrets.iter().map(|f| &f.source))
-        .collect();
-    let used_configs: BTreeSet<&String> = project
-        .services
-        .values()
-        .flat_map(|s| s.configs.iter().map(|f| &f.source))
-        .collect();
-
-    let mut networks = BTreeMap::new();
-    for key in &used_nets {
-        let v = nets.get(key.as_str()).cloned().unwrap_or(Json::Null);
-        let v = named(key, v);
-        let n = serde_json::from_value(v)
-            .map_err(|e| ComposeError::project(format!("networks.{key}: {e}")))?;
-        networks.insert((*key).clone(), n);
-    }
-    let mut volumes = BTreeMap::new();
-    for key in &used_vols {
-        let v = named(key, vols.get(key.as_str()).cloned().unwrap_or(Json::Null));
-        let n = serde_json::from_value(v)
-            .map_err(|e| ComposeError::project(format!("volumes.{key}: {e}")))?;
-        volumes.insert((*key).clone(), n);
-    }
-    let mut sec = BTreeMap::new();
-    for key in &used_secrets {
-        let v = named(
-            key,
-            secrets.get(key.as_str()).cloned().unwrap_or(Json::Null),
-        );
-        let n = serde_json::from_value(v)
-            .map_err(|e| ComposeError::project(format!("secrets.{key}: {e}")))?;
-        sec.insert((*key).clone(), n);
-    }
-    let mut cfg = BTreeMap::new();
-    for key in &used_configs {
-        let v = named(
-            key,
-            configs.get(key.as_str()).cloned().unwrap_or(Json::Null),
-        );
-        let n = serde_json::from_value(v)
-            .map_err(|e| ComposeError::project(format!("configs.{key}: {e}")))?;
-        cfg.insert((*key).clone(), n);
-    }
-    project.networks = networks;
-    project.volumes = volumes;
-    project.secrets = sec;
-    project.configs = cfg;
-    Ok(())
-}
-
-/// `depends_on` must name active services (unless `required: false`) and have no cycle.
-fn check_dependencies(project: &Project) -> Result<(), ComposeError> {
-    for svc in project.services.values() {
-        for (dep, d) in &svc.depends_on {
-            if !project.services.contains_key(dep) && d.required {
-                let hint = if project.disabled_services.contains_key(dep) {
-                    " (it is in a profile that is not enabled: pass --profile)"
-                } else {
-                    ""
-                };
-                return Err(ComposeError::project(format!(
-                    "service {:?} depends on undefined service {dep:?}{hint}",
-                    svc.name
-                )));
-            }
-        }
-    }
-    // Cycle detection: Kahn's algorithm.
-    let mut remaining: BTreeMap<&str, BTreeSet<&str>> = project
-        .services
-        .values()
-        .map(|s| {
-            (
-                s.name.as_str(),
-                s.depends_on
-                    .keys()
-                    .map(String::as_str)
-                    .filter(|d| project.services.contains_key(*d))
-                    .collect(),
-            )
-        })
-        .collect();
-    loop {
-        let ready: Vec<&str> = remaining
-            .iter()
-            .filter(|(_, d)| d.is_empty())
-            .map(|(n, _)| *n)
-            .collect();
-        if ready.is_empty() {
-            break;
-        }
-        for r in &ready {
-            remaining.remove(r);
-        }
-        for deps in remaining.values_mut() {
-            for r in &ready {
-                deps.remove(r);
-            }
-        }
-    }
-    if !remaining.is_empty() {
-        let names: Vec<&str> = remaining.keys().copied().collect();
-        return Err(ComposeError::project(format!(
-            "dependency cycle between services {} (check their depends_on)",
-            names.join(", ")
-        )));
-    }
-    Ok(())
 }

@@ -10,8 +10,10 @@
 //!   target (or source), `env_file` by path, string lists (`dns`, `expose`, `cap_add`, `tmpfs`,
 //!   `extra_hosts`...) by value; a later duplicate replaces the earlier one in place;
 //! - scalars are replaced;
+//! - a null service (`web:` alone) over a defined one keeps the definition;
 //! - `!reset` removes the key from what was merged so far, `!override` replaces it instead of
-//!   merging.
+//!   merging; in a service reached through `extends`, they apply to its base
+//!   ([`merge_extended`]).
 //!
 //! Design: one recursive function driven by the key path, so the same code merges files and
 //! `extends` (which uses the service-level rules).
@@ -172,6 +174,8 @@ pub fn merge_at(base: Json, overlay: Json, path: &mut Vec<String>) -> Json {
             }
             // `networks: {front: }` over `{front: {aliases: [...]}}` keeps the options.
             (b @ Json::Object(_), Json::Null) if path.len() == 4 && path[2] == "networks" => b,
+            // `web:` (null) over a `web` an earlier file defines keeps it, as compose does.
+            (b @ Json::Object(_), Json::Null) if path.len() == 2 && path[0] == "services" => b,
             (_, o) => o,
         },
     }
@@ -304,6 +308,31 @@ pub fn merge_documents(mut base: Json, overlay: Json, tags: &Tags) -> Json {
 pub fn merge_services(base: Json, overlay: Json) -> Json {
     let mut path = vec!["services".to_string(), "_".to_string()];
     merge_at(base, overlay, &mut path)
+}
+
+/// Merges service `overlay`, named `name` in a document carrying `tags`, over the service it
+/// `extends`: the `!reset` / `!override` tags under `services.<name>` apply to the base as
+/// they would to an earlier file's service.
+pub fn merge_extended(base: Json, overlay: Json, name: &str, tags: &Tags) -> Json {
+    let rel = |p: &[String]| -> Option<Vec<String>> {
+        match p {
+            [s, n, rest @ ..] if s == "services" && n == name && !rest.is_empty() => {
+                Some(rest.to_vec())
+            }
+            _ => None,
+        }
+    };
+    let mut base = base;
+    for p in tags.resets.iter().filter_map(|p| rel(p)) {
+        remove_path(&mut base, &p);
+    }
+    let mut merged = merge_services(base, overlay.clone());
+    for p in tags.overrides.iter().filter_map(|p| rel(p)) {
+        if let Some(v) = get_path(&overlay, &p) {
+            set_path(&mut merged, &p, v.clone());
+        }
+    }
+    merged
 }
 
 #[cfg(test)]

@@ -344,6 +344,168 @@ fn errors_name_file_and_key() {
     }
 }
 
+// Issue 11 item 11: what Docker Compose's loader refuses or keeps, checked against
+// `docker compose config` v2.40.3 on the same files.
+
+#[test]
+fn empty_compose_file_is_refused() {
+    let (_t, d) = project_dir("p");
+    for text in ["", "# only a comment\n", "{}\n"] {
+        let f = write(&d, "compose.yaml", text);
+        let e = load(&opts(vec![f.clone()])).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{}: empty compose file (define at least one service under services:)",
+                f.display()
+            ),
+            "{text:?}"
+        );
+    }
+    // Two empty files: both named.
+    let a = write(&d, "a.yaml", "");
+    let b = write(&d, "b.yaml", "");
+    let e = load(&opts(vec![a.clone(), b.clone()]))
+        .unwrap_err()
+        .to_string();
+    let both = format!("{}, {}: empty compose file", a.display(), b.display());
+    assert!(e.starts_with(&both), "{e}");
+    // Compose keeps these: an empty override over a real file, a file with only `name:` or
+    // an empty `services:` mapping.
+    let main = write(&d, "compose.yaml", "services: {web: {image: x}}\n");
+    let empty = write(&d, "empty.yaml", "");
+    let p = load(&opts(vec![main, empty])).unwrap();
+    assert_eq!(p.service("web").unwrap().image.as_deref(), Some("x"));
+    for text in ["name: only\n", "services: {}\n"] {
+        let f = write(&d, "compose.yaml", text);
+        assert_eq!(load(&opts(vec![f])).unwrap().services.len(), 0, "{text:?}");
+    }
+}
+
+#[test]
+fn null_service_is_refused_unless_an_earlier_file_defines_it() {
+    let (_t, d) = project_dir("p");
+    let f = write(
+        &d,
+        "compose.yaml",
+        "services:\n  web:\n    image: x\n  db:\n",
+    );
+    let e = load(&opts(vec![f.clone()])).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!(
+            "{}: services.db: a service is a mapping, found null (give it at least an image)",
+            f.display()
+        )
+    );
+    // A null service in an override names the override, unless an earlier file defines it:
+    // then the earlier definition is kept.
+    let main = write(&d, "compose.yaml", "services:\n  web:\n    image: x\n");
+    let over = write(&d, "over.yaml", "services:\n  web:\n  db:\n");
+    let e = load(&opts(vec![main.clone(), over]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("over.yaml: services.db: a service is a mapping"),
+        "{e}"
+    );
+    let over = write(&d, "over.yaml", "services:\n  web:\n");
+    let p = load(&opts(vec![main, over])).unwrap();
+    assert_eq!(p.service("web").unwrap().image.as_deref(), Some("x"));
+    // A file reached through `extends` is not checked (compose does not check it either),
+    // and extending a null service there merges over nothing.
+    write(
+        &d,
+        "base.yaml",
+        "services:\n  base:\n    image: b\n  other:\n",
+    );
+    let f = write(
+        &d,
+        "compose.yaml",
+        "services:\n  web:\n    extends: {file: base.yaml, service: base}\n  api:\n    extends: {file: base.yaml, service: other}\n    image: a\n",
+    );
+    let p = load(&opts(vec![f])).unwrap();
+    assert_eq!(p.service("web").unwrap().image.as_deref(), Some("b"));
+    assert_eq!(p.service("api").unwrap().image.as_deref(), Some("a"));
+    // In the file itself, a null base is refused like any null service.
+    let f = write(
+        &d,
+        "compose.yaml",
+        "services:\n  base:\n  web:\n    extends: base\n    image: w\n",
+    );
+    let e = load(&opts(vec![f])).unwrap_err().to_string();
+    assert!(
+        e.contains("compose.yaml: services.base: a service is a mapping"),
+        "{e}"
+    );
+}
+
+#[test]
+fn reset_inside_an_extended_service_is_applied() {
+    let (_t, d) = project_dir("p");
+    write(
+        &d,
+        "base.yaml",
+        "services:\n  base:\n    image: x\n    ports: ['8080:80']\n    environment: {A: '1', B: '2'}\n    command: [a]\n",
+    );
+    let f = write(
+        &d,
+        "compose.yaml",
+        "services:\n  local:\n    image: l\n    ports: ['9090:90']\n    labels: {keep: '1', drop: '1'}\n  web:\n    extends: {file: base.yaml, service: base}\n    ports: !reset []\n    environment:\n      B: !reset\n      C: '3'\n    command: !reset null\n  api:\n    extends: local\n    ports: !reset []\n    labels: !override {only: '1'}\n",
+    );
+    let p = load(&opts(vec![f])).unwrap();
+    let web = p.service("web").unwrap();
+    assert_eq!(web.image.as_deref(), Some("x"));
+    assert!(web.ports.is_empty(), "{:?}", web.ports);
+    assert_eq!(
+        web.environment.keys().collect::<Vec<_>>(),
+        vec!["A", "C"],
+        "B is reset"
+    );
+    assert_eq!(web.command, None);
+    let api = p.service("api").unwrap();
+    assert_eq!(api.image.as_deref(), Some("l"));
+    assert!(api.ports.is_empty(), "{:?}", api.ports);
+    assert_eq!(api.labels.keys().collect::<Vec<_>>(), vec!["only"]);
+    // The base itself keeps everything.
+    assert_eq!(p.service("local").unwrap().ports.len(), 1);
+}
+
+#[test]
+fn windows_absolute_bind_source_is_kept_as_written() {
+    let (_t, d) = project_dir("p");
+    let f = write(
+        &d,
+        "compose.yaml",
+        "services:\n  web:\n    image: x\n    volumes:\n      - 'C:\\data:/data:ro'\n      - 'c:/fwd:/fwd'\n      - '\\\\server\\share:/s'\n      - {type: bind, source: 'D:\\x\\..\\y', target: /y}\n      - 'C:rel:/r'\n",
+    );
+    let p = load(&opts(vec![f])).unwrap();
+    let vols = &p.service("web").unwrap().volumes;
+    let sources: Vec<&str> = vols.iter().map(|m| m.source.as_deref().unwrap()).collect();
+    let rel = d.join("C:rel");
+    assert_eq!(
+        sources,
+        vec![
+            "C:\\data",
+            "c:/fwd",
+            "\\\\server\\share",
+            "D:\\x\\..\\y",
+            rel.to_str().unwrap()
+        ]
+    );
+    assert!(vols.iter().all(|m| m.kind == MountKind::Bind));
+    assert_eq!(vols[0].target, "/data");
+    assert!(vols[0].read_only);
+    // A backslash elsewhere does not make a host path (compose: a volume name).
+    let f = write(
+        &d,
+        "compose.yaml",
+        "services:\n  web:\n    image: x\n    volumes: ['ab\\c:/e']\n",
+    );
+    let e = load(&opts(vec![f])).unwrap_err().to_string();
+    assert!(e.contains("undefined volume \"ab\\\\c\""), "{e}");
+}
+
 #[test]
 fn default_file_lookup() {
     let (_t, d) = project_dir("p");

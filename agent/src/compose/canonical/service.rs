@@ -1,0 +1,438 @@
+//! A service's keys that need more than their type: short syntaxes, defaults, allowed values
+//! that depend on more than a list, and values read against the environment.
+//!
+//! Design: each function is a [`super::walk::Special`] named in [`super::schema`]; [`service`]
+//! walks the service table. Output is the long form compose prints: `command` split like a
+//! shell, `depends_on` and `networks` as mappings with compose's defaults, `env_file` entries
+//! with `required`, `extra_hosts` as `HOST=IP`, `build` with a context and a Dockerfile.
+//!
+//! Limits: mounts and ports are in [`super::mounts`]; `build` keys other than `context`,
+//! `args` and `labels` are kept as written (Gantry never builds).
+
+use serde_json::{Map, Value as Json, json};
+use serde_yaml::Value;
+
+use super::scalar::{
+    entries, float, key_value_map, string, string_list, string_or_list, to_json, type_name,
+    unsigned,
+};
+use super::schema::{DEPENDS_ON, ENV_FILE, EXTENDS, IPAM_POOL, SERVICE, SERVICE_NETWORK};
+use super::walk::walk;
+use super::{Ctx, R, join};
+use crate::compose::error::ComposeError;
+
+/// Canonicalises one service. A null service stays null: it is valid only over a service an
+/// earlier file defines (checked after merging, as compose does).
+pub fn service(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
+    match v {
+        Value::Null => Ok(Json::Null),
+        Value::Mapping(_) => Ok(Json::Object(walk(ctx, path, v, SERVICE)?)),
+        other => Err(ctx.invalid(
+            path,
+            format!("a service is a mapping, found {}", type_name(other)),
+        )),
+    }
+}
+
+pub(super) fn container_name(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
+    let s = string(ctx, p, val)?;
+    let ok = s.len() >= 2
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if !ok {
+        return Err(ctx.invalid(
+            p,
+            format!("invalid container name {s:?} (at least 2 of letters, digits, '_', '.', '-', starting with a letter or digit)"),
+        ));
+    }
+    Ok(Json::String(s))
+}
+
+pub(super) fn pull_policy(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
+    let s = string(ctx, p, val)?;
+    let ok = [
+        "always",
+        "never",
+        "missing",
+        "if_not_present",
+        "build",
+        "daily",
+        "weekly",
+    ];
+    if !ok.contains(&s.as_str()) && !s.starts_with("every_") {
+        return Err(ctx.invalid(
+            p,
+            format!("invalid pull_policy {s:?} (always, never, missing, build)"),
+        ));
+    }
+    Ok(Json::String(s))
+}
+
+pub(super) fn restart(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
+    let s = string(ctx, p, val)?;
+    s.parse::<crate::compose::model::Restart>()
+        .map_err(|e| ctx.invalid(p, e))?;
+    Ok(Json::String(s))
+}
+
+/// `command` and `entrypoint`: a string is split like a shell would.
+pub(super) fn command(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
+    Ok(match val {
+        Value::Null => Json::Null,
+        Value::String(s) => Json::from(shell_split(s).map_err(|e| ctx.invalid(p, e))?),
+        Value::Sequence(_) => Json::from(string_list(ctx, p, val)?),
+        other => {
+            return Err(ctx.invalid(
+                p,
+                format!("expected a string or a list, found {}", type_name(other)),
+            ));
+        }
+    })
+}
+
+/// `environment`: a `KEY` without a value takes it from the interpolation environment.
+pub(super) fn environment(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
+    let lookup = ctx.lookup;
+    Ok(Json::Object(key_value_map(ctx, p, val, &|k| {
+        lookup(k).map_or(Json::Null, Json::String)
+    })?))
+}
+
+/// Splits a command string like a POSIX shell would (quotes and backslashes), without
+/// expansions: what compose does for `command: "..."`.
+pub fn shell_split(s: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => {
+                if in_word {
+                    out.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(x) => cur.push(x),
+                        None => return Err(format!("unterminated single quote in {s:?}")),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(x @ ('"' | '\\' | '$' | '`')) => cur.push(x),
+                            Some('\n') => {}
+                            Some(x) => {
+                                cur.push('\\');
+                                cur.push(x);
+                            }
+                            None => return Err(format!("unterminated double quote in {s:?}")),
+                        },
+                        Some(x) => cur.push(x),
+                        None => return Err(format!("unterminated double quote in {s:?}")),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                match chars.next() {
+                    Some('\n') => {}
+                    Some(x) => cur.push(x),
+                    None => cur.push('\\'),
+                }
+            }
+            other => {
+                in_word = true;
+                cur.push(other);
+            }
+        }
+    }
+    if in_word {
+        out.push(cur);
+    }
+    Ok(out)
+}
+
+pub(super) fn env_file(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
+    let items: Vec<&Value> = match val {
+        Value::Sequence(seq) => seq.iter().collect(),
+        Value::Null => Vec::new(),
+        other => vec![other],
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let ip = format!("{p}[{i}]");
+        let mut m = Map::new();
+        m.insert("required".into(), Json::Bool(true));
+        match item {
+            Value::Mapping(_) => {
+                m.extend(walk(ctx, &ip, item, ENV_FILE)?);
+                if !m.contains_key("path") {
+                    return Err(ctx.invalid(&ip, "an env_file entry needs a path"));
+                }
+            }
+            other => {
+                m.insert(
+                    "path".into(),
+                    Json::String(ctx.abs_path(&string(ctx, &ip, other)?)),
+                );
+            }
+        }
+        out.push(Json::Object(m));
+    }
+    Ok(Json::Array(out))
+}
+
+/// `[::1]` → `::1` (compose prints IPv6 addresses of extra_hosts without brackets).
+fn unbracket(ip: &str) -> &str {
+    ip.strip_prefix('[')
+        .and_then(|i| i.strip_suffix(']'))
+        .unwrap_or(ip)
+}
+
+pub(super) fn extra_hosts(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
+    let mut out = Vec::new();
+    match val {
+        Value::Sequence(seq) => {
+            for (i, item) in seq.iter().enumerate() {
+                let s = string(ctx, &format!("{p}[{i}]"), item)?;
+                let (h, ip) = s
+                    .split_once('=')
+                    .or_else(|| s.split_once(':'))
+                    .ok_or_else(|| {
+                        ctx.invalid(
+                            &format!("{p}[{i}]"),
+                            format!("expected HOST=IP, found {s:?}"),
+                        )
+                    })?;
+                out.push(format!("{h}={}", unbracket(ip)));
+            }
+        }
+        Value::Mapping(_) => {
+            for (h, v) in entries(ctx, p, val)? {
+                let hp = join(p, &h);
+                for ip in string_or_list(ctx, &hp, v)? {
+                    out.push(format!("{h}={}", unbracket(&ip)));
+                }
+            }
+        }
+        Value::Null => {}
+        other => {
+            return Err(ctx.invalid(
+                p,
+                format!("expected a list or a mapping, found {}", type_name(other)),
+            ));
+        }
+    }
+    Ok(Json::from(out))
+}
+
+/// `healthcheck.test`: a string is `CMD-SHELL`.
+pub(super) fn health_test(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
+    match val {
+        Value::String(s) => Ok(json!(["CMD-SHELL", s])),
+        Value::Sequence(_) => Ok(Json::from(string_list(ctx, p, val)?)),
+        other => Err(ctx.invalid(
+            p,
+            format!("expected a string or a list, found {}", type_name(other)),
+        )),
+    }
+}
+
+fn list_or_mapping_error(ctx: &Ctx<'_>, path: &str, v: &Value) -> ComposeError {
+    ctx.invalid(
+        path,
+        format!("expected a list or a mapping, found {}", type_name(v)),
+    )
+}
+
+pub(super) fn depends_on(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
+    let mut out = Map::new();
+    match v {
+        Value::Sequence(_) => {
+            for name in string_list(ctx, path, v)? {
+                out.insert(
+                    name,
+                    json!({"condition": "service_started", "required": true}),
+                );
+            }
+        }
+        Value::Mapping(_) => {
+            for (name, d) in entries(ctx, path, v)? {
+                let mut m = Map::new();
+                m.insert("condition".into(), json!("service_started"));
+                m.insert("required".into(), json!(true));
+                m.extend(walk(ctx, &join(path, &name), d, DEPENDS_ON)?);
+                out.insert(name, Json::Object(m));
+            }
+        }
+        Value::Null => {}
+        other => return Err(list_or_mapping_error(ctx, path, other)),
+    }
+    Ok(Json::Object(out))
+}
+
+pub(super) fn service_networks(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
+    let mut out = Map::new();
+    match v {
+        Value::Sequence(_) => {
+            for name in string_list(ctx, path, v)? {
+                out.insert(name, Json::Null);
+            }
+        }
+        Value::Mapping(_) => {
+            for (name, n) in entries(ctx, path, v)? {
+                let j = if n.is_null() {
+                    Json::Null
+                } else {
+                    Json::Object(walk(ctx, &join(path, &name), n, SERVICE_NETWORK)?)
+                };
+                out.insert(name, j);
+            }
+        }
+        Value::Null => {}
+        other => return Err(list_or_mapping_error(ctx, path, other)),
+    }
+    Ok(Json::Object(out))
+}
+
+/// `ipam.config`: a list of pools.
+pub(super) fn ipam_pools(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
+    let Value::Sequence(seq) = val else {
+        return Err(ctx.invalid(p, "expected a list of pools"));
+    };
+    let mut pools = Vec::new();
+    for (i, pool) in seq.iter().enumerate() {
+        pools.push(Json::Object(walk(
+            ctx,
+            &format!("{p}[{i}]"),
+            pool,
+            IPAM_POOL,
+        )?));
+    }
+    Ok(Json::Array(pools))
+}
+
+/// `deploy.resources.*.cpus`: a number.
+pub(super) fn cpus(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
+    let f = float(ctx, p, val)?;
+    serde_json::Number::from_f64(f)
+        .map(Json::Number)
+        .ok_or_else(|| ctx.invalid(p, "invalid cpus"))
+}
+
+fn unsupported(ctx: &Ctx<'_>, p: &str) -> ComposeError {
+    ComposeError::Unsupported {
+        file: ctx.file.to_path_buf(),
+        path: p.to_string(),
+    }
+}
+
+/// `deploy.mode`: `replicated` or `global` (anything else is swarm-only).
+pub(super) fn deploy_mode(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
+    let s = string(ctx, p, val)?;
+    if s != "replicated" && s != "global" {
+        return Err(unsupported(ctx, p));
+    }
+    Ok(json!(s))
+}
+
+pub(super) fn replicas(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
+    let n = unsigned(ctx, p, val)?;
+    Ok(json!(
+        u32::try_from(n).map_err(|_| ctx.invalid(p, "too many replicas"))?
+    ))
+}
+
+/// `deploy.placement`: swarm scheduling, meaningless on one host; kept only when empty.
+pub(super) fn placement(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
+    if entries(ctx, p, val)?.is_empty() {
+        Ok(Json::Object(Map::new()))
+    } else {
+        Err(unsupported(ctx, p))
+    }
+}
+
+fn is_remote_context(s: &str) -> bool {
+    s.contains("://") || s.starts_with("git@") || s.starts_with("github.com/")
+}
+
+/// `build`: a context (local ones made absolute) and a Dockerfile, other keys as written.
+pub(super) fn build(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
+    let context = |s: String| {
+        if is_remote_context(&s) {
+            s
+        } else {
+            ctx.abs_path(&s)
+        }
+    };
+    let mut out = Map::new();
+    match v {
+        Value::String(s) => {
+            out.insert("context".into(), json!(context(s.clone())));
+        }
+        Value::Mapping(_) => {
+            for (k, val) in entries(ctx, path, v)? {
+                let p = join(path, &k);
+                let j = match k.as_str() {
+                    "context" => json!(context(string(ctx, &p, val)?)),
+                    "args" | "labels" => {
+                        // A `KEY` without value and not set is dropped, like compose.
+                        let lookup = ctx.lookup;
+                        let mut m = key_value_map(ctx, &p, val, &|k| {
+                            lookup(k).map_or(Json::Null, Json::String)
+                        })?;
+                        m.retain(|_, v| !v.is_null());
+                        Json::Object(m)
+                    }
+                    _ => to_json(val),
+                };
+                out.insert(k, j);
+            }
+            if !out.contains_key("context") {
+                out.insert("context".into(), json!(ctx.abs_path(".")));
+            }
+        }
+        other => {
+            return Err(ctx.invalid(
+                path,
+                format!("expected a string or a mapping, found {}", type_name(other)),
+            ));
+        }
+    }
+    if !out.contains_key("dockerfile") && !out.contains_key("dockerfile_inline") {
+        out.insert("dockerfile".into(), json!("Dockerfile"));
+    }
+    Ok(Json::Object(out))
+}
+
+/// `extends`: `{service, file?}` or a service name; `file` made absolute.
+pub(super) fn extends(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
+    match v {
+        Value::String(s) => Ok(json!({"service": s})),
+        Value::Mapping(_) => {
+            let m = walk(ctx, path, v, EXTENDS)?;
+            if !m.contains_key("service") {
+                return Err(ctx.invalid(path, "extends needs a service"));
+            }
+            Ok(Json::Object(m))
+        }
+        other => Err(ctx.invalid(
+            path,
+            format!(
+                "expected a service name or a mapping, found {}",
+                type_name(other)
+            ),
+        )),
+    }
+}

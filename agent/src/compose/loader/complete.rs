@@ -1,0 +1,337 @@
+//! Completing the merged document into the model: each service's env files read into its
+//! environment, implicit dependencies and the default network added, then deserialised into
+//! [`Service`]; top-level resources named, pruned to what the active services use, and every
+//! reference checked; `depends_on` checked for missing services and cycles.
+//!
+//! Design: runs once, on the merged canonical JSON (after every file, `include` and `extends`);
+//! anything wrong here spans files, so it is a [`ComposeError::Project`] (or names the first
+//! file for a missing env file).
+//!
+//! Limits: env files are read from disk here (the only file access after the per-file stages).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde_json::{Map, Value as Json, json};
+
+use super::Env;
+use crate::compose::dotenv;
+use crate::compose::error::ComposeError;
+use crate::compose::model::{EnvFile, MountKind, Project, Service};
+
+/// Completes one merged canonical service and turns it into the model type.
+pub(super) fn build_service(
+    name: &str,
+    mut sj: Json,
+    env: &Env,
+    first_file: &Path,
+) -> Result<Service, ComposeError> {
+    let Some(obj) = sj.as_object_mut() else {
+        return Err(ComposeError::project(format!(
+            "service {name:?} is not a mapping"
+        )));
+    };
+    // x-gantry and other extensions are kept aside.
+    let ext_keys: Vec<String> = obj
+        .keys()
+        .filter(|k| k.starts_with("x-"))
+        .cloned()
+        .collect();
+    let mut x_gantry = None;
+    let mut extensions = BTreeMap::new();
+    for k in ext_keys {
+        if let Some(v) = obj.remove(&k) {
+            if k == "x-gantry" {
+                x_gantry = Some(v);
+            } else {
+                extensions.insert(k, v);
+            }
+        }
+    }
+    // env_file contents under `environment`.
+    let env_files: Vec<EnvFile> = match obj.remove("env_file") {
+        Some(v) => serde_json::from_value(v)
+            .map_err(|e| ComposeError::project(format!("services.{name}.env_file: {e}")))?,
+        None => Vec::new(),
+    };
+    if !env_files.is_empty() {
+        let mut from_files: BTreeMap<String, String> = BTreeMap::new();
+        for ef in &env_files {
+            if !ef.path.is_file() {
+                if ef.required {
+                    return Err(ComposeError::Invalid {
+                        file: first_file.to_path_buf(),
+                        path: format!("services.{name}.env_file"),
+                        message: format!(
+                            "env file {} not found (create it, or mark it `required: false`)",
+                            ef.path.display()
+                        ),
+                    });
+                }
+                continue;
+            }
+            let raw = ef.format.as_deref() == Some("raw");
+            let lookup = |k: &str| env.lookup(k);
+            from_files.extend(dotenv::read(&ef.path, raw, &lookup)?);
+        }
+        let envmap = obj.entry("environment").or_insert_with(|| json!({}));
+        if let Some(m) = envmap.as_object_mut() {
+            for (k, v) in from_files {
+                if !m.contains_key(&k) {
+                    m.insert(k, Json::String(v));
+                }
+            }
+        }
+    }
+    implicit_dependencies(obj);
+    // Default network unless network_mode is set.
+    if !obj.contains_key("network_mode") && !obj.contains_key("networks") {
+        obj.insert("networks".into(), json!({"default": null}));
+    }
+    if let Some(Json::Array(hosts)) = obj.get_mut("extra_hosts") {
+        hosts.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+    }
+    let mut svc: Service = serde_json::from_value(sj).map_err(|e| {
+        ComposeError::project(format!(
+            "services.{name}: {e} (this is a Gantry bug if the file validated)"
+        ))
+    })?;
+    svc.name = name.to_string();
+    svc.env_file = env_files;
+    svc.x_gantry = x_gantry;
+    svc.extensions = extensions;
+    Ok(svc)
+}
+
+/// Dependencies compose adds by itself: `network_mode`/`ipc`/`pid: service:X` and `links`
+/// (restart with X), `volumes_from: X` (no restart). Explicit `depends_on` entries win.
+fn implicit_dependencies(obj: &mut Map<String, Json>) {
+    let mut implied: Vec<(String, bool)> = Vec::new();
+    for key in ["network_mode", "ipc", "pid"] {
+        if let Some(dep) = obj
+            .get(key)
+            .and_then(Json::as_str)
+            .and_then(|v| v.strip_prefix("service:"))
+        {
+            implied.push((dep.to_string(), true));
+        }
+    }
+    for (key, restart) in [("links", true), ("volumes_from", false)] {
+        if let Some(Json::Array(items)) = obj.get(key) {
+            for item in items.iter().filter_map(Json::as_str) {
+                if item.starts_with("container:") {
+                    continue;
+                }
+                let dep = item.split(':').next().unwrap_or_default();
+                implied.push((dep.to_string(), restart));
+            }
+        }
+    }
+    if implied.is_empty() {
+        return;
+    }
+    let deps = obj.entry("depends_on").or_insert_with(|| json!({}));
+    if let Some(deps) = deps.as_object_mut() {
+        for (dep, restart) in implied {
+            if dep.is_empty() || deps.contains_key(&dep) {
+                continue;
+            }
+            let mut d = json!({"condition": "service_started", "required": true});
+            if restart {
+                d["restart"] = json!(true);
+            }
+            deps.insert(dep, d);
+        }
+    }
+}
+
+fn obj_of(v: Option<&Json>) -> Map<String, Json> {
+    v.and_then(Json::as_object).cloned().unwrap_or_default()
+}
+
+/// Names and prunes top-level networks, volumes, secrets and configs; checks references.
+pub(super) fn resolve_resources(project: &mut Project, merged: &Json) -> Result<(), ComposeError> {
+    let pname = project.name.clone();
+    let nets = obj_of(merged.get("networks"));
+    let vols = obj_of(merged.get("volumes"));
+    let secrets = obj_of(merged.get("secrets"));
+    let configs = obj_of(merged.get("configs"));
+
+    let named = |key: &str, mut v: Json| -> Json {
+        if let Json::Null = v {
+            v = json!({});
+        }
+        if let Some(o) = v.as_object_mut()
+            && !o.contains_key("name")
+        {
+            let external = o.get("external").and_then(Json::as_bool).unwrap_or(false);
+            let n = if external {
+                key.to_string()
+            } else {
+                format!("{pname}_{key}")
+            };
+            o.insert("name".into(), json!(n));
+        }
+        v
+    };
+    for svc in project.services.values() {
+        for net in svc.networks.keys() {
+            if net == "default" {
+                continue;
+            }
+            if !nets.contains_key(net) {
+                return Err(ComposeError::project(format!(
+                    "service {:?} refers to undefined network {net:?} (add it under the top-level networks:)",
+                    svc.name
+                )));
+            }
+        }
+        for m in &svc.volumes {
+            if m.kind == MountKind::Volume
+                && let Some(src) = &m.source
+                && !vols.contains_key(src)
+            {
+                return Err(ComposeError::project(format!(
+                    "service {:?} refers to undefined volume {src:?} (add it under the top-level volumes:)",
+                    svc.name
+                )));
+            }
+        }
+        for (kind, list, defined) in [
+            ("secret", &svc.secrets, &secrets),
+            ("config", &svc.configs, &configs),
+        ] {
+            for fm in list {
+                if !defined.contains_key(&fm.source) {
+                    return Err(ComposeError::project(format!(
+                        "service {:?} refers to undefined {kind} {:?} (add it under the top-level {kind}s:)",
+                        svc.name, fm.source
+                    )));
+                }
+            }
+        }
+    }
+    let used_nets: BTreeSet<&String> = project
+        .services
+        .values()
+        .flat_map(|s| s.networks.keys())
+        .collect();
+    let used_vols: BTreeSet<&String> = project
+        .services
+        .values()
+        .flat_map(|s| s.volumes.iter())
+        .filter(|m| m.kind == MountKind::Volume)
+        .filter_map(|m| m.source.as_ref())
+        .collect();
+    let used_secrets: BTreeSet<&String> = project
+        .services
+        .values()
+        .flat_map(|s| s.secrets.iter().map(|f| &f.source))
+        .collect();
+    let used_configs: BTreeSet<&String> = project
+        .services
+        .values()
+        .flat_map(|s| s.configs.iter().map(|f| &f.source))
+        .collect();
+
+    let mut networks = BTreeMap::new();
+    for key in &used_nets {
+        let v = nets.get(key.as_str()).cloned().unwrap_or(Json::Null);
+        let v = named(key, v);
+        let n = serde_json::from_value(v)
+            .map_err(|e| ComposeError::project(format!("networks.{key}: {e}")))?;
+        networks.insert((*key).clone(), n);
+    }
+    let mut volumes = BTreeMap::new();
+    for key in &used_vols {
+        let v = named(key, vols.get(key.as_str()).cloned().unwrap_or(Json::Null));
+        let n = serde_json::from_value(v)
+            .map_err(|e| ComposeError::project(format!("volumes.{key}: {e}")))?;
+        volumes.insert((*key).clone(), n);
+    }
+    let mut sec = BTreeMap::new();
+    for key in &used_secrets {
+        let v = named(
+            key,
+            secrets.get(key.as_str()).cloned().unwrap_or(Json::Null),
+        );
+        let n = serde_json::from_value(v)
+            .map_err(|e| ComposeError::project(format!("secrets.{key}: {e}")))?;
+        sec.insert((*key).clone(), n);
+    }
+    let mut cfg = BTreeMap::new();
+    for key in &used_configs {
+        let v = named(
+            key,
+            configs.get(key.as_str()).cloned().unwrap_or(Json::Null),
+        );
+        let n = serde_json::from_value(v)
+            .map_err(|e| ComposeError::project(format!("configs.{key}: {e}")))?;
+        cfg.insert((*key).clone(), n);
+    }
+    project.networks = networks;
+    project.volumes = volumes;
+    project.secrets = sec;
+    project.configs = cfg;
+    Ok(())
+}
+
+/// `depends_on` must name active services (unless `required: false`) and have no cycle.
+pub(super) fn check_dependencies(project: &Project) -> Result<(), ComposeError> {
+    for svc in project.services.values() {
+        for (dep, d) in &svc.depends_on {
+            if !project.services.contains_key(dep) && d.required {
+                let hint = if project.disabled_services.contains_key(dep) {
+                    " (it is in a profile that is not enabled: pass --profile)"
+                } else {
+                    ""
+                };
+                return Err(ComposeError::project(format!(
+                    "service {:?} depends on undefined service {dep:?}{hint}",
+                    svc.name
+                )));
+            }
+        }
+    }
+    // Cycle detection: Kahn's algorithm.
+    let mut remaining: BTreeMap<&str, BTreeSet<&str>> = project
+        .services
+        .values()
+        .map(|s| {
+            (
+                s.name.as_str(),
+                s.depends_on
+                    .keys()
+                    .map(String::as_str)
+                    .filter(|d| project.services.contains_key(*d))
+                    .collect(),
+            )
+        })
+        .collect();
+    loop {
+        let ready: Vec<&str> = remaining
+            .iter()
+            .filter(|(_, d)| d.is_empty())
+            .map(|(n, _)| *n)
+            .collect();
+        if ready.is_empty() {
+            break;
+        }
+        for r in &ready {
+            remaining.remove(r);
+        }
+        for deps in remaining.values_mut() {
+            for r in &ready {
+                deps.remove(r);
+            }
+        }
+    }
+    if !remaining.is_empty() {
+        let names: Vec<&str> = remaining.keys().copied().collect();
+        return Err(ComposeError::project(format!(
+            "dependency cycle between services {} (check their depends_on)",
+            names.join(", ")
+        )));
+    }
+    Ok(())
+}

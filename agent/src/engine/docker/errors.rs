@@ -1,0 +1,106 @@
+//! bollard's errors as [`EngineError`]s: HTTP statuses to not-found / conflict / refused,
+//! connection failures to [`EngineError::Unreachable`] with a hint, and pull failures sorted
+//! into auth, not-found and other ([`PullFailure`]).
+//!
+//! Design: pure functions of the error and the object the call was about, so every call site
+//! names its object the same way.
+//!
+//! Limits: classification reads Docker's status codes and message texts; a daemon that words
+//! them differently lands in the generic case.
+
+use super::*;
+
+pub(super) fn map_error(host: &str, object: Object, e: BollardError) -> EngineError {
+    match e {
+        BollardError::DockerResponseServerError {
+            status_code,
+            message,
+        } => match status_code {
+            404 => EngineError::NotFound { object },
+            409 => EngineError::Conflict { object, message },
+            status => EngineError::Api {
+                object,
+                status,
+                message,
+            },
+        },
+        BollardError::RequestTimeoutError => EngineError::Timeout {
+            object,
+            operation: "Docker API request",
+            after: Duration::from_secs(REQUEST_TIMEOUT_SECS),
+        },
+        BollardError::SocketNotFoundError(_)
+        | BollardError::HyperLegacyError { .. }
+        | BollardError::IOError { .. } => unreachable_error(host, &e),
+        other => EngineError::Protocol {
+            object,
+            message: other.to_string(),
+        },
+    }
+}
+
+/// A transport failure: say where we tried, why it failed, and what to check.
+pub(super) fn unreachable_error(host: &str, e: &BollardError) -> EngineError {
+    let first: &(dyn std::error::Error + 'static) = e;
+    let io_kind = std::iter::successors(Some(first), |e| (*e).source())
+        .find_map(|e| e.downcast_ref::<std::io::Error>().map(std::io::Error::kind));
+    use std::io::ErrorKind::{ConnectionRefused, NotFound, PermissionDenied};
+    let (reason, hint) = match (e, io_kind) {
+        (BollardError::SocketNotFoundError(path), _) => (
+            format!("no socket at {path}"),
+            "is dockerd running? start it (`systemctl start docker`, or tests/env/up for the tests)",
+        ),
+        (_, Some(NotFound)) => (
+            "no socket at that path".to_owned(),
+            "is dockerd running? start it (`systemctl start docker`, or tests/env/up for the tests)",
+        ),
+        (_, Some(PermissionDenied)) => (
+            "permission denied on the socket".to_owned(),
+            "run as root or as a member of the socket's group (usually `docker`)",
+        ),
+        (_, Some(ConnectionRefused)) => (
+            "connection refused".to_owned(),
+            "is dockerd running and listening there? is DOCKER_HOST right?",
+        ),
+        _ => (
+            e.to_string(),
+            "is dockerd running and is DOCKER_HOST right?",
+        ),
+    };
+    EngineError::Unreachable {
+        host: host.to_owned(),
+        reason,
+        hint: hint.to_owned(),
+    }
+}
+
+/// Sorts a pull failure by what the caller can do about it (refresh credentials, fix the tag).
+pub(super) fn classify_pull(status: u16, message: &str) -> PullFailure {
+    let m = message.to_ascii_lowercase();
+    let any = |needles: &[&str]| needles.iter().any(|n| m.contains(n));
+    if status == 401
+        || any(&[
+            "unauthorized",
+            "authentication required",
+            "no basic auth credentials",
+            "denied",
+            "401",
+        ])
+    {
+        PullFailure::Unauthorized
+    } else if status == 404 || any(&["not found", "manifest unknown", "does not exist"]) {
+        PullFailure::NotFound
+    } else if any(&[
+        "no such host",
+        "connection refused",
+        "i/o timeout",
+        "dial tcp",
+        "tls:",
+        "x509",
+        "server gave http response to https client",
+    ]) {
+        PullFailure::Unreachable
+    } else {
+        PullFailure::Other
+    }
+}

@@ -1,0 +1,260 @@
+//! Our specs as Docker request bodies: network create, endpoint settings, container create
+//! (host config, mounts, ports, healthcheck, restart policy, limits, logging).
+//!
+//! Design: pure translation of [`NetworkSpec`] / [`ContainerSpec`] into bollard's types; empty
+//! maps and lists are left out so Docker applies its defaults, as compose does.
+//!
+//! Limits: bind propagation and SELinux relabel options are not expressed.
+
+use super::*;
+
+pub(super) fn network_request(spec: &NetworkSpec) -> NetworkCreateRequest {
+    NetworkCreateRequest {
+        name: spec.name.clone(),
+        driver: spec.driver.clone(),
+        internal: Some(spec.internal),
+        attachable: Some(spec.attachable),
+        enable_ipv6: spec.enable_ipv6.then_some(true),
+        options: non_empty_map(&spec.options),
+        labels: non_empty_map(&spec.labels),
+        ipam: spec.ipam.as_ref().map(|ipam| Ipam {
+            driver: ipam.driver.clone(),
+            options: non_empty_map(&ipam.options),
+            config: Some(
+                ipam.config
+                    .iter()
+                    .map(|pool| IpamConfig {
+                        subnet: pool.subnet.clone(),
+                        ip_range: pool.ip_range.clone(),
+                        gateway: pool.gateway.clone(),
+                        auxiliary_addresses: non_empty_map(&pool.aux_addresses),
+                    })
+                    .collect(),
+            ),
+        }),
+        ..Default::default()
+    }
+}
+
+pub(super) fn endpoint(attachment: &NetworkAttachment) -> EndpointSettings {
+    let ipam =
+        (attachment.ipv4_address.is_some() || attachment.ipv6_address.is_some()).then(|| {
+            EndpointIpamConfig {
+                ipv4_address: attachment.ipv4_address.clone(),
+                ipv6_address: attachment.ipv6_address.clone(),
+                link_local_ips: None,
+            }
+        });
+    EndpointSettings {
+        aliases: non_empty(&attachment.aliases),
+        ipam_config: ipam,
+        ..Default::default()
+    }
+}
+
+pub(super) fn create_body(spec: &ContainerSpec) -> Result<ContainerCreateBody> {
+    let invalid = |reason: String| EngineError::InvalidSpec {
+        object: Object::Container(spec.name.clone()),
+        reason,
+    };
+    let network_mode = match (&spec.network_mode, spec.networks.first()) {
+        (Some(mode), Some(first)) if *mode != first.network => {
+            return Err(invalid(format!(
+                "network_mode {mode:?} cannot be combined with networks"
+            )));
+        }
+        (Some(mode), _) => Some(mode.clone()),
+        (None, Some(first)) => Some(first.network.clone()),
+        (None, None) => None,
+    };
+    let networking_config = spec.networks.first().map(|first| NetworkingConfig {
+        endpoints_config: Some(HashMap::from([(first.network.clone(), endpoint(first))])),
+    });
+
+    // Ports: every published port is exposed too.
+    let mut exposed: Vec<String> = spec
+        .expose
+        .iter()
+        .map(|(port, proto)| format!("{port}/{}", proto.as_str()))
+        .collect();
+    let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    for p in &spec.ports {
+        let key = format!("{}/{}", p.target, p.protocol.as_str());
+        if !exposed.contains(&key) {
+            exposed.push(key.clone());
+        }
+        bindings
+            .entry(key)
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(PortBinding {
+                host_ip: p.host_ip.clone(),
+                host_port: Some(p.host_port.map(|n| n.to_string()).unwrap_or_default()),
+            });
+    }
+
+    // Mounts: binds that may create their source go the `Binds` way (like `docker run -v`),
+    // everything else through `Mounts`.
+    let mut binds = Vec::new();
+    let mut mounts = Vec::new();
+    for m in &spec.mounts {
+        match &m.kind {
+            MountKind::Bind {
+                create_host_path: true,
+            } => {
+                let ro = if m.read_only { ":ro" } else { "" };
+                binds.push(format!("{}:{}{ro}", m.source, m.target));
+            }
+            MountKind::Bind {
+                create_host_path: false,
+            } => mounts.push(Mount {
+                typ: Some(MountType::BIND),
+                source: Some(m.source.clone()),
+                target: Some(m.target.clone()),
+                read_only: Some(m.read_only),
+                ..Default::default()
+            }),
+            MountKind::Volume { nocopy } => mounts.push(Mount {
+                typ: Some(MountType::VOLUME),
+                source: (!m.source.is_empty()).then(|| m.source.clone()),
+                target: Some(m.target.clone()),
+                read_only: Some(m.read_only),
+                volume_options: nocopy.then(|| MountVolumeOptions {
+                    no_copy: Some(true),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            MountKind::Tmpfs { size_bytes, mode } => mounts.push(Mount {
+                typ: Some(MountType::TMPFS),
+                target: Some(m.target.clone()),
+                read_only: Some(m.read_only),
+                tmpfs_options: (size_bytes.is_some() || mode.is_some()).then(|| {
+                    MountTmpfsOptions {
+                        size_bytes: *size_bytes,
+                        mode: mode.map(i64::from),
+                        ..Default::default()
+                    }
+                }),
+                ..Default::default()
+            }),
+        }
+    }
+    let tmpfs: HashMap<String, String> = spec
+        .tmpfs
+        .iter()
+        .map(|t| match t.split_once(':') {
+            Some((path, opts)) => (path.to_owned(), opts.to_owned()),
+            None => (t.clone(), String::new()),
+        })
+        .collect();
+
+    let restart_policy = Some(match spec.restart {
+        RestartPolicy::No => bollard::models::RestartPolicy {
+            name: Some(RestartPolicyNameEnum::NO),
+            maximum_retry_count: None,
+        },
+        RestartPolicy::Always => bollard::models::RestartPolicy {
+            name: Some(RestartPolicyNameEnum::ALWAYS),
+            maximum_retry_count: None,
+        },
+        RestartPolicy::UnlessStopped => bollard::models::RestartPolicy {
+            name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+            maximum_retry_count: None,
+        },
+        RestartPolicy::OnFailure { max_retries } => bollard::models::RestartPolicy {
+            name: Some(RestartPolicyNameEnum::ON_FAILURE),
+            maximum_retry_count: max_retries.map(i64::from),
+        },
+    });
+
+    let healthcheck = spec.healthcheck.as_ref().map(|h| HealthConfig {
+        test: Some(h.test.clone()),
+        interval: h.interval.map(nanos),
+        timeout: h.timeout.map(nanos),
+        retries: h.retries.map(i64::from),
+        start_period: h.start_period.map(nanos),
+        start_interval: None,
+    });
+
+    let host_config = HostConfig {
+        binds: non_empty(&binds),
+        mounts: non_empty(&mounts),
+        tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
+        port_bindings: (!bindings.is_empty()).then_some(bindings),
+        network_mode,
+        pid_mode: spec.pid.clone(),
+        ipc_mode: spec.ipc.clone(),
+        restart_policy,
+        ulimits: non_empty(
+            &spec
+                .ulimits
+                .iter()
+                .map(|u| ResourcesUlimits {
+                    name: Some(u.name.clone()),
+                    soft: Some(u.soft),
+                    hard: Some(u.hard),
+                })
+                .collect::<Vec<_>>(),
+        ),
+        extra_hosts: non_empty(&spec.extra_hosts),
+        cap_add: non_empty(&spec.cap_add),
+        cap_drop: non_empty(&spec.cap_drop),
+        security_opt: non_empty(&spec.security_opt),
+        group_add: non_empty(&spec.group_add),
+        init: spec.init,
+        readonly_rootfs: spec.read_only.then_some(true),
+        privileged: spec.privileged.then_some(true),
+        sysctls: non_empty_map(&spec.sysctls),
+        devices: non_empty(
+            &spec
+                .devices
+                .iter()
+                .map(|d| DeviceMapping {
+                    path_on_host: Some(d.host_path.clone()),
+                    path_in_container: Some(d.container_path.clone()),
+                    cgroup_permissions: Some(
+                        d.permissions.clone().unwrap_or_else(|| "rwm".to_owned()),
+                    ),
+                })
+                .collect::<Vec<_>>(),
+        ),
+        shm_size: spec.shm_size,
+        log_config: spec.logging.as_ref().map(|l| HostConfigLogConfig {
+            typ: Some(l.driver.clone()),
+            config: non_empty_map(&l.options),
+        }),
+        nano_cpus: spec.resources.nano_cpus,
+        memory: spec.resources.memory_bytes,
+        memory_reservation: spec.resources.memory_reservation_bytes,
+        pids_limit: spec.resources.pids_limit,
+        dns: non_empty(&spec.dns),
+        dns_search: non_empty(&spec.dns_search),
+        dns_options: non_empty(&spec.dns_opt),
+        ..Default::default()
+    };
+
+    Ok(ContainerCreateBody {
+        image: Some(spec.image.to_string()),
+        cmd: spec.command.clone(),
+        entrypoint: spec.entrypoint.clone(),
+        env: (!spec.env.is_empty())
+            .then(|| spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        labels: non_empty_map(&spec.labels),
+        user: spec.user.clone(),
+        working_dir: spec.working_dir.clone(),
+        hostname: spec.hostname.clone(),
+        domainname: spec.domainname.clone(),
+        tty: spec.tty.then_some(true),
+        open_stdin: spec.stdin_open.then_some(true),
+        exposed_ports: non_empty(&exposed),
+        healthcheck,
+        stop_signal: spec.stop_signal.clone(),
+        stop_timeout: spec.stop_timeout.map(|t| {
+            i64::try_from(t.as_secs() + u64::from(t.subsec_nanos() > 0)).unwrap_or(i64::MAX)
+        }),
+        host_config: Some(host_config),
+        networking_config,
+        ..Default::default()
+    })
+}

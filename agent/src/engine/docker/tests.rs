@@ -1,0 +1,126 @@
+//! Unit tests of the translations: status texts, signals, pull failures, container specs.
+
+use super::*;
+use crate::engine::MountSpec;
+
+#[test]
+fn status_text_parses() {
+    assert_eq!(
+        health_from_status_text("Up 3 minutes (healthy)"),
+        Some(HealthStatus::Healthy)
+    );
+    assert_eq!(
+        health_from_status_text("Up 2 seconds (health: starting)"),
+        Some(HealthStatus::Starting)
+    );
+    assert_eq!(health_from_status_text("Up 2 seconds"), None);
+    assert_eq!(
+        exit_code_from_status_text("Exited (3) 2 minutes ago"),
+        Some(3)
+    );
+    assert_eq!(exit_code_from_status_text("Up 1 second"), None);
+}
+
+#[test]
+fn signals_parse_in_every_spelling() {
+    for s in ["SIGUSR1", "USR1", "usr1", "10"] {
+        assert_eq!(parse_signal(s), Some(Signal::SIGUSR1), "{s}");
+    }
+    assert_eq!(parse_signal("SIGNOPE"), None);
+}
+
+#[test]
+fn pull_failures_are_classified() {
+    assert_eq!(
+        classify_pull(
+            500,
+            "Head \"https://r/v2/a/manifests/1\": no basic auth credentials"
+        ),
+        PullFailure::Unauthorized
+    );
+    assert_eq!(
+        classify_pull(404, "manifest for r/a:1 not found: manifest unknown"),
+        PullFailure::NotFound
+    );
+    assert_eq!(
+        classify_pull(500, "dial tcp 127.0.0.1:1: connect: connection refused"),
+        PullFailure::Unreachable
+    );
+}
+
+#[test]
+fn spec_translates_ports_mounts_and_networks() {
+    let spec = ContainerSpec {
+        name: "p-web-1".into(),
+        image: "img".into(),
+        ports: vec![PublishedPort {
+            target: 80,
+            host_ip: Some("127.0.0.1".into()),
+            host_port: Some(8080),
+            ..Default::default()
+        }],
+        expose: vec![(9000, Protocol::Udp)],
+        mounts: vec![
+            MountSpec {
+                kind: MountKind::Bind {
+                    create_host_path: true,
+                },
+                source: "/srv".into(),
+                target: "/srv".into(),
+                read_only: true,
+            },
+            MountSpec {
+                kind: MountKind::Volume { nocopy: false },
+                source: "p_data".into(),
+                target: "/data".into(),
+                read_only: false,
+            },
+        ],
+        networks: vec![
+            NetworkAttachment {
+                network: "p_default".into(),
+                aliases: vec!["web".into()],
+                ..Default::default()
+            },
+            NetworkAttachment {
+                network: "p_back".into(),
+                ..Default::default()
+            },
+        ],
+        stop_timeout: Some(Duration::from_millis(1500)),
+        ..Default::default()
+    };
+    let body = create_body(&spec).unwrap();
+    let host = body.host_config.unwrap();
+    assert_eq!(host.network_mode.as_deref(), Some("p_default"));
+    assert_eq!(host.binds.unwrap(), vec!["/srv:/srv:ro".to_owned()]);
+    assert_eq!(host.mounts.unwrap().len(), 1);
+    let binding = &host.port_bindings.unwrap()["80/tcp"];
+    assert_eq!(
+        binding.as_ref().unwrap()[0].host_port.as_deref(),
+        Some("8080")
+    );
+    let mut exposed = body.exposed_ports.unwrap();
+    exposed.sort();
+    assert_eq!(exposed, vec!["80/tcp".to_owned(), "9000/udp".to_owned()]);
+    let endpoints = body.networking_config.unwrap().endpoints_config.unwrap();
+    assert_eq!(
+        endpoints.len(),
+        1,
+        "the other networks are connected after create"
+    );
+    assert_eq!(
+        endpoints["p_default"].aliases.as_deref(),
+        Some(&["web".to_owned()][..])
+    );
+    assert_eq!(body.stop_timeout, Some(2));
+
+    let bad = ContainerSpec {
+        network_mode: Some("host".into()),
+        ..spec
+    };
+    assert!(matches!(
+        create_body(&bad),
+        Err(EngineError::InvalidSpec { .. })
+    ));
+}

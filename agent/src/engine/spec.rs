@@ -1,0 +1,276 @@
+//! What Gantry asks the engine to create: networks and volumes ([`NetworkSpec`],
+//! [`VolumeSpec`]) and containers ([`ContainerSpec`] with its ports, mounts, healthcheck,
+//! restart policy, limits and environment).
+//!
+//! Design: engine-level values, independent of the Compose model (deploy translates the model
+//! into them); maps are `BTreeMap` and lists keep their order, so a spec is deterministic.
+//! [`Env`]'s `Debug` prints names only: values can be secrets.
+//!
+//! Limits: only what Gantry sets; anything else keeps Docker's default.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use super::image::ImageRef;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkSpec {
+    /// The Docker name (`<project>_<key>` or the explicit `name:`).
+    pub name: String,
+    /// `bridge` when `None`.
+    pub driver: Option<String>,
+    pub options: BTreeMap<String, String>,
+    pub internal: bool,
+    pub attachable: bool,
+    pub enable_ipv6: bool,
+    pub labels: BTreeMap<String, String>,
+    pub ipam: Option<IpamSpec>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IpamSpec {
+    pub driver: Option<String>,
+    pub config: Vec<IpamPool>,
+    pub options: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IpamPool {
+    pub subnet: Option<String>,
+    pub ip_range: Option<String>,
+    pub gateway: Option<String>,
+    pub aux_addresses: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VolumeSpec {
+    /// The Docker name (`<project>_<key>` or the explicit `name:`).
+    pub name: String,
+    /// `local` when `None`.
+    pub driver: Option<String>,
+    pub options: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// What `ensure_network`/`ensure_volume` found or made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ensured {
+    /// Network id, or the volume's name (volumes have no separate id).
+    pub id: String,
+    /// `true` if it was created now, `false` if one with that name already existed (kept as is).
+    pub created: bool,
+    /// The labels of the object as it is, so the caller can warn about a foreign one.
+    pub labels: BTreeMap<String, String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Containers
+// ---------------------------------------------------------------------------------------------
+
+/// Environment variables in order. `Debug` prints the names only: values can be secrets.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Env(pub Vec<(String, String)>);
+
+impl Env {
+    pub fn push(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.0.push((name.into(), value.into()));
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Env {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(k, _)| format!("{k}=[redacted]")))
+            .finish()
+    }
+}
+
+impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Env {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        Self(
+            iter.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    #[default]
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Sctp => "sctp",
+        }
+    }
+}
+
+/// A container port published on the host (ranges are expanded by the caller).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PublishedPort {
+    pub target: u16,
+    pub protocol: Protocol,
+    /// `None` binds every address (`0.0.0.0` and `::`).
+    pub host_ip: Option<String>,
+    /// `None` lets Docker choose an ephemeral port.
+    pub host_port: Option<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountKind {
+    /// A host path. With `create_host_path` (Compose's default) a missing source directory is
+    /// created by the daemon, as with `docker run -v`; without it, a missing source is an error.
+    Bind { create_host_path: bool },
+    /// A named volume (`source` is its Docker name) or, with an empty source, an anonymous one.
+    Volume { nocopy: bool },
+    /// A tmpfs (`source` is ignored).
+    Tmpfs {
+        size_bytes: Option<i64>,
+        mode: Option<u32>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountSpec {
+    pub kind: MountKind,
+    pub source: String,
+    pub target: String,
+    pub read_only: bool,
+}
+
+/// One network to attach: the first of [`ContainerSpec::networks`] at create, the others
+/// connected before start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkAttachment {
+    /// The Docker name of the network.
+    pub network: String,
+    /// DNS names other containers on this network resolve to this one (Compose: the service
+    /// name plus `aliases:`).
+    pub aliases: Vec<String>,
+    pub ipv4_address: Option<String>,
+    pub ipv6_address: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HealthcheckSpec {
+    /// `["CMD", ...]`, `["CMD-SHELL", "..."]`, or `["NONE"]` to disable the image's check.
+    pub test: Vec<String>,
+    pub interval: Option<Duration>,
+    pub timeout: Option<Duration>,
+    pub retries: Option<u32>,
+    pub start_period: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RestartPolicy {
+    #[default]
+    No,
+    Always,
+    UnlessStopped,
+    OnFailure {
+        max_retries: Option<u32>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ulimit {
+    pub name: String,
+    pub soft: i64,
+    pub hard: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceSpec {
+    pub host_path: String,
+    pub container_path: String,
+    /// cgroup permissions, `rwm` when `None`.
+    pub permissions: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoggingSpec {
+    pub driver: String,
+    pub options: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Resources {
+    /// CPUs × 10⁹ (`cpus: 0.5` → 500_000_000).
+    pub nano_cpus: Option<i64>,
+    pub memory_bytes: Option<i64>,
+    pub memory_reservation_bytes: Option<i64>,
+    pub pids_limit: Option<i64>,
+}
+
+/// Everything needed to create one container. Built by deploy from the Compose model.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerSpec {
+    /// Container name (see [`labels::container_name`]).
+    pub name: String,
+    pub image: ImageRef,
+    /// Overrides the image's CMD when `Some`.
+    pub command: Option<Vec<String>>,
+    /// Overrides the image's ENTRYPOINT when `Some` (`Some(vec![])` clears it).
+    pub entrypoint: Option<Vec<String>>,
+    pub env: Env,
+    pub labels: BTreeMap<String, String>,
+    pub user: Option<String>,
+    pub working_dir: Option<String>,
+    pub hostname: Option<String>,
+    pub domainname: Option<String>,
+    pub tty: bool,
+    pub stdin_open: bool,
+    /// Ports exposed without publishing (`expose:`).
+    pub expose: Vec<(u16, Protocol)>,
+    pub ports: Vec<PublishedPort>,
+    pub mounts: Vec<MountSpec>,
+    /// `tmpfs:` entries in Docker's short form, e.g. `/run:size=64m,mode=1777`.
+    pub tmpfs: Vec<String>,
+    pub networks: Vec<NetworkAttachment>,
+    /// `host`, `none`, `container:<id>`, `service:` already resolved to `container:<id>`.
+    /// When set, `networks` must be empty. When `None`, the first of `networks` is the mode.
+    pub network_mode: Option<String>,
+    pub pid: Option<String>,
+    pub ipc: Option<String>,
+    pub healthcheck: Option<HealthcheckSpec>,
+    pub restart: RestartPolicy,
+    /// e.g. `SIGTERM` (Docker's default), `SIGUSR1`, `SIGQUIT`.
+    pub stop_signal: Option<String>,
+    /// Compose's `stop_grace_period`: how long `docker stop` waits before SIGKILL.
+    pub stop_timeout: Option<Duration>,
+    pub ulimits: Vec<Ulimit>,
+    /// `host:ip` entries.
+    pub extra_hosts: Vec<String>,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub security_opt: Vec<String>,
+    pub group_add: Vec<String>,
+    pub init: Option<bool>,
+    pub read_only: bool,
+    pub privileged: bool,
+    pub sysctls: BTreeMap<String, String>,
+    pub devices: Vec<DeviceSpec>,
+    pub shm_size: Option<i64>,
+    pub logging: Option<LoggingSpec>,
+    pub resources: Resources,
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_opt: Vec<String>,
+}
