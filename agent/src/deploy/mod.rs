@@ -22,7 +22,11 @@
 
 pub mod apply;
 pub mod health;
+mod images;
+mod jobs;
 pub mod plan;
+mod ready;
+mod rollout;
 pub mod translate;
 
 use std::collections::BTreeMap;
