@@ -561,6 +561,8 @@ fn build_service(
     })?;
     svc.name = name.to_string();
     svc.env_file = env_files;
+    svc.gantry = super::xgantry::XGantry::parse(x_gantry.as_ref())
+        .map_err(|e| e.in_service(first_file, name))?;
     svc.x_gantry = x_gantry;
     svc.extensions = extensions;
     Ok(svc)

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use sha2::{Digest as _, Sha256};
 
-use crate::compose::{self, Project};
+use crate::compose::{self, Project, xgantry::XGantry};
 use crate::engine::{Engine, ImageRef};
 use crate::ledger::{Holder, ImageRecord, Ledger, Outcome, Release, StackLedger, now_rfc3339};
 
@@ -642,6 +642,11 @@ pub fn project_from_release(release: &Release) -> Result<Project, DeployError> {
     for (name, svc) in &mut project.services {
         svc.name = name.clone();
         svc.x_gantry = release.x_gantry.get(name).cloned();
+        svc.gantry =
+            XGantry::parse(svc.x_gantry.as_ref()).map_err(|e| DeployError::Unsupported {
+                service: name.clone(),
+                reason: format!("release {} records an invalid {e}", release.id()),
+            })?;
     }
     project.config_files = release.files.clone();
     Ok(project)

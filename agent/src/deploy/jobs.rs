@@ -89,11 +89,9 @@ impl Rollout<'_> {
 }
 
 fn job_timeout(svc: &Service) -> Duration {
-    svc.x_gantry
+    svc.gantry
+        .job
         .as_ref()
-        .and_then(|x| x.get("job"))
-        .and_then(|j| j.get("timeout"))
-        .and_then(|t| t.as_str())
-        .and_then(|t| humantime::parse_duration(t).ok())
+        .and_then(|j| j.timeout)
         .unwrap_or(JOB_TIMEOUT)
 }

@@ -113,12 +113,7 @@ pub fn job_services(project: &Project) -> BTreeSet<String> {
                 jobs.insert(dep.clone());
             }
         }
-        let marked = svc
-            .x_gantry
-            .as_ref()
-            .and_then(|x| x.get("job"))
-            .is_some_and(|j| !j.is_null() && j != &serde_json::Value::Bool(false));
-        if marked {
+        if svc.gantry.job.is_some() {
             jobs.insert(svc.name.clone());
         }
     }
@@ -279,9 +274,7 @@ pub fn compute(
         let ready = if job {
             String::new()
         } else {
-            super::health::rule(svc)
-                .map(|r| r.describe())
-                .unwrap_or_else(|e| format!("invalid: {e}"))
+            super::health::rule(svc).describe()
         };
         services.push(ServicePlan {
             service: svc.name.clone(),

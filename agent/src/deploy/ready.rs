@@ -70,7 +70,7 @@ impl Rollout<'_> {
                             .healthcheck
                             .as_ref()
                             .is_some_and(|h| !h.is_disabled())
-                            || matches!(health::rule(dep_svc)?, health::Rule::Probe(_));
+                            || matches!(health::rule(dep_svc), health::Rule::Probe(_));
                         for id in ids {
                             let info = self.engine.inspect_container(&id).await?;
                             if info.state.health.is_none() && !has_check {
@@ -82,7 +82,7 @@ impl Rollout<'_> {
                                         .into(),
                                 });
                             }
-                            let rule = health::rule(dep_svc)?;
+                            let rule = health::rule(dep_svc);
                             wait_ready(self.engine, dep_svc, &rule, &id, req.ready_timeout).await?;
                         }
                     }

@@ -223,7 +223,7 @@ impl Rollout<'_> {
         let (project, req, mode, progress) = (self.project, self.req, self.mode, self.progress);
         let image_id = sp.image_id.clone().unwrap_or_default();
         let image = images::create_image_ref(self.engine, svc, &image_id).await?;
-        let rule = health::rule(svc)?;
+        let rule = health::rule(svc);
         let (strategy, _) = health::strategy(svc);
         let update = match mode {
             Mode::Deploy => svc.update_config(),
