@@ -642,11 +642,17 @@ pub fn project_from_release(release: &Release) -> Result<Project, DeployError> {
     for (name, svc) in &mut project.services {
         svc.name = name.clone();
         svc.x_gantry = release.x_gantry.get(name).cloned();
-        svc.gantry =
-            XGantry::parse(svc.x_gantry.as_ref()).map_err(|e| DeployError::Unsupported {
-                service: name.clone(),
-                reason: format!("release {} records an invalid {e}", release.id()),
-            })?;
+        // Releases recorded before x-gantry was validated may carry the two keys it never
+        // read (now gantry.yaml's stack policy): they are dropped, not refused.
+        let mut recorded = svc.x_gantry.clone();
+        if let Some(map) = recorded.as_mut().and_then(|v| v.as_object_mut()) {
+            map.remove("reconcile");
+            map.remove("watch_compose");
+        }
+        svc.gantry = XGantry::parse(recorded.as_ref()).map_err(|e| DeployError::Unsupported {
+            service: name.clone(),
+            reason: format!("release {} records an invalid {e}", release.id()),
+        })?;
     }
     project.config_files = release.files.clone();
     Ok(project)
