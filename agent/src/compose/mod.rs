@@ -49,6 +49,7 @@ pub mod json;
 mod loader;
 pub mod merge;
 pub mod model;
+pub mod pull_policy;
 #[cfg(test)]
 mod tests;
 pub mod xgantry;
@@ -56,6 +57,7 @@ pub mod yaml;
 
 pub use error::ComposeError;
 pub use model::*;
+pub use pull_policy::PullPolicy;
 
 /// What to load and with which variables.
 #[derive(Debug, Clone, Default)]

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use futures_util::future::join_all;
 
-use crate::compose::{Project, Service};
+use crate::compose::{Project, PullPolicy, Service};
 use crate::engine::{Engine, EngineError, ImageInfo, ImageRef};
 use crate::ledger::{Release, StackLedger};
 
@@ -94,14 +94,12 @@ impl Deployer {
             let image = ImageRef::new(reference);
             let policy = services
                 .iter()
-                .find_map(|s| s.pull_policy.as_deref())
-                .unwrap_or("missing");
+                .find_map(|s| s.pull_policy.as_ref())
+                .unwrap_or(&PullPolicy::Missing);
             let local = engine.inspect_image(&image).await?;
             let info = match (policy, local) {
-                ("always", _) | ("missing" | "if_not_present" | "build", None) => {
-                    (this.pull_with(&image, progress).await?, true)
-                }
-                ("never", None) => {
+                (PullPolicy::Always, _) => (this.pull_with(&image, progress).await?, true),
+                (PullPolicy::Never, None) => {
                     return Err(DeployError::Unsupported {
                         service: services[0].name.clone(),
                         reason: format!(

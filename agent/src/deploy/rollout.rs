@@ -429,7 +429,7 @@ pub(super) fn record(
 ) -> ServiceRecord {
     ServiceRecord {
         service: service.to_owned(),
-        action: action.as_str().to_owned(),
+        action,
         duration_ms: took.as_millis() as u64,
         error,
     }
