@@ -27,6 +27,8 @@ mod jobs;
 pub mod plan;
 mod ready;
 mod rollout;
+#[cfg(test)]
+mod tests;
 pub mod translate;
 
 use std::collections::BTreeMap;

@@ -17,6 +17,8 @@
 
 mod docker;
 pub mod error;
+#[cfg(test)]
+pub mod fake;
 pub mod labels;
 
 use std::collections::BTreeMap;
