@@ -2,7 +2,7 @@
 //!
 //! Design: [`Deployer`] holds the engine, the ledger and the registries. Each job takes the
 //! stack's lock, reads the ledger once, decides (the plan; the release to return to), records
-//! the release `in_progress`, hands the plan to a [`Rollout`], and records how it ended:
+//! the release `in_progress`, hands the plan to a `Rollout`, and records how it ended:
 //! succeeded, failed before anything running changed, stopped by `failure_action`, rolled back
 //! to the last good release, or rollback failed. Images are resolved in `images.rs`, the
 //! rollout of each service is `rollout.rs`, jobs `jobs.rs`, readiness waits `ready.rs`.
