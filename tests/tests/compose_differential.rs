@@ -213,7 +213,7 @@ services:
     <<: *common
     image: "nginx:${TAG:-1.25}"
     x-foo: bar
-    x-gantry: {health: {url: "http://x/"}}
+    x-gantry: {health: {http: "http://x/"}}
     command: echo "hi there" $$HOME
     entrypoint: [sh, -c]
     environment:
@@ -346,7 +346,7 @@ configs:
   web:
     image: busybox
     x-foo: bar
-    x-gantry: {health: {url: "http://x/"}}
+    x-gantry: {health: {http: "http://x/"}}
     environment:
       NOVAL:
       NUM: 1

@@ -189,7 +189,7 @@ pub fn render_report(report: &DeployReport, output: Output) -> String {
             let changed: Vec<String> = report
                 .services
                 .iter()
-                .filter(|s| s.action != "unchanged")
+                .filter(|s| s.action.changes())
                 .map(|s| format!("{} {}", s.service, s.action))
                 .collect();
             let mut line = format!("[{}] {}", report.stack, report.outcome);

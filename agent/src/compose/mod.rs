@@ -14,7 +14,8 @@
 //! - [`extends`] and [`merge`]: combine services and files on that canonical JSON;
 //! - [`model`]: the strong types, built from the merged canonical JSON; their serde shape *is*
 //!   `docker compose config --format json`'s for every supported key ([`Project::to_compose_json`]);
-//! - [`hash`]: the canonical per-service hash stored in a container label.
+//! - [`hash`]: the canonical per-service hash stored in a container label;
+//! - [`xgantry`]: a service's `x-gantry`, validated into its typed form as the service is built.
 //!
 //! Public API (used by deploy, plan, ledger):
 //! ```no_run
@@ -48,12 +49,15 @@ pub mod json;
 mod loader;
 pub mod merge;
 pub mod model;
+pub mod pull_policy;
 #[cfg(test)]
 mod tests;
+pub mod xgantry;
 pub mod yaml;
 
 pub use error::ComposeError;
 pub use model::*;
+pub use pull_policy::PullPolicy;
 
 /// What to load and with which variables.
 #[derive(Debug, Clone, Default)]

@@ -13,8 +13,8 @@
 //! configs, [`values`] the value types (restart policy, durations, sizes). All are re-exported
 //! here.
 //!
-//! Limits: `build` is kept loosely typed (Gantry never builds); `x-gantry` is kept as raw JSON
-//! until its schema is defined.
+//! Limits: `build` is kept loosely typed (Gantry never builds); `x-gantry` is kept raw next to
+//! its typed form ([`Service::gantry`], see [`super::xgantry`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -154,7 +154,7 @@ pub struct Service {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub profiles: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub pull_policy: Option<String>,
+    pub pull_policy: Option<super::PullPolicy>,
     #[serde(skip_serializing_if = "is_false")]
     pub read_only: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -192,9 +192,13 @@ pub struct Service {
     pub volumes_from: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub working_dir: Option<String>,
-    /// `x-gantry`: Gantry's own settings, raw until their schema is fixed. Not in compose's JSON.
+    /// `x-gantry` as written (after interpolation), for `gantry config` and the release record.
+    /// Not in compose's JSON.
     #[serde(skip)]
     pub x_gantry: Option<serde_json::Value>,
+    /// `x-gantry`, validated when the files load ([`super::xgantry`]): what deploy reads.
+    #[serde(skip)]
+    pub gantry: super::xgantry::XGantry,
     /// Other `x-*` keys of the service. Not in compose's JSON output (it drops them too).
     #[serde(skip)]
     pub extensions: BTreeMap<String, serde_json::Value>,

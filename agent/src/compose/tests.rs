@@ -236,7 +236,7 @@ fn extensions_version_and_hash() {
     let f = write(
         &d,
         "compose.yaml",
-        "version: '3.8'\nx-top: {a: 1}\nservices:\n  s:\n    image: x\n    x-gantry: {health: {url: 'http://127.0.0.1/'}}\n    x-other: 1\n",
+        "version: '3.8'\nx-top: {a: 1}\nservices:\n  s:\n    image: x\n    x-gantry: {health: {http: 'http://127.0.0.1/'}}\n    x-other: 1\n",
     );
     let p = load(&opts(vec![f])).unwrap();
     assert!(
@@ -250,7 +250,7 @@ fn extensions_version_and_hash() {
     let s = p.service("s").unwrap();
     assert_eq!(
         s.x_gantry,
-        Some(json!({"health": {"url": "http://127.0.0.1/"}}))
+        Some(json!({"health": {"http": "http://127.0.0.1/"}}))
     );
     assert!(p.to_yaml().contains("x-gantry"));
     assert_eq!(s.config_hash().len(), 64);

@@ -320,7 +320,7 @@ impl Jobs {
         for s in report
             .services
             .iter()
-            .filter(|s| s.action == "job" || s.action == "run")
+            .filter(|s| s.action == crate::ledger::Action::Run)
         {
             self.metrics.summary(
                 "gantry_job_duration_seconds",

@@ -1,4 +1,14 @@
-//! Applying a plan: jobs, ordered and health-gated replacement, removal, rollback.
+//! Orchestration and ledger transitions: deploy, rollback and reconcile as whole jobs.
+//!
+//! Design: [`Deployer`] holds the engine, the ledger and the registries. Each job takes the
+//! stack's lock, reads the ledger once, decides (the plan; the release to return to), records
+//! the release `in_progress`, hands the plan to a `Rollout`, and records how it ended:
+//! succeeded, failed before anything running changed, stopped by `failure_action`, rolled back
+//! to the last good release, or rollback failed. Images are resolved in `images.rs`, the
+//! rollout of each service is `rollout.rs`, jobs `jobs.rs`, readiness waits `ready.rs`.
+//!
+//! Limits: one job per stack at a time (the lock); a deploy that fails with no earlier good
+//! release cannot roll back and says so.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -7,28 +17,20 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use sha2::{Digest as _, Sha256};
 
-use crate::compose::{self, DependsCondition, FailureAction, Project, Service};
-use crate::engine::{ContainerInfo, Engine, EngineError, HealthStatus, ImageInfo, ImageRef};
-use crate::ledger::{
-    Holder, ImageRecord, Ledger, Outcome, Release, ServiceRecord, StackLedger, now_rfc3339,
-};
+use crate::compose::{self, Project, xgantry::XGantry};
+use crate::engine::{Engine, ImageRef};
+use crate::ledger::{Holder, ImageRecord, Ledger, Outcome, Release, StackLedger, now_rfc3339};
 
-use super::plan::{self, Action, Plan, ServicePlan};
-use super::{DeployError, DeployReport, DeployRequest, Progress, health, translate};
-
-/// Lines of a failing container's or job's log carried in the error.
-const LOG_LINES: usize = 50;
-/// How long a one-shot job may run unless `x-gantry.job.timeout` says otherwise.
-const JOB_TIMEOUT: Duration = Duration::from_secs(600);
-/// How often readiness is polled.
-const POLL: Duration = Duration::from_millis(250);
+use super::plan::{self, Action, Plan};
+use super::rollout::{Applied, Mode, Rollout, record};
+use super::{DeployError, DeployReport, DeployRequest, Progress, translate};
 
 /// Runs deploys against one engine and one ledger.
 #[derive(Clone)]
 pub struct Deployer {
-    engine: Arc<dyn Engine>,
-    ledger: Ledger,
-    registries: Arc<dyn crate::registry::Registries>,
+    pub(super) engine: Arc<dyn Engine>,
+    pub(super) ledger: Ledger,
+    pub(super) registries: Arc<dyn crate::registry::Registries>,
 }
 
 impl std::fmt::Debug for Deployer {
@@ -37,27 +39,6 @@ impl std::fmt::Debug for Deployer {
             .field("ledger", &self.ledger)
             .finish_non_exhaustive()
     }
-}
-
-/// Whether jobs run (a deploy) or not (a rollback: migrations only go forward).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Deploy,
-    Rollback,
-}
-
-/// What was applied so far, for the report and for rollback.
-#[derive(Debug, Default)]
-struct Applied {
-    records: Vec<ServiceRecord>,
-    /// Whether a running container was stopped, replaced or removed.
-    touched_running: bool,
-    /// service → its ready containers' ids.
-    ready: BTreeMap<String, Vec<String>>,
-    /// jobs that succeeded in this run (service → run hash).
-    jobs: BTreeMap<String, String>,
-    /// Services that failed under `failure_action: continue`.
-    continued: Vec<String>,
 }
 
 impl Deployer {
@@ -73,58 +54,6 @@ impl Deployer {
     pub fn with_registries(mut self, registries: Arc<dyn crate::registry::Registries>) -> Self {
         self.registries = registries;
         self
-    }
-
-    /// Pulls an image with the registry's credentials, asking for fresh ones once on a 401.
-    pub async fn pull(&self, image: &ImageRef) -> Result<ImageInfo, DeployError> {
-        self.pull_with(image, &super::Quiet).await
-    }
-
-    /// [`Deployer::pull`], reporting the bytes of all layers to [`Progress::pull`].
-    pub async fn pull_with(
-        &self,
-        image: &ImageRef,
-        progress: &dyn Progress,
-    ) -> Result<ImageInfo, DeployError> {
-        let layers: std::sync::Mutex<BTreeMap<String, (u64, u64)>> = Default::default();
-        let report = |p: &crate::engine::PullProgress| {
-            let Some(layer) = &p.layer else { return };
-            let Ok(mut layers) = layers.lock() else {
-                return;
-            };
-            let entry = layers.entry(layer.clone()).or_default();
-            match (p.status.as_str(), p.current, p.total) {
-                ("Downloading", Some(c), Some(t)) => *entry = (c, t),
-                ("Download complete" | "Pull complete" | "Already exists", _, _) => {
-                    entry.0 = entry.1;
-                }
-                _ => return,
-            }
-            let (done, total) = layers
-                .values()
-                .fold((0, 0), |(d, t), (c, n)| (d + c, t + n));
-            progress.pull(image.as_str(), done, total);
-        };
-        let auth_err = |e: crate::registry::RegistryError| DeployError::Registry(e);
-        let auth = self.registries.auth_for(image).await.map_err(auth_err)?;
-        match self
-            .engine
-            .pull_image(image, auth.as_ref(), Some(&report))
-            .await
-        {
-            Err(EngineError::Pull {
-                kind: crate::engine::PullFailure::Unauthorized,
-                ..
-            }) if auth.is_some() => {
-                self.registries.invalidate(image.registry());
-                let auth = self.registries.auth_for(image).await.map_err(auth_err)?;
-                Ok(self
-                    .engine
-                    .pull_image(image, auth.as_ref(), Some(&report))
-                    .await?)
-            }
-            other => Ok(other?),
-        }
     }
 
     pub fn engine(&self) -> &Arc<dyn Engine> {
@@ -348,22 +277,21 @@ impl Deployer {
                 .collect();
             release.outcome = Outcome::Unchanged;
         } else {
-            let mut applied = Applied::default();
-            let result = tokio::time::timeout(
-                req.timeout,
-                self.apply(
-                    &project,
-                    &plan,
-                    &stack,
-                    &release,
-                    req,
-                    Mode::Deploy,
-                    progress,
-                    &mut applied,
-                ),
-            )
-            .await
-            .unwrap_or(Err(DeployError::Timeout { after: req.timeout }));
+            let mut rollout = Rollout {
+                engine: self.engine.as_ref(),
+                project: &project,
+                plan: &plan,
+                stack: &stack,
+                release: &release,
+                req,
+                mode: Mode::Deploy,
+                progress,
+                applied: Applied::default(),
+            };
+            let result = tokio::time::timeout(req.timeout, rollout.run())
+                .await
+                .unwrap_or(Err(DeployError::Timeout { after: req.timeout }));
+            let applied = rollout.applied;
             release.jobs.extend(applied.jobs.clone());
             release.services = applied.records.clone();
             match result {
@@ -425,38 +353,6 @@ impl Deployer {
         report.error = release.error.clone();
         Ok(())
     }
-
-    /// Removes the images that only pruned releases used. An image a kept release pins, or
-    /// that any container still uses (of any stack), stays: Docker refuses to remove an image
-    /// in use, and that refusal is taken as "keep".
-    async fn prune_images(
-        &self,
-        stack: &StackLedger,
-        pruned: &[Release],
-        progress: &dyn Progress,
-    ) -> Result<(), DeployError> {
-        let kept: BTreeSet<String> = stack
-            .releases()?
-            .iter()
-            .flat_map(|r| r.images.values().map(|i| i.id.clone()))
-            .collect();
-        let candidates: BTreeSet<&str> = pruned
-            .iter()
-            .flat_map(|r| r.images.values().map(|i| i.id.as_str()))
-            .filter(|id| !kept.contains(*id))
-            .collect();
-        for id in candidates {
-            match self.engine.remove_image(id, false).await {
-                Ok(true) => progress.step(None, &format!("pruned image {}", short_id(id))),
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::info!(stack = %stack.name(), image = %id, reason = %e, "image kept");
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Re-applies a recorded release exactly: its model, its images by id.
     pub async fn rollback(
         &self,
@@ -633,819 +529,20 @@ impl Deployer {
             })
             .collect();
         let plan = plan::compute(&project, &containers, &image_ids, Some(target), &jobs);
-        let mut applied = Applied::default();
-        self.apply(
-            &project,
-            &plan,
+        Rollout {
+            engine: self.engine.as_ref(),
+            project: &project,
+            plan: &plan,
             stack,
             release,
             req,
-            Mode::Rollback,
+            mode: Mode::Rollback,
             progress,
-            &mut applied,
-        )
+            applied: Applied::default(),
+        }
+        .run()
         .await
     }
-
-    /// Pulls what is missing (or everything with `pull_policy: always`), in parallel.
-    /// Returns service → (reference, image), and whether anything was pulled.
-    async fn resolve_images(
-        &self,
-        project: &Project,
-        progress: &dyn Progress,
-    ) -> Result<(BTreeMap<String, (String, ImageInfo)>, bool), DeployError> {
-        let mut by_ref: BTreeMap<String, Vec<&Service>> = BTreeMap::new();
-        for svc in project.services.values() {
-            if let Some(image) = &svc.image {
-                by_ref.entry(image.clone()).or_default().push(svc);
-            }
-        }
-        let engine = &self.engine;
-        let this = self;
-        let lookups = by_ref.iter().map(|(reference, services)| async move {
-            let image = ImageRef::new(reference);
-            let policy = services
-                .iter()
-                .find_map(|s| s.pull_policy.as_deref())
-                .unwrap_or("missing");
-            let local = engine.inspect_image(&image).await?;
-            let info = match (policy, local) {
-                ("always", _) | ("missing" | "if_not_present" | "build", None) => {
-                    (this.pull_with(&image, progress).await?, true)
-                }
-                ("never", None) => {
-                    return Err(DeployError::Unsupported {
-                        service: services[0].name.clone(),
-                        reason: format!(
-                            "image {reference} is not present and pull_policy is never"
-                        ),
-                    });
-                }
-                (_, Some(info)) => (info, false),
-                (_, None) => (this.pull_with(&image, progress).await?, true),
-            };
-            Ok::<_, DeployError>((reference.clone(), info))
-        });
-        let mut out = BTreeMap::new();
-        let mut any_pulled = false;
-        for result in join_all(lookups).await {
-            let (reference, (info, pulled)) = result?;
-            any_pulled |= pulled;
-            if pulled {
-                progress.step(
-                    None,
-                    &format!("pulled {reference} ({})", short_id(&info.id)),
-                );
-            }
-            for svc in &by_ref[&reference] {
-                out.insert(svc.name.clone(), (reference.clone(), info.clone()));
-            }
-        }
-        Ok((out, any_pulled))
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn apply(
-        &self,
-        project: &Project,
-        plan: &Plan,
-        stack: &StackLedger,
-        release: &Release,
-        req: &DeployRequest,
-        mode: Mode,
-        progress: &dyn Progress,
-        applied: &mut Applied,
-    ) -> Result<(), DeployError> {
-        // Leftovers of interrupted job runs.
-        for c in self.engine.list_containers(&project.name, true).await? {
-            if c.oneoff {
-                tracing::info!(stack = %project.name, container = %c.name, "removing leftover one-off container");
-                self.engine.remove_container(&c.id, true).await?;
-            }
-        }
-        for (_, spec, external) in translate::network_specs(project) {
-            if !external {
-                self.engine.ensure_network(&spec).await?;
-            }
-        }
-        for (_, spec, external) in translate::volume_specs(project) {
-            if !external {
-                self.engine.ensure_volume(&spec).await?;
-            }
-        }
-
-        // Jobs whose dependencies need no change run first, before anything running is
-        // replaced: a failing migration then leaves the old version serving untouched.
-        let unchanged: BTreeSet<&str> = plan
-            .services
-            .iter()
-            .filter(|s| !s.action.changes())
-            .map(|s| s.service.as_str())
-            .collect();
-        let mut ran_early = BTreeSet::new();
-        if mode == Mode::Deploy {
-            for sp in plan
-                .services
-                .iter()
-                .filter(|s| s.job && s.action == Action::Run)
-            {
-                let svc = &project.services[&sp.service];
-                if svc
-                    .depends_on
-                    .keys()
-                    .all(|d| unchanged.contains(d.as_str()))
-                {
-                    self.wait_dependencies(project, svc, plan, applied, req)
-                        .await?;
-                    self.run_job(project, svc, sp, stack, release, progress, applied)
-                        .await?;
-                    ran_early.insert(sp.service.clone());
-                }
-            }
-        }
-
-        for sp in &plan.services {
-            let t0 = Instant::now();
-            if ran_early.contains(&sp.service) {
-                continue;
-            }
-            match sp.action {
-                Action::Unchanged => {
-                    if !sp.job {
-                        applied.ready.insert(
-                            sp.service.clone(),
-                            sp.containers.iter().map(|c| c.id.clone()).collect(),
-                        );
-                    }
-                    applied.records.push(record(
-                        &sp.service,
-                        Action::Unchanged,
-                        Duration::ZERO,
-                        None,
-                    ));
-                }
-                Action::Run => {
-                    if mode == Mode::Deploy {
-                        let svc = &project.services[&sp.service];
-                        self.wait_dependencies(project, svc, plan, applied, req)
-                            .await?;
-                        self.run_job(project, svc, sp, stack, release, progress, applied)
-                            .await?;
-                    }
-                }
-                Action::Remove => {
-                    progress.step(Some(&sp.service), "removing (no longer in the files)");
-                    for c in &sp.containers {
-                        self.retire(
-                            c,
-                            None,
-                            Duration::from_secs(10),
-                            Leave::OffNetworksFirst,
-                            applied,
-                        )
-                        .await?;
-                    }
-                    applied
-                        .records
-                        .push(record(&sp.service, Action::Remove, t0.elapsed(), None));
-                }
-                Action::Create | Action::Recreate | Action::Start | Action::Scale => {
-                    let svc = &project.services[&sp.service];
-                    let why = if sp.reasons.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({})", sp.reasons.join(", "))
-                    };
-                    progress.step(Some(&sp.service), &format!("{}{why}", verb(sp.action)));
-                    self.wait_dependencies(project, svc, plan, applied, req)
-                        .await?;
-                    let result = self
-                        .converge_service(project, svc, sp, req, mode, progress, applied)
-                        .await;
-                    let err = result.as_ref().err().map(ToString::to_string);
-                    applied
-                        .records
-                        .push(record(&sp.service, sp.action, t0.elapsed(), err));
-                    if let Err(e) = result {
-                        let action = svc
-                            .update_config()
-                            .and_then(|u| u.failure_action)
-                            .unwrap_or(FailureAction::Rollback);
-                        match (mode, action) {
-                            (Mode::Deploy, FailureAction::Pause) => {
-                                return Err(DeployError::Paused {
-                                    service: sp.service.clone(),
-                                    source: Box::new(e),
-                                });
-                            }
-                            (Mode::Deploy, FailureAction::Continue) => {
-                                progress.step(
-                                    Some(&sp.service),
-                                    "failed; continuing (failure_action: continue)",
-                                );
-                                applied.continued.push(format!("{}: {e}", sp.service));
-                            }
-                            _ => return Err(e),
-                        }
-                    }
-                }
-            }
-        }
-        if !applied.continued.is_empty() {
-            return Err(DeployError::Continued {
-                failures: applied.continued.clone(),
-            });
-        }
-        Ok(())
-    }
-
-    /// Waits until every dependency of `svc` meets its condition.
-    async fn wait_dependencies(
-        &self,
-        project: &Project,
-        svc: &Service,
-        plan: &Plan,
-        applied: &Applied,
-        req: &DeployRequest,
-    ) -> Result<(), DeployError> {
-        for (dep, d) in &svc.depends_on {
-            let Some(dep_plan) = plan.get(dep) else {
-                if d.required {
-                    return Err(DeployError::Dependency {
-                        service: svc.name.clone(),
-                        dependency: dep.clone(),
-                        problem: "is not an active service of the stack".into(),
-                    });
-                }
-                continue;
-            };
-            match d.condition {
-                DependsCondition::ServiceCompletedSuccessfully => {
-                    if dep_plan.job
-                        && !(dep_plan.action == Action::Unchanged || applied.jobs.contains_key(dep))
-                    {
-                        return Err(DeployError::Dependency {
-                            service: svc.name.clone(),
-                            dependency: dep.clone(),
-                            problem: "has not completed successfully".into(),
-                        });
-                    }
-                }
-                DependsCondition::ServiceHealthy | DependsCondition::ServiceStarted => {
-                    let ids = applied.ready.get(dep).cloned().unwrap_or_default();
-                    if ids.is_empty() && !dep_plan.job {
-                        return Err(DeployError::Dependency {
-                            service: svc.name.clone(),
-                            dependency: dep.clone(),
-                            problem: "has no running container".into(),
-                        });
-                    }
-                    if d.condition == DependsCondition::ServiceHealthy {
-                        // Healthy means: passes its readiness gate, by a Docker healthcheck
-                        // or by Gantry's own probe.
-                        let dep_svc = &project.services[dep];
-                        let has_check = dep_svc
-                            .healthcheck
-                            .as_ref()
-                            .is_some_and(|h| !h.is_disabled())
-                            || matches!(health::rule(dep_svc)?, health::Rule::Probe(_));
-                        for id in ids {
-                            let info = self.engine.inspect_container(&id).await?;
-                            if info.state.health.is_none() && !has_check {
-                                return Err(DeployError::Dependency {
-                                    service: svc.name.clone(),
-                                    dependency: dep.clone(),
-                                    problem: "has no healthcheck nor x-gantry.health probe \
-                                              (condition: service_healthy needs one)"
-                                        .into(),
-                                });
-                            }
-                            let rule = health::rule(dep_svc)?;
-                            self.wait_ready(dep_svc, &rule, &id, req.ready_timeout)
-                                .await?;
-                        }
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Runs a one-shot job to completion; keeps its log with the release.
-    #[allow(clippy::too_many_arguments)]
-    async fn run_job(
-        &self,
-        project: &Project,
-        svc: &Service,
-        sp: &ServicePlan,
-        stack: &StackLedger,
-        release: &Release,
-        progress: &dyn Progress,
-        applied: &mut Applied,
-    ) -> Result<(), DeployError> {
-        let t0 = Instant::now();
-        let image = sp.image.clone().unwrap_or_default();
-        let mut spec = translate::container_spec(project, svc, &image, None, &sp.hash)?;
-        spec.restart = crate::engine::RestartPolicy::No;
-        progress.step(Some(&svc.name), &format!("running job in {}", spec.name));
-        let timeout = job_timeout(svc);
-        let id = self.engine.create_container(&spec).await?;
-        let outcome = async {
-            self.engine.start_container(&id).await?;
-            match tokio::time::timeout(timeout, self.engine.wait_container(&id)).await {
-                Ok(code) => Ok(Some(code?)),
-                Err(_) => Ok::<_, EngineError>(None),
-            }
-        }
-        .await;
-        let logs = self.engine.logs_tail(&id, 2000).await.unwrap_or_default();
-        let log_path = stack.job_log_path(release.seq, &svc.name);
-        let _ = gantry_common::fsx::write_atomic(
-            &log_path,
-            (logs.join("\n") + "\n").as_bytes(),
-            0o600,
-            gantry_common::fsx::Owner::default(),
-        );
-        let _ = self.engine.remove_container(&id, true).await;
-        let last: Vec<String> = logs[logs.len().saturating_sub(LOG_LINES)..].to_vec();
-        let result = match outcome? {
-            Some(0) => {
-                applied.jobs.insert(
-                    svc.name.clone(),
-                    plan::job_run_hash(&sp.hash, sp.image_id.as_deref()),
-                );
-                progress.step(
-                    Some(&svc.name),
-                    &format!("job succeeded in {:.1}s", t0.elapsed().as_secs_f64()),
-                );
-                Ok(())
-            }
-            Some(code) => Err(DeployError::JobFailed {
-                service: svc.name.clone(),
-                exit_code: code,
-                logs: last,
-            }),
-            None => Err(DeployError::JobTimeout {
-                service: svc.name.clone(),
-                after: timeout,
-                logs: last,
-            }),
-        };
-        applied.records.push(record(
-            &svc.name,
-            Action::Run,
-            t0.elapsed(),
-            result.as_ref().err().map(ToString::to_string),
-        ));
-        result
-    }
-
-    /// Brings one service's containers to the plan: replicas 1..=n up to date and ready,
-    /// duplicates and extra replicas removed. Replacement follows the service's strategy:
-    /// start-first (the new container ready before the old one leaves the network and stops)
-    /// or stop-first; in batches of `update_config.parallelism`, `delay` apart, each batch
-    /// watched for `monitor` before the next.
-    #[allow(clippy::too_many_arguments)]
-    async fn converge_service(
-        &self,
-        project: &Project,
-        svc: &Service,
-        sp: &ServicePlan,
-        req: &DeployRequest,
-        mode: Mode,
-        progress: &dyn Progress,
-        applied: &mut Applied,
-    ) -> Result<(), DeployError> {
-        let image_id = sp.image_id.clone().unwrap_or_default();
-        let image = self.create_image_ref(svc, &image_id).await?;
-        let rule = health::rule(svc)?;
-        let (strategy, _) = health::strategy(svc);
-        let update = match mode {
-            Mode::Deploy => svc.update_config(),
-            Mode::Rollback => svc.rollback_config().or(svc.update_config()),
-        };
-        let parallelism = match update.and_then(|u| u.parallelism) {
-            None => 1,
-            Some(0) => sp.replicas.max(1) as usize,
-            Some(n) => n as usize,
-        };
-        let delay = update.and_then(|u| u.delay).map(|d| d.as_std());
-        let monitor = update.and_then(|u| u.monitor).map(|d| d.as_std());
-        let stop_timeout = translate::stop_timeout(svc);
-        let signal = svc.stop_signal.as_deref();
-
-        // Per replica: what to keep, what to replace.
-        let mut ready = Vec::new();
-        let mut replace: Vec<(u32, Option<ContainerInfo>)> = Vec::new();
-        for n in 1..=sp.replicas {
-            let name = translate::container_name(project, svc, n);
-            let mine: Vec<&ContainerInfo> = sp
-                .containers
-                .iter()
-                .filter(|c| c.number == Some(n))
-                .collect();
-            let keep = plan::best_container(&mine, &sp.hash, sp.image_id.as_deref());
-            for other in mine
-                .iter()
-                .filter(|c| Some(c.id.as_str()) != keep.map(|k| k.id.as_str()))
-            {
-                progress.step(
-                    Some(&svc.name),
-                    &format!("removing duplicate {}", other.name),
-                );
-                self.retire(
-                    other,
-                    signal,
-                    stop_timeout,
-                    Leave::OffNetworksFirst,
-                    applied,
-                )
-                .await?;
-            }
-            let current = keep.is_some_and(|c| {
-                c.label(crate::engine::labels::GANTRY_HASH) == Some(sp.hash.as_str())
-                    && c.image_id == image_id
-            });
-            match keep {
-                Some(c) if current => {
-                    if c.name != name {
-                        // A replacement cut short (kill -9): the new container may not have
-                        // its aliases yet. Give them, then its name.
-                        let spec =
-                            translate::container_spec(project, svc, &image, Some(n), &sp.hash)?;
-                        self.give_aliases(&c.id, &spec.networks).await?;
-                        self.engine.rename_container(&c.id, &name).await?;
-                    }
-                    if !c.state.running {
-                        self.engine.start_container(&c.id).await?;
-                        self.wait_ready(svc, &rule, &c.id, req.ready_timeout)
-                            .await?;
-                    }
-                    ready.push(c.id.clone());
-                }
-                other => replace.push((n, other.cloned())),
-            }
-        }
-
-        for (i, batch) in replace.chunks(parallelism).enumerate() {
-            if i > 0
-                && let Some(d) = delay
-            {
-                tokio::time::sleep(d).await;
-            }
-            let mut started = Vec::new();
-            for (n, old) in batch {
-                let name = translate::container_name(project, svc, *n);
-                let spec = translate::container_spec(project, svc, &image, Some(*n), &sp.hash)?;
-                // Created under a temporary name: the old container keeps its name (and keeps
-                // serving) until it is retired.
-                let temp = format!("{name}-gantry-next");
-                if let Ok(stale) = self.engine.inspect_container(&temp).await {
-                    self.engine.remove_container(&stale.id, true).await?;
-                }
-                let start_first = strategy == health::Strategy::StartFirst
-                    && old.as_ref().is_some_and(|o| o.state.running);
-                // Docker's DNS is not health-aware: a container resolves under the service's
-                // name as soon as it starts. Start-first therefore starts the new container
-                // without its aliases and gives them to it only once it is ready.
-                let attachments = spec.networks.clone();
-                let mut create = crate::engine::ContainerSpec { name: temp, ..spec };
-                if start_first {
-                    for a in &mut create.networks {
-                        a.aliases.clear();
-                    }
-                }
-                let id = self.engine.create_container(&create).await?;
-                let t = Instant::now();
-                match old {
-                    Some(old) if start_first => {
-                        self.engine.start_container(&id).await?;
-                        if let Err(e) = self.wait_ready(svc, &rule, &id, req.ready_timeout).await {
-                            // The old container never stopped serving: just drop the new one.
-                            let _ = self.engine.remove_container(&id, true).await;
-                            return Err(e);
-                        }
-                        self.give_aliases(&id, &attachments).await?;
-                        self.retire(old, signal, stop_timeout, Leave::OffNetworksFirst, applied)
-                            .await?;
-                        self.engine.rename_container(&id, &name).await?;
-                    }
-                    old => {
-                        // Stop-first: nothing else serves yet, so the old container keeps its
-                        // networks and published ports until it exits on its stop signal (or
-                        // is killed at the end of its grace period), as Compose does.
-                        if let Some(old) = old {
-                            self.retire(old, signal, stop_timeout, Leave::ServeUntilExit, applied)
-                                .await?;
-                        }
-                        self.engine.rename_container(&id, &name).await?;
-                        self.engine.start_container(&id).await?;
-                        self.wait_ready(svc, &rule, &id, req.ready_timeout).await?;
-                    }
-                }
-                progress.step(
-                    Some(&svc.name),
-                    &format!("{name} ready in {:.1}s", t.elapsed().as_secs_f64()),
-                );
-                started.push(id.clone());
-                ready.push(id);
-            }
-            if let Some(watch) = monitor {
-                self.monitor(svc, &started, watch).await?;
-            }
-        }
-        for extra in sp
-            .containers
-            .iter()
-            .filter(|c| c.number.is_none_or(|n| n > sp.replicas))
-        {
-            progress.step(
-                Some(&svc.name),
-                &format!("removing extra replica {}", extra.name),
-            );
-            self.retire(
-                extra,
-                signal,
-                stop_timeout,
-                Leave::OffNetworksFirst,
-                applied,
-            )
-            .await?;
-        }
-        applied.ready.insert(svc.name.clone(), ready);
-        Ok(())
-    }
-
-    /// Reconnects a container to the networks of `attachments` that carry aliases, with them:
-    /// the moment other containers start resolving it under its service's name.
-    async fn give_aliases(
-        &self,
-        id: &str,
-        attachments: &[crate::engine::NetworkAttachment],
-    ) -> Result<(), DeployError> {
-        for a in attachments.iter().filter(|a| !a.aliases.is_empty()) {
-            self.engine.disconnect_network(id, &a.network).await?;
-            self.engine.connect_network(id, a).await?;
-        }
-        Ok(())
-    }
-
-    /// Takes a container out of service, then removes it. `leave` says whether it first leaves
-    /// its networks (something else already serves) or keeps serving until it exits.
-    async fn retire(
-        &self,
-        c: &ContainerInfo,
-        signal: Option<&str>,
-        timeout: Duration,
-        leave: Leave,
-        applied: &mut Applied,
-    ) -> Result<(), DeployError> {
-        if c.state.running {
-            applied.touched_running = true;
-            if leave == Leave::OffNetworksFirst {
-                for network in &c.networks {
-                    self.engine.disconnect_network(&c.id, network).await?;
-                }
-            }
-            self.engine.stop_container(&c.id, signal, timeout).await?;
-        }
-        self.engine.remove_container(&c.id, true).await?;
-        Ok(())
-    }
-
-    /// Watches freshly started containers for `watch`: they must keep running (and healthy).
-    async fn monitor(
-        &self,
-        svc: &Service,
-        ids: &[String],
-        watch: Duration,
-    ) -> Result<(), DeployError> {
-        let until = Instant::now() + watch;
-        while Instant::now() < until {
-            for id in ids {
-                let info = self.engine.inspect_container(id).await?;
-                let bad = if !info.state.running {
-                    Some("stopped during the monitor period".to_owned())
-                } else if info.state.health == Some(HealthStatus::Unhealthy) {
-                    Some("turned unhealthy during the monitor period".to_owned())
-                } else {
-                    None
-                };
-                if let Some(problem) = bad {
-                    return Err(self.not_ready(svc, &info, problem).await);
-                }
-            }
-            tokio::time::sleep(POLL).await;
-        }
-        Ok(())
-    }
-
-    /// What to create a container from: the tag when it still names `image_id`, else the id
-    /// itself (a rollback after the tag moved).
-    async fn create_image_ref(&self, svc: &Service, image_id: &str) -> Result<String, DeployError> {
-        let reference = svc.image.clone().unwrap_or_default();
-        if image_id.is_empty() {
-            return Ok(reference);
-        }
-        let resolved = self
-            .engine
-            .inspect_image(&ImageRef::new(&reference))
-            .await?;
-        Ok(match resolved {
-            Some(info) if info.id == image_id => reference,
-            _ => image_id.to_owned(),
-        })
-    }
-
-    /// Waits until a container is ready by its service's rule.
-    async fn wait_ready(
-        &self,
-        svc: &Service,
-        rule: &health::Rule,
-        id: &str,
-        timeout: Duration,
-    ) -> Result<(), DeployError> {
-        let started = Instant::now();
-        let deadline = match rule {
-            health::Rule::Probe(p) => started + p.deadline.unwrap_or(timeout),
-            _ => started + timeout,
-        };
-        let mut passes = 0u32;
-        let mut probe_log: Vec<String> = Vec::new();
-        let mut restarts: Option<u32> = None;
-        loop {
-            let info = self.engine.inspect_container(id).await?;
-            let status = info.state.status;
-            let exited = !info.state.running
-                && !matches!(
-                    status,
-                    crate::engine::ContainerStatus::Created
-                        | crate::engine::ContainerStatus::Restarting
-                );
-            if exited {
-                let problem = format!("exited with code {}", info.state.exit_code.unwrap_or(-1));
-                return Err(self.not_ready_with(svc, &info, problem, probe_log).await);
-            }
-            let restarted = match (restarts, info.state.restart_count) {
-                (Some(before), Some(now)) => now > before,
-                _ => false,
-            };
-            if restarts.is_none() {
-                restarts = info.state.restart_count;
-            }
-            if restarted || status == crate::engine::ContainerStatus::Restarting {
-                return Err(self
-                    .not_ready_with(svc, &info, "restarted while starting".into(), probe_log)
-                    .await);
-            }
-            let wait = match rule {
-                health::Rule::Docker { passes: want } => match info.state.health {
-                    Some(HealthStatus::Healthy) => {
-                        let ok = info.state.health_log.iter().rev().take(*want as usize);
-                        if ok.clone().count() >= *want as usize
-                            && ok.clone().all(|p| p.exit_code == Some(0))
-                        {
-                            return Ok(());
-                        }
-                        POLL
-                    }
-                    Some(HealthStatus::Unhealthy) => {
-                        return Err(self
-                            .not_ready_with(svc, &info, "is unhealthy".into(), probe_log)
-                            .await);
-                    }
-                    // No healthcheck after all (the image had none): running is ready.
-                    None if info.state.running => return Ok(()),
-                    _ => POLL,
-                },
-                health::Rule::MinReady(min) => {
-                    if info.state.running && started.elapsed() >= *min {
-                        return Ok(());
-                    }
-                    POLL
-                }
-                health::Rule::Probe(p) => {
-                    if started.elapsed() < p.start_period || !info.state.running {
-                        POLL
-                    } else {
-                        let ip = info.ip_addresses.values().next().map(String::as_str);
-                        match health::probe_once(&p.target, ip, p.timeout).await {
-                            Ok(()) => {
-                                passes += 1;
-                                probe_log.push(format!("pass {passes}/{}", p.passes));
-                                if passes >= p.passes {
-                                    return Ok(());
-                                }
-                            }
-                            Err(e) => {
-                                passes = 0;
-                                probe_log.push(format!("fail: {e}"));
-                            }
-                        }
-                        p.interval
-                    }
-                }
-            };
-            if Instant::now() >= deadline {
-                let problem = format!(
-                    "was not ready within {} ({})",
-                    humantime::format_duration(deadline - started),
-                    rule.describe()
-                );
-                return Err(self.not_ready_with(svc, &info, problem, probe_log).await);
-            }
-            tokio::time::sleep(wait).await;
-        }
-    }
-
-    async fn not_ready(&self, svc: &Service, info: &ContainerInfo, problem: String) -> DeployError {
-        self.not_ready_with(svc, info, problem, Vec::new()).await
-    }
-
-    /// The error for a container that did not become ready: its health or probe log and its
-    /// last log lines.
-    async fn not_ready_with(
-        &self,
-        svc: &Service,
-        info: &ContainerInfo,
-        problem: String,
-        probe_log: Vec<String>,
-    ) -> DeployError {
-        let logs = self
-            .engine
-            .logs_tail(&info.id, LOG_LINES)
-            .await
-            .unwrap_or_default();
-        let mut health_log: Vec<String> = info
-            .state
-            .health_log
-            .iter()
-            .map(|p| format!("exit {}: {}", p.exit_code.unwrap_or(-1), p.output.trim()))
-            .collect();
-        health_log.extend(
-            probe_log
-                .into_iter()
-                .rev()
-                .take(10)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev(),
-        );
-        DeployError::NotReady {
-            service: svc.name.clone(),
-            container: info.name.clone(),
-            problem,
-            health_log,
-            logs,
-        }
-    }
-}
-
-/// How a container being retired leaves service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Leave {
-    /// Off its networks first, so other containers stop resolving it at once: for a container
-    /// whose replacement (or another replica) already serves.
-    OffNetworksFirst,
-    /// Keeps its networks and published ports and serves until it exits: stop-first, where
-    /// the replacement starts only after it.
-    ServeUntilExit,
-}
-
-fn verb(action: Action) -> &'static str {
-    match action {
-        Action::Create => "creating",
-        Action::Recreate => "recreating",
-        Action::Start => "starting",
-        Action::Scale => "scaling",
-        Action::Run => "running",
-        Action::Remove => "removing",
-        Action::Unchanged => "unchanged",
-    }
-}
-
-fn record(service: &str, action: Action, took: Duration, error: Option<String>) -> ServiceRecord {
-    ServiceRecord {
-        service: service.to_owned(),
-        action: action.as_str().to_owned(),
-        duration_ms: took.as_millis() as u64,
-        error,
-    }
-}
-
-fn short_id(id: &str) -> &str {
-    let id = id.strip_prefix("sha256:").unwrap_or(id);
-    &id[..id.len().min(12)]
-}
-
-fn job_timeout(svc: &Service) -> Duration {
-    svc.x_gantry
-        .as_ref()
-        .and_then(|x| x.get("job"))
-        .and_then(|j| j.get("timeout"))
-        .and_then(|t| t.as_str())
-        .and_then(|t| humantime::parse_duration(t).ok())
-        .unwrap_or(JOB_TIMEOUT)
 }
 
 /// Ends a job's report: an error that stopped it goes into the report (with its own exit code
@@ -1545,6 +642,17 @@ pub fn project_from_release(release: &Release) -> Result<Project, DeployError> {
     for (name, svc) in &mut project.services {
         svc.name = name.clone();
         svc.x_gantry = release.x_gantry.get(name).cloned();
+        // Releases recorded before x-gantry was validated may carry the two keys it never
+        // read (now gantry.yaml's stack policy): they are dropped, not refused.
+        let mut recorded = svc.x_gantry.clone();
+        if let Some(map) = recorded.as_mut().and_then(|v| v.as_object_mut()) {
+            map.remove("reconcile");
+            map.remove("watch_compose");
+        }
+        svc.gantry = XGantry::parse(recorded.as_ref()).map_err(|e| DeployError::Unsupported {
+            service: name.clone(),
+            reason: format!("release {} records an invalid {e}", release.id()),
+        })?;
     }
     project.config_files = release.files.clone();
     Ok(project)

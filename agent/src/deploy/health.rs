@@ -7,6 +7,9 @@
 //! 2. A Docker healthcheck: `healthy`, with the last `passes` checks (default 1) passing.
 //! 3. Neither: running for `x-gantry.min_ready` (default 2 s) without restarting or exiting.
 //!
+//! The probe's settings are validated when the files load (`compose::xgantry`); here they are
+//! only applied.
+//!
 //! HTTP probes speak plain HTTP/1.0 (no TLS) to the container's address on its first network,
 //! or to a full `http://` URL as given.
 //!
@@ -17,106 +20,12 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::compose::{MountKind, Service, UpdateOrder};
 
-use super::DeployError;
-
-/// `x-gantry` as Gantry reads it. Unknown keys are refused, naming the service.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct XGantry {
-    /// Gantry's own readiness probe.
-    #[serde(default)]
-    pub health: Option<RawHealth>,
-    /// With no healthcheck and no probe: how long a new container must keep running.
-    #[serde(default, with = "opt_duration")]
-    pub min_ready: Option<Duration>,
-    /// `pre-deploy`, or `{timeout: 10m}`: the service is a one-shot job.
-    #[serde(default)]
-    pub job: Option<serde_json::Value>,
-    /// Daemon: bring back containers removed or stopped by hand (default true).
-    #[serde(default)]
-    pub reconcile: Option<bool>,
-    /// Daemon: apply compose file changes when they are edited on disk (default false).
-    #[serde(default)]
-    pub watch_compose: Option<bool>,
-}
-
-/// `x-gantry.health` as written.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawHealth {
-    /// `/path` (with `port`) or a full `http://host:port/path` URL.
-    pub http: Option<String>,
-    /// Container port for a `/path` probe.
-    pub port: Option<u16>,
-    /// Accepted status codes, `200-399` by default.
-    pub status: Option<String>,
-    /// A TCP port that must accept connections.
-    pub tcp: Option<u16>,
-    pub passes: Option<u32>,
-    #[serde(default, with = "opt_duration")]
-    pub interval: Option<Duration>,
-    #[serde(default, with = "opt_duration")]
-    pub timeout: Option<Duration>,
-    #[serde(default, with = "opt_duration")]
-    pub start_period: Option<Duration>,
-    #[serde(default, with = "opt_duration")]
-    pub deadline: Option<Duration>,
-}
-
-mod opt_duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        let raw: Option<serde_json::Value> = Option::deserialize(d)?;
-        match raw {
-            None | Some(serde_json::Value::Null) => Ok(None),
-            Some(serde_json::Value::Number(n)) => n
-                .as_f64()
-                .map(|s| Some(Duration::from_secs_f64(s)))
-                .ok_or_else(|| serde::de::Error::custom("a duration must be positive")),
-            Some(serde_json::Value::String(s)) => humantime::parse_duration(&s)
-                .map(Some)
-                .map_err(|e| serde::de::Error::custom(format!("{s:?} is not a duration: {e}"))),
-            Some(other) => Err(serde::de::Error::custom(format!(
-                "{other} is not a duration (write 10s, 1m30s)"
-            ))),
-        }
-    }
-}
-
-/// Where a probe connects.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    /// HTTP GET; `host: None` means the container's own address.
-    Http {
-        host: Option<String>,
-        port: u16,
-        path: String,
-        status: (u16, u16),
-    },
-    Tcp {
-        port: u16,
-    },
-}
-
-/// Gantry's own probe.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Probe {
-    pub target: Target,
-    pub passes: u32,
-    pub interval: Duration,
-    pub timeout: Duration,
-    pub start_period: Duration,
-    pub deadline: Option<Duration>,
-}
+pub use crate::compose::xgantry::{Probe, Target};
 
 /// When a new container counts as ready.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,99 +67,19 @@ pub enum Strategy {
     StopFirst,
 }
 
-/// Reads a service's `x-gantry`, refusing unknown keys.
-pub fn x_gantry(service: &Service) -> Result<XGantry, DeployError> {
-    match &service.x_gantry {
-        None => Ok(XGantry::default()),
-        Some(v) => serde_json::from_value(v.clone()).map_err(|e| DeployError::Unsupported {
-            service: service.name.clone(),
-            reason: format!("x-gantry: {e}"),
-        }),
-    }
-}
-
-/// The readiness rule of a service.
-pub fn rule(service: &Service) -> Result<Rule, DeployError> {
-    let x = x_gantry(service)?;
-    let bad = |reason: String| DeployError::Unsupported {
-        service: service.name.clone(),
-        reason: format!("x-gantry.health: {reason}"),
-    };
-    if let Some(h) = x.health {
-        let status = match h.status.as_deref() {
-            None => (200, 399),
-            Some(s) => {
-                let (lo, hi) = s.split_once('-').unwrap_or((s, s));
-                match (lo.trim().parse::<u16>(), hi.trim().parse::<u16>()) {
-                    (Ok(lo), Ok(hi)) if lo <= hi => (lo, hi),
-                    _ => return Err(bad(format!("status {s:?} is not a range like 200-399"))),
-                }
-            }
-        };
-        let target = match (&h.http, h.tcp) {
-            (Some(_), Some(_)) => return Err(bad("set http or tcp, not both".into())),
-            (Some(url), None) => http_target(url, h.port, status).map_err(bad)?,
-            (None, Some(port)) => Target::Tcp { port },
-            (None, None) => {
-                return Err(bad("needs http (a /path with port, or a URL) or tcp".into()));
-            }
-        };
-        let passes = h.passes.unwrap_or(3).max(1);
-        return Ok(Rule::Probe(Probe {
-            target,
-            passes,
-            interval: h.interval.unwrap_or(Duration::from_secs(1)),
-            timeout: h.timeout.unwrap_or(Duration::from_secs(2)),
-            start_period: h.start_period.unwrap_or_default(),
-            deadline: h.deadline,
-        }));
+/// The readiness rule of a service (its `x-gantry` was validated when the files loaded).
+pub fn rule(service: &Service) -> Rule {
+    if let Some(probe) = &service.gantry.health {
+        return Rule::Probe(probe.clone());
     }
     if service
         .healthcheck
         .as_ref()
         .is_some_and(|h| !h.is_disabled())
     {
-        return Ok(Rule::Docker { passes: 1 });
+        return Rule::Docker { passes: 1 };
     }
-    Ok(Rule::MinReady(
-        x.min_ready.unwrap_or(Duration::from_secs(2)),
-    ))
-}
-
-fn http_target(url: &str, port: Option<u16>, status: (u16, u16)) -> Result<Target, String> {
-    if let Some(rest) = url.strip_prefix("http://") {
-        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) => (
-                h.to_owned(),
-                p.parse::<u16>()
-                    .map_err(|_| format!("bad port in {url:?}"))?,
-            ),
-            None => (authority.to_owned(), 80),
-        };
-        Ok(Target::Http {
-            host: Some(host),
-            port,
-            path: if path.is_empty() {
-                "/".into()
-            } else {
-                path.to_owned()
-            },
-            status,
-        })
-    } else if url.starts_with('/') {
-        let port = port.ok_or_else(|| format!("http {url:?} needs `port` (the container port)"))?;
-        Ok(Target::Http {
-            host: None,
-            port,
-            path: url.to_owned(),
-            status,
-        })
-    } else {
-        Err(format!(
-            "http {url:?}: write /path (with port) or http://host:port/path"
-        ))
-    }
+    Rule::MinReady(service.gantry.min_ready.unwrap_or(Duration::from_secs(2)))
 }
 
 /// The rollout strategy of a service and the reason for it.
@@ -381,11 +210,18 @@ mod tests {
         s
     }
 
+    fn with_x(mut s: Service, x: serde_json::Value) -> Service {
+        s.gantry = crate::compose::xgantry::XGantry::parse(Some(&x)).unwrap();
+        s
+    }
+
     #[test]
     fn rules_follow_the_documented_order() {
-        let mut s = svc("image: x\n");
-        s.x_gantry = Some(serde_json::json!({"health": {"http": "/healthz", "port": 8080}}));
-        match rule(&s).unwrap() {
+        let s = with_x(
+            svc("image: x\nhealthcheck:\n  test: [\"CMD\", \"true\"]\n"),
+            serde_json::json!({"health": {"http": "/healthz", "port": 8080}}),
+        );
+        match rule(&s) {
             Rule::Probe(p) => {
                 assert_eq!(p.passes, 3);
                 assert_eq!(
@@ -400,24 +236,17 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let s = svc("image: x\nhealthcheck:\n  test: [\"CMD\", \"true\"]\n");
-        assert_eq!(rule(&s).unwrap(), Rule::Docker { passes: 1 });
-        let mut s = svc("image: x\n");
-        s.x_gantry = Some(serde_json::json!({"min_ready": "5s"}));
-        assert_eq!(rule(&s).unwrap(), Rule::MinReady(Duration::from_secs(5)));
-    }
-
-    #[test]
-    fn bad_health_settings_name_the_service() {
-        let mut s = svc("image: x\n");
-        s.x_gantry = Some(serde_json::json!({"health": {"http": "/healthz"}}));
-        let e = rule(&s).unwrap_err().to_string();
-        assert!(e.contains("api") && e.contains("port"), "{e}");
-        s.x_gantry = Some(serde_json::json!({"helth": {}}));
-        let e = rule(&s).unwrap_err().to_string();
-        assert!(e.contains("helth"), "{e}");
-        s.x_gantry = Some(serde_json::json!({"health": {"tcp": 80, "status": "500-200"}}));
-        assert!(rule(&s).is_err());
+        let s = with_x(
+            svc("image: x\nhealthcheck:\n  test: [\"CMD\", \"true\"]\n"),
+            serde_json::json!({"min_ready": "5s"}),
+        );
+        assert_eq!(rule(&s), Rule::Docker { passes: 1 });
+        let s = with_x(svc("image: x\n"), serde_json::json!({"min_ready": "5s"}));
+        assert_eq!(rule(&s), Rule::MinReady(Duration::from_secs(5)));
+        assert_eq!(
+            rule(&svc("image: x\n")),
+            Rule::MinReady(Duration::from_secs(2))
+        );
     }
 
     #[test]

@@ -16,13 +16,25 @@
 //! ([`health::rule`]); `deploy.update_config` sets parallelism, delay, monitor and
 //! failure_action (rollback, pause, continue).
 //!
+//! Files, one job each: `apply.rs` orchestration and ledger transitions ([`Deployer`]),
+//! `images.rs` pulls and pruning, `rollout.rs` applying a plan service by service (a
+//! `Rollout` context), `jobs.rs` one-shot jobs, `ready.rs` readiness waits, [`health`] the
+//! readiness rule and strategy, [`plan`] what differs, [`translate`] model to engine specs.
+//! `x-gantry` arrives typed on [`crate::compose::Service::gantry`], validated at load time.
+//!
 //! Limits: published port ranges and `volumes_from` are not supported yet; start-first gives a
 //! new container its network aliases only once it is ready, which reconnects it to its
 //! networks once (connections it opened while starting are reset).
 
 pub mod apply;
 pub mod health;
+mod images;
+mod jobs;
 pub mod plan;
+mod ready;
+mod rollout;
+#[cfg(test)]
+mod tests;
 pub mod translate;
 
 use std::collections::BTreeMap;

@@ -15,44 +15,8 @@ use crate::ledger::Release;
 
 use super::translate;
 
-/// What happens to a service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    /// No container yet: create it.
-    Create,
-    /// A container differs from the model: replace it.
-    Recreate,
-    /// Up to date but stopped: start it.
-    Start,
-    /// Up to date; only the number of replicas changes.
-    Scale,
-    /// Nothing to do.
-    Unchanged,
-    /// A one-off job that has to run for this release.
-    Run,
-    /// The service left the files: its containers are removed.
-    Remove,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Create => "create",
-            Self::Recreate => "recreate",
-            Self::Start => "start",
-            Self::Scale => "scale",
-            Self::Unchanged => "unchanged",
-            Self::Run => "run",
-            Self::Remove => "remove",
-        }
-    }
-
-    /// Whether this action changes anything.
-    pub fn changes(self) -> bool {
-        self != Self::Unchanged
-    }
-}
+/// What happens to a service (the ledger records the same type).
+pub use crate::ledger::Action;
 
 /// The plan for one service.
 #[derive(Debug, Clone, Serialize)]
@@ -113,12 +77,7 @@ pub fn job_services(project: &Project) -> BTreeSet<String> {
                 jobs.insert(dep.clone());
             }
         }
-        let marked = svc
-            .x_gantry
-            .as_ref()
-            .and_then(|x| x.get("job"))
-            .is_some_and(|j| !j.is_null() && j != &serde_json::Value::Bool(false));
-        if marked {
+        if svc.gantry.job.is_some() {
             jobs.insert(svc.name.clone());
         }
     }
@@ -279,9 +238,7 @@ pub fn compute(
         let ready = if job {
             String::new()
         } else {
-            super::health::rule(svc)
-                .map(|r| r.describe())
-                .unwrap_or_else(|e| format!("invalid: {e}"))
+            super::health::rule(svc).describe()
         };
         services.push(ServicePlan {
             service: svc.name.clone(),

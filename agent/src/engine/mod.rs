@@ -21,6 +21,8 @@
 
 mod docker;
 pub mod error;
+#[cfg(test)]
+pub mod fake;
 mod image;
 pub mod labels;
 mod spec;

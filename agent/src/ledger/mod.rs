@@ -120,12 +120,57 @@ pub struct ImageRecord {
     pub digest: Option<String>,
 }
 
+/// What a deploy does to a service (planned) and did (recorded). On disk as the snake_case
+/// names releases have always held (`create`, `recreate`, ..., `run`, `remove`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// No container yet: create it.
+    Create,
+    /// A container differs from the model: replace it.
+    Recreate,
+    /// Up to date but stopped: start it.
+    Start,
+    /// Up to date; only the number of replicas changes.
+    Scale,
+    /// Nothing to do.
+    Unchanged,
+    /// A one-off job that has to run for this release.
+    Run,
+    /// The service left the files: its containers are removed.
+    Remove,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Recreate => "recreate",
+            Self::Start => "start",
+            Self::Scale => "scale",
+            Self::Unchanged => "unchanged",
+            Self::Run => "run",
+            Self::Remove => "remove",
+        }
+    }
+
+    /// Whether this action changes anything.
+    pub fn changes(self) -> bool {
+        self != Self::Unchanged
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What happened to one service in a deploy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceRecord {
     pub service: String,
-    /// create, recreate, remove, unchanged, job.
-    pub action: String,
+    pub action: Action,
     pub duration_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

@@ -98,6 +98,8 @@ pub(super) fn build_service(
     })?;
     svc.name = name.to_string();
     svc.env_file = env_files;
+    svc.gantry = crate::compose::xgantry::XGantry::parse(x_gantry.as_ref())
+        .map_err(|e| e.in_service(first_file, name))?;
     svc.x_gantry = x_gantry;
     svc.extensions = extensions;
     Ok(svc)

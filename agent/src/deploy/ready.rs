@@ -1,0 +1,277 @@
+//! Readiness waits: dependencies met, a new container ready by its service's rule, a batch
+//! watched through its monitor period.
+//!
+//! Design: [`wait_ready`] polls the engine every 250 ms (or the probe's interval) and applies
+//! the rule [`health::rule`] chose: Gantry's own probe (N consecutive passes after the start
+//! period, within the deadline), the Docker healthcheck (`healthy` with its last checks
+//! passing; `unhealthy` fails at once), or running for `min_ready`. A container that exits or
+//! restarts fails at once. Failures carry the health or probe log and the container's last
+//! [`LOG_LINES`] log lines. Time is tokio's, so tests can pause the clock.
+//!
+//! Limits: readiness is polled, not followed through Docker events.
+
+use tokio::time::Instant;
+
+use std::time::Duration;
+
+use crate::compose::{DependsCondition, Service};
+use crate::engine::{ContainerInfo, ContainerStatus, Engine, HealthStatus};
+
+use super::plan::Action;
+use super::rollout::Rollout;
+use super::{DeployError, health};
+
+/// Lines of a failing container's or job's log carried in the error.
+pub(super) const LOG_LINES: usize = 50;
+/// How often readiness is polled.
+const POLL: Duration = Duration::from_millis(250);
+
+impl Rollout<'_> {
+    /// Waits until every dependency of `svc` meets its condition.
+    pub(super) async fn wait_dependencies(&self, svc: &Service) -> Result<(), DeployError> {
+        let (project, plan, applied, req) = (self.project, self.plan, &self.applied, self.req);
+        for (dep, d) in &svc.depends_on {
+            let Some(dep_plan) = plan.get(dep) else {
+                if d.required {
+                    return Err(DeployError::Dependency {
+                        service: svc.name.clone(),
+                        dependency: dep.clone(),
+                        problem: "is not an active service of the stack".into(),
+                    });
+                }
+                continue;
+            };
+            match d.condition {
+                DependsCondition::ServiceCompletedSuccessfully => {
+                    if dep_plan.job
+                        && !(dep_plan.action == Action::Unchanged || applied.jobs.contains_key(dep))
+                    {
+                        return Err(DeployError::Dependency {
+                            service: svc.name.clone(),
+                            dependency: dep.clone(),
+                            problem: "has not completed successfully".into(),
+                        });
+                    }
+                }
+                DependsCondition::ServiceHealthy | DependsCondition::ServiceStarted => {
+                    let ids = applied.ready.get(dep).cloned().unwrap_or_default();
+                    if ids.is_empty() && !dep_plan.job {
+                        return Err(DeployError::Dependency {
+                            service: svc.name.clone(),
+                            dependency: dep.clone(),
+                            problem: "has no running container".into(),
+                        });
+                    }
+                    if d.condition == DependsCondition::ServiceHealthy {
+                        // Healthy means: passes its readiness gate, by a Docker healthcheck
+                        // or by Gantry's own probe.
+                        let dep_svc = &project.services[dep];
+                        let has_check = dep_svc
+                            .healthcheck
+                            .as_ref()
+                            .is_some_and(|h| !h.is_disabled())
+                            || matches!(health::rule(dep_svc), health::Rule::Probe(_));
+                        for id in ids {
+                            let info = self.engine.inspect_container(&id).await?;
+                            if info.state.health.is_none() && !has_check {
+                                return Err(DeployError::Dependency {
+                                    service: svc.name.clone(),
+                                    dependency: dep.clone(),
+                                    problem: "has no healthcheck nor x-gantry.health probe \
+                                              (condition: service_healthy needs one)"
+                                        .into(),
+                                });
+                            }
+                            let rule = health::rule(dep_svc);
+                            wait_ready(self.engine, dep_svc, &rule, &id, req.ready_timeout).await?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Watches freshly started containers for `watch`: they must keep running (and healthy).
+pub(super) async fn monitor(
+    engine: &dyn Engine,
+    svc: &Service,
+    ids: &[String],
+    watch: Duration,
+) -> Result<(), DeployError> {
+    let until = Instant::now() + watch;
+    while Instant::now() < until {
+        for id in ids {
+            let info = engine.inspect_container(id).await?;
+            let bad = if !info.state.running {
+                Some("stopped during the monitor period".to_owned())
+            } else if info.state.health == Some(HealthStatus::Unhealthy) {
+                Some("turned unhealthy during the monitor period".to_owned())
+            } else {
+                None
+            };
+            if let Some(problem) = bad {
+                return Err(not_ready(engine, svc, &info, problem).await);
+            }
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    Ok(())
+}
+
+/// Waits until a container is ready by its service's rule.
+pub(super) async fn wait_ready(
+    engine: &dyn Engine,
+    svc: &Service,
+    rule: &health::Rule,
+    id: &str,
+    timeout: Duration,
+) -> Result<(), DeployError> {
+    let started = Instant::now();
+    let deadline = match rule {
+        health::Rule::Probe(p) => started + p.deadline.unwrap_or(timeout),
+        _ => started + timeout,
+    };
+    let mut passes = 0u32;
+    let mut probe_log: Vec<String> = Vec::new();
+    let mut restarts: Option<u32> = None;
+    loop {
+        let info = engine.inspect_container(id).await?;
+        let status = info.state.status;
+        let exited = !info.state.running
+            && !matches!(
+                status,
+                ContainerStatus::Created | ContainerStatus::Restarting
+            );
+        if exited {
+            let problem = format!("exited with code {}", info.state.exit_code.unwrap_or(-1));
+            return Err(not_ready_with(engine, svc, &info, problem, probe_log).await);
+        }
+        let restarted = match (restarts, info.state.restart_count) {
+            (Some(before), Some(now)) => now > before,
+            _ => false,
+        };
+        if restarts.is_none() {
+            restarts = info.state.restart_count;
+        }
+        if restarted || status == ContainerStatus::Restarting {
+            return Err(not_ready_with(
+                engine,
+                svc,
+                &info,
+                "restarted while starting".into(),
+                probe_log,
+            )
+            .await);
+        }
+        let wait = match rule {
+            health::Rule::Docker { passes: want } => match info.state.health {
+                Some(HealthStatus::Healthy) => {
+                    let ok = info.state.health_log.iter().rev().take(*want as usize);
+                    if ok.clone().count() >= *want as usize
+                        && ok.clone().all(|p| p.exit_code == Some(0))
+                    {
+                        return Ok(());
+                    }
+                    POLL
+                }
+                Some(HealthStatus::Unhealthy) => {
+                    return Err(not_ready_with(
+                        engine,
+                        svc,
+                        &info,
+                        "is unhealthy".into(),
+                        probe_log,
+                    )
+                    .await);
+                }
+                // No healthcheck after all (the image had none): running is ready.
+                None if info.state.running => return Ok(()),
+                _ => POLL,
+            },
+            health::Rule::MinReady(min) => {
+                if info.state.running && started.elapsed() >= *min {
+                    return Ok(());
+                }
+                POLL
+            }
+            health::Rule::Probe(p) => {
+                if started.elapsed() < p.start_period || !info.state.running {
+                    POLL
+                } else {
+                    let ip = info.ip_addresses.values().next().map(String::as_str);
+                    match health::probe_once(&p.target, ip, p.timeout).await {
+                        Ok(()) => {
+                            passes += 1;
+                            probe_log.push(format!("pass {passes}/{}", p.passes));
+                            if passes >= p.passes {
+                                return Ok(());
+                            }
+                        }
+                        Err(e) => {
+                            passes = 0;
+                            probe_log.push(format!("fail: {e}"));
+                        }
+                    }
+                    p.interval
+                }
+            }
+        };
+        if Instant::now() >= deadline {
+            let problem = format!(
+                "was not ready within {} ({})",
+                humantime::format_duration(deadline - started),
+                rule.describe()
+            );
+            return Err(not_ready_with(engine, svc, &info, problem, probe_log).await);
+        }
+        tokio::time::sleep(wait).await;
+    }
+}
+
+async fn not_ready(
+    engine: &dyn Engine,
+    svc: &Service,
+    info: &ContainerInfo,
+    problem: String,
+) -> DeployError {
+    not_ready_with(engine, svc, info, problem, Vec::new()).await
+}
+
+/// The error for a container that did not become ready: its health or probe log and its
+/// last log lines.
+async fn not_ready_with(
+    engine: &dyn Engine,
+    svc: &Service,
+    info: &ContainerInfo,
+    problem: String,
+    probe_log: Vec<String>,
+) -> DeployError {
+    let logs = engine
+        .logs_tail(&info.id, LOG_LINES)
+        .await
+        .unwrap_or_default();
+    let mut health_log: Vec<String> = info
+        .state
+        .health_log
+        .iter()
+        .map(|p| format!("exit {}: {}", p.exit_code.unwrap_or(-1), p.output.trim()))
+        .collect();
+    health_log.extend(
+        probe_log
+            .into_iter()
+            .rev()
+            .take(10)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev(),
+    );
+    DeployError::NotReady {
+        service: svc.name.clone(),
+        container: info.name.clone(),
+        problem,
+        health_log,
+        logs,
+    }
+}

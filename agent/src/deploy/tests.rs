@@ -1,0 +1,356 @@
+//! Unit tests of the deploy core against the in-memory engine ([`FakeEngine`]), on a paused
+//! clock: plan, dependency order, stop-first and start-first call order, rollback choice.
+//! What only Docker can show (networks, DNS, signals, ports) stays in `tests/tests/deploy_*.rs`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::compose::LoadOptions;
+use crate::engine::fake::FakeEngine;
+use crate::ledger::{Ledger, Outcome};
+
+use super::plan::Action;
+use super::{DeployRequest, Deployer, Quiet};
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    file: PathBuf,
+    engine: Arc<FakeEngine>,
+    deployer: Deployer,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("compose.yaml");
+        let engine = Arc::new(FakeEngine::new());
+        for v in ["1", "2", "3"] {
+            engine.publish(&format!("app:{v}"), &v.repeat(64));
+        }
+        let deployer = Deployer::new(engine.clone(), Ledger::new(&dir.path().join("state")));
+        Self {
+            _dir: dir,
+            file,
+            engine,
+            deployer,
+        }
+    }
+
+    /// A request for stack `app` with the compose text and `V` (the image tag).
+    fn request(&self, compose: &str, version: &str) -> DeployRequest {
+        write(&self.file, compose);
+        let load = LoadOptions {
+            files: vec![self.file.clone()],
+            project_name: Some("app".into()),
+            environment: BTreeMap::from([("V".to_owned(), version.to_owned())]),
+            ..LoadOptions::default()
+        };
+        DeployRequest::new("app", load)
+    }
+
+    async fn deploy(&self, compose: &str, version: &str) -> super::DeployReport {
+        self.deployer
+            .deploy(&self.request(compose, version), &Quiet)
+            .await
+    }
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+}
+
+fn actions(plan: &super::Plan) -> Vec<(String, Action)> {
+    plan.services
+        .iter()
+        .map(|s| (s.service.clone(), s.action))
+        .collect()
+}
+
+/// The position of the first call equal to `call`.
+fn at(calls: &[String], call: &str) -> usize {
+    calls
+        .iter()
+        .position(|c| c == call)
+        .unwrap_or_else(|| panic!("no call {call:?} in {calls:#?}"))
+}
+
+const TWO: &str = "services:
+  db:
+    image: app:${V}
+    x-gantry: {min_ready: 1s}
+  api:
+    image: app:${V}
+    environment: {MODE: one}
+    depends_on: [db]
+    x-gantry: {min_ready: 1s}
+";
+
+#[tokio::test(start_paused = true)]
+async fn plan_says_create_recreate_with_reasons_remove_and_unchanged() {
+    let s = Setup::new();
+    let plan = s.deployer.plan(&s.request(TWO, "1")).await.unwrap();
+    assert_eq!(
+        actions(&plan),
+        [
+            ("db".into(), Action::Create),
+            ("api".into(), Action::Create)
+        ]
+    );
+    let report = s.deploy(TWO, "1").await;
+    assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.error);
+
+    let plan = s.deployer.plan(&s.request(TWO, "1")).await.unwrap();
+    assert!(plan.is_noop(), "{:?}", actions(&plan));
+
+    // api's environment changes, db leaves the files, cache arrives.
+    let next = "services:
+  api:
+    image: app:${V}
+    environment: {MODE: two}
+    x-gantry: {min_ready: 1s}
+  cache:
+    image: app:${V}
+";
+    let plan = s.deployer.plan(&s.request(next, "1")).await.unwrap();
+    let got: BTreeMap<String, Action> = actions(&plan).into_iter().collect();
+    assert_eq!(
+        got,
+        BTreeMap::from([
+            ("api".into(), Action::Recreate),
+            ("cache".into(), Action::Create),
+            ("db".into(), Action::Remove),
+        ])
+    );
+    let api = plan.get("api").unwrap();
+    assert!(
+        api.reasons.iter().any(|r| r == "environment"),
+        "{:?}",
+        api.reasons
+    );
+    assert_eq!(
+        plan.get("db").unwrap().reasons,
+        ["no longer in the compose files"]
+    );
+
+    // A new image is a reason of its own: app:2 is not local yet, the plan says it will pull.
+    let plan = s.deployer.plan(&s.request(TWO, "2")).await.unwrap();
+    assert!(
+        plan.get("api")
+            .unwrap()
+            .reasons
+            .iter()
+            .any(|r| r.contains("will pull")),
+        "{:?}",
+        plan.get("api").unwrap().reasons
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn services_roll_out_in_dependency_order() {
+    let s = Setup::new();
+    // Written dependent first: the order comes from depends_on, not from the file.
+    let compose = "services:
+  web:
+    image: app:${V}
+    depends_on: [api]
+    x-gantry: {min_ready: 1s}
+  api:
+    image: app:${V}
+    depends_on: [db]
+    x-gantry: {min_ready: 1s}
+  db:
+    image: app:${V}
+    x-gantry: {min_ready: 1s}
+";
+    let report = s.deploy(compose, "1").await;
+    assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.error);
+    let calls = s.engine.calls();
+    assert!(at(&calls, "start app-db-1") < at(&calls, "create app-api-1-gantry-next"));
+    assert!(at(&calls, "start app-api-1") < at(&calls, "create app-web-1-gantry-next"));
+    let order: Vec<&str> = report.services.iter().map(|r| r.service.as_str()).collect();
+    assert_eq!(order, ["db", "api", "web"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_first_keeps_the_old_container_on_its_networks_until_it_stops() {
+    let s = Setup::new();
+    let compose = "services:
+  web:
+    image: app:${V}
+    deploy: {update_config: {order: stop-first}}
+    x-gantry: {min_ready: 1s}
+";
+    assert_eq!(s.deploy(compose, "1").await.outcome, Outcome::Succeeded);
+    s.engine.clear_calls();
+    let report = s.deploy(compose, "2").await;
+    assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.error);
+    let calls: Vec<String> = s
+        .engine
+        .calls()
+        .into_iter()
+        .filter(|c| !c.starts_with("pull"))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            "create app-web-1-gantry-next",
+            "stop app-web-1",
+            "remove app-web-1",
+            "rename app-web-1-gantry-next app-web-1",
+            "start app-web-1",
+        ],
+        "stop-first: the old container is stopped on its networks, then the new one starts"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn start_first_has_the_new_container_ready_before_the_old_one_leaves() {
+    let s = Setup::new();
+    let compose = "services:
+  web:
+    image: app:${V}
+    x-gantry: {min_ready: 1s}
+";
+    assert_eq!(s.deploy(compose, "1").await.outcome, Outcome::Succeeded);
+    s.engine.clear_calls();
+    let started = tokio::time::Instant::now();
+    let report = s.deploy(compose, "2").await;
+    assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.error);
+    // The new container had to run min_ready (1 s, on the paused clock) before anything else.
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1));
+    let calls: Vec<String> = s
+        .engine
+        .calls()
+        .into_iter()
+        .filter(|c| !c.starts_with("pull"))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            "create app-web-1-gantry-next",
+            "start app-web-1-gantry-next",
+            // ready: given its aliases
+            "disconnect app-web-1-gantry-next app_default",
+            "connect app-web-1-gantry-next app_default",
+            // then the old one leaves its networks before it stops
+            "disconnect app-web-1 app_default",
+            "stop app-web-1",
+            "remove app-web-1",
+            "rename app-web-1-gantry-next app-web-1",
+        ]
+    );
+    let web = &s.engine.containers()["app-web-1"];
+    assert!(web.state.running && web.image_id.ends_with(&"2".repeat(64)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_rollout_returns_to_the_last_good_release_and_rollback_picks_the_one_before() {
+    let s = Setup::new();
+    let start_first = "services:
+  web:
+    image: app:${V}
+    x-gantry: {min_ready: 1s}
+";
+    let compose = "services:
+  web:
+    image: app:${V}
+    deploy: {update_config: {order: stop-first}}
+    x-gantry: {min_ready: 1s}
+";
+    let r1 = s.deploy(compose, "1").await;
+    let r2 = s.deploy(compose, "2").await;
+    assert_eq!(
+        (r1.outcome, r2.outcome),
+        (Outcome::Succeeded, Outcome::Succeeded)
+    );
+    assert_eq!(
+        (r1.release.as_deref(), r2.release.as_deref()),
+        (Some("r1"), Some("r2"))
+    );
+
+    // Version 3 crashes on start. Start-first: the old container never stopped serving, so
+    // there is nothing to roll back; the deploy just fails.
+    s.engine.crash_image(&format!("sha256:{}", "3".repeat(64)));
+    let failed = s.deploy(start_first, "3").await;
+    assert_eq!(failed.outcome, Outcome::Failed, "{:?}", failed.error);
+    assert_eq!(failed.rolled_back_to, None);
+    let web = &s.engine.containers()["app-web-1"];
+    assert!(web.state.running && web.image_id.ends_with(&"2".repeat(64)));
+
+    // Stop-first: the old container was stopped, so the deploy rolls back to r2, the last
+    // good release (not to the failed one just before).
+    let r3 = s.deploy(compose, "3").await;
+    assert_eq!(r3.outcome, Outcome::RolledBack, "{:?}", r3.error);
+    assert_eq!(r3.rolled_back_to.as_deref(), Some("r2"));
+    assert!(
+        r3.error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("exited with code 1"),
+        "{:?}",
+        r3.error
+    );
+    let web = &s.engine.containers()["app-web-1"];
+    assert!(web.state.running && web.image_id.ends_with(&"2".repeat(64)));
+
+    // `rollback` with no target: the good release before the newest good one (r2) is r1.
+    let req = s.request(compose, "3");
+    let back = s.deployer.rollback(&req, None, &Quiet).await;
+    assert_eq!(back.outcome, Outcome::Succeeded, "{:?}", back.error);
+    assert_eq!(back.rolled_back_to.as_deref(), Some("r1"));
+    let web = &s.engine.containers()["app-web-1"];
+    assert!(web.image_id.ends_with(&"1".repeat(64)));
+
+    // `rollback --to r2` returns to exactly that release.
+    let to = s.deployer.rollback(&req, Some("r2"), &Quiet).await;
+    assert_eq!(to.outcome, Outcome::Succeeded, "{:?}", to.error);
+    assert_eq!(to.rolled_back_to.as_deref(), Some("r2"));
+    let web = &s.engine.containers()["app-web-1"];
+    assert!(web.image_id.ends_with(&"2".repeat(64)));
+
+    // A first deploy that fails has nothing running to return to: failed, no rollback.
+    let fresh = Setup::new();
+    fresh
+        .engine
+        .crash_image(&format!("sha256:{}", "1".repeat(64)));
+    let first = fresh.deploy(compose, "1").await;
+    assert_eq!(first.outcome, Outcome::Failed, "{:?}", first.error);
+    assert_eq!(first.rolled_back_to, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_job_stops_the_deploy_before_anything_running_changes() {
+    let s = Setup::new();
+    let compose = "services:
+  migrate:
+    image: app:${V}
+    x-gantry: {job: {timeout: 1m}}
+  web:
+    image: app:${V}
+    depends_on: {migrate: {condition: service_completed_successfully}}
+    x-gantry: {min_ready: 1s}
+";
+    let r1 = s.deploy(compose, "1").await;
+    assert_eq!(r1.outcome, Outcome::Succeeded, "{:?}", r1.error);
+    let ran = r1.services.iter().find(|r| r.service == "migrate").unwrap();
+    assert_eq!(ran.action, Action::Run);
+
+    s.engine.job_exit("migrate", 3);
+    s.engine.clear_calls();
+    let r2 = s.deploy(compose, "2").await;
+    assert_eq!(r2.outcome, Outcome::Failed, "{:?}", r2.error);
+    assert!(
+        r2.error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("exited with code 3"),
+        "{:?}",
+        r2.error
+    );
+    let calls = s.engine.calls();
+    assert!(
+        !calls.iter().any(|c| c.contains("app-web-1")),
+        "web was touched: {calls:#?}"
+    );
+}

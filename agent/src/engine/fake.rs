@@ -1,0 +1,446 @@
+//! An in-memory [`Engine`] for unit tests of deploy's pure core (tests only).
+//!
+//! What: containers, networks, volumes and images kept in memory, every mutating call recorded
+//! in order ([`FakeEngine::calls`]) as a short line naming the container by its name at the
+//! time (`create app-web-1-gantry-next`, `stop app-web-1`, `disconnect app-web-1 app_default`).
+//! Images come from a fake registry ([`FakeEngine::publish`]): a pull copies the image there
+//! to the local store.
+//!
+//! Design: a started container runs until stopped, unless its image was marked to crash
+//! ([`FakeEngine::crash_image`]: it exits with code 1 at once) or it is a one-off job (it
+//! exits with the code set by [`FakeEngine::job_exit`], default 0). No healthchecks run:
+//! `state.health` stays `None`, so readiness is "running for min_ready".
+//!
+//! Limits: no events, no logs, no ports or addresses; names are unique as with Docker, but
+//! nothing else Docker validates is checked.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::stream::{self, BoxStream, StreamExt};
+
+use super::{
+    ContainerInfo, ContainerSpec, ContainerState, ContainerStatus, Engine, EngineError,
+    EngineVersion, Ensured, Event, EventFilter, ImageInfo, ImageRef, NetworkAttachment,
+    NetworkSpec, Object, PullFailure, PullProgressFn, RegistryAuth, Result, VolumeSpec, labels,
+};
+
+#[derive(Debug, Default)]
+struct State {
+    containers: BTreeMap<String, ContainerInfo>,
+    networks: BTreeSet<String>,
+    volumes: BTreeSet<String>,
+    /// Local images by id.
+    images: BTreeMap<String, ImageInfo>,
+    /// The fake registry: reference → image.
+    registry: BTreeMap<String, ImageInfo>,
+    crashing: BTreeSet<String>,
+    job_exit: BTreeMap<String, i64>,
+    calls: Vec<String>,
+    next_id: u64,
+}
+
+impl State {
+    fn find(&self, id_or_name: &str) -> Option<String> {
+        self.containers
+            .values()
+            .find(|c| c.id == id_or_name || c.name == id_or_name)
+            .map(|c| c.id.clone())
+    }
+
+    fn container(&mut self, id_or_name: &str) -> Result<&mut ContainerInfo> {
+        let id = self.find(id_or_name).ok_or_else(|| EngineError::NotFound {
+            object: Object::Container(id_or_name.to_owned()),
+        })?;
+        Ok(self.containers.get_mut(&id).expect("found above"))
+    }
+
+    fn image(&self, reference: &str) -> Option<&ImageInfo> {
+        self.images.get(reference).or_else(|| {
+            self.images
+                .values()
+                .find(|i| i.repo_tags.iter().any(|t| t == reference))
+        })
+    }
+}
+
+/// The in-memory engine.
+#[derive(Debug, Default)]
+pub struct FakeEngine {
+    state: Mutex<State>,
+}
+
+fn state(status: ContainerStatus, exit_code: Option<i64>) -> ContainerState {
+    ContainerState {
+        status,
+        running: status == ContainerStatus::Running,
+        health: None,
+        health_log: Vec::new(),
+        started_at: None,
+        finished_at: None,
+        restart_count: Some(0),
+        exit_code,
+        oom_killed: false,
+    }
+}
+
+impl FakeEngine {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Puts an image under `reference` in the fake registry (replacing what the tag named);
+    /// returns its id.
+    pub fn publish(&self, reference: &str, id: &str) -> String {
+        let id = format!("sha256:{id}");
+        self.lock().registry.insert(
+            reference.to_owned(),
+            ImageInfo {
+                id: id.clone(),
+                repo_digests: vec![format!(
+                    "{}@sha256:{:0>64}",
+                    ImageRef::new(reference).repository(),
+                    id.trim_start_matches("sha256:")
+                )],
+                repo_tags: vec![reference.to_owned()],
+            },
+        );
+        id
+    }
+
+    /// Containers of image `id` exit with code 1 as soon as they start.
+    pub fn crash_image(&self, id: &str) {
+        self.lock().crashing.insert(id.to_owned());
+    }
+
+    /// One-off containers of `service` exit with `code`.
+    pub fn job_exit(&self, service: &str, code: i64) {
+        self.lock().job_exit.insert(service.to_owned(), code);
+    }
+
+    /// Every mutating call so far, in order.
+    pub fn calls(&self) -> Vec<String> {
+        self.lock().calls.clone()
+    }
+
+    /// Forgets the calls recorded so far.
+    pub fn clear_calls(&self) {
+        self.lock().calls.clear();
+    }
+
+    /// The containers now, by name.
+    pub fn containers(&self) -> BTreeMap<String, ContainerInfo> {
+        self.lock()
+            .containers
+            .values()
+            .map(|c| (c.name.clone(), c.clone()))
+            .collect()
+    }
+
+    /// Stops a container behind the deploy's back (drift).
+    pub fn stop_by_hand(&self, name: &str) {
+        if let Ok(c) = self.lock().container(name) {
+            c.state = state(ContainerStatus::Exited, Some(0));
+        }
+    }
+}
+
+#[async_trait]
+impl Engine for FakeEngine {
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn version(&self) -> Result<EngineVersion> {
+        Ok(EngineVersion {
+            server: "fake".into(),
+            server_api: "1.41".into(),
+            client_api: "1.41".into(),
+        })
+    }
+
+    async fn list_containers(
+        &self,
+        project: &str,
+        include_stopped: bool,
+    ) -> Result<Vec<ContainerInfo>> {
+        let mut out: Vec<ContainerInfo> = self
+            .lock()
+            .containers
+            .values()
+            .filter(|c| c.project.as_deref() == Some(project))
+            .filter(|c| include_stopped || c.state.running)
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| (&a.service, a.number, &a.name).cmp(&(&b.service, b.number, &b.name)));
+        Ok(out)
+    }
+
+    async fn inspect_container(&self, id: &str) -> Result<ContainerInfo> {
+        Ok(self.lock().container(id)?.clone())
+    }
+
+    async fn ensure_network(&self, spec: &NetworkSpec) -> Result<Ensured> {
+        let created = self.lock().networks.insert(spec.name.clone());
+        Ok(Ensured {
+            id: spec.name.clone(),
+            created,
+            labels: spec.labels.clone(),
+        })
+    }
+
+    async fn remove_network(&self, name: &str) -> Result<bool> {
+        Ok(self.lock().networks.remove(name))
+    }
+
+    async fn ensure_volume(&self, spec: &VolumeSpec) -> Result<Ensured> {
+        let created = self.lock().volumes.insert(spec.name.clone());
+        Ok(Ensured {
+            id: spec.name.clone(),
+            created,
+            labels: spec.labels.clone(),
+        })
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<bool> {
+        Ok(self.lock().volumes.remove(name))
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
+        let mut s = self.lock();
+        if s.find(&spec.name).is_some() {
+            return Err(EngineError::Conflict {
+                object: Object::Container(spec.name.clone()),
+                message: "name in use".into(),
+            });
+        }
+        let image = s
+            .image(spec.image.as_str())
+            .ok_or_else(|| EngineError::NotFound {
+                object: Object::Image(spec.image.as_str().to_owned()),
+            })?
+            .clone();
+        s.next_id += 1;
+        let id = format!("c{:04}", s.next_id);
+        let label = |k: &str| spec.labels.get(k).cloned();
+        let info = ContainerInfo {
+            id: id.clone(),
+            name: spec.name.clone(),
+            labels: spec.labels.clone(),
+            project: label(labels::PROJECT),
+            service: label(labels::SERVICE),
+            number: label(labels::CONTAINER_NUMBER).and_then(|n| n.parse().ok()),
+            oneoff: label(labels::ONEOFF).as_deref() == Some("True"),
+            image_id: image.id,
+            image: spec.image.as_str().to_owned(),
+            networks: spec.networks.iter().map(|n| n.network.clone()).collect(),
+            ip_addresses: BTreeMap::new(),
+            ports: Vec::new(),
+            state: state(ContainerStatus::Created, None),
+        };
+        s.containers.insert(id.clone(), info);
+        s.calls.push(format!("create {}", spec.name));
+        Ok(id)
+    }
+
+    async fn start_container(&self, id: &str) -> Result<()> {
+        let mut s = self.lock();
+        let crashing = s.crashing.clone();
+        let job_exit = s.job_exit.clone();
+        let c = s.container(id)?;
+        let name = c.name.clone();
+        if !c.state.running {
+            c.state = if crashing.contains(&c.image_id) {
+                state(ContainerStatus::Exited, Some(1))
+            } else if c.oneoff {
+                let code = c.service.as_ref().and_then(|svc| job_exit.get(svc));
+                state(ContainerStatus::Exited, Some(code.copied().unwrap_or(0)))
+            } else {
+                state(ContainerStatus::Running, None)
+            };
+        }
+        s.calls.push(format!("start {name}"));
+        Ok(())
+    }
+
+    async fn stop_container(
+        &self,
+        id: &str,
+        _signal: Option<&str>,
+        _timeout: Duration,
+    ) -> Result<()> {
+        let mut s = self.lock();
+        let c = s.container(id)?;
+        let name = c.name.clone();
+        if c.state.running {
+            c.state = state(ContainerStatus::Exited, Some(0));
+        }
+        s.calls.push(format!("stop {name}"));
+        Ok(())
+    }
+
+    async fn kill_container(&self, id: &str, signal: &str) -> Result<()> {
+        let mut s = self.lock();
+        let c = s.container(id)?;
+        let name = c.name.clone();
+        c.state = state(ContainerStatus::Exited, Some(137));
+        s.calls.push(format!("kill {name} {signal}"));
+        Ok(())
+    }
+
+    async fn remove_container(&self, id: &str, _force: bool) -> Result<bool> {
+        let mut s = self.lock();
+        let Some(found) = s.find(id) else {
+            return Ok(false);
+        };
+        let c = s.containers.remove(&found).expect("found above");
+        s.calls.push(format!("remove {}", c.name));
+        Ok(true)
+    }
+
+    async fn rename_container(&self, id: &str, new_name: &str) -> Result<()> {
+        let mut s = self.lock();
+        if s.find(new_name).is_some() {
+            return Err(EngineError::Conflict {
+                object: Object::Container(new_name.to_owned()),
+                message: "name in use".into(),
+            });
+        }
+        let c = s.container(id)?;
+        let old = std::mem::replace(&mut c.name, new_name.to_owned());
+        s.calls.push(format!("rename {old} {new_name}"));
+        Ok(())
+    }
+
+    async fn disconnect_network(&self, id: &str, network: &str) -> Result<bool> {
+        let mut s = self.lock();
+        let c = s.container(id)?;
+        let name = c.name.clone();
+        let was = c.networks.iter().any(|n| n == network);
+        c.networks.retain(|n| n != network);
+        s.calls.push(format!("disconnect {name} {network}"));
+        Ok(was)
+    }
+
+    async fn connect_network(&self, id: &str, attachment: &NetworkAttachment) -> Result<()> {
+        let mut s = self.lock();
+        let c = s.container(id)?;
+        let name = c.name.clone();
+        if !c.networks.contains(&attachment.network) {
+            c.networks.push(attachment.network.clone());
+            c.networks.sort();
+        }
+        s.calls
+            .push(format!("connect {name} {}", attachment.network));
+        Ok(())
+    }
+
+    async fn wait_container(&self, id: &str) -> Result<i64> {
+        let c = self.lock().container(id)?.clone();
+        if c.state.running {
+            // A running service container never exits by itself here.
+            std::future::pending::<()>().await;
+        }
+        Ok(c.state.exit_code.unwrap_or(0))
+    }
+
+    async fn logs_tail(&self, _id: &str, _n: usize) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
+    async fn list_images(&self, reference: Option<&str>) -> Result<Vec<ImageInfo>> {
+        Ok(self
+            .lock()
+            .images
+            .values()
+            .filter(|i| reference.is_none_or(|r| i.repo_tags.iter().any(|t| t == r)))
+            .cloned()
+            .collect())
+    }
+
+    async fn inspect_image(&self, image: &ImageRef) -> Result<Option<ImageInfo>> {
+        Ok(self.lock().image(image.as_str()).cloned())
+    }
+
+    async fn pull_image(
+        &self,
+        image: &ImageRef,
+        _auth: Option<&RegistryAuth>,
+        _progress: Option<PullProgressFn<'_>>,
+    ) -> Result<ImageInfo> {
+        let mut s = self.lock();
+        s.calls.push(format!("pull {}", image.as_str()));
+        let found = s
+            .registry
+            .get(image.as_str())
+            .or_else(|| {
+                // By digest: `repo@sha256:...`.
+                s.registry
+                    .values()
+                    .find(|i| i.repo_digests.iter().any(|d| d == image.as_str()))
+            })
+            .cloned()
+            .ok_or_else(|| EngineError::Pull {
+                image: image.as_str().to_owned(),
+                registry: image.registry().to_owned(),
+                kind: PullFailure::NotFound,
+                reason: "not in the fake registry".into(),
+            })?;
+        // The tag moves to the pulled image, as with Docker.
+        for other in s.images.values_mut() {
+            other.repo_tags.retain(|t| t != image.as_str());
+        }
+        let local = s
+            .images
+            .entry(found.id.clone())
+            .or_insert_with(|| ImageInfo {
+                id: found.id.clone(),
+                repo_digests: found.repo_digests.clone(),
+                repo_tags: Vec::new(),
+            });
+        if !image.as_str().contains('@') {
+            local.repo_tags.push(image.as_str().to_owned());
+        }
+        Ok(local.clone())
+    }
+
+    async fn tag_image(&self, source: &str, target: &ImageRef) -> Result<()> {
+        let mut s = self.lock();
+        let id = s
+            .image(source)
+            .map(|i| i.id.clone())
+            .ok_or_else(|| EngineError::NotFound {
+                object: Object::Image(source.to_owned()),
+            })?;
+        if let Some(i) = s.images.get_mut(&id) {
+            i.repo_tags.push(target.as_str().to_owned());
+        }
+        Ok(())
+    }
+
+    async fn remove_image(&self, image: &str, _force: bool) -> Result<bool> {
+        let mut s = self.lock();
+        let Some(id) = s.image(image).map(|i| i.id.clone()) else {
+            return Ok(false);
+        };
+        if s.containers.values().any(|c| c.image_id == id) {
+            return Err(EngineError::Conflict {
+                object: Object::Image(image.to_owned()),
+                message: "in use by a container".into(),
+            });
+        }
+        s.images.remove(&id);
+        s.calls.push(format!("remove image {id}"));
+        Ok(true)
+    }
+
+    fn events(&self, _filter: &EventFilter) -> BoxStream<'static, Result<Event>> {
+        stream::empty().boxed()
+    }
+}
