@@ -31,8 +31,13 @@ pub const MAX_LINE: usize = 4 << 20;
 /// Default socket path.
 pub const DEFAULT_SOCKET: &str = "/run/gantry/gantry.sock";
 
-/// `--output` as the daemon renders it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// Bound on what one command prints on stdout (progress and result): SSM returns only the
+/// first 24,000 characters, so the end of a deploy must fit with room to spare.
+pub const MAX_OUTPUT: usize = 20_000;
+
+/// `--output`: what the CLI prints, and what the daemon renders for it. The one output enum
+/// (the command line parses it, the protocol carries it, reports render by it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum OutputFormat {
     #[default]

@@ -48,12 +48,14 @@ pub mod json;
 mod loader;
 pub mod merge;
 pub mod model;
+pub mod name;
 #[cfg(test)]
 mod tests;
 pub mod yaml;
 
 pub use error::ComposeError;
 pub use model::*;
+pub use name::{BadStackName, StackName};
 
 /// What to load and with which variables.
 #[derive(Debug, Clone, Default)]

@@ -7,10 +7,10 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::supervise::HealStatus;
 use crate::ExitCode;
 use crate::api::OutputFormat;
 use crate::engine::labels;
-use crate::supervise::HealStatus;
 
 use super::jobs::RunningJob;
 use super::server::Shared;
