@@ -117,9 +117,13 @@ impl Lines {
 
 /// Submits the deploy to the daemon and follows it.
 pub async fn submit(global: &GlobalArgs, args: DeployArgs) -> ExitCode {
+    let stack = match super::stack_name("deploy", &args.stack.stack) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     let cwd = std::env::current_dir().unwrap_or_default();
     let request = Request::Deploy {
-        stack: args.stack.stack.clone(),
+        stack,
         load: WireLoad::from_options(&args.stack.load_options(global), &cwd),
         variables: args.stack.variables(),
         deploy_id: args.deploy_id.clone(),
@@ -141,7 +145,10 @@ pub async fn run(global: &GlobalArgs, args: DeployArgs) -> ExitCode {
     if !global.local {
         return submit(global, args).await;
     }
-    let stack = args.stack.stack.clone();
+    let stack = match super::stack_name("deploy", &args.stack.stack) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     let deployer = match super::local_deployer(global, "deploy").await {
         Ok(d) => d,
         Err(code) => return code,

@@ -23,6 +23,7 @@ use clap::{Args, Parser, Subcommand};
 use gantry_common::logging::LogFormat;
 
 use crate::ExitCode;
+use crate::compose::StackName;
 use crate::deploy::Deployer;
 use crate::engine::DockerEngine;
 
@@ -188,6 +189,14 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Daemon(args) => daemon::run(&global, args),
         Command::Status(args) => with_runtime(false, || status::run(&global, args)),
     }
+}
+
+/// The stack named on the command line, parsed once; a bad name is exit 65 (printed here).
+fn stack_name(command: &str, name: &str) -> Result<StackName, ExitCode> {
+    StackName::parse(name).map_err(|e| {
+        eprintln!("gantry {command}: {e}");
+        ExitCode::InvalidInput
+    })
 }
 
 /// What `--local` deploy, plan and rollback run with: `gantry.yaml`'s registries (invalid: exit

@@ -21,9 +21,13 @@ pub struct PlanArgs {
 
 /// Asks the daemon for the plan.
 pub async fn submit(global: &GlobalArgs, args: PlanArgs) -> ExitCode {
+    let stack = match super::stack_name("plan", &args.stack.stack) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     let cwd = std::env::current_dir().unwrap_or_default();
     let request = Request::Plan {
-        stack: args.stack.stack.clone(),
+        stack,
         load: WireLoad::from_options(&args.stack.load_options(global), &cwd),
         output: args.output,
     };
@@ -34,11 +38,15 @@ pub async fn run(global: &GlobalArgs, args: PlanArgs) -> ExitCode {
     if !global.local {
         return submit(global, args).await;
     }
+    let stack = match super::stack_name("plan", &args.stack.stack) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     let deployer = match super::local_deployer(global, "plan").await {
         Ok(d) => d,
         Err(code) => return code,
     };
-    let req = DeployRequest::new(&args.stack.stack, args.stack.load_options(global));
+    let req = DeployRequest::new(&stack, args.stack.load_options(global));
     match deployer.plan(&req).await {
         Ok(plan) => {
             print!("{}", render_plan(&plan, args.output));

@@ -21,8 +21,12 @@ pub struct ReleasesArgs {
 
 /// Asks the daemon for the stack's releases.
 pub async fn submit(global: &GlobalArgs, args: ReleasesArgs) -> ExitCode {
+    let stack = match super::stack_name("releases", &args.stack) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     let request = Request::Releases {
-        stack: args.stack.clone(),
+        stack,
         output: args.output,
     };
     client::submit(global, "releases", &request, true).await
@@ -32,7 +36,11 @@ pub async fn run(global: &GlobalArgs, args: ReleasesArgs) -> ExitCode {
     if !global.local {
         return submit(global, args).await;
     }
-    match releases(&Ledger::new(&global.state_dir), &args.stack, args.output) {
+    let stack = match super::stack_name("releases", &args.stack) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    match releases(&Ledger::new(&global.state_dir), &stack, args.output) {
         Ok(text) => {
             print!("{text}");
             ExitCode::Ok

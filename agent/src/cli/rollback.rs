@@ -32,8 +32,12 @@ pub struct RollbackArgs {
 
 /// Submits the rollback to the daemon and follows it.
 pub async fn submit(global: &GlobalArgs, args: RollbackArgs) -> ExitCode {
+    let stack = match super::stack_name("rollback", &args.stack) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     let request = Request::Rollback {
-        stack: args.stack.clone(),
+        stack,
         to: args.to.clone(),
         lock_wait_ms: api::ms(args.lock_wait.unwrap_or(Duration::ZERO)),
         ready_timeout_ms: api::ms(args.ready_timeout),
@@ -52,14 +56,18 @@ pub async fn run(global: &GlobalArgs, args: RollbackArgs) -> ExitCode {
     if !global.local {
         return submit(global, args).await;
     }
+    let stack = match super::stack_name("rollback", &args.stack) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     let deployer = match super::local_deployer(global, "rollback").await {
         Ok(d) => d,
         Err(code) => return code,
     };
-    let mut req = DeployRequest::new(&args.stack, LoadOptions::default());
+    let mut req = DeployRequest::new(&stack, LoadOptions::default());
     req.lock_wait = args.lock_wait.unwrap_or(Duration::ZERO);
     req.ready_timeout = args.ready_timeout;
-    let lines = Lines::new(&args.stack, args.output == OutputFormat::Json);
+    let lines = Lines::new(&stack, args.output == OutputFormat::Json);
     let report = deployer.rollback(&req, args.to.as_deref(), &lines).await;
     print_report(&report, args.output);
     report.exit_code()

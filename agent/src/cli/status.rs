@@ -26,8 +26,17 @@ pub async fn run(global: &GlobalArgs, args: StatusArgs) -> ExitCode {
 
 /// Asks the daemon for the status.
 pub async fn submit(global: &GlobalArgs, args: StatusArgs) -> ExitCode {
+    let stack = match args
+        .stack
+        .as_deref()
+        .map(|s| super::stack_name("status", s))
+    {
+        None => None,
+        Some(Ok(s)) => Some(s),
+        Some(Err(code)) => return code,
+    };
     let request = Request::Status {
-        stack: args.stack,
+        stack,
         output: args.output,
     };
     client::submit(global, "status", &request, true).await

@@ -363,7 +363,7 @@ async fn handle(conn: UnixStream, shared: Arc<Shared>) {
             let _ = send(&mut write, &e).await;
         }
         Request::Status { stack, output } => {
-            let e = match status::collect(&shared, stack.as_deref()).await {
+            let e = match status::collect(&shared, stack.as_ref()).await {
                 Ok(s) => reply(status::render(&s, output), ExitCode::Ok),
                 Err((message, code)) => Event::Error {
                     message,

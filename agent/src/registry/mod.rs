@@ -228,10 +228,6 @@ pub enum RegistryError {
         "registry {registry}: no AWS region for Amazon ECR; hint: set registries.ecr_region in gantry.yaml or AWS_REGION"
     )]
     EcrRegion { registry: String },
-    #[error(
-        "registry {registry}: Gantry's registry configuration is invalid: {reason}; hint: fix gantry.yaml (registries:) or the GANTRY_* variables"
-    )]
-    Config { registry: String, reason: String },
 }
 
 impl RegistryError {
@@ -241,8 +237,7 @@ impl RegistryError {
             Self::DockerConfig { registry, .. }
             | Self::Helper { registry, .. }
             | Self::Ecr { registry, .. }
-            | Self::EcrRegion { registry }
-            | Self::Config { registry, .. } => registry,
+            | Self::EcrRegion { registry } => registry,
         }
     }
 }
