@@ -5,7 +5,13 @@
 //! engine trait at our level of abstraction ([`engine`], with a bollard implementation). Releases,
 //! locks and idempotency live on disk in [`ledger`], written atomically so `kill -9` at any point
 //! leaves a state the next deploy converges from. [`cli`] maps commands onto these and every error
-//! onto the documented [`exit::ExitCode`] table.
+//! onto the documented [`ExitCode`] table (shared with `gantry-secrets`, in `gantry_common`).
+//!
+//! Layering: dependencies point one way, `cli` → `daemon` → `deploy` → {`engine`, `compose`,
+//! `ledger`, `registry`} → `gantry_common`; [`api`] (the socket protocol's types) imports only
+//! [`compose`]. Configuration and the environment are read in [`cli`] only (`cli::settings`) and
+//! passed down as typed values. To check: for each module `m`, `grep -rhoE 'crate::[a-z_]+'
+//! agent/src/m | sort -u` names only modules below it.
 //!
 //! Limits: one host, one Docker engine; Compose features outside what [`compose`] documents are
 //! refused with an error naming the file, service and key rather than silently ignored.
@@ -13,13 +19,11 @@
 pub mod api;
 pub mod cli;
 pub mod compose;
-pub mod config;
 pub mod daemon;
 pub mod deploy;
 pub mod engine;
-pub mod exit;
 pub mod ledger;
 pub mod registry;
-pub mod supervise;
 
-pub use exit::ExitCode;
+pub use gantry_common::exit;
+pub use gantry_common::exit::ExitCode;

@@ -7,11 +7,14 @@
 //!   the same directory, optional chown, write, fsync, rename, fsync of the directory).
 //! - [`sdnotify`]: the systemd notification protocol (`READY=1`, `STATUS=`, `WATCHDOG=1`) spoken
 //!   in-process over `NOTIFY_SOCKET`, without libsystemd.
+//! - [`exit::ExitCode`]: the exit-code table of both programs (shared sysexits codes and each
+//!   program's own), never 137 or 194.
 //! - [`logging`]: tracing set-up: native journald when systemd started us (`JOURNAL_STREAM`
 //!   matches stderr), otherwise stderr as text or JSON.
 //!
 //! Limits: Linux only (the targets are EC2 hosts and ECS/App Runner containers).
 
+pub mod exit;
 pub mod fsx;
 pub mod logging;
 pub mod sdnotify;

@@ -12,6 +12,11 @@
 //! (mode 0660, root and group `gantry`): whoever can write to it can deploy, which is as much
 //! as whoever can write to the Docker socket.
 //!
+//! Layering: the protocol's types ([`Request`], [`Event`], [`OutputFormat`], [`MAX_OUTPUT`])
+//! and the client's connection only; it imports nothing but [`crate::compose`]'s load options
+//! and [`StackName`] (parsed on the wire too), so the CLI, the daemon and the renderers of
+//! reports (`deploy::render`, `ledger::render`) can all use it without a cycle.
+//!
 //! Limits: no versioning beyond an `op` tag (client and daemon ship in one binary); a line is
 //! at most [`MAX_LINE`] bytes.
 
@@ -23,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
-use crate::compose::LoadOptions;
+use crate::compose::{LoadOptions, StackName};
 
 /// Longest line either side accepts.
 pub const MAX_LINE: usize = 4 << 20;
@@ -31,8 +36,13 @@ pub const MAX_LINE: usize = 4 << 20;
 /// Default socket path.
 pub const DEFAULT_SOCKET: &str = "/run/gantry/gantry.sock";
 
-/// `--output` as the daemon renders it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// Bound on what one command prints on stdout (progress and result): SSM returns only the
+/// first 24,000 characters, so the end of a deploy must fit with room to spare.
+pub const MAX_OUTPUT: usize = 20_000;
+
+/// `--output`: what the CLI prints, and what the daemon renders for it. The one output enum
+/// (the command line parses it, the protocol carries it, reports render by it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum OutputFormat {
     #[default]
@@ -90,7 +100,7 @@ impl WireLoad {
 pub enum Request {
     /// `gantry deploy`: a job.
     Deploy {
-        stack: String,
+        stack: StackName,
         load: WireLoad,
         variables: BTreeMap<String, String>,
         deploy_id: Option<String>,
@@ -102,7 +112,7 @@ pub enum Request {
     },
     /// `gantry rollback`: a job.
     Rollback {
-        stack: String,
+        stack: StackName,
         to: Option<String>,
         lock_wait_ms: u64,
         ready_timeout_ms: u64,
@@ -110,15 +120,18 @@ pub enum Request {
     },
     /// `gantry plan`.
     Plan {
-        stack: String,
+        stack: StackName,
         load: WireLoad,
         output: OutputFormat,
     },
     /// `gantry releases`.
-    Releases { stack: String, output: OutputFormat },
+    Releases {
+        stack: StackName,
+        output: OutputFormat,
+    },
     /// `gantry status [STACK]`.
     Status {
-        stack: Option<String>,
+        stack: Option<StackName>,
         output: OutputFormat,
     },
     /// Liveness: answers `done` with the daemon's version and uptime.
@@ -266,13 +279,16 @@ mod tests {
     #[test]
     fn requests_and_events_round_trip() {
         let r = Request::Status {
-            stack: Some("web".into()),
+            stack: Some(StackName::parse("web").unwrap()),
             output: OutputFormat::Json,
         };
         let text = serde_json::to_string(&r).unwrap();
         assert_eq!(text, r#"{"op":"status","stack":"web","output":"json"}"#);
         let back: Request = serde_json::from_str(&text).unwrap();
         assert_eq!(back.op(), "status");
+        // A stack name is checked on the wire too.
+        let bad = r#"{"op":"releases","stack":"../etc","output":"text"}"#;
+        assert!(serde_json::from_str::<Request>(bad).is_err());
         let e = Event::Done {
             stdout: "ok\n".into(),
             exit_code: 0,

@@ -7,46 +7,13 @@
 use std::io::Write;
 
 use crate::ExitCode;
-use crate::api::{Client, Event, OutputFormat, Request};
+use crate::api::{Client, Event, MAX_OUTPUT, Request};
 
 use super::GlobalArgs;
-use super::deploy::MAX_OUTPUT;
-use super::stack::Output;
-
-impl From<Output> for OutputFormat {
-    fn from(o: Output) -> Self {
-        match o {
-            Output::Text => OutputFormat::Text,
-            Output::Json => OutputFormat::Json,
-        }
-    }
-}
-
-impl From<OutputFormat> for Output {
-    fn from(o: OutputFormat) -> Self {
-        match o {
-            OutputFormat::Text => Output::Text,
-            OutputFormat::Json => Output::Json,
-        }
-    }
-}
 
 /// The [`ExitCode`] a daemon sent back (unknown values read as a plain failure).
 pub fn exit_code_from(code: u8) -> ExitCode {
-    [
-        ExitCode::Ok,
-        ExitCode::Failed,
-        ExitCode::RolledBack,
-        ExitCode::RollbackFailed,
-        ExitCode::Usage,
-        ExitCode::InvalidInput,
-        ExitCode::Unavailable,
-        ExitCode::LockBusy,
-        ExitCode::Config,
-    ]
-    .into_iter()
-    .find(|c| c.code() == code)
-    .unwrap_or(ExitCode::Failed)
+    ExitCode::from_code(code).unwrap_or(ExitCode::Failed)
 }
 
 /// Sends `request` to the daemon, follows it to its end and returns its exit code.

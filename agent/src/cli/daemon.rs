@@ -2,13 +2,15 @@
 //! configuration and exits (0, or 78 with the key at fault), for systemd's `ExecStartPre=`.
 
 use crate::ExitCode;
-use crate::daemon::{self, DaemonConfig};
+use crate::daemon;
 
 use super::GlobalArgs;
+use super::settings::Settings;
 
 #[derive(Debug, clap::Args)]
 pub struct DaemonArgs {
-    /// Validate <config-dir>/gantry.yaml and exit (0, or 78 naming the key at fault).
+    /// Validate <config-dir>/gantry.yaml (daemon and registries) and exit (0, or 78 naming the
+    /// key at fault).
     #[arg(long)]
     pub check_config: bool,
     /// Serve Prometheus metrics on this loopback address (over daemon.metrics_address).
@@ -17,12 +19,9 @@ pub struct DaemonArgs {
 }
 
 pub fn run(global: &GlobalArgs, args: DaemonArgs) -> ExitCode {
-    let config = match DaemonConfig::load(
-        &global.config_dir,
-        &global.state_dir,
-        &global.socket,
-        args.metrics_address.as_deref(),
-    ) {
+    let config = match Settings::load(&global.config_dir)
+        .and_then(|s| s.daemon(global, args.metrics_address.as_deref()))
+    {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "invalid configuration");

@@ -2,23 +2,19 @@
 //!
 //! Text output is line based (`[stack] service: what happened`), on stdout; with
 //! `--output json` the progress lines go to stderr and stdout carries one JSON object.
-//! Either way the output stays under [`MAX_OUTPUT`] characters whatever the logs hold, since
+//! Either way the output stays under [`MAX_OUTPUT`] bytes whatever the logs hold, since
 //! SSM returns only the first 24,000 characters of stdout.
 
 use std::io::Write;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::ExitCode;
-use crate::api::{self, Request, WireLoad};
-use crate::deploy::{self, DeployReport, DeployRequest, Progress};
-use crate::engine::DockerEngine;
+use crate::api::{self, MAX_OUTPUT, OutputFormat, Request, WireLoad};
+use crate::deploy::render::render_report;
+use crate::deploy::{DeployReport, DeployRequest, Progress};
 
-use super::stack::{Output, StackArgs};
+use super::stack::StackArgs;
 use super::{GlobalArgs, client};
-
-/// Bound on what one deploy prints.
-pub const MAX_OUTPUT: usize = 20_000;
 
 #[derive(Debug, clap::Args)]
 pub struct DeployArgs {
@@ -26,7 +22,7 @@ pub struct DeployArgs {
     pub stack: StackArgs,
     /// text: lines as it goes; json: one object at the end.
     #[arg(long, value_enum, default_value_t)]
-    pub output: Output,
+    pub output: OutputFormat,
     /// A deploy id (CI pipeline or job id): applying the same id again reports its result.
     #[arg(long = "id", value_name = "ID")]
     pub deploy_id: Option<String>,
@@ -119,102 +115,57 @@ impl Lines {
     }
 }
 
-/// Cuts `s` to at most `max` bytes on a char boundary, saying so.
-pub fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}\n[... {} more bytes cut]", &s[..end], s.len() - end)
-}
-
 /// Submits the deploy to the daemon and follows it.
 pub async fn submit(global: &GlobalArgs, args: DeployArgs) -> ExitCode {
+    let stack = match super::stack_name("deploy", &args.stack.stack) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     let cwd = std::env::current_dir().unwrap_or_default();
     let request = Request::Deploy {
-        stack: args.stack.stack.clone(),
+        stack,
         load: WireLoad::from_options(&args.stack.load_options(global), &cwd),
         variables: args.stack.variables(),
         deploy_id: args.deploy_id.clone(),
         lock_wait_ms: api::ms(args.lock_wait.unwrap_or(Duration::ZERO)),
         timeout_ms: api::ms(args.timeout),
         ready_timeout_ms: api::ms(args.ready_timeout),
-        output: args.output.into(),
+        output: args.output,
     };
-    client::submit(global, "deploy", &request, args.output == Output::Json).await
+    client::submit(
+        global,
+        "deploy",
+        &request,
+        args.output == OutputFormat::Json,
+    )
+    .await
 }
 
 pub async fn run(global: &GlobalArgs, args: DeployArgs) -> ExitCode {
     if !global.local {
         return submit(global, args).await;
     }
-    let stack = args.stack.stack.clone();
-    let engine = match DockerEngine::connect().await {
-        Ok(e) => Arc::new(e),
-        Err(e) => {
-            eprintln!("gantry deploy: {e}");
-            return e.exit_code();
-        }
+    let stack = match super::stack_name("deploy", &args.stack.stack) {
+        Ok(s) => s,
+        Err(code) => return code,
     };
-    let deployer = deploy::deployer(engine, &global.state_dir);
+    let deployer = match super::local_deployer(global, "deploy").await {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
     let mut req = DeployRequest::new(&stack, args.stack.load_options(global));
     req.variables = args.stack.variables();
     req.deploy_id = args.deploy_id.clone();
     req.lock_wait = args.lock_wait.unwrap_or(Duration::ZERO);
     req.timeout = args.timeout;
     req.ready_timeout = args.ready_timeout;
-    let lines = Lines::new(&stack, args.output == Output::Json);
+    let lines = Lines::new(&stack, args.output == OutputFormat::Json);
     let report = deployer.deploy(&req, &lines).await;
     print_report(&report, args.output);
     report.exit_code()
 }
 
 /// Prints the end of a deploy or rollback.
-pub fn print_report(report: &DeployReport, output: Output) {
+pub fn print_report(report: &DeployReport, output: OutputFormat) {
     print!("{}", render_report(report, output));
-}
-
-/// The end of a deploy or rollback as printed: one JSON line, or a summary line and the error.
-pub fn render_report(report: &DeployReport, output: Output) -> String {
-    match output {
-        Output::Json => {
-            let mut report = report.clone();
-            report.error = report.error.map(|e| truncate(&e, MAX_OUTPUT / 2));
-            format!("{}\n", serde_json::to_string(&report).unwrap_or_default())
-        }
-        Output::Text => {
-            let changed: Vec<String> = report
-                .services
-                .iter()
-                .filter(|s| s.action.changes())
-                .map(|s| format!("{} {}", s.service, s.action))
-                .collect();
-            let mut line = format!("[{}] {}", report.stack, report.outcome);
-            if let Some(r) = &report.release {
-                line.push_str(&format!(" release={r}"));
-            }
-            if report.repeated {
-                line.push_str(" (repeated deploy id: recorded result)");
-            }
-            if let Some(to) = &report.rolled_back_to {
-                line.push_str(&format!(" rolled_back_to={to}"));
-            }
-            if !changed.is_empty() {
-                line.push_str(&format!(" changed=[{}]", changed.join(", ")));
-            }
-            line.push_str(&format!(
-                " in {:.1}s exit={}",
-                report.duration_ms as f64 / 1000.0,
-                report.exit_code().code()
-            ));
-            line.push('\n');
-            if let Some(e) = &report.error {
-                line.push_str(&format!("error: {}\n", truncate(e, 12_000)));
-            }
-            line
-        }
-    }
 }

@@ -1,6 +1,10 @@
 //! The `gantry` command line (clap derive). Each command lives in its own module and returns
 //! an [`ExitCode`]; errors are printed once, as their `Display`, and mapped to the table in
-//! [`crate::exit`].
+//! [`gantry_common::exit`].
+//!
+//! The CLI is the edge: it reads the environment and `<config-dir>/gantry.yaml` ([`settings`])
+//! once, validates them into typed configuration and passes that down to the daemon or the
+//! deployer; nothing below it reads either.
 //!
 //! `deploy`, `rollback`, `plan`, `releases` and `status` are clients of `gantry daemon` (over
 //! its unix socket, see [`crate::api`]) unless `--local` (GANTRY_LOCAL=1) runs them in-process;
@@ -13,11 +17,15 @@
 //! (Docker, registry and AWS clients) was a third of it.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use gantry_common::logging::LogFormat;
 
 use crate::ExitCode;
+use crate::compose::StackName;
+use crate::deploy::Deployer;
+use crate::engine::DockerEngine;
 
 pub mod client;
 pub mod config;
@@ -26,6 +34,7 @@ pub mod deploy;
 pub mod plan;
 pub mod releases;
 pub mod rollback;
+pub mod settings;
 pub mod stack;
 pub mod status;
 
@@ -179,6 +188,38 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Rollback(args) => with_runtime(global.local, || rollback::run(&global, args)),
         Command::Daemon(args) => daemon::run(&global, args),
         Command::Status(args) => with_runtime(false, || status::run(&global, args)),
+    }
+}
+
+/// The stack named on the command line, parsed once; a bad name is exit 65 (printed here).
+fn stack_name(command: &str, name: &str) -> Result<StackName, ExitCode> {
+    StackName::parse(name).map_err(|e| {
+        eprintln!("gantry {command}: {e}");
+        ExitCode::InvalidInput
+    })
+}
+
+/// What `--local` deploy, plan and rollback run with: `gantry.yaml`'s registries (invalid: exit
+/// 78, before Docker is asked), then Docker (unreachable: exit 69). Errors are printed here.
+async fn local_deployer(global: &GlobalArgs, command: &str) -> Result<Deployer, ExitCode> {
+    let registries = match settings::Settings::load(&global.config_dir).and_then(|s| s.registries())
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("gantry {command}: {e}");
+            return Err(ExitCode::Config);
+        }
+    };
+    match DockerEngine::connect().await {
+        Ok(engine) => Ok(crate::deploy::deployer(
+            Arc::new(engine),
+            &global.state_dir,
+            registries,
+        )),
+        Err(e) => {
+            eprintln!("gantry {command}: {e}");
+            Err(e.exit_code())
+        }
     }
 }
 

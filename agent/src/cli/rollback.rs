@@ -2,17 +2,14 @@
 //!
 //! A job in the daemon by default (it survives the CLI being killed), in-process with `--local`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::ExitCode;
-use crate::api::{self, Request};
+use crate::api::{self, OutputFormat, Request};
 use crate::compose::LoadOptions;
-use crate::deploy::{self, DeployRequest};
-use crate::engine::DockerEngine;
+use crate::deploy::DeployRequest;
 
 use super::deploy::{Lines, print_report};
-use super::stack::Output;
 use super::{GlobalArgs, client};
 
 #[derive(Debug, clap::Args)]
@@ -24,7 +21,7 @@ pub struct RollbackArgs {
     pub to: Option<String>,
     /// text: lines as it goes; json: one object at the end.
     #[arg(long, value_enum, default_value_t)]
-    pub output: Output,
+    pub output: OutputFormat,
     /// Wait this long for another deploy of the stack to finish instead of exit 75.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub lock_wait: Option<Duration>,
@@ -35,32 +32,42 @@ pub struct RollbackArgs {
 
 /// Submits the rollback to the daemon and follows it.
 pub async fn submit(global: &GlobalArgs, args: RollbackArgs) -> ExitCode {
+    let stack = match super::stack_name("rollback", &args.stack) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     let request = Request::Rollback {
-        stack: args.stack.clone(),
+        stack,
         to: args.to.clone(),
         lock_wait_ms: api::ms(args.lock_wait.unwrap_or(Duration::ZERO)),
         ready_timeout_ms: api::ms(args.ready_timeout),
-        output: args.output.into(),
+        output: args.output,
     };
-    client::submit(global, "rollback", &request, args.output == Output::Json).await
+    client::submit(
+        global,
+        "rollback",
+        &request,
+        args.output == OutputFormat::Json,
+    )
+    .await
 }
 
 pub async fn run(global: &GlobalArgs, args: RollbackArgs) -> ExitCode {
     if !global.local {
         return submit(global, args).await;
     }
-    let engine = match DockerEngine::connect().await {
-        Ok(e) => Arc::new(e),
-        Err(e) => {
-            eprintln!("gantry rollback: {e}");
-            return e.exit_code();
-        }
+    let stack = match super::stack_name("rollback", &args.stack) {
+        Ok(s) => s,
+        Err(code) => return code,
     };
-    let deployer = deploy::deployer(engine, &global.state_dir);
-    let mut req = DeployRequest::new(&args.stack, LoadOptions::default());
+    let deployer = match super::local_deployer(global, "rollback").await {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let mut req = DeployRequest::new(&stack, LoadOptions::default());
     req.lock_wait = args.lock_wait.unwrap_or(Duration::ZERO);
     req.ready_timeout = args.ready_timeout;
-    let lines = Lines::new(&args.stack, args.output == Output::Json);
+    let lines = Lines::new(&stack, args.output == OutputFormat::Json);
     let report = deployer.rollback(&req, args.to.as_deref(), &lines).await;
     print_report(&report, args.output);
     report.exit_code()

@@ -71,14 +71,6 @@ impl StackArgs {
     }
 }
 
-/// `--output`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum Output {
-    #[default]
-    Text,
-    Json,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,9 +1,8 @@
 //! `gantry status [STACK]`: asks the daemon (heal counts and running jobs live there).
 
 use crate::ExitCode;
-use crate::api::Request;
+use crate::api::{OutputFormat, Request};
 
-use super::stack::Output;
 use super::{GlobalArgs, client};
 
 #[derive(Debug, clap::Args)]
@@ -12,7 +11,7 @@ pub struct StatusArgs {
     pub stack: Option<String>,
     /// text: compact lines; json: one object.
     #[arg(long, value_enum, default_value_t)]
-    pub output: Output,
+    pub output: OutputFormat,
 }
 
 pub async fn run(global: &GlobalArgs, args: StatusArgs) -> ExitCode {
@@ -27,9 +26,18 @@ pub async fn run(global: &GlobalArgs, args: StatusArgs) -> ExitCode {
 
 /// Asks the daemon for the status.
 pub async fn submit(global: &GlobalArgs, args: StatusArgs) -> ExitCode {
+    let stack = match args
+        .stack
+        .as_deref()
+        .map(|s| super::stack_name("status", s))
+    {
+        None => None,
+        Some(Ok(s)) => Some(s),
+        Some(Err(code)) => return code,
+    };
     let request = Request::Status {
-        stack: args.stack,
-        output: args.output.into(),
+        stack,
+        output: args.output,
     };
     client::submit(global, "status", &request, true).await
 }

@@ -50,6 +50,7 @@ mod loader;
 pub mod merge;
 pub mod model;
 pub mod pull_policy;
+pub mod name;
 #[cfg(test)]
 mod tests;
 pub mod xgantry;
@@ -58,6 +59,7 @@ pub mod yaml;
 pub use error::ComposeError;
 pub use model::*;
 pub use pull_policy::PullPolicy;
+pub use name::{BadStackName, StackName};
 
 /// What to load and with which variables.
 #[derive(Debug, Clone, Default)]

@@ -16,14 +16,14 @@ use tokio::sync::mpsc;
 
 use gantry_common::sdnotify::{Notifier, watchdog_interval};
 
+use super::supervise::{self, Supervisor};
 use crate::ExitCode;
 use crate::api::{self, Event, OutputFormat, Request};
-use crate::cli::deploy::render_report;
-use crate::cli::plan::render_plan;
+use crate::deploy::render::{render_plan, render_report};
 use crate::deploy::{self, DeployRequest};
 use crate::engine::{DockerEngine, Engine};
 use crate::ledger::Ledger;
-use crate::supervise::{self, Supervisor};
+use crate::ledger::render::releases;
 
 use super::jobs::{Job, JobKind, Jobs, Origin};
 use super::metrics::{self, Metrics};
@@ -72,8 +72,7 @@ pub async fn run(config: Arc<DaemonConfig>) -> Result<(), DaemonError> {
     let engine: Arc<dyn Engine> = Arc::new(connect_docker().await?);
 
     let metrics = Arc::new(Metrics::default());
-    let deployer =
-        deploy::deployer_from_config(engine.clone(), &config.state_dir, &config.config_dir).await?;
+    let deployer = deploy::deployer(engine.clone(), &config.state_dir, config.registries.clone());
     let jobs = Jobs::new(deployer, metrics.clone());
     let supervisor = Supervisor::new(
         config.clone(),
@@ -354,7 +353,7 @@ async fn handle(conn: UnixStream, shared: Arc<Shared>) {
             let _ = send(&mut write, &reply(format!("{body}\n"), ExitCode::Ok)).await;
         }
         Request::Releases { stack, output } => {
-            let e = match crate::cli::releases::releases(&shared.ledger, &stack, output.into()) {
+            let e = match releases(&shared.ledger, &stack, output) {
                 Ok(text) => reply(text, ExitCode::Ok),
                 Err((message, code)) => Event::Error {
                     message,
@@ -364,7 +363,7 @@ async fn handle(conn: UnixStream, shared: Arc<Shared>) {
             let _ = send(&mut write, &e).await;
         }
         Request::Status { stack, output } => {
-            let e = match status::collect(&shared, stack.as_deref()).await {
+            let e = match status::collect(&shared, stack.as_ref()).await {
                 Ok(s) => reply(status::render(&s, output), ExitCode::Ok),
                 Err((message, code)) => Event::Error {
                     message,
@@ -380,7 +379,7 @@ async fn handle(conn: UnixStream, shared: Arc<Shared>) {
         } => {
             let req = DeployRequest::new(&stack, load.into_options());
             let e = match shared.jobs.deployer().plan(&req).await {
-                Ok(plan) => reply(render_plan(&plan, output.into()), ExitCode::Ok),
+                Ok(plan) => reply(render_plan(&plan, output), ExitCode::Ok),
                 Err(e) => Event::Error {
                     message: e.to_string(),
                     exit_code: e.exit_code().code(),
@@ -460,7 +459,7 @@ async fn follow(
         let _ = send(
             &mut write,
             &Event::Done {
-                stdout: render_report(&report, output.into()),
+                stdout: render_report(&report, output),
                 exit_code: report.exit_code().code(),
             },
         )

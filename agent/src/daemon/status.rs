@@ -7,10 +7,11 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::supervise::HealStatus;
 use crate::ExitCode;
 use crate::api::OutputFormat;
+use crate::compose::StackName;
 use crate::engine::labels;
-use crate::supervise::HealStatus;
 
 use super::jobs::RunningJob;
 use super::server::Shared;
@@ -74,14 +75,17 @@ fn release_status(r: &crate::ledger::Release) -> ReleaseStatus {
 }
 
 /// Status of `only` (or of every stack in the ledger).
-pub async fn collect(shared: &Shared, only: Option<&str>) -> Result<Status, (String, ExitCode)> {
+pub async fn collect(
+    shared: &Shared,
+    only: Option<&StackName>,
+) -> Result<Status, (String, ExitCode)> {
     let stacks = match only {
         Some(s) => {
             shared
                 .ledger
                 .stack(s)
                 .map_err(|e| (e.to_string(), ExitCode::InvalidInput))?;
-            vec![s.to_owned()]
+            vec![s.to_string()]
         }
         None => shared
             .ledger

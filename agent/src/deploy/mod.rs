@@ -35,6 +35,7 @@ mod ready;
 mod rollout;
 #[cfg(test)]
 mod tests;
+pub mod render;
 pub mod translate;
 
 use std::collections::BTreeMap;
@@ -249,37 +250,13 @@ impl DeployReport {
     }
 }
 
-/// Connects what a deploy needs, with registry credentials as `gantry.yaml` in
-/// `$GANTRY_CONFIG_DIR` (default `/etc/gantry`) and the environment configure them (see
-/// [`crate::registry`]). An invalid configuration does not stop here: it is logged, and a
-/// deploy that must pull fails with exit 1 naming it. Prefer [`deployer_from_config`], which
-/// honours `--config-dir` and reports the error as a configuration error (exit 78).
-pub fn deployer(engine: Arc<dyn Engine>, state_dir: &std::path::Path) -> Deployer {
-    let config_dir = std::env::var_os("GANTRY_CONFIG_DIR")
-        .filter(|v| !v.is_empty())
-        .map_or_else(
-            || std::path::PathBuf::from("/etc/gantry"),
-            std::path::PathBuf::from,
-        );
-    Deployer::new(engine, Ledger::new(state_dir))
-        .with_registries(crate::registry::for_config_dir(&config_dir))
-}
-
-/// Connects what a deploy needs, with registry credentials from `<config_dir>/gantry.yaml`
-/// and the environment; an invalid `registries:` section is a [`crate::config::ConfigError`]
-/// naming the file and the key.
-pub async fn deployer_from_config(
+/// Connects what a deploy needs: the ledger in `state_dir` and registry credentials as
+/// `registries` (validated by the CLI from `gantry.yaml` and the environment) configure them.
+pub fn deployer(
     engine: Arc<dyn Engine>,
     state_dir: &std::path::Path,
-    config_dir: &std::path::Path,
-) -> Result<Deployer, crate::config::ConfigError> {
-    let (path, raw) = crate::config::RawConfig::load(config_dir)?;
-    let registries = crate::registry::from_config(&raw.registries)
-        .await
-        .map_err(|e| crate::config::ConfigError::Key {
-            path,
-            key: e.key,
-            message: e.message,
-        })?;
-    Ok(Deployer::new(engine, Ledger::new(state_dir)).with_registries(registries))
+    registries: crate::registry::RegistriesConfig,
+) -> Deployer {
+    Deployer::new(engine, Ledger::new(state_dir))
+        .with_registries(crate::registry::configured(registries))
 }

@@ -23,6 +23,8 @@
 //!
 //! Limits: one host; the ledger is not shared between machines.
 
+pub mod render;
+
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io;

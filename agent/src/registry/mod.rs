@@ -2,7 +2,7 @@
 //!
 //! What: the deploy asks [`Registries::auth_for`] before each pull and, when a registry answers
 //! 401, calls [`Registries::invalidate`] and retries once (an ECR token may have expired early).
-//! [`from_config`] builds the implementation Gantry uses, [`ConfiguredRegistries`]:
+//! [`configured`] builds the implementation Gantry uses, [`ConfiguredRegistries`]:
 //! - Amazon ECR hosts (`<account>.dkr.ecr.<region>.amazonaws.com`, plus the hosts listed in
 //!   `registries.ecr` / `GANTRY_ECR_REGISTRIES`) get a token from GetAuthorizationToken with the
 //!   standard AWS credential chain, cached until shortly before it expires ([`ecr`]);
@@ -12,7 +12,8 @@
 //!
 //! Design: configuration is layered like the rest of `gantry.yaml`: the file's `registries:`
 //! section ([`RawRegistriesConfig`]), then the environment (`GANTRY_DOCKER_CONFIG`,
-//! `GANTRY_ECR_REGISTRIES`, `DOCKER_CONFIG`, `HOME`), validated into [`RegistriesConfig`].
+//! `GANTRY_ECR_REGISTRIES`, `DOCKER_CONFIG`, `HOME`), validated into [`RegistriesConfig`] by
+//! [`RegistriesConfig::resolve`], which the CLI calls once with the process environment.
 //! Registry names are compared after [`normalise_registry`] (docker's rules: `docker.io`,
 //! `index.docker.io` and `https://index.docker.io/v1/` are one registry).
 //!
@@ -80,7 +81,7 @@ pub struct RegistriesConfigError {
 
 impl RegistriesConfig {
     /// Validates `raw` and applies the environment, read through `env` (the process
-    /// environment in [`from_config`]; a map in tests).
+    /// environment, read by the CLI; a map in tests).
     ///
     /// Docker config: `GANTRY_DOCKER_CONFIG` > `registries.docker_config` >
     /// `$DOCKER_CONFIG/config.json` > `$HOME/.docker/config.json`. A directory means its
@@ -227,10 +228,6 @@ pub enum RegistryError {
         "registry {registry}: no AWS region for Amazon ECR; hint: set registries.ecr_region in gantry.yaml or AWS_REGION"
     )]
     EcrRegion { registry: String },
-    #[error(
-        "registry {registry}: Gantry's registry configuration is invalid: {reason}; hint: fix gantry.yaml (registries:) or the GANTRY_* variables"
-    )]
-    Config { registry: String, reason: String },
 }
 
 impl RegistryError {
@@ -240,8 +237,7 @@ impl RegistryError {
             Self::DockerConfig { registry, .. }
             | Self::Helper { registry, .. }
             | Self::Ecr { registry, .. }
-            | Self::EcrRegion { registry }
-            | Self::Config { registry, .. } => registry,
+            | Self::EcrRegion { registry } => registry,
         }
     }
 }
@@ -330,61 +326,16 @@ impl Registries for ConfiguredRegistries {
     }
 }
 
-/// Fails every lookup because the configuration could not be read: a deploy that must pull
-/// stops before anything running is touched, saying why.
-#[derive(Debug)]
-struct Misconfigured {
-    reason: String,
-}
-
-#[async_trait::async_trait]
-impl Registries for Misconfigured {
-    async fn auth_for(&self, image: &ImageRef) -> Result<Option<RegistryAuth>, RegistryError> {
-        Err(RegistryError::Config {
-            registry: normalise_registry(image.registry()),
-            reason: self.reason.clone(),
-        })
-    }
-
-    fn invalidate(&self, _registry: &str) {}
-}
-
-/// Reads the process environment (non-Unicode values count as unset).
-fn process_env(key: &str) -> Option<String> {
-    std::env::var(key).ok()
-}
-
-/// The registries `raw` and the process environment configure.
-pub async fn from_config(
-    raw: &RawRegistriesConfig,
-) -> Result<Arc<dyn Registries>, RegistriesConfigError> {
-    let config = RegistriesConfig::resolve(raw, &process_env)?;
+/// The registries `config` (the validated `registries:` section with its environment)
+/// configures.
+pub fn configured(config: RegistriesConfig) -> Arc<dyn Registries> {
     tracing::debug!(
         docker_config = ?config.docker_config,
         ecr_hosts = ?config.ecr_hosts,
         ecr_region = ?config.ecr_region,
         "registry credentials configured"
     );
-    Ok(Arc::new(ConfiguredRegistries::new(config)))
-}
-
-/// The registries `<config_dir>/gantry.yaml` and the environment configure. Never fails: an
-/// invalid configuration is logged and makes every credential lookup fail with the reason,
-/// so a deploy that needs to pull stops before touching anything.
-pub fn for_config_dir(config_dir: &Path) -> Arc<dyn Registries> {
-    let resolved = crate::config::RawConfig::load(config_dir)
-        .map_err(|e| e.to_string())
-        .and_then(|(path, raw)| {
-            RegistriesConfig::resolve(&raw.registries, &process_env)
-                .map_err(|e| format!("{}: registries: {e}", path.display()))
-        });
-    match resolved {
-        Ok(config) => Arc::new(ConfiguredRegistries::new(config)),
-        Err(reason) => {
-            tracing::error!(error = %reason, "registry configuration invalid: authenticated pulls will fail");
-            Arc::new(Misconfigured { reason })
-        }
-    }
+    Arc::new(ConfiguredRegistries::new(config))
 }
 
 #[cfg(test)]

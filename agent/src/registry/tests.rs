@@ -165,28 +165,6 @@ fn ecr_hosts_are_recognised_by_name() {
 }
 
 #[tokio::test]
-async fn invalid_configuration_fails_lookups_naming_the_file() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("gantry.yaml"),
-        "registries:\n  ecr: ['a b']\n",
-    )
-    .unwrap();
-    let registries = for_config_dir(dir.path());
-    let err = registries
-        .auth_for(&ImageRef::new("reg.example.com/app:1"))
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("reg.example.com")
-            && err.contains("gantry.yaml")
-            && err.contains("registries.ecr[0]"),
-        "{err}"
-    );
-}
-
-#[tokio::test]
 async fn auths_entries_decode_and_errors_carry_no_secret() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.json");

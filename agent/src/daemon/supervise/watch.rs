@@ -200,7 +200,7 @@ fn changed(sup: &Arc<Supervisor>, stack: &str, w: &Watched) {
     if env_changed.is_empty() && !compose_changed {
         return;
     }
-    let req = request_from_release(&release);
+    let req = request_from_release(&release, &sup.config.environment);
     if !compose_changed && !sup.config.policy(stack).watch_compose_files {
         let same = match (
             sup.jobs.deployer().load(&req),
@@ -232,9 +232,12 @@ fn changed(sup: &Arc<Supervisor>, stack: &str, w: &Watched) {
     });
 }
 
-/// A deploy of the release's files with its variables.
-fn request_from_release(release: &Release) -> DeployRequest {
-    let mut environment: BTreeMap<String, String> = std::env::vars().collect();
+/// A deploy of the release's files with its variables over `environment` (the daemon's).
+fn request_from_release(
+    release: &Release,
+    environment: &BTreeMap<String, String>,
+) -> DeployRequest {
+    let mut environment = environment.clone();
     environment.extend(release.variables.clone());
     let profiles: BTreeSet<String> = project_from_release(release)
         .map(|p| {

@@ -1,0 +1,119 @@
+//! Deploy reports and plans as printed: the one rendering both `--local` and the daemon use,
+//! so `gantry deploy` prints the same thing either way.
+//!
+//! Design: pure functions from a [`DeployReport`] or a [`Plan`] and an [`OutputFormat`] to the
+//! text the CLI writes on stdout (the daemon sends that text in its `done` event). Text is one
+//! summary line (and the error); JSON is one object.
+//!
+//! Limits: what is printed stays under [`MAX_OUTPUT`] bytes: SSM returns only the first 24,000
+//! characters of stdout, so the error carried by a report is cut (saying so) to fit.
+
+use crate::api::{MAX_OUTPUT, OutputFormat};
+
+use super::{Action, DeployReport, Plan};
+
+/// Cuts `s` to at most `max` bytes on a char boundary, saying so.
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}\n[... {} more bytes cut]", &s[..end], s.len() - end)
+}
+
+/// The end of a deploy or rollback as printed: one JSON line, or a summary line and the error.
+pub fn render_report(report: &DeployReport, output: OutputFormat) -> String {
+    match output {
+        OutputFormat::Json => {
+            let mut report = report.clone();
+            report.error = report.error.map(|e| truncate(&e, MAX_OUTPUT / 2));
+            format!("{}\n", serde_json::to_string(&report).unwrap_or_default())
+        }
+        OutputFormat::Text => {
+            let changed: Vec<String> = report
+                .services
+                .iter()
+                .filter(|s| s.action.changes())
+                .map(|s| format!("{} {}", s.service, s.action))
+                .collect();
+            let mut line = format!("[{}] {}", report.stack, report.outcome);
+            if let Some(r) = &report.release {
+                line.push_str(&format!(" release={r}"));
+            }
+            if report.repeated {
+                line.push_str(" (repeated deploy id: recorded result)");
+            }
+            if let Some(to) = &report.rolled_back_to {
+                line.push_str(&format!(" rolled_back_to={to}"));
+            }
+            if !changed.is_empty() {
+                line.push_str(&format!(" changed=[{}]", changed.join(", ")));
+            }
+            line.push_str(&format!(
+                " in {:.1}s exit={}",
+                report.duration_ms as f64 / 1000.0,
+                report.exit_code().code()
+            ));
+            line.push('\n');
+            if let Some(e) = &report.error {
+                line.push_str(&format!("error: {}\n", truncate(e, 12_000)));
+            }
+            line
+        }
+    }
+}
+
+/// The plan as printed: one JSON object, or a summary line and one line per service.
+pub fn render_plan(plan: &Plan, output: OutputFormat) -> String {
+    match output {
+        OutputFormat::Json => format!(
+            "{}\n",
+            serde_json::to_string_pretty(plan).unwrap_or_default()
+        ),
+        OutputFormat::Text => {
+            let count = |a: Action| plan.services.iter().filter(|s| s.action == a).count();
+            let mut out = format!(
+                "stack {}: {} to create, {} to recreate, {} to remove, {} unchanged\n",
+                plan.stack,
+                count(Action::Create),
+                count(Action::Recreate),
+                count(Action::Remove),
+                count(Action::Unchanged)
+            );
+            let width = plan
+                .services
+                .iter()
+                .map(|s| s.service.len())
+                .max()
+                .unwrap_or(0);
+            for s in &plan.services {
+                let why = s.reasons.join(", ");
+                out.push_str(&format!(
+                    "  {:width$}  {:9}  {}\n",
+                    s.service,
+                    s.action.as_str(),
+                    why
+                ));
+            }
+            out
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncate_cuts_on_a_char_boundary_and_says_so() {
+        assert_eq!(truncate("short", 10), "short");
+        let cut = truncate("ééééé", 3);
+        assert!(
+            cut.starts_with('é') && cut.contains("more bytes cut"),
+            "{cut}"
+        );
+    }
+}
