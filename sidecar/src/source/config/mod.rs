@@ -16,14 +16,28 @@
 //!
 //! Secret material (a token, a secret id) is only accepted from the environment, never inline in
 //! the YAML file: the file names files that hold them (`token_file`, `secret_id_file`).
+//!
+//! The auth method, when not given (`method:` / `VAULT_AUTH_METHOD`), follows from what is
+//! there: a token (or token file) means token auth, a role id means AppRole, and a role alone
+//! means AWS IAM (so `VAULT_ADDR`, `VAULT_ROLE`, `VAULT_SECRET_PATH` is a complete IAM set-up).
+//!
+//! Files: [`raw`] (serde types), [`env`] (environment form and merge), this module (validated
+//! types and validation). Durations follow `gantry_common::duration`'s rule.
 
-use std::collections::BTreeMap;
+mod env;
+mod raw;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
 use gantry_common::Secret;
 use reqwest::Url;
-use serde::Deserialize;
+
+pub use env::{merge, merge_raw, raw_sources_from_env, refresh_from_env, sources_from_env};
+pub use raw::{
+    RawAwsConfig, RawAwsSource, RawSourceSpec, RawSourcesConfig, RawVaultAuth, RawVaultConfig,
+    RawVaultSource,
+};
 
 /// Default poll interval of KV v2 and Secrets Manager sources.
 pub const DEFAULT_REFRESH: Duration = Duration::from_secs(60);
@@ -43,133 +57,6 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError 
         message: message.into(),
     }
 }
-
-// ---------------------------------------------------------------------------------------------
-// Raw (serde) types
-// ---------------------------------------------------------------------------------------------
-
-/// The source-related keys of the sidecar's configuration file, as read.
-///
-/// The file loader embeds these three fields (`sources`, `vault`, `aws`) in its own top-level
-/// type and builds this struct from them.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawSourcesConfig {
-    #[serde(default)]
-    pub sources: Vec<RawSourceSpec>,
-    #[serde(default)]
-    pub vault: Option<RawVaultConfig>,
-    #[serde(default)]
-    pub aws: Option<RawAwsConfig>,
-}
-
-/// One entry of `sources:`: `- vault: {...}` or `- aws: {...}` (exactly one of the two).
-///
-/// A struct rather than an enum: serde_yaml 0.9 reads externally tagged enums from YAML tags
-/// (`!vault`), not from single-key maps.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawSourceSpec {
-    pub vault: Option<RawVaultSource>,
-    pub aws: Option<RawAwsSource>,
-}
-
-impl RawSourceSpec {
-    pub fn vault(v: RawVaultSource) -> Self {
-        Self {
-            vault: Some(v),
-            aws: None,
-        }
-    }
-
-    pub fn aws(a: RawAwsSource) -> Self {
-        Self {
-            vault: None,
-            aws: Some(a),
-        }
-    }
-}
-
-/// `- vault: { path, key, name, prefix, kind }`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawVaultSource {
-    /// `kv/secrets/app` (short form), `kv/data/secrets/app` (API form) or `database/creds/app`.
-    pub path: Option<String>,
-    /// Take only this key of the secret.
-    pub key: Option<String>,
-    /// With `key`: the variable name to use instead of the key.
-    pub name: Option<String>,
-    /// Prepended to every variable name of this source.
-    pub prefix: Option<String>,
-    /// `kv` or `dynamic`; without it the mount type decides.
-    pub kind: Option<String>,
-}
-
-/// `- aws: { id, stage, version_id, key, name, prefix }`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawAwsSource {
-    /// Secret name or ARN.
-    pub id: Option<String>,
-    /// Version stage (default `AWSCURRENT`); exclusive with `version_id`.
-    pub stage: Option<String>,
-    pub version_id: Option<String>,
-    /// Take only this key of a JSON object secret.
-    pub key: Option<String>,
-    /// Variable name: for the whole string of a plain (non-JSON) secret, or for `key`.
-    pub name: Option<String>,
-    pub prefix: Option<String>,
-}
-
-/// `vault: { addr, auth, namespace, ca_cert, timeout }`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawVaultConfig {
-    pub addr: Option<String>,
-    #[serde(default)]
-    pub auth: Option<RawVaultAuth>,
-    pub namespace: Option<String>,
-    pub ca_cert: Option<PathBuf>,
-    /// Per-request timeout, humantime (`10s`).
-    pub timeout: Option<String>,
-}
-
-/// `vault.auth: { method, token_file, role, role_id, secret_id_file, mount, header_value, region }`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawVaultAuth {
-    /// `token` (default), `approle` or `aws-iam`.
-    pub method: Option<String>,
-    pub token_file: Option<PathBuf>,
-    pub role: Option<String>,
-    pub role_id: Option<String>,
-    pub secret_id_file: Option<PathBuf>,
-    /// Auth mount (default `approle` or `aws`).
-    pub mount: Option<String>,
-    /// `X-Vault-AWS-IAM-Server-ID` value, signed into the STS request.
-    pub header_value: Option<String>,
-    /// Region of the STS signature (default `us-east-1`).
-    pub region: Option<String>,
-    /// Only from the environment (`VAULT_TOKEN`).
-    #[serde(skip)]
-    pub token: Option<Secret<String>>,
-    /// Only from the environment (`VAULT_SECRET_ID`).
-    #[serde(skip)]
-    pub secret_id: Option<Secret<String>>,
-}
-
-/// `aws: { region, endpoint_url }`: overrides of the standard AWS configuration chain.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawAwsConfig {
-    pub region: Option<String>,
-    pub endpoint_url: Option<String>,
-}
-
-// ---------------------------------------------------------------------------------------------
-// Validated types
-// ---------------------------------------------------------------------------------------------
 
 /// Validated source configuration; what [`crate::source::build`] takes.
 #[derive(Debug, Clone)]
@@ -254,6 +141,9 @@ pub struct VaultConfig {
     pub ca_cert: Option<PathBuf>,
     /// Per-request timeout (default 10 s).
     pub timeout: Duration,
+    /// The address is `http://` and not loopback, allowed by `allow_http` (logged as a warning
+    /// when the session starts).
+    pub plain_http_off_host: bool,
 }
 
 /// Where the AppRole secret id comes from.
@@ -427,8 +317,8 @@ fn validate_vault(v: &RawVaultConfig) -> Result<VaultConfig, ConfigError> {
     }
     let timeout = match non_empty("vault.timeout", &v.timeout)? {
         None => Duration::from_secs(10),
-        Some(t) => humantime::parse_duration(&t)
-            .map_err(|e| invalid("vault.timeout", format!("`{t}`: {e}")))?,
+        Some(t) => gantry_common::duration::parse(&t)
+            .map_err(|e| invalid("vault.timeout", e.to_string()))?,
     };
     if timeout.is_zero() {
         return Err(invalid("vault.timeout", "must be greater than zero"));
@@ -436,7 +326,7 @@ fn validate_vault(v: &RawVaultConfig) -> Result<VaultConfig, ConfigError> {
     let raw_auth = v.auth.clone().unwrap_or_default();
     let a = &raw_auth;
     let method = non_empty("vault.auth.method", &a.method)?;
-    let auth = match method.as_deref().unwrap_or("token") {
+    let auth = match method.as_deref().unwrap_or_else(|| implied_method(a)) {
         "token" => {
             if a.token.is_none() && a.token_file.is_none() {
                 return Err(invalid(
@@ -491,13 +381,42 @@ fn validate_vault(v: &RawVaultConfig) -> Result<VaultConfig, ConfigError> {
             ));
         }
     };
+    // Checked last: a mistake in the auth block is the more useful message.
+    let plain_http_off_host = addr.scheme() == "http"
+        && !addr
+            .host_str()
+            .is_some_and(gantry_common::net::is_loopback_host);
+    if plain_http_off_host && v.allow_http != Some(true) {
+        return Err(invalid(
+            "vault.addr",
+            format!(
+                "{} is plain http:// to another host: the Vault token would cross the network in clear; use https://, or set vault.allow_http: true (GANTRY_SECRETS_VAULT_ALLOW_HTTP=true) to accept it",
+                addr.host_str().unwrap_or("")
+            ),
+        ));
+    }
     Ok(VaultConfig {
         addr,
         auth,
         namespace: non_empty("vault.namespace", &v.namespace)?,
         ca_cert: v.ca_cert.clone(),
         timeout,
+        plain_http_off_host,
     })
+}
+
+/// The auth method when none is named: a token wins, then an AppRole role id, then a role
+/// alone (AWS IAM); with none of them, token auth (whose error asks for a token).
+pub(crate) fn implied_method(a: &RawVaultAuth) -> &'static str {
+    if a.token.is_some() || a.token_file.is_some() {
+        "token"
+    } else if a.role_id.is_some() {
+        "approle"
+    } else if a.role.as_deref().is_some_and(|r| !r.trim().is_empty()) {
+        "aws-iam"
+    } else {
+        "token"
+    }
 }
 
 fn mount_name(v: &Option<String>, default: &str) -> Result<String, ConfigError> {
@@ -509,380 +428,5 @@ fn mount_name(v: &Option<String>, default: &str) -> Result<String, ConfigError> 
     Ok(m)
 }
 
-// ---------------------------------------------------------------------------------------------
-// Environment form and merge
-// ---------------------------------------------------------------------------------------------
-
-fn env_get<'a>(env: &'a BTreeMap<String, String>, k: &str) -> Option<&'a str> {
-    env.get(k).map(|s| s.trim()).filter(|s| !s.is_empty())
-}
-
-fn split_list(s: &str) -> impl Iterator<Item = &str> {
-    s.split(',').map(str::trim).filter(|p| !p.is_empty())
-}
-
-/// The raw source configuration described by environment variables, or `None` when none of
-/// them is set.
-pub fn raw_sources_from_env(env: &BTreeMap<String, String>) -> Option<RawSourcesConfig> {
-    let mut raw = RawSourcesConfig::default();
-    let mut any = false;
-    if let Some(paths) = env_get(env, "VAULT_SECRET_PATH") {
-        for p in split_list(paths) {
-            // `auto`: KV v2 paths as the issue describes them, and dynamic paths
-            // (`database/creds/app`) work too, decided by the mount's type.
-            raw.sources.push(RawSourceSpec::vault(RawVaultSource {
-                path: Some(p.to_owned()),
-                ..Default::default()
-            }));
-        }
-        any = true;
-    }
-    if let Some(ids) = env_get(env, "GANTRY_SECRETS_AWS_IDS") {
-        for id in split_list(ids) {
-            raw.sources.push(RawSourceSpec::aws(RawAwsSource {
-                id: Some(id.to_owned()),
-                ..Default::default()
-            }));
-        }
-        any = true;
-    }
-    let vault_keys = [
-        "VAULT_ADDR",
-        "VAULT_TOKEN",
-        "VAULT_TOKEN_FILE",
-        "VAULT_AUTH_METHOD",
-        "VAULT_ROLE",
-        "VAULT_ROLE_ID",
-        "VAULT_SECRET_ID",
-        "VAULT_SECRET_ID_FILE",
-        "VAULT_AWS_AUTH_MOUNT",
-        "VAULT_AUTH_MOUNT",
-        "VAULT_AWS_HEADER_VALUE",
-        "VAULT_AWS_REGION",
-        "VAULT_NAMESPACE",
-        "VAULT_CACERT",
-    ];
-    if vault_keys.iter().any(|k| env_get(env, k).is_some()) {
-        any = true;
-        let s = |k: &str| env_get(env, k).map(str::to_owned);
-        let method = s("VAULT_AUTH_METHOD");
-        let mount = match method.as_deref() {
-            Some("aws-iam") | Some("aws") | Some("iam") => {
-                s("VAULT_AWS_AUTH_MOUNT").or_else(|| s("VAULT_AUTH_MOUNT"))
-            }
-            _ => s("VAULT_AUTH_MOUNT"),
-        };
-        raw.vault = Some(RawVaultConfig {
-            addr: s("VAULT_ADDR"),
-            auth: Some(RawVaultAuth {
-                method,
-                token_file: s("VAULT_TOKEN_FILE").map(PathBuf::from),
-                role: s("VAULT_ROLE"),
-                role_id: s("VAULT_ROLE_ID"),
-                secret_id_file: s("VAULT_SECRET_ID_FILE").map(PathBuf::from),
-                mount,
-                header_value: s("VAULT_AWS_HEADER_VALUE"),
-                region: s("VAULT_AWS_REGION"),
-                token: env_get(env, "VAULT_TOKEN").map(Secret::from),
-                secret_id: env_get(env, "VAULT_SECRET_ID").map(Secret::from),
-            }),
-            namespace: s("VAULT_NAMESPACE"),
-            ca_cert: s("VAULT_CACERT").map(PathBuf::from),
-            timeout: None,
-        });
-    }
-    any.then_some(raw)
-}
-
-/// `GANTRY_SECRETS_REFRESH` (humantime, default 60 s).
-pub fn refresh_from_env(env: &BTreeMap<String, String>) -> Result<Duration, ConfigError> {
-    match env_get(env, "GANTRY_SECRETS_REFRESH") {
-        None => Ok(DEFAULT_REFRESH),
-        Some(v) => humantime::parse_duration(v)
-            .map_err(|e| invalid("GANTRY_SECRETS_REFRESH", format!("`{v}`: {e}"))),
-    }
-}
-
-/// The environment-only form: `Ok(None)` when no source variable is set.
-pub fn sources_from_env(
-    env: &BTreeMap<String, String>,
-) -> Result<Option<SourcesConfig>, ConfigError> {
-    let Some(raw) = raw_sources_from_env(env) else {
-        return Ok(None);
-    };
-    SourcesConfig::from_raw(raw, refresh_from_env(env)?).map(Some)
-}
-
-fn over<T: Clone>(base: &Option<T>, top: &Option<T>) -> Option<T> {
-    top.clone().or_else(|| base.clone())
-}
-
-/// Merges two raw forms, `top` winning field by field (file < env). Sources are concatenated,
-/// `base` first; a source of `top` with the same id as one of `base` replaces it.
-pub fn merge_raw(base: &RawSourcesConfig, top: &RawSourcesConfig) -> RawSourcesConfig {
-    let vault = match (&base.vault, &top.vault) {
-        (None, None) => None,
-        (Some(b), None) => Some(b.clone()),
-        (None, Some(t)) => Some(t.clone()),
-        (Some(b), Some(t)) => Some(RawVaultConfig {
-            addr: over(&b.addr, &t.addr),
-            auth: match (&b.auth, &t.auth) {
-                (Some(ba), Some(ta)) => Some(merge_auth(ba, ta)),
-                (ba, ta) => over(ba, ta),
-            },
-            namespace: over(&b.namespace, &t.namespace),
-            ca_cert: over(&b.ca_cert, &t.ca_cert),
-            timeout: over(&b.timeout, &t.timeout),
-        }),
-    };
-    let aws = match (&base.aws, &top.aws) {
-        (Some(b), Some(t)) => Some(RawAwsConfig {
-            region: over(&b.region, &t.region),
-            endpoint_url: over(&b.endpoint_url, &t.endpoint_url),
-        }),
-        (b, t) => over(b, t),
-    };
-    let raw_id = |s: &RawSourceSpec| match (&s.vault, &s.aws) {
-        (Some(v), None) => format!(
-            "vault:{}#{}",
-            v.path.as_deref().unwrap_or("").trim_matches('/'),
-            v.key.as_deref().unwrap_or("")
-        ),
-        (None, Some(a)) => format!(
-            "aws:{}#{}",
-            a.id.as_deref().unwrap_or(""),
-            a.key.as_deref().unwrap_or("")
-        ),
-        // Invalid entries are never merged away: validation reports them.
-        _ => format!("invalid:{:p}", s),
-    };
-    let mut sources: Vec<RawSourceSpec> = base.sources.clone();
-    for t in &top.sources {
-        let id = raw_id(t);
-        if let Some(slot) = sources.iter_mut().find(|s| raw_id(s) == id) {
-            *slot = t.clone();
-        } else {
-            sources.push(t.clone());
-        }
-    }
-    RawSourcesConfig {
-        sources,
-        vault,
-        aws,
-    }
-}
-
-fn merge_auth(b: &RawVaultAuth, t: &RawVaultAuth) -> RawVaultAuth {
-    // A different method in `top` replaces the whole auth block: mixing fields of two methods
-    // would make a login nobody configured.
-    if t.method.is_some() && t.method != b.method {
-        return t.clone();
-    }
-    RawVaultAuth {
-        method: over(&b.method, &t.method),
-        token_file: over(&b.token_file, &t.token_file),
-        role: over(&b.role, &t.role),
-        role_id: over(&b.role_id, &t.role_id),
-        secret_id_file: over(&b.secret_id_file, &t.secret_id_file),
-        mount: over(&b.mount, &t.mount),
-        header_value: over(&b.header_value, &t.header_value),
-        region: over(&b.region, &t.region),
-        token: over(&b.token, &t.token),
-        secret_id: over(&b.secret_id, &t.secret_id),
-    }
-}
-
-/// Layers the environment over the file (file < env) and validates the result once, so that
-/// each layer may be incomplete on its own (the address in the file, the token in the
-/// environment). `Ok(None)` when neither configures a source or Vault.
-///
-/// The refresh interval is `GANTRY_SECRETS_REFRESH` or 60 s; a caller with its own setting (a
-/// file key, a flag) overwrites [`SourcesConfig::refresh`] afterwards.
-pub fn merge(
-    file: Option<&RawSourcesConfig>,
-    env: &BTreeMap<String, String>,
-) -> Result<Option<SourcesConfig>, ConfigError> {
-    let refresh = refresh_from_env(env)?;
-    let raw = match (file, raw_sources_from_env(env)) {
-        (None, None) => return Ok(None),
-        (Some(f), None) => f.clone(),
-        (None, Some(e)) => e,
-        (Some(f), Some(e)) => merge_raw(f, &e),
-    };
-    if raw.sources.is_empty() && raw.vault.is_none() && raw.aws.is_none() {
-        return Ok(None);
-    }
-    SourcesConfig::from_raw(raw, refresh).map(Some)
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
-
-    #[test]
-    fn yaml_form_parses_and_validates() {
-        let y = r#"
-sources:
-  - vault: { path: kv/secrets/app, key: password, prefix: APP_ }
-  - vault: { path: database/creds/app, kind: dynamic }
-  - aws: { id: prod/app/db, stage: AWSCURRENT, key: optional }
-  - aws: { id: prod/plain, name: PLAIN }
-vault:
-  addr: https://vault.example:8200
-  auth: { method: aws-iam, role: app, header_value: vault.example }
-  namespace: team
-aws: { region: eu-west-1 }
-"#;
-        let raw: RawSourcesConfig = serde_yaml::from_str(y).unwrap();
-        let c = SourcesConfig::from_raw(raw, DEFAULT_REFRESH).unwrap();
-        assert_eq!(c.sources.len(), 4);
-        assert_eq!(c.sources[0].id(), "vault:kv/secrets/app#password");
-        assert_eq!(c.sources[2].id(), "aws:prod/app/db#optional");
-        assert_eq!(c.sources[3].id(), "aws:prod/plain");
-        match &c.vault.as_ref().unwrap().auth {
-            VaultAuth::AwsIam {
-                mount,
-                role,
-                region,
-                header_value,
-            } => {
-                assert_eq!(mount, "aws");
-                assert_eq!(role, "app");
-                assert_eq!(region, "us-east-1");
-                assert_eq!(header_value.as_deref(), Some("vault.example"));
-            }
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(c.aws.region.as_deref(), Some("eu-west-1"));
-    }
-
-    #[test]
-    fn unknown_keys_are_rejected() {
-        let y = "sources:\n  - vault: { path: kv/a, passwrd: x }\n";
-        let e = serde_yaml::from_str::<RawSourcesConfig>(y).unwrap_err();
-        assert!(e.to_string().contains("passwrd"), "{e}");
-        let y = "sources:\n  - gcp: { path: kv/a }\n";
-        assert!(serde_yaml::from_str::<RawSourcesConfig>(y).is_err());
-        let y = "vault: { addr: http://x, auth: { token: inline } }\n";
-        assert!(serde_yaml::from_str::<RawSourcesConfig>(y).is_err());
-    }
-
-    #[test]
-    fn invalid_values_name_the_field() {
-        let bad = [
-            (
-                "sources:\n  - vault: { path: kv }\n",
-                "sources[0].vault.path",
-            ),
-            (
-                "sources:\n  - vault: { path: kv/a, kind: kv3 }\nvault: { addr: http://x, auth: { token_file: /t } }\n",
-                "sources[0].vault.kind",
-            ),
-            ("sources:\n  - vault: { path: kv/a }\n", "vault.addr"),
-            (
-                "vault: { addr: 'not a url', auth: { token_file: /t } }\n",
-                "vault.addr",
-            ),
-            (
-                "vault: { addr: http://x, auth: { method: approle, role_id: r } }\n",
-                "vault.auth.secret_id_file",
-            ),
-            (
-                "vault: { addr: http://x, auth: { method: aws-iam } }\n",
-                "vault.auth.role",
-            ),
-            (
-                "sources:\n  - aws: { id: a, stage: S, version_id: v }\n",
-                "sources[0].aws.stage",
-            ),
-            (
-                "sources:\n  - aws: { id: a }\n  - aws: { id: a }\n",
-                "sources",
-            ),
-        ];
-        for (y, field) in bad {
-            let raw: RawSourcesConfig = serde_yaml::from_str(y).unwrap();
-            let e = SourcesConfig::from_raw(raw, DEFAULT_REFRESH).unwrap_err();
-            assert!(e.to_string().starts_with(field), "{y}: {e}");
-        }
-    }
-
-    #[test]
-    fn env_form() {
-        assert!(
-            sources_from_env(&env(&[("PATH", "/bin")]))
-                .unwrap()
-                .is_none()
-        );
-        let c = sources_from_env(&env(&[
-            ("VAULT_ADDR", "http://127.0.0.1:8200"),
-            ("VAULT_AUTH_METHOD", "approle"),
-            ("VAULT_ROLE_ID", "rid"),
-            ("VAULT_SECRET_ID", "sid-value"),
-            ("VAULT_SECRET_PATH", "kv/data/secrets/app, kv/secrets/other"),
-            (
-                "GANTRY_SECRETS_AWS_IDS",
-                "prod/a,arn:aws:secretsmanager:us-east-1:1:secret:b",
-            ),
-            ("GANTRY_SECRETS_REFRESH", "5s"),
-        ]))
-        .unwrap()
-        .unwrap();
-        assert_eq!(c.refresh, Duration::from_secs(5));
-        let ids: Vec<_> = c.sources.iter().map(SourceSpec::id).collect();
-        assert_eq!(
-            ids,
-            [
-                "vault:kv/data/secrets/app",
-                "vault:kv/secrets/other",
-                "aws:prod/a",
-                "aws:arn:aws:secretsmanager:us-east-1:1:secret:b"
-            ]
-        );
-        match &c.vault.as_ref().unwrap().auth {
-            VaultAuth::AppRole {
-                mount, secret_id, ..
-            } => {
-                assert_eq!(mount, "approle");
-                assert!(matches!(secret_id, SecretIdFrom::Value(_)));
-            }
-            other => panic!("{other:?}"),
-        }
-        // The secret id never shows in Debug.
-        assert!(!format!("{c:?}").contains("sid-value"));
-    }
-
-    #[test]
-    fn env_overrides_file() {
-        let y = r#"
-sources:
-  - vault: { path: kv/secrets/app }
-vault: { addr: http://file:8200, auth: { token_file: /run/token } }
-"#;
-        let file: RawSourcesConfig = serde_yaml::from_str(y).unwrap();
-        let e = env(&[
-            ("VAULT_ADDR", "http://env:8200"),
-            ("VAULT_SECRET_PATH", "kv/secrets/app,kv/secrets/more"),
-        ]);
-        // The env alone lacks a token: only the merge is valid.
-        assert!(sources_from_env(&e).is_err());
-        let m = merge(Some(&file), &e).unwrap().unwrap();
-        let v = m.vault.unwrap();
-        assert_eq!(v.addr.host_str(), Some("env"));
-        assert!(matches!(
-            v.auth,
-            VaultAuth::Token {
-                token_file: Some(_),
-                ..
-            }
-        ));
-        assert_eq!(m.sources.len(), 2);
-    }
-}
+mod tests;
