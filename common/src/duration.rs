@@ -4,10 +4,10 @@
 //! The rule: one or more `<integer><unit>` parts, optionally separated by blanks (`500ms`,
 //! `30s`, `1m30s`, `1h 5m`), or a bare integer, which is seconds (`60`). Units: `ns`, `us`/`µs`,
 //! `ms`, `s`/`sec`/`secs`/`second`/`seconds`, `m`/`min`/`mins`/`minute`/`minutes`,
-//! `h`/`hr`/`hour`/`hours`, `d`/`day`/`days`, `w`/`week`/`weeks`. Values that do not fit a
-//! [`Duration`] saturate at [`Duration::MAX`] instead of failing or panicking: "wait forever"
-//! written with too many digits still means "wait forever", and no caller can be made to panic
-//! by a huge number (a caller adding it to an `Instant` must still use `checked_add`).
+//! `h`/`hr`/`hour`/`hours`, `d`/`day`/`days`, `w`/`week`/`weeks`. Values above [`MAX`] (100 years) saturate at it instead of failing or
+//! panicking: "wait forever" written with too many digits still means "practically never", and
+//! the result can be added to an `Instant` or multiplied by a small factor without overflow
+//! ([`Duration::MAX`] would make `Instant::now() + d` panic).
 //!
 //! Design: a hand-written scanner with checked arithmetic (humantime's parser reports an
 //! overflow as an error and accepts months and years of approximate length).
@@ -16,6 +16,9 @@
 //! Compose's own duration fields (Go syntax, in the agent's canonical model) keep their rule.
 
 use std::time::Duration;
+
+/// The ceiling every parsed duration saturates at: 100 years of 365.25 days.
+pub const MAX: Duration = Duration::from_secs(3_155_760_000);
 
 /// Why a text is not a duration. Names the text (durations are never secrets).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,7 +39,7 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
         return Err(fail("it is empty"));
     }
     if t.bytes().all(|b| b.is_ascii_digit()) {
-        return Ok(Duration::from_secs(saturating_u64(t)));
+        return Ok(Duration::from_secs(saturating_u64(t)).min(MAX));
     }
     let mut total = Duration::ZERO;
     let mut rest = t;
@@ -67,7 +70,7 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
         };
         total = total.saturating_add(part);
     }
-    Ok(total)
+    Ok(total.min(MAX))
 }
 
 fn saturating_u64(digits: &str) -> u64 {
@@ -112,18 +115,16 @@ mod tests {
 
     #[test]
     fn huge_values_saturate_instead_of_failing_or_panicking() {
+        assert_eq!(parse("99999999999999999999999").unwrap(), MAX);
+        assert_eq!(parse("99999999999999999999h").unwrap(), MAX);
+        assert_eq!(parse(&format!("{}w", u64::MAX)).unwrap(), MAX);
+        assert_eq!(parse(&format!("{}s {}s", u64::MAX, u64::MAX)).unwrap(), MAX);
         assert_eq!(
-            parse("99999999999999999999999").unwrap().as_secs(),
-            u64::MAX
+            parse("36500d").unwrap(),
+            Duration::from_secs(36500 * 86_400)
         );
-        assert_eq!(parse("99999999999999999999h").unwrap().as_secs(), u64::MAX);
-        assert_eq!(
-            parse(&format!("{}w", u64::MAX)).unwrap().as_secs(),
-            u64::MAX
-        );
-        assert_eq!(
-            parse(&format!("{}s {}s", u64::MAX, u64::MAX)).unwrap(),
-            Duration::MAX
-        );
+        // What callers do with it does not overflow.
+        let d = parse("9999999999999w").unwrap();
+        let _ = std::time::Instant::now() + d * 3;
     }
 }
