@@ -198,7 +198,7 @@ async fn aws_iam_login_payload_is_replayable_to_sts() {
 }
 
 /// The same login with the credentials found by the standard AWS chain (environment variables),
-/// configured by environment variables only: runs this test binary again in a child process
+/// configured by environment variables only, without `VAULT_AUTH_METHOD`: runs this test binary again in a child process
 /// with a clean environment.
 #[tokio::test]
 async fn aws_iam_login_from_the_environment_only_form() {
@@ -216,7 +216,7 @@ async fn aws_iam_login_from_the_environment_only_form() {
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("VAULT_ADDR", &addr)
-        .env("VAULT_AUTH_METHOD", "aws-iam")
+        // No VAULT_AUTH_METHOD: a lone VAULT_ROLE means AWS IAM (architectures/001's variables).
         .env("VAULT_ROLE", "app")
         .env("VAULT_AWS_HEADER_VALUE", "vault.example.com")
         .env("VAULT_AWS_REGION", "eu-west-1")

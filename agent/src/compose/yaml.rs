@@ -1,4 +1,5 @@
-//! YAML parsing with located errors, and `<<` merge-key resolution.
+//! YAML parsing with located errors (`gantry_common::yaml`, shared with the sidecar), and `<<`
+//! merge-key resolution.
 //!
 //! serde_yaml 0.9 resolves anchors and aliases but leaves `<<` as an ordinary key, so
 //! [`resolve_merge_keys`] applies the YAML merge-key rules itself: keys written in the mapping
@@ -15,22 +16,11 @@ use super::error::ComposeError;
 
 /// Parses a compose file's text; an empty file is an empty mapping.
 pub fn parse(file: &Path, text: &str) -> Result<Value, ComposeError> {
-    let value: Value = serde_yaml::from_str(text).map_err(|e| {
-        let (line, column) = e
-            .location()
-            .map(|l| (l.line(), l.column()))
-            .unwrap_or((0, 0));
-        let mut message = e.to_string();
-        // serde_yaml appends " at line X column Y"; the location is already in front.
-        if let Some(p) = message.find(" at line ") {
-            message.truncate(p);
-        }
-        ComposeError::Yaml {
-            file: file.to_path_buf(),
-            line,
-            column,
-            message,
-        }
+    let value: Value = gantry_common::yaml::from_str(text).map_err(|e| ComposeError::Yaml {
+        file: file.to_path_buf(),
+        line: e.line,
+        column: e.column,
+        message: e.message,
     })?;
     let value = match value {
         Value::Null => Value::Mapping(Mapping::new()),

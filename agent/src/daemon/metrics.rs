@@ -14,19 +14,20 @@
 //! - `gantry_containers{stack,state}` (gauge, from the last resync)
 //!
 //! Design: counters live in one mutex-guarded map keyed by (name, labels): the daemon updates
-//! them a few times a minute, so contention is not a concern. The listener answers `GET
-//! /metrics` and `GET /healthz` and closes each connection (HTTP/1.0 style).
+//! them a few times a minute, so contention is not a concern. The text is written with
+//! `gantry_common::metrics_text`; the listener is `gantry_common::http`'s responder (shared with
+//! the sidecar): `GET /metrics` and `GET /healthz`, one request per connection, HTTP/1.0.
 //!
 //! Limits: no histograms buckets, only sums and counts.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use gantry_common::http::{self, Response};
+use gantry_common::metrics_text::Exposition;
 
 type Key = (&'static str, Vec<(&'static str, String)>);
 
@@ -154,7 +155,7 @@ impl Metrics {
 
     /// The text exposition.
     pub fn render(&self) -> String {
-        let mut out = String::new();
+        let mut out = Exposition::new();
         let counters = self.counters.lock().map(|m| m.clone()).unwrap_or_default();
         let gauges = self.gauges.lock().map(|m| m.clone()).unwrap_or_default();
         let connected = if self.docker_connected.load(Ordering::Relaxed) {
@@ -163,11 +164,13 @@ impl Metrics {
             0.0
         };
         for (name, kind, help) in HELP {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            out.family(name, kind, help);
             match *name {
-                "gantry_up" => out.push_str("gantry_up 1\n"),
+                "gantry_up" => {
+                    out.sample(name, &[], 1.0);
+                }
                 "gantry_docker_connected" => {
-                    let _ = writeln!(out, "gantry_docker_connected {connected}");
+                    out.sample(name, &[], connected);
                 }
                 _ => {}
             }
@@ -176,25 +179,21 @@ impl Metrics {
                 .chain(gauges.iter())
                 .filter(|((n, _), _)| n == name);
             for ((_, labels), v) in series {
-                let suffixes: &[&str] = if *kind == "summary" {
-                    &["_sum", "_count"]
+                let pairs: Vec<(&str, &str)> =
+                    labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                if *kind == "summary" {
+                    let count = counters
+                        .get(&(name_count(name), labels.clone()))
+                        .copied()
+                        .unwrap_or(0.0);
+                    out.sample(&format!("{name}_sum"), &pairs, *v);
+                    out.sample(&format!("{name}_count"), &pairs, count);
                 } else {
-                    &[""]
-                };
-                for s in suffixes {
-                    let value = if *s == "_count" {
-                        counters
-                            .get(&(name_count(name), labels.clone()))
-                            .copied()
-                            .unwrap_or(0.0)
-                    } else {
-                        *v
-                    };
-                    let _ = writeln!(out, "{name}{s}{} {value}", fmt_labels(labels));
+                    out.sample(name, &pairs, *v);
                 }
             }
         }
-        out
+        out.finish()
     }
 
     /// Records a summary observation (sum and count).
@@ -214,57 +213,15 @@ fn name_count(name: &str) -> &'static str {
     }
 }
 
-fn fmt_labels(labels: &[(&'static str, String)]) -> String {
-    if labels.is_empty() {
-        return String::new();
-    }
-    let parts: Vec<String> = labels
-        .iter()
-        .map(|(k, v)| {
-            let v = v
-                .replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('\n', "\\n");
-            format!("{k}=\"{v}\"")
-        })
-        .collect();
-    format!("{{{}}}", parts.join(","))
-}
-
-/// Serves `GET /metrics` and `GET /healthz` on `listener` until the task is dropped.
-pub async fn serve(listener: tokio::net::TcpListener, metrics: std::sync::Arc<Metrics>) {
-    loop {
-        let Ok((mut conn, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        };
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 2048];
-            let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .unwrap_or(0);
-            let head = String::from_utf8_lossy(&buf[..n]);
-            let path = head.split_whitespace().nth(1).unwrap_or("");
-            let (status, ctype, body) = match path {
-                "/metrics" => ("200 OK", "text/plain; version=0.0.4", metrics.render()),
-                "/healthz" => ("200 OK", "text/plain", "ok\n".to_owned()),
-                _ => (
-                    "404 Not Found",
-                    "text/plain",
-                    "not found: try /metrics\n".to_owned(),
-                ),
-            };
-            let resp = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = conn.write_all(resp.as_bytes()).await;
-            let _ = conn.shutdown().await;
-        });
-    }
+/// Serves `GET /metrics` and `GET /healthz` on `listener` until the task is dropped
+/// (`gantry_common::http`, the sidecar's health listener uses it too).
+pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
+    let handler: http::Handler = Arc::new(move |_, path| match path {
+        "/metrics" => Response::metrics(metrics.render()),
+        "/healthz" => Response::text(200, "ok\n"),
+        _ => Response::text(404, "not found: try /metrics\n"),
+    });
+    http::serve(listener, handler, std::future::pending()).await;
 }
 
 /// Binds the metrics listener.

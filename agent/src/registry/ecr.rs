@@ -13,8 +13,9 @@
 //! next lookup (the retry after a 401) fetches a new token. A token that arrives already
 //! expired by our clock (clock skew, or moto, which answers 2015-01-01) is used once and not
 //! cached. SDK clients are built once per region and reused; every fetch is bounded by
-//! [`FETCH_TIMEOUT`]. The SDK's own tracing events are dropped during a fetch: at TRACE it logs
-//! the response body, token included.
+//! [`FETCH_TIMEOUT`]. The SDK set-up and the guard that drops the SDK's own tracing events
+//! during a fetch (at TRACE it logs the response body, token included) are
+//! `gantry_common::aws`, shared with the sidecar.
 //!
 //! Limits: the deprecated `registryIds` parameter is not sent (a token is valid for every
 //! registry the principal may read); ECR Public and the dual-stack `on.aws` hosts are not
@@ -25,10 +26,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{Region, SdkConfig};
 use base64::Engine as _;
 use gantry_common::Secret;
-use tracing::instrument::WithSubscriber as _;
 
 use super::RegistryError;
 use crate::engine::RegistryAuth;
@@ -205,16 +205,16 @@ impl EcrCredentials {
         }
         // The AWS SDK logs whole responses, token included, at TRACE: its events inside the
         // fetch go nowhere, and ours (after it) say what happened without the token.
-        let quiet = tracing::subscriber::NoSubscriber::default();
-        let fetched = tokio::time::timeout(FETCH_TIMEOUT, self.fetch(host).with_subscriber(quiet))
-            .await
-            .map_err(|_| RegistryError::Ecr {
-                registry: host.to_owned(),
-                reason: format!(
-                    "no answer within {}",
-                    humantime::format_duration(FETCH_TIMEOUT)
-                ),
-            })??;
+        let fetched =
+            tokio::time::timeout(FETCH_TIMEOUT, gantry_common::aws::quiet(self.fetch(host)))
+                .await
+                .map_err(|_| RegistryError::Ecr {
+                    registry: host.to_owned(),
+                    reason: format!(
+                        "no answer within {}",
+                        humantime::format_duration(FETCH_TIMEOUT)
+                    ),
+                })??;
         let now = self.clock.now();
         let refresh_at = fetched
             .expires_at
@@ -278,11 +278,7 @@ impl EcrCredentials {
         };
         let builder = match &self.source {
             AwsSource::StandardChain => {
-                let mut loader = aws_config::defaults(BehaviorVersion::latest());
-                if let Some(r) = &region {
-                    loader = loader.region(Region::new(r.clone()));
-                }
-                let sdk = loader.load().await;
+                let sdk = gantry_common::aws::sdk_config(region.as_deref(), None).await;
                 if sdk.region().is_none() {
                     return Err(no_region());
                 }

@@ -1,6 +1,9 @@
 //! Config tests: the full file, defaults, layering file < env < flags, the env-only form, and
 //! errors that name the file (or variable, or flag) and the key.
 
+use nix::sys::signal::Signal;
+
+use super::validate::parse_mode;
 use super::*;
 
 /// The environment plus a Vault token (token auth needs one; tokens only come from the env).
@@ -248,7 +251,7 @@ fn modes_signals_and_listen_forms() {
     assert_eq!(parse_mode(&yaml("'0600'")), Ok(0o600));
     assert_eq!(parse_mode(&yaml("640")), Ok(0o640));
     assert_eq!(parse_mode(&yaml("0640")), Ok(0o640));
-    assert_eq!(parse_mode(&yaml("0o640")), Ok(0o640));
+    assert_eq!(parse_mode(&yaml("'0o640'")), Ok(0o640));
     assert!(
         parse_mode(&yaml("'0400'")).is_err(),
         "owner must be able to write"
@@ -284,4 +287,39 @@ fn every_problem_is_reported_at_once() {
     ] {
         assert!(m.contains(key), "{key} missing from: {m}");
     }
+}
+
+/// Issue 11 item 8: an unquoted `mode:` is read digit by digit as octal, and one that is not a
+/// valid octal permission is refused (`mode: 500` became 0764 before).
+#[test]
+fn unquoted_mode_that_is_not_a_valid_octal_permission_is_refused() {
+    let yaml = |s: &str| serde_yaml::from_str::<serde_yaml::Value>(s).unwrap();
+    let e = parse_mode(&yaml("500")).unwrap_err();
+    assert!(e.contains("0500") && e.contains("owner"), "{e}");
+    assert!(parse_mode(&yaml("680")).unwrap_err().contains("digits 0-7"));
+    assert!(
+        parse_mode(&yaml("0o640")).is_err(),
+        "read by YAML as 416: must be quoted"
+    );
+    assert!(parse_mode(&yaml("1777")).is_err());
+    assert_eq!(parse_mode(&yaml("600")), Ok(0o600));
+    assert_eq!(parse_mode(&yaml("0644")), Ok(0o644));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("g.yaml");
+    std::fs::write(
+        &file,
+        "outputs:\n  - path: /run/app/app.env\n    mode: 500\n",
+    )
+    .unwrap();
+    let e = load(
+        Some(&file),
+        &env(&[
+            ("VAULT_ADDR", "http://127.0.0.1:8200"),
+            ("VAULT_SECRET_PATH", "kv/app"),
+        ]),
+        &Overrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("outputs[0].mode"), "{e}");
 }

@@ -24,6 +24,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use gantry_common::metrics_text::Exposition;
+
 use crate::source::{Snapshot, Source, SourceError};
 
 pub use build::{BuildError, build_sources, source_ids};
@@ -409,22 +411,17 @@ impl Status {
 
     /// Prometheus text exposition.
     pub fn metrics(&self) -> String {
-        use std::fmt::Write;
         let r = self.readiness();
         let now = Instant::now();
         self.with(|s| {
-            let mut out = String::new();
+            let mut out = Exposition::new();
             let mut gauge = |name: &str, help: &str, kind: &str, rows: &[(Option<&str>, f64)]| {
-                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+                out.family(name, kind, help);
                 for (label, v) in rows {
                     match label {
-                        Some(l) => {
-                            let _ = writeln!(out, "{name}{{source=\"{}\"}} {v}", escape_label(l));
-                        }
-                        None => {
-                            let _ = writeln!(out, "{name} {v}");
-                        }
-                    }
+                        Some(l) => out.sample(name, &[("source", l)], *v),
+                        None => out.sample(name, &[], *v),
+                    };
                 }
             };
             let per = |f: &dyn Fn(&SourceStatus) -> f64| -> Vec<(Option<&str>, f64)> {
@@ -490,15 +487,9 @@ impl Status {
                 "counter",
                 &[(None, s.action_errors_total as f64)],
             );
-            out
+            out.finish()
         })
     }
-}
-
-fn escape_label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 /// `(id, snapshot)` pairs for [`crate::render::render`].

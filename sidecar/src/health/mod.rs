@@ -1,17 +1,18 @@
 //! The optional health listener: `GET /healthz`, `/readyz`, `/metrics` on a loopback address.
 //!
-//! Design: a tiny HTTP/1.0 responder on a tokio `TcpListener` — read the request line (bounded
-//! to 8 KiB and 5 s), answer, close. No keep-alive, no framework. `/readyz` is 200 when the
+//! Design: `gantry_common::http`'s tiny HTTP/1.0 responder (the daemon's metrics listener uses
+//! it too) — read the request line (bounded to 8 KiB and 5 s), answer, close. No keep-alive, no
+//! framework. `/readyz` is 200 when the
 //! app is up (child started or first render done) and every source succeeded within its grace
 //! period, else 503 naming the stale sources (ids only). `/metrics` is Prometheus text.
 //!
 //! Limits: loopback only (checked by the config); one request per connection.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::Arc;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use gantry_common::http::{self, Response};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::Status;
@@ -38,89 +39,40 @@ pub async fn spawn(
         .map_err(|source| ListenError { addr, source })?;
     let local = listener.local_addr().unwrap_or(addr);
     tracing::info!(listen = %local, "health listener up");
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                accepted = listener.accept() => {
-                    if let Ok((stream, _)) = accepted {
-                        let status = status.clone();
-                        tokio::spawn(async move {
-                            let _ = tokio::time::timeout(Duration::from_secs(5), answer(stream, &status)).await;
-                        });
-                    }
-                }
-            }
-        }
-    });
+    let handler: http::Handler = Arc::new(move |method, path| respond(method, path, &status));
+    tokio::spawn(async move { http::serve(listener, handler, shutdown.cancelled_owned()).await });
     Ok(local)
 }
 
-async fn answer(mut stream: TcpStream, status: &Status) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(512);
-    let mut chunk = [0u8; 512];
-    while !buf.windows(2).any(|w| w == b"\r\n" || w == b"\n\n") && buf.len() < 8192 {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let line = String::from_utf8_lossy(&buf);
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or("");
-    let path = parts.next().unwrap_or("");
-    let (code, reason, ctype, body) = respond(method, path, status);
-    let head = format!(
-        "HTTP/1.0 {code} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    if method != "HEAD" {
-        stream.write_all(body.as_bytes()).await?;
-    }
-    stream.shutdown().await
-}
-
-/// The response to `method path`: (code, reason, content type, body).
-pub fn respond(
-    method: &str,
-    path: &str,
-    status: &Status,
-) -> (u16, &'static str, &'static str, String) {
-    const TEXT: &str = "text/plain; charset=utf-8";
+/// The response to `method path`.
+pub fn respond(method: &str, path: &str, status: &Status) -> Response {
     if method != "GET" && method != "HEAD" {
-        return (405, "Method Not Allowed", TEXT, "GET only\n".to_owned());
+        return Response::text(405, "GET only\n");
     }
     match path.split('?').next().unwrap_or("") {
-        "/healthz" => (200, "OK", TEXT, "ok\n".to_owned()),
+        "/healthz" => Response::text(200, "ok\n"),
         "/readyz" => {
             let r = status.readiness();
             if r.ready {
-                (200, "OK", TEXT, "ready\n".to_owned())
+                Response::text(200, "ready\n")
             } else if r.stale.is_empty() {
-                (503, "Service Unavailable", TEXT, "starting\n".to_owned())
+                Response::text(503, "starting\n")
             } else {
-                (
-                    503,
-                    "Service Unavailable",
-                    TEXT,
-                    format!("stale: {}\n", r.stale.join(", ")),
-                )
+                Response::text(503, format!("stale: {}\n", r.stale.join(", ")))
             }
         }
-        "/metrics" => (200, "OK", "text/plain; version=0.0.4", status.metrics()),
-        _ => (
-            404,
-            "Not Found",
-            TEXT,
-            "try /healthz, /readyz or /metrics\n".to_owned(),
-        ),
+        "/metrics" => Response::metrics(status.metrics()),
+        _ => Response::text(404, "try /healthz, /readyz or /metrics\n"),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
     use super::*;
 
     #[tokio::test]
@@ -157,7 +109,7 @@ mod tests {
     #[test]
     fn only_get_and_head() {
         let status = Status::default();
-        assert_eq!(respond("POST", "/healthz", &status).0, 405);
-        assert_eq!(respond("HEAD", "/healthz", &status).0, 200);
+        assert_eq!(respond("POST", "/healthz", &status).status, 405);
+        assert_eq!(respond("HEAD", "/healthz", &status).status, 200);
     }
 }

@@ -7,9 +7,12 @@
 //! batch). A render error after start keeps the old file and is logged; the service goes on.
 //! `STATUS=` lines follow each batch; `WATCHDOG=1` is sent at half of `WATCHDOG_USEC`.
 //!
-//! Actions: a signal to the pid in a pid file, a signal to a systemd unit's main process
+//! Actions: a signal to the pid in a pid file (only to a process [`target::check`] allows: same
+//! service cgroup, or owned by the pid file's owner), a signal to a systemd unit's main process
 //! (`systemctl show -p MainPID --value UNIT`), or a program run without a shell (its output
 //! goes to our stderr, the secrets are not in its environment, bounded by its timeout).
+
+mod target;
 
 use std::time::Duration;
 
@@ -29,6 +32,8 @@ use crate::source::{Snapshot, Source};
 pub enum ActionError {
     #[error("cannot read pid file {path}: {message}")]
     PidFile { path: String, message: String },
+    #[error("refused to signal the pid in {path}: {reason}")]
+    Refused { path: String, reason: String },
     #[error(
         "cannot find the main process of unit {unit}: {message} (hint: is it running? `systemctl status {unit}`)"
     )]
@@ -128,6 +133,10 @@ pub async fn run_action(action: &Action) -> Result<(), ActionError> {
                     path: pid_file.display().to_string(),
                     message: "does not hold a process id".to_owned(),
                 })?;
+            target::check(pid, pid_file).map_err(|reason| ActionError::Refused {
+                path: pid_file.display().to_string(),
+                reason,
+            })?;
             send(*signal, pid)
         }
         Action::SignalUnit { signal, unit } => {
@@ -321,6 +330,75 @@ mod tests {
         std::fs::write(&pid_file, "not a pid").unwrap();
         let e = run_action(&a).await.unwrap_err().to_string();
         assert!(e.contains("app.pid"), "{e}");
+    }
+
+    /// Issue 11 item 8: whoever can write the pid file must not choose which process gets the
+    /// signal. The signal is SIGCONT (harmless even if the check were wrong).
+    #[tokio::test]
+    async fn pid_file_action_signals_only_a_process_the_check_allows() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("other.pid");
+        let mut sleeper = std::process::Command::new("/bin/sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let target = if nix::unistd::geteuid().is_root() {
+            // Root's process, named by a pid file an unprivileged user owns.
+            std::fs::write(&pid_file, format!("{}\n", sleeper.id())).unwrap();
+            nix::unistd::chown(&pid_file, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+            sleeper.id() as i32
+        } else {
+            // Not root: our own pid file names a process of root's (other than pid 1).
+            let root_pid = std::fs::read_dir("/proc")
+                .unwrap()
+                .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+                .find(|p| *p > 1 && target::real_uid_of(*p) == Some(0))
+                .expect("no process of root's to name: cannot check the owner rule");
+            std::fs::write(&pid_file, format!("{root_pid}\n")).unwrap();
+            root_pid
+        };
+        let a = Action::SignalPidFile {
+            signal: Signal::SIGCONT,
+            pid_file: pid_file.clone(),
+        };
+        let same_service = target::same_service(target);
+        let r = run_action(&a).await;
+        if same_service {
+            // In this service's own cgroup the process is allowed whoever owns the file.
+            r.unwrap();
+        } else {
+            let e = r.unwrap_err().to_string();
+            assert!(
+                e.contains("refused") && e.contains("other.pid") && e.contains("uid"),
+                "{e}"
+            );
+        }
+        sleeper.kill().unwrap();
+        let _ = sleeper.wait();
+        // A pid file anyone may write is refused whatever it names.
+        let mut child = std::process::Command::new("/bin/sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let own = dir.path().join("own.pid");
+        std::fs::write(&own, format!("{}\n", child.id())).unwrap();
+        std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let a = Action::SignalPidFile {
+            signal: Signal::SIGTERM,
+            pid_file: own.clone(),
+        };
+        let e = run_action(&a).await.unwrap_err().to_string();
+        assert!(e.contains("writable by group or others"), "{e}");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the child was signalled"
+        );
+        // The same file, 0644 and ours, naming our own child: allowed.
+        std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o644)).unwrap();
+        run_action(&a).await.unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(child.wait().unwrap().signal(), Some(Signal::SIGTERM as i32));
     }
 
     #[tokio::test]

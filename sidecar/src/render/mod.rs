@@ -7,16 +7,15 @@
 //! `gantry_common::fsx::write_atomic_if_changed`, so a file is replaced only when its content,
 //! mode or owner differ, and never exists with looser permissions than configured.
 //!
-//! The dotenv encoding is the one Docker Compose v2 (compose-go's `dotenv` parser) reads back
-//! exactly, checked against the real binary in the tests:
+//! The dotenv codec is `gantry_common::dotenv` (the agent reads env files with the same one);
+//! its encoding is the one Docker Compose v2 (compose-go's `dotenv` parser) reads back exactly,
+//! checked against the real binary in the tests:
 //! - a value without `'`, `\n`, `\r` and not ending in `\` goes in single quotes, which compose
 //!   takes literally (no `$` interpolation, backslashes kept);
 //! - any other value goes in double quotes with `\\`, `\"`, `\n`, `\r` and `\$` escaped.
 //!
 //! Keys must be variable names (`[A-Za-z_][A-Za-z0-9_]*`): an error names the key and the
 //! source, never the value.
-
-pub mod dotenv;
 
 use std::collections::BTreeMap;
 
@@ -26,7 +25,9 @@ use gantry_common::fsx::{Owner, WriteError, write_atomic_if_changed};
 use crate::config::{Format, Output};
 use crate::source::Snapshot;
 
-pub use dotenv::{decode as decode_dotenv, encode as encode_dotenv, quote as dotenv_quote};
+pub use gantry_common::dotenv::{
+    decode as decode_dotenv, encode as encode_dotenv, quote as dotenv_quote, valid_name,
+};
 
 /// Why an output (or the child's environment) cannot be made from the values.
 #[derive(Debug, thiserror::Error)]
@@ -64,13 +65,6 @@ pub enum RenderError {
     RawAmbiguous { target: String, count: usize },
     #[error(transparent)]
     Write(#[from] WriteError),
-}
-
-/// `[A-Za-z_][A-Za-z0-9_]*`.
-pub fn valid_name(k: &str) -> bool {
-    let mut chars = k.chars();
-    matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
-        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
 }
 
 /// The values of several sources merged into one environment, keys checked.

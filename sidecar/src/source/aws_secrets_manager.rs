@@ -1,7 +1,8 @@
 //! AWS Secrets Manager source.
 //!
 //! Design:
-//! - One [`SmClient`] per process, built by [`client`] from aws-config's standard chain:
+//! - One [`SmClient`] per process, built by [`client`] through `gantry_common::aws` from
+//!   aws-config's standard chain:
 //!   credentials from the environment, ECS/App Runner container credentials
 //!   (`AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`/`FULL_URI`), profile files, or IMDSv2 on EC2;
 //!   region from `AWS_REGION`/`AWS_DEFAULT_REGION`/profile; endpoint from `AWS_ENDPOINT_URL`
@@ -14,6 +15,8 @@
 //! - Change check every `refresh`: `DescribeSecret` → `VersionIdsToStages`; the secret is read
 //!   again only when the stage moved to another version id (a rotation or `PutSecretValue`).
 //!   A pinned `version_id` never changes and is not polled.
+//! - Every call runs inside `gantry_common::aws::quiet`: the SDK logs whole responses (the
+//!   secret value) at TRACE, and those events are dropped.
 //!
 //! Limits: no cross-account role assumption beyond what the standard chain does
 //! (`AWS_ROLE_ARN` web identity, profiles); no `BatchGetSecretValue`; a binary secret has no
@@ -23,7 +26,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use gantry_common::Secret;
+use gantry_common::{Secret, aws};
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -35,14 +38,11 @@ pub type SmClient = aws_sdk_secretsmanager::Client;
 
 /// Builds the client from the standard AWS configuration chain plus the `aws:` overrides.
 pub async fn client(cfg: &AwsConfig) -> SmClient {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if let Some(r) = &cfg.region {
-        loader = loader.region(aws_config::Region::new(r.clone()));
-    }
-    if let Some(u) = &cfg.endpoint_url {
-        loader = loader.endpoint_url(u.as_str().trim_end_matches('/'));
-    }
-    let sdk = loader.load().await;
+    let sdk = aws::sdk_config(
+        cfg.region.as_deref(),
+        cfg.endpoint_url.as_ref().map(|u| u.as_str()),
+    )
+    .await;
     SmClient::new(&sdk)
 }
 
@@ -132,8 +132,8 @@ impl AwsSource {
             AwsVersion::Stage(s) => req.version_stage(s),
             AwsVersion::Id(v) => req.version_id(v),
         };
-        let out = req
-            .send()
+        // The SDK logs the response (the secret value) at TRACE: its events go nowhere.
+        let out = aws::quiet(req.send())
             .await
             .map_err(|e| self.sdk_err("GetSecretValue", e))?;
         let version = out.version_id().unwrap_or("").to_owned();
@@ -163,13 +163,14 @@ impl AwsSource {
 
     /// The version id that currently carries the configured stage.
     async fn staged_version(&self, stage: &str) -> Result<String, SourceError> {
-        let out = self
-            .client
-            .describe_secret()
-            .secret_id(&self.spec.id)
-            .send()
-            .await
-            .map_err(|e| self.sdk_err("DescribeSecret", e))?;
+        let out = aws::quiet(
+            self.client
+                .describe_secret()
+                .secret_id(&self.spec.id)
+                .send(),
+        )
+        .await
+        .map_err(|e| self.sdk_err("DescribeSecret", e))?;
         out.version_ids_to_stages()
             .into_iter()
             .flatten()

@@ -6,6 +6,9 @@
 //! nor put into errors, except Vault's own `errors` strings on failure responses (which Vault
 //! writes for operators and which never carry secret data), truncated.
 //!
+//! Redirects are followed only within the same origin (scheme, host, port): the token never
+//! follows a redirect to another host.
+//!
 //! Limits: no request retries here (the runtime retries with backoff); no response wrapping.
 
 use std::time::Duration;
@@ -82,6 +85,10 @@ impl HttpError {
             }
             HttpError::Status { status: 503, .. } => "Vault is sealed or standing by".to_owned(),
             HttpError::Status { status: 429, .. } => "Vault rate-limits this client".to_owned(),
+            HttpError::Status { status: 300..=399, .. } => {
+                "Vault redirected to another host, and the token is never sent there: point VAULT_ADDR at the active node or its load balancer"
+                    .to_owned()
+            }
             _ => return None,
         })
     }
@@ -98,7 +105,14 @@ pub struct VaultHttp {
 
 impl VaultHttp {
     pub fn new(cfg: &VaultConfig) -> Result<Self, String> {
+        if cfg.plain_http_off_host {
+            tracing::warn!(
+                vault = %cfg.addr,
+                "Vault is plain http:// to another host (allowed by allow_http): the token crosses the network in clear"
+            );
+        }
         let mut b = reqwest::Client::builder()
+            .redirect(same_origin_redirects())
             .timeout(cfg.timeout)
             .connect_timeout(cfg.timeout.min(Duration::from_secs(5)))
             .user_agent(concat!("gantry-secrets/", env!("CARGO_PKG_VERSION")));
@@ -203,7 +217,29 @@ impl VaultHttp {
     }
 }
 
+/// Redirects are followed only to the same scheme, host and port as the request (at most 5):
+/// `X-Vault-Token` is not a header reqwest strips on a cross-host redirect, so a redirect to
+/// another host (a standby's `Location`, a hostile proxy) stops there and is reported as the
+/// 3xx it is, instead of carrying the token elsewhere.
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let same = attempt.previous().first().is_some_and(|first| {
+            first.scheme() == attempt.url().scheme()
+                && first.host_str() == attempt.url().host_str()
+                && first.port_or_known_default() == attempt.url().port_or_known_default()
+        });
+        if same && attempt.previous().len() <= 5 {
+            attempt.follow()
+        } else {
+            attempt.stop()
+        }
+    })
+}
+
 /// `data.<field>` as a string.
 pub fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
     v.pointer(pointer).and_then(Value::as_str)
 }
+
+#[cfg(test)]
+mod tests;

@@ -497,13 +497,13 @@ impl VaultSession {
         let cfg = self
             .aws
             .get_or_init(|| async {
-                let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
                 // The signature's region is configured: do not let the region chain probe
                 // IMDS for one (a second of start-up off EC2).
-                if let VaultAuth::AwsIam { region, .. } = &self.auth {
-                    loader = loader.region(aws_config::Region::new(region.clone()));
-                }
-                loader.load().await
+                let region = match &self.auth {
+                    VaultAuth::AwsIam { region, .. } => Some(region.as_str()),
+                    _ => None,
+                };
+                gantry_common::aws::sdk_config(region, None).await
             })
             .await;
         let provider = cfg.credentials_provider().ok_or_else(|| {
