@@ -665,18 +665,9 @@ async fn images_tag_remove_and_pull_failures() {
     }
 }
 
-/// `KEY=VALUE` from the file `tests/env/up` writes (`$GANTRY_TEST_ENV_FILE` or the default).
+/// `KEY` from the file `tests/env/up` writes (through the gantry-tests helpers).
 fn test_env(key: &str) -> String {
-    let path = std::env::var("GANTRY_TEST_ENV_FILE")
-        .unwrap_or_else(|_| "/var/cache/gantry/test-env/env".to_owned());
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {path}: {e}; run tests/env/up first"));
-    text.lines()
-        .filter_map(|l| l.trim().strip_prefix("export ").or(Some(l.trim())))
-        .filter_map(|l| l.split_once('='))
-        .find(|(k, _)| *k == key)
-        .map(|(_, v)| v.trim_matches(|c| c == '"' || c == '\'').to_owned())
-        .unwrap_or_else(|| panic!("{key} missing from {path}: run tests/env/up registry"))
+    gantry_tests::env().get(key).to_owned()
 }
 
 #[tokio::test]
