@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 runs=${1:-15}
 
 bench_env docker images compose
-cargo build --release -q -p gantry-agent --bin gantry
+build_release
 gantry="$(target_dir)/release/gantry"
 state=$(mktemp -d)
 file=bench/stack5.yaml

@@ -16,7 +16,7 @@ idle=${1:-60}
 runs=${2:-11}
 
 bench_env docker images compose
-cargo build --release -q -p gantry-agent --bin gantry
+build_release
 gantry="$(target_dir)/release/gantry"
 work=$(mktemp -d)
 file=$work/compose.yaml

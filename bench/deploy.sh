@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 rounds=${1:-5}
 
 bench_env docker images compose
-cargo build --release -q -p gantry-agent --bin gantry
+build_release
 gantry="$(target_dir)/release/gantry"
 state=$(mktemp -d)
 file=bench/rollout.yaml

@@ -22,9 +22,19 @@ as_ms() { printf '%s\n' "$@" | awk '{printf "%s%.1f", (NR > 1 ? " " : ""), $1 / 
 # Median of the numbers given as arguments.
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
-# The cargo target dir the workspace builds into.
+# The cargo target dir the workspace builds into: CARGO_TARGET_DIR, else .cargo/config.toml's
+# (what cargo itself says, so the bench runs the binaries it just built).
 target_dir() {
-  if [ -n "${CARGO_TARGET_DIR:-}" ]; then echo "$CARGO_TARGET_DIR"; else echo /var/cache/gantry/target; fi
+  local dir
+  dir="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
+  [ -n "$dir" ] || { echo "bench: cannot find cargo's target directory" >&2; return 1; }
+  echo "$dir"
+}
+
+# Builds in release what the benches run: `gantry` and `gantryd` (the client execs the engine
+# for in-process commands, `gantryd` must sit next to it), and `gantry-secrets` with `sidecar`.
+build_release() {
+  cargo build --release --locked -q -p gantry-agent --bins "$@"
 }
 
 # Brings up the test services named as arguments and loads their addresses.

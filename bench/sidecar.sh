@@ -15,8 +15,8 @@
 # interval between restarts 5 s): changes are spaced 5-6 s apart so the rate limit never delays.
 #
 # Needs: bash 5 (EPOCHREALTIME), curl, the `bao` binary (BAO_BIN, the test env file, or PATH),
-# and the release binary (built if missing). Every wait is bounded; everything started here is
-# stopped by pid on exit.
+# and the release binary (built here, in cargo's target dir). Every wait is bounded; everything
+# started here is stopped by pid on exit.
 #
 # Usage: bench/sidecar.sh [CHANGES=10] [REFRESH_SECONDS=1]
 set -euo pipefail
@@ -24,7 +24,9 @@ set -euo pipefail
 CHANGES="${1:-10}"
 REFRESH="${2:-1}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-target="${CARGO_TARGET_DIR:-$here/target}"
+cd "$here"
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 work="$(mktemp -d /tmp/gantry-bench-sidecar.XXXXXX)"
 pids=()
 
@@ -73,11 +75,11 @@ find_bao() {
 }
 BAO="$(find_bao)"
 command -v curl >/dev/null || die "curl is needed"
-SIDECAR="$target/release/gantry-secrets"
-if [[ ! -x "$SIDECAR" ]]; then
-	echo "building $SIDECAR ..." >&2
-	(cd "$here" && cargo build --release -q -p gantry-sidecar) || die "cannot build gantry-secrets"
-fi
+# Always built (a no-op when up to date), in the workspace's target dir, so that the bench never
+# runs a stale binary.
+cargo build --release --locked -q -p gantry-sidecar || die "cannot build gantry-secrets"
+SIDECAR="$(target_dir)/release/gantry-secrets"
+[[ -x "$SIDECAR" ]] || die "$SIDECAR missing after the build"
 
 free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'

@@ -1,8 +1,19 @@
-//! Helpers for Gantry's integration tests: paths of the built binaries, the services that
-//! `tests/env/up` started (read from its `KEY=VALUE` env file), unique names, the docker CLI,
-//! polling, and a tiny loopback-only HTTP client.
+//! Helpers for Gantry's integration tests, in one place for every test crate of the workspace
+//! (`tests/tests/*`, and `agent/tests`, `sidecar/tests` through a dev-dependency): paths of the
+//! built binaries, the services that `tests/env/up` started (read from its `KEY=VALUE` env
+//! file), unique names, free ports, the docker CLI and the removal of a compose project,
+//! polling, process helpers, base64, a tiny loopback-only HTTP client, and the rule for missing
+//! prerequisites ([`prerequisite`]: under `CI=true` a test fails with the reason, it never
+//! skips). Larger fixtures live in modules: [`stack`] (a stack run by `gantry --local`),
+//! [`daemon`] (a `gantry daemon` of its own), [`sidecar`] (OpenBao and `gantry-secrets`), and
+//! [`layering`] (the import-graph check of `tests/tests/layering.rs`).
 //!
 //! The env file is `/var/cache/gantry/test-env/env` unless `GANTRY_TEST_ENV_FILE` names another.
+
+pub mod daemon;
+pub mod layering;
+pub mod sidecar;
+pub mod stack;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -284,6 +295,100 @@ fn parse_response(raw: &[u8]) -> Option<(u16, String)> {
     Some((code, String::from_utf8_lossy(body).into_owned()))
 }
 
+/// Standard base64 with padding (RFC 4648), e.g. for a docker config `auth` value.
+pub fn base64(bytes: impl AsRef<[u8]>) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Removes everything Docker holds for a compose project: its containers (forced), networks
+/// and volumes, found by the `com.docker.compose.project` label, and the `<name>_default`
+/// network by name. Errors are ignored: this runs in `Drop`, where most things may be gone.
+pub fn remove_project(name: &str) {
+    let filter = format!("label=com.docker.compose.project={name}");
+    let ids = |args: &[&str]| -> Vec<String> {
+        String::from_utf8_lossy(&docker(args).stdout)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    };
+    let containers = ids(&["ps", "-aq", "--filter", &filter]);
+    if !containers.is_empty() {
+        let mut args = vec!["rm", "-f", "-v"];
+        args.extend(containers.iter().map(String::as_str));
+        docker(&args);
+    }
+    for id in ids(&["network", "ls", "-q", "--filter", &filter]) {
+        docker(&["network", "rm", &id]);
+    }
+    docker(&["network", "rm", &format!("{name}_default")]);
+    for id in ids(&["volume", "ls", "-q", "--filter", &filter]) {
+        docker(&["volume", "rm", "-f", &id]);
+    }
+}
+
+/// `docker inspect -f FORMAT NAME`, trimmed ("" when it does not exist).
+pub fn inspect(name: &str, format: &str) -> String {
+    let out = docker(&["inspect", "-f", format, name]);
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A command's standard output, lossy UTF-8.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A command's standard error, lossy UTF-8.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A path as `&str` for a command line (test paths are UTF-8).
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("test paths are UTF-8")
+}
+
+/// `kill -s SIG PID`; panics when `kill` fails (the process is gone).
+pub fn send_signal(pid: u32, sig: &str) {
+    let s = Command::new("kill")
+        .args(["-s", sig, &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(s.success(), "kill -s {sig} {pid} failed");
+}
+
+/// Kills a process group with SIGKILL, as SSM does on timeout or cancel, and reaps the child.
+pub fn kill_group(child: &mut std::process::Child) {
+    let pgid = child.id();
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pgid}")])
+        .status();
+    let _ = child.wait();
+}
+
+/// Whether missing prerequisites fail tests: `CI` is `true` (or `1`), as `.ci/run` sets it.
+pub fn strict() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// The rule for a test that needs something the machine may lack (`unshare`, a compose
+/// binary, ...): returns `true` when `available`. Otherwise, under `CI=true` ([`strict`]) it
+/// panics naming what is missing, so that the test fails; outside CI it prints
+/// `SKIPPED: <what>` and returns `false`, and the caller returns without asserting.
+#[must_use]
+pub fn prerequisite(available: bool, what: &str) -> bool {
+    available || missing(what, strict())
+}
+
+/// A missing prerequisite: panics when `strict`, else prints `SKIPPED` and returns `false`.
+fn missing(what: &str, strict: bool) -> bool {
+    if strict {
+        panic!("missing prerequisite (CI=true, so this test fails instead of skipping): {what}");
+    }
+    eprintln!("SKIPPED: {what}");
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,45 +442,28 @@ mod tests {
     }
 
     #[test]
+    fn base64_is_standard_with_padding() {
+        assert_eq!(base64("foobar"), "Zm9vYmFy");
+        assert_eq!(base64("AWS:x"), "QVdTOng=");
+    }
+
+    #[test]
+    fn missing_prerequisites_skip_outside_ci_and_fail_in_ci() {
+        assert!(prerequisite(true, "always there"));
+        assert!(!missing("a thing", false));
+        let r = std::panic::catch_unwind(|| missing("a thing", true));
+        let msg = r.expect_err("CI=true: a missing prerequisite panics");
+        let text = msg.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(
+            text.contains("a thing") && text.contains("CI=true"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn service_names_for_keys() {
         assert_eq!(service_for("GANTRY_TEST_REGISTRY_PASSWORD"), "registry");
         assert_eq!(service_for("VAULT_ADDR"), "openbao");
         assert_eq!(service_for("GANTRY_TEST_PG_PORT"), "postgres");
-    }
-}
-
-/// Standard base64 with padding (RFC 4648), e.g. for a docker config `auth` value.
-pub fn base64(s: &str) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in s.as_bytes().chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &c)| n | (u32::from(c) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod base64_tests {
-    #[test]
-    fn matches_rfc_4648() {
-        for (plain, encoded) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(super::base64(plain), encoded);
-        }
     }
 }

@@ -31,15 +31,9 @@ use gantry_agent::registry::{
 const MOTO_EXPIRY: u64 = 1_420_070_400;
 const REGISTRY: &str = "127.0.0.1:5551";
 
+/// `KEY` from the file `tests/env/up` writes (through the gantry-tests helpers).
 fn test_env(key: &str) -> String {
-    let path = std::env::var("GANTRY_TEST_ENV_FILE")
-        .unwrap_or_else(|_| "/var/cache/gantry/test-env/env".to_owned());
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{path}: {e}: run tests/env/up first"));
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}=")))
-        .map(|v| v.trim_matches('\'').to_owned())
-        .unwrap_or_else(|| panic!("{key} missing from {path}: run tests/env/up moto"))
+    gantry_tests::env().get(key).to_owned()
 }
 
 #[derive(Debug)]

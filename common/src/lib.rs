@@ -12,7 +12,6 @@
 //! - [`logging`]: tracing set-up: native journald when systemd started us (`JOURNAL_STREAM`
 //!   matches stderr), otherwise stderr as text or JSON; other libraries are capped (bodies and
 //!   headers never reach a log, whatever level the user sets).
-//!
 //! - [`duration`], [`signal`], [`net`]: one rule for durations (saturating), signal names and
 //!   the loopback check, for every file, flag and variable of both programs.
 //! - [`yaml`]: YAML loading with the error's line and column.

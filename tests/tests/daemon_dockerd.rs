@@ -6,14 +6,13 @@
 //! It stops dockerd with SIGTERM (pid from /var/run/docker.pid) and starts it again with
 //! `tests/env/up docker`, the same way the test environment started it.
 
-mod daemon_support;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use daemon_support::{Daemon, inspect, path_str};
+use gantry_tests::daemon::Daemon;
 use gantry_tests::{docker, wait_for};
+use gantry_tests::{inspect, path_str};
 
 const STACK: &str = r#"
 services:

@@ -3,11 +3,10 @@
 //! the daemon redeploys the stack: the service using it is recreated with the new value, health
 //! gated; the service that does not use it is left alone.
 
-mod daemon_support;
-
 use std::time::Duration;
 
-use daemon_support::{Daemon, free_port, inspect, path_str};
+use gantry_tests::daemon::Daemon;
+use gantry_tests::{free_port, inspect, path_str};
 use gantry_tests::{http_get, wait_for};
 
 #[test]
@@ -151,8 +150,14 @@ fn an_env_file_change_replaces_a_start_first_service_with_at_most_one_failed_req
         inspect(&name, "{{json .Config.Env}}").contains("TOKEN=second"),
         "api has the new value"
     );
-    std::thread::sleep(Duration::from_secs(2));
-    let (good1, bad1) = counts();
+    let (good1, bad1) = wait_for(
+        "the probe to go on answering",
+        Duration::from_secs(20),
+        || {
+            let c = counts();
+            (c.0 > good0 + 10).then_some(c)
+        },
+    );
     eprintln!(
         "probe during the env-file redeploy: {} answers, {} failures",
         good1 - good0,

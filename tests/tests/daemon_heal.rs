@@ -3,12 +3,11 @@
 //! gets exactly the restart budget, then is reported (status, metric), and stays given up
 //! across a daemon restart.
 
-mod daemon_support;
-
 use std::time::{Duration, Instant};
 
-use daemon_support::{Daemon, free_port, inspect, path_str};
+use gantry_tests::daemon::Daemon;
 use gantry_tests::{docker, http_get, wait_for};
+use gantry_tests::{free_port, inspect, path_str};
 
 /// `web` runs httpd in the background under a shell that stays alive; `stuck` is healthy only
 /// on its first start (the marker survives a restart), so once made unhealthy it never recovers.

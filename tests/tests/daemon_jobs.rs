@@ -1,16 +1,15 @@
 //! `gantry daemon` against the real Docker daemon: sd_notify, jobs that outlive a SIGKILLed
 //! CLI, the per-stack queue, adoption on restart, and a container removed by hand coming back.
 
-mod daemon_support;
-
 use std::collections::BTreeMap;
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use daemon_support::{Daemon, inspect, path_str};
+use gantry_tests::daemon::Daemon;
 use gantry_tests::{docker, wait_for};
+use gantry_tests::{inspect, path_str};
 
 /// A service that becomes healthy 3 s after it starts; `V` changes its config.
 const SLOW: &str = r#"
@@ -97,7 +96,12 @@ fn a_deploy_whose_cli_is_killed_finishes_and_three_clis_run_in_turn() {
         .spawn()
         .unwrap();
     let pgid = child.id();
-    std::thread::sleep(Duration::from_millis(1500));
+    // Mid-rollout: the daemon has recorded the release as in progress.
+    wait_for("the rollout to start", Duration::from_secs(30), || {
+        let now = d.releases(&stack);
+        (now.first().map(|r| &r["outcome"]) == Some(&serde_json::json!("in_progress")))
+            .then_some(())
+    });
     let killed = std::process::Command::new("kill")
         .args(["-KILL", "--", &format!("-{pgid}")])
         .status()

@@ -5,12 +5,11 @@
 //! Every test deploys its own copy under a unique project name, port and state dir, and
 //! removes its containers, network and volume when it ends (even when it fails).
 
-mod support;
-
 use std::process::Command;
 
+use gantry_tests::stack::Stack;
 use gantry_tests::{docker, env};
-use support::{Stack, stderr, stdout};
+use gantry_tests::{stderr, stdout};
 
 #[test]
 fn deploy_serves_the_page_and_a_noop_redeploy_touches_nothing() {

@@ -291,49 +291,12 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        let filter = format!("label=com.docker.compose.project={}", self.name);
-        let out = docker(&["ps", "-aq", "--filter", &filter]);
-        for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-            docker(&["rm", "-f", id]);
-        }
-        docker(&["network", "rm", &format!("{}_default", self.name)]);
+        gantry_tests::remove_project(&self.name);
     }
 }
 
 fn basic_auth(user: &str, password: &str) -> String {
-    use base64_lite::encode;
-    encode(&format!("{user}:{password}"))
-}
-
-/// Standard base64 (the tests crate has no base64 dependency).
-mod base64_lite {
-    pub fn encode(s: &str) -> String {
-        const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let b = s.as_bytes();
-        let mut out = String::new();
-        for chunk in b.chunks(3) {
-            let n = chunk
-                .iter()
-                .enumerate()
-                .fold(0u32, |acc, (i, &c)| acc | (u32::from(c) << (16 - 8 * i)));
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        out
-    }
-}
-
-#[test]
-fn base64_matches_the_rfc_examples() {
-    assert_eq!(base64_lite::encode("f"), "Zg==");
-    assert_eq!(base64_lite::encode("fo"), "Zm8=");
-    assert_eq!(base64_lite::encode("foo"), "Zm9v");
-    assert_eq!(base64_lite::encode("foobar"), "Zm9vYmFy");
+    gantry_tests::base64(format!("{user}:{password}"))
 }
 
 #[test]
@@ -370,7 +333,7 @@ fn ecr_path_deploys_a_pushed_image_and_wrong_credentials_touch_nothing() {
         !all.contains(e.get("GANTRY_TEST_REGISTRY_ECR_PASSWORD")),
         "the token leaked: {all}"
     );
-    let token = base64_lite::encode(&format!(
+    let token = gantry_tests::base64(format!(
         "AWS:{}",
         e.get("GANTRY_TEST_REGISTRY_ECR_PASSWORD")
     ));

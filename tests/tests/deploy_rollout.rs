@@ -106,12 +106,7 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        let filter = format!("label=com.docker.compose.project={}", self.name);
-        let out = docker(&["ps", "-aq", "--filter", &filter]);
-        for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-            docker(&["rm", "-f", id]);
-        }
-        docker(&["network", "rm", &format!("{}_default", self.name)]);
+        gantry_tests::remove_project(&self.name);
     }
 }
 
@@ -149,10 +144,15 @@ fn failed_requests_during_deploy(order: &str) -> (u64, u64, u64) {
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("api: recreating"), "{text}");
-    std::thread::sleep(Duration::from_millis(500));
-    let (ok1, fail1, gap1) = stack.counts();
-    // The client itself was not touched by the deploy.
-    assert!(ok1 > ok0, "client kept running");
+    // The client itself was not touched by the deploy: it goes on answering.
+    let (ok1, fail1, gap1) = wait_for(
+        "the client to keep running",
+        Duration::from_secs(10),
+        || {
+            let c = stack.counts();
+            (c.0 > ok0).then_some(c)
+        },
+    );
     let api = format!("{}-api-1", stack.name);
     let page = docker(&["exec", &api, "cat", "/www/index.html"]);
     assert_eq!(String::from_utf8_lossy(&page.stdout).trim(), "version 2");

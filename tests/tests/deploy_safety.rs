@@ -2,13 +2,12 @@
 //! release by image id after its tag moved, deploy ids applied once, the stack lock, and
 //! `kill -9` of the deploying process group (as SSM does) at the worst moments.
 
-mod support;
-
 use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
+use gantry_tests::stack::Stack;
 use gantry_tests::{docker, unique, wait_for};
-use support::{Stack, kill_group, stderr, stdout};
+use gantry_tests::{kill_group, stderr, stdout};
 
 /// A one-service stack whose container needs `min_ready` to count as ready.
 fn app_stack(image: &str, min_ready: &str) -> Stack {
@@ -171,10 +170,13 @@ fn kill_9_during_a_start_first_rollout_then_deploy_again_converges() {
     assert_eq!(stack.deploy(&[]).status.code(), Some(0));
     let mut deploy = stack.spawn_deploy(&["--var", "VERSION=2"]);
     // The new container is up next to the old one, still proving itself.
-    wait_for("the new container", Duration::from_secs(30), || {
-        (!names_like(&stack, "-gantry-next").is_empty()).then_some(())
+    wait_for("the new container to run", Duration::from_secs(30), || {
+        let next = names_like(&stack, "-gantry-next");
+        let running = next
+            .first()
+            .is_some_and(|n| gantry_tests::inspect(n, "{{.State.Running}}") == "true");
+        running.then_some(())
     });
-    std::thread::sleep(Duration::from_millis(500));
     kill_group(&mut deploy);
     assert_eq!(stack.containers().len(), 2, "old and new side by side");
 
@@ -229,7 +231,7 @@ fn kill_9_during_a_pull_then_deploy_again_converges() {
     assert!(docker(&["commit", &builder, &image]).status.success());
     docker(&["rm", "-f", &builder]);
     let config = tempfile::tempdir().unwrap();
-    let auth = gantry_tests::base64(&format!("{user}:{password}"));
+    let auth = gantry_tests::base64(format!("{user}:{password}"));
     std::fs::write(
         config.path().join("config.json"),
         format!("{{\"auths\":{{\"{registry}\":{{\"auth\":\"{auth}\"}}}}}}"),
@@ -248,16 +250,29 @@ fn kill_9_during_a_pull_then_deploy_again_converges() {
 
     let stack = app_stack(&image, "1s");
     let file = stack.file();
+    let log_path = config.path().join("deploy.log");
     let mut deploy = stack
         .command(&["deploy", &stack.name, "-f", file.to_str().unwrap()])
         .env("DOCKER_CONFIG", config.path())
+        .env("GANTRY_LOG", "gantry_agent=debug,warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
         .process_group(0)
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(400));
+    // Killed once the pull has started (the engine logs it as it asks Docker for the image)...
+    wait_for("the pull to start", Duration::from_secs(30), || {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        log.lines()
+            .any(|l| l.contains("pulling image") && l.contains(&image))
+            .then_some(())
+    });
     kill_group(&mut deploy);
+    // ... and before it ended: the image is not there.
+    assert!(
+        !docker(&["image", "inspect", &image]).status.success(),
+        "the pull had already finished when the deploy was killed (make the layer bigger)"
+    );
     assert!(
         stack.containers().is_empty(),
         "nothing created before the pull ended"

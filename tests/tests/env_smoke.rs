@@ -62,38 +62,11 @@ fn request(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> Opt
     Some((status, body.to_string()))
 }
 
-fn base64(input: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 fn basic(user: &str, password: &str) -> String {
-    format!("Basic {}", base64(format!("{user}:{password}").as_bytes()))
-}
-
-#[test]
-fn base64_matches_rfc4648() {
-    assert_eq!(base64(b""), "");
-    assert_eq!(base64(b"f"), "Zg==");
-    assert_eq!(base64(b"fo"), "Zm8=");
-    assert_eq!(base64(b"foo"), "Zm9v");
-    assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+    format!(
+        "Basic {}",
+        gantry_tests::base64(format!("{user}:{password}"))
+    )
 }
 
 #[test]
@@ -244,7 +217,7 @@ fn moto_ecr_token_is_a_password_the_registry_accepts() {
         e.get("GANTRY_TEST_REGISTRY_ECR_USER"),
         e.get("GANTRY_TEST_REGISTRY_ECR_PASSWORD"),
     );
-    assert_eq!(token, base64(format!("{user}:{password}").as_bytes()));
+    assert_eq!(token, gantry_tests::base64(format!("{user}:{password}")));
     let url = format!("http://{}/v2/", e.get("GANTRY_TEST_REGISTRY"));
     let (status, _) =
         get_with_headers(&url, &[("Authorization", &format!("Basic {token}"))]).expect("registry");

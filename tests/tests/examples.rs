@@ -1,11 +1,10 @@
 //! Every example stack under compose/ deploys for real (with the local busybox image standing
 //! in for the applications), passes its readiness gates, and redeploys as a no-op.
 
-mod support;
-
 use std::path::Path;
 
-use support::{Stack, free_port, stdout};
+use gantry_tests::stack::Stack;
+use gantry_tests::{free_port, stdout};
 
 fn deploys(example: &str, ports: &[&str]) {
     let file =

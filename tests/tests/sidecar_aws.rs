@@ -2,13 +2,12 @@
 //! configuration): a JSON secret expands into variables; `PutSecretValue` rotates it and the
 //! child restarts with the new values. No value reaches the sidecar's output.
 
-mod sidecar_support;
-
 use std::process::Command;
 use std::time::Duration;
 
+use gantry_tests::send_signal;
+use gantry_tests::sidecar::*;
 use gantry_tests::{env, unique, wait_for};
-use sidecar_support::*;
 
 /// One Secrets Manager JSON-protocol call to moto (`curl`; moto does not check signatures but
 /// routes on the credential scope).

@@ -2,12 +2,11 @@
 //! the child sees the KV values, a `bao kv put` restarts it with the new value within the
 //! refresh interval plus one second, and no value reaches the sidecar's output.
 
-mod sidecar_support;
-
 use std::time::{Duration, Instant};
 
+use gantry_tests::send_signal;
+use gantry_tests::sidecar::*;
 use gantry_tests::{unique, wait_for};
-use sidecar_support::*;
 
 /// The child: records `pid value-of-A value-of-B token-state` in `seen`, then waits for TERM.
 const CHILD: &str = r#"printf '%s %s %s %s\n' "$$" "$A" "$B" "${VAULT_TOKEN:-no-token}" >> seen

@@ -3,12 +3,11 @@
 //! one is never stopped. Dev mode keeps nothing across restarts, so "back" is an empty server
 //! where the test writes the new value.
 
-mod sidecar_support;
-
 use std::time::Duration;
 
+use gantry_tests::sidecar::*;
+use gantry_tests::{free_port, send_signal};
 use gantry_tests::{http_get, unique, wait_for};
-use sidecar_support::*;
 
 const CHILD: &str = r#"printf '%s %s\n' "$$" "$A" >> seen
 trap 'exit 0' TERM

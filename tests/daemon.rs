@@ -2,14 +2,14 @@
 //! a file (printed when the test ends), stopped (SIGTERM, then SIGKILL) and its stacks' containers,
 //! networks and volumes removed on drop, even when the test fails.
 
-#![allow(dead_code)]
-
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use gantry_tests::{bin, docker, env, unique, wait_for};
+use crate::{bin, env, remove_project, unique, wait_for};
 
+/// A running `gantry daemon` and the stacks deployed through it (see the module header).
+#[derive(Debug)]
 pub struct Daemon {
     pub child: Option<Child>,
     pub dir: tempfile::TempDir,
@@ -173,43 +173,7 @@ impl Drop for Daemon {
             tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         );
         for stack in &self.stacks {
-            remove_stack(stack);
+            remove_project(stack);
         }
     }
-}
-
-/// Removes a project's containers, networks and volumes.
-pub fn remove_stack(name: &str) {
-    let filter = format!("label=com.docker.compose.project={name}");
-    let out = docker(&["ps", "-aq", "--filter", &filter]);
-    for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-        docker(&["rm", "-f", id]);
-    }
-    let out = docker(&["network", "ls", "-q", "--filter", &filter]);
-    for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-        docker(&["network", "rm", id]);
-    }
-    let out = docker(&["volume", "ls", "-q", "--filter", &filter]);
-    for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-        docker(&["volume", "rm", "-f", id]);
-    }
-}
-
-/// `docker inspect -f FORMAT NAME`, trimmed ("" when it does not exist).
-pub fn inspect(name: &str, format: &str) -> String {
-    let out = docker(&["inspect", "-f", format, name]);
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// A free loopback port.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-pub fn path_str(p: &Path) -> &str {
-    p.to_str().unwrap()
 }

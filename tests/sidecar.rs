@@ -2,15 +2,12 @@
 //! `bao` CLI, a private `bao server -dev`, running `gantry-secrets` with its output captured
 //! to files, and the check that no secret value reached that output.
 
-#![allow(dead_code)]
-
 use std::fs::File;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use gantry_tests::{bin, env, http_get, wait_for};
+use crate::{bin, env, free_port, http_get, wait_for};
 
 /// A Vault-compatible server and a token to talk to it.
 #[derive(Debug, Clone)]
@@ -138,13 +135,6 @@ impl Drop for PrivateVault {
     }
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 /// A running `gantry-secrets` (possibly under `unshare`) with stdout/stderr in files.
 #[derive(Debug)]
 pub struct Sidecar {
@@ -252,15 +242,6 @@ impl Drop for Sidecar {
     }
 }
 
-/// `kill -s SIG PID` (the tests crate has no signal library).
-pub fn send_signal(pid: u32, sig: &str) {
-    let s = Command::new("kill")
-        .args(["-s", sig, &pid.to_string()])
-        .status()
-        .expect("run kill");
-    assert!(s.success(), "kill -s {sig} {pid} failed");
-}
-
 /// Panics if any of `values` appears in `text` (the output of a test run).
 pub fn assert_no_secret(text: &str, values: &[&str]) {
     for v in values {
@@ -283,7 +264,7 @@ pub fn lines(path: &Path) -> Vec<String> {
 
 /// A unique, secret-looking test value (never printed by the sidecar if all goes well).
 pub fn value(tag: &str) -> String {
-    format!("{tag}-{}", gantry_tests::unique("v"))
+    format!("{tag}-{}", crate::unique("v"))
 }
 
 /// Whether we can make PID namespaces (root and util-linux `unshare`).
@@ -305,6 +286,15 @@ pub fn only_child(pid: u32) -> Option<u32> {
 
 /// Children of `pid` that are zombies.
 pub fn zombie_children(pid: u32) -> Vec<u32> {
+    children(pid)
+        .into_iter()
+        .filter(|(_, state)| *state == 'Z')
+        .map(|(p, _)| p)
+        .collect()
+}
+
+/// Children of `pid` (alive or zombie) with their state letter from `/proc/PID/stat`.
+pub fn children(pid: u32) -> Vec<(u32, char)> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Some(p) = entry
@@ -322,10 +312,10 @@ pub fn zombie_children(pid: u32) -> Vec<u32> {
             continue;
         };
         let mut f = rest.split_whitespace();
-        let state = f.next().unwrap_or("");
+        let state = f.next().and_then(|s| s.chars().next()).unwrap_or('?');
         let ppid: u32 = f.next().and_then(|x| x.parse().ok()).unwrap_or(0);
-        if ppid == pid && state == "Z" {
-            out.push(p);
+        if ppid == pid {
+            out.push((p, state));
         }
     }
     out

@@ -2,15 +2,15 @@
 //! through the built `gantry` binary in-process mode (`GANTRY_LOCAL=1`); removed with
 //! everything Docker made for it when dropped, even when the test fails.
 
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use gantry_tests::{bin, docker, env, http_get, unique, wait_for};
+use crate::{bin, docker, env, free_port, http_get, remove_project, unique, wait_for};
 
+/// A compose project run by `gantry --local` (see the module header).
+#[derive(Debug)]
 pub struct Stack {
     pub name: String,
     pub dir: tempfile::TempDir,
@@ -129,37 +129,6 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        let filter = format!("label=com.docker.compose.project={}", self.name);
-        let out = docker(&["ps", "-aq", "--filter", &filter]);
-        for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-            docker(&["rm", "-f", id]);
-        }
-        docker(&["network", "rm", &format!("{}_default", self.name)]);
-        docker(&["volume", "rm", "-f", &format!("{}_data", self.name)]);
+        remove_project(&self.name);
     }
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-pub fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-pub fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Kills a process group with SIGKILL, as SSM does on timeout or cancel.
-pub fn kill_group(child: &mut Child) {
-    let pgid = child.id() as i32;
-    let _ = Command::new("kill")
-        .args(["-KILL", "--", &format!("-{pgid}")])
-        .status();
-    let _ = child.wait();
 }
