@@ -15,6 +15,11 @@ pub enum ExitCode {
     RolledBack = 2,
     /// Failed and the rollback failed too: look now.
     RollbackFailed = 3,
+    /// `gantry remote`: the instances disagree (a split result); each one's code is printed.
+    RemoteSplit = 4,
+    /// `gantry remote`: no instance gave a Gantry result (none matched, SSM's timeout killed
+    /// the script, or the command never ran).
+    RemoteNoResult = 5,
     /// Bad command line.
     Usage = 64,
     /// Invalid input: compose files, variables, env files.
@@ -30,6 +35,25 @@ pub enum ExitCode {
 impl ExitCode {
     pub fn code(self) -> u8 {
         self as u8
+    }
+
+    /// The table entry for a number, if it is one.
+    pub fn from_code(code: u8) -> Option<Self> {
+        [
+            Self::Ok,
+            Self::Failed,
+            Self::RolledBack,
+            Self::RollbackFailed,
+            Self::RemoteSplit,
+            Self::RemoteNoResult,
+            Self::Usage,
+            Self::InvalidInput,
+            Self::Unavailable,
+            Self::LockBusy,
+            Self::Config,
+        ]
+        .into_iter()
+        .find(|c| c.code() == code)
     }
 }
 

@@ -11,6 +11,7 @@
 //! refused with an error naming the file, service and key rather than silently ignored.
 
 pub mod api;
+pub mod bundle;
 pub mod cli;
 pub mod compose;
 pub mod config;
@@ -20,6 +21,7 @@ pub mod engine;
 pub mod exit;
 pub mod ledger;
 pub mod registry;
+pub mod remote;
 pub mod supervise;
 
 pub use exit::ExitCode;
