@@ -66,6 +66,7 @@ fn service_for(key: &str) -> &'static str {
         ("GANTRY_TEST_VAULT", "openbao"),
         ("BAO", "openbao"),
         ("GANTRY_TEST_AWS", "moto"),
+        ("GANTRY_TEST_PYTHON", "moto"),
         ("AWS", "moto"),
         ("GANTRY_TEST_PG", "postgres"),
     ];

@@ -17,6 +17,7 @@
 //! refused with an error naming the file, service and key rather than silently ignored.
 
 pub mod api;
+pub mod bundle;
 pub mod cli;
 pub mod compose;
 pub mod daemon;
@@ -24,6 +25,7 @@ pub mod deploy;
 pub mod engine;
 pub mod ledger;
 pub mod registry;
+pub mod remote;
 
 pub use gantry_common::exit;
 pub use gantry_common::exit::ExitCode;

@@ -5,8 +5,8 @@
 //! can act on. The codes both programs share follow `sysexits.h`: 0 ok, 1 failed, 64 usage,
 //! 65 invalid input (EX_DATAERR), 69 unavailable, 73 cannot write (EX_CANTCREAT), 75 try again
 //! (EX_TEMPFAIL), 78 configuration (EX_CONFIG). Each program's own codes sit beside them,
-//! named for the program: `gantry` 2 and 3 (rolled back, rollback failed) and 75 as "lock
-//! busy"; `gantry-secrets` 75 as "secrets changed", 100..=125 (a source failed, by its
+//! named for the program: `gantry` 2 and 3 (rolled back, rollback failed), 4 and 5 (`gantry
+//! remote`: split result, no result) and 75 as "lock busy"; `gantry-secrets` 75 as "secrets changed", 100..=125 (a source failed, by its
 //! index) and 126/127 (exec: the command cannot be run / is not found).
 //!
 //! Design: a `u8` newtype with named constants rather than an enum, so a program's own range
@@ -48,6 +48,11 @@ impl ExitCode {
     pub const RolledBack: Self = Self(2);
     /// `gantry`: failed and the rollback failed too: look now.
     pub const RollbackFailed: Self = Self(3);
+    /// `gantry remote`: the instances disagree (a split result); each one's code is printed.
+    pub const RemoteSplit: Self = Self(4);
+    /// `gantry remote`: no instance gave a Gantry result (none matched, SSM's timeout killed
+    /// the script, or the command never ran).
+    pub const RemoteNoResult: Self = Self(5);
     /// `gantry`: the stack's lock is held by another deploy ([`ExitCode::TempFail`]).
     pub const LockBusy: Self = Self::TempFail;
 
@@ -65,11 +70,13 @@ impl ExitCode {
     pub const NotFound: Self = Self(127);
 
     /// Every named code, in order (for lookups and tests).
-    pub const TABLE: [Self; 14] = [
+    pub const TABLE: [Self; 16] = [
         Self::Ok,
         Self::Failed,
         Self::RolledBack,
         Self::RollbackFailed,
+        Self::RemoteSplit,
+        Self::RemoteNoResult,
         Self::Usage,
         Self::InvalidInput,
         Self::Unavailable,

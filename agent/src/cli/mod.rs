@@ -31,8 +31,10 @@ pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod deploy;
+pub mod fetch_bundle;
 pub mod plan;
 pub mod releases;
+pub mod remote;
 pub mod rollback;
 pub mod settings;
 pub mod stack;
@@ -103,6 +105,10 @@ pub enum Command {
     Daemon(daemon::DaemonArgs),
     /// Stacks, services, containers, health, last release and heal counts (from the daemon).
     Status(status::StatusArgs),
+    /// Run Gantry's SSM documents on a fleet from CI: deploy, rollback, status.
+    Remote(remote::RemoteArgs),
+    /// Install a stack's files from a bundle in S3, verified by its SHA-256.
+    FetchBundle(fetch_bundle::FetchBundleArgs),
 }
 
 /// Parses the command line with Gantry's exit codes: usage errors exit 64, not clap's 2.
@@ -154,7 +160,10 @@ pub fn client_main(cli: Cli) -> ExitCode {
             Command::Releases(args) => releases::submit(&global, args).await,
             Command::Rollback(args) => rollback::submit(&global, args).await,
             Command::Status(args) => status::submit(&global, args).await,
-            Command::Config(_) | Command::Daemon(_) => exec_engine(),
+            Command::Config(_)
+            | Command::Daemon(_)
+            | Command::Remote(_)
+            | Command::FetchBundle(_) => exec_engine(),
         }
     })
 }
@@ -188,6 +197,8 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Rollback(args) => with_runtime(global.local, || rollback::run(&global, args)),
         Command::Daemon(args) => daemon::run(&global, args),
         Command::Status(args) => with_runtime(false, || status::run(&global, args)),
+        Command::Remote(args) => with_runtime(true, || remote::run(args)),
+        Command::FetchBundle(args) => with_runtime(true, || fetch_bundle::run(&global, args)),
     }
 }
 

@@ -16,7 +16,10 @@ use super::{GlobalArgs, client};
 pub struct RollbackArgs {
     /// The stack.
     pub stack: String,
-    /// The release to return to (`r3`, see `gantry releases`) [default: the previous good one].
+    /// The release to return to: a release (`r3`, see `gantry releases`), a deploy id
+    /// (`$CI_PIPELINE_ID`) or a variable value it was deployed with (the commit SHA given as
+    /// IMAGE_TAG) [default: the previous good one]. Unknown or ambiguous: exit 65 listing the
+    /// candidates.
     #[arg(long, value_name = "RELEASE")]
     pub to: Option<String>,
     /// text: lines as it goes; json: one object at the end.

@@ -383,7 +383,7 @@ impl Deployer {
         stack.recover(&lock)?;
         let releases = stack.releases()?;
         let target = match to {
-            Some(id) => stack.release(id)?,
+            Some(id) => stack.resolve_release(id)?,
             None => {
                 // The good release before the newest good one.
                 let good: Vec<&Release> = releases.iter().filter(|r| r.outcome.is_good()).collect();

@@ -140,7 +140,11 @@ impl DeployError {
             Self::Compose(_) | Self::Unsupported { .. } => ExitCode::InvalidInput,
             Self::Engine(e) => e.exit_code(),
             Self::Ledger(LedgerError::LockBusy { .. }) => ExitCode::LockBusy,
-            Self::Ledger(LedgerError::BadStackName { .. }) => ExitCode::InvalidInput,
+            Self::Ledger(
+                LedgerError::BadStackName { .. }
+                | LedgerError::NoSuchRelease { .. }
+                | LedgerError::AmbiguousRelease { .. },
+            ) => ExitCode::InvalidInput,
             _ => ExitCode::Failed,
         }
     }

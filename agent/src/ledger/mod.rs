@@ -61,6 +61,16 @@ pub enum LedgerError {
     LockBusy { stack: String, holder: Holder },
     #[error("stack {stack} has no release {release} (see `gantry releases {stack}`)")]
     NoSuchRelease { stack: String, release: String },
+    #[error(
+        "stack {stack}: {value:?} names more than one release: {} (hint: pass the release, e.g. --to {})",
+        candidates.join(", "),
+        candidates.first().map_or("r1", |c| c.split(' ').next().unwrap_or("r1"))
+    )]
+    AmbiguousRelease {
+        stack: String,
+        value: String,
+        candidates: Vec<String>,
+    },
     #[error("invalid stack name {name:?}: use lowercase letters, digits, '-' and '_'")]
     BadStackName { name: String },
 }
@@ -441,6 +451,59 @@ impl StackLedger {
             })
     }
 
+    /// The release `to` names, as a user knows it: a release (`r12`), its number, a deploy id
+    /// (`$CI_PIPELINE_ID`), or the value of a variable it was deployed with (the commit SHA
+    /// given as `IMAGE_TAG`). Deploy ids and values match good releases only; releases that
+    /// deployed the same model count once (the newest is taken). Unknown or ambiguous: an
+    /// error listing the candidates.
+    pub fn resolve_release(&self, to: &str) -> Result<Release, LedgerError> {
+        let releases = self.releases()?;
+        if let Some(seq) = to.strip_prefix('r').and_then(|n| n.parse::<u64>().ok()) {
+            return releases.into_iter().find(|r| r.seq == seq).ok_or_else(|| {
+                LedgerError::NoSuchRelease {
+                    stack: self.name.clone(),
+                    release: to.to_owned(),
+                }
+            });
+        }
+        let seq = to.parse::<u64>().ok();
+        let mut matches: Vec<(&Release, String)> = Vec::new();
+        for r in releases.iter().rev() {
+            let why = if Some(r.seq) == seq {
+                Some("release number".to_string())
+            } else if !r.outcome.is_good() {
+                None
+            } else if r.deploy_id.as_deref() == Some(to) {
+                Some("deploy id".to_string())
+            } else {
+                r.variables
+                    .iter()
+                    .find(|(_, v)| v.as_str() == to)
+                    .map(|(k, _)| k.clone())
+            };
+            if let Some(why) = why
+                && !matches.iter().any(|(m, _)| m.model == r.model)
+            {
+                matches.push((r, why));
+            }
+        }
+        match matches.as_slice() {
+            [(one, _)] => Ok((*one).clone()),
+            [] => Err(LedgerError::NoSuchRelease {
+                stack: self.name.clone(),
+                release: to.to_owned(),
+            }),
+            many => Err(LedgerError::AmbiguousRelease {
+                stack: self.name.clone(),
+                value: to.to_owned(),
+                candidates: many
+                    .iter()
+                    .map(|(r, why)| format!("{} ({why})", r.id()))
+                    .collect(),
+            }),
+        }
+    }
+
     /// The newest release that ended well.
     pub fn last_good(&self) -> Result<Option<Release>, LedgerError> {
         Ok(self
@@ -595,6 +658,49 @@ mod tests {
             stack.release("r9"),
             Err(LedgerError::NoSuchRelease { .. })
         ));
+    }
+
+    #[test]
+    fn rollback_targets_are_found_by_release_deploy_id_or_variable_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let stack = Ledger::new(dir.path()).stack("web").unwrap();
+        let lock = stack.try_lock(&Holder::me("test", None)).unwrap();
+        let add = |id: &str, tag: &str, model: &str, outcome: Outcome| {
+            let mut r = draft(Some(id));
+            r.variables = BTreeMap::from([("IMAGE_TAG".into(), tag.into())]);
+            r.model = serde_json::json!({ "m": model });
+            let mut r = stack.begin(&lock, r).unwrap();
+            r.outcome = outcome;
+            stack.write(&r).unwrap();
+        };
+        add("101", "aaa", "1", Outcome::Succeeded); // r1
+        add("102", "bbb", "2", Outcome::Succeeded); // r2
+        add("103", "ccc", "3", Outcome::RolledBack); // r3: not a target by id or value
+        add("104", "bbb", "2", Outcome::Succeeded); // r4: same model as r2
+        add("105", "ddd", "4", Outcome::Succeeded); // r5
+        add("2", "eee", "5", Outcome::Succeeded); // r6: deploy id "2" vs release number 2
+
+        assert_eq!(stack.resolve_release("r3").unwrap().seq, 3);
+        assert_eq!(stack.resolve_release("101").unwrap().seq, 1, "deploy id");
+        assert_eq!(
+            stack.resolve_release("aaa").unwrap().seq,
+            1,
+            "IMAGE_TAG value"
+        );
+        // The same model deployed twice counts once: the newest.
+        assert_eq!(stack.resolve_release("bbb").unwrap().seq, 4);
+        let unknown = stack.resolve_release("ccc").unwrap_err();
+        assert!(
+            matches!(unknown, LedgerError::NoSuchRelease { .. }),
+            "{unknown}"
+        );
+        let err = stack.resolve_release("2").unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, LedgerError::AmbiguousRelease { .. }), "{msg}");
+        assert!(
+            msg.contains("r6 (deploy id)") && msg.contains("r2 (release number)"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -27,6 +27,8 @@ up_moto() {
 	env_set GANTRY_TEST_AWS_ACCESS_KEY_ID testing
 	env_set GANTRY_TEST_AWS_SECRET_ACCESS_KEY testing
 	env_set GANTRY_TEST_AWS_ACCOUNT_ID "${MOTO_ACCOUNT_ID:-123456789012}"
+	# Python with boto3 and PyYAML (moto's own), for tests that seed moto and run tests/standins.
+	env_set GANTRY_TEST_PYTHON "$GANTRY_VENV/bin/python"
 }
 
 down_moto() {

@@ -1,0 +1,169 @@
+//! Bundles built here with the `tar` crate: what is refused, what is installed, idempotence.
+
+use std::str::FromStr as _;
+
+use super::*;
+
+/// A gzip tar of (path, mode, contents); `kind` other than Regular for links and the like.
+fn bundle(entries: &[(&str, u32, &[u8], tar::EntryType)]) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut b = tar::Builder::new(gz);
+    for (path, mode, contents, kind) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(*kind);
+        h.set_mode(*mode);
+        h.set_size(contents.len() as u64);
+        if *kind == tar::EntryType::Symlink {
+            h.set_link_name("/etc/passwd").unwrap();
+        }
+        // set_path refuses `..`; write the raw name so the reader sees what an attacker sends.
+        let name = path.as_bytes();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name);
+        h.set_cksum();
+        b.append(&h, *contents).unwrap();
+    }
+    b.into_inner().unwrap().finish().unwrap()
+}
+
+fn file(
+    path: &'static str,
+    contents: &'static [u8],
+) -> (&'static str, u32, &'static [u8], tar::EntryType) {
+    (path, 0o644, contents, tar::EntryType::Regular)
+}
+
+#[test]
+fn locations_and_checksums_are_parsed_strictly() {
+    let loc = S3Location::from_str("s3://deploys.example/shop/abc.tar.gz").unwrap();
+    assert_eq!(loc.bucket, "deploys.example");
+    assert_eq!(loc.key, "shop/abc.tar.gz");
+    assert!(S3Location::from_str("https://x/y").is_err());
+    assert!(S3Location::from_str("s3://Bad_Bucket/k").is_err());
+    assert!(S3Location::from_str("s3://bucket").is_err());
+    assert!(Sha256Hex::from_str(&"a".repeat(64)).is_ok());
+    assert!(Sha256Hex::from_str(&"A".repeat(64)).is_err());
+    assert!(Sha256Hex::from_str("abc").is_err());
+}
+
+#[test]
+fn a_bundle_whose_checksum_differs_is_refused() {
+    let bytes = bundle(&[file("compose.yaml", b"services: {}\n")]);
+    let wrong = Sha256Hex::from_str(&"0".repeat(64)).unwrap();
+    let err = verify("s3://b/k", &bytes, &wrong).unwrap_err().to_string();
+    assert!(
+        err.contains("checksum mismatch") && err.contains("nothing installed"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unsafe_entries_are_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    for (entries, want) in [
+        (vec![file("../escape", b"x")], "`..`"),
+        (vec![file("/etc/cron.d/x", b"x")], "absolute"),
+        (
+            vec![("link", 0o777, b"" as &[u8], tar::EntryType::Symlink)],
+            "Symlink",
+        ),
+        (
+            vec![("fifo", 0o644, b"" as &[u8], tar::EntryType::Fifo)],
+            "Fifo",
+        ),
+        (vec![file(".gantry-bundle.json", b"{}")], "manifest"),
+        (vec![file("a/b/c/d/e/f/g/h/i/j", b"x")], "deep"),
+    ] {
+        let mut all = vec![file("compose.yaml", b"services: {}\n")];
+        all.extend(entries);
+        let err = read_bundle("s3://b/k", &bundle(&all))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(want), "{want}: {err}");
+    }
+    let err = read_bundle("s3://b/k", b"not gzip")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not a gzip-compressed tar"), "{err}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn install_writes_changes_removes_what_the_last_bundle_owned_and_keeps_the_rest() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let stack = dir.path().join("shop");
+    std::fs::create_dir(&stack).unwrap();
+    // A file the bundle never owned: the env file gantry-secrets renders.
+    std::fs::write(stack.join("secrets.env"), "TOKEN=x\n").unwrap();
+
+    let v1 = read_bundle(
+        "s3://b/k",
+        &bundle(&[
+            file("compose.yaml", b"services: {a: {image: x}}\n"),
+            file("config/nginx.conf", b"server {}\n"),
+            ("run.sh", 0o4777, b"#!/bin/sh\n", tar::EntryType::Regular),
+        ]),
+    )
+    .unwrap();
+    let done = install(&v1, &stack, "s1").unwrap();
+    assert_eq!(done.written.len(), 3, "{done:?}");
+    let mode = |p: &str| {
+        std::fs::metadata(stack.join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    };
+    assert_eq!(mode("run.sh"), 0o750, "setuid and world bits dropped");
+    assert_eq!(mode("compose.yaml"), 0o640);
+
+    // The same bundle again writes nothing.
+    let again = install(&v1, &stack, "s1").unwrap();
+    assert!(
+        again.written.is_empty() && again.removed.is_empty(),
+        "{again:?}"
+    );
+    assert_eq!(again.unchanged.len(), 3);
+
+    let v2 = read_bundle(
+        "s3://b/k",
+        &bundle(&[file("compose.yaml", b"services: {a: {image: y}}\n")]),
+    )
+    .unwrap();
+    let done = install(&v2, &stack, "s2").unwrap();
+    assert_eq!(done.written, vec!["compose.yaml".to_string()]);
+    let mut removed = done.removed.clone();
+    removed.sort();
+    assert_eq!(
+        removed,
+        vec!["config/nginx.conf".to_string(), "run.sh".to_string()]
+    );
+    assert_eq!(
+        std::fs::read_to_string(stack.join("secrets.env")).unwrap(),
+        "TOKEN=x\n",
+        "files the bundle never owned stay"
+    );
+    assert_eq!(
+        std::fs::read_to_string(stack.join("compose.yaml")).unwrap(),
+        "services: {a: {image: y}}\n"
+    );
+}
+
+#[test]
+fn pack_is_deterministic_and_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("compose.yaml"), "services: {}\n").unwrap();
+    std::fs::create_dir(dir.path().join("conf")).unwrap();
+    std::fs::write(dir.path().join("conf/app.ini"), "x=1\n").unwrap();
+    let (a, sum_a) = pack(dir.path()).unwrap();
+    let (b, sum_b) = pack(dir.path()).unwrap();
+    assert_eq!(a, b, "same files, same bytes");
+    assert_eq!(sum_a, sum_b);
+    verify("s3://b/k", &a, &sum_a).unwrap();
+    let files = read_bundle("s3://b/k", &a).unwrap();
+    let names: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(names, ["compose.yaml", "conf/app.ini"]);
+    std::os::unix::fs::symlink("/etc/passwd", dir.path().join("link")).unwrap();
+    let err = pack(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("not a regular file"), "{err}");
+}

@@ -1,0 +1,273 @@
+//! `gantry remote deploy|rollback|status`: run Gantry's SSM documents on a fleet from CI, wait,
+//! print every instance's result, exit with the fleet's one code (see [`crate::remote`]).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::ExitCode;
+use crate::remote::{self, CommandSpec, Targets, Wait, ssm::SsmFleet};
+
+#[derive(Debug, clap::Args)]
+pub struct RemoteArgs {
+    #[command(subcommand)]
+    pub command: RemoteCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum RemoteCommand {
+    /// Deploy a stack on the fleet (document Gantry-Deploy).
+    Deploy(RemoteDeployArgs),
+    /// Roll a stack back on the fleet (document Gantry-Rollback).
+    Rollback(RemoteRollbackArgs),
+    /// Print the status of a stack (or all) on the fleet (document Gantry-Status).
+    Status(RemoteStatusArgs),
+}
+
+/// Which instances, how SSM rolls over them, how long to wait.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FleetArgs {
+    /// Instance ids, comma separated or repeated.
+    #[arg(long = "instance-ids", value_name = "ID", value_delimiter = ',')]
+    pub instance_ids: Vec<String>,
+    /// Instances by tag instead: KEY=VALUE[,VALUE...] (SSM target tag:KEY).
+    #[arg(long, value_name = "KEY=VALUES", conflicts_with = "instance_ids")]
+    pub tag: Option<String>,
+    /// How many instances run at once (a number or a percentage): SSM rolls the fleet.
+    #[arg(long, default_value = "1")]
+    pub max_concurrency: String,
+    /// How many failed instances stop the roll (a number or a percentage).
+    #[arg(long, default_value = "0")]
+    pub max_errors: String,
+    /// The document to run [default: Gantry-Deploy, Gantry-Rollback or Gantry-Status].
+    #[arg(long, value_name = "NAME")]
+    pub document: Option<String>,
+    /// Seconds before SSM kills the script on an instance (the document's executionTimeout).
+    #[arg(long, default_value_t = 3600)]
+    pub execution_timeout: u32,
+    /// How long an instance may take to pick the command up.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "10m")]
+    pub delivery_timeout: Duration,
+    /// How often to ask SSM for progress.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "5s")]
+    pub poll_interval: Duration,
+    /// Stop waiting after this long [default: delivery timeout + execution timeout, times the rounds max-concurrency implies when it is a number].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub wait: Option<Duration>,
+    /// Send and print the command id without waiting.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// AWS region of the instances [default: the AWS chain's].
+    #[arg(long, env = "AWS_REGION")]
+    pub region: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RemoteDeployArgs {
+    /// The stack.
+    pub stack: String,
+    /// IMAGE_TAG for interpolation, e.g. $CI_COMMIT_SHA.
+    #[arg(long, value_name = "TAG")]
+    pub image_tag: String,
+    /// The deploy id, e.g. $CI_PIPELINE_ID: a retried job reports the first result.
+    #[arg(long = "id", value_name = "ID")]
+    pub deploy_id: Option<String>,
+    /// More variables, KEY=VALUE (repeatable).
+    #[arg(long = "var", value_name = "K=V")]
+    pub vars: Vec<String>,
+    /// s3://bucket/key of the stack's files as .tar.gz (see `gantry fetch-bundle`).
+    #[arg(
+        long,
+        value_name = "S3_URL",
+        requires = "bundle_sha256",
+        conflicts_with = "stack_dir"
+    )]
+    pub bundle: Option<String>,
+    /// Pack this directory (compose.yaml, .env, ...) as the stack's bundle and upload it to
+    /// s3://BUNDLE_BUCKET/STACK/<sha256>.tar.gz first.
+    #[arg(long, value_name = "DIR", requires = "bundle_bucket")]
+    pub stack_dir: Option<std::path::PathBuf>,
+    /// The bucket for --stack-dir.
+    #[arg(long, value_name = "BUCKET", requires = "stack_dir")]
+    pub bundle_bucket: Option<String>,
+    /// SHA-256 of the bundle.
+    #[arg(long, value_name = "HEX", requires = "bundle")]
+    pub bundle_sha256: Option<String>,
+    /// Wait this long for another deploy of the stack on an instance.
+    #[arg(long, default_value = "10m")]
+    pub lock_wait: String,
+    /// Bound on the deploy on each instance (keep it below --execution-timeout).
+    #[arg(long, default_value = "30m")]
+    pub timeout: String,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RemoteRollbackArgs {
+    /// The stack.
+    pub stack: String,
+    /// A release (r12), a deploy id, or a variable value such as the IMAGE_TAG it deployed.
+    #[arg(long, value_name = "RELEASE")]
+    pub to: Option<String>,
+    /// Wait this long for another deploy of the stack on an instance.
+    #[arg(long, default_value = "10m")]
+    pub lock_wait: String,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RemoteStatusArgs {
+    /// One stack [default: every stack].
+    pub stack: Option<String>,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+}
+
+/// Runs one `gantry remote` command.
+pub async fn run(args: RemoteArgs) -> ExitCode {
+    let (document, mut parameters, fleet) = match args.command {
+        RemoteCommand::Deploy(a) => {
+            let mut p = BTreeMap::from([
+                ("Stack".to_string(), a.stack),
+                ("ImageTag".to_string(), a.image_tag),
+                ("LockWait".to_string(), a.lock_wait),
+                ("Timeout".to_string(), a.timeout),
+            ]);
+            if let Some(id) = a.deploy_id {
+                p.insert("DeployId".into(), id);
+            }
+            if !a.vars.is_empty() {
+                p.insert("Variables".into(), a.vars.join(" "));
+            }
+            if let (Some(url), Some(sum)) = (a.bundle, a.bundle_sha256) {
+                p.insert("BundleUrl".into(), url);
+                p.insert("BundleSha256".into(), sum);
+            }
+            if let (Some(dir), Some(bucket)) = (&a.stack_dir, &a.bundle_bucket) {
+                match upload_bundle(dir, bucket, &p["Stack"], a.fleet.region.clone()).await {
+                    Ok((url, sum)) => {
+                        println!("uploaded {} as {url} (sha256 {sum})", dir.display());
+                        p.insert("BundleUrl".into(), url);
+                        p.insert("BundleSha256".into(), sum);
+                    }
+                    Err(e) => {
+                        eprintln!("gantry remote: {e}");
+                        return match e {
+                            crate::bundle::BundleError::Fetch { .. } => ExitCode::Unavailable,
+                            _ => ExitCode::InvalidInput,
+                        };
+                    }
+                }
+            }
+            ("Gantry-Deploy", p, a.fleet)
+        }
+        RemoteCommand::Rollback(a) => {
+            let mut p = BTreeMap::from([
+                ("Stack".to_string(), a.stack),
+                ("LockWait".to_string(), a.lock_wait),
+            ]);
+            if let Some(to) = a.to {
+                p.insert("To".into(), to);
+            }
+            ("Gantry-Rollback", p, a.fleet)
+        }
+        RemoteCommand::Status(a) => {
+            let mut p = BTreeMap::new();
+            if let Some(s) = a.stack {
+                p.insert("Stack".to_string(), s);
+            }
+            ("Gantry-Status", p, a.fleet)
+        }
+    };
+    let targets = match targets(&fleet) {
+        Ok(t) => t,
+        Err(message) => {
+            eprintln!("gantry remote: {message}");
+            return ExitCode::Usage;
+        }
+    };
+    if document != "Gantry-Status" {
+        parameters.insert(
+            "executionTimeout".into(),
+            fleet.execution_timeout.to_string(),
+        );
+    }
+    let comment = format!(
+        "gantry remote {} {}",
+        document.trim_start_matches("Gantry-").to_lowercase(),
+        parameters.get("Stack").map_or("", String::as_str)
+    );
+    let spec = CommandSpec {
+        document: fleet
+            .document
+            .clone()
+            .unwrap_or_else(|| document.to_owned()),
+        parameters,
+        targets,
+        max_concurrency: fleet.max_concurrency.clone(),
+        max_errors: fleet.max_errors.clone(),
+        delivery_timeout: fleet.delivery_timeout,
+        comment,
+    };
+    let wait = (!fleet.no_wait).then(|| Wait {
+        poll_every: fleet.poll_interval,
+        limit: fleet
+            .wait
+            .unwrap_or_else(|| default_wait(&fleet, &spec.targets)),
+    });
+    let ssm = SsmFleet::from_env(fleet.region.clone()).await;
+    let mut stdout = std::io::stdout();
+    match remote::run(&ssm, &spec, wait, &mut stdout).await {
+        Ok(v) => v.exit,
+        Err(e) => {
+            eprintln!("gantry remote: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// Packs `dir` and uploads it under its own checksum: the same files give the same key.
+async fn upload_bundle(
+    dir: &std::path::Path,
+    bucket: &str,
+    stack: &str,
+    region: Option<String>,
+) -> Result<(String, String), crate::bundle::BundleError> {
+    use std::str::FromStr as _;
+    let (bytes, sum) = crate::bundle::pack(dir)?;
+    let url = format!("s3://{bucket}/{stack}/{}.tar.gz", sum.as_str());
+    let location = crate::bundle::S3Location::from_str(&url)?;
+    crate::bundle::S3Source::from_env(region, None)
+        .await
+        .put(&location, bytes)
+        .await?;
+    Ok((url, sum.as_str().to_owned()))
+}
+
+fn targets(f: &FleetArgs) -> Result<Targets, String> {
+    match (&f.tag, f.instance_ids.is_empty()) {
+        (Some(tag), true) => {
+            let (key, values) = tag
+                .split_once('=')
+                .filter(|(k, v)| !k.is_empty() && !v.is_empty())
+                .ok_or_else(|| format!("--tag {tag:?}: expected KEY=VALUE[,VALUE...]"))?;
+            Ok(Targets::Tag {
+                key: key.to_owned(),
+                values: values.split(',').map(str::to_owned).collect(),
+            })
+        }
+        (None, false) => Ok(Targets::Instances(f.instance_ids.clone())),
+        _ => Err("choose the instances: --instance-ids ID[,ID...] or --tag KEY=VALUE".into()),
+    }
+}
+
+/// Long enough for every round of a fixed concurrency to be delivered and run to its timeout.
+fn default_wait(f: &FleetArgs, t: &Targets) -> Duration {
+    let per_round = f.delivery_timeout + Duration::from_secs(u64::from(f.execution_timeout));
+    let rounds = match (t, f.max_concurrency.parse::<u32>()) {
+        (Targets::Instances(ids), Ok(n)) if n > 0 => ids.len().div_ceil(n as usize).max(1),
+        _ => 1,
+    };
+    per_round * u32::try_from(rounds).unwrap_or(u32::MAX)
+}

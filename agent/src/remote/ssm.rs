@@ -1,0 +1,203 @@
+//! The AWS side of `gantry remote`: [`SsmFleet`] speaks SSM's SendCommand,
+//! ListCommandInvocations and GetCommandInvocation through `aws-sdk-ssm`.
+//!
+//! Credentials and region come from the standard AWS chain of the CI runner (environment, web
+//! identity from GitLab's OIDC token, profile, container or instance credentials);
+//! `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_SSM` are honoured. GetCommandInvocation can answer
+//! `InvocationDoesNotExist` right after SendCommand: it is retried for a while. The SDK's own
+//! tracing is kept out of our subscriber during calls (at TRACE it logs bodies).
+
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_ssm::error::ProvideErrorMetadata;
+use aws_sdk_ssm::types::Target;
+use tracing::instrument::WithSubscriber as _;
+
+use super::{
+    CommandSpec, CommandState, Fleet, InvocationResult, InvocationState, RemoteError, Targets,
+};
+
+/// How often, and how long, a GetCommandInvocation that answers InvocationDoesNotExist is tried.
+const NOT_YET_RETRY: Duration = Duration::from_secs(1);
+const NOT_YET_TRIES: u32 = 30;
+
+/// SSM through the AWS SDK.
+#[derive(Debug, Clone)]
+pub struct SsmFleet {
+    client: aws_sdk_ssm::Client,
+}
+
+impl SsmFleet {
+    /// A client from the standard chain, in `region` when given.
+    pub async fn from_env(region: Option<String>) -> Self {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(r) = region {
+            loader = loader.region(Region::new(r));
+        }
+        let sdk = loader.load().with_subscriber(quiet()).await;
+        Self {
+            client: aws_sdk_ssm::Client::new(&sdk),
+        }
+    }
+}
+
+/// A subscriber that drops everything: the SDK's events during our calls.
+fn quiet() -> tracing::Dispatch {
+    tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default())
+}
+
+fn api<E: ProvideErrorMetadata>(operation: &'static str, e: &E) -> RemoteError {
+    RemoteError::Api {
+        operation,
+        message: format!(
+            "{}: {}",
+            e.code().unwrap_or("error"),
+            e.message()
+                .unwrap_or("no message (network or credentials?)")
+        ),
+    }
+}
+
+#[async_trait::async_trait]
+impl Fleet for SsmFleet {
+    async fn send(&self, spec: &CommandSpec) -> Result<String, RemoteError> {
+        let mut req = self
+            .client
+            .send_command()
+            .document_name(&spec.document)
+            .comment(spec.comment.chars().take(100).collect::<String>())
+            .max_concurrency(&spec.max_concurrency)
+            .max_errors(&spec.max_errors)
+            .timeout_seconds(i32::try_from(spec.delivery_timeout.as_secs()).unwrap_or(i32::MAX));
+        for (k, v) in &spec.parameters {
+            req = req.parameters(k, vec![v.clone()]);
+        }
+        req = match &spec.targets {
+            Targets::Instances(ids) => req.set_instance_ids(Some(ids.clone())),
+            Targets::Tag { key, values } => req.targets(
+                Target::builder()
+                    .key(format!("tag:{key}"))
+                    .set_values(Some(values.clone()))
+                    .build(),
+            ),
+        };
+        let out = req.send().with_subscriber(quiet()).await.map_err(|e| {
+            let e = e.into_service_error();
+            if e.is_invalid_parameters()
+                || e.is_invalid_document()
+                || e.is_invalid_document_version()
+                || e.is_invalid_instance_id()
+            {
+                RemoteError::Refused {
+                    document: spec.document.clone(),
+                    message: format!(
+                        "{}: {}",
+                        e.code().unwrap_or("error"),
+                        e.message().unwrap_or("")
+                    ),
+                }
+            } else {
+                api("SendCommand", &e)
+            }
+        })?;
+        out.command()
+            .and_then(|c| c.command_id())
+            .map(str::to_owned)
+            .ok_or(RemoteError::Api {
+                operation: "SendCommand",
+                message: "the answer carries no command id".into(),
+            })
+    }
+
+    async fn poll(&self, command_id: &str) -> Result<CommandState, RemoteError> {
+        let commands = self
+            .client
+            .list_commands()
+            .command_id(command_id)
+            .send()
+            .with_subscriber(quiet())
+            .await
+            .map_err(|e| api("ListCommands", &e.into_service_error()))?;
+        let status = commands
+            .commands()
+            .first()
+            .and_then(|c| c.status())
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default();
+        let mut invocations = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_command_invocations()
+                .command_id(command_id)
+                .set_next_token(next.take())
+                .send()
+                .with_subscriber(quiet())
+                .await
+                .map_err(|e| api("ListCommandInvocations", &e.into_service_error()))?;
+            for inv in page.command_invocations() {
+                if let Some(id) = inv.instance_id() {
+                    invocations.push(InvocationState {
+                        instance_id: id.to_owned(),
+                        status: inv
+                            .status()
+                            .map(|s| s.as_str().to_owned())
+                            .unwrap_or_default(),
+                    });
+                }
+            }
+            match page.next_token() {
+                Some(t) if !t.is_empty() => next = Some(t.to_owned()),
+                _ => break,
+            }
+        }
+        Ok(CommandState {
+            status,
+            invocations,
+        })
+    }
+
+    async fn result(
+        &self,
+        command_id: &str,
+        instance_id: &str,
+    ) -> Result<InvocationResult, RemoteError> {
+        let mut tries = 0;
+        let out = loop {
+            match self
+                .client
+                .get_command_invocation()
+                .command_id(command_id)
+                .instance_id(instance_id)
+                .send()
+                .with_subscriber(quiet())
+                .await
+            {
+                Ok(out) => break out,
+                Err(e) => {
+                    let e = e.into_service_error();
+                    tries += 1;
+                    if e.is_invocation_does_not_exist() && tries < NOT_YET_TRIES {
+                        tokio::time::sleep(NOT_YET_RETRY).await;
+                        continue;
+                    }
+                    return Err(api("GetCommandInvocation", &e));
+                }
+            }
+        };
+        // SSM answers -1 for a script that never ran.
+        let code = out.response_code();
+        Ok(InvocationResult {
+            instance_id: instance_id.to_owned(),
+            status: out
+                .status()
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default(),
+            exit_code: (code >= 0).then_some(code),
+            stdout: out.standard_output_content().unwrap_or_default().to_owned(),
+            stderr: out.standard_error_content().unwrap_or_default().to_owned(),
+        })
+    }
+}

@@ -1,0 +1,150 @@
+//! Unit tests of the agreement rules and the wait loop, with a scripted fleet (no AWS).
+
+use std::sync::Mutex;
+
+use super::*;
+
+fn result(id: &str, code: Option<i32>) -> InvocationResult {
+    InvocationResult {
+        instance_id: id.into(),
+        status: if code == Some(0) { "Success" } else { "Failed" }.into(),
+        exit_code: code,
+        stdout: format!("[shop] output of {id}\n"),
+        stderr: String::new(),
+    }
+}
+
+#[test]
+fn all_instances_agreeing_give_their_code() {
+    let v = verdict(&[result("i-1", Some(0)), result("i-2", Some(0))]);
+    assert_eq!(v.exit, ExitCode::Ok);
+    let v = verdict(&[result("i-1", Some(2)), result("i-2", Some(2))]);
+    assert_eq!(v.exit, ExitCode::RolledBack);
+    assert!(v.summary.contains("2 of 2"), "{}", v.summary);
+}
+
+#[test]
+fn a_split_result_is_its_own_code_and_names_every_instance() {
+    let v = verdict(&[
+        result("i-1", Some(0)),
+        result("i-2", Some(2)),
+        result("i-3", None),
+    ]);
+    assert_eq!(v.exit, ExitCode::RemoteSplit);
+    for id in ["i-1", "i-2", "i-3"] {
+        assert!(v.summary.contains(id), "{}", v.summary);
+    }
+    assert!(v.summary.contains("exit 2") && v.summary.contains("no exit code"));
+}
+
+#[test]
+fn no_gantry_result_is_never_passed_through_as_137() {
+    // SSM's executionTimeout kills the script: 137 everywhere is not a Gantry code.
+    let v = verdict(&[result("i-1", Some(137)), result("i-2", Some(137))]);
+    assert_eq!(v.exit, ExitCode::RemoteNoResult);
+    assert_ne!(v.exit.code(), 137);
+    let v = verdict(&[]);
+    assert_eq!(v.exit, ExitCode::RemoteNoResult);
+    assert!(v.summary.contains("no instance matched"));
+}
+
+/// A fleet whose invocations end one poll after another.
+struct Scripted {
+    polls: Mutex<Vec<CommandState>>,
+    results: BTreeMap<String, InvocationResult>,
+    sent: Mutex<Vec<CommandSpec>>,
+}
+
+#[async_trait::async_trait]
+impl Fleet for Scripted {
+    async fn send(&self, spec: &CommandSpec) -> Result<String, RemoteError> {
+        self.sent.lock().unwrap().push(spec.clone());
+        Ok("cmd-1".into())
+    }
+    async fn poll(&self, _: &str) -> Result<CommandState, RemoteError> {
+        let mut polls = self.polls.lock().unwrap();
+        Ok(if polls.len() > 1 {
+            polls.remove(0)
+        } else {
+            polls[0].clone()
+        })
+    }
+    async fn result(&self, _: &str, id: &str) -> Result<InvocationResult, RemoteError> {
+        Ok(self.results[id].clone())
+    }
+}
+
+fn state(status: &str, invs: &[(&str, &str)]) -> CommandState {
+    CommandState {
+        status: status.into(),
+        invocations: invs
+            .iter()
+            .map(|(id, s)| InvocationState {
+                instance_id: (*id).into(),
+                status: (*s).into(),
+            })
+            .collect(),
+    }
+}
+
+fn spec() -> CommandSpec {
+    CommandSpec {
+        document: "Gantry-Deploy".into(),
+        parameters: BTreeMap::from([("Stack".into(), "shop".into())]),
+        targets: Targets::Tag {
+            key: "Role".into(),
+            values: vec!["web".into()],
+        },
+        max_concurrency: "1".into(),
+        max_errors: "0".into(),
+        delivery_timeout: Duration::from_secs(600),
+        comment: "gantry deploy shop".into(),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn waits_for_every_instance_and_prints_each_as_it_ends() {
+    let fleet = Scripted {
+        polls: Mutex::new(vec![
+            state("InProgress", &[("i-1", "InProgress")]),
+            state("InProgress", &[("i-1", "Success"), ("i-2", "InProgress")]),
+            state("Failed", &[("i-1", "Success"), ("i-2", "Failed")]),
+        ]),
+        results: BTreeMap::from([
+            ("i-1".into(), result("i-1", Some(0))),
+            ("i-2".into(), result("i-2", Some(2))),
+        ]),
+        sent: Mutex::default(),
+    };
+    let mut out = Vec::new();
+    let wait = Wait {
+        poll_every: Duration::from_secs(2),
+        limit: Duration::from_secs(60),
+    };
+    let v = run(&fleet, &spec(), Some(wait), &mut out).await.unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(v.exit, ExitCode::RemoteSplit, "{text}");
+    let first = text.find("== i-1 Success exit 0").expect(&text);
+    let second = text.find("== i-2 Failed exit 2").expect(&text);
+    assert!(first < second, "{text}");
+    assert!(text.contains("output of i-2"), "{text}");
+    assert_eq!(fleet.sent.lock().unwrap().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_command_that_never_ends_is_reported_after_the_wait_limit() {
+    let fleet = Scripted {
+        polls: Mutex::new(vec![state("InProgress", &[("i-1", "InProgress")])]),
+        results: BTreeMap::new(),
+        sent: Mutex::default(),
+    };
+    let wait = Wait {
+        poll_every: Duration::from_secs(5),
+        limit: Duration::from_secs(30),
+    };
+    let err = run(&fleet, &spec(), Some(wait), &mut Vec::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), ExitCode::RemoteNoResult);
+    assert!(err.to_string().contains("cmd-1"), "{err}");
+}

@@ -1,0 +1,435 @@
+//! `gantry remote` and the Gantry SSM documents (`packaging/ssm/`), as a GitLab job uses them.
+//!
+//! - Against moto's SSM: the documents are valid SSM documents (moto's CreateDocument checks
+//!   them), and `gantry remote` sends what AWS expects (document, parameters, targets,
+//!   MaxConcurrency, MaxErrors), read back with boto3's ListCommands.
+//! - End to end through a stand-in for SSM and its agent (`tests/standins/ssm.py`): SSM cannot
+//!   run here and moto runs nothing, so the stand-in plays the API and the agent on this host.
+//!   It checks parameters against the documents' allowedPattern as SSM does, runs the
+//!   document's script with `sh`, kills it at its timeout with 137, and cuts outputs as SSM
+//!   does. The script fetches the stack's bundle from moto's S3 and deploys it with the real
+//!   `gantry` on the real Docker daemon (in-process, GANTRY_LOCAL=1: no daemon runs in this
+//!   test; on a host the document's `gantry deploy` goes through gantryd).
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use gantry_tests::{bin, docker, env, free_port, unique, wait_for};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs a Python snippet with boto3 against moto; returns stdout, panics on failure.
+fn boto(script: &str) -> String {
+    let e = env();
+    let out = Command::new(e.get("GANTRY_TEST_PYTHON"))
+        .arg("-c")
+        .arg(format!(
+            "import boto3, json, sys\nc = lambda s: boto3.client(s, endpoint_url='{}', region_name='{}', aws_access_key_id='{}', aws_secret_access_key='{}')\n{script}",
+            e.get("GANTRY_TEST_AWS_ENDPOINT"),
+            e.get("GANTRY_TEST_AWS_REGION"),
+            e.get("GANTRY_TEST_AWS_ACCESS_KEY_ID"),
+            e.get("GANTRY_TEST_AWS_SECRET_ACCESS_KEY"),
+        ))
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `gantry` with the AWS SDK pointed at `endpoint` (moto or the stand-in).
+fn gantry(endpoint: &str, args: &[&str]) -> Output {
+    let e = env();
+    let out = Command::new(bin("gantry"))
+        .args(args)
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_REGION", e.get("GANTRY_TEST_AWS_REGION"))
+        .env("AWS_ACCESS_KEY_ID", e.get("GANTRY_TEST_AWS_ACCESS_KEY_ID"))
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            e.get("GANTRY_TEST_AWS_SECRET_ACCESS_KEY"),
+        )
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("run gantry");
+    eprintln!(
+        "--- gantry {args:?}\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+#[test]
+fn the_documents_are_valid_ssm_documents_and_remote_sends_what_aws_expects() {
+    let docs = repo().join("packaging/ssm");
+    let suffix = unique("d");
+    for name in ["Gantry-Deploy", "Gantry-Rollback", "Gantry-Status"] {
+        let path = docs.join(format!("{name}.yaml"));
+        let out = boto(&format!(
+            "r = c('ssm').create_document(Content=open('{}').read(), Name='{name}-{suffix}', DocumentType='Command', DocumentFormat='YAML')\nprint(r['DocumentDescription']['Status'], json.dumps(sorted(p['Name'] for p in r['DocumentDescription']['Parameters'])))",
+            path.display()
+        ));
+        assert!(out.starts_with("Active"), "{name}: {out}");
+    }
+    let moto = env().get("GANTRY_TEST_AWS_ENDPOINT");
+    let document = format!("Gantry-Deploy-{suffix}");
+    let out = gantry(
+        moto,
+        &[
+            "remote",
+            "deploy",
+            "shop",
+            "--image-tag",
+            "3f2a1c",
+            "--id",
+            "4242",
+            "--var",
+            "REPLICAS=2",
+            "--instance-ids",
+            "i-0abc,i-0def",
+            "--max-concurrency",
+            "1",
+            "--max-errors",
+            "0",
+            "--document",
+            &document,
+            "--no-wait",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let sent = String::from_utf8_lossy(&out.stdout);
+    let id = sent
+        .split("as command ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no command id in {sent}"));
+    let listed = boto(&format!(
+        "print(json.dumps(c('ssm').list_commands(CommandId='{id}')['Commands'][0], default=str))"
+    ));
+    let cmd: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(cmd["DocumentName"], document.as_str());
+    assert_eq!(cmd["MaxConcurrency"], "1");
+    assert_eq!(cmd["MaxErrors"], "0");
+    assert_eq!(cmd["Parameters"]["Stack"], serde_json::json!(["shop"]));
+    assert_eq!(cmd["Parameters"]["ImageTag"], serde_json::json!(["3f2a1c"]));
+    assert_eq!(cmd["Parameters"]["DeployId"], serde_json::json!(["4242"]));
+    assert_eq!(
+        cmd["Parameters"]["Variables"],
+        serde_json::json!(["REPLICAS=2"])
+    );
+    assert_eq!(
+        cmd["Parameters"]["executionTimeout"],
+        serde_json::json!(["3600"])
+    );
+    let mut ids: Vec<String> = serde_json::from_value(cmd["InstanceIds"].clone()).unwrap();
+    ids.sort();
+    assert_eq!(ids, ["i-0abc", "i-0def"]);
+
+    // By tag: SSM's Targets, tag:KEY.
+    let out = gantry(
+        moto,
+        &[
+            "remote",
+            "rollback",
+            "shop",
+            "--to",
+            "4241",
+            "--tag",
+            "Role=web,api",
+            "--max-concurrency",
+            "25%",
+            "--document",
+            &format!("Gantry-Rollback-{suffix}"),
+            "--no-wait",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let listed = boto(
+        "cmds = c('ssm').list_commands()['Commands']\nprint(json.dumps([x for x in cmds if x['DocumentName'].startswith('Gantry-Rollback')][-1], default=str))",
+    );
+    let cmd: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(
+        cmd["Targets"],
+        serde_json::json!([{"Key": "tag:Role", "Values": ["web", "api"]}])
+    );
+    assert_eq!(cmd["Parameters"]["To"], serde_json::json!(["4241"]));
+    assert_eq!(cmd["MaxConcurrency"], "25%");
+}
+
+#[test]
+fn every_document_parameter_refuses_shell_metacharacters() {
+    // SSM checks values with the document's allowedPattern before any instance sees them.
+    let docs = repo().join("packaging/ssm");
+    let out = boto(&format!(
+        r#"import re, yaml, glob
+bad = [";", "$(id)", "`id`", "'", '"', "|", "&", ">", "<", "*", "?", "[", "\\", "\n", "${{IFS}}", "(", ")"]
+checked = 0
+for path in sorted(glob.glob('{}/*.yaml')):
+    doc = yaml.safe_load(open(path))
+    for name, spec in doc['parameters'].items():
+        pattern = spec['allowedPattern']
+        assert 'default' not in spec or re.search(pattern, str(spec['default'])), (path, name, 'default')
+        for b in bad + ([] if name == 'Variables' else [' ']):
+            for value in (b, 'abc' + b, 'A=1' + b, b + 'x', 'a' + b + 'x'):
+                # `$` (Java's as Python's) also matches before one final newline: the scripts
+                # keep every value inside single quotes, so that one cannot matter.
+                if value.endswith('\n') and value.count('\n') == 1:
+                    continue
+                assert re.search(pattern, value) is None, (path, name, value)
+        checked += 1
+print(checked)"#,
+        docs.display()
+    ));
+    assert!(out.trim().parse::<u32>().unwrap() >= 12, "{out}");
+}
+
+/// The stand-in SSM on a free port, with the repository's documents and `config`.
+struct StandIn {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl StandIn {
+    fn start(config: &serde_json::Value) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("config.json");
+        std::fs::write(&config_path, config.to_string()).unwrap();
+        let port = free_port();
+        let e = env();
+        let child = Command::new(e.get("GANTRY_TEST_PYTHON"))
+            .arg(repo().join("tests/standins/ssm.py"))
+            .args(["--port", &port.to_string(), "--documents"])
+            .arg(repo().join("packaging/ssm"))
+            .arg("--config")
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start the SSM stand-in");
+        let url = format!("http://127.0.0.1:{port}");
+        wait_for("the SSM stand-in", Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        Self {
+            child,
+            url,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A stack directory packed as a bundle and put in moto's S3; returns (url, sha256).
+fn upload_bundle(stack: &str, compose: &str) -> (String, String) {
+    use sha2_free::sha256_hex;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("compose.yaml"), compose).unwrap();
+    let tarball = dir.path().join("bundle.tar.gz");
+    let st = Command::new("tar")
+        .args(["-czf"])
+        .arg(&tarball)
+        .args(["-C"])
+        .arg(dir.path())
+        .arg("compose.yaml")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let bytes = std::fs::read(&tarball).unwrap();
+    let bucket = unique("bundles");
+    let key = format!("{stack}/{}.tar.gz", unique("b"));
+    boto(&format!(
+        "s3 = c('s3')\ns3.create_bucket(Bucket='{bucket}')\ns3.put_object(Bucket='{bucket}', Key='{key}', Body=open('{}', 'rb').read())",
+        tarball.display()
+    ));
+    (format!("s3://{bucket}/{key}"), sha256_hex(&bytes))
+}
+
+/// SHA-256 through coreutils (the tests crate carries no hash crate).
+mod sha2_free {
+    pub fn sha256_hex(bytes: &[u8]) -> String {
+        let mut child = std::process::Command::new("sha256sum")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("sha256sum");
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), bytes).unwrap();
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+const STACK: &str = r#"
+services:
+  web:
+    image: ${IMAGE}
+    command: ["sh", "-c", "echo tag=${IMAGE_TAG} > /tmp/tag; exec sleep 3600"]
+    init: true
+"#;
+
+/// Removes a stack's containers and network.
+fn cleanup(stack: &str) {
+    let filter = format!("label=com.docker.compose.project={stack}");
+    let out = docker(&["ps", "-aq", "--filter", &filter]);
+    for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+        docker(&["rm", "-f", id]);
+    }
+    docker(&["network", "rm", &format!("{stack}_default")]);
+}
+
+#[test]
+fn remote_deploy_runs_the_document_on_each_instance_and_agrees_or_splits() {
+    let e = env();
+    let stack = unique("fleet");
+    let (bundle, sum) = upload_bundle(&stack, STACK);
+    let work = tempfile::tempdir().unwrap();
+    // What every "instance" shares: the host's Docker, moto as its AWS, gantry on PATH.
+    let base = |name: &str| {
+        let root = work.path().join(name);
+        serde_json::json!({
+            "PATH": format!("{}:/usr/bin:/bin", bin("gantry").parent().unwrap().display()),
+            "GANTRY_LOCAL": "1",
+            "GANTRY_CONFIG_DIR": root.join("etc").display().to_string(),
+            "GANTRY_STATE_DIR": root.join("state").display().to_string(),
+            "DOCKER_HOST": e.get("DOCKER_HOST"),
+            "IMAGE": e.get("GANTRY_TEST_IMAGE"),
+            "AWS_ENDPOINT_URL": e.get("GANTRY_TEST_AWS_ENDPOINT"),
+            "AWS_REGION": e.get("GANTRY_TEST_AWS_REGION"),
+            "AWS_ACCESS_KEY_ID": e.get("GANTRY_TEST_AWS_ACCESS_KEY_ID"),
+            "AWS_SECRET_ACCESS_KEY": e.get("GANTRY_TEST_AWS_SECRET_ACCESS_KEY"),
+        })
+    };
+    // i-broken's Docker is unreachable (gantry exits 69); i-hung's deploy never ends (SSM kills it).
+    let hung_bin = work.path().join("hung-bin");
+    std::fs::create_dir(&hung_bin).unwrap();
+    let mut f = std::fs::File::create(hung_bin.join("gantry")).unwrap();
+    f.write_all(b"#!/bin/sh\nexec sleep 600\n").unwrap();
+    drop(f);
+    std::process::Command::new("chmod")
+        .args(["+x"])
+        .arg(hung_bin.join("gantry"))
+        .status()
+        .unwrap();
+    let mut broken = base("broken");
+    broken["DOCKER_HOST"] = "unix:///nonexistent/docker.sock".into();
+    let mut hung = base("hung");
+    hung["PATH"] = format!("{}:/usr/bin:/bin", hung_bin.display()).into();
+    let standin = StandIn::start(&serde_json::json!({
+        "instances": {
+            "i-good": {"env": base("good")},
+            "i-broken": {"env": broken},
+            "i-hung": {"env": hung},
+        },
+        "tags": {"Role=web": ["i-good"]},
+    }));
+
+    // One good instance by tag: the bundle is fetched from S3, verified, deployed; exit 0.
+    let args = |extra: &[&str]| {
+        let mut v: Vec<String> = [
+            "remote",
+            "deploy",
+            &stack,
+            "--image-tag",
+            "v1",
+            "--id",
+            "77",
+            "--bundle",
+            &bundle,
+            "--bundle-sha256",
+            &sum,
+            "--poll-interval",
+            "200ms",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let run = |extra: &[&str]| {
+        let a = args(extra);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        gantry(&standin.url, &a)
+    };
+    let out = run(&["--tag", "Role=web"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    cleanup(&stack);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("== i-good Success exit 0"), "{text}");
+    assert!(
+        text.contains("bundle s3://"),
+        "the bundle was fetched: {text}"
+    );
+    assert!(
+        text.contains("succeeded"),
+        "the deploy's own report: {text}"
+    );
+    assert!(text.contains("1 of 1 instances agree: exit 0"), "{text}");
+
+    // Three instances, all at once: a split result, each instance named with its code.
+    let out = run(&[
+        "--instance-ids",
+        "i-good,i-broken,i-hung",
+        "--max-concurrency",
+        "3",
+        "--max-errors",
+        "3",
+        "--execution-timeout",
+        "3",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    cleanup(&stack);
+    assert_eq!(out.status.code(), Some(4), "split result: {text}");
+    assert!(text.contains("== i-broken Failed exit 69"), "{text}");
+    assert!(text.contains("== i-hung TimedOut exit 137"), "{text}");
+    assert!(text.contains("split result over 3 instances"), "{text}");
+
+    // Rollback to what the team knows: an unknown value is exit 65 on every instance, so 65.
+    let out = gantry(
+        &standin.url,
+        &[
+            "remote", "rollback", &stack, "--to", "no-such-sha", "--instance-ids", "i-good",
+            "--poll-interval", "200ms",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(65), "{text}");
+    assert!(text.contains("has no release no-such-sha"), "{text}");
+
+    // A parameter with shell metacharacters never reaches an instance: SSM's pattern refuses it.
+    let out = gantry(
+        &standin.url,
+        &[
+            "remote",
+            "deploy",
+            &stack,
+            "--image-tag",
+            "v1;reboot",
+            "--instance-ids",
+            "i-good",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(65));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("InvalidParameters") && err.contains("ImageTag"),
+        "{err}"
+    );
+}
