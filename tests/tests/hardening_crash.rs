@@ -13,11 +13,11 @@
 //! replacement (a container of the project besides the old one) and then kills the daemon's
 //! process (the `gantry daemon` process becomes `gantryd`: same pid) with SIGKILL.
 
-mod daemon_support;
 
 use std::time::Duration;
 
-use daemon_support::{Daemon, inspect, path_str};
+use gantry_tests::daemon::Daemon;
+use gantry_tests::{inspect, path_str};
 use gantry_tests::{docker, wait_for};
 
 const COMPOSE: &str = r#"
