@@ -13,12 +13,11 @@
 //! replacement (a container of the project besides the old one) and then kills the daemon's
 //! process (the `gantry daemon` process becomes `gantryd`: same pid) with SIGKILL.
 
-
 use std::time::Duration;
 
 use gantry_tests::daemon::Daemon;
-use gantry_tests::{inspect, path_str};
 use gantry_tests::{docker, wait_for};
+use gantry_tests::{inspect, path_str};
 
 const COMPOSE: &str = r#"
 services:

@@ -16,16 +16,14 @@
 //! credentials of a throwaway docker config. Containers, networks and pulled tags are removed
 //! when a test ends, passed or failed.
 
-mod daemon_support;
-mod sidecar_support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use daemon_support::{Daemon, inspect, path_str, remove_stack};
+use gantry_tests::daemon::Daemon;
+use gantry_tests::sidecar::{Sidecar, Vault, lines, sidecar_command, value};
 use gantry_tests::{base64, docker, env, unique, wait_for};
-use sidecar_support::{Sidecar, Vault, lines, send_signal, sidecar_command, value};
+use gantry_tests::{inspect, path_str, remove_project as remove_stack, send_signal};
 
 const COMPOSE: &str = r#"services:
   app:
@@ -132,7 +130,7 @@ fn docker_config(dir: &Path) -> PathBuf {
 
 fn registry_auth() -> String {
     let e = env();
-    base64(&format!(
+    base64(format!(
         "{}:{}",
         e.get("GANTRY_TEST_REGISTRY_USER"),
         e.get("GANTRY_TEST_REGISTRY_PASSWORD")

@@ -15,13 +15,11 @@
 //! Before the fix (the sidecar dumpable) both children read `VAULT_TOKEN=` from the environ
 //! file and open the mem file.
 
-mod sidecar_support;
-
 use std::process::Command;
 use std::time::Duration;
 
+use gantry_tests::sidecar::*;
 use gantry_tests::{bin, docker, env, unique, wait_for};
-use sidecar_support::*;
 
 /// Records `uid`, the value of `A`, and whether `/proc/$PPID/{environ,mem}` could be opened.
 const CHILD: &str = r#"pp=$PPID

@@ -21,18 +21,16 @@
 //! `#[ignore]`d in the workspace run: `packaging/test` builds the packages and runs these.
 
 mod packaging_support;
-mod sidecar_support;
-mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use gantry_tests::sidecar::{Vault, value};
+use gantry_tests::stack::Stack;
 use gantry_tests::{docker, env, unique, wait_for};
 use packaging_support::{TRIPLE, artifact, artifact_in, check, dist, repo, run};
-use sidecar_support::{Vault, value};
-use support::Stack;
 
 /// A container running systemd as PID 1; removed when dropped.
 struct Booted {

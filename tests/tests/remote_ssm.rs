@@ -405,8 +405,15 @@ fn remote_deploy_runs_the_document_on_each_instance_and_agrees_or_splits() {
     let out = gantry(
         &standin.url,
         &[
-            "remote", "rollback", &stack, "--to", "no-such-sha", "--instance-ids", "i-good",
-            "--poll-interval", "200ms",
+            "remote",
+            "rollback",
+            &stack,
+            "--to",
+            "no-such-sha",
+            "--instance-ids",
+            "i-good",
+            "--poll-interval",
+            "200ms",
         ],
     );
     let text = String::from_utf8_lossy(&out.stdout).into_owned();

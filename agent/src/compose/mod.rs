@@ -49,8 +49,8 @@ pub mod json;
 mod loader;
 pub mod merge;
 pub mod model;
-pub mod pull_policy;
 pub mod name;
+pub mod pull_policy;
 #[cfg(test)]
 mod tests;
 pub mod xgantry;
@@ -58,8 +58,8 @@ pub mod yaml;
 
 pub use error::ComposeError;
 pub use model::*;
-pub use pull_policy::PullPolicy;
 pub use name::{BadStackName, StackName};
+pub use pull_policy::PullPolicy;
 
 /// What to load and with which variables.
 #[derive(Debug, Clone, Default)]

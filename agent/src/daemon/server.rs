@@ -64,6 +64,17 @@ pub async fn run(config: Arc<DaemonConfig>) -> Result<(), DaemonError> {
             source: e,
         }),
     })?;
+    // Temp files of writers that died (a kill -9 mid-write) can hold env-file values.
+    match gantry_common::fsx::remove_leftover_temps(&config.state_dir) {
+        Ok(removed) if !removed.is_empty() => {
+            tracing::info!(
+                count = removed.len(),
+                "removed leftover temp files of the state dir"
+            );
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot remove leftover temp files"),
+    }
     let stacks = ledger.stacks().map_err(|source| DaemonError::State {
         dir: config.state_dir.clone(),
         source: Box::new(source),

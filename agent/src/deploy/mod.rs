@@ -32,10 +32,10 @@ mod images;
 mod jobs;
 pub mod plan;
 mod ready;
+pub mod render;
 mod rollout;
 #[cfg(test)]
 mod tests;
-pub mod render;
 pub mod translate;
 
 use std::collections::BTreeMap;

@@ -216,6 +216,7 @@ async fn exec(common: &Common, mut argv: Vec<OsString>) -> Result<i32, Error> {
     let mut signals = Signals::install().map_err(ExecError::from)?;
     let config = common.load()?;
     log_start("exec", &config);
+    remove_leftover_temps(&config);
     let program = argv.remove(0);
     let cmd = supervise::Command {
         program,
@@ -265,6 +266,9 @@ async fn exec(common: &Common, mut argv: Vec<OsString>) -> Result<i32, Error> {
 async fn run_host(common: &Common) -> Result<i32, Error> {
     let config = common.load()?;
     log_start("run", &config);
+    // on_change commands run as this user: they must not read our credentials either.
+    supervise::protect::protect_credentials();
+    remove_leftover_temps(&config);
     let notifier = Notifier::from_env();
     let shutdown = CancellationToken::new();
     let _guard = shutdown.clone().drop_guard();
@@ -355,6 +359,7 @@ fn spawn_stop_signals(shutdown: CancellationToken) {
 
 async fn render_once(common: &Common) -> Result<i32, Error> {
     let config = common.load()?;
+    remove_leftover_temps(&config);
     let mut sources = engine::build_sources(&config.sources)
         .await
         .map_err(|e| build_error(&config, e))?;
@@ -461,4 +466,13 @@ async fn check(common: &Common, offline: bool) -> Result<i32, Error> {
         return Err(Error::Outputs(bad_outputs));
     }
     Ok(exit::OK)
+}
+
+/// Removes temp files a killed writer left beside the outputs (they can hold secret values).
+fn remove_leftover_temps(config: &Config) {
+    for o in &config.outputs {
+        if let Err(e) = gantry_common::fsx::remove_leftover_temps_of(&o.path) {
+            tracing::warn!(output = %o.path.display(), error = %e, "cannot remove leftover temp files");
+        }
+    }
 }
