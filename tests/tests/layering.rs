@@ -17,7 +17,8 @@ use gantry_tests::layering::{
 /// The agent's layers, highest first; a module may import its own layer or lower ones.
 /// `config` (the configuration file) is read at the edge, by the CLI (DESIGN: "no module below
 /// `cli` reads the environment or the configuration file"); `supervise` is part of the daemon;
-/// `exit` (exit codes) sits with `common` at the bottom; `api` is types only, below its users.
+/// `exit` (exit codes) sits with `common` at the bottom; `api` is types only, below its users;
+/// `bundle` (stack files from S3) is an external system beside `registry`.
 const AGENT: Layers<'static> = Layers {
     ranks: &[
         ("cli", 5),
@@ -31,6 +32,7 @@ const AGENT: Layers<'static> = Layers {
         ("compose", 2),
         ("ledger", 2),
         ("registry", 2),
+        ("bundle", 2),
         ("api", 2),
         ("exit", 1),
     ],
