@@ -29,9 +29,11 @@ use gantry_common::Secret;
 const IMAGE: &str = "gantry-test/busybox:latest";
 
 async fn engine() -> DockerEngine {
-    let engine = DockerEngine::connect().await.unwrap_or_else(|e| {
-        panic!("the Docker daemon is needed for these tests: {e}\nrun tests/env/up first")
-    });
+    let engine = DockerEngine::connect(std::env::var("DOCKER_HOST").ok().as_deref())
+        .await
+        .unwrap_or_else(|e| {
+            panic!("the Docker daemon is needed for these tests: {e}\nrun tests/env/up first")
+        });
     let image = ImageRef::from(IMAGE);
     match engine.inspect_image(&image).await {
         Ok(Some(_)) => engine,
@@ -102,7 +104,9 @@ impl Drop for Cleanup {
                 .build()
                 .expect("cleanup runtime");
             rt.block_on(async {
-                let Ok(engine) = DockerEngine::connect().await else {
+                let Ok(engine) =
+                    DockerEngine::connect(std::env::var("DOCKER_HOST").ok().as_deref()).await
+                else {
                     return;
                 };
                 if let Ok(containers) = engine.list_containers(&project, true).await {
@@ -778,7 +782,7 @@ async fn docker_host_child() {
         std::env::var_os(CHILD_MARKER).is_some(),
         "docker_host_child checks a DOCKER_HOST set by connect_honours_docker_host: run that test"
     );
-    let err = DockerEngine::connect()
+    let err = DockerEngine::connect(std::env::var("DOCKER_HOST").ok().as_deref())
         .await
         .expect_err("DOCKER_HOST points nowhere");
     assert!(err.is_unreachable(), "{err:?}");

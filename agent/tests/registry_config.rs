@@ -12,7 +12,7 @@ use gantry_agent::engine::DockerEngine;
 
 async fn engine() -> Arc<DockerEngine> {
     Arc::new(
-        DockerEngine::connect()
+        DockerEngine::connect(std::env::var("DOCKER_HOST").ok().as_deref())
             .await
             .unwrap_or_else(|e| panic!("the Docker daemon is needed: {e}; run tests/env/up")),
     )

@@ -245,7 +245,11 @@ async fn a_stale_cached_token_is_refetched_after_a_401_and_the_pull_succeeds() {
     assert_eq!(stale.password.expose(), "999999999999-auth-token");
     assert_eq!(registries.ecr().token_fetches(), 1);
 
-    let engine: Arc<dyn Engine> = Arc::new(DockerEngine::connect().await.unwrap());
+    let engine: Arc<dyn Engine> = Arc::new(
+        DockerEngine::connect(std::env::var("DOCKER_HOST").ok().as_deref())
+            .await
+            .unwrap(),
+    );
     let state = tempfile::tempdir().unwrap();
     let deployer =
         Deployer::new(engine, Ledger::new(state.path())).with_registries(registries.clone());

@@ -144,7 +144,7 @@ mod tests {
         let numbers: Vec<u8> = ExitCode::TABLE.iter().map(|c| c.code()).collect();
         assert_eq!(
             numbers,
-            [0, 1, 2, 3, 64, 65, 69, 73, 75, 78, 100, 125, 126, 127]
+            [0, 1, 2, 3, 4, 5, 64, 65, 69, 73, 75, 78, 100, 125, 126, 127]
         );
         assert_eq!(ExitCode::LockBusy, ExitCode::TempFail);
         assert_eq!(ExitCode::SecretsChanged.as_i32(), 75);

@@ -27,13 +27,13 @@ pub struct DeployArgs {
     #[arg(long = "id", value_name = "ID")]
     pub deploy_id: Option<String>,
     /// Wait this long for another deploy of the stack to finish (e.g. 10m) instead of exit 75.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = gantry_common::duration::parse_arg)]
     pub lock_wait: Option<Duration>,
     /// Bound on the whole deploy.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "30m")]
+    #[arg(long, value_name = "DURATION", value_parser = gantry_common::duration::parse_arg, default_value = "30m")]
     pub timeout: Duration,
     /// How long one container may take to become healthy.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "2m")]
+    #[arg(long, value_name = "DURATION", value_parser = gantry_common::duration::parse_arg, default_value = "2m")]
     pub ready_timeout: Duration,
 }
 

@@ -221,7 +221,7 @@ async fn local_deployer(global: &GlobalArgs, command: &str) -> Result<Deployer, 
             return Err(ExitCode::Config);
         }
     };
-    match DockerEngine::connect().await {
+    match DockerEngine::connect(std::env::var("DOCKER_HOST").ok().as_deref()).await {
         Ok(engine) => Ok(crate::deploy::deployer(
             Arc::new(engine),
             &global.state_dir,

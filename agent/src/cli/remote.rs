@@ -45,13 +45,13 @@ pub struct FleetArgs {
     #[arg(long, default_value_t = 3600)]
     pub execution_timeout: u32,
     /// How long an instance may take to pick the command up.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "10m")]
+    #[arg(long, value_name = "DURATION", value_parser = gantry_common::duration::parse_arg, default_value = "10m")]
     pub delivery_timeout: Duration,
     /// How often to ask SSM for progress.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "5s")]
+    #[arg(long, value_name = "DURATION", value_parser = gantry_common::duration::parse_arg, default_value = "5s")]
     pub poll_interval: Duration,
     /// Stop waiting after this long [default: delivery timeout + execution timeout, times the rounds max-concurrency implies when it is a number].
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = gantry_common::duration::parse_arg)]
     pub wait: Option<Duration>,
     /// Send and print the command id without waiting.
     #[arg(long)]

@@ -26,10 +26,10 @@ pub struct RollbackArgs {
     #[arg(long, value_enum, default_value_t)]
     pub output: OutputFormat,
     /// Wait this long for another deploy of the stack to finish instead of exit 75.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = gantry_common::duration::parse_arg)]
     pub lock_wait: Option<Duration>,
     /// How long one container may take to become healthy.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "2m")]
+    #[arg(long, value_name = "DURATION", value_parser = gantry_common::duration::parse_arg, default_value = "2m")]
     pub ready_timeout: Duration,
 }
 

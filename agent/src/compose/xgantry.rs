@@ -252,8 +252,9 @@ fn duration(key: &str, v: &Value) -> Result<Duration, XGantryError> {
             .filter(|s| s.is_finite() && *s >= 0.0)
             .map(Duration::from_secs_f64)
             .ok_or_else(|| XGantryError::new(key, format!("{n} is not a duration"))),
-        Value::String(s) => humantime::parse_duration(s)
-            .map_err(|e| XGantryError::new(key, format!("{s:?} is not a duration: {e}"))),
+        Value::String(s) => {
+            gantry_common::duration::parse(s).map_err(|e| XGantryError::new(key, e.to_string()))
+        }
         other => Err(XGantryError::new(
             key,
             format!("{other} is not a duration (write 10s, 1m30s)"),

@@ -80,7 +80,8 @@ pub async fn run(config: Arc<DaemonConfig>) -> Result<(), DaemonError> {
         source: Box::new(source),
     })?;
     let _ = notifier.status("starting: connecting to docker");
-    let engine: Arc<dyn Engine> = Arc::new(connect_docker().await?);
+    let engine: Arc<dyn Engine> =
+        Arc::new(connect_docker(config.environment.get("DOCKER_HOST").map(String::as_str)).await?);
 
     let metrics = Arc::new(Metrics::default());
     let deployer = deploy::deployer(engine.clone(), &config.state_dir, config.registries.clone());
@@ -198,11 +199,12 @@ fn stacks_busy(shared: &Shared) -> bool {
         .any(|s| shared.jobs.busy(s))
 }
 
-async fn connect_docker() -> Result<DockerEngine, DaemonError> {
+/// Connects to Docker at `docker_host` (the `DOCKER_HOST` the daemon was started with).
+async fn connect_docker(docker_host: Option<&str>) -> Result<DockerEngine, DaemonError> {
     let deadline = Instant::now() + DOCKER_WAIT;
     loop {
         let attempt = async {
-            let e = DockerEngine::connect().await?;
+            let e = DockerEngine::connect(docker_host).await?;
             e.ping().await?;
             Ok::<_, crate::engine::EngineError>(e)
         }

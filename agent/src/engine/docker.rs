@@ -27,7 +27,6 @@
 //! events) are not limited.
 
 use std::collections::{BTreeMap, HashMap};
-use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -86,13 +85,13 @@ pub struct DockerEngine {
 }
 
 impl DockerEngine {
-    /// Connects to `DOCKER_HOST` (or [`DEFAULT_HOST`]) and negotiates the API version.
-    pub async fn connect() -> Result<Self> {
-        let host = std::env::var("DOCKER_HOST")
-            .ok()
+    /// Connects to `docker_host` (the CLI passes `DOCKER_HOST`; empty or `None`:
+    /// [`DEFAULT_HOST`]) and negotiates the API version.
+    pub async fn connect(docker_host: Option<&str>) -> Result<Self> {
+        let host = docker_host
             .filter(|h| !h.trim().is_empty())
-            .unwrap_or_else(|| DEFAULT_HOST.to_owned());
-        Self::connect_to(&host).await
+            .unwrap_or(DEFAULT_HOST);
+        Self::connect_to(host).await
     }
 
     /// Connects to `host` (`unix:///path`, `/path`, `tcp://h:p`, `http://h:p`) and negotiates.
@@ -450,9 +449,9 @@ impl super::Engine for DockerEngine {
         let object = || Object::Container(id.to_owned());
         let parsed = signal
             .map(|s| {
-                parse_signal(s).ok_or_else(|| EngineError::InvalidSpec {
+                gantry_common::signal::parse(s).map_err(|e| EngineError::InvalidSpec {
                     object: object(),
-                    reason: format!("unknown stop signal {s:?}"),
+                    reason: format!("stop signal: {e}"),
                 })
             })
             .transpose()?;
@@ -467,7 +466,7 @@ impl super::Engine for DockerEngine {
                 let own = inspect
                     .config
                     .and_then(|c| c.stop_signal)
-                    .and_then(|s| parse_signal(&s))
+                    .and_then(|s| gantry_common::signal::parse(&s).ok())
                     .unwrap_or(Signal::SIGTERM);
                 if own != sig {
                     debug!(
@@ -769,19 +768,4 @@ impl super::Engine for DockerEngine {
             })
             .boxed()
     }
-}
-
-/// `SIGUSR1`, `USR1`, `usr1` or `10`.
-fn parse_signal(s: &str) -> Option<Signal> {
-    let s = s.trim();
-    if let Ok(n) = s.parse::<i32>() {
-        return Signal::try_from(n).ok();
-    }
-    let upper = s.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
-    };
-    Signal::from_str(&name).ok()
 }

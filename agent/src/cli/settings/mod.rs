@@ -14,7 +14,6 @@
 //! Limits: read at start; the daemon takes a restart to see a changed file.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -57,7 +56,8 @@ pub struct RawConfig {
     pub daemon: RawDaemonConfig,
 }
 
-/// The `daemon:` section of gantry.yaml, as written. Durations are humantime (`90s`, `10m`).
+/// The `daemon:` section of gantry.yaml, as written. Durations follow `gantry_common::duration`
+/// (`90s`, `10m`, `1h 5m`, or seconds).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDaemonConfig {
@@ -132,15 +132,9 @@ impl Settings {
                 raw: RawConfig::default(),
             });
         }
-        let raw = serde_yaml::from_str(&text).map_err(|e| {
-            let loc = e
-                .location()
-                .map(|l| format!("line {} column {}: ", l.line(), l.column()))
-                .unwrap_or_default();
-            ConfigError::Invalid {
-                path: path.clone(),
-                message: format!("{loc}{e}"),
-            }
+        let raw = gantry_common::yaml::from_str(&text).map_err(|e| ConfigError::Invalid {
+            path: path.clone(),
+            message: e.to_string(),
         })?;
         Ok(Self { path, raw })
     }
@@ -192,12 +186,7 @@ impl Settings {
             |k: &str, v: &Option<String>, default: Duration| -> Result<Duration, ConfigError> {
                 match v {
                     None => Ok(default),
-                    Some(s) => humantime::parse_duration(s).map_err(|e| {
-                        key(
-                            k,
-                            format!("{s:?} is not a duration ({e}); example: 90s, 10m"),
-                        )
-                    }),
+                    Some(s) => gantry_common::duration::parse(s).map_err(|e| key(k, e.to_string())),
                 }
             };
         let metrics = metrics_override
@@ -207,20 +196,14 @@ impl Settings {
         let metrics_address = match metrics {
             None => None,
             Some(s) => {
-                let addr: SocketAddr = s.parse().map_err(|e| {
+                let addr = gantry_common::net::parse_loopback(&s).map_err(|e| {
                     key(
                         "daemon.metrics_address",
-                        format!("{s:?} is not an address ({e}); example: 127.0.0.1:9464"),
+                        format!(
+                            "{e} (metrics are served on loopback only; example: 127.0.0.1:9464)"
+                        ),
                     )
                 })?;
-                if !addr.ip().is_loopback() {
-                    return Err(key(
-                        "daemon.metrics_address",
-                        format!(
-                            "{addr} is not a loopback address: metrics are served on 127.0.0.1 or ::1 only"
-                        ),
-                    ));
-                }
                 Some(addr)
             }
         };
