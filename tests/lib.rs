@@ -374,19 +374,19 @@ pub fn strict() -> bool {
 
 /// The rule for a test that needs something the machine may lack (`unshare`, a compose
 /// binary, ...): returns `true` when `available`. Otherwise, under `CI=true` ([`strict`]) it
-/// panics naming what is missing, so that the test fails; outside CI it prints
-/// `SKIPPED: <what>` and returns `false`, and the caller returns without asserting.
+/// panics naming what is missing, so that the test fails; outside CI it prints that
+/// it was not checked and returns `false`, and the caller returns without asserting.
 #[must_use]
 pub fn prerequisite(available: bool, what: &str) -> bool {
     available || missing(what, strict())
 }
 
-/// A missing prerequisite: panics when `strict`, else prints `SKIPPED` and returns `false`.
+/// A missing prerequisite: panics when `strict`, else says it was not checked and returns `false`.
 fn missing(what: &str, strict: bool) -> bool {
     if strict {
         panic!("missing prerequisite (CI=true, so this test fails instead of skipping): {what}");
     }
-    eprintln!("SKIPPED: {what}");
+    eprintln!("not checked on this machine (missing prerequisite; CI=true makes it fail): {what}");
     false
 }
 
