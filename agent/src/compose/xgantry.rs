@@ -1,7 +1,9 @@
 //! `x-gantry`: Gantry's own settings on a service, parsed once, when the files load.
 //!
 //! What: [`XGantry`] is the typed form of a service's `x-gantry` mapping: `health` (Gantry's
-//! own readiness probe), `min_ready` and `job` (see docs/deploy.md). [`XGantry::parse`] reads
+//! own probe: readiness during a deploy, liveness and readiness after it, with optional body
+//! checks and a startup deadline; see docs/probes.md), `min_ready` and `job` (see
+//! docs/deploy.md). [`XGantry::parse`] reads
 //! the raw JSON the loader kept aside (and that a release records); deploy reads only the
 //! typed form.
 //!
@@ -39,6 +41,31 @@ pub struct Job {
     pub timeout: Option<Duration>,
 }
 
+/// What an HTTP probe's body must hold besides its status (both when both are set).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BodyCheck {
+    /// `body: "substring"`: the body contains it.
+    pub contains: Option<String>,
+    /// `json: {pointer: /status, equals: ok}`: the body is JSON and the value at the pointer
+    /// equals this one.
+    pub json: Option<JsonCheck>,
+}
+
+impl BodyCheck {
+    /// Whether anything in the body is checked (then the body is read).
+    pub fn is_set(&self) -> bool {
+        self.contains.is_some() || self.json.is_some()
+    }
+}
+
+/// `x-gantry.health.json`: a JSON pointer (RFC 6901) and the value it must point at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonCheck {
+    pub pointer: String,
+    /// A string, number or bool, compared as JSON (`1` equals `1.0`, `"1"` does not).
+    pub equals: Value,
+}
+
 /// Where a probe connects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
@@ -48,6 +75,7 @@ pub enum Target {
         port: u16,
         path: String,
         status: (u16, u16),
+        body: BodyCheck,
     },
     Tcp {
         port: u16,
@@ -60,14 +88,22 @@ pub struct Probe {
     pub target: Target,
     /// Consecutive passes needed (default 3).
     pub passes: u32,
+    /// Consecutive failures after which the daemon restarts a running container (liveness,
+    /// default 3).
+    pub failures: u32,
     /// Between attempts (default 1 s).
     pub interval: Duration,
     /// Per attempt (default 2 s).
     pub timeout: Duration,
     /// No probing before (default 0).
     pub start_period: Duration,
-    /// The whole wait (default: the deploy's `--ready-timeout`).
+    /// The whole wait (default: the deploy's `--ready-timeout`); with `startup`, the wait
+    /// for `passes` passes counted from the first pass.
     pub deadline: Option<Duration>,
+    /// `startup: {deadline: 2m}`: how long a new or restarted container has to pass the first
+    /// time (a Kubernetes startup probe); until then failures count neither against the
+    /// readiness deadline nor for liveness.
+    pub startup: Option<Duration>,
 }
 
 /// A malformed `x-gantry`: the key (`x-gantry.health.port`) and what is wrong with it.
@@ -165,13 +201,16 @@ fn probe(key: &str, value: &Value) -> Result<Probe, XGantryError> {
     let mut port = None;
     let mut status = (200, 399);
     let mut tcp = None;
+    let mut body = BodyCheck::default();
     let mut probe = Probe {
         target: Target::Tcp { port: 0 },
         passes: 3,
+        failures: 3,
         interval: Duration::from_secs(1),
         timeout: Duration::from_secs(2),
         start_period: Duration::ZERO,
         deadline: None,
+        startup: None,
     };
     for (k, v) in mapping(key, value)? {
         let path = format!("{key}.{k}");
@@ -185,13 +224,23 @@ fn probe(key: &str, value: &Value) -> Result<Probe, XGantryError> {
             "port" => port = Some(port_number(&path, v)?),
             "tcp" => tcp = Some(port_number(&path, v)?),
             "status" => status = status_range(&path, v)?,
+            // 0 passes reads as 1, as it always has.
             "passes" => {
-                probe.passes = v
-                    .as_u64()
-                    .and_then(|n| u32::try_from(n).ok())
-                    .ok_or_else(|| XGantryError::new(&path, format!("{v} is not a count")))?
-                    .max(1);
+                probe.passes = count(&path, &v.as_u64().map_or(v.clone(), |n| n.max(1).into()))?
             }
+            "failures" => probe.failures = count(&path, v)?,
+            "body" => {
+                body.contains = Some(
+                    v.as_str()
+                        .filter(|s| !s.is_empty())
+                        .ok_or_else(|| {
+                            XGantryError::new(&path, format!("{v} is not a non-empty string"))
+                        })?
+                        .to_owned(),
+                );
+            }
+            "json" => body.json = Some(json_check(&path, v)?),
+            "startup" => probe.startup = Some(startup(&path, v)?),
             "interval" => probe.interval = duration(&path, v)?,
             "timeout" => probe.timeout = duration(&path, v)?,
             "start_period" => probe.start_period = duration(&path, v)?,
@@ -199,8 +248,8 @@ fn probe(key: &str, value: &Value) -> Result<Probe, XGantryError> {
             _ => {
                 return Err(XGantryError::new(
                     &path,
-                    "unknown key (health has http, port, status, tcp, passes, interval, \
-                     timeout, start_period, deadline)",
+                    "unknown key (health has http, port, status, body, json, tcp, passes, \
+                     failures, interval, timeout, start_period, deadline, startup)",
                 ));
             }
         }
@@ -208,7 +257,18 @@ fn probe(key: &str, value: &Value) -> Result<Probe, XGantryError> {
     probe.target = match (http, tcp) {
         (Some(_), Some(_)) => return Err(XGantryError::new(key, "set http or tcp, not both")),
         (Some(url), None) => {
-            http_target(url, port, status).map_err(|m| XGantryError::new(key, m))?
+            http_target(url, port, status, body).map_err(|m| XGantryError::new(key, m))?
+        }
+        (None, Some(_)) if body.is_set() => {
+            let which = if body.contains.is_some() {
+                "body"
+            } else {
+                "json"
+            };
+            return Err(XGantryError::new(
+                &format!("{key}.{which}"),
+                "checks an HTTP body: set http, not tcp",
+            ));
         }
         (None, Some(port)) => Target::Tcp { port },
         (None, None) => {
@@ -219,6 +279,84 @@ fn probe(key: &str, value: &Value) -> Result<Probe, XGantryError> {
         }
     };
     Ok(probe)
+}
+
+/// A count of at least 1.
+fn count(key: &str, v: &Value) -> Result<u32, XGantryError> {
+    v.as_u64()
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| *n > 0)
+        .ok_or_else(|| XGantryError::new(key, format!("{v} is not a count (1 or more)")))
+}
+
+/// `startup: {deadline: 2m}`.
+fn startup(key: &str, v: &Value) -> Result<Duration, XGantryError> {
+    let mut deadline = None;
+    for (k, v) in mapping(key, v)? {
+        let path = format!("{key}.{k}");
+        match k.as_str() {
+            "deadline" => deadline = Some(duration(&path, v)?),
+            _ => {
+                return Err(XGantryError::new(
+                    &path,
+                    "unknown key (startup has deadline)",
+                ));
+            }
+        }
+    }
+    deadline.ok_or_else(|| {
+        XGantryError::new(
+            &format!("{key}.deadline"),
+            "missing (write startup: {deadline: 2m})",
+        )
+    })
+}
+
+/// `json: {pointer: /status, equals: ok}`.
+fn json_check(key: &str, v: &Value) -> Result<JsonCheck, XGantryError> {
+    let (mut pointer, mut equals) = (None, None);
+    for (k, v) in mapping(key, v)? {
+        let path = format!("{key}.{k}");
+        match k.as_str() {
+            "pointer" => {
+                let p = v
+                    .as_str()
+                    .ok_or_else(|| XGantryError::new(&path, format!("{v} is not a string")))?;
+                if !(p.is_empty() || p.starts_with('/')) {
+                    return Err(XGantryError::new(
+                        &path,
+                        format!("{p:?} is not a JSON pointer (RFC 6901: /status, /data/0/ok)"),
+                    ));
+                }
+                pointer = Some(p.to_owned());
+            }
+            "equals" => match v {
+                Value::String(_) | Value::Number(_) | Value::Bool(_) => equals = Some(v.clone()),
+                other => {
+                    return Err(XGantryError::new(
+                        &path,
+                        format!("{other} is not a string, number or bool"),
+                    ));
+                }
+            },
+            _ => {
+                return Err(XGantryError::new(
+                    &path,
+                    "unknown key (json has pointer and equals)",
+                ));
+            }
+        }
+    }
+    let pointer = pointer.ok_or_else(|| {
+        XGantryError::new(&format!("{key}.pointer"), "missing (e.g. pointer: /status)")
+    })?;
+    let equals = equals.ok_or_else(|| {
+        XGantryError::new(
+            &format!("{key}.equals"),
+            "missing (the value expected at the pointer: a string, number or bool)",
+        )
+    })?;
+    Ok(JsonCheck { pointer, equals })
 }
 
 fn port_number(key: &str, v: &Value) -> Result<u16, XGantryError> {
@@ -262,7 +400,12 @@ fn duration(key: &str, v: &Value) -> Result<Duration, XGantryError> {
     }
 }
 
-fn http_target(url: &str, port: Option<u16>, status: (u16, u16)) -> Result<Target, String> {
+fn http_target(
+    url: &str,
+    port: Option<u16>,
+    status: (u16, u16),
+    body: BodyCheck,
+) -> Result<Target, String> {
     if let Some(rest) = url.strip_prefix("http://") {
         let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
         let (host, port) = match authority.rsplit_once(':') {
@@ -282,6 +425,7 @@ fn http_target(url: &str, port: Option<u16>, status: (u16, u16)) -> Result<Targe
                 path.to_owned()
             },
             status,
+            body,
         })
     } else if url.starts_with('/') {
         let port = port.ok_or_else(|| format!("http {url:?} needs `port` (the container port)"))?;
@@ -290,6 +434,7 @@ fn http_target(url: &str, port: Option<u16>, status: (u16, u16)) -> Result<Targe
             port,
             path: url.to_owned(),
             status,
+            body,
         })
     } else {
         Err(format!(
@@ -324,13 +469,16 @@ mod tests {
                     host: None,
                     port: 8080,
                     path: "/healthz".into(),
-                    status: (200, 299)
+                    status: (200, 299),
+                    body: BodyCheck::default(),
                 },
                 passes: 2,
+                failures: 3,
                 interval: Duration::from_millis(500),
                 timeout: Duration::from_secs(3),
                 start_period: Duration::from_secs(1),
                 deadline: Some(Duration::from_secs(120)),
+                startup: None,
             })
         );
         assert_eq!(x.min_ready, Some(Duration::from_secs(5)));
@@ -389,6 +537,138 @@ mod tests {
         assert!(e.message.contains("gantry.yaml"), "{e}");
         let e = parse(json!({"health": {"http": "/healthz"}})).unwrap_err();
         assert!(e.message.contains("port"), "{e}");
+    }
+
+    #[test]
+    fn body_checks_startup_and_failures_are_read() {
+        let p = parse(json!({"health": {
+            "http": "/api/v1/health", "port": 8080, "body": "ok",
+            "json": {"pointer": "/status", "equals": "ok"},
+            "failures": 5, "startup": {"deadline": "2m"}}}))
+        .unwrap()
+        .health
+        .unwrap();
+        assert_eq!((p.failures, p.startup), (5, Some(Duration::from_secs(120))));
+        let Target::Http { body, .. } = p.target else {
+            panic!("{:?}", p.target)
+        };
+        assert_eq!(body.contains.as_deref(), Some("ok"));
+        assert_eq!(
+            body.json,
+            Some(JsonCheck {
+                pointer: "/status".into(),
+                equals: json!("ok")
+            })
+        );
+        for equals in [json!(1), json!(2.5), json!(true), json!("1")] {
+            let x = parse(json!({"health": {"http": "/", "port": 80,
+                "json": {"pointer": "/a~1b/0", "equals": equals}}}));
+            assert!(x.is_ok(), "{equals}: {x:?}");
+        }
+        let defaults = parse(json!({"health": {"tcp": 80}}))
+            .unwrap()
+            .health
+            .unwrap();
+        assert_eq!((defaults.failures, defaults.startup), (3, None));
+    }
+
+    #[test]
+    fn bad_body_checks_name_their_key() {
+        let http = |extra: Value| {
+            let mut h = json!({"http": "/", "port": 80});
+            for (k, v) in extra.as_object().unwrap() {
+                h[k] = v.clone();
+            }
+            json!({ "health": h })
+        };
+        let cases = [
+            (
+                http(json!({"json": {"pointer": "status", "equals": "ok"}})),
+                "x-gantry.health.json.pointer",
+            ),
+            (
+                http(json!({"json": {"pointer": 3, "equals": "ok"}})),
+                "x-gantry.health.json.pointer",
+            ),
+            (
+                http(json!({"json": {"equals": "ok"}})),
+                "x-gantry.health.json.pointer",
+            ),
+            (
+                http(json!({"json": {"pointer": "/status"}})),
+                "x-gantry.health.json.equals",
+            ),
+            (
+                http(json!({"json": {"pointer": "/status", "equals": null}})),
+                "x-gantry.health.json.equals",
+            ),
+            (
+                http(json!({"json": {"pointer": "/s", "equals": ["ok"]}})),
+                "x-gantry.health.json.equals",
+            ),
+            (
+                http(json!({"json": {"pointer": "/s", "equal": "ok"}})),
+                "x-gantry.health.json.equal",
+            ),
+            (http(json!({"json": "/status"})), "x-gantry.health.json"),
+            (http(json!({"body": 200})), "x-gantry.health.body"),
+            (http(json!({"body": ""})), "x-gantry.health.body"),
+            (http(json!({"bdy": "ok"})), "x-gantry.health.bdy"),
+            (http(json!({"failures": 0})), "x-gantry.health.failures"),
+            (http(json!({"failures": "3"})), "x-gantry.health.failures"),
+            (http(json!({"startup": "2m"})), "x-gantry.health.startup"),
+            (
+                http(json!({"startup": {}})),
+                "x-gantry.health.startup.deadline",
+            ),
+            (
+                http(json!({"startup": {"deadline": "soon"}})),
+                "x-gantry.health.startup.deadline",
+            ),
+            (
+                http(json!({"startup": {"dedline": "2m"}})),
+                "x-gantry.health.startup.dedline",
+            ),
+            (
+                http(json!({"startup_deadline": "2m"})),
+                "x-gantry.health.startup_deadline",
+            ),
+            (
+                json!({"health": {"tcp": 80, "body": "ok"}}),
+                "x-gantry.health.body",
+            ),
+            (
+                json!({"health": {"tcp": 80, "json": {"pointer": "/s", "equals": 1}}}),
+                "x-gantry.health.json",
+            ),
+        ];
+        for (value, key) in cases {
+            let e = parse(value.clone()).unwrap_err();
+            assert_eq!(e.key, key, "{value}: {e}");
+        }
+    }
+
+    proptest::proptest! {
+        /// A pointer that does not start with `/` is refused, naming the key; one that does
+        /// is taken as written.
+        #[test]
+        fn json_pointers_must_start_with_a_slash(p in "[a-z~/0-9]{0,12}") {
+            let v = json!({"health": {"http": "/", "port": 80,
+                "json": {"pointer": p.clone(), "equals": "ok"}}});
+            match parse(v) {
+                Ok(x) => {
+                    proptest::prop_assert!(p.is_empty() || p.starts_with('/'));
+                    let Some(Probe { target: Target::Http { body, .. }, .. }) = x.health else {
+                        unreachable!()
+                    };
+                    proptest::prop_assert_eq!(body.json.unwrap().pointer, p);
+                }
+                Err(e) => {
+                    proptest::prop_assert!(!p.is_empty() && !p.starts_with('/'));
+                    proptest::prop_assert_eq!(e.key, "x-gantry.health.json.pointer");
+                }
+            }
+        }
     }
 
     #[test]

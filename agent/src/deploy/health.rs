@@ -11,7 +11,8 @@
 //! only applied.
 //!
 //! HTTP probes speak plain HTTP/1.0 (no TLS) to the container's address on its first network,
-//! or to a full `http://` URL as given.
+//! or to a full `http://` URL as given; the status must be in range and, when set, the body
+//! must pass its checks ([`super::probe`]: a failure carries the body's first 200 bytes).
 //!
 //! Strategy: `deploy.update_config.order` when set; otherwise start-first (the new container
 //! ready before the old one leaves), unless the service publishes a fixed host port, sets
@@ -20,7 +21,7 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::compose::{MountKind, Service, UpdateOrder};
@@ -146,6 +147,7 @@ pub async fn probe_once(
                 port,
                 path,
                 status,
+                body,
             } => {
                 let host = match host {
                     Some(h) => h.clone(),
@@ -163,31 +165,19 @@ pub async fn probe_once(
                     .write_all(request.as_bytes())
                     .await
                     .map_err(|e| format!("http {host}:{port}{path}: {e}"))?;
-                let mut head = Vec::with_capacity(256);
-                let mut buf = [0u8; 256];
-                while !head.contains(&b'\n') && head.len() < 4096 {
-                    let n = stream
-                        .read(&mut buf)
-                        .await
-                        .map_err(|e| format!("http {host}:{port}{path}: {e}"))?;
-                    if n == 0 {
-                        break;
+                let answer = super::probe::read_answer(&mut stream, body.is_set())
+                    .await
+                    .map_err(|e| format!("http {host}:{port}{path}: {e}"))?;
+                let code = answer.code;
+                if !(status.0..=status.1).contains(&code) {
+                    let mut reason = format!("http {host}:{port}{path}: status {code}");
+                    if body.is_set() {
+                        reason = format!("{reason}; {}", super::probe::excerpt(&answer.body));
                     }
-                    head.extend_from_slice(&buf[..n]);
+                    return Err(reason);
                 }
-                let line = String::from_utf8_lossy(&head);
-                let code = line
-                    .split_whitespace()
-                    .nth(1)
-                    .and_then(|c| c.parse::<u16>().ok())
-                    .ok_or_else(|| {
-                        format!("http {host}:{port}{path}: no HTTP status in the answer")
-                    })?;
-                if (status.0..=status.1).contains(&code) {
-                    Ok(())
-                } else {
-                    Err(format!("http {host}:{port}{path}: status {code}"))
-                }
+                super::probe::check_body(&answer.body, body)
+                    .map_err(|e| format!("http {host}:{port}{path}: status {code}, {e}"))
             }
         }
     };
@@ -202,6 +192,8 @@ pub async fn probe_once(
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::AsyncReadExt;
+
     use super::*;
 
     fn svc(yaml: &str) -> Service {
@@ -230,7 +222,8 @@ mod tests {
                         host: None,
                         port: 8080,
                         path: "/healthz".into(),
-                        status: (200, 399)
+                        status: (200, 399),
+                        body: Default::default(),
                     }
                 );
             }
@@ -282,6 +275,7 @@ mod tests {
             port,
             path: "/".into(),
             status: (200, 399),
+            body: Default::default(),
         };
         probe_once(&target, None, Duration::from_secs(2))
             .await
@@ -290,5 +284,36 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.contains("503"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn http_probe_with_a_json_check_fails_on_200_degraded() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            for body in [r#"{"status":"ok"}"#, r#"{"status":"degraded"}"#] {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let mut buf = [0u8; 512];
+                let _ = s.read(&mut buf).await;
+                let answer =
+                    format!("HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{body}");
+                let _ = s.write_all(answer.as_bytes()).await;
+            }
+        });
+        let x = crate::compose::xgantry::XGantry::parse(Some(&serde_json::json!({"health": {
+            "http": format!("http://127.0.0.1:{port}/api/v1/health"),
+            "json": {"pointer": "/status", "equals": "ok"}}})))
+        .unwrap();
+        let target = x.health.unwrap().target;
+        probe_once(&target, None, Duration::from_secs(2))
+            .await
+            .unwrap();
+        let err = probe_once(&target, None, Duration::from_secs(2))
+            .await
+            .unwrap_err();
+        assert!(
+            err.contains("status 200") && err.contains(r#"body: {"status":"degraded"}"#),
+            "{err}"
+        );
     }
 }

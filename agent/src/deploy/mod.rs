@@ -31,6 +31,7 @@ pub mod health;
 mod images;
 mod jobs;
 pub mod plan;
+pub mod probe;
 mod ready;
 pub mod render;
 mod rollout;

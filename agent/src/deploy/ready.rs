@@ -3,10 +3,13 @@
 //!
 //! Design: [`wait_ready`] polls the engine every 250 ms (or the probe's interval) and applies
 //! the rule [`health::rule`] chose: Gantry's own probe (N consecutive passes after the start
-//! period, within the deadline), the Docker healthcheck (`healthy` with its last checks
+//! period, within the deadline; with a startup deadline, the first pass within it and the
+//! readiness deadline counted from that pass), the Docker healthcheck (`healthy` with its last checks
 //! passing; `unhealthy` fails at once), or running for `min_ready`. A container that exits or
 //! restarts fails at once. Failures carry the health or probe log and the container's last
-//! [`LOG_LINES`] log lines. Time is tokio's, so tests can pause the clock.
+//! [`LOG_LINES`] log lines. [`monitor`] watches a batch after its gate: running, not
+//! unhealthy, and its `x-gantry.health` probe not failing `failures` times in a row. Time is
+//! tokio's, so tests can pause the clock.
 //!
 //! Limits: readiness is polled, not followed through Docker events.
 
@@ -93,7 +96,8 @@ impl Rollout<'_> {
     }
 }
 
-/// Watches freshly started containers for `watch`: they must keep running (and healthy).
+/// Watches freshly started containers for `watch`: they must keep running (and healthy), and
+/// with `x-gantry.health` keep passing its probe (`failures` consecutive failures fail).
 pub(super) async fn monitor(
     engine: &dyn Engine,
     svc: &Service,
@@ -101,8 +105,16 @@ pub(super) async fn monitor(
     watch: Duration,
 ) -> Result<(), DeployError> {
     let until = Instant::now() + watch;
+    let probe = match health::rule(svc) {
+        health::Rule::Probe(p) => Some(p),
+        _ => None,
+    };
+    let mut fails: Vec<u32> = vec![0; ids.len()];
+    let mut probe_logs: Vec<Vec<String>> = vec![Vec::new(); ids.len()];
+    let mut next_probe = Instant::now();
     while Instant::now() < until {
-        for id in ids {
+        let probing = probe.is_some() && Instant::now() >= next_probe;
+        for (i, id) in ids.iter().enumerate() {
             let info = engine.inspect_container(id).await?;
             let bad = if !info.state.running {
                 Some("stopped during the monitor period".to_owned())
@@ -114,6 +126,27 @@ pub(super) async fn monitor(
             if let Some(problem) = bad {
                 return Err(not_ready(engine, svc, &info, problem).await);
             }
+            if let Some(p) = probe.as_ref().filter(|_| probing) {
+                let ip = info.ip_addresses.values().next().map(String::as_str);
+                match health::probe_once(&p.target, ip, p.timeout).await {
+                    Ok(()) => fails[i] = 0,
+                    Err(e) => {
+                        fails[i] += 1;
+                        probe_logs[i].push(format!("fail: {e}"));
+                        if fails[i] >= p.failures {
+                            let problem = format!(
+                                "failed its probe {} times in a row during the monitor period",
+                                fails[i]
+                            );
+                            let log = std::mem::take(&mut probe_logs[i]);
+                            return Err(not_ready_with(engine, svc, &info, problem, log).await);
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(p) = probe.as_ref().filter(|_| probing) {
+            next_probe = Instant::now() + p.interval;
         }
         tokio::time::sleep(POLL).await;
     }
@@ -129,8 +162,11 @@ pub(super) async fn wait_ready(
     timeout: Duration,
 ) -> Result<(), DeployError> {
     let started = Instant::now();
-    let deadline = match rule {
-        health::Rule::Probe(p) => started + p.deadline.unwrap_or(timeout),
+    // With a startup deadline, the probe has that long to pass once; the readiness deadline
+    // counts from the first pass.
+    let mut starting = matches!(rule, health::Rule::Probe(p) if p.startup.is_some());
+    let mut deadline = match rule {
+        health::Rule::Probe(p) => started + p.startup.or(p.deadline).unwrap_or(timeout),
         _ => started + timeout,
     };
     let mut passes = 0u32;
@@ -203,6 +239,10 @@ pub(super) async fn wait_ready(
                     let ip = info.ip_addresses.values().next().map(String::as_str);
                     match health::probe_once(&p.target, ip, p.timeout).await {
                         Ok(()) => {
+                            if starting {
+                                starting = false;
+                                deadline = Instant::now() + p.deadline.unwrap_or(timeout);
+                            }
                             passes += 1;
                             probe_log.push(format!("pass {passes}/{}", p.passes));
                             if passes >= p.passes {
@@ -219,11 +259,19 @@ pub(super) async fn wait_ready(
             }
         };
         if Instant::now() >= deadline {
-            let problem = format!(
-                "was not ready within {} ({})",
-                humantime::format_duration(deadline - started),
-                rule.describe()
-            );
+            let problem = if starting {
+                format!(
+                    "did not pass its probe within its startup deadline {} ({})",
+                    humantime::format_duration(deadline - started),
+                    rule.describe()
+                )
+            } else {
+                format!(
+                    "was not ready within {} ({})",
+                    humantime::format_duration(deadline - started),
+                    rule.describe()
+                )
+            };
             return Err(not_ready_with(engine, svc, &info, problem, probe_log).await);
         }
         tokio::time::sleep(wait).await;
