@@ -118,6 +118,10 @@ pub async fn run(config: Arc<DaemonConfig>) -> Result<(), DaemonError> {
     }
     loops.push(("supervise", tokio::spawn(supervisor.clone().run())));
     loops.push((
+        "probes",
+        tokio::spawn(supervise::liveness::run(supervisor.clone())),
+    ));
+    loops.push((
         "watch",
         tokio::spawn(supervise::watch::run(supervisor.clone())),
     ));

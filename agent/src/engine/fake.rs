@@ -9,7 +9,8 @@
 //! Design: a started container runs until stopped, unless its image was marked to crash
 //! ([`FakeEngine::crash_image`]: it exits with code 1 at once) or it is a one-off job (it
 //! exits with the code set by [`FakeEngine::job_exit`], default 0). No healthchecks run:
-//! `state.health` stays `None`, so readiness is "running for min_ready".
+//! `state.health` stays `None` (readiness is "running for min_ready") unless a test sets it
+//! ([`FakeEngine::set_health`]).
 //!
 //! Limits: no events, no logs, no ports or addresses; names are unique as with Docker, but
 //! nothing else Docker validates is checked.
@@ -141,6 +142,13 @@ impl FakeEngine {
             .values()
             .map(|c| (c.name.clone(), c.clone()))
             .collect()
+    }
+
+    /// Sets a container's Docker health status (the fake runs no healthcheck itself).
+    pub fn set_health(&self, name: &str, health: Option<super::HealthStatus>) {
+        if let Ok(c) = self.lock().container(name) {
+            c.state.health = health;
+        }
     }
 
     /// Stops a container behind the deploy's back (drift).

@@ -1,10 +1,15 @@
 //! Supervision: Docker's event stream for Gantry-managed containers, autoheal with a budget,
-//! drift reconcile against the last good release, and env-file watching ([`watch`]).
+//! probes that keep running after the deploy, drift reconcile against the last good release,
+//! and env-file watching ([`watch`]).
 //!
 //! What: a container labelled `io.gantry.hash` of a stack this daemon's ledger knows is
-//! - restarted when it turns unhealthy, after an exponential backoff, at most
-//!   `heal.max_restarts` times per `heal.window`; then Gantry gives up loudly (error log,
-//!   `gantry_heal_giveups_total`, `status`) until the container is healthy again or replaced;
+//! - restarted when it turns unhealthy, or when its service's `x-gantry.health` probe fails
+//!   `failures` times in a row ([`liveness`]), after an exponential backoff, at most
+//!   `heal.max_restarts` times per `heal.window` ([`heal`], decisions in [`decide`]); then
+//!   Gantry gives up loudly (error log, `gantry_heal_giveups_total`, `status`) until the
+//!   container is healthy (or passing) again or replaced;
+//! - followed for readiness by the same probe: each change is logged and reported to a
+//!   [`ReadinessSink`] (no-op by default);
 //! - reported crash-looping after `heal.crash_loop_deaths` deaths within the window (Docker's
 //!   restart policy restarts crashed containers; Gantry does not fight it);
 //! - brought back when removed or stopped by hand, if the stack's policy says reconcile: the
@@ -22,22 +27,27 @@
 //! Heal counters and budgets are saved in `<state-dir>/heal.json` ([`saved`]), so restarting the
 //! daemon gives no container a fresh budget. A reconcile records no release.
 //!
-//! Limits: decisions follow Docker's health status; a service without a healthcheck is only
+//! Limits: a service with neither a healthcheck nor an `x-gantry.health` probe is only
 //! supervised for deaths and drift.
 
+pub mod decide;
+mod heal;
+pub mod liveness;
 pub mod saved;
+#[cfg(test)]
+mod tests;
 pub mod watch;
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
+use crate::daemon::DaemonConfig;
 use crate::daemon::jobs::{Job, JobKind, Jobs, Origin};
 use crate::daemon::metrics::Metrics;
-use crate::daemon::{DaemonConfig, HealConfig};
 use crate::deploy::DeployRequest;
 use crate::deploy::apply::project_from_release;
 use crate::deploy::plan::{self, Action};
@@ -47,6 +57,10 @@ use crate::engine::{
 };
 use crate::ledger::{Ledger, Release};
 
+pub use decide::{Budget, backoff};
+pub use heal::Cause;
+pub use liveness::{NoReadiness, ReadinessSink};
+
 /// How long a `--local` or reconcile job may wait for its stack.
 const JOB_WAIT: Duration = Duration::from_secs(600);
 /// How long a healed container may take to stop.
@@ -55,60 +69,6 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 const RECONNECT_MAX: Duration = Duration::from_secs(30);
 /// How long events about a container the supervisor itself restarted are ignored.
 const OURS_FOR: Duration = Duration::from_secs(30);
-
-/// Uses per window: the restart budget and the crash-loop detector.
-#[derive(Debug, Clone)]
-pub struct Budget {
-    max: u32,
-    window: Duration,
-    used: VecDeque<Instant>,
-}
-
-impl Budget {
-    pub fn new(max: u32, window: Duration) -> Self {
-        Self {
-            max,
-            window,
-            used: VecDeque::new(),
-        }
-    }
-
-    fn prune(&mut self, now: Instant) {
-        while let Some(t) = self.used.front() {
-            if now.duration_since(*t) >= self.window {
-                self.used.pop_front();
-            } else {
-                break;
-            }
-        }
-    }
-
-    /// Uses left in the window ending now.
-    pub fn remaining(&mut self, now: Instant) -> u32 {
-        self.prune(now);
-        self.max.saturating_sub(self.used.len() as u32)
-    }
-
-    /// Takes one use; `Some(n)` is how many were already used in the window.
-    pub fn take(&mut self, now: Instant) -> Option<u32> {
-        if self.remaining(now) == 0 {
-            return None;
-        }
-        let n = self.used.len() as u32;
-        self.used.push_back(now);
-        Some(n)
-    }
-}
-
-/// Delay before the restart that follows `used` restarts in the window: backoff × 2^used,
-/// capped.
-pub fn backoff(config: &HealConfig, used: u32) -> Duration {
-    let factor = 1u32.checked_shl(used.min(20)).unwrap_or(u32::MAX);
-    config
-        .backoff
-        .saturating_mul(factor)
-        .min(config.backoff_max)
-}
 
 /// What supervision knows about one container (by name: a heal keeps the name and the id).
 #[derive(Debug, Clone)]
@@ -152,6 +112,7 @@ pub struct Supervisor {
     pub metrics: Arc<Metrics>,
     state: Mutex<State>,
     heal_path: std::path::PathBuf,
+    readiness: Mutex<Arc<dyn ReadinessSink>>,
 }
 
 impl std::fmt::Debug for Supervisor {
@@ -179,6 +140,7 @@ impl Supervisor {
             metrics,
             state: Mutex::default(),
             heal_path,
+            readiness: Mutex::new(Arc::new(NoReadiness)),
         };
         this.restore();
         Arc::new(this)
@@ -414,20 +376,10 @@ impl Supervisor {
             EventAction::HealthStatus(HealthStatus::Unhealthy)
                 if policy.heal && !self.paused(&stack) =>
             {
-                tokio::spawn(self.heal(e.id.clone(), name, stack, service));
+                tokio::spawn(self.heal(e.id.clone(), name, stack, service, Cause::Unhealthy));
             }
             EventAction::HealthStatus(HealthStatus::Healthy) => {
-                let resumed = match self.state().tracks.get_mut(&name) {
-                    Some(t) if t.gave_up => {
-                        t.gave_up = false;
-                        true
-                    }
-                    _ => false,
-                };
-                if resumed {
-                    tracing::info!(stack = %stack, service = %service, container = %name, "container is healthy again; supervision resumes");
-                    self.save();
-                }
+                self.resume(&name, &stack, &service);
             }
             EventAction::Die if !ours && !self.paused(&stack) => {
                 self.record_death(&e.id, &name, &stack, &service, e.exit_code());
@@ -496,100 +448,6 @@ impl Supervisor {
         }
     }
 
-    /// Restarts an unhealthy container after its backoff, within its budget.
-    async fn heal(self: Arc<Self>, id: String, name: String, stack: String, service: String) {
-        let wait = {
-            let mut s = self.state();
-            let t = self.track(&mut s, &name, &id, &stack, &service);
-            if t.healing || t.gave_up {
-                return;
-            }
-            let now = Instant::now();
-            let remaining = t.budget.remaining(now);
-            if remaining == 0 {
-                t.gave_up = true;
-                let restarts = t.restarts;
-                drop(s);
-                self.save();
-                self.metrics.inc(
-                    "gantry_heal_giveups_total",
-                    &[("stack", &stack), ("service", &service)],
-                );
-                tracing::error!(
-                    stack = %stack,
-                    service = %service,
-                    container = %name,
-                    restarts,
-                    budget = self.config.heal.max_restarts,
-                    window = %humantime::format_duration(self.config.heal.window),
-                    "container stays unhealthy and its restart budget is spent; giving up (hint: docker logs {name}; gantry status {stack})"
-                );
-                return;
-            }
-            t.healing = true;
-            backoff(&self.config.heal, self.config.heal.max_restarts - remaining)
-        };
-        tokio::time::sleep(wait).await;
-        let outcome = self
-            .restart_if_unhealthy(&id, &name, &stack, &service)
-            .await;
-        let restarted = {
-            let mut s = self.state();
-            let t = s.tracks.get_mut(&name);
-            let restarted = outcome == Some(true) && t.is_some();
-            if let Some(t) = t {
-                t.healing = false;
-                if restarted {
-                    t.budget.take(Instant::now());
-                    t.restarts += 1;
-                }
-            }
-            restarted
-        };
-        if restarted {
-            self.save();
-        }
-    }
-
-    /// `Some(true)` when it restarted the container.
-    async fn restart_if_unhealthy(
-        &self,
-        id: &str,
-        name: &str,
-        stack: &str,
-        service: &str,
-    ) -> Option<bool> {
-        if self.paused(stack) {
-            return Some(false);
-        }
-        let info = self.engine.inspect_container(id).await.ok()?;
-        if !info.state.running || info.state.health != Some(HealthStatus::Unhealthy) {
-            return Some(false);
-        }
-        self.state().ours.insert(id.to_owned(), Instant::now());
-        tracing::warn!(stack = %stack, service = %service, container = %name, "container is unhealthy; restarting it");
-        let result = async {
-            self.engine.stop_container(id, None, STOP_TIMEOUT).await?;
-            self.engine.start_container(id).await
-        }
-        .await;
-        self.state().ours.insert(id.to_owned(), Instant::now());
-        match result {
-            Ok(()) => {
-                self.metrics.inc(
-                    "gantry_heal_restarts_total",
-                    &[("stack", stack), ("service", service)],
-                );
-                tracing::info!(stack = %stack, service = %service, container = %name, "restarted unhealthy container");
-                Some(true)
-            }
-            Err(e) => {
-                tracing::error!(stack = %stack, service = %service, container = %name, error = %e, "restarting an unhealthy container failed");
-                Some(true)
-            }
-        }
-    }
-
     /// A check of `stack` after the debounce; several requests in a row make one check.
     pub async fn check_later(self: Arc<Self>, stack: String) {
         if !self.state().checking.insert(stack.clone()) {
@@ -639,6 +497,7 @@ impl Supervisor {
                         c.name.clone(),
                         stack.to_owned(),
                         service,
+                        Cause::Unhealthy,
                     ));
                 }
             }
@@ -739,34 +598,4 @@ pub fn drift(
         })
         .map(|s| format!("{} {}", s.service, s.action.as_str()))
         .collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn budget_refills_as_the_window_slides() {
-        let mut b = Budget::new(2, Duration::from_secs(600));
-        assert_eq!(b.take(Instant::now()), Some(0));
-        tokio::time::advance(Duration::from_secs(300)).await;
-        assert_eq!(b.take(Instant::now()), Some(1));
-        assert_eq!(b.take(Instant::now()), None);
-        tokio::time::advance(Duration::from_secs(300)).await;
-        assert_eq!(b.remaining(Instant::now()), 1);
-        assert_eq!(b.take(Instant::now()), Some(1));
-        assert_eq!(b.take(Instant::now()), None);
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_its_ceiling() {
-        let c = HealConfig {
-            backoff: Duration::from_secs(1),
-            backoff_max: Duration::from_secs(10),
-            ..HealConfig::default()
-        };
-        let d: Vec<u64> = (0..6).map(|n| backoff(&c, n).as_secs()).collect();
-        assert_eq!(d, vec![1, 2, 4, 8, 10, 10]);
-        assert_eq!(backoff(&c, 400), Duration::from_secs(10));
-    }
 }
