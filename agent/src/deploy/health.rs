@@ -43,10 +43,19 @@ impl Rule {
             Rule::Probe(p) => {
                 let what = match &p.target {
                     Target::Http {
-                        host, port, path, ..
+                        host,
+                        port,
+                        path,
+                        body,
+                        ..
                     } => format!(
-                        "http {}:{port}{path}",
-                        host.as_deref().unwrap_or("<container>")
+                        "http {}:{port}{path}{}",
+                        host.as_deref().unwrap_or("<container>"),
+                        if body.is_set() {
+                            " with a body check"
+                        } else {
+                            ""
+                        }
                     ),
                     Target::Tcp { port } => format!("tcp <container>:{port}"),
                 };

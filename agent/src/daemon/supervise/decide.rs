@@ -184,6 +184,18 @@ impl Liveness {
         step
     }
 
+    /// The container is not running (stopped, or being restarted): not ready; when it runs
+    /// again, it starts over as after a restart.
+    pub fn down(&mut self, now: Instant) -> Step {
+        self.restarted(now);
+        let mut step = Step::default();
+        if self.ready == Some(true) {
+            self.ready = Some(false);
+            step.ready = Some(false);
+        }
+        step
+    }
+
     /// A deploy holds the stack: failures so far do not count towards a restart.
     pub fn hold(&mut self) {
         self.fails = 0;

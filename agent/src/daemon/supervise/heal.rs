@@ -34,6 +34,14 @@ pub enum Cause {
 }
 
 impl Cause {
+    /// What keeps happening, for the give-up message.
+    fn persists(self) -> &'static str {
+        match self {
+            Cause::Unhealthy => "stays unhealthy",
+            Cause::Probe { .. } => "keeps failing its x-gantry.health probe",
+        }
+    }
+
     fn describe(self) -> String {
         match self {
             Cause::Unhealthy => "is unhealthy".into(),
@@ -76,7 +84,7 @@ impl Supervisor {
                     budget = self.config.heal.max_restarts,
                     window = %humantime::format_duration(self.config.heal.window),
                     "container {} and its restart budget is spent; giving up (hint: docker logs {name}; gantry status {stack})",
-                    cause.describe()
+                    cause.persists()
                 );
                 return false;
             }

@@ -13,8 +13,9 @@
 //! Design: a stack a deploy holds (a job queued or running, a live `--local` lock) is never
 //! restarted: its probes keep reporting readiness, failures do not count towards a restart,
 //! and no task starts for its containers until the deploy ends. A container that goes away
-//! (removed, stopped, replaced) loses its task at the next scan, and, if it was ready, is
-//! reported not ready. The sink is [`NoReadiness`] until someone sets another
+//! (removed, or replaced by a deploy) loses its task at the next scan, and, if it was ready, is
+//! reported not ready; a stopped one keeps its task, idle, and is reported not ready. A heal
+//! runs as its own task, so stopping a probe task never cuts a restart short. The sink is [`NoReadiness`] until someone sets another
 //! ([`Supervisor::set_readiness_sink`]).
 //!
 //! Limits: probes run from the host to the container's first network address, like the
@@ -146,7 +147,8 @@ pub(super) async fn scan(
         if probes.is_empty() {
             continue;
         }
-        let containers = match sup.engine.list_containers(&stack, false).await {
+        // Stopped ones too: a container being restarted keeps its task (and its heal).
+        let containers = match sup.engine.list_containers(&stack, true).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(stack = %stack, error = %e, "cannot list the stack's containers for its probes");
@@ -155,7 +157,7 @@ pub(super) async fn scan(
             }
         };
         for c in containers {
-            if c.oneoff || !c.state.running || c.label(labels::GANTRY_HASH).is_none() {
+            if c.oneoff || c.label(labels::GANTRY_HASH).is_none() {
                 continue;
             }
             let Some(probe) = c.service.as_ref().and_then(|s| probes.get(s)) else {
@@ -239,6 +241,10 @@ async fn probe_container(
             }
         };
         if !info.state.running {
+            if let Some(r) = live.down(Instant::now()).ready {
+                *ready.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                sup.readiness_changed(&stack, &service, &id, &info.name, r);
+            }
             continue;
         }
         let ip = info.ip_addresses.values().next().map(String::as_str);
@@ -268,16 +274,15 @@ async fn probe_container(
             let cause = Cause::Probe {
                 failures: live.failures(),
             };
-            let restarted = sup
-                .clone()
-                .heal(
-                    id.clone(),
-                    info.name.clone(),
-                    stack.clone(),
-                    service.clone(),
-                    cause,
-                )
-                .await;
+            // Its own task: a heal is never cut short half-way (its track marked healing).
+            let heal = sup.clone().heal(
+                id.clone(),
+                info.name.clone(),
+                stack.clone(),
+                service.clone(),
+                cause,
+            );
+            let restarted = tokio::spawn(heal).await.unwrap_or(false);
             if restarted {
                 live.restarted(Instant::now());
             } else {

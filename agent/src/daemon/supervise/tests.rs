@@ -151,6 +151,20 @@ async fn readiness_leaves_at_the_first_failure_and_returns_after_passes_in_a_row
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_stopped_container_is_not_ready_and_starts_over() {
+    let p = probe(serde_json::json!({"tcp": 80, "failures": 2, "passes": 2}));
+    let mut l = Liveness::new(&p, Instant::now());
+    assert_eq!(l.observe(true, Instant::now()).ready, Some(true));
+    l.observe(false, Instant::now());
+    l.observe(true, Instant::now());
+    l.observe(true, Instant::now());
+    assert_eq!(l.down(Instant::now()).ready, Some(false));
+    assert_eq!(l.down(Instant::now()).ready, None, "reported once");
+    assert_eq!(l.failures(), 0);
+    assert!(!l.observe(false, Instant::now()).restart);
+}
+
+#[tokio::test(start_paused = true)]
 async fn startup_deadline_holds_restarts_until_it_passes_or_expires() {
     let p = probe(
         serde_json::json!({"tcp": 80, "failures": 2, "start_period": "5s",
