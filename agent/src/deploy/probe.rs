@@ -261,6 +261,57 @@ mod tests {
         assert!(e.ends_with('\u{fffd}') && !e.contains('é'), "{e}");
     }
 
+    /// `update_config.monitor` runs the probe too: a release that passes its gate, then
+    /// answers 200 `{"status":"degraded"}`, fails during the monitor period (fake engine, a
+    /// local listener as the probe's target).
+    #[tokio::test]
+    async fn monitor_period_fails_when_the_probe_starts_failing() {
+        use std::sync::Arc;
+        use tokio::io::AsyncWriteExt;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            for n in 0.. {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let mut buf = [0u8; 512];
+                let _ = tokio::io::AsyncReadExt::read(&mut s, &mut buf).await;
+                let status = if n < 2 { "ok" } else { "degraded" };
+                let answer = format!("HTTP/1.0 200 OK\r\n\r\n{{\"status\":\"{status}\"}}");
+                let _ = s.write_all(answer.as_bytes()).await;
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Arc::new(crate::engine::fake::FakeEngine::new());
+        engine.publish("app:1", &"1".repeat(64));
+        let compose = json!({"services": {"web": {"image": "app:1",
+            "deploy": {"update_config": {"monitor": "3s"}},
+            "x-gantry": {"health": {"http": format!("http://127.0.0.1:{port}/"),
+                "json": {"pointer": "/status", "equals": "ok"},
+                "passes": 2, "interval": "100ms", "failures": 2}}}}});
+        let file = dir.path().join("compose.yaml");
+        std::fs::write(&file, compose.to_string()).unwrap();
+        let load = crate::compose::LoadOptions {
+            files: vec![file],
+            project_name: Some("app".into()),
+            ..Default::default()
+        };
+        let ledger = crate::ledger::Ledger::new(&dir.path().join("state"));
+        let report = super::super::Deployer::new(engine, ledger)
+            .deploy(
+                &super::super::DeployRequest::new("app", load),
+                &super::super::Quiet,
+            )
+            .await;
+        assert_ne!(report.exit_code(), crate::ExitCode::Ok, "{report:?}");
+        let error = report.error.clone().unwrap_or_default();
+        assert!(
+            error.contains("2 times in a row during the monitor period")
+                && error.contains(r#"/status is "degraded""#),
+            "{error}"
+        );
+    }
+
     #[tokio::test]
     async fn answer_body_is_capped_and_follows_content_length() {
         let mut text = b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nhello world".to_vec();
