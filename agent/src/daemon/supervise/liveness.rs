@@ -39,6 +39,8 @@ use super::{Cause, Supervisor};
 
 /// How often the set of probed containers is refreshed.
 pub const SCAN: Duration = Duration::from_secs(2);
+/// The shortest interval between two probes of one container.
+const MIN_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Where readiness changes go (the edge switch takes a replica out of rotation while its
 /// probe fails).
@@ -227,8 +229,10 @@ async fn probe_container(
         probe,
     } = want;
     let mut live = Liveness::new(&probe, Instant::now());
+    // `interval: 0s` is allowed in a deploy's wait; here it would spin.
+    let interval = probe.interval.max(MIN_INTERVAL);
     loop {
-        tokio::time::sleep(probe.interval).await;
+        tokio::time::sleep(interval).await;
         if !live.due(Instant::now()) {
             continue;
         }
