@@ -4,14 +4,15 @@
 //! stack's lock, reads the ledger once, decides (the plan; the release to return to), records
 //! the release `in_progress`, hands the plan to a `Rollout`, and records how it ended:
 //! succeeded, failed before anything running changed, stopped by `failure_action`, rolled back
-//! to the last good release, or rollback failed. Images are resolved in `images.rs`, the
-//! rollout of each service is `rollout.rs`, jobs `jobs.rs`, readiness waits `ready.rs`.
+//! to the last good release, rollback failed, or `not_recorded` (good, but the write failed:
+//! kept in memory as what runs). Env-file values never enter a release (`release_model`).
+//! Images are resolved in `images.rs`, rollout `rollout.rs`, jobs `jobs.rs`, readiness `ready.rs`.
 //!
 //! Limits: one job per stack at a time (the lock); a deploy that fails with no earlier good
 //! release cannot roll back and says so.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
@@ -31,6 +32,10 @@ pub struct Deployer {
     pub(super) engine: Arc<dyn Engine>,
     pub(super) ledger: Ledger,
     pub(super) registries: Arc<dyn crate::registry::Registries>,
+    /// stack → a release that ended well but could not be written (state dir full or
+    /// read-only). It is what runs: the next job of the stack writes it first, reconcile and
+    /// supervision take it as the last good release until then.
+    pub(super) unrecorded: Arc<Mutex<BTreeMap<String, Release>>>,
 }
 
 impl std::fmt::Debug for Deployer {
@@ -47,7 +52,69 @@ impl Deployer {
             engine,
             ledger,
             registries: Arc::new(crate::registry::Anonymous),
+            unrecorded: Arc::default(),
         }
+    }
+
+    /// The release of `stack` that runs but could not be recorded, if any.
+    pub fn unrecorded(&self, stack: &str) -> Option<Release> {
+        self.unrecorded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(stack)
+            .cloned()
+    }
+
+    /// Writes the stack's unrecorded release if there is one (kept for later if it still
+    /// cannot be written) and puts it in `releases` in place of its `in_progress` record.
+    fn flush_unrecorded(&self, stack: &StackLedger, releases: &mut Vec<Release>) {
+        let Some(release) = self.unrecorded(stack.name()) else {
+            return;
+        };
+        match stack.write(&release) {
+            Ok(()) => {
+                tracing::info!(stack = %stack.name(), release = %release.id(), "recorded the release that could not be written before");
+                self.unrecorded
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(stack.name());
+            }
+            Err(e) => {
+                tracing::warn!(stack = %stack.name(), release = %release.id(), error = %e, "the release that runs still cannot be recorded");
+            }
+        }
+        releases.retain(|r| r.seq != release.seq);
+        releases.push(release);
+        releases.sort_by_key(|r| r.seq);
+    }
+
+    /// Writes a finished release; when that fails, a release that ended well becomes the
+    /// report's `not_recorded` outcome (what runs is the new release, not "nothing changed")
+    /// and is kept in memory for the next job to write.
+    fn record_end(
+        &self,
+        stack: &StackLedger,
+        release: &Release,
+        report: &mut DeployReport,
+    ) -> Result<(), DeployError> {
+        let Err(e) = stack.write(release) else {
+            return Ok(());
+        };
+        tracing::error!(stack = %stack.name(), release = %release.id(), outcome = %release.outcome, error = %e, "the job ended but its release could not be recorded");
+        if !release.outcome.is_good() {
+            return Err(e.into());
+        }
+        self.unrecorded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(stack.name().to_owned(), release.clone());
+        report.outcome = Outcome::NotRecorded;
+        report.services = release.services.clone();
+        report.error = Some(format!(
+            "the rollout succeeded and {} is running, but its release could not be recorded: {e} (hint: free space in the state dir; the next deploy, rollback or reconcile of the stack records it)",
+            release.id()
+        ));
+        Err(DeployError::NotRecorded)
     }
 
     /// Uses `registries` for pull credentials.
@@ -159,6 +226,7 @@ impl Deployer {
                 (project, lock, releases, None)
             }
         };
+        self.flush_unrecorded(&stack, &mut releases);
         let recovered = stack.recover_in(&lock, &mut releases)?;
         if !recovered.is_empty() {
             progress.step(
@@ -238,7 +306,7 @@ impl Deployer {
                 pid: 0,
                 variables: req.variables.clone(),
                 files: project.config_files.clone(),
-                model: serde_json::to_value(&project).unwrap_or_default(),
+                model: release_model(&project),
                 x_gantry: project
                     .services
                     .iter()
@@ -261,6 +329,7 @@ impl Deployer {
                     })
                     .collect(),
                 env_files: env_file_hashes(&project),
+                env_file_refs: env_file_refs(&project),
                 services: Vec::new(),
                 jobs: jobs_done,
                 error: None,
@@ -342,7 +411,7 @@ impl Deployer {
             }
         }
         release.finished_at = Some(now_rfc3339());
-        stack.write(&release)?;
+        self.record_end(&stack, &release, report)?;
         let pruned = stack.prune(&lock, req.keep_releases)?;
         if !pruned.is_empty() {
             tracing::info!(stack = %req.stack, pruned = pruned.len(), "pruned old releases");
@@ -380,8 +449,9 @@ impl Deployer {
                 req.lock_wait,
             )
             .await?;
-        stack.recover(&lock)?;
-        let releases = stack.releases()?;
+        let mut releases = stack.releases()?;
+        self.flush_unrecorded(&stack, &mut releases);
+        stack.recover_in(&lock, &mut releases)?;
         let target = match to {
             Some(id) => stack.resolve_release(id)?,
             None => {
@@ -399,9 +469,12 @@ impl Deployer {
             }
         };
         self.engine.ping().await?;
+        // The env files are read as they are now (their values were never recorded).
+        let now = project_from_release(&target)?;
         let mut release = stack.begin(
             &lock,
             Release {
+                env_files: env_file_hashes(&now),
                 deploy_id: None,
                 started_at: now_rfc3339(),
                 finished_at: None,
@@ -425,7 +498,7 @@ impl Deployer {
                 release.error = Some(e.to_string());
             }
         }
-        stack.write(&release)?;
+        self.record_end(&stack, &release, report)?;
         let pruned = stack.prune(&lock, req.keep_releases)?;
         if !pruned.is_empty() {
             self.prune_images(&stack, &pruned, progress).await?;
@@ -459,9 +532,10 @@ impl Deployer {
                 req.lock_wait,
             )
             .await?;
-        stack.recover(&lock)?;
-        let target = stack
-            .releases()?
+        let mut releases = stack.releases()?;
+        self.flush_unrecorded(&stack, &mut releases);
+        stack.recover_in(&lock, &mut releases)?;
+        let target = releases
             .into_iter()
             .rev()
             .find(|r| r.outcome.is_good())
@@ -553,6 +627,11 @@ fn finish(
     started: Instant,
 ) -> DeployReport {
     if let Err(e) = result {
+        if matches!(e, DeployError::NotRecorded) {
+            // record_end has said it all in the report.
+            report.duration_ms = started.elapsed().as_millis() as u64;
+            return report;
+        }
         tracing::info!(stack = %report.stack, error = %e, "job stopped with an error");
         if report.outcome == Outcome::Failed {
             report.exit_code_override = Some(e.exit_code());
@@ -621,18 +700,51 @@ fn env_file_hashes(project: &Project) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for svc in project.services.values() {
         for f in &svc.env_file {
-            if let Ok(body) = std::fs::read(&f.path) {
-                out.insert(
-                    f.path.display().to_string(),
-                    hex::encode(Sha256::digest(&body)),
-                );
+            if let Some(h) = env_file_hash(&f.path) {
+                out.insert(f.path.display().to_string(), h);
             }
         }
     }
     out
 }
 
-/// The project a release recorded, rebuilt from its model.
+/// sha256 (hex) of a file's content, as releases record env files; `None`: unreadable.
+pub(super) fn env_file_hash(path: &std::path::Path) -> Option<String> {
+    std::fs::read(path)
+        .ok()
+        .map(|body| hex::encode(Sha256::digest(&body)))
+}
+
+/// The model a release records: the resolved project without the values its env files gave
+/// (those may be secrets; [`project_from_release`] reads the files again).
+fn release_model(project: &Project) -> serde_json::Value {
+    let mut model = serde_json::to_value(project).unwrap_or_default();
+    for (name, svc) in &project.services {
+        if let Some(env) = model
+            .get_mut("services")
+            .and_then(|s| s.get_mut(name))
+            .and_then(|s| s.get_mut("environment"))
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            env.retain(|k, _| !svc.env_from_files.contains(k));
+        }
+    }
+    model
+}
+
+/// Each service's `env_file:` entries, for the release.
+fn env_file_refs(project: &Project) -> BTreeMap<String, Vec<compose::EnvFile>> {
+    project
+        .services
+        .iter()
+        .filter(|(_, s)| !s.env_file.is_empty())
+        .map(|(n, s)| (n.clone(), s.env_file.clone()))
+        .collect()
+}
+
+/// The project a release recorded, rebuilt from its model, with the env files it names read
+/// as they are now (interpolation inside them sees the release's variables, then this
+/// process's environment). A required env file that is gone is an error naming it.
 pub fn project_from_release(release: &Release) -> Result<Project, DeployError> {
     let mut project: Project =
         serde_json::from_value(release.model.clone()).map_err(|e| DeployError::Unsupported {
@@ -653,6 +765,33 @@ pub fn project_from_release(release: &Release) -> Result<Project, DeployError> {
             service: name.clone(),
             reason: format!("release {} records an invalid {e}", release.id()),
         })?;
+    }
+    let lookup = |k: &str| {
+        release
+            .variables
+            .get(k)
+            .cloned()
+            .or_else(|| std::env::var(k).ok())
+    };
+    for (name, refs) in &release.env_file_refs {
+        let Some(svc) = project.services.get_mut(name) else {
+            continue;
+        };
+        let missing = |path: &std::path::Path| {
+            compose::ComposeError::project(format!(
+                "services.{name}.env_file: env file {} of release {} not found (restore it, or deploy again)",
+                path.display(),
+                release.id()
+            ))
+        };
+        let from_files = compose::dotenv::read_env_files(refs, &lookup, &missing)?;
+        for (k, v) in from_files {
+            if !svc.environment.contains_key(&k) {
+                svc.env_from_files.insert(k.clone());
+                svc.environment.insert(k, Some(v));
+            }
+        }
+        svc.env_file = refs.clone();
     }
     project.config_files = release.files.clone();
     Ok(project)

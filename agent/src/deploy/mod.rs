@@ -111,6 +111,10 @@ pub enum DeployError {
     Continued { failures: Vec<String> },
     #[error("the deploy did not finish within {} (--timeout)", humantime::format_duration(*after))]
     Timeout { after: Duration },
+    /// The job ended well but its release could not be written; the report says so (outcome
+    /// `not_recorded`). Only ever returned inside the deployer, to stop the job there.
+    #[error("the rollout succeeded but its release could not be recorded")]
+    NotRecorded,
 }
 
 fn tail(logs: &[String]) -> String {
@@ -250,6 +254,7 @@ impl DeployReport {
                 ExitCode::RollbackFailed
             }
             Outcome::Failed => ExitCode::Failed,
+            Outcome::NotRecorded => ExitCode::NotRecorded,
         }
     }
 }

@@ -37,6 +37,8 @@ struct State {
     /// The fake registry: reference → image.
     registry: BTreeMap<String, ImageInfo>,
     crashing: BTreeSet<String>,
+    /// Container id → the environment it was created with.
+    env: BTreeMap<String, Vec<(String, String)>>,
     job_exit: BTreeMap<String, i64>,
     calls: Vec<String>,
     next_id: u64,
@@ -135,6 +137,15 @@ impl FakeEngine {
     }
 
     /// The containers now, by name.
+    /// The environment the container now named `name` was created with.
+    pub fn env_of(&self, name: &str) -> BTreeMap<String, String> {
+        let s = self.lock();
+        s.find(name)
+            .and_then(|id| s.env.get(&id))
+            .map(|e| e.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     pub fn containers(&self) -> BTreeMap<String, ContainerInfo> {
         self.lock()
             .containers
@@ -228,6 +239,7 @@ impl Engine for FakeEngine {
             .clone();
         s.next_id += 1;
         let id = format!("c{:04}", s.next_id);
+        s.env.insert(id.clone(), spec.env.0.clone());
         let label = |k: &str| spec.labels.get(k).cloned();
         let info = ContainerInfo {
             id: id.clone(),

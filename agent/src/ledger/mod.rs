@@ -93,6 +93,9 @@ pub enum Outcome {
     RolledBack,
     RollbackFailed,
     Interrupted,
+    /// The rollout ended well and is serving, but its release could not be written (the state
+    /// dir is full or read-only). Reported, never on disk.
+    NotRecorded,
 }
 
 impl Outcome {
@@ -110,6 +113,7 @@ impl Outcome {
             Self::RolledBack => "rolled_back",
             Self::RollbackFailed => "rollback_failed",
             Self::Interrupted => "interrupted",
+            Self::NotRecorded => "not_recorded",
         }
     }
 }
@@ -216,6 +220,11 @@ pub struct Release {
     /// env file path → sha256 of its content at deploy time.
     #[serde(default)]
     pub env_files: BTreeMap<String, String>,
+    /// service → its `env_file:` entries. The values they gave are not in `model` (only the
+    /// keys `environment:` set itself are): re-applying a release reads the files as they are
+    /// then. Releases written before this field existed carry the values in `model`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env_file_refs: BTreeMap<String, Vec<crate::compose::EnvFile>>,
     #[serde(default)]
     pub services: Vec<ServiceRecord>,
     /// job service → hash of its last successful run (carried from release to release), so a
@@ -571,7 +580,8 @@ impl StackLedger {
     }
 
     /// Records a release (atomically replacing its file). Mode 0600: the model holds the
-    /// environment, values from env files (secrets) included.
+    /// environment that `environment:` and interpolation gave (env files' values are not
+    /// recorded, see [`Release::env_file_refs`]).
     pub fn write(&self, release: &Release) -> Result<(), LedgerError> {
         let body = serde_json::to_vec_pretty(release).unwrap_or_default();
         write_atomic(
@@ -634,6 +644,7 @@ mod tests {
             x_gantry: BTreeMap::new(),
             images: BTreeMap::new(),
             env_files: BTreeMap::new(),
+            env_file_refs: BTreeMap::new(),
             services: vec![],
             jobs: BTreeMap::new(),
             error: None,
