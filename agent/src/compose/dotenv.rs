@@ -52,10 +52,12 @@ pub fn read(
     raw: bool,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<BTreeMap<String, String>, ComposeError> {
-    let text = std::fs::read_to_string(file).map_err(|source| ComposeError::Read {
-        file: file.to_path_buf(),
-        source,
-    })?;
+    let text = gantry_common::fsx::read_bounded(file, gantry_common::fsx::MAX_SMALL_FILE).map_err(
+        |source| ComposeError::Read {
+            file: file.to_path_buf(),
+            source,
+        },
+    )?;
     parse(file, &text, raw, lookup)
 }
 
@@ -69,7 +71,7 @@ pub fn read_env_files(
 ) -> Result<BTreeMap<String, String>, ComposeError> {
     let mut out = BTreeMap::new();
     for ef in files {
-        if !ef.path.is_file() {
+        if !ef.path.exists() {
             if ef.required {
                 return Err(missing(&ef.path));
             }

@@ -4,6 +4,8 @@
 //! own health request → `READY=1`. Loops (accept, supervisor, watcher, metrics) are tasks; the
 //! watchdog task pings systemd at half of `WATCHDOG_USEC` only while all of them are alive.
 //! SIGTERM/SIGINT: stop accepting, let running jobs finish (up to [`DRAIN`]), remove the socket.
+//! The socket serves at most 64 connections at once (more wait in its backlog) and disconnects
+//! a client that sends no request line within 10 s.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -303,12 +305,24 @@ fn bind_socket(config: &DaemonConfig) -> Result<UnixListener, DaemonError> {
     Ok(listener)
 }
 
+/// Connections served at once; more wait in the socket's backlog.
+const MAX_CONNECTIONS: usize = 64;
+/// How long a client has to send its request line before it is disconnected.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
 async fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
         match listener.accept().await {
             Ok((conn, _)) => {
                 let shared = shared.clone();
-                tokio::spawn(async move { handle(conn, shared).await });
+                tokio::spawn(async move {
+                    handle(conn, shared).await;
+                    drop(slot);
+                });
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accept on the daemon socket failed");
@@ -329,10 +343,14 @@ async fn handle(conn: UnixStream, shared: Arc<Shared>) {
     let (read, mut write) = conn.into_split();
     let mut reader = BufReader::new(read).take(api::MAX_LINE as u64);
     let mut line = String::new();
-    let request = match reader.read_line(&mut line).await {
-        Ok(0) => return,
-        Ok(_) => serde_json::from_str::<Request>(&line),
-        Err(_) => return,
+    let request = match tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line)).await {
+        Ok(Ok(0)) => return,
+        Ok(Ok(_)) => serde_json::from_str::<Request>(&line),
+        Ok(Err(_)) => return,
+        Err(_) => {
+            tracing::debug!("a client sent no request within {REQUEST_TIMEOUT:?}: disconnected");
+            return;
+        }
     };
     let request = match request {
         Ok(r) => r,

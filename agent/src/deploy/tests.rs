@@ -561,3 +561,12 @@ async fn a_rollout_whose_release_cannot_be_written_says_so_and_supervision_keeps
         vec![(1, Outcome::Succeeded), (2, Outcome::Succeeded)]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_plan_of_a_new_stack_creates_no_directory() {
+    let s = Setup::new();
+    let plan = s.deployer.plan(&s.request(TWO, "1")).await.unwrap();
+    assert!(!plan.services.is_empty());
+    let stacks = s._dir.path().join("state/stacks");
+    assert!(!stacks.exists(), "plan made a phantom stack dir");
+}

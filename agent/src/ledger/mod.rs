@@ -9,6 +9,8 @@
 //! stacks/<stack>/jobs/<seq>-<service>.log   a one-shot job's output, kept with its release
 //! ```
 //!
+//! A stack's directories are created when its lock is first taken, never by a read.
+//!
 //! Design:
 //! - Every file is replaced atomically ([`gantry_common::fsx::write_atomic`]), so `kill -9` at
 //!   any moment leaves either the old or the new file, never a torn one.
@@ -292,7 +294,8 @@ impl Ledger {
         }
     }
 
-    /// One stack's part of the ledger; creates its directories.
+    /// One stack's part of the ledger. Creates nothing: its directories are made when its lock
+    /// is first taken, so read-only requests (plan, status, releases) leave no phantom stack.
     pub fn stack(&self, name: &str) -> Result<StackLedger, LedgerError> {
         let valid = !name.is_empty()
             && name
@@ -304,10 +307,6 @@ impl Ledger {
             });
         }
         let dir = self.root.join("stacks").join(name);
-        for sub in ["releases", "jobs"] {
-            let d = dir.join(sub);
-            fs::create_dir_all(&d).map_err(io_err(&d))?;
-        }
         Ok(StackLedger {
             name: name.to_owned(),
             dir,
@@ -366,6 +365,10 @@ impl StackLedger {
 
     /// Takes the stack's lock, or fails at once naming the holder.
     pub fn try_lock(&self, holder: &Holder) -> Result<StackLock, LedgerError> {
+        for sub in ["releases", "jobs"] {
+            let d = self.dir.join(sub);
+            fs::create_dir_all(&d).map_err(io_err(&d))?;
+        }
         let path = self.dir.join("lock");
         let file = OpenOptions::new()
             .create(true)
@@ -429,7 +432,12 @@ impl StackLedger {
     pub fn releases(&self) -> Result<Vec<Release>, LedgerError> {
         let dir = self.dir.join("releases");
         let mut out = Vec::new();
-        for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(io_err(&dir)(e)),
+        };
+        for entry in entries {
             let path = entry.map_err(io_err(&dir))?.path();
             let is_release = path.extension().is_some_and(|e| e == "json")
                 && path
@@ -775,10 +783,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let stack = Ledger::new(dir.path()).stack("web").unwrap();
         let bad = dir.path().join("stacks/web/releases/000001.json");
+        fs::create_dir_all(bad.parent().unwrap()).unwrap();
         fs::write(&bad, b"{not json").unwrap();
         let err = stack.releases().unwrap_err();
         assert!(err.to_string().contains("000001.json"), "{err}");
         assert!(bad.exists());
+    }
+
+    #[test]
+    fn reading_a_stack_creates_no_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let ghost = Ledger::new(dir.path()).stack("ghost").unwrap();
+        assert!(ghost.releases().unwrap().is_empty());
+        assert!(ghost.last_good().unwrap().is_none());
+        assert!(ghost.holder().is_none());
+        assert!(!dir.path().join("stacks").exists(), "a phantom stack dir");
+        assert!(Ledger::new(dir.path()).stacks().unwrap().is_empty());
+        let _lock = ghost.try_lock(&Holder::me("test", None)).unwrap();
+        assert!(dir.path().join("stacks/ghost/releases").is_dir());
     }
 
     #[test]
