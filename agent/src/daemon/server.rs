@@ -82,8 +82,15 @@ pub async fn run(config: Arc<DaemonConfig>) -> Result<(), DaemonError> {
         source: Box::new(source),
     })?;
     let _ = notifier.status("starting: connecting to docker");
-    let engine: Arc<dyn Engine> =
-        Arc::new(connect_docker(config.environment.get("DOCKER_HOST").map(String::as_str)).await?);
+    let engine: Arc<dyn Engine> = Arc::new(
+        connect_docker(config.environment.get("DOCKER_HOST").map(String::as_str), {
+            let allow = config
+                .environment
+                .get(crate::engine::docker_host::ALLOW_REMOTE_VAR);
+            crate::engine::docker_host::allow_remote(allow.map(String::as_str))
+        })
+        .await?,
+    );
 
     let metrics = Arc::new(Metrics::default());
     let deployer = deploy::deployer(engine.clone(), &config.state_dir, config.registries.clone());
@@ -202,7 +209,15 @@ fn stacks_busy(shared: &Shared) -> bool {
 }
 
 /// Connects to Docker at `docker_host` (the `DOCKER_HOST` the daemon was started with).
-async fn connect_docker(docker_host: Option<&str>) -> Result<DockerEngine, DaemonError> {
+async fn connect_docker(
+    docker_host: Option<&str>,
+    allow_remote: bool,
+) -> Result<DockerEngine, DaemonError> {
+    crate::engine::docker_host::check_docker_host(docker_host, allow_remote).map_err(|e| {
+        DaemonError::Docker {
+            source: Box::new(e),
+        }
+    })?;
     let deadline = Instant::now() + DOCKER_WAIT;
     loop {
         let attempt = async {

@@ -37,6 +37,8 @@ struct State {
     /// The fake registry: reference → image.
     registry: BTreeMap<String, ImageInfo>,
     crashing: BTreeSet<String>,
+    /// Image ids whose container create panics (a bug stand-in for the daemon's job runner).
+    panicking: BTreeSet<String>,
     /// Container id → the environment it was created with.
     env: BTreeMap<String, Vec<(String, String)>>,
     job_exit: BTreeMap<String, i64>,
@@ -119,6 +121,16 @@ impl FakeEngine {
     /// Containers of image `id` exit with code 1 as soon as they start.
     pub fn crash_image(&self, id: &str) {
         self.lock().crashing.insert(id.to_owned());
+    }
+
+    /// Creating a container from image `id` panics (`false`: no longer).
+    pub fn panic_on_create(&self, id: &str, on: bool) {
+        let mut s = self.lock();
+        if on {
+            s.panicking.insert(id.to_owned());
+        } else {
+            s.panicking.remove(id);
+        }
     }
 
     /// One-off containers of `service` exit with `code`.
@@ -237,6 +249,13 @@ impl Engine for FakeEngine {
                 object: Object::Image(spec.image.as_str().to_owned()),
             })?
             .clone();
+        if s.panicking.contains(&image.id) {
+            drop(s);
+            panic!(
+                "fake engine: create_container panics for image {}",
+                image.id
+            );
+        }
         s.next_id += 1;
         let id = format!("c{:04}", s.next_id);
         s.env.insert(id.clone(), spec.env.0.clone());
