@@ -117,7 +117,41 @@ pub enum DeployError {
     NotRecorded,
 }
 
+/// Caps on application output quoted in an error, and so in the ledger (`error` of a release)
+/// and in `--output json`: the last [`TAIL_LINES`] lines, each cut at [`TAIL_LINE_BYTES`], at
+/// most [`TAIL_BYTES`] in all (older lines go first).
+pub const TAIL_LINES: usize = 50;
+/// See [`TAIL_LINES`].
+pub const TAIL_LINE_BYTES: usize = 512;
+/// See [`TAIL_LINES`].
+pub const TAIL_BYTES: usize = 8 << 10;
+
+/// The last lines of `lines` within the caps of [`TAIL_LINES`], cut lines marked `[…cut]`.
+pub fn capped_tail(lines: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut total = 0;
+    for line in lines.iter().rev().take(TAIL_LINES) {
+        let line = if line.len() > TAIL_LINE_BYTES {
+            let mut end = TAIL_LINE_BYTES;
+            while !line.is_char_boundary(end) {
+                end -= 1;
+            }
+            format!("{}[…cut]", &line[..end])
+        } else {
+            line.clone()
+        };
+        total += line.len() + 1;
+        if total > TAIL_BYTES {
+            break;
+        }
+        out.push(line);
+    }
+    out.reverse();
+    out
+}
+
 fn tail(logs: &[String]) -> String {
+    let logs = capped_tail(logs);
     if logs.is_empty() {
         String::new()
     } else {
@@ -130,6 +164,7 @@ fn tail(logs: &[String]) -> String {
 }
 
 fn health(log: &[String]) -> String {
+    let log = capped_tail(log);
     if log.is_empty() {
         String::new()
     } else {

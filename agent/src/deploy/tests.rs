@@ -570,3 +570,38 @@ async fn a_plan_of_a_new_stack_creates_no_directory() {
     let stacks = s._dir.path().join("state/stacks");
     assert!(!stacks.exists(), "plan made a phantom stack dir");
 }
+
+#[test]
+fn log_tails_in_errors_and_job_logs_are_capped_in_lines_and_bytes() {
+    use super::{DeployError, TAIL_BYTES, TAIL_LINE_BYTES, TAIL_LINES};
+    let long: Vec<String> = (0..500)
+        .map(|i| format!("line {i} {}", "x".repeat(10_000)))
+        .collect();
+    let failed = |logs: Vec<String>| DeployError::JobFailed {
+        service: "migrate".into(),
+        exit_code: 1,
+        logs,
+    };
+    let msg = failed(long.clone()).to_string();
+    assert!(msg.len() <= TAIL_BYTES + 100, "{} bytes", msg.len());
+    assert!(msg.contains("line 499 ") && !msg.contains("line 0 "));
+    assert!(msg.lines().all(|l| l.len() <= TAIL_LINE_BYTES + 10));
+    let short: Vec<String> = (0..500).map(|i| format!("l{i}")).collect();
+    let msg = failed(short).to_string();
+    assert_eq!(msg.lines().count(), 2 + TAIL_LINES, "{msg}");
+    assert!(msg.ends_with("\nl499") && msg.contains("\nl450\n") && !msg.contains("\nl449\n"));
+    // The same cap holds for a container's tail and health log.
+    let not_ready = DeployError::NotReady {
+        service: "web".into(),
+        container: "app-web-1".into(),
+        problem: "is unhealthy".into(),
+        health_log: long.clone(),
+        logs: long.clone(),
+    };
+    assert!(not_ready.to_string().len() <= 2 * TAIL_BYTES + 200);
+    // A job's kept log file: its last MiB, from a line start.
+    let body = super::jobs::job_log_file(&long);
+    assert!(body.len() <= super::jobs::JOB_LOG_BYTES);
+    let text = String::from_utf8(body).unwrap();
+    assert!(text.starts_with("line ") && text.ends_with(&format!("{}\n", "x".repeat(10))));
+}
