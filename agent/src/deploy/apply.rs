@@ -5,7 +5,7 @@
 //! the release `in_progress`, hands the plan to a `Rollout`, and records how it ended:
 //! succeeded, failed before anything running changed, stopped by `failure_action`, rolled back
 //! to the last good release, rollback failed, or `not_recorded` (good, but the write failed:
-//! kept in memory as what runs). Env-file values never enter a release (`release_model`).
+//! kept in memory as what runs). Env-file values never enter a release (`recorded.rs`).
 //! Images are resolved in `images.rs`, rollout `rollout.rs`, jobs `jobs.rs`, readiness `ready.rs`.
 //!
 //! Limits: one job per stack at a time (the lock); a deploy that fails with no earlier good
@@ -16,13 +16,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use sha2::{Digest as _, Sha256};
 
-use crate::compose::{self, Project, xgantry::XGantry};
+use crate::compose::{self, Project};
 use crate::engine::{Engine, ImageRef};
 use crate::ledger::{Holder, ImageRecord, Ledger, Outcome, Release, StackLedger, now_rfc3339};
 
 use super::plan::{self, Action, Plan};
+pub use super::recorded::project_from_release;
+use super::recorded::{env_file_hashes, env_file_refs, release_model};
 use super::rollout::{Applied, Mode, Rollout, record};
 use super::{DeployError, DeployReport, DeployRequest, Progress, translate};
 
@@ -195,6 +196,7 @@ impl Deployer {
         progress: &dyn Progress,
         report: &mut DeployReport,
     ) -> Result<(), DeployError> {
+        let deadline = tokio::time::Instant::now() + req.timeout;
         let stack = self.ledger.stack(&req.stack)?;
         let holder = Holder::me(
             &format!("gantry deploy {}", req.stack),
@@ -259,8 +261,14 @@ impl Deployer {
                 _ => Some(self.engine.list_containers(&project.name, true).await),
             }
         };
-        let (resolved, containers) =
-            futures_util::future::join(self.resolve_images(&project, progress), listed).await;
+        // --timeout bounds the pulls too: a stalled pull is dropped (its request cancelled)
+        // and the stack freed, before anything running changed.
+        let (resolved, containers) = tokio::time::timeout_at(
+            deadline,
+            futures_util::future::join(self.resolve_images(&project, progress), listed),
+        )
+        .await
+        .map_err(|_| DeployError::Timeout { after: req.timeout })?;
         let (images, pulled) = resolved?;
         let containers = match (pulled, containers) {
             (false, Some(Ok(c))) => c,
@@ -357,7 +365,7 @@ impl Deployer {
                 progress,
                 applied: Applied::default(),
             };
-            let result = tokio::time::timeout(req.timeout, rollout.run())
+            let result = tokio::time::timeout_at(deadline, rollout.run())
                 .await
                 .unwrap_or(Err(DeployError::Timeout { after: req.timeout }));
             let applied = rollout.applied;
@@ -487,9 +495,12 @@ impl Deployer {
         report.release = Some(release.id());
         report.rolled_back_to = Some(target.id());
         progress.step(None, &format!("rolling back to {}", target.id()));
-        let outcome = self
-            .rollback_inner(&target, &stack, &release, req, progress)
-            .await;
+        let outcome = tokio::time::timeout(
+            req.timeout,
+            self.rollback_inner(&target, &stack, &release, req, progress),
+        )
+        .await
+        .unwrap_or(Err(DeployError::Timeout { after: req.timeout }));
         release.finished_at = Some(now_rfc3339());
         match outcome {
             Ok(()) => release.outcome = Outcome::Succeeded,
@@ -693,106 +704,4 @@ fn validate_deployable(project: &Project) -> Result<(), DeployError> {
         }
     }
     Ok(())
-}
-
-/// sha256 of every env file the services read, by path.
-fn env_file_hashes(project: &Project) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for svc in project.services.values() {
-        for f in &svc.env_file {
-            if let Some(h) = env_file_hash(&f.path) {
-                out.insert(f.path.display().to_string(), h);
-            }
-        }
-    }
-    out
-}
-
-/// sha256 (hex) of a file's content, as releases record env files; `None`: unreadable.
-pub(super) fn env_file_hash(path: &std::path::Path) -> Option<String> {
-    std::fs::read(path)
-        .ok()
-        .map(|body| hex::encode(Sha256::digest(&body)))
-}
-
-/// The model a release records: the resolved project without the values its env files gave
-/// (those may be secrets; [`project_from_release`] reads the files again).
-fn release_model(project: &Project) -> serde_json::Value {
-    let mut model = serde_json::to_value(project).unwrap_or_default();
-    for (name, svc) in &project.services {
-        if let Some(env) = model
-            .get_mut("services")
-            .and_then(|s| s.get_mut(name))
-            .and_then(|s| s.get_mut("environment"))
-            .and_then(serde_json::Value::as_object_mut)
-        {
-            env.retain(|k, _| !svc.env_from_files.contains(k));
-        }
-    }
-    model
-}
-
-/// Each service's `env_file:` entries, for the release.
-fn env_file_refs(project: &Project) -> BTreeMap<String, Vec<compose::EnvFile>> {
-    project
-        .services
-        .iter()
-        .filter(|(_, s)| !s.env_file.is_empty())
-        .map(|(n, s)| (n.clone(), s.env_file.clone()))
-        .collect()
-}
-
-/// The project a release recorded, rebuilt from its model, with the env files it names read
-/// as they are now (interpolation inside them sees the release's variables, then this
-/// process's environment). A required env file that is gone is an error naming it.
-pub fn project_from_release(release: &Release) -> Result<Project, DeployError> {
-    let mut project: Project =
-        serde_json::from_value(release.model.clone()).map_err(|e| DeployError::Unsupported {
-            service: "*".into(),
-            reason: format!("release {} has an unreadable model: {e}", release.id()),
-        })?;
-    for (name, svc) in &mut project.services {
-        svc.name = name.clone();
-        svc.x_gantry = release.x_gantry.get(name).cloned();
-        // Releases recorded before x-gantry was validated may carry the two keys it never
-        // read (now gantry.yaml's stack policy): they are dropped, not refused.
-        let mut recorded = svc.x_gantry.clone();
-        if let Some(map) = recorded.as_mut().and_then(|v| v.as_object_mut()) {
-            map.remove("reconcile");
-            map.remove("watch_compose");
-        }
-        svc.gantry = XGantry::parse(recorded.as_ref()).map_err(|e| DeployError::Unsupported {
-            service: name.clone(),
-            reason: format!("release {} records an invalid {e}", release.id()),
-        })?;
-    }
-    let lookup = |k: &str| {
-        release
-            .variables
-            .get(k)
-            .cloned()
-            .or_else(|| std::env::var(k).ok())
-    };
-    for (name, refs) in &release.env_file_refs {
-        let Some(svc) = project.services.get_mut(name) else {
-            continue;
-        };
-        let missing = |path: &std::path::Path| {
-            compose::ComposeError::project(format!(
-                "services.{name}.env_file: env file {} of release {} not found (restore it, or deploy again)",
-                path.display(),
-                release.id()
-            ))
-        };
-        let from_files = compose::dotenv::read_env_files(refs, &lookup, &missing)?;
-        for (k, v) in from_files {
-            if !svc.environment.contains_key(&k) {
-                svc.env_from_files.insert(k.clone());
-                svc.environment.insert(k, Some(v));
-            }
-        }
-        svc.env_file = refs.clone();
-    }
-    project.config_files = release.files.clone();
-    Ok(project)
 }

@@ -32,6 +32,7 @@ mod images;
 mod jobs;
 pub mod plan;
 mod ready;
+mod recorded;
 pub mod render;
 mod rollout;
 #[cfg(test)]

@@ -113,7 +113,9 @@ fn env_files_changed(release: &Release, svc: &Service) -> Vec<String> {
     svc.env_file
         .iter()
         .map(|f| f.path.display().to_string())
-        .filter(|p| release.env_files.get(p).cloned() != super::apply::env_file_hash(Path::new(p)))
+        .filter(|p| {
+            release.env_files.get(p).cloned() != super::recorded::env_file_hash(Path::new(p))
+        })
         .collect()
 }
 

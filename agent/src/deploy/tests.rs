@@ -605,3 +605,27 @@ fn log_tails_in_errors_and_job_logs_are_capped_in_lines_and_bytes() {
     let text = String::from_utf8(body).unwrap();
     assert!(text.starts_with("line ") && text.ends_with(&format!("{}\n", "x".repeat(10))));
 }
+
+#[tokio::test(start_paused = true)]
+async fn timeout_covers_a_stalled_pull_and_frees_the_stack() {
+    let s = Setup::new();
+    let compose = "services:\n  web:\n    image: app:${V}\n    x-gantry: {min_ready: 1s}\n";
+    s.engine.stall_pulls(true);
+    let mut req = s.request(compose, "1");
+    req.timeout = std::time::Duration::from_secs(30);
+    let started = tokio::time::Instant::now();
+    let r = s.deployer.deploy(&req, &Quiet).await;
+    assert_eq!(r.outcome, Outcome::Failed, "{:?}", r.error);
+    assert_eq!(r.exit_code(), crate::ExitCode::Failed);
+    let msg = r.error.unwrap_or_default();
+    assert!(
+        msg.contains("did not finish within 30s (--timeout)"),
+        "{msg}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(31));
+    assert!(s.engine.calls().iter().any(|c| c == "pull app:1"));
+    // The stack is free at once: the next deploy (no lock wait) runs and succeeds.
+    s.engine.stall_pulls(false);
+    let r = s.deploy(compose, "1").await;
+    assert_eq!(r.outcome, Outcome::Succeeded, "{:?}", r.error);
+}

@@ -37,6 +37,8 @@ struct State {
     /// The fake registry: reference → image.
     registry: BTreeMap<String, ImageInfo>,
     crashing: BTreeSet<String>,
+    /// Pulls never answer (a registry that accepts and stalls).
+    stall_pulls: bool,
     /// Image ids whose container create panics (a bug stand-in for the daemon's job runner).
     panicking: BTreeSet<String>,
     /// Container id → the environment it was created with.
@@ -121,6 +123,11 @@ impl FakeEngine {
     /// Containers of image `id` exit with code 1 as soon as they start.
     pub fn crash_image(&self, id: &str) {
         self.lock().crashing.insert(id.to_owned());
+    }
+
+    /// Pulls hang until dropped (`false`: they answer again).
+    pub fn stall_pulls(&self, on: bool) {
+        self.lock().stall_pulls = on;
     }
 
     /// Creating a container from image `id` panics (`false`: no longer).
@@ -405,8 +412,15 @@ impl Engine for FakeEngine {
         _auth: Option<&RegistryAuth>,
         _progress: Option<PullProgressFn<'_>>,
     ) -> Result<ImageInfo> {
+        let stall = {
+            let mut s = self.lock();
+            s.calls.push(format!("pull {}", image.as_str()));
+            s.stall_pulls
+        };
+        if stall {
+            std::future::pending::<()>().await;
+        }
         let mut s = self.lock();
-        s.calls.push(format!("pull {}", image.as_str()));
         let found = s
             .registry
             .get(image.as_str())
