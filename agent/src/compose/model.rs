@@ -16,7 +16,7 @@
 //! Limits: `build` is kept loosely typed (Gantry never builds); `x-gantry` is kept raw next to
 //! its typed form ([`Service::gantry`], see [`super::xgantry`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -113,6 +113,10 @@ pub struct Service {
     /// read); kept so the agent can watch them.
     #[serde(skip)]
     pub env_file: Vec<EnvFile>,
+    /// The keys of `environment` whose value came from an env file (not set by
+    /// `environment:` itself). Not printed; the ledger records these by file, not by value.
+    #[serde(skip)]
+    pub env_from_files: BTreeSet<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub expose: Vec<String>,
     /// `host=ip` entries, sorted like compose.

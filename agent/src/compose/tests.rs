@@ -692,3 +692,33 @@ fn environment_map_is_btreemap() {
     let s = Service::default();
     let _: &BTreeMap<String, Option<String>> = &s.environment;
 }
+
+#[test]
+fn oversized_or_fifo_compose_and_env_files_are_refused_as_invalid_input_naming_the_file() {
+    let (_t, d) = project_dir("bounded");
+    // A FIFO as env_file: refused at once (a plain read would wait for a writer forever).
+    let fifo = d.join("app.env");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let f = write(
+        &d,
+        "compose.yaml",
+        "services:\n  a:\n    image: x\n    env_file: app.env\n",
+    );
+    let e = load(&opts(vec![f.clone()])).unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("app.env") && msg.contains("a FIFO"), "{msg}");
+    let code = crate::deploy::DeployError::from(e).exit_code();
+    assert_eq!(code, crate::ExitCode::InvalidInput);
+
+    // A compose file over the cap.
+    let mut big = String::from("services:\n  a:\n    image: x\n");
+    while (big.len() as u64) <= gantry_common::fsx::MAX_COMPOSE_FILE {
+        big.push_str("# padding padding padding padding padding padding padding padding\n");
+    }
+    let f = write(&d, "big.yaml", &big);
+    let msg = load(&opts(vec![f])).unwrap_err().to_string();
+    assert!(
+        msg.contains("big.yaml") && msg.contains("8192 KiB cap"),
+        "{msg}"
+    );
+}

@@ -6,7 +6,8 @@
 //! the deployer takes the ledger's flock as usual (so a `--local` deploy in another process is
 //! still excluded). A job is a spawned task: the client that submitted it may go away (SSM
 //! SIGKILLs the CLI) and the job still finishes and is recorded. While a job runs on a stack,
-//! [`Jobs::busy`] says so and supervision leaves that stack alone.
+//! [`Jobs::busy`] says so and supervision leaves that stack alone. The work itself runs in a
+//! task of its own: a panic in it ends the job with a failed report and frees the stack.
 //!
 //! Limits: the queue lives in memory: jobs queued when the daemon stops are lost (their clients
 //! see the connection close and exit 69); a running deploy interrupted by a daemon stop is
@@ -257,12 +258,35 @@ impl Jobs {
         tracing::info!(stack = %stack, job = %id, kind, origin = job.origin.as_str(), "job started");
         let mut req = req;
         req.lock_wait = req.lock_wait.saturating_sub(waited);
-        let report = match &job.kind {
-            JobKind::Deploy(_) => self.deployer.deploy(&req, &progress).await,
-            JobKind::Rollback { to, .. } => {
-                self.deployer.rollback(&req, to.as_deref(), &progress).await
+        // The work runs in its own task so that a panic in it (a bug) ends this job with a
+        // report instead of leaving the stack marked busy forever.
+        let deployer = self.deployer.clone();
+        let (work_kind, work_req) = (job.kind.clone(), req.clone());
+        let work = tokio::spawn(async move {
+            match &work_kind {
+                JobKind::Deploy(_) => deployer.deploy(&work_req, &progress).await,
+                JobKind::Rollback { to, .. } => {
+                    deployer.rollback(&work_req, to.as_deref(), &progress).await
+                }
+                JobKind::Reconcile(_) => deployer.reconcile(&work_req, &progress).await,
             }
-            JobKind::Reconcile(_) => self.deployer.reconcile(&req, &progress).await,
+        });
+        let report = match work.await {
+            Ok(report) => report,
+            Err(e) => {
+                let what = if e.is_panic() {
+                    "panicked"
+                } else {
+                    "was cancelled"
+                };
+                tracing::error!(stack = %stack, job = %id, kind, "the job {what}; the stack is free again");
+                DeployReport {
+                    error: Some(format!(
+                        "{kind} job {id} {what} (a Gantry bug: the panic is in the daemon's log); the stack is free again and the next job recovers its ledger"
+                    )),
+                    ..DeployReport::failed(&stack)
+                }
+            }
         };
         if let Ok(mut r) = self.running.lock() {
             r.remove(&stack);
@@ -341,3 +365,6 @@ fn busy_report(stack: &str, holder: &str) -> DeployReport {
         ..DeployReport::failed(stack)
     }
 }
+
+#[cfg(test)]
+mod tests;

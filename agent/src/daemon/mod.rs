@@ -67,6 +67,7 @@ pub enum DaemonError {
 impl DaemonError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
+            Self::Docker { source } if source.exit_code() == ExitCode::Config => ExitCode::Config,
             Self::Docker { .. } | Self::Socket { .. } | Self::Metrics { .. } => {
                 ExitCode::Unavailable
             }

@@ -4,6 +4,8 @@
 //! own health request → `READY=1`. Loops (accept, supervisor, watcher, metrics) are tasks; the
 //! watchdog task pings systemd at half of `WATCHDOG_USEC` only while all of them are alive.
 //! SIGTERM/SIGINT: stop accepting, let running jobs finish (up to [`DRAIN`]), remove the socket.
+//! The socket serves at most 64 connections at once (more wait in its backlog) and disconnects
+//! a client that sends no request line within 10 s.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -80,8 +82,15 @@ pub async fn run(config: Arc<DaemonConfig>) -> Result<(), DaemonError> {
         source: Box::new(source),
     })?;
     let _ = notifier.status("starting: connecting to docker");
-    let engine: Arc<dyn Engine> =
-        Arc::new(connect_docker(config.environment.get("DOCKER_HOST").map(String::as_str)).await?);
+    let engine: Arc<dyn Engine> = Arc::new(
+        connect_docker(config.environment.get("DOCKER_HOST").map(String::as_str), {
+            let allow = config
+                .environment
+                .get(crate::engine::docker_host::ALLOW_REMOTE_VAR);
+            crate::engine::docker_host::allow_remote(allow.map(String::as_str))
+        })
+        .await?,
+    );
 
     let metrics = Arc::new(Metrics::default());
     let deployer = deploy::deployer(engine.clone(), &config.state_dir, config.registries.clone());
@@ -204,7 +213,15 @@ fn stacks_busy(shared: &Shared) -> bool {
 }
 
 /// Connects to Docker at `docker_host` (the `DOCKER_HOST` the daemon was started with).
-async fn connect_docker(docker_host: Option<&str>) -> Result<DockerEngine, DaemonError> {
+async fn connect_docker(
+    docker_host: Option<&str>,
+    allow_remote: bool,
+) -> Result<DockerEngine, DaemonError> {
+    crate::engine::docker_host::check_docker_host(docker_host, allow_remote).map_err(|e| {
+        DaemonError::Docker {
+            source: Box::new(e),
+        }
+    })?;
     let deadline = Instant::now() + DOCKER_WAIT;
     loop {
         let attempt = async {
@@ -307,12 +324,24 @@ fn bind_socket(config: &DaemonConfig) -> Result<UnixListener, DaemonError> {
     Ok(listener)
 }
 
+/// Connections served at once; more wait in the socket's backlog.
+const MAX_CONNECTIONS: usize = 64;
+/// How long a client has to send its request line before it is disconnected.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
 async fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
         match listener.accept().await {
             Ok((conn, _)) => {
                 let shared = shared.clone();
-                tokio::spawn(async move { handle(conn, shared).await });
+                tokio::spawn(async move {
+                    handle(conn, shared).await;
+                    drop(slot);
+                });
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accept on the daemon socket failed");
@@ -333,10 +362,14 @@ async fn handle(conn: UnixStream, shared: Arc<Shared>) {
     let (read, mut write) = conn.into_split();
     let mut reader = BufReader::new(read).take(api::MAX_LINE as u64);
     let mut line = String::new();
-    let request = match reader.read_line(&mut line).await {
-        Ok(0) => return,
-        Ok(_) => serde_json::from_str::<Request>(&line),
-        Err(_) => return,
+    let request = match tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line)).await {
+        Ok(Ok(0)) => return,
+        Ok(Ok(_)) => serde_json::from_str::<Request>(&line),
+        Ok(Err(_)) => return,
+        Err(_) => {
+            tracing::debug!("a client sent no request within {REQUEST_TIMEOUT:?}: disconnected");
+            return;
+        }
     };
     let request = match request {
         Ok(r) => r,

@@ -4,24 +4,26 @@
 //! stack's lock, reads the ledger once, decides (the plan; the release to return to), records
 //! the release `in_progress`, hands the plan to a `Rollout`, and records how it ended:
 //! succeeded, failed before anything running changed, stopped by `failure_action`, rolled back
-//! to the last good release, or rollback failed. Images are resolved in `images.rs`, the
-//! rollout of each service is `rollout.rs`, jobs `jobs.rs`, readiness waits `ready.rs`.
+//! to the last good release, rollback failed, or `not_recorded` (good, but the write failed:
+//! kept in memory as what runs). Env-file values never enter a release (`recorded.rs`).
+//! Images are resolved in `images.rs`, rollout `rollout.rs`, jobs `jobs.rs`, readiness `ready.rs`.
 //!
 //! Limits: one job per stack at a time (the lock); a deploy that fails with no earlier good
 //! release cannot roll back and says so.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use sha2::{Digest as _, Sha256};
 
-use crate::compose::{self, Project, xgantry::XGantry};
+use crate::compose::{self, Project};
 use crate::engine::{Engine, ImageRef};
 use crate::ledger::{Holder, ImageRecord, Ledger, Outcome, Release, StackLedger, now_rfc3339};
 
 use super::plan::{self, Action, Plan};
+pub use super::recorded::project_from_release;
+use super::recorded::{env_file_hashes, env_file_refs, release_model};
 use super::rollout::{Applied, Mode, Rollout, record};
 use super::{DeployError, DeployReport, DeployRequest, Progress, translate};
 
@@ -31,6 +33,10 @@ pub struct Deployer {
     pub(super) engine: Arc<dyn Engine>,
     pub(super) ledger: Ledger,
     pub(super) registries: Arc<dyn crate::registry::Registries>,
+    /// stack → a release that ended well but could not be written (state dir full or
+    /// read-only). It is what runs: the next job of the stack writes it first, reconcile and
+    /// supervision take it as the last good release until then.
+    pub(super) unrecorded: Arc<Mutex<BTreeMap<String, Release>>>,
 }
 
 impl std::fmt::Debug for Deployer {
@@ -47,7 +53,69 @@ impl Deployer {
             engine,
             ledger,
             registries: Arc::new(crate::registry::Anonymous),
+            unrecorded: Arc::default(),
         }
+    }
+
+    /// The release of `stack` that runs but could not be recorded, if any.
+    pub fn unrecorded(&self, stack: &str) -> Option<Release> {
+        self.unrecorded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(stack)
+            .cloned()
+    }
+
+    /// Writes the stack's unrecorded release if there is one (kept for later if it still
+    /// cannot be written) and puts it in `releases` in place of its `in_progress` record.
+    fn flush_unrecorded(&self, stack: &StackLedger, releases: &mut Vec<Release>) {
+        let Some(release) = self.unrecorded(stack.name()) else {
+            return;
+        };
+        match stack.write(&release) {
+            Ok(()) => {
+                tracing::info!(stack = %stack.name(), release = %release.id(), "recorded the release that could not be written before");
+                self.unrecorded
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(stack.name());
+            }
+            Err(e) => {
+                tracing::warn!(stack = %stack.name(), release = %release.id(), error = %e, "the release that runs still cannot be recorded");
+            }
+        }
+        releases.retain(|r| r.seq != release.seq);
+        releases.push(release);
+        releases.sort_by_key(|r| r.seq);
+    }
+
+    /// Writes a finished release; when that fails, a release that ended well becomes the
+    /// report's `not_recorded` outcome (what runs is the new release, not "nothing changed")
+    /// and is kept in memory for the next job to write.
+    fn record_end(
+        &self,
+        stack: &StackLedger,
+        release: &Release,
+        report: &mut DeployReport,
+    ) -> Result<(), DeployError> {
+        let Err(e) = stack.write(release) else {
+            return Ok(());
+        };
+        tracing::error!(stack = %stack.name(), release = %release.id(), outcome = %release.outcome, error = %e, "the job ended but its release could not be recorded");
+        if !release.outcome.is_good() {
+            return Err(e.into());
+        }
+        self.unrecorded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(stack.name().to_owned(), release.clone());
+        report.outcome = Outcome::NotRecorded;
+        report.services = release.services.clone();
+        report.error = Some(format!(
+            "the rollout succeeded and {} is running, but its release could not be recorded: {e} (hint: free space in the state dir; the next deploy, rollback or reconcile of the stack records it)",
+            release.id()
+        ));
+        Err(DeployError::NotRecorded)
     }
 
     /// Uses `registries` for pull credentials.
@@ -128,6 +196,7 @@ impl Deployer {
         progress: &dyn Progress,
         report: &mut DeployReport,
     ) -> Result<(), DeployError> {
+        let deadline = tokio::time::Instant::now() + req.timeout;
         let stack = self.ledger.stack(&req.stack)?;
         let holder = Holder::me(
             &format!("gantry deploy {}", req.stack),
@@ -159,6 +228,7 @@ impl Deployer {
                 (project, lock, releases, None)
             }
         };
+        self.flush_unrecorded(&stack, &mut releases);
         let recovered = stack.recover_in(&lock, &mut releases)?;
         if !recovered.is_empty() {
             progress.step(
@@ -191,8 +261,14 @@ impl Deployer {
                 _ => Some(self.engine.list_containers(&project.name, true).await),
             }
         };
-        let (resolved, containers) =
-            futures_util::future::join(self.resolve_images(&project, progress), listed).await;
+        // --timeout bounds the pulls too: a stalled pull is dropped (its request cancelled)
+        // and the stack freed, before anything running changed.
+        let (resolved, containers) = tokio::time::timeout_at(
+            deadline,
+            futures_util::future::join(self.resolve_images(&project, progress), listed),
+        )
+        .await
+        .map_err(|_| DeployError::Timeout { after: req.timeout })?;
         let (images, pulled) = resolved?;
         let containers = match (pulled, containers) {
             (false, Some(Ok(c))) => c,
@@ -238,7 +314,7 @@ impl Deployer {
                 pid: 0,
                 variables: req.variables.clone(),
                 files: project.config_files.clone(),
-                model: serde_json::to_value(&project).unwrap_or_default(),
+                model: release_model(&project),
                 x_gantry: project
                     .services
                     .iter()
@@ -261,6 +337,7 @@ impl Deployer {
                     })
                     .collect(),
                 env_files: env_file_hashes(&project),
+                env_file_refs: env_file_refs(&project),
                 services: Vec::new(),
                 jobs: jobs_done,
                 error: None,
@@ -288,7 +365,7 @@ impl Deployer {
                 progress,
                 applied: Applied::default(),
             };
-            let result = tokio::time::timeout(req.timeout, rollout.run())
+            let result = tokio::time::timeout_at(deadline, rollout.run())
                 .await
                 .unwrap_or(Err(DeployError::Timeout { after: req.timeout }));
             let applied = rollout.applied;
@@ -342,7 +419,7 @@ impl Deployer {
             }
         }
         release.finished_at = Some(now_rfc3339());
-        stack.write(&release)?;
+        self.record_end(&stack, &release, report)?;
         let pruned = stack.prune(&lock, req.keep_releases)?;
         if !pruned.is_empty() {
             tracing::info!(stack = %req.stack, pruned = pruned.len(), "pruned old releases");
@@ -380,8 +457,9 @@ impl Deployer {
                 req.lock_wait,
             )
             .await?;
-        stack.recover(&lock)?;
-        let releases = stack.releases()?;
+        let mut releases = stack.releases()?;
+        self.flush_unrecorded(&stack, &mut releases);
+        stack.recover_in(&lock, &mut releases)?;
         let target = match to {
             Some(id) => stack.resolve_release(id)?,
             None => {
@@ -399,9 +477,12 @@ impl Deployer {
             }
         };
         self.engine.ping().await?;
+        // The env files are read as they are now (their values were never recorded).
+        let now = project_from_release(&target)?;
         let mut release = stack.begin(
             &lock,
             Release {
+                env_files: env_file_hashes(&now),
                 deploy_id: None,
                 started_at: now_rfc3339(),
                 finished_at: None,
@@ -414,9 +495,12 @@ impl Deployer {
         report.release = Some(release.id());
         report.rolled_back_to = Some(target.id());
         progress.step(None, &format!("rolling back to {}", target.id()));
-        let outcome = self
-            .rollback_inner(&target, &stack, &release, req, progress)
-            .await;
+        let outcome = tokio::time::timeout(
+            req.timeout,
+            self.rollback_inner(&target, &stack, &release, req, progress),
+        )
+        .await
+        .unwrap_or(Err(DeployError::Timeout { after: req.timeout }));
         release.finished_at = Some(now_rfc3339());
         match outcome {
             Ok(()) => release.outcome = Outcome::Succeeded,
@@ -425,7 +509,7 @@ impl Deployer {
                 release.error = Some(e.to_string());
             }
         }
-        stack.write(&release)?;
+        self.record_end(&stack, &release, report)?;
         let pruned = stack.prune(&lock, req.keep_releases)?;
         if !pruned.is_empty() {
             self.prune_images(&stack, &pruned, progress).await?;
@@ -459,9 +543,10 @@ impl Deployer {
                 req.lock_wait,
             )
             .await?;
-        stack.recover(&lock)?;
-        let target = stack
-            .releases()?
+        let mut releases = stack.releases()?;
+        self.flush_unrecorded(&stack, &mut releases);
+        stack.recover_in(&lock, &mut releases)?;
+        let target = releases
             .into_iter()
             .rev()
             .find(|r| r.outcome.is_good())
@@ -553,6 +638,11 @@ fn finish(
     started: Instant,
 ) -> DeployReport {
     if let Err(e) = result {
+        if matches!(e, DeployError::NotRecorded) {
+            // record_end has said it all in the report.
+            report.duration_ms = started.elapsed().as_millis() as u64;
+            return report;
+        }
         tracing::info!(stack = %report.stack, error = %e, "job stopped with an error");
         if report.outcome == Outcome::Failed {
             report.exit_code_override = Some(e.exit_code());
@@ -614,46 +704,4 @@ fn validate_deployable(project: &Project) -> Result<(), DeployError> {
         }
     }
     Ok(())
-}
-
-/// sha256 of every env file the services read, by path.
-fn env_file_hashes(project: &Project) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for svc in project.services.values() {
-        for f in &svc.env_file {
-            if let Ok(body) = std::fs::read(&f.path) {
-                out.insert(
-                    f.path.display().to_string(),
-                    hex::encode(Sha256::digest(&body)),
-                );
-            }
-        }
-    }
-    out
-}
-
-/// The project a release recorded, rebuilt from its model.
-pub fn project_from_release(release: &Release) -> Result<Project, DeployError> {
-    let mut project: Project =
-        serde_json::from_value(release.model.clone()).map_err(|e| DeployError::Unsupported {
-            service: "*".into(),
-            reason: format!("release {} has an unreadable model: {e}", release.id()),
-        })?;
-    for (name, svc) in &mut project.services {
-        svc.name = name.clone();
-        svc.x_gantry = release.x_gantry.get(name).cloned();
-        // Releases recorded before x-gantry was validated may carry the two keys it never
-        // read (now gantry.yaml's stack policy): they are dropped, not refused.
-        let mut recorded = svc.x_gantry.clone();
-        if let Some(map) = recorded.as_mut().and_then(|v| v.as_object_mut()) {
-            map.remove("reconcile");
-            map.remove("watch_compose");
-        }
-        svc.gantry = XGantry::parse(recorded.as_ref()).map_err(|e| DeployError::Unsupported {
-            service: name.clone(),
-            reason: format!("release {} records an invalid {e}", release.id()),
-        })?;
-    }
-    project.config_files = release.files.clone();
-    Ok(project)
 }

@@ -16,7 +16,7 @@ use crate::engine::EngineError;
 
 use super::plan::{self, Action, ServicePlan};
 use super::rollout::{Rollout, record};
-use super::{DeployError, ready::LOG_LINES, translate};
+use super::{DeployError, translate};
 
 /// How long a one-shot job may run unless `x-gantry.job.timeout` says otherwise.
 const JOB_TIMEOUT: Duration = Duration::from_secs(600);
@@ -49,12 +49,12 @@ impl Rollout<'_> {
         let log_path = stack.job_log_path(release.seq, &svc.name);
         let _ = gantry_common::fsx::write_atomic(
             &log_path,
-            (logs.join("\n") + "\n").as_bytes(),
+            &job_log_file(&logs),
             0o600,
             gantry_common::fsx::Owner::default(),
         );
         let _ = self.engine.remove_container(&id, true).await;
-        let last: Vec<String> = logs[logs.len().saturating_sub(LOG_LINES)..].to_vec();
+        let last: Vec<String> = super::capped_tail(&logs);
         let result = match outcome? {
             Some(0) => {
                 self.applied.jobs.insert(
@@ -94,4 +94,22 @@ fn job_timeout(svc: &Service) -> Duration {
         .as_ref()
         .and_then(|j| j.timeout)
         .unwrap_or(JOB_TIMEOUT)
+}
+
+/// The most a job's log file keeps (its last bytes, whole lines).
+pub(super) const JOB_LOG_BYTES: usize = 1 << 20;
+
+/// A job's kept log: its output's last [`JOB_LOG_BYTES`] at most, from a line start.
+pub(super) fn job_log_file(lines: &[String]) -> Vec<u8> {
+    let mut body = lines.join("\n").into_bytes();
+    body.push(b'\n');
+    if body.len() > JOB_LOG_BYTES {
+        let cut = body.len() - JOB_LOG_BYTES;
+        let start = body[cut..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(body.len(), |p| cut + p + 1);
+        body.drain(..start);
+    }
+    body
 }

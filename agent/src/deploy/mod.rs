@@ -33,6 +33,7 @@ mod jobs;
 pub mod plan;
 pub mod probe;
 mod ready;
+mod recorded;
 pub mod render;
 mod rollout;
 #[cfg(test)]
@@ -112,9 +113,47 @@ pub enum DeployError {
     Continued { failures: Vec<String> },
     #[error("the deploy did not finish within {} (--timeout)", humantime::format_duration(*after))]
     Timeout { after: Duration },
+    /// The job ended well but its release could not be written; the report says so (outcome
+    /// `not_recorded`). Only ever returned inside the deployer, to stop the job there.
+    #[error("the rollout succeeded but its release could not be recorded")]
+    NotRecorded,
+}
+
+/// Caps on application output quoted in an error, and so in the ledger (`error` of a release)
+/// and in `--output json`: the last [`TAIL_LINES`] lines, each cut at [`TAIL_LINE_BYTES`], at
+/// most [`TAIL_BYTES`] in all (older lines go first).
+pub const TAIL_LINES: usize = 50;
+/// See [`TAIL_LINES`].
+pub const TAIL_LINE_BYTES: usize = 512;
+/// See [`TAIL_LINES`].
+pub const TAIL_BYTES: usize = 8 << 10;
+
+/// The last lines of `lines` within the caps of [`TAIL_LINES`], cut lines marked `[…cut]`.
+pub fn capped_tail(lines: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut total = 0;
+    for line in lines.iter().rev().take(TAIL_LINES) {
+        let line = if line.len() > TAIL_LINE_BYTES {
+            let mut end = TAIL_LINE_BYTES;
+            while !line.is_char_boundary(end) {
+                end -= 1;
+            }
+            format!("{}[…cut]", &line[..end])
+        } else {
+            line.clone()
+        };
+        total += line.len() + 1;
+        if total > TAIL_BYTES {
+            break;
+        }
+        out.push(line);
+    }
+    out.reverse();
+    out
 }
 
 fn tail(logs: &[String]) -> String {
+    let logs = capped_tail(logs);
     if logs.is_empty() {
         String::new()
     } else {
@@ -127,6 +166,7 @@ fn tail(logs: &[String]) -> String {
 }
 
 fn health(log: &[String]) -> String {
+    let log = capped_tail(log);
     if log.is_empty() {
         String::new()
     } else {
@@ -251,6 +291,7 @@ impl DeployReport {
                 ExitCode::RollbackFailed
             }
             Outcome::Failed => ExitCode::Failed,
+            Outcome::NotRecorded => ExitCode::NotRecorded,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! says "configuration changed".
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
 use serde::Serialize;
 
@@ -99,12 +100,23 @@ pub fn changed_fields(old: &Service, new: &Service) -> Vec<String> {
         .collect()
 }
 
-/// A service as a release recorded it.
+/// A service as a release recorded it, its env files read as they are now.
 pub fn recorded_service(release: &Release, service: &str) -> Option<Service> {
-    let value = release.model.get("services")?.get(service)?.clone();
-    let mut svc: Service = serde_json::from_value(value).ok()?;
-    svc.name = service.to_owned();
-    Some(svc)
+    super::apply::project_from_release(release)
+        .ok()?
+        .services
+        .remove(service)
+}
+
+/// The env files of `svc` whose content differs from what `release` recorded.
+fn env_files_changed(release: &Release, svc: &Service) -> Vec<String> {
+    svc.env_file
+        .iter()
+        .map(|f| f.path.display().to_string())
+        .filter(|p| {
+            release.env_files.get(p).cloned() != super::recorded::env_file_hash(Path::new(p))
+        })
+        .collect()
 }
 
 /// Computes the plan.
@@ -191,11 +203,20 @@ pub fn compute(
                     .and_then(|r| recorded_service(r, &svc.name))
                     .map(|old| changed_fields(&old, svc))
                     .unwrap_or_default();
-                if fields.is_empty() {
+                let env_files = previous
+                    .map(|r| {
+                        env_files_changed(r, svc)
+                            .into_iter()
+                            .map(|p| format!("env file {p} changed since {}", r.id()))
+                            .collect::<Vec<_>>()
+                    })
+                    .unwrap_or_default();
+                if fields.is_empty() && env_files.is_empty() {
                     reasons.push("configuration changed".into());
                 } else {
                     reasons.extend(fields);
                 }
+                reasons.extend(env_files);
             }
             if stale_image {
                 reasons.push("image".into());

@@ -354,3 +354,278 @@ async fn a_failing_job_stops_the_deploy_before_anything_running_changes() {
         "web was touched: {calls:#?}"
     );
 }
+
+/// Every file under `dir`, read as bytes, that contains `needle`.
+fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    let mut hits = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else if std::fs::read(&p)
+                .unwrap()
+                .windows(needle.len())
+                .any(|w| w == needle.as_bytes())
+            {
+                hits.push(p);
+            }
+        }
+    }
+    hits
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_ledger_keeps_no_env_file_value_and_a_rollback_reads_the_file_as_it_is_now() {
+    let s = Setup::new();
+    let env = s._dir.path().join("app.env");
+    let state = s._dir.path().join("state");
+    write(&env, "DB_PASSWORD=first-secret-4f1c\nMODE=from-file\n");
+    let compose = format!(
+        "services:
+  web:
+    image: app:${{V}}
+    env_file: {}
+    environment: {{MODE: explicit, TAG: v$V}}
+    x-gantry: {{min_ready: 1s}}
+",
+        env.display()
+    );
+    for v in ["1", "2"] {
+        let r = s.deploy(&compose, v).await;
+        assert_eq!(r.outcome, Outcome::Succeeded, "{:?}", r.error);
+        let got = s.engine.env_of("app-web-1");
+        assert_eq!(got["DB_PASSWORD"], "first-secret-4f1c");
+        assert_eq!(got["MODE"], "explicit", "environment: wins over the file");
+        assert_eq!(got["TAG"], format!("v{v}"));
+    }
+    assert_eq!(
+        files_containing(&state, "first-secret-4f1c"),
+        Vec::<PathBuf>::new()
+    );
+    // What `environment:` and interpolation gave is recorded: a rollback re-applies it.
+    assert!(!files_containing(&state, "explicit").is_empty());
+
+    // The secret rotates: plan says the env file changed since the release it compares to.
+    write(&env, "DB_PASSWORD=rotated-secret-9b2e\nMODE=from-file\n");
+    let plan = s.deployer.plan(&s.request(&compose, "2")).await.unwrap();
+    let web = plan.get("web").unwrap();
+    assert_eq!(web.action, Action::Recreate);
+    let want = format!("env file {} changed since r2", env.display());
+    assert!(web.reasons.contains(&want), "{:?}", web.reasons);
+
+    // A rollback to r1 takes the current secret, not the one r1 ran with.
+    let back = s
+        .deployer
+        .rollback(&s.request(&compose, "2"), Some("r1"), &Quiet)
+        .await;
+    assert_eq!(back.outcome, Outcome::Succeeded, "{:?}", back.error);
+    let got = s.engine.env_of("app-web-1");
+    assert_eq!(got["DB_PASSWORD"], "rotated-secret-9b2e");
+    assert_eq!(got["TAG"], "v1");
+    assert!(
+        s.engine.containers()["app-web-1"]
+            .image_id
+            .ends_with(&"1".repeat(64))
+    );
+    assert_eq!(
+        files_containing(&state, "rotated-secret-9b2e"),
+        Vec::<PathBuf>::new()
+    );
+    assert_eq!(
+        files_containing(&state, "first-secret-4f1c"),
+        Vec::<PathBuf>::new()
+    );
+}
+
+#[test]
+fn a_release_recorded_with_env_file_values_still_loads() {
+    // Before env files were recorded by reference, the model held their values.
+    let old = serde_json::json!({
+        "seq": 3, "stack": "app", "started_at": "2026-01-01T00:00:00Z", "outcome": "succeeded",
+        "pid": 1, "variables": {}, "files": ["/srv/app/compose.yaml"],
+        "model": {"name": "app", "services": {"web": {
+            "image": "app:1", "command": null, "entrypoint": null,
+            "environment": {"DB_PASSWORD": "old-value"}}}},
+        "images": {}, "env_files": {"/srv/app/app.env": "00"}
+    });
+    let release: crate::ledger::Release = serde_json::from_value(old).unwrap();
+    let project = super::apply::project_from_release(&release).unwrap();
+    assert_eq!(
+        project.services["web"].environment["DB_PASSWORD"].as_deref(),
+        Some("old-value")
+    );
+}
+
+/// A tmpfs mounted on a fresh directory (root only), unmounted when dropped.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        gantry_tests::prerequisite(ok, "mounting a tmpfs (needs root)").then(|| Self(dir))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+/// Fills the file system of `fill` (writes until ENOSPC) when the rollout starts on a service.
+struct FillDisk {
+    fill: PathBuf,
+    done: std::sync::atomic::AtomicBool,
+}
+
+impl super::Progress for FillDisk {
+    fn step(&self, service: Option<&str>, _message: &str) {
+        if service.is_some() && !self.done.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            use std::io::Write as _;
+            let mut f = std::fs::File::create(&self.fill).unwrap();
+            while f.write_all(&[0u8; 4096]).is_ok() {}
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rollout_whose_release_cannot_be_written_says_so_and_supervision_keeps_it() {
+    let Some(disk) = Tmpfs::mount("256k") else {
+        return;
+    };
+    let s = Setup::new();
+    let deployer = Deployer::new(s.engine.clone(), Ledger::new(disk.0.path()));
+    let compose = "services:
+  web:
+    image: app:${V}
+    x-gantry: {min_ready: 1s}
+";
+    let r1 = deployer.deploy(&s.request(compose, "1"), &Quiet).await;
+    assert_eq!(r1.outcome, Outcome::Succeeded, "{:?}", r1.error);
+
+    // The state dir fills up while v2 rolls out: the rollout is good, its record is not.
+    let fill = disk.0.path().join("filler");
+    let filler = FillDisk {
+        fill: fill.clone(),
+        done: Default::default(),
+    };
+    let r2 = deployer.deploy(&s.request(compose, "2"), &filler).await;
+    assert_eq!(r2.outcome, Outcome::NotRecorded, "{:?}", r2.error);
+    assert_eq!(r2.exit_code(), crate::ExitCode::NotRecorded);
+    assert_eq!(r2.exit_code().code(), 6);
+    let msg = r2.error.clone().unwrap_or_default();
+    assert!(
+        msg.contains("the rollout succeeded and r2 is running")
+            && msg.contains("could not be recorded"),
+        "{msg}"
+    );
+    let on_disk = |d: &Deployer| {
+        d.ledger()
+            .stack("app")
+            .unwrap()
+            .releases()
+            .unwrap()
+            .iter()
+            .map(|r| (r.seq, r.outcome))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        on_disk(&deployer),
+        vec![(1, Outcome::Succeeded), (2, Outcome::InProgress)]
+    );
+    let running = || s.engine.containers()["app-web-1"].image_id.clone();
+    assert!(running().ends_with(&"2".repeat(64)));
+
+    // Supervision's reconcile keeps what runs (r2), not the last release on disk (r1).
+    assert_eq!(deployer.unrecorded("app").map(|r| r.seq), Some(2));
+    let healed = deployer.reconcile(&s.request(compose, "2"), &Quiet).await;
+    assert_eq!(healed.release.as_deref(), Some("r2"), "{:?}", healed.error);
+    assert!(running().ends_with(&"2".repeat(64)));
+
+    // Space comes back: the next job records r2.
+    std::fs::remove_file(&fill).unwrap();
+    let again = deployer.reconcile(&s.request(compose, "2"), &Quiet).await;
+    assert_eq!(again.outcome, Outcome::Succeeded, "{:?}", again.error);
+    assert!(deployer.unrecorded("app").is_none());
+    assert_eq!(
+        on_disk(&deployer),
+        vec![(1, Outcome::Succeeded), (2, Outcome::Succeeded)]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_plan_of_a_new_stack_creates_no_directory() {
+    let s = Setup::new();
+    let plan = s.deployer.plan(&s.request(TWO, "1")).await.unwrap();
+    assert!(!plan.services.is_empty());
+    let stacks = s._dir.path().join("state/stacks");
+    assert!(!stacks.exists(), "plan made a phantom stack dir");
+}
+
+#[test]
+fn log_tails_in_errors_and_job_logs_are_capped_in_lines_and_bytes() {
+    use super::{DeployError, TAIL_BYTES, TAIL_LINE_BYTES, TAIL_LINES};
+    let long: Vec<String> = (0..500)
+        .map(|i| format!("line {i} {}", "x".repeat(10_000)))
+        .collect();
+    let failed = |logs: Vec<String>| DeployError::JobFailed {
+        service: "migrate".into(),
+        exit_code: 1,
+        logs,
+    };
+    let msg = failed(long.clone()).to_string();
+    assert!(msg.len() <= TAIL_BYTES + 100, "{} bytes", msg.len());
+    assert!(msg.contains("line 499 ") && !msg.contains("line 0 "));
+    assert!(msg.lines().all(|l| l.len() <= TAIL_LINE_BYTES + 10));
+    let short: Vec<String> = (0..500).map(|i| format!("l{i}")).collect();
+    let msg = failed(short).to_string();
+    assert_eq!(msg.lines().count(), 2 + TAIL_LINES, "{msg}");
+    assert!(msg.ends_with("\nl499") && msg.contains("\nl450\n") && !msg.contains("\nl449\n"));
+    // The same cap holds for a container's tail and health log.
+    let not_ready = DeployError::NotReady {
+        service: "web".into(),
+        container: "app-web-1".into(),
+        problem: "is unhealthy".into(),
+        health_log: long.clone(),
+        logs: long.clone(),
+    };
+    assert!(not_ready.to_string().len() <= 2 * TAIL_BYTES + 200);
+    // A job's kept log file: its last MiB, from a line start.
+    let body = super::jobs::job_log_file(&long);
+    assert!(body.len() <= super::jobs::JOB_LOG_BYTES);
+    let text = String::from_utf8(body).unwrap();
+    assert!(text.starts_with("line ") && text.ends_with(&format!("{}\n", "x".repeat(10))));
+}
+
+#[tokio::test(start_paused = true)]
+async fn timeout_covers_a_stalled_pull_and_frees_the_stack() {
+    let s = Setup::new();
+    let compose = "services:\n  web:\n    image: app:${V}\n    x-gantry: {min_ready: 1s}\n";
+    s.engine.stall_pulls(true);
+    let mut req = s.request(compose, "1");
+    req.timeout = std::time::Duration::from_secs(30);
+    let started = tokio::time::Instant::now();
+    let r = s.deployer.deploy(&req, &Quiet).await;
+    assert_eq!(r.outcome, Outcome::Failed, "{:?}", r.error);
+    assert_eq!(r.exit_code(), crate::ExitCode::Failed);
+    let msg = r.error.unwrap_or_default();
+    assert!(
+        msg.contains("did not finish within 30s (--timeout)"),
+        "{msg}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(31));
+    assert!(s.engine.calls().iter().any(|c| c == "pull app:1"));
+    // The stack is free at once: the next deploy (no lock wait) runs and succeeds.
+    s.engine.stall_pulls(false);
+    let r = s.deploy(compose, "1").await;
+    assert_eq!(r.outcome, Outcome::Succeeded, "{:?}", r.error);
+}

@@ -54,6 +54,7 @@ use tracing::{debug, warn};
 
 mod convert;
 mod errors;
+pub mod host;
 mod request;
 mod stop;
 #[cfg(test)]

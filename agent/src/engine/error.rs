@@ -110,6 +110,12 @@ pub enum EngineError {
     #[error("{object}: invalid spec: {reason}")]
     InvalidSpec { object: Object, reason: String },
 
+    /// `DOCKER_HOST` is a plain-TCP address off this host and the opt-in is not given.
+    #[error(
+        "DOCKER_HOST {host} is a plain-TCP Docker that is not on loopback: its API is unauthenticated and unencrypted root on that machine; hint: use the unix socket or an SSH tunnel to a loopback port, or set GANTRY_DOCKER_ALLOW_REMOTE=true to accept the risk"
+    )]
+    RemoteNotAllowed { host: String },
+
     /// The daemon answered something we could not read (transport cut mid-stream, bad JSON).
     #[error("{object}: {message}")]
     Protocol { object: Object, message: String },
@@ -120,6 +126,7 @@ impl EngineError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             EngineError::Unreachable { .. } => ExitCode::Unavailable,
+            EngineError::RemoteNotAllowed { .. } => ExitCode::Config,
             _ => ExitCode::Failed,
         }
     }
@@ -141,7 +148,9 @@ impl EngineError {
             | EngineError::Timeout { object, .. }
             | EngineError::InvalidSpec { object, .. }
             | EngineError::Protocol { object, .. } => Some(object),
-            EngineError::Unreachable { .. } | EngineError::Pull { .. } => None,
+            EngineError::Unreachable { .. }
+            | EngineError::RemoteNotAllowed { .. }
+            | EngineError::Pull { .. } => None,
         }
     }
 }

@@ -38,6 +38,12 @@ struct State {
     /// The fake registry: reference → image.
     registry: BTreeMap<String, ImageInfo>,
     crashing: BTreeSet<String>,
+    /// Pulls never answer (a registry that accepts and stalls).
+    stall_pulls: bool,
+    /// Image ids whose container create panics (a bug stand-in for the daemon's job runner).
+    panicking: BTreeSet<String>,
+    /// Container id → the environment it was created with.
+    env: BTreeMap<String, Vec<(String, String)>>,
     job_exit: BTreeMap<String, i64>,
     calls: Vec<String>,
     next_id: u64,
@@ -120,6 +126,21 @@ impl FakeEngine {
         self.lock().crashing.insert(id.to_owned());
     }
 
+    /// Pulls hang until dropped (`false`: they answer again).
+    pub fn stall_pulls(&self, on: bool) {
+        self.lock().stall_pulls = on;
+    }
+
+    /// Creating a container from image `id` panics (`false`: no longer).
+    pub fn panic_on_create(&self, id: &str, on: bool) {
+        let mut s = self.lock();
+        if on {
+            s.panicking.insert(id.to_owned());
+        } else {
+            s.panicking.remove(id);
+        }
+    }
+
     /// One-off containers of `service` exit with `code`.
     pub fn job_exit(&self, service: &str, code: i64) {
         self.lock().job_exit.insert(service.to_owned(), code);
@@ -136,6 +157,15 @@ impl FakeEngine {
     }
 
     /// The containers now, by name.
+    /// The environment the container now named `name` was created with.
+    pub fn env_of(&self, name: &str) -> BTreeMap<String, String> {
+        let s = self.lock();
+        s.find(name)
+            .and_then(|id| s.env.get(&id))
+            .map(|e| e.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     pub fn containers(&self) -> BTreeMap<String, ContainerInfo> {
         self.lock()
             .containers
@@ -234,8 +264,16 @@ impl Engine for FakeEngine {
                 object: Object::Image(spec.image.as_str().to_owned()),
             })?
             .clone();
+        if s.panicking.contains(&image.id) {
+            drop(s);
+            panic!(
+                "fake engine: create_container panics for image {}",
+                image.id
+            );
+        }
         s.next_id += 1;
         let id = format!("c{:04}", s.next_id);
+        s.env.insert(id.clone(), spec.env.0.clone());
         let label = |k: &str| spec.labels.get(k).cloned();
         let info = ContainerInfo {
             id: id.clone(),
@@ -382,8 +420,15 @@ impl Engine for FakeEngine {
         _auth: Option<&RegistryAuth>,
         _progress: Option<PullProgressFn<'_>>,
     ) -> Result<ImageInfo> {
+        let stall = {
+            let mut s = self.lock();
+            s.calls.push(format!("pull {}", image.as_str()));
+            s.stall_pulls
+        };
+        if stall {
+            std::future::pending::<()>().await;
+        }
         let mut s = self.lock();
-        s.calls.push(format!("pull {}", image.as_str()));
         let found = s
             .registry
             .get(image.as_str())

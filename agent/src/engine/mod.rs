@@ -36,6 +36,7 @@ use async_trait::async_trait;
 use futures_util::stream::BoxStream;
 
 pub use docker::DockerEngine;
+pub use docker::host as docker_host;
 pub use error::{EngineError, Object, PullFailure, Result};
 pub use image::*;
 pub use spec::*;

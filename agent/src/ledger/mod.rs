@@ -9,6 +9,8 @@
 //! stacks/<stack>/jobs/<seq>-<service>.log   a one-shot job's output, kept with its release
 //! ```
 //!
+//! A stack's directories are created when its lock is first taken, never by a read.
+//!
 //! Design:
 //! - Every file is replaced atomically ([`gantry_common::fsx::write_atomic`]), so `kill -9` at
 //!   any moment leaves either the old or the new file, never a torn one.
@@ -93,6 +95,9 @@ pub enum Outcome {
     RolledBack,
     RollbackFailed,
     Interrupted,
+    /// The rollout ended well and is serving, but its release could not be written (the state
+    /// dir is full or read-only). Reported, never on disk.
+    NotRecorded,
 }
 
 impl Outcome {
@@ -110,6 +115,7 @@ impl Outcome {
             Self::RolledBack => "rolled_back",
             Self::RollbackFailed => "rollback_failed",
             Self::Interrupted => "interrupted",
+            Self::NotRecorded => "not_recorded",
         }
     }
 }
@@ -216,6 +222,11 @@ pub struct Release {
     /// env file path → sha256 of its content at deploy time.
     #[serde(default)]
     pub env_files: BTreeMap<String, String>,
+    /// service → its `env_file:` entries. The values they gave are not in `model` (only the
+    /// keys `environment:` set itself are): re-applying a release reads the files as they are
+    /// then. Releases written before this field existed carry the values in `model`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env_file_refs: BTreeMap<String, Vec<crate::compose::EnvFile>>,
     #[serde(default)]
     pub services: Vec<ServiceRecord>,
     /// job service → hash of its last successful run (carried from release to release), so a
@@ -283,7 +294,8 @@ impl Ledger {
         }
     }
 
-    /// One stack's part of the ledger; creates its directories.
+    /// One stack's part of the ledger. Creates nothing: its directories are made when its lock
+    /// is first taken, so read-only requests (plan, status, releases) leave no phantom stack.
     pub fn stack(&self, name: &str) -> Result<StackLedger, LedgerError> {
         let valid = !name.is_empty()
             && name
@@ -295,10 +307,6 @@ impl Ledger {
             });
         }
         let dir = self.root.join("stacks").join(name);
-        for sub in ["releases", "jobs"] {
-            let d = dir.join(sub);
-            fs::create_dir_all(&d).map_err(io_err(&d))?;
-        }
         Ok(StackLedger {
             name: name.to_owned(),
             dir,
@@ -357,6 +365,10 @@ impl StackLedger {
 
     /// Takes the stack's lock, or fails at once naming the holder.
     pub fn try_lock(&self, holder: &Holder) -> Result<StackLock, LedgerError> {
+        for sub in ["releases", "jobs"] {
+            let d = self.dir.join(sub);
+            fs::create_dir_all(&d).map_err(io_err(&d))?;
+        }
         let path = self.dir.join("lock");
         let file = OpenOptions::new()
             .create(true)
@@ -420,7 +432,12 @@ impl StackLedger {
     pub fn releases(&self) -> Result<Vec<Release>, LedgerError> {
         let dir = self.dir.join("releases");
         let mut out = Vec::new();
-        for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(io_err(&dir)(e)),
+        };
+        for entry in entries {
             let path = entry.map_err(io_err(&dir))?.path();
             let is_release = path.extension().is_some_and(|e| e == "json")
                 && path
@@ -571,7 +588,8 @@ impl StackLedger {
     }
 
     /// Records a release (atomically replacing its file). Mode 0600: the model holds the
-    /// environment, values from env files (secrets) included.
+    /// environment that `environment:` and interpolation gave (env files' values are not
+    /// recorded, see [`Release::env_file_refs`]).
     pub fn write(&self, release: &Release) -> Result<(), LedgerError> {
         let body = serde_json::to_vec_pretty(release).unwrap_or_default();
         write_atomic(
@@ -616,164 +634,4 @@ impl StackLedger {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn draft(deploy_id: Option<&str>) -> Release {
-        Release {
-            seq: 0,
-            stack: String::new(),
-            deploy_id: deploy_id.map(str::to_owned),
-            started_at: now_rfc3339(),
-            finished_at: None,
-            outcome: Outcome::InProgress,
-            pid: 0,
-            variables: BTreeMap::from([("IMAGE_TAG".into(), "abc".into())]),
-            files: vec![],
-            model: serde_json::json!({}),
-            x_gantry: BTreeMap::new(),
-            images: BTreeMap::new(),
-            env_files: BTreeMap::new(),
-            services: vec![],
-            jobs: BTreeMap::new(),
-            error: None,
-        }
-    }
-
-    #[test]
-    fn releases_are_numbered_and_found_by_deploy_id() {
-        let dir = tempfile::tempdir().unwrap();
-        let stack = Ledger::new(dir.path()).stack("web").unwrap();
-        let lock = stack.try_lock(&Holder::me("test", None)).unwrap();
-        let mut r1 = stack.begin(&lock, draft(Some("ci-1"))).unwrap();
-        assert_eq!(r1.id(), "r1");
-        r1.outcome = Outcome::Succeeded;
-        stack.write(&r1).unwrap();
-        let r2 = stack.begin(&lock, draft(Some("ci-2"))).unwrap();
-        assert_eq!(r2.seq, 2);
-        assert_eq!(stack.find_deploy("ci-1").unwrap().unwrap().seq, 1);
-        assert_eq!(stack.last_good().unwrap().unwrap().seq, 1);
-        assert_eq!(stack.release("r2").unwrap().seq, 2);
-        assert!(matches!(
-            stack.release("r9"),
-            Err(LedgerError::NoSuchRelease { .. })
-        ));
-    }
-
-    #[test]
-    fn rollback_targets_are_found_by_release_deploy_id_or_variable_value() {
-        let dir = tempfile::tempdir().unwrap();
-        let stack = Ledger::new(dir.path()).stack("web").unwrap();
-        let lock = stack.try_lock(&Holder::me("test", None)).unwrap();
-        let add = |id: &str, tag: &str, model: &str, outcome: Outcome| {
-            let mut r = draft(Some(id));
-            r.variables = BTreeMap::from([("IMAGE_TAG".into(), tag.into())]);
-            r.model = serde_json::json!({ "m": model });
-            let mut r = stack.begin(&lock, r).unwrap();
-            r.outcome = outcome;
-            stack.write(&r).unwrap();
-        };
-        add("101", "aaa", "1", Outcome::Succeeded); // r1
-        add("102", "bbb", "2", Outcome::Succeeded); // r2
-        add("103", "ccc", "3", Outcome::RolledBack); // r3: not a target by id or value
-        add("104", "bbb", "2", Outcome::Succeeded); // r4: same model as r2
-        add("105", "ddd", "4", Outcome::Succeeded); // r5
-        add("2", "eee", "5", Outcome::Succeeded); // r6: deploy id "2" vs release number 2
-
-        assert_eq!(stack.resolve_release("r3").unwrap().seq, 3);
-        assert_eq!(stack.resolve_release("101").unwrap().seq, 1, "deploy id");
-        assert_eq!(
-            stack.resolve_release("aaa").unwrap().seq,
-            1,
-            "IMAGE_TAG value"
-        );
-        // The same model deployed twice counts once: the newest.
-        assert_eq!(stack.resolve_release("bbb").unwrap().seq, 4);
-        let unknown = stack.resolve_release("ccc").unwrap_err();
-        assert!(
-            matches!(unknown, LedgerError::NoSuchRelease { .. }),
-            "{unknown}"
-        );
-        let err = stack.resolve_release("2").unwrap_err();
-        let msg = err.to_string();
-        assert!(matches!(err, LedgerError::AmbiguousRelease { .. }), "{msg}");
-        assert!(
-            msg.contains("r6 (deploy id)") && msg.contains("r2 (release number)"),
-            "{msg}"
-        );
-    }
-
-    #[test]
-    fn second_lock_is_busy_and_names_the_holder() {
-        let dir = tempfile::tempdir().unwrap();
-        let stack = Ledger::new(dir.path()).stack("web").unwrap();
-        let _lock = stack
-            .try_lock(&Holder::me("gantry deploy web", Some("ci-7")))
-            .unwrap();
-        let err = stack.try_lock(&Holder::me("other", None)).unwrap_err();
-        let msg = err.to_string();
-        assert!(
-            msg.contains("ci-7") && msg.contains("gantry deploy web"),
-            "{msg}"
-        );
-        drop(_lock);
-        stack.try_lock(&Holder::me("other", None)).unwrap();
-    }
-
-    #[test]
-    fn interrupted_releases_are_recovered() {
-        let dir = tempfile::tempdir().unwrap();
-        let stack = Ledger::new(dir.path()).stack("web").unwrap();
-        let lock = stack.try_lock(&Holder::me("test", None)).unwrap();
-        stack.begin(&lock, draft(Some("ci-1"))).unwrap();
-        assert_eq!(stack.recover(&lock).unwrap(), vec![1]);
-        assert_eq!(stack.releases().unwrap()[0].outcome, Outcome::Interrupted);
-        // An interrupted deploy id runs again rather than reporting the interruption.
-        assert!(stack.find_deploy("ci-1").unwrap().is_none());
-    }
-
-    #[test]
-    fn prune_keeps_the_newest_good_releases() {
-        let dir = tempfile::tempdir().unwrap();
-        let stack = Ledger::new(dir.path()).stack("web").unwrap();
-        let lock = stack.try_lock(&Holder::me("test", None)).unwrap();
-        for outcome in [
-            Outcome::Succeeded,
-            Outcome::Failed,
-            Outcome::Succeeded,
-            Outcome::RolledBack,
-            Outcome::Succeeded,
-        ] {
-            let mut r = stack.begin(&lock, draft(None)).unwrap();
-            r.outcome = outcome;
-            stack.write(&r).unwrap();
-        }
-        let removed: Vec<u64> = stack
-            .prune(&lock, 2)
-            .unwrap()
-            .iter()
-            .map(|r| r.seq)
-            .collect();
-        assert_eq!(removed, vec![1, 2]);
-        let kept: Vec<u64> = stack.releases().unwrap().iter().map(|r| r.seq).collect();
-        assert_eq!(kept, vec![3, 4, 5]);
-    }
-
-    #[test]
-    fn a_corrupt_release_is_reported_not_deleted() {
-        let dir = tempfile::tempdir().unwrap();
-        let stack = Ledger::new(dir.path()).stack("web").unwrap();
-        let bad = dir.path().join("stacks/web/releases/000001.json");
-        fs::write(&bad, b"{not json").unwrap();
-        let err = stack.releases().unwrap_err();
-        assert!(err.to_string().contains("000001.json"), "{err}");
-        assert!(bad.exists());
-    }
-
-    #[test]
-    fn rejects_bad_stack_names() {
-        let dir = tempfile::tempdir().unwrap();
-        assert!(Ledger::new(dir.path()).stack("../etc").is_err());
-        assert!(Ledger::new(dir.path()).stack("Web").is_err());
-    }
-}
+mod tests;

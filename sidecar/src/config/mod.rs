@@ -159,7 +159,8 @@ pub fn load(
 ) -> Result<Config, ConfigError> {
     let (mut raw, origin) = match file {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            let text = gantry_common::fsx::read_bounded(path, gantry_common::fsx::MAX_SMALL_FILE)
+                .map_err(|source| ConfigError::Read {
                 path: path.to_path_buf(),
                 source,
             })?;

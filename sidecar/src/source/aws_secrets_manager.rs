@@ -18,7 +18,11 @@
 //! - Every call runs inside `gantry_common::aws::quiet`: the SDK logs whole responses (the
 //!   secret value) at TRACE, and those events are dropped.
 //!
-//! Limits: no cross-account role assumption beyond what the standard chain does
+//! - A response whose `Content-Length` is above [`MAX_BODY`] (1 MiB: a secret is at most
+//!   64 KiB) is refused before its body is read ([`BodyCap`]).
+//!
+//! Limits: a response without `Content-Length` (AWS always sends one) is not capped by size.
+//! No cross-account role assumption beyond what the standard chain does
 //! (`AWS_ROLE_ARN` web identity, profiles); no `BatchGetSecretValue`; a binary secret has no
 //! variables unless a renderer writes it to a file.
 
@@ -43,7 +47,45 @@ pub async fn client(cfg: &AwsConfig) -> SmClient {
         cfg.endpoint_url.as_ref().map(|u| u.as_str()),
     )
     .await;
-    SmClient::new(&sdk)
+    SmClient::from_conf(
+        aws_sdk_secretsmanager::config::Builder::from(&sdk)
+            .interceptor(BodyCap)
+            .build(),
+    )
+}
+
+/// The largest Secrets Manager response body read.
+pub const MAX_BODY: u64 = 1 << 20;
+
+/// Refuses a response announced larger than [`MAX_BODY`] before the SDK reads its body.
+#[derive(Debug)]
+pub struct BodyCap;
+
+impl aws_sdk_secretsmanager::config::Intercept for BodyCap {
+    fn name(&self) -> &'static str {
+        "gantry_body_cap"
+    }
+
+    fn read_before_deserialization(
+        &self,
+        context: &aws_sdk_secretsmanager::config::interceptors::BeforeDeserializationInterceptorContextRef<'_>,
+        _components: &aws_sdk_secretsmanager::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_secretsmanager::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let length = context
+            .response()
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.parse::<u64>().ok());
+        match length {
+            Some(n) if n > MAX_BODY => Err(format!(
+                "the response ({n} bytes) is larger than the {} KiB cap",
+                MAX_BODY >> 10
+            )
+            .into()),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// One Secrets Manager secret.
@@ -292,6 +334,49 @@ mod tests {
             name: name.map(Into::into),
             prefix: None,
         }
+    }
+
+    #[tokio::test]
+    async fn responses_above_the_cap_are_refused_before_their_body_is_read() {
+        use aws_sdk_secretsmanager::config::{Credentials, Region};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // A Secrets Manager stand-in on loopback that announces a 2 MiB answer.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let mut buf = vec![0u8; 65536];
+                let _ = s.read(&mut buf).await;
+                let body = format!("{{\"SecretString\":\"{}\"}}", "v".repeat(2 << 20));
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(head.as_bytes()).await;
+                let _ = s.write_all(body.as_bytes()).await;
+            }
+        });
+        let conf = aws_sdk_secretsmanager::Config::builder()
+            .behavior_version_latest()
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new(
+                "AKIDTEST",
+                "test-secret",
+                None,
+                None,
+                "test",
+            ))
+            .endpoint_url(format!("http://127.0.0.1:{port}"))
+            .interceptor(BodyCap)
+            .build();
+        let mut source = AwsSource::new(
+            spec(None, None),
+            SmClient::from_conf(conf),
+            Duration::from_secs(60),
+        );
+        let e = source.fetch().await.unwrap_err().to_string();
+        assert!(e.contains("larger than the 1024 KiB cap"), "{e}");
+        assert!(!e.contains("vvvv"), "the body is not quoted: {e}");
     }
 
     #[test]

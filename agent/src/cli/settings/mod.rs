@@ -121,7 +121,8 @@ impl Settings {
     /// Reads `<config_dir>/gantry.yaml`; a missing or empty file is the default configuration.
     pub fn load(config_dir: &Path) -> Result<Self, ConfigError> {
         let path = config_dir.join("gantry.yaml");
-        let text = match std::fs::read_to_string(&path) {
+        let text = match gantry_common::fsx::read_bounded(&path, gantry_common::fsx::MAX_SMALL_FILE)
+        {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(source) => return Err(ConfigError::Read { path, source }),

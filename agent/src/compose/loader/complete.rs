@@ -54,30 +54,23 @@ pub(super) fn build_service(
             .map_err(|e| ComposeError::project(format!("services.{name}.env_file: {e}")))?,
         None => Vec::new(),
     };
+    let mut env_from_files = BTreeSet::new();
     if !env_files.is_empty() {
-        let mut from_files: BTreeMap<String, String> = BTreeMap::new();
-        for ef in &env_files {
-            if !ef.path.is_file() {
-                if ef.required {
-                    return Err(ComposeError::Invalid {
-                        file: first_file.to_path_buf(),
-                        path: format!("services.{name}.env_file"),
-                        message: format!(
-                            "env file {} not found (create it, or mark it `required: false`)",
-                            ef.path.display()
-                        ),
-                    });
-                }
-                continue;
-            }
-            let raw = ef.format.as_deref() == Some("raw");
-            let lookup = |k: &str| env.lookup(k);
-            from_files.extend(dotenv::read(&ef.path, raw, &lookup)?);
-        }
+        let lookup = |k: &str| env.lookup(k);
+        let missing = |path: &Path| ComposeError::Invalid {
+            file: first_file.to_path_buf(),
+            path: format!("services.{name}.env_file"),
+            message: format!(
+                "env file {} not found (create it, or mark it `required: false`)",
+                path.display()
+            ),
+        };
+        let from_files = dotenv::read_env_files(&env_files, &lookup, &missing)?;
         let envmap = obj.entry("environment").or_insert_with(|| json!({}));
         if let Some(m) = envmap.as_object_mut() {
             for (k, v) in from_files {
                 if !m.contains_key(&k) {
+                    env_from_files.insert(k.clone());
                     m.insert(k, Json::String(v));
                 }
             }
@@ -98,6 +91,7 @@ pub(super) fn build_service(
     })?;
     svc.name = name.to_string();
     svc.env_file = env_files;
+    svc.env_from_files = env_from_files;
     svc.gantry = crate::compose::xgantry::XGantry::parse(x_gantry.as_ref())
         .map_err(|e| e.in_service(first_file, name))?;
     svc.x_gantry = x_gantry;

@@ -271,6 +271,11 @@ impl Supervisor {
     }
 
     fn last_good(&self, stack: &str) -> Option<Release> {
+        // A release that runs but could not be recorded is the last good one: supervision
+        // must not return to the one before it.
+        if let Some(r) = self.jobs.deployer().unrecorded(stack) {
+            return Some(r);
+        }
         self.ledger.stack(stack).ok()?.last_good().ok().flatten()
     }
 

@@ -9,6 +9,9 @@
 //! Redirects are followed only within the same origin (scheme, host, port): the token never
 //! follows a redirect to another host.
 //!
+//! A response body is read up to [`MAX_BODY`] (4 MiB, far above any secret or token answer):
+//! a larger one is an error, not an allocation the server chooses.
+//!
 //! Limits: no request retries here (the runtime retries with backoff); no response wrapping.
 
 use std::time::Duration;
@@ -18,6 +21,9 @@ use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
 
 use crate::source::config::VaultConfig;
+
+/// The largest Vault response body read.
+pub const MAX_BODY: usize = 4 << 20;
 
 /// Why a Vault call failed.
 #[derive(Debug, thiserror::Error)]
@@ -168,9 +174,22 @@ impl VaultHttp {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req.send().await.map_err(|e| self.transport(e))?;
+        let mut resp = req.send().await.map_err(|e| self.transport(e))?;
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| self.transport(e))?;
+        let too_large = || HttpError::Decode {
+            path: path.to_owned(),
+            what: format!("the response is larger than the {} MiB cap", MAX_BODY >> 20),
+        };
+        if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
+            return Err(too_large());
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.transport(e))? {
+            if bytes.len() + chunk.len() > MAX_BODY {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         if status.is_success() {
             if status == StatusCode::NO_CONTENT || bytes.is_empty() {
                 return Ok(Value::Null);

@@ -114,3 +114,39 @@ async fn a_redirect_within_vault_is_followed() {
     assert_eq!(v, serde_json::json!({"data": {}}));
     assert_eq!(*tokens.lock().unwrap(), [true, true]);
 }
+
+#[tokio::test]
+async fn vault_response_bodies_are_size_capped() {
+    let big = format!("{{\"data\":\"{}\"}}", "x".repeat(MAX_BODY));
+    // Announced by content-length, and streamed with no length (read until close).
+    let announced = big.clone();
+    let (with_len, _) = server("127.0.0.1", move |_| {
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{announced}",
+            announced.len()
+        )
+    })
+    .await;
+    let (no_len, _) = server("127.0.0.1", move |_| {
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n{big}"
+        )
+    })
+    .await;
+    for port in [with_len, no_len] {
+        let e = client(&format!("http://127.0.0.1:{port}"))
+            .call(Method::GET, "kv/data/app", None, None)
+            .await
+            .unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("larger than the 4 MiB cap"), "{msg}");
+        assert!(!msg.contains("xxxx"), "the body is not quoted");
+    }
+    // An answer under the cap still reads.
+    let (ok, _) = server("127.0.0.1", |_| OK.to_owned()).await;
+    let v = client(&format!("http://127.0.0.1:{ok}"))
+        .call(Method::GET, "kv/data/app", None, None)
+        .await
+        .unwrap();
+    assert_eq!(v["data"], serde_json::json!({}));
+}
