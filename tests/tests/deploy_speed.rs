@@ -4,9 +4,10 @@
 //!   rollouts in a row: not one request may fail (the old container leaves Docker's DNS
 //!   before its address goes away, see `agent/src/deploy/rollout.rs`).
 //! - Twenty independent services deploy concurrently: each records when it started (the
-//!   host's uptime, one clock for all containers) and must run `min_ready` (3 s) before it
-//!   counts as ready, so one-after-another would start them at least 3 s apart; several
-//!   starting within the first one's 3 s proves they were started at once.
+//!   host's uptime, one clock for all containers) and must run `min_ready` (5 s) before it
+//!   counts as ready, so one-after-another would start them at least 5 s apart; several
+//!   starting within the first one's 5 s proves they were started at once (how many depends
+//!   on how fast the daemon creates containers, so the test asks only for a few).
 
 use std::time::Duration;
 
@@ -128,7 +129,7 @@ fn twenty_independent_services_are_started_at_once() {
     let mut compose = String::from("services:\n");
     for i in 1..=20 {
         compose.push_str(&format!(
-            "  s{i}:\n    image: ${{IMAGE}}\n    init: true\n    command: [\"sh\", \"-c\", \"cut -d' ' -f1 /proc/uptime > /tmp/started; exec sleep 600\"]\n    x-gantry: {{min_ready: 3s}}\n"
+            "  s{i}:\n    image: ${{IMAGE}}\n    init: true\n    command: [\"sh\", \"-c\", \"cut -d' ' -f1 /proc/uptime > /tmp/started; exec sleep 600\"]\n    x-gantry: {{min_ready: 5s}}\n"
         ));
     }
     let stack = Stack::with_file(&compose);
@@ -149,8 +150,9 @@ fn twenty_independent_services_are_started_at_once() {
         })
         .collect();
     started.sort_by(f64::total_cmp);
-    // One after another, each start would come at least min_ready (3 s) after the one before.
-    let within_first = started.iter().filter(|t| **t < started[0] + 3.0).count();
+    // One after another, each start would come at least min_ready (5 s) after the one before:
+    // one start in the first one's window. At once: several.
+    let within_first = started.iter().filter(|t| **t < started[0] + 5.0).count();
     eprintln!(
         "start times (s after the first): {:?}",
         started
@@ -159,7 +161,7 @@ fn twenty_independent_services_are_started_at_once() {
             .collect::<Vec<_>>()
     );
     assert!(
-        within_first >= 8,
+        within_first >= 3,
         "only {within_first} of 20 services started while the first was becoming ready"
     );
 }

@@ -192,7 +192,7 @@ impl Rollout<'_> {
     async fn service_task(&self, sp: &ServicePlan) -> Ended {
         let (project, mode, progress) = (self.project, self.mode, self.progress);
         let t0 = Instant::now();
-        let ended = match sp.action {
+        match sp.action {
             Action::Unchanged => {
                 self.applied.with(|a| {
                     if !sp.job {
@@ -289,7 +289,6 @@ impl Rollout<'_> {
                     }
                 }
             }
-        };
-        ended
+        }
     }
 }
