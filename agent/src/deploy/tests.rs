@@ -167,8 +167,8 @@ async fn services_roll_out_in_dependency_order() {
     let report = s.deploy(compose, "1").await;
     assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.error);
     let calls = s.engine.calls();
-    assert!(at(&calls, "start app-db-1") < at(&calls, "create app-api-1-gantry-next"));
-    assert!(at(&calls, "start app-api-1") < at(&calls, "create app-web-1-gantry-next"));
+    assert!(at(&calls, "start app-db-1") < at(&calls, "create app-api-1"));
+    assert!(at(&calls, "start app-api-1") < at(&calls, "create app-web-1"));
     let order: Vec<&str> = report.services.iter().map(|r| r.service.as_str()).collect();
     assert_eq!(order, ["db", "api", "web"]);
 }
@@ -438,9 +438,9 @@ async fn dependents_wait_while_independent_services_go_ahead() {
     assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.error);
     let calls = s.engine.calls();
     // cache starts beside db, not after it; api only once db is ready; web after api.
-    assert!(at(&calls, "start app-cache-1") < at(&calls, "create app-api-1-gantry-next"));
-    assert!(at(&calls, "start app-db-1") < at(&calls, "create app-api-1-gantry-next"));
-    assert!(at(&calls, "start app-api-1") < at(&calls, "create app-web-1-gantry-next"));
+    assert!(at(&calls, "start app-cache-1") < at(&calls, "create app-api-1"));
+    assert!(at(&calls, "start app-db-1") < at(&calls, "create app-api-1"));
+    assert!(at(&calls, "start app-api-1") < at(&calls, "create app-web-1"));
     // db 2 s, then api 1 s, then web 1 s; cache in the shadow of db.
     let took = started.elapsed();
     assert!(
