@@ -31,6 +31,7 @@ projects=()
 cleanup() {
   for p in "${projects[@]}"; do
     "$COMPOSE_BIN" -p "${p%%:*}" -f "${p#*:}" down -t 1 >/dev/null 2>&1 || true
+    docker network rm "${p%%:*}_default" >/dev/null 2>&1 || true
   done
   rm -rf "$state" "$work"
 }
@@ -115,6 +116,8 @@ if [ -z "${SKIP_TIMES:-}" ]; then
       fi
       cold[$tool]=${c[0]}; change[$tool]=${h[0]}
       "$COMPOSE_BIN" -p "$project" -f "$f" down -t 1 >/dev/null 2>&1 || true
+      # compose leaves the network gantry made (its labels differ): remove it by name.
+      docker network rm "${project}_default" >/dev/null 2>&1 || true
     done
     echo "$name cold deploy: gantry $(secs "${cold[gantry]}") s, compose up -d --wait $(secs "${cold[compose]}") s, ratio $(ratio "${cold[gantry]}" "${cold[compose]}")"
     echo "$name change one service: gantry $(secs "${change[gantry]}") s (serving after ${serving:-?} s), compose up -d --wait $(secs "${change[compose]}") s, ratio $(ratio "${change[gantry]}" "${change[compose]}")"
