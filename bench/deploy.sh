@@ -1,59 +1,127 @@
 #!/usr/bin/env bash
-# bench/deploy.sh: what clients see while a changed service is deployed. A client container
-# calls the service by name every 20 ms; each tool deploys a new version ROUNDS times:
-# `gantry deploy` (start-first, the default for a service without a fixed host port) and
-# `docker compose up -d` (Docker Compose v2: stops the old container, then starts the new).
-# Prints failed requests and the longest gap between two successful responses, per tool.
+# bench/deploy.sh: how fast and how smoothly `gantry deploy` rolls out, beside Docker Compose.
 #
-# Usage: bench/deploy.sh [ROUNDS]   (default 5)
+# 1. What clients see: a client container calls an internal service by name every 20 ms
+#    while each tool deploys a changed version ROUNDS times (`gantry deploy`, start-first, the
+#    default for a service without a fixed host port; `docker compose up -d --wait`, which
+#    stops the old container, then starts the new one). Prints failed requests and the
+#    longest gap between two successful responses per round and in total.
+#    Goal for gantry: 0 failed and a gap under 250 ms in every round.
+# 2. How long deploys take, each tool on its own copy of the same stack: a cold deploy (from
+#    nothing) and a change to one service, on (a) bench/chain5.yaml (five services, a 3-deep
+#    `service_healthy` chain health-checked every second) and (b) 100 independent services
+#    without a healthcheck. Prints seconds and gantry/compose ratios (below 1: gantry is
+#    faster); for gantry also when the changed service served ("serving after", from its
+#    output), apart from the old container's retirement.
+#
+# Usage: bench/deploy.sh [ROUNDS]   (default 20; SKIP_CLIENTS=1 or SKIP_TIMES=1 to run a part)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
-rounds=${1:-5}
+rounds=${1:-20}
 
 bench_env docker images compose
 build_release
 gantry="$(target_dir)/release/gantry"
 state=$(mktemp -d)
-file=bench/rollout.yaml
+work=$(mktemp -d)
+tag=$$
 export GANTRY_STATE_DIR=$state GANTRY_LOCAL=1 IMAGE=$GANTRY_TEST_IMAGE
+projects=()
 cleanup() {
-  "$COMPOSE_BIN" -p bench-dc -f "$file" down >/dev/null 2>&1 || true
-  "$COMPOSE_BIN" -p bench-gd -f "$file" down >/dev/null 2>&1 || true
-  rm -rf "$state"
+  for p in "${projects[@]}"; do
+    "$COMPOSE_BIN" -p "${p%%:*}" -f "${p#*:}" down -t 1 >/dev/null 2>&1 || true
+    docker network rm "${p%%:*}_default" >/dev/null 2>&1 || true
+  done
+  rm -rf "$state" "$work"
 }
 trap cleanup EXIT
 
+# --- 1. clients calling by name ------------------------------------------------------------
+file=bench/rollout.yaml
 counts() { docker exec "$1-client-1" cat /tmp/counts; }
 reset() {
   docker exec "$1-client-1" touch /tmp/reset
   for _ in $(seq 100); do docker exec "$1-client-1" test -f /tmp/reset || return 0; sleep 0.05; done
 }
-# deploy TOOL PROJECT VERSION
+# deploy TOOL PROJECT FILE [VAR=VALUE...]
 deploy() {
-  case "$1" in
-    gantry) "$gantry" deploy "$2" -f "$file" --var VERSION="$3" >/dev/null ;;
-    compose) VERSION=$3 "$COMPOSE_BIN" -p "$2" -f "$file" up -d --wait >/dev/null 2>&1 ;;
+  local tool=$1 project=$2 f=$3
+  shift 3
+  case "$tool" in
+    gantry)
+      local vars=()
+      for v in "$@"; do vars+=(--var "$v"); done
+      "$gantry" deploy "$project" -f "$f" "${vars[@]}" ;;
+    compose) env "$@" "$COMPOSE_BIN" -p "$project" -f "$f" up -d --wait 2>&1 ;;
   esac
 }
 
-declare -A failed gap
-for tool in gantry compose; do
-  project=bench-gd; [ "$tool" = compose ] && project=bench-dc
-  deploy "$tool" "$project" 0
-  sleep 2
-  failed[$tool]=0; gap[$tool]=0
-  for round in $(seq "$rounds"); do
-    reset "$project"
-    sleep 0.3
-    deploy "$tool" "$project" "$round"
-    sleep 0.5
-    read -r ok fail g < <(counts "$project")
-    failed[$tool]=$(( ${failed[$tool]} + fail ))
-    g=$(( g * 10 ))
-    (( g > ${gap[$tool]} )) && gap[$tool]=$g
-    echo "$tool round $round: $ok ok, $fail failed, longest gap ${g} ms"
+if [ -z "${SKIP_CLIENTS:-}" ]; then
+  declare -A failed gap bad
+  for tool in gantry compose; do
+    project=bench-gd-$tag; [ "$tool" = compose ] && project=bench-dc-$tag
+    projects+=("$project:$file")
+    deploy "$tool" "$project" "$file" VERSION=0 >/dev/null
+    sleep 2
+    failed[$tool]=0; gap[$tool]=0; bad[$tool]=0
+    for round in $(seq "$rounds"); do
+      reset "$project"
+      sleep 0.3
+      deploy "$tool" "$project" "$file" VERSION="$round" >/dev/null
+      sleep 0.5
+      read -r ok fail g < <(counts "$project")
+      failed[$tool]=$(( ${failed[$tool]} + fail ))
+      g=$(( g * 10 ))
+      (( g > ${gap[$tool]} )) && gap[$tool]=$g
+      (( fail > 0 || g >= 250 )) && bad[$tool]=$(( ${bad[$tool]} + 1 ))
+      echo "$tool round $round: $ok ok, $fail failed, longest gap ${g} ms"
+    done
   done
-done
-echo "gantry (start-first): ${failed[gantry]} failed requests, longest gap ${gap[gantry]} ms over $rounds deploys"
-echo "docker compose up -d: ${failed[compose]} failed requests, longest gap ${gap[compose]} ms over $rounds deploys"
+  echo "gantry (start-first): ${failed[gantry]} failed requests, longest gap ${gap[gantry]} ms over $rounds deploys; ${bad[gantry]} round(s) with a failure or a gap of 250 ms or more"
+  echo "docker compose up -d --wait: ${failed[compose]} failed requests, longest gap ${gap[compose]} ms over $rounds deploys; ${bad[compose]} round(s) with a failure or a gap of 250 ms or more"
+fi
+
+# --- 2. deploy times ----------------------------------------------------------------------
+if [ -z "${SKIP_TIMES:-}" ]; then
+  hundred=$work/hundred.yaml
+  {
+    echo "services:"
+    for i in $(seq 100); do
+      echo "  s$i:"
+      echo "    image: \${IMAGE:-gantry-test/busybox:latest}"
+      echo "    init: true"
+      echo "    command: [\"sleep\", \"86400\"]"
+      [ "$i" = 1 ] && echo "    environment: {CHANGE: \"\${CHANGE:-0}\"}"
+    done
+  } > "$hundred"
+
+  secs() { awk -v us="$1" 'BEGIN {printf "%.1f", us / 1000000}'; }
+  ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+  # times NAME FILE: cold deploy and a change to one service, per tool; prints one line each.
+  times() {
+    local name=$1 f=$2 tool project out
+    declare -A cold change
+    local serving=""
+    for tool in compose gantry; do
+      project=bench-t$name-${tool:0:1}-$tag
+      projects+=("$project:$f")
+      local c=() h=()
+      timed_us c deploy "$tool" "$project" "$f" CHANGE=0 >/dev/null
+      if [ "$tool" = gantry ]; then
+        timed_us h deploy "$tool" "$project" "$f" CHANGE=1 > "$work/out"
+        serving=$(sed -n 's/.*serving after \([0-9.]*\)s.*/\1/p' "$work/out" | head -1)
+      else
+        timed_us h deploy "$tool" "$project" "$f" CHANGE=1 >/dev/null
+      fi
+      cold[$tool]=${c[0]}; change[$tool]=${h[0]}
+      "$COMPOSE_BIN" -p "$project" -f "$f" down -t 1 >/dev/null 2>&1 || true
+      # compose leaves the network gantry made (its labels differ): remove it by name.
+      docker network rm "${project}_default" >/dev/null 2>&1 || true
+    done
+    echo "$name cold deploy: gantry $(secs "${cold[gantry]}") s, compose up -d --wait $(secs "${cold[compose]}") s, ratio $(ratio "${cold[gantry]}" "${cold[compose]}")"
+    echo "$name change one service: gantry $(secs "${change[gantry]}") s (serving after ${serving:-?} s), compose up -d --wait $(secs "${change[compose]}") s, ratio $(ratio "${change[gantry]}" "${change[compose]}")"
+  }
+  times chain5 bench/chain5.yaml
+  times hundred "$hundred"
+fi

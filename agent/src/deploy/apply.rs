@@ -354,7 +354,7 @@ impl Deployer {
                 .collect();
             release.outcome = Outcome::Unchanged;
         } else {
-            let mut rollout = Rollout {
+            let rollout = Rollout {
                 engine: self.engine.as_ref(),
                 project: &project,
                 plan: &plan,
@@ -368,7 +368,7 @@ impl Deployer {
             let result = tokio::time::timeout_at(deadline, rollout.run())
                 .await
                 .unwrap_or(Err(DeployError::Timeout { after: req.timeout }));
-            let applied = rollout.applied;
+            let applied = rollout.applied.into_inner();
             release.jobs.extend(applied.jobs.clone());
             release.services = applied.records.clone();
             match result {

@@ -23,11 +23,7 @@ const JOB_TIMEOUT: Duration = Duration::from_secs(600);
 
 impl Rollout<'_> {
     /// Runs a one-shot job to completion; keeps its log with the release.
-    pub(super) async fn run_job(
-        &mut self,
-        svc: &Service,
-        sp: &ServicePlan,
-    ) -> Result<(), DeployError> {
+    pub(super) async fn run_job(&self, svc: &Service, sp: &ServicePlan) -> Result<(), DeployError> {
         let (project, stack, release, progress) =
             (self.project, self.stack, self.release, self.progress);
         let t0 = Instant::now();
@@ -57,10 +53,8 @@ impl Rollout<'_> {
         let last: Vec<String> = super::capped_tail(&logs);
         let result = match outcome? {
             Some(0) => {
-                self.applied.jobs.insert(
-                    svc.name.clone(),
-                    plan::job_run_hash(&sp.hash, sp.image_id.as_deref()),
-                );
+                let hash = plan::job_run_hash(&sp.hash, sp.image_id.as_deref());
+                self.applied.with(|a| a.jobs.insert(svc.name.clone(), hash));
                 progress.step(
                     Some(&svc.name),
                     &format!("job succeeded in {:.1}s", t0.elapsed().as_secs_f64()),
@@ -78,12 +72,11 @@ impl Rollout<'_> {
                 logs: last,
             }),
         };
-        self.applied.records.push(record(
-            &svc.name,
-            Action::Run,
-            t0.elapsed(),
-            result.as_ref().err().map(ToString::to_string),
-        ));
+        let err = result.as_ref().err().map(ToString::to_string);
+        self.applied.with(|a| {
+            a.records
+                .push(record(&svc.name, Action::Run, t0.elapsed(), err))
+        });
         result
     }
 }

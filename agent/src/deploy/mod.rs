@@ -3,9 +3,9 @@
 //! Design: [`Deployer::deploy`] is the whole job, in the order DESIGN.md fixes: take the stack's
 //! lock; answer a repeated deploy id from the ledger; resolve images (pull what is missing)
 //! before anything running is touched; [`plan::compute`] what differs; run one-shot jobs; roll
-//! the changed services out in dependency order, each step gated on health; on a failure
-//! during rollout return to the last good release ([`Outcome::RolledBack`]); record the
-//! release. The same code serves `plan` (without applying), `rollback` and, later, the daemon.
+//! the changed services out as their dependencies allow (several at once), each step gated on
+//! health; on a failure during rollout return to the last good release
+//! ([`Outcome::RolledBack`]); record the release. The same code serves `plan` (without applying), `rollback` and, later, the daemon.
 //!
 //! Convergence: every step is safe to interrupt with `kill -9`. The next deploy recovers the
 //! interrupted release, removes leftover one-off job containers and, when two containers claim
@@ -17,14 +17,16 @@
 //! failure_action (rollback, pause, continue).
 //!
 //! Files, one job each: `apply.rs` orchestration and ledger transitions ([`Deployer`]),
-//! `images.rs` pulls and pruning, `rollout.rs` applying a plan service by service (a
-//! `Rollout` context), `jobs.rs` one-shot jobs, `ready.rs` readiness waits, [`health`] the
+//! `images.rs` pulls and pruning, `schedule.rs` which services converge when (all whose
+//! dependencies are done, up to [`DeployRequest::concurrency`] at once), `rollout.rs`
+//! converging one service (a `Rollout` context), `jobs.rs` one-shot jobs, `ready.rs` readiness waits, [`health`] the
 //! readiness rule and strategy, [`plan`] what differs, [`translate`] model to engine specs.
 //! `x-gantry` arrives typed on [`crate::compose::Service::gantry`], validated at load time.
 //!
 //! Limits: published port ranges and `volumes_from` are not supported yet; start-first gives a
 //! new container its network aliases only once it is ready, which reconnects it to its
-//! networks once (connections it opened while starting are reset).
+//! networks once (connections it opened while starting are reset), and takes the old one out
+//! of DNS the same way before it stops.
 
 pub mod apply;
 pub mod health;
@@ -36,6 +38,7 @@ mod ready;
 mod recorded;
 pub mod render;
 mod rollout;
+mod schedule;
 #[cfg(test)]
 mod tests;
 pub mod translate;
@@ -226,6 +229,8 @@ pub struct DeployRequest {
     pub ready_timeout: Duration,
     /// Good releases to keep.
     pub keep_releases: usize,
+    /// Services converging at once (at least 1): those whose dependencies are done.
+    pub concurrency: usize,
 }
 
 impl DeployRequest {
@@ -239,6 +244,7 @@ impl DeployRequest {
             timeout: Duration::from_secs(30 * 60),
             ready_timeout: Duration::from_secs(120),
             keep_releases: 10,
+            concurrency: schedule::DEFAULT_CONCURRENCY,
         }
     }
 }

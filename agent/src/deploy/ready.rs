@@ -1,24 +1,34 @@
 //! Readiness waits: dependencies met, a new container ready by its service's rule, a batch
 //! watched through its monitor period.
 //!
-//! Design: [`wait_ready`] polls the engine every 250 ms (or the probe's interval) and applies
-//! the rule [`health::rule`] chose: Gantry's own probe (N consecutive passes after the start
-//! period, within the deadline; with a startup deadline, the first pass within it and the
-//! readiness deadline counted from that pass), the Docker healthcheck (`healthy` with its last checks
-//! passing; `unhealthy` fails at once), or running for `min_ready`. A container that exits or
-//! restarts fails at once. Failures carry the health or probe log and the container's last
-//! [`LOG_LINES`] log lines. [`monitor`] watches a batch after its gate: running, not
-//! unhealthy, and its `x-gantry.health` probe not failing `failures` times in a row. Time is
-//! tokio's, so tests can pause the clock.
+//! Design: [`wait_ready`] applies the rule [`health::rule`] chose: Gantry's own probe (N
+//! consecutive passes after the start period, within the deadline; with a startup deadline,
+//! the first pass within it and the readiness deadline counted from that pass), the Docker
+//! healthcheck (`healthy` with its last checks passing; `unhealthy` fails at once), or running
+//! for `min_ready`. A container that exits or restarts fails at once. Failures carry the health
+//! or probe log and the container's last [`LOG_LINES`] log lines. [`monitor`] watches a batch
+//! after its gate: running, not unhealthy, and its `x-gantry.health` probe not failing
+//! `failures` times in a row. Time is tokio's, so tests can pause the clock.
 //!
-//! Limits: readiness is polled, not followed through Docker events.
+//! A Docker healthcheck is followed through Docker's event stream: the wait subscribes to the
+//! container's events (replayed from just before its first inspect, so a state reached before
+//! the subscription is not missed) and inspects again on each event (`health_status`, `die`,
+//! `restart`, ...), with a slow inspect every [`EVENT_FALLBACK`] in case the stream breaks;
+//! when the engine has no event stream it polls every [`POLL`]. Probes and `min_ready` are
+//! timed (the probe's interval, or [`POLL`]).
+//!
+//! Limits: `monitor` polls.
 
 use tokio::time::Instant;
 
 use std::time::Duration;
 
 use crate::compose::{DependsCondition, Service};
-use crate::engine::{ContainerInfo, ContainerStatus, Engine, HealthStatus};
+use futures_util::StreamExt;
+
+use crate::engine::{
+    ContainerInfo, ContainerStatus, Engine, EventFilter, HealthStatus, ObjectType,
+};
 
 use super::plan::Action;
 use super::rollout::Rollout;
@@ -26,13 +36,15 @@ use super::{DeployError, health};
 
 /// Lines of a failing container's or job's log carried in the error.
 pub(super) const LOG_LINES: usize = 50;
-/// How often readiness is polled.
+/// How often readiness is polled (without events).
 const POLL: Duration = Duration::from_millis(250);
+/// How often a wait that follows events inspects anyway.
+const EVENT_FALLBACK: Duration = Duration::from_secs(2);
 
 impl Rollout<'_> {
     /// Waits until every dependency of `svc` meets its condition.
     pub(super) async fn wait_dependencies(&self, svc: &Service) -> Result<(), DeployError> {
-        let (project, plan, applied, req) = (self.project, self.plan, &self.applied, self.req);
+        let (project, plan, req) = (self.project, self.plan, self.req);
         for (dep, d) in &svc.depends_on {
             let Some(dep_plan) = plan.get(dep) else {
                 if d.required {
@@ -47,7 +59,8 @@ impl Rollout<'_> {
             match d.condition {
                 DependsCondition::ServiceCompletedSuccessfully => {
                     if dep_plan.job
-                        && !(dep_plan.action == Action::Unchanged || applied.jobs.contains_key(dep))
+                        && !(dep_plan.action == Action::Unchanged
+                            || self.applied.with(|a| a.jobs.contains_key(dep)))
                     {
                         return Err(DeployError::Dependency {
                             service: svc.name.clone(),
@@ -57,7 +70,10 @@ impl Rollout<'_> {
                     }
                 }
                 DependsCondition::ServiceHealthy | DependsCondition::ServiceStarted => {
-                    let ids = applied.ready.get(dep).cloned().unwrap_or_default();
+                    let ids = self
+                        .applied
+                        .with(|a| a.ready.get(dep).cloned())
+                        .unwrap_or_default();
                     if ids.is_empty() && !dep_plan.job {
                         return Err(DeployError::Dependency {
                             service: svc.name.clone(),
@@ -172,6 +188,16 @@ pub(super) async fn wait_ready(
     let mut passes = 0u32;
     let mut probe_log: Vec<String> = Vec::new();
     let mut restarts: Option<u32> = None;
+    // A Docker healthcheck reports through events: follow them from just before the first
+    // inspect (Docker replays what happened since), so nothing between the two is missed.
+    let mut events = matches!(rule, health::Rule::Docker { .. }).then(|| {
+        engine.events(&EventFilter {
+            types: vec![ObjectType::Container],
+            containers: vec![id.to_owned()],
+            since: Some(std::time::SystemTime::now() - Duration::from_secs(1)),
+            ..EventFilter::default()
+        })
+    });
     loop {
         let info = engine.inspect_container(id).await?;
         let status = info.state.status;
@@ -274,7 +300,20 @@ pub(super) async fn wait_ready(
             };
             return Err(not_ready_with(engine, svc, &info, problem, probe_log).await);
         }
-        tokio::time::sleep(wait).await;
+        let wait = wait.min(deadline.saturating_duration_since(Instant::now()));
+        match events.as_mut() {
+            Some(stream) if wait == POLL => {
+                tokio::select! {
+                    event = stream.next() => match event {
+                        Some(Ok(_)) => {}
+                        // The stream broke (or the engine has none): poll from here on.
+                        Some(Err(_)) | None => events = None,
+                    },
+                    () = tokio::time::sleep(EVENT_FALLBACK.min(deadline.saturating_duration_since(Instant::now()))) => {}
+                }
+            }
+            _ => tokio::time::sleep(wait).await,
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::compose::LoadOptions;
 use crate::engine::fake::FakeEngine;
@@ -166,8 +167,8 @@ async fn services_roll_out_in_dependency_order() {
     let report = s.deploy(compose, "1").await;
     assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.error);
     let calls = s.engine.calls();
-    assert!(at(&calls, "start app-db-1") < at(&calls, "create app-api-1-gantry-next"));
-    assert!(at(&calls, "start app-api-1") < at(&calls, "create app-web-1-gantry-next"));
+    assert!(at(&calls, "start app-db-1") < at(&calls, "create app-api-1"));
+    assert!(at(&calls, "start app-api-1") < at(&calls, "create app-web-1"));
     let order: Vec<&str> = report.services.iter().map(|r| r.service.as_str()).collect();
     assert_eq!(order, ["db", "api", "web"]);
 }
@@ -233,8 +234,10 @@ async fn start_first_has_the_new_container_ready_before_the_old_one_leaves() {
             // ready: given its aliases
             "disconnect app-web-1-gantry-next app_default",
             "connect app-web-1-gantry-next app_default",
-            // then the old one leaves its networks before it stops
+            // then the old one leaves DNS (reconnected without its aliases), keeps serving
+            // what was sent its way for a moment, and stops
             "disconnect app-web-1 app_default",
+            "connect app-web-1 app_default",
             "stop app-web-1",
             "remove app-web-1",
             "rename app-web-1-gantry-next app-web-1",
@@ -628,4 +631,144 @@ async fn timeout_covers_a_stalled_pull_and_frees_the_stack() {
     s.engine.stall_pulls(false);
     let r = s.deploy(compose, "1").await;
     assert_eq!(r.outcome, Outcome::Succeeded, "{:?}", r.error);
+}
+
+/// `n` independent services (`s1`..), each running 1 s before it counts as ready.
+fn independent(n: usize) -> String {
+    let mut compose = String::from("services:\n");
+    for i in 1..=n {
+        compose.push_str(&format!(
+            "  s{i}:\n    image: app:1\n    environment: {{V: \"${{V}}\"}}\n    x-gantry: {{min_ready: 1s}}\n"
+        ));
+    }
+    compose
+}
+
+#[tokio::test(start_paused = true)]
+async fn independent_services_converge_at_once_up_to_the_bound() {
+    let s = Setup::new();
+    let mut req = s.request(&independent(20), "1");
+    req.concurrency = 8;
+    let started = tokio::time::Instant::now();
+    let report = s.deployer.deploy(&req, &Quiet).await;
+    assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.error);
+    // 20 services of 1 s each, 8 at a time: three rounds on the paused clock, not twenty.
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(3) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
+    // The first eight started before any of them was ready; the ninth only after one was.
+    let calls = s.engine.calls();
+    let starts: Vec<usize> = calls
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.starts_with("start app-s"))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(starts.len(), 20, "{calls:#?}");
+    assert!(starts[..8].iter().all(|&i| i < starts[8]), "{calls:#?}");
+    // The report lists the services in plan order, whatever order they finished in.
+    let order: Vec<&str> = report.services.iter().map(|r| r.service.as_str()).collect();
+    let mut sorted = order.clone();
+    sorted.sort_unstable();
+    assert_eq!(
+        order, sorted,
+        "plan order is by name among independent services"
+    );
+    assert_eq!(order.len(), 20);
+
+    // A change to all of them replaces them start-first, eight at a time as well.
+    let req = s.request(&independent(20), "2");
+    let started = tokio::time::Instant::now();
+    let report = s.deployer.deploy(&req, &Quiet).await;
+    assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.error);
+    let took = started.elapsed();
+    // 16 at a time (the default): two rounds of 1 s ready plus the 1 s DNS drain each.
+    assert!(took < Duration::from_secs(6), "{took:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn dependents_wait_while_independent_services_go_ahead() {
+    let s = Setup::new();
+    let compose = "services:
+  db:
+    image: app:${V}
+    x-gantry: {min_ready: 2s}
+  api:
+    image: app:${V}
+    depends_on: [db]
+    x-gantry: {min_ready: 1s}
+  cache:
+    image: app:${V}
+    x-gantry: {min_ready: 1s}
+  web:
+    image: app:${V}
+    depends_on:
+      api: {condition: service_started}
+    x-gantry: {min_ready: 1s}
+";
+    let started = tokio::time::Instant::now();
+    let report = s.deploy(compose, "1").await;
+    assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.error);
+    let calls = s.engine.calls();
+    // cache starts beside db, not after it; api only once db is ready; web after api.
+    assert!(at(&calls, "start app-cache-1") < at(&calls, "create app-api-1"));
+    assert!(at(&calls, "start app-db-1") < at(&calls, "create app-api-1"));
+    assert!(at(&calls, "start app-api-1") < at(&calls, "create app-web-1"));
+    // db 2 s, then api 1 s, then web 1 s; cache in the shadow of db.
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(4) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    let order: Vec<&str> = report.services.iter().map(|r| r.service.as_str()).collect();
+    assert_eq!(order.len(), 4);
+    assert!(order.iter().position(|s| *s == "db") < order.iter().position(|s| *s == "api"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_stops_new_work_lets_work_in_flight_finish_and_rolls_back() {
+    let s = Setup::new();
+    // bad is replaced stop-first and crashes in version 3; slow is replaced beside it and
+    // takes 3 s; after waits for bad and must not start once bad failed.
+    let compose = "services:
+  bad:
+    image: app:${V}
+    deploy: {update_config: {order: stop-first}}
+    x-gantry: {min_ready: 1s}
+  slow:
+    image: app:1
+    environment: {V: \"${V}\"}
+    x-gantry: {min_ready: 3s}
+  after:
+    image: app:1
+    environment: {V: \"${V}\"}
+    depends_on: [bad]
+    x-gantry: {min_ready: 1s}
+";
+    let r1 = s.deploy(compose, "2").await;
+    assert_eq!(r1.outcome, Outcome::Succeeded, "{:?}", r1.error);
+    s.engine.crash_image(&format!("sha256:{}", "3".repeat(64)));
+    s.engine.clear_calls();
+    let r2 = s.deploy(compose, "3").await;
+    assert_eq!(r2.outcome, Outcome::RolledBack, "{:?}", r2.error);
+    assert_eq!(r2.rolled_back_to.as_deref(), Some("r1"));
+    let calls = s.engine.calls();
+    // slow was in flight when bad failed: it finished its replacement (then was rolled back).
+    let slow_done = at(&calls, "rename app-slow-1-gantry-next app-slow-1");
+    assert!(slow_done > at(&calls, "start app-bad-1"), "{calls:#?}");
+    // after never started in version 3: the only after container created is none at all
+    // (it is unchanged on the way back).
+    assert!(
+        !calls.iter().any(|c| c.starts_with("create app-after")),
+        "{calls:#?}"
+    );
+    // Everything is back on version 2.
+    let containers = s.engine.containers();
+    for name in ["app-bad-1", "app-slow-1", "app-after-1"] {
+        let c = &containers[name];
+        assert!(c.state.running, "{name}");
+    }
+    assert!(containers["app-bad-1"].image_id.ends_with(&"2".repeat(64)));
 }

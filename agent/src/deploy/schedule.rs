@@ -1,0 +1,294 @@
+//! The rollout scheduler: which service converges when, several at once.
+//!
+//! Design: [`Rollout::run`] prepares the stack (leftover one-off containers removed, networks
+//! and volumes ensured, jobs whose dependencies need no change run first), then walks the plan
+//! as a dependency graph: every service whose `depends_on` services (those in the plan) have
+//! finished is started at once, up to [`super::DeployRequest::concurrency`] at a time, in plan order
+//! among those eligible. Each service is one task ([`Rollout::service_task`]) that waits for
+//! its dependencies' conditions (`service_healthy` still waits for health), converges the
+//! service by its strategy (`rollout.rs`) and returns its result; the scheduler records it.
+//! Services leaving the files are removed last, after everything else, as before.
+//!
+//! On the first failure that stops the rollout (failure_action `rollback` or `pause`, or any
+//! failure on the way back) no new service starts; the ones in flight finish (each is careful
+//! on its own: a start-first replacement that fails drops its new container), then the first
+//! error is returned and the caller rolls back as before. `failure_action: continue` records
+//! the failure and goes on; the services waiting for it then fail on their dependency.
+//!
+//! Limits: replicas of one service still go batch by batch (`update_config.parallelism`);
+//! the bound counts services in flight, including those only waiting for readiness.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+
+use crate::compose::FailureAction;
+
+use super::plan::{Action, ServicePlan};
+use super::rollout::{Mode, Rollout, record, verb};
+use super::{DeployError, translate};
+
+/// Services converging at once unless [`super::DeployRequest::concurrency`] says otherwise.
+pub const DEFAULT_CONCURRENCY: usize = 16;
+
+/// How one service task ended, for the scheduler.
+enum Ended {
+    Done,
+    /// Failed under `failure_action: continue`: recorded, the rollout goes on.
+    Continued(String),
+    /// Failed: nothing new starts, the rollout ends with this error.
+    Stop(DeployError),
+}
+
+impl Rollout<'_> {
+    /// Applies the plan: leftovers of interrupted jobs removed, networks and volumes ensured,
+    /// jobs run (early when nothing they depend on changes), then every service converged as
+    /// soon as what it depends on is done, several at once.
+    pub(super) async fn run(&self) -> Result<(), DeployError> {
+        let result = self.run_inner().await;
+        // Records in plan order, whatever order the services finished in.
+        let position = |service: &str| {
+            self.plan
+                .services
+                .iter()
+                .position(|s| s.service == service)
+                .unwrap_or(usize::MAX)
+        };
+        self.applied
+            .with(|a| a.records.sort_by_key(|r| position(&r.service)));
+        result
+    }
+
+    async fn run_inner(&self) -> Result<(), DeployError> {
+        let (project, plan, mode) = (self.project, self.plan, self.mode);
+        // Leftovers of interrupted job runs.
+        for c in self.engine.list_containers(&project.name, true).await? {
+            if c.oneoff {
+                tracing::info!(stack = %project.name, container = %c.name, "removing leftover one-off container");
+                self.engine.remove_container(&c.id, true).await?;
+            }
+        }
+        for (_, spec, external) in translate::network_specs(project) {
+            if !external {
+                self.engine.ensure_network(&spec).await?;
+            }
+        }
+        for (_, spec, external) in translate::volume_specs(project) {
+            if !external {
+                self.engine.ensure_volume(&spec).await?;
+            }
+        }
+
+        // Jobs whose dependencies need no change run first, before anything running is
+        // replaced: a failing migration then leaves the old version serving untouched.
+        let unchanged: BTreeSet<&str> = plan
+            .services
+            .iter()
+            .filter(|s| !s.action.changes())
+            .map(|s| s.service.as_str())
+            .collect();
+        let mut done: BTreeSet<&str> = BTreeSet::new();
+        if mode == Mode::Deploy {
+            for sp in plan
+                .services
+                .iter()
+                .filter(|s| s.job && s.action == Action::Run)
+            {
+                let svc = &project.services[&sp.service];
+                if svc
+                    .depends_on
+                    .keys()
+                    .all(|d| unchanged.contains(d.as_str()))
+                {
+                    self.wait_dependencies(svc).await?;
+                    self.run_job(svc, sp).await?;
+                    done.insert(sp.service.as_str());
+                }
+            }
+        }
+
+        let limit = self.req.concurrency.max(1);
+        let mut waiting: Vec<&ServicePlan> = plan
+            .services
+            .iter()
+            .filter(|sp| !done.contains(sp.service.as_str()))
+            .collect();
+        let mut running = FuturesUnordered::new();
+        let mut stop: Option<DeployError> = None;
+        let mut continued = Vec::new();
+        loop {
+            if stop.is_none() {
+                let mut i = 0;
+                while i < waiting.len() && running.len() < limit {
+                    let sp = waiting[i];
+                    let eligible = if sp.action == Action::Remove {
+                        // Leaving services go last, after everything else.
+                        running.is_empty() && waiting.iter().all(|w| w.action == Action::Remove)
+                    } else {
+                        self.dependencies_done(sp, &done)
+                    };
+                    if eligible {
+                        waiting.remove(i);
+                        running.push(async move { (sp, self.service_task(sp).await) });
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+            let Some((sp, ended)) = running.next().await else {
+                break;
+            };
+            done.insert(sp.service.as_str());
+            match ended {
+                Ended::Done => {}
+                Ended::Continued(failure) => continued.push(failure),
+                Ended::Stop(e) => {
+                    if stop.is_none() {
+                        if !running.is_empty() {
+                            self.progress.step(
+                                Some(&sp.service),
+                                "failed; waiting for the services in flight to finish",
+                            );
+                        }
+                        stop = Some(e);
+                    }
+                }
+            }
+        }
+        if let Some(e) = stop {
+            return Err(e);
+        }
+        if !waiting.is_empty() {
+            // Only possible with a dependency cycle, which the loader rejects.
+            return Err(DeployError::Dependency {
+                service: waiting[0].service.clone(),
+                dependency: "(cycle)".into(),
+                problem: "is never done".into(),
+            });
+        }
+        self.applied
+            .with(|a| a.continued.extend(continued.iter().cloned()));
+        if !continued.is_empty() {
+            return Err(DeployError::Continued {
+                failures: continued,
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether every service `sp` depends on that is in the plan is done.
+    fn dependencies_done(&self, sp: &ServicePlan, done: &BTreeSet<&str>) -> bool {
+        let Some(svc) = self.project.services.get(&sp.service) else {
+            return true;
+        };
+        svc.depends_on
+            .keys()
+            .all(|d| done.contains(d.as_str()) || self.plan.get(d).is_none())
+    }
+
+    /// One service's part of the rollout, from waiting for its dependencies to its record.
+    async fn service_task(&self, sp: &ServicePlan) -> Ended {
+        let (project, mode, progress) = (self.project, self.mode, self.progress);
+        let t0 = Instant::now();
+        match sp.action {
+            Action::Unchanged => {
+                self.applied.with(|a| {
+                    if !sp.job {
+                        a.ready.insert(
+                            sp.service.clone(),
+                            sp.containers.iter().map(|c| c.id.clone()).collect(),
+                        );
+                    }
+                    a.records
+                        .push(record(&sp.service, Action::Unchanged, Duration::ZERO, None));
+                });
+                Ended::Done
+            }
+            Action::Run => {
+                let result = match mode {
+                    Mode::Deploy => {
+                        let svc = &project.services[&sp.service];
+                        match self.wait_dependencies(svc).await {
+                            Ok(()) => self.run_job(svc, sp).await,
+                            Err(e) => Err(e),
+                        }
+                    }
+                    Mode::Rollback => Ok(()),
+                };
+                result.map_or_else(Ended::Stop, |()| Ended::Done)
+            }
+            Action::Remove => {
+                progress.step(Some(&sp.service), "removing (no longer in the files)");
+                let mut result = Ok(());
+                for c in &sp.containers {
+                    result = self
+                        .retire(
+                            c,
+                            None,
+                            Duration::from_secs(10),
+                            super::rollout::Leave::OffNetworksFirst,
+                        )
+                        .await;
+                    if result.is_err() {
+                        break;
+                    }
+                }
+                match result {
+                    Ok(()) => {
+                        self.applied.with(|a| {
+                            a.records
+                                .push(record(&sp.service, Action::Remove, t0.elapsed(), None));
+                        });
+                        Ended::Done
+                    }
+                    Err(e) => Ended::Stop(e),
+                }
+            }
+            Action::Create | Action::Recreate | Action::Start | Action::Scale => {
+                let svc = &project.services[&sp.service];
+                let why = if sp.reasons.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", sp.reasons.join(", "))
+                };
+                progress.step(Some(&sp.service), &format!("{}{why}", verb(sp.action)));
+                let result = match self.wait_dependencies(svc).await {
+                    Ok(()) => self.converge_service(svc, sp).await,
+                    Err(e) => Err(e),
+                };
+                let err = result.as_ref().err().map(ToString::to_string);
+                self.applied.with(|a| {
+                    a.records
+                        .push(record(&sp.service, sp.action, t0.elapsed(), err))
+                });
+                match result {
+                    Ok(()) => Ended::Done,
+                    Err(e) => {
+                        let action = svc
+                            .update_config()
+                            .and_then(|u| u.failure_action)
+                            .unwrap_or(FailureAction::Rollback);
+                        match (mode, action) {
+                            (Mode::Deploy, FailureAction::Pause) => {
+                                Ended::Stop(DeployError::Paused {
+                                    service: sp.service.clone(),
+                                    source: Box::new(e),
+                                })
+                            }
+                            (Mode::Deploy, FailureAction::Continue) => {
+                                progress.step(
+                                    Some(&sp.service),
+                                    "failed; continuing (failure_action: continue)",
+                                );
+                                Ended::Continued(format!("{}: {e}", sp.service))
+                            }
+                            _ => Ended::Stop(e),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
