@@ -3,6 +3,7 @@
 # `docker compose up -d` (Docker Compose v2), interleaved in one run. Prints both medians and
 # the ratio. Target (issue 2): Gantry at least 5 times faster.
 #
+# GANTRY_BENCH_BIN_DIR=DIR runs DIR's gantry and gantryd instead of building (bench/compare.sh).
 # Usage: bench/apply.sh [RUNS]   (default 15)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,8 +11,8 @@ cd "$(dirname "$0")/.."
 runs=${1:-15}
 
 bench_env docker images compose
-build_release
-gantry="$(target_dir)/release/gantry"
+bin_dir=$(release_bin_dir)
+gantry="$bin_dir/gantry"
 state=$(mktemp -d)
 file=bench/stack5.yaml
 cleanup() {

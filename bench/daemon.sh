@@ -8,6 +8,7 @@
 #     untimed run each, then RUNS interleaved runs: each run and the medians.
 # Targets (issue 5): under 15 MiB idle, under 0.5% of a core, at least 10x faster than compose.
 #
+# GANTRY_BENCH_BIN_DIR=DIR runs DIR's gantry and gantryd instead of building (bench/compare.sh).
 # Usage: bench/daemon.sh [IDLE_SECONDS] [RUNS]   (defaults 60 and 11)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,8 +17,8 @@ idle=${1:-60}
 runs=${2:-11}
 
 bench_env docker images compose
-build_release
-gantry="$(target_dir)/release/gantry"
+bin_dir=$(release_bin_dir)
+gantry="$bin_dir/gantry"
 work=$(mktemp -d)
 file=$work/compose.yaml
 {

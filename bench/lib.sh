@@ -37,6 +37,19 @@ build_release() {
   cargo build --release --locked -q -p gantry-agent --bins "$@"
 }
 
+# The directory of the programs a bench runs, printed: $GANTRY_BENCH_BIN_DIR when set (a
+# prebuilt release build, e.g. another commit's for bench/compare.sh; nothing is built), else
+# the workspace's release build, built first (build_release with the arguments given).
+release_bin_dir() {
+  if [ -n "${GANTRY_BENCH_BIN_DIR:-}" ]; then
+    [ -x "$GANTRY_BENCH_BIN_DIR/gantry" ] || { echo "bench: no gantry in GANTRY_BENCH_BIN_DIR=$GANTRY_BENCH_BIN_DIR" >&2; return 1; }
+    (cd "$GANTRY_BENCH_BIN_DIR" && pwd)
+  else
+    build_release "$@" >&2
+    echo "$(target_dir)/release"
+  fi
+}
+
 # Brings up the test services named as arguments and loads their addresses.
 bench_env() {
   tests/env/up "$@" >/dev/null

