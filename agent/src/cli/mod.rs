@@ -221,12 +221,12 @@ async fn local_deployer(global: &GlobalArgs, command: &str) -> Result<Deployer, 
             return Err(ExitCode::Config);
         }
     };
-    match DockerEngine::connect(std::env::var("DOCKER_HOST").ok().as_deref()).await {
-        Ok(engine) => Ok(crate::deploy::deployer(
-            Arc::new(engine),
-            &global.state_dir,
-            registries,
-        )),
+    let docker_host = std::env::var("DOCKER_HOST").ok();
+    match DockerEngine::connect(docker_host.as_deref()).await {
+        Ok(engine) => Ok(
+            crate::deploy::deployer(Arc::new(engine), &global.state_dir, registries)
+                .with_edge(crate::edge::setup(docker_host.as_deref())),
+        ),
         Err(e) => {
             eprintln!("gantry {command}: {e}");
             Err(e.exit_code())

@@ -1,7 +1,7 @@
 //! `x-gantry`: Gantry's own settings on a service, parsed once, when the files load.
 //!
 //! What: [`XGantry`] is the typed form of a service's `x-gantry` mapping: `health` (Gantry's
-//! own readiness probe), `min_ready` and `job` (see docs/deploy.md). [`XGantry::parse`] reads
+//! own readiness probe), `min_ready`, `job` and `edge` (see docs/deploy.md, docs/edge.md). [`XGantry::parse`] reads
 //! the raw JSON the loader kept aside (and that a release records); deploy reads only the
 //! typed form.
 //!
@@ -30,6 +30,8 @@ pub struct XGantry {
     pub min_ready: Option<Duration>,
     /// The service is a one-shot job (`job: pre-deploy`, `job: true` or `job: {timeout: 10m}`).
     pub job: Option<Job>,
+    /// `edge: false`: Docker publishes the service's ports, not Gantry's edge switch.
+    pub edge: Option<bool>,
 }
 
 /// `x-gantry.job`: the service runs to completion before the services that need it.
@@ -109,6 +111,16 @@ impl XGantry {
                 "health" => out.health = Some(probe(&path, value)?),
                 "min_ready" => out.min_ready = Some(duration(&path, value)?),
                 "job" => out.job = job(&path, value)?,
+                "edge" => {
+                    out.edge = Some(value.as_bool().ok_or_else(|| {
+                        XGantryError::new(
+                            &path,
+                            format!(
+                                "{value} is not true or false (false: Docker publishes the ports)"
+                            ),
+                        )
+                    })?);
+                }
                 "reconcile" | "watch_compose" => {
                     return Err(XGantryError::new(
                         &path,
@@ -119,7 +131,7 @@ impl XGantry {
                 _ => {
                     return Err(XGantryError::new(
                         &path,
-                        "unknown key (x-gantry has health, min_ready and job)",
+                        "unknown key (x-gantry has health, min_ready, job and edge)",
                     ));
                 }
             }

@@ -84,7 +84,21 @@ pub async fn run(config: Arc<DaemonConfig>) -> Result<(), DaemonError> {
         Arc::new(connect_docker(config.environment.get("DOCKER_HOST").map(String::as_str)).await?);
 
     let metrics = Arc::new(Metrics::default());
-    let deployer = deploy::deployer(engine.clone(), &config.state_dir, config.registries.clone());
+    let docker_host = config.environment.get("DOCKER_HOST").map(String::as_str);
+    let edge = crate::edge::setup(docker_host);
+    let deployer = deploy::deployer(engine.clone(), &config.state_dir, config.registries.clone())
+        .with_edge(edge.clone());
+    // The switch is not persistent (a reboot clears it) and a daemon killed mid-rollout may
+    // have left it half-way: it follows what runs, before anything else happens.
+    for stack in &stacks {
+        match deploy::sync_edge(engine.as_ref(), edge.as_ref(), stack).await {
+            Ok(routed) if !routed.is_empty() => {
+                tracing::info!(stack = %stack, services = %routed.join(","), "edge routes restored");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(stack = %stack, error = %e, "edge routes not restored"),
+        }
+    }
     let jobs = Jobs::new(deployer, metrics.clone());
     let supervisor = Supervisor::new(
         config.clone(),

@@ -31,6 +31,7 @@ pub struct Deployer {
     pub(super) engine: Arc<dyn Engine>,
     pub(super) ledger: Ledger,
     pub(super) registries: Arc<dyn crate::registry::Registries>,
+    pub(super) edge: Arc<dyn crate::edge::Edge>,
 }
 
 impl std::fmt::Debug for Deployer {
@@ -47,7 +48,18 @@ impl Deployer {
             engine,
             ledger,
             registries: Arc::new(crate::registry::Anonymous),
+            edge: Arc::new(crate::edge::Unavailable("not set up".into())),
         }
+    }
+
+    /// Publishes fixed TCP host ports through `edge` (see [`crate::edge`]).
+    pub fn with_edge(mut self, edge: Arc<dyn crate::edge::Edge>) -> Self {
+        self.edge = edge;
+        self
+    }
+
+    pub fn edge(&self) -> &Arc<dyn crate::edge::Edge> {
+        &self.edge
     }
 
     /// Uses `registries` for pull credentials.
@@ -105,13 +117,10 @@ impl Deployer {
         let releases = stack.releases()?;
         let previous = releases.iter().rev().find(|r| r.outcome.is_good());
         let jobs = releases.last().map(|r| r.jobs.clone()).unwrap_or_default();
-        Ok(plan::compute(
-            &project,
-            &containers,
-            &image_ids,
-            previous,
-            &jobs,
-        ))
+        Ok(
+            plan::compute(&project, &containers, &image_ids, previous, &jobs)
+                .with_edge(&project, self.edge.available()),
+        )
     }
 
     /// Deploys. Never fails: the report says how it ended and carries the error.
@@ -210,11 +219,16 @@ impl Deployer {
             &image_ids,
             previous.as_ref(),
             &jobs_done,
-        );
+        )
+        .with_edge(&project, self.edge.available());
 
         // A no-op with no deploy id to remember leaves the ledger as it is: nothing happened.
         if plan.is_noop() && req.deploy_id.is_none() && previous.is_some() {
             progress.step(None, "nothing to do: every service is up to date");
+            if plan.services.iter().any(|s| !s.edge.is_empty()) {
+                // The switch is not persistent (a reboot clears it): routes follow what runs.
+                super::sync_edge(self.engine.as_ref(), self.edge.as_ref(), &project.name).await?;
+            }
             report.release = previous.as_ref().map(Release::id);
             report.outcome = Outcome::Unchanged;
             report.services = plan
@@ -223,6 +237,19 @@ impl Deployer {
                 .map(|s| record(&s.service, Action::Unchanged, Duration::ZERO, None))
                 .collect();
             return Ok(());
+        }
+
+        // Every port the switch is to own must be free, before anything changes.
+        for sp in plan
+            .services
+            .iter()
+            .filter(|s| s.action.changes() && !s.edge.is_empty())
+        {
+            if let Some(svc) = project.services.get(&sp.service) {
+                super::edge::Rotation::of(self.edge.as_ref(), &project.name, svc, &sp.containers)
+                    .check_ports(&sp.containers)
+                    .await?;
+            }
         }
 
         let mut release = stack.begin_after(
@@ -286,6 +313,7 @@ impl Deployer {
                 req,
                 mode: Mode::Deploy,
                 progress,
+                edge: self.edge.as_ref(),
                 applied: Applied::default(),
             };
             let result = tokio::time::timeout(req.timeout, rollout.run())
@@ -339,6 +367,15 @@ impl Deployer {
                         }
                     }
                 }
+            }
+        }
+        if plan.services.iter().any(|s| !s.edge.is_empty()) {
+            // Whatever happened, the switch follows what now runs.
+            if let Err(e) =
+                super::sync_edge(self.engine.as_ref(), self.edge.as_ref(), &project.name).await
+            {
+                tracing::warn!(stack = %project.name, error = %e, "edge switch not in line with the containers");
+                progress.step(None, &format!("warning: {e}"));
             }
         }
         release.finished_at = Some(now_rfc3339());
@@ -417,6 +454,10 @@ impl Deployer {
         let outcome = self
             .rollback_inner(&target, &stack, &release, req, progress)
             .await;
+        if let Err(e) = super::sync_edge(self.engine.as_ref(), self.edge.as_ref(), &req.stack).await
+        {
+            tracing::warn!(stack = %req.stack, error = %e, "edge switch not in line with the containers");
+        }
         release.finished_at = Some(now_rfc3339());
         match outcome {
             Ok(()) => release.outcome = Outcome::Succeeded,
@@ -480,6 +521,10 @@ impl Deployer {
                 report.error = Some(e.to_string());
             }
         }
+        if let Err(e) = super::sync_edge(self.engine.as_ref(), self.edge.as_ref(), &req.stack).await
+        {
+            tracing::warn!(stack = %req.stack, error = %e, "edge switch not in line with the containers");
+        }
         drop(lock);
         Ok(())
     }
@@ -528,7 +573,8 @@ impl Deployer {
                 (j, h)
             })
             .collect();
-        let plan = plan::compute(&project, &containers, &image_ids, Some(target), &jobs);
+        let plan = plan::compute(&project, &containers, &image_ids, Some(target), &jobs)
+            .with_edge(&project, self.edge.available());
         Rollout {
             engine: self.engine.as_ref(),
             project: &project,
@@ -538,6 +584,7 @@ impl Deployer {
             req,
             mode: Mode::Rollback,
             progress,
+            edge: self.edge.as_ref(),
             applied: Applied::default(),
         }
         .run()

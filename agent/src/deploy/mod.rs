@@ -27,6 +27,7 @@
 //! networks once (connections it opened while starting are reset).
 
 pub mod apply;
+mod edge;
 pub mod health;
 mod images;
 mod jobs;
@@ -50,6 +51,7 @@ use crate::engine::{Engine, EngineError};
 use crate::ledger::{Ledger, LedgerError, Outcome, ServiceRecord};
 
 pub use apply::Deployer;
+pub use edge::sync_edge;
 pub use plan::{Action, Plan, ServicePlan};
 
 /// Why a deploy failed. Each variant names what failed.
@@ -111,6 +113,12 @@ pub enum DeployError {
     Continued { failures: Vec<String> },
     #[error("the deploy did not finish within {} (--timeout)", humantime::format_duration(*after))]
     Timeout { after: Duration },
+    #[error("service {service}: {source}")]
+    Edge {
+        service: String,
+        #[source]
+        source: crate::edge::EdgeError,
+    },
 }
 
 fn tail(logs: &[String]) -> String {
@@ -138,6 +146,10 @@ impl DeployError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Self::Compose(_) | Self::Unsupported { .. } => ExitCode::InvalidInput,
+            Self::Edge {
+                source: crate::edge::EdgeError::PortTaken { .. },
+                ..
+            } => ExitCode::InvalidInput,
             Self::Engine(e) => e.exit_code(),
             Self::Ledger(LedgerError::LockBusy { .. }) => ExitCode::LockBusy,
             Self::Ledger(
