@@ -79,7 +79,9 @@ fn handle(conn: TcpStream, body: &str) -> std::io::Result<()> {
             }
         }
         if request.starts_with("GET /stream") {
-            out.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n")?;
+            out.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n",
+            )?;
             loop {
                 out.write_all(b"tick\n")?;
                 std::thread::sleep(Duration::from_millis(100));
@@ -267,7 +269,9 @@ fn watch(port: u16, drain: Duration) {
                     std::thread::sleep(Duration::from_millis(20));
                     continue;
                 };
-                if s.write_all(b"GET /stream HTTP/1.1\r\nHost: edge\r\n\r\n").is_err() {
+                if s.write_all(b"GET /stream HTTP/1.1\r\nHost: edge\r\n\r\n")
+                    .is_err()
+                {
                     continue;
                 }
                 let _ = s.set_read_timeout(Some(Duration::from_millis(500)));

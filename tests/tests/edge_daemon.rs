@@ -69,7 +69,8 @@ fn traffic(port: u16) -> (Arc<Traffic>, std::thread::JoinHandle<()>) {
 fn stream(port: u16) -> Arc<AtomicUsize> {
     let ticks = Arc::new(AtomicUsize::new(0));
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect the stream");
-    s.write_all(b"GET /cgi-bin/stream HTTP/1.0\r\n\r\n").unwrap();
+    s.write_all(b"GET /cgi-bin/stream HTTP/1.0\r\n\r\n")
+        .unwrap();
     let t = Arc::clone(&ticks);
     std::thread::spawn(move || {
         for line in BufReader::new(s).lines() {
@@ -121,7 +122,10 @@ fn sigkill_of_the_daemon_drops_no_connection_and_the_next_converges_the_switch()
         .args(["list", "tables"])
         .output()
         .is_ok_and(|o| o.status.success());
-    if !prerequisite(nft, "`nft` runs with CAP_NET_ADMIN (root; the nftables package)") {
+    if !prerequisite(
+        nft,
+        "`nft` runs with CAP_NET_ADMIN (root; the nftables package)",
+    ) {
         return;
     }
     let mut d = Daemon::start("", &[]);
@@ -130,9 +134,7 @@ fn sigkill_of_the_daemon_drops_no_connection_and_the_next_converges_the_switch()
     let port = gantry_tests::free_port();
     let port_var = format!("WEB_PORT={port}");
     let deploy = |d: &Daemon, v: &str| {
-        d.command(&[
-            "deploy", &stack, "-f", &f, "--var", &port_var, "--var", v,
-        ])
+        d.command(&["deploy", &stack, "-f", &f, "--var", &port_var, "--var", v])
     };
     assert_eq!(
         deploy(&d, "VERSION=1").output().unwrap().status.code(),
@@ -160,9 +162,11 @@ fn sigkill_of_the_daemon_drops_no_connection_and_the_next_converges_the_switch()
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    wait_for("version 2 behind the switch", Duration::from_secs(60), || {
-        (*t.last.lock().unwrap() == "version 2").then_some(())
-    });
+    wait_for(
+        "version 2 behind the switch",
+        Duration::from_secs(60),
+        || (*t.last.lock().unwrap() == "version 2").then_some(()),
+    );
     kill_daemon(&mut d);
     let _ = rollout.wait();
     assert!(flowing(&ticks), "the stream to the old container survives");
@@ -179,7 +183,10 @@ fn sigkill_of_the_daemon_drops_no_connection_and_the_next_converges_the_switch()
                 .then_some(())
         },
     );
-    assert!(flowing(&ticks), "the stream still flows after the convergence");
+    assert!(
+        flowing(&ticks),
+        "the stream still flows after the convergence"
+    );
     assert_eq!(
         t.failed.load(Ordering::Relaxed),
         0,

@@ -32,6 +32,21 @@ pub struct XGantry {
     pub job: Option<Job>,
     /// `edge: false`: Docker publishes the service's ports, not Gantry's edge switch.
     pub edge: Option<bool>,
+    /// A weighted canary through the edge switch.
+    pub canary: Option<Canary>,
+}
+
+/// `x-gantry.canary`: the new version gets these shares of new connections, step by step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Canary {
+    /// Percentages of new connections, strictly increasing, ending at 100.
+    pub steps: Vec<u8>,
+    /// How long each step (but the last) is watched before the next.
+    pub pause: Duration,
+    /// Probe failures of the new version within a step that abort the canary.
+    pub probe_failures: u32,
+    /// Restarts (or exits) of the new version that abort the canary.
+    pub restarts: u32,
 }
 
 /// `x-gantry.job`: the service runs to completion before the services that need it.
@@ -111,6 +126,7 @@ impl XGantry {
                 "health" => out.health = Some(probe(&path, value)?),
                 "min_ready" => out.min_ready = Some(duration(&path, value)?),
                 "job" => out.job = job(&path, value)?,
+                "canary" => out.canary = Some(canary(&path, value)?),
                 "edge" => {
                     out.edge = Some(value.as_bool().ok_or_else(|| {
                         XGantryError::new(
@@ -131,7 +147,7 @@ impl XGantry {
                 _ => {
                     return Err(XGantryError::new(
                         &path,
-                        "unknown key (x-gantry has health, min_ready, job and edge)",
+                        "unknown key (x-gantry has health, min_ready, job, edge and canary)",
                     ));
                 }
             }
@@ -231,6 +247,83 @@ fn probe(key: &str, value: &Value) -> Result<Probe, XGantryError> {
         }
     };
     Ok(probe)
+}
+
+fn canary(key: &str, value: &Value) -> Result<Canary, XGantryError> {
+    let mut out = Canary {
+        steps: Vec::new(),
+        pause: Duration::from_secs(60),
+        probe_failures: 3,
+        restarts: 1,
+    };
+    let count = |path: &str, v: &Value| {
+        v.as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| *n > 0)
+            .ok_or_else(|| XGantryError::new(path, format!("{v} is not a count of 1 or more")))
+    };
+    let mut steps = None;
+    for (k, v) in mapping(key, value)? {
+        let path = format!("{key}.{k}");
+        match k.as_str() {
+            "steps" => {
+                let list = v.as_array().ok_or_else(|| {
+                    XGantryError::new(&path, format!("{v} is not a list like [10, 50, 100]"))
+                })?;
+                let mut parsed = Vec::new();
+                for item in list {
+                    let n = item
+                        .as_u64()
+                        .and_then(|n| u8::try_from(n).ok())
+                        .filter(|n| (1..=100).contains(n))
+                        .ok_or_else(|| {
+                            XGantryError::new(
+                                &path,
+                                format!("{item} is not a percentage from 1 to 100"),
+                            )
+                        })?;
+                    if parsed.last().is_some_and(|last| *last >= n) {
+                        return Err(XGantryError::new(
+                            &path,
+                            format!("{v} must increase step by step (like [10, 50, 100])"),
+                        ));
+                    }
+                    parsed.push(n);
+                }
+                if parsed.last() != Some(&100) {
+                    return Err(XGantryError::new(
+                        &path,
+                        format!("{v} must end at 100 (the new version takes every connection)"),
+                    ));
+                }
+                steps = Some(parsed);
+            }
+            "pause" => out.pause = duration(&path, v)?,
+            "abort" => {
+                for (ak, av) in mapping(&path, v)? {
+                    let apath = format!("{path}.{ak}");
+                    match ak.as_str() {
+                        "probe_failures" => out.probe_failures = count(&apath, av)?,
+                        "restarts" => out.restarts = count(&apath, av)?,
+                        _ => {
+                            return Err(XGantryError::new(
+                                &apath,
+                                "unknown key (abort has probe_failures and restarts)",
+                            ));
+                        }
+                    }
+                }
+            }
+            _ => {
+                return Err(XGantryError::new(
+                    &path,
+                    "unknown key (canary has steps, pause and abort)",
+                ));
+            }
+        }
+    }
+    out.steps = steps.ok_or_else(|| XGantryError::new(key, "needs steps, like [10, 50, 100]"))?;
+    Ok(out)
 }
 
 fn port_number(key: &str, v: &Value) -> Result<u16, XGantryError> {
@@ -364,6 +457,74 @@ mod tests {
             .unwrap();
         assert_eq!(tcp.target, Target::Tcp { port: 5432 });
         assert_eq!((tcp.passes, tcp.deadline), (3, None));
+    }
+
+    #[test]
+    fn canary_and_edge_are_read_and_checked() {
+        let x = parse(json!({
+            "edge": false,
+            "canary": {"steps": [10, 50, 100], "pause": "5m",
+                       "abort": {"probe_failures": 3, "restarts": 1}},
+        }))
+        .unwrap();
+        assert_eq!(x.edge, Some(false));
+        assert_eq!(
+            x.canary,
+            Some(Canary {
+                steps: vec![10, 50, 100],
+                pause: Duration::from_secs(300),
+                probe_failures: 3,
+                restarts: 1
+            })
+        );
+        let bad = [
+            (
+                json!({"canary": {"steps": [50, 10, 100]}}),
+                "x-gantry.canary.steps",
+                "increase",
+            ),
+            (
+                json!({"canary": {"steps": [10, 10, 100]}}),
+                "x-gantry.canary.steps",
+                "increase",
+            ),
+            (
+                json!({"canary": {"steps": [10, 50]}}),
+                "x-gantry.canary.steps",
+                "end at 100",
+            ),
+            (
+                json!({"canary": {"steps": [0, 100]}}),
+                "x-gantry.canary.steps",
+                "percentage",
+            ),
+            (
+                json!({"canary": {"steps": [10, 101]}}),
+                "x-gantry.canary.steps",
+                "percentage",
+            ),
+            (
+                json!({"canary": {"pause": "1m"}}),
+                "x-gantry.canary",
+                "needs steps",
+            ),
+            (
+                json!({"canary": {"steps": [100], "stpes": 1}}),
+                "x-gantry.canary.stpes",
+                "unknown",
+            ),
+            (
+                json!({"canary": {"steps": [100], "abort": {"probe_failure": 1}}}),
+                "x-gantry.canary.abort.probe_failure",
+                "unknown",
+            ),
+            (json!({"edge": "no"}), "x-gantry.edge", "true or false"),
+        ];
+        for (input, key, what) in bad {
+            let e = parse(input.clone()).unwrap_err();
+            assert_eq!(e.key, key, "{input}");
+            assert!(e.message.contains(what), "{input}: {}", e.message);
+        }
     }
 
     #[test]

@@ -389,6 +389,22 @@ async fn handle(conn: UnixStream, shared: Arc<Shared>) {
             };
             let _ = send(&mut write, &e).await;
         }
+        Request::Canary { stack, command } => {
+            let e = match crate::ledger::CanaryCommand::parse(&command) {
+                Some(c) => match crate::ledger::canary_request(&shared.ledger, stack.as_str(), c) {
+                    Ok(text) => reply(text, ExitCode::Ok),
+                    Err((message, code)) => Event::Error {
+                        message,
+                        exit_code: code.code(),
+                    },
+                },
+                None => Event::Error {
+                    message: format!("unknown canary command {command:?} (promote or abort)"),
+                    exit_code: ExitCode::Usage.code(),
+                },
+            };
+            let _ = send(&mut write, &e).await;
+        }
         Request::Status { stack, output } => {
             let e = match status::collect(&shared, stack.as_ref()).await {
                 Ok(s) => reply(status::render(&s, output), ExitCode::Ok),

@@ -239,7 +239,29 @@ impl Deployer {
             return Ok(());
         }
 
-        // Every port the switch is to own must be free, before anything changes.
+        // A canary needs the switch; every port the switch is to own must be free. Both are
+        // checked before anything changes.
+        for sp in plan.services.iter().filter(|s| s.action.changes()) {
+            if sp.edge.is_empty()
+                && project
+                    .services
+                    .get(&sp.service)
+                    .is_some_and(|s| s.gantry.canary.is_some())
+            {
+                return Err(DeployError::Unsupported {
+                    service: sp.service.clone(),
+                    reason: format!(
+                        "x-gantry.canary needs a published TCP port through the edge switch \
+                         ({})",
+                        if sp.strategy_reason.is_empty() {
+                            "the service publishes none".to_owned()
+                        } else {
+                            sp.strategy_reason.clone()
+                        }
+                    ),
+                });
+            }
+        }
         for sp in plan
             .services
             .iter()

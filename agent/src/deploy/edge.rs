@@ -148,6 +148,54 @@ impl<'a> Rotation<'a> {
         self.join(new).await
     }
 
+    /// Puts `new` in rotation with `share` percent of new connections; the other members share
+    /// the rest equally (a canary step).
+    pub async fn split(&mut self, new: &ContainerInfo, share: u8) -> Result<(), DeployError> {
+        let ip = address(new).ok_or_else(|| {
+            self.error(edge::EdgeError::Command {
+                command: format!("inspect {}", new.name),
+                message: "the container has no IPv4 address to switch to".into(),
+            })
+        })?;
+        self.members.insert(new.id.clone(), (new.name.clone(), ip));
+        let others: Vec<(String, Ipv4Addr)> = self
+            .members
+            .iter()
+            .filter(|(id, _)| **id != new.id)
+            .map(|(_, (name, ip))| (name.clone(), *ip))
+            .collect();
+        let share = if others.is_empty() {
+            100
+        } else {
+            share.min(100)
+        };
+        let rest = Routes::equal(&self.stack, &self.service, Vec::new(), others);
+        let mut backends: Vec<edge::Backend> = rest
+            .backends
+            .into_iter()
+            .map(|mut b| {
+                b.weight =
+                    u8::try_from(u32::from(b.weight) * u32::from(100 - share) / 100).unwrap_or(0);
+                b
+            })
+            .collect();
+        backends.push(edge::Backend {
+            container: new.name.clone(),
+            ip,
+            weight: share,
+        });
+        let routes = Routes {
+            stack: self.stack.clone(),
+            service: self.service.clone(),
+            ports: self.ports.clone(),
+            backends,
+        };
+        self.edge
+            .set_routes(&routes)
+            .await
+            .map_err(|source| self.error(source))
+    }
+
     /// Takes `id` out of rotation (new connections stop reaching it at once).
     pub async fn leave(&mut self, id: &str) -> Result<(), DeployError> {
         if !self.active() || self.members.remove(id).is_none() {

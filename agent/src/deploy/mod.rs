@@ -27,6 +27,7 @@
 //! networks once (connections it opened while starting are reset).
 
 pub mod apply;
+mod canary;
 mod edge;
 pub mod health;
 mod images;
@@ -113,6 +114,12 @@ pub enum DeployError {
     Continued { failures: Vec<String> },
     #[error("the deploy did not finish within {} (--timeout)", humantime::format_duration(*after))]
     Timeout { after: Duration },
+    #[error("service {service}: canary aborted at {share}%: {reason}")]
+    CanaryAborted {
+        service: String,
+        share: u8,
+        reason: String,
+    },
     #[error("service {service}: {source}")]
     Edge {
         service: String,

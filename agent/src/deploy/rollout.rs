@@ -228,6 +228,7 @@ impl Rollout<'_> {
         let image = images::create_image_ref(self.engine, svc, &image_id).await?;
         let rule = health::rule(svc);
         let mut rotation = Rotation::of(self.edge, &project.name, svc, &sp.containers);
+        let mut canaried = false;
         let (strategy, _) = health::strategy(svc, rotation.active());
         let update = match mode {
             Mode::Deploy => svc.update_config(),
@@ -338,8 +339,15 @@ impl Rollout<'_> {
                         self.give_aliases(&id, &attachments).await?;
                         if rotation.active() {
                             // New connections to the published ports go to the new container
-                            // at once; the old one drains, then stops.
+                            // at once (or step by step, a canary); the old one drains, then
+                            // stops.
                             let new = self.engine.inspect_container(&id).await?;
+                            if let (Some(canary), Mode::Deploy, false) =
+                                (svc.gantry.canary.as_ref(), mode, canaried)
+                            {
+                                canaried = true;
+                                self.canary(svc, canary, &mut rotation, &new).await?;
+                            }
                             rotation.swap(Some(&old.id), &new).await?;
                             self.retire_from(&mut rotation, old, signal, stop_timeout)
                                 .await?;

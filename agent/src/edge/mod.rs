@@ -29,7 +29,6 @@ pub mod nft;
 
 use std::fmt;
 use std::net::Ipv4Addr;
-use std::sync::Mutex;
 
 use async_trait::async_trait;
 
@@ -282,37 +281,6 @@ pub fn parse_label(value: &str) -> Vec<SwitchedPort> {
         });
     }
     out
-}
-
-/// An [`Edge`] that records what it was told (unit tests of deploy; tests only).
-#[derive(Debug, Default)]
-pub struct Recording {
-    pub routes: Mutex<Vec<Routes>>,
-    pub open: Mutex<usize>,
-}
-
-#[async_trait]
-impl Edge for Recording {
-    fn available(&self) -> Result<(), String> {
-        Ok(())
-    }
-    async fn set_routes(&self, routes: &Routes) -> Result<(), EdgeError> {
-        self.routes.lock().expect("lock").push(routes.clone());
-        Ok(())
-    }
-    async fn retain_services(&self, stack: &str, keep: &[String]) -> Result<(), EdgeError> {
-        self.routes
-            .lock()
-            .expect("lock")
-            .retain(|r| r.stack != stack || keep.contains(&r.service));
-        Ok(())
-    }
-    async fn open_connections(&self, _: u32, _: u16) -> Option<usize> {
-        Some(*self.open.lock().expect("lock"))
-    }
-    async fn check_free(&self, _: &str, _: &str, _: Listen) -> Result<(), EdgeError> {
-        Ok(())
-    }
 }
 
 #[cfg(test)]
