@@ -328,6 +328,55 @@ pub fn remove_project(name: &str) {
     for id in ids(&["volume", "ls", "-q", "--filter", &filter]) {
         docker(&["volume", "rm", "-f", &id]);
     }
+    remove_edge_routes(name);
+}
+
+/// Removes the edge switch's routes of stack `name` (nftables chains `g/<name>/<service>` and
+/// their jumps), so that a later test's port is never switched to a container gone with it.
+pub fn remove_edge_routes(name: &str) {
+    let nft = |args: &[&str]| {
+        Command::new("nft")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    let prefix = format!("g/{name}/");
+    let Some(routes) = nft(&["-a", "list", "chain", "ip", "gantry", "routes"]) else {
+        return;
+    };
+    for line in routes.lines() {
+        if let Some((rule, handle)) = line.trim().split_once(" # handle ")
+            && rule
+                .strip_prefix("jump ")
+                .is_some_and(|c| c.starts_with(&prefix))
+        {
+            nft(&[
+                "delete",
+                "rule",
+                "ip",
+                "gantry",
+                "routes",
+                "handle",
+                handle.trim(),
+            ]);
+        }
+    }
+    let chains = nft(&["list", "chains", "ip"]).unwrap_or_default();
+    for line in chains.lines() {
+        if let Some(chain) = line.trim().strip_prefix("chain ")
+            && chain.trim_end_matches('{').trim().starts_with(&prefix)
+        {
+            nft(&[
+                "delete",
+                "chain",
+                "ip",
+                "gantry",
+                chain.trim_end_matches('{').trim(),
+            ]);
+        }
+    }
 }
 
 /// `docker inspect -f FORMAT NAME`, trimmed ("" when it does not exist).

@@ -22,6 +22,7 @@ pub mod cli;
 pub mod compose;
 pub mod daemon;
 pub mod deploy;
+pub mod edge;
 pub mod engine;
 pub mod ledger;
 pub mod registry;

@@ -134,6 +134,8 @@ pub enum Request {
         stack: Option<StackName>,
         output: OutputFormat,
     },
+    /// `gantry promote|abort STACK`: `command` is `promote` or `abort`.
+    Canary { stack: StackName, command: String },
     /// Liveness: answers `done` with the daemon's version and uptime.
     Health,
 }
@@ -146,6 +148,7 @@ impl Request {
             Self::Plan { .. } => "plan",
             Self::Releases { .. } => "releases",
             Self::Status { .. } => "status",
+            Self::Canary { .. } => "canary",
             Self::Health => "health",
         }
     }

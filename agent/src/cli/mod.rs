@@ -27,7 +27,8 @@ use crate::compose::StackName;
 use crate::deploy::Deployer;
 use crate::engine::DockerEngine;
 
-pub mod client;
+pub mod canary;
+mod client;
 pub mod config;
 pub mod daemon;
 pub mod deploy;
@@ -109,6 +110,10 @@ pub enum Command {
     Remote(remote::RemoteArgs),
     /// Install a stack's files from a bundle in S3, verified by its SHA-256.
     FetchBundle(fetch_bundle::FetchBundleArgs),
+    /// Move the stack's canary in progress to its next step now.
+    Promote(canary::CanaryArgs),
+    /// Stop the stack's canary in progress: every connection back to the old version, roll back.
+    Abort(canary::CanaryArgs),
 }
 
 /// Parses the command line with Gantry's exit codes: usage errors exit 64, not clap's 2.
@@ -146,6 +151,8 @@ pub fn is_client_command(cli: &Cli) -> bool {
                 | Command::Releases(_)
                 | Command::Rollback(_)
                 | Command::Status(_)
+                | Command::Promote(_)
+                | Command::Abort(_)
         )
 }
 
@@ -160,6 +167,12 @@ pub fn client_main(cli: Cli) -> ExitCode {
             Command::Releases(args) => releases::submit(&global, args).await,
             Command::Rollback(args) => rollback::submit(&global, args).await,
             Command::Status(args) => status::submit(&global, args).await,
+            Command::Promote(args) => {
+                canary::submit(&global, args, crate::ledger::CanaryCommand::Promote).await
+            }
+            Command::Abort(args) => {
+                canary::submit(&global, args, crate::ledger::CanaryCommand::Abort).await
+            }
             Command::Config(_)
             | Command::Daemon(_)
             | Command::Remote(_)
@@ -199,6 +212,12 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Status(args) => with_runtime(false, || status::run(&global, args)),
         Command::Remote(args) => with_runtime(true, || remote::run(args)),
         Command::FetchBundle(args) => with_runtime(true, || fetch_bundle::run(&global, args)),
+        Command::Promote(args) => with_runtime(global.local, || {
+            canary::run(&global, args, crate::ledger::CanaryCommand::Promote)
+        }),
+        Command::Abort(args) => with_runtime(global.local, || {
+            canary::run(&global, args, crate::ledger::CanaryCommand::Abort)
+        }),
     }
 }
 
@@ -232,11 +251,10 @@ async fn local_deployer(global: &GlobalArgs, command: &str) -> Result<Deployer, 
         return Err(e.exit_code());
     }
     match DockerEngine::connect(docker_host.as_deref()).await {
-        Ok(engine) => Ok(crate::deploy::deployer(
-            Arc::new(engine),
-            &global.state_dir,
-            registries,
-        )),
+        Ok(engine) => Ok(
+            crate::deploy::deployer(Arc::new(engine), &global.state_dir, registries)
+                .with_edge(crate::edge::setup(docker_host.as_deref())),
+        ),
         Err(e) => {
             eprintln!("gantry {command}: {e}");
             Err(e.exit_code())

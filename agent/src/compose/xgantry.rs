@@ -2,8 +2,8 @@
 //!
 //! What: [`XGantry`] is the typed form of a service's `x-gantry` mapping: `health` (Gantry's
 //! own probe: readiness during a deploy, liveness and readiness after it, with optional body
-//! checks and a startup deadline; see docs/probes.md), `min_ready` and `job` (see
-//! docs/deploy.md). [`XGantry::parse`] reads
+//! checks and a startup deadline; see docs/probes.md), `min_ready`, `job`, `edge` and `canary`
+//! (see docs/deploy.md, docs/edge.md). [`XGantry::parse`] reads
 //! the raw JSON the loader kept aside (and that a release records); deploy reads only the
 //! typed form.
 //!
@@ -32,6 +32,23 @@ pub struct XGantry {
     pub min_ready: Option<Duration>,
     /// The service is a one-shot job (`job: pre-deploy`, `job: true` or `job: {timeout: 10m}`).
     pub job: Option<Job>,
+    /// `edge: false`: Docker publishes the service's ports, not Gantry's edge switch.
+    pub edge: Option<bool>,
+    /// A weighted canary through the edge switch.
+    pub canary: Option<Canary>,
+}
+
+/// `x-gantry.canary`: the new version gets these shares of new connections, step by step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Canary {
+    /// Percentages of new connections, strictly increasing, ending at 100.
+    pub steps: Vec<u8>,
+    /// How long each step (but the last) is watched before the next.
+    pub pause: Duration,
+    /// Probe failures of the new version within a step that abort the canary.
+    pub probe_failures: u32,
+    /// Restarts (or exits) of the new version that abort the canary.
+    pub restarts: u32,
 }
 
 /// `x-gantry.job`: the service runs to completion before the services that need it.
@@ -145,6 +162,17 @@ impl XGantry {
                 "health" => out.health = Some(probe(&path, value)?),
                 "min_ready" => out.min_ready = Some(duration(&path, value)?),
                 "job" => out.job = job(&path, value)?,
+                "canary" => out.canary = Some(canary(&path, value)?),
+                "edge" => {
+                    out.edge = Some(value.as_bool().ok_or_else(|| {
+                        XGantryError::new(
+                            &path,
+                            format!(
+                                "{value} is not true or false (false: Docker publishes the ports)"
+                            ),
+                        )
+                    })?);
+                }
                 "reconcile" | "watch_compose" => {
                     return Err(XGantryError::new(
                         &path,
@@ -155,7 +183,7 @@ impl XGantry {
                 _ => {
                     return Err(XGantryError::new(
                         &path,
-                        "unknown key (x-gantry has health, min_ready and job)",
+                        "unknown key (x-gantry has health, min_ready, job, edge and canary)",
                     ));
                 }
             }
@@ -359,6 +387,83 @@ fn json_check(key: &str, v: &Value) -> Result<JsonCheck, XGantryError> {
     Ok(JsonCheck { pointer, equals })
 }
 
+fn canary(key: &str, value: &Value) -> Result<Canary, XGantryError> {
+    let mut out = Canary {
+        steps: Vec::new(),
+        pause: Duration::from_secs(60),
+        probe_failures: 3,
+        restarts: 1,
+    };
+    let count = |path: &str, v: &Value| {
+        v.as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| *n > 0)
+            .ok_or_else(|| XGantryError::new(path, format!("{v} is not a count of 1 or more")))
+    };
+    let mut steps = None;
+    for (k, v) in mapping(key, value)? {
+        let path = format!("{key}.{k}");
+        match k.as_str() {
+            "steps" => {
+                let list = v.as_array().ok_or_else(|| {
+                    XGantryError::new(&path, format!("{v} is not a list like [10, 50, 100]"))
+                })?;
+                let mut parsed = Vec::new();
+                for item in list {
+                    let n = item
+                        .as_u64()
+                        .and_then(|n| u8::try_from(n).ok())
+                        .filter(|n| (1..=100).contains(n))
+                        .ok_or_else(|| {
+                            XGantryError::new(
+                                &path,
+                                format!("{item} is not a percentage from 1 to 100"),
+                            )
+                        })?;
+                    if parsed.last().is_some_and(|last| *last >= n) {
+                        return Err(XGantryError::new(
+                            &path,
+                            format!("{v} must increase step by step (like [10, 50, 100])"),
+                        ));
+                    }
+                    parsed.push(n);
+                }
+                if parsed.last() != Some(&100) {
+                    return Err(XGantryError::new(
+                        &path,
+                        format!("{v} must end at 100 (the new version takes every connection)"),
+                    ));
+                }
+                steps = Some(parsed);
+            }
+            "pause" => out.pause = duration(&path, v)?,
+            "abort" => {
+                for (ak, av) in mapping(&path, v)? {
+                    let apath = format!("{path}.{ak}");
+                    match ak.as_str() {
+                        "probe_failures" => out.probe_failures = count(&apath, av)?,
+                        "restarts" => out.restarts = count(&apath, av)?,
+                        _ => {
+                            return Err(XGantryError::new(
+                                &apath,
+                                "unknown key (abort has probe_failures and restarts)",
+                            ));
+                        }
+                    }
+                }
+            }
+            _ => {
+                return Err(XGantryError::new(
+                    &path,
+                    "unknown key (canary has steps, pause and abort)",
+                ));
+            }
+        }
+    }
+    out.steps = steps.ok_or_else(|| XGantryError::new(key, "needs steps, like [10, 50, 100]"))?;
+    Ok(out)
+}
+
 fn port_number(key: &str, v: &Value) -> Result<u16, XGantryError> {
     v.as_u64()
         .and_then(|n| u16::try_from(n).ok())
@@ -444,244 +549,4 @@ fn http_target(
 }
 
 #[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    fn parse(v: Value) -> Result<XGantry, XGantryError> {
-        XGantry::parse(Some(&v))
-    }
-
-    #[test]
-    fn every_documented_key_is_read() {
-        let x = parse(json!({
-            "health": {"http": "/healthz", "port": 8080, "status": "200-299", "passes": 2,
-                       "interval": "500ms", "timeout": 3, "start_period": "1s", "deadline": "2m"},
-            "min_ready": "5s",
-            "job": {"timeout": "10m"},
-        }))
-        .unwrap();
-        assert_eq!(
-            x.health,
-            Some(Probe {
-                target: Target::Http {
-                    host: None,
-                    port: 8080,
-                    path: "/healthz".into(),
-                    status: (200, 299),
-                    body: BodyCheck::default(),
-                },
-                passes: 2,
-                failures: 3,
-                interval: Duration::from_millis(500),
-                timeout: Duration::from_secs(3),
-                start_period: Duration::from_secs(1),
-                deadline: Some(Duration::from_secs(120)),
-                startup: None,
-            })
-        );
-        assert_eq!(x.min_ready, Some(Duration::from_secs(5)));
-        assert_eq!(
-            x.job,
-            Some(Job {
-                timeout: Some(Duration::from_secs(600))
-            })
-        );
-        assert_eq!(
-            parse(json!({"job": "pre-deploy"})).unwrap().job,
-            Some(Job::default())
-        );
-        assert_eq!(parse(json!({"job": false})).unwrap().job, None);
-        assert_eq!(XGantry::parse(None).unwrap(), XGantry::default());
-        let tcp = parse(json!({"health": {"tcp": 5432}}))
-            .unwrap()
-            .health
-            .unwrap();
-        assert_eq!(tcp.target, Target::Tcp { port: 5432 });
-        assert_eq!((tcp.passes, tcp.deadline), (3, None));
-    }
-
-    #[test]
-    fn malformed_values_name_their_key() {
-        let cases = [
-            (json!({"job": {"timeout": "soon"}}), "x-gantry.job.timeout"),
-            (json!({"job": "migrate"}), "x-gantry.job"),
-            (json!({"job": {"timout": "1m"}}), "x-gantry.job.timout"),
-            (json!({"min_ready": true}), "x-gantry.min_ready"),
-            (json!({"min_ready": -1}), "x-gantry.min_ready"),
-            (json!({"helth": {}}), "x-gantry.helth"),
-            (json!({"health": {"http": "/healthz"}}), "x-gantry.health"),
-            (
-                json!({"health": {"tcp": 80, "status": "500-200"}}),
-                "x-gantry.health.status",
-            ),
-            (json!({"health": {"tcp": 70000}}), "x-gantry.health.tcp"),
-            (
-                json!({"health": {"tcp": 80, "http": "/"}}),
-                "x-gantry.health",
-            ),
-            (
-                json!({"health": {"tcp": 80, "interval": "often"}}),
-                "x-gantry.health.interval",
-            ),
-            (json!({"reconcile": false}), "x-gantry.reconcile"),
-            (json!({"watch_compose": true}), "x-gantry.watch_compose"),
-            (json!("yes"), "x-gantry"),
-        ];
-        for (value, key) in cases {
-            let e = parse(value.clone()).unwrap_err();
-            assert_eq!(e.key, key, "{value}: {e}");
-        }
-        let e = parse(json!({"reconcile": false})).unwrap_err();
-        assert!(e.message.contains("gantry.yaml"), "{e}");
-        let e = parse(json!({"health": {"http": "/healthz"}})).unwrap_err();
-        assert!(e.message.contains("port"), "{e}");
-    }
-
-    #[test]
-    fn body_checks_startup_and_failures_are_read() {
-        let p = parse(json!({"health": {
-            "http": "/api/v1/health", "port": 8080, "body": "ok",
-            "json": {"pointer": "/status", "equals": "ok"},
-            "failures": 5, "startup": {"deadline": "2m"}}}))
-        .unwrap()
-        .health
-        .unwrap();
-        assert_eq!((p.failures, p.startup), (5, Some(Duration::from_secs(120))));
-        let Target::Http { body, .. } = p.target else {
-            panic!("{:?}", p.target)
-        };
-        assert_eq!(body.contains.as_deref(), Some("ok"));
-        assert_eq!(
-            body.json,
-            Some(JsonCheck {
-                pointer: "/status".into(),
-                equals: json!("ok")
-            })
-        );
-        for equals in [json!(1), json!(2.5), json!(true), json!("1")] {
-            let x = parse(json!({"health": {"http": "/", "port": 80,
-                "json": {"pointer": "/a~1b/0", "equals": equals}}}));
-            assert!(x.is_ok(), "{equals}: {x:?}");
-        }
-        let defaults = parse(json!({"health": {"tcp": 80}}))
-            .unwrap()
-            .health
-            .unwrap();
-        assert_eq!((defaults.failures, defaults.startup), (3, None));
-    }
-
-    #[test]
-    fn bad_body_checks_name_their_key() {
-        let http = |extra: Value| {
-            let mut h = json!({"http": "/", "port": 80});
-            for (k, v) in extra.as_object().unwrap() {
-                h[k] = v.clone();
-            }
-            json!({ "health": h })
-        };
-        let cases = [
-            (
-                http(json!({"json": {"pointer": "status", "equals": "ok"}})),
-                "x-gantry.health.json.pointer",
-            ),
-            (
-                http(json!({"json": {"pointer": 3, "equals": "ok"}})),
-                "x-gantry.health.json.pointer",
-            ),
-            (
-                http(json!({"json": {"equals": "ok"}})),
-                "x-gantry.health.json.pointer",
-            ),
-            (
-                http(json!({"json": {"pointer": "/status"}})),
-                "x-gantry.health.json.equals",
-            ),
-            (
-                http(json!({"json": {"pointer": "/status", "equals": null}})),
-                "x-gantry.health.json.equals",
-            ),
-            (
-                http(json!({"json": {"pointer": "/s", "equals": ["ok"]}})),
-                "x-gantry.health.json.equals",
-            ),
-            (
-                http(json!({"json": {"pointer": "/s", "equal": "ok"}})),
-                "x-gantry.health.json.equal",
-            ),
-            (http(json!({"json": "/status"})), "x-gantry.health.json"),
-            (http(json!({"body": 200})), "x-gantry.health.body"),
-            (http(json!({"body": ""})), "x-gantry.health.body"),
-            (http(json!({"bdy": "ok"})), "x-gantry.health.bdy"),
-            (http(json!({"failures": 0})), "x-gantry.health.failures"),
-            (http(json!({"failures": "3"})), "x-gantry.health.failures"),
-            (http(json!({"startup": "2m"})), "x-gantry.health.startup"),
-            (
-                http(json!({"startup": {}})),
-                "x-gantry.health.startup.deadline",
-            ),
-            (
-                http(json!({"startup": {"deadline": "soon"}})),
-                "x-gantry.health.startup.deadline",
-            ),
-            (
-                http(json!({"startup": {"dedline": "2m"}})),
-                "x-gantry.health.startup.dedline",
-            ),
-            (
-                http(json!({"startup_deadline": "2m"})),
-                "x-gantry.health.startup_deadline",
-            ),
-            (
-                json!({"health": {"tcp": 80, "body": "ok"}}),
-                "x-gantry.health.body",
-            ),
-            (
-                json!({"health": {"tcp": 80, "json": {"pointer": "/s", "equals": 1}}}),
-                "x-gantry.health.json",
-            ),
-        ];
-        for (value, key) in cases {
-            let e = parse(value.clone()).unwrap_err();
-            assert_eq!(e.key, key, "{value}: {e}");
-        }
-    }
-
-    proptest::proptest! {
-        /// A pointer that does not start with `/` is refused, naming the key; one that does
-        /// is taken as written.
-        #[test]
-        fn json_pointers_must_start_with_a_slash(p in "[a-z~/0-9]{0,12}") {
-            let v = json!({"health": {"http": "/", "port": 80,
-                "json": {"pointer": p.clone(), "equals": "ok"}}});
-            match parse(v) {
-                Ok(x) => {
-                    proptest::prop_assert!(p.is_empty() || p.starts_with('/'));
-                    let Some(Probe { target: Target::Http { body, .. }, .. }) = x.health else {
-                        unreachable!()
-                    };
-                    proptest::prop_assert_eq!(body.json.unwrap().pointer, p);
-                }
-                Err(e) => {
-                    proptest::prop_assert!(!p.is_empty() && !p.starts_with('/'));
-                    proptest::prop_assert_eq!(e.key, "x-gantry.health.json.pointer");
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn loader_error_names_file_service_and_key() {
-        let e = parse(json!({"job": {"timeout": "soon"}}))
-            .unwrap_err()
-            .in_service(Path::new("/srv/compose.yaml"), "migrate");
-        let text = e.to_string();
-        assert!(
-            text.contains("/srv/compose.yaml")
-                && text.contains("services.migrate.x-gantry.job.timeout")
-                && text.contains("soon"),
-            "{text}"
-        );
-    }
-}
+mod tests;

@@ -93,7 +93,21 @@ pub async fn run(config: Arc<DaemonConfig>) -> Result<(), DaemonError> {
     );
 
     let metrics = Arc::new(Metrics::default());
-    let deployer = deploy::deployer(engine.clone(), &config.state_dir, config.registries.clone());
+    let docker_host = config.environment.get("DOCKER_HOST").map(String::as_str);
+    let edge = crate::edge::setup(docker_host);
+    let deployer = deploy::deployer(engine.clone(), &config.state_dir, config.registries.clone())
+        .with_edge(edge.clone());
+    // The switch is not persistent (a reboot clears it) and a daemon killed mid-rollout may
+    // have left it half-way: it follows what runs, before anything else happens.
+    for stack in &stacks {
+        match deploy::sync_edge(engine.as_ref(), edge.as_ref(), stack).await {
+            Ok(routed) if !routed.is_empty() => {
+                tracing::info!(stack = %stack, services = %routed.join(","), "edge routes restored");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(stack = %stack, error = %e, "edge routes not restored"),
+        }
+    }
     let jobs = Jobs::new(deployer, metrics.clone());
     let supervisor = Supervisor::new(
         config.clone(),
@@ -408,6 +422,22 @@ async fn handle(conn: UnixStream, shared: Arc<Shared>) {
                 Err((message, code)) => Event::Error {
                     message,
                     exit_code: code.code(),
+                },
+            };
+            let _ = send(&mut write, &e).await;
+        }
+        Request::Canary { stack, command } => {
+            let e = match crate::ledger::CanaryCommand::parse(&command) {
+                Some(c) => match crate::ledger::canary_request(&shared.ledger, stack.as_str(), c) {
+                    Ok(text) => reply(text, ExitCode::Ok),
+                    Err((message, code)) => Event::Error {
+                        message,
+                        exit_code: code.code(),
+                    },
+                },
+                None => Event::Error {
+                    message: format!("unknown canary command {command:?} (promote or abort)"),
+                    exit_code: ExitCode::Usage.code(),
                 },
             };
             let _ = send(&mut write, &e).await;

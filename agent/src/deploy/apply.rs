@@ -37,6 +37,7 @@ pub struct Deployer {
     /// read-only). It is what runs: the next job of the stack writes it first, reconcile and
     /// supervision take it as the last good release until then.
     pub(super) unrecorded: Arc<Mutex<BTreeMap<String, Release>>>,
+    pub(super) edge: Arc<dyn crate::edge::Edge>,
 }
 
 impl std::fmt::Debug for Deployer {
@@ -54,7 +55,18 @@ impl Deployer {
             ledger,
             registries: Arc::new(crate::registry::Anonymous),
             unrecorded: Arc::default(),
+            edge: Arc::new(crate::edge::Unavailable("not set up".into())),
         }
+    }
+
+    /// Publishes fixed TCP host ports through `edge` (see [`crate::edge`]).
+    pub fn with_edge(mut self, edge: Arc<dyn crate::edge::Edge>) -> Self {
+        self.edge = edge;
+        self
+    }
+
+    pub fn edge(&self) -> &Arc<dyn crate::edge::Edge> {
+        &self.edge
     }
 
     /// The release of `stack` that runs but could not be recorded, if any.
@@ -173,13 +185,10 @@ impl Deployer {
         let releases = stack.releases()?;
         let previous = releases.iter().rev().find(|r| r.outcome.is_good());
         let jobs = releases.last().map(|r| r.jobs.clone()).unwrap_or_default();
-        Ok(plan::compute(
-            &project,
-            &containers,
-            &image_ids,
-            previous,
-            &jobs,
-        ))
+        Ok(
+            plan::compute(&project, &containers, &image_ids, previous, &jobs)
+                .with_edge(&project, self.edge.available()),
+        )
     }
 
     /// Deploys. Never fails: the report says how it ended and carries the error.
@@ -286,11 +295,16 @@ impl Deployer {
             &image_ids,
             previous.as_ref(),
             &jobs_done,
-        );
+        )
+        .with_edge(&project, self.edge.available());
 
         // A no-op with no deploy id to remember leaves the ledger as it is: nothing happened.
         if plan.is_noop() && req.deploy_id.is_none() && previous.is_some() {
             progress.step(None, "nothing to do: every service is up to date");
+            if plan.services.iter().any(|s| !s.edge.is_empty()) {
+                // The switch is not persistent (a reboot clears it): routes follow what runs.
+                super::sync_edge(self.engine.as_ref(), self.edge.as_ref(), &project.name).await?;
+            }
             report.release = previous.as_ref().map(Release::id);
             report.outcome = Outcome::Unchanged;
             report.services = plan
@@ -299,6 +313,41 @@ impl Deployer {
                 .map(|s| record(&s.service, Action::Unchanged, Duration::ZERO, None))
                 .collect();
             return Ok(());
+        }
+
+        // A canary needs the switch; every port the switch is to own must be free. Both are
+        // checked before anything changes.
+        for sp in plan.services.iter().filter(|s| s.action.changes()) {
+            if sp.edge.is_empty()
+                && project
+                    .services
+                    .get(&sp.service)
+                    .is_some_and(|s| s.gantry.canary.is_some())
+            {
+                return Err(DeployError::Unsupported {
+                    service: sp.service.clone(),
+                    reason: format!(
+                        "x-gantry.canary needs a published TCP port through the edge switch \
+                         ({})",
+                        if sp.strategy_reason.is_empty() {
+                            "the service publishes none".to_owned()
+                        } else {
+                            sp.strategy_reason.clone()
+                        }
+                    ),
+                });
+            }
+        }
+        for sp in plan
+            .services
+            .iter()
+            .filter(|s| s.action.changes() && !s.edge.is_empty())
+        {
+            if let Some(svc) = project.services.get(&sp.service) {
+                super::edge::Rotation::of(self.edge.as_ref(), &project.name, svc, &sp.containers)
+                    .check_ports(&sp.containers)
+                    .await?;
+            }
         }
 
         let mut release = stack.begin_after(
@@ -363,6 +412,7 @@ impl Deployer {
                 req,
                 mode: Mode::Deploy,
                 progress,
+                edge: self.edge.as_ref(),
                 applied: Applied::default(),
             };
             let result = tokio::time::timeout_at(deadline, rollout.run())
@@ -416,6 +466,15 @@ impl Deployer {
                         }
                     }
                 }
+            }
+        }
+        if plan.services.iter().any(|s| !s.edge.is_empty()) {
+            // Whatever happened, the switch follows what now runs.
+            if let Err(e) =
+                super::sync_edge(self.engine.as_ref(), self.edge.as_ref(), &project.name).await
+            {
+                tracing::warn!(stack = %project.name, error = %e, "edge switch not in line with the containers");
+                progress.step(None, &format!("warning: {e}"));
             }
         }
         release.finished_at = Some(now_rfc3339());
@@ -501,6 +560,10 @@ impl Deployer {
         )
         .await
         .unwrap_or(Err(DeployError::Timeout { after: req.timeout }));
+        if let Err(e) = super::sync_edge(self.engine.as_ref(), self.edge.as_ref(), &req.stack).await
+        {
+            tracing::warn!(stack = %req.stack, error = %e, "edge switch not in line with the containers");
+        }
         release.finished_at = Some(now_rfc3339());
         match outcome {
             Ok(()) => release.outcome = Outcome::Succeeded,
@@ -565,6 +628,10 @@ impl Deployer {
                 report.error = Some(e.to_string());
             }
         }
+        if let Err(e) = super::sync_edge(self.engine.as_ref(), self.edge.as_ref(), &req.stack).await
+        {
+            tracing::warn!(stack = %req.stack, error = %e, "edge switch not in line with the containers");
+        }
         drop(lock);
         Ok(())
     }
@@ -613,7 +680,8 @@ impl Deployer {
                 (j, h)
             })
             .collect();
-        let plan = plan::compute(&project, &containers, &image_ids, Some(target), &jobs);
+        let plan = plan::compute(&project, &containers, &image_ids, Some(target), &jobs)
+            .with_edge(&project, self.edge.available());
         Rollout {
             engine: self.engine.as_ref(),
             project: &project,
@@ -623,6 +691,7 @@ impl Deployer {
             req,
             mode: Mode::Rollback,
             progress,
+            edge: self.edge.as_ref(),
             applied: Applied::default(),
         }
         .run()

@@ -92,8 +92,10 @@ pub fn rule(service: &Service) -> Rule {
     Rule::MinReady(service.gantry.min_ready.unwrap_or(Duration::from_secs(2)))
 }
 
-/// The rollout strategy of a service and the reason for it.
-pub fn strategy(service: &Service) -> (Strategy, String) {
+/// The rollout strategy of a service and the reason for it. `edge`: published ports go
+/// through the edge switch when they can ([`crate::edge::switched_ports`]); those do not force
+/// stop-first.
+pub fn strategy(service: &Service, edge: bool) -> (Strategy, String) {
     if let Some(order) = service.update_config().and_then(|u| u.order) {
         let s = match order {
             UpdateOrder::StartFirst => Strategy::StartFirst,
@@ -101,11 +103,18 @@ pub fn strategy(service: &Service) -> (Strategy, String) {
         };
         return (s, "deploy.update_config.order".into());
     }
-    if let Some(p) = service
-        .ports
-        .iter()
-        .find(|p| p.published.as_deref().is_some_and(|s| !s.is_empty()))
-    {
+    let switched: Vec<(Option<String>, u16)> = if edge {
+        crate::edge::switched_ports(service)
+            .iter()
+            .map(|p| (Some(p.listen.port.to_string()), p.target))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if let Some(p) = service.ports.iter().find(|p| {
+        p.published.as_deref().is_some_and(|s| !s.is_empty())
+            && !(p.protocol == "tcp" && switched.contains(&(p.published.clone(), p.target)))
+    }) {
         return (
             Strategy::StopFirst,
             format!(
@@ -254,15 +263,15 @@ mod tests {
     #[test]
     fn strategy_defaults_to_start_first_and_says_why_not() {
         let s = svc("image: x\n");
-        assert_eq!(strategy(&s).0, Strategy::StartFirst);
+        assert_eq!(strategy(&s, false).0, Strategy::StartFirst);
         let mut s = svc("image: x\n");
         s.ports = vec![serde_json::from_value(serde_json::json!({"mode":"ingress","target":80,"published":"8080","protocol":"tcp"})).unwrap()];
-        let (st, why) = strategy(&s);
+        let (st, why) = strategy(&s, false);
         assert_eq!(st, Strategy::StopFirst);
         assert!(why.contains("8080"), "{why}");
         let mut s = svc("image: x\n");
         s.container_name = Some("db".into());
-        assert_eq!(strategy(&s).0, Strategy::StopFirst);
+        assert_eq!(strategy(&s, false).0, Strategy::StopFirst);
     }
 
     #[tokio::test]

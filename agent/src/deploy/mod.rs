@@ -29,6 +29,8 @@
 //! of DNS the same way before it stops.
 
 pub mod apply;
+mod canary;
+mod edge;
 pub mod health;
 mod images;
 mod jobs;
@@ -55,6 +57,7 @@ use crate::engine::{Engine, EngineError};
 use crate::ledger::{Ledger, LedgerError, Outcome, ServiceRecord};
 
 pub use apply::Deployer;
+pub use edge::sync_edge;
 pub use plan::{Action, Plan, ServicePlan};
 
 /// Why a deploy failed. Each variant names what failed.
@@ -120,6 +123,18 @@ pub enum DeployError {
     /// `not_recorded`). Only ever returned inside the deployer, to stop the job there.
     #[error("the rollout succeeded but its release could not be recorded")]
     NotRecorded,
+    #[error("service {service}: canary aborted at {share}%: {reason}")]
+    CanaryAborted {
+        service: String,
+        share: u8,
+        reason: String,
+    },
+    #[error("service {service}: {source}")]
+    Edge {
+        service: String,
+        #[source]
+        source: crate::edge::EdgeError,
+    },
 }
 
 /// Caps on application output quoted in an error, and so in the ledger (`error` of a release)
@@ -182,6 +197,10 @@ impl DeployError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Self::Compose(_) | Self::Unsupported { .. } => ExitCode::InvalidInput,
+            Self::Edge {
+                source: crate::edge::EdgeError::PortTaken { .. },
+                ..
+            } => ExitCode::InvalidInput,
             Self::Engine(e) => e.exit_code(),
             Self::Ledger(LedgerError::LockBusy { .. }) => ExitCode::LockBusy,
             Self::Ledger(

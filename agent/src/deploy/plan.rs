@@ -42,6 +42,9 @@ pub struct ServicePlan {
     /// When a new container counts as ready.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub ready: String,
+    /// The published ports that go through the edge switch (`127.0.0.1:8080->80/tcp`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub edge: Vec<String>,
     #[serde(skip)]
     pub hash: String,
     /// The service's containers now, by replica number (duplicates included).
@@ -65,6 +68,38 @@ impl Plan {
 
     pub fn get(&self, service: &str) -> Option<&ServicePlan> {
         self.services.iter().find(|s| s.service == service)
+    }
+
+    /// Says which services go through the edge switch (`edge`: whether it is available, and
+    /// why not), and their strategy with it: a port the switch owns does not force stop-first.
+    pub fn with_edge(mut self, project: &Project, edge: Result<(), String>) -> Self {
+        for sp in &mut self.services {
+            let Some(svc) = project.services.get(&sp.service) else {
+                continue;
+            };
+            if sp.job {
+                continue;
+            }
+            let ports = crate::edge::switched_ports(svc);
+            if ports.is_empty() {
+                continue;
+            }
+            match &edge {
+                Ok(()) => {
+                    sp.edge = ports.iter().map(ToString::to_string).collect();
+                    let (s, why) = super::health::strategy(svc, true);
+                    sp.strategy = Some(s);
+                    sp.strategy_reason = why;
+                }
+                Err(why_not) => {
+                    sp.strategy_reason = format!(
+                        "{} (edge switch unavailable: {why_not})",
+                        sp.strategy_reason
+                    );
+                }
+            }
+        }
+        self
     }
 }
 
@@ -253,7 +288,7 @@ pub fn compute(
         let (strategy, strategy_reason) = if job {
             (None, String::new())
         } else {
-            let (s, why) = super::health::strategy(svc);
+            let (s, why) = super::health::strategy(svc, false);
             (Some(s), why)
         };
         let ready = if job {
@@ -272,6 +307,7 @@ pub fn compute(
             strategy,
             strategy_reason,
             ready,
+            edge: Vec::new(),
             hash,
             containers: existing,
         });
@@ -288,6 +324,7 @@ pub fn compute(
             strategy: None,
             strategy_reason: String::new(),
             ready: String::new(),
+            edge: Vec::new(),
             hash: String::new(),
             containers: left.into_iter().cloned().collect(),
         });

@@ -90,7 +90,13 @@ pub fn render_plan(plan: &Plan, output: OutputFormat) -> String {
                 .max()
                 .unwrap_or(0);
             for s in &plan.services {
-                let why = s.reasons.join(", ");
+                let mut why = s.reasons.join(", ");
+                if !s.edge.is_empty() {
+                    if !why.is_empty() {
+                        why.push_str("; ");
+                    }
+                    why.push_str(&format!("edge switch: {}", s.edge.join(", ")));
+                }
                 out.push_str(&format!(
                     "  {:width$}  {:9}  {}\n",
                     s.service,

@@ -47,6 +47,7 @@ use crate::compose::{Project, Service};
 use crate::engine::{ContainerInfo, Engine};
 use crate::ledger::{Release, ServiceRecord, StackLedger};
 
+use super::edge::Rotation;
 use super::plan::{self, Action, Plan, ServicePlan};
 use super::{DeployError, DeployRequest, Progress, health, images, ready, translate};
 
@@ -99,6 +100,8 @@ pub(super) struct Rollout<'a> {
     pub(super) req: &'a DeployRequest,
     pub(super) mode: Mode,
     pub(super) progress: &'a dyn Progress,
+    /// The published-port switch ([`crate::edge`]).
+    pub(super) edge: &'a dyn crate::edge::Edge,
     pub(super) applied: Applied,
 }
 
@@ -128,7 +131,9 @@ impl Rollout<'_> {
         let image_id = sp.image_id.clone().unwrap_or_default();
         let image = images::create_image_ref(self.engine, svc, &image_id).await?;
         let rule = health::rule(svc);
-        let (strategy, _) = health::strategy(svc);
+        let mut rotation = Rotation::of(self.edge, &project.name, svc, &sp.containers);
+        let mut canaried = false;
+        let (strategy, _) = health::strategy(svc, rotation.active());
         let update = match mode {
             Mode::Deploy => svc.update_config(),
             Mode::Rollback => svc.rollback_config().or(svc.update_config()),
@@ -162,7 +167,7 @@ impl Rollout<'_> {
                     Some(&svc.name),
                     &format!("removing duplicate {}", other.name),
                 );
-                self.retire(other, signal, stop_timeout, Leave::OffNetworksFirst)
+                self.retire_from(&mut rotation, other, signal, stop_timeout)
                     .await?;
             }
             let current = keep.is_some_and(|c| {
@@ -183,6 +188,10 @@ impl Rollout<'_> {
                         self.engine.start_container(&c.id).await?;
                         ready::wait_ready(self.engine, svc, &rule, &c.id, req.ready_timeout)
                             .await?;
+                        if c.labels.contains_key(crate::edge::LABEL) {
+                            let info = self.engine.inspect_container(&c.id).await?;
+                            rotation.join(&info).await?;
+                        }
                     }
                     ready.push(c.id.clone());
                 }
@@ -199,7 +208,8 @@ impl Rollout<'_> {
             let mut started = Vec::new();
             for (n, old) in batch {
                 let name = translate::container_name(project, svc, *n);
-                let spec = translate::container_spec(project, svc, &image, Some(*n), &sp.hash)?;
+                let mut spec = translate::container_spec(project, svc, &image, Some(*n), &sp.hash)?;
+                rotation.adapt(&mut spec);
                 // Created under a temporary name: the old container keeps its name (and keeps
                 // serving) until it is retired. Without an old container, under its own name
                 // (one call less per container, which counts at a hundred services).
@@ -238,13 +248,29 @@ impl Rollout<'_> {
                         }
                         self.give_aliases(&id, &attachments).await?;
                         serving(progress, svc, &name, t);
-                        // Out of DNS first, serving what was already sent its way, then
-                        // stopped (see `drop_aliases`).
                         let r = Instant::now();
-                        self.drop_aliases(old).await?;
-                        tokio::time::sleep(DNS_DRAIN).await;
-                        self.retire(old, signal, stop_timeout, Leave::ServeUntilExit)
-                            .await?;
+                        if rotation.active() {
+                            // New connections to the published ports go to the new container
+                            // at once (or step by step, a canary); the old one drains, then
+                            // stops. It keeps its networks (its open connections finish).
+                            let new = self.engine.inspect_container(&id).await?;
+                            if let (Some(canary), Mode::Deploy, false) =
+                                (svc.gantry.canary.as_ref(), mode, canaried)
+                            {
+                                canaried = true;
+                                self.canary(svc, canary, &mut rotation, &new).await?;
+                            }
+                            rotation.swap(Some(&old.id), &new).await?;
+                            self.retire_from(&mut rotation, old, signal, stop_timeout)
+                                .await?;
+                        } else {
+                            // Out of DNS first, serving what was already sent its way, then
+                            // stopped (see `drop_aliases`).
+                            self.drop_aliases(old).await?;
+                            tokio::time::sleep(DNS_DRAIN).await;
+                            self.retire(old, signal, stop_timeout, Leave::ServeUntilExit)
+                                .await?;
+                        }
                         retired(progress, svc, &old.name, r);
                         self.engine.rename_container(&id, &name).await?;
                     }
@@ -257,12 +283,21 @@ impl Rollout<'_> {
                             self.retire(old, signal, stop_timeout, Leave::ServeUntilExit)
                                 .await?;
                             retired(progress, svc, &old.name, r);
+                            // Gone: the switch refuses at once rather than sending new
+                            // connections to an address nobody answers.
+                            rotation.leave(&old.id).await?;
                         }
                         if create.name != name {
                             self.engine.rename_container(&id, &name).await?;
                         }
                         self.engine.start_container(&id).await?;
                         ready::wait_ready(self.engine, svc, &rule, &id, req.ready_timeout).await?;
+                        if rotation.active() {
+                            let new = self.engine.inspect_container(&id).await?;
+                            rotation
+                                .swap(old.as_ref().map(|o| o.id.as_str()), &new)
+                                .await?;
+                        }
                         serving(progress, svc, &name, t);
                     }
                 }
@@ -282,7 +317,7 @@ impl Rollout<'_> {
                 Some(&svc.name),
                 &format!("removing extra replica {}", extra.name),
             );
-            self.retire(extra, signal, stop_timeout, Leave::OffNetworksFirst)
+            self.retire_from(&mut rotation, extra, signal, stop_timeout)
                 .await?;
         }
         self.applied
@@ -323,6 +358,33 @@ impl Rollout<'_> {
             self.engine.connect_network(&old.id, &attachment).await?;
         }
         Ok(())
+    }
+
+    /// Retires a container of a service that may be behind the edge switch: out of rotation
+    /// first, its open connections drained (up to `timeout`, its grace period), then stopped
+    /// while it keeps its networks. Without the switch: off its networks, then stopped.
+    async fn retire_from(
+        &self,
+        rotation: &mut Rotation<'_>,
+        c: &ContainerInfo,
+        signal: Option<&str>,
+        timeout: Duration,
+    ) -> Result<(), DeployError> {
+        if !rotation.active() || !c.state.running {
+            return self
+                .retire(c, signal, timeout, Leave::OffNetworksFirst)
+                .await;
+        }
+        rotation.leave(&c.id).await?;
+        let live = self.engine.inspect_container(&c.id).await?;
+        let waited = rotation.drain(&live, timeout).await;
+        if waited >= Duration::from_millis(500) {
+            self.progress.step(
+                Some(&rotation.service),
+                &format!("{} drained in {:.1}s", c.name, waited.as_secs_f64()),
+            );
+        }
+        self.retire(c, signal, timeout, Leave::ServeUntilExit).await
     }
 
     /// Takes a container out of service, then removes it. `leave` says whether it first leaves

@@ -90,6 +90,7 @@ fn state(status: ContainerStatus, exit_code: Option<i64>) -> ContainerState {
         restart_count: Some(0),
         exit_code,
         oom_killed: false,
+        pid: None,
     }
 }
 

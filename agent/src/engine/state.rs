@@ -104,6 +104,8 @@ pub struct ContainerState {
     pub restart_count: Option<u32>,
     pub exit_code: Option<i64>,
     pub oom_killed: bool,
+    /// The main process on the host while running (inspect only).
+    pub pid: Option<u32>,
 }
 
 /// A container as deploy and supervise see it.

@@ -25,7 +25,10 @@
 //!
 //! Limits: one host; the ledger is not shared between machines.
 
+mod canary;
 pub mod render;
+
+pub use canary::{CanaryCommand, canary_request};
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};

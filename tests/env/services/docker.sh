@@ -10,7 +10,8 @@ docker_answers() {
 }
 
 up_docker() {
-	apt_install docker.io
+	# nftables and iptables: Gantry's edge switch for published ports (tests/tests/edge_*.rs).
+	apt_install docker.io nftables iptables
 	export DOCKER_HOST="${DOCKER_HOST:-unix:///var/run/docker.sock}"
 	if docker_answers; then
 		if pid_alive dockerd; then

@@ -71,6 +71,7 @@ pub(super) fn from_summary(c: ContainerSummary) -> ContainerInfo {
             restart_count: None,
             exit_code: exit_code_from_status_text(&status_text),
             oom_killed: false,
+            pid: None,
         },
         labels,
     }
@@ -141,6 +142,10 @@ pub(super) fn from_inspect(c: ContainerInspectResponse) -> ContainerInfo {
                 .then_some(state.exit_code)
                 .flatten(),
             oom_killed: state.oom_killed.unwrap_or(false),
+            pid: state
+                .pid
+                .and_then(|p| u32::try_from(p).ok())
+                .filter(|p| *p > 0),
         },
         labels,
     }

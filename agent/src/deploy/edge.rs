@@ -1,0 +1,325 @@
+//! Deploy's side of the edge switch: which containers are behind a service's published ports,
+//! the drain of a container leaving them, and bringing the switch in line with what runs.
+//!
+//! Design: the switch's truth is Docker: a running container carrying [`edge::LABEL`] is
+//! behind its service's ports. [`sync_edge`] rebuilds a stack's routes from that alone, so a
+//! new daemon, a reboot (nftables is not persistent) or an interrupted rollout converges
+//! without any state of its own. During a rollout, [`Rotation`] is the set being switched:
+//! the new container joins once it is ready, the old one leaves, then [`drain`] waits for its
+//! open connections to end (up to the grace period) before it is stopped.
+//!
+//! Limits: the backend address is the container's address on its first network (any of them
+//! reaches it from the host). A drain that cannot read the container's sockets waits out the
+//! whole window.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use crate::compose::Service;
+use crate::edge::{self, Edge, Routes, SwitchedPort};
+use crate::engine::{ContainerInfo, ContainerSpec, Engine, Protocol, PublishedPort};
+
+use super::DeployError;
+
+/// The containers behind one service's switched ports during its rollout.
+#[derive(Debug)]
+pub(super) struct Rotation<'a> {
+    pub edge: &'a dyn Edge,
+    pub stack: String,
+    pub service: String,
+    pub ports: Vec<SwitchedPort>,
+    /// Container id → (name, address).
+    pub members: BTreeMap<String, (String, Ipv4Addr)>,
+}
+
+impl<'a> Rotation<'a> {
+    /// The rotation of `svc`: empty (no switch) when the switch is unavailable or the service
+    /// publishes nothing it can own; otherwise its running containers that the switch owns.
+    pub fn of(
+        edge: &'a dyn Edge,
+        stack: &str,
+        svc: &Service,
+        containers: &[ContainerInfo],
+    ) -> Self {
+        let ports = if edge.available().is_ok() {
+            edge::switched_ports(svc)
+        } else {
+            Vec::new()
+        };
+        let mut members = BTreeMap::new();
+        if !ports.is_empty() {
+            for c in containers.iter().filter(|c| c.state.running) {
+                if c.labels.contains_key(edge::LABEL)
+                    && let Some(ip) = address(c)
+                {
+                    members.insert(c.id.clone(), (c.name.clone(), ip));
+                }
+            }
+        }
+        Self {
+            edge,
+            stack: stack.to_owned(),
+            service: svc.name.clone(),
+            ports,
+            members,
+        }
+    }
+
+    pub fn active(&self) -> bool {
+        !self.ports.is_empty()
+    }
+
+    /// The container spec with the switched ports left to the switch: not published by
+    /// Docker, exposed (so `docker ps` lists them), and named in [`edge::LABEL`].
+    pub fn adapt(&self, spec: &mut ContainerSpec) {
+        if !self.active() {
+            return;
+        }
+        spec.ports.retain(|p| !self.owns(p));
+        for p in &self.ports {
+            if !spec.expose.contains(&(p.target, Protocol::Tcp)) {
+                spec.expose.push((p.target, Protocol::Tcp));
+            }
+        }
+        spec.labels
+            .insert(edge::LABEL.into(), edge::label_value(&self.ports));
+    }
+
+    fn owns(&self, p: &PublishedPort) -> bool {
+        p.protocol == Protocol::Tcp
+            && self.ports.iter().any(|s| {
+                Some(s.listen.port) == p.host_port
+                    && s.target == p.target
+                    && match (&p.host_ip, s.listen.ip) {
+                        (None, None) => true,
+                        (Some(a), None) => a == "0.0.0.0",
+                        (Some(a), Some(b)) => a.parse::<Ipv4Addr>().ok() == Some(b),
+                        (None, Some(_)) => false,
+                    }
+            })
+    }
+
+    /// Checks, before anything changes, that every switched port is the switch's to own: no
+    /// other process listens on it, and no other service routes it. A port Docker publishes
+    /// for one of this service's own containers is being taken over, not taken.
+    pub async fn check_ports(&self, containers: &[ContainerInfo]) -> Result<(), DeployError> {
+        for p in &self.ports {
+            let published_by_us = containers.iter().any(|c| {
+                c.ports
+                    .iter()
+                    .any(|b| b.host_port == Some(p.listen.port) && b.protocol == Protocol::Tcp)
+            });
+            if published_by_us {
+                continue;
+            }
+            self.edge
+                .check_free(&self.stack, &self.service, p.listen)
+                .await
+                .map_err(|source| self.error(source))?;
+        }
+        Ok(())
+    }
+
+    /// Puts `c` (just inspected, ready) in rotation and switches at once.
+    pub async fn join(&mut self, c: &ContainerInfo) -> Result<(), DeployError> {
+        if !self.active() {
+            return Ok(());
+        }
+        let ip = address(c).ok_or_else(|| {
+            self.error(edge::EdgeError::Command {
+                command: format!("inspect {}", c.name),
+                message: "the container has no IPv4 address to switch to".into(),
+            })
+        })?;
+        self.members.insert(c.id.clone(), (c.name.clone(), ip));
+        self.apply().await
+    }
+
+    /// Switches from `old` (if any) to `new` (just inspected, ready) in one change.
+    pub async fn swap(
+        &mut self,
+        old: Option<&str>,
+        new: &ContainerInfo,
+    ) -> Result<(), DeployError> {
+        if let Some(old) = old {
+            self.members.remove(old);
+        }
+        self.join(new).await
+    }
+
+    /// Puts `new` in rotation with `share` percent of new connections; the other members share
+    /// the rest equally (a canary step).
+    pub async fn split(&mut self, new: &ContainerInfo, share: u8) -> Result<(), DeployError> {
+        let ip = address(new).ok_or_else(|| {
+            self.error(edge::EdgeError::Command {
+                command: format!("inspect {}", new.name),
+                message: "the container has no IPv4 address to switch to".into(),
+            })
+        })?;
+        self.members.insert(new.id.clone(), (new.name.clone(), ip));
+        let others: Vec<(String, Ipv4Addr)> = self
+            .members
+            .iter()
+            .filter(|(id, _)| **id != new.id)
+            .map(|(_, (name, ip))| (name.clone(), *ip))
+            .collect();
+        let share = if others.is_empty() {
+            100
+        } else {
+            share.min(100)
+        };
+        let rest = Routes::equal(&self.stack, &self.service, Vec::new(), others);
+        let mut backends: Vec<edge::Backend> = rest
+            .backends
+            .into_iter()
+            .map(|mut b| {
+                b.weight =
+                    u8::try_from(u32::from(b.weight) * u32::from(100 - share) / 100).unwrap_or(0);
+                b
+            })
+            .collect();
+        backends.push(edge::Backend {
+            container: new.name.clone(),
+            ip,
+            weight: share,
+        });
+        let routes = Routes {
+            stack: self.stack.clone(),
+            service: self.service.clone(),
+            ports: self.ports.clone(),
+            backends,
+        };
+        self.edge
+            .set_routes(&routes)
+            .await
+            .map_err(|source| self.error(source))
+    }
+
+    /// Takes `id` out of rotation (new connections stop reaching it at once).
+    pub async fn leave(&mut self, id: &str) -> Result<(), DeployError> {
+        if !self.active() || self.members.remove(id).is_none() {
+            return Ok(());
+        }
+        self.apply().await
+    }
+
+    /// Switches to the current members, equal shares.
+    pub async fn apply(&self) -> Result<(), DeployError> {
+        let routes = Routes::equal(
+            &self.stack,
+            &self.service,
+            self.ports.clone(),
+            self.members
+                .values()
+                .map(|(name, ip)| (name.clone(), *ip))
+                .collect(),
+        );
+        self.edge
+            .set_routes(&routes)
+            .await
+            .map_err(|source| self.error(source))
+    }
+
+    /// Waits until `c`, out of rotation, has no connection open on a switched port, or
+    /// `window` has passed. Returns how long it waited.
+    pub async fn drain(&self, c: &ContainerInfo, window: Duration) -> Duration {
+        let t0 = Instant::now();
+        if !self.active() || !c.state.running || window.is_zero() {
+            return Duration::ZERO;
+        }
+        let pid = c.state.pid;
+        loop {
+            let open = match pid {
+                Some(pid) => {
+                    let mut total = Some(0usize);
+                    for p in &self.ports {
+                        total = match (total, self.edge.open_connections(pid, p.target).await) {
+                            (Some(t), Some(n)) => Some(t + n),
+                            _ => None,
+                        };
+                    }
+                    total
+                }
+                None => None,
+            };
+            if open == Some(0) || t0.elapsed() >= window {
+                tracing::info!(
+                    stack = %self.stack,
+                    service = %self.service,
+                    container = %c.name,
+                    open = open.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX)),
+                    waited_ms = u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX),
+                    "edge drain done"
+                );
+                return t0.elapsed();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn error(&self, source: edge::EdgeError) -> DeployError {
+        DeployError::Edge {
+            service: self.service.clone(),
+            source,
+        }
+    }
+}
+
+/// The address the switch sends a container's connections to.
+fn address(c: &ContainerInfo) -> Option<Ipv4Addr> {
+    c.ip_addresses.values().find_map(|ip| ip.parse().ok())
+}
+
+/// Brings the switch in line with what runs in `stack`: every service with running containers
+/// that carry [`edge::LABEL`] is routed to them (a replacement's temporary `-gantry-next`
+/// container only while its service has no other), and routes of services with none are
+/// removed. Returns the services routed.
+pub async fn sync_edge(
+    engine: &dyn Engine,
+    edge: &dyn Edge,
+    stack: &str,
+) -> Result<Vec<String>, DeployError> {
+    if edge.available().is_err() {
+        return Ok(Vec::new());
+    }
+    let containers = engine.list_containers(stack, false).await?;
+    let mut by_service: BTreeMap<String, Vec<&ContainerInfo>> = BTreeMap::new();
+    for c in containers.iter().filter(|c| c.state.running && !c.oneoff) {
+        if let (Some(svc), true) = (&c.service, c.labels.contains_key(edge::LABEL)) {
+            by_service.entry(svc.clone()).or_default().push(c);
+        }
+    }
+    let mut routed = Vec::new();
+    for (service, mut list) in by_service {
+        if list.iter().any(|c| !c.name.ends_with("-gantry-next")) {
+            list.retain(|c| !c.name.ends_with("-gantry-next"));
+        }
+        let ports = list
+            .iter()
+            .find_map(|c| c.labels.get(edge::LABEL))
+            .map(|v| edge::parse_label(v))
+            .unwrap_or_default();
+        let backends: Vec<(String, Ipv4Addr)> = list
+            .iter()
+            .filter_map(|c| Some((c.name.clone(), address(c)?)))
+            .collect();
+        if ports.is_empty() || backends.is_empty() {
+            continue;
+        }
+        edge.set_routes(&Routes::equal(stack, &service, ports, backends))
+            .await
+            .map_err(|source| DeployError::Edge {
+                service: service.clone(),
+                source,
+            })?;
+        routed.push(service);
+    }
+    edge.retain_services(stack, &routed)
+        .await
+        .map_err(|source| DeployError::Edge {
+            service: "*".into(),
+            source,
+        })?;
+    Ok(routed)
+}

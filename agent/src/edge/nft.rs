@@ -1,0 +1,536 @@
+//! The kernel data plane of the edge switch: nftables DNAT, one chain per service.
+//!
+//! Design: table `ip gantry` holds
+//! - `prerouting` (nat, priority dstnat - 5: before Docker's own DNAT) and `output` (nat,
+//!   priority -105, for connections from this host), both jumping to `routes`;
+//! - `routes`: one `jump` per service chain, rebuilt with every change;
+//! - one chain per service, `g/<stack>/<service>`, one rule per switched port:
+//!   `ip daddr 127.0.0.1 tcp dport 18080 ct mark set M dnat ip to numgen random mod 100 map
+//!   { 0-49 : A . 8080, 50-99 : B . 8080 }` (`fib daddr type local` for every address);
+//! - `postrouting` (nat): flows it switched (ct mark M) that come from loopback or from a
+//!   container are masqueraded, so the answer comes back through the host (loopback and
+//!   hairpin). Flows from other hosts keep their source address;
+//! - `martians` (filter, raw priority): packets for 127.0.0.0/8 that arrive on any interface but
+//!   `lo` are dropped: loopback DNAT needs `route_localnet`, and this keeps that safe.
+//!
+//! Every change is one `nft -f -` transaction, so a switch is atomic: a new connection sees
+//! the old rules or the new ones. NAT applies to the first packet of a flow only: conntrack
+//! keeps established connections on their backend whatever the rules say later. Docker's
+//! `FORWARD` chain drops what it did not publish; one rule in `DOCKER-USER` (through the
+//! `iptables` program Docker itself uses) accepts flows carrying the mark.
+//!
+//! Limits: needs `nft` and `iptables` on `PATH` and CAP_NET_ADMIN; IPv4 only. The table is not
+//! persistent: after a reboot the daemon rebuilds it from the running containers.
+
+use std::fmt::Write as _;
+use std::process::Stdio;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::io::AsyncWriteExt;
+
+use super::{Edge, EdgeError, Listen, Routes};
+
+/// The conntrack mark of switched flows ("GANT").
+pub const MARK: u32 = 0x4741_4e54;
+const TABLE: &str = "ip gantry";
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The nftables switch. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct NftEdge {
+    nft: String,
+    iptables: String,
+    /// One change at a time from this process: `routes` is rebuilt from the chain list.
+    lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    base: std::sync::Arc<tokio::sync::OnceCell<()>>,
+}
+
+fn find_program(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")
+        .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// CAP_NET_ADMIN (bit 12) in this process's effective set.
+fn has_net_admin() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .is_some_and(|caps| caps & (1 << 12) != 0)
+}
+
+impl NftEdge {
+    /// A switch driven through `nft` and `iptables` on `PATH`, if this process looks able to:
+    /// both programs exist and it holds CAP_NET_ADMIN. `Err` says why not (published ports then
+    /// fall back to Docker). The table itself is set up on first use, so a command that touches
+    /// no published port pays nothing.
+    pub fn detect() -> Result<Self, String> {
+        for program in ["nft", "iptables"] {
+            if find_program(program).is_none() {
+                return Err(format!(
+                    "`{program}` is not installed (the nftables and iptables packages)"
+                ));
+            }
+        }
+        if !has_net_admin() {
+            return Err(
+                "this process lacks CAP_NET_ADMIN (run gantryd as packaged, or as root)".into(),
+            );
+        }
+        Ok(Self {
+            nft: "nft".into(),
+            iptables: "iptables".into(),
+            lock: Default::default(),
+            base: Default::default(),
+        })
+    }
+
+    /// The base table, set up once per process.
+    async fn base(&self) -> Result<(), EdgeError> {
+        self.base
+            .get_or_try_init(|| async { self.ensure_base().await })
+            .await
+            .map(|_| ())
+    }
+
+    async fn ensure_base(&self) -> Result<(), EdgeError> {
+        let mut script = String::new();
+        let _ = writeln!(script, "add table {TABLE}");
+        for (chain, spec) in [
+            (
+                "prerouting",
+                "type nat hook prerouting priority dstnat - 5; policy accept;",
+            ),
+            (
+                "output",
+                "type nat hook output priority -105; policy accept;",
+            ),
+            (
+                "postrouting",
+                "type nat hook postrouting priority srcnat - 5; policy accept;",
+            ),
+            (
+                "martians",
+                "type filter hook prerouting priority raw; policy accept;",
+            ),
+        ] {
+            let _ = writeln!(script, "add chain {TABLE} {chain} {{ {spec} }}");
+            let _ = writeln!(script, "flush chain {TABLE} {chain}");
+        }
+        let _ = writeln!(script, "add chain {TABLE} routes");
+        let _ = writeln!(script, "add rule {TABLE} prerouting jump routes");
+        let _ = writeln!(script, "add rule {TABLE} output jump routes");
+        let _ = writeln!(
+            script,
+            "add rule {TABLE} postrouting ct mark {MARK:#x} ip saddr 127.0.0.0/8 masquerade"
+        );
+        for bridge in ["docker0", "br-*"] {
+            let _ = writeln!(
+                script,
+                "add rule {TABLE} postrouting ct mark {MARK:#x} iifname \"{bridge}\" masquerade"
+            );
+        }
+        let _ = writeln!(
+            script,
+            "add rule {TABLE} martians iifname != \"lo\" ip daddr 127.0.0.0/8 drop"
+        );
+        self.run_nft(&script).await?;
+        self.ensure_forward_accept().await?;
+        enable_route_localnet()?;
+        Ok(())
+    }
+
+    /// One rule in Docker's `DOCKER-USER` chain (first in `FORWARD`) accepts switched flows;
+    /// Docker drops forwarded traffic to ports it did not publish.
+    async fn ensure_forward_accept(&self) -> Result<(), EdgeError> {
+        let rule = [
+            "DOCKER-USER",
+            "-m",
+            "connmark",
+            "--mark",
+            &format!("{MARK:#x}"),
+            "-m",
+            "comment",
+            "--comment",
+            "gantry edge switch",
+            "-j",
+            "ACCEPT",
+        ];
+        let mut check = vec!["-w", "5", "-C"];
+        check.extend(rule);
+        if self.run(&self.iptables, &check, None).await.is_ok() {
+            return Ok(());
+        }
+        // Docker creates DOCKER-USER when it starts; create it if it is not there yet.
+        let _ = self
+            .run(&self.iptables, &["-w", "5", "-N", "DOCKER-USER"], None)
+            .await;
+        let mut insert = vec!["-w", "5", "-I"];
+        insert.extend(rule);
+        self.run(&self.iptables, &insert, None).await.map(|_| ())
+    }
+
+    async fn run_nft(&self, script: &str) -> Result<String, EdgeError> {
+        self.run(&self.nft, &["-f", "-"], Some(script)).await
+    }
+
+    async fn run(
+        &self,
+        program: &str,
+        args: &[&str],
+        stdin: Option<&str>,
+    ) -> Result<String, EdgeError> {
+        let command = format!("{program} {}", args.join(" "));
+        let fail = |message: String| EdgeError::Command {
+            command: command.clone(),
+            message,
+        };
+        let mut child = tokio::process::Command::new(program)
+            .args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| fail(e.to_string()))?;
+        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            pipe.write_all(text.as_bytes())
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+        }
+        let out = tokio::time::timeout(TIMEOUT, child.wait_with_output())
+            .await
+            .map_err(|_| fail(format!("no answer within {}s", TIMEOUT.as_secs())))?
+            .map_err(|e| fail(e.to_string()))?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let err: String = err.trim().chars().take(600).collect();
+            return Err(fail(format!("{} ({err})", out.status)));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// The service chains now in the table.
+    async fn chains(&self) -> Result<Vec<String>, EdgeError> {
+        let text = self.run(&self.nft, &["list", "chains", "ip"], None).await?;
+        Ok(parse_chains(&text))
+    }
+
+    /// Rebuilds `routes` to jump to `chains`, in one script.
+    fn write_dispatch(script: &mut String, chains: &[String]) {
+        let _ = writeln!(script, "flush chain {TABLE} routes");
+        for c in chains {
+            let _ = writeln!(script, "add rule {TABLE} routes jump {c}");
+        }
+    }
+}
+
+/// `g/<stack>/<service>`: nft identifiers take letters, digits and `/ - _ .`, which is all a
+/// Compose project or service name can hold; `/` separates them.
+pub fn chain_name(stack: &str, service: &str) -> String {
+    format!("g/{stack}/{service}")
+}
+
+/// The service chains of table `gantry` in `nft list chains ip` output.
+fn parse_chains(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut in_table = false;
+    for line in text.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("table ip ") {
+            in_table = rest.trim_end_matches('{').trim() == "gantry";
+        } else if in_table && let Some(rest) = line.strip_prefix("chain ") {
+            let name = rest.trim_end_matches('{').trim();
+            if name.starts_with("g/") {
+                out.push(name.to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// The rules of one service chain.
+pub fn render_rules(routes: &Routes) -> Vec<String> {
+    let chain = chain_name(&routes.stack, &routes.service);
+    let backends: Vec<_> = routes.backends.iter().filter(|b| b.weight > 0).collect();
+    let mut out = Vec::new();
+    if backends.is_empty() {
+        return out;
+    }
+    for port in &routes.ports {
+        let matcher = match_listen(port.listen);
+        let target = if backends.len() == 1 {
+            format!("{}:{}", backends[0].ip, port.target)
+        } else {
+            let mut from = 0u32;
+            let total: u32 = backends.iter().map(|b| u32::from(b.weight)).sum();
+            let mut elements = Vec::new();
+            for (i, b) in backends.iter().enumerate() {
+                // Scale to 100 so that weights that do not add up to 100 still cover 0..99.
+                let to = if i + 1 == backends.len() {
+                    100
+                } else {
+                    (from + u32::from(b.weight) * 100 / total.max(1)).min(100)
+                };
+                if to > from {
+                    elements.push(format!("{}-{} : {} . {}", from, to - 1, b.ip, port.target));
+                }
+                from = to;
+            }
+            format!("numgen random mod 100 map {{ {} }}", elements.join(", "))
+        };
+        out.push(format!(
+            "add rule {TABLE} {chain} {matcher} tcp dport {} ct mark set {MARK:#x} dnat ip to {target} comment \"{}\"",
+            port.listen.port,
+            comment(routes, port.listen),
+        ));
+    }
+    out
+}
+
+fn match_listen(listen: Listen) -> String {
+    match listen.ip {
+        Some(ip) => format!("ip daddr {ip}"),
+        None => "fib daddr type local".into(),
+    }
+}
+
+fn comment(routes: &Routes, listen: Listen) -> String {
+    let s = format!("{}/{} {listen}", routes.stack, routes.service);
+    s.chars()
+        .filter(|c| c.is_ascii_graphic() || *c == ' ')
+        .filter(|c| *c != '"')
+        .take(120)
+        .collect()
+}
+
+/// Sets `net.ipv4.conf.all.route_localnet` (loopback addresses may be DNATed to containers).
+/// Packaging also sets it through sysctl.d, for a daemon whose /proc/sys is read-only.
+fn enable_route_localnet() -> Result<(), EdgeError> {
+    let path = "/proc/sys/net/ipv4/conf/all/route_localnet";
+    let now = std::fs::read_to_string(path).map_err(|source| EdgeError::Io {
+        what: format!("reading {path}"),
+        source,
+    })?;
+    if now.trim() == "1" {
+        return Ok(());
+    }
+    std::fs::write(path, "1\n").map_err(|source| EdgeError::Io {
+        what: format!(
+            "setting {path} (loopback ports need it; packaging ships \
+             /usr/lib/sysctl.d/60-gantry-edge.conf)"
+        ),
+        source,
+    })
+}
+
+#[async_trait]
+impl Edge for NftEdge {
+    fn available(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    async fn set_routes(&self, routes: &Routes) -> Result<(), EdgeError> {
+        self.base().await?;
+        let _one = self.lock.lock().await;
+        let chain = chain_name(&routes.stack, &routes.service);
+        let mut chains = self.chains().await?;
+        if !chains.contains(&chain) {
+            chains.push(chain.clone());
+            chains.sort();
+        }
+        // Docker may have been restarted (DOCKER-USER recreated) since the daemon started.
+        self.ensure_forward_accept().await?;
+        let mut script = String::new();
+        let _ = writeln!(script, "add chain {TABLE} {chain}");
+        let _ = writeln!(script, "flush chain {TABLE} {chain}");
+        for rule in render_rules(routes) {
+            let _ = writeln!(script, "{rule}");
+        }
+        Self::write_dispatch(&mut script, &chains);
+        self.run_nft(&script).await.map(|_| ())?;
+        tracing::info!(
+            stack = %routes.stack,
+            service = %routes.service,
+            backends = %routes
+                .backends
+                .iter()
+                .map(|b| format!("{}={}%", b.container, b.weight))
+                .collect::<Vec<_>>()
+                .join(","),
+            "edge routes set"
+        );
+        Ok(())
+    }
+
+    async fn retain_services(&self, stack: &str, keep: &[String]) -> Result<(), EdgeError> {
+        self.base().await?;
+        let _one = self.lock.lock().await;
+        let chains = self.chains().await?;
+        let prefix = format!("g/{stack}/");
+        let (gone, kept): (Vec<String>, Vec<String>) = chains.into_iter().partition(|c| {
+            c.strip_prefix(&prefix)
+                .is_some_and(|svc| !keep.iter().any(|k| k == svc))
+        });
+        if gone.is_empty() {
+            return Ok(());
+        }
+        let mut script = String::new();
+        Self::write_dispatch(&mut script, &kept);
+        for c in &gone {
+            let _ = writeln!(script, "flush chain {TABLE} {c}");
+            let _ = writeln!(script, "delete chain {TABLE} {c}");
+        }
+        self.run_nft(&script).await.map(|_| ())?;
+        tracing::info!(stack, removed = %gone.join(","), "edge routes removed");
+        Ok(())
+    }
+
+    async fn open_connections(&self, pid: u32, port: u16) -> Option<usize> {
+        tokio::task::spawn_blocking(move || super::drain::established(pid, port).ok())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    async fn check_free(
+        &self,
+        stack: &str,
+        service: &str,
+        listen: Listen,
+    ) -> Result<(), EdgeError> {
+        match super::drain::listener(listen.ip, listen.port) {
+            Ok(Some(_)) => {
+                return Err(EdgeError::PortTaken {
+                    listen,
+                    by: "another process on this host (see `ss -ltnp`)".into(),
+                });
+            }
+            Ok(None) => {}
+            Err(source) => {
+                return Err(EdgeError::Io {
+                    what: "reading /proc/self/net/tcp".into(),
+                    source,
+                });
+            }
+        }
+        self.base().await?;
+        let table = self
+            .run(&self.nft, &["list", "table", "ip", "gantry"], None)
+            .await?;
+        let me = format!("{stack}/{service}");
+        for (owner, port) in route_owners(&table) {
+            if port == listen.port && owner != me {
+                return Err(EdgeError::PortTaken {
+                    listen,
+                    by: format!("service {owner} (its edge route)"),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `(stack/service, port)` of every route rule, from their comments.
+fn route_owners(table: &str) -> Vec<(String, u16)> {
+    table
+        .lines()
+        .filter_map(|line| {
+            let (_, rest) = line.split_once("comment \"")?;
+            let text = rest.strip_suffix('"').unwrap_or(rest);
+            let (owner, listen) = text.split_once(' ')?;
+            let port = listen.rsplit_once(':')?.1.parse().ok()?;
+            Some((owner.to_owned(), port))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::super::{Backend, SwitchedPort};
+    use super::*;
+
+    fn routes(weights: &[u8]) -> Routes {
+        Routes {
+            stack: "app".into(),
+            service: "web".into(),
+            ports: vec![SwitchedPort {
+                listen: Listen {
+                    ip: Some(Ipv4Addr::LOCALHOST),
+                    port: 18080,
+                },
+                target: 8080,
+            }],
+            backends: weights
+                .iter()
+                .enumerate()
+                .map(|(i, w)| Backend {
+                    container: format!("app-web-{}", i + 1),
+                    ip: Ipv4Addr::new(172, 18, 0, 2 + i as u8),
+                    weight: *w,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn one_backend_is_a_plain_dnat() {
+        let r = render_rules(&routes(&[100]));
+        assert_eq!(
+            r,
+            vec![
+                "add rule ip gantry g/app/web ip daddr 127.0.0.1 tcp dport 18080 ct mark set \
+                 0x47414e54 dnat ip to 172.18.0.2:8080 comment \"app/web 127.0.0.1:18080\""
+            ]
+        );
+    }
+
+    #[test]
+    fn weights_become_ranges_covering_0_to_99() {
+        let r = render_rules(&routes(&[10, 90]));
+        assert!(
+            r[0].contains(
+                "numgen random mod 100 map { 0-9 : 172.18.0.2 . 8080, 10-99 : 172.18.0.3 . 8080 }"
+            ),
+            "{r:?}"
+        );
+        let r = render_rules(&routes(&[34, 33, 33]));
+        assert!(r[0].contains("0-33 : "), "{r:?}");
+        assert!(r[0].contains("67-99 : 172.18.0.4"), "{r:?}");
+        // A zero weight is out of rotation; none left closes the port.
+        let r = render_rules(&routes(&[0, 100]));
+        assert!(r[0].contains("dnat ip to 172.18.0.3:8080"), "{r:?}");
+        assert!(render_rules(&routes(&[0])).is_empty());
+    }
+
+    #[test]
+    fn every_address_matches_local_destinations() {
+        let mut r = routes(&[100]);
+        r.ports[0].listen.ip = None;
+        assert!(render_rules(&r)[0].contains("fib daddr type local tcp dport 18080"));
+    }
+
+    #[test]
+    fn route_owners_come_from_comments() {
+        let table = "\t\tip daddr 127.0.0.1 tcp dport 18080 ct mark set 0x47414e54 dnat ip to 172.18.0.2:8080 comment \"app/web 127.0.0.1:18080\"\n\t\tjump routes\n";
+        assert_eq!(route_owners(table), vec![("app/web".to_owned(), 18080)]);
+    }
+
+    #[test]
+    fn chains_are_read_from_the_listing() {
+        let text = "table ip nat {\n\tchain g/x/y {\n\t}\n}\ntable ip gantry {\n\tchain prerouting {\n\t\ttype nat hook prerouting priority dstnat - 5; policy accept;\n\t}\n\tchain g/app/web {\n\t}\n\tchain g/app-2/api.v1 {\n\t}\n}\n";
+        assert_eq!(parse_chains(text), vec!["g/app/web", "g/app-2/api.v1"]);
+    }
+}

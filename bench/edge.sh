@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# bench/edge.sh: a service on a published host port, deployed ROUNDS times (a new version each
+# time) by `gantry deploy` (through the edge switch) and by `docker compose up -d` (Docker
+# publishes the port), while clients on the host call it: a new connection per request (200/s),
+# a keep-alive connection (200/s) and one long-lived stream at a time. Prints failed requests,
+# the longest gap between two answers and the streams cut (ended less than the 3 s drain window
+# after their version was replaced) per tool; then throughput and p50/p99 latency of 8 keep-alive
+# connections through Gantry's switch and through Docker's published port (identical containers),
+# on 127.0.0.1 (Docker: docker-proxy) and on the docker0 address (Docker: its iptables DNAT).
+#
+# Usage: bench/edge.sh [ROUNDS]   (default 20)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. bench/lib.sh
+rounds=${1:-20}
+drain_ms=3000
+
+bench_env docker images compose
+build_release
+cargo build --release --locked -q -p gantry-tests --bin gantry-edge-load
+gantry="$(target_dir)/release/gantry"
+load="$(target_dir)/release/gantry-edge-load"
+command -v nft >/dev/null || { echo "bench/edge.sh: nft is missing (tests/env/up installs nftables)" >&2; exit 69; }
+state=$(mktemp -d)
+file=bench/edge.yaml
+export GANTRY_STATE_DIR=$state GANTRY_LOCAL=1 IMAGE=$GANTRY_TEST_IMAGE LOAD=$load
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port_gd=$(free_port)
+port_dc=$(free_port)
+cleanup() {
+  PORT=$port_dc "$COMPOSE_BIN" -p bench-edge-dc -f "$file" down -t 1 >/dev/null 2>&1 || true
+  PORT=$port_gd "$COMPOSE_BIN" -p bench-edge-gd -f "$file" down -t 1 >/dev/null 2>&1 || true
+  # The switch's routes of the bench stack: their jumps, then their chains.
+  for handle in $(nft -a list chain ip gantry routes 2>/dev/null | awk '/jump g\/bench-edge-gd\// {print $NF}'); do
+    nft delete rule ip gantry routes handle "$handle" || true
+  done
+  for chain in $(nft list chains ip 2>/dev/null | sed -n 's#.*chain \(g/bench-edge-gd/[^ ]*\).*#\1#p'); do
+    nft delete chain ip gantry "$chain" || true
+  done
+  rm -rf "$state"
+}
+trap cleanup EXIT
+
+# deploy TOOL VERSION
+deploy() {
+  case "$1" in
+    gantry) "$gantry" deploy bench-edge-gd -f "$file" --var PORT="$port_gd" --var VERSION="$2" >/dev/null ;;
+    compose) PORT=$port_dc VERSION=$2 "$COMPOSE_BIN" -p bench-edge-dc -f "$file" up -d >/dev/null 2>&1 ;;
+  esac
+}
+port_of() { if [ "$1" = gantry ]; then echo "$port_gd"; else echo "$port_dc"; fi; }
+wait_answer() {
+  for _ in $(seq 200); do
+    curl -fsS -m 1 "http://127.0.0.1:$1/" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "bench/edge.sh: nothing answers on port $1" >&2
+  return 1
+}
+
+declare -A result
+for tool in gantry compose; do
+  port=$(port_of "$tool")
+  deploy "$tool" 0
+  wait_answer "$port"
+  out=$(mktemp)
+  exec {feed}> >("$load" watch "$port" "$drain_ms" >"$out" 2>>"$out.log")
+  sleep 1
+  for round in $(seq "$rounds"); do
+    deploy "$tool" "$round"
+    sleep 1.5
+  done
+  sleep "$(( drain_ms / 1000 + 1 ))"
+  exec {feed}>&-
+  for _ in $(seq 100); do [ -s "$out" ] && break; sleep 0.1; done
+  result[$tool]=$(cat "$out")
+  rm -f "$out" "$out.log"
+done
+
+print_result() {
+  local tool=$1 label=$2
+  read -r new_ok new_failed ka_ok ka_failed ka_retried gap streams cut versions <<<"${result[$tool]}"
+  printf '%-22s new-connection: %6d ok %4d failed | keep-alive: %6d ok %4d failed (%d retried on a closed idle connection) | longest gap %5d ms | streams: %d, %d cut | versions seen %d\n' \
+    "$label" "$new_ok" "$new_failed" "$ka_ok" "$ka_failed" "$ka_retried" "$gap" "$streams" "$cut" "$versions"
+}
+echo "== $rounds deploys each, clients on 127.0.0.1 =="
+print_result gantry "gantry (edge switch)"
+print_result compose "docker compose up -d"
+
+gateway=$(docker network inspect bridge -f '{{(index .IPAM.Config 0).Gateway}}')
+echo "== throughput, 8 keep-alive connections, 5 s each =="
+declare -A tp
+for host in 127.0.0.1 "$gateway"; do
+  for tool in gantry compose; do
+    tp[$tool@$host]=$(EDGE_HOST=$host "$load" throughput "$(port_of "$tool")" 5 8)
+  done
+  read -r g_rps g_p50 g_p99 g_failed <<<"${tp[gantry@$host]}"
+  read -r d_rps d_p50 d_p99 d_failed <<<"${tp[compose@$host]}"
+  via="docker-proxy"; [ "$host" = 127.0.0.1 ] || via="Docker's DNAT"
+  printf '%-15s gantry switch: %7d req/s p50 %5d us p99 %5d us (%d failed) | %s: %7d req/s p50 %5d us p99 %5d us (%d failed) | throughput ratio %.2fx, p99 %+d us\n' \
+    "$host" "$g_rps" "$g_p50" "$g_p99" "$g_failed" "$via" "$d_rps" "$d_p50" "$d_p99" "$d_failed" \
+    "$(awk -v a="$g_rps" -v b="$d_rps" 'BEGIN {print (b > 0 ? a / b : 0)}')" "$(( g_p99 - d_p99 ))"
+done

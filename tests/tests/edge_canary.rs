@@ -1,0 +1,201 @@
+//! Weighted canaries through the edge switch (`x-gantry.canary`), against the real kernel and
+//! Docker: a 10 % step gets 10 ± 3 % of 10,000 new connections; `gantry promote` finishes the
+//! rollout and `gantry abort` rolls it back (exit 2); a canary whose probe starts failing is
+//! aborted by itself and the deploy exits 2; bad steps are exit 65 naming the key. Needs root
+//! (CAP_NET_ADMIN) and `nft`.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use gantry_tests::stack::Stack;
+use gantry_tests::{http_get, prerequisite, wait_for};
+
+const WEB: &str = r#"
+services:
+  web:
+    image: ${IMAGE}
+    ports: ["127.0.0.1:${WEB_PORT}:8080"]
+    stop_grace_period: 2s
+    command:
+      - sh
+      - -c
+      - |
+        mkdir -p /www && echo "version ${VERSION:-1}" > /www/index.html && echo ok > /www/health
+        if [ -n "${BREAK:-}" ]; then (sleep 4; rm /www/health) & fi
+        exec httpd -f -p 8080 -h /www
+    x-gantry:
+      health: {http: /health, port: 8080, interval: 500ms, passes: 1}
+      canary:
+        steps: STEPS
+        pause: ${PAUSE:-5m}
+        abort: {probe_failures: 2, restarts: 1}
+"#;
+
+fn can_switch() -> bool {
+    let nft = Command::new("nft")
+        .args(["list", "tables"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    prerequisite(
+        nft,
+        "`nft` runs with CAP_NET_ADMIN (root; the nftables package)",
+    )
+}
+
+fn version(port: u16) -> Option<String> {
+    http_get(&format!("http://127.0.0.1:{port}/")).map(|(_, b)| b.trim().to_owned())
+}
+
+/// Deploys version 1 of WEB with canary `steps` and returns the stack.
+fn first(steps: &str) -> Stack {
+    let stack = Stack::with_file(&WEB.replace("STEPS", steps));
+    assert_eq!(stack.deploy(&[]).status.code(), Some(0), "version 1");
+    stack
+}
+
+fn wait_for_canary(stack: &Stack) {
+    wait_for(
+        "the canary to get connections",
+        Duration::from_secs(60),
+        || {
+            (0..200)
+                .any(|_| version(stack.port).as_deref() == Some("version 2"))
+                .then_some(())
+        },
+    );
+}
+
+#[test]
+fn a_canary_at_10_percent_gets_10_percent_and_promote_finishes_the_rollout() {
+    if !can_switch() {
+        return;
+    }
+    let stack = first("[10, 100]");
+    let deploy = stack.spawn_deploy(&["--var", "VERSION=2"]);
+    wait_for_canary(&stack);
+
+    // 10,000 new connections, from 4 threads.
+    let new = Arc::new(AtomicUsize::new(0));
+    let old = Arc::new(AtomicUsize::new(0));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let (new, old, port) = (Arc::clone(&new), Arc::clone(&old), stack.port);
+            std::thread::spawn(move || {
+                for _ in 0..2500 {
+                    match version(port).as_deref() {
+                        Some("version 2") => new.fetch_add(1, Ordering::Relaxed),
+                        Some("version 1") => old.fetch_add(1, Ordering::Relaxed),
+                        other => panic!("unexpected answer {other:?}"),
+                    };
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let (new, old) = (new.load(Ordering::Relaxed), old.load(Ordering::Relaxed));
+    eprintln!("canary at 10 %: {new} of {} new connections", new + old);
+    assert_eq!(new + old, 10_000);
+    assert!(
+        (700..=1300).contains(&new),
+        "the canary got {new} of 10,000 connections, not 10 ± 3 %"
+    );
+
+    let out = stack.gantry(&["promote", &stack.name]);
+    assert_eq!(out.status.code(), Some(0), "promote");
+    let out = deploy.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "the promoted deploy succeeds");
+    assert!(
+        text.contains("canary 10%"),
+        "the output shows the step: {text}"
+    );
+    assert!(text.contains("promoted"), "{text}");
+    assert_eq!(version(stack.port).as_deref(), Some("version 2"));
+}
+
+#[test]
+fn abort_by_hand_sends_everything_back_and_the_deploy_exits_2() {
+    if !can_switch() {
+        return;
+    }
+    let stack = first("[10, 100]");
+    let deploy = stack.spawn_deploy(&["--var", "VERSION=2"]);
+    wait_for_canary(&stack);
+    let out = stack.gantry(&["abort", &stack.name]);
+    assert_eq!(out.status.code(), Some(0), "abort");
+    let out = deploy.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an aborted canary rolls back: exit 2"
+    );
+    assert!(
+        text.contains("canary aborted at 10%: aborted by hand"),
+        "{text}"
+    );
+    for _ in 0..200 {
+        assert_eq!(version(stack.port).as_deref(), Some("version 1"));
+    }
+    // Nothing to abort any more.
+    assert_eq!(
+        stack.gantry(&["abort", &stack.name]).status.code(),
+        Some(65)
+    );
+}
+
+#[test]
+fn a_canary_whose_probe_fails_is_aborted_and_the_deploy_exits_2() {
+    if !can_switch() {
+        return;
+    }
+    let stack = first("[50, 100]");
+    let out = stack.deploy(&[
+        "--var",
+        "VERSION=2",
+        "--var",
+        "BREAK=1",
+        "--var",
+        "PAUSE=60s",
+    ]);
+    let text = gantry_tests::stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "rolled back: {text}");
+    assert!(
+        text.contains("canary aborted at 50%: its probe failed 2 time(s)"),
+        "the output says why: {text}"
+    );
+    for _ in 0..100 {
+        assert_eq!(version(stack.port).as_deref(), Some("version 1"));
+    }
+    let names = gantry_tests::docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label=com.docker.compose.project={}", stack.name),
+        "--format",
+        "{{.Names}}",
+    ]);
+    assert_eq!(
+        gantry_tests::stdout(&names).trim(),
+        format!("{}-web-1", stack.name),
+        "the canary is gone"
+    );
+}
+
+#[test]
+fn canary_steps_that_do_not_increase_are_exit_65_naming_the_key() {
+    let stack = Stack::with_file(&WEB.replace("STEPS", "[50, 10, 100]"));
+    let out = stack.deploy(&[]);
+    assert_eq!(out.status.code(), Some(65));
+    let err = gantry_tests::stderr(&out) + &gantry_tests::stdout(&out);
+    assert!(
+        err.contains("services.web.x-gantry.canary.steps") && err.contains("increase"),
+        "{err}"
+    );
+}

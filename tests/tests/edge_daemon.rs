@@ -1,0 +1,213 @@
+//! The edge switch does not depend on the daemon: `gantryd` is SIGKILLed under steady traffic
+//! and in the middle of a rollout (after the switch moved, while the old container drains), and
+//! no established connection drops and no request fails; the next daemon converges the switch
+//! on the last good release. Lost routes (what a reboot does to nftables) are rebuilt by the
+//! next daemon from the running containers. Needs root (CAP_NET_ADMIN) and `nft`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gantry_tests::daemon::Daemon;
+use gantry_tests::{docker, http_get, path_str, prerequisite, wait_for};
+
+const WEB: &str = r#"
+services:
+  web:
+    image: ${IMAGE}
+    ports: ["127.0.0.1:${WEB_PORT}:8080"]
+    stop_grace_period: 20s
+    command:
+      - sh
+      - -c
+      - |
+        mkdir -p /www/cgi-bin && echo "version ${VERSION:-1}" > /www/index.html
+        printf '#!/bin/sh\necho "Content-Type: text/plain"\necho\nwhile true; do echo tick; sleep 0.1; done\n' > /www/cgi-bin/stream
+        chmod +x /www/cgi-bin/stream
+        exec httpd -f -p 8080 -h /www
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]
+      interval: 1s
+      retries: 3
+"#;
+
+/// New connections every 10 ms on a thread: counts of ok and failed, and the last body.
+#[derive(Default)]
+struct Traffic {
+    stop: AtomicBool,
+    ok: AtomicUsize,
+    failed: AtomicUsize,
+    last: Mutex<String>,
+}
+
+fn traffic(port: u16) -> (Arc<Traffic>, std::thread::JoinHandle<()>) {
+    let t = Arc::new(Traffic::default());
+    let handle = {
+        let t = Arc::clone(&t);
+        std::thread::spawn(move || {
+            while !t.stop.load(Ordering::Relaxed) {
+                match http_get(&format!("http://127.0.0.1:{port}/")) {
+                    Some((200, body)) => {
+                        t.ok.fetch_add(1, Ordering::Relaxed);
+                        *t.last.lock().unwrap() = body.trim().to_owned();
+                    }
+                    _ => {
+                        t.failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    (t, handle)
+}
+
+/// An open stream; `ticks` grows while it flows.
+fn stream(port: u16) -> Arc<AtomicUsize> {
+    let ticks = Arc::new(AtomicUsize::new(0));
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect the stream");
+    s.write_all(b"GET /cgi-bin/stream HTTP/1.0\r\n\r\n")
+        .unwrap();
+    let t = Arc::clone(&ticks);
+    std::thread::spawn(move || {
+        for line in BufReader::new(s).lines() {
+            match line {
+                Ok(l) if l.trim() == "tick" => {
+                    t.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    });
+    ticks
+}
+
+/// Whether the stream still flows: its count grows within a second.
+fn flowing(ticks: &AtomicUsize) -> bool {
+    let before = ticks.load(Ordering::Relaxed);
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(2) {
+        if ticks.load(Ordering::Relaxed) > before {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+fn containers(stack: &str) -> Vec<String> {
+    let filter = format!("label=com.docker.compose.project={stack}");
+    let out = docker(&["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"]);
+    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    names
+}
+
+fn kill_daemon(d: &mut Daemon) {
+    let mut child = d.child.take().expect("the daemon runs");
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+}
+
+#[test]
+fn sigkill_of_the_daemon_drops_no_connection_and_the_next_converges_the_switch() {
+    let nft = Command::new("nft")
+        .args(["list", "tables"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !prerequisite(
+        nft,
+        "`nft` runs with CAP_NET_ADMIN (root; the nftables package)",
+    ) {
+        return;
+    }
+    let mut d = Daemon::start("", &[]);
+    let (stack, file) = d.stack("edged", WEB);
+    let f = path_str(&file).to_owned();
+    let port = gantry_tests::free_port();
+    let port_var = format!("WEB_PORT={port}");
+    let deploy = |d: &Daemon, v: &str| {
+        d.command(&["deploy", &stack, "-f", &f, "--var", &port_var, "--var", v])
+    };
+    assert_eq!(
+        deploy(&d, "VERSION=1").output().unwrap().status.code(),
+        Some(0)
+    );
+    let (t, client) = traffic(port);
+    wait_for("answers on the port", Duration::from_secs(20), || {
+        (t.ok.load(Ordering::Relaxed) > 5).then_some(())
+    });
+
+    // 1. Steady traffic, SIGKILL: nothing passes through the daemon.
+    let ticks = stream(port);
+    assert!(flowing(&ticks), "the stream flows");
+    kill_daemon(&mut d);
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(flowing(&ticks), "the stream outlives the daemon");
+    assert_eq!(t.failed.load(Ordering::Relaxed), 0, "no request failed");
+    d.spawn();
+    d.wait_ready();
+
+    // 2. SIGKILL mid-rollout: once new connections reach version 2 and the old container
+    //    drains (the stream holds it for up to its 20 s grace).
+    let mut rollout = deploy(&d, "VERSION=2")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(
+        "version 2 behind the switch",
+        Duration::from_secs(60),
+        || (*t.last.lock().unwrap() == "version 2").then_some(()),
+    );
+    kill_daemon(&mut d);
+    let _ = rollout.wait();
+    assert!(flowing(&ticks), "the stream to the old container survives");
+    d.spawn();
+    d.wait_ready();
+    // The next daemon converges on the last good release (version 1), one container.
+    let web = format!("{stack}-web-1");
+    wait_for(
+        "the next daemon to converge on version 1",
+        Duration::from_secs(60),
+        || {
+            (containers(&stack) == std::slice::from_ref(&web)
+                && *t.last.lock().unwrap() == "version 1")
+                .then_some(())
+        },
+    );
+    assert!(
+        flowing(&ticks),
+        "the stream still flows after the convergence"
+    );
+    assert_eq!(
+        t.failed.load(Ordering::Relaxed),
+        0,
+        "no request failed through both kills"
+    );
+
+    // 3. The table is lost (a reboot clears nftables): the next daemon rebuilds it.
+    t.stop.store(true, Ordering::Relaxed);
+    client.join().unwrap();
+    kill_daemon(&mut d);
+    // (Only this stack's routes, so that other tests running now keep theirs.)
+    gantry_tests::remove_edge_routes(&stack);
+    assert_eq!(
+        http_get(&format!("http://127.0.0.1:{port}/")),
+        None,
+        "without the table nothing answers"
+    );
+    d.spawn();
+    d.wait_ready();
+    let body = wait_for("the rebuilt switch", Duration::from_secs(20), || {
+        http_get(&format!("http://127.0.0.1:{port}/"))
+    });
+    assert_eq!(body, (200, "version 1\n".to_owned()));
+}

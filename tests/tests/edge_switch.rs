@@ -1,0 +1,248 @@
+//! The edge switch against the real kernel and Docker: a service on a published host port is
+//! replaced start-first behind nftables DNAT, while clients on the host keep calling it.
+//!
+//! What each test shows: no failed request through a rollout and an open stream that is not
+//! cut when the switch moves (it ends only when the old container stops after its drain
+//! window); a daemon killed with SIGKILL drops no established connection and the next one
+//! restores the switch (also after the table was lost, as on a reboot); a port that another
+//! process holds is refused with exit 65; containers reach the port through a host address
+//! (Docker's FORWARD chain lets switched flows pass). Needs root (CAP_NET_ADMIN) and `nft`:
+//! a prerequisite (CI=true fails without them).
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use gantry_tests::stack::Stack;
+use gantry_tests::{docker, env, http_get, prerequisite, wait_for};
+
+/// `web` answers `version N` on 8080 and streams `tick` lines from /cgi-bin/stream; on SIGTERM it
+/// stops at once (the drain is the switch's job here, not the app's).
+const WEB: &str = r#"
+services:
+  web:
+    image: ${IMAGE}
+    ports: ["127.0.0.1:${WEB_PORT}:8080"]
+    stop_grace_period: 3s
+    command:
+      - sh
+      - -c
+      - |
+        mkdir -p /www/cgi-bin && echo "version ${VERSION:-1}" > /www/index.html
+        printf '#!/bin/sh\necho "Content-Type: text/plain"\necho\nwhile true; do echo tick; sleep 0.1; done\n' > /www/cgi-bin/stream
+        chmod +x /www/cgi-bin/stream
+        exec httpd -f -p 8080 -h /www
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]
+      interval: 1s
+      retries: 3
+"#;
+
+fn can_switch() -> bool {
+    let nft = Command::new("nft")
+        .args(["list", "tables"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    prerequisite(
+        nft,
+        "`nft` runs with CAP_NET_ADMIN (root; the nftables package)",
+    )
+}
+
+/// A host client that opens a new connection every 10 ms: (when, body or None).
+struct Client {
+    stop: Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<Vec<(Duration, Option<String>)>>,
+}
+
+impl Client {
+    fn start(url: &str) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let handle = {
+            let stop = Arc::clone(&stop);
+            let url = url.to_owned();
+            std::thread::spawn(move || {
+                let t0 = Instant::now();
+                let mut seen = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let answer = http_get(&url)
+                        .filter(|(code, _)| *code == 200)
+                        .map(|(_, body)| body.trim().to_owned());
+                    seen.push((t0.elapsed(), answer));
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                seen
+            })
+        };
+        Self { stop, handle }
+    }
+
+    /// (requests, failed, longest gap between two answers).
+    fn finish(self) -> (usize, usize, Duration) {
+        self.stop.store(true, Ordering::Relaxed);
+        let seen = self.handle.join().unwrap();
+        let failed = seen.iter().filter(|(_, a)| a.is_none()).count();
+        let ok: Vec<Duration> = seen
+            .iter()
+            .filter(|(_, a)| a.is_some())
+            .map(|(t, _)| *t)
+            .collect();
+        let gap = ok.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default();
+        (seen.len(), failed, gap)
+    }
+}
+
+/// A long-lived connection reading `tick` lines; returns when it ends: (ticks, how long).
+fn stream(port: u16) -> std::thread::JoinHandle<(usize, Duration)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect the stream");
+    s.write_all(b"GET /cgi-bin/stream HTTP/1.0\r\n\r\n")
+        .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    std::thread::spawn(move || {
+        let t0 = Instant::now();
+        let mut ticks = 0;
+        for line in BufReader::new(s).lines() {
+            match line {
+                Ok(l) if l.trim() == "tick" => ticks += 1,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        (ticks, t0.elapsed())
+    })
+}
+
+fn version(port: u16) -> Option<String> {
+    http_get(&format!("http://127.0.0.1:{port}/")).map(|(_, b)| b.trim().to_owned())
+}
+
+#[test]
+fn a_published_port_switches_to_the_new_container_without_a_failed_request() {
+    if !can_switch() {
+        return;
+    }
+    let stack = Stack::with_file(WEB);
+    let out = stack.deploy(&[]);
+    assert_eq!(out.status.code(), Some(0));
+    let port = stack.port;
+    wait_for("version 1 on the port", Duration::from_secs(20), || {
+        (version(port)? == "version 1").then_some(())
+    });
+    // Docker publishes nothing: the switch owns the port, the container only exposes it.
+    let web = format!("{}-web-1", stack.name);
+    let bindings = gantry_tests::inspect(&web, "{{json .HostConfig.PortBindings}}");
+    assert!(
+        bindings == "{}" || bindings == "null",
+        "Docker publishes nothing: {bindings}"
+    );
+    assert_eq!(
+        gantry_tests::inspect(&web, "{{index .Config.Labels \"io.gantry.edge\"}}"),
+        format!("127.0.0.1:{port}:8080")
+    );
+    let plan = stack.gantry(&["plan", &stack.name, "-f", stack.file().to_str().unwrap()]);
+    assert!(
+        gantry_tests::stdout(&plan).contains(&format!("edge switch: 127.0.0.1:{port}->8080/tcp")),
+        "plan says which services go through the switch"
+    );
+
+    let client = Client::start(&format!("http://127.0.0.1:{port}/"));
+    let mut streams = Vec::new();
+    for v in 2..=4 {
+        let open = stream(port);
+        let t = Instant::now();
+        let out = stack.deploy(&["--var", &format!("VERSION={v}")]);
+        assert_eq!(out.status.code(), Some(0));
+        streams.push((open, t.elapsed()));
+        assert_eq!(
+            version(port).as_deref(),
+            Some(format!("version {v}").as_str())
+        );
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let (total, failed, gap) = client.finish();
+    eprintln!(
+        "edge switch, 3 deploys: {total} requests, {failed} failed, longest gap {} ms",
+        gap.as_millis()
+    );
+    assert_eq!(failed, 0, "no request failed while the port switched");
+    for (i, (open, deploy_took)) in streams.into_iter().enumerate() {
+        let (ticks, lasted) = open.join().unwrap();
+        eprintln!(
+            "stream {i}: {ticks} ticks over {} ms (its deploy took {} ms)",
+            lasted.as_millis(),
+            deploy_took.as_millis()
+        );
+        // Open before the switch, it kept flowing through the drain window (3 s grace)
+        // instead of ending when new connections moved.
+        assert!(
+            lasted >= Duration::from_millis(2800) && ticks >= 20,
+            "the stream was cut after {} ms ({ticks} ticks): it must last the drain window",
+            lasted.as_millis()
+        );
+    }
+}
+
+#[test]
+fn a_port_held_by_another_process_is_refused_with_exit_65() {
+    if !can_switch() {
+        return;
+    }
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port();
+    let mut stack = Stack::with_file(WEB);
+    stack.port = port;
+    let out = stack.deploy(&[]);
+    assert_eq!(out.status.code(), Some(65), "a port taken is bad input");
+    let err = gantry_tests::stderr(&out) + &gantry_tests::stdout(&out);
+    assert!(
+        err.contains(&format!("127.0.0.1:{port}")) && err.contains("taken"),
+        "the error names the port: {err}"
+    );
+    assert!(
+        String::from_utf8_lossy(
+            &docker(&["ps", "-aq", "--filter", &format!("name={}-web", stack.name)]).stdout
+        )
+        .trim()
+        .is_empty(),
+        "nothing was started"
+    );
+}
+
+#[test]
+fn containers_reach_a_port_published_on_every_address() {
+    if !can_switch() {
+        return;
+    }
+    let stack = Stack::with_file(&WEB.replace("127.0.0.1:${WEB_PORT}:8080", "${WEB_PORT}:8080"));
+    assert_eq!(stack.deploy(&[]).status.code(), Some(0));
+    let port = stack.port;
+    wait_for("version 1 on 127.0.0.1", Duration::from_secs(20), || {
+        (version(port)? == "version 1").then_some(())
+    });
+    // A container on Docker's default bridge calls the host's address on that bridge: the
+    // flow is DNATed in prerouting and forwarded to another bridge, through Docker's FORWARD
+    // chain (which drops what Docker did not publish).
+    let gateway = gantry_tests::inspect("bridge", "{{(index .IPAM.Config 0).Gateway}}");
+    assert!(!gateway.is_empty(), "the default bridge has a gateway");
+    let out = docker(&[
+        "run",
+        "--rm",
+        env().get("GANTRY_TEST_IMAGE"),
+        "timeout",
+        "10",
+        "wget",
+        "-q",
+        "-O",
+        "-",
+        &format!("http://{gateway}:{port}/"),
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "version 1",
+        "a container reaches the switched port: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
