@@ -22,6 +22,7 @@
 //! replace a socket that answers).
 
 pub mod config;
+pub mod edge_ready;
 pub mod jobs;
 pub mod metrics;
 pub mod server;

@@ -116,6 +116,11 @@ pub async fn run(config: Arc<DaemonConfig>) -> Result<(), DaemonError> {
         jobs.clone(),
         metrics.clone(),
     );
+    supervisor.set_readiness_sink(Arc::new(super::edge_ready::EdgeReadiness::new(
+        engine.clone(),
+        edge.clone(),
+        ledger.clone(),
+    )));
     let shared = Arc::new(Shared {
         config: config.clone(),
         engine,

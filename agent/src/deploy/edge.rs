@@ -12,7 +12,7 @@
 //! reaches it from the host). A drain that cannot read the container's sockets waits out the
 //! whole window.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
@@ -280,6 +280,17 @@ pub async fn sync_edge(
     edge: &dyn Edge,
     stack: &str,
 ) -> Result<Vec<String>, DeployError> {
+    sync_edge_except(engine, edge, stack, &BTreeSet::new()).await
+}
+
+/// [`sync_edge`], leaving out the containers (ids) in `unready` (their readiness probe fails
+/// now) while their service has another one to route to.
+pub async fn sync_edge_except(
+    engine: &dyn Engine,
+    edge: &dyn Edge,
+    stack: &str,
+    unready: &BTreeSet<String>,
+) -> Result<Vec<String>, DeployError> {
     if edge.available().is_err() {
         return Ok(Vec::new());
     }
@@ -294,6 +305,11 @@ pub async fn sync_edge(
     for (service, mut list) in by_service {
         if list.iter().any(|c| !c.name.ends_with("-gantry-next")) {
             list.retain(|c| !c.name.ends_with("-gantry-next"));
+        }
+        // Out of rotation while not ready; a service with no ready container keeps them all
+        // (a failing answer beats no answer; supervision restarts them).
+        if list.iter().any(|c| !unready.contains(&c.id)) {
+            list.retain(|c| !unready.contains(&c.id));
         }
         let ports = list
             .iter()

@@ -57,7 +57,7 @@ use crate::engine::{Engine, EngineError};
 use crate::ledger::{Ledger, LedgerError, Outcome, ServiceRecord};
 
 pub use apply::Deployer;
-pub use edge::sync_edge;
+pub use edge::{sync_edge, sync_edge_except};
 pub use plan::{Action, Plan, ServicePlan};
 
 /// Why a deploy failed. Each variant names what failed.
