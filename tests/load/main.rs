@@ -9,8 +9,8 @@
 //!   idle connection closed is retried once on a new connection, as HTTP clients do), and one
 //!   long-lived stream at a time. Prints one line: `new_ok new_failed keepalive_ok
 //!   keepalive_failed keepalive_retried longest_gap_ms streams streams_cut versions_seen`. A
-//!   stream is cut when it ends less than DRAIN_MS after the version it was opened on was
-//!   replaced (or before it was replaced at all).
+//!   stream (one that delivered data) is cut when it ends less than DRAIN_MS after the version
+//!   it was opened on was replaced (or before it was replaced at all).
 //! - `throughput PORT SECONDS CONNS`: CONNS keep-alive connections sending requests back to
 //!   back; prints `requests_per_s p50_us p99_us failed`.
 //!
@@ -275,9 +275,9 @@ fn watch(port: u16, drain: Duration) {
                     continue;
                 }
                 let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-                w.streams.fetch_add(1, Ordering::Relaxed);
                 let mut buf = [0u8; 256];
                 let mut stopped_by_us = false;
+                let mut flowed = false;
                 loop {
                     if w.stop.load(Ordering::Relaxed) {
                         stopped_by_us = true;
@@ -285,7 +285,7 @@ fn watch(port: u16, drain: Duration) {
                     }
                     match s.read(&mut buf) {
                         Ok(0) => break,
-                        Ok(_) => {}
+                        Ok(_) => flowed = true,
                         Err(e)
                             if e.kind() == std::io::ErrorKind::WouldBlock
                                 || e.kind() == std::io::ErrorKind::TimedOut => {}
@@ -295,6 +295,12 @@ fn watch(port: u16, drain: Duration) {
                 if stopped_by_us {
                     break;
                 }
+                if !flowed {
+                    // Never opened (the port was dark): not a stream, try again.
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
+                w.streams.fetch_add(1, Ordering::Relaxed);
                 let ended = t0.elapsed().as_millis() as u64;
                 let cut = match w.replaced_at(&version) {
                     Some(at) => ended < at + drain.as_millis() as u64,
