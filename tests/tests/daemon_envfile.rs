@@ -60,11 +60,11 @@ services:
         Duration::from_secs(40),
         page("token=second"),
     );
-    assert_ne!(
-        inspect(&format!("{stack}-web-1"), "{{.Id}}"),
-        web,
-        "web was recreated"
-    );
+    // Recreated: the new container takes the name once the old one has drained and gone
+    // (published ports go through the edge switch, so the new one serves before that).
+    wait_for("web recreated", Duration::from_secs(40), || {
+        (inspect(&format!("{stack}-web-1"), "{{.Id}}") != web).then_some(())
+    });
     assert_eq!(
         inspect(&format!("{stack}-other-1"), "{{.Id}}"),
         other,

@@ -46,7 +46,9 @@ pub fn parse_line(line: &str) -> Option<Socket> {
                 Some(Ipv4Addr::UNSPECIFIED)
             } else if let Some(v4) = addr.strip_prefix("0000000000000000FFFF0000") {
                 // An IPv4-mapped address: the last 32 bits, in the kernel's byte order.
-                Some(Ipv4Addr::from(u32::from_str_radix(v4, 16).ok()?.swap_bytes()))
+                Some(Ipv4Addr::from(
+                    u32::from_str_radix(v4, 16).ok()?.swap_bytes(),
+                ))
             } else {
                 None
             }
