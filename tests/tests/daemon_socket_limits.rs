@@ -37,8 +37,15 @@ fn a_silent_client_is_disconnected_and_64_of_them_only_delay_the_next_request() 
     let t0 = Instant::now();
     let out = d.gantry(&["status"]);
     let took = t0.elapsed();
-    eprintln!("status behind 64 silent clients took {} ms", took.as_millis());
-    assert_eq!(out.status.code(), Some(0), "the request is served in the end");
+    eprintln!(
+        "status behind 64 silent clients took {} ms",
+        took.as_millis()
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the request is served in the end"
+    );
     assert!(
         took >= Duration::from_secs(3),
         "the 65th connection waited for a slot (64 at once): served after {took:?}"
