@@ -331,6 +331,32 @@ pub fn remove_project(name: &str) {
     remove_edge_routes(name);
 }
 
+/// Whether this process can drive Gantry's edge switch (`nft` runs with CAP_NET_ADMIN), under
+/// the [`prerequisite`] rule: under `CI=true` its absence fails the test.
+#[must_use]
+pub fn edge_switch_available() -> bool {
+    let nft = Command::new("nft")
+        .args(["list", "tables"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    prerequisite(
+        nft,
+        "`nft` runs with CAP_NET_ADMIN (root; the nftables package)",
+    )
+}
+
+/// Names of a compose project's containers (running or not), sorted.
+pub fn project_containers(stack: &str) -> Vec<String> {
+    let filter = format!("label=com.docker.compose.project={stack}");
+    let out = docker(&["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"]);
+    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    names
+}
+
 /// Removes the edge switch's routes of stack `name` (nftables chains `g/<name>/<service>` and
 /// their jumps), so that a later test's port is never switched to a container gone with it.
 pub fn remove_edge_routes(name: &str) {

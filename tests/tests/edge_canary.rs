@@ -4,13 +4,12 @@
 //! aborted by itself and the deploy exits 2; bad steps are exit 65 naming the key. Needs root
 //! (CAP_NET_ADMIN) and `nft`.
 
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use gantry_tests::stack::Stack;
-use gantry_tests::{http_get, prerequisite, wait_for};
+use gantry_tests::{http_get, wait_for};
 
 const WEB: &str = r#"
 services:
@@ -32,17 +31,6 @@ services:
         pause: ${PAUSE:-5m}
         abort: {probe_failures: 2, restarts: 1}
 "#;
-
-fn can_switch() -> bool {
-    let nft = Command::new("nft")
-        .args(["list", "tables"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    prerequisite(
-        nft,
-        "`nft` runs with CAP_NET_ADMIN (root; the nftables package)",
-    )
-}
 
 fn version(port: u16) -> Option<String> {
     http_get(&format!("http://127.0.0.1:{port}/")).map(|(_, b)| b.trim().to_owned())
@@ -69,7 +57,7 @@ fn wait_for_canary(stack: &Stack) {
 
 #[test]
 fn a_canary_at_10_percent_gets_10_percent_and_promote_finishes_the_rollout() {
-    if !can_switch() {
+    if !gantry_tests::edge_switch_available() {
         return;
     }
     let stack = first("[10, 100]");
@@ -120,7 +108,7 @@ fn a_canary_at_10_percent_gets_10_percent_and_promote_finishes_the_rollout() {
 
 #[test]
 fn abort_by_hand_sends_everything_back_and_the_deploy_exits_2() {
-    if !can_switch() {
+    if !gantry_tests::edge_switch_available() {
         return;
     }
     let stack = first("[10, 100]");
@@ -152,7 +140,7 @@ fn abort_by_hand_sends_everything_back_and_the_deploy_exits_2() {
 
 #[test]
 fn a_canary_whose_probe_fails_is_aborted_and_the_deploy_exits_2() {
-    if !can_switch() {
+    if !gantry_tests::edge_switch_available() {
         return;
     }
     let stack = first("[50, 100]");

@@ -6,13 +6,12 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gantry_tests::daemon::Daemon;
-use gantry_tests::{docker, http_get, path_str, prerequisite, wait_for};
+use gantry_tests::{http_get, path_str, wait_for};
 
 const WEB: &str = r#"
 services:
@@ -99,17 +98,6 @@ fn flowing(ticks: &AtomicUsize) -> bool {
     false
 }
 
-fn containers(stack: &str) -> Vec<String> {
-    let filter = format!("label=com.docker.compose.project={stack}");
-    let out = docker(&["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"]);
-    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect();
-    names.sort();
-    names
-}
-
 fn kill_daemon(d: &mut Daemon) {
     let mut child = d.child.take().expect("the daemon runs");
     child.kill().unwrap(); // SIGKILL
@@ -118,14 +106,7 @@ fn kill_daemon(d: &mut Daemon) {
 
 #[test]
 fn sigkill_of_the_daemon_drops_no_connection_and_the_next_converges_the_switch() {
-    let nft = Command::new("nft")
-        .args(["list", "tables"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !prerequisite(
-        nft,
-        "`nft` runs with CAP_NET_ADMIN (root; the nftables package)",
-    ) {
+    if !gantry_tests::edge_switch_available() {
         return;
     }
     let mut d = Daemon::start("", &[]);
@@ -178,7 +159,7 @@ fn sigkill_of_the_daemon_drops_no_connection_and_the_next_converges_the_switch()
         "the next daemon to converge on version 1",
         Duration::from_secs(60),
         || {
-            (containers(&stack) == std::slice::from_ref(&web)
+            (gantry_tests::project_containers(&stack) == std::slice::from_ref(&web)
                 && *t.last.lock().unwrap() == "version 1")
                 .then_some(())
         },

@@ -11,13 +11,12 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use gantry_tests::stack::Stack;
-use gantry_tests::{docker, env, http_get, prerequisite, wait_for};
+use gantry_tests::{docker, env, http_get, wait_for};
 
 /// `web` answers `version N` on 8080 and streams `tick` lines from /cgi-bin/stream; on SIGTERM it
 /// stops at once (the drain is the switch's job here, not the app's).
@@ -40,17 +39,6 @@ services:
       interval: 1s
       retries: 3
 "#;
-
-fn can_switch() -> bool {
-    let nft = Command::new("nft")
-        .args(["list", "tables"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    prerequisite(
-        nft,
-        "`nft` runs with CAP_NET_ADMIN (root; the nftables package)",
-    )
-}
 
 /// A host client that opens a new connection every 10 ms: (when, body or None).
 struct Client {
@@ -121,7 +109,7 @@ fn version(port: u16) -> Option<String> {
 
 #[test]
 fn a_published_port_switches_to_the_new_container_without_a_failed_request() {
-    if !can_switch() {
+    if !gantry_tests::edge_switch_available() {
         return;
     }
     let stack = Stack::with_file(WEB);
@@ -187,7 +175,7 @@ fn a_published_port_switches_to_the_new_container_without_a_failed_request() {
 
 #[test]
 fn a_port_held_by_another_process_is_refused_with_exit_65() {
-    if !can_switch() {
+    if !gantry_tests::edge_switch_available() {
         return;
     }
     let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -213,7 +201,7 @@ fn a_port_held_by_another_process_is_refused_with_exit_65() {
 
 #[test]
 fn containers_reach_a_port_published_on_every_address() {
-    if !can_switch() {
+    if !gantry_tests::edge_switch_available() {
         return;
     }
     let stack = Stack::with_file(&WEB.replace("127.0.0.1:${WEB_PORT}:8080", "${WEB_PORT}:8080"));

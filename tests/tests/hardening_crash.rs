@@ -16,7 +16,7 @@
 use std::time::Duration;
 
 use gantry_tests::daemon::Daemon;
-use gantry_tests::{docker, wait_for};
+use gantry_tests::wait_for;
 use gantry_tests::{inspect, path_str};
 
 const COMPOSE: &str = r#"
@@ -35,18 +35,6 @@ services:
       retries: 30
 "#;
 
-/// Names of the project's containers (running or not).
-fn containers(stack: &str) -> Vec<String> {
-    let filter = format!("label=com.docker.compose.project={stack}");
-    let out = docker(&["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"]);
-    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect();
-    names.sort();
-    names
-}
-
 fn version_of(container: &str) -> String {
     let env = inspect(container, "{{json .Config.Env}}");
     let v: Vec<String> = serde_json::from_str(&env).unwrap_or_default();
@@ -63,7 +51,10 @@ fn sigkill_of_the_daemon_mid_rollout_then_the_next_daemon_converges() {
     let out = d.gantry(&["deploy", &stack, "-f", &f, "--var", "VERSION=one"]);
     assert_eq!(out.status.code(), Some(0), "first deploy");
     let app = format!("{stack}-app-1");
-    assert_eq!(containers(&stack), std::slice::from_ref(&app));
+    assert_eq!(
+        gantry_tests::project_containers(&stack),
+        std::slice::from_ref(&app)
+    );
     let first_id = inspect(&app, "{{.Id}}");
 
     // The second deploy: kill the daemon once the replacement exists beside the old one.
@@ -77,7 +68,7 @@ fn sigkill_of_the_daemon_mid_rollout_then_the_next_daemon_converges() {
         "the replacement container beside the old one",
         Duration::from_secs(60),
         || {
-            let names = containers(&stack);
+            let names = gantry_tests::project_containers(&stack);
             (names.len() >= 2).then_some(names)
         },
     );
@@ -93,7 +84,7 @@ fn sigkill_of_the_daemon_mid_rollout_then_the_next_daemon_converges() {
         "the client saw its deploy cut short"
     );
     assert!(
-        inspect(&app, "{{.Id}}") == first_id || containers(&stack).len() >= 2,
+        inspect(&app, "{{.Id}}") == first_id || gantry_tests::project_containers(&stack).len() >= 2,
         "the kill came mid-rollout"
     );
     let releases = d.releases(&stack);
@@ -110,7 +101,7 @@ fn sigkill_of_the_daemon_mid_rollout_then_the_next_daemon_converges() {
         "the next daemon to converge on the last good release",
         Duration::from_secs(60),
         || {
-            let names = containers(&stack);
+            let names = gantry_tests::project_containers(&stack);
             (names == std::slice::from_ref(&app)
                 && version_of(&app) == "one"
                 && inspect(&app, "{{.State.Running}}") == "true")
@@ -143,7 +134,7 @@ fn sigkill_of_the_daemon_mid_rollout_then_the_next_daemon_converges() {
     ]);
     assert_eq!(out.status.code(), Some(0), "the deploy after the crash");
     assert_eq!(
-        containers(&stack),
+        gantry_tests::project_containers(&stack),
         std::slice::from_ref(&app),
         "one container, no duplicate, no orphan"
     );
@@ -163,7 +154,10 @@ fn sigkill_of_the_daemon_mid_rollout_then_the_next_daemon_converges() {
 
     // Nothing more happens afterwards: no late duplicate from the killed rollout.
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(containers(&stack), std::slice::from_ref(&app));
+    assert_eq!(
+        gantry_tests::project_containers(&stack),
+        std::slice::from_ref(&app)
+    );
 }
 
 #[test]
