@@ -126,12 +126,7 @@ impl<'a> Rotation<'a> {
         if !self.active() {
             return Ok(());
         }
-        let ip = address(c).ok_or_else(|| {
-            self.error(edge::EdgeError::Command {
-                command: format!("inspect {}", c.name),
-                message: "the container has no IPv4 address to switch to".into(),
-            })
-        })?;
+        let ip = self.address_of(c)?;
         self.members.insert(c.id.clone(), (c.name.clone(), ip));
         self.apply().await
     }
@@ -151,12 +146,7 @@ impl<'a> Rotation<'a> {
     /// Puts `new` in rotation with `share` percent of new connections; the other members share
     /// the rest equally (a canary step).
     pub async fn split(&mut self, new: &ContainerInfo, share: u8) -> Result<(), DeployError> {
-        let ip = address(new).ok_or_else(|| {
-            self.error(edge::EdgeError::Command {
-                command: format!("inspect {}", new.name),
-                message: "the container has no IPv4 address to switch to".into(),
-            })
-        })?;
+        let ip = self.address_of(new)?;
         self.members.insert(new.id.clone(), (new.name.clone(), ip));
         let others: Vec<(String, Ipv4Addr)> = self
             .members
@@ -256,6 +246,16 @@ impl<'a> Rotation<'a> {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// The address the switch sends `c`'s connections to; an error when it has none.
+    fn address_of(&self, c: &ContainerInfo) -> Result<Ipv4Addr, DeployError> {
+        address(c).ok_or_else(|| {
+            self.error(edge::EdgeError::Command {
+                command: format!("inspect {}", c.name),
+                message: "the container has no IPv4 address to switch to".into(),
+            })
+        })
     }
 
     fn error(&self, source: edge::EdgeError) -> DeployError {
