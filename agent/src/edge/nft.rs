@@ -227,6 +227,31 @@ impl NftEdge {
         Ok(parse_chains(&text))
     }
 
+    /// Reads the service chains, runs the script `make` writes from them (`None`: nothing to
+    /// do). Another process (a second `gantry --local`, the daemon) may add or delete a chain
+    /// between the read and the write, which fails the whole transaction and changes nothing:
+    /// it is then read and written again, up to three times.
+    async fn with_chains(
+        &self,
+        mut make: impl FnMut(&[String]) -> Option<String>,
+    ) -> Result<(), EdgeError> {
+        let mut attempt = 0;
+        loop {
+            let chains = self.chains().await?;
+            let Some(script) = make(&chains) else {
+                return Ok(());
+            };
+            match self.run_nft(&script).await {
+                Ok(_) => return Ok(()),
+                Err(e) if attempt < 2 => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "edge switch: chains changed under us; again");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Rebuilds `routes` to jump to `chains`, in one script.
     fn write_dispatch(script: &mut String, chains: &[String]) {
         let _ = writeln!(script, "flush chain {TABLE} routes");
@@ -344,21 +369,24 @@ impl Edge for NftEdge {
         self.base().await?;
         let _one = self.lock.lock().await;
         let chain = chain_name(&routes.stack, &routes.service);
-        let mut chains = self.chains().await?;
-        if !chains.contains(&chain) {
-            chains.push(chain.clone());
-            chains.sort();
-        }
         // Docker may have been restarted (DOCKER-USER recreated) since the daemon started.
         self.ensure_forward_accept().await?;
-        let mut script = String::new();
-        let _ = writeln!(script, "add chain {TABLE} {chain}");
-        let _ = writeln!(script, "flush chain {TABLE} {chain}");
-        for rule in render_rules(routes) {
-            let _ = writeln!(script, "{rule}");
-        }
-        Self::write_dispatch(&mut script, &chains);
-        self.run_nft(&script).await.map(|_| ())?;
+        self.with_chains(|chains| {
+            let mut chains = chains.to_vec();
+            if !chains.contains(&chain) {
+                chains.push(chain.clone());
+                chains.sort();
+            }
+            let mut script = String::new();
+            let _ = writeln!(script, "add chain {TABLE} {chain}");
+            let _ = writeln!(script, "flush chain {TABLE} {chain}");
+            for rule in render_rules(routes) {
+                let _ = writeln!(script, "{rule}");
+            }
+            Self::write_dispatch(&mut script, &chains);
+            Some(script)
+        })
+        .await?;
         tracing::info!(
             stack = %routes.stack,
             service = %routes.service,
@@ -376,23 +404,30 @@ impl Edge for NftEdge {
     async fn retain_services(&self, stack: &str, keep: &[String]) -> Result<(), EdgeError> {
         self.base().await?;
         let _one = self.lock.lock().await;
-        let chains = self.chains().await?;
         let prefix = format!("g/{stack}/");
-        let (gone, kept): (Vec<String>, Vec<String>) = chains.into_iter().partition(|c| {
-            c.strip_prefix(&prefix)
-                .is_some_and(|svc| !keep.iter().any(|k| k == svc))
-        });
-        if gone.is_empty() {
+        let mut removed = Vec::new();
+        self.with_chains(|chains| {
+            let (gone, kept): (Vec<String>, Vec<String>) = chains.iter().cloned().partition(|c| {
+                c.strip_prefix(&prefix)
+                    .is_some_and(|svc| !keep.iter().any(|k| k == svc))
+            });
+            if gone.is_empty() {
+                return None;
+            }
+            let mut script = String::new();
+            Self::write_dispatch(&mut script, &kept);
+            for c in &gone {
+                let _ = writeln!(script, "flush chain {TABLE} {c}");
+                let _ = writeln!(script, "delete chain {TABLE} {c}");
+            }
+            removed = gone;
+            Some(script)
+        })
+        .await?;
+        if removed.is_empty() {
             return Ok(());
         }
-        let mut script = String::new();
-        Self::write_dispatch(&mut script, &kept);
-        for c in &gone {
-            let _ = writeln!(script, "flush chain {TABLE} {c}");
-            let _ = writeln!(script, "delete chain {TABLE} {c}");
-        }
-        self.run_nft(&script).await.map(|_| ())?;
-        tracing::info!(stack, removed = %gone.join(","), "edge routes removed");
+        tracing::info!(stack, removed = %removed.join(","), "edge routes removed");
         Ok(())
     }
 
