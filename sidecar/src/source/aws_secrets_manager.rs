@@ -18,11 +18,12 @@
 //! - Every call runs inside `gantry_common::aws::quiet`: the SDK logs whole responses (the
 //!   secret value) at TRACE, and those events are dropped.
 //!
-//! - A response whose `Content-Length` is above [`MAX_BODY`] (1 MiB: a secret is at most
-//!   64 KiB) is refused before its body is read ([`BodyCap`]).
+//! - A response body is read up to [`MAX_BODY`] (1 MiB: a secret is at most 64 KiB), never
+//!   more ([`BodyCap`]): one whose `Content-Length` is above is refused before its body is read,
+//!   one without `Content-Length` (chunked) is cut off, with the same error, as soon as it
+//!   passes the cap.
 //!
-//! Limits: a response without `Content-Length` (AWS always sends one) is not capped by size.
-//! No cross-account role assumption beyond what the standard chain does
+//! Limits: No cross-account role assumption beyond what the standard chain does
 //! (`AWS_ROLE_ARN` web identity, profiles); no `BatchGetSecretValue`; a binary secret has no
 //! variables unless a renderer writes it to a file.
 
@@ -30,6 +31,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_smithy_types::body::SdkBody;
 use gantry_common::{Secret, aws};
 use serde_json::Value;
 use tokio::time::Instant;
@@ -57,9 +59,55 @@ pub async fn client(cfg: &AwsConfig) -> SmClient {
 /// The largest Secrets Manager response body read.
 pub const MAX_BODY: u64 = 1 << 20;
 
-/// Refuses a response announced larger than [`MAX_BODY`] before the SDK reads its body.
+/// Refuses a response announced larger than [`MAX_BODY`] before the SDK reads its body, and
+/// caps the body as it is read when no length was announced ([`CappedBody`]).
 #[derive(Debug)]
 pub struct BodyCap;
+
+/// The error of a response body larger than [`MAX_BODY`].
+fn too_large(size: &str) -> Box<dyn std::error::Error + Send + Sync> {
+    format!(
+        "the response ({size}) is larger than the {} KiB cap",
+        MAX_BODY >> 10
+    )
+    .into()
+}
+
+/// A response body that fails as soon as more than [`MAX_BODY`] bytes have come through it.
+struct CappedBody {
+    inner: std::pin::Pin<Box<SdkBody>>,
+    read: u64,
+}
+
+impl http_body::Body for CappedBody {
+    type Data = bytes::Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = self.inner.as_mut().poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            self.read = self.read.saturating_add(data.len() as u64);
+            if self.read > MAX_BODY {
+                let size = format!("more than {} bytes", self.read);
+                return std::task::Poll::Ready(Some(Err(too_large(&size))));
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
 
 impl aws_sdk_secretsmanager::config::Intercept for BodyCap {
     fn name(&self) -> &'static str {
@@ -78,13 +126,21 @@ impl aws_sdk_secretsmanager::config::Intercept for BodyCap {
             .get("content-length")
             .and_then(|v| v.parse::<u64>().ok());
         match length {
-            Some(n) if n > MAX_BODY => Err(format!(
-                "the response ({n} bytes) is larger than the {} KiB cap",
-                MAX_BODY >> 10
-            )
-            .into()),
+            Some(n) if n > MAX_BODY => Err(too_large(&format!("{n} bytes"))),
             _ => Ok(()),
         }
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut aws_sdk_secretsmanager::config::interceptors::BeforeDeserializationInterceptorContextMut<'_>,
+        _components: &aws_sdk_secretsmanager::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_secretsmanager::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let response = context.response_mut();
+        let inner = Box::pin(response.take_body());
+        *response.body_mut() = SdkBody::from_body_1_x(CappedBody { inner, read: 0 });
+        Ok(())
     }
 }
 
@@ -338,9 +394,26 @@ mod tests {
 
     #[tokio::test]
     async fn responses_above_the_cap_are_refused_before_their_body_is_read() {
+        let e = fetch_oversized(true).await;
+        assert!(
+            e.contains("(2097171 bytes) is larger than the 1024 KiB cap"),
+            "{e}"
+        );
+        assert!(!e.contains("vvvv"), "the body is not quoted: {e}");
+    }
+
+    #[tokio::test]
+    async fn responses_without_a_length_are_cut_off_at_the_cap() {
+        let e = fetch_oversized(false).await;
+        assert!(e.contains("is larger than the 1024 KiB cap"), "{e}");
+        assert!(!e.contains("vvvv"), "the body is not quoted: {e}");
+    }
+
+    /// Fetches from a Secrets Manager stand-in on loopback (moto cannot send an oversized
+    /// answer) that answers 2 MiB, with its `Content-Length` or chunked without one; the error.
+    async fn fetch_oversized(with_length: bool) -> String {
         use aws_sdk_secretsmanager::config::{Credentials, Region};
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        // A Secrets Manager stand-in on loopback that announces a 2 MiB answer.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         tokio::spawn(async move {
@@ -348,12 +421,27 @@ mod tests {
                 let mut buf = vec![0u8; 65536];
                 let _ = s.read(&mut buf).await;
                 let body = format!("{{\"SecretString\":\"{}\"}}", "v".repeat(2 << 20));
+                let framing = if with_length {
+                    format!("content-length: {}", body.len())
+                } else {
+                    "transfer-encoding: chunked".to_owned()
+                };
                 let head = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                    body.len()
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\n{framing}\r\nconnection: close\r\n\r\n"
                 );
                 let _ = s.write_all(head.as_bytes()).await;
-                let _ = s.write_all(body.as_bytes()).await;
+                if with_length {
+                    let _ = s.write_all(body.as_bytes()).await;
+                    continue;
+                }
+                for chunk in body.as_bytes().chunks(64 << 10) {
+                    let framed =
+                        [format!("{:x}\r\n", chunk.len()).as_bytes(), chunk, b"\r\n"].concat();
+                    if s.write_all(&framed).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = s.write_all(b"0\r\n\r\n").await;
             }
         });
         let conf = aws_sdk_secretsmanager::Config::builder()
@@ -374,9 +462,7 @@ mod tests {
             SmClient::from_conf(conf),
             Duration::from_secs(60),
         );
-        let e = source.fetch().await.unwrap_err().to_string();
-        assert!(e.contains("larger than the 1024 KiB cap"), "{e}");
-        assert!(!e.contains("vvvv"), "the body is not quoted: {e}");
+        source.fetch().await.unwrap_err().to_string()
     }
 
     #[test]
