@@ -1,5 +1,7 @@
-//! The two programs behind the command line: `gantry` (the client) answers the daemon's
-//! commands itself and becomes `gantryd` (by `exec`, same pid) for the rest. Needs no Docker.
+//! The three programs behind the command line: `gantry` (the client) answers the daemon's
+//! commands itself and becomes `gantryd` (by `exec`, same pid) for the engine's commands and
+//! `gantry-fleet` for `remote` and `fetch-bundle`, the only program that links the SSM and S3
+//! clients. Needs no Docker.
 
 use std::path::Path;
 use std::process::Command;
@@ -57,4 +59,76 @@ fn gantry_without_gantryd_beside_it_exits_69_naming_it() {
     let (code, out, _) = run(&lone, &["--version"], dir.path());
     assert_eq!(code, Some(0));
     assert!(out.starts_with("gantry "), "{out}");
+}
+
+/// `gantry fetch-bundle` with a digest that is not one: refused before any AWS call (exit 65).
+const BAD_FETCH: &[&str] = &[
+    "fetch-bundle",
+    "shop",
+    "--from",
+    "s3://bundles/shop.tar.gz",
+    "--sha256",
+    "not-a-digest",
+];
+
+#[test]
+fn fleet_commands_run_in_gantry_fleet_from_any_program() {
+    let dir = tempfile::tempdir().unwrap();
+    let direct = run(&bin("gantry-fleet"), BAD_FETCH, dir.path());
+    assert_eq!(direct.0, Some(65), "{direct:?}");
+    assert!(direct.2.contains("gantry fetch-bundle"), "{direct:?}");
+    for program in ["gantry", "gantryd"] {
+        let handed = run(&bin(program), BAD_FETCH, dir.path());
+        assert_eq!(handed, direct, "through {program}");
+    }
+    // And the other way: gantry-fleet hands an engine command to gantryd.
+    let file = dir.path().join("compose.yaml");
+    std::fs::write(&file, "services:\n  web:\n    image: busybox\n").unwrap();
+    let file = file.to_str().unwrap();
+    let via_fleet = run(&bin("gantry-fleet"), &["config", "-f", file], dir.path());
+    assert_eq!(
+        via_fleet,
+        run(&bin("gantryd"), &["config", "-f", file], dir.path())
+    );
+}
+
+#[test]
+fn gantry_without_gantry_fleet_beside_it_exits_69_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for b in ["gantry", "gantryd"] {
+        std::fs::copy(bin(b), dir.path().join(b)).unwrap();
+    }
+    let (code, _, err) = run(&dir.path().join("gantry"), BAD_FETCH, dir.path());
+    assert_eq!(code, Some(69), "{err}");
+    assert!(err.contains("gantry-fleet"), "{err}");
+}
+
+/// Whether `haystack` contains `needle`.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn only_gantry_fleet_links_the_ssm_and_s3_clients() {
+    // Strings only the SSM client (its service's target prefix) and the S3 client (an S3-only
+    // response header) carry; the ECR client, which the engine needs, has neither.
+    let markers: [&[u8]; 2] = [b"AmazonSSM", b"x-amz-delete-marker"];
+    let fleet = std::fs::read(bin("gantry-fleet")).unwrap();
+    for m in markers {
+        assert!(
+            contains(&fleet, m),
+            "gantry-fleet lacks {:?}: the marker is wrong",
+            String::from_utf8_lossy(m)
+        );
+    }
+    for program in ["gantry", "gantryd"] {
+        let bytes = std::fs::read(bin(program)).unwrap();
+        for m in markers {
+            assert!(
+                !contains(&bytes, m),
+                "{program} links the client that carries {:?}",
+                String::from_utf8_lossy(m)
+            );
+        }
+    }
 }

@@ -67,8 +67,8 @@ fn the_template_builds_deploys_and_rolls_back_through_gitlab_ci_local() {
     let runner = e.get("GITLAB_CI_LOCAL_BIN");
     let bin_dir = dist().join(TRIPLE);
     assert!(
-        bin_dir.join("gantry").is_file() && bin_dir.join("gantryd").is_file(),
-        "{}: no static gantry/gantryd: run packaging/build --target x86_64",
+        bin_dir.join("gantry").is_file() && bin_dir.join("gantry-fleet").is_file(),
+        "{}: no static gantry/gantry-fleet: run packaging/build --target x86_64",
         bin_dir.display()
     );
     let path = format!("{}:/usr/local/bin:/usr/bin:/bin", bin_dir.display());

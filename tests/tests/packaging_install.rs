@@ -140,7 +140,7 @@ impl Drop for Booted {
 fn build_release_2(out: &Path) -> std::path::PathBuf {
     let bins = out.join(TRIPLE);
     std::fs::create_dir_all(&bins).unwrap();
-    for b in ["gantry", "gantryd", "gantry-secrets"] {
+    for b in ["gantry", "gantryd", "gantry-fleet", "gantry-secrets"] {
         std::fs::copy(dist().join(TRIPLE).join(b), bins.join(b)).unwrap();
     }
     run(Command::new(repo().join("packaging/build")).args([
@@ -306,7 +306,7 @@ fn deb_installs_upgrades_and_removes_in_a_systemd_container() {
     sys.ok("DEBIAN_FRONTEND=noninteractive apt-get remove -y -q gantry");
     assert_ne!(sys.is_active("gantry"), "active");
     assert_ne!(sys.is_active("gantry-secrets"), "active");
-    sys.ok("test ! -e /usr/bin/gantry && test ! -e /usr/bin/gantryd");
+    sys.ok("test ! -e /usr/bin/gantry && test ! -e /usr/bin/gantryd && test ! -e /usr/bin/gantry-fleet");
     sys.ok(&format!("test -d /var/lib/gantry/stacks/{}", stack.name));
     sys.ok("test -f /etc/gantry/gantry.yaml");
     let after: BTreeMap<_, _> = stack.containers();
@@ -395,6 +395,7 @@ fn rpm_matches_the_deb_and_installs_into_an_empty_root() {
     for (bin, mode) in [
         ("/usr/bin/gantry", "-rwxr-xr-x root:root"),
         ("/usr/bin/gantryd", "-rwxr-xr-x root:root"),
+        ("/usr/bin/gantry-fleet", "-rwxr-xr-x root:root"),
         ("/usr/bin/gantry-secrets", "-rwxr-xr-x root:root"),
         (
             "/usr/lib/systemd/system/gantry.service",

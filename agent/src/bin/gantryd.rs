@@ -1,4 +1,5 @@
-//! `gantryd`: runs any `gantry` command in-process (the daemon, `--local` jobs, `config`).
+//! `gantryd`: runs the engine in-process: the daemon, `--local` jobs, `config` (`remote` and
+//! `fetch-bundle` are handed to `gantry-fleet`).
 //! Parse arguments, set up logging, run, map the outcome to an exit code.
 
 fn main() -> std::process::ExitCode {

@@ -10,11 +10,14 @@
 //! its unix socket, see [`crate::api`]) unless `--local` (GANTRY_LOCAL=1) runs them in-process;
 //! `status` needs the daemon.
 //!
-//! Two programs share this command line. `gantry` is the client: it answers those five commands
-//! through the socket in one thread, and hands everything else (`--local`, `config`, `daemon`)
-//! to `gantryd` with `exec`. `gantryd` runs any command in-process. The split keeps the client
-//! small: a no-op deploy through the daemon is a few milliseconds, and loading the whole engine
-//! (Docker, registry and AWS clients) was a third of it.
+//! Three programs share this command line ([`Program`]). `gantry` is the client: it answers
+//! those commands through the socket in one thread, and hands everything else to another
+//! program with `exec`: `--local`, `config` and `daemon` to `gantryd`, which runs the engine
+//! in-process; `remote` and `fetch-bundle` to `gantry-fleet`, the only program that links the
+//! SSM and S3 clients (CI images need `gantry` and `gantry-fleet`; hosts get all three). The
+//! split keeps each program to what it runs: a no-op deploy through the daemon is a few
+//! milliseconds, loading the whole engine was a third of it, and the SSM and S3 clients added
+//! 7 MB and a measurable start-up cost to `gantryd`, which starts for every `--local` job.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -138,26 +141,57 @@ pub fn parse() -> Result<Cli, ExitCode> {
     Ok(cli)
 }
 
-/// The program that runs commands in-process, installed beside `gantry`.
+/// The program that runs the engine in-process, installed beside `gantry`.
 pub const ENGINE: &str = "gantryd";
 
-/// Whether `gantry` answers `cli` as a client of the daemon, without loading the engine.
-pub fn is_client_command(cli: &Cli) -> bool {
-    !cli.global.local
-        && matches!(
-            cli.command,
-            Command::Plan(_)
-                | Command::Deploy(_)
-                | Command::Releases(_)
-                | Command::Rollback(_)
-                | Command::Status(_)
-                | Command::Promote(_)
-                | Command::Abort(_)
-        )
+/// The program that runs the fleet commands (SSM and S3), installed beside `gantry`.
+pub const FLEET: &str = "gantry-fleet";
+
+/// Which of the three programs runs a command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Program {
+    /// `gantry` itself, as a client of the daemon ([`client_main`]).
+    Client,
+    /// `gantryd` ([`main`]): the daemon, `--local` jobs, `config`.
+    Engine,
+    /// `gantry-fleet` ([`fleet_main`]): `remote` and `fetch-bundle`.
+    Fleet,
+}
+
+impl Program {
+    /// The installed name of the program.
+    pub fn name(self) -> &'static str {
+        match self {
+            Program::Client => "gantry",
+            Program::Engine => ENGINE,
+            Program::Fleet => FLEET,
+        }
+    }
+}
+
+/// The program that answers `cli`.
+pub fn program_for(cli: &Cli) -> Program {
+    match cli.command {
+        Command::Remote(_) | Command::FetchBundle(_) => Program::Fleet,
+        Command::Config(_) | Command::Daemon(_) => Program::Engine,
+        Command::Plan(_)
+        | Command::Deploy(_)
+        | Command::Releases(_)
+        | Command::Rollback(_)
+        | Command::Status(_)
+        | Command::Promote(_)
+        | Command::Abort(_) => {
+            if cli.global.local {
+                Program::Engine
+            } else {
+                Program::Client
+            }
+        }
+    }
 }
 
 /// Runs a client command: one thread, no log set-up (the daemon logs the job). What else
-/// `cli` asks for is handed to [`exec_engine`].
+/// `cli` asks for is handed to the program that runs it ([`exec_program`]).
 pub fn client_main(cli: Cli) -> ExitCode {
     let global = cli.global;
     with_runtime(false, || async move {
@@ -173,33 +207,45 @@ pub fn client_main(cli: Cli) -> ExitCode {
             Command::Abort(args) => {
                 canary::submit(&global, args, crate::ledger::CanaryCommand::Abort).await
             }
-            Command::Config(_)
-            | Command::Daemon(_)
-            | Command::Remote(_)
-            | Command::FetchBundle(_) => exec_engine(),
+            Command::Config(_) | Command::Daemon(_) => exec_program(Program::Engine),
+            Command::Remote(_) | Command::FetchBundle(_) => exec_program(Program::Fleet),
         }
     })
 }
 
-/// Replaces this process with [`ENGINE`] and the same arguments. The pid and process group
-/// stay, so signals (and SSM's `kill -9` of the group) reach the work. Returns only on failure.
-pub fn exec_engine() -> ExitCode {
+/// Replaces this process with `program` (installed beside this one) and the same arguments.
+/// The pid and process group stay, so signals (and SSM's `kill -9` of the group) reach the
+/// work. Returns only on failure.
+pub fn exec_program(program: Program) -> ExitCode {
     use std::os::unix::process::CommandExt;
-    let engine = std::env::current_exe()
+    let name = program.name();
+    let path = std::env::current_exe()
         .ok()
-        .and_then(|exe| exe.parent().map(|dir| dir.join(ENGINE)))
-        .unwrap_or_else(|| PathBuf::from(ENGINE));
-    let err = std::process::Command::new(&engine)
+        .and_then(|exe| exe.parent().map(|dir| dir.join(name)))
+        .unwrap_or_else(|| PathBuf::from(name));
+    let err = std::process::Command::new(&path)
         .args(std::env::args_os().skip(1))
         .exec();
     eprintln!(
-        "gantry: cannot run {}: {err} (hint: gantry and {ENGINE} are installed side by side; reinstall the package)",
-        engine.display()
+        "gantry: cannot run {}: {err} (hint: gantry, {ENGINE} and {FLEET} are installed side by side; reinstall the package)",
+        path.display()
     );
     ExitCode::Unavailable
 }
 
-/// Runs a parsed command line to its exit code, in this process (the `gantryd` program).
+/// Runs `remote` and `fetch-bundle` in this process (the `gantry-fleet` program); any other
+/// command goes to the program that runs it.
+pub fn fleet_main(cli: Cli) -> ExitCode {
+    let global = cli.global;
+    match cli.command {
+        Command::Remote(args) => with_runtime(true, || remote::run(args)),
+        Command::FetchBundle(args) => with_runtime(true, || fetch_bundle::run(&global, args)),
+        command => exec_program(program_for(&Cli { global, command })),
+    }
+}
+
+/// Runs a parsed command line to its exit code, in this process (the `gantryd` program);
+/// `remote` and `fetch-bundle` go to [`FLEET`].
 pub fn main(cli: Cli) -> ExitCode {
     let global = cli.global;
     match cli.command {
@@ -210,8 +256,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Rollback(args) => with_runtime(global.local, || rollback::run(&global, args)),
         Command::Daemon(args) => daemon::run(&global, args),
         Command::Status(args) => with_runtime(false, || status::run(&global, args)),
-        Command::Remote(args) => with_runtime(true, || remote::run(args)),
-        Command::FetchBundle(args) => with_runtime(true, || fetch_bundle::run(&global, args)),
+        Command::Remote(_) | Command::FetchBundle(_) => exec_program(Program::Fleet),
         Command::Promote(args) => with_runtime(global.local, || {
             canary::run(&global, args, crate::ledger::CanaryCommand::Promote)
         }),
