@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 
 use crate::compose::{self, Project};
-use crate::engine::{Engine, ImageRef};
+use crate::engine::{Bounded, Engine, ImageRef};
 use crate::ledger::{Holder, ImageRecord, Ledger, Outcome, Release, StackLedger, now_rfc3339};
 
 use super::plan::{self, Action, Plan};
@@ -403,8 +403,9 @@ impl Deployer {
                 .collect();
             release.outcome = Outcome::Unchanged;
         } else {
+            let engine = Bounded::new(self.engine.as_ref(), req.concurrency);
             let rollout = Rollout {
-                engine: self.engine.as_ref(),
+                engine: &engine,
                 project: &project,
                 plan: &plan,
                 stack: &stack,
@@ -682,8 +683,9 @@ impl Deployer {
             .collect();
         let plan = plan::compute(&project, &containers, &image_ids, Some(target), &jobs)
             .with_edge(&project, self.edge.available());
+        let engine = Bounded::new(self.engine.as_ref(), req.concurrency);
         Rollout {
-            engine: self.engine.as_ref(),
+            engine: &engine,
             project: &project,
             plan: &plan,
             stack,

@@ -18,7 +18,7 @@
 //!
 //! Files, one job each: `apply.rs` orchestration and ledger transitions ([`Deployer`]),
 //! `images.rs` pulls and pruning, `schedule.rs` which services converge when (all whose
-//! dependencies are done, up to [`DeployRequest::concurrency`] at once), `rollout.rs`
+//! dependencies are done, at once; [`DeployRequest::concurrency`] Docker calls in flight), `rollout.rs`
 //! converging one service (a `Rollout` context), `jobs.rs` one-shot jobs, `ready.rs` readiness waits, [`health`] the
 //! readiness rule and strategy, [`plan`] what differs, [`translate`] model to engine specs.
 //! `x-gantry` arrives typed on [`crate::compose::Service::gantry`], validated at load time.
@@ -248,7 +248,9 @@ pub struct DeployRequest {
     pub ready_timeout: Duration,
     /// Good releases to keep.
     pub keep_releases: usize,
-    /// Services converging at once (at least 1): those whose dependencies are done.
+    /// Docker calls of the rollout in flight at once (at least 1; [`crate::engine::Bounded`]).
+    /// Services converge all at once as soon as their dependencies are done; one that only
+    /// waits for its readiness holds no call.
     pub concurrency: usize,
 }
 

@@ -3,8 +3,11 @@
 //! Design: [`Rollout::run`] prepares the stack (leftover one-off containers removed, networks
 //! and volumes ensured, jobs whose dependencies need no change run first), then walks the plan
 //! as a dependency graph: every service whose `depends_on` services (those in the plan) have
-//! finished is started at once, up to [`super::DeployRequest::concurrency`] at a time, in plan order
-//! among those eligible. Each service is one task ([`Rollout::service_task`]) that waits for
+//! finished is started at once, in plan order among those eligible. What is bounded is the
+//! work Docker does: the rollout's engine lets [`super::DeployRequest::concurrency`] calls in
+//! flight ([`crate::engine::Bounded`]), so a service that only waits for its readiness or its
+//! `min_ready` holds nothing back (a hundred services with a 2 s `min_ready` each wait their
+//! 2 s side by side, not sixteen at a time). Each service is one task ([`Rollout::service_task`]) that waits for
 //! its dependencies' conditions (`service_healthy` still waits for health), converges the
 //! service by its strategy (`rollout.rs`) and returns its result; the scheduler records it.
 //! Services leaving the files are removed last, after everything else, as before.
@@ -15,8 +18,7 @@
 //! error is returned and the caller rolls back as before. `failure_action: continue` records
 //! the failure and goes on; the services waiting for it then fail on their dependency.
 //!
-//! Limits: replicas of one service still go batch by batch (`update_config.parallelism`);
-//! the bound counts services in flight, including those only waiting for readiness.
+//! Limits: replicas of one service still go batch by batch (`update_config.parallelism`).
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -30,7 +32,7 @@ use super::plan::{Action, ServicePlan};
 use super::rollout::{Mode, Rollout, record, verb};
 use super::{DeployError, translate};
 
-/// Services converging at once unless [`super::DeployRequest::concurrency`] says otherwise.
+/// Docker calls in flight at once unless [`super::DeployRequest::concurrency`] says otherwise.
 pub const DEFAULT_CONCURRENCY: usize = 16;
 
 /// How one service task ended, for the scheduler.
@@ -109,7 +111,6 @@ impl Rollout<'_> {
             }
         }
 
-        let limit = self.req.concurrency.max(1);
         let mut waiting: Vec<&ServicePlan> = plan
             .services
             .iter()
@@ -121,7 +122,7 @@ impl Rollout<'_> {
         loop {
             if stop.is_none() {
                 let mut i = 0;
-                while i < waiting.len() && running.len() < limit {
+                while i < waiting.len() {
                     let sp = waiting[i];
                     let eligible = if sp.action == Action::Remove {
                         // Leaving services go last, after everything else.

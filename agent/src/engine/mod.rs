@@ -14,11 +14,13 @@
 //!
 //! Files: this one holds the trait; [`image`] image references and pulls, [`spec`] what is
 //! created (networks, volumes, containers), [`state`] what the engine reports (containers,
-//! events), [`docker`] the bollard implementation, [`labels`] and [`error`].
+//! events), [`docker`] the bollard implementation, [`bounded`] a bound on calls in flight,
+//! [`labels`] and [`error`].
 //!
 //! Limits: one local engine (unix socket or plain tcp); no exec, build, swarm, or TLS to the
 //! daemon. See `docker.rs` for what API 1.41 (Docker 20.10) cannot do.
 
+mod bounded;
 mod docker;
 pub mod error;
 #[cfg(test)]
@@ -35,6 +37,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;
 
+pub use bounded::Bounded;
 pub use docker::DockerEngine;
 pub use docker::host as docker_host;
 pub use error::{EngineError, Object, PullFailure, Result};
