@@ -12,16 +12,21 @@ fn deploys(example: &str, ports: &[&str]) {
 }
 
 /// Deploys `example` with a free port for each of `ports`, the variables `vars`, and `files`
-/// (name, content) written beside its compose file.
+/// (name, content) written beside its compose file (`*.yaml` ones merged over it).
 fn deploys_with(example: &str, ports: &[&str], vars: &[(&str, &str)], files: &[(&str, &str)]) {
     let file =
         Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../compose/{example}/compose.yaml"));
     let text = std::fs::read_to_string(&file).unwrap();
     let stack = Stack::with_file(&text);
-    for (name, content) in files {
-        std::fs::write(stack.dir.path().join(name), content).unwrap();
-    }
     let mut args: Vec<String> = Vec::new();
+    for (name, content) in files {
+        let path = stack.dir.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        // Compose files are merged over compose.yaml, in order.
+        if name.ends_with(".yaml") {
+            args.extend(["-f".into(), path.display().to_string()]);
+        }
+    }
     for p in ports {
         args.push("--var".into());
         args.push(format!("{p}={}", free_port()));
@@ -44,9 +49,34 @@ fn deploys_with(example: &str, ports: &[&str], vars: &[(&str, &str)], files: &[(
     assert_eq!(stack.containers(), before);
 }
 
+/// The stand-in image built from the example's Dockerfile (a local tag), the production
+/// override merged, its clock shortened, and what gantry-secrets renders on the host.
 #[test]
 fn fintech() {
-    deploys("fintech", &["WEB_PORT"]);
+    let image = unique("examples-drop");
+    let mut images = Images::default();
+    images.build(&example_dir("fintech"), &format!("{image}:dev"), &[]);
+    let prod = example_dir("fintech").join("compose.production.yaml");
+    deploys_with(
+        "fintech",
+        &["WEB_PORT"],
+        &[
+            ("DROP_IMAGE", &image),
+            ("IMAGE_TAG", "dev"),
+            ("HEALTH_INTERVAL", "1s"),
+            ("API_MONITOR", "1s"),
+        ],
+        &[
+            (
+                "compose.production.yaml",
+                &std::fs::read_to_string(prod).unwrap(),
+            ),
+            (
+                "secrets.env",
+                "JWT_SECRET=example-only\nDATABASE_URL=postgres://example\nREDIS_URL=redis://example\n",
+            ),
+        ],
+    );
 }
 
 #[test]
