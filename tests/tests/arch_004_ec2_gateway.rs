@@ -343,6 +343,11 @@ fn connexing_day_on_ec2_deploy_rotate_bad_release_rollback_by_sha() {
     // --- Rotation in Secrets Manager: the daemon redeploys exactly accounts and conversations.
     let before = ids(&stack);
     let releases_before = d.releases(&stack).len();
+    let gated = |log: &str| {
+        log.matches(&format!("{stack}-accounts-1 serving after"))
+            .count()
+    };
+    let gates_before = gated(&d.log());
     let traffic = Traffic::start(&gateway);
     let rotated_at = Instant::now();
     secret.put(&serde_json::json!({"SPRING_DATASOURCE_PASSWORD": pw2, "PARTNER_API_KEY": key}));
@@ -378,7 +383,13 @@ fn connexing_day_on_ec2_deploy_rotate_bad_release_rollback_by_sha() {
         assert_eq!(before[service], after[service], "{service} was left alone");
     }
     assert_eq!(seen.failed, 0, "the gateway kept answering");
-    assert!(d.log().contains("watched files changed; redeploying"));
+    let log = d.log();
+    assert!(log.contains("watched files changed; redeploying"));
+    assert_eq!(
+        gated(&log),
+        gates_before + 1,
+        "the new accounts container passed its health gate before it served"
+    );
     // The job reads secrets.env too: a new password is a new configuration, so it runs once
     // more (before accounts and conversations are replaced). Flyway finds nothing to apply.
     assert_eq!(migrations(&stack), [SHA_1, SHA_1]);
