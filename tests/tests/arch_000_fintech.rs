@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 use gantry_tests::arch_host::{
     Images, Secret, Traffic, env_sha256_in, example_dir, moto_env, sha256_hex, volume_file,
 };
+use gantry_tests::sidecar::{assert_no_secret, docker_mounts};
 use gantry_tests::stack::Stack;
 use gantry_tests::{
     bin, docker, edge_switch_available, free_port, http_get, inspect, stderr, stdout, unique,
@@ -146,7 +147,7 @@ fn drop_day_on_compose_and_app_runner_style() {
     let out = render.output().unwrap();
     let printed = format!("{}{}", stdout(&out), stderr(&out));
     assert!(out.status.success(), "gantry-secrets render: {printed}");
-    gantry_tests::sidecar::assert_no_secret(
+    assert_no_secret(
         &printed,
         &values.iter().map(String::as_str).collect::<Vec<_>>(),
     );
@@ -285,40 +286,27 @@ fn drop_day_on_compose_and_app_runner_style() {
     let port = free_port();
     let name = unique("drop-apprunner");
     let runner = Container(name.clone());
-    let mut args: Vec<String> = [
-        "run",
-        "-d",
-        "--name",
-        &name,
-        "--network",
-        "host",
-        "-v",
-        &format!(
-            "{}:/usr/bin/gantry-secrets:ro",
-            bin("gantry-secrets").display()
-        ),
-        "-v",
-        "/lib/x86_64-linux-gnu:/lib/x86_64-linux-gnu:ro",
-        "-v",
-        "/lib64:/lib64:ro",
-        "-v",
-        "/etc/ssl/certs:/etc/ssl/certs:ro",
-        "-v",
-        "/usr/share/ca-certificates:/usr/share/ca-certificates:ro",
-        "--entrypoint",
-        "/usr/bin/gantry-secrets",
-        "-e",
-        &format!("PORT={port}"),
-        "-e",
-        &format!("GANTRY_SECRETS_AWS_IDS={}", secret.name),
-        "-e",
-        "GANTRY_SECRETS_REFRESH=1s",
-        "-e",
-        "RUST_LOG=info",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut args: Vec<String> = ["run", "-d", "--name", &name, "--network", "host"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(docker_mounts("/usr/bin/gantry-secrets"));
+    args.extend(
+        [
+            "--entrypoint",
+            "/usr/bin/gantry-secrets",
+            "-e",
+            &format!("PORT={port}"),
+            "-e",
+            &format!("GANTRY_SECRETS_AWS_IDS={}", secret.name),
+            "-e",
+            "GANTRY_SECRETS_REFRESH=1s",
+            "-e",
+            "RUST_LOG=info",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
     for (k, v) in moto_env() {
         args.push("-e".into());
         args.push(format!("{k}={v}"));
@@ -373,7 +361,7 @@ fn drop_day_on_compose_and_app_runner_style() {
     let logs = docker(&["logs", &name]);
     let mut all: Vec<&str> = values.iter().map(String::as_str).collect();
     all.push(&new_jwt);
-    gantry_tests::sidecar::assert_no_secret(&format!("{}{}", stdout(&logs), stderr(&logs)), &all);
+    assert_no_secret(&format!("{}{}", stdout(&logs), stderr(&logs)), &all);
     drop(runner);
 
     eprintln!("the whole day: {:?}", t0.elapsed());

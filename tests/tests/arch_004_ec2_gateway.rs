@@ -39,7 +39,7 @@ use gantry_tests::arch_host::{
 };
 use gantry_tests::aws::{SsmStandIn, boto};
 use gantry_tests::daemon::Daemon;
-use gantry_tests::sidecar::{Sidecar, Vault, sidecar_command};
+use gantry_tests::sidecar::{Sidecar, Vault, assert_no_secret, sidecar_command};
 use gantry_tests::{
     bin, edge_switch_available, env, free_port, http_get, inspect, stdout, unique, wait_for,
 };
@@ -471,7 +471,7 @@ fn connexing_day_on_ec2_deploy_rotate_bad_release_rollback_by_sha() {
     );
 
     assert!(sidecar.running(), "gantry-secrets kept running");
-    gantry_tests::sidecar::assert_no_secret(&sidecar.output(), &[&pw1, &pw2, &key]);
-    gantry_tests::sidecar::assert_no_secret(&d.log(), &[&pw1, &pw2, &key]);
+    assert_no_secret(&sidecar.output(), &[&pw1, &pw2, &key]);
+    assert_no_secret(&d.log(), &[&pw1, &pw2, &key]);
     eprintln!("the whole day: {:?}", t0.elapsed());
 }
