@@ -49,13 +49,13 @@ const RELEASES: [(&str, &str); 5] = [
     ("v5", "none"),
 ];
 
-/// The production clock shortened for the test: probe every second, 5 s of grace and of
-/// deadline, a 5 s monitor window per replica.
+/// The production clock shortened for the test: probe every second, 8 s of grace for the
+/// first pass and of deadline for the three, a 5 s monitor window per replica.
 const CLOCK: [&str; 8] = [
     "--var",
     "HEALTH_INTERVAL=1s",
     "--var",
-    "HEALTH_GRACE=5s",
+    "HEALTH_GRACE=8s",
     "--var",
     "HEALTH_DEADLINE=8s",
     "--var",

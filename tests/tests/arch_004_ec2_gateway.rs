@@ -470,6 +470,35 @@ fn connexing_day_on_ec2_deploy_rotate_bad_release_rollback_by_sha() {
         "a rollback keeps the current secret"
     );
 
+    // What the team checks from its desk: Gantry-Status through SSM.
+    let out = remote(
+        &ssm,
+        &[
+            "status",
+            &stack,
+            "--instance-ids",
+            "i-0c1app",
+            "--poll-interval",
+            "200ms",
+        ],
+    );
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    // r1 pipeline 101, r2 the rotation, r3 pipeline 102, r4 the bad 103, r5 the rollback.
+    assert!(
+        text.contains(&format!(
+            "stack {stack}: last r5 succeeded, good r5 succeeded"
+        )),
+        "{text}"
+    );
+    for service in ["kafka", "rasa", "accounts", "conversations", "gateway"] {
+        let line = text
+            .lines()
+            .find(|l| l.contains(&format!("{stack}-{service}-1 ")))
+            .unwrap_or_else(|| panic!("{service} in {text}"));
+        assert!(line.contains("running"), "{line}");
+    }
+
     assert!(sidecar.running(), "gantry-secrets kept running");
     assert_no_secret(&sidecar.output(), &[&pw1, &pw2, &key]);
     assert_no_secret(&d.log(), &[&pw1, &pw2, &key]);
