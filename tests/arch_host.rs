@@ -3,7 +3,7 @@
 //! its CI would build them) and pushed to the local registry, AWS Secrets Manager secrets in
 //! moto, a traffic client that keeps calling a page and counts what failed, reading a file
 //! out of a named volume, and SHA-256 through coreutils. Images it built or pulled and the
-//! secrets it made are removed on drop.
+//! secrets it made are removed on drop. `edge_switch.rs` uses its traffic client too.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -213,7 +213,7 @@ pub fn volume_file(volume: &str, path: &str) -> String {
     stdout(&out)
 }
 
-/// A client on the host that calls `url` every 20 ms on a new connection and records, per
+/// A client on the host that calls `url` on a new connection again and again and records, per
 /// request, when and what it got (the body of a 200, or nothing).
 #[derive(Debug)]
 pub struct Traffic {
@@ -228,10 +228,18 @@ pub struct Seen {
     pub failed: usize,
     /// Distinct bodies of the answers, in the order they first came.
     pub bodies: Vec<String>,
+    /// The longest time between two answers.
+    pub longest_gap: Duration,
 }
 
 impl Traffic {
+    /// A request every 20 ms.
     pub fn start(url: &str) -> Self {
+        Self::every(url, Duration::from_millis(20))
+    }
+
+    /// A request, then a pause of `period`, and again.
+    pub fn every(url: &str, period: Duration) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let handle = {
             let stop = Arc::clone(&stop);
@@ -244,7 +252,7 @@ impl Traffic {
                         .filter(|(code, _)| *code == 200)
                         .map(|(_, body)| body.trim().to_owned());
                     seen.push((t0.elapsed(), answer));
-                    std::thread::sleep(Duration::from_millis(20));
+                    std::thread::sleep(period);
                 }
                 seen
             })
@@ -261,10 +269,20 @@ impl Traffic {
                 bodies.push(body.clone());
             }
         }
+        let answered: Vec<Duration> = seen
+            .iter()
+            .filter(|(_, a)| a.is_some())
+            .map(|(t, _)| *t)
+            .collect();
         Seen {
-            ok: seen.iter().filter(|(_, a)| a.is_some()).count(),
-            failed: seen.iter().filter(|(_, a)| a.is_none()).count(),
+            ok: answered.len(),
+            failed: seen.len() - answered.len(),
             bodies,
+            longest_gap: answered
+                .windows(2)
+                .map(|w| w[1] - w[0])
+                .max()
+                .unwrap_or_default(),
         }
     }
 }
