@@ -1,9 +1,11 @@
 //! Fixtures of the architecture tests that run on one host (`tests/tests/arch_000_fintech.rs`,
 //! `arch_004_ec2_gateway.rs`): stand-in images built from an example's own `Dockerfile` (as
-//! its CI would build them) and pushed to the local registry, AWS Secrets Manager secrets in
-//! moto, a traffic client that keeps calling a page and counts what failed, reading a file
-//! out of a named volume, and SHA-256 through coreutils. Images it built or pulled and the
-//! secrets it made are removed on drop. `edge_switch.rs` uses its traffic client too.
+//! its CI would build them) and pushed to the local registry through a docker CLI logged in to
+//! it ([`RegistryLogin`]), AWS Secrets Manager secrets in moto, a traffic client that keeps
+//! calling a page and counts what failed, reading a file out of a named volume, and SHA-256
+//! through coreutils. Images it built or pulled and the secrets it made are removed on drop.
+//! `edge_switch.rs` uses its traffic client, `deploy_registry.rs` and `hardening_logs.rs` its
+//! registry login.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -57,40 +59,12 @@ impl Images {
         self.tags.push(to.to_owned());
     }
 
-    /// Pushes `tags` to the local registry (a `docker login` in a throwaway DOCKER_CONFIG, as a
-    /// CI job does) and removes them locally, so a deploy must pull them.
+    /// Pushes `tags` to the local registry (see [`RegistryLogin`]) and removes them locally,
+    /// so a deploy must pull them.
     pub fn push(&mut self, tags: &[String]) {
-        let e = env();
-        let cfg = tempfile::tempdir().unwrap();
-        let cli = |args: &[&str]| {
-            let mut c = Command::new(e.vars.get("DOCKER_BIN").map_or("docker", String::as_str));
-            c.args(args)
-                .env("DOCKER_HOST", e.get("DOCKER_HOST"))
-                .env("DOCKER_CONFIG", cfg.path());
-            c
-        };
-        let mut login = cli(&[
-            "login",
-            "--username",
-            e.get("GANTRY_TEST_REGISTRY_USER"),
-            "--password-stdin",
-            e.get("GANTRY_TEST_REGISTRY"),
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("docker login");
-        login
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(e.get("GANTRY_TEST_REGISTRY_PASSWORD").as_bytes())
-            .unwrap();
-        let out = login.wait_with_output().unwrap();
-        assert!(out.status.success(), "docker login: {}", stderr(&out));
+        let login = RegistryLogin::new();
         for tag in tags {
-            let out: Output = cli(&["push", tag]).output().unwrap();
+            let out = login.docker(&["push", tag]);
             assert!(out.status.success(), "docker push {tag}: {}", stderr(&out));
             docker(&["rmi", tag]);
         }
@@ -107,6 +81,66 @@ impl Drop for Images {
         for tag in &self.tags {
             docker(&["rmi", tag]);
         }
+    }
+}
+
+/// A throwaway docker CLI configuration (`DOCKER_CONFIG`) logged in to the local registry
+/// with the test user, as a CI job's `docker login`; removed on drop.
+#[derive(Debug)]
+pub struct RegistryLogin {
+    pub config: tempfile::TempDir,
+}
+
+impl RegistryLogin {
+    /// `docker login --password-stdin` to the test registry; panics when it fails.
+    pub fn new() -> Self {
+        let e = env();
+        let login = Self {
+            config: tempfile::tempdir().unwrap(),
+        };
+        let mut child = login
+            .command(&[
+                "login",
+                "--username",
+                e.get("GANTRY_TEST_REGISTRY_USER"),
+                "--password-stdin",
+                e.get("GANTRY_TEST_REGISTRY"),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("docker login");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(e.get("GANTRY_TEST_REGISTRY_PASSWORD").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "docker login: {}", stderr(&out));
+        login
+    }
+
+    /// The docker CLI with this configuration.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let e = env();
+        let mut c = Command::new(e.vars.get("DOCKER_BIN").map_or("docker", String::as_str));
+        c.args(args)
+            .env("DOCKER_HOST", e.get("DOCKER_HOST"))
+            .env("DOCKER_CONFIG", self.config.path());
+        c
+    }
+
+    /// Runs the docker CLI with this configuration.
+    pub fn docker(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run docker")
+    }
+}
+
+impl Default for RegistryLogin {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
