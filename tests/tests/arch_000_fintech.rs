@@ -50,7 +50,8 @@ const RELEASES: [(&str, &str); 5] = [
 ];
 
 /// The production clock shortened for the test: probe every second, 8 s of grace for the
-/// first pass and of deadline for the three, a 5 s monitor window per replica.
+/// first pass and of deadline for the three, a 6 s monitor window per replica (the
+/// degrade-later release turns "degraded" 5 s after its start, about 2 s after its gate).
 const CLOCK: [&str; 8] = [
     "--var",
     "HEALTH_INTERVAL=1s",
@@ -59,7 +60,7 @@ const CLOCK: [&str; 8] = [
     "--var",
     "HEALTH_DEADLINE=8s",
     "--var",
-    "API_MONITOR=5s",
+    "API_MONITOR=6s",
 ];
 
 /// The API's health as replica `n` answers it, from inside its container.

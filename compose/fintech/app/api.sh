@@ -25,7 +25,7 @@ health() {
 }
 case "$fault" in
   degraded) health degraded ;;
-  degrade-later) health ok; (sleep "${DEGRADE_AFTER:-6}"; health degraded) & ;;
+  degrade-later) health ok; (sleep "${DEGRADE_AFTER:-5}"; health degraded) & ;;
   *) health ok ;;
 esac
 exec httpd -f -p "${PORT:-3001}" -h "$www"
