@@ -1,6 +1,7 @@
 //! Shared helpers of the `sidecar_*` integration tests: Vault (OpenBao) access through the
 //! `bao` CLI, a private `bao server -dev`, running `gantry-secrets` with its output captured
-//! to files, and the check that no secret value reached that output.
+//! to files, mounting the host's build into a container, and the check that no secret value
+//! reached that output.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -240,6 +241,25 @@ impl Drop for Sidecar {
             let _ = self.child.wait();
         }
     }
+}
+
+/// `docker run` arguments that mount the host's debug `gantry-secrets` at `target` in a
+/// container of the test image, with what it needs from the host: glibc, and the CA
+/// certificates its HTTP client loads when it is built.
+pub fn docker_mounts(target: &str) -> Vec<String> {
+    let mut args = vec![
+        "-v".to_owned(),
+        format!("{}:{target}:ro", bin("gantry-secrets").display()),
+    ];
+    for dir in [
+        "/lib/x86_64-linux-gnu",
+        "/lib64",
+        "/etc/ssl/certs",
+        "/usr/share/ca-certificates",
+    ] {
+        args.extend(["-v".to_owned(), format!("{dir}:{dir}:ro")]);
+    }
+    args
 }
 
 /// Panics if any of `values` appears in `text` (the output of a test run).

@@ -22,8 +22,9 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
+use gantry_tests::arch_host::RegistryLogin;
 use gantry_tests::{docker, env, unique};
 
 const COMPOSE: &str = r#"services:
@@ -69,31 +70,11 @@ impl Repo {
     /// Pushes the test image as `tag`, removes the local tag, returns the pushed digest.
     fn push(&mut self, tag: &str) -> String {
         let e = env();
-        let cfg = tempfile::tempdir().unwrap();
         let target = self.image(tag);
-        let mut login = docker_cmd(cfg.path())
-            .args(["login", "--username", e.get("GANTRY_TEST_REGISTRY_USER")])
-            .args(["--password-stdin", &self.registry])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write as _;
-        login
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(e.get("GANTRY_TEST_REGISTRY_PASSWORD").as_bytes())
-            .unwrap();
-        let out = login.wait_with_output().unwrap();
-        assert!(out.status.success(), "docker login: {}", text(&out));
+        let login = RegistryLogin::new();
         let out = docker(&["tag", e.get("GANTRY_TEST_IMAGE"), &target]);
         assert!(out.status.success(), "docker tag: {}", text(&out));
-        let out = docker_cmd(cfg.path())
-            .args(["push", &target])
-            .output()
-            .unwrap();
+        let out = login.docker(&["push", &target]);
         assert!(out.status.success(), "docker push: {}", text(&out));
         let digest = text(&out)
             .split_whitespace()
@@ -116,15 +97,6 @@ impl Drop for Repo {
             self.remove_local(tag);
         }
     }
-}
-
-/// The docker CLI with `config` as its DOCKER_CONFIG.
-fn docker_cmd(config: &Path) -> Command {
-    let e = env();
-    let mut cmd = Command::new(e.vars.get("DOCKER_BIN").map_or("docker", String::as_str));
-    cmd.env("DOCKER_HOST", e.get("DOCKER_HOST"))
-        .env("DOCKER_CONFIG", config);
-    cmd
 }
 
 fn text(out: &Output) -> String {

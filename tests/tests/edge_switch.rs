@@ -11,10 +11,9 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use gantry_tests::arch_host::Traffic;
 use gantry_tests::stack::Stack;
 use gantry_tests::{docker, env, http_get, wait_for};
 
@@ -39,49 +38,6 @@ services:
       interval: 1s
       retries: 3
 "#;
-
-/// A host client that opens a new connection every 10 ms: (when, body or None).
-struct Client {
-    stop: Arc<AtomicBool>,
-    handle: std::thread::JoinHandle<Vec<(Duration, Option<String>)>>,
-}
-
-impl Client {
-    fn start(url: &str) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let handle = {
-            let stop = Arc::clone(&stop);
-            let url = url.to_owned();
-            std::thread::spawn(move || {
-                let t0 = Instant::now();
-                let mut seen = Vec::new();
-                while !stop.load(Ordering::Relaxed) {
-                    let answer = http_get(&url)
-                        .filter(|(code, _)| *code == 200)
-                        .map(|(_, body)| body.trim().to_owned());
-                    seen.push((t0.elapsed(), answer));
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                seen
-            })
-        };
-        Self { stop, handle }
-    }
-
-    /// (requests, failed, longest gap between two answers).
-    fn finish(self) -> (usize, usize, Duration) {
-        self.stop.store(true, Ordering::Relaxed);
-        let seen = self.handle.join().unwrap();
-        let failed = seen.iter().filter(|(_, a)| a.is_none()).count();
-        let ok: Vec<Duration> = seen
-            .iter()
-            .filter(|(_, a)| a.is_some())
-            .map(|(t, _)| *t)
-            .collect();
-        let gap = ok.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default();
-        (seen.len(), failed, gap)
-    }
-}
 
 /// A long-lived connection reading `tick` lines; returns when it ends: (ticks, how long).
 fn stream(port: u16) -> std::thread::JoinHandle<(usize, Duration)> {
@@ -136,7 +92,10 @@ fn a_published_port_switches_to_the_new_container_without_a_failed_request() {
         "plan says which services go through the switch"
     );
 
-    let client = Client::start(&format!("http://127.0.0.1:{port}/"));
+    let client = Traffic::every(
+        &format!("http://127.0.0.1:{port}/"),
+        Duration::from_millis(10),
+    );
     let mut streams = Vec::new();
     for v in 2..=4 {
         let open = stream(port);
@@ -150,7 +109,8 @@ fn a_published_port_switches_to_the_new_container_without_a_failed_request() {
         );
     }
     std::thread::sleep(Duration::from_millis(200));
-    let (total, failed, gap) = client.finish();
+    let seen = client.finish();
+    let (total, failed, gap) = (seen.ok + seen.failed, seen.failed, seen.longest_gap);
     eprintln!(
         "edge switch, 3 deploys: {total} requests, {failed} failed, longest gap {} ms",
         gap.as_millis()

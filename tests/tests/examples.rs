@@ -3,18 +3,37 @@
 
 use std::path::Path;
 
+use gantry_tests::arch_host::{Images, example_dir};
 use gantry_tests::stack::Stack;
-use gantry_tests::{free_port, stdout};
+use gantry_tests::{free_port, stdout, unique};
 
 fn deploys(example: &str, ports: &[&str]) {
+    deploys_with(example, ports, &[], &[]);
+}
+
+/// Deploys `example` with a free port for each of `ports`, the variables `vars`, and `files`
+/// (name, content) written beside its compose file (`*.yaml` ones merged over it).
+fn deploys_with(example: &str, ports: &[&str], vars: &[(&str, &str)], files: &[(&str, &str)]) {
     let file =
         Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../compose/{example}/compose.yaml"));
     let text = std::fs::read_to_string(&file).unwrap();
     let stack = Stack::with_file(&text);
     let mut args: Vec<String> = Vec::new();
+    for (name, content) in files {
+        let path = stack.dir.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        // Compose files are merged over compose.yaml, in order.
+        if name.ends_with(".yaml") {
+            args.extend(["-f".into(), path.display().to_string()]);
+        }
+    }
     for p in ports {
         args.push("--var".into());
         args.push(format!("{p}={}", free_port()));
+    }
+    for (k, v) in vars {
+        args.push("--var".into());
+        args.push(format!("{k}={v}"));
     }
     let mut first: Vec<&str> = args.iter().map(String::as_str).collect();
     first.extend(["--ready-timeout", "90s"]);
@@ -30,9 +49,34 @@ fn deploys(example: &str, ports: &[&str]) {
     assert_eq!(stack.containers(), before);
 }
 
+/// The stand-in image built from the example's Dockerfile (a local tag), the production
+/// override merged, its clock shortened, and what gantry-secrets renders on the host.
 #[test]
 fn fintech() {
-    deploys("fintech", &["WEB_PORT"]);
+    let image = unique("examples-drop");
+    let mut images = Images::default();
+    images.build(&example_dir("fintech"), &format!("{image}:dev"), &[]);
+    let prod = example_dir("fintech").join("compose.production.yaml");
+    deploys_with(
+        "fintech",
+        &["WEB_PORT"],
+        &[
+            ("DROP_IMAGE", &image),
+            ("IMAGE_TAG", "dev"),
+            ("HEALTH_INTERVAL", "1s"),
+            ("API_MONITOR", "1s"),
+        ],
+        &[
+            (
+                "compose.production.yaml",
+                &std::fs::read_to_string(prod).unwrap(),
+            ),
+            (
+                "secrets.env",
+                "JWT_SECRET=example-only\nDATABASE_URL=postgres://example\nREDIS_URL=redis://example\n",
+            ),
+        ],
+    );
 }
 
 #[test]
@@ -40,9 +84,35 @@ fn delivery() {
     deploys("delivery", &[]);
 }
 
+/// The example's stand-in image, built from its Dockerfile under every repository the compose
+/// file names (local tags only: nothing is pushed).
 #[test]
 fn ec2_gateway() {
-    deploys("ec2-gateway", &["GATEWAY_PORT"]);
+    let registry = unique("examples");
+    let mut images = Images::default();
+    let built = format!("{registry}/build:dev");
+    images.build(&example_dir("ec2-gateway"), &built, &[]);
+    for repo in [
+        "gateway:dev",
+        "accounts:dev",
+        "conversations:dev",
+        "migrations:dev",
+        "kafka:3.8.0",
+        "rasa:3.6.20",
+    ] {
+        images.tag(&built, &format!("{registry}/connexing/{repo}"));
+    }
+    deploys_with(
+        "ec2-gateway",
+        &["GATEWAY_PORT"],
+        &[
+            ("REGISTRY", &registry),
+            ("IMAGE_TAG", "dev"),
+            ("GATEWAY_ADDRESS", "127.0.0.1"),
+        ],
+        // What gantry-secrets renders from Secrets Manager on the host.
+        &[("secrets.env", "SPRING_DATASOURCE_PASSWORD=example-only\n")],
+    );
 }
 
 #[test]

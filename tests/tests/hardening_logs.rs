@@ -17,9 +17,10 @@
 //! when a test ends, passed or failed.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
+use gantry_tests::arch_host::RegistryLogin;
 use gantry_tests::daemon::Daemon;
 use gantry_tests::sidecar::{Sidecar, Vault, lines, sidecar_command, value};
 use gantry_tests::{base64, docker, env, unique, wait_for};
@@ -46,34 +47,10 @@ impl Pushed {
         let e = env();
         let registry = e.get("GANTRY_TEST_REGISTRY");
         let image = format!("{registry}/gantry-test/{}:{tag}", unique("hlogs"));
-        let cfg = tempfile::tempdir().unwrap();
-        let docker_bin = e.vars.get("DOCKER_BIN").map_or("docker", String::as_str);
-        let cli = |args: &[&str]| {
-            let mut c = Command::new(docker_bin);
-            c.env("DOCKER_HOST", e.get("DOCKER_HOST"))
-                .env("DOCKER_CONFIG", cfg.path())
-                .args(args);
-            c
-        };
-        let mut login = cli(&["login", "--username", e.get("GANTRY_TEST_REGISTRY_USER")])
-            .args(["--password-stdin", registry])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write as _;
-        login
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(e.get("GANTRY_TEST_REGISTRY_PASSWORD").as_bytes())
-            .unwrap();
-        let out = login.wait_with_output().unwrap();
-        assert!(out.status.success(), "docker login: {}", text(&out));
+        let login = RegistryLogin::new();
         let out = docker(&["tag", e.get("GANTRY_TEST_IMAGE"), &image]);
         assert!(out.status.success(), "docker tag: {}", text(&out));
-        let out = cli(&["push", &image]).output().unwrap();
+        let out = login.docker(&["push", &image]);
         assert!(out.status.success(), "docker push: {}", text(&out));
         docker(&["rmi", &image]);
         Self { image }

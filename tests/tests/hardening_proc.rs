@@ -19,7 +19,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use gantry_tests::sidecar::*;
-use gantry_tests::{bin, docker, env, unique, wait_for};
+use gantry_tests::{docker, env, unique, wait_for};
 
 /// Records `uid`, the value of `A`, and whether `/proc/$PPID/{environ,mem}` could be opened.
 const CHILD: &str = r#"pp=$PPID
@@ -109,8 +109,8 @@ fn in_a_container_the_child_cannot_read_pid_1s_environ_or_mem() {
     let a = value("a");
     vault.kv_put(&path, &[("A", &a)]);
     let name = unique("hardening-proc");
-    let sidecar = bin("gantry-secrets");
-    let out = docker(&[
+    let mounts = docker_mounts("/gantry-secrets");
+    let mut args = vec![
         "run",
         "--rm",
         "--name",
@@ -119,23 +119,16 @@ fn in_a_container_the_child_cannot_read_pid_1s_environ_or_mem() {
         "host",
         "-w",
         "/tmp",
-        "-v",
-        &format!("{}:/gantry-secrets:ro", sidecar.display()),
-        "-v",
-        "/lib/x86_64-linux-gnu:/lib/x86_64-linux-gnu:ro",
-        "-v",
-        "/lib64:/lib64:ro",
-        // The HTTP client loads the system's CA certificates when it is built.
-        "-v",
-        "/etc/ssl/certs:/etc/ssl/certs:ro",
-        "-v",
-        "/usr/share/ca-certificates:/usr/share/ca-certificates:ro",
-        "-e",
-        &format!("VAULT_ADDR={}", vault.addr),
-        "-e",
-        &format!("VAULT_TOKEN={}", vault.token),
-        "-e",
-        &format!("VAULT_SECRET_PATH=secret/{path}"),
+    ];
+    args.extend(mounts.iter().map(String::as_str));
+    let vars = [
+        format!("VAULT_ADDR={}", vault.addr),
+        format!("VAULT_TOKEN={}", vault.token),
+        format!("VAULT_SECRET_PATH=secret/{path}"),
+    ];
+    args.extend(["-e", &vars[0], "-e", &vars[1], "-e", &vars[2]]);
+    let script = format!("echo pid1=$(cat /proc/1/comm); {CHILD}");
+    args.extend([
         "-e",
         "RUST_LOG=info",
         "--entrypoint",
@@ -145,8 +138,9 @@ fn in_a_container_the_child_cannot_read_pid_1s_environ_or_mem() {
         "--",
         "/bin/sh",
         "-c",
-        &format!("echo pid1=$(cat /proc/1/comm); {CHILD}"),
+        &script,
     ]);
+    let out = docker(&args);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
