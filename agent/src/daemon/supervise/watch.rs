@@ -50,7 +50,9 @@ struct Watched {
 pub async fn run(sup: Arc<Supervisor>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<PathBuf>>();
     let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if let Ok(ev) = res {
+        if let Ok(ev) = res
+            && may_change_content(&ev.kind)
+        {
             let _ = tx.send(ev.paths);
         }
     });
@@ -105,6 +107,19 @@ pub async fn run(sup: Arc<Supervisor>) {
             _ = finished.changed() => refresh(&sup, &mut stacks, &mut dirs, &mut watcher),
             _ = tick.tick() => refresh(&sup, &mut stacks, &mut dirs, &mut watcher),
         }
+    }
+}
+
+/// Whether an inotify event can mean new content. Opening or reading a file (as this watcher
+/// does when it hashes one, or a deploy when it loads it) is not a change: counting it made
+/// every check of a file schedule the next one, forever.
+fn may_change_content(kind: &notify::EventKind) -> bool {
+    use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode};
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
     }
 }
 
@@ -267,4 +282,36 @@ fn without_environment(p: &Project) -> serde_json::Value {
         s.environment.clear();
     }
     serde_json::to_value(&p).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use notify::EventKind;
+    use notify::event::{
+        AccessKind, AccessMode, CreateKind, DataChange, ModifyKind, RemoveKind, RenameMode,
+    };
+
+    use super::may_change_content;
+
+    #[test]
+    fn reads_are_not_changes_writes_and_renames_are() {
+        for read in [
+            EventKind::Access(AccessKind::Open(AccessMode::Any)),
+            EventKind::Access(AccessKind::Read),
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+            EventKind::Access(AccessKind::Any),
+        ] {
+            assert!(!may_change_content(&read), "{read:?}");
+        }
+        for change in [
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+            EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+            EventKind::Create(CreateKind::File),
+            EventKind::Remove(RemoveKind::File),
+            EventKind::Any,
+        ] {
+            assert!(may_change_content(&change), "{change:?}");
+        }
+    }
 }
