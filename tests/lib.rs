@@ -5,11 +5,13 @@
 //! polling, process helpers, base64, a tiny loopback-only HTTP client, and the rule for missing
 //! prerequisites ([`prerequisite`]: under `CI=true` a test fails with the reason, it never
 //! skips). Larger fixtures live in modules: [`aws`] (boto3 against moto, the SSM stand-in), [`stack`] (a stack run by `gantry --local`),
-//! [`daemon`] (a `gantry daemon` of its own), [`sidecar`] (OpenBao and `gantry-secrets`), and
-//! [`layering`] (the import-graph check of `tests/tests/layering.rs`).
+//! [`daemon`] (a `gantry daemon` of its own), [`sidecar`] (OpenBao and `gantry-secrets`),
+//! [`layering`] (the import-graph check of `tests/tests/layering.rs`), and [`arch_exec`] (the
+//! example stacks and images of the architecture tests).
 //!
 //! The env file is `/var/cache/gantry/test-env/env` unless `GANTRY_TEST_ENV_FILE` names another.
 
+pub mod arch_exec;
 pub mod aws;
 pub mod daemon;
 pub mod layering;
