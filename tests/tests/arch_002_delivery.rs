@@ -31,9 +31,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use gantry_tests::arch_exec::{example_stack, get_from};
+use gantry_tests::arch_exec::{copy_dir, example_dir, example_stack, get_from};
+use gantry_tests::daemon::Daemon;
 use gantry_tests::stack::Stack;
-use gantry_tests::{docker, http_get, inspect, stdout, wait_for};
+use gantry_tests::{docker, free_port, http_get, inspect, path_str, stderr, stdout, wait_for};
 
 const REPLICAS: usize = 3;
 
@@ -115,9 +116,17 @@ impl Watch {
     }
 }
 
-/// What the service answers on its published port: the release of the replica that got it.
+/// What the service answers on its published port: the release and the hostname of the
+/// replica that got the connection.
+fn answer(port: u16) -> Option<(String, String)> {
+    let (code, body) = http_get(&format!("http://127.0.0.1:{port}/"))?;
+    let (release, host) = body.trim().split_once(' ')?;
+    (code == 200).then(|| (release.to_owned(), host.to_owned()))
+}
+
+/// The release of the replica that answered.
 fn release(port: u16) -> Option<String> {
-    http_get(&format!("http://127.0.0.1:{port}/")).map(|(_, b)| b.trim().to_owned())
+    answer(port).map(|(r, _)| r)
 }
 
 /// The share (percent) of `n` new connections answered by `new`.
@@ -273,4 +282,88 @@ fn delivery_day() {
         ["r1", "r2", "r3", "r4"],
         "forward-only"
     );
+}
+
+/// After the deploy, through the daemon (as the team runs it): a replica whose `/readyz`
+/// fails leaves the edge switch's rotation at once (the Kubernetes readiness probe taking a pod
+/// out of its Service's endpoints); since Gantry has one probe for readiness and liveness,
+/// `failures: 3` failures in a row then restart it in place, and once it passes again it is
+/// back in rotation. Every request in between is answered by a ready replica.
+#[test]
+fn delivery_readiness_after_deploy() {
+    if !gantry_tests::edge_switch_available() {
+        return;
+    }
+    let mut d = Daemon::start("daemon:\n  heal:\n    backoff: 200ms\n", &[]);
+    let text = std::fs::read_to_string(example_dir("delivery").join("compose.yaml")).unwrap();
+    let (stack, file) = d.stack("delivery", &text);
+    copy_dir(&example_dir("delivery"), file.parent().unwrap());
+    let port = free_port();
+    let api_port = format!("API_PORT={port}");
+    let out = d.gantry(&["deploy", &stack, "-f", path_str(&file), "--var", &api_port]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+
+    let api2 = format!("{stack}-api-2");
+    let host2 = inspect(&api2, "{{.Config.Hostname}}");
+    let started = inspect(&api2, "{{.Id}} {{.State.StartedAt}}");
+    // Replica 2 is in rotation to begin with.
+    wait_for(
+        "replica 2 to get connections",
+        Duration::from_secs(20),
+        || {
+            (0..60)
+                .any(|_| answer(port).is_some_and(|(_, h)| h == host2))
+                .then_some(())
+        },
+    );
+
+    // Its dependencies go away: /readyz fails.
+    let rm = docker(&["exec", &api2, "rm", "/www/readyz"]);
+    assert!(rm.status.success(), "{}", stderr(&rm));
+    let mut answered = 0;
+    wait_for(
+        "replica 2 to leave the rotation",
+        Duration::from_secs(15),
+        || {
+            let hits = (0..60)
+                .filter(|_| {
+                    let a = answer(port).expect("every request is answered");
+                    answered += 1;
+                    a.1 == host2
+                })
+                .count();
+            (hits == 0).then_some(())
+        },
+    );
+    for _ in 0..100 {
+        let (_, host) = answer(port).expect("every request is answered");
+        assert_ne!(host, host2, "an unready replica got a new connection");
+    }
+    answered += 100;
+
+    // Liveness: the same probe's 3 failures restart it in place; it is ready and back.
+    wait_for("replica 2 to be restarted", Duration::from_secs(40), || {
+        let now = inspect(&api2, "{{.Id}} {{.State.StartedAt}}");
+        (now != started).then_some(())
+    });
+    assert_eq!(
+        inspect(&api2, "{{.Id}}"),
+        started.split(' ').next().unwrap(),
+        "restarted in place, not replaced"
+    );
+    wait_for(
+        "replica 2 back in rotation",
+        Duration::from_secs(30),
+        || {
+            (0..60)
+                .any(|_| {
+                    answered += 1;
+                    answer(port).expect("every request is answered").1 == host2
+                })
+                .then_some(())
+        },
+    );
+    eprintln!("{answered} requests, all answered");
+    let log = d.log();
+    assert!(log.contains("edge: rotation follows readiness"), "{log}");
 }

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Stand-in for the delivery-api (NestJS on Node.js 22): busybox httpd on 8080 with the three
-# endpoints the Kubernetes probes call. `/` answers the release, so a client can tell versions
-# apart. Behaviour switches, each standing in for a real failure:
+# endpoints the Kubernetes probes call. `/` answers the release and the replica's hostname, so
+# a client can tell versions and replicas apart. Behaviour switches, each standing in for a real failure:
 #   BOOT_FAIL=1          the release fails to boot (a NestJS module throws): exit 1 at start
 #   READY_FAIL_AFTER=N   /readyz stops answering 200 (404) N seconds after start (its dependencies
 #                        went away: the "elevated error rate" the canary watches)
@@ -13,7 +13,7 @@ if [ "${BOOT_FAIL:-}" = 1 ]; then
   exit 1
 fi
 mkdir -p /www
-echo "${release}" > /www/index.html
+echo "${release} $(hostname)" > /www/index.html
 echo ok > /www/healthz
 echo ready > /www/readyz
 if [ -n "${READY_FAIL_AFTER:-}" ]; then
