@@ -22,7 +22,8 @@
 //! The day: deploy r1 (the migration runs once; a no-op redeploy runs nothing); release r2 as a
 //! canary, promoted 5 → 25 → 50 → 100 %, then the other replicas one at a time; a release that
 //! fails to boot (rolled back, exit 2, its forward migration stays applied); a canary whose
-//! readiness fails is aborted by itself (exit 2); `gantry rollback` to r1 (no migration runs).
+//! readiness fails is aborted by itself (exit 2), another by hand (`gantry abort`, exit 2);
+//! `gantry rollback` to r1 (no migration runs).
 //! Throughout, a watcher checks that never fewer than N-1 replicas are ready and never more
 //! than N+1 run.
 
@@ -263,10 +264,37 @@ fn delivery_day() {
     all_serve("r2");
     assert_eq!(replicas(&stack.name), (REPLICAS, REPLICAS));
 
-    // 5. `gantry rollback` (re-pin the previous release): r1 again, one replica at a time,
-    // and no migration runs (forward-only: r2..r4 stay applied).
+    // 5. r5's canary is stopped by hand during its 30-minute watch (`gantry abort`): back on
+    // r2, exit 2.
+    let a = deploy_args(&["--var", "RELEASE=r5"]);
+    let child = stack.spawn_deploy(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    wait_for(
+        "r5's canary to get connections",
+        Duration::from_secs(60),
+        || {
+            (0..100)
+                .any(|_| release(stack.port).as_deref() == Some("r5"))
+                .then_some(())
+        },
+    );
+    assert_eq!(stack.gantry(&["abort", &stack.name]).status.code(), Some(0));
+    let out = child.wait_with_output().unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "aborted by hand: {text}");
+    assert!(
+        text.contains("canary aborted at 5%: aborted by hand"),
+        "{text}"
+    );
+    all_serve("r2");
+
+    // 6. `gantry rollback` (re-pin the previous release): r1 again, one replica at a time,
+    // and no migration runs (forward-only: r2..r5 stay applied).
     let runs = lines(&stack, "migrate_runs");
-    assert_eq!(runs, ["r1", "r2", "r3", "r4"], "one run per new release");
+    assert_eq!(
+        runs,
+        ["r1", "r2", "r3", "r4", "r5"],
+        "one run per new release"
+    );
     let watch = Watch::start(&stack.name);
     let out = stack.gantry(&["rollback", &stack.name]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
@@ -279,7 +307,7 @@ fn delivery_day() {
     );
     assert_eq!(
         lines(&stack, "schema_migrations"),
-        ["r1", "r2", "r3", "r4"],
+        ["r1", "r2", "r3", "r4", "r5"],
         "forward-only"
     );
 }
