@@ -174,6 +174,24 @@ fn delivery_day() {
         )
     };
 
+    // A release deployed in the background, once its canary gets new connections.
+    let start_canary = |rel: &str| {
+        let var = format!("RELEASE={rel}");
+        let mut a = deploy_args(&["--var"]);
+        a.push(var);
+        let child = stack.spawn_deploy(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        wait_for(
+            &format!("{rel}'s canary to get connections"),
+            Duration::from_secs(60),
+            || {
+                (0..100)
+                    .any(|_| release(stack.port).as_deref() == Some(rel))
+                    .then_some(())
+            },
+        );
+        child
+    };
+
     // 1. r1: the migration runs, then three replicas; a no-op redeploy runs nothing.
     let out = deploy(&["--var", "RELEASE=r1"]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
@@ -196,17 +214,7 @@ fn delivery_day() {
 
     // 2. r2 as a canary: 5 %, promoted to 25 %, 50 %, 100 %; then the other replicas.
     let watch = Watch::start(&stack.name);
-    let a = deploy_args(&["--var", "RELEASE=r2"]);
-    let child = stack.spawn_deploy(&a.iter().map(String::as_str).collect::<Vec<_>>());
-    wait_for(
-        "the canary to get connections",
-        Duration::from_secs(60),
-        || {
-            (0..100)
-                .any(|_| release(stack.port).as_deref() == Some("r2"))
-                .then_some(())
-        },
-    );
+    let child = start_canary("r2");
     // Each step's share of 400 new connections, within about 3 standard deviations (a
     // measurement that straddles the promotion, which takes effect within a second, is taken
     // again); then `gantry promote`.
@@ -266,17 +274,7 @@ fn delivery_day() {
 
     // 5. r5's canary is stopped by hand during its 30-minute watch (`gantry abort`): back on
     // r2, exit 2.
-    let a = deploy_args(&["--var", "RELEASE=r5"]);
-    let child = stack.spawn_deploy(&a.iter().map(String::as_str).collect::<Vec<_>>());
-    wait_for(
-        "r5's canary to get connections",
-        Duration::from_secs(60),
-        || {
-            (0..100)
-                .any(|_| release(stack.port).as_deref() == Some("r5"))
-                .then_some(())
-        },
-    );
+    let child = start_canary("r5");
     assert_eq!(stack.gantry(&["abort", &stack.name]).status.code(), Some(0));
     let out = child.wait_with_output().unwrap();
     let text = stdout(&out);
