@@ -6,11 +6,13 @@
 //! prerequisites ([`prerequisite`]: under `CI=true` a test fails with the reason, it never
 //! skips). Larger fixtures live in modules: [`aws`] (boto3 against moto, the SSM stand-in), [`stack`] (a stack run by `gantry --local`),
 //! [`daemon`] (a `gantry daemon` of its own), [`sidecar`] (OpenBao and `gantry-secrets`),
-//! [`layering`] (the import-graph check of `tests/tests/layering.rs`), and [`arch_host`] (stand-in
-//! images, Secrets Manager secrets and traffic for the architecture tests).
+//! [`layering`] (the import-graph check of `tests/tests/layering.rs`), [`arch_host`] (stand-in
+//! images, Secrets Manager secrets and traffic for the architecture tests) and [`arch_exec`] (the
+//! example stacks and images of the architecture tests).
 //!
 //! The env file is `/var/cache/gantry/test-env/env` unless `GANTRY_TEST_ENV_FILE` names another.
 
+pub mod arch_exec;
 pub mod arch_host;
 pub mod aws;
 pub mod daemon;

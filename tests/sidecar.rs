@@ -39,17 +39,24 @@ impl Vault {
 
     /// `bao kv put -mount=secret PATH K=V...` (values are test values, not real secrets).
     pub fn kv_put(&self, path: &str, pairs: &[(&str, &str)]) {
-        let mut c = self.bao();
-        c.args(["kv", "put", "-mount=secret", path]);
-        for (k, v) in pairs {
-            c.arg(format!("{k}={v}"));
-        }
-        let out = c.output().expect("run bao");
+        let kv: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut args = vec!["kv", "put", "-mount=secret", path];
+        args.extend(kv.iter().map(String::as_str));
+        self.run(&args);
+    }
+
+    /// `bao ARGS` with this server's address and token; its stdout. Panics when it fails,
+    /// with the arguments that are not `K=V` values and bao's stderr.
+    pub fn run(&self, args: &[&str]) -> String {
+        let out = self.bao().args(args).output().expect("run bao");
+        let named: Vec<&str> = args.iter().copied().filter(|a| !a.contains('=')).collect();
         assert!(
             out.status.success(),
-            "bao kv put {path} failed: {}",
+            "bao {} failed: {}",
+            named.join(" "),
             String::from_utf8_lossy(&out.stderr)
         );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Whether `/v1/sys/health` answers 200.

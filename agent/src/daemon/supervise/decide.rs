@@ -8,7 +8,8 @@
 //!
 //! Limits: readiness leaves on the first failed probe and comes back after `passes` passes in a
 //! row; liveness restarts after `failures` failures in a row, never within a startup deadline
-//! the container has not passed yet.
+//! the container has not passed yet (a container that passed its deploy's gate and has not
+//! restarted since has passed it).
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -97,6 +98,20 @@ pub fn heal_decision(t: &mut Track, config: &HealConfig, now: Instant) -> HealDe
     }
     t.healing = true;
     HealDecision::RestartAfter(backoff(config, config.max_restarts - remaining))
+}
+
+/// Whether a container that started at `started_at` (Docker's `State.StartedAt`) had started
+/// before its release was recorded at `recorded_at`, both RFC 3339: then it passed that
+/// deploy's gate (or an earlier one) and has not restarted since. `false` when either does not
+/// parse.
+pub fn started_before(started_at: &str, recorded_at: &str) -> bool {
+    match (
+        humantime::parse_rfc3339(started_at),
+        humantime::parse_rfc3339(recorded_at),
+    ) {
+        (Ok(started), Ok(recorded)) => started <= recorded,
+        _ => false,
+    }
 }
 
 /// What one probe result changes.
@@ -194,6 +209,12 @@ impl Liveness {
             step.ready = Some(false);
         }
         step
+    }
+
+    /// The container passed its deploy's gate and has not restarted since (it was running
+    /// before its release was recorded): its startup is over, so failures count at once.
+    pub fn gated(&mut self) {
+        self.passed_once = true;
     }
 
     /// A deploy holds the stack: failures so far do not count towards a restart.

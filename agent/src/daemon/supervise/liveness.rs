@@ -18,6 +18,10 @@
 //! runs as its own task, so stopping a probe task never cuts a restart short. The sink is [`NoReadiness`] until someone sets another
 //! ([`Supervisor::set_readiness_sink`]).
 //!
+//! A container already running when its stack's last good release was recorded passed that
+//! deploy's gate: its startup deadline is over, and failures count towards liveness at once
+//! (without this, one failing right after a deploy was given the whole startup deadline again).
+//!
 //! Limits: probes run from the host to the container's first network address, like the
 //! deploy's; `heal: false` in a stack's policy keeps readiness reporting and turns restarts
 //! off. A restarted daemon starts every container's counts afresh.
@@ -34,7 +38,7 @@ use crate::deploy::apply::project_from_release;
 use crate::deploy::health::probe_once;
 use crate::engine::{EngineError, labels};
 
-use super::decide::Liveness;
+use super::decide::{Liveness, started_before};
 use super::{Cause, Supervisor};
 
 /// How often the set of probed containers is refreshed.
@@ -62,6 +66,9 @@ struct Want {
     stack: String,
     service: String,
     probe: Probe,
+    /// When the stack's last good release was recorded (RFC 3339): a container running since
+    /// before it passed its gate.
+    recorded_at: Option<String>,
 }
 
 /// A running probe task and the readiness it reported last.
@@ -145,6 +152,7 @@ pub(super) async fn scan(
             };
             cache.insert(stack.clone(), (release.id(), probes));
         }
+        let recorded_at = release.finished_at.clone();
         let probes = &cache[&stack].1;
         if probes.is_empty() {
             continue;
@@ -171,6 +179,7 @@ pub(super) async fn scan(
                     stack: stack.clone(),
                     service: c.service.clone().unwrap_or_default(),
                     probe: probe.clone(),
+                    recorded_at: recorded_at.clone(),
                 },
             );
         }
@@ -227,8 +236,11 @@ async fn probe_container(
         stack,
         service,
         probe,
+        recorded_at,
     } = want;
     let mut live = Liveness::new(&probe, Instant::now());
+    // Until the first inspect of the running container tells whether it passed its gate.
+    let mut first = true;
     // `interval: 0s` is allowed in a deploy's wait; here it would spin.
     let interval = probe.interval.max(MIN_INTERVAL);
     loop {
@@ -250,6 +262,12 @@ async fn probe_container(
                 sup.readiness_changed(&stack, &service, &id, &info.name, r);
             }
             continue;
+        }
+        if std::mem::take(&mut first)
+            && let (Some(started), Some(recorded)) = (&info.state.started_at, &recorded_at)
+            && started_before(started, recorded)
+        {
+            live.gated();
         }
         let ip = info.ip_addresses.values().next().map(String::as_str);
         let result = probe_once(&probe.target, ip, probe.timeout).await;

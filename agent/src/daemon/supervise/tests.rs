@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::decide::{Budget, HealDecision, Liveness, Step, backoff, heal_decision};
+use super::decide::{Budget, HealDecision, Liveness, Step, backoff, heal_decision, started_before};
 use super::liveness::{self, ReadinessSink};
 use super::{Supervisor, Track};
 use crate::compose::LoadOptions;
@@ -374,4 +374,36 @@ async fn unhealthy_container_is_restarted_after_its_backoff() {
     s.sup.clone().check_stack("app").await;
     tokio::time::sleep(Duration::from_secs(30)).await;
     assert_eq!(s.engine.calls().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_container_that_passed_its_gate_is_past_its_startup_deadline() {
+    let p = probe(serde_json::json!({"tcp": 80, "failures": 2, "startup": {"deadline": "60s"}}));
+    // Not known to have passed: failures within the startup deadline do not count.
+    let mut fresh = Liveness::new(&p, Instant::now());
+    assert!(!fresh.observe(false, Instant::now()).restart);
+    assert!(!fresh.observe(false, Instant::now()).restart);
+    // Gated by its deploy: the same failures restart it.
+    let mut gated = Liveness::new(&p, Instant::now());
+    gated.gated();
+    assert!(!gated.observe(false, Instant::now()).restart);
+    assert!(gated.observe(false, Instant::now()).restart);
+    // A restart starts the startup deadline over.
+    gated.restarted(Instant::now());
+    assert!(!gated.observe(false, Instant::now()).restart);
+    assert!(!gated.observe(false, Instant::now()).restart);
+}
+
+#[test]
+fn started_before_compares_dockers_nanoseconds_with_the_ledgers_seconds() {
+    let recorded = "2026-12-02T14:25:19Z";
+    assert!(started_before("2026-12-02T14:25:12.934193123Z", recorded));
+    assert!(started_before("2026-12-02T14:25:19Z", recorded));
+    assert!(
+        !started_before("2026-12-02T14:25:19.5Z", recorded),
+        "restarted after"
+    );
+    assert!(!started_before("2026-12-02T14:26:01.1Z", recorded));
+    assert!(!started_before("0001-01-01T00:00:00Z-garbage", recorded));
+    assert!(!started_before("2026-12-02T14:25:12Z", "not a time"));
 }

@@ -1,0 +1,3 @@
+# Stand-in for dist/workers/reports.js.
+WORKER=reports
+. apps/api/src/workers/_worker.sh
