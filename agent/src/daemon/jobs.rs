@@ -38,6 +38,8 @@ pub enum JobKind {
     },
     /// Supervision: re-apply the last good release after drift, recording nothing.
     Reconcile(DeployRequest),
+    /// At start: resume the canary a daemon that stopped left at a step.
+    ResumeCanary(DeployRequest),
 }
 
 /// Who asked for a job.
@@ -70,7 +72,10 @@ pub struct Job {
 impl Job {
     fn req(&self) -> &DeployRequest {
         match &self.kind {
-            JobKind::Deploy(r) | JobKind::Rollback { req: r, .. } | JobKind::Reconcile(r) => r,
+            JobKind::Deploy(r)
+            | JobKind::Rollback { req: r, .. }
+            | JobKind::Reconcile(r)
+            | JobKind::ResumeCanary(r) => r,
         }
     }
 
@@ -81,6 +86,7 @@ impl Job {
             (JobKind::Deploy(_), _) => "deploy",
             (JobKind::Rollback { .. }, _) => "rollback",
             (JobKind::Reconcile(_), _) => "reconcile",
+            (JobKind::ResumeCanary(_), _) => "resume_canary",
         }
     }
 }
@@ -269,6 +275,7 @@ impl Jobs {
                     deployer.rollback(&work_req, to.as_deref(), &progress).await
                 }
                 JobKind::Reconcile(_) => deployer.reconcile(&work_req, &progress).await,
+                JobKind::ResumeCanary(_) => deployer.resume_canary(&work_req, &progress).await,
             }
         });
         let report = match work.await {

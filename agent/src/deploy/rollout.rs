@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 
 use crate::compose::{Project, Service};
 use crate::engine::{ContainerInfo, Engine};
-use crate::ledger::{Release, ServiceRecord, StackLedger};
+use crate::ledger::{CanaryState, Release, ServiceRecord, StackLedger};
 
 use super::edge::Rotation;
 use super::plan::{self, Action, Plan, ServicePlan};
@@ -102,6 +102,8 @@ pub(super) struct Rollout<'a> {
     pub(super) progress: &'a dyn Progress,
     /// The published-port switch ([`crate::edge`]).
     pub(super) edge: &'a dyn crate::edge::Edge,
+    /// A canary a daemon left at a step, to resume there (`resume.rs`).
+    pub(super) resume: Option<CanaryState>,
     pub(super) applied: Applied,
 }
 
@@ -151,6 +153,9 @@ impl Rollout<'_> {
         // Per replica: what to keep, what to replace.
         let mut ready = Vec::new();
         let mut replace: Vec<(u32, Option<ContainerInfo>)> = Vec::new();
+        // A canary resumed after a daemon restart: replica → its new container, already ready
+        // and in rotation beside the old one.
+        let mut resumed: BTreeMap<u32, ContainerInfo> = BTreeMap::new();
         for n in 1..=sp.replicas {
             let name = translate::container_name(project, svc, n);
             let mine: Vec<&ContainerInfo> = sp
@@ -158,6 +163,11 @@ impl Rollout<'_> {
                 .iter()
                 .filter(|c| c.number == Some(n))
                 .collect();
+            if let Some((old, new)) = self.resumed_canary(svc, &mine) {
+                replace.push((n, Some(old.clone())));
+                resumed.insert(n, new.clone());
+                continue;
+            }
             let keep = plan::best_container(&mine, &sp.hash, sp.image_id.as_deref());
             for other in mine
                 .iter()
@@ -217,7 +227,9 @@ impl Rollout<'_> {
                     Some(_) => format!("{name}-gantry-next"),
                     None => name.clone(),
                 };
+                let resuming = resumed.get(n);
                 if old.is_some()
+                    && resuming.is_none()
                     && let Ok(stale) = self.engine.inspect_container(&temp).await
                 {
                     self.engine.remove_container(&stale.id, true).await?;
@@ -234,10 +246,20 @@ impl Rollout<'_> {
                         a.aliases.clear();
                     }
                 }
-                let id = self.engine.create_container(&create).await?;
+                let id = match resuming {
+                    Some(c) => c.id.clone(),
+                    None => self.engine.create_container(&create).await?,
+                };
                 let t = Instant::now();
                 match old {
-                    Some(old) if start_first => {
+                    Some(old) if start_first && resuming.is_some() => {
+                        // Started, ready and given its aliases before the daemon stopped.
+                        progress.step(
+                            Some(&svc.name),
+                            &format!("{} still serving beside {}", create.name, old.name),
+                        );
+                    }
+                    Some(_) if start_first => {
                         self.engine.start_container(&id).await?;
                         if let Err(e) =
                             ready::wait_ready(self.engine, svc, &rule, &id, req.ready_timeout).await
@@ -248,7 +270,12 @@ impl Rollout<'_> {
                         }
                         self.give_aliases(&id, &attachments).await?;
                         serving(progress, svc, &name, t);
-                        let r = Instant::now();
+                    }
+                    _ => {}
+                }
+                match old {
+                    Some(old) if start_first => {
+                        let mut r = Instant::now();
                         if rotation.active() {
                             // New connections to the published ports go to the new container
                             // at once (or step by step, a canary); the old one drains, then
@@ -259,6 +286,7 @@ impl Rollout<'_> {
                             {
                                 canaried = true;
                                 self.canary(svc, canary, &mut rotation, &new).await?;
+                                r = Instant::now();
                             }
                             rotation.swap(Some(&old.id), &new).await?;
                             self.retire_from(&mut rotation, old, signal, stop_timeout)
@@ -323,6 +351,20 @@ impl Rollout<'_> {
         self.applied
             .with(|a| a.ready.insert(svc.name.clone(), ready));
         Ok(())
+    }
+
+    /// The (old, new) containers of a replica whose canary [`Rollout::resume`] continues: both
+    /// still run, as recorded when the daemon stopped.
+    fn resumed_canary<'c>(
+        &self,
+        svc: &Service,
+        mine: &[&'c ContainerInfo],
+    ) -> Option<(&'c ContainerInfo, &'c ContainerInfo)> {
+        let r = self.resume.as_ref().filter(|r| r.service == svc.name)?;
+        let running = |id: &str| mine.iter().copied().find(|c| c.id == id && c.state.running);
+        let new = running(&r.new.id)?;
+        let old = r.old.iter().find_map(|o| running(&o.id))?;
+        Some((old, new))
     }
 
     /// Reconnects a container to the networks of `attachments` that carry aliases, with them:
