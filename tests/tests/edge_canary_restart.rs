@@ -171,6 +171,12 @@ impl Resumed {
                     .then_some(())
             },
         );
+        let status = d.status(&stack);
+        let canary = &status["stacks"][0]["canary"];
+        assert!(
+            canary["service"] == "web" && canary["share"] == 10,
+            "`gantry status` shows the canary at its step: {status}"
+        );
         let share = canary_share(port, 3000);
         eprintln!("resumed canary: {share} of 3000 new connections");
         assert!(
