@@ -11,7 +11,8 @@
 //!
 //! Limits: the queue lives in memory: jobs queued when the daemon stops are lost (their clients
 //! see the connection close and exit 69); a running deploy interrupted by a daemon stop is
-//! recovered by the ledger on the next deploy.
+//! recovered by the ledger on the next deploy, but a canary, which the next daemon resumes at
+//! its step ([`JobKind::ResumeCanary`], `deploy/resume.rs`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
