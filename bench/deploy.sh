@@ -14,15 +14,16 @@
 #    faster); for gantry also when the changed service served ("serving after", from its
 #    output), apart from the old container's retirement.
 #
-# Usage: bench/deploy.sh [ROUNDS]   (default 20; SKIP_CLIENTS=1 or SKIP_TIMES=1 to run a part)
+# Usage: bench/deploy.sh [ROUNDS]   (default 20; SKIP_CLIENTS=1 or SKIP_TIMES=1 to run a part;
+#        GANTRY_BENCH_BIN_DIR=DIR runs DIR/gantry instead of building the release)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 rounds=${1:-20}
 
 bench_env docker images compose
-build_release
-gantry="$(target_dir)/release/gantry"
+# GANTRY_BENCH_BIN_DIR: a prebuilt gantry (e.g. a debug build) instead of the release build.
+gantry="$(release_bin_dir)/gantry"
 state=$(mktemp -d)
 work=$(mktemp -d)
 tag=$$

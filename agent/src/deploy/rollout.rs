@@ -13,34 +13,31 @@
 //!
 //! Start-first behind Docker's DNS, without a stall. Docker's DNS is not health-aware, so the
 //! new container starts without its aliases and gets them by a reconnect once ready
-//! (`give_aliases`). Measured on Docker 20.10 (a busybox client resolving the service and
-//! fetching from it every 20 ms while containers are replaced by hand, and `bench/deploy.sh`):
-//! that reconnect is not what stalls clients. The new container comes back on the same
-//! address with the same MAC (Docker derives it from the address), so no neighbour entry goes
-//! stale; no DNS answer carried its address before; and lookups made during connects and
-//! disconnects never took over 200 ms (600+ lookups). The stall was the old container leaving:
-//! a disconnect drops its DNS names and its address at once, so a request already sent to it,
-//! or sent to the address a lookup returned a moment before, goes into the void (no reset:
-//! the interface is gone) and the client waits for its own timeout (2 s in the bench: the
-//! 2,060 ms gap of issue 10; 2 of 10 hand-driven replacements lost a request this way). The
-//! fix: the old container first leaves DNS by a reconnect without its aliases
-//! (`drop_aliases`; it comes back on the address just freed, so a request caught in that
-//! short gap is retransmitted to it and answered instead of lost), serves what was already
-//! sent its way for [`DNS_DRAIN`], and is then stopped on its networks like stop-first. The
-//! same hand-driven replacement then lost 0 of 10 requests (was 2 of 10), DNS answering the
-//! new container throughout.
+//! (`give_aliases`). Measured on Docker 20.10 (a client resolving the service and fetching
+//! from it every 20 ms, `bench/deploy.sh`, and probes of each address from the client's
+//! network namespace): Docker's DNS names an address for a moment while it does not answer:
+//! the new container's, during its reconnect, before its interface is up; the old one's, when
+//! it leaves. A connection opened to it then waits for the client's SYN retransmission (about
+//! 1 s: 14 rounds of 20). With the edge switch on the host, the replacement hands the address
+//! over in the kernel ([`crate::edge::Edge::hand_over`]): new connections to the new address go
+//! to the old container during the reconnect, then new connections to the old address go to
+//! the new container while the old one, on its networks, serves what it has until it exits
+//! (0 failed, 3 rounds of 20 at 250 ms or more, under load). Without the switch, the old
+//! container first leaves DNS by a reconnect without its aliases (`drop_aliases`; it comes
+//! back on the address just freed, so a request caught in the gap is retransmitted to it and
+//! answered), serves what was already sent its way for [`DNS_DRAIN`], then is stopped.
 //!
 //! Limits: replicas of one service are replaced one batch after another; start-first
 //! reconnects a new container to its networks once to give it its aliases (connections it
-//! opened while starting are reset), and the old one once to take them away. A connection
-//! opened to the old container during its reconnect (a few hundred ms) waits for the
-//! client's SYN retransmission: a gap of about 1 s, not a failure (8 of 10 replacements with
-//! a client every 20 ms). Closing that gap needs the address to keep answering during the
-//! swap (a DNAT of the old address to the new container, the edge switch's kind of rule), not
-//! Docker's API. A client that caches a DNS answer longer than the drain reaches the old
-//! container until it stops.
+//! opened while starting are reset). A client that never talked to the new address must
+//! resolve its MAC first, which fails until the new interface is up: that connection still
+//! waits about 1 s (the first replacement after a cold deploy). Without the switch, a
+//! connection opened to the old container during its reconnect waits the same way, and a
+//! client that caches a DNS answer longer than the drain reaches the old container until it
+//! stops.
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use crate::compose::{Project, Service};
@@ -259,7 +256,7 @@ impl Rollout<'_> {
                             &format!("{} still serving beside {}", create.name, old.name),
                         );
                     }
-                    Some(_) if start_first => {
+                    Some(old) if start_first => {
                         self.engine.start_container(&id).await?;
                         if let Err(e) =
                             ready::wait_ready(self.engine, svc, &rule, &id, req.ready_timeout).await
@@ -268,7 +265,14 @@ impl Rollout<'_> {
                             let _ = self.engine.remove_container(&id, true).await;
                             return Err(e);
                         }
-                        self.give_aliases(&id, &attachments).await?;
+                        // Docker's DNS may name the new address before its interface answers:
+                        // meanwhile, new connections to it go to the old container.
+                        let new = self.engine.inspect_container(&id).await?;
+                        let pairs = hand_over_pairs(&new, old, &attachments);
+                        self.hand_over(&pairs, true).await;
+                        let given = self.give_aliases(&id, &attachments).await;
+                        self.hand_over(&pairs, false).await;
+                        given?;
                         serving(progress, svc, &name, t);
                     }
                     _ => {}
@@ -292,12 +296,26 @@ impl Rollout<'_> {
                             self.retire_from(&mut rotation, old, signal, stop_timeout)
                                 .await?;
                         } else {
-                            // Out of DNS first, serving what was already sent its way, then
-                            // stopped (see `drop_aliases`).
-                            self.drop_aliases(old).await?;
-                            tokio::time::sleep(DNS_DRAIN).await;
-                            self.retire(old, signal, stop_timeout, Leave::ServeUntilExit)
-                                .await?;
+                            let new = self.engine.inspect_container(&id).await?;
+                            let pairs = hand_over_pairs(old, &new, &attachments);
+                            if self.edge.available().is_ok() && !pairs.is_empty() {
+                                // New connections to its address go to the new container
+                                // (whatever DNS answered); it serves what it has until it
+                                // exits, on its networks.
+                                self.hand_over(&pairs, true).await;
+                                let retired = self
+                                    .retire(old, signal, stop_timeout, Leave::ServeUntilExit)
+                                    .await;
+                                self.hand_over(&pairs, false).await;
+                                retired?;
+                            } else {
+                                // Out of DNS first, serving what was already sent its way,
+                                // then stopped (see `drop_aliases`).
+                                self.drop_aliases(old).await?;
+                                tokio::time::sleep(DNS_DRAIN).await;
+                                self.retire(old, signal, stop_timeout, Leave::ServeUntilExit)
+                                    .await?;
+                            }
                         }
                         retired(progress, svc, &old.name, r);
                         self.engine.rename_container(&id, &name).await?;
@@ -381,6 +399,17 @@ impl Rollout<'_> {
         Ok(())
     }
 
+    /// Starts (`on`) or ends the hand-over of each (from, to) address pair through the edge
+    /// switch's kernel rules ([`crate::edge::Edge::hand_over`]); a failure is logged (the
+    /// replacement goes on, as without the switch).
+    async fn hand_over(&self, pairs: &[(Ipv4Addr, Ipv4Addr)], on: bool) {
+        for (from, to) in pairs {
+            if let Err(e) = self.edge.hand_over(*from, on.then_some(*to)).await {
+                tracing::warn!(%from, %to, on, error = %e, "edge hand-over not applied");
+            }
+        }
+    }
+
     /// Takes a container that serves under its service's name out of Docker's DNS while it
     /// keeps its address: reconnected without its aliases to the networks where it has them.
     /// Docker gives the address just freed back (with the MAC derived from it), so a request
@@ -450,6 +479,23 @@ impl Rollout<'_> {
         self.engine.remove_container(&c.id, true).await?;
         Ok(())
     }
+}
+
+/// The (address of `from`, address of `to`) pairs on the networks where `attachments` give
+/// aliases: what a hand-over between the two redirects.
+fn hand_over_pairs(
+    from: &ContainerInfo,
+    to: &ContainerInfo,
+    attachments: &[crate::engine::NetworkAttachment],
+) -> Vec<(Ipv4Addr, Ipv4Addr)> {
+    attachments
+        .iter()
+        .filter(|a| !a.aliases.is_empty())
+        .filter_map(|a| {
+            let ip = |c: &ContainerInfo| c.ip_addresses.get(&a.network)?.parse().ok();
+            Some((ip(from)?, ip(to)?))
+        })
+        .collect()
 }
 
 /// How long a container taken out of DNS keeps serving before its stop signal: clients
