@@ -22,7 +22,7 @@
 //! over in the kernel ([`crate::edge::Edge::hand_over`]): new connections to the new address go
 //! to the old container during the reconnect, then new connections to the old address go to
 //! the new container while the old one, on its networks, serves what it has until it exits
-//! (0 failed, 3 rounds of 20 at 250 ms or more, under load). Without the switch, the old
+//! (0 failed; 1 to 3 rounds of 20 at 250 ms or more under load, the first among them). Without the switch, the old
 //! container first leaves DNS by a reconnect without its aliases (`drop_aliases`; it comes
 //! back on the address just freed, so a request caught in the gap is retransmitted to it and
 //! answered), serves what was already sent its way for [`DNS_DRAIN`], then is stopped.
