@@ -269,9 +269,9 @@ impl Rollout<'_> {
                         // meanwhile, new connections to it go to the old container.
                         let new = self.engine.inspect_container(&id).await?;
                         let pairs = hand_over_pairs(&new, old, &attachments);
-                        self.hand_over(&pairs, true).await;
+                        self.hand_over(&pairs, true, HAND_OVER).await;
                         let given = self.give_aliases(&id, &attachments).await;
-                        self.hand_over(&pairs, false).await;
+                        self.hand_over(&pairs, false, HAND_OVER).await;
                         given?;
                         serving(progress, svc, &name, t);
                     }
@@ -302,11 +302,12 @@ impl Rollout<'_> {
                                 // New connections to its address go to the new container
                                 // (whatever DNS answered); it serves what it has until it
                                 // exits, on its networks.
-                                self.hand_over(&pairs, true).await;
+                                let bound = stop_timeout + HAND_OVER;
+                                self.hand_over(&pairs, true, bound).await;
                                 let retired = self
                                     .retire(old, signal, stop_timeout, Leave::ServeUntilExit)
                                     .await;
-                                self.hand_over(&pairs, false).await;
+                                self.hand_over(&pairs, false, bound).await;
                                 retired?;
                             } else {
                                 // Out of DNS first, serving what was already sent its way,
@@ -402,9 +403,10 @@ impl Rollout<'_> {
     /// Starts (`on`) or ends the hand-over of each (from, to) address pair through the edge
     /// switch's kernel rules ([`crate::edge::Edge::hand_over`]); a failure is logged (the
     /// replacement goes on, as without the switch).
-    async fn hand_over(&self, pairs: &[(Ipv4Addr, Ipv4Addr)], on: bool) {
+    /// `at_most` bounds it should this process die before it ends it.
+    async fn hand_over(&self, pairs: &[(Ipv4Addr, Ipv4Addr)], on: bool, at_most: Duration) {
         for (from, to) in pairs {
-            if let Err(e) = self.edge.hand_over(*from, on.then_some(*to)).await {
+            if let Err(e) = self.edge.hand_over(*from, on.then_some(*to), at_most).await {
                 tracing::warn!(%from, %to, on, error = %e, "edge hand-over not applied");
             }
         }
@@ -497,6 +499,10 @@ fn hand_over_pairs(
         })
         .collect()
 }
+
+/// How long a hand-over of addresses may outlive its rollout (a process killed in the middle),
+/// beyond the stop grace period of the container leaving.
+const HAND_OVER: Duration = Duration::from_secs(60);
 
 /// How long a container taken out of DNS keeps serving before its stop signal: clients
 /// that resolved its address just before still reach it.

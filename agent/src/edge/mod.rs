@@ -165,8 +165,14 @@ pub trait Edge: Send + Sync + fmt::Debug {
 
     /// While a container hands its service name over to another on a Docker network: new
     /// connections to address `from` go to `to` instead (`None`: no longer), whatever the
-    /// port; established ones keep their way. Without a switch, nothing happens.
-    async fn hand_over(&self, _from: Ipv4Addr, _to: Option<Ipv4Addr>) -> Result<(), EdgeError> {
+    /// port, for `at_most` (a process that dies leaves nothing behind for longer);
+    /// established ones keep their way. Without a switch, nothing happens.
+    async fn hand_over(
+        &self,
+        _from: Ipv4Addr,
+        _to: Option<Ipv4Addr>,
+        _at_most: std::time::Duration,
+    ) -> Result<(), EdgeError> {
         Ok(())
     }
 }

@@ -12,7 +12,8 @@
 //!   hairpin). Flows from other hosts keep their source address;
 //! - `martians` (filter, raw priority): packets for 127.0.0.0/8 that arrive on any interface but
 //!   `lo` are dropped: loopback DNAT needs `route_localnet`, and this keeps that safe;
-//! - `handover` (nat, priority dstnat - 6) and its map `handovers` (address → address): while
+//! - `handover` (nat, priority dstnat - 6) and its map `handover_map` (address → address,
+//!   each element with a timeout, so that a process that dies leaves none for long): while
 //!   a start-first replacement moves a service name from one container to another on a Docker
 //!   network, new connections to the address leaving DNS (or to the one joining it before its
 //!   interface answers) go to the other container. Traffic between containers of one bridge
@@ -135,14 +136,15 @@ impl NftEdge {
             let _ = writeln!(script, "add chain {TABLE} {chain} {{ {spec} }}");
             let _ = writeln!(script, "flush chain {TABLE} {chain}");
         }
+        // Not flushed: other processes (the daemon, a `--local` deploy) may be handing over
+        // now; each element expires by itself.
         let _ = writeln!(
             script,
-            "add map {TABLE} handovers {{ type ipv4_addr : ipv4_addr; }}"
+            "add map {TABLE} handover_map {{ type ipv4_addr : ipv4_addr; flags timeout; }}"
         );
-        let _ = writeln!(script, "flush map {TABLE} handovers");
         let _ = writeln!(
             script,
-            "add rule {TABLE} handover dnat ip to ip daddr map @handovers"
+            "add rule {TABLE} handover dnat ip to ip daddr map @handover_map"
         );
         let _ = writeln!(script, "add chain {TABLE} routes");
         let _ = writeln!(script, "add rule {TABLE} prerouting jump routes");
@@ -451,16 +453,24 @@ impl Edge for NftEdge {
         Ok(())
     }
 
-    async fn hand_over(&self, from: Ipv4Addr, to: Option<Ipv4Addr>) -> Result<(), EdgeError> {
+    async fn hand_over(
+        &self,
+        from: Ipv4Addr,
+        to: Option<Ipv4Addr>,
+        at_most: Duration,
+    ) -> Result<(), EdgeError> {
         self.base().await?;
         // An element is replaced by deleting it first; deleting one that is not there fails
         // (nothing to undo then).
         let _ = self
-            .run_nft(&format!("delete element {TABLE} handovers {{ {from} }}\n"))
+            .run_nft(&format!(
+                "delete element {TABLE} handover_map {{ {from} }}\n"
+            ))
             .await;
         if let Some(to) = to {
+            let secs = at_most.as_secs().max(1);
             self.run_nft(&format!(
-                "add element {TABLE} handovers {{ {from} : {to} }}\n"
+                "add element {TABLE} handover_map {{ {from} timeout {secs}s : {to} }}\n"
             ))
             .await?;
         }
