@@ -15,14 +15,13 @@
 #    output), apart from the old container's retirement.
 #
 # Usage: bench/deploy.sh [ROUNDS]   (default 20; SKIP_CLIENTS=1 or SKIP_TIMES=1 to run a part;
-#        GANTRY_BENCH_BIN_DIR=DIR runs DIR/gantry instead of building the release)
+#   GANTRY_BENCH_BIN_DIR=DIR runs a prebuilt release gantry/gantryd instead of building one)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 rounds=${1:-20}
 
 bench_env docker images compose
-# GANTRY_BENCH_BIN_DIR: a prebuilt gantry (e.g. a debug build) instead of the release build.
 gantry="$(release_bin_dir)/gantry"
 state=$(mktemp -d)
 work=$(mktemp -d)
