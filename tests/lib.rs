@@ -19,6 +19,7 @@ pub mod daemon;
 pub mod layering;
 pub mod sidecar;
 pub mod stack;
+pub mod traffic;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

@@ -4,13 +4,11 @@
 //! on the last good release. Lost routes (what a reboot does to nftables) are rebuilt by the
 //! next daemon from the running containers. Needs root (CAP_NET_ADMIN) and `nft`.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use gantry_tests::daemon::Daemon;
+use gantry_tests::traffic::{STREAM_CGI, Stream, traffic};
 use gantry_tests::{http_get, path_str, wait_for};
 
 const WEB: &str = r#"
@@ -23,80 +21,14 @@ services:
       - sh
       - -c
       - |
-        mkdir -p /www/cgi-bin && echo "version ${VERSION:-1}" > /www/index.html
-        printf '#!/bin/sh\necho "Content-Type: text/plain"\necho\nwhile true; do echo tick; sleep 0.1; done\n' > /www/cgi-bin/stream
-        chmod +x /www/cgi-bin/stream
+        STREAM_CGI
+        echo "version ${VERSION:-1}" > /www/index.html
         exec httpd -f -p 8080 -h /www
     healthcheck:
       test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]
       interval: 1s
       retries: 3
 "#;
-
-/// New connections every 10 ms on a thread: counts of ok and failed, and the last body.
-#[derive(Default)]
-struct Traffic {
-    stop: AtomicBool,
-    ok: AtomicUsize,
-    failed: AtomicUsize,
-    last: Mutex<String>,
-}
-
-fn traffic(port: u16) -> (Arc<Traffic>, std::thread::JoinHandle<()>) {
-    let t = Arc::new(Traffic::default());
-    let handle = {
-        let t = Arc::clone(&t);
-        std::thread::spawn(move || {
-            while !t.stop.load(Ordering::Relaxed) {
-                match http_get(&format!("http://127.0.0.1:{port}/")) {
-                    Some((200, body)) => {
-                        t.ok.fetch_add(1, Ordering::Relaxed);
-                        *t.last.lock().unwrap() = body.trim().to_owned();
-                    }
-                    _ => {
-                        t.failed.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        })
-    };
-    (t, handle)
-}
-
-/// An open stream; `ticks` grows while it flows.
-fn stream(port: u16) -> Arc<AtomicUsize> {
-    let ticks = Arc::new(AtomicUsize::new(0));
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect the stream");
-    s.write_all(b"GET /cgi-bin/stream HTTP/1.0\r\n\r\n")
-        .unwrap();
-    let t = Arc::clone(&ticks);
-    std::thread::spawn(move || {
-        for line in BufReader::new(s).lines() {
-            match line {
-                Ok(l) if l.trim() == "tick" => {
-                    t.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-    });
-    ticks
-}
-
-/// Whether the stream still flows: its count grows within a second.
-fn flowing(ticks: &AtomicUsize) -> bool {
-    let before = ticks.load(Ordering::Relaxed);
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(2) {
-        if ticks.load(Ordering::Relaxed) > before {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
 
 fn kill_daemon(d: &mut Daemon) {
     let mut child = d.child.take().expect("the daemon runs");
@@ -110,7 +42,7 @@ fn sigkill_of_the_daemon_drops_no_connection_and_the_next_converges_the_switch()
         return;
     }
     let mut d = Daemon::start("", &[]);
-    let (stack, file) = d.stack("edged", WEB);
+    let (stack, file) = d.stack("edged", &WEB.replace("STREAM_CGI", STREAM_CGI));
     let f = path_str(&file).to_owned();
     let port = gantry_tests::free_port();
     let port_var = format!("WEB_PORT={port}");
@@ -127,11 +59,11 @@ fn sigkill_of_the_daemon_drops_no_connection_and_the_next_converges_the_switch()
     });
 
     // 1. Steady traffic, SIGKILL: nothing passes through the daemon.
-    let ticks = stream(port);
-    assert!(flowing(&ticks), "the stream flows");
+    let stream = Stream::open(port);
+    assert!(stream.flowing(), "the stream flows");
     kill_daemon(&mut d);
     std::thread::sleep(Duration::from_secs(1));
-    assert!(flowing(&ticks), "the stream outlives the daemon");
+    assert!(stream.flowing(), "the stream outlives the daemon");
     assert_eq!(t.failed.load(Ordering::Relaxed), 0, "no request failed");
     d.spawn();
     d.wait_ready();
@@ -150,7 +82,7 @@ fn sigkill_of_the_daemon_drops_no_connection_and_the_next_converges_the_switch()
     );
     kill_daemon(&mut d);
     let _ = rollout.wait();
-    assert!(flowing(&ticks), "the stream to the old container survives");
+    assert!(stream.flowing(), "the stream to the old container survives");
     d.spawn();
     d.wait_ready();
     // The next daemon converges on the last good release (version 1), one container.
@@ -165,7 +97,7 @@ fn sigkill_of_the_daemon_drops_no_connection_and_the_next_converges_the_switch()
         },
     );
     assert!(
-        flowing(&ticks),
+        stream.flowing(),
         "the stream still flows after the convergence"
     );
     assert_eq!(

@@ -173,7 +173,26 @@ fn containers_reach_a_port_published_on_every_address() {
     // A container on Docker's default bridge calls the host's address on that bridge: the
     // flow is DNATed in prerouting and forwarded to another bridge, through Docker's FORWARD
     // chain (which drops what Docker did not publish).
-    let gateway = gantry_tests::inspect("bridge", "{{(index .IPAM.Config 0).Gateway}}");
+    let mut gateway = gantry_tests::inspect("bridge", "{{(index .IPAM.Config 0).Gateway}}");
+    if gateway.is_empty() {
+        // Docker leaves the gateway out of IPAM when it chose it itself: the address of the
+        // bridge's interface.
+        let bridge = gantry_tests::inspect(
+            "bridge",
+            r#"{{index .Options "com.docker.network.bridge.name"}}"#,
+        );
+        let out = std::process::Command::new("ip")
+            .args(["-4", "-o", "addr", "show", &bridge])
+            .output()
+            .expect("run ip");
+        gateway = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .skip_while(|w| *w != "inet")
+            .nth(1)
+            .and_then(|a| a.split('/').next())
+            .unwrap_or_default()
+            .to_owned();
+    }
     assert!(!gateway.is_empty(), "the default bridge has a gateway");
     let out = docker(&[
         "run",

@@ -2,7 +2,9 @@
 //!
 //! Progress lines go to stdout (stderr with `--output json`, so stdout carries one JSON
 //! object), within the same output budget as `--local`. The exit code is the job's. A daemon
-//! that cannot be reached is exit 69 with a hint (`systemctl start gantry`, or `--local`).
+//! that cannot be reached is exit 69 with a hint (`systemctl start gantry`, or `--local`). A
+//! daemon that goes away during a canary step is exit 69 too, naming the stack, the step and
+//! what follows (a restarted daemon resumes the canary there; `gantry promote|abort`).
 
 use std::io::Write;
 
@@ -31,12 +33,16 @@ pub async fn submit(
         }
     };
     let mut budget = MAX_OUTPUT - 4_000;
+    let mut canary: Option<CanaryStep> = None;
     loop {
         match client.next().await {
             Ok(Some(Event::Accepted { job })) => {
                 tracing::debug!(job = %job, "job accepted by the daemon");
             }
             Ok(Some(Event::Progress { line })) => {
+                if let Some(step) = CanaryStep::parse(&line) {
+                    canary = step;
+                }
                 let line = format!("{line}\n");
                 if line.len() > budget {
                     continue;
@@ -60,6 +66,12 @@ pub async fn submit(
                 eprintln!("gantry {command}: {message}");
                 return exit_code_from(exit_code);
             }
+            Ok(None) if canary.is_some() => {
+                if let Some(step) = &canary {
+                    eprintln!("gantry {command}: {}", step.gone());
+                }
+                return ExitCode::Unavailable;
+            }
             Ok(None) => {
                 eprintln!(
                     "gantry {command}: the daemon closed the connection before the end (hint: journalctl -u gantry; a deploy goes on in the daemon: run it again with the same --id to see its result)"
@@ -68,15 +80,95 @@ pub async fn submit(
             }
             Err(e) => {
                 eprintln!("gantry {command}: {e}");
+                if let Some(step) = &canary {
+                    eprintln!("gantry {command}: {}", step.gone());
+                }
                 return ExitCode::Unavailable;
             }
         }
     }
 }
 
+/// The canary step a deploy's progress last reported (`[stack] service: canary 10%: …`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct CanaryStep {
+    stack: String,
+    service: String,
+    share: u8,
+}
+
+impl CanaryStep {
+    /// `Some(Some(step))` for a line reporting a step being watched, `Some(None)` for one that
+    /// ends the canary (100 % or aborted), `None` for any other line.
+    fn parse(line: &str) -> Option<Option<Self>> {
+        let rest = line.strip_prefix('[')?;
+        let (stack, rest) = rest.split_once("] ")?;
+        let (service, rest) = rest.split_once(": ")?;
+        if rest.starts_with("canary aborted") {
+            return Some(None);
+        }
+        let (share, _) = rest.strip_prefix("canary ")?.split_once("%:")?;
+        let share: u8 = share.parse().ok()?;
+        Some((share < 100).then(|| Self {
+            stack: stack.to_owned(),
+            service: service.to_owned(),
+            share,
+        }))
+    }
+
+    /// What to tell the operator when the daemon went away during this step.
+    fn gone(&self) -> String {
+        let s = &self.stack;
+        format!(
+            "the daemon stopped while stack {s} was at canary step {}% (service {}). The switch \
+             keeps that share and a restarted daemon resumes the canary at that step (hint: \
+             systemctl status gantry). Follow it with `gantry status {s}` and `gantry releases \
+             {s}`; finish it with `gantry promote {s}`, or roll it back with `gantry abort {s}`.",
+            self.share, self.service
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn canary_steps_are_read_from_progress_lines() {
+        let step = CanaryStep::parse(
+            "[shop] web: canary 10%: 10% of new connections to shop-web-1-gantry-next, watching for 5m (gantry promote shop / gantry abort shop)",
+        );
+        assert_eq!(
+            step,
+            Some(Some(CanaryStep {
+                stack: "shop".into(),
+                service: "web".into(),
+                share: 10
+            }))
+        );
+        let text = step.flatten().map(|s| s.gone()).unwrap_or_default();
+        assert!(
+            text.contains("stack shop was at canary step 10% (service web)"),
+            "{text}"
+        );
+        assert!(text.contains("`gantry promote shop`"), "{text}");
+        assert_eq!(
+            CanaryStep::parse(
+                "[shop] web: canary 100%: every new connection goes to the new version"
+            ),
+            Some(None)
+        );
+        assert_eq!(
+            CanaryStep::parse(
+                "[shop] web: canary aborted at 10%: aborted by hand; every new connection back to the old version"
+            ),
+            Some(None)
+        );
+        assert_eq!(
+            CanaryStep::parse("[shop] web: shop-web-1 serving after 1.0s"),
+            None
+        );
+    }
 
     #[test]
     fn exit_codes_map_back() {

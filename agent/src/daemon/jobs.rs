@@ -11,7 +11,8 @@
 //!
 //! Limits: the queue lives in memory: jobs queued when the daemon stops are lost (their clients
 //! see the connection close and exit 69); a running deploy interrupted by a daemon stop is
-//! recovered by the ledger on the next deploy.
+//! recovered by the ledger on the next deploy, but a canary, which the next daemon resumes at
+//! its step ([`JobKind::ResumeCanary`], `deploy/resume.rs`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,6 +39,8 @@ pub enum JobKind {
     },
     /// Supervision: re-apply the last good release after drift, recording nothing.
     Reconcile(DeployRequest),
+    /// At start: resume the canary a daemon that stopped left at a step.
+    ResumeCanary(DeployRequest),
 }
 
 /// Who asked for a job.
@@ -70,7 +73,10 @@ pub struct Job {
 impl Job {
     fn req(&self) -> &DeployRequest {
         match &self.kind {
-            JobKind::Deploy(r) | JobKind::Rollback { req: r, .. } | JobKind::Reconcile(r) => r,
+            JobKind::Deploy(r)
+            | JobKind::Rollback { req: r, .. }
+            | JobKind::Reconcile(r)
+            | JobKind::ResumeCanary(r) => r,
         }
     }
 
@@ -81,6 +87,7 @@ impl Job {
             (JobKind::Deploy(_), _) => "deploy",
             (JobKind::Rollback { .. }, _) => "rollback",
             (JobKind::Reconcile(_), _) => "reconcile",
+            (JobKind::ResumeCanary(_), _) => "resume_canary",
         }
     }
 }
@@ -269,6 +276,7 @@ impl Jobs {
                     deployer.rollback(&work_req, to.as_deref(), &progress).await
                 }
                 JobKind::Reconcile(_) => deployer.reconcile(&work_req, &progress).await,
+                JobKind::ResumeCanary(_) => deployer.resume_canary(&work_req, &progress).await,
             }
         });
         let report = match work.await {

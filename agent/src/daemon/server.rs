@@ -3,7 +3,8 @@
 //! Order: ledger readable → Docker answers → socket bound (mode 0660, group) and answering its
 //! own health request → `READY=1`. Loops (accept, supervisor, watcher, metrics) are tasks; the
 //! watchdog task pings systemd at half of `WATCHDOG_USEC` only while all of them are alive.
-//! SIGTERM/SIGINT: stop accepting, let running jobs finish (up to [`DRAIN`]), remove the socket.
+//! SIGTERM/SIGINT: stop accepting, let running jobs finish (up to [`DRAIN`]; a job watching a
+//! canary step is not waited for: the next daemon resumes it), remove the socket.
 //! The socket serves at most 64 connections at once (more wait in its backlog) and disconnects
 //! a client that sends no request line within 10 s.
 
@@ -98,17 +99,37 @@ pub async fn run(config: Arc<DaemonConfig>) -> Result<(), DaemonError> {
     let deployer = deploy::deployer(engine.clone(), &config.state_dir, config.registries.clone())
         .with_edge(edge.clone());
     // The switch is not persistent (a reboot clears it) and a daemon killed mid-rollout may
-    // have left it half-way: it follows what runs, before anything else happens.
+    // have left it half-way: it follows what runs, before anything else happens. A canary a
+    // daemon left at a step keeps its share, and is resumed there by the stack's first job.
+    let mut canaries = Vec::new();
     for stack in &stacks {
-        match deploy::sync_edge(engine.as_ref(), edge.as_ref(), stack).await {
+        let canary = ledger.stack(stack).ok().and_then(|s| s.canary());
+        let synced = match &canary {
+            Some(c) => deploy::sync_edge_canary(engine.as_ref(), edge.as_ref(), stack, c).await,
+            None => deploy::sync_edge(engine.as_ref(), edge.as_ref(), stack).await,
+        };
+        match synced {
             Ok(routed) if !routed.is_empty() => {
                 tracing::info!(stack = %stack, services = %routed.join(","), "edge routes restored");
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(stack = %stack, error = %e, "edge routes not restored"),
         }
+        if let Some(c) = canary {
+            tracing::info!(stack = %stack, service = %c.service, share = c.share(), "a canary was left at a step: resuming it");
+            canaries.push(stack.clone());
+        }
     }
     let jobs = Jobs::new(deployer, metrics.clone());
+    for stack in canaries {
+        let mut req = DeployRequest::new(&stack, crate::compose::LoadOptions::default());
+        req.lock_wait = Duration::from_secs(60);
+        let job = Job {
+            kind: JobKind::ResumeCanary(req),
+            origin: Origin::Cli,
+        };
+        drop(jobs.submit(job, None));
+    }
     let supervisor = Supervisor::new(
         config.clone(),
         engine.clone(),
@@ -222,13 +243,18 @@ pub async fn run(config: Arc<DaemonConfig>) -> Result<(), DaemonError> {
     Ok(())
 }
 
+/// Whether a job runs on a stack that is not in a canary (a canary is recorded at each step and
+/// resumed by the next daemon: it is not waited for).
 fn stacks_busy(shared: &Shared) -> bool {
-    shared
-        .ledger
-        .stacks()
-        .unwrap_or_default()
-        .iter()
-        .any(|s| shared.jobs.busy(s))
+    shared.ledger.stacks().unwrap_or_default().iter().any(|s| {
+        shared.jobs.busy(s)
+            && shared
+                .ledger
+                .stack(s)
+                .ok()
+                .and_then(|l| l.canary())
+                .is_none()
+    })
 }
 
 /// Connects to Docker at `docker_host` (the `DOCKER_HOST` the daemon was started with).

@@ -1,4 +1,5 @@
-//! `gantry status`: stacks, services, containers, health, last release, heal counts.
+//! `gantry status`: stacks, services, containers, health, last release, heal counts, a canary
+//! in progress (its service, step, share and the rest of its pause).
 //!
 //! Collected on request from the ledger, Docker and the supervisor's memory; rendered as one
 //! JSON object (`--output json`) or compact lines.
@@ -39,9 +40,22 @@ pub struct StackStatus {
     pub last_good_release: Option<ReleaseStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub job: Option<RunningJob>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryStatus>,
     pub reconcile: bool,
     pub heal: bool,
     pub containers: Vec<ContainerStatus>,
+}
+
+/// A canary in progress, as last recorded by its rollout.
+#[derive(Debug, Serialize)]
+pub struct CanaryStatus {
+    pub service: String,
+    pub release: String,
+    /// Share of new connections the canary has at the step reached (percent).
+    pub share: u8,
+    pub steps: Vec<u8>,
+    pub pause_left_s: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -113,6 +127,13 @@ pub async fn collect(
                 .find(|r| r.outcome.is_good())
                 .map(release_status),
             job: shared.jobs.running(&stack),
+            canary: ledger.canary().map(|c| CanaryStatus {
+                service: c.service.clone(),
+                release: format!("r{}", c.release),
+                share: c.share(),
+                steps: c.steps.clone(),
+                pause_left_s: c.pause_left().as_secs(),
+            }),
             reconcile: policy.reconcile,
             heal: policy.heal,
             containers: containers
@@ -170,6 +191,17 @@ pub fn render(s: &Status, output: OutputFormat) -> String {
                 .map(|j| format!(", job {} ({}) running", j.id, j.kind))
                 .unwrap_or_default()
         );
+        if let Some(c) = &st.canary {
+            let _ = writeln!(
+                out,
+                "  canary of {} ({}) at {}% of new connections, {}s of pause left (gantry promote {s} / gantry abort {s})",
+                c.service,
+                c.release,
+                c.share,
+                c.pause_left_s,
+                s = st.stack
+            );
+        }
         for c in &st.containers {
             let mut flags = String::new();
             if c.heal.restarts > 0 {

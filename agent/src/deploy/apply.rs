@@ -80,7 +80,7 @@ impl Deployer {
 
     /// Writes the stack's unrecorded release if there is one (kept for later if it still
     /// cannot be written) and puts it in `releases` in place of its `in_progress` record.
-    fn flush_unrecorded(&self, stack: &StackLedger, releases: &mut Vec<Release>) {
+    pub(super) fn flush_unrecorded(&self, stack: &StackLedger, releases: &mut Vec<Release>) {
         let Some(release) = self.unrecorded(stack.name()) else {
             return;
         };
@@ -104,7 +104,7 @@ impl Deployer {
     /// Writes a finished release; when that fails, a release that ended well becomes the
     /// report's `not_recorded` outcome (what runs is the new release, not "nothing changed")
     /// and is kept in memory for the next job to write.
-    fn record_end(
+    pub(super) fn record_end(
         &self,
         stack: &StackLedger,
         release: &Release,
@@ -238,6 +238,10 @@ impl Deployer {
             }
         };
         self.flush_unrecorded(&stack, &mut releases);
+        // A canary left by a daemon that stopped is resumed by the next daemon before any
+        // other job; a deploy that gets here instead (`--local`) converges as after any
+        // interruption, and the canary's record goes.
+        stack.clear_canary();
         let recovered = stack.recover_in(&lock, &mut releases)?;
         if !recovered.is_empty() {
             progress.step(
@@ -414,82 +418,31 @@ impl Deployer {
                 mode: Mode::Deploy,
                 progress,
                 edge: self.edge.as_ref(),
+                resume: None,
                 applied: Applied::default(),
             };
             let result = tokio::time::timeout_at(deadline, rollout.run())
                 .await
                 .unwrap_or(Err(DeployError::Timeout { after: req.timeout }));
             let applied = rollout.applied.into_inner();
-            release.jobs.extend(applied.jobs.clone());
-            release.services = applied.records.clone();
-            match result {
-                Ok(()) => release.outcome = Outcome::Succeeded,
-                Err(e) if !applied.touched_running => {
-                    progress.step(None, "failed before anything running changed");
-                    release.outcome = Outcome::Failed;
-                    release.error = Some(e.to_string());
-                    report.exit_code_override = Some(match e.exit_code() {
-                        crate::ExitCode::InvalidInput => crate::ExitCode::InvalidInput,
-                        crate::ExitCode::Unavailable => crate::ExitCode::Unavailable,
-                        _ => crate::ExitCode::Failed,
-                    });
-                }
-                Err(e @ (DeployError::Paused { .. } | DeployError::Continued { .. })) => {
-                    progress.step(None, "rollout stopped without rollback (failure_action)");
-                    release.outcome = Outcome::Failed;
-                    release.error = Some(e.to_string());
-                    report.exit_code_override = Some(crate::ExitCode::RollbackFailed);
-                }
-                Err(e) => {
-                    release.error = Some(e.to_string());
-                    match &previous {
-                        Some(prev) => {
-                            progress.step(
-                                None,
-                                &format!("rollout failed; rolling back to {}", prev.id()),
-                            );
-                            report.rolled_back_to = Some(prev.id());
-                            match self
-                                .rollback_inner(prev, &stack, &release, req, progress)
-                                .await
-                            {
-                                Ok(()) => release.outcome = Outcome::RolledBack,
-                                Err(re) => {
-                                    release.outcome = Outcome::RollbackFailed;
-                                    release.error = Some(format!("{e}\nrollback failed: {re}"));
-                                }
-                            }
-                        }
-                        None => {
-                            release.outcome = Outcome::RollbackFailed;
-                            release.error =
-                                Some(format!("{e}\nno earlier good release to roll back to"));
-                        }
-                    }
-                }
-            }
+            self.settle(
+                result,
+                applied,
+                previous.as_ref(),
+                &stack,
+                &mut release,
+                req,
+                progress,
+                report,
+            )
+            .await;
         }
-        if plan.services.iter().any(|s| !s.edge.is_empty()) {
-            // Whatever happened, the switch follows what now runs.
-            if let Err(e) =
-                super::sync_edge(self.engine.as_ref(), self.edge.as_ref(), &project.name).await
-            {
-                tracing::warn!(stack = %project.name, error = %e, "edge switch not in line with the containers");
-                progress.step(None, &format!("warning: {e}"));
-            }
-        }
-        release.finished_at = Some(now_rfc3339());
-        self.record_end(&stack, &release, report)?;
-        let pruned = stack.prune(&lock, req.keep_releases)?;
-        if !pruned.is_empty() {
-            tracing::info!(stack = %req.stack, pruned = pruned.len(), "pruned old releases");
-            self.prune_images(&stack, &pruned, progress).await?;
-        }
-        report.outcome = release.outcome;
-        report.services = release.services.clone();
-        report.error = release.error.clone();
-        Ok(())
+        let switched = plan.services.iter().any(|s| !s.edge.is_empty());
+        let switched = switched.then_some(project.name.as_str());
+        self.end_release(&stack, &lock, switched, &mut release, req, progress, report)
+            .await
     }
+
     /// Re-applies a recorded release exactly: its model, its images by id.
     pub async fn rollback(
         &self,
@@ -637,7 +590,7 @@ impl Deployer {
         Ok(())
     }
 
-    async fn rollback_inner(
+    pub(super) async fn rollback_inner(
         &self,
         target: &Release,
         stack: &StackLedger,
@@ -694,6 +647,7 @@ impl Deployer {
             mode: Mode::Rollback,
             progress,
             edge: self.edge.as_ref(),
+            resume: None,
             applied: Applied::default(),
         }
         .run()
@@ -703,7 +657,7 @@ impl Deployer {
 
 /// Ends a job's report: an error that stopped it goes into the report (with its own exit code
 /// while nothing had run yet), never out as a failure of the call.
-fn finish(
+pub(super) fn finish(
     mut report: DeployReport,
     result: Result<(), DeployError>,
     started: Instant,

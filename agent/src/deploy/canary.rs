@@ -12,17 +12,21 @@
 //!
 //! Design: the shares are nftables `numgen` ranges ([`crate::edge`]); an operator's command
 //! arrives through the stack's state ([`crate::ledger::CanaryCommand`]), polled every 200 ms.
+//! Each step reached (and each probe failure) is recorded in the stack's state
+//! ([`crate::ledger::CanaryState`]: step, pause deadline, counters, containers), so a daemon
+//! that stops (SIGTERM, crash, `kill -9`) leaves the canary at its step: the kernel keeps the
+//! shares meanwhile, and the next daemon resumes the canary there (`resume.rs`).
 //!
 //! Limits: one canary container (replica 1); a canary needs a published TCP port through the
-//! switch. A daemon that dies during a canary does not resume it: the next daemon converges on
-//! the last good release (the canary is removed, every connection goes to the old version).
+//! switch. Probe failures counted between the last record and a crash are lost (at most the
+//! failures of one probe interval).
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::compose::Service;
 use crate::compose::xgantry::Canary;
 use crate::engine::ContainerInfo;
-use crate::ledger::CanaryCommand;
+use crate::ledger::{CanaryCommand, CanaryContainer, CanaryState, unix_ms};
 
 use super::edge::Rotation;
 use super::rollout::Rollout;
@@ -30,8 +34,10 @@ use super::{DeployError, health};
 
 impl Rollout<'_> {
     /// Runs `canary`'s steps for `new` (ready, not yet in rotation) against the old
-    /// containers in `rotation`. Returns once the last step (100) is reached; on an abort,
-    /// the canary is out of rotation and removed, and the error says why.
+    /// containers in `rotation`, from the first step or, resumed by a new daemon, from the step
+    /// the stack's canary record holds ([`Rollout::resume`]). Returns once the last step (100)
+    /// is reached; on an abort, the canary is out of rotation and removed, its record is
+    /// gone, and the error says why.
     pub(super) async fn canary(
         &self,
         svc: &Service,
@@ -39,6 +45,10 @@ impl Rollout<'_> {
         rotation: &mut Rotation<'_>,
         new: &ContainerInfo,
     ) -> Result<(), DeployError> {
+        let resumed = self
+            .resume
+            .as_ref()
+            .filter(|r| r.service == svc.name && r.new.id == new.id);
         // The canary serves real traffic from here on: a failure is a rollback.
         self.applied.with(|a| a.touched_running = true);
         let stack = self.project.name.clone();
@@ -48,10 +58,54 @@ impl Rollout<'_> {
             .map_or(Duration::from_secs(1), |p| p.interval)
             .max(Duration::from_millis(200));
         let ip = new.ip_addresses.values().next().cloned();
-        let restarts_at_start = new.state.restart_count.unwrap_or(0);
-        let _ = self.stack.take_canary_command(); // a stale one from an earlier deploy
-        for &share in &canary.steps {
+        let (first, restarts_at_start) = match resumed {
+            // A command given while no daemon ran is for this canary: it is kept.
+            Some(r) => (
+                r.step.min(canary.steps.len().saturating_sub(1)),
+                r.restarts_at_start,
+            ),
+            None => {
+                let _ = self.stack.take_canary_command(); // a stale one from an earlier deploy
+                (0, new.state.restart_count.unwrap_or(0))
+            }
+        };
+        let mut record = CanaryState {
+            release: self.release.seq,
+            service: svc.name.clone(),
+            steps: canary.steps.clone(),
+            step: first,
+            pause_until_ms: 0,
+            probe_failures: 0,
+            restarts_at_start,
+            new: CanaryContainer {
+                id: new.id.clone(),
+                name: new.name.clone(),
+            },
+            old: rotation
+                .members
+                .iter()
+                .filter(|(id, _)| **id != new.id)
+                .map(|(id, (name, _))| CanaryContainer {
+                    id: id.clone(),
+                    name: name.clone(),
+                })
+                .collect(),
+            jobs: self.applied.with(|a| a.jobs.clone()),
+            ready_timeout_ms: u64::try_from(self.req.ready_timeout.as_millis()).unwrap_or(u64::MAX),
+            deadline_ms: humantime::parse_rfc3339(&self.release.started_at)
+                .map_or(0, |t| unix_ms(t + self.req.timeout)),
+        };
+        for (i, &share) in canary.steps.iter().enumerate().skip(first) {
             rotation.split(new, share).await?;
+            // Resumed: the rest of the step's pause and its failures; otherwise a fresh step.
+            let (pause, mut failures) = match resumed.filter(|r| r.step == i) {
+                Some(r) => (r.pause_left().min(canary.pause), r.probe_failures),
+                None => (canary.pause, 0),
+            };
+            record.step = i;
+            record.probe_failures = failures;
+            record.pause_until_ms = unix_ms(SystemTime::now() + pause);
+            self.save_canary(&record);
             if share >= 100 {
                 self.progress.step(
                     Some(&svc.name),
@@ -62,14 +116,18 @@ impl Rollout<'_> {
             self.progress.step(
                 Some(&svc.name),
                 &format!(
-                    "canary {share}%: {share}% of new connections to {}, watching for {} \
+                    "canary {share}%: {share}% of new connections to {}, {}watching for {} \
                      (gantry promote {stack} / gantry abort {stack})",
                     new.name,
-                    humantime::format_duration(canary.pause)
+                    if resumed.is_some_and(|r| r.step == i) {
+                        "resumed after a daemon restart, "
+                    } else {
+                        ""
+                    },
+                    humantime::format_duration(Duration::from_secs(pause.as_secs()))
                 ),
             );
             let t0 = Instant::now();
-            let mut failures = 0u32;
             let mut next_probe = Instant::now();
             let why = loop {
                 match self.stack.take_canary_command() {
@@ -81,7 +139,7 @@ impl Rollout<'_> {
                     Some(CanaryCommand::Abort) => break Some("aborted by hand".to_owned()),
                     None => {}
                 }
-                if t0.elapsed() >= canary.pause {
+                if t0.elapsed() >= pause {
                     break None;
                 }
                 if Instant::now() >= next_probe {
@@ -105,6 +163,8 @@ impl Rollout<'_> {
                             health::probe_once(&p.target, ip.as_deref(), p.timeout).await
                     {
                         failures += 1;
+                        record.probe_failures = failures;
+                        self.save_canary(&record);
                         if failures >= canary.probe_failures {
                             break Some(format!(
                                 "its probe failed {failures} time(s) (abort.probe_failures: \
@@ -123,6 +183,7 @@ impl Rollout<'_> {
                 );
                 rotation.leave(&new.id).await?;
                 let _ = self.engine.remove_container(&new.id, true).await;
+                self.stack.clear_canary();
                 return Err(DeployError::CanaryAborted {
                     service: svc.name.clone(),
                     share,
@@ -131,5 +192,13 @@ impl Rollout<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Records the canary's progress; a failure to write is logged, not fatal (the canary
+    /// goes on, it would only not be resumed after a crash).
+    fn save_canary(&self, record: &CanaryState) {
+        if let Err(e) = self.stack.save_canary(record) {
+            tracing::warn!(stack = %self.project.name, error = %e, "canary progress not recorded: a new daemon could not resume it");
+        }
     }
 }

@@ -4,7 +4,8 @@
 //! Design: the switch's truth is Docker: a running container carrying [`edge::LABEL`] is
 //! behind its service's ports. [`sync_edge`] rebuilds a stack's routes from that alone, so a
 //! new daemon, a reboot (nftables is not persistent) or an interrupted rollout converges
-//! without any state of its own. During a rollout, [`Rotation`] is the set being switched:
+//! without any state of its own (but a canary in progress: [`sync_edge_canary`] keeps its
+//! recorded share while a new daemon resumes it). During a rollout, [`Rotation`] is the set being switched:
 //! the new container joins once it is ready, the old one leaves, then [`drain`] waits for its
 //! open connections to end (up to the grace period) before it is stopped.
 //!
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 use crate::compose::Service;
 use crate::edge::{self, Edge, Routes, SwitchedPort};
 use crate::engine::{ContainerInfo, ContainerSpec, Engine, Protocol, PublishedPort};
+use crate::ledger::CanaryState;
 
 use super::DeployError;
 
@@ -154,32 +156,14 @@ impl<'a> Rotation<'a> {
             .filter(|(id, _)| **id != new.id)
             .map(|(_, (name, ip))| (name.clone(), *ip))
             .collect();
-        let share = if others.is_empty() {
-            100
-        } else {
-            share.min(100)
-        };
-        let rest = Routes::equal(&self.stack, &self.service, Vec::new(), others);
-        let mut backends: Vec<edge::Backend> = rest
-            .backends
-            .into_iter()
-            .map(|mut b| {
-                b.weight =
-                    u8::try_from(u32::from(b.weight) * u32::from(100 - share) / 100).unwrap_or(0);
-                b
-            })
-            .collect();
-        backends.push(edge::Backend {
-            container: new.name.clone(),
-            ip,
-            weight: share,
-        });
-        let routes = Routes {
-            stack: self.stack.clone(),
-            service: self.service.clone(),
-            ports: self.ports.clone(),
-            backends,
-        };
+        let routes = split_routes(
+            &self.stack,
+            &self.service,
+            self.ports.clone(),
+            others,
+            (new.name.clone(), ip),
+            share,
+        );
         self.edge
             .set_routes(&routes)
             .await
@@ -266,6 +250,44 @@ impl<'a> Rotation<'a> {
     }
 }
 
+/// `new` with `share` percent of new connections, `others` sharing the rest equally (all of
+/// them to `new` when there are no others).
+fn split_routes(
+    stack: &str,
+    service: &str,
+    ports: Vec<SwitchedPort>,
+    others: Vec<(String, Ipv4Addr)>,
+    new: (String, Ipv4Addr),
+    share: u8,
+) -> Routes {
+    let share = if others.is_empty() {
+        100
+    } else {
+        share.min(100)
+    };
+    let rest = Routes::equal(stack, service, Vec::new(), others);
+    let mut backends: Vec<edge::Backend> = rest
+        .backends
+        .into_iter()
+        .map(|mut b| {
+            b.weight =
+                u8::try_from(u32::from(b.weight) * u32::from(100 - share) / 100).unwrap_or(0);
+            b
+        })
+        .collect();
+    backends.push(edge::Backend {
+        container: new.0,
+        ip: new.1,
+        weight: share,
+    });
+    Routes {
+        stack: stack.to_owned(),
+        service: service.to_owned(),
+        ports,
+        backends,
+    }
+}
+
 /// The address the switch sends a container's connections to.
 fn address(c: &ContainerInfo) -> Option<Ipv4Addr> {
     c.ip_addresses.values().find_map(|ip| ip.parse().ok())
@@ -280,7 +302,7 @@ pub async fn sync_edge(
     edge: &dyn Edge,
     stack: &str,
 ) -> Result<Vec<String>, DeployError> {
-    sync_edge_except(engine, edge, stack, &BTreeSet::new()).await
+    sync_edge_with(engine, edge, stack, &BTreeSet::new(), None).await
 }
 
 /// [`sync_edge`], leaving out the containers (ids) in `unready` (their readiness probe fails
@@ -290,6 +312,28 @@ pub async fn sync_edge_except(
     edge: &dyn Edge,
     stack: &str,
     unready: &BTreeSet<String>,
+) -> Result<Vec<String>, DeployError> {
+    sync_edge_with(engine, edge, stack, unready, None).await
+}
+
+/// [`sync_edge`] for a stack with a canary in progress (a daemon that starts and will resume
+/// it): its service keeps the canary's share of new connections, the canary's temporary
+/// `-gantry-next` container included, while that container runs.
+pub async fn sync_edge_canary(
+    engine: &dyn Engine,
+    edge: &dyn Edge,
+    stack: &str,
+    canary: &CanaryState,
+) -> Result<Vec<String>, DeployError> {
+    sync_edge_with(engine, edge, stack, &BTreeSet::new(), Some(canary)).await
+}
+
+async fn sync_edge_with(
+    engine: &dyn Engine,
+    edge: &dyn Edge,
+    stack: &str,
+    unready: &BTreeSet<String>,
+    canary: Option<&CanaryState>,
 ) -> Result<Vec<String>, DeployError> {
     if edge.available().is_err() {
         return Ok(Vec::new());
@@ -303,27 +347,44 @@ pub async fn sync_edge_except(
     }
     let mut routed = Vec::new();
     for (service, mut list) in by_service {
-        if list.iter().any(|c| !c.name.ends_with("-gantry-next")) {
-            list.retain(|c| !c.name.ends_with("-gantry-next"));
-        }
-        // Out of rotation while not ready; a service with no ready container keeps them all
-        // (a failing answer beats no answer; supervision restarts them).
-        if list.iter().any(|c| !unready.contains(&c.id)) {
-            list.retain(|c| !unready.contains(&c.id));
-        }
         let ports = list
             .iter()
             .find_map(|c| c.labels.get(edge::LABEL))
             .map(|v| edge::parse_label(v))
             .unwrap_or_default();
-        let backends: Vec<(String, Ipv4Addr)> = list
-            .iter()
-            .filter_map(|c| Some((c.name.clone(), address(c)?)))
-            .collect();
-        if ports.is_empty() || backends.is_empty() {
-            continue;
-        }
-        edge.set_routes(&Routes::equal(stack, &service, ports, backends))
+        let canary = canary
+            .filter(|k| k.service == service && !ports.is_empty())
+            .and_then(|k| {
+                let new = list.iter().find(|c| c.id == k.new.id)?;
+                Some((k, new.id.clone(), (new.name.clone(), address(new)?)))
+            });
+        let routes = if let Some((canary, id, new)) = canary {
+            // The canary keeps its share, beside every other running container.
+            let others = list
+                .iter()
+                .filter(|c| c.id != id)
+                .filter_map(|c| Some((c.name.clone(), address(c)?)))
+                .collect();
+            split_routes(stack, &service, ports, others, new, canary.share())
+        } else {
+            if list.iter().any(|c| !c.name.ends_with("-gantry-next")) {
+                list.retain(|c| !c.name.ends_with("-gantry-next"));
+            }
+            // Out of rotation while not ready; a service with no ready container keeps them
+            // all (a failing answer beats no answer; supervision restarts them).
+            if list.iter().any(|c| !unready.contains(&c.id)) {
+                list.retain(|c| !unready.contains(&c.id));
+            }
+            let backends: Vec<(String, Ipv4Addr)> = list
+                .iter()
+                .filter_map(|c| Some((c.name.clone(), address(c)?)))
+                .collect();
+            if ports.is_empty() || backends.is_empty() {
+                continue;
+            }
+            Routes::equal(stack, &service, ports, backends)
+        };
+        edge.set_routes(&routes)
             .await
             .map_err(|source| DeployError::Edge {
                 service: service.clone(),

@@ -17,6 +17,8 @@
 //! failure_action (rollback, pause, continue).
 //!
 //! Files, one job each: `apply.rs` orchestration and ledger transitions ([`Deployer`]),
+//! `conclude.rs` how a rollout ends (outcome, rollback, record), `resume.rs` a canary resumed
+//! by a new daemon, `canary.rs` canary steps, `edge.rs` the edge switch's rotation,
 //! `images.rs` pulls and pruning, `schedule.rs` which services converge when (all whose
 //! dependencies are done, at once; [`DeployRequest::concurrency`] Docker calls in flight), `rollout.rs`
 //! converging one service (a `Rollout` context), `jobs.rs` one-shot jobs, `ready.rs` readiness waits, [`health`] the
@@ -30,6 +32,7 @@
 
 pub mod apply;
 mod canary;
+mod conclude;
 mod edge;
 pub mod health;
 mod images;
@@ -39,6 +42,7 @@ pub mod probe;
 mod ready;
 mod recorded;
 pub mod render;
+mod resume;
 mod rollout;
 mod schedule;
 #[cfg(test)]
@@ -57,7 +61,7 @@ use crate::engine::{Engine, EngineError};
 use crate::ledger::{Ledger, LedgerError, Outcome, ServiceRecord};
 
 pub use apply::Deployer;
-pub use edge::{sync_edge, sync_edge_except};
+pub use edge::{sync_edge, sync_edge_canary, sync_edge_except};
 pub use plan::{Action, Plan, ServicePlan};
 
 /// Why a deploy failed. Each variant names what failed.

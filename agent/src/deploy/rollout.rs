@@ -13,39 +13,36 @@
 //!
 //! Start-first behind Docker's DNS, without a stall. Docker's DNS is not health-aware, so the
 //! new container starts without its aliases and gets them by a reconnect once ready
-//! (`give_aliases`). Measured on Docker 20.10 (a busybox client resolving the service and
-//! fetching from it every 20 ms while containers are replaced by hand, and `bench/deploy.sh`):
-//! that reconnect is not what stalls clients. The new container comes back on the same
-//! address with the same MAC (Docker derives it from the address), so no neighbour entry goes
-//! stale; no DNS answer carried its address before; and lookups made during connects and
-//! disconnects never took over 200 ms (600+ lookups). The stall was the old container leaving:
-//! a disconnect drops its DNS names and its address at once, so a request already sent to it,
-//! or sent to the address a lookup returned a moment before, goes into the void (no reset:
-//! the interface is gone) and the client waits for its own timeout (2 s in the bench: the
-//! 2,060 ms gap of issue 10; 2 of 10 hand-driven replacements lost a request this way). The
-//! fix: the old container first leaves DNS by a reconnect without its aliases
-//! (`drop_aliases`; it comes back on the address just freed, so a request caught in that
-//! short gap is retransmitted to it and answered instead of lost), serves what was already
-//! sent its way for [`DNS_DRAIN`], and is then stopped on its networks like stop-first. The
-//! same hand-driven replacement then lost 0 of 10 requests (was 2 of 10), DNS answering the
-//! new container throughout.
+//! (`give_aliases`). Measured on Docker 20.10 (a client resolving the service and fetching
+//! from it every 20 ms, `bench/deploy.sh`, and probes of each address from the client's
+//! network namespace): Docker's DNS names an address for a moment while it does not answer:
+//! the new container's, during its reconnect, before its interface is up; the old one's, when
+//! it leaves. A connection opened to it then waits for the client's SYN retransmission (about
+//! 1 s: 14 rounds of 20). With the edge switch on the host, the replacement hands the address
+//! over in the kernel ([`crate::edge::Edge::hand_over`]): new connections to the new address go
+//! to the old container during the reconnect, then new connections to the old address go to
+//! the new container while the old one, on its networks, serves what it has until it exits
+//! (0 failed; 1 to 3 rounds of 20 at 250 ms or more under load, the first among them). Without the switch, the old
+//! container first leaves DNS by a reconnect without its aliases (`drop_aliases`; it comes
+//! back on the address just freed, so a request caught in the gap is retransmitted to it and
+//! answered), serves what was already sent its way for [`DNS_DRAIN`], then is stopped.
 //!
 //! Limits: replicas of one service are replaced one batch after another; start-first
 //! reconnects a new container to its networks once to give it its aliases (connections it
-//! opened while starting are reset), and the old one once to take them away. A connection
-//! opened to the old container during its reconnect (a few hundred ms) waits for the
-//! client's SYN retransmission: a gap of about 1 s, not a failure (8 of 10 replacements with
-//! a client every 20 ms). Closing that gap needs the address to keep answering during the
-//! swap (a DNAT of the old address to the new container, the edge switch's kind of rule), not
-//! Docker's API. A client that caches a DNS answer longer than the drain reaches the old
-//! container until it stops.
+//! opened while starting are reset). A client that never talked to the new address must
+//! resolve its MAC first, which fails until the new interface is up: that connection still
+//! waits about 1 s (the first replacement after a cold deploy). Without the switch, a
+//! connection opened to the old container during its reconnect waits the same way, and a
+//! client that caches a DNS answer longer than the drain reaches the old container until it
+//! stops.
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use crate::compose::{Project, Service};
 use crate::engine::{ContainerInfo, Engine};
-use crate::ledger::{Release, ServiceRecord, StackLedger};
+use crate::ledger::{CanaryState, Release, ServiceRecord, StackLedger};
 
 use super::edge::Rotation;
 use super::plan::{self, Action, Plan, ServicePlan};
@@ -102,6 +99,8 @@ pub(super) struct Rollout<'a> {
     pub(super) progress: &'a dyn Progress,
     /// The published-port switch ([`crate::edge`]).
     pub(super) edge: &'a dyn crate::edge::Edge,
+    /// A canary a daemon left at a step, to resume there (`resume.rs`).
+    pub(super) resume: Option<CanaryState>,
     pub(super) applied: Applied,
 }
 
@@ -151,6 +150,9 @@ impl Rollout<'_> {
         // Per replica: what to keep, what to replace.
         let mut ready = Vec::new();
         let mut replace: Vec<(u32, Option<ContainerInfo>)> = Vec::new();
+        // A canary resumed after a daemon restart: replica → its new container, already ready
+        // and in rotation beside the old one.
+        let mut resumed: BTreeMap<u32, ContainerInfo> = BTreeMap::new();
         for n in 1..=sp.replicas {
             let name = translate::container_name(project, svc, n);
             let mine: Vec<&ContainerInfo> = sp
@@ -158,6 +160,11 @@ impl Rollout<'_> {
                 .iter()
                 .filter(|c| c.number == Some(n))
                 .collect();
+            if let Some((old, new)) = self.resumed_canary(svc, &mine) {
+                replace.push((n, Some(old.clone())));
+                resumed.insert(n, new.clone());
+                continue;
+            }
             let keep = plan::best_container(&mine, &sp.hash, sp.image_id.as_deref());
             for other in mine
                 .iter()
@@ -217,7 +224,9 @@ impl Rollout<'_> {
                     Some(_) => format!("{name}-gantry-next"),
                     None => name.clone(),
                 };
+                let resuming = resumed.get(n);
                 if old.is_some()
+                    && resuming.is_none()
                     && let Ok(stale) = self.engine.inspect_container(&temp).await
                 {
                     self.engine.remove_container(&stale.id, true).await?;
@@ -234,9 +243,19 @@ impl Rollout<'_> {
                         a.aliases.clear();
                     }
                 }
-                let id = self.engine.create_container(&create).await?;
+                let id = match resuming {
+                    Some(c) => c.id.clone(),
+                    None => self.engine.create_container(&create).await?,
+                };
                 let t = Instant::now();
                 match old {
+                    Some(old) if start_first && resuming.is_some() => {
+                        // Started, ready and given its aliases before the daemon stopped.
+                        progress.step(
+                            Some(&svc.name),
+                            &format!("{} still serving beside {}", create.name, old.name),
+                        );
+                    }
                     Some(old) if start_first => {
                         self.engine.start_container(&id).await?;
                         if let Err(e) =
@@ -246,9 +265,21 @@ impl Rollout<'_> {
                             let _ = self.engine.remove_container(&id, true).await;
                             return Err(e);
                         }
-                        self.give_aliases(&id, &attachments).await?;
+                        // Docker's DNS may name the new address before its interface answers:
+                        // meanwhile, new connections to it go to the old container.
+                        let new = self.engine.inspect_container(&id).await?;
+                        let pairs = hand_over_pairs(&new, old, &attachments);
+                        self.hand_over(&pairs, true, HAND_OVER).await;
+                        let given = self.give_aliases(&id, &attachments).await;
+                        self.hand_over(&pairs, false, HAND_OVER).await;
+                        given?;
                         serving(progress, svc, &name, t);
-                        let r = Instant::now();
+                    }
+                    _ => {}
+                }
+                match old {
+                    Some(old) if start_first => {
+                        let mut r = Instant::now();
                         if rotation.active() {
                             // New connections to the published ports go to the new container
                             // at once (or step by step, a canary); the old one drains, then
@@ -259,17 +290,33 @@ impl Rollout<'_> {
                             {
                                 canaried = true;
                                 self.canary(svc, canary, &mut rotation, &new).await?;
+                                r = Instant::now();
                             }
                             rotation.swap(Some(&old.id), &new).await?;
                             self.retire_from(&mut rotation, old, signal, stop_timeout)
                                 .await?;
                         } else {
-                            // Out of DNS first, serving what was already sent its way, then
-                            // stopped (see `drop_aliases`).
-                            self.drop_aliases(old).await?;
-                            tokio::time::sleep(DNS_DRAIN).await;
-                            self.retire(old, signal, stop_timeout, Leave::ServeUntilExit)
-                                .await?;
+                            let new = self.engine.inspect_container(&id).await?;
+                            let pairs = hand_over_pairs(old, &new, &attachments);
+                            if self.edge.available().is_ok() && !pairs.is_empty() {
+                                // New connections to its address go to the new container
+                                // (whatever DNS answered); it serves what it has until it
+                                // exits, on its networks.
+                                let bound = stop_timeout + HAND_OVER;
+                                self.hand_over(&pairs, true, bound).await;
+                                let retired = self
+                                    .retire(old, signal, stop_timeout, Leave::ServeUntilExit)
+                                    .await;
+                                self.hand_over(&pairs, false, bound).await;
+                                retired?;
+                            } else {
+                                // Out of DNS first, serving what was already sent its way,
+                                // then stopped (see `drop_aliases`).
+                                self.drop_aliases(old).await?;
+                                tokio::time::sleep(DNS_DRAIN).await;
+                                self.retire(old, signal, stop_timeout, Leave::ServeUntilExit)
+                                    .await?;
+                            }
                         }
                         retired(progress, svc, &old.name, r);
                         self.engine.rename_container(&id, &name).await?;
@@ -325,6 +372,20 @@ impl Rollout<'_> {
         Ok(())
     }
 
+    /// The (old, new) containers of a replica whose canary [`Rollout::resume`] continues: both
+    /// still run, as recorded when the daemon stopped.
+    fn resumed_canary<'c>(
+        &self,
+        svc: &Service,
+        mine: &[&'c ContainerInfo],
+    ) -> Option<(&'c ContainerInfo, &'c ContainerInfo)> {
+        let r = self.resume.as_ref().filter(|r| r.service == svc.name)?;
+        let running = |id: &str| mine.iter().copied().find(|c| c.id == id && c.state.running);
+        let new = running(&r.new.id)?;
+        let old = r.old.iter().find_map(|o| running(&o.id))?;
+        Some((old, new))
+    }
+
     /// Reconnects a container to the networks of `attachments` that carry aliases, with them:
     /// the moment other containers start resolving it under its service's name.
     async fn give_aliases(
@@ -337,6 +398,18 @@ impl Rollout<'_> {
             self.engine.connect_network(id, a).await?;
         }
         Ok(())
+    }
+
+    /// Starts (`on`) or ends the hand-over of each (from, to) address pair through the edge
+    /// switch's kernel rules ([`crate::edge::Edge::hand_over`]); a failure is logged (the
+    /// replacement goes on, as without the switch).
+    /// `at_most` bounds it should this process die before it ends it.
+    async fn hand_over(&self, pairs: &[(Ipv4Addr, Ipv4Addr)], on: bool, at_most: Duration) {
+        for (from, to) in pairs {
+            if let Err(e) = self.edge.hand_over(*from, on.then_some(*to), at_most).await {
+                tracing::warn!(%from, %to, on, error = %e, "edge hand-over not applied");
+            }
+        }
     }
 
     /// Takes a container that serves under its service's name out of Docker's DNS while it
@@ -409,6 +482,27 @@ impl Rollout<'_> {
         Ok(())
     }
 }
+
+/// The (address of `from`, address of `to`) pairs on the networks where `attachments` give
+/// aliases: what a hand-over between the two redirects.
+fn hand_over_pairs(
+    from: &ContainerInfo,
+    to: &ContainerInfo,
+    attachments: &[crate::engine::NetworkAttachment],
+) -> Vec<(Ipv4Addr, Ipv4Addr)> {
+    attachments
+        .iter()
+        .filter(|a| !a.aliases.is_empty())
+        .filter_map(|a| {
+            let ip = |c: &ContainerInfo| c.ip_addresses.get(&a.network)?.parse().ok();
+            Some((ip(from)?, ip(to)?))
+        })
+        .collect()
+}
+
+/// How long a hand-over of addresses may outlive its rollout (a process killed in the middle),
+/// beyond the stop grace period of the container leaving.
+const HAND_OVER: Duration = Duration::from_secs(60);
 
 /// How long a container taken out of DNS keeps serving before its stop signal: clients
 /// that resolved its address just before still reach it.

@@ -162,6 +162,19 @@ pub trait Edge: Send + Sync + fmt::Debug {
     /// the switch takes over from it on the next replacement.)
     async fn check_free(&self, stack: &str, service: &str, listen: Listen)
     -> Result<(), EdgeError>;
+
+    /// While a container hands its service name over to another on a Docker network: new
+    /// connections to address `from` go to `to` instead (`None`: no longer), whatever the
+    /// port, for `at_most` (a process that dies leaves nothing behind for longer);
+    /// established ones keep their way. Without a switch, nothing happens.
+    async fn hand_over(
+        &self,
+        _from: Ipv4Addr,
+        _to: Option<Ipv4Addr>,
+        _at_most: std::time::Duration,
+    ) -> Result<(), EdgeError> {
+        Ok(())
+    }
 }
 
 /// No switch: Docker publishes every port, as before.

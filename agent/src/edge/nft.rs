@@ -11,7 +11,14 @@
 //!   container are masqueraded, so the answer comes back through the host (loopback and
 //!   hairpin). Flows from other hosts keep their source address;
 //! - `martians` (filter, raw priority): packets for 127.0.0.0/8 that arrive on any interface but
-//!   `lo` are dropped: loopback DNAT needs `route_localnet`, and this keeps that safe.
+//!   `lo` are dropped: loopback DNAT needs `route_localnet`, and this keeps that safe;
+//! - `handover` (nat, priority dstnat - 6) and its map `handover_map` (address → address,
+//!   each element with a timeout, so that a process that dies leaves none for long): while
+//!   a start-first replacement moves a service name from one container to another on a Docker
+//!   network, new connections to the address leaving DNS (or to the one joining it before its
+//!   interface answers) go to the other container. Traffic between containers of one bridge
+//!   passes these hooks through `br_netfilter` (`bridge-nf-call-iptables`, which Docker sets);
+//!   the answer is un-NATed by conntrack on its way back.
 //!
 //! Every change is one `nft -f -` transaction, so a switch is atomic: a new connection sees
 //! the old rules or the new ones. NAT applies to the first packet of a flow only: conntrack
@@ -23,6 +30,7 @@
 //! persistent: after a reboot the daemon rebuilds it from the running containers.
 
 use std::fmt::Write as _;
+use std::net::Ipv4Addr;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -120,10 +128,24 @@ impl NftEdge {
                 "martians",
                 "type filter hook prerouting priority raw; policy accept;",
             ),
+            (
+                "handover",
+                "type nat hook prerouting priority dstnat - 6; policy accept;",
+            ),
         ] {
             let _ = writeln!(script, "add chain {TABLE} {chain} {{ {spec} }}");
             let _ = writeln!(script, "flush chain {TABLE} {chain}");
         }
+        // Not flushed: other processes (the daemon, a `--local` deploy) may be handing over
+        // now; each element expires by itself.
+        let _ = writeln!(
+            script,
+            "add map {TABLE} handover_map {{ type ipv4_addr : ipv4_addr; flags timeout; }}"
+        );
+        let _ = writeln!(
+            script,
+            "add rule {TABLE} handover dnat ip to ip daddr map @handover_map"
+        );
         let _ = writeln!(script, "add chain {TABLE} routes");
         let _ = writeln!(script, "add rule {TABLE} prerouting jump routes");
         let _ = writeln!(script, "add rule {TABLE} output jump routes");
@@ -428,6 +450,31 @@ impl Edge for NftEdge {
             return Ok(());
         }
         tracing::info!(stack, removed = %removed.join(","), "edge routes removed");
+        Ok(())
+    }
+
+    async fn hand_over(
+        &self,
+        from: Ipv4Addr,
+        to: Option<Ipv4Addr>,
+        at_most: Duration,
+    ) -> Result<(), EdgeError> {
+        self.base().await?;
+        // An element is replaced by deleting it first; deleting one that is not there fails
+        // (nothing to undo then).
+        let _ = self
+            .run_nft(&format!(
+                "delete element {TABLE} handover_map {{ {from} }}\n"
+            ))
+            .await;
+        if let Some(to) = to {
+            let secs = at_most.as_secs().max(1);
+            self.run_nft(&format!(
+                "add element {TABLE} handover_map {{ {from} timeout {secs}s : {to} }}\n"
+            ))
+            .await?;
+        }
+        tracing::debug!(%from, to = ?to, "edge hand-over");
         Ok(())
     }
 

@@ -7,6 +7,8 @@
 //! stacks/<stack>/lock.json         who holds the lock (deploy id, pid, start time, command)
 //! stacks/<stack>/releases/<seq>.json   one release each, <seq> zero-padded and increasing
 //! stacks/<stack>/jobs/<seq>-<service>.log   a one-shot job's output, kept with its release
+//! stacks/<stack>/canary.json       the canary in progress: the step it reached (canary.rs)
+//! stacks/<stack>/canary-command    `gantry promote|abort` waiting for that canary
 //! ```
 //!
 //! A stack's directories are created when its lock is first taken, never by a read.
@@ -28,7 +30,7 @@
 mod canary;
 pub mod render;
 
-pub use canary::{CanaryCommand, canary_request};
+pub use canary::{CanaryCommand, CanaryContainer, CanaryState, canary_request, unix_ms};
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};

@@ -258,12 +258,17 @@ impl Supervisor {
         )
     }
 
-    /// Whether a job, queued or running, or a live `--local` deploy holds `stack`.
+    /// Whether a job, queued or running, or a live `--local` deploy holds `stack`, or a
+    /// canary is recorded in progress on it (its resumption owns the stack).
     pub fn paused(&self, stack: &str) -> bool {
         if self.jobs.busy(stack) {
             return true;
         }
-        let holder = self.ledger.stack(stack).ok().and_then(|s| s.holder());
+        let ledger = self.ledger.stack(stack).ok();
+        if ledger.as_ref().is_some_and(|s| s.canary().is_some()) {
+            return true;
+        }
+        let holder = ledger.and_then(|s| s.holder());
         holder.is_some_and(|h| {
             let pid = nix::unistd::Pid::from_raw(i32::try_from(h.pid).unwrap_or(0));
             h.pid != 0 && nix::sys::signal::kill(pid, None).is_ok()

@@ -1,0 +1,113 @@
+//! How a deploy's rollout ends: its outcome (succeeded; failed before anything running
+//! changed; stopped by `failure_action`; rolled back to the last good release, or that failed
+//! too), then the switch brought in line with what runs, the canary record dropped, the release
+//! recorded and old releases pruned. Shared by a deploy (`apply.rs`) and a canary resumed by a
+//! new daemon (`resume.rs`).
+
+use crate::ledger::{Outcome, Release, StackLedger, StackLock, now_rfc3339};
+
+use super::rollout::Done;
+use super::{DeployError, DeployReport, DeployRequest, Deployer, Progress};
+
+impl Deployer {
+    /// Sets `release`'s outcome from the rollout's `result`, rolling back to `previous` when
+    /// the rollout failed after touching what ran.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn settle(
+        &self,
+        result: Result<(), DeployError>,
+        applied: Done,
+        previous: Option<&Release>,
+        stack: &StackLedger,
+        release: &mut Release,
+        req: &DeployRequest,
+        progress: &dyn Progress,
+        report: &mut DeployReport,
+    ) {
+        release.jobs.extend(applied.jobs.clone());
+        release.services = applied.records.clone();
+        match result {
+            Ok(()) => release.outcome = Outcome::Succeeded,
+            Err(e) if !applied.touched_running => {
+                progress.step(None, "failed before anything running changed");
+                release.outcome = Outcome::Failed;
+                release.error = Some(e.to_string());
+                report.exit_code_override = Some(match e.exit_code() {
+                    crate::ExitCode::InvalidInput => crate::ExitCode::InvalidInput,
+                    crate::ExitCode::Unavailable => crate::ExitCode::Unavailable,
+                    _ => crate::ExitCode::Failed,
+                });
+            }
+            Err(e @ (DeployError::Paused { .. } | DeployError::Continued { .. })) => {
+                progress.step(None, "rollout stopped without rollback (failure_action)");
+                release.outcome = Outcome::Failed;
+                release.error = Some(e.to_string());
+                report.exit_code_override = Some(crate::ExitCode::RollbackFailed);
+            }
+            Err(e) => {
+                release.error = Some(e.to_string());
+                match previous {
+                    Some(prev) => {
+                        progress.step(
+                            None,
+                            &format!("rollout failed; rolling back to {}", prev.id()),
+                        );
+                        report.rolled_back_to = Some(prev.id());
+                        match self
+                            .rollback_inner(prev, stack, release, req, progress)
+                            .await
+                        {
+                            Ok(()) => release.outcome = Outcome::RolledBack,
+                            Err(re) => {
+                                release.outcome = Outcome::RollbackFailed;
+                                release.error = Some(format!("{e}\nrollback failed: {re}"));
+                            }
+                        }
+                    }
+                    None => {
+                        release.outcome = Outcome::RollbackFailed;
+                        release.error =
+                            Some(format!("{e}\nno earlier good release to roll back to"));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Brings the switch in line with what runs in project `switched` (when it has ports
+    /// through the switch), drops
+    /// the canary record, records `release` as ended and prunes old releases.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn end_release(
+        &self,
+        stack: &StackLedger,
+        lock: &StackLock,
+        switched: Option<&str>,
+        release: &mut Release,
+        req: &DeployRequest,
+        progress: &dyn Progress,
+        report: &mut DeployReport,
+    ) -> Result<(), DeployError> {
+        if let Some(project) = switched {
+            // Whatever happened, the switch follows what now runs.
+            if let Err(e) =
+                super::sync_edge(self.engine.as_ref(), self.edge.as_ref(), project).await
+            {
+                tracing::warn!(stack = %project, error = %e, "edge switch not in line with the containers");
+                progress.step(None, &format!("warning: {e}"));
+            }
+        }
+        stack.clear_canary();
+        release.finished_at = Some(now_rfc3339());
+        self.record_end(stack, release, report)?;
+        let pruned = stack.prune(lock, req.keep_releases)?;
+        if !pruned.is_empty() {
+            tracing::info!(stack = %req.stack, pruned = pruned.len(), "pruned old releases");
+            self.prune_images(stack, &pruned, progress).await?;
+        }
+        report.outcome = release.outcome;
+        report.services = release.services.clone();
+        report.error = release.error.clone();
+        Ok(())
+    }
+}
