@@ -23,6 +23,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::engine::Bounded;
 use crate::ledger::{Holder, Outcome, Release, unix_ms};
 
 use super::apply::{finish, project_from_release};
@@ -125,8 +126,9 @@ impl Deployer {
         req.deploy_id = release.deploy_id.clone();
         req.ready_timeout = Duration::from_millis(state.ready_timeout_ms);
         req.timeout = timeout;
+        let engine = Bounded::new(self.engine.as_ref(), req.concurrency);
         let rollout = Rollout {
-            engine: self.engine.as_ref(),
+            engine: &engine,
             project: &project,
             plan: &plan,
             stack: &stack,
