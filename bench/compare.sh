@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/compare.sh: two release builds side by side, in one run on one machine: bench/apply.sh
-# and bench/daemon.sh with BEFORE's gantry/gantryd, then AFTER's (apply.sh as BEFORE, AFTER,
-# AFTER, BEFORE, so a drift of the machine during the run weighs on both alike). Each bench
+# and bench/daemon.sh with BEFORE's gantry/gantryd, then AFTER's (each as BEFORE, AFTER, AFTER,
+# BEFORE, so a drift of the machine during the run weighs on both alike). Each bench
 # times its own `docker compose up -d` in the same loop, so each prints a ratio; this script
 # prints every "median:" line, labelled, and the ratios side by side at the end.
 #
@@ -33,6 +33,8 @@ run after "$after" bench/apply.sh "$apply_runs"
 run before "$before" bench/apply.sh "$apply_runs"
 run before "$before" bench/daemon.sh "$idle" "$daemon_runs"
 run after "$after" bench/daemon.sh "$idle" "$daemon_runs"
+run after "$after" bench/daemon.sh "$idle" "$daemon_runs"
+run before "$before" bench/daemon.sh "$idle" "$daemon_runs"
 echo
 echo "binaries: before $(stat -c %s "$before/gantry") / $(stat -c %s "$before/gantryd") bytes (gantry / gantryd), after $(stat -c %s "$after/gantry") / $(stat -c %s "$after/gantryd")"
 cat "$out"
