@@ -144,9 +144,13 @@ impl Deployer {
         &self.ledger
     }
 
-    /// Loads the project and checks it can be deployed at all.
+    /// Loads the project and checks it can be deployed at all (or takes the one the request
+    /// carries already loaded).
     pub fn load(&self, req: &DeployRequest) -> Result<Project, DeployError> {
-        load_project(&req.load)
+        match &req.preloaded {
+            Some(project) => Ok(project.clone()),
+            None => load_project(&req.load),
+        }
     }
 
     /// What a deploy would do, without doing it (nothing is pulled).
@@ -221,9 +225,14 @@ impl Deployer {
                 let listing =
                     tokio::spawn(async move { engine.list_containers(&name, true).await });
                 let load = req.load.clone();
+                let preloaded = req.preloaded.clone();
                 let ledger = stack.clone();
                 let (project, releases) = tokio::task::spawn_blocking(move || {
-                    Ok::<_, DeployError>((load_project(&load)?, ledger.releases()?))
+                    let project = match preloaded {
+                        Some(project) => project,
+                        None => load_project(&load)?,
+                    };
+                    Ok::<_, DeployError>((project, ledger.releases()?))
                 })
                 .await
                 .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
@@ -679,7 +688,7 @@ pub(super) fn finish(
 }
 
 /// Loads the stack's files into a project Gantry can deploy.
-fn load_project(load: &compose::LoadOptions) -> Result<Project, DeployError> {
+pub fn load_project(load: &compose::LoadOptions) -> Result<Project, DeployError> {
     let project = compose::load(load)?;
     validate_deployable(&project)?;
     Ok(project)

@@ -60,7 +60,7 @@ use crate::compose::{ComposeError, LoadOptions};
 use crate::engine::{Engine, EngineError};
 use crate::ledger::{Ledger, LedgerError, Outcome, ServiceRecord};
 
-pub use apply::Deployer;
+pub use apply::{Deployer, load_project};
 pub use edge::{sync_edge, sync_edge_canary, sync_edge_except};
 pub use plan::{Action, Plan, ServicePlan};
 
@@ -256,6 +256,9 @@ pub struct DeployRequest {
     /// Services converge all at once as soon as their dependencies are done; one that only
     /// waits for its readiness holds no call.
     pub concurrency: usize,
+    /// The stack's files, already loaded by [`load_project`] from `load` (`gantry --local`
+    /// loads them while Docker is asked for its API version): used as they are. `None` loads.
+    pub preloaded: Option<crate::compose::Project>,
 }
 
 impl DeployRequest {
@@ -270,6 +273,7 @@ impl DeployRequest {
             ready_timeout: Duration::from_secs(120),
             keep_releases: 10,
             concurrency: schedule::DEFAULT_CONCURRENCY,
+            preloaded: None,
         }
     }
 }
