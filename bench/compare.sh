@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# bench/compare.sh: two release builds side by side, in one run on one machine: bench/apply.sh
-# and bench/daemon.sh with BEFORE's gantry/gantryd, then AFTER's (each as BEFORE, AFTER, AFTER,
-# BEFORE, so a drift of the machine during the run weighs on both alike). Each bench
-# times its own `docker compose up -d` in the same loop, so each prints a ratio; this script
-# prints every "median:" line, labelled, and the ratios side by side at the end.
+# bench/compare.sh: two release builds side by side, in one run on one machine. bench/apply.sh
+# and bench/daemon.sh each time both builds and `docker compose up -d` in one loop (the second
+# build through GANTRY_BENCH_BASELINE_DIR, the two alternating which goes first), so both
+# ratios share the same compose runs and a drift of the machine weighs on both alike. Each
+# bench runs twice, with the builds' roles swapped; this script prints every median line,
+# labelled, and the ratios side by side at the end.
 #
 # Usage: bench/compare.sh BEFORE_BIN_DIR AFTER_BIN_DIR [APPLY_RUNS] [DAEMON_IDLE_S] [DAEMON_RUNS]
 #   A BIN_DIR holds a release gantry and gantryd (e.g. `git worktree add /tmp/base COMMIT`,
@@ -21,20 +22,25 @@ for d in "$before" "$after"; do
 done
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-run() { # run LABEL DIR BENCH ARGS...
-  local label=$1 dir=$2
-  shift 2
-  echo "== $label: $*" >&2
-  GANTRY_BENCH_BIN_DIR=$dir "$@" | tee /dev/stderr | sed -n "s|^median: |$label $1: |p" >>"$out"
+# run MAIN_LABEL MAIN_DIR BASE_LABEL BASE_DIR BENCH ARGS...: one bench run timing both builds
+# in its own loop; its "median:" line is MAIN's, its "baseline median:" line BASE's.
+run() {
+  local ml=$1 md=$2 bl=$3 bd=$4
+  shift 4
+  echo "== $ml (baseline: $bl): $*" >&2
+  local log
+  log=$(mktemp)
+  GANTRY_BENCH_BIN_DIR=$md GANTRY_BENCH_BASELINE_DIR=$bd "$@" >"$log"
+  # the bench's own lines go to stderr as they are (not `tee /dev/stderr`: that reopens the
+  # file and truncates a stderr redirected to a log)
+  cat "$log" >&2
+  sed -n -e "s|^median: |$ml $1: |p" -e "s|^baseline median: |$bl $1: |p" "$log" >>"$out"
+  rm -f "$log"
 }
-run before "$before" bench/apply.sh "$apply_runs"
-run after "$after" bench/apply.sh "$apply_runs"
-run after "$after" bench/apply.sh "$apply_runs"
-run before "$before" bench/apply.sh "$apply_runs"
-run before "$before" bench/daemon.sh "$idle" "$daemon_runs"
-run after "$after" bench/daemon.sh "$idle" "$daemon_runs"
-run after "$after" bench/daemon.sh "$idle" "$daemon_runs"
-run before "$before" bench/daemon.sh "$idle" "$daemon_runs"
+run after "$after" before "$before" bench/apply.sh "$apply_runs"
+run before "$before" after "$after" bench/apply.sh "$apply_runs"
+run after "$after" before "$before" bench/daemon.sh "$idle" "$daemon_runs"
+run before "$before" after "$after" bench/daemon.sh "$idle" "$daemon_runs"
 echo
 echo "binaries: before $(stat -c %s "$before/gantry") / $(stat -c %s "$before/gantryd") bytes (gantry / gantryd), after $(stat -c %s "$after/gantry") / $(stat -c %s "$after/gantryd")"
-cat "$out"
+sort -s -k2,2 "$out"
