@@ -18,6 +18,7 @@
 //! - [`dotenv`]: the dotenv codec (the sidecar writes, the agent reads by Compose's rules).
 //! - [`http`] and [`metrics_text`]: a tiny loopback HTTP responder and the Prometheus text format.
 //! - [`aws`]: the AWS SDK set-up, with the guard that drops the SDK's body logging.
+//! - [`memory`]: freed memory handed back to the system after a burst (glibc keeps it).
 //!
 //! Limits: Linux only (the targets are EC2 hosts and ECS/App Runner containers).
 
@@ -28,6 +29,7 @@ pub mod exit;
 pub mod fsx;
 pub mod http;
 pub mod logging;
+pub mod memory;
 pub mod metrics_text;
 pub mod net;
 pub mod sdnotify;
