@@ -147,10 +147,7 @@ impl Deployer {
     /// Loads the project and checks it can be deployed at all (or takes the one the request
     /// carries already loaded).
     pub fn load(&self, req: &DeployRequest) -> Result<Project, DeployError> {
-        match &req.preloaded {
-            Some(project) => Ok(project.clone()),
-            None => load_project(&req.load),
-        }
+        preloaded_or_load(req.preloaded.clone(), &req.load)
     }
 
     /// What a deploy would do, without doing it (nothing is pulled).
@@ -228,10 +225,7 @@ impl Deployer {
                 let preloaded = req.preloaded.clone();
                 let ledger = stack.clone();
                 let (project, releases) = tokio::task::spawn_blocking(move || {
-                    let project = match preloaded {
-                        Some(project) => project,
-                        None => load_project(&load)?,
-                    };
+                    let project = preloaded_or_load(preloaded, &load)?;
                     Ok::<_, DeployError>((project, ledger.releases()?))
                 })
                 .await
@@ -685,6 +679,17 @@ pub(super) fn finish(
     }
     report.duration_ms = started.elapsed().as_millis() as u64;
     report
+}
+
+/// The project a request carries already loaded, else its files loaded now.
+fn preloaded_or_load(
+    preloaded: Option<Project>,
+    load: &compose::LoadOptions,
+) -> Result<Project, DeployError> {
+    match preloaded {
+        Some(project) => Ok(project),
+        None => load_project(load),
+    }
 }
 
 /// Loads the stack's files into a project Gantry can deploy.
