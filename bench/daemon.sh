@@ -8,6 +8,10 @@
 #     untimed run each, then RUNS interleaved runs: each run and the medians.
 # Targets (issue 5): under 15 MiB idle, under 0.5% of a core, at least 10x faster than compose.
 #
+# The daemon measured is the one the packages install: the static musl release build, built
+# here by packaging/build (static_bin_dir in bench/lib.sh). A glibc build's code is laid out
+# differently and keeps more of it resident (docs/testing.md, "Idle memory"): to measure the
+# workspace's own release build, pass its directory as GANTRY_BENCH_BIN_DIR.
 # GANTRY_BENCH_BIN_DIR=DIR runs DIR's gantry and gantryd instead of building (bench/compare.sh).
 # GANTRY_BENCH_BASELINE_DIR=DIR runs DIR's build too, as a second daemon (own socket, state and
 # stack of 20) beside the first: idle figures for both over the same window, and its no-op
@@ -21,7 +25,8 @@ idle=${1:-60}
 runs=${2:-11}
 
 bench_env docker images compose
-bin_dir=$(release_bin_dir)
+if [ -n "${GANTRY_BENCH_BIN_DIR:-}" ]; then bin_dir=$(release_bin_dir); else bin_dir=$(static_bin_dir); fi
+echo "daemon measured: $bin_dir/gantryd ($(file -bL "$bin_dir/gantryd" | grep -o 'statically linked\|static-pie linked\|dynamically linked' || echo 'linking unknown'))"
 gantry="$bin_dir/gantry"
 base=${GANTRY_BENCH_BASELINE_DIR:-}
 if [ -n "$base" ]; then

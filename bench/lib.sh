@@ -50,6 +50,17 @@ release_bin_dir() {
   fi
 }
 
+# The directory of the static (musl) release build the packages ship, printed: built first by
+# packaging/build for this machine's architecture (binaries only, into
+# /var/cache/gantry/bench-dist; the cargo target dir is the workspace's, so after the test
+# command, which packages the same build, this is an incremental no-op).
+static_bin_dir() {
+  local out=/var/cache/gantry/bench-dist arch
+  arch=$(uname -m)
+  packaging/build --target "$arch" --no-packages --out "$out" >&2
+  echo "$out/$arch-unknown-linux-musl"
+}
+
 # Brings up the test services named as arguments and loads their addresses.
 bench_env() {
   tests/env/up "$@" >/dev/null
