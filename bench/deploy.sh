@@ -10,9 +10,11 @@
 # 2. How long deploys take, each tool on its own copy of the same stack: a cold deploy (from
 #    nothing) and a change to one service, on (a) bench/chain5.yaml (five services, a 3-deep
 #    `service_healthy` chain health-checked every second) and (b) 100 independent services
-#    without a healthcheck. Prints seconds and gantry/compose ratios (below 1: gantry is
-#    faster); for gantry also when the changed service served ("serving after", from its
-#    output), apart from the old container's retirement.
+#    without a healthcheck, then (c) the same 100 with `x-gantry.min_ready: 0s` (ready when
+#    running, Compose's own rule). TIME_ROUNDS rounds each (default 3, the tools alternating
+#    which goes first); prints every run, the medians and gantry/compose ratios (below 1:
+#    gantry is faster); for gantry also when the changed service served ("serving after",
+#    from its output), apart from the old container's retirement.
 #
 # Usage: bench/deploy.sh [ROUNDS]   (default 20; SKIP_CLIENTS=1 or SKIP_TIMES=1 to run a part;
 #   GANTRY_BENCH_BIN_DIR=DIR runs a prebuilt release gantry/gantryd instead of building one)
@@ -84,8 +86,9 @@ fi
 
 # --- 2. deploy times ----------------------------------------------------------------------
 if [ -z "${SKIP_TIMES:-}" ]; then
-  hundred=$work/hundred.yaml
-  {
+  # hundred FILE MIN_READY: 100 independent services; MIN_READY, when given, as each one's
+  # `x-gantry.min_ready` (Compose ignores `x-` keys).
+  hundred() {
     echo "services:"
     for i in $(seq 100); do
       echo "  s$i:"
@@ -93,35 +96,49 @@ if [ -z "${SKIP_TIMES:-}" ]; then
       echo "    init: true"
       echo "    command: [\"sleep\", \"86400\"]"
       [ "$i" = 1 ] && echo "    environment: {CHANGE: \"\${CHANGE:-0}\"}"
+      [ -z "${1:-}" ] || echo "    x-gantry: {min_ready: $1}"
     done
-  } > "$hundred"
+  }
+  hundred > "$work/hundred.yaml"
+  hundred 0s > "$work/hundred-min0.yaml"
 
   secs() { awk -v us="$1" 'BEGIN {printf "%.1f", us / 1000000}'; }
   ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
-  # times NAME FILE: cold deploy and a change to one service, per tool; prints one line each.
+  all_secs() { local x out=(); for x in "$@"; do out+=("$(secs "$x")"); done; echo "${out[*]}"; }
+  # times NAME FILE: TIME_ROUNDS rounds (default 3) of a cold deploy and a change to one
+  # service per tool, the tools alternating which goes first; one cold deploy scatters by
+  # seconds on a busy machine, so the medians are the figures. Prints each run and the medians.
   times() {
-    local name=$1 f=$2 tool project out
-    declare -A cold change
-    local serving=""
-    for tool in compose gantry; do
-      project=bench-t$name-${tool:0:1}-$tag
-      projects+=("$project:$f")
-      local c=() h=()
-      timed_us c deploy "$tool" "$project" "$f" CHANGE=0 >/dev/null
-      if [ "$tool" = gantry ]; then
-        timed_us h deploy "$tool" "$project" "$f" CHANGE=1 > "$work/out"
-        serving=$(sed -n 's/.*serving after \([0-9.]*\)s.*/\1/p' "$work/out" | head -1)
-      else
-        timed_us h deploy "$tool" "$project" "$f" CHANGE=1 >/dev/null
-      fi
-      cold[$tool]=${c[0]}; change[$tool]=${h[0]}
-      "$COMPOSE_BIN" -p "$project" -f "$f" down -t 1 >/dev/null 2>&1 || true
-      # compose leaves the network gantry made (its labels differ): remove it by name.
-      docker network rm "${project}_default" >/dev/null 2>&1 || true
+    local name=$1 f=$2 tool project r
+    local gc=() gh=() cc=() ch=() sv=()
+    for r in $(seq "${TIME_ROUNDS:-3}"); do
+      local order=(compose gantry)
+      ((r % 2)) || order=(gantry compose)
+      for tool in "${order[@]}"; do
+        project=bench-t$name-${tool:0:1}$r-$tag
+        projects+=("$project:$f")
+        if [ "$tool" = gantry ]; then
+          timed_us gc deploy gantry "$project" "$f" CHANGE=0 >/dev/null
+          timed_us gh deploy gantry "$project" "$f" CHANGE=1 > "$work/out"
+          sv+=("$(sed -n 's/.*serving after \([0-9.]*\)s.*/\1/p' "$work/out" | head -1)")
+        else
+          timed_us cc deploy compose "$project" "$f" CHANGE=0 >/dev/null
+          timed_us ch deploy compose "$project" "$f" CHANGE=1 >/dev/null
+        fi
+        "$COMPOSE_BIN" -p "$project" -f "$f" down -t 1 >/dev/null 2>&1 || true
+        # compose leaves the network gantry made (its labels differ): remove it by name.
+        docker network rm "${project}_default" >/dev/null 2>&1 || true
+      done
     done
-    echo "$name cold deploy: gantry $(secs "${cold[gantry]}") s, compose up -d --wait $(secs "${cold[compose]}") s, ratio $(ratio "${cold[gantry]}" "${cold[compose]}")"
-    echo "$name change one service: gantry $(secs "${change[gantry]}") s (serving after ${serving:-?} s), compose up -d --wait $(secs "${change[compose]}") s, ratio $(ratio "${change[gantry]}" "${change[compose]}")"
+    local mgc mgh mcc mch
+    mgc=$(median "${gc[@]}") mgh=$(median "${gh[@]}") mcc=$(median "${cc[@]}") mch=$(median "${ch[@]}")
+    echo "$name cold deploys (s): gantry $(all_secs "${gc[@]}"); compose up -d --wait $(all_secs "${cc[@]}")"
+    echo "$name cold deploy, median of ${#gc[@]}: gantry $(secs "$mgc") s, compose up -d --wait $(secs "$mcc") s, ratio $(ratio "$mgc" "$mcc")"
+    echo "$name change one service, median of ${#gh[@]}: gantry $(secs "$mgh") s (serving after ${sv[*]:-?} s), compose up -d --wait $(secs "$mch") s, ratio $(ratio "$mgh" "$mch")"
   }
   times chain5 bench/chain5.yaml
-  times hundred "$hundred"
+  times hundred "$work/hundred.yaml"
+  # The same stack with Compose's own notion of ready for a service without a healthcheck
+  # (running, no `min_ready` to stay up): what the scheduling costs apart from that check.
+  times hundred-min_ready-0s "$work/hundred-min0.yaml"
 fi
