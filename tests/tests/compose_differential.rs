@@ -443,6 +443,50 @@ volumes:
         env: &[],
     },
     Fixture {
+        name: "legacy-resource-keys",
+        files: &[(
+            "compose.yaml",
+            r####"services:
+  a:
+    image: busybox
+    mem_limit: 512m
+    mem_reservation: 128m
+    memswap_limit: -1
+    mem_swappiness: 10
+    cpus: 0.5
+    cpu_shares: 512
+    cpu_period: 100000
+    cpu_quota: 50000
+    cpuset: "0-1"
+    pids_limit: 100
+    oom_score_adj: -200
+    oom_kill_disable: false
+    deploy: {resources: {limits: {cpus: "0.5", memory: 512M, pids: 100}}}
+  b:
+    image: busybox
+    cpus: 2
+    oom_kill_disable: true
+    mem_swappiness: 0
+    memswap_limit: 1g
+    pids_limit: -1
+    cpu_shares: 0
+  c:
+    image: busybox
+    mem_reservation: 64m
+    cpus: 1
+    mem_limit: 2g
+    deploy: {resources: {reservations: {memory: 64m}, limits: {cpus: 1, memory: 2g}}}
+  d:
+    image: busybox
+    mem_limit: 0
+    cpuset: "0"
+    deploy: {resources: {limits: {memory: 1g}}}
+"####,
+        )],
+        args: &[],
+        env: &[],
+    },
+    Fixture {
         name: "multi-file-extends",
         files: &[
             (
@@ -969,6 +1013,30 @@ fn gantry_config_rejects_invalid_files_with_65() {
         (
             "services:\n  web:\n    image: x\n    ports: [\"80:http\"]\n",
             "compose.yaml: services.web.ports[0]: invalid port",
+        ),
+        (
+            "services:\n  web:\n    image: x\n    mem_limit: 1g\n    deploy: {resources: {limits: {memory: 2g}}}\n",
+            "compose.yaml: services.web.mem_limit: can't set distinct values on 'mem_limit' and 'deploy.resources.limits.memory'",
+        ),
+        (
+            "services:\n  web:\n    image: x\n    cpus: 1\n    deploy: {resources: {limits: {memory: 2g}}}\n",
+            "compose.yaml: services.web.cpus: can't set distinct values on 'cpus' and 'deploy.resources.limits.cpus'",
+        ),
+        (
+            "services:\n  web:\n    image: x\n    oom_score_adj: 1001\n",
+            "compose.yaml: services.web.oom_score_adj: oom_score_adj is -1000 to 1000, found 1001",
+        ),
+        (
+            "services:\n  web:\n    image: x\n    mem_swappiness: 101\n",
+            "compose.yaml: services.web.mem_swappiness: mem_swappiness is 0 to 100",
+        ),
+        (
+            "services:\n  web:\n    image: x\n    memswap_limit: -2\n",
+            "compose.yaml: services.web.memswap_limit: expected a size like 1g, or -1",
+        ),
+        (
+            "services:\n  web:\n    image: x\n    cpus: -0.5\n",
+            "compose.yaml: services.web.cpus: cpus must be 0 or more",
         ),
     ];
     for (text, want) in cases {

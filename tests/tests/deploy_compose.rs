@@ -8,7 +8,7 @@
 use std::process::Command;
 
 use gantry_tests::stack::Stack;
-use gantry_tests::{docker, env};
+use gantry_tests::{docker, env, inspect};
 use gantry_tests::{stderr, stdout};
 
 #[test]
@@ -134,6 +134,31 @@ fn a_replica_count_change_scales_without_touching_the_others() {
     let two = stack.containers();
     assert!(two.contains_key(&format!("{}-worker-2", stack.name)));
     assert!(!two.contains_key(&format!("{}-worker-3", stack.name)));
+}
+
+#[test]
+fn the_legacy_resource_keys_reach_the_container_and_a_change_recreates_it() {
+    let stack = Stack::with_file(
+        "services:\n  worker:\n    image: ${IMAGE}\n    command: [\"sleep\", \"300\"]\n    init: true\n    mem_limit: ${MEM:-64m}\n    mem_reservation: 32m\n    cpus: 0.5\n    cpu_shares: 512\n    cpuset: \"0\"\n    pids_limit: 50\n    oom_score_adj: 300\n",
+    );
+    assert_eq!(stack.deploy(&[]).status.code(), Some(0));
+    let worker = format!("{}-worker-1", stack.name);
+    let fields = "{{.HostConfig.Memory}} {{.HostConfig.MemoryReservation}} {{.HostConfig.NanoCpus}} \
+                  {{.HostConfig.CpuShares}} {{.HostConfig.CpusetCpus}} {{.HostConfig.PidsLimit}} \
+                  {{.HostConfig.OomScoreAdj}}";
+    assert_eq!(
+        inspect(&worker, fields),
+        format!("{} {} 500000000 512 0 50 300", 64 << 20, 32 << 20)
+    );
+    let before = stack.containers();
+    let out = stack.deploy(&["--var", "MEM=96m"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_ne!(
+        stack.containers()[&worker].0,
+        before[&worker].0,
+        "recreated"
+    );
+    assert!(inspect(&worker, fields).starts_with(&format!("{} ", 96 << 20)));
 }
 
 #[test]

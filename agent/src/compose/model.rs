@@ -27,10 +27,11 @@ mod resources;
 mod tests;
 mod values;
 
+use parts::cpus_number;
 pub use parts::*;
 pub use resources::*;
-use values::opt_bytes_string;
 pub use values::{Duration, Restart, parse_bytes};
+use values::{opt_bytes_string, opt_signed_string};
 
 /// A resolved Compose project.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,6 +88,21 @@ pub struct Service {
     pub command: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub configs: Vec<FileMount>,
+    /// The legacy resource keys (`cpus`, `mem_limit`, ... before `deploy.resources`): the same
+    /// container settings; a value also set under `deploy.resources` must be equal there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_period: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_quota: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_shares: Option<i64>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "cpus_number"
+    )]
+    pub cpus: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpuset: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container_name: Option<String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -142,13 +158,32 @@ pub struct Service {
     pub logging: Option<Logging>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mac_address: Option<String>,
+    /// Bytes.
+    #[serde(skip_serializing_if = "Option::is_none", with = "opt_bytes_string")]
+    pub mem_limit: Option<u64>,
+    /// Bytes.
+    #[serde(skip_serializing_if = "Option::is_none", with = "opt_bytes_string")]
+    pub mem_reservation: Option<u64>,
+    /// 0 to 100 (a string in compose's output).
+    #[serde(skip_serializing_if = "Option::is_none", with = "opt_bytes_string")]
+    pub mem_swappiness: Option<u64>,
+    /// Bytes of memory plus swap; -1: unlimited swap.
+    #[serde(skip_serializing_if = "Option::is_none", with = "opt_signed_string")]
+    pub memswap_limit: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network_mode: Option<String>,
     /// Networks the service joins; `None`: joined with no options.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub networks: BTreeMap<String, Option<ServiceNetwork>>,
+    #[serde(skip_serializing_if = "is_false")]
+    pub oom_kill_disable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oom_score_adj: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid: Option<String>,
+    /// -1: unlimited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pids_limit: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub platform: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]

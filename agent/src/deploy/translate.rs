@@ -359,13 +359,30 @@ pub fn container_spec(
         .deploy
         .as_ref()
         .and_then(|d| d.resources.reservations.as_ref());
+    // `deploy.resources` first, then the legacy keys (the loader refused the two when they
+    // differ, so either is the same value where both are set).
     let resources = engine::Resources {
         nano_cpus: limits
             .and_then(|l| l.cpus)
+            .or(service.cpus)
             .map(|c| (c * 1e9).round() as i64),
-        memory_bytes: limits.and_then(|l| l.memory).map(|m| m as i64),
-        memory_reservation_bytes: reservations.and_then(|r| r.memory).map(|m| m as i64),
-        pids_limit: limits.and_then(|l| l.pids),
+        cpu_shares: service.cpu_shares,
+        cpu_period: service.cpu_period,
+        cpu_quota: service.cpu_quota,
+        cpuset_cpus: service.cpuset.clone(),
+        memory_bytes: limits
+            .and_then(|l| l.memory)
+            .or(service.mem_limit)
+            .map(|m| i64::try_from(m).unwrap_or(i64::MAX)),
+        memory_reservation_bytes: reservations
+            .and_then(|r| r.memory)
+            .or(service.mem_reservation)
+            .map(|m| i64::try_from(m).unwrap_or(i64::MAX)),
+        memory_swap_bytes: service.memswap_limit,
+        memory_swappiness: service.mem_swappiness.map(|n| n as i64),
+        pids_limit: limits.and_then(|l| l.pids).or(service.pids_limit),
+        oom_score_adj: service.oom_score_adj,
+        oom_kill_disable: service.oom_kill_disable,
     };
 
     Ok(ContainerSpec {

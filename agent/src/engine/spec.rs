@@ -210,13 +210,24 @@ pub struct LoggingSpec {
     pub options: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// A container's cgroup limits and OOM settings (`deploy.resources` and the legacy keys).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Resources {
     /// CPUs × 10⁹ (`cpus: 0.5` → 500_000_000).
     pub nano_cpus: Option<i64>,
+    pub cpu_shares: Option<i64>,
+    pub cpu_period: Option<i64>,
+    pub cpu_quota: Option<i64>,
+    /// CPUs the container may run on (`0-3`, `0,1`).
+    pub cpuset_cpus: Option<String>,
     pub memory_bytes: Option<i64>,
     pub memory_reservation_bytes: Option<i64>,
+    /// Memory plus swap; -1: unlimited swap.
+    pub memory_swap_bytes: Option<i64>,
+    pub memory_swappiness: Option<i64>,
     pub pids_limit: Option<i64>,
+    pub oom_score_adj: Option<i64>,
+    pub oom_kill_disable: bool,
 }
 
 /// Everything needed to create one container. Built by deploy from the Compose model.

@@ -13,8 +13,8 @@ use serde_json::{Map, Value as Json, json};
 use serde_yaml::Value;
 
 use super::scalar::{
-    entries, float, key_value_map, string, string_list, string_or_list, to_json, type_name,
-    unsigned,
+    entries, float, integer, key_value_map, string, string_list, string_or_list, to_json,
+    type_name, unsigned,
 };
 use super::schema::{DEPENDS_ON, ENV_FILE, EXTENDS, IPAM_POOL, SERVICE, SERVICE_NETWORK};
 use super::walk::walk;
@@ -323,12 +323,48 @@ pub(super) fn ipam_pools(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
     Ok(Json::Array(pools))
 }
 
-/// `deploy.resources.*.cpus`: a number.
+/// `cpus` and `deploy.resources.*.cpus`: a number of CPUs, 0 or more.
 pub(super) fn cpus(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
     let f = float(ctx, p, val)?;
+    if f < 0.0 {
+        return Err(ctx.invalid(p, format!("cpus must be 0 or more, found {f}")));
+    }
     serde_json::Number::from_f64(f)
         .map(Json::Number)
         .ok_or_else(|| ctx.invalid(p, "invalid cpus"))
+}
+
+/// `mem_swappiness`: 0 to 100, printed as a string like compose does.
+pub(super) fn mem_swappiness(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
+    let n = unsigned(ctx, p, val)?;
+    if n > 100 {
+        return Err(ctx.invalid(p, format!("mem_swappiness is 0 to 100, found {n}")));
+    }
+    Ok(Json::String(n.to_string()))
+}
+
+/// `memswap_limit`: a size like `1g` (memory plus swap), or `-1` for unlimited swap;
+/// printed in bytes as a string.
+pub(super) fn memswap_limit(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
+    let unlimited = match val {
+        Value::Number(n) => n.as_i64() == Some(-1),
+        Value::String(s) => s.trim() == "-1",
+        _ => false,
+    };
+    if unlimited {
+        return Ok(Json::String("-1".into()));
+    }
+    super::scalar::bytes(ctx, p, val)
+        .map_err(|_| ctx.invalid(p, "expected a size like 1g, or -1 for unlimited swap"))
+}
+
+/// `oom_score_adj`: -1000 to 1000.
+pub(super) fn oom_score_adj(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
+    let n = integer(ctx, p, val)?;
+    if !(-1000..=1000).contains(&n) {
+        return Err(ctx.invalid(p, format!("oom_score_adj is -1000 to 1000, found {n}")));
+    }
+    Ok(Json::from(n))
 }
 
 fn unsupported(ctx: &Ctx<'_>, p: &str) -> ComposeError {

@@ -76,6 +76,11 @@ pub(super) fn build_service(
             }
         }
     }
+    legacy_resources(obj).map_err(|(key, message)| ComposeError::Invalid {
+        file: first_file.to_path_buf(),
+        path: format!("services.{name}.{key}"),
+        message,
+    })?;
     implicit_dependencies(obj);
     // Default network unless network_mode is set.
     if !obj.contains_key("network_mode") && !obj.contains_key("networks") {
@@ -97,6 +102,67 @@ pub(super) fn build_service(
     svc.x_gantry = x_gantry;
     svc.extensions = extensions;
     Ok(svc)
+}
+
+/// The legacy resource keys, as compose reads them: a zero is no setting (dropped), and a
+/// key also set under `deploy.resources` must hold the same value there, or the file is
+/// refused (`cpus`, `mem_limit`, `pids_limit` against `limits` once `limits` exists — unset
+/// there counts as different —, `mem_reservation` against `reservations`). The error is the
+/// key's path below the service and the message.
+fn legacy_resources(obj: &mut Map<String, Json>) -> Result<(), (String, String)> {
+    // Numbers and sizes: 0 is no setting. (`cpuset: "0"` is CPU 0: only an empty one goes.)
+    const LEGACY: [&str; 10] = [
+        "cpu_period",
+        "cpu_quota",
+        "cpu_shares",
+        "cpus",
+        "mem_limit",
+        "mem_reservation",
+        "mem_swappiness",
+        "memswap_limit",
+        "oom_score_adj",
+        "pids_limit",
+    ];
+    let zero = |v: &Json| match v {
+        Json::Number(n) => n.as_f64() == Some(0.0),
+        Json::String(s) => s == "0",
+        _ => false,
+    };
+    for key in LEGACY {
+        if obj.get(key).is_some_and(zero) {
+            obj.remove(key);
+        }
+    }
+    if obj.get("cpuset").and_then(Json::as_str) == Some("") {
+        obj.remove("cpuset");
+    }
+    let resources = obj.get("deploy").and_then(|d| d.get("resources"));
+    for (legacy, side, key) in [
+        ("cpus", "limits", "cpus"),
+        ("mem_limit", "limits", "memory"),
+        ("pids_limit", "limits", "pids"),
+        ("mem_reservation", "reservations", "memory"),
+    ] {
+        let (Some(value), Some(side_map)) = (obj.get(legacy), resources.and_then(|r| r.get(side)))
+        else {
+            continue;
+        };
+        let same = match (value, side_map.get(key)) {
+            (Json::Number(a), Some(Json::Number(b))) => a.as_f64() == b.as_f64(),
+            (a, Some(b)) => a == b,
+            (_, None) => false,
+        };
+        if !same {
+            return Err((
+                legacy.to_string(),
+                format!(
+                    "can't set distinct values on '{legacy}' and 'deploy.resources.{side}.{key}' \
+                     (keep one of them, or make them equal)"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Dependencies compose adds by itself: `network_mode`/`ipc`/`pid: service:X` and `links`

@@ -130,7 +130,7 @@ pub struct Resource {
     pub pids: Option<i64>,
 }
 
-fn cpus_number<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+pub(super) fn cpus_number<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
     match v {
         Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => s.serialize_i64(*f as i64),
         Some(f) => s.serialize_f64(*f),

@@ -259,6 +259,37 @@ pub(super) mod opt_bytes_string {
     }
 }
 
+/// Signed byte counts (`memswap_limit`, where -1 means unlimited) are printed as decimal
+/// strings by compose too (`"-1"`).
+pub(super) mod opt_signed_string {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(n) => s.collect_str(n),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            N(i64),
+            S(String),
+        }
+        match Option::<Either>::deserialize(d)? {
+            None => Ok(None),
+            Some(Either::N(n)) => Ok(Some(n)),
+            Some(Either::S(s)) if s.trim() == "-1" => Ok(Some(-1)),
+            Some(Either::S(s)) => super::parse_bytes(&s)
+                .map_err(serde::de::Error::custom)
+                .and_then(|n| i64::try_from(n).map_err(serde::de::Error::custom))
+                .map(Some),
+        }
+    }
+}
+
 /// File modes are printed in octal by compose (`"0440"`).
 pub(super) mod opt_octal {
     use serde::{Deserialize, Deserializer, Serializer};
