@@ -86,6 +86,30 @@ fn an_invalid_registries_section_in_the_config_dir_is_exit_78_with_local() {
     }
 }
 
+#[test]
+fn a_stack_directory_is_read_as_compose_reads_a_project_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = dir.path().join("x");
+    write(&x.join("gantry.yaml"), "registries: {}\n");
+    let stack = x.join("stacks/shop");
+    // No compose.yaml: docker-compose.yml is the file, and its override is merged over it.
+    write(
+        &stack.join("docker-compose.yml"),
+        "services:\n  web:\n    image: busybox\n",
+    );
+    write(
+        &stack.join("docker-compose.override.yml"),
+        "services:\n  extra:\n    image: busybox\n",
+    );
+    let out = gantry(dir.path(), &x, &x, &["plan", "shop", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        plan.contains("\"web\"") && plan.contains("\"extra\""),
+        "both files: {plan}"
+    );
+}
+
 /// Removes the stack's containers and network, and the pulled tag, when dropped.
 struct Cleanup {
     stack: String,

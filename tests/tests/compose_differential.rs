@@ -487,6 +487,46 @@ volumes:
         env: &[],
     },
     Fixture {
+        // No -f: compose takes compose.yaml, then the first override file it finds
+        // (compose.override.yaml before docker-compose.override.yml, which is ignored).
+        name: "override-discovery",
+        files: &[
+            (
+                "compose.yaml",
+                r####"services:
+  web:
+    image: busybox
+    environment: {A: "1"}
+  c:
+    image: busybox
+    mem_reservation: 64m
+    deploy: {resources: {reservations: {memory: 64m}}}
+"####,
+            ),
+            (
+                "compose.override.yaml",
+                r####"services:
+  web:
+    image: busybox:2
+    environment: {B: "2"}
+  c:
+    cpus: 1
+    mem_limit: 2g
+    deploy: {resources: {limits: {cpus: 1, memory: 2g}}}
+"####,
+            ),
+            (
+                "docker-compose.override.yml",
+                r####"services:
+  ignored:
+    image: busybox
+"####,
+            ),
+        ],
+        args: &[],
+        env: &[],
+    },
+    Fixture {
         name: "multi-file-extends",
         files: &[
             (

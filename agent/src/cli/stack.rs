@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::compose::LoadOptions;
+use crate::compose::{self, LoadOptions};
 
 use super::GlobalArgs;
 
@@ -12,7 +12,8 @@ use super::GlobalArgs;
 pub struct StackArgs {
     /// The stack: its name is the Compose project name.
     pub stack: String,
-    /// Compose files, merged in order [default: <config-dir>/stacks/STACK/compose.yaml].
+    /// Compose files, merged in order [default: the stack directory <config-dir>/stacks/STACK/'s
+    /// compose.yaml (or another name compose looks for), and its compose.override.yaml if any].
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// A variable for interpolation, e.g. IMAGE_TAG=3f2a1c; wins over the environment and .env.
@@ -48,13 +49,19 @@ impl StackArgs {
     /// Load options: the process environment with the variables over it.
     pub fn load_options(&self, global: &GlobalArgs) -> LoadOptions {
         let files = if self.files.is_empty() {
-            vec![
-                global
-                    .config_dir
-                    .join("stacks")
-                    .join(&self.stack)
-                    .join("compose.yaml"),
-            ]
+            // As compose finds them in a project directory; with none there, the path the
+            // "no such file" error should name.
+            let dir = global.config_dir.join("stacks").join(&self.stack);
+            let mut warnings = Vec::new();
+            let found = compose::discover(&dir, &mut warnings);
+            for w in warnings {
+                tracing::warn!(stack = %self.stack, "{w}");
+            }
+            if found.is_empty() {
+                vec![dir.join("compose.yaml")]
+            } else {
+                found
+            }
         } else {
             self.files.clone()
         };

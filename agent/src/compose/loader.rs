@@ -32,9 +32,52 @@ use complete::{build_service, check_dependencies, resolve_resources};
 pub const DEFAULT_FILES: &[&str] = &[
     "compose.yaml",
     "compose.yml",
-    "docker-compose.yaml",
     "docker-compose.yml",
+    "docker-compose.yaml",
 ];
+
+/// Override file names, in the order compose looks for them: the first one found is merged
+/// over the default file.
+pub const OVERRIDE_FILES: &[&str] = &[
+    "compose.override.yml",
+    "compose.override.yaml",
+    "docker-compose.override.yml",
+    "docker-compose.override.yaml",
+];
+
+/// The files compose would load from `dir` when none is named: the first of
+/// [`DEFAULT_FILES`] there, then the first of [`OVERRIDE_FILES`] if any. Empty when `dir` has
+/// no default file. A second candidate of either kind is ignored, with a warning (as compose
+/// does) pushed to `warnings`.
+pub fn discover(dir: &Path, warnings: &mut Vec<String>) -> Vec<PathBuf> {
+    let mut first = |names: &[&str], what: &str| {
+        let found: Vec<PathBuf> = names
+            .iter()
+            .map(|n| dir.join(n))
+            .filter(|p| p.is_file())
+            .collect();
+        if found.len() > 1 {
+            warnings.push(format!(
+                "found {} {what} files in {}: using {}, ignoring {}",
+                found.len(),
+                dir.display(),
+                found[0].display(),
+                found[1..]
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        found.into_iter().next()
+    };
+    let Some(main) = first(DEFAULT_FILES, "compose") else {
+        return Vec::new();
+    };
+    let mut files = vec![main];
+    files.extend(first(OVERRIDE_FILES, "override"));
+    files
+}
 
 struct Env {
     /// Interpolation environment: env files under the process environment.
@@ -76,18 +119,18 @@ pub(crate) fn load(opts: &LoadOptions) -> Result<Project, ComposeError> {
                 .collect()
         })
         .unwrap_or_default();
+    let mut discovery_warnings = Vec::new();
     let files: Vec<PathBuf> = if !opts.files.is_empty() {
         opts.files.iter().map(|f| absolute(&cwd, f)).collect()
     } else if !compose_file.is_empty() {
         compose_file.iter().map(|f| absolute(&cwd, f)).collect()
     } else {
         let dir = explicit_dir.clone().unwrap_or_else(|| cwd.clone());
-        let found = DEFAULT_FILES
-            .iter()
-            .map(|n| dir.join(n))
-            .find(|p| p.is_file())
-            .ok_or(ComposeError::NoComposeFile { dir: dir.clone() })?;
-        vec![found]
+        let found = discover(&dir, &mut discovery_warnings);
+        if found.is_empty() {
+            return Err(ComposeError::NoComposeFile { dir });
+        }
+        found
     };
     let project_dir = explicit_dir.unwrap_or_else(|| {
         files
@@ -123,7 +166,7 @@ pub(crate) fn load(opts: &LoadOptions) -> Result<Project, ComposeError> {
         cwd: cwd.clone(),
     };
 
-    let mut warnings: Vec<String> = Vec::new();
+    let mut warnings: Vec<String> = discovery_warnings;
     let mut stack = Vec::new();
     let (mut merged, name_in_files, empty) =
         load_files(&files, &project_dir, &env, &mut warnings, &mut stack)?;

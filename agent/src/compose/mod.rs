@@ -57,6 +57,7 @@ pub mod xgantry;
 pub mod yaml;
 
 pub use error::ComposeError;
+pub use loader::discover;
 pub use model::*;
 pub use name::{BadStackName, StackName};
 pub use pull_policy::PullPolicy;

@@ -722,3 +722,50 @@ fn oversized_or_fifo_compose_and_env_files_are_refused_as_invalid_input_naming_t
         "{msg}"
     );
 }
+
+#[test]
+fn discovery_takes_compose_s_default_file_then_its_first_override() {
+    let (_t, d) = project_dir("disc");
+    let mut warnings = Vec::new();
+    assert!(discover(&d, &mut warnings).is_empty(), "no default file");
+    let yaml = write(&d, "docker-compose.yaml", "services: {}\n");
+    assert_eq!(discover(&d, &mut warnings), vec![yaml.clone()]);
+    // compose prefers docker-compose.yml over .yaml, and says which it ignored.
+    let yml = write(&d, "docker-compose.yml", "services: {}\n");
+    assert_eq!(discover(&d, &mut warnings), vec![yml.clone()]);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("ignoring") && warnings[0].contains("docker-compose.yaml"));
+    warnings.clear();
+    let over = write(&d, "docker-compose.override.yml", "services: {}\n");
+    assert_eq!(discover(&d, &mut warnings), vec![yml.clone(), over.clone()]);
+    assert!(warnings.len() == 1, "only the two defaults: {warnings:?}");
+    let main = write(&d, "compose.yaml", "services: {}\n");
+    let first_over = write(&d, "compose.override.yml", "services: {}\n");
+    warnings.clear();
+    assert_eq!(discover(&d, &mut warnings), vec![main, first_over]);
+    assert_eq!(
+        warnings.len(),
+        2,
+        "three defaults, two overrides: {warnings:?}"
+    );
+    assert!(
+        warnings[1].contains("override") && warnings[1].contains("docker-compose.override.yml")
+    );
+}
+
+#[test]
+fn a_project_directory_s_override_is_merged_without_naming_it() {
+    let (_t, d) = project_dir("withover");
+    write(&d, "compose.yaml", "services:\n  web:\n    image: nginx\n");
+    write(
+        &d,
+        "compose.override.yaml",
+        "services:\n  web:\n    image: nginx:2\n  extra:\n    image: busybox\n",
+    );
+    let mut o = opts(Vec::new());
+    o.project_dir = Some(d.clone());
+    let p = load(&o).unwrap();
+    assert_eq!(p.service("web").unwrap().image.as_deref(), Some("nginx:2"));
+    assert!(p.service("extra").is_some());
+    assert_eq!(p.config_files.len(), 2, "{:?}", p.config_files);
+}
