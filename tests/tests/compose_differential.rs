@@ -480,7 +480,12 @@ volumes:
     image: busybox
     mem_limit: 0
     cpuset: "0"
+    scale: 2
     deploy: {resources: {limits: {memory: 1g}}}
+  e:
+    image: busybox
+    scale: 3
+    deploy: {replicas: 3}
 "####,
         )],
         args: &[],
@@ -1061,6 +1066,10 @@ fn gantry_config_rejects_invalid_files_with_65() {
         (
             "services:\n  web:\n    image: x\n    cpus: 1\n    deploy: {resources: {limits: {memory: 2g}}}\n",
             "compose.yaml: services.web.cpus: can't set distinct values on 'cpus' and 'deploy.resources.limits.cpus'",
+        ),
+        (
+            "services:\n  web:\n    image: x\n    scale: 2\n    deploy: {replicas: 3}\n",
+            "compose.yaml: services.web.scale: can't set distinct values on 'scale' and 'deploy.replicas'",
         ),
         (
             "services:\n  web:\n    image: x\n    oom_score_adj: 1001\n",

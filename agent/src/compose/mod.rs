@@ -151,9 +151,13 @@ impl Service {
         hash::config_hash(self)
     }
 
-    /// `deploy.replicas`, 1 when unset.
+    /// `deploy.replicas`, else `scale`, 1 when neither is set.
     pub fn replicas(&self) -> u32 {
-        self.deploy.as_ref().and_then(|d| d.replicas).unwrap_or(1)
+        self.deploy
+            .as_ref()
+            .and_then(|d| d.replicas)
+            .or(self.scale)
+            .unwrap_or(1)
     }
 
     /// `deploy.update_config`, if any.

@@ -200,6 +200,10 @@ pub struct Service {
     pub restart: Option<Restart>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub runtime: Option<String>,
+    /// compose's own replica count: `deploy.replicas` when that is unset (the loader refuses
+    /// the two when they differ).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scale: Option<u32>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<FileMount>,
     #[serde(skip_serializing_if = "Vec::is_empty")]

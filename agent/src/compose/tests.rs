@@ -769,3 +769,21 @@ fn a_project_directory_s_override_is_merged_without_naming_it() {
     assert!(p.service("extra").is_some());
     assert_eq!(p.config_files.len(), 2, "{:?}", p.config_files);
 }
+
+#[test]
+fn scale_is_the_replica_count_when_deploy_replicas_is_unset() {
+    let (_t, d) = project_dir("scaled");
+    let f = write(
+        &d,
+        "compose.yaml",
+        "services:\n  a:\n    image: x\n    scale: 3\n  b:\n    image: x\n    scale: 2\n    deploy: {replicas: 2}\n  c:\n    image: x\n    scale: 0\n  d:\n    image: x\n",
+    );
+    let p = load(&opts(vec![f])).unwrap();
+    let n = |s: &str| p.service(s).unwrap().replicas();
+    assert_eq!((n("a"), n("b"), n("c"), n("d")), (3, 2, 0, 1));
+    // Scaling is not a new container: the hash leaves it out.
+    let mut a = p.service("a").unwrap().clone();
+    let before = a.config_hash();
+    a.scale = Some(5);
+    assert_eq!(a.config_hash(), before);
+}

@@ -25,7 +25,7 @@ use super::plan::{self, Action, Plan};
 pub use super::recorded::project_from_release;
 use super::recorded::{env_file_hashes, env_file_refs, release_model};
 use super::rollout::{Applied, Mode, Rollout, record};
-use super::{DeployError, DeployReport, DeployRequest, Progress, translate};
+use super::{DeployError, DeployReport, DeployRequest, Progress};
 
 /// Runs deploys against one engine and one ledger.
 #[derive(Clone)]
@@ -708,10 +708,10 @@ fn validate_deployable(project: &Project) -> Result<(), DeployError> {
                 reason: "has `build` and no `image`: Gantry does not build; build and push the image in CI, then set `image`".into(),
             });
         }
-        if svc.container_name.is_some() && translate::replicas(svc) > 1 {
+        if svc.container_name.is_some() && svc.replicas() > 1 {
             return Err(DeployError::Unsupported {
                 service: svc.name.clone(),
-                reason: "sets container_name and deploy.replicas > 1: names must be unique".into(),
+                reason: "sets container_name and more than one replica (deploy.replicas or scale): names must be unique".into(),
             });
         }
         let unapplied = [

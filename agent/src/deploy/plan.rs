@@ -14,8 +14,6 @@ use crate::compose::{DependsCondition, Project, Service, hash};
 use crate::engine::{ContainerInfo, labels};
 use crate::ledger::Release;
 
-use super::translate;
-
 /// What happens to a service (the ledger records the same type).
 pub use crate::ledger::Action;
 
@@ -186,7 +184,7 @@ pub fn compute(
             .cloned()
             .collect();
         let job = jobs.contains(&svc.name);
-        let replicas = if job { 1 } else { translate::replicas(svc) };
+        let replicas = if job { 1 } else { svc.replicas() };
         let mut reasons = Vec::new();
 
         let action = if job {

@@ -102,15 +102,6 @@ pub fn volume_specs(project: &Project) -> Vec<(String, VolumeSpec, bool)> {
         .collect()
 }
 
-/// Replicas a service should run.
-pub fn replicas(service: &Service) -> u32 {
-    service
-        .deploy
-        .as_ref()
-        .and_then(|d| d.replicas)
-        .unwrap_or(1)
-}
-
 /// The name replica `number` of a service gets.
 pub fn container_name(project: &Project, service: &Service, number: u32) -> String {
     match &service.container_name {

@@ -76,7 +76,7 @@ pub(super) fn build_service(
             }
         }
     }
-    legacy_resources(obj).map_err(|(key, message)| ComposeError::Invalid {
+    legacy_keys(obj).map_err(|(key, message)| ComposeError::Invalid {
         file: first_file.to_path_buf(),
         path: format!("services.{name}.{key}"),
         message,
@@ -104,12 +104,13 @@ pub(super) fn build_service(
     Ok(svc)
 }
 
-/// The legacy resource keys, as compose reads them: a zero is no setting (dropped), and a
-/// key also set under `deploy.resources` must hold the same value there, or the file is
-/// refused (`cpus`, `mem_limit`, `pids_limit` against `limits` once `limits` exists — unset
-/// there counts as different —, `mem_reservation` against `reservations`). The error is the
-/// key's path below the service and the message.
-fn legacy_resources(obj: &mut Map<String, Json>) -> Result<(), (String, String)> {
+/// The keys older than `deploy`, as compose reads them: a resource key set to zero is no
+/// setting (dropped), and a key also set under `deploy` must hold the same value there, or the
+/// file is refused: `scale` against `deploy.replicas`; `cpus`, `mem_limit`, `pids_limit`
+/// against `deploy.resources.limits` once `limits` exists (unset there counts as different),
+/// `mem_reservation` against `reservations`. The error is the key's path below the service and
+/// the message.
+fn legacy_keys(obj: &mut Map<String, Json>) -> Result<(), (String, String)> {
     // Numbers and sizes: 0 is no setting. (`cpuset: "0"` is CPU 0: only an empty one goes.)
     const LEGACY: [&str; 10] = [
         "cpu_period",
@@ -135,6 +136,19 @@ fn legacy_resources(obj: &mut Map<String, Json>) -> Result<(), (String, String)>
     }
     if obj.get("cpuset").and_then(Json::as_str) == Some("") {
         obj.remove("cpuset");
+    }
+    if let Some(scale) = obj.get("scale").cloned()
+        && let Some(Json::Object(deploy)) = obj.get_mut("deploy")
+    {
+        // As compose prints it: a `deploy` without replicas gets `scale`'s.
+        let replicas = deploy.entry("replicas").or_insert_with(|| scale.clone());
+        if *replicas != scale {
+            return Err((
+                "scale".into(),
+                "can't set distinct values on 'scale' and 'deploy.replicas' (keep one of them)"
+                    .into(),
+            ));
+        }
     }
     let resources = obj.get("deploy").and_then(|d| d.get("resources"));
     for (legacy, side, key) in [
