@@ -655,6 +655,8 @@ COMPOSE_PROJECT_NAME=from_dotenv
     group_add: [wheel, 1000]
     ipc: shareable
     pid: host
+    uts: host
+    attach: false
     links: [b]
     mac_address: 02:42:ac:11:00:02
     security_opt: [no-new-privileges:true]

@@ -137,18 +137,18 @@ fn a_replica_count_change_scales_without_touching_the_others() {
 }
 
 #[test]
-fn the_legacy_resource_keys_reach_the_container_and_a_change_recreates_it() {
+fn the_legacy_resource_keys_and_uts_reach_the_container_and_a_change_recreates_it() {
     let stack = Stack::with_file(
-        "services:\n  worker:\n    image: ${IMAGE}\n    command: [\"sleep\", \"300\"]\n    init: true\n    mem_limit: ${MEM:-64m}\n    mem_reservation: 32m\n    cpus: 0.5\n    cpu_shares: 512\n    cpuset: \"0\"\n    pids_limit: 50\n    oom_score_adj: 300\n",
+        "services:\n  worker:\n    image: ${IMAGE}\n    command: [\"sleep\", \"300\"]\n    init: true\n    mem_limit: ${MEM:-64m}\n    mem_reservation: 32m\n    cpus: 0.5\n    cpu_shares: 512\n    cpuset: \"0\"\n    pids_limit: 50\n    oom_score_adj: 300\n    uts: host\n    attach: false\n",
     );
     assert_eq!(stack.deploy(&[]).status.code(), Some(0));
     let worker = format!("{}-worker-1", stack.name);
     let fields = "{{.HostConfig.Memory}} {{.HostConfig.MemoryReservation}} {{.HostConfig.NanoCpus}} \
                   {{.HostConfig.CpuShares}} {{.HostConfig.CpusetCpus}} {{.HostConfig.PidsLimit}} \
-                  {{.HostConfig.OomScoreAdj}}";
+                  {{.HostConfig.OomScoreAdj}} {{.HostConfig.UTSMode}}";
     assert_eq!(
         inspect(&worker, fields),
-        format!("{} {} 500000000 512 0 50 300", 64 << 20, 32 << 20)
+        format!("{} {} 500000000 512 0 50 300 host", 64 << 20, 32 << 20)
     );
     let before = stack.containers();
     let out = stack.deploy(&["--var", "MEM=96m"]);

@@ -6,7 +6,7 @@
 //! options, healthcheck, restart, user, working_dir, ulimits, resources, ...).
 //!
 //! What it leaves out, because changing it does not need a new container: `depends_on`,
-//! `profiles`, `build`, `pull_policy`, `scale`, `x-gantry` and other `x-*` keys (rollout and probe
+//! `profiles`, `build`, `pull_policy`, `scale`, `attach`, `x-gantry` and other `x-*` keys (rollout and probe
 //! settings), and from `deploy`: `replicas`, `update_config`, `rollback_config`, `mode`,
 //! `endpoint_mode`, `placement`, `labels`. The env file *paths* are left out too: their content
 //! is already in `environment`. The image *digest* is not known here; the planner compares it
@@ -27,7 +27,14 @@ pub const HASH_VERSION: &str = "gantry-service-v1";
 pub fn canonical_json(service: &Service) -> serde_json::Value {
     let mut v = serde_json::to_value(service).unwrap_or(serde_json::Value::Null);
     if let Some(obj) = v.as_object_mut() {
-        for k in ["depends_on", "profiles", "build", "pull_policy", "scale"] {
+        for k in [
+            "attach",
+            "depends_on",
+            "profiles",
+            "build",
+            "pull_policy",
+            "scale",
+        ] {
             obj.remove(k);
         }
         if let Some(deploy) = obj.get_mut("deploy").and_then(|d| d.as_object_mut()) {

@@ -76,6 +76,10 @@ pub struct Service {
     /// The service's key in `services:` (not serialised: it is the map key).
     #[serde(skip)]
     pub name: String,
+    /// Whether `docker compose up` (in the foreground) follows the service's logs. Gantry
+    /// never attaches: kept for printing, left out of the hash.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attach: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub build: Option<Build>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -229,6 +233,9 @@ pub struct Service {
     pub user: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub userns_mode: Option<String>,
+    /// The UTS namespace: `host` shares the host's hostname.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uts: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<VolumeMount>,
     #[serde(skip_serializing_if = "Vec::is_empty")]

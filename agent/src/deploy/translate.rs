@@ -404,6 +404,7 @@ pub fn container_spec(
         network_mode,
         pid: service.pid.clone(),
         ipc: service.ipc.clone(),
+        uts: service.uts.clone(),
         healthcheck,
         restart,
         stop_signal: service.stop_signal.clone(),

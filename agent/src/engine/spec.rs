@@ -260,6 +260,8 @@ pub struct ContainerSpec {
     pub network_mode: Option<String>,
     pub pid: Option<String>,
     pub ipc: Option<String>,
+    /// `host`: the host's UTS namespace (hostname).
+    pub uts: Option<String>,
     pub healthcheck: Option<HealthcheckSpec>,
     pub restart: RestartPolicy,
     /// e.g. `SIGTERM` (Docker's default), `SIGUSR1`, `SIGQUIT`.

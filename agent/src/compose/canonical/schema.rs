@@ -23,6 +23,7 @@ use super::walk::{Kind::*, Schema};
 
 /// A service.
 pub(super) const SERVICE: Schema = &[
+    ("attach", Bool),
     ("build", Special(build)),
     ("cap_add", StrList),
     ("cap_drop", StrList),
@@ -89,12 +90,12 @@ pub(super) const SERVICE: Schema = &[
     ("ulimits", Special(ulimits)),
     ("user", Str),
     ("userns_mode", Str),
+    ("uts", Str),
     ("volumes", Special(volumes)),
     ("volumes_from", StrList),
     ("working_dir", Str),
     // The specification's service keys Gantry refuses.
     ("annotations", Unsupported),
-    ("attach", Unsupported),
     ("blkio_config", Unsupported),
     ("cgroup", Unsupported),
     ("cpu_count", Unsupported),
@@ -115,7 +116,6 @@ pub(super) const SERVICE: Schema = &[
     ("provider", Unsupported),
     ("storage_opt", Unsupported),
     ("use_api_socket", Unsupported),
-    ("uts", Unsupported),
     ("volume_driver", Unsupported),
 ];
 

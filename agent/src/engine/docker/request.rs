@@ -185,6 +185,7 @@ pub(super) fn create_body(spec: &ContainerSpec) -> Result<ContainerCreateBody> {
         network_mode,
         pid_mode: spec.pid.clone(),
         ipc_mode: spec.ipc.clone(),
+        uts_mode: spec.uts.clone(),
         restart_policy,
         ulimits: non_empty(
             &spec
