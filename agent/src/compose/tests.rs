@@ -635,6 +635,16 @@ fn yamlish() -> impl Strategy<Value = String> {
         "build",
         "stop_grace_period",
         "shm_size",
+        "cpus",
+        "mem_limit",
+        "mem_reservation",
+        "memswap_limit",
+        "mem_swappiness",
+        "pids_limit",
+        "oom_score_adj",
+        "scale",
+        "uts",
+        "attach",
         "<<",
         "bogus",
     ]);
@@ -669,6 +679,11 @@ fn yamlish() -> impl Strategy<Value = String> {
         "{file: other.yaml, service: x}",
         "'${'",
         "0440",
+        "0",
+        "0.5",
+        "512m",
+        "{replicas: 2}",
+        "{resources: {limits: {memory: 1g, cpus: 0.5}}}",
     ]);
     let entry = (key, scalar).prop_map(|(k, v)| format!("    {k}: {v}\n"));
     let service = prop::collection::vec(entry, 0..6).prop_map(|es| es.concat());
