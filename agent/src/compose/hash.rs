@@ -7,10 +7,10 @@
 //!
 //! What it leaves out, because changing it does not need a new container: `depends_on`,
 //! `profiles`, `build`, `pull_policy`, `scale`, `attach`, `x-gantry` and other `x-*` keys
-//! (rollout and probe settings), and from `deploy`: `replicas`, `update_config`, `rollback_config`, `mode`,
-//! `endpoint_mode`, `placement`, `labels`. The env file *paths* are left out too: their content
-//! is already in `environment`. The image *digest* is not known here; the planner compares it
-//! separately.
+//! (rollout and probe settings), and from `deploy`: `replicas`, `update_config`,
+//! `rollback_config`, `mode`, `endpoint_mode`, `placement`, `labels`. The env file *paths* are
+//! left out too: their content is already in `environment`. The image *digest* is not known
+//! here; the planner compares it separately.
 //!
 //! Design: `sha256("gantry-service-v1\n" + JSON)` with every object's keys sorted and no
 //! whitespace, hex-encoded. The prefix is bumped if the covered set ever changes, which makes
