@@ -532,6 +532,27 @@ volumes:
         env: &[],
     },
     Fixture {
+        name: "develop-watch",
+        files: &[(
+            "compose.yaml",
+            r####"services:
+  a:
+    image: busybox
+    develop:
+      watch:
+        - {path: ./src, action: sync, target: /app, ignore: [node_modules/], initial_sync: true}
+        - {path: package.json, action: rebuild}
+        - {path: ./cfg, action: sync+exec, target: /cfg, exec: {command: [kill, -HUP, "1"], user: root}}
+        - {path: ./x, action: sync+restart, target: /x, include: ["*.py"]}
+  b:
+    image: busybox
+    develop: {}
+"####,
+        )],
+        args: &[],
+        env: &[],
+    },
+    Fixture {
         name: "multi-file-extends",
         files: &[
             (
@@ -1072,6 +1093,14 @@ fn gantry_config_rejects_invalid_files_with_65() {
         (
             "services:\n  web:\n    image: x\n    scale: 2\n    deploy: {replicas: 3}\n",
             "compose.yaml: services.web.scale: can't set distinct values on 'scale' and 'deploy.replicas'",
+        ),
+        (
+            "services:\n  web:\n    image: x\n    develop: {watch: [{path: ., action: bogus}]}\n",
+            "compose.yaml: services.web.develop.watch[0].action: invalid action \"bogus\"",
+        ),
+        (
+            "services:\n  web:\n    image: x\n    develop: {watch: [{action: sync}]}\n",
+            "compose.yaml: services.web.develop.watch[0]: a watch rule needs `path`",
         ),
         (
             "services:\n  web:\n    image: x\n    oom_score_adj: 1001\n",

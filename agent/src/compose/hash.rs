@@ -6,8 +6,8 @@
 //! options, healthcheck, restart, user, working_dir, ulimits, resources, ...).
 //!
 //! What it leaves out, because changing it does not need a new container: `depends_on`,
-//! `profiles`, `build`, `pull_policy`, `scale`, `attach`, `x-gantry` and other `x-*` keys
-//! (rollout and probe settings), and from `deploy`: `replicas`, `update_config`,
+//! `profiles`, `build`, `develop`, `pull_policy`, `scale`, `attach`, `x-gantry` and other
+//! `x-*` keys (rollout and probe settings), and from `deploy`: `replicas`, `update_config`,
 //! `rollback_config`, `mode`, `endpoint_mode`, `placement`, `labels`. The env file *paths* are
 //! left out too: their content is already in `environment`. The image *digest* is not known
 //! here; the planner compares it separately.
@@ -30,6 +30,7 @@ pub fn canonical_json(service: &Service) -> serde_json::Value {
         for k in [
             "attach",
             "depends_on",
+            "develop",
             "profiles",
             "build",
             "pull_policy",

@@ -113,6 +113,10 @@ pub struct Service {
     pub depends_on: BTreeMap<String, DependsOn>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deploy: Option<Deploy>,
+    /// `docker compose watch`'s rules, as compose prints them. A deploy never watches: kept
+    /// for printing, left out of the hash.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub develop: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<Device>,
     #[serde(skip_serializing_if = "Vec::is_empty")]

@@ -645,6 +645,7 @@ fn yamlish() -> impl Strategy<Value = String> {
         "scale",
         "uts",
         "attach",
+        "develop",
         "<<",
         "bogus",
     ]);
@@ -684,6 +685,8 @@ fn yamlish() -> impl Strategy<Value = String> {
         "512m",
         "{replicas: 2}",
         "{resources: {limits: {memory: 1g, cpus: 0.5}}}",
+        "{watch: [{path: ., action: sync, target: /a}]}",
+        "{watch: [{action: x}]}",
     ]);
     let entry = (key, scalar).prop_map(|(k, v)| format!("    {k}: {v}\n"));
     let service = prop::collection::vec(entry, 0..6).prop_map(|es| es.concat());

@@ -15,9 +15,9 @@ use super::mounts::{
     config_mounts, device_mounts, file_mode, port_target, ports, secret_mounts, ulimits, volumes,
 };
 use super::service::{
-    build, command, container_name, cpus, depends_on, deploy_mode, env_file, environment, extends,
-    extra_hosts, health_test, ipam_pools, mem_swappiness, memswap_limit, oom_score_adj, placement,
-    pull_policy, replicas, restart, service_networks,
+    build, command, container_name, cpus, depends_on, deploy_mode, develop_watch, env_file,
+    environment, extends, extra_hosts, health_test, ipam_pools, mem_swappiness, memswap_limit,
+    oom_score_adj, placement, pull_policy, replicas, restart, service_networks,
 };
 use super::walk::{Kind::*, Schema};
 
@@ -38,6 +38,7 @@ pub(super) const SERVICE: Schema = &[
     ("cpuset", Str),
     ("depends_on", Special(depends_on)),
     ("deploy", Map(DEPLOY)),
+    ("develop", Map(DEVELOP)),
     ("devices", Special(device_mounts)),
     ("dns", StrOrList),
     ("dns_opt", StrOrList),
@@ -103,7 +104,6 @@ pub(super) const SERVICE: Schema = &[
     ("cpu_rt_period", Unsupported),
     ("cpu_rt_runtime", Unsupported),
     ("credential_spec", Unsupported),
-    ("develop", Unsupported),
     ("device_cgroup_rules", Unsupported),
     ("external_links", Unsupported),
     ("gpus", Unsupported),
@@ -117,6 +117,35 @@ pub(super) const SERVICE: Schema = &[
     ("storage_opt", Unsupported),
     ("use_api_socket", Unsupported),
     ("volume_driver", Unsupported),
+];
+
+/// `develop`: what `docker compose watch` syncs into a running container during development.
+/// Kept and printed as compose does; a deploy never watches.
+const DEVELOP: Schema = &[("watch", Special(develop_watch))];
+
+/// One `develop.watch` entry.
+pub(super) const WATCH: Schema = &[
+    ("path", Path),
+    (
+        "action",
+        OneOf(
+            &["rebuild", "sync", "restart", "sync+restart", "sync+exec"],
+            "rebuild, sync, restart, sync+restart, sync+exec",
+        ),
+    ),
+    ("target", Str),
+    ("ignore", StrList),
+    ("include", StrList),
+    ("initial_sync", Bool),
+    ("exec", Map(WATCH_EXEC)),
+];
+
+const WATCH_EXEC: Schema = &[
+    ("command", Special(command)),
+    ("user", Str),
+    ("privileged", Bool),
+    ("working_dir", Str),
+    ("environment", Special(environment)),
 ];
 
 /// A top-level network.

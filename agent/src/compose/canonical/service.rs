@@ -16,7 +16,7 @@ use super::scalar::{
     entries, float, integer, key_value_map, string, string_list, string_or_list, to_json,
     type_name, unsigned,
 };
-use super::schema::{DEPENDS_ON, ENV_FILE, EXTENDS, IPAM_POOL, SERVICE, SERVICE_NETWORK};
+use super::schema::{DEPENDS_ON, ENV_FILE, EXTENDS, IPAM_POOL, SERVICE, SERVICE_NETWORK, WATCH};
 use super::walk::walk;
 use super::{Ctx, R, join};
 use crate::compose::error::ComposeError;
@@ -332,6 +332,31 @@ pub(super) fn cpus(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
     serde_json::Number::from_f64(f)
         .map(Json::Number)
         .ok_or_else(|| ctx.invalid(p, "invalid cpus"))
+}
+
+/// `develop.watch`: a list of entries, each with its path made absolute and, as compose prints
+/// it, an `exec` (`{command: null}` when the entry has none).
+pub(super) fn develop_watch(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
+    let Value::Sequence(items) = val else {
+        return Err(ctx.invalid(
+            p,
+            format!("expected a list of watch rules, found {}", type_name(val)),
+        ));
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let ip = format!("{p}[{i}]");
+        let mut rule = walk(ctx, &ip, item, WATCH)?;
+        for required in ["path", "action"] {
+            if !rule.contains_key(required) {
+                return Err(ctx.invalid(&ip, format!("a watch rule needs `{required}`")));
+            }
+        }
+        rule.entry("exec")
+            .or_insert_with(|| json!({"command": null}));
+        out.push(Json::Object(rule));
+    }
+    Ok(Json::Array(out))
 }
 
 /// `mem_swappiness`: 0 to 100, printed as a string like compose does.
