@@ -553,6 +553,34 @@ volumes:
         env: &[],
     },
     Fixture {
+        name: "label-files",
+        files: &[
+            (
+                "compose.yaml",
+                r####"services:
+  a:
+    image: busybox
+    label_file: ./l.env
+  b:
+    image: busybox
+    label_file: [./l.env, ./l2.env]
+    labels: {A: mine}
+"####,
+            ),
+            (
+                "l.env",
+                r####"A=1
+B="two words"
+# c
+export C=3
+"####,
+            ),
+            ("l2.env", "X=9\nB=from2\n"),
+        ],
+        args: &[],
+        env: &[],
+    },
+    Fixture {
         name: "multi-file-extends",
         files: &[
             (
@@ -1101,6 +1129,10 @@ fn gantry_config_rejects_invalid_files_with_65() {
         (
             "services:\n  web:\n    image: x\n    develop: {watch: [{action: sync}]}\n",
             "compose.yaml: services.web.develop.watch[0]: a watch rule needs `path`",
+        ),
+        (
+            "services:\n  web:\n    image: x\n    label_file: ./nope.env\n",
+            "compose.yaml: services.web.label_file: label file",
         ),
         (
             "services:\n  web:\n    image: x\n    oom_score_adj: 1001\n",

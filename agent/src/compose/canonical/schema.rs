@@ -16,8 +16,8 @@ use super::mounts::{
 };
 use super::service::{
     build, command, container_name, cpus, depends_on, deploy_mode, develop_watch, env_file,
-    environment, extends, extra_hosts, health_test, ipam_pools, mem_swappiness, memswap_limit,
-    oom_score_adj, placement, pull_policy, replicas, restart, service_networks,
+    environment, extends, extra_hosts, health_test, ipam_pools, label_file, mem_swappiness,
+    memswap_limit, oom_score_adj, placement, pull_policy, replicas, restart, service_networks,
 };
 use super::walk::{Kind::*, Schema};
 
@@ -56,6 +56,7 @@ pub(super) const SERVICE: Schema = &[
     ("image", Str),
     ("init", Bool),
     ("ipc", Str),
+    ("label_file", Special(label_file)),
     ("labels", Labels),
     ("links", StrList),
     ("logging", Map(LOGGING)),
@@ -108,7 +109,6 @@ pub(super) const SERVICE: Schema = &[
     ("external_links", Unsupported),
     ("gpus", Unsupported),
     ("isolation", Unsupported),
-    ("label_file", Unsupported),
     ("lifecycle", Unsupported),
     ("models", Unsupported),
     ("post_start", Unsupported),

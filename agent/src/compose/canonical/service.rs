@@ -193,6 +193,15 @@ pub(super) fn env_file(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
     Ok(Json::Array(out))
 }
 
+/// `label_file`: a path or a list of paths, made absolute. Read into `labels` when the files
+/// are merged (see the loader), as compose does.
+pub(super) fn label_file(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
+    let paths = string_or_list(ctx, p, val)?;
+    Ok(Json::from(
+        paths.iter().map(|s| ctx.abs_path(s)).collect::<Vec<_>>(),
+    ))
+}
+
 /// `[::1]` → `::1` (compose prints IPv6 addresses of extra_hosts without brackets).
 fn unbracket(ip: &str) -> &str {
     ip.strip_prefix('[')

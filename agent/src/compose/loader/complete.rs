@@ -81,6 +81,7 @@ pub(super) fn build_service(
         path: format!("services.{name}.{key}"),
         message,
     })?;
+    label_files(obj, name, first_file, env)?;
     implicit_dependencies(obj);
     // Default network unless network_mode is set.
     if !obj.contains_key("network_mode") && !obj.contains_key("networks") {
@@ -102,6 +103,43 @@ pub(super) fn build_service(
     svc.x_gantry = x_gantry;
     svc.extensions = extensions;
     Ok(svc)
+}
+
+/// `label_file`: the files read like env files (later files win), their labels added under
+/// `labels` where the service does not set the key itself; the key itself is not kept (compose
+/// prints the merged labels only). A missing file is an error naming it.
+fn label_files(
+    obj: &mut Map<String, Json>,
+    name: &str,
+    first_file: &Path,
+    env: &Env,
+) -> Result<(), ComposeError> {
+    let Some(Json::Array(paths)) = obj.remove("label_file") else {
+        return Ok(());
+    };
+    let files: Vec<EnvFile> = paths
+        .iter()
+        .filter_map(Json::as_str)
+        .map(|p| EnvFile {
+            path: p.into(),
+            required: true,
+            format: None,
+        })
+        .collect();
+    let lookup = |k: &str| env.lookup(k);
+    let missing = |path: &Path| ComposeError::Invalid {
+        file: first_file.to_path_buf(),
+        path: format!("services.{name}.label_file"),
+        message: format!("label file {} not found", path.display()),
+    };
+    let from_files = dotenv::read_env_files(&files, &lookup, &missing)?;
+    let labels = obj.entry("labels").or_insert_with(|| json!({}));
+    if let Some(m) = labels.as_object_mut() {
+        for (k, v) in from_files {
+            m.entry(k).or_insert(Json::String(v));
+        }
+    }
+    Ok(())
 }
 
 /// The keys older than `deploy`, as compose reads them: a resource key set to zero is no
