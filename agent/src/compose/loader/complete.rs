@@ -1,13 +1,16 @@
 //! Completing the merged document into the model: each service's env files read into its
-//! environment, implicit dependencies and the default network added, then deserialised into
-//! [`Service`]; top-level resources named, pruned to what the active services use, and every
-//! reference checked; `depends_on` checked for missing services and cycles.
+//! environment and its label files into its labels, the keys older than `deploy` (`cpus`,
+//! `mem_limit`, `scale`, ...) checked against it, implicit dependencies and the default network
+//! added, then deserialised into [`Service`]; top-level resources named, pruned to what the
+//! active services use, and every reference checked; `depends_on` checked for missing services
+//! and cycles.
 //!
 //! Design: runs once, on the merged canonical JSON (after every file, `include` and `extends`);
 //! anything wrong here spans files, so it is a [`ComposeError::Project`] (or names the first
-//! file for a missing env file).
+//! file for a missing env or label file and a conflicting key).
 //!
-//! Limits: env files are read from disk here (the only file access after the per-file stages).
+//! Limits: env and label files are read from disk here (the only file access after the
+//! per-file stages).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
