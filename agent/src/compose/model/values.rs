@@ -235,7 +235,11 @@ pub fn parse_bytes(input: &str) -> Result<u64, String> {
 pub(super) mod opt_bytes_string {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+    /// Any count (signed ones too, see [`super::opt_signed_string`]) as its decimal string.
+    pub fn serialize<T: std::fmt::Display, S: Serializer>(
+        v: &Option<T>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         match v {
             Some(n) => s.collect_str(n),
             None => s.serialize_none(),
@@ -262,14 +266,9 @@ pub(super) mod opt_bytes_string {
 /// Signed byte counts (`memswap_limit`, where -1 means unlimited) are printed as decimal
 /// strings by compose too (`"-1"`).
 pub(super) mod opt_signed_string {
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::{Deserialize, Deserializer};
 
-    pub fn serialize<S: Serializer>(v: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
-        match v {
-            Some(n) => s.collect_str(n),
-            None => s.serialize_none(),
-        }
-    }
+    pub use super::opt_bytes_string::serialize;
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
         #[derive(Deserialize)]
