@@ -77,6 +77,13 @@ pub enum DeployError {
     Registry(#[from] crate::registry::RegistryError),
     #[error("service {service}: {reason}")]
     Unsupported { service: String, reason: String },
+    /// Docker refused a step of one service's rollout (the error names the container).
+    #[error("service {service}: {source}")]
+    ServiceEngine {
+        service: String,
+        #[source]
+        source: EngineError,
+    },
     #[error(
         "{kind} {name} is declared external but does not exist (hint: create it first: docker {kind} create {name})"
     )]
@@ -205,7 +212,7 @@ impl DeployError {
                 source: crate::edge::EdgeError::PortTaken { .. },
                 ..
             } => ExitCode::InvalidInput,
-            Self::Engine(e) => e.exit_code(),
+            Self::Engine(e) | Self::ServiceEngine { source: e, .. } => e.exit_code(),
             Self::Ledger(LedgerError::LockBusy { .. }) => ExitCode::LockBusy,
             Self::Ledger(
                 LedgerError::BadStackName { .. }

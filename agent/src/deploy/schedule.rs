@@ -288,7 +288,13 @@ impl Rollout<'_> {
                                 );
                                 Ended::Continued(format!("{}: {e}", sp.service))
                             }
-                            _ => Ended::Stop(e),
+                            _ => Ended::Stop(match e {
+                                DeployError::Engine(source) => DeployError::ServiceEngine {
+                                    service: sp.service.clone(),
+                                    source,
+                                },
+                                e => e,
+                            }),
                         }
                     }
                 }
