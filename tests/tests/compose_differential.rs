@@ -492,6 +492,59 @@ volumes:
         env: &[],
     },
     Fixture {
+        // GPUs two ways (`gpus:` and `deploy.resources.reservations.devices`), compose's
+        // defaults (no count and no ids: all; an explicit 0 and empty lists left out), a CDI
+        // device name in `devices:`, and an override file appending requests as compose does.
+        name: "gpu-device-requests",
+        files: &[
+            (
+                "compose.yaml",
+                r####"services:
+  all:
+    image: busybox
+    gpus: all
+  listed:
+    image: busybox
+    gpus:
+      - driver: nvidia
+        count: 2
+        capabilities: [utility, compute]
+      - device_ids: ["0", "GPU-4c2f"]
+        options: {mig: 1, shared: true}
+      - {}
+      - count: "0"
+        capabilities: []
+  reserved:
+    image: busybox
+    deploy:
+      resources:
+        limits: {memory: 1g}
+        reservations:
+          memory: 256m
+          devices:
+            - driver: nvidia
+              count: all
+              capabilities: [gpu]
+            - capabilities: [gpu, utility]
+              device_ids: ["1"]
+            - capabilities: [tpu]
+              count: 0
+    devices: ["nvidia.com/gpu=all", "/dev/null:/dev/null2:r"]
+"####,
+            ),
+            (
+                "compose.override.yaml",
+                r####"services:
+  reserved:
+    gpus: [{count: 1}]
+    deploy: {resources: {reservations: {devices: [{capabilities: [gpu], count: "1"}]}}}
+"####,
+            ),
+        ],
+        args: &[],
+        env: &[],
+    },
+    Fixture {
         // No -f: compose takes compose.yaml, then the first override file it finds
         // (compose.override.yaml before docker-compose.override.yml, which is ignored).
         name: "override-discovery",
@@ -1149,6 +1202,26 @@ fn gantry_config_rejects_invalid_files_with_65() {
         (
             "services:\n  web:\n    image: x\n    cpus: -0.5\n",
             "compose.yaml: services.web.cpus: cpus must be 0 or more",
+        ),
+        (
+            "services:\n  web:\n    image: x\n    gpus: [{count: 1, device_ids: [\"0\"]}]\n",
+            "compose.yaml: services.web.gpus[0]: `count` and `device_ids` are exclusive",
+        ),
+        (
+            "services:\n  web:\n    image: x\n    gpus: 2\n",
+            "compose.yaml: services.web.gpus: expected `all` or a list of device requests",
+        ),
+        (
+            "services:\n  web:\n    image: x\n    gpus: [{count: some}]\n",
+            "compose.yaml: services.web.gpus[0].count: invalid count \"some\": `all` or a whole number",
+        ),
+        (
+            "services:\n  web:\n    image: x\n    deploy: {resources: {reservations: {devices: [{count: 1}]}}}\n",
+            "compose.yaml: services.web.deploy.resources.reservations.devices[0]: a device request needs `capabilities`",
+        ),
+        (
+            "services:\n  web:\n    image: x\n    deploy: {resources: {limits: {devices: [{capabilities: [gpu]}]}}}\n",
+            "compose.yaml: services.web.deploy.resources.limits.devices: devices are reserved, not limited",
         ),
     ];
     for (text, want) in cases {

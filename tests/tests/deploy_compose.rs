@@ -161,6 +161,41 @@ fn the_legacy_resource_keys_and_uts_reach_the_container_and_a_change_recreates_i
     assert!(inspect(&worker, fields).starts_with(&format!("{} ", 96 << 20)));
 }
 
+/// This host has no GPU and Docker here no NVIDIA runtime, so a GPU cannot be handed out: what
+/// is checked is that the device requests reach Docker as compose sends them (Docker names the
+/// driver and the capabilities it was asked for: `gpu` added to a `gpus:` entry), that the
+/// failure names the service, and that the rest of the stack is left as it was.
+#[test]
+fn gpu_requests_reach_docker_and_a_host_without_the_driver_fails_naming_the_service() {
+    let stack = Stack::with_file(
+        "services:\n  worker:\n    image: ${IMAGE}\n    command: [\"sleep\", \"300\"]\n    init: true\n",
+    );
+    assert_eq!(stack.deploy(&[]).status.code(), Some(0));
+    let before = stack.containers();
+    stack.write(
+        "services:\n  worker:\n    image: ${IMAGE}\n    command: [\"sleep\", \"300\"]\n    init: true\n  ml:\n    image: ${IMAGE}\n    command: [\"sleep\", \"300\"]\n    gpus:\n      - driver: nvidia\n        count: 1\n        capabilities: [utility]\n",
+    );
+    let out = stack.deploy(&[]);
+    let text = stdout(&out) + &stderr(&out);
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains(
+            r#"could not select device driver "nvidia" with capabilities: [[utility gpu]]"#
+        ),
+        "Docker was asked for the GPU as compose asks: {text}"
+    );
+    assert!(
+        text.contains("error: service ml: container "),
+        "the failure names the service: {text}"
+    );
+    let worker = format!("{}-worker-1", stack.name);
+    assert_eq!(
+        stack.containers()[&worker].0,
+        before[&worker].0,
+        "the worker was not touched"
+    );
+}
+
 #[test]
 fn invalid_files_exit_65_naming_the_file_and_key() {
     let stack = Stack::with_file(

@@ -10,7 +10,8 @@
 //! `x-*` keys (rollout and probe settings), and from `deploy`: `replicas`, `update_config`,
 //! `rollback_config`, `mode`, `endpoint_mode`, `placement`, `labels`. The env file *paths* are
 //! left out too: their content is already in `environment`. The image *digest* is not known
-//! here; the planner compares it separately.
+//! here; the planner compares it separately. A device's default `permissions: rwm` hashes as
+//! unset.
 //!
 //! Design: `sha256("gantry-service-v1\n" + JSON)` with every object's keys sorted and no
 //! whitespace, hex-encoded. The prefix is bumped if the covered set ever changes, which makes
@@ -70,6 +71,19 @@ pub fn canonical_json(service: &Service) -> serde_json::Value {
             .is_some_and(|d| d.is_empty())
         {
             obj.remove("deploy");
+        }
+        // A device's `permissions` default to `rwm` (printed since compose does); hashed as
+        // unset, which is how releases before that default hashed it.
+        for device in obj
+            .get_mut("devices")
+            .and_then(|d| d.as_array_mut())
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d.as_object_mut())
+        {
+            if device.get("permissions").and_then(|p| p.as_str()) == Some("rwm") {
+                device.remove("permissions");
+            }
         }
     }
     sort_keys(v)
@@ -149,5 +163,36 @@ mod tests {
         b.x_gantry = Some(serde_json::json!({"health": {"url": "http://x"}}));
         b.profiles = vec!["p".into()];
         assert_eq!(a.config_hash(), b.config_hash());
+    }
+
+    #[test]
+    fn a_device_default_permission_hashes_as_unset_and_a_gpu_request_counts() {
+        use crate::compose::model::{Device, DeviceRequest};
+        let device = |permissions: Option<&str>| Device {
+            source: "/dev/fuse".into(),
+            target: "/dev/fuse".into(),
+            permissions: permissions.map(str::to_owned),
+        };
+        let with = |d: Device| Service {
+            devices: vec![d],
+            ..base()
+        };
+        // A release written before `rwm` was filled in keeps its hash.
+        assert_eq!(
+            with(device(None)).config_hash(),
+            with(device(Some("rwm"))).config_hash()
+        );
+        assert_ne!(
+            with(device(None)).config_hash(),
+            with(device(Some("r"))).config_hash()
+        );
+        let gpus = Service {
+            gpus: vec![DeviceRequest {
+                count: Some(-1),
+                ..DeviceRequest::default()
+            }],
+            ..base()
+        };
+        assert_ne!(base().config_hash(), gpus.config_hash());
     }
 }

@@ -146,6 +146,10 @@ pub struct Service {
     /// `host=ip` entries, sorted like compose.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub extra_hosts: Vec<String>,
+    /// GPUs the container gets (`gpus: all` or device requests); sent with the capability
+    /// `gpu` added, as compose does.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gpus: Vec<DeviceRequest>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub group_add: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -646,6 +646,7 @@ fn yamlish() -> impl Strategy<Value = String> {
         "uts",
         "attach",
         "develop",
+        "gpus",
         "<<",
         "bogus",
     ]);
@@ -687,6 +688,14 @@ fn yamlish() -> impl Strategy<Value = String> {
         "{resources: {limits: {memory: 1g, cpus: 0.5}}}",
         "{watch: [{path: ., action: sync, target: /a}]}",
         "{watch: [{action: x}]}",
+        "all",
+        "[{count: all, capabilities: [gpu]}]",
+        "[{count: 1, device_ids: ['0']}]",
+        "[{driver: nvidia, options: {a: 1}}]",
+        "{resources: {reservations: {devices: [{capabilities: [gpu]}]}}}",
+        "{resources: {reservations: {devices: [{count: 2}]}}}",
+        "{resources: {limits: {devices: []}}}",
+        "['nvidia.com/gpu=all']",
     ]);
     let entry = (key, scalar).prop_map(|(k, v)| format!("    {k}: {v}\n"));
     let service = prop::collection::vec(entry, 0..6).prop_map(|es| es.concat());

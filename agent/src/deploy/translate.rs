@@ -374,6 +374,7 @@ pub fn container_spec(
         pids_limit: limits.and_then(|l| l.pids).or(service.pids_limit),
         oom_score_adj: service.oom_score_adj,
         oom_kill_disable: service.oom_kill_disable,
+        device_requests: device_requests(service, reservations),
     };
 
     Ok(ContainerSpec {
@@ -433,6 +434,7 @@ pub fn container_spec(
         devices: service
             .devices
             .iter()
+            .filter(|d| !is_cdi_device(d))
             .map(|d| DeviceSpec {
                 host_path: d.source.clone(),
                 container_path: d.target.clone(),
@@ -458,4 +460,163 @@ pub fn stop_timeout(service: &Service) -> Duration {
     service
         .stop_grace_period
         .map_or(Duration::from_secs(10), |d| d.as_std())
+}
+
+/// The service's device requests in the order compose sends them: the reserved devices, the
+/// CDI devices of `devices:`, then `gpus` (each with the capability `gpu` added).
+fn device_requests(
+    service: &Service,
+    reservations: Option<&compose::Resource>,
+) -> Vec<engine::DeviceRequest> {
+    let request = |r: &compose::DeviceRequest, capabilities: Vec<String>| engine::DeviceRequest {
+        driver: r.driver.clone().unwrap_or_default(),
+        count: r.count.unwrap_or(0),
+        device_ids: r.device_ids.clone(),
+        capabilities: vec![capabilities],
+        options: r.options.clone(),
+    };
+    let reserved = reservations
+        .into_iter()
+        .flat_map(|r| &r.devices)
+        .map(|r| request(r, r.capabilities.clone()));
+    let cdi: Vec<String> = service
+        .devices
+        .iter()
+        .filter(|d| is_cdi_device(d))
+        .map(|d| d.source.clone())
+        .collect();
+    let cdi = (!cdi.is_empty()).then(|| engine::DeviceRequest {
+        driver: "cdi".to_owned(),
+        device_ids: cdi,
+        ..Default::default()
+    });
+    let gpus = service.gpus.iter().map(|r| {
+        let mut capabilities = r.capabilities.clone();
+        capabilities.push("gpu".to_owned());
+        request(r, capabilities)
+    });
+    reserved.chain(cdi).chain(gpus).collect()
+}
+
+/// A `devices:` entry naming a CDI device (`nvidia.com/gpu=all`) rather than a host path:
+/// compose asks Docker's `cdi` driver for it.
+fn is_cdi_device(d: &compose::Device) -> bool {
+    d.source == d.target && is_cdi_name(&d.source)
+}
+
+/// `VENDOR/CLASS=NAME`: vendor and class start with a letter, end with a letter or digit and
+/// hold letters, digits, `-`, `_` and `.`; the name starts and ends with a letter or digit and
+/// may hold `:` too.
+fn is_cdi_name(s: &str) -> bool {
+    fn part(s: &str, extra: &str) -> bool {
+        let ends_ok = s.chars().last().is_some_and(|c| c.is_ascii_alphanumeric());
+        ends_ok
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
+    }
+    let Some((vendor, rest)) = s.split_once('/') else {
+        return false;
+    };
+    let Some((class, name)) = rest.split_once('=') else {
+        return false;
+    };
+    let starts_alpha = |s: &str| s.chars().next().is_some_and(|c| c.is_ascii_alphabetic());
+    let starts_alnum = |s: &str| s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    starts_alpha(vendor)
+        && part(vendor, "-_.")
+        && starts_alpha(class)
+        && part(class, "-_.")
+        && starts_alnum(name)
+        && part(name, "-_.:")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compose::{Device, DeviceRequest, Resource};
+
+    #[test]
+    fn device_requests_come_in_compose_order_with_gpu_added_to_gpus() {
+        let service = Service {
+            gpus: vec![DeviceRequest {
+                driver: Some("nvidia".into()),
+                count: Some(2),
+                capabilities: vec!["utility".into()],
+                ..DeviceRequest::default()
+            }],
+            devices: vec![
+                Device {
+                    source: "nvidia.com/gpu=all".into(),
+                    target: "nvidia.com/gpu=all".into(),
+                    permissions: Some("rwm".into()),
+                },
+                Device {
+                    source: "/dev/fuse".into(),
+                    target: "/dev/fuse".into(),
+                    permissions: None,
+                },
+            ],
+            ..Service::default()
+        };
+        let reservations = Resource {
+            devices: vec![DeviceRequest {
+                capabilities: vec!["gpu".into()],
+                device_ids: vec!["1".into()],
+                options: [("mig".to_owned(), "1".to_owned())].into(),
+                ..DeviceRequest::default()
+            }],
+            ..Resource::default()
+        };
+        let got = device_requests(&service, Some(&reservations));
+        assert_eq!(
+            got,
+            vec![
+                engine::DeviceRequest {
+                    driver: String::new(),
+                    count: 0,
+                    device_ids: vec!["1".into()],
+                    capabilities: vec![vec!["gpu".into()]],
+                    options: [("mig".to_owned(), "1".to_owned())].into(),
+                },
+                engine::DeviceRequest {
+                    driver: "cdi".into(),
+                    device_ids: vec!["nvidia.com/gpu=all".into()],
+                    ..Default::default()
+                },
+                engine::DeviceRequest {
+                    driver: "nvidia".into(),
+                    count: 2,
+                    capabilities: vec![vec!["utility".into(), "gpu".into()]],
+                    ..Default::default()
+                },
+            ]
+        );
+        // The CDI name is asked of the driver, not mapped as a host path.
+        assert!(is_cdi_device(&service.devices[0]));
+        assert!(!is_cdi_device(&service.devices[1]));
+        assert!(device_requests(&Service::default(), None).is_empty());
+    }
+
+    #[test]
+    fn cdi_names_are_vendor_class_equals_name() {
+        for yes in [
+            "nvidia.com/gpu=all",
+            "vendor.example/class_1=dev-0",
+            "a/b=0:1",
+        ] {
+            assert!(is_cdi_name(yes), "{yes}");
+        }
+        for no in [
+            "/dev/nvidia0",
+            "nvidia.com/gpu",
+            "nvidia.com=gpu",
+            "1vendor/gpu=all",
+            "nvidia.com/gpu=",
+            "nvidia.com/gpu=-x",
+            "nvidia.com-/gpu=all",
+            "nv idia/gpu=all",
+        ] {
+            assert!(!is_cdi_name(no), "{no}");
+        }
+    }
 }

@@ -35,12 +35,12 @@ use bollard::auth::DockerCredentials;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummary,
-    ContainerSummaryStateEnum, ContainerUpdateBody, DeviceMapping, EndpointIpamConfig,
-    EndpointSettings, EventMessage, EventMessageTypeEnum, HealthConfig, HealthStatusEnum,
-    HostConfig, HostConfigLogConfig, Ipam, IpamConfig, Mount, MountTmpfsOptions, MountType,
-    MountVolumeOptions, NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest,
-    NetworkingConfig, PortBinding, PortSummaryTypeEnum, ResourcesUlimits, RestartPolicyNameEnum,
-    VolumeCreateRequest,
+    ContainerSummaryStateEnum, ContainerUpdateBody, DeviceMapping, DeviceRequest,
+    EndpointIpamConfig, EndpointSettings, EventMessage, EventMessageTypeEnum, HealthConfig,
+    HealthStatusEnum, HostConfig, HostConfigLogConfig, Ipam, IpamConfig, Mount, MountTmpfsOptions,
+    MountType, MountVolumeOptions, NetworkConnectRequest, NetworkCreateRequest,
+    NetworkDisconnectRequest, NetworkingConfig, PortBinding, PortSummaryTypeEnum, ResourcesUlimits,
+    RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, EventsOptions, KillContainerOptions,

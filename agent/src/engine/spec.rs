@@ -228,6 +228,21 @@ pub struct Resources {
     pub pids_limit: Option<i64>,
     pub oom_score_adj: Option<i64>,
     pub oom_kill_disable: bool,
+    /// Devices a driver hands out (GPUs, CDI devices), in the order compose sends them.
+    pub device_requests: Vec<DeviceRequest>,
+}
+
+/// A request for devices a driver hands out (Docker's `DeviceRequest`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceRequest {
+    /// Empty: chosen by `capabilities`.
+    pub driver: String,
+    /// How many devices; -1: all; 0 with `device_ids`.
+    pub count: i64,
+    pub device_ids: Vec<String>,
+    /// Alternatives, each a set the driver must offer (`[[gpu]]`).
+    pub capabilities: Vec<Vec<String>>,
+    pub options: BTreeMap<String, String>,
 }
 
 /// Everything needed to create one container. Built by deploy from the Compose model.

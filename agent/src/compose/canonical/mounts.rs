@@ -399,6 +399,8 @@ pub(super) fn ulimits(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
     Ok(Json::Object(out))
 }
 
+/// `devices`: host device mappings in long form, `permissions` defaulting to `rwm` as compose
+/// prints them.
 pub(super) fn device_mounts(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
     let mut out = Vec::new();
     for (i, item) in list(ctx, path, v)?.iter().enumerate() {
@@ -413,14 +415,15 @@ pub(super) fn device_mounts(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
                     let s = m.get("source").cloned().unwrap_or(Json::Null);
                     m.insert("target".into(), s);
                 }
+                m.entry("permissions").or_insert_with(|| json!("rwm"));
                 Json::Object(m)
             }
             other => {
                 let s = string(ctx, &ip, other)?;
                 let parts: Vec<&str> = s.split(':').collect();
                 match parts.as_slice() {
-                    [src] => json!({"source": src, "target": src}),
-                    [src, dst] => json!({"source": src, "target": dst}),
+                    [src] => json!({"source": src, "target": src, "permissions": "rwm"}),
+                    [src, dst] => json!({"source": src, "target": dst, "permissions": "rwm"}),
                     [src, dst, perm] => json!({"source": src, "target": dst, "permissions": perm}),
                     _ => {
                         return Err(ctx.invalid(

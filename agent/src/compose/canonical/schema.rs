@@ -15,9 +15,10 @@ use super::mounts::{
     config_mounts, device_mounts, file_mode, port_target, ports, secret_mounts, ulimits, volumes,
 };
 use super::service::{
-    build, command, container_name, cpus, depends_on, deploy_mode, develop_watch, env_file,
-    environment, extends, extra_hosts, health_test, ipam_pools, label_file, mem_swappiness,
-    memswap_limit, oom_score_adj, placement, pull_policy, replicas, restart, service_networks,
+    build, command, container_name, cpus, depends_on, deploy_mode, develop_watch, device_count,
+    env_file, environment, extends, extra_hosts, gpus, health_test, ipam_pools, label_file,
+    limit_devices, mem_swappiness, memswap_limit, oom_score_adj, placement, pull_policy, replicas,
+    reserved_devices, restart, service_networks,
 };
 use super::walk::{Kind::*, Schema};
 
@@ -50,6 +51,7 @@ pub(super) const SERVICE: Schema = &[
     ("expose", StrList),
     ("extends", Special(extends)),
     ("extra_hosts", Special(extra_hosts)),
+    ("gpus", Special(gpus)),
     ("group_add", StrList),
     ("healthcheck", Map(HEALTHCHECK)),
     ("hostname", Str),
@@ -107,7 +109,6 @@ pub(super) const SERVICE: Schema = &[
     ("credential_spec", Unsupported),
     ("device_cgroup_rules", Unsupported),
     ("external_links", Unsupported),
-    ("gpus", Unsupported),
     ("isolation", Unsupported),
     ("lifecycle", Unsupported),
     ("models", Unsupported),
@@ -331,14 +332,31 @@ const UPDATE_CONFIG: Schema = &[
     ),
 ];
 
-const RESOURCES: Schema = &[("limits", Map(RESOURCE)), ("reservations", Map(RESOURCE))];
+const RESOURCES: Schema = &[("limits", Map(LIMITS)), ("reservations", Map(RESERVATIONS))];
 
-const RESOURCE: Schema = &[
+const LIMITS: Schema = &[
     ("cpus", Special(cpus)),
     ("memory", Bytes),
     ("pids", Int),
-    ("devices", Unsupported),
+    ("devices", Special(limit_devices)),
     ("generic_resources", Unsupported),
+];
+
+const RESERVATIONS: Schema = &[
+    ("cpus", Special(cpus)),
+    ("memory", Bytes),
+    ("pids", Int),
+    ("devices", Special(reserved_devices)),
+    ("generic_resources", Unsupported),
+];
+
+/// One device request: a `gpus:` entry or one of `deploy.resources.reservations.devices`.
+pub(super) const DEVICE_REQUEST: Schema = &[
+    ("capabilities", StrList),
+    ("driver", Str),
+    ("count", Special(device_count)),
+    ("device_ids", StrList),
+    ("options", StrMap),
 ];
 
 const RESTART_POLICY: Schema = &[

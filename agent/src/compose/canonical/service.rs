@@ -13,10 +13,12 @@ use serde_json::{Map, Value as Json, json};
 use serde_yaml::Value;
 
 use super::scalar::{
-    entries, float, integer, key_value_map, string, string_list, string_or_list, to_json,
-    type_name, unsigned,
+    entries, float, integer, key_value_map, scalar_string, string, string_list, string_or_list,
+    to_json, type_name, unsigned,
 };
-use super::schema::{DEPENDS_ON, ENV_FILE, EXTENDS, IPAM_POOL, SERVICE, SERVICE_NETWORK, WATCH};
+use super::schema::{
+    DEPENDS_ON, DEVICE_REQUEST, ENV_FILE, EXTENDS, IPAM_POOL, SERVICE, SERVICE_NETWORK, WATCH,
+};
 use super::walk::walk;
 use super::{Ctx, R, join};
 use crate::compose::error::ComposeError;
@@ -430,6 +432,117 @@ pub(super) fn placement(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
         Ok(Json::Object(Map::new()))
     } else {
         Err(unsupported(ctx, p))
+    }
+}
+
+/// `gpus`: `all`, or a list of device requests (see [`device_request`]).
+pub(super) fn gpus(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
+    match val {
+        Value::Sequence(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| device_request(ctx, &format!("{p}[{i}]"), item, false))
+            .collect::<R<Vec<_>>>()
+            .map(Json::Array),
+        Value::String(s) if s == "all" => Ok(json!([{"count": -1}])),
+        other => Err(ctx.invalid(
+            p,
+            format!(
+                "expected `all` or a list of device requests ({{count: 1, capabilities: [gpu]}}), found {}",
+                describe(other)
+            ),
+        )),
+    }
+}
+
+/// `deploy.resources.reservations.devices`: a list of device requests, each with its
+/// `capabilities` (compose requires them here).
+pub(super) fn reserved_devices(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
+    let Value::Sequence(items) = val else {
+        return Err(ctx.invalid(
+            p,
+            format!(
+                "expected a list of device requests, found {}",
+                type_name(val)
+            ),
+        ));
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| device_request(ctx, &format!("{p}[{i}]"), item, true))
+        .collect::<R<Vec<_>>>()
+        .map(Json::Array)
+}
+
+/// `deploy.resources.limits.devices`: refused, with where device requests belong.
+pub(super) fn limit_devices(ctx: &Ctx<'_>, p: &str, _val: &Value) -> R<Json> {
+    Err(ctx.invalid(
+        p,
+        "devices are reserved, not limited: move them to deploy.resources.reservations.devices",
+    ))
+}
+
+/// One device request, in compose's normal form: `count` and `device_ids` are exclusive; with
+/// neither, `count` is -1 (all devices); an explicit `count: 0` and empty lists are left out.
+fn device_request(ctx: &Ctx<'_>, p: &str, item: &Value, needs_capabilities: bool) -> R<Json> {
+    let mut m = walk(ctx, p, item, DEVICE_REQUEST)?;
+    if needs_capabilities && !m.contains_key("capabilities") {
+        return Err(ctx.invalid(
+            p,
+            "a device request needs `capabilities` (for a GPU: capabilities: [gpu])",
+        ));
+    }
+    for key in ["capabilities", "device_ids"] {
+        if m.get(key)
+            .and_then(Json::as_array)
+            .is_some_and(Vec::is_empty)
+        {
+            m.remove(key);
+        }
+    }
+    if m.get("options")
+        .and_then(Json::as_object)
+        .is_some_and(Map::is_empty)
+    {
+        m.remove("options");
+    }
+    match (m.contains_key("count"), m.contains_key("device_ids")) {
+        (true, true) => {
+            return Err(ctx.invalid(
+                p,
+                "`count` and `device_ids` are exclusive: ask for a number of devices or name them",
+            ));
+        }
+        (false, false) => {
+            m.insert("count".into(), json!(-1));
+        }
+        _ => {}
+    }
+    if m.get("count").and_then(Json::as_i64) == Some(0) {
+        m.remove("count");
+    }
+    Ok(Json::Object(m))
+}
+
+/// A scalar as written (quoted), anything else by its type.
+fn describe(v: &Value) -> String {
+    scalar_string(v).map_or_else(|| type_name(v).to_owned(), |s| format!("{s:?}"))
+}
+
+/// A device request's `count`: a number, or `all` (-1).
+pub(super) fn device_count(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
+    let bad = || {
+        ctx.invalid(
+            p,
+            format!("invalid count {}: `all` or a whole number", describe(val)),
+        )
+    };
+    match val {
+        Value::Number(n) => n.as_i64().map(Json::from).ok_or_else(bad),
+        Value::String(s) if s == "all" => Ok(json!(-1)),
+        Value::String(s) => s.trim().parse::<i64>().map(Json::from).map_err(|_| bad()),
+        _ => Err(bad()),
     }
 }
 

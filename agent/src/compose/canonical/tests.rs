@@ -166,7 +166,7 @@ fn misc_forms() {
     assert_eq!(j["extra_hosts"], json!(["a=1.2.3.4", "b=::1"]));
     assert_eq!(
         j["devices"],
-        json!([{"source": "/dev/fuse", "target": "/dev/fuse", "permissions": "rwm"}, {"source": "/dev/x", "target": "/dev/x"}])
+        json!([{"source": "/dev/fuse", "target": "/dev/fuse", "permissions": "rwm"}, {"source": "/dev/x", "target": "/dev/x", "permissions": "rwm"}])
     );
     assert_eq!(
         j["env_file"],

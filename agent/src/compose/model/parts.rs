@@ -1,5 +1,5 @@
-//! The pieces of a service: build, depends_on, deploy, devices, env files, healthcheck,
-//! logging, networks, ports, mounts, secrets/configs and ulimits.
+//! The pieces of a service: build, depends_on, deploy, devices, device requests (GPUs), env
+//! files, healthcheck, logging, networks, ports, mounts, secrets/configs and ulimits.
 //!
 //! Design: plain serde structs whose JSON form is what `docker compose config --format json`
 //! prints for these keys (defaults skipped the way compose skips them); the canonicaliser
@@ -128,6 +128,10 @@ pub struct Resource {
     pub memory: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pids: Option<i64>,
+    /// Devices to reserve (GPUs); only under `reservations` (the loader refuses them in
+    /// `limits`, as compose does).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceRequest>,
 }
 
 pub(super) fn cpus_number<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
@@ -159,6 +163,28 @@ pub struct Device {
     pub target: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permissions: Option<String>,
+}
+
+/// A request for devices a driver hands out (GPUs): a `gpus:` entry or one of
+/// `deploy.resources.reservations.devices`. Written as compose writes it: no `count` and no
+/// `device_ids` reads as `count: -1` (all); an explicit `count: 0` and empty lists are left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeviceRequest {
+    /// What the devices must offer (`gpu`, `utility`, `compute`...); the driver is chosen by
+    /// them when `driver` is unset.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    /// How many devices; -1: all of them. Exclusive with `device_ids`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<i64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub device_ids: Vec<String>,
+    /// Passed to the driver as written.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
 }
 
 /// An `env_file` entry, path absolute.

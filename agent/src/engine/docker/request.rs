@@ -237,6 +237,20 @@ pub(super) fn create_body(spec: &ContainerSpec) -> Result<ContainerCreateBody> {
         pids_limit: spec.resources.pids_limit,
         oom_score_adj: spec.resources.oom_score_adj,
         oom_kill_disable: spec.resources.oom_kill_disable.then_some(true),
+        device_requests: non_empty(
+            &spec
+                .resources
+                .device_requests
+                .iter()
+                .map(|r| DeviceRequest {
+                    driver: (!r.driver.is_empty()).then(|| r.driver.clone()),
+                    count: Some(r.count),
+                    device_ids: non_empty(&r.device_ids),
+                    capabilities: Some(r.capabilities.clone()),
+                    options: non_empty_map(&r.options),
+                })
+                .collect::<Vec<_>>(),
+        ),
         dns: non_empty(&spec.dns),
         dns_search: non_empty(&spec.dns_search),
         dns_options: non_empty(&spec.dns_opt),

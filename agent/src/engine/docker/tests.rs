@@ -1,7 +1,7 @@
 //! Unit tests of the translations: status texts, signals, pull failures, container specs.
 
 use super::*;
-use crate::engine::MountSpec;
+use crate::engine::{self, MountSpec};
 
 #[test]
 fn status_text_parses() {
@@ -115,4 +115,45 @@ fn spec_translates_ports_mounts_and_networks() {
         create_body(&bad),
         Err(EngineError::InvalidSpec { .. })
     ));
+}
+
+#[test]
+fn device_requests_reach_the_host_config_as_docker_reads_them() {
+    let spec = ContainerSpec {
+        name: "p-ml-1".into(),
+        image: "img".into(),
+        resources: engine::Resources {
+            device_requests: vec![
+                engine::DeviceRequest {
+                    count: -1,
+                    capabilities: vec![vec!["gpu".into()]],
+                    ..Default::default()
+                },
+                engine::DeviceRequest {
+                    driver: "nvidia".into(),
+                    device_ids: vec!["0".into(), "GPU-4c2f".into()],
+                    capabilities: vec![vec!["utility".into(), "gpu".into()]],
+                    options: [("mig".to_owned(), "1".to_owned())].into(),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let host = create_body(&spec).unwrap().host_config.unwrap();
+    let json = serde_json::to_value(host.device_requests.unwrap()).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!([
+            {"Count": -1, "Capabilities": [["gpu"]]},
+            {"Driver": "nvidia", "Count": 0, "DeviceIDs": ["0", "GPU-4c2f"],
+             "Capabilities": [["utility", "gpu"]], "Options": {"mig": "1"}},
+        ])
+    );
+    let none = create_body(&ContainerSpec::default())
+        .unwrap()
+        .host_config
+        .unwrap();
+    assert!(none.device_requests.is_none());
 }
