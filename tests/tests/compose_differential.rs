@@ -492,6 +492,32 @@ volumes:
         env: &[],
     },
     Fixture {
+        // Command strings as compose splits them: no shell runs them, so the words end at the
+        // first `;`, `&`, `|`, `<` or `>` outside quotes (a digit word before `>` goes too);
+        // backslashes, `$(...)` and backticks as compose reads them.
+        name: "command-strings",
+        files: &[(
+            "compose.yaml",
+            r####"x-c: &c {image: busybox}
+services:
+  and-then: {<<: *c, command: "./migrate && ./serve --port 80"}
+  redirect: {<<: *c, command: "serve 2>&1", entrypoint: "/init >/dev/null"}
+  digits-kept: {<<: *c, command: "a b2>c"}
+  input: {<<: *c, command: "a 2<c"}
+  pipe-quoted: {<<: *c, command: "a \"x|y\" z|w"}
+  semicolon: {<<: *c, command: "a b ;c"}
+  background: {<<: *c, command: "sleep 1 &"}
+  escaped: {<<: *c, command: "a\\;b \"x\\y\" 'p\\q'"}
+  subshell: {<<: *c, command: "a $$(x \"y;\" z)w `p; q` v"}
+  quoted-empty: {<<: *c, command: "a '' \"\" b"}
+  hash: {<<: *c, command: "a # b"}
+  only-operator: {<<: *c, command: ">x a"}
+"####,
+        )],
+        args: &[],
+        env: &[],
+    },
+    Fixture {
         // GPUs two ways (`gpus:` and `deploy.resources.reservations.devices`), compose's
         // defaults (no count and no ids: all; an explicit 0 and empty lists left out), a CDI
         // device name in `devices:`, and an override file appending requests as compose does.

@@ -36,7 +36,7 @@ mod walk;
 
 pub use mounts::{short_port, short_volume};
 pub use scalar::to_json;
-pub use service::{service, shell_split};
+pub use service::{service, shell_split, shell_words};
 
 use scalar::{closest, entries, key_str, string, string_or_list, type_name};
 use schema::{FILE_OBJECT, INCLUDE, NETWORK, VOLUME};

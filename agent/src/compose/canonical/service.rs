@@ -82,7 +82,19 @@ pub(super) fn restart(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
 pub(super) fn command(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
     Ok(match val {
         Value::Null => Json::Null,
-        Value::String(s) => Json::from(shell_split(s).map_err(|e| ctx.invalid(p, e))?),
+        Value::String(s) => {
+            let (words, dropped) = shell_words(s).map_err(|e| ctx.invalid(p, e))?;
+            if let Some(dropped) = dropped {
+                tracing::warn!(
+                    file = %ctx.file.display(),
+                    key = p,
+                    dropped,
+                    "a command string stops at a shell operator and the rest is dropped, as \
+                     compose drops it; for a shell, write [sh, -c, \"...\"]"
+                );
+            }
+            Json::from(words)
+        }
         Value::Sequence(_) => Json::from(string_list(ctx, p, val)?),
         other => {
             return Err(ctx.invalid(
@@ -101,68 +113,93 @@ pub(super) fn environment(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
     })?))
 }
 
-/// Splits a command string like a POSIX shell would (quotes and backslashes), without
-/// expansions: what compose does for `command: "..."`.
+/// Splits a command string into words as compose does (see [`shell_words`]); what follows a
+/// shell operator is dropped.
 pub fn shell_split(s: &str) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
+    shell_words(s).map(|(words, _)| words)
+}
+
+/// Splits a command string into words the way compose does, without expansions: blanks
+/// separate words; single quotes keep everything; a backslash outside them takes the next
+/// character as it is (in double quotes too); `$(...)` and backticks stay whole, inside them
+/// nothing splits. The words end at the first `;`, `&`, `|`, `<` or `>` outside quotes:
+/// compose runs no shell, so it drops the rest, and a word of digits just before `>` (a file
+/// descriptor, as in `2>&1`). Returns the words and the dropped rest, from its operator on.
+/// A parenthesis outside quotes other than `$(...)` is refused, as compose refuses it.
+pub fn shell_words(s: &str) -> Result<(Vec<String>, Option<&str>), String> {
+    let mut words = Vec::new();
     let mut cur = String::new();
-    let mut in_word = false;
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            c if c.is_whitespace() => {
-                if in_word {
-                    out.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
+    let mut got = false;
+    let (mut single, mut double, mut backtick, mut dollar, mut escaped) =
+        (false, false, false, false, false);
+    let mut rest = None;
+    for (i, c) in s.char_indices() {
+        if escaped {
+            escaped = false;
+        } else if c == '\\' && !single {
+            escaped = true;
+            got = true;
+            continue;
+        } else if matches!(c, ' ' | '\t' | '\r' | '\n') && !(single || double || backtick || dollar)
+        {
+            if got {
+                words.push(std::mem::take(&mut cur));
+                got = false;
             }
-            '\'' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(x) => cur.push(x),
-                        None => return Err(format!("unterminated single quote in {s:?}")),
+            continue;
+        } else {
+            let quoted = single || double || backtick;
+            match c {
+                '\'' if !double && !backtick && !dollar => {
+                    single = !single;
+                    got = true;
+                    continue;
+                }
+                '"' if !single && !backtick && !dollar => {
+                    double = !double;
+                    got = true;
+                    continue;
+                }
+                '`' if !single && !double && !dollar => backtick = !backtick,
+                '(' if !quoted => {
+                    if dollar || !cur.ends_with('$') {
+                        return Err(format!("a `(` outside quotes (quote it) in {s:?}"));
                     }
+                    dollar = true;
                 }
-            }
-            '"' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => match chars.next() {
-                            Some(x @ ('"' | '\\' | '$' | '`')) => cur.push(x),
-                            Some('\n') => {}
-                            Some(x) => {
-                                cur.push('\\');
-                                cur.push(x);
-                            }
-                            None => return Err(format!("unterminated double quote in {s:?}")),
-                        },
-                        Some(x) => cur.push(x),
-                        None => return Err(format!("unterminated double quote in {s:?}")),
+                ')' if !quoted => {
+                    if !dollar {
+                        return Err(format!("a `)` outside quotes (quote it) in {s:?}"));
                     }
+                    dollar = false;
                 }
-            }
-            '\\' => {
-                in_word = true;
-                match chars.next() {
-                    Some('\n') => {}
-                    Some(x) => cur.push(x),
-                    None => cur.push('\\'),
+                ';' | '&' | '|' | '<' | '>' if !quoted && !dollar => {
+                    if c == '>' && !cur.is_empty() && cur.chars().all(|d| d.is_ascii_digit()) {
+                        got = false;
+                    }
+                    rest = Some(&s[i..]);
+                    break;
                 }
-            }
-            other => {
-                in_word = true;
-                cur.push(other);
+                _ => {}
             }
         }
+        got = true;
+        cur.push(c);
     }
-    if in_word {
-        out.push(cur);
+    if got {
+        words.push(cur);
     }
-    Ok(out)
+    let open = [
+        (escaped, "a backslash at the end"),
+        (single, "an unterminated single quote"),
+        (double, "an unterminated double quote"),
+        (backtick, "an unterminated backtick"),
+        (dollar, "an unterminated `$(`"),
+    ];
+    if let Some((_, what)) = open.iter().find(|(open, _)| *open) {
+        return Err(format!("{what} in {s:?}"));
+    }
+    Ok((words, rest))
 }
 
 pub(super) fn env_file(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {

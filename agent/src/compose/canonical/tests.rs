@@ -243,4 +243,41 @@ fn shell_split_rules() {
     );
     assert_eq!(shell_split("''").unwrap(), vec![""]);
     assert!(shell_split("").unwrap().is_empty());
+    // compose's rules: a backslash takes the next character in double quotes too; `$(...)`
+    // and backticks stay whole.
+    assert_eq!(
+        shell_split(r#"a "x\y" x\y"#).unwrap(),
+        vec!["a", "xy", "xy"]
+    );
+    assert_eq!(
+        shell_split(r#"a $(x "y;" z)w `p q`"#).unwrap(),
+        vec!["a", r#"$(x "y;" z)w"#, "`p q`"]
+    );
+}
+
+#[test]
+fn a_command_string_stops_at_a_shell_operator_as_in_compose() {
+    let words = |s| super::shell_words(s).unwrap();
+    assert_eq!(
+        words("./migrate && ./serve"),
+        (vec!["./migrate".to_owned()], Some("&& ./serve"))
+    );
+    // A word of digits before `>` is a file descriptor: dropped with the redirection.
+    assert_eq!(
+        words("serve --port 80 2>&1"),
+        (
+            vec!["serve".to_owned(), "--port".to_owned(), "80".to_owned()],
+            Some(">&1")
+        )
+    );
+    assert_eq!(words("a b2>c").0, vec!["a", "b2"]);
+    assert_eq!(words("a 2<c").0, vec!["a", "2"]);
+    assert_eq!(
+        words("a 'x;y' \"p|q\" r\\;s").0,
+        vec!["a", "x;y", "p|q", "r;s"]
+    );
+    assert_eq!(words("a b").1, None);
+    for bad in ["a (b)", "a $(x", "a `x", "a b\\", "a $((1;2))", "a 'x"] {
+        assert!(super::shell_words(bad).is_err(), "{bad}");
+    }
 }
