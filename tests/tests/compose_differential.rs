@@ -518,6 +518,42 @@ services:
         env: &[],
     },
     Fixture {
+        // Lifecycle hooks: command strings split, environment as a map (a name without a value
+        // looked up), empty and false values left out, an override appending hooks.
+        name: "lifecycle-hooks",
+        files: &[
+            (
+                "compose.yaml",
+                r####"services:
+  app:
+    image: busybox
+    post_start:
+      - command: ./warm-up --cache
+        user: root
+        privileged: true
+        working_dir: /app
+        environment: [MODE=fast, TIMEZONE, NOT_SET_ANYWHERE]
+      - command: [sh, -c, "echo started"]
+        user: ""
+        privileged: false
+        environment: {}
+    pre_stop:
+      - command: ["/app/drain", "--wait", "5"]
+        environment: {GRACE: 5, EMPTY: null}
+"####,
+            ),
+            (
+                "compose.override.yaml",
+                r####"services:
+  app:
+    post_start: [{command: "notify started"}]
+"####,
+            ),
+        ],
+        args: &[],
+        env: &[],
+    },
+    Fixture {
         // GPUs two ways (`gpus:` and `deploy.resources.reservations.devices`), compose's
         // defaults (no count and no ids: all; an explicit 0 and empty lists left out), a CDI
         // device name in `devices:`, and an override file appending requests as compose does.
@@ -1228,6 +1264,18 @@ fn gantry_config_rejects_invalid_files_with_65() {
         (
             "services:\n  web:\n    image: x\n    cpus: -0.5\n",
             "compose.yaml: services.web.cpus: cpus must be 0 or more",
+        ),
+        (
+            "services:\n  web:\n    image: x\n    post_start: [{user: root}]\n",
+            "compose.yaml: services.web.post_start[0]: a hook needs a command",
+        ),
+        (
+            "services:\n  web:\n    image: x\n    pre_stop: {command: drain}\n",
+            "compose.yaml: services.web.pre_stop: expected a list of hooks",
+        ),
+        (
+            "services:\n  web:\n    image: x\n    pre_stop: [{command: drain, timeout: 5s}]\n",
+            "compose.yaml: services.web.pre_stop[0].timeout: unknown key",
         ),
         (
             "services:\n  web:\n    image: x\n    gpus: [{count: 1, device_ids: [\"0\"]}]\n",

@@ -161,6 +161,63 @@ fn the_legacy_resource_keys_and_uts_reach_the_container_and_a_change_recreates_i
     assert!(inspect(&worker, fields).starts_with(&format!("{} ", 96 << 20)));
 }
 
+/// Lifecycle hooks on a real container: `post_start` runs once the new container started
+/// (with its own environment and user), `pre_stop` in the old one before it stops; a
+/// `post_start` that fails fails the deploy naming the hook and its output, and the container
+/// that served keeps serving.
+#[test]
+fn post_start_and_pre_stop_hooks_run_in_the_containers_and_a_failing_post_start_fails_the_deploy() {
+    let template = "services:\n  worker:\n    image: ${IMAGE}\n    command: [\"sleep\", \"300\"]\n    init: true\n    environment: {VERSION: \"${V:-1}\"}\n    volumes: [\"./out:/out\"]\n    post_start:\n      - command: [\"sh\", \"-c\", \"echo post_start $$VERSION $$HOOK_VAR $$(id -u) >> log\"]\n        environment: {HOOK_VAR: from-hook}\n        user: \"65534\"\n        working_dir: /out\n    pre_stop:\n      - command: [\"sh\", \"-c\", \"echo pre_stop $$VERSION >> /out/log\"]\n";
+    let stack = Stack::with_file(template);
+    let out_dir = stack.dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    // The post_start hook runs as nobody (65534).
+    std::fs::set_permissions(
+        &out_dir,
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let log = || std::fs::read_to_string(out_dir.join("log")).unwrap_or_default();
+
+    assert_eq!(stack.deploy(&[]).status.code(), Some(0));
+    assert_eq!(log(), "post_start 1 from-hook 65534\n");
+
+    let out = stack.deploy(&["--var", "V=2"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_eq!(
+        log(),
+        "post_start 1 from-hook 65534\npost_start 2 from-hook 65534\npre_stop 1\n",
+        "start-first: the new container's post_start, then the old one's pre_stop"
+    );
+    let worker = format!("{}-worker-1", stack.name);
+    let serving = stack.containers()[&worker].0.clone();
+
+    stack.write(&template.replace(
+        "echo post_start $$VERSION $$HOOK_VAR $$(id -u) >> log",
+        "echo schema is behind >&2; exit 3",
+    ));
+    let out = stack.deploy(&["--var", "V=3"]);
+    let text = stdout(&out) + &stderr(&out);
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("service worker: container ")
+            && text.contains(
+                "post_start hook `sh -c echo schema is behind >&2; exit 3` exited with status 3"
+            )
+            && text.contains("--- its last output ---\nschema is behind"),
+        "{text}"
+    );
+    assert_eq!(
+        stack.containers()[&worker].0,
+        serving,
+        "the container that served still serves"
+    );
+    assert!(
+        inspect(&worker, "{{.State.Running}}").trim() == "true",
+        "still running"
+    );
+}
+
 /// This host has no GPU and Docker here no NVIDIA runtime, so a GPU cannot be handed out: what
 /// is checked is that the device requests reach Docker as compose sends them (Docker names the
 /// driver and the capabilities it was asked for: `gpu` added to a `gpus:` entry), that the

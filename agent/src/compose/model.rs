@@ -200,6 +200,13 @@ pub struct Service {
     pub platform: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<Port>,
+    /// Commands run in each new container once it started (before its readiness gate); one
+    /// failing fails the start, as in compose.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub post_start: Vec<Hook>,
+    /// Commands run in a container before Gantry stops it (bounded by its stop grace period).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pre_stop: Vec<Hook>,
     #[serde(skip_serializing_if = "is_false")]
     pub privileged: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]

@@ -647,6 +647,8 @@ fn yamlish() -> impl Strategy<Value = String> {
         "attach",
         "develop",
         "gpus",
+        "post_start",
+        "pre_stop",
         "<<",
         "bogus",
     ]);
@@ -696,6 +698,10 @@ fn yamlish() -> impl Strategy<Value = String> {
         "{resources: {reservations: {devices: [{count: 2}]}}}",
         "{resources: {limits: {devices: []}}}",
         "['nvidia.com/gpu=all']",
+        "[{command: x}]",
+        "[{command: 'a && b', user: '', environment: [A]}]",
+        "[{user: root}]",
+        "'a $(b) `c` 2>&1'",
     ]);
     let entry = (key, scalar).prop_map(|(k, v)| format!("    {k}: {v}\n"));
     let service = prop::collection::vec(entry, 0..6).prop_map(|es| es.concat());

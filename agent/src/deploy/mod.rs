@@ -35,6 +35,7 @@ mod canary;
 mod conclude;
 mod edge;
 pub mod health;
+mod hooks;
 mod images;
 mod jobs;
 pub mod plan;
@@ -111,6 +112,19 @@ pub enum DeployError {
         problem: String,
         health_log: Vec<String>,
         logs: Vec<String>,
+    },
+    /// A `post_start` hook failed or outlasted the readiness timeout: the new container did
+    /// not start well.
+    #[error(
+        "service {service}: container {container}: post_start hook `{command}` {problem}{}",
+        hook_output(output)
+    )]
+    Hook {
+        service: String,
+        container: String,
+        command: String,
+        problem: String,
+        output: Vec<String>,
     },
     #[error("service {service} waits for {dependency}, which {problem}")]
     Dependency {
@@ -191,6 +205,14 @@ fn tail(logs: &[String]) -> String {
             logs.len(),
             logs.join("\n")
         )
+    }
+}
+
+fn hook_output(output: &[String]) -> String {
+    if output.is_empty() {
+        String::new()
+    } else {
+        format!("\n--- its last output ---\n{}", output.join("\n"))
     }
 }
 

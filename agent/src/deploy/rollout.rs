@@ -40,13 +40,13 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use crate::compose::{Project, Service};
+use crate::compose::{Hook, Project, Service};
 use crate::engine::{ContainerInfo, Engine};
 use crate::ledger::{CanaryState, Release, ServiceRecord, StackLedger};
 
 use super::edge::Rotation;
 use super::plan::{self, Action, Plan, ServicePlan};
-use super::{DeployError, DeployRequest, Progress, health, images, ready, translate};
+use super::{DeployError, DeployRequest, Progress, health, hooks, images, ready, translate};
 
 /// Whether jobs run (a deploy) or not (a rollback: migrations only go forward).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,7 +174,7 @@ impl Rollout<'_> {
                     Some(&svc.name),
                     &format!("removing duplicate {}", other.name),
                 );
-                self.retire_from(&mut rotation, other, signal, stop_timeout)
+                self.retire_from(&mut rotation, other, &svc.pre_stop, signal, stop_timeout)
                     .await?;
             }
             let current = keep.is_some_and(|c| {
@@ -193,6 +193,8 @@ impl Rollout<'_> {
                     }
                     if !c.state.running {
                         self.engine.start_container(&c.id).await?;
+                        hooks::post_start(self.engine, svc, &c.id, &name, req.ready_timeout)
+                            .await?;
                         ready::wait_ready(self.engine, svc, &rule, &c.id, req.ready_timeout)
                             .await?;
                         if c.labels.contains_key(crate::edge::LABEL) {
@@ -258,9 +260,22 @@ impl Rollout<'_> {
                     }
                     Some(old) if start_first => {
                         self.engine.start_container(&id).await?;
-                        if let Err(e) =
-                            ready::wait_ready(self.engine, svc, &rule, &id, req.ready_timeout).await
+                        let up = match hooks::post_start(
+                            self.engine,
+                            svc,
+                            &id,
+                            &create.name,
+                            req.ready_timeout,
+                        )
+                        .await
                         {
+                            Ok(()) => {
+                                ready::wait_ready(self.engine, svc, &rule, &id, req.ready_timeout)
+                                    .await
+                            }
+                            Err(e) => Err(e),
+                        };
+                        if let Err(e) = up {
                             // The old container never stopped serving: just drop the new one.
                             let _ = self.engine.remove_container(&id, true).await;
                             return Err(e);
@@ -293,8 +308,14 @@ impl Rollout<'_> {
                                 r = Instant::now();
                             }
                             rotation.swap(Some(&old.id), &new).await?;
-                            self.retire_from(&mut rotation, old, signal, stop_timeout)
-                                .await?;
+                            self.retire_from(
+                                &mut rotation,
+                                old,
+                                &svc.pre_stop,
+                                signal,
+                                stop_timeout,
+                            )
+                            .await?;
                         } else {
                             let new = self.engine.inspect_container(&id).await?;
                             let pairs = hand_over_pairs(old, &new, &attachments);
@@ -305,7 +326,13 @@ impl Rollout<'_> {
                                 let bound = stop_timeout + HAND_OVER;
                                 self.hand_over(&pairs, true, bound).await;
                                 let retired = self
-                                    .retire(old, signal, stop_timeout, Leave::ServeUntilExit)
+                                    .retire(
+                                        old,
+                                        &svc.pre_stop,
+                                        signal,
+                                        stop_timeout,
+                                        Leave::ServeUntilExit,
+                                    )
                                     .await;
                                 self.hand_over(&pairs, false, bound).await;
                                 retired?;
@@ -314,8 +341,14 @@ impl Rollout<'_> {
                                 // then stopped (see `drop_aliases`).
                                 self.drop_aliases(old).await?;
                                 tokio::time::sleep(DNS_DRAIN).await;
-                                self.retire(old, signal, stop_timeout, Leave::ServeUntilExit)
-                                    .await?;
+                                self.retire(
+                                    old,
+                                    &svc.pre_stop,
+                                    signal,
+                                    stop_timeout,
+                                    Leave::ServeUntilExit,
+                                )
+                                .await?;
                             }
                         }
                         retired(progress, svc, &old.name, r);
@@ -327,8 +360,14 @@ impl Rollout<'_> {
                         // is killed at the end of its grace period), as Compose does.
                         if let Some(old) = old {
                             let r = Instant::now();
-                            self.retire(old, signal, stop_timeout, Leave::ServeUntilExit)
-                                .await?;
+                            self.retire(
+                                old,
+                                &svc.pre_stop,
+                                signal,
+                                stop_timeout,
+                                Leave::ServeUntilExit,
+                            )
+                            .await?;
                             retired(progress, svc, &old.name, r);
                             // Gone: the switch refuses at once rather than sending new
                             // connections to an address nobody answers.
@@ -338,6 +377,7 @@ impl Rollout<'_> {
                             self.engine.rename_container(&id, &name).await?;
                         }
                         self.engine.start_container(&id).await?;
+                        hooks::post_start(self.engine, svc, &id, &name, req.ready_timeout).await?;
                         ready::wait_ready(self.engine, svc, &rule, &id, req.ready_timeout).await?;
                         if rotation.active() {
                             let new = self.engine.inspect_container(&id).await?;
@@ -364,7 +404,7 @@ impl Rollout<'_> {
                 Some(&svc.name),
                 &format!("removing extra replica {}", extra.name),
             );
-            self.retire_from(&mut rotation, extra, signal, stop_timeout)
+            self.retire_from(&mut rotation, extra, &svc.pre_stop, signal, stop_timeout)
                 .await?;
         }
         self.applied
@@ -440,12 +480,13 @@ impl Rollout<'_> {
         &self,
         rotation: &mut Rotation<'_>,
         c: &ContainerInfo,
+        pre_stop: &[Hook],
         signal: Option<&str>,
         timeout: Duration,
     ) -> Result<(), DeployError> {
         if !rotation.active() || !c.state.running {
             return self
-                .retire(c, signal, timeout, Leave::OffNetworksFirst)
+                .retire(c, pre_stop, signal, timeout, Leave::OffNetworksFirst)
                 .await;
         }
         rotation.leave(&c.id).await?;
@@ -457,20 +498,36 @@ impl Rollout<'_> {
                 &format!("{} drained in {:.1}s", c.name, waited.as_secs_f64()),
             );
         }
-        self.retire(c, signal, timeout, Leave::ServeUntilExit).await
+        self.retire(c, pre_stop, signal, timeout, Leave::ServeUntilExit)
+            .await
     }
 
-    /// Takes a container out of service, then removes it. `leave` says whether it first leaves
+    /// Takes a container out of service, then removes it. Its `pre_stop` hooks run first (at
+    /// most its grace period, see [`hooks::pre_stop`]); `leave` says whether it then leaves
     /// its networks (something else already serves) or keeps serving until it exits.
     pub(super) async fn retire(
         &self,
         c: &ContainerInfo,
+        pre_stop: &[Hook],
         signal: Option<&str>,
         timeout: Duration,
         leave: Leave,
     ) -> Result<(), DeployError> {
         if c.state.running {
             self.applied.with(|a| a.touched_running = true);
+            if !pre_stop.is_empty() {
+                let service = c.service.as_deref().unwrap_or_default();
+                hooks::pre_stop(
+                    self.engine,
+                    self.progress,
+                    pre_stop,
+                    service,
+                    &c.id,
+                    &c.name,
+                    timeout,
+                )
+                .await;
+            }
             if leave == Leave::OffNetworksFirst {
                 for network in &c.networks {
                     self.engine.disconnect_network(&c.id, network).await?;

@@ -230,6 +230,7 @@ impl Rollout<'_> {
                     result = self
                         .retire(
                             c,
+                            &[],
                             None,
                             Duration::from_secs(10),
                             super::rollout::Leave::OffNetworksFirst,

@@ -248,6 +248,65 @@ async fn start_first_has_the_new_container_ready_before_the_old_one_leaves() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn hooks_run_after_the_start_and_before_the_stop_and_a_failing_post_start_rolls_back() {
+    let s = Setup::new();
+    let compose = "services:
+  web:
+    image: app:${V}
+    deploy: {update_config: {order: stop-first}}
+    x-gantry: {min_ready: 1s}
+    post_start: [{command: warm-up}]
+    pre_stop: [{command: drain}]
+";
+    assert_eq!(s.deploy(compose, "1").await.outcome, Outcome::Succeeded);
+    s.engine.clear_calls();
+    let report = s.deploy(compose, "2").await;
+    assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.error);
+    let calls: Vec<String> = s
+        .engine
+        .calls()
+        .into_iter()
+        .filter(|c| !c.starts_with("pull"))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            "create app-web-1-gantry-next",
+            "exec app-web-1 drain",
+            "stop app-web-1",
+            "remove app-web-1",
+            "rename app-web-1-gantry-next app-web-1",
+            "start app-web-1",
+            "exec app-web-1 warm-up",
+        ],
+        "pre_stop before the stop, post_start after the start (before the readiness gate)"
+    );
+
+    // A pre_stop hook that fails only delays the stop: the deploy goes on.
+    s.engine.exec_exit("drain", 1);
+    let report = s.deploy(compose, "3").await;
+    assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.error);
+
+    // A post_start hook that fails fails the start: rolled back to the last good release,
+    // the error names the service, the container, the command and its last output.
+    // (The release rolled back to keeps its own hook, which works.)
+    s.engine.exec_exit("check-schema", 3);
+    let report = s
+        .deploy(&compose.replace("warm-up", "check-schema"), "1")
+        .await;
+    assert_eq!(report.outcome, Outcome::RolledBack, "{:?}", report.error);
+    let error = report.error.unwrap_or_default();
+    assert!(
+        error.contains(
+            "service web: container app-web-1: post_start hook `check-schema` exited with status 3"
+        ) && error.contains("check-schema failed"),
+        "{error}"
+    );
+    let web = &s.engine.containers()["app-web-1"];
+    assert!(web.state.running && web.image_id.ends_with(&"3".repeat(64)));
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_failed_rollout_returns_to_the_last_good_release_and_rollback_picks_the_one_before() {
     let s = Setup::new();
     let start_first = "services:

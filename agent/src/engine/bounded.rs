@@ -17,8 +17,9 @@ use futures_util::stream::BoxStream;
 use tokio::sync::Semaphore;
 
 use super::{
-    ContainerInfo, ContainerSpec, Engine, EngineVersion, Ensured, Event, EventFilter, ImageInfo,
-    ImageRef, NetworkAttachment, NetworkSpec, PullProgressFn, RegistryAuth, Result, VolumeSpec,
+    ContainerInfo, ContainerSpec, Engine, EngineVersion, Ensured, Event, EventFilter, ExecOutcome,
+    ExecSpec, ImageInfo, ImageRef, NetworkAttachment, NetworkSpec, PullProgressFn, RegistryAuth,
+    Result, VolumeSpec,
 };
 
 /// `inner`, with at most `limit` short calls in flight.
@@ -130,6 +131,11 @@ impl Engine for Bounded<'_> {
     async fn connect_network(&self, id: &str, attachment: &NetworkAttachment) -> Result<()> {
         self.bounded(self.inner.connect_network(id, attachment))
             .await
+    }
+
+    async fn exec(&self, id: &str, exec: &ExecSpec) -> Result<ExecOutcome> {
+        // Waits for a command in a container to end: not counted.
+        self.inner.exec(id, exec).await
     }
 
     async fn wait_container(&self, id: &str) -> Result<i64> {

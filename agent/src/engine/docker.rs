@@ -36,9 +36,9 @@ use bollard::errors::Error as BollardError;
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummary,
     ContainerSummaryStateEnum, ContainerUpdateBody, DeviceMapping, DeviceRequest,
-    EndpointIpamConfig, EndpointSettings, EventMessage, EventMessageTypeEnum, HealthConfig,
-    HealthStatusEnum, HostConfig, HostConfigLogConfig, Ipam, IpamConfig, Mount, MountTmpfsOptions,
-    MountType, MountVolumeOptions, NetworkConnectRequest, NetworkCreateRequest,
+    EndpointIpamConfig, EndpointSettings, EventMessage, EventMessageTypeEnum, ExecConfig,
+    HealthConfig, HealthStatusEnum, HostConfig, HostConfigLogConfig, Ipam, IpamConfig, Mount,
+    MountTmpfsOptions, MountType, MountVolumeOptions, NetworkConnectRequest, NetworkCreateRequest,
     NetworkDisconnectRequest, NetworkingConfig, PortBinding, PortSummaryTypeEnum, ResourcesUlimits,
     RestartPolicyNameEnum, VolumeCreateRequest,
 };
@@ -57,6 +57,7 @@ mod errors;
 pub mod host;
 mod request;
 mod stop;
+mod tail;
 #[cfg(test)]
 mod tests;
 
@@ -66,10 +67,10 @@ use request::*;
 
 use super::{
     ContainerInfo, ContainerSpec, ContainerState, ContainerStatus, EngineError, EngineVersion,
-    Ensured, Event, EventAction, EventFilter, HealthProbe, HealthStatus, ImageInfo, ImageRef,
-    MountKind, NetworkAttachment, NetworkSpec, Object, ObjectType, Protocol, PublishedPort,
-    PullFailure, PullProgress, PullProgressFn, RegistryAuth, RestartPolicy, Result, VolumeSpec,
-    labels,
+    Ensured, Event, EventAction, EventFilter, ExecOutcome, ExecSpec, HealthProbe, HealthStatus,
+    ImageInfo, ImageRef, MountKind, NetworkAttachment, NetworkSpec, Object, ObjectType, Protocol,
+    PublishedPort, PullFailure, PullProgress, PullProgressFn, RegistryAuth, RestartPolicy, Result,
+    VolumeSpec, labels,
 };
 
 /// Where Docker listens when `DOCKER_HOST` is unset.
@@ -570,6 +571,49 @@ impl super::Engine for DockerEngine {
                 },
                 other => other,
             })
+    }
+
+    async fn exec(&self, id: &str, exec: &ExecSpec) -> Result<ExecOutcome> {
+        let object = || Object::Container(id.to_owned());
+        let config = ExecConfig {
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            cmd: Some(exec.command.clone()),
+            user: exec.user.clone(),
+            privileged: exec.privileged.then_some(true),
+            working_dir: exec.working_dir.clone(),
+            env: (!exec.env.is_empty())
+                .then(|| exec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_exec(id, config)
+            .await
+            .map_err(|e| self.err(object(), e))?;
+        let started = self
+            .docker
+            .start_exec(&created.id, None)
+            .await
+            .map_err(|e| self.err(object(), e))?;
+        let (mut out, mut err) = (tail::Tail::default(), tail::Tail::default());
+        if let bollard::exec::StartExecResults::Attached { mut output, .. } = started {
+            while let Some(chunk) = output.next().await {
+                match chunk.map_err(|e| self.err(object(), e))? {
+                    bollard::container::LogOutput::StdErr { message } => err.push(&message),
+                    other => out.push(&other.into_bytes()),
+                }
+            }
+        }
+        let inspected = self
+            .docker
+            .inspect_exec(&created.id)
+            .await
+            .map_err(|e| self.err(object(), e))?;
+        Ok(ExecOutcome {
+            exit_code: inspected.exit_code.unwrap_or(-1),
+            output: if err.is_empty() { out } else { err }.into_lines(),
+        })
     }
 
     async fn wait_container(&self, id: &str) -> Result<i64> {

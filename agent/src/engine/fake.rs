@@ -24,8 +24,9 @@ use futures_util::stream::{self, BoxStream, StreamExt};
 
 use super::{
     ContainerInfo, ContainerSpec, ContainerState, ContainerStatus, Engine, EngineError,
-    EngineVersion, Ensured, Event, EventFilter, ImageInfo, ImageRef, NetworkAttachment,
-    NetworkSpec, Object, PullFailure, PullProgressFn, RegistryAuth, Result, VolumeSpec, labels,
+    EngineVersion, Ensured, Event, EventFilter, ExecOutcome, ExecSpec, ImageInfo, ImageRef,
+    NetworkAttachment, NetworkSpec, Object, PullFailure, PullProgressFn, RegistryAuth, Result,
+    VolumeSpec, labels,
 };
 
 #[derive(Debug, Default)]
@@ -45,6 +46,8 @@ struct State {
     /// Container id → the environment it was created with.
     env: BTreeMap<String, Vec<(String, String)>>,
     job_exit: BTreeMap<String, i64>,
+    /// A command's first word → the exit code of an exec running it (default 0).
+    exec_exit: BTreeMap<String, i64>,
     calls: Vec<String>,
     next_id: u64,
 }
@@ -145,6 +148,12 @@ impl FakeEngine {
     /// One-off containers of `service` exit with `code`.
     pub fn job_exit(&self, service: &str, code: i64) {
         self.lock().job_exit.insert(service.to_owned(), code);
+    }
+
+    /// Makes an exec of a command whose first word is `program` end with `code`, writing
+    /// `program failed` on stderr.
+    pub fn exec_exit(&self, program: &str, code: i64) {
+        self.lock().exec_exit.insert(program.to_owned(), code);
     }
 
     /// Every mutating call so far, in order.
@@ -314,6 +323,30 @@ impl Engine for FakeEngine {
         }
         s.calls.push(format!("start {name}"));
         Ok(())
+    }
+
+    async fn exec(&self, id: &str, exec: &ExecSpec) -> Result<ExecOutcome> {
+        let mut s = self.lock();
+        let c = s.container(id)?;
+        let (name, running) = (c.name.clone(), c.state.running);
+        s.calls
+            .push(format!("exec {name} {}", exec.command.join(" ")));
+        if !running {
+            return Err(EngineError::Conflict {
+                object: Object::Container(id.to_owned()),
+                message: format!("container {id} is not running"),
+            });
+        }
+        let program = exec.command.first().cloned().unwrap_or_default();
+        let exit_code = s.exec_exit.get(&program).copied().unwrap_or(0);
+        Ok(ExecOutcome {
+            exit_code,
+            output: if exit_code == 0 {
+                Vec::new()
+            } else {
+                vec![format!("{program} failed")]
+            },
+        })
     }
 
     async fn stop_container(

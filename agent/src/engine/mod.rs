@@ -1,8 +1,8 @@
 //! The Docker side behind a small trait at Gantry's level of abstraction.
 //!
 //! What: [`Engine`] is everything deploy and supervise ask of Docker: ensure networks and
-//! volumes, create/start/stop/remove/rename containers, list them by project, wait for one-shot
-//! jobs, tail logs, inspect/pull/tag/remove images, follow events. [`DockerEngine`] implements it
+//! volumes, create/start/stop/remove/rename containers, list them by project, run a command in
+//! one (hooks), wait for one-shot jobs, tail logs, inspect/pull/tag/remove images, follow events. [`DockerEngine`] implements it
 //! with bollard.
 //!
 //! Design: the types here ([`ContainerSpec`], [`NetworkSpec`], [`VolumeSpec`], [`ContainerInfo`],
@@ -17,8 +17,8 @@
 //! events), [`docker`] the bollard implementation, [`bounded`] a bound on calls in flight,
 //! [`labels`] and [`error`].
 //!
-//! Limits: one local engine (unix socket or plain tcp); no exec, build, swarm, or TLS to the
-//! daemon. See `docker.rs` for what API 1.41 (Docker 20.10) cannot do.
+//! Limits: one local engine (unix socket or plain tcp); no build, swarm, or TLS to the daemon;
+//! exec only runs a command to its end (lifecycle hooks), no interactive sessions. See `docker.rs` for what API 1.41 (Docker 20.10) cannot do.
 
 mod bounded;
 mod docker;
@@ -110,6 +110,11 @@ pub trait Engine: Send + Sync {
 
     /// Attaches a container to a network with the attachment's aliases and address.
     async fn connect_network(&self, id: &str, attachment: &NetworkAttachment) -> Result<()>;
+
+    /// Runs a command in the running container `id` and waits for it to end: its exit code
+    /// and the tail of its output. Put a timeout around it (dropping the future leaves the
+    /// command running in the container).
+    async fn exec(&self, id: &str, exec: &ExecSpec) -> Result<ExecOutcome>;
 
     /// Waits until the container is not running and returns its exit code (one-shot jobs).
     /// Returns at once for a container that already exited. Put a timeout around it.

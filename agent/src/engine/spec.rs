@@ -232,6 +232,31 @@ pub struct Resources {
     pub device_requests: Vec<DeviceRequest>,
 }
 
+/// A command run in a running container and waited for (a lifecycle hook).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecSpec {
+    pub command: Vec<String>,
+    pub user: Option<String>,
+    pub privileged: bool,
+    pub working_dir: Option<String>,
+    /// Added to the container's environment for this command.
+    pub env: Env,
+}
+
+/// How an exec ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecOutcome {
+    pub exit_code: i64,
+    /// The last lines it wrote to stderr, or to stdout when stderr stayed empty: at most
+    /// [`EXEC_TAIL_LINES`] lines and [`EXEC_TAIL_BYTES`] bytes, for an error message.
+    pub output: Vec<String>,
+}
+
+/// How many lines of an exec's output [`ExecOutcome::output`] keeps.
+pub const EXEC_TAIL_LINES: usize = 10;
+/// How many bytes of an exec's output [`ExecOutcome::output`] keeps.
+pub const EXEC_TAIL_BYTES: usize = 2048;
+
 /// A request for devices a driver hands out (Docker's `DeviceRequest`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeviceRequest {

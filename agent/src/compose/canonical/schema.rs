@@ -16,7 +16,7 @@ use super::mounts::{
 };
 use super::service::{
     build, command, container_name, cpus, depends_on, deploy_mode, develop_watch, device_count,
-    env_file, environment, extends, extra_hosts, gpus, health_test, ipam_pools, label_file,
+    env_file, environment, extends, extra_hosts, gpus, health_test, hooks, ipam_pools, label_file,
     limit_devices, mem_swappiness, memswap_limit, oom_score_adj, placement, pull_policy, replicas,
     reserved_devices, restart, service_networks,
 };
@@ -75,6 +75,8 @@ pub(super) const SERVICE: Schema = &[
     ("pids_limit", Int),
     ("platform", Str),
     ("ports", Special(ports)),
+    ("post_start", Special(hooks)),
+    ("pre_stop", Special(hooks)),
     ("privileged", Bool),
     ("profiles", StrList),
     ("pull_policy", Special(pull_policy)),
@@ -112,8 +114,6 @@ pub(super) const SERVICE: Schema = &[
     ("isolation", Unsupported),
     ("lifecycle", Unsupported),
     ("models", Unsupported),
-    ("post_start", Unsupported),
-    ("pre_stop", Unsupported),
     ("provider", Unsupported),
     ("storage_opt", Unsupported),
     ("use_api_socket", Unsupported),
@@ -348,6 +348,15 @@ const RESERVATIONS: Schema = &[
     ("pids", Int),
     ("devices", Special(reserved_devices)),
     ("generic_resources", Unsupported),
+];
+
+/// A `post_start` / `pre_stop` hook.
+pub(super) const HOOK: Schema = &[
+    ("command", Special(command)),
+    ("user", Str),
+    ("privileged", Bool),
+    ("working_dir", Str),
+    ("environment", Special(environment)),
 ];
 
 /// One device request: a `gpus:` entry or one of `deploy.resources.reservations.devices`.

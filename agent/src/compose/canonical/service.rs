@@ -17,7 +17,7 @@ use super::scalar::{
     to_json, type_name, unsigned,
 };
 use super::schema::{
-    DEPENDS_ON, DEVICE_REQUEST, ENV_FILE, EXTENDS, IPAM_POOL, SERVICE, SERVICE_NETWORK, WATCH,
+    DEPENDS_ON, DEVICE_REQUEST, ENV_FILE, EXTENDS, HOOK, IPAM_POOL, SERVICE, SERVICE_NETWORK, WATCH,
 };
 use super::walk::walk;
 use super::{Ctx, R, join};
@@ -470,6 +470,44 @@ pub(super) fn placement(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
     } else {
         Err(unsupported(ctx, p))
     }
+}
+
+/// `post_start` / `pre_stop`: lifecycle hooks, commands run in the container after it starts
+/// or before it stops. Each needs a command; an empty `user` or `working_dir`, a false
+/// `privileged` and an empty `environment` are left out, as compose prints them.
+pub(super) fn hooks(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
+    let Value::Sequence(items) = val else {
+        return Err(ctx.invalid(
+            p,
+            format!(
+                "expected a list of hooks ([{{command: [...]}}]), found {}",
+                type_name(val)
+            ),
+        ));
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let ip = format!("{p}[{i}]");
+        let mut hook = walk(ctx, &ip, item, HOOK)?;
+        if hook
+            .get("command")
+            .and_then(Json::as_array)
+            .is_none_or(Vec::is_empty)
+        {
+            return Err(ctx.invalid(
+                &ip,
+                "a hook needs a command (command: [\"/app/warm-up\"] or a string)",
+            ));
+        }
+        hook.retain(|k, v| match (k.as_str(), &*v) {
+            ("user" | "working_dir", Json::String(s)) => !s.is_empty(),
+            ("privileged", Json::Bool(b)) => *b,
+            ("environment", Json::Object(m)) => !m.is_empty(),
+            _ => true,
+        });
+        out.push(Json::Object(hook));
+    }
+    Ok(Json::Array(out))
 }
 
 /// `gpus`: `all`, or a list of device requests (see [`device_request`]).

@@ -1,5 +1,6 @@
 //! The pieces of a service: build, depends_on, deploy, devices, device requests (GPUs), env
-//! files, healthcheck, logging, networks, ports, mounts, secrets/configs and ulimits.
+//! files, healthcheck, lifecycle hooks, logging, networks, ports, mounts, secrets/configs and
+//! ulimits.
 //!
 //! Design: plain serde structs whose JSON form is what `docker compose config --format json`
 //! prints for these keys (defaults skipped the way compose skips them); the canonicaliser
@@ -185,6 +186,22 @@ pub struct DeviceRequest {
     /// Passed to the driver as written.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub options: BTreeMap<String, String>,
+}
+
+/// A lifecycle hook (`post_start`, `pre_stop`): a command run in the service's container.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Hook {
+    pub command: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(skip_serializing_if = "is_false")]
+    pub privileged: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    /// `None` value: listed without a value and not set in the environment (not passed).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub environment: BTreeMap<String, Option<String>>,
 }
 
 /// An `env_file` entry, path absolute.
