@@ -654,7 +654,7 @@ async fn images_tag_remove_and_pull_failures() {
 
     // Nothing listens on port 1: the pull fails naming the registry.
     let unreachable = ImageRef::from("127.0.0.1:1/gantry/none:1");
-    match engine.pull_image(&unreachable, None, None).await {
+    match engine.pull_image(&unreachable, None, None, None).await {
         Err(EngineError::Pull {
             registry,
             kind,
@@ -693,13 +693,16 @@ async fn pull_from_a_password_registry() {
         messages.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     };
     let pulled = engine
-        .pull_image(&image, Some(&auth), Some(&count))
+        .pull_image(&image, None, Some(&auth), Some(&count))
         .await
         .unwrap_or_else(|e| panic!("pull with the right password: {e}"));
     assert!(messages.into_inner() > 0, "progress was reported");
     let digest = pulled.digest_for(&image).expect("a registry digest");
     let pinned = image.with_digest(&digest);
-    let again = engine.pull_image(&pinned, Some(&auth), None).await.unwrap();
+    let again = engine
+        .pull_image(&pinned, None, Some(&auth), None)
+        .await
+        .unwrap();
     assert_eq!(again.id, pulled.id, "the digest names the same image");
 
     let mut wrong = auth.clone();
@@ -711,7 +714,7 @@ async fn pull_from_a_password_registry() {
         (&missing, Some(&auth), PullFailure::NotFound),
     ];
     for (reference, credentials, expected) in cases {
-        match engine.pull_image(reference, credentials, None).await {
+        match engine.pull_image(reference, None, credentials, None).await {
             Err(EngineError::Pull {
                 registry: r,
                 kind,

@@ -161,6 +161,64 @@ fn the_legacy_resource_keys_and_uts_reach_the_container_and_a_change_recreates_i
     assert!(inspect(&worker, fields).starts_with(&format!("{} ", 96 << 20)));
 }
 
+/// Keys `gantry config` always read but the deploy refused until now reach the container as
+/// compose sets them: `runtime`, `userns_mode`, `cgroup_parent`, `platform` (the host's own,
+/// the only one this host's image has), `volumes_from` (a service, read-only) and `links`
+/// without an alias (a dependency; the name already resolves on the network).
+#[test]
+fn runtime_userns_cgroup_parent_platform_volumes_from_and_links_reach_the_container() {
+    let driver =
+        String::from_utf8_lossy(&docker(&["info", "--format", "{{.CgroupDriver}}"]).stdout)
+            .trim()
+            .to_owned();
+    // The systemd driver takes only a slice as the parent.
+    let parent = if driver == "systemd" {
+        "gantry-test.slice"
+    } else {
+        "/gantry-test"
+    };
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let stack = Stack::with_file(&format!(
+        "services:\n  data:\n    image: ${{IMAGE}}\n    command: [\"sleep\", \"300\"]\n    init: true\n    volumes: [\"shared:/shared\"]\n  app:\n    image: ${{IMAGE}}\n    command: [\"sleep\", \"300\"]\n    init: true\n    runtime: runc\n    userns_mode: host\n    cgroup_parent: {parent}\n    platform: linux/{arch}\n    volumes_from: [\"data:ro\"]\n    links: [data]\nvolumes:\n  shared: {{}}\n"
+    ));
+    let out = stack.deploy(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let app = format!("{}-app-1", stack.name);
+    let fields = "{{.HostConfig.Runtime}} {{.HostConfig.UsernsMode}} {{.HostConfig.CgroupParent}} \
+                  {{.HostConfig.VolumesFrom}} {{.Platform}} \
+                  {{range .Mounts}}{{.Destination}}:{{.RW}}{{end}}";
+    assert_eq!(
+        inspect(&app, fields).trim(),
+        format!(
+            "runc host {parent} [{}-data-1:ro] linux /shared:false",
+            stack.name
+        )
+    );
+    let plan = stack.gantry(&["plan", &stack.name, "-f", stack.file().to_str().unwrap()]);
+    assert!(
+        stdout(&plan).contains("0 to create, 0 to recreate, 0 to remove, 2 unchanged"),
+        "a second look changes nothing: {}",
+        stdout(&plan)
+    );
+
+    stack.write(
+        &std::fs::read_to_string(stack.file())
+            .unwrap()
+            .replace("links: [data]", "links: [\"data:db\"]"),
+    );
+    let out = stack.deploy(&[]);
+    assert_eq!(out.status.code(), Some(65), "{}", stdout(&out));
+    let text = stdout(&out) + &stderr(&out);
+    assert!(
+        text.contains("service app: links: \"data:db\" gives the linked service another name"),
+        "{text}"
+    );
+}
+
 /// Lifecycle hooks on a real container: `post_start` runs once the new container started
 /// (with its own environment and user), `pre_stop` in the old one before it stops; a
 /// `post_start` that fails fails the deploy naming the hook and its output, and the container

@@ -622,7 +622,12 @@ impl Deployer {
                     ),
                 })?;
                 progress.step(Some(svc), &format!("pulling {source}"));
-                self.pull_with(&ImageRef::new(&source), progress).await?;
+                let platform = project
+                    .services
+                    .get(svc)
+                    .and_then(|s| s.platform.as_deref());
+                self.pull_with(&ImageRef::new(&source), platform, progress)
+                    .await?;
             }
             image_ids.insert(svc.clone(), img.id.clone());
         }
@@ -714,31 +719,29 @@ fn validate_deployable(project: &Project) -> Result<(), DeployError> {
                 reason: "sets container_name and more than one replica (deploy.replicas or scale): names must be unique".into(),
             });
         }
-        let unapplied = [
-            ("cgroup_parent", svc.cgroup_parent.is_some()),
-            ("mac_address", svc.mac_address.is_some()),
-            ("platform", svc.platform.is_some()),
-            ("runtime", svc.runtime.is_some()),
-            ("userns_mode", svc.userns_mode.is_some()),
-            ("links", !svc.links.is_empty()),
-        ];
-        if let Some((key, _)) = unapplied.iter().find(|(_, set)| *set) {
+        if svc.mac_address.is_some() {
+            // Docker moved the address from the container to each network (API 1.44); the
+            // request Gantry builds has only the new place, which Docker 20.10 ignores.
+            return Err(DeployError::Unsupported {
+                service: svc.name.clone(),
+                reason: "`mac_address` is read but not applied by Gantry's deploy yet: remove it"
+                    .into(),
+            });
+        }
+        // A link is a dependency and, on the stack's network, a name the service already
+        // answers to; an alias other than the service's name would need Docker's legacy links.
+        if let Some(link) = svc.links.iter().find(|l| {
+            l.split_once(':')
+                .is_some_and(|(service, alias)| service != alias)
+        }) {
             return Err(DeployError::Unsupported {
                 service: svc.name.clone(),
                 reason: format!(
-                    "`{key}` is read but not applied by Gantry's deploy yet: remove it{}",
-                    if *key == "links" {
-                        " (services on a shared network reach each other by name)"
-                    } else {
-                        ""
-                    }
+                    "links: {link:?} gives the linked service another name, which Gantry does not \
+                     apply: services on a shared network reach each other by service name; for \
+                     another name, give the linked service a network alias \
+                     (networks: {{default: {{aliases: [ALIAS]}}}})"
                 ),
-            });
-        }
-        if !svc.volumes_from.is_empty() {
-            return Err(DeployError::Unsupported {
-                service: svc.name.clone(),
-                reason: "volumes_from is not supported yet: use a named volume".into(),
             });
         }
     }

@@ -25,13 +25,14 @@ use super::{DeployError, Progress};
 impl Deployer {
     /// Pulls an image with the registry's credentials, asking for fresh ones once on a 401.
     pub async fn pull(&self, image: &ImageRef) -> Result<ImageInfo, DeployError> {
-        self.pull_with(image, &super::Quiet).await
+        self.pull_with(image, None, &super::Quiet).await
     }
 
     /// [`Deployer::pull`], reporting the bytes of all layers to [`Progress::pull`].
     pub async fn pull_with(
         &self,
         image: &ImageRef,
+        platform: Option<&str>,
         progress: &dyn Progress,
     ) -> Result<ImageInfo, DeployError> {
         let layers: std::sync::Mutex<BTreeMap<String, (u64, u64)>> = Default::default();
@@ -57,7 +58,7 @@ impl Deployer {
         let auth = self.registries.auth_for(image).await.map_err(auth_err)?;
         match self
             .engine
-            .pull_image(image, auth.as_ref(), Some(&report))
+            .pull_image(image, platform, auth.as_ref(), Some(&report))
             .await
         {
             Err(EngineError::Pull {
@@ -68,7 +69,7 @@ impl Deployer {
                 let auth = self.registries.auth_for(image).await.map_err(auth_err)?;
                 Ok(self
                     .engine
-                    .pull_image(image, auth.as_ref(), Some(&report))
+                    .pull_image(image, platform, auth.as_ref(), Some(&report))
                     .await?)
             }
             other => Ok(other?),
@@ -96,9 +97,13 @@ impl Deployer {
                 .iter()
                 .find_map(|s| s.pull_policy.as_ref())
                 .unwrap_or(&PullPolicy::Missing);
+            // One local tag holds one platform: the first service that names one decides.
+            let platform = services.iter().find_map(|s| s.platform.as_deref());
             let local = engine.inspect_image(&image).await?;
             let info = match (policy, local) {
-                (PullPolicy::Always, _) => (this.pull_with(&image, progress).await?, true),
+                (PullPolicy::Always, _) => {
+                    (this.pull_with(&image, platform, progress).await?, true)
+                }
                 (PullPolicy::Never, None) => {
                     return Err(DeployError::Unsupported {
                         service: services[0].name.clone(),
@@ -108,7 +113,7 @@ impl Deployer {
                     });
                 }
                 (_, Some(info)) => (info, false),
-                (_, None) => (this.pull_with(&image, progress).await?, true),
+                (_, None) => (this.pull_with(&image, platform, progress).await?, true),
             };
             Ok::<_, DeployError>((reference.clone(), info))
         });

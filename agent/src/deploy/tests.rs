@@ -248,6 +248,26 @@ async fn start_first_has_the_new_container_ready_before_the_old_one_leaves() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_service_platform_is_what_its_image_is_pulled_for() {
+    let s = Setup::new();
+    let compose = "services:
+  web:
+    image: app:${V}
+    platform: linux/arm64
+    x-gantry: {min_ready: 0s}
+";
+    let report = s.deploy(compose, "1").await;
+    assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.error);
+    let pulls: Vec<String> = s
+        .engine
+        .calls()
+        .into_iter()
+        .filter(|c| c.starts_with("pull"))
+        .collect();
+    assert_eq!(pulls, ["pull app:1 for linux/arm64"]);
+}
+
+#[tokio::test(start_paused = true)]
 async fn hooks_run_after_the_start_and_before_the_stop_and_a_failing_post_start_rolls_back() {
     let s = Setup::new();
     let compose = "services:

@@ -289,6 +289,28 @@ pub fn container_spec(
         }
         other => other.map(str::to_owned),
     };
+    // `SERVICE[:ro|rw]` names the service's first container; `container:NAME[:ro|rw]` any.
+    let volumes_from = service
+        .volumes_from
+        .iter()
+        .map(|entry| match entry.strip_prefix("container:") {
+            Some(other) => Ok(other.to_owned()),
+            None => {
+                let (other, mode) = match entry.split_once(':') {
+                    Some((other, mode)) => (other, Some(mode)),
+                    None => (entry.as_str(), None),
+                };
+                let other_svc = project.services.get(other).ok_or_else(|| {
+                    invalid(format!("volumes_from refers to unknown service {other:?}"))
+                })?;
+                let name = container_name(project, other_svc, 1);
+                Ok(match mode {
+                    Some(mode) => format!("{name}:{mode}"),
+                    None => name,
+                })
+            }
+        })
+        .collect::<Result<Vec<_>, DeployError>>()?;
     let mut networks = Vec::new();
     if network_mode.is_none() {
         let mut attached: Vec<(&String, Option<&compose::ServiceNetwork>)> = service
@@ -423,6 +445,11 @@ pub fn container_spec(
             })
             .collect(),
         extra_hosts: service.extra_hosts.clone(),
+        runtime: service.runtime.clone(),
+        userns_mode: service.userns_mode.clone(),
+        cgroup_parent: service.cgroup_parent.clone(),
+        volumes_from,
+        platform: service.platform.clone(),
         cap_add: service.cap_add.clone(),
         cap_drop: service.cap_drop.clone(),
         security_opt: service.security_opt.clone(),

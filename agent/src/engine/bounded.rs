@@ -158,11 +158,12 @@ impl Engine for Bounded<'_> {
     async fn pull_image(
         &self,
         image: &ImageRef,
+        platform: Option<&str>,
         auth: Option<&RegistryAuth>,
         progress: Option<PullProgressFn<'_>>,
     ) -> Result<ImageInfo> {
         // Bounded by the network, and by Docker per layer: not counted.
-        self.inner.pull_image(image, auth, progress).await
+        self.inner.pull_image(image, platform, auth, progress).await
     }
 
     async fn tag_image(&self, source: &str, target: &ImageRef) -> Result<()> {

@@ -379,7 +379,7 @@ impl super::Engine for DockerEngine {
         let service = spec.labels.get(labels::SERVICE).map_or("", String::as_str);
         let options = CreateContainerOptions {
             name: Some(spec.name.clone()),
-            ..Default::default()
+            platform: spec.platform.clone().unwrap_or_default(),
         };
         let created = self
             .docker
@@ -688,6 +688,7 @@ impl super::Engine for DockerEngine {
     async fn pull_image(
         &self,
         image: &ImageRef,
+        platform: Option<&str>,
         auth: Option<&RegistryAuth>,
         progress: Option<PullProgressFn<'_>>,
     ) -> Result<ImageInfo> {
@@ -704,6 +705,7 @@ impl super::Engine for DockerEngine {
         let options = CreateImageOptions {
             from_image: Some(image.repository().to_owned()),
             tag: Some(tag),
+            platform: platform.unwrap_or_default().to_owned(),
             ..Default::default()
         };
         let credentials = auth.map(|a| DockerCredentials {

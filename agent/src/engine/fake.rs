@@ -451,12 +451,16 @@ impl Engine for FakeEngine {
     async fn pull_image(
         &self,
         image: &ImageRef,
+        platform: Option<&str>,
         _auth: Option<&RegistryAuth>,
         _progress: Option<PullProgressFn<'_>>,
     ) -> Result<ImageInfo> {
         let stall = {
             let mut s = self.lock();
-            s.calls.push(format!("pull {}", image.as_str()));
+            s.calls.push(match platform {
+                Some(p) => format!("pull {} for {p}", image.as_str()),
+                None => format!("pull {}", image.as_str()),
+            });
             s.stall_pulls
         };
         if stall {

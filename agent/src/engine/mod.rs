@@ -132,11 +132,12 @@ pub trait Engine: Send + Sync {
     /// `Ok(None)` if the image is not present locally.
     async fn inspect_image(&self, image: &ImageRef) -> Result<Option<ImageInfo>>;
 
-    /// Pulls the image (with credentials for its registry, if any), reporting progress, and
-    /// returns what is now local. Failures are [`EngineError::Pull`] naming the registry.
+    /// Pulls the image (for `platform`, e.g. `linux/arm64`, else the host's; with credentials
+    /// for its registry, if any), reporting progress, and returns what is now local. Failures are [`EngineError::Pull`] naming the registry.
     async fn pull_image(
         &self,
         image: &ImageRef,
+        platform: Option<&str>,
         auth: Option<&RegistryAuth>,
         progress: Option<PullProgressFn<'_>>,
     ) -> Result<ImageInfo>;

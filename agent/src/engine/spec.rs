@@ -326,4 +326,14 @@ pub struct ContainerSpec {
     pub dns: Vec<String>,
     pub dns_search: Vec<String>,
     pub dns_opt: Vec<String>,
+    /// The OCI runtime (`runc`, `nvidia`, ...); `None`: the daemon's default.
+    pub runtime: Option<String>,
+    /// `host`: out of the daemon's user-namespace remapping.
+    pub userns_mode: Option<String>,
+    /// The cgroup the container's cgroup is created under.
+    pub cgroup_parent: Option<String>,
+    /// Containers whose volumes this one mounts too (`NAME[:ro|rw]`).
+    pub volumes_from: Vec<String>,
+    /// The platform of the image to run (`linux/arm64`); `None`: the host's.
+    pub platform: Option<String>,
 }
