@@ -554,6 +554,38 @@ services:
         env: &[],
     },
     Fixture {
+        // Block I/O, the cgroup namespace, device cgroup rules and storage options, printed
+        // as compose prints them (capitalised device entries, rates in bytes, weight 0 left
+        // out).
+        name: "blkio-cgroup-storage",
+        files: &[(
+            "compose.yaml",
+            r####"services:
+  a:
+    image: busybox
+    cgroup: host
+    device_cgroup_rules: ["c 1:3 mr", "a 7:* rmw"]
+    blkio_config:
+      weight: 300
+      weight_device: [{path: /dev/sda, weight: 400}]
+      device_read_bps: [{path: /dev/sda, rate: 12mb}]
+      device_write_bps: [{path: /dev/sda, rate: "1024k"}]
+      device_read_iops: [{path: /dev/sda, rate: 120}]
+      device_write_iops: [{path: /dev/sdb, rate: "1k"}]
+    storage_opt: {size: 1G}
+  b:
+    image: busybox
+    cgroup: private
+    blkio_config: {weight: 0}
+  c:
+    image: busybox
+    blkio_config: {}
+"####,
+        )],
+        args: &[],
+        env: &[],
+    },
+    Fixture {
         // GPUs two ways (`gpus:` and `deploy.resources.reservations.devices`), compose's
         // defaults (no count and no ids: all; an explicit 0 and empty lists left out), a CDI
         // device name in `devices:`, and an override file appending requests as compose does.
@@ -1210,8 +1242,8 @@ fn gantry_config_rejects_invalid_files_with_65() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cases: &[(&str, &str)] = &[
         (
-            "services:\n  web:\n    image: x\n    blkio_config: {}\n",
-            "compose.yaml: services.web.blkio_config: not supported by Gantry",
+            "services:\n  web:\n    image: x\n    use_api_socket: true\n",
+            "compose.yaml: services.web.use_api_socket: not supported by Gantry",
         ),
         (
             "services:\n  web:\n    image: ${NEEDED:?set NEEDED}\n",
@@ -1264,6 +1296,18 @@ fn gantry_config_rejects_invalid_files_with_65() {
         (
             "services:\n  web:\n    image: x\n    cpus: -0.5\n",
             "compose.yaml: services.web.cpus: cpus must be 0 or more",
+        ),
+        (
+            "services:\n  web:\n    image: x\n    cgroup: shared\n",
+            "compose.yaml: services.web.cgroup: invalid cgroup \"shared\"",
+        ),
+        (
+            "services:\n  web:\n    image: x\n    blkio_config: {weight: 5}\n",
+            "compose.yaml: services.web.blkio_config.weight: a block I/O weight is 10 to 1000, found 5",
+        ),
+        (
+            "services:\n  web:\n    image: x\n    blkio_config: {device_read_bps: [{path: /dev/sda}]}\n",
+            "compose.yaml: services.web.blkio_config.device_read_bps[0]: a device entry needs `path` and `rate`",
         ),
         (
             "services:\n  web:\n    image: x\n    post_start: [{user: root}]\n",

@@ -219,6 +219,49 @@ fn runtime_userns_cgroup_parent_platform_volumes_from_and_links_reach_the_contai
     );
 }
 
+/// The cgroup namespace, device cgroup rules and block I/O throttles reach the container
+/// (weights need an I/O scheduler this host may not have, so they are checked against compose
+/// only); storage options reach Docker, which refuses them here (overlay2 on a filesystem
+/// without project quotas), naming the service.
+#[test]
+fn cgroup_device_rules_and_blkio_reach_the_container_and_storage_opt_reaches_docker() {
+    let block = [
+        "/dev/vda",
+        "/dev/sda",
+        "/dev/nvme0n1",
+        "/dev/xvda",
+        "/dev/loop0",
+    ]
+    .into_iter()
+    .find(|d| std::path::Path::new(d).exists())
+    .expect("a block device to throttle (none of /dev/vda, sda, nvme0n1, xvda, loop0)");
+    let stack = Stack::with_file(&format!(
+        "services:\n  app:\n    image: ${{IMAGE}}\n    command: [\"sleep\", \"300\"]\n    init: true\n    cgroup: private\n    device_cgroup_rules: [\"c 1:3 mr\"]\n    blkio_config:\n      device_read_bps: [{{path: {block}, rate: 12mb}}]\n      device_write_iops: [{{path: {block}, rate: 300}}]\n"
+    ));
+    let out = stack.deploy(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let app = format!("{}-app-1", stack.name);
+    let fields = "{{.HostConfig.CgroupnsMode}} {{.HostConfig.DeviceCgroupRules}} \
+                  {{range .HostConfig.BlkioDeviceReadBps}}{{.Path}}={{.Rate}}{{end}} \
+                  {{range .HostConfig.BlkioDeviceWriteIOps}}{{.Path}}={{.Rate}}{{end}}";
+    assert_eq!(
+        inspect(&app, fields).trim(),
+        format!("private [c 1:3 mr] {block}=12582912 {block}=300")
+    );
+
+    stack.write(&std::fs::read_to_string(stack.file()).unwrap().replace(
+        "    cgroup: private\n",
+        "    cgroup: private\n    storage_opt: {size: 1G}\n",
+    ));
+    let out = stack.deploy(&[]);
+    let text = stdout(&out) + &stderr(&out);
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("service app: container ") && text.contains("storage-opt"),
+        "Docker's refusal of the storage option, naming the service: {text}"
+    );
+}
+
 /// Lifecycle hooks on a real container: `post_start` runs once the new container started
 /// (with its own environment and user), `pre_stop` in the old one before it stops; a
 /// `post_start` that fails fails the deploy naming the hook and its output, and the container
@@ -313,13 +356,15 @@ fn gpu_requests_reach_docker_and_a_host_without_the_driver_fails_naming_the_serv
 
 #[test]
 fn invalid_files_exit_65_naming_the_file_and_key() {
-    let stack = Stack::with_file(
-        "services:\n  web:\n    image: busybox\n    blkio_config:\n      weight: 300\n",
-    );
+    let stack =
+        Stack::with_file("services:\n  web:\n    image: busybox\n    use_api_socket: true\n");
     let out = stack.deploy(&[]);
     assert_eq!(out.status.code(), Some(65));
     let err = stderr(&out) + &stdout(&out);
-    assert!(err.contains("blkio_config") && err.contains("web"), "{err}");
+    assert!(
+        err.contains("use_api_socket") && err.contains("web"),
+        "{err}"
+    );
     assert!(err.contains("compose.yaml"), "{err}");
 
     stack.write("services:\n  web:\n    image: [unclosed\n");

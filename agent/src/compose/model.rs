@@ -81,11 +81,16 @@ pub struct Service {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attach: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub blkio_config: Option<BlkioConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub build: Option<Build>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub cap_add: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub cap_drop: Vec<String>,
+    /// The cgroup namespace: `host` or `private`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cgroup_parent: Option<String>,
     /// `None`: the image's CMD. Always printed (as `null`) like compose does.
@@ -117,6 +122,9 @@ pub struct Service {
     /// for printing, left out of the hash.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub develop: Option<serde_json::Value>,
+    /// Device cgroup rules (`c 189:* rmw`): devices the container may use once they appear.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub device_cgroup_rules: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<Device>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -236,6 +244,9 @@ pub struct Service {
     pub stop_grace_period: Option<Duration>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
+    /// Storage driver options (`size: 20G`), as Docker takes them.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub storage_opt: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub sysctls: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]

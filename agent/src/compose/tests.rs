@@ -288,8 +288,8 @@ fn errors_name_file_and_key() {
     let (_t, d) = project_dir("p");
     let cases: &[(&str, &str)] = &[
         (
-            "services: {web: {image: x, blkio_config: {}}}",
-            "compose.yaml: services.web.blkio_config: not supported by Gantry",
+            "services: {web: {image: x, credential_spec: {}}}",
+            "compose.yaml: services.web.credential_spec: not supported by Gantry",
         ),
         (
             "services: {web: {image: x, imgae: y}}",
@@ -649,6 +649,10 @@ fn yamlish() -> impl Strategy<Value = String> {
         "gpus",
         "post_start",
         "pre_stop",
+        "blkio_config",
+        "cgroup",
+        "device_cgroup_rules",
+        "storage_opt",
         "<<",
         "bogus",
     ]);
@@ -702,6 +706,10 @@ fn yamlish() -> impl Strategy<Value = String> {
         "[{command: 'a && b', user: '', environment: [A]}]",
         "[{user: root}]",
         "'a $(b) `c` 2>&1'",
+        "{weight: 300, device_read_bps: [{path: /dev/sda, rate: 1mb}]}",
+        "{weight_device: [{path: /dev/sda}]}",
+        "host",
+        "{size: 1G}",
     ]);
     let entry = (key, scalar).prop_map(|(k, v)| format!("    {k}: {v}\n"));
     let service = prop::collection::vec(entry, 0..6).prop_map(|es| es.concat());

@@ -10,8 +10,9 @@
 //! of time is a warning; the container is stopped anyway (a retirement must not hang on it).
 //!
 //! Limits: hooks run where the deploy starts and stops containers; not for one-shot jobs, nor
-//! when Docker's restart policy or the daemon's supervision restarts a container in place.
-//! A hook cut short by its bound keeps running in the container until it ends by itself.
+//! when Docker's restart policy or the daemon's supervision restarts a container in place, nor
+//! in a canary's new container that an abort removes. A hook cut short by its bound keeps
+//! running in the container until it ends by itself.
 
 use std::time::Duration;
 

@@ -323,7 +323,9 @@ impl Rollout<'_> {
                                 // New connections to its address go to the new container
                                 // (whatever DNS answered); it serves what it has until it
                                 // exits, on its networks.
-                                let bound = stop_timeout + HAND_OVER;
+                                // (pre_stop hooks run first, within the grace period too.)
+                                let hooks = if svc.pre_stop.is_empty() { 1 } else { 2 };
+                                let bound = stop_timeout * hooks + HAND_OVER;
                                 self.hand_over(&pairs, true, bound).await;
                                 let retired = self
                                     .retire(

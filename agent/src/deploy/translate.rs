@@ -372,6 +372,13 @@ pub fn container_spec(
         .deploy
         .as_ref()
         .and_then(|d| d.resources.reservations.as_ref());
+    let blkio = service.blkio_config.as_ref();
+    let throttles = |list: Option<&Vec<compose::ThrottleDevice>>| {
+        list.into_iter()
+            .flatten()
+            .map(|d| (d.path.clone(), d.rate))
+            .collect::<Vec<_>>()
+    };
     // `deploy.resources` first, then the legacy keys (the loader refused the two when they
     // differ, so either is the same value where both are set).
     let resources = engine::Resources {
@@ -397,6 +404,17 @@ pub fn container_spec(
         oom_score_adj: service.oom_score_adj,
         oom_kill_disable: service.oom_kill_disable,
         device_requests: device_requests(service, reservations),
+        blkio_weight: blkio.and_then(|b| b.weight),
+        blkio_weight_device: blkio
+            .into_iter()
+            .flat_map(|b| &b.weight_device)
+            .map(|d| (d.path.clone(), d.weight))
+            .collect(),
+        blkio_device_read_bps: throttles(blkio.map(|b| &b.device_read_bps)),
+        blkio_device_read_iops: throttles(blkio.map(|b| &b.device_read_iops)),
+        blkio_device_write_bps: throttles(blkio.map(|b| &b.device_write_bps)),
+        blkio_device_write_iops: throttles(blkio.map(|b| &b.device_write_iops)),
+        device_cgroup_rules: service.device_cgroup_rules.clone(),
     };
 
     Ok(ContainerSpec {
@@ -450,6 +468,8 @@ pub fn container_spec(
         cgroup_parent: service.cgroup_parent.clone(),
         volumes_from,
         platform: service.platform.clone(),
+        cgroupns_mode: service.cgroup.clone(),
+        storage_opt: service.storage_opt.clone(),
         cap_add: service.cap_add.clone(),
         cap_drop: service.cap_drop.clone(),
         security_opt: service.security_opt.clone(),

@@ -36,11 +36,12 @@ use bollard::errors::Error as BollardError;
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummary,
     ContainerSummaryStateEnum, ContainerUpdateBody, DeviceMapping, DeviceRequest,
-    EndpointIpamConfig, EndpointSettings, EventMessage, EventMessageTypeEnum, ExecConfig,
-    HealthConfig, HealthStatusEnum, HostConfig, HostConfigLogConfig, Ipam, IpamConfig, Mount,
-    MountTmpfsOptions, MountType, MountVolumeOptions, NetworkConnectRequest, NetworkCreateRequest,
-    NetworkDisconnectRequest, NetworkingConfig, PortBinding, PortSummaryTypeEnum, ResourcesUlimits,
-    RestartPolicyNameEnum, VolumeCreateRequest,
+    EndpointIpamConfig, EndpointSettings, EventMessage, EventMessageTypeEnum, HealthConfig,
+    HealthStatusEnum, HostConfig, HostConfigCgroupnsModeEnum, HostConfigLogConfig, Ipam,
+    IpamConfig, Mount, MountTmpfsOptions, MountType, MountVolumeOptions, NetworkConnectRequest,
+    NetworkCreateRequest, NetworkDisconnectRequest, NetworkingConfig, PortBinding,
+    PortSummaryTypeEnum, ResourcesBlkioWeightDevice, ResourcesUlimits, RestartPolicyNameEnum,
+    ThrottleDevice, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, EventsOptions, KillContainerOptions,
@@ -54,6 +55,7 @@ use tracing::{debug, warn};
 
 mod convert;
 mod errors;
+mod exec;
 pub mod host;
 mod request;
 mod stop;
@@ -574,46 +576,7 @@ impl super::Engine for DockerEngine {
     }
 
     async fn exec(&self, id: &str, exec: &ExecSpec) -> Result<ExecOutcome> {
-        let object = || Object::Container(id.to_owned());
-        let config = ExecConfig {
-            attach_stdout: Some(true),
-            attach_stderr: Some(true),
-            cmd: Some(exec.command.clone()),
-            user: exec.user.clone(),
-            privileged: exec.privileged.then_some(true),
-            working_dir: exec.working_dir.clone(),
-            env: (!exec.env.is_empty())
-                .then(|| exec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
-            ..Default::default()
-        };
-        let created = self
-            .docker
-            .create_exec(id, config)
-            .await
-            .map_err(|e| self.err(object(), e))?;
-        let started = self
-            .docker
-            .start_exec(&created.id, None)
-            .await
-            .map_err(|e| self.err(object(), e))?;
-        let (mut out, mut err) = (tail::Tail::default(), tail::Tail::default());
-        if let bollard::exec::StartExecResults::Attached { mut output, .. } = started {
-            while let Some(chunk) = output.next().await {
-                match chunk.map_err(|e| self.err(object(), e))? {
-                    bollard::container::LogOutput::StdErr { message } => err.push(&message),
-                    other => out.push(&other.into_bytes()),
-                }
-            }
-        }
-        let inspected = self
-            .docker
-            .inspect_exec(&created.id)
-            .await
-            .map_err(|e| self.err(object(), e))?;
-        Ok(ExecOutcome {
-            exit_code: inspected.exit_code.unwrap_or(-1),
-            output: if err.is_empty() { out } else { err }.into_lines(),
-        })
+        self.run_exec(id, exec).await
     }
 
     async fn wait_container(&self, id: &str) -> Result<i64> {

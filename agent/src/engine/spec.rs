@@ -230,6 +230,17 @@ pub struct Resources {
     pub oom_kill_disable: bool,
     /// Devices a driver hands out (GPUs, CDI devices), in the order compose sends them.
     pub device_requests: Vec<DeviceRequest>,
+    /// Relative block I/O weight, 10 to 1000.
+    pub blkio_weight: Option<u16>,
+    /// Per device (path): relative block I/O weight.
+    pub blkio_weight_device: Vec<(String, u16)>,
+    /// Per device (path): bytes or operations per second.
+    pub blkio_device_read_bps: Vec<(String, u64)>,
+    pub blkio_device_read_iops: Vec<(String, u64)>,
+    pub blkio_device_write_bps: Vec<(String, u64)>,
+    pub blkio_device_write_iops: Vec<(String, u64)>,
+    /// Device cgroup rules (`c 189:* rmw`).
+    pub device_cgroup_rules: Vec<String>,
 }
 
 /// A command run in a running container and waited for (a lifecycle hook).
@@ -336,4 +347,8 @@ pub struct ContainerSpec {
     pub volumes_from: Vec<String>,
     /// The platform of the image to run (`linux/arm64`); `None`: the host's.
     pub platform: Option<String>,
+    /// The cgroup namespace: `host` or `private`; `None`: the daemon's default.
+    pub cgroupns_mode: Option<String>,
+    /// Storage driver options (`size`), as Docker takes them.
+    pub storage_opt: BTreeMap<String, String>,
 }

@@ -15,19 +15,22 @@ use super::mounts::{
     config_mounts, device_mounts, file_mode, port_target, ports, secret_mounts, ulimits, volumes,
 };
 use super::service::{
-    build, command, container_name, cpus, depends_on, deploy_mode, develop_watch, device_count,
-    env_file, environment, extends, extra_hosts, gpus, health_test, hooks, ipam_pools, label_file,
-    limit_devices, mem_swappiness, memswap_limit, oom_score_adj, placement, pull_policy, replicas,
-    reserved_devices, restart, service_networks,
+    blkio_weight, build, command, container_name, cpus, depends_on, deploy_mode, develop_watch,
+    device_count, env_file, environment, extends, extra_hosts, gpus, health_test, hooks,
+    ipam_pools, label_file, limit_devices, mem_swappiness, memswap_limit, oom_score_adj, placement,
+    pull_policy, replicas, reserved_devices, restart, service_networks, throttle_devices,
+    weight_devices,
 };
 use super::walk::{Kind::*, Schema};
 
 /// A service.
 pub(super) const SERVICE: Schema = &[
     ("attach", Bool),
+    ("blkio_config", Map(BLKIO)),
     ("build", Special(build)),
     ("cap_add", StrList),
     ("cap_drop", StrList),
+    ("cgroup", OneOf(&["host", "private"], "host, private")),
     ("cgroup_parent", Str),
     ("command", Special(command)),
     ("configs", Special(config_mounts)),
@@ -40,6 +43,7 @@ pub(super) const SERVICE: Schema = &[
     ("depends_on", Special(depends_on)),
     ("deploy", Map(DEPLOY)),
     ("develop", Map(DEVELOP)),
+    ("device_cgroup_rules", StrList),
     ("devices", Special(device_mounts)),
     ("dns", StrOrList),
     ("dns_opt", StrOrList),
@@ -90,6 +94,7 @@ pub(super) const SERVICE: Schema = &[
     ("stdin_open", Bool),
     ("stop_grace_period", Duration),
     ("stop_signal", Str),
+    ("storage_opt", StrMap),
     ("sysctls", Labels),
     ("tmpfs", StrOrList),
     ("tty", Bool),
@@ -102,20 +107,16 @@ pub(super) const SERVICE: Schema = &[
     ("working_dir", Str),
     // The specification's service keys Gantry refuses.
     ("annotations", Unsupported),
-    ("blkio_config", Unsupported),
-    ("cgroup", Unsupported),
     ("cpu_count", Unsupported),
     ("cpu_percent", Unsupported),
     ("cpu_rt_period", Unsupported),
     ("cpu_rt_runtime", Unsupported),
     ("credential_spec", Unsupported),
-    ("device_cgroup_rules", Unsupported),
     ("external_links", Unsupported),
     ("isolation", Unsupported),
     ("lifecycle", Unsupported),
     ("models", Unsupported),
     ("provider", Unsupported),
-    ("storage_opt", Unsupported),
     ("use_api_socket", Unsupported),
     ("volume_driver", Unsupported),
 ];
@@ -348,6 +349,16 @@ const RESERVATIONS: Schema = &[
     ("pids", Int),
     ("devices", Special(reserved_devices)),
     ("generic_resources", Unsupported),
+];
+
+/// `blkio_config`.
+const BLKIO: Schema = &[
+    ("weight", Special(blkio_weight)),
+    ("weight_device", Special(weight_devices)),
+    ("device_read_bps", Special(throttle_devices)),
+    ("device_read_iops", Special(throttle_devices)),
+    ("device_write_bps", Special(throttle_devices)),
+    ("device_write_iops", Special(throttle_devices)),
 ];
 
 /// A `post_start` / `pre_stop` hook.

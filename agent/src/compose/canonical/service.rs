@@ -13,8 +13,8 @@ use serde_json::{Map, Value as Json, json};
 use serde_yaml::Value;
 
 use super::scalar::{
-    entries, float, integer, key_value_map, scalar_string, string, string_list, string_or_list,
-    to_json, type_name, unsigned,
+    bytes, entries, float, integer, key_value_map, scalar_string, string, string_list,
+    string_or_list, to_json, type_name, unsigned,
 };
 use super::schema::{
     DEPENDS_ON, DEVICE_REQUEST, ENV_FILE, EXTENDS, HOOK, IPAM_POOL, SERVICE, SERVICE_NETWORK, WATCH,
@@ -470,6 +470,74 @@ pub(super) fn placement(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
     } else {
         Err(unsupported(ctx, p))
     }
+}
+
+/// `blkio_config.weight`: 10 to 1000; 0 is no weight (left out, as compose leaves it).
+pub(super) fn blkio_weight(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
+    let n = integer(ctx, p, val)?;
+    match n {
+        0 => Ok(Json::Null),
+        10..=1000 => Ok(json!(n)),
+        _ => Err(ctx.invalid(p, format!("a block I/O weight is 10 to 1000, found {n}"))),
+    }
+}
+
+/// `blkio_config.weight_device`: `{path, weight}` entries, printed `{Path, Weight}`.
+pub(super) fn weight_devices(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
+    per_device(ctx, p, val, "weight", |ctx, p, v| {
+        let n = integer(ctx, p, v)?;
+        if (10..=1000).contains(&n) {
+            Ok(("Weight", json!(n)))
+        } else {
+            Err(ctx.invalid(p, format!("a block I/O weight is 10 to 1000, found {n}")))
+        }
+    })
+}
+
+/// `blkio_config.device_{read,write}_{bps,iops}`: `{path, rate}` entries, the rate a size
+/// (`12mb`, `1k` = 1024, as compose reads it for operations too), printed `{Path, Rate}`.
+pub(super) fn throttle_devices(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
+    per_device(ctx, p, val, "rate", |ctx, p, v| {
+        Ok(("Rate", bytes(ctx, p, v)?))
+    })
+}
+
+type DeviceValue = fn(&Ctx<'_>, &str, &Value) -> R<(&'static str, Json)>;
+
+/// A list of `{path, <key>}` mappings, both required.
+fn per_device(ctx: &Ctx<'_>, p: &str, val: &Value, key: &str, value: DeviceValue) -> R<Json> {
+    let Value::Sequence(items) = val else {
+        return Err(ctx.invalid(
+            p,
+            format!(
+                "expected a list of {{path, {key}}}, found {}",
+                type_name(val)
+            ),
+        ));
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let ip = format!("{p}[{i}]");
+        let (mut path, mut v) = (None, None);
+        for (k, x) in entries(ctx, &ip, item)? {
+            let kp = join(&ip, &k);
+            match k.as_str() {
+                "path" => path = Some(string(ctx, &kp, x)?),
+                k if k == key => v = Some(value(ctx, &kp, x)?),
+                _ => {
+                    return Err(ctx.invalid(
+                        &kp,
+                        format!("unknown key (a device entry has `path` and `{key}`)"),
+                    ));
+                }
+            }
+        }
+        let (Some(path), Some((name, v))) = (path, v) else {
+            return Err(ctx.invalid(&ip, format!("a device entry needs `path` and `{key}`")));
+        };
+        out.push(json!({"Path": path, name: v}));
+    }
+    Ok(Json::Array(out))
 }
 
 /// `post_start` / `pre_stop`: lifecycle hooks, commands run in the container after it starts

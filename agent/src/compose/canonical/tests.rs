@@ -204,10 +204,10 @@ fn deploy_forms() {
 
 #[test]
 fn unknown_and_unsupported_keys() {
-    let e = svc("blkio_config: {}").unwrap_err().to_string();
+    let e = svc("credential_spec: {}").unwrap_err().to_string();
     assert_eq!(
         e,
-        "/p/compose.yaml: services.web.blkio_config: not supported by Gantry (remove it, or open an issue)"
+        "/p/compose.yaml: services.web.credential_spec: not supported by Gantry (remove it, or open an issue)"
     );
     let e = svc("imagee: x").unwrap_err().to_string();
     assert!(

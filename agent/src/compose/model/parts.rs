@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::is_false;
-use super::values::{Duration, opt_bytes_string, opt_octal};
+use super::values::{Duration, bytes_string, opt_bytes_string, opt_octal};
 
 /// `build:` kept for the record; Gantry does not build. `context` is absolute (or a URL).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -186,6 +186,44 @@ pub struct DeviceRequest {
     /// Passed to the driver as written.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub options: BTreeMap<String, String>,
+}
+
+/// `blkio_config`: block I/O weight and throttles (cgroup `io`/`blkio`), per device by path.
+/// Printed as compose prints it (`Path`, `Weight`, `Rate` capitalised; rates as byte strings).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BlkioConfig {
+    /// 10 to 1000; `None` (or 0 in the file): Docker's default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u16>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub weight_device: Vec<WeightDevice>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub device_read_bps: Vec<ThrottleDevice>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub device_read_iops: Vec<ThrottleDevice>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub device_write_bps: Vec<ThrottleDevice>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub device_write_iops: Vec<ThrottleDevice>,
+}
+
+/// A device's relative block I/O weight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeightDevice {
+    #[serde(rename = "Path")]
+    pub path: String,
+    #[serde(rename = "Weight")]
+    pub weight: u16,
+}
+
+/// A device's block I/O limit: bytes or operations per second.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThrottleDevice {
+    #[serde(rename = "Path")]
+    pub path: String,
+    #[serde(rename = "Rate", with = "bytes_string")]
+    pub rate: u64,
 }
 
 /// A lifecycle hook (`post_start`, `pre_stop`): a command run in the service's container.

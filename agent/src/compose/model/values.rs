@@ -263,6 +263,20 @@ pub(super) mod opt_bytes_string {
     }
 }
 
+/// A byte count that is always there, printed as a decimal string (`blkio_config` rates).
+pub(super) mod bytes_string {
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        super::opt_bytes_string::deserialize(d)?
+            .ok_or_else(|| serde::de::Error::custom("expected a size"))
+    }
+}
+
 /// Signed byte counts (`memswap_limit`, where -1 means unlimited) are printed as decimal
 /// strings by compose too (`"-1"`).
 pub(super) mod opt_signed_string {

@@ -205,6 +205,28 @@ pub(super) fn create_body(spec: &ContainerSpec) -> Result<ContainerCreateBody> {
         group_add: non_empty(&spec.group_add),
         init: spec.init,
         runtime: spec.runtime.clone(),
+        cgroupns_mode: spec.cgroupns_mode.as_deref().map(|m| match m {
+            "host" => HostConfigCgroupnsModeEnum::HOST,
+            _ => HostConfigCgroupnsModeEnum::PRIVATE,
+        }),
+        storage_opt: non_empty_map(&spec.storage_opt),
+        blkio_weight: spec.resources.blkio_weight,
+        blkio_weight_device: non_empty(
+            &spec
+                .resources
+                .blkio_weight_device
+                .iter()
+                .map(|(path, weight)| ResourcesBlkioWeightDevice {
+                    path: Some(path.clone()),
+                    weight: Some(usize::from(*weight)),
+                })
+                .collect::<Vec<_>>(),
+        ),
+        blkio_device_read_bps: throttles(&spec.resources.blkio_device_read_bps),
+        blkio_device_read_iops: throttles(&spec.resources.blkio_device_read_iops),
+        blkio_device_write_bps: throttles(&spec.resources.blkio_device_write_bps),
+        blkio_device_write_iops: throttles(&spec.resources.blkio_device_write_iops),
+        device_cgroup_rules: non_empty(&spec.resources.device_cgroup_rules),
         userns_mode: spec.userns_mode.clone(),
         cgroup_parent: spec.cgroup_parent.clone(),
         volumes_from: non_empty(&spec.volumes_from),
@@ -284,4 +306,17 @@ pub(super) fn create_body(spec: &ContainerSpec) -> Result<ContainerCreateBody> {
         networking_config,
         ..Default::default()
     })
+}
+
+/// Per-device block I/O limits as Docker takes them (`None` when there are none).
+fn throttles(list: &[(String, u64)]) -> Option<Vec<ThrottleDevice>> {
+    non_empty(
+        &list
+            .iter()
+            .map(|(path, rate)| ThrottleDevice {
+                path: Some(path.clone()),
+                rate: Some(i64::try_from(*rate).unwrap_or(i64::MAX)),
+            })
+            .collect::<Vec<_>>(),
+    )
 }
