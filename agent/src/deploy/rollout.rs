@@ -327,15 +327,7 @@ impl Rollout<'_> {
                                 let hooks = if svc.pre_stop.is_empty() { 1 } else { 2 };
                                 let bound = stop_timeout * hooks + HAND_OVER;
                                 self.hand_over(&pairs, true, bound).await;
-                                let retired = self
-                                    .retire(
-                                        old,
-                                        &svc.pre_stop,
-                                        signal,
-                                        stop_timeout,
-                                        Leave::ServeUntilExit,
-                                    )
-                                    .await;
+                                let retired = self.retire_serving(svc, old).await;
                                 self.hand_over(&pairs, false, bound).await;
                                 retired?;
                             } else {
@@ -343,14 +335,7 @@ impl Rollout<'_> {
                                 // then stopped (see `drop_aliases`).
                                 self.drop_aliases(old).await?;
                                 tokio::time::sleep(DNS_DRAIN).await;
-                                self.retire(
-                                    old,
-                                    &svc.pre_stop,
-                                    signal,
-                                    stop_timeout,
-                                    Leave::ServeUntilExit,
-                                )
-                                .await?;
+                                self.retire_serving(svc, old).await?;
                             }
                         }
                         retired(progress, svc, &old.name, r);
@@ -362,14 +347,7 @@ impl Rollout<'_> {
                         // is killed at the end of its grace period), as Compose does.
                         if let Some(old) = old {
                             let r = Instant::now();
-                            self.retire(
-                                old,
-                                &svc.pre_stop,
-                                signal,
-                                stop_timeout,
-                                Leave::ServeUntilExit,
-                            )
-                            .await?;
+                            self.retire_serving(svc, old).await?;
                             retired(progress, svc, &old.name, r);
                             // Gone: the switch refuses at once rather than sending new
                             // connections to an address nobody answers.
@@ -501,6 +479,14 @@ impl Rollout<'_> {
             );
         }
         self.retire(c, pre_stop, signal, timeout, Leave::ServeUntilExit)
+            .await
+    }
+
+    /// Retires a replaced container of `svc` that keeps its networks and serves until it exits
+    /// on the service's stop signal (its `pre_stop` hooks first, see [`Self::retire`]).
+    async fn retire_serving(&self, svc: &Service, c: &ContainerInfo) -> Result<(), DeployError> {
+        let (signal, timeout) = (svc.stop_signal.as_deref(), translate::stop_timeout(svc));
+        self.retire(c, &svc.pre_stop, signal, timeout, Leave::ServeUntilExit)
             .await
     }
 

@@ -50,6 +50,13 @@ impl Setup {
         DeployRequest::new("app", load)
     }
 
+    /// The engine calls so far, pulls left out.
+    fn calls_but_pulls(&self) -> Vec<String> {
+        let mut calls = self.engine.calls();
+        calls.retain(|c| !c.starts_with("pull"));
+        calls
+    }
+
     async fn deploy(&self, compose: &str, version: &str) -> super::DeployReport {
         self.deployer
             .deploy(&self.request(compose, version), &Quiet)
@@ -186,12 +193,7 @@ async fn stop_first_keeps_the_old_container_on_its_networks_until_it_stops() {
     s.engine.clear_calls();
     let report = s.deploy(compose, "2").await;
     assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.error);
-    let calls: Vec<String> = s
-        .engine
-        .calls()
-        .into_iter()
-        .filter(|c| !c.starts_with("pull"))
-        .collect();
+    let calls = s.calls_but_pulls();
     assert_eq!(
         calls,
         [
@@ -220,12 +222,7 @@ async fn start_first_has_the_new_container_ready_before_the_old_one_leaves() {
     assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.error);
     // The new container had to run min_ready (1 s, on the paused clock) before anything else.
     assert!(started.elapsed() >= std::time::Duration::from_secs(1));
-    let calls: Vec<String> = s
-        .engine
-        .calls()
-        .into_iter()
-        .filter(|c| !c.starts_with("pull"))
-        .collect();
+    let calls = s.calls_but_pulls();
     assert_eq!(
         calls,
         [
@@ -282,12 +279,7 @@ async fn hooks_run_after_the_start_and_before_the_stop_and_a_failing_post_start_
     s.engine.clear_calls();
     let report = s.deploy(compose, "2").await;
     assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.error);
-    let calls: Vec<String> = s
-        .engine
-        .calls()
-        .into_iter()
-        .filter(|c| !c.starts_with("pull"))
-        .collect();
+    let calls = s.calls_but_pulls();
     assert_eq!(
         calls,
         [

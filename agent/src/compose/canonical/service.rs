@@ -385,12 +385,7 @@ pub(super) fn cpus(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
 /// `develop.watch`: a list of entries, each with its path made absolute and, as compose prints
 /// it, an `exec` (`{command: null}` when the entry has none).
 pub(super) fn develop_watch(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
-    let Value::Sequence(items) = val else {
-        return Err(ctx.invalid(
-            p,
-            format!("expected a list of watch rules, found {}", type_name(val)),
-        ));
-    };
+    let items = sequence(ctx, p, val, "watch rules")?;
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let ip = format!("{p}[{i}]");
@@ -506,15 +501,7 @@ type DeviceValue = fn(&Ctx<'_>, &str, &Value) -> R<(&'static str, Json)>;
 
 /// A list of `{path, <key>}` mappings, both required.
 fn per_device(ctx: &Ctx<'_>, p: &str, val: &Value, key: &str, value: DeviceValue) -> R<Json> {
-    let Value::Sequence(items) = val else {
-        return Err(ctx.invalid(
-            p,
-            format!(
-                "expected a list of {{path, {key}}}, found {}",
-                type_name(val)
-            ),
-        ));
-    };
+    let items = sequence(ctx, p, val, &format!("{{path, {key}}}"))?;
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let ip = format!("{p}[{i}]");
@@ -544,15 +531,7 @@ fn per_device(ctx: &Ctx<'_>, p: &str, val: &Value, key: &str, value: DeviceValue
 /// or before it stops. Each needs a command; an empty `user` or `working_dir`, a false
 /// `privileged` and an empty `environment` are left out, as compose prints them.
 pub(super) fn hooks(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
-    let Value::Sequence(items) = val else {
-        return Err(ctx.invalid(
-            p,
-            format!(
-                "expected a list of hooks ([{{command: [...]}}]), found {}",
-                type_name(val)
-            ),
-        ));
-    };
+    let items = sequence(ctx, p, val, "hooks ([{command: [...]}])")?;
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let ip = format!("{p}[{i}]");
@@ -601,15 +580,7 @@ pub(super) fn gpus(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
 /// `deploy.resources.reservations.devices`: a list of device requests, each with its
 /// `capabilities` (compose requires them here).
 pub(super) fn reserved_devices(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
-    let Value::Sequence(items) = val else {
-        return Err(ctx.invalid(
-            p,
-            format!(
-                "expected a list of device requests, found {}",
-                type_name(val)
-            ),
-        ));
-    };
+    let items = sequence(ctx, p, val, "device requests")?;
     items
         .iter()
         .enumerate()
@@ -666,6 +637,17 @@ fn device_request(ctx: &Ctx<'_>, p: &str, item: &Value, needs_capabilities: bool
         m.remove("count");
     }
     Ok(Json::Object(m))
+}
+
+/// A list, else an error saying a list of `what` was expected.
+fn sequence<'v>(ctx: &Ctx<'_>, p: &str, val: &'v Value, what: &str) -> R<&'v [Value]> {
+    match val {
+        Value::Sequence(items) => Ok(items),
+        other => Err(ctx.invalid(
+            p,
+            format!("expected a list of {what}, found {}", type_name(other)),
+        )),
+    }
 }
 
 /// A scalar as written (quoted), anything else by its type.
