@@ -276,15 +276,21 @@ pub fn container_spec(
         }
     }
 
+    // The container another service's key refers to (`service:X`, `volumes_from: X`): its
+    // first replica's, as compose picks it.
+    let first_container = |other: &str, key: &str| {
+        project
+            .services
+            .get(other)
+            .map(|other_svc| container_name(project, other_svc, 1))
+            .ok_or_else(|| invalid(format!("{key} refers to unknown service {other:?}")))
+    };
     let network_mode = match service.network_mode.as_deref() {
         Some(mode) if mode.starts_with("service:") => {
             let other = &mode["service:".len()..];
-            let other_svc = project.services.get(other).ok_or_else(|| {
-                invalid(format!("network_mode refers to unknown service {other:?}"))
-            })?;
             Some(format!(
                 "container:{}",
-                container_name(project, other_svc, 1)
+                first_container(other, "network_mode")?
             ))
         }
         other => other.map(str::to_owned),
@@ -300,10 +306,7 @@ pub fn container_spec(
                     Some((other, mode)) => (other, Some(mode)),
                     None => (entry.as_str(), None),
                 };
-                let other_svc = project.services.get(other).ok_or_else(|| {
-                    invalid(format!("volumes_from refers to unknown service {other:?}"))
-                })?;
-                let name = container_name(project, other_svc, 1);
+                let name = first_container(other, "volumes_from")?;
                 Ok(match mode {
                     Some(mode) => format!("{name}:{mode}"),
                     None => name,
