@@ -192,11 +192,19 @@ impl Rollout<'_> {
                         self.engine.rename_container(&c.id, &name).await?;
                     }
                     if !c.state.running {
+                        let requested = tokio::time::Instant::now();
                         self.engine.start_container(&c.id).await?;
                         hooks::post_start(self.engine, svc, &c.id, &name, req.ready_timeout)
                             .await?;
-                        ready::wait_ready(self.engine, svc, &rule, &c.id, req.ready_timeout)
-                            .await?;
+                        ready::wait_ready(
+                            self.engine,
+                            svc,
+                            &rule,
+                            &c.id,
+                            req.ready_timeout,
+                            Some(requested),
+                        )
+                        .await?;
                         if c.labels.contains_key(crate::edge::LABEL) {
                             let info = self.engine.inspect_container(&c.id).await?;
                             rotation.join(&info).await?;
@@ -259,6 +267,7 @@ impl Rollout<'_> {
                         );
                     }
                     Some(old) if start_first => {
+                        let requested = tokio::time::Instant::now();
                         self.engine.start_container(&id).await?;
                         let up = match hooks::post_start(
                             self.engine,
@@ -270,8 +279,15 @@ impl Rollout<'_> {
                         .await
                         {
                             Ok(()) => {
-                                ready::wait_ready(self.engine, svc, &rule, &id, req.ready_timeout)
-                                    .await
+                                ready::wait_ready(
+                                    self.engine,
+                                    svc,
+                                    &rule,
+                                    &id,
+                                    req.ready_timeout,
+                                    Some(requested),
+                                )
+                                .await
                             }
                             Err(e) => Err(e),
                         };
@@ -356,9 +372,12 @@ impl Rollout<'_> {
                         if create.name != name {
                             self.engine.rename_container(&id, &name).await?;
                         }
+                        let requested = tokio::time::Instant::now();
                         self.engine.start_container(&id).await?;
                         hooks::post_start(self.engine, svc, &id, &name, req.ready_timeout).await?;
-                        ready::wait_ready(self.engine, svc, &rule, &id, req.ready_timeout).await?;
+                        let timeout = req.ready_timeout;
+                        ready::wait_ready(self.engine, svc, &rule, &id, timeout, Some(requested))
+                            .await?;
                         if rotation.active() {
                             let new = self.engine.inspect_container(&id).await?;
                             rotation
