@@ -323,6 +323,82 @@ fn post_start_and_pre_stop_hooks_run_in_the_containers_and_a_failing_post_start_
 /// is checked is that the device requests reach Docker as compose sends them (Docker names the
 /// driver and the capabilities it was asked for: `gpu` added to a `gpus:` entry), that the
 /// failure names the service, and that the rest of the stack is left as it was.
+/// The per-network keys reach the container's endpoints (they were read and dropped); a MAC
+/// address goes where this Docker's API takes one, or the deploy says which Docker it needs.
+#[test]
+fn network_keys_reach_the_endpoints_and_a_mac_address_needs_an_api_that_carries_it() {
+    let stack = Stack::with_file(
+        "services:\n  app:\n    image: ${IMAGE}\n    command: [\"sleep\", \"300\"]\n    init: true\n    networks:\n      default:\n        driver_opts: {com.example.front: \"1\"}\n      back:\n        link_local_ips: [169.254.10.10]\n        driver_opts: {com.example.back: \"2\"}\nnetworks:\n  back: {}\n",
+    );
+    let out = stack.deploy(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        stdout(&out) + &stderr(&out)
+    );
+    let app = format!("{}-app-1", stack.name);
+    let endpoint = |network: &str, field: &str| {
+        inspect(
+            &app,
+            &format!(
+                "{{{{json (index .NetworkSettings.Networks \"{}_{network}\").{field}}}}}",
+                stack.name
+            ),
+        )
+        .trim()
+        .to_owned()
+    };
+    assert_eq!(
+        endpoint("default", "DriverOpts"),
+        r#"{"com.example.front":"1"}"#
+    );
+    assert_eq!(
+        endpoint("back", "DriverOpts"),
+        r#"{"com.example.back":"2"}"#
+    );
+    assert_eq!(
+        endpoint("back", "IPAMConfig"),
+        r#"{"LinkLocalIPs":["169.254.10.10"]}"#
+    );
+    let again = stack.deploy(&["--output", "json"]);
+    let report: serde_json::Value = serde_json::from_str(stdout(&again).trim()).unwrap();
+    assert_eq!(
+        report["outcome"], "unchanged",
+        "the keys hash as they apply"
+    );
+
+    stack.write(&std::fs::read_to_string(stack.file()).unwrap().replace(
+        "    init: true\n",
+        "    init: true\n    mac_address: 02:42:ac:11:00:99\n",
+    ));
+    let api = stdout(&docker(&["version", "--format", "{{.Server.APIVersion}}"]));
+    let (major, minor) = api.trim().split_once('.').expect("an API version");
+    let api = (major.parse::<u32>().unwrap(), minor.parse::<u32>().unwrap());
+    let out = stack.deploy(&[]);
+    let text = stdout(&out) + &stderr(&out);
+    if api >= (1, 44) {
+        assert_eq!(out.status.code(), Some(0), "{text}");
+        // The first network by priority, then name, as compose picks it.
+        assert_eq!(endpoint("back", "MacAddress"), r#""02:42:ac:11:00:99""#);
+    } else {
+        // Docker before 1.44 takes the address on the container only, a field Gantry's
+        // Docker client does not have: refused, never dropped, and the old container serves.
+        assert_ne!(out.status.code(), Some(0), "{text}");
+        assert!(
+            text.contains(&format!(
+                "networks.{}_back.mac_address needs Docker API 1.44 (Docker 25.0)",
+                stack.name
+            )) && text.contains("app"),
+            "{text}"
+        );
+        assert!(
+            inspect(&app, "{{.State.Running}}").trim() == "true",
+            "{text}"
+        );
+    }
+}
+
 #[test]
 fn gpu_requests_reach_docker_and_a_host_without_the_driver_fails_naming_the_service() {
     let stack = Stack::with_file(

@@ -719,15 +719,6 @@ fn validate_deployable(project: &Project) -> Result<(), DeployError> {
                 reason: "sets container_name and more than one replica (deploy.replicas or scale): names must be unique".into(),
             });
         }
-        if svc.mac_address.is_some() {
-            // Docker moved the address from the container to each network (API 1.44); the
-            // request Gantry builds has only the new place, which Docker 20.10 ignores.
-            return Err(DeployError::Unsupported {
-                service: svc.name.clone(),
-                reason: "`mac_address` is read but not applied by Gantry's deploy yet: remove it"
-                    .into(),
-            });
-        }
         // A link is a dependency and, on the stack's network, a name the service already
         // answers to; an alias other than the service's name would need Docker's legacy links.
         if let Some(link) = svc.links.iter().find(|l| {

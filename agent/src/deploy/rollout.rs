@@ -463,9 +463,7 @@ impl Rollout<'_> {
             self.engine.disconnect_network(&old.id, network).await?;
             let attachment = crate::engine::NetworkAttachment {
                 network: network.clone(),
-                aliases: Vec::new(),
-                ipv4_address: None,
-                ipv6_address: None,
+                ..Default::default()
             };
             self.engine.connect_network(&old.id, &attachment).await?;
         }

@@ -334,12 +334,50 @@ pub fn container_spec(
                 aliases.extend(o.aliases.iter().cloned());
             }
             aliases.dedup();
+            let o = opts.cloned().unwrap_or_default();
             networks.push(NetworkAttachment {
                 network: network_name(project, key),
                 aliases,
-                ipv4_address: opts.and_then(|o| o.ipv4_address.clone()),
-                ipv6_address: opts.and_then(|o| o.ipv6_address.clone()),
+                ipv4_address: o.ipv4_address,
+                ipv6_address: o.ipv6_address,
+                link_local_ips: o.link_local_ips,
+                mac_address: o.mac_address,
+                driver_opts: o.driver_opts,
+                gw_priority: o.gw_priority,
             });
+        }
+    }
+    // The service's `mac_address` is its first network's, as compose places it.
+    if let Some(mac) = &service.mac_address {
+        match networks.first_mut() {
+            Some(first) if first.mac_address.as_ref().is_some_and(|m| m != mac) => {
+                return Err(invalid(format!(
+                    "mac_address {mac:?} differs from networks.{}.mac_address: give one of them, \
+                     or the same address in both",
+                    service
+                        .networks
+                        .keys()
+                        .find(|k| network_name(project, k) == first.network)
+                        .map_or(first.network.as_str(), String::as_str)
+                )));
+            }
+            Some(first) => first.mac_address = Some(mac.clone()),
+            None => {
+                return Err(invalid(format!(
+                    "mac_address {mac:?} with network_mode {:?}: Gantry gives a MAC address to \
+                     a network of the stack; attach the service with `networks:` instead",
+                    service.network_mode.as_deref().unwrap_or_default()
+                )));
+            }
+        }
+    }
+    for n in &networks {
+        if let Some(mac) = n.mac_address.as_deref().filter(|m| !is_mac(m)) {
+            return Err(invalid(format!(
+                "mac_address {mac:?} (network {}) is not a MAC address: six pairs of hex digits \
+                 separated by colons, like 02:42:ac:11:00:02",
+                n.network
+            )));
         }
     }
 
@@ -580,6 +618,16 @@ fn is_cdi_name(s: &str) -> bool {
         && part(name, "-_.:")
 }
 
+/// Six pairs of hex digits separated by colons (or dashes), as Docker parses a MAC address.
+fn is_mac(s: &str) -> bool {
+    let sep = if s.contains('-') { '-' } else { ':' };
+    let parts: Vec<&str> = s.split(sep).collect();
+    parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -667,6 +715,22 @@ mod tests {
             "nv idia/gpu=all",
         ] {
             assert!(!is_cdi_name(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn mac_addresses() {
+        for yes in ["02:42:ac:11:00:02", "02-42-AC-11-00-02"] {
+            assert!(is_mac(yes), "{yes}");
+        }
+        for no in [
+            "",
+            "02:42:ac:11:00",
+            "02:42:ac:11:00:0g",
+            "0242ac110002",
+            "02:42-ac:11:00:02",
+        ] {
+            assert!(!is_mac(no), "{no}");
         }
     }
 }

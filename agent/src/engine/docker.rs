@@ -162,6 +162,24 @@ impl DockerEngine {
         self.api_version() >= (major, minor)
     }
 
+    /// The request attaching container `id` as `attachment` says, or why this Docker cannot.
+    fn connect_request(
+        &self,
+        id: &str,
+        attachment: &NetworkAttachment,
+    ) -> Result<NetworkConnectRequest> {
+        let endpoint = endpoint(attachment, self.api_version()).map_err(|reason| {
+            EngineError::InvalidSpec {
+                object: Object::Container(id.to_owned()),
+                reason,
+            }
+        })?;
+        Ok(NetworkConnectRequest {
+            container: id.to_owned(),
+            endpoint_config: Some(endpoint),
+        })
+    }
+
     fn err(&self, object: Object, e: BollardError) -> EngineError {
         map_error(&self.host, object, e)
     }
@@ -376,7 +394,7 @@ impl super::Engine for DockerEngine {
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
-        let body = create_body(spec)?;
+        let body = create_body(spec, self.api_version())?;
         let stack = spec.labels.get(labels::PROJECT).map_or("", String::as_str);
         let service = spec.labels.get(labels::SERVICE).map_or("", String::as_str);
         let options = CreateContainerOptions {
@@ -400,10 +418,7 @@ impl super::Engine for DockerEngine {
             warn!(stack, service, container = %spec.name, warning = %warning, "docker warned on create");
         }
         for attachment in spec.networks.iter().skip(1) {
-            let request = NetworkConnectRequest {
-                container: created.id.clone(),
-                endpoint_config: Some(endpoint(attachment)),
-            };
+            let request = self.connect_request(&created.id, attachment)?;
             if let Err(e) = self
                 .docker
                 .connect_network(&attachment.network, request)
@@ -547,10 +562,7 @@ impl super::Engine for DockerEngine {
     }
 
     async fn connect_network(&self, id: &str, attachment: &NetworkAttachment) -> Result<()> {
-        let request = NetworkConnectRequest {
-            container: id.to_owned(),
-            endpoint_config: Some(endpoint(attachment)),
-        };
+        let request = self.connect_request(id, attachment)?;
         self.docker
             .connect_network(&attachment.network, request)
             .await

@@ -166,6 +166,13 @@ pub struct NetworkAttachment {
     pub aliases: Vec<String>,
     pub ipv4_address: Option<String>,
     pub ipv6_address: Option<String>,
+    pub link_local_ips: Vec<String>,
+    /// On API 1.44 and later the endpoint's; before, the container's, which only the first
+    /// network can carry.
+    pub mac_address: Option<String>,
+    pub driver_opts: BTreeMap<String, String>,
+    /// Which network gives the default route (API 1.48 and later).
+    pub gw_priority: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

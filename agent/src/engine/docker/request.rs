@@ -36,23 +36,49 @@ pub(super) fn network_request(spec: &NetworkSpec) -> NetworkCreateRequest {
     }
 }
 
-pub(super) fn endpoint(attachment: &NetworkAttachment) -> EndpointSettings {
-    let ipam =
-        (attachment.ipv4_address.is_some() || attachment.ipv6_address.is_some()).then(|| {
-            EndpointIpamConfig {
-                ipv4_address: attachment.ipv4_address.clone(),
-                ipv6_address: attachment.ipv6_address.clone(),
-                link_local_ips: None,
-            }
-        });
-    EndpointSettings {
+/// The endpoint settings of one attachment for a Docker speaking `api`. What that API cannot
+/// carry is refused rather than dropped: Docker before 1.44 takes a MAC address on the
+/// container only (which bollard's create body no longer has), and before 1.48 no gateway
+/// priority; both would be ignored without a word.
+pub(super) fn endpoint(
+    attachment: &NetworkAttachment,
+    api: (usize, usize),
+) -> std::result::Result<EndpointSettings, String> {
+    let needs = |key: &str, min: (usize, usize), docker: &str| {
+        format!(
+            "networks.{}.{key} needs Docker API {}.{} (Docker {docker}) or later; this Docker \
+             speaks {}.{}: remove it or upgrade Docker",
+            attachment.network, min.0, min.1, api.0, api.1
+        )
+    };
+    if attachment.mac_address.is_some() && api < (1, 44) {
+        return Err(needs("mac_address", (1, 44), "25.0"));
+    }
+    if attachment.gw_priority.is_some_and(|p| p != 0) && api < (1, 48) {
+        return Err(needs("gw_priority", (1, 48), "28.0"));
+    }
+    let ipam = (attachment.ipv4_address.is_some()
+        || attachment.ipv6_address.is_some()
+        || !attachment.link_local_ips.is_empty())
+    .then(|| EndpointIpamConfig {
+        ipv4_address: attachment.ipv4_address.clone(),
+        ipv6_address: attachment.ipv6_address.clone(),
+        link_local_ips: non_empty(&attachment.link_local_ips),
+    });
+    Ok(EndpointSettings {
         aliases: non_empty(&attachment.aliases),
         ipam_config: ipam,
+        mac_address: attachment.mac_address.clone(),
+        driver_opts: non_empty_map(&attachment.driver_opts),
+        gw_priority: attachment.gw_priority.filter(|p| *p != 0),
         ..Default::default()
-    }
+    })
 }
 
-pub(super) fn create_body(spec: &ContainerSpec) -> Result<ContainerCreateBody> {
+pub(super) fn create_body(
+    spec: &ContainerSpec,
+    api: (usize, usize),
+) -> Result<ContainerCreateBody> {
     let invalid = |reason: String| EngineError::InvalidSpec {
         object: Object::Container(spec.name.clone()),
         reason,
@@ -67,9 +93,20 @@ pub(super) fn create_body(spec: &ContainerSpec) -> Result<ContainerCreateBody> {
         (None, Some(first)) => Some(first.network.clone()),
         (None, None) => None,
     };
-    let networking_config = spec.networks.first().map(|first| NetworkingConfig {
-        endpoints_config: Some(HashMap::from([(first.network.clone(), endpoint(first))])),
-    });
+    // The other networks are connected after the create: refused now if they cannot be,
+    // before a container exists.
+    for other in spec.networks.iter().skip(1) {
+        endpoint(other, api).map_err(invalid)?;
+    }
+    let networking_config = match spec.networks.first() {
+        Some(first) => Some(NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(
+                first.network.clone(),
+                endpoint(first, api).map_err(invalid)?,
+            )])),
+        }),
+        None => None,
+    };
 
     // Ports: every published port is exposed too.
     let mut exposed: Vec<String> = spec

@@ -82,7 +82,7 @@ fn spec_translates_ports_mounts_and_networks() {
         stop_timeout: Some(Duration::from_millis(1500)),
         ..Default::default()
     };
-    let body = create_body(&spec).unwrap();
+    let body = create_body(&spec, (1, 41)).unwrap();
     let host = body.host_config.unwrap();
     assert_eq!(host.network_mode.as_deref(), Some("p_default"));
     assert_eq!(host.binds.unwrap(), vec!["/srv:/srv:ro".to_owned()]);
@@ -112,7 +112,7 @@ fn spec_translates_ports_mounts_and_networks() {
         ..spec
     };
     assert!(matches!(
-        create_body(&bad),
+        create_body(&bad, (1, 41)),
         Err(EngineError::InvalidSpec { .. })
     ));
 }
@@ -141,7 +141,7 @@ fn device_requests_reach_the_host_config_as_docker_reads_them() {
         },
         ..Default::default()
     };
-    let host = create_body(&spec).unwrap().host_config.unwrap();
+    let host = create_body(&spec, (1, 41)).unwrap().host_config.unwrap();
     let json = serde_json::to_value(host.device_requests.unwrap()).unwrap();
     assert_eq!(
         json,
@@ -151,9 +151,78 @@ fn device_requests_reach_the_host_config_as_docker_reads_them() {
              "Capabilities": [["utility", "gpu"]], "Options": {"mig": "1"}},
         ])
     );
-    let none = create_body(&ContainerSpec::default())
+    let none = create_body(&ContainerSpec::default(), (1, 41))
         .unwrap()
         .host_config
         .unwrap();
     assert!(none.device_requests.is_none());
+}
+
+#[test]
+fn endpoint_settings_carry_every_network_key_the_api_can() {
+    let attachment = NetworkAttachment {
+        network: "p_back".into(),
+        aliases: vec!["db".into()],
+        link_local_ips: vec!["169.254.10.10".into()],
+        driver_opts: [("com.example.opt".to_owned(), "1".to_owned())].into(),
+        gw_priority: Some(0),
+        ..Default::default()
+    };
+    let old = endpoint(&attachment, (1, 41)).unwrap();
+    assert_eq!(
+        old.ipam_config.unwrap().link_local_ips.unwrap(),
+        vec!["169.254.10.10".to_owned()]
+    );
+    assert_eq!(old.driver_opts.unwrap()["com.example.opt"], "1");
+    assert_eq!(old.gw_priority, None, "0 is Docker's default: not sent");
+
+    // A MAC address on the endpoint exists from API 1.44; before, Docker ignores it there.
+    let mac = NetworkAttachment {
+        mac_address: Some("02:42:ac:11:00:99".into()),
+        ..attachment.clone()
+    };
+    let refused = endpoint(&mac, (1, 41)).unwrap_err();
+    assert!(
+        refused.contains("networks.p_back.mac_address needs Docker API 1.44 (Docker 25.0)")
+            && refused.contains("speaks 1.41"),
+        "{refused}"
+    );
+    let spec = ContainerSpec {
+        name: "p-db-1".into(),
+        image: "img".into(),
+        networks: vec![mac.clone()],
+        ..Default::default()
+    };
+    assert!(matches!(
+        create_body(&spec, (1, 41)),
+        Err(EngineError::InvalidSpec { .. })
+    ));
+    let second = ContainerSpec {
+        networks: vec![NetworkAttachment::default(), mac.clone()],
+        ..spec.clone()
+    };
+    assert!(
+        matches!(
+            create_body(&second, (1, 41)),
+            Err(EngineError::InvalidSpec { .. })
+        ),
+        "a network connected after the create is checked before it"
+    );
+    let body = create_body(&spec, (1, 44)).unwrap();
+    let endpoints = body.networking_config.unwrap().endpoints_config.unwrap();
+    assert_eq!(
+        endpoints["p_back"].mac_address.as_deref(),
+        Some("02:42:ac:11:00:99")
+    );
+
+    let priority = NetworkAttachment {
+        gw_priority: Some(10),
+        ..attachment
+    };
+    assert!(
+        endpoint(&priority, (1, 47))
+            .unwrap_err()
+            .contains("gw_priority needs Docker API 1.48 (Docker 28.0)")
+    );
+    assert_eq!(endpoint(&priority, (1, 48)).unwrap().gw_priority, Some(10));
 }
