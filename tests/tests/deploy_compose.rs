@@ -399,6 +399,61 @@ fn network_keys_reach_the_endpoints_and_a_mac_address_needs_an_api_that_carries_
     }
 }
 
+/// A service with a fixed address is replaced stop-first: a new container beside the old one
+/// could not take the address (start-first made every change of it fail and roll back).
+#[test]
+fn a_service_with_a_fixed_address_is_replaced_stop_first_and_keeps_its_address() {
+    let file = |v: u8| {
+        format!(
+            "services:\n  app:\n    image: ${{IMAGE}}\n    command: [\"sleep\", \"300\"]\n    init: true\n    environment: {{V: \"{v}\"}}\n    networks:\n      fixed: {{ipv4_address: 10.213.47.10}}\nnetworks:\n  fixed:\n    ipam: {{config: [{{subnet: 10.213.47.0/24}}]}}\n"
+        )
+    };
+    let stack = Stack::with_file(&file(1));
+    let out = stack.deploy(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        stdout(&out) + &stderr(&out)
+    );
+    let app = format!("{}-app-1", stack.name);
+    let address = || {
+        inspect(
+            &app,
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        )
+        .trim()
+        .to_owned()
+    };
+    assert_eq!(address(), "10.213.47.10");
+    let before = stack.containers()[&app].0.clone();
+
+    stack.write(&file(2));
+    let file = stack.file();
+    let plan = stack.gantry(&[
+        "plan",
+        &stack.name,
+        "-f",
+        file.to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
+    assert!(
+        stdout(&plan).contains("sets a fixed address (networks.fixed.ipv4_address)"),
+        "{}",
+        stdout(&plan)
+    );
+    let out = stack.deploy(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        stdout(&out) + &stderr(&out)
+    );
+    assert_ne!(stack.containers()[&app].0, before, "replaced");
+    assert_eq!(address(), "10.213.47.10");
+}
+
 #[test]
 fn gpu_requests_reach_docker_and_a_host_without_the_driver_fails_naming_the_service() {
     let stack = Stack::with_file(

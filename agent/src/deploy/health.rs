@@ -16,8 +16,9 @@
 //!
 //! Strategy: `deploy.update_config.order` when set; otherwise start-first (the new container
 //! ready before the old one leaves), unless the service publishes a fixed host port, sets
-//! `container_name`, or mounts a named volume read-write (two containers would share its
-//! data): then stop-first, and the plan says why.
+//! `container_name`, uses host networking, sets a fixed address (`ipv4_address`,
+//! `ipv6_address`, `mac_address`: two containers cannot hold it), or mounts a named volume
+//! read-write (two containers would share its data): then stop-first, and the plan says why.
 
 use std::time::Duration;
 
@@ -128,6 +129,27 @@ pub fn strategy(service: &Service, edge: bool) -> (Strategy, String) {
     }
     if service.network_mode.as_deref() == Some("host") {
         return (Strategy::StopFirst, "uses network_mode: host".into());
+    }
+    // Two containers cannot hold one address: Docker refuses the second IP, and a second MAC
+    // on the same bridge confuses it without a word.
+    let fixed = service
+        .mac_address
+        .as_ref()
+        .map(|_| "mac_address".to_owned());
+    if let Some(key) = fixed.or_else(|| {
+        service.networks.iter().find_map(|(name, n)| {
+            let n = n.as_ref()?;
+            [
+                ("ipv4_address", n.ipv4_address.is_some()),
+                ("ipv6_address", n.ipv6_address.is_some()),
+                ("mac_address", n.mac_address.is_some()),
+            ]
+            .into_iter()
+            .find(|(_, set)| *set)
+            .map(|(key, _)| format!("networks.{name}.{key}"))
+        })
+    }) {
+        return (Strategy::StopFirst, format!("sets a fixed address ({key})"));
     }
     if let Some(v) = service
         .volumes
@@ -272,6 +294,27 @@ mod tests {
         let mut s = svc("image: x\n");
         s.container_name = Some("db".into());
         assert_eq!(strategy(&s, false).0, Strategy::StopFirst);
+        let s = svc("image: x\nnetworks: {back: {ipv4_address: 172.30.0.5}}\n");
+        assert_eq!(
+            strategy(&s, false),
+            (
+                Strategy::StopFirst,
+                "sets a fixed address (networks.back.ipv4_address)".into()
+            )
+        );
+        let s = svc("image: x\nmac_address: 02:42:ac:11:00:99\n");
+        assert_eq!(
+            strategy(&s, false),
+            (
+                Strategy::StopFirst,
+                "sets a fixed address (mac_address)".into()
+            )
+        );
+        // Asked for explicitly, start-first stays (and Docker says if it cannot).
+        let s = svc(
+            "image: x\nmac_address: 02:42:ac:11:00:99\ndeploy: {update_config: {order: start-first}}\n",
+        );
+        assert_eq!(strategy(&s, false).0, Strategy::StartFirst);
     }
 
     #[tokio::test]
