@@ -387,7 +387,7 @@ fn network_keys_reach_the_endpoints_and_a_mac_address_needs_an_api_that_carries_
         assert_ne!(out.status.code(), Some(0), "{text}");
         assert!(
             text.contains(&format!(
-                "networks.{}_back.mac_address needs Docker API 1.44 (Docker 25.0)",
+                "mac_address on network {}_back needs Docker API 1.44 (Docker 25.0)",
                 stack.name
             )) && text.contains("app"),
             "{text}"

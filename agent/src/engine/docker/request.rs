@@ -46,8 +46,8 @@ pub(super) fn endpoint(
 ) -> std::result::Result<EndpointSettings, String> {
     let needs = |key: &str, min: (usize, usize), docker: &str| {
         format!(
-            "networks.{}.{key} needs Docker API {}.{} (Docker {docker}) or later; this Docker \
-             speaks {}.{}: remove it or upgrade Docker",
+            "{key} on network {} needs Docker API {}.{} (Docker {docker}) or later; this \
+             Docker speaks {}.{}: remove it or upgrade Docker",
             attachment.network, min.0, min.1, api.0, api.1
         )
     };

@@ -183,7 +183,7 @@ fn endpoint_settings_carry_every_network_key_the_api_can() {
     };
     let refused = endpoint(&mac, (1, 41)).unwrap_err();
     assert!(
-        refused.contains("networks.p_back.mac_address needs Docker API 1.44 (Docker 25.0)")
+        refused.contains("mac_address on network p_back needs Docker API 1.44 (Docker 25.0)")
             && refused.contains("speaks 1.41"),
         "{refused}"
     );
@@ -222,7 +222,7 @@ fn endpoint_settings_carry_every_network_key_the_api_can() {
     assert!(
         endpoint(&priority, (1, 47))
             .unwrap_err()
-            .contains("gw_priority needs Docker API 1.48 (Docker 28.0)")
+            .contains("gw_priority on network p_back needs Docker API 1.48 (Docker 28.0)")
     );
     assert_eq!(endpoint(&priority, (1, 48)).unwrap().gw_priority, Some(10));
 }
