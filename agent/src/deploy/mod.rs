@@ -12,9 +12,9 @@
 //! one replica number (a replacement cut short), keeps the up-to-date one.
 //!
 //! Rollouts follow each service's strategy ([`health::strategy`]: start-first unless a fixed
-//! host port, `container_name` or a shared read-write volume forbids it) and readiness rule
-//! ([`health::rule`]); `deploy.update_config` sets parallelism, delay, monitor and
-//! failure_action (rollback, pause, continue).
+//! host port or address, `container_name`, host networking or a shared read-write volume
+//! forbids it) and readiness rule ([`health::rule`]); `deploy.update_config` sets
+//! parallelism, delay, monitor and failure_action (rollback, pause, continue).
 //!
 //! Files, one job each: `apply.rs` orchestration and ledger transitions ([`Deployer`]),
 //! `conclude.rs` how a rollout ends (outcome, rollback, record), `resume.rs` a canary resumed
