@@ -9,13 +9,25 @@ use std::process::Command;
 use gantry_tests::bin;
 
 fn run(program: &Path, args: &[&str], dir: &Path) -> (Option<i32>, String, String) {
-    let out = Command::new(program)
-        .args(args)
-        .env("GANTRY_STATE_DIR", dir.join("state"))
-        .env("GANTRY_SOCKET", dir.join("none.sock"))
-        .env_remove("GANTRY_LOCAL")
-        .output()
-        .unwrap();
+    let mut tries = 0;
+    let out = loop {
+        let out = Command::new(program)
+            .args(args)
+            .env("GANTRY_STATE_DIR", dir.join("state"))
+            .env("GANTRY_SOCKET", dir.join("none.sock"))
+            .env_remove("GANTRY_LOCAL")
+            .output();
+        match out {
+            // A program this test just copied can still be open for writing in a child that
+            // another test thread forked meanwhile (until that child execs): the kernel then
+            // refuses to run it. Wait for the child's exec.
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            out => break out.unwrap(),
+        }
+    };
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
