@@ -319,10 +319,6 @@ fn post_start_and_pre_stop_hooks_run_in_the_containers_and_a_failing_post_start_
     );
 }
 
-/// This host has no GPU and Docker here no NVIDIA runtime, so a GPU cannot be handed out: what
-/// is checked is that the device requests reach Docker as compose sends them (Docker names the
-/// driver and the capabilities it was asked for: `gpu` added to a `gpus:` entry), that the
-/// failure names the service, and that the rest of the stack is left as it was.
 /// The per-network keys reach the container's endpoints (they were read and dropped); a MAC
 /// address goes where this Docker's API takes one, or the deploy says which Docker it needs.
 #[test]
@@ -454,6 +450,10 @@ fn a_service_with_a_fixed_address_is_replaced_stop_first_and_keeps_its_address()
     assert_eq!(address(), "10.213.47.10");
 }
 
+/// This host has no GPU and Docker here no NVIDIA runtime, so a GPU cannot be handed out: what
+/// is checked is that the device requests reach Docker as compose sends them (Docker names the
+/// driver and the capabilities it was asked for: `gpu` added to a `gpus:` entry), that the
+/// failure names the service, and that the rest of the stack is left as it was.
 #[test]
 fn gpu_requests_reach_docker_and_a_host_without_the_driver_fails_naming_the_service() {
     let stack = Stack::with_file(
