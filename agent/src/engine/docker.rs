@@ -15,7 +15,8 @@
 //!
 //! Files: this one connects and implements the trait; [`request`] builds Docker's request
 //! bodies from our specs, [`convert`] reads Docker's answers into our types, [`errors`] maps
-//! bollard's errors, [`stop`] is the kill-and-wait stop for old daemons.
+//! bollard's errors, [`pull`] pulls an image with its progress, [`stop`] is the kill-and-wait
+//! stop for old daemons.
 //!
 //! Limits: no TLS to the daemon (`DOCKER_TLS_VERIFY`), no `ssh://`, and Docker CLI contexts
 //! are not read (only `DOCKER_HOST`). Bind-mount propagation and SELinux relabel options are not
@@ -57,6 +58,7 @@ mod convert;
 mod errors;
 mod exec;
 pub mod host;
+mod pull;
 mod request;
 mod stop;
 mod tail;
@@ -667,67 +669,7 @@ impl super::Engine for DockerEngine {
         auth: Option<&RegistryAuth>,
         progress: Option<PullProgressFn<'_>>,
     ) -> Result<ImageInfo> {
-        let registry = image.registry().to_owned();
-        let pull_error = |kind, reason: String| EngineError::Pull {
-            image: image.to_string(),
-            registry: registry.clone(),
-            kind,
-            reason,
-        };
-        let tag = image
-            .digest()
-            .map_or_else(|| image.tag_or_latest().to_owned(), |d| d.to_string());
-        let options = CreateImageOptions {
-            from_image: Some(image.repository().to_owned()),
-            tag: Some(tag),
-            platform: platform.unwrap_or_default().to_owned(),
-            ..Default::default()
-        };
-        let credentials = auth.map(|a| DockerCredentials {
-            username: Some(a.username.clone()),
-            password: Some(a.password.expose().clone()),
-            serveraddress: Some(a.server_address.clone()),
-            identitytoken: a.identity_token.as_ref().map(|t| t.expose().clone()),
-            ..Default::default()
-        });
-        debug!(image = %image, registry = %registry, authenticated = auth.is_some(), "pulling image");
-        let mut stream = self.docker.create_image(Some(options), None, credentials);
-        while let Some(item) = stream.next().await {
-            let info = match item {
-                Ok(info) => info,
-                Err(BollardError::DockerResponseServerError {
-                    status_code,
-                    message,
-                }) => {
-                    return Err(pull_error(classify_pull(status_code, &message), message));
-                }
-                Err(BollardError::DockerStreamError { error }) => {
-                    return Err(pull_error(classify_pull(0, &error), error));
-                }
-                Err(e) => return Err(self.err(Object::Image(image.to_string()), e)),
-            };
-            if let Some(detail) = info.error_detail {
-                let message = detail.message.unwrap_or_default();
-                return Err(pull_error(classify_pull(0, &message), message));
-            }
-            if let Some(report) = progress {
-                let detail = info.progress_detail.unwrap_or_default();
-                report(&PullProgress {
-                    layer: info.id,
-                    status: info.status.unwrap_or_default(),
-                    current: detail.current.and_then(|c| u64::try_from(c).ok()),
-                    total: detail.total.and_then(|t| u64::try_from(t).ok()),
-                });
-            }
-        }
-        let info = self.inspect_image(image).await?.ok_or_else(|| {
-            pull_error(
-                PullFailure::Other,
-                "the pull reported success but the image is not present".into(),
-            )
-        })?;
-        debug!(image = %image, registry = %registry, id = %short_id(&info.id), "image pulled");
-        Ok(info)
+        self.pull(image, platform, auth, progress).await
     }
 
     async fn tag_image(&self, source: &str, target: &ImageRef) -> Result<()> {
