@@ -490,10 +490,12 @@ fn status_range(key: &str, v: &Value) -> Result<(u16, u16), XGantryError> {
 /// A number of seconds or a duration string.
 fn duration(key: &str, v: &Value) -> Result<Duration, XGantryError> {
     match v {
+        // Saturating like the strings (at 100 years), where `from_secs_f64` alone panics on
+        // a number of seconds too large for a Duration.
         Value::Number(n) => n
             .as_f64()
             .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(Duration::from_secs_f64)
+            .map(|s| Duration::from_secs_f64(s.min(gantry_common::duration::MAX.as_secs_f64())))
             .ok_or_else(|| XGantryError::new(key, format!("{n} is not a duration"))),
         Value::String(s) => {
             gantry_common::duration::parse(s).map_err(|e| XGantryError::new(key, e.to_string()))

@@ -125,6 +125,17 @@ fn canary_and_edge_are_read_and_checked() {
 }
 
 #[test]
+fn a_huge_number_of_seconds_saturates_like_a_huge_string() {
+    let max = gantry_common::duration::MAX;
+    for v in [json!(1e300), json!("99999999999999999999s")] {
+        let x = parse(json!({"min_ready": v.clone(), "health": {"tcp": 80, "deadline": v}}));
+        let x = x.unwrap();
+        assert_eq!(x.min_ready, Some(max));
+        assert_eq!(x.health.unwrap().deadline, Some(max));
+    }
+}
+
+#[test]
 fn malformed_values_name_their_key() {
     let cases = [
         (json!({"job": {"timeout": "soon"}}), "x-gantry.job.timeout"),
