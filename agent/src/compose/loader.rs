@@ -22,6 +22,7 @@ use super::extends;
 use super::interpolate::interpolate;
 use super::merge::{self, Tags};
 use super::model::Project;
+use super::xgantry::StackDefaults;
 use super::yaml;
 
 mod complete;
@@ -238,10 +239,13 @@ pub(crate) fn load(opts: &LoadOptions) -> Result<Project, ComposeError> {
         Some(Json::Object(m)) => m,
         _ => Map::new(),
     };
+    let defaults =
+        StackDefaults::parse(merged.get("x-gantry")).map_err(|e| e.in_stack(&first_file))?;
     let mut services = BTreeMap::new();
     let mut disabled = BTreeMap::new();
     for (sname, mut sj) in services_json {
         merge::enforce_unicity(&mut sj);
+        defaults.apply(&mut sj);
         let svc = build_service(&sname, sj, &env, &first_file)?;
         let active = svc.profiles.is_empty()
             || profiles.contains("*")

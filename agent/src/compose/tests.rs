@@ -257,6 +257,72 @@ fn extensions_version_and_hash() {
 }
 
 #[test]
+fn the_stacks_own_x_gantry_gives_every_service_its_min_ready() {
+    let (_t, d) = project_dir("p");
+    let f = write(
+        &d,
+        "compose.yaml",
+        "x-gantry: {min_ready: \"${MIN_READY:-0s}\"}\nservices:\n  a:\n    image: x\n  \
+         b:\n    image: x\n    x-gantry: {min_ready: 5s}\n  c:\n    image: x\n    \
+         x-gantry: {job: true}\n",
+    );
+    let p = load(&opts(vec![f.clone()])).unwrap();
+    let min_ready = |s: &str| p.service(s).unwrap().gantry.min_ready;
+    assert_eq!(min_ready("a"), Some(std::time::Duration::ZERO));
+    assert_eq!(
+        min_ready("b"),
+        Some(std::time::Duration::from_secs(5)),
+        "its own wins"
+    );
+    assert_eq!(min_ready("c"), Some(std::time::Duration::ZERO));
+    // Carried in the service's own x-gantry, which is what a release records.
+    assert_eq!(
+        p.service("a").unwrap().x_gantry,
+        Some(json!({"min_ready": "0s"}))
+    );
+    assert_eq!(
+        p.service("c").unwrap().x_gantry,
+        Some(json!({"job": true, "min_ready": "0s"}))
+    );
+    // The stack's x-gantry is printed as written, like any top-level extension.
+    assert_eq!(p.to_compose_json()["x-gantry"], json!({"min_ready": "0s"}));
+    // Not part of the service's hash: a new default recreates nothing.
+    let before = p.service("a").unwrap().config_hash();
+    let mut o = opts(vec![f.clone()]);
+    o.environment.insert("MIN_READY".into(), "3s".into());
+    let p3 = load(&o).unwrap();
+    assert_eq!(
+        p3.service("a").unwrap().gantry.min_ready,
+        Some(std::time::Duration::from_secs(3))
+    );
+    assert_eq!(p3.service("a").unwrap().config_hash(), before);
+
+    for (top, key, says) in [
+        ("{min_ready: soon}", "x-gantry.min_ready", "soon"),
+        (
+            "{health: {http: /}}",
+            "x-gantry.health",
+            "services.<name>.x-gantry.health",
+        ),
+        ("{min_redy: 1s}", "x-gantry.min_redy", "unknown key"),
+        ("[1]", "x-gantry", "mapping"),
+    ] {
+        let f = write(
+            &d,
+            "bad.yaml",
+            &format!("x-gantry: {top}\nservices:\n  a:\n    image: x\n"),
+        );
+        let e = load(&opts(vec![f])).unwrap_err();
+        assert!(matches!(e, ComposeError::Invalid { .. }), "{e}");
+        let text = e.to_string();
+        assert!(
+            text.contains("bad.yaml") && text.contains(key) && text.contains(says),
+            "{top}: {text}"
+        );
+    }
+}
+
+#[test]
 fn hash_ignores_replicas_but_not_environment() {
     let (_t, d) = project_dir("p");
     let a = write(

@@ -5,7 +5,9 @@
 //! checks and a startup deadline; see docs/probes.md), `min_ready`, `job`, `edge` and `canary`
 //! (see docs/deploy.md, docs/edge.md). [`XGantry::parse`] reads
 //! the raw JSON the loader kept aside (and that a release records); deploy reads only the
-//! typed form.
+//! typed form. [`StackDefaults`] is the Compose file's top-level `x-gantry`: defaults (only
+//! `min_ready`) the loader writes into each service's raw `x-gantry` that lacks them, so a
+//! service carries them into its release and nothing downstream knows about the stack level.
 //!
 //! Design: the mapping is walked by hand, so every error names the key it is about
 //! (`x-gantry.health.status`) and the loader can add the file and the service. A malformed
@@ -147,6 +149,11 @@ impl XGantryError {
             self.message,
         )
     }
+
+    /// The loader's error for the stack's own (top-level) `x-gantry`: the file and the key.
+    pub fn in_stack(self, file: &Path) -> ComposeError {
+        ComposeError::invalid(file, self.key, self.message)
+    }
 }
 
 impl XGantry {
@@ -189,6 +196,73 @@ impl XGantry {
             }
         }
         Ok(out)
+    }
+}
+
+/// The stack-level `x-gantry` (at the top of the Compose file): defaults for every service.
+/// Only `min_ready` today, given to each service that does not set its own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StackDefaults {
+    /// `min_ready` as written (a number of seconds or a duration string), validated.
+    min_ready: Option<Value>,
+}
+
+impl StackDefaults {
+    /// Reads the top-level `x-gantry` (`None` or `null`: no defaults). Keys that belong on a
+    /// service are refused with where they go, as is anything unknown.
+    pub fn parse(raw: Option<&Value>) -> Result<Self, XGantryError> {
+        let mut out = Self::default();
+        let Some(raw) = raw.filter(|v| !v.is_null()) else {
+            return Ok(out);
+        };
+        for (key, value) in mapping("x-gantry", raw)? {
+            let path = format!("x-gantry.{key}");
+            match key.as_str() {
+                "min_ready" => {
+                    duration(&path, value)?;
+                    out.min_ready = Some(value.clone());
+                }
+                "health" | "job" | "edge" | "canary" => {
+                    return Err(XGantryError::new(
+                        &path,
+                        format!(
+                            "a service setting: write it under services.<name>.x-gantry.{key} \
+                             (the stack's own x-gantry has only min_ready, a default for every \
+                             service)"
+                        ),
+                    ));
+                }
+                _ => {
+                    return Err(XGantryError::new(
+                        &path,
+                        "unknown key (the stack's own x-gantry has only min_ready, a default \
+                         for every service)",
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Gives a service's raw definition the defaults it does not set itself, in its own
+    /// `x-gantry`, so the service carries them wherever it goes (its recorded release too).
+    pub fn apply(&self, service: &mut Value) {
+        let Some(min_ready) = &self.min_ready else {
+            return;
+        };
+        let Some(obj) = service.as_object_mut() else {
+            return;
+        };
+        let x = obj
+            .entry("x-gantry")
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        if x.is_null() {
+            *x = Value::Object(serde_json::Map::new());
+        }
+        // A service's own x-gantry that is not a mapping is left for its parse to refuse.
+        if let Some(x) = x.as_object_mut() {
+            x.entry("min_ready").or_insert_with(|| min_ready.clone());
+        }
     }
 }
 

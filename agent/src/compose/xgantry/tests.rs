@@ -317,3 +317,58 @@ fn loader_error_names_file_service_and_key() {
         "{text}"
     );
 }
+
+#[test]
+fn stack_defaults_fill_what_a_service_leaves_unset() {
+    let d = StackDefaults::parse(Some(&json!({"min_ready": 1}))).unwrap();
+    for (service, want) in [
+        (json!({"image": "x"}), json!({"min_ready": 1})),
+        (
+            json!({"image": "x", "x-gantry": null}),
+            json!({"min_ready": 1}),
+        ),
+        (
+            json!({"image": "x", "x-gantry": {"min_ready": "4s"}}),
+            json!({"min_ready": "4s"}),
+        ),
+        // Not a mapping: left as it is, for the service's own parse to refuse.
+        (json!({"image": "x", "x-gantry": 3}), json!(3)),
+    ] {
+        let mut s = service.clone();
+        d.apply(&mut s);
+        assert_eq!(s["x-gantry"], want, "{service}");
+    }
+    let mut s = json!({"image": "x"});
+    StackDefaults::parse(None).unwrap().apply(&mut s);
+    assert_eq!(s, json!({"image": "x"}), "no defaults, nothing added");
+    let e = StackDefaults::parse(Some(&json!({"canary": {"steps": [100]}}))).unwrap_err();
+    assert_eq!(e.key, "x-gantry.canary");
+    assert!(e.message.contains("services.<name>.x-gantry.canary"), "{e}");
+    let e = StackDefaults::parse(Some(&json!({"min_ready": -1}))).unwrap_err();
+    assert_eq!(e.key, "x-gantry.min_ready");
+}
+
+proptest::proptest! {
+    /// Whatever the stack's `x-gantry` holds, its parse does not panic, and a default it
+    /// accepts is one every service that takes it accepts too (as its own `min_ready`).
+    #[test]
+    fn a_stack_default_it_accepts_every_service_accepts(
+        key in proptest::sample::select(vec!["min_ready", "health", "min-ready", ""]),
+        text in "[0-9a-z. -]{0,8}",
+        number in proptest::num::f64::ANY,
+        as_number in proptest::bool::ANY,
+    ) {
+        let value = if as_number { json!(number) } else { json!(text) };
+        let top = json!({ key: value.clone() });
+        match StackDefaults::parse(Some(&top)) {
+            Ok(d) => {
+                proptest::prop_assert_eq!(key, "min_ready");
+                let mut service = json!({"image": "x"});
+                d.apply(&mut service);
+                let x = XGantry::parse(service.get("x-gantry"));
+                proptest::prop_assert!(x.is_ok_and(|x| x.min_ready.is_some()), "{}", value);
+            }
+            Err(e) => proptest::prop_assert!(e.key.starts_with("x-gantry."), "{}", e),
+        }
+    }
+}
