@@ -10,8 +10,8 @@
 # 2. How long deploys take, each tool on its own copy of the same stack: a cold deploy (from
 #    nothing) and a change to one service, on (a) bench/chain5.yaml (five services, a 3-deep
 #    `service_healthy` chain health-checked every second) and (b) 100 independent services
-#    without a healthcheck, then (c) the same 100 with `x-gantry.min_ready: 0s` (ready when
-#    running, Compose's own rule). TIME_ROUNDS rounds each (default 3, the tools alternating
+#    without a healthcheck, then (c) the same 100 with the stack's `x-gantry: {min_ready: 0s}`
+#    (ready when running, Compose's own rule). TIME_ROUNDS rounds each (default 3, the tools alternating
 #    which goes first); prints every run, the medians and gantry/compose ratios (below 1:
 #    gantry is faster); for gantry also when the changed service served ("serving after",
 #    from its output), apart from the old container's retirement.
@@ -87,9 +87,10 @@ fi
 
 # --- 2. deploy times ----------------------------------------------------------------------
 if [ -z "${SKIP_TIMES:-}" ]; then
-  # hundred FILE MIN_READY: 100 independent services; MIN_READY, when given, as each one's
-  # `x-gantry.min_ready` (Compose ignores `x-` keys).
+  # hundred [MIN_READY]: 100 independent services; MIN_READY, when given, as the stack's
+  # default `min_ready` (a top-level `x-gantry`, which Compose ignores like any `x-` key).
   hundred() {
+    [ -z "${1:-}" ] || echo "x-gantry: {min_ready: $1}"
     echo "services:"
     for i in $(seq 100); do
       echo "  s$i:"
@@ -97,7 +98,6 @@ if [ -z "${SKIP_TIMES:-}" ]; then
       echo "    init: true"
       echo "    command: [\"sleep\", \"86400\"]"
       [ "$i" = 1 ] && echo "    environment: {CHANGE: \"\${CHANGE:-0}\"}"
-      [ -z "${1:-}" ] || echo "    x-gantry: {min_ready: $1}"
     done
   }
   hundred > "$work/hundred.yaml"
