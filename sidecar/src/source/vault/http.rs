@@ -260,5 +260,15 @@ pub fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
     v.pointer(pointer).and_then(Value::as_str)
 }
 
+/// A number of seconds in Vault's answer (a TTL, a lease duration): 0 when absent, and at
+/// most 100 years, so that adding it to an `Instant` or scaling it cannot overflow whatever
+/// a misbehaving server sends.
+pub fn secs_at(v: &Value, pointer: &str) -> u64 {
+    v.pointer(pointer)
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+        .min(gantry_common::duration::MAX.as_secs())
+}
+
 #[cfg(test)]
 mod tests;

@@ -399,8 +399,7 @@ impl VaultSource {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_owned();
-        let duration =
-            Duration::from_secs(v.get("lease_duration").and_then(Value::as_u64).unwrap_or(0));
+        let duration = Duration::from_secs(http::secs_at(&v, "/lease_duration"));
         let renewable = v.get("renewable").and_then(Value::as_bool).unwrap_or(false);
         let now = Instant::now();
         if lease_id.is_empty() || duration.is_zero() {
@@ -453,9 +452,7 @@ impl VaultSource {
             .await?
         {
             Ok(v) => {
-                let got = Duration::from_secs(
-                    v.get("lease_duration").and_then(Value::as_u64).unwrap_or(0),
-                );
+                let got = Duration::from_secs(http::secs_at(&v, "/lease_duration"));
                 // Capped by the max TTL (or close to it): read new credentials now, while the old ones
                 // still have about a third of a lease to live (renewals happen at 2/3).
                 let short = got < asked || got < original / 3;
@@ -565,3 +562,6 @@ impl Source for VaultSource {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -28,7 +28,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::http::{HttpError, VaultHttp, str_at};
+use super::http::{HttpError, VaultHttp, secs_at, str_at};
 use super::iam;
 use crate::source::SourceError;
 use crate::source::config::{SecretIdFrom, VaultAuth, VaultConfig};
@@ -331,11 +331,11 @@ impl VaultSession {
                 err.hint = hint;
                 err
             })?;
-        let ttl = v.pointer("/data/ttl").and_then(Value::as_u64).unwrap_or(0);
-        let creation = v
-            .pointer("/data/creation_ttl")
-            .and_then(Value::as_u64)
-            .unwrap_or(ttl);
+        let ttl = secs_at(&v, "/data/ttl");
+        let creation = match v.pointer("/data/creation_ttl") {
+            Some(_) => secs_at(&v, "/data/creation_ttl"),
+            None => ttl,
+        };
         let renewable = v
             .pointer("/data/renewable")
             .and_then(Value::as_bool)
@@ -382,10 +382,7 @@ impl VaultSession {
                 Some(&body),
             )
             .await?;
-        let got = v
-            .pointer("/auth/lease_duration")
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
+        let got = secs_at(&v, "/auth/lease_duration");
         let renewable = v
             .pointer("/auth/renewable")
             .and_then(Value::as_bool)
@@ -470,10 +467,7 @@ impl VaultSession {
                 ),
             )
         })?;
-        let ttl = v
-            .pointer("/auth/lease_duration")
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
+        let ttl = secs_at(&v, "/auth/lease_duration");
         let renewable = v
             .pointer("/auth/renewable")
             .and_then(Value::as_bool)
