@@ -97,7 +97,7 @@ if [ -z "${SKIP_TIMES:-}" ]; then
       echo "    image: \${IMAGE:-gantry-test/busybox:latest}"
       echo "    init: true"
       echo "    command: [\"sleep\", \"86400\"]"
-      [ "$i" = 1 ] && echo "    environment: {CHANGE: \"\${CHANGE:-0}\"}"
+      if [ "$i" = 1 ]; then echo "    environment: {CHANGE: \"\${CHANGE:-0}\"}"; fi
     done
   }
   hundred > "$work/hundred.yaml"
