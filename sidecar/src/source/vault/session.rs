@@ -332,10 +332,7 @@ impl VaultSession {
                 err
             })?;
         let ttl = secs_at(&v, "/data/ttl");
-        let creation = match v.pointer("/data/creation_ttl") {
-            Some(_) => secs_at(&v, "/data/creation_ttl"),
-            None => ttl,
-        };
+        let creation = secs_at(&v, "/data/creation_ttl");
         let renewable = v
             .pointer("/data/renewable")
             .and_then(Value::as_bool)
