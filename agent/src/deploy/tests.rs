@@ -245,6 +245,26 @@ async fn start_first_has_the_new_container_ready_before_the_old_one_leaves() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_stacks_min_ready_gates_every_service_that_sets_none() {
+    // On the paused clock a cold deploy takes as long as its longest min_ready.
+    let worker = "  worker:\n    image: app:${V}\n    x-gantry: {min_ready: 1s}\n";
+    let web = "  web:\n    image: app:${V}\n";
+    for (services, at_least, below) in [(worker.to_owned(), 1, 2), (format!("{web}{worker}"), 7, 8)]
+    {
+        let s = Setup::new();
+        let compose = format!("x-gantry: {{min_ready: 7s}}\nservices:\n{services}");
+        let started = tokio::time::Instant::now();
+        let report = s.deploy(&compose, "1").await;
+        assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.error);
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_secs(at_least) && took < Duration::from_secs(below),
+            "worker keeps its own 1 s, web waits the stack's 7 s: {took:?} for\n{compose}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_service_platform_is_what_its_image_is_pulled_for() {
     let s = Setup::new();
     let compose = "services:
