@@ -11,8 +11,8 @@
 #    nothing) and a change to one service, on (a) bench/chain5.yaml (five services, a 3-deep
 #    `service_healthy` chain health-checked every second) and (b) 100 independent services
 #    without a healthcheck, then (c) the same 100 with the stack's `x-gantry: {min_ready: 0s}`
-#    (ready when running, Compose's own rule). TIME_ROUNDS rounds each (default 3, the tools alternating
-#    which goes first); prints every run, the medians and gantry/compose ratios (below 1:
+#    (ready when running, Compose's own rule). TIME_ROUNDS rounds each (default 3, the tools
+#    alternating which goes first); prints every run, the medians and gantry/compose ratios (below 1:
 #    gantry is faster); for gantry also when the changed service served ("serving after",
 #    from its output), apart from the old container's retirement.
 #

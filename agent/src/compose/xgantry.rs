@@ -160,12 +160,8 @@ impl XGantry {
     /// Reads a service's raw `x-gantry` (`None` or `null`: nothing set).
     pub fn parse(raw: Option<&Value>) -> Result<Self, XGantryError> {
         let mut out = Self::default();
-        let Some(raw) = raw.filter(|v| !v.is_null()) else {
-            return Ok(out);
-        };
-        for (key, value) in mapping("x-gantry", raw)? {
-            let path = format!("x-gantry.{key}");
-            match key.as_str() {
+        for (path, key, value) in entries(raw)? {
+            match key {
                 "health" => out.health = Some(probe(&path, value)?),
                 "min_ready" => out.min_ready = Some(duration(&path, value)?),
                 "job" => out.job = job(&path, value)?,
@@ -212,12 +208,8 @@ impl StackDefaults {
     /// service are refused with where they go, as is anything unknown.
     pub fn parse(raw: Option<&Value>) -> Result<Self, XGantryError> {
         let mut out = Self::default();
-        let Some(raw) = raw.filter(|v| !v.is_null()) else {
-            return Ok(out);
-        };
-        for (key, value) in mapping("x-gantry", raw)? {
-            let path = format!("x-gantry.{key}");
-            match key.as_str() {
+        for (path, key, value) in entries(raw)? {
+            match key {
                 "min_ready" => {
                     duration(&path, value)?;
                     out.min_ready = Some(value.clone());
@@ -253,9 +245,7 @@ impl StackDefaults {
         let Some(obj) = service.as_object_mut() else {
             return;
         };
-        let x = obj
-            .entry("x-gantry")
-            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        let x = obj.entry("x-gantry").or_insert(Value::Null);
         if x.is_null() {
             *x = Value::Object(serde_json::Map::new());
         }
@@ -264,6 +254,18 @@ impl StackDefaults {
             x.entry("min_ready").or_insert_with(|| min_ready.clone());
         }
     }
+}
+
+/// The keys of an `x-gantry` mapping, each with its path (`x-gantry.<key>`) and value; none
+/// for `None` or `null`.
+fn entries(raw: Option<&Value>) -> Result<Vec<(String, &str, &Value)>, XGantryError> {
+    let Some(raw) = raw.filter(|v| !v.is_null()) else {
+        return Ok(Vec::new());
+    };
+    Ok(mapping("x-gantry", raw)?
+        .iter()
+        .map(|(key, value)| (format!("x-gantry.{key}"), key.as_str(), value))
+        .collect())
 }
 
 fn mapping<'a>(
