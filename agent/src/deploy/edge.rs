@@ -367,8 +367,11 @@ async fn sync_edge_with(
                 .collect();
             split_routes(stack, &service, ports, others, new, canary.share())
         } else {
-            if list.iter().any(|c| !c.name.ends_with("-gantry-next")) {
-                list.retain(|c| !c.name.ends_with("-gantry-next"));
+            if list
+                .iter()
+                .any(|c| !c.name.ends_with(super::plan::NEXT_SUFFIX))
+            {
+                list.retain(|c| !c.name.ends_with(super::plan::NEXT_SUFFIX));
             }
             // Out of rotation while not ready; a service with no ready container keeps them
             // all (a failing answer beats no answer; supervision restarts them).

@@ -338,8 +338,14 @@ pub fn job_run_hash(hash: &str, image_id: Option<&str>) -> String {
     format!("{hash}@{}", image_id.unwrap_or("?"))
 }
 
+/// The suffix of the temporary name a replacement is created under, beside the container it
+/// replaces, until that one is retired.
+pub const NEXT_SUFFIX: &str = "-gantry-next";
+
 /// Of several containers claiming one replica number, the one to keep: up to date and running
-/// first, then up to date, then running, then any.
+/// first, then up to date, then running, then any; among equals, the one under its own name
+/// rather than a replacement's temporary one (a replacement cut short: the other one is what
+/// served).
 pub fn best_container<'a>(
     candidates: &[&'a ContainerInfo],
     hash: &str,
@@ -348,6 +354,6 @@ pub fn best_container<'a>(
     candidates.iter().copied().max_by_key(|c| {
         let current = c.label(labels::GANTRY_HASH) == Some(hash)
             && image_id.is_none_or(|id| id == c.image_id);
-        (current, c.state.running)
+        (current, c.state.running, !c.name.ends_with(NEXT_SUFFIX))
     })
 }

@@ -229,15 +229,20 @@ impl Rollout<'_> {
                 rotation.adapt(&mut spec);
                 // Created under a temporary name: the old container keeps its name (and keeps
                 // serving) until it is retired. Without an old container, under its own name
-                // (one call less per container, which counts at a hundred services).
+                // (one call less per container, which counts at a hundred services); so too
+                // when the old one still has the temporary name (a replacement killed before
+                // its rename: its own name is free, duplicates are gone).
+                let next = format!("{name}{}", plan::NEXT_SUFFIX);
                 let temp = match old {
-                    Some(_) => format!("{name}-gantry-next"),
-                    None => name.clone(),
+                    Some(o) if o.name != next => next,
+                    _ => name.clone(),
                 };
                 let resuming = resumed.get(n);
-                if old.is_some()
+                if let Some(old) = old
                     && resuming.is_none()
+                    && temp != name
                     && let Ok(stale) = self.engine.inspect_container(&temp).await
+                    && stale.id != old.id
                 {
                     self.engine.remove_container(&stale.id, true).await?;
                 }
@@ -355,7 +360,9 @@ impl Rollout<'_> {
                             }
                         }
                         retired(progress, svc, &old.name, r);
-                        self.engine.rename_container(&id, &name).await?;
+                        if create.name != name {
+                            self.engine.rename_container(&id, &name).await?;
+                        }
                     }
                     old => {
                         // Stop-first: nothing else serves yet, so the old container keeps its

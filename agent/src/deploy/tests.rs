@@ -864,3 +864,71 @@ async fn a_failure_stops_new_work_lets_work_in_flight_finish_and_rolls_back() {
     }
     assert!(containers["app-bad-1"].image_id.ends_with(&"2".repeat(64)));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_replacement_cut_short_then_another_version_keeps_the_serving_container_until_ready() {
+    let s = Setup::new();
+    let compose = "services:
+  web:
+    image: app:${V}
+    x-gantry: {min_ready: 10s}
+";
+    assert_eq!(s.deploy(compose, "1").await.outcome, Outcome::Succeeded);
+    // Version 2 is cut short in its readiness wait (a kill -9, an SSM timeout): its
+    // `-gantry-next` container runs beside the old one, which still serves.
+    let cut = tokio::time::timeout(Duration::from_secs(5), s.deploy(compose, "2")).await;
+    assert!(cut.is_err(), "the deploy of 2 was to be cut short");
+    let names: Vec<String> = s.engine.containers().into_keys().collect();
+    assert_eq!(names, ["app-web-1", "app-web-1-gantry-next"]);
+
+    s.engine.clear_calls();
+    let report = s.deploy(compose, "3").await;
+    assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.error);
+    let calls = s.calls_but_pulls();
+    // The container that served is kept until 3 is ready; the half-done one goes first.
+    let gone = at(&calls, "remove app-web-1");
+    for call in [
+        "remove app-web-1-gantry-next",
+        "start app-web-1-gantry-next",
+        "connect app-web-1-gantry-next app_default",
+    ] {
+        assert!(
+            at(&calls, call) < gone,
+            "{call} before the old one goes: {calls:#?}"
+        );
+    }
+    let left = s.engine.containers();
+    assert_eq!(left.keys().collect::<Vec<_>>(), ["app-web-1"]);
+    assert!(
+        left["app-web-1"].state.running && left["app-web-1"].image_id.ends_with(&"3".repeat(64))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_service_left_under_its_temporary_name_is_replaced_without_removing_it_first() {
+    let s = Setup::new();
+    let compose = "services:
+  web:
+    image: app:${V}
+    x-gantry: {min_ready: 1s}
+";
+    assert_eq!(s.deploy(compose, "1").await.outcome, Outcome::Succeeded);
+    // A replacement killed between the old container's removal and the rename: only the
+    // new container runs, under its temporary name.
+    use crate::engine::Engine as _;
+    s.engine
+        .rename_container("app-web-1", "app-web-1-gantry-next")
+        .await
+        .unwrap();
+    s.engine.clear_calls();
+    let report = s.deploy(compose, "2").await;
+    assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.error);
+    let calls = s.calls_but_pulls();
+    let gone = at(&calls, "remove app-web-1-gantry-next");
+    assert!(at(&calls, "start app-web-1") < gone, "{calls:#?}");
+    let left = s.engine.containers();
+    assert_eq!(left.keys().collect::<Vec<_>>(), ["app-web-1"]);
+    assert!(
+        left["app-web-1"].state.running && left["app-web-1"].image_id.ends_with(&"2".repeat(64))
+    );
+}
