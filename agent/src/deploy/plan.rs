@@ -107,7 +107,10 @@ pub fn job_services(project: &Project) -> BTreeSet<String> {
     let mut jobs = BTreeSet::new();
     for svc in project.services.values() {
         for (dep, d) in &svc.depends_on {
-            if d.condition == DependsCondition::ServiceCompletedSuccessfully {
+            // An optional dependency (`required: false`) may not be active: no job then.
+            if d.condition == DependsCondition::ServiceCompletedSuccessfully
+                && project.services.contains_key(dep)
+            {
                 jobs.insert(dep.clone());
             }
         }

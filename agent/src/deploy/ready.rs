@@ -46,7 +46,9 @@ impl Rollout<'_> {
     pub(super) async fn wait_dependencies(&self, svc: &Service) -> Result<(), DeployError> {
         let (project, plan, req) = (self.project, self.plan, self.req);
         for (dep, d) in &svc.depends_on {
-            let Some(dep_plan) = plan.get(dep) else {
+            // A service leaving the stack is no dependency any more (the loader let it go
+            // only if it was optional).
+            let Some(dep_plan) = plan.get(dep).filter(|p| p.action != Action::Remove) else {
                 if d.required {
                     return Err(DeployError::Dependency {
                         service: svc.name.clone(),

@@ -182,14 +182,15 @@ impl Rollout<'_> {
         Ok(())
     }
 
-    /// Whether every service `sp` depends on that is in the plan is done.
+    /// Whether every service `sp` depends on that is in the plan is done (one leaving the
+    /// stack, an optional dependency, goes last and holds nothing up).
     fn dependencies_done(&self, sp: &ServicePlan, done: &BTreeSet<&str>) -> bool {
         let Some(svc) = self.project.services.get(&sp.service) else {
             return true;
         };
-        svc.depends_on
-            .keys()
-            .all(|d| done.contains(d.as_str()) || self.plan.get(d).is_none())
+        svc.depends_on.keys().all(|d| {
+            done.contains(d.as_str()) || self.plan.get(d).is_none_or(|p| p.action == Action::Remove)
+        })
     }
 
     /// One service's part of the rollout, from waiting for its dependencies to its record.

@@ -932,3 +932,51 @@ async fn a_service_left_under_its_temporary_name_is_replaced_without_removing_it
         left["app-web-1"].state.running && left["app-web-1"].image_id.ends_with(&"2".repeat(64))
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn optional_dependencies_that_are_absent_or_leaving_hold_nothing_up() {
+    // A job dependency that is optional and not active (its profile is off): deploys and the
+    // rollback after a failure go on without it.
+    let s = Setup::new();
+    let compose = "services:
+  migrate:
+    image: app:${V}
+    profiles: [tools]
+  web:
+    image: app:${V}
+    deploy: {update_config: {order: stop-first}}
+    depends_on: {migrate: {condition: service_completed_successfully, required: false}}
+    x-gantry: {min_ready: 1s}
+";
+    assert_eq!(s.deploy(compose, "1").await.outcome, Outcome::Succeeded);
+    s.engine.crash_image(&format!("sha256:{}", "2".repeat(64)));
+    let r2 = s.deploy(compose, "2").await;
+    assert_eq!(r2.outcome, Outcome::RolledBack, "{:?}", r2.error);
+    let web = &s.engine.containers()["app-web-1"];
+    assert!(web.state.running && web.image_id.ends_with(&"1".repeat(64)));
+
+    // An optional dependency that leaves the files while its container still runs: the
+    // dependant is not held waiting for it (it is removed after everything else).
+    let s = Setup::new();
+    let with_cache = "services:
+  cache:
+    image: app:${V}
+    x-gantry: {min_ready: 1s}
+  web:
+    image: app:${V}
+    depends_on: {cache: {condition: service_started, required: false}}
+    x-gantry: {min_ready: 1s}
+";
+    let without = "services:
+  web:
+    image: app:${V}
+    depends_on: {cache: {condition: service_started, required: false}}
+    x-gantry: {min_ready: 1s}
+";
+    assert_eq!(s.deploy(with_cache, "1").await.outcome, Outcome::Succeeded);
+    let r2 = s.deploy(without, "2").await;
+    assert_eq!(r2.outcome, Outcome::Succeeded, "{:?}", r2.error);
+    let left = s.engine.containers();
+    assert_eq!(left.keys().collect::<Vec<_>>(), ["app-web-1"]);
+    assert!(left["app-web-1"].image_id.ends_with(&"2".repeat(64)));
+}
