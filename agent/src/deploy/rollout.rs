@@ -380,11 +380,30 @@ impl Rollout<'_> {
                             self.engine.rename_container(&id, &name).await?;
                         }
                         let requested = tokio::time::Instant::now();
-                        self.engine.start_container(&id).await?;
-                        hooks::post_start(self.engine, svc, &id, &name, req.ready_timeout).await?;
-                        let timeout = req.ready_timeout;
-                        ready::wait_ready(self.engine, svc, &rule, &id, timeout, Some(requested))
-                            .await?;
+                        let up = async {
+                            self.engine.start_container(&id).await?;
+                            hooks::post_start(self.engine, svc, &id, &name, req.ready_timeout)
+                                .await?;
+                            let timeout = req.ready_timeout;
+                            ready::wait_ready(
+                                self.engine,
+                                svc,
+                                &rule,
+                                &id,
+                                timeout,
+                                Some(requested),
+                            )
+                            .await
+                        };
+                        if let Err(e) = up.await {
+                            // An added replica of a service whose others serve: dropped, so
+                            // Docker's DNS does not keep sending a share of the calls to it
+                            // (what served is as it was).
+                            if old.is_none() && sp.containers.iter().any(|c| c.state.running) {
+                                let _ = self.engine.remove_container(&id, true).await;
+                            }
+                            return Err(e);
+                        }
                         if rotation.active() {
                             let new = self.engine.inspect_container(&id).await?;
                             rotation

@@ -980,3 +980,31 @@ async fn optional_dependencies_that_are_absent_or_leaving_hold_nothing_up() {
     assert_eq!(left.keys().collect::<Vec<_>>(), ["app-web-1"]);
     assert!(left["app-web-1"].image_id.ends_with(&"2".repeat(64)));
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_added_replica_that_fails_its_gate_leaves_the_service_as_it_was() {
+    let s = Setup::new();
+    let one = "services:
+  web:
+    image: app:${V}
+    x-gantry: {min_ready: 1s}
+";
+    let two = "services:
+  web:
+    image: app:${V}
+    deploy: {replicas: 2}
+    x-gantry: {min_ready: 1s}
+";
+    assert_eq!(s.deploy(one, "1").await.outcome, Outcome::Succeeded);
+    // From now on a container of this image exits at once: the running one is not affected.
+    s.engine.crash_image(&format!("sha256:{}", "1".repeat(64)));
+    let report = s.deploy(two, "1").await;
+    assert_eq!(report.outcome, Outcome::Failed, "{:?}", report.error);
+    let left = s.engine.containers();
+    assert_eq!(
+        left.keys().collect::<Vec<_>>(),
+        ["app-web-1"],
+        "the failed replica does not stay in the service's DNS"
+    );
+    assert!(left["app-web-1"].state.running);
+}
