@@ -239,7 +239,7 @@ async fn exec(common: &Common, mut argv: Vec<OsString>) -> Result<i32, Error> {
         // Files (a binary secret, a TLS key) are in place before the app starts.
         render::check_sources(&config.outputs, &ids)?;
         let opt: Vec<_> = snaps.iter().cloned().map(Some).collect();
-        host::render_all(&config.outputs, &ids, &opt, &status)?;
+        host::render_all(&config.outputs, &ids, &opt, &status).into_result()?;
         Ok::<_, Error>((sources, snaps, ids))
     };
     let (sources, snaps, ids) = tokio::select! {
@@ -290,7 +290,7 @@ async fn run_host(common: &Common) -> Result<i32, Error> {
         // Files that exist already belong to a running app: if they change now (values
         // changed while we were down), its action runs. New files precede their app.
         let existed: Vec<bool> = config.outputs.iter().map(|o| o.path.exists()).collect();
-        let written = host::render_all(&config.outputs, &ids, &opt, &status)?;
+        let written = host::render_all(&config.outputs, &ids, &opt, &status).into_result()?;
         let changed: Vec<&crate::config::Output> = written
             .into_iter()
             .filter(|w| {
@@ -368,7 +368,7 @@ async fn render_once(common: &Common) -> Result<i32, Error> {
     let status = Status::new(&ids, config.grace());
     let snaps = engine::first_fetch(&mut sources, &status).await?;
     let opt: Vec<_> = snaps.into_iter().map(Some).collect();
-    let written = host::render_all(&config.outputs, &ids, &opt, &status)?;
+    let written = host::render_all(&config.outputs, &ids, &opt, &status).into_result()?;
     tracing::info!(
         outputs = config.outputs.len(),
         written = written.len(),

@@ -4,7 +4,10 @@
 //! mode or owner differ), then systemd hears `READY=1`. Changes from the engine are debounced,
 //! the outputs are rendered again, and for every file that really changed its action runs
 //! once (the output's own `on_change`, else the top-level one; equal actions run once per
-//! batch). A render error after start keeps the old file and is logged; the service goes on.
+//! batch). Every output is rendered on its own ([`render_all`]): one that fails keeps its old
+//! file and is logged with its path (`N of M outputs failed`), while the others are still
+//! written and their actions run; the service goes on. At start any failed output fails the
+//! command ([`Rendered::into_result`]).
 //! `STATUS=` lines follow each batch; `WATCHDOG=1` is sent at half of `WATCHDOG_USEC`.
 //!
 //! Actions: a signal to the pid in a pid file (only to a process [`target::check`] allows: same
@@ -49,16 +52,61 @@ pub enum ActionError {
     Command { program: String, outcome: String },
 }
 
-/// Renders every output from `snaps`; returns the outputs that were written.
-/// Stops at the first error (files already written stay: each file is whole on its own).
+/// What one pass of [`render_all`] did: the outputs written, and those that failed.
+#[derive(Debug)]
+pub struct Rendered<'a> {
+    /// Outputs whose file was (re)written: their actions are due.
+    pub written: Vec<&'a Output>,
+    /// Outputs that cannot be rendered or written, each with why (their old file stays).
+    pub errors: Vec<(&'a Output, RenderError)>,
+    /// How many outputs there are.
+    pub total: usize,
+}
+
+impl<'a> Rendered<'a> {
+    /// Logs every failed output (with its path) and how many failed, saying what `happens`.
+    pub fn log_errors(&self, happens: &str) {
+        for (o, e) in &self.errors {
+            tracing::error!(output = %o.path.display(), error = %e, "cannot render output, {happens}");
+        }
+        if !self.errors.is_empty() {
+            tracing::error!(
+                failed = self.errors.len(),
+                total = self.total,
+                "{} of {} outputs failed",
+                self.errors.len(),
+                self.total
+            );
+        }
+    }
+
+    /// For the start, where any failed output fails the command: the written outputs, or the
+    /// first error (the others, if any, are logged first so none goes unseen).
+    pub fn into_result(mut self) -> Result<Vec<&'a Output>, RenderError> {
+        if self.errors.is_empty() {
+            return Ok(self.written);
+        }
+        if self.errors.len() > 1 {
+            self.log_errors("stopping");
+        }
+        Err(self.errors.swap_remove(0).1)
+    }
+}
+
+/// Renders every output from `snaps`, each on its own: one that fails does not stop the
+/// others (files already written stay: each file is whole on its own).
 pub fn render_all<'a>(
     outputs: &'a [Output],
     ids: &[String],
     snaps: &[Option<Snapshot>],
     status: &Status,
-) -> Result<Vec<&'a Output>, RenderError> {
+) -> Rendered<'a> {
     let view = engine::view(ids, snaps);
-    let mut written = Vec::new();
+    let mut done = Rendered {
+        written: Vec::new(),
+        errors: Vec::new(),
+        total: outputs.len(),
+    };
     for o in outputs {
         let result = render::render(o, &view).and_then(|c| match c {
             Some(c) => render::write(o, &c),
@@ -68,16 +116,16 @@ pub fn render_all<'a>(
             Ok(true) => {
                 status.rendered(true);
                 tracing::info!(output = %o.path.display(), "output written");
-                written.push(o);
+                done.written.push(o);
             }
             Ok(false) => tracing::debug!(output = %o.path.display(), "output unchanged"),
             Err(e) => {
                 status.rendered(false);
-                return Err(e);
+                done.errors.push((o, e));
             }
         }
     }
-    Ok(written)
+    done
 }
 
 /// Runs the actions of the written outputs, each distinct action once.
@@ -247,10 +295,9 @@ pub async fn serve(
             }
             () = engine::sleep_until_opt(debounce.deadline()) => {
                 debounce.fired(Instant::now());
-                match render_all(&config.outputs, &ids, &snaps, &status) {
-                    Ok(written) => run_actions(config, &written, &status).await,
-                    Err(e) => tracing::error!(error = %e, "cannot render, the old files stay"),
-                }
+                let rendered = render_all(&config.outputs, &ids, &snaps, &status);
+                rendered.log_errors("its old file stays");
+                run_actions(config, &rendered.written, &status).await;
                 let _ = notifier.status(&status.summary());
             }
             _ = watchdog_tick.tick() => {
@@ -426,7 +473,9 @@ mod tests {
         };
         let status = Status::new(&ids, Duration::from_secs(60));
         let mut snaps = vec![Some(snap("1")), None];
-        let w = render_all(&outputs, &ids, &snaps, &status).unwrap();
+        let w = render_all(&outputs, &ids, &snaps, &status)
+            .into_result()
+            .unwrap();
         assert_eq!(w.len(), 1, "all.env waits for source b");
         assert!(!outputs[1].path.exists());
         snaps[1] = Some(Snapshot {
@@ -436,7 +485,9 @@ mod tests {
             binary: None,
             version: "x".into(),
         });
-        let w = render_all(&outputs, &ids, &snaps, &status).unwrap();
+        let w = render_all(&outputs, &ids, &snaps, &status)
+            .into_result()
+            .unwrap();
         assert_eq!(w.len(), 1, "a.env unchanged, all.env new");
         assert_eq!(
             std::fs::read_to_string(&outputs[1].path).unwrap(),
@@ -444,8 +495,133 @@ mod tests {
         );
         assert!(
             render_all(&outputs, &ids, &snaps, &status)
+                .into_result()
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    /// A source for [`serve`]: its first refresh gives `next`, then nothing changes.
+    #[derive(Debug)]
+    struct OneChange {
+        next: Option<Snapshot>,
+    }
+
+    #[async_trait::async_trait]
+    impl Source for OneChange {
+        fn id(&self) -> &str {
+            "fake"
+        }
+        async fn fetch(&mut self) -> Result<Snapshot, crate::source::SourceError> {
+            unreachable!("serve starts from the first fetch's snapshots")
+        }
+        async fn refresh(&mut self) -> Result<Option<Snapshot>, crate::source::SourceError> {
+            Ok(self.next.take())
+        }
+        fn next_refresh(&self) -> Duration {
+            Duration::from_millis(10)
+        }
+    }
+
+    fn values(pairs: &[(&str, &str)]) -> Snapshot {
+        Snapshot {
+            values: pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), gantry_common::Secret::from(*v)))
+                .collect(),
+            binary: None,
+            version: format!("{pairs:?}"),
+        }
+    }
+
+    /// A config whose only source is `aws:fake`, with `outputs` (YAML) in `dir`.
+    fn config_with(dir: &std::path::Path, outputs: &str) -> Config {
+        let path = dir.join("secrets.yaml");
+        let text = format!(
+            "sources:\n  - aws: {{ id: fake }}\nrestart: {{ debounce: 10ms }}\noutputs:\n{outputs}"
+        );
+        std::fs::write(&path, text).unwrap();
+        crate::config::load(
+            Some(&path),
+            &Default::default(),
+            &crate::config::Overrides::default(),
+        )
+        .unwrap()
+    }
+
+    /// Waits (real time, up to 10 s) until `path` exists.
+    async fn appears(path: &std::path::Path) -> bool {
+        for _ in 0..1000 {
+            if path.exists() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    /// Review item: one output that cannot be rendered stopped the batch, so the outputs
+    /// written before it never ran their action and those after it were never written.
+    #[tokio::test]
+    async fn one_bad_output_neither_stops_the_others_nor_their_actions() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let touch = |name: &str| format!("[/bin/sh, -c, 'touch {d}/{name}']");
+        // The middle output is a raw file of two values: it cannot be rendered.
+        let config = config_with(
+            dir.path(),
+            &format!(
+                "  - {{ path: {d}/first.env, on_change: {{ command: {} }} }}\n  - {{ path: {d}/bad.raw, format: raw }}\n  - {{ path: {d}/last.json, format: json, on_change: {{ command: {} }} }}\n",
+                touch("first.ran"),
+                touch("last.ran"),
+            ),
+        );
+        let ids = vec!["fake".to_owned()];
+        let status = Status::new(&ids, Duration::from_secs(60));
+
+        // render_all renders every output and reports the bad one by its path.
+        let start = vec![Some(values(&[("K", "1"), ("L", "1")]))];
+        let r = render_all(&config.outputs, &ids, &start, &status);
+        assert_eq!(r.written.len(), 2, "first.env and last.json");
+        assert_eq!(r.errors.len(), 1);
+        assert_eq!(r.errors[0].0.path, dir.path().join("bad.raw"));
+        let e = r.into_result().unwrap_err().to_string();
+        assert!(e.contains("bad.raw"), "{e}");
+
+        // serve: after a change both good files are rewritten and both actions run.
+        let source = OneChange {
+            next: Some(values(&[("K", "2"), ("L", "2")])),
+        };
+        let shutdown = CancellationToken::new();
+        let notifier = Notifier::default();
+        let serving = serve(
+            &config,
+            vec![Box::new(source)],
+            vec![values(&[("K", "1"), ("L", "1")])],
+            ids.clone(),
+            status.clone(),
+            &notifier,
+            shutdown.clone(),
+        );
+        let check = async {
+            let first = appears(&dir.path().join("first.ran")).await;
+            let last = appears(&dir.path().join("last.ran")).await;
+            shutdown.cancel();
+            (first, last)
+        };
+        let ((), (first, last)) = tokio::join!(serving, check);
+        assert!(
+            first,
+            "the action of the output before the bad one did not run"
+        );
+        assert!(
+            last,
+            "the output after the bad one was not written or its action did not run"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("first.env")).unwrap(),
+            "K='2'\nL='2'\n"
+        );
+        assert!(!dir.path().join("bad.raw").exists());
     }
 }

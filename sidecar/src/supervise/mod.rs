@@ -264,9 +264,8 @@ pub async fn supervise(
                 };
                 if !config.outputs.is_empty() {
                     let opt: Vec<Option<Snapshot>> = snaps.iter().cloned().map(Some).collect();
-                    if let Err(e) = crate::host::render_all(&config.outputs, &ids, &opt, &status) {
-                        tracing::error!(error = %e, "cannot render the outputs, the new child gets the old files");
-                    }
+                    crate::host::render_all(&config.outputs, &ids, &opt, &status)
+                        .log_errors("the new child gets its old file");
                 }
                 current = Child::spawn(cmd, &env)?;
                 drop(env);
