@@ -263,6 +263,7 @@ impl Deployer {
             );
             report.release = Some(done.id());
             report.outcome = done.outcome;
+            report.exit_code_override = done.exit_code.and_then(crate::ExitCode::from_code);
             report.repeated = true;
             report.services = done.services.clone();
             report.error = done.error.clone();
@@ -397,6 +398,7 @@ impl Deployer {
                 services: Vec::new(),
                 jobs: jobs_done,
                 error: None,
+                exit_code: None,
             },
         )?;
         report.release = Some(release.id());
@@ -504,6 +506,7 @@ impl Deployer {
                 finished_at: None,
                 services: Vec::new(),
                 error: None,
+                exit_code: None,
                 jobs: releases.last().map(|r| r.jobs.clone()).unwrap_or_default(),
                 ..target.clone()
             },

@@ -99,6 +99,7 @@ impl Deployer {
         }
         stack.clear_canary();
         release.finished_at = Some(now_rfc3339());
+        release.exit_code = report.exit_code_override.map(crate::ExitCode::code);
         self.record_end(stack, release, report)?;
         let pruned = stack.prune(lock, req.keep_releases)?;
         if !pruned.is_empty() {

@@ -240,12 +240,25 @@ pub struct Release {
     pub jobs: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The exit code the deploy ended with, where its outcome alone does not say it (a rollout
+    /// stopped by `failure_action: pause` or `continue`: 3; bad input found on the way: 65):
+    /// a repeat of its deploy id exits with it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<u8>,
 }
 
 impl Release {
     /// The release's id as operators see it: `r<seq>`.
     pub fn id(&self) -> String {
         format!("r{}", self.seq)
+    }
+
+    /// Whether this release is a rollout that `failure_action: pause` or `continue` stopped
+    /// where it failed: what runs is left as it is, on purpose, until the next deploy or
+    /// rollback.
+    pub fn stopped_where_it_failed(&self) -> bool {
+        self.outcome == Outcome::Failed
+            && self.exit_code == Some(crate::ExitCode::RollbackFailed.code())
     }
 }
 
@@ -526,7 +539,12 @@ impl StackLedger {
         }
     }
 
-    /// The newest release that ended well.
+    /// The newest release, however it ended.
+    pub fn newest(&self) -> Result<Option<Release>, LedgerError> {
+        Ok(self.releases()?.pop())
+    }
+
+    /// The newest release that ended well (a rollback's target, what supervision keeps).
     pub fn last_good(&self) -> Result<Option<Release>, LedgerError> {
         Ok(self
             .releases()?

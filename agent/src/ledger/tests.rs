@@ -21,6 +21,7 @@ fn draft(deploy_id: Option<&str>) -> Release {
         services: vec![],
         jobs: BTreeMap::new(),
         error: None,
+        exit_code: None,
     }
 }
 

@@ -525,6 +525,17 @@ impl Supervisor {
         if drift.is_empty() {
             return;
         }
+        let newest = self
+            .ledger
+            .stack(stack)
+            .ok()
+            .and_then(|s| s.newest().ok().flatten());
+        if let Some(stopped) = newest.filter(Release::stopped_where_it_failed) {
+            // `failure_action: pause` / `continue` left the stack where it failed, on purpose:
+            // it stays so until the next deploy or rollback (healing still applies).
+            tracing::debug!(stack = %stack, release = %stopped.id(), "drift left as the stopped rollout left it");
+            return;
+        }
         self.reconcile(stack, &release, drift);
     }
 

@@ -249,8 +249,25 @@ async fn deployed(health: serde_json::Value) -> Setup {
     let _ = server.await;
     engine.clear_calls();
     tokio::time::pause();
+    let (sup, sink) = supervisor(dir.path(), engine.clone(), ledger.clone());
+    Setup {
+        dir,
+        engine,
+        sup,
+        sink,
+        ledger,
+    }
+}
+
+/// A supervisor of the stacks in `ledger`, on `engine`, configured under `dir`.
+fn supervisor(
+    dir: &std::path::Path,
+    engine: Arc<FakeEngine>,
+    ledger: Ledger,
+) -> (Arc<Supervisor>, Arc<Recorder>) {
+    let engine_dyn: Arc<dyn Engine> = engine;
     let config = DaemonConfig {
-        socket: dir.path().join("sock"),
+        socket: dir.join("sock"),
         socket_group: None,
         socket_group_explicit: false,
         metrics_address: None,
@@ -259,7 +276,7 @@ async fn deployed(health: serde_json::Value) -> Setup {
         resync_interval: Duration::from_secs(3600),
         defaults: StackPolicy::default(),
         stacks: BTreeMap::new(),
-        state_dir: PathBuf::from(dir.path()),
+        state_dir: PathBuf::from(dir),
         registries: Default::default(),
         environment: BTreeMap::new(),
     };
@@ -268,16 +285,10 @@ async fn deployed(health: serde_json::Value) -> Setup {
         Deployer::new(engine_dyn.clone(), ledger.clone()),
         metrics.clone(),
     );
-    let sup = Supervisor::new(Arc::new(config), engine_dyn, ledger.clone(), jobs, metrics);
+    let sup = Supervisor::new(Arc::new(config), engine_dyn, ledger, jobs, metrics);
     let sink = Arc::new(Recorder::default());
     sup.set_readiness_sink(sink.clone());
-    Setup {
-        dir,
-        engine,
-        sup,
-        sink,
-        ledger,
-    }
+    (sup, sink)
 }
 
 fn count(calls: &[String], call: &str) -> usize {
@@ -406,4 +417,77 @@ fn started_before_compares_dockers_nanoseconds_with_the_ledgers_seconds() {
     assert!(!started_before("2026-12-02T14:26:01.1Z", recorded));
     assert!(!started_before("0001-01-01T00:00:00Z-garbage", recorded));
     assert!(!started_before("2026-12-02T14:25:12Z", "not a time"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rollout_stopped_by_failure_action_is_left_where_it_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Arc::new(FakeEngine::new());
+    for v in ["1", "2", "3"] {
+        engine.publish(&format!("app:{v}"), &v.repeat(64));
+    }
+    let ledger = Ledger::new(&dir.path().join("state"));
+    let file = dir.path().join("compose.yaml");
+    std::fs::write(
+        &file,
+        "services:
+  a:
+    image: app:${A}
+    x-gantry: {min_ready: 1s}
+  b:
+    image: app:${B}
+    depends_on: [a]
+    deploy: {update_config: {failure_action: pause, order: stop-first}}
+    x-gantry: {min_ready: 1s}
+",
+    )
+    .unwrap();
+    let engine_dyn: Arc<dyn Engine> = engine.clone();
+    let deployer = Deployer::new(engine_dyn, ledger.clone());
+    let deploy = |a: &str, b: &str, id: &str| {
+        let load = LoadOptions {
+            files: vec![file.clone()],
+            project_name: Some("app".into()),
+            environment: BTreeMap::from([("A".into(), a.into()), ("B".into(), b.into())]),
+            ..LoadOptions::default()
+        };
+        let mut req = DeployRequest::new("app", load);
+        req.deploy_id = Some(id.to_owned());
+        req
+    };
+    let first = deployer.deploy(&deploy("1", "1", "one"), &Quiet).await;
+    assert_eq!(first.exit_code(), crate::ExitCode::Ok, "{first:?}");
+    // b's new image exits at once: the rollout stops there, a stays on its new version.
+    engine.crash_image(&format!("sha256:{}", "3".repeat(64)));
+    let paused = deployer.deploy(&deploy("2", "3", "two"), &Quiet).await;
+    assert_eq!(
+        paused.exit_code(),
+        crate::ExitCode::RollbackFailed,
+        "{paused:?}"
+    );
+    // Its deploy id again (an SSM retry): the same exit code, nothing done.
+    let again = deployer.deploy(&deploy("2", "3", "two"), &Quiet).await;
+    assert!(again.repeated);
+    assert_eq!(
+        again.exit_code(),
+        crate::ExitCode::RollbackFailed,
+        "{again:?}"
+    );
+
+    engine.clear_calls();
+    let (sup, _sink) = supervisor(dir.path(), engine.clone(), ledger);
+    sup.clone().check_stack("app").await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let calls = engine.calls();
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.starts_with("create") || c.starts_with("stop")),
+        "the stack was reconciled back to its last good release: {calls:#?}"
+    );
+    assert!(
+        engine.containers()["app-a-1"]
+            .image_id
+            .ends_with(&"2".repeat(64))
+    );
 }
