@@ -8,7 +8,9 @@
 //! file and is logged with its path (`N of M outputs failed`), while the others are still
 //! written and their actions run; the service goes on. At start any failed output fails the
 //! command ([`Rendered::into_result`]).
-//! `STATUS=` lines follow each batch; `WATCHDOG=1` is sent at half of `WATCHDOG_USEC`.
+//! `STATUS=` lines follow each batch; `WATCHDOG=1` is sent at half of `WATCHDOG_USEC`, also
+//! while actions run (a command may take its whole timeout). A stop request is handled at once,
+//! even during an action: the action is dropped (a command is killed) and logged as interrupted.
 //!
 //! Actions: a signal to the pid in a pid file (only to a process [`target::check`] allows: same
 //! service cgroup, or owned by the pid file's owner), a signal to a systemd unit's main process
@@ -128,25 +130,91 @@ pub fn render_all<'a>(
     done
 }
 
-/// Runs the actions of the written outputs, each distinct action once.
-pub async fn run_actions(config: &Config, written: &[&Output], status: &Status) {
-    let mut done: Vec<&Action> = Vec::new();
+/// The actions the written outputs call for, each distinct action once, with the first output
+/// that asked for it (for the logs).
+fn due_actions<'a>(config: &'a Config, written: &[&'a Output]) -> Vec<(&'a Output, &'a Action)> {
+    let mut due: Vec<(&Output, &Action)> = Vec::new();
     for o in written {
         let action = o.on_change.as_ref().unwrap_or(&config.on_change);
-        if *action == Action::None || done.contains(&action) {
-            continue;
+        if *action != Action::None && !due.iter().any(|(_, a)| *a == action) {
+            due.push((o, action));
         }
-        done.push(action);
-        match run_action(action).await {
-            Ok(()) => {
-                tracing::info!(output = %o.path.display(), action = %describe(action), "on_change action done")
+    }
+    due
+}
+
+/// Runs one output's action and logs how it went.
+async fn run_logged(o: &Output, action: &Action, status: &Status) {
+    match run_action(action).await {
+        Ok(()) => {
+            tracing::info!(output = %o.path.display(), action = %describe(action), "on_change action done")
+        }
+        Err(e) => {
+            status.action_failed();
+            tracing::error!(output = %o.path.display(), error = %e, "on_change action failed");
+        }
+    }
+}
+
+/// Runs the actions of the written outputs, each distinct action once.
+pub async fn run_actions(config: &Config, written: &[&Output], status: &Status) {
+    for (o, action) in due_actions(config, written) {
+        run_logged(o, action, status).await;
+    }
+}
+
+/// The systemd watchdog of [`serve`]: `ping` at every tick (half of `WATCHDOG_USEC`), never
+/// when systemd asked for none.
+struct Watchdog<P> {
+    tick: Option<tokio::time::Interval>,
+    ping: P,
+}
+
+impl<P: FnMut()> Watchdog<P> {
+    fn new(every: Option<Duration>, ping: P) -> Self {
+        Self {
+            tick: every.map(tokio::time::interval),
+            ping,
+        }
+    }
+
+    /// Waits for the next tick and pings (cancel-safe: the ping follows the tick at once).
+    async fn beat(&mut self) {
+        match &mut self.tick {
+            Some(tick) => {
+                tick.tick().await;
+                (self.ping)();
             }
-            Err(e) => {
-                status.action_failed();
-                tracing::error!(output = %o.path.display(), error = %e, "on_change action failed");
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// [`run_actions`] inside the service loop: the watchdog keeps beating while an action runs
+/// (a command may take its whole timeout), and a stop request drops the running action (a
+/// command is killed: `kill_on_drop`). `false` when a stop interrupted an action.
+async fn run_actions_alive<P: FnMut()>(
+    config: &Config,
+    written: &[&Output],
+    status: &Status,
+    watchdog: &mut Watchdog<P>,
+    shutdown: &CancellationToken,
+) -> bool {
+    for (o, action) in due_actions(config, written) {
+        let run = run_logged(o, action, status);
+        tokio::pin!(run);
+        loop {
+            tokio::select! {
+                () = &mut run => break,
+                () = watchdog.beat() => {}
+                () = shutdown.cancelled() => {
+                    tracing::warn!(output = %o.path.display(), action = %describe(action), "stop requested, on_change action interrupted");
+                    return false;
+                }
             }
         }
     }
+    true
 }
 
 fn describe(a: &Action) -> String {
@@ -192,6 +260,7 @@ pub async fn run_action(action: &Action) -> Result<(), ActionError> {
                 .args(["show", "-p", "MainPID", "--value", unit])
                 .env_remove("VAULT_TOKEN")
                 .env_remove("VAULT_SECRET_ID")
+                .kill_on_drop(true)
                 .output();
             let out = tokio::time::timeout(Duration::from_secs(10), out)
                 .await
@@ -267,26 +336,41 @@ pub async fn serve(
     notifier: &Notifier,
     shutdown: CancellationToken,
 ) {
-    let mut snaps: Vec<Option<Snapshot>> = snapshots.iter().cloned().map(Some).collect();
-    let mut changes = engine::spawn_watchers(
+    let snaps: Vec<Option<Snapshot>> = snapshots.iter().cloned().map(Some).collect();
+    let changes = engine::spawn_watchers(
         sources,
         snapshots,
         config.refresh,
         status.clone(),
         shutdown.child_token(),
     );
+    let every = sdnotify::watchdog_interval().map(|w| w / 2);
+    let watchdog = Watchdog::new(every, || {
+        let _ = notifier.watchdog();
+    });
+    serve_loop(
+        config, changes, ids, snaps, status, notifier, watchdog, shutdown,
+    )
+    .await;
+}
+
+/// The loop of [`serve`], with the watchdog given (tests count its pings).
+#[allow(clippy::too_many_arguments)]
+async fn serve_loop<P: FnMut()>(
+    config: &Config,
+    mut changes: tokio::sync::mpsc::Receiver<engine::Change>,
+    ids: Vec<String>,
+    mut snaps: Vec<Option<Snapshot>>,
+    status: Status,
+    notifier: &Notifier,
+    mut watchdog: Watchdog<P>,
+    shutdown: CancellationToken,
+) {
     let mut debounce = Debouncer::new(config.restart.debounce, Duration::ZERO);
-    let watchdog = sdnotify::watchdog_interval();
-    let mut watchdog_tick =
-        tokio::time::interval(watchdog.map_or(Duration::from_secs(3600), |w| w / 2));
     let mut status_tick = tokio::time::interval(Duration::from_secs(30));
     loop {
         tokio::select! {
-            () = shutdown.cancelled() => {
-                let _ = notifier.stopping();
-                tracing::info!("stopping");
-                return;
-            }
+            () = shutdown.cancelled() => break,
             Some(change) = changes.recv() => {
                 if let Some(slot) = snaps.get_mut(change.index) {
                     *slot = Some(change.snapshot);
@@ -297,19 +381,19 @@ pub async fn serve(
                 debounce.fired(Instant::now());
                 let rendered = render_all(&config.outputs, &ids, &snaps, &status);
                 rendered.log_errors("its old file stays");
-                run_actions(config, &rendered.written, &status).await;
+                if !run_actions_alive(config, &rendered.written, &status, &mut watchdog, &shutdown).await {
+                    break;
+                }
                 let _ = notifier.status(&status.summary());
             }
-            _ = watchdog_tick.tick() => {
-                if watchdog.is_some() {
-                    let _ = notifier.watchdog();
-                }
-            }
+            () = watchdog.beat() => {}
             _ = status_tick.tick() => {
                 let _ = notifier.status(&status.summary());
             }
         }
     }
+    let _ = notifier.stopping();
+    tracing::info!("stopping");
 }
 
 #[cfg(test)]
@@ -623,5 +707,90 @@ mod tests {
             "K='2'\nL='2'\n"
         );
         assert!(!dir.path().join("bad.raw").exists());
+    }
+
+    /// Review item: serve awaited the actions inside its select loop, so while an action ran
+    /// (up to its timeout) systemd got no WATCHDOG=1 and a stop request waited for it.
+    #[tokio::test]
+    async fn the_watchdog_beats_and_a_stop_interrupts_while_an_action_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("action.pid");
+        let config = config_with(
+            dir.path(),
+            &format!(
+                "  - {{ path: {}/app.env, on_change: {{ command: [/bin/sh, -c, 'echo $$ > {}; exec sleep 30'], timeout: 2m }} }}\n",
+                dir.path().display(),
+                pid_file.display()
+            ),
+        );
+        let ids = vec!["fake".to_owned()];
+        let status = Status::new(&ids, Duration::from_secs(60));
+        let pings = std::sync::atomic::AtomicUsize::new(0);
+        let watchdog = Watchdog::new(Some(Duration::from_millis(20)), || {
+            pings.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        });
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        tx.send(engine::Change {
+            index: 0,
+            snapshot: values(&[("K", "2")]),
+        })
+        .await
+        .unwrap();
+        let shutdown = CancellationToken::new();
+        let notifier = Notifier::default();
+        let serving = serve_loop(
+            &config,
+            rx,
+            ids,
+            vec![Some(values(&[("K", "1")]))],
+            status,
+            &notifier,
+            watchdog,
+            shutdown.clone(),
+        );
+        let check = async {
+            assert!(appears(&pid_file).await, "the action did not start");
+            let pid: i32 = loop {
+                // The shell may not have finished writing its pid yet.
+                if let Ok(p) = std::fs::read_to_string(&pid_file).unwrap().trim().parse() {
+                    break p;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            };
+            let before = pings.load(std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let during = pings.load(std::sync::atomic::Ordering::SeqCst) - before;
+            shutdown.cancel();
+            (pid, during, Instant::now())
+        };
+        let ((), (pid, during, stop_asked)) =
+            tokio::time::timeout(Duration::from_secs(20), async {
+                tokio::join!(serving, check)
+            })
+            .await
+            .expect("serve did not stop while the action ran");
+        assert!(
+            during >= 5,
+            "{during} watchdog pings in 300 ms of action (every 20 ms)"
+        );
+        assert!(
+            stop_asked.elapsed() < Duration::from_secs(5),
+            "the stop waited {:?} for the action",
+            stop_asked.elapsed()
+        );
+        // The interrupted command was killed (kill_on_drop): gone, or a zombie not yet reaped.
+        let mut gone = false;
+        for _ in 0..500 {
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| s.rsplit_once(") ").map(|(_, r)| r.chars().next()))
+                .flatten();
+            if matches!(state, None | Some('Z')) {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(gone, "the action's process {pid} still runs");
     }
 }
