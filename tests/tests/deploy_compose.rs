@@ -161,6 +161,43 @@ fn the_legacy_resource_keys_and_uts_reach_the_container_and_a_change_recreates_i
     assert!(inspect(&worker, fields).starts_with(&format!("{} ", 96 << 20)));
 }
 
+/// `extra_hosts` reach the container's /etc/hosts: Docker takes `HOST:IP` (it refuses the
+/// `HOST=IP` compose prints), `host-gateway` becomes the host's address.
+#[test]
+fn extra_hosts_reach_the_containers_etc_hosts() {
+    let stack = Stack::with_file(
+        "services:\n  app:\n    image: ${IMAGE}\n    command: [\"sleep\", \"300\"]\n    init: true\n    extra_hosts: [\"myhost:127.0.0.9\", \"host.docker.internal:host-gateway\"]\n",
+    );
+    let out = stack.deploy(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let hosts = docker(&[
+        "exec",
+        &format!("{}-app-1", stack.name),
+        "cat",
+        "/etc/hosts",
+    ]);
+    let hosts = String::from_utf8_lossy(&hosts.stdout).into_owned();
+    let entry = |name: &str| {
+        hosts
+            .lines()
+            .find(|l| l.split_whitespace().skip(1).any(|n| n == name))
+            .and_then(|l| l.split_whitespace().next())
+            .map(str::to_owned)
+    };
+    assert_eq!(entry("myhost").as_deref(), Some("127.0.0.9"), "{hosts}");
+    let gateway = entry("host.docker.internal").unwrap_or_else(|| panic!("{hosts}"));
+    assert!(
+        gateway.parse::<std::net::IpAddr>().is_ok(),
+        "host-gateway is resolved to an address: {hosts}"
+    );
+}
+
 /// Keys `gantry config` always read but the deploy refused until now reach the container as
 /// compose sets them: `runtime`, `userns_mode`, `cgroup_parent`, `platform` (the host's own,
 /// the only one this host's image has), `volumes_from` (a service, read-only) and `links`

@@ -503,7 +503,7 @@ pub fn container_spec(
                 }
             })
             .collect(),
-        extra_hosts: service.extra_hosts.clone(),
+        extra_hosts: service.extra_hosts.iter().map(|h| extra_host(h)).collect(),
         runtime: service.runtime.clone(),
         userns_mode: service.userns_mode.clone(),
         cgroup_parent: service.cgroup_parent.clone(),
@@ -616,6 +616,15 @@ fn is_cdi_name(s: &str) -> bool {
         && part(class, "-_.")
         && starts_alnum(name)
         && part(name, "-_.:")
+}
+
+/// An `extra_hosts` entry as Docker takes it: `HOST:IP`, the address after the first colon
+/// (`v6:::1`). The model keeps it as compose prints it, `HOST=IP`, which Docker refuses.
+fn extra_host(entry: &str) -> String {
+    match entry.split_once('=') {
+        Some((host, ip)) => format!("{host}:{ip}"),
+        None => entry.to_owned(),
+    }
 }
 
 /// Six pairs of hex digits separated by colons (or dashes), as Docker parses a MAC address.

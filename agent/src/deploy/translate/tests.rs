@@ -1,7 +1,40 @@
 //! Unit tests of the translation from the Compose model to engine specs.
 
 use super::*;
-use crate::compose::{Device, DeviceRequest, Resource};
+use crate::compose::{Device, DeviceRequest, LoadOptions, Resource};
+
+/// The spec of the first replica of service `name` in the compose text `yaml`.
+fn spec_of(yaml: &str, name: &str) -> Result<ContainerSpec, DeployError> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("compose.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let project = compose::load(&LoadOptions {
+        files: vec![file],
+        project_name: Some("p".into()),
+        ..LoadOptions::default()
+    })
+    .unwrap();
+    let service = project.service(name).unwrap();
+    container_spec(&project, service, "img", Some(1), "hash")
+}
+
+#[test]
+fn extra_hosts_reach_docker_as_host_colon_ip() {
+    let spec = spec_of(
+        "services:\n  a:\n    image: x\n    extra_hosts: [\"myhost=127.0.0.9\", \"host.docker.internal:host-gateway\", \"v6=[::1]\", \"v6b:::2\"]\n",
+        "a",
+    )
+    .unwrap();
+    assert_eq!(
+        spec.extra_hosts,
+        vec![
+            "host.docker.internal:host-gateway".to_owned(),
+            "myhost:127.0.0.9".to_owned(),
+            "v6:::1".to_owned(),
+            "v6b:::2".to_owned(),
+        ]
+    );
+}
 
 #[test]
 fn device_requests_come_in_compose_order_with_gpu_added_to_gpus() {
