@@ -398,12 +398,7 @@ pub fn container_spec(
         }
     });
 
-    let restart = match service.restart {
-        None | Some(Restart::No) => RestartPolicy::No,
-        Some(Restart::Always) => RestartPolicy::Always,
-        Some(Restart::UnlessStopped) => RestartPolicy::UnlessStopped,
-        Some(Restart::OnFailure(max_retries)) => RestartPolicy::OnFailure { max_retries },
-    };
+    let restart = restart_policy(service).map_err(invalid)?;
 
     let limits = service
         .deploy
@@ -541,6 +536,59 @@ pub fn container_spec(
         dns_search: service.dns_search.clone(),
         dns_opt: service.dns_opt.clone(),
     })
+}
+
+/// The restart policy: `deploy.restart_policy` replaces `restart` when set, as in compose
+/// (its `delay` and `window` are swarm's: compose ignores them, and so does Gantry). What
+/// compose would send and Docker refuse, or quietly turn into no policy, is refused here.
+fn restart_policy(service: &Service) -> Result<RestartPolicy, String> {
+    let restart = match service.restart {
+        None | Some(Restart::No) => RestartPolicy::No,
+        Some(Restart::Always) => RestartPolicy::Always,
+        Some(Restart::UnlessStopped) => RestartPolicy::UnlessStopped,
+        Some(Restart::OnFailure(max_retries)) => RestartPolicy::OnFailure { max_retries },
+    };
+    let Some(policy) = service
+        .deploy
+        .as_ref()
+        .and_then(|d| d.restart_policy.as_ref())
+    else {
+        return Ok(restart);
+    };
+    let attempts = policy.max_attempts.filter(|n| *n != 0);
+    let chosen = match policy.condition.as_deref() {
+        Some("none" | "no") => RestartPolicy::No,
+        Some("any" | "always") => RestartPolicy::Always,
+        Some("unless-stopped") => RestartPolicy::UnlessStopped,
+        Some("on-failure") => RestartPolicy::OnFailure {
+            max_retries: attempts.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+        },
+        Some(other) => {
+            return Err(format!(
+                "deploy.restart_policy.condition {other:?} is not a restart condition: use \
+                 none, on-failure or any"
+            ));
+        }
+        // Compose sends an empty policy then: Docker's default, no restart.
+        None if restart != RestartPolicy::No => {
+            return Err(format!(
+                "deploy.restart_policy without condition replaces `restart: {}` with no \
+                 restart policy at all (as in compose; swarm's default `any` does not apply): \
+                 give a condition (any, on-failure or none) or remove deploy.restart_policy",
+                service.restart.map(|r| r.to_string()).unwrap_or_default()
+            ));
+        }
+        None => RestartPolicy::No,
+    };
+    match (attempts, chosen) {
+        (Some(n), RestartPolicy::No | RestartPolicy::Always | RestartPolicy::UnlessStopped) => {
+            Err(format!(
+                "deploy.restart_policy.max_attempts {n} needs condition: on-failure (Docker \
+                 counts retries after a failure only); set it, or remove max_attempts"
+            ))
+        }
+        _ => Ok(chosen),
+    }
 }
 
 /// How long to wait for a container to stop before SIGKILL (Compose's default is 10 s).

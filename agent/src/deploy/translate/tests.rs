@@ -136,3 +136,59 @@ fn mac_addresses() {
         assert!(!is_mac(no), "{no}");
     }
 }
+
+#[test]
+fn deploy_restart_policy_replaces_restart_as_in_compose() {
+    let restart = |service: &str| -> Result<RestartPolicy, String> {
+        let yaml = format!("services:\n  a:\n    image: x\n{service}");
+        spec_of(&yaml, "a")
+            .map(|s| s.restart)
+            .map_err(|e| e.to_string())
+    };
+    let policy = |p: &str| format!("    restart: always\n    deploy: {{restart_policy: {p}}}\n");
+    assert_eq!(restart("    restart: always\n"), Ok(RestartPolicy::Always));
+    assert_eq!(restart(&policy("{condition: none}")), Ok(RestartPolicy::No));
+    assert_eq!(
+        restart(&policy("{condition: any, delay: 5s, window: 1m}")),
+        Ok(RestartPolicy::Always),
+        "delay and window are swarm's"
+    );
+    assert_eq!(
+        restart(&policy("{condition: on-failure, max_attempts: 3}")),
+        Ok(RestartPolicy::OnFailure {
+            max_retries: Some(3)
+        })
+    );
+    assert_eq!(
+        restart(&policy("{condition: on-failure}")),
+        Ok(RestartPolicy::OnFailure { max_retries: None })
+    );
+    assert_eq!(
+        restart("    deploy: {restart_policy: {condition: any, max_attempts: 0}}\n"),
+        Ok(RestartPolicy::Always)
+    );
+    assert_eq!(
+        restart("    deploy: {restart_policy: {delay: 5s}}\n"),
+        Ok(RestartPolicy::No),
+        "compose sends an empty policy: Docker's default"
+    );
+
+    // What compose sends and Docker refuses, or silently turns into no policy.
+    let refused = restart(&policy("{condition: any, max_attempts: 3}")).unwrap_err();
+    assert!(
+        refused.contains(
+            "service a: deploy.restart_policy.max_attempts 3 needs condition: on-failure"
+        ),
+        "{refused}"
+    );
+    let refused = restart(&policy("{condition: sometimes}")).unwrap_err();
+    assert!(
+        refused.contains("condition \"sometimes\" is not a restart condition"),
+        "{refused}"
+    );
+    let refused = restart(&policy("{max_attempts: 3}")).unwrap_err();
+    assert!(
+        refused.contains("without condition replaces `restart: always` with no restart policy"),
+        "{refused}"
+    );
+}
