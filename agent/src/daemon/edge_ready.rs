@@ -67,7 +67,7 @@ impl ReadinessSink for EdgeReadiness {
             .ledger
             .stack(stack)
             .ok()
-            .and_then(|s| s.holder())
+            .and_then(|s| s.live_holder())
             .is_some()
         {
             tracing::info!(

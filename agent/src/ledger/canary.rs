@@ -169,7 +169,7 @@ pub fn canary_request(
         .map_err(|e| (e.to_string(), ExitCode::InvalidInput))?;
     // A canary left by a daemon that stopped is waiting for the next one: a command for it
     // is kept until then.
-    if s.holder().is_none() && s.canary().is_none() {
+    if s.live_holder().is_none() && s.canary().is_none() {
         return Err((
             format!(
                 "stack {stack} has no deploy in progress (nothing to {})",

@@ -299,6 +299,45 @@ pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
+/// Whether process `pid` lives and, when `since` is known, started no later than it (with a
+/// second's slack for the whole seconds it is recorded in): a pid that exists but started
+/// after `since` is another process under a recycled pid. What cannot be read counts as alive.
+pub fn process_alive_since(pid: u32, since: Option<SystemTime>) -> bool {
+    let Ok(raw) = i32::try_from(pid) else {
+        return false;
+    };
+    if raw == 0
+        || nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None) == Err(Errno::ESRCH)
+    {
+        return false;
+    }
+    match (since, process_started(pid)) {
+        (Some(since), Some(started)) => started <= since + Duration::from_secs(1),
+        _ => true,
+    }
+}
+
+/// When process `pid` started: boot time (`/proc/stat` btime) plus its start in clock ticks
+/// (field 22 of `/proc/PID/stat`, after the command name, which may hold spaces and parens).
+fn process_started(pid: u32) -> Option<SystemTime> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    // Fields from the third (state) on: starttime is the 22nd field, the 20th here.
+    let ticks: u64 = after_name.split_whitespace().nth(19)?.parse().ok()?;
+    let boot: u64 = fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())?;
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .filter(|hz| *hz > 0)? as u64;
+    SystemTime::UNIX_EPOCH.checked_add(Duration::from_millis(
+        boot.checked_mul(1000)?
+            .checked_add(ticks.checked_mul(1000)? / hz)?,
+    ))
+}
+
 /// The ledger of every stack under a state dir.
 #[derive(Debug, Clone)]
 pub struct Ledger {
@@ -439,6 +478,16 @@ impl StackLedger {
     pub fn holder(&self) -> Option<Holder> {
         let body = fs::read(self.dir.join("lock.json")).ok()?;
         serde_json::from_slice(&body).ok()
+    }
+
+    /// The recorded holder if its process still lives: not one that died without removing
+    /// its record (kill -9, a power loss), whose pid may since belong to another process
+    /// (after a reboot, likely).
+    pub fn live_holder(&self) -> Option<Holder> {
+        self.holder().filter(|h| {
+            let since = humantime::parse_rfc3339_weak(&h.started_at).ok();
+            process_alive_since(h.pid, since)
+        })
     }
 
     fn release_path(&self, seq: u64) -> PathBuf {

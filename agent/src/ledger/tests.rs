@@ -175,3 +175,47 @@ fn rejects_bad_stack_names() {
     assert!(Ledger::new(dir.path()).stack("../etc").is_err());
     assert!(Ledger::new(dir.path()).stack("Web").is_err());
 }
+
+#[test]
+fn a_lock_record_left_by_a_dead_process_or_a_recycled_pid_is_not_a_live_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = Ledger::new(dir.path()).stack("web").unwrap();
+    {
+        let _lock = stack
+            .try_lock(&Holder::me("gantry deploy web", None))
+            .unwrap();
+        assert_eq!(stack.live_holder().unwrap().pid, std::process::id());
+    }
+    assert!(stack.live_holder().is_none(), "released: no holder");
+
+    // A kill -9 leaves lock.json behind; what it names decides.
+    let record = |pid: u32, started_at: String| {
+        let h = Holder {
+            pid,
+            deploy_id: None,
+            started_at,
+            command: "gantry deploy web".into(),
+        };
+        fs::write(
+            dir.path().join("stacks/web/lock.json"),
+            serde_json::to_vec(&h).unwrap(),
+        )
+        .unwrap();
+    };
+    // This process, recorded after it started: alive.
+    record(std::process::id(), now_rfc3339());
+    assert!(stack.live_holder().is_some());
+    // This pid recorded a day before this process started: a recycled pid, stale.
+    let day_ago = SystemTime::now() - Duration::from_secs(86_400);
+    record(
+        std::process::id(),
+        humantime::format_rfc3339_seconds(day_ago).to_string(),
+    );
+    assert!(stack.holder().is_some() && stack.live_holder().is_none());
+    // A process that is gone.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let gone = child.id();
+    child.wait().unwrap();
+    record(gone, now_rfc3339());
+    assert!(stack.live_holder().is_none());
+}

@@ -268,11 +268,7 @@ impl Supervisor {
         if ledger.as_ref().is_some_and(|s| s.canary().is_some()) {
             return true;
         }
-        let holder = ledger.and_then(|s| s.holder());
-        holder.is_some_and(|h| {
-            let pid = nix::unistd::Pid::from_raw(i32::try_from(h.pid).unwrap_or(0));
-            h.pid != 0 && nix::sys::signal::kill(pid, None).is_ok()
-        })
+        ledger.and_then(|s| s.live_holder()).is_some()
     }
 
     fn last_good(&self, stack: &str) -> Option<Release> {
