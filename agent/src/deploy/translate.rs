@@ -525,11 +525,9 @@ pub fn container_spec(
             })
             .collect(),
         shm_size: service.shm_size.map(|s| s as i64),
-        logging: service.logging.as_ref().and_then(|l| {
-            l.driver.as_ref().map(|driver| LoggingSpec {
-                driver: driver.clone(),
-                options: l.options.clone(),
-            })
+        logging: service.logging.as_ref().map(|l| LoggingSpec {
+            driver: l.driver.clone(),
+            options: l.options.clone(),
         }),
         resources,
         dns: service.dns.clone(),

@@ -213,7 +213,8 @@ pub struct DeviceSpec {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LoggingSpec {
-    pub driver: String,
+    /// `None`: the daemon's default driver, which gets `options` (compose sends them so).
+    pub driver: Option<String>,
     pub options: BTreeMap<String, String>,
 }
 

@@ -192,3 +192,23 @@ fn deploy_restart_policy_replaces_restart_as_in_compose() {
         "{refused}"
     );
 }
+
+#[test]
+fn logging_options_without_a_driver_go_to_the_daemons_default_driver() {
+    let spec = spec_of(
+        "services:\n  a:\n    image: x\n    logging: {options: {max-size: 1m, max-file: '3'}}\n",
+        "a",
+    )
+    .unwrap();
+    assert_eq!(
+        spec.logging,
+        Some(LoggingSpec {
+            driver: None,
+            options: [
+                ("max-file".to_owned(), "3".to_owned()),
+                ("max-size".to_owned(), "1m".to_owned())
+            ]
+            .into(),
+        })
+    );
+}

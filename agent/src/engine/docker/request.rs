@@ -285,7 +285,7 @@ pub(super) fn create_body(
         ),
         shm_size: spec.shm_size,
         log_config: spec.logging.as_ref().map(|l| HostConfigLogConfig {
-            typ: Some(l.driver.clone()),
+            typ: l.driver.clone(),
             config: non_empty_map(&l.options),
         }),
         nano_cpus: spec.resources.nano_cpus,

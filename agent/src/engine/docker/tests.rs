@@ -226,3 +226,19 @@ fn endpoint_settings_carry_every_network_key_the_api_can() {
     );
     assert_eq!(endpoint(&priority, (1, 48)).unwrap().gw_priority, Some(10));
 }
+
+#[test]
+fn log_options_without_a_driver_leave_the_type_to_the_daemon() {
+    let spec = ContainerSpec {
+        logging: Some(engine::LoggingSpec {
+            driver: None,
+            options: [("max-size".to_owned(), "1m".to_owned())].into(),
+        }),
+        ..Default::default()
+    };
+    let host = create_body(&spec, (1, 41)).unwrap().host_config.unwrap();
+    assert_eq!(
+        serde_json::to_value(host.log_config.unwrap()).unwrap(),
+        serde_json::json!({"Config": {"max-size": "1m"}})
+    );
+}
