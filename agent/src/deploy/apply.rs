@@ -115,7 +115,16 @@ impl Deployer {
         };
         tracing::error!(stack = %stack.name(), release = %release.id(), outcome = %release.outcome, error = %e, "the job ended but its release could not be recorded");
         if !release.outcome.is_good() {
-            return Err(e.into());
+            // What happened still decides the report and the exit code (a rollback that
+            // worked is still exit 2); the write error is added to it, not put in its place.
+            report.outcome = release.outcome;
+            report.services = release.services.clone();
+            let what = release.error.as_deref().unwrap_or("the job failed");
+            report.error = Some(format!(
+                "{what}\n{} could not be recorded: {e} (hint: free space in the state dir)",
+                release.id()
+            ));
+            return Err(DeployError::NotRecorded);
         }
         self.unrecorded
             .lock()

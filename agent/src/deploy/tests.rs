@@ -1008,3 +1008,39 @@ async fn an_added_replica_that_fails_its_gate_leaves_the_service_as_it_was() {
     );
     assert!(left["app-web-1"].state.running);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_rollback_whose_release_cannot_be_written_still_reports_the_rollback() {
+    let Some(disk) = Tmpfs::mount("256k") else {
+        return;
+    };
+    let s = Setup::new();
+    let deployer = Deployer::new(s.engine.clone(), Ledger::new(disk.0.path()));
+    let compose = "services:
+  web:
+    image: app:${V}
+    deploy: {update_config: {order: stop-first}}
+    x-gantry: {min_ready: 1s}
+";
+    let r1 = deployer.deploy(&s.request(compose, "1"), &Quiet).await;
+    assert_eq!(r1.outcome, Outcome::Succeeded, "{:?}", r1.error);
+    // v2 exits at once and the state dir fills up meanwhile: rolled back, not recorded.
+    s.engine.crash_image(&format!("sha256:{}", "2".repeat(64)));
+    let filler = FillDisk {
+        fill: disk.0.path().join("filler"),
+        done: Default::default(),
+    };
+    let r2 = deployer.deploy(&s.request(compose, "2"), &filler).await;
+    assert_eq!(r2.outcome, Outcome::RolledBack, "{:?}", r2.error);
+    assert_eq!(r2.exit_code(), crate::ExitCode::RolledBack);
+    let msg = r2.error.clone().unwrap_or_default();
+    assert!(
+        msg.contains("exited with code 1") && msg.contains("r2 could not be recorded"),
+        "the rollout's error and the write error: {msg}"
+    );
+    assert!(
+        s.engine.containers()["app-web-1"]
+            .image_id
+            .ends_with(&"1".repeat(64))
+    );
+}
