@@ -14,8 +14,9 @@
 //!   takes literally (no `$` interpolation, backslashes kept);
 //! - any other value goes in double quotes with `\\`, `\"`, `\n`, `\r` and `\$` escaped.
 //!
-//! Keys must be variable names (`[A-Za-z_][A-Za-z0-9_]*`): an error names the key and the
-//! source, never the value.
+//! In an environment (the child's, a dotenv output) keys must be variable names
+//! (`[A-Za-z_][A-Za-z0-9_]*`) and values must not hold a NUL byte: an error names the key and
+//! the source, never the value.
 
 use std::collections::BTreeMap;
 
@@ -49,6 +50,14 @@ pub enum RenderError {
         first: String,
         second: String,
     },
+    #[error(
+        "{target}: the value of key {key:?} from {source_id} holds a NUL byte, which an environment variable cannot (hint: fix the secret; the value is not shown)"
+    )]
+    NulInValue {
+        target: String,
+        key: String,
+        source_id: String,
+    },
     #[error("{target}: key {key:?} listed in `keys:` is in none of its sources")]
     MissingKey { target: String, key: String },
     #[error(
@@ -67,7 +76,8 @@ pub enum RenderError {
     Write(#[from] WriteError),
 }
 
-/// The values of several sources merged into one environment, keys checked.
+/// The values of several sources merged into one environment: keys must be variable names and
+/// values must not hold a NUL byte (an environment cannot: `execve` would refuse it).
 /// `sources` are `(id, snapshot)` pairs; `keys` keeps only those keys (all must exist).
 pub fn merge(
     target: &str,
@@ -81,7 +91,7 @@ fn merge_with(
     target: &str,
     sources: &[(&str, &Snapshot)],
     keys: Option<&[String]>,
-    names_are_variables: bool,
+    environment: bool,
 ) -> Result<BTreeMap<String, Secret<String>>, RenderError> {
     let mut out: BTreeMap<String, Secret<String>> = BTreeMap::new();
     let mut from: BTreeMap<&str, &str> = BTreeMap::new();
@@ -90,8 +100,15 @@ fn merge_with(
             if keys.is_some_and(|keys| !keys.iter().any(|w| w == k)) {
                 continue;
             }
-            if names_are_variables && !valid_name(k) {
+            if environment && !valid_name(k) {
                 return Err(RenderError::InvalidKey {
+                    target: target.to_owned(),
+                    key: k.clone(),
+                    source_id: (*id).to_owned(),
+                });
+            }
+            if environment && v.expose().contains('\0') {
+                return Err(RenderError::NulInValue {
                     target: target.to_owned(),
                     key: k.clone(),
                     source_id: (*id).to_owned(),

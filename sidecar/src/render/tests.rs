@@ -196,6 +196,32 @@ fn invalid_key_is_named_without_the_value() {
     assert!(!e.contains("topsecretvalue"), "{e}");
 }
 
+/// Review item: a NUL in a value passed `merge` (only names were checked), so a rotated value
+/// with one stopped the old child and then failed to start the new one, naming no key.
+#[test]
+fn a_nul_in_a_value_is_refused_for_an_environment_naming_the_key_not_the_value() {
+    let s = snap(&[("GOOD", "x"), ("TOKEN", "top\0secret")]);
+    for target in ["the child's environment", "app.env"] {
+        let e = merge(target, &[("vault:kv/app", &s)], None).unwrap_err();
+        assert!(matches!(e, RenderError::NulInValue { .. }), "{e:?}");
+        let e = e.to_string();
+        assert!(
+            e.contains("\"TOKEN\"") && e.contains("vault:kv/app") && e.contains(target),
+            "{e}"
+        );
+        assert!(!e.contains("top") && !e.contains("secret\""), "{e}");
+    }
+    // A dotenv output refuses it too; json and raw files are not environments and keep it.
+    let mut o = output("/run/app.env", Format::Dotenv);
+    let view = [("vault:kv/app", Some(&s))];
+    assert!(matches!(
+        render(&o, &view),
+        Err(RenderError::NulInValue { .. })
+    ));
+    o.format = Format::Json;
+    assert!(render(&o, &view).unwrap().is_some());
+}
+
 #[test]
 fn collisions_and_missing_keys_are_errors() {
     let a = snap(&[("A", "1")]);

@@ -2,10 +2,13 @@
 //!
 //! Design: one select loop owns the child. Events are signals (forwarded ones and SIGCHLD), a
 //! 1 s reap tick (in case a SIGCHLD was coalesced), changes from the engine's watchers, the
-//! debouncer's deadline and the kill deadline. After each event every exited process is
-//! reaped ([`child::reap`]); when the child itself exited:
+//! debouncer's deadline and the kill deadline. When the debouncer fires, the new environment is
+//! checked ([`child_env`]: variable names, no NUL in a value) before the child is touched: if it
+//! cannot be used, the child keeps running with the old values. After each event every exited
+//! process is reaped ([`child::reap`]); when the child itself exited:
 //! - during a restart, the old group gets a SIGKILL (stragglers) and a new child starts with
-//!   the latest values;
+//!   the latest values (or, if values that came while it stopped cannot be used, with those
+//!   checked when the restart was decided);
 //! - otherwise we exit with its code (128+n if it died of signal n), or with
 //!   [`EXIT_CHANGED`] when it was stopped because of a change with `exit_on_change`.
 //!
@@ -122,13 +125,34 @@ impl Signals {
     }
 }
 
-/// The variables the child gets: every source merged, names checked.
-pub fn child_env(
-    ids: &[String],
-    snaps: &[Snapshot],
-) -> Result<BTreeMap<String, Secret<String>>, RenderError> {
+/// The child's variables by name.
+pub type Env = BTreeMap<String, Secret<String>>;
+
+/// The variables the child gets: every source merged, names and values checked.
+pub fn child_env(ids: &[String], snaps: &[Snapshot]) -> Result<Env, RenderError> {
     let pairs: Vec<(&str, &Snapshot)> = ids.iter().map(String::as_str).zip(snaps.iter()).collect();
     render::merge("the child's environment", &pairs, None)
+}
+
+/// The environment of the child a restart starts: the latest values, or, when values that came
+/// while the old child was stopping cannot be used, `decided` (the environment checked when the
+/// restart was decided; the old child is gone by now, so its values cannot be kept running).
+/// An error only when there is no decided environment either.
+fn restart_env(
+    ids: &[String],
+    snaps: &[Snapshot],
+    decided: Option<Env>,
+    status: &Status,
+) -> Result<Env, RenderError> {
+    match (child_env(ids, snaps), decided) {
+        (Ok(env), _) => Ok(env),
+        (Err(e), Some(env)) => {
+            status.rendered(false);
+            tracing::error!(error = %e, "values that came during the restart are unusable, the new child gets those the restart was decided on");
+            Ok(env)
+        }
+        (Err(e), None) => Err(e),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,6 +215,8 @@ pub async fn supervise(
     let mut kill_at: Option<Instant> = None;
     let mut reap_tick = tokio::time::interval(Duration::from_secs(1));
     let mut shutdown_seen = false;
+    // The environment checked when a restart was decided, for the child that restart starts.
+    let mut decided: Option<Env> = None;
 
     loop {
         let due = match phase {
@@ -227,8 +253,9 @@ pub async fn supervise(
                         current.signal(policy.signal);
                         begin_stop(&mut phase, &mut kill_at, policy.timeout, Some(EXIT_CHANGED));
                     }
-                    Ok(_) => {
+                    Ok(env) => {
                         debounce.fired(Instant::now());
+                        decided = Some(env);
                         tracing::info!(pid = current.pid.as_raw(), signal = %policy.signal, "secrets changed, restarting the child");
                         current.signal(policy.signal);
                         phase = Phase::Restarting;
@@ -254,7 +281,7 @@ pub async fn supervise(
             Phase::Restarting => {
                 // Stragglers of the old group would hold ports or files: kill them.
                 current.kill();
-                let env = match child_env(&ids, &snaps) {
+                let env = match restart_env(&ids, &snaps, decided.take(), &status) {
                     Ok(env) => env,
                     Err(e) => {
                         tracing::error!(error = %e, "new values unusable while restarting");
@@ -311,5 +338,58 @@ fn begin_stop(
             *kill_at = Some(kill_at.map_or(deadline, |k| k.min(deadline)));
             *phase = Phase::Stopping { code };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(pairs: &[(&str, &str)]) -> Snapshot {
+        Snapshot {
+            values: pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), Secret::from(*v)))
+                .collect(),
+            binary: None,
+            version: format!("{pairs:?}"),
+        }
+    }
+
+    /// Review item: a rotated value with a NUL byte passed the check made when a change
+    /// arrives, the old child was stopped, and starting the new one failed ("nul byte found"):
+    /// the sidecar exited, naming no key. Now the check refuses it (the child keeps running
+    /// with the old values), and values that turn bad while the old child stops fall back to
+    /// those the restart was decided on.
+    #[test]
+    fn a_nul_value_is_refused_before_a_restart_and_cannot_fail_one() {
+        let ids = vec!["vault:kv/app".to_owned()];
+        let bad = [snap(&[("TOKEN", "new\0value")])];
+        let e = child_env(&ids, &bad).unwrap_err();
+        assert!(matches!(e, RenderError::NulInValue { .. }), "{e:?}");
+        let e = e.to_string();
+        assert!(e.contains("TOKEN") && e.contains("vault:kv/app"), "{e}");
+        assert!(!e.contains("value\""), "{e}");
+
+        let status = Status::new(&ids, Duration::from_secs(60));
+        let good = [snap(&[("TOKEN", "new")])];
+        let decided = child_env(&ids, &good).unwrap();
+        // Values that came during the restart and cannot be used: the decided ones start.
+        let env = restart_env(&ids, &bad, Some(decided.clone()), &status).unwrap();
+        assert_eq!(env["TOKEN"].expose(), "new");
+        assert!(
+            status
+                .metrics()
+                .contains("gantry_secrets_render_errors_total 1"),
+            "{}",
+            status.metrics()
+        );
+        // Usable latest values win over the decided ones.
+        let later = [snap(&[("TOKEN", "newer")])];
+        let env = restart_env(&ids, &later, Some(decided), &status).unwrap();
+        assert_eq!(env["TOKEN"].expose(), "newer");
+        // Nothing decided (cannot happen in the loop): the error, naming the key.
+        let e = restart_env(&ids, &bad, None, &status).unwrap_err();
+        assert!(e.to_string().contains("TOKEN"), "{e}");
     }
 }
