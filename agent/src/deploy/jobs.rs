@@ -4,8 +4,9 @@
 //! Design: a job runs in a container of its own (`oneoff`, restart `no`), is waited for up to
 //! its `x-gantry.job.timeout` (default 10 min), and is then removed; its whole output is kept
 //! with the release (`jobs/<seq>-<service>.log`) and its last lines go into the error. A job
-//! that succeeded is recorded by its run hash (configuration and image id), so it runs at most
-//! once per release and again only when either changes.
+//! that succeeded is recorded by its run hash (configuration and image id) in the release in
+//! progress at once, so it runs at most once per release (a deploy killed after it included)
+//! and again only when either changes.
 //!
 //! Limits: a job is never run on the way back (a rollback): migrations go forward only.
 
@@ -54,7 +55,18 @@ impl Rollout<'_> {
         let result = match outcome? {
             Some(0) => {
                 let hash = plan::job_run_hash(&sp.hash, sp.image_id.as_deref());
-                self.applied.with(|a| a.jobs.insert(svc.name.clone(), hash));
+                // Recorded at once in the release in progress: a deploy killed after this
+                // point does not run the migration again (the next one carries the jobs of
+                // the interrupted release). Under the lock of what was applied, so two jobs
+                // ending together cannot write an older set last.
+                self.applied.with(|a| {
+                    a.jobs.insert(svc.name.clone(), hash);
+                    let mut saved = release.clone();
+                    saved.jobs.extend(a.jobs.clone());
+                    if let Err(e) = stack.write(&saved) {
+                        tracing::warn!(stack = %stack.name(), service = %svc.name, error = %e, "job succeeded but the release in progress could not be updated");
+                    }
+                });
                 progress.step(
                     Some(&svc.name),
                     &format!("job succeeded in {:.1}s", t0.elapsed().as_secs_f64()),

@@ -1044,3 +1044,34 @@ async fn a_rollback_whose_release_cannot_be_written_still_reports_the_rollback()
             .ends_with(&"1".repeat(64))
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_job_that_succeeded_does_not_run_again_after_its_deploy_was_killed() {
+    let s = Setup::new();
+    let compose = "services:
+  migrate:
+    image: app:${V}
+    x-gantry: {job: {timeout: 1m}}
+  web:
+    image: app:${V}
+    depends_on: {migrate: {condition: service_completed_successfully}}
+    x-gantry: {min_ready: 10s}
+";
+    // Killed while web waits to be ready, after the migration succeeded.
+    let cut = tokio::time::timeout(Duration::from_secs(5), s.deploy(compose, "1")).await;
+    assert!(cut.is_err(), "the deploy was to be cut short");
+    assert!(
+        s.engine
+            .calls()
+            .iter()
+            .any(|c| c.starts_with("create app-migrate"))
+    );
+    s.engine.clear_calls();
+    let report = s.deploy(compose, "1").await;
+    assert!(report.outcome.is_good(), "{report:?}");
+    let calls = s.engine.calls();
+    assert!(
+        !calls.iter().any(|c| c.contains("migrate")),
+        "the migration ran again: {calls:#?}"
+    );
+}
