@@ -10,7 +10,8 @@
 //!   `GET /v1/<mount>/metadata/<rest>` compares `current_version`; only a new version is read.
 //!   If the policy forbids `metadata/`, the source reads the data every time instead and
 //!   compares versions (logged once). A soft-deleted or destroyed current version is an error:
-//!   the runtime keeps the last good values.
+//!   the runtime keeps the last good values. Deleted means, as in Vault, that its
+//!   `deletion_time` has passed: `delete_version_after` gives every version a future one.
 //! - Dynamic secrets: read once, then renew the lease (`PUT /v1/sys/leases/renew`) at about
 //!   2/3 of its duration with jitter. When Vault grants less than asked (the max TTL caps it),
 //!   or less than a third of the first lease, or the renewal is refused, new credentials are
@@ -31,7 +32,7 @@ mod session;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use gantry_common::Secret;
 use reqwest::Method;
@@ -85,6 +86,18 @@ pub struct VaultSource {
     last_dynamic: Option<Snapshot>,
     /// When this source's own next step is due (poll or lease renewal).
     due: Option<Instant>,
+}
+
+/// Whether a KV v2 version whose metadata gives `deletion_time` counts as deleted at `now`.
+/// Vault sets a deletion time when a version is deleted, but with `delete_version_after` it also
+/// sets a future one on every version it writes: like Vault, a version is deleted only once that
+/// time has come. An empty or unreadable time (not RFC 3339) is not a deletion.
+fn deleted_at(deletion_time: Option<&str>, now: SystemTime) -> bool {
+    use aws_smithy_types::date_time::{DateTime, Format};
+    deletion_time
+        .filter(|t| !t.is_empty())
+        .and_then(|t| DateTime::from_str(t, Format::DateTimeWithOffset).ok())
+        .is_some_and(|t| t <= DateTime::from(now))
 }
 
 fn jittered(d: Duration, spread: f64) -> Duration {
@@ -296,10 +309,11 @@ impl VaultSource {
             .pointer("/data/metadata/version")
             .and_then(Value::as_u64)
             .unwrap_or(0);
-        let deleted = v
-            .pointer("/data/metadata/deletion_time")
-            .and_then(Value::as_str)
-            .is_some_and(|s| !s.is_empty());
+        let deleted = deleted_at(
+            v.pointer("/data/metadata/deletion_time")
+                .and_then(Value::as_str),
+            SystemTime::now(),
+        );
         let destroyed = v
             .pointer("/data/metadata/destroyed")
             .and_then(Value::as_bool)
@@ -343,10 +357,11 @@ impl VaultSource {
                         .pointer("/data/current_version")
                         .and_then(Value::as_u64)
                         .unwrap_or(0);
-                    let deleted = v
-                        .pointer(&format!("/data/versions/{current}/deletion_time"))
-                        .and_then(Value::as_str)
-                        .is_some_and(|s| !s.is_empty());
+                    let deleted = deleted_at(
+                        v.pointer(&format!("/data/versions/{current}/deletion_time"))
+                            .and_then(Value::as_str),
+                        SystemTime::now(),
+                    );
                     let destroyed = v
                         .pointer(&format!("/data/versions/{current}/destroyed"))
                         .and_then(Value::as_bool)

@@ -1,9 +1,13 @@
-//! A Vault that answers with absurd durations. Mocked on purpose: a real Vault or OpenBao caps
-//! every TTL by its max lease TTL, so only a hand-made server on loopback can send a lease of
-//! `u64::MAX` seconds, which made `Instant + Duration` panic (the sidecar is PID 1 of its
-//! container: a panic there takes the app down).
+//! Vault answers a real server would not give on demand, from hand-made servers on loopback.
+//! - Absurd durations: a real Vault or OpenBao caps every TTL by its max lease TTL, so only a
+//!   mock can send a lease of `u64::MAX` seconds, which made `Instant + Duration` panic (the
+//!   sidecar is PID 1 of its container: a panic there takes the app down).
+//! - KV v2 deletion times relative to now (future with `delete_version_after`, past once
+//!   deleted), without waiting for a real Vault's clock.
 
 use std::sync::Arc;
+
+use std::time::SystemTime;
 
 use reqwest::Url;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -74,5 +78,127 @@ async fn leases_and_ttls_of_u64_max_seconds_are_capped_not_a_panic() {
     assert!(
         source.refresh().await.unwrap().is_none(),
         "renewed, not re-read"
+    );
+}
+
+/// A Vault on loopback that answers each request with the JSON of the first route whose key
+/// the request line contains (404 otherwise). The routes can change between calls.
+async fn vault_routes(routes: Arc<std::sync::Mutex<Vec<(&'static str, Value)>>>) -> u16 {
+    let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 8192];
+            let n = s.read(&mut buf).await.unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]);
+            let line = head.lines().next().unwrap_or("").to_owned();
+            let found = routes
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(k, _)| line.contains(k))
+                .map(|(_, v)| v.to_string());
+            let (status, body) = match found {
+                Some(body) => ("200 OK", body),
+                None => ("404 Not Found", r#"{"errors":[]}"#.to_owned()),
+            };
+            let answer = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = s.write_all(answer.as_bytes()).await;
+            let _ = s.shutdown().await;
+        }
+    });
+    port
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    use aws_smithy_types::date_time::{DateTime, Format};
+    DateTime::from(t).fmt(Format::DateTime).unwrap()
+}
+
+#[test]
+fn a_version_is_deleted_only_once_its_deletion_time_has_come() {
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_000); // 2025-06-15T15:06:40Z
+    // Vault's own format, nanoseconds and all.
+    assert!(deleted_at(Some("2025-06-15T15:06:39.945319214Z"), now));
+    assert!(deleted_at(Some("2025-06-15T15:06:40Z"), now), "at now");
+    assert!(
+        deleted_at(Some("2025-06-15T17:06:39+02:00"), now),
+        "an offset"
+    );
+    // delete_version_after: a deletion time in the future is a version still alive.
+    assert!(!deleted_at(Some("2025-06-15T15:06:40.000000001Z"), now));
+    assert!(!deleted_at(Some("2025-07-15T15:06:40Z"), now));
+    assert!(!deleted_at(Some(""), now));
+    assert!(!deleted_at(None, now));
+    assert!(
+        !deleted_at(Some("yesterday"), now),
+        "unreadable is not a deletion"
+    );
+}
+
+/// Review item: with `delete_version_after` every version carries a future `deletion_time`;
+/// the change check took any non-empty one for a deletion and failed every refresh.
+#[tokio::test]
+async fn a_future_deletion_time_is_not_a_deleted_version() {
+    let created = "2025-01-01T00:00:00Z";
+    let future = rfc3339(SystemTime::now() + Duration::from_secs(3600));
+    let past = rfc3339(SystemTime::now() - Duration::from_secs(3600));
+    let metadata = |deletion: &str| {
+        json!({"data": {"current_version": 1, "versions": {"1": {
+            "created_time": created, "deletion_time": deletion, "destroyed": false}}}})
+    };
+    let routes = Arc::new(std::sync::Mutex::new(vec![
+        (
+            "auth/token/lookup-self",
+            json!({"data": {"ttl": 0, "renewable": false}}),
+        ),
+        (
+            "sys/internal/ui/mounts/",
+            json!({"data": {"path": "secret/", "type": "kv", "options": {"version": "2"}}}),
+        ),
+        (
+            "secret/data/app",
+            json!({"data": {"data": {"K": "v"}, "metadata": {
+                "version": 1, "created_time": created, "deletion_time": future, "destroyed": false}}}),
+        ),
+        ("secret/metadata/app", metadata(&future)),
+    ]));
+    let port = vault_routes(Arc::clone(&routes)).await;
+    let cfg = VaultConfig {
+        addr: Url::parse(&format!("http://127.0.0.1:{port}")).unwrap(),
+        auth: VaultAuth::Token {
+            token: Some(Secret::new("s.test".to_owned())),
+            token_file: None,
+        },
+        namespace: None,
+        ca_cert: None,
+        timeout: Duration::from_secs(5),
+        plain_http_off_host: false,
+    };
+    let session = VaultSession::connect(&cfg).await.unwrap();
+    let spec = VaultSourceSpec {
+        path: "secret/app".into(),
+        key: None,
+        name: None,
+        prefix: None,
+        kind: VaultKind::Auto,
+    };
+    // A refresh interval of zero: every refresh checks the metadata.
+    let mut source = VaultSource::new(spec, session, Duration::ZERO);
+    let snapshot = source.fetch().await.unwrap();
+    assert_eq!(snapshot.values["K"].expose(), "v");
+    assert!(
+        source.refresh().await.unwrap().is_none(),
+        "same version, alive until its deletion time"
+    );
+    // Once the deletion time has passed the version is deleted: an error, last values kept.
+    routes.lock().unwrap()[3].1 = metadata(&past);
+    let e = source.refresh().await.unwrap_err().to_string();
+    assert!(
+        e.contains("deleted") && e.contains("secret/data/app"),
+        "{e}"
     );
 }
