@@ -35,6 +35,7 @@ impl Deployer {
                 report.exit_code_override = Some(match e.exit_code() {
                     crate::ExitCode::InvalidInput => crate::ExitCode::InvalidInput,
                     crate::ExitCode::Unavailable => crate::ExitCode::Unavailable,
+                    crate::ExitCode::TempFail => crate::ExitCode::TempFail,
                     _ => crate::ExitCode::Failed,
                 });
             }

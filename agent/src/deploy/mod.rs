@@ -95,6 +95,12 @@ pub enum DeployError {
         exit_code: i64,
         logs: Vec<String>,
     },
+    /// A job container of an earlier deploy (killed, or cut by its `--timeout`) still runs:
+    /// a migration is not killed half-way, the deploy waits for it to end.
+    #[error(
+        "job {service}: container {container} of an earlier deploy is still running (hint: let it finish and deploy again, or remove it: docker rm -f {container})"
+    )]
+    JobStillRunning { service: String, container: String },
     #[error("job {service} did not finish within {}{}", humantime::format_duration(*after), tail(logs))]
     JobTimeout {
         service: String,
@@ -235,7 +241,9 @@ impl DeployError {
                 ..
             } => ExitCode::InvalidInput,
             Self::Engine(e) | Self::ServiceEngine { source: e, .. } => e.exit_code(),
-            Self::Ledger(LedgerError::LockBusy { .. }) => ExitCode::LockBusy,
+            Self::Ledger(LedgerError::LockBusy { .. }) | Self::JobStillRunning { .. } => {
+                ExitCode::TempFail
+            }
             Self::Ledger(
                 LedgerError::BadStackName { .. }
                 | LedgerError::NoSuchRelease { .. }

@@ -68,8 +68,20 @@ impl Rollout<'_> {
 
     async fn run_inner(&self) -> Result<(), DeployError> {
         let (project, plan, mode) = (self.project, self.plan, self.mode);
-        // Leftovers of interrupted job runs.
+        // Leftovers of interrupted job runs: a finished one goes; one still running is a
+        // migration half-way, never killed: a deploy stops before anything changes, a
+        // rollback (which runs no job) leaves it be.
         for c in self.engine.list_containers(&project.name, true).await? {
+            if c.oneoff && c.state.running {
+                if mode == Mode::Deploy {
+                    return Err(DeployError::JobStillRunning {
+                        service: c.service.clone().unwrap_or_default(),
+                        container: c.name.clone(),
+                    });
+                }
+                tracing::warn!(stack = %project.name, container = %c.name, "a job container of an earlier deploy is still running; left as it is");
+                continue;
+            }
             if c.oneoff {
                 tracing::info!(stack = %project.name, container = %c.name, "removing leftover one-off container");
                 self.engine.remove_container(&c.id, true).await?;

@@ -1075,3 +1075,37 @@ async fn a_job_that_succeeded_does_not_run_again_after_its_deploy_was_killed() {
         "the migration ran again: {calls:#?}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_job_still_running_from_an_earlier_deploy_is_not_killed() {
+    let s = Setup::new();
+    let compose = "services:
+  migrate:
+    image: app:${V}
+    x-gantry: {job: {timeout: 1h}}
+  web:
+    image: app:${V}
+    depends_on: {migrate: {condition: service_completed_successfully}}
+    x-gantry: {min_ready: 1s}
+";
+    assert!(s.deploy(compose, "1").await.outcome.is_good());
+    // v2's migration takes long; its deploy is killed (or cut by --timeout) meanwhile.
+    s.engine.job_hangs("migrate");
+    let cut = tokio::time::timeout(Duration::from_secs(60), s.deploy(compose, "2")).await;
+    assert!(cut.is_err());
+    s.engine.clear_calls();
+    let again = s.deploy(compose, "2").await;
+    assert_eq!(again.exit_code(), crate::ExitCode::TempFail, "{again:?}");
+    let msg = again.error.clone().unwrap_or_default();
+    assert!(
+        msg.contains("is still running") && msg.contains("app-migrate"),
+        "{msg}"
+    );
+    let calls = s.engine.calls();
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.starts_with("remove") || c.starts_with("stop")),
+        "the migration or a service was touched: {calls:#?}"
+    );
+}

@@ -46,6 +46,8 @@ struct State {
     /// Container id → the environment it was created with.
     env: BTreeMap<String, Vec<(String, String)>>,
     job_exit: BTreeMap<String, i64>,
+    /// Services whose one-off containers run until stopped.
+    hanging_jobs: std::collections::BTreeSet<String>,
     /// A command's first word → the exit code of an exec running it (default 0).
     exec_exit: BTreeMap<String, i64>,
     calls: Vec<String>,
@@ -143,6 +145,11 @@ impl FakeEngine {
         } else {
             s.panicking.remove(id);
         }
+    }
+
+    /// One-off containers of `service` run until stopped (a migration that takes its time).
+    pub fn job_hangs(&self, service: &str) {
+        self.lock().hanging_jobs.insert(service.to_owned());
     }
 
     /// One-off containers of `service` exit with `code`.
@@ -309,12 +316,13 @@ impl Engine for FakeEngine {
         let mut s = self.lock();
         let crashing = s.crashing.clone();
         let job_exit = s.job_exit.clone();
+        let hanging = s.hanging_jobs.clone();
         let c = s.container(id)?;
         let name = c.name.clone();
         if !c.state.running {
             c.state = if crashing.contains(&c.image_id) {
                 state(ContainerStatus::Exited, Some(1))
-            } else if c.oneoff {
+            } else if c.oneoff && !c.service.as_ref().is_some_and(|svc| hanging.contains(svc)) {
                 let code = c.service.as_ref().and_then(|svc| job_exit.get(svc));
                 state(ContainerStatus::Exited, Some(code.copied().unwrap_or(0)))
             } else {
