@@ -6,6 +6,11 @@
 //! Otherwise we log to stderr, as compact text or as one JSON object a line. The level comes
 //! from `--log-level`/`RUST_LOG` style directives. Nothing here ever writes a log file.
 //!
+//! The filter is parsed strictly ([`parse_filter`]): `RUST_LOG` wins when set, else the flag;
+//! a directive that does not parse, or a bare word that is not a level (`warning`, which
+//! `EnvFilter` would take for a target, silencing every other line), is refused with an error
+//! naming the flag or `RUST_LOG`, and [`init`] exits 64 (a bad command line) before logging.
+//!
 //! Design: every output goes through two filters, both of which must pass. The user's filter
 //! (`--log-level`, `GANTRY_LOG`, `RUST_LOG`, any `EnvFilter` directive) decides what the user
 //! wants to see. The [`ThirdPartyCap`] decides what may be seen at all: Gantry's own targets
@@ -135,12 +140,102 @@ pub fn stderr_is_journal() -> bool {
     dev.parse::<u64>().ok() == Some(meta.dev()) && ino.parse::<u64>().ok() == Some(meta.ino())
 }
 
-/// Installs the global subscriber. `filter` is an `EnvFilter` directive such as `info` or
-/// `gantry_agent=debug`; `RUST_LOG` wins when set. `syslog_identifier` names us in the journal.
-/// Whatever the filter, third-party crates are capped ([`ThirdPartyCap`]).
+/// A log filter that cannot be used; names where it came from (`--log-level` or `RUST_LOG`).
+#[derive(Debug, thiserror::Error)]
+pub enum FilterError {
+    /// A bare word that is not a level: `EnvFilter` would take it for a target and show only
+    /// that target's events, silencing every other line (fatal errors included).
+    #[error("{origin}: {word:?} is not a log level (hint: {hint})")]
+    NotALevel {
+        origin: &'static str,
+        word: String,
+        hint: String,
+    },
+    #[error(
+        "{origin}: {filter:?} is not a log filter: {message} (hint: use error, warn, info, debug, trace or off, and TARGET=LEVEL for one target)"
+    )]
+    Invalid {
+        origin: &'static str,
+        filter: String,
+        message: String,
+    },
+}
+
+/// The levels a bare word may name (what `LevelFilter` reads, case aside).
+const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
+
+/// Parses a log filter strictly: comma-separated directives (spaces around them are ignored),
+/// each a level (`warn`) or `TARGET=LEVEL` (any `EnvFilter` directive with `=` or a span
+/// filter). Unlike `EnvFilter::new`, a directive that does not parse is an error, not dropped,
+/// and a bare word that is not a level (`warning`) is refused instead of becoming a target.
+/// `origin` names the filter's source in the error.
+pub fn parse_filter(filter: &str, origin: &'static str) -> Result<EnvFilter, FilterError> {
+    let words: Vec<&str> = filter.split(',').map(str::trim).collect();
+    for &word in &words {
+        let bare = !word.is_empty() && !word.contains(['=', '[', '{', ']', '}']);
+        if bare && word.parse::<LevelFilter>().is_err() {
+            let lower = word.to_ascii_lowercase();
+            let near = LEVELS
+                .iter()
+                .find(|l| lower.len() >= 3 && (lower.starts_with(**l) || l.starts_with(&lower)));
+            let hint = match near {
+                Some(level) => format!("did you mean {level}?"),
+                None => format!(
+                    "use error, warn, info, debug, trace or off; for one target write {word}=LEVEL"
+                ),
+            };
+            return Err(FilterError::NotALevel {
+                origin,
+                word: word.to_owned(),
+                hint,
+            });
+        }
+    }
+    EnvFilter::builder()
+        .parse(words.join(","))
+        .map_err(|e| FilterError::Invalid {
+            origin,
+            filter: filter.to_owned(),
+            message: e.to_string(),
+        })
+}
+
+/// The filter in effect: `rust_log` (the `RUST_LOG` variable) when set, else `flag` (the
+/// `--log-level` flag or its variable). Whichever it is must parse ([`parse_filter`]).
+pub fn effective_filter(flag: &str, rust_log: Option<&str>) -> Result<EnvFilter, FilterError> {
+    match rust_log {
+        Some(env) => parse_filter(env, "RUST_LOG"),
+        None => parse_filter(flag, "--log-level"),
+    }
+}
+
+/// Installs the global subscriber. `filter` is a level (`info`) or directives such as
+/// `warn,gantry_agent=debug`; `RUST_LOG` wins when set (see [`effective_filter`]).
+/// `syslog_identifier` names us in the journal. Whatever the filter, third-party crates are
+/// capped ([`ThirdPartyCap`]). A filter that does not parse is refused before anything is
+/// installed.
+pub fn try_init(
+    filter: &str,
+    format: LogFormat,
+    syslog_identifier: &str,
+) -> Result<(), FilterError> {
+    let filter = effective_filter(filter, std::env::var("RUST_LOG").ok().as_deref())?;
+    install(filter, format, syslog_identifier);
+    Ok(())
+}
+
+/// [`try_init`] for a program's `main`: a filter that does not parse is a bad command line,
+/// reported on stderr (`<syslog_identifier>: <error>`) with exit code 64 (EX_USAGE), as both
+/// programs report their other usage errors.
 pub fn init(filter: &str, format: LogFormat, syslog_identifier: &str) {
+    if let Err(e) = try_init(filter, format, syslog_identifier) {
+        eprintln!("{syslog_identifier}: {e}");
+        std::process::exit(crate::exit::ExitCode::Usage.as_i32());
+    }
+}
+
+fn install(filter: EnvFilter, format: LogFormat, syslog_identifier: &str) {
     use tracing_subscriber::filter::FilterExt;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter));
     let filter = filter.and(ThirdPartyCap);
     if stderr_is_journal()
         && let Ok(journald) = tracing_journald::layer()
@@ -190,7 +285,7 @@ mod tests {
         let layer = tracing_subscriber::fmt::layer()
             .with_writer(move || out.clone())
             .with_ansi(false)
-            .with_filter(EnvFilter::new(directives).and(ThirdPartyCap));
+            .with_filter(parse_filter(directives, "test").unwrap().and(ThirdPartyCap));
         let subscriber = tracing_subscriber::registry().with(layer);
         tracing::subscriber::with_default(subscriber, f);
         String::from_utf8(buf.0.lock().unwrap().clone()).unwrap()
@@ -248,6 +343,83 @@ mod tests {
             tracing::trace!(target: "gantry_agent::deploy", "agent trace");
         });
         assert_eq!(text, "");
+    }
+
+    /// Review item: `EnvFilter::new("warning")` makes `warning` a target, so a mistyped level
+    /// silenced every line, fatal errors included. Such a word is now refused.
+    #[test]
+    fn a_word_that_is_not_a_level_is_refused_not_taken_for_a_target() {
+        // What EnvFilter alone does with it: the error below would never be seen.
+        let silenced = {
+            use tracing_subscriber::filter::FilterExt;
+            let buf = Buf::default();
+            let out = buf.clone();
+            let layer = tracing_subscriber::fmt::layer()
+                .with_writer(move || out.clone())
+                .with_filter(EnvFilter::new("warning").and(ThirdPartyCap));
+            let subscriber = tracing_subscriber::registry().with(layer);
+            tracing::subscriber::with_default(subscriber, || {
+                tracing::error!(target: "gantry_agent::deploy", "fatal");
+            });
+            buf.0.lock().unwrap().is_empty()
+        };
+        assert!(silenced);
+
+        for (filter, word, hint) in [
+            ("warning", "warning", "did you mean warn?"),
+            ("info,Warning", "Warning", "did you mean warn?"),
+            ("err", "err", "did you mean error?"),
+            ("gantry_agent", "gantry_agent", "gantry_agent=LEVEL"),
+            (
+                "verbose",
+                "verbose",
+                "use error, warn, info, debug, trace or off",
+            ),
+        ] {
+            let e = parse_filter(filter, "--log-level").unwrap_err();
+            assert!(
+                matches!(&e, FilterError::NotALevel { word: w, .. } if w == word),
+                "{filter}: {e:?}"
+            );
+            let e = e.to_string();
+            assert!(
+                e.starts_with("--log-level: ") && e.contains(word) && e.contains(hint),
+                "{filter}: {e}"
+            );
+        }
+        // A directive that does not parse is an error too (EnvFilter::new drops it).
+        let e = parse_filter("info,gantry_agent=loud", "--log-level").unwrap_err();
+        assert!(matches!(e, FilterError::Invalid { .. }), "{e:?}");
+        assert!(e.to_string().contains("gantry_agent=loud"), "{e}");
+
+        for ok in [
+            "info",
+            "WARN",
+            "off",
+            "3",
+            "warn,gantry_agent=debug",
+            " info , gantry_sidecar=trace ",
+            "info,bollard[{x}]=trace",
+            "[conn]=debug",
+            "",
+        ] {
+            parse_filter(ok, "--log-level").unwrap_or_else(|e| panic!("{ok:?}: {e}"));
+        }
+    }
+
+    #[test]
+    fn rust_log_wins_and_is_checked_the_same_way() {
+        let e = effective_filter("info", Some("warning"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("RUST_LOG: ") && e.contains("warn?"), "{e}");
+        // The filter in effect is RUST_LOG's: debug lines show although the flag says warn.
+        let f = effective_filter("warn", Some("debug")).unwrap();
+        assert_eq!(f.max_level_hint(), Some(LevelFilter::DEBUG));
+        let f = effective_filter("warn", None).unwrap();
+        assert_eq!(f.max_level_hint(), Some(LevelFilter::WARN));
+        let e = effective_filter("warning", None).unwrap_err().to_string();
+        assert!(e.starts_with("--log-level: "), "{e}");
     }
 
     #[test]

@@ -18,7 +18,14 @@ fn main() {
             });
         }
     };
-    gantry_common::logging::init(&cli.log_level, cli.log_format, "gantry-secrets");
+    // A log filter that does not parse (`warning`) is a bad command line: it would otherwise
+    // silence every line, fatal errors included.
+    if let Err(e) =
+        gantry_common::logging::try_init(&cli.log_level, cli.log_format, "gantry-secrets")
+    {
+        eprintln!("gantry-secrets: {e}");
+        std::process::exit(exit::USAGE);
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
