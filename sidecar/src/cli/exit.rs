@@ -13,7 +13,8 @@ pub const OK: i32 = ExitCode::Ok.as_i32();
 pub const FAILURE: i32 = ExitCode::Failed.as_i32();
 /// Bad command line (EX_USAGE, as `gantry`).
 pub const USAGE: i32 = ExitCode::Usage.as_i32();
-/// Secret data unusable: invalid variable name, key given by two sources, raw output ambiguous.
+/// Secret data unusable: invalid variable name, NUL byte in an environment value, key given by
+/// two sources, raw output ambiguous.
 pub const DATA: i32 = ExitCode::InvalidInput.as_i32();
 /// `check`: some sources cannot be reached; or the health listener cannot listen.
 pub const UNAVAILABLE: i32 = ExitCode::Unavailable.as_i32();
