@@ -247,6 +247,7 @@ async fn web_serves_on_published_port_and_turns_healthy() {
         timeout: Some(Duration::from_secs(2)),
         retries: Some(3),
         start_period: None,
+        start_interval: None,
     });
     web.restart = RestartPolicy::UnlessStopped;
     let id = create_and_start(&engine, &web).await;

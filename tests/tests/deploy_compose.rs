@@ -198,6 +198,36 @@ fn extra_hosts_reach_the_containers_etc_hosts() {
     );
 }
 
+/// `healthcheck.start_interval` reaches the container where this Docker's API takes it (1.44,
+/// Docker 25.0); an older Docker would ignore it without a word, so the deploy says so.
+#[test]
+fn healthcheck_start_interval_reaches_docker_or_names_the_api_it_needs() {
+    let stack = Stack::with_file(
+        "services:\n  app:\n    image: ${IMAGE}\n    command: [\"sleep\", \"300\"]\n    init: true\n    healthcheck: {test: [\"CMD\", \"true\"], interval: 30s, start_period: 20s, start_interval: 1s}\n",
+    );
+    let api = stdout(&docker(&["version", "--format", "{{.Server.APIVersion}}"]));
+    let (major, minor) = api.trim().split_once('.').expect("an API version");
+    let api = (major.parse::<u32>().unwrap(), minor.parse::<u32>().unwrap());
+    let out = stack.deploy(&[]);
+    let text = stdout(&out) + &stderr(&out);
+    let app = format!("{}-app-1", stack.name);
+    if api >= (1, 44) {
+        assert_eq!(out.status.code(), Some(0), "{text}");
+        assert_eq!(
+            inspect(&app, "{{.Config.Healthcheck.StartInterval}}").trim(),
+            "1000000000"
+        );
+    } else {
+        assert_ne!(out.status.code(), Some(0), "{text}");
+        assert!(
+            text.contains("healthcheck.start_interval needs Docker API 1.44 (Docker 25.0)")
+                && text.contains("app"),
+            "{text}"
+        );
+        assert!(stack.containers().is_empty(), "refused before a create");
+    }
+}
+
 /// Keys `gantry config` always read but the deploy refused until now reach the container as
 /// compose sets them: `runtime`, `userns_mode`, `cgroup_parent`, `platform` (the host's own,
 /// the only one this host's image has), `volumes_from` (a service, read-only) and `links`

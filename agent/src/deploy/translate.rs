@@ -394,6 +394,7 @@ pub fn container_spec(
                 timeout: h.timeout.map(|d| d.as_std()),
                 retries: h.retries.map(|r| r.min(u64::from(u32::MAX)) as u32),
                 start_period: h.start_period.map(|d| d.as_std()),
+                start_interval: h.start_interval.map(|d| d.as_std()),
             }
         }
     });

@@ -183,6 +183,8 @@ pub struct HealthcheckSpec {
     pub timeout: Option<Duration>,
     pub retries: Option<u32>,
     pub start_period: Option<Duration>,
+    /// How often to check during `start_period` (API 1.44 and later).
+    pub start_interval: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

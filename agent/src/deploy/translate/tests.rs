@@ -212,3 +212,15 @@ fn logging_options_without_a_driver_go_to_the_daemons_default_driver() {
         })
     );
 }
+
+#[test]
+fn healthcheck_start_interval_reaches_the_spec() {
+    let spec = spec_of(
+        "services:\n  a:\n    image: x\n    healthcheck: {test: 'true', start_period: 30s, start_interval: 2s}\n",
+        "a",
+    )
+    .unwrap();
+    let health = spec.healthcheck.unwrap();
+    assert_eq!(health.start_interval, Some(Duration::from_secs(2)));
+    assert_eq!(health.start_period, Some(Duration::from_secs(30)));
+}

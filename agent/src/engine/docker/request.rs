@@ -205,13 +205,26 @@ pub(super) fn create_body(
         },
     });
 
+    // 0 is Docker's default; before API 1.44 Docker ignores the key without a word.
+    let start_interval = spec
+        .healthcheck
+        .as_ref()
+        .and_then(|h| h.start_interval)
+        .filter(|d| !d.is_zero());
+    if start_interval.is_some() && api < (1, 44) {
+        return Err(invalid(format!(
+            "healthcheck.start_interval needs Docker API 1.44 (Docker 25.0) or later; this \
+             Docker speaks {}.{}: remove it or upgrade Docker",
+            api.0, api.1
+        )));
+    }
     let healthcheck = spec.healthcheck.as_ref().map(|h| HealthConfig {
         test: Some(h.test.clone()),
         interval: h.interval.map(nanos),
         timeout: h.timeout.map(nanos),
         retries: h.retries.map(i64::from),
         start_period: h.start_period.map(nanos),
-        start_interval: None,
+        start_interval: start_interval.map(nanos),
     });
 
     let host_config = HostConfig {

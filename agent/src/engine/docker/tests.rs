@@ -242,3 +242,37 @@ fn log_options_without_a_driver_leave_the_type_to_the_daemon() {
         serde_json::json!({"Config": {"max-size": "1m"}})
     );
 }
+
+#[test]
+fn healthcheck_start_interval_needs_an_api_that_carries_it() {
+    let check = |start_interval| ContainerSpec {
+        name: "p-web-1".into(),
+        healthcheck: Some(engine::HealthcheckSpec {
+            test: vec!["CMD".into(), "true".into()],
+            start_period: Some(Duration::from_secs(30)),
+            start_interval,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let spec = check(Some(Duration::from_secs(2)));
+    let health = create_body(&spec, (1, 44)).unwrap().healthcheck.unwrap();
+    assert_eq!(health.start_interval, Some(2_000_000_000));
+    assert_eq!(health.start_period, Some(30_000_000_000));
+    match create_body(&spec, (1, 43)) {
+        Err(EngineError::InvalidSpec { reason, .. }) => assert!(
+            reason.contains("healthcheck.start_interval needs Docker API 1.44 (Docker 25.0)")
+                && reason.contains("speaks 1.43"),
+            "{reason}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    // Unset or 0 (Docker's default) is not sent, and fine on any API.
+    for unset in [None, Some(Duration::ZERO)] {
+        let health = create_body(&check(unset), (1, 41))
+            .unwrap()
+            .healthcheck
+            .unwrap();
+        assert_eq!(health.start_interval, None);
+    }
+}
