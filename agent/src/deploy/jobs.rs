@@ -20,7 +20,7 @@ use super::rollout::{Rollout, record};
 use super::{DeployError, translate};
 
 /// How long a one-shot job may run unless `x-gantry.job.timeout` says otherwise.
-const JOB_TIMEOUT: Duration = Duration::from_secs(600);
+pub(super) const JOB_TIMEOUT: Duration = Duration::from_secs(600);
 
 impl Rollout<'_> {
     /// Runs a one-shot job to completion; keeps its log with the release.
@@ -93,7 +93,7 @@ impl Rollout<'_> {
     }
 }
 
-fn job_timeout(svc: &Service) -> Duration {
+pub(super) fn job_timeout(svc: &Service) -> Duration {
     svc.gantry
         .job
         .as_ref()

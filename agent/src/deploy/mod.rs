@@ -95,10 +95,10 @@ pub enum DeployError {
         exit_code: i64,
         logs: Vec<String>,
     },
-    /// A job container of an earlier deploy (killed, or cut by its `--timeout`) still runs:
-    /// a migration is not killed half-way, the deploy waits for it to end.
+    /// A job container of an earlier deploy (killed, or cut by its `--timeout`) still runs
+    /// after its job timeout: a migration is not killed half-way.
     #[error(
-        "job {service}: container {container} of an earlier deploy is still running (hint: let it finish and deploy again, or remove it: docker rm -f {container})"
+        "job {service}: container {container} of an earlier deploy is still running after the job timeout (hint: let it finish and deploy again, or remove it: docker rm -f {container})"
     )]
     JobStillRunning { service: String, container: String },
     #[error("job {service} did not finish within {}{}", humantime::format_duration(*after), tail(logs))]

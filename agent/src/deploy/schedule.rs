@@ -68,19 +68,36 @@ impl Rollout<'_> {
 
     async fn run_inner(&self) -> Result<(), DeployError> {
         let (project, plan, mode) = (self.project, self.plan, self.mode);
-        // Leftovers of interrupted job runs: a finished one goes; one still running is a
-        // migration half-way, never killed: a deploy stops before anything changes, a
-        // rollback (which runs no job) leaves it be.
+        // Leftovers of interrupted job runs: a finished one goes. One still running is a
+        // migration half-way, never killed: a deploy waits for it to end (at most its job
+        // timeout, else it stops before anything changed); a rollback, which runs no job,
+        // leaves it be.
         for c in self.engine.list_containers(&project.name, true).await? {
             if c.oneoff && c.state.running {
-                if mode == Mode::Deploy {
+                let service = c.service.clone().unwrap_or_default();
+                if mode != Mode::Deploy {
+                    tracing::warn!(stack = %project.name, container = %c.name, "a job container of an earlier deploy is still running; left as it is");
+                    continue;
+                }
+                let limit = project
+                    .services
+                    .get(&service)
+                    .map_or(super::jobs::JOB_TIMEOUT, super::jobs::job_timeout);
+                self.progress.step(
+                    Some(&service),
+                    &format!(
+                        "waiting for {} of an earlier deploy to finish (at most {})",
+                        c.name,
+                        humantime::format_duration(limit)
+                    ),
+                );
+                let ended = tokio::time::timeout(limit, self.engine.wait_container(&c.id)).await;
+                if ended.is_err() {
                     return Err(DeployError::JobStillRunning {
-                        service: c.service.clone().unwrap_or_default(),
+                        service,
                         container: c.name.clone(),
                     });
                 }
-                tracing::warn!(stack = %project.name, container = %c.name, "a job container of an earlier deploy is still running; left as it is");
-                continue;
             }
             if c.oneoff {
                 tracing::info!(stack = %project.name, container = %c.name, "removing leftover one-off container");
