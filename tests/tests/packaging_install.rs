@@ -195,6 +195,21 @@ fn deb_installs_upgrades_and_removes_in_a_systemd_container() {
     assert_eq!(sys.ok("systemctl is-enabled gantry-secrets"), "enabled");
     // Without /etc/gantry/secrets.yaml the secrets service idles (condition), it does not fail.
     assert_eq!(sys.is_active("gantry-secrets"), "inactive");
+    // What the daemon reads of /proc, seen inside its sandbox (its mount namespace, where
+    // systemd mounts /proc with the unit's options): the edge switch's route_localnet, the
+    // lock liveness check's /proc/stat, and a process of another user (a container's, for a
+    // drain's count of its connections). ProcSubset=pid or ProtectProc=invisible hid them.
+    sys.ok(
+        "useradd -m carol && (setpriv --reuid=carol --regid=carol --clear-groups sleep 600 \
+         >/dev/null 2>&1 & echo $! > /run/carol.pid)",
+    );
+    let seen = sys.ok(&format!(
+        "pid=$(cat /run/carol.pid); nsenter -t {} -m -- sh -c \
+         'cat /proc/sys/net/ipv4/conf/all/route_localnet >/dev/null && grep -q ^btime /proc/stat \
+          && test -r /proc/'$pid'/status && test -r /proc/'$pid'/net/tcp && echo readable'",
+        sys.main_pid()
+    ));
+    assert_eq!(seen, "readable", "the daemon's /proc hides what it needs");
     assert_eq!(sys.ok("stat -c '%U:%G %a' /run/gantry"), "root:gantry 750");
     assert_eq!(
         sys.ok("stat -c '%U:%G %a' /run/gantry/gantry.sock"),
@@ -292,6 +307,14 @@ fn deb_installs_upgrades_and_removes_in_a_systemd_container() {
     );
     sys.ok("systemctl start gantry-secrets");
     assert_eq!(sys.is_active("gantry-secrets"), "active");
+    // An on_change.pid_file action reads the target's /proc/<pid>/status: another user's
+    // process must be visible inside the sidecar's sandbox.
+    let seen = sys.ok(
+        "pid=$(cat /run/carol.pid); \
+         nsenter -t $(systemctl show -p MainPID --value gantry-secrets) -m -- \
+         sh -c 'test -r /proc/'$pid'/status && echo readable'",
+    );
+    assert_eq!(seen, "readable", "the sidecar's /proc hides the app");
     assert_eq!(
         sys.ok("stat -c '%U:%G %a' /run/gantry-secrets/app.env"),
         "root:root 600"
