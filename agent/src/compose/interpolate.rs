@@ -10,7 +10,12 @@
 //! closure so the same code serves compose files and `.env` files. Unset variables without a
 //! default become empty strings and are reported back so the caller can warn once.
 //!
-//! Limits: applied to values only (never to mapping keys), as compose does.
+//! Limits: applied to values only (never to mapping keys), as compose does. `${...}` nest at
+//! most [`MAX_NESTING`] deep (each level is a recursion: thousands would overflow a thread's
+//! stack and abort the process).
+
+/// How deep `${...}` may nest inside defaults, replacements and messages.
+pub const MAX_NESTING: usize = 32;
 
 /// Why a string could not be interpolated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -21,6 +26,12 @@ pub enum InterpolationError {
     /// `${` without its `}`, an empty or invalid name, or an unknown operator.
     #[error("invalid interpolation format in {text:?} (escape a literal $ as $$)")]
     Invalid { text: String },
+    /// `${A:-${B:-...}}` nested deeper than [`MAX_NESTING`].
+    #[error(
+        "interpolation nests ${{...}} more than {MAX_NESTING} deep: set an intermediate \
+         variable instead of nesting the defaults"
+    )]
+    TooDeep,
 }
 
 /// Result of interpolating one string.
@@ -45,14 +56,16 @@ pub fn interpolate(
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Interpolated, InterpolationError> {
     let mut unset = Vec::new();
-    let value = expand(input, lookup, &mut unset)?;
+    let value = expand(input, lookup, &mut unset, 0)?;
     Ok(Interpolated { value, unset })
 }
 
+/// `input` expanded; `depth` is how many `${...}` it is nested in.
 fn expand(
     input: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
     unset: &mut Vec<String>,
+    depth: usize,
 ) -> Result<String, InterpolationError> {
     let chars: Vec<char> = input.chars().collect();
     let mut out = String::with_capacity(input.len());
@@ -70,12 +83,13 @@ fn expand(
                 i += 2;
             }
             Some('{') => {
-                let close =
-                    find_close(&chars, i + 2).ok_or_else(|| InterpolationError::Invalid {
+                let close = find_close(&chars, i + 2, depth).ok_or_else(|| {
+                    InterpolationError::Invalid {
                         text: input.to_string(),
-                    })?;
+                    }
+                })??;
                 let inner: String = chars[i + 2..close].iter().collect();
-                out.push_str(&braced(&inner, input, lookup, unset)?);
+                out.push_str(&braced(&inner, input, lookup, unset, depth + 1)?);
                 i = close + 1;
             }
             Some(&n) if is_name_start(n) => {
@@ -99,8 +113,15 @@ fn expand(
     Ok(out)
 }
 
-/// Index of the `}` closing a `${` whose content starts at `start`, honouring nesting.
-fn find_close(chars: &[char], start: usize) -> Option<usize> {
+/// Index of the `}` closing a `${` whose content starts at `start`, honouring nesting;
+/// `None` when it is not closed. Refused when what it holds nests deeper than allowed below
+/// `outer` levels (whether or not the value needs the nested part, so the same file is refused
+/// whatever the environment).
+fn find_close(
+    chars: &[char],
+    start: usize,
+    outer: usize,
+) -> Option<Result<usize, InterpolationError>> {
     let mut depth = 0usize;
     let mut i = start;
     while i < chars.len() {
@@ -108,11 +129,14 @@ fn find_close(chars: &[char], start: usize) -> Option<usize> {
             '$' if chars.get(i + 1) == Some(&'$') => i += 1,
             '$' if chars.get(i + 1) == Some(&'{') => {
                 depth += 1;
+                if outer + depth >= MAX_NESTING {
+                    return Some(Err(InterpolationError::TooDeep));
+                }
                 i += 1;
             }
             '}' => {
                 if depth == 0 {
-                    return Some(i);
+                    return Some(Ok(i));
                 }
                 depth -= 1;
             }
@@ -128,6 +152,7 @@ fn braced(
     whole: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
     unset: &mut Vec<String>,
+    depth: usize,
 ) -> Result<String, InterpolationError> {
     let invalid = || InterpolationError::Invalid {
         text: whole.to_string(),
@@ -171,15 +196,15 @@ fn braced(
     match op {
         ":-" if non_empty => Ok(value.unwrap_or_default()),
         "-" if set => Ok(value.unwrap_or_default()),
-        ":-" | "-" => expand(arg, lookup, unset),
+        ":-" | "-" => expand(arg, lookup, unset, depth),
         ":?" if non_empty => Ok(value.unwrap_or_default()),
         "?" if set => Ok(value.unwrap_or_default()),
         ":?" | "?" => Err(InterpolationError::Required {
             name: name.to_string(),
-            message: expand(arg, lookup, unset)?,
+            message: expand(arg, lookup, unset, depth)?,
         }),
-        ":+" if non_empty => expand(arg, lookup, unset),
-        "+" if set => expand(arg, lookup, unset),
+        ":+" if non_empty => expand(arg, lookup, unset, depth),
+        "+" if set => expand(arg, lookup, unset, depth),
         _ => Ok(String::new()),
     }
 }
@@ -273,6 +298,32 @@ mod tests {
                 "{bad:?} should be invalid"
             );
         }
+    }
+
+    #[test]
+    fn nesting_is_bounded_before_it_can_overflow_the_stack() {
+        let nested =
+            |levels: usize| format!("{}x{}", "${UNSET:-".repeat(levels), "}".repeat(levels));
+        // Deep enough to overflow a daemon thread's 2 MiB stack without the bound.
+        let deep = nested(100_000);
+        let got = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || run(&deep))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(got, Err(InterpolationError::TooDeep));
+        assert_eq!(run(&nested(MAX_NESTING)).as_deref(), Ok("x"));
+        // Refused whether or not the value needs the nested part.
+        for op in [":-", ":?", "+"] {
+            let deep = format!("${{A{op}{}}}", nested(MAX_NESTING));
+            assert_eq!(run(&deep), Err(InterpolationError::TooDeep), "{op}");
+        }
+        assert!(
+            InterpolationError::TooDeep
+                .to_string()
+                .contains("nests ${...} more than 32 deep")
+        );
     }
 
     #[test]

@@ -366,6 +366,14 @@ fn errors_name_file_and_key() {
             "compose.yaml: services.web.image: required variable NEED is missing a value: set it",
         ),
         (
+            &format!(
+                "services:\n  web:\n    image: x\n    environment: {{A: \"{}x{}\"}}\n",
+                "${U:-".repeat(40),
+                "}".repeat(40)
+            ),
+            "compose.yaml: services.web.environment.A: interpolation nests ${...} more than 32 deep",
+        ),
+        (
             "services:\n  web:\n    image: x\n   bad: [\n",
             "compose.yaml:4:",
         ),
@@ -641,6 +649,22 @@ proptest! {
     fn interpolation_never_panics(s in "[-$a-zA-Z0-9{}:?+_ é\\\\]{0,40}") {
         let lookup = |k: &str| k.len().is_multiple_of(2).then(|| k.to_string());
         let _ = interpolate::interpolate(&s, &lookup);
+    }
+
+    /// `${...}` nested to any depth ends in a value or, past the bound, a clear error: never
+    /// a stack overflow (each level is a recursion).
+    #[test]
+    fn nested_interpolation_is_bounded(
+        levels in 0usize..5000,
+        op in prop::sample::select(vec![":-", "-", ":+", "+", ":?", "?"]),
+        set in any::<bool>(),
+    ) {
+        let s = format!("{}x{}", format!("${{V{op}").repeat(levels), "}".repeat(levels));
+        let lookup = |_: &str| set.then(|| "v".to_owned());
+        let got = interpolate::interpolate(&s, &lookup);
+        if levels > interpolate::MAX_NESTING {
+            prop_assert_eq!(got, Err(interpolate::InterpolationError::TooDeep));
+        }
     }
 
     /// Arbitrary YAML-ish documents never make the loader panic.
