@@ -27,11 +27,12 @@ use crate::ExitCode;
 /// The codes a Gantry document's command (`gantry deploy`, `rollback`, `status`) ends with:
 /// what an instance can agree on. Anything else (137 from SSM's kill, 127 for a missing
 /// `gantry`) is no Gantry result.
-const DEPLOY_CODES: [ExitCode; 9] = [
+const DEPLOY_CODES: [ExitCode; 10] = [
     ExitCode::Ok,
     ExitCode::Failed,
     ExitCode::RolledBack,
     ExitCode::RollbackFailed,
+    ExitCode::NotRecorded,
     ExitCode::Usage,
     ExitCode::InvalidInput,
     ExitCode::Unavailable,

@@ -21,6 +21,14 @@ fn all_instances_agreeing_give_their_code() {
     let v = verdict(&[result("i-1", Some(2)), result("i-2", Some(2))]);
     assert_eq!(v.exit, ExitCode::RolledBack);
     assert!(v.summary.contains("2 of 2"), "{}", v.summary);
+    // Serving but not recorded (a full state dir) is a Gantry result, not "no result".
+    let v = verdict(&[result("i-1", Some(6)), result("i-2", Some(6))]);
+    assert_eq!(v.exit, ExitCode::NotRecorded, "{}", v.summary);
+    // Every code `gantry deploy`, `rollback` and `status` can end with passes through.
+    for code in [0, 1, 2, 3, 6, 64, 65, 69, 75, 78] {
+        let v = verdict(&[result("i-1", Some(code))]);
+        assert_eq!(i32::from(v.exit.code()), code, "{}", v.summary);
+    }
 }
 
 #[test]
