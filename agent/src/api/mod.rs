@@ -40,6 +40,13 @@ pub const DEFAULT_SOCKET: &str = "/run/gantry/gantry.sock";
 /// first 24,000 characters, so the end of a deploy must fit with room to spare.
 pub const MAX_OUTPUT: usize = 20_000;
 
+/// Of [`MAX_OUTPUT`], what progress lines may take; the end (summary line and the error,
+/// cut to [`ERROR_OUTPUT`]) has the rest.
+pub const PROGRESS_OUTPUT: usize = MAX_OUTPUT - 8_000;
+
+/// What the error of a report may take when printed as text.
+pub const ERROR_OUTPUT: usize = 6_000;
+
 /// `--output`: what the CLI prints, and what the daemon renders for it. The one output enum
 /// (the command line parses it, the protocol carries it, reports render by it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]

@@ -9,7 +9,7 @@
 use std::io::Write;
 
 use crate::ExitCode;
-use crate::api::{Client, Event, MAX_OUTPUT, Request};
+use crate::api::{Client, Event, Request};
 
 use super::GlobalArgs;
 
@@ -32,7 +32,7 @@ pub async fn submit(
             return ExitCode::Unavailable;
         }
     };
-    let mut budget = MAX_OUTPUT - 4_000;
+    let mut budget = crate::api::PROGRESS_OUTPUT;
     let mut canary: Option<CanaryStep> = None;
     loop {
         match client.next().await {

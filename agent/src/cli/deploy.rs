@@ -2,14 +2,14 @@
 //!
 //! Text output is line based (`[stack] service: what happened`), on stdout; with
 //! `--output json` the progress lines go to stderr and stdout carries one JSON object.
-//! Either way the output stays under [`MAX_OUTPUT`] bytes whatever the logs hold, since
+//! Either way the output stays under [`api::MAX_OUTPUT`] bytes whatever the logs hold, since
 //! SSM returns only the first 24,000 characters of stdout.
 
 use std::io::Write;
 use std::time::Duration;
 
 use crate::ExitCode;
-use crate::api::{self, MAX_OUTPUT, OutputFormat, Request, WireLoad};
+use crate::api::{self, OutputFormat, Request, WireLoad};
 use crate::deploy::render::render_report;
 use crate::deploy::{DeployReport, DeployRequest, Progress};
 
@@ -52,7 +52,7 @@ impl Lines {
         Self {
             stack: stack.to_owned(),
             to_stderr,
-            budget: std::sync::Mutex::new(MAX_OUTPUT - 4_000),
+            budget: std::sync::Mutex::new(api::PROGRESS_OUTPUT),
             bars: (!to_stderr && std::io::IsTerminal::is_terminal(&std::io::stdout()))
                 .then(Default::default),
         }

@@ -8,7 +8,7 @@
 //! Limits: what is printed stays under [`MAX_OUTPUT`] bytes: SSM returns only the first 24,000
 //! characters of stdout, so the error carried by a report is cut (saying so) to fit.
 
-use crate::api::{MAX_OUTPUT, OutputFormat};
+use crate::api::{ERROR_OUTPUT, MAX_OUTPUT, OutputFormat};
 
 use super::{Action, DeployReport, Plan};
 
@@ -33,12 +33,22 @@ pub fn render_report(report: &DeployReport, output: OutputFormat) -> String {
             format!("{}\n", serde_json::to_string(&report).unwrap_or_default())
         }
         OutputFormat::Text => {
-            let changed: Vec<String> = report
+            let mut changed: Vec<String> = report
                 .services
                 .iter()
                 .filter(|s| s.action.changes())
                 .map(|s| format!("{} {}", s.service, s.action))
                 .collect();
+            // The list takes at most 1,500 bytes; past that, how many more.
+            let mut bytes = 0;
+            if let Some(cut) = changed.iter().position(|c| {
+                bytes += c.len() + 2;
+                bytes > 1_500
+            }) {
+                let more = changed.len() - cut;
+                changed.truncate(cut);
+                changed.push(format!("and {more} more"));
+            }
             let mut line = format!("[{}] {}", report.stack, report.outcome);
             if let Some(r) = &report.release {
                 line.push_str(&format!(" release={r}"));
@@ -59,7 +69,7 @@ pub fn render_report(report: &DeployReport, output: OutputFormat) -> String {
             ));
             line.push('\n');
             if let Some(e) = &report.error {
-                line.push_str(&format!("error: {}\n", truncate(e, 12_000)));
+                line.push_str(&format!("error: {}\n", truncate(e, ERROR_OUTPUT)));
             }
             line
         }
@@ -120,6 +130,32 @@ mod tests {
         assert!(
             cut.starts_with('é') && cut.contains("more bytes cut"),
             "{cut}"
+        );
+    }
+
+    #[test]
+    fn the_end_of_a_report_fits_beside_the_progress_budget() {
+        use crate::api::PROGRESS_OUTPUT;
+        let mut report = DeployReport::failed("shop");
+        report.release = Some("r12".into());
+        report.error = Some("a long log line of a failing service\n".repeat(5_000));
+        report.services = (0..300)
+            .map(|i| crate::ledger::ServiceRecord {
+                service: format!("service-with-a-rather-long-name-{i:03}"),
+                action: Action::Recreate,
+                duration_ms: 1,
+                error: None,
+            })
+            .collect();
+        let text = render_report(&report, OutputFormat::Text);
+        assert!(
+            text.len() + PROGRESS_OUTPUT <= MAX_OUTPUT,
+            "{} bytes of end beside {PROGRESS_OUTPUT} of progress exceed {MAX_OUTPUT}",
+            text.len()
+        );
+        assert!(
+            text.contains(" more]") && text.contains("more bytes cut"),
+            "{text}"
         );
     }
 }
