@@ -104,17 +104,12 @@ pub fn strategy(service: &Service, edge: bool) -> (Strategy, String) {
         };
         return (s, "deploy.update_config.order".into());
     }
-    let switched: Vec<(Option<String>, u16)> = if edge {
-        crate::edge::switched_ports(service)
-            .iter()
-            .map(|p| (Some(p.listen.port.to_string()), p.target))
-            .collect()
-    } else {
-        Vec::new()
-    };
+    // A port is the switch's by its address too: `[::1]:8080:80` beside `127.0.0.1:8080:80`
+    // stays Docker's, and forces stop-first.
+    let switching = edge && !crate::edge::switched_ports(service).is_empty();
     if let Some(p) = service.ports.iter().find(|p| {
         p.published.as_deref().is_some_and(|s| !s.is_empty())
-            && !(p.protocol == "tcp" && switched.contains(&(p.published.clone(), p.target)))
+            && !(switching && crate::edge::switched_port(p).is_some())
     }) {
         return (
             Strategy::StopFirst,
@@ -315,6 +310,20 @@ mod tests {
             "image: x\nmac_address: 02:42:ac:11:00:99\ndeploy: {update_config: {order: start-first}}\n",
         );
         assert_eq!(strategy(&s, false).0, Strategy::StartFirst);
+
+        // Through the switch a fixed IPv4 port does not force stop-first; the same port on
+        // IPv6 beside it is Docker's, and does.
+        let v4 =
+            "{mode: ingress, protocol: tcp, target: 80, published: '8080', host_ip: 127.0.0.1}";
+        let v6 = "{mode: ingress, protocol: tcp, target: 80, published: '8080', host_ip: '::1'}";
+        let s = svc(&format!("image: x\nports: [{v4}]\n"));
+        assert_eq!(strategy(&s, true).0, Strategy::StartFirst);
+        assert_eq!(strategy(&s, false).0, Strategy::StopFirst);
+        let s = svc(&format!("image: x\nports: [{v4}, {v6}]\n"));
+        assert_eq!(
+            strategy(&s, true),
+            (Strategy::StopFirst, "publishes fixed host port 8080".into())
+        );
     }
 
     #[tokio::test]

@@ -230,32 +230,30 @@ pub fn switched_ports(service: &Service) -> Vec<SwitchedPort> {
     }) {
         return Vec::new();
     }
-    let mut out = Vec::new();
-    for p in &service.ports {
-        if p.protocol != "tcp" {
-            continue;
-        }
-        let Some(port) = p.published.as_deref().and_then(|s| s.parse::<u16>().ok()) else {
-            continue;
-        };
-        if port == 0 {
-            continue;
-        }
-        let ip = match p.host_ip.as_deref() {
-            None | Some("") | Some("0.0.0.0") => None,
-            Some(ip) => match ip.parse::<Ipv4Addr>() {
-                Ok(ip) => Some(ip),
-                Err(_) => continue,
-            },
-        };
-        out.push(SwitchedPort {
-            listen: Listen { ip, port },
-            target: p.target,
-        });
-    }
+    let mut out: Vec<SwitchedPort> = service.ports.iter().filter_map(switched_port).collect();
     out.sort();
     out.dedup();
     out
+}
+
+/// The switched port one `ports:` entry is, if it can be one: a fixed, single, TCP host port
+/// on an IPv4 address or every address (an IPv6 address, a range or UDP stays Docker's).
+pub fn switched_port(p: &crate::compose::Port) -> Option<SwitchedPort> {
+    if p.protocol != "tcp" {
+        return None;
+    }
+    let port = p.published.as_deref()?.parse::<u16>().ok()?;
+    if port == 0 {
+        return None;
+    }
+    let ip = match p.host_ip.as_deref() {
+        None | Some("") | Some("0.0.0.0") => None,
+        Some(ip) => Some(ip.parse::<Ipv4Addr>().ok()?),
+    };
+    Some(SwitchedPort {
+        listen: Listen { ip, port },
+        target: p.target,
+    })
 }
 
 /// The label value for `ports`.
