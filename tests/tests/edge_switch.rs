@@ -134,6 +134,38 @@ fn a_published_port_switches_to_the_new_container_without_a_failed_request() {
 }
 
 #[test]
+fn a_service_that_leaves_the_switch_leaves_no_route_behind() {
+    if !gantry_tests::edge_switch_available() {
+        return;
+    }
+    let stack = Stack::with_file(WEB);
+    assert_eq!(stack.deploy(&[]).status.code(), Some(0));
+    let port = stack.port;
+    let chain = format!("g/{}/web", stack.name);
+    let routed = || {
+        std::process::Command::new("nft")
+            .args(["list", "chain", "ip", "gantry", &chain])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    assert!(routed(), "the switch routes the port");
+    // The same service with `edge: false`: Docker publishes the port again.
+    let off = WEB.replace(
+        "    stop_grace_period: 3s\n",
+        "    stop_grace_period: 3s\n    x-gantry: {edge: false}\n",
+    );
+    stack.write(&off);
+    let out = stack.deploy(&["--var", "VERSION=2"]);
+    assert_eq!(out.status.code(), Some(0), "{}", gantry_tests::stderr(&out));
+    assert!(!routed(), "{chain} is left behind");
+    wait_for(
+        "version 2 through Docker's port",
+        Duration::from_secs(20),
+        || (version(port)? == "version 2").then_some(()),
+    );
+}
+
+#[test]
 fn a_port_held_by_another_process_is_refused_with_exit_65() {
     if !gantry_tests::edge_switch_available() {
         return;
