@@ -313,7 +313,13 @@ impl Supervisor {
                 delay = (delay * 2).min(RECONNECT_MAX);
                 continue;
             }
-            let mut events = self.engine.events(&filter);
+            // From now on: the request goes out at the first poll, after the resync, and an
+            // event in between (a container dying while its stack is read) must not be lost.
+            let since = EventFilter {
+                since: Some(std::time::SystemTime::now()),
+                ..filter.clone()
+            };
+            let mut events = self.engine.events(&since);
             self.set_connected(true);
             self.clone().resync_all().await;
             let connected_at = Instant::now();
