@@ -228,7 +228,11 @@ async fn web_serves_on_published_port_and_turns_healthy() {
         ..Default::default()
     }];
     web.mounts = vec![MountSpec {
-        kind: MountKind::Volume { nocopy: false },
+        kind: MountKind::Volume {
+            nocopy: false,
+            subpath: None,
+            labels: Default::default(),
+        },
         source: vol.name.clone(),
         target: "/www".into(),
         read_only: false,

@@ -228,6 +228,68 @@ fn healthcheck_start_interval_reaches_docker_or_names_the_api_it_needs() {
     }
 }
 
+/// A bind mount's relabel and propagation reach Docker (they were dropped), a long-form bind
+/// with options creates no missing host path (as in compose: `create_host_path: true` asks for
+/// it), and a volume's `subpath` needs an API that carries it.
+#[test]
+fn mount_options_reach_docker_and_create_host_path_false_creates_nothing() {
+    let stack = Stack::with_file(
+        "services:\n  app:\n    image: ${IMAGE}\n    command: [\"sleep\", \"300\"]\n    init: true\n    volumes:\n      - ./a:/a:ro,z,private\n      - {type: bind, source: ./b, target: /b, bind: {propagation: private}}\n",
+    );
+    std::fs::create_dir(stack.dir.path().join("b")).unwrap();
+    let out = stack.deploy(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let app = format!("{}-app-1", stack.name);
+    let mounts = inspect(
+        &app,
+        "{{range .Mounts}}{{.Destination}}:{{.Mode}}:{{.Propagation}}:{{.RW}} {{end}}",
+    );
+    let mut mounts: Vec<&str> = mounts.split_whitespace().collect();
+    mounts.sort();
+    assert_eq!(
+        mounts,
+        vec!["/a:ro,z,private:private:false", "/b::private:true"],
+        "the short form's options in Docker's bind syntax, the long form's by the mount API"
+    );
+
+    // A missing source with bind options and no create_host_path: Docker refuses, nothing made.
+    stack.write(
+        &std::fs::read_to_string(stack.file())
+            .unwrap()
+            .replace("./b", "./missing"),
+    );
+    let out = stack.deploy(&[]);
+    let text = stdout(&out) + &stderr(&out);
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("app") && text.contains("missing"), "{text}");
+    assert!(!stack.dir.path().join("missing").exists(), "{text}");
+
+    stack.write(
+        "services:\n  app:\n    image: ${IMAGE}\n    command: [\"sleep\", \"300\"]\n    init: true\n    volumes:\n      - {type: volume, source: data, target: /v, volume: {subpath: sub}}\nvolumes:\n  data: {}\n",
+    );
+    let api = stdout(&docker(&["version", "--format", "{{.Server.APIVersion}}"]));
+    let (major, minor) = api.trim().split_once('.').expect("an API version");
+    let api = (major.parse::<u32>().unwrap(), minor.parse::<u32>().unwrap());
+    let out = stack.deploy(&[]);
+    let text = stdout(&out) + &stderr(&out);
+    if api < (1, 45) {
+        assert_ne!(out.status.code(), Some(0), "{text}");
+        assert!(
+            text.contains("volume.subpath on /v needs Docker API 1.45 (Docker 26.0)"),
+            "{text}"
+        );
+    } else {
+        // Docker mounts a subpath that exists only: this one does not.
+        assert!(!text.contains("needs Docker API"), "{text}");
+    }
+}
+
 /// Keys `gantry config` always read but the deploy refused until now reach the container as
 /// compose sets them: `runtime`, `userns_mode`, `cgroup_parent`, `platform` (the host's own,
 /// the only one this host's image has), `volumes_from` (a service, read-only) and `links`

@@ -7,11 +7,11 @@
 
 use std::time::Duration;
 
-use crate::compose::{self, MountKind as CMount, Project, Restart, Service};
+use crate::compose::{self, Project, Restart, Service};
 use crate::engine::{
-    self, ContainerSpec, DeviceSpec, Env, HealthcheckSpec, ImageRef, LoggingSpec, MountKind,
-    MountSpec, NetworkAttachment, NetworkSpec, Protocol, PublishedPort, RestartPolicy, Ulimit,
-    VolumeSpec, labels,
+    self, ContainerSpec, DeviceSpec, Env, HealthcheckSpec, ImageRef, LoggingSpec,
+    NetworkAttachment, NetworkSpec, Protocol, PublishedPort, RestartPolicy, Ulimit, VolumeSpec,
+    labels,
 };
 
 use super::DeployError;
@@ -208,73 +208,7 @@ pub fn container_spec(
         }
     }
 
-    let mut mounts = Vec::new();
-    for v in &service.volumes {
-        let kind = match v.kind {
-            CMount::Bind => MountKind::Bind {
-                create_host_path: v
-                    .bind
-                    .as_ref()
-                    .and_then(|b| b.create_host_path)
-                    .unwrap_or(true),
-            },
-            CMount::Volume => MountKind::Volume {
-                nocopy: v.volume.as_ref().is_some_and(|o| o.nocopy),
-            },
-            CMount::Tmpfs => MountKind::Tmpfs {
-                size_bytes: v.tmpfs.as_ref().and_then(|t| t.size).map(|s| s as i64),
-                mode: v.tmpfs.as_ref().and_then(|t| t.mode),
-            },
-            other => {
-                return Err(invalid(format!(
-                    "volumes: mount type {other:?} is not supported"
-                )));
-            }
-        };
-        let source = match (&kind, &v.source) {
-            (MountKind::Volume { .. }, Some(key)) => volume_name(project, key),
-            (_, Some(s)) => s.clone(),
-            (_, None) => String::new(),
-        };
-        mounts.push(MountSpec {
-            kind,
-            source,
-            target: v.target.clone(),
-            read_only: v.read_only,
-        });
-    }
-    for (mounts_of, objects, dir) in [
-        (&service.secrets, &project.secrets, "/run/secrets/"),
-        (&service.configs, &project.configs, "/"),
-    ] {
-        for m in mounts_of {
-            let obj = objects.get(&m.source).ok_or_else(|| {
-                invalid(format!(
-                    "refers to undefined secret or config {:?}",
-                    m.source
-                ))
-            })?;
-            let file = obj.file.as_ref().ok_or_else(|| {
-                invalid(format!(
-                    "secret/config {:?}: only `file:` sources are supported",
-                    m.source
-                ))
-            })?;
-            let target = match &m.target {
-                Some(t) if t.starts_with('/') => t.clone(),
-                Some(t) => format!("{dir}{t}"),
-                None => format!("{dir}{}", m.source),
-            };
-            mounts.push(MountSpec {
-                kind: MountKind::Bind {
-                    create_host_path: false,
-                },
-                source: file.display().to_string(),
-                target,
-                read_only: true,
-            });
-        }
-    }
+    let mounts = mounts::mounts(project, service).map_err(invalid)?;
 
     // The container another service's key refers to (`service:X`, `volumes_from: X`): its
     // first replica's, as compose picks it.
@@ -684,5 +618,6 @@ fn is_mac(s: &str) -> bool {
             .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
+mod mounts;
 #[cfg(test)]
 mod tests;

@@ -137,14 +137,40 @@ pub struct PublishedPort {
 pub enum MountKind {
     /// A host path. With `create_host_path` (Compose's default) a missing source directory is
     /// created by the daemon, as with `docker run -v`; without it, a missing source is an error.
-    Bind { create_host_path: bool },
+    Bind {
+        create_host_path: bool,
+        /// `rprivate` (Docker's default), `private`, `rshared`, `shared`, `rslave`, `slave`.
+        propagation: Option<String>,
+        /// The SELinux relabel: `z` (shared between containers) or `Z` (this one only). Only
+        /// Docker's bind syntax carries it: with `create_host_path` and no `recursive`.
+        selinux: Option<String>,
+        /// `None`: submounts are bound too, read-only with the mount (Docker's default).
+        recursive: Option<BindRecursive>,
+    },
     /// A named volume (`source` is its Docker name) or, with an empty source, an anonymous one.
-    Volume { nocopy: bool },
+    Volume {
+        nocopy: bool,
+        /// A path inside the volume to mount instead of its root (API 1.45 and later).
+        subpath: Option<String>,
+        /// Labels Docker gives the volume when this mount creates it (an anonymous one).
+        labels: BTreeMap<String, String>,
+    },
     /// A tmpfs (`source` is ignored).
     Tmpfs {
         size_bytes: Option<i64>,
         mode: Option<u32>,
     },
+}
+
+/// How a bind mount treats the mounts below its source (compose's `bind.recursive`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindRecursive {
+    /// Submounts are not bound at all.
+    Disabled,
+    /// Read-only, but submounts stay writable (API 1.44 and later).
+    Writable,
+    /// Read-only down to every submount, or the mount fails (API 1.44 and later).
+    ReadOnly,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

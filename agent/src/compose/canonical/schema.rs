@@ -276,7 +276,13 @@ const BIND: Schema = &[
     ("propagation", Str),
     ("create_host_path", TrueOnly),
     ("selinux", Str),
-    ("recursive", Str),
+    (
+        "recursive",
+        OneOf(
+            &["enabled", "disabled", "writable", "readonly"],
+            "enabled, disabled, writable or readonly",
+        ),
+    ),
 ];
 
 const VOLUME_OPTIONS: Schema = &[("nocopy", TrueOnly), ("subpath", Str), ("labels", Labels)];

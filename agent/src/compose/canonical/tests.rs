@@ -84,6 +84,17 @@ fn volumes_short_and_long() {
             .to_string()
             .contains("unknown option")
     );
+    let j = svc("volumes: [{type: bind, source: /a, target: /a, bind: {recursive: readonly}}]")
+        .unwrap();
+    assert_eq!(j["volumes"][0]["bind"], json!({"recursive": "readonly"}));
+    let bad = svc("volumes: [{type: bind, source: /a, target: /a, bind: {recursive: deep}}]")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        bad.contains("volumes[0].bind.recursive")
+            && bad.contains("enabled, disabled, writable or readonly"),
+        "{bad}"
+    );
 }
 
 #[test]

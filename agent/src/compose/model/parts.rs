@@ -380,6 +380,9 @@ pub struct BindOptions {
     pub create_host_path: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub selinux: Option<String>,
+    /// `enabled` (Docker's default), `disabled`, `writable` or `readonly`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recursive: Option<String>,
 }
 
 /// `volume:` options of a mount.

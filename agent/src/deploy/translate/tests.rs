@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::compose::{Device, DeviceRequest, LoadOptions, Resource};
+use crate::engine::MountKind;
 
 /// The spec of the first replica of service `name` in the compose text `yaml`.
 fn spec_of(yaml: &str, name: &str) -> Result<ContainerSpec, DeployError> {
@@ -223,4 +224,80 @@ fn healthcheck_start_interval_reaches_the_spec() {
     let health = spec.healthcheck.unwrap();
     assert_eq!(health.start_interval, Some(Duration::from_secs(2)));
     assert_eq!(health.start_period, Some(Duration::from_secs(30)));
+}
+
+#[test]
+fn mount_options_reach_the_spec() {
+    let spec = spec_of(
+        "services:\n  a:\n    image: x\n    volumes:\n      - /srv/a:/a:ro,z,rslave\n      - {type: bind, source: /srv/b, target: /b, bind: {create_host_path: false, propagation: shared}}\n      - {type: bind, source: /srv/c, target: /c, read_only: true, bind: {recursive: readonly}}\n      - {type: bind, source: /srv/d, target: /d}\n      - {type: volume, source: data, target: /e, volume: {subpath: sub, nocopy: true, labels: {k: v}}}\nvolumes:\n  data: {}\n",
+        "a",
+    )
+    .unwrap();
+    let kinds: Vec<&MountKind> = spec.mounts.iter().map(|m| &m.kind).collect();
+    let bind = |create_host_path, propagation: Option<&str>, selinux: Option<&str>, recursive| {
+        MountKind::Bind {
+            create_host_path,
+            propagation: propagation.map(str::to_owned),
+            selinux: selinux.map(str::to_owned),
+            recursive,
+        }
+    };
+    assert_eq!(
+        kinds,
+        vec![
+            &bind(true, Some("rslave"), Some("z"), None),
+            &bind(false, Some("shared"), None, None),
+            // Options without create_host_path: true do not create, as in compose.
+            &bind(false, None, None, Some(engine::BindRecursive::ReadOnly)),
+            &bind(true, None, None, None),
+            &MountKind::Volume {
+                nocopy: true,
+                subpath: Some("sub".into()),
+                labels: [("k".to_owned(), "v".to_owned())].into(),
+            },
+        ]
+    );
+    assert_eq!(spec.mounts[4].source, "p_data");
+}
+
+#[test]
+fn mount_options_that_cannot_apply_are_refused_naming_the_mount() {
+    let refused = |volume: &str| {
+        spec_of(
+            &format!("services:\n  a:\n    image: x\n    volumes:\n      - {volume}\n"),
+            "a",
+        )
+        .unwrap_err()
+        .to_string()
+    };
+    let text =
+        refused("{type: bind, source: /srv, target: /s, bind: {selinux: Z, propagation: rslave}}");
+    assert!(
+        text.contains(
+            "service a: volumes[0] (/s): bind.selinux \"Z\" without bind.create_host_path: true"
+        ) && text.contains("set bind.create_host_path: true"),
+        "{text}"
+    );
+    let text = refused(
+        "{type: bind, source: /srv, target: /s, bind: {selinux: z, create_host_path: true, recursive: disabled}}",
+    );
+    assert!(
+        text.contains("bind.selinux \"z\" with bind.recursive"),
+        "{text}"
+    );
+    let text = refused("{type: bind, source: /srv, target: /s, bind: {propagation: slaves}}");
+    assert!(
+        text.contains("bind.propagation \"slaves\" is not a propagation mode"),
+        "{text}"
+    );
+    let text = refused("{type: bind, source: /srv, target: /s, bind: {selinux: x}}");
+    assert!(
+        text.contains("bind.selinux \"x\" is not a relabel option"),
+        "{text}"
+    );
+    let text = refused("{type: tmpfs, target: /t, volume: {nocopy: true}}");
+    assert!(
+        text.contains("volumes[0] (/t): `volume:` options on a mount of type tmpfs"),
+        "{text}"
+    );
 }

@@ -4,9 +4,13 @@
 //! Design: pure translation of [`NetworkSpec`] / [`ContainerSpec`] into bollard's types; empty
 //! maps and lists are left out so Docker applies its defaults, as compose does.
 //!
-//! Limits: bind propagation and SELinux relabel options are not expressed.
+//! Limits: a bind mount's SELinux relabel exists only in Docker's bind syntax (`Binds`), so it
+//! cannot go with what needs the mount API (no `create_host_path`, `recursive`): refused.
+
+use bollard::models::{MountBindOptions, MountBindOptionsPropagationEnum};
 
 use super::*;
+use crate::engine::{BindRecursive, MountSpec};
 
 pub(super) fn network_request(spec: &NetworkSpec) -> NetworkCreateRequest {
     NetworkCreateRequest {
@@ -130,53 +134,7 @@ pub(super) fn create_body(
             });
     }
 
-    // Mounts: binds that may create their source go the `Binds` way (like `docker run -v`),
-    // everything else through `Mounts`.
-    let mut binds = Vec::new();
-    let mut mounts = Vec::new();
-    for m in &spec.mounts {
-        match &m.kind {
-            MountKind::Bind {
-                create_host_path: true,
-            } => {
-                let ro = if m.read_only { ":ro" } else { "" };
-                binds.push(format!("{}:{}{ro}", m.source, m.target));
-            }
-            MountKind::Bind {
-                create_host_path: false,
-            } => mounts.push(Mount {
-                typ: Some(MountType::BIND),
-                source: Some(m.source.clone()),
-                target: Some(m.target.clone()),
-                read_only: Some(m.read_only),
-                ..Default::default()
-            }),
-            MountKind::Volume { nocopy } => mounts.push(Mount {
-                typ: Some(MountType::VOLUME),
-                source: (!m.source.is_empty()).then(|| m.source.clone()),
-                target: Some(m.target.clone()),
-                read_only: Some(m.read_only),
-                volume_options: nocopy.then(|| MountVolumeOptions {
-                    no_copy: Some(true),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            MountKind::Tmpfs { size_bytes, mode } => mounts.push(Mount {
-                typ: Some(MountType::TMPFS),
-                target: Some(m.target.clone()),
-                read_only: Some(m.read_only),
-                tmpfs_options: (size_bytes.is_some() || mode.is_some()).then(|| {
-                    MountTmpfsOptions {
-                        size_bytes: *size_bytes,
-                        mode: mode.map(i64::from),
-                        ..Default::default()
-                    }
-                }),
-                ..Default::default()
-            }),
-        }
-    }
+    let (binds, mounts) = mount_requests(&spec.mounts, api).map_err(invalid)?;
     let tmpfs: HashMap<String, String> = spec
         .tmpfs
         .iter()
@@ -369,4 +327,140 @@ fn throttles(list: &[(String, u64)]) -> Option<Vec<ThrottleDevice>> {
             })
             .collect::<Vec<_>>(),
     )
+}
+
+/// The mounts as Docker takes them: binds that may create their source go the `Binds` way
+/// (like `docker run -v`, which also carries the SELinux relabel and the propagation),
+/// everything else through `Mounts`. What this Docker's API cannot carry is refused.
+fn mount_requests(
+    specs: &[MountSpec],
+    api: (usize, usize),
+) -> std::result::Result<(Vec<String>, Vec<Mount>), String> {
+    let needs = |what: String, min: (usize, usize), docker: &str| {
+        format!(
+            "{what} needs Docker API {}.{} (Docker {docker}) or later; this Docker speaks \
+             {}.{}: remove it or upgrade Docker",
+            min.0, min.1, api.0, api.1
+        )
+    };
+    let mut binds = Vec::new();
+    let mut mounts = Vec::new();
+    for m in specs {
+        match &m.kind {
+            MountKind::Bind {
+                create_host_path: true,
+                propagation,
+                selinux,
+                recursive: None,
+            } => {
+                let options: Vec<&str> = [
+                    m.read_only.then_some("ro"),
+                    selinux.as_deref(),
+                    propagation.as_deref(),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                binds.push(if options.is_empty() {
+                    format!("{}:{}", m.source, m.target)
+                } else {
+                    format!("{}:{}:{}", m.source, m.target, options.join(","))
+                });
+            }
+            MountKind::Bind {
+                create_host_path,
+                propagation,
+                selinux,
+                recursive,
+            } => {
+                if let Some(label) = selinux {
+                    return Err(format!(
+                        "bind mount {}: the SELinux relabel {label:?} goes only with \
+                         create_host_path and no recursive",
+                        m.target
+                    ));
+                }
+                let propagation = propagation
+                    .as_deref()
+                    .map(|p| {
+                        p.parse::<MountBindOptionsPropagationEnum>()
+                            .ok()
+                            .filter(|e| *e != MountBindOptionsPropagationEnum::EMPTY)
+                            .ok_or_else(|| {
+                                format!("bind mount {}: unknown propagation {p:?}", m.target)
+                            })
+                    })
+                    .transpose()?;
+                if matches!(
+                    recursive,
+                    Some(BindRecursive::Writable | BindRecursive::ReadOnly)
+                ) && api < (1, 44)
+                {
+                    return Err(needs(
+                        format!("bind.recursive on {}", m.target),
+                        (1, 44),
+                        "25.0",
+                    ));
+                }
+                let options = MountBindOptions {
+                    propagation,
+                    non_recursive: (*recursive == Some(BindRecursive::Disabled)).then_some(true),
+                    create_mountpoint: create_host_path.then_some(true),
+                    read_only_non_recursive: (*recursive == Some(BindRecursive::Writable))
+                        .then_some(true),
+                    read_only_force_recursive: (*recursive == Some(BindRecursive::ReadOnly))
+                        .then_some(true),
+                };
+                mounts.push(Mount {
+                    typ: Some(MountType::BIND),
+                    source: Some(m.source.clone()),
+                    target: Some(m.target.clone()),
+                    read_only: Some(m.read_only),
+                    bind_options: (options != MountBindOptions::default()).then_some(options),
+                    ..Default::default()
+                });
+            }
+            MountKind::Volume {
+                nocopy,
+                subpath,
+                labels,
+            } => {
+                if subpath.is_some() && api < (1, 45) {
+                    return Err(needs(
+                        format!("volume.subpath on {}", m.target),
+                        (1, 45),
+                        "26.0",
+                    ));
+                }
+                let options = MountVolumeOptions {
+                    no_copy: nocopy.then_some(true),
+                    labels: non_empty_map(labels),
+                    subpath: subpath.clone(),
+                    ..Default::default()
+                };
+                mounts.push(Mount {
+                    typ: Some(MountType::VOLUME),
+                    source: (!m.source.is_empty()).then(|| m.source.clone()),
+                    target: Some(m.target.clone()),
+                    read_only: Some(m.read_only),
+                    volume_options: (options != MountVolumeOptions::default()).then_some(options),
+                    ..Default::default()
+                });
+            }
+            MountKind::Tmpfs { size_bytes, mode } => mounts.push(Mount {
+                typ: Some(MountType::TMPFS),
+                target: Some(m.target.clone()),
+                read_only: Some(m.read_only),
+                tmpfs_options: (size_bytes.is_some() || mode.is_some()).then(|| {
+                    MountTmpfsOptions {
+                        size_bytes: *size_bytes,
+                        mode: mode.map(i64::from),
+                        ..Default::default()
+                    }
+                }),
+                ..Default::default()
+            }),
+        }
+    }
+    Ok((binds, mounts))
 }

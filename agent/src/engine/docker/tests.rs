@@ -56,13 +56,20 @@ fn spec_translates_ports_mounts_and_networks() {
             MountSpec {
                 kind: MountKind::Bind {
                     create_host_path: true,
+                    propagation: None,
+                    selinux: None,
+                    recursive: None,
                 },
                 source: "/srv".into(),
                 target: "/srv".into(),
                 read_only: true,
             },
             MountSpec {
-                kind: MountKind::Volume { nocopy: false },
+                kind: MountKind::Volume {
+                    nocopy: false,
+                    subpath: None,
+                    labels: Default::default(),
+                },
                 source: "p_data".into(),
                 target: "/data".into(),
                 read_only: false,
@@ -275,4 +282,101 @@ fn healthcheck_start_interval_needs_an_api_that_carries_it() {
             .unwrap();
         assert_eq!(health.start_interval, None);
     }
+}
+
+#[test]
+fn mount_options_reach_docker_or_name_the_api_they_need() {
+    let bind = |create_host_path, selinux: Option<&str>, recursive| MountSpec {
+        kind: MountKind::Bind {
+            create_host_path,
+            propagation: Some("rslave".into()),
+            selinux: selinux.map(str::to_owned),
+            recursive,
+        },
+        source: "/srv".into(),
+        target: "/srv".into(),
+        read_only: true,
+    };
+    let volume = MountSpec {
+        kind: MountKind::Volume {
+            nocopy: true,
+            subpath: Some("sub/dir".into()),
+            labels: [("a".to_owned(), "b".to_owned())].into(),
+        },
+        source: "p_data".into(),
+        target: "/data".into(),
+        read_only: false,
+    };
+    let spec = |mounts| ContainerSpec {
+        name: "p-web-1".into(),
+        mounts,
+        ..Default::default()
+    };
+    let host = |mounts, api| {
+        create_body(&spec(mounts), api)
+            .map(|b| b.host_config.unwrap())
+            .map_err(|e| e.to_string())
+    };
+
+    // Docker's bind syntax carries the read-only flag, the relabel and the propagation.
+    let h = host(vec![bind(true, Some("Z"), None)], (1, 41)).unwrap();
+    assert_eq!(h.binds.unwrap(), vec!["/srv:/srv:ro,Z,rslave".to_owned()]);
+    assert!(h.mounts.is_none());
+
+    // The mount API for the rest: propagation, no creation, recursion; the volume's options.
+    let h = host(
+        vec![
+            bind(false, None, None),
+            bind(true, None, Some(engine::BindRecursive::ReadOnly)),
+            volume.clone(),
+        ],
+        (1, 45),
+    )
+    .unwrap();
+    assert!(h.binds.is_none());
+    assert_eq!(
+        serde_json::to_value(h.mounts.unwrap()).unwrap(),
+        serde_json::json!([
+            {"Type": "bind", "Source": "/srv", "Target": "/srv", "ReadOnly": true,
+             "BindOptions": {"Propagation": "rslave"}},
+            {"Type": "bind", "Source": "/srv", "Target": "/srv", "ReadOnly": true,
+             "BindOptions": {"Propagation": "rslave", "CreateMountpoint": true,
+                             "ReadOnlyForceRecursive": true}},
+            {"Type": "volume", "Source": "p_data", "Target": "/data", "ReadOnly": false,
+             "VolumeOptions": {"NoCopy": true, "Labels": {"a": "b"}, "Subpath": "sub/dir"}},
+        ])
+    );
+    let h = host(
+        vec![bind(false, None, Some(engine::BindRecursive::Disabled))],
+        (1, 41),
+    )
+    .unwrap();
+    assert_eq!(
+        h.mounts.unwrap()[0]
+            .bind_options
+            .as_ref()
+            .unwrap()
+            .non_recursive,
+        Some(true)
+    );
+
+    // What this Docker would ignore is refused, naming the mount and the API it needs.
+    let refused = host(vec![volume], (1, 44)).unwrap_err();
+    assert!(
+        refused.contains("volume.subpath on /data needs Docker API 1.45 (Docker 26.0)")
+            && refused.contains("speaks 1.44"),
+        "{refused}"
+    );
+    let refused = host(
+        vec![bind(true, None, Some(engine::BindRecursive::Writable))],
+        (1, 43),
+    )
+    .unwrap_err();
+    assert!(
+        refused.contains("bind.recursive on /srv needs Docker API 1.44 (Docker 25.0)"),
+        "{refused}"
+    );
+    // The mount API has no relabel.
+    let refused = host(vec![bind(false, Some("z"), None)], (1, 45)).unwrap_err();
+    assert!(refused.contains("SELinux relabel \"z\""), "{refused}");
 }
