@@ -610,18 +610,14 @@ impl super::Engine for DockerEngine {
             ..Default::default()
         };
         let mut stream = self.docker.logs(id, Some(options));
-        let mut text = Vec::new();
+        // Bounded while it streams: n lines of up to 16 KiB (Docker's longest entry) could be
+        // megabytes; the last MiB is what a job's log file keeps anyway.
+        let mut tail = tail::Tail::new(n, 16 << 10, 1 << 20);
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| self.err(Object::Container(id.to_owned()), e))?;
-            text.extend_from_slice(&chunk.into_bytes());
+            tail.push(&chunk.into_bytes());
         }
-        let text = String::from_utf8_lossy(&text);
-        let lines: Vec<String> = text
-            .lines()
-            .map(|l| l.trim_end_matches('\r').to_owned())
-            .collect();
-        let skip = lines.len().saturating_sub(n);
-        Ok(lines.into_iter().skip(skip).collect())
+        Ok(tail.into_lines())
     }
 
     async fn list_images(&self, reference: Option<&str>) -> Result<Vec<ImageInfo>> {

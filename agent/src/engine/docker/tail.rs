@@ -1,20 +1,44 @@
-//! The bounded tail of a command's output, for an error message.
+//! The bounded tail of a command's output (for an error message) or of a container's log.
 //!
-//! Keeps the last [`EXEC_TAIL_LINES`] complete lines, each cut at [`EXEC_TAIL_BYTES`], and the
-//! line in progress; a command writing megabytes without a newline costs at most that. A `\r`
-//! rewinds the line (progress bars), so only what the line ended with is kept.
+//! Keeps the last complete lines (by default [`EXEC_TAIL_LINES`], each cut at
+//! [`EXEC_TAIL_BYTES`], that much in all) and the line in progress; output of megabytes, with
+//! or without newlines, costs at most the bounds while it streams in. A `\r` rewinds the line
+//! (progress bars), so only what the line ended with is kept.
 
 use std::collections::VecDeque;
 
 use super::super::{EXEC_TAIL_BYTES, EXEC_TAIL_LINES};
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Tail {
     lines: VecDeque<String>,
     partial: Vec<u8>,
+    /// Bytes held in `lines`.
+    held: usize,
+    max_lines: usize,
+    line_bytes: usize,
+    total_bytes: usize,
+}
+
+impl Default for Tail {
+    fn default() -> Self {
+        Self::new(EXEC_TAIL_LINES, EXEC_TAIL_BYTES, EXEC_TAIL_BYTES)
+    }
 }
 
 impl Tail {
+    /// At most `max_lines` lines, each cut at `line_bytes`, `total_bytes` in all.
+    pub(super) fn new(max_lines: usize, line_bytes: usize, total_bytes: usize) -> Self {
+        Self {
+            lines: VecDeque::new(),
+            partial: Vec::new(),
+            held: 0,
+            max_lines,
+            line_bytes,
+            total_bytes,
+        }
+    }
+
     pub(super) fn push(&mut self, mut bytes: &[u8]) {
         while !bytes.is_empty() {
             let (line, rest, ended) = match bytes.iter().position(|&b| b == b'\n') {
@@ -25,7 +49,7 @@ impl Tail {
                 if i > 0 && !segment.is_empty() {
                     self.partial.clear();
                 }
-                let room = EXEC_TAIL_BYTES.saturating_sub(self.partial.len());
+                let room = self.line_bytes.saturating_sub(self.partial.len());
                 self.partial
                     .extend_from_slice(&segment[..segment.len().min(room)]);
             }
@@ -39,10 +63,17 @@ impl Tail {
     fn end_line(&mut self) {
         let line = String::from_utf8_lossy(&self.partial).into_owned();
         self.partial.clear();
-        if self.lines.len() == EXEC_TAIL_LINES {
-            self.lines.pop_front();
+        while !self.lines.is_empty()
+            && (self.lines.len() >= self.max_lines || self.held + line.len() > self.total_bytes)
+        {
+            if let Some(old) = self.lines.pop_front() {
+                self.held -= old.len();
+            }
         }
-        self.lines.push_back(line);
+        if self.max_lines > 0 {
+            self.held += line.len();
+            self.lines.push_back(line);
+        }
     }
 
     /// The kept lines, the unfinished one last, cut to [`EXEC_TAIL_BYTES`] in all (the
@@ -51,7 +82,7 @@ impl Tail {
         if !self.partial.is_empty() {
             self.end_line();
         }
-        let mut budget = EXEC_TAIL_BYTES;
+        let mut budget = self.total_bytes;
         let mut out = VecDeque::new();
         for line in self.lines.into_iter().rev() {
             if line.len() > budget {
@@ -95,5 +126,22 @@ mod tests {
         t.push(b"across chunks\n");
         assert_eq!(t.into_lines(), vec!["done", "split across chunks"]);
         assert!(Tail::default().is_empty());
+    }
+
+    #[test]
+    fn a_log_tail_holds_no_more_than_its_bounds_while_it_streams() {
+        // 2,000 lines of 16 KiB (Docker's longest log entry) would be 32 MiB.
+        let mut t = Tail::new(2000, 16 << 10, 1 << 20);
+        let line = vec![b'y'; 16 << 10];
+        for _ in 0..2000 {
+            t.push(&line);
+            t.push(b"\n");
+            assert!(t.held <= 1 << 20, "{} bytes held", t.held);
+        }
+        t.push(b"last\n");
+        let lines = t.into_lines();
+        assert_eq!(lines.last().map(String::as_str), Some("last"));
+        assert!(lines.iter().map(String::len).sum::<usize>() <= 1 << 20);
+        assert_eq!(lines.len(), 64, "63 long lines and the last fit in 1 MiB");
     }
 }
