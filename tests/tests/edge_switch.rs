@@ -166,6 +166,44 @@ fn a_service_that_leaves_the_switch_leaves_no_route_behind() {
 }
 
 #[test]
+fn two_stacks_deploying_one_port_at_once_get_it_once() {
+    if !gantry_tests::edge_switch_available() {
+        return;
+    }
+    // Both find the port free before they start anything; only one may route it.
+    let a = Stack::with_file(WEB);
+    let mut b = Stack::with_file(WEB);
+    b.port = a.port;
+    let port = a.port;
+    let da = a.spawn_deploy(&["--var", "VERSION=a"]);
+    let db = b.spawn_deploy(&["--var", "VERSION=b"]);
+    let (oa, ob) = (
+        da.wait_with_output().unwrap(),
+        db.wait_with_output().unwrap(),
+    );
+    let mut codes = [oa.status.code(), ob.status.code()];
+    codes.sort();
+    assert_eq!(
+        codes,
+        [Some(0), Some(65)],
+        "one gets the port, the other is refused:\n{}\n{}",
+        String::from_utf8_lossy(&oa.stdout),
+        String::from_utf8_lossy(&ob.stdout)
+    );
+    let (winner, loser) = if oa.status.code() == Some(0) {
+        ("a", &ob)
+    } else {
+        ("b", &oa)
+    };
+    let said = String::from_utf8_lossy(&loser.stdout).into_owned()
+        + &String::from_utf8_lossy(&loser.stderr);
+    assert!(said.contains("taken"), "{said}");
+    wait_for("the winner's page", Duration::from_secs(20), || {
+        (version(port)? == format!("version {winner}")).then_some(())
+    });
+}
+
+#[test]
 fn a_port_held_by_another_process_is_refused_with_exit_65() {
     if !gantry_tests::edge_switch_available() {
         return;

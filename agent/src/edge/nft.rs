@@ -390,7 +390,25 @@ impl Edge for NftEdge {
     async fn set_routes(&self, routes: &Routes) -> Result<(), EdgeError> {
         self.base().await?;
         let _one = self.lock.lock().await;
+        let _host = host_lock().await;
         let chain = chain_name(&routes.stack, &routes.service);
+        // Checked before anything changed, checked again here, under the host's lock: two
+        // stacks deploying side by side may both have found the port free.
+        let table = self
+            .run(&self.nft, &["list", "table", "ip", "gantry"], None)
+            .await?;
+        let me = format!("{}/{}", routes.stack, routes.service);
+        for p in &routes.ports {
+            if let Some((owner, _)) = route_owners(&table)
+                .into_iter()
+                .find(|(owner, port)| *port == p.listen.port && *owner != me)
+            {
+                return Err(EdgeError::PortTaken {
+                    listen: p.listen,
+                    by: format!("service {owner} (its edge route)"),
+                });
+            }
+        }
         // Docker may have been restarted (DOCKER-USER recreated) since the daemon started.
         self.ensure_forward_accept().await?;
         self.with_chains(|chains| {
@@ -426,6 +444,7 @@ impl Edge for NftEdge {
     async fn retain_services(&self, stack: &str, keep: &[String]) -> Result<(), EdgeError> {
         self.base().await?;
         let _one = self.lock.lock().await;
+        let _host = host_lock().await;
         let prefix = format!("g/{stack}/");
         let mut removed = Vec::new();
         self.with_chains(|chains| {
@@ -520,6 +539,38 @@ impl Edge for NftEdge {
             }
         }
         Ok(())
+    }
+}
+
+/// Where processes on this host take turns at the switch's read-modify-write (`routes` is
+/// rebuilt from the chain list they read): the daemon, a `gantry --local`, several of them.
+const HOST_LOCK: &str = "/run/gantry/edge.lock";
+
+/// Takes [`HOST_LOCK`] (waiting for another process's change, which is one `nft` run). A lock
+/// that cannot be taken (no /run/gantry to create: not root) is logged, and this process's
+/// own lock is all there is.
+async fn host_lock() -> Option<nix::fcntl::Flock<std::fs::File>> {
+    let taken = tokio::task::spawn_blocking(|| {
+        let path = std::path::Path::new(HOST_LOCK);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| std::io::Error::from(e))
+    })
+    .await;
+    match taken {
+        Ok(Ok(lock)) => Some(lock),
+        Ok(Err(e)) => {
+            tracing::warn!(path = HOST_LOCK, error = %e, "edge switch: no host-wide lock; changes from other processes may race");
+            None
+        }
+        Err(_) => None,
     }
 }
 
