@@ -921,3 +921,47 @@ fn scale_is_the_replica_count_when_deploy_replicas_is_unset() {
     a.scale = Some(5);
     assert_eq!(a.config_hash(), before);
 }
+
+/// Interpolation in a service's env file sees the project's variables, then the service's
+/// `environment`, then the file's earlier keys and the earlier env files' values, as compose
+/// does (`docker compose config` gives the same environment).
+#[test]
+fn env_files_see_the_service_environment_and_earlier_env_files() {
+    let (_t, d) = project_dir("p");
+    write(&d, ".env", "PROJ=proj\n");
+    write(&d, "a.env", "A=1\nS=from-a\n");
+    write(
+        &d,
+        "b.env",
+        "B=${A}-x\nD=${C}\nE=${S}\nS=from-b\nF=${S}\nP=${PROJ}\nG=${LATER:-none}\n",
+    );
+    write(&d, "c.env", "LATER=late\n");
+    let main = write(
+        &d,
+        "compose.yaml",
+        "services:\n  s:\n    image: x\n    env_file: [a.env, b.env, c.env]\n    environment: {C: c, S: from-svc}\n",
+    );
+    let p = load(&opts(vec![main])).unwrap();
+    let env: BTreeMap<&str, &str> = p
+        .service("s")
+        .unwrap()
+        .environment
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_deref().unwrap_or("<unset>")))
+        .collect();
+    assert_eq!(
+        env,
+        BTreeMap::from([
+            ("A", "1"),
+            ("B", "1-x"),
+            ("C", "c"),
+            ("D", "c"),
+            ("E", "from-svc"),
+            ("F", "from-svc"),
+            ("G", "none"),
+            ("LATER", "late"),
+            ("P", "proj"),
+            ("S", "from-svc"),
+        ])
+    );
+}

@@ -6,7 +6,8 @@
 //! now, so a rollback or a reconcile takes the current secrets, never a recorded copy.
 //!
 //! Limits: interpolation inside an env file sees the release's variables, then this process's
-//! environment (not the `.env` of the deploy that recorded it). Releases recorded before env
+//! environment (not the `.env` of the deploy that recorded it), then the service's environment
+//! and the earlier files' values. Releases recorded before env
 //! files were kept by reference carry the values in their model and are used as they are.
 
 use std::collections::BTreeMap;
@@ -67,7 +68,7 @@ pub(super) fn env_file_refs(project: &Project) -> BTreeMap<String, Vec<compose::
 
 /// The project a release recorded, rebuilt from its model, with the env files it names read
 /// as they are now (interpolation inside them sees the release's variables, then this
-/// process's environment). A required env file that is gone is an error naming it.
+/// process's environment, then the service's environment and the earlier files' values). A required env file that is gone is an error naming it.
 pub fn project_from_release(release: &Release) -> Result<Project, DeployError> {
     let mut project: Project =
         serde_json::from_value(release.model.clone()).map_err(|e| DeployError::Unsupported {
@@ -107,6 +108,9 @@ pub fn project_from_release(release: &Release) -> Result<Project, DeployError> {
                 release.id()
             ))
         };
+        // Then the service's own environment, as the load that recorded it read them.
+        let own = svc.environment.clone();
+        let lookup = |k: &str| lookup(k).or_else(|| own.get(k).cloned().flatten());
         let from_files = compose::dotenv::read_env_files(refs, &lookup, &missing)?;
         for (k, v) in from_files {
             if !svc.environment.contains_key(&k) {
@@ -118,4 +122,42 @@ pub fn project_from_release(release: &Release) -> Result<Project, DeployError> {
     }
     project.config_files = release.files.clone();
     Ok(project)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A release rebuilt reads its env files as the load did: interpolation in them sees the
+    /// service's environment and the earlier files' values.
+    #[test]
+    fn env_files_are_read_again_as_the_load_read_them() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.env"), "A=1\n").unwrap();
+        std::fs::write(dir.path().join("b.env"), "B=${A}-x\nD=${C}\n").unwrap();
+        let file = dir.path().join("compose.yaml");
+        std::fs::write(
+            &file,
+            "services:\n  web:\n    image: x\n    env_file: [a.env, b.env]\n    environment: {C: c}\n",
+        )
+        .unwrap();
+        let loaded = compose::load(&compose::LoadOptions {
+            files: vec![file],
+            project_name: Some("app".into()),
+            ..compose::LoadOptions::default()
+        })
+        .unwrap();
+        let release: Release = serde_json::from_value(serde_json::json!({
+            "seq": 1, "stack": "app", "started_at": "2026-01-01T00:00:00Z",
+            "outcome": "succeeded", "pid": 1, "variables": {}, "files": [],
+            "model": release_model(&loaded), "images": {},
+            "env_file_refs": env_file_refs(&loaded),
+        }))
+        .unwrap();
+        let rebuilt = project_from_release(&release).unwrap();
+        let env = &rebuilt.services["web"].environment;
+        assert_eq!(env, &loaded.services["web"].environment);
+        assert_eq!(env["B"].as_deref(), Some("1-x"));
+        assert_eq!(env["D"].as_deref(), Some("c"));
+    }
 }

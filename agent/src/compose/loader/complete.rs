@@ -59,7 +59,16 @@ pub(super) fn build_service(
     };
     let mut env_from_files = BTreeSet::new();
     if !env_files.is_empty() {
-        let lookup = |k: &str| env.lookup(k);
+        // Interpolation in the files sees the project's variables, then the service's own
+        // environment, as compose does.
+        let own: BTreeMap<String, String> = obj
+            .get("environment")
+            .and_then(Json::as_object)
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+            .collect();
+        let lookup = |k: &str| env.lookup(k).or_else(|| own.get(k).cloned());
         let missing = |path: &Path| ComposeError::Invalid {
             file: first_file.to_path_buf(),
             path: format!("services.{name}.env_file"),
