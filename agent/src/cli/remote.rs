@@ -215,6 +215,8 @@ pub async fn run(args: RemoteArgs) -> ExitCode {
         limit: fleet
             .wait
             .unwrap_or_else(|| default_wait(&fleet, &spec.targets)),
+        // Without --wait, the bound follows the fleet's size once SSM knows it.
+        per_round: fleet.wait.is_none().then(|| round(&fleet)),
     });
     let ssm = SsmFleet::from_env(fleet.region.clone()).await;
     let mut stdout = std::io::stdout();
@@ -262,12 +264,17 @@ fn targets(f: &FleetArgs) -> Result<Targets, String> {
     }
 }
 
-/// Long enough for every round of a fixed concurrency to be delivered and run to its timeout.
+/// One round: delivered, then run to its execution timeout.
+fn round(f: &FleetArgs) -> Duration {
+    f.delivery_timeout + Duration::from_secs(u64::from(f.execution_timeout))
+}
+
+/// Long enough for every round to be delivered and run to its timeout: for listed instances
+/// known now; for a tag target, one round until SSM says how many instances it targets.
 fn default_wait(f: &FleetArgs, t: &Targets) -> Duration {
-    let per_round = f.delivery_timeout + Duration::from_secs(u64::from(f.execution_timeout));
-    let rounds = match (t, f.max_concurrency.parse::<u32>()) {
-        (Targets::Instances(ids), Ok(n)) if n > 0 => ids.len().div_ceil(n as usize).max(1),
-        _ => 1,
+    let rounds = match t {
+        Targets::Instances(ids) => crate::remote::rounds(ids.len(), &f.max_concurrency),
+        Targets::Tag { .. } => 1,
     };
-    per_round * u32::try_from(rounds).unwrap_or(u32::MAX)
+    round(f) * u32::try_from(rounds).unwrap_or(u32::MAX)
 }

@@ -125,6 +125,9 @@ pub fn is_terminal(status: &str) -> bool {
 pub struct CommandState {
     /// The command's own status (final once every target is done or MaxErrors stopped it).
     pub status: String,
+    /// How many instances the command targets (SSM's TargetCount: known for a tag target
+    /// once SSM resolved it).
+    pub target_count: usize,
     pub invocations: Vec<InvocationState>,
 }
 
@@ -160,6 +163,24 @@ pub struct Wait {
     pub poll_every: Duration,
     /// Give up waiting after this long (the command goes on in SSM).
     pub limit: Duration,
+    /// When set, the limit grows to this per round of `max_concurrency` instances once the
+    /// command's target count is known (a tag target: unknown when it is sent).
+    pub per_round: Option<Duration>,
+}
+
+/// Poll failures in a row (throttling, a network blip past the SDK's own retries) that end
+/// the wait; fewer are retried at the next poll.
+const POLL_FAILURES: u32 = 5;
+
+/// How many rounds SSM runs `targets` instances in at `max_concurrency` ("N" or "P%").
+pub fn rounds(targets: usize, max_concurrency: &str) -> usize {
+    let per_round = match max_concurrency.strip_suffix('%') {
+        Some(p) => p
+            .parse::<usize>()
+            .map_or(1, |p| (targets.saturating_mul(p) / 100).max(1)),
+        None => max_concurrency.parse::<usize>().unwrap_or(1).max(1),
+    };
+    targets.div_ceil(per_round).max(1)
 }
 
 /// What the fleet answered, and the one exit code for it.
@@ -249,25 +270,55 @@ pub async fn run(
         });
     };
     let start = Instant::now();
+    let mut limit = wait.limit;
     let mut done: BTreeMap<String, InvocationResult> = BTreeMap::new();
+    let mut failures = 0;
     loop {
-        let state = fleet.poll(&command_id).await?;
-        for inv in state.invocations.iter().filter(|i| i.is_terminal()) {
-            if done.contains_key(&inv.instance_id) {
-                continue;
+        // A failed call is tried again at the next poll (the rollout goes on in SSM either
+        // way); only failures in a row end the wait.
+        let mut complete = false;
+        match fleet.poll(&command_id).await {
+            Ok(state) => {
+                failures = 0;
+                if let Some(round) = wait.per_round {
+                    let targets = state.target_count.max(state.invocations.len());
+                    let n = rounds(targets, &spec.max_concurrency);
+                    limit = limit.max(round * u32::try_from(n).unwrap_or(u32::MAX));
+                }
+                let mut fetched = true;
+                for inv in state.invocations.iter().filter(|i| i.is_terminal()) {
+                    if done.contains_key(&inv.instance_id) {
+                        continue;
+                    }
+                    match fleet.result(&command_id, &inv.instance_id).await {
+                        Ok(result) => {
+                            print_result(out, &result);
+                            done.insert(inv.instance_id.clone(), result);
+                        }
+                        Err(e) => {
+                            fetched = false;
+                            let _ = writeln!(out, "({}: {e}; trying again)", inv.instance_id);
+                        }
+                    }
+                }
+                let all_ended = state.invocations.iter().all(InvocationState::is_terminal);
+                complete = is_terminal(&state.status) && all_ended && fetched;
             }
-            let result = fleet.result(&command_id, &inv.instance_id).await?;
-            print_result(out, &result);
-            done.insert(inv.instance_id.clone(), result);
+            Err(e) => {
+                failures += 1;
+                if failures >= POLL_FAILURES {
+                    return Err(e);
+                }
+                let _ = writeln!(out, "({e}; trying again)");
+            }
         }
-        let all_ended = state.invocations.iter().all(InvocationState::is_terminal);
-        if is_terminal(&state.status) && all_ended {
+        if complete {
             break;
         }
-        if start.elapsed() >= wait.limit {
+        if start.elapsed() >= limit {
             return Err(RemoteError::WaitTimeout {
                 command_id,
-                after: wait.limit,
+                after: limit,
             });
         }
         tokio::time::sleep(wait.poll_every).await;

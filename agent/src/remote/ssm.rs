@@ -125,6 +125,10 @@ impl Fleet for SsmFleet {
             .and_then(|c| c.status())
             .map(|s| s.as_str().to_owned())
             .unwrap_or_default();
+        let target_count = commands
+            .commands()
+            .first()
+            .map_or(0, |c| usize::try_from(c.target_count()).unwrap_or(0));
         let mut invocations = Vec::new();
         let mut next: Option<String> = None;
         loop {
@@ -155,6 +159,7 @@ impl Fleet for SsmFleet {
         }
         Ok(CommandState {
             status,
+            target_count,
             invocations,
         })
     }
