@@ -167,3 +167,34 @@ fn pack_is_deterministic_and_reads_back() {
     let err = pack(dir.path()).unwrap_err().to_string();
     assert!(err.contains("not a regular file"), "{err}");
 }
+
+#[test]
+fn a_stack_dir_made_by_a_bundle_takes_the_group_of_the_stacks_dir() {
+    use std::os::unix::fs::MetadataExt as _;
+    if !gantry_tests::prerequisite(
+        nix::unistd::geteuid().is_root(),
+        "root (a bundle installs as root and gives files the stacks dir's group)",
+    ) {
+        return;
+    }
+    // /etc/gantry/stacks is root:gantry 0750 (tmpfiles); 4242 stands for gantry's gid.
+    let dir = tempfile::tempdir().unwrap();
+    let stacks = dir.path().join("stacks");
+    std::fs::create_dir(&stacks).unwrap();
+    std::os::unix::fs::chown(&stacks, None, Some(4242)).unwrap();
+    let files = read_bundle(
+        "s3://b/k",
+        &bundle(&[
+            file("compose.yaml", b"services: {a: {image: x}}\n"),
+            file("config/nginx.conf", b"server {}\n"),
+        ]),
+    )
+    .unwrap();
+    let shop = stacks.join("shop");
+    install(&files, &shop, "s1").unwrap();
+    for p in ["", "config", "compose.yaml", "config/nginx.conf", MANIFEST] {
+        let m = std::fs::metadata(shop.join(p)).unwrap();
+        assert_eq!(m.gid(), 4242, "{p:?} is not the stacks dir's group");
+        assert_eq!(m.uid(), 0);
+    }
+}

@@ -134,12 +134,19 @@ fn relative_path(path: &Path) -> Result<Option<String>, &'static str> {
 
 /// Installs `files` into `dir` (created 0750 if missing): writes what changed, removes what
 /// the previous bundle installed and this one does not carry, then records the manifest.
+/// Run as root, what it creates takes the group of the nearest directory above that exists
+/// (`/etc/gantry/stacks` is root:gantry: members of `gantry` read the stack's files, as they
+/// do a stack made by hand).
 pub fn install(files: &[BundleFile], dir: &Path, sha256: &str) -> Result<Installed, BundleError> {
     let write_err = |path: &Path, message: String| BundleError::Write {
         path: path.to_path_buf(),
         message,
     };
-    create_dir(dir).map_err(|e| write_err(dir, e.to_string()))?;
+    let owner = Owner {
+        uid: None,
+        gid: inherited_group(dir),
+    };
+    create_dir(dir, owner).map_err(|e| write_err(dir, e.to_string()))?;
     let manifest_path = dir.join(MANIFEST);
     let previous: Manifest = match std::fs::read(&manifest_path) {
         Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
@@ -155,18 +162,18 @@ pub fn install(files: &[BundleFile], dir: &Path, sha256: &str) -> Result<Install
     for f in files {
         let path = dir.join(&f.path);
         if let Some(parent) = path.parent() {
-            create_dir(parent).map_err(|e| write_err(parent, e.to_string()))?;
+            create_dir(parent, owner).map_err(|e| write_err(parent, e.to_string()))?;
         }
         let same = std::fs::read(&path).is_ok_and(|old| old == f.contents)
             && std::fs::metadata(&path).is_ok_and(|m| {
-                use std::os::unix::fs::PermissionsExt as _;
-                m.permissions().mode() & 0o7777 == f.mode
+                use std::os::unix::fs::MetadataExt as _;
+                m.mode() & 0o7777 == f.mode && owner.gid.is_none_or(|g| g == m.gid())
             });
         if same {
             done.unchanged.push(f.path.clone());
             continue;
         }
-        write_atomic(&path, &f.contents, f.mode, Owner::default())
+        write_atomic(&path, &f.contents, f.mode, owner)
             .map_err(|e| write_err(&path, e.to_string()))?;
         done.written.push(f.path.clone());
     }
@@ -185,16 +192,38 @@ pub fn install(files: &[BundleFile], dir: &Path, sha256: &str) -> Result<Install
             files: now,
         };
         let text = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
-        write_atomic(&manifest_path, &text, 0o640, Owner::default())
+        write_atomic(&manifest_path, &text, 0o640, owner)
             .map_err(|e| write_err(&manifest_path, e.to_string()))?;
     }
     Ok(done)
 }
 
-fn create_dir(dir: &Path) -> std::io::Result<()> {
+/// The group of the nearest existing directory at or above `dir`, when this process runs as
+/// root (another user keeps its own group: it may not chown to that one).
+fn inherited_group(dir: &Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt as _;
+    if !nix::unistd::geteuid().is_root() {
+        return None;
+    }
+    dir.ancestors()
+        .find_map(|d| std::fs::metadata(d).ok().filter(|m| m.is_dir()))
+        .map(|m| m.gid())
+}
+
+/// Creates `dir` and the directories above it that are missing, 0750, each given
+/// `owner`'s group.
+fn create_dir(dir: &Path, owner: Owner) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt as _;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o750)
-        .create(dir)
+    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
+    for d in missing.into_iter().rev() {
+        match std::fs::DirBuilder::new().mode(0o750).create(d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+        if let Some(gid) = owner.gid {
+            std::os::unix::fs::chown(d, None, Some(gid))?;
+        }
+    }
+    Ok(())
 }
