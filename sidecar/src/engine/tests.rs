@@ -49,17 +49,8 @@ impl FakeSource {
 }
 
 fn snap(pairs: &[(&str, &str)]) -> Snapshot {
-    Snapshot {
-        values: pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), Secret::from(*v)))
-            .collect(),
-        binary: None,
-        version: format!("{pairs:?}"),
-    }
+    Snapshot::of(pairs)
 }
-
-use gantry_common::Secret;
 
 #[async_trait::async_trait]
 impl Source for FakeSource {

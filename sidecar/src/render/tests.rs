@@ -8,14 +8,7 @@ use proptest::prelude::*;
 use super::*;
 
 fn snap(pairs: &[(&str, &str)]) -> Snapshot {
-    Snapshot {
-        values: pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), Secret::from(*v)))
-            .collect(),
-        binary: None,
-        version: "1".into(),
-    }
+    Snapshot::of(pairs)
 }
 
 fn values(pairs: &[(&str, &str)]) -> BTreeMap<String, Secret<String>> {

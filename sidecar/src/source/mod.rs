@@ -62,6 +62,21 @@ pub struct Snapshot {
     pub version: String,
 }
 
+#[cfg(test)]
+impl Snapshot {
+    /// A snapshot of `pairs` whose version follows its values (tests).
+    pub(crate) fn of(pairs: &[(&str, &str)]) -> Self {
+        Self {
+            values: pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), Secret::from(*v)))
+                .collect(),
+            binary: None,
+            version: format!("{pairs:?}"),
+        }
+    }
+}
+
 /// Why a source could not be read. Names the source, never a value.
 #[derive(Debug, thiserror::Error)]
 #[error("{source_id}: {message}{}", hint.as_ref().map(|h| format!(" (hint: {h})")).unwrap_or_default())]

@@ -346,14 +346,7 @@ mod tests {
     use super::*;
 
     fn snap(pairs: &[(&str, &str)]) -> Snapshot {
-        Snapshot {
-            values: pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), Secret::from(*v)))
-                .collect(),
-            binary: None,
-            version: format!("{pairs:?}"),
-        }
+        Snapshot::of(pairs)
     }
 
     /// Review item: a rotated value with a NUL byte passed the check made when a change

@@ -1,0 +1,396 @@
+//! Run mode tests: actions (commands, pid files, units), rendering every output, the service loop.
+
+use super::*;
+
+#[tokio::test]
+async fn command_action_runs_without_a_shell_and_reports_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("marker");
+    let ok = Action::Command {
+        argv: vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            format!("echo hi > {}", marker.display()),
+        ],
+        timeout: Duration::from_secs(5),
+    };
+    run_action(&ok).await.unwrap();
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "hi\n");
+
+    let fails = Action::Command {
+        argv: vec!["/bin/sh".into(), "-c".into(), "exit 4".into()],
+        timeout: Duration::from_secs(5),
+    };
+    let e = run_action(&fails).await.unwrap_err().to_string();
+    assert!(e.contains("/bin/sh") && e.contains('4'), "{e}");
+
+    let slow = Action::Command {
+        argv: vec!["/bin/sleep".into(), "5".into()],
+        timeout: Duration::from_millis(200),
+    };
+    let e = run_action(&slow).await.unwrap_err().to_string();
+    assert!(e.contains("killed after"), "{e}");
+
+    let missing = Action::Command {
+        argv: vec!["/nonexistent/reload".into()],
+        timeout: Duration::from_secs(1),
+    };
+    let e = run_action(&missing).await.unwrap_err().to_string();
+    assert!(
+        e.contains("/nonexistent/reload") && e.contains("cannot start"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn pid_file_action_signals_the_pid_and_names_a_bad_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new("/bin/sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let pid_file = dir.path().join("app.pid");
+    std::fs::write(&pid_file, format!("{}\n", child.id())).unwrap();
+    let a = Action::SignalPidFile {
+        signal: Signal::SIGTERM,
+        pid_file: pid_file.clone(),
+    };
+    run_action(&a).await.unwrap();
+    let status = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(Signal::SIGTERM as i32));
+
+    std::fs::write(&pid_file, "not a pid").unwrap();
+    let e = run_action(&a).await.unwrap_err().to_string();
+    assert!(e.contains("app.pid"), "{e}");
+}
+
+/// Issue 11 item 8: whoever can write the pid file must not choose which process gets the
+/// signal. The signal is SIGCONT (harmless even if the check were wrong).
+#[tokio::test]
+async fn pid_file_action_signals_only_a_process_the_check_allows() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("other.pid");
+    let mut sleeper = std::process::Command::new("/bin/sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let target = if nix::unistd::geteuid().is_root() {
+        // Root's process, named by a pid file an unprivileged user owns.
+        std::fs::write(&pid_file, format!("{}\n", sleeper.id())).unwrap();
+        nix::unistd::chown(&pid_file, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+        sleeper.id() as i32
+    } else {
+        // Not root: our own pid file names a process of root's (other than pid 1).
+        let root_pid = std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .find(|p| *p > 1 && target::real_uid_of(*p) == Some(0))
+            .expect("no process of root's to name: cannot check the owner rule");
+        std::fs::write(&pid_file, format!("{root_pid}\n")).unwrap();
+        root_pid
+    };
+    let a = Action::SignalPidFile {
+        signal: Signal::SIGCONT,
+        pid_file: pid_file.clone(),
+    };
+    let same_service = target::same_service(target);
+    let r = run_action(&a).await;
+    if same_service {
+        // In this service's own cgroup the process is allowed whoever owns the file.
+        r.unwrap();
+    } else {
+        let e = r.unwrap_err().to_string();
+        assert!(
+            e.contains("refused") && e.contains("other.pid") && e.contains("uid"),
+            "{e}"
+        );
+    }
+    sleeper.kill().unwrap();
+    let _ = sleeper.wait();
+    // A pid file anyone may write is refused whatever it names.
+    let mut child = std::process::Command::new("/bin/sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let own = dir.path().join("own.pid");
+    std::fs::write(&own, format!("{}\n", child.id())).unwrap();
+    std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let a = Action::SignalPidFile {
+        signal: Signal::SIGTERM,
+        pid_file: own.clone(),
+    };
+    let e = run_action(&a).await.unwrap_err().to_string();
+    assert!(e.contains("writable by group or others"), "{e}");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the child was signalled"
+    );
+    // The same file, 0644 and ours, naming our own child: allowed.
+    std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o644)).unwrap();
+    run_action(&a).await.unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(child.wait().unwrap().signal(), Some(Signal::SIGTERM as i32));
+}
+
+#[tokio::test]
+async fn render_all_writes_only_complete_and_changed_outputs() {
+    use crate::config::Format;
+    let dir = tempfile::tempdir().unwrap();
+    let out = |name: &str, sources: Option<Vec<String>>| Output {
+        path: dir.path().join(name),
+        format: Format::Dotenv,
+        mode: 0o600,
+        uid: None,
+        gid: None,
+        sources,
+        keys: None,
+        on_change: None,
+    };
+    let outputs = vec![out("a.env", Some(vec!["a".into()])), out("all.env", None)];
+    let ids = vec!["a".to_owned(), "b".to_owned()];
+    let snap = |v: &str| Snapshot {
+        values: [("K".to_owned(), gantry_common::Secret::from(v))]
+            .into_iter()
+            .collect(),
+        binary: None,
+        version: v.to_owned(),
+    };
+    let status = Status::new(&ids, Duration::from_secs(60));
+    let mut snaps = vec![Some(snap("1")), None];
+    let w = render_all(&outputs, &ids, &snaps, &status)
+        .into_result()
+        .unwrap();
+    assert_eq!(w.len(), 1, "all.env waits for source b");
+    assert!(!outputs[1].path.exists());
+    snaps[1] = Some(Snapshot {
+        values: [("L".to_owned(), gantry_common::Secret::from("2"))]
+            .into_iter()
+            .collect(),
+        binary: None,
+        version: "x".into(),
+    });
+    let w = render_all(&outputs, &ids, &snaps, &status)
+        .into_result()
+        .unwrap();
+    assert_eq!(w.len(), 1, "a.env unchanged, all.env new");
+    assert_eq!(
+        std::fs::read_to_string(&outputs[1].path).unwrap(),
+        "K='1'\nL='2'\n"
+    );
+    assert!(
+        render_all(&outputs, &ids, &snaps, &status)
+            .into_result()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// A source for [`serve`]: its first refresh gives `next`, then nothing changes.
+#[derive(Debug)]
+struct OneChange {
+    next: Option<Snapshot>,
+}
+
+#[async_trait::async_trait]
+impl Source for OneChange {
+    fn id(&self) -> &str {
+        "fake"
+    }
+    async fn fetch(&mut self) -> Result<Snapshot, crate::source::SourceError> {
+        unreachable!("serve starts from the first fetch's snapshots")
+    }
+    async fn refresh(&mut self) -> Result<Option<Snapshot>, crate::source::SourceError> {
+        Ok(self.next.take())
+    }
+    fn next_refresh(&self) -> Duration {
+        Duration::from_millis(10)
+    }
+}
+
+fn values(pairs: &[(&str, &str)]) -> Snapshot {
+    Snapshot {
+        values: pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), gantry_common::Secret::from(*v)))
+            .collect(),
+        binary: None,
+        version: format!("{pairs:?}"),
+    }
+}
+
+/// A config whose only source is `aws:fake`, with `outputs` (YAML) in `dir`.
+fn config_with(dir: &std::path::Path, outputs: &str) -> Config {
+    let path = dir.join("secrets.yaml");
+    let text = format!(
+        "sources:\n  - aws: {{ id: fake }}\nrestart: {{ debounce: 10ms }}\noutputs:\n{outputs}"
+    );
+    std::fs::write(&path, text).unwrap();
+    crate::config::load(
+        Some(&path),
+        &Default::default(),
+        &crate::config::Overrides::default(),
+    )
+    .unwrap()
+}
+
+/// Waits (real time, up to 10 s) until `path` exists.
+async fn appears(path: &std::path::Path) -> bool {
+    for _ in 0..1000 {
+        if path.exists() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+/// Review item: one output that cannot be rendered stopped the batch, so the outputs
+/// written before it never ran their action and those after it were never written.
+#[tokio::test]
+async fn one_bad_output_neither_stops_the_others_nor_their_actions() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let touch = |name: &str| format!("[/bin/sh, -c, 'touch {d}/{name}']");
+    // The middle output is a raw file of two values: it cannot be rendered.
+    let config = config_with(
+        dir.path(),
+        &format!(
+            "  - {{ path: {d}/first.env, on_change: {{ command: {} }} }}\n  - {{ path: {d}/bad.raw, format: raw }}\n  - {{ path: {d}/last.json, format: json, on_change: {{ command: {} }} }}\n",
+            touch("first.ran"),
+            touch("last.ran"),
+        ),
+    );
+    let ids = vec!["fake".to_owned()];
+    let status = Status::new(&ids, Duration::from_secs(60));
+
+    // render_all renders every output and reports the bad one by its path.
+    let start = vec![Some(values(&[("K", "1"), ("L", "1")]))];
+    let r = render_all(&config.outputs, &ids, &start, &status);
+    assert_eq!(r.written.len(), 2, "first.env and last.json");
+    assert_eq!(r.errors.len(), 1);
+    assert_eq!(r.errors[0].0.path, dir.path().join("bad.raw"));
+    let e = r.into_result().unwrap_err().to_string();
+    assert!(e.contains("bad.raw"), "{e}");
+
+    // serve: after a change both good files are rewritten and both actions run.
+    let source = OneChange {
+        next: Some(values(&[("K", "2"), ("L", "2")])),
+    };
+    let shutdown = CancellationToken::new();
+    let notifier = Notifier::default();
+    let serving = serve(
+        &config,
+        vec![Box::new(source)],
+        vec![values(&[("K", "1"), ("L", "1")])],
+        ids.clone(),
+        status.clone(),
+        &notifier,
+        shutdown.clone(),
+    );
+    let check = async {
+        let first = appears(&dir.path().join("first.ran")).await;
+        let last = appears(&dir.path().join("last.ran")).await;
+        shutdown.cancel();
+        (first, last)
+    };
+    let ((), (first, last)) = tokio::join!(serving, check);
+    assert!(
+        first,
+        "the action of the output before the bad one did not run"
+    );
+    assert!(
+        last,
+        "the output after the bad one was not written or its action did not run"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("first.env")).unwrap(),
+        "K='2'\nL='2'\n"
+    );
+    assert!(!dir.path().join("bad.raw").exists());
+}
+
+/// Review item: serve awaited the actions inside its select loop, so while an action ran
+/// (up to its timeout) systemd got no WATCHDOG=1 and a stop request waited for it.
+#[tokio::test]
+async fn the_watchdog_beats_and_a_stop_interrupts_while_an_action_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("action.pid");
+    let config = config_with(
+        dir.path(),
+        &format!(
+            "  - {{ path: {}/app.env, on_change: {{ command: [/bin/sh, -c, 'echo $$ > {}; exec sleep 30'], timeout: 2m }} }}\n",
+            dir.path().display(),
+            pid_file.display()
+        ),
+    );
+    let ids = vec!["fake".to_owned()];
+    let status = Status::new(&ids, Duration::from_secs(60));
+    let pings = std::sync::atomic::AtomicUsize::new(0);
+    let watchdog = Watchdog::new(Some(Duration::from_millis(20)), || {
+        pings.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    });
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tx.send(engine::Change {
+        index: 0,
+        snapshot: values(&[("K", "2")]),
+    })
+    .await
+    .unwrap();
+    let shutdown = CancellationToken::new();
+    let notifier = Notifier::default();
+    let serving = serve_loop(
+        &config,
+        rx,
+        ids,
+        vec![Some(values(&[("K", "1")]))],
+        status,
+        &notifier,
+        watchdog,
+        shutdown.clone(),
+    );
+    let check = async {
+        assert!(appears(&pid_file).await, "the action did not start");
+        let pid: i32 = loop {
+            // The shell may not have finished writing its pid yet.
+            if let Ok(p) = std::fs::read_to_string(&pid_file).unwrap().trim().parse() {
+                break p;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        let before = pings.load(std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let during = pings.load(std::sync::atomic::Ordering::SeqCst) - before;
+        shutdown.cancel();
+        (pid, during, Instant::now())
+    };
+    let ((), (pid, during, stop_asked)) = tokio::time::timeout(Duration::from_secs(20), async {
+        tokio::join!(serving, check)
+    })
+    .await
+    .expect("serve did not stop while the action ran");
+    assert!(
+        during >= 5,
+        "{during} watchdog pings in 300 ms of action (every 20 ms)"
+    );
+    assert!(
+        stop_asked.elapsed() < Duration::from_secs(5),
+        "the stop waited {:?} for the action",
+        stop_asked.elapsed()
+    );
+    // The interrupted command was killed (kill_on_drop): gone, or a zombie not yet reaped.
+    let mut gone = false;
+    for _ in 0..500 {
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(") ").map(|(_, r)| r.chars().next()))
+            .flatten();
+        if matches!(state, None | Some('Z')) {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(gone, "the action's process {pid} still runs");
+}
