@@ -343,6 +343,24 @@ pub(super) fn file_mode(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
     Ok(json!(format!("{n:04o}")))
 }
 
+/// A tmpfs mount's `mode`, a number. Written with a leading zero (`01777`), a YAML 1.2 parser
+/// hands it over as a string: octal, as compose (YAML 1.1) reads it, not decimal 1777. A
+/// number without one stays what it is, as in compose.
+pub(super) fn tmpfs_mode(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
+    match val {
+        Value::String(s) => {
+            let digits = s.strip_prefix("0o").or_else(|| s.strip_prefix('0'));
+            digits
+                .and_then(|d| u32::from_str_radix(if d.is_empty() { "0" } else { d }, 8).ok())
+                .map(|n| json!(n))
+                .ok_or_else(|| {
+                    ctx.invalid(p, format!("invalid mode {s:?} (a number, 1777 or 0o1777)"))
+                })
+        }
+        other => Ok(json!(integer(ctx, p, other)?)),
+    }
+}
+
 pub(super) fn secret_mounts(ctx: &Ctx<'_>, p: &str, v: &Value) -> R<Json> {
     file_mounts(ctx, p, v, true)
 }

@@ -12,7 +12,8 @@
 //! not JSON); `build:` is kept loosely (Gantry never builds).
 
 use super::mounts::{
-    config_mounts, device_mounts, file_mode, port_target, ports, secret_mounts, ulimits, volumes,
+    config_mounts, device_mounts, file_mode, port_target, ports, secret_mounts, tmpfs_mode,
+    ulimits, volumes,
 };
 use super::service::{
     blkio_weight, build, command, container_name, cpus, depends_on, deploy_mode, develop_watch,
@@ -287,7 +288,7 @@ const BIND: Schema = &[
 
 const VOLUME_OPTIONS: Schema = &[("nocopy", TrueOnly), ("subpath", Str), ("labels", Labels)];
 
-const TMPFS: Schema = &[("size", Bytes), ("mode", Int)];
+const TMPFS: Schema = &[("size", Bytes), ("mode", Special(tmpfs_mode))];
 
 /// One long-form secret or config mount.
 pub(super) const FILE_MOUNT: Schema = &[

@@ -74,6 +74,17 @@ fn volumes_short_and_long() {
             .contains("needs a type")
     );
     assert!(svc(r#"volumes: ["ab:cd:ef:gh"]"#).is_err());
+    // A tmpfs mode with a leading zero is octal, as compose reads it; without, a plain number.
+    let mode = |m: &str| {
+        svc(&format!(
+            "volumes: [{{type: tmpfs, target: /t, tmpfs: {{mode: {m}}}}}]"
+        ))
+        .map(|j| j["volumes"][0]["tmpfs"]["mode"].clone())
+    };
+    assert_eq!(mode("01777").unwrap(), json!(0o1777));
+    assert_eq!(mode("0o755").unwrap(), json!(0o755));
+    assert_eq!(mode("1777").unwrap(), json!(1777));
+    assert!(mode("0999").is_err());
     // A single letter before a colon is a Windows drive, as in compose: two parts here.
     let j = svc(r#"volumes: ["a:b:c:d"]"#).unwrap();
     assert_eq!(j["volumes"][0]["source"], json!("/p/a:b"));
