@@ -37,6 +37,20 @@ async fn vault_answering(body: Value) -> u16 {
     port
 }
 
+/// A session config for the fake Vault on loopback `port`, with a token.
+fn token_config(port: u16) -> VaultConfig {
+    VaultConfig {
+        addr: Url::parse(&format!("http://127.0.0.1:{port}")).unwrap(),
+        auth: VaultAuth::Token {
+            token: Some(Secret::new("s.test".to_owned())),
+            token_file: None,
+        },
+        namespace: None,
+        ca_cert: None,
+        timeout: Duration::from_secs(5),
+        plain_http_off_host: false,
+    }
+}
 #[tokio::test]
 async fn leases_and_ttls_of_u64_max_seconds_are_capped_not_a_panic() {
     let huge = u64::MAX;
@@ -48,17 +62,7 @@ async fn leases_and_ttls_of_u64_max_seconds_are_capped_not_a_panic() {
         "auth": {"lease_duration": huge, "renewable": true},
     }))
     .await;
-    let cfg = VaultConfig {
-        addr: Url::parse(&format!("http://127.0.0.1:{port}")).unwrap(),
-        auth: VaultAuth::Token {
-            token: Some(Secret::new("s.test".to_owned())),
-            token_file: None,
-        },
-        namespace: None,
-        ca_cert: None,
-        timeout: Duration::from_secs(5),
-        plain_http_off_host: false,
-    };
+    let cfg = token_config(port);
     // The token lookup schedules its renewal from the TTL.
     let session = VaultSession::connect(&cfg).await.unwrap();
     assert!(session.next_action_in().is_some());
@@ -167,17 +171,7 @@ async fn a_future_deletion_time_is_not_a_deleted_version() {
         ("secret/metadata/app", metadata(&future)),
     ]));
     let port = vault_routes(Arc::clone(&routes)).await;
-    let cfg = VaultConfig {
-        addr: Url::parse(&format!("http://127.0.0.1:{port}")).unwrap(),
-        auth: VaultAuth::Token {
-            token: Some(Secret::new("s.test".to_owned())),
-            token_file: None,
-        },
-        namespace: None,
-        ca_cert: None,
-        timeout: Duration::from_secs(5),
-        plain_http_off_host: false,
-    };
+    let cfg = token_config(port);
     let session = VaultSession::connect(&cfg).await.unwrap();
     let spec = VaultSourceSpec {
         path: "secret/app".into(),
