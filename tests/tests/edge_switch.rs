@@ -235,7 +235,14 @@ fn containers_reach_a_port_published_on_every_address() {
         return;
     }
     let stack = Stack::with_file(&WEB.replace("127.0.0.1:${WEB_PORT}:8080", "${WEB_PORT}:8080"));
-    assert_eq!(stack.deploy(&[]).status.code(), Some(0));
+    let out = stack.deploy(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        gantry_tests::stdout(&out),
+        gantry_tests::stderr(&out)
+    );
     let port = stack.port;
     wait_for("version 1 on 127.0.0.1", Duration::from_secs(20), || {
         (version(port)? == "version 1").then_some(())

@@ -451,13 +451,7 @@ impl Deployer {
             )
             .await;
         }
-        // Also when the new plan switches nothing: a service that left the switch (removed,
-        // its ports gone, `edge: false`) must not keep its routes.
-        let switched = plan
-            .services
-            .iter()
-            .any(|s| !s.edge.is_empty() || s.action.changes());
-        let switched = switched.then_some(project.name.as_str());
+        let switched = plan.syncs_edge().then_some(project.name.as_str());
         self.end_release(&stack, &lock, switched, &mut release, req, progress, report)
             .await
     }

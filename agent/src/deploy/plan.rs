@@ -64,6 +64,15 @@ impl Plan {
         self.services.iter().all(|s| !s.action.changes())
     }
 
+    /// Whether the edge switch must be brought in line with what runs once the plan is applied:
+    /// a service goes through it, or anything changed (a service may have left it: removed,
+    /// its ports gone, `edge: false`, and must not keep its routes).
+    pub fn syncs_edge(&self) -> bool {
+        self.services
+            .iter()
+            .any(|s| !s.edge.is_empty() || s.action.changes())
+    }
+
     pub fn get(&self, service: &str) -> Option<&ServicePlan> {
         self.services.iter().find(|s| s.service == service)
     }

@@ -171,11 +171,7 @@ impl Deployer {
             report,
         )
         .await;
-        let switched = plan
-            .services
-            .iter()
-            .any(|s| !s.edge.is_empty() || s.action.changes());
-        let switched = switched.then_some(project.name.as_str());
+        let switched = plan.syncs_edge().then_some(project.name.as_str());
         self.end_release(
             &stack,
             &lock,

@@ -75,6 +75,16 @@ fn actions(plan: &super::Plan) -> Vec<(String, Action)> {
         .collect()
 }
 
+/// The stack is one container, `app-web-1`, running image `app:version`.
+fn only_web_runs(s: &Setup, version: &str) {
+    let left = s.engine.containers();
+    assert_eq!(left.keys().collect::<Vec<_>>(), ["app-web-1"]);
+    assert!(
+        left["app-web-1"].state.running
+            && left["app-web-1"].image_id.ends_with(&version.repeat(64))
+    );
+}
+
 /// The position of the first call equal to `call`.
 fn at(calls: &[String], call: &str) -> usize {
     calls
@@ -897,11 +907,7 @@ async fn a_replacement_cut_short_then_another_version_keeps_the_serving_containe
             "{call} before the old one goes: {calls:#?}"
         );
     }
-    let left = s.engine.containers();
-    assert_eq!(left.keys().collect::<Vec<_>>(), ["app-web-1"]);
-    assert!(
-        left["app-web-1"].state.running && left["app-web-1"].image_id.ends_with(&"3".repeat(64))
-    );
+    only_web_runs(&s, "3");
 }
 
 #[tokio::test(start_paused = true)]
@@ -926,11 +932,7 @@ async fn a_service_left_under_its_temporary_name_is_replaced_without_removing_it
     let calls = s.calls_but_pulls();
     let gone = at(&calls, "remove app-web-1-gantry-next");
     assert!(at(&calls, "start app-web-1") < gone, "{calls:#?}");
-    let left = s.engine.containers();
-    assert_eq!(left.keys().collect::<Vec<_>>(), ["app-web-1"]);
-    assert!(
-        left["app-web-1"].state.running && left["app-web-1"].image_id.ends_with(&"2".repeat(64))
-    );
+    only_web_runs(&s, "2");
 }
 
 #[tokio::test(start_paused = true)]

@@ -397,17 +397,8 @@ impl Edge for NftEdge {
         let table = self
             .run(&self.nft, &["list", "table", "ip", "gantry"], None)
             .await?;
-        let me = format!("{}/{}", routes.stack, routes.service);
         for p in &routes.ports {
-            if let Some((owner, _)) = route_owners(&table)
-                .into_iter()
-                .find(|(owner, port)| *port == p.listen.port && *owner != me)
-            {
-                return Err(EdgeError::PortTaken {
-                    listen: p.listen,
-                    by: format!("service {owner} (its edge route)"),
-                });
-            }
+            routed_by_another(&table, &routes.stack, &routes.service, p.listen)?;
         }
         // Docker may have been restarted (DOCKER-USER recreated) since the daemon started.
         self.ensure_forward_accept().await?;
@@ -529,16 +520,28 @@ impl Edge for NftEdge {
         let table = self
             .run(&self.nft, &["list", "table", "ip", "gantry"], None)
             .await?;
-        let me = format!("{stack}/{service}");
-        for (owner, port) in route_owners(&table) {
-            if port == listen.port && owner != me {
-                return Err(EdgeError::PortTaken {
-                    listen,
-                    by: format!("service {owner} (its edge route)"),
-                });
-            }
-        }
-        Ok(())
+        routed_by_another(&table, stack, service, listen)
+    }
+}
+
+/// `Err(PortTaken)` when a service other than `stack/service` routes `listen`'s port in
+/// `table` (the text of `nft list table ip gantry`).
+fn routed_by_another(
+    table: &str,
+    stack: &str,
+    service: &str,
+    listen: Listen,
+) -> Result<(), EdgeError> {
+    let me = format!("{stack}/{service}");
+    match route_owners(table)
+        .into_iter()
+        .find(|(owner, port)| *port == listen.port && *owner != me)
+    {
+        Some((owner, _)) => Err(EdgeError::PortTaken {
+            listen,
+            by: format!("service {owner} (its edge route)"),
+        }),
+        None => Ok(()),
     }
 }
 

@@ -51,6 +51,7 @@ fn token_config(port: u16) -> VaultConfig {
         plain_http_off_host: false,
     }
 }
+
 #[tokio::test]
 async fn leases_and_ttls_of_u64_max_seconds_are_capped_not_a_panic() {
     let huge = u64::MAX;
