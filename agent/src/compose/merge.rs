@@ -9,6 +9,8 @@
 //!   `ip:published:target/protocol`, `volumes` and `devices` by target, `secrets`/`configs` by
 //!   target (or source), `env_file` by path, string lists (`dns`, `expose`, `cap_add`, `tmpfs`,
 //!   `extra_hosts`...) by value; a later duplicate replaces the earlier one in place;
+//! - `networks.<n>.ipam.config` pools merge by `subnet`, exactly as compose 2.40.3
+//!   (compose-go 2.9) does it, quirks included ([`merge_ipam_pools`]);
 //! - scalars are replaced;
 //! - a null service (`web:` alone) over a defined one keeps the definition;
 //! - `!reset` removes the key from what was merged so far, `!override` replaces it instead of
@@ -98,6 +100,7 @@ fn strip(v: Value, path: &mut Vec<String>, tags: &mut Tags) -> Result<Value, (St
 enum Rule {
     Replace,
     Logging,
+    IpamPools,
     Append(Dedup),
     Default,
 }
@@ -143,6 +146,7 @@ fn service_rule(rel: &[String]) -> Rule {
 fn rule(path: &[String]) -> Rule {
     match path {
         [s, _, rest @ ..] if s == "services" && !rest.is_empty() => service_rule(rest),
+        [n, _, i, c] if n == "networks" && i == "ipam" && c == "config" => Rule::IpamPools,
         _ => Rule::Default,
     }
 }
@@ -159,6 +163,10 @@ pub fn merge_at(base: Json, overlay: Json, path: &mut Vec<String>) -> Json {
                 _ => merge_maps(base, overlay, path),
             }
         }
+        Rule::IpamPools => match (base, overlay) {
+            (Json::Array(b), Json::Array(o)) => Json::Array(merge_ipam_pools(b, o, path)),
+            (_, o) => o,
+        },
         Rule::Append(d) => match (base, overlay) {
             (Json::Array(mut a), Json::Array(b)) => {
                 a.extend(b);
@@ -195,6 +203,63 @@ fn merge_maps(base: Json, overlay: Json, path: &mut Vec<String>) -> Json {
         b.insert(k, merged);
     }
     Json::Object(b)
+}
+
+/// `networks.<n>.ipam.config` of a later file over an earlier one, pool by pool, giving what
+/// compose 2.40.3 gives (checked with `docker compose -f a -f b config`). For each earlier
+/// pool, in order, each later pool is taken in order:
+/// - when its `subnet` differs from the earlier pool's and no pool in the result so far has
+///   its subnet, it is added to the result as it is;
+/// - otherwise it is merged into the earlier pool, which compose modifies in place (so its
+///   `subnet` can change to the later pool's), and the earlier pool then takes the place of
+///   the first pool in the result with its (new) subnet, or is added.
+///
+/// So a pool with the same subnet on both sides is merged (`gateway` over `gateway`,
+/// `aux_addresses` key by key), an earlier pool no later pool names is dropped, and mixed
+/// lists give compose's odd results (the same pool twice). An empty list on either side
+/// gives an empty list. Only compose's aliasing of nested maps is not reproduced: a merged
+/// pool's `aux_addresses` never changes a later pool printed on its own.
+fn merge_ipam_pools(mut earlier: Vec<Json>, later: Vec<Json>, path: &mut Vec<String>) -> Vec<Json> {
+    /// A result entry: an earlier pool (as modified so far) or a later pool.
+    #[derive(Clone, Copy)]
+    enum Pool {
+        Earlier(usize),
+        Later(usize),
+    }
+    fn subnet(v: &Json) -> Option<&Json> {
+        v.get("subnet")
+    }
+    let mut result: Vec<Pool> = Vec::new();
+    for e in 0..earlier.len() {
+        for (l, pool) in later.iter().enumerate() {
+            let in_result = |earlier: &[Json], s: Option<&Json>| {
+                result.iter().position(|r| {
+                    let v = match *r {
+                        Pool::Earlier(i) => &earlier[i],
+                        Pool::Later(i) => &later[i],
+                    };
+                    subnet(v) == s
+                })
+            };
+            if subnet(pool) != subnet(&earlier[e]) && in_result(&earlier, subnet(pool)).is_none() {
+                result.push(Pool::Later(l));
+                continue;
+            }
+            let merged = merge_maps(std::mem::take(&mut earlier[e]), pool.clone(), path);
+            earlier[e] = merged;
+            match in_result(&earlier, subnet(&earlier[e])) {
+                Some(at) => result[at] = Pool::Earlier(e),
+                None => result.push(Pool::Earlier(e)),
+            }
+        }
+    }
+    result
+        .into_iter()
+        .map(|r| match r {
+            Pool::Earlier(i) => earlier[i].clone(),
+            Pool::Later(i) => later[i].clone(),
+        })
+        .collect()
 }
 
 fn dedup_key(v: &Json, d: Dedup) -> Option<String> {
@@ -435,6 +500,80 @@ mod tests {
     fn unknown_tag_is_an_error() {
         let y: Value = serde_yaml::from_str("a: !weird 1\n").unwrap();
         assert_eq!(strip_tags(y).unwrap_err().0, "a");
+    }
+
+    /// `networks.n.ipam.config` of two files merged; the expected results are what
+    /// `docker compose -f a.yaml -f b.yaml config` (2.40.3) prints for the same lists.
+    fn ipam_merged(earlier: Json, later: Json) -> Json {
+        let net = |pools: Json| json!({"networks": {"n": {"ipam": {"config": pools}}}});
+        let m = merge_documents(net(earlier), net(later), &Tags::default());
+        m["networks"]["n"]["ipam"]["config"].clone()
+    }
+
+    #[test]
+    fn ipam_pools_merge_by_subnet_as_compose_does() {
+        // The same subnet: one pool, merged key by key.
+        assert_eq!(
+            ipam_merged(
+                json!([{"subnet": "10.1.0.0/16", "gateway": "10.1.0.1", "aux_addresses": {"a": "10.1.0.2"}}]),
+                json!([{"subnet": "10.1.0.0/16", "ip_range": "10.1.1.0/24", "aux_addresses": {"b": "10.1.0.3"}}]),
+            ),
+            json!([{"subnet": "10.1.0.0/16", "gateway": "10.1.0.1", "ip_range": "10.1.1.0/24",
+                    "aux_addresses": {"a": "10.1.0.2", "b": "10.1.0.3"}}])
+        );
+        // Another subnet: the later pool replaces the earlier one.
+        assert_eq!(
+            ipam_merged(
+                json!([{"subnet": "10.1.0.0/16"}]),
+                json!([{"subnet": "10.2.0.0/16"}])
+            ),
+            json!([{"subnet": "10.2.0.0/16"}])
+        );
+        // An earlier pool no later pool names is merged into one that is (compose's quirk).
+        assert_eq!(
+            ipam_merged(
+                json!([{"subnet": "10.1.0.0/16", "gateway": "10.1.0.1"},
+                       {"subnet": "10.2.0.0/16", "gateway": "10.2.0.1"}]),
+                json!([{"subnet": "10.1.0.0/16", "ip_range": "10.1.1.0/24"}]),
+            ),
+            json!([{"subnet": "10.1.0.0/16", "gateway": "10.2.0.1", "ip_range": "10.1.1.0/24"}])
+        );
+        assert_eq!(
+            ipam_merged(
+                json!([{"subnet": "10.1.0.0/16"}, {"subnet": "10.2.0.0/16"}]),
+                json!([{"subnet": "10.2.0.0/16", "gateway": "10.2.0.1"}, {"subnet": "10.3.0.0/16"}]),
+            ),
+            json!([{"subnet": "10.3.0.0/16", "gateway": "10.2.0.1"}, {"subnet": "10.3.0.0/16"}])
+        );
+        // Pools without a subnet, and one pool given twice, as compose prints them.
+        let twice = json!({"subnet": "10.3.0.0/16", "gateway": "10.8.0.1", "aux_addresses": {"b": "10.1.0.6"}});
+        assert_eq!(
+            ipam_merged(
+                json!([
+                    {"subnet": "10.1.0.0/16", "gateway": "10.1.0.1", "ip_range": "10.1.1.0/24",
+                     "aux_addresses": {"a": "10.1.0.5"}},
+                    {"subnet": "10.2.0.0/16"},
+                    {"gateway": "10.9.0.1"}
+                ]),
+                json!([
+                    {"subnet": "10.2.0.0/16", "gateway": "10.2.0.1"},
+                    {"subnet": "10.1.0.0/16", "gateway": "10.1.0.254", "aux_addresses": {"b": "10.1.0.6"}},
+                    {"subnet": "10.3.0.0/16"},
+                    {"gateway": "10.8.0.1"}
+                ]),
+            ),
+            json!([twice, twice, {"subnet": "10.3.0.0/16"}, {"gateway": "10.8.0.1"},
+                   {"subnet": "10.2.0.0/16", "gateway": "10.2.0.1"}])
+        );
+        // An empty list on either side leaves none.
+        assert_eq!(
+            ipam_merged(json!([]), json!([{"subnet": "10.2.0.0/16"}])),
+            json!([])
+        );
+        assert_eq!(
+            ipam_merged(json!([{"subnet": "10.2.0.0/16"}]), json!([])),
+            json!([])
+        );
     }
 
     #[test]
