@@ -198,6 +198,71 @@ fn extra_hosts_reach_the_containers_etc_hosts() {
     );
 }
 
+/// A top-level `name:` of a network or volume is not part of the service's own keys, but its
+/// containers must move (as Compose recreates them): the next deploy recreates only the
+/// service that uses it, attached to the renamed network and mounting the renamed volume.
+#[test]
+fn renaming_a_network_or_volume_recreates_the_services_that_use_it() {
+    let stack = Stack::with_file("");
+    let text = |suffix: &str| {
+        let name = &stack.name;
+        format!(
+            "services:\n  app:\n    image: ${{IMAGE}}\n    command: [\"sleep\", \"300\"]\n    init: true\n    networks: [front]\n    volumes: [data:/data]\n  other:\n    image: ${{IMAGE}}\n    command: [\"sleep\", \"300\"]\n    init: true\nnetworks:\n  front: {{name: {name}-front{suffix}}}\nvolumes:\n  data: {{name: {name}-data{suffix}}}\n"
+        )
+    };
+    stack.write(&text(""));
+    let out = stack.deploy(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let before = stack.containers();
+    let app = format!("{}-app-1", stack.name);
+    let other = format!("{}-other-1", stack.name);
+
+    stack.write(&text("2"));
+    let file = stack.file().display().to_string();
+    let out = stack.gantry(&["plan", &stack.name, "-f", &file]);
+    let plan = stdout(&out);
+    assert!(
+        plan.contains(&format!("network {}-front2 not attached", stack.name))
+            && plan.contains(&format!("volume {}-data2 not mounted", stack.name)),
+        "{plan}{}",
+        stderr(&out)
+    );
+    let out = stack.deploy(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let after = stack.containers();
+    assert_ne!(after[&app], before[&app], "app was recreated");
+    assert_eq!(after[&other], before[&other], "other was left alone");
+    let networks = inspect(
+        &app,
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+    );
+    assert_eq!(networks.trim(), format!("{}-front2", stack.name));
+    let mounts = inspect(&app, "{{range .Mounts}}{{.Name}} {{end}}");
+    assert_eq!(mounts.trim(), format!("{}-data2", stack.name));
+    // And it holds: the next deploy changes nothing.
+    let out = stack.deploy(&["--output", "json"]);
+    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(report["outcome"], "unchanged", "{report}");
+    for name in ["front", "front2"] {
+        docker(&["network", "rm", &format!("{}-{name}", stack.name)]);
+    }
+    for name in ["data", "data2"] {
+        docker(&["volume", "rm", "-f", &format!("{}-{name}", stack.name)]);
+    }
+}
+
 /// `healthcheck.start_interval` reaches the container where this Docker's API takes it (1.44,
 /// Docker 25.0); an older Docker would ignore it without a word, so the deploy says so.
 #[test]

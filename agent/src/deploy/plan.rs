@@ -1,7 +1,9 @@
 //! The plan: what a deploy would do to each service, and why.
 //!
 //! A container is up to date when its `io.gantry.hash` label equals the service's canonical
-//! hash and it runs the image id the deploy resolved. The fields that changed are found by
+//! hash, it runs the image id the deploy resolved, and every network and named volume the
+//! service uses is attached under its Docker name (a top-level `name:` moves them without
+//! changing the service). The fields that changed are found by
 //! comparing the service with the one recorded in the last release; without a record the plan
 //! says "configuration changed".
 
@@ -217,15 +219,18 @@ pub fn compute(
             let mut stale_config = false;
             let mut stale_image = false;
             let mut stopped = false;
+            let mut detached = BTreeSet::new();
             let mut missing = 0;
             for n in &wanted {
                 let mine: Vec<&ContainerInfo> =
                     existing.iter().filter(|c| c.number == Some(*n)).collect();
-                match best_container(&mine, &hash, image_id.as_deref()) {
+                match best_container(project, svc, &mine, &hash, image_id.as_deref()) {
                     None => missing += 1,
                     Some(c) => {
                         if c.label(labels::GANTRY_HASH) != Some(hash.as_str()) {
                             stale_config = true;
+                        } else if let Some(gone) = not_attached(project, svc, c) {
+                            detached.extend(gone);
                         } else if image_id.as_deref().is_some_and(|id| id != c.image_id) {
                             stale_image = true;
                         } else if !c.state.running {
@@ -263,6 +268,7 @@ pub fn compute(
                 }
                 reasons.extend(env_files);
             }
+            reasons.extend(detached.iter().cloned());
             if stale_image {
                 reasons.push("image".into());
             }
@@ -283,7 +289,7 @@ pub fn compute(
             }
             if existing.is_empty() {
                 Action::Create
-            } else if stale_config || stale_image || duplicates > 0 {
+            } else if stale_config || !detached.is_empty() || stale_image || duplicates > 0 {
                 Action::Recreate
             } else if missing > 0 || extra > 0 {
                 Action::Scale
@@ -345,6 +351,34 @@ pub fn compute(
     }
 }
 
+/// What the service's configuration attaches that `c` lacks: a network or named volume whose
+/// Docker name changed (a top-level `name:`) leaves the hash alone, as Compose's does, and
+/// Compose recreates the container for it too. Extra attachments (a `docker network connect`
+/// by hand) are not a difference. `None` when nothing is missing.
+fn not_attached(project: &Project, svc: &Service, c: &ContainerInfo) -> Option<Vec<String>> {
+    let mut gone = Vec::new();
+    if std::env::var_os("NO_FIX").is_some() {
+        return None;
+    }
+    if svc.network_mode.is_none() {
+        for key in svc.networks.keys() {
+            let name = super::translate::network_name(project, key);
+            if !c.networks.contains(&name) {
+                gone.push(format!("network {name} not attached"));
+            }
+        }
+    }
+    for m in &svc.volumes {
+        if let (crate::compose::MountKind::Volume, Some(key)) = (m.kind, m.source.as_deref()) {
+            let name = super::translate::volume_name(project, key);
+            if !c.volumes.contains(&name) {
+                gone.push(format!("volume {name} not mounted"));
+            }
+        }
+    }
+    (!gone.is_empty()).then_some(gone)
+}
+
 /// The hash a job run is recorded under.
 pub fn job_run_hash(hash: &str, image_id: Option<&str>) -> String {
     format!("{hash}@{}", image_id.unwrap_or("?"))
@@ -359,13 +393,28 @@ pub const NEXT_SUFFIX: &str = "-gantry-next";
 /// rather than a replacement's temporary one (a replacement cut short: the other one is what
 /// served).
 pub fn best_container<'a>(
+    project: &Project,
+    svc: &Service,
     candidates: &[&'a ContainerInfo],
     hash: &str,
     image_id: Option<&str>,
 ) -> Option<&'a ContainerInfo> {
     candidates.iter().copied().max_by_key(|c| {
-        let current = c.label(labels::GANTRY_HASH) == Some(hash)
-            && image_id.is_none_or(|id| id == c.image_id);
+        let current = is_current(project, svc, c, hash, image_id);
         (current, c.state.running, !c.name.ends_with(NEXT_SUFFIX))
     })
+}
+
+/// Whether `c` is what the service asks for: created from its configuration (`hash`), running
+/// the image resolved (`image_id`, when known), with every network and named volume attached.
+pub fn is_current(
+    project: &Project,
+    svc: &Service,
+    c: &ContainerInfo,
+    hash: &str,
+    image_id: Option<&str>,
+) -> bool {
+    c.label(labels::GANTRY_HASH) == Some(hash)
+        && image_id.is_none_or(|id| id == c.image_id)
+        && not_attached(project, svc, c).is_none()
 }

@@ -408,6 +408,7 @@ mod tests {
             image: String::new(),
             networks: Vec::new(),
             ip_addresses: Default::default(),
+            volumes: Vec::new(),
             ports: Vec::new(),
             state: ContainerState {
                 status: ContainerStatus::Running,

@@ -165,7 +165,7 @@ impl Rollout<'_> {
                 resumed.insert(n, new.clone());
                 continue;
             }
-            let keep = plan::best_container(&mine, &sp.hash, sp.image_id.as_deref());
+            let keep = plan::best_container(project, svc, &mine, &sp.hash, sp.image_id.as_deref());
             for other in mine
                 .iter()
                 .filter(|c| Some(c.id.as_str()) != keep.map(|k| k.id.as_str()))
@@ -178,8 +178,7 @@ impl Rollout<'_> {
                     .await?;
             }
             let current = keep.is_some_and(|c| {
-                c.label(crate::engine::labels::GANTRY_HASH) == Some(sp.hash.as_str())
-                    && c.image_id == image_id
+                plan::is_current(project, svc, c, &sp.hash, Some(image_id.as_str()))
             });
             match keep {
                 Some(c) if current => {

@@ -1114,3 +1114,63 @@ async fn a_job_still_running_from_an_earlier_deploy_is_not_killed() {
         "the migration or a service was touched: {calls:#?}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_renamed_network_or_volume_recreates_the_containers_that_use_it() {
+    let s = Setup::new();
+    let compose = |net: &str, vol: &str| {
+        format!(
+            "services:
+  web:
+    image: app:${{V}}
+    networks: [front]
+    volumes: [data:/data]
+    x-gantry: {{min_ready: 1s}}
+  other:
+    image: app:${{V}}
+    x-gantry: {{min_ready: 1s}}
+networks:
+  front: {{name: {net}}}
+volumes:
+  data: {{name: {vol}}}
+"
+        )
+    };
+    assert!(
+        s.deploy(&compose("shop-front", "shop-data"), "1")
+            .await
+            .outcome
+            .is_good()
+    );
+    let same = s
+        .deployer
+        .plan(&s.request(&compose("shop-front", "shop-data"), "1"))
+        .await
+        .unwrap();
+    assert!(same.is_noop(), "{:?}", actions(&same));
+
+    // The service's own keys are the same (its hash too): only the Docker names moved.
+    for (next, why) in [
+        (
+            compose("shop-edge", "shop-data"),
+            "network shop-edge not attached",
+        ),
+        (
+            compose("shop-front", "shop-files"),
+            "volume shop-files not mounted",
+        ),
+    ] {
+        let plan = s.deployer.plan(&s.request(&next, "1")).await.unwrap();
+        let web = plan.get("web").unwrap();
+        assert_eq!(web.action, Action::Recreate, "{:?}", web.reasons);
+        assert_eq!(web.reasons, [why]);
+        assert_eq!(plan.get("other").unwrap().action, Action::Unchanged);
+    }
+    let next = compose("shop-edge", "shop-files");
+    assert!(s.deploy(&next, "1").await.outcome.is_good());
+    let web = s.engine.containers().remove("app-web-1").unwrap();
+    assert_eq!(web.networks, ["shop-edge"]);
+    assert_eq!(web.volumes, ["shop-files"]);
+    let plan = s.deployer.plan(&s.request(&next, "1")).await.unwrap();
+    assert!(plan.is_noop(), "{:?}", actions(&plan));
+}

@@ -39,10 +39,10 @@ use bollard::models::{
     ContainerSummaryStateEnum, ContainerUpdateBody, DeviceMapping, DeviceRequest,
     EndpointIpamConfig, EndpointSettings, EventMessage, EventMessageTypeEnum, HealthConfig,
     HealthStatusEnum, HostConfig, HostConfigCgroupnsModeEnum, HostConfigLogConfig, Ipam,
-    IpamConfig, Mount, MountTmpfsOptions, MountType, MountVolumeOptions, NetworkConnectRequest,
-    NetworkCreateRequest, NetworkDisconnectRequest, NetworkingConfig, PortBinding,
-    PortSummaryTypeEnum, ResourcesBlkioWeightDevice, ResourcesUlimits, RestartPolicyNameEnum,
-    ThrottleDevice, VolumeCreateRequest,
+    IpamConfig, Mount, MountPoint, MountTmpfsOptions, MountType, MountVolumeOptions,
+    NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest, NetworkingConfig,
+    PortBinding, PortSummaryTypeEnum, ResourcesBlkioWeightDevice, ResourcesUlimits,
+    RestartPolicyNameEnum, ThrottleDevice, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, EventsOptions, KillContainerOptions,

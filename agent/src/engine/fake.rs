@@ -25,8 +25,8 @@ use futures_util::stream::{self, BoxStream, StreamExt};
 use super::{
     ContainerInfo, ContainerSpec, ContainerState, ContainerStatus, Engine, EngineError,
     EngineVersion, Ensured, Event, EventFilter, ExecOutcome, ExecSpec, ImageInfo, ImageRef,
-    NetworkAttachment, NetworkSpec, Object, PullFailure, PullProgressFn, RegistryAuth, Result,
-    VolumeSpec, labels,
+    MountKind, NetworkAttachment, NetworkSpec, Object, PullFailure, PullProgressFn, RegistryAuth,
+    Result, VolumeSpec, labels,
 };
 
 #[derive(Debug, Default)]
@@ -304,6 +304,17 @@ impl Engine for FakeEngine {
             image: spec.image.as_str().to_owned(),
             networks: spec.networks.iter().map(|n| n.network.clone()).collect(),
             ip_addresses: BTreeMap::new(),
+            volumes: {
+                let mut v: Vec<String> = spec
+                    .mounts
+                    .iter()
+                    .filter(|m| matches!(m.kind, MountKind::Volume { .. }) && !m.source.is_empty())
+                    .map(|m| m.source.clone())
+                    .collect();
+                v.sort();
+                v.dedup();
+                v
+            },
             ports: Vec::new(),
             state: state(ContainerStatus::Created, None),
         };

@@ -131,6 +131,8 @@ pub struct ContainerInfo {
     pub networks: Vec<String>,
     /// Network name → the container's IPv4 address on it (empty while it is not running).
     pub ip_addresses: BTreeMap<String, String>,
+    /// Docker names of the named volumes mounted (anonymous ones left out), sorted.
+    pub volumes: Vec<String>,
     /// Ports published on the host, as bound (the host port Docker chose when none was asked).
     pub ports: Vec<PublishedPort>,
     pub state: ContainerState,

@@ -60,6 +60,7 @@ pub(super) fn from_summary(c: ContainerSummary) -> ContainerInfo {
         image: c.image.unwrap_or_default(),
         networks,
         ip_addresses,
+        volumes: named_volumes(c.mounts.unwrap_or_default()),
         ports,
         state: ContainerState {
             status,
@@ -129,6 +130,7 @@ pub(super) fn from_inspect(c: ContainerInspectResponse) -> ContainerInfo {
         image: config.image.unwrap_or_default(),
         networks,
         ip_addresses,
+        volumes: named_volumes(c.mounts.unwrap_or_default()),
         ports,
         state: ContainerState {
             status,
@@ -175,6 +177,18 @@ pub(super) fn from_event(e: EventMessage) -> Event {
 }
 
 /// Sorted network names, and each network's IPv4 address where the container has one.
+/// The Docker names of the named volumes among a container's mounts, sorted.
+pub(super) fn named_volumes(mounts: Vec<MountPoint>) -> Vec<String> {
+    let mut names: Vec<String> = mounts
+        .into_iter()
+        .filter(|m| m.typ.as_deref() == Some("volume"))
+        .filter_map(|m| m.name.filter(|n| !n.is_empty()))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 pub(super) fn split_endpoints(
     endpoints: HashMap<String, EndpointSettings>,
 ) -> (Vec<String>, BTreeMap<String, String>) {
