@@ -67,7 +67,7 @@ pub fn read(
 }
 
 /// [`read`] with the variables earlier files gave (see [`parse_after`]).
-fn read_after(
+pub(crate) fn read_after(
     file: &Path,
     raw: bool,
     lookup: &dyn Fn(&str) -> Option<String>,

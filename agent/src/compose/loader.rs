@@ -141,7 +141,9 @@ pub(crate) fn load(opts: &LoadOptions) -> Result<Project, ComposeError> {
             .unwrap_or_else(|| cwd.clone())
     });
 
-    // Variables: env files first, the process environment (and --var) over them.
+    // Variables: env files first, a later one over an earlier one, the process environment
+    // (and --var) over them all. Interpolation in an env file sees, as in compose, the process
+    // environment first, then the file's own earlier keys, then what earlier files gave.
     let mut dot: BTreeMap<String, String> = BTreeMap::new();
     let env_files: Vec<PathBuf> = if opts.env_files.is_empty() {
         let p = project_dir.join(".env");
@@ -149,15 +151,10 @@ pub(crate) fn load(opts: &LoadOptions) -> Result<Project, ComposeError> {
     } else {
         opts.env_files.iter().map(|f| absolute(&cwd, f)).collect()
     };
+    let process = |k: &str| opts.environment.get(k).cloned();
     for f in &env_files {
-        let so_far = dot.clone();
-        let lookup = |k: &str| {
-            so_far
-                .get(k)
-                .cloned()
-                .or_else(|| opts.environment.get(k).cloned())
-        };
-        dot.extend(dotenv::read(f, false, &lookup)?);
+        let vars = dotenv::read_after(f, false, &process, &dot)?;
+        dot.extend(vars);
     }
     let mut vars = dot;
     vars.extend(opts.environment.iter().map(|(k, v)| (k.clone(), v.clone())));

@@ -161,6 +161,43 @@ fn env_precedence_dotenv_and_env_files() {
     assert!(p.warnings.iter().any(|w| w.contains("ONLY_DOT")));
 }
 
+/// Several `--env-file`s, checked against `docker compose --env-file a.env --env-file b.env
+/// config` (2.40.3): a later file wins over an earlier one, the process environment over both;
+/// inside a file, `${A}` sees the process environment, then the file's own earlier keys, then
+/// the earlier files.
+#[test]
+fn several_env_files_layer_under_the_process_environment() {
+    let (_t, d) = project_dir("envs");
+    let a = write(&d, "a.env", "A=from_a\nX=a_x\n");
+    let b = write(&d, "b.env", "B=${A}\nA=from_b\nC=${A}\nD=${X}\nX=b_x\n");
+    let f = write(
+        &d,
+        "compose.yaml",
+        "services:\n  s:\n    image: x\n    environment: {A: $A, B: $B, C: $C, D: $D, X: $X}\n",
+    );
+    let env_of = |process: &[(&str, &str)]| {
+        let mut o = opts(vec![f.clone()]);
+        o.env_files = vec![a.clone(), b.clone()];
+        for (k, v) in process {
+            o.environment.insert(k.to_string(), v.to_string());
+        }
+        let p = load(&o).unwrap();
+        p.service("s")
+            .unwrap()
+            .environment
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_deref().unwrap_or("")))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(env_of(&[]), "A=from_b B=from_a C=from_b D=a_x X=b_x");
+    assert_eq!(env_of(&[("A", "proc")]), "A=proc B=proc C=proc D=a_x X=b_x");
+    assert_eq!(
+        env_of(&[("X", "procx")]),
+        "A=from_b B=from_a C=from_b D=procx X=procx"
+    );
+}
+
 #[test]
 fn service_env_file_long_form() {
     let (_t, d) = project_dir("p");
