@@ -641,6 +641,57 @@ fn default_file_lookup() {
     assert!(matches!(load(&o), Err(ComposeError::NoComposeFile { .. })));
 }
 
+/// A secret's or config's `mode` in each spelling prints what `docker compose config`
+/// (2.40.3) prints for it, in JSON and in YAML (where compose quotes it).
+#[test]
+fn file_mounts_modes_print_as_compose_prints_them() {
+    let (_t, d) = project_dir("modes");
+    write(&d, "k", "x\n");
+    let spellings = [
+        ("0o644", "0644"),
+        ("0644", "0644"),
+        ("420", "0644"),
+        ("'644'", "0644"),
+        ("0x1a4", "0644"),
+        ("0o755", "0755"),
+        ("644", "01204"),
+        ("0", "00"),
+    ];
+    let mut yaml = String::from("services:\n  s:\n    image: x\n    secrets:\n");
+    for (i, (mode, _)) in spellings.iter().enumerate() {
+        yaml.push_str(&format!(
+            "      - {{source: k, target: /s{i}, mode: {mode}}}\n"
+        ));
+    }
+    yaml.push_str("    configs:\n");
+    for (i, (mode, _)) in spellings.iter().enumerate() {
+        yaml.push_str(&format!(
+            "      - {{source: k, target: /c{i}, mode: {mode}}}\n"
+        ));
+    }
+    yaml.push_str("secrets: {k: {file: ./k}}\nconfigs: {k: {file: ./k}}\n");
+    let f = write(&d, "compose.yaml", &yaml);
+    let p = load(&opts(vec![f])).unwrap();
+    let s = p.service("s").unwrap();
+    assert_eq!(s.secrets[0].mode, Some(0o644));
+    assert_eq!(s.configs[2].mode, Some(0o644));
+    let json = p.to_compose_json();
+    let printed = p.to_yaml();
+    for kind in ["secrets", "configs"] {
+        let mounts = &json["services"]["s"][kind];
+        for (i, (mode, want)) in spellings.iter().enumerate() {
+            assert_eq!(mounts[i]["mode"], json!(want), "{kind} mode: {mode}");
+        }
+    }
+    for (mode, want) in spellings {
+        let quoted = [format!("mode: '{want}'\n"), format!("mode: \"{want}\"\n")];
+        assert!(
+            quoted.iter().any(|q| printed.contains(q.as_str())),
+            "mode: {mode} printed as {want:?}:\n{printed}"
+        );
+    }
+}
+
 #[test]
 fn model_round_trips_through_json() {
     let (_t, d) = project_dir("p");

@@ -329,18 +329,21 @@ fn long_volume(ctx: &Ctx<'_>, ip: &str, item: &Value) -> R<Json> {
     Ok(Json::Object(m))
 }
 
-/// A secret or config mount's `mode`. A YAML 1.2 parser reads `0440` as decimal 440: its
-/// digits are taken as octal, which is what compose (YAML 1.1) means.
+/// A secret or config mount's `mode`, as compose reads it: a number is the mode itself
+/// (`0o644`, `0x1a4` and `420` are all `0644`); a string is octal digits (`"644"`, `"0644"`).
+/// Written with a leading zero (`0644`, YAML 1.1 octal for compose), a YAML 1.2 parser hands
+/// it over as a string, so it is octal too. Printed like compose: `0` and the octal digits.
 pub(super) fn file_mode(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
     let n = match val {
         Value::String(s) => u32::from_str_radix(s.trim_start_matches("0o"), 8)
-            .map_err(|_| ctx.invalid(p, format!("invalid mode {s:?}")))?,
+            .map_err(|_| ctx.invalid(p, format!("invalid mode {s:?} (octal digits, 0644)")))?,
         other => {
             let n = integer(ctx, p, other)?;
-            u32::from_str_radix(&n.to_string(), 8).unwrap_or(n as u32)
+            u32::try_from(n)
+                .map_err(|_| ctx.invalid(p, format!("invalid mode {n} (0o644, or 420)")))?
         }
     };
-    Ok(json!(format!("{n:04o}")))
+    Ok(json!(format!("0{n:o}")))
 }
 
 /// A tmpfs mount's `mode`, a number. Written with a leading zero (`01777`), a YAML 1.2 parser

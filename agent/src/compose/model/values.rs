@@ -303,13 +303,13 @@ pub(super) mod opt_signed_string {
     }
 }
 
-/// File modes are printed in octal by compose (`"0440"`).
+/// File modes are printed in octal by compose, as Go's `"0%o"` (`"0440"`, `"00"`).
 pub(super) mod opt_octal {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(v: &Option<u32>, s: S) -> Result<S::Ok, S::Error> {
         match v {
-            Some(n) => s.collect_str(&format_args!("{n:04o}")),
+            Some(n) => s.collect_str(&format_args!("0{n:o}")),
             None => s.serialize_none(),
         }
     }
