@@ -323,3 +323,50 @@ fn unquoted_mode_that_is_not_a_valid_octal_permission_is_refused() {
     .to_string();
     assert!(e.contains("outputs[0].mode"), "{e}");
 }
+
+mod edited {
+    //! Property test of the parser: a valid file edited at random (a line dropped, doubled, or
+    //! its value replaced by arbitrary text) loads, or fails with an error that names the file;
+    //! it never panics.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn edit(kind: u8, line: usize, text: &str) -> String {
+        let mut lines: Vec<String> = FULL.lines().map(str::to_owned).collect();
+        let i = line % lines.len();
+        match kind % 3 {
+            0 => {
+                lines.remove(i);
+            }
+            1 => {
+                lines[i] = match lines[i].split_once(':') {
+                    Some((key, _)) => format!("{key}: {text}"),
+                    None => text.to_owned(),
+                }
+            }
+            _ => {
+                let again = lines[i].clone();
+                lines.insert(i, again);
+            }
+        }
+        lines.join("\n")
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        #[test]
+        fn an_edited_file_loads_or_names_the_file(
+            kind in any::<u8>(),
+            line in any::<usize>(),
+            text in "\\PC{0,24}",
+        ) {
+            let (_dir, path) = write(&edit(kind, line, &text));
+            if let Err(e) = load(Some(&path), &env(&[]), &Overrides::default()) {
+                let msg = e.to_string();
+                prop_assert!(msg.contains(&path.display().to_string()), "{}", msg);
+            }
+        }
+    }
+}

@@ -81,3 +81,74 @@ fn registries_are_validated_naming_the_file_and_the_key() {
     let c = s.registries_with(&env).unwrap();
     assert!(c.is_ecr("other.example.com") && !c.is_ecr("ecr.example.com"));
 }
+
+mod edited {
+    //! Property test of `gantry.yaml`'s parser: the packaged file with a `registries:` section,
+    //! edited at random (a line dropped, doubled, or its value replaced by arbitrary text),
+    //! loads and validates, or fails with an error that names the file; it never panics.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const FULL: &str = concat!(
+        include_str!("../../../../packaging/gantry.yaml"),
+        "  stacks:\n    web:\n      reconcile: false\n      watch_compose_files: true\n",
+        "registries:\n  docker_config: /etc/gantry/docker/config.json\n",
+        "  ecr:\n    - registry.internal.example.com\n  ecr_region: eu-west-1\n",
+    );
+
+    fn edit(kind: u8, line: usize, text: &str) -> String {
+        let mut lines: Vec<String> = FULL.lines().map(str::to_owned).collect();
+        let i = line % lines.len();
+        match kind % 3 {
+            0 => {
+                lines.remove(i);
+            }
+            1 => {
+                lines[i] = match lines[i].split_once(':') {
+                    Some((key, _)) => format!("{key}: {text}"),
+                    None => text.to_owned(),
+                }
+            }
+            _ => {
+                let again = lines[i].clone();
+                lines.insert(i, again);
+            }
+        }
+        lines.join("\n")
+    }
+
+    fn load(text: &str) -> Result<(), ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("gantry.yaml"), text).unwrap();
+        let s = Settings::load(dir.path())?;
+        s.daemon_section(
+            Path::new("/tmp"),
+            Path::new("/run/gantry/gantry.sock"),
+            None,
+        )?;
+        s.registries_with(&|_| None)?;
+        Ok(())
+    }
+
+    #[test]
+    fn the_full_file_is_valid() {
+        load(FULL).unwrap();
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        #[test]
+        fn an_edited_file_loads_or_names_the_file(
+            kind in any::<u8>(),
+            line in any::<usize>(),
+            text in "\\PC{0,24}",
+        ) {
+            if let Err(e) = load(&edit(kind, line, &text)) {
+                let msg = e.to_string();
+                prop_assert!(msg.contains("gantry.yaml"), "{}", msg);
+            }
+        }
+    }
+}
