@@ -53,7 +53,11 @@ impl StackArgs {
             // "no such file" error should name.
             let dir = global.config_dir.join("stacks").join(&self.stack);
             let mut warnings = Vec::new();
-            let found = compose::discover(&dir, &mut warnings);
+            let found = compose::discover(&dir, &mut warnings).unwrap_or_else(|e| {
+                // The load fails on that file, naming it; say here what to do about it.
+                tracing::warn!(stack = %self.stack, "{e}");
+                vec![e.file]
+            });
             for w in warnings {
                 tracing::warn!(stack = %self.stack, "{w}");
             }

@@ -19,6 +19,9 @@ pub enum ComposeError {
         dir.display()
     )]
     NoComposeFile { dir: PathBuf },
+    /// A default compose file that is there but cannot be read.
+    #[error(transparent)]
+    UnreadableComposeFile(#[from] UnreadableComposeFile),
     /// The file is not valid YAML.
     #[error("{}:{line}:{column}: invalid YAML: {message}", file.display())]
     Yaml {
@@ -76,6 +79,21 @@ pub enum ComposeError {
     /// A problem across the merged model (undefined reference, dependency cycle, bad name).
     #[error("{message}")]
     Project { message: String },
+}
+
+/// Without `-f`, the default compose file (or override file) found in the project directory
+/// is there but cannot be read: a directory, a file without read permission, a symlink to
+/// nothing or a symlink loop. It is not skipped for the next default name: that would load
+/// another file than the one the user sees.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{}: cannot read this compose file: {source} (make it a readable file, remove it to use the next default file, or pass -f FILE)",
+    file.display()
+)]
+pub struct UnreadableComposeFile {
+    pub file: PathBuf,
+    #[source]
+    pub source: std::io::Error,
 }
 
 impl ComposeError {

@@ -17,7 +17,7 @@ use serde_yaml::Value;
 use super::LoadOptions;
 use super::canonical::{self, Ctx, join, normalize};
 use super::dotenv;
-use super::error::ComposeError;
+use super::error::{ComposeError, UnreadableComposeFile};
 use super::extends;
 use super::interpolate::interpolate;
 use super::merge::{self, Tags};
@@ -50,34 +50,81 @@ pub const OVERRIDE_FILES: &[&str] = &[
 /// [`DEFAULT_FILES`] there, then the first of [`OVERRIDE_FILES`] if any. Empty when `dir` has
 /// no default file. A second candidate of either kind is ignored, with a warning (as compose
 /// does) pushed to `warnings`.
-pub fn discover(dir: &Path, warnings: &mut Vec<String>) -> Vec<PathBuf> {
-    let mut first = |names: &[&str], what: &str| {
-        let found: Vec<PathBuf> = names
-            .iter()
-            .map(|n| dir.join(n))
-            .filter(|p| p.is_file())
-            .collect();
-        if found.len() > 1 {
-            warnings.push(format!(
-                "found {} {what} files in {}: using {}, ignoring {}",
-                found.len(),
-                dir.display(),
-                found[0].display(),
-                found[1..]
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-        found.into_iter().next()
-    };
-    let Some(main) = first(DEFAULT_FILES, "compose") else {
-        return Vec::new();
+///
+/// Errors: the file taken cannot be read (a directory, no read permission, a symlink to
+/// nothing or a loop). Compose fails on the first two as well; it skips the symlinks, where
+/// Gantry refuses to fall back to another file silently.
+pub fn discover(
+    dir: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<PathBuf>, UnreadableComposeFile> {
+    let Some(main) = first_of(dir, DEFAULT_FILES, "compose", warnings)? else {
+        return Ok(Vec::new());
     };
     let mut files = vec![main];
-    files.extend(first(OVERRIDE_FILES, "override"));
-    files
+    files.extend(first_of(dir, OVERRIDE_FILES, "override", warnings)?);
+    Ok(files)
+}
+
+/// The first of `names` in `dir`, which must be readable; a warning when there are several.
+fn first_of(
+    dir: &Path,
+    names: &[&str],
+    what: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Option<PathBuf>, UnreadableComposeFile> {
+    let found: Vec<PathBuf> = names
+        .iter()
+        .map(|n| dir.join(n))
+        .filter(|p| is_there(p))
+        .collect();
+    if found.len() > 1 {
+        warnings.push(format!(
+            "found {} {what} files in {}: using {}, ignoring {}",
+            found.len(),
+            dir.display(),
+            found[0].display(),
+            found[1..]
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let Some(file) = found.into_iter().next() else {
+        return Ok(None);
+    };
+    match readable(&file) {
+        Ok(()) => Ok(Some(file)),
+        Err(source) => Err(UnreadableComposeFile { file, source }),
+    }
+}
+
+/// Whether there is an entry at `path`, whatever it is (a symlink to nothing too).
+fn is_there(path: &Path) -> bool {
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => true,
+        Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+    }
+}
+
+/// Whether `path` is a regular file this process may open. Nothing is read: a FIFO is refused
+/// before it is opened.
+fn readable(path: &Path) -> std::io::Result<()> {
+    let not_a_file = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, what);
+    let meta = match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(not_a_file("a symlink to nothing"));
+        }
+        other => other?,
+    };
+    if meta.is_dir() {
+        return Err(not_a_file("a directory, not a file"));
+    }
+    if !meta.is_file() {
+        return Err(not_a_file("not a regular file"));
+    }
+    std::fs::File::open(path).map(drop)
 }
 
 struct Env {
@@ -127,7 +174,7 @@ pub(crate) fn load(opts: &LoadOptions) -> Result<Project, ComposeError> {
         compose_file.iter().map(|f| absolute(&cwd, f)).collect()
     } else {
         let dir = explicit_dir.clone().unwrap_or_else(|| cwd.clone());
-        let found = discover(&dir, &mut discovery_warnings);
+        let found = discover(&dir, &mut discovery_warnings)?;
         if found.is_empty() {
             return Err(ComposeError::NoComposeFile { dir });
         }

@@ -56,7 +56,7 @@ mod tests;
 pub mod xgantry;
 pub mod yaml;
 
-pub use error::ComposeError;
+pub use error::{ComposeError, UnreadableComposeFile};
 pub use loader::discover;
 pub use model::*;
 pub use name::{BadStackName, StackName};

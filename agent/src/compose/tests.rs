@@ -949,22 +949,28 @@ fn oversized_or_fifo_compose_and_env_files_are_refused_as_invalid_input_naming_t
 fn discovery_takes_compose_s_default_file_then_its_first_override() {
     let (_t, d) = project_dir("disc");
     let mut warnings = Vec::new();
-    assert!(discover(&d, &mut warnings).is_empty(), "no default file");
+    assert!(
+        discover(&d, &mut warnings).unwrap().is_empty(),
+        "no default file"
+    );
     let yaml = write(&d, "docker-compose.yaml", "services: {}\n");
-    assert_eq!(discover(&d, &mut warnings), vec![yaml.clone()]);
+    assert_eq!(discover(&d, &mut warnings).unwrap(), vec![yaml.clone()]);
     // compose prefers docker-compose.yml over .yaml, and says which it ignored.
     let yml = write(&d, "docker-compose.yml", "services: {}\n");
-    assert_eq!(discover(&d, &mut warnings), vec![yml.clone()]);
+    assert_eq!(discover(&d, &mut warnings).unwrap(), vec![yml.clone()]);
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].contains("ignoring") && warnings[0].contains("docker-compose.yaml"));
     warnings.clear();
     let over = write(&d, "docker-compose.override.yml", "services: {}\n");
-    assert_eq!(discover(&d, &mut warnings), vec![yml.clone(), over.clone()]);
+    assert_eq!(
+        discover(&d, &mut warnings).unwrap(),
+        vec![yml.clone(), over.clone()]
+    );
     assert!(warnings.len() == 1, "only the two defaults: {warnings:?}");
     let main = write(&d, "compose.yaml", "services: {}\n");
     let first_over = write(&d, "compose.override.yml", "services: {}\n");
     warnings.clear();
-    assert_eq!(discover(&d, &mut warnings), vec![main, first_over]);
+    assert_eq!(discover(&d, &mut warnings).unwrap(), vec![main, first_over]);
     assert_eq!(
         warnings.len(),
         2,
@@ -973,6 +979,58 @@ fn discovery_takes_compose_s_default_file_then_its_first_override() {
     assert!(
         warnings[1].contains("override") && warnings[1].contains("docker-compose.override.yml")
     );
+}
+
+/// A default file that is there but cannot be read stops the discovery with an error naming
+/// it, instead of another default file being loaded. Compose 2.40.3 fails on a directory
+/// (`read compose.yaml: is a directory`) and on a file it may not read too.
+#[test]
+fn an_unreadable_default_file_is_an_error_naming_it_not_skipped() {
+    let (_t, d) = project_dir("unreadable");
+    write(&d, "docker-compose.yml", "services: {a: {image: x}}\n");
+    let main = d.join("compose.yaml");
+    let refused = |what: &str| {
+        let mut warnings = Vec::new();
+        let e = discover(&d, &mut warnings).unwrap_err();
+        assert_eq!(e.file, main, "{what}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("compose.yaml: cannot read") && msg.contains("pass -f FILE"),
+            "{what}: {msg}"
+        );
+        let mut o = opts(Vec::new());
+        o.project_dir = Some(d.clone());
+        match load(&o) {
+            Err(ComposeError::UnreadableComposeFile(e)) => assert_eq!(e.file, main, "{what}"),
+            other => panic!("{what}: {other:?}"),
+        }
+    };
+    // A directory (compose fails on it too).
+    std::fs::create_dir(&main).unwrap();
+    refused("a directory");
+    std::fs::remove_dir(&main).unwrap();
+    // A symlink loop, and a symlink to nothing (compose skips those).
+    std::os::unix::fs::symlink("loop.yaml", &main).unwrap();
+    std::os::unix::fs::symlink("compose.yaml", d.join("loop.yaml")).unwrap();
+    refused("a symlink loop");
+    std::fs::remove_file(d.join("loop.yaml")).unwrap();
+    refused("a symlink to nothing");
+    std::fs::remove_file(&main).unwrap();
+    // A file without read permission (readable anyway when the tests run as root).
+    write(&d, "compose.yaml", "services: {b: {image: x}}\n");
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&main, std::fs::Permissions::from_mode(0o000)).unwrap();
+    if std::fs::File::open(&main).is_err() {
+        refused("mode 000");
+    }
+    std::fs::set_permissions(&main, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut warnings = Vec::new();
+    assert_eq!(discover(&d, &mut warnings).unwrap(), vec![main.clone()]);
+    // An override file is held to the same rule.
+    let over = d.join("compose.override.yml");
+    std::fs::create_dir(&over).unwrap();
+    let e = discover(&d, &mut warnings).unwrap_err();
+    assert_eq!(e.file, over);
 }
 
 #[test]
