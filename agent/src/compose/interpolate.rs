@@ -23,9 +23,13 @@ pub enum InterpolationError {
     /// `${VAR:?msg}` / `${VAR?msg}` with the variable missing.
     #[error("required variable {name} is missing a value{}", if message.is_empty() { String::new() } else { format!(": {message}") })]
     Required { name: String, message: String },
-    /// `${` without its `}`, an empty or invalid name, or an unknown operator.
-    #[error("invalid interpolation format in {text:?} (escape a literal $ as $$)")]
-    Invalid { text: String },
+    /// `${` without its `}`, an empty or invalid name, or an unknown operator. `at`: the
+    /// position (in characters, from 1) of the `$` that opens it. The text is never quoted:
+    /// an env file's value is a secret as often as not.
+    #[error(
+        "invalid interpolation format at character {at} of the value (escape a literal $ as $$)"
+    )]
+    Invalid { at: usize },
     /// `${A:-${B:-...}}` nested deeper than [`MAX_NESTING`].
     #[error(
         "interpolation nests ${{...}} more than {MAX_NESTING} deep: set an intermediate \
@@ -83,13 +87,15 @@ fn expand(
                 i += 2;
             }
             Some('{') => {
-                let close = find_close(&chars, i + 2, depth).ok_or_else(|| {
-                    InterpolationError::Invalid {
-                        text: input.to_string(),
-                    }
-                })??;
+                // An error anywhere inside points at this `${`.
+                let here = |e: InterpolationError| match e {
+                    InterpolationError::Invalid { .. } => InterpolationError::Invalid { at: i + 1 },
+                    other => other,
+                };
+                let close = find_close(&chars, i + 2, depth)
+                    .ok_or(InterpolationError::Invalid { at: i + 1 })??;
                 let inner: String = chars[i + 2..close].iter().collect();
-                out.push_str(&braced(&inner, input, lookup, unset, depth + 1)?);
+                out.push_str(&braced(&inner, lookup, unset, depth + 1).map_err(here)?);
                 i = close + 1;
             }
             Some(&n) if is_name_start(n) => {
@@ -149,14 +155,12 @@ fn find_close(
 
 fn braced(
     inner: &str,
-    whole: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
     unset: &mut Vec<String>,
     depth: usize,
 ) -> Result<String, InterpolationError> {
-    let invalid = || InterpolationError::Invalid {
-        text: whole.to_string(),
-    };
+    // The caller says where.
+    let invalid = || InterpolationError::Invalid { at: 0 };
     let name_len = inner
         .char_indices()
         .find(|&(_, c)| !is_name_char(c))

@@ -215,6 +215,44 @@ fn service_env_file_long_form() {
     assert!(!s.env_file[1].required);
 }
 
+/// A value that cannot be read names its file, line and key, never the value: an env file
+/// holds secrets, and a command holds what was interpolated into it.
+#[test]
+fn errors_about_values_never_quote_them() {
+    let (_t, d) = project_dir("p");
+    for (line, name) in [
+        ("DB_PASSWORD=Ab${9secret", "unquoted"),
+        ("DB_PASSWORD=\"Ab${9secret\"", "double-quoted"),
+        ("DB_PASSWORD=x${A:-${9secret}}", "nested"),
+    ] {
+        write(&d, "app.env", &format!("OK=1\n{line}\n"));
+        let f = write(
+            &d,
+            "compose.yaml",
+            "services:\n  s:\n    image: x\n    env_file: [app.env]\n",
+        );
+        let e = load(&opts(vec![f])).unwrap_err().to_string();
+        assert!(
+            e.contains("app.env") && e.contains(":2") && e.contains("DB_PASSWORD"),
+            "{name}: {e}"
+        );
+        assert!(e.contains("character"), "{name}: {e}");
+        assert!(!e.contains("9secret") && !e.contains("Ab"), "{name}: {e}");
+    }
+    // A secret interpolated into a command that cannot be split.
+    for pw in ["S3cr(et", "S3cr)et", "S3cr\"et"] {
+        write(&d, ".env", &format!("PW='{pw}'\n"));
+        let f = write(
+            &d,
+            "compose.yaml",
+            "services:\n  s:\n    image: x\n    command: app --db postgres://u:${PW}@db\n",
+        );
+        let e = load(&opts(vec![f])).unwrap_err().to_string();
+        assert!(e.contains("services.s.command"), "{e}");
+        assert!(!e.contains("S3cr") && !e.contains("postgres://"), "{e}");
+    }
+}
+
 #[test]
 fn project_name_rules() {
     let (_t, d) = project_dir("Dir_Name");

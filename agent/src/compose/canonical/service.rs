@@ -85,10 +85,17 @@ pub(super) fn command(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
         Value::String(s) => {
             let (words, dropped) = shell_words(s).map_err(|e| ctx.invalid(p, e))?;
             if let Some(dropped) = dropped {
+                // Where and which operator, not the text: it is interpolated, and may hold a
+                // secret from the environment.
+                let operator: String = dropped
+                    .chars()
+                    .take_while(|c| ";&|<>".contains(*c))
+                    .collect();
                 tracing::warn!(
                     file = %ctx.file.display(),
                     key = p,
-                    dropped,
+                    operator,
+                    at = s[..s.len() - dropped.len()].chars().count() + 1,
                     "a command string stops at a shell operator and the rest is dropped, as \
                      compose drops it; for a shell, write [sh, -c, \"...\"]"
                 );
@@ -163,13 +170,19 @@ pub fn shell_words(s: &str) -> Result<(Vec<String>, Option<&str>), String> {
                 '`' if !single && !double && !dollar => backtick = !backtick,
                 '(' if !quoted => {
                     if dollar || !cur.ends_with('$') {
-                        return Err(format!("a `(` outside quotes (quote it) in {s:?}"));
+                        return Err(format!(
+                            "a `(` outside quotes at character {} (quote it)",
+                            s[..i].chars().count() + 1
+                        ));
                     }
                     dollar = true;
                 }
                 ')' if !quoted => {
                     if !dollar {
-                        return Err(format!("a `)` outside quotes (quote it) in {s:?}"));
+                        return Err(format!(
+                            "a `)` outside quotes at character {} (quote it)",
+                            s[..i].chars().count() + 1
+                        ));
                     }
                     dollar = false;
                 }
@@ -197,7 +210,7 @@ pub fn shell_words(s: &str) -> Result<(Vec<String>, Option<&str>), String> {
         (dollar, "an unterminated `$(`"),
     ];
     if let Some((_, what)) = open.iter().find(|(open, _)| *open) {
-        return Err(format!("{what} in {s:?}"));
+        return Err(format!("{what} in the command"));
     }
     Ok((words, rest))
 }
