@@ -198,3 +198,29 @@ fn a_stack_dir_made_by_a_bundle_takes_the_group_of_the_stacks_dir() {
         assert_eq!(m.uid(), 0);
     }
 }
+
+#[test]
+fn install_removes_temp_files_a_killed_fetch_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = dir.path().join("shop");
+    std::fs::create_dir(&stack).unwrap();
+    // Above any pid_max: no process has this pid (a fetch-bundle killed by an SSM timeout).
+    let left = stack.join("..env.tmp.4194305.0");
+    std::fs::write(&left, "DB_PASSWORD=secret\n").unwrap();
+    let other = stack.join(".secrets.env.tmp.4194305.0");
+    std::fs::write(&other, "TOKEN=x\n").unwrap();
+    let files = read_bundle(
+        "s3://b/k",
+        &bundle(&[
+            file("compose.yaml", b"services: {a: {image: x}}\n"),
+            file(".env", b"DB_PASSWORD=secret\n"),
+        ]),
+    )
+    .unwrap();
+    install(&files, &stack, "s1").unwrap();
+    assert!(!left.exists(), "the bundle's own leftover is gone");
+    assert!(
+        other.exists(),
+        "a file the bundle does not own is not its to remove"
+    );
+}

@@ -169,6 +169,10 @@ pub fn install(files: &[BundleFile], dir: &Path, sha256: &str) -> Result<Install
                 use std::os::unix::fs::MetadataExt as _;
                 m.mode() & 0o7777 == f.mode && owner.gid.is_none_or(|g| g == m.gid())
             });
+        // A fetch-bundle killed mid-write (an SSM timeout) left a temp file that may hold
+        // the stack's `.env`.
+        gantry_common::fsx::remove_leftover_temps_of(&path)
+            .map_err(|e| write_err(&path, e.to_string()))?;
         if same {
             done.unchanged.push(f.path.clone());
             continue;
@@ -192,6 +196,8 @@ pub fn install(files: &[BundleFile], dir: &Path, sha256: &str) -> Result<Install
             files: now,
         };
         let text = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
+        gantry_common::fsx::remove_leftover_temps_of(&manifest_path)
+            .map_err(|e| write_err(&manifest_path, e.to_string()))?;
         write_atomic(&manifest_path, &text, 0o640, owner)
             .map_err(|e| write_err(&manifest_path, e.to_string()))?;
     }

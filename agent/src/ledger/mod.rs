@@ -443,6 +443,20 @@ impl StackLedger {
                 fs::write(&tmp, &body)
                     .and_then(|()| fs::rename(&tmp, &holder_path))
                     .map_err(io_err(&holder_path))?;
+                // A writer of this stack killed mid-write (kill -9 of a --local deploy) left
+                // its temp file, which can hold `environment:` values; with the lock held,
+                // the stack's files are ours to tidy.
+                match gantry_common::fsx::remove_leftover_temps(&self.dir) {
+                    Ok(removed) if !removed.is_empty() => tracing::info!(
+                        stack = %self.name,
+                        count = removed.len(),
+                        "removed leftover temp files of the stack's state"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(stack = %self.name, error = %e, "cannot remove leftover temp files")
+                    }
+                }
                 Ok(StackLock {
                     _file: file,
                     holder_path,

@@ -219,3 +219,20 @@ fn a_lock_record_left_by_a_dead_process_or_a_recycled_pid_is_not_a_live_holder()
     record(gone, now_rfc3339());
     assert!(stack.live_holder().is_none());
 }
+
+#[test]
+fn taking_the_lock_removes_temp_files_a_killed_writer_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::new(dir.path());
+    let stack = ledger.stack("web").unwrap();
+    let releases = dir.path().join("stacks/web/releases");
+    std::fs::create_dir_all(&releases).unwrap();
+    // Above any pid_max: no process has this pid (a --local deploy killed mid-write).
+    let left = releases.join(".000004.json.tmp.4194305.0");
+    std::fs::write(&left, "{\"environment\": {\"PW\": \"secret\"}}").unwrap();
+    let kept = releases.join("000003.json");
+    std::fs::write(&kept, "{}").unwrap();
+    let _lock = stack.try_lock(&Holder::me("test", None)).unwrap();
+    assert!(!left.exists(), "the leftover is gone");
+    assert!(kept.exists(), "a release is not a temp file");
+}
