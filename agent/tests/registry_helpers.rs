@@ -33,6 +33,9 @@ garbage.example.com)
 	printf 'Username=alice Secret=%s\n' "$(cat "$dir/secret")" ;;
 broken.example.com)
 	echo "keychain locked" >&2; exit 3 ;;
+answered-then-failed.example.com)
+	printf '{"ServerURL":"%s","Username":"alice","Secret":"%s"}\n' "$server" "$(cat "$dir/secret")"
+	echo "cannot update the keychain" >&2; exit 1 ;;
 *)
 	echo "credentials not found in native keychain"; exit 1 ;;
 esac
@@ -147,6 +150,19 @@ async fn helper_failures_name_the_registry_and_the_helper() {
         .to_string();
     assert!(
         msg.contains("garbage.example.com") && msg.contains("JSON"),
+        "{msg}"
+    );
+    assert!(!msg.contains(SECRET), "{msg}");
+
+    // An answer printed before a failure is not quoted as the error message: stderr is.
+    let msg = creds
+        .auth("answered-then-failed.example.com")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("answered-then-failed.example.com")
+            && msg.contains("cannot update the keychain"),
         "{msg}"
     );
     assert!(!msg.contains(SECRET), "{msg}");

@@ -203,14 +203,20 @@ impl DockerConfigCredentials {
             }
         };
         if !output.status.success() {
-            // Helpers print their error message on stdout (and some on stderr); on failure it
-            // is an error message, not a credential.
+            // Helpers print their error message on stdout (and some on stderr). A helper may
+            // print its answer and still fail: stdout that names a secret is never quoted.
             let stdout = String::from_utf8_lossy(&output.stdout);
             let stderr = String::from_utf8_lossy(&output.stderr);
-            let message = [stdout.trim(), stderr.trim()]
+            let withheld = stdout.to_ascii_lowercase().contains("secret");
+            let stdout = if withheld { "" } else { stdout.trim() };
+            let message = [stdout, stderr.trim()]
                 .into_iter()
                 .find(|m| !m.is_empty())
-                .unwrap_or("")
+                .unwrap_or(if withheld {
+                    "(its output is not shown: it held a credential)"
+                } else {
+                    ""
+                })
                 .to_owned();
             if message
                 .to_ascii_lowercase()
