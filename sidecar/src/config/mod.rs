@@ -190,8 +190,16 @@ pub fn load(
     );
     apply(&mut settings, flags, OverrideOrigin::Flag, &mut errs);
     let source_err = |origin: &str, e: source::ConfigError| match e {
-        source::ConfigError::Invalid { field, message } => {
-            ConfigError::invalid(origin, field, message)
+        source::ConfigError::Invalid {
+            field,
+            message,
+            hint,
+        } => {
+            let e = ConfigError::invalid(origin, field, message);
+            match hint {
+                Some(h) => e.hint(h),
+                None => e,
+            }
         }
     };
     let merged_origin = if source::config::raw_sources_from_env(env).is_some() && file_has_sources {

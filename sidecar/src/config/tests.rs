@@ -324,6 +324,75 @@ fn unquoted_mode_that_is_not_a_valid_octal_permission_is_refused() {
     assert!(e.contains("outputs[0].mode"), "{e}");
 }
 
+/// Audit: a user name or password in the Vault address (`VAULT_ADDR` or `vault.addr`) would be
+/// in every log line and error naming the session (`vault:<addr>`): the configuration is refused
+/// (exit 78), naming the key and never quoting the password, and an address that is not a URL
+/// is not quoted either.
+#[test]
+fn a_password_in_the_vault_address_is_refused_and_never_quoted() {
+    let refused = |m: &str| {
+        assert!(
+            m.contains("vault.addr") && m.contains("user name or password"),
+            "{m}"
+        );
+        assert!(m.contains("VAULT_ADDR"), "the hint names the variable: {m}");
+    };
+    let quiet = |m: &str| {
+        for s in ["hunter2pw", "alice-admin", "%40"] {
+            assert!(!m.contains(s), "{s} is quoted: {m}");
+        }
+    };
+    let source = [("VAULT_SECRET_PATH", "kv/app")];
+    for addr in [
+        "https://alice-admin:hunter2pw@vault.example:8200",
+        "https://:hunter2pw@vault.example:8200",
+        "https://alice-admin@vault.example:8200",
+        "http://alice-admin:hunter2pw@127.0.0.1:8200/",
+        "https://alice-admin:hunter2pw%40@vault.example:8200",
+    ] {
+        // From the environment.
+        let mut e = env(&source);
+        e.insert("VAULT_ADDR".into(), addr.into());
+        let err = load(None, &e, &Overrides::default()).unwrap_err();
+        let m = err.to_string();
+        refused(&m);
+        quiet(&m);
+        quiet(&format!("{err:?}"));
+        assert!(m.starts_with("environment: vault.addr:"), "{m}");
+        assert!(matches!(err, ConfigError::Invalid { .. }), "{err:?}");
+        // From the file, and from the file under an environment that sets other Vault keys.
+        let (_d, path) = write(&format!(
+            "sources: [{{vault: {{path: kv/app}}}}]\nvault: {{addr: '{addr}'}}\n"
+        ));
+        for e in [env(&[]), env(&[("VAULT_NAMESPACE", "team")])] {
+            let err = load(Some(&path), &e, &Overrides::default()).unwrap_err();
+            let m = err.to_string();
+            refused(&m);
+            quiet(&m);
+            quiet(&format!("{err:?}"));
+            assert!(m.contains("secrets.yaml"), "{m}");
+        }
+    }
+    // Not a URL (a space in the host): the key and the parse problem, not the value.
+    for addr in [
+        "https://alice-admin:hunter2pw@vault example:8200",
+        "https://alice-admin:hunter2pw@vault.example:port",
+        "alice-admin:hunter2pw",
+    ] {
+        let mut e = env(&source);
+        e.insert("VAULT_ADDR".into(), addr.into());
+        let err = load(None, &e, &Overrides::default()).unwrap_err();
+        let m = err.to_string();
+        assert!(m.contains("vault.addr"), "{m}");
+        quiet(&m);
+        quiet(&format!("{err:?}"));
+    }
+    // The same address without user info loads.
+    let mut e = env(&source);
+    e.insert("VAULT_ADDR".into(), "https://vault.example:8200".into());
+    load(None, &e, &Overrides::default()).unwrap();
+}
+
 mod edited {
     //! Property test of the parser: a valid file edited at random (a line dropped, doubled, or
     //! its value replaced by arbitrary text) loads, or fails with an error that names the file;

@@ -44,17 +44,31 @@ pub const DEFAULT_REFRESH: Duration = Duration::from_secs(60);
 /// Default region for the Vault AWS IAM login signature (Vault's default STS endpoint).
 pub const DEFAULT_IAM_REGION: &str = "us-east-1";
 
-/// A configuration mistake, found before any source is contacted.
+/// A configuration mistake, found before any source is contacted. Never quotes a value that
+/// may hold a credential (the Vault address is named, not shown).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{field}: {message}")]
-    Invalid { field: String, message: String },
+    #[error("{field}: {message}{}", hint.as_ref().map(|h| format!(" (hint: {h})")).unwrap_or_default())]
+    Invalid {
+        field: String,
+        message: String,
+        hint: Option<String>,
+    },
+}
+
+impl ConfigError {
+    fn with_hint(mut self, h: impl Into<String>) -> Self {
+        let ConfigError::Invalid { hint, .. } = &mut self;
+        *hint = Some(h.into());
+        self
+    }
 }
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         field: field.into(),
         message: message.into(),
+        hint: None,
     }
 }
 
@@ -310,8 +324,23 @@ fn validate_source(i: usize, s: &RawSourceSpec) -> Result<SourceSpec, ConfigErro
 fn validate_vault(v: &RawVaultConfig) -> Result<VaultConfig, ConfigError> {
     let addr = non_empty("vault.addr", &v.addr)?
         .ok_or_else(|| invalid("vault.addr", "is required (or VAULT_ADDR)"))?;
-    let addr = Url::parse(&addr)
-        .map_err(|e| invalid("vault.addr", format!("`{addr}` is not a URL: {e}")))?;
+    // The address is never quoted: it may hold a password (`https://user:pw@host`). The URL
+    // parser's messages name the problem only (`invalid port number`), never the input.
+    let addr = Url::parse(&addr).map_err(|e| {
+        invalid("vault.addr", format!("not a URL ({e})"))
+            .with_hint("set vault.addr or VAULT_ADDR to https://<host>:<port>")
+    })?;
+    // A user name or password in the address would be in every log line and error that names
+    // Vault (`vault:<addr>`): refused, never quoted.
+    if !addr.username().is_empty() || addr.password().is_some() {
+        return Err(invalid(
+            "vault.addr",
+            "a user name or password in the address is refused (it would be logged)",
+        )
+        .with_hint(
+            "remove `user:password@` from vault.addr or VAULT_ADDR; the sidecar logs in to Vault with a token, AppRole or AWS IAM, never with the address's user info",
+        ));
+    }
     if !matches!(addr.scheme(), "http" | "https") {
         return Err(invalid("vault.addr", "must be an http:// or https:// URL"));
     }

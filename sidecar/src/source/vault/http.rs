@@ -100,20 +100,44 @@ impl HttpError {
     }
 }
 
+/// `url` as logs and errors show it: without user name, password or trailing slash.
+///
+/// Configuration validation refuses an address with user info; this keeps a `VaultConfig`
+/// built some other way (an embedder, a test) from showing one either.
+pub fn display_addr(url: &Url) -> String {
+    let mut u = url.clone();
+    // Both fail only for URLs that cannot have user info (`data:`), which hold none.
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    u.as_str().trim_end_matches('/').to_owned()
+}
+
 /// A Vault HTTP endpoint.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct VaultHttp {
     base: Url,
+    /// [`display_addr`] of `base`.
+    addr: String,
     namespace: Option<String>,
     timeout: Duration,
     client: reqwest::Client,
+}
+
+impl std::fmt::Debug for VaultHttp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaultHttp")
+            .field("addr", &self.addr)
+            .field("namespace", &self.namespace)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl VaultHttp {
     pub fn new(cfg: &VaultConfig) -> Result<Self, String> {
         if cfg.plain_http_off_host {
             tracing::warn!(
-                vault = %cfg.addr,
+                vault = %display_addr(&cfg.addr),
                 "Vault is plain http:// to another host (allowed by allow_http): the token crosses the network in clear"
             );
         }
@@ -136,6 +160,7 @@ impl VaultHttp {
             base.set_path(&p);
         }
         Ok(Self {
+            addr: display_addr(&base),
             base,
             namespace: cfg.namespace.clone(),
             timeout: cfg.timeout,
@@ -143,8 +168,9 @@ impl VaultHttp {
         })
     }
 
+    /// The address as logs and errors show it ([`display_addr`]).
     pub fn addr(&self) -> &str {
-        self.base.as_str().trim_end_matches('/')
+        &self.addr
     }
 
     /// Calls `method /v1/<path>` with an optional token and JSON body; returns the JSON answer
@@ -215,20 +241,25 @@ impl VaultHttp {
 
     fn transport(&self, e: reqwest::Error) -> HttpError {
         let addr = self.addr().to_owned();
-        // The error chain names the URL and the kind of failure, never a body.
+        let (timeout, connect) = (e.is_timeout(), e.is_connect());
+        // The error chain names the kind of failure, never a body.
         let mut chain = Vec::new();
         let mut src = std::error::Error::source(&e);
         while let Some(s) = src {
             chain.push(s.to_string());
             src = s.source();
         }
-        let detail = chain.last().cloned().unwrap_or_else(|| e.to_string());
+        // `without_url`: reqwest's own message quotes the request URL.
+        let detail = chain
+            .last()
+            .cloned()
+            .unwrap_or_else(|| e.without_url().to_string());
         let all = chain.join(": ").to_ascii_lowercase();
-        if e.is_timeout() {
+        if timeout {
             HttpError::Timeout(self.timeout)
         } else if all.contains("certificate") || all.contains("tls") || all.contains("handshake") {
             HttpError::Tls { addr, detail }
-        } else if e.is_connect() {
+        } else if connect {
             HttpError::Connect { addr }
         } else {
             HttpError::Transport { addr, detail }

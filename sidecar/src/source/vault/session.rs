@@ -108,7 +108,7 @@ impl VaultSession {
         cfg: &VaultConfig,
         aws_creds: Option<SharedCredentialsProvider>,
     ) -> Result<Arc<Self>, SourceError> {
-        let id = format!("vault:{}", cfg.addr.as_str().trim_end_matches('/'));
+        let id = format!("vault:{}", super::http::display_addr(&cfg.addr));
         let http = VaultHttp::new(cfg).map_err(|m| {
             SourceError::new(&id, m).with_hint("check vault.ca_cert / VAULT_CACERT")
         })?;

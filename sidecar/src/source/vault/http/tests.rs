@@ -150,3 +150,49 @@ async fn vault_response_bodies_are_size_capped() {
         .unwrap();
     assert_eq!(v["data"], serde_json::json!({}));
 }
+
+/// Audit: configuration refuses user info in the Vault address; a `VaultConfig` built in code
+/// with one still shows it nowhere: not in the session id, errors, warnings' address or Debug.
+#[tokio::test]
+async fn user_info_in_a_vault_address_built_in_code_is_never_shown() {
+    // A port nobody listens on: the connection is refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("http://alice-admin:hunter2pw@127.0.0.1:{port}/");
+    let c = client(&addr);
+    assert_eq!(c.addr(), format!("http://127.0.0.1:{port}"));
+    let e = c
+        .call(Method::GET, "auth/token/lookup-self", None, None)
+        .await
+        .unwrap_err();
+    let cfg = VaultConfig {
+        addr: Url::parse(&addr).unwrap(),
+        auth: VaultAuth::Token {
+            token: Some(Secret::from("s.test")),
+            token_file: None,
+        },
+        namespace: None,
+        ca_cert: None,
+        timeout: Duration::from_secs(5),
+        plain_http_off_host: false,
+    };
+    let s = crate::source::vault::VaultSession::connect(&cfg)
+        .await
+        .unwrap_err();
+    assert_eq!(s.source_id, format!("vault:http://127.0.0.1:{port}"));
+    for shown in [
+        e.to_string(),
+        format!("{e:?}"),
+        format!("{c:?}"),
+        s.to_string(),
+        format!("{s:?}"),
+    ] {
+        assert!(
+            !shown.contains("hunter2pw") && !shown.contains("alice-admin"),
+            "{shown}"
+        );
+    }
+}
