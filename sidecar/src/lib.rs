@@ -8,9 +8,11 @@
 //! - [`host`]: run mode (the host service: files, on-change actions, systemd notify).
 //! - [`health`]: the optional loopback `/healthz`, `/readyz`, `/metrics` listener.
 //! - [`cli`]: the commands and the exit-code table ([`cli::exit`]).
+//! - [`credentials`]: the sidecar's own credential variables, kept from the processes it starts.
 
 pub mod cli;
 pub mod config;
+pub mod credentials;
 pub mod engine;
 pub mod health;
 pub mod host;

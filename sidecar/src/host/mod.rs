@@ -15,7 +15,8 @@
 //! Actions: a signal to the pid in a pid file (only to a process [`target::check`] allows: same
 //! service cgroup, or owned by the pid file's owner), a signal to a systemd unit's main process
 //! (`systemctl show -p MainPID --value UNIT`), or a program run without a shell (its output
-//! goes to our stderr, the secrets are not in its environment, bounded by its timeout).
+//! goes to our stderr, bounded by its timeout). Neither the secrets nor the sidecar's own Vault
+//! and AWS credentials are in an action's environment ([`credentials::for_action`]).
 
 mod target;
 
@@ -28,6 +29,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Action, Config, Output};
+use crate::credentials;
 use crate::engine::{self, Debouncer, Status};
 use crate::render::{self, RenderError};
 use crate::source::{Snapshot, Source};
@@ -256,12 +258,11 @@ pub async fn run_action(action: &Action) -> Result<(), ActionError> {
             send(*signal, pid)
         }
         Action::SignalUnit { signal, unit } => {
-            let out = tokio::process::Command::new("systemctl")
-                .args(["show", "-p", "MainPID", "--value", unit])
-                .env_remove("VAULT_TOKEN")
-                .env_remove("VAULT_SECRET_ID")
-                .kill_on_drop(true)
-                .output();
+            let mut cmd = tokio::process::Command::new("systemctl");
+            cmd.args(["show", "-p", "MainPID", "--value", unit])
+                .kill_on_drop(true);
+            strip_credentials(&mut cmd);
+            let out = cmd.output();
             let out = tokio::time::timeout(Duration::from_secs(10), out)
                 .await
                 .map_err(|_| ActionError::Unit {
@@ -288,10 +289,9 @@ pub async fn run_action(action: &Action) -> Result<(), ActionError> {
             let program = argv[0].clone();
             let mut cmd = tokio::process::Command::new(&argv[0]);
             cmd.args(&argv[1..])
-                .env_remove("VAULT_TOKEN")
-                .env_remove("VAULT_SECRET_ID")
                 .stdin(std::process::Stdio::null())
                 .kill_on_drop(true);
+            strip_credentials(&mut cmd);
             let mut child = cmd.spawn().map_err(|e| ActionError::Command {
                 program: program.clone(),
                 outcome: format!("cannot start: {e}"),
@@ -315,6 +315,13 @@ pub async fn run_action(action: &Action) -> Result<(), ActionError> {
                 }
             }
         }
+    }
+}
+
+/// An action runs without the sidecar's Vault and AWS credentials ([`credentials::for_action`]).
+fn strip_credentials(cmd: &mut tokio::process::Command) {
+    for var in credentials::for_action() {
+        cmd.env_remove(var);
     }
 }
 

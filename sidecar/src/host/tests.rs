@@ -42,6 +42,77 @@ async fn command_action_runs_without_a_shell_and_reports_failures() {
     );
 }
 
+/// Audit: a run-mode `on_change` command inherited the sidecar's AWS credentials. The test binary
+/// runs itself again with Vault and AWS credentials in its environment (the sidecar's real
+/// environment, not a `Command` the test could prepare): there the action writes its own
+/// environment to a file, which must hold none of them, and still the other variables.
+#[test]
+fn command_action_gets_none_of_the_sidecars_credentials() {
+    const OUT: &str = "GANTRY_TEST_ACTION_ENV_OUT";
+    if let Some(out) = std::env::var_os(OUT) {
+        // The inner run: as the sidecar, with the credentials in its environment.
+        let a = Action::Command {
+            argv: vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                "exec env > \"$1\"".into(),
+                "sh".into(),
+                out.to_string_lossy().into_owned(),
+            ],
+            timeout: Duration::from_secs(10),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(run_action(&a)).unwrap();
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("action.env");
+    let name = format!(
+        "{}::command_action_gets_none_of_the_sidecars_credentials",
+        module_path!().split_once("::").unwrap().1
+    );
+    let creds = [
+        "VAULT_TOKEN",
+        "VAULT_SECRET_ID",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    ];
+    let mut run = std::process::Command::new(std::env::current_exe().unwrap());
+    run.args([name.as_str(), "--exact", "--nocapture", "--test-threads=1"])
+        .env(OUT, &out)
+        .env("GANTRY_TEST_KEPT", "kept-value");
+    for (i, var) in creds.iter().enumerate() {
+        run.env(var, format!("leaked-credential-{i}"));
+    }
+    let done = run.output().unwrap();
+    assert!(
+        done.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&done.stdout),
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&done.stdout).contains("1 passed"),
+        "the inner run ran the test"
+    );
+    let seen = std::fs::read_to_string(&out).unwrap();
+    assert!(seen.contains("GANTRY_TEST_KEPT=kept-value"), "{seen}");
+    let names: Vec<&str> = seen
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k))
+        .collect();
+    for var in creds {
+        assert!(!names.contains(&var), "{var} reached the action");
+    }
+    assert!(!seen.contains("leaked-credential"), "{seen}");
+}
+
 #[tokio::test]
 async fn pid_file_action_signals_the_pid_and_names_a_bad_file() {
     let dir = tempfile::tempdir().unwrap();

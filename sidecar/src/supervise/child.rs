@@ -17,8 +17,7 @@ use nix::sys::signal::{Signal, kill, killpg};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
-/// Variables holding the sidecar's own credentials: never passed to the child.
-pub const STRIPPED_VARS: &[&str] = &["VAULT_TOKEN", "VAULT_SECRET_ID"];
+use crate::credentials;
 
 /// The command to supervise.
 #[derive(Debug, Clone)]
@@ -53,14 +52,14 @@ pub struct Child {
 }
 
 impl Child {
-    /// Starts `cmd` with our environment (less [`STRIPPED_VARS`]) plus `secrets`.
+    /// Starts `cmd` with our environment (less [`credentials::for_child`]) plus `secrets`.
     pub fn spawn(
         cmd: &Command,
         secrets: &BTreeMap<String, Secret<String>>,
     ) -> Result<Self, SpawnError> {
         let mut c = std::process::Command::new(&cmd.program);
         c.args(&cmd.args).process_group(0);
-        for var in STRIPPED_VARS {
+        for var in credentials::for_child() {
             c.env_remove(var);
         }
         for (k, v) in secrets {

@@ -2,7 +2,7 @@
 //!
 //! The child runs as the same user as the sidecar (in a container, both are usually root
 //! without `CAP_SYS_PTRACE`). Not passing `VAULT_TOKEN` in the child's environment
-//! ([`super::child::STRIPPED_VARS`]) is not enough: `/proc/<sidecar>/environ` shows the
+//! ([`crate::credentials::for_child`]) is not enough: `/proc/<sidecar>/environ` shows the
 //! environment the sidecar was started with, and `/proc/<sidecar>/mem` its memory, to any
 //! process of the same user.
 //!
@@ -19,15 +19,15 @@
 //! or without that capability. AWS variables stay in our environment: the SDK re-reads them
 //! whenever it refreshes credentials.
 
-use super::child::STRIPPED_VARS;
+use crate::credentials::VAULT_VARS;
 
-/// Makes the process non-dumpable and drops [`STRIPPED_VARS`] from our environment.
+/// Makes the process non-dumpable and drops [`VAULT_VARS`] from our environment.
 /// Call it before the first child starts; errors are logged (the child still starts).
 pub fn protect_credentials() {
     if let Err(e) = nix::sys::prctl::set_dumpable(false) {
         tracing::warn!(error = %e, "cannot make the sidecar non-dumpable: the child may read its credentials from /proc");
     }
-    for var in STRIPPED_VARS {
+    for var in VAULT_VARS {
         if std::env::var_os(var).is_some() {
             remove_env(var);
         }
