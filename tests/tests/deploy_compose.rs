@@ -198,6 +198,40 @@ fn extra_hosts_reach_the_containers_etc_hosts() {
     );
 }
 
+/// The everyday deploy of a stack with a database, a migration and an app: only the app's
+/// version changes, so the migration (a new version too) waits on a database that needs no
+/// change. It used to fail at once ("migrate waits for db, which has no running container").
+#[test]
+fn a_migration_waiting_on_an_unchanged_database_runs_and_the_app_follows() {
+    let stack = Stack::with_file(
+        "services:\n  db:\n    image: ${IMAGE}\n    command: [\"sleep\", \"300\"]\n    init: true\n  migrate:\n    image: ${IMAGE}\n    command: [\"true\"]\n    environment: {RELEASE: \"${RELEASE}\"}\n    depends_on: {db: {condition: service_started}}\n    x-gantry: {job: {timeout: 1m}}\n  app:\n    image: ${IMAGE}\n    command: [\"sleep\", \"300\"]\n    init: true\n    environment: {RELEASE: \"${RELEASE}\"}\n    depends_on: {migrate: {condition: service_completed_successfully}}\n",
+    );
+    let out = stack.deploy(&["--var", "RELEASE=1"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let before = stack.containers();
+    let out = stack.deploy(&["--var", "RELEASE=2"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let after = stack.containers();
+    let (db, app) = (
+        format!("{}-db-1", stack.name),
+        format!("{}-app-1", stack.name),
+    );
+    assert_eq!(after[&db], before[&db], "the database was left alone");
+    assert_ne!(after[&app], before[&app], "the app was replaced");
+}
+
 /// A top-level `name:` of a network or volume is not part of the service's own keys, but its
 /// containers must move (as Compose recreates them): the next deploy recreates only the
 /// service that uses it, attached to the renamed network and mounting the renamed volume.

@@ -123,6 +123,19 @@ impl Rollout<'_> {
             .filter(|s| !s.action.changes())
             .map(|s| s.service.as_str())
             .collect();
+        // What needs no change is ready from the start: a job that runs first may wait on it.
+        self.applied.with(|a| {
+            for sp in plan
+                .services
+                .iter()
+                .filter(|s| s.action == Action::Unchanged && !s.job)
+            {
+                a.ready.insert(
+                    sp.service.clone(),
+                    sp.containers.iter().map(|c| c.id.clone()).collect(),
+                );
+            }
+        });
         let mut done: BTreeSet<&str> = BTreeSet::new();
         if mode == Mode::Deploy {
             for sp in plan
@@ -228,13 +241,8 @@ impl Rollout<'_> {
         let t0 = Instant::now();
         match sp.action {
             Action::Unchanged => {
+                // Its containers are in `ready` since the start (see `run_inner`).
                 self.applied.with(|a| {
-                    if !sp.job {
-                        a.ready.insert(
-                            sp.service.clone(),
-                            sp.containers.iter().map(|c| c.id.clone()).collect(),
-                        );
-                    }
                     a.records
                         .push(record(&sp.service, Action::Unchanged, Duration::ZERO, None));
                 });

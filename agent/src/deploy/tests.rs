@@ -1174,3 +1174,117 @@ volumes:
     let plan = s.deployer.plan(&s.request(&next, "1")).await.unwrap();
     assert!(plan.is_noop(), "{:?}", actions(&plan));
 }
+
+const KILLED_STACK: &str = "services:
+  db:
+    image: app:${V}
+    volumes: [data:/var/lib/db]
+    x-gantry: {min_ready: 1s}
+  migrate:
+    image: app:${V}
+    depends_on: {db: {condition: service_started}}
+    x-gantry: {job: {timeout: 1m}}
+  web:
+    image: app:${V}
+    deploy: {replicas: 2}
+    depends_on: {migrate: {condition: service_completed_successfully}}
+    x-gantry: {min_ready: 1s}
+  worker:
+    image: app:${V}
+    x-gantry: {min_ready: 1s}
+volumes:
+  data: {}
+";
+
+/// Kill -9 at every step of a deploy of version 2 that runs `KILLED_STACK` from version 1:
+/// the deploy is cut right after each of its engine calls in turn (the engine stops
+/// answering, the deploy is dropped: what a killed process leaves), and the next deploy (of 2
+/// again, or of 3) must converge: every service on that version, one container per replica
+/// under its own name, the job's container gone, the release succeeded. `prepare` readies the
+/// engine for version 2 (e.g. makes it crash). Returns how many cuts there were.
+async fn killed_after_every_call(prepare: impl Fn(&Setup)) -> usize {
+    for n in 1.. {
+        let s = Setup::new();
+        assert!(s.deploy(KILLED_STACK, "1").await.outcome.is_good());
+        prepare(&s);
+        s.engine.clear_calls();
+        s.engine.freeze_after(Some(n));
+        let killed = tokio::select! {
+            _ = s.deploy(KILLED_STACK, "2") => false,
+            () = async {
+                while !s.engine.frozen() {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            } => true,
+        };
+        if !killed {
+            return n - 1;
+        }
+        let cut_after = s.engine.calls().last().cloned().unwrap_or_default();
+        s.engine.freeze_after(None);
+        let next = if n % 2 == 0 { "1" } else { "3" };
+        let report = s.deploy(KILLED_STACK, next).await;
+        let case = format!("killed after call {n} ({cut_after}), then deploying {next}");
+        assert_eq!(
+            report.outcome,
+            Outcome::Succeeded,
+            "{case}: {:?}",
+            report.error
+        );
+        let left = s.engine.containers();
+        assert_eq!(
+            left.keys().collect::<Vec<_>>(),
+            ["app-db-1", "app-web-1", "app-web-2", "app-worker-1"],
+            "{case}"
+        );
+        for (name, c) in &left {
+            assert!(
+                c.state.running && c.image_id.ends_with(&next.repeat(64)),
+                "{case}: {name} {c:?}"
+            );
+        }
+        let again = s
+            .deployer
+            .plan(&s.request(KILLED_STACK, next))
+            .await
+            .unwrap();
+        assert!(again.is_noop(), "{case}: {:?}", actions(&again));
+    }
+    unreachable!()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deploy_killed_after_any_engine_call_is_converged_by_the_next() {
+    let cuts = killed_after_every_call(|_| {}).await;
+    assert!(cuts > 20, "only {cuts} calls to cut after");
+}
+
+/// The same for a deploy whose version 2 crashes: the kill lands in the rollout, then in the
+/// rollback to version 1.
+#[tokio::test(start_paused = true)]
+async fn a_rollback_killed_after_any_engine_call_is_converged_by_the_next_deploy() {
+    let crash = |s: &Setup| s.engine.crash_image(&format!("sha256:{}", "2".repeat(64)));
+    let cuts = killed_after_every_call(crash).await;
+    assert!(cuts > 10, "only {cuts} calls to cut after");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_that_depends_on_an_unchanged_service_runs_first() {
+    let s = Setup::new();
+    let compose = "services:
+  db:
+    image: app:1
+    x-gantry: {min_ready: 1s}
+  migrate:
+    image: app:${V}
+    depends_on: {db: {condition: service_started}}
+    x-gantry: {job: {timeout: 1m}}
+  web:
+    image: app:${V}
+    depends_on: {migrate: {condition: service_completed_successfully}}
+    x-gantry: {min_ready: 1s}
+";
+    assert!(s.deploy(compose, "1").await.outcome.is_good());
+    let report = s.deploy(compose, "2").await;
+    assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.error);
+}

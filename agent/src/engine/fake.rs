@@ -52,6 +52,10 @@ struct State {
     exec_exit: BTreeMap<String, i64>,
     calls: Vec<String>,
     next_id: u64,
+    /// Once this many calls are recorded, every further changing call never answers: the
+    /// process that made them was killed (see [`FakeEngine::freeze_after`]).
+    freeze_after: Option<usize>,
+    frozen: bool,
 }
 
 impl State {
@@ -106,6 +110,32 @@ impl FakeEngine {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// After `n` recorded calls, every further changing call (create, start, stop, kill,
+    /// remove, rename, connect, disconnect, pull) hangs: dropping the deploy then is a kill -9
+    /// right after call `n`. `None` lets calls through again.
+    pub fn freeze_after(&self, n: Option<usize>) {
+        let mut s = self.lock();
+        s.freeze_after = n;
+        s.frozen = false;
+    }
+
+    /// Whether a call is hanging on [`Self::freeze_after`].
+    pub fn frozen(&self) -> bool {
+        self.lock().frozen
+    }
+
+    async fn gate(&self) {
+        let hang = {
+            let mut s = self.lock();
+            let hang = s.freeze_after.is_some_and(|n| s.calls.len() >= n);
+            s.frozen |= hang;
+            hang
+        };
+        if hang {
+            std::future::pending::<()>().await;
+        }
     }
 
     /// Puts an image under `reference` in the fake registry (replacing what the tag named);
@@ -268,6 +298,7 @@ impl Engine for FakeEngine {
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
+        self.gate().await;
         let mut s = self.lock();
         if s.find(&spec.name).is_some() {
             return Err(EngineError::Conflict {
@@ -324,6 +355,7 @@ impl Engine for FakeEngine {
     }
 
     async fn start_container(&self, id: &str) -> Result<()> {
+        self.gate().await;
         let mut s = self.lock();
         let crashing = s.crashing.clone();
         let job_exit = s.job_exit.clone();
@@ -374,6 +406,7 @@ impl Engine for FakeEngine {
         _signal: Option<&str>,
         _timeout: Duration,
     ) -> Result<()> {
+        self.gate().await;
         let mut s = self.lock();
         let c = s.container(id)?;
         let name = c.name.clone();
@@ -385,6 +418,7 @@ impl Engine for FakeEngine {
     }
 
     async fn kill_container(&self, id: &str, signal: &str) -> Result<()> {
+        self.gate().await;
         let mut s = self.lock();
         let c = s.container(id)?;
         let name = c.name.clone();
@@ -394,6 +428,7 @@ impl Engine for FakeEngine {
     }
 
     async fn remove_container(&self, id: &str, _force: bool) -> Result<bool> {
+        self.gate().await;
         let mut s = self.lock();
         let Some(found) = s.find(id) else {
             return Ok(false);
@@ -404,6 +439,7 @@ impl Engine for FakeEngine {
     }
 
     async fn rename_container(&self, id: &str, new_name: &str) -> Result<()> {
+        self.gate().await;
         let mut s = self.lock();
         if s.find(new_name).is_some() {
             return Err(EngineError::Conflict {
@@ -418,6 +454,7 @@ impl Engine for FakeEngine {
     }
 
     async fn disconnect_network(&self, id: &str, network: &str) -> Result<bool> {
+        self.gate().await;
         let mut s = self.lock();
         let c = s.container(id)?;
         let name = c.name.clone();
@@ -428,6 +465,7 @@ impl Engine for FakeEngine {
     }
 
     async fn connect_network(&self, id: &str, attachment: &NetworkAttachment) -> Result<()> {
+        self.gate().await;
         let mut s = self.lock();
         let c = s.container(id)?;
         let name = c.name.clone();
@@ -474,6 +512,7 @@ impl Engine for FakeEngine {
         _auth: Option<&RegistryAuth>,
         _progress: Option<PullProgressFn<'_>>,
     ) -> Result<ImageInfo> {
+        self.gate().await;
         let stall = {
             let mut s = self.lock();
             s.calls.push(match platform {
