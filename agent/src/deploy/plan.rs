@@ -220,6 +220,7 @@ pub fn compute(
             let mut stale_image = false;
             let mut stopped = false;
             let mut detached = BTreeSet::new();
+            let mut misnamed = Vec::new();
             let mut missing = 0;
             for n in &wanted {
                 let mine: Vec<&ContainerInfo> =
@@ -233,8 +234,13 @@ pub fn compute(
                             detached.extend(gone);
                         } else if image_id.as_deref().is_some_and(|id| id != c.image_id) {
                             stale_image = true;
-                        } else if !c.state.running {
-                            stopped = true;
+                        } else {
+                            stopped |= !c.state.running;
+                            // A replacement killed before its rename: up to date, serving,
+                            // under the temporary name (and maybe without its aliases).
+                            if c.name != super::translate::container_name(project, svc, *n) {
+                                misnamed.push(c.name.clone());
+                            }
                         }
                     }
                 }
@@ -278,6 +284,9 @@ pub fn compute(
             if stopped {
                 reasons.push("container stopped".into());
             }
+            for name in &misnamed {
+                reasons.push(format!("container left under the temporary name {name}"));
+            }
             if duplicates > 0 {
                 reasons.push(format!("{duplicates} duplicate container(s) to clean up"));
             }
@@ -293,7 +302,7 @@ pub fn compute(
                 Action::Recreate
             } else if missing > 0 || extra > 0 {
                 Action::Scale
-            } else if stopped {
+            } else if stopped || !misnamed.is_empty() {
                 Action::Start
             } else if image_id.is_none() {
                 Action::Recreate

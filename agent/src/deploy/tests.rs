@@ -1288,3 +1288,52 @@ async fn a_job_that_depends_on_an_unchanged_service_runs_first() {
     let report = s.deploy(compose, "2").await;
     assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.error);
 }
+
+mod model;
+
+/// A replacement killed between the old container's removal and its own rename serves under
+/// its temporary name: the same deploy again says so and renames it (and gives its aliases),
+/// it does not call the stack unchanged.
+#[tokio::test(start_paused = true)]
+async fn a_replacement_killed_before_its_rename_is_renamed_by_the_same_deploy_again() {
+    let s = Setup::new();
+    let compose = "services:
+  web:
+    image: app:${V}
+    deploy: {replicas: 2}
+    x-gantry: {min_ready: 1s}
+";
+    assert!(s.deploy(compose, "3").await.outcome.is_good());
+    s.engine.clear_calls();
+    // Killed right after `remove app-web-2` (the 18th call), before the rename.
+    s.engine.freeze_after(Some(18));
+    tokio::select! {
+        _ = s.deploy(compose, "1") => panic!("the deploy was to be killed"),
+        () = async {
+            while !s.engine.frozen() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        } => {}
+    }
+    assert_eq!(s.engine.calls().last().unwrap(), "remove app-web-2");
+    s.engine.freeze_after(None);
+    let plan = s.deployer.plan(&s.request(compose, "1")).await.unwrap();
+    let web = plan.get("web").unwrap();
+    assert_eq!(web.action, Action::Start, "{:?}", web.reasons);
+    assert_eq!(
+        web.reasons,
+        ["container left under the temporary name app-web-2-gantry-next"]
+    );
+    s.engine.clear_calls();
+    assert_eq!(s.deploy(compose, "1").await.outcome, Outcome::Succeeded);
+    let calls = s.calls_but_pulls();
+    assert!(
+        calls.contains(&"rename app-web-2-gantry-next app-web-2".to_owned())
+            && !calls
+                .iter()
+                .any(|c| c.starts_with("create") || c.starts_with("remove")),
+        "{calls:#?}"
+    );
+    let names: Vec<String> = s.engine.containers().into_keys().collect();
+    assert_eq!(names, ["app-web-1", "app-web-2"]);
+}
