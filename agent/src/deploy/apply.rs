@@ -255,6 +255,11 @@ impl Deployer {
         // interruption, and the canary's record goes.
         stack.clear_canary();
         let recovered = stack.recover_in(&lock, &mut releases)?;
+        // A deploy before this one that never ended may have left the stack anywhere between
+        // two releases: a failure now goes back to the last good one.
+        let unsettled = releases
+            .last()
+            .is_some_and(|r| matches!(r.outcome, Outcome::Interrupted | Outcome::RollbackFailed));
         if !recovered.is_empty() {
             progress.step(
                 None,
@@ -438,7 +443,8 @@ impl Deployer {
             let result = tokio::time::timeout_at(deadline, rollout.run())
                 .await
                 .unwrap_or(Err(DeployError::Timeout { after: req.timeout }));
-            let applied = rollout.applied.into_inner();
+            let mut applied = rollout.applied.into_inner();
+            applied.strayed |= unsettled;
             self.settle(
                 result,
                 applied,
@@ -527,7 +533,8 @@ impl Deployer {
             self.rollback_inner(&target, &stack, &release, req, progress),
         )
         .await
-        .unwrap_or(Err(DeployError::Timeout { after: req.timeout }));
+        .unwrap_or(Err(DeployError::Timeout { after: req.timeout }))
+        .map(|_| ());
         if let Err(e) = super::sync_edge(self.engine.as_ref(), self.edge.as_ref(), &req.stack).await
         {
             tracing::warn!(stack = %req.stack, error = %e, "edge switch not in line with the containers");
@@ -590,7 +597,7 @@ impl Deployer {
             .rollback_inner(&target, &stack, &target, req, progress)
             .await
         {
-            Ok(()) => report.outcome = Outcome::Succeeded,
+            Ok(_) => report.outcome = Outcome::Succeeded,
             Err(e) => {
                 report.outcome = Outcome::RollbackFailed;
                 report.error = Some(e.to_string());
@@ -611,7 +618,7 @@ impl Deployer {
         release: &Release,
         req: &DeployRequest,
         progress: &dyn Progress,
-    ) -> Result<(), DeployError> {
+    ) -> Result<bool, DeployError> {
         let project = project_from_release(target)?;
         // The exact images the release ran, by id; re-tag nothing, create from the id when the
         // tag has moved since.
@@ -655,6 +662,7 @@ impl Deployer {
             .collect();
         let plan = plan::compute(&project, &containers, &image_ids, Some(target), &jobs)
             .with_edge(&project, self.edge.available());
+        let changes = plan.services.iter().any(|s| !s.job && s.action.changes());
         let engine = Bounded::new(self.engine.as_ref(), req.concurrency);
         Rollout {
             engine: &engine,
@@ -671,6 +679,7 @@ impl Deployer {
         }
         .run()
         .await
+        .map(|()| changes)
     }
 }
 

@@ -28,16 +28,10 @@ impl Deployer {
         release.services = applied.records.clone();
         match result {
             Ok(()) => release.outcome = Outcome::Succeeded,
-            Err(e) if !applied.touched_running => {
-                progress.step(None, "failed before anything running changed");
-                release.outcome = Outcome::Failed;
-                release.error = Some(e.to_string());
-                report.exit_code_override = Some(match e.exit_code() {
-                    crate::ExitCode::InvalidInput => crate::ExitCode::InvalidInput,
-                    crate::ExitCode::Unavailable => crate::ExitCode::Unavailable,
-                    crate::ExitCode::TempFail => crate::ExitCode::TempFail,
-                    _ => crate::ExitCode::Failed,
-                });
+            // Nothing that ran was touched and the stack is where the last good release left
+            // it (or there is no release to go back to: what failed is left to look at).
+            Err(e) if !applied.touched_running && (!applied.strayed || previous.is_none()) => {
+                failed_unchanged(e, release, progress, report);
             }
             Err(e @ (DeployError::Paused { .. } | DeployError::Continued { .. })) => {
                 progress.step(None, "rollout stopped without rollback (failure_action)");
@@ -45,33 +39,38 @@ impl Deployer {
                 release.error = Some(e.to_string());
                 report.exit_code_override = Some(crate::ExitCode::RollbackFailed);
             }
-            Err(e) => {
-                release.error = Some(e.to_string());
-                match previous {
-                    Some(prev) => {
-                        progress.step(
-                            None,
-                            &format!("rollout failed; rolling back to {}", prev.id()),
-                        );
-                        report.rolled_back_to = Some(prev.id());
-                        match self
-                            .rollback_inner(prev, stack, release, req, progress)
-                            .await
-                        {
-                            Ok(()) => release.outcome = Outcome::RolledBack,
-                            Err(re) => {
-                                release.outcome = Outcome::RollbackFailed;
-                                release.error = Some(format!("{e}\nrollback failed: {re}"));
-                            }
+            Err(e) => match previous {
+                Some(prev) => {
+                    progress.step(
+                        None,
+                        &format!("rollout failed; rolling back to {}", prev.id()),
+                    );
+                    report.rolled_back_to = Some(prev.id());
+                    match self
+                        .rollback_inner(prev, stack, release, req, progress)
+                        .await
+                    {
+                        // Nothing differed from the last good release after all (a replica
+                        // that failed was already dropped, a killed deploy had changed nothing).
+                        Ok(false) if !applied.touched_running => {
+                            report.rolled_back_to = None;
+                            failed_unchanged(e, release, progress, report);
+                        }
+                        Ok(_) => {
+                            release.error = Some(e.to_string());
+                            release.outcome = Outcome::RolledBack;
+                        }
+                        Err(re) => {
+                            release.outcome = Outcome::RollbackFailed;
+                            release.error = Some(format!("{e}\nrollback failed: {re}"));
                         }
                     }
-                    None => {
-                        release.outcome = Outcome::RollbackFailed;
-                        release.error =
-                            Some(format!("{e}\nno earlier good release to roll back to"));
-                    }
                 }
-            }
+                None => {
+                    release.outcome = Outcome::RollbackFailed;
+                    release.error = Some(format!("{e}\nno earlier good release to roll back to"));
+                }
+            },
         }
     }
 
@@ -112,4 +111,23 @@ impl Deployer {
         report.error = release.error.clone();
         Ok(())
     }
+}
+
+/// A deploy that failed with the stack as the last good release left it: `Failed`, with the
+/// error's own exit code where it has one that says more than "failed".
+fn failed_unchanged(
+    e: DeployError,
+    release: &mut Release,
+    progress: &dyn Progress,
+    report: &mut DeployReport,
+) {
+    progress.step(None, "failed before anything running changed");
+    release.outcome = Outcome::Failed;
+    release.error = Some(e.to_string());
+    report.exit_code_override = Some(match e.exit_code() {
+        crate::ExitCode::InvalidInput => crate::ExitCode::InvalidInput,
+        crate::ExitCode::Unavailable => crate::ExitCode::Unavailable,
+        crate::ExitCode::TempFail => crate::ExitCode::TempFail,
+        _ => crate::ExitCode::Failed,
+    });
 }

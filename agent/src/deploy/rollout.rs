@@ -77,6 +77,10 @@ pub(super) struct Done {
     pub(super) records: Vec<ServiceRecord>,
     /// Whether a running container was stopped, replaced or removed.
     pub(super) touched_running: bool,
+    /// Whether the stack may have left the last good release without a running container
+    /// being touched: a container was created where none was (a new service, an added
+    /// replica), or the deploy before this one never ended (killed, or its rollback failed).
+    pub(super) strayed: bool,
     /// service → its ready containers' ids.
     pub(super) ready: BTreeMap<String, Vec<String>>,
     /// jobs that succeeded in this run (service → run hash).
@@ -261,6 +265,9 @@ impl Rollout<'_> {
                     Some(c) => c.id.clone(),
                     None => self.engine.create_container(&create).await?,
                 };
+                if old.is_none() {
+                    self.applied.with(|a| a.strayed = true);
+                }
                 let t = Instant::now();
                 match old {
                     Some(old) if start_first && resuming.is_some() => {

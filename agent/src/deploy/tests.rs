@@ -1337,3 +1337,87 @@ async fn a_replacement_killed_before_its_rename_is_renamed_by_the_same_deploy_ag
     let names: Vec<String> = s.engine.containers().into_keys().collect();
     assert_eq!(names, ["app-web-1", "app-web-2"]);
 }
+
+/// A new service that fails its gate is not left beside the last good release: the deploy
+/// rolls back (exit 2) and its container goes; on a stack's first deploy, it stays (exit 1).
+#[tokio::test(start_paused = true)]
+async fn a_new_service_that_fails_goes_with_a_rollback_unless_the_stack_is_new() {
+    let s = Setup::new();
+    let one = "services:
+  web:
+    image: app:1
+    x-gantry: {min_ready: 1s}
+";
+    let two = "services:
+  web:
+    image: app:1
+    x-gantry: {min_ready: 1s}
+  worker:
+    image: app:${V}
+    x-gantry: {min_ready: 1s}
+";
+    s.engine.crash_image(&format!("sha256:{}", "2".repeat(64)));
+    assert!(s.deploy(one, "1").await.outcome.is_good());
+    let web = s.engine.containers()["app-web-1"].id.clone();
+    let report = s.deploy(two, "2").await;
+    assert_eq!(report.outcome, Outcome::RolledBack, "{:?}", report.error);
+    assert_eq!(report.exit_code(), crate::ExitCode::RolledBack);
+    let left = s.engine.containers();
+    assert_eq!(left.keys().collect::<Vec<_>>(), ["app-web-1"]);
+    assert_eq!(left["app-web-1"].id, web, "web was not touched");
+
+    let fresh = Setup::new();
+    fresh
+        .engine
+        .crash_image(&format!("sha256:{}", "2".repeat(64)));
+    let report = fresh.deploy(two, "2").await;
+    assert_eq!(report.outcome, Outcome::Failed, "{:?}", report.error);
+    let left = fresh.engine.containers();
+    assert_eq!(
+        left.keys().collect::<Vec<_>>(),
+        ["app-web-1", "app-worker-1"]
+    );
+}
+
+/// A deploy killed half-way, then a deploy whose migration fails (before it touches anything
+/// that runs): the stack goes back to the last good release, not left half-way.
+#[tokio::test(start_paused = true)]
+async fn a_failure_after_a_killed_deploy_returns_to_the_last_good_release() {
+    let s = Setup::new();
+    let compose = "services:
+  migrate:
+    image: app:${V}
+    x-gantry: {job: {timeout: 1m}}
+  web:
+    image: app:${V}
+    deploy: {replicas: 2}
+    depends_on: {migrate: {condition: service_completed_successfully}}
+    x-gantry: {min_ready: 1s}
+";
+    assert!(s.deploy(compose, "1").await.outcome.is_good());
+    // Killed once the first replica runs version 2 (pull, the job's 3 calls, 9 for web-1).
+    s.engine.clear_calls();
+    s.engine.freeze_after(Some(13));
+    tokio::select! {
+        _ = s.deploy(compose, "2") => panic!("the deploy was to be killed"),
+        () = async {
+            while !s.engine.frozen() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        } => {}
+    }
+    s.engine.freeze_after(None);
+    let mixed = s.engine.containers();
+    assert!(
+        mixed["app-web-1"].image_id.ends_with(&"2".repeat(64))
+            && mixed["app-web-2"].image_id.ends_with(&"1".repeat(64)),
+        "{:#?}",
+        s.engine.calls()
+    );
+    s.engine.job_exit("migrate", 1);
+    let report = s.deploy(compose, "3").await;
+    assert_eq!(report.outcome, Outcome::RolledBack, "{:?}", report.error);
+    for (name, c) in s.engine.containers() {
+        assert!(c.image_id.ends_with(&"1".repeat(64)), "{name} {c:?}");
+    }
+}
