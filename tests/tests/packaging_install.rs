@@ -540,3 +540,44 @@ fn rpm_matches_the_deb_and_installs_into_an_empty_root() {
         "gantry --version in the empty root: {version}"
     );
 }
+
+/// The tarball carries every file docs/install.md's tarball steps install (a step that names
+/// a file the tarball lacks fails on the user's host: the edge's sysctl file did).
+#[test]
+#[ignore = "needs packaging/build artifacts: run packaging/test"]
+fn the_tarball_carries_what_the_install_guide_installs() {
+    let tarball = artifact("gantry-", &format!("-{TRIPLE}.tar.gz"));
+    let listed: Vec<String> = run(Command::new("tar").arg("-tzf").arg(&tarball))
+        .lines()
+        .filter_map(|l| l.split_once('/').map(|(_, rest)| rest.to_owned()))
+        .collect();
+    let guide = std::fs::read_to_string(repo().join("docs/install.md")).unwrap();
+    let section = guide
+        .split("## Any Linux with systemd (tarball)")
+        .nth(1)
+        .expect("install.md has the tarball section");
+    let block = section.split("```").nth(1).expect("its command block");
+    let mut sources = Vec::new();
+    for line in block.lines().filter(|l| l.contains(" install ")) {
+        for word in line.split_whitespace() {
+            if ["bin/", "systemd/", "doc/"]
+                .iter()
+                .any(|dir| word.starts_with(dir))
+            {
+                sources.push(word.to_owned());
+            }
+        }
+    }
+    assert!(
+        sources.len() >= 9,
+        "the guide's install steps name too few files: {sources:?}"
+    );
+    for source in &sources {
+        assert!(
+            listed.contains(source),
+            "docs/install.md installs {source}, which {} lacks: {listed:?}",
+            tarball.display()
+        );
+    }
+    assert!(listed.contains(&"systemd/gantry-edge.sysctl.conf".to_owned()));
+}
