@@ -15,7 +15,7 @@
 //! number of seconds or a duration string (`10s`, `1m30s`).
 //!
 //! Limits: the daemon's per-stack settings (`reconcile`, `watch_compose_files`) live in
-//! `gantry.yaml` under `stacks:`, not here; `x-gantry.reconcile` and `x-gantry.watch_compose`
+//! `gantry.yaml` under `daemon.stacks.<name>`, not here; `x-gantry.reconcile` and `x-gantry.watch_compose`
 //! are refused with that hint.
 
 use std::path::Path;
@@ -180,7 +180,7 @@ impl XGantry {
                     return Err(XGantryError::new(
                         &path,
                         "not a service setting: set the stack's `reconcile` / \
-                         `watch_compose_files` under `stacks:` in gantry.yaml",
+                         `watch_compose_files` under `daemon.stacks.<name>` in gantry.yaml",
                     ));
                 }
                 _ => {

@@ -42,6 +42,13 @@ pub enum ConfigError {
         key: String,
         message: String,
     },
+    /// A value given on the command line or in the environment, not in the file.
+    #[error("{flag} (or {env}): {message}")]
+    Flag {
+        flag: &'static str,
+        env: &'static str,
+        message: String,
+    },
 }
 
 /// The file as written.
@@ -190,23 +197,24 @@ impl Settings {
                     Some(s) => gantry_common::duration::parse(s).map_err(|e| key(k, e.to_string())),
                 }
             };
-        let metrics = metrics_override
-            .map(str::to_owned)
-            .or(raw.metrics_address.clone())
-            .filter(|s| !s.is_empty());
-        let metrics_address = match metrics {
-            None => None,
-            Some(s) => {
-                let addr = gantry_common::net::parse_loopback(&s).map_err(|e| {
-                    key(
-                        "daemon.metrics_address",
-                        format!(
-                            "{e} (metrics are served on loopback only; example: 127.0.0.1:9464)"
-                        ),
-                    )
-                })?;
-                Some(addr)
+        let loopback = |s: &str| {
+            gantry_common::net::parse_loopback(s).map_err(|e| {
+                format!("{e} (metrics are served on loopback only; example: 127.0.0.1:9464)")
+            })
+        };
+        let metrics_address = match (
+            metrics_override.filter(|s| !s.is_empty()),
+            &raw.metrics_address,
+        ) {
+            (Some(s), _) => Some(loopback(s).map_err(|message| ConfigError::Flag {
+                flag: "--metrics-address",
+                env: "GANTRY_METRICS_ADDRESS",
+                message,
+            })?),
+            (None, Some(s)) if !s.is_empty() => {
+                Some(loopback(s).map_err(|m| key("daemon.metrics_address", m))?)
             }
+            (None, _) => None,
         };
         let d = HealConfig::default();
         let heal = HealConfig {

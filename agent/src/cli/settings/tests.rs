@@ -56,6 +56,23 @@ fn bad_daemon_values_name_the_key() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("loopback"), "{e}");
+    // From the command line or the environment: named as such, not as the file's key.
+    let e = settings("daemon: {}\n")
+        .unwrap()
+        .daemon_section(
+            Path::new("/tmp"),
+            Path::new("/run/gantry/gantry.sock"),
+            Some("0.0.0.0:9464"),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("--metrics-address")
+            && e.contains("GANTRY_METRICS_ADDRESS")
+            && e.contains("loopback")
+            && !e.contains("gantry.yaml"),
+        "{e}"
+    );
     let e = daemon("{stacks: {Web: {}}}").unwrap_err().to_string();
     assert!(
         e.contains("daemon.stacks.Web") && e.contains("not a stack name"),
