@@ -57,6 +57,16 @@ fn gantry_hands_in_process_commands_to_gantryd_and_answers_the_rest_itself() {
     let (code, _, err) = run(&bin("gantry"), &["deploy", "shop", "-f", file], dir.path());
     assert_eq!(code, Some(69), "{err}");
     assert!(err.contains("--local"), "{err}");
+
+    // A mistyped log filter is refused by the client as by gantryd (exit 64), before it
+    // looks for the daemon.
+    let (code, _, err) = run(
+        &bin("gantry"),
+        &["--log-level", "warning", "status", "shop"],
+        dir.path(),
+    );
+    assert_eq!(code, Some(64), "{err}");
+    assert!(err.contains("--log-level"), "{err}");
 }
 
 #[test]

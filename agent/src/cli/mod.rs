@@ -194,6 +194,14 @@ pub fn program_for(cli: &Cli) -> Program {
 /// `cli` asks for is handed to the program that runs it ([`exec_program`]).
 pub fn client_main(cli: Cli) -> ExitCode {
     let global = cli.global;
+    // Nothing is logged here, but a mistyped filter is refused as the other programs refuse it
+    // (it would otherwise only show up, silently, in `--local` runs).
+    let rust_log = std::env::var("RUST_LOG").ok();
+    if let Err(e) = gantry_common::logging::effective_filter(&global.log_level, rust_log.as_deref())
+    {
+        eprintln!("gantry: {e}");
+        return ExitCode::Usage;
+    }
     with_runtime(false, || async move {
         match cli.command {
             Command::Plan(args) => plan::submit(&global, args).await,
