@@ -209,10 +209,14 @@ fn temp_writer(name: &str) -> Option<(&str, u32)> {
     Some((target, pid.parse().ok()?))
 }
 
-/// Whether a process with this pid exists in our pid namespace (our own pid counts as dead:
-/// at start we have written nothing yet, so a temp file with our pid is from a former process).
-fn writer_alive(pid: u32) -> bool {
-    pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists()
+/// Whether a process with this pid exists in our pid namespace. Our own pid counts as dead
+/// unless `own_alive` (at start we have written nothing yet, so a temp file with our pid is
+/// from a former process; later, it may be a write of ours in flight).
+fn writer_alive(pid: u32, own_alive: bool) -> bool {
+    if pid == std::process::id() {
+        return own_alive;
+    }
+    Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// Removes the temp files [`write_atomic`] left under `dir` (and its subdirectories, without
@@ -222,7 +226,16 @@ fn writer_alive(pid: u32) -> bool {
 /// state dir): for a file in a shared directory use [`remove_leftover_temps_of`].
 pub fn remove_leftover_temps(dir: &Path) -> Result<Vec<PathBuf>, WriteError> {
     let mut removed = Vec::new();
-    remove_temps_in(dir, None, &mut removed, 0)?;
+    remove_temps_in(dir, None, false, &mut removed, 0)?;
+    Ok(removed)
+}
+
+/// [`remove_leftover_temps`] for a process that has been writing already (a daemon taking a
+/// stack's lock): temp files of its own pid are writes of its other threads in flight, left
+/// alone like those of any live writer.
+pub fn remove_leftover_temps_of_others(dir: &Path) -> Result<Vec<PathBuf>, WriteError> {
+    let mut removed = Vec::new();
+    remove_temps_in(dir, None, true, &mut removed, 0)?;
     Ok(removed)
 }
 
@@ -238,7 +251,7 @@ pub fn remove_leftover_temps_of(path: &Path) -> Result<Vec<PathBuf>, WriteError>
         return Ok(Vec::new());
     };
     let mut removed = Vec::new();
-    remove_temps_in(dir, Some(name), &mut removed, 0)?;
+    remove_temps_in(dir, Some(name), false, &mut removed, 0)?;
     Ok(removed)
 }
 
@@ -247,6 +260,7 @@ pub fn remove_leftover_temps_of(path: &Path) -> Result<Vec<PathBuf>, WriteError>
 fn remove_temps_in(
     dir: &Path,
     only: Option<&str>,
+    own_alive: bool,
     removed: &mut Vec<PathBuf>,
     depth: u32,
 ) -> Result<(), WriteError> {
@@ -266,7 +280,7 @@ fn remove_temps_in(
         if kind.is_dir() {
             // Gantry's trees are shallow; the bound only guards against a pathological tree.
             if only.is_none() && depth < 16 {
-                remove_temps_in(&path, None, removed, depth + 1)?;
+                remove_temps_in(&path, None, own_alive, removed, depth + 1)?;
             }
             continue;
         }
@@ -274,7 +288,9 @@ fn remove_temps_in(
         let is_ours = file_name
             .to_str()
             .and_then(temp_writer)
-            .is_some_and(|(target, pid)| only.is_none_or(|o| o == target) && !writer_alive(pid));
+            .is_some_and(|(target, pid)| {
+                only.is_none_or(|o| o == target) && !writer_alive(pid, own_alive)
+            });
         if kind.is_file() && is_ours {
             match fs::remove_file(&path) {
                 Ok(()) => removed.push(path),
@@ -399,6 +415,28 @@ mod tests {
         fs::write(&taken, "LEFTOVER").unwrap();
         write_atomic(&dir.path().join("x.env"), b"A=1\n", 0o600, Owner::default()).unwrap();
         assert_eq!(fs::read(&taken).unwrap(), b"LEFTOVER");
+    }
+
+    #[test]
+    fn a_running_process_keeps_its_own_temps_when_it_asks_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let own = dir
+            .path()
+            .join(format!(".canary-command.tmp.{}.4", std::process::id()));
+        fs::write(&own, "promote").unwrap();
+        // A daemon taking a lock: another of its threads may be writing this one.
+        assert!(
+            remove_leftover_temps_of_others(dir.path())
+                .unwrap()
+                .is_empty()
+        );
+        assert!(own.exists());
+        // At start: a former process had our pid.
+        assert_eq!(
+            remove_leftover_temps(dir.path()).unwrap(),
+            std::slice::from_ref(&own)
+        );
+        assert!(!own.exists());
     }
 
     #[test]

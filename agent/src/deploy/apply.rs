@@ -255,11 +255,11 @@ impl Deployer {
         // interruption, and the canary's record goes.
         stack.clear_canary();
         let recovered = stack.recover_in(&lock, &mut releases)?;
-        // A deploy before this one that never ended may have left the stack anywhere between
+        // A deploy before this one that was killed may have left the stack anywhere between
         // two releases: a failure now goes back to the last good one.
         let unsettled = releases
             .last()
-            .is_some_and(|r| matches!(r.outcome, Outcome::Interrupted | Outcome::RollbackFailed));
+            .is_some_and(|r| r.outcome == Outcome::Interrupted);
         if !recovered.is_empty() {
             progress.step(
                 None,
@@ -444,7 +444,7 @@ impl Deployer {
                 .await
                 .unwrap_or(Err(DeployError::Timeout { after: req.timeout }));
             let mut applied = rollout.applied.into_inner();
-            applied.strayed |= unsettled;
+            applied.unsettled = unsettled;
             self.settle(
                 result,
                 applied,

@@ -30,7 +30,9 @@ impl Deployer {
             Ok(()) => release.outcome = Outcome::Succeeded,
             // Nothing that ran was touched and the stack is where the last good release left
             // it (or there is no release to go back to: what failed is left to look at).
-            Err(e) if !applied.touched_running && (!applied.strayed || previous.is_none()) => {
+            Err(e)
+                if !applied.touched_running && (previous.is_none() || !strayed(&applied, &e)) =>
+            {
                 failed_unchanged(e, release, progress, report);
             }
             Err(e @ (DeployError::Paused { .. } | DeployError::Continued { .. })) => {
@@ -130,4 +132,18 @@ fn failed_unchanged(
         crate::ExitCode::TempFail => crate::ExitCode::TempFail,
         _ => crate::ExitCode::Failed,
     });
+}
+
+/// Whether a failure that touched nothing running still leaves the stack off the last good
+/// release: this deploy created a container where none was, or the deploy before it was killed
+/// and this one failed in a service's rollout (not a stop before it: a job of the killed deploy
+/// still running (75), Docker unreachable (69), a refused input (65), `failure_action`).
+fn strayed(applied: &Done, e: &DeployError) -> bool {
+    applied.created
+        || (applied.unsettled
+            && !matches!(
+                e,
+                DeployError::Paused { .. } | DeployError::Continued { .. }
+            )
+            && e.exit_code() == crate::ExitCode::Failed)
 }

@@ -238,7 +238,8 @@ pub fn compute(
                             stopped |= !c.state.running;
                             // A replacement killed before its rename: up to date, serving,
                             // under the temporary name (and maybe without its aliases).
-                            if c.name != super::translate::container_name(project, svc, *n) {
+                            let name = super::translate::container_name(project, svc, *n);
+                            if c.name == format!("{name}{NEXT_SUFFIX}") {
                                 misnamed.push(c.name.clone());
                             }
                         }
@@ -366,9 +367,6 @@ pub fn compute(
 /// by hand) are not a difference. `None` when nothing is missing.
 fn not_attached(project: &Project, svc: &Service, c: &ContainerInfo) -> Option<Vec<String>> {
     let mut gone = Vec::new();
-    if std::env::var_os("NO_FIX").is_some() {
-        return None;
-    }
     if svc.network_mode.is_none() {
         for key in svc.networks.keys() {
             let name = super::translate::network_name(project, key);

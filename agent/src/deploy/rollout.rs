@@ -77,10 +77,12 @@ pub(super) struct Done {
     pub(super) records: Vec<ServiceRecord>,
     /// Whether a running container was stopped, replaced or removed.
     pub(super) touched_running: bool,
-    /// Whether the stack may have left the last good release without a running container
-    /// being touched: a container was created where none was (a new service, an added
-    /// replica), or the deploy before this one never ended (killed, or its rollback failed).
-    pub(super) strayed: bool,
+    /// Whether a container was created where none was (a new service, an added replica): not
+    /// in the last good release, so a failure goes back to that release.
+    pub(super) created: bool,
+    /// Whether the deploy before this one never ended (killed): the stack may sit between two
+    /// releases, so a failure of a service's rollout goes back to the last good one.
+    pub(super) unsettled: bool,
     /// service → its ready containers' ids.
     pub(super) ready: BTreeMap<String, Vec<String>>,
     /// jobs that succeeded in this run (service → run hash).
@@ -266,7 +268,7 @@ impl Rollout<'_> {
                     None => self.engine.create_container(&create).await?,
                 };
                 if old.is_none() {
-                    self.applied.with(|a| a.strayed = true);
+                    self.applied.with(|a| a.created = true);
                 }
                 let t = Instant::now();
                 match old {

@@ -1421,3 +1421,56 @@ async fn a_failure_after_a_killed_deploy_returns_to_the_last_good_release() {
         assert!(c.image_id.ends_with(&"1".repeat(64)), "{name} {c:?}");
     }
 }
+
+/// A container renamed by hand (not a replacement's temporary name) is the operator's
+/// business: the plan leaves it be.
+#[tokio::test(start_paused = true)]
+async fn a_container_renamed_by_hand_is_left_alone() {
+    let s = Setup::new();
+    let compose = "services:
+  web:
+    image: app:${V}
+    x-gantry: {min_ready: 1s}
+";
+    assert!(s.deploy(compose, "1").await.outcome.is_good());
+    use crate::engine::Engine as _;
+    s.engine
+        .rename_container("app-web-1", "web-by-hand")
+        .await
+        .unwrap();
+    let plan = s.deployer.plan(&s.request(compose, "1")).await.unwrap();
+    assert!(plan.is_noop(), "{:?}", plan.get("web").unwrap().reasons);
+}
+
+/// After a killed deploy, a stop that is not a service's failure keeps its own exit code and
+/// rolls nothing back: `failure_action: pause` that dropped only its new container is exit 1
+/// (nothing changed by this deploy), not 3.
+#[tokio::test(start_paused = true)]
+async fn after_a_killed_deploy_a_paused_rollout_that_changed_nothing_exits_1() {
+    let s = Setup::new();
+    let compose = "services:
+  web:
+    image: app:${V}
+    deploy:
+      replicas: 2
+      update_config: {failure_action: pause}
+    x-gantry: {min_ready: 1s}
+";
+    assert!(s.deploy(compose, "1").await.outcome.is_good());
+    s.engine.clear_calls();
+    // Killed once web-1 is replaced (its rename, the 10th call): no duplicate is left.
+    s.engine.freeze_after(Some(10));
+    tokio::select! {
+        _ = s.deploy(compose, "2") => panic!("the deploy was to be killed"),
+        () = async {
+            while !s.engine.frozen() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        } => {}
+    }
+    s.engine.freeze_after(None);
+    s.engine.crash_image(&format!("sha256:{}", "3".repeat(64)));
+    let report = s.deploy(compose, "3").await;
+    assert_eq!(report.exit_code(), crate::ExitCode::Failed, "{report:?}");
+    assert_eq!(report.outcome, Outcome::Failed);
+}

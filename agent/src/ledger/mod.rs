@@ -446,7 +446,7 @@ impl StackLedger {
                 // A writer of this stack killed mid-write (kill -9 of a --local deploy) left
                 // its temp file, which can hold `environment:` values; with the lock held,
                 // the stack's files are ours to tidy.
-                match gantry_common::fsx::remove_leftover_temps(&self.dir) {
+                match gantry_common::fsx::remove_leftover_temps_of_others(&self.dir) {
                     Ok(removed) if !removed.is_empty() => tracing::info!(
                         stack = %self.name,
                         count = removed.len(),
