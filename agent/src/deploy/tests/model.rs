@@ -2,10 +2,12 @@
 //! dependencies on services and jobs, pinned or versioned images, stop-first or start-first)
 //! deployed through random sequences of versions, configuration changes, replica counts and
 //! services leaving and coming back, some deploys killed after a random engine call, some of a
-//! version that crashes. After every deploy that ran to its end: a good version succeeded and
-//! a crashing one failed or rolled back; each service runs exactly its replicas under their own
-//! names, on the version and with the configuration of the last good deploy, no job container
-//! is left, and planning that deploy again changes no service.
+//! version that crashes; between them `gantry rollback` (to the good release before the newest
+//! with another model) and containers stopped or removed by hand, then the daemon's reconcile.
+//! After every operation that ran to its end: a good version succeeded and a crashing one
+//! failed or rolled back; each service runs exactly its replicas under their own names, on the
+//! version and with the configuration of the last good release, no job container is left, and
+//! planning that release again changes no service.
 //!
 //! The engine is the in-memory [`FakeEngine`] on a paused clock: what is checked is Gantry's
 //! own logic (plan, schedule, rollout, ledger), not Docker.
@@ -45,6 +47,20 @@ struct Step {
     kill_after: Option<usize>,
 }
 
+/// One thing done to the stack.
+#[derive(Debug, Clone)]
+enum Op {
+    Deploy(Step),
+    /// `gantry rollback STACK`.
+    Rollback,
+    /// A container (the `pick`-th, by name) stopped (or removed) by hand, then the daemon's
+    /// reconcile.
+    Disrupt {
+        pick: usize,
+        remove: bool,
+    },
+}
+
 fn svc(earlier: usize) -> impl Strategy<Value = Svc> {
     (
         prop::bool::weighted(0.25),
@@ -69,23 +85,32 @@ fn stack() -> impl Strategy<Value = Vec<Svc>> {
     (1usize..=5).prop_flat_map(|n| (0..n).map(svc).collect::<Vec<_>>().prop_map(|v| v))
 }
 
-fn steps(services: usize) -> impl Strategy<Value = Vec<Step>> {
+fn step(services: usize) -> impl Strategy<Value = Step> {
+    (
+        prop::sample::select(vec!["1", "2", "3", "4"]),
+        prop::collection::vec(any::<bool>(), services),
+        prop::collection::vec(1u32..=3, services),
+        prop::collection::vec(prop::bool::weighted(0.85), services),
+        prop::option::weighted(0.3, 1usize..40),
+    )
+        .prop_map(|(version, knobs, replicas, present, kill_after)| Step {
+            version,
+            knobs,
+            replicas,
+            present,
+            kill_after,
+        })
+}
+
+fn ops(services: usize) -> impl Strategy<Value = Vec<Op>> {
     prop::collection::vec(
-        (
-            prop::sample::select(vec!["1", "2", "3", "4"]),
-            prop::collection::vec(any::<bool>(), services),
-            prop::collection::vec(1u32..=3, services),
-            prop::collection::vec(prop::bool::weighted(0.85), services),
-            prop::option::weighted(0.3, 1usize..40),
-        )
-            .prop_map(|(version, knobs, replicas, present, kill_after)| Step {
-                version,
-                knobs,
-                replicas,
-                present,
-                kill_after,
-            }),
-        1..=5,
+        prop_oneof![
+            6 => step(services).prop_map(Op::Deploy),
+            1 => Just(Op::Rollback),
+            1 => (any::<usize>(), any::<bool>())
+                .prop_map(|(pick, remove)| Op::Disrupt { pick, remove }),
+        ],
+        1..=6,
     )
 }
 
@@ -143,6 +168,16 @@ fn compose(stack: &[Svc], step: &Step) -> String {
     out
 }
 
+/// The compose text with the step's variables in place: two steps with the same text have
+/// the same model (what `gantry rollback` compares).
+fn effective(stack: &[Svc], step: &Step) -> String {
+    let mut text = compose(stack, step).replace("${V}", step.version);
+    for (i, k) in step.knobs.iter().enumerate() {
+        text = text.replace(&format!("${{K{i}}}"), if *k { "on" } else { "off" });
+    }
+    text
+}
+
 fn request(file: &std::path::Path, step: &Step) -> DeployRequest {
     let mut environment = BTreeMap::from([("V".to_owned(), step.version.to_owned())]);
     for (i, k) in step.knobs.iter().enumerate() {
@@ -159,8 +194,65 @@ fn request(file: &std::path::Path, step: &Step) -> DeployRequest {
     )
 }
 
-/// Runs the steps; `Err` says what broke, with the compose text and the step.
-async fn run(stack: &[Svc], steps: &[Step]) -> Result<(), String> {
+/// What must run after `good`: `Err` says what differs.
+async fn check(
+    stack: &[Svc],
+    good: &Step,
+    engine: &FakeEngine,
+    deployer: &Deployer,
+    file: &std::path::Path,
+) -> Result<(), String> {
+    let present = present(stack, good);
+    let mut want = Vec::new();
+    for (i, s) in stack.iter().enumerate() {
+        if present[i] && !s.job {
+            for r in 1..=good.replicas[i] {
+                want.push(format!("app-s{i}-{r}"));
+            }
+        }
+    }
+    want.sort();
+    let left = engine.containers();
+    let names: Vec<String> = left.keys().cloned().collect();
+    if names != want {
+        return Err(format!("containers {names:?}, wanted {want:?}"));
+    }
+    for (name, c) in &left {
+        let i: usize = name.split('-').nth(1).unwrap()[1..].parse().unwrap();
+        let version = if stack[i].pinned { "1" } else { good.version };
+        let knob = if good.knobs[i] { "on" } else { "off" };
+        if !c.state.running || !c.image_id.ends_with(&version.repeat(64)) {
+            return Err(format!("{name} is not running version {version}: {c:?}"));
+        }
+        if engine.env_of(name).get("K").map(String::as_str) != Some(knob) {
+            return Err(format!(
+                "{name} has K={:?}, wanted {knob}",
+                engine.env_of(name).get("K")
+            ));
+        }
+    }
+    std::fs::write(file, compose(stack, good)).unwrap();
+    let again = deployer
+        .plan(&request(file, good))
+        .await
+        .map_err(|e| e.to_string())?;
+    // Jobs are left out: one that ran in a deploy rolled back since has moved forward
+    // (migrations are not undone), and runs again for the good configuration.
+    if again.services.iter().any(|s| !s.job && s.action.changes()) {
+        let actions: Vec<_> = again
+            .services
+            .iter()
+            .map(|s| (&s.service, s.action, &s.reasons))
+            .collect();
+        return Err(format!(
+            "planning the last good release again is not a no-op: {actions:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// Runs the operations; `Err` says what broke, with the operation and the compose text.
+async fn run(stack: &[Svc], ops: &[Op]) -> Result<(), String> {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("compose.yaml");
     let engine = Arc::new(FakeEngine::new());
@@ -169,99 +261,124 @@ async fn run(stack: &[Svc], steps: &[Step]) -> Result<(), String> {
     }
     engine.crash_image(&format!("sha256:{}", "4".repeat(64)));
     let deployer = Deployer::new(engine.clone(), Ledger::new(&dir.path().join("state")));
-    // The last deploy that succeeded: what must run.
+    // What must run: the last good release's step.
     let mut good: Option<Step> = None;
-    for (n, step) in steps.iter().enumerate() {
-        let text = compose(stack, step);
-        std::fs::write(&file, &text).unwrap();
-        let req = request(&file, step);
-        let at = |what: String| format!("step {n} {step:?}: {what}\n{text}");
-        if let Some(m) = step.kill_after {
-            engine.clear_calls();
-            engine.freeze_after(Some(m));
-            tokio::select! {
-                _ = deployer.deploy(&req, &Quiet) => {}
-                () = async {
-                    while !engine.frozen() {
-                        tokio::time::sleep(Duration::from_millis(10)).await;
+    // The steps of the good releases written, oldest first (what `gantry rollback` picks from).
+    let mut history: Vec<Step> = Vec::new();
+    for (n, op) in ops.iter().enumerate() {
+        let text = good.as_ref().map(|g| compose(stack, g)).unwrap_or_default();
+        let at = |what: String| format!("op {n} {op:?}: {what}\n{text}");
+        match op {
+            Op::Deploy(step) => {
+                let text = compose(stack, step);
+                let at = |what: String| format!("op {n} {op:?}: {what}\n{text}");
+                std::fs::write(&file, &text).unwrap();
+                let req = request(&file, step);
+                // Killed after call `m`, then deployed again; a deploy that made fewer calls
+                // ended by itself.
+                let mut ended = None;
+                if let Some(m) = step.kill_after {
+                    engine.clear_calls();
+                    engine.freeze_after(Some(m));
+                    ended = tokio::select! {
+                        report = deployer.deploy(&req, &Quiet) => Some(report),
+                        () = async {
+                            while !engine.frozen() {
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                            }
+                        } => None,
+                    };
+                    engine.freeze_after(None);
+                }
+                let report = match ended {
+                    Some(report) => report,
+                    None => deployer.deploy(&req, &Quiet).await,
+                };
+                match report.outcome {
+                    // A deploy that finds nothing to do records nothing, except the first
+                    // of a stack (a stack whose services are all absent, or jobs).
+                    Outcome::Unchanged => {
+                        if history.is_empty() {
+                            history.push(step.clone());
+                        }
+                        good = Some(step.clone());
                     }
-                } => {}
+                    Outcome::Succeeded => {
+                        good = Some(step.clone());
+                        history.push(step.clone());
+                    }
+                    Outcome::Failed | Outcome::RolledBack if step.version == "4" => {}
+                    // With no good release to go back to, a failure that changed what ran
+                    // says so.
+                    Outcome::RollbackFailed if step.version == "4" && good.is_none() => {}
+                    other => return Err(at(format!("{other:?}: {:?}", report.error))),
+                }
             }
-            engine.freeze_after(None);
-        }
-        let report = deployer.deploy(&req, &Quiet).await;
-        match report.outcome {
-            // A deploy that found nothing to do records nothing: with no release before it,
-            // a failure after it has nothing to return to (and leaves what failed to look at).
-            Outcome::Unchanged if good.is_none() => {}
-            Outcome::Succeeded | Outcome::Unchanged => good = Some(step.clone()),
-            Outcome::Failed | Outcome::RolledBack if step.version == "4" => {}
-            // With no good release to go back to, a failure that changed what ran says so.
-            Outcome::RollbackFailed if step.version == "4" && good.is_none() => {}
-            other => return Err(at(format!("{other:?}: {:?}", report.error))),
-        }
-        let Some(good) = &good else {
-            continue;
-        };
-        let present = present(stack, good);
-        let mut want = Vec::new();
-        for (i, s) in stack.iter().enumerate() {
-            if present[i] && !s.job {
-                for r in 1..=good.replicas[i] {
-                    want.push(format!("app-s{i}-{r}"));
+            Op::Rollback => {
+                let Some(newest) = history.last() else {
+                    continue;
+                };
+                let target = history
+                    .iter()
+                    .rev()
+                    .find(|s| effective(stack, s) != effective(stack, newest))
+                    .cloned();
+                let req = request(&file, newest);
+                let report = deployer.rollback(&req, None, &Quiet).await;
+                match (&target, report.outcome) {
+                    (Some(t), Outcome::Succeeded) => {
+                        good = Some(t.clone());
+                        history.push(t.clone());
+                    }
+                    (None, Outcome::Failed) => {}
+                    (_, other) => {
+                        return Err(at(format!(
+                            "rollback to {target:?}: {other:?}: {:?}",
+                            report.error
+                        )));
+                    }
+                }
+            }
+            Op::Disrupt { pick, remove } => {
+                let Some(g) = &good else {
+                    continue;
+                };
+                let names: Vec<String> = engine.containers().into_keys().collect();
+                if names.is_empty() {
+                    continue;
+                }
+                let name = &names[pick % names.len()];
+                if *remove {
+                    use crate::engine::Engine as _;
+                    engine.remove_container(name, true).await.unwrap();
+                } else {
+                    engine.stop_by_hand(name);
+                }
+                let report = deployer.reconcile(&request(&file, g), &Quiet).await;
+                if report.outcome != Outcome::Succeeded {
+                    return Err(at(format!(
+                        "reconcile after {name} went: {:?}: {:?}",
+                        report.outcome, report.error
+                    )));
                 }
             }
         }
-        want.sort();
-        let left = engine.containers();
-        let names: Vec<String> = left.keys().cloned().collect();
-        if names != want {
-            return Err(at(format!("containers {names:?}, wanted {want:?}")));
-        }
-        for (name, c) in &left {
-            let i: usize = name.split('-').nth(1).unwrap()[1..].parse().unwrap();
-            let version = if stack[i].pinned { "1" } else { good.version };
-            let knob = if good.knobs[i] { "on" } else { "off" };
-            if !c.state.running || !c.image_id.ends_with(&version.repeat(64)) {
-                return Err(at(format!(
-                    "{name} is not running version {version}: {c:?}"
-                )));
-            }
-            if engine.env_of(name).get("K").map(String::as_str) != Some(knob) {
-                return Err(at(format!(
-                    "{name} has K={:?}, wanted {knob}",
-                    engine.env_of(name).get("K")
-                )));
-            }
-        }
-        std::fs::write(&file, compose(stack, good)).unwrap();
-        let again = deployer
-            .plan(&request(&file, good))
-            .await
-            .map_err(|e| at(e.to_string()))?;
-        // Jobs are left out: one that ran in a deploy rolled back since has moved forward
-        // (migrations are not undone), and runs again for the good configuration.
-        if again.services.iter().any(|s| !s.job && s.action.changes()) {
-            let actions: Vec<_> = again
-                .services
-                .iter()
-                .map(|s| (&s.service, s.action, &s.reasons))
-                .collect();
-            return Err(at(format!(
-                "planning the last good deploy again is not a no-op: {actions:?}"
-            )));
+        if let Some(g) = &good {
+            check(stack, g, &engine, &deployer, &file)
+                .await
+                .map_err(|e| at(e))?;
         }
     }
     Ok(())
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(96))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
     #[test]
     fn random_stacks_and_deploys_converge(
-        (stack, steps) in stack().prop_flat_map(|s| {
+        (stack, ops) in stack().prop_flat_map(|s| {
             let n = s.len();
-            (Just(s), steps(n))
+            (Just(s), ops(n))
         })
     ) {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -269,7 +386,7 @@ proptest! {
             .start_paused(true)
             .build()
             .unwrap();
-        let result = rt.block_on(run(&stack, &steps));
+        let result = rt.block_on(run(&stack, &ops));
         prop_assert!(result.is_ok(), "{}", result.unwrap_err());
     }
 }
