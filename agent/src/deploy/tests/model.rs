@@ -366,7 +366,7 @@ async fn run(stack: &[Svc], ops: &[Op]) -> Result<(), String> {
         if let Some(g) = &good {
             check(stack, g, &engine, &deployer, &file)
                 .await
-                .map_err(|e| at(e))?;
+                .map_err(at)?;
         }
     }
     Ok(())
