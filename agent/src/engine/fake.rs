@@ -56,6 +56,11 @@ struct State {
     /// process that made them was killed (see [`FakeEngine::freeze_after`]).
     freeze_after: Option<usize>,
     frozen: bool,
+    /// Containers created with a healthcheck turn healthy as they start (see
+    /// [`FakeEngine::auto_healthy`]).
+    auto_healthy: bool,
+    /// Ids of the containers created with a healthcheck.
+    checked: BTreeSet<String>,
 }
 
 impl State {
@@ -119,6 +124,12 @@ impl FakeEngine {
         let mut s = self.lock();
         s.freeze_after = n;
         s.frozen = false;
+    }
+
+    /// From now on a container created with a healthcheck (not `NONE`) is healthy as soon as
+    /// it starts, as if its check passed at once.
+    pub fn auto_healthy(&self) {
+        self.lock().auto_healthy = true;
     }
 
     /// Whether a call is hanging on [`Self::freeze_after`].
@@ -349,6 +360,13 @@ impl Engine for FakeEngine {
             ports: Vec::new(),
             state: state(ContainerStatus::Created, None),
         };
+        if spec
+            .healthcheck
+            .as_ref()
+            .is_some_and(|h| h.test.first().is_some_and(|t| t != "NONE"))
+        {
+            s.checked.insert(id.clone());
+        }
         s.containers.insert(id.clone(), info);
         s.calls.push(format!("create {}", spec.name));
         Ok(id)
@@ -360,6 +378,7 @@ impl Engine for FakeEngine {
         let crashing = s.crashing.clone();
         let job_exit = s.job_exit.clone();
         let hanging = s.hanging_jobs.clone();
+        let healthy = s.auto_healthy && s.find(id).is_some_and(|id| s.checked.contains(&id));
         let c = s.container(id)?;
         let name = c.name.clone();
         if !c.state.running {
@@ -369,7 +388,19 @@ impl Engine for FakeEngine {
                 let code = c.service.as_ref().and_then(|svc| job_exit.get(svc));
                 state(ContainerStatus::Exited, Some(code.copied().unwrap_or(0)))
             } else {
-                state(ContainerStatus::Running, None)
+                let mut running = state(ContainerStatus::Running, None);
+                if healthy {
+                    running.health = Some(super::HealthStatus::Healthy);
+                    // Passes enough for any `passes` rule.
+                    running.health_log = (0..5)
+                        .map(|_| super::HealthProbe {
+                            start: None,
+                            exit_code: Some(0),
+                            output: String::new(),
+                        })
+                        .collect();
+                }
+                running
             };
         }
         s.calls.push(format!("start {name}"));

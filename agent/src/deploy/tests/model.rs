@@ -26,6 +26,9 @@ use crate::ledger::{Ledger, Outcome};
 #[derive(Debug, Clone)]
 struct Svc {
     job: bool,
+    /// A Docker healthcheck (the fake engine passes it at once); services that depend on it
+    /// wait for `service_healthy`.
+    healthcheck: bool,
     pinned: bool,
     stop_first: bool,
     /// Indexes of earlier services.
@@ -66,10 +69,12 @@ fn svc(earlier: usize) -> impl Strategy<Value = Svc> {
         prop::bool::weighted(0.25),
         prop::bool::weighted(0.3),
         prop::bool::weighted(0.3),
+        prop::bool::weighted(0.3),
         prop::collection::vec(any::<bool>(), earlier),
     )
-        .prop_map(|(job, pinned, stop_first, picks)| Svc {
+        .prop_map(|(job, healthcheck, pinned, stop_first, picks)| Svc {
             job,
+            healthcheck: healthcheck && !job,
             pinned,
             stop_first: stop_first && !job,
             deps: picks
@@ -147,11 +152,16 @@ fn compose(stack: &[Svc], step: &Step) -> String {
             for d in &s.deps {
                 let condition = if stack[*d].job {
                     "service_completed_successfully"
+                } else if stack[*d].healthcheck {
+                    "service_healthy"
                 } else {
                     "service_started"
                 };
                 out.push_str(&format!("      s{d}: {{condition: {condition}}}\n"));
             }
+        }
+        if s.healthcheck {
+            out.push_str("    healthcheck: {test: [CMD, \"true\"], interval: 1s}\n");
         }
         if s.job {
             out.push_str("    x-gantry: {job: {timeout: 1m}}\n");
@@ -260,6 +270,7 @@ async fn run(stack: &[Svc], ops: &[Op]) -> Result<(), String> {
         engine.publish(&format!("app:{v}"), &v.repeat(64));
     }
     engine.crash_image(&format!("sha256:{}", "4".repeat(64)));
+    engine.auto_healthy();
     let deployer = Deployer::new(engine.clone(), Ledger::new(&dir.path().join("state")));
     // What must run: the last good release's step.
     let mut good: Option<Step> = None;
