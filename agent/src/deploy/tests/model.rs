@@ -29,6 +29,8 @@ struct Svc {
     /// A Docker healthcheck (the fake engine passes it at once); services that depend on it
     /// wait for `service_healthy`.
     healthcheck: bool,
+    /// On the shared network `net` beside `default`.
+    on_net: bool,
     pinned: bool,
     stop_first: bool,
     /// Indexes of earlier services.
@@ -48,6 +50,9 @@ struct Step {
     present: Vec<bool>,
     /// Kill this deploy after that many engine calls, then deploy the same again.
     kill_after: Option<usize>,
+    /// The generation of the Docker names given to the shared network and the volumes
+    /// (`name: net-g1`): a new one moves the services that use them.
+    names: u8,
 }
 
 /// One thing done to the stack.
@@ -69,21 +74,25 @@ fn svc(earlier: usize) -> impl Strategy<Value = Svc> {
         prop::bool::weighted(0.25),
         prop::bool::weighted(0.3),
         prop::bool::weighted(0.3),
+        prop::bool::weighted(0.4),
         prop::bool::weighted(0.3),
         prop::collection::vec(any::<bool>(), earlier),
     )
-        .prop_map(|(job, healthcheck, pinned, stop_first, picks)| Svc {
-            job,
-            healthcheck: healthcheck && !job,
-            pinned,
-            stop_first: stop_first && !job,
-            deps: picks
-                .iter()
-                .enumerate()
-                .filter(|(_, p)| **p)
-                .map(|(i, _)| i)
-                .collect(),
-        })
+        .prop_map(
+            |(job, healthcheck, on_net, pinned, stop_first, picks)| Svc {
+                job,
+                healthcheck: healthcheck && !job,
+                on_net,
+                pinned,
+                stop_first: stop_first && !job,
+                deps: picks
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| **p)
+                    .map(|(i, _)| i)
+                    .collect(),
+            },
+        )
 }
 
 fn stack() -> impl Strategy<Value = Vec<Svc>> {
@@ -97,14 +106,18 @@ fn step(services: usize) -> impl Strategy<Value = Step> {
         prop::collection::vec(1u32..=3, services),
         prop::collection::vec(prop::bool::weighted(0.85), services),
         prop::option::weighted(0.3, 1usize..40),
+        prop::sample::select(vec![0u8, 0, 0, 1, 2]),
     )
-        .prop_map(|(version, knobs, replicas, present, kill_after)| Step {
-            version,
-            knobs,
-            replicas,
-            present,
-            kill_after,
-        })
+        .prop_map(
+            |(version, knobs, replicas, present, kill_after, names)| Step {
+                version,
+                knobs,
+                replicas,
+                present,
+                kill_after,
+                names,
+            },
+        )
 }
 
 fn ops(services: usize) -> impl Strategy<Value = Vec<Op>> {
@@ -134,6 +147,7 @@ fn compose(stack: &[Svc], step: &Step) -> String {
     let present = present(stack, step);
     let mut out = String::from("services:\n");
     let mut volumes = Vec::new();
+    let mut net = false;
     for (i, s) in stack.iter().enumerate().filter(|(i, _)| present[*i]) {
         out.push_str(&format!("  s{i}:\n"));
         let image = if s.pinned { "app:1" } else { "app:${V}" };
@@ -146,6 +160,10 @@ fn compose(stack: &[Svc], step: &Step) -> String {
         if s.stop_first {
             out.push_str(&format!("    volumes: [d{i}:/data]\n"));
             volumes.push(format!("d{i}"));
+        }
+        if s.on_net {
+            out.push_str("    networks: [default, net]\n");
+            net = true;
         }
         if !s.deps.is_empty() {
             out.push_str("    depends_on:\n");
@@ -169,11 +187,15 @@ fn compose(stack: &[Svc], step: &Step) -> String {
             out.push_str("    x-gantry: {min_ready: 1s}\n");
         }
     }
+    let g = step.names;
     if !volumes.is_empty() {
         out.push_str("volumes:\n");
         for v in volumes {
-            out.push_str(&format!("  {v}: {{}}\n"));
+            out.push_str(&format!("  {v}: {{name: vol-{v}-g{g}}}\n"));
         }
+    }
+    if net {
+        out.push_str(&format!("networks:\n  net: {{name: net-g{g}}}\n"));
     }
     out
 }
@@ -233,6 +255,16 @@ async fn check(
         let knob = if good.knobs[i] { "on" } else { "off" };
         if !c.state.running || !c.image_id.ends_with(&version.repeat(64)) {
             return Err(format!("{name} is not running version {version}: {c:?}"));
+        }
+        let g = good.names;
+        if stack[i].on_net && !c.networks.contains(&format!("net-g{g}")) {
+            return Err(format!("{name} is not on net-g{g}: {:?}", c.networks));
+        }
+        if stack[i].stop_first && !c.volumes.contains(&format!("vol-d{i}-g{g}")) {
+            return Err(format!(
+                "{name} does not mount vol-d{i}-g{g}: {:?}",
+                c.volumes
+            ));
         }
         if engine.env_of(name).get("K").map(String::as_str) != Some(knob) {
             return Err(format!(
