@@ -78,6 +78,26 @@ impl Deployer {
             .cloned()
     }
 
+    /// Tries again to record the stack's release that runs but could not be recorded, when
+    /// its lock is free (supervision calls it at each resync: a state dir freed later gets
+    /// the record without waiting for the next job, before a restart of the daemon could lose
+    /// it). Nothing happens while the lock cannot be taken (a job holds it, or the disk is
+    /// still full).
+    pub fn retry_unrecorded(&self, stack: &str) {
+        if self.unrecorded(stack).is_none() {
+            return;
+        }
+        let Ok(ledger) = self.ledger.stack(stack) else {
+            return;
+        };
+        let holder = Holder::me(&format!("gantry record {stack}"), None);
+        let Ok(_lock) = ledger.try_lock(&holder) else {
+            return;
+        };
+        let mut releases = ledger.releases().unwrap_or_default();
+        self.flush_unrecorded(&ledger, &mut releases);
+    }
+
     /// Writes the stack's unrecorded release if there is one (kept for later if it still
     /// cannot be written) and puts it in `releases` in place of its `in_progress` record.
     pub(super) fn flush_unrecorded(&self, stack: &StackLedger, releases: &mut Vec<Release>) {

@@ -655,11 +655,15 @@ async fn a_rollout_whose_release_cannot_be_written_says_so_and_supervision_keeps
     assert_eq!(healed.release.as_deref(), Some("r2"), "{:?}", healed.error);
     assert!(running().ends_with(&"2".repeat(64)));
 
-    // Space comes back: the next job records r2.
+    // While the disk is full, trying again records nothing and keeps it.
+    deployer.retry_unrecorded("app");
+    assert_eq!(deployer.unrecorded("app").map(|r| r.seq), Some(2));
+    // Space comes back: supervision's next resync records r2, no job needed.
     std::fs::remove_file(&fill).unwrap();
+    deployer.retry_unrecorded("app");
+    assert!(deployer.unrecorded("app").is_none());
     let again = deployer.reconcile(&s.request(compose, "2"), &Quiet).await;
     assert_eq!(again.outcome, Outcome::Succeeded, "{:?}", again.error);
-    assert!(deployer.unrecorded("app").is_none());
     assert_eq!(
         on_disk(&deployer),
         vec![(1, Outcome::Succeeded), (2, Outcome::Succeeded)]

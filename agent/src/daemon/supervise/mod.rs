@@ -475,6 +475,7 @@ impl Supervisor {
         if self.paused(stack) {
             return;
         }
+        self.jobs.deployer().retry_unrecorded(stack);
         let Some(release) = self.last_good(stack) else {
             return;
         };
