@@ -472,6 +472,30 @@ fn missing(what: &str, strict: bool) -> bool {
     false
 }
 
+/// A property test's edit of a valid file: `kind % 3` drops line `line` (modulo the line
+/// count), replaces what follows its first `:` with `text` (the whole line when it has none),
+/// or doubles the line. What the config parsers' property tests feed them.
+pub fn edit_line(original: &str, kind: u8, line: usize, text: &str) -> String {
+    let mut lines: Vec<String> = original.lines().map(str::to_owned).collect();
+    let i = line % lines.len();
+    match kind % 3 {
+        0 => {
+            lines.remove(i);
+        }
+        1 => {
+            lines[i] = match lines[i].split_once(':') {
+                Some((key, _)) => format!("{key}: {text}"),
+                None => text.to_owned(),
+            }
+        }
+        _ => {
+            let again = lines[i].clone();
+            lines.insert(i, again);
+        }
+    }
+    lines.join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

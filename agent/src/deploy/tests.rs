@@ -1211,21 +1211,15 @@ async fn killed_after_every_call(prepare: impl Fn(&Setup)) -> usize {
         let s = Setup::new();
         assert!(s.deploy(KILLED_STACK, "1").await.outcome.is_good());
         prepare(&s);
-        s.engine.clear_calls();
-        s.engine.freeze_after(Some(n));
-        let killed = tokio::select! {
-            _ = s.deploy(KILLED_STACK, "2") => false,
-            () = async {
-                while !s.engine.frozen() {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            } => true,
-        };
+        let killed = s
+            .engine
+            .killed_after(n, s.deploy(KILLED_STACK, "2"))
+            .await
+            .is_none();
         if !killed {
             return n - 1;
         }
         let cut_after = s.engine.calls().last().cloned().unwrap_or_default();
-        s.engine.freeze_after(None);
         let next = if n % 2 == 0 { "1" } else { "3" };
         let report = s.deploy(KILLED_STACK, next).await;
         let case = format!("killed after call {n} ({cut_after}), then deploying {next}");
@@ -1308,19 +1302,10 @@ async fn a_replacement_killed_before_its_rename_is_renamed_by_the_same_deploy_ag
     x-gantry: {min_ready: 1s}
 ";
     assert!(s.deploy(compose, "3").await.outcome.is_good());
-    s.engine.clear_calls();
     // Killed right after `remove app-web-2` (the 18th call), before the rename.
-    s.engine.freeze_after(Some(18));
-    tokio::select! {
-        _ = s.deploy(compose, "1") => panic!("the deploy was to be killed"),
-        () = async {
-            while !s.engine.frozen() {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        } => {}
-    }
+    let ended = s.engine.killed_after(18, s.deploy(compose, "1")).await;
+    assert!(ended.is_none(), "the deploy was to be killed");
     assert_eq!(s.engine.calls().last().unwrap(), "remove app-web-2");
-    s.engine.freeze_after(None);
     let plan = s.deployer.plan(&s.request(compose, "1")).await.unwrap();
     let web = plan.get("web").unwrap();
     assert_eq!(web.action, Action::Start, "{:?}", web.reasons);
@@ -1400,17 +1385,8 @@ async fn a_failure_after_a_killed_deploy_returns_to_the_last_good_release() {
 ";
     assert!(s.deploy(compose, "1").await.outcome.is_good());
     // Killed once the first replica runs version 2 (pull, the job's 3 calls, 9 for web-1).
-    s.engine.clear_calls();
-    s.engine.freeze_after(Some(13));
-    tokio::select! {
-        _ = s.deploy(compose, "2") => panic!("the deploy was to be killed"),
-        () = async {
-            while !s.engine.frozen() {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        } => {}
-    }
-    s.engine.freeze_after(None);
+    let ended = s.engine.killed_after(13, s.deploy(compose, "2")).await;
+    assert!(ended.is_none(), "the deploy was to be killed");
     let mixed = s.engine.containers();
     assert!(
         mixed["app-web-1"].image_id.ends_with(&"2".repeat(64))
@@ -1461,18 +1437,9 @@ async fn after_a_killed_deploy_a_paused_rollout_that_changed_nothing_exits_1() {
     x-gantry: {min_ready: 1s}
 ";
     assert!(s.deploy(compose, "1").await.outcome.is_good());
-    s.engine.clear_calls();
     // Killed once web-1 is replaced (its rename, the 10th call): no duplicate is left.
-    s.engine.freeze_after(Some(10));
-    tokio::select! {
-        _ = s.deploy(compose, "2") => panic!("the deploy was to be killed"),
-        () = async {
-            while !s.engine.frozen() {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        } => {}
-    }
-    s.engine.freeze_after(None);
+    let ended = s.engine.killed_after(10, s.deploy(compose, "2")).await;
+    assert!(ended.is_none(), "the deploy was to be killed");
     s.engine.crash_image(&format!("sha256:{}", "3".repeat(64)));
     let report = s.deploy(compose, "3").await;
     assert_eq!(report.exit_code(), crate::ExitCode::Failed, "{report:?}");

@@ -137,6 +137,28 @@ impl FakeEngine {
         self.lock().frozen
     }
 
+    /// Runs `work` (a deploy on this engine) until the engine has recorded `n` calls from now:
+    /// then it is dropped, as a process killed right after call `n` (`None`); `Some` when it
+    /// ended first. The engine answers again afterwards.
+    pub async fn killed_after<T>(
+        &self,
+        n: usize,
+        work: impl std::future::Future<Output = T>,
+    ) -> Option<T> {
+        self.clear_calls();
+        self.freeze_after(Some(n));
+        let ended = tokio::select! {
+            out = work => Some(out),
+            () = async {
+                while !self.frozen() {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            } => None,
+        };
+        self.freeze_after(None);
+        ended
+    }
+
     async fn gate(&self) {
         let hang = {
             let mut s = self.lock();

@@ -116,24 +116,7 @@ mod edited {
     );
 
     fn edit(kind: u8, line: usize, text: &str) -> String {
-        let mut lines: Vec<String> = FULL.lines().map(str::to_owned).collect();
-        let i = line % lines.len();
-        match kind % 3 {
-            0 => {
-                lines.remove(i);
-            }
-            1 => {
-                lines[i] = match lines[i].split_once(':') {
-                    Some((key, _)) => format!("{key}: {text}"),
-                    None => text.to_owned(),
-                }
-            }
-            _ => {
-                let again = lines[i].clone();
-                lines.insert(i, again);
-            }
-        }
-        lines.join("\n")
+        gantry_tests::edit_line(FULL, kind, line, text)
     }
 
     fn load(text: &str) -> Result<(), ConfigError> {

@@ -14,7 +14,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use proptest::prelude::*;
 
@@ -321,17 +320,7 @@ async fn run(stack: &[Svc], ops: &[Op]) -> Result<(), String> {
                 // ended by itself.
                 let mut ended = None;
                 if let Some(m) = step.kill_after {
-                    engine.clear_calls();
-                    engine.freeze_after(Some(m));
-                    ended = tokio::select! {
-                        report = deployer.deploy(&req, &Quiet) => Some(report),
-                        () = async {
-                            while !engine.frozen() {
-                                tokio::time::sleep(Duration::from_millis(10)).await;
-                            }
-                        } => None,
-                    };
-                    engine.freeze_after(None);
+                    ended = engine.killed_after(m, deployer.deploy(&req, &Quiet)).await;
                 }
                 let report = match ended {
                     Some(report) => report,
