@@ -78,49 +78,6 @@ impl Deployer {
             .cloned()
     }
 
-    /// Tries again to record the stack's release that runs but could not be recorded, when
-    /// its lock is free (supervision calls it at each resync: a state dir freed later gets
-    /// the record without waiting for the next job, before a restart of the daemon could lose
-    /// it). Nothing happens while the lock cannot be taken (a job holds it, or the disk is
-    /// still full).
-    pub fn retry_unrecorded(&self, stack: &str) {
-        if self.unrecorded(stack).is_none() {
-            return;
-        }
-        let Ok(ledger) = self.ledger.stack(stack) else {
-            return;
-        };
-        let holder = Holder::me(&format!("gantry record {stack}"), None);
-        let Ok(_lock) = ledger.try_lock(&holder) else {
-            return;
-        };
-        let mut releases = ledger.releases().unwrap_or_default();
-        self.flush_unrecorded(&ledger, &mut releases);
-    }
-
-    /// Writes the stack's unrecorded release if there is one (kept for later if it still
-    /// cannot be written) and puts it in `releases` in place of its `in_progress` record.
-    pub(super) fn flush_unrecorded(&self, stack: &StackLedger, releases: &mut Vec<Release>) {
-        let Some(release) = self.unrecorded(stack.name()) else {
-            return;
-        };
-        match stack.write(&release) {
-            Ok(()) => {
-                tracing::info!(stack = %stack.name(), release = %release.id(), "recorded the release that could not be written before");
-                self.unrecorded
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(stack.name());
-            }
-            Err(e) => {
-                tracing::warn!(stack = %stack.name(), release = %release.id(), error = %e, "the release that runs still cannot be recorded");
-            }
-        }
-        releases.retain(|r| r.seq != release.seq);
-        releases.push(release);
-        releases.sort_by_key(|r| r.seq);
-    }
-
     /// Writes a finished release; when that fails, a release that ended well becomes the
     /// report's `not_recorded` outcome (what runs is the new release, not "nothing changed")
     /// and is kept in memory for the next job to write.
@@ -275,11 +232,12 @@ impl Deployer {
         // interruption, and the canary's record goes.
         stack.clear_canary();
         let recovered = stack.recover_in(&lock, &mut releases)?;
-        // A deploy before this one that was killed may have left the stack anywhere between
-        // two releases: a failure now goes back to the last good one.
-        let unsettled = releases
-            .last()
-            .is_some_and(|r| r.outcome == Outcome::Interrupted);
+        // A deploy before this one that was killed, or whose rollback failed, may have left the
+        // stack anywhere between two releases (and so may one that failed after such a deploy
+        // without rolling back): a failure now goes back to the last good one.
+        let unsettled = releases.last().is_some_and(|r| {
+            matches!(r.outcome, Outcome::Interrupted | Outcome::RollbackFailed) || r.unsettled
+        });
         if !recovered.is_empty() {
             progress.step(
                 None,
@@ -433,6 +391,7 @@ impl Deployer {
                 jobs: jobs_done,
                 error: None,
                 exit_code: None,
+                unsettled: false,
             },
         )?;
         report.release = Some(release.id());
@@ -541,6 +500,7 @@ impl Deployer {
                 services: Vec::new(),
                 error: None,
                 exit_code: None,
+                unsettled: false,
                 jobs: releases.last().map(|r| r.jobs.clone()).unwrap_or_default(),
                 ..target.clone()
             },

@@ -2,9 +2,10 @@
 //! changed; stopped by `failure_action`; rolled back to the last good release, or that failed
 //! too), then the switch brought in line with what runs, the canary record dropped, the release
 //! recorded and old releases pruned. Shared by a deploy (`apply.rs`) and a canary resumed by a
-//! new daemon (`resume.rs`).
+//! new daemon (`resume.rs`). Also where a release that runs but could not be recorded is
+//! written later (`flush_unrecorded`, `retry_unrecorded`).
 
-use crate::ledger::{Outcome, Release, StackLedger, StackLock, now_rfc3339};
+use crate::ledger::{Holder, Outcome, Release, StackLedger, StackLock, now_rfc3339};
 
 use super::rollout::Done;
 use super::{DeployError, DeployReport, DeployRequest, Deployer, Progress};
@@ -33,6 +34,8 @@ impl Deployer {
             Err(e)
                 if !applied.touched_running && (previous.is_none() || !strayed(&applied, &e)) =>
             {
+                // Where the stack sat before this deploy, it still sits: the next one knows.
+                release.unsettled = applied.unsettled;
                 failed_unchanged(e, release, progress, report);
             }
             Err(e @ (DeployError::Paused { .. } | DeployError::Continued { .. })) => {
@@ -74,6 +77,61 @@ impl Deployer {
                 }
             },
         }
+    }
+
+    /// Tries again to record the stack's release that runs but could not be recorded, when
+    /// its lock is free (supervision calls it at each resync: a state dir freed later gets
+    /// the record without waiting for the next job, before a restart of the daemon could lose
+    /// it). Nothing happens while the lock cannot be taken (a job holds it, or the disk is
+    /// still full).
+    pub fn retry_unrecorded(&self, stack: &str) {
+        if self.unrecorded(stack).is_none() {
+            return;
+        }
+        let Ok(ledger) = self.ledger.stack(stack) else {
+            return;
+        };
+        let holder = Holder::me(&format!("gantry record {stack}"), None);
+        let Ok(_lock) = ledger.try_lock(&holder) else {
+            return;
+        };
+        let mut releases = ledger.releases().unwrap_or_default();
+        self.flush_unrecorded(&ledger, &mut releases);
+    }
+
+    /// Writes the stack's unrecorded release if there is one (kept for later if it still
+    /// cannot be written) and puts it in `releases` in place of its `in_progress` record.
+    pub(super) fn flush_unrecorded(&self, stack: &StackLedger, releases: &mut Vec<Release>) {
+        let Some(release) = self.unrecorded(stack.name()) else {
+            return;
+        };
+        // Another process took the stack on since (a `--local` job marked it interrupted and
+        // went on): what it recorded after stands; this copy is stale.
+        if releases
+            .iter()
+            .any(|r| r.seq == release.seq && r.outcome != Outcome::InProgress)
+        {
+            self.unrecorded
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(stack.name());
+            return;
+        }
+        match stack.write(&release) {
+            Ok(()) => {
+                tracing::info!(stack = %stack.name(), release = %release.id(), "recorded the release that could not be written before");
+                self.unrecorded
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(stack.name());
+            }
+            Err(e) => {
+                tracing::warn!(stack = %stack.name(), release = %release.id(), error = %e, "the release that runs still cannot be recorded");
+            }
+        }
+        releases.retain(|r| r.seq != release.seq);
+        releases.push(release);
+        releases.sort_by_key(|r| r.seq);
     }
 
     /// Brings the switch in line with what runs in project `switched` (when it has ports
@@ -135,12 +193,14 @@ fn failed_unchanged(
 }
 
 /// Whether a failure that touched nothing running still leaves the stack off the last good
-/// release: this deploy created a container where none was, or the deploy before it was killed
-/// and this one failed in a service's rollout (not a stop before it: a job of the killed deploy
-/// still running (75), Docker unreachable (69), a refused input (65), `failure_action`).
+/// release: this deploy created a container where none was, or the stack sat between two
+/// releases already and a job or a service of this rollout failed (not a stop before that: a
+/// job of a killed deploy still running, or the deploy's timeout meanwhile; Docker unreachable
+/// (69); a refused input (65); `failure_action`).
 fn strayed(applied: &Done, e: &DeployError) -> bool {
     applied.created
         || (applied.unsettled
+            && applied.under_way
             && !matches!(
                 e,
                 DeployError::Paused { .. } | DeployError::Continued { .. }

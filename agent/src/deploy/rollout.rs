@@ -80,9 +80,13 @@ pub(super) struct Done {
     /// Whether a container was created where none was (a new service, an added replica): not
     /// in the last good release, so a failure goes back to that release.
     pub(super) created: bool,
-    /// Whether the deploy before this one never ended (killed): the stack may sit between two
-    /// releases, so a failure of a service's rollout goes back to the last good one.
+    /// Whether the stack may sit between two releases before this deploy (one killed, or
+    /// whose rollback failed): a failure once the rollout is under way goes back to the last
+    /// good release.
     pub(super) unsettled: bool,
+    /// Whether the rollout got past its preamble (an earlier deploy's job waited for,
+    /// networks and volumes in place) to the jobs and services.
+    pub(super) under_way: bool,
     /// service → its ready containers' ids.
     pub(super) ready: BTreeMap<String, Vec<String>>,
     /// jobs that succeeded in this run (service → run hash).
@@ -188,7 +192,8 @@ impl Rollout<'_> {
             });
             match keep {
                 Some(c) if current => {
-                    if c.name != name {
+                    // A container renamed by hand keeps its name (the plan leaves it be too).
+                    if c.name == format!("{name}{}", plan::NEXT_SUFFIX) {
                         // A replacement cut short (kill -9): the new container may not have
                         // its aliases yet. Give them, then its name.
                         let spec =

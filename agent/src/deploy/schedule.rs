@@ -123,6 +123,7 @@ impl Rollout<'_> {
             .filter(|s| !s.action.changes())
             .map(|s| s.service.as_str())
             .collect();
+        self.applied.with(|a| a.under_way = true);
         // What needs no change is ready from the start: a job that runs first may wait on it.
         self.applied.with(|a| {
             for sp in plan

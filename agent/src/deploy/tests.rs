@@ -1445,3 +1445,43 @@ async fn after_a_killed_deploy_a_paused_rollout_that_changed_nothing_exits_1() {
     assert_eq!(report.exit_code(), crate::ExitCode::Failed, "{report:?}");
     assert_eq!(report.outcome, Outcome::Failed);
 }
+
+/// After a killed deploy, a deploy that stops with its own code (65 here) leaves the stack
+/// where it was, and says so in its release: the deploy after it still knows the stack sits
+/// between two releases, and its failure goes back to the last good one.
+#[tokio::test(start_paused = true)]
+async fn a_stack_left_half_way_is_remembered_across_a_deploy_that_stops_early() {
+    let s = Setup::new();
+    let compose = "services:
+  migrate:
+    image: app:${V}
+    x-gantry: {job: {timeout: 1m}}
+  web:
+    image: app:${V}
+    deploy: {replicas: 2}
+    depends_on: {migrate: {condition: service_completed_successfully}}
+    x-gantry: {min_ready: 1s}
+";
+    assert!(s.deploy(compose, "1").await.outcome.is_good());
+    // Killed once the first replica runs version 2 (pull, the job's 3 calls, 9 for web-1).
+    let ended = s.engine.killed_after(13, s.deploy(compose, "2")).await;
+    assert!(ended.is_none(), "the deploy was to be killed");
+    // A port range Gantry cannot publish: exit 65 before anything changes.
+    let refused = compose.replace(
+        "    deploy: {replicas: 2}\n",
+        "    deploy: {replicas: 2}\n    ports: [\"8000-8001:80\"]\n",
+    );
+    let report = s.deploy(&refused, "2").await;
+    assert_eq!(
+        report.exit_code(),
+        crate::ExitCode::InvalidInput,
+        "{report:?}"
+    );
+    // Then a failing migration: back to version 1, every replica.
+    s.engine.job_exit("migrate", 1);
+    let report = s.deploy(compose, "3").await;
+    assert_eq!(report.outcome, Outcome::RolledBack, "{:?}", report.error);
+    for (name, c) in s.engine.containers() {
+        assert!(c.image_id.ends_with(&"1".repeat(64)), "{name} {c:?}");
+    }
+}

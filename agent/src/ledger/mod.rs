@@ -245,6 +245,10 @@ pub struct Release {
     /// a repeat of its deploy id exits with it again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<u8>,
+    /// A deploy that failed without a rollback after a killed one: the stack may still sit
+    /// between two releases, and the next deploy knows it (see `deploy::conclude`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unsettled: bool,
 }
 
 impl Release {

@@ -22,6 +22,7 @@ fn draft(deploy_id: Option<&str>) -> Release {
         jobs: BTreeMap::new(),
         error: None,
         exit_code: None,
+        unsettled: false,
     }
 }
 
