@@ -1368,12 +1368,9 @@ async fn a_new_service_that_fails_goes_with_a_rollback_unless_the_stack_is_new()
     );
 }
 
-/// A deploy killed half-way, then a deploy whose migration fails (before it touches anything
-/// that runs): the stack goes back to the last good release, not left half-way.
-#[tokio::test(start_paused = true)]
-async fn a_failure_after_a_killed_deploy_returns_to_the_last_good_release() {
-    let s = Setup::new();
-    let compose = "services:
+/// A migration job and a 2-replica web, deployed at version 1; then version 2's deploy is
+/// killed once web-1 runs it (pull, the job's 3 calls, 9 for web-1): the stack sits half-way.
+const HALF_WAY: &str = "services:
   migrate:
     image: app:${V}
     x-gantry: {job: {timeout: 1m}}
@@ -1383,10 +1380,21 @@ async fn a_failure_after_a_killed_deploy_returns_to_the_last_good_release() {
     depends_on: {migrate: {condition: service_completed_successfully}}
     x-gantry: {min_ready: 1s}
 ";
-    assert!(s.deploy(compose, "1").await.outcome.is_good());
-    // Killed once the first replica runs version 2 (pull, the job's 3 calls, 9 for web-1).
-    let ended = s.engine.killed_after(13, s.deploy(compose, "2")).await;
+
+async fn half_way() -> Setup {
+    let s = Setup::new();
+    assert!(s.deploy(HALF_WAY, "1").await.outcome.is_good());
+    let ended = s.engine.killed_after(13, s.deploy(HALF_WAY, "2")).await;
     assert!(ended.is_none(), "the deploy was to be killed");
+    s
+}
+
+/// A deploy killed half-way, then a deploy whose migration fails (before it touches anything
+/// that runs): the stack goes back to the last good release, not left half-way.
+#[tokio::test(start_paused = true)]
+async fn a_failure_after_a_killed_deploy_returns_to_the_last_good_release() {
+    let s = half_way().await;
+    let compose = HALF_WAY;
     let mixed = s.engine.containers();
     assert!(
         mixed["app-web-1"].image_id.ends_with(&"2".repeat(64))
@@ -1451,21 +1459,8 @@ async fn after_a_killed_deploy_a_paused_rollout_that_changed_nothing_exits_1() {
 /// between two releases, and its failure goes back to the last good one.
 #[tokio::test(start_paused = true)]
 async fn a_stack_left_half_way_is_remembered_across_a_deploy_that_stops_early() {
-    let s = Setup::new();
-    let compose = "services:
-  migrate:
-    image: app:${V}
-    x-gantry: {job: {timeout: 1m}}
-  web:
-    image: app:${V}
-    deploy: {replicas: 2}
-    depends_on: {migrate: {condition: service_completed_successfully}}
-    x-gantry: {min_ready: 1s}
-";
-    assert!(s.deploy(compose, "1").await.outcome.is_good());
-    // Killed once the first replica runs version 2 (pull, the job's 3 calls, 9 for web-1).
-    let ended = s.engine.killed_after(13, s.deploy(compose, "2")).await;
-    assert!(ended.is_none(), "the deploy was to be killed");
+    let s = half_way().await;
+    let compose = HALF_WAY;
     // A port range Gantry cannot publish: exit 65 before anything changes.
     let refused = compose.replace(
         "    deploy: {replicas: 2}\n",
