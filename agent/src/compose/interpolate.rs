@@ -2,9 +2,11 @@
 //!
 //! Forms: `$$` (a literal `$`), `$VAR`, `${VAR}`, `${VAR:-default}` (unset or empty),
 //! `${VAR-default}` (unset), `${VAR:?message}` / `${VAR?message}` (error), `${VAR:+replacement}`
-//! (set and non-empty) / `${VAR+replacement}` (set). Defaults, replacements and messages are
-//! themselves interpolated, so `${A:-${B:-x}}` nests. A `$` not followed by a name, `{` or `$`
-//! stays literal (compose does the same); a malformed `${...}` is an error.
+//! (set and non-empty) / `${VAR+replacement}` (set). Defaults and replacements are themselves
+//! interpolated, so `${A:-${B:-x}}` nests. An error's message is kept as written, `${...}` in
+//! it unexpanded: the error is printed, and what a variable holds may be a secret (compose
+//! expands it). A `$` not followed by a name, `{` or `$` stays literal (compose does the
+//! same); a malformed `${...}` is an error.
 //!
 //! Design: a small hand-written scanner over chars, no regex; [`interpolate`] takes a lookup
 //! closure so the same code serves compose files and `.env` files. Unset variables without a
@@ -20,7 +22,8 @@ pub const MAX_NESTING: usize = 32;
 /// Why a string could not be interpolated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InterpolationError {
-    /// `${VAR:?msg}` / `${VAR?msg}` with the variable missing.
+    /// `${VAR:?msg}` / `${VAR?msg}` with the variable missing. `message`: `msg` as written,
+    /// never expanded (a variable in it may hold a secret).
     #[error("required variable {name} is missing a value{}", if message.is_empty() { String::new() } else { format!(": {message}") })]
     Required { name: String, message: String },
     /// `${` without its `}`, an empty or invalid name, or an unknown operator. `at`: the
@@ -205,7 +208,7 @@ fn braced(
         "?" if set => Ok(value.unwrap_or_default()),
         ":?" | "?" => Err(InterpolationError::Required {
             name: name.to_string(),
-            message: expand(arg, lookup, unset, depth)?,
+            message: arg.to_string(),
         }),
         ":+" if non_empty => expand(arg, lookup, unset, depth),
         "+" if set => expand(arg, lookup, unset, depth),
@@ -286,7 +289,7 @@ mod tests {
             Err(InterpolationError::Required { .. })
         ));
         assert!(
-            matches!(run("${UNSET:?${B}}"), Err(InterpolationError::Required { message, .. }) if message == "bee")
+            matches!(run("${UNSET:?${B}}"), Err(InterpolationError::Required { message, .. }) if message == "${B}")
         );
         for bad in [
             "${}",
@@ -302,6 +305,33 @@ mod tests {
                 "{bad:?} should be invalid"
             );
         }
+    }
+
+    /// `${X:?msg}`: the message is printed as written; a variable in it is not expanded, since
+    /// what it holds may be a secret (compose would print it).
+    #[test]
+    fn a_required_variable_s_message_is_printed_as_written() {
+        let lookup = |k: &str| (k == "DB_PASSWORD").then(|| "hunter2".to_string());
+        for input in [
+            "${UNSET:?set UNSET (the password ${DB_PASSWORD} is not it)}",
+            "${UNSET?set UNSET (the password $DB_PASSWORD is not it)}",
+            "${UNSET:?set UNSET (the password ${DB_PASSWORD:-x} is not it)}",
+        ] {
+            let e = interpolate(input, &lookup).unwrap_err();
+            let text = e.to_string();
+            assert!(!text.contains("hunter2"), "{input}: {text}");
+            assert!(
+                text.starts_with("required variable UNSET is missing a value: set UNSET")
+                    && text.contains("DB_PASSWORD"),
+                "{input}: {text}"
+            );
+        }
+        // Even when the message holds a `${...}` that would fail on its own.
+        let e = interpolate("${UNSET:?${DB_PASSWORD:?inner}}", &|_| None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "required variable UNSET is missing a value: ${DB_PASSWORD:?inner}"
+        );
     }
 
     #[test]

@@ -253,6 +253,43 @@ fn errors_about_values_never_quote_them() {
     }
 }
 
+/// `${X:?message}` with X unset prints the message as written: a variable in it is not
+/// expanded (compose expands it, and so would print a password), in a compose file as in an
+/// env file. The error still names the file, the key (or line) and what to set.
+#[test]
+fn a_required_variable_s_message_is_printed_as_written_not_expanded() {
+    let (_t, d) = project_dir("p");
+    write(&d, ".env", "DB_PASSWORD=hunter2\n");
+    let f = write(
+        &d,
+        "compose.yaml",
+        "services:\n  s:\n    image: ${IMAGE:?set IMAGE (not ${DB_PASSWORD})}\n",
+    );
+    let e = load(&opts(vec![f])).unwrap_err().to_string();
+    assert!(!e.contains("hunter2"), "{e}");
+    assert!(
+        e.contains("compose.yaml: services.s.image: required variable IMAGE is missing a value: set IMAGE (not ${DB_PASSWORD})"),
+        "{e}"
+    );
+    // In an env file.
+    write(
+        &d,
+        "app.env",
+        "DB_PASSWORD=hunter2\nURL=${DB_HOST:?set DB_HOST, password $DB_PASSWORD}\n",
+    );
+    let f = write(
+        &d,
+        "compose.yaml",
+        "services:\n  s:\n    image: x\n    env_file: [app.env]\n",
+    );
+    let e = load(&opts(vec![f])).unwrap_err().to_string();
+    assert!(!e.contains("hunter2"), "{e}");
+    assert!(
+        e.contains("app.env:2: URL: required variable DB_HOST is missing a value: set DB_HOST, password $DB_PASSWORD"),
+        "{e}"
+    );
+}
+
 #[test]
 fn project_name_rules() {
     let (_t, d) = project_dir("Dir_Name");
