@@ -220,10 +220,10 @@ fn service_env_file_long_form() {
 #[test]
 fn errors_about_values_never_quote_them() {
     let (_t, d) = project_dir("p");
-    for (line, name) in [
-        ("DB_PASSWORD=Ab${9secret", "unquoted"),
-        ("DB_PASSWORD=\"Ab${9secret\"", "double-quoted"),
-        ("DB_PASSWORD=x${A:-${9secret}}", "nested"),
+    for (line, name, column) in [
+        ("DB_PASSWORD=Ab${9secret", "unquoted", 15),
+        ("DB_PASSWORD=\"Ab${9secret\"", "double-quoted", 16),
+        ("DB_PASSWORD=x${A:-${9secret}}", "nested", 14),
     ] {
         write(&d, "app.env", &format!("OK=1\n{line}\n"));
         let f = write(
@@ -236,7 +236,10 @@ fn errors_about_values_never_quote_them() {
             e.contains("app.env") && e.contains(":2") && e.contains("DB_PASSWORD"),
             "{name}: {e}"
         );
-        assert!(e.contains("character"), "{name}: {e}");
+        assert!(
+            e.contains(&format!("at character {column} of the line")),
+            "{name}: {e}"
+        );
         assert!(!e.contains("9secret") && !e.contains("Ab"), "{name}: {e}");
     }
     // A secret interpolated into a command that cannot be split.

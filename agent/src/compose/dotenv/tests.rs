@@ -92,3 +92,37 @@ proptest::proptest! {
         proptest::prop_assert_eq!(back, values);
     }
 }
+
+/// A malformed `${` is placed where it is in the file as written, whatever quotes, escapes,
+/// blanks, `export`, non-ASCII characters or earlier lines of a multi-line value come before
+/// it: the line it is on and its character in that line. The value is never quoted.
+#[test]
+fn a_malformed_interpolation_is_placed_in_the_file_as_written() {
+    let lookup = |_: &str| None;
+    // (the file, the line of the malformed `${`: the first one on that line)
+    let cases: &[(&str, usize)] = &[
+        ("PW=\"hunter2\\n\\t\\\"x\\\" ${B\"\n", 1),
+        ("OK=1\nexport   PW =  hunter2${C\n", 2),
+        ("PW: x'y'${D\n", 1),
+        ("PW=\"é\\\\hunter2 \\$ \\q ${E\"\n", 1),
+        ("PW=\"hunter2\\\"\nsecond \\\"line\\\" ${F\"\n", 2),
+        ("\u{feff}PW=\"a\\nhunter2${G:-${H}\"\n", 1),
+        ("PW=\"\\$${I\"\n", 1),
+    ];
+    for (text, line) in cases {
+        let e = parse(Path::new("app.env"), text, false, &lookup).unwrap_err();
+        let shown = e.to_string();
+        let raw = text.lines().nth(line - 1).unwrap();
+        let raw = raw.trim_start_matches('\u{feff}');
+        let column = raw[..raw.find("${").unwrap()].chars().count() + 1;
+        assert_eq!(
+            shown,
+            format!(
+                "app.env:{line}: PW: invalid interpolation format at character {column} of the \
+                 line (escape a literal $ as $$)"
+            ),
+            "{text:?}"
+        );
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+}
