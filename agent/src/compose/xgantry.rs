@@ -12,10 +12,7 @@
 //! Design: the mapping is walked by hand, so every error names the key it is about
 //! (`x-gantry.health.status`) and the loader can add the file and the service. A malformed
 //! value is an error, never a default; an unknown key is an error naming it. Durations are a
-//! number of seconds or a duration string (`10s`, `1m30s`). An error shows a number, a boolean
-//! or null it is about, never a string, list or mapping ([`shown`]): `x-gantry` is read after
-//! the files are merged, where which strings interpolation made (a secret, maybe) is no longer
-//! known.
+//! number of seconds or a duration string (`10s`, `1m30s`).
 //!
 //! Limits: the daemon's per-stack settings (`reconcile`, `watch_compose_files`) live in
 //! `gantry.yaml` under `daemon.stacks.<name>`, not here; `x-gantry.reconcile` and `x-gantry.watch_compose`
@@ -174,8 +171,7 @@ impl XGantry {
                         XGantryError::new(
                             &path,
                             format!(
-                                "{} is not true or false (false: Docker publishes the ports)",
-                                shown(value)
+                                "{value} is not true or false (false: Docker publishes the ports)"
                             ),
                         )
                     })?);
@@ -278,7 +274,7 @@ fn mapping<'a>(
 ) -> Result<&'a serde_json::Map<String, Value>, XGantryError> {
     value
         .as_object()
-        .ok_or_else(|| XGantryError::new(key, format!("must be a mapping, not {}", shown(value))))
+        .ok_or_else(|| XGantryError::new(key, format!("must be a mapping, not {value}")))
 }
 
 fn job(key: &str, value: &Value) -> Result<Option<Job>, XGantryError> {
@@ -299,10 +295,7 @@ fn job(key: &str, value: &Value) -> Result<Option<Job>, XGantryError> {
         }
         other => Err(XGantryError::new(
             key,
-            format!(
-                "{} is not a job setting (write pre-deploy, or {{timeout: 10m}})",
-                shown(other)
-            ),
+            format!("{other} is not a job setting (write pre-deploy, or {{timeout: 10m}})"),
         )),
     }
 }
@@ -345,10 +338,7 @@ fn probe(key: &str, value: &Value) -> Result<Probe, XGantryError> {
                     v.as_str()
                         .filter(|s| !s.is_empty())
                         .ok_or_else(|| {
-                            XGantryError::new(
-                                &path,
-                                format!("{} is not a non-empty string", shown(v)),
-                            )
+                            XGantryError::new(&path, format!("{v} is not a non-empty string"))
                         })?
                         .to_owned(),
                 );
@@ -400,7 +390,7 @@ fn count(key: &str, v: &Value) -> Result<u32, XGantryError> {
     v.as_u64()
         .and_then(|n| u32::try_from(n).ok())
         .filter(|n| *n > 0)
-        .ok_or_else(|| XGantryError::new(key, format!("{} is not a count (1 or more)", shown(v))))
+        .ok_or_else(|| XGantryError::new(key, format!("{v} is not a count (1 or more)")))
 }
 
 /// `startup: {deadline: 2m}`.
@@ -433,13 +423,13 @@ fn json_check(key: &str, v: &Value) -> Result<JsonCheck, XGantryError> {
         let path = format!("{key}.{k}");
         match k.as_str() {
             "pointer" => {
-                let p = v.as_str().ok_or_else(|| {
-                    XGantryError::new(&path, format!("{} is not a string", shown(v)))
-                })?;
+                let p = v
+                    .as_str()
+                    .ok_or_else(|| XGantryError::new(&path, format!("{v} is not a string")))?;
                 if !(p.is_empty() || p.starts_with('/')) {
                     return Err(XGantryError::new(
                         &path,
-                        "not a JSON pointer: it starts with / (RFC 6901: /status, /data/0/ok)",
+                        format!("{p:?} is not a JSON pointer (RFC 6901: /status, /data/0/ok)"),
                     ));
                 }
                 pointer = Some(p.to_owned());
@@ -449,7 +439,7 @@ fn json_check(key: &str, v: &Value) -> Result<JsonCheck, XGantryError> {
                 other => {
                     return Err(XGantryError::new(
                         &path,
-                        format!("{} is not a string, number or bool", shown(other)),
+                        format!("{other} is not a string, number or bool"),
                     ));
                 }
             },
@@ -484,9 +474,7 @@ fn canary(key: &str, value: &Value) -> Result<Canary, XGantryError> {
         v.as_u64()
             .and_then(|n| u32::try_from(n).ok())
             .filter(|n| *n > 0)
-            .ok_or_else(|| {
-                XGantryError::new(path, format!("{} is not a count of 1 or more", shown(v)))
-            })
+            .ok_or_else(|| XGantryError::new(path, format!("{v} is not a count of 1 or more")))
     };
     let mut steps = None;
     for (k, v) in mapping(key, value)? {
@@ -494,10 +482,7 @@ fn canary(key: &str, value: &Value) -> Result<Canary, XGantryError> {
         match k.as_str() {
             "steps" => {
                 let list = v.as_array().ok_or_else(|| {
-                    XGantryError::new(
-                        &path,
-                        format!("{} is not a list like [10, 50, 100]", shown(v)),
-                    )
+                    XGantryError::new(&path, format!("{v} is not a list like [10, 50, 100]"))
                 })?;
                 let mut parsed = Vec::new();
                 for item in list {
@@ -508,16 +493,13 @@ fn canary(key: &str, value: &Value) -> Result<Canary, XGantryError> {
                         .ok_or_else(|| {
                             XGantryError::new(
                                 &path,
-                                format!("{} is not a percentage from 1 to 100", shown(item)),
+                                format!("{item} is not a percentage from 1 to 100"),
                             )
                         })?;
-                    if let Some(last) = parsed.last().filter(|last| **last >= n) {
+                    if parsed.last().is_some_and(|last| *last >= n) {
                         return Err(XGantryError::new(
                             &path,
-                            format!(
-                                "must increase step by step (like [10, 50, 100]): {n} comes \
-                                 after {last}"
-                            ),
+                            format!("{v} must increase step by step (like [10, 50, 100])"),
                         ));
                     }
                     parsed.push(n);
@@ -525,9 +507,7 @@ fn canary(key: &str, value: &Value) -> Result<Canary, XGantryError> {
                 if parsed.last() != Some(&100) {
                     return Err(XGantryError::new(
                         &path,
-                        format!(
-                            "{parsed:?} must end at 100 (the new version takes every connection)"
-                        ),
+                        format!("{v} must end at 100 (the new version takes every connection)"),
                     ));
                 }
                 steps = Some(parsed);
@@ -564,26 +544,21 @@ fn port_number(key: &str, v: &Value) -> Result<u16, XGantryError> {
     v.as_u64()
         .and_then(|n| u16::try_from(n).ok())
         .filter(|n| *n > 0)
-        .ok_or_else(|| XGantryError::new(key, format!("{} is not a port number", shown(v))))
+        .ok_or_else(|| XGantryError::new(key, format!("{v} is not a port number")))
 }
 
 fn status_range(key: &str, v: &Value) -> Result<(u16, u16), XGantryError> {
     let s = match v {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
-        other => {
-            return Err(XGantryError::new(
-                key,
-                format!("{} is not a range", shown(other)),
-            ));
-        }
+        other => return Err(XGantryError::new(key, format!("{other} is not a range"))),
     };
     let (lo, hi) = s.split_once('-').unwrap_or((&s, &s));
     match (lo.trim().parse::<u16>(), hi.trim().parse::<u16>()) {
         (Ok(lo), Ok(hi)) if lo <= hi => Ok((lo, hi)),
         _ => Err(XGantryError::new(
             key,
-            format!("{} is not a range like 200-399", shown(v)),
+            format!("{s:?} is not a range like 200-399"),
         )),
     }
 }
@@ -598,16 +573,12 @@ fn duration(key: &str, v: &Value) -> Result<Duration, XGantryError> {
             .filter(|s| s.is_finite() && *s >= 0.0)
             .map(|s| Duration::from_secs_f64(s.min(gantry_common::duration::MAX.as_secs_f64())))
             .ok_or_else(|| XGantryError::new(key, format!("{n} is not a duration"))),
-        // Not the parser's message: it quotes the text, or a part of it.
-        Value::String(s) => gantry_common::duration::parse(s).map_err(|_| {
-            XGantryError::new(
-                key,
-                "a string that is not a duration (write it like 60s, 1m30s or 500ms)",
-            )
-        }),
+        Value::String(s) => {
+            gantry_common::duration::parse(s).map_err(|e| XGantryError::new(key, e.to_string()))
+        }
         other => Err(XGantryError::new(
             key,
-            format!("{} is not a duration (write 10s, 1m30s)", shown(other)),
+            format!("{other} is not a duration (write 10s, 1m30s)"),
         )),
     }
 }
@@ -624,7 +595,7 @@ fn http_target(
             Some((h, p)) => (
                 h.to_owned(),
                 p.parse::<u16>()
-                    .map_err(|_| "the URL's port is not a port number".to_owned())?,
+                    .map_err(|_| format!("bad port in {url:?}"))?,
             ),
             None => (authority.to_owned(), 80),
         };
@@ -640,8 +611,7 @@ fn http_target(
             body,
         })
     } else if url.starts_with('/') {
-        let port =
-            port.ok_or_else(|| "http with a /path needs `port` (the container port)".to_owned())?;
+        let port = port.ok_or_else(|| format!("http {url:?} needs `port` (the container port)"))?;
         Ok(Target::Http {
             host: None,
             port,
@@ -650,24 +620,9 @@ fn http_target(
             body,
         })
     } else {
-        Err(
-            "http is neither a /path nor an http:// URL: write /path (with port) or \
-             http://host:port/path"
-                .to_owned(),
-        )
-    }
-}
-
-/// `v` for an error message: a number, a boolean or null as it is (YAML wrote it, since
-/// interpolation only makes strings); a string, a list or a mapping only by its kind, since it
-/// is (or may hold) what a variable gave.
-fn shown(v: &Value) -> String {
-    match v {
-        Value::String(s) if s.is_empty() => "an empty string".to_owned(),
-        Value::String(_) => "a string".to_owned(),
-        Value::Array(_) => "a list".to_owned(),
-        Value::Object(_) => "a mapping".to_owned(),
-        Value::Null | Value::Bool(_) | Value::Number(_) => v.to_string(),
+        Err(format!(
+            "http {url:?}: write /path (with port) or http://host:port/path"
+        ))
     }
 }
 

@@ -12,15 +12,20 @@
 //! `state.health` stays `None` (readiness is "running for min_ready") unless a test sets it
 //! ([`FakeEngine::set_health`]).
 //!
-//! Limits: no events, no logs, no ports or addresses; names are unique as with Docker, but
-//! nothing else Docker validates is checked.
+//! Containers send Docker's events (`create`, `start`, `die`, `stop`, `kill`, `destroy`,
+//! `health_status: ...`), `since` included ([`events`]).
+//!
+//! Limits: no logs, no ports or addresses, no events but those of containers; names are
+//! unique as with Docker, but nothing else Docker validates is checked.
+
+mod events;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::stream::{self, BoxStream, StreamExt};
+use futures_util::stream::BoxStream;
 
 use super::{
     ContainerInfo, ContainerSpec, ContainerState, ContainerStatus, Engine, EngineError,
@@ -32,9 +37,8 @@ use super::{
 #[derive(Debug, Default)]
 struct State {
     containers: BTreeMap<String, ContainerInfo>,
-    /// Networks and volumes by name, with their labels.
-    networks: BTreeMap<String, BTreeMap<String, String>>,
-    volumes: BTreeMap<String, BTreeMap<String, String>>,
+    networks: BTreeSet<String>,
+    volumes: BTreeSet<String>,
     /// Local images by id.
     images: BTreeMap<String, ImageInfo>,
     /// The fake registry: reference → image.
@@ -62,6 +66,8 @@ struct State {
     auto_healthy: bool,
     /// Ids of the containers created with a healthcheck.
     checked: BTreeSet<String>,
+    /// A container stopped by hand right after the next list of its project took its view.
+    stop_after_list: Option<String>,
 }
 
 impl State {
@@ -92,6 +98,7 @@ impl State {
 #[derive(Debug, Default)]
 pub struct FakeEngine {
     state: Mutex<State>,
+    events: events::Hub,
 }
 
 fn state(status: ContainerStatus, exit_code: Option<i64>) -> ContainerState {
@@ -116,6 +123,13 @@ impl FakeEngine {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The container named `name` stops (as [`Self::stop_by_hand`]) right after the next list
+    /// of its project took its view: what a reader of that list then does, it does on a
+    /// container that no longer runs.
+    pub fn stop_after_next_list(&self, name: &str) {
+        self.lock().stop_after_list = Some(name.to_owned());
     }
 
     /// After `n` recorded calls, every further changing call (create, start, stop, kill,
@@ -227,30 +241,6 @@ impl FakeEngine {
         self.lock().exec_exit.insert(program.to_owned(), code);
     }
 
-    /// A network or volume made by someone else (`labels` as they set them).
-    pub fn add_resource(&self, object: &Object, labels: &[(&str, &str)]) {
-        let labels = labels
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        let mut s = self.lock();
-        match object {
-            Object::Network(name) => s.networks.insert(name.clone(), labels),
-            Object::Volume(name) => s.volumes.insert(name.clone(), labels),
-            _ => None,
-        };
-    }
-
-    /// The networks and volumes there are now (`network NAME`, `volume NAME`).
-    pub fn resources(&self) -> BTreeSet<String> {
-        let s = self.lock();
-        s.networks
-            .keys()
-            .map(|n| format!("network {n}"))
-            .chain(s.volumes.keys().map(|v| format!("volume {v}")))
-            .collect()
-    }
-
     /// Every mutating call so far, in order.
     pub fn calls(&self) -> Vec<String> {
         self.lock().calls.clone()
@@ -282,14 +272,27 @@ impl FakeEngine {
     /// Sets a container's Docker health status (the fake runs no healthcheck itself).
     pub fn set_health(&self, name: &str, health: Option<super::HealthStatus>) {
         if let Ok(c) = self.lock().container(name) {
+            let changed = c.state.health != health;
             c.state.health = health;
+            if let Some(h) = health.filter(|_| changed) {
+                self.events.emit(c, &format!("health_status: {h}"));
+            }
         }
     }
 
     /// Stops a container behind the deploy's back (drift).
     pub fn stop_by_hand(&self, name: &str) {
-        if let Ok(c) = self.lock().container(name) {
+        self.stop_in(&mut self.lock(), name);
+    }
+
+    fn stop_in(&self, s: &mut State, name: &str) {
+        if let Ok(c) = s.container(name) {
+            let was_running = c.state.running;
             c.state = state(ContainerStatus::Exited, Some(0));
+            if was_running {
+                self.events.emit(c, "die");
+                self.events.emit(c, "stop");
+            }
         }
     }
 }
@@ -313,14 +316,20 @@ impl Engine for FakeEngine {
         project: &str,
         include_stopped: bool,
     ) -> Result<Vec<ContainerInfo>> {
-        let mut out: Vec<ContainerInfo> = self
-            .lock()
+        let mut s = self.lock();
+        let mut out: Vec<ContainerInfo> = s
             .containers
             .values()
             .filter(|c| c.project.as_deref() == Some(project))
             .filter(|c| include_stopped || c.state.running)
             .cloned()
             .collect();
+        let due = s.stop_after_list.as_ref().and_then(|n| s.find(n));
+        if let Some(id) = due.filter(|id| s.containers[id].project.as_deref() == Some(project)) {
+            s.stop_after_list = None;
+            self.stop_in(&mut s, &id);
+        }
+        drop(s);
         out.sort_by(|a, b| (&a.service, a.number, &a.name).cmp(&(&b.service, b.number, &b.name)));
         Ok(out)
     }
@@ -330,73 +339,29 @@ impl Engine for FakeEngine {
     }
 
     async fn ensure_network(&self, spec: &NetworkSpec) -> Result<Ensured> {
-        let mut s = self.lock();
-        let created = !s.networks.contains_key(&spec.name);
-        let labels = s
-            .networks
-            .entry(spec.name.clone())
-            .or_insert_with(|| spec.labels.clone())
-            .clone();
+        let created = self.lock().networks.insert(spec.name.clone());
         Ok(Ensured {
             id: spec.name.clone(),
             created,
-            labels,
+            labels: spec.labels.clone(),
         })
     }
 
     async fn remove_network(&self, name: &str) -> Result<bool> {
-        let mut s = self.lock();
-        // Docker refuses to remove a network with containers attached.
-        if s.containers
-            .values()
-            .any(|c| c.networks.iter().any(|n| n == name))
-        {
-            return Err(EngineError::Conflict {
-                object: Object::Network(name.to_owned()),
-                message: "network has active endpoints".into(),
-            });
-        }
-        let removed = s.networks.remove(name).is_some();
-        if removed {
-            s.calls.push(format!("remove network {name}"));
-        }
-        Ok(removed)
+        Ok(self.lock().networks.remove(name))
     }
 
     async fn ensure_volume(&self, spec: &VolumeSpec) -> Result<Ensured> {
-        let mut s = self.lock();
-        let created = !s.volumes.contains_key(&spec.name);
-        let labels = s
-            .volumes
-            .entry(spec.name.clone())
-            .or_insert_with(|| spec.labels.clone())
-            .clone();
+        let created = self.lock().volumes.insert(spec.name.clone());
         Ok(Ensured {
             id: spec.name.clone(),
             created,
-            labels,
+            labels: spec.labels.clone(),
         })
     }
 
     async fn remove_volume(&self, name: &str) -> Result<bool> {
-        let mut s = self.lock();
-        let removed = s.volumes.remove(name).is_some();
-        if removed {
-            s.calls.push(format!("remove volume {name}"));
-        }
-        Ok(removed)
-    }
-
-    async fn labels_of(&self, object: &Object) -> Result<Option<BTreeMap<String, String>>> {
-        let s = self.lock();
-        match object {
-            Object::Network(name) => Ok(s.networks.get(name).cloned()),
-            Object::Volume(name) => Ok(s.volumes.get(name).cloned()),
-            other => Err(EngineError::InvalidSpec {
-                object: other.clone(),
-                reason: "only networks and volumes have labels here".into(),
-            }),
-        }
+        Ok(self.lock().volumes.remove(name))
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
@@ -458,6 +423,7 @@ impl Engine for FakeEngine {
         {
             s.checked.insert(id.clone());
         }
+        self.events.emit(&info, "create");
         s.containers.insert(id.clone(), info);
         s.calls.push(format!("create {}", spec.name));
         Ok(id)
@@ -493,6 +459,10 @@ impl Engine for FakeEngine {
                 }
                 running
             };
+            self.events.emit(c, "start");
+            if !c.state.running {
+                self.events.emit(c, "die");
+            }
         }
         s.calls.push(format!("start {name}"));
         Ok(())
@@ -534,6 +504,8 @@ impl Engine for FakeEngine {
         let name = c.name.clone();
         if c.state.running {
             c.state = state(ContainerStatus::Exited, Some(0));
+            self.events.emit(c, "die");
+            self.events.emit(c, "stop");
         }
         s.calls.push(format!("stop {name}"));
         Ok(())
@@ -544,7 +516,12 @@ impl Engine for FakeEngine {
         let mut s = self.lock();
         let c = s.container(id)?;
         let name = c.name.clone();
+        let was_running = c.state.running;
         c.state = state(ContainerStatus::Exited, Some(137));
+        self.events.emit(c, "kill");
+        if was_running {
+            self.events.emit(c, "die");
+        }
         s.calls.push(format!("kill {name} {signal}"));
         Ok(())
     }
@@ -556,6 +533,7 @@ impl Engine for FakeEngine {
             return Ok(false);
         };
         let c = s.containers.remove(&found).expect("found above");
+        self.events.emit(&c, "destroy");
         s.calls.push(format!("remove {}", c.name));
         Ok(true)
     }
@@ -711,7 +689,7 @@ impl Engine for FakeEngine {
         Ok(true)
     }
 
-    fn events(&self, _filter: &EventFilter) -> BoxStream<'static, Result<Event>> {
-        stream::empty().boxed()
+    fn events(&self, filter: &EventFilter) -> BoxStream<'static, Result<Event>> {
+        self.events.stream(filter)
     }
 }

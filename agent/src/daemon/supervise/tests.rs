@@ -491,3 +491,42 @@ async fn a_rollout_stopped_by_failure_action_is_left_where_it_stopped() {
             .ends_with(&"2".repeat(64))
     );
 }
+
+/// Stack `app`, service `web` on `app:1`, deployed.
+async fn deployed_plain() -> (tempfile::TempDir, Arc<FakeEngine>, Ledger) {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Arc::new(FakeEngine::new());
+    engine.publish("app:1", &"1".repeat(64));
+    let ledger = Ledger::new(&dir.path().join("state"));
+    let file = dir.path().join("compose.yaml");
+    std::fs::write(&file, "services:\n  web:\n    image: app:1\n").unwrap();
+    let load = LoadOptions {
+        files: vec![file],
+        project_name: Some("app".into()),
+        ..LoadOptions::default()
+    };
+    let engine_dyn: Arc<dyn Engine> = engine.clone();
+    let report = Deployer::new(engine_dyn, ledger.clone())
+        .deploy(&DeployRequest::new("app", load), &Quiet)
+        .await;
+    assert_eq!(report.exit_code(), crate::ExitCode::Ok, "{report:?}");
+    engine.clear_calls();
+    (dir, engine, ledger)
+}
+
+/// A container stopped by hand after supervision's resync listed its stack, but before the
+/// events request reached Docker (it goes at the stream's first poll, after the resync): the
+/// stream asks for the events since before the resync, so the stop is seen and the stack is
+/// reconciled at once, not at the next resync an hour later.
+#[tokio::test(start_paused = true)]
+async fn a_container_stopped_while_supervision_resyncs_is_reconciled() {
+    let (dir, engine, ledger) = deployed_plain().await;
+    let (sup, _sink) = supervisor(dir.path(), engine.clone(), ledger);
+    engine.stop_after_next_list("app-web-1");
+    let run = tokio::spawn(sup.clone().run());
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let calls = engine.calls();
+    assert_eq!(count(&calls, "start app-web-1"), 1, "{calls:#?}");
+    assert!(engine.containers()["app-web-1"].state.running);
+    run.abort();
+}
