@@ -25,6 +25,7 @@ use serde_json::{Map, Value as Json};
 use serde_yaml::Value;
 
 use super::error::ComposeError;
+use super::interpolate::AsWritten;
 
 mod mounts;
 mod scalar;
@@ -46,6 +47,9 @@ use walk::{check_keys, walk};
 #[derive(Clone, Copy)]
 pub struct Ctx<'a> {
     pub file: &'a Path,
+    /// The file's values that interpolation changed, as written: errors quote those, never
+    /// the values (see [`Ctx::quote`]).
+    pub written: &'a AsWritten,
     /// Relative paths are resolved against this directory.
     pub base_dir: &'a Path,
     /// The interpolation environment (for `environment: [KEY]` without a value).
@@ -82,6 +86,28 @@ pub fn join(path: &str, key: &str) -> String {
 impl<'a> Ctx<'a> {
     fn invalid(&self, path: &str, message: impl Into<String>) -> ComposeError {
         ComposeError::invalid(self.file, path, message)
+    }
+
+    /// The string `value`, read at `path`, quoted for an error message. When interpolation
+    /// made it, its text as written in the file (`"${DB_PASSWORD}"`) instead: a variable's
+    /// value may be a secret. A value written literally is quoted as it is.
+    fn quote(&self, path: &str, value: &str) -> String {
+        format!("{:?}", self.written.get(path).unwrap_or(value))
+    }
+
+    /// A number read at `path` for an error message: as it is, or, when it was read from an
+    /// interpolated string, that string as written, quoted (see [`Ctx::quote`]).
+    fn number(&self, path: &str, n: impl std::fmt::Display) -> String {
+        match self.written.get(path) {
+            Some(w) => format!("{w:?}"),
+            None => n.to_string(),
+        }
+    }
+
+    /// Whether interpolation changed the value at `path`: an error then quotes no part of it
+    /// on its own, only the whole as written ([`Ctx::quote`]).
+    fn interpolated(&self, path: &str) -> bool {
+        self.written.get(path).is_some()
     }
 
     fn unknown(&self, path: &str, key: &str, known: &[&str], unsupported: &[&str]) -> ComposeError {

@@ -49,6 +49,24 @@ pub struct Interpolated {
     pub unset: Vec<String>,
 }
 
+/// The text as written of the values interpolation changed in one file, by key path
+/// (`services.web.ports[0]` → `${PORT}:80`). An error about such a value shows this text, never
+/// the value: what a variable holds may be a secret. A value written literally is not here.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AsWritten(std::collections::BTreeMap<String, String>);
+
+impl AsWritten {
+    /// Records that interpolation turned `written` (at `path`) into another value.
+    pub fn insert(&mut self, path: impl Into<String>, written: impl Into<String>) {
+        self.0.insert(path.into(), written.into());
+    }
+
+    /// The text as written of the value at `path`, if interpolation changed it.
+    pub fn get(&self, path: &str) -> Option<&str> {
+        self.0.get(path).map(String::as_str)
+    }
+}
+
 fn is_name_start(c: char) -> bool {
     c == '_' || c.is_ascii_alphabetic()
 }

@@ -19,7 +19,7 @@ use super::canonical::{self, Ctx, join, normalize};
 use super::dotenv;
 use super::error::{ComposeError, UnreadableComposeFile};
 use super::extends;
-use super::interpolate::interpolate;
+use super::interpolate::{AsWritten, interpolate};
 use super::merge::{self, Tags};
 use super::model::Project;
 use super::xgantry::StackDefaults;
@@ -542,10 +542,12 @@ fn load_file_in(
         path,
         message,
     })?;
-    let doc = interpolate_value(shown, doc, "", env, warnings)?;
+    let mut written = AsWritten::default();
+    let doc = interpolate_value(shown, doc, "", env, warnings, &mut written)?;
     let lookup = |k: &str| env.lookup(k);
     let ctx = Ctx {
         file: shown,
+        written: &written,
         base_dir: if base_dir.as_os_str().is_empty() {
             Path::new("/")
         } else {
@@ -558,12 +560,15 @@ fn load_file_in(
     Ok((tags, canon))
 }
 
+/// `v` (at `path`) with its strings interpolated; the ones that changed are recorded in
+/// `written` with their text as written, which errors show instead of the value.
 fn interpolate_value(
     file: &Path,
     v: Value,
     path: &str,
     env: &Env,
     warnings: &mut Vec<String>,
+    written: &mut AsWritten,
 ) -> Result<Value, ComposeError> {
     Ok(match v {
         Value::String(s) => {
@@ -578,6 +583,9 @@ fn interpolate_value(
                     "The {u:?} variable is not set. Defaulting to a blank string."
                 ));
             }
+            if r.value != s {
+                written.insert(path, s);
+            }
             Value::String(r.value)
         }
         Value::Mapping(m) => {
@@ -591,7 +599,10 @@ fn interpolate_value(
                         .to_string(),
                 };
                 let child = join(path, &key);
-                out.insert(k, interpolate_value(file, val, &child, env, warnings)?);
+                out.insert(
+                    k,
+                    interpolate_value(file, val, &child, env, warnings, written)?,
+                );
             }
             Value::Mapping(out)
         }
@@ -604,6 +615,7 @@ fn interpolate_value(
                     &format!("{path}[{i}]"),
                     env,
                     warnings,
+                    written,
                 )?);
             }
             Value::Sequence(out)

@@ -293,6 +293,278 @@ fn a_required_variable_s_message_is_printed_as_written_not_expanded() {
     );
 }
 
+/// A value that does not convert to its key's type (boolean, integer, number, port, duration,
+/// size, mount, device, mode, one of a list...) is quoted in the error as written in the file
+/// when interpolation made it (`"${SECRET}"`), never as the value a variable gave: that may
+/// be a password. The error still names the file, the key and what is expected. In
+/// `x-gantry` (read once the files are merged) a string is never quoted.
+#[test]
+fn a_value_that_does_not_convert_is_quoted_as_written_not_as_interpolated() {
+    let (_t, d) = project_dir("p");
+    write(
+        &d,
+        ".env",
+        "SECRET=hunter2\nNEG=-31337\nBIG=131337\nMODE=\"ro,hunter2\"\n",
+    );
+    // (what the service says, the key, what the error says after the key)
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "privileged: ${SECRET}",
+            "services.s.privileged",
+            r#"expected true or false, found "${SECRET}""#,
+        ),
+        (
+            "read_only: x${SECRET}",
+            "services.s.read_only",
+            r#"expected true or false, found "x${SECRET}""#,
+        ),
+        (
+            "cpu_shares: $SECRET",
+            "services.s.cpu_shares",
+            r#"expected an integer, found "$SECRET""#,
+        ),
+        (
+            "deploy: {replicas: '${NEG}'}",
+            "services.s.deploy.replicas",
+            r#"expected a non-negative integer, found "${NEG}""#,
+        ),
+        (
+            "cpus: ${SECRET:-1}",
+            "services.s.cpus",
+            r#"expected a number, found "${SECRET:-1}""#,
+        ),
+        (
+            "cpus: ${NEG}",
+            "services.s.cpus",
+            r#"cpus must be 0 or more, found "${NEG}""#,
+        ),
+        (
+            "stop_grace_period: ${SECRET}",
+            "services.s.stop_grace_period",
+            r#"invalid duration "${SECRET}" (expected e.g. 30s"#,
+        ),
+        (
+            "healthcheck: {test: [CMD, x], interval: '${SECRET}'}",
+            "services.s.healthcheck.interval",
+            r#"invalid duration "${SECRET}""#,
+        ),
+        (
+            "shm_size: ${SECRET}",
+            "services.s.shm_size",
+            r#"invalid size "${SECRET}" (expected e.g. 1000, 64m, 1g)"#,
+        ),
+        (
+            "ports: ['${SECRET}:80']",
+            "services.s.ports[0]",
+            r#"invalid port "${SECRET}:80" (expected [IP:][HOST:]CONTAINER[/PROTOCOL])"#,
+        ),
+        (
+            "ports: [{target: '${BIG}'}]",
+            "services.s.ports[0].target",
+            r#"port "${BIG}" out of range"#,
+        ),
+        (
+            "ports: [{target: 80, mode: '${SECRET}'}]",
+            "services.s.ports[0].mode",
+            r#"invalid mode "${SECRET}" (ingress or host)"#,
+        ),
+        (
+            "volumes: ['./d:/d:${MODE}']",
+            "services.s.volumes[0]",
+            r#"invalid volume "./d:/d:${MODE}" (unknown option: ro, rw"#,
+        ),
+        (
+            "volumes: ['${SECRET}::']",
+            "services.s.volumes[0]",
+            r#"invalid volume "${SECRET}::" (empty target)"#,
+        ),
+        (
+            "volumes: [{type: '${SECRET}', target: /x}]",
+            "services.s.volumes[0].type",
+            r#"invalid mount type "${SECRET}" (bind, volume, tmpfs)"#,
+        ),
+        (
+            "volumes: [{type: tmpfs, target: /t, tmpfs: {mode: '${SECRET}'}}]",
+            "services.s.volumes[0].tmpfs.mode",
+            r#"invalid mode "${SECRET}" (a number"#,
+        ),
+        (
+            "volumes: [{type: bind, source: /a, target: /t, bind: {create_host_path: '${SECRET}'}}]",
+            "services.s.volumes[0].bind.create_host_path",
+            r#"found "${SECRET}""#,
+        ),
+        (
+            "restart: ${SECRET}",
+            "services.s.restart",
+            r#"invalid restart policy "${SECRET}" (expected no, always"#,
+        ),
+        (
+            "restart: on-failure:${SECRET}",
+            "services.s.restart",
+            r#"invalid restart policy "on-failure:${SECRET}" (the retry count"#,
+        ),
+        (
+            "pull_policy: ${SECRET}",
+            "services.s.pull_policy",
+            r#"invalid pull_policy "${SECRET}" (always"#,
+        ),
+        (
+            "container_name: ${SECRET}!",
+            "services.s.container_name",
+            r#"invalid container name "${SECRET}!" (at least 2"#,
+        ),
+        (
+            "cgroup: ${SECRET}",
+            "services.s.cgroup",
+            r#"invalid cgroup "${SECRET}" (host, private)"#,
+        ),
+        (
+            "extra_hosts: ['${SECRET}']",
+            "services.s.extra_hosts[0]",
+            r#"expected HOST=IP, found "${SECRET}""#,
+        ),
+        (
+            "devices: ['${SECRET}:a:b:c']",
+            "services.s.devices[0]",
+            r#"invalid device "${SECRET}:a:b:c" (HOST"#,
+        ),
+        (
+            "mem_swappiness: ${BIG}",
+            "services.s.mem_swappiness",
+            r#"mem_swappiness is 0 to 100, found "${BIG}""#,
+        ),
+        (
+            "oom_score_adj: ${BIG}",
+            "services.s.oom_score_adj",
+            r#"oom_score_adj is -1000 to 1000, found "${BIG}""#,
+        ),
+        (
+            "blkio_config: {weight: '${BIG}'}",
+            "services.s.blkio_config.weight",
+            r#"a block I/O weight is 10 to 1000, found "${BIG}""#,
+        ),
+        (
+            "ulimits: {nofile: '${SECRET}'}",
+            "services.s.ulimits.nofile",
+            r#"expected an integer, found "${SECRET}""#,
+        ),
+        (
+            "deploy: {resources: {reservations: {devices: [{count: '${SECRET}', capabilities: [gpu]}]}}}",
+            "services.s.deploy.resources.reservations.devices[0].count",
+            r#"invalid count "${SECRET}": `all` or a whole number"#,
+        ),
+        (
+            "secrets: [{source: k, mode: '${SECRET}'}]",
+            "services.s.secrets[0].mode",
+            r#"invalid mode "${SECRET}" (octal digits, 0644)"#,
+        ),
+        (
+            "x-gantry: {edge: '${SECRET}'}",
+            "services.s.x-gantry.edge",
+            "a string is not true or false",
+        ),
+        (
+            "x-gantry: {job: {timeout: '${SECRET}'}}",
+            "services.s.x-gantry.job.timeout",
+            "a string that is not a duration (write it like 60s",
+        ),
+        (
+            "x-gantry: {health: {tcp: '${SECRET}'}}",
+            "services.s.x-gantry.health.tcp",
+            "a string is not a port number",
+        ),
+        (
+            "x-gantry: {health: {http: '${SECRET}'}}",
+            "services.s.x-gantry.health",
+            "http is neither a /path nor an http:// URL",
+        ),
+        (
+            "x-gantry: {health: {http: 'http://h:${SECRET}/'}}",
+            "services.s.x-gantry.health",
+            "the URL's port is not a port number",
+        ),
+        (
+            "x-gantry: {health: {tcp: 80, status: '${SECRET}'}}",
+            "services.s.x-gantry.health.status",
+            "a string is not a range like 200-399",
+        ),
+        (
+            "x-gantry: {health: {http: /, port: 80, json: {pointer: '${SECRET}', equals: x}}}",
+            "services.s.x-gantry.health.json.pointer",
+            "not a JSON pointer: it starts with /",
+        ),
+        (
+            "x-gantry: {canary: {steps: ['${SECRET}']}}",
+            "services.s.x-gantry.canary.steps",
+            "a string is not a percentage",
+        ),
+        (
+            "x-gantry: {min_ready: '${SECRET}'}",
+            "services.s.x-gantry.min_ready",
+            "a string that is not a duration",
+        ),
+    ];
+    for (yaml, key, says) in cases {
+        let f = write(
+            &d,
+            "compose.yaml",
+            &format!("services:\n  s:\n    image: x\n    {yaml}\nsecrets: {{k: {{file: ./k}}}}\n"),
+        );
+        let e = load(&opts(vec![f])).unwrap_err().to_string();
+        assert!(
+            !e.contains("hunter2") && !e.contains("31337"),
+            "{yaml}: the value is shown: {e}"
+        );
+        assert!(
+            e.starts_with(&format!("compose.yaml: {key}: "))
+                || e.contains(&format!("/compose.yaml: {key}: ")),
+            "{yaml}: file and key: {e}"
+        );
+        assert!(e.contains(says), "{yaml}: what to do: {e}");
+    }
+    // A top-level key too.
+    let f = write(
+        &d,
+        "compose.yaml",
+        "services:\n  s:\n    image: x\nnetworks:\n  n:\n    external: ${SECRET}\n",
+    );
+    let e = load(&opts(vec![f])).unwrap_err().to_string();
+    assert!(
+        e.ends_with(
+            r#"compose.yaml: networks.n.external: expected true or false, found "${SECRET}""#
+        ),
+        "{e}"
+    );
+    // Written literally, the value itself is quoted: it is in the file for anyone to read.
+    for (yaml, says) in [
+        (
+            "privileged: maybe",
+            r#"expected true or false, found "maybe""#,
+        ),
+        ("ports: ['80:abc']", r#"invalid port "80:abc""#),
+        (
+            "volumes: ['./d:/d:ro,bogus']",
+            r#"unknown option "bogus": ro, rw"#,
+        ),
+        (
+            "mem_swappiness: 101",
+            "mem_swappiness is 0 to 100, found 101",
+        ),
+        (
+            "deploy: {replicas: -2}",
+            "expected a non-negative integer, found -2",
+        ),
+    ] {
+        let f = write(
+            &d,
+            "compose.yaml",
+            &format!("services:\n  s:\n    image: x\n    {yaml}\n"),
+        );
+        let e = load(&opts(vec![f])).unwrap_err().to_string();
+        assert!(e.contains(says), "{yaml}: {e}");
+    }
+}
+
 #[test]
 fn project_name_rules() {
     let (_t, d) = project_dir("Dir_Name");
@@ -413,7 +685,7 @@ fn the_stacks_own_x_gantry_gives_every_service_its_min_ready() {
     assert_eq!(p3.service("a").unwrap().config_hash(), before);
 
     for (top, key, says) in [
-        ("{min_ready: soon}", "x-gantry.min_ready", "soon"),
+        ("{min_ready: soon}", "x-gantry.min_ready", "not a duration"),
         (
             "{health: {http: /}}",
             "x-gantry.health",
@@ -854,8 +1126,8 @@ proptest! {
     fn short_syntax_never_panics(s in "[\\[\\]0-9a-z.:/\\-~,]{0,30}") {
         let _ = canonical::short_port(&s);
         let lookup = |_: &str| None;
-        let ctx = canonical::Ctx { file: Path::new("/c.yaml"), base_dir: Path::new("/"), lookup: &lookup, home: None };
-        let _ = canonical::short_volume(&ctx, &s);
+        let ctx = canonical::Ctx { file: Path::new("/c.yaml"), written: &Default::default(), base_dir: Path::new("/"), lookup: &lookup, home: None };
+        let _ = canonical::short_volume(&ctx, "v", &s);
         let _ = canonical::shell_split(&s);
         let _ = s.parse::<Duration>();
         let _ = parse_bytes(&s);

@@ -12,7 +12,10 @@
 //! Design: the mapping is walked by hand, so every error names the key it is about
 //! (`x-gantry.health.status`) and the loader can add the file and the service. A malformed
 //! value is an error, never a default; an unknown key is an error naming it. Durations are a
-//! number of seconds or a duration string (`10s`, `1m30s`).
+//! number of seconds or a duration string (`10s`, `1m30s`). An error shows a number, a boolean
+//! or null it is about, never a string, list or mapping ([`shown`]): `x-gantry` is read after
+//! the files are merged, where which strings interpolation made (a secret, maybe) is no longer
+//! known.
 //!
 //! Limits: the daemon's per-stack settings (`reconcile`, `watch_compose_files`) live in
 //! `gantry.yaml` under `daemon.stacks.<name>`, not here; `x-gantry.reconcile` and `x-gantry.watch_compose`
@@ -171,7 +174,8 @@ impl XGantry {
                         XGantryError::new(
                             &path,
                             format!(
-                                "{value} is not true or false (false: Docker publishes the ports)"
+                                "{} is not true or false (false: Docker publishes the ports)",
+                                shown(value)
                             ),
                         )
                     })?);
@@ -274,7 +278,7 @@ fn mapping<'a>(
 ) -> Result<&'a serde_json::Map<String, Value>, XGantryError> {
     value
         .as_object()
-        .ok_or_else(|| XGantryError::new(key, format!("must be a mapping, not {value}")))
+        .ok_or_else(|| XGantryError::new(key, format!("must be a mapping, not {}", shown(value))))
 }
 
 fn job(key: &str, value: &Value) -> Result<Option<Job>, XGantryError> {
@@ -295,7 +299,10 @@ fn job(key: &str, value: &Value) -> Result<Option<Job>, XGantryError> {
         }
         other => Err(XGantryError::new(
             key,
-            format!("{other} is not a job setting (write pre-deploy, or {{timeout: 10m}})"),
+            format!(
+                "{} is not a job setting (write pre-deploy, or {{timeout: 10m}})",
+                shown(other)
+            ),
         )),
     }
 }
@@ -338,7 +345,10 @@ fn probe(key: &str, value: &Value) -> Result<Probe, XGantryError> {
                     v.as_str()
                         .filter(|s| !s.is_empty())
                         .ok_or_else(|| {
-                            XGantryError::new(&path, format!("{v} is not a non-empty string"))
+                            XGantryError::new(
+                                &path,
+                                format!("{} is not a non-empty string", shown(v)),
+                            )
                         })?
                         .to_owned(),
                 );
@@ -390,7 +400,7 @@ fn count(key: &str, v: &Value) -> Result<u32, XGantryError> {
     v.as_u64()
         .and_then(|n| u32::try_from(n).ok())
         .filter(|n| *n > 0)
-        .ok_or_else(|| XGantryError::new(key, format!("{v} is not a count (1 or more)")))
+        .ok_or_else(|| XGantryError::new(key, format!("{} is not a count (1 or more)", shown(v))))
 }
 
 /// `startup: {deadline: 2m}`.
@@ -423,13 +433,13 @@ fn json_check(key: &str, v: &Value) -> Result<JsonCheck, XGantryError> {
         let path = format!("{key}.{k}");
         match k.as_str() {
             "pointer" => {
-                let p = v
-                    .as_str()
-                    .ok_or_else(|| XGantryError::new(&path, format!("{v} is not a string")))?;
+                let p = v.as_str().ok_or_else(|| {
+                    XGantryError::new(&path, format!("{} is not a string", shown(v)))
+                })?;
                 if !(p.is_empty() || p.starts_with('/')) {
                     return Err(XGantryError::new(
                         &path,
-                        format!("{p:?} is not a JSON pointer (RFC 6901: /status, /data/0/ok)"),
+                        "not a JSON pointer: it starts with / (RFC 6901: /status, /data/0/ok)",
                     ));
                 }
                 pointer = Some(p.to_owned());
@@ -439,7 +449,7 @@ fn json_check(key: &str, v: &Value) -> Result<JsonCheck, XGantryError> {
                 other => {
                     return Err(XGantryError::new(
                         &path,
-                        format!("{other} is not a string, number or bool"),
+                        format!("{} is not a string, number or bool", shown(other)),
                     ));
                 }
             },
@@ -474,7 +484,9 @@ fn canary(key: &str, value: &Value) -> Result<Canary, XGantryError> {
         v.as_u64()
             .and_then(|n| u32::try_from(n).ok())
             .filter(|n| *n > 0)
-            .ok_or_else(|| XGantryError::new(path, format!("{v} is not a count of 1 or more")))
+            .ok_or_else(|| {
+                XGantryError::new(path, format!("{} is not a count of 1 or more", shown(v)))
+            })
     };
     let mut steps = None;
     for (k, v) in mapping(key, value)? {
@@ -482,7 +494,10 @@ fn canary(key: &str, value: &Value) -> Result<Canary, XGantryError> {
         match k.as_str() {
             "steps" => {
                 let list = v.as_array().ok_or_else(|| {
-                    XGantryError::new(&path, format!("{v} is not a list like [10, 50, 100]"))
+                    XGantryError::new(
+                        &path,
+                        format!("{} is not a list like [10, 50, 100]", shown(v)),
+                    )
                 })?;
                 let mut parsed = Vec::new();
                 for item in list {
@@ -493,13 +508,16 @@ fn canary(key: &str, value: &Value) -> Result<Canary, XGantryError> {
                         .ok_or_else(|| {
                             XGantryError::new(
                                 &path,
-                                format!("{item} is not a percentage from 1 to 100"),
+                                format!("{} is not a percentage from 1 to 100", shown(item)),
                             )
                         })?;
-                    if parsed.last().is_some_and(|last| *last >= n) {
+                    if let Some(last) = parsed.last().filter(|last| **last >= n) {
                         return Err(XGantryError::new(
                             &path,
-                            format!("{v} must increase step by step (like [10, 50, 100])"),
+                            format!(
+                                "must increase step by step (like [10, 50, 100]): {n} comes \
+                                 after {last}"
+                            ),
                         ));
                     }
                     parsed.push(n);
@@ -507,7 +525,9 @@ fn canary(key: &str, value: &Value) -> Result<Canary, XGantryError> {
                 if parsed.last() != Some(&100) {
                     return Err(XGantryError::new(
                         &path,
-                        format!("{v} must end at 100 (the new version takes every connection)"),
+                        format!(
+                            "{parsed:?} must end at 100 (the new version takes every connection)"
+                        ),
                     ));
                 }
                 steps = Some(parsed);
@@ -544,21 +564,26 @@ fn port_number(key: &str, v: &Value) -> Result<u16, XGantryError> {
     v.as_u64()
         .and_then(|n| u16::try_from(n).ok())
         .filter(|n| *n > 0)
-        .ok_or_else(|| XGantryError::new(key, format!("{v} is not a port number")))
+        .ok_or_else(|| XGantryError::new(key, format!("{} is not a port number", shown(v))))
 }
 
 fn status_range(key: &str, v: &Value) -> Result<(u16, u16), XGantryError> {
     let s = match v {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
-        other => return Err(XGantryError::new(key, format!("{other} is not a range"))),
+        other => {
+            return Err(XGantryError::new(
+                key,
+                format!("{} is not a range", shown(other)),
+            ));
+        }
     };
     let (lo, hi) = s.split_once('-').unwrap_or((&s, &s));
     match (lo.trim().parse::<u16>(), hi.trim().parse::<u16>()) {
         (Ok(lo), Ok(hi)) if lo <= hi => Ok((lo, hi)),
         _ => Err(XGantryError::new(
             key,
-            format!("{s:?} is not a range like 200-399"),
+            format!("{} is not a range like 200-399", shown(v)),
         )),
     }
 }
@@ -573,12 +598,16 @@ fn duration(key: &str, v: &Value) -> Result<Duration, XGantryError> {
             .filter(|s| s.is_finite() && *s >= 0.0)
             .map(|s| Duration::from_secs_f64(s.min(gantry_common::duration::MAX.as_secs_f64())))
             .ok_or_else(|| XGantryError::new(key, format!("{n} is not a duration"))),
-        Value::String(s) => {
-            gantry_common::duration::parse(s).map_err(|e| XGantryError::new(key, e.to_string()))
-        }
+        // Not the parser's message: it quotes the text, or a part of it.
+        Value::String(s) => gantry_common::duration::parse(s).map_err(|_| {
+            XGantryError::new(
+                key,
+                "a string that is not a duration (write it like 60s, 1m30s or 500ms)",
+            )
+        }),
         other => Err(XGantryError::new(
             key,
-            format!("{other} is not a duration (write 10s, 1m30s)"),
+            format!("{} is not a duration (write 10s, 1m30s)", shown(other)),
         )),
     }
 }
@@ -595,7 +624,7 @@ fn http_target(
             Some((h, p)) => (
                 h.to_owned(),
                 p.parse::<u16>()
-                    .map_err(|_| format!("bad port in {url:?}"))?,
+                    .map_err(|_| "the URL's port is not a port number".to_owned())?,
             ),
             None => (authority.to_owned(), 80),
         };
@@ -611,7 +640,8 @@ fn http_target(
             body,
         })
     } else if url.starts_with('/') {
-        let port = port.ok_or_else(|| format!("http {url:?} needs `port` (the container port)"))?;
+        let port =
+            port.ok_or_else(|| "http with a /path needs `port` (the container port)".to_owned())?;
         Ok(Target::Http {
             host: None,
             port,
@@ -620,9 +650,24 @@ fn http_target(
             body,
         })
     } else {
-        Err(format!(
-            "http {url:?}: write /path (with port) or http://host:port/path"
-        ))
+        Err(
+            "http is neither a /path nor an http:// URL: write /path (with port) or \
+             http://host:port/path"
+                .to_owned(),
+        )
+    }
+}
+
+/// `v` for an error message: a number, a boolean or null as it is (YAML wrote it, since
+/// interpolation only makes strings); a string, a list or a mapping only by its kind, since it
+/// is (or may hold) what a variable gave.
+fn shown(v: &Value) -> String {
+    match v {
+        Value::String(s) if s.is_empty() => "an empty string".to_owned(),
+        Value::String(_) => "a string".to_owned(),
+        Value::Array(_) => "a list".to_owned(),
+        Value::Object(_) => "a mapping".to_owned(),
+        Value::Null | Value::Bool(_) | Value::Number(_) => v.to_string(),
     }
 }
 

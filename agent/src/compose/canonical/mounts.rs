@@ -40,8 +40,10 @@ fn parse_range(s: &str) -> Option<(u16, u16)> {
 }
 
 /// Expands one short-syntax port (`[ip:][published:]target[/proto]`) to long-form entries.
+/// The error says what is wrong, never the text: the caller quotes it (or, when interpolation
+/// made it, its text as written).
 pub fn short_port(spec: &str) -> Result<Vec<Json>, String> {
-    let bad = || format!("invalid port {spec:?} (expected [IP:][HOST:]CONTAINER[/PROTOCOL])");
+    let bad = || "expected [IP:][HOST:]CONTAINER[/PROTOCOL]".to_owned();
     let (rest, protocol) = match spec.rsplit_once('/') {
         Some((r, p)) if !p.is_empty() => (r, p.to_string()),
         Some(_) => return Err(bad()),
@@ -99,9 +101,7 @@ pub fn short_port(spec: &str) -> Result<Vec<Json>, String> {
                     out.push(entry(t, Some(pub_port.to_string())));
                 }
             } else {
-                return Err(format!(
-                    "invalid port {spec:?}: host and container ranges differ in size"
-                ));
+                return Err("host and container ranges differ in size".to_owned());
             }
         }
     }
@@ -111,7 +111,12 @@ pub fn short_port(spec: &str) -> Result<Vec<Json>, String> {
 /// A long-form port's `target`: a port number.
 pub(super) fn port_target(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
     let n = integer(ctx, p, val)?;
-    let n = u16::try_from(n).map_err(|_| ctx.invalid(p, format!("port {n} out of range")))?;
+    let n = u16::try_from(n).map_err(|_| {
+        ctx.invalid(
+            p,
+            format!("port {} out of range (0 to 65535)", ctx.number(p, n)),
+        )
+    })?;
     Ok(json!(n))
 }
 
@@ -123,7 +128,9 @@ pub(super) fn ports(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
             Value::Mapping(_) => out.push(long_port(ctx, &ip, item)?),
             Value::Number(_) | Value::String(_) => {
                 let s = string(ctx, &ip, item)?;
-                out.extend(short_port(&s).map_err(|e| ctx.invalid(&ip, e))?);
+                out.extend(short_port(&s).map_err(|e| {
+                    ctx.invalid(&ip, format!("invalid port {} ({e})", ctx.quote(&ip, &s)))
+                })?);
             }
             other => {
                 return Err(ctx.invalid(
@@ -198,21 +205,20 @@ fn split_volume_spec(spec: &str) -> Vec<&str> {
     parts
 }
 
-/// Parses one short-syntax volume (`[SOURCE:]TARGET[:OPTIONS]`) to its long form.
-pub fn short_volume(ctx: &Ctx<'_>, spec: &str) -> Result<Json, String> {
+/// Parses one short-syntax volume (`[SOURCE:]TARGET[:OPTIONS]`, read at `path`) to its long
+/// form. The error quotes the whole spec, as written when interpolation made it, and a part of
+/// it (an unknown option) only when the spec was written literally.
+pub fn short_volume(ctx: &Ctx<'_>, path: &str, spec: &str) -> Result<Json, String> {
+    let bad = |why: &str| format!("invalid volume {} ({why})", ctx.quote(path, spec));
     let parts: Vec<&str> = split_volume_spec(spec);
     let (source, target, opts) = match parts.as_slice() {
         [t] => (None, *t, None),
         [s, t] => (Some(*s), *t, None),
         [s, t, o] => (Some(*s), *t, Some(*o)),
-        _ => {
-            return Err(format!(
-                "invalid volume {spec:?} (expected [SOURCE:]TARGET[:OPTIONS])"
-            ));
-        }
+        _ => return Err(bad("expected [SOURCE:]TARGET[:OPTIONS]")),
     };
     if target.is_empty() {
-        return Err(format!("invalid volume {spec:?}: empty target"));
+        return Err(bad("empty target"));
     }
     let mut m = Map::new();
     let bind = source.is_some_and(is_bind_source);
@@ -247,7 +253,17 @@ pub fn short_volume(ctx: &Ctx<'_>, spec: &str) -> Result<Json, String> {
             "cached" | "delegated" | "consistent" => {
                 m.insert("consistency".into(), json!(o));
             }
-            other => return Err(format!("invalid volume {spec:?}: unknown option {other:?}")),
+            other => {
+                let which = if ctx.interpolated(path) {
+                    String::new()
+                } else {
+                    format!(" {other:?}")
+                };
+                return Err(bad(&format!(
+                    "unknown option{which}: ro, rw, z, Z, nocopy, shared, rshared, slave, \
+                     rslave, private, rprivate, cached, delegated or consistent"
+                )));
+            }
         }
     }
     if bind {
@@ -255,9 +271,7 @@ pub fn short_volume(ctx: &Ctx<'_>, spec: &str) -> Result<Json, String> {
         m.insert("bind".into(), Json::Object(bind_opts));
     } else {
         if !bind_opts.is_empty() {
-            return Err(format!(
-                "invalid volume {spec:?}: bind options on a named volume"
-            ));
+            return Err(bad("bind options on a named volume"));
         }
         m.insert("volume".into(), Json::Object(vol_opts));
     }
@@ -279,7 +293,9 @@ pub(super) fn volumes(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
     for (i, item) in list(ctx, path, v)?.iter().enumerate() {
         let ip = format!("{path}[{i}]");
         match item {
-            Value::String(s) => out.push(short_volume(ctx, s).map_err(|e| ctx.invalid(&ip, e))?),
+            Value::String(s) => {
+                out.push(short_volume(ctx, &ip, s).map_err(|e| ctx.invalid(&ip, e))?);
+            }
             Value::Mapping(_) => out.push(long_volume(ctx, &ip, item)?),
             other => {
                 return Err(ctx.invalid(
@@ -304,9 +320,13 @@ fn long_volume(ctx: &Ctx<'_>, ip: &str, item: &Value) -> R<Json> {
         .transpose()?
         .ok_or_else(|| ctx.invalid(ip, "a volume mapping needs a type (bind, volume, tmpfs)"))?;
     if !["bind", "volume", "tmpfs", "npipe", "image"].contains(&kind.as_str()) {
+        let tp = super::join(ip, "type");
         return Err(ctx.invalid(
-            &super::join(ip, "type"),
-            format!("invalid mount type {kind:?} (bind, volume, tmpfs)"),
+            &tp,
+            format!(
+                "invalid mount type {} (bind, volume, tmpfs)",
+                ctx.quote(&tp, &kind)
+            ),
         ));
     }
     let mut m = Map::new();
@@ -335,12 +355,20 @@ fn long_volume(ctx: &Ctx<'_>, ip: &str, item: &Value) -> R<Json> {
 /// it over as a string, so it is octal too. Printed like compose: `0` and the octal digits.
 pub(super) fn file_mode(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
     let n = match val {
-        Value::String(s) => u32::from_str_radix(s.trim_start_matches("0o"), 8)
-            .map_err(|_| ctx.invalid(p, format!("invalid mode {s:?} (octal digits, 0644)")))?,
+        Value::String(s) => u32::from_str_radix(s.trim_start_matches("0o"), 8).map_err(|_| {
+            ctx.invalid(
+                p,
+                format!("invalid mode {} (octal digits, 0644)", ctx.quote(p, s)),
+            )
+        })?,
         other => {
             let n = integer(ctx, p, other)?;
-            u32::try_from(n)
-                .map_err(|_| ctx.invalid(p, format!("invalid mode {n} (0o644, or 420)")))?
+            u32::try_from(n).map_err(|_| {
+                ctx.invalid(
+                    p,
+                    format!("invalid mode {} (0o644, or 420)", ctx.number(p, n)),
+                )
+            })?
         }
     };
     Ok(json!(format!("0{n:o}")))
@@ -357,7 +385,13 @@ pub(super) fn tmpfs_mode(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
                 .and_then(|d| u32::from_str_radix(if d.is_empty() { "0" } else { d }, 8).ok())
                 .map(|n| json!(n))
                 .ok_or_else(|| {
-                    ctx.invalid(p, format!("invalid mode {s:?} (a number, 1777 or 0o1777)"))
+                    ctx.invalid(
+                        p,
+                        format!(
+                            "invalid mode {} (a number, 1777 or 0o1777)",
+                            ctx.quote(p, s)
+                        ),
+                    )
                 })
         }
         other => Ok(json!(integer(ctx, p, other)?)),
@@ -449,7 +483,10 @@ pub(super) fn device_mounts(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
                     _ => {
                         return Err(ctx.invalid(
                             &ip,
-                            format!("invalid device {s:?} (HOST[:CONTAINER[:PERMISSIONS]])"),
+                            format!(
+                                "invalid device {} (HOST[:CONTAINER[:PERMISSIONS]])",
+                                ctx.quote(&ip, &s)
+                            ),
                         ));
                     }
                 }

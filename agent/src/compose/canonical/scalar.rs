@@ -67,7 +67,10 @@ pub(super) fn boolean(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<bool> {
         Value::String(s) => match s.to_ascii_lowercase().as_str() {
             "true" | "yes" | "y" | "on" | "1" => Ok(true),
             "false" | "no" | "n" | "off" | "0" | "" => Ok(false),
-            _ => Err(ctx.invalid(path, format!("expected true or false, found {s:?}"))),
+            _ => Err(ctx.invalid(
+                path,
+                format!("expected true or false, found {}", ctx.quote(path, s)),
+            )),
         },
         other => Err(ctx.invalid(
             path,
@@ -81,10 +84,12 @@ pub(super) fn integer(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<i64> {
         Value::Number(n) => n
             .as_i64()
             .ok_or_else(|| ctx.invalid(path, format!("expected an integer, found {n}"))),
-        Value::String(s) => s
-            .trim()
-            .parse()
-            .map_err(|_| ctx.invalid(path, format!("expected an integer, found {s:?}"))),
+        Value::String(s) => s.trim().parse().map_err(|_| {
+            ctx.invalid(
+                path,
+                format!("expected an integer, found {}", ctx.quote(path, s)),
+            )
+        }),
         other => Err(ctx.invalid(
             path,
             format!("expected an integer, found {}", type_name(other)),
@@ -94,8 +99,15 @@ pub(super) fn integer(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<i64> {
 
 pub(super) fn unsigned(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<u64> {
     let n = integer(ctx, path, v)?;
-    u64::try_from(n)
-        .map_err(|_| ctx.invalid(path, format!("expected a non-negative integer, found {n}")))
+    u64::try_from(n).map_err(|_| {
+        ctx.invalid(
+            path,
+            format!(
+                "expected a non-negative integer, found {}",
+                ctx.number(path, n)
+            ),
+        )
+    })
 }
 
 pub(super) fn float(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<f64> {
@@ -103,10 +115,12 @@ pub(super) fn float(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<f64> {
         Value::Number(n) => n
             .as_f64()
             .ok_or_else(|| ctx.invalid(path, "expected a number")),
-        Value::String(s) => s
-            .trim()
-            .parse()
-            .map_err(|_| ctx.invalid(path, format!("expected a number, found {s:?}"))),
+        Value::String(s) => s.trim().parse().map_err(|_| {
+            ctx.invalid(
+                path,
+                format!("expected a number, found {}", ctx.quote(path, s)),
+            )
+        }),
         other => Err(ctx.invalid(
             path,
             format!("expected a number, found {}", type_name(other)),
@@ -117,7 +131,12 @@ pub(super) fn float(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<f64> {
 pub(super) fn duration(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
     // Like compose, a bare number is refused: its unit would be a guess.
     let d = match v {
-        Value::String(s) => s.parse::<Duration>().map_err(|e| ctx.invalid(path, e))?,
+        Value::String(s) => s.parse::<Duration>().map_err(|e| {
+            ctx.invalid(
+                path,
+                format!("invalid duration {} ({e})", ctx.quote(path, s)),
+            )
+        })?,
         other => {
             return Err(ctx.invalid(
                 path,
@@ -136,7 +155,8 @@ pub(super) fn bytes(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
         Value::Number(n) => n
             .as_u64()
             .ok_or_else(|| ctx.invalid(path, format!("invalid size {n}")))?,
-        Value::String(s) => parse_bytes(s).map_err(|e| ctx.invalid(path, e))?,
+        Value::String(s) => parse_bytes(s)
+            .map_err(|e| ctx.invalid(path, format!("invalid size {} ({e})", ctx.quote(path, s))))?,
         other => {
             return Err(ctx.invalid(
                 path,

@@ -45,7 +45,11 @@ pub(super) fn container_name(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
     if !ok {
         return Err(ctx.invalid(
             p,
-            format!("invalid container name {s:?} (at least 2 of letters, digits, '_', '.', '-', starting with a letter or digit)"),
+            format!(
+                "invalid container name {} (at least 2 of letters, digits, '_', '.', '-', \
+                 starting with a letter or digit)",
+                ctx.quote(p, &s)
+            ),
         ));
     }
     Ok(Json::String(s))
@@ -65,7 +69,10 @@ pub(super) fn pull_policy(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
     if !ok.contains(&s.as_str()) && !s.starts_with("every_") {
         return Err(ctx.invalid(
             p,
-            format!("invalid pull_policy {s:?} (always, never, missing, build)"),
+            format!(
+                "invalid pull_policy {} (always, never, missing, build)",
+                ctx.quote(p, &s)
+            ),
         ));
     }
     Ok(Json::String(s))
@@ -73,8 +80,12 @@ pub(super) fn pull_policy(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
 
 pub(super) fn restart(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
     let s = string(ctx, p, val)?;
-    s.parse::<crate::compose::model::Restart>()
-        .map_err(|e| ctx.invalid(p, e))?;
+    s.parse::<crate::compose::model::Restart>().map_err(|e| {
+        ctx.invalid(
+            p,
+            format!("invalid restart policy {} ({e})", ctx.quote(p, &s)),
+        )
+    })?;
     Ok(Json::String(s))
 }
 
@@ -266,14 +277,15 @@ pub(super) fn extra_hosts(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
     match val {
         Value::Sequence(seq) => {
             for (i, item) in seq.iter().enumerate() {
-                let s = string(ctx, &format!("{p}[{i}]"), item)?;
+                let ip_path = format!("{p}[{i}]");
+                let s = string(ctx, &ip_path, item)?;
                 let (h, ip) = s
                     .split_once('=')
                     .or_else(|| s.split_once(':'))
                     .ok_or_else(|| {
                         ctx.invalid(
-                            &format!("{p}[{i}]"),
-                            format!("expected HOST=IP, found {s:?}"),
+                            &ip_path,
+                            format!("expected HOST=IP, found {}", ctx.quote(&ip_path, &s)),
                         )
                     })?;
                 out.push(format!("{h}={}", unbracket(ip)));
@@ -388,7 +400,10 @@ pub(super) fn ipam_pools(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
 pub(super) fn cpus(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
     let f = float(ctx, p, val)?;
     if f < 0.0 {
-        return Err(ctx.invalid(p, format!("cpus must be 0 or more, found {f}")));
+        return Err(ctx.invalid(
+            p,
+            format!("cpus must be 0 or more, found {}", ctx.number(p, f)),
+        ));
     }
     serde_json::Number::from_f64(f)
         .map(Json::Number)
@@ -419,7 +434,10 @@ pub(super) fn develop_watch(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
 pub(super) fn mem_swappiness(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
     let n = unsigned(ctx, p, val)?;
     if n > 100 {
-        return Err(ctx.invalid(p, format!("mem_swappiness is 0 to 100, found {n}")));
+        return Err(ctx.invalid(
+            p,
+            format!("mem_swappiness is 0 to 100, found {}", ctx.number(p, n)),
+        ));
     }
     Ok(Json::String(n.to_string()))
 }
@@ -443,7 +461,10 @@ pub(super) fn memswap_limit(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
 pub(super) fn oom_score_adj(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
     let n = integer(ctx, p, val)?;
     if !(-1000..=1000).contains(&n) {
-        return Err(ctx.invalid(p, format!("oom_score_adj is -1000 to 1000, found {n}")));
+        return Err(ctx.invalid(
+            p,
+            format!("oom_score_adj is -1000 to 1000, found {}", ctx.number(p, n)),
+        ));
     }
     Ok(Json::from(n))
 }
@@ -486,7 +507,13 @@ pub(super) fn blkio_weight(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
     match n {
         0 => Ok(Json::Null),
         10..=1000 => Ok(json!(n)),
-        _ => Err(ctx.invalid(p, format!("a block I/O weight is 10 to 1000, found {n}"))),
+        _ => Err(ctx.invalid(
+            p,
+            format!(
+                "a block I/O weight is 10 to 1000, found {}",
+                ctx.number(p, n)
+            ),
+        )),
     }
 }
 
@@ -497,7 +524,13 @@ pub(super) fn weight_devices(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
         if (10..=1000).contains(&n) {
             Ok(("Weight", json!(n)))
         } else {
-            Err(ctx.invalid(p, format!("a block I/O weight is 10 to 1000, found {n}")))
+            Err(ctx.invalid(
+                p,
+                format!(
+                    "a block I/O weight is 10 to 1000, found {}",
+                    ctx.number(p, n)
+                ),
+            ))
         }
     })
 }
@@ -584,7 +617,7 @@ pub(super) fn gpus(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
             p,
             format!(
                 "expected `all` or a list of device requests ({{count: 1, capabilities: [gpu]}}), found {}",
-                describe(other)
+                describe(ctx, p, other)
             ),
         )),
     }
@@ -663,9 +696,10 @@ fn sequence<'v>(ctx: &Ctx<'_>, p: &str, val: &'v Value, what: &str) -> R<&'v [Va
     }
 }
 
-/// A scalar as written (quoted), anything else by its type.
-fn describe(v: &Value) -> String {
-    scalar_string(v).map_or_else(|| type_name(v).to_owned(), |s| format!("{s:?}"))
+/// A scalar read at `p`, quoted (as written when interpolation made it: [`Ctx::quote`]);
+/// anything else by its type.
+fn describe(ctx: &Ctx<'_>, p: &str, v: &Value) -> String {
+    scalar_string(v).map_or_else(|| type_name(v).to_owned(), |s| ctx.quote(p, &s))
 }
 
 /// A device request's `count`: a number, or `all` (-1).
@@ -673,7 +707,10 @@ pub(super) fn device_count(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
     let bad = || {
         ctx.invalid(
             p,
-            format!("invalid count {}: `all` or a whole number", describe(val)),
+            format!(
+                "invalid count {}: `all` or a whole number",
+                describe(ctx, p, val)
+            ),
         )
     };
     match val {

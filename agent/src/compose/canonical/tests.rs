@@ -15,6 +15,7 @@ fn svc(yaml: &str) -> R<Json> {
     let lookup = |k: &str| (k == "FROM_ENV").then(|| "e".to_string());
     let ctx = Ctx {
         file: &file,
+        written: &Default::default(),
         base_dir: &base,
         lookup: &lookup,
         home: Some("/home/u"),

@@ -140,7 +140,7 @@ fn convert(ctx: &Ctx<'_>, p: &str, key: &str, kind: Kind, val: &Value) -> R<Json
         Kind::OneOf(values, hint) => {
             let s = string(ctx, p, val)?;
             if !values.contains(&s.as_str()) {
-                return Err(ctx.invalid(p, format!("invalid {key} {s:?} ({hint})")));
+                return Err(ctx.invalid(p, format!("invalid {key} {} ({hint})", ctx.quote(p, &s))));
             }
             Json::String(s)
         }

@@ -2,7 +2,9 @@
 //! serde helpers that print sizes and file modes the way compose does.
 //!
 //! Design: each type parses what compose accepts and prints what compose prints
-//! (`1m30s`, `"67108864"`, `"0440"`), so the model round-trips through compose's JSON.
+//! (`1m30s`, `"67108864"`, `"0440"`), so the model round-trips through compose's JSON. A
+//! parse error says what was expected, never the text: the caller knows whether the text was
+//! interpolated (and may be a secret) and quotes it, or its text as written, itself.
 //!
 //! Limits: durations are non-negative (compose's are too, where Gantry uses them).
 
@@ -45,10 +47,8 @@ impl FromStr for Restart {
                 Some(n) => n
                     .parse()
                     .map(|n| Restart::OnFailure(Some(n)))
-                    .map_err(|_| format!("invalid restart policy {s:?}: bad retry count")),
-                None => Err(format!(
-                    "invalid restart policy {s:?} (expected no, always, on-failure[:N], unless-stopped)"
-                )),
+                    .map_err(|_| "the retry count of on-failure:N is not a number".to_owned()),
+                None => Err("expected no, always, on-failure[:N], unless-stopped".to_owned()),
             },
         }
     }
@@ -63,7 +63,8 @@ impl Serialize for Restart {
 impl<'de> Deserialize<'de> for Restart {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+        s.parse()
+            .map_err(|e| serde::de::Error::custom(format!("invalid restart policy ({e})")))
     }
 }
 
@@ -148,7 +149,7 @@ impl FromStr for Duration {
 
 /// Parses Go's duration syntax into a std duration.
 pub(crate) fn parse_go_duration(input: &str) -> Result<std::time::Duration, String> {
-    let bad = || format!("invalid duration {input:?} (expected e.g. 30s, 1m30s, 500ms, 1h)");
+    let bad = || "expected e.g. 30s, 1m30s, 500ms, 1h".to_owned();
     let mut s = input.trim();
     if s == "0" {
         return Ok(std::time::Duration::ZERO);
@@ -201,14 +202,15 @@ impl Serialize for Duration {
 impl<'de> Deserialize<'de> for Duration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+        s.parse()
+            .map_err(|e| serde::de::Error::custom(format!("invalid duration ({e})")))
     }
 }
 
 /// Parses a byte size like compose (`64m`, `1g`, `1000`, `1.5kb`): units b, k/kb, m/mb, g/gb,
 /// t/tb, p/pb, binary multiples (1k = 1024), case-insensitive.
 pub fn parse_bytes(input: &str) -> Result<u64, String> {
-    let bad = || format!("invalid size {input:?} (expected e.g. 1000, 64m, 1g)");
+    let bad = || "expected e.g. 1000, 64m, 1g".to_owned();
     let s = input.trim().to_ascii_lowercase();
     let split = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -258,7 +260,7 @@ pub(super) mod opt_bytes_string {
             Some(Either::N(n)) => Ok(Some(n)),
             Some(Either::S(s)) => super::parse_bytes(&s)
                 .map(Some)
-                .map_err(serde::de::Error::custom),
+                .map_err(|e| serde::de::Error::custom(format!("invalid size ({e})"))),
         }
     }
 }
@@ -296,7 +298,7 @@ pub(super) mod opt_signed_string {
             Some(Either::N(n)) => Ok(Some(n)),
             Some(Either::S(s)) if s.trim() == "-1" => Ok(Some(-1)),
             Some(Either::S(s)) => super::parse_bytes(&s)
-                .map_err(serde::de::Error::custom)
+                .map_err(|e| serde::de::Error::custom(format!("invalid size ({e})")))
                 .and_then(|n| i64::try_from(n).map_err(serde::de::Error::custom))
                 .map(Some),
         }
