@@ -81,19 +81,37 @@ pub enum ComposeError {
     Project { message: String },
 }
 
-/// Without `-f`, the default compose file (or override file) found in the project directory
-/// is there but cannot be read: a directory, a file without read permission, a symlink to
-/// nothing or a symlink loop. It is not skipped for the next default name: that would load
-/// another file than the one the user sees.
+/// A compose file to load is there but cannot be read: a directory, a file without read
+/// permission, a symlink to nothing or a symlink loop. A default file (or override file) found
+/// in the project directory is not skipped for the next default name: that would load another
+/// file than the one the user sees. The message says what to do: for a file with a default
+/// name, removing it is one way.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "{}: cannot read this compose file: {source} (make it a readable file, remove it to use the next default file, or pass -f FILE)",
-    file.display()
+    "{}: cannot read this compose file: {source} ({})",
+    file.display(),
+    unreadable_hint(file)
 )]
 pub struct UnreadableComposeFile {
     pub file: PathBuf,
     #[source]
     pub source: std::io::Error,
+}
+
+fn unreadable_hint(file: &std::path::Path) -> &'static str {
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let default = super::loader::DEFAULT_FILES
+        .iter()
+        .chain(super::loader::OVERRIDE_FILES)
+        .any(|d| *d == name);
+    if default {
+        "make it a readable file, remove it to use the next default file, or pass -f FILE"
+    } else {
+        "make it a readable file, or pass -f with another file"
+    }
 }
 
 impl ComposeError {

@@ -51,28 +51,28 @@ pub const OVERRIDE_FILES: &[&str] = &[
 /// no default file. A second candidate of either kind is ignored, with a warning (as compose
 /// does) pushed to `warnings`.
 ///
-/// Errors: the file taken cannot be read (a directory, no read permission, a symlink to
-/// nothing or a loop). Compose fails on the first two as well; it skips the symlinks, where
-/// Gantry refuses to fall back to another file silently.
+/// A file taken is there, but it may not be readable (a directory, no read permission, a
+/// symlink to nothing or a loop): it is returned all the same, never skipped for the next
+/// name, and [`load`](super::load) refuses it with one error naming it and saying what to do
+/// ([`UnreadableComposeFile`]). Compose fails on the first two as well; it skips the
+/// symlinks, where Gantry refuses to fall back to another file silently.
+///
+/// Errors: none today; a caller that gets one loads the file it names, which fails the same
+/// way.
 pub fn discover(
     dir: &Path,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<PathBuf>, UnreadableComposeFile> {
-    let Some(main) = first_of(dir, DEFAULT_FILES, "compose", warnings)? else {
+    let Some(main) = first_of(dir, DEFAULT_FILES, "compose", warnings) else {
         return Ok(Vec::new());
     };
     let mut files = vec![main];
-    files.extend(first_of(dir, OVERRIDE_FILES, "override", warnings)?);
+    files.extend(first_of(dir, OVERRIDE_FILES, "override", warnings));
     Ok(files)
 }
 
-/// The first of `names` in `dir`, which must be readable; a warning when there are several.
-fn first_of(
-    dir: &Path,
-    names: &[&str],
-    what: &str,
-    warnings: &mut Vec<String>,
-) -> Result<Option<PathBuf>, UnreadableComposeFile> {
+/// The first of `names` in `dir`; a warning when there are several.
+fn first_of(dir: &Path, names: &[&str], what: &str, warnings: &mut Vec<String>) -> Option<PathBuf> {
     let found: Vec<PathBuf> = names
         .iter()
         .map(|n| dir.join(n))
@@ -91,13 +91,20 @@ fn first_of(
                 .join(", ")
         ));
     }
-    let Some(file) = found.into_iter().next() else {
-        return Ok(None);
-    };
-    match readable(&file) {
-        Ok(()) => Ok(Some(file)),
-        Err(source) => Err(UnreadableComposeFile { file, source }),
+    found.into_iter().next()
+}
+
+/// The compose files given to the load that are there but cannot be read are refused, each
+/// with what to do ([`UnreadableComposeFile`]); one that is not there at all is left to the
+/// read, whose error says so.
+fn check_readable(files: &[PathBuf]) -> Result<(), UnreadableComposeFile> {
+    for file in files.iter().filter(|f| is_there(f)) {
+        readable(file).map_err(|source| UnreadableComposeFile {
+            file: file.clone(),
+            source,
+        })?;
     }
+    Ok(())
 }
 
 /// Whether there is an entry at `path`, whatever it is (a symlink to nothing too).
@@ -180,6 +187,7 @@ pub(crate) fn load(opts: &LoadOptions) -> Result<Project, ComposeError> {
         }
         found
     };
+    check_readable(&files)?;
     let project_dir = explicit_dir.unwrap_or_else(|| {
         files
             .first()

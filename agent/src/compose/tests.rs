@@ -1331,9 +1331,10 @@ fn discovery_takes_compose_s_default_file_then_its_first_override() {
     );
 }
 
-/// A default file that is there but cannot be read stops the discovery with an error naming
-/// it, instead of another default file being loaded. Compose 2.40.3 fails on a directory
-/// (`read compose.yaml: is a directory`) and on a file it may not read too.
+/// A default file that is there but cannot be read is taken (not skipped for another default
+/// file), and the load refuses it with one error naming it and saying what to do, whether the
+/// load finds it itself or is given what `discover` found (a stack's directory). Compose 2.40.3
+/// fails on a directory (`read compose.yaml: is a directory`) and on a file it may not read too.
 #[test]
 fn an_unreadable_default_file_is_an_error_naming_it_not_skipped() {
     let (_t, d) = project_dir("unreadable");
@@ -1341,18 +1342,30 @@ fn an_unreadable_default_file_is_an_error_naming_it_not_skipped() {
     let main = d.join("compose.yaml");
     let refused = |what: &str| {
         let mut warnings = Vec::new();
-        let e = discover(&d, &mut warnings).unwrap_err();
-        assert_eq!(e.file, main, "{what}");
-        let msg = e.to_string();
-        assert!(
-            msg.contains("compose.yaml: cannot read") && msg.contains("pass -f FILE"),
-            "{what}: {msg}"
-        );
+        let found = discover(&d, &mut warnings).unwrap();
+        assert_eq!(found, vec![main.clone()], "{what}");
+        // The one warning: docker-compose.yml is ignored, as compose says.
+        assert_eq!(warnings.len(), 1, "{what}: {warnings:?}");
         let mut o = opts(Vec::new());
         o.project_dir = Some(d.clone());
-        match load(&o) {
-            Err(ComposeError::UnreadableComposeFile(e)) => assert_eq!(e.file, main, "{what}"),
-            other => panic!("{what}: {other:?}"),
+        for o in [o, opts(found)] {
+            match load(&o) {
+                Err(ComposeError::UnreadableComposeFile(e)) => {
+                    assert_eq!(e.file, main, "{what}");
+                    let msg = e.to_string();
+                    assert!(
+                        msg.starts_with(&format!(
+                            "{}: cannot read this compose file: ",
+                            main.display()
+                        )) && msg.ends_with(
+                            "(make it a readable file, remove it to use the next default \
+                             file, or pass -f FILE)"
+                        ),
+                        "{what}: {msg}"
+                    );
+                }
+                other => panic!("{what}: {other:?}"),
+            }
         }
     };
     // A directory (compose fails on it too).
@@ -1379,8 +1392,24 @@ fn an_unreadable_default_file_is_an_error_naming_it_not_skipped() {
     // An override file is held to the same rule.
     let over = d.join("compose.override.yml");
     std::fs::create_dir(&over).unwrap();
-    let e = discover(&d, &mut warnings).unwrap_err();
-    assert_eq!(e.file, over);
+    let found = discover(&d, &mut warnings).unwrap();
+    assert_eq!(found, vec![main.clone(), over.clone()]);
+    match load(&opts(found)) {
+        Err(ComposeError::UnreadableComposeFile(e)) => assert_eq!(e.file, over),
+        other => panic!("{other:?}"),
+    }
+    // A file named with -f that cannot be read: the same error, its own hint.
+    let other = d.join("app.yaml");
+    std::fs::create_dir(&other).unwrap();
+    let e = load(&opts(vec![other.clone()])).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!(
+            "{}: cannot read this compose file: a directory, not a file (make it a readable \
+             file, or pass -f with another file)",
+            other.display()
+        )
+    );
 }
 
 #[test]
