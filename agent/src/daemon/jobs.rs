@@ -1,4 +1,4 @@
-//! Jobs: deploys, rollbacks, downs and reconciles run inside the daemon, one per stack at a time.
+//! Jobs: deploys, rollbacks and reconciles run inside the daemon, one per stack at a time.
 //!
 //! Design: each stack has a FIFO queue (a fair `tokio::sync::Mutex`): jobs on one stack run in
 //! the order they were submitted, jobs on different stacks run side by side. A job waits in the
@@ -6,7 +6,11 @@
 //! the deployer takes the ledger's flock as usual (so a `--local` deploy in another process is
 //! still excluded). A job is a spawned task: the client that submitted it may go away (SSM
 //! SIGKILLs the CLI) and the job still finishes and is recorded. While a job runs on a stack,
-//! [`Jobs::busy`] says so and supervision leaves that stack alone. The work itself runs in a
+//! [`Jobs::busy`] says so and supervision leaves that stack alone. The daemon's own short uses
+//! of a stack's ledger (a resync recording a release held unrecorded) take a turn between its
+//! jobs ([`Jobs::between_jobs`]): never while a job runs, and a job that arrives meanwhile waits
+//! for it whatever its `lock_wait`, so no job finds the stack's lock taken by the daemon itself
+//! (exit 75). The work itself runs in a
 //! task of its own: a panic in it ends the job with a failed report and frees the stack.
 //! After a job that changed something the allocator's freed pages go back to the system
 //! ([`gantry_common::memory::release_free`]).
@@ -39,8 +43,6 @@ pub enum JobKind {
         req: DeployRequest,
         to: Option<String>,
     },
-    /// `gantry down [--volumes]`.
-    Down { req: DeployRequest, volumes: bool },
     /// Supervision: re-apply the last good release after drift, recording nothing.
     Reconcile(DeployRequest),
     /// At start: resume the canary a daemon that stopped left at a step.
@@ -79,7 +81,6 @@ impl Job {
         match &self.kind {
             JobKind::Deploy(r)
             | JobKind::Rollback { req: r, .. }
-            | JobKind::Down { req: r, .. }
             | JobKind::Reconcile(r)
             | JobKind::ResumeCanary(r) => r,
         }
@@ -91,7 +92,6 @@ impl Job {
             (_, Origin::FileChange) => "file_change",
             (JobKind::Deploy(_), _) => "deploy",
             (JobKind::Rollback { .. }, _) => "rollback",
-            (JobKind::Down { .. }, _) => "down",
             (JobKind::Reconcile(_), _) => "reconcile",
             (JobKind::ResumeCanary(_), _) => "resume_canary",
         }
@@ -122,6 +122,8 @@ pub struct Jobs {
     deployer: Deployer,
     metrics: Arc<Metrics>,
     queues: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Per stack: held by its running job and by the daemon's own uses between jobs.
+    turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     running: Mutex<HashMap<String, Running>>,
     waiting: Mutex<HashMap<String, usize>>,
     next: AtomicU64,
@@ -156,6 +158,7 @@ impl Jobs {
             deployer,
             metrics,
             queues: Mutex::default(),
+            turns: Mutex::default(),
             running: Mutex::default(),
             waiting: Mutex::default(),
             next: AtomicU64::new(1),
@@ -191,6 +194,38 @@ impl Jobs {
             deploy_id: j.deploy_id.clone(),
             running_for_ms: j.since.elapsed().as_millis() as u64,
         })
+    }
+
+    fn turn(&self, stack: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut t = self.turns.lock().unwrap_or_else(|e| e.into_inner());
+        t.entry(stack.to_owned()).or_default().clone()
+    }
+
+    /// A turn on `stack` between its jobs, for the daemon's own short use of the stack's
+    /// ledger while it is held: `None` while a job runs. A job that arrives meanwhile waits for
+    /// the turn to end, whatever its `lock_wait`.
+    pub fn between_jobs(&self, stack: &str) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        self.turn(stack).try_lock_owned().ok()
+    }
+
+    /// Records `stack`'s release held unrecorded ([`Deployer::retry_unrecorded`]) in a turn
+    /// between its jobs, off the runtime's workers (it writes and syncs files); nothing while a
+    /// job runs (the job records it).
+    pub async fn retry_unrecorded(&self, stack: &str) {
+        if self.deployer.unrecorded(stack).is_none() {
+            return;
+        }
+        let Some(turn) = self.between_jobs(stack) else {
+            return;
+        };
+        let (deployer, stack) = (self.deployer.clone(), stack.to_owned());
+        let retry = tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            deployer.retry_unrecorded(&stack);
+        });
+        if let Err(e) = retry.await {
+            tracing::error!(error = %e, "recording a release held unrecorded panicked");
+        }
     }
 
     /// Starts `job`: returns its id and a handle on its report. Progress lines go to `tx`.
@@ -251,6 +286,17 @@ impl Jobs {
                 }
             }
         };
+        // The daemon's own use of the stack between jobs is short: waited for, as queued.
+        let turn = self.turn(&stack);
+        let turn = match turn.clone().try_lock_owned() {
+            Ok(t) => t,
+            Err(_) => {
+                self.waiting_add(&stack, 1);
+                let t = turn.lock_owned().await;
+                self.waiting_add(&stack, -1);
+                t
+            }
+        };
         let waited = submitted.elapsed();
         self.metrics.summary(
             "gantry_job_queue_wait_seconds",
@@ -281,9 +327,6 @@ impl Jobs {
                 JobKind::Rollback { to, .. } => {
                     deployer.rollback(&work_req, to.as_deref(), &progress).await
                 }
-                JobKind::Down { volumes, .. } => {
-                    deployer.down(&work_req, *volumes, &progress).await
-                }
                 JobKind::Reconcile(_) => deployer.reconcile(&work_req, &progress).await,
                 JobKind::ResumeCanary(_) => deployer.resume_canary(&work_req, &progress).await,
             }
@@ -308,7 +351,7 @@ impl Jobs {
         if let Ok(mut r) = self.running.lock() {
             r.remove(&stack);
         }
-        drop(guard);
+        drop((turn, guard));
         self.record(&stack, kind, &report);
         tracing::info!(
             stack = %stack,

@@ -263,31 +263,16 @@ impl Rollout<'_> {
                 result.map_or_else(Ended::Stop, |()| Ended::Done)
             }
             Action::Remove => {
-                let why = if self.req.down {
-                    "removing (gantry down)"
-                } else {
-                    "removing (no longer in the files)"
-                };
-                progress.step(Some(&sp.service), why);
-                // Like `docker compose down`: each container serves until it exits on the
-                // service's stop signal within its grace period, its `pre_stop` hooks first.
-                let (signal, timeout, pre_stop) = match sp.last.as_deref() {
-                    Some(svc) => (
-                        svc.stop_signal.as_deref(),
-                        translate::stop_timeout(svc),
-                        svc.pre_stop.as_slice(),
-                    ),
-                    None => (None, Duration::from_secs(10), &[][..]),
-                };
+                progress.step(Some(&sp.service), "removing (no longer in the files)");
                 let mut result = Ok(());
                 for c in &sp.containers {
                     result = self
                         .retire(
                             c,
-                            pre_stop,
-                            signal,
-                            timeout,
-                            super::rollout::Leave::ServeUntilExit,
+                            &[],
+                            None,
+                            Duration::from_secs(10),
+                            super::rollout::Leave::OffNetworksFirst,
                         )
                         .await;
                     if result.is_err() {

@@ -1,4 +1,5 @@
-//! The job runner against the in-memory engine: a job that panics frees its stack.
+//! The job runner against the in-memory engine: a job that panics frees its stack; the
+//! daemon's own use of a stack between jobs never makes a job fail as busy.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -6,7 +7,7 @@ use std::sync::Arc;
 use super::*;
 use crate::compose::LoadOptions;
 use crate::engine::fake::FakeEngine;
-use crate::ledger::Ledger;
+use crate::ledger::{Holder, Ledger};
 
 #[tokio::test]
 async fn a_panicking_job_never_leaves_its_stack_busy() {
@@ -49,4 +50,59 @@ async fn a_panicking_job_never_leaves_its_stack_busy() {
     let (_, handle) = jobs.submit(job(), None);
     let report = handle.await.unwrap();
     assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.error);
+}
+
+/// A deploy with `--lock-wait 0` that arrives while the daemon itself holds the stack's lock
+/// between jobs (a resync recording a release held unrecorded: its turn, then the lock, for as
+/// long as it writes) waits for it and runs, instead of failing as busy (75); while a job
+/// runs, the daemon gets no turn (it tries again at its next resync).
+#[tokio::test(start_paused = true)]
+async fn a_deploy_arriving_while_the_daemon_records_between_jobs_waits_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("compose.yaml");
+    std::fs::write(&file, "services:\n  web:\n    image: app:${V}\n").unwrap();
+    let engine = Arc::new(FakeEngine::new());
+    engine.publish("app:1", &"1".repeat(64));
+    engine.publish("app:2", &"2".repeat(64));
+    let ledger = Ledger::new(&dir.path().join("state"));
+    let jobs = Jobs::new(
+        Deployer::new(engine.clone(), ledger.clone()),
+        Arc::new(Metrics::default()),
+    );
+    let deploy = |v: &str| {
+        let load = LoadOptions {
+            files: vec![file.clone()],
+            project_name: Some("app".into()),
+            environment: BTreeMap::from([("V".to_owned(), v.to_owned())]),
+            ..LoadOptions::default()
+        };
+        let req = DeployRequest::new("app", load);
+        assert!(req.lock_wait.is_zero());
+        Job {
+            kind: JobKind::Deploy(req),
+            origin: Origin::Cli,
+        }
+    };
+
+    let turn = jobs.between_jobs("app").expect("no job runs");
+    let lock = ledger
+        .stack("app")
+        .unwrap()
+        .try_lock(&Holder::me("gantry record app", None))
+        .unwrap();
+    let (_, handle) = jobs.submit(deploy("1"), None);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(!handle.is_finished(), "{:?}", handle.await.unwrap());
+    assert!(jobs.busy("app"), "a job waiting for its turn is queued");
+    drop((lock, turn));
+    let report = handle.await.unwrap();
+    assert_eq!(report.exit_code(), ExitCode::Ok, "{:?}", report.error);
+    assert_eq!(report.outcome, Outcome::Succeeded);
+
+    engine.stall_pulls(true);
+    let (_, running) = jobs.submit(deploy("2"), None);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(jobs.running("app").is_some());
+    assert!(jobs.between_jobs("app").is_none());
+    assert!(!running.is_finished());
 }

@@ -475,7 +475,7 @@ impl Supervisor {
         if self.paused(stack) {
             return;
         }
-        self.jobs.deployer().retry_unrecorded(stack);
+        self.jobs.retry_unrecorded(stack).await;
         let Some(release) = self.last_good(stack) else {
             return;
         };
