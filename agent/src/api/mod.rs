@@ -125,6 +125,14 @@ pub enum Request {
         ready_timeout_ms: u64,
         output: OutputFormat,
     },
+    /// `gantry down`: a job.
+    Down {
+        stack: StackName,
+        volumes: bool,
+        lock_wait_ms: u64,
+        timeout_ms: u64,
+        output: OutputFormat,
+    },
     /// `gantry plan`.
     Plan {
         stack: StackName,
@@ -152,6 +160,7 @@ impl Request {
         match self {
             Self::Deploy { .. } => "deploy",
             Self::Rollback { .. } => "rollback",
+            Self::Down { .. } => "down",
             Self::Plan { .. } => "plan",
             Self::Releases { .. } => "releases",
             Self::Status { .. } => "status",

@@ -6,7 +6,7 @@
 //! once, validates them into typed configuration and passes that down to the daemon or the
 //! deployer; nothing below it reads either.
 //!
-//! `deploy`, `rollback`, `plan`, `releases` and `status` are clients of `gantry daemon` (over
+//! `deploy`, `rollback`, `down`, `plan`, `releases` and `status` are clients of `gantry daemon` (over
 //! its unix socket, see [`crate::api`]) unless `--local` (GANTRY_LOCAL=1) runs them in-process;
 //! `status` needs the daemon.
 //!
@@ -35,6 +35,7 @@ mod client;
 pub mod config;
 pub mod daemon;
 pub mod deploy;
+pub mod down;
 pub mod fetch_bundle;
 pub mod plan;
 pub mod releases;
@@ -105,6 +106,9 @@ pub enum Command {
     Releases(releases::ReleasesArgs),
     /// Re-apply the previous good release (or --to RELEASE) exactly, by image id.
     Rollback(rollback::RollbackArgs),
+    /// Stop and remove the stack's containers and networks (--volumes: named volumes too) and
+    /// keep it down; `gantry rollback` brings it back.
+    Down(down::DownArgs),
     /// Run the daemon: jobs, supervision, env-file watching, status and metrics.
     Daemon(daemon::DaemonArgs),
     /// Stacks, services, containers, health, last release and heal counts (from the daemon).
@@ -178,6 +182,7 @@ pub fn program_for(cli: &Cli) -> Program {
         | Command::Deploy(_)
         | Command::Releases(_)
         | Command::Rollback(_)
+        | Command::Down(_)
         | Command::Status(_)
         | Command::Promote(_)
         | Command::Abort(_) => {
@@ -208,6 +213,7 @@ pub fn client_main(cli: Cli) -> ExitCode {
             Command::Deploy(args) => deploy::submit(&global, args).await,
             Command::Releases(args) => releases::submit(&global, args).await,
             Command::Rollback(args) => rollback::submit(&global, args).await,
+            Command::Down(args) => down::submit(&global, args).await,
             Command::Status(args) => status::submit(&global, args).await,
             Command::Promote(args) => {
                 canary::submit(&global, args, crate::ledger::CanaryCommand::Promote).await
@@ -262,6 +268,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Deploy(args) => with_runtime(global.local, || deploy::run(&global, args)),
         Command::Releases(args) => with_runtime(global.local, || releases::run(&global, args)),
         Command::Rollback(args) => with_runtime(global.local, || rollback::run(&global, args)),
+        Command::Down(args) => with_runtime(global.local, || down::run(&global, args)),
         Command::Daemon(args) => daemon::run(&global, args),
         Command::Status(args) => with_runtime(false, || status::run(&global, args)),
         Command::Remote(_) | Command::FetchBundle(_) => exec_program(Program::Fleet),

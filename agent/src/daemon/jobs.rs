@@ -1,4 +1,4 @@
-//! Jobs: deploys, rollbacks and reconciles run inside the daemon, one per stack at a time.
+//! Jobs: deploys, rollbacks, downs and reconciles run inside the daemon, one per stack at a time.
 //!
 //! Design: each stack has a FIFO queue (a fair `tokio::sync::Mutex`): jobs on one stack run in
 //! the order they were submitted, jobs on different stacks run side by side. A job waits in the
@@ -43,6 +43,8 @@ pub enum JobKind {
         req: DeployRequest,
         to: Option<String>,
     },
+    /// `gantry down [--volumes]`.
+    Down { req: DeployRequest, volumes: bool },
     /// Supervision: re-apply the last good release after drift, recording nothing.
     Reconcile(DeployRequest),
     /// At start: resume the canary a daemon that stopped left at a step.
@@ -81,6 +83,7 @@ impl Job {
         match &self.kind {
             JobKind::Deploy(r)
             | JobKind::Rollback { req: r, .. }
+            | JobKind::Down { req: r, .. }
             | JobKind::Reconcile(r)
             | JobKind::ResumeCanary(r) => r,
         }
@@ -92,6 +95,7 @@ impl Job {
             (_, Origin::FileChange) => "file_change",
             (JobKind::Deploy(_), _) => "deploy",
             (JobKind::Rollback { .. }, _) => "rollback",
+            (JobKind::Down { .. }, _) => "down",
             (JobKind::Reconcile(_), _) => "reconcile",
             (JobKind::ResumeCanary(_), _) => "resume_canary",
         }
@@ -326,6 +330,9 @@ impl Jobs {
                 JobKind::Deploy(_) => deployer.deploy(&work_req, &progress).await,
                 JobKind::Rollback { to, .. } => {
                     deployer.rollback(&work_req, to.as_deref(), &progress).await
+                }
+                JobKind::Down { volumes, .. } => {
+                    deployer.down(&work_req, *volumes, &progress).await
                 }
                 JobKind::Reconcile(_) => deployer.reconcile(&work_req, &progress).await,
                 JobKind::ResumeCanary(_) => deployer.resume_canary(&work_req, &progress).await,

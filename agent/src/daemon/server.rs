@@ -536,6 +536,22 @@ async fn handle(conn: UnixStream, shared: Arc<Shared>) {
             };
             follow(&shared, job, output, write).await;
         }
+        Request::Down {
+            stack,
+            volumes,
+            lock_wait_ms,
+            timeout_ms,
+            output,
+        } => {
+            let mut req = DeployRequest::new(&stack, crate::compose::LoadOptions::default());
+            req.lock_wait = Duration::from_millis(lock_wait_ms);
+            req.timeout = Duration::from_millis(timeout_ms);
+            let job = Job {
+                kind: JobKind::Down { req, volumes },
+                origin: Origin::Cli,
+            };
+            follow(&shared, job, output, write).await;
+        }
     }
 }
 

@@ -299,8 +299,24 @@ impl Deployer {
         .with_edge(&project, self.edge.available());
 
         // A no-op with no deploy id to remember leaves the ledger as it is: nothing happened.
-        if plan.is_noop() && req.deploy_id.is_none() && previous.is_some() {
-            progress.step(None, "nothing to do: every service is up to date");
+        // A down records one anyway when the last good release still had services: the
+        // ledger must say the stack is down, or supervision would bring them back.
+        let down_to_record = req.down
+            && previous.as_ref().is_some_and(|p| {
+                p.model
+                    .get("services")
+                    .and_then(serde_json::Value::as_object)
+                    .is_some_and(|s| !s.is_empty())
+            });
+        if plan.is_noop() && req.deploy_id.is_none() && previous.is_some() && !down_to_record {
+            progress.step(
+                None,
+                if req.down {
+                    "nothing to do: the stack is down"
+                } else {
+                    "nothing to do: every service is up to date"
+                },
+            );
             if plan.services.iter().any(|s| !s.edge.is_empty()) {
                 // The switch is not persistent (a reboot clears it): routes follow what runs.
                 super::sync_edge(self.engine.as_ref(), self.edge.as_ref(), &project.name).await?;

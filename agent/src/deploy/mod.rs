@@ -18,7 +18,7 @@
 //!
 //! Files, one job each: `apply.rs` orchestration and ledger transitions ([`Deployer`]),
 //! `conclude.rs` how a rollout ends (outcome, rollback, record), `resume.rs` a canary resumed
-//! by a new daemon, `canary.rs` canary steps, `edge.rs` the edge switch's rotation,
+//! by a new daemon, `down.rs` `gantry down`, `canary.rs` canary steps, `edge.rs` the edge switch's rotation,
 //! `images.rs` pulls and pruning, `schedule.rs` which services converge when (all whose
 //! dependencies are done, at once; [`DeployRequest::concurrency`] Docker calls in flight), `rollout.rs`
 //! converging one service (a `Rollout` context), `jobs.rs` one-shot jobs, `ready.rs` readiness waits, [`health`] the
@@ -33,6 +33,7 @@
 pub mod apply;
 mod canary;
 mod conclude;
+mod down;
 mod edge;
 pub mod health;
 mod hooks;
@@ -296,6 +297,9 @@ pub struct DeployRequest {
     /// The stack's files, already loaded by [`load_project`] from `load` (`gantry --local`
     /// loads them while Docker is asked for its API version): used as they are. `None` loads.
     pub preloaded: Option<crate::compose::Project>,
+    /// `gantry down`: the project is empty on purpose, and the release is recorded even when
+    /// nothing runs any more (so supervision stops restoring what the last one had).
+    pub down: bool,
 }
 
 impl DeployRequest {
@@ -311,6 +315,7 @@ impl DeployRequest {
             keep_releases: 10,
             concurrency: schedule::DEFAULT_CONCURRENCY,
             preloaded: None,
+            down: false,
         }
     }
 }

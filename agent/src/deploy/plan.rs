@@ -50,6 +50,10 @@ pub struct ServicePlan {
     /// The service's containers now, by replica number (duplicates included).
     #[serde(skip)]
     pub containers: Vec<ContainerInfo>,
+    /// A removal: the service as the last good release had it (how its containers stop:
+    /// signal, grace period, `pre_stop` hooks). `None` for any other action.
+    #[serde(skip)]
+    pub last: Option<Box<Service>>,
 }
 
 /// The whole plan.
@@ -336,6 +340,7 @@ pub fn compute(
             edge: Vec::new(),
             hash,
             containers: existing,
+            last: None,
         });
     }
     for (name, left) in by_service {
@@ -353,6 +358,10 @@ pub fn compute(
             edge: Vec::new(),
             hash: String::new(),
             containers: left.into_iter().cloned().collect(),
+            last: previous
+                .and_then(|r| r.model.get("services")?.get(name))
+                .and_then(|v| serde_json::from_value::<Service>(v.clone()).ok())
+                .map(Box::new),
         });
     }
     Plan {

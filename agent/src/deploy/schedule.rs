@@ -263,16 +263,31 @@ impl Rollout<'_> {
                 result.map_or_else(Ended::Stop, |()| Ended::Done)
             }
             Action::Remove => {
-                progress.step(Some(&sp.service), "removing (no longer in the files)");
+                let why = if self.req.down {
+                    "removing (gantry down)"
+                } else {
+                    "removing (no longer in the files)"
+                };
+                progress.step(Some(&sp.service), why);
+                // Like `docker compose down`: each container serves until it exits on the
+                // service's stop signal within its grace period, its `pre_stop` hooks first.
+                let (signal, timeout, pre_stop) = match sp.last.as_deref() {
+                    Some(svc) => (
+                        svc.stop_signal.as_deref(),
+                        translate::stop_timeout(svc),
+                        svc.pre_stop.as_slice(),
+                    ),
+                    None => (None, Duration::from_secs(10), &[][..]),
+                };
                 let mut result = Ok(());
                 for c in &sp.containers {
                     result = self
                         .retire(
                             c,
-                            &[],
-                            None,
-                            Duration::from_secs(10),
-                            super::rollout::Leave::OffNetworksFirst,
+                            pre_stop,
+                            signal,
+                            timeout,
+                            super::rollout::Leave::ServeUntilExit,
                         )
                         .await;
                     if result.is_err() {

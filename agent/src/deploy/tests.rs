@@ -1287,6 +1287,7 @@ async fn a_job_that_depends_on_an_unchanged_service_runs_first() {
     assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.error);
 }
 
+mod down;
 mod model;
 
 /// A replacement killed between the old container's removal and its own rename serves under

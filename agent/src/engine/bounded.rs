@@ -10,6 +10,7 @@
 //!
 //! Limits: the bound is per rollout (one stack's job), not per daemon.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -18,8 +19,8 @@ use tokio::sync::Semaphore;
 
 use super::{
     ContainerInfo, ContainerSpec, Engine, EngineVersion, Ensured, Event, EventFilter, ExecOutcome,
-    ExecSpec, ImageInfo, ImageRef, NetworkAttachment, NetworkSpec, PullProgressFn, RegistryAuth,
-    Result, VolumeSpec,
+    ExecSpec, ImageInfo, ImageRef, NetworkAttachment, NetworkSpec, Object, PullProgressFn,
+    RegistryAuth, Result, VolumeSpec,
 };
 
 /// `inner`, with at most `limit` short calls in flight.
@@ -90,6 +91,10 @@ impl Engine for Bounded<'_> {
 
     async fn remove_volume(&self, name: &str) -> Result<bool> {
         self.bounded(self.inner.remove_volume(name)).await
+    }
+
+    async fn labels_of(&self, object: &Object) -> Result<Option<BTreeMap<String, String>>> {
+        self.bounded(self.inner.labels_of(object)).await
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {

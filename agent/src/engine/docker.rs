@@ -395,6 +395,23 @@ impl super::Engine for DockerEngine {
         }
     }
 
+    async fn labels_of(&self, object: &Object) -> Result<Option<BTreeMap<String, String>>> {
+        match object {
+            Object::Network(name) => Ok(self.find_network(name).await?.map(|n| n.labels)),
+            Object::Volume(name) => match self.docker.inspect_volume(name).await {
+                Ok(v) => Ok(Some(v.labels.into_iter().collect())),
+                Err(e) => match self.err(object.clone(), e) {
+                    EngineError::NotFound { .. } => Ok(None),
+                    other => Err(other),
+                },
+            },
+            other => Err(EngineError::InvalidSpec {
+                object: other.clone(),
+                reason: "only networks and volumes are asked for their labels".into(),
+            }),
+        }
+    }
+
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
         let body = create_body(spec, self.api_version())?;
         let stack = spec.labels.get(labels::PROJECT).map_or("", String::as_str);

@@ -17,7 +17,7 @@ use std::time::Duration;
 use crate::exit::ExitCode;
 
 /// The Docker object an operation was about.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Object {
     /// The daemon itself (ping, version, events).
     Daemon,

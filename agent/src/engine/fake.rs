@@ -37,8 +37,9 @@ use super::{
 #[derive(Debug, Default)]
 struct State {
     containers: BTreeMap<String, ContainerInfo>,
-    networks: BTreeSet<String>,
-    volumes: BTreeSet<String>,
+    /// Networks and volumes by name, with their labels.
+    networks: BTreeMap<String, BTreeMap<String, String>>,
+    volumes: BTreeMap<String, BTreeMap<String, String>>,
     /// Local images by id.
     images: BTreeMap<String, ImageInfo>,
     /// The fake registry: reference → image.
@@ -241,6 +242,30 @@ impl FakeEngine {
         self.lock().exec_exit.insert(program.to_owned(), code);
     }
 
+    /// A network or volume made by someone else (`labels` as they set them).
+    pub fn add_resource(&self, object: &Object, labels: &[(&str, &str)]) {
+        let labels = labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let mut s = self.lock();
+        match object {
+            Object::Network(name) => s.networks.insert(name.clone(), labels),
+            Object::Volume(name) => s.volumes.insert(name.clone(), labels),
+            _ => None,
+        };
+    }
+
+    /// The networks and volumes there are now (`network NAME`, `volume NAME`).
+    pub fn resources(&self) -> BTreeSet<String> {
+        let s = self.lock();
+        s.networks
+            .keys()
+            .map(|n| format!("network {n}"))
+            .chain(s.volumes.keys().map(|v| format!("volume {v}")))
+            .collect()
+    }
+
     /// Every mutating call so far, in order.
     pub fn calls(&self) -> Vec<String> {
         self.lock().calls.clone()
@@ -339,29 +364,73 @@ impl Engine for FakeEngine {
     }
 
     async fn ensure_network(&self, spec: &NetworkSpec) -> Result<Ensured> {
-        let created = self.lock().networks.insert(spec.name.clone());
+        let mut s = self.lock();
+        let created = !s.networks.contains_key(&spec.name);
+        let labels = s
+            .networks
+            .entry(spec.name.clone())
+            .or_insert_with(|| spec.labels.clone())
+            .clone();
         Ok(Ensured {
             id: spec.name.clone(),
             created,
-            labels: spec.labels.clone(),
+            labels,
         })
     }
 
     async fn remove_network(&self, name: &str) -> Result<bool> {
-        Ok(self.lock().networks.remove(name))
+        let mut s = self.lock();
+        // Docker refuses to remove a network with containers attached.
+        if s.containers
+            .values()
+            .any(|c| c.networks.iter().any(|n| n == name))
+        {
+            return Err(EngineError::Conflict {
+                object: Object::Network(name.to_owned()),
+                message: "network has active endpoints".into(),
+            });
+        }
+        let removed = s.networks.remove(name).is_some();
+        if removed {
+            s.calls.push(format!("remove network {name}"));
+        }
+        Ok(removed)
     }
 
     async fn ensure_volume(&self, spec: &VolumeSpec) -> Result<Ensured> {
-        let created = self.lock().volumes.insert(spec.name.clone());
+        let mut s = self.lock();
+        let created = !s.volumes.contains_key(&spec.name);
+        let labels = s
+            .volumes
+            .entry(spec.name.clone())
+            .or_insert_with(|| spec.labels.clone())
+            .clone();
         Ok(Ensured {
             id: spec.name.clone(),
             created,
-            labels: spec.labels.clone(),
+            labels,
         })
     }
 
     async fn remove_volume(&self, name: &str) -> Result<bool> {
-        Ok(self.lock().volumes.remove(name))
+        let mut s = self.lock();
+        let removed = s.volumes.remove(name).is_some();
+        if removed {
+            s.calls.push(format!("remove volume {name}"));
+        }
+        Ok(removed)
+    }
+
+    async fn labels_of(&self, object: &Object) -> Result<Option<BTreeMap<String, String>>> {
+        let s = self.lock();
+        match object {
+            Object::Network(name) => Ok(s.networks.get(name).cloned()),
+            Object::Volume(name) => Ok(s.volumes.get(name).cloned()),
+            other => Err(EngineError::InvalidSpec {
+                object: other.clone(),
+                reason: "only networks and volumes have labels here".into(),
+            }),
+        }
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {

@@ -81,6 +81,13 @@ pub trait Engine: Send + Sync {
     /// Removes a volume and its data; `Ok(false)` if it did not exist.
     async fn remove_volume(&self, name: &str) -> Result<bool>;
 
+    /// The labels of a network or volume (`object`), `None` when it does not exist: who made
+    /// it, before anything removes it. Other objects are [`EngineError::InvalidSpec`].
+    async fn labels_of(
+        &self,
+        object: &Object,
+    ) -> Result<Option<std::collections::BTreeMap<String, String>>>;
+
     /// Creates (does not start) the container, attached to every network of the spec. Returns
     /// its id. A taken name is [`EngineError::Conflict`]. If attaching a network fails, the
     /// half-made container is removed again.
