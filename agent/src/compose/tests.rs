@@ -461,7 +461,7 @@ fn a_value_that_does_not_convert_is_quoted_as_written_not_as_interpolated() {
         (
             "x-gantry: {edge: '${SECRET}'}",
             "services.s.x-gantry.edge",
-            "a string is not true or false",
+            "a string that is not true or false",
         ),
         (
             "x-gantry: {job: {timeout: '${SECRET}'}}",
@@ -471,7 +471,17 @@ fn a_value_that_does_not_convert_is_quoted_as_written_not_as_interpolated() {
         (
             "x-gantry: {health: {tcp: '${SECRET}'}}",
             "services.s.x-gantry.health.tcp",
-            "a string is not a port number",
+            "a string that is not a port number (write a number from 1 to 65535)",
+        ),
+        (
+            "x-gantry: {health: {tcp: '${BIG}'}}",
+            "services.s.x-gantry.health.tcp",
+            "a string that is not a port number (write a number from 1 to 65535)",
+        ),
+        (
+            "x-gantry: {health: {tcp: 80, failures: '${NEG}'}}",
+            "services.s.x-gantry.health.failures",
+            "a string that is not a count (write a whole number, 1 or more, like 3)",
         ),
         (
             "x-gantry: {health: {http: '${SECRET}'}}",
@@ -496,7 +506,12 @@ fn a_value_that_does_not_convert_is_quoted_as_written_not_as_interpolated() {
         (
             "x-gantry: {canary: {steps: ['${SECRET}']}}",
             "services.s.x-gantry.canary.steps",
-            "a string is not a percentage",
+            "a string that is not a percentage",
+        ),
+        (
+            "x-gantry: {canary: {steps: [10, '${BIG}']}}",
+            "services.s.x-gantry.canary.steps",
+            "a string that is not a percentage from 1 to 100",
         ),
         (
             "x-gantry: {min_ready: '${SECRET}'}",
@@ -1489,4 +1504,40 @@ fn env_files_see_the_service_environment_and_earlier_env_files() {
             ("S", "from-svc"),
         ])
     );
+}
+
+/// `x-gantry`'s numbers and booleans can come from variables, like compose's own typed keys
+/// (`deploy.replicas: ${N}`): the string interpolation makes is read with the range the key
+/// has; a stack default too.
+#[test]
+fn x_gantry_numbers_and_booleans_are_filled_from_variables() {
+    let (_t, d) = project_dir("p");
+    write(
+        &d,
+        ".env",
+        "PASSES=2\nFAILS=5\nPORT=8080\nEDGE=false\nSTEP=25\nREADY=0.5\nN=3\n",
+    );
+    let f = write(
+        &d,
+        "compose.yaml",
+        "x-gantry: {min_ready: '${READY}'}\n\
+         services:\n  s:\n    image: x\n    deploy: {replicas: '${N}'}\n    x-gantry:\n      \
+         health: {http: /, port: '${PORT}', passes: '${PASSES}', failures: $FAILS}\n      \
+         edge: ${EDGE}\n      canary: {steps: ['${STEP}', 100], abort: {restarts: '${N}'}}\n",
+    );
+    let p = load(&opts(vec![f])).unwrap();
+    let s = p.service("s").unwrap();
+    assert_eq!(s.replicas(), 3);
+    let g = &s.gantry;
+    let h = g.health.as_ref().unwrap();
+    assert_eq!((h.passes, h.failures), (2, 5));
+    assert!(
+        matches!(h.target, xgantry::Target::Http { port: 8080, .. }),
+        "{:?}",
+        h.target
+    );
+    assert_eq!(g.edge, Some(false));
+    assert_eq!(g.min_ready, Some(std::time::Duration::from_millis(500)));
+    let c = g.canary.as_ref().unwrap();
+    assert_eq!((c.steps.as_slice(), c.restarts), (&[25, 100][..], 3));
 }

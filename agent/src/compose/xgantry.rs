@@ -12,10 +12,13 @@
 //! Design: the mapping is walked by hand, so every error names the key it is about
 //! (`x-gantry.health.status`) and the loader can add the file and the service. A malformed
 //! value is an error, never a default; an unknown key is an error naming it. Durations are a
-//! number of seconds or a duration string (`10s`, `1m30s`). An error shows a number, a boolean
-//! or null it is about, never a string, list or mapping ([`shown`]): `x-gantry` is read after
-//! the files are merged, where which strings interpolation made (a secret, maybe) is no longer
-//! known.
+//! number of seconds or a duration string (`10s`, `1m30s`). A whole number, a number of seconds
+//! or a boolean may also be a string holding one, as interpolation makes them
+//! (`passes: ${PASSES}`), read as compose reads `replicas: ${N}` or `privileged: ${P}`
+//! ([`whole`], [`boolean`]). An error shows a number, a boolean or null it is about, never a
+//! string, list or mapping ([`shown`]), nor a number read from a string: `x-gantry` is read
+//! after the files are merged, where which strings interpolation made (a secret, maybe) is no
+//! longer known.
 //!
 //! Limits: the daemon's per-stack settings (`reconcile`, `watch_compose_files`) live in
 //! `gantry.yaml` under `daemon.stacks.<name>`, not here; `x-gantry.reconcile` and `x-gantry.watch_compose`
@@ -170,13 +173,12 @@ impl XGantry {
                 "job" => out.job = job(&path, value)?,
                 "canary" => out.canary = Some(canary(&path, value)?),
                 "edge" => {
-                    out.edge = Some(value.as_bool().ok_or_else(|| {
-                        XGantryError::new(
+                    out.edge = Some(boolean(value).ok_or_else(|| {
+                        not(
                             &path,
-                            format!(
-                                "{} is not true or false (false: Docker publishes the ports)",
-                                shown(value)
-                            ),
+                            value,
+                            "true or false",
+                            "false: Docker publishes the ports",
                         )
                     })?);
                 }
@@ -282,9 +284,11 @@ fn mapping<'a>(
 }
 
 fn job(key: &str, value: &Value) -> Result<Option<Job>, XGantryError> {
+    if let Some(b) = boolean(value) {
+        return Ok(b.then(Job::default));
+    }
     match value {
-        Value::Null | Value::Bool(false) => Ok(None),
-        Value::Bool(true) => Ok(Some(Job::default())),
+        Value::Null => Ok(None),
         Value::String(s) if s == "pre-deploy" => Ok(Some(Job::default())),
         Value::Object(m) => {
             let mut job = Job::default();
@@ -297,12 +301,11 @@ fn job(key: &str, value: &Value) -> Result<Option<Job>, XGantryError> {
             }
             Ok(Some(job))
         }
-        other => Err(XGantryError::new(
+        other => Err(not(
             key,
-            format!(
-                "{} is not a job setting (write pre-deploy, or {{timeout: 10m}})",
-                shown(other)
-            ),
+            other,
+            "a job setting",
+            "write pre-deploy, true, false, or {timeout: 10m}",
         )),
     }
 }
@@ -336,9 +339,7 @@ fn probe(key: &str, value: &Value) -> Result<Probe, XGantryError> {
             "tcp" => tcp = Some(port_number(&path, v)?),
             "status" => status = status_range(&path, v)?,
             // 0 passes reads as 1, as it always has.
-            "passes" => {
-                probe.passes = count(&path, &v.as_u64().map_or(v.clone(), |n| n.max(1).into()))?
-            }
+            "passes" => probe.passes = integer::<u32>(&path, v, |_| true, COUNT)?.max(1),
             "failures" => probe.failures = count(&path, v)?,
             "body" => {
                 body.contains = Some(
@@ -395,12 +396,75 @@ fn probe(key: &str, value: &Value) -> Result<Probe, XGantryError> {
     Ok(probe)
 }
 
+/// What a count is and how to write one, for its errors.
+const COUNT: (&str, &str) = ("a count", "a whole number, 1 or more, like 3");
+
 /// A count of at least 1.
 fn count(key: &str, v: &Value) -> Result<u32, XGantryError> {
-    v.as_u64()
-        .and_then(|n| u32::try_from(n).ok())
-        .filter(|n| *n > 0)
-        .ok_or_else(|| XGantryError::new(key, format!("{} is not a count (1 or more)", shown(v))))
+    integer(key, v, |n: &u32| *n > 0, COUNT)
+}
+
+/// A whole number that fits `T` and passes `ok`, written as a number or as a string holding
+/// one ([`whole`]); else an error saying what the key holds (`what`) and how to write it.
+fn integer<T: TryFrom<i128>>(
+    key: &str,
+    v: &Value,
+    ok: impl Fn(&T) -> bool,
+    (what, write): (&str, &str),
+) -> Result<T, XGantryError> {
+    whole(v)
+        .and_then(|n| T::try_from(n).ok())
+        .filter(ok)
+        .ok_or_else(|| not(key, v, what, &format!("write {write}")))
+}
+
+/// A whole number: one YAML wrote, or a string of digits with an optional sign and nothing
+/// around them (`"3"`, `"+3"`, `"03"`, `"-1"`), as compose's `strconv.Atoi` reads an
+/// interpolated `replicas: ${N}`. Far too many digits saturate (out of every key's range).
+fn whole(v: &Value) -> Option<i128> {
+    match v {
+        Value::Number(n) => n
+            .as_i64()
+            .map(i128::from)
+            .or_else(|| n.as_u64().map(i128::from)),
+        Value::String(s) => {
+            let (negative, digits) = match s.as_bytes().first() {
+                Some(b'-') => (true, &s[1..]),
+                Some(b'+') => (false, &s[1..]),
+                _ => (false, s.as_str()),
+            };
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let n = digits.parse::<i128>().unwrap_or(i128::MAX);
+            Some(if negative { -n } else { n })
+        }
+        _ => None,
+    }
+}
+
+/// A boolean: one YAML wrote, or a string compose reads as one when interpolation made it
+/// (`privileged: ${P}`): `true`, `yes`, `y`, `on` and `false`, `no`, `n`, `off`, in any case.
+fn boolean(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => match s.to_ascii_lowercase().as_str() {
+            "true" | "yes" | "y" | "on" => Some(true),
+            "false" | "no" | "n" | "off" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// `key`'s value `v` is not `what`: the error, with `hint` in parentheses. A string is not
+/// shown, not even when it holds a number out of range (a variable may have given it).
+fn not(key: &str, v: &Value, what: &str, hint: &str) -> XGantryError {
+    let found = match v {
+        Value::String(s) if !s.is_empty() => "a string that".to_owned(),
+        other => shown(other),
+    };
+    XGantryError::new(key, format!("{found} is not {what} ({hint})"))
 }
 
 /// `startup: {deadline: 2m}`.
@@ -480,14 +544,6 @@ fn canary(key: &str, value: &Value) -> Result<Canary, XGantryError> {
         probe_failures: 3,
         restarts: 1,
     };
-    let count = |path: &str, v: &Value| {
-        v.as_u64()
-            .and_then(|n| u32::try_from(n).ok())
-            .filter(|n| *n > 0)
-            .ok_or_else(|| {
-                XGantryError::new(path, format!("{} is not a count of 1 or more", shown(v)))
-            })
-    };
     let mut steps = None;
     for (k, v) in mapping(key, value)? {
         let path = format!("{key}.{k}");
@@ -499,35 +555,38 @@ fn canary(key: &str, value: &Value) -> Result<Canary, XGantryError> {
                         format!("{} is not a list like [10, 50, 100]", shown(v)),
                     )
                 })?;
-                let mut parsed = Vec::new();
-                for item in list {
-                    let n = item
-                        .as_u64()
-                        .and_then(|n| u8::try_from(n).ok())
-                        .filter(|n| (1..=100).contains(n))
-                        .ok_or_else(|| {
-                            XGantryError::new(
-                                &path,
-                                format!("{} is not a percentage from 1 to 100", shown(item)),
-                            )
-                        })?;
+                // Numbers read from strings are not shown: steps are then named by position.
+                let from_strings = list.iter().any(Value::is_string);
+                let mut parsed: Vec<u8> = Vec::new();
+                for (i, item) in list.iter().enumerate() {
+                    let n = integer(
+                        &path,
+                        item,
+                        |n: &u8| (1..=100).contains(n),
+                        ("a percentage from 1 to 100", "a whole number from 1 to 100"),
+                    )?;
                     if let Some(last) = parsed.last().filter(|last| **last >= n) {
+                        let which = if from_strings {
+                            format!("step {} is not above step {i}", i + 1)
+                        } else {
+                            format!("{n} comes after {last}")
+                        };
                         return Err(XGantryError::new(
                             &path,
-                            format!(
-                                "must increase step by step (like [10, 50, 100]): {n} comes \
-                                 after {last}"
-                            ),
+                            format!("must increase step by step (like [10, 50, 100]): {which}"),
                         ));
                     }
                     parsed.push(n);
                 }
                 if parsed.last() != Some(&100) {
+                    let what = if from_strings {
+                        "the steps".to_owned()
+                    } else {
+                        format!("{parsed:?}")
+                    };
                     return Err(XGantryError::new(
                         &path,
-                        format!(
-                            "{parsed:?} must end at 100 (the new version takes every connection)"
-                        ),
+                        format!("{what} must end at 100 (the new version takes every connection)"),
                     ));
                 }
                 steps = Some(parsed);
@@ -561,10 +620,12 @@ fn canary(key: &str, value: &Value) -> Result<Canary, XGantryError> {
 }
 
 fn port_number(key: &str, v: &Value) -> Result<u16, XGantryError> {
-    v.as_u64()
-        .and_then(|n| u16::try_from(n).ok())
-        .filter(|n| *n > 0)
-        .ok_or_else(|| XGantryError::new(key, format!("{} is not a port number", shown(v))))
+    integer(
+        key,
+        v,
+        |n: &u16| *n > 0,
+        ("a port number", "a number from 1 to 65535"),
+    )
 }
 
 fn status_range(key: &str, v: &Value) -> Result<(u16, u16), XGantryError> {
@@ -588,28 +649,45 @@ fn status_range(key: &str, v: &Value) -> Result<(u16, u16), XGantryError> {
     }
 }
 
-/// A number of seconds or a duration string.
+/// A number of seconds or a duration string (`"90"` and `"1.5"`, a number of seconds as
+/// interpolation gives it, included).
 fn duration(key: &str, v: &Value) -> Result<Duration, XGantryError> {
+    // Saturating like the strings (at 100 years), where `from_secs_f64` alone panics on a
+    // number of seconds too large for a Duration.
+    let seconds =
+        |s: f64| Duration::from_secs_f64(s.min(gantry_common::duration::MAX.as_secs_f64()));
     match v {
-        // Saturating like the strings (at 100 years), where `from_secs_f64` alone panics on
-        // a number of seconds too large for a Duration.
         Value::Number(n) => n
             .as_f64()
             .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(|s| Duration::from_secs_f64(s.min(gantry_common::duration::MAX.as_secs_f64())))
+            .map(seconds)
             .ok_or_else(|| XGantryError::new(key, format!("{n} is not a duration"))),
         // Not the parser's message: it quotes the text, or a part of it.
-        Value::String(s) => gantry_common::duration::parse(s).map_err(|_| {
-            XGantryError::new(
-                key,
-                "a string that is not a duration (write it like 60s, 1m30s or 500ms)",
-            )
-        }),
+        Value::String(s) => gantry_common::duration::parse(s)
+            .ok()
+            .or_else(|| decimal_seconds(s).map(seconds))
+            .ok_or_else(|| {
+                XGantryError::new(
+                    key,
+                    "a string that is not a duration (write it like 60s, 1m30s or 500ms)",
+                )
+            }),
         other => Err(XGantryError::new(
             key,
             format!("{} is not a duration (write 10s, 1m30s)", shown(other)),
         )),
     }
+}
+
+/// A number of seconds with a fraction, as a string (`"1.5"`): digits, a point, digits. (The
+/// duration rule reads whole numbers of seconds; it has no fractions.)
+fn decimal_seconds(s: &str) -> Option<f64> {
+    let (int, frac) = s.split_once('.')?;
+    let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    (digits(int) && digits(frac))
+        .then(|| s.parse::<f64>().ok())
+        .flatten()
+        .filter(|f| f.is_finite())
 }
 
 fn http_target(

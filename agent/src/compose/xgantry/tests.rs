@@ -115,7 +115,7 @@ fn canary_and_edge_are_read_and_checked() {
             "x-gantry.canary.abort.probe_failure",
             "unknown",
         ),
-        (json!({"edge": "no"}), "x-gantry.edge", "true or false"),
+        (json!({"edge": "maybe"}), "x-gantry.edge", "true or false"),
     ];
     for (input, key, what) in bad {
         let e = parse(input.clone()).unwrap_err();
@@ -248,7 +248,8 @@ fn bad_body_checks_name_their_key() {
         (http(json!({"body": ""})), "x-gantry.health.body"),
         (http(json!({"bdy": "ok"})), "x-gantry.health.bdy"),
         (http(json!({"failures": 0})), "x-gantry.health.failures"),
-        (http(json!({"failures": "3"})), "x-gantry.health.failures"),
+        (http(json!({"failures": "0"})), "x-gantry.health.failures"),
+        (http(json!({"failures": "3x"})), "x-gantry.health.failures"),
         (http(json!({"startup": "2m"})), "x-gantry.health.startup"),
         (
             http(json!({"startup": {}})),
@@ -370,4 +371,207 @@ proptest::proptest! {
             Err(e) => proptest::prop_assert!(e.key.starts_with("x-gantry."), "{}", e),
         }
     }
+}
+
+/// Every whole-number, number-of-seconds and boolean key takes a string holding one, as
+/// interpolation makes it (`passes: ${N}`), with the range it has as a number: compose reads
+/// `replicas: ${N}` and `privileged: ${P}` the same way.
+#[test]
+fn numbers_and_booleans_may_be_strings_as_interpolation_makes_them() {
+    let x = parse(json!({
+        "health": {"http": "/", "port": "8080", "passes": "2", "failures": "+5",
+                   "interval": "1.5", "timeout": "3", "deadline": "120",
+                   "startup": {"deadline": "0.25"}},
+        "min_ready": "0.5",
+        "edge": "false",
+        "canary": {"steps": ["10", 50, "100"], "pause": "30",
+                   "abort": {"probe_failures": "4", "restarts": "02"}},
+    }))
+    .unwrap();
+    let p = x.health.unwrap();
+    assert_eq!(
+        (
+            p.passes, p.failures, p.interval, p.timeout, p.deadline, p.startup
+        ),
+        (
+            2,
+            5,
+            Duration::from_millis(1500),
+            Duration::from_secs(3),
+            Some(Duration::from_secs(120)),
+            Some(Duration::from_millis(250))
+        )
+    );
+    assert!(
+        matches!(p.target, Target::Http { port: 8080, .. }),
+        "{:?}",
+        p.target
+    );
+    assert_eq!(x.min_ready, Some(Duration::from_millis(500)));
+    assert_eq!(x.edge, Some(false));
+    assert_eq!(
+        x.canary,
+        Some(Canary {
+            steps: vec![10, 50, 100],
+            pause: Duration::from_secs(30),
+            probe_failures: 4,
+            restarts: 2
+        })
+    );
+    let tcp = parse(json!({"health": {"tcp": "5432", "passes": "0"}}))
+        .unwrap()
+        .health
+        .unwrap();
+    assert_eq!((tcp.target, tcp.passes), (Target::Tcp { port: 5432 }, 1));
+    // Booleans as compose reads an interpolated one, in any case.
+    for (text, edge) in [
+        ("true", true),
+        ("TRUE", true),
+        ("yes", true),
+        ("on", true),
+        ("y", true),
+        ("False", false),
+        ("no", false),
+        ("off", false),
+        ("n", false),
+    ] {
+        assert_eq!(
+            parse(json!({ "edge": text })).unwrap().edge,
+            Some(edge),
+            "{text}"
+        );
+    }
+    for (text, job) in [
+        ("true", Some(Job::default())),
+        ("false", None),
+        ("pre-deploy", Some(Job::default())),
+    ] {
+        assert_eq!(parse(json!({ "job": text })).unwrap().job, job, "{text}");
+    }
+}
+
+/// A string that does not hold what its key takes (not a number at all, or one out of range)
+/// is refused naming the key and how to write it, without quoting it: it may come from a
+/// variable holding a secret, digits included.
+#[test]
+fn a_string_that_is_not_a_number_or_boolean_is_refused_unquoted() {
+    let http = |k: &str, v: &str| json!({"health": {"http": "/", "port": 80, k: v}});
+    let cases = [
+        (
+            http("passes", "31337x"),
+            "x-gantry.health.passes",
+            "write a whole number, 1 or more",
+        ),
+        (
+            http("passes", "-31337"),
+            "x-gantry.health.passes",
+            "write a whole number, 1 or more",
+        ),
+        (
+            http("failures", "0"),
+            "x-gantry.health.failures",
+            "write a whole number, 1 or more",
+        ),
+        (
+            http("failures", " 3"),
+            "x-gantry.health.failures",
+            "write a whole number, 1 or more",
+        ),
+        (
+            http("failures", "3.0"),
+            "x-gantry.health.failures",
+            "write a whole number, 1 or more",
+        ),
+        (
+            http("failures", "99999999999999999999999999999999999999999"),
+            "x-gantry.health.failures",
+            "1 or more",
+        ),
+        (
+            http("port", "131337"),
+            "x-gantry.health.port",
+            "write a number from 1 to 65535",
+        ),
+        (
+            json!({"health": {"tcp": "0x50"}}),
+            "x-gantry.health.tcp",
+            "from 1 to 65535",
+        ),
+        (
+            http("interval", "-1.5"),
+            "x-gantry.health.interval",
+            "write it like 60s",
+        ),
+        (
+            http("interval", "1."),
+            "x-gantry.health.interval",
+            "write it like 60s",
+        ),
+        (
+            json!({"min_ready": "NaN"}),
+            "x-gantry.min_ready",
+            "write it like 60s",
+        ),
+        (
+            json!({"edge": "1"}),
+            "x-gantry.edge",
+            "is not true or false",
+        ),
+        (
+            json!({"edge": " true"}),
+            "x-gantry.edge",
+            "is not true or false",
+        ),
+        (
+            json!({"job": "0"}),
+            "x-gantry.job",
+            "write pre-deploy, true, false",
+        ),
+        (
+            json!({"canary": {"steps": ["131"]}}),
+            "x-gantry.canary.steps",
+            "from 1 to 100",
+        ),
+        (
+            json!({"canary": {"steps": [100], "abort": {"restarts": "0"}}}),
+            "x-gantry.canary.abort.restarts",
+            "1 or more",
+        ),
+        (
+            json!({"canary": {"steps": [100], "abort": {"probe_failures": "many"}}}),
+            "x-gantry.canary.abort.probe_failures",
+            "1 or more",
+        ),
+    ];
+    for (value, key, says) in cases {
+        let e = parse(value.clone()).unwrap_err();
+        assert_eq!(e.key, key, "{value}: {e}");
+        assert!(e.message.contains(says), "{value}: {e}");
+        assert!(
+            e.message.starts_with("a string that is not"),
+            "{value}: {e}"
+        );
+        for secret in ["31337", "131", "0x50", "NaN", "999"] {
+            assert!(!e.message.contains(secret), "{value}: quoted: {e}");
+        }
+    }
+    // Written as numbers, they are shown: YAML wrote them.
+    let e = parse(json!({"health": {"tcp": 70000}})).unwrap_err();
+    assert_eq!(
+        e.message,
+        "70000 is not a port number (write a number from 1 to 65535)"
+    );
+    // Steps read from strings are named by position, not by value.
+    let e = parse(json!({"canary": {"steps": ["50", "41", "100"]}})).unwrap_err();
+    assert_eq!(
+        e.message,
+        "must increase step by step (like [10, 50, 100]): step 2 is not above step 1"
+    );
+    let e = parse(json!({"canary": {"steps": ["41", 50]}})).unwrap_err();
+    assert_eq!(
+        e.message,
+        "the steps must end at 100 (the new version takes every connection)"
+    );
+    let e = parse(json!({"canary": {"steps": [41, 50]}})).unwrap_err();
+    assert!(e.message.starts_with("[41, 50] must end at 100"), "{e}");
 }
