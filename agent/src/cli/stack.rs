@@ -53,11 +53,9 @@ impl StackArgs {
             // "no such file" error should name.
             let dir = global.config_dir.join("stacks").join(&self.stack);
             let mut warnings = Vec::new();
-            let found = compose::discover(&dir, &mut warnings).unwrap_or_else(|e| {
-                // The load fails on that file, naming it; say here what to do about it.
-                tracing::warn!(stack = %self.stack, "{e}");
-                vec![e.file]
-            });
+            // A file found there that cannot be read is returned all the same: the load
+            // refuses it, naming it and saying what to do.
+            let found = compose::discover(&dir, &mut warnings);
             for w in warnings {
                 tracing::warn!(stack = %self.stack, "{w}");
             }
@@ -94,5 +92,74 @@ mod tests {
         );
         assert!(parse_var("NOPE").unwrap_err().contains("K=V"));
         assert!(parse_var("1X=2").is_err());
+    }
+
+    fn global(config_dir: &std::path::Path) -> GlobalArgs {
+        GlobalArgs {
+            state_dir: "/nonexistent/state".into(),
+            config_dir: config_dir.to_path_buf(),
+            local: true,
+            socket: "/nonexistent/gantry.sock".into(),
+            log_level: "warn".into(),
+            log_format: gantry_common::logging::LogFormat::Text,
+        }
+    }
+
+    fn stack(name: &str) -> StackArgs {
+        StackArgs {
+            stack: name.into(),
+            files: Vec::new(),
+            vars: Vec::new(),
+            env_files: Vec::new(),
+            profiles: Vec::new(),
+        }
+    }
+
+    /// Without -f, a stack's files are what compose would find in its directory: the default
+    /// file and its override; one that is there but cannot be read (a directory) is taken all
+    /// the same, and the load refuses it naming it; none there, the compose.yaml the "cannot
+    /// read" error then names.
+    #[test]
+    fn a_stack_s_files_are_found_in_its_directory() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("stacks/web");
+        std::fs::create_dir_all(&dir).unwrap();
+        let g = global(t.path());
+        assert_eq!(
+            stack("web").load_options(&g).files,
+            vec![dir.join("compose.yaml")],
+            "nothing there"
+        );
+        std::fs::write(
+            dir.join("docker-compose.yml"),
+            "services: {a: {image: x}}\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("compose.override.yaml"), "services: {}\n").unwrap();
+        assert_eq!(
+            stack("web").load_options(&g).files,
+            vec![
+                dir.join("docker-compose.yml"),
+                dir.join("compose.override.yaml")
+            ]
+        );
+        std::fs::create_dir(dir.join("compose.yaml")).unwrap();
+        let o = stack("web").load_options(&g);
+        assert_eq!(
+            o.files,
+            vec![dir.join("compose.yaml"), dir.join("compose.override.yaml")]
+        );
+        match compose::load(&o) {
+            Err(compose::ComposeError::UnreadableComposeFile(e)) => {
+                assert_eq!(e.file, dir.join("compose.yaml"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut named = stack("web");
+        named.files = vec!["/elsewhere/c.yaml".into()];
+        assert_eq!(
+            named.load_options(&g).files,
+            vec![PathBuf::from("/elsewhere/c.yaml")]
+        );
     }
 }

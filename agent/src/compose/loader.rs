@@ -56,19 +56,13 @@ pub const OVERRIDE_FILES: &[&str] = &[
 /// name, and [`load`](super::load) refuses it with one error naming it and saying what to do
 /// ([`UnreadableComposeFile`]). Compose fails on the first two as well; it skips the
 /// symlinks, where Gantry refuses to fall back to another file silently.
-///
-/// Errors: none today; a caller that gets one loads the file it names, which fails the same
-/// way.
-pub fn discover(
-    dir: &Path,
-    warnings: &mut Vec<String>,
-) -> Result<Vec<PathBuf>, UnreadableComposeFile> {
+pub fn discover(dir: &Path, warnings: &mut Vec<String>) -> Vec<PathBuf> {
     let Some(main) = first_of(dir, DEFAULT_FILES, "compose", warnings) else {
-        return Ok(Vec::new());
+        return Vec::new();
     };
     let mut files = vec![main];
     files.extend(first_of(dir, OVERRIDE_FILES, "override", warnings));
-    Ok(files)
+    files
 }
 
 /// The first of `names` in `dir`; a warning when there are several.
@@ -181,7 +175,7 @@ pub(crate) fn load(opts: &LoadOptions) -> Result<Project, ComposeError> {
         compose_file.iter().map(|f| absolute(&cwd, f)).collect()
     } else {
         let dir = explicit_dir.clone().unwrap_or_else(|| cwd.clone());
-        let found = discover(&dir, &mut discovery_warnings)?;
+        let found = discover(&dir, &mut discovery_warnings);
         if found.is_empty() {
             return Err(ComposeError::NoComposeFile { dir });
         }

@@ -1314,28 +1314,22 @@ fn oversized_or_fifo_compose_and_env_files_are_refused_as_invalid_input_naming_t
 fn discovery_takes_compose_s_default_file_then_its_first_override() {
     let (_t, d) = project_dir("disc");
     let mut warnings = Vec::new();
-    assert!(
-        discover(&d, &mut warnings).unwrap().is_empty(),
-        "no default file"
-    );
+    assert!(discover(&d, &mut warnings).is_empty(), "no default file");
     let yaml = write(&d, "docker-compose.yaml", "services: {}\n");
-    assert_eq!(discover(&d, &mut warnings).unwrap(), vec![yaml.clone()]);
+    assert_eq!(discover(&d, &mut warnings), vec![yaml.clone()]);
     // compose prefers docker-compose.yml over .yaml, and says which it ignored.
     let yml = write(&d, "docker-compose.yml", "services: {}\n");
-    assert_eq!(discover(&d, &mut warnings).unwrap(), vec![yml.clone()]);
+    assert_eq!(discover(&d, &mut warnings), vec![yml.clone()]);
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].contains("ignoring") && warnings[0].contains("docker-compose.yaml"));
     warnings.clear();
     let over = write(&d, "docker-compose.override.yml", "services: {}\n");
-    assert_eq!(
-        discover(&d, &mut warnings).unwrap(),
-        vec![yml.clone(), over.clone()]
-    );
+    assert_eq!(discover(&d, &mut warnings), vec![yml.clone(), over.clone()]);
     assert!(warnings.len() == 1, "only the two defaults: {warnings:?}");
     let main = write(&d, "compose.yaml", "services: {}\n");
     let first_over = write(&d, "compose.override.yml", "services: {}\n");
     warnings.clear();
-    assert_eq!(discover(&d, &mut warnings).unwrap(), vec![main, first_over]);
+    assert_eq!(discover(&d, &mut warnings), vec![main, first_over]);
     assert_eq!(
         warnings.len(),
         2,
@@ -1357,7 +1351,7 @@ fn an_unreadable_default_file_is_an_error_naming_it_not_skipped() {
     let main = d.join("compose.yaml");
     let refused = |what: &str| {
         let mut warnings = Vec::new();
-        let found = discover(&d, &mut warnings).unwrap();
+        let found = discover(&d, &mut warnings);
         assert_eq!(found, vec![main.clone()], "{what}");
         // The one warning: docker-compose.yml is ignored, as compose says.
         assert_eq!(warnings.len(), 1, "{what}: {warnings:?}");
@@ -1403,11 +1397,11 @@ fn an_unreadable_default_file_is_an_error_naming_it_not_skipped() {
     }
     std::fs::set_permissions(&main, std::fs::Permissions::from_mode(0o644)).unwrap();
     let mut warnings = Vec::new();
-    assert_eq!(discover(&d, &mut warnings).unwrap(), vec![main.clone()]);
+    assert_eq!(discover(&d, &mut warnings), vec![main.clone()]);
     // An override file is held to the same rule.
     let over = d.join("compose.override.yml");
     std::fs::create_dir(&over).unwrap();
-    let found = discover(&d, &mut warnings).unwrap();
+    let found = discover(&d, &mut warnings);
     assert_eq!(found, vec![main.clone(), over.clone()]);
     match load(&opts(found)) {
         Err(ComposeError::UnreadableComposeFile(e)) => assert_eq!(e.file, over),
