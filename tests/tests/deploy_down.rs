@@ -107,13 +107,20 @@ fn down_takes_the_stack_off_keeps_it_off_and_rollback_brings_it_back() {
     );
 }
 
-/// `web` answers until it exits: on SIGTERM its shell waits 3 s before it exits, and httpd
-/// serves meanwhile (as under `docker compose down`, which leaves the networks be).
+/// `web` (two replicas) answers until it exits: on SIGTERM its shell waits 3 s before it
+/// exits, and httpd serves meanwhile (as under `docker compose down`, which leaves the
+/// networks be). `stubborn` ignores SIGTERM: its 1 s grace period, not Docker's 10 s, ends it.
 const DRAINING: &str = r#"
 services:
+  stubborn:
+    image: ${IMAGE}
+    command: ["sh", "-c", "trap '' TERM; while true; do sleep 0.1; done"]
+    stop_grace_period: 1s
+    x-gantry: {min_ready: 0s}
   web:
     image: ${IMAGE}
     ports: ["127.0.0.1:${WEB_PORT}:8080"]
+    deploy: {replicas: 2}
     stop_grace_period: 20s
     command:
       - sh
@@ -127,7 +134,7 @@ services:
 "#;
 
 #[test]
-fn a_container_taken_down_serves_until_it_exits_on_its_stop_signal() {
+fn containers_taken_down_serve_until_they_exit_all_at_once_within_their_grace() {
     if !gantry_tests::edge_switch_available() {
         return;
     }
@@ -142,7 +149,7 @@ fn a_container_taken_down_serves_until_it_exits_on_its_stop_signal() {
 
     let started = std::time::Instant::now();
     let mut down = d.command(&["down", &stack]).spawn().unwrap();
-    let web = format!("{stack}-web-1");
+    let web = format!("{stack}-web-2");
     // Wait until Docker has sent the stop signal (the container is still running: its
     // trap sleeps), then ask: it still answers.
     wait_for("the stop signal", Duration::from_secs(10), || {
@@ -173,5 +180,8 @@ fn a_container_taken_down_serves_until_it_exits_on_its_stop_signal() {
         took >= Duration::from_secs(3),
         "the down waited for the exit: {took:?}"
     );
+    // Replicas and services go at once, and `stubborn` within its own grace period: one
+    // after another, or with Docker's default 10 s, it would take 7 s or more.
+    assert!(took < Duration::from_secs(6), "the down took {took:?}");
     assert_eq!(project_containers(&stack), Vec::<String>::new());
 }

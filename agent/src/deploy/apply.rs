@@ -301,17 +301,19 @@ impl Deployer {
         // A no-op with no deploy id to remember leaves the ledger as it is: nothing happened.
         // A down records one anyway when the last good release still had services: the
         // ledger must say the stack is down, or supervision would bring them back.
-        let down_to_record = req.down
-            && previous.as_ref().is_some_and(|p| {
-                p.model
-                    .get("services")
-                    .and_then(serde_json::Value::as_object)
-                    .is_some_and(|s| !s.is_empty())
-            });
-        if plan.is_noop() && req.deploy_id.is_none() && previous.is_some() && !down_to_record {
+        let down_to_record = req.down && previous.as_ref().is_some_and(|p| !p.runs_nothing());
+        // A down of a stack never deployed here (a typo) records nothing either.
+        let never_deployed = req.down && previous.is_none();
+        if plan.is_noop()
+            && req.deploy_id.is_none()
+            && (previous.is_some() || never_deployed)
+            && !down_to_record
+        {
             progress.step(
                 None,
-                if req.down {
+                if never_deployed {
+                    "nothing to do: the stack was never deployed here"
+                } else if req.down {
                     "nothing to do: the stack is down"
                 } else {
                     "nothing to do: every service is up to date"
@@ -404,10 +406,12 @@ impl Deployer {
                 env_files: env_file_hashes(&project),
                 env_file_refs: env_file_refs(&project),
                 services: Vec::new(),
-                jobs: jobs_done,
+                // After a down the next deploy runs its jobs again, as a first deploy does.
+                jobs: if req.down { BTreeMap::new() } else { jobs_done },
                 error: None,
                 exit_code: None,
                 unsettled: false,
+                down: req.down,
             },
         )?;
         report.release = Some(release.id());
@@ -493,9 +497,10 @@ impl Deployer {
                 // The good release before the newest good one.
                 let good: Vec<&Release> = releases.iter().filter(|r| r.outcome.is_good()).collect();
                 let newest = good.last().map(|r| r.model.clone());
+                // A down is skipped: `--to` names one to go back to it.
                 good.iter()
                     .rev()
-                    .find(|r| Some(&r.model) != newest.as_ref())
+                    .find(|r| Some(&r.model) != newest.as_ref() && !r.down)
                     .map(|r| (*r).clone())
                     .ok_or_else(|| crate::ledger::LedgerError::NoSuchRelease {
                         stack: req.stack.clone(),
@@ -517,6 +522,7 @@ impl Deployer {
                 error: None,
                 exit_code: None,
                 unsettled: false,
+                down: false,
                 jobs: releases.last().map(|r| r.jobs.clone()).unwrap_or_default(),
                 ..target.clone()
             },

@@ -38,6 +38,14 @@ impl Deployer {
                 release.unsettled = applied.unsettled;
                 failed_unchanged(e, release, progress, report);
             }
+            // A down that failed part-way is not undone: what it removed stays removed, and
+            // supervision leaves the rest (like `failure_action: pause`) until it runs again.
+            Err(e) if req.down => {
+                progress.step(None, "down stopped where it failed; run it again");
+                release.outcome = Outcome::Failed;
+                release.error = Some(e.to_string());
+                report.exit_code_override = Some(crate::ExitCode::RollbackFailed);
+            }
             Err(e @ (DeployError::Paused { .. } | DeployError::Continued { .. })) => {
                 progress.step(None, "rollout stopped without rollback (failure_action)");
                 release.outcome = Outcome::Failed;

@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::ExitCode;
 use crate::compose::{LoadOptions, Project};
@@ -24,7 +24,6 @@ use crate::engine::{EngineError, Object, labels};
 use crate::ledger::{Holder, Release};
 
 use super::apply::Deployer;
-use super::recorded::project_from_release;
 use super::{DeployError, DeployReport, DeployRequest, Progress};
 
 impl Deployer {
@@ -63,8 +62,9 @@ impl Deployer {
         report
     }
 
-    /// Removes what the releases declared and the stack made; returns what could not be
-    /// removed (a resource in use is kept with a progress line, not a failure).
+    /// Removes the networks (and with `volumes` the named volumes) of the last release that
+    /// ran something, those the stack made; returns what could not be removed (one still in
+    /// use is kept with a progress line, not a failure).
     async fn remove_resources(
         &self,
         req: &DeployRequest,
@@ -74,36 +74,79 @@ impl Deployer {
     ) -> Result<Vec<String>, DeployError> {
         let stack = self.ledger.stack(&req.stack)?;
         let holder = Holder::me(&format!("gantry down {}", req.stack), None);
-        let _lock = stack.lock(&holder, req.lock_wait).await?;
+        // The containers are gone already: a lock held by another process is waited for a
+        // while rather than failing as if nothing had changed.
+        let wait = req.lock_wait.max(RELOCK_WAIT);
+        let _lock = match stack.lock(&holder, wait).await {
+            Ok(lock) => lock,
+            Err(e) => {
+                return Ok(vec![format!(
+                    "networks and volumes not removed: {e}; run gantry down again"
+                )]);
+            }
+        };
         let releases = stack.releases()?;
-        // A deploy that came in between owns the stack now: its networks are in use.
-        if releases.last().map(Release::id) != report.release {
+        let good: Vec<&Release> = releases.iter().filter(|r| r.outcome.is_good()).collect();
+        // A deploy that succeeded since owns the stack now: its networks are in use.
+        if good.last().map(|r| r.id()) != report.release {
             progress.step(
                 None,
                 "networks and volumes kept: a release was recorded since this down",
             );
             return Ok(Vec::new());
         }
-        let mut objects: BTreeSet<Object> = BTreeSet::new();
-        for release in &releases {
-            let Ok(project) = project_from_release(release) else {
-                continue;
-            };
-            let networks = project.networks.values().filter(|n| !n.external);
-            objects.extend(networks.map(|n| Object::Network(n.name.clone())));
-            if volumes {
-                let named = project.volumes.values().filter(|v| !v.external);
-                objects.extend(named.map(|v| Object::Volume(v.name.clone())));
+        // What the last release that ran something declared, as `docker compose down` takes
+        // the file's; a name any retained release declares external is never the stack's.
+        let models: Vec<Project> = releases
+            .iter()
+            .filter_map(|r| serde_json::from_value::<Project>(r.model.clone()).ok())
+            .collect();
+        let external: BTreeSet<Object> = models
+            .iter()
+            .flat_map(|p| {
+                let networks = p.networks.values().filter(|n| n.external);
+                let named = p.volumes.values().filter(|v| v.external);
+                networks
+                    .map(|n| Object::Network(n.name.clone()))
+                    .chain(named.map(|v| Object::Volume(v.name.clone())))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let last = good
+            .iter()
+            .rev()
+            .find(|r| !r.runs_nothing())
+            .map(|r| serde_json::from_value::<Project>(r.model.clone()));
+        let last = match last {
+            Some(Ok(project)) => project,
+            Some(Err(e)) => {
+                return Ok(vec![format!(
+                    "networks and volumes not removed: the last release's model cannot be read ({e})"
+                )]);
             }
+            None => return Ok(Vec::new()),
+        };
+        let mut objects: Vec<Object> = last
+            .networks
+            .values()
+            .map(|n| Object::Network(n.name.clone()))
+            .collect();
+        if volumes {
+            objects.extend(
+                last.volumes
+                    .values()
+                    .map(|v| Object::Volume(v.name.clone())),
+            );
         }
+        objects.retain(|o| !external.contains(o));
         let mut failed = Vec::new();
         let total = objects.len();
         for object in objects {
             match self.remove_own(&object, &req.stack).await {
                 Ok(Some(message)) => progress.step(None, &message),
                 Ok(None) => {}
-                Err(EngineError::Conflict { message, .. }) => {
-                    progress.step(None, &format!("{object} kept: still in use ({message})"));
+                Err(e) if in_use(&e) => {
+                    progress.step(None, &format!("{object} kept: still in use ({e})"));
                 }
                 Err(e) => {
                     progress.step(None, &format!("{object} not removed: {e}"));
@@ -141,6 +184,21 @@ impl Deployer {
             _ => false,
         };
         Ok(removed.then(|| format!("{object} removed")))
+    }
+}
+
+/// How long the removal of networks and volumes waits for the stack's lock at least.
+const RELOCK_WAIT: Duration = Duration::from_secs(60);
+
+/// Whether Docker refused because something still uses the network or volume: 409 for a
+/// volume, 403 ("has active endpoints") for a network.
+fn in_use(e: &EngineError) -> bool {
+    match e {
+        EngineError::Conflict { .. } => true,
+        EngineError::Api { object, status, .. } => {
+            *status == 403 && matches!(object, Object::Network(_))
+        }
+        _ => false,
     }
 }
 

@@ -163,6 +163,9 @@ impl Rollout<'_> {
             .filter(|sp| !done.contains(sp.service.as_str()))
             .collect();
         let mut running = FuturesUnordered::new();
+        // Services in flight that stay, and those leaving (removed).
+        let mut staying = 0_usize;
+        let mut leaving: BTreeSet<&str> = BTreeSet::new();
         let mut stop: Option<DeployError> = None;
         let mut continued = Vec::new();
         loop {
@@ -171,13 +174,21 @@ impl Rollout<'_> {
                 while i < waiting.len() {
                     let sp = waiting[i];
                     let eligible = if sp.action == Action::Remove {
-                        // Leaving services go last, after everything else.
-                        running.is_empty() && waiting.iter().all(|w| w.action == Action::Remove)
+                        // Leaving services go last, after everything else, all at once but in
+                        // reverse dependency order, as `docker compose down` stops them.
+                        staying == 0
+                            && waiting.iter().all(|w| w.action == Action::Remove)
+                            && !depended_on(sp, &waiting, &leaving, plan)
                     } else {
                         self.dependencies_done(sp, &done)
                     };
                     if eligible {
                         waiting.remove(i);
+                        if sp.action == Action::Remove {
+                            leaving.insert(sp.service.as_str());
+                        } else {
+                            staying += 1;
+                        }
                         running.push(async move { (sp, self.service_task(sp).await) });
                     } else {
                         i += 1;
@@ -187,6 +198,11 @@ impl Rollout<'_> {
             let Some((sp, ended)) = running.next().await else {
                 break;
             };
+            if sp.action == Action::Remove {
+                leaving.remove(sp.service.as_str());
+            } else {
+                staying -= 1;
+            }
             done.insert(sp.service.as_str());
             match ended {
                 Ended::Done => {}
@@ -279,21 +295,19 @@ impl Rollout<'_> {
                     ),
                     None => (None, Duration::from_secs(10), &[][..]),
                 };
-                let mut result = Ok(());
-                for c in &sp.containers {
-                    result = self
-                        .retire(
-                            c,
-                            pre_stop,
-                            signal,
-                            timeout,
-                            super::rollout::Leave::ServeUntilExit,
-                        )
-                        .await;
-                    if result.is_err() {
-                        break;
-                    }
-                }
+                let result = futures_util::future::join_all(sp.containers.iter().map(|c| {
+                    self.retire(
+                        c,
+                        pre_stop,
+                        signal,
+                        timeout,
+                        super::rollout::Leave::ServeUntilExit,
+                    )
+                }))
+                .await
+                .into_iter()
+                .collect::<Result<Vec<()>, _>>()
+                .map(drop);
                 match result {
                     Ok(()) => {
                         self.applied.with(|a| {
@@ -356,4 +370,22 @@ impl Rollout<'_> {
             }
         }
     }
+}
+
+/// Whether a leaving service that depended on `sp` (as the last good release had it) is still
+/// waiting or leaving: `sp` goes after it.
+fn depended_on(
+    sp: &ServicePlan,
+    waiting: &[&ServicePlan],
+    leaving: &BTreeSet<&str>,
+    plan: &super::plan::Plan,
+) -> bool {
+    let needs = |other: &ServicePlan| {
+        other.service != sp.service
+            && other
+                .last
+                .as_deref()
+                .is_some_and(|svc| svc.depends_on.contains_key(&sp.service))
+    };
+    waiting.iter().any(|w| needs(w)) || leaving.iter().filter_map(|name| plan.get(name)).any(needs)
 }

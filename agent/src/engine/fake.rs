@@ -385,9 +385,12 @@ impl Engine for FakeEngine {
             .values()
             .any(|c| c.networks.iter().any(|n| n == name))
         {
-            return Err(EngineError::Conflict {
+            return Err(EngineError::Api {
                 object: Object::Network(name.to_owned()),
-                message: "network has active endpoints".into(),
+                status: 403,
+                message: format!(
+                    "error while removing network: network {name} has active endpoints"
+                ),
             });
         }
         let removed = s.networks.remove(name).is_some();
@@ -414,6 +417,15 @@ impl Engine for FakeEngine {
 
     async fn remove_volume(&self, name: &str) -> Result<bool> {
         let mut s = self.lock();
+        if s.containers
+            .values()
+            .any(|c| c.volumes.iter().any(|v| v == name))
+        {
+            return Err(EngineError::Conflict {
+                object: Object::Volume(name.to_owned()),
+                message: format!("remove {name}: volume is in use"),
+            });
+        }
         let removed = s.volumes.remove(name).is_some();
         if removed {
             s.calls.push(format!("remove volume {name}"));

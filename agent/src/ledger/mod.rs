@@ -249,6 +249,9 @@ pub struct Release {
     /// between two releases, and the next deploy knows it (see `deploy::conclude`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unsettled: bool,
+    /// `gantry down` recorded it: the default target of `gantry rollback` skips it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub down: bool,
 }
 
 impl Release {
@@ -260,6 +263,14 @@ impl Release {
     /// Whether this release is a rollout that `failure_action: pause` or `continue` stopped
     /// where it failed: what runs is left as it is, on purpose, until the next deploy or
     /// rollback.
+    /// A release with no services: what `gantry down` records.
+    pub fn runs_nothing(&self) -> bool {
+        self.model
+            .get("services")
+            .and_then(serde_json::Value::as_object)
+            .is_none_or(serde_json::Map::is_empty)
+    }
+
     pub fn stopped_where_it_failed(&self) -> bool {
         self.outcome == Outcome::Failed
             && self.exit_code == Some(crate::ExitCode::RollbackFailed.code())

@@ -23,6 +23,7 @@ fn draft(deploy_id: Option<&str>) -> Release {
         error: None,
         exit_code: None,
         unsettled: false,
+        down: false,
     }
 }
 

@@ -178,3 +178,196 @@ networks:
         ["other-api-1"]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn rollback_skips_a_down_and_a_deploy_after_a_down_runs_its_jobs_again() {
+    let s = Setup::new();
+    let compose = "services:
+  migrate:
+    image: app:${V}
+    x-gantry: {job: {timeout: 1m}}
+  web:
+    image: app:${V}
+    depends_on: {migrate: {condition: service_completed_successfully}}
+    x-gantry: {min_ready: 1s}
+";
+    assert!(s.deploy(compose, "1").await.outcome.is_good());
+    let report = s.deployer.down(&down_request(), true, &Quiet).await;
+    assert_eq!(
+        report.exit_code(),
+        crate::ExitCode::Ok,
+        "{:?}",
+        report.error
+    );
+    s.engine.clear_calls();
+    // As a first deploy: the migration runs again (a fresh volume needs it).
+    let report = s.deploy(compose, "2").await;
+    assert!(report.outcome.is_good(), "{:?}", report.error);
+    let calls = s.engine.calls();
+    assert!(
+        calls.iter().any(|c| c.starts_with("create app-migrate")),
+        "the job did not run after the down: {calls:#?}"
+    );
+    // The release before the current one is version 1, not the down between them.
+    let back = s.deployer.rollback(&down_request(), None, &Quiet).await;
+    assert_eq!(back.exit_code(), crate::ExitCode::Ok, "{:?}", back.error);
+    super::only_web_runs(&s, "1");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_name_any_release_declares_external_is_never_removed() {
+    let s = Setup::new();
+    let own = "services:
+  db:
+    image: app:${V}
+    volumes: [data:/data]
+    x-gantry: {min_ready: 1s}
+volumes:
+  data: {name: pgdata}
+";
+    assert!(s.deploy(own, "1").await.outcome.is_good());
+    // The next release takes the same volume as external (made by hand, kept on purpose).
+    let external = own.replace("{name: pgdata}", "{name: pgdata, external: true}");
+    assert!(s.deploy(&external, "2").await.outcome.is_good());
+    let report = s.deployer.down(&down_request(), true, &Quiet).await;
+    assert_eq!(
+        report.exit_code(),
+        crate::ExitCode::Ok,
+        "{:?}",
+        report.error
+    );
+    assert!(s.engine.resources().contains("volume pgdata"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_second_down_after_a_failed_deploy_removes_what_that_deploy_made() {
+    let s = Setup::new();
+    assert!(
+        s.deploy(STACK.replace("{external: true}", "{}").as_str(), "1")
+            .await
+            .outcome
+            .is_good()
+    );
+    let report = s.deployer.down(&down_request(), true, &Quiet).await;
+    assert_eq!(
+        report.exit_code(),
+        crate::ExitCode::Ok,
+        "{:?}",
+        report.error
+    );
+    assert!(!s.engine.resources().contains("network app_back"));
+    // A deploy that fails (version 3 crashes) rolls back to the down, leaving its network.
+    s.engine.crash_image(&format!("sha256:{}", "3".repeat(64)));
+    let failed = s
+        .deploy(STACK.replace("{external: true}", "{}").as_str(), "3")
+        .await;
+    assert_eq!(
+        failed.exit_code(),
+        crate::ExitCode::RolledBack,
+        "{:?}",
+        failed.error
+    );
+    assert!(s.engine.containers().is_empty());
+    assert!(s.engine.resources().contains("network app_back"));
+    let report = s.deployer.down(&down_request(), true, &Quiet).await;
+    assert_eq!(
+        report.exit_code(),
+        crate::ExitCode::Ok,
+        "{:?}",
+        report.error
+    );
+    let left = s.engine.resources();
+    assert!(
+        !left.contains("network app_back") && !left.contains("volume app_data"),
+        "{left:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn down_of_a_stack_never_deployed_records_nothing() {
+    let s = Setup::new();
+    let report = s.deployer.down(&down_request(), false, &Quiet).await;
+    assert_eq!(
+        report.exit_code(),
+        crate::ExitCode::Ok,
+        "{:?}",
+        report.error
+    );
+    assert_eq!(report.outcome, Outcome::Unchanged);
+    let releases = s
+        .deployer
+        .ledger()
+        .stack("app")
+        .unwrap()
+        .releases()
+        .unwrap();
+    assert!(releases.is_empty(), "{releases:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn services_go_in_reverse_dependency_order() {
+    let s = Setup::new();
+    let compose = "services:
+  db:
+    image: app:${V}
+    x-gantry: {min_ready: 1s}
+  web:
+    image: app:${V}
+    depends_on: [db]
+    deploy: {replicas: 2}
+    x-gantry: {min_ready: 1s}
+";
+    assert!(s.deploy(compose, "1").await.outcome.is_good());
+    s.engine.clear_calls();
+    let report = s.deployer.down(&down_request(), false, &Quiet).await;
+    assert_eq!(
+        report.exit_code(),
+        crate::ExitCode::Ok,
+        "{:?}",
+        report.error
+    );
+    let calls = s.calls_but_pulls();
+    // db only after web (the replicas going at once shows on real Docker: deploy_down.rs).
+    let at = |c: &str| super::at(&calls, c);
+    assert!(
+        at("remove app-web-1").max(at("remove app-web-2")) < at("stop app-db-1"),
+        "{calls:#?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_down_cut_short_is_not_undone_and_says_so() {
+    let s = Setup::new();
+    assert!(
+        s.deploy(STACK.replace("{external: true}", "{}").as_str(), "1")
+            .await
+            .outcome
+            .is_good()
+    );
+    // Docker stops answering after the first stop: the down runs into its timeout.
+    s.engine.clear_calls();
+    s.engine.freeze_after(Some(1));
+    let mut req = down_request();
+    req.timeout = std::time::Duration::from_secs(30);
+    let report = s.deployer.down(&req, false, &Quiet).await;
+    s.engine.freeze_after(None);
+    assert_eq!(
+        report.exit_code(),
+        crate::ExitCode::RollbackFailed,
+        "{report:?}"
+    );
+    let calls = s.calls_but_pulls();
+    assert!(
+        !calls.iter().any(|c| c.starts_with("create")),
+        "a down was undone: {calls:#?}"
+    );
+    let releases = s
+        .deployer
+        .ledger()
+        .stack("app")
+        .unwrap()
+        .releases()
+        .unwrap();
+    let last = releases.last().unwrap();
+    assert!(last.down && last.stopped_where_it_failed(), "{last:?}");
+}
