@@ -55,10 +55,16 @@ pub enum ComposeError {
         path: String,
         message: String,
     },
-    /// `${VAR:?msg}` on an unset variable, or a malformed `${...}`.
-    #[error("{}: {path}: {message}", file.display())]
+    /// `${VAR:?msg}` on an unset variable, or a malformed `${...}`. `line`: where in the file
+    /// the malformed `${` is (or the value holding it starts), when that could be found.
+    #[error(
+        "{}{}: {path}: {message}",
+        file.display(),
+        line.map(|l| format!(":{l}")).unwrap_or_default()
+    )]
     Interpolation {
         file: PathBuf,
+        line: Option<usize>,
         path: String,
         message: String,
     },

@@ -19,7 +19,7 @@ use super::canonical::{self, Ctx, join, normalize};
 use super::dotenv;
 use super::error::{ComposeError, UnreadableComposeFile};
 use super::extends;
-use super::interpolate::{AsWritten, interpolate};
+use super::interpolate::{AsWritten, InterpolationError, interpolate};
 use super::merge::{self, Tags};
 use super::model::Project;
 use super::xgantry::StackDefaults;
@@ -545,7 +545,8 @@ fn load_file_in(
         message,
     })?;
     let mut written = AsWritten::default();
-    let doc = interpolate_value(shown, doc, "", env, warnings, &mut written)?;
+    let source = (shown, text.as_str());
+    let doc = interpolate_value(source, doc, "", env, warnings, &mut written)?;
     let lookup = |k: &str| env.lookup(k);
     let ctx = Ctx {
         file: shown,
@@ -563,9 +564,10 @@ fn load_file_in(
 }
 
 /// `v` (at `path`) with its strings interpolated; the ones that changed are recorded in
-/// `written` with their text as written, which errors show instead of the value.
+/// `written` with their text as written, which errors show instead of the value. `source`: the
+/// file's name and text, where an error is placed.
 fn interpolate_value(
-    file: &Path,
+    source: (&Path, &str),
     v: Value,
     path: &str,
     env: &Env,
@@ -575,11 +577,8 @@ fn interpolate_value(
     Ok(match v {
         Value::String(s) => {
             let lookup = |k: &str| env.lookup(k);
-            let r = interpolate(&s, &lookup).map_err(|e| ComposeError::Interpolation {
-                file: file.to_path_buf(),
-                path: path.to_string(),
-                message: e.to_string(),
-            })?;
+            let r =
+                interpolate(&s, &lookup).map_err(|e| interpolation_error(source, path, &s, e))?;
             for u in r.unset {
                 warnings.push(format!(
                     "The {u:?} variable is not set. Defaulting to a blank string."
@@ -603,7 +602,7 @@ fn interpolate_value(
                 let child = join(path, &key);
                 out.insert(
                     k,
-                    interpolate_value(file, val, &child, env, warnings, written)?,
+                    interpolate_value(source, val, &child, env, warnings, written)?,
                 );
             }
             Value::Mapping(out)
@@ -612,7 +611,7 @@ fn interpolate_value(
             let mut out = Vec::with_capacity(seq.len());
             for (i, item) in seq.into_iter().enumerate() {
                 out.push(interpolate_value(
-                    file,
+                    source,
                     item,
                     &format!("{path}[{i}]"),
                     env,
@@ -624,4 +623,43 @@ fn interpolate_value(
         }
         other => other,
     })
+}
+
+/// The error about the value at `path` (its text as written: `written`) of the compose file
+/// `(file, text)`. A malformed `${` is placed where it is written ([`yaml::place`]): the line,
+/// and the character in that line when the value's characters before it are all on it (quotes
+/// and escapes counted as written); else the line the value starts on. Its place in the value
+/// after YAML unescaped it would mislead, and the value is never shown.
+fn interpolation_error(
+    (file, text): (&Path, &str),
+    path: &str,
+    written: &str,
+    e: InterpolationError,
+) -> ComposeError {
+    let placed = match e {
+        InterpolationError::Invalid { at } => yaml::place(text, path, written, at),
+        _ => None,
+    };
+    let (line, message) = match placed {
+        Some(yaml::Place::At { line, column }) => (
+            Some(line),
+            format!(
+                "invalid interpolation format at character {column} of the line (escape a \
+                 literal $ as $$)"
+            ),
+        ),
+        Some(yaml::Place::Scalar { line }) => (
+            Some(line),
+            "invalid interpolation format in the value that starts on this line (escape a \
+             literal $ as $$)"
+                .to_owned(),
+        ),
+        None => (None, e.to_string()),
+    };
+    ComposeError::Interpolation {
+        file: file.to_path_buf(),
+        line,
+        path: path.to_owned(),
+        message,
+    }
 }

@@ -256,6 +256,79 @@ fn errors_about_values_never_quote_them() {
     }
 }
 
+/// A malformed `${` in a compose file is placed where it is written: the file's line and the
+/// character in that line (quotes and escapes before it counted as written), or, when escapes
+/// or line folding leave no such character, the line its value starts on; never its place in
+/// the value once YAML unescaped it, and never the value.
+#[test]
+fn a_malformed_interpolation_in_a_compose_file_is_placed_as_written() {
+    let (_t, d) = project_dir("p");
+    let key = "services.s.environment.PW";
+    for (value, says) in [
+        (
+            "Ab${9secret",
+            format!(
+                "compose.yaml:5: {key}: invalid interpolation format at character 13 of the line (escape a literal $ as $$)"
+            ),
+        ),
+        (
+            "\"A\\tb${9secret\"",
+            format!(
+                "compose.yaml:5: {key}: invalid interpolation format at character 16 of the line"
+            ),
+        ),
+        (
+            "'A''b${9secret'",
+            format!(
+                "compose.yaml:5: {key}: invalid interpolation format at character 16 of the line"
+            ),
+        ),
+        (
+            "x${A:-${9secret}}",
+            format!(
+                "compose.yaml:5: {key}: invalid interpolation format at character 12 of the line"
+            ),
+        ),
+        (
+            "|\n        Ab\n        ${9secret",
+            format!(
+                "compose.yaml:5: {key}: invalid interpolation format in the value that starts on this line (escape a literal $ as $$)"
+            ),
+        ),
+        (
+            "\"\\x24{9secret\"",
+            format!(
+                "compose.yaml:5: {key}: invalid interpolation format in the value that starts on this line"
+            ),
+        ),
+    ] {
+        let f = write(
+            &d,
+            "compose.yaml",
+            &format!("services:\n  s:\n    image: x\n    environment:\n      PW: {value}\n"),
+        );
+        let e = load(&opts(vec![f])).unwrap_err();
+        assert!(
+            matches!(e, ComposeError::Interpolation { line: Some(5), .. }),
+            "{value}: {e:?}"
+        );
+        let e = e.to_string();
+        assert!(e.contains(&says), "{value}: {e}");
+        assert!(!e.contains("9secret") && !e.contains("Ab"), "{value}: {e}");
+    }
+    // Through an anchor and a merge key, in a file named with a path.
+    let f = write(
+        &d,
+        "sub/c.yaml",
+        "x-env: &env {PW: \"${9secret\"}\nservices:\n  s:\n    image: x\n    environment: {<<: *env}\n",
+    );
+    let e = load(&opts(vec![f])).unwrap_err().to_string();
+    assert!(
+        e.ends_with("c.yaml:1: x-env.PW: invalid interpolation format at character 19 of the line (escape a literal $ as $$)"),
+        "{e}"
+    );
+}
+
 /// `${X:?message}` with X unset prints the message as written: a variable in it is not
 /// expanded (compose expands it, and so would print a password), in a compose file as in an
 /// env file. The error still names the file, the key (or line) and what to set.
