@@ -233,8 +233,9 @@ impl Event {
     }
 }
 
-/// Which events to receive. Empty lists mean "all"; within a list entries are OR-ed, lists
-/// are AND-ed (Docker's filter semantics).
+/// Which events to receive. Empty lists mean "all"; lists are AND-ed; within `types`,
+/// `containers` and `actions` entries are OR-ed, while every `labels` entry must match
+/// (Docker's filter semantics).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventFilter {
     pub types: Vec<ObjectType>,
