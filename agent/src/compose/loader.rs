@@ -123,7 +123,17 @@ fn readable(path: &Path) -> std::io::Result<()> {
         return Err(not_a_file("a directory, not a file"));
     }
     if !meta.is_file() {
-        return Err(not_a_file("not a regular file"));
+        use std::os::unix::fs::FileTypeExt as _;
+        let kind = meta.file_type();
+        return Err(not_a_file(if kind.is_fifo() {
+            "a FIFO (named pipe), not a regular file"
+        } else if kind.is_socket() {
+            "a socket, not a regular file"
+        } else if kind.is_block_device() || kind.is_char_device() {
+            "a device, not a regular file"
+        } else {
+            "not a regular file"
+        }));
     }
     std::fs::File::open(path).map(drop)
 }
