@@ -42,19 +42,28 @@ fn routed(stack: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-#[test]
-fn down_takes_the_stack_off_keeps_it_off_and_rollback_brings_it_back() {
+/// A daemon and a stack named `prefix`-… deployed from `compose` with `WEB_PORT` free, `web`
+/// answering on it: (daemon, stack, its URL). `None` where the edge switch cannot run.
+fn deployed(prefix: &str, compose: &str) -> Option<(Daemon, String, String)> {
     if !gantry_tests::edge_switch_available() {
-        return;
+        return None;
     }
     let mut d = Daemon::start("", &[]);
-    let (stack, file) = d.stack("down", STACK);
+    let (stack, file) = d.stack(prefix, compose);
     let port = gantry_tests::free_port();
     let port_var = format!("WEB_PORT={port}");
     let out = d.gantry(&["deploy", &stack, "-f", path_str(&file), "--var", &port_var]);
     assert_eq!(out.status.code(), Some(0));
     let url = format!("http://127.0.0.1:{port}/");
     wait_for("web answers", Duration::from_secs(20), || http_get(&url));
+    Some((d, stack, url))
+}
+
+#[test]
+fn down_takes_the_stack_off_keeps_it_off_and_rollback_brings_it_back() {
+    let Some((mut d, stack, url)) = deployed("down", STACK) else {
+        return;
+    };
     let (network, volume) = (format!("{stack}_back"), format!("{stack}_data"));
     assert!(exists("network", &network) && exists("volume", &volume));
     assert!(routed(&stack), "the port goes through the switch");
@@ -135,17 +144,9 @@ services:
 
 #[test]
 fn containers_taken_down_serve_until_they_exit_all_at_once_within_their_grace() {
-    if !gantry_tests::edge_switch_available() {
+    let Some((d, stack, url)) = deployed("downdrain", DRAINING) else {
         return;
-    }
-    let mut d = Daemon::start("", &[]);
-    let (stack, file) = d.stack("downdrain", DRAINING);
-    let port = gantry_tests::free_port();
-    let port_var = format!("WEB_PORT={port}");
-    let out = d.gantry(&["deploy", &stack, "-f", path_str(&file), "--var", &port_var]);
-    assert_eq!(out.status.code(), Some(0));
-    let url = format!("http://127.0.0.1:{port}/");
-    wait_for("web answers", Duration::from_secs(20), || http_get(&url));
+    };
 
     let started = std::time::Instant::now();
     let mut down = d.command(&["down", &stack]).spawn().unwrap();

@@ -29,6 +29,28 @@ fn down_request() -> DeployRequest {
     DeployRequest::new("app", crate::compose::LoadOptions::default())
 }
 
+/// `gantry down app [--volumes]`, which must succeed.
+async fn down(s: &Setup, volumes: bool) -> super::super::DeployReport {
+    let report = s.deployer.down(&down_request(), volumes, &Quiet).await;
+    assert_eq!(
+        report.exit_code(),
+        crate::ExitCode::Ok,
+        "{:?}",
+        report.error
+    );
+    report
+}
+
+/// The stack's releases, oldest first.
+fn releases(s: &Setup) -> Vec<crate::ledger::Release> {
+    s.deployer
+        .ledger()
+        .stack("app")
+        .unwrap()
+        .releases()
+        .unwrap()
+}
+
 #[tokio::test(start_paused = true)]
 async fn down_removes_the_stack_and_only_what_it_made_and_stays_down() {
     let s = Setup::new();
@@ -41,13 +63,7 @@ async fn down_removes_the_stack_and_only_what_it_made_and_stays_down() {
         &[("com.docker.compose.project", "other")],
     );
 
-    let report = s.deployer.down(&down_request(), false, &Quiet).await;
-    assert_eq!(
-        report.exit_code(),
-        crate::ExitCode::Ok,
-        "{:?}",
-        report.error
-    );
+    down(&s, false).await;
     assert!(
         s.engine.containers().is_empty(),
         "{:?}",
@@ -65,14 +81,8 @@ async fn down_removes_the_stack_and_only_what_it_made_and_stays_down() {
     );
     assert!(left.contains("volume shared"), "{left:?}");
 
-    let releases = s
-        .deployer
-        .ledger()
-        .stack("app")
-        .unwrap()
-        .releases()
-        .unwrap();
-    let last = releases.last().unwrap();
+    let all = releases(&s);
+    let last = all.last().unwrap();
     assert!(last.outcome.is_good(), "{:?}", last.outcome);
     assert!(last.files.is_empty());
     assert_eq!(last.model["services"], serde_json::json!({}));
@@ -80,15 +90,8 @@ async fn down_removes_the_stack_and_only_what_it_made_and_stays_down() {
     // Again: nothing to do, nothing recorded.
     let again = s.deployer.down(&down_request(), false, &Quiet).await;
     assert_eq!(again.outcome, Outcome::Unchanged, "{:?}", again.error);
-    let count = s
-        .deployer
-        .ledger()
-        .stack("app")
-        .unwrap()
-        .releases()
-        .unwrap()
-        .len();
-    assert_eq!(count, releases.len());
+    let count = releases(&s).len();
+    assert_eq!(count, all.len());
 
     // Supervision's reconcile brings nothing back.
     let reconcile = s.deployer.reconcile(&down_request(), &Quiet).await;
@@ -100,13 +103,7 @@ async fn down_removes_the_stack_and_only_what_it_made_and_stays_down() {
     assert!(s.engine.containers().is_empty());
 
     // --volumes takes the stack's own named volume, never the external one.
-    let report = s.deployer.down(&down_request(), true, &Quiet).await;
-    assert_eq!(
-        report.exit_code(),
-        crate::ExitCode::Ok,
-        "{:?}",
-        report.error
-    );
+    down(&s, true).await;
     let left = s.engine.resources();
     assert!(!left.contains("volume app_data"), "{left:?}");
     assert!(left.contains("volume shared"), "{left:?}");
@@ -129,13 +126,7 @@ async fn down_records_even_when_the_containers_are_already_gone() {
         use crate::engine::Engine as _;
         s.engine.remove_container(&name, true).await.unwrap();
     }
-    let report = s.deployer.down(&down_request(), false, &Quiet).await;
-    assert_eq!(
-        report.exit_code(),
-        crate::ExitCode::Ok,
-        "{:?}",
-        report.error
-    );
+    down(&s, false).await;
     assert!(report.release.is_some(), "a down release is recorded");
     // Without it the daemon's reconcile would bring the last release back.
     let reconcile = s.deployer.reconcile(&down_request(), &Quiet).await;
@@ -165,13 +156,7 @@ networks:
     other.load.project_name = Some("other".into());
     let report = s.deployer.deploy(&other, &Quiet).await;
     assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.error);
-    let report = s.deployer.down(&down_request(), false, &Quiet).await;
-    assert_eq!(
-        report.exit_code(),
-        crate::ExitCode::Ok,
-        "{:?}",
-        report.error
-    );
+    down(&s, false).await;
     assert!(s.engine.resources().contains("network shared-front"));
     assert_eq!(
         s.engine.containers().into_keys().collect::<Vec<_>>(),
@@ -192,13 +177,7 @@ async fn rollback_skips_a_down_and_a_deploy_after_a_down_runs_its_jobs_again() {
     x-gantry: {min_ready: 1s}
 ";
     assert!(s.deploy(compose, "1").await.outcome.is_good());
-    let report = s.deployer.down(&down_request(), true, &Quiet).await;
-    assert_eq!(
-        report.exit_code(),
-        crate::ExitCode::Ok,
-        "{:?}",
-        report.error
-    );
+    down(&s, true).await;
     s.engine.clear_calls();
     // As a first deploy: the migration runs again (a fresh volume needs it).
     let report = s.deploy(compose, "2").await;
@@ -229,13 +208,7 @@ volumes:
     // The next release takes the same volume as external (made by hand, kept on purpose).
     let external = own.replace("{name: pgdata}", "{name: pgdata, external: true}");
     assert!(s.deploy(&external, "2").await.outcome.is_good());
-    let report = s.deployer.down(&down_request(), true, &Quiet).await;
-    assert_eq!(
-        report.exit_code(),
-        crate::ExitCode::Ok,
-        "{:?}",
-        report.error
-    );
+    down(&s, true).await;
     assert!(s.engine.resources().contains("volume pgdata"));
 }
 
@@ -248,13 +221,7 @@ async fn a_second_down_after_a_failed_deploy_removes_what_that_deploy_made() {
             .outcome
             .is_good()
     );
-    let report = s.deployer.down(&down_request(), true, &Quiet).await;
-    assert_eq!(
-        report.exit_code(),
-        crate::ExitCode::Ok,
-        "{:?}",
-        report.error
-    );
+    down(&s, true).await;
     assert!(!s.engine.resources().contains("network app_back"));
     // A deploy that fails (version 3 crashes) rolls back to the down, leaving its network.
     s.engine.crash_image(&format!("sha256:{}", "3".repeat(64)));
@@ -269,13 +236,7 @@ async fn a_second_down_after_a_failed_deploy_removes_what_that_deploy_made() {
     );
     assert!(s.engine.containers().is_empty());
     assert!(s.engine.resources().contains("network app_back"));
-    let report = s.deployer.down(&down_request(), true, &Quiet).await;
-    assert_eq!(
-        report.exit_code(),
-        crate::ExitCode::Ok,
-        "{:?}",
-        report.error
-    );
+    down(&s, true).await;
     let left = s.engine.resources();
     assert!(
         !left.contains("network app_back") && !left.contains("volume app_data"),
@@ -286,21 +247,9 @@ async fn a_second_down_after_a_failed_deploy_removes_what_that_deploy_made() {
 #[tokio::test(start_paused = true)]
 async fn down_of_a_stack_never_deployed_records_nothing() {
     let s = Setup::new();
-    let report = s.deployer.down(&down_request(), false, &Quiet).await;
-    assert_eq!(
-        report.exit_code(),
-        crate::ExitCode::Ok,
-        "{:?}",
-        report.error
-    );
+    let report = down(&s, false).await;
     assert_eq!(report.outcome, Outcome::Unchanged);
-    let releases = s
-        .deployer
-        .ledger()
-        .stack("app")
-        .unwrap()
-        .releases()
-        .unwrap();
+    let releases = releases(&s);
     assert!(releases.is_empty(), "{releases:?}");
 }
 
@@ -319,13 +268,7 @@ async fn services_go_in_reverse_dependency_order() {
 ";
     assert!(s.deploy(compose, "1").await.outcome.is_good());
     s.engine.clear_calls();
-    let report = s.deployer.down(&down_request(), false, &Quiet).await;
-    assert_eq!(
-        report.exit_code(),
-        crate::ExitCode::Ok,
-        "{:?}",
-        report.error
-    );
+    down(&s, false).await;
     let calls = s.calls_but_pulls();
     // db only after web (the replicas going at once shows on real Docker: deploy_down.rs).
     let at = |c: &str| super::at(&calls, c);
@@ -361,13 +304,7 @@ async fn a_down_cut_short_is_not_undone_and_says_so() {
         !calls.iter().any(|c| c.starts_with("create")),
         "a down was undone: {calls:#?}"
     );
-    let releases = s
-        .deployer
-        .ledger()
-        .stack("app")
-        .unwrap()
-        .releases()
-        .unwrap();
-    let last = releases.last().unwrap();
+    let all = releases(&s);
+    let last = all.last().unwrap();
     assert!(last.down && last.stopped_where_it_failed(), "{last:?}");
 }
