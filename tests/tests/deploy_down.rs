@@ -88,7 +88,7 @@ fn down_takes_the_stack_off_keeps_it_off_and_rollback_brings_it_back() {
     d.wait_ready();
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(project_containers(&stack), Vec::<String>::new());
-    // A second down has nothing to do.
+    // A second down has no container to remove (its networks are gone already).
     let again = d.gantry(&["down", &stack]);
     assert_eq!(again.status.code(), Some(0));
 

@@ -295,6 +295,7 @@ impl Jobs {
         let turn = match turn.clone().try_lock_owned() {
             Ok(t) => t,
             Err(_) => {
+                progress.step(None, "waiting for the daemon's write of the stack's ledger");
                 self.waiting_add(&stack, 1);
                 let t = turn.lock_owned().await;
                 self.waiting_add(&stack, -1);

@@ -540,7 +540,11 @@ impl Rollout<'_> {
 
     /// Retires a replaced container of `svc` that keeps its networks and serves until it exits
     /// on the service's stop signal (its `pre_stop` hooks first, see [`Self::retire`]).
-    async fn retire_serving(&self, svc: &Service, c: &ContainerInfo) -> Result<(), DeployError> {
+    pub(super) async fn retire_serving(
+        &self,
+        svc: &Service,
+        c: &ContainerInfo,
+    ) -> Result<(), DeployError> {
         let (signal, timeout) = (svc.stop_signal.as_deref(), translate::stop_timeout(svc));
         self.retire(c, &svc.pre_stop, signal, timeout, Leave::ServeUntilExit)
             .await

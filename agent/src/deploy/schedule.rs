@@ -286,24 +286,13 @@ impl Rollout<'_> {
                 };
                 progress.step(Some(&sp.service), why);
                 // Like `docker compose down`: each container serves until it exits on the
-                // service's stop signal within its grace period, its `pre_stop` hooks first.
-                let (signal, timeout, pre_stop) = match sp.last.as_deref() {
-                    Some(svc) => (
-                        svc.stop_signal.as_deref(),
-                        translate::stop_timeout(svc),
-                        svc.pre_stop.as_slice(),
-                    ),
-                    None => (None, Duration::from_secs(10), &[][..]),
-                };
-                let result = futures_util::future::join_all(sp.containers.iter().map(|c| {
-                    self.retire(
-                        c,
-                        pre_stop,
-                        signal,
-                        timeout,
-                        super::rollout::Leave::ServeUntilExit,
-                    )
-                }))
+                // service's stop signal within its grace period, its `pre_stop` hooks first
+                // (Docker's defaults for a service the last good release does not have).
+                let unknown = crate::compose::Service::default();
+                let svc = sp.last.as_deref().unwrap_or(&unknown);
+                let result = futures_util::future::join_all(
+                    sp.containers.iter().map(|c| self.retire_serving(svc, c)),
+                )
                 .await
                 .into_iter()
                 .collect::<Result<Vec<()>, _>>()

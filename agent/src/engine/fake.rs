@@ -380,10 +380,11 @@ impl Engine for FakeEngine {
 
     async fn remove_network(&self, name: &str) -> Result<bool> {
         let mut s = self.lock();
-        // Docker refuses to remove a network with containers attached.
+        // Docker refuses to remove a network with running containers attached (a created or
+        // stopped one holds no endpoint).
         if s.containers
             .values()
-            .any(|c| c.networks.iter().any(|n| n == name))
+            .any(|c| c.state.running && c.networks.iter().any(|n| n == name))
         {
             return Err(EngineError::Api {
                 object: Object::Network(name.to_owned()),

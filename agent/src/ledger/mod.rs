@@ -260,10 +260,8 @@ impl Release {
         format!("r{}", self.seq)
     }
 
-    /// Whether this release is a rollout that `failure_action: pause` or `continue` stopped
-    /// where it failed: what runs is left as it is, on purpose, until the next deploy or
-    /// rollback.
-    /// A release with no services: what `gantry down` records.
+    /// A release with no services: what `gantry down` records (or a deploy of a file with
+    /// none).
     pub fn runs_nothing(&self) -> bool {
         self.model
             .get("services")
@@ -271,6 +269,9 @@ impl Release {
             .is_none_or(serde_json::Map::is_empty)
     }
 
+    /// Whether this release is a rollout that `failure_action: pause` or `continue` stopped
+    /// where it failed, or a `gantry down` that failed part-way: what runs is left as it is,
+    /// on purpose, until the next deploy, rollback or down.
     pub fn stopped_where_it_failed(&self) -> bool {
         self.outcome == Outcome::Failed
             && self.exit_code == Some(crate::ExitCode::RollbackFailed.code())
