@@ -41,6 +41,12 @@ async fn down(s: &Setup, volumes: bool) -> super::super::DeployReport {
     report
 }
 
+/// A deploy of [`STACK`] with its `shared` volume its own (not external).
+async fn deploy_own(s: &Setup, version: &str) -> super::super::DeployReport {
+    s.deploy(&STACK.replace("{external: true}", "{}"), version)
+        .await
+}
+
 /// The stack's releases, oldest first.
 fn releases(s: &Setup) -> Vec<crate::ledger::Release> {
     s.deployer
@@ -118,9 +124,7 @@ async fn down_removes_the_stack_and_only_what_it_made_and_stays_down() {
 #[tokio::test(start_paused = true)]
 async fn down_records_even_when_the_containers_are_already_gone() {
     let s = Setup::new();
-    let report = s
-        .deploy(STACK.replace("{external: true}", "{}").as_str(), "1")
-        .await;
+    let report = deploy_own(&s, "1").await;
     assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.error);
     for name in s.engine.containers().into_keys() {
         use crate::engine::Engine as _;
@@ -215,19 +219,12 @@ volumes:
 #[tokio::test(start_paused = true)]
 async fn a_second_down_after_a_failed_deploy_removes_what_that_deploy_made() {
     let s = Setup::new();
-    assert!(
-        s.deploy(STACK.replace("{external: true}", "{}").as_str(), "1")
-            .await
-            .outcome
-            .is_good()
-    );
+    assert!(deploy_own(&s, "1").await.outcome.is_good());
     down(&s, true).await;
     assert!(!s.engine.resources().contains("network app_back"));
     // A deploy that fails (version 3 crashes) rolls back to the down, leaving its network.
     s.engine.crash_image(&format!("sha256:{}", "3".repeat(64)));
-    let failed = s
-        .deploy(STACK.replace("{external: true}", "{}").as_str(), "3")
-        .await;
+    let failed = deploy_own(&s, "3").await;
     assert_eq!(
         failed.exit_code(),
         crate::ExitCode::RolledBack,
@@ -281,12 +278,7 @@ async fn services_go_in_reverse_dependency_order() {
 #[tokio::test(start_paused = true)]
 async fn a_down_cut_short_is_not_undone_and_says_so() {
     let s = Setup::new();
-    assert!(
-        s.deploy(STACK.replace("{external: true}", "{}").as_str(), "1")
-            .await
-            .outcome
-            .is_good()
-    );
+    assert!(deploy_own(&s, "1").await.outcome.is_good());
     // Docker stops answering after the first stop: the down runs into its timeout.
     s.engine.clear_calls();
     s.engine.freeze_after(Some(1));
