@@ -292,3 +292,58 @@ fn kill_9_during_a_pull_then_deploy_again_converges() {
     docker(&["rm", "-f", &app]);
     docker(&["rmi", "-f", &image]);
 }
+
+/// The rollback of a deploy that added a service removes that service's container as the
+/// container itself says it stops (its stop signal, its grace period): the release rolled back
+/// to has no word on a service it lacks, and Docker's SIGTERM with 10 s would hold a PID 1 that
+/// ignores SIGTERM for the whole 10 s.
+#[test]
+fn a_rollback_stops_the_new_service_of_the_failed_deploy_by_its_own_signal_and_grace() {
+    let stack = app_stack("${IMAGE}", "1s");
+    assert_eq!(stack.deploy(&[]).status.code(), Some(0));
+    // `extra` (a PID 1 `sleep`: it ignores SIGTERM and SIGUSR1 alike) is running before `app`
+    // fails, so the rollback has it to remove.
+    stack.write(
+        "services:\n  app:\n    image: ${IMAGE}\n    command: [\"sh\", \"-c\", \"exit 3\"]\n    depends_on: [extra]\n    x-gantry: {min_ready: 1s}\n  extra:\n    image: ${IMAGE}\n    command: [\"sleep\", \"3600\"]\n    stop_signal: SIGUSR1\n    stop_grace_period: 1s\n    x-gantry: {min_ready: 0s}\n",
+    );
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let t0 = std::time::Instant::now();
+    let out = stack.deploy(&[]);
+    let took = t0.elapsed();
+    assert_eq!(out.status.code(), Some(2), "the failed deploy rolls back");
+    assert!(
+        names_like(&stack, "extra").is_empty(),
+        "the rollback removed extra"
+    );
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    let extra = format!("{}-extra-1", stack.name);
+    let events = docker(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        &format!("container={extra}"),
+        "--filter",
+        "event=kill",
+        "--format",
+        "{{.Actor.Attributes.signal}}",
+    ]);
+    let signals: Vec<String> = stdout(&events).lines().map(str::to_owned).collect();
+    // SIGUSR1 (10), then SIGKILL (9) once its 1 s grace is over.
+    assert_eq!(signals, ["10", "9"], "kill events of {extra}");
+    assert!(
+        took < Duration::from_secs(10),
+        "the rollback waited {took:?}: Docker's 10 s instead of extra's 1 s grace"
+    );
+}

@@ -410,6 +410,7 @@ mod tests {
             ip_addresses: Default::default(),
             volumes: Vec::new(),
             ports: Vec::new(),
+            stop: Default::default(),
             state: ContainerState {
                 status: ContainerStatus::Running,
                 running: true,

@@ -41,7 +41,7 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use crate::compose::{Hook, Project, Service};
-use crate::engine::{ContainerInfo, Engine};
+use crate::engine::{ContainerInfo, Engine, EngineError};
 use crate::ledger::{CanaryState, Release, ServiceRecord, StackLedger};
 
 use super::edge::Rotation;
@@ -548,6 +548,26 @@ impl Rollout<'_> {
         let (signal, timeout) = (svc.stop_signal.as_deref(), translate::stop_timeout(svc));
         self.retire(c, &svc.pre_stop, signal, timeout, Leave::ServeUntilExit)
             .await
+    }
+
+    /// Retires a container whose service Gantry has no description of (a rollback removing
+    /// the new service of the failed deploy): serving until it exits on the stop signal and
+    /// within the grace period it was created with (Docker's SIGTERM and 10 s if none).
+    pub(super) async fn retire_own(&self, c: &ContainerInfo) -> Result<(), DeployError> {
+        let own = match self.engine.inspect_container(&c.id).await {
+            Ok(info) => info.stop,
+            Err(EngineError::NotFound { .. }) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let timeout = own.timeout.unwrap_or(Duration::from_secs(10));
+        self.retire(
+            c,
+            &[],
+            own.signal.as_deref(),
+            timeout,
+            Leave::ServeUntilExit,
+        )
+        .await
     }
 
     /// Takes a container out of service, then removes it. Its `pre_stop` hooks run first (at

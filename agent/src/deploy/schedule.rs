@@ -287,12 +287,15 @@ impl Rollout<'_> {
                 progress.step(Some(&sp.service), why);
                 // Like `docker compose down`: each container serves until it exits on the
                 // service's stop signal within its grace period, its `pre_stop` hooks first
-                // (Docker's defaults for a service the last good release does not have).
-                let unknown = crate::compose::Service::default();
-                let svc = sp.last.as_deref().unwrap_or(&unknown);
-                let result = futures_util::future::join_all(
-                    sp.containers.iter().map(|c| self.retire_serving(svc, c)),
-                )
+                // (a service the last good release does not have: the container's own).
+                let result = futures_util::future::join_all(sp.containers.iter().map(|c| {
+                    match sp.last.as_deref() {
+                        Some(svc) => {
+                            futures_util::future::Either::Left(self.retire_serving(svc, c))
+                        }
+                        None => futures_util::future::Either::Right(self.retire_own(c)),
+                    }
+                }))
                 .await
                 .into_iter()
                 .collect::<Result<Vec<()>, _>>()

@@ -135,7 +135,17 @@ pub struct ContainerInfo {
     pub volumes: Vec<String>,
     /// Ports published on the host, as bound (the host port Docker chose when none was asked).
     pub ports: Vec<PublishedPort>,
+    /// How Docker stops it when asked without a signal or a timeout: the stop signal and
+    /// grace period it was created with (inspect only; `None`: Docker's SIGTERM and 10 s).
+    pub stop: StopConfig,
     pub state: ContainerState,
+}
+
+/// A container's own stop signal and grace period (`docker create --stop-signal --stop-timeout`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StopConfig {
+    pub signal: Option<String>,
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl ContainerInfo {
