@@ -330,6 +330,9 @@ impl Deployer {
                 .iter()
                 .map(|s| record(&s.service, Action::Unchanged, Duration::ZERO, None))
                 .collect();
+            // A down of a stack down already removes what is left of its networks.
+            self.after_down(&stack, &lock, req, deadline, progress, report)
+                .await;
             return Ok(());
         }
 
@@ -458,7 +461,11 @@ impl Deployer {
         }
         let switched = plan.syncs_edge().then_some(project.name.as_str());
         self.end_release(&stack, &lock, switched, &mut release, req, progress, report)
-            .await
+            .await?;
+        // A down's networks go once it is recorded, before the lock is released.
+        self.after_down(&stack, &lock, req, deadline, progress, report)
+            .await;
+        Ok(())
     }
 
     /// Re-applies a recorded release exactly: its model, its images by id.

@@ -4,11 +4,16 @@
 //! the stack is stopped and removed by the same rollout as a service that left the files (edge
 //! routes go with them), and the release it records has no services, so supervision has nothing
 //! to restore and `gantry rollback` brings back the release before it. A down that fails
-//! part-way rolls back like any deploy. Then, under the stack's lock again and only when no
-//! other release was recorded since, the networks (and with `--volumes` the named volumes) that
-//! the stack's retained releases declared are removed, each only when its labels say this stack
-//! made it (`com.docker.compose.project`): a network or volume someone else made, or declared
-//! `external`, is never touched.
+//! part-way is not undone and removes nothing more. Once the down's release is recorded, and
+//! still under the lock the deploy took ([`Deployer::after_down`], called by the deploy), the
+//! networks (and with `--volumes` the named volumes) of the last release that ran something are
+//! removed, each only when its labels say this stack made it (`com.docker.compose.project`): a
+//! network or volume someone else made, or that any retained release declares `external`, is
+//! never touched. No other job can come between the containers going and the networks going.
+//!
+//! Crash safety: the release is recorded before anything else goes, so a down killed during the
+//! removal leaves a ledger that says the stack is down; the next `gantry down` finds nothing to
+//! deploy and removes what is still there (as it does for a stack that is down already).
 //!
 //! Limits: a network still in use (another stack's container on it) is kept with a warning,
 //! as Compose does; networks and volumes of releases already pruned from the ledger are not
@@ -16,85 +21,79 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use crate::ExitCode;
 use crate::compose::{LoadOptions, Project};
 use crate::engine::{EngineError, Object, labels};
-use crate::ledger::{Holder, Release};
+use crate::ledger::{Release, StackLedger, StackLock};
 
 use super::apply::Deployer;
 use super::{DeployError, DeployReport, DeployRequest, Progress};
 
 impl Deployer {
-    /// Removes every container of the stack and records a release with none; then the
-    /// stack's networks, and its named volumes when `volumes` (their data with them).
+    /// Removes every container of the stack and records a release with none; then, under the
+    /// same lock, the stack's networks, and its named volumes when `volumes` (their data with
+    /// them).
     pub async fn down(
         &self,
         req: &DeployRequest,
         volumes: bool,
         progress: &dyn Progress,
     ) -> DeployReport {
-        let started = Instant::now();
         let mut req = req.clone();
         req.load = LoadOptions::default();
         req.preloaded = Some(empty_project(&req.stack));
         req.down = true;
-        let mut report = self.deploy(&req, progress).await;
-        if report.exit_code() != ExitCode::Ok {
-            return report;
-        }
-        match self
-            .remove_resources(&req, volumes, &report, progress)
-            .await
-        {
-            Ok(failed) if failed.is_empty() => {}
-            Ok(failed) => {
-                report.error = Some(failed.join("; "));
-                report.exit_code_override = Some(ExitCode::Failed);
-            }
-            Err(e) => {
-                report.error = Some(e.to_string());
-                report.exit_code_override = Some(e.exit_code());
-            }
-        }
-        report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        report
+        req.down_volumes = volumes;
+        self.deploy(&req, progress).await
     }
 
-    /// Removes the networks (and with `volumes` the named volumes) of the last release that
-    /// ran something, those the stack made; returns what could not be removed (one still in
-    /// use is kept with a progress line, not a failure).
+    /// The end of a down that went well (its release recorded, or the stack down already),
+    /// while the deploy still holds `_lock`: removes the networks and volumes of
+    /// [`Self::remove_resources`] by `deadline` (`--timeout`), and puts what could not be
+    /// removed in the report (exit 1). Does nothing for any other deploy.
+    pub(super) async fn after_down(
+        &self,
+        stack: &StackLedger,
+        _lock: &StackLock,
+        req: &DeployRequest,
+        deadline: tokio::time::Instant,
+        progress: &dyn Progress,
+        report: &mut DeployReport,
+    ) {
+        if !req.down || report.exit_code() != ExitCode::Ok {
+            return;
+        }
+        let removal = self.remove_resources(stack, req.down_volumes, progress);
+        let failed = match tokio::time::timeout_at(deadline, removal).await {
+            Ok(Ok(failed)) => failed,
+            Ok(Err(e)) => {
+                report.error = Some(e.to_string());
+                report.exit_code_override = Some(e.exit_code());
+                return;
+            }
+            Err(_) => vec![format!(
+                "networks and volumes not all removed: --timeout ({}) passed; run gantry down again",
+                humantime::format_duration(req.timeout)
+            )],
+        };
+        if !failed.is_empty() {
+            report.error = Some(failed.join("; "));
+            report.exit_code_override = Some(ExitCode::Failed);
+        }
+    }
+
+    /// Removes the networks (and with `volumes` the named volumes) of the last release of
+    /// `stack` that ran something, those the stack made; returns what could not be removed
+    /// (one still in use is kept with a progress line, not a failure).
     async fn remove_resources(
         &self,
-        req: &DeployRequest,
+        stack: &StackLedger,
         volumes: bool,
-        report: &DeployReport,
         progress: &dyn Progress,
     ) -> Result<Vec<String>, DeployError> {
-        let stack = self.ledger.stack(&req.stack)?;
-        let holder = Holder::me(&format!("gantry down {}", req.stack), None);
-        // The containers are gone already: a lock held by another process is waited for a
-        // while rather than failing as if nothing had changed.
-        let wait = req.lock_wait.max(RELOCK_WAIT);
-        let _lock = match stack.lock(&holder, wait).await {
-            Ok(lock) => lock,
-            Err(e) => {
-                return Ok(vec![format!(
-                    "networks and volumes not removed: {e}; run gantry down again"
-                )]);
-            }
-        };
         let releases = stack.releases()?;
         let good: Vec<&Release> = releases.iter().filter(|r| r.outcome.is_good()).collect();
-        // A deploy that succeeded since owns the stack now: its networks are in use.
-        if good.last().map(|r| r.id()) != report.release {
-            progress.step(
-                None,
-                "networks and volumes kept: a release was recorded since this down",
-            );
-            return Ok(Vec::new());
-        }
         // What the last release that ran something declared, as `docker compose down` takes
         // the file's; a name any retained release declares external is never the stack's.
         let models: Vec<Project> = releases
@@ -142,7 +141,7 @@ impl Deployer {
         let mut failed = Vec::new();
         let total = objects.len();
         for object in objects {
-            match self.remove_own(&object, &req.stack).await {
+            match self.remove_own(&object, stack.name()).await {
                 Ok(Some(message)) => progress.step(None, &message),
                 Ok(None) => {}
                 Err(e) if in_use(&e) => {
@@ -186,9 +185,6 @@ impl Deployer {
         Ok(removed.then(|| format!("{object} removed")))
     }
 }
-
-/// How long the removal of networks and volumes waits for the stack's lock at least.
-const RELOCK_WAIT: Duration = Duration::from_secs(60);
 
 /// Whether Docker refused because something still uses the network or volume: 409 for a
 /// volume, 403 ("has active endpoints") for a network.

@@ -298,8 +298,11 @@ pub struct DeployRequest {
     /// loads them while Docker is asked for its API version): used as they are. `None` loads.
     pub preloaded: Option<crate::compose::Project>,
     /// `gantry down`: the project is empty on purpose, and the release is recorded even when
-    /// nothing runs any more (so supervision stops restoring what the last one had).
+    /// nothing runs any more (so supervision stops restoring what the last one had); then,
+    /// under the same lock, the networks of the last release that ran something go.
     pub down: bool,
+    /// `gantry down --volumes`: that release's named volumes go too.
+    pub down_volumes: bool,
 }
 
 impl DeployRequest {
@@ -316,6 +319,7 @@ impl DeployRequest {
             concurrency: schedule::DEFAULT_CONCURRENCY,
             preloaded: None,
             down: false,
+            down_volumes: false,
         }
     }
 }

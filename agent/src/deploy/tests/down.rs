@@ -1,10 +1,14 @@
 //! `gantry down` on the in-memory engine: containers, networks and volumes go (only what the
 //! stack made), the release says the stack is down, and it stays down.
 
-use crate::engine::Object;
-use crate::ledger::Outcome;
+use std::sync::Mutex;
 
-use super::super::{DeployRequest, Quiet};
+use futures_util::FutureExt as _;
+
+use crate::engine::Object;
+use crate::ledger::{Holder, Outcome, StackLedger};
+
+use super::super::{DeployRequest, Progress, Quiet};
 use super::Setup;
 
 const STACK: &str = "services:
@@ -45,6 +49,67 @@ async fn down(s: &Setup, volumes: bool) -> super::super::DeployReport {
 async fn deploy_own(s: &Setup, version: &str) -> super::super::DeployReport {
     s.deploy(&STACK.replace("{external: true}", "{}"), version)
         .await
+}
+
+/// A [`Progress`] that notes, as each line is said, who holds the stack's lock, whether
+/// another holder could take it, and whether the ledger records the stack as down; it panics
+/// (a process dying there) at the line `die_at`.
+struct Watch {
+    ledger: StackLedger,
+    die_at: Option<&'static str>,
+    seen: Mutex<Vec<Seen>>,
+}
+
+#[derive(Debug, Clone)]
+struct Seen {
+    line: String,
+    holder: Option<Holder>,
+    lock_free: bool,
+    recorded_down: bool,
+}
+
+impl Watch {
+    fn new(s: &Setup, die_at: Option<&'static str>) -> Self {
+        Self {
+            ledger: s.deployer.ledger().stack("app").unwrap(),
+            die_at,
+            seen: Mutex::default(),
+        }
+    }
+
+    /// What was noted at `line`.
+    fn at(&self, line: &str) -> Seen {
+        let seen = self.seen.lock().unwrap();
+        seen.iter()
+            .find(|s| s.line == line)
+            .cloned()
+            .unwrap_or_else(|| panic!("no line {line:?} in {seen:#?}"))
+    }
+}
+
+impl Progress for Watch {
+    fn step(&self, service: Option<&str>, message: &str) {
+        let line = match service {
+            Some(service) => format!("{service}: {message}"),
+            None => message.to_owned(),
+        };
+        let other = Holder::me("another gantry", None);
+        let recorded_down = self
+            .ledger
+            .releases()
+            .unwrap()
+            .last()
+            .is_some_and(|r| r.down && r.outcome.is_good());
+        self.seen.lock().unwrap().push(Seen {
+            holder: self.ledger.holder(),
+            lock_free: self.ledger.try_lock(&other).is_ok(),
+            recorded_down,
+            line: line.clone(),
+        });
+        if self.die_at == Some(line.as_str()) {
+            panic!("killed at {line:?}");
+        }
+    }
 }
 
 /// The stack's releases, oldest first.
@@ -299,4 +364,93 @@ async fn a_down_cut_short_is_not_undone_and_says_so() {
     let all = releases(&s);
     let last = all.last().unwrap();
     assert!(last.down && last.stopped_where_it_failed(), "{last:?}");
+    // Nor are its networks removed: what still runs keeps them.
+    assert!(s.engine.resources().contains("network app_back"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_networks_go_recorded_and_under_the_lock_that_removed_the_containers() {
+    let s = Setup::new();
+    assert!(deploy_own(&s, "1").await.outcome.is_good());
+    let watch = Watch::new(&s, None);
+    let report = s.deployer.down(&down_request(), true, &watch).await;
+    assert_eq!(
+        report.exit_code(),
+        crate::ExitCode::Ok,
+        "{:?}",
+        report.error
+    );
+    let containers = watch.at("web: removing (gantry down)");
+    assert!(
+        !containers.lock_free && containers.holder.is_some(),
+        "{containers:?}"
+    );
+    for line in [
+        "network app_back removed",
+        "network edge-front removed",
+        "volume app_data removed",
+        "volume app_shared removed",
+    ] {
+        let removal = watch.at(line);
+        // The same hold of the lock: no other job could come in between, and the down did
+        // not wait for the lock twice.
+        assert!(!removal.lock_free, "{removal:?}");
+        assert_eq!(removal.holder, containers.holder, "{removal:?}");
+        // Recorded first: a down killed now leaves a ledger that says the stack is down.
+        assert!(removal.recorded_down, "{removal:?}");
+    }
+    // The lock is released once the down returns.
+    assert!(watch.ledger.try_lock(&Holder::me("next", None)).is_ok());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_down_killed_while_removing_networks_is_finished_by_the_next_down() {
+    let s = Setup::new();
+    assert!(deploy_own(&s, "1").await.outcome.is_good());
+    let watch = Watch::new(&s, Some("network app_back removed"));
+    let killed = std::panic::AssertUnwindSafe(s.deployer.down(&down_request(), true, &watch))
+        .catch_unwind()
+        .await;
+    assert!(killed.is_err(), "the down was not killed: {killed:?}");
+    assert!(s.engine.containers().is_empty());
+    let left = s.engine.resources();
+    assert!(
+        left.contains("network edge-front") && left.contains("volume app_data"),
+        "{left:?}"
+    );
+    let recorded = releases(&s).len();
+    // The next down finds the stack down, records nothing and removes the rest.
+    let again = down(&s, true).await;
+    assert_eq!(again.outcome, Outcome::Unchanged, "{:?}", again.error);
+    assert_eq!(releases(&s).len(), recorded);
+    let left = s.engine.resources();
+    assert!(
+        !["network edge-front", "volume app_data", "volume app_shared"]
+            .iter()
+            .any(|o| left.contains(*o)),
+        "{left:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_down_that_cannot_take_the_lock_changes_nothing() {
+    let s = Setup::new();
+    assert!(deploy_own(&s, "1").await.outcome.is_good());
+    // A stack lock another process holds: the down exits 75 and changes nothing.
+    let other = s
+        .deployer
+        .ledger()
+        .stack("app")
+        .unwrap()
+        .try_lock(&Holder::me("another gantry", None))
+        .unwrap();
+    let busy = s.deployer.down(&down_request(), true, &Quiet).await;
+    assert_eq!(busy.exit_code(), crate::ExitCode::TempFail, "{busy:?}");
+    drop(other);
+    assert_eq!(s.engine.containers().len(), 2);
+    let left = s.engine.resources();
+    assert!(
+        left.contains("network app_back") && left.contains("volume app_data"),
+        "{left:?}"
+    );
 }
