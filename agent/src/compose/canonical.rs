@@ -9,7 +9,8 @@
 //! names the file it is in. The Compose schema is data: [`schema`] holds a table per mapping
 //! (keys and their kinds), [`walk`] is the one function that checks and converts a mapping by
 //! its table, [`scalar`] reads single values; keys that need more than a type are small
-//! functions in [`service`] (service keys) and [`mounts`] (ports, volumes, secrets, devices).
+//! functions in [`service`] (service keys), [`refs`] (what a service names: dependencies,
+//! networks, env files) and [`mounts`] (ports, volumes, secrets, devices).
 //! This file reads the document's top level and `include:`, and resolves host paths.
 //! Unknown keys are refused: keys from the Compose Specification that Gantry does not
 //! implement give [`ComposeError::Unsupported`], anything else [`ComposeError::UnknownKey`].
@@ -26,8 +27,10 @@ use serde_yaml::Value;
 
 use super::error::ComposeError;
 use super::interpolate::AsWritten;
+use super::written::{NameKind, Written, WrittenNames};
 
 mod mounts;
+mod refs;
 mod scalar;
 mod schema;
 mod service;
@@ -39,7 +42,7 @@ pub use mounts::{short_port, short_volume};
 pub use scalar::to_json;
 pub use service::{service, shell_split, shell_words};
 
-use scalar::{closest, entries, key_str, string, string_or_list, type_name};
+use scalar::{closest, entries, key_str, string, strings_at, type_name};
 use schema::{FILE_OBJECT, INCLUDE, NETWORK, VOLUME};
 use walk::{check_keys, walk};
 
@@ -50,8 +53,14 @@ pub struct Ctx<'a> {
     /// The file's values that interpolation changed, as written: errors quote those, never
     /// the values (see [`Ctx::quote`]).
     pub written: &'a AsWritten,
+    /// Where the names and paths that interpolation made are recorded, for the errors after
+    /// merging (see [`WrittenNames`]); shared by all the files of a load.
+    pub names: &'a WrittenNames,
     /// Relative paths are resolved against this directory.
     pub base_dir: &'a Path,
+    /// `base_dir` as written, when interpolation made it (an included project's directory, an
+    /// extended file's directory): a path joined to it is recorded as written too.
+    pub base_written: Option<&'a str>,
     /// The interpolation environment (for `environment: [KEY]` without a value).
     pub lookup: &'a dyn Fn(&str) -> Option<String>,
     /// Expands `~` in bind sources.
@@ -110,6 +119,49 @@ impl<'a> Ctx<'a> {
         self.written.get(path).is_some()
     }
 
+    /// Records `value`, the `kind` read at `path`, as written when interpolation made it: an
+    /// error after merging (an undefined network...) then quotes that text.
+    fn name(&self, kind: NameKind, path: &str, value: &str) {
+        if let Some(w) = self.written.get(path) {
+            self.names.insert(kind, value, Written::Whole(w.to_owned()));
+        }
+    }
+
+    /// Records `value`, a `kind` cut out of the value at `path` after `prefix` and up to a `:`
+    /// or the end (a named volume in `${VOL}:/data`), with that whole value as written when
+    /// interpolation made it, unless the name is written literally there (`data:${TARGET}`).
+    fn name_in(&self, kind: NameKind, path: &str, prefix: &str, value: &str) {
+        let Some(w) = self.written.get(path) else {
+            return;
+        };
+        let literal = !value.contains('$')
+            && w.strip_prefix(prefix)
+                .and_then(|rest| rest.strip_prefix(value))
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(':'));
+        if !literal {
+            self.names.insert(kind, value, Written::In(w.to_owned()));
+        }
+    }
+
+    /// [`Ctx::abs_path`] of the path `p` read at `path`, recorded as written (see
+    /// [`WrittenNames::file`]) when interpolation made it or the directory it is joined to:
+    /// an error naming the file (an env file not found) shows that text instead.
+    pub fn abs_path_at(&self, path: &str, p: &str) -> String {
+        let (abs, joined) = self.resolve(p);
+        let base = self.base_written.filter(|_| joined);
+        let written = self.written.get(path);
+        if written.is_some() || base.is_some() {
+            let rel = written.unwrap_or(p);
+            let shown = match base {
+                Some(b) => format!("{b}/{}", rel.strip_prefix("./").unwrap_or(rel)),
+                None => rel.to_owned(),
+            };
+            self.names
+                .insert(NameKind::File, abs.clone(), Written::Whole(shown));
+        }
+        abs
+    }
+
     fn unknown(&self, path: &str, key: &str, known: &[&str], unsupported: &[&str]) -> ComposeError {
         let full = join(path, key);
         if unsupported.contains(&key) {
@@ -128,6 +180,11 @@ impl<'a> Ctx<'a> {
 
     /// Makes a host path absolute: `~` expanded, relative joined to the base dir, normalised.
     pub fn abs_path(&self, p: &str) -> String {
+        self.resolve(p).0
+    }
+
+    /// [`Ctx::abs_path`], and whether `p` was joined to the base dir.
+    fn resolve(&self, p: &str) -> (String, bool) {
         let expanded: PathBuf = if p == "~" {
             match self.home {
                 Some(h) => PathBuf::from(h),
@@ -143,14 +200,14 @@ impl<'a> Ctx<'a> {
         };
         if (expanded.is_absolute() && p.starts_with('/')) || is_windows_absolute(p) {
             // Written absolute: kept as written, like compose (`C:\data` too).
-            return p.to_string();
+            return (p.to_string(), false);
         }
-        let joined = if expanded.is_absolute() {
-            expanded
+        let (joined, base) = if expanded.is_absolute() {
+            (expanded, false)
         } else {
-            self.base_dir.join(expanded)
+            (self.base_dir.join(expanded), true)
         };
-        normalize(&joined).to_string_lossy().into_owned()
+        (normalize(&joined).to_string_lossy().into_owned(), base)
     }
 }
 
@@ -232,26 +289,19 @@ fn include(ctx: &Ctx<'_>, v: &Value) -> R<Vec<Include>> {
                 for (k, val) in check_keys(ctx, &ip, item, INCLUDE)? {
                     let kp = join(&ip, &k);
                     match k.as_str() {
-                        "path" => {
-                            inc.paths = string_or_list(ctx, &kp, val)?
-                                .iter()
-                                .map(|p| PathBuf::from(ctx.abs_path(p)))
-                                .collect();
-                        }
+                        "path" => inc.paths = paths(ctx, &kp, val)?,
                         "project_directory" => {
-                            inc.project_directory =
-                                Some(PathBuf::from(ctx.abs_path(&string(ctx, &kp, val)?)));
+                            let dir = string(ctx, &kp, val)?;
+                            inc.project_directory = Some(PathBuf::from(ctx.abs_path_at(&kp, &dir)));
                         }
-                        _ => {
-                            inc.env_files = string_or_list(ctx, &kp, val)?
-                                .iter()
-                                .map(|p| PathBuf::from(ctx.abs_path(p)))
-                                .collect();
-                        }
+                        _ => inc.env_files = paths(ctx, &kp, val)?,
                     }
                 }
             }
-            other => inc.paths = vec![PathBuf::from(ctx.abs_path(&string(ctx, &ip, other)?))],
+            other => {
+                let path = string(ctx, &ip, other)?;
+                inc.paths = vec![PathBuf::from(ctx.abs_path_at(&ip, &path))];
+            }
         }
         if inc.paths.is_empty() {
             return Err(ctx.invalid(&ip, "an include needs a path"));
@@ -259,6 +309,14 @@ fn include(ctx: &Ctx<'_>, v: &Value) -> R<Vec<Include>> {
         out.push(inc);
     }
     Ok(out)
+}
+
+/// A path or a list of paths read at `path`, made absolute ([`Ctx::abs_path_at`]).
+fn paths(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Vec<PathBuf>> {
+    Ok(strings_at(ctx, path, v)?
+        .into_iter()
+        .map(|(p, s)| PathBuf::from(ctx.abs_path_at(&p, &s)))
+        .collect())
 }
 
 /// Canonicalises a whole document (already interpolated, tags stripped).
@@ -274,7 +332,11 @@ pub fn file(ctx: &Ctx<'_>, doc: &Value) -> R<CanonFile> {
     for (k, v) in top {
         let key = key_str(k);
         match key.as_str() {
-            "name" => out.name = Some(string(ctx, "name", v)?),
+            "name" => {
+                let name = string(ctx, "name", v)?;
+                ctx.name(NameKind::Project, "name", &name);
+                out.name = Some(name);
+            }
             "version" => out.has_version = true,
             "include" => out.include = include(ctx, v)?,
             "services" => {

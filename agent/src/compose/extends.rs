@@ -4,7 +4,8 @@
 //! canonicalised in its own file's context, so its relative paths resolve against that file's
 //! directory; then the extending service is merged over it with the service merge rules of
 //! [`super::merge`], its `!reset` / `!override` tags applied to the base as compose does.
-//! Chains are followed; a cycle is an error naming the file and service.
+//! Chains are followed; a cycle is an error naming the file and service. A base service or
+//! file that interpolation named is named as written in errors ([`WrittenNames`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use serde_json::{Map, Value as Json};
 
 use super::error::ComposeError;
 use super::merge::{Tags, merge_extended};
+use super::written::{NameKind, WrittenNames};
 
 /// A file's canonical services and the `!reset` / `!override` tags found in it.
 pub type FileServices = (Map<String, Json>, Tags);
@@ -22,12 +24,18 @@ pub type FileLoader<'a> = dyn FnMut(&Path) -> Result<FileServices, ComposeError>
 
 type Cache = BTreeMap<PathBuf, FileServices>;
 
+/// What a resolution follows: the names of the files and services on the way, each with the
+/// service's name for messages.
+type Stack = Vec<(PathBuf, String, String)>;
+
 /// Resolves `extends` in every service of `services` (defined in `file`, whose tags are
-/// `tags`).
+/// `tags`). `names`: the base services and files interpolation named, which errors name as
+/// written.
 pub fn resolve_all(
     file: &Path,
     services: &Map<String, Json>,
     tags: &Tags,
+    names: &WrittenNames,
     load_file: &mut FileLoader<'_>,
 ) -> Result<Map<String, Json>, ComposeError> {
     let mut cache: Cache = BTreeMap::new();
@@ -35,22 +43,25 @@ pub fn resolve_all(
     let mut out = Map::new();
     for name in services.keys() {
         let mut stack = Vec::new();
-        let svc = resolve(file, name, &mut cache, load_file, &mut stack)?;
+        let svc = resolve(file, (name, name), &mut cache, names, load_file, &mut stack)?;
         out.insert(name.clone(), svc);
     }
     Ok(out)
 }
 
+/// The service `name` of `file`, its `extends` applied. `shown`: its name for messages (as
+/// written, when an `extends` a variable filled named it).
 fn resolve(
     file: &Path,
-    name: &str,
+    (name, shown): (&str, &str),
     cache: &mut Cache,
+    names: &WrittenNames,
     load_file: &mut FileLoader<'_>,
-    stack: &mut Vec<(PathBuf, String)>,
+    stack: &mut Stack,
 ) -> Result<Json, ComposeError> {
     let err = |message: String| ComposeError::Extends {
-        file: file.to_path_buf(),
-        service: name.to_string(),
+        file: names.path(file),
+        service: shown.to_string(),
         message,
     };
     if !cache.contains_key(file) {
@@ -58,16 +69,18 @@ fn resolve(
         cache.insert(file.to_path_buf(), loaded);
     }
     let Some(mut svc) = cache.get(file).and_then(|(m, _)| m.get(name)).cloned() else {
-        return Err(err(format!("no service {name:?} in {}", file.display())));
+        return Err(err(format!(
+            "no service {shown:?} in {}",
+            names.path(file).display()
+        )));
     };
     let Some(ext) = svc.as_object_mut().and_then(|o| o.remove("extends")) else {
         return Ok(svc);
     };
-    let key = (file.to_path_buf(), name.to_string());
-    if stack.contains(&key) {
-        let chain: Vec<String> = stack.iter().map(|(_, s)| s.clone()).collect();
+    if stack.iter().any(|(f, n, _)| f == file && n == name) {
+        let chain: Vec<&str> = stack.iter().map(|(_, _, s)| s.as_str()).collect();
         return Err(err(format!(
-            "extends cycle: {} -> {name}",
+            "extends cycle: {} -> {shown}",
             chain.join(" -> ")
         )));
     }
@@ -81,9 +94,10 @@ fn resolve(
         .and_then(Json::as_str)
         .map(PathBuf::from)
         .unwrap_or_else(|| file.to_path_buf());
+    let base_shown = names.path(&base_file);
     if !cache.contains_key(&base_file) {
         let loaded = load_file(&base_file)
-            .map_err(|e| err(format!("cannot load {}: {e}", base_file.display())))?;
+            .map_err(|e| err(format!("cannot load {}: {e}", base_shown.display())))?;
         cache.insert(base_file.clone(), loaded);
     }
     if !cache
@@ -91,12 +105,21 @@ fn resolve(
         .is_some_and(|(m, _)| m.contains_key(&base_name))
     {
         return Err(err(format!(
-            "service {base_name:?} not found in {}",
-            base_file.display()
+            "service {} not found in {}",
+            names.quote(NameKind::Service, &base_name),
+            base_shown.display()
         )));
     }
-    stack.push(key);
-    let base = resolve(&base_file, &base_name, cache, load_file, stack)?;
+    stack.push((file.to_path_buf(), name.to_owned(), shown.to_owned()));
+    let base_as = names.raw(NameKind::Service, &base_name);
+    let base = resolve(
+        &base_file,
+        (&base_name, &base_as),
+        cache,
+        names,
+        load_file,
+        stack,
+    )?;
     stack.pop();
     let tags = cache.get(file).map(|(_, t)| t.clone()).unwrap_or_default();
     Ok(merge_extended(base, svc, name, &tags))
@@ -125,6 +148,7 @@ mod tests {
             Path::new("/c.yaml"),
             &services,
             &Tags::default(),
+            &WrittenNames::default(),
             &mut loader,
         )
         .unwrap();
@@ -138,8 +162,14 @@ mod tests {
             "b": {"extends": {"service": "a"}},
         }))
         .unwrap();
-        let e =
-            resolve_all(Path::new("/c.yaml"), &cyclic, &Tags::default(), &mut loader).unwrap_err();
+        let e = resolve_all(
+            Path::new("/c.yaml"),
+            &cyclic,
+            &Tags::default(),
+            &WrittenNames::default(),
+            &mut loader,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("extends cycle"), "{e}");
         let missing: Map<String, Json> =
             serde_json::from_value(json!({"a": {"extends": {"service": "nope"}}})).unwrap();
@@ -147,6 +177,7 @@ mod tests {
             Path::new("/c.yaml"),
             &missing,
             &Tags::default(),
+            &WrittenNames::default(),
             &mut loader,
         )
         .unwrap_err();
@@ -171,6 +202,7 @@ mod tests {
             Path::new("/c.yaml"),
             &services,
             &Tags::default(),
+            &WrittenNames::default(),
             &mut loader,
         )
         .unwrap();

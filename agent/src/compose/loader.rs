@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use serde_json::{Map, Value as Json, json};
 use serde_yaml::Value;
@@ -22,6 +23,7 @@ use super::extends;
 use super::interpolate::{AsWritten, InterpolationError, interpolate};
 use super::merge::{self, Tags};
 use super::model::Project;
+use super::written::{NameKind, Written, WrittenNames};
 use super::xgantry::StackDefaults;
 use super::yaml;
 
@@ -144,6 +146,9 @@ struct Env {
     home: Option<String>,
     /// Files under this directory are named relative to it in errors.
     cwd: PathBuf,
+    /// The names and paths interpolation made, in every file of the load (`include` and
+    /// `extends` too), for the errors after merging.
+    names: Rc<WrittenNames>,
 }
 
 impl Env {
@@ -221,12 +226,18 @@ pub(crate) fn load(opts: &LoadOptions) -> Result<Project, ComposeError> {
         home: vars.get("HOME").cloned(),
         vars,
         cwd: cwd.clone(),
+        names: Rc::default(),
     };
 
     let mut warnings: Vec<String> = discovery_warnings;
     let mut stack = Vec::new();
-    let (mut merged, name_in_files, empty) =
-        load_files(&files, &project_dir, &env, &mut warnings, &mut stack)?;
+    let (mut merged, name_in_files, empty) = load_files(
+        &files,
+        (&project_dir, None),
+        &env,
+        &mut warnings,
+        &mut stack,
+    )?;
     if empty {
         // Compose refuses it too ("empty compose file").
         let names: Vec<String> = files
@@ -251,7 +262,8 @@ pub(crate) fn load(opts: &LoadOptions) -> Result<Project, ComposeError> {
             let n = normalize_project_name(&in_file);
             if n.is_empty() {
                 return Err(ComposeError::project(format!(
-                    "invalid project name {in_file:?} in name: (use lowercase letters, digits, '-' and '_')"
+                    "invalid project name {} in name: (use lowercase letters, digits, '-' and '_')",
+                    env.names.quote(NameKind::Project, &in_file)
                 )));
             }
             n
@@ -333,8 +345,8 @@ pub(crate) fn load(opts: &LoadOptions) -> Result<Project, ComposeError> {
             }
         }
     }
-    resolve_resources(&mut project, &merged)?;
-    check_dependencies(&project)?;
+    resolve_resources(&mut project, &merged, &env.names)?;
+    check_dependencies(&project, &env.names)?;
     project.warnings = dedup_strings(warnings);
     Ok(project)
 }
@@ -354,12 +366,12 @@ pub fn normalize_project_name(s: &str) -> String {
     lowered.trim_start_matches(['_', '-']).to_string()
 }
 
-/// Loads and merges `files` (relative paths against `base_dir`), `include`s and `extends`
-/// applied. Returns the merged canonical document, the last `name:` seen, and whether every
-/// file was empty (no top-level key).
+/// Loads and merges `files` (relative paths against `base_dir`, as written when interpolation
+/// made it), `include`s and `extends` applied. Returns the merged canonical document, the last
+/// `name:` seen, and whether every file was empty (no top-level key).
 fn load_files(
     files: &[PathBuf],
-    base_dir: &Path,
+    base_dir: (&Path, Option<&str>),
     env: &Env,
     warnings: &mut Vec<String>,
     stack: &mut Vec<PathBuf>,
@@ -374,7 +386,7 @@ fn load_files(
                 shown(file, env).display(),
                 stack
                     .iter()
-                    .map(|p| p.display().to_string())
+                    .map(|p| shown(p, env).display().to_string())
                     .collect::<Vec<_>>()
                     .join(" -> ")
             )));
@@ -384,7 +396,7 @@ fn load_files(
         if canon.has_version {
             warnings.push(format!(
                 "{}: the attribute `version` is obsolete, it will be ignored",
-                file.display()
+                env.names.path(file).display()
             ));
         }
         if let Some(n) = &canon.name {
@@ -393,13 +405,14 @@ fn load_files(
         // An extended file's relative paths point from that file's own directory.
         let mut loader = |other: &Path| -> Result<extends::FileServices, ComposeError> {
             let dir = other.parent().unwrap_or(Path::new("/")).to_path_buf();
+            let dir_written = env.names.dir_of(other);
             let mut w = Vec::new();
             // Not checked for null services: compose does not check a file reached through
             // `extends` either (extending a null service merges over nothing).
-            let (t, c) = load_file_in(other, &dir, env, &mut w)?;
+            let (t, c) = load_file_in(other, (&dir, dir_written.as_deref()), env, &mut w)?;
             Ok((c.services, t))
         };
-        let services = extends::resolve_all(file, &canon.services, &tags, &mut loader)?;
+        let services = extends::resolve_all(file, &canon.services, &tags, &env.names, &mut loader)?;
         let mut d = Map::new();
         d.insert("services".into(), Json::Object(services));
         for (k, v) in [
@@ -418,12 +431,12 @@ fn load_files(
         stack.push(file.clone());
         for inc in &canon.include {
             let imported = load_include(inc, env, warnings, stack)?;
-            import(shown(file, env), &mut d, imported)?;
+            import(&shown(file, env), &mut d, imported)?;
         }
         stack.pop();
         merged = merge::merge_documents(merged, Json::Object(d), &tags);
         if let Some(services) = merged.get("services").and_then(Json::as_object) {
-            check_null_services(shown(file, env), services)?;
+            check_null_services(&shown(file, env), services)?;
         }
     }
     Ok((merged, name_in_files, empty))
@@ -450,15 +463,24 @@ fn load_include(
     warnings: &mut Vec<String>,
     stack: &mut Vec<PathBuf>,
 ) -> Result<Json, ComposeError> {
-    let dir = inc.project_directory.clone().unwrap_or_else(|| {
-        inc.paths
-            .first()
-            .and_then(|p| p.parent())
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("/"))
-    });
+    let (dir, dir_written) = match &inc.project_directory {
+        Some(d) => (d.clone(), env.names.file(d)),
+        None => match inc.paths.first() {
+            Some(first) => (
+                first
+                    .parent()
+                    .map_or_else(|| PathBuf::from("/"), Path::to_path_buf),
+                env.names.dir_of(first),
+            ),
+            None => (PathBuf::from("/"), None),
+        },
+    };
     let env_files: Vec<PathBuf> = if inc.env_files.is_empty() {
         let p = dir.join(".env");
+        if let Some(w) = &dir_written {
+            let shown = Written::Whole(format!("{w}/.env"));
+            env.names.insert(NameKind::File, p.to_string_lossy(), shown);
+        }
         if p.is_file() { vec![p] } else { Vec::new() }
     } else {
         inc.env_files.clone()
@@ -467,7 +489,8 @@ fn load_include(
     for f in &env_files {
         let snapshot = vars.clone();
         let lookup = |k: &str| snapshot.get(k).cloned();
-        for (k, v) in dotenv::read(f, false, &lookup)? {
+        let read = dotenv::read(f, false, &lookup).map_err(|e| env.names.in_error(e))?;
+        for (k, v) in read {
             vars.entry(k).or_insert(v);
         }
     }
@@ -475,8 +498,10 @@ fn load_include(
         vars,
         home: env.home.clone(),
         cwd: env.cwd.clone(),
+        names: Rc::clone(&env.names),
     };
-    let (doc, _, _) = load_files(&inc.paths, &dir, &sub, warnings, stack)?;
+    let base = (dir.as_path(), dir_written.as_deref());
+    let (doc, _, _) = load_files(&inc.paths, base, &sub, warnings, stack)?;
     Ok(doc)
 }
 
@@ -525,24 +550,29 @@ pub fn is_valid_project_name(s: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }
 
-/// Errors name a file relative to the current directory when it is below it.
-fn shown<'p>(file: &'p Path, env: &Env) -> &'p Path {
+/// Errors name a file relative to the current directory when it is below it; a file whose
+/// path interpolation made (an `include` or `extends` of `${FILE}`), by that path as written.
+fn shown(file: &Path, env: &Env) -> PathBuf {
+    if let Some(written) = env.names.file(file) {
+        return PathBuf::from(written);
+    }
     match file.strip_prefix(&env.cwd) {
-        Ok(rel) if env.cwd.parent().is_some() => rel,
-        _ => file,
+        Ok(rel) if env.cwd.parent().is_some() => rel.to_path_buf(),
+        _ => file.to_path_buf(),
     }
 }
 
 /// Per-file stages. `base_dir` is where the file's relative paths point: the project
 /// directory for the files given with -f (as compose does), the file's own directory for a
-/// file reached through `extends.file`.
+/// file reached through `extends.file`; with its text as written when interpolation made it.
 fn load_file_in(
     file: &Path,
-    base_dir: &Path,
+    (base_dir, base_written): (&Path, Option<&str>),
     env: &Env,
     warnings: &mut Vec<String>,
 ) -> Result<(Tags, canonical::CanonFile), ComposeError> {
-    let shown = shown(file, env);
+    let shown_as = shown(file, env);
+    let shown = shown_as.as_path();
     let text = gantry_common::fsx::read_bounded(file, gantry_common::fsx::MAX_COMPOSE_FILE)
         .map_err(|source| ComposeError::Read {
             file: shown.to_path_buf(),
@@ -561,11 +591,13 @@ fn load_file_in(
     let ctx = Ctx {
         file: shown,
         written: &written,
+        names: &env.names,
         base_dir: if base_dir.as_os_str().is_empty() {
             Path::new("/")
         } else {
             base_dir
         },
+        base_written,
         lookup: &lookup,
         home: env.home.as_deref(),
     };

@@ -8,7 +8,8 @@
 //!
 //! Design: a pipeline of small pure stages, one module each:
 //! - [`yaml`]: parse a file (errors with line and column) and resolve `<<` merge keys;
-//! - [`interpolate`] and [`dotenv`]: variables;
+//! - [`interpolate`] and [`dotenv`]: variables; [`written`]: the names and paths they made,
+//!   with their text as written, for the errors after merging (never quoting a variable's value);
 //! - [`canonical`]: per file, validate every key (unsupported keys are errors naming file,
 //!   service and key) and rewrite each value into its long form, as JSON;
 //! - [`extends`] and [`merge`]: combine services and files on that canonical JSON;
@@ -53,6 +54,7 @@ pub mod name;
 pub mod pull_policy;
 #[cfg(test)]
 mod tests;
+pub mod written;
 pub mod xgantry;
 pub mod yaml;
 

@@ -653,6 +653,197 @@ fn a_value_that_does_not_convert_is_quoted_as_written_not_as_interpolated() {
     }
 }
 
+/// A name or a path that a variable gave, checked only once the files are merged (a network,
+/// volume, secret, config or service a service refers to, a service or file `extends` names,
+/// an env or label file, a file `include` reaches, the project name), is quoted in the error as
+/// written in the file (`"${NET}"`), never as what the variable holds; the error still says
+/// which service or key and what to do. Written literally, the name itself is quoted.
+#[test]
+fn names_a_variable_gave_are_quoted_as_written_after_merging() {
+    let (_t, d) = project_dir("p");
+    write(
+        &d,
+        ".env",
+        "SECRET=hunter2\nSVC=hunter2svc\nINC=hunter2/inc.yaml\nDIR=hunter2\nBAD_NAME='#%&*!'\n",
+    );
+    write(&d, "hunter2.d/.keep", "");
+    write(&d, "hunter2-bad.env", "K=${\n");
+    write(
+        &d,
+        "base.yaml",
+        "services:\n  hunter2svc:\n    image: x\n    extends: nope\n",
+    );
+    write(
+        &d,
+        "hunter2/inc.yaml",
+        "services:\n  i:\n    image: x\n    imgae: y\n",
+    );
+    write(
+        &d,
+        "hunter2/missing-env.yaml",
+        "services:\n  i:\n    image: x\n    env_file: ./app.env\n",
+    );
+    // (what the service says, what the error says)
+    let cases: &[(&str, &str)] = &[
+        (
+            "networks: ['${SECRET}']",
+            r#"service "s" refers to undefined network "${SECRET}" (add it under the top-level networks:)"#,
+        ),
+        (
+            "volumes: ['${SECRET}:/data']",
+            r#"service "s" refers to undefined volume named in "${SECRET}:/data" (add it under the top-level volumes:)"#,
+        ),
+        (
+            "volumes: [{type: volume, source: '${SECRET}', target: /data}]",
+            r#"refers to undefined volume "${SECRET}" (add it"#,
+        ),
+        (
+            "secrets: ['${SECRET}']",
+            r#"refers to undefined secret "${SECRET}" (add it under the top-level secrets:)"#,
+        ),
+        (
+            "secrets: [{source: '${SECRET}', target: /s}]",
+            r#"refers to undefined secret "${SECRET}""#,
+        ),
+        (
+            "configs: ['${SECRET}']",
+            r#"refers to undefined config "${SECRET}" (add it under the top-level configs:)"#,
+        ),
+        (
+            "depends_on: ['${SVC}']",
+            r#"service "s" depends on undefined service "${SVC}""#,
+        ),
+        (
+            "links: ['${SVC}:db']",
+            r#"depends on undefined service named in "${SVC}:db""#,
+        ),
+        (
+            "network_mode: service:${SVC}",
+            r#"depends on undefined service named in "service:${SVC}""#,
+        ),
+        (
+            "volumes_from: ['${SVC}:ro']",
+            r#"depends on undefined service named in "${SVC}:ro""#,
+        ),
+        (
+            "env_file: ${SECRET}.env",
+            "compose.yaml: services.s.env_file: env file ${SECRET}.env not found (create it",
+        ),
+        (
+            "env_file: [{path: './${SECRET}/app.env'}]",
+            "services.s.env_file: env file ./${SECRET}/app.env not found",
+        ),
+        (
+            "env_file: ${SECRET}.d",
+            "${SECRET}.d: cannot read: a directory",
+        ),
+        (
+            "env_file: ${SECRET}-bad.env",
+            "${SECRET}-bad.env:1: K: invalid interpolation format",
+        ),
+        (
+            "label_file: ${SECRET}.labels",
+            "services.s.label_file: label file ${SECRET}.labels not found",
+        ),
+        (
+            "extends: ${SVC}",
+            r#"compose.yaml: services.s.extends: service "${SVC}" not found in"#,
+        ),
+        (
+            "extends: {service: base, file: '${SECRET}.yaml'}",
+            "services.s.extends: cannot load ${SECRET}.yaml: ${SECRET}.yaml: cannot read",
+        ),
+        (
+            "extends: {service: '${SVC}', file: base.yaml}",
+            r#"base.yaml: services.${SVC}.extends: service "nope" not found in"#,
+        ),
+    ];
+    for (yaml, says) in cases {
+        let f = write(
+            &d,
+            "compose.yaml",
+            &format!("services:\n  s:\n    image: x\n    {yaml}\n"),
+        );
+        let e = load(&opts(vec![f])).unwrap_err().to_string();
+        assert!(!e.contains("hunter2"), "{yaml}: the value is shown: {e}");
+        assert!(e.contains(says), "{yaml}: got {e:?}, want {says:?}");
+    }
+    // A file `include` reaches through a variable is named as written, in its own errors too;
+    // and so is a path joined to its directory.
+    for (yaml, says) in [
+        (
+            "include: ['${INC}']",
+            "${INC}: services.i.imgae: unknown key",
+        ),
+        (
+            "include: [{path: '${DIR}/inc.yaml'}]",
+            "${DIR}/inc.yaml: services.i.imgae: unknown key",
+        ),
+        (
+            "include: ['${DIR}/missing-env.yaml']",
+            "services.i.env_file: env file ${DIR}/app.env not found",
+        ),
+        (
+            "include: ['${INC}/../missing-env.yaml']",
+            "env file ${INC}/../app.env not found",
+        ),
+    ] {
+        let f = write(
+            &d,
+            "compose.yaml",
+            &format!("{yaml}\nservices:\n  s:\n    image: x\n"),
+        );
+        let e = load(&opts(vec![f])).unwrap_err().to_string();
+        assert!(!e.contains("hunter2"), "{yaml}: the value is shown: {e}");
+        assert!(e.contains(says), "{yaml}: got {e:?}, want {says:?}");
+    }
+    // The project's name.
+    let f = write(
+        &d,
+        "compose.yaml",
+        "name: ${BAD_NAME}\nservices:\n  s:\n    image: x\n",
+    );
+    let e = load(&opts(vec![f])).unwrap_err().to_string();
+    assert!(!e.contains("#%&*!"), "the value is shown: {e}");
+    assert!(
+        e.contains(r#"invalid project name "${BAD_NAME}" in name: (use lowercase letters"#),
+        "{e}"
+    );
+    // Written literally, the name itself is quoted, as it is in the file.
+    for (yaml, says) in [
+        (
+            "networks: [front]",
+            r#"refers to undefined network "front" (add it"#,
+        ),
+        ("volumes: ['data:/data']", r#"undefined volume "data""#),
+        (
+            "secrets: [db_password]",
+            r#"undefined secret "db_password""#,
+        ),
+        ("links: ['db:database']", r#"undefined service "db""#),
+        // A name written literally next to a variable.
+        ("volumes: ['data:/${SECRET}']", r#"undefined volume "data""#),
+        ("links: ['db:${SECRET}']", r#"undefined service "db""#),
+        ("extends: base", r#"service "base" not found in"#),
+        ("env_file: ./nope.env", "/p/nope.env not found"),
+    ] {
+        let f = write(
+            &d,
+            "compose.yaml",
+            &format!("services:\n  s:\n    image: x\n    {yaml}\n"),
+        );
+        let e = load(&opts(vec![f])).unwrap_err().to_string();
+        assert!(e.contains(says), "{yaml}: got {e:?}, want {says:?}");
+    }
+    let f = write(
+        &d,
+        "compose.yaml",
+        "name: '#%&*!'\nservices:\n  s:\n    image: x\n",
+    );
+    let e = load(&opts(vec![f])).unwrap_err().to_string();
+    assert!(e.contains(r##"invalid project name "#%&*!""##), "{e}");
+}
+
 #[test]
 fn project_name_rules() {
     let (_t, d) = project_dir("Dir_Name");
@@ -1214,7 +1405,7 @@ proptest! {
     fn short_syntax_never_panics(s in "[\\[\\]0-9a-z.:/\\-~,]{0,30}") {
         let _ = canonical::short_port(&s);
         let lookup = |_: &str| None;
-        let ctx = canonical::Ctx { file: Path::new("/c.yaml"), written: &Default::default(), base_dir: Path::new("/"), lookup: &lookup, home: None };
+        let ctx = canonical::Ctx { file: Path::new("/c.yaml"), written: &Default::default(), names: &Default::default(), base_dir: Path::new("/"), base_written: None, lookup: &lookup, home: None };
         let _ = canonical::short_volume(&ctx, "v", &s);
         let _ = canonical::shell_split(&s);
         let _ = s.parse::<Duration>();

@@ -17,6 +17,7 @@ use super::scalar::{entries, integer, string, type_name};
 use super::schema::{DEVICE, FILE_MOUNT, MOUNT, PORT, ULIMIT};
 use super::walk::{check_keys, walk};
 use super::{Ctx, R, has_drive_letter};
+use crate::compose::written::NameKind;
 
 fn list<'v>(ctx: &Ctx<'_>, path: &str, v: &'v Value) -> R<&'v Vec<Value>> {
     match v {
@@ -294,7 +295,13 @@ pub(super) fn volumes(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
         let ip = format!("{path}[{i}]");
         match item {
             Value::String(s) => {
-                out.push(short_volume(ctx, &ip, s).map_err(|e| ctx.invalid(&ip, e))?);
+                let m = short_volume(ctx, &ip, s).map_err(|e| ctx.invalid(&ip, e))?;
+                if m["type"] == "volume"
+                    && let Some(source) = m.get("source").and_then(Json::as_str)
+                {
+                    ctx.name_in(NameKind::Volume, &ip, "", source);
+                }
+                out.push(m);
             }
             Value::Mapping(_) => out.push(long_volume(ctx, &ip, item)?),
             other => {
@@ -337,6 +344,11 @@ fn long_volume(ctx: &Ctx<'_>, ip: &str, item: &Value) -> R<Json> {
             "source" if kind == "bind" => {
                 let s = v.as_str().unwrap_or_default();
                 m.insert(k, json!(ctx.abs_path(s)));
+            }
+            "source" if kind == "volume" => {
+                let s = v.as_str().unwrap_or_default();
+                ctx.name(NameKind::Volume, &super::join(ip, "source"), s);
+                m.insert(k, v);
             }
             _ => {
                 m.insert(k, v);
@@ -407,6 +419,11 @@ pub(super) fn config_mounts(ctx: &Ctx<'_>, p: &str, v: &Value) -> R<Json> {
 }
 
 fn file_mounts(ctx: &Ctx<'_>, path: &str, v: &Value, secret: bool) -> R<Json> {
+    let kind = if secret {
+        NameKind::Secret
+    } else {
+        NameKind::Config
+    };
     let mut out = Vec::new();
     for (i, item) in list(ctx, path, v)?.iter().enumerate() {
         let ip = format!("{path}[{i}]");
@@ -414,12 +431,15 @@ fn file_mounts(ctx: &Ctx<'_>, path: &str, v: &Value, secret: bool) -> R<Json> {
         match item {
             Value::Mapping(_) => {
                 m = walk(ctx, &ip, item, FILE_MOUNT)?;
-                if !m.contains_key("source") {
+                let Some(source) = m.get("source").and_then(Json::as_str) else {
                     return Err(ctx.invalid(&ip, "needs a source"));
-                }
+                };
+                ctx.name(kind, &super::join(&ip, "source"), source);
             }
             other => {
-                m.insert("source".into(), json!(string(ctx, &ip, other)?));
+                let source = string(ctx, &ip, other)?;
+                ctx.name(kind, &ip, &source);
+                m.insert("source".into(), json!(source));
             }
         }
         if secret && !m.contains_key("target") {

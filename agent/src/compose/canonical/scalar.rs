@@ -189,6 +189,23 @@ pub(super) fn string_or_list(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Vec<Stri
     }
 }
 
+/// [`string_or_list`], each string with the key path it was read at (`path[i]` in a list).
+pub(super) fn strings_at(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Vec<(String, String)>> {
+    match v {
+        Value::Sequence(seq) => seq
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let p = format!("{path}[{i}]");
+                let s = string(ctx, &p, item)?;
+                Ok((p, s))
+            })
+            .collect(),
+        Value::Null => Ok(Vec::new()),
+        other => Ok(vec![(path.to_owned(), string(ctx, path, other)?)]),
+    }
+}
+
 /// A `KEY=VALUE` list or a mapping, as a map; `missing` decides what a `KEY` alone becomes.
 pub(super) fn key_value_map(
     ctx: &Ctx<'_>,

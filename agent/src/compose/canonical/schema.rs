@@ -4,9 +4,9 @@
 //! Design: a table per mapping of the Compose Specification, walked by
 //! [`super::walk::walk`]. Adding a key that differs from its neighbours only in type is one
 //! line here; a key that needs more (a short syntax, a default, a cross-key rule) names a
-//! small function in [`super::service`] or [`super::mounts`]. Keys of the specification that
-//! Gantry refuses are listed as `Unsupported`, so their error says so instead of
-//! "unknown key".
+//! small function in [`super::service`], [`super::refs`] or [`super::mounts`]. Keys of the
+//! specification that Gantry refuses are listed as `Unsupported`, so their error says so
+//! instead of "unknown key".
 //!
 //! Limits: the top level and `include:` are read by hand in [`super`] (they build Rust values,
 //! not JSON); `build:` is kept loosely (Gantry never builds).
@@ -15,12 +15,12 @@ use super::mounts::{
     config_mounts, device_mounts, file_mode, port_target, ports, secret_mounts, tmpfs_mode,
     ulimits, volumes,
 };
+use super::refs::{depends_on, env_file, extends, label_file, service_networks};
 use super::service::{
-    blkio_weight, build, command, container_name, cpus, depends_on, deploy_mode, develop_watch,
-    device_count, env_file, environment, extends, extra_hosts, gpus, health_test, hooks,
-    ipam_pools, label_file, limit_devices, mem_swappiness, memswap_limit, oom_score_adj, placement,
-    pull_policy, replicas, reserved_devices, restart, service_networks, throttle_devices,
-    weight_devices,
+    blkio_weight, build, command, container_name, cpus, deploy_mode, develop_watch, device_count,
+    environment, extra_hosts, gpus, health_test, hooks, ipam_pools, limit_devices, mem_swappiness,
+    memswap_limit, oom_score_adj, placement, pull_policy, replicas, reserved_devices, restart,
+    throttle_devices, weight_devices,
 };
 use super::walk::{Kind::*, Schema};
 

@@ -3,10 +3,10 @@
 //!
 //! Design: each function is a [`super::walk::Special`] named in [`super::schema`]; [`service`]
 //! walks the service table. Output is the long form compose prints: `command` split like a
-//! shell, `depends_on` and `networks` as mappings with compose's defaults, `env_file` entries
-//! with `required`, `extra_hosts` as `HOST=IP`, `build` with a context and a Dockerfile.
+//! shell, `extra_hosts` as `HOST=IP`, `build` with a context and a Dockerfile.
 //!
-//! Limits: mounts and ports are in [`super::mounts`]; `build` keys other than `context`,
+//! Limits: mounts and ports are in [`super::mounts`]; `depends_on`, `networks`, `extends`,
+//! `env_file` and `label_file` in [`super::refs`]; `build` keys other than `context`,
 //! `args` and `labels` are kept as written (Gantry never builds).
 
 use serde_json::{Map, Value as Json, json};
@@ -16,9 +16,7 @@ use super::scalar::{
     bytes, entries, float, integer, key_value_map, scalar_string, string, string_list,
     string_or_list, to_json, type_name, unsigned,
 };
-use super::schema::{
-    DEPENDS_ON, DEVICE_REQUEST, ENV_FILE, EXTENDS, HOOK, IPAM_POOL, SERVICE, SERVICE_NETWORK, WATCH,
-};
+use super::schema::{DEVICE_REQUEST, HOOK, IPAM_POOL, SERVICE, WATCH};
 use super::walk::walk;
 use super::{Ctx, R, join};
 use crate::compose::error::ComposeError;
@@ -28,7 +26,11 @@ use crate::compose::error::ComposeError;
 pub fn service(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
     match v {
         Value::Null => Ok(Json::Null),
-        Value::Mapping(_) => Ok(Json::Object(walk(ctx, path, v, SERVICE)?)),
+        Value::Mapping(_) => {
+            let svc = walk(ctx, path, v, SERVICE)?;
+            super::refs::implied_dependencies(ctx, path, &svc);
+            Ok(Json::Object(svc))
+        }
         other => Err(ctx.invalid(
             path,
             format!("a service is a mapping, found {}", type_name(other)),
@@ -226,45 +228,6 @@ pub fn shell_words(s: &str) -> Result<(Vec<String>, Option<&str>), String> {
     Ok((words, rest))
 }
 
-pub(super) fn env_file(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
-    let items: Vec<&Value> = match val {
-        Value::Sequence(seq) => seq.iter().collect(),
-        Value::Null => Vec::new(),
-        other => vec![other],
-    };
-    let mut out = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        let ip = format!("{p}[{i}]");
-        let mut m = Map::new();
-        m.insert("required".into(), Json::Bool(true));
-        match item {
-            Value::Mapping(_) => {
-                m.extend(walk(ctx, &ip, item, ENV_FILE)?);
-                if !m.contains_key("path") {
-                    return Err(ctx.invalid(&ip, "an env_file entry needs a path"));
-                }
-            }
-            other => {
-                m.insert(
-                    "path".into(),
-                    Json::String(ctx.abs_path(&string(ctx, &ip, other)?)),
-                );
-            }
-        }
-        out.push(Json::Object(m));
-    }
-    Ok(Json::Array(out))
-}
-
-/// `label_file`: a path or a list of paths, made absolute. Read into `labels` when the files
-/// are merged (see the loader), as compose does.
-pub(super) fn label_file(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
-    let paths = string_or_list(ctx, p, val)?;
-    Ok(Json::from(
-        paths.iter().map(|s| ctx.abs_path(s)).collect::<Vec<_>>(),
-    ))
-}
-
 /// `[::1]` → `::1` (compose prints IPv6 addresses of extra_hosts without brackets).
 fn unbracket(ip: &str) -> &str {
     ip.strip_prefix('[')
@@ -320,63 +283,6 @@ pub(super) fn health_test(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
             format!("expected a string or a list, found {}", type_name(other)),
         )),
     }
-}
-
-fn list_or_mapping_error(ctx: &Ctx<'_>, path: &str, v: &Value) -> ComposeError {
-    ctx.invalid(
-        path,
-        format!("expected a list or a mapping, found {}", type_name(v)),
-    )
-}
-
-pub(super) fn depends_on(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
-    let mut out = Map::new();
-    match v {
-        Value::Sequence(_) => {
-            for name in string_list(ctx, path, v)? {
-                out.insert(
-                    name,
-                    json!({"condition": "service_started", "required": true}),
-                );
-            }
-        }
-        Value::Mapping(_) => {
-            for (name, d) in entries(ctx, path, v)? {
-                let mut m = Map::new();
-                m.insert("condition".into(), json!("service_started"));
-                m.insert("required".into(), json!(true));
-                m.extend(walk(ctx, &join(path, &name), d, DEPENDS_ON)?);
-                out.insert(name, Json::Object(m));
-            }
-        }
-        Value::Null => {}
-        other => return Err(list_or_mapping_error(ctx, path, other)),
-    }
-    Ok(Json::Object(out))
-}
-
-pub(super) fn service_networks(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
-    let mut out = Map::new();
-    match v {
-        Value::Sequence(_) => {
-            for name in string_list(ctx, path, v)? {
-                out.insert(name, Json::Null);
-            }
-        }
-        Value::Mapping(_) => {
-            for (name, n) in entries(ctx, path, v)? {
-                let j = if n.is_null() {
-                    Json::Null
-                } else {
-                    Json::Object(walk(ctx, &join(path, &name), n, SERVICE_NETWORK)?)
-                };
-                out.insert(name, j);
-            }
-        }
-        Value::Null => {}
-        other => return Err(list_or_mapping_error(ctx, path, other)),
-    }
-    Ok(Json::Object(out))
 }
 
 /// `ipam.config`: a list of pools.
@@ -772,25 +678,4 @@ pub(super) fn build(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
         out.insert("dockerfile".into(), json!("Dockerfile"));
     }
     Ok(Json::Object(out))
-}
-
-/// `extends`: `{service, file?}` or a service name; `file` made absolute.
-pub(super) fn extends(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
-    match v {
-        Value::String(s) => Ok(json!({"service": s})),
-        Value::Mapping(_) => {
-            let m = walk(ctx, path, v, EXTENDS)?;
-            if !m.contains_key("service") {
-                return Err(ctx.invalid(path, "extends needs a service"));
-            }
-            Ok(Json::Object(m))
-        }
-        other => Err(ctx.invalid(
-            path,
-            format!(
-                "expected a service name or a mapping, found {}",
-                type_name(other)
-            ),
-        )),
-    }
 }

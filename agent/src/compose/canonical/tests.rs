@@ -16,7 +16,9 @@ fn svc(yaml: &str) -> R<Json> {
     let ctx = Ctx {
         file: &file,
         written: &Default::default(),
+        names: &Default::default(),
         base_dir: &base,
+        base_written: None,
         lookup: &lookup,
         home: Some("/home/u"),
     };

@@ -126,7 +126,7 @@ pub(super) fn walk(ctx: &Ctx<'_>, path: &str, v: &Value, schema: Schema) -> R<Ma
 fn convert(ctx: &Ctx<'_>, p: &str, key: &str, kind: Kind, val: &Value) -> R<Json> {
     Ok(match kind {
         Kind::Str => Json::String(string(ctx, p, val)?),
-        Kind::Path => Json::String(ctx.abs_path(&string(ctx, p, val)?)),
+        Kind::Path => Json::String(ctx.abs_path_at(p, &string(ctx, p, val)?)),
         Kind::Bool | Kind::TrueOnly => Json::Bool(boolean(ctx, p, val)?),
         Kind::Int => Json::from(integer(ctx, p, val)?),
         Kind::UInt => Json::from(unsigned(ctx, p, val)?),

@@ -21,6 +21,7 @@ use super::Env;
 use crate::compose::dotenv;
 use crate::compose::error::ComposeError;
 use crate::compose::model::{EnvFile, MountKind, Project, Service};
+use crate::compose::written::{NameKind, WrittenNames};
 
 /// Completes one merged canonical service and turns it into the model type.
 pub(super) fn build_service(
@@ -74,10 +75,12 @@ pub(super) fn build_service(
             path: format!("services.{name}.env_file"),
             message: format!(
                 "env file {} not found (create it, or mark it `required: false`)",
-                path.display()
+                env.names.path(path).display()
             ),
         };
-        let from_files = dotenv::read_env_files(&env_files, &lookup, &missing)?;
+        // A file whose path a variable gave is named as written, in any error about it.
+        let from_files = dotenv::read_env_files(&env_files, &lookup, &missing)
+            .map_err(|e| env.names.in_error(e))?;
         let envmap = obj.entry("environment").or_insert_with(|| json!({}));
         if let Some(m) = envmap.as_object_mut() {
             for (k, v) in from_files {
@@ -142,9 +145,10 @@ fn label_files(
     let missing = |path: &Path| ComposeError::Invalid {
         file: first_file.to_path_buf(),
         path: format!("services.{name}.label_file"),
-        message: format!("label file {} not found", path.display()),
+        message: format!("label file {} not found", env.names.path(path).display()),
     };
-    let from_files = dotenv::read_env_files(&files, &lookup, &missing)?;
+    let from_files =
+        dotenv::read_env_files(&files, &lookup, &missing).map_err(|e| env.names.in_error(e))?;
     let labels = obj.entry("labels").or_insert_with(|| json!({}));
     if let Some(m) = labels.as_object_mut() {
         for (k, v) in from_files {
@@ -275,8 +279,13 @@ fn obj_of(v: Option<&Json>) -> Map<String, Json> {
     v.and_then(Json::as_object).cloned().unwrap_or_default()
 }
 
-/// Names and prunes top-level networks, volumes, secrets and configs; checks references.
-pub(super) fn resolve_resources(project: &mut Project, merged: &Json) -> Result<(), ComposeError> {
+/// Names and prunes top-level networks, volumes, secrets and configs; checks references. A
+/// reference that interpolation made is quoted as written (`names`).
+pub(super) fn resolve_resources(
+    project: &mut Project,
+    merged: &Json,
+    names: &WrittenNames,
+) -> Result<(), ComposeError> {
     let pname = project.name.clone();
     let nets = obj_of(merged.get("networks"));
     let vols = obj_of(merged.get("volumes"));
@@ -307,8 +316,9 @@ pub(super) fn resolve_resources(project: &mut Project, merged: &Json) -> Result<
             }
             if !nets.contains_key(net) {
                 return Err(ComposeError::project(format!(
-                    "service {:?} refers to undefined network {net:?} (add it under the top-level networks:)",
-                    svc.name
+                    "service {:?} refers to undefined network {} (add it under the top-level networks:)",
+                    svc.name,
+                    names.quote(NameKind::Network, net)
                 )));
             }
         }
@@ -318,20 +328,22 @@ pub(super) fn resolve_resources(project: &mut Project, merged: &Json) -> Result<
                 && !vols.contains_key(src)
             {
                 return Err(ComposeError::project(format!(
-                    "service {:?} refers to undefined volume {src:?} (add it under the top-level volumes:)",
-                    svc.name
+                    "service {:?} refers to undefined volume {} (add it under the top-level volumes:)",
+                    svc.name,
+                    names.quote(NameKind::Volume, src)
                 )));
             }
         }
-        for (kind, list, defined) in [
-            ("secret", &svc.secrets, &secrets),
-            ("config", &svc.configs, &configs),
+        for (kind, name_kind, list, defined) in [
+            ("secret", NameKind::Secret, &svc.secrets, &secrets),
+            ("config", NameKind::Config, &svc.configs, &configs),
         ] {
             for fm in list {
                 if !defined.contains_key(&fm.source) {
                     return Err(ComposeError::project(format!(
-                        "service {:?} refers to undefined {kind} {:?} (add it under the top-level {kind}s:)",
-                        svc.name, fm.source
+                        "service {:?} refers to undefined {kind} {} (add it under the top-level {kind}s:)",
+                        svc.name,
+                        names.quote(name_kind, &fm.source)
                     )));
                 }
             }
@@ -402,8 +414,12 @@ pub(super) fn resolve_resources(project: &mut Project, merged: &Json) -> Result<
     Ok(())
 }
 
-/// `depends_on` must name active services (unless `required: false`) and have no cycle.
-pub(super) fn check_dependencies(project: &Project) -> Result<(), ComposeError> {
+/// `depends_on` must name active services (unless `required: false`) and have no cycle. A
+/// service that interpolation named is quoted as written (`names`).
+pub(super) fn check_dependencies(
+    project: &Project,
+    names: &WrittenNames,
+) -> Result<(), ComposeError> {
     for svc in project.services.values() {
         for (dep, d) in &svc.depends_on {
             if !project.services.contains_key(dep) && d.required {
@@ -413,8 +429,9 @@ pub(super) fn check_dependencies(project: &Project) -> Result<(), ComposeError> 
                     ""
                 };
                 return Err(ComposeError::project(format!(
-                    "service {:?} depends on undefined service {dep:?}{hint}",
-                    svc.name
+                    "service {:?} depends on undefined service {}{hint}",
+                    svc.name,
+                    names.quote(NameKind::Service, dep)
                 )));
             }
         }
