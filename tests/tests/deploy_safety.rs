@@ -316,6 +316,11 @@ fn a_rollback_stops_the_new_service_of_the_failed_deploy_by_its_own_signal_and_g
     let took = t0.elapsed();
     assert_eq!(out.status.code(), Some(2), "the failed deploy rolls back");
     assert!(
+        stdout(&out).contains("extra: removing (not in the release rolled back to)"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
         names_like(&stack, "extra").is_empty(),
         "the rollback removed extra"
     );

@@ -279,10 +279,10 @@ impl Rollout<'_> {
                 result.map_or_else(Ended::Stop, |()| Ended::Done)
             }
             Action::Remove => {
-                let why = if self.req.down {
-                    "removing (gantry down)"
-                } else {
-                    "removing (no longer in the files)"
+                let why = match (self.req.down, self.mode) {
+                    (true, _) => "removing (gantry down)",
+                    (false, Mode::Deploy) => "removing (no longer in the files)",
+                    (false, Mode::Rollback) => "removing (not in the release rolled back to)",
                 };
                 progress.step(Some(&sp.service), why);
                 // Like `docker compose down`: each container serves until it exits on the
