@@ -194,8 +194,9 @@ impl Deployer {
     ) -> Result<(), DeployError> {
         let deadline = tokio::time::Instant::now() + req.timeout;
         let stack = self.ledger.stack(&req.stack)?;
+        let verb = if req.down { "down" } else { "deploy" };
         let holder = Holder::me(
-            &format!("gantry deploy {}", req.stack),
+            &format!("gantry {verb} {}", req.stack),
             req.deploy_id.as_deref(),
         );
         // A stack lock that is free at once lets Docker list the containers while the files

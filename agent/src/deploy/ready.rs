@@ -410,7 +410,7 @@ mod tests {
             ip_addresses: Default::default(),
             volumes: Vec::new(),
             ports: Vec::new(),
-            stop: Default::default(),
+            stop_timeout: None,
             state: ContainerState {
                 status: ContainerStatus::Running,
                 running: true,

@@ -550,24 +550,22 @@ impl Rollout<'_> {
             .await
     }
 
-    /// Retires a container whose service Gantry has no description of (a rollback removing
-    /// the new service of the failed deploy): serving until it exits on the stop signal and
-    /// within the grace period it was created with (Docker's SIGTERM and 10 s if none).
+    /// Retires a container whose service Gantry has no description of (the last good
+    /// release lacks it: a rollback removing the new service of the failed deploy): serving
+    /// until it exits on its own stop signal (Docker's choice when none is given) within the
+    /// grace period it was created with (10 s if none, or if Docker cannot say).
     pub(super) async fn retire_own(&self, c: &ContainerInfo) -> Result<(), DeployError> {
         let own = match self.engine.inspect_container(&c.id).await {
-            Ok(info) => info.stop,
+            Ok(info) => info.stop_timeout,
             Err(EngineError::NotFound { .. }) => return Ok(()),
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(container = %c.name, error = %e, "grace period unknown: 10 s");
+                None
+            }
         };
-        let timeout = own.timeout.unwrap_or(Duration::from_secs(10));
-        self.retire(
-            c,
-            &[],
-            own.signal.as_deref(),
-            timeout,
-            Leave::ServeUntilExit,
-        )
-        .await
+        let timeout = own.unwrap_or(Duration::from_secs(10));
+        self.retire(c, &[], None, timeout, Leave::ServeUntilExit)
+            .await
     }
 
     /// Takes a container out of service, then removes it. Its `pre_stop` hooks run first (at

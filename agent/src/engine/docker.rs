@@ -74,7 +74,7 @@ use super::{
     Ensured, Event, EventAction, EventFilter, ExecOutcome, ExecSpec, HealthProbe, HealthStatus,
     ImageInfo, ImageRef, MountKind, NetworkAttachment, NetworkSpec, Object, ObjectType, Protocol,
     PublishedPort, PullFailure, PullProgress, PullProgressFn, RegistryAuth, RestartPolicy, Result,
-    StopConfig, VolumeSpec, labels,
+    VolumeSpec, labels,
 };
 
 /// Where Docker listens when `DOCKER_HOST` is unset.

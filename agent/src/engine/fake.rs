@@ -31,7 +31,7 @@ use super::{
     ContainerInfo, ContainerSpec, ContainerState, ContainerStatus, Engine, EngineError,
     EngineVersion, Ensured, Event, EventFilter, ExecOutcome, ExecSpec, ImageInfo, ImageRef,
     MountKind, NetworkAttachment, NetworkSpec, Object, PullFailure, PullProgressFn, RegistryAuth,
-    Result, StopConfig, VolumeSpec, labels,
+    Result, VolumeSpec, labels,
 };
 
 #[derive(Debug, Default)]
@@ -496,10 +496,7 @@ impl Engine for FakeEngine {
                 v
             },
             ports: Vec::new(),
-            stop: StopConfig {
-                signal: spec.stop_signal.clone(),
-                timeout: spec.stop_timeout,
-            },
+            stop_timeout: spec.stop_timeout,
             state: state(ContainerStatus::Created, None),
         };
         if spec

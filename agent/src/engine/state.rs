@@ -135,17 +135,10 @@ pub struct ContainerInfo {
     pub volumes: Vec<String>,
     /// Ports published on the host, as bound (the host port Docker chose when none was asked).
     pub ports: Vec<PublishedPort>,
-    /// How Docker stops it when asked without a signal or a timeout: the stop signal and
-    /// grace period it was created with (inspect only; `None`: Docker's SIGTERM and 10 s).
-    pub stop: StopConfig,
+    /// The grace period it was created with (`docker create --stop-timeout`; inspect only,
+    /// `None`: Docker's 10 s).
+    pub stop_timeout: Option<std::time::Duration>,
     pub state: ContainerState,
-}
-
-/// A container's own stop signal and grace period (`docker create --stop-signal --stop-timeout`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StopConfig {
-    pub signal: Option<String>,
-    pub timeout: Option<std::time::Duration>,
 }
 
 impl ContainerInfo {

@@ -385,6 +385,11 @@ async fn the_networks_go_recorded_and_under_the_lock_that_removed_the_containers
         !containers.lock_free && containers.holder.is_some(),
         "{containers:?}"
     );
+    // A job that finds the lock busy is told a down holds it.
+    assert_eq!(
+        containers.holder.as_ref().map(|h| h.command.as_str()),
+        Some("gantry down app")
+    );
     for line in [
         "network app_back removed",
         "network edge-front removed",

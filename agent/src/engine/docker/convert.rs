@@ -62,7 +62,7 @@ pub(super) fn from_summary(c: ContainerSummary) -> ContainerInfo {
         ip_addresses,
         volumes: named_volumes(c.mounts.unwrap_or_default()),
         ports,
-        stop: StopConfig::default(),
+        stop_timeout: None,
         state: ContainerState {
             status,
             running: status == ContainerStatus::Running,
@@ -133,13 +133,10 @@ pub(super) fn from_inspect(c: ContainerInspectResponse) -> ContainerInfo {
         ip_addresses,
         volumes: named_volumes(c.mounts.unwrap_or_default()),
         ports,
-        stop: StopConfig {
-            signal: config.stop_signal.filter(|s| !s.is_empty()),
-            timeout: config
-                .stop_timeout
-                .and_then(|t| u64::try_from(t).ok())
-                .map(Duration::from_secs),
-        },
+        stop_timeout: config
+            .stop_timeout
+            .and_then(|t| u64::try_from(t).ok())
+            .map(Duration::from_secs),
         state: ContainerState {
             status,
             running: state.running.unwrap_or(false),
