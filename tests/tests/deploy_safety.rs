@@ -135,11 +135,19 @@ fn a_second_deploy_while_one_runs_exits_75_naming_the_holder_or_waits() {
 #[test]
 fn kill_9_during_a_job_then_deploy_again_converges() {
     let stack = Stack::with_file(
-        "services:\n  migrate:\n    image: ${IMAGE}\n    command: [\"sleep\", \"${JOB_SECONDS:-8}\"]\n  app:\n    image: ${IMAGE}\n    init: true\n    command: [\"sleep\", \"3600\"]\n    x-gantry:\n      min_ready: 1s\n    depends_on:\n      migrate:\n        condition: service_completed_successfully\n",
+        "services:\n  migrate:\n    image: ${IMAGE}\n    command: [\"sleep\", \"${JOB_SECONDS:-10}\"]\n  app:\n    image: ${IMAGE}\n    init: true\n    command: [\"sleep\", \"3600\"]\n    x-gantry:\n      min_ready: 1s\n    depends_on:\n      migrate:\n        condition: service_completed_successfully\n",
     );
     let mut deploy = stack.spawn_deploy(&[]);
-    wait_for("the job container", Duration::from_secs(30), || {
-        (!names_like(&stack, "-migrate-run-").is_empty()).then_some(())
+    // Started, not only created: a deploy killed between the two leaves a job that never ran,
+    // which the next deploy just removes (a busy CI machine once hit that window).
+    wait_for("the job container running", Duration::from_secs(30), || {
+        stack
+            .containers()
+            .iter()
+            .any(|(name, (_, started))| {
+                name.contains("-migrate-run-") && !started.starts_with("0001-")
+            })
+            .then_some(())
     });
     kill_group(&mut deploy);
 
