@@ -724,7 +724,10 @@ fn a_service_that_never_turns_healthy_is_rolled_back() {
     let override_file = stack.dir.path().join("broken.yaml");
     std::fs::write(
         &override_file,
-        "services:\n  web:\n    environment:\n      GREETING: broken\n    healthcheck:\n      test: [\"CMD\", \"false\"]\n      retries: 2\n",
+        // Stop-first (web is start-first otherwise: its failure would leave v1 serving
+        // untouched, exit 1): the old container is gone when the new one fails, so the deploy
+        // rolls back to r1.
+        "services:\n  web:\n    environment:\n      GREETING: broken\n    healthcheck:\n      test: [\"CMD\", \"false\"]\n      retries: 2\n    deploy:\n      update_config: {order: stop-first}\n",
     )
     .unwrap();
     let file = stack.file();
