@@ -18,7 +18,7 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use crate::compose::Service;
-use crate::edge::{self, Edge, Routes, SwitchedPort};
+use crate::edge::{self, Edge, Member, Routes, SwitchedPort};
 use crate::engine::{ContainerInfo, ContainerSpec, Engine, Protocol, PublishedPort};
 use crate::ledger::CanaryState;
 
@@ -31,13 +31,18 @@ pub(super) struct Rotation<'a> {
     pub stack: String,
     pub service: String,
     pub ports: Vec<SwitchedPort>,
-    /// Container id → (name, address).
-    pub members: BTreeMap<String, (String, Ipv4Addr)>,
+    /// Container id → the container as the switch routes to it.
+    pub members: BTreeMap<String, Member>,
 }
 
 impl<'a> Rotation<'a> {
     /// The rotation of `svc`: empty (no switch) when the switch is unavailable or the service
-    /// publishes nothing it can own; otherwise its running containers that the switch owns.
+    /// publishes nothing it can own; otherwise its running containers: those the switch owns,
+    /// each at the ports it was created with, and those Docker still publishes the ports for
+    /// (a service taken over from Docker: they share new connections with the new ones, a
+    /// canary's too, until they are replaced). A replacement's `-gantry-next` container left by
+    /// a rollout cut short is not routed while its service has another one (it may never have
+    /// been ready; the rollout replaces it).
     pub fn of(
         edge: &'a dyn Edge,
         stack: &str,
@@ -51,13 +56,15 @@ impl<'a> Rotation<'a> {
         };
         let mut members = BTreeMap::new();
         if !ports.is_empty() {
-            for c in containers.iter().filter(|c| c.state.running) {
-                if c.labels.contains_key(edge::LABEL)
-                    && let Some(ip) = address(c)
-                {
-                    members.insert(c.id.clone(), (c.name.clone(), ip));
+            for c in containers.iter().filter(|c| c.state.running && !c.oneoff) {
+                if let Some(m) = member(c, &ports) {
+                    members.insert(c.id.clone(), m);
                 }
             }
+        }
+        let next = |m: &Member| m.container.ends_with(super::plan::NEXT_SUFFIX);
+        if members.values().any(|m| !next(m)) {
+            members.retain(|_, m| !next(m));
         }
         Self {
             edge,
@@ -128,8 +135,8 @@ impl<'a> Rotation<'a> {
         if !self.active() {
             return Ok(());
         }
-        let ip = self.address_of(c)?;
-        self.members.insert(c.id.clone(), (c.name.clone(), ip));
+        let m = self.member_of(c)?;
+        self.members.insert(c.id.clone(), m);
         self.apply().await
     }
 
@@ -148,22 +155,16 @@ impl<'a> Rotation<'a> {
     /// Puts `new` in rotation with `share` percent of new connections; the other members share
     /// the rest equally (a canary step).
     pub async fn split(&mut self, new: &ContainerInfo, share: u8) -> Result<(), DeployError> {
-        let ip = self.address_of(new)?;
-        self.members.insert(new.id.clone(), (new.name.clone(), ip));
-        let others: Vec<(String, Ipv4Addr)> = self
+        let m = self.member_of(new)?;
+        self.members.insert(new.id.clone(), m.clone());
+        let others: Vec<Member> = self
             .members
             .iter()
             .filter(|(id, _)| **id != new.id)
-            .map(|(_, (name, ip))| (name.clone(), *ip))
+            .map(|(_, m)| m.clone())
             .collect();
-        let routes = split_routes(
-            &self.stack,
-            &self.service,
-            self.ports.clone(),
-            others,
-            (new.name.clone(), ip),
-            share,
-        );
+        let ports = edge::with_members_ports(&self.ports, self.members.values());
+        let routes = split_routes(&self.stack, &self.service, ports, others, m, share);
         self.edge
             .set_routes(&routes)
             .await
@@ -183,11 +184,8 @@ impl<'a> Rotation<'a> {
         let routes = Routes::equal(
             &self.stack,
             &self.service,
-            self.ports.clone(),
-            self.members
-                .values()
-                .map(|(name, ip)| (name.clone(), *ip))
-                .collect(),
+            edge::with_members_ports(&self.ports, self.members.values()),
+            self.members.values().cloned().collect(),
         );
         self.edge
             .set_routes(&routes)
@@ -232,9 +230,10 @@ impl<'a> Rotation<'a> {
         }
     }
 
-    /// The address the switch sends `c`'s connections to; an error when it has none.
-    fn address_of(&self, c: &ContainerInfo) -> Result<Ipv4Addr, DeployError> {
-        address(c).ok_or_else(|| {
+    /// `c` (a new container: the switch owns its ports) as a member; an error when it has no
+    /// address.
+    fn member_of(&self, c: &ContainerInfo) -> Result<Member, DeployError> {
+        member(c, &self.ports).ok_or_else(|| {
             self.error(edge::EdgeError::Command {
                 command: format!("inspect {}", c.name),
                 message: "the container has no IPv4 address to switch to".into(),
@@ -256,8 +255,8 @@ fn split_routes(
     stack: &str,
     service: &str,
     ports: Vec<SwitchedPort>,
-    others: Vec<(String, Ipv4Addr)>,
-    new: (String, Ipv4Addr),
+    others: Vec<Member>,
+    new: Member,
     share: u8,
 ) -> Routes {
     let share = if others.is_empty() {
@@ -276,9 +275,10 @@ fn split_routes(
         })
         .collect();
     backends.push(edge::Backend {
-        container: new.0,
-        ip: new.1,
+        container: new.container,
+        ip: new.ip,
         weight: share,
+        ports: new.ports,
     });
     Routes {
         stack: stack.to_owned(),
@@ -291,6 +291,41 @@ fn split_routes(
 /// The address the switch sends a container's connections to.
 fn address(c: &ContainerInfo) -> Option<Ipv4Addr> {
     c.ip_addresses.values().find_map(|ip| ip.parse().ok())
+}
+
+/// `c` as a member of its service's routes, with the switched ports it serves: those its
+/// [`edge::LABEL`] names, or, without one, those of `switched` that Docker publishes for it
+/// (their host port) at the container port it publishes. `None`: no address, or none of them.
+fn member(c: &ContainerInfo, switched: &[SwitchedPort]) -> Option<Member> {
+    let ports: Vec<SwitchedPort> = match c.labels.get(edge::LABEL) {
+        Some(label) => edge::parse_label(label),
+        None => c
+            .ports
+            .iter()
+            .filter(|b| b.protocol == Protocol::Tcp)
+            .filter_map(|b| {
+                let s = switched
+                    .iter()
+                    .find(|s| Some(s.listen.port) == b.host_port)?;
+                Some(SwitchedPort {
+                    listen: s.listen,
+                    target: b.target,
+                })
+            })
+            .collect(),
+    };
+    let mut ports = ports;
+    // Docker lists a port bound on 0.0.0.0 and on :: twice.
+    ports.sort();
+    ports.dedup();
+    if ports.is_empty() {
+        return None;
+    }
+    Some(Member {
+        container: c.name.clone(),
+        ip: address(c)?,
+        ports,
+    })
 }
 
 /// Brings the switch in line with what runs in `stack`: every service with running containers
@@ -346,25 +381,21 @@ async fn sync_edge_with(
         }
     }
     let mut routed = Vec::new();
+    let mut failed: Vec<(String, edge::EdgeError)> = Vec::new();
+    let total = by_service.len();
     for (service, mut list) in by_service {
-        let ports = list
-            .iter()
-            .find_map(|c| c.labels.get(edge::LABEL))
-            .map(|v| edge::parse_label(v))
-            .unwrap_or_default();
-        let canary = canary
-            .filter(|k| k.service == service && !ports.is_empty())
-            .and_then(|k| {
-                let new = list.iter().find(|c| c.id == k.new.id)?;
-                Some((k, new.id.clone(), (new.name.clone(), address(new)?)))
-            });
+        let members = |list: &[&ContainerInfo]| -> Vec<Member> {
+            list.iter().filter_map(|c| member(c, &[])).collect()
+        };
+        let canary = canary.filter(|k| k.service == service).and_then(|k| {
+            let new = list.iter().find(|c| c.id == k.new.id)?;
+            Some((k, new.id.clone(), member(new, &[])?))
+        });
         let routes = if let Some((canary, id, new)) = canary {
             // The canary keeps its share, beside every other running container.
-            let others = list
-                .iter()
-                .filter(|c| c.id != id)
-                .filter_map(|c| Some((c.name.clone(), address(c)?)))
-                .collect();
+            list.retain(|c| c.id != id);
+            let others = members(&list);
+            let ports = edge::with_members_ports(&new.ports, &others);
             split_routes(stack, &service, ports, others, new, canary.share())
         } else {
             if list
@@ -378,21 +409,22 @@ async fn sync_edge_with(
             if list.iter().any(|c| !unready.contains(&c.id)) {
                 list.retain(|c| !unready.contains(&c.id));
             }
-            let backends: Vec<(String, Ipv4Addr)> = list
-                .iter()
-                .filter_map(|c| Some((c.name.clone(), address(c)?)))
-                .collect();
+            let backends = members(&list);
+            let ports = edge::with_members_ports(&[], &backends);
             if ports.is_empty() || backends.is_empty() {
                 continue;
             }
             Routes::equal(stack, &service, ports, backends)
         };
-        edge.set_routes(&routes)
-            .await
-            .map_err(|source| DeployError::Edge {
-                service: service.clone(),
-                source,
-            })?;
+        // One service's failure (its port taken meanwhile) leaves the others routed; its own
+        // chain is kept as it was.
+        match edge.set_routes(&routes).await {
+            Ok(()) => {}
+            Err(e) => {
+                tracing::warn!(stack, service = %service, error = %e, "edge routes not set");
+                failed.push((service.clone(), e));
+            }
+        }
         routed.push(service);
     }
     edge.retain_services(stack, &routed)
@@ -401,5 +433,15 @@ async fn sync_edge_with(
             service: "*".into(),
             source,
         })?;
-    Ok(routed)
+    if !failed.is_empty() {
+        tracing::warn!(
+            stack,
+            "{} of {total} services' edge routes not set",
+            failed.len()
+        );
+    }
+    match failed.into_iter().next() {
+        Some((service, source)) => Err(DeployError::Edge { service, source }),
+        None => Ok(routed),
+    }
 }

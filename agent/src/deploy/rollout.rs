@@ -254,6 +254,8 @@ impl Rollout<'_> {
                     && let Ok(stale) = self.engine.inspect_container(&temp).await
                     && stale.id != old.id
                 {
+                    // Out of the switch first, should it be routed (it was the only one).
+                    rotation.leave(&stale.id).await?;
                     self.engine.remove_container(&stale.id, true).await?;
                 }
                 let start_first = strategy == health::Strategy::StartFirst

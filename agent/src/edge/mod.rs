@@ -85,6 +85,18 @@ impl fmt::Display for SwitchedPort {
     }
 }
 
+/// A container the switch can send a service's new connections to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The container's name or id, for messages.
+    pub container: String,
+    pub ip: Ipv4Addr,
+    /// The switched ports it serves, as it was created: a container of an earlier release may
+    /// reach another container port (`8080:80` then `8080:8080`) or lack a host port the
+    /// release added. Empty: the routes' own ports.
+    pub ports: Vec<SwitchedPort>,
+}
+
 /// A container behind a service, with its share of new connections (of 100).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Backend {
@@ -92,6 +104,27 @@ pub struct Backend {
     pub container: String,
     pub ip: Ipv4Addr,
     pub weight: u8,
+    /// As [`Member::ports`].
+    pub ports: Vec<SwitchedPort>,
+}
+
+impl Backend {
+    /// The container port that `port`'s new connections reach on this backend; `None` when it
+    /// does not serve that host port (it gets none of them).
+    pub fn target(&self, port: &SwitchedPort) -> Option<u16> {
+        if self.ports.is_empty() {
+            return Some(port.target);
+        }
+        self.ports
+            .iter()
+            .find(|p| p.listen == port.listen)
+            .or_else(|| {
+                self.ports
+                    .iter()
+                    .find(|p| p.listen.port == port.listen.port)
+            })
+            .map(|p| p.target)
+    }
 }
 
 /// What the switch does for one service: its ports, spread over its backends.
@@ -104,21 +137,22 @@ pub struct Routes {
 }
 
 impl Routes {
-    /// Equal shares for `backends` (what a service without a canary gets).
+    /// Equal shares for `members` (what a service without a canary gets).
     pub fn equal(
         stack: &str,
         service: &str,
         ports: Vec<SwitchedPort>,
-        backends: Vec<(String, Ipv4Addr)>,
+        members: Vec<Member>,
     ) -> Self {
-        let n = backends.len();
-        let backends = backends
+        let n = members.len();
+        let backends = members
             .into_iter()
             .enumerate()
-            .map(|(i, (container, ip))| Backend {
-                container,
-                ip,
+            .map(|(i, m)| Backend {
+                container: m.container,
+                ip: m.ip,
                 weight: share(i, n),
+                ports: m.ports,
             })
             .collect();
         Self {
@@ -128,6 +162,24 @@ impl Routes {
             backends,
         }
     }
+}
+
+/// `ports` and, after them, every host port a member still serves that `ports` lack (a
+/// release that dropped a port: the containers of the one before keep getting its new
+/// connections until they leave).
+pub fn with_members_ports<'a>(
+    ports: &[SwitchedPort],
+    members: impl IntoIterator<Item = &'a Member>,
+) -> Vec<SwitchedPort> {
+    let mut out = ports.to_vec();
+    for m in members {
+        for p in &m.ports {
+            if !out.iter().any(|o| o.listen == p.listen) {
+                out.push(*p);
+            }
+        }
+    }
+    out
 }
 
 /// The i-th of n equal shares of 100 (the first ones get the remainder).

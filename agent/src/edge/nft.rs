@@ -100,12 +100,28 @@ impl NftEdge {
         })
     }
 
-    /// The base table, set up once per process.
+    /// The base table, set up once per process (and again by [`Self::table`] when it went).
     async fn base(&self) -> Result<(), EdgeError> {
         self.base
             .get_or_try_init(|| async { self.ensure_base().await })
             .await
             .map(|_| ())
+    }
+
+    /// The text of the table; set up again first when it is gone (`nft flush ruleset`, a
+    /// restart of the nftables service): the routes written next then work again, and the
+    /// others come back with their stacks' next sync.
+    async fn table(&self) -> Result<String, EdgeError> {
+        self.base().await?;
+        let list = ["list", "table", "ip", "gantry"];
+        match self.run(&self.nft, &list, None).await {
+            Ok(text) => Ok(text),
+            Err(e) => {
+                tracing::warn!(error = %e, "edge switch: table gone; setting it up again");
+                self.ensure_base().await?;
+                self.run(&self.nft, &list, None).await
+            }
+        }
     }
 
     async fn ensure_base(&self) -> Result<(), EdgeError> {
@@ -316,21 +332,33 @@ pub fn render_rules(routes: &Routes) -> Vec<String> {
     }
     for port in &routes.ports {
         let matcher = match_listen(port.listen);
-        let target = if backends.len() == 1 {
-            format!("{}:{}", backends[0].ip, port.target)
+        // Each backend at its own container port; one that does not serve this host port gets
+        // none of its connections (if none serves it, all of them, at the routes' port).
+        let mut serving: Vec<(Ipv4Addr, u8, u16)> = backends
+            .iter()
+            .filter_map(|b| Some((b.ip, b.weight, b.target(port)?)))
+            .collect();
+        if serving.is_empty() {
+            serving = backends
+                .iter()
+                .map(|b| (b.ip, b.weight, port.target))
+                .collect();
+        }
+        let target = if let [(ip, _, target)] = serving[..] {
+            format!("{ip}:{target}")
         } else {
             let mut from = 0u32;
-            let total: u32 = backends.iter().map(|b| u32::from(b.weight)).sum();
+            let total: u32 = serving.iter().map(|(_, w, _)| u32::from(*w)).sum();
             let mut elements = Vec::new();
-            for (i, b) in backends.iter().enumerate() {
+            for (i, (ip, weight, target)) in serving.iter().enumerate() {
                 // Scale to 100 so that weights that do not add up to 100 still cover 0..99.
-                let to = if i + 1 == backends.len() {
+                let to = if i + 1 == serving.len() {
                     100
                 } else {
-                    (from + u32::from(b.weight) * 100 / total.max(1)).min(100)
+                    (from + u32::from(*weight) * 100 / total.max(1)).min(100)
                 };
                 if to > from {
-                    elements.push(format!("{}-{} : {} . {}", from, to - 1, b.ip, port.target));
+                    elements.push(format!("{}-{} : {ip} . {target}", from, to - 1));
                 }
                 from = to;
             }
@@ -388,15 +416,12 @@ impl Edge for NftEdge {
     }
 
     async fn set_routes(&self, routes: &Routes) -> Result<(), EdgeError> {
-        self.base().await?;
         let _one = self.lock.lock().await;
         let _host = host_lock().await;
         let chain = chain_name(&routes.stack, &routes.service);
         // Checked before anything changed, checked again here, under the host's lock: two
         // stacks deploying side by side may both have found the port free.
-        let table = self
-            .run(&self.nft, &["list", "table", "ip", "gantry"], None)
-            .await?;
+        let table = self.table().await?;
         for p in &routes.ports {
             routed_by_another(&table, &routes.stack, &routes.service, p.listen)?;
         }
@@ -479,10 +504,13 @@ impl Edge for NftEdge {
             .await;
         if let Some(to) = to {
             let secs = at_most.as_secs().max(1);
-            self.run_nft(&format!(
-                "add element {TABLE} handover_map {{ {from} timeout {secs}s : {to} }}\n"
-            ))
-            .await?;
+            let add =
+                format!("add element {TABLE} handover_map {{ {from} timeout {secs}s : {to} }}\n");
+            if self.run_nft(&add).await.is_err() {
+                // The table may be gone (see `table`): set up again, then once more.
+                self.table().await?;
+                self.run_nft(&add).await?;
+            }
         }
         tracing::debug!(%from, to = ?to, "edge hand-over");
         Ok(())
@@ -516,10 +544,7 @@ impl Edge for NftEdge {
                 });
             }
         }
-        self.base().await?;
-        let table = self
-            .run(&self.nft, &["list", "table", "ip", "gantry"], None)
-            .await?;
+        let table = self.table().await?;
         routed_by_another(&table, stack, service, listen)
     }
 }
@@ -616,6 +641,7 @@ mod tests {
                     container: format!("app-web-{}", i + 1),
                     ip: Ipv4Addr::new(172, 18, 0, 2 + i as u8),
                     weight: *w,
+                    ports: Vec::new(),
                 })
                 .collect(),
         }
@@ -649,6 +675,38 @@ mod tests {
         let r = render_rules(&routes(&[0, 100]));
         assert!(r[0].contains("dnat ip to 172.18.0.3:8080"), "{r:?}");
         assert!(render_rules(&routes(&[0])).is_empty());
+    }
+
+    /// A container of an earlier release keeps the container port it was created with; one
+    /// that does not serve a host port gets none of its new connections.
+    #[test]
+    fn each_backend_is_reached_at_its_own_container_port() {
+        let mut r = routes(&[90, 10]);
+        let listen = r.ports[0].listen;
+        r.backends[0].ports = vec![SwitchedPort { listen, target: 80 }];
+        let rules = render_rules(&r);
+        assert!(
+            rules[0].contains("map { 0-89 : 172.18.0.2 . 80, 90-99 : 172.18.0.3 . 8080 }"),
+            "{rules:?}"
+        );
+        // The new release adds host port 9000: only the new container serves it.
+        let added = SwitchedPort {
+            listen: Listen {
+                ip: None,
+                port: 9000,
+            },
+            target: 9000,
+        };
+        r.ports.push(added);
+        r.backends[1].ports = r.ports.clone();
+        let rules = render_rules(&r);
+        assert!(
+            rules[1].contains("tcp dport 9000") && rules[1].contains("dnat ip to 172.18.0.3:9000"),
+            "{rules:?}"
+        );
+        // A host port published on another address in the other release still matches by port.
+        r.backends[0].ports[0].listen.ip = None;
+        assert!(render_rules(&r)[0].contains("0-89 : 172.18.0.2 . 80"));
     }
 
     #[test]

@@ -1,0 +1,139 @@
+//! The edge switch routes each container as it was created, against the real kernel and
+//! Docker: a release that moves the container port (`PORT:8080` to `PORT:9090`) rolls out
+//! replica by replica without a failed request (the old replicas keep getting connections at
+//! their own port, not at the new one); and a service whose port Docker published until now
+//! (`x-gantry.edge: false`) taken over by the switch with a canary gives the canary its step's
+//! share, not everything (the old container Docker publishes for shares the rest). Needs root
+//! (CAP_NET_ADMIN) and `nft`: a prerequisite (CI=true fails without them).
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use gantry_tests::stack::Stack;
+use gantry_tests::traffic::traffic;
+use gantry_tests::{http_get, stdout, wait_for};
+
+/// Two replicas of busybox httpd answering `version N` on container port `CPORT`, replaced
+/// one at a time with a pause between them.
+const REPLICAS: &str = r#"
+services:
+  web:
+    image: ${IMAGE}
+    ports: ["127.0.0.1:${WEB_PORT}:${CPORT:-8080}"]
+    stop_grace_period: 1s
+    command:
+      - sh
+      - -c
+      - |
+        mkdir -p /www && echo "version ${VERSION:-1}" > /www/index.html
+        exec httpd -f -p ${CPORT:-8080} -h /www
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:${CPORT:-8080}/"]
+      interval: 500ms
+      retries: 5
+    deploy:
+      replicas: 2
+      update_config: {parallelism: 1, delay: 3s}
+"#;
+
+fn version(port: u16) -> Option<String> {
+    http_get(&format!("http://127.0.0.1:{port}/")).map(|(_, b)| b.trim().to_owned())
+}
+
+#[test]
+fn a_release_that_moves_the_container_port_rolls_out_without_a_failed_request() {
+    if !gantry_tests::edge_switch_available() {
+        return;
+    }
+    let stack = Stack::with_file(REPLICAS);
+    assert_eq!(stack.deploy(&[]).status.code(), Some(0), "version 1");
+    wait_for("version 1", Duration::from_secs(20), || {
+        (version(stack.port)? == "version 1").then_some(())
+    });
+    let (client, handle) = traffic(stack.port);
+    let out = stack.deploy(&["--var", "VERSION=2", "--var", "CPORT=9090"]);
+    std::thread::sleep(Duration::from_millis(300));
+    client.stop.store(true, Ordering::Relaxed);
+    handle.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let (ok, failed) = (
+        client.ok.load(Ordering::Relaxed),
+        client.failed.load(Ordering::Relaxed),
+    );
+    eprintln!("port move: {ok} answered, {failed} failed");
+    assert!(ok > 200, "the client ran through the rollout: {ok}");
+    assert_eq!(
+        failed, 0,
+        "an old replica got new connections at the new container port"
+    );
+    assert_eq!(version(stack.port).as_deref(), Some("version 2"));
+}
+
+/// One httpd answering `version N`; `XGANTRY` is its `x-gantry` (a canary needs the switch).
+const TAKEOVER: &str = r#"
+services:
+  web:
+    image: ${IMAGE}
+    ports: ["127.0.0.1:${WEB_PORT}:8080"]
+    stop_grace_period: 1s
+    command:
+      - sh
+      - -c
+      - |
+        mkdir -p /www && echo "version ${VERSION:-1}" > /www/index.html && echo ok > /www/health
+        exec httpd -f -p 8080 -h /www
+    x-gantry: XGANTRY
+"#;
+
+/// Version 2's `x-gantry`: through the switch, a canary at 50 %.
+const CANARY: &str = "{health: {http: /health, port: 8080, interval: 500ms, passes: 1}, canary: {steps: [50, 100], pause: 5m}}";
+
+#[test]
+fn a_canary_over_a_port_docker_published_gets_its_share_not_everything() {
+    if !gantry_tests::edge_switch_available() {
+        return;
+    }
+    // Version 1 published by Docker (the switch left out), as before the switch owned it.
+    let stack = Stack::with_file(&TAKEOVER.replace("XGANTRY", "{edge: false}"));
+    assert_eq!(stack.deploy(&[]).status.code(), Some(0), "version 1");
+    wait_for("version 1", Duration::from_secs(20), || {
+        (version(stack.port)? == "version 1").then_some(())
+    });
+    // Version 2 through the switch, as a canary at 50 %.
+    stack.write(&TAKEOVER.replace("XGANTRY", CANARY));
+    let deploy = stack.spawn_deploy(&["--var", "VERSION=2"]);
+    wait_for(
+        "the canary to get connections",
+        Duration::from_secs(60),
+        || {
+            (0..100)
+                .any(|_| version(stack.port).as_deref() == Some("version 2"))
+                .then_some(())
+        },
+    );
+    let (mut new, mut old) = (0, 0);
+    for _ in 0..1000 {
+        match version(stack.port).as_deref() {
+            Some("version 2") => new += 1,
+            Some("version 1") => old += 1,
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    eprintln!("canary at 50 % over Docker's port: {new} of 1000 (old {old})");
+    assert_eq!(new + old, 1000);
+    assert!(
+        (350..=650).contains(&new),
+        "the canary got {new} of 1000 new connections, not 50 ± 15 %"
+    );
+    let out = stack.gantry(&["promote", &stack.name]);
+    assert_eq!(out.status.code(), Some(0), "promote");
+    let out = deploy.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(version(stack.port).as_deref(), Some("version 2"));
+}
