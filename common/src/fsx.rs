@@ -13,7 +13,13 @@
 //!
 //! Inputs (compose, env and config files) are read with [`read_bounded`]: a regular file of at
 //! most a cap, so a huge file or a FIFO (which would block the reader forever) is an error
-//! naming what is wrong, not a hang or an out-of-memory.
+//! naming what is wrong, not a hang or an out-of-memory. A file whose owner and mode decide
+//! whether to trust it (a pid file) is read with [`read_bounded_nofollow`]: one open that
+//! follows no symbolic link, and the metadata of that open file to check.
+//!
+//! [`write_atomic_if_changed`] compares with the existing file through one descriptor that
+//! follows no link and waits on no FIFO; a comparison that fails (a root service that may not
+//! read a file it gave to another user) is logged and the file rewritten, never silently.
 //!
 //! Limits: a leftover temp file of a process that is still alive (same pid namespace) is left
 //! alone; so is one whose pid was reused by an unrelated live process, until that one exits.
@@ -47,54 +53,102 @@ pub const MAX_SMALL_FILE: u64 = 1 << 20;
 /// `InvalidInput` (not a regular file), `FileTooLarge`, `InvalidData` (not UTF-8), or the
 /// open's own (`NotFound`...).
 pub fn read_bounded(path: &Path, cap: u64) -> io::Result<String> {
-    use std::io::Read as _;
-    let not_regular = |what: &str| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{what}, not a regular file: refused, not read"),
-        )
+    let (file, meta) = open_regular(path, false)?;
+    read_open_bounded(file, &meta, cap)
+}
+
+/// [`read_bounded`] for a file whose owner and mode decide whether to trust it (a pid file a
+/// privileged process acts on): a symbolic link as the last component is refused, not followed
+/// (`InvalidInput`), and the metadata returned is the open file's own (`fstat`), so the checks
+/// made on it are about the bytes returned, not about whatever the path names a moment later.
+pub fn read_bounded_nofollow(path: &Path, cap: u64) -> io::Result<(String, fs::Metadata)> {
+    let (file, meta) = open_regular(path, true)?;
+    let text = read_open_bounded(file, &meta, cap)?;
+    Ok((text, meta))
+}
+
+/// What a file that is not a regular one is, for the error refusing it.
+fn not_regular_kind(m: &fs::Metadata) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt as _;
+    let t = m.file_type();
+    if t.is_symlink() {
+        Some("a symbolic link")
+    } else if t.is_fifo() {
+        Some("a FIFO")
+    } else if t.is_socket() {
+        Some("a socket")
+    } else if t.is_block_device() || t.is_char_device() {
+        Some("a device")
+    } else if t.is_dir() {
+        Some("a directory")
+    } else {
+        None
+    }
+}
+
+fn not_regular(what: &str, nofollow: bool) -> io::Error {
+    let tail = if nofollow && what == "a symbolic link" {
+        "refused, not followed"
+    } else {
+        "refused, not read"
     };
-    let kind = |m: &fs::Metadata| {
-        use std::os::unix::fs::FileTypeExt as _;
-        let t = m.file_type();
-        if t.is_fifo() {
-            Some("a FIFO")
-        } else if t.is_socket() {
-            Some("a socket")
-        } else if t.is_block_device() || t.is_char_device() {
-            Some("a device")
-        } else if t.is_dir() {
-            Some("a directory")
-        } else {
-            None
-        }
-    };
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("{what}, not a regular file: {tail}"),
+    )
+}
+
+/// Opens `path` for reading if it is a regular file (with `nofollow`, itself and not a
+/// symbolic link to one), non-blocking and close-on-exec, with the open file's metadata.
+fn open_regular(path: &Path, nofollow: bool) -> io::Result<(File, fs::Metadata)> {
     // Checked before opening (opening a device can have effects) and again on the open file
     // (it may have been swapped in between).
-    if let Some(what) = kind(&fs::metadata(path)?) {
-        return Err(not_regular(what));
+    let before = if nofollow {
+        fs::symlink_metadata(path)?
+    } else {
+        fs::metadata(path)?
+    };
+    if let Some(what) = not_regular_kind(&before) {
+        return Err(not_regular(what, nofollow));
     }
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NONBLOCK)
-        .open(path)?;
+    let mut flags = nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC;
+    if nofollow {
+        flags |= nix::libc::O_NOFOLLOW;
+    }
+    let file = match OpenOptions::new().read(true).custom_flags(flags).open(path) {
+        Ok(f) => f,
+        // Swapped for a symbolic link since the check.
+        Err(e) if nofollow && e.raw_os_error() == Some(nix::libc::ELOOP) => {
+            return Err(not_regular("a symbolic link", true));
+        }
+        Err(e) => return Err(e),
+    };
     let meta = file.metadata()?;
-    if let Some(what) = kind(&meta) {
-        return Err(not_regular(what));
+    if let Some(what) = not_regular_kind(&meta) {
+        return Err(not_regular(what, nofollow));
     }
+    Ok((file, meta))
+}
+
+/// Reads at most `cap` bytes of an open regular file as UTF-8 text; more is an error.
+fn read_open_bounded(file: File, meta: &fs::Metadata, cap: u64) -> io::Result<String> {
+    use std::io::Read as _;
     let too_large = || {
+        let cap = if cap >= 1 << 10 {
+            format!("{} KiB", cap >> 10)
+        } else {
+            format!("{cap}-byte")
+        };
         io::Error::new(
             io::ErrorKind::FileTooLarge,
-            format!(
-                "larger than the {} KiB cap for this kind of file",
-                cap >> 10
-            ),
+            format!("larger than the {cap} cap for this kind of file"),
         )
     };
     if meta.len() > cap {
         return Err(too_large());
     }
     let mut body = Vec::new();
+    // The file may grow after the fstat: never read more than one byte past the cap.
     file.take(cap + 1).read_to_end(&mut body)?;
     if body.len() as u64 > cap {
         return Err(too_large());
@@ -303,250 +357,93 @@ fn remove_temps_in(
 }
 
 /// Like [`write_atomic`], but leaves the file alone when it already holds exactly `contents`
-/// (and has the right mode). Returns whether it wrote.
+/// with this `mode` and `owner`. Returns whether it wrote.
+///
+/// The existing file is compared through one descriptor ([`holds`]): its metadata first (a
+/// different mode, owner or size needs no read), then at most `contents.len() + 1` bytes. It is
+/// opened without following a symbolic link and non-blocking (a link or a FIFO at the path is
+/// replaced, never read through or waited on). Reading it back needs read permission on it: a
+/// root service without `CAP_DAC_OVERRIDE` or `CAP_DAC_READ_SEARCH` cannot read a file it gave
+/// to another user with mode 0600 (the sidecar's unit grants `CAP_DAC_READ_SEARCH` for this).
+/// When the comparison fails for any reason but the file not existing, whether the file is
+/// current cannot be known: it is rewritten, and the failure is logged at `warn` with the path
+/// and the error kind (never the content), so a file rewritten on every call is not a mystery.
 pub fn write_atomic_if_changed(
     path: &Path,
     contents: &[u8],
     mode: u32,
     owner: Owner,
 ) -> Result<bool, WriteError> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    if let (Ok(meta), Ok(old)) = (fs::metadata(path), fs::read(path)) {
-        let same_owner =
-            owner.uid.is_none_or(|u| u == meta.uid()) && owner.gid.is_none_or(|g| g == meta.gid());
-        if old == contents && meta.permissions().mode() & 0o7777 == mode && same_owner {
-            return Ok(false);
+    match holds(path, contents, mode, owner) {
+        Ok(true) => return Ok(false),
+        Ok(false) => {}
+        Err(e) => {
+            let hint = if e.kind() == io::ErrorKind::PermissionDenied {
+                "a root service needs CAP_DAC_READ_SEARCH (or CAP_DAC_OVERRIDE) to read a file \
+                 owned by another user; without it the file is rewritten every time"
+            } else {
+                "the file is rewritten every time this happens"
+            };
+            tracing::warn!(
+                path = %path.display(),
+                error = %e.kind(),
+                "cannot read the existing file to compare it, rewriting it (hint: {hint})"
+            );
         }
     }
     write_atomic(path, contents, mode, owner).map(|()| true)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::PermissionsExt;
-
-    #[test]
-    fn writes_with_mode_and_replaces() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("out.env");
-        write_atomic(&p, b"A=1\n", 0o600, Owner::default()).unwrap();
-        assert_eq!(fs::read(&p).unwrap(), b"A=1\n");
-        assert_eq!(
-            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-        assert!(!write_atomic_if_changed(&p, b"A=1\n", 0o600, Owner::default()).unwrap());
-        assert!(write_atomic_if_changed(&p, b"A=2\n", 0o600, Owner::default()).unwrap());
-        assert_eq!(fs::read(&p).unwrap(), b"A=2\n");
-        // no temp files left behind
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+/// Whether `path` is a regular file holding exactly `contents`, with `mode` and `owner`.
+/// `Ok(false)` when it differs, is missing or is not a regular file (the write replaces it);
+/// `Err` when that cannot be told (it cannot be stat'ed, opened or read).
+fn holds(path: &Path, contents: &[u8], mode: u32, owner: Owner) -> io::Result<bool> {
+    use std::io::Read as _;
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let same = |m: &fs::Metadata| {
+        m.file_type().is_file()
+            && m.permissions().mode() & 0o7777 == mode
+            && owner.uid.is_none_or(|u| u == m.uid())
+            && owner.gid.is_none_or(|g| g == m.gid())
+            && m.len() == contents.len() as u64
+    };
+    // Metadata first: a difference there is known without opening the file.
+    match fs::symlink_metadata(path) {
+        Ok(m) if !same(&m) => return Ok(false),
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
     }
-
-    #[test]
-    fn concurrent_writers_of_one_path_never_clobber_each_other() {
-        // Before temp names were unique per write, two threads shared `.<name>.tmp.<pid>`:
-        // one removed or renamed the other's partial file (failed writes, or a torn file).
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("release.json");
-        let threads = 8;
-        let rounds = 40;
-        let body = |t: usize| vec![b'a' + t as u8; 64 * 1024];
-        let stop = std::sync::atomic::AtomicBool::new(false);
-        std::thread::scope(|s| {
-            let reader = s.spawn(|| {
-                let mut reads = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    if let Ok(got) = fs::read(&p) {
-                        assert_eq!(got.len(), 64 * 1024, "a reader saw a partial file");
-                        assert!(got.iter().all(|b| *b == got[0]), "a reader saw a torn file");
-                        reads += 1;
-                    }
-                }
-                reads
-            });
-            let writers: Vec<_> = (0..threads)
-                .map(|t| {
-                    let p = &p;
-                    s.spawn(move || {
-                        (0..rounds)
-                            .map(|_| write_atomic(p, &body(t), 0o600, Owner::default()))
-                            .filter_map(Result::err)
-                            .map(|e| e.to_string())
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            let failed: Vec<String> = writers
-                .into_iter()
-                .flat_map(|w| w.join().unwrap())
-                .collect();
-            stop.store(true, Ordering::Relaxed);
-            let reads = reader.join();
-            assert_eq!(failed, Vec::<String>::new(), "every write succeeds");
-            assert!(reads.unwrap() > 0, "the reader read the file");
-        });
-        let last = fs::read(&p).unwrap();
-        assert!(
-            (0..threads).any(|t| last == body(t)),
-            "one writer's whole file"
-        );
-        let names: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, ["release.json"], "no temp file left behind");
+    let flags = nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC | nix::libc::O_NOFOLLOW;
+    let file = match OpenOptions::new().read(true).custom_flags(flags).open(path) {
+        Ok(f) => f,
+        // Removed, or swapped for a symbolic link, since the stat: the write replaces it.
+        Err(e)
+            if e.kind() == io::ErrorKind::NotFound
+                || e.raw_os_error() == Some(nix::libc::ELOOP) =>
+        {
+            return Ok(false);
+        }
+        Err(e) => return Err(e),
+    };
+    // The open file's own metadata: what is read below is this file.
+    if !same(&file.metadata()?) {
+        return Ok(false);
     }
-
-    #[test]
-    fn temp_names_are_unique_per_write() {
-        let dir = tempfile::tempdir().unwrap();
-        let (a, _fa) = create_temp(dir.path(), "x.env", 0o600).unwrap();
-        let (b, _fb) = create_temp(dir.path(), "x.env", 0o600).unwrap();
-        assert_ne!(a, b);
-        let pid = std::process::id();
-        for t in [&a, &b] {
-            let name = t.file_name().unwrap().to_str().unwrap();
-            assert_eq!(temp_writer(name), Some(("x.env", pid)), "{name}");
-        }
-        // A leftover with the name the next write would take is skipped, not reused.
-        let next = TEMP_SEQ.load(Ordering::Relaxed);
-        let taken = dir.path().join(format!(".x.env.tmp.{pid}.{next}"));
-        fs::write(&taken, "LEFTOVER").unwrap();
-        write_atomic(&dir.path().join("x.env"), b"A=1\n", 0o600, Owner::default()).unwrap();
-        assert_eq!(fs::read(&taken).unwrap(), b"LEFTOVER");
-    }
-
-    #[test]
-    fn a_running_process_keeps_its_own_temps_when_it_asks_so() {
-        let dir = tempfile::tempdir().unwrap();
-        let own = dir
-            .path()
-            .join(format!(".canary-command.tmp.{}.4", std::process::id()));
-        fs::write(&own, "promote").unwrap();
-        // A daemon taking a lock: another of its threads may be writing this one.
-        assert!(
-            remove_leftover_temps_of_others(dir.path())
-                .unwrap()
-                .is_empty()
-        );
-        assert!(own.exists());
-        // At start: a former process had our pid.
-        assert_eq!(
-            remove_leftover_temps(dir.path()).unwrap(),
-            std::slice::from_ref(&own)
-        );
-        assert!(!own.exists());
-    }
-
-    #[test]
-    fn leftover_temps_of_dead_writers_are_removed_and_nothing_else() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        fs::create_dir_all(d.join("stacks/web/releases")).unwrap();
-        // Above any pid_max (at most 2^22): no process has these pids.
-        let dead = 4_194_305;
-        let leftovers = [
-            d.join(format!(".app.env.tmp.{dead}.0")),
-            d.join(format!("stacks/web/releases/.000003.json.tmp.{dead}.17")),
-            d.join(format!(".old-format.json.tmp.{}", dead + 1)),
-        ];
-        let parent = std::os::unix::process::parent_id();
-        let kept = [
-            d.join("app.env"),
-            d.join(".hidden"),
-            d.join("notes.tmp.12"),
-            d.join(".x.tmp.abc"),
-            d.join(format!(".x.tmp.{dead}.1a")),
-            d.join(".tmp.5"),
-            // a writer that is alive (our parent) may be between create and rename
-            d.join(format!(".live.env.tmp.{parent}.3")),
-            d.join("stacks/web/releases/000003.json"),
-        ];
-        for f in leftovers.iter().chain(&kept) {
-            fs::write(f, "SECRET=1").unwrap();
-        }
-        // A directory with a temp-like name is not a temp file.
-        fs::create_dir(d.join(format!(".dir.tmp.{dead}.0"))).unwrap();
-        let mut removed = remove_leftover_temps(d).unwrap();
-        removed.sort();
-        let mut want = leftovers.to_vec();
-        want.sort();
-        assert_eq!(removed, want);
-        for f in &leftovers {
-            assert!(!f.exists(), "{}", f.display());
-        }
-        for f in &kept {
-            assert!(f.exists(), "{} was kept", f.display());
-        }
-        assert!(
-            remove_leftover_temps(&d.join("missing"))
-                .unwrap()
-                .is_empty()
-        );
-    }
-
-    #[test]
-    fn leftover_temps_of_one_file_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        fs::create_dir(d.join("sub")).unwrap();
-        let dead = 4_194_305;
-        let mine = d.join(format!(".app.env.tmp.{dead}.4"));
-        let others = [
-            d.join(format!(".other.env.tmp.{dead}.4")),
-            d.join(format!(".app.env.old.tmp.{dead}.4")),
-            d.join(format!("sub/.app.env.tmp.{dead}.4")),
-        ];
-        for f in std::iter::once(&mine).chain(&others) {
-            fs::write(f, "SECRET=1").unwrap();
-        }
-        let removed = remove_leftover_temps_of(&d.join("app.env")).unwrap();
-        assert_eq!(removed, std::slice::from_ref(&mine));
-        assert!(!mine.exists());
-        for f in &others {
-            assert!(f.exists(), "{} was kept", f.display());
+    // The old content may be a secret too: read into one buffer of fixed size (one byte more
+    // than `contents`, to see a file that grew), wiped on drop.
+    let mut old = zeroize::Zeroizing::new(vec![0u8; contents.len() + 1]);
+    let mut got = 0;
+    while got < old.len() {
+        match (&file).read(&mut old[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
-
-    #[test]
-    fn names_the_path_on_failure() {
-        let e = write_atomic(
-            Path::new("/nonexistent-dir/x"),
-            b"",
-            0o600,
-            Owner::default(),
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("/nonexistent-dir/x"), "{e}");
-    }
-
-    #[test]
-    fn bounded_reads_refuse_fifos_devices_and_large_files_without_hanging() {
-        let dir = tempfile::tempdir().unwrap();
-        let fifo = dir.path().join("compose.yaml");
-        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-        // No writer: a plain read would block forever.
-        let (tx, rx) = std::sync::mpsc::channel();
-        let f = fifo.clone();
-        std::thread::spawn(move || tx.send(read_bounded(&f, MAX_COMPOSE_FILE)).unwrap());
-        let got = rx
-            .recv_timeout(std::time::Duration::from_secs(5))
-            .expect("reading a FIFO must not hang");
-        let e = got.unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
-        assert!(e.to_string().contains("a FIFO"), "{e}");
-
-        let e = read_bounded(Path::new("/dev/zero"), MAX_SMALL_FILE).unwrap_err();
-        assert!(e.to_string().contains("a device"), "{e}");
-
-        let big = dir.path().join(".env");
-        fs::write(&big, vec![b'A'; (MAX_SMALL_FILE + 1) as usize]).unwrap();
-        let e = read_bounded(&big, MAX_SMALL_FILE).unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::FileTooLarge);
-        assert!(e.to_string().contains("1024 KiB cap"), "{e}");
-
-        fs::write(&big, "A=1\n").unwrap();
-        assert_eq!(read_bounded(&big, MAX_SMALL_FILE).unwrap(), "A=1\n");
-    }
+    Ok(&old[..got] == contents)
 }
+
+#[cfg(test)]
+mod tests;

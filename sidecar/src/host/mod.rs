@@ -12,11 +12,13 @@
 //! while actions run (a command may take its whole timeout). A stop request is handled at once,
 //! even during an action: the action is dropped (a command is killed) and logged as interrupted.
 //!
-//! Actions: a signal to the pid in a pid file (only to a process [`target::check`] allows: same
-//! service cgroup, or owned by the pid file's owner), a signal to a systemd unit's main process
-//! (`systemctl show -p MainPID --value UNIT`), or a program run without a shell (its output
-//! goes to our stderr, bounded by its timeout). Neither the secrets nor the sidecar's own Vault
-//! and AWS credentials are in an action's environment ([`credentials::for_action`]).
+//! Actions: a signal to the pid in a pid file (read once through a descriptor that follows no
+//! symbolic link and waits on no FIFO, at most 32 bytes: [`target::read_pid_file`]; only to a
+//! process [`target::check`] allows: same service cgroup, or owned by the pid file's owner), a
+//! signal to a systemd unit's main process (`systemctl show -p MainPID --value UNIT`), or a
+//! program run without a shell (its output goes to our stderr, bounded by its timeout). Neither
+//! the secrets nor the sidecar's own Vault and AWS credentials are in an action's environment
+//! ([`credentials::for_action`]).
 
 mod target;
 
@@ -37,8 +39,12 @@ use crate::source::{Snapshot, Source};
 /// An on_change action failed (logged; the service goes on).
 #[derive(Debug, thiserror::Error)]
 pub enum ActionError {
-    #[error("cannot read pid file {path}: {message}")]
-    PidFile { path: String, message: String },
+    #[error("cannot read pid file {path}: {message} (hint: {hint})")]
+    PidFile {
+        path: String,
+        message: String,
+        hint: &'static str,
+    },
     #[error("refused to signal the pid in {path}: {reason}")]
     Refused { path: String, reason: String },
     #[error(
@@ -235,23 +241,15 @@ pub async fn run_action(action: &Action) -> Result<(), ActionError> {
     match action {
         Action::None => Ok(()),
         Action::SignalPidFile { signal, pid_file } => {
-            let text =
-                tokio::fs::read_to_string(pid_file)
-                    .await
-                    .map_err(|e| ActionError::PidFile {
-                        path: pid_file.display().to_string(),
-                        message: e.to_string(),
-                    })?;
-            let pid = text
-                .trim()
-                .parse::<i32>()
-                .ok()
-                .filter(|p| *p > 1)
-                .ok_or_else(|| ActionError::PidFile {
+            // One open, no symbolic link followed, at most 32 bytes; the checks are on that
+            // open file's own metadata (see `target`).
+            let (pid, meta) =
+                target::read_pid_file(pid_file).map_err(|e| ActionError::PidFile {
                     path: pid_file.display().to_string(),
-                    message: "does not hold a process id".to_owned(),
+                    message: e.message,
+                    hint: e.hint,
                 })?;
-            target::check(pid, pid_file).map_err(|reason| ActionError::Refused {
+            target::check(pid, &meta).map_err(|reason| ActionError::Refused {
                 path: pid_file.display().to_string(),
                 reason,
             })?;

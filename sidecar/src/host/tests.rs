@@ -205,6 +205,85 @@ async fn pid_file_action_signals_only_a_process_the_check_allows() {
     assert_eq!(child.wait().unwrap().signal(), Some(Signal::SIGTERM as i32));
 }
 
+/// Finding of a review: the pid file was read with `read_to_string` (following links, without
+/// a bound, blocking on a FIFO) and its owner and mode checked by a second `stat`. Whoever could
+/// write its directory could have the root sidecar signal any process (a link to
+/// `/run/sshd.pid`), hang it (a FIFO) or fill its memory (`/dev/zero`).
+#[tokio::test]
+async fn pid_file_action_refuses_links_fifos_devices_and_large_files() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new("/bin/sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let real = dir.path().join("real.pid");
+    std::fs::write(&real, format!("{}\n", child.id())).unwrap();
+    let action = |p: &std::path::Path| Action::SignalPidFile {
+        signal: Signal::SIGTERM,
+        pid_file: p.to_path_buf(),
+    };
+    // Each is refused within a bound (a FIFO must not hang the action), naming the pid file
+    // and what to do, and signals nothing.
+    let refused = |a: Action| async move {
+        tokio::time::timeout(Duration::from_secs(5), run_action(&a))
+            .await
+            .expect("the pid file action must not hang")
+            .unwrap_err()
+            .to_string()
+    };
+
+    // A symbolic link, even to a pid file that would be allowed: not followed.
+    let link = dir.path().join("link.pid");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let e = refused(action(&link)).await;
+    assert!(e.contains("link.pid") && e.contains("symbolic link"), "{e}");
+    assert!(e.contains("not followed") && e.contains("hint:"), "{e}");
+    let to_zero = dir.path().join("zero.pid");
+    std::os::unix::fs::symlink("/dev/zero", &to_zero).unwrap();
+    let e = refused(action(&to_zero)).await;
+    assert!(e.contains("zero.pid") && e.contains("symbolic link"), "{e}");
+
+    // A FIFO nobody writes to.
+    let fifo = dir.path().join("fifo.pid");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let e = refused(action(&fifo)).await;
+    assert!(e.contains("fifo.pid") && e.contains("a FIFO"), "{e}");
+
+    // A device.
+    let e = refused(action(std::path::Path::new("/dev/zero"))).await;
+    assert!(e.contains("/dev/zero") && e.contains("a device"), "{e}");
+
+    // A file larger than a pid file, even one whose text trims to a valid pid.
+    let big = dir.path().join("big.pid");
+    std::fs::write(&big, format!("{}{}\n", child.id(), " ".repeat(64))).unwrap();
+    let e = refused(action(&big)).await;
+    assert!(e.contains("big.pid") && e.contains("32-byte cap"), "{e}");
+    assert!(e.contains("hint: a pid file holds one process id"), "{e}");
+
+    // A second hard link lends the file to whoever made it.
+    let linked = dir.path().join("hard.pid");
+    std::fs::hard_link(&real, &linked).unwrap();
+    let e = refused(action(&linked)).await;
+    assert!(e.contains("refused") && e.contains("2 hard links"), "{e}");
+    std::fs::remove_file(&linked).unwrap();
+
+    // A missing pid file names itself and says what to check.
+    let e = refused(action(&dir.path().join("missing.pid"))).await;
+    assert!(
+        e.contains("missing.pid") && e.contains("is the app running"),
+        "{e}"
+    );
+
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "a refused pid file signalled the child"
+    );
+    // The pid file itself: signalled.
+    run_action(&action(&real)).await.unwrap();
+    assert_eq!(child.wait().unwrap().signal(), Some(Signal::SIGTERM as i32));
+}
+
 #[tokio::test]
 async fn render_all_writes_only_complete_and_changed_outputs() {
     use crate::config::Format;
