@@ -392,8 +392,15 @@ async fn errors_name_the_source_and_hint() {
         vec![path("kv/app")],
         Duration::from_secs(60),
     );
-    let e = build(&cfg).await.unwrap_err().to_string();
-    assert!(e.starts_with("vault:http://127.0.0.1:9: "), "{e}");
+    let e = build(&cfg).await.unwrap_err();
+    // The login failure is the (first) Vault source's, and keeps the session's own id.
+    assert_eq!((e.index, e.source_id.as_str()), (0, "vault:kv/app"), "{e}");
+    assert_eq!(e.error.source_id, "vault:http://127.0.0.1:9", "{e}");
+    let e = e.to_string();
+    assert!(
+        e.starts_with("vault:kv/app: vault:http://127.0.0.1:9: "),
+        "{e}"
+    );
     assert!(e.contains("is VAULT_ADDR right?"), "{e}");
 }
 

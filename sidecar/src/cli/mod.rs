@@ -192,10 +192,12 @@ impl Error {
     }
 }
 
-fn build_error(cfg: &Config, e: BuildError) -> Error {
-    Error::Source {
-        index: e.index(&cfg.sources),
-        error: e.to_string(),
+impl From<BuildError> for Error {
+    fn from(e: BuildError) -> Self {
+        Self::Source {
+            index: e.index(),
+            error: e.to_string(),
+        }
     }
 }
 
@@ -230,9 +232,7 @@ async fn exec(common: &Common, mut argv: Vec<OsString>) -> Result<i32, Error> {
         health::spawn(addr, status.clone(), shutdown.clone()).await?;
     }
     let start = async {
-        let mut sources = engine::build_sources(&config.sources)
-            .await
-            .map_err(|e| build_error(&config, e))?;
+        let mut sources = engine::build_sources(&config.sources).await?;
         let ids: Vec<String> = sources.iter().map(|s| s.id().to_owned()).collect();
         let snaps = engine::first_fetch(&mut sources, &status).await?;
         supervise::child_env(&ids, &snaps)?;
@@ -280,9 +280,7 @@ async fn run_host(common: &Common) -> Result<i32, Error> {
     }
     let _ = notifier.status("fetching secrets");
     let start = async {
-        let mut sources = engine::build_sources(&config.sources)
-            .await
-            .map_err(|e| build_error(&config, e))?;
+        let mut sources = engine::build_sources(&config.sources).await?;
         let ids: Vec<String> = sources.iter().map(|s| s.id().to_owned()).collect();
         render::check_sources(&config.outputs, &ids)?;
         let snaps = engine::first_fetch(&mut sources, &status).await?;
@@ -360,9 +358,7 @@ fn spawn_stop_signals(shutdown: CancellationToken) {
 async fn render_once(common: &Common) -> Result<i32, Error> {
     let config = common.load()?;
     remove_leftover_temps(&config);
-    let mut sources = engine::build_sources(&config.sources)
-        .await
-        .map_err(|e| build_error(&config, e))?;
+    let mut sources = engine::build_sources(&config.sources).await?;
     let ids: Vec<String> = sources.iter().map(|s| s.id().to_owned()).collect();
     render::check_sources(&config.outputs, &ids)?;
     let status = Status::new(&ids, config.grace());

@@ -1,19 +1,17 @@
 //! Glue between the validated configuration and the backends of `crate::source`.
 
-use crate::source::{self, Source, SourceError, SourcesConfig};
+use crate::source::{self, BuildFailure, Source, SourcesConfig};
 
 /// A source could not be set up (bad Vault login, no AWS credentials chain...).
 #[derive(Debug, thiserror::Error)]
 #[error("cannot set up sources: {0}")]
-pub struct BuildError(#[from] pub SourceError);
+pub struct BuildError(#[from] pub BuildFailure);
 
 impl BuildError {
-    /// Index (config order) of the source that failed, when its id is known.
-    pub fn index(&self, cfg: &SourcesConfig) -> usize {
-        cfg.sources
-            .iter()
-            .position(|s| s.id() == self.0.source_id)
-            .unwrap_or(0)
+    /// Index (config order) of the source that failed: for a Vault login, the first Vault
+    /// source's (the error itself names the session, `vault:<addr>`, which is no source's id).
+    pub fn index(&self) -> usize {
+        self.0.index
     }
 }
 

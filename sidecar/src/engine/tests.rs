@@ -193,3 +193,47 @@ async fn debouncer_gathers_changes_and_rate_limits() {
     }
     assert_eq!(d.deadline(), Some(t0 + Duration::from_secs(1)));
 }
+
+/// Finding of a review: a Vault login failure carries the session's id (`vault:<addr>`), which
+/// is no source's, so the exit code fell back to 100 whatever the Vault source's place. It is
+/// the first Vault source's (the session is set up for it): here the second source, 101.
+#[tokio::test]
+async fn a_vault_login_failure_counts_as_the_first_vault_source() {
+    use crate::source::{RawSourcesConfig, SourcesConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "hvs.not-a-real-token\n").unwrap();
+    // Port 1 on loopback: the login's token lookup is refused at once.
+    let yaml = format!(
+        "sources:\n  - aws: {{ id: prod/app/db }}\n  - vault: {{ path: kv/app }}\n  - vault: {{ path: kv/other }}\n\
+         vault: {{ addr: 'http://127.0.0.1:1', auth: {{ token_file: {} }} }}\n\
+         aws: {{ region: eu-west-1, endpoint_url: 'http://127.0.0.1:1' }}\n",
+        token.display()
+    );
+    let raw: RawSourcesConfig = serde_yaml::from_str(&yaml).unwrap();
+    let cfg = SourcesConfig::from_raw(raw, Duration::from_secs(60)).unwrap();
+    let e = tokio::time::timeout(Duration::from_secs(20), build_sources(&cfg))
+        .await
+        .expect("the login is refused at once")
+        .unwrap_err();
+    assert_eq!(e.index(), 1, "{e}");
+    let msg = e.to_string();
+    // Names the source counted and the server that refused, never the token.
+    assert!(
+        msg.contains("vault:kv/app: vault:http://127.0.0.1:1"),
+        "{msg}"
+    );
+    assert!(!msg.contains("not-a-real-token"), "{msg}");
+    assert_eq!(crate::cli::Error::from(e).exit_code(), 101);
+
+    // The same sources without an address (validation refuses that first; set up alone it
+    // names the source once, not twice).
+    let mut cfg = cfg;
+    cfg.vault = None;
+    let e = build_sources(&cfg).await.unwrap_err();
+    assert_eq!(e.index(), 1);
+    assert_eq!(
+        e.to_string(),
+        "cannot set up sources: vault:kv/app: no Vault address configured (hint: set vault.addr or VAULT_ADDR)"
+    );
+}

@@ -21,7 +21,8 @@
 //!      `Option<SourcesConfig>` (each layer may be incomplete alone: address in the file, token in
 //!      the environment); flags can then overwrite the public field [`SourcesConfig::refresh`].
 //!    - errors are [`ConfigError`] and name the offending field (`sources[2].aws.id: ...`).
-//! 2. [`build`]`(&cfg).await` → one `Box<dyn Source>` per configured source, in configured order.
+//! 2. [`build`]`(&cfg).await` → one `Box<dyn Source>` per configured source, in configured order,
+//!    or a [`BuildFailure`] with the index of the source it stopped at.
 //!    It contacts nothing but the AWS credential chain set-up and Vault's login: every source's
 //!    values come from its first [`Source::fetch`].
 //! 3. Then per source: `fetch()` once (fail closed on error), then loop
@@ -103,26 +104,47 @@ impl SourceError {
     }
 }
 
+/// Why [`build`] stopped: the source it was setting up (index in configuration order, and id)
+/// and the error. A Vault login fails while the first Vault source is set up (the others share
+/// its session), so that source is the one named and counted (`100 + index`), while the error
+/// keeps the session's own id (`vault:<addr>`), which says which server refused.
+#[derive(Debug, thiserror::Error)]
+#[error("{}{error}", if error.source_id == *source_id { String::new() } else { format!("{source_id}: ") })]
+pub struct BuildFailure {
+    /// Index of the source in configuration order.
+    pub index: usize,
+    /// The source's id (`vault:kv/app`), which the error's own may not be.
+    pub source_id: String,
+    pub error: SourceError,
+}
+
 /// Builds every configured source, in order. Vault sources share one [`vault::VaultSession`]
 /// (one login, one token renewal loop); Secrets Manager sources share one AWS client.
 ///
-/// Logs in to Vault (so a wrong role or token fails here, naming `vault:<addr>`), but reads no
-/// secret: that is [`Source::fetch`]'s job.
-pub async fn build(cfg: &SourcesConfig) -> Result<Vec<Box<dyn Source>>, SourceError> {
+/// Logs in to Vault (so a wrong role or token fails here, naming the first Vault source and
+/// `vault:<addr>`), but reads no secret: that is [`Source::fetch`]'s job.
+pub async fn build(cfg: &SourcesConfig) -> Result<Vec<Box<dyn Source>>, BuildFailure> {
     let mut out: Vec<Box<dyn Source>> = Vec::with_capacity(cfg.sources.len());
     let mut session = None;
     let mut aws_client = None;
-    for spec in &cfg.sources {
+    for (index, spec) in cfg.sources.iter().enumerate() {
+        let failed = |error: SourceError| BuildFailure {
+            index,
+            source_id: spec.id(),
+            error,
+        };
         match spec {
             SourceSpec::Vault(v) => {
                 let session = match &session {
                     Some(s) => std::sync::Arc::clone(s),
                     None => {
                         let vc = cfg.vault.as_ref().ok_or_else(|| {
-                            SourceError::new(spec.id(), "no Vault address configured")
-                                .with_hint("set vault.addr or VAULT_ADDR")
+                            failed(
+                                SourceError::new(spec.id(), "no Vault address configured")
+                                    .with_hint("set vault.addr or VAULT_ADDR"),
+                            )
                         })?;
-                        let s = vault::VaultSession::connect(vc).await?;
+                        let s = vault::VaultSession::connect(vc).await.map_err(failed)?;
                         session = Some(std::sync::Arc::clone(&s));
                         s
                     }
