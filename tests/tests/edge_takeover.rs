@@ -137,3 +137,49 @@ fn a_canary_over_a_port_docker_published_gets_its_share_not_everything() {
     );
     assert_eq!(version(stack.port).as_deref(), Some("version 2"));
 }
+
+/// A stack whose network binds published ports on loopback (the Compose way to keep a whole
+/// stack off the network): the switch listens on 127.0.0.1 for a port written without an
+/// address, as Docker would have bound it, never on every address.
+#[test]
+fn a_network_binding_on_loopback_keeps_the_switched_port_on_loopback() {
+    if !gantry_tests::edge_switch_available() {
+        return;
+    }
+    let stack = Stack::with_file(
+        r#"
+services:
+  web:
+    image: ${IMAGE}
+    ports: ["${WEB_PORT}:8080"]
+    command: ["sh", "-c", "mkdir -p /www && echo up > /www/index.html && exec httpd -f -p 8080 -h /www"]
+networks:
+  default:
+    driver_opts:
+      com.docker.network.bridge.host_binding_ipv4: "127.0.0.1"
+"#,
+    );
+    assert_eq!(stack.deploy(&[]).status.code(), Some(0));
+    let label = gantry_tests::inspect(
+        &format!("{}-web-1", stack.name),
+        r#"{{index .Config.Labels "io.gantry.edge"}}"#,
+    );
+    assert_eq!(label, format!("127.0.0.1:{}:8080", stack.port));
+    let rules = std::process::Command::new("nft")
+        .args(["list", "table", "ip", "gantry"])
+        .output()
+        .expect("nft");
+    let rules = String::from_utf8_lossy(&rules.stdout);
+    let line = rules
+        .lines()
+        .find(|l| l.contains("dnat") && l.contains(&format!("{}/web", stack.name)))
+        .unwrap_or_else(|| panic!("no route for the stack: {rules}"));
+    assert!(
+        line.contains("ip daddr 127.0.0.1") && !line.contains("fib daddr type local"),
+        "{line}"
+    );
+    let body = wait_for("the port to answer", Duration::from_secs(20), || {
+        http_get(&format!("http://127.0.0.1:{}/", stack.port))
+    });
+    assert_eq!(body.1.trim(), "up");
+}

@@ -721,10 +721,12 @@ fn preloaded_or_load(
     preloaded: Option<Project>,
     load: &compose::LoadOptions,
 ) -> Result<Project, DeployError> {
-    match preloaded {
-        Some(project) => Ok(project),
-        None => load_project(load),
-    }
+    let mut project = match preloaded {
+        Some(project) => project,
+        None => load_project(load)?,
+    };
+    super::translate::bind_default_addresses(&mut project);
+    Ok(project)
 }
 
 /// Loads the stack's files into a project Gantry can deploy.

@@ -31,6 +31,44 @@ pub fn network_name(project: &Project, key: &str) -> String {
 }
 
 /// The Docker name of a named volume's key.
+/// Docker's bridge driver option that sets where a network's containers' ports published
+/// without an address are bound (a Compose file sets it to keep a whole stack on loopback).
+const HOST_BINDING: &str = "com.docker.network.bridge.host_binding_ipv4";
+
+/// Gives each port published without an address the address Docker would bind it on: the
+/// [`HOST_BINDING`] option of the service's first network (Compose's attach order: priority,
+/// then name), when it names one other than every address. Docker publishes such a port the
+/// same either way; the edge switch then listens where Docker would have, never on every
+/// address. (`dockerd --ip` applies to Docker's default `bridge` network only, never to a
+/// stack's own.)
+pub fn bind_default_addresses(project: &mut Project) {
+    let defaults: std::collections::BTreeMap<&String, &String> = project
+        .networks
+        .iter()
+        .filter_map(|(k, n)| Some((k, n.driver_opts.get(HOST_BINDING)?)))
+        .filter(|(_, ip)| !matches!(ip.as_str(), "" | "0.0.0.0"))
+        .collect();
+    if defaults.is_empty() {
+        return;
+    }
+    for svc in project.services.values_mut() {
+        let first = svc.networks.iter().min_by_key(|(k, v)| {
+            (
+                std::cmp::Reverse(v.as_ref().and_then(|n| n.priority).unwrap_or(0)),
+                (*k).clone(),
+            )
+        });
+        let Some(ip) = first.and_then(|(k, _)| defaults.get(k)) else {
+            continue;
+        };
+        for p in &mut svc.ports {
+            if p.host_ip.as_deref().is_none_or(str::is_empty) {
+                p.host_ip = Some((*ip).clone());
+            }
+        }
+    }
+}
+
 pub fn volume_name(project: &Project, key: &str) -> String {
     project.volumes.get(key).map_or_else(
         || labels::scoped_name(&project.name, key),
