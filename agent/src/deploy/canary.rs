@@ -16,6 +16,12 @@
 //! ([`crate::ledger::CanaryState`]: step, pause deadline, counters, containers), so a daemon
 //! that stops (SIGTERM, crash, `kill -9`) leaves the canary at its step: the kernel keeps the
 //! shares meanwhile, and the next daemon resumes the canary there (`resume.rs`).
+//! What is decided is recorded before it is done, and a command is removed only once its
+//! effect is recorded: a promote records the next step (and the command's id, so a command
+//! file left behind is not acted on twice); an abort, whatever its cause, records `aborted`
+//! before the canary leaves the rotation. A daemon stopped in between leaves that record: the
+//! next one keeps every new connection on the old version and finishes the abort (the deploy
+//! rolls back) instead of resuming the canary.
 //!
 //! Limits: one canary container (replica 1); a canary needs a published TCP port through the
 //! switch. Probe failures counted between the last record and a crash are lost (at most the
@@ -36,8 +42,8 @@ impl Rollout<'_> {
     /// Runs `canary`'s steps for `new` (ready, not yet in rotation) against the old
     /// containers in `rotation`, from the first step or, resumed by a new daemon, from the step
     /// the stack's canary record holds ([`Rollout::resume`]). Returns once the last step (100)
-    /// is reached; on an abort, the canary is out of rotation and removed, its record is
-    /// gone, and the error says why.
+    /// is reached; on an abort (a recorded one included), the canary is out of rotation and
+    /// removed, its record is gone, and the error says why.
     pub(super) async fn canary(
         &self,
         svc: &Service,
@@ -65,7 +71,7 @@ impl Rollout<'_> {
                 r.restarts_at_start,
             ),
             None => {
-                let _ = self.stack.take_canary_command(); // a stale one from an earlier deploy
+                self.stack.discard_canary_command(); // a stale one from an earlier deploy
                 (0, new.state.restart_count.unwrap_or(0))
             }
         };
@@ -94,7 +100,18 @@ impl Rollout<'_> {
             ready_timeout_ms: u64::try_from(self.req.ready_timeout.as_millis()).unwrap_or(u64::MAX),
             deadline_ms: humantime::parse_rfc3339(&self.release.started_at)
                 .map_or(0, |t| unix_ms(t + self.req.timeout)),
+            aborted: None,
+            command: resumed.and_then(|r| r.command.clone()),
         };
+        // An abort decided before the daemon stopped is finished, never resumed.
+        if let Some(r) = resumed
+            && let Some(reason) = &r.aborted
+        {
+            let reason = format!("{reason} (decided before the daemon stopped)");
+            return Err(self
+                .abort_canary(svc, rotation, new, r.step_share(), reason)
+                .await);
+        }
         for (i, &share) in canary.steps.iter().enumerate().skip(first) {
             rotation.split(new, share).await?;
             // Resumed: the rest of the step's pause and its failures; otherwise a fresh step.
@@ -129,14 +146,32 @@ impl Rollout<'_> {
             );
             let t0 = Instant::now();
             let mut next_probe = Instant::now();
+            // The operator's abort, dropped once the abort is recorded.
+            let mut abort_request = None;
             let why = loop {
-                match self.stack.take_canary_command() {
-                    Some(CanaryCommand::Promote) => {
+                match self.stack.canary_command() {
+                    // Acted on by a daemon that stopped before removing it.
+                    Some(request) if record.acted_on(&request) => {
+                        self.stack.drop_canary_command(&request);
+                    }
+                    Some(request) => {
+                        record.command.clone_from(&request.id);
+                        if request.command == CanaryCommand::Abort {
+                            abort_request = Some(request);
+                            break Some("aborted by hand".to_owned());
+                        }
+                        // The next step is recorded before it is switched to: a daemon that
+                        // stops now resumes the canary there.
+                        record.step = (i + 1).min(canary.steps.len().saturating_sub(1));
+                        record.probe_failures = 0;
+                        record.pause_until_ms = unix_ms(SystemTime::now() + canary.pause);
+                        if self.save_canary(&record) {
+                            self.stack.drop_canary_command(&request);
+                        }
                         self.progress
                             .step(Some(&svc.name), &format!("canary {share}%: promoted"));
                         break None;
                     }
-                    Some(CanaryCommand::Abort) => break Some("aborted by hand".to_owned()),
                     None => {}
                 }
                 if t0.elapsed() >= pause {
@@ -177,28 +212,70 @@ impl Rollout<'_> {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             };
             if let Some(reason) = why {
-                self.progress.step(
-                    Some(&svc.name),
-                    &format!("canary aborted at {share}%: {reason}; every new connection back to the old version"),
-                );
-                rotation.leave(&new.id).await?;
-                let _ = self.engine.remove_container(&new.id, true).await;
-                self.stack.clear_canary();
-                return Err(DeployError::CanaryAborted {
-                    service: svc.name.clone(),
-                    share,
-                    reason,
-                });
+                // Decided: recorded before anything is undone (a command not recorded stays
+                // for a new daemon to act on).
+                record.aborted = Some(reason.clone());
+                if self.save_canary(&record)
+                    && let Some(request) = &abort_request
+                {
+                    self.stack.drop_canary_command(request);
+                }
+                return Err(self.abort_canary(svc, rotation, new, share, reason).await);
             }
         }
         Ok(())
     }
 
+    /// Undoes a canary whose abort is decided (and recorded): every new connection back to the
+    /// old containers, the canary removed, its record and any command dropped. Returns the
+    /// error that fails the rollout (a rollback), or the switch's if it could not be changed
+    /// (the record then stays: the abort is finished by the rollback or by a new daemon).
+    async fn abort_canary(
+        &self,
+        svc: &Service,
+        rotation: &mut Rotation<'_>,
+        new: &ContainerInfo,
+        share: u8,
+        reason: String,
+    ) -> DeployError {
+        tracing::warn!(stack = %self.project.name, service = %svc.name, container = %new.name, share, reason = %reason, "canary aborted");
+        self.progress.step(
+            Some(&svc.name),
+            &format!(
+                "canary aborted at {share}%: {reason}; every new connection back to the old version"
+            ),
+        );
+        if let Err(e) = rotation.leave(&new.id).await {
+            return e;
+        }
+        if let Err(e) = self.engine.remove_container(&new.id, true).await {
+            tracing::warn!(stack = %self.project.name, service = %svc.name, container = %new.name, error = %e, "aborted canary not removed");
+        }
+        self.stack.clear_canary();
+        if let Some(request) = self.stack.canary_command() {
+            // Done with: the canary it was for is gone.
+            self.stack.drop_canary_command(&request);
+        }
+        DeployError::CanaryAborted {
+            service: svc.name.clone(),
+            share,
+            reason,
+        }
+    }
+
     /// Records the canary's progress; a failure to write is logged, not fatal (the canary
-    /// goes on, it would only not be resumed after a crash).
-    fn save_canary(&self, record: &CanaryState) {
-        if let Err(e) = self.stack.save_canary(record) {
-            tracing::warn!(stack = %self.project.name, error = %e, "canary progress not recorded: a new daemon could not resume it");
+    /// goes on, it would only not be resumed after a crash). Returns whether it was recorded.
+    fn save_canary(&self, record: &CanaryState) -> bool {
+        match self.stack.save_canary(record) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(stack = %self.project.name, service = %record.service, container = %record.new.name, error = %e, "canary progress not recorded: a new daemon could not resume it");
+                false
+            }
         }
     }
 }
+
+#[cfg(test)]
+#[path = "tests/canary.rs"]
+mod tests;

@@ -1,14 +1,21 @@
 //! Canaries on disk: the commands `gantry promote|abort STACK` leave for the rollout watching a
-//! canary step (which takes them, reading and removing them, within a second), and the state of
-//! a canary in progress, so that a new daemon resumes it at the step it had reached.
+//! canary step (which acts on them within a second), and the state of a canary in progress, so
+//! that a new daemon resumes it at the step it had reached.
 //!
 //! Design: small files per stack, written atomically: `canary-command` (polled by the rollout
 //! while it watches a step; with no deploy in progress, i.e. no lock holder and no canary
-//! recorded, a request is refused) and `canary.json` ([`CanaryState`], rewritten each time a step is reached or a probe
-//! fails, removed when the canary ends). A deploy that is not the canary's resumption removes a
-//! stale `canary.json` when it takes the lock.
+//! recorded, a request is refused) and `canary.json` ([`CanaryState`], rewritten each time a
+//! step is reached or a probe fails, removed when the canary ends). A deploy that is not the
+//! canary's resumption removes a stale `canary.json` when it takes the lock.
 //!
-//! Limits: one command waits at a time; a newer one replaces it. One canary per stack.
+//! A command is durable until acted on: the rollout reads it without removing it, records what
+//! it does about it in `canary.json` (a promote: the next step; an abort: `aborted`, before
+//! anything is undone), and only then removes it. Each command carries an id (`promote <id>`),
+//! recorded with the step it led to, so a command file a daemon stopped before removing is not
+//! acted on twice. A daemon that stops at any point leaves either the command or its record.
+//!
+//! Limits: one command waits at a time; a newer one replaces it. One canary per stack. A file
+//! without an id (written by an older version) is acted on, but cannot be recognised as done.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -46,6 +53,45 @@ impl CanaryCommand {
     }
 }
 
+/// A command waiting in `canary-command`: what is asked and the id of that request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CanaryRequest {
+    pub command: CanaryCommand,
+    /// Unique per request (`None` in a file an older version wrote).
+    pub id: Option<String>,
+}
+
+impl CanaryRequest {
+    /// A new request for `command`, with a fresh id.
+    pub fn new(command: CanaryCommand) -> Self {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        Self {
+            command,
+            id: Some(format!("{nanos:x}-{:x}", std::process::id())),
+        }
+    }
+
+    /// The file's text: `promote <id>` (or the bare command without an id).
+    fn to_text(&self) -> String {
+        match &self.id {
+            Some(id) => format!("{} {id}\n", self.command.as_str()),
+            None => format!("{}\n", self.command.as_str()),
+        }
+    }
+
+    /// Parses the file's text (a bare command, as older versions wrote it, has no id).
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut words = text.split_whitespace();
+        let command = CanaryCommand::parse(words.next()?)?;
+        Some(Self {
+            command,
+            id: words.next().map(str::to_owned),
+        })
+    }
+}
+
 /// A container a canary switches between, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CanaryContainer {
@@ -80,20 +126,50 @@ pub struct CanaryState {
     pub ready_timeout_ms: u64,
     /// When the deploy's `--timeout` ends (Unix time, ms).
     pub deadline_ms: u64,
+    /// Why the canary is aborted, once that is decided (`gantry abort`, its probe, its
+    /// restarts): recorded before anything is undone, so that a daemon that stops during the
+    /// abort leaves it to the next one, which finishes the abort (and rolls the deploy back)
+    /// rather than resuming the canary. Absent in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aborted: Option<String>,
+    /// The id of the last operator command acted on ([`CanaryRequest::id`]), recorded with
+    /// what it led to: a command file left behind by a daemon that stopped is not acted on
+    /// twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
 }
 
 impl CanaryState {
-    /// The share of new connections the canary has at the step reached.
+    /// The share of new connections the canary is to have: the step reached's, none once it is
+    /// [`CanaryState::aborted`] (a daemon that starts then keeps every new connection on the
+    /// old version while it finishes the abort).
     pub fn share(&self) -> u8 {
+        if self.aborted.is_some() {
+            0
+        } else {
+            self.step_share()
+        }
+    }
+
+    /// The share of new connections of the step reached (aborted or not).
+    pub fn step_share(&self) -> u8 {
         self.steps.get(self.step).copied().unwrap_or(100)
     }
 
-    /// How long the step's pause still runs from now.
+    /// How long the step's pause still runs from now (none once aborted).
     pub fn pause_left(&self) -> Duration {
+        if self.aborted.is_some() {
+            return Duration::ZERO;
+        }
         Duration::from_millis(
             self.pause_until_ms
                 .saturating_sub(unix_ms(SystemTime::now())),
         )
+    }
+
+    /// Whether `request` was already acted on (its id is the one recorded).
+    pub fn acted_on(&self, request: &CanaryRequest) -> bool {
+        request.id.is_some() && request.id == self.command
     }
 }
 
@@ -136,26 +212,53 @@ impl StackLedger {
     }
 
     /// Asks the canary in progress on this stack to move on (`promote`) or to stop and roll back
-    /// (`abort`): the rollout reads it ([`StackLedger::take_canary_command`]) while it watches a
+    /// (`abort`): the rollout reads it ([`StackLedger::canary_command`]) while it watches a
     /// step. Written atomically, mode 0640 (group gantry may read the state).
     pub fn request_canary(&self, command: CanaryCommand) -> Result<(), LedgerError> {
         write_atomic(
-            &self.dir.join("canary-command"),
-            command.as_str().as_bytes(),
+            &self.dir.join(COMMAND_FILE),
+            CanaryRequest::new(command).to_text().as_bytes(),
             0o640,
             Owner::default(),
         )?;
         Ok(())
     }
 
-    /// The canary command waiting, if any, removed as it is read.
-    pub fn take_canary_command(&self) -> Option<CanaryCommand> {
-        let path = self.dir.join("canary-command");
+    /// The canary command waiting, if any, left in place: the rollout records what it does
+    /// about it, then drops it ([`StackLedger::drop_canary_command`]). An unreadable command
+    /// is removed (and logged).
+    pub fn canary_command(&self) -> Option<CanaryRequest> {
+        let path = self.dir.join(COMMAND_FILE);
         let text = fs::read_to_string(&path).ok()?;
-        let _ = fs::remove_file(&path);
-        CanaryCommand::parse(text.trim())
+        let request = CanaryRequest::parse(&text);
+        if request.is_none() {
+            tracing::warn!(path = %path.display(), text = %text.trim(), "unreadable canary command ignored");
+            let _ = fs::remove_file(&path);
+        }
+        request
+    }
+
+    /// Removes the command file if it still holds `request` (a newer command written since it
+    /// was read stays).
+    pub fn drop_canary_command(&self, request: &CanaryRequest) {
+        let path = self.dir.join(COMMAND_FILE);
+        let same = fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| CanaryRequest::parse(&t))
+            .is_some_and(|r| r == *request);
+        if same {
+            let _ = fs::remove_file(&path);
+        }
+    }
+
+    /// Removes any command waiting (a stale one, before a new canary starts).
+    pub fn discard_canary_command(&self) {
+        let _ = fs::remove_file(self.dir.join(COMMAND_FILE));
     }
 }
+
+/// The file an operator's command waits in.
+const COMMAND_FILE: &str = "canary-command";
 
 /// Leaves `command` for the canary in progress on `stack`; the text to print. Errors carry the
 /// exit code (no deploy in progress: 65).
@@ -184,4 +287,97 @@ pub fn canary_request(
         "[{stack}] {} requested: the canary in progress acts on it within a second\n",
         command.as_str()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record as versions before `aborted` and `command` wrote it.
+    const OLD_RECORD: &str = r#"{
+  "release": 7, "service": "web", "steps": [10, 50, 100], "step": 0,
+  "pause_until_ms": 4102444800000, "probe_failures": 1, "restarts_at_start": 0,
+  "new": {"id": "c2", "name": "shop-web-1-gantry-next"},
+  "old": [{"id": "c1", "name": "shop-web-1"}],
+  "ready_timeout_ms": 60000, "deadline_ms": 4102444800000
+}"#;
+
+    fn stack() -> (tempfile::TempDir, StackLedger) {
+        let dir = tempfile::tempdir().unwrap();
+        let stack = Ledger::new(dir.path()).stack("shop").unwrap();
+        fs::create_dir_all(&stack.dir).unwrap();
+        (dir, stack)
+    }
+
+    #[test]
+    fn an_older_record_reads_as_not_aborted_and_is_written_back_the_same_way() {
+        let state: CanaryState = serde_json::from_str(OLD_RECORD).unwrap();
+        assert_eq!(
+            (state.aborted.as_deref(), state.command.as_deref()),
+            (None, None)
+        );
+        assert_eq!((state.share(), state.step_share()), (10, 10));
+        assert!(state.pause_left() > Duration::ZERO);
+        let written = serde_json::to_string(&state).unwrap();
+        assert!(
+            !written.contains("aborted") && !written.contains("command"),
+            "{written}"
+        );
+    }
+
+    #[test]
+    fn an_aborted_record_gives_the_canary_no_share_and_no_pause() {
+        let (_dir, stack) = stack();
+        let mut state: CanaryState = serde_json::from_str(OLD_RECORD).unwrap();
+        state.aborted = Some("aborted by hand".into());
+        stack.save_canary(&state).unwrap();
+        let read = stack.canary().unwrap();
+        assert_eq!(read, state);
+        assert_eq!((read.share(), read.step_share()), (0, 10));
+        assert_eq!(read.pause_left(), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_command_stays_until_dropped_and_is_recognised_once_acted_on() {
+        let (_dir, stack) = stack();
+        stack.request_canary(CanaryCommand::Promote).unwrap();
+        let first = stack.canary_command().unwrap();
+        assert_eq!(first.command, CanaryCommand::Promote);
+        assert!(first.id.is_some());
+        // Read, not taken: a daemon that dies now finds it again.
+        assert_eq!(stack.canary_command().as_ref(), Some(&first));
+
+        let mut state: CanaryState = serde_json::from_str(OLD_RECORD).unwrap();
+        assert!(!state.acted_on(&first));
+        state.command.clone_from(&first.id);
+        assert!(state.acted_on(&first));
+
+        // A newer command written meanwhile is not dropped with the one acted on.
+        std::thread::sleep(Duration::from_millis(2));
+        stack.request_canary(CanaryCommand::Abort).unwrap();
+        stack.drop_canary_command(&first);
+        let second = stack.canary_command().unwrap();
+        assert_eq!(second.command, CanaryCommand::Abort);
+        assert_ne!(second.id, first.id);
+        assert!(!state.acted_on(&second));
+        stack.drop_canary_command(&second);
+        assert_eq!(stack.canary_command(), None);
+    }
+
+    #[test]
+    fn a_bare_command_of_an_older_version_is_read_without_an_id() {
+        let (_dir, stack) = stack();
+        fs::write(stack.dir.join(COMMAND_FILE), "abort\n").unwrap();
+        let request = stack.canary_command().unwrap();
+        assert_eq!(
+            (request.command, request.id.as_deref()),
+            (CanaryCommand::Abort, None)
+        );
+        let state: CanaryState = serde_json::from_str(OLD_RECORD).unwrap();
+        assert!(!state.acted_on(&request));
+        // Unreadable: removed, not acted on.
+        fs::write(stack.dir.join(COMMAND_FILE), "rollback now\n").unwrap();
+        assert_eq!(stack.canary_command(), None);
+        assert!(!stack.dir.join(COMMAND_FILE).exists());
+    }
 }

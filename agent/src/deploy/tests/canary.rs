@@ -1,0 +1,387 @@
+//! Unit tests of a canary interrupted by a daemon that stops (`kill -9`, SIGTERM) right after
+//! an operator's `gantry promote|abort` was taken: the in-memory engine, given addresses, and
+//! an in-memory switch whose route changes can hang (the daemon dies there).
+//! What only the kernel and Docker can show stays in `tests/tests/edge_canary*.rs`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::stream::BoxStream;
+
+use crate::ExitCode;
+use crate::compose::LoadOptions;
+use crate::edge::{Edge, EdgeError, Listen, Routes};
+use crate::engine::fake::FakeEngine;
+use crate::engine::{
+    ContainerInfo, ContainerSpec, Engine, EngineVersion, Ensured, Event, EventFilter, ExecOutcome,
+    ExecSpec, ImageInfo, ImageRef, NetworkAttachment, NetworkSpec, Object, PullProgressFn,
+    RegistryAuth, Result, VolumeSpec,
+};
+use crate::ledger::{CanaryCommand, Ledger, Outcome, StackLedger};
+
+use crate::deploy::{DeployReport, DeployRequest, Deployer, Quiet};
+
+/// The fake engine, each container with an address (`10.0.<n / 250>.<n % 250 + 1>` for id
+/// `c000n`: the switch routes to addresses) and, running, a process (whose open connections
+/// the switch counts: none).
+#[derive(Debug)]
+struct Addressed(Arc<FakeEngine>);
+
+fn addressed(mut c: ContainerInfo) -> ContainerInfo {
+    let n: u32 = c.id.trim_start_matches('c').parse().unwrap_or(0);
+    c.ip_addresses.insert(
+        "app_default".into(),
+        format!("10.0.{}.{}", n / 250, n % 250 + 1),
+    );
+    c.state.pid = c.state.running.then_some(1000 + n);
+    c
+}
+
+#[async_trait]
+impl Engine for Addressed {
+    async fn ping(&self) -> Result<()> {
+        self.0.ping().await
+    }
+    async fn version(&self) -> Result<EngineVersion> {
+        self.0.version().await
+    }
+    async fn list_containers(&self, project: &str, stopped: bool) -> Result<Vec<ContainerInfo>> {
+        let list = self.0.list_containers(project, stopped).await?;
+        Ok(list.into_iter().map(addressed).collect())
+    }
+    async fn inspect_container(&self, id: &str) -> Result<ContainerInfo> {
+        self.0.inspect_container(id).await.map(addressed)
+    }
+    async fn ensure_network(&self, spec: &NetworkSpec) -> Result<Ensured> {
+        self.0.ensure_network(spec).await
+    }
+    async fn remove_network(&self, name: &str) -> Result<bool> {
+        self.0.remove_network(name).await
+    }
+    async fn ensure_volume(&self, spec: &VolumeSpec) -> Result<Ensured> {
+        self.0.ensure_volume(spec).await
+    }
+    async fn remove_volume(&self, name: &str) -> Result<bool> {
+        self.0.remove_volume(name).await
+    }
+    async fn labels_of(&self, object: &Object) -> Result<Option<BTreeMap<String, String>>> {
+        self.0.labels_of(object).await
+    }
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
+        self.0.create_container(spec).await
+    }
+    async fn start_container(&self, id: &str) -> Result<()> {
+        self.0.start_container(id).await
+    }
+    async fn stop_container(&self, id: &str, signal: Option<&str>, t: Duration) -> Result<()> {
+        self.0.stop_container(id, signal, t).await
+    }
+    async fn kill_container(&self, id: &str, signal: &str) -> Result<()> {
+        self.0.kill_container(id, signal).await
+    }
+    async fn remove_container(&self, id: &str, force: bool) -> Result<bool> {
+        self.0.remove_container(id, force).await
+    }
+    async fn rename_container(&self, id: &str, new_name: &str) -> Result<()> {
+        self.0.rename_container(id, new_name).await
+    }
+    async fn disconnect_network(&self, id: &str, network: &str) -> Result<bool> {
+        self.0.disconnect_network(id, network).await
+    }
+    async fn connect_network(&self, id: &str, attachment: &NetworkAttachment) -> Result<()> {
+        self.0.connect_network(id, attachment).await
+    }
+    async fn exec(&self, id: &str, exec: &ExecSpec) -> Result<ExecOutcome> {
+        self.0.exec(id, exec).await
+    }
+    async fn wait_container(&self, id: &str) -> Result<i64> {
+        self.0.wait_container(id).await
+    }
+    async fn logs_tail(&self, id: &str, n: usize) -> Result<Vec<String>> {
+        self.0.logs_tail(id, n).await
+    }
+    async fn list_images(&self, reference: Option<&str>) -> Result<Vec<ImageInfo>> {
+        self.0.list_images(reference).await
+    }
+    async fn inspect_image(&self, image: &ImageRef) -> Result<Option<ImageInfo>> {
+        self.0.inspect_image(image).await
+    }
+    async fn pull_image(
+        &self,
+        image: &ImageRef,
+        platform: Option<&str>,
+        auth: Option<&RegistryAuth>,
+        progress: Option<PullProgressFn<'_>>,
+    ) -> Result<ImageInfo> {
+        self.0.pull_image(image, platform, auth, progress).await
+    }
+    async fn tag_image(&self, source: &str, target: &ImageRef) -> Result<()> {
+        self.0.tag_image(source, target).await
+    }
+    async fn remove_image(&self, image: &str, force: bool) -> Result<bool> {
+        self.0.remove_image(image, force).await
+    }
+    fn events(&self, filter: &EventFilter) -> BoxStream<'static, Result<Event>> {
+        self.0.events(filter)
+    }
+}
+
+/// An in-memory switch: the routes of each service as last set. With [`FakeEdge::hang`] on,
+/// the next route change never returns (the daemon dies in it) and is not applied.
+#[derive(Debug, Default)]
+struct FakeEdge {
+    routes: Mutex<BTreeMap<String, Routes>>,
+    hang: AtomicBool,
+    hung: AtomicBool,
+}
+
+impl FakeEdge {
+    /// Container name → weight, for service `web`.
+    fn web(&self) -> BTreeMap<String, u8> {
+        let routes = self.routes.lock().unwrap();
+        routes.get("web").map_or_else(BTreeMap::new, |r| {
+            r.backends
+                .iter()
+                .map(|b| (b.container.clone(), b.weight))
+                .collect()
+        })
+    }
+}
+
+#[async_trait]
+impl Edge for FakeEdge {
+    fn available(&self) -> std::result::Result<(), String> {
+        Ok(())
+    }
+    async fn set_routes(&self, routes: &Routes) -> std::result::Result<(), EdgeError> {
+        if self.hang.swap(false, Ordering::SeqCst) {
+            self.hung.store(true, Ordering::SeqCst);
+            std::future::pending::<()>().await;
+        }
+        self.routes
+            .lock()
+            .unwrap()
+            .insert(routes.service.clone(), routes.clone());
+        Ok(())
+    }
+    async fn retain_services(
+        &self,
+        _: &str,
+        keep: &[String],
+    ) -> std::result::Result<(), EdgeError> {
+        self.routes.lock().unwrap().retain(|s, _| keep.contains(s));
+        Ok(())
+    }
+    async fn open_connections(&self, _: u32, _: u16) -> Option<usize> {
+        Some(0)
+    }
+    async fn check_free(&self, _: &str, _: &str, _: Listen) -> std::result::Result<(), EdgeError> {
+        Ok(())
+    }
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    file: PathBuf,
+    engine: Arc<FakeEngine>,
+    edge: Arc<FakeEdge>,
+    deployer: Deployer,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("compose.yaml");
+        let engine = Arc::new(FakeEngine::new());
+        for v in ["1", "2"] {
+            engine.publish(&format!("app:{v}"), &v.repeat(64));
+        }
+        let edge = Arc::new(FakeEdge::default());
+        let deployer = Deployer::new(
+            Arc::new(Addressed(engine.clone())),
+            Ledger::new(&dir.path().join("state")),
+        )
+        .with_edge(edge.clone());
+        Self {
+            dir,
+            file,
+            engine,
+            edge,
+            deployer,
+        }
+    }
+
+    fn stack(&self) -> StackLedger {
+        Ledger::new(&self.dir.path().join("state"))
+            .stack("app")
+            .unwrap()
+    }
+
+    fn request(&self, compose: &str, version: &str) -> DeployRequest {
+        std::fs::write(&self.file, compose).unwrap();
+        let load = LoadOptions {
+            files: vec![self.file.clone()],
+            project_name: Some("app".into()),
+            environment: BTreeMap::from([("V".to_owned(), version.to_owned())]),
+            ..LoadOptions::default()
+        };
+        DeployRequest::new("app", load)
+    }
+
+    /// Deploys version 2 with a canary of `steps`; once its first step is recorded, leaves
+    /// `command` and drops the deploy (the daemon dies) in the next route change, the one
+    /// that acts on the command.
+    async fn killed_acting_on(&self, steps: &str, command: CanaryCommand) {
+        let v1 = self.request(&web(steps), "1");
+        let v1 = self.deployer.deploy(&v1, &Quiet).await;
+        assert_eq!(v1.outcome, Outcome::Succeeded, "{:?}", v1.error);
+        let stack = self.stack();
+        let req = self.request(&web(steps), "2");
+        let ended = tokio::select! {
+            report = self.deployer.deploy(&req, &Quiet) => Some(report),
+            () = async {
+                until(|| stack.canary().is_some()).await;
+                self.edge.hang.store(true, Ordering::SeqCst);
+                stack.request_canary(command).unwrap();
+                until(|| self.edge.hung.load(Ordering::SeqCst)).await;
+            } => None,
+        };
+        assert!(ended.is_none(), "the deploy ended: {ended:?}");
+    }
+
+    /// What the next daemon does: restores the switch with the recorded canary, then resumes
+    /// it (`None`: it did not end within an hour).
+    async fn next_daemon(&self) -> Option<DeployReport> {
+        let state = self.stack().canary().expect("a canary record");
+        let engine = Addressed(self.engine.clone());
+        crate::deploy::sync_edge_canary(&engine, self.edge.as_ref(), "app", &state)
+            .await
+            .unwrap();
+        let req = DeployRequest::new("app", LoadOptions::default());
+        let resume = self.deployer.resume_canary(&req, &Print);
+        tokio::time::timeout(Duration::from_secs(3600), resume)
+            .await
+            .ok()
+    }
+
+    /// The names of the running containers with their image's version.
+    fn running(&self) -> Vec<(String, char)> {
+        self.engine
+            .containers()
+            .into_values()
+            .filter(|c| c.state.running)
+            .map(|c| (c.name, c.image_id.chars().last().unwrap_or('?')))
+            .collect()
+    }
+}
+
+/// Service `web` on port 8080 through the switch, with a canary of `steps`, paused an hour.
+fn web(steps: &str) -> String {
+    format!(
+        "services:
+  web:
+    image: app:${{V}}
+    ports: [\"8080:80\"]
+    x-gantry:
+      canary: {{steps: {steps}, pause: 1h}}
+"
+    )
+}
+
+async fn until(done: impl Fn() -> bool) {
+    while !done() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+const NEXT: &str = "app-web-1-gantry-next";
+
+#[tokio::test(start_paused = true)]
+async fn an_abort_taken_before_the_daemon_died_is_finished_by_the_next_not_promoted() {
+    let s = Setup::new();
+    s.killed_acting_on("[10, 100]", CanaryCommand::Abort).await;
+    // Died with the canary still in rotation and running: the abort is recorded, the command
+    // it came from is gone.
+    let state = s.stack().canary().expect("the canary's record stays");
+    assert_eq!(state.aborted.as_deref(), Some("aborted by hand"));
+    assert!(s.stack().canary_command().is_none());
+    assert_eq!(s.edge.web().get(NEXT), Some(&10), "{:?}", s.edge.web());
+    assert!(s.running().contains(&(NEXT.to_owned(), '2')));
+
+    s.edge.hang.store(false, Ordering::SeqCst);
+    let report = s
+        .next_daemon()
+        .await
+        .expect("the abort was resumed as a canary");
+    assert_eq!(report.outcome, Outcome::RolledBack, "{:?}", report.error);
+    assert_eq!(report.exit_code(), ExitCode::RolledBack);
+    let error = report.error.unwrap_or_default();
+    assert!(
+        error.contains("canary aborted at 10%: aborted by hand"),
+        "{error}"
+    );
+    assert_eq!(s.running(), [("app-web-1".to_owned(), '1')]);
+    assert_eq!(
+        s.edge.web(),
+        BTreeMap::from([("app-web-1".to_owned(), 100)])
+    );
+    assert!(s.stack().canary().is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_recorded_abort_gets_no_connection_from_the_next_daemon() {
+    let s = Setup::new();
+    s.killed_acting_on("[10, 100]", CanaryCommand::Abort).await;
+    s.edge.hang.store(false, Ordering::SeqCst);
+    let state = s.stack().canary().unwrap();
+    let engine = Addressed(s.engine.clone());
+    crate::deploy::sync_edge_canary(&engine, s.edge.as_ref(), "app", &state)
+        .await
+        .unwrap();
+    // Weight 0 is out of rotation: every new connection to the old version.
+    assert_eq!(
+        s.edge.web(),
+        BTreeMap::from([("app-web-1".to_owned(), 100), (NEXT.to_owned(), 0)])
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_promote_taken_before_the_daemon_died_is_not_lost_nor_acted_on_twice() {
+    let s = Setup::new();
+    s.killed_acting_on("[10, 50, 100]", CanaryCommand::Promote)
+        .await;
+    // Died switching to 50%: the record is at 50% already, the command is done with.
+    let state = s.stack().canary().expect("the canary's record stays");
+    assert_eq!((state.step, state.share()), (1, 50));
+    assert!(state.aborted.is_none());
+    let id = state.command.clone().expect("the promote's id is recorded");
+    assert!(s.stack().canary_command().is_none());
+    // As if the daemon had died before it removed the command: the file is back.
+    let file = s.dir.path().join("state/stacks/app/canary-command");
+    std::fs::write(&file, format!("promote {id}\n")).unwrap();
+
+    let stack = s.stack();
+    let driver = async {
+        // The resumed canary drops the command it already acted on and stays at 50%.
+        until(|| !file.exists()).await;
+        assert_eq!(s.edge.web().get(NEXT), Some(&50), "{:?}", s.edge.web());
+        assert_eq!(stack.canary().map(|c| c.step), Some(1));
+        stack.request_canary(CanaryCommand::Promote).unwrap();
+    };
+    let (report, ()) = tokio::join!(s.next_daemon(), driver);
+    let report = report.expect("the resumed canary ended");
+    assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.error);
+    assert_eq!(s.running(), [("app-web-1".to_owned(), '2')]);
+    assert!(s.stack().canary().is_none());
+}
+
+struct Print;
+impl crate::deploy::Progress for Print {
+    fn step(&self, service: Option<&str>, message: &str) {
+        eprintln!("{service:?}: {message}");
+    }
+}
