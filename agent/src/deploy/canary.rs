@@ -91,9 +91,9 @@ impl Rollout<'_> {
                 .members
                 .iter()
                 .filter(|(id, _)| **id != new.id)
-                .map(|(id, (name, _))| CanaryContainer {
+                .map(|(id, m)| CanaryContainer {
                     id: id.clone(),
-                    name: name.clone(),
+                    name: m.container.clone(),
                 })
                 .collect(),
             jobs: self.applied.with(|a| a.jobs.clone()),
