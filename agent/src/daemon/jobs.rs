@@ -13,7 +13,10 @@
 //! (exit 75). The work itself runs in a
 //! task of its own: a panic in it ends the job with a failed report and frees the stack.
 //! After a job that changed something the allocator's freed pages go back to the system
-//! ([`gantry_common::memory::release_free`]).
+//! ([`gantry_common::memory::release_free`]). After every job that ran, whatever its outcome,
+//! once it has let go of its stack and before its report goes back, the [`AfterJob`] step runs
+//! (the edge switch applies readiness again: a deploy's end rebuilds the routes from every
+//! running container), for at most [`AFTER_JOB_WAIT`].
 //!
 //! Limits: the queue lives in memory: jobs queued when the daemon stops are lost (their clients
 //! see the connection close and exit 69); a running deploy interrupted by a daemon stop is
@@ -32,6 +35,16 @@ use crate::deploy::{DeployReport, DeployRequest, Deployer, Progress};
 use crate::ledger::Outcome;
 
 use super::metrics::Metrics;
+
+/// How long a job's report waits for its [`AfterJob`] step (which goes on after that).
+pub const AFTER_JOB_WAIT: Duration = Duration::from_secs(30);
+
+/// What runs after each job on its stack, once the job has let go of the stack and before its
+/// report goes back (the daemon's edge switch applies readiness again there).
+#[async_trait::async_trait]
+pub trait AfterJob: Send + Sync + std::fmt::Debug {
+    async fn job_ended(&self, stack: &str);
+}
 
 /// What a job does.
 #[derive(Debug, Clone)]
@@ -133,6 +146,8 @@ pub struct Jobs {
     next: AtomicU64,
     /// Tells the supervisor a job ended (to refresh watches and policies).
     done_tx: tokio::sync::watch::Sender<u64>,
+    /// Runs after each job ([`Jobs::set_after_job`]).
+    after_job: Mutex<Option<Arc<dyn AfterJob>>>,
 }
 
 /// Sends progress to the submitting client (if still there) and to the log.
@@ -167,6 +182,7 @@ impl Jobs {
             waiting: Mutex::default(),
             next: AtomicU64::new(1),
             done_tx: tokio::sync::watch::channel(0).0,
+            after_job: Mutex::default(),
         })
     }
 
@@ -177,6 +193,38 @@ impl Jobs {
     /// A receiver that changes each time a job ends.
     pub fn finished(&self) -> tokio::sync::watch::Receiver<u64> {
         self.done_tx.subscribe()
+    }
+
+    /// What runs after each job from now on (see [`AfterJob`]).
+    pub fn set_after_job(&self, step: Arc<dyn AfterJob>) {
+        *self.after_job.lock().unwrap_or_else(|e| e.into_inner()) = Some(step);
+    }
+
+    /// Runs the [`AfterJob`] step for `stack`, waiting for it at most [`AFTER_JOB_WAIT`].
+    async fn after_job(&self, stack: &str, job: &str) {
+        let Some(step) = self
+            .after_job
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        else {
+            return;
+        };
+        let owned = stack.to_owned();
+        // A task of its own: it goes on if the wait ends first, and a panic stays in it.
+        let task = tokio::spawn(async move { step.job_ended(&owned).await });
+        match tokio::time::timeout(AFTER_JOB_WAIT, task).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(stack = %stack, job = %job, error = %e, "the step after the job failed")
+            }
+            Err(_) => tracing::warn!(
+                stack = %stack,
+                job = %job,
+                wait_s = AFTER_JOB_WAIT.as_secs(),
+                "the step after the job is slow; the job's report goes back without it"
+            ),
+        }
     }
 
     /// Whether a job runs or waits on `stack` (supervision pauses then).
@@ -360,6 +408,7 @@ impl Jobs {
             r.remove(&stack);
         }
         drop((turn, guard));
+        self.after_job(&stack, &id).await;
         self.record(&stack, kind, &report);
         tracing::info!(
             stack = %stack,
