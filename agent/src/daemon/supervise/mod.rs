@@ -10,6 +10,9 @@
 //!   container is healthy (or passing) again or replaced;
 //! - followed for readiness by the same probe: each change is logged and reported to a
 //!   [`ReadinessSink`] (no-op by default);
+//! - followed behind the edge switch: a start or death of a container carrying
+//!   `io.gantry.edge`, and each resync's view of its stack, go to a [`RouteSink`] (no-op by
+//!   default), which re-syncs the stack's routes when its addresses moved ([`routes`]);
 //! - reported crash-looping after `heal.crash_loop_deaths` deaths within the window (Docker's
 //!   restart policy restarts crashed containers; Gantry does not fight it);
 //! - brought back when removed or stopped by hand, if the stack's policy says reconcile: the
@@ -33,6 +36,7 @@
 pub mod decide;
 mod heal;
 pub mod liveness;
+pub mod routes;
 pub mod saved;
 #[cfg(test)]
 mod tests;
@@ -60,6 +64,7 @@ use crate::ledger::{Ledger, Release};
 pub use decide::{Budget, backoff};
 pub use heal::Cause;
 pub use liveness::{NoReadiness, ReadinessSink};
+pub use routes::{NoRoutes, RouteSink};
 
 /// How long a `--local` or reconcile job may wait for its stack.
 const JOB_WAIT: Duration = Duration::from_secs(600);
@@ -113,6 +118,7 @@ pub struct Supervisor {
     state: Mutex<State>,
     heal_path: std::path::PathBuf,
     readiness: Mutex<Arc<dyn ReadinessSink>>,
+    routes: Mutex<Arc<dyn RouteSink>>,
 }
 
 impl std::fmt::Debug for Supervisor {
@@ -141,6 +147,7 @@ impl Supervisor {
             state: Mutex::default(),
             heal_path,
             readiness: Mutex::new(Arc::new(NoReadiness)),
+            routes: Mutex::new(Arc::new(NoRoutes)),
         };
         this.restore();
         Arc::new(this)
@@ -268,7 +275,10 @@ impl Supervisor {
         if ledger.as_ref().is_some_and(|s| s.canary().is_some()) {
             return true;
         }
-        ledger.and_then(|s| s.live_holder()).is_some()
+        // The daemon's own edge sync holds the lock for milliseconds: no deploy.
+        ledger
+            .and_then(|s| s.live_holder())
+            .is_some_and(|h| !routes::is_edge_sync(&h))
     }
 
     fn last_good(&self, stack: &str) -> Option<Release> {
@@ -375,6 +385,12 @@ impl Supervisor {
         };
         if !self.state().managed.contains(&stack) {
             return;
+        }
+        // Its address may have changed, whoever stopped or started it (a heal too).
+        if matches!(e.action, EventAction::Start | EventAction::Die)
+            && e.label(crate::edge::LABEL).is_some()
+        {
+            self.route_sink().container_moved(&stack, &service, &name);
         }
         let ours = {
             let mut s = self.state();
@@ -486,6 +502,7 @@ impl Supervisor {
                 return;
             }
         };
+        self.route_sink().stack_listed(stack, &containers);
         let managed: Vec<&ContainerInfo> = containers
             .iter()
             .filter(|c| !c.oneoff && c.label(labels::GANTRY_HASH).is_some())

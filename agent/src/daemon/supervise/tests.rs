@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use super::decide::{Budget, HealDecision, Liveness, Step, backoff, heal_decision, started_before};
 use super::liveness::{self, ReadinessSink};
+use super::routes::RouteSink;
 use super::{Supervisor, Track};
 use crate::compose::LoadOptions;
 use crate::compose::xgantry::XGantry;
@@ -529,4 +530,97 @@ async fn a_container_stopped_while_supervision_resyncs_is_reconciled() {
     assert_eq!(count(&calls, "start app-web-1"), 1, "{calls:#?}");
     assert!(engine.containers()["app-web-1"].state.running);
     run.abort();
+}
+
+/// Records what supervision tells the edge switch.
+#[derive(Default)]
+struct Routes {
+    moved: Mutex<Vec<String>>,
+    listed: Mutex<Vec<(String, usize)>>,
+}
+
+impl RouteSink for Routes {
+    fn container_moved(&self, stack: &str, service: &str, container: &str) {
+        self.moved
+            .lock()
+            .unwrap()
+            .push(format!("{stack} {service} {container}"));
+    }
+
+    fn stack_listed(&self, stack: &str, containers: &[crate::engine::ContainerInfo]) {
+        self.listed
+            .lock()
+            .unwrap()
+            .push((stack.to_owned(), containers.len()));
+    }
+}
+
+/// A container behind the switch that starts or dies (Docker's restart policy, a heal of
+/// supervision's own) may come back at another address: the route sink hears of it, and of
+/// each resync's listing of the stack; other events and containers the switch does not route
+/// to are not reported.
+#[tokio::test(start_paused = true)]
+async fn starts_and_deaths_behind_the_switch_and_resyncs_go_to_the_route_sink() {
+    let (dir, engine, ledger) = deployed_plain().await;
+    let (sup, _sink) = supervisor(dir.path(), engine.clone(), ledger);
+    let routes = Arc::new(Routes::default());
+    sup.set_route_sink(routes.clone());
+    sup.refresh_managed();
+    let c = engine.containers()["app-web-1"].clone();
+    let event = |action: &str, edge: bool| {
+        let mut attributes = c.labels.clone();
+        attributes.insert("name".into(), c.name.clone());
+        if edge {
+            attributes.insert(crate::edge::LABEL.into(), "0.0.0.0:8080:80".into());
+        }
+        crate::engine::Event {
+            object_type: crate::engine::ObjectType::Container,
+            action: crate::engine::EventAction::parse(action),
+            id: c.id.clone(),
+            attributes,
+            time: std::time::SystemTime::now(),
+        }
+    };
+    for (action, edge) in [
+        ("start", true),
+        ("die", true),
+        ("health_status: healthy", true),
+        ("kill", true),
+        ("start", false),
+        ("die", false),
+    ] {
+        sup.clone().on_event(event(action, edge));
+    }
+    // Supervision's own restart (a heal) counts too.
+    sup.state().ours.insert(c.id.clone(), Instant::now());
+    sup.clone().on_event(event("start", true));
+    assert_eq!(
+        routes.moved.lock().unwrap().clone(),
+        vec!["app web app-web-1"; 3]
+    );
+
+    sup.clone().resync_all().await;
+    assert_eq!(
+        routes.listed.lock().unwrap().clone(),
+        vec![("app".to_owned(), 1)]
+    );
+}
+
+/// The daemon's own edge sync holds the stack's lock for a moment: that is no deploy, and
+/// supervision goes on (a death then still counts); a deploy in another process pauses it.
+#[tokio::test]
+async fn the_daemons_edge_sync_does_not_pause_supervision() {
+    let (dir, engine, ledger) = deployed_plain().await;
+    let (sup, _sink) = supervisor(dir.path(), engine, ledger.clone());
+    let stack = ledger.stack("app").unwrap();
+    let sync = stack
+        .try_lock(&super::routes::edge_sync_holder("app"))
+        .unwrap();
+    assert!(!sup.paused("app"));
+    drop(sync);
+    let deploy = stack
+        .try_lock(&Holder::me("gantry deploy app", None))
+        .unwrap();
+    assert!(sup.paused("app"));
+    drop(deploy);
 }
