@@ -1,7 +1,8 @@
 //! The daemon's start-up, socket server and shutdown.
 //!
-//! Order: ledger readable → Docker answers → socket bound (mode 0660, group) and answering its
-//! own health request → `READY=1`. Loops (accept, supervisor, watcher, metrics) are tasks; the
+//! Order: ledger readable → Docker answers → edge routes rebuilt from what runs (but a stack a
+//! live deploy holds) → socket bound (mode 0660, group) and answering its own health request →
+//! `READY=1`. Loops (accept, supervisor, watcher, metrics) are tasks; the
 //! watchdog task pings systemd at half of `WATCHDOG_USEC` only while all of them are alive.
 //! SIGTERM/SIGINT: stop accepting, let running jobs finish (up to [`DRAIN`]; a job watching a
 //! canary step is not waited for: the next daemon resumes it), remove the socket.
@@ -19,6 +20,7 @@ use tokio::sync::mpsc;
 
 use gantry_common::sdnotify::{Notifier, watchdog_interval};
 
+use super::edge_ready::EdgeReadiness;
 use super::supervise::{self, Supervisor};
 use crate::ExitCode;
 use crate::api::{self, Event, OutputFormat, Request};
@@ -98,31 +100,22 @@ pub async fn run(config: Arc<DaemonConfig>) -> Result<(), DaemonError> {
     let edge = crate::edge::setup(docker_host);
     let deployer = deploy::deployer(engine.clone(), &config.state_dir, config.registries.clone())
         .with_edge(edge.clone());
-    // The switch is not persistent (a reboot clears it) and a daemon killed mid-rollout may
-    // have left it half-way: it follows what runs, before anything else happens. A canary a
-    // daemon left at a step keeps its share, and is resumed there by the stack's first job.
-    let mut canaries = Vec::new();
-    for stack in &stacks {
-        let canary = ledger.stack(stack).ok().and_then(|s| s.canary());
-        let synced = match &canary {
-            Some(c) => deploy::sync_edge_canary(engine.as_ref(), edge.as_ref(), stack, c).await,
-            None => deploy::sync_edge(engine.as_ref(), edge.as_ref(), stack).await,
-        };
-        match synced {
-            Ok(routed) if !routed.is_empty() => {
-                tracing::info!(stack = %stack, services = %routed.join(","), "edge routes restored");
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(stack = %stack, error = %e, "edge routes not restored"),
-        }
-        if let Some(c) = canary {
-            tracing::info!(stack = %stack, service = %c.service, share = c.share(), "a canary was left at a step: resuming it");
-            canaries.push(stack.clone());
-        }
-    }
     let jobs = Jobs::new(deployer, metrics.clone());
-    for stack in canaries {
-        let mut req = DeployRequest::new(&stack, crate::compose::LoadOptions::default());
+    let edge_routes =
+        EdgeReadiness::new(engine.clone(), edge.clone(), ledger.clone(), jobs.clone());
+    // The switch is not persistent (a reboot clears it) and a daemon killed mid-rollout may
+    // have left it half-way: it follows what runs, before anything else happens, but for a
+    // stack a `--local` deploy holds (its rollout owns the routes). A canary a daemon left at
+    // a step keeps its share, and is resumed there by the stack's first job.
+    edge_routes.restore(&stacks).await;
+    // Before the first job: readiness applies again after each.
+    jobs.set_after_job(Arc::new(edge_routes.clone()));
+    for stack in &stacks {
+        let Some(c) = ledger.stack(stack).ok().and_then(|s| s.canary()) else {
+            continue;
+        };
+        tracing::info!(stack = %stack, service = %c.service, share = c.share(), "a canary was left at a step: resuming it");
+        let mut req = DeployRequest::new(stack, crate::compose::LoadOptions::default());
         req.lock_wait = Duration::from_secs(60);
         let job = Job {
             kind: JobKind::ResumeCanary(req),
@@ -137,11 +130,8 @@ pub async fn run(config: Arc<DaemonConfig>) -> Result<(), DaemonError> {
         jobs.clone(),
         metrics.clone(),
     );
-    supervisor.set_readiness_sink(Arc::new(super::edge_ready::EdgeReadiness::new(
-        engine.clone(),
-        edge.clone(),
-        ledger.clone(),
-    )));
+    supervisor.set_readiness_sink(Arc::new(edge_routes.clone()));
+    supervisor.set_route_sink(Arc::new(edge_routes));
     let shared = Arc::new(Shared {
         config: config.clone(),
         engine,

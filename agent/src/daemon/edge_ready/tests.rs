@@ -1,0 +1,501 @@
+//! The daemon's side of the edge switch against the in-memory engine, given addresses
+//! ([`Addressed`]), and a switch that records its routes ([`FakeEdge`]): a container that comes
+//! back at another address is routed there; a resync catches a missed move; readiness
+//! exclusions survive a deploy; a stack a deploy holds (a daemon job, another process) is left
+//! alone, and every sync holds the stack's lock. The kernel's side is in
+//! `tests/tests/edge_*.rs`.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::stream::BoxStream;
+
+use super::{EdgeReadiness, MOVED_DEBOUNCE, SyncError};
+use crate::compose::LoadOptions;
+use crate::daemon::jobs::{Job, JobKind, Jobs, Origin};
+use crate::daemon::metrics::Metrics;
+use crate::daemon::supervise::{ReadinessSink, RouteSink};
+use crate::deploy::{DeployRequest, Deployer, Quiet};
+use crate::edge::{Edge, EdgeError, Listen, Routes};
+use crate::engine::fake::FakeEngine;
+use crate::engine::{
+    ContainerInfo, ContainerSpec, Engine, EngineVersion, Ensured, Event, EventFilter, ExecOutcome,
+    ExecSpec, ImageInfo, ImageRef, NetworkAttachment, NetworkSpec, Object, PullProgressFn,
+    RegistryAuth, Result, VolumeSpec,
+};
+use crate::ledger::{Holder, Ledger};
+
+/// A switch that keeps its routes in memory: (stack, service) → backends (container, address)
+/// in order, and every `set_routes` in a history. Each `set_routes` also records whether the
+/// stack's ledger lock was held then (by anyone).
+/// (stack, service) → backends (container name, address).
+type Table = BTreeMap<(String, String), Vec<(String, Ipv4Addr)>>;
+
+#[derive(Debug)]
+struct FakeEdge {
+    ledger: Ledger,
+    routes: Mutex<Table>,
+    history: Mutex<Vec<(String, Vec<String>)>>,
+    lock_held: Mutex<Vec<bool>>,
+}
+
+impl FakeEdge {
+    fn new(ledger: Ledger) -> Self {
+        Self {
+            ledger,
+            routes: Mutex::default(),
+            history: Mutex::default(),
+            lock_held: Mutex::default(),
+        }
+    }
+
+    /// The containers (names) `service` of `app` routes to.
+    fn backends(&self, service: &str) -> Vec<String> {
+        self.routes
+            .lock()
+            .unwrap()
+            .get(&("app".to_owned(), service.to_owned()))
+            .map(|b| b.iter().map(|(c, _)| c.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    fn addresses(&self, service: &str) -> Vec<Ipv4Addr> {
+        self.routes
+            .lock()
+            .unwrap()
+            .get(&("app".to_owned(), service.to_owned()))
+            .map(|b| b.iter().map(|(_, ip)| *ip).collect())
+            .unwrap_or_default()
+    }
+
+    /// Routes set as another process's rollout would have set them.
+    fn seed(&self, service: &str, backends: &[(&str, Ipv4Addr)]) {
+        self.routes.lock().unwrap().insert(
+            ("app".to_owned(), service.to_owned()),
+            backends
+                .iter()
+                .map(|(c, ip)| (c.to_string(), *ip))
+                .collect(),
+        );
+    }
+
+    fn sets(&self) -> usize {
+        self.history.lock().unwrap().len()
+    }
+}
+
+#[async_trait]
+impl Edge for FakeEdge {
+    fn available(&self) -> std::result::Result<(), String> {
+        Ok(())
+    }
+
+    async fn set_routes(&self, routes: &Routes) -> std::result::Result<(), EdgeError> {
+        let held = self
+            .ledger
+            .stack(&routes.stack)
+            .unwrap()
+            .try_lock(&Holder::me("probe", None))
+            .is_err();
+        self.lock_held.lock().unwrap().push(held);
+        let backends: Vec<(String, Ipv4Addr)> = routes
+            .backends
+            .iter()
+            .filter(|b| b.weight > 0)
+            .map(|b| (b.container.clone(), b.ip))
+            .collect();
+        self.history.lock().unwrap().push((
+            routes.service.clone(),
+            backends.iter().map(|(c, _)| c.clone()).collect(),
+        ));
+        self.routes
+            .lock()
+            .unwrap()
+            .insert((routes.stack.clone(), routes.service.clone()), backends);
+        Ok(())
+    }
+
+    async fn retain_services(
+        &self,
+        stack: &str,
+        keep: &[String],
+    ) -> std::result::Result<(), EdgeError> {
+        self.routes
+            .lock()
+            .unwrap()
+            .retain(|(s, svc), _| s != stack || keep.contains(svc));
+        Ok(())
+    }
+
+    async fn open_connections(&self, _: u32, _: u16) -> Option<usize> {
+        Some(0)
+    }
+
+    async fn check_free(&self, _: &str, _: &str, _: Listen) -> std::result::Result<(), EdgeError> {
+        Ok(())
+    }
+}
+
+/// The in-memory engine, with an address on `app_default` for each running container:
+/// 172.30.0.2 on, in the order they are first seen, unless a test moved it ([`Self::move_to`]).
+struct Addressed {
+    inner: Arc<FakeEngine>,
+    /// Container id → its address.
+    ips: Mutex<BTreeMap<String, Ipv4Addr>>,
+}
+
+impl Addressed {
+    fn new(inner: Arc<FakeEngine>) -> Self {
+        Self {
+            inner,
+            ips: Mutex::default(),
+        }
+    }
+
+    fn fill(&self, mut c: ContainerInfo) -> ContainerInfo {
+        if c.state.running {
+            let mut ips = self.ips.lock().unwrap();
+            let next = Ipv4Addr::new(172, 30, 0, 2 + ips.len() as u8);
+            let ip = *ips.entry(c.id.clone()).or_insert(next);
+            c.ip_addresses = BTreeMap::from([("app_default".to_owned(), ip.to_string())]);
+        }
+        c
+    }
+
+    /// The address `name` gets from now on (Docker gave it another when it started again).
+    fn move_to(&self, name: &str, ip: Ipv4Addr) {
+        let id = self.inner.containers()[name].id.clone();
+        self.ips.lock().unwrap().insert(id, ip);
+    }
+
+    fn ip_of(&self, name: &str) -> Ipv4Addr {
+        let id = self.inner.containers()[name].id.clone();
+        self.ips.lock().unwrap()[&id]
+    }
+}
+
+#[async_trait]
+impl Engine for Addressed {
+    async fn ping(&self) -> Result<()> {
+        self.inner.ping().await
+    }
+    async fn version(&self) -> Result<EngineVersion> {
+        self.inner.version().await
+    }
+    async fn list_containers(&self, project: &str, stopped: bool) -> Result<Vec<ContainerInfo>> {
+        let list = self.inner.list_containers(project, stopped).await?;
+        Ok(list.into_iter().map(|c| self.fill(c)).collect())
+    }
+    async fn inspect_container(&self, id: &str) -> Result<ContainerInfo> {
+        Ok(self.fill(self.inner.inspect_container(id).await?))
+    }
+    async fn ensure_network(&self, spec: &NetworkSpec) -> Result<Ensured> {
+        self.inner.ensure_network(spec).await
+    }
+    async fn remove_network(&self, name: &str) -> Result<bool> {
+        self.inner.remove_network(name).await
+    }
+    async fn ensure_volume(&self, spec: &VolumeSpec) -> Result<Ensured> {
+        self.inner.ensure_volume(spec).await
+    }
+    async fn remove_volume(&self, name: &str) -> Result<bool> {
+        self.inner.remove_volume(name).await
+    }
+    async fn labels_of(&self, object: &Object) -> Result<Option<BTreeMap<String, String>>> {
+        self.inner.labels_of(object).await
+    }
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
+        self.inner.create_container(spec).await
+    }
+    async fn start_container(&self, id: &str) -> Result<()> {
+        self.inner.start_container(id).await
+    }
+    async fn stop_container(&self, id: &str, signal: Option<&str>, t: Duration) -> Result<()> {
+        self.inner.stop_container(id, signal, t).await
+    }
+    async fn kill_container(&self, id: &str, signal: &str) -> Result<()> {
+        self.inner.kill_container(id, signal).await
+    }
+    async fn remove_container(&self, id: &str, force: bool) -> Result<bool> {
+        self.inner.remove_container(id, force).await
+    }
+    async fn rename_container(&self, id: &str, new_name: &str) -> Result<()> {
+        self.inner.rename_container(id, new_name).await
+    }
+    async fn disconnect_network(&self, id: &str, network: &str) -> Result<bool> {
+        self.inner.disconnect_network(id, network).await
+    }
+    async fn connect_network(&self, id: &str, attachment: &NetworkAttachment) -> Result<()> {
+        self.inner.connect_network(id, attachment).await
+    }
+    async fn exec(&self, id: &str, exec: &ExecSpec) -> Result<ExecOutcome> {
+        self.inner.exec(id, exec).await
+    }
+    async fn wait_container(&self, id: &str) -> Result<i64> {
+        self.inner.wait_container(id).await
+    }
+    async fn logs_tail(&self, id: &str, n: usize) -> Result<Vec<String>> {
+        self.inner.logs_tail(id, n).await
+    }
+    async fn list_images(&self, reference: Option<&str>) -> Result<Vec<ImageInfo>> {
+        self.inner.list_images(reference).await
+    }
+    async fn inspect_image(&self, image: &ImageRef) -> Result<Option<ImageInfo>> {
+        self.inner.inspect_image(image).await
+    }
+    async fn pull_image(
+        &self,
+        image: &ImageRef,
+        platform: Option<&str>,
+        auth: Option<&RegistryAuth>,
+        progress: Option<PullProgressFn<'_>>,
+    ) -> Result<ImageInfo> {
+        self.inner.pull_image(image, platform, auth, progress).await
+    }
+    async fn tag_image(&self, source: &str, target: &ImageRef) -> Result<()> {
+        self.inner.tag_image(source, target).await
+    }
+    async fn remove_image(&self, image: &str, force: bool) -> Result<bool> {
+        self.inner.remove_image(image, force).await
+    }
+    fn events(&self, filter: &EventFilter) -> BoxStream<'static, Result<Event>> {
+        self.inner.events(filter)
+    }
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    fake: Arc<FakeEngine>,
+    engine: Arc<Addressed>,
+    edge: Arc<FakeEdge>,
+    ledger: Ledger,
+    jobs: Arc<Jobs>,
+    follower: EdgeReadiness,
+    load: LoadOptions,
+}
+
+impl Setup {
+    fn id(&self, name: &str) -> String {
+        self.fake.containers()[name].id.clone()
+    }
+
+    /// The same files again, as a daemon job: nothing changes, and the deploy's end rebuilds
+    /// the routes from every running container (`sync_edge`). Returns with the job's report.
+    async fn redeploy(&self) {
+        let job = Job {
+            kind: JobKind::Deploy(DeployRequest::new("app", self.load.clone())),
+            origin: Origin::Cli,
+        };
+        let (_, handle) = self.jobs.submit(job, None);
+        let report = handle.await.unwrap();
+        assert_eq!(report.exit_code(), crate::ExitCode::Ok, "{report:?}");
+    }
+}
+
+/// Stack `app`: `web`, two replicas behind the switch on port 8080, deployed (real clock),
+/// then the follower as the daemon starts it (routes restored, run after each job), on a
+/// paused clock.
+async fn deployed() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Arc::new(FakeEngine::new());
+    fake.publish("app:1", &"1".repeat(64));
+    let engine = Arc::new(Addressed::new(fake.clone()));
+    let ledger = Ledger::new(&dir.path().join("state"));
+    let edge = Arc::new(FakeEdge::new(ledger.clone()));
+    let file = dir.path().join("compose.yaml");
+    std::fs::write(
+        &file,
+        "services:\n  web:\n    image: app:1\n    ports: [\"8080:80\"]\n    deploy: {replicas: 2}\n    x-gantry: {min_ready: 0s}\n",
+    )
+    .unwrap();
+    let load = LoadOptions {
+        files: vec![file],
+        project_name: Some("app".into()),
+        environment: BTreeMap::new(),
+        ..LoadOptions::default()
+    };
+    let deployer = Deployer::new(engine.clone(), ledger.clone()).with_edge(edge.clone());
+    let report = deployer
+        .deploy(&DeployRequest::new("app", load.clone()), &Quiet)
+        .await;
+    assert_eq!(report.exit_code(), crate::ExitCode::Ok, "{report:?}");
+    tokio::time::pause();
+    let jobs = Jobs::new(deployer, Arc::new(Metrics::default()));
+    let follower = EdgeReadiness::new(engine.clone(), edge.clone(), ledger.clone(), jobs.clone());
+    follower.restore(&["app".to_owned()]).await;
+    jobs.set_after_job(Arc::new(follower.clone()));
+    let s = Setup {
+        _dir: dir,
+        fake,
+        engine,
+        edge,
+        ledger,
+        jobs,
+        follower,
+        load,
+    };
+    assert_eq!(s.edge.backends("web"), ["app-web-1", "app-web-2"]);
+    s
+}
+
+/// Lets the follower's tasks run: past the debounce, on the paused clock.
+async fn settle() {
+    tokio::time::sleep(MOVED_DEBOUNCE * 4).await;
+}
+
+#[tokio::test]
+async fn a_container_that_comes_back_at_another_address_is_routed_there() {
+    let s = deployed().await;
+    let old = s.engine.ip_of("app-web-1");
+    let sets = s.edge.sets();
+
+    // Docker's restart policy after a crash: it dies, and starts at another address (its own
+    // went to another container meanwhile). Supervision reports both events.
+    s.fake.stop_by_hand("app-web-1");
+    s.follower.container_moved("app", "web", "app-web-1");
+    let moved = Ipv4Addr::new(172, 30, 0, 99);
+    s.engine.move_to("app-web-1", moved);
+    s.fake.start_container("app-web-1").await.unwrap();
+    s.follower.container_moved("app", "web", "app-web-1");
+    tokio::time::sleep(MOVED_DEBOUNCE / 2).await;
+    assert_eq!(
+        s.edge.sets(),
+        sets,
+        "the moves are gathered for the debounce"
+    );
+    settle().await;
+
+    assert_eq!(
+        s.edge.sets(),
+        sets + 1,
+        "one sync for the death and the start"
+    );
+    assert_eq!(s.edge.backends("web"), ["app-web-1", "app-web-2"]);
+    let ips = s.edge.addresses("web");
+    assert!(
+        ips.contains(&moved) && !ips.contains(&old),
+        "routed to the new address: {ips:?}"
+    );
+
+    // A death alone (no restart): the dead address leaves the routes.
+    s.fake.stop_by_hand("app-web-2");
+    s.follower.container_moved("app", "web", "app-web-2");
+    settle().await;
+    assert_eq!(s.edge.backends("web"), ["app-web-1"]);
+    assert!(
+        s.edge.lock_held.lock().unwrap().iter().all(|h| *h),
+        "every sync held the stack's lock"
+    );
+}
+
+#[tokio::test]
+async fn a_resync_catches_a_move_whose_events_were_missed() {
+    let s = deployed().await;
+    let listed = || async { s.engine.list_containers("app", true).await.unwrap() };
+    let sets = s.edge.sets();
+    s.follower.stack_listed("app", &listed().await);
+    settle().await;
+    assert_eq!(s.edge.sets(), sets, "nothing moved: nothing is rebuilt");
+
+    // dockerd restarted while the event stream was down: web-2 came back elsewhere.
+    let moved = Ipv4Addr::new(172, 30, 0, 77);
+    s.engine.move_to("app-web-2", moved);
+    s.follower.stack_listed("app", &listed().await);
+    settle().await;
+    assert_eq!(s.edge.sets(), sets + 1);
+    assert!(s.edge.addresses("web").contains(&moved));
+    s.follower.stack_listed("app", &listed().await);
+    settle().await;
+    assert_eq!(s.edge.sets(), sets + 1, "in line again: nothing more");
+}
+
+#[tokio::test]
+async fn readiness_exclusions_survive_a_deploy_of_the_stack() {
+    let s = deployed().await;
+    let web1 = s.id("app-web-1");
+    s.follower.readiness_changed("app", "web", &web1, false);
+    settle().await;
+    assert_eq!(s.edge.backends("web"), ["app-web-2"], "out while not ready");
+
+    // As soon as the job's report is back.
+    s.redeploy().await;
+    let history = s.edge.history.lock().unwrap().clone();
+    let n = history.len();
+    assert_eq!(
+        history[n - 2].1,
+        ["app-web-1", "app-web-2"],
+        "the deploy's own end put it back: {history:?}"
+    );
+    assert_eq!(
+        s.edge.backends("web"),
+        ["app-web-2"],
+        "after the job, the exclusion applies again: {history:?}"
+    );
+
+    s.follower.readiness_changed("app", "web", &web1, true);
+    settle().await;
+    assert_eq!(s.edge.backends("web"), ["app-web-1", "app-web-2"]);
+    // A container that went away leaves the set.
+    s.follower.readiness_changed("app", "web", "gone", false);
+    settle().await;
+    assert!(s.follower.unready("app").is_empty());
+}
+
+#[tokio::test]
+async fn a_stack_another_process_deploys_is_left_to_it() {
+    let s = deployed().await;
+    // A `gantry deploy --local` mid-rollout: it switched web to its new container.
+    let next = Ipv4Addr::new(172, 30, 0, 50);
+    s.edge.seed("web", &[("app-web-1-gantry-next", next)]);
+    let lock = s
+        .ledger
+        .stack("app")
+        .unwrap()
+        .try_lock(&Holder::me("gantry deploy app", None))
+        .unwrap();
+    let sets = s.edge.sets();
+
+    // The daemon starts: the stack's routes stay as the rollout set them.
+    s.follower.restore(&["app".to_owned()]).await;
+    match s.follower.sync("app").await {
+        Err(SyncError::Held { holder, .. }) => assert_eq!(holder.command, "gantry deploy app"),
+        other => panic!("a held stack is left alone: {other:?}"),
+    }
+    // Nor does a readiness change or a move touch them.
+    s.follower
+        .readiness_changed("app", "web", &s.id("app-web-2"), false);
+    s.follower.container_moved("app", "web", "app-web-1");
+    settle().await;
+    assert_eq!(s.edge.sets(), sets);
+    assert_eq!(s.edge.backends("web"), ["app-web-1-gantry-next"]);
+
+    // Once it is done, the next request (a resync) brings the routes in line.
+    drop(lock);
+    s.follower
+        .stack_listed("app", &s.engine.list_containers("app", true).await.unwrap());
+    settle().await;
+    assert_eq!(s.edge.backends("web"), ["app-web-1"], "web-2 is not ready");
+}
+
+#[tokio::test]
+async fn a_stack_a_daemon_job_holds_is_left_to_the_job() {
+    let s = deployed().await;
+    let turn = s.jobs.between_jobs("app").expect("no job runs");
+    let sets = s.edge.sets();
+    assert!(matches!(
+        s.follower.sync("app").await,
+        Err(SyncError::JobHolds { .. })
+    ));
+    s.follower
+        .readiness_changed("app", "web", &s.id("app-web-1"), false);
+    settle().await;
+    assert_eq!(s.edge.sets(), sets);
+    drop(turn);
+
+    // The job's end applies what changed meanwhile.
+    s.redeploy().await;
+    assert_eq!(s.edge.backends("web"), ["app-web-2"]);
+}
