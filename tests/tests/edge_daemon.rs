@@ -2,7 +2,8 @@
 //! and in the middle of a rollout (after the switch moved, while the old container drains), and
 //! no established connection drops and no request fails; the next daemon converges the switch
 //! on the last good release. Lost routes (what a reboot does to nftables) are rebuilt by the
-//! next daemon from the running containers. Needs root (CAP_NET_ADMIN) and `nft`.
+//! next daemon from the running containers. A container that starts again at another address
+//! is routed there by the daemon, without a deploy. Needs root (CAP_NET_ADMIN) and `nft`.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -123,4 +124,112 @@ fn sigkill_of_the_daemon_drops_no_connection_and_the_next_converges_the_switch()
         http_get(&format!("http://127.0.0.1:{port}/"))
     });
     assert_eq!(body, (200, "version 1\n".to_owned()));
+}
+
+const RESTARTED: &str = r#"
+services:
+  web:
+    image: ${IMAGE}
+    ports: ["127.0.0.1:${WEB_PORT}:8080"]
+    command: ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"]
+"#;
+
+fn address(container: &str) -> String {
+    gantry_tests::inspect(
+        container,
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+    )
+}
+
+/// A container behind the switch that starts again at another address (Docker gave its own to
+/// another container while it was stopped) is routed there by the daemon alone, without a
+/// deploy: its death and its start re-sync the stack's routes. (Supervision's heal and
+/// reconcile are off: only the switch acts.)
+#[test]
+fn a_container_restarted_at_another_address_is_routed_there() {
+    if !gantry_tests::edge_switch_available() {
+        return;
+    }
+    let mut d = Daemon::start(
+        "daemon:\n  defaults:\n    heal: false\n    reconcile: false\n",
+        &[],
+    );
+    let (stack, file) = d.stack("edgemv", RESTARTED);
+    let port = gantry_tests::free_port();
+    let url = format!("http://127.0.0.1:{port}/");
+    let out = d.gantry(&[
+        "deploy",
+        &stack,
+        "-f",
+        path_str(&file),
+        "--var",
+        &format!("WEB_PORT={port}"),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(http_get(&url), Some((200, "ok\n".to_owned())));
+    let web = format!("{stack}-web-1");
+    let old = address(&web);
+
+    let stop = gantry_tests::docker(&["stop", "-t", "1", &web]);
+    assert!(stop.status.success(), "{stop:?}");
+    // Another container on the stack's network takes the address (it belongs to the project,
+    // so the daemon's clean-up removes it; it is no service of the release).
+    let image = gantry_tests::env().get("GANTRY_TEST_IMAGE");
+    let filler = gantry_tests::docker(&[
+        "run",
+        "-d",
+        "--name",
+        &format!("{stack}-filler"),
+        "--network",
+        &format!("{stack}_default"),
+        "--label",
+        &format!("com.docker.compose.project={stack}"),
+        image,
+        "sleep",
+        "300",
+    ]);
+    assert!(filler.status.success(), "{filler:?}");
+    let start = gantry_tests::docker(&["start", &web]);
+    assert!(start.status.success(), "{start:?}");
+    let new = address(&web);
+    if new == old {
+        eprintln!("docker gave {web} its address {old} again: nothing to show on this host");
+        return;
+    }
+    eprintln!("{web}: {old} -> {new}");
+
+    let body = wait_for(
+        "the switch to follow the new address",
+        Duration::from_secs(10),
+        || http_get(&url).filter(|(status, _)| *status == 200),
+    );
+    assert_eq!(body.1, "ok\n");
+    let rules = std::process::Command::new("nft")
+        .args(["list", "chain", "ip", "gantry", &format!("g/{stack}/web")])
+        .output()
+        .unwrap();
+    let rules = String::from_utf8_lossy(&rules.stdout);
+    let addresses: Vec<&str> = rules
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .filter(|t| t.matches('.').count() == 3)
+        .collect();
+    assert!(
+        addresses.contains(&new.as_str()) && !addresses.contains(&old.as_str()),
+        "the route names the new address only:\n{rules}"
+    );
+    // (Logged once the sync returns, a moment after the route answers.)
+    wait_for(
+        "the daemon's log of the sync on the container's start",
+        Duration::from_secs(10),
+        || {
+            d.log()
+                .lines()
+                .any(|l| {
+                    l.contains("edge: routes follow the containers")
+                        && l.contains("reasons=moved")
+                        && l.contains("services=web")
+                })
+                .then_some(())
+        },
+    );
 }

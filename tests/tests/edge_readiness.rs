@@ -1,7 +1,8 @@
 //! Readiness after the deploy takes a replica out of the edge switch, against the real daemon,
 //! kernel and Docker: of two replicas behind a published port, the one whose `x-gantry.health`
 //! probe starts failing gets no new connection while it fails (the other answers every one),
-//! and gets its share again once it passes. Restarts are off (`heal: false`), so only
+//! and gets its share again once it passes; a deploy of the stack meanwhile does not put it
+//! back. Restarts are off (`heal: false`), so only
 //! readiness acts. Needs root (CAP_NET_ADMIN) and `nft`.
 
 use std::collections::BTreeMap;
@@ -95,6 +96,24 @@ fn a_replica_failing_its_probe_leaves_the_switch_and_comes_back_when_it_passes()
         inspect(&one, "{{.State.Running}}"),
         "true",
         "readiness only: web-1 still runs (heal: false)"
+    );
+
+    // A deploy of the stack (nothing changed: it rebuilds the routes from every running
+    // container) does not put it back: the daemon applies readiness again after the job.
+    let out = d.gantry(&[
+        "deploy",
+        &stack,
+        "-f",
+        path_str(&file),
+        "--var",
+        &format!("WEB_PORT={port}"),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let after_deploy = spread(port, 300);
+    assert_eq!(
+        after_deploy.get(&host2),
+        Some(&300),
+        "after a deploy, web-1 stays out while it fails: {after_deploy:?}"
     );
 
     // Passing again: back in the switch.
