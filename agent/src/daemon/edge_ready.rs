@@ -29,8 +29,8 @@
 //! restarts them). The set lives in memory: a new daemon starts with every container ready
 //! until its probes say otherwise. Between a deploy's end and the sync after it (milliseconds)
 //! a replica that is not ready is in rotation again. A canary's routes keep every running
-//! container, ready or not. A `gantry deploy --local` without `--lock-wait` that arrives
-//! during a sync (milliseconds) is refused as busy (75), naming `gantryd edge sync STACK`.
+//! container, ready or not. A deploy that arrives during a sync (milliseconds) waits for it
+//! whatever its `--lock-wait` (the sync's lock holder is [`crate::ledger::Holder::brief`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};

@@ -286,7 +286,14 @@ pub struct Holder {
     pub deploy_id: Option<String>,
     pub started_at: String,
     pub command: String,
+    /// Held for milliseconds (the daemon rebuilding a stack's edge routes): a deploy that
+    /// finds it waits for it (at most [`BRIEF_WAIT`]) whatever its `--lock-wait`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub brief: bool,
 }
+
+/// How long a lock request waits for a [`Holder::brief`] holder before it reports it busy.
+pub const BRIEF_WAIT: Duration = Duration::from_secs(10);
 
 impl Holder {
     /// This process, running `command`.
@@ -296,6 +303,15 @@ impl Holder {
             deploy_id: deploy_id.map(str::to_owned),
             started_at: now_rfc3339(),
             command: command.to_owned(),
+            brief: false,
+        }
+    }
+
+    /// This process, holding the lock for milliseconds only (see [`Holder::brief`]).
+    pub fn brief(command: &str) -> Self {
+        Self {
+            brief: true,
+            ..Self::me(command, None)
         }
     }
 }
@@ -485,17 +501,26 @@ impl StackLedger {
                     deploy_id: None,
                     started_at: "unknown".into(),
                     command: "another gantry process".into(),
+                    brief: false,
                 }),
             }),
             Err((_, errno)) => Err(io_err(&path)(io::Error::from(errno))),
         }
     }
 
-    /// Takes the lock, waiting up to `wait` for the holder to finish (polling every 200 ms).
+    /// Takes the lock, waiting up to `wait` for the holder to finish (polling every 200 ms);
+    /// a [`Holder::brief`] one is waited for up to [`BRIEF_WAIT`] in any case (polling every
+    /// 20 ms).
     pub async fn lock(&self, holder: &Holder, wait: Duration) -> Result<StackLock, LedgerError> {
-        let deadline = tokio::time::Instant::now() + wait;
+        let start = tokio::time::Instant::now();
+        let deadline = start + wait;
         loop {
             match self.try_lock(holder) {
+                Err(LedgerError::LockBusy { holder: h, .. })
+                    if h.brief && start.elapsed() < BRIEF_WAIT.max(wait) =>
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
                 Err(LedgerError::LockBusy { .. }) if tokio::time::Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }

@@ -107,6 +107,36 @@ fn second_lock_is_busy_and_names_the_holder() {
     stack.try_lock(&Holder::me("other", None)).unwrap();
 }
 
+/// The daemon's route sync holds a stack for milliseconds: a deploy without `--lock-wait`
+/// waits for it instead of exiting busy; a deploy's hold is still busy at once.
+#[tokio::test]
+async fn a_brief_holder_is_waited_for_whatever_the_lock_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = Ledger::new(dir.path()).stack("web").unwrap();
+    let sync = stack
+        .try_lock(&Holder::brief("gantryd edge sync web"))
+        .unwrap();
+    let me = Holder::me("gantry deploy web", None);
+    let waiting = {
+        let stack = stack.clone();
+        let me = me.clone();
+        tokio::spawn(async move { stack.lock(&me, Duration::ZERO).await.map(|_| ()) })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "waits for the brief holder");
+    drop(sync);
+    waiting.await.unwrap().expect("taken once the sync let go");
+
+    let _deploy = stack
+        .try_lock(&Holder::me("gantry deploy web", None))
+        .unwrap();
+    let busy = stack.lock(&me, Duration::ZERO).await;
+    assert!(
+        matches!(busy, Err(LedgerError::LockBusy { .. })),
+        "{busy:?}"
+    );
+}
+
 #[test]
 fn interrupted_releases_are_recovered() {
     let dir = tempfile::tempdir().unwrap();
@@ -197,6 +227,7 @@ fn a_lock_record_left_by_a_dead_process_or_a_recycled_pid_is_not_a_live_holder()
             deploy_id: None,
             started_at,
             command: "gantry deploy web".into(),
+            brief: false,
         };
         fs::write(
             dir.path().join("stacks/web/lock.json"),

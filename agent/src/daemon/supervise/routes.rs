@@ -43,7 +43,7 @@ const EDGE_SYNC: &str = "gantryd edge sync";
 
 /// The holder of `stack`'s lock while this daemon rebuilds its routes.
 pub fn edge_sync_holder(stack: &str) -> Holder {
-    Holder::me(&format!("{EDGE_SYNC} {stack}"), None)
+    Holder::brief(&format!("{EDGE_SYNC} {stack}"))
 }
 
 /// Whether `holder` is this daemon rebuilding routes (not a deploy).

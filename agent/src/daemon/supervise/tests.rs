@@ -329,6 +329,7 @@ async fn a_stack_held_by_a_deploy_is_not_restarted() {
         deploy_id: None,
         started_at: "now".into(),
         command: "gantry deploy app".into(),
+        brief: false,
     };
     let lock = s.ledger.stack("app").unwrap().try_lock(&holder).unwrap();
     assert!(s.sup.paused("app"));
