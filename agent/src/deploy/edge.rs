@@ -41,8 +41,8 @@ impl<'a> Rotation<'a> {
     /// each at the ports it was created with, and those Docker still publishes the ports for
     /// (a service taken over from Docker: they share new connections with the new ones, a
     /// canary's too, until they are replaced). A replacement's `-gantry-next` container left by
-    /// a rollout cut short is not routed while its service has another one (it may never have
-    /// been ready; the rollout replaces it).
+    /// a rollout cut short is a member as the switch may route it (the rollout keeps it when
+    /// it is current, or takes it out of the switch before removing it).
     pub fn of(
         edge: &'a dyn Edge,
         stack: &str,
@@ -61,10 +61,6 @@ impl<'a> Rotation<'a> {
                     members.insert(c.id.clone(), m);
                 }
             }
-        }
-        let next = |m: &Member| m.container.ends_with(super::plan::NEXT_SUFFIX);
-        if members.values().any(|m| !next(m)) {
-            members.retain(|_, m| !next(m));
         }
         Self {
             edge,
@@ -259,7 +255,9 @@ fn split_routes(
     new: Member,
     share: u8,
 ) -> Routes {
-    let share = if others.is_empty() {
+    // Alone, the new container gets everything, unless its share is none (an aborted canary:
+    // nothing then, rather than the version aborted).
+    let share = if others.is_empty() && share > 0 {
         100
     } else {
         share.min(100)
@@ -374,8 +372,12 @@ async fn sync_edge_with(
         return Ok(Vec::new());
     }
     let containers = engine.list_containers(stack, false).await?;
+    let running: Vec<&ContainerInfo> = containers
+        .iter()
+        .filter(|c| c.state.running && !c.oneoff)
+        .collect();
     let mut by_service: BTreeMap<String, Vec<&ContainerInfo>> = BTreeMap::new();
-    for c in containers.iter().filter(|c| c.state.running && !c.oneoff) {
+    for c in &running {
         if let (Some(svc), true) = (&c.service, c.labels.contains_key(edge::LABEL)) {
             by_service.entry(svc.clone()).or_default().push(c);
         }
@@ -384,8 +386,25 @@ async fn sync_edge_with(
     let mut failed: Vec<(String, edge::EdgeError)> = Vec::new();
     let total = by_service.len();
     for (service, mut list) in by_service {
+        // The switched ports the service's containers were created with; its containers that
+        // Docker still publishes them for (a take-over cut short) are routed beside them.
+        let switched = edge::with_members_ports(
+            &[],
+            &list
+                .iter()
+                .filter_map(|c| member(c, &[]))
+                .collect::<Vec<_>>(),
+        );
+        for c in &running {
+            if c.service.as_deref() == Some(service.as_str())
+                && !c.labels.contains_key(edge::LABEL)
+                && member(c, &switched).is_some()
+            {
+                list.push(c);
+            }
+        }
         let members = |list: &[&ContainerInfo]| -> Vec<Member> {
-            list.iter().filter_map(|c| member(c, &[])).collect()
+            list.iter().filter_map(|c| member(c, &switched)).collect()
         };
         let canary = canary.filter(|k| k.service == service).and_then(|k| {
             let new = list.iter().find(|c| c.id == k.new.id)?;
@@ -443,5 +462,30 @@ async fn sync_edge_with(
     match failed.into_iter().next() {
         Some((service, source)) => Err(DeployError::Edge { service, source }),
         None => Ok(routed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(name: &str, last: u8) -> Member {
+        Member {
+            container: name.into(),
+            ip: Ipv4Addr::new(172, 18, 0, last),
+            ports: Vec::new(),
+        }
+    }
+
+    /// Alone, a canary gets every new connection, unless its share is none (an aborted one).
+    #[test]
+    fn a_canary_alone_gets_all_or_nothing_when_aborted() {
+        let weights = |r: Routes| r.backends.iter().map(|b| b.weight).collect::<Vec<_>>();
+        let alone = split_routes("s", "web", Vec::new(), Vec::new(), m("next", 3), 10);
+        assert_eq!(weights(alone), vec![100]);
+        let aborted = split_routes("s", "web", Vec::new(), Vec::new(), m("next", 3), 0);
+        assert_eq!(weights(aborted), vec![0]);
+        let beside = split_routes("s", "web", Vec::new(), vec![m("old", 2)], m("next", 3), 10);
+        assert_eq!(weights(beside), vec![90, 10]);
     }
 }

@@ -121,6 +121,9 @@ pub fn project_from_release(release: &Release) -> Result<Project, DeployError> {
         svc.env_file = refs.clone();
     }
     project.config_files = release.files.clone();
+    // As a load does (a release recorded before ports were given their network's address
+    // compares equal to the same files loaded now).
+    super::translate::bind_default_addresses(&mut project);
     Ok(project)
 }
 
