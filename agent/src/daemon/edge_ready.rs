@@ -296,18 +296,22 @@ impl EdgeReadiness {
             stack: stack.to_owned(),
             source,
         })?;
-        let _lock = ledger
-            .try_lock(&edge_sync_holder(stack))
-            .map_err(|e| match e {
-                LedgerError::LockBusy { holder, .. } => SyncError::Held {
+        let _lock = match ledger.try_lock(&edge_sync_holder(stack)) {
+            Ok(lock) => Some(lock),
+            Err(LedgerError::LockBusy { holder, .. }) => {
+                return Err(SyncError::Held {
                     stack: stack.to_owned(),
                     holder,
-                },
-                source => SyncError::Ledger {
-                    stack: stack.to_owned(),
-                    source,
-                },
-            })?;
+                });
+            }
+            // The lock cannot be written (the state dir full or read-only): nobody can deploy
+            // the stack then, and its routes still follow its containers (after a reboot
+            // too), without it.
+            Err(e) => {
+                tracing::warn!(stack, error = %e, "edge sync without the stack's lock");
+                None
+            }
+        };
         let containers = engine
             .list_containers(stack, true)
             .await

@@ -24,7 +24,7 @@
 //! its step ([`JobKind::ResumeCanary`], `deploy/resume.rs`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -148,6 +148,18 @@ pub struct Jobs {
     done_tx: tokio::sync::watch::Sender<u64>,
     /// Runs after each job ([`Jobs::set_after_job`]).
     after_job: Mutex<Option<Arc<dyn AfterJob>>>,
+    /// Jobs that let go of their stack and still run their after-job step (their report not
+    /// returned yet): a daemon told to stop waits for them too ([`Jobs::finishing`]).
+    finishing: AtomicUsize,
+}
+
+/// Counts a job in [`Jobs::finishing`] while it lives.
+struct Finishing<'a>(&'a AtomicUsize);
+
+impl Drop for Finishing<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Sends progress to the submitting client (if still there) and to the log.
@@ -183,6 +195,7 @@ impl Jobs {
             next: AtomicU64::new(1),
             done_tx: tokio::sync::watch::channel(0).0,
             after_job: Mutex::default(),
+            finishing: AtomicUsize::new(0),
         })
     }
 
@@ -228,6 +241,12 @@ impl Jobs {
     }
 
     /// Whether a job runs or waits on `stack` (supervision pauses then).
+    /// Whether a job that let go of its stack is still finishing (its after-job step runs,
+    /// its report is not returned yet).
+    pub fn finishing(&self) -> bool {
+        self.finishing.load(Ordering::SeqCst) > 0
+    }
+
     pub fn busy(&self, stack: &str) -> bool {
         let running = self.running.lock().is_ok_and(|r| r.contains_key(stack));
         let waiting = self
@@ -404,6 +423,8 @@ impl Jobs {
                 }
             }
         };
+        self.finishing.fetch_add(1, Ordering::SeqCst);
+        let finishing = Finishing(&self.finishing);
         if let Ok(mut r) = self.running.lock() {
             r.remove(&stack);
         }
@@ -433,6 +454,7 @@ impl Jobs {
             // per-thread arenas (about 1 MiB after twenty services at once): hand it back.
             tokio::task::spawn_blocking(gantry_common::memory::release_free);
         }
+        drop(finishing);
         report
     }
 

@@ -236,15 +236,17 @@ pub async fn run(config: Arc<DaemonConfig>) -> Result<(), DaemonError> {
 /// Whether a job runs on a stack that is not in a canary (a canary is recorded at each step and
 /// resumed by the next daemon: it is not waited for).
 fn stacks_busy(shared: &Shared) -> bool {
-    shared.ledger.stacks().unwrap_or_default().iter().any(|s| {
-        shared.jobs.busy(s)
-            && shared
-                .ledger
-                .stack(s)
-                .ok()
-                .and_then(|l| l.canary())
-                .is_none()
-    })
+    // A job that ended but still runs its after-job step has not answered its client yet.
+    shared.jobs.finishing()
+        || shared.ledger.stacks().unwrap_or_default().iter().any(|s| {
+            shared.jobs.busy(s)
+                && shared
+                    .ledger
+                    .stack(s)
+                    .ok()
+                    .and_then(|l| l.canary())
+                    .is_none()
+        })
 }
 
 /// Connects to Docker at `docker_host` (the `DOCKER_HOST` the daemon was started with).
