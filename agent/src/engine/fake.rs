@@ -18,6 +18,7 @@
 //! Limits: no logs, no ports or addresses, no events but those of containers; names are
 //! unique as with Docker, but nothing else Docker validates is checked.
 
+pub mod addressed;
 mod events;
 
 use std::collections::{BTreeMap, BTreeSet};

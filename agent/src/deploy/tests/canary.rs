@@ -10,125 +10,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::stream::BoxStream;
 
 use crate::ExitCode;
 use crate::compose::LoadOptions;
 use crate::edge::{Edge, EdgeError, Listen, Routes};
 use crate::engine::fake::FakeEngine;
-use crate::engine::{
-    ContainerInfo, ContainerSpec, Engine, EngineVersion, Ensured, Event, EventFilter, ExecOutcome,
-    ExecSpec, ImageInfo, ImageRef, NetworkAttachment, NetworkSpec, Object, PullProgressFn,
-    RegistryAuth, Result, VolumeSpec,
-};
+use crate::engine::fake::addressed::Addressed;
 use crate::ledger::{CanaryCommand, Ledger, Outcome, StackLedger};
 
 use crate::deploy::{DeployReport, DeployRequest, Deployer, Quiet};
-
-/// The fake engine, each container with an address (`10.0.<n / 250>.<n % 250 + 1>` for id
-/// `c000n`: the switch routes to addresses) and, running, a process (whose open connections
-/// the switch counts: none).
-#[derive(Debug)]
-struct Addressed(Arc<FakeEngine>);
-
-fn addressed(mut c: ContainerInfo) -> ContainerInfo {
-    let n: u32 = c.id.trim_start_matches('c').parse().unwrap_or(0);
-    c.ip_addresses.insert(
-        "app_default".into(),
-        format!("10.0.{}.{}", n / 250, n % 250 + 1),
-    );
-    c.state.pid = c.state.running.then_some(1000 + n);
-    c
-}
-
-#[async_trait]
-impl Engine for Addressed {
-    async fn ping(&self) -> Result<()> {
-        self.0.ping().await
-    }
-    async fn version(&self) -> Result<EngineVersion> {
-        self.0.version().await
-    }
-    async fn list_containers(&self, project: &str, stopped: bool) -> Result<Vec<ContainerInfo>> {
-        let list = self.0.list_containers(project, stopped).await?;
-        Ok(list.into_iter().map(addressed).collect())
-    }
-    async fn inspect_container(&self, id: &str) -> Result<ContainerInfo> {
-        self.0.inspect_container(id).await.map(addressed)
-    }
-    async fn ensure_network(&self, spec: &NetworkSpec) -> Result<Ensured> {
-        self.0.ensure_network(spec).await
-    }
-    async fn remove_network(&self, name: &str) -> Result<bool> {
-        self.0.remove_network(name).await
-    }
-    async fn ensure_volume(&self, spec: &VolumeSpec) -> Result<Ensured> {
-        self.0.ensure_volume(spec).await
-    }
-    async fn remove_volume(&self, name: &str) -> Result<bool> {
-        self.0.remove_volume(name).await
-    }
-    async fn labels_of(&self, object: &Object) -> Result<Option<BTreeMap<String, String>>> {
-        self.0.labels_of(object).await
-    }
-    async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
-        self.0.create_container(spec).await
-    }
-    async fn start_container(&self, id: &str) -> Result<()> {
-        self.0.start_container(id).await
-    }
-    async fn stop_container(&self, id: &str, signal: Option<&str>, t: Duration) -> Result<()> {
-        self.0.stop_container(id, signal, t).await
-    }
-    async fn kill_container(&self, id: &str, signal: &str) -> Result<()> {
-        self.0.kill_container(id, signal).await
-    }
-    async fn remove_container(&self, id: &str, force: bool) -> Result<bool> {
-        self.0.remove_container(id, force).await
-    }
-    async fn rename_container(&self, id: &str, new_name: &str) -> Result<()> {
-        self.0.rename_container(id, new_name).await
-    }
-    async fn disconnect_network(&self, id: &str, network: &str) -> Result<bool> {
-        self.0.disconnect_network(id, network).await
-    }
-    async fn connect_network(&self, id: &str, attachment: &NetworkAttachment) -> Result<()> {
-        self.0.connect_network(id, attachment).await
-    }
-    async fn exec(&self, id: &str, exec: &ExecSpec) -> Result<ExecOutcome> {
-        self.0.exec(id, exec).await
-    }
-    async fn wait_container(&self, id: &str) -> Result<i64> {
-        self.0.wait_container(id).await
-    }
-    async fn logs_tail(&self, id: &str, n: usize) -> Result<Vec<String>> {
-        self.0.logs_tail(id, n).await
-    }
-    async fn list_images(&self, reference: Option<&str>) -> Result<Vec<ImageInfo>> {
-        self.0.list_images(reference).await
-    }
-    async fn inspect_image(&self, image: &ImageRef) -> Result<Option<ImageInfo>> {
-        self.0.inspect_image(image).await
-    }
-    async fn pull_image(
-        &self,
-        image: &ImageRef,
-        platform: Option<&str>,
-        auth: Option<&RegistryAuth>,
-        progress: Option<PullProgressFn<'_>>,
-    ) -> Result<ImageInfo> {
-        self.0.pull_image(image, platform, auth, progress).await
-    }
-    async fn tag_image(&self, source: &str, target: &ImageRef) -> Result<()> {
-        self.0.tag_image(source, target).await
-    }
-    async fn remove_image(&self, image: &str, force: bool) -> Result<bool> {
-        self.0.remove_image(image, force).await
-    }
-    fn events(&self, filter: &EventFilter) -> BoxStream<'static, Result<Event>> {
-        self.0.events(filter)
-    }
-}
 
 /// An in-memory switch: the routes of each service as last set. With [`FakeEdge::hang`] on,
 /// the next route change never returns (the daemon dies in it) and is not applied.
@@ -202,7 +92,7 @@ impl Setup {
         }
         let edge = Arc::new(FakeEdge::default());
         let deployer = Deployer::new(
-            Arc::new(Addressed(engine.clone())),
+            Arc::new(Addressed::new(engine.clone())),
             Ledger::new(&dir.path().join("state")),
         )
         .with_edge(edge.clone());
@@ -257,7 +147,7 @@ impl Setup {
     /// it (`None`: it did not end within an hour).
     async fn next_daemon(&self) -> Option<DeployReport> {
         let state = self.stack().canary().expect("a canary record");
-        let engine = Addressed(self.engine.clone());
+        let engine = Addressed::new(self.engine.clone());
         crate::deploy::sync_edge_canary(&engine, self.edge.as_ref(), "app", &state)
             .await
             .unwrap();
@@ -338,7 +228,7 @@ async fn a_recorded_abort_gets_no_connection_from_the_next_daemon() {
     s.killed_acting_on("[10, 100]", CanaryCommand::Abort).await;
     s.edge.hang.store(false, Ordering::SeqCst);
     let state = s.stack().canary().unwrap();
-    let engine = Addressed(s.engine.clone());
+    let engine = Addressed::new(s.engine.clone());
     crate::deploy::sync_edge_canary(&engine, s.edge.as_ref(), "app", &state)
         .await
         .unwrap();
