@@ -18,7 +18,8 @@
 //! Limits: the client that waited for the deploy lost its connection with the old daemon; the
 //! resumed job's progress goes to the daemon's log, its end to the ledger (`gantry releases`).
 //! A canary whose container no longer runs is not resumed: the deploy rolls back (exit 2 in
-//! the ledger's terms: `rolled_back`).
+//! the ledger's terms: `rolled_back`); so too one whose abort was recorded and whose old
+//! containers no longer run.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
@@ -140,10 +141,19 @@ impl Deployer {
             resume: Some(state.clone()),
             applied: Applied::default(),
         };
-        let canary_runs = containers
-            .iter()
-            .any(|c| c.id == state.new.id && c.state.running);
-        let result = if canary_runs {
+        let runs = |id: &str| containers.iter().any(|c| c.id == id && c.state.running);
+        let canary_runs = runs(&state.new.id);
+        let old_runs = state.old.iter().any(|o| runs(&o.id));
+        let result = if let (Some(reason), false) = (&state.aborted, old_runs) {
+            // Aborted before the daemon stopped, and the old version stopped too: nothing to
+            // step back to in place (the rollout would keep the canary as current): a rollback.
+            rollout.applied.with(|a| a.touched_running = true);
+            Err(DeployError::CanaryAborted {
+                service: state.service.clone(),
+                share: state.step_share(),
+                reason: format!("{reason} (decided before the daemon stopped)"),
+            })
+        } else if canary_runs {
             tokio::time::timeout(left, rollout.run())
                 .await
                 .unwrap_or(Err(DeployError::Timeout { after: timeout }))

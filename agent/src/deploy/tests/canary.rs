@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use crate::ExitCode;
 use crate::compose::LoadOptions;
 use crate::edge::{Edge, EdgeError, Listen, Routes};
+use crate::engine::Engine as _;
 use crate::engine::fake::FakeEngine;
 use crate::engine::fake::addressed::Addressed;
 use crate::ledger::{CanaryCommand, Ledger, Outcome, StackLedger};
@@ -219,6 +220,23 @@ async fn an_abort_taken_before_the_daemon_died_is_finished_by_the_next_not_promo
         s.edge.web(),
         BTreeMap::from([("app-web-1".to_owned(), 100)])
     );
+    assert!(s.stack().canary().is_none());
+}
+
+/// An abort recorded, then the old version stops too while no daemon runs: the next daemon
+/// rolls the deploy back, never keeps the aborted version as current.
+#[tokio::test(start_paused = true)]
+async fn a_recorded_abort_whose_old_container_stopped_is_rolled_back_not_kept() {
+    let s = Setup::new();
+    s.killed_acting_on("[10, 100]", CanaryCommand::Abort).await;
+    s.edge.hang.store(false, Ordering::SeqCst);
+    let old = s.engine.containers()["app-web-1"].id.clone();
+    s.engine.kill_container(&old, "SIGKILL").await.unwrap();
+    let report = s.next_daemon().await.expect("the resumption ended");
+    assert_eq!(report.outcome, Outcome::RolledBack, "{:?}", report.error);
+    let error = report.error.unwrap_or_default();
+    assert!(error.contains("aborted by hand"), "{error}");
+    assert_eq!(s.running(), [("app-web-1".to_owned(), '1')]);
     assert!(s.stack().canary().is_none());
 }
 
