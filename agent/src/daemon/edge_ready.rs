@@ -11,8 +11,8 @@
 //!   give a restarted container another address, and the DNAT would keep the old one; or when
 //!   a resync finds its containers' addresses changed since the last sync (a missed event), or
 //!   some of them not ready (a deploy in another process put them back);
-//! - after each job on it ([`AfterJob`], before the job's report goes back): a deploy's own
-//!   end sync puts every running container back, ready or not; the exclusions apply again.
+//! - after each job on it ([`AfterJob`], before the job's report goes back): a canary's end,
+//!   or containers a job removed, change what it routes.
 //!
 //! Design: a sync holds, for its whole length, the stack's turn between the daemon's jobs
 //! ([`Jobs::between_jobs`]: a job that arrives meanwhile waits for it) and the stack's ledger
@@ -27,8 +27,10 @@
 //!
 //! Limits: a service whose containers all fail keeps them all in rotation (and supervision
 //! restarts them). The set lives in memory: a new daemon starts with every container ready
-//! until its probes say otherwise. Between a deploy's end and the sync after it (milliseconds)
-//! a replica that is not ready is in rotation again. A canary's routes keep every running
+//! until its probes say otherwise. The daemon's own deploys read the same set ([`Unready`]: their
+//! rollouts and end syncs leave those replicas out); after a `gantry --local` deploy (another
+//! process, which cannot see it) a replica that is not ready is in rotation until the daemon
+//! syncs again. A canary's routes keep every running
 //! container, ready or not. A deploy that arrives during a sync (milliseconds) waits for it
 //! whatever its `--lock-wait` (the sync's lock holder is [`crate::ledger::Holder::brief`]).
 
@@ -37,7 +39,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::deploy::{DeployError, sync_edge_canary, sync_edge_except};
-use crate::edge::{self, Edge};
+use crate::edge::{self, Edge, Unready};
 use crate::engine::{ContainerInfo, Engine, EngineError};
 use crate::ledger::{Holder, Ledger, LedgerError};
 
@@ -113,8 +115,6 @@ type Seen = BTreeMap<String, (String, BTreeMap<String, String>)>;
 
 #[derive(Debug, Default)]
 struct State {
-    /// Per stack, the containers (ids) whose readiness probe fails now.
-    unready: BTreeMap<String, BTreeSet<String>>,
     /// Per stack, what its last sync saw.
     seen: HashMap<String, Seen>,
     /// Stacks with a sync scheduled that has not started, and why.
@@ -128,6 +128,8 @@ struct Inner {
     edge: Arc<dyn Edge>,
     ledger: Ledger,
     jobs: Arc<Jobs>,
+    /// The containers whose readiness probe fails now, shared with the daemon's deployer.
+    unready: Unready,
     state: Mutex<State>,
 }
 
@@ -149,12 +151,14 @@ impl EdgeReadiness {
         edge: Arc<dyn Edge>,
         ledger: Ledger,
         jobs: Arc<Jobs>,
+        unready: Unready,
     ) -> Self {
         Self(Arc::new(Inner {
             engine,
             edge,
             ledger,
             jobs,
+            unready,
             state: Mutex::default(),
         }))
     }
@@ -165,7 +169,7 @@ impl EdgeReadiness {
 
     /// The containers (ids) of `stack` not ready now.
     pub fn unready(&self, stack: &str) -> BTreeSet<String> {
-        self.state().unready.get(stack).cloned().unwrap_or_default()
+        self.0.unready.of(stack)
     }
 
     /// At start-up: rebuilds the routes of `stacks` from what runs (the switch is not
@@ -319,7 +323,10 @@ impl EdgeReadiness {
                 stack: stack.to_owned(),
                 source,
             })?;
-        let unready = self.prune(stack, &containers);
+        let unready = self
+            .0
+            .unready
+            .retain(stack, |id| containers.iter().any(|c| c.id == id));
         let routed = match ledger.canary() {
             Some(canary) => sync_edge_canary(engine.as_ref(), edge.as_ref(), stack, &canary).await,
             None => sync_edge_except(engine.as_ref(), edge.as_ref(), stack, &unready).await,
@@ -338,20 +345,6 @@ impl EdgeReadiness {
             .collect();
         Ok(Synced { services, unready })
     }
-
-    /// `stack`'s unready set, without the containers that no longer exist.
-    fn prune(&self, stack: &str, containers: &[ContainerInfo]) -> BTreeSet<String> {
-        let mut s = self.state();
-        let Some(set) = s.unready.get_mut(stack) else {
-            return BTreeSet::new();
-        };
-        set.retain(|id| containers.iter().any(|c| c.id == *id));
-        let set = set.clone();
-        if set.is_empty() {
-            s.unready.remove(stack);
-        }
-        set
-    }
 }
 
 /// The running containers behind the switch, with their names and addresses.
@@ -368,23 +361,7 @@ impl ReadinessSink for EdgeReadiness {
         if self.0.edge.available().is_err() {
             return;
         }
-        let changed = {
-            let mut s = self.state();
-            if ready {
-                let set = s.unready.entry(stack.to_owned()).or_default();
-                let removed = set.remove(container_id);
-                if set.is_empty() {
-                    s.unready.remove(stack);
-                }
-                removed
-            } else {
-                s.unready
-                    .entry(stack.to_owned())
-                    .or_default()
-                    .insert(container_id.to_owned())
-            }
-        };
-        if changed {
+        if self.0.unready.set(stack, container_id, ready) {
             self.request(stack, Reason::Readiness, Duration::ZERO);
         }
     }
@@ -415,7 +392,7 @@ impl RouteSink for EdgeReadiness {
     fn stack_listed(&self, stack: &str, containers: &[ContainerInfo]) {
         let stale = {
             let s = self.state();
-            s.seen.get(stack) != Some(&seen(containers)) || s.unready.contains_key(stack)
+            s.seen.get(stack) != Some(&seen(containers)) || self.0.unready.any(stack)
         };
         if stale {
             self.request(stack, Reason::Listed, Duration::ZERO);

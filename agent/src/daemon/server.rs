@@ -98,11 +98,19 @@ pub async fn run(config: Arc<DaemonConfig>) -> Result<(), DaemonError> {
     let metrics = Arc::new(Metrics::default());
     let docker_host = config.environment.get("DOCKER_HOST").map(String::as_str);
     let edge = crate::edge::setup(docker_host);
+    // Supervision's readiness probes fill it; the deploys and the daemon's syncs read it.
+    let unready = crate::edge::Unready::default();
     let deployer = deploy::deployer(engine.clone(), &config.state_dir, config.registries.clone())
-        .with_edge(edge.clone());
+        .with_edge(edge.clone())
+        .with_unready(unready.clone());
     let jobs = Jobs::new(deployer, metrics.clone());
-    let edge_routes =
-        EdgeReadiness::new(engine.clone(), edge.clone(), ledger.clone(), jobs.clone());
+    let edge_routes = EdgeReadiness::new(
+        engine.clone(),
+        edge.clone(),
+        ledger.clone(),
+        jobs.clone(),
+        unready,
+    );
     // The switch is not persistent (a reboot clears it) and a daemon killed mid-rollout may
     // have left it half-way: it follows what runs, before anything else happens, but for a
     // stack a `--local` deploy holds (its rollout owns the routes). A canary a daemon left at

@@ -38,6 +38,8 @@ pub struct Deployer {
     /// supervision take it as the last good release until then.
     pub(super) unrecorded: Arc<Mutex<BTreeMap<String, Release>>>,
     pub(super) edge: Arc<dyn crate::edge::Edge>,
+    /// The replicas out of rotation as not ready (the daemon's probes; empty elsewhere).
+    pub(super) unready: crate::edge::Unready,
 }
 
 impl std::fmt::Debug for Deployer {
@@ -56,12 +58,19 @@ impl Deployer {
             registries: Arc::new(crate::registry::Anonymous),
             unrecorded: Arc::default(),
             edge: Arc::new(crate::edge::Unavailable("not set up".into())),
+            unready: crate::edge::Unready::default(),
         }
     }
 
     /// Publishes fixed TCP host ports through `edge` (see [`crate::edge`]).
     pub fn with_edge(mut self, edge: Arc<dyn crate::edge::Edge>) -> Self {
         self.edge = edge;
+        self
+    }
+
+    /// Leaves the replicas `unready` names out of rotation (the daemon's readiness probes).
+    pub fn with_unready(mut self, unready: crate::edge::Unready) -> Self {
+        self.unready = unready;
         self
     }
 
@@ -322,7 +331,7 @@ impl Deployer {
             );
             if plan.services.iter().any(|s| !s.edge.is_empty()) {
                 // The switch is not persistent (a reboot clears it): routes follow what runs.
-                super::sync_edge(self.engine.as_ref(), self.edge.as_ref(), &project.name).await?;
+                self.sync_routes(&project.name).await?;
             }
             report.release = previous.as_ref().map(Release::id);
             report.outcome = Outcome::Unchanged;
@@ -440,6 +449,7 @@ impl Deployer {
                 mode: Mode::Deploy,
                 progress,
                 edge: self.edge.as_ref(),
+                unready: &self.unready,
                 resume: None,
                 applied: Applied::default(),
             };
@@ -545,8 +555,7 @@ impl Deployer {
         .await
         .unwrap_or(Err(DeployError::Timeout { after: req.timeout }))
         .map(|_| ());
-        if let Err(e) = super::sync_edge(self.engine.as_ref(), self.edge.as_ref(), &req.stack).await
-        {
+        if let Err(e) = self.sync_routes(&req.stack).await {
             tracing::warn!(stack = %req.stack, error = %e, "edge switch not in line with the containers");
         }
         release.finished_at = Some(now_rfc3339());
@@ -613,8 +622,7 @@ impl Deployer {
                 report.error = Some(e.to_string());
             }
         }
-        if let Err(e) = super::sync_edge(self.engine.as_ref(), self.edge.as_ref(), &req.stack).await
-        {
+        if let Err(e) = self.sync_routes(&req.stack).await {
             tracing::warn!(stack = %req.stack, error = %e, "edge switch not in line with the containers");
         }
         drop(lock);
@@ -684,6 +692,7 @@ impl Deployer {
             mode: Mode::Rollback,
             progress,
             edge: self.edge.as_ref(),
+            unready: &self.unready,
             resume: None,
             applied: Applied::default(),
         }

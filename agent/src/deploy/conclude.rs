@@ -158,9 +158,7 @@ impl Deployer {
     ) -> Result<(), DeployError> {
         if let Some(project) = switched {
             // Whatever happened, the switch follows what now runs.
-            if let Err(e) =
-                super::sync_edge(self.engine.as_ref(), self.edge.as_ref(), project).await
-            {
+            if let Err(e) = self.sync_routes(project).await {
                 tracing::warn!(stack = %project, error = %e, "edge switch not in line with the containers");
                 progress.step(None, &format!("warning: {e}"));
             }

@@ -71,6 +71,15 @@ impl<'a> Rotation<'a> {
         }
     }
 
+    /// The rotation without the containers (ids) in `unready` (their readiness probe fails
+    /// now), while another member is left to route to.
+    pub fn without(mut self, unready: &BTreeSet<String>) -> Self {
+        if self.members.keys().any(|id| !unready.contains(id)) {
+            self.members.retain(|id, _| !unready.contains(id));
+        }
+        self
+    }
+
     pub fn active(&self) -> bool {
         !self.ports.is_empty()
     }
@@ -324,6 +333,15 @@ fn member(c: &ContainerInfo, switched: &[SwitchedPort]) -> Option<Member> {
         ip: address(c)?,
         ports,
     })
+}
+
+impl super::apply::Deployer {
+    /// [`sync_edge_except`] leaving out the replicas the daemon's probes find not ready: a
+    /// deploy's end never puts them back in rotation.
+    pub(super) async fn sync_routes(&self, stack: &str) -> Result<Vec<String>, DeployError> {
+        let unready = self.unready.of(stack);
+        sync_edge_except(self.engine.as_ref(), self.edge.as_ref(), stack, &unready).await
+    }
 }
 
 /// Brings the switch in line with what runs in `stack`: every service with running containers

@@ -138,6 +138,7 @@ impl Deployer {
             mode: Mode::Deploy,
             progress,
             edge: self.edge.as_ref(),
+            unready: &self.unready,
             resume: Some(state.clone()),
             applied: Applied::default(),
         };

@@ -109,6 +109,8 @@ pub(super) struct Rollout<'a> {
     pub(super) progress: &'a dyn Progress,
     /// The published-port switch ([`crate::edge`]).
     pub(super) edge: &'a dyn crate::edge::Edge,
+    /// The replicas out of rotation as not ready ([`crate::edge::Unready`]).
+    pub(super) unready: &'a crate::edge::Unready,
     /// A canary a daemon left at a step, to resume there (`resume.rs`).
     pub(super) resume: Option<CanaryState>,
     pub(super) applied: Applied,
@@ -140,7 +142,8 @@ impl Rollout<'_> {
         let image_id = sp.image_id.clone().unwrap_or_default();
         let image = images::create_image_ref(self.engine, svc, &image_id).await?;
         let rule = health::rule(svc);
-        let mut rotation = Rotation::of(self.edge, &project.name, svc, &sp.containers);
+        let mut rotation = Rotation::of(self.edge, &project.name, svc, &sp.containers)
+            .without(&self.unready.of(&project.name));
         let mut canaried = false;
         let (strategy, _) = health::strategy(svc, rotation.active());
         let update = match mode {

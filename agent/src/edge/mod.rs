@@ -26,6 +26,9 @@
 
 pub mod drain;
 pub mod nft;
+mod unready;
+
+pub use unready::Unready;
 
 use std::fmt;
 use std::net::Ipv4Addr;

@@ -17,7 +17,7 @@ use crate::daemon::jobs::{Job, JobKind, Jobs, Origin};
 use crate::daemon::metrics::Metrics;
 use crate::daemon::supervise::{ReadinessSink, RouteSink};
 use crate::deploy::{DeployRequest, Deployer, Quiet};
-use crate::edge::{Edge, EdgeError, Listen, Routes};
+use crate::edge::{Edge, EdgeError, Listen, Routes, Unready};
 use crate::engine::Engine as _;
 use crate::engine::fake::FakeEngine;
 use crate::engine::fake::addressed::Addressed;
@@ -33,7 +33,7 @@ type Table = BTreeMap<(String, String), Vec<(String, Ipv4Addr)>>;
 struct FakeEdge {
     ledger: Ledger,
     routes: Mutex<Table>,
-    history: Mutex<Vec<(String, Vec<String>)>>,
+    history: Mutex<Vec<(String, Vec<(String, Ipv4Addr)>)>>,
     lock_held: Mutex<Vec<bool>>,
 }
 
@@ -102,10 +102,10 @@ impl Edge for FakeEdge {
             .filter(|b| b.weight > 0)
             .map(|b| (b.container.clone(), b.ip))
             .collect();
-        self.history.lock().unwrap().push((
-            routes.service.clone(),
-            backends.iter().map(|(c, _)| c.clone()).collect(),
-        ));
+        self.history
+            .lock()
+            .unwrap()
+            .push((routes.service.clone(), backends.clone()));
         self.routes
             .lock()
             .unwrap()
@@ -150,8 +150,7 @@ impl Setup {
         self.fake.containers()[name].id.clone()
     }
 
-    /// The same files again, as a daemon job: nothing changes, and the deploy's end rebuilds
-    /// the routes from every running container (`sync_edge`). Returns with the job's report.
+    /// The stack's files again, as a daemon job. Returns with the job's report.
     async fn redeploy(&self) {
         let job = Job {
             kind: JobKind::Deploy(DeployRequest::new("app", self.load.clone())),
@@ -185,14 +184,23 @@ async fn deployed() -> Setup {
         environment: BTreeMap::new(),
         ..LoadOptions::default()
     };
-    let deployer = Deployer::new(engine.clone(), ledger.clone()).with_edge(edge.clone());
+    let unready = Unready::default();
+    let deployer = Deployer::new(engine.clone(), ledger.clone())
+        .with_edge(edge.clone())
+        .with_unready(unready.clone());
     let report = deployer
         .deploy(&DeployRequest::new("app", load.clone()), &Quiet)
         .await;
     assert_eq!(report.exit_code(), crate::ExitCode::Ok, "{report:?}");
     tokio::time::pause();
     let jobs = Jobs::new(deployer, Arc::new(Metrics::default()));
-    let follower = EdgeReadiness::new(engine.clone(), edge.clone(), ledger.clone(), jobs.clone());
+    let follower = EdgeReadiness::new(
+        engine.clone(),
+        edge.clone(),
+        ledger.clone(),
+        jobs.clone(),
+        unready,
+    );
     follower.restore(&["app".to_owned()]).await;
     jobs.set_after_job(Arc::new(follower.clone()));
     let s = Setup {
@@ -288,20 +296,20 @@ async fn readiness_exclusions_survive_a_deploy_of_the_stack() {
     settle().await;
     assert_eq!(s.edge.backends("web"), ["app-web-2"], "out while not ready");
 
-    // As soon as the job's report is back.
+    // An unchanged deploy (its end syncs the routes), then the step after the job: neither
+    // puts it back, not even for a moment.
+    let before = s.edge.sets();
     s.redeploy().await;
     let history = s.edge.history.lock().unwrap().clone();
-    let n = history.len();
-    assert_eq!(
-        history[n - 2].1,
-        ["app-web-1", "app-web-2"],
-        "the deploy's own end put it back: {history:?}"
-    );
-    assert_eq!(
-        s.edge.backends("web"),
-        ["app-web-2"],
-        "after the job, the exclusion applies again: {history:?}"
-    );
+    assert!(history.len() > before, "the deploy synced: {history:?}");
+    for (service, backends) in &history[before..] {
+        let names: Vec<&str> = backends.iter().map(|(c, _)| c.as_str()).collect();
+        assert_eq!(
+            (service.as_str(), names),
+            ("web", vec!["app-web-2"]),
+            "{history:?}"
+        );
+    }
 
     s.follower.readiness_changed("app", "web", &web1, true);
     settle().await;
@@ -310,6 +318,45 @@ async fn readiness_exclusions_survive_a_deploy_of_the_stack() {
     s.follower.readiness_changed("app", "web", "gone", false);
     settle().await;
     assert!(s.follower.unready("app").is_empty());
+}
+
+#[tokio::test]
+async fn a_rollout_by_the_daemon_never_routes_a_replica_that_is_not_ready() {
+    let s = deployed().await;
+    // The replica the rollout replaces last is not ready.
+    let web2 = s.id("app-web-2");
+    let old_ip = s.engine.ip_of("app-web-2");
+    s.follower.readiness_changed("app", "web", &web2, false);
+    settle().await;
+    assert_eq!(s.edge.backends("web"), ["app-web-1"]);
+
+    // A new version of web, replaced one replica at a time by a daemon job: web-1 first.
+    let file = s.load.files[0].clone();
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replace("image: app:1", "image: app:1\n    environment: {V: \"2\"}"),
+    )
+    .unwrap();
+    let before = s.edge.sets();
+    s.redeploy().await;
+    let history = s.edge.history.lock().unwrap().clone();
+    assert!(
+        history.len() > before + 1,
+        "the rollout switched: {history:?}"
+    );
+    for (_, backends) in &history[before..] {
+        assert!(
+            backends.iter().all(|(_, ip)| *ip != old_ip),
+            "the replica that was not ready was routed during the rollout: {history:?}"
+        );
+        assert!(!backends.is_empty(), "{history:?}");
+    }
+    assert_eq!(s.edge.backends("web"), ["app-web-1", "app-web-2"]);
+    assert!(
+        s.edge.addresses("web").iter().all(|ip| *ip != old_ip),
+        "both replaced"
+    );
 }
 
 #[tokio::test]
