@@ -27,13 +27,15 @@ use crate::ledger::{Holder, Ledger};
 /// in order, and every `set_routes` in a history. Each `set_routes` also records whether the
 /// stack's ledger lock was held then (by anyone).
 /// (stack, service) → backends (container name, address).
-type Table = BTreeMap<(String, String), Vec<(String, Ipv4Addr)>>;
+type Table = BTreeMap<(String, String), Backends>;
+/// Backends of one service: (container name, address).
+type Backends = Vec<(String, Ipv4Addr)>;
 
 #[derive(Debug)]
 struct FakeEdge {
     ledger: Ledger,
     routes: Mutex<Table>,
-    history: Mutex<Vec<(String, Vec<(String, Ipv4Addr)>)>>,
+    history: Mutex<Vec<(String, Backends)>>,
     lock_held: Mutex<Vec<bool>>,
 }
 
