@@ -254,10 +254,14 @@ impl Deployer {
                 &format!("recovered interrupted release(s) {recovered:?}; converging"),
             );
         }
+        // A deploy id is answered from the ledger while its release is the last one; a later
+        // release superseded it, and the id asks for its files again (a CI re-run).
+        let last = releases
+            .iter()
+            .rev()
+            .find(|r| r.outcome != Outcome::Interrupted);
         if let Some(id) = &req.deploy_id
-            && let Some(done) = releases.iter().rev().find(|r| {
-                r.deploy_id.as_deref() == Some(id.as_str()) && r.outcome != Outcome::Interrupted
-            })
+            && let Some(done) = last.filter(|r| r.deploy_id.as_deref() == Some(id.as_str()))
         {
             progress.step(
                 None,
@@ -270,6 +274,12 @@ impl Deployer {
             report.services = done.services.clone();
             report.error = done.error.clone();
             return Ok(());
+        }
+        if let Some(id) = &req.deploy_id
+            && let Some(old) = releases.iter().rev().find(|r| r.deploy_id == req.deploy_id)
+        {
+            let old = old.id();
+            progress.step(None, &format!("deploy id {id} was applied as {old}; a later release superseded it: applying it again"));
         }
 
         // Images and containers are asked for together (a no-op deploy is these two calls);

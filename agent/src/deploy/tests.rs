@@ -1481,3 +1481,39 @@ async fn a_stack_left_half_way_is_remembered_across_a_deploy_that_stops_early() 
         assert!(c.image_id.ends_with(&"1".repeat(64)), "{name} {c:?}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_deploy_id_a_later_release_superseded_is_applied_again() {
+    // A CI re-run of an older pipeline's deploy job (GitLab's "re-deploy"): its id was applied,
+    // then another release came; answering "already applied" would leave the other version
+    // running behind a green job.
+    let s = Setup::new();
+    let compose = "services:\n  web:\n    image: app:${V}\n    x-gantry: {min_ready: 1s}\n";
+    let deploy = |version: &str, id: &str| {
+        let mut req = s.request(compose, version);
+        req.deploy_id = Some(id.to_owned());
+        req
+    };
+    let a = s.deployer.deploy(&deploy("1", "A"), &Quiet).await;
+    assert_eq!(a.exit_code(), crate::ExitCode::Ok, "{a:?}");
+    let b = s.deployer.deploy(&deploy("2", "B"), &Quiet).await;
+    assert_eq!(b.exit_code(), crate::ExitCode::Ok, "{b:?}");
+    // B again (an SSM or CI retry while B is the last release): answered, nothing done.
+    let again = s.deployer.deploy(&deploy("2", "B"), &Quiet).await;
+    assert!(again.repeated, "{again:?}");
+    assert_eq!(again.release, b.release);
+
+    let rerun = s.deployer.deploy(&deploy("1", "A"), &Quiet).await;
+    assert!(!rerun.repeated, "{rerun:?}");
+    assert_eq!(rerun.exit_code(), crate::ExitCode::Ok, "{rerun:?}");
+    assert_ne!(rerun.release, a.release, "a new release");
+    assert_eq!(
+        s.engine.containers()["app-web-1"].image_id,
+        format!("sha256:{}", "1".repeat(64)),
+        "A's version runs again"
+    );
+    // And now A is the last release: its id is answered again.
+    let again = s.deployer.deploy(&deploy("1", "A"), &Quiet).await;
+    assert!(again.repeated, "{again:?}");
+    assert_eq!(again.release, rerun.release);
+}
