@@ -18,8 +18,8 @@
 //! ([`Jobs::between_jobs`]: a job that arrives meanwhile waits for it) and the stack's ledger
 //! lock (`try_lock`, so a `gantry --local` deploy in another process excludes it and is
 //! excluded). A stack either holds is left as it is: its deploy owns the routes and syncs at
-//! its end (a daemon job's end comes back here; another process's deploy is caught up by the
-//! next resync). Supervision does not count this lock as a deploy's
+//! its end (a daemon job's end comes back here; a sync another process's deploy kept out
+//! tries again every [`HELD_RETRY`] until it has ended). Supervision does not count this lock as a deploy's
 //! ([`super::supervise::routes::is_edge_sync`]). Requests are gathered per stack: one sync at
 //! a time, and one scheduled sync takes every request made before it starts (container moves
 //! wait [`MOVED_DEBOUNCE`], so a crash and its restart make one sync). A sync that fails is
@@ -30,7 +30,8 @@
 //! until its probes say otherwise. The daemon's own deploys read the same set ([`Unready`]: their
 //! rollouts and end syncs leave those replicas out); after a `gantry --local` deploy (another
 //! process, which cannot see it) a replica that is not ready is in rotation until the daemon
-//! syncs again. A canary's routes keep every running
+//! syncs again (within [`HELD_RETRY`] of its end when the daemon tried during it, else at the
+//! next resync). A canary's routes keep every running
 //! container, ready or not. A deploy that arrives during a sync (milliseconds) waits for it
 //! whatever its `--lock-wait` (the sync's lock holder is [`crate::ledger::Holder::brief`]).
 
@@ -50,6 +51,9 @@ use super::supervise::{ReadinessSink, RouteSink};
 /// How long the moves of a stack's containers are gathered before its routes are rebuilt.
 pub const MOVED_DEBOUNCE: Duration = Duration::from_millis(250);
 
+/// How often a sync that another process's deploy kept out tries again (a `try_lock`).
+pub const HELD_RETRY: Duration = Duration::from_secs(1);
+
 /// Why a stack's routes are rebuilt (the log's `reasons`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Reason {
@@ -61,6 +65,8 @@ pub enum Reason {
     Listed,
     /// A job on the stack ended.
     JobEnded,
+    /// Another process's deploy held the stack at the last try.
+    Held,
 }
 
 impl Reason {
@@ -70,6 +76,7 @@ impl Reason {
             Self::Moved => "moved",
             Self::Listed => "listed",
             Self::JobEnded => "job_ended",
+            Self::Held => "held",
         }
     }
 }
@@ -184,6 +191,7 @@ impl EdgeReadiness {
                 Ok(_) => {}
                 Err(SyncError::Held { holder, .. }) => {
                     tracing::info!(stack = %stack, holder = %holder, "edge routes left as they are: a deploy holds the stack");
+                    self.request(stack, Reason::Held, HELD_RETRY);
                 }
                 Err(e) => tracing::warn!(stack = %stack, error = %e, "edge routes not restored"),
             }
@@ -245,12 +253,18 @@ impl EdgeReadiness {
                 reasons = %reasons_str,
                 "edge: a job holds the stack; its end rebuilds the routes"
             ),
-            Err(SyncError::Held { holder, .. }) => tracing::info!(
-                stack = %stack,
-                reasons = %reasons_str,
-                holder = %holder,
-                "edge: a deploy holds the stack; its routes are left to it"
-            ),
+            Err(SyncError::Held { holder, .. }) => {
+                // Its end is synced as soon as it lets go (it cannot see the probes).
+                if !reasons.contains(&Reason::Held) {
+                    tracing::info!(
+                        stack = %stack,
+                        reasons = %reasons_str,
+                        holder = %holder,
+                        "edge: a deploy holds the stack; its routes are left to it until it ends"
+                    );
+                }
+                self.request(stack, Reason::Held, HELD_RETRY);
+            }
             Err(e) => tracing::warn!(
                 stack = %stack,
                 reasons = %reasons_str,

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use super::{EdgeReadiness, MOVED_DEBOUNCE, SyncError};
+use super::{EdgeReadiness, HELD_RETRY, MOVED_DEBOUNCE, SyncError};
 use crate::compose::LoadOptions;
 use crate::daemon::jobs::{Job, JobKind, Jobs, Origin};
 use crate::daemon::metrics::Metrics;
@@ -389,12 +389,17 @@ async fn a_stack_another_process_deploys_is_left_to_it() {
     assert_eq!(s.edge.sets(), sets);
     assert_eq!(s.edge.backends("web"), ["app-web-1-gantry-next"]);
 
-    // Once it is done, the next request (a resync) brings the routes in line.
+    // Tried again meanwhile, still left alone.
+    tokio::time::sleep(HELD_RETRY * 5).await;
+    assert_eq!(s.edge.sets(), sets);
+
+    // Once it is done, within a retry, the routes are in line (no resync needed).
     drop(lock);
-    s.follower
-        .stack_listed("app", &s.engine.list_containers("app", true).await.unwrap());
-    settle().await;
+    tokio::time::sleep(HELD_RETRY + MOVED_DEBOUNCE).await;
     assert_eq!(s.edge.backends("web"), ["app-web-1"], "web-2 is not ready");
+    let sets = s.edge.sets();
+    tokio::time::sleep(HELD_RETRY * 5).await;
+    assert_eq!(s.edge.sets(), sets, "and no more tries");
 }
 
 #[tokio::test]
