@@ -637,11 +637,14 @@ fn psql_login(env: &BTreeMap<String, String>, user: &str, password: &str) -> Res
     }
 }
 
-#[tokio::test]
-async fn database_credentials_renewed_replaced_and_valid() {
-    let env = test_env();
-    let root = Root::new(&env);
-    let logs = logs();
+/// A database secrets mount `db<uniq>` on the test PostgreSQL with a role `app` of the given
+/// lease TTLs; returns the mount.
+async fn database_mount(
+    root: &Root,
+    env: &BTreeMap<String, String>,
+    default_ttl: &str,
+    max_ttl: &str,
+) -> String {
     let db = format!("db{}", uniq());
     root.post(&format!("sys/mounts/{db}"), json!({"type": "database"}))
         .await;
@@ -651,11 +654,11 @@ async fn database_credentials_renewed_replaced_and_valid() {
             "plugin_name": "postgresql-database-plugin",
             "connection_url": format!(
                 "postgresql://{{{{username}}}}:{{{{password}}}}@{}:{}/postgres?sslmode=disable",
-                need(&env, "GANTRY_TEST_PG_HOST"),
-                need(&env, "GANTRY_TEST_PG_PORT")
+                need(env, "GANTRY_TEST_PG_HOST"),
+                need(env, "GANTRY_TEST_PG_PORT")
             ),
-            "username": need(&env, "GANTRY_TEST_PG_USER"),
-            "password": need(&env, "GANTRY_TEST_PG_PASSWORD"),
+            "username": need(env, "GANTRY_TEST_PG_USER"),
+            "password": need(env, "GANTRY_TEST_PG_PASSWORD"),
             "allowed_roles": "app",
             "verify_connection": true,
         }),
@@ -668,11 +671,20 @@ async fn database_credentials_renewed_replaced_and_valid() {
             "creation_statements": [
                 "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"
             ],
-            "default_ttl": "10s",
-            "max_ttl": "30s",
+            "default_ttl": default_ttl,
+            "max_ttl": max_ttl,
         }),
     )
     .await;
+    db
+}
+
+#[tokio::test]
+async fn database_credentials_renewed_replaced_and_valid() {
+    let env = test_env();
+    let root = Root::new(&env);
+    let logs = logs();
+    let db = database_mount(&root, &env, "10s", "30s").await;
 
     // Configured by environment variables only, as in a container.
     let vars: BTreeMap<String, String> = [
@@ -752,6 +764,131 @@ async fn database_credentials_renewed_replaced_and_valid() {
         "database credential sets: {}, renewals per lease: {renewals_per_lease:?}, replaced after: {replaced_after:?}",
         sets.len()
     );
+}
+
+/// An AppRole (mount, role id, secret id) whose tokens have `policy_hcl`, `token_ttl` and
+/// `token_max_ttl`.
+async fn approle(
+    root: &Root,
+    policy_hcl: &str,
+    ttl: &str,
+    max_ttl: &str,
+) -> (String, String, String) {
+    let am = format!("approle{}", uniq());
+    root.post(&format!("sys/auth/{am}"), json!({"type": "approle"}))
+        .await;
+    let policy = format!("p{}", uniq());
+    root.post(
+        &format!("sys/policies/acl/{policy}"),
+        json!({ "policy": policy_hcl }),
+    )
+    .await;
+    root.post(
+        &format!("auth/{am}/role/app"),
+        json!({"token_policies": [policy], "token_ttl": ttl, "token_max_ttl": max_ttl}),
+    )
+    .await;
+    let role_id = root
+        .call(
+            reqwest::Method::GET,
+            &format!("auth/{am}/role/app/role-id"),
+            None,
+        )
+        .await["data"]["role_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let secret_id = root
+        .post(&format!("auth/{am}/role/app/secret-id"), json!({}))
+        .await["data"]["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (am, role_id, secret_id)
+}
+
+/// Review item (severe): with AppRole the session logs in again near the token's max TTL, but
+/// the source went on renewing the lease it had read under the old token. Vault revokes a
+/// token's leases when the token expires, so the credentials in use died with the old token
+/// and the sidecar noticed only at its next renewal. Now a lease read under an older token is
+/// replaced (a change) as soon as the session holds a new one, while the old token lives.
+/// Token TTL 3 s, max TTL 9 s; the lease (60 s) outlives it; watched for 22 s.
+#[tokio::test]
+async fn dynamic_credentials_are_replaced_before_the_token_that_read_them_dies() {
+    let env = test_env();
+    let root = Root::new(&env);
+    let logs = logs();
+    let db = database_mount(&root, &env, "60s", "120s").await;
+    let (am, role_id, secret_id) = approle(
+        &root,
+        &format!(
+            "path \"{db}/creds/app\" {{ capabilities = [\"read\"] }}\n\
+             path \"sys/leases/renew\" {{ capabilities = [\"update\"] }}"
+        ),
+        "3s",
+        "9s",
+    )
+    .await;
+    let cfg = vault_cfg(
+        &root.addr,
+        RawVaultAuth {
+            method: Some("approle".into()),
+            mount: Some(am),
+            role_id: Some(role_id),
+            secret_id: Some(Secret::from(secret_id.as_str())),
+            ..Default::default()
+        },
+        vec![path(&format!("{db}/creds/app"))],
+        Duration::from_secs(60),
+    );
+    let SourceSpec::Vault(spec) = cfg.sources[0].clone() else {
+        unreachable!()
+    };
+    let session = VaultSession::connect(cfg.vault.as_ref().unwrap())
+        .await
+        .expect("approle login");
+    let mut s = VaultSource::new(spec, Arc::clone(&session), cfg.refresh);
+    let first = s.fetch().await.expect("database credentials");
+    let mut sets = vec![values(&first)];
+    psql_login(&env, &sets[0]["username"], &sets[0]["password"]).unwrap();
+    let start = tokio::time::Instant::now();
+    let mut replaced_at = Vec::new();
+    while start.elapsed() < Duration::from_secs(22) {
+        if let Some(snap) = step(&mut s).await.expect("refresh") {
+            let v = values(&snap);
+            assert_ne!(v["username"], sets.last().unwrap()["username"]);
+            replaced_at.push(start.elapsed());
+            sets.push(v);
+        }
+        // The credentials in use always work, past the first token's max TTL too.
+        let cur = sets.last().unwrap();
+        psql_login(&env, &cur["username"], &cur["password"]).unwrap_or_else(|e| {
+            panic!(
+                "{e} at {:?} (replaced at {replaced_at:?}, {:?})",
+                start.elapsed(),
+                session.stats()
+            )
+        });
+    }
+    let st = session.stats();
+    assert!(st.logins >= 3, "two logins past the max TTL: {st:?}");
+    assert!(
+        sets.len() >= 3,
+        "new credentials under each new token: {replaced_at:?} {st:?}"
+    );
+    let text = logs.text();
+    assert!(
+        text.lines()
+            .any(|l| l.contains(&db) && l.contains("read under an older vault token")),
+        "{text}"
+    );
+    assert!(!text.contains(&secret_id), "secret id in the logs");
+    for set in &sets {
+        assert!(
+            !text.contains(set["password"].as_str()),
+            "password in the logs"
+        );
+    }
 }
 
 // ----------------------------------------------------------------------------------------------

@@ -18,6 +18,10 @@
 //!   read at once and reported as a change, while the old ones still have about a third of a
 //!   lease to live (renewals happen at 2/3); the old lease is left to expire
 //!   (nothing is revoked). A non-renewable lease is re-read at about 2/3 of its duration.
+//!   Each lease is tagged with the session's token generation it was read under: Vault revokes
+//!   a lease when the token that read it expires, so once the session holds a new token (a login
+//!   near the old one's max TTL, a rotated token file) the lease is replaced at once, as a
+//!   change, while the old token still lives.
 //!   A read that carries no lease (a KV v1 or a static role read) is polled every `refresh`
 //!   and compared.
 //! - A 403 makes the session re-authenticate once (token file re-read, or login) and retries.
@@ -61,6 +65,8 @@ struct Lease {
     renewable: bool,
     /// When the lease runs out, as last granted.
     expires_at: Instant,
+    /// The session's token generation it was read under: Vault revokes it with that token.
+    generation: u64,
 }
 
 /// One Vault path (KV v2 or dynamic).
@@ -86,6 +92,8 @@ pub struct VaultSource {
     last_dynamic: Option<Snapshot>,
     /// When this source's own next step is due (poll or lease renewal).
     due: Option<Instant>,
+    /// Token generation of the last call that went through (see [`VaultSession::generation`]).
+    call_generation: u64,
 }
 
 /// Whether a KV v2 version whose metadata gives `deletion_time` counts as deleted at `now`.
@@ -121,6 +129,7 @@ impl VaultSource {
             last_values: None,
             last_dynamic: None,
             due: None,
+            call_generation: 0,
         }
     }
 
@@ -153,18 +162,28 @@ impl VaultSource {
         }
     }
 
+    /// Whether the lease was read under a token the session no longer holds: Vault revokes it
+    /// when that token expires or is revoked, whatever the lease's own TTL.
+    fn lease_of_old_token(&self) -> bool {
+        self.lease
+            .as_ref()
+            .is_some_and(|l| l.generation != self.session.generation())
+    }
+
     /// One authenticated call; on 403 the session re-authenticates once and the call is retried.
+    /// Records the generation of the token used in `call_generation`.
     async fn call(
-        &self,
+        &mut self,
         method: Method,
         path: &str,
         body: Option<&Value>,
     ) -> Result<Result<Value, HttpError>, SourceError> {
-        let token = self
+        let (token, generation) = self
             .session
-            .token()
+            .token_and_generation()
             .await
             .map_err(|e| self.session_err(e))?;
+        self.call_generation = generation;
         let first = self
             .session
             .http()
@@ -178,11 +197,14 @@ impl VaultSource {
                     .await
                     .map_err(|e| self.session_err(e))?
                 {
-                    Some(new) => Ok(self
-                        .session
-                        .http()
-                        .call(method, path, Some(&new), body)
-                        .await),
+                    Some((new, generation)) => {
+                        self.call_generation = generation;
+                        Ok(self
+                            .session
+                            .http()
+                            .call(method, path, Some(&new), body)
+                            .await)
+                    }
                     None => Ok(Err(e)),
                 }
             }
@@ -438,6 +460,7 @@ impl VaultSource {
             original: duration,
             renewable,
             expires_at: now + duration,
+            generation: self.call_generation,
         });
         Ok(Snapshot {
             values,
@@ -456,6 +479,11 @@ impl VaultSource {
         };
         let lease_id = lease.id.clone();
         let original = lease.original;
+        if self.lease_of_old_token() {
+            tracing::info!(secret_ref = %self.id, source = "vault", lease_id = %lease_id,
+                "vault lease read under an older vault token, which takes it along when it expires: reading new credentials");
+            return self.read_dynamic(path).await.map(Some);
+        }
         if !lease.renewable {
             tracing::info!(secret_ref = %self.id, source = "vault", lease_id = %lease_id, "vault lease not renewable, reading new credentials");
             return self.read_dynamic(path).await.map(Some);
@@ -540,7 +568,9 @@ impl Source for VaultSource {
             .token()
             .await
             .map_err(|e| self.session_err(e))?;
-        if self.due.is_some_and(|d| d > Instant::now()) {
+        // A new token (a login near the old one's max TTL) makes a lease read under the old one
+        // due at once: it dies with the old token.
+        if self.due.is_some_and(|d| d > Instant::now()) && !self.lease_of_old_token() {
             return Ok(None);
         }
         let changed = match self.resolve().await? {
@@ -567,6 +597,7 @@ impl Source for VaultSource {
 
     fn next_refresh(&self) -> Duration {
         let own = match self.due {
+            _ if self.lease_of_old_token() => Duration::ZERO,
             None if self.version.is_none() => Duration::ZERO,
             None => self.refresh,
             Some(d) => d.saturating_duration_since(Instant::now()),

@@ -11,10 +11,14 @@
 //!   (`renew-self`) at about 2/3 of its TTL; a root token (TTL 0) is never renewed.
 //! - token file: as token, and the file is re-read whenever its modification time or size
 //!   changes (an OpenBao/Vault agent or a platform rotates it); on a 403 it is re-read too.
-//! - AppRole and AWS IAM: log in, renew at about 2/3 of the TTL; when a renewal fails, or when
-//!   Vault granted less than asked (the token reaches its max TTL), log in again instead.
+//! - AppRole and AWS IAM: log in, renew at about 2/3 of the TTL; when a renewal fails, log in
+//!   again instead; when Vault granted less than asked (the token reaches its max TTL), log in
+//!   again at once, while the old token still has what it was granted.
 //!
-//! A new token never makes a source report a change. All times use [`tokio::time::Instant`], so
+//! Every different token the session holds is a new [`VaultSession::generation`]: Vault revokes
+//! a token's leases when the token expires, so the sources read their dynamic secrets again
+//! under the new token (that is a change of credentials). A new token by itself never makes a
+//! source report a change. All times use [`tokio::time::Instant`], so
 //! tests can pause and advance the clock.
 
 use std::path::Path;
@@ -55,6 +59,8 @@ struct TokenState {
     login_next: bool,
     /// Modification time and size of the token file when it was last read.
     file_stamp: Option<(SystemTime, u64)>,
+    /// Counts the tokens this session has held (see [`VaultSession::generation`]).
+    generation: u64,
 }
 
 /// See the module documentation.
@@ -64,6 +70,8 @@ pub struct VaultSession {
     id: String,
     state: tokio::sync::Mutex<TokenState>,
     next_action: std::sync::Mutex<Option<Instant>>,
+    /// Mirror of [`TokenState::generation`] for synchronous readers.
+    generation: AtomicU64,
     aws: tokio::sync::OnceCell<aws_config::SdkConfig>,
     /// Credentials for the AWS IAM login when injected (tests, embedders); otherwise the
     /// standard chain.
@@ -124,8 +132,10 @@ impl VaultSession {
                 act_at: None,
                 login_next: false,
                 file_stamp: None,
+                generation: 0,
             }),
             next_action: std::sync::Mutex::new(None),
+            generation: AtomicU64::new(0),
             aws: tokio::sync::OnceCell::new(),
             aws_creds,
             logins: AtomicU64::new(0),
@@ -173,23 +183,49 @@ impl VaultSession {
 
     /// A valid token: renews it or logs in again first when that is due.
     pub async fn token(&self) -> Result<Secret<String>, SourceError> {
+        self.token_and_generation().await.map(|(t, _)| t)
+    }
+
+    /// As [`VaultSession::token`], with the token's generation.
+    pub async fn token_and_generation(&self) -> Result<(Secret<String>, u64), SourceError> {
         let mut st = self.state.lock().await;
         self.ensure(&mut st).await?;
-        st.token
+        let token = st
+            .token
             .clone()
-            .ok_or_else(|| SourceError::new(&self.id, "no Vault token"))
+            .ok_or_else(|| SourceError::new(&self.id, "no Vault token"))?;
+        Ok((token, st.generation))
+    }
+
+    /// Which token the session holds: 1 for the first, one more for each different token
+    /// after it (a new login, a token file that now holds another token). Vault revokes the
+    /// leases a token created when that token expires or is revoked, so a source tags each
+    /// lease with the generation it was read under and reads new credentials when this moves
+    /// on, while the old token still lives.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+
+    /// Sets the token, counting a different one as a new generation.
+    fn set_token(&self, st: &mut TokenState, token: Secret<String>) {
+        if st.token.as_ref() != Some(&token) {
+            st.generation += 1;
+            self.generation.store(st.generation, Ordering::Relaxed);
+        }
+        st.token = Some(token);
     }
 
     /// Called by a source that got 403 with `stale`: re-authenticates if that can help (log in
-    /// again, re-read the token file). Returns the new token, or `None` when nothing changed.
+    /// again, re-read the token file). Returns the new token and its generation, or `None`
+    /// when nothing changed.
     pub async fn recover(
         &self,
         stale: &Secret<String>,
-    ) -> Result<Option<Secret<String>>, SourceError> {
+    ) -> Result<Option<(Secret<String>, u64)>, SourceError> {
         let mut st = self.state.lock().await;
         if st.token.as_ref() != Some(stale) {
             // Someone else already replaced it.
-            return Ok(st.token.clone());
+            return Ok(st.token.clone().map(|t| (t, st.generation)));
         }
         if matches!(
             self.auth,
@@ -222,7 +258,11 @@ impl VaultSession {
             _ => self.login(&mut st).await?,
         }
         self.publish(&st);
-        Ok(st.token.clone().filter(|t| t != stale))
+        Ok(st
+            .token
+            .clone()
+            .filter(|t| t != stale)
+            .map(|t| (t, st.generation)))
     }
 
     fn publish(&self, st: &TokenState) {
@@ -242,7 +282,9 @@ impl VaultSession {
                     // An explicit VAULT_TOKEN is the fallback when the file is not there yet.
                     Err(e) if st.token.is_none() && token.is_some() => {
                         tracing::warn!(source = %self.id, error = %e, "vault token file unreadable, using VAULT_TOKEN");
-                        st.token = token.clone();
+                        if let Some(t) = token {
+                            self.set_token(st, t.clone());
+                        }
                         self.lookup_self(st).await?;
                     }
                     Err(e) => return Err(e),
@@ -252,7 +294,7 @@ impl VaultSession {
         if st.token.is_none() {
             match &self.auth {
                 VaultAuth::Token { token: Some(t), .. } => {
-                    st.token = Some(t.clone());
+                    self.set_token(st, t.clone());
                     self.lookup_self(st).await?;
                 }
                 VaultAuth::Token { .. } => {
@@ -267,6 +309,10 @@ impl VaultSession {
                 self.login(st).await?;
             } else if st.renewable {
                 match self.renew(st).await {
+                    // Vault granted less than asked: the token nears its max TTL. Log in now,
+                    // not at 2/3 of what is left: the leases the old token read die with it,
+                    // and the sources replace them while it still has all of that time.
+                    Ok(()) if st.login_next => self.login(st).await?,
                     Ok(()) => {}
                     Err(e @ HttpError::Status { .. }) if self.can_login() => {
                         tracing::warn!(source = %self.id, error = %e, "vault token renewal refused, logging in again");
@@ -361,7 +407,7 @@ impl VaultSession {
             );
         }
         self.file_reads.fetch_add(1, Ordering::Relaxed);
-        st.token = Some(Secret::from(t));
+        self.set_token(st, Secret::from(t));
         st.file_stamp = stamp;
         tracing::info!(source = %self.id, file = %f.display(), "vault token file read");
         self.lookup_self(st).await
@@ -469,7 +515,7 @@ impl VaultSession {
             .pointer("/auth/renewable")
             .and_then(Value::as_bool)
             .unwrap_or(false);
-        st.token = Some(Secret::from(token));
+        self.set_token(st, Secret::from(token));
         st.granted_ttl = Duration::from_secs(ttl);
         st.login_next = false;
         self.schedule(st, Duration::from_secs(ttl), renewable);
