@@ -5,40 +5,34 @@
 //! Design: SSM Run Command is the fleet engine; Gantry adds no coordinator. [`run`] sends one
 //! command to the instances chosen by id or tag with SSM's own `MaxConcurrency` and
 //! `MaxErrors` (so SSM rolls the fleet and stops on errors), then polls the command's
-//! invocations, printing each instance's status, exit code and output as soon as it ends (the
-//! output as SSM returns it: the first 24,000 characters of stdout and 8,000 of stderr). The
-//! exit code is the instances' common code when they all agree ([`Verdict`]), else a
-//! documented code for a split or for instances that never reported a Gantry result. The
-//! cloud side sits behind the small [`Fleet`] trait ([`ssm::SsmFleet`] is the AWS one); the
-//! agreement rules are pure and unit-tested.
+//! invocations, printing each instance's status, exit code and output as soon as SSM gives a
+//! final result for it (the output as SSM returns it: the first 24,000 characters of stdout
+//! and 8,000 of stderr; a result read that still says InProgress is read again at the next
+//! poll). The exit code is the instances' common code when every targeted instance answered
+//! and all agree ([`Verdict`], [`verdict`]), else a documented code for a split (including
+//! fewer results than SSM's target count) or for instances that never reported a Gantry
+//! result. A poll or result read that fails is tried again at the next poll; five polls in a
+//! row with a failed call end the wait (69), and an error retrying cannot cure (access denied,
+//! validation) ends it at once. The cloud side sits behind the small [`Fleet`] trait
+//! ([`ssm::SsmFleet`] is the AWS one); the agreement rules ([`verdict`]) are pure and
+//! unit-tested.
 //!
 //! Limits: one document and one command per call; outputs come from the API, not from S3 or
 //! CloudWatch (SSM cuts them as said above, and Gantry's own output fits in that); a command
 //! SSM never resolved to any instance is reported as such, not retried.
 
 pub mod ssm;
+mod verdict;
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::ExitCode;
-
-/// The codes a Gantry document's command (`gantry deploy`, `rollback`, `status`) ends with:
-/// what an instance can agree on. Anything else (137 from SSM's kill, 127 for a missing
-/// `gantry`) is no Gantry result.
-const DEPLOY_CODES: [ExitCode; 10] = [
-    ExitCode::Ok,
-    ExitCode::Failed,
-    ExitCode::RolledBack,
-    ExitCode::RollbackFailed,
-    ExitCode::NotRecorded,
-    ExitCode::Usage,
-    ExitCode::InvalidInput,
-    ExitCode::Unavailable,
-    ExitCode::LockBusy,
-    ExitCode::Config,
-];
+pub use verdict::{Verdict, rounds, so_far, verdict};
+use verdict::{describe_targets, print_result};
 
 /// SSM returns this much of an invocation's stdout through the API.
 pub const STDOUT_LIMIT: usize = 24_000;
@@ -51,11 +45,21 @@ pub enum RemoteError {
     /// SSM refused the command as sent: a parameter its pattern refuses, a missing document.
     #[error("SSM refused the command for document {document}: {message}")]
     Refused { document: String, message: String },
-    /// The API could not be reached or answered with an error.
+    /// The API could not be reached or answered with an error that may pass (throttling, a
+    /// network blip, a server error): a call of the wait is tried again at the next poll.
     #[error(
         "SSM {operation} failed: {message} (hint: check the runner's AWS credentials, region and ssm:{operation} permission)"
     )]
     Api {
+        operation: &'static str,
+        message: String,
+    },
+    /// The API refused the call in a way retrying cannot cure (access denied, bad credentials,
+    /// a request it does not take): the wait ends at once.
+    #[error(
+        "SSM {operation} was refused: {message} (hint: check the runner's AWS credentials, region and ssm:{operation} permission; not retried)"
+    )]
+    Rejected {
         operation: &'static str,
         message: String,
     },
@@ -69,9 +73,14 @@ impl RemoteError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Self::Refused { .. } => ExitCode::InvalidInput,
-            Self::Api { .. } => ExitCode::Unavailable,
+            Self::Api { .. } | Self::Rejected { .. } => ExitCode::Unavailable,
             Self::WaitTimeout { .. } => ExitCode::RemoteNoResult,
         }
+    }
+
+    /// Whether a call that failed so may succeed when tried again.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Api { .. })
     }
 }
 
@@ -168,83 +177,9 @@ pub struct Wait {
     pub per_round: Option<Duration>,
 }
 
-/// Poll failures in a row (throttling, a network blip past the SDK's own retries) that end
-/// the wait; fewer are retried at the next poll.
-const POLL_FAILURES: u32 = 5;
-
-/// How many rounds SSM runs `targets` instances in at `max_concurrency` ("N" or "P%").
-pub fn rounds(targets: usize, max_concurrency: &str) -> usize {
-    let per_round = match max_concurrency.strip_suffix('%') {
-        Some(p) => p
-            .parse::<usize>()
-            .map_or(1, |p| (targets.saturating_mul(p) / 100).max(1)),
-        None => max_concurrency.parse::<usize>().unwrap_or(1).max(1),
-    };
-    targets.div_ceil(per_round).max(1)
-}
-
-/// What the fleet answered, and the one exit code for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verdict {
-    pub exit: ExitCode,
-    pub summary: String,
-}
-
-/// Decides the exit code from every instance's result: the common code when all agree on a
-/// code of Gantry's table; [`ExitCode::RemoteSplit`] when they disagree;
-/// [`ExitCode::RemoteNoResult`] when none matched, or all agree on something that is not a
-/// Gantry result (never ran, killed by SSM's timeout with 137, `gantry` missing with 127).
-pub fn verdict(results: &[InvocationResult]) -> Verdict {
-    if results.is_empty() {
-        return Verdict {
-            exit: ExitCode::RemoteNoResult,
-            summary: "no instance matched the targets (check the instance ids or tag, and that the SSM agent is online)".into(),
-        };
-    }
-    let mut by_code: BTreeMap<Option<i32>, Vec<&str>> = BTreeMap::new();
-    for r in results {
-        by_code
-            .entry(r.exit_code)
-            .or_default()
-            .push(r.instance_id.as_str());
-    }
-    let describe = |code: &Option<i32>| match code {
-        Some(c) => format!("exit {c}"),
-        None => "no exit code".to_string(),
-    };
-    let parts: Vec<String> = by_code
-        .iter()
-        .map(|(code, ids)| {
-            let mut ids = ids.clone();
-            ids.sort_unstable();
-            format!("{} {} ({})", ids.len(), describe(code), ids.join(", "))
-        })
-        .collect();
-    let n = results.len();
-    if by_code.len() == 1 {
-        let code = *by_code.keys().next().expect("one code");
-        let gantry_code = code
-            .and_then(|c| u8::try_from(c).ok())
-            .and_then(|c| DEPLOY_CODES.into_iter().find(|e| e.code() == c));
-        return match gantry_code {
-            Some(exit) => Verdict {
-                exit,
-                summary: format!("{n} of {n} instances agree: {}", describe(&code)),
-            },
-            None => Verdict {
-                exit: ExitCode::RemoteNoResult,
-                summary: format!(
-                    "{n} of {n} instances gave no Gantry result: {} (137: killed by SSM's executionTimeout; 127: gantry not installed)",
-                    parts.join("; ")
-                ),
-            },
-        };
-    }
-    Verdict {
-        exit: ExitCode::RemoteSplit,
-        summary: format!("split result over {n} instances: {}", parts.join("; ")),
-    }
-}
+/// Polls in a row with a failed call, the poll or a result read (throttling, a network blip
+/// past the SDK's own retries), that end the wait; fewer are tried again at the next poll.
+const FAILED_POLLS: u32 = 5;
 
 /// Sends `spec`, waits for every instance, prints each result to `out` as it ends, and returns
 /// the verdict. With `wait == None` it prints the command id and returns at once (exit 0).
@@ -254,7 +189,18 @@ pub async fn run(
     wait: Option<Wait>,
     out: &mut (dyn Write + Send),
 ) -> Result<Verdict, RemoteError> {
-    let command_id = fleet.send(spec).await?;
+    let command_id = match fleet.send(spec).await {
+        Ok(id) => id,
+        Err(e) => {
+            let _ = writeln!(
+                out,
+                "{}: not sent, the runner's SSM call failed (exit {})",
+                spec.document,
+                e.exit_code().code()
+            );
+            return Err(e);
+        }
+    };
     let _ = writeln!(
         out,
         "sent {} to {} as command {command_id} (max concurrency {}, max errors {})",
@@ -269,92 +215,134 @@ pub async fn run(
             summary: format!("command {command_id} sent; not waiting"),
         });
     };
-    let start = Instant::now();
-    let mut limit = wait.limit;
-    let mut done: BTreeMap<String, InvocationResult> = BTreeMap::new();
-    let mut failures = 0;
-    loop {
-        // A failed call is tried again at the next poll (the rollout goes on in SSM either
-        // way); only failures in a row end the wait.
-        let mut complete = false;
-        match fleet.poll(&command_id).await {
-            Ok(state) => {
-                failures = 0;
-                if let Some(round) = wait.per_round {
-                    let targets = state.target_count.max(state.invocations.len());
-                    let n = rounds(targets, &spec.max_concurrency);
-                    limit = limit.max(round * u32::try_from(n).unwrap_or(u32::MAX));
-                }
-                let mut fetched = true;
-                for inv in state.invocations.iter().filter(|i| i.is_terminal()) {
-                    if done.contains_key(&inv.instance_id) {
-                        continue;
-                    }
-                    match fleet.result(&command_id, &inv.instance_id).await {
-                        Ok(result) => {
-                            print_result(out, &result);
-                            done.insert(inv.instance_id.clone(), result);
-                        }
-                        Err(e) => {
-                            fetched = false;
-                            let _ = writeln!(out, "({}: {e}; trying again)", inv.instance_id);
-                        }
-                    }
-                }
-                let all_ended = state.invocations.iter().all(InvocationState::is_terminal);
-                complete = is_terminal(&state.status) && all_ended && fetched;
-            }
-            Err(e) => {
-                failures += 1;
-                if failures >= POLL_FAILURES {
-                    return Err(e);
-                }
-                let _ = writeln!(out, "({e}; trying again)");
-            }
+    let mut watch = Watch {
+        fleet,
+        spec,
+        command_id: &command_id,
+        wait,
+        limit: wait.limit,
+        done: BTreeMap::new(),
+        target_count: 0,
+    };
+    let end = watch.follow(out).await;
+    let results: Vec<InvocationResult> = std::mem::take(&mut watch.done).into_values().collect();
+    match end {
+        End::Complete => {
+            let v = verdict(&results, watch.target_count);
+            let _ = writeln!(
+                out,
+                "{}: {} (exit {})",
+                spec.document,
+                v.summary,
+                v.exit.code()
+            );
+            Ok(v)
         }
-        if complete {
-            break;
+        End::Failed(e) => {
+            let _ = writeln!(
+                out,
+                "{}: stopped waiting, the runner's SSM calls failed; {} (exit {})",
+                spec.document,
+                so_far(&results, watch.target_count),
+                e.exit_code().code()
+            );
+            Err(e)
         }
-        if start.elapsed() >= limit {
-            return Err(RemoteError::WaitTimeout {
-                command_id,
-                after: limit,
-            });
+        End::TimedOut => {
+            let e = RemoteError::WaitTimeout {
+                command_id: command_id.clone(),
+                after: watch.limit,
+            };
+            let _ = writeln!(
+                out,
+                "{}: stopped waiting after {}; {} (exit {})",
+                spec.document,
+                humantime::format_duration(watch.limit),
+                so_far(&results, watch.target_count),
+                e.exit_code().code()
+            );
+            Err(e)
         }
-        tokio::time::sleep(wait.poll_every).await;
-    }
-    let results: Vec<InvocationResult> = done.into_values().collect();
-    let v = verdict(&results);
-    let _ = writeln!(
-        out,
-        "{}: {} (exit {})",
-        spec.document,
-        v.summary,
-        v.exit.code()
-    );
-    Ok(v)
-}
-
-fn describe_targets(t: &Targets) -> String {
-    match t {
-        Targets::Instances(ids) => format!("instances {}", ids.join(",")),
-        Targets::Tag { key, values } => format!("instances tagged {key}={}", values.join(",")),
     }
 }
 
-fn print_result(out: &mut (dyn Write + Send), r: &InvocationResult) {
-    let code = r
-        .exit_code
-        .map_or_else(|| "no exit code".to_string(), |c| format!("exit {c}"));
-    let _ = writeln!(out, "== {} {} {code}", r.instance_id, r.status);
-    for line in r.stdout.lines() {
-        let _ = writeln!(out, "   {line}");
-    }
-    if !r.stderr.trim().is_empty() {
-        let _ = writeln!(out, "   -- stderr");
-        for line in r.stderr.lines() {
-            let _ = writeln!(out, "   {line}");
+/// How a wait ended.
+enum End {
+    /// SSM is done with the command and every instance's result was read.
+    Complete,
+    /// Calls failed [`FAILED_POLLS`] times in a row, or once in a way retrying cannot cure.
+    Failed(RemoteError),
+    /// The wait bound passed.
+    TimedOut,
+}
+
+/// One command being waited for: the results read so far and what SSM said of its size.
+struct Watch<'a> {
+    fleet: &'a dyn Fleet,
+    spec: &'a CommandSpec,
+    command_id: &'a str,
+    wait: Wait,
+    /// The bound now (it grows with the target count, see [`Wait::per_round`]).
+    limit: Duration,
+    /// Every instance's final result, once read.
+    done: BTreeMap<String, InvocationResult>,
+    /// The most instances SSM said the command targets.
+    target_count: usize,
+}
+
+impl Watch<'_> {
+    /// Polls until the command is complete, the calls keep failing, or the bound passes.
+    async fn follow(&mut self, out: &mut (dyn Write + Send)) -> End {
+        let start = Instant::now();
+        let mut failed_polls = 0;
+        loop {
+            // A failed call is tried again at the next poll (the rollout goes on in SSM either
+            // way); only polls failing in a row, or an error retrying cannot cure, end the wait.
+            match self.poll_once(out).await {
+                Ok(true) => return End::Complete,
+                Ok(false) => failed_polls = 0,
+                Err(e) => {
+                    failed_polls += 1;
+                    if !e.is_transient() || failed_polls >= FAILED_POLLS {
+                        return End::Failed(e);
+                    }
+                    let _ = writeln!(out, "({e}; trying again)");
+                }
+            }
+            if start.elapsed() >= self.limit {
+                return End::TimedOut;
+            }
+            tokio::time::sleep(self.wait.poll_every).await;
         }
+    }
+
+    /// One poll and the result reads of the instances it shows ended: whether the command is
+    /// complete, or the first call that failed (the reads stop there until the next poll).
+    async fn poll_once(&mut self, out: &mut (dyn Write + Send)) -> Result<bool, RemoteError> {
+        let state = self.fleet.poll(self.command_id).await?;
+        self.target_count = self.target_count.max(state.target_count);
+        if let Some(round) = self.wait.per_round {
+            let targets = self.target_count.max(state.invocations.len());
+            let n = rounds(targets, &self.spec.max_concurrency);
+            self.limit = self.limit.max(round * u32::try_from(n).unwrap_or(u32::MAX));
+        }
+        let mut fetched = true;
+        for inv in state.invocations.iter().filter(|i| i.is_terminal()) {
+            if self.done.contains_key(&inv.instance_id) {
+                continue;
+            }
+            let result = self.fleet.result(self.command_id, &inv.instance_id).await?;
+            // GetCommandInvocation can lag behind ListCommandInvocations: a result that is not
+            // final yet (InProgress, code -1, no output) is read again at the next poll.
+            if !is_terminal(&result.status) {
+                fetched = false;
+                continue;
+            }
+            print_result(out, &result);
+            self.done.insert(inv.instance_id.clone(), result);
+        }
+        let all_ended = state.invocations.iter().all(InvocationState::is_terminal);
+        Ok(is_terminal(&state.status) && all_ended && fetched)
     }
 }
 

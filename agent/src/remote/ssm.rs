@@ -4,8 +4,12 @@
 //! Credentials and region come from the standard AWS chain of the CI runner (environment, web
 //! identity from GitLab's OIDC token, profile, container or instance credentials);
 //! `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_SSM` are honoured. GetCommandInvocation can answer
-//! `InvocationDoesNotExist` right after SendCommand: it is retried for a while. The SDK's own
-//! tracing is kept out of our subscriber during calls (at TRACE it logs bodies).
+//! `InvocationDoesNotExist` right after SendCommand: it is retried for a while. Errors are
+//! sorted by their code ([`classify`]): what SSM refuses in the command itself is
+//! [`RemoteError::Refused`] (65), what retrying cannot cure (access denied, bad credentials,
+//! validation) is [`RemoteError::Rejected`], anything else [`RemoteError::Api`] (both 69; only
+//! the last is tried again by the wait). The SDK's own tracing is kept out of our subscriber
+//! during calls (at TRACE it logs bodies).
 
 use std::time::Duration;
 
@@ -47,16 +51,64 @@ fn quiet() -> tracing::Dispatch {
     tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default())
 }
 
-fn api<E: ProvideErrorMetadata>(operation: &'static str, e: &E) -> RemoteError {
-    RemoteError::Api {
-        operation,
-        message: format!(
-            "{}: {}",
-            e.code().unwrap_or("error"),
-            e.message()
-                .unwrap_or("no message (network or credentials?)")
-        ),
+/// Error codes with which SSM refuses a SendCommand as sent (its document, parameters or
+/// targets): exit 65, nothing ran.
+const REFUSED: [&str; 7] = [
+    "InvalidParameters",
+    "InvalidDocument",
+    "InvalidDocumentVersion",
+    "InvalidInstanceId",
+    "DuplicateInstanceId",
+    "UnsupportedPlatformType",
+    "MaxDocumentSizeExceeded",
+];
+
+/// Error codes that the same call would get again: not worth retrying.
+const PERMANENT: [&str; 10] = [
+    "AccessDeniedException",
+    "AccessDenied",
+    "UnauthorizedOperation",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "InvalidSignatureException",
+    "MissingAuthenticationToken",
+    "ValidationException",
+    "InvalidCommandId",
+    "InvalidPluginName",
+];
+
+/// Sorts an SSM error by its code: [`RemoteError::Refused`] for a SendCommand of `document`
+/// that SSM refuses as sent, [`RemoteError::Rejected`] when retrying cannot help,
+/// [`RemoteError::Api`] otherwise.
+pub(crate) fn classify(
+    operation: &'static str,
+    document: Option<&str>,
+    code: Option<&str>,
+    message: Option<&str>,
+) -> RemoteError {
+    let text = format!(
+        "{}: {}",
+        code.unwrap_or("error"),
+        message.unwrap_or("no message (network or credentials?)")
+    );
+    match (document, code) {
+        (Some(document), Some(code)) if REFUSED.contains(&code) => RemoteError::Refused {
+            document: document.to_owned(),
+            message: text,
+        },
+        (_, Some(code)) if PERMANENT.contains(&code) => RemoteError::Rejected {
+            operation,
+            message: text,
+        },
+        _ => RemoteError::Api {
+            operation,
+            message: text,
+        },
     }
+}
+
+fn api<E: ProvideErrorMetadata>(operation: &'static str, e: &E) -> RemoteError {
+    classify(operation, None, e.code(), e.message())
 }
 
 #[async_trait::async_trait]
@@ -84,22 +136,7 @@ impl Fleet for SsmFleet {
         };
         let out = req.send().with_subscriber(quiet()).await.map_err(|e| {
             let e = e.into_service_error();
-            if e.is_invalid_parameters()
-                || e.is_invalid_document()
-                || e.is_invalid_document_version()
-                || e.is_invalid_instance_id()
-            {
-                RemoteError::Refused {
-                    document: spec.document.clone(),
-                    message: format!(
-                        "{}: {}",
-                        e.code().unwrap_or("error"),
-                        e.message().unwrap_or("")
-                    ),
-                }
-            } else {
-                api("SendCommand", &e)
-            }
+            classify("SendCommand", Some(&spec.document), e.code(), e.message())
         })?;
         out.command()
             .and_then(|c| c.command_id())

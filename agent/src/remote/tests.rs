@@ -16,28 +16,31 @@ fn result(id: &str, code: Option<i32>) -> InvocationResult {
 
 #[test]
 fn all_instances_agreeing_give_their_code() {
-    let v = verdict(&[result("i-1", Some(0)), result("i-2", Some(0))]);
+    let v = verdict(&[result("i-1", Some(0)), result("i-2", Some(0))], 2);
     assert_eq!(v.exit, ExitCode::Ok);
-    let v = verdict(&[result("i-1", Some(2)), result("i-2", Some(2))]);
+    let v = verdict(&[result("i-1", Some(2)), result("i-2", Some(2))], 2);
     assert_eq!(v.exit, ExitCode::RolledBack);
     assert!(v.summary.contains("2 of 2"), "{}", v.summary);
     // Serving but not recorded (a full state dir) is a Gantry result, not "no result".
-    let v = verdict(&[result("i-1", Some(6)), result("i-2", Some(6))]);
+    let v = verdict(&[result("i-1", Some(6)), result("i-2", Some(6))], 0);
     assert_eq!(v.exit, ExitCode::NotRecorded, "{}", v.summary);
     // Every code `gantry deploy`, `rollback` and `status` can end with passes through.
     for code in [0, 1, 2, 3, 6, 64, 65, 69, 75, 78] {
-        let v = verdict(&[result("i-1", Some(code))]);
+        let v = verdict(&[result("i-1", Some(code))], 1);
         assert_eq!(i32::from(v.exit.code()), code, "{}", v.summary);
     }
 }
 
 #[test]
 fn a_split_result_is_its_own_code_and_names_every_instance() {
-    let v = verdict(&[
-        result("i-1", Some(0)),
-        result("i-2", Some(2)),
-        result("i-3", None),
-    ]);
+    let v = verdict(
+        &[
+            result("i-1", Some(0)),
+            result("i-2", Some(2)),
+            result("i-3", None),
+        ],
+        3,
+    );
     assert_eq!(v.exit, ExitCode::RemoteSplit);
     for id in ["i-1", "i-2", "i-3"] {
         assert!(v.summary.contains(id), "{}", v.summary);
@@ -48,33 +51,69 @@ fn a_split_result_is_its_own_code_and_names_every_instance() {
 #[test]
 fn no_gantry_result_is_never_passed_through_as_137() {
     // SSM's executionTimeout kills the script: 137 everywhere is not a Gantry code.
-    let v = verdict(&[result("i-1", Some(137)), result("i-2", Some(137))]);
+    let v = verdict(&[result("i-1", Some(137)), result("i-2", Some(137))], 2);
     assert_eq!(v.exit, ExitCode::RemoteNoResult);
     assert_ne!(v.exit.code(), 137);
-    let v = verdict(&[]);
+    let v = verdict(&[], 0);
     assert_eq!(v.exit, ExitCode::RemoteNoResult);
     assert!(v.summary.contains("no instance matched"));
 }
 
+/// How a scripted call fails.
+#[derive(Debug, Clone, Copy)]
+enum Fail {
+    /// Throttling: tried again at the next poll.
+    Throttled,
+    /// Access denied: retrying cannot help.
+    Denied,
+}
+
+impl Fail {
+    fn error(self, operation: &'static str) -> RemoteError {
+        match self {
+            Self::Throttled => RemoteError::Api {
+                operation,
+                message: "ThrottlingException: Rate exceeded".into(),
+            },
+            Self::Denied => RemoteError::Rejected {
+                operation,
+                message:
+                    "AccessDeniedException: not authorized to perform ssm:GetCommandInvocation"
+                        .into(),
+            },
+        }
+    }
+}
+
 /// A fleet whose invocations end one poll after another.
 struct Scripted {
+    /// What each poll answers, in turn; the last one again and again.
     polls: Mutex<Vec<CommandState>>,
-    results: BTreeMap<String, InvocationResult>,
+    /// What each result read of an instance answers, in turn; the last one again and again.
+    results: Mutex<BTreeMap<String, Vec<InvocationResult>>>,
     sent: Mutex<Vec<CommandSpec>>,
     /// This many calls (polls and result reads alike) fail first, as throttling does.
     failing: Mutex<u32>,
+    /// Result reads fail so, in turn, before the scripted results.
+    read_failures: Mutex<Vec<Fail>>,
+    /// How many result reads were made.
+    reads: Mutex<u32>,
 }
 
 impl Scripted {
     fn new(polls: Vec<CommandState>, results: &[(&str, Option<i32>)]) -> Self {
         Self {
             polls: Mutex::new(polls),
-            results: results
-                .iter()
-                .map(|(id, code)| ((*id).to_owned(), result(id, *code)))
-                .collect(),
+            results: Mutex::new(
+                results
+                    .iter()
+                    .map(|(id, code)| ((*id).to_owned(), vec![result(id, *code)]))
+                    .collect(),
+            ),
             sent: Mutex::default(),
             failing: Mutex::new(0),
+            read_failures: Mutex::default(),
+            reads: Mutex::new(0),
         }
     }
 
@@ -84,10 +123,7 @@ impl Scripted {
             return Ok(());
         }
         *n -= 1;
-        Err(RemoteError::Api {
-            operation: "ListCommandInvocations",
-            message: "ThrottlingException: Rate exceeded".into(),
-        })
+        Err(Fail::Throttled.error("ListCommandInvocations"))
     }
 }
 
@@ -107,8 +143,21 @@ impl Fleet for Scripted {
         })
     }
     async fn result(&self, _: &str, id: &str) -> Result<InvocationResult, RemoteError> {
+        *self.reads.lock().unwrap() += 1;
         self.throttled()?;
-        Ok(self.results[id].clone())
+        {
+            let mut failures = self.read_failures.lock().unwrap();
+            if !failures.is_empty() {
+                return Err(failures.remove(0).error("GetCommandInvocation"));
+            }
+        }
+        let mut results = self.results.lock().unwrap();
+        let answers = results.get_mut(id).expect("a scripted result");
+        Ok(if answers.len() > 1 {
+            answers.remove(0)
+        } else {
+            answers[0].clone()
+        })
     }
 }
 
@@ -143,19 +192,14 @@ fn spec() -> CommandSpec {
 
 #[tokio::test(start_paused = true)]
 async fn waits_for_every_instance_and_prints_each_as_it_ends() {
-    let fleet = Scripted {
-        polls: Mutex::new(vec![
+    let fleet = Scripted::new(
+        vec![
             state("InProgress", &[("i-1", "InProgress")]),
             state("InProgress", &[("i-1", "Success"), ("i-2", "InProgress")]),
             state("Failed", &[("i-1", "Success"), ("i-2", "Failed")]),
-        ]),
-        results: BTreeMap::from([
-            ("i-1".into(), result("i-1", Some(0))),
-            ("i-2".into(), result("i-2", Some(2))),
-        ]),
-        sent: Mutex::default(),
-        failing: Mutex::new(0),
-    };
+        ],
+        &[("i-1", Some(0)), ("i-2", Some(2))],
+    );
     let mut out = Vec::new();
     let wait = Wait {
         poll_every: Duration::from_secs(2),
@@ -174,12 +218,7 @@ async fn waits_for_every_instance_and_prints_each_as_it_ends() {
 
 #[tokio::test(start_paused = true)]
 async fn a_command_that_never_ends_is_reported_after_the_wait_limit() {
-    let fleet = Scripted {
-        polls: Mutex::new(vec![state("InProgress", &[("i-1", "InProgress")])]),
-        results: BTreeMap::new(),
-        sent: Mutex::default(),
-        failing: Mutex::new(0),
-    };
+    let fleet = Scripted::new(vec![state("InProgress", &[("i-1", "InProgress")])], &[]);
     let wait = Wait {
         poll_every: Duration::from_secs(5),
         limit: Duration::from_secs(30),
@@ -245,6 +284,7 @@ async fn throttled_calls_are_tried_again_not_the_end_of_the_wait() {
     );
     // Two polls fail, then the result read of i-1 fails once: all tried again.
     *fleet.failing.lock().unwrap() = 2;
+    fleet.read_failures.lock().unwrap().push(Fail::Throttled);
     let wait = Wait {
         poll_every: Duration::from_secs(2),
         limit: Duration::from_secs(60),
@@ -271,4 +311,185 @@ async fn throttled_calls_are_tried_again_not_the_end_of_the_wait() {
         .await
         .unwrap_err();
     assert_eq!(err.exit_code(), ExitCode::Unavailable, "{err}");
+}
+
+fn quick_wait(limit: u64) -> Wait {
+    Wait {
+        poll_every: Duration::from_secs(2),
+        limit: Duration::from_secs(limit),
+        per_round: None,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn result_reads_failing_in_a_row_end_the_wait_as_polls_do() {
+    // Every poll succeeds and says i-1 ended, but every read of its result is throttled: five
+    // polls with a failed call in a row end the wait with 69, well before the wait bound.
+    let fleet = Scripted::new(
+        vec![state("Success", &[("i-1", "Success")])],
+        &[("i-1", Some(0))],
+    );
+    *fleet.read_failures.lock().unwrap() = vec![Fail::Throttled; 100];
+    let mut out = Vec::new();
+    let started = tokio::time::Instant::now();
+    let err = run(&fleet, &spec(), Some(quick_wait(3600)), &mut out)
+        .await
+        .unwrap_err();
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(err.exit_code(), ExitCode::Unavailable, "{err}\n{text}");
+    assert!(err.to_string().contains("GetCommandInvocation"), "{err}");
+    assert_eq!(*fleet.reads.lock().unwrap(), 5, "{text}");
+    assert!(started.elapsed() < Duration::from_secs(60), "{text}");
+    assert!(
+        text.contains("stopped waiting, the runner's SSM calls failed")
+            && text.contains("0 of 1 targeted instances answered"),
+        "{text}"
+    );
+
+    // A success between failures starts the count again.
+    let fleet = Scripted::new(
+        vec![
+            state("InProgress", &[("i-1", "Success"), ("i-2", "InProgress")]),
+            state("InProgress", &[("i-1", "Success"), ("i-2", "InProgress")]),
+            state("Success", &[("i-1", "Success"), ("i-2", "Success")]),
+        ],
+        &[("i-1", Some(0)), ("i-2", Some(0))],
+    );
+    *fleet.read_failures.lock().unwrap() = vec![Fail::Throttled; 4];
+    *fleet.failing.lock().unwrap() = 0;
+    let mut out = Vec::new();
+    let v = run(&fleet, &spec(), Some(quick_wait(3600)), &mut out)
+        .await
+        .unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(v.exit, ExitCode::Ok, "{text}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_access_denied_result_read_ends_the_wait_at_once() {
+    let fleet = Scripted::new(
+        vec![state("Success", &[("i-1", "Success")])],
+        &[("i-1", Some(0))],
+    );
+    fleet.read_failures.lock().unwrap().push(Fail::Denied);
+    let mut out = Vec::new();
+    let err = run(&fleet, &spec(), Some(quick_wait(3600)), &mut out)
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), ExitCode::Unavailable, "{err}");
+    assert!(!err.is_transient());
+    assert!(
+        err.to_string()
+            .contains("ssm:GetCommandInvocation permission"),
+        "the permission hint: {err}"
+    );
+    assert_eq!(*fleet.reads.lock().unwrap(), 1, "not tried again");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_result_read_that_lags_behind_the_listing_is_read_again() {
+    // ListCommandInvocations says Success; GetCommandInvocation still says InProgress with
+    // code -1 and no output, then catches up.
+    let fleet = Scripted::new(
+        vec![state("Success", &[("i-1", "Success"), ("i-2", "Success")])],
+        &[("i-2", Some(0))],
+    );
+    let lagging = InvocationResult {
+        instance_id: "i-1".into(),
+        status: "InProgress".into(),
+        exit_code: None,
+        stdout: String::new(),
+        stderr: String::new(),
+    };
+    fleet.results.lock().unwrap().insert(
+        "i-1".into(),
+        vec![lagging.clone(), lagging, result("i-1", Some(0))],
+    );
+    let mut out = Vec::new();
+    let v = run(&fleet, &spec(), Some(quick_wait(3600)), &mut out)
+        .await
+        .unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(v.exit, ExitCode::Ok, "{text}");
+    assert!(
+        v.summary.contains("2 of 2 instances agree: exit 0"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("InProgress"),
+        "not printed as a result: {text}"
+    );
+    assert_eq!(text.matches("== i-1 ").count(), 1, "{text}");
+}
+
+#[test]
+fn fewer_results_than_targets_is_a_split_naming_the_missing() {
+    let v = verdict(&[result("i-1", Some(0)), result("i-2", Some(0))], 3);
+    assert_eq!(v.exit, ExitCode::RemoteSplit, "{}", v.summary);
+    assert!(
+        v.summary.contains("2 of 3") && v.summary.contains("1 gave no result"),
+        "{}",
+        v.summary
+    );
+    let v = verdict(&[], 2);
+    assert_eq!(v.exit, ExitCode::RemoteNoResult, "{}", v.summary);
+    assert!(v.summary.contains("0 of 2"), "{}", v.summary);
+    // SSM not saying (0) is taken as the results' own count.
+    let v = verdict(&[result("i-1", Some(0))], 0);
+    assert_eq!(v.exit, ExitCode::Ok);
+    assert!(v.summary.contains("1 of 1"), "{}", v.summary);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fleet_that_answers_for_fewer_instances_than_it_targets_is_not_green() {
+    // SSM says it targets three instances, and the command ends with two invocations listed.
+    let mut done = state("Success", &[("i-1", "Success"), ("i-2", "Success")]);
+    done.target_count = 3;
+    let fleet = Scripted::new(vec![done], &[("i-1", Some(0)), ("i-2", Some(0))]);
+    let mut out = Vec::new();
+    let v = run(&fleet, &spec(), Some(quick_wait(3600)), &mut out)
+        .await
+        .unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(v.exit, ExitCode::RemoteSplit, "{text}");
+    assert!(
+        text.contains("2 of 3 targeted instances answered"),
+        "{text}"
+    );
+}
+
+#[test]
+fn ssm_errors_are_sorted_by_their_code() {
+    use super::ssm::classify;
+    let e = classify(
+        "ListCommands",
+        None,
+        Some("ThrottlingException"),
+        Some("Rate exceeded"),
+    );
+    assert!(e.is_transient(), "{e}");
+    assert_eq!(e.exit_code(), ExitCode::Unavailable);
+    let e = classify("ListCommands", None, None, None);
+    assert!(e.is_transient(), "a network error: {e}");
+    for code in [
+        "AccessDeniedException",
+        "ValidationException",
+        "UnrecognizedClientException",
+    ] {
+        let e = classify("GetCommandInvocation", None, Some(code), Some("no"));
+        assert!(!e.is_transient(), "{e}");
+        assert_eq!(e.exit_code(), ExitCode::Unavailable, "{e}");
+        assert!(
+            e.to_string()
+                .contains("ssm:GetCommandInvocation permission"),
+            "{e}"
+        );
+    }
+    let e = classify(
+        "SendCommand",
+        Some("Gantry-Deploy"),
+        Some("InvalidParameters"),
+        Some("ImageTag"),
+    );
+    assert_eq!(e.exit_code(), ExitCode::InvalidInput, "{e}");
 }
