@@ -217,3 +217,86 @@ while :; do sleep 0.1; done"#;
     assert_eq!(sidecar.wait(Duration::from_secs(15)).code(), Some(0));
     assert_no_secret(&sidecar.output(), &[&k1, &k2]);
 }
+
+/// Review item: only `VAULT_TOKEN` and `VAULT_SECRET_ID` were kept from the child; the variables
+/// naming the files the sidecar reads its Vault credentials from (`VAULT_TOKEN_FILE`,
+/// `VAULT_SECRET_ID_FILE`) and the AppRole's `VAULT_ROLE_ID` were passed on, telling the app
+/// where its sidecar's login lies. The sidecar logs in with a token file, then with AppRole
+/// and a secret id file; the child sees none of those variables.
+#[test]
+fn exec_child_gets_no_variable_naming_the_sidecars_vault_credentials() {
+    const NAMES: &str = r#"printf '%s %s %s %s\n' "${VAULT_TOKEN_FILE:-none}" "${VAULT_SECRET_ID_FILE:-none}" "${VAULT_ROLE_ID:-none}" "$A" >> seen
+trap 'exit 0' TERM
+while :; do sleep 0.1; done"#;
+    let vault = Vault::shared();
+    let path = unique("credential-files");
+    let a = value("a");
+    vault.kv_put(&path, &[("A", &a)]);
+    let mount = unique("approle");
+    let policy = unique("read");
+    vault.run(&["auth", "enable", &format!("-path={mount}"), "approle"]);
+    let hcl = std::env::temp_dir().join(format!("{policy}.hcl"));
+    std::fs::write(
+        &hcl,
+        format!("path \"secret/data/{path}\" {{ capabilities = [\"read\"] }}\n"),
+    )
+    .unwrap();
+    vault.run(&["policy", "write", &policy, &hcl.to_string_lossy()]);
+    let _ = std::fs::remove_file(&hcl);
+    vault.run(&[
+        "write",
+        &format!("auth/{mount}/role/app"),
+        &format!("token_policies={policy}"),
+    ]);
+    let role_id = vault.run(&[
+        "read",
+        "-field=role_id",
+        &format!("auth/{mount}/role/app/role-id"),
+    ]);
+    let secret_id = vault.run(&[
+        "write",
+        "-f",
+        "-field=secret_id",
+        &format!("auth/{mount}/role/app/secret-id"),
+    ]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, &vault.token).unwrap();
+    let sid_file = dir.path().join("secret-id");
+    std::fs::write(&sid_file, secret_id.trim()).unwrap();
+    let secret_path = format!("secret/{path}");
+    let token_file_s = token_file.to_string_lossy().into_owned();
+    let sid_file_s = sid_file.to_string_lossy().into_owned();
+    let runs: [&[(&str, &str)]; 2] = [
+        &[("VAULT_TOKEN_FILE", &token_file_s)],
+        &[
+            ("VAULT_AUTH_METHOD", "approle"),
+            ("VAULT_AUTH_MOUNT", &mount),
+            ("VAULT_ROLE_ID", role_id.trim()),
+            ("VAULT_SECRET_ID_FILE", &sid_file_s),
+        ],
+    ];
+    for (i, auth) in runs.into_iter().enumerate() {
+        let seen = dir.path().join("seen");
+        let _ = std::fs::remove_file(&seen);
+        let mut extra = vec![("VAULT_SECRET_PATH", secret_path.as_str())];
+        extra.extend_from_slice(auth);
+        let mut c = sidecar_command(dir.path(), &vault, &extra);
+        c.0.env_remove("VAULT_TOKEN");
+        c.0.args(["exec", "--", "/bin/sh", "-c", NAMES]);
+        let mut sidecar = Sidecar::spawn(c);
+        let first = wait_for("the child to start", Duration::from_secs(20), || {
+            lines(&seen).first().cloned()
+        });
+        assert_eq!(
+            first,
+            format!("none none none {a}"),
+            "run {i}: the child sees where the sidecar's credentials are"
+        );
+        send_signal(sidecar.pid(), "TERM");
+        let status = sidecar.wait(Duration::from_secs(15));
+        assert_eq!(status.code(), Some(0), "{}", sidecar.output());
+        assert_no_secret(&sidecar.output(), &[&a, secret_id.trim(), &vault.token]);
+    }
+}

@@ -77,6 +77,9 @@ fn command_action_gets_none_of_the_sidecars_credentials() {
     let creds = [
         "VAULT_TOKEN",
         "VAULT_SECRET_ID",
+        "VAULT_TOKEN_FILE",
+        "VAULT_SECRET_ID_FILE",
+        "VAULT_ROLE_ID",
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
         "AWS_SESSION_TOKEN",
