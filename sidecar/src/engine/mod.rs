@@ -9,7 +9,8 @@
 //!   values, retries with exponential backoff and full jitter (1 s doubling, capped at the
 //!   refresh interval and 60 s), re-reading with `fetch` until the source answers again.
 //! - [`Debouncer`] gathers changes into one action after a quiet period and rate limits them.
-//! - [`Status`] is the shared view used by `/readyz`, `/metrics` and `STATUS=` lines.
+//! - [`Status`] is the shared view used by `/readyz`, `/metrics` and `STATUS=` lines: stale
+//!   sources, and outputs whose last write failed, make it not ready.
 //!
 //! All timing goes through `tokio::time`, so tests run with a paused clock; shutdown is a
 //! `CancellationToken` the caller owns.
@@ -284,6 +285,8 @@ struct StatusInner {
     render_errors_total: u64,
     action_errors_total: u64,
     child_pid: Option<i32>,
+    /// Outputs whose last render or write failed: their files hold old values.
+    failed_outputs: Vec<String>,
 }
 
 /// Shared, cheap-to-clone view of the sidecar's state (no secret in it).
@@ -369,11 +372,17 @@ impl Status {
         self.with(|s| s.action_errors_total += 1);
     }
 
+    /// The outputs (paths) whose last render or write failed; empty once they all succeed.
+    pub fn set_failed_outputs(&self, paths: Vec<String>) {
+        self.with(|s| s.failed_outputs = paths);
+    }
+
     pub fn set_child(&self, pid: Option<i32>) {
         self.with(|s| s.child_pid = pid);
     }
 
-    /// Ready when started and every source succeeded within the grace period.
+    /// Ready when started, every source succeeded within the grace period, and no output
+    /// failed its last render or write (`output:<path>` in `stale`).
     pub fn readiness(&self) -> Readiness {
         let now = Instant::now();
         self.with(|s| {
@@ -385,6 +394,7 @@ impl Status {
                         .is_none_or(|t| now.duration_since(t) > self.grace)
                 })
                 .map(|src| src.id.clone())
+                .chain(s.failed_outputs.iter().map(|p| format!("output:{p}")))
                 .collect();
             Readiness {
                 ready: s.started && stale.is_empty(),

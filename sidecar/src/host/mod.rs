@@ -6,8 +6,10 @@
 //! once (the output's own `on_change`, else the top-level one; equal actions run once per
 //! batch). Every output is rendered on its own ([`render_all`]): one that fails keeps its old
 //! file and is logged with its path (`N of M outputs failed`), while the others are still
-//! written and their actions run; the service goes on. At start any failed output fails the
-//! command ([`Rendered::into_result`]).
+//! written and their actions run; the service goes on, reports not ready while an output is
+//! stale, and tries the failed outputs again with the sources' backoff ([`OutputRetry`]) until
+//! they are written (their actions run then). At start any failed output fails the command
+//! ([`Rendered::into_result`]).
 //! `STATUS=` lines follow each batch; `WATCHDOG=1` is sent at half of `WATCHDOG_USEC`, also
 //! while actions run (a command may take its whole timeout). A stop request is handled at once,
 //! even during an action: the action is dropped (a command is killed) and logged as interrupted.
@@ -136,6 +138,50 @@ pub fn render_all<'a>(
         }
     }
     done
+}
+
+/// Outputs that failed to render or write: they are tried again with the sources' backoff
+/// ([`engine::backoff`]: 1 s doubling, capped at the refresh interval and 60 s) until a pass
+/// succeeds, and [`Status`] reports them stale meanwhile (`/readyz` 503).
+#[derive(Debug, Default)]
+pub struct OutputRetry {
+    failures: u32,
+    at: Option<Instant>,
+}
+
+impl OutputRetry {
+    /// When the next try is due, if an output failed.
+    pub fn at(&self) -> Option<Instant> {
+        self.at
+    }
+
+    /// Records how a pass of [`render_all`] went: after a failure the next try is scheduled,
+    /// after a whole success the retry stops; `status` learns which outputs are stale.
+    pub fn record(&mut self, rendered: &Rendered<'_>, status: &Status, refresh: Duration) {
+        let failed: Vec<String> = rendered
+            .errors
+            .iter()
+            .map(|(o, _)| o.path.display().to_string())
+            .collect();
+        if failed.is_empty() {
+            if self.failures > 0 {
+                tracing::info!(after_failures = self.failures, "every output written again");
+            }
+            self.failures = 0;
+            self.at = None;
+        } else {
+            self.failures = self.failures.saturating_add(1);
+            let wait = engine::backoff(self.failures, refresh);
+            tracing::warn!(
+                failed = failed.len(),
+                attempt = self.failures,
+                retry_in_ms = wait.as_millis() as u64,
+                "outputs failed, trying them again"
+            );
+            self.at = Some(Instant::now() + wait);
+        }
+        status.set_failed_outputs(failed);
+    }
 }
 
 /// The actions the written outputs call for, each distinct action once, with the first output
@@ -372,8 +418,15 @@ async fn serve_loop<P: FnMut()>(
     shutdown: CancellationToken,
 ) {
     let mut debounce = Debouncer::new(config.restart.debounce, Duration::ZERO);
+    let mut retry = OutputRetry::default();
     let mut status_tick = tokio::time::interval(Duration::from_secs(30));
     loop {
+        // A change due, or a retry of the outputs that failed: one pass renders every output
+        // (unchanged files are left alone) from the latest values.
+        let due = match (debounce.deadline(), retry.at()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         tokio::select! {
             () = shutdown.cancelled() => break,
             Some(change) = changes.recv() => {
@@ -382,10 +435,13 @@ async fn serve_loop<P: FnMut()>(
                     debounce.changed(Instant::now());
                 }
             }
-            () = engine::sleep_until_opt(debounce.deadline()) => {
-                debounce.fired(Instant::now());
+            () = engine::sleep_until_opt(due) => {
+                if debounce.deadline().is_some_and(|d| d <= Instant::now()) {
+                    debounce.fired(Instant::now());
+                }
                 let rendered = render_all(&config.outputs, &ids, &snaps, &status);
-                rendered.log_errors("its old file stays");
+                rendered.log_errors("its old file stays until a retry succeeds");
+                retry.record(&rendered, &status, config.refresh);
                 if !run_actions_alive(config, &rendered.written, &status, &mut watchdog, &shutdown).await {
                     break;
                 }

@@ -547,3 +547,104 @@ async fn the_watchdog_beats_and_a_stop_interrupts_while_an_action_runs() {
     }
     assert!(gone, "the action's process {pid} still runs");
 }
+
+/// Makes `dir` read-only for everyone, root included (root ignores the mode bits: the
+/// immutable attribute through `chattr`); the dir is writable again when the guard drops.
+struct ReadOnly<'a>(&'a std::path::Path);
+
+impl<'a> ReadOnly<'a> {
+    fn new(dir: &'a std::path::Path) -> Self {
+        let guard = Self(dir);
+        guard.set(true);
+        assert!(
+            std::fs::write(dir.join(".probe"), b"x").is_err(),
+            "{} is still writable: this test cannot check a failed write",
+            dir.display()
+        );
+        guard
+    }
+
+    fn set(&self, read_only: bool) {
+        use std::os::unix::fs::PermissionsExt;
+        if nix::unistd::geteuid().is_root() {
+            let flag = if read_only { "+i" } else { "-i" };
+            let ok = std::process::Command::new("chattr")
+                .arg(flag)
+                .arg(self.0)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "chattr {flag} {} failed", self.0.display());
+        } else {
+            let mode = if read_only { 0o555 } else { 0o755 };
+            std::fs::set_permissions(self.0, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+    }
+}
+
+impl Drop for ReadOnly<'_> {
+    fn drop(&mut self) {
+        self.set(false);
+    }
+}
+
+/// Review item: an output that failed to be written (read-only dir, disk full) was only
+/// logged: nothing tried it again, so the file kept its old values until the next change, and
+/// `/readyz` said ready. Now the failed outputs are tried again with the sources' backoff and
+/// the sidecar is not ready while one is stale.
+#[tokio::test(start_paused = true)]
+async fn an_output_that_failed_to_be_written_is_tried_again_and_not_ready_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let file = out_dir.join("app.env");
+    let config = config_with(dir.path(), &format!("  - {{ path: {} }}\n", file.display()));
+    let ids = vec!["fake".to_owned()];
+    let status = Status::new(&ids, Duration::from_secs(24 * 3600));
+    let start = vec![Some(values(&[("K", "1")]))];
+    render_all(&config.outputs, &ids, &start, &status)
+        .into_result()
+        .unwrap();
+    status.fetched(0, false);
+    status.set_started();
+    assert!(status.readiness().ready);
+
+    let read_only = ReadOnly::new(&out_dir);
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let shutdown = CancellationToken::new();
+    let notifier = Notifier::default();
+    let serving = serve_loop(
+        &config,
+        rx,
+        ids,
+        start,
+        status.clone(),
+        &notifier,
+        Watchdog::new(None, || {}),
+        shutdown.clone(),
+    );
+    let check = async {
+        tx.send(engine::Change {
+            index: 0,
+            snapshot: values(&[("K", "2")]),
+        })
+        .await
+        .unwrap();
+        // Past the debounce (10 ms): the write failed.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let during = std::fs::read_to_string(&file).unwrap();
+        let readiness = status.readiness();
+        drop(read_only);
+        // Past the longest backoff (60 s).
+        tokio::time::sleep(Duration::from_secs(61)).await;
+        let after = std::fs::read_to_string(&file).unwrap();
+        let ready_after = status.readiness();
+        shutdown.cancel();
+        (during, readiness, after, ready_after)
+    };
+    let ((), (during, readiness, after, ready_after)) = tokio::join!(serving, check);
+    assert_eq!(during, "K='1'\n", "the failed write left the old file");
+    assert!(!readiness.ready, "ready while an output is stale");
+    assert_eq!(readiness.stale, [format!("output:{}", file.display())]);
+    assert_eq!(after, "K='2'\n", "the failed output was not tried again");
+    assert!(ready_after.ready, "{ready_after:?}");
+}

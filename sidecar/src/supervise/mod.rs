@@ -17,7 +17,9 @@
 //! SIGQUIT, SIGUSR1 and SIGUSR2 are only forwarded. SIGCHLD and SIGURG are never forwarded.
 //!
 //! `outputs:` of a config file are rendered before the first child starts (an error stops us)
-//! and again before each restart (an error is logged; the new child gets the old files).
+//! and again before each restart (an error is logged; the new child gets the old files, which
+//! are tried again with the sources' backoff until written, without another restart; the
+//! sidecar reports not ready meanwhile).
 //!
 //! Before the first child starts, the sidecar makes itself non-dumpable and drops its Vault
 //! credentials from its own environment ([`protect`]), so the child cannot read them from
@@ -217,6 +219,8 @@ pub async fn supervise(
     let mut shutdown_seen = false;
     // The environment checked when a restart was decided, for the child that restart starts.
     let mut decided: Option<Env> = None;
+    // Outputs that failed to be written before a restart, tried again until they are.
+    let mut retry = crate::host::OutputRetry::default();
 
     loop {
         let due = match phase {
@@ -234,6 +238,12 @@ pub async fn supervise(
                 }
             }
             _ = reap_tick.tick() => {}
+            () = engine::sleep_until_opt(retry.at()) => {
+                let opt: Vec<Option<Snapshot>> = snaps.iter().cloned().map(Some).collect();
+                let rendered = crate::host::render_all(&config.outputs, &ids, &opt, &status);
+                rendered.log_errors("its old file stays until a retry succeeds");
+                retry.record(&rendered, &status, config.refresh);
+            }
             Some(change) = changes.recv() => {
                 if let Some(slot) = snaps.get_mut(change.index) {
                     *slot = change.snapshot;
@@ -291,8 +301,9 @@ pub async fn supervise(
                 };
                 if !config.outputs.is_empty() {
                     let opt: Vec<Option<Snapshot>> = snaps.iter().cloned().map(Some).collect();
-                    crate::host::render_all(&config.outputs, &ids, &opt, &status)
-                        .log_errors("the new child gets its old file");
+                    let rendered = crate::host::render_all(&config.outputs, &ids, &opt, &status);
+                    rendered.log_errors("the new child gets its old file until a retry succeeds");
+                    retry.record(&rendered, &status, config.refresh);
                 }
                 current = Child::spawn(cmd, &env)?;
                 drop(env);
