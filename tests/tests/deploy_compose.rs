@@ -776,3 +776,53 @@ fn a_failing_job_aborts_before_anything_running_changes() {
     assert_eq!(stack.containers(), before, "nothing replaced");
     assert!(stack.page().contains("Hello from Gantry"));
 }
+
+#[test]
+fn a_replacement_keeps_its_anonymous_volumes_as_compose_does() {
+    // A database image run without a named volume keeps its data in its image's VOLUME; a
+    // `- /path` entry makes another anonymous one. Compose gives the replacement both; so must
+    // Gantry, or a changed environment deploys an empty database, gated green.
+    let base = env().get("GANTRY_TEST_IMAGE");
+    let image = "gantry-test/busybox-volume:latest";
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {base}\nVOLUME /var/lib/db\n"),
+    )
+    .unwrap();
+    let built = docker(&["build", "-q", "-t", image, ctx.path().to_str().unwrap()]);
+    assert!(built.status.success(), "{}", stderr(&built));
+    let stack = Stack::with_file(&format!(
+        "services:
+  db:
+    image: {image}
+    command: [\"sh\", \"-c\", \"trap 'exit 0' TERM; while sleep 1; do :; done\"]
+    environment: {{V: \"${{V:-1}}\"}}
+    volumes: [/scratch]
+    x-gantry: {{min_ready: 1s}}
+"
+    ));
+    assert_eq!(stack.deploy(&[]).status.code(), Some(0));
+    let db = format!("{}-db-1", stack.name);
+    let wrote = docker(&[
+        "exec",
+        &db,
+        "sh",
+        "-c",
+        "echo kept > /var/lib/db/m && echo kept > /scratch/m",
+    ]);
+    assert!(wrote.status.success(), "{}", stderr(&wrote));
+    let before = inspect(&db, "{{.Id}}");
+
+    let out = stack.deploy(&["--var", "V=2"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_ne!(inspect(&db, "{{.Id}}"), before, "db recreated");
+    assert!(
+        stdout(&out)
+            .contains("keeps its anonymous volumes (/scratch, /var/lib/db): replaced stop-first"),
+        "{}",
+        stdout(&out)
+    );
+    let read = docker(&["exec", &db, "cat", "/var/lib/db/m", "/scratch/m"]);
+    assert_eq!(stdout(&read), "kept\nkept\n", "{}", stderr(&read));
+}

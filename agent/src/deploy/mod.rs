@@ -30,6 +30,7 @@
 //! networks once (connections it opened while starting are reset), and takes the old one out
 //! of DNS the same way before it stops.
 
+mod anonymous;
 pub mod apply;
 mod canary;
 mod conclude;

@@ -409,6 +409,7 @@ mod tests {
             networks: Vec::new(),
             ip_addresses: Default::default(),
             volumes: Vec::new(),
+            anonymous_volumes: Vec::new(),
             ports: Vec::new(),
             stop_timeout: None,
             state: ContainerState {

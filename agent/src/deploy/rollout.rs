@@ -240,6 +240,14 @@ impl Rollout<'_> {
                 let name = translate::container_name(project, svc, *n);
                 let mut spec = translate::container_spec(project, svc, &image, Some(*n), &sp.hash)?;
                 rotation.adapt(&mut spec);
+                let inherited = match old {
+                    Some(o) if !o.anonymous_volumes.is_empty() => {
+                        let declared = self.engine.inspect_image(&image.as_str().into()).await?;
+                        let declared = declared.map(|i| i.volumes).unwrap_or_default();
+                        super::anonymous::inherit(&mut spec, o, &declared)
+                    }
+                    _ => Vec::new(),
+                };
                 // Created under a temporary name: the old container keeps its name (and keeps
                 // serving) until it is retired. Without an old container, under its own name
                 // (one call less per container, which counts at a hundred services); so too
@@ -262,7 +270,17 @@ impl Rollout<'_> {
                     self.engine.remove_container(&stale.id, true).await?;
                 }
                 let start_first = strategy == health::Strategy::StartFirst
-                    && old.as_ref().is_some_and(|o| o.state.running);
+                    && old.as_ref().is_some_and(|o| o.state.running)
+                    && inherited.is_empty();
+                if strategy == health::Strategy::StartFirst && !inherited.is_empty() {
+                    progress.step(
+                        Some(&svc.name),
+                        &format!(
+                            "keeps its anonymous volumes ({}): replaced stop-first",
+                            inherited.join(", ")
+                        ),
+                    );
+                }
                 // Docker's DNS is not health-aware: a container resolves under the service's
                 // name as soon as it starts. Start-first therefore starts the new container
                 // without its aliases and gives them to it only once it is ready.

@@ -1517,3 +1517,42 @@ async fn a_deploy_id_a_later_release_superseded_is_applied_again() {
     assert!(again.repeated, "{again:?}");
     assert_eq!(again.release, rerun.release);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_replacement_keeps_the_anonymous_volumes_and_is_stop_first() {
+    // A database image run without a named volume keeps its data in its VOLUME; Compose gives
+    // the replacement the same volume. A fresh one would be an empty database, gated green.
+    let s = Setup::new();
+    for v in ["1", "2"] {
+        s.engine
+            .declare_volumes(&format!("app:{v}"), &["/var/lib/mysql"]);
+    }
+    let compose = "services:
+  web:
+    image: app:${V}
+    volumes: [/scratch]
+    x-gantry: {min_ready: 1s}
+";
+    assert_eq!(s.deploy(compose, "1").await.outcome, Outcome::Succeeded);
+    let before = s.engine.containers()["app-web-1"].anonymous_volumes.clone();
+    let targets: Vec<&str> = before.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(targets, ["/scratch", "/var/lib/mysql"]);
+    s.engine.clear_calls();
+
+    let report = s.deploy(compose, "2").await;
+    assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.error);
+    let after = &s.engine.containers()["app-web-1"];
+    assert!(after.image_id.ends_with(&"2".repeat(64)));
+    assert_eq!(after.anonymous_volumes, before, "the same volumes");
+    assert_eq!(
+        s.calls_but_pulls(),
+        [
+            "create app-web-1-gantry-next",
+            "stop app-web-1",
+            "remove app-web-1",
+            "rename app-web-1-gantry-next app-web-1",
+            "start app-web-1",
+        ],
+        "never two containers on one data directory"
+    );
+}

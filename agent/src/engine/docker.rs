@@ -657,6 +657,7 @@ impl super::Engine for DockerEngine {
                 id: i.id,
                 repo_digests: real(i.repo_digests),
                 repo_tags: real(i.repo_tags),
+                volumes: Vec::new(),
             })
             .collect())
     }
@@ -667,6 +668,7 @@ impl super::Engine for DockerEngine {
                 id: i.id.unwrap_or_default(),
                 repo_digests: i.repo_digests.unwrap_or_default(),
                 repo_tags: i.repo_tags.unwrap_or_default(),
+                volumes: convert::image_volumes(i.config.and_then(|c| c.volumes)),
             })),
             Err(e) => match self.err(Object::Image(image.to_string()), e) {
                 EngineError::NotFound { .. } => Ok(None),

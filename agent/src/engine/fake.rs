@@ -20,6 +20,7 @@
 
 pub mod addressed;
 mod events;
+mod mounts;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -31,8 +32,8 @@ use futures_util::stream::BoxStream;
 use super::{
     ContainerInfo, ContainerSpec, ContainerState, ContainerStatus, Engine, EngineError,
     EngineVersion, Ensured, Event, EventFilter, ExecOutcome, ExecSpec, ImageInfo, ImageRef,
-    MountKind, NetworkAttachment, NetworkSpec, Object, PullFailure, PullProgressFn, RegistryAuth,
-    Result, VolumeSpec, labels,
+    NetworkAttachment, NetworkSpec, Object, PullFailure, PullProgressFn, RegistryAuth, Result,
+    VolumeSpec, labels,
 };
 
 #[derive(Debug, Default)]
@@ -202,6 +203,7 @@ impl FakeEngine {
                     id.trim_start_matches("sha256:")
                 )],
                 repo_tags: vec![reference.to_owned()],
+                volumes: Vec::new(),
             },
         );
         id
@@ -485,17 +487,8 @@ impl Engine for FakeEngine {
             image: spec.image.as_str().to_owned(),
             networks: spec.networks.iter().map(|n| n.network.clone()).collect(),
             ip_addresses: BTreeMap::new(),
-            volumes: {
-                let mut v: Vec<String> = spec
-                    .mounts
-                    .iter()
-                    .filter(|m| matches!(m.kind, MountKind::Volume { .. }) && !m.source.is_empty())
-                    .map(|m| m.source.clone())
-                    .collect();
-                v.sort();
-                v.dedup();
-                v
-            },
+            volumes: mounts::named(spec),
+            anonymous_volumes: mounts::anonymous(spec, &image.volumes, &id),
             ports: Vec::new(),
             stop_timeout: spec.stop_timeout,
             state: state(ContainerStatus::Created, None),
@@ -736,6 +729,7 @@ impl Engine for FakeEngine {
                 id: found.id.clone(),
                 repo_digests: found.repo_digests.clone(),
                 repo_tags: Vec::new(),
+                volumes: found.volumes.clone(),
             });
         if !image.as_str().contains('@') {
             local.repo_tags.push(image.as_str().to_owned());

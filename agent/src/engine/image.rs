@@ -139,6 +139,9 @@ pub struct ImageInfo {
     /// Empty for images that only exist locally (built or imported).
     pub repo_digests: Vec<String>,
     pub repo_tags: Vec<String>,
+    /// The mount points the image declares (`VOLUME`), sorted (from an inspect; a listing
+    /// leaves them empty).
+    pub volumes: Vec<String>,
 }
 
 impl ImageInfo {

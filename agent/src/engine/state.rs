@@ -133,12 +133,25 @@ pub struct ContainerInfo {
     pub ip_addresses: BTreeMap<String, String>,
     /// Docker names of the named volumes mounted (anonymous ones left out), sorted.
     pub volumes: Vec<String>,
+    /// The anonymous volumes mounted (an image's `VOLUME`, a `volumes:` entry without a
+    /// source): (mount target, Docker's name for the volume), sorted. A replacement inherits
+    /// them, as with Compose.
+    pub anonymous_volumes: Vec<(String, String)>,
     /// Ports published on the host, as bound (the host port Docker chose when none was asked).
     pub ports: Vec<PublishedPort>,
     /// The grace period it was created with (`docker create --stop-timeout`; inspect only,
     /// `None`: Docker's 10 s).
     pub stop_timeout: Option<std::time::Duration>,
     pub state: ContainerState,
+}
+
+/// Whether `name` is one Docker gave an anonymous volume: 64 lowercase hex digits (a volume
+/// someone named so is taken for one).
+pub fn is_anonymous_volume(name: &str) -> bool {
+    name.len() == 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 impl ContainerInfo {

@@ -47,6 +47,7 @@ fn digest_for_matches_hub_shorthand() {
         id: "sha256:x".into(),
         repo_digests: vec![format!("nginx@{d}")],
         repo_tags: vec![],
+        volumes: vec![],
     };
     let r = ImageRef::from("docker.io/library/nginx:1");
     assert_eq!(info.digest_for(&r).unwrap().as_str(), d);

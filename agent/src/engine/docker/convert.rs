@@ -7,6 +7,7 @@
 //! Limits: only the fields Gantry reads.
 
 use super::*;
+use crate::engine::is_anonymous_volume;
 
 pub(super) fn from_summary(c: ContainerSummary) -> ContainerInfo {
     let labels = to_btree(c.labels);
@@ -60,6 +61,7 @@ pub(super) fn from_summary(c: ContainerSummary) -> ContainerInfo {
         image: c.image.unwrap_or_default(),
         networks,
         ip_addresses,
+        anonymous_volumes: anonymous_volumes(c.mounts.as_deref().unwrap_or_default()),
         volumes: named_volumes(c.mounts.unwrap_or_default()),
         ports,
         stop_timeout: None,
@@ -131,6 +133,7 @@ pub(super) fn from_inspect(c: ContainerInspectResponse) -> ContainerInfo {
         image: config.image.unwrap_or_default(),
         networks,
         ip_addresses,
+        anonymous_volumes: anonymous_volumes(c.mounts.as_deref().unwrap_or_default()),
         volumes: named_volumes(c.mounts.unwrap_or_default()),
         ports,
         stop_timeout: config
@@ -187,11 +190,32 @@ pub(super) fn named_volumes(mounts: Vec<MountPoint>) -> Vec<String> {
     let mut names: Vec<String> = mounts
         .into_iter()
         .filter(|m| m.typ.as_deref() == Some("volume"))
-        .filter_map(|m| m.name.filter(|n| !n.is_empty()))
+        .filter_map(|m| m.name.filter(|n| !n.is_empty() && !is_anonymous_volume(n)))
         .collect();
     names.sort();
     names.dedup();
     names
+}
+
+/// The anonymous volumes among a container's mounts: (target, name), sorted.
+pub(super) fn anonymous_volumes(mounts: &[MountPoint]) -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = mounts
+        .iter()
+        .filter(|m| m.typ.as_deref() == Some("volume"))
+        .filter_map(|m| {
+            let name = m.name.as_deref().filter(|n| is_anonymous_volume(n))?;
+            Some((m.destination.clone()?, name.to_owned()))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// An image's `VOLUME`s (Docker's `Config.Volumes`), sorted.
+pub(super) fn image_volumes(volumes: Option<Vec<String>>) -> Vec<String> {
+    let mut v = volumes.unwrap_or_default();
+    v.sort();
+    v
 }
 
 pub(super) fn split_endpoints(
