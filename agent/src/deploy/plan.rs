@@ -1,7 +1,9 @@
 //! The plan: what a deploy would do to each service, and why.
 //!
 //! A container is up to date when its `io.gantry.hash` label equals the service's canonical
-//! hash, it runs the image id the deploy resolved, and every network and named volume the
+//! hash (mixed with what replaces the containers of the services it is bound to, see
+//! [`bound`]: a service in another's network namespace is recreated with it), it runs the
+//! image id the deploy resolved, and every network and named volume the
 //! service uses is attached under its Docker name (a top-level `name:` moves them without
 //! changing the service). The fields that changed are found by
 //! comparing the service with the one recorded in the last release; without a record the plan
@@ -15,6 +17,8 @@ use serde::Serialize;
 use crate::compose::{DependsCondition, Project, Service, hash};
 use crate::engine::{ContainerInfo, labels};
 use crate::ledger::Release;
+
+pub mod bound;
 
 /// What happens to a service (the ledger records the same type).
 pub use crate::ledger::Action;
@@ -192,8 +196,31 @@ pub fn compute(
     }
 
     let mut services = Vec::new();
+    // What the services bound to another's containers take from it, and the services whose
+    // containers this plan replaces (see `bound`).
+    let mut parents: BTreeMap<String, bound::Parent> = BTreeMap::new();
+    let mut replaced: BTreeSet<String> = BTreeSet::new();
     for svc in project.services_in_dependency_order() {
-        let hash = svc.config_hash();
+        let own = svc.config_hash();
+        let job = jobs.contains(&svc.name);
+        let (hash, bound) = if job {
+            (own.clone(), BTreeMap::new())
+        } else {
+            (
+                bound::bound_hash(project, svc, &own, &parents),
+                bound::bound_to(project, svc),
+            )
+        };
+        // The services bound to one this plan replaces follow it, and say why.
+        let with_parents: Vec<String> = bound
+            .iter()
+            .filter(|(p, _)| replaced.contains(p.as_str()))
+            .map(|(p, why)| format!("{p} recreated ({why})"))
+            .collect();
+        // A container created before hashes were bound (its label is the service's own hash)
+        // is up to date as long as nothing it is bound to is replaced: an upgrade of Gantry
+        // alone recreates nothing.
+        let unbound_label_ok = hash != own && with_parents.is_empty();
         let image_id = image_ids.get(&svc.name).cloned();
         let existing: Vec<ContainerInfo> = by_service
             .remove(svc.name.as_str())
@@ -201,7 +228,6 @@ pub fn compute(
             .into_iter()
             .cloned()
             .collect();
-        let job = jobs.contains(&svc.name);
         let replicas = if job { 1 } else { svc.replicas() };
         let mut reasons = Vec::new();
 
@@ -232,7 +258,10 @@ pub fn compute(
                 match best_container(project, svc, &mine, &hash, image_id.as_deref()) {
                     None => missing += 1,
                     Some(c) => {
-                        if c.label(labels::GANTRY_HASH) != Some(hash.as_str()) {
+                        let label = c.label(labels::GANTRY_HASH);
+                        if label != Some(hash.as_str())
+                            && !(unbound_label_ok && label == Some(own.as_str()))
+                        {
                             stale_config = true;
                         } else if let Some(gone) = not_attached(project, svc, c) {
                             detached.extend(gone);
@@ -272,12 +301,13 @@ pub fn compute(
                             .collect::<Vec<_>>()
                     })
                     .unwrap_or_default();
-                if fields.is_empty() && env_files.is_empty() {
+                if fields.is_empty() && env_files.is_empty() && with_parents.is_empty() {
                     reasons.push("configuration changed".into());
                 } else {
                     reasons.extend(fields);
                 }
                 reasons.extend(env_files);
+                reasons.extend(with_parents);
             }
             reasons.extend(detached.iter().cloned());
             if stale_image {
@@ -326,6 +356,18 @@ pub fn compute(
         } else {
             super::health::rule(svc).describe()
         };
+        if !job {
+            parents.insert(
+                svc.name.clone(),
+                bound::Parent {
+                    hash: hash.clone(),
+                    image_id: image_id.clone(),
+                },
+            );
+            if action == Action::Recreate {
+                replaced.insert(svc.name.clone());
+            }
+        }
         services.push(ServicePlan {
             service: svc.name.clone(),
             action,
