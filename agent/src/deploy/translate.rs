@@ -233,18 +233,7 @@ pub fn container_spec(
             host_port,
         });
     }
-    let mut expose = Vec::new();
-    for e in &service.expose {
-        let (port, proto) = e.split_once('/').unwrap_or((e.as_str(), "tcp"));
-        let proto = if proto == "udp" {
-            Protocol::Udp
-        } else {
-            Protocol::Tcp
-        };
-        if let Ok(p) = port.parse::<u16>() {
-            expose.push((p, proto));
-        }
-    }
+    let expose = exposed(service).map_err(invalid)?;
 
     let mounts = mounts::mounts(project, service).map_err(invalid)?;
 
@@ -257,16 +246,18 @@ pub fn container_spec(
             .map(|other_svc| container_name(project, other_svc, 1))
             .ok_or_else(|| invalid(format!("{key} refers to unknown service {other:?}")))
     };
-    let network_mode = match service.network_mode.as_deref() {
-        Some(mode) if mode.starts_with("service:") => {
-            let other = &mode["service:".len()..];
-            Some(format!(
-                "container:{}",
-                first_container(other, "network_mode")?
-            ))
-        }
-        other => other.map(str::to_owned),
+    // `service:X` as Docker takes it, `container:<X's first container>` (Docker refuses
+    // `service:` in any of the three).
+    let namespace = |key: &str, mode: Option<&String>| match mode {
+        Some(mode) if mode.starts_with("service:") => Ok(Some(format!(
+            "container:{}",
+            first_container(&mode["service:".len()..], key)?
+        ))),
+        other => Ok::<_, DeployError>(other.cloned()),
     };
+    let network_mode = namespace("network_mode", service.network_mode.as_ref())?;
+    let pid = namespace("pid", service.pid.as_ref())?;
+    let ipc = namespace("ipc", service.ipc.as_ref())?;
     // `SERVICE[:ro|rw]` names the service's first container; `container:NAME[:ro|rw]` any.
     let volumes_from = service
         .volumes_from
@@ -452,8 +443,8 @@ pub fn container_spec(
         tmpfs: service.tmpfs.clone(),
         networks,
         network_mode,
-        pid: service.pid.clone(),
-        ipc: service.ipc.clone(),
+        pid,
+        ipc,
         uts: service.uts.clone(),
         healthcheck,
         restart,
@@ -560,6 +551,37 @@ fn restart_policy(service: &Service) -> Result<RestartPolicy, String> {
         }
         _ => Ok(chosen),
     }
+}
+
+/// The ports `expose:` lists, as Docker takes them: `PORT[-END][/PROTOCOL]`, a range expanded
+/// and the protocol kept (`tcp` when none), as compose sends them. Anything else is refused,
+/// never dropped.
+fn exposed(service: &Service) -> Result<Vec<(u16, Protocol)>, String> {
+    let mut out = Vec::new();
+    for (i, e) in service.expose.iter().enumerate() {
+        let bad = || {
+            format!(
+                "expose[{i}]: {e:?} is not a port: write PORT, START-END, with /tcp, /udp or \
+                 /sctp after it"
+            )
+        };
+        let (ports, proto) = e.split_once('/').unwrap_or((e.as_str(), "tcp"));
+        let proto = match proto.to_ascii_lowercase().as_str() {
+            "tcp" => Protocol::Tcp,
+            "udp" => Protocol::Udp,
+            "sctp" => Protocol::Sctp,
+            _ => return Err(bad()),
+        };
+        let (start, end) = ports.split_once('-').unwrap_or((ports, ports));
+        let (Ok(start), Ok(end)) = (start.trim().parse::<u16>(), end.trim().parse::<u16>()) else {
+            return Err(bad());
+        };
+        if start == 0 || end < start {
+            return Err(bad());
+        }
+        out.extend((start..=end).map(|p| (p, proto)));
+    }
+    Ok(out)
 }
 
 /// How long to wait for a container to stop before SIGKILL (Compose's default is 10 s).

@@ -301,3 +301,57 @@ fn mount_options_that_cannot_apply_are_refused_naming_the_mount() {
         "{text}"
     );
 }
+
+#[test]
+fn ipc_and_pid_of_a_service_join_its_first_container() {
+    let yaml = "services:\n  vpn:\n    image: x\n  app:\n    image: x\n    ipc: service:vpn\n    pid: service:vpn\n  host:\n    image: x\n    ipc: shareable\n    pid: host\n";
+    let spec = spec_of(yaml, "app").unwrap();
+    assert_eq!(spec.ipc.as_deref(), Some("container:p-vpn-1"));
+    assert_eq!(spec.pid.as_deref(), Some("container:p-vpn-1"));
+    let spec = spec_of(yaml, "host").unwrap();
+    assert_eq!(spec.ipc.as_deref(), Some("shareable"));
+    assert_eq!(spec.pid.as_deref(), Some("host"));
+}
+
+#[test]
+fn expose_ranges_are_expanded_and_protocols_kept() {
+    let spec = spec_of(
+        "services:\n  a:\n    image: x\n    expose: [\"3000-3002\", \"80/sctp\", \"90/udp\", 7]\n",
+        "a",
+    )
+    .unwrap();
+    assert_eq!(
+        spec.expose,
+        vec![
+            (3000, Protocol::Tcp),
+            (3001, Protocol::Tcp),
+            (3002, Protocol::Tcp),
+            (80, Protocol::Sctp),
+            (90, Protocol::Udp),
+            (7, Protocol::Tcp),
+        ]
+    );
+}
+
+#[test]
+fn mem_swappiness_zero_is_no_setting_as_in_compose() {
+    // compose sends no MemorySwappiness for 0 (docker inspect shows null), 10 as 10.
+    let spec = spec_of(
+        "services:\n  a:\n    image: x\n    mem_swappiness: 0\n",
+        "a",
+    )
+    .unwrap();
+    assert_eq!(spec.resources.memory_swappiness, None);
+    let spec = spec_of(
+        "services:\n  a:\n    image: x\n    mem_swappiness: \"${S:-0}\"\n",
+        "a",
+    )
+    .unwrap();
+    assert_eq!(spec.resources.memory_swappiness, None);
+    let spec = spec_of(
+        "services:\n  a:\n    image: x\n    mem_swappiness: 10\n",
+        "a",
+    )
+    .unwrap();
+    assert_eq!(spec.resources.memory_swappiness, Some(10));
+}
