@@ -7,8 +7,9 @@
 //! - `logging` is replaced when the drivers differ, merged otherwise;
 //! - sequences are appended, then de-duplicated where compose does: `ports` by
 //!   `ip:published:target/protocol`, `volumes` and `devices` by target, `secrets`/`configs` by
-//!   target (or source), `env_file` by path, string lists (`dns`, `expose`, `cap_add`, `tmpfs`,
-//!   `extra_hosts`...) by value; a later duplicate replaces the earlier one in place;
+//!   target (or source), `env_file` by path, `tmpfs` by what precedes its first `=` (compose's
+//!   key), other string lists (`dns`, `expose`, `cap_add`, `extra_hosts`...) by value; a later
+//!   duplicate replaces the earlier one in place;
 //! - `networks.<n>.ipam.config` pools merge by `subnet`, exactly as compose 2.40.3
 //!   (compose-go 2.9) does it, quirks included ([`merge_ipam_pools`]);
 //! - scalars are replaced;
@@ -112,6 +113,9 @@ enum Dedup {
     Target,
     Mount,
     Path,
+    /// What comes before the first `=` (compose's key for `tmpfs`: `/run:size=64m` and
+    /// `/run:size=128m` are one entry, `/run` and `/run:mode=1777` two).
+    KeyValue,
 }
 
 /// The rule for a path relative to a service (`["ports"]`, `["healthcheck", "test"]`).
@@ -124,13 +128,13 @@ fn service_rule(rel: &[String]) -> Rule {
         ["volumes"] | ["devices"] => Rule::Append(Dedup::Target),
         ["secrets"] | ["configs"] => Rule::Append(Dedup::Mount),
         ["env_file"] => Rule::Append(Dedup::Path),
+        ["tmpfs"] => Rule::Append(Dedup::KeyValue),
         ["dns"]
         | ["dns_opt"]
         | ["dns_search"]
         | ["expose"]
         | ["cap_add"]
         | ["cap_drop"]
-        | ["tmpfs"]
         | ["extra_hosts"]
         | ["security_opt"]
         | ["profiles"]
@@ -276,6 +280,9 @@ fn dedup_key(v: &Json, d: Dedup) -> Option<String> {
         Dedup::Target => s("target"),
         Dedup::Mount => s("target").or_else(|| s("source")),
         Dedup::Path => s("path"),
+        Dedup::KeyValue => v
+            .as_str()
+            .map(|t| t.split('=').next().unwrap_or(t).to_owned()),
     }
 }
 

@@ -9,6 +9,8 @@ use serde_json::json;
 
 use super::*;
 
+mod review;
+
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
     if let Some(parent) = p.parent() {

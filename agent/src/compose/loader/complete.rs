@@ -97,6 +97,11 @@ pub(super) fn build_service(
         message,
     })?;
     label_files(obj, name, first_file, env)?;
+    mount_targets(name, obj).map_err(|(key, message)| ComposeError::Invalid {
+        file: first_file.to_path_buf(),
+        path: format!("services.{name}.{key}"),
+        message,
+    })?;
     implicit_dependencies(obj);
     // Default network unless network_mode is set.
     if !obj.contains_key("network_mode") && !obj.contains_key("networks") {
@@ -229,6 +234,47 @@ fn legacy_keys(obj: &mut Map<String, Json>) -> Result<(), (String, String)> {
                 ),
             ));
         }
+    }
+    Ok(())
+}
+
+/// No two `tmpfs` entries or volumes mount on one target (Docker refuses a duplicate mount
+/// point when the container is created, mid-rollout): refused here, naming both keys, as
+/// compose does (tmpfs first, then volumes; the target is not quoted, a variable may have
+/// made it).
+fn mount_targets(name: &str, obj: &Map<String, Json>) -> Result<(), (String, String)> {
+    let mut seen: Vec<(String, String)> = Vec::new();
+    let tmpfs = obj
+        .get("tmpfs")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten();
+    let tmpfs = tmpfs.enumerate().map(|(i, t)| {
+        let target = t.as_str().map(|t| t.split(':').next().unwrap_or(t));
+        (format!("tmpfs[{i}]"), target)
+    });
+    let volumes = obj
+        .get("volumes")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten();
+    let volumes = volumes.enumerate().map(|(i, v)| {
+        (
+            format!("volumes[{i}]"),
+            v.get("target").and_then(Json::as_str),
+        )
+    });
+    for (key, target) in tmpfs.chain(volumes) {
+        let Some(target) = target.map(|t| t.trim_end_matches('/')) else {
+            continue;
+        };
+        if let Some((earlier, _)) = seen.iter().find(|(_, t)| t == target) {
+            return Err((
+                key,
+                format!("mounts the same target as services.{name}.{earlier} (keep one of them)"),
+            ));
+        }
+        seen.push((key, target.to_owned()));
     }
     Ok(())
 }
