@@ -6,7 +6,9 @@ without running them. This stand-in plays both sides on loopback, so `gantry rem
 Gantry SSM documents can be tested end to end:
 
 - the API side speaks SSM's JSON protocol (X-Amz-Target: AmazonSSM.<Operation>) for
-  SendCommand, ListCommands, ListCommandInvocations and GetCommandInvocation, and checks
+  SendCommand, ListCommands, ListCommandInvocations, GetCommandInvocation and CancelCommand
+  (pending invocations end Cancelled; running scripts are killed, SIGKILL to their process
+  group, and end Cancelled; the command ends Cancelled), and checks
   parameters as SSM does: unknown or missing ones, and values that do not match the document's
   allowedPattern, are refused with InvalidParameters before anything runs;
 - the agent side runs the document's aws:runShellScript steps on this host for each target
@@ -40,6 +42,9 @@ TERMINAL = {"Success", "Failed", "TimedOut", "Cancelled"}
 
 lock = threading.Lock()
 commands = {}
+# (command id, instance) -> the running script's process, for CancelCommand.
+running = {}
+cancelled = set()
 
 
 class ApiError(Exception):
@@ -100,7 +105,7 @@ def resolve_targets(config, body):
     return sorted(set(ids))
 
 
-def run_script(script, timeout, env):
+def run_script(script, timeout, env, key):
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "_script.sh")
         with open(path, "w", encoding="utf-8") as f:
@@ -109,6 +114,10 @@ def run_script(script, timeout, env):
             ["sh", path], cwd=tmp, env=env, start_new_session=True,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
         )
+        with lock:
+            running[key] = proc
+            if key[0] in cancelled:
+                os.killpg(proc.pid, signal.SIGKILL)
         try:
             out, err = proc.communicate(timeout=timeout)
             code = proc.returncode
@@ -117,6 +126,11 @@ def run_script(script, timeout, env):
             os.killpg(proc.pid, signal.SIGKILL)
             out, err = proc.communicate()
             code, status = 137, "TimedOut"
+        finally:
+            with lock:
+                running.pop(key, None)
+    if key[0] in cancelled:
+        code, status = -1, "Cancelled"
     return status, code, out.decode(errors="replace"), err.decode(errors="replace")
 
 
@@ -127,7 +141,7 @@ def execute(command_id, doc, values, config, max_concurrency, max_errors):
     errors = 0
     for start in range(0, len(ids), max_concurrency):
         batch = ids[start:start + max_concurrency]
-        if errors > max_errors:
+        if errors > max_errors or command_id in cancelled:
             for i in batch:
                 with lock:
                     cmd["invocations"][i].update(Status="Cancelled", StatusDetails="Cancelled")
@@ -141,7 +155,10 @@ def execute(command_id, doc, values, config, max_concurrency, max_errors):
             t.join()
         errors += sum(1 for i in batch if cmd["invocations"][i]["Status"] != "Success")
     with lock:
-        cmd["Status"] = "Success" if errors == 0 else "Failed"
+        if command_id in cancelled:
+            cmd["Status"] = "Cancelled"
+        else:
+            cmd["Status"] = "Success" if errors == 0 else "Failed"
 
 
 def invoke(cmd, instance, steps, values, config):
@@ -154,7 +171,7 @@ def invoke(cmd, instance, steps, values, config):
         inputs = step["inputs"]
         script = "\n".join(substitute(line, values) for line in inputs["runCommand"]) + "\n"
         timeout = int(substitute(str(inputs.get("timeoutSeconds", "3600")), values))
-        status, code, o, e = run_script(script, timeout, env)
+        status, code, o, e = run_script(script, timeout, env, (cmd["CommandId"], instance))
         out += o
         err += e
         if status != "Success":
@@ -251,6 +268,27 @@ class Handler(BaseHTTPRequestHandler):
             if inv is None or inv["Status"] == "Pending":
                 raise ApiError("InvocationDoesNotExist", "no invocation yet")
             return dict(inv)
+
+    def op_CancelCommand(self, body):
+        with lock:
+            self.find(body["CommandId"])
+        cancel(body["CommandId"])
+        return {}
+
+
+def cancel(command_id):
+    with lock:
+        cancelled.add(command_id)
+        cmd = commands[command_id]
+        for inv in cmd["invocations"].values():
+            if inv["Status"] == "Pending":
+                inv.update(Status="Cancelled", StatusDetails="Cancelled")
+        for (cid, _), proc in running.items():
+            if cid == command_id:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
 
 def main():

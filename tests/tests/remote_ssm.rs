@@ -10,23 +10,27 @@
 //!   does. The script fetches the stack's bundle from moto's S3 and deploys it with the real
 //!   `gantry` on the real Docker daemon (in-process, GANTRY_LOCAL=1: no daemon runs in this
 //!   test; on a host the document's `gantry deploy` goes through gantryd).
+//! - A wait cut short, by its bound or by SIGTERM (a GitLab job cancelled or timed out),
+//!   cancels the command in the stand-in: the hung script is killed, the invocation ends
+//!   Cancelled, and `gantry remote` prints what came back and exits 5.
 
-use std::io::Write as _;
+use std::io::{BufRead as _, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use gantry_tests::aws::{SsmStandIn, boto};
-use gantry_tests::{bin, docker, env, unique};
+use gantry_tests::{bin, docker, env, unique, wait_for};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// `gantry` with the AWS SDK pointed at `endpoint` (moto or the stand-in).
-fn gantry(endpoint: &str, args: &[&str]) -> Output {
+/// `gantry ARGS` with the AWS SDK pointed at `endpoint` (moto or the stand-in), not run yet.
+fn gantry_command(endpoint: &str, args: &[&str]) -> Command {
     let e = env();
-    let out = Command::new(bin("gantry"))
-        .args(args)
+    let mut cmd = Command::new(bin("gantry"));
+    cmd.args(args)
         .env("AWS_ENDPOINT_URL", endpoint)
         .env("AWS_REGION", e.get("GANTRY_TEST_AWS_REGION"))
         .env("AWS_ACCESS_KEY_ID", e.get("GANTRY_TEST_AWS_ACCESS_KEY_ID"))
@@ -35,8 +39,14 @@ fn gantry(endpoint: &str, args: &[&str]) -> Output {
             e.get("GANTRY_TEST_AWS_SECRET_ACCESS_KEY"),
         )
         .env_remove("AWS_PROFILE")
-        .output()
-        .expect("run gantry");
+        .env_remove("CI_JOB_TIMEOUT")
+        .env_remove("CI_JOB_STARTED_AT");
+    cmd
+}
+
+/// `gantry` with the AWS SDK pointed at `endpoint` (moto or the stand-in).
+fn gantry(endpoint: &str, args: &[&str]) -> Output {
+    let out = gantry_command(endpoint, args).output().expect("run gantry");
     eprintln!(
         "--- gantry {args:?}\n{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -375,4 +385,125 @@ fn remote_deploy_runs_the_document_on_each_instance_and_agrees_or_splits() {
         err.contains("InvalidParameters") && err.contains("ImageTag"),
         "{err}"
     );
+}
+
+/// Runs boto3's SSM client against the stand-in at `url`: `ssm` in the snippet.
+fn standin_ssm(url: &str, script: &str) -> String {
+    let e = env();
+    let out = Command::new(e.get("GANTRY_TEST_PYTHON"))
+        .arg("-c")
+        .arg(format!(
+            "import boto3, json\nssm = boto3.client('ssm', endpoint_url='{url}', region_name='{}', aws_access_key_id='x', aws_secret_access_key='x')\n{script}",
+            e.get("GANTRY_TEST_AWS_REGION")
+        ))
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// What the stand-in says of `command_id`: the command's status and each invocation's.
+fn standin_statuses(url: &str, command_id: &str) -> String {
+    standin_ssm(
+        url,
+        &format!(
+            "c = ssm.list_commands(CommandId='{command_id}')['Commands'][0]['Status']\ni = [x['Status'] for x in ssm.list_command_invocations(CommandId='{command_id}')['CommandInvocations']]\nprint(c, *i)"
+        ),
+    )
+}
+
+fn command_id(stdout: &str) -> String {
+    stdout
+        .split("as command ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no command id in {stdout}"))
+        .to_owned()
+}
+
+#[test]
+fn a_wait_cut_short_by_its_bound_or_a_signal_cancels_the_command() {
+    // An instance whose deploy never ends (no bundle: the document runs `gantry deploy` at once).
+    let work = tempfile::tempdir().unwrap();
+    let hung_bin = work.path().join("hung-bin");
+    std::fs::create_dir(&hung_bin).unwrap();
+    std::fs::write(hung_bin.join("gantry"), "#!/bin/sh\nexec sleep 600\n").unwrap();
+    std::process::Command::new("chmod")
+        .args(["+x"])
+        .arg(hung_bin.join("gantry"))
+        .status()
+        .unwrap();
+    let standin = SsmStandIn::start(&serde_json::json!({
+        "instances": {"i-hung": {"env": {"PATH": format!("{}:/usr/bin:/bin", hung_bin.display())}}},
+    }));
+    let args = [
+        "remote",
+        "deploy",
+        "shop",
+        "--image-tag",
+        "v1",
+        "--instance-ids",
+        "i-hung",
+        "--poll-interval",
+        "200ms",
+    ];
+
+    // The wait bound passes: SSM is asked to cancel, the summary says what came back.
+    let mut bounded = args.to_vec();
+    bounded.extend(["--wait", "2s"]);
+    let out = gantry(&standin.url, &bounded);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(5), "{text}");
+    let id = command_id(&text);
+    assert!(
+        text.contains(&format!("cancelled command {id} in SSM")),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "stopped waiting after 2s, command cancelled; 0 of 1 targeted instances answered"
+        ),
+        "{text}"
+    );
+    wait_for("the command cancelled", Duration::from_secs(20), || {
+        (standin_statuses(&standin.url, &id) == "Cancelled Cancelled").then_some(())
+    });
+
+    // SIGTERM, as GitLab sends a job it cancels or that passed its timeout.
+    let mut child = gantry_command(&standin.url, &args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run gantry");
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let sent = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("as command "))
+        .expect("the command is sent");
+    let id = command_id(&sent);
+    wait_for("the script running", Duration::from_secs(20), || {
+        (standin_statuses(&standin.url, &id) == "InProgress InProgress").then_some(())
+    });
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    let text = rest.join("\n");
+    assert_eq!(status.code(), Some(5), "{text}");
+    assert!(
+        text.contains(&format!("cancelled command {id} in SSM"))
+            && text.contains("stopped waiting on SIGTERM, command cancelled"),
+        "{text}"
+    );
+    wait_for("the command cancelled", Duration::from_secs(20), || {
+        (standin_statuses(&standin.url, &id) == "Cancelled Cancelled").then_some(())
+    });
 }

@@ -1,8 +1,14 @@
 //! `gantry remote deploy|rollback|status`: run Gantry's SSM documents on a fleet from CI, wait,
 //! print every instance's result, exit with the fleet's one code (see [`crate::remote`]).
+//!
+//! The command line is checked here, before anything is uploaded or sent ([`RemoteArgsError`],
+//! exit 64). In a CI job the wait ends a minute before the job's own timeout (GitLab's
+//! `CI_JOB_TIMEOUT`, counted from `CI_JOB_STARTED_AT`), and SIGTERM or SIGINT (a job cancelled
+//! or timing out) ends it too: either way the command is cancelled in SSM and what came back
+//! so far is printed (exit 5).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::ExitCode;
 use crate::remote::{self, CommandSpec, Targets, Wait, ssm::SsmFleet};
@@ -59,7 +65,33 @@ pub struct FleetArgs {
     /// AWS region of the instances [default: the AWS chain's].
     #[arg(long, env = "AWS_REGION")]
     pub region: Option<String>,
+    /// The CI job's own timeout (seconds, or a duration like 2h): the wait ends, and the command
+    /// is cancelled, a minute before it (GitLab sets CI_JOB_TIMEOUT).
+    #[arg(long, value_name = "DURATION", env = "CI_JOB_TIMEOUT")]
+    pub job_timeout: Option<String>,
+    /// When the CI job started, RFC 3339 (GitLab's CI_JOB_STARTED_AT): the job's timeout counts
+    /// from there.
+    #[arg(long, value_name = "TIME", env = "CI_JOB_STARTED_AT", hide = true)]
+    pub job_started_at: Option<String>,
 }
+
+/// A command line `gantry remote` refuses before it uploads or sends anything (exit 64).
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteArgsError {
+    #[error("--job-timeout (CI_JOB_TIMEOUT) {value:?}: expected seconds or a duration such as 2h")]
+    BadJobTimeout { value: String },
+    #[error(
+        "the CI job's timeout (--job-timeout / CI_JOB_TIMEOUT {}) leaves {} to wait, less than the {} kept to cancel and report: raise the job's `timeout:`, or pass --no-wait",
+        humantime::format_duration(*timeout),
+        humantime::format_duration(*left),
+        humantime::format_duration(JOB_MARGIN)
+    )]
+    NoTimeLeft { timeout: Duration, left: Duration },
+}
+
+/// Kept between the end of the wait and the CI job's timeout: time to cancel the command in
+/// SSM and print the summary before the runner kills the job.
+pub const JOB_MARGIN: Duration = Duration::from_secs(60);
 
 #[derive(Debug, clap::Args)]
 pub struct RemoteDeployArgs {
@@ -210,6 +242,30 @@ pub async fn run(args: RemoteArgs) -> ExitCode {
         delivery_timeout: fleet.delivery_timeout,
         comment,
     };
+    let ceiling = if fleet.no_wait {
+        None
+    } else {
+        match job_ceiling(
+            fleet.job_timeout.as_deref(),
+            fleet.job_started_at.as_deref(),
+            SystemTime::now(),
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("gantry remote: {e}");
+                return ExitCode::Usage;
+            }
+        }
+    };
+    if let (Some(w), Some(c)) = (fleet.wait, ceiling)
+        && w > c
+    {
+        eprintln!(
+            "gantry remote: --wait {} goes past the CI job's timeout: waiting {} at most",
+            humantime::format_duration(w),
+            humantime::format_duration(c)
+        );
+    }
     let wait = (!fleet.no_wait).then(|| Wait {
         poll_every: fleet.poll_interval,
         limit: fleet
@@ -217,10 +273,23 @@ pub async fn run(args: RemoteArgs) -> ExitCode {
             .unwrap_or_else(|| default_wait(&fleet, &spec.targets)),
         // Without --wait, the bound follows the fleet's size once SSM knows it.
         per_round: fleet.wait.is_none().then(|| round(&fleet)),
+        ceiling,
     });
     let ssm = SsmFleet::from_env(fleet.region.clone()).await;
     let mut stdout = std::io::stdout();
-    match remote::run(&ssm, &spec, wait, &mut stdout).await {
+    // Registered before the command is sent: a signal during the send ends the wait at once.
+    let interrupt = if fleet.no_wait {
+        None
+    } else {
+        Some(interrupted())
+    };
+    let interrupt = async move {
+        match interrupt {
+            Some(i) => i.await,
+            None => std::future::pending().await,
+        }
+    };
+    match remote::run(&ssm, &spec, wait, &mut stdout, interrupt).await {
         Ok(v) => v.exit,
         Err(e) => {
             eprintln!("gantry remote: {e}");
@@ -264,6 +333,56 @@ fn targets(f: &FleetArgs) -> Result<Targets, String> {
     }
 }
 
+/// Resolves to the signal's name at the first SIGTERM or SIGINT after this call (GitLab sends
+/// SIGTERM to a job it cancels or that passed its timeout). A signal that cannot be watched is
+/// left to its default action.
+fn interrupted() -> impl Future<Output = &'static str> + Send {
+    use tokio::signal::unix::{SignalKind, signal};
+    async fn first(s: std::io::Result<tokio::signal::unix::Signal>) {
+        match s {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    }
+    let term = first(signal(SignalKind::terminate()));
+    let int = first(signal(SignalKind::interrupt()));
+    async move {
+        tokio::select! {
+            () = term => "SIGTERM",
+            () = int => "SIGINT",
+        }
+    }
+}
+
+/// How long the wait may last in a CI job with `timeout` (`CI_JOB_TIMEOUT`: seconds or a
+/// duration) that started at `started_at` (`CI_JOB_STARTED_AT`, RFC 3339; unknown or
+/// unreadable: now): what is left of it, less [`JOB_MARGIN`]. `None` outside a CI job.
+pub fn job_ceiling(
+    timeout: Option<&str>,
+    started_at: Option<&str>,
+    now: SystemTime,
+) -> Result<Option<Duration>, RemoteArgsError> {
+    let Some(value) = timeout.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let timeout =
+        gantry_common::duration::parse(value).map_err(|_| RemoteArgsError::BadJobTimeout {
+            value: value.to_owned(),
+        })?;
+    let elapsed = started_at
+        .map(str::trim)
+        .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
+        .and_then(|t| now.duration_since(t).ok())
+        .unwrap_or_default();
+    let left = timeout.saturating_sub(elapsed);
+    if left <= JOB_MARGIN {
+        return Err(RemoteArgsError::NoTimeLeft { timeout, left });
+    }
+    Ok(Some(left - JOB_MARGIN))
+}
+
 /// One round: delivered, then run to its execution timeout.
 fn round(f: &FleetArgs) -> Duration {
     f.delivery_timeout + Duration::from_secs(u64::from(f.execution_timeout))
@@ -277,4 +396,32 @@ fn default_wait(f: &FleetArgs, t: &Targets) -> Duration {
         Targets::Tag { .. } => 1,
     };
     round(f) * u32::try_from(rounds).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wait_ends_a_minute_before_the_ci_jobs_timeout() {
+        let now = humantime::parse_rfc3339("2026-03-01T12:10:00Z").unwrap();
+        let started = Some("2026-03-01T12:00:00Z");
+        // Not in a CI job (or GitLab left it empty): no ceiling.
+        assert_eq!(job_ceiling(None, started, now).unwrap(), None);
+        assert_eq!(job_ceiling(Some(""), started, now).unwrap(), None);
+        // GitLab's seconds, counted from the job's start: 2 h - 10 min - 1 min.
+        assert_eq!(
+            job_ceiling(Some("7200"), started, now).unwrap(),
+            Some(Duration::from_secs(109 * 60))
+        );
+        // Without a start time, from now.
+        assert_eq!(
+            job_ceiling(Some("2h"), None, now).unwrap(),
+            Some(Duration::from_secs(119 * 60))
+        );
+        let e = job_ceiling(Some("600"), started, now).unwrap_err();
+        assert!(e.to_string().contains("CI_JOB_TIMEOUT"), "{e}");
+        let e = job_ceiling(Some("soon"), started, now).unwrap_err();
+        assert!(e.to_string().contains("--job-timeout"), "{e}");
+    }
 }

@@ -13,7 +13,11 @@
 //! fewer results than SSM's target count) or for instances that never reported a Gantry
 //! result. A poll or result read that fails is tried again at the next poll; five polls in a
 //! row with a failed call end the wait (69), and an error retrying cannot cure (access denied,
-//! validation) ends it at once. The cloud side sits behind the small [`Fleet`] trait
+//! validation) ends it at once. When the wait bound passes ([`Wait`]: it can follow the CI
+//! job's own timeout) or a signal arrives (a GitLab job cancelled or timing out sends SIGTERM),
+//! [`run`] asks SSM to cancel the command (best effort, said in the output), prints what came
+//! back so far and returns the error (exit 5): an SSM command nobody watches does not go on
+//! rolling the fleet. The cloud side sits behind the small [`Fleet`] trait
 //! ([`ssm::SsmFleet`] is the AWS one); the agreement rules ([`verdict`]) are pure and
 //! unit-tested.
 //!
@@ -63,9 +67,18 @@ pub enum RemoteError {
         operation: &'static str,
         message: String,
     },
-    /// The command did not end within the wait bound.
-    #[error("command {command_id} did not finish within {} (SSM keeps running it; see `aws ssm list-command-invocations --command-id {command_id}`)", humantime::format_duration(*after))]
+    /// The command did not end within the wait bound; SSM was asked to cancel it.
+    #[error("command {command_id} did not finish within {}; Gantry asked SSM to cancel it (`aws ssm list-command-invocations --command-id {command_id}` shows where each instance stopped)", humantime::format_duration(*after))]
     WaitTimeout { command_id: String, after: Duration },
+    /// A signal ended the wait (the CI job was cancelled or timed out); SSM was asked to cancel
+    /// the command.
+    #[error(
+        "{signal} while waiting for command {command_id}; Gantry asked SSM to cancel it (`aws ssm list-command-invocations --command-id {command_id}` shows where each instance stopped)"
+    )]
+    Interrupted {
+        command_id: String,
+        signal: &'static str,
+    },
 }
 
 impl RemoteError {
@@ -74,7 +87,7 @@ impl RemoteError {
         match self {
             Self::Refused { .. } => ExitCode::InvalidInput,
             Self::Api { .. } | Self::Rejected { .. } => ExitCode::Unavailable,
-            Self::WaitTimeout { .. } => ExitCode::RemoteNoResult,
+            Self::WaitTimeout { .. } | Self::Interrupted { .. } => ExitCode::RemoteNoResult,
         }
     }
 
@@ -164,18 +177,32 @@ pub trait Fleet: Send + Sync {
         command_id: &str,
         instance_id: &str,
     ) -> Result<InvocationResult, RemoteError>;
+    /// Asks SSM to cancel the command on every instance it has not finished on.
+    async fn cancel(&self, command_id: &str) -> Result<(), RemoteError>;
 }
 
 /// How [`run`] waits.
 #[derive(Debug, Clone, Copy)]
 pub struct Wait {
     pub poll_every: Duration,
-    /// Give up waiting after this long (the command goes on in SSM).
+    /// Give up waiting after this long (and cancel the command in SSM).
     pub limit: Duration,
     /// When set, the limit grows to this per round of `max_concurrency` instances once the
     /// command's target count is known (a tag target: unknown when it is sent).
     pub per_round: Option<Duration>,
+    /// The limit never passes this, however it grows (the time left before the CI job's own
+    /// timeout kills this process, less a margin to cancel and report).
+    pub ceiling: Option<Duration>,
 }
+
+impl Wait {
+    fn capped(&self, limit: Duration) -> Duration {
+        self.ceiling.map_or(limit, |c| limit.min(c))
+    }
+}
+
+/// How long the cancel call at the end of a wait may take.
+const CANCEL_BOUND: Duration = Duration::from_secs(15);
 
 /// Polls in a row with a failed call, the poll or a result read (throttling, a network blip
 /// past the SDK's own retries), that end the wait; fewer are tried again at the next poll.
@@ -183,11 +210,15 @@ const FAILED_POLLS: u32 = 5;
 
 /// Sends `spec`, waits for every instance, prints each result to `out` as it ends, and returns
 /// the verdict. With `wait == None` it prints the command id and returns at once (exit 0).
+/// `interrupt` resolves to a signal's name when the wait is to end early (SIGTERM from a CI
+/// job that is cancelled or timed out): the command is cancelled in SSM, as when the bound
+/// passes.
 pub async fn run(
     fleet: &dyn Fleet,
     spec: &CommandSpec,
     wait: Option<Wait>,
     out: &mut (dyn Write + Send),
+    interrupt: impl Future<Output = &'static str> + Send,
 ) -> Result<Verdict, RemoteError> {
     let command_id = match fleet.send(spec).await {
         Ok(id) => id,
@@ -220,11 +251,16 @@ pub async fn run(
         spec,
         command_id: &command_id,
         wait,
-        limit: wait.limit,
+        limit: wait.capped(wait.limit),
         done: BTreeMap::new(),
         target_count: 0,
     };
-    let end = watch.follow(out).await;
+    let mut interrupt = std::pin::pin!(interrupt);
+    let end = tokio::select! {
+        biased;
+        signal = &mut interrupt => End::Interrupted(signal),
+        end = watch.follow(out) => end,
+    };
     let results: Vec<InvocationResult> = std::mem::take(&mut watch.done).into_values().collect();
     match end {
         End::Complete => {
@@ -249,13 +285,19 @@ pub async fn run(
             Err(e)
         }
         End::TimedOut => {
+            cancel(fleet, &command_id, out).await;
+            let why = if wait.ceiling == Some(watch.limit) {
+                ", just before the CI job's timeout"
+            } else {
+                ""
+            };
             let e = RemoteError::WaitTimeout {
                 command_id: command_id.clone(),
                 after: watch.limit,
             };
             let _ = writeln!(
                 out,
-                "{}: stopped waiting after {}; {} (exit {})",
+                "{}: stopped waiting after {}{why}, command cancelled; {} (exit {})",
                 spec.document,
                 humantime::format_duration(watch.limit),
                 so_far(&results, watch.target_count),
@@ -263,7 +305,48 @@ pub async fn run(
             );
             Err(e)
         }
+        End::Interrupted(signal) => {
+            cancel(fleet, &command_id, out).await;
+            let e = RemoteError::Interrupted {
+                command_id: command_id.clone(),
+                signal,
+            };
+            let _ = writeln!(
+                out,
+                "{}: stopped waiting on {signal}, command cancelled; {} (exit {})",
+                spec.document,
+                so_far(&results, watch.target_count),
+                e.exit_code().code()
+            );
+            Err(e)
+        }
     }
+}
+
+/// Asks SSM to cancel the command, within [`CANCEL_BOUND`]; says how that went (best effort:
+/// the exit code does not depend on it).
+async fn cancel(fleet: &dyn Fleet, command_id: &str, out: &mut (dyn Write + Send)) {
+    let answer = tokio::time::timeout(CANCEL_BOUND, fleet.cancel(command_id)).await;
+    let failure = match answer {
+        Ok(Ok(())) => {
+            tracing::info!(command_id, "cancelled the command in SSM");
+            let _ = writeln!(
+                out,
+                "cancelled command {command_id} in SSM: instances that had not started it will not; one mid-deploy stops waiting, its deploy goes on in gantryd"
+            );
+            return;
+        }
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!(
+            "no answer within {}",
+            humantime::format_duration(CANCEL_BOUND)
+        ),
+    };
+    tracing::warn!(command_id, error = %failure, "could not cancel the command in SSM");
+    let _ = writeln!(
+        out,
+        "(could not cancel command {command_id}: {failure}; it goes on in SSM: `aws ssm cancel-command --command-id {command_id}`)"
+    );
 }
 
 /// How a wait ended.
@@ -274,6 +357,8 @@ enum End {
     Failed(RemoteError),
     /// The wait bound passed.
     TimedOut,
+    /// A signal arrived (its name).
+    Interrupted(&'static str),
 }
 
 /// One command being waited for: the results read so far and what SSM said of its size.
@@ -324,7 +409,8 @@ impl Watch<'_> {
         if let Some(round) = self.wait.per_round {
             let targets = self.target_count.max(state.invocations.len());
             let n = rounds(targets, &self.spec.max_concurrency);
-            self.limit = self.limit.max(round * u32::try_from(n).unwrap_or(u32::MAX));
+            let grown = self.limit.max(round * u32::try_from(n).unwrap_or(u32::MAX));
+            self.limit = self.wait.capped(grown);
         }
         let mut fetched = true;
         for inv in state.invocations.iter().filter(|i| i.is_terminal()) {

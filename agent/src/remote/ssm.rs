@@ -1,5 +1,5 @@
-//! The AWS side of `gantry remote`: [`SsmFleet`] speaks SSM's SendCommand,
-//! ListCommandInvocations and GetCommandInvocation through `aws-sdk-ssm`.
+//! The AWS side of `gantry remote`: [`SsmFleet`] speaks SSM's SendCommand, ListCommands,
+//! ListCommandInvocations, GetCommandInvocation and CancelCommand through `aws-sdk-ssm`.
 //!
 //! Credentials and region come from the standard AWS chain of the CI runner (environment, web
 //! identity from GitLab's OIDC token, profile, container or instance credentials);
@@ -241,5 +241,16 @@ impl Fleet for SsmFleet {
             stdout: out.standard_output_content().unwrap_or_default().to_owned(),
             stderr: out.standard_error_content().unwrap_or_default().to_owned(),
         })
+    }
+
+    async fn cancel(&self, command_id: &str) -> Result<(), RemoteError> {
+        self.client
+            .cancel_command()
+            .command_id(command_id)
+            .send()
+            .with_subscriber(quiet())
+            .await
+            .map_err(|e| api("CancelCommand", &e.into_service_error()))?;
+        Ok(())
     }
 }

@@ -98,6 +98,10 @@ struct Scripted {
     read_failures: Mutex<Vec<Fail>>,
     /// How many result reads were made.
     reads: Mutex<u32>,
+    /// The commands cancelled.
+    cancelled: Mutex<Vec<String>>,
+    /// Whether CancelCommand fails.
+    cancel_fails: bool,
 }
 
 impl Scripted {
@@ -114,6 +118,8 @@ impl Scripted {
             failing: Mutex::new(0),
             read_failures: Mutex::default(),
             reads: Mutex::new(0),
+            cancelled: Mutex::default(),
+            cancel_fails: false,
         }
     }
 
@@ -159,6 +165,18 @@ impl Fleet for Scripted {
             answers[0].clone()
         })
     }
+    async fn cancel(&self, command_id: &str) -> Result<(), RemoteError> {
+        if self.cancel_fails {
+            return Err(Fail::Denied.error("CancelCommand"));
+        }
+        self.cancelled.lock().unwrap().push(command_id.to_owned());
+        Ok(())
+    }
+}
+
+/// No signal ever.
+fn never() -> std::future::Pending<&'static str> {
+    std::future::pending()
 }
 
 fn state(status: &str, invs: &[(&str, &str)]) -> CommandState {
@@ -205,8 +223,11 @@ async fn waits_for_every_instance_and_prints_each_as_it_ends() {
         poll_every: Duration::from_secs(2),
         limit: Duration::from_secs(60),
         per_round: None,
+        ceiling: None,
     };
-    let v = run(&fleet, &spec(), Some(wait), &mut out).await.unwrap();
+    let v = run(&fleet, &spec(), Some(wait), &mut out, never())
+        .await
+        .unwrap();
     let text = String::from_utf8(out).unwrap();
     assert_eq!(v.exit, ExitCode::RemoteSplit, "{text}");
     let first = text.find("== i-1 Success exit 0").expect(&text);
@@ -223,12 +244,22 @@ async fn a_command_that_never_ends_is_reported_after_the_wait_limit() {
         poll_every: Duration::from_secs(5),
         limit: Duration::from_secs(30),
         per_round: None,
+        ceiling: None,
     };
-    let err = run(&fleet, &spec(), Some(wait), &mut Vec::new())
+    let mut out = Vec::new();
+    let err = run(&fleet, &spec(), Some(wait), &mut out, never())
         .await
         .unwrap_err();
+    let text = String::from_utf8(out).unwrap();
     assert_eq!(err.exit_code(), ExitCode::RemoteNoResult);
     assert!(err.to_string().contains("cmd-1"), "{err}");
+    // Nobody watches it any more: SSM is asked to cancel it, and the output says so.
+    assert_eq!(*fleet.cancelled.lock().unwrap(), ["cmd-1"], "{text}");
+    assert!(text.contains("cancelled command cmd-1 in SSM"), "{text}");
+    assert!(
+        text.contains("Gantry-Deploy: stopped waiting after 30s, command cancelled; 0 of 1 targeted instances answered; 1 without a result (exit 5)"),
+        "{text}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -263,9 +294,10 @@ async fn a_tag_target_waits_as_many_rounds_as_it_has_instances() {
         poll_every: Duration::from_secs(2),
         limit: Duration::from_secs(10),
         per_round: Some(Duration::from_secs(10)),
+        ceiling: None,
     };
     let mut out = Vec::new();
-    let v = run(&fleet, &spec(), Some(wait), &mut out).await;
+    let v = run(&fleet, &spec(), Some(wait), &mut out, never()).await;
     let text = String::from_utf8(out).unwrap();
     assert_eq!(v.map(|v| v.exit).ok(), Some(ExitCode::Ok), "{text}");
     assert_eq!(rounds(3, "1"), 3);
@@ -289,9 +321,12 @@ async fn throttled_calls_are_tried_again_not_the_end_of_the_wait() {
         poll_every: Duration::from_secs(2),
         limit: Duration::from_secs(60),
         per_round: None,
+        ceiling: None,
     };
     let mut out = Vec::new();
-    let v = run(&fleet, &spec(), Some(wait), &mut out).await.unwrap();
+    let v = run(&fleet, &spec(), Some(wait), &mut out, never())
+        .await
+        .unwrap();
     let text = String::from_utf8(out).unwrap();
     assert_eq!(v.exit, ExitCode::Ok, "{text}");
     assert!(
@@ -306,8 +341,9 @@ async fn throttled_calls_are_tried_again_not_the_end_of_the_wait() {
         poll_every: Duration::from_secs(2),
         limit: Duration::from_secs(600),
         per_round: None,
+        ceiling: None,
     };
-    let err = run(&fleet, &spec(), Some(wait), &mut Vec::new())
+    let err = run(&fleet, &spec(), Some(wait), &mut Vec::new(), never())
         .await
         .unwrap_err();
     assert_eq!(err.exit_code(), ExitCode::Unavailable, "{err}");
@@ -318,6 +354,7 @@ fn quick_wait(limit: u64) -> Wait {
         poll_every: Duration::from_secs(2),
         limit: Duration::from_secs(limit),
         per_round: None,
+        ceiling: None,
     }
 }
 
@@ -332,7 +369,7 @@ async fn result_reads_failing_in_a_row_end_the_wait_as_polls_do() {
     *fleet.read_failures.lock().unwrap() = vec![Fail::Throttled; 100];
     let mut out = Vec::new();
     let started = tokio::time::Instant::now();
-    let err = run(&fleet, &spec(), Some(quick_wait(3600)), &mut out)
+    let err = run(&fleet, &spec(), Some(quick_wait(3600)), &mut out, never())
         .await
         .unwrap_err();
     let text = String::from_utf8(out).unwrap();
@@ -358,7 +395,7 @@ async fn result_reads_failing_in_a_row_end_the_wait_as_polls_do() {
     *fleet.read_failures.lock().unwrap() = vec![Fail::Throttled; 4];
     *fleet.failing.lock().unwrap() = 0;
     let mut out = Vec::new();
-    let v = run(&fleet, &spec(), Some(quick_wait(3600)), &mut out)
+    let v = run(&fleet, &spec(), Some(quick_wait(3600)), &mut out, never())
         .await
         .unwrap();
     let text = String::from_utf8(out).unwrap();
@@ -373,7 +410,7 @@ async fn an_access_denied_result_read_ends_the_wait_at_once() {
     );
     fleet.read_failures.lock().unwrap().push(Fail::Denied);
     let mut out = Vec::new();
-    let err = run(&fleet, &spec(), Some(quick_wait(3600)), &mut out)
+    let err = run(&fleet, &spec(), Some(quick_wait(3600)), &mut out, never())
         .await
         .unwrap_err();
     assert_eq!(err.exit_code(), ExitCode::Unavailable, "{err}");
@@ -406,7 +443,7 @@ async fn a_result_read_that_lags_behind_the_listing_is_read_again() {
         vec![lagging.clone(), lagging, result("i-1", Some(0))],
     );
     let mut out = Vec::new();
-    let v = run(&fleet, &spec(), Some(quick_wait(3600)), &mut out)
+    let v = run(&fleet, &spec(), Some(quick_wait(3600)), &mut out, never())
         .await
         .unwrap();
     let text = String::from_utf8(out).unwrap();
@@ -447,7 +484,7 @@ async fn a_fleet_that_answers_for_fewer_instances_than_it_targets_is_not_green()
     done.target_count = 3;
     let fleet = Scripted::new(vec![done], &[("i-1", Some(0)), ("i-2", Some(0))]);
     let mut out = Vec::new();
-    let v = run(&fleet, &spec(), Some(quick_wait(3600)), &mut out)
+    let v = run(&fleet, &spec(), Some(quick_wait(3600)), &mut out, never())
         .await
         .unwrap();
     let text = String::from_utf8(out).unwrap();
@@ -492,4 +529,78 @@ fn ssm_errors_are_sorted_by_their_code() {
         Some("ImageTag"),
     );
     assert_eq!(e.exit_code(), ExitCode::InvalidInput, "{e}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_signal_cancels_the_command_and_prints_what_came_back() {
+    // i-1 ended, i-2 still runs when the CI job is cancelled (SIGTERM after 7 s).
+    let fleet = Scripted::new(
+        vec![
+            state(
+                "InProgress",
+                &[("i-1", "InProgress"), ("i-2", "InProgress")],
+            ),
+            state("InProgress", &[("i-1", "Success"), ("i-2", "InProgress")]),
+        ],
+        &[("i-1", Some(0))],
+    );
+    let signal = async {
+        tokio::time::sleep(Duration::from_secs(7)).await;
+        "SIGTERM"
+    };
+    let mut out = Vec::new();
+    let err = run(&fleet, &spec(), Some(quick_wait(3600)), &mut out, signal)
+        .await
+        .unwrap_err();
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(err.exit_code(), ExitCode::RemoteNoResult, "{err}");
+    assert!(err.to_string().contains("SIGTERM"), "{err}");
+    assert_eq!(*fleet.cancelled.lock().unwrap(), ["cmd-1"], "{text}");
+    assert!(text.contains("== i-1 Success exit 0"), "{text}");
+    assert!(
+        text.contains("stopped waiting on SIGTERM, command cancelled; 1 of 2 targeted instances answered: 1 exit 0 (i-1); 1 without a result (exit 5)"),
+        "{text}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancel_that_fails_is_said_and_changes_no_exit_code() {
+    let mut fleet = Scripted::new(vec![state("InProgress", &[("i-1", "InProgress")])], &[]);
+    fleet.cancel_fails = true;
+    let mut out = Vec::new();
+    let err = run(&fleet, &spec(), Some(quick_wait(10)), &mut out, never())
+        .await
+        .unwrap_err();
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(err.exit_code(), ExitCode::RemoteNoResult, "{err}");
+    assert!(
+        text.contains("could not cancel command cmd-1") && text.contains("aws ssm cancel-command"),
+        "{text}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_wait_never_passes_its_ceiling_however_many_rounds() {
+    // 10 instances one at a time would allow 10 rounds of 100 s; the CI job leaves 250 s.
+    let mut running = state("InProgress", &[("i-1", "InProgress")]);
+    running.target_count = 10;
+    let fleet = Scripted::new(vec![running], &[]);
+    let wait = Wait {
+        poll_every: Duration::from_secs(5),
+        limit: Duration::from_secs(100),
+        per_round: Some(Duration::from_secs(100)),
+        ceiling: Some(Duration::from_secs(250)),
+    };
+    let started = tokio::time::Instant::now();
+    let mut out = Vec::new();
+    let err = run(&fleet, &spec(), Some(wait), &mut out, never())
+        .await
+        .unwrap_err();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        matches!(err, RemoteError::WaitTimeout { after, .. } if after == Duration::from_secs(250)),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(260), "{text}");
+    assert!(text.contains("just before the CI job's timeout"), "{text}");
 }
