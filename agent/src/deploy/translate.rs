@@ -112,6 +112,7 @@ pub fn network_specs(project: &Project) -> Vec<(String, NetworkSpec, bool)> {
                 options: n.driver_opts.clone(),
                 internal: n.internal,
                 attachable: n.attachable,
+                enable_ipv4: n.enable_ipv4,
                 enable_ipv6: n.enable_ipv6.unwrap_or(false),
                 labels,
                 ipam,

@@ -305,7 +305,12 @@ impl super::Engine for DockerEngine {
             debug!(network = %spec.name, id = %existing.id, "network exists");
             return Ok(existing);
         }
-        let request = network_request(spec);
+        let request = network_request(spec, self.api_version()).map_err(|reason| {
+            EngineError::InvalidSpec {
+                object: Object::Network(spec.name.clone()),
+                reason,
+            }
+        })?;
         match self.docker.create_network(request).await {
             Ok(resp) => {
                 debug!(network = %spec.name, id = %resp.id, "network created");

@@ -23,6 +23,8 @@ pub struct NetworkSpec {
     pub options: BTreeMap<String, String>,
     pub internal: bool,
     pub attachable: bool,
+    /// `None`: Docker's default (IPv4 on).
+    pub enable_ipv4: Option<bool>,
     pub enable_ipv6: bool,
     pub labels: BTreeMap<String, String>,
     pub ipam: Option<IpamSpec>,

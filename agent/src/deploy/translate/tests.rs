@@ -355,3 +355,24 @@ fn mem_swappiness_zero_is_no_setting_as_in_compose() {
     .unwrap();
     assert_eq!(spec.resources.memory_swappiness, Some(10));
 }
+
+#[test]
+fn a_networks_enable_ipv4_reaches_its_spec() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("compose.yaml");
+    std::fs::write(
+        &file,
+        "services:\n  a:\n    image: x\nnetworks:\n  default:\n    enable_ipv4: false\n    enable_ipv6: true\n",
+    )
+    .unwrap();
+    let project = compose::load(&LoadOptions {
+        files: vec![file],
+        project_name: Some("p".into()),
+        ..LoadOptions::default()
+    })
+    .unwrap();
+    let specs = network_specs(&project);
+    let (_, spec, _) = specs.iter().find(|(k, _, _)| k == "default").unwrap();
+    assert_eq!(spec.enable_ipv4, Some(false));
+    assert!(spec.enable_ipv6);
+}

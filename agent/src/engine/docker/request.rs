@@ -12,12 +12,26 @@ use bollard::models::{MountBindOptions, MountBindOptionsPropagationEnum};
 use super::*;
 use crate::engine::{BindRecursive, MountSpec};
 
-pub(super) fn network_request(spec: &NetworkSpec) -> NetworkCreateRequest {
-    NetworkCreateRequest {
+/// The network create request for a Docker speaking `api`. `enable_ipv4: false` is refused
+/// before API 1.48 (Docker 28.0), where Docker drops the field and gives the network IPv4
+/// anyway; `true` is every Docker's default and is sent only where it is understood.
+pub(super) fn network_request(
+    spec: &NetworkSpec,
+    api: (usize, usize),
+) -> std::result::Result<NetworkCreateRequest, String> {
+    if spec.enable_ipv4 == Some(false) && api < (1, 48) {
+        return Err(format!(
+            "enable_ipv4: false on network {} needs Docker API 1.48 (Docker 28.0) or later; \
+             this Docker speaks {}.{} and would give it IPv4 anyway: remove it or upgrade Docker",
+            spec.name, api.0, api.1
+        ));
+    }
+    Ok(NetworkCreateRequest {
         name: spec.name.clone(),
         driver: spec.driver.clone(),
         internal: Some(spec.internal),
         attachable: Some(spec.attachable),
+        enable_ipv4: spec.enable_ipv4.filter(|_| api >= (1, 48)),
         enable_ipv6: spec.enable_ipv6.then_some(true),
         options: non_empty_map(&spec.options),
         labels: non_empty_map(&spec.labels),
@@ -37,7 +51,7 @@ pub(super) fn network_request(spec: &NetworkSpec) -> NetworkCreateRequest {
             ),
         }),
         ..Default::default()
-    }
+    })
 }
 
 /// The endpoint settings of one attachment for a Docker speaking `api`. What that API cannot

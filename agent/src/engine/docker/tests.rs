@@ -380,3 +380,33 @@ fn mount_options_reach_docker_or_name_the_api_they_need() {
     let refused = host(vec![bind(false, Some("z"), None)], (1, 45)).unwrap_err();
     assert!(refused.contains("SELinux relabel \"z\""), "{refused}");
 }
+
+#[test]
+fn enable_ipv4_is_sent_where_docker_knows_it_and_false_is_refused_where_it_does_not() {
+    let spec = NetworkSpec {
+        name: "p_v6only".into(),
+        enable_ipv4: Some(false),
+        enable_ipv6: true,
+        ..Default::default()
+    };
+    let body = network_request(&spec, (1, 48)).unwrap();
+    assert_eq!(body.enable_ipv4, Some(false));
+    assert_eq!(body.enable_ipv6, Some(true));
+    let refused = network_request(&spec, (1, 47)).unwrap_err();
+    assert!(
+        refused
+            .contains("enable_ipv4: false on network p_v6only needs Docker API 1.48 (Docker 28.0)")
+            && refused.contains("speaks 1.47"),
+        "{refused}"
+    );
+    // true is every Docker's default: fine anywhere, sent where it is understood.
+    let on = NetworkSpec {
+        enable_ipv4: Some(true),
+        ..spec
+    };
+    assert_eq!(network_request(&on, (1, 41)).unwrap().enable_ipv4, None);
+    assert_eq!(
+        network_request(&on, (1, 48)).unwrap().enable_ipv4,
+        Some(true)
+    );
+}
