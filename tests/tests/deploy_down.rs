@@ -23,7 +23,7 @@ services:
     command: ["sleep", "86400"]
     stop_signal: SIGKILL
     networks: [back]
-    volumes: [data:/data]
+    volumes: [data:/data, /scratch]
     x-gantry: {min_ready: 0s}
 networks:
   back: {}
@@ -100,13 +100,22 @@ fn down_takes_the_stack_off_keeps_it_off_and_rollback_brings_it_back() {
     });
     assert!(exists("network", &network));
 
-    // --local, --volumes: the named volume goes too.
+    // --local, --volumes: the named volume goes too, and db's anonymous one.
+    let anonymous = gantry_tests::inspect(
+        &format!("{stack}-db-1"),
+        "{{range .Mounts}}{{if eq .Destination \"/scratch\"}}{{.Name}}{{end}}{{end}}",
+    );
+    assert_eq!(anonymous.trim().len(), 64, "{anonymous:?}");
     let out = d.gantry(&["down", &stack, "--volumes", "--local"]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(project_containers(&stack), Vec::<String>::new());
     assert!(
         !exists("volume", &volume),
         "--volumes removes the stack's volume"
+    );
+    assert!(
+        !exists("volume", anonymous.trim()),
+        "--volumes removes the containers' anonymous volumes"
     );
     let releases = d.releases(&stack);
     assert_eq!(

@@ -15,9 +15,12 @@
 //! removal leaves a ledger that says the stack is down; the next `gantry down` finds nothing to
 //! deploy and removes what is still there (as it does for a stack that is down already).
 //!
+//! With `--volumes`, the anonymous volumes of the stack's containers go too, once the down
+//! succeeded, as with `docker compose down --volumes` (listed before the containers go).
+//!
 //! Limits: a network still in use (another stack's container on it) is kept with a warning,
 //! as Compose does; networks and volumes of releases already pruned from the ledger are not
-//! known and stay.
+//! known and stay; nor are the anonymous volumes of containers a plain down already removed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -45,7 +48,69 @@ impl Deployer {
         req.preloaded = Some(empty_project(&req.stack));
         req.down = true;
         req.down_volumes = volumes;
-        self.deploy(&req, progress).await
+        // `docker compose down --volumes` takes the containers' anonymous volumes too.
+        let anonymous = match volumes {
+            true => self.anonymous_volumes(&req.stack).await,
+            false => Vec::new(),
+        };
+        let mut report = self.deploy(&req, progress).await;
+        if report.exit_code() == ExitCode::Ok && !anonymous.is_empty() {
+            let failed = self.remove_anonymous(&anonymous, progress).await;
+            if !failed.is_empty() {
+                let error = report.error.take().into_iter().chain(failed);
+                report.error = Some(error.collect::<Vec<_>>().join("; "));
+                report.exit_code_override = Some(ExitCode::Failed);
+            }
+        }
+        report
+    }
+
+    /// The anonymous volumes of the stack's containers (none when they cannot be listed: the
+    /// down itself will say why).
+    async fn anonymous_volumes(&self, stack: &str) -> Vec<String> {
+        let containers = self.engine.list_containers(stack, true).await;
+        let mut names: Vec<String> = containers
+            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|c| c.anonymous_volumes.into_iter().map(|(_, name)| name))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Removes the anonymous volumes `names` (their containers gone); returns what could not
+    /// be removed (one still in use is kept with a progress line).
+    async fn remove_anonymous(&self, names: &[String], progress: &dyn Progress) -> Vec<String> {
+        let mut failed = Vec::new();
+        for name in names {
+            let object = Object::Volume(name.clone());
+            match self.engine.remove_volume(name).await {
+                Ok(true) => progress.step(None, &format!("anonymous {object} removed")),
+                Ok(false) => {}
+                Err(e) if in_use(&e) => {
+                    progress.step(
+                        None,
+                        &format!("anonymous {object} kept: still in use ({e})"),
+                    );
+                }
+                Err(e) => {
+                    progress.step(None, &format!("anonymous {object} not removed: {e}"));
+                    failed.push(e.to_string());
+                }
+            }
+        }
+        if !failed.is_empty() {
+            let n = failed.len();
+            failed.insert(
+                0,
+                format!(
+                    "{n} of {} anonymous volumes could not be removed",
+                    names.len()
+                ),
+            );
+        }
+        failed
     }
 
     /// The end of a down that went well (its release recorded, or the stack down already),

@@ -421,10 +421,12 @@ impl Engine for FakeEngine {
 
     async fn remove_volume(&self, name: &str) -> Result<bool> {
         let mut s = self.lock();
-        if s.containers
-            .values()
-            .any(|c| c.volumes.iter().any(|v| v == name))
-        {
+        if s.containers.values().any(|c| {
+            c.volumes
+                .iter()
+                .chain(c.anonymous_volumes.iter().map(|(_, n)| n))
+                .any(|v| v == name)
+        }) {
             return Err(EngineError::Conflict {
                 object: Object::Volume(name.to_owned()),
                 message: format!("remove {name}: volume is in use"),
@@ -501,6 +503,9 @@ impl Engine for FakeEngine {
             s.checked.insert(id.clone());
         }
         self.events.emit(&info, "create");
+        for (_, name) in &info.anonymous_volumes {
+            s.volumes.entry(name.clone()).or_default();
+        }
         s.containers.insert(id.clone(), info);
         s.calls.push(format!("create {}", spec.name));
         Ok(id)

@@ -459,3 +459,38 @@ async fn a_down_that_cannot_take_the_lock_changes_nothing() {
         "{left:?}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn down_volumes_takes_the_containers_anonymous_volumes_a_plain_down_keeps_them() {
+    let s = Setup::new();
+    s.engine.declare_volumes("app:1", &["/var/lib/db"]);
+    let compose = "services:
+  db:
+    image: app:${V}
+    volumes: [/scratch]
+    x-gantry: {min_ready: 1s}
+";
+    assert!(s.deploy(compose, "1").await.outcome.is_good());
+    let anonymous: Vec<String> = s.engine.containers()["app-db-1"]
+        .anonymous_volumes
+        .iter()
+        .map(|(_, name)| format!("volume {name}"))
+        .collect();
+    assert_eq!(anonymous.len(), 2);
+
+    // A plain down keeps them, as Compose does.
+    down(&s, false).await;
+    let left = s.engine.resources();
+    assert!(anonymous.iter().all(|v| left.contains(v)), "{left:?}");
+
+    // --volumes: those of the containers it removes go too.
+    assert!(s.deploy(compose, "1").await.outcome.is_good());
+    let second: Vec<String> = s.engine.containers()["app-db-1"]
+        .anonymous_volumes
+        .iter()
+        .map(|(_, name)| format!("volume {name}"))
+        .collect();
+    down(&s, true).await;
+    let left = s.engine.resources();
+    assert!(second.iter().all(|v| !left.contains(v)), "{left:?}");
+}
