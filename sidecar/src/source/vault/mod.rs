@@ -23,7 +23,10 @@
 //!   near the old one's max TTL, a rotated token file) the lease is replaced at once, as a
 //!   change, while the old token still lives.
 //!   A read that carries no lease (a KV v1 or a static role read) is polled every `refresh`
-//!   and compared.
+//!   and compared. A renewal answered 400, 403 or 404 (lease gone, not renewable, forbidden)
+//!   reads new credentials; 5xx and 429 are outages: an error, the last values kept. A
+//!   re-fetch after an error keeps live credentials: a renewable lease is renewed, a
+//!   non-renewable one kept while more than a third of its life is left.
 //! - A 403 makes the session re-authenticate once (token file re-read, or login) and retries.
 //!
 //! Limits: KV v1 mounts are refused (KV v2 only); no response wrapping; no Vault Enterprise
@@ -514,11 +517,15 @@ impl VaultSource {
                 }
                 Ok(None)
             }
-            Err(e @ HttpError::Status { .. }) => {
+            // The lease is gone (expired, revoked: 400 "lease not found"), not renewable (400),
+            // or the policy forbids renewing it (403 once the token was found alive).
+            Err(e @ HttpError::Status { .. }) if matches!(e.status(), Some(400 | 403 | 404)) => {
                 tracing::warn!(secret_ref = %self.id, source = "vault", lease_id = %lease_id, error = %e,
                     "vault lease renewal refused, reading new credentials");
                 self.read_dynamic(path).await.map(Some)
             }
+            // 5xx (sealed, standby, overloaded) and 429 are outages: the credentials are as good
+            // as before; the runtime keeps them and retries with backoff.
             Err(e) => Err(self.err("lease renewal failed", &e, "sys/leases/renew")),
         }
     }
@@ -538,16 +545,32 @@ impl Source for VaultSource {
                 s
             }
             Resolved::Dynamic { path } => {
-                // A re-fetch after an outage keeps credentials whose lease still lives (renewing
-                // it) instead of minting new ones, which would restart the workload for nothing.
-                let live = self.lease.as_ref().is_some_and(|l| {
-                    l.renewable && l.expires_at > Instant::now() + Duration::from_secs(1)
-                });
-                let s = match (&self.last_dynamic, live) {
-                    (Some(last), true) => {
+                // A re-fetch after an outage keeps credentials whose lease still lives instead of
+                // minting new ones, which would restart the workload for nothing: a renewable
+                // lease is renewed, a non-renewable one kept while more than a third of its life
+                // is left (its re-read stays due at 2/3). A lease of an older token is replaced.
+                let now = Instant::now();
+                let keep = self
+                    .lease
+                    .as_ref()
+                    .filter(|_| !self.lease_of_old_token())
+                    .map(|l| {
+                        if l.renewable {
+                            l.expires_at > now + Duration::from_secs(1)
+                        } else {
+                            l.expires_at.saturating_duration_since(now) > l.original / 3
+                        }
+                    });
+                let s = match (
+                    &self.last_dynamic,
+                    keep,
+                    self.lease.as_ref().map(|l| l.renewable),
+                ) {
+                    (Some(last), Some(true), Some(true)) => {
                         let last = last.clone();
                         self.refresh_dynamic(&path).await?.unwrap_or(last)
                     }
+                    (Some(last), Some(true), _) => last.clone(),
                     _ => self.read_dynamic(&path).await?,
                 };
                 self.last_dynamic = Some(s.clone());

@@ -197,3 +197,164 @@ async fn a_future_deletion_time_is_not_a_deleted_version() {
         "{e}"
     );
 }
+
+/// A route of [`Mock`]: a part of the request line, the status and the JSON body it answers.
+type Route = (&'static str, u16, Value);
+
+/// A Vault on loopback whose routes answer with a status and a JSON body; every request line
+/// is recorded. The first route whose key the request line contains answers (404 otherwise).
+#[derive(Clone, Default)]
+struct Mock {
+    routes: Arc<std::sync::Mutex<Vec<Route>>>,
+    hits: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Mock {
+    async fn start(routes: Vec<Route>) -> (Self, u16) {
+        let mock = Self::default();
+        *mock.routes.lock().unwrap() = routes;
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let m = mock.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let mut buf = vec![0u8; 8192];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]);
+                let line = head.lines().next().unwrap_or("").to_owned();
+                let found = m
+                    .routes
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .find(|(k, _, _)| line.contains(k))
+                    .map(|(_, st, v)| (*st, v.to_string()));
+                m.hits.lock().unwrap().push(line);
+                let (status, body) = found.unwrap_or((404, r#"{"errors":[]}"#.to_owned()));
+                let answer = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(answer.as_bytes()).await;
+                let _ = s.shutdown().await;
+            }
+        });
+        (mock, port)
+    }
+
+    /// Makes `key` answer `status` with `body`.
+    fn set(&self, key: &'static str, status: u16, body: Value) {
+        let mut routes = self.routes.lock().unwrap();
+        match routes.iter_mut().find(|(k, _, _)| *k == key) {
+            Some(r) => (r.1, r.2) = (status, body),
+            None => routes.insert(0, (key, status, body)),
+        }
+    }
+
+    /// How many requests contained `key`.
+    fn hits(&self, key: &str) -> usize {
+        self.hits
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(key))
+            .count()
+    }
+}
+
+fn lease(user: &str, id: &str, secs: u64, renewable: bool) -> Value {
+    json!({"lease_id": id, "lease_duration": secs, "renewable": renewable,
+        "data": {"username": user}})
+}
+
+fn dynamic_spec() -> VaultSourceSpec {
+    VaultSourceSpec {
+        path: "database/creds/app".into(),
+        key: None,
+        name: None,
+        prefix: None,
+        kind: VaultKind::Dynamic,
+    }
+}
+
+async fn dynamic_source(routes: Vec<Route>) -> (Mock, VaultSource) {
+    let mut all = vec![(
+        "auth/token/lookup-self",
+        200,
+        json!({"data": {"ttl": 0, "renewable": false}}),
+    )];
+    all.extend(routes);
+    let (mock, port) = Mock::start(all).await;
+    let session = VaultSession::connect(&token_config(port)).await.unwrap();
+    let source = VaultSource::new(dynamic_spec(), session, Duration::from_secs(60));
+    (mock, source)
+}
+
+/// Review item: any answer but 2xx to a lease renewal was taken for "refused", so a Vault
+/// that answered 503 (sealed, standby, overloaded), 500 or 429 made the source read new
+/// credentials and restart the workload for an outage. Now only 400, 403 and 404 (the lease is
+/// gone or not renewable) read new credentials; the others are errors, the last values kept.
+#[tokio::test]
+async fn a_lease_renewal_answered_5xx_or_429_is_an_outage_not_a_refusal() {
+    let (mock, mut source) = dynamic_source(vec![
+        (
+            "sys/leases/renew",
+            503,
+            json!({"errors": ["Vault is sealed"]}),
+        ),
+        ("database/creds/app", 200, lease("u1", "l1", 300, true)),
+    ])
+    .await;
+    assert_eq!(
+        source.fetch().await.unwrap().values["username"].expose(),
+        "u1"
+    );
+    mock.set("database/creds/app", 200, lease("u2", "l2", 300, true));
+    for status in [503, 500, 429] {
+        mock.set("sys/leases/renew", status, json!({"errors": ["busy"]}));
+        source.due = Some(Instant::now());
+        let e = source.refresh().await.unwrap_err().to_string();
+        assert!(e.contains(&status.to_string()), "{e}");
+    }
+    assert_eq!(
+        mock.hits("GET /v1/database/creds/app"),
+        1,
+        "new credentials read"
+    );
+    assert_eq!(source.lease_id(), Some("l1"));
+    // A lease Vault no longer knows (400) is replaced, as a change.
+    mock.set(
+        "sys/leases/renew",
+        400,
+        json!({"errors": ["lease not found"]}),
+    );
+    source.due = Some(Instant::now());
+    let snap = source.refresh().await.unwrap().expect("new credentials");
+    assert_eq!(snap.values["username"].expose(), "u2");
+    assert_eq!(mock.hits("GET /v1/database/creds/app"), 2);
+}
+
+/// Review item: after an error the runtime calls `fetch`, which kept only a renewable lease:
+/// credentials of a non-renewable lease with most of its life left were replaced, restarting
+/// the workload after every blip. Now such a lease is kept while it has more than a third of
+/// its life; past that, new credentials are read.
+#[tokio::test]
+async fn a_refetch_keeps_a_non_renewable_lease_while_a_third_of_it_is_left() {
+    let (mock, mut source) = dynamic_source(vec![(
+        "database/creds/app",
+        200,
+        lease("u1", "l1", 300, false),
+    )])
+    .await;
+    let first = source.fetch().await.unwrap();
+    mock.set("database/creds/app", 200, lease("u2", "l2", 300, false));
+    let again = source.fetch().await.unwrap();
+    assert_eq!(again.version, first.version, "a live lease was replaced");
+    assert_eq!(again.values["username"].expose(), "u1");
+    assert_eq!(mock.hits("GET /v1/database/creds/app"), 1);
+    // Less than a third of its 300 s left: new credentials.
+    source.lease.as_mut().unwrap().expires_at = Instant::now() + Duration::from_secs(90);
+    let new = source.fetch().await.unwrap();
+    assert_eq!(new.values["username"].expose(), "u2");
+    assert_eq!(mock.hits("GET /v1/database/creds/app"), 2);
+}
