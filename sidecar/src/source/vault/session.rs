@@ -11,9 +11,17 @@
 //!   (`renew-self`) at about 2/3 of its TTL; a root token (TTL 0) is never renewed.
 //! - token file: as token, and the file is re-read whenever its modification time or size
 //!   changes (an OpenBao/Vault agent or a platform rotates it); on a 403 it is re-read too.
-//! - AppRole and AWS IAM: log in, renew at about 2/3 of the TTL; when a renewal fails, log in
-//!   again instead; when Vault granted less than asked (the token reaches its max TTL), log in
-//!   again at once, while the old token still has what it was granted.
+//! - AppRole and AWS IAM: log in, renew at about 2/3 of the TTL; when Vault refuses a renewal
+//!   (400, 403, 404), log in again instead; when Vault granted less than asked (the token
+//!   reaches its max TTL), log in again at once, while the old token still has what it was
+//!   granted.
+//! - An outage (5xx, 429, no answer) at a renewal or a login, while the token is still valid,
+//!   keeps that token in use: a warning, and another try after a third of its remaining life
+//!   (1 s to 60 s). Only once the token has expired is the failure an error.
+//! - A 403 on a read is checked with `lookup-self`: only a 403 there means the token is dead
+//!   (and the session re-authenticates); a token that answers is alive (the 403 is the
+//!   policy's); any other failure of the lookup is an outage, reported as an error without a
+//!   login (which would use up secret ids that have a use limit).
 //!
 //! Every different token the session holds is a new [`VaultSession::generation`]: Vault revokes
 //! a token's leases when the token expires, so the sources read their dynamic secrets again
@@ -238,13 +246,20 @@ impl VaultSession {
         }
         // A token that Vault still knows means the 403 is the policy's: logging in again would
         // not help, and would use up secret ids that have a use limit.
-        let alive = self
+        // Only a 403 on lookup-self means the token is dead: a network error or a 5xx says
+        // nothing about it, and is reported as the outage it is.
+        match self
             .http
             .call(Method::GET, "auth/token/lookup-self", Some(stale), None)
             .await
-            .is_ok();
-        if alive {
-            return Ok(None);
+        {
+            Ok(_) => return Ok(None),
+            Err(e) if e.status() == Some(403) => {}
+            Err(e) => {
+                let mut err = SourceError::new(&self.id, format!("token lookup failed: {e}"));
+                err.hint = e.hint("auth/token/lookup-self");
+                return Err(err);
+            }
         }
         tracing::info!(source = %self.id, "vault token refused, authenticating again");
         match &self.auth {
@@ -263,6 +278,14 @@ impl VaultSession {
             .clone()
             .filter(|t| t != stale)
             .map(|t| (t, st.generation)))
+    }
+
+    /// Makes the next token action due now (tests).
+    #[cfg(test)]
+    pub(crate) async fn make_due(&self) {
+        let mut st = self.state.lock().await;
+        st.act_at = Some(Instant::now());
+        self.publish(&st);
     }
 
     fn publish(&self, st: &TokenState) {
@@ -304,39 +327,66 @@ impl VaultSession {
                 _ => self.login(st).await?,
             }
         }
-        if st.act_at.is_some_and(|at| at <= Instant::now()) {
-            if st.login_next || (!st.renewable && self.can_login()) {
-                self.login(st).await?;
-            } else if st.renewable {
-                match self.renew(st).await {
-                    // Vault granted less than asked: the token nears its max TTL. Log in now,
-                    // not at 2/3 of what is left: the leases the old token read die with it,
-                    // and the sources replace them while it still has all of that time.
-                    Ok(()) if st.login_next => self.login(st).await?,
-                    Ok(()) => {}
-                    Err(e @ HttpError::Status { .. }) if self.can_login() => {
-                        tracing::warn!(source = %self.id, error = %e, "vault token renewal refused, logging in again");
-                        self.login(st).await?;
-                    }
-                    Err(e @ HttpError::Status { .. }) => {
-                        // A token we cannot replace: keep using it until Vault refuses it.
-                        tracing::warn!(source = %self.id, error = %e, "vault token renewal refused");
-                        st.act_at = None;
-                    }
-                    Err(e) => {
-                        let hint = e.hint("auth/token/renew-self");
-                        let mut err =
-                            SourceError::new(&self.id, format!("token renewal failed: {e}"));
-                        err.hint = hint;
-                        return Err(err);
-                    }
+        if st.act_at.is_some_and(|at| at <= Instant::now())
+            && let Err(e) = self.act(st).await
+        {
+            // An outage (a renewal or login that failed for another reason than Vault refusing
+            // the token) while the token still has time left: keep using it, try again later.
+            let now = Instant::now();
+            match st.expires_at.filter(|&x| x > now) {
+                Some(expires) => {
+                    let left = expires - now;
+                    let retry = (left / 3).clamp(Duration::from_secs(1), Duration::from_secs(60));
+                    let retry = retry.min(left);
+                    tracing::warn!(source = %self.id, error = %e, valid_s = left.as_secs(),
+                        retry_s = retry.as_secs(), "vault token renewal or login failed, keeping the current token, which is still valid");
+                    st.act_at = Some(now + retry);
                 }
-            } else {
-                st.act_at = None;
+                None => {
+                    self.publish(st);
+                    return Err(e);
+                }
             }
         }
         self.publish(st);
         Ok(())
+    }
+
+    /// The due token action: renew, or log in again. An error only for an outage (or a login
+    /// refused): a renewal Vault refuses (400, 403, 404) leads to a login, or, for a token we
+    /// cannot replace, to using it until Vault refuses it.
+    async fn act(&self, st: &mut TokenState) -> Result<(), SourceError> {
+        if st.login_next || (!st.renewable && self.can_login()) {
+            return self.login(st).await;
+        }
+        if !st.renewable {
+            st.act_at = None;
+            return Ok(());
+        }
+        match self.renew(st).await {
+            // Vault granted less than asked: the token nears its max TTL. Log in now, not at
+            // 2/3 of what is left: the leases the old token read die with it, and the sources
+            // replace them while it still has all of that time.
+            Ok(()) if st.login_next => self.login(st).await,
+            Ok(()) => Ok(()),
+            Err(e) if matches!(e.status(), Some(400 | 403 | 404)) && self.can_login() => {
+                tracing::warn!(source = %self.id, error = %e, "vault token renewal refused, logging in again");
+                st.login_next = true;
+                self.login(st).await
+            }
+            Err(e) if matches!(e.status(), Some(400 | 403 | 404)) => {
+                // A token we cannot replace: keep using it until Vault refuses it.
+                tracing::warn!(source = %self.id, error = %e, "vault token renewal refused");
+                st.act_at = None;
+                Ok(())
+            }
+            // 5xx, 429, no answer: an outage, not a verdict on the token.
+            Err(e) => {
+                let mut err = SourceError::new(&self.id, format!("token renewal failed: {e}"));
+                err.hint = e.hint("auth/token/renew-self");
+                Err(err)
+            }
+        }
     }
 
     fn schedule(&self, st: &mut TokenState, ttl: Duration, renewable: bool) {

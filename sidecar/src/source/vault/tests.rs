@@ -358,3 +358,119 @@ async fn a_refetch_keeps_a_non_renewable_lease_while_a_third_of_it_is_left() {
     assert_eq!(new.values["username"].expose(), "u2");
     assert_eq!(mock.hits("GET /v1/database/creds/app"), 2);
 }
+
+/// A session logged in with AppRole to `mock` (token `t1`, TTL `ttl` s, renewable).
+async fn approle_session(routes: Vec<Route>, ttl: u64) -> (Mock, Arc<VaultSession>) {
+    let mut all = routes;
+    all.push((
+        "auth/approle/login",
+        200,
+        json!({"auth": {"client_token": "t1", "lease_duration": ttl, "renewable": true}}),
+    ));
+    let (mock, port) = Mock::start(all).await;
+    let mut cfg = token_config(port);
+    cfg.auth = VaultAuth::AppRole {
+        mount: "approle".into(),
+        role_id: "role".into(),
+        secret_id: crate::source::config::SecretIdFrom::Value(Secret::from("sid")),
+    };
+    let session = VaultSession::connect(&cfg).await.unwrap();
+    (mock, session)
+}
+
+/// Review item: a token renewal answered 503 made the session log in again, and a renewal or
+/// login that failed for an outage returned an error although the token had time left. Now the
+/// session keeps a token that is still valid: it warns and tries again later.
+#[tokio::test]
+async fn an_outage_at_renewal_or_login_keeps_the_token_that_still_works() {
+    let (mock, session) = approle_session(
+        vec![("auth/token/renew-self", 503, json!({"errors": ["sealed"]}))],
+        3600,
+    )
+    .await;
+    assert_eq!(session.stats().logins, 1);
+    // The renewal answers 503: no new login, the same token, a retry scheduled.
+    session.make_due().await;
+    assert_eq!(session.token().await.unwrap().expose(), "t1");
+    assert_eq!(
+        session.stats().logins,
+        1,
+        "a 503 on renew-self logged in again"
+    );
+    let retry = session.next_action_in().expect("a retry is scheduled");
+    assert!(
+        retry > Duration::ZERO && retry <= Duration::from_secs(60),
+        "{retry:?}"
+    );
+    // A 500 at the renewal: the same.
+    mock.set(
+        "auth/token/renew-self",
+        500,
+        json!({"errors": ["internal"]}),
+    );
+    session.make_due().await;
+    assert_eq!(session.token().await.unwrap().expose(), "t1");
+    // The token nears its max TTL (a short renewal) and the login answers 503: the old token,
+    // valid for another 600 s, stays in use.
+    mock.set(
+        "auth/token/renew-self",
+        200,
+        json!({"auth": {"lease_duration": 600, "renewable": true}}),
+    );
+    mock.set("auth/approle/login", 503, json!({"errors": ["sealed"]}));
+    session.make_due().await;
+    assert_eq!(session.token().await.unwrap().expose(), "t1");
+    assert_eq!(session.stats().logins, 1);
+    // Vault answers again: the login happens at the retry.
+    mock.set(
+        "auth/approle/login",
+        200,
+        json!({"auth": {"client_token": "t2", "lease_duration": 3600, "renewable": true}}),
+    );
+    session.make_due().await;
+    assert_eq!(session.token().await.unwrap().expose(), "t2");
+    assert_eq!(session.stats().logins, 2);
+}
+
+/// Review item: a 403 on a read made the session look the token up, and any failure of that
+/// lookup (a network error, a 5xx) counted as a dead token: it logged in again, using up a
+/// secret id with a use limit. Only a 403 on `lookup-self` means the token is dead.
+#[tokio::test]
+async fn only_a_403_on_lookup_self_means_the_token_is_dead() {
+    let (mock, session) = approle_session(
+        vec![
+            ("auth/token/lookup-self", 503, json!({"errors": ["sealed"]})),
+            (
+                "sys/internal/ui/mounts/",
+                200,
+                json!({"data": {"path": "secret/", "type": "kv", "options": {"version": "2"}}}),
+            ),
+            (
+                "secret/data/app",
+                403,
+                json!({"errors": ["permission denied"]}),
+            ),
+        ],
+        3600,
+    )
+    .await;
+    let spec = VaultSourceSpec {
+        path: "secret/app".into(),
+        key: None,
+        name: None,
+        prefix: None,
+        kind: VaultKind::Auto,
+    };
+    let mut source = VaultSource::new(spec, Arc::clone(&session), Duration::from_secs(60));
+    let e = source.fetch().await.unwrap_err().to_string();
+    assert!(e.contains("503"), "{e}");
+    assert_eq!(session.stats().logins, 1, "a failed lookup logged in again");
+    // Vault says the token is unknown: now the session logs in again, once.
+    mock.set(
+        "auth/token/lookup-self",
+        403,
+        json!({"errors": ["permission denied"]}),
+    );
+    let _ = source.fetch().await.unwrap_err();
+    assert_eq!(session.stats().logins, 2);
+}
