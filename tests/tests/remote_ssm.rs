@@ -20,7 +20,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use gantry_tests::aws::{SsmStandIn, boto};
-use gantry_tests::{bin, docker, env, unique, wait_for};
+use gantry_tests::{bin, docker, env, free_port, unique, wait_for};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -329,7 +329,9 @@ fn remote_deploy_runs_the_document_on_each_instance_and_agrees_or_splits() {
     );
     assert!(text.contains("1 of 1 instances agree: exit 0"), "{text}");
 
-    // Three instances, all at once: a split result, each instance named with its code.
+    // Three instances, all at once: a split result, each instance named with its code. SSM
+    // kills i-hung at its executionTimeout, which must leave room for Gantry's own bounds
+    // (--lock-wait + --timeout + 30 s): the smallest that does here.
     let out = run(&[
         "--instance-ids",
         "i-good,i-broken,i-hung",
@@ -337,8 +339,12 @@ fn remote_deploy_runs_the_document_on_each_instance_and_agrees_or_splits() {
         "3",
         "--max-errors",
         "3",
+        "--lock-wait",
+        "0s",
+        "--timeout",
+        "5s",
         "--execution-timeout",
-        "3",
+        "36",
     ]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     cleanup(&stack);
@@ -506,4 +512,56 @@ fn a_wait_cut_short_by_its_bound_or_a_signal_cancels_the_command() {
     wait_for("the command cancelled", Duration::from_secs(20), || {
         (standin_statuses(&standin.url, &id) == "Cancelled Cancelled").then_some(())
     });
+}
+
+#[test]
+fn command_lines_ssm_would_refuse_or_cut_are_refused_before_anything_is_sent() {
+    // Nothing answers at this endpoint: a command that reached SSM or S3 would exit 69.
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let stack_dir = tempfile::tempdir().unwrap();
+    std::fs::write(stack_dir.path().join("compose.yaml"), "services: {}\n").unwrap();
+    let ids: Vec<String> = (0..51).map(|i| format!("i-{i:017x}")).collect();
+    let ids = ids.join(",");
+    let dir = stack_dir.path().to_str().unwrap();
+    let cases: [(&[&str], &[&str]); 4] = [
+        (
+            &["--instance-ids", &ids],
+            &["--instance-ids: 51 instances", "at most 50"],
+        ),
+        (&["--tag", "Role=web,"], &["--tag \"Role=web,\"", "empty"]),
+        (
+            &["--instance-ids", "i-1", "--execution-timeout", "1800"],
+            &[
+                "--lock-wait 10m + --timeout 30m",
+                "--execution-timeout 1800",
+            ],
+        ),
+        (
+            &[
+                "--instance-ids",
+                "i-1",
+                "--stack-dir",
+                dir,
+                "--bundle-bucket",
+                "b",
+                "--timeout",
+                "1m30s",
+            ],
+            &["--timeout \"1m30s\""],
+        ),
+    ];
+    for (extra, expected) in cases {
+        let mut args = vec!["remote", "deploy", "shop", "--image-tag", "v1"];
+        args.extend(extra);
+        let out = gantry(&nowhere, &args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{extra:?}: {err}");
+        for e in expected {
+            assert!(err.contains(e), "{extra:?}: {err}");
+        }
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("uploaded"),
+            "nothing uploaded"
+        );
+    }
 }

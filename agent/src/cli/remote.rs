@@ -2,7 +2,10 @@
 //! print every instance's result, exit with the fleet's one code (see [`crate::remote`]).
 //!
 //! The command line is checked here, before anything is uploaded or sent ([`RemoteArgsError`],
-//! exit 64). In a CI job the wait ends a minute before the job's own timeout (GitLab's
+//! exit 64): targets within SSM's limits (50 instance ids, no empty tag value), `--lock-wait`
+//! and `--timeout` as the documents take them, and `--lock-wait` + `--timeout` + a margin to
+//! fetch the bundle below `--execution-timeout` (else SSM kills the deploy with 137 before
+//! Gantry's own bound ends it). In a CI job the wait ends a minute before the job's own timeout (GitLab's
 //! `CI_JOB_TIMEOUT`, counted from `CI_JOB_STARTED_AT`), and SIGTERM or SIGINT (a job cancelled
 //! or timing out) ends it too: either way the command is cancelled in SSM and what came back
 //! so far is printed (exit 5).
@@ -78,6 +81,35 @@ pub struct FleetArgs {
 /// A command line `gantry remote` refuses before it uploads or sends anything (exit 64).
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteArgsError {
+    #[error("choose the instances: --instance-ids ID[,ID...] or --tag KEY=VALUE[,VALUE...]")]
+    NoTargets,
+    #[error(
+        "--tag {tag:?}: expected KEY=VALUE[,VALUE...] with no empty key or value (SSM refuses an empty one)"
+    )]
+    BadTag { tag: String },
+    #[error(
+        "--tag {tag:?}: {count} values, SSM takes at most {MAX_TARGETS} in one tag target: tag the instances with one value, or send several commands"
+    )]
+    TooManyTagValues { tag: String, count: usize },
+    #[error("--instance-ids {given:?}: an empty instance id")]
+    EmptyInstanceId { given: String },
+    #[error(
+        "--instance-ids: {count} instances, SSM takes at most {MAX_TARGETS} ids in one command: target them with --tag KEY=VALUE, or split them over several commands"
+    )]
+    TooManyInstances { count: usize },
+    #[error(
+        "{flag} {value:?}: expected a whole number of seconds, minutes or hours, as the SSM document takes it (1 to 5 digits then s, m or h: 90s, 30m)"
+    )]
+    BadDuration { flag: &'static str, value: String },
+    #[error(
+        "{bounds} + {} to fetch the bundle and start is not below --execution-timeout {execution_timeout} (seconds): SSM would kill the script (exit 137, no Gantry result) before Gantry's own bound ends it; raise --execution-timeout or lower {flags}",
+        humantime::format_duration(START_MARGIN)
+    )]
+    OverBudget {
+        bounds: String,
+        flags: String,
+        execution_timeout: u32,
+    },
     #[error("--job-timeout (CI_JOB_TIMEOUT) {value:?}: expected seconds or a duration such as 2h")]
     BadJobTimeout { value: String },
     #[error(
@@ -88,6 +120,10 @@ pub enum RemoteArgsError {
     )]
     NoTimeLeft { timeout: Duration, left: Duration },
 }
+
+/// Kept between a deploy's own bounds (`--lock-wait` + `--timeout`) and SSM's
+/// executionTimeout: fetching the bundle from S3 and starting `gantry`.
+pub const START_MARGIN: Duration = Duration::from_secs(30);
 
 /// Kept between the end of the wait and the CI job's timeout: time to cancel the command in
 /// SSM and print the summary before the runner kills the job.
@@ -156,10 +192,31 @@ pub struct RemoteStatusArgs {
     pub fleet: FleetArgs,
 }
 
-/// Runs one `gantry remote` command.
-pub async fn run(args: RemoteArgs) -> ExitCode {
-    let (document, mut parameters, fleet) = match args.command {
+/// What `gantry remote` will do once the command line is checked: nothing sent yet.
+#[derive(Debug)]
+struct Prepared {
+    document: &'static str,
+    parameters: BTreeMap<String, String>,
+    targets: Targets,
+    fleet: FleetArgs,
+    /// `--stack-dir` and `--bundle-bucket`: pack and upload this first.
+    upload: Option<(std::path::PathBuf, String)>,
+    /// The wait's ceiling from the CI job's timeout.
+    ceiling: Option<Duration>,
+}
+
+/// Checks the whole command line and builds the document's parameters; uploads and sends
+/// nothing, so a refusal leaves no trace (exit 64).
+fn prepare(args: RemoteArgs, now: SystemTime) -> Result<Prepared, RemoteArgsError> {
+    let (document, mut parameters, fleet, upload) = match args.command {
         RemoteCommand::Deploy(a) => {
+            let lock_wait = ssm_duration("--lock-wait", &a.lock_wait)?;
+            let timeout = ssm_duration("--timeout", &a.timeout)?;
+            check_budget(
+                ("--lock-wait", &a.lock_wait, lock_wait),
+                Some(("--timeout", &a.timeout, timeout)),
+                a.fleet.execution_timeout,
+            )?;
             let mut p = BTreeMap::from([
                 ("Stack".to_string(), a.stack),
                 ("ImageTag".to_string(), a.image_tag),
@@ -176,25 +233,16 @@ pub async fn run(args: RemoteArgs) -> ExitCode {
                 p.insert("BundleUrl".into(), url);
                 p.insert("BundleSha256".into(), sum);
             }
-            if let (Some(dir), Some(bucket)) = (&a.stack_dir, &a.bundle_bucket) {
-                match upload_bundle(dir, bucket, &p["Stack"], a.fleet.region.clone()).await {
-                    Ok((url, sum)) => {
-                        println!("uploaded {} as {url} (sha256 {sum})", dir.display());
-                        p.insert("BundleUrl".into(), url);
-                        p.insert("BundleSha256".into(), sum);
-                    }
-                    Err(e) => {
-                        eprintln!("gantry remote: {e}");
-                        return match e {
-                            crate::bundle::BundleError::Fetch { .. } => ExitCode::Unavailable,
-                            _ => ExitCode::InvalidInput,
-                        };
-                    }
-                }
-            }
-            ("Gantry-Deploy", p, a.fleet)
+            let upload = a.stack_dir.zip(a.bundle_bucket);
+            ("Gantry-Deploy", p, a.fleet, upload)
         }
         RemoteCommand::Rollback(a) => {
+            let lock_wait = ssm_duration("--lock-wait", &a.lock_wait)?;
+            check_budget(
+                ("--lock-wait", &a.lock_wait, lock_wait),
+                None,
+                a.fleet.execution_timeout,
+            )?;
             let mut p = BTreeMap::from([
                 ("Stack".to_string(), a.stack),
                 ("LockWait".to_string(), a.lock_wait),
@@ -202,28 +250,73 @@ pub async fn run(args: RemoteArgs) -> ExitCode {
             if let Some(to) = a.to {
                 p.insert("To".into(), to);
             }
-            ("Gantry-Rollback", p, a.fleet)
+            ("Gantry-Rollback", p, a.fleet, None)
         }
         RemoteCommand::Status(a) => {
             let mut p = BTreeMap::new();
             if let Some(s) = a.stack {
                 p.insert("Stack".to_string(), s);
             }
-            ("Gantry-Status", p, a.fleet)
+            ("Gantry-Status", p, a.fleet, None)
         }
     };
-    let targets = match targets(&fleet) {
-        Ok(t) => t,
-        Err(message) => {
-            eprintln!("gantry remote: {message}");
-            return ExitCode::Usage;
-        }
-    };
+    let targets = targets(&fleet)?;
     if document != "Gantry-Status" {
         parameters.insert(
             "executionTimeout".into(),
             fleet.execution_timeout.to_string(),
         );
+    }
+    let ceiling = if fleet.no_wait {
+        None
+    } else {
+        job_ceiling(
+            fleet.job_timeout.as_deref(),
+            fleet.job_started_at.as_deref(),
+            now,
+        )?
+    };
+    Ok(Prepared {
+        document,
+        parameters,
+        targets,
+        fleet,
+        upload,
+        ceiling,
+    })
+}
+
+/// Runs one `gantry remote` command.
+pub async fn run(args: RemoteArgs) -> ExitCode {
+    let Prepared {
+        document,
+        mut parameters,
+        targets,
+        fleet,
+        upload,
+        ceiling,
+    } = match prepare(args, SystemTime::now()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("gantry remote: {e}");
+            return ExitCode::Usage;
+        }
+    };
+    if let Some((dir, bucket)) = &upload {
+        match upload_bundle(dir, bucket, &parameters["Stack"], fleet.region.clone()).await {
+            Ok((url, sum)) => {
+                println!("uploaded {} as {url} (sha256 {sum})", dir.display());
+                parameters.insert("BundleUrl".into(), url);
+                parameters.insert("BundleSha256".into(), sum);
+            }
+            Err(e) => {
+                eprintln!("gantry remote: {e}");
+                return match e {
+                    crate::bundle::BundleError::Fetch { .. } => ExitCode::Unavailable,
+                    _ => ExitCode::InvalidInput,
+                };
+            }
+        }
     }
     let comment = format!(
         "gantry remote {} {}",
@@ -241,21 +334,6 @@ pub async fn run(args: RemoteArgs) -> ExitCode {
         max_errors: fleet.max_errors.clone(),
         delivery_timeout: fleet.delivery_timeout,
         comment,
-    };
-    let ceiling = if fleet.no_wait {
-        None
-    } else {
-        match job_ceiling(
-            fleet.job_timeout.as_deref(),
-            fleet.job_started_at.as_deref(),
-            SystemTime::now(),
-        ) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("gantry remote: {e}");
-                return ExitCode::Usage;
-            }
-        }
     };
     if let (Some(w), Some(c)) = (fleet.wait, ceiling)
         && w > c
@@ -316,21 +394,90 @@ async fn upload_bundle(
     Ok((url, sum.as_str().to_owned()))
 }
 
-fn targets(f: &FleetArgs) -> Result<Targets, String> {
+/// SSM's limit on instance ids in one command, and on the values of one tag target.
+pub const MAX_TARGETS: usize = 50;
+
+fn targets(f: &FleetArgs) -> Result<Targets, RemoteArgsError> {
     match (&f.tag, f.instance_ids.is_empty()) {
         (Some(tag), true) => {
             let (key, values) = tag
                 .split_once('=')
-                .filter(|(k, v)| !k.is_empty() && !v.is_empty())
-                .ok_or_else(|| format!("--tag {tag:?}: expected KEY=VALUE[,VALUE...]"))?;
+                .filter(|(k, v)| !k.is_empty() && v.split(',').all(|v| !v.is_empty()))
+                .ok_or_else(|| RemoteArgsError::BadTag { tag: tag.clone() })?;
+            let values: Vec<String> = values.split(',').map(str::to_owned).collect();
+            if values.len() > MAX_TARGETS {
+                return Err(RemoteArgsError::TooManyTagValues {
+                    tag: tag.clone(),
+                    count: values.len(),
+                });
+            }
             Ok(Targets::Tag {
                 key: key.to_owned(),
-                values: values.split(',').map(str::to_owned).collect(),
+                values,
             })
         }
-        (None, false) => Ok(Targets::Instances(f.instance_ids.clone())),
-        _ => Err("choose the instances: --instance-ids ID[,ID...] or --tag KEY=VALUE".into()),
+        (None, false) => {
+            let ids = &f.instance_ids;
+            if ids.iter().any(|id| id.trim().is_empty()) {
+                return Err(RemoteArgsError::EmptyInstanceId {
+                    given: ids.join(","),
+                });
+            }
+            if ids.len() > MAX_TARGETS {
+                return Err(RemoteArgsError::TooManyInstances { count: ids.len() });
+            }
+            Ok(Targets::Instances(ids.clone()))
+        }
+        _ => Err(RemoteArgsError::NoTargets),
     }
+}
+
+/// A `--lock-wait` / `--timeout` value as the SSM documents take it (`^[0-9]{1,5}[smh]$`).
+fn ssm_duration(flag: &'static str, value: &str) -> Result<Duration, RemoteArgsError> {
+    let bad = || RemoteArgsError::BadDuration {
+        flag,
+        value: value.to_owned(),
+    };
+    if !value.is_ascii() {
+        return Err(bad());
+    }
+    let (digits, unit) = value.split_at(value.len().saturating_sub(1));
+    if digits.is_empty() || digits.len() > 5 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(bad()),
+    };
+    Ok(Duration::from_secs(seconds))
+}
+
+/// Refuses bounds SSM's executionTimeout would cut: `--lock-wait` + `--timeout` (a deploy) +
+/// [`START_MARGIN`] must stay below `--execution-timeout`, so an instance answers with Gantry's
+/// code, not SSM's 137 for a killed script.
+fn check_budget(
+    lock_wait: (&'static str, &str, Duration),
+    timeout: Option<(&'static str, &str, Duration)>,
+    execution_timeout: u32,
+) -> Result<(), RemoteArgsError> {
+    let total = lock_wait.2 + timeout.map_or(Duration::ZERO, |t| t.2) + START_MARGIN;
+    if total < Duration::from_secs(u64::from(execution_timeout)) {
+        return Ok(());
+    }
+    let mut bounds = format!("{} {}", lock_wait.0, lock_wait.1);
+    let mut flags = lock_wait.0.to_string();
+    if let Some((flag, value, _)) = timeout {
+        bounds.push_str(&format!(" + {flag} {value}"));
+        flags = format!("{flag} or {flags}");
+    }
+    Err(RemoteArgsError::OverBudget {
+        bounds,
+        flags,
+        execution_timeout,
+    })
 }
 
 /// Resolves to the signal's name at the first SIGTERM or SIGINT after this call (GitLab sends
@@ -401,6 +548,141 @@ fn default_wait(f: &FleetArgs, t: &Targets) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Line {
+        #[command(flatten)]
+        remote: RemoteArgs,
+    }
+
+    fn prepared(args: &[&str]) -> Result<Prepared, RemoteArgsError> {
+        use clap::Parser as _;
+        let line = Line::try_parse_from(std::iter::once("remote").chain(args.iter().copied()))
+            .expect("clap parses it");
+        prepare(line.remote, SystemTime::now())
+    }
+
+    fn deploy(extra: &[&str]) -> Result<Prepared, RemoteArgsError> {
+        let mut args = vec!["deploy", "shop", "--image-tag", "abc"];
+        args.extend(extra);
+        prepared(&args)
+    }
+
+    #[test]
+    fn targets_ssm_would_refuse_are_refused_here_naming_the_flag() {
+        let ids: Vec<String> = (0..51).map(|i| format!("i-{i:017x}")).collect();
+        let e = deploy(&["--instance-ids", &ids.join(",")]).unwrap_err();
+        assert!(
+            matches!(e, RemoteArgsError::TooManyInstances { count: 51 }),
+            "{e}"
+        );
+        assert!(
+            e.to_string().starts_with("--instance-ids: 51 instances"),
+            "{e}"
+        );
+        assert!(deploy(&["--instance-ids", &ids[..50].join(",")]).is_ok());
+        let e = deploy(&["--instance-ids", "i-1,,i-2"]).unwrap_err();
+        assert!(e.to_string().contains("--instance-ids"), "{e}");
+        for tag in ["Role=web,", "Role=", "=web", "Role", "Role=web,,api"] {
+            let e = deploy(&["--tag", tag]).unwrap_err();
+            assert!(matches!(e, RemoteArgsError::BadTag { .. }), "{tag}: {e}");
+            assert!(e.to_string().starts_with("--tag"), "{e}");
+        }
+        let many: Vec<String> = (0..51).map(|i| format!("v{i}")).collect();
+        let e = deploy(&["--tag", &format!("Role={}", many.join(","))]).unwrap_err();
+        assert!(
+            matches!(e, RemoteArgsError::TooManyTagValues { count: 51, .. }),
+            "{e}"
+        );
+        let ok = deploy(&["--tag", "Role=web,api"]).unwrap();
+        assert_eq!(
+            ok.targets,
+            Targets::Tag {
+                key: "Role".into(),
+                values: vec!["web".into(), "api".into()]
+            }
+        );
+        assert!(matches!(
+            deploy(&[]).unwrap_err(),
+            RemoteArgsError::NoTargets
+        ));
+    }
+
+    #[test]
+    fn bounds_that_the_execution_timeout_would_cut_are_refused() {
+        let target = ["--instance-ids", "i-1"];
+        // The defaults fit: 10m + 30m + 30s < 3600 s.
+        let ok = deploy(&target).unwrap();
+        assert_eq!(ok.parameters["executionTimeout"], "3600");
+        // 10m + 30m + 30s is not below 1800 s.
+        let e = deploy(&[&target[..], &["--execution-timeout", "1800"]].concat()).unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, RemoteArgsError::OverBudget { .. }), "{text}");
+        assert!(
+            text.contains("--lock-wait 10m + --timeout 30m + 30s")
+                && text.contains("--execution-timeout 1800")
+                && text.contains("lower --timeout or --lock-wait"),
+            "{text}"
+        );
+        // Exactly at the limit is refused too; one second under passes.
+        let at = [
+            "--lock-wait",
+            "0s",
+            "--timeout",
+            "30s",
+            "--execution-timeout",
+            "60",
+        ];
+        assert!(deploy(&[&target[..], &at].concat()).is_err());
+        let under = [
+            "--lock-wait",
+            "0s",
+            "--timeout",
+            "29s",
+            "--execution-timeout",
+            "60",
+        ];
+        assert!(deploy(&[&target[..], &under].concat()).is_ok());
+        // A rollback: --lock-wait alone.
+        let e = prepared(&[
+            "rollback",
+            "shop",
+            "--lock-wait",
+            "1h",
+            "--instance-ids",
+            "i-1",
+        ])
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("--lock-wait 1h + 30s to fetch the bundle and start is not below --execution-timeout 3600"),
+            "{e}"
+        );
+        // Gantry-Status takes neither.
+        assert!(
+            prepared(&[
+                "status",
+                "--instance-ids",
+                "i-1",
+                "--execution-timeout",
+                "1"
+            ])
+            .is_ok()
+        );
+        // A value the document's pattern refuses is named here, not by SSM.
+        for (flag, value) in [
+            ("--timeout", "1m30s"),
+            ("--lock-wait", "10"),
+            ("--timeout", "5м"),
+        ] {
+            let e = deploy(&[&target[..], &[flag, value]].concat()).unwrap_err();
+            assert!(matches!(e, RemoteArgsError::BadDuration { .. }), "{e}");
+            assert!(
+                e.to_string().starts_with(&format!("{flag} {value:?}")),
+                "{e}"
+            );
+        }
+    }
 
     #[test]
     fn the_wait_ends_a_minute_before_the_ci_jobs_timeout() {

@@ -52,9 +52,11 @@ fn quiet() -> tracing::Dispatch {
 }
 
 /// Error codes with which SSM refuses a SendCommand as sent (its document, parameters or
-/// targets): exit 65, nothing ran.
-const REFUSED: [&str; 7] = [
+/// targets; `ValidationException` for a request outside the API's own limits, such as more
+/// than 50 instance ids or an empty tag value): exit 65, nothing ran.
+const REFUSED: [&str; 8] = [
     "InvalidParameters",
+    "ValidationException",
     "InvalidDocument",
     "InvalidDocumentVersion",
     "InvalidInstanceId",

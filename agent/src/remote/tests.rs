@@ -529,6 +529,19 @@ fn ssm_errors_are_sorted_by_their_code() {
         Some("ImageTag"),
     );
     assert_eq!(e.exit_code(), ExitCode::InvalidInput, "{e}");
+    // A request outside the API's limits (51 instance ids, an empty tag value) is SSM refusing
+    // the command (65), not the runner's credentials (69).
+    let e = classify(
+        "SendCommand",
+        Some("Gantry-Deploy"),
+        Some("ValidationException"),
+        Some(
+            "1 validation error detected: Value at 'instanceIds' failed to satisfy constraint: Member must have length less than or equal to 50",
+        ),
+    );
+    assert!(matches!(e, RemoteError::Refused { .. }), "{e}");
+    assert_eq!(e.exit_code(), ExitCode::InvalidInput, "{e}");
+    assert!(!e.to_string().contains("credentials"), "{e}");
 }
 
 #[tokio::test(start_paused = true)]
