@@ -347,6 +347,7 @@ pub(crate) fn load(opts: &LoadOptions) -> Result<Project, ComposeError> {
     }
     resolve_resources(&mut project, &merged, &env.names)?;
     check_dependencies(&project, &env.names)?;
+    warnings.extend(crate::compose::mounted::ignored_options(&project));
     project.warnings = dedup_strings(warnings);
     Ok(project)
 }

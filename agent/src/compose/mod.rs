@@ -16,7 +16,8 @@
 //! - [`model`]: the strong types, built from the merged canonical JSON; their serde shape *is*
 //!   `docker compose config --format json`'s for every supported key ([`Project::to_compose_json`]);
 //! - [`hash`]: the canonical per-service hash stored in a container label;
-//! - [`xgantry`]: a service's `x-gantry`, validated into its typed form as the service is built.
+//! - [`xgantry`]: a service's `x-gantry`, validated into its typed form as the service is built;
+//! - [`mounted`]: secrets and configs as a deploy mounts them (files only; what it ignores).
 //!
 //! Public API (used by deploy, plan, ledger):
 //! ```no_run
@@ -50,6 +51,7 @@ pub mod json;
 mod loader;
 pub mod merge;
 pub mod model;
+pub mod mounted;
 pub mod name;
 pub mod pull_policy;
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! The rollout scheduler: which service converges when, several at once.
 //!
-//! Design: [`Rollout::run`] prepares the stack (leftover one-off containers removed, networks
+//! Design: [`Rollout::run`] first refuses what could only fail part-way ([`Rollout::preflight`]:
+//! a secret that is not a file, a container Docker could not be asked for), then prepares the
+//! stack (leftover one-off containers removed, networks
 //! and volumes ensured, jobs whose dependencies need no change run first), then walks the plan
 //! as a dependency graph: every service whose `depends_on` services (those in the plan) have
 //! finished is started at once, in plan order among those eligible. What is bounded is the
@@ -68,6 +70,7 @@ impl Rollout<'_> {
 
     async fn run_inner(&self) -> Result<(), DeployError> {
         let (project, plan, mode) = (self.project, self.plan, self.mode);
+        self.preflight()?;
         // Leftovers of interrupted job runs: a finished one goes. One still running is a
         // migration half-way, never killed: a deploy waits for it to end (at most its job
         // timeout, else it stops before anything changed); a rollback, which runs no job,
@@ -241,6 +244,35 @@ impl Rollout<'_> {
         Ok(())
     }
 
+    /// Refuses, before anything changes, what would otherwise fail when its service is
+    /// reached, after earlier services were replaced: a secret or config that is not a file
+    /// (naming the compose file and the key, exit 65), then any container the rollout will
+    /// create that cannot be translated for Docker. Says which `uid`/`gid`/`mode` of the
+    /// services that change are not applied.
+    fn preflight(&self) -> Result<(), DeployError> {
+        let project = self.project;
+        crate::compose::mounted::check_sources(project)?;
+        for sp in &self.plan.services {
+            if matches!(sp.action, Action::Unchanged | Action::Remove) {
+                continue;
+            }
+            let Some(svc) = project.services.get(&sp.service) else {
+                continue;
+            };
+            for warning in crate::compose::mounted::ignored_options_of(svc) {
+                self.progress
+                    .step(Some(&sp.service), &format!("warning: {warning}"));
+            }
+            let image = sp
+                .image_id
+                .clone()
+                .or_else(|| svc.image.clone())
+                .unwrap_or_default();
+            translate::container_spec(project, svc, &image, (!sp.job).then_some(1), &sp.hash)?;
+        }
+        Ok(())
+    }
+
     /// Whether every service `sp` depends on that is in the plan is done (one leaving the
     /// stack, an optional dependency, goes last and holds nothing up).
     fn dependencies_done(&self, sp: &ServicePlan, done: &BTreeSet<&str>) -> bool {
@@ -381,3 +413,6 @@ fn depended_on(
     };
     waiting.iter().any(|w| needs(w)) || leaving.iter().filter_map(|name| plan.get(name)).any(needs)
 }
+
+#[cfg(test)]
+mod tests;

@@ -111,4 +111,4 @@ pub fn bound_hash(
 }
 
 #[cfg(test)]
-mod tests;
+pub(in crate::deploy) mod tests;

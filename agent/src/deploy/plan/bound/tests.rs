@@ -12,15 +12,17 @@ use crate::engine::Engine;
 use crate::engine::fake::FakeEngine;
 use crate::ledger::{Ledger, Outcome};
 
-struct Setup {
-    _dir: tempfile::TempDir,
-    file: PathBuf,
-    engine: Arc<FakeEngine>,
-    deployer: Deployer,
+/// A stack `app` on the in-memory engine, images `app:1` and `app:2` published (also used by
+/// the scheduler's tests).
+pub(in crate::deploy) struct Setup {
+    pub dir: tempfile::TempDir,
+    pub file: PathBuf,
+    pub engine: Arc<FakeEngine>,
+    pub deployer: Deployer,
 }
 
 impl Setup {
-    fn new() -> Self {
+    pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("compose.yaml");
         let engine = Arc::new(FakeEngine::new());
@@ -29,14 +31,14 @@ impl Setup {
         }
         let deployer = Deployer::new(engine.clone(), Ledger::new(&dir.path().join("state")));
         Self {
-            _dir: dir,
+            dir,
             file,
             engine,
             deployer,
         }
     }
 
-    fn request(&self, compose: &str, version: &str) -> DeployRequest {
+    pub fn request(&self, compose: &str, version: &str) -> DeployRequest {
         std::fs::write(&self.file, compose).unwrap();
         let load = LoadOptions {
             files: vec![self.file.clone()],
@@ -47,13 +49,13 @@ impl Setup {
         DeployRequest::new("app", load)
     }
 
-    async fn deploy(&self, compose: &str, version: &str) -> DeployReport {
+    pub async fn deploy(&self, compose: &str, version: &str) -> DeployReport {
         self.deployer
             .deploy(&self.request(compose, version), &Quiet)
             .await
     }
 
-    async fn plan(&self, compose: &str, version: &str) -> Plan {
+    pub async fn plan(&self, compose: &str, version: &str) -> Plan {
         self.deployer
             .plan(&self.request(compose, version))
             .await
@@ -61,7 +63,7 @@ impl Setup {
     }
 }
 
-fn actions(plan: &Plan) -> Vec<(String, Action)> {
+pub(in crate::deploy) fn actions(plan: &Plan) -> Vec<(String, Action)> {
     plan.services
         .iter()
         .map(|s| (s.service.clone(), s.action))
