@@ -2,10 +2,15 @@
 //! group, reap every exited process without losing the child's own status.
 //!
 //! Design: the child is started with `std::process::Command` (no shell, `process_group(0)`),
-//! and its `Child` handle is never waited on: all reaping goes through one
-//! `waitpid(-1, WNOHANG)` loop ([`reap`]), which recognises the child's pid and reports its
-//! status while it silently collects orphans re-parented to us (as PID 1 or subreaper).
-//! Nothing else in exec mode spawns processes, so no other waiter can steal a status.
+//! and its `Child` handle is never waited on: all reaping goes through one loop ([`reap`]):
+//! `waitid(P_ALL, WEXITED | WNOHANG | WNOWAIT)` finds an exited process without reaping it,
+//! then `waitpid` on that pid reaps it. It recognises the child's pid and reports its status
+//! while it silently collects orphans re-parented to us (as PID 1 or subreaper). When the child
+//! has exited, the caller's hook runs before it is reaped: while the child is a zombie its pid
+//! (and so its process group id) cannot be given to another process, so signalling its group
+//! there (the stragglers of a restart) can never reach a stranger. No pid is signalled after it
+//! was reaped. Nothing else in exec mode spawns processes, so no other waiter can steal a
+//! status.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -14,7 +19,7 @@ use std::os::unix::process::CommandExt;
 use gantry_common::Secret;
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill, killpg};
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
 use nix::unistd::Pid;
 
 use crate::credentials;
@@ -87,7 +92,8 @@ impl Child {
         }
     }
 
-    /// SIGKILL to the whole group (and the child itself).
+    /// SIGKILL to the whole group (and the child itself). Only before the child was reaped
+    /// (see [`reap`]): after that its pid may belong to another process.
     pub fn kill(&self) {
         let _ = killpg(self.pid, Signal::SIGKILL);
         let _ = kill(self.pid, Signal::SIGKILL);
@@ -103,24 +109,42 @@ pub fn exit_code(status: WaitStatus) -> Option<i32> {
     }
 }
 
-/// Collects every exited process. Returns the exit code of `main` if it was among them.
-pub fn reap(main: Option<Pid>) -> Option<i32> {
+/// Collects every exited process. Returns the exit code of `main` if it was among them; then
+/// `before_reaping_main` ran first, with `main` still a zombie (its pid and process group id
+/// not reusable yet): the place to signal what is left of its group.
+pub fn reap(main: Option<Pid>, before_reaping_main: impl FnOnce(Pid)) -> Option<i32> {
     let mut main_code = None;
+    let mut hook = Some(before_reaping_main);
+    let peek = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
     loop {
-        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+        let pid = match waitid(Id::All, peek) {
             Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => break,
             Err(Errno::EINTR) => continue,
             Err(e) => {
-                tracing::warn!(error = %e, "waitpid failed");
+                tracing::warn!(error = %e, "waitid failed");
                 break;
             }
+            Ok(status) => match status.pid() {
+                Some(pid) => pid,
+                None => break,
+            },
+        };
+        if Some(pid) == main
+            && let Some(hook) = hook.take()
+        {
+            hook(pid);
+        }
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(status) if Some(pid) == main => main_code = exit_code(status),
             Ok(status) => {
-                let pid = status.pid();
-                if pid.is_some() && pid == main {
-                    main_code = exit_code(status);
-                } else if let (Some(pid), Some(code)) = (pid, exit_code(status)) {
+                if let Some(code) = exit_code(status) {
                     tracing::debug!(pid = pid.as_raw(), code, "reaped an orphan");
                 }
+            }
+            Err(Errno::EINTR) => continue,
+            Err(e) => {
+                tracing::warn!(pid = pid.as_raw(), error = %e, "waitpid failed");
+                break;
             }
         }
     }

@@ -6,7 +6,8 @@
 //! checked ([`child_env`]: variable names, no NUL in a value) before the child is touched: if it
 //! cannot be used, the child keeps running with the old values. After each event every exited
 //! process is reaped ([`child::reap`]); when the child itself exited:
-//! - during a restart, the old group gets a SIGKILL (stragglers) and a new child starts with
+//! - during a restart, the old group gets a SIGKILL (stragglers), sent before the old child is
+//!   reaped so that its pid cannot have been reused, and a new child starts with
 //!   the latest values (or, if values that came while it stopped cannot be used, with those
 //!   checked when the restart was decided);
 //! - otherwise we exit with its code (128+n if it died of signal n), or with
@@ -284,13 +285,18 @@ pub async fn supervise(
                 begin_stop(&mut phase, &mut kill_at, policy.stop_timeout, None);
             }
         }
-        let Some(code) = child::reap(Some(current.pid)) else {
+        // Stragglers of the old group would hold ports or files: a restart kills them, while
+        // the old child is still a zombie (never after it was reaped: its pid may be reused).
+        let restarting = phase == Phase::Restarting;
+        let Some(code) = child::reap(Some(current.pid), |_| {
+            if restarting {
+                current.kill();
+            }
+        }) else {
             continue;
         };
         match phase {
             Phase::Restarting => {
-                // Stragglers of the old group would hold ports or files: kill them.
-                current.kill();
                 let env = match restart_env(&ids, &snaps, decided.take(), &status) {
                     Ok(env) => env,
                     Err(e) => {
