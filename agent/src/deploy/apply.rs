@@ -586,59 +586,6 @@ impl Deployer {
         Ok(())
     }
 
-    /// Brings the stack back to its last good release after drift (a container removed,
-    /// stopped or replaced by hand). The ledger already describes that state, so nothing is
-    /// recorded: heals neither grow the history nor push real releases out of retention. A
-    /// reconcile cut short is simply done again by the next resync.
-    pub async fn reconcile(&self, req: &DeployRequest, progress: &dyn Progress) -> DeployReport {
-        let started = Instant::now();
-        let mut report = DeployReport::failed(&req.stack);
-        let result = self.reconcile_inner(req, progress, &mut report).await;
-        finish(report, result, started)
-    }
-
-    async fn reconcile_inner(
-        &self,
-        req: &DeployRequest,
-        progress: &dyn Progress,
-        report: &mut DeployReport,
-    ) -> Result<(), DeployError> {
-        let stack = self.ledger.stack(&req.stack)?;
-        let lock = stack
-            .lock(
-                &Holder::me(&format!("gantry reconcile {}", req.stack), None),
-                req.lock_wait,
-            )
-            .await?;
-        let mut releases = stack.releases()?;
-        self.flush_unrecorded(&stack, &mut releases);
-        stack.recover_in(&lock, &mut releases)?;
-        let target = releases
-            .into_iter()
-            .rev()
-            .find(|r| r.outcome.is_good())
-            .ok_or_else(|| crate::ledger::LedgerError::NoSuchRelease {
-                stack: req.stack.clone(),
-                release: "a good release to reconcile to".into(),
-            })?;
-        report.release = Some(target.id());
-        match self
-            .rollback_inner(&target, &stack, &target, req, progress)
-            .await
-        {
-            Ok(_) => report.outcome = Outcome::Succeeded,
-            Err(e) => {
-                report.outcome = Outcome::RollbackFailed;
-                report.error = Some(e.to_string());
-            }
-        }
-        if let Err(e) = self.sync_routes(&req.stack).await {
-            tracing::warn!(stack = %req.stack, error = %e, "edge switch not in line with the containers");
-        }
-        drop(lock);
-        Ok(())
-    }
-
     pub(super) async fn rollback_inner(
         &self,
         target: &Release,

@@ -43,6 +43,7 @@ mod jobs;
 pub mod plan;
 pub mod probe;
 mod ready;
+mod reconcile;
 mod recorded;
 pub mod render;
 mod resume;

@@ -1556,3 +1556,39 @@ async fn a_replacement_keeps_the_anonymous_volumes_and_is_stop_first() {
         "never two containers on one data directory"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_reconcile_leaves_a_rollout_stopped_where_it_failed_after_it_was_decided() {
+    // The daemon decided to reconcile (drift) before it had the lock; meanwhile a deploy with
+    // `failure_action: pause` stopped where it failed, on purpose. The reconcile must not
+    // undo it.
+    let s = Setup::new();
+    let compose = "services:
+  web:
+    image: app:${V}
+    deploy: {update_config: {failure_action: pause, order: stop-first}}
+    x-gantry: {min_ready: 1s}
+";
+    assert_eq!(s.deploy(compose, "1").await.outcome, Outcome::Succeeded);
+    s.engine.crash_image(&format!("sha256:{}", "2".repeat(64)));
+    let paused = s.deploy(compose, "2").await;
+    assert_eq!(
+        paused.exit_code(),
+        crate::ExitCode::RollbackFailed,
+        "{paused:?}"
+    );
+    s.engine.clear_calls();
+
+    let mut req = s.request(compose, "1");
+    req.lock_wait = std::time::Duration::from_secs(1);
+    let report = s.deployer.reconcile(&req, &Quiet).await;
+    assert_eq!(report.outcome, Outcome::Unchanged, "{report:?}");
+    assert_eq!(report.release, paused.release);
+    let calls = s.calls_but_pulls();
+    assert!(
+        calls.iter().all(|c| !c.starts_with("create")
+            && !c.starts_with("stop")
+            && !c.starts_with("remove")),
+        "{calls:#?}"
+    );
+}
