@@ -10,7 +10,9 @@
 //!   `gantry remote deploy` with the release tarball's static `gantry`, which uploads the
 //!   bundle to moto's S3 and sends `Gantry-Deploy` to the instances tagged `Role=web`;
 //! - the manual `gantry-rollback` job with `GANTRY_ROLLBACK_TO` = the first commit's SHA (a
-//!   value the team knows), then with an unknown value (the job fails, exit 65).
+//!   value the team knows), then with an unknown value (the job fails, exit 65);
+//! - a third pipeline with `GANTRY_BUNDLE_BUCKET` empty: no bundle is uploaded or sent, and the
+//!   instance deploys the stack's files it already has (host-local stacks).
 //!
 //! SSM is the stand-in `tests/standins/ssm.py` (SSM and its agent cannot run here): it runs the
 //! documents' scripts on this host for its one "instance", which fetches the bundle from moto's
@@ -251,7 +253,9 @@ fn the_template_builds_deploys_and_rolls_back_through_gitlab_ci_local() {
     ]);
     let text = stdout(&out);
     let version = running_version(&stack);
-    cleanup();
+    if version != "one" {
+        cleanup();
+    }
     assert!(!out.status.success(), "{text}");
     assert!(
         text.contains("FAIL 65") || text.contains("exit 65"),
@@ -259,4 +263,21 @@ fn the_template_builds_deploys_and_rolls_back_through_gitlab_ci_local() {
     );
     assert!(text.contains("has no release no-such-sha"), "{text}");
     assert_eq!(version, "one");
+
+    // Pipeline 3 without a bundle bucket: the instance deploys the files it already has (here,
+    // those the last bundle installed) with the new commit's image.
+    std::fs::write(project.join("version"), "three\n").unwrap();
+    git(&project, &["commit", "-qam", "three"]);
+    let third = git(&project, &["rev-parse", "HEAD"]);
+    let out = gitlab(&["--variable", "GANTRY_BUNDLE_BUCKET="]);
+    let text = stdout(&out);
+    let ok = out.status.success();
+    let version = running_version(&stack);
+    docker(&["rmi", &format!("{image}:{third}")]);
+    cleanup();
+    assert!(ok, "pipeline 3 (host-local stack) failed: {text}");
+    assert!(!text.contains("uploaded"), "no bundle: {text}");
+    assert!(!text.contains("bundle s3://"), "no bundle fetched: {text}");
+    assert!(text.contains("1 of 1 instances agree: exit 0"), "{text}");
+    assert_eq!(version, "three", "{text}");
 }

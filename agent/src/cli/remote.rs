@@ -84,6 +84,10 @@ pub enum RemoteArgsError {
     #[error("choose the instances: --instance-ids ID[,ID...] or --tag KEY=VALUE[,VALUE...]")]
     NoTargets,
     #[error(
+        "--bundle-bucket is empty: name the bucket, or leave out --stack-dir and --bundle-bucket to deploy the stack's files already on the hosts"
+    )]
+    EmptyBundleBucket,
+    #[error(
         "--tag {tag:?}: expected KEY=VALUE[,VALUE...] with no empty key or value (SSM refuses an empty one)"
     )]
     BadTag { tag: String },
@@ -232,6 +236,12 @@ fn prepare(args: RemoteArgs, now: SystemTime) -> Result<Prepared, RemoteArgsErro
             if let (Some(url), Some(sum)) = (a.bundle, a.bundle_sha256) {
                 p.insert("BundleUrl".into(), url);
                 p.insert("BundleSha256".into(), sum);
+            }
+            if a.bundle_bucket
+                .as_deref()
+                .is_some_and(|b| b.trim().is_empty())
+            {
+                return Err(RemoteArgsError::EmptyBundleBucket);
             }
             let upload = a.stack_dir.zip(a.bundle_bucket);
             ("Gantry-Deploy", p, a.fleet, upload)
@@ -606,6 +616,23 @@ mod tests {
             deploy(&[]).unwrap_err(),
             RemoteArgsError::NoTargets
         ));
+    }
+
+    #[test]
+    fn an_empty_bundle_bucket_is_refused_not_uploaded_to() {
+        let e = deploy(&[
+            "--instance-ids",
+            "i-1",
+            "--stack-dir",
+            "deploy",
+            "--bundle-bucket",
+            "",
+        ])
+        .unwrap_err();
+        assert!(matches!(e, RemoteArgsError::EmptyBundleBucket), "{e}");
+        assert!(e.to_string().starts_with("--bundle-bucket"), "{e}");
+        let ok = deploy(&["--instance-ids", "i-1"]).unwrap();
+        assert!(ok.upload.is_none() && !ok.parameters.contains_key("BundleUrl"));
     }
 
     #[test]

@@ -223,9 +223,14 @@ pub async fn run(
     let command_id = match fleet.send(spec).await {
         Ok(id) => id,
         Err(e) => {
+            // Said on the runner's side: an instance's own 65 or 69 reads "instances agree".
+            let why = match e {
+                RemoteError::Refused { .. } => "SSM refused the command",
+                _ => "the runner's SSM call failed",
+            };
             let _ = writeln!(
                 out,
-                "{}: not sent, the runner's SSM call failed (exit {})",
+                "{}: not sent, {why} (exit {})",
                 spec.document,
                 e.exit_code().code()
             );

@@ -102,6 +102,8 @@ struct Scripted {
     cancelled: Mutex<Vec<String>>,
     /// Whether CancelCommand fails.
     cancel_fails: bool,
+    /// SendCommand fails with this.
+    send_fails: Option<fn() -> RemoteError>,
 }
 
 impl Scripted {
@@ -120,6 +122,7 @@ impl Scripted {
             reads: Mutex::new(0),
             cancelled: Mutex::default(),
             cancel_fails: false,
+            send_fails: None,
         }
     }
 
@@ -136,6 +139,9 @@ impl Scripted {
 #[async_trait::async_trait]
 impl Fleet for Scripted {
     async fn send(&self, spec: &CommandSpec) -> Result<String, RemoteError> {
+        if let Some(e) = self.send_fails {
+            return Err(e());
+        }
         self.sent.lock().unwrap().push(spec.clone());
         Ok("cmd-1".into())
     }
@@ -616,4 +622,49 @@ async fn the_wait_never_passes_its_ceiling_however_many_rounds() {
     );
     assert!(started.elapsed() < Duration::from_secs(260), "{text}");
     assert!(text.contains("just before the CI job's timeout"), "{text}");
+}
+
+/// The exit code and the last line `run` printed.
+async fn last_line(fleet: &Scripted) -> (ExitCode, String) {
+    let mut out = Vec::new();
+    let r = run(fleet, &spec(), Some(quick_wait(60)), &mut out, never()).await;
+    let text = String::from_utf8(out).unwrap();
+    let exit = r.map_or_else(|e| e.exit_code(), |v| v.exit);
+    (exit, text.lines().last().unwrap_or("").to_owned())
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_summary_line_tells_the_runners_65_and_69_from_the_instances() {
+    // The instances' own codes.
+    for code in [65, 69] {
+        let fleet = Scripted::new(
+            vec![state("Failed", &[("i-1", "Failed"), ("i-2", "Failed")])],
+            &[("i-1", Some(code)), ("i-2", Some(code))],
+        );
+        let (exit, line) = last_line(&fleet).await;
+        assert_eq!(i32::from(exit.code()), code);
+        assert_eq!(
+            line,
+            format!("Gantry-Deploy: 2 of 2 instances agree: exit {code} (exit {code})")
+        );
+    }
+    // The runner's.
+    let mut fleet = Scripted::new(vec![], &[]);
+    fleet.send_fails = Some(|| RemoteError::Refused {
+        document: "Gantry-Deploy".into(),
+        message: "InvalidParameters: ImageTag".into(),
+    });
+    let (exit, line) = last_line(&fleet).await;
+    assert_eq!(exit, ExitCode::InvalidInput);
+    assert_eq!(
+        line,
+        "Gantry-Deploy: not sent, SSM refused the command (exit 65)"
+    );
+    fleet.send_fails = Some(|| Fail::Denied.error("SendCommand"));
+    let (exit, line) = last_line(&fleet).await;
+    assert_eq!(exit, ExitCode::Unavailable);
+    assert_eq!(
+        line,
+        "Gantry-Deploy: not sent, the runner's SSM call failed (exit 69)"
+    );
 }
