@@ -3,8 +3,9 @@
 # runner of .gitlab-ci.yml files that the GitLab template's test uses (shell executor: jobs
 # without `image:` run on this host). Node.js, npm, git, rsync and the AWS CLI from Debian when
 # missing. Nothing runs.
-# 4.64.1 is the newest release that runs on Debian 12's and this machine's Node 20 (later ones
-# call Set.prototype.union, Node 22).
+# 4.64.1 is the newest release that runs on Node 20, which machines of this kind have (later
+# ones call Set.prototype.union, Node 22). Debian 12's own nodejs (installed when there is none)
+# is 18, which the package accepts (engines: node >= 18) but this project has not run it on.
 
 up_gitlabci() {
 	local bin="$GANTRY_NPM_PREFIX/node_modules/.bin/gitlab-ci-local" version
