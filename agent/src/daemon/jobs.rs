@@ -18,13 +18,19 @@
 //! (the edge switch applies readiness again: a deploy's end rebuilds the routes from every
 //! running container), for at most [`AFTER_JOB_WAIT`].
 //!
-//! Limits: the queue lives in memory: jobs queued when the daemon stops are lost (their clients
-//! see the connection close and exit 69); a running deploy interrupted by a daemon stop is
-//! recovered by the ledger on the next deploy, but a canary, which the next daemon resumes at
-//! its step ([`JobKind::ResumeCanary`], `deploy/resume.rs`).
+//! Stopping: [`Jobs::stop`] (SIGTERM) lets the running jobs finish, and every job that has not
+//! started (queued behind another, waiting for its turn, or submitted from then on) ends at
+//! once, without an engine call, with exit 75 and `daemon stopping: ... not started; run it
+//! again` ([`stopping_report`]): a deploy queued with `--lock-wait` must not start a rollout the
+//! stop then cuts off. A job's report counts in [`Jobs::finishing`] until its client has it
+//! ([`Jobs::submit_followed`]), so the stop waits for the answer to go out too.
+//!
+//! Limits: the queue lives in memory; a running deploy interrupted by a daemon stop (killed at
+//! the end of the drain) is recovered by the ledger on the next deploy, but a canary, which the
+//! next daemon resumes at its step ([`JobKind::ResumeCanary`], `deploy/resume.rs`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -148,18 +154,40 @@ pub struct Jobs {
     done_tx: tokio::sync::watch::Sender<u64>,
     /// Runs after each job ([`Jobs::set_after_job`]).
     after_job: Mutex<Option<Arc<dyn AfterJob>>>,
-    /// Jobs that let go of their stack and still run their after-job step (their report not
-    /// returned yet): a daemon told to stop waits for them too ([`Jobs::finishing`]).
-    finishing: AtomicUsize,
+    /// Jobs that let go of their stack and still run their after-job step, or whose report
+    /// has not reached its client yet: a daemon told to stop waits for them too
+    /// ([`Jobs::finishing`]).
+    finishing: Arc<AtomicUsize>,
+    /// Set by [`Jobs::stop`] (under the `running` lock): no job starts any more.
+    stopping: AtomicBool,
+    /// Wakes the jobs that wait for their stack when the daemon stops.
+    stop_tx: tokio::sync::watch::Sender<bool>,
 }
 
-/// Counts a job in [`Jobs::finishing`] while it lives.
-struct Finishing<'a>(&'a AtomicUsize);
+/// Counts a job in [`Jobs::finishing`] while it lives: from the moment it lets go of its stack
+/// (or ends without starting) until its report has been handed over and dropped.
+#[derive(Debug)]
+pub struct Finishing(Arc<AtomicUsize>);
 
-impl Drop for Finishing<'_> {
+impl Finishing {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count.clone())
+    }
+}
+
+impl Drop for Finishing {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
+}
+
+/// A job's report, and its place in [`Jobs::finishing`] until this is dropped (once the report
+/// has gone to its client).
+#[derive(Debug)]
+pub struct Ended {
+    pub report: DeployReport,
+    pub finishing: Finishing,
 }
 
 /// Sends progress to the submitting client (if still there) and to the log.
@@ -195,8 +223,42 @@ impl Jobs {
             next: AtomicU64::new(1),
             done_tx: tokio::sync::watch::channel(0).0,
             after_job: Mutex::default(),
-            finishing: AtomicUsize::new(0),
+            finishing: Arc::default(),
+            stopping: AtomicBool::new(false),
+            stop_tx: tokio::sync::watch::channel(false).0,
         })
+    }
+
+    /// The daemon stops: the running jobs go on, and every job that has not started (queued,
+    /// waiting for its turn, or submitted from now on) ends at once with [`stopping_report`].
+    pub fn stop(&self) {
+        // Under the lock that a job takes to enter `running`: a job is either running now (and
+        // waited for) or sees the flag and does not start.
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        self.stopping.store(true, Ordering::SeqCst);
+        let queued: usize = self
+            .waiting
+            .lock()
+            .map(|w| w.values().sum())
+            .unwrap_or_default();
+        tracing::info!(
+            running = running.len(),
+            queued,
+            "stopping: running jobs finish, queued jobs are not started"
+        );
+        drop(running);
+        self.stop_tx.send_replace(true);
+    }
+
+    /// Whether [`Jobs::stop`] was called.
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once [`Jobs::stop`] is called.
+    async fn stopped(&self) {
+        let mut rx = self.stop_tx.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
     }
 
     pub fn deployer(&self) -> &Deployer {
@@ -240,13 +302,13 @@ impl Jobs {
         }
     }
 
-    /// Whether a job runs or waits on `stack` (supervision pauses then).
-    /// Whether a job that let go of its stack is still finishing (its after-job step runs,
-    /// its report is not returned yet).
+    /// Whether a job that let go of its stack (or ended without starting) is still finishing:
+    /// its after-job step runs, or its report has not reached its client yet.
     pub fn finishing(&self) -> bool {
         self.finishing.load(Ordering::SeqCst) > 0
     }
 
+    /// Whether a job runs or waits on `stack` (supervision pauses then).
     pub fn busy(&self, stack: &str) -> bool {
         let running = self.running.lock().is_ok_and(|r| r.contains_key(stack));
         let waiting = self
@@ -308,8 +370,32 @@ impl Jobs {
         let id = format!("j{}", self.next.fetch_add(1, Ordering::Relaxed));
         let this = self.clone();
         let job_id = id.clone();
-        let handle = tokio::spawn(async move { this.run(job_id, job, tx).await });
+        let handle = tokio::spawn(async move { this.run(job_id, job, tx).await.report });
         (id, handle)
+    }
+
+    /// [`Jobs::submit`] for a client that follows the job: the report comes with its place in
+    /// [`Jobs::finishing`], which a stopping daemon waits for; drop it once the report is sent.
+    pub fn submit_followed(
+        self: &Arc<Self>,
+        job: Job,
+        tx: UnboundedSender<String>,
+    ) -> (String, tokio::task::JoinHandle<Ended>) {
+        let id = format!("j{}", self.next.fetch_add(1, Ordering::Relaxed));
+        let this = self.clone();
+        let job_id = id.clone();
+        let handle = tokio::spawn(async move { this.run(job_id, job, Some(tx)).await });
+        (id, handle)
+    }
+
+    /// The report of a job that did not start because the daemon stops.
+    fn not_started(&self, stack: &str, id: &str, kind: &'static str) -> Ended {
+        let finishing = Finishing::new(&self.finishing);
+        tracing::info!(stack = %stack, job = %id, kind, "daemon stopping: the job was not started");
+        Ended {
+            report: stopping_report(stack),
+            finishing,
+        }
     }
 
     async fn run(
@@ -317,7 +403,7 @@ impl Jobs {
         id: String,
         job: Job,
         tx: Option<UnboundedSender<String>>,
-    ) -> DeployReport {
+    ) -> Ended {
         let req = job.req().clone();
         let stack = req.stack.clone();
         let kind = job.kind_str();
@@ -331,6 +417,9 @@ impl Jobs {
             q.entry(stack.clone()).or_default().clone()
         };
         let submitted = Instant::now();
+        if self.stopping() {
+            return self.not_started(&stack, &id, kind);
+        }
         let guard = match queue.clone().try_lock_owned() {
             Ok(g) => g,
             Err(_) => {
@@ -339,11 +428,20 @@ impl Jobs {
                     let holder = ahead
                         .map(|j| format!("job {} ({})", j.id, j.kind))
                         .unwrap_or_else(|| "another job".into());
-                    return busy_report(&stack, &holder);
+                    return self.ended_now(busy_report(&stack, &holder));
                 }
                 progress.step(None, "queued behind the stack's running job");
                 self.waiting_add(&stack, 1);
-                let got = tokio::time::timeout(req.lock_wait, queue.lock_owned()).await;
+                let got = tokio::select! {
+                    got = tokio::time::timeout(req.lock_wait, queue.lock_owned()) => Some(got),
+                    () = self.stopped() => None,
+                };
+                let Some(got) = got else {
+                    // Counted as finishing before it stops counting as queued.
+                    let ended = self.not_started(&stack, &id, kind);
+                    self.waiting_add(&stack, -1);
+                    return ended;
+                };
                 self.waiting_add(&stack, -1);
                 match got {
                     Ok(g) => g,
@@ -352,7 +450,7 @@ impl Jobs {
                             .running(&stack)
                             .map(|j| format!("job {} ({})", j.id, j.kind))
                             .unwrap_or_else(|| "another job".into());
-                        return busy_report(&stack, &holder);
+                        return self.ended_now(busy_report(&stack, &holder));
                     }
                 }
             }
@@ -364,18 +462,26 @@ impl Jobs {
             Err(_) => {
                 progress.step(None, "waiting for the daemon's write of the stack's ledger");
                 self.waiting_add(&stack, 1);
-                let t = turn.lock_owned().await;
+                let t = tokio::select! {
+                    t = turn.lock_owned() => Some(t),
+                    () = self.stopped() => None,
+                };
+                let Some(t) = t else {
+                    let ended = self.not_started(&stack, &id, kind);
+                    self.waiting_add(&stack, -1);
+                    return ended;
+                };
                 self.waiting_add(&stack, -1);
                 t
             }
         };
-        let waited = submitted.elapsed();
-        self.metrics.summary(
-            "gantry_job_queue_wait_seconds",
-            &[("stack", &stack)],
-            waited,
-        );
-        if let Ok(mut r) = self.running.lock() {
+        {
+            // Stopping is decided under this lock (see `stop`): running now, or not at all.
+            let mut r = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            if self.stopping() {
+                drop(r);
+                return self.not_started(&stack, &id, kind);
+            }
             r.insert(
                 stack.clone(),
                 Running {
@@ -386,6 +492,12 @@ impl Jobs {
                 },
             );
         }
+        let waited = submitted.elapsed();
+        self.metrics.summary(
+            "gantry_job_queue_wait_seconds",
+            &[("stack", &stack)],
+            waited,
+        );
         tracing::info!(stack = %stack, job = %id, kind, origin = job.origin.as_str(), "job started");
         let mut req = req;
         req.lock_wait = req.lock_wait.saturating_sub(waited);
@@ -423,8 +535,7 @@ impl Jobs {
                 }
             }
         };
-        self.finishing.fetch_add(1, Ordering::SeqCst);
-        let finishing = Finishing(&self.finishing);
+        let finishing = Finishing::new(&self.finishing);
         if let Ok(mut r) = self.running.lock() {
             r.remove(&stack);
         }
@@ -454,8 +565,15 @@ impl Jobs {
             // per-thread arenas (about 1 MiB after twenty services at once): hand it back.
             tokio::task::spawn_blocking(gantry_common::memory::release_free);
         }
-        drop(finishing);
-        report
+        Ended { report, finishing }
+    }
+
+    /// A report of a job that ended before it started, its place in [`Jobs::finishing`] taken.
+    fn ended_now(&self, report: DeployReport) -> Ended {
+        Ended {
+            report,
+            finishing: Finishing::new(&self.finishing),
+        }
     }
 
     fn waiting_add(&self, stack: &str, d: isize) {
@@ -506,6 +624,18 @@ fn busy_report(stack: &str, holder: &str) -> DeployReport {
             "stack {stack} is busy: {holder} is running (hint: wait with --lock-wait 10m)"
         )),
         exit_code_override: Some(ExitCode::LockBusy),
+        ..DeployReport::failed(stack)
+    }
+}
+
+/// The report of a job that had not started when the daemon began to stop (exit 75: nothing
+/// was changed; run it again once the daemon is back).
+pub fn stopping_report(stack: &str) -> DeployReport {
+    DeployReport {
+        error: Some(format!(
+            "daemon stopping: this job on stack {stack} was not started and nothing was changed; run it again (hint: systemctl status gantry)"
+        )),
+        exit_code_override: Some(ExitCode::TempFail),
         ..DeployReport::failed(stack)
     }
 }
