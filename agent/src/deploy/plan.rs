@@ -7,7 +7,9 @@
 //! service uses is attached under its Docker name (a top-level `name:` moves them without
 //! changing the service). The fields that changed are found by
 //! comparing the service with the one recorded in the last release; without a record the plan
-//! says "configuration changed".
+//! says "configuration changed". A network or volume whose configuration the files changed
+//! since that release is named in the reasons of the services using it ([`resources`]):
+//! Docker cannot change one in place.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -19,6 +21,7 @@ use crate::engine::{ContainerInfo, labels};
 use crate::ledger::Release;
 
 pub mod bound;
+mod resources;
 
 /// What happens to a service (the ledger records the same type).
 pub use crate::ledger::Action;
@@ -66,12 +69,18 @@ pub struct Plan {
     pub stack: String,
     /// Services in dependency order, then services being removed.
     pub services: Vec<ServicePlan>,
+    /// Networks and volumes whose configuration the files changed since the last good
+    /// release, which Docker cannot change in place (also in the reasons of the services
+    /// using them). Not a no-op: a deploy goes through its rollout, which says what differs
+    /// from what Docker has, and records the release.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unapplied: Vec<String>,
 }
 
 impl Plan {
     /// Whether applying the plan changes nothing.
     pub fn is_noop(&self) -> bool {
-        self.services.iter().all(|s| !s.action.changes())
+        self.unapplied.is_empty() && self.services.iter().all(|s| !s.action.changes())
     }
 
     /// Whether the edge switch must be brought in line with what runs once the plan is applied:
@@ -385,6 +394,13 @@ pub fn compute(
             last: None,
         });
     }
+    // Networks and volumes the files changed, which Docker cannot change in place.
+    let changed = resources::changed_since(project, previous);
+    for (service, lines) in changed.by_service {
+        if let Some(sp) = services.iter_mut().find(|sp| sp.service == service) {
+            sp.reasons.extend(lines);
+        }
+    }
     for (name, left) in by_service {
         services.push(ServicePlan {
             service: name.to_owned(),
@@ -409,6 +425,7 @@ pub fn compute(
     Plan {
         stack: project.name.clone(),
         services,
+        unapplied: changed.lines,
     }
 }
 

@@ -33,6 +33,7 @@ use crate::compose::FailureAction;
 use super::plan::{Action, ServicePlan};
 use super::rollout::{Mode, Rollout, record, verb};
 use super::{DeployError, translate};
+use crate::engine;
 
 /// Docker calls in flight at once unless [`super::DeployRequest::concurrency`] says otherwise.
 /// Docker's create and start wait on much besides the CPU (mounts, network namespaces): a
@@ -107,14 +108,28 @@ impl Rollout<'_> {
                 self.engine.remove_container(&c.id, true).await?;
             }
         }
-        for (_, spec, external) in translate::network_specs(project) {
+        // Docker cannot change a network or volume in place: one that exists is used as it
+        // is, and the deploy says what differs from the files.
+        for (key, spec, external) in translate::network_specs(project) {
             if !external {
-                self.engine.ensure_network(&spec).await?;
+                let ensured = self.engine.ensure_network(&spec).await?;
+                if let Some(found) = ensured.labels.get(engine::NETWORK_CONFIG)
+                    && !ensured.created
+                {
+                    let differs = engine::network_differences(&spec, found, "on the network");
+                    self.kept_as_it_is("network", &key, &spec.name, &differs);
+                }
             }
         }
-        for (_, spec, external) in translate::volume_specs(project) {
+        for (key, spec, external) in translate::volume_specs(project) {
             if !external {
-                self.engine.ensure_volume(&spec).await?;
+                let ensured = self.engine.ensure_volume(&spec).await?;
+                if let Some(found) = ensured.labels.get(engine::VOLUME_CONFIG)
+                    && !ensured.created
+                {
+                    let differs = engine::volume_differences(&spec, found, "on the volume");
+                    self.kept_as_it_is("volume", &key, &spec.name, &differs);
+                }
             }
         }
 
@@ -242,6 +257,30 @@ impl Rollout<'_> {
             });
         }
         Ok(())
+    }
+
+    /// Says that the existing network or volume `name` (key `key` in the files) differs from
+    /// the files in `differs` and is used as it is, and what to do.
+    fn kept_as_it_is(&self, what: &str, key: &str, name: &str, differs: &[String]) {
+        if differs.is_empty() {
+            return;
+        }
+        let stack = &self.project.name;
+        let todo = match what {
+            "network" => format!(
+                "to apply it, `gantry down {stack}`, then deploy (the stack stops meanwhile)"
+            ),
+            _ => format!(
+                "to apply it, `gantry down {stack} --volumes` (its data is lost: back it up), \
+                 then deploy"
+            ),
+        };
+        let message = format!(
+            "warning: {what} {name} ({what}s.{key}) differs from the files: {}; Docker cannot \
+             change a {what} in place, so it is used as it is; {todo}",
+            differs.join("; ")
+        );
+        self.progress.step(None, &message);
     }
 
     /// Refuses, before anything changes, what would otherwise fail when its service is

@@ -106,7 +106,7 @@ pub fn network_specs(project: &Project) -> Vec<(String, NetworkSpec, bool)> {
                         .collect(),
                     options: n.ipam.options.clone(),
                 });
-            let spec = NetworkSpec {
+            let mut spec = NetworkSpec {
                 name: network_name(project, key),
                 driver: n.driver.clone(),
                 options: n.driver_opts.clone(),
@@ -117,6 +117,9 @@ pub fn network_specs(project: &Project) -> Vec<(String, NetworkSpec, bool)> {
                 labels,
                 ipam,
             };
+            // What it was created with, to say what differs on a later deploy.
+            spec.labels
+                .insert(engine::NETWORK_CONFIG.into(), spec.config_label());
             (key.clone(), spec, n.external)
         })
         .collect()
@@ -130,12 +133,14 @@ pub fn volume_specs(project: &Project) -> Vec<(String, VolumeSpec, bool)> {
         .map(|(key, v)| {
             let mut labels = v.labels.clone();
             labels.extend(labels::volume_labels(&project.name, key));
-            let spec = VolumeSpec {
+            let mut spec = VolumeSpec {
                 name: volume_name(project, key),
                 driver: v.driver.clone(),
                 options: v.driver_opts.clone(),
                 labels,
             };
+            spec.labels
+                .insert(engine::VOLUME_CONFIG.into(), spec.config_label());
             (key.clone(), spec, v.external)
         })
         .collect()
@@ -257,6 +262,27 @@ pub fn container_spec(
         other => Ok::<_, DeployError>(other.cloned()),
     };
     let network_mode = namespace("network_mode", service.network_mode.as_ref())?;
+    // In another container's network namespace, Docker refuses what belongs to a network
+    // namespace of its own ("conflicting options"), when the container is created.
+    if let Some(mode) = network_mode
+        .as_deref()
+        .filter(|m| m.starts_with("container:"))
+    {
+        let own = [
+            ("ports", !service.ports.is_empty()),
+            ("expose", !service.expose.is_empty()),
+            ("hostname", service.hostname.is_some()),
+            ("dns", !service.dns.is_empty()),
+            ("extra_hosts", !service.extra_hosts.is_empty()),
+        ];
+        if let Some((key, _)) = own.iter().find(|(_, set)| *set) {
+            return Err(invalid(format!(
+                "{key} with network_mode {:?}: Docker refuses it in another container's \
+                 network namespace ({mode}); set it on the service that owns the namespace",
+                service.network_mode.as_deref().unwrap_or_default()
+            )));
+        }
+    }
     let pid = namespace("pid", service.pid.as_ref())?;
     let ipc = namespace("ipc", service.ipc.as_ref())?;
     // `SERVICE[:ro|rw]` names the service's first container; `container:NAME[:ro|rw]` any.

@@ -206,10 +206,17 @@ impl DockerEngine {
                 "several networks share this name; using the first"
             );
         }
-        Ok(first.map(|n| Ensured {
-            id: n.id.unwrap_or_default(),
-            created: false,
-            labels: to_btree(n.labels),
+        Ok(first.map(|n| {
+            // What Docker has, under the label Gantry writes what it asked for: the caller
+            // compares it with the files (a network made before that label, too).
+            let observed = observed_network(&n).config_label();
+            let mut labels = to_btree(n.labels);
+            labels.insert(super::NETWORK_CONFIG.to_owned(), observed);
+            Ensured {
+                id: n.id.unwrap_or_default(),
+                created: false,
+                labels,
+            }
         }))
     }
 }
@@ -353,10 +360,18 @@ impl super::Engine for DockerEngine {
         match self.docker.inspect_volume(&spec.name).await {
             Ok(v) => {
                 debug!(volume = %spec.name, "volume exists");
+                // What Docker has, under Gantry's label (see `find_network`).
+                let observed = VolumeSpec {
+                    driver: Some(v.driver.clone()),
+                    options: v.options.clone().into_iter().collect(),
+                    ..VolumeSpec::default()
+                };
+                let mut labels: BTreeMap<String, String> = v.labels.into_iter().collect();
+                labels.insert(super::VOLUME_CONFIG.to_owned(), observed.config_label());
                 return Ok(Ensured {
                     id: v.name,
                     created: false,
-                    labels: v.labels.into_iter().collect(),
+                    labels,
                 });
             }
             Err(e) => match self.err(object(), e) {

@@ -4,7 +4,8 @@
 //!
 //! Design: engine-level values, independent of the Compose model (deploy translates the model
 //! into them); maps are `BTreeMap` and lists keep their order, so a spec is deterministic.
-//! [`Env`]'s `Debug` prints names only: values can be secrets.
+//! [`Env`]'s `Debug` prints names only: values can be secrets. `config` (a submodule): a
+//! network's or volume's configuration as a flat map, to name what differs from Docker's.
 //!
 //! Limits: only what Gantry sets; anything else keeps Docker's default.
 
@@ -13,6 +14,9 @@ use std::fmt;
 use std::time::Duration;
 
 use super::image::ImageRef;
+
+mod config;
+pub use config::{NETWORK_CONFIG, VOLUME_CONFIG, network_differences, volume_differences};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NetworkSpec {
@@ -62,7 +66,9 @@ pub struct Ensured {
     pub id: String,
     /// `true` if it was created now, `false` if one with that name already existed (kept as is).
     pub created: bool,
-    /// The labels of the object as it is, so the caller can warn about a foreign one.
+    /// The labels of the object as it is, so the caller can warn about a foreign one. For a
+    /// network or volume that existed, the Docker engine puts under [`NETWORK_CONFIG`] /
+    /// [`VOLUME_CONFIG`] the configuration Docker reports, to compare with the files.
     pub labels: BTreeMap<String, String>,
 }
 

@@ -95,3 +95,78 @@ async fn uid_gid_and_mode_of_a_mounted_file_are_said_to_be_ignored() {
         "{steps:#?}"
     );
 }
+
+fn with_network(back: &str) -> String {
+    format!(
+        "services:
+  db:
+    image: app:1
+    networks: [back]
+    volumes: [data:/data]
+    x-gantry: {{min_ready: 1s}}
+  web:
+    image: app:1
+    x-gantry: {{min_ready: 1s}}
+networks:
+  back: {{{back}}}
+volumes:
+  data: {{}}
+"
+    )
+}
+
+/// Docker cannot change a network in place: the plan and the deploy say what differs and
+/// what to do, instead of leaving it as it was without a word.
+#[tokio::test(start_paused = true)]
+async fn a_network_whose_configuration_changed_is_named_with_what_to_do() {
+    let s = Setup::new();
+    let report = s
+        .deploy(&with_network("driver_opts: {com.example: a}"), "1")
+        .await;
+    assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.error);
+
+    let changed = with_network("internal: true, driver_opts: {com.example: b}");
+    let plan = s.plan(&changed, "1").await;
+    let db = plan.get("db").unwrap();
+    assert_eq!(db.action, crate::deploy::plan::Action::Unchanged);
+    let why = db.reasons.join("\n");
+    for part in [
+        "network app_back changed in the files since r1: ",
+        "driver_opts.com.example: \"b\" in the files, \"a\" in r1",
+        "internal: true in the files, false in r1",
+        "`gantry down app`, then deploy",
+    ] {
+        assert!(why.contains(part), "{part:?} not in {why}");
+    }
+    assert!(plan.get("web").unwrap().reasons.is_empty());
+
+    let steps = Steps::default();
+    let deployer: &Deployer = &s.deployer;
+    let report = deployer.deploy(&s.request(&changed, "1"), &steps).await;
+    assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.error);
+    let steps = steps.0.lock().unwrap().join("\n");
+    for part in [
+        "-: warning: network app_back (networks.back) differs from the files: ",
+        "internal: true in the files, false on the network",
+        "`gantry down app`, then deploy",
+    ] {
+        assert!(steps.contains(part), "{part:?} not in {steps}");
+    }
+    // Unchanged files: nothing to say.
+    let steps = Steps::default();
+    let report = deployer
+        .deploy(
+            &s.request(&with_network("driver_opts: {com.example: a}"), "1"),
+            &steps,
+        )
+        .await;
+    assert!(report.outcome.is_good(), "{:?}", report.error);
+    assert!(
+        !steps
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("warning"))
+    );
+}

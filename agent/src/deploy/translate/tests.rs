@@ -376,3 +376,28 @@ fn a_networks_enable_ipv4_reaches_its_spec() {
     assert_eq!(spec.enable_ipv4, Some(false));
     assert!(spec.enable_ipv6);
 }
+
+#[test]
+fn what_docker_refuses_in_another_containers_network_namespace_is_refused_first() {
+    let yaml = |key: &str| {
+        format!(
+            "services:\n  vpn:\n    image: x\n  app:\n    image: x\n    network_mode: service:vpn\n    {key}\n"
+        )
+    };
+    for (key, line) in [
+        ("expose", "expose: [80]"),
+        ("ports", "ports: [\"8080:80\"]"),
+        ("hostname", "hostname: app"),
+        ("dns", "dns: [1.1.1.1]"),
+        ("extra_hosts", "extra_hosts: [\"a=127.0.0.2\"]"),
+    ] {
+        let err = spec_of(&yaml(line), "app").unwrap_err().to_string();
+        assert!(
+            err.contains(&format!(
+                "{key} with network_mode \"service:vpn\": Docker refuses it"
+            )),
+            "{err}"
+        );
+    }
+    assert!(spec_of(&yaml("user: \"1\""), "app").is_ok());
+}

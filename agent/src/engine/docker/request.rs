@@ -54,6 +54,39 @@ pub(super) fn network_request(
     })
 }
 
+/// A network as Docker reports it, in our terms: what [`NetworkSpec::config`] compares with
+/// what the files ask for (labels left out).
+pub(super) fn observed_network(n: &bollard::models::Network) -> NetworkSpec {
+    let map = |m: &Option<std::collections::HashMap<String, String>>| {
+        m.clone().unwrap_or_default().into_iter().collect()
+    };
+    NetworkSpec {
+        name: n.name.clone().unwrap_or_default(),
+        driver: n.driver.clone(),
+        options: map(&n.options),
+        internal: n.internal.unwrap_or(false),
+        attachable: n.attachable.unwrap_or(false),
+        enable_ipv4: n.enable_ipv4,
+        enable_ipv6: n.enable_ipv6.unwrap_or(false),
+        labels: Default::default(),
+        ipam: n.ipam.as_ref().map(|ipam| crate::engine::IpamSpec {
+            driver: ipam.driver.clone(),
+            config: ipam
+                .config
+                .iter()
+                .flatten()
+                .map(|pool| crate::engine::IpamPool {
+                    subnet: pool.subnet.clone(),
+                    ip_range: pool.ip_range.clone(),
+                    gateway: pool.gateway.clone(),
+                    aux_addresses: map(&pool.auxiliary_addresses),
+                })
+                .collect(),
+            options: map(&ipam.options),
+        }),
+    }
+}
+
 /// The endpoint settings of one attachment for a Docker speaking `api`. What that API cannot
 /// carry is refused rather than dropped: Docker before 1.44 takes a MAC address on the
 /// container only (which bollard's create body no longer has), and before 1.48 no gateway

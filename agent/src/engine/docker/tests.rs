@@ -410,3 +410,52 @@ fn enable_ipv4_is_sent_where_docker_knows_it_and_false_is_refused_where_it_does_
         Some(true)
     );
 }
+
+#[test]
+fn a_network_as_docker_reports_it_compares_equal_to_the_files_that_made_it() {
+    use bollard::models::Network;
+    let files = NetworkSpec {
+        name: "p_back".into(),
+        options: [(
+            "com.docker.network.bridge.name".to_owned(),
+            "br0".to_owned(),
+        )]
+        .into(),
+        ..Default::default()
+    };
+    // Docker 20.10's answer for it: driver and IPAM filled in, no EnableIPv4.
+    let docker = Network {
+        name: Some("p_back".into()),
+        driver: Some("bridge".into()),
+        internal: Some(false),
+        attachable: Some(false),
+        enable_ipv6: Some(false),
+        options: Some(
+            [(
+                "com.docker.network.bridge.name".to_owned(),
+                "br0".to_owned(),
+            )]
+            .into(),
+        ),
+        ipam: Some(Ipam {
+            driver: Some("default".into()),
+            config: Some(vec![IpamConfig {
+                subnet: Some("172.29.0.0/16".into()),
+                gateway: Some("172.29.0.1".into()),
+                ..Default::default()
+            }]),
+            options: None,
+        }),
+        ..Default::default()
+    };
+    let found = observed_network(&docker).config_label();
+    assert!(engine::network_differences(&files, &found, "on the network").is_empty());
+    let internal = NetworkSpec {
+        internal: true,
+        ..files
+    };
+    assert_eq!(
+        engine::network_differences(&internal, &found, "on the network"),
+        ["internal: true in the files, false on the network"]
+    );
+}
