@@ -40,7 +40,7 @@ mod walk;
 
 pub use mounts::{short_port, short_volume};
 pub use scalar::to_json;
-pub use service::{service, shell_split, shell_words};
+pub use service::{seccomp_file, service, shell_split, shell_words};
 
 use scalar::{closest, entries, key_str, string, strings_at, type_name};
 use schema::{FILE_OBJECT, INCLUDE, NETWORK, VOLUME};

@@ -499,7 +499,7 @@ pub fn container_spec(
         storage_opt: service.storage_opt.clone(),
         cap_add: service.cap_add.clone(),
         cap_drop: service.cap_drop.clone(),
-        security_opt: service.security_opt.clone(),
+        security_opt: security_opt(service).map_err(invalid)?,
         group_add: service.group_add.clone(),
         init: service.init,
         read_only: service.read_only,
@@ -607,6 +607,26 @@ fn exposed(service: &Service) -> Result<Vec<(u16, Protocol)>, String> {
             return Err(bad());
         }
         out.extend((start..=end).map(|p| (p, proto)));
+    }
+    Ok(out)
+}
+
+/// `security_opt` as Docker takes it: a seccomp profile named by its file (made absolute when
+/// the files were loaded) is sent as the file's JSON, compacted, as compose sends it (Docker
+/// reads no file). A file that cannot be read or is not JSON is refused, naming it.
+fn security_opt(service: &Service) -> Result<Vec<String>, String> {
+    let mut out = Vec::with_capacity(service.security_opt.len());
+    for (i, opt) in service.security_opt.iter().enumerate() {
+        let Some(path) = compose::canonical::seccomp_file(opt) else {
+            out.push(opt.clone());
+            continue;
+        };
+        let refused = |e: String| format!("security_opt[{i}]: seccomp profile {path}: {e}");
+        let text =
+            std::fs::read_to_string(path).map_err(|e| refused(format!("cannot read it: {e}")))?;
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| refused(format!("not a JSON seccomp profile: {e}")))?;
+        out.push(format!("seccomp={json}"));
     }
     Ok(out)
 }

@@ -20,7 +20,7 @@ use super::service::{
     blkio_weight, build, command, container_name, cpus, deploy_mode, develop_watch, device_count,
     environment, extra_hosts, gpus, health_test, hooks, ipam_pools, limit_devices, mem_swappiness,
     memswap_limit, oom_score_adj, placement, pull_policy, replicas, reserved_devices, restart,
-    throttle_devices, weight_devices,
+    security_opt, throttle_devices, weight_devices,
 };
 use super::walk::{Kind::*, Schema};
 
@@ -90,7 +90,7 @@ pub(super) const SERVICE: Schema = &[
     ("runtime", Str),
     ("scale", Special(replicas)),
     ("secrets", Special(secret_mounts)),
-    ("security_opt", StrList),
+    ("security_opt", Special(security_opt)),
     ("shm_size", Bytes),
     ("stdin_open", Bool),
     ("stop_grace_period", Duration),

@@ -336,6 +336,31 @@ pub(super) fn develop_watch(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
     Ok(Json::Array(out))
 }
 
+/// `security_opt`: a list of strings; a seccomp profile given as a file
+/// (`seccomp=./profile.json`) is made absolute against the base dir, as a bind source is:
+/// Docker takes the profile's JSON, which the deploy reads from there ([`seccomp_file`]).
+pub(super) fn security_opt(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
+    let opts = string_list(ctx, p, val)?;
+    Ok(Json::from(
+        opts.into_iter()
+            .map(|o| match seccomp_file(&o) {
+                Some(path) => format!("seccomp={}", ctx.abs_path(path)),
+                None => o,
+            })
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// The file a `security_opt` entry names as its seccomp profile (`seccomp=FILE` or
+/// `seccomp:FILE`): not `unconfined`, nor a profile written inline as JSON.
+pub fn seccomp_file(opt: &str) -> Option<&str> {
+    let value = opt
+        .strip_prefix("seccomp=")
+        .or_else(|| opt.strip_prefix("seccomp:"))?;
+    (!value.is_empty() && value != "unconfined" && !value.trim_start().starts_with('{'))
+        .then_some(value)
+}
+
 /// `mem_swappiness`: 0 to 100, printed as a string like compose does.
 pub(super) fn mem_swappiness(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
     let n = unsigned(ctx, p, val)?;

@@ -45,3 +45,22 @@ fn two_mounts_on_one_target_are_refused_naming_both_keys() {
         assert!(err.contains(&format!("{key}: {message}")), "{err}");
     }
 }
+
+#[test]
+fn a_seccomp_profile_file_is_made_absolute_against_the_project_dir() {
+    let (_t, d) = project_dir("p");
+    let f = write(
+        &d,
+        "compose.yaml",
+        "services:\n  web:\n    image: x\n    security_opt: [\"seccomp=./sec/p.json\", \"seccomp:unconfined\", \"label=disable\"]\n",
+    );
+    let p = load(&opts(vec![f])).unwrap();
+    assert_eq!(
+        p.services["web"].security_opt,
+        [
+            format!("seccomp={}", d.join("sec/p.json").display()),
+            "seccomp:unconfined".to_owned(),
+            "label=disable".to_owned(),
+        ]
+    );
+}

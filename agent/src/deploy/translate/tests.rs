@@ -401,3 +401,55 @@ fn what_docker_refuses_in_another_containers_network_namespace_is_refused_first(
     }
     assert!(spec_of(&yaml("user: \"1\""), "app").is_ok());
 }
+
+#[test]
+fn a_seccomp_profile_file_is_sent_as_its_json() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("sec")).unwrap();
+    std::fs::write(
+        dir.path().join("sec/profile.json"),
+        "{\n  \"defaultAction\": \"SCMP_ACT_ALLOW\",\n  \"syscalls\": []\n}\n",
+    )
+    .unwrap();
+    let file = dir.path().join("compose.yaml");
+    let load = |opts: &str| {
+        std::fs::write(
+            &file,
+            format!("services:\n  web:\n    image: x\n    security_opt: {opts}\n"),
+        )
+        .unwrap();
+        compose::load(&LoadOptions {
+            files: vec![file.clone()],
+            project_name: Some("p".into()),
+            ..LoadOptions::default()
+        })
+        .unwrap()
+    };
+    let project = load(
+        "[\"seccomp=./sec/profile.json\", \"seccomp=unconfined\", \"no-new-privileges:true\"]",
+    );
+    let web = project.service("web").unwrap();
+    let spec = container_spec(&project, web, "img", Some(1), "hash").unwrap();
+    assert_eq!(
+        spec.security_opt,
+        [
+            "seccomp={\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":[]}",
+            "seccomp=unconfined",
+            "no-new-privileges:true",
+        ]
+    );
+
+    let project = load("[\"no-new-privileges:true\", \"seccomp=./sec/missing.json\"]");
+    let web = project.service("web").unwrap();
+    let err = container_spec(&project, web, "img", Some(1), "hash")
+        .unwrap_err()
+        .to_string();
+    let missing = dir.path().join("sec/missing.json");
+    assert!(
+        err.contains(&format!(
+            "service web: security_opt[1]: seccomp profile {}: cannot read it",
+            missing.display()
+        )),
+        "{err}"
+    );
+}

@@ -232,6 +232,14 @@ pub(super) fn create_body(
         start_interval: start_interval.map(nanos),
     });
 
+    // `systempaths=unconfined` is the Docker CLI's (and compose's) own option, not Docker's:
+    // it means no masked and no read-only paths, sent as two empty lists.
+    let (unconfined, security_opt): (Vec<String>, Vec<String>) = spec
+        .security_opt
+        .iter()
+        .cloned()
+        .partition(|o| o == "systempaths=unconfined");
+    let unconfined_paths = (!unconfined.is_empty()).then(Vec::new);
     let host_config = HostConfig {
         binds: non_empty(&binds),
         mounts: non_empty(&mounts),
@@ -256,7 +264,9 @@ pub(super) fn create_body(
         extra_hosts: non_empty(&spec.extra_hosts),
         cap_add: non_empty(&spec.cap_add),
         cap_drop: non_empty(&spec.cap_drop),
-        security_opt: non_empty(&spec.security_opt),
+        security_opt: non_empty(&security_opt),
+        masked_paths: unconfined_paths.clone(),
+        readonly_paths: unconfined_paths,
         group_add: non_empty(&spec.group_add),
         init: spec.init,
         runtime: spec.runtime.clone(),

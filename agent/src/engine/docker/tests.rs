@@ -459,3 +459,29 @@ fn a_network_as_docker_reports_it_compares_equal_to_the_files_that_made_it() {
         ["internal: true in the files, false on the network"]
     );
 }
+
+#[test]
+fn systempaths_unconfined_is_sent_as_no_masked_and_no_read_only_paths() {
+    let spec = ContainerSpec {
+        name: "p-web-1".into(),
+        image: "img".into(),
+        security_opt: vec![
+            "systempaths=unconfined".into(),
+            "no-new-privileges:true".into(),
+        ],
+        ..Default::default()
+    };
+    let host = create_body(&spec, (1, 41)).unwrap().host_config.unwrap();
+    assert_eq!(
+        host.security_opt,
+        Some(vec!["no-new-privileges:true".to_owned()])
+    );
+    assert_eq!(host.masked_paths, Some(vec![]));
+    assert_eq!(host.readonly_paths, Some(vec![]));
+    let plain = ContainerSpec {
+        security_opt: vec![],
+        ..spec
+    };
+    let host = create_body(&plain, (1, 41)).unwrap().host_config.unwrap();
+    assert_eq!((host.masked_paths, host.readonly_paths), (None, None));
+}
