@@ -147,6 +147,17 @@ async fn services_bound_to_a_recreated_service_are_recreated_after_it() {
     );
     let again = s.plan(BOUND, "2").await;
     assert!(again.is_noop(), "{:?}", actions(&again));
+    // The daemon's drift check, from the release alone, agrees: nothing to reconcile.
+    let release = Ledger::new(&s.dir.path().join("state"))
+        .stack("app")
+        .unwrap()
+        .releases()
+        .unwrap()
+        .pop()
+        .unwrap();
+    let containers = s.engine.list_containers("app", true).await.unwrap();
+    let drift = crate::daemon::supervise::drift(&release, &containers).unwrap();
+    assert!(drift.is_empty(), "{drift:?}");
 }
 
 /// Containers labelled with the service's own hash (by a Gantry that did not bind hashes) are
