@@ -19,6 +19,8 @@ use std::collections::BTreeMap;
 
 use crate::engine::{ContainerInfo, ContainerSpec, MountKind, MountSpec};
 
+use super::health::Strategy;
+
 /// Mounts `old`'s anonymous volumes in `spec` (its replacement over an image declaring
 /// `image_volumes`) where the replacement would get a new empty one; returns the targets.
 pub(super) fn inherit(
@@ -53,6 +55,26 @@ pub(super) fn inherit(
     inherited
 }
 
+/// The strategy `gantry plan` shows for a service whose containers are `containers`: one that
+/// has anonymous volumes is replaced stop-first (its replacement keeps them), whatever else
+/// was chosen.
+pub(super) fn strategy(
+    chosen: (Strategy, String),
+    containers: &[ContainerInfo],
+) -> (Strategy, String) {
+    let mut targets: Vec<&str> = containers
+        .iter()
+        .flat_map(|c| c.anonymous_volumes.iter().map(|(t, _)| t.as_str()))
+        .collect();
+    targets.sort_unstable();
+    targets.dedup();
+    if chosen.0 == Strategy::StopFirst || targets.is_empty() {
+        return chosen;
+    }
+    let why = format!("keeps its anonymous volumes ({})", targets.join(", "));
+    (Strategy::StopFirst, why)
+}
+
 /// `path` without trailing slashes (`/` stays).
 fn clean(path: &str) -> &str {
     match path.trim_end_matches('/') {
@@ -79,7 +101,9 @@ mod tests {
                 .collect(),
             ..ContainerSpec::default()
         };
-        fake.pull_image(&spec.image, None, None, None).await.unwrap();
+        fake.pull_image(&spec.image, None, None, None)
+            .await
+            .unwrap();
         fake.create_container(&spec).await.unwrap();
         fake.containers()["old"].clone()
     }

@@ -25,7 +25,7 @@
 //! readiness rule and strategy, [`plan`] what differs, [`translate`] model to engine specs.
 //! `x-gantry` arrives typed on [`crate::compose::Service::gantry`], validated at load time.
 //!
-//! Limits: published port ranges and `volumes_from` are not supported yet; start-first gives a
+//! Limits: published port ranges are not supported yet; start-first gives a
 //! new container its network aliases only once it is ready, which reconnects it to its
 //! networks once (connections it opened while starting are reset), and takes the old one out
 //! of DNS the same way before it stops.

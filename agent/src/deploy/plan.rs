@@ -113,7 +113,8 @@ impl Plan {
             match &edge {
                 Ok(()) => {
                     sp.edge = ports.iter().map(ToString::to_string).collect();
-                    let (s, why) = super::health::strategy(svc, true);
+                    let chosen = super::health::strategy(svc, true);
+                    let (s, why) = super::anonymous::strategy(chosen, &sp.containers);
                     sp.strategy = Some(s);
                     sp.strategy_reason = why;
                 }
@@ -357,7 +358,8 @@ pub fn compute(
         let (strategy, strategy_reason) = if job {
             (None, String::new())
         } else {
-            let (s, why) = super::health::strategy(svc, false);
+            let (s, why) =
+                super::anonymous::strategy(super::health::strategy(svc, false), &existing);
             (Some(s), why)
         };
         let ready = if job {

@@ -1537,6 +1537,16 @@ async fn a_replacement_keeps_the_anonymous_volumes_and_is_stop_first() {
     let before = s.engine.containers()["app-web-1"].anonymous_volumes.clone();
     let targets: Vec<&str> = before.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(targets, ["/scratch", "/var/lib/mysql"]);
+    let plan = s.deployer.plan(&s.request(compose, "2")).await.unwrap();
+    let web = plan.get("web").unwrap();
+    assert_eq!(
+        (web.strategy, web.strategy_reason.as_str()),
+        (
+            Some(super::health::Strategy::StopFirst),
+            "keeps its anonymous volumes (/scratch, /var/lib/mysql)"
+        ),
+        "gantry plan says so"
+    );
     s.engine.clear_calls();
 
     let report = s.deploy(compose, "2").await;
