@@ -13,10 +13,19 @@
 //! from `environment`, the reloaded model equals the release's; otherwise the change is
 //! refused with a warning naming the stack (someone edited the compose files: deploy them).
 //!
+//! Env-file changes are applied here only, by the stack's policy: supervision's drift check
+//! leaves them alone ([`env_changed_services`], `supervise::drift`).
+//!
+//! A watched directory that is replaced (removed and made again, or a symlink to it swapped to
+//! another directory: inotify keeps watching the old one) is watched again ([`Dirs`]): after
+//! the debounce when its removal is seen, else at the next refresh (a job's end, or every
+//! `resync_interval`); its stacks are then compared with their releases as after a change.
+//!
 //! Limits: interpolation uses the release's `--var`s and the daemon's environment (the caller's
 //! shell environment at deploy time is not recorded); profiles are those of the release's
 //! services; `--env-file` interpolation files are not recorded and so not reused; an optional
-//! env file that did not exist at deploy time is not recorded, so its creation is not seen.
+//! env file that did not exist at deploy time is not recorded, so its creation is not seen; a
+//! symlink swap is only seen at the next refresh (nothing in the watched directory changes).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -46,14 +55,98 @@ struct Watched {
     compose_hash: Option<String>,
 }
 
+impl Watched {
+    /// Whether a file watched for the stack lies in `dir`.
+    fn in_dir(&self, dir: &Path) -> bool {
+        self.env_files
+            .iter()
+            .chain(self.compose_files.iter())
+            .any(|f| f.parent() == Some(dir))
+    }
+}
+
+/// The directories watched, each with the identity (device, inode) it had when its watch was
+/// added, and the ones wanted that could not be watched (not there).
+#[derive(Debug, Default)]
+struct Dirs {
+    watched: BTreeMap<PathBuf, (u64, u64)>,
+    missing: BTreeSet<PathBuf>,
+}
+
+/// The device and inode of the directory `path` names now (a symlink followed).
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+impl Dirs {
+    /// Takes in an event about `path`: when it says a watched directory was removed (its watch
+    /// ended with it), the next sync watches whatever is there again, even a new directory
+    /// that was given the old one's inode. Returns whether `path` is a watched directory.
+    fn event(&mut self, kind: &notify::EventKind, path: &Path) -> bool {
+        if !self.watched.contains_key(path) {
+            return false;
+        }
+        if matches!(kind, notify::EventKind::Remove(_)) {
+            self.watched.remove(path);
+            self.missing.insert(path.to_owned());
+        }
+        true
+    }
+
+    /// Watches `wanted` and only it: drops the others, adds the new ones, and adds again a
+    /// directory that is no longer the one watched (replaced: inotify follows the old inode,
+    /// which gets no more writes; or removed, as [`Dirs::event`] saw). Returns the directories watched again after they were
+    /// replaced or missing: what they hold may have changed unseen.
+    fn sync(&mut self, wanted: &BTreeSet<PathBuf>, watcher: &mut impl Watcher) -> Vec<PathBuf> {
+        self.missing.retain(|d| wanted.contains(d));
+        let mut lost = std::mem::take(&mut self.missing);
+        for (d, id) in std::mem::take(&mut self.watched) {
+            if !wanted.contains(&d) {
+                let _ = watcher.unwatch(&d);
+            } else if identity(&d) != Some(id) {
+                tracing::info!(dir = %d.display(), "a watched directory was replaced; watching it again");
+                let _ = watcher.unwatch(&d);
+                lost.insert(d);
+            } else {
+                self.watched.insert(d, id);
+            }
+        }
+        for d in wanted {
+            if self.watched.contains_key(d) {
+                continue;
+            }
+            // Before the watch: a replacement in between is seen at the next sync.
+            let Some(id) = identity(d) else {
+                tracing::debug!(dir = %d.display(), "a directory of env or compose files is not there");
+                self.missing.insert(d.clone());
+                continue;
+            };
+            match watcher.watch(d, RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    tracing::debug!(dir = %d.display(), "watching");
+                    self.watched.insert(d.clone(), id);
+                }
+                Err(e) => {
+                    tracing::warn!(dir = %d.display(), error = %e, "cannot watch a directory of env or compose files");
+                    self.missing.insert(d.clone());
+                }
+            }
+        }
+        lost.into_iter()
+            .filter(|d| self.watched.contains_key(d))
+            .collect()
+    }
+}
+
 /// Runs the watcher until the task is dropped.
 pub async fn run(sup: Arc<Supervisor>) {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<PathBuf>>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<notify::Event>();
     let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         if let Ok(ev) = res
             && may_change_content(&ev.kind)
         {
-            let _ = tx.send(ev.paths);
+            let _ = tx.send(ev);
         }
     });
     let mut watcher = match watcher {
@@ -65,11 +158,23 @@ pub async fn run(sup: Arc<Supervisor>) {
         }
     };
     let mut stacks: BTreeMap<String, Watched> = BTreeMap::new();
-    let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut dirs = Dirs::default();
     let mut pending: HashMap<String, Instant> = HashMap::new();
     let mut finished = sup.jobs.finished();
     let mut tick = tokio::time::interval(sup.config.resync_interval);
-    refresh(&sup, &mut stacks, &mut dirs, &mut watcher);
+    // A watched directory itself went: the watches are looked at again with the next check.
+    let mut dirs_went = false;
+    let debounce = sup.config.debounce;
+    let mut refresh_all = |stacks: &mut BTreeMap<String, Watched>,
+                           dirs: &mut Dirs,
+                           pending: &mut HashMap<String, Instant>| {
+        for dir in refresh(&sup, stacks, dirs, &mut watcher) {
+            for (stack, _) in stacks.iter().filter(|(_, w)| w.in_dir(&dir)) {
+                pending.insert(stack.clone(), Instant::now() + debounce);
+            }
+        }
+    };
+    refresh_all(&mut stacks, &mut dirs, &mut pending);
     loop {
         let next = pending.values().min().copied();
         let sleep = async {
@@ -79,9 +184,16 @@ pub async fn run(sup: Arc<Supervisor>) {
             }
         };
         tokio::select! {
-            paths = rx.recv() => {
-                let Some(paths) = paths else { return };
-                for p in paths {
+            ev = rx.recv() => {
+                let Some(ev) = ev else { return };
+                for p in ev.paths {
+                    if dirs.event(&ev.kind, &p) {
+                        tracing::debug!(dir = %p.display(), "a watched directory changed itself");
+                        dirs_went = true;
+                        for (stack, _) in stacks.iter().filter(|(_, w)| w.in_dir(&p)) {
+                            pending.insert(stack.clone(), Instant::now() + debounce);
+                        }
+                    }
                     for (stack, w) in &stacks {
                         if w.env_files.contains(&p) || w.compose_files.contains(&p) {
                             tracing::debug!(stack = %stack, file = %p.display(), "watched file changed");
@@ -91,6 +203,9 @@ pub async fn run(sup: Arc<Supervisor>) {
                 }
             }
             _ = sleep => {
+                if std::mem::take(&mut dirs_went) {
+                    refresh_all(&mut stacks, &mut dirs, &mut pending);
+                }
                 let now = Instant::now();
                 let due: Vec<String> = pending.iter().filter(|(_, t)| **t <= now).map(|(s, _)| s.clone()).collect();
                 for stack in due {
@@ -104,8 +219,8 @@ pub async fn run(sup: Arc<Supervisor>) {
                     }
                 }
             }
-            _ = finished.changed() => refresh(&sup, &mut stacks, &mut dirs, &mut watcher),
-            _ = tick.tick() => refresh(&sup, &mut stacks, &mut dirs, &mut watcher),
+            _ = finished.changed() => refresh_all(&mut stacks, &mut dirs, &mut pending),
+            _ = tick.tick() => refresh_all(&mut stacks, &mut dirs, &mut pending),
         }
     }
 }
@@ -140,13 +255,35 @@ fn file_hash(path: &Path) -> Option<String> {
         .map(|b| hex::encode(Sha256::digest(&b)))
 }
 
-/// Recomputes what to watch from the ledger and adjusts the inotify watches.
+/// The services of `release` that read an env file whose content is no longer what the release
+/// recorded (changed, gone or unreadable now). Rebuilt from the release, they get the files as
+/// they are now, which their containers were not created with: applying that is this
+/// watcher's job, by the stack's policy, not drift's ([`super::drift`]).
+pub fn env_changed_services(release: &Release) -> BTreeSet<String> {
+    release
+        .env_file_refs
+        .iter()
+        .filter(|(_, refs)| {
+            refs.iter().any(|f| {
+                file_hash(&f.path)
+                    != release
+                        .env_files
+                        .get(&f.path.display().to_string())
+                        .cloned()
+            })
+        })
+        .map(|(service, _)| service.clone())
+        .collect()
+}
+
+/// Recomputes what to watch from the ledger and adjusts the inotify watches; returns the
+/// directories watched again after they were replaced or missing ([`Dirs::sync`]).
 fn refresh(
     sup: &Supervisor,
     stacks: &mut BTreeMap<String, Watched>,
-    dirs: &mut BTreeSet<PathBuf>,
+    dirs: &mut Dirs,
     watcher: &mut notify::RecommendedWatcher,
-) {
+) -> Vec<PathBuf> {
     let mut next = BTreeMap::new();
     for stack in sup.refresh_managed() {
         let policy = sup.config.policy(&stack);
@@ -178,25 +315,9 @@ fn refresh(
         .flat_map(|w| w.env_files.iter().chain(w.compose_files.iter()))
         .filter_map(|p| p.parent().map(Path::to_path_buf))
         .collect();
-    for d in dirs.difference(&wanted).cloned().collect::<Vec<_>>() {
-        let _ = watcher.unwatch(&d);
-        dirs.remove(&d);
-    }
-    for d in wanted {
-        if dirs.contains(&d) {
-            continue;
-        }
-        match watcher.watch(&d, RecursiveMode::NonRecursive) {
-            Ok(()) => {
-                tracing::debug!(dir = %d.display(), "watching");
-                dirs.insert(d);
-            }
-            Err(e) => {
-                tracing::warn!(dir = %d.display(), error = %e, "cannot watch a directory of env or compose files")
-            }
-        }
-    }
+    let again = dirs.sync(&wanted, watcher);
     *stacks = next;
+    again
 }
 
 /// Whether the env files (or opted-in compose files) differ from the release; redeploys if so.
@@ -291,7 +412,7 @@ mod tests {
         AccessKind, AccessMode, CreateKind, DataChange, ModifyKind, RemoveKind, RenameMode,
     };
 
-    use super::may_change_content;
+    use super::{Dirs, may_change_content};
 
     #[test]
     fn reads_are_not_changes_writes_and_renames_are() {
@@ -313,5 +434,92 @@ mod tests {
         ] {
             assert!(may_change_content(&change), "{change:?}");
         }
+    }
+
+    type Events = std::sync::mpsc::Receiver<notify::Event>;
+
+    /// Hands the events so far to `dirs`, as the watcher's loop does (waiting up to 200 ms
+    /// for the first).
+    fn drain(events: &Events, dirs: &mut Dirs) {
+        let wait = std::time::Duration::from_millis(200);
+        while let Ok(ev) = events.recv_timeout(wait) {
+            for p in &ev.paths {
+                dirs.event(&ev.kind, p);
+            }
+        }
+    }
+
+    /// Whether a write of `file` is seen within 2 s (events before it are dropped).
+    fn seen(events: &Events, file: &std::path::Path) -> bool {
+        while events.try_recv().is_ok() {}
+        std::fs::write(file, "X=1\n").unwrap();
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+            match events.recv_timeout(left) {
+                Ok(ev) if ev.paths.iter().any(|p| p == file) => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+
+    /// A watched directory removed and made again, or a symlink to it swapped to another
+    /// directory: the next sync watches it again (and says so), and writes there are seen.
+    #[test]
+    fn a_replaced_directory_is_watched_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (tx, events) = std::sync::mpsc::channel();
+        let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            if let Ok(ev) = res {
+                let _ = tx.send(ev);
+            }
+        })
+        .unwrap();
+        let dir = tmp.path().join("secrets");
+        std::fs::create_dir(&dir).unwrap();
+        let file = dir.join("app.env");
+        let mut dirs = Dirs::default();
+        let wanted = std::collections::BTreeSet::from([dir.clone()]);
+        assert!(dirs.sync(&wanted, &mut watcher).is_empty());
+        assert!(seen(&events, &file));
+
+        // rm -r + mkdir (the new directory may well get the old one's inode).
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::create_dir(&dir).unwrap();
+        drain(&events, &mut dirs);
+        assert_eq!(dirs.sync(&wanted, &mut watcher), vec![dir.clone()]);
+        assert!(
+            seen(&events, &file),
+            "a write in the new directory is not seen"
+        );
+        assert!(dirs.sync(&wanted, &mut watcher).is_empty());
+
+        // Gone for a while, then back.
+        std::fs::remove_dir_all(&dir).unwrap();
+        drain(&events, &mut dirs);
+        assert!(dirs.sync(&wanted, &mut watcher).is_empty());
+        std::fs::create_dir(&dir).unwrap();
+        assert_eq!(dirs.sync(&wanted, &mut watcher), vec![dir.clone()]);
+        assert!(seen(&events, &file));
+
+        // A symlink swapped to another directory (ln -s v2 tmp && mv -T tmp link).
+        let (v1, v2) = (tmp.path().join("v1"), tmp.path().join("v2"));
+        std::fs::create_dir(&v1).unwrap();
+        std::fs::create_dir(&v2).unwrap();
+        let link = tmp.path().join("current");
+        std::os::unix::fs::symlink(&v1, &link).unwrap();
+        let wanted = std::collections::BTreeSet::from([link.clone()]);
+        assert!(dirs.sync(&wanted, &mut watcher).is_empty());
+        let via_link = link.join("app.env");
+        assert!(seen(&events, &via_link));
+        let next = tmp.path().join("next");
+        std::os::unix::fs::symlink(&v2, &next).unwrap();
+        std::fs::rename(&next, &link).unwrap();
+        assert_eq!(dirs.sync(&wanted, &mut watcher), vec![link.clone()]);
+        assert!(
+            seen(&events, &via_link),
+            "a write behind the swapped link is not seen"
+        );
     }
 }
