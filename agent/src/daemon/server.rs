@@ -4,35 +4,35 @@
 //! live deploy holds) → socket bound (mode 0660, group) and answering its own health request →
 //! `READY=1`. Loops (accept, supervisor, watcher, metrics) are tasks; the
 //! watchdog task pings systemd at half of `WATCHDOG_USEC` only while all of them are alive.
-//! SIGTERM/SIGINT: stop accepting, let running jobs finish (up to [`DRAIN`]; a job watching a
-//! canary step is not waited for: the next daemon resumes it), remove the socket.
-//! The socket serves at most 64 connections at once (more wait in its backlog) and disconnects
-//! a client that sends no request line within 10 s.
+//! SIGTERM/SIGINT: stop accepting, start no queued job (they end at once, exit 75: see
+//! `Jobs::stop`), begin no heal's restart, let running jobs and restarts under way finish (up
+//! to [`DRAIN`]; a job watching a canary step is not waited for: the next daemon resumes it; a
+//! container a restart cut short left stopped is started by the next daemon), remove the
+//! socket.
+//! Connections, their slots and timeouts: [`conn`].
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::mpsc;
+use tokio::net::UnixListener;
 
 use gantry_common::sdnotify::{Notifier, watchdog_interval};
 
 use super::edge_ready::EdgeReadiness;
 use super::supervise::{self, Supervisor};
-use crate::ExitCode;
-use crate::api::{self, Event, OutputFormat, Request};
-use crate::deploy::render::{render_plan, render_report};
+use crate::api::{self, Event, Request};
 use crate::deploy::{self, DeployRequest};
 use crate::engine::{DockerEngine, Engine};
 use crate::ledger::Ledger;
-use crate::ledger::render::releases;
 
 use super::jobs::{Job, JobKind, Jobs, Origin};
 use super::metrics::{self, Metrics};
-use super::{DaemonConfig, DaemonError, status};
+use super::{DaemonConfig, DaemonError};
+
+mod conn;
+use conn::accept_loop;
 
 /// How long running jobs may take to finish after SIGTERM.
 const DRAIN: Duration = Duration::from_secs(120);
@@ -227,6 +227,9 @@ pub async fn run(config: Arc<DaemonConfig>) -> Result<(), DaemonError> {
     }
 
     wait_for_signal().await;
+    jobs.stop();
+    // No heal begins a restart from now on; one under way is waited for as a job is.
+    shared.supervisor.close();
     let _ = notifier.stopping();
     tracing::info!("stopping: waiting for running jobs");
     for (_, h) in loops.iter() {
@@ -234,8 +237,14 @@ pub async fn run(config: Arc<DaemonConfig>) -> Result<(), DaemonError> {
     }
     let _ = std::fs::remove_file(&config.socket);
     let deadline = Instant::now() + DRAIN;
-    while Instant::now() < deadline && stacks_busy(&shared) {
+    let busy = |shared: &Shared| stacks_busy(shared) || shared.supervisor.restarting();
+    while Instant::now() < deadline && busy(&shared) {
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    if shared.supervisor.restarting() {
+        tracing::warn!(
+            "a heal's restart is still under way; the next daemon starts its container if it is left stopped"
+        );
     }
     tracing::info!("daemon stopped");
     Ok(())
@@ -367,231 +376,6 @@ fn bind_socket(config: &DaemonConfig) -> Result<UnixListener, DaemonError> {
         }
     }
     Ok(listener)
-}
-
-/// Connections served at once; more wait in the socket's backlog.
-const MAX_CONNECTIONS: usize = 64;
-/// How long a client has to send its request line before it is disconnected.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-
-async fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        match listener.accept().await {
-            Ok((conn, _)) => {
-                let shared = shared.clone();
-                tokio::spawn(async move {
-                    handle(conn, shared).await;
-                    drop(slot);
-                });
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "accept on the daemon socket failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
-/// Writes one event line; false when the client went away.
-async fn send(w: &mut tokio::net::unix::OwnedWriteHalf, e: &Event) -> bool {
-    let mut line = serde_json::to_vec(e).unwrap_or_default();
-    line.push(b'\n');
-    w.write_all(&line).await.is_ok()
-}
-
-async fn handle(conn: UnixStream, shared: Arc<Shared>) {
-    let (read, mut write) = conn.into_split();
-    let mut reader = BufReader::new(read).take(api::MAX_LINE as u64);
-    let mut line = String::new();
-    let request = match tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line)).await {
-        Ok(Ok(0)) => return,
-        Ok(Ok(_)) => serde_json::from_str::<Request>(&line),
-        Ok(Err(_)) => return,
-        Err(_) => {
-            tracing::debug!("a client sent no request within {REQUEST_TIMEOUT:?}: disconnected");
-            return;
-        }
-    };
-    let request = match request {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = send(
-                &mut write,
-                &Event::Error {
-                    message: format!(
-                        "bad request: {e} (hint: client and daemon must be the same gantry version)"
-                    ),
-                    exit_code: ExitCode::Usage.code(),
-                },
-            )
-            .await;
-            return;
-        }
-    };
-    tracing::debug!(op = request.op(), "request");
-    let reply = |stdout: String, code: ExitCode| Event::Done {
-        stdout,
-        exit_code: code.code(),
-    };
-    match request {
-        Request::Health => {
-            let body = serde_json::json!({
-                "status": "ok",
-                "version": env!("CARGO_PKG_VERSION"),
-                "uptime_s": shared.started.elapsed().as_secs(),
-                "docker_connected": shared.metrics.docker_connected.load(std::sync::atomic::Ordering::Relaxed),
-            });
-            let _ = send(&mut write, &reply(format!("{body}\n"), ExitCode::Ok)).await;
-        }
-        Request::Releases { stack, output } => {
-            let e = match releases(&shared.ledger, &stack, output) {
-                Ok(text) => reply(text, ExitCode::Ok),
-                Err((message, code)) => Event::Error {
-                    message,
-                    exit_code: code.code(),
-                },
-            };
-            let _ = send(&mut write, &e).await;
-        }
-        Request::Canary { stack, command } => {
-            let e = match crate::ledger::CanaryCommand::parse(&command) {
-                Some(c) => match crate::ledger::canary_request(&shared.ledger, stack.as_str(), c) {
-                    Ok(text) => reply(text, ExitCode::Ok),
-                    Err((message, code)) => Event::Error {
-                        message,
-                        exit_code: code.code(),
-                    },
-                },
-                None => Event::Error {
-                    message: format!("unknown canary command {command:?} (promote or abort)"),
-                    exit_code: ExitCode::Usage.code(),
-                },
-            };
-            let _ = send(&mut write, &e).await;
-        }
-        Request::Status { stack, output } => {
-            let e = match status::collect(&shared, stack.as_ref()).await {
-                Ok(s) => reply(status::render(&s, output), ExitCode::Ok),
-                Err((message, code)) => Event::Error {
-                    message,
-                    exit_code: code.code(),
-                },
-            };
-            let _ = send(&mut write, &e).await;
-        }
-        Request::Plan {
-            stack,
-            load,
-            output,
-        } => {
-            let req = DeployRequest::new(&stack, load.into_options());
-            let e = match shared.jobs.deployer().plan(&req).await {
-                Ok(plan) => reply(render_plan(&plan, output), ExitCode::Ok),
-                Err(e) => Event::Error {
-                    message: e.to_string(),
-                    exit_code: e.exit_code().code(),
-                },
-            };
-            let _ = send(&mut write, &e).await;
-        }
-        Request::Deploy {
-            stack,
-            load,
-            variables,
-            deploy_id,
-            lock_wait_ms,
-            timeout_ms,
-            ready_timeout_ms,
-            output,
-        } => {
-            let mut req = DeployRequest::new(&stack, load.into_options());
-            req.variables = variables;
-            req.deploy_id = deploy_id;
-            req.lock_wait = Duration::from_millis(lock_wait_ms);
-            req.timeout = Duration::from_millis(timeout_ms);
-            req.ready_timeout = Duration::from_millis(ready_timeout_ms);
-            let job = Job {
-                kind: JobKind::Deploy(req),
-                origin: Origin::Cli,
-            };
-            follow(&shared, job, output, write).await;
-        }
-        Request::Rollback {
-            stack,
-            to,
-            lock_wait_ms,
-            ready_timeout_ms,
-            output,
-        } => {
-            let mut req = DeployRequest::new(&stack, crate::compose::LoadOptions::default());
-            req.lock_wait = Duration::from_millis(lock_wait_ms);
-            req.ready_timeout = Duration::from_millis(ready_timeout_ms);
-            let job = Job {
-                kind: JobKind::Rollback { req, to },
-                origin: Origin::Cli,
-            };
-            follow(&shared, job, output, write).await;
-        }
-        Request::Down {
-            stack,
-            volumes,
-            lock_wait_ms,
-            timeout_ms,
-            output,
-        } => {
-            let mut req = DeployRequest::new(&stack, crate::compose::LoadOptions::default());
-            req.lock_wait = Duration::from_millis(lock_wait_ms);
-            req.timeout = Duration::from_millis(timeout_ms);
-            let job = Job {
-                kind: JobKind::Down { req, volumes },
-                origin: Origin::Cli,
-            };
-            follow(&shared, job, output, write).await;
-        }
-    }
-}
-
-/// Submits `job` and streams it to the client; the job goes on if the client goes away.
-async fn follow(
-    shared: &Shared,
-    job: Job,
-    output: OutputFormat,
-    mut write: tokio::net::unix::OwnedWriteHalf,
-) {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let (id, handle) = shared.jobs.submit(job, Some(tx));
-    let mut connected = send(&mut write, &Event::Accepted { job: id.clone() }).await;
-    while let Some(line) = rx.recv().await {
-        if connected && !send(&mut write, &Event::Progress { line }).await {
-            tracing::info!(job = %id, "client went away; the job goes on");
-            connected = false;
-        }
-    }
-    let Ok(report) = handle.await else {
-        let _ = send(
-            &mut write,
-            &Event::Error {
-                message: format!("job {id} panicked (hint: journalctl -u gantry)"),
-                exit_code: ExitCode::Failed.code(),
-            },
-        )
-        .await;
-        return;
-    };
-    if connected {
-        let _ = send(
-            &mut write,
-            &Event::Done {
-                stdout: render_report(&report, output),
-                exit_code: report.exit_code().code(),
-            },
-        )
-        .await;
-    }
 }
 
 /// Whether `path` is a socket a daemon answers on.

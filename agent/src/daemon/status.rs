@@ -145,7 +145,7 @@ pub async fn collect(
                     id: c.id.chars().take(12).collect(),
                     state: c.state.status.as_str().to_owned(),
                     health: c.state.health.map(|h| h.as_str().to_owned()),
-                    heal: shared.supervisor.heal_status(&c.name),
+                    heal: shared.supervisor.heal_status(&c.name, &c.id),
                 })
                 .collect(),
             stack,

@@ -7,22 +7,70 @@
 //! budget is spent Gantry gives up loudly (error log, `gantry_heal_giveups_total`, `status`).
 //!
 //! Design: the decision is taken before the backoff, the restart after it, against the
-//! container's state then: a stack a deploy holds, a container that stopped, or (for Docker's
-//! reason) one healthy again is left alone. Events about the restart are marked as ours, so
-//! they count as no death.
+//! container's state then: a stack a deploy holds, a container that stopped, one healthy again
+//! (Docker's reason) or passing its probe again (probed once more) is left alone, and the
+//! budget is not spent. Events about the restart are marked as ours, so they count as no death.
+//! - Excluded from deploys: the restart (inspect, probe, stop, start) holds the stack's turn
+//!   between the daemon's jobs ([`crate::daemon::jobs::Jobs::between_jobs`]: a deploy or
+//!   rollback submitted meanwhile waits for it) and its ledger lock (as [`heal_holder`], a
+//!   brief holder: a `--local` deploy waits for it too; supervision does not count it as a
+//!   deploy, [`is_heal`]). A stack a job or another process holds is skipped; the daemon's own
+//!   brief uses of it (an edge sync) are waited for, at most [`OWN_WAIT`]. Heals of one stack
+//!   restart one container at a time.
+//! - The stop is a deploy's: the service's `stop_grace_period` from the last good release
+//!   (Docker's 10 s for a service it does not know), on the container's own stop signal.
+//! - Crash-safe: before the stop, `heal.json` records the container as stopped by a heal (an
+//!   atomic replace); the mark goes once it started again. A container so marked that does not
+//!   run and still has that id is started at the next resync ([`Supervisor::start_healed`]),
+//!   whatever the stack's policy: by this daemon when the start failed, by the next one when
+//!   this one was killed in between. One a deploy replaced or removed meanwhile is forgotten.
+//! - Shutdown: [`Supervisor::close`] lets no restart begin; the daemon waits (bounded) while
+//!   one is under way ([`Supervisor::restarting`]).
+//! - A container behind the edge switch that a heal started is reported to the route sink
+//!   again once the stack is let go (the sync its `start` event asked for may have found the
+//!   stack held).
 //!
 //! Limits: a restart is stop then start (the container keeps its id and name); a container
 //! that keeps failing after its budget is left running, given up on, until it passes again or
-//! is replaced.
+//! is replaced. A heal runs no `pre_stop` hooks (they live in the deploy's rollout, not
+//! reachable from here). A deploy that arrives during a heal waits up to the heal's stop grace
+//! period.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
+use tokio::sync::OwnedMutexGuard;
 use tokio::time::Instant;
 
-use crate::engine::HealthStatus;
+use crate::compose::Service;
+use crate::deploy::apply::project_from_release;
+use crate::deploy::health::probe_once;
+use crate::deploy::translate::stop_timeout;
+use crate::engine::{ContainerInfo, HealthStatus};
+use crate::ledger::{Holder, LedgerError, StackLock};
 
+use super::Supervisor;
 use super::decide::{HealDecision, heal_decision};
-use super::{STOP_TIMEOUT, Supervisor};
+use super::routes::is_edge_sync;
+
+/// The stop timeout for a service the last good release does not know (Docker's default).
+const STOP_DEFAULT: Duration = Duration::from_secs(10);
+/// How long a restart waits for the daemon's own brief use of its stack (an edge sync).
+pub const OWN_WAIT: Duration = Duration::from_secs(2);
+
+/// What the lock file names while a heal restarts one of the stack's containers.
+const HEAL: &str = "gantryd heal";
+
+/// The holder of `stack`'s lock while this daemon restarts one of its containers.
+pub fn heal_holder(stack: &str) -> Holder {
+    Holder::brief(&format!("{HEAL} {stack}"))
+}
+
+/// Whether `holder` is this daemon healing a container (not a deploy).
+pub fn is_heal(holder: &Holder) -> bool {
+    holder.pid == std::process::id() && holder.command.starts_with(HEAL)
+}
 
 /// Why a container is restarted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +97,21 @@ impl Cause {
                 format!("failed its x-gantry.health probe {failures} times in a row")
             }
         }
+    }
+}
+
+/// The stack held across a restart: its turn between jobs and its ledger lock.
+struct Held {
+    _turn: OwnedMutexGuard<()>,
+    _lock: Option<StackLock>,
+}
+
+/// Counts a restart in [`Supervisor::restarting`] while it lives.
+pub(super) struct Restarting<'a>(&'a AtomicUsize);
+
+impl Drop for Restarting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -120,37 +183,243 @@ impl Supervisor {
         service: &str,
         cause: Cause,
     ) -> Option<bool> {
-        if self.paused(stack) {
+        let one = self.heal_turn(stack);
+        let _one = one.lock().await;
+        let Some(_restarting) = self.enter() else {
+            tracing::info!(stack = %stack, service = %service, container = %name, "the daemon stops; restart not begun");
             return Some(false);
+        };
+        let Some(held) = self.hold_stack(stack).await else {
+            tracing::debug!(stack = %stack, container = %name, "a deploy holds the stack; no restart");
+            return Some(false);
+        };
+        let outcome = self.restart_held(id, name, stack, service, cause).await;
+        drop(held);
+        if let Some((true, true)) = outcome {
+            // Its address may have changed: the edge's sync on its start may have found the
+            // stack still held.
+            self.route_sink().container_moved(stack, service, name);
         }
+        outcome.map(|(restarted, _)| restarted)
+    }
+
+    /// [`Self::restart`] with the stack held: (whether it restarted, whether the container is
+    /// behind the edge switch).
+    async fn restart_held(
+        &self,
+        id: &str,
+        name: &str,
+        stack: &str,
+        service: &str,
+        cause: Cause,
+    ) -> Option<(bool, bool)> {
         let info = self.engine.inspect_container(id).await.ok()?;
+        let edge = info.label(crate::edge::LABEL).is_some();
         let still = match cause {
             Cause::Unhealthy => info.state.health == Some(HealthStatus::Unhealthy),
             Cause::Probe { .. } => true,
         };
         if !info.state.running || !still {
-            return Some(false);
+            return Some((false, edge));
         }
-        self.state().ours.insert(id.to_owned(), Instant::now());
-        tracing::warn!(stack = %stack, service = %service, container = %name, "container {}; restarting it", cause.describe());
+        let svc = self.service_of(stack, service);
+        if matches!(cause, Cause::Probe { .. }) && passes_now(svc.as_ref(), &info).await {
+            tracing::info!(stack = %stack, service = %service, container = %name, "container passes its x-gantry.health probe again; not restarted");
+            return Some((false, edge));
+        }
+        let grace = svc.as_ref().map_or(STOP_DEFAULT, stop_timeout);
+        // Recorded before the stop: a daemon killed before the start leaves it to the next.
+        self.mark_stopped(name, id, true);
+        // Its death may come at the end of the grace period: still ours then.
+        self.state()
+            .ours
+            .insert(id.to_owned(), Instant::now() + grace);
+        tracing::warn!(stack = %stack, service = %service, container = %name, grace_s = grace.as_secs(), "container {}; restarting it", cause.describe());
         let result = async {
-            self.engine.stop_container(id, None, STOP_TIMEOUT).await?;
+            self.engine.stop_container(id, None, grace).await?;
             self.engine.start_container(id).await
         }
         .await;
-        self.state().ours.insert(id.to_owned(), Instant::now());
+        {
+            let mut s = self.state();
+            let until = s.ours.entry(id.to_owned()).or_insert_with(Instant::now);
+            *until = (*until).max(Instant::now());
+        }
         match result {
             Ok(()) => {
+                self.mark_stopped(name, id, false);
                 self.metrics.inc(
                     "gantry_heal_restarts_total",
                     &[("stack", stack), ("service", service)],
                 );
                 tracing::info!(stack = %stack, service = %service, container = %name, "restarted a container that {}", cause.describe());
-                Some(true)
+                Some((true, edge))
             }
             Err(e) => {
-                tracing::error!(stack = %stack, service = %service, container = %name, error = %e, "restarting a container that {} failed", cause.describe());
-                Some(true)
+                tracing::error!(stack = %stack, service = %service, container = %name, error = %e, "restarting a container that {} failed (a container left stopped is started at the next resync)", cause.describe());
+                Some((true, edge))
+            }
+        }
+    }
+
+    /// From now on no restart begins (the daemon stops); see [`Self::restarting`].
+    pub fn close(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a restart is under way (a stopping daemon waits for it).
+    pub fn restarting(&self) -> bool {
+        self.restarting.load(Ordering::SeqCst) > 0
+    }
+
+    /// Counts a restart about to begin; `None` once [`Self::close`]d.
+    fn enter(&self) -> Option<Restarting<'_>> {
+        self.restarting.fetch_add(1, Ordering::SeqCst);
+        let guard = Restarting(&self.restarting);
+        (!self.closing.load(Ordering::SeqCst)).then_some(guard)
+    }
+
+    /// Heals of `stack` restart one container at a time.
+    fn heal_turn(&self, stack: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.state()
+            .heal_turns
+            .entry(stack.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// `stack` held for a restart ([`Held`]); `None` while a deploy holds it (a daemon job
+    /// queued or running, another process's lock, a canary). The daemon's own brief uses
+    /// (an edge sync, a release recorded between jobs) are waited for, at most [`OWN_WAIT`].
+    async fn hold_stack(&self, stack: &str) -> Option<Held> {
+        let until = Instant::now() + OWN_WAIT;
+        loop {
+            if self.paused(stack) {
+                return None;
+            }
+            if let Some(turn) = self.jobs.between_jobs(stack) {
+                let lock = self
+                    .ledger
+                    .stack(stack)
+                    .and_then(|l| l.try_lock(&heal_holder(stack)));
+                match lock {
+                    Ok(lock) => {
+                        return Some(Held {
+                            _turn: turn,
+                            _lock: Some(lock),
+                        });
+                    }
+                    Err(LedgerError::LockBusy { holder, .. }) if !is_edge_sync(&holder) => {
+                        return None;
+                    }
+                    Err(LedgerError::LockBusy { .. }) => {}
+                    // The lock cannot be written (the state dir full or read-only): nobody can
+                    // deploy the stack then.
+                    Err(e) => {
+                        tracing::warn!(stack, error = %e, "heal without the stack's lock");
+                        return Some(Held {
+                            _turn: turn,
+                            _lock: None,
+                        });
+                    }
+                }
+            }
+            if Instant::now() >= until {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `service` as `stack`'s last good release describes it.
+    fn service_of(&self, stack: &str, service: &str) -> Option<Service> {
+        let release = self.last_good(stack)?;
+        match project_from_release(&release) {
+            Ok(mut p) => p.services.remove(service),
+            Err(e) => {
+                tracing::warn!(stack = %stack, release = %release.id(), error = %e, "cannot read the stack's release; its stop grace period is not known");
+                None
+            }
+        }
+    }
+
+    /// Marks (or unmarks) the container `name` (`id`) as stopped by a heal, saved at once.
+    fn mark_stopped(&self, name: &str, id: &str, stopped: bool) {
+        let changed = match self.state().tracks.get_mut(name) {
+            Some(t) if t.id == id && t.stopped_by_heal != stopped => {
+                t.stopped_by_heal = stopped;
+                true
+            }
+            _ => false,
+        };
+        if changed {
+            self.save();
+        }
+    }
+
+    /// Starts the containers of `stack` that a heal stopped and did not start again (its start
+    /// failed, or the daemon was killed in between), whatever the stack's policy; forgets those
+    /// a deploy replaced or removed meanwhile, or that run again. Returns `containers`, listed
+    /// again when it started one; `None` when that list failed.
+    pub(super) async fn start_healed(
+        &self,
+        stack: &str,
+        containers: Vec<ContainerInfo>,
+    ) -> Option<Vec<ContainerInfo>> {
+        let marked: Vec<(String, String)> = self
+            .state()
+            .tracks
+            .iter()
+            .filter(|(_, t)| t.stack == stack && t.stopped_by_heal && !t.healing)
+            .map(|(name, t)| (name.clone(), t.id.clone()))
+            .collect();
+        if marked.is_empty() {
+            return Some(containers);
+        }
+        let (stopped, gone): (Vec<_>, Vec<_>) = marked.into_iter().partition(|(name, id)| {
+            containers
+                .iter()
+                .any(|c| c.name == *name && c.id == *id && !c.state.running)
+        });
+        for (name, id) in gone {
+            self.mark_stopped(&name, &id, false);
+        }
+        if stopped.is_empty() {
+            return Some(containers);
+        }
+        let Some(_restarting) = self.enter() else {
+            return Some(containers);
+        };
+        let Some(held) = self.hold_stack(stack).await else {
+            return Some(containers);
+        };
+        let mut moved = Vec::new();
+        for (name, id) in &stopped {
+            self.state().ours.insert(id.clone(), Instant::now());
+            match self.engine.start_container(id).await {
+                Ok(()) => {
+                    self.mark_stopped(name, id, false);
+                    tracing::warn!(stack = %stack, container = %name, "started a container a heal had stopped and not started again (the daemon stopped or its start failed in between)");
+                    let c = containers.iter().find(|c| c.id == *id);
+                    if let Some(c) = c.filter(|c| c.label(crate::edge::LABEL).is_some()) {
+                        moved.push((c.service.clone().unwrap_or_default(), name.clone()));
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(stack = %stack, container = %name, error = %e, "cannot start a container a heal stopped; trying again at the next resync");
+                }
+            }
+            self.state().ours.insert(id.clone(), Instant::now());
+        }
+        drop(held);
+        for (service, name) in moved {
+            self.route_sink().container_moved(stack, &service, &name);
+        }
+        match self.engine.list_containers(stack, true).await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(stack = %stack, error = %e, "cannot list the stack's containers");
+                None
             }
         }
     }
@@ -169,4 +438,14 @@ impl Supervisor {
             self.save();
         }
     }
+}
+
+/// Whether the container passes its service's `x-gantry.health` probe now (`false` without
+/// one).
+async fn passes_now(svc: Option<&Service>, info: &ContainerInfo) -> bool {
+    let Some(probe) = svc.and_then(|s| s.gantry.health.as_ref()) else {
+        return false;
+    };
+    let ip = info.ip_addresses.values().next().map(String::as_str);
+    probe_once(&probe.target, ip, probe.timeout).await.is_ok()
 }

@@ -289,7 +289,7 @@ async fn probe_container(
         }
         if step.restart {
             if let Err(reason) = result.as_ref()
-                && !sup.heal_status(&info.name).gave_up
+                && !sup.heal_status(&info.name, &id).gave_up
             {
                 tracing::warn!(stack = %stack, service = %service, container = %info.name, failures = live.failures(), reason = %reason, "liveness probe failed");
             }

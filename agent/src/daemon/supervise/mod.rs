@@ -16,9 +16,10 @@
 //! - reported crash-looping after `heal.crash_loop_deaths` deaths within the window (Docker's
 //!   restart policy restarts crashed containers; Gantry does not fight it);
 //! - brought back when removed or stopped by hand, if the stack's policy says reconcile: the
-//!   stack is compared with its last good release ([`plan::compute`] on the recorded model and
-//!   image ids) and, on drift, that release is re-applied as a job through the Deployer, which
-//!   creates what is missing and starts what is stopped.
+//!   stack is compared with its last good release ([`drift`]: the plan of the recorded model
+//!   and image ids; env-file changes are not drift, they are the watcher's) and,
+//!   on drift, that release is re-applied as a job through the Deployer, which creates what is
+//!   missing and starts what is stopped.
 //!
 //! Design: events only trigger work; decisions are always taken against the current state
 //! (inspect, list), so a missed or duplicated event costs nothing: after a broken stream or a
@@ -28,12 +29,17 @@
 //! touched, so restarting the daemon restarts no container.
 //!
 //! Heal counters and budgets are saved in `<state-dir>/heal.json` ([`saved`]), so restarting the
-//! daemon gives no container a fresh budget. A reconcile records no release.
+//! daemon gives no container a fresh budget, with the containers a heal stopped and has not
+//! started again (the next resync starts them, whatever the policy: [`heal`]). A restart holds
+//! the stack against deploys. Status compares ids (a container a deploy replaced starts
+//! afresh), a crash loop ends once its deaths left the window, and each resync forgets the
+//! containers gone. A reconcile records no release.
 //!
 //! Limits: a service with neither a healthcheck nor an `x-gantry.health` probe is only
 //! supervised for deaths and drift.
 
 pub mod decide;
+mod drift;
 mod heal;
 pub mod liveness;
 pub mod routes;
@@ -43,6 +49,7 @@ mod tests;
 pub mod watch;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -53,29 +60,26 @@ use crate::daemon::DaemonConfig;
 use crate::daemon::jobs::{Job, JobKind, Jobs, Origin};
 use crate::daemon::metrics::Metrics;
 use crate::deploy::DeployRequest;
-use crate::deploy::apply::project_from_release;
-use crate::deploy::plan::{self, Action};
 use crate::engine::{
-    ContainerInfo, ContainerStatus, Engine, Event, EventAction, EventFilter, HealthStatus,
-    ObjectType, labels,
+    ContainerInfo, Engine, Event, EventAction, EventFilter, HealthStatus, ObjectType, labels,
 };
 use crate::ledger::{Ledger, Release};
 
 pub use decide::{Budget, backoff};
+pub use drift::drift;
 pub use heal::Cause;
 pub use liveness::{NoReadiness, ReadinessSink};
 pub use routes::{NoRoutes, RouteSink};
 
 /// How long a `--local` or reconcile job may wait for its stack.
 const JOB_WAIT: Duration = Duration::from_secs(600);
-/// How long a healed container may take to stop.
-const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Reconnect backoff ceiling for the event stream.
 const RECONNECT_MAX: Duration = Duration::from_secs(30);
 /// How long events about a container the supervisor itself restarted are ignored.
 const OURS_FOR: Duration = Duration::from_secs(30);
 
-/// What supervision knows about one container (by name: a heal keeps the name and the id).
+/// What supervision knows about one container (by name: a heal keeps the name and the id;
+/// another id under the name is another container, with a fresh track).
 #[derive(Debug, Clone)]
 pub struct Track {
     pub stack: String,
@@ -87,6 +91,18 @@ pub struct Track {
     pub gave_up: bool,
     pub crash_looping: bool,
     healing: bool,
+    /// A heal stopped it and has not started it again yet (saved: see [`heal`]).
+    stopped_by_heal: bool,
+}
+
+impl Track {
+    /// Whether it is crash-looping at `now`: a loop ends once its deaths left the window.
+    fn looping(&mut self, now: Instant) -> bool {
+        if self.crash_looping && self.deaths.remaining(now) == self.deaths.max {
+            self.crash_looping = false;
+        }
+        self.crash_looping
+    }
 }
 
 /// A container's supervision state as `status` shows it.
@@ -106,6 +122,8 @@ struct State {
     reconciles: HashMap<String, Budget>,
     managed: HashSet<String>,
     connected: bool,
+    /// Per stack: heals restart one container at a time.
+    heal_turns: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
 }
 
 /// The supervisor. Cheap to share.
@@ -119,6 +137,10 @@ pub struct Supervisor {
     heal_path: std::path::PathBuf,
     readiness: Mutex<Arc<dyn ReadinessSink>>,
     routes: Mutex<Arc<dyn RouteSink>>,
+    /// Restarts under way ([`Supervisor::restarting`]).
+    restarting: AtomicUsize,
+    /// The daemon stops: no restart begins ([`Supervisor::close`]).
+    closing: AtomicBool,
 }
 
 impl std::fmt::Debug for Supervisor {
@@ -148,6 +170,8 @@ impl Supervisor {
             heal_path,
             readiness: Mutex::new(Arc::new(NoReadiness)),
             routes: Mutex::new(Arc::new(NoRoutes)),
+            restarting: AtomicUsize::new(0),
+            closing: AtomicBool::new(false),
         };
         this.restore();
         Arc::new(this)
@@ -184,6 +208,7 @@ impl Supervisor {
                     gave_up: t.gave_up,
                     crash_looping: t.crash_looping,
                     healing: false,
+                    stopped_by_heal: t.stopped_by_heal,
                 },
             );
         }
@@ -211,6 +236,7 @@ impl Supervisor {
                         crash_looping: t.crash_looping,
                         restarts_at: t.budget.wall_times(now, wall),
                         deaths_at: t.deaths.wall_times(now, wall),
+                        stopped_by_heal: t.stopped_by_heal,
                     };
                     (name.clone(), track)
                 })
@@ -234,24 +260,51 @@ impl Supervisor {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The heal state of a container, by name.
-    pub fn heal_status(&self, container: &str) -> HealStatus {
+    /// The heal state of the container named `name` whose id is `id` (another container
+    /// under that name, one a deploy replaced, has none).
+    pub fn heal_status(&self, name: &str, id: &str) -> HealStatus {
+        let now = Instant::now();
         self.state()
             .tracks
-            .get(container)
+            .get_mut(name)
+            .filter(|t| t.id == id)
             .map(|t| HealStatus {
                 restarts: t.restarts,
                 gave_up: t.gave_up,
-                crash_looping: t.crash_looping,
+                crash_looping: t.looping(now),
             })
             .unwrap_or_default()
     }
 
+    /// Forgets the tracks of `stack`'s containers gone from `containers` or replaced (another
+    /// id under the name), at each resync.
+    fn prune(&self, stack: &str, containers: &[ContainerInfo]) {
+        let pruned = {
+            let mut s = self.state();
+            let before = s.tracks.len();
+            s.tracks.retain(|name, t| {
+                t.stack != stack
+                    || t.healing
+                    || containers.iter().any(|c| c.name == *name && c.id == t.id)
+            });
+            before != s.tracks.len()
+        };
+        if pruned {
+            self.save();
+        }
+    }
+
     /// One line for systemd's STATUS=.
     pub fn status_line(&self) -> String {
-        let s = self.state();
+        let now = Instant::now();
+        let mut s = self.state();
         let gave_up = s.tracks.values().filter(|t| t.gave_up).count();
-        let looping = s.tracks.values().filter(|t| t.crash_looping).count();
+        let looping = s
+            .tracks
+            .values_mut()
+            .map(|t| t.looping(now))
+            .filter(|l| *l)
+            .count();
         format!(
             "supervising {} stack(s); docker {}; {} container(s) given up, {} crash-looping",
             s.managed.len(),
@@ -275,10 +328,11 @@ impl Supervisor {
         if ledger.as_ref().is_some_and(|s| s.canary().is_some()) {
             return true;
         }
-        // The daemon's own edge sync holds the lock for milliseconds: no deploy.
+        // The daemon's own edge sync holds the lock for milliseconds, a heal for a restart: no
+        // deploy.
         ledger
             .and_then(|s| s.live_holder())
-            .is_some_and(|h| !routes::is_edge_sync(&h))
+            .is_some_and(|h| !routes::is_edge_sync(&h) && !heal::is_heal(&h))
     }
 
     fn last_good(&self, stack: &str) -> Option<Release> {
@@ -438,14 +492,17 @@ impl Supervisor {
             gave_up: false,
             crash_looping: false,
             healing: false,
+            stopped_by_heal: false,
         });
         if t.id != id {
             // Replaced by a deploy: a new container, a fresh budget.
             t.id = id.to_owned();
             t.budget = Budget::new(h.max_restarts, h.window);
             t.deaths = Budget::new(h.crash_loop_deaths, h.window);
+            t.restarts = 0;
             t.gave_up = false;
             t.crash_looping = false;
+            t.stopped_by_heal = false;
         }
         t
     }
@@ -453,7 +510,9 @@ impl Supervisor {
     fn record_death(&self, id: &str, name: &str, stack: &str, service: &str, code: Option<i64>) {
         let mut s = self.state();
         let t = self.track(&mut s, name, id, stack, service);
-        let newly_looping = t.deaths.take(Instant::now()).is_none() && !t.crash_looping;
+        let now = Instant::now();
+        let was_looping = t.looping(now);
+        let newly_looping = t.deaths.take(now).is_none() && !was_looping;
         if newly_looping {
             t.crash_looping = true;
         }
@@ -502,6 +561,11 @@ impl Supervisor {
                 return;
             }
         };
+        // What a heal stopped and did not start again; what is gone.
+        let Some(containers) = self.start_healed(stack, containers).await else {
+            return;
+        };
+        self.prune(stack, &containers);
         self.route_sink().stack_listed(stack, &containers);
         let managed: Vec<&ContainerInfo> = containers
             .iter()
@@ -601,42 +665,4 @@ impl Supervisor {
             }
         });
     }
-}
-
-/// The services of `release` whose containers differ from it (missing, stopped, replaced by
-/// hand), ignoring containers Docker's restart policy is restarting and one-shot jobs.
-pub fn drift(
-    release: &Release,
-    containers: &[ContainerInfo],
-) -> Result<Vec<String>, crate::deploy::DeployError> {
-    let project = project_from_release(release)?;
-    let image_ids: BTreeMap<String, String> = release
-        .images
-        .iter()
-        .map(|(s, i)| (s.clone(), i.id.clone()))
-        .collect();
-    let plan = plan::compute(
-        &project,
-        containers,
-        &image_ids,
-        Some(release),
-        &release.jobs,
-    );
-    Ok(plan
-        .services
-        .iter()
-        .filter(|s| !s.job)
-        .filter(|s| {
-            matches!(
-                s.action,
-                Action::Create | Action::Recreate | Action::Start | Action::Scale
-            )
-        })
-        .filter(|s| {
-            !s.containers
-                .iter()
-                .any(|c| c.state.status == ContainerStatus::Restarting)
-        })
-        .map(|s| format!("{} {}", s.service, s.action.as_str()))
-        .collect())
 }

@@ -1,6 +1,7 @@
 //! The supervisor's heal state on disk (`<state-dir>/heal.json`), so that restarting the daemon
 //! (systemd after a crash or a watchdog timeout, an upgrade) neither gives a container it gave
-//! up on a fresh restart budget nor forgets a crash loop.
+//! up on a fresh restart budget, nor forgets a crash loop, nor leaves stopped a container a
+//! heal stopped and had not started again (`stopped_by_heal`, written before the stop).
 //!
 //! Design: budgets count uses on the monotonic clock; on disk each use is a wall-clock time in
 //! milliseconds since the epoch, converted both ways against "now" on each clock, so a use ten
@@ -9,6 +10,8 @@
 //! the daemon starts with fresh budgets, saying so.
 //!
 //! Limits: a wall clock stepped while the daemon was down shifts the restored uses by the step.
+//! A daemon older than `stopped_by_heal` sets aside a file written during a heal (the key is
+//! only written while true).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -45,6 +48,9 @@ pub struct SavedTrack {
     pub restarts_at: Vec<u64>,
     /// Deaths within the window, ms since the epoch.
     pub deaths_at: Vec<u64>,
+    /// A heal stopped it and has not started it again (written only while true).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stopped_by_heal: bool,
 }
 
 /// The whole file.
@@ -169,6 +175,7 @@ mod tests {
                 crash_looping: false,
                 restarts_at: vec![1, 2],
                 deaths_at: vec![],
+                stopped_by_heal: true,
             },
         );
         saved.reconciles.insert("shop".into(), vec![3]);

@@ -24,6 +24,10 @@ use crate::engine::fake::FakeEngine;
 use crate::engine::{Engine, HealthStatus};
 use crate::ledger::{Holder, Ledger};
 
+mod gated;
+mod healing;
+mod status;
+
 fn heal_config() -> HealConfig {
     HealConfig {
         max_restarts: 2,
@@ -53,6 +57,7 @@ fn track() -> Track {
         gave_up: false,
         crash_looping: false,
         healing: false,
+        stopped_by_heal: false,
     }
 }
 
@@ -266,7 +271,16 @@ fn supervisor(
     engine: Arc<FakeEngine>,
     ledger: Ledger,
 ) -> (Arc<Supervisor>, Arc<Recorder>) {
-    let engine_dyn: Arc<dyn Engine> = engine;
+    supervisor_on(dir, engine, ledger, StackPolicy::default())
+}
+
+/// [`supervisor`] on any engine, with `policy` for every stack.
+fn supervisor_on(
+    dir: &std::path::Path,
+    engine_dyn: Arc<dyn Engine>,
+    ledger: Ledger,
+    policy: StackPolicy,
+) -> (Arc<Supervisor>, Arc<Recorder>) {
     let config = DaemonConfig {
         socket: dir.join("sock"),
         socket_group: None,
@@ -275,7 +289,7 @@ fn supervisor(
         heal: heal_config(),
         debounce: Duration::from_millis(100),
         resync_interval: Duration::from_secs(3600),
-        defaults: StackPolicy::default(),
+        defaults: policy,
         stacks: BTreeMap::new(),
         state_dir: PathBuf::from(dir),
         registries: Default::default(),
@@ -305,7 +319,8 @@ async fn failing_probe_restarts_within_the_budget_then_gives_up() {
     let calls = s.engine.calls();
     assert_eq!(count(&calls, "stop app-web-1"), 2, "{calls:#?}");
     assert_eq!(count(&calls, "start app-web-1"), 2, "{calls:#?}");
-    let status = s.sup.heal_status("app-web-1");
+    let id = s.engine.containers()["app-web-1"].id.clone();
+    let status = s.sup.heal_status("app-web-1", &id);
     assert!(status.gave_up && status.restarts == 2, "{status:?}");
     // Reported not ready once (the first failure), with its stack and service.
     assert_eq!(
@@ -382,7 +397,8 @@ async fn unhealthy_container_is_restarted_after_its_backoff() {
         "after {:?}",
         t0.elapsed()
     );
-    assert_eq!(s.sup.heal_status("app-web-1").restarts, 1);
+    let id = s.engine.containers()["app-web-1"].id.clone();
+    assert_eq!(s.sup.heal_status("app-web-1", &id).restarts, 1);
     // Healthy again (the fake's restart clears it): nothing more.
     s.sup.clone().check_stack("app").await;
     tokio::time::sleep(Duration::from_secs(30)).await;
@@ -496,17 +512,17 @@ async fn a_rollout_stopped_by_failure_action_is_left_where_it_stopped() {
 
 /// Stack `app`, service `web` on `app:1`, deployed.
 async fn deployed_plain() -> (tempfile::TempDir, Arc<FakeEngine>, Ledger) {
+    deployed_file("services:\n  web:\n    image: app:1\n").await
+}
+
+/// Stack `app` of the compose file `yaml` (`app:1` and `app:2` are published), deployed.
+async fn deployed_file(yaml: &str) -> (tempfile::TempDir, Arc<FakeEngine>, Ledger) {
     let dir = tempfile::tempdir().unwrap();
     let engine = Arc::new(FakeEngine::new());
     engine.publish("app:1", &"1".repeat(64));
+    engine.publish("app:2", &"2".repeat(64));
     let ledger = Ledger::new(&dir.path().join("state"));
-    let file = dir.path().join("compose.yaml");
-    std::fs::write(&file, "services:\n  web:\n    image: app:1\n").unwrap();
-    let load = LoadOptions {
-        files: vec![file],
-        project_name: Some("app".into()),
-        ..LoadOptions::default()
-    };
+    let load = load_file(dir.path(), yaml);
     let engine_dyn: Arc<dyn Engine> = engine.clone();
     let report = Deployer::new(engine_dyn, ledger.clone())
         .deploy(&DeployRequest::new("app", load), &Quiet)
@@ -514,6 +530,17 @@ async fn deployed_plain() -> (tempfile::TempDir, Arc<FakeEngine>, Ledger) {
     assert_eq!(report.exit_code(), crate::ExitCode::Ok, "{report:?}");
     engine.clear_calls();
     (dir, engine, ledger)
+}
+
+/// Writes `yaml` as `dir/compose.yaml` and loads it as stack `app`.
+fn load_file(dir: &std::path::Path, yaml: &str) -> LoadOptions {
+    let file = dir.join("compose.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    LoadOptions {
+        files: vec![file],
+        project_name: Some("app".into()),
+        ..LoadOptions::default()
+    }
 }
 
 /// A container stopped by hand after supervision's resync listed its stack, but before the
