@@ -9,9 +9,10 @@
 //! together the hooks get the container's stop grace period, and one that fails or runs out
 //! of time is a warning; the container is stopped anyway (a retirement must not hang on it).
 //!
-//! Limits: hooks run where the deploy starts and stops containers; not for one-shot jobs, nor
-//! when Docker's restart policy or the daemon's supervision restarts a container in place, nor
-//! in a canary's new container that an abort removes. A hook cut short by its bound keeps
+//! Limits: hooks run where the deploy starts and stops containers, and `pre_stop` before the
+//! daemon's supervision restarts a container in place (a heal); not for one-shot jobs, nor when
+//! Docker's restart policy restarts a container, nor `post_start` after a heal, nor in a
+//! canary's new container that an abort removes. A hook cut short by its bound keeps
 //! running in the container until it ends by itself.
 
 use std::time::Duration;
@@ -80,7 +81,7 @@ pub(super) async fn post_start(
 
 /// Runs the service's `pre_stop` hooks in the running container `id` (named `name`),
 /// together within `grace`. A failure is reported and logged, never returned.
-pub(super) async fn pre_stop(
+pub async fn pre_stop(
     engine: &dyn Engine,
     progress: &dyn Progress,
     hooks: &[Hook],

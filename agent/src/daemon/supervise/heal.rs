@@ -228,14 +228,25 @@ impl Supervisor {
             return Some((false, edge));
         }
         let grace = svc.as_ref().map_or(STOP_DEFAULT, stop_timeout);
+        let hooks = svc.as_ref().map(|s| s.pre_stop.clone()).unwrap_or_default();
         // Recorded before the stop: a daemon killed before the start leaves it to the next.
         self.mark_stopped(name, id, true);
-        // Its death may come at the end of the grace period: still ours then.
+        // Its death may come at the end of the grace period (after its pre_stop hooks, which
+        // have one of their own): still ours then.
+        let hooks_grace = if hooks.is_empty() {
+            Duration::ZERO
+        } else {
+            grace
+        };
         self.state()
             .ours
-            .insert(id.to_owned(), Instant::now() + grace);
+            .insert(id.to_owned(), Instant::now() + hooks_grace + grace);
         tracing::warn!(stack = %stack, service = %service, container = %name, grace_s = grace.as_secs(), "container {}; restarting it", cause.describe());
         let result = async {
+            // As a rollout stops it: its pre_stop hooks first, within the grace period.
+            let quiet = crate::deploy::Quiet;
+            let engine = self.engine.as_ref();
+            crate::deploy::pre_stop(engine, &quiet, &hooks, service, id, name, grace).await;
             self.engine.stop_container(id, None, grace).await?;
             self.engine.start_container(id).await
         }

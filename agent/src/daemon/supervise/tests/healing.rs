@@ -59,6 +59,28 @@ async fn a_container_a_dead_daemon_stopped_to_heal_is_started_by_the_next() {
     assert_eq!(count(&engine.calls(), "start app-web-1"), 1);
 }
 
+/// A heal runs the service's `pre_stop` hooks before its stop, as a rollout does (a worker
+/// that hands its jobs back on pre_stop does so on a heal too).
+#[tokio::test(start_paused = true)]
+async fn a_heal_runs_the_pre_stop_hooks_before_the_stop() {
+    let (dir, engine, ledger) = deployed_file(
+        "services:\n  db:\n    image: app:1\n    pre_stop:\n      - command: [drain, now]\n",
+    )
+    .await;
+    let (sup, _) = supervisor_on(dir.path(), engine.clone(), ledger, StackPolicy::default());
+    engine.set_health("app-db-1", Some(HealthStatus::Unhealthy));
+    sup.clone().check_stack("app").await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        engine.calls(),
+        vec![
+            "exec app-db-1 drain now".to_owned(),
+            "stop app-db-1".to_owned(),
+            "start app-db-1".to_owned()
+        ]
+    );
+}
+
 /// A heal stops its container as a deploy would, within the service's `stop_grace_period`
 /// (a database given 2 minutes is not killed after 10 s), and its death, however late in that
 /// grace, is the heal's, not a crash.
