@@ -132,7 +132,7 @@ async fn a_network_whose_configuration_changed_is_named_with_what_to_do() {
     let why = db.reasons.join("\n");
     for part in [
         "network app_back changed in the files since r1: ",
-        "driver_opts.com.example: \"b\" in the files, \"a\" in r1",
+        "driver_opts.com.example: one value in the files, another in r1 (driver option values are not shown)",
         "internal: true in the files, false in r1",
         "`gantry down app`, then deploy",
     ] {

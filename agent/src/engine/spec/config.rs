@@ -93,7 +93,17 @@ impl VolumeSpec {
 
 /// One key that differs: `internal: true in the files, false on the network` (`found_in`:
 /// where the other value is, `on the network`).
+/// A driver option's values are never shown: they may hold a secret (a CIFS volume's
+/// `o: username=...,password=...`), and this text reaches the deploy's output and logs.
 fn differs(key: &str, wanted: Option<&String>, found: Option<&String>, found_in: &str) -> String {
+    if key.starts_with("driver_opts.") {
+        let state = match (wanted, found) {
+            (Some(_), None) => "set in the files, unset",
+            (None, Some(_)) => "unset in the files, set",
+            _ => "one value in the files, another",
+        };
+        return format!("{key}: {state} {found_in} (driver option values are not shown)");
+    }
     let show = |v: Option<&String>| match v.map(String::as_str) {
         None => "unset".to_owned(),
         Some(b @ ("true" | "false")) => b.to_owned(),

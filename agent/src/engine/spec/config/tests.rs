@@ -71,7 +71,7 @@ fn internal_options_and_pools_the_files_change_are_named() {
     assert_eq!(
         network_differences(&after, &found, "on the network"),
         [
-            "driver_opts.com.docker.network.bridge.name: \"br1\" in the files, \"br0\" on the network",
+            "driver_opts.com.docker.network.bridge.name: one value in the files, another on the network (driver option values are not shown)",
             "internal: true in the files, false on the network",
             "ipam.config[0].subnet: \"10.9.0.0/24\" in the files, no such pool on the network (it has \"172.20.0.0/16\")",
         ]
@@ -96,6 +96,29 @@ fn a_volumes_driver_options_are_compared_with_local_as_the_default() {
     };
     assert_eq!(
         volume_differences(&wanted, &plain.config_label(), "on the volume"),
-        ["driver_opts.type: \"tmpfs\" in the files, unset on the volume"]
+        [
+            "driver_opts.type: set in the files, unset on the volume (driver option values are not shown)"
+        ]
+    );
+}
+
+#[test]
+fn a_driver_options_values_are_never_shown() {
+    // A CIFS volume's options carry its password: a rotation must not print old and new.
+    let with = |password: &str| VolumeSpec {
+        name: "p_share".into(),
+        driver: Some("local".into()),
+        options: [("o".to_owned(), format!("username=svc,password={password}"))].into(),
+        ..Default::default()
+    };
+    let differs = volume_differences(
+        &with("n3wS3cret"),
+        &with("0ldS3cret").config_label(),
+        "on the volume",
+    );
+    assert_eq!(differs.len(), 1, "{differs:?}");
+    assert!(
+        !differs[0].contains("S3cret") && differs[0].starts_with("driver_opts.o: "),
+        "{differs:?}"
     );
 }
