@@ -248,11 +248,18 @@ impl EdgeReadiness {
                 unready = %s.unready.join(","),
                 "edge: routes follow the containers"
             ),
-            Err(SyncError::JobHolds { .. }) => tracing::debug!(
-                stack = %stack,
-                reasons = %reasons_str,
-                "edge: a job holds the stack; its end rebuilds the routes"
-            ),
+            Err(SyncError::JobHolds { .. }) => {
+                tracing::debug!(
+                    stack = %stack,
+                    reasons = %reasons_str,
+                    "edge: a job holds the stack; its end rebuilds the routes"
+                );
+                // Not a job (a heal holds the stack's turn): nothing syncs at its end, so try
+                // again until it is done.
+                if !self.0.jobs.busy(stack) {
+                    self.request(stack, Reason::Held, HELD_RETRY);
+                }
+            }
             Err(SyncError::Held { holder, .. }) => {
                 // Its end is synced as soon as it lets go (it cannot see the probes).
                 if !reasons.contains(&Reason::Held) {

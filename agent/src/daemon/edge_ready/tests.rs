@@ -421,3 +421,23 @@ async fn a_stack_a_daemon_job_holds_is_left_to_the_job() {
     s.redeploy().await;
     assert_eq!(s.edge.backends("web"), ["app-web-2"]);
 }
+
+#[tokio::test]
+async fn a_sync_a_heal_kept_out_runs_once_it_lets_go() {
+    // A heal holds the stack's turn between jobs (minutes, for a database's grace period) but
+    // is no job: nothing syncs at its end, so a readiness change meanwhile must not be lost.
+    let s = deployed().await;
+    let turn = s.jobs.between_jobs("app").expect("no job runs");
+    let sets = s.edge.sets();
+    s.follower
+        .readiness_changed("app", "web", &s.id("app-web-1"), false);
+    tokio::time::sleep(HELD_RETRY * 5).await;
+    assert_eq!(s.edge.sets(), sets, "left alone while held");
+    drop(turn);
+    tokio::time::sleep(HELD_RETRY + MOVED_DEBOUNCE).await;
+    assert_eq!(
+        s.edge.backends("web"),
+        ["app-web-2"],
+        "applied without a job"
+    );
+}
