@@ -7,9 +7,12 @@
 //! `volumes:` entry without a source at the same target, or at a `VOLUME` of the new image
 //! nothing else is mounted at (an explicit bind, named volume or tmpfs at that target wins).
 //!
-//! Design: two containers never write one data directory at once: a container that inherits
-//! is replaced stop-first, whatever the service's strategy (the old one serves until it
-//! exits, then the new one starts on its volumes). Rollbacks inherit the same way.
+//! Design: two containers do not write one data directory at once unless asked: a container
+//! that inherits is replaced stop-first (the old one serves until it exits, then the new one
+//! starts on its volumes), as one that mounts a named volume read-write is. A service that
+//! asks for old and new side by side, `deploy.update_config.order: start-first` or an
+//! `x-gantry.canary`, keeps its strategy and shares them meanwhile (an image whose `VOLUME` is
+//! scratch space, `/tmp`, needs no downtime). Rollbacks inherit the same way.
 //!
 //! Limits: a volume is taken for anonymous by its name (64 hex digits, as Docker names them).
 //! There is no `--renew-anon-volumes`: to start afresh, remove the containers (`gantry down`)
@@ -20,6 +23,7 @@ use std::collections::BTreeMap;
 use crate::engine::{ContainerInfo, ContainerSpec, MountKind, MountSpec};
 
 use super::health::Strategy;
+use crate::compose::{Service, UpdateOrder};
 
 /// Mounts `old`'s anonymous volumes in `spec` (its replacement over an image declaring
 /// `image_volumes`) where the replacement would get a new empty one; returns the targets.
@@ -55,11 +59,19 @@ pub(super) fn inherit(
     inherited
 }
 
-/// The strategy `gantry plan` shows for a service whose containers are `containers`: one that
-/// has anonymous volumes is replaced stop-first (its replacement keeps them), whatever else
-/// was chosen.
+/// Whether `svc` asks for its old and new containers side by side (an explicit
+/// `update_config.order: start-first`, or a canary): they then share inherited volumes.
+pub(super) fn side_by_side(svc: &Service) -> bool {
+    let order = svc.update_config().and_then(|u| u.order);
+    order == Some(UpdateOrder::StartFirst) || svc.gantry.canary.is_some()
+}
+
+/// The strategy `gantry plan` shows for `svc` whose containers are `containers`: one that has
+/// anonymous volumes is replaced stop-first (its replacement keeps them), unless it asks for
+/// old and new side by side ([`side_by_side`]).
 pub(super) fn strategy(
     chosen: (Strategy, String),
+    svc: &Service,
     containers: &[ContainerInfo],
 ) -> (Strategy, String) {
     let mut targets: Vec<&str> = containers
@@ -68,7 +80,7 @@ pub(super) fn strategy(
         .collect();
     targets.sort_unstable();
     targets.dedup();
-    if chosen.0 == Strategy::StopFirst || targets.is_empty() {
+    if chosen.0 == Strategy::StopFirst || targets.is_empty() || side_by_side(svc) {
         return chosen;
     }
     let why = format!("keeps its anonymous volumes ({})", targets.join(", "));

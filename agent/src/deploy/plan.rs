@@ -54,6 +54,10 @@ pub struct ServicePlan {
     pub edge: Vec<String>,
     #[serde(skip)]
     pub hash: String,
+    /// The hash label a container created before hashes were bound may carry and still be up
+    /// to date (the service's own hash, while nothing it is bound to is replaced).
+    #[serde(skip)]
+    pub legacy_hash: Option<String>,
     /// The service's containers now, by replica number (duplicates included).
     #[serde(skip)]
     pub containers: Vec<ContainerInfo>,
@@ -114,7 +118,7 @@ impl Plan {
                 Ok(()) => {
                     sp.edge = ports.iter().map(ToString::to_string).collect();
                     let chosen = super::health::strategy(svc, true);
-                    let (s, why) = super::anonymous::strategy(chosen, &sp.containers);
+                    let (s, why) = super::anonymous::strategy(chosen, svc, &sp.containers);
                     sp.strategy = Some(s);
                     sp.strategy_reason = why;
                 }
@@ -265,7 +269,8 @@ pub fn compute(
             for n in &wanted {
                 let mine: Vec<&ContainerInfo> =
                     existing.iter().filter(|c| c.number == Some(*n)).collect();
-                match best_container(project, svc, &mine, &hash, image_id.as_deref()) {
+                let legacy = unbound_label_ok.then_some(own.as_str());
+                match best_container(project, svc, &mine, &hash, legacy, image_id.as_deref()) {
                     None => missing += 1,
                     Some(c) => {
                         let label = c.label(labels::GANTRY_HASH);
@@ -359,7 +364,7 @@ pub fn compute(
             (None, String::new())
         } else {
             let (s, why) =
-                super::anonymous::strategy(super::health::strategy(svc, false), &existing);
+                super::anonymous::strategy(super::health::strategy(svc, false), svc, &existing);
             (Some(s), why)
         };
         let ready = if job {
@@ -391,6 +396,7 @@ pub fn compute(
             strategy_reason,
             ready,
             edge: Vec::new(),
+            legacy_hash: unbound_label_ok.then(|| own.clone()),
             hash,
             containers: existing,
             last: None,
@@ -417,6 +423,7 @@ pub fn compute(
             ready: String::new(),
             edge: Vec::new(),
             hash: String::new(),
+            legacy_hash: None,
             containers: left.into_iter().cloned().collect(),
             last: previous
                 .and_then(|r| r.model.get("services")?.get(name))
@@ -474,24 +481,28 @@ pub fn best_container<'a>(
     svc: &Service,
     candidates: &[&'a ContainerInfo],
     hash: &str,
+    legacy: Option<&str>,
     image_id: Option<&str>,
 ) -> Option<&'a ContainerInfo> {
     candidates.iter().copied().max_by_key(|c| {
-        let current = is_current(project, svc, c, hash, image_id);
+        let current = is_current(project, svc, c, hash, legacy, image_id);
         (current, c.state.running, !c.name.ends_with(NEXT_SUFFIX))
     })
 }
 
-/// Whether `c` is what the service asks for: created from its configuration (`hash`), running
+/// Whether `c` is what the service asks for: created from its configuration (`hash`, or the
+/// `legacy` hash an older Gantry labelled it with, see [`ServicePlan::legacy_hash`]), running
 /// the image resolved (`image_id`, when known), with every network and named volume attached.
 pub fn is_current(
     project: &Project,
     svc: &Service,
     c: &ContainerInfo,
     hash: &str,
+    legacy: Option<&str>,
     image_id: Option<&str>,
 ) -> bool {
-    c.label(labels::GANTRY_HASH) == Some(hash)
+    let label = c.label(labels::GANTRY_HASH);
+    (label == Some(hash) || (legacy.is_some() && label == legacy))
         && image_id.is_none_or(|id| id == c.image_id)
         && not_attached(project, svc, c).is_none()
 }

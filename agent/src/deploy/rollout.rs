@@ -178,7 +178,9 @@ impl Rollout<'_> {
                 resumed.insert(n, new.clone());
                 continue;
             }
-            let keep = plan::best_container(project, svc, &mine, &sp.hash, sp.image_id.as_deref());
+            let legacy = sp.legacy_hash.as_deref();
+            let wanted = sp.image_id.as_deref();
+            let keep = plan::best_container(project, svc, &mine, &sp.hash, legacy, wanted);
             for other in mine
                 .iter()
                 .filter(|c| Some(c.id.as_str()) != keep.map(|k| k.id.as_str()))
@@ -191,7 +193,7 @@ impl Rollout<'_> {
                     .await?;
             }
             let current = keep.is_some_and(|c| {
-                plan::is_current(project, svc, c, &sp.hash, Some(image_id.as_str()))
+                plan::is_current(project, svc, c, &sp.hash, legacy, Some(image_id.as_str()))
             });
             match keep {
                 Some(c) if current => {
@@ -271,8 +273,11 @@ impl Rollout<'_> {
                 }
                 let start_first = strategy == health::Strategy::StartFirst
                     && old.as_ref().is_some_and(|o| o.state.running)
-                    && inherited.is_empty();
-                if strategy == health::Strategy::StartFirst && !inherited.is_empty() {
+                    && (inherited.is_empty() || super::anonymous::side_by_side(svc));
+                if strategy == health::Strategy::StartFirst
+                    && !inherited.is_empty()
+                    && !super::anonymous::side_by_side(svc)
+                {
                     progress.step(
                         Some(&svc.name),
                         &format!(

@@ -1502,6 +1502,20 @@ async fn a_deploy_id_a_later_release_superseded_is_applied_again() {
     let again = s.deployer.deploy(&deploy("2", "B"), &Quiet).await;
     assert!(again.repeated, "{again:?}");
     assert_eq!(again.release, b.release);
+    // A rollback since does not supersede B: its retried job must not undo the rollback.
+    let back = s
+        .deployer
+        .rollback(&s.request(compose, "2"), None, &Quiet)
+        .await;
+    assert_eq!(back.exit_code(), crate::ExitCode::Ok, "{back:?}");
+    let again = s.deployer.deploy(&deploy("2", "B"), &Quiet).await;
+    assert!(again.repeated, "{again:?}");
+    assert!(
+        s.engine.containers()["app-web-1"]
+            .image_id
+            .ends_with(&"1".repeat(64)),
+        "the rollback stays"
+    );
 
     let rerun = s.deployer.deploy(&deploy("1", "A"), &Quiet).await;
     assert!(!rerun.repeated, "{rerun:?}");
@@ -1601,4 +1615,36 @@ async fn a_reconcile_leaves_a_rollout_stopped_where_it_failed_after_it_was_decid
             && !c.starts_with("remove")),
         "{calls:#?}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_explicit_start_first_shares_the_anonymous_volumes_without_downtime() {
+    // An image whose VOLUME is scratch space (`/tmp`): the service asks for start-first, and
+    // gets it; the new container mounts the old one's volume beside it.
+    let s = Setup::new();
+    for v in ["1", "2"] {
+        s.engine.declare_volumes(&format!("app:{v}"), &["/tmp"]);
+    }
+    let compose = "services:
+  web:
+    image: app:${V}
+    deploy: {update_config: {order: start-first}}
+    x-gantry: {min_ready: 1s}
+";
+    assert_eq!(s.deploy(compose, "1").await.outcome, Outcome::Succeeded);
+    let before = s.engine.containers()["app-web-1"].anonymous_volumes.clone();
+    let plan = s.deployer.plan(&s.request(compose, "2")).await.unwrap();
+    assert_eq!(
+        plan.get("web").unwrap().strategy,
+        Some(super::health::Strategy::StartFirst)
+    );
+    s.engine.clear_calls();
+    let report = s.deploy(compose, "2").await;
+    assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.error);
+    let calls = s.calls_but_pulls();
+    assert!(
+        at(&calls, "start app-web-1-gantry-next") < at(&calls, "stop app-web-1"),
+        "start-first: {calls:#?}"
+    );
+    assert_eq!(s.engine.containers()["app-web-1"].anonymous_volumes, before);
 }
