@@ -181,6 +181,24 @@ async fn containers_labelled_with_their_own_hash_stay_until_their_parent_is_repl
     }
     let plan = s.plan(BOUND, "1").await;
     assert!(plan.is_noop(), "{:?}", actions(&plan));
+
+    // One of them stopped by hand: the deploy starts it again, it does not replace it (the
+    // rollout takes the older label as up to date too).
+    let files = engine.inspect_container("app-files-1").await.unwrap();
+    engine
+        .stop_container(&files.id, None, std::time::Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.plan(BOUND, "1").await.get("files").unwrap().action,
+        Action::Start
+    );
+    let report = s.deploy(BOUND, "1").await;
+    assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.error);
+    let now = engine.inspect_container("app-files-1").await.unwrap();
+    assert_eq!(now.id, files.id, "started, not replaced");
+    assert!(now.state.running);
+
     let plan = s.plan(BOUND, "2").await;
     assert_eq!(plan.get("app").unwrap().action, Action::Recreate);
 }
