@@ -254,12 +254,14 @@ impl Deployer {
                 &format!("recovered interrupted release(s) {recovered:?}; converging"),
             );
         }
-        // A deploy id is answered from the ledger while its release is the last one; a later
-        // release superseded it, and the id asks for its files again (a CI re-run).
+        // A deploy id is answered from the ledger while its release is the last one with a
+        // deploy id; a later deploy under another id superseded it, and the id asks for its
+        // files again (a CI re-run). A rollback, a down or the env-file watcher since does not
+        // (a retried job must not undo a rollback).
         let last = releases
             .iter()
             .rev()
-            .find(|r| r.outcome != Outcome::Interrupted);
+            .find(|r| r.outcome != Outcome::Interrupted && r.deploy_id.is_some());
         if let Some(id) = &req.deploy_id
             && let Some(done) = last.filter(|r| r.deploy_id.as_deref() == Some(id.as_str()))
         {

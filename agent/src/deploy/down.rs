@@ -51,11 +51,17 @@ impl Deployer {
         // `docker compose down --volumes` takes the containers' anonymous volumes too.
         let anonymous = match volumes {
             true => self.anonymous_volumes(&req.stack).await,
-            false => Vec::new(),
+            false => Ok(Vec::new()),
         };
         let mut report = self.deploy(&req, progress).await;
-        if report.exit_code() == ExitCode::Ok && !anonymous.is_empty() {
-            let failed = self.remove_anonymous(&anonymous, progress).await;
+        if report.exit_code() == ExitCode::Ok {
+            let failed = match anonymous {
+                Ok(names) => self.remove_anonymous(&names, progress).await,
+                Err(e) => vec![format!(
+                    "anonymous volumes not removed: the stack's containers could not be listed \
+                     before they went ({e}); remove them by hand (docker volume ls -f dangling=true)"
+                )],
+            };
             if !failed.is_empty() {
                 let error = report.error.take().into_iter().chain(failed);
                 report.error = Some(error.collect::<Vec<_>>().join("; "));
@@ -65,18 +71,16 @@ impl Deployer {
         report
     }
 
-    /// The anonymous volumes of the stack's containers (none when they cannot be listed: the
-    /// down itself will say why).
-    async fn anonymous_volumes(&self, stack: &str) -> Vec<String> {
-        let containers = self.engine.list_containers(stack, true).await;
+    /// The anonymous volumes of the stack's containers.
+    async fn anonymous_volumes(&self, stack: &str) -> Result<Vec<String>, EngineError> {
+        let containers = self.engine.list_containers(stack, true).await?;
         let mut names: Vec<String> = containers
-            .unwrap_or_default()
             .into_iter()
             .flat_map(|c| c.anonymous_volumes.into_iter().map(|(_, name)| name))
             .collect();
         names.sort();
         names.dedup();
-        names
+        Ok(names)
     }
 
     /// Removes the anonymous volumes `names` (their containers gone); returns what could not

@@ -13,7 +13,8 @@
 //! - Excluded from deploys: the restart (inspect, probe, stop, start) holds the stack's turn
 //!   between the daemon's jobs ([`crate::daemon::jobs::Jobs::between_jobs`]: a deploy or
 //!   rollback submitted meanwhile waits for it) and its ledger lock (as [`heal_holder`], a
-//!   brief holder: a `--local` deploy waits for it too; supervision does not count it as a
+//!   brief holder: a `--local` deploy waits for it, at most 10 s (`ledger::BRIEF_WAIT`), then
+//!   exits 75 naming it, whatever its `--lock-wait`; supervision does not count it as a
 //!   deploy, [`is_heal`]). A stack a job or another process holds is skipped; the daemon's own
 //!   brief uses of it (an edge sync) are waited for, at most [`OWN_WAIT`]. Heals of one stack
 //!   restart one container at a time.
