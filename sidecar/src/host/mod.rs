@@ -419,10 +419,14 @@ async fn serve_loop<P: FnMut()>(
 ) {
     let mut debounce = Debouncer::new(config.restart.debounce, Duration::ZERO);
     let mut retry = OutputRetry::default();
+    // The values of the last batch the debounce let through: a retry of a failed output
+    // renders these, never a change still waiting in the debounce (a rotation of two sources
+    // is written whole, once).
+    let mut fired = snaps.clone();
     let mut status_tick = tokio::time::interval(Duration::from_secs(30));
     loop {
         // A change due, or a retry of the outputs that failed: one pass renders every output
-        // (unchanged files are left alone) from the latest values.
+        // (unchanged files are left alone) from the values of the last batch let through.
         let due = match (debounce.deadline(), retry.at()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -438,8 +442,9 @@ async fn serve_loop<P: FnMut()>(
             () = engine::sleep_until_opt(due) => {
                 if debounce.deadline().is_some_and(|d| d <= Instant::now()) {
                     debounce.fired(Instant::now());
+                    fired.clone_from(&snaps);
                 }
-                let rendered = render_all(&config.outputs, &ids, &snaps, &status);
+                let rendered = render_all(&config.outputs, &ids, &fired, &status);
                 rendered.log_errors("its old file stays until a retry succeeds");
                 retry.record(&rendered, &status, config.refresh);
                 if !run_actions_alive(config, &rendered.written, &status, &mut watchdog, &shutdown).await {

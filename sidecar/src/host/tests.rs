@@ -648,3 +648,78 @@ async fn an_output_that_failed_to_be_written_is_tried_again_and_not_ready_meanwh
     assert_eq!(after, "K='2'\n", "the failed output was not tried again");
     assert!(ready_after.ready, "{ready_after:?}");
 }
+
+/// A retry of a failed output writes the values of the batch the debounce let through, not a
+/// change still waiting in the debounce (which is written, with its actions, when it is due).
+#[tokio::test(start_paused = true)]
+async fn a_retry_writes_the_last_batch_not_a_change_still_in_the_debounce() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let file = out_dir.join("app.env");
+    let path = dir.path().join("secrets.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "sources:\n  - aws: {{ id: fake }}\nrestart: {{ debounce: 5s }}\noutputs:\n  - {{ path: {} }}\n",
+            file.display()
+        ),
+    )
+    .unwrap();
+    let config = crate::config::load(
+        Some(&path),
+        &Default::default(),
+        &crate::config::Overrides::default(),
+    )
+    .unwrap();
+    let ids = vec!["fake".to_owned()];
+    let status = Status::new(&ids, Duration::from_secs(24 * 3600));
+    let start = vec![Some(values(&[("K", "1")]))];
+    render_all(&config.outputs, &ids, &start, &status)
+        .into_result()
+        .unwrap();
+    status.fetched(0, false);
+    status.set_started();
+
+    let read_only = ReadOnly::new(&out_dir);
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let shutdown = CancellationToken::new();
+    let notifier = Notifier::default();
+    let serving = serve_loop(
+        &config,
+        rx,
+        ids,
+        start,
+        status.clone(),
+        &notifier,
+        Watchdog::new(None, || {}),
+        shutdown.clone(),
+    );
+    let check = async {
+        let send = |v: &'static str| {
+            let tx = tx.clone();
+            async move {
+                tx.send(engine::Change {
+                    index: 0,
+                    snapshot: values(&[("K", v)]),
+                })
+                .await
+                .unwrap();
+            }
+        };
+        send("2").await;
+        // Due at 5 s: the write fails (read-only), a retry comes within 1 s.
+        tokio::time::sleep(Duration::from_millis(5200)).await;
+        send("3").await;
+        drop(read_only);
+        tokio::time::sleep(Duration::from_millis(1800)).await;
+        let retried = std::fs::read_to_string(&file).unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let due = std::fs::read_to_string(&file).unwrap();
+        shutdown.cancel();
+        (retried, due)
+    };
+    let ((), (retried, due)) = tokio::join!(serving, check);
+    assert_eq!(retried, "K='2'\n", "the retry wrote the batch that failed");
+    assert_eq!(due, "K='3'\n", "the later change once its debounce passed");
+}
