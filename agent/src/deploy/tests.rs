@@ -14,15 +14,17 @@ use crate::ledger::{Ledger, Outcome};
 use super::plan::Action;
 use super::{DeployRequest, Deployer, Quiet};
 
-struct Setup {
-    _dir: tempfile::TempDir,
-    file: PathBuf,
-    engine: Arc<FakeEngine>,
-    deployer: Deployer,
+/// A stack `app` on the in-memory engine, images `app:1` to `app:3` published (also used by
+/// the tests of the plan's bound services and of the scheduler).
+pub(in crate::deploy) struct Setup {
+    pub dir: tempfile::TempDir,
+    pub file: PathBuf,
+    pub engine: Arc<FakeEngine>,
+    pub deployer: Deployer,
 }
 
 impl Setup {
-    fn new() -> Self {
+    pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("compose.yaml");
         let engine = Arc::new(FakeEngine::new());
@@ -31,7 +33,7 @@ impl Setup {
         }
         let deployer = Deployer::new(engine.clone(), Ledger::new(&dir.path().join("state")));
         Self {
-            _dir: dir,
+            dir,
             file,
             engine,
             deployer,
@@ -39,7 +41,7 @@ impl Setup {
     }
 
     /// A request for stack `app` with the compose text and `V` (the image tag).
-    fn request(&self, compose: &str, version: &str) -> DeployRequest {
+    pub fn request(&self, compose: &str, version: &str) -> DeployRequest {
         write(&self.file, compose);
         let load = LoadOptions {
             files: vec![self.file.clone()],
@@ -51,16 +53,23 @@ impl Setup {
     }
 
     /// The engine calls so far, pulls left out.
-    fn calls_but_pulls(&self) -> Vec<String> {
+    pub fn calls_but_pulls(&self) -> Vec<String> {
         let mut calls = self.engine.calls();
         calls.retain(|c| !c.starts_with("pull"));
         calls
     }
 
-    async fn deploy(&self, compose: &str, version: &str) -> super::DeployReport {
+    pub async fn deploy(&self, compose: &str, version: &str) -> super::DeployReport {
         self.deployer
             .deploy(&self.request(compose, version), &Quiet)
             .await
+    }
+
+    pub async fn plan(&self, compose: &str, version: &str) -> super::Plan {
+        self.deployer
+            .plan(&self.request(compose, version))
+            .await
+            .unwrap()
     }
 }
 
@@ -68,7 +77,7 @@ fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }
 
-fn actions(plan: &super::Plan) -> Vec<(String, Action)> {
+pub(in crate::deploy) fn actions(plan: &super::Plan) -> Vec<(String, Action)> {
     plan.services
         .iter()
         .map(|s| (s.service.clone(), s.action))
@@ -86,7 +95,7 @@ fn only_web_runs(s: &Setup, version: &str) {
 }
 
 /// The position of the first call equal to `call`.
-fn at(calls: &[String], call: &str) -> usize {
+pub(in crate::deploy) fn at(calls: &[String], call: &str) -> usize {
     calls
         .iter()
         .position(|c| c == call)
@@ -483,8 +492,8 @@ fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
 #[tokio::test(start_paused = true)]
 async fn the_ledger_keeps_no_env_file_value_and_a_rollback_reads_the_file_as_it_is_now() {
     let s = Setup::new();
-    let env = s._dir.path().join("app.env");
-    let state = s._dir.path().join("state");
+    let env = s.dir.path().join("app.env");
+    let state = s.dir.path().join("state");
     write(&env, "DB_PASSWORD=first-secret-4f1c\nMODE=from-file\n");
     let compose = format!(
         "services:
@@ -675,7 +684,7 @@ async fn a_plan_of_a_new_stack_creates_no_directory() {
     let s = Setup::new();
     let plan = s.deployer.plan(&s.request(TWO, "1")).await.unwrap();
     assert!(!plan.services.is_empty());
-    let stacks = s._dir.path().join("state/stacks");
+    let stacks = s.dir.path().join("state/stacks");
     assert!(!stacks.exists(), "plan made a phantom stack dir");
 }
 

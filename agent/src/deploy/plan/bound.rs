@@ -111,4 +111,4 @@ pub fn bound_hash(
 }
 
 #[cfg(test)]
-pub(in crate::deploy) mod tests;
+mod tests;

@@ -2,7 +2,7 @@
 
 use std::sync::Mutex;
 
-use crate::deploy::plan::bound::tests::Setup;
+use crate::deploy::tests::Setup;
 use crate::deploy::{Deployer, Progress};
 use crate::ledger::Outcome;
 

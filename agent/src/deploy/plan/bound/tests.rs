@@ -1,81 +1,11 @@
 //! Services bound to another's containers (`network_mode`/`ipc`/`pid: service:X`,
 //! `volumes_from: X`, `depends_on` with `restart: true`) follow it: recreated after it.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::Arc;
-
-use crate::compose::LoadOptions;
-use crate::deploy::plan::{Action, Plan};
-use crate::deploy::{DeployReport, DeployRequest, Deployer, Quiet, translate};
+use crate::deploy::plan::Action;
+use crate::deploy::tests::{Setup, actions, at};
+use crate::deploy::translate;
 use crate::engine::Engine;
-use crate::engine::fake::FakeEngine;
 use crate::ledger::{Ledger, Outcome};
-
-/// A stack `app` on the in-memory engine, images `app:1` and `app:2` published (also used by
-/// the scheduler's tests).
-pub(in crate::deploy) struct Setup {
-    pub dir: tempfile::TempDir,
-    pub file: PathBuf,
-    pub engine: Arc<FakeEngine>,
-    pub deployer: Deployer,
-}
-
-impl Setup {
-    pub fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("compose.yaml");
-        let engine = Arc::new(FakeEngine::new());
-        for v in ["1", "2"] {
-            engine.publish(&format!("app:{v}"), &v.repeat(64));
-        }
-        let deployer = Deployer::new(engine.clone(), Ledger::new(&dir.path().join("state")));
-        Self {
-            dir,
-            file,
-            engine,
-            deployer,
-        }
-    }
-
-    pub fn request(&self, compose: &str, version: &str) -> DeployRequest {
-        std::fs::write(&self.file, compose).unwrap();
-        let load = LoadOptions {
-            files: vec![self.file.clone()],
-            project_name: Some("app".into()),
-            environment: BTreeMap::from([("V".to_owned(), version.to_owned())]),
-            ..LoadOptions::default()
-        };
-        DeployRequest::new("app", load)
-    }
-
-    pub async fn deploy(&self, compose: &str, version: &str) -> DeployReport {
-        self.deployer
-            .deploy(&self.request(compose, version), &Quiet)
-            .await
-    }
-
-    pub async fn plan(&self, compose: &str, version: &str) -> Plan {
-        self.deployer
-            .plan(&self.request(compose, version))
-            .await
-            .unwrap()
-    }
-}
-
-pub(in crate::deploy) fn actions(plan: &Plan) -> Vec<(String, Action)> {
-    plan.services
-        .iter()
-        .map(|s| (s.service.clone(), s.action))
-        .collect()
-}
-
-fn at(calls: &[String], call: &str) -> usize {
-    calls
-        .iter()
-        .position(|c| c == call)
-        .unwrap_or_else(|| panic!("no call {call:?} in {calls:#?}"))
-}
 
 const BOUND: &str = "services:
   vpn:
