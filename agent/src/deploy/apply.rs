@@ -512,15 +512,7 @@ impl Deployer {
         report: &mut DeployReport,
     ) -> Result<(), DeployError> {
         let stack = self.ledger.stack(&req.stack)?;
-        let lock = stack
-            .lock(
-                &Holder::me(&format!("gantry rollback {}", req.stack), None),
-                req.lock_wait,
-            )
-            .await?;
-        let mut releases = stack.releases()?;
-        self.flush_unrecorded(&stack, &mut releases);
-        stack.recover_in(&lock, &mut releases)?;
+        let (lock, releases) = self.lock_settled(&stack, "rollback", req).await?;
         let target = match to {
             Some(id) => stack.resolve_release(id)?,
             None => {

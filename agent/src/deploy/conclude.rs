@@ -107,6 +107,23 @@ impl Deployer {
         self.flush_unrecorded(&ledger, &mut releases);
     }
 
+    /// Takes `stack`'s lock as `gantry VERB STACK` (waiting `req.lock_wait`) and reads its
+    /// releases settled: an unrecorded one written, interrupted ones recovered (a rollback's
+    /// and a reconcile's start).
+    pub(super) async fn lock_settled(
+        &self,
+        stack: &StackLedger,
+        verb: &str,
+        req: &DeployRequest,
+    ) -> Result<(StackLock, Vec<Release>), DeployError> {
+        let holder = Holder::me(&format!("gantry {verb} {}", req.stack), None);
+        let lock = stack.lock(&holder, req.lock_wait).await?;
+        let mut releases = stack.releases()?;
+        self.flush_unrecorded(stack, &mut releases);
+        stack.recover_in(&lock, &mut releases)?;
+        Ok((lock, releases))
+    }
+
     /// Writes the stack's unrecorded release if there is one (kept for later if it still
     /// cannot be written) and puts it in `releases` in place of its `in_progress` record.
     pub(super) fn flush_unrecorded(&self, stack: &StackLedger, releases: &mut Vec<Release>) {

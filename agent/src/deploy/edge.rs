@@ -2,7 +2,7 @@
 //! the drain of a container leaving them, and bringing the switch in line with what runs.
 //!
 //! Design: the switch's truth is Docker: a running container carrying [`edge::LABEL`] is
-//! behind its service's ports. [`sync_edge`] rebuilds a stack's routes from that alone, so a
+//! behind its service's ports. [`sync_edge_except`] rebuilds a stack's routes from that alone, so a
 //! new daemon, a reboot (nftables is not persistent) or an interrupted rollout converges
 //! without any state of its own (but a canary in progress: [`sync_edge_canary`] keeps its
 //! recorded share while a new daemon resumes it). During a rollout, [`Rotation`] is the set being switched:
@@ -346,18 +346,9 @@ impl super::apply::Deployer {
 
 /// Brings the switch in line with what runs in `stack`: every service with running containers
 /// that carry [`edge::LABEL`] is routed to them (a replacement's temporary `-gantry-next`
-/// container only while its service has no other), and routes of services with none are
-/// removed. Returns the services routed.
-pub async fn sync_edge(
-    engine: &dyn Engine,
-    edge: &dyn Edge,
-    stack: &str,
-) -> Result<Vec<String>, DeployError> {
-    sync_edge_with(engine, edge, stack, &BTreeSet::new(), None).await
-}
-
-/// [`sync_edge`], leaving out the containers (ids) in `unready` (their readiness probe fails
-/// now) while their service has another one to route to.
+/// container only while its service has no other), leaving out the containers (ids) in
+/// `unready` (their readiness probe fails now) while their service has another one to route
+/// to; routes of services with none are removed. Returns the services routed.
 pub async fn sync_edge_except(
     engine: &dyn Engine,
     edge: &dyn Edge,
@@ -367,7 +358,7 @@ pub async fn sync_edge_except(
     sync_edge_with(engine, edge, stack, unready, None).await
 }
 
-/// [`sync_edge`] for a stack with a canary in progress (a daemon that starts and will resume
+/// [`sync_edge_except`] for a stack with a canary in progress (a daemon that starts and will resume
 /// it): its service keeps the canary's share of new connections, the canary's temporary
 /// `-gantry-next` container included, while that container runs.
 pub async fn sync_edge_canary(

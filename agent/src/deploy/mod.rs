@@ -65,7 +65,7 @@ use crate::engine::{Engine, EngineError};
 use crate::ledger::{Ledger, LedgerError, Outcome, ServiceRecord};
 
 pub use apply::{Deployer, load_project};
-pub use edge::{sync_edge, sync_edge_canary, sync_edge_except};
+pub use edge::{sync_edge_canary, sync_edge_except};
 pub use hooks::pre_stop;
 pub use plan::{Action, Plan, ServicePlan};
 

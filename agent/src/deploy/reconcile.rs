@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use crate::ledger::{Holder, Outcome};
+use crate::ledger::Outcome;
 
 use super::apply::{Deployer, finish};
 use super::{DeployError, DeployReport, DeployRequest, Progress};
@@ -33,15 +33,7 @@ impl Deployer {
         report: &mut DeployReport,
     ) -> Result<(), DeployError> {
         let stack = self.ledger.stack(&req.stack)?;
-        let lock = stack
-            .lock(
-                &Holder::me(&format!("gantry reconcile {}", req.stack), None),
-                req.lock_wait,
-            )
-            .await?;
-        let mut releases = stack.releases()?;
-        self.flush_unrecorded(&stack, &mut releases);
-        stack.recover_in(&lock, &mut releases)?;
+        let (lock, releases) = self.lock_settled(&stack, "reconcile", req).await?;
         // Decided before the lock was had: a rollout `failure_action` stopped, or a canary,
         // since then is left as it is (a deploy or rollback moves it on).
         let stopped = releases.last().filter(|r| r.stopped_where_it_failed());

@@ -16,7 +16,7 @@
 //! on the backend it started with, which is exactly what draining needs. Which containers are
 //! behind a service is derived from Docker (the [`LABEL`] on containers whose ports the switch
 //! owns), so a new daemon (or a reboot, which clears nftables) rebuilds the rules from what
-//! runs ([`crate::deploy::edge_sync`]). See docs/edge.md for the data plane and why.
+//! runs ([`crate::deploy::sync_edge_except`]). See docs/edge.md for the data plane and why.
 //!
 //! Limits: IPv4 and TCP. A port published on an IPv6 address, a UDP/SCTP port, a port range,
 //! an ephemeral port or a service on `network_mode: host` is published by Docker as before
