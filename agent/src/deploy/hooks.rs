@@ -10,9 +10,10 @@
 //! of time is a warning; the container is stopped anyway (a retirement must not hang on it).
 //!
 //! Limits: hooks run where the deploy starts and stops containers, and `pre_stop` before the
-//! daemon's supervision restarts a container in place (a heal); not for one-shot jobs, nor when
-//! Docker's restart policy restarts a container, nor `post_start` after a heal, nor in a
-//! canary's new container that an abort removes. A hook cut short by its bound keeps
+//! daemon's supervision restarts a container in place (a heal), and `post_start` after it (a
+//! failure there is logged: nothing is left to roll back); not for one-shot jobs, nor when
+//! Docker's restart policy restarts a container, nor in a canary's new container that an abort
+//! removes. A hook cut short by its bound keeps
 //! running in the container until it ends by itself.
 
 use std::time::Duration;
@@ -41,7 +42,7 @@ fn exec_spec(hook: &Hook) -> ExecSpec {
 
 /// Runs the service's `post_start` hooks in the container `id` (named `name`), each bounded
 /// by what is left of `within`.
-pub(super) async fn post_start(
+pub async fn post_start(
     engine: &dyn Engine,
     svc: &Service,
     id: &str,

@@ -66,7 +66,7 @@ use crate::ledger::{Ledger, LedgerError, Outcome, ServiceRecord};
 
 pub use apply::{Deployer, load_project};
 pub use edge::{sync_edge_canary, sync_edge_except};
-pub use hooks::pre_stop;
+pub use hooks::{post_start, pre_stop};
 pub use plan::{Action, Plan, ServicePlan};
 
 /// Why a deploy failed. Each variant names what failed.

@@ -33,8 +33,9 @@
 //!
 //! Limits: a restart is stop then start (the container keeps its id and name); a container
 //! that keeps failing after its budget is left running, given up on, until it passes again or
-//! is replaced. A heal runs no `pre_stop` hooks (they live in the deploy's rollout, not
-//! reachable from here). A deploy that arrives during a heal waits up to the heal's stop grace
+//! is replaced. A heal runs the service's `pre_stop` hooks before its stop and its
+//! `post_start` hooks after its start (with the stack let go; one that fails is logged, the
+//! container keeps running). A deploy that arrives during a heal waits up to the heal's stop grace
 //! period.
 
 use std::sync::Arc;
@@ -59,6 +60,20 @@ use super::routes::is_edge_sync;
 const STOP_DEFAULT: Duration = Duration::from_secs(10);
 /// How long a restart waits for the daemon's own brief use of its stack (an edge sync).
 pub const OWN_WAIT: Duration = Duration::from_secs(2);
+
+/// How long the `post_start` hooks of a container a heal started again may take together (a
+/// deploy's default readiness timeout).
+const HOOK_BOUND: Duration = Duration::from_secs(120);
+
+/// What a restart did.
+struct Restart {
+    /// It stopped the container to start it again (the start may have failed).
+    restarted: bool,
+    /// The container is behind the edge switch.
+    edge: bool,
+    /// The container runs again.
+    started: bool,
+}
 
 /// What the lock file names while a heal restarts one of the stack's containers.
 const HEAL: &str = "gantryd heal";
@@ -196,16 +211,47 @@ impl Supervisor {
         };
         let outcome = self.restart_held(id, name, stack, service, cause).await;
         drop(held);
-        if let Some((true, true)) = outcome {
+        let Some(Restart {
+            restarted,
+            edge,
+            started,
+        }) = outcome
+        else {
+            return None;
+        };
+        if restarted && edge {
             // Its address may have changed: the edge's sync on its start may have found the
             // stack still held.
             self.route_sink().container_moved(stack, service, name);
         }
-        outcome.map(|(restarted, _)| restarted)
+        if started {
+            self.post_start(stack, service, id, name).await;
+        }
+        Some(restarted)
     }
 
-    /// [`Self::restart`] with the stack held: (whether it restarted, whether the container is
-    /// behind the edge switch).
+    /// Runs the service's `post_start` hooks in a container a heal started again, as Compose
+    /// runs them on every start, bounded by [`HOOK_BOUND`]. The stack is let go first (a hook
+    /// may run for minutes; a deploy that replaces the container meanwhile ends it). A hook that
+    /// fails is logged: the container runs, and its probes judge it from here.
+    async fn post_start(&self, stack: &str, service: &str, id: &str, name: &str) {
+        let Some(svc) = self.service_of(stack, service) else {
+            return;
+        };
+        if svc.post_start.is_empty() {
+            return;
+        }
+        match crate::deploy::post_start(self.engine.as_ref(), &svc, id, name, HOOK_BOUND).await {
+            Ok(()) => {
+                tracing::info!(stack = %stack, service = %service, container = %name, "post_start hooks done after a restart");
+            }
+            Err(e) => {
+                tracing::error!(stack = %stack, service = %service, container = %name, error = %e, "a post_start hook failed after a restart; the container keeps running (hint: docker logs {name})");
+            }
+        }
+    }
+
+    /// [`Self::restart`] with the stack held.
     async fn restart_held(
         &self,
         id: &str,
@@ -213,20 +259,25 @@ impl Supervisor {
         stack: &str,
         service: &str,
         cause: Cause,
-    ) -> Option<(bool, bool)> {
+    ) -> Option<Restart> {
         let info = self.engine.inspect_container(id).await.ok()?;
         let edge = info.label(crate::edge::LABEL).is_some();
         let still = match cause {
             Cause::Unhealthy => info.state.health == Some(HealthStatus::Unhealthy),
             Cause::Probe { .. } => true,
         };
+        let left = Restart {
+            restarted: false,
+            edge,
+            started: false,
+        };
         if !info.state.running || !still {
-            return Some((false, edge));
+            return Some(left);
         }
         let svc = self.service_of(stack, service);
         if matches!(cause, Cause::Probe { .. }) && passes_now(svc.as_ref(), &info).await {
             tracing::info!(stack = %stack, service = %service, container = %name, "container passes its x-gantry.health probe again; not restarted");
-            return Some((false, edge));
+            return Some(left);
         }
         let grace = svc.as_ref().map_or(STOP_DEFAULT, stop_timeout);
         let hooks = svc.as_ref().map(|s| s.pre_stop.clone()).unwrap_or_default();
@@ -265,11 +316,19 @@ impl Supervisor {
                     &[("stack", stack), ("service", service)],
                 );
                 tracing::info!(stack = %stack, service = %service, container = %name, "restarted a container that {}", cause.describe());
-                Some((true, edge))
+                Some(Restart {
+                    restarted: true,
+                    edge,
+                    started: true,
+                })
             }
             Err(e) => {
                 tracing::error!(stack = %stack, service = %service, container = %name, error = %e, "restarting a container that {} failed (a container left stopped is started at the next resync)", cause.describe());
-                Some((true, edge))
+                Some(Restart {
+                    restarted: true,
+                    edge,
+                    started: false,
+                })
             }
         }
     }

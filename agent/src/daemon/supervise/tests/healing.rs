@@ -81,6 +81,28 @@ async fn a_heal_runs_the_pre_stop_hooks_before_the_stop() {
     );
 }
 
+/// A heal runs the service's `post_start` hooks after its start, as Compose runs them on every
+/// start (a worker that registers itself on post_start does so after a heal too).
+#[tokio::test(start_paused = true)]
+async fn a_heal_runs_the_post_start_hooks_after_the_start() {
+    let (dir, engine, ledger) = deployed_file(
+        "services:\n  db:\n    image: app:1\n    post_start:\n      - command: [register, me]\n",
+    )
+    .await;
+    let (sup, _) = supervisor_on(dir.path(), engine.clone(), ledger, StackPolicy::default());
+    engine.set_health("app-db-1", Some(HealthStatus::Unhealthy));
+    sup.clone().check_stack("app").await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        engine.calls(),
+        vec![
+            "stop app-db-1".to_owned(),
+            "start app-db-1".to_owned(),
+            "exec app-db-1 register me".to_owned()
+        ]
+    );
+}
+
 /// A heal stops its container as a deploy would, within the service's `stop_grace_period`
 /// (a database given 2 minutes is not killed after 10 s), and its death, however late in that
 /// grace, is the heal's, not a crash.
