@@ -554,7 +554,7 @@ impl Deployer {
         progress.step(None, &format!("rolling back to {}", target.id()));
         let outcome = tokio::time::timeout(
             req.timeout,
-            self.rollback_inner(&target, &stack, &release, req, progress),
+            self.rollback_inner(&target, &stack, &release, req, None, progress),
         )
         .await
         .unwrap_or(Err(DeployError::Timeout { after: req.timeout }))
@@ -586,6 +586,7 @@ impl Deployer {
         stack: &StackLedger,
         release: &Release,
         req: &DeployRequest,
+        adjust: Option<AdjustPlan>,
         progress: &dyn Progress,
     ) -> Result<bool, DeployError> {
         let project = project_from_release(target)?;
@@ -629,8 +630,11 @@ impl Deployer {
                 (j, h)
             })
             .collect();
-        let plan = plan::compute(&project, &containers, &image_ids, Some(target), &jobs)
+        let mut plan = plan::compute(&project, &containers, &image_ids, Some(target), &jobs)
             .with_edge(&project, self.edge.available());
+        if let Some(adjust) = adjust {
+            adjust(target, &project, &mut plan);
+        }
         let changes = plan.services.iter().any(|s| !s.job && s.action.changes());
         let engine = Bounded::new(self.engine.as_ref(), req.concurrency);
         Rollout {
@@ -652,6 +656,10 @@ impl Deployer {
         .map(|()| changes)
     }
 }
+
+/// A change a caller makes to the plan of a rollback before it runs (a reconcile's:
+/// `reconcile::keep_env_only`).
+pub(super) type AdjustPlan = fn(&Release, &Project, &mut Plan);
 
 /// Ends a job's report: an error that stopped it goes into the report (with its own exit code
 /// while nothing had run yet), never out as a failure of the call.

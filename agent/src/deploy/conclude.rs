@@ -60,7 +60,7 @@ impl Deployer {
                     );
                     report.rolled_back_to = Some(prev.id());
                     match self
-                        .rollback_inner(prev, stack, release, req, progress)
+                        .rollback_inner(prev, stack, release, req, None, progress)
                         .await
                     {
                         // Nothing differed from the last good release after all (a replica

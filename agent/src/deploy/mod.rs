@@ -68,6 +68,7 @@ pub use apply::{Deployer, load_project};
 pub use edge::{sync_edge_canary, sync_edge_except};
 pub use hooks::{post_start, pre_stop};
 pub use plan::{Action, Plan, ServicePlan};
+pub use reconcile::{env_only, not_running};
 
 /// Why a deploy failed. Each variant names what failed.
 #[derive(Debug, thiserror::Error)]

@@ -65,6 +65,10 @@ pub struct ServicePlan {
     /// signal, grace period, `pre_stop` hooks). `None` for any other action.
     #[serde(skip)]
     pub last: Option<Box<Service>>,
+    /// A reconcile's service compared by its env files alone: a running replica is kept
+    /// whatever its hash (see `reconcile::env_only`). `false` in every plan `compute` makes.
+    #[serde(skip)]
+    pub keep_running: bool,
 }
 
 /// The whole plan.
@@ -400,6 +404,7 @@ pub fn compute(
             hash,
             containers: existing,
             last: None,
+            keep_running: false,
         });
     }
     // Networks and volumes the files changed, which Docker cannot change in place.
@@ -429,6 +434,7 @@ pub fn compute(
                 .and_then(|r| r.model.get("services")?.get(name))
                 .and_then(|v| serde_json::from_value::<Service>(v.clone()).ok())
                 .map(Box::new),
+            keep_running: false,
         });
     }
     Plan {

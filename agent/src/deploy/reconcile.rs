@@ -5,13 +5,24 @@
 //! before it has the stack's lock; under the lock, a rollout that `failure_action` stopped
 //! where it failed, or a canary, recorded meanwhile is left as it is.
 //!
+//! Env files are not drift ([`env_only`]): a release records their hashes, not their values,
+//! and rebuilding it reads them as they are now. A reconcile that another service's drift
+//! started keeps the running containers of a service whose env files changed since (or one
+//! bound to it) as they are: applying that change is the env-file watcher's job, by the
+//! stack's policy, as a deploy that records a release. Only a replica missing or stopped is
+//! brought back, with the files as they are now.
+//!
 //! Limits: a reconcile cut short is simply done again by the next resync.
 
+use std::collections::BTreeSet;
 use std::time::Instant;
 
-use crate::ledger::Outcome;
+use crate::compose::Project;
+use crate::ledger::{Outcome, Release};
 
 use super::apply::{Deployer, finish};
+use super::plan::{self, Action, Plan, ServicePlan};
+use super::recorded::env_file_hash;
 use super::{DeployError, DeployReport, DeployRequest, Progress};
 
 impl Deployer {
@@ -56,7 +67,7 @@ impl Deployer {
             })?;
         report.release = Some(target.id());
         match self
-            .rollback_inner(&target, &stack, &target, req, progress)
+            .rollback_inner(&target, &stack, &target, req, Some(keep_env_only), progress)
             .await
         {
             Ok(_) => report.outcome = Outcome::Succeeded,
@@ -70,5 +81,64 @@ impl Deployer {
         }
         drop(lock);
         Ok(())
+    }
+}
+
+/// The services of `release` (rebuilt as `project`) that read an env file whose content is no
+/// longer what the release recorded (changed, gone or unreadable now), and every service bound
+/// to one of them, directly or not (its hash follows theirs: [`plan::bound`]). Rebuilt from the
+/// release, they plan as a recreate although nobody touched their containers.
+pub fn env_only(release: &Release, project: &Project) -> BTreeSet<String> {
+    let changed = |path: &std::path::Path| {
+        env_file_hash(path) != release.env_files.get(&path.display().to_string()).cloned()
+    };
+    let mut services: BTreeSet<String> = release
+        .env_file_refs
+        .iter()
+        .filter(|(_, refs)| refs.iter().any(|f| changed(&f.path)))
+        .map(|(service, _)| service.clone())
+        .collect();
+    loop {
+        let more: Vec<String> = project
+            .services
+            .values()
+            .filter(|svc| !services.contains(&svc.name))
+            .filter(|svc| {
+                plan::bound::bound_to(project, svc)
+                    .keys()
+                    .any(|p| services.contains(p))
+            })
+            .map(|svc| svc.name.clone())
+            .collect();
+        if more.is_empty() {
+            return services;
+        }
+        services.extend(more);
+    }
+}
+
+/// What a reconcile does to a service compared by its env files alone ([`env_only`]): scale
+/// when a replica is missing, start when one is stopped, `None` when each runs.
+pub fn not_running(s: &ServicePlan) -> Option<Action> {
+    let replica = |n: u32| s.containers.iter().filter(move |c| c.number == Some(n));
+    if (1..=s.replicas).any(|n| replica(n).next().is_none()) {
+        Some(Action::Scale)
+    } else if (1..=s.replicas).any(|n| replica(n).all(|c| !c.state.running)) {
+        Some(Action::Start)
+    } else {
+        None
+    }
+}
+
+/// Leaves the running containers of the services [`env_only`] names as they are: their
+/// recreate becomes [`not_running`]'s action (or nothing), and each keeps a running replica
+/// whatever its hash ([`ServicePlan::keep_running`]).
+fn keep_env_only(release: &Release, project: &Project, plan: &mut Plan) {
+    let env = env_only(release, project);
+    for sp in &mut plan.services {
+        if sp.action == Action::Recreate && env.contains(&sp.service) {
+            sp.action = not_running(sp).unwrap_or(Action::Unchanged);
+            sp.keep_running = true;
+        }
     }
 }

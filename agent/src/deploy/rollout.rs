@@ -193,7 +193,8 @@ impl Rollout<'_> {
                     .await?;
             }
             let current = keep.is_some_and(|c| {
-                plan::is_current(project, svc, c, &sp.hash, legacy, Some(image_id.as_str()))
+                (sp.keep_running && c.state.running)
+                    || plan::is_current(project, svc, c, &sp.hash, legacy, Some(image_id.as_str()))
             });
             match keep {
                 Some(c) if current => {

@@ -18,11 +18,9 @@
 //! been deployed (its containers' hashes can no longer be compared); when one of its containers
 //! is brought back, the reconcile gives it the env files as they are now.
 
-use std::collections::BTreeSet;
-
-use crate::compose::Project;
 use crate::deploy::apply::project_from_release;
-use crate::deploy::plan::{self, Action, ServicePlan};
+use crate::deploy::plan::{self, Action};
+use crate::deploy::{env_only, not_running};
 use crate::engine::{ContainerInfo, ContainerStatus};
 use crate::ledger::Release;
 
@@ -46,7 +44,7 @@ pub fn drift(
         Some(release),
         &release.jobs,
     );
-    let env_changed = with_bound(&project, super::watch::env_changed_services(release));
+    let env_changed = env_only(release, &project);
     Ok(plan
         .services
         .iter()
@@ -69,41 +67,6 @@ pub fn drift(
             .then(|| format!("{} {}", s.service, action.as_str()))
         })
         .collect())
-}
-
-/// `services` and every service bound to one of them, directly or not (its hash follows
-/// theirs: [`plan::bound`]).
-fn with_bound(project: &Project, mut services: BTreeSet<String>) -> BTreeSet<String> {
-    loop {
-        let more: Vec<String> = project
-            .services
-            .values()
-            .filter(|svc| !services.contains(&svc.name))
-            .filter(|svc| {
-                plan::bound::bound_to(project, svc)
-                    .keys()
-                    .any(|p| services.contains(p))
-            })
-            .map(|svc| svc.name.clone())
-            .collect();
-        if more.is_empty() {
-            return services;
-        }
-        services.extend(more);
-    }
-}
-
-/// For a service compared by its env files alone: scale when a replica is missing, start when
-/// one is stopped, `None` when each runs.
-fn not_running(s: &ServicePlan) -> Option<Action> {
-    let replica = |n: u32| s.containers.iter().filter(move |c| c.number == Some(n));
-    if (1..=s.replicas).any(|n| replica(n).next().is_none()) {
-        Some(Action::Scale)
-    } else if (1..=s.replicas).any(|n| replica(n).all(|c| !c.state.running)) {
-        Some(Action::Start)
-    } else {
-        None
-    }
 }
 
 #[cfg(test)]

@@ -211,14 +211,11 @@ impl Supervisor {
         };
         let outcome = self.restart_held(id, name, stack, service, cause).await;
         drop(held);
-        let Some(Restart {
+        let Restart {
             restarted,
             edge,
             started,
-        }) = outcome
-        else {
-            return None;
-        };
+        } = outcome?;
         if restarted && edge {
             // Its address may have changed: the edge's sync on its start may have found the
             // stack still held.

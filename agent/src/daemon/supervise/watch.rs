@@ -14,7 +14,8 @@
 //! refused with a warning naming the stack (someone edited the compose files: deploy them).
 //!
 //! Env-file changes are applied here only, by the stack's policy: supervision's drift check
-//! leaves them alone ([`env_changed_services`], `supervise::drift`).
+//! leaves them alone ([`crate::deploy::env_only`], `supervise::drift`), and so does a
+//! reconcile another service's drift started.
 //!
 //! A watched directory that is replaced (removed and made again, or a symlink to it swapped to
 //! another directory: inotify keeps watching the old one) is watched again ([`Dirs`]): after
@@ -253,27 +254,6 @@ fn file_hash(path: &Path) -> Option<String> {
     std::fs::read(path)
         .ok()
         .map(|b| hex::encode(Sha256::digest(&b)))
-}
-
-/// The services of `release` that read an env file whose content is no longer what the release
-/// recorded (changed, gone or unreadable now). Rebuilt from the release, they get the files as
-/// they are now, which their containers were not created with: applying that is this
-/// watcher's job, by the stack's policy, not drift's ([`super::drift`]).
-pub fn env_changed_services(release: &Release) -> BTreeSet<String> {
-    release
-        .env_file_refs
-        .iter()
-        .filter(|(_, refs)| {
-            refs.iter().any(|f| {
-                file_hash(&f.path)
-                    != release
-                        .env_files
-                        .get(&f.path.display().to_string())
-                        .cloned()
-            })
-        })
-        .map(|(service, _)| service.clone())
-        .collect()
 }
 
 /// Recomputes what to watch from the ledger and adjusts the inotify watches; returns the

@@ -101,3 +101,61 @@ async fn an_env_file_rewritten_after_the_deploy_is_not_drift() {
     found.sort();
     assert_eq!(found, ["api start", "web start"]);
 }
+
+/// The secret behind `web.env` rotated (not applied: `watch_env_files: false`), then `api`'s
+/// container removed by hand: the reconcile that drift starts brings `api` back and leaves
+/// `web` and `worker` (bound to `web`) running as they are, with the old value; before, it
+/// recreated them with the new file, applying the change the stack's policy keeps out.
+#[tokio::test(start_paused = true)]
+async fn a_reconcile_for_another_service_leaves_an_env_file_change_unapplied() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = dir.path().join("web.env");
+    std::fs::write(&env, "TOKEN=a\n").unwrap();
+    let file = dir.path().join("compose.yaml");
+    std::fs::write(&file, COMPOSE).unwrap();
+    let engine = Arc::new(FakeEngine::new());
+    engine.publish("app:1", &"1".repeat(64));
+    let ledger = Ledger::new(&dir.path().join("state"));
+    let load = LoadOptions {
+        files: vec![file],
+        project_name: Some("app".into()),
+        ..LoadOptions::default()
+    };
+    let report = Deployer::new(engine.clone(), ledger.clone())
+        .deploy(&DeployRequest::new("app", load), &Quiet)
+        .await;
+    assert_eq!(report.exit_code(), crate::ExitCode::Ok, "{report:?}");
+    let before = engine.containers();
+
+    std::fs::write(&env, "TOKEN=b\n").unwrap();
+    engine
+        .remove_container(&before["app-api-1"].id, true)
+        .await
+        .unwrap();
+    engine.clear_calls();
+    let sup = supervisor(dir.path(), engine.clone(), ledger.clone());
+    sup.clone().resync_all().await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+
+    let after = engine.containers();
+    let calls = engine.calls();
+    assert!(after["app-api-1"].state.running, "{calls:#?}");
+    for name in ["app-web-1", "app-worker-1"] {
+        assert_eq!(
+            after[name].id, before[name].id,
+            "{name} replaced: {calls:#?}"
+        );
+    }
+    assert_eq!(engine.env_of("app-web-1")["TOKEN"], "a");
+    // Nothing left to reconcile: the next resync changes nothing.
+    engine.clear_calls();
+    sup.clone().resync_all().await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let calls = engine.calls();
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.starts_with("create") || c.starts_with("stop")),
+        "{calls:#?}"
+    );
+}
