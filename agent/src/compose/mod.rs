@@ -66,6 +66,10 @@ pub use model::*;
 pub use name::{BadStackName, StackName};
 pub use pull_policy::PullPolicy;
 
+/// The most replicas a service may ask for (`deploy.replicas`, `scale`); a file asking for
+/// more is refused when it loads (see docs/compose.md).
+pub const MAX_REPLICAS: u32 = 1000;
+
 /// What to load and with which variables.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {

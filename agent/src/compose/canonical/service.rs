@@ -19,6 +19,7 @@ use super::scalar::{
 use super::schema::{DEVICE_REQUEST, HOOK, IPAM_POOL, SERVICE, WATCH};
 use super::walk::walk;
 use super::{Ctx, R, join};
+use crate::compose::MAX_REPLICAS;
 use crate::compose::error::ComposeError;
 
 /// Canonicalises one service. A null service stays null: it is valid only over a service an
@@ -416,11 +417,21 @@ pub(super) fn deploy_mode(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
     Ok(json!(s))
 }
 
+/// `deploy.replicas` and `scale`: 0 to [`MAX_REPLICAS`]. Above it, refused here (the plan
+/// holds one entry per replica: a count near `u32::MAX` would exhaust the daemon's memory).
 pub(super) fn replicas(ctx: &Ctx<'_>, p: &str, val: &Value) -> R<Json> {
     let n = unsigned(ctx, p, val)?;
-    Ok(json!(
-        u32::try_from(n).map_err(|_| ctx.invalid(p, "too many replicas"))?
-    ))
+    match u32::try_from(n) {
+        Ok(n) if n <= MAX_REPLICAS => Ok(json!(n)),
+        _ => Err(ctx.invalid(
+            p,
+            format!(
+                "{} is too many: Gantry runs at most {MAX_REPLICAS} replicas of a service \
+                 (lower it; for more, run another service or another host)",
+                ctx.number(p, n)
+            ),
+        )),
+    }
 }
 
 /// `deploy.placement`: swarm scheduling, meaningless on one host; kept only when empty.

@@ -6,6 +6,7 @@ use serde_json::{Value as Json, json};
 use serde_yaml::Value;
 
 use super::{Ctx, R, service, shell_split};
+use crate::compose::error::ComposeError;
 fn ctx_test() -> (PathBuf, PathBuf) {
     (PathBuf::from("/p/compose.yaml"), PathBuf::from("/p"))
 }
@@ -225,6 +226,34 @@ fn deploy_forms() {
         e,
         "/p/compose.yaml: services.web.deploy.placement: not supported by Gantry (remove it, or open an issue)"
     );
+}
+
+/// A replica count is capped (a count near `u32::MAX` made the plan allocate gigabytes and
+/// abort the daemon): `deploy.replicas` and `scale` above [`crate::compose::MAX_REPLICAS`] are
+/// refused naming the key and the limit; the limit itself is accepted.
+#[test]
+fn replicas_and_scale_are_capped() {
+    for yaml in ["deploy: {replicas: 1000}", "scale: 1000", "scale: '1000'"] {
+        assert!(svc(yaml).is_ok(), "{yaml}");
+    }
+    for (yaml, key) in [
+        (
+            "deploy: {replicas: 4294967295}",
+            "services.web.deploy.replicas",
+        ),
+        ("deploy: {replicas: 1001}", "services.web.deploy.replicas"),
+        ("scale: 4294967296", "services.web.scale"),
+        ("scale: '99999'", "services.web.scale"),
+    ] {
+        let e = svc(yaml).unwrap_err();
+        assert!(matches!(e, ComposeError::Invalid { .. }), "{yaml}: {e}");
+        let e = e.to_string();
+        assert!(
+            e.starts_with(&format!("/p/compose.yaml: {key}: "))
+                && e.contains("at most 1000 replicas"),
+            "{yaml}: {e}"
+        );
+    }
 }
 
 #[test]
