@@ -75,28 +75,50 @@ pub(super) fn unreachable_error(host: &str, e: &BollardError) -> EngineError {
 }
 
 /// Sorts a pull failure by what the caller can do about it (refresh credentials, fix the tag).
+///
+/// The HTTP status decides first: 401 is unauthorized; 404 is not found, unless Docker's text
+/// says the registry refused access (dockerd answers 404 for a registry's `denied`, an expired
+/// ECR token's answer too: `pull access denied for ..., repository does not exist or may
+/// require 'docker login': denied: ...`). The message's phrases decide only otherwise (an
+/// error in the stream, status 0, or dockerd's 500 for a registry's 401). Every phrase holds a
+/// space or starts the message, so no image reference, host name or account id matches one (a
+/// bare "401" matched ECR account ids such as 340140112233).
 pub(super) fn classify_pull(status: u16, message: &str) -> PullFailure {
     let m = message.to_ascii_lowercase();
     let any = |needles: &[&str]| needles.iter().any(|n| m.contains(n));
-    if status == 401
-        || any(&[
-            "unauthorized",
-            "authentication required",
-            "no basic auth credentials",
-            "denied",
-            "401",
-        ])
-    {
+    let refused = || {
+        m.starts_with("unauthorized")
+            || any(&[
+                ": unauthorized",
+                "authentication required",
+                "no basic auth credentials",
+                "pull access denied",
+                "denied: ",
+                "access denied",
+            ])
+    };
+    match status {
+        401 => return PullFailure::Unauthorized,
+        404 if refused() => return PullFailure::Unauthorized,
+        404 => return PullFailure::NotFound,
+        _ => {}
+    }
+    if refused() {
         PullFailure::Unauthorized
-    } else if status == 404 || any(&["not found", "manifest unknown", "does not exist"]) {
+    } else if any(&[
+        "not found",
+        "manifest unknown",
+        "name unknown",
+        "does not exist",
+    ]) {
         PullFailure::NotFound
     } else if any(&[
         "no such host",
         "connection refused",
         "i/o timeout",
-        "dial tcp",
-        "tls:",
-        "x509",
+        "dial tcp ",
+        "tls: ",
+        "x509: ",
         "server gave http response to https client",
     ]) {
         PullFailure::Unreachable

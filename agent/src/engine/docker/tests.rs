@@ -40,6 +40,50 @@ fn pull_failures_are_classified() {
     );
 }
 
+/// An ECR host holds the account id, and an id may contain "401": the status decides.
+#[test]
+fn pull_failures_go_by_status_before_the_message() {
+    let ecr = "340140112233.dkr.ecr.eu-west-1.amazonaws.com";
+    let missing =
+        format!("manifest for {ecr}/app:v1 not found: manifest unknown: Requested image not found");
+    assert_eq!(classify_pull(404, &missing), PullFailure::NotFound);
+    // The same text in the stream (no status) reads as not found too.
+    assert_eq!(classify_pull(0, &missing), PullFailure::NotFound);
+    let no_repo = format!(
+        "repository {ecr}/gone not found: name unknown: The repository with name 'gone' does \
+         not exist in the registry with id '340140112233'"
+    );
+    assert_eq!(classify_pull(404, &no_repo), PullFailure::NotFound);
+    // An expired ECR token: dockerd answers 404 for the registry's `denied`.
+    let expired = format!(
+        "pull access denied for {ecr}/app, repository does not exist or may require 'docker \
+         login': denied: Your authorization token has expired. Reauthenticate and try again."
+    );
+    assert_eq!(classify_pull(404, &expired), PullFailure::Unauthorized);
+    assert_eq!(classify_pull(401, "anything"), PullFailure::Unauthorized);
+    assert_eq!(
+        classify_pull(
+            500,
+            &format!(
+                "Head \"https://{ecr}/v2/app/manifests/v1\": unauthorized: authentication required"
+            )
+        ),
+        PullFailure::Unauthorized
+    );
+    // Neither an account id nor an image named after a word is a phrase.
+    assert_eq!(
+        classify_pull(500, &format!("Get \"https://{ecr}/v2/\": EOF")),
+        PullFailure::Other
+    );
+    assert_eq!(
+        classify_pull(
+            404,
+            "manifest for r/unauthorized-app:1 not found: manifest unknown"
+        ),
+        PullFailure::NotFound
+    );
+}
+
 #[test]
 fn spec_translates_ports_mounts_and_networks() {
     let spec = ContainerSpec {
