@@ -358,25 +358,38 @@ impl Deployer {
             return Ok(());
         }
 
-        // A canary needs the switch; every port the switch is to own must be free. Both are
-        // checked before anything changes.
+        // A canary needs the switch and a start-first rollout (old and new side by side);
+        // every port the switch is to own must be free. All are checked before anything
+        // changes.
         for sp in plan.services.iter().filter(|s| s.action.changes()) {
-            if sp.edge.is_empty()
-                && project
-                    .services
-                    .get(&sp.service)
-                    .is_some_and(|s| s.gantry.canary.is_some())
-            {
+            let canary = project
+                .services
+                .get(&sp.service)
+                .is_some_and(|s| s.gantry.canary.is_some());
+            if !canary {
+                continue;
+            }
+            let why = if sp.strategy_reason.is_empty() {
+                "the service publishes none".to_owned()
+            } else {
+                sp.strategy_reason.clone()
+            };
+            if sp.edge.is_empty() {
                 return Err(DeployError::Unsupported {
                     service: sp.service.clone(),
                     reason: format!(
                         "x-gantry.canary needs a published TCP port through the edge switch \
-                         ({})",
-                        if sp.strategy_reason.is_empty() {
-                            "the service publishes none".to_owned()
-                        } else {
-                            sp.strategy_reason.clone()
-                        }
+                         ({why})"
+                    ),
+                });
+            }
+            if sp.strategy == Some(super::health::Strategy::StopFirst) {
+                return Err(DeployError::Unsupported {
+                    service: sp.service.clone(),
+                    reason: format!(
+                        "x-gantry.canary runs the new version beside the old one, but this \
+                         service is replaced stop-first ({why}); remove the canary or what \
+                         makes it stop-first"
                     ),
                 });
             }

@@ -293,3 +293,42 @@ impl crate::deploy::Progress for Print {
         eprintln!("{service:?}: {message}");
     }
 }
+
+/// A canary on a service replaced stop-first (here a read-write named volume: two containers
+/// do not write one data directory) cannot run old and new side by side: refused before
+/// anything changes (exit 65), where the canary was skipped without a word and the new
+/// version got every connection at once.
+#[tokio::test(start_paused = true)]
+async fn a_canary_on_a_stop_first_service_is_refused_before_anything_changes() {
+    let s = Setup::new();
+    let compose = "services:
+  web:
+    image: app:${V}
+    ports: [\"8080:80\"]
+    volumes: [\"data:/data\"]
+    x-gantry:
+      canary: {steps: [10, 100], pause: 1h}
+volumes:
+  data: {}
+";
+    let plain = compose.replace(
+        "    x-gantry:\n      canary: {steps: [10, 100], pause: 1h}\n",
+        "",
+    );
+    let v1 = s.deployer.deploy(&s.request(&plain, "1"), &Quiet).await;
+    assert_eq!(v1.outcome, Outcome::Succeeded, "{:?}", v1.error);
+    s.engine.clear_calls();
+    let v2 = s.deployer.deploy(&s.request(compose, "2"), &Quiet).await;
+    assert_eq!(v2.exit_code(), ExitCode::InvalidInput, "{v2:?}");
+    let error = v2.error.unwrap_or_default();
+    assert!(error.contains("stop-first"), "{error}");
+    assert!(error.contains("volume"), "{error}");
+    let calls = s.engine.calls();
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.starts_with("create") || c.starts_with("stop")),
+        "{calls:#?}"
+    );
+    assert_eq!(s.running(), vec![("app-web-1".to_owned(), '1')]);
+}
