@@ -114,12 +114,14 @@ fn compose_bin() -> Option<PathBuf> {
 /// `docker compose config` (v2, no daemon needed) reads our env file back exactly.
 #[test]
 fn docker_compose_reads_the_dotenv_file_back_exactly() {
-    let Some(compose) = compose_bin() else {
-        eprintln!(
-            "SKIPPED: no Docker Compose v2 binary (set COMPOSE_BIN or run tests/env/up compose)"
-        );
+    let compose = compose_bin();
+    if !gantry_tests::prerequisite(
+        compose.is_some(),
+        "a Docker Compose v2 binary (set COMPOSE_BIN or run tests/env/up compose)",
+    ) {
         return;
-    };
+    }
+    let Some(compose) = compose else { return };
     let dir = tempfile::tempdir().unwrap();
     let mut all: Vec<(String, String)> = NASTY
         .iter()
