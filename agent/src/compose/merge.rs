@@ -13,6 +13,8 @@
 //! - `networks.<n>.ipam.config` pools merge by `subnet`, exactly as compose 2.40.3
 //!   (compose-go 2.9) does it, quirks included ([`merge_ipam_pools`]);
 //! - scalars are replaced;
+//! - under `x-gantry` (a service's and the top-level one), lists are replaced, not appended
+//!   (`canary.steps` of an override file is the one used), mappings merge key by key;
 //! - a null service (`web:` alone) over a defined one keeps the definition;
 //! - `!reset` removes the key from what was merged so far, `!override` replaces it instead of
 //!   merging; in a service reached through `extends`, they apply to its base
@@ -96,10 +98,15 @@ fn strip(v: Value, path: &mut Vec<String>, tags: &mut Tags) -> Result<Value, (St
     }
 }
 
+/// Gantry's own extension, whose lists a later file replaces.
+const X_GANTRY: &str = "x-gantry";
+
 /// How a key path merges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Rule {
     Replace,
+    /// Mappings merge key by key; a list (or any other value) replaces the earlier one.
+    ReplaceLists,
     Logging,
     IpamPools,
     Append(Dedup),
@@ -149,6 +156,8 @@ fn service_rule(rel: &[String]) -> Rule {
 
 fn rule(path: &[String]) -> Rule {
     match path {
+        [x, _, ..] if x == X_GANTRY => Rule::ReplaceLists,
+        [s, _, x, _, ..] if s == "services" && x == X_GANTRY => Rule::ReplaceLists,
         [s, _, rest @ ..] if s == "services" && !rest.is_empty() => service_rule(rest),
         [n, _, i, c] if n == "networks" && i == "ipam" && c == "config" => Rule::IpamPools,
         _ => Rule::Default,
@@ -176,6 +185,10 @@ pub fn merge_at(base: Json, overlay: Json, path: &mut Vec<String>) -> Json {
                 a.extend(b);
                 Json::Array(dedup(a, d))
             }
+            (_, o) => o,
+        },
+        Rule::ReplaceLists => match (base, overlay) {
+            (b @ Json::Object(_), o @ Json::Object(_)) => merge_maps(b, o, path),
             (_, o) => o,
         },
         Rule::Default => match (base, overlay) {
@@ -580,6 +593,20 @@ mod tests {
         assert_eq!(
             ipam_merged(json!([{"subnet": "10.2.0.0/16"}]), json!([])),
             json!([])
+        );
+    }
+
+    #[test]
+    fn x_gantry_lists_are_replaced_its_mappings_merged() {
+        let base = json!({"x-gantry": {"a": {"l": [1, 2], "k": 1}},
+            "services": {"s": {"x-gantry": {"canary": {"steps": [10, 100], "pause": 1}}}}});
+        let over = json!({"x-gantry": {"a": {"l": [3]}},
+            "services": {"s": {"x-gantry": {"canary": {"steps": [50, 100]}}}}});
+        let m = merge_documents(base, over, &Tags::default());
+        assert_eq!(m["x-gantry"], json!({"a": {"l": [3], "k": 1}}));
+        assert_eq!(
+            m["services"]["s"]["x-gantry"],
+            json!({"canary": {"steps": [50, 100], "pause": 1}})
         );
     }
 

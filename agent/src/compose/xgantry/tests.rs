@@ -575,3 +575,48 @@ fn a_string_that_is_not_a_number_or_boolean_is_refused_unquoted() {
     let e = parse(json!({"canary": {"steps": [41, 50]}})).unwrap_err();
     assert!(e.message.starts_with("[41, 50] must end at 100"), "{e}");
 }
+
+/// Loads the compose files `files` (name, text), written in a new directory, in order.
+fn load_files(files: &[(&str, &str)]) -> Result<crate::compose::Project, ComposeError> {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = files
+        .iter()
+        .map(|(name, text)| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        })
+        .collect();
+    crate::compose::load(&crate::compose::LoadOptions {
+        files: paths,
+        ..Default::default()
+    })
+}
+
+/// A list under `x-gantry` in an override file replaces the earlier file's (compose appends
+/// lists: `[10, 50, 100]` then `[25, 100]` made `[10, 50, 100, 25, 100]`, refused).
+#[test]
+fn an_override_file_replaces_x_gantry_lists() {
+    let p = load_files(&[
+        (
+            "compose.yaml",
+            "x-gantry: {min_ready: 1s}\nservices:\n  web:\n    image: x\n    x-gantry:\n      \
+             canary: {steps: [10, 50, 100], pause: 1m}\n      health: {tcp: 80}\n",
+        ),
+        (
+            "override.yaml",
+            "services:\n  web:\n    x-gantry:\n      canary: {steps: [25, 100]}\n",
+        ),
+    ])
+    .unwrap();
+    let web = p.service("web").unwrap();
+    let canary = web.gantry.canary.as_ref().unwrap();
+    assert_eq!(canary.steps, [25, 100]);
+    // Mappings still merge key by key.
+    assert_eq!(canary.pause, Duration::from_secs(60));
+    assert!(web.gantry.health.is_some());
+    assert_eq!(
+        web.x_gantry.as_ref().unwrap()["canary"]["steps"],
+        json!([25, 100])
+    );
+}
