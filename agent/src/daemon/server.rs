@@ -6,7 +6,8 @@
 //! watchdog task pings systemd at half of `WATCHDOG_USEC` only while all of them are alive.
 //! SIGTERM/SIGINT: stop accepting, start no queued job (they end at once, exit 75: see
 //! `Jobs::stop`), begin no heal's restart, let running jobs and restarts under way finish (up
-//! to [`DRAIN`]; a job watching a canary step is not waited for: the next daemon resumes it; a
+//! to [`DRAIN`]; a job watching a canary step below 100 % is not waited for: the next daemon
+//! resumes it; a
 //! container a restart cut short left stopped is started by the next daemon), remove the
 //! socket.
 //! Connections, their slots and timeouts: [`conn`].
@@ -250,20 +251,27 @@ pub async fn run(config: Arc<DaemonConfig>) -> Result<(), DaemonError> {
     Ok(())
 }
 
-/// Whether a job runs on a stack that is not in a canary (a canary is recorded at each step and
-/// resumed by the next daemon: it is not waited for).
+/// Whether a job runs on a stack that is not watching a canary step (a canary is recorded at
+/// each step and resumed there by the next daemon: a step's pause, minutes long, is not waited
+/// for). A canary at 100 % (its old containers draining, the other replicas being replaced) or
+/// being aborted is waited for as any job.
 fn stacks_busy(shared: &Shared) -> bool {
     // A job that ended but still runs its after-job step has not answered its client yet.
     shared.jobs.finishing()
         || shared.ledger.stacks().unwrap_or_default().iter().any(|s| {
             shared.jobs.busy(s)
-                && shared
+                && !shared
                     .ledger
                     .stack(s)
                     .ok()
                     .and_then(|l| l.canary())
-                    .is_none()
+                    .is_some_and(|c| watching(&c))
         })
+}
+
+/// Whether a canary is watching a step below 100 % (not aborted).
+fn watching(canary: &crate::ledger::CanaryState) -> bool {
+    canary.aborted.is_none() && canary.step_share() < 100
 }
 
 /// Connects to Docker at `docker_host` (the `DOCKER_HOST` the daemon was started with).
@@ -381,4 +389,31 @@ fn bind_socket(config: &DaemonConfig) -> Result<UnixListener, DaemonError> {
 /// Whether `path` is a socket a daemon answers on.
 pub fn answers(path: &Path) -> bool {
     std::os::unix::net::UnixStream::connect(path).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::watching;
+
+    fn canary(step: usize, aborted: Option<&str>) -> crate::ledger::CanaryState {
+        serde_json::from_value(serde_json::json!({
+            "release": 2, "service": "web", "steps": [10, 50, 100], "step": step,
+            "pause_until_ms": 0, "probe_failures": 0, "restarts_at_start": 0,
+            "new": {"id": "n", "name": "app-web-1-gantry-next"},
+            "old": [{"id": "o", "name": "app-web-1"}],
+            "ready_timeout_ms": 1000, "deadline_ms": 0, "aborted": aborted,
+        }))
+        .unwrap()
+    }
+
+    /// A SIGTERM leaves a canary watching a step to the next daemon, but waits (up to its
+    /// drain) for one at 100 % (old containers draining, other replicas being replaced: cut
+    /// there, a stop-first replica stays down) or being aborted, as for any job.
+    #[test]
+    fn only_a_canary_watching_a_step_below_100_is_left_to_the_next_daemon() {
+        assert!(watching(&canary(0, None)));
+        assert!(watching(&canary(1, None)));
+        assert!(!watching(&canary(2, None)));
+        assert!(!watching(&canary(0, Some("aborted by hand"))));
+    }
 }
