@@ -48,6 +48,9 @@ pub enum PullFailure {
     NotFound,
     /// The registry could not be reached (DNS, TCP, TLS).
     Unreachable,
+    /// The connection to the Docker daemon broke after it accepted the pull (dockerd
+    /// restarted): pull again.
+    Interrupted,
     /// Anything else.
     Other,
 }
@@ -58,6 +61,7 @@ impl fmt::Display for PullFailure {
             PullFailure::Unauthorized => "unauthorized",
             PullFailure::NotFound => "not found",
             PullFailure::Unreachable => "registry unreachable",
+            PullFailure::Interrupted => "interrupted",
             PullFailure::Other => "failed",
         })
     }

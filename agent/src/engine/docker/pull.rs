@@ -3,7 +3,9 @@
 //! status or the message Docker put in the stream.
 //!
 //! Design: a method of [`DockerEngine`] used by `pull_image`; the image is inspected after the
-//! stream ends, so a pull that reports success without leaving the image is an error.
+//! stream ends, so a pull that reports success without leaving the image is an error. A
+//! connection lost once Docker accepted the pull is [`PullFailure::Interrupted`] of that image,
+//! not the daemon unreachable.
 
 use super::*;
 use crate::engine::Engine as _;
@@ -42,20 +44,13 @@ impl DockerEngine {
         });
         debug!(image = %image, registry = %registry, authenticated = auth.is_some(), "pulling image");
         let mut stream = self.docker.create_image(Some(options), None, credentials);
+        let mut accepted = false;
         while let Some(item) = stream.next().await {
             let info = match item {
                 Ok(info) => info,
-                Err(BollardError::DockerResponseServerError {
-                    status_code,
-                    message,
-                }) => {
-                    return Err(pull_error(classify_pull(status_code, &message), message));
-                }
-                Err(BollardError::DockerStreamError { error }) => {
-                    return Err(pull_error(classify_pull(0, &error), error));
-                }
-                Err(e) => return Err(self.err(Object::Image(image.to_string()), e)),
+                Err(e) => return Err(stream_error(&self.host, image, accepted, e)),
             };
+            accepted = true;
             if let Some(detail) = info.error_detail {
                 let message = detail.message.unwrap_or_default();
                 return Err(pull_error(classify_pull(0, &message), message));
@@ -78,5 +73,39 @@ impl DockerEngine {
         })?;
         debug!(image = %image, registry = %registry, id = %short_id(&info.id), "image pulled");
         Ok(info)
+    }
+}
+
+/// An error of the pull's stream: Docker's refusal or the error it put in the stream, sorted
+/// ([`classify_pull`]). A transport failure before Docker accepted the request (`accepted`:
+/// a progress line came) is the daemon being unreachable; after it (the connection cut,
+/// dockerd restarted) it is this pull interrupted, naming the image and its registry.
+pub(super) fn stream_error(
+    host: &str,
+    image: &ImageRef,
+    accepted: bool,
+    e: BollardError,
+) -> EngineError {
+    let pull_error = |kind, reason: String| EngineError::Pull {
+        image: image.to_string(),
+        registry: image.registry().to_owned(),
+        kind,
+        reason,
+    };
+    match e {
+        BollardError::DockerResponseServerError {
+            status_code,
+            message,
+        } => pull_error(classify_pull(status_code, &message), message),
+        BollardError::DockerStreamError { error } => pull_error(classify_pull(0, &error), error),
+        e if accepted => pull_error(
+            PullFailure::Interrupted,
+            format!(
+                "the connection to the Docker daemon at {host} broke during the pull: {e}; \
+                 hint: check that dockerd runs (`systemctl status docker`), then deploy again \
+                 (the layers already pulled are kept)"
+            ),
+        ),
+        e => map_error(host, Object::Image(image.to_string()), e),
     }
 }

@@ -529,3 +529,59 @@ fn systempaths_unconfined_is_sent_as_no_masked_and_no_read_only_paths() {
     let host = create_body(&plain, (1, 41)).unwrap().host_config.unwrap();
     assert_eq!((host.masked_paths, host.readonly_paths), (None, None));
 }
+
+/// A connection cut once Docker accepted the pull names the image and registry (exit 1); the
+/// same failure before is the daemon unreachable (exit 69).
+#[test]
+fn a_pull_stream_cut_after_docker_accepted_it_is_a_pull_error() {
+    let host = "unix:///var/run/docker.sock";
+    let image = ImageRef::from("registry.example:5000/shop/web:1");
+    let cut = || BollardError::IOError {
+        err: std::io::Error::new(std::io::ErrorKind::ConnectionReset, "connection reset"),
+    };
+    match pull::stream_error(host, &image, true, cut()) {
+        e @ EngineError::Pull { .. } => {
+            assert_eq!(e.exit_code(), crate::exit::ExitCode::Failed);
+            let EngineError::Pull {
+                image: i,
+                registry,
+                kind,
+                reason,
+            } = e
+            else {
+                unreachable!()
+            };
+            assert_eq!(i, image.to_string());
+            assert_eq!(registry, "registry.example:5000");
+            assert_eq!(kind, PullFailure::Interrupted);
+            assert!(
+                reason.contains(host) && reason.contains("hint:"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected a pull error, got {other:?}"),
+    }
+    assert!(pull::stream_error(host, &image, false, cut()).is_unreachable());
+    // Docker's own refusal and an error in the stream are classified either way.
+    let refused = BollardError::DockerResponseServerError {
+        status_code: 404,
+        message: "manifest for registry.example:5000/shop/web:1 not found: manifest unknown".into(),
+    };
+    assert!(matches!(
+        pull::stream_error(host, &image, false, refused),
+        EngineError::Pull {
+            kind: PullFailure::NotFound,
+            ..
+        }
+    ));
+    let in_stream = BollardError::DockerStreamError {
+        error: "dial tcp: lookup registry.example: no such host".into(),
+    };
+    assert!(matches!(
+        pull::stream_error(host, &image, true, in_stream),
+        EngineError::Pull {
+            kind: PullFailure::Unreachable,
+            ..
+        }
+    ));
+}
