@@ -286,6 +286,24 @@ impl Client {
     }
 }
 
+/// Why a deploy id (`--id`, `deploy_id` on the socket) was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeployIdError {
+    #[error(
+        "the deploy id is empty (hint: is the variable given to --id, e.g. CI_PIPELINE_ID, unset? pass a non-empty id, or leave --id out)"
+    )]
+    Empty,
+}
+
+/// Checks a deploy id: an empty or blank one would match every other empty one, so each
+/// later deploy under it would be answered "already applied" and deploy nothing.
+pub fn check_deploy_id(id: &str) -> Result<(), DeployIdError> {
+    if id.trim().is_empty() {
+        return Err(DeployIdError::Empty);
+    }
+    Ok(())
+}
+
 /// Milliseconds of a duration, saturating.
 pub fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
@@ -314,6 +332,15 @@ mod tests {
         };
         let text = serde_json::to_string(&e).unwrap();
         assert_eq!(serde_json::from_str::<Event>(&text).unwrap(), e);
+    }
+
+    #[test]
+    fn an_empty_or_blank_deploy_id_is_refused() {
+        for id in ["", " ", "\t\n"] {
+            assert_eq!(check_deploy_id(id), Err(DeployIdError::Empty), "{id:?}");
+        }
+        assert!(DeployIdError::Empty.to_string().contains("CI_PIPELINE_ID"));
+        assert_eq!(check_deploy_id("4242"), Ok(()));
     }
 
     #[test]

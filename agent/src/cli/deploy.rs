@@ -24,7 +24,8 @@ pub struct DeployArgs {
     #[arg(long, value_enum, default_value_t)]
     pub output: OutputFormat,
     /// A deploy id (CI pipeline or job id): applying the same id again reports its result.
-    #[arg(long = "id", value_name = "ID")]
+    /// An empty or blank one is refused (exit 64).
+    #[arg(long = "id", value_name = "ID", value_parser = parse_deploy_id)]
     pub deploy_id: Option<String>,
     /// Wait this long for another deploy of the stack to finish (e.g. 10m) instead of exit 75.
     #[arg(long, value_name = "DURATION", value_parser = gantry_common::duration::parse_arg)]
@@ -35,6 +36,12 @@ pub struct DeployArgs {
     /// How long one container may take to become healthy.
     #[arg(long, value_name = "DURATION", value_parser = gantry_common::duration::parse_arg, default_value = "2m")]
     pub ready_timeout: Duration,
+}
+
+/// `--id`: refused when empty or blank ([`api::check_deploy_id`]).
+fn parse_deploy_id(id: &str) -> Result<String, api::DeployIdError> {
+    api::check_deploy_id(id)?;
+    Ok(id.to_owned())
 }
 
 /// Prints progress lines, `[stack] service: message`, within the output budget.
@@ -177,4 +184,27 @@ pub async fn run(global: &GlobalArgs, args: DeployArgs) -> ExitCode {
 /// Prints the end of a deploy or rollback.
 pub fn print_report(report: &DeployReport, output: OutputFormat) {
     print!("{}", render_report(report, output));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Command, parse_from};
+    use crate::ExitCode;
+
+    /// `--id "$CI_PIPELINE_ID"` with the variable unset: refused as a usage error (64), not
+    /// recorded as an id every later empty one would match.
+    #[test]
+    fn an_empty_or_blank_id_is_a_usage_error() {
+        for id in ["", "   "] {
+            let parsed = parse_from(["gantry", "deploy", "shop", "--id", id]);
+            assert_eq!(parsed.err(), Some(ExitCode::Usage), "--id {id:?}");
+        }
+        let Ok(cli) = parse_from(["gantry", "deploy", "shop", "--id", "4242"]) else {
+            panic!("--id 4242 refused");
+        };
+        let Command::Deploy(args) = cli.command else {
+            panic!("not a deploy");
+        };
+        assert_eq!(args.deploy_id.as_deref(), Some("4242"));
+    }
 }

@@ -126,6 +126,15 @@ pub enum Command {
 /// Parses the command line with Gantry's exit codes: usage errors exit 64, not clap's 2.
 /// The daemon logs at `info` unless told otherwise; commands default to warnings only.
 pub fn parse() -> Result<Cli, ExitCode> {
+    parse_from(std::env::args_os())
+}
+
+/// [`parse`] over the given arguments (the program's name first).
+pub fn parse_from<I, T>(args: I) -> Result<Cli, ExitCode>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
     use clap::{CommandFactory, FromArgMatches};
     let fail = |e: clap::Error| {
         let _ = e.print();
@@ -135,7 +144,7 @@ pub fn parse() -> Result<Cli, ExitCode> {
             ExitCode::Ok // --help, --version
         }
     };
-    let matches = Cli::command().try_get_matches().map_err(fail)?;
+    let matches = Cli::command().try_get_matches_from(args).map_err(fail)?;
     let mut cli = Cli::from_arg_matches(&matches).map_err(fail)?;
     let defaulted =
         matches.value_source("log_level") == Some(clap::parser::ValueSource::DefaultValue);

@@ -227,6 +227,13 @@ async fn handle(conn: UnixStream, shared: Arc<Shared>, slot: OwnedSemaphorePermi
             ready_timeout_ms,
             output,
         } => {
+            // An empty id would match every later empty one: "already applied", nothing deployed.
+            if let Some(Err(e)) = deploy_id.as_deref().map(api::check_deploy_id) {
+                let message = format!("bad request: deploy_id: {e}");
+                let exit_code = ExitCode::Usage.code();
+                let _ = send(&mut write, &Event::Error { message, exit_code }).await;
+                return;
+            }
             let mut req = DeployRequest::new(&stack, load.into_options());
             req.variables = variables;
             req.deploy_id = deploy_id;

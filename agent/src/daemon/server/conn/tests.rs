@@ -191,3 +191,35 @@ async fn a_half_closed_client_is_still_there_a_closed_one_is_gone() {
         .await
         .expect("a closed client is gone");
 }
+
+/// A deploy request whose `deploy_id` is empty or blank (a client other than the CLI, or an
+/// older one) is refused as a bad request: nothing is submitted, so no release records an id
+/// that every later empty one would match as "already applied".
+#[tokio::test]
+async fn a_deploy_with_an_empty_id_is_refused_and_not_submitted() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("compose.yaml");
+    std::fs::write(&file, "services:\n  web:\n    image: app:1\n").unwrap();
+    let engine = Arc::new(FakeEngine::new());
+    engine.publish("app:1", &"1".repeat(64));
+    let shared = shared(dir.path(), engine.clone());
+    let socket = shared.config.socket.clone();
+    let listener = UnixListener::bind(&socket).unwrap();
+    let accept = tokio::spawn(accept_loop(listener, shared.clone()));
+    for id in ["", "  "] {
+        let mut request = deploy_request(&file, Duration::ZERO);
+        if let Request::Deploy { deploy_id, .. } = &mut request {
+            *deploy_id = Some(id.into());
+        }
+        let events = api::Client::call(&socket, &request).await.unwrap();
+        let [Event::Error { message, exit_code }] = events.as_slice() else {
+            panic!("deploy_id {id:?}: {events:?}");
+        };
+        assert_eq!(*exit_code, ExitCode::Usage.code(), "{message}");
+        assert!(message.contains("deploy id is empty"), "{message}");
+        assert!(!shared.jobs.busy("app"));
+    }
+    let releases = shared.ledger.stack("app").unwrap().releases().unwrap();
+    assert!(releases.is_empty(), "{releases:?}");
+    accept.abort();
+}
