@@ -53,7 +53,7 @@ pub fn run(_global: &GlobalArgs, args: ConfigArgs) -> ExitCode {
         project_dir: args.project_directory,
         env_files: args.env_files,
         profiles: args.profiles,
-        environment: std::env::vars().collect(),
+        environment: super::settings::environment(),
     };
     let project = match compose::load(&opts) {
         Ok(p) => p,

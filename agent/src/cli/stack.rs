@@ -67,7 +67,7 @@ impl StackArgs {
         } else {
             self.files.clone()
         };
-        let mut environment: BTreeMap<String, String> = std::env::vars().collect();
+        let mut environment: BTreeMap<String, String> = super::settings::environment();
         environment.extend(self.variables());
         LoadOptions {
             files,

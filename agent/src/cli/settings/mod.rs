@@ -173,7 +173,7 @@ impl Settings {
         let mut config =
             self.daemon_section(&global.state_dir, &global.socket, metrics_override)?;
         config.registries = self.registries()?;
-        config.environment = std::env::vars().collect();
+        config.environment = environment();
         Ok(config)
     }
 
@@ -268,6 +268,35 @@ impl Settings {
             environment: BTreeMap::new(),
         })
     }
+}
+
+/// The process environment, for interpolation and the daemon: the variables whose name and
+/// value are UTF-8 ([`std::env::vars`] panics on any other).
+pub fn environment() -> BTreeMap<String, String> {
+    utf8_variables(std::env::vars_os())
+}
+
+/// The UTF-8 variables of `vars`; another (a locale-encoded value, a stray byte) cannot be
+/// interpolated, so it is left out and logged at debug, by name only: its value may be a
+/// secret.
+fn utf8_variables(
+    vars: impl IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) -> BTreeMap<String, String> {
+    vars.into_iter()
+        .filter_map(
+            |(name, value)| match (name.into_string(), value.into_string()) {
+                (Ok(name), Ok(value)) => Some((name, value)),
+                (name, _) => {
+                    let name = match &name {
+                        Ok(n) => n.clone(),
+                        Err(n) => n.to_string_lossy().into_owned(),
+                    };
+                    tracing::debug!(variable = %name, "environment variable left out: not UTF-8");
+                    None
+                }
+            },
+        )
+        .collect()
 }
 
 /// `base` with what `raw` sets over it.

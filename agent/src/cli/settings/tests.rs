@@ -152,3 +152,28 @@ mod edited {
         }
     }
 }
+
+/// A variable whose name or value is not UTF-8 (a Latin-1 value left by a login script) is
+/// left out of the environment instead of panicking (exit 101); the others are all there.
+#[test]
+fn variables_that_are_not_utf8_are_left_out() {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt as _;
+    let vars = vec![
+        (OsString::from("IMAGE_TAG"), OsString::from("3f2a1c")),
+        (
+            OsString::from("LATIN1"),
+            OsString::from_vec(b"caf\xe9".to_vec()),
+        ),
+        (OsString::from_vec(b"N\xffME".to_vec()), OsString::from("x")),
+        (OsString::from("EMPTY"), OsString::new()),
+    ];
+    let env = utf8_variables(vars);
+    assert_eq!(
+        env,
+        BTreeMap::from([
+            ("EMPTY".to_string(), String::new()),
+            ("IMAGE_TAG".to_string(), "3f2a1c".to_string()),
+        ])
+    );
+}
