@@ -444,15 +444,7 @@ impl super::Engine for DockerEngine {
             .docker
             .create_container(Some(options), body)
             .await
-            .map_err(
-                |e| match self.err(Object::Container(spec.name.clone()), e) {
-                    // The daemon answers 404 for a missing image, not a missing container.
-                    EngineError::NotFound { .. } => EngineError::NotFound {
-                        object: Object::Image(spec.image.to_string()),
-                    },
-                    other => other,
-                },
-            )?;
+            .map_err(|e| create_error(&self.host, &spec.name, &spec.image.to_string(), e))?;
         for warning in &created.warnings {
             warn!(stack, service, container = %spec.name, warning = %warning, "docker warned on create");
         }

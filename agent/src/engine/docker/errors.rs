@@ -39,6 +39,58 @@ pub(super) fn map_error(host: &str, object: Object, e: BollardError) -> EngineEr
     }
 }
 
+/// A failed container create (of container `name` from `image`). Docker answers 404 for a
+/// missing image and for a missing object the spec names (a `volumes_from` container on newer
+/// daemons, a network): the message says which; one it does not name stays Docker's words.
+pub(super) fn create_error(host: &str, name: &str, image: &str, e: BollardError) -> EngineError {
+    match e {
+        BollardError::DockerResponseServerError {
+            status_code: 404,
+            message,
+        } => match missing_object(&message, image) {
+            Some(object) => EngineError::NotFound { object },
+            None => EngineError::Api {
+                object: Object::Container(name.to_owned()),
+                status: 404,
+                message,
+            },
+        },
+        other => map_error(host, Object::Container(name.to_owned()), other),
+    }
+}
+
+/// The object a 404's message names: `No such image: I` (the spec's `image`), `No such
+/// container: C`, `network N not found`, `No such volume: V` / `volume V not found`.
+fn missing_object(message: &str, image: &str) -> Option<Object> {
+    let m = message.trim();
+    let lower = m.to_ascii_lowercase();
+    let after = |prefix: &str| {
+        let at = lower.find(prefix)? + prefix.len();
+        let word = m[at..].split_whitespace().next()?;
+        Some(
+            word.trim_matches(|c| matches!(c, '"' | '\'' | ',' | ':'))
+                .to_owned(),
+        )
+    };
+    let between = |before: &str, after: &str| {
+        let at = lower.find(before)? + before.len();
+        let end = lower[at..].find(after)? + at;
+        let word = m[at..end].trim().trim_matches(|c| matches!(c, '"' | '\''));
+        (!word.is_empty() && !word.contains(' ')).then(|| word.to_owned())
+    };
+    if lower.contains("no such image") {
+        Some(Object::Image(image.to_owned()))
+    } else if let Some(c) = after("no such container:") {
+        Some(Object::Container(c))
+    } else if let Some(n) = between("network ", " not found") {
+        Some(Object::Network(n))
+    } else {
+        after("no such volume:")
+            .or_else(|| between("volume ", " not found"))
+            .map(Object::Volume)
+    }
+}
+
 /// A transport failure: say where we tried, why it failed, and what to check.
 pub(super) fn unreachable_error(host: &str, e: &BollardError) -> EngineError {
     let first: &(dyn std::error::Error + 'static) = e;

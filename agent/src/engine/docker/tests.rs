@@ -585,3 +585,58 @@ fn a_pull_stream_cut_after_docker_accepted_it_is_a_pull_error() {
         }
     ));
 }
+
+/// Docker answers 404 at create for a missing image and for a missing object the spec names:
+/// the error names what is missing.
+#[test]
+fn a_404_at_create_names_what_is_missing() {
+    let host = "unix:///var/run/docker.sock";
+    let create = |message: &str| {
+        let e = BollardError::DockerResponseServerError {
+            status_code: 404,
+            message: message.to_owned(),
+        };
+        create_error(host, "shop-web-1", "shop/web:1", e)
+    };
+    let missing = |message: &str| match create(message) {
+        EngineError::NotFound { object } => object,
+        other => panic!("{message}: expected not found, got {other:?}"),
+    };
+    assert_eq!(
+        missing("No such image: shop/web:1"),
+        Object::Image("shop/web:1".into())
+    );
+    assert_eq!(
+        missing("No such container: shop-data-1"),
+        Object::Container("shop-data-1".into())
+    );
+    assert_eq!(
+        missing("network shop_back not found"),
+        Object::Network("shop_back".into())
+    );
+    assert_eq!(
+        missing("No such volume: shop_cache"),
+        Object::Volume("shop_cache".into())
+    );
+    // A 404 whose message names nothing known keeps Docker's words, on the container.
+    match create("page not found") {
+        EngineError::Api {
+            object,
+            status: 404,
+            message,
+        } => {
+            assert_eq!(object, Object::Container("shop-web-1".into()));
+            assert_eq!(message, "page not found");
+        }
+        other => panic!("expected Docker's words, got {other:?}"),
+    }
+    // Other refusals are as for any call.
+    let taken = BollardError::DockerResponseServerError {
+        status_code: 409,
+        message: "name in use".into(),
+    };
+    assert!(matches!(
+        create_error(host, "shop-web-1", "shop/web:1", taken),
+        EngineError::Conflict { object: Object::Container(n), .. } if n == "shop-web-1"
+    ));
+}
