@@ -11,7 +11,8 @@
 //! it was about. Stopping with a signal other than the container's own uses `stop?signal=` on API
 //! 1.42+; on older daemons it sends the signal with `kill`, waits, then SIGKILLs — with the
 //! restart policy switched to `no` meanwhile, since dockerd restarts a killed (unlike a stopped)
-//! container, and restored afterwards.
+//! container, and restored afterwards (in a task of its own, so a caller dropped on a timeout
+//! does not skip the restore; the wait after SIGKILL is bounded).
 //!
 //! Files: this one connects and implements the trait; [`request`] builds Docker's request
 //! bodies from our specs, [`convert`] reads Docker's answers into our types, [`errors`] maps
