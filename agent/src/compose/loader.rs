@@ -28,8 +28,10 @@ use super::xgantry::StackDefaults;
 use super::yaml;
 
 mod complete;
+mod origins;
 
 use complete::{build_service, check_dependencies, resolve_resources};
+use origins::Origins;
 
 /// Default file names, in the order compose looks for them.
 pub const DEFAULT_FILES: &[&str] = &[
@@ -231,11 +233,12 @@ pub(crate) fn load(opts: &LoadOptions) -> Result<Project, ComposeError> {
 
     let mut warnings: Vec<String> = discovery_warnings;
     let mut stack = Vec::new();
+    let mut origins = Origins::default();
     let (mut merged, name_in_files, empty) = load_files(
         &files,
         (&project_dir, None),
         &env,
-        &mut warnings,
+        (&mut warnings, &mut origins),
         &mut stack,
     )?;
     if empty {
@@ -307,14 +310,17 @@ pub(crate) fn load(opts: &LoadOptions) -> Result<Project, ComposeError> {
         Some(Json::Object(m)) => m,
         _ => Map::new(),
     };
-    let defaults =
-        StackDefaults::parse(merged.get("x-gantry")).map_err(|e| e.in_stack(&first_file))?;
+    // An x-gantry error names the file that wrote the key.
+    let defaults = StackDefaults::parse(merged.get("x-gantry")).map_err(|e| {
+        let file = origins.stack_file(&e.key).unwrap_or(&first_file).to_owned();
+        e.in_stack(&file)
+    })?;
     let mut services = BTreeMap::new();
     let mut disabled = BTreeMap::new();
     for (sname, mut sj) in services_json {
         merge::enforce_unicity(&mut sj);
         defaults.apply(&mut sj);
-        let svc = build_service(&sname, sj, &env, &first_file)?;
+        let svc = build_service(&sname, sj, &env, (&first_file, &origins))?;
         let active = svc.profiles.is_empty()
             || profiles.contains("*")
             || svc.profiles.iter().any(|p| profiles.contains(p));
@@ -368,13 +374,14 @@ pub fn normalize_project_name(s: &str) -> String {
 }
 
 /// Loads and merges `files` (relative paths against `base_dir`, as written when interpolation
-/// made it), `include`s and `extends` applied. Returns the merged canonical document, the last
-/// `name:` seen, and whether every file was empty (no top-level key).
+/// made it), `include`s and `extends` applied; records in `origins` which file wrote which
+/// `x-gantry`. Returns the merged canonical document, the last `name:` seen, and whether every
+/// file was empty (no top-level key).
 fn load_files(
     files: &[PathBuf],
     base_dir: (&Path, Option<&str>),
     env: &Env,
-    warnings: &mut Vec<String>,
+    (warnings, origins): (&mut Vec<String>, &mut Origins),
     stack: &mut Vec<PathBuf>,
 ) -> Result<(Json, Option<String>, bool), ComposeError> {
     let mut merged = json!({});
@@ -435,6 +442,7 @@ fn load_files(
             import(&shown(file, env), &mut d, imported)?;
         }
         stack.pop();
+        origins.record(&shown(file, env), &d);
         merged = merge::merge_documents(merged, Json::Object(d), &tags);
         if let Some(services) = merged.get("services").and_then(Json::as_object) {
             check_null_services(&shown(file, env), services)?;
@@ -502,7 +510,9 @@ fn load_include(
         names: Rc::clone(&env.names),
     };
     let base = (dir.as_path(), dir_written.as_deref());
-    let (doc, _, _) = load_files(&inc.paths, base, &sub, warnings, stack)?;
+    // The included services' x-gantry is traced to the file that includes them.
+    let mut origins = Origins::default();
+    let (doc, _, _) = load_files(&inc.paths, base, &sub, (warnings, &mut origins), stack)?;
     Ok(doc)
 }
 

@@ -18,17 +18,20 @@ use std::path::Path;
 use serde_json::{Map, Value as Json, json};
 
 use super::Env;
+use super::origins::Origins;
 use crate::compose::dotenv;
 use crate::compose::error::ComposeError;
 use crate::compose::model::{EnvFile, MountKind, Project, Service};
 use crate::compose::written::{NameKind, WrittenNames};
 
 /// Completes one merged canonical service and turns it into the model type.
+/// Errors name `first_file`, but an `x-gantry` error names the file that wrote the key
+/// (`origins`).
 pub(super) fn build_service(
     name: &str,
     mut sj: Json,
     env: &Env,
-    first_file: &Path,
+    (first_file, origins): (&Path, &Origins),
 ) -> Result<Service, ComposeError> {
     let Some(obj) = sj.as_object_mut() else {
         return Err(ComposeError::project(format!(
@@ -118,8 +121,10 @@ pub(super) fn build_service(
     svc.name = name.to_string();
     svc.env_file = env_files;
     svc.env_from_files = env_from_files;
-    svc.gantry = crate::compose::xgantry::XGantry::parse(x_gantry.as_ref())
-        .map_err(|e| e.in_service(first_file, name))?;
+    svc.gantry = crate::compose::xgantry::XGantry::parse(x_gantry.as_ref()).map_err(|e| {
+        let file = origins.service_file(name, &e.key).unwrap_or(first_file);
+        e.in_service(file, name)
+    })?;
     svc.x_gantry = x_gantry;
     svc.extensions = extensions;
     Ok(svc)

@@ -620,3 +620,56 @@ fn an_override_file_replaces_x_gantry_lists() {
         json!([25, 100])
     );
 }
+
+/// An error about an `x-gantry` key names the file that wrote the key, not the first file:
+/// the one with the deepest part of the key's path, the later one when two write as deep.
+#[test]
+fn an_x_gantry_error_names_the_file_that_set_the_key() {
+    let base = "x-gantry: {min_ready: 1s}\nservices:\n  web:\n    image: x\n    x-gantry:\n      \
+                health: {tcp: 80, interval: 1s}\n";
+    for (over, base_text, file, key) in [
+        // An unknown key only in the override.
+        (
+            "services:\n  web:\n    x-gantry: {helth: {tcp: 80}}\n",
+            base,
+            "override.yaml",
+            "services.web.x-gantry.helth",
+        ),
+        (
+            "services:\n  web:\n    x-gantry: {health: {timeout: soon}}\n",
+            base,
+            "override.yaml",
+            "services.web.x-gantry.health.timeout",
+        ),
+        // A bad key in the first file, another key in the override: the first file.
+        (
+            "services:\n  web:\n    x-gantry: {health: {timeout: 3s}}\n",
+            "services:\n  web:\n    image: x\n    x-gantry: {health: {tcp: 80, interval: often}}\n",
+            "compose.yaml",
+            "services.web.x-gantry.health.interval",
+        ),
+        // The stack's own x-gantry.
+        (
+            "x-gantry: {min_redy: 1s}\nservices:\n  web:\n    image: y\n",
+            base,
+            "override.yaml",
+            "x-gantry.min_redy",
+        ),
+        (
+            "x-gantry: {}\nservices:\n  web:\n    image: y\n",
+            "x-gantry: {min_ready: soon}\nservices:\n  web:\n    image: x\n",
+            "compose.yaml",
+            "x-gantry.min_ready",
+        ),
+    ] {
+        let e = load_files(&[("compose.yaml", base_text), ("override.yaml", over)]).unwrap_err();
+        let ComposeError::Invalid { file: f, path, .. } = &e else {
+            panic!("{over}: {e}");
+        };
+        assert_eq!(
+            (f.file_name().and_then(|n| n.to_str()), path.as_str()),
+            (Some(file), key),
+            "{over}: {e}"
+        );
+    }
+}
