@@ -13,6 +13,10 @@
 //! anything is undone), and only then removes it. Each command carries an id (`promote <id>`),
 //! recorded with the step it led to, so a command file a daemon stopped before removing is not
 //! acted on twice. A daemon that stops at any point leaves either the command or its record.
+//! The command is dropped by renaming it aside first (`canary-command.claimed`), then removing
+//! it if it is the one acted on: a newer command written meanwhile is never removed with it. A
+//! claim left by a daemon that stopped is put back at the next read (the record then knows it
+//! as acted on, if it was).
 //!
 //! Limits: one command waits at a time; a newer one replaces it. One canary per stack. A file
 //! without an id (written by an older version) is acted on, but cannot be recognised as done.
@@ -226,39 +230,84 @@ impl StackLedger {
 
     /// The canary command waiting, if any, left in place: the rollout records what it does
     /// about it, then drops it ([`StackLedger::drop_canary_command`]). An unreadable command
-    /// is removed (and logged).
+    /// is removed (and logged). A command a drop had claimed when its process stopped is put
+    /// back first (unless a newer one waits).
     pub fn canary_command(&self) -> Option<CanaryRequest> {
+        let claim = self.dir.join(CLAIM_FILE);
+        if claim.exists() {
+            self.put_back(&claim);
+        }
         let path = self.dir.join(COMMAND_FILE);
         let text = fs::read_to_string(&path).ok()?;
         let request = CanaryRequest::parse(&text);
         if request.is_none() {
             tracing::warn!(path = %path.display(), text = %text.trim(), "unreadable canary command ignored");
-            let _ = fs::remove_file(&path);
+            self.take_command_if(|r| r.is_none(), || {});
         }
         request
     }
 
     /// Removes the command file if it still holds `request` (a newer command written since it
-    /// was read stays).
+    /// was read stays, however close the two are).
     pub fn drop_canary_command(&self, request: &CanaryRequest) {
+        self.take_command_if(|r| r == Some(request), || {});
+    }
+
+    /// Removes the command waiting if `drop` says so of what it holds, without ever removing
+    /// one written meanwhile: the file is first renamed aside (atomically: a command written
+    /// after that lands beside it and stays), then read, then removed or put back (unless a
+    /// newer one waits: one command waits at a time). `claimed` runs once it is aside.
+    fn take_command_if(
+        &self,
+        drop: impl FnOnce(Option<&CanaryRequest>) -> bool,
+        claimed: impl FnOnce(),
+    ) {
         let path = self.dir.join(COMMAND_FILE);
-        let same = fs::read_to_string(&path)
-            .ok()
-            .and_then(|t| CanaryRequest::parse(&t))
-            .is_some_and(|r| r == *request);
-        if same {
-            let _ = fs::remove_file(&path);
+        let claim = self.dir.join(CLAIM_FILE);
+        if fs::rename(&path, &claim).is_err() {
+            return; // none waiting
         }
+        claimed();
+        let held = fs::read_to_string(&claim)
+            .ok()
+            .and_then(|t| CanaryRequest::parse(&t));
+        if drop(held.as_ref()) {
+            let _ = fs::remove_file(&claim);
+        } else {
+            self.put_back(&claim);
+        }
+    }
+
+    /// Puts a claimed command back where commands wait, unless a newer one waits there (a
+    /// hard link does not replace a file, as a rename would); then forgets the claim.
+    fn put_back(&self, claim: &std::path::Path) {
+        let path = self.dir.join(COMMAND_FILE);
+        match fs::hard_link(claim, &path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            // A file system without hard links: a rename, if nothing newer waits.
+            Err(_) => {
+                if !path.exists() {
+                    let _ = fs::rename(claim, &path);
+                    return;
+                }
+            }
+        }
+        let _ = fs::remove_file(claim);
     }
 
     /// Removes any command waiting (a stale one, before a new canary starts).
     pub fn discard_canary_command(&self) {
         let _ = fs::remove_file(self.dir.join(COMMAND_FILE));
+        let _ = fs::remove_file(self.dir.join(CLAIM_FILE));
     }
 }
 
 /// The file an operator's command waits in.
 const COMMAND_FILE: &str = "canary-command";
+
+/// Where a command being dropped is held meanwhile ([`StackLedger::drop_canary_command`]).
+const CLAIM_FILE: &str = "canary-command.claimed";
 
 /// Leaves `command` for the canary in progress on `stack`; the text to print. Errors carry the
 /// exit code (no deploy in progress: 65).
@@ -361,6 +410,48 @@ mod tests {
         assert_ne!(second.id, first.id);
         assert!(!state.acted_on(&second));
         stack.drop_canary_command(&second);
+        assert_eq!(stack.canary_command(), None);
+    }
+
+    /// A command written between the drop's look at the file and its removal stays.
+    #[test]
+    fn a_command_written_while_the_one_acted_on_is_dropped_stays() {
+        let (_dir, stack) = stack();
+        stack.request_canary(CanaryCommand::Promote).unwrap();
+        let first = stack.canary_command().unwrap();
+        let mut newer = None;
+        stack.take_command_if(
+            |r| r == Some(&first),
+            || {
+                std::thread::sleep(Duration::from_millis(2));
+                stack.request_canary(CanaryCommand::Abort).unwrap();
+                newer = stack.canary_command();
+            },
+        );
+        let newer = newer.expect("the newer command was readable at once");
+        assert_eq!(newer.command, CanaryCommand::Abort);
+        assert_eq!(stack.canary_command(), Some(newer.clone()));
+        assert!(!stack.dir.join(CLAIM_FILE).exists());
+
+        // One written between the read and the drop is put back, as it was.
+        stack.request_canary(CanaryCommand::Promote).unwrap();
+        let latest = stack.canary_command().unwrap();
+        stack.drop_canary_command(&newer);
+        assert_eq!(stack.canary_command(), Some(latest.clone()));
+
+        // A claim left by a daemon that stopped mid-drop is put back at the next read...
+        fs::rename(stack.dir.join(COMMAND_FILE), stack.dir.join(CLAIM_FILE)).unwrap();
+        assert_eq!(stack.canary_command(), Some(latest.clone()));
+        assert!(!stack.dir.join(CLAIM_FILE).exists());
+        // ...unless a newer command waits: one command waits at a time.
+        fs::rename(stack.dir.join(COMMAND_FILE), stack.dir.join(CLAIM_FILE)).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+        stack.request_canary(CanaryCommand::Abort).unwrap();
+        let last = stack.canary_command().unwrap();
+        assert_ne!(last, latest);
+        assert_eq!(last.command, CanaryCommand::Abort);
+        assert!(!stack.dir.join(CLAIM_FILE).exists());
+        stack.drop_canary_command(&last);
         assert_eq!(stack.canary_command(), None);
     }
 

@@ -9,6 +9,7 @@
 //! stacks/<stack>/jobs/<seq>-<service>.log   a one-shot job's output, kept with its release
 //! stacks/<stack>/canary.json       the canary in progress: the step it reached (canary.rs)
 //! stacks/<stack>/canary-command    `gantry promote|abort` waiting for that canary
+//! stacks/<stack>/canary-command.claimed   that command while the rollout drops it
 //! ```
 //!
 //! A stack's directories are created when its lock is first taken, never by a read.
