@@ -1,8 +1,9 @@
 //! AWS Secrets Manager source.
 //!
 //! Design:
-//! - One [`SmClient`] per process, built by [`client`] through `gantry_common::aws` from
-//!   aws-config's standard chain:
+//! - One [`SmClient`] per process, built by [`client`] through
+//!   [`proxy::aws_sdk_config`](super::proxy::aws_sdk_config) from aws-config's standard chain
+//!   (over an HTTP client that sends only `https://` requests to other hosts through a proxy):
 //!   credentials from the environment, ECS/App Runner container credentials
 //!   (`AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`/`FULL_URI`), profile files, or IMDSv2 on EC2;
 //!   region from `AWS_REGION`/`AWS_DEFAULT_REGION`/profile; endpoint from `AWS_ENDPOINT_URL`
@@ -44,7 +45,7 @@ pub type SmClient = aws_sdk_secretsmanager::Client;
 
 /// Builds the client from the standard AWS configuration chain plus the `aws:` overrides.
 pub async fn client(cfg: &AwsConfig) -> SmClient {
-    let sdk = aws::sdk_config(
+    let sdk = super::proxy::aws_sdk_config(
         cfg.region.as_deref(),
         cfg.endpoint_url.as_ref().map(|u| u.as_str()),
     )

@@ -44,6 +44,7 @@ use gantry_common::Secret;
 
 pub mod aws_secrets_manager;
 pub mod config;
+pub mod proxy;
 pub mod vault;
 
 pub use config::{

@@ -9,6 +9,11 @@
 //! Redirects are followed only within the same origin (scheme, host, port): the token never
 //! follows a redirect to another host.
 //!
+//! A proxy (`HTTPS_PROXY`, `ALL_PROXY`) is used only for an `https://` address that is neither
+//! loopback nor link-local ([`crate::source::proxy`]): a plain `http://` Vault (loopback, or
+//! another host with `allow_http`) is always asked directly, so the token, the AppRole secret
+//! id and the secrets never reach a proxy in clear.
+//!
 //! A response body is read up to [`MAX_BODY`] (4 MiB, far above any secret or token answer):
 //! a larger one is an error, not an allocation the server chooses.
 //!
@@ -135,6 +140,18 @@ impl std::fmt::Debug for VaultHttp {
 
 impl VaultHttp {
     pub fn new(cfg: &VaultConfig) -> Result<Self, String> {
+        Self::with_proxy(cfg, None)
+    }
+
+    /// [`new`](Self::new), with `proxy` added to the system's (`HTTP_PROXY`, `HTTPS_PROXY`,
+    /// `ALL_PROXY`, which it replaces, as a proxy set in the environment would): tests give one
+    /// instead of changing the process environment. Either is used only when the address
+    /// [`may_use_proxy`](crate::source::proxy::may_use_proxy) (`https://`, not loopback nor
+    /// link-local): a plain or local address is always asked directly.
+    pub(crate) fn with_proxy(
+        cfg: &VaultConfig,
+        proxy: Option<reqwest::Proxy>,
+    ) -> Result<Self, String> {
         if cfg.plain_http_off_host {
             tracing::warn!(
                 vault = %display_addr(&cfg.addr),
@@ -146,6 +163,14 @@ impl VaultHttp {
             .timeout(cfg.timeout)
             .connect_timeout(cfg.timeout.min(Duration::from_secs(5)))
             .user_agent(concat!("gantry-secrets/", env!("CARGO_PKG_VERSION")));
+        if let Some(p) = proxy {
+            b = b.proxy(p);
+        }
+        // A proxy would read the token (and the AppRole secret id, and the secrets) of a plain
+        // http:// request, and cannot reach our loopback: no proxy then, the system's included.
+        if !crate::source::proxy::may_use_proxy(&cfg.addr) {
+            b = b.no_proxy();
+        }
         if let Some(ca) = &cfg.ca_cert {
             let pem =
                 std::fs::read(ca).map_err(|e| format!("cannot read {}: {e}", ca.display()))?;

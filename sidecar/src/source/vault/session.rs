@@ -590,7 +590,7 @@ impl VaultSession {
                     VaultAuth::AwsIam { region, .. } => Some(region.as_str()),
                     _ => None,
                 };
-                gantry_common::aws::sdk_config(region, None).await
+                crate::source::proxy::aws_sdk_config(region, None).await
             })
             .await;
         let provider = cfg.credentials_provider().ok_or_else(|| {

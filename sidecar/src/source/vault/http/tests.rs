@@ -196,3 +196,86 @@ async fn user_info_in_a_vault_address_built_in_code_is_never_shown() {
         );
     }
 }
+
+fn client_via(addr: &str, proxy_port: u16) -> VaultHttp {
+    let proxy = reqwest::Proxy::all(format!("http://127.0.0.1:{proxy_port}")).unwrap();
+    VaultHttp::with_proxy(
+        &VaultConfig {
+            addr: Url::parse(addr).unwrap(),
+            auth: VaultAuth::Token {
+                token: None,
+                token_file: None,
+            },
+            namespace: None,
+            ca_cert: None,
+            timeout: Duration::from_secs(5),
+            plain_http_off_host: false,
+        },
+        Some(proxy),
+    )
+    .unwrap()
+}
+
+const BAD_GATEWAY: &str =
+    "HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+
+/// Review item: the client kept the system's proxies (`HTTP_PROXY`, `ALL_PROXY`) for a Vault on
+/// loopback over plain http://, which the configuration allows because the traffic stays on
+/// the host: the token (and the AppRole secret id, and the secrets) went in clear to the proxy.
+/// A proxy given to the client (as the environment would) now gets nothing from a plain or
+/// loopback address; Vault gets the request.
+#[tokio::test]
+async fn a_plain_or_loopback_vault_is_never_asked_through_a_proxy() {
+    let (proxy, proxy_seen) = server("127.0.0.1", |_| BAD_GATEWAY.to_owned()).await;
+    let (vault, vault_seen) = server("127.0.0.1", |_| OK.to_owned()).await;
+    let token = Secret::new("s.not-for-the-proxy".to_owned());
+    for addr in [
+        format!("http://127.0.0.1:{vault}"),
+        format!("http://localhost:{vault}"),
+    ] {
+        let v = client_via(&addr, proxy)
+            .call(Method::GET, "kv/data/app", Some(&token), None)
+            .await
+            .unwrap_or_else(|e| panic!("{addr}: {e}"));
+        assert_eq!(v, serde_json::json!({"data": {}}), "{addr}");
+    }
+    // https:// to loopback: the TLS handshake fails against this plain server, but it was
+    // attempted there, not through the proxy.
+    let _ = client_via(&format!("https://127.0.0.1:{vault}"), proxy)
+        .call(Method::GET, "kv/data/app", Some(&token), None)
+        .await
+        .unwrap_err();
+    assert!(
+        proxy_seen.lock().unwrap().is_empty(),
+        "the proxy was asked: {:?}",
+        proxy_seen.lock().unwrap()
+    );
+    let seen = vault_seen.lock().unwrap();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    for head in &seen[..2] {
+        assert!(
+            head.starts_with("get /v1/kv/data/app ")
+                && head.contains("x-vault-token: s.not-for-the-proxy"),
+            "{head}"
+        );
+    }
+}
+
+/// The other side of the rule: an https:// Vault on another host still goes through the proxy
+/// (a tunnel: the proxy sees where to, never the token).
+#[tokio::test]
+async fn an_https_vault_on_another_host_is_asked_through_the_proxy() {
+    let (proxy, proxy_seen) = server("127.0.0.1", |_| BAD_GATEWAY.to_owned()).await;
+    let token = Secret::new("s.not-for-the-proxy".to_owned());
+    let _ = client_via("https://vault.example.com:8200", proxy)
+        .call(Method::GET, "kv/data/app", Some(&token), None)
+        .await
+        .unwrap_err();
+    let seen = proxy_seen.lock().unwrap();
+    assert!(
+        seen.first()
+            .is_some_and(|h| h.starts_with("connect vault.example.com:8200 ")),
+        "{seen:?}"
+    );
+    assert!(!seen.iter().any(|h| h.contains("s.not-for-the-proxy")));
+}
