@@ -565,12 +565,12 @@ fn a_value_that_does_not_convert_is_quoted_as_written_not_as_interpolated() {
         ),
         (
             "x-gantry: {health: {http: '${SECRET}'}}",
-            "services.s.x-gantry.health",
+            "services.s.x-gantry.health.http",
             "http is neither a /path nor an http:// URL",
         ),
         (
             "x-gantry: {health: {http: 'http://h:${SECRET}/'}}",
-            "services.s.x-gantry.health",
+            "services.s.x-gantry.health.http",
             "the URL's port is not a port number",
         ),
         (

@@ -1,7 +1,11 @@
 //! `x-gantry.health`: Gantry's own probe, read into [`Probe`].
 //!
 //! Design: the mapping is walked by hand like the rest of `x-gantry`, each error naming its
-//! key; the helpers that read values are the parent module's.
+//! key; the helpers that read values are the parent module's. Besides each value's own check,
+//! a key the chosen probe kind would ignore (`port`, `status`, `body` or `json` with `tcp`;
+//! `port` with an `http://` URL) is refused, as are an `interval` or `timeout` of 0 and an
+//! `http` target no request can carry as written (whitespace or a control character in it, a
+//! URL's port 0).
 
 use std::time::Duration;
 
@@ -16,7 +20,7 @@ use super::{
 pub(super) fn probe(key: &str, value: &Value) -> Result<Probe, XGantryError> {
     let mut http = None;
     let mut port = None;
-    let mut status = (200, 399);
+    let mut status = None;
     let mut tcp = None;
     let mut body = BodyCheck::default();
     let mut probe = Probe {
@@ -40,7 +44,7 @@ pub(super) fn probe(key: &str, value: &Value) -> Result<Probe, XGantryError> {
             }
             "port" => port = Some(port_number(&path, v)?),
             "tcp" => tcp = Some(port_number(&path, v)?),
-            "status" => status = status_range(&path, v)?,
+            "status" => status = Some(status_range(&path, v)?),
             // 0 passes reads as 1, as it always has.
             "passes" => probe.passes = integer::<u32>(&path, v, |_| true, COUNT)?.max(1),
             "failures" => probe.failures = count(&path, v)?,
@@ -59,8 +63,8 @@ pub(super) fn probe(key: &str, value: &Value) -> Result<Probe, XGantryError> {
             }
             "json" => body.json = Some(json_check(&path, v)?),
             "startup" => probe.startup = Some(startup(&path, v)?),
-            "interval" => probe.interval = duration(&path, v)?,
-            "timeout" => probe.timeout = duration(&path, v)?,
+            "interval" => probe.interval = positive(&path, v)?,
+            "timeout" => probe.timeout = positive(&path, v)?,
             "start_period" => probe.start_period = duration(&path, v)?,
             "deadline" => probe.deadline = Some(duration(&path, v)?),
             _ => {
@@ -74,21 +78,39 @@ pub(super) fn probe(key: &str, value: &Value) -> Result<Probe, XGantryError> {
     }
     probe.target = match (http, tcp) {
         (Some(_), Some(_)) => return Err(XGantryError::new(key, "set http or tcp, not both")),
-        (Some(url), None) => {
-            http_target(url, port, status, body).map_err(|m| XGantryError::new(key, m))?
+        (Some(url), None) => http_target(key, url, port, status.unwrap_or((200, 399)), body)?,
+        (None, Some(tcp)) => {
+            // What only an HTTP probe reads is refused, not ignored.
+            let ignored = [
+                (
+                    "port",
+                    port.is_some(),
+                    "connects to the tcp port: remove it",
+                ),
+                (
+                    "status",
+                    status.is_some(),
+                    "checks an HTTP status: set http, not tcp",
+                ),
+                (
+                    "body",
+                    body.contains.is_some(),
+                    "checks an HTTP body: set http, not tcp",
+                ),
+                (
+                    "json",
+                    body.json.is_some(),
+                    "checks an HTTP body: set http, not tcp",
+                ),
+            ];
+            if let Some((which, _, why)) = ignored.iter().find(|(_, set, _)| *set) {
+                return Err(XGantryError::new(
+                    &format!("{key}.{which}"),
+                    format!("has no effect with tcp (a tcp probe {why})"),
+                ));
+            }
+            Target::Tcp { port: tcp }
         }
-        (None, Some(_)) if body.is_set() => {
-            let which = if body.contains.is_some() {
-                "body"
-            } else {
-                "json"
-            };
-            return Err(XGantryError::new(
-                &format!("{key}.{which}"),
-                "checks an HTTP body: set http, not tcp",
-            ));
-        }
-        (None, Some(port)) => Target::Tcp { port },
         (None, None) => {
             return Err(XGantryError::new(
                 key,
@@ -199,19 +221,54 @@ fn status_range(key: &str, v: &Value) -> Result<(u16, u16), XGantryError> {
     }
 }
 
+/// An interval or timeout: a duration of more than 0.
+fn positive(key: &str, v: &Value) -> Result<Duration, XGantryError> {
+    let d = duration(key, v)?;
+    if d.is_zero() {
+        return Err(XGantryError::new(
+            key,
+            "must be more than 0 (write a duration like 1s or 500ms)",
+        ));
+    }
+    Ok(d)
+}
+
+/// The target of `health` (at `key`) with `http: url`: a URL, whose port `port` must not
+/// repeat, or a /path on the container's `port`. Errors name `http` (or `port`) and never
+/// quote `url`, which a variable may have given.
 fn http_target(
+    key: &str,
     url: &str,
     port: Option<u16>,
     status: (u16, u16),
     body: BodyCheck,
-) -> Result<Target, String> {
+) -> Result<Target, XGantryError> {
+    let http = format!("{key}.http");
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(XGantryError::new(
+            &http,
+            "holds whitespace or a control character, which an HTTP request line cannot carry \
+             (write a space in a path as %20)",
+        ));
+    }
     if let Some(rest) = url.strip_prefix("http://") {
+        if port.is_some() {
+            return Err(XGantryError::new(
+                &format!("{key}.port"),
+                "has no effect with an http:// URL (the probe connects to the URL's port): \
+                 remove it, or write http as a /path",
+            ));
+        }
         let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
         let (host, port) = match authority.rsplit_once(':') {
             Some((h, p)) => (
                 h.to_owned(),
-                p.parse::<u16>()
-                    .map_err(|_| "the URL's port is not a port number".to_owned())?,
+                p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
+                    XGantryError::new(
+                        &http,
+                        "the URL's port is not a port number (write one from 1 to 65535)",
+                    )
+                })?,
             ),
             None => (authority.to_owned(), 80),
         };
@@ -227,8 +284,9 @@ fn http_target(
             body,
         })
     } else if url.starts_with('/') {
-        let port =
-            port.ok_or_else(|| "http with a /path needs `port` (the container port)".to_owned())?;
+        let port = port.ok_or_else(|| {
+            XGantryError::new(key, "http with a /path needs `port` (the container port)")
+        })?;
         Ok(Target::Http {
             host: None,
             port,
@@ -237,10 +295,10 @@ fn http_target(
             body,
         })
     } else {
-        Err(
+        Err(XGantryError::new(
+            &http,
             "http is neither a /path nor an http:// URL: write /path (with port) or \
-             http://host:port/path"
-                .to_owned(),
-        )
+             http://host:port/path",
+        ))
     }
 }

@@ -673,3 +673,94 @@ fn an_x_gantry_error_names_the_file_that_set_the_key() {
         );
     }
 }
+
+/// A probe's `interval` and `timeout` of 0 are refused (a probe that never waits), each
+/// naming its key; other durations may be 0.
+#[test]
+fn a_probe_interval_or_timeout_of_zero_is_refused() {
+    for (key, zero) in [
+        ("interval", json!(0)),
+        ("interval", json!("0s")),
+        ("timeout", json!(0)),
+        ("timeout", json!("0")),
+        ("timeout", json!(0.0)),
+    ] {
+        let e = parse(json!({"health": {"tcp": 80, key: zero.clone()}})).unwrap_err();
+        assert_eq!(e.key, format!("x-gantry.health.{key}"), "{zero}");
+        assert!(e.message.contains("more than 0"), "{zero}: {e}");
+    }
+    let p = parse(
+        json!({"health": {"tcp": 80, "interval": "100ms", "timeout": 0.5,
+        "start_period": 0}}),
+    )
+    .unwrap();
+    assert_eq!(p.health.unwrap().interval, Duration::from_millis(100));
+}
+
+/// A key the chosen probe kind would ignore is refused naming it, not dropped.
+#[test]
+fn a_probe_key_without_effect_for_its_kind_is_refused() {
+    for (health, key, says) in [
+        (json!({"tcp": 80, "port": 8080}), "port", "tcp"),
+        (json!({"tcp": 80, "status": "200-299"}), "status", "tcp"),
+        (json!({"tcp": 80, "body": "ok"}), "body", "tcp"),
+        (
+            json!({"tcp": 80, "json": {"pointer": "/a", "equals": 1}}),
+            "json",
+            "tcp",
+        ),
+        (
+            json!({"http": "http://127.0.0.1:8080/", "port": 8080}),
+            "port",
+            "URL",
+        ),
+        (json!({"http": "http://db/", "port": 80}), "port", "URL"),
+    ] {
+        let e = parse(json!({ "health": health.clone() })).unwrap_err();
+        assert_eq!(e.key, format!("x-gantry.health.{key}"), "{health}");
+        assert!(e.message.contains(says), "{health}: {e}");
+    }
+    // Those keys where they do something.
+    for health in [
+        json!({"http": "/", "port": 8080, "status": 200, "body": "ok"}),
+        json!({"http": "http://db:8080/", "status": "200-204"}),
+    ] {
+        assert!(
+            parse(json!({ "health": health.clone() })).is_ok(),
+            "{health}"
+        );
+    }
+}
+
+/// An `http` target that cannot be sent as written is refused naming `http`, never quoting it:
+/// whitespace or a control character anywhere in it, a URL's port 0.
+#[test]
+fn an_http_target_with_spaces_control_characters_or_port_zero_is_refused() {
+    for (http, port) in [
+        ("/health z", Some(80)),
+        ("/health\t", Some(80)),
+        ("/health\r\nX-Injected: 1", Some(80)),
+        ("/he\u{7f}alth", Some(80)),
+        ("/health\u{a0}", Some(80)),
+        ("http://db :8080/", None),
+        ("http://db:8080/a b", None),
+        ("http://db:0/health", None),
+        ("http://db:00/", None),
+    ] {
+        let mut health = json!({ "http": http });
+        if let Some(p) = port {
+            health["port"] = json!(p);
+        }
+        let e = parse(json!({ "health": health })).unwrap_err();
+        assert_eq!(e.key, "x-gantry.health.http", "{http:?}: {e}");
+        assert!(!e.message.contains(http), "{http:?}: {e}");
+    }
+    let ok = parse(json!({"health": {"http": "http://db:8080/a%20b?x=1"}}))
+        .unwrap()
+        .health
+        .unwrap();
+    assert!(
+        matches!(ok.target, Target::Http { port: 8080, ref path, .. } if path == "/a%20b?x=1"),
+        "{ok:?}"
+    );
+}
