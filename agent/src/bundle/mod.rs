@@ -8,12 +8,17 @@
 //!
 //! Design: nothing is written before the whole bundle is fetched, verified and read: a bundle
 //! with an entry Gantry refuses (absolute path, `..`, link, device, FIFO, too deep, too many
-//! files, too large once unpacked) changes nothing. Files are then written one by one
-//! atomically (temp file, fsync, rename), only where their content changed, with modes cut to
-//! 0750 at most; a manifest (`.gantry-bundle.json`) lists what the last bundle installed, so
-//! files a newer bundle no longer carries are removed while files the bundle never owned (the
-//! env file `gantry-secrets` renders beside compose.yaml) are left alone. Installing the same
-//! bundle again writes nothing.
+//! files, too large once unpacked, a file that is also the directory of another) changes
+//! nothing. Then, still before any write, where each file goes is checked against the disk: a
+//! directory the previous bundle installed that is now a file (or a file that is now a
+//! directory) is cleared of the previous bundle's files first; anything else in the way (a
+//! file no bundle installed) is refused naming it ([`BundleError::InTheWay`], exit 65) and
+//! nothing is written or removed. Files are then written one by one atomically (temp file,
+//! fsync, rename), only where their content changed, with modes cut to 0750 at most; a
+//! manifest (`.gantry-bundle.json`) lists what the last bundle installed, so files a newer
+//! bundle no longer carries are removed while files the bundle never owned (the env file
+//! `gantry-secrets` renders beside compose.yaml) are left alone. Installing the same bundle
+//! again writes nothing.
 //!
 //! Limits: S3 only (`s3://bucket/key`, the instance's credentials and region, or
 //! `AWS_ENDPOINT_URL`); gzip-compressed tar only; 64 MiB fetched, 256 MiB unpacked, 2,000 entries.
@@ -62,6 +67,15 @@ pub enum BundleError {
     },
     #[error("{url}: not a gzip-compressed tar: {message}; nothing installed")]
     Format { url: String, message: String },
+    #[error(
+        "{}: in the way of the bundle's `{entry}`: {reason}; nothing installed (hint: move it out of the stack's directory, then fetch the bundle again)",
+        path.display()
+    )]
+    InTheWay {
+        path: PathBuf,
+        entry: String,
+        reason: String,
+    },
     #[error("{}: {message}", path.display())]
     Write { path: PathBuf, message: String },
 }

@@ -72,6 +72,21 @@ fn unsafe_entries_are_refused_before_anything_is_written() {
         ),
         (vec![file(".gantry-bundle.json", b"{}")], "manifest"),
         (vec![file("a/b/c/d/e/f/g/h/i/j", b"x")], "deep"),
+        (vec![file(".gantry-bundle.json/x", b"{}")], "manifest"),
+        // A path that is a file and the directory of another entry: installing it would
+        // write one and fail on the other.
+        (
+            vec![file("a", b"x"), file("a/b", b"y")],
+            "the directory of `a/b`",
+        ),
+        (
+            vec![
+                file("conf/a/b", b"y"),
+                file("conf-x", b"z"),
+                file("conf", b"x"),
+            ],
+            "the directory of `conf/a/b`",
+        ),
     ] {
         let mut all = vec![file("compose.yaml", b"services: {}\n")];
         all.extend(entries);
@@ -147,6 +162,73 @@ fn install_writes_changes_removes_what_the_last_bundle_owned_and_keeps_the_rest(
         std::fs::read_to_string(stack.join("compose.yaml")).unwrap(),
         "services: {a: {image: y}}\n"
     );
+}
+
+/// A bundle that turns a directory of the previous one into a file (or a file into a
+/// directory) installs: the previous bundle's files in the way are removed first. What no
+/// bundle installed in the way is refused before anything is written, naming it.
+#[test]
+fn a_directory_of_the_last_bundle_may_become_a_file_and_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = dir.path().join("shop");
+    let read = |entries: &[(&str, u32, &[u8], tar::EntryType)]| {
+        read_bundle("s3://b/k", &bundle(entries)).unwrap()
+    };
+    let compose = file("compose.yaml", b"services: {a: {image: x}}\n");
+    let v1 = read(&[
+        compose,
+        file("config/nginx.conf", b"server {}\n"),
+        file("config/sites/a.conf", b"a\n"),
+    ]);
+    install(&v1, &stack, "s1").unwrap();
+
+    let v2 = read(&[compose, file("config", b"one file\n")]);
+    let done = install(&v2, &stack, "s2").unwrap();
+    assert_eq!(done.written, vec!["config".to_string()]);
+    let mut removed = done.removed.clone();
+    removed.sort();
+    assert_eq!(removed, ["config/nginx.conf", "config/sites/a.conf"]);
+    assert_eq!(
+        std::fs::read_to_string(stack.join("config")).unwrap(),
+        "one file\n"
+    );
+
+    // And back: the file the last bundle installed gives way to a directory.
+    let done = install(&v1, &stack, "s1").unwrap();
+    assert_eq!(done.removed, vec!["config".to_string()]);
+    assert_eq!(
+        std::fs::read_to_string(stack.join("config/sites/a.conf")).unwrap(),
+        "a\n"
+    );
+
+    // A file no bundle installed (rendered there by hand) is not the bundle's to remove.
+    std::fs::write(stack.join("config/sites/local.conf"), "mine\n").unwrap();
+    let manifest = std::fs::read(stack.join(MANIFEST)).unwrap();
+    let err = install(&v2, &stack, "s2").unwrap_err();
+    assert!(matches!(err, BundleError::InTheWay { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("config/sites/local.conf") && text.contains("nothing installed"),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(stack.join("config/nginx.conf")).unwrap(),
+        "server {}\n",
+        "nothing was removed"
+    );
+    assert_eq!(std::fs::read(stack.join(MANIFEST)).unwrap(), manifest);
+
+    // Nor is a file where the bundle needs a directory.
+    std::fs::write(stack.join("data"), "mine\n").unwrap();
+    let v3 = read(&[compose, file("data/seed.sql", b"--\n")]);
+    let err = install(&v3, &stack, "s3").unwrap_err();
+    assert!(matches!(err, BundleError::InTheWay { .. }), "{err:?}");
+    assert!(err.to_string().contains("data"), "{err}");
+    assert!(
+        stack.join("config/nginx.conf").exists(),
+        "nothing was removed"
+    );
+    assert_eq!(std::fs::read(stack.join(MANIFEST)).unwrap(), manifest);
 }
 
 #[test]

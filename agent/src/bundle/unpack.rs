@@ -1,5 +1,12 @@
 //! Reading a bundle (gzip tar) into memory with every entry checked, and installing its files
 //! into a stack's directory with a manifest.
+//!
+//! A path is a file or a directory, never both: a bundle holding a file `a` and a file `a/b`
+//! is refused when read. Before the first write, [`install`] checks where each file goes
+//! against the disk: a directory of the previous bundle that is now a file (or the reverse)
+//! is cleared first, its files removed, when the previous manifest lists every file in it;
+//! anything else in the way (a file no bundle installed) is refused naming it, nothing
+//! written or removed (`fetch-bundle` exits 65): the bundle never removes what it does not own.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -78,7 +85,7 @@ pub fn read_bundle(url: &str, bytes: &[u8]) -> Result<Vec<BundleFile>, BundleErr
         let Some(path) = path else {
             return Err(entry_err(&shown, "a file without a name".into()));
         };
-        if path == MANIFEST {
+        if path == MANIFEST || path.starts_with(&format!("{MANIFEST}/")) {
             return Err(entry_err(
                 &shown,
                 "this name is Gantry's own manifest".into(),
@@ -108,6 +115,23 @@ pub fn read_bundle(url: &str, bytes: &[u8]) -> Result<Vec<BundleFile>, BundleErr
                 contents,
             },
         );
+    }
+    // A path that is a file and the directory of another file cannot both be installed (the
+    // second write would fail after the first): refused here, before anything is written.
+    let mut dirs: BTreeMap<&str, &str> = BTreeMap::new();
+    for path in files.keys() {
+        for (i, _) in path.match_indices('/') {
+            dirs.entry(&path[..i]).or_insert(path);
+        }
+    }
+    if let Some((path, inner)) = files
+        .keys()
+        .find_map(|p| dirs.get(p.as_str()).map(|inner| (p, inner)))
+    {
+        return Err(entry_err(
+            path,
+            format!("a file, and the directory of `{inner}` too: a path is one or the other"),
+        ));
     }
     Ok(files.into_values().collect())
 }
@@ -158,7 +182,25 @@ pub fn install(files: &[BundleFile], dir: &Path, sha256: &str) -> Result<Install
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Manifest::default(),
         Err(e) => return Err(write_err(&manifest_path, e.to_string())),
     };
+    // What the previous bundle installed in the way of this one goes first; what no bundle
+    // installed there is refused before anything is written.
+    let clearing = clear_the_way(files, dir, &previous.files)?;
     let mut done = Installed::default();
+    for gone in &clearing.files {
+        let path = dir.join(gone);
+        match std::fs::remove_file(&path) {
+            Ok(()) => done.removed.push(gone.clone()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(write_err(&path, e.to_string())),
+        }
+    }
+    for d in &clearing.dirs {
+        match std::fs::remove_dir(d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(write_err(d, e.to_string())),
+        }
+    }
     for f in files {
         let path = dir.join(&f.path);
         if let Some(parent) = path.parent() {
@@ -183,6 +225,9 @@ pub fn install(files: &[BundleFile], dir: &Path, sha256: &str) -> Result<Install
     }
     let now: BTreeSet<String> = files.iter().map(|f| f.path.clone()).collect();
     for gone in previous.files.difference(&now) {
+        if clearing.files.contains(gone) {
+            continue; // removed above; its directory may be a file now
+        }
         let path = dir.join(gone);
         match std::fs::remove_file(&path) {
             Ok(()) => done.removed.push(gone.clone()),
@@ -202,6 +247,119 @@ pub fn install(files: &[BundleFile], dir: &Path, sha256: &str) -> Result<Install
             .map_err(|e| write_err(&manifest_path, e.to_string()))?;
     }
     Ok(done)
+}
+
+/// What stands where a bundle writes and the previous bundle installed: its files (relative
+/// paths), removed before any write, and the directories they leave empty, deepest first.
+#[derive(Debug, Default)]
+struct Clearing {
+    files: BTreeSet<String>,
+    dirs: Vec<std::path::PathBuf>,
+}
+
+/// Checks the disk under `dir` against where `files` go, writing nothing. A file where the
+/// bundle needs a directory (`config` of the previous bundle, now `config/nginx.conf`), or a
+/// directory where it installs a file (`config/` of the previous bundle, now one file
+/// `config`), is to be cleared when `owned` (the previous manifest) lists it or every file in
+/// it, and is refused as [`BundleError::InTheWay`], naming what no bundle installed, otherwise.
+/// A link to a directory stays a directory.
+fn clear_the_way(
+    files: &[BundleFile],
+    dir: &Path,
+    owned: &BTreeSet<String>,
+) -> Result<Clearing, BundleError> {
+    let read_err = |path: &Path, e: std::io::Error| BundleError::Write {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let in_the_way = |path: &Path, entry: &str, reason: &str| BundleError::InTheWay {
+        path: path.to_path_buf(),
+        entry: entry.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let mut clearing = Clearing::default();
+    for f in files {
+        let mut under_a_file = false;
+        for (i, _) in f.path.match_indices('/') {
+            let rel = &f.path[..i];
+            let path = dir.join(rel);
+            let meta = match std::fs::symlink_metadata(&path) {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                Err(e) => return Err(read_err(&path, e)),
+            };
+            if meta.is_dir() || std::fs::metadata(&path).is_ok_and(|m| m.is_dir()) {
+                continue;
+            }
+            if meta.is_file() && owned.contains(rel) {
+                clearing.files.insert(rel.to_owned());
+                under_a_file = true;
+                break;
+            }
+            return Err(in_the_way(
+                &path,
+                &f.path,
+                "the bundle needs a directory here, and this is a file no earlier bundle installed",
+            ));
+        }
+        if under_a_file {
+            continue; // nothing is there yet
+        }
+        let path = dir.join(&f.path);
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.is_dir() => {
+                let mut found = Vec::new();
+                owned_tree(dir, &path, owned, &mut found, &mut clearing.dirs)
+                    .map_err(|e| read_err(&path, e))?
+                    .map_or(Ok(()), |blocker| {
+                        Err(in_the_way(
+                            &blocker,
+                            &f.path,
+                            "the bundle's file is a directory here, holding this, which no earlier bundle installed",
+                        ))
+                    })?;
+                clearing.files.extend(found);
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(read_err(&path, e)),
+        }
+    }
+    Ok(clearing)
+}
+
+/// Walks the directory `d` under `root` without following links: the files in it `owned`
+/// lists go to `files`, the directories (`d` last) to `dirs`. Returns the first entry that is
+/// not such a file or a directory.
+fn owned_tree(
+    root: &Path,
+    d: &Path,
+    owned: &BTreeSet<String>,
+    files: &mut Vec<String>,
+    dirs: &mut Vec<std::path::PathBuf>,
+) -> std::io::Result<Option<std::path::PathBuf>> {
+    for entry in std::fs::read_dir(d)? {
+        let entry = entry?;
+        let path = entry.path();
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            if let Some(blocker) = owned_tree(root, &path, owned, files, dirs)? {
+                return Ok(Some(blocker));
+            }
+            continue;
+        }
+        let rel = path
+            .strip_prefix(root)
+            .ok()
+            .and_then(|r| r.to_str())
+            .filter(|r| kind.is_file() && owned.contains(*r));
+        match rel {
+            Some(rel) => files.push(rel.to_owned()),
+            None => return Ok(Some(path)),
+        }
+    }
+    dirs.push(d.to_path_buf());
+    Ok(None)
 }
 
 /// The group of the nearest existing directory at or above `dir`, when this process runs as

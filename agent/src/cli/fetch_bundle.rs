@@ -72,3 +72,31 @@ fn valid_stack(s: &str) -> bool {
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A bundle that cannot be installed as it is (a bad entry, a file in the way) is bad
+    /// input (65, nothing installed); a write that fails on the way is a failure (1).
+    #[test]
+    fn a_bundle_in_the_way_is_bad_input() {
+        let in_the_way = BundleError::InTheWay {
+            path: "/etc/gantry/stacks/shop/config/local.conf".into(),
+            entry: "config".into(),
+            reason: "x".into(),
+        };
+        assert_eq!(fail(&in_the_way), ExitCode::InvalidInput);
+        let entry = BundleError::Entry {
+            url: "s3://b/k".into(),
+            entry: "a".into(),
+            reason: "x".into(),
+        };
+        assert_eq!(fail(&entry), ExitCode::InvalidInput);
+        let write = BundleError::Write {
+            path: "/etc/gantry/stacks/shop".into(),
+            message: "No space left on device".into(),
+        };
+        assert_eq!(fail(&write), ExitCode::Failed);
+    }
+}
