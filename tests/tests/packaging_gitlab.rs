@@ -1,6 +1,8 @@
 //! The GitLab CI template (`packaging/gitlab/gantry.gitlab-ci.yml`) run by a real runner of
 //! `.gitlab-ci.yml` files: `gitlab-ci-local` (npm, installed by `tests/env/up gitlabci`), whose
-//! shell executor runs the jobs on this host as a GitLab shell runner would.
+//! shell executor runs the jobs on this host as a GitLab shell runner would. The jobs' `aws` is
+//! the AWS CLI that `up gitlabci` pinned (first on their PATH): it honours AWS_ENDPOINT_URL, by
+//! which the jobs reach moto (Debian 12's awscli 2.9 ignores it and would call AWS itself).
 //!
 //! A project that `include:`s the template (a local copy, as the template's header suggests)
 //! with a Dockerfile and a stack under `deploy/`, in a git repository:
@@ -65,8 +67,15 @@ fn running_version(stack: &str) -> String {
 #[ignore = "packaging/test runs it after packaging/build"]
 fn the_template_builds_deploys_and_rolls_back_through_gitlab_ci_local() {
     let e = env();
-    // Installed by `tests/env/up gitlabci` (with the AWS CLI the build job runs).
+    // Installed by `tests/env/up gitlabci`, with the AWS CLI the build job runs.
     let runner = e.get("GITLAB_CI_LOCAL_BIN");
+    let aws_cli = Path::new(e.get("GANTRY_TEST_AWS_CLI"));
+    assert!(
+        aws_cli.is_file(),
+        "{}: no AWS CLI: run tests/env/up gitlabci",
+        aws_cli.display()
+    );
+    let aws_dir = aws_cli.parent().expect("the AWS CLI's directory").display();
     let bin_dir = dist().join(TRIPLE);
     assert!(
         bin_dir.join("gantry").is_file() && bin_dir.join("gantry-fleet").is_file(),
@@ -166,15 +175,19 @@ fn the_template_builds_deploys_and_rolls_back_through_gitlab_ci_local() {
     );
     git(&project, &["remote", "set-head", "origin", "main"]);
 
-    // The runner's own environment: the CI image's tools and the CI role's AWS credentials
-    // (S3 and ECR at moto, SSM at the stand-in); docker login writes into a config of its own.
+    // The runner's own environment: the CI image's tools (the pinned AWS CLI first, so that no
+    // other `aws` of this machine is run) and the CI role's AWS credentials (S3 and ECR at moto,
+    // SSM at the stand-in); docker login writes into a config of its own.
     let docker_config = work.path().join("docker-config");
     std::fs::create_dir(&docker_config).unwrap();
     let gitlab = |args: &[&str]| -> Output {
         let mut cmd = Command::new(runner);
         cmd.args(args)
             .current_dir(&project)
-            .env("PATH", format!("{path}:{}", std::env::var("PATH").unwrap()))
+            .env(
+                "PATH",
+                format!("{aws_dir}:{path}:{}", std::env::var("PATH").unwrap()),
+            )
             .env("DOCKER_CONFIG", &docker_config)
             .env("DOCKER_HOST", e.get("DOCKER_HOST"))
             .env("AWS_ENDPOINT_URL_SSM", &ssm.url)
