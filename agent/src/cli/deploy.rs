@@ -39,7 +39,7 @@ pub struct DeployArgs {
 }
 
 /// `--id`: refused when empty or blank ([`api::check_deploy_id`]).
-fn parse_deploy_id(id: &str) -> Result<String, api::DeployIdError> {
+pub(super) fn parse_deploy_id(id: &str) -> Result<String, api::DeployIdError> {
     api::check_deploy_id(id)?;
     Ok(id.to_owned())
 }

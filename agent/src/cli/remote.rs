@@ -141,7 +141,7 @@ pub struct RemoteDeployArgs {
     #[arg(long, value_name = "TAG")]
     pub image_tag: String,
     /// The deploy id, e.g. $CI_PIPELINE_ID: a retried job reports the first result.
-    #[arg(long = "id", value_name = "ID")]
+    #[arg(long = "id", value_name = "ID", value_parser = super::deploy::parse_deploy_id)]
     pub deploy_id: Option<String>,
     /// More variables, KEY=VALUE (repeatable).
     #[arg(long = "var", value_name = "K=V")]
@@ -576,6 +576,27 @@ mod tests {
         let mut args = vec!["deploy", "shop", "--image-tag", "abc"];
         args.extend(extra);
         prepared(&args)
+    }
+
+    /// `--id "$CI_PIPELINE_ID"` with the variable unset: refused (exit 64) as by `gantry
+    /// deploy`, where the SSM document took it for no id and the job lost its idempotency.
+    #[test]
+    fn an_empty_remote_deploy_id_is_a_usage_error() {
+        for id in ["", "  "] {
+            let args = [
+                "gantry",
+                "remote",
+                "deploy",
+                "shop",
+                "--image-tag",
+                "a",
+                "--id",
+                id,
+            ];
+            let parsed = crate::cli::parse_from(args);
+            assert_eq!(parsed.err(), Some(crate::ExitCode::Usage), "--id {id:?}");
+        }
+        assert!(deploy(&["--id", "4242", "--instance-ids", "i-0123456789abcdef0"]).is_ok());
     }
 
     #[test]
