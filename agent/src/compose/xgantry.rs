@@ -3,9 +3,9 @@
 //! What: [`XGantry`] is the typed form of a service's `x-gantry` mapping: `health` (Gantry's
 //! own probe: readiness during a deploy, liveness and readiness after it, with optional body
 //! checks and a startup deadline; see docs/probes.md), `min_ready`, `job`, `edge` and `canary`
-//! (see docs/deploy.md, docs/edge.md). [`XGantry::parse`] reads
-//! the raw JSON the loader kept aside (and that a release records); deploy reads only the
-//! typed form. [`StackDefaults`] is the Compose file's top-level `x-gantry`: defaults (only
+//! (see docs/deploy.md, docs/edge.md). [`XGantry::parse_file`] reads the raw JSON the loader
+//! kept aside, [`XGantry::parse`] the same JSON a release recorded, without the checks added
+//! since releases were first recorded (see [`Source`]); deploy reads only the typed form. [`StackDefaults`] is the Compose file's top-level `x-gantry`: defaults (only
 //! `min_ready`) the loader writes into each service's raw `x-gantry` that lacks them, so a
 //! service carries them into its release and nothing downstream knows about the stack level.
 //!
@@ -163,13 +163,39 @@ impl XGantryError {
     }
 }
 
+/// Where an `x-gantry` is read from, and so how strictly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// A compose file being loaded: every check applies.
+    File,
+    /// A release recorded earlier: read without the checks added since releases were first
+    /// recorded (a probe key its kind ignores, an interval or timeout of 0, an `http` target a
+    /// request cannot carry), so that a release a deploy accepted stays readable for rollback,
+    /// reconcile and supervision, with the meaning it had then.
+    Recorded,
+}
+
 impl XGantry {
-    /// Reads a service's raw `x-gantry` (`None` or `null`: nothing set).
+    /// Reads a service's raw `x-gantry` (`None` or `null`: nothing set) as a release recorded
+    /// it: a malformed value or an unknown key is an error, but not the checks
+    /// [`XGantry::parse_file`] adds for a compose file being loaded.
     pub fn parse(raw: Option<&Value>) -> Result<Self, XGantryError> {
+        Self::read(raw, Source::Recorded)
+    }
+
+    /// Reads a service's raw `x-gantry` from a compose file being loaded: [`XGantry::parse`],
+    /// and also refused what a probe would ignore or cannot send (`port` or `status` with
+    /// `tcp`, `port` with an `http://` URL, an `interval` or `timeout` of 0, whitespace or a
+    /// control character in `http`, a URL's port 0).
+    pub fn parse_file(raw: Option<&Value>) -> Result<Self, XGantryError> {
+        Self::read(raw, Source::File)
+    }
+
+    fn read(raw: Option<&Value>, source: Source) -> Result<Self, XGantryError> {
         let mut out = Self::default();
         for (path, key, value) in entries(raw)? {
             match key {
-                "health" => out.health = Some(probe(&path, value)?),
+                "health" => out.health = Some(probe(&path, value, source)?),
                 "min_ready" => out.min_ready = Some(duration(&path, value)?),
                 "job" => out.job = job(&path, value)?,
                 "canary" => out.canary = Some(canary(&path, value)?),

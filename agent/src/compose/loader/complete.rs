@@ -121,7 +121,7 @@ pub(super) fn build_service(
     svc.name = name.to_string();
     svc.env_file = env_files;
     svc.env_from_files = env_from_files;
-    svc.gantry = crate::compose::xgantry::XGantry::parse(x_gantry.as_ref()).map_err(|e| {
+    svc.gantry = crate::compose::xgantry::XGantry::parse_file(x_gantry.as_ref()).map_err(|e| {
         let file = origins.service_file(name, &e.key).unwrap_or(first_file);
         e.in_service(file, name)
     })?;

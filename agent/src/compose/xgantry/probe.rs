@@ -2,7 +2,8 @@
 //!
 //! Design: the mapping is walked by hand like the rest of `x-gantry`, each error naming its
 //! key; the helpers that read values are the parent module's. Besides each value's own check,
-//! a key the chosen probe kind would ignore (`port`, `status`, `body` or `json` with `tcp`;
+//! in a compose file being loaded (not in a recorded release: [`Source`]), a key the chosen
+//! probe kind would ignore (`port`, `status`, `body` or `json` with `tcp`;
 //! `port` with an `http://` URL) is refused, as are an `interval` or `timeout` of 0 and an
 //! `http` target no request can carry as written (whitespace or a control character in it, a
 //! URL's port 0).
@@ -12,12 +13,15 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::{
-    BodyCheck, COUNT, JsonCheck, Probe, Target, XGantryError, count, duration, integer, mapping,
-    shown,
+    BodyCheck, COUNT, JsonCheck, Probe, Source, Target, XGantryError, count, duration, integer,
+    mapping, shown,
 };
 
 /// `health: {http: /healthz, port: 8080}` or `health: {tcp: 5432}`, with the probe's timing.
-pub(super) fn probe(key: &str, value: &Value) -> Result<Probe, XGantryError> {
+/// With `source` [`Source::Recorded`], without the checks on keys the probe kind ignores,
+/// zero intervals and timeouts, and `http` targets no request can carry.
+pub(super) fn probe(key: &str, value: &Value, source: Source) -> Result<Probe, XGantryError> {
+    let strict = source == Source::File;
     let mut http = None;
     let mut port = None;
     let mut status = None;
@@ -63,8 +67,8 @@ pub(super) fn probe(key: &str, value: &Value) -> Result<Probe, XGantryError> {
             }
             "json" => body.json = Some(json_check(&path, v)?),
             "startup" => probe.startup = Some(startup(&path, v)?),
-            "interval" => probe.interval = positive(&path, v)?,
-            "timeout" => probe.timeout = positive(&path, v)?,
+            "interval" => probe.interval = positive(&path, v, strict)?,
+            "timeout" => probe.timeout = positive(&path, v, strict)?,
             "start_period" => probe.start_period = duration(&path, v)?,
             "deadline" => probe.deadline = Some(duration(&path, v)?),
             _ => {
@@ -78,36 +82,28 @@ pub(super) fn probe(key: &str, value: &Value) -> Result<Probe, XGantryError> {
     }
     probe.target = match (http, tcp) {
         (Some(_), Some(_)) => return Err(XGantryError::new(key, "set http or tcp, not both")),
-        (Some(url), None) => http_target(key, url, port, status.unwrap_or((200, 399)), body)?,
+        (Some(url), None) => {
+            http_target(key, url, port, (status.unwrap_or((200, 399)), body), strict)?
+        }
         (None, Some(tcp)) => {
-            // What only an HTTP probe reads is refused, not ignored.
+            // What only an HTTP probe reads is refused, not ignored (a body check always was).
+            let body_check = "checks an HTTP body: set http, not tcp";
             let ignored = [
                 (
                     "port",
-                    port.is_some(),
-                    "connects to the tcp port: remove it",
+                    strict && port.is_some(),
+                    "has no effect with tcp (the probe connects to the tcp port): remove it",
                 ),
                 (
                     "status",
-                    status.is_some(),
-                    "checks an HTTP status: set http, not tcp",
+                    strict && status.is_some(),
+                    "has no effect with tcp (it checks an HTTP status): set http, not tcp",
                 ),
-                (
-                    "body",
-                    body.contains.is_some(),
-                    "checks an HTTP body: set http, not tcp",
-                ),
-                (
-                    "json",
-                    body.json.is_some(),
-                    "checks an HTTP body: set http, not tcp",
-                ),
+                ("body", body.contains.is_some(), body_check),
+                ("json", body.json.is_some(), body_check),
             ];
             if let Some((which, _, why)) = ignored.iter().find(|(_, set, _)| *set) {
-                return Err(XGantryError::new(
-                    &format!("{key}.{which}"),
-                    format!("has no effect with tcp (a tcp probe {why})"),
-                ));
+                return Err(XGantryError::new(&format!("{key}.{which}"), *why));
             }
             Target::Tcp { port: tcp }
         }
@@ -221,10 +217,10 @@ fn status_range(key: &str, v: &Value) -> Result<(u16, u16), XGantryError> {
     }
 }
 
-/// An interval or timeout: a duration of more than 0.
-fn positive(key: &str, v: &Value) -> Result<Duration, XGantryError> {
+/// An interval or timeout: a duration, of more than 0 when `strict`.
+fn positive(key: &str, v: &Value, strict: bool) -> Result<Duration, XGantryError> {
     let d = duration(key, v)?;
-    if d.is_zero() {
+    if strict && d.is_zero() {
         return Err(XGantryError::new(
             key,
             "must be more than 0 (write a duration like 1s or 500ms)",
@@ -235,16 +231,17 @@ fn positive(key: &str, v: &Value) -> Result<Duration, XGantryError> {
 
 /// The target of `health` (at `key`) with `http: url`: a URL, whose port `port` must not
 /// repeat, or a /path on the container's `port`. Errors name `http` (or `port`) and never
-/// quote `url`, which a variable may have given.
+/// quote `url`, which a variable may have given. Not `strict`: whitespace and control
+/// characters, a `port` beside a URL (unused) and a URL's port 0 pass, as they once did.
 fn http_target(
     key: &str,
     url: &str,
     port: Option<u16>,
-    status: (u16, u16),
-    body: BodyCheck,
+    (status, body): ((u16, u16), BodyCheck),
+    strict: bool,
 ) -> Result<Target, XGantryError> {
     let http = format!("{key}.http");
-    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if strict && url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(XGantryError::new(
             &http,
             "holds whitespace or a control character, which an HTTP request line cannot carry \
@@ -252,7 +249,7 @@ fn http_target(
         ));
     }
     if let Some(rest) = url.strip_prefix("http://") {
-        if port.is_some() {
+        if strict && port.is_some() {
             return Err(XGantryError::new(
                 &format!("{key}.port"),
                 "has no effect with an http:// URL (the probe connects to the URL's port): \
@@ -263,12 +260,15 @@ fn http_target(
         let (host, port) = match authority.rsplit_once(':') {
             Some((h, p)) => (
                 h.to_owned(),
-                p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
-                    XGantryError::new(
-                        &http,
-                        "the URL's port is not a port number (write one from 1 to 65535)",
-                    )
-                })?,
+                p.parse::<u16>()
+                    .ok()
+                    .filter(|p| *p > 0 || !strict)
+                    .ok_or_else(|| {
+                        XGantryError::new(
+                            &http,
+                            "the URL's port is not a port number (write one from 1 to 65535)",
+                        )
+                    })?,
             ),
             None => (authority.to_owned(), 80),
         };

@@ -3,8 +3,9 @@ use serde_json::json;
 
 use super::*;
 
+/// Reads `v` as a compose file's `x-gantry` (every check).
 fn parse(v: Value) -> Result<XGantry, XGantryError> {
-    XGantry::parse(Some(&v))
+    XGantry::parse_file(Some(&v))
 }
 
 #[test]
@@ -762,5 +763,31 @@ fn an_http_target_with_spaces_control_characters_or_port_zero_is_refused() {
     assert!(
         matches!(ok.target, Target::Http { port: 8080, ref path, .. } if path == "/a%20b?x=1"),
         "{ok:?}"
+    );
+}
+
+/// What a release recorded before the probe checks were added stays readable, with the
+/// meaning it had (a rollback or reconcile to it must not fail): the checks are the loader's.
+#[test]
+fn a_recorded_probe_is_read_without_the_checks_a_compose_file_gets() {
+    for health in [
+        json!({"tcp": 80, "port": 8080, "status": 200, "interval": 0}),
+        json!({"http": "http://db:0/a b", "port": 8080, "timeout": "0s"}),
+        json!({"http": "/he alth", "port": 8080}),
+    ] {
+        let x = json!({ "health": health.clone() });
+        assert!(XGantry::parse_file(Some(&x)).is_err(), "{health}");
+        assert!(XGantry::parse(Some(&x)).is_ok(), "{health}");
+    }
+    let recorded = XGantry::parse(Some(&json!({"health": {"tcp": 80, "port": 8080}})));
+    assert_eq!(
+        recorded.unwrap().health.unwrap().target,
+        Target::Tcp { port: 80 }
+    );
+    // A body check with tcp was always refused.
+    let x = json!({"health": {"tcp": 80, "body": "ok"}});
+    assert_eq!(
+        XGantry::parse(Some(&x)).unwrap_err().key,
+        "x-gantry.health.body"
     );
 }
