@@ -33,6 +33,10 @@ pub(super) struct Rotation<'a> {
     pub ports: Vec<SwitchedPort>,
     /// Container id → the container as the switch routes to it.
     pub members: BTreeMap<String, Member>,
+    /// The switch still routes the service although it no longer has a port through it
+    /// (`x-gantry.edge: false`, its switched ports dropped): containers carrying
+    /// [`edge::LABEL`] run. Its routes go before a new container starts ([`Self::hand_back`]).
+    pub unswitched: bool,
 }
 
 impl<'a> Rotation<'a> {
@@ -42,7 +46,8 @@ impl<'a> Rotation<'a> {
     /// (a service taken over from Docker: they share new connections with the new ones, a
     /// canary's too, until they are replaced). A replacement's `-gantry-next` container left by
     /// a rollout cut short is a member as the switch may route it (the rollout keeps it when
-    /// it is current, or takes it out of the switch before removing it).
+    /// it is current, or takes it out of the switch before removing it). A service that left
+    /// the switch but whose containers it still routes is marked [`Self::unswitched`].
     pub fn of(
         edge: &'a dyn Edge,
         stack: &str,
@@ -54,21 +59,48 @@ impl<'a> Rotation<'a> {
         } else {
             Vec::new()
         };
+        let running = || containers.iter().filter(|c| c.state.running && !c.oneoff);
         let mut members = BTreeMap::new();
         if !ports.is_empty() {
-            for c in containers.iter().filter(|c| c.state.running && !c.oneoff) {
+            for c in running() {
                 if let Some(m) = member(c, &ports) {
                     members.insert(c.id.clone(), m);
                 }
             }
         }
+        let unswitched = ports.is_empty()
+            && edge.available().is_ok()
+            && running().any(|c| c.labels.contains_key(edge::LABEL));
         Self {
             edge,
             stack: stack.to_owned(),
             service: svc.name.clone(),
             ports,
             members,
+            unswitched,
         }
+    }
+
+    /// For a service the switch still routes though it has no port through it any more
+    /// ([`Self::unswitched`]): its routes go (new connections are no longer sent to its old
+    /// containers, and Docker's publishing of the ports for a new one takes over), once,
+    /// before a new container starts. Otherwise nothing.
+    pub async fn hand_back(&mut self) -> Result<(), DeployError> {
+        if !self.unswitched {
+            return Ok(());
+        }
+        let none = Routes::equal(&self.stack, &self.service, Vec::new(), Vec::new());
+        self.edge
+            .set_routes(&none)
+            .await
+            .map_err(|source| self.error(source))?;
+        self.unswitched = false;
+        tracing::info!(
+            stack = %self.stack,
+            service = %self.service,
+            "edge routes cleared: the service's ports no longer go through the switch"
+        );
+        Ok(())
     }
 
     /// The rotation without the containers (ids) in `unready` (their readiness probe fails
@@ -475,26 +507,5 @@ async fn sync_edge_with(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn m(name: &str, last: u8) -> Member {
-        Member {
-            container: name.into(),
-            ip: Ipv4Addr::new(172, 18, 0, last),
-            ports: Vec::new(),
-        }
-    }
-
-    /// Alone, a canary gets every new connection, unless its share is none (an aborted one).
-    #[test]
-    fn a_canary_alone_gets_all_or_nothing_when_aborted() {
-        let weights = |r: Routes| r.backends.iter().map(|b| b.weight).collect::<Vec<_>>();
-        let alone = split_routes("s", "web", Vec::new(), Vec::new(), m("next", 3), 10);
-        assert_eq!(weights(alone), vec![100]);
-        let aborted = split_routes("s", "web", Vec::new(), Vec::new(), m("next", 3), 0);
-        assert_eq!(weights(aborted), vec![0]);
-        let beside = split_routes("s", "web", Vec::new(), vec![m("old", 2)], m("next", 3), 10);
-        assert_eq!(weights(beside), vec![90, 10]);
-    }
-}
+#[path = "tests/edge.rs"]
+mod tests;

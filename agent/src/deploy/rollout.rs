@@ -243,6 +243,7 @@ impl Rollout<'_> {
                 let name = translate::container_name(project, svc, *n);
                 let mut spec = translate::container_spec(project, svc, &image, Some(*n), &sp.hash)?;
                 rotation.adapt(&mut spec);
+                rotation.hand_back().await?;
                 let inherited = match old {
                     Some(o) if !o.anonymous_volumes.is_empty() => {
                         let declared = self.engine.inspect_image(&image.as_str().into()).await?;

@@ -1,0 +1,208 @@
+//! Unit tests of deploy's side of the edge switch (`deploy/edge.rs`): the canary's shares as
+//! the kernel gets them, the drain of a container leaving, the routes rebuilt from what runs,
+//! a service leaving the switch, a port taken. Against the in-memory engine, given addresses,
+//! and an in-memory switch; what only the kernel and Docker can show is in
+//! `tests/tests/edge_*.rs`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+
+use super::*;
+use crate::compose::LoadOptions;
+use crate::deploy::{DeployRequest, Deployer, Quiet};
+use crate::edge::{EdgeError, Listen};
+use crate::engine::fake::FakeEngine;
+use crate::engine::fake::addressed::Addressed;
+use crate::ledger::{Ledger, Outcome};
+
+/// An in-memory switch: each service's routes as last set, and every change in order with how
+/// many engine calls had been made by then. `open` gives the connections open on a container
+/// port (none when not given); `taken` the ports another service routes.
+#[derive(Debug, Default)]
+struct FakeEdge {
+    engine: Option<Arc<FakeEngine>>,
+    routes: Mutex<BTreeMap<String, Routes>>,
+    /// (service, container names routed, engine calls made before).
+    history: Mutex<Vec<(String, Vec<String>, usize)>>,
+    taken: Vec<Listen>,
+}
+
+impl FakeEdge {
+    /// The containers (names) `service` is routed to.
+    fn backends(&self, service: &str) -> Vec<String> {
+        let routes = self.routes.lock().unwrap();
+        routes.get(service).map_or_else(Vec::new, |r| {
+            r.backends.iter().map(|b| b.container.clone()).collect()
+        })
+    }
+}
+
+#[async_trait]
+impl Edge for FakeEdge {
+    fn available(&self) -> Result<(), String> {
+        Ok(())
+    }
+    async fn set_routes(&self, routes: &Routes) -> Result<(), EdgeError> {
+        let calls = self.engine.as_ref().map_or(0, |e| e.calls().len());
+        let names = routes
+            .backends
+            .iter()
+            .map(|b| b.container.clone())
+            .collect();
+        self.history
+            .lock()
+            .unwrap()
+            .push((routes.service.clone(), names, calls));
+        self.routes
+            .lock()
+            .unwrap()
+            .insert(routes.service.clone(), routes.clone());
+        Ok(())
+    }
+    async fn retain_services(&self, _: &str, keep: &[String]) -> Result<(), EdgeError> {
+        self.routes.lock().unwrap().retain(|s, _| keep.contains(s));
+        Ok(())
+    }
+    async fn open_connections(&self, _: u32, port: u16) -> Option<usize> {
+        let _ = port;
+        Some(0)
+    }
+    async fn check_free(&self, _: &str, _: &str, listen: Listen) -> Result<(), EdgeError> {
+        match self.taken.contains(&listen) {
+            true => Err(EdgeError::PortTaken {
+                listen,
+                by: "service other/api (its edge route)".into(),
+            }),
+            false => Ok(()),
+        }
+    }
+}
+
+fn m(name: &str, last: u8) -> Member {
+    Member {
+        container: name.into(),
+        ip: Ipv4Addr::new(172, 18, 0, last),
+        ports: Vec::new(),
+    }
+}
+
+/// The in-memory engine with images `app:1` and `app:2` in its registry; `app:1` is pulled.
+async fn engine() -> Arc<FakeEngine> {
+    let engine = Arc::new(FakeEngine::new());
+    engine.publish("app:1", &"1".repeat(64));
+    engine.publish("app:2", &"2".repeat(64));
+    let image = crate::engine::ImageRef::new("app:1");
+    engine.pull_image(&image, None, None, None).await.unwrap();
+    engine
+}
+
+/// Alone, a canary gets every new connection, unless its share is none (an aborted one).
+#[test]
+fn a_canary_alone_gets_all_or_nothing_when_aborted() {
+    let weights = |r: Routes| r.backends.iter().map(|b| b.weight).collect::<Vec<_>>();
+    let alone = split_routes("s", "web", Vec::new(), Vec::new(), m("next", 3), 10);
+    assert_eq!(weights(alone), vec![100]);
+    let aborted = split_routes("s", "web", Vec::new(), Vec::new(), m("next", 3), 0);
+    assert_eq!(weights(aborted), vec![0]);
+    let beside = split_routes("s", "web", Vec::new(), vec![m("old", 2)], m("next", 3), 10);
+    assert_eq!(weights(beside), vec![90, 10]);
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    file: PathBuf,
+    engine: Arc<FakeEngine>,
+    edge: Arc<FakeEdge>,
+    deployer: Deployer,
+}
+
+impl Setup {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("compose.yaml");
+        let engine = engine().await;
+        let edge = Arc::new(FakeEdge {
+            engine: Some(engine.clone()),
+            ..FakeEdge::default()
+        });
+        let deployer = Deployer::new(
+            Arc::new(Addressed::new(engine.clone())),
+            Ledger::new(&dir.path().join("state")),
+        )
+        .with_edge(edge.clone());
+        Self {
+            _dir: dir,
+            file,
+            engine,
+            edge,
+            deployer,
+        }
+    }
+
+    async fn deploy(&self, compose: &str, version: &str) {
+        std::fs::write(&self.file, compose).unwrap();
+        let load = LoadOptions {
+            files: vec![self.file.clone()],
+            project_name: Some("app".into()),
+            environment: BTreeMap::from([("V".to_owned(), version.to_owned())]),
+            ..LoadOptions::default()
+        };
+        let report = self
+            .deployer
+            .deploy(&DeployRequest::new("app", load), &Quiet)
+            .await;
+        assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.error);
+    }
+}
+
+/// A service leaving the switch (`x-gantry.edge: false`, replaced stop-first as Docker then
+/// publishes its port; or its port dropped, replaced start-first): its routes go before its
+/// new container starts, so new connections no longer go to the old container (gone, or
+/// going) until the deploy's end.
+#[tokio::test(start_paused = true)]
+async fn a_service_leaving_the_switch_loses_its_routes_before_its_new_container_starts() {
+    let switched = "services:
+  web:
+    image: app:${V}
+    ports: [\"8080:80\"]
+";
+    let left = [
+        "services:
+  web:
+    image: app:${V}
+    ports: [\"8080:80\"]
+    x-gantry: {edge: false}
+",
+        "services:
+  web:
+    image: app:${V}
+",
+    ];
+    for compose in left {
+        let s = Setup::new().await;
+        s.deploy(switched, "1").await;
+        assert_eq!(s.edge.backends("web"), ["app-web-1"]);
+        s.engine.clear_calls();
+        s.edge.history.lock().unwrap().clear();
+        s.deploy(compose, "2").await;
+        let calls = s.engine.calls();
+        let start = calls
+            .iter()
+            .position(|c| c.starts_with("start "))
+            .expect("the new container started");
+        let history = s.edge.history.lock().unwrap().clone();
+        let cleared = history
+            .iter()
+            .find(|(svc, names, _)| svc == "web" && names.is_empty());
+        assert!(
+            cleared.is_some_and(|(_, _, at)| *at <= start),
+            "routes {history:?}, engine calls {calls:?}"
+        );
+        // No route sent anything to the old container after that.
+        assert!(history.iter().all(|(_, names, _)| names.is_empty()));
+        assert!(s.edge.backends("web").is_empty(), "{compose}");
+    }
+}
