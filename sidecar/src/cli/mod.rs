@@ -286,23 +286,24 @@ async fn run_host(common: &Common) -> Result<i32, Error> {
         let snaps = engine::first_fetch(&mut sources, &status).await?;
         let opt: Vec<_> = snaps.iter().cloned().map(Some).collect();
         // Files that exist already belong to a running app: if they change now (values
-        // changed while we were down), its action runs. New files precede their app.
+        // changed while we were down), its action runs. New files precede their app. An
+        // action still owed at the last stop (its marker) runs too.
+        let mut owed = host::Owed::load(&config);
         let existed: Vec<bool> = config.outputs.iter().map(|o| o.path.exists()).collect();
-        let written = host::render_all(&config.outputs, &ids, &opt, &status).into_result()?;
-        let changed: Vec<&crate::config::Output> = written
-            .into_iter()
-            .filter(|w| {
-                config
-                    .outputs
-                    .iter()
-                    .position(|o| o.path == w.path)
-                    .is_some_and(|i| existed[i])
-            })
-            .collect();
-        host::run_actions(&config, &changed, &status).await;
-        Ok::<_, Error>((sources, snaps, ids))
+        host::render_owing(
+            &config.outputs,
+            &ids,
+            &opt,
+            &status,
+            Some((&mut owed, &|i| existed[i])),
+        )
+        .into_result()?;
+        if !owed.is_empty() {
+            host::run_owed(&config, &mut owed, &status).await;
+        }
+        Ok::<_, Error>((sources, snaps, ids, owed))
     };
-    let (sources, snaps, ids) = tokio::select! {
+    let (sources, snaps, ids, owed) = tokio::select! {
         r = start => r?,
         () = shutdown.cancelled() => return Ok(exit::OK),
     };
@@ -317,6 +318,7 @@ async fn run_host(common: &Common) -> Result<i32, Error> {
         ids,
         status,
         &notifier,
+        owed,
         shutdown.clone(),
     )
     .await;

@@ -10,7 +10,8 @@
 //!   refresh interval and 60 s), re-reading with `fetch` until the source answers again.
 //! - [`Debouncer`] gathers changes into one action after a quiet period and rate limits them.
 //! - [`Status`] is the shared view used by `/readyz`, `/metrics` and `STATUS=` lines: stale
-//!   sources, and outputs whose last write failed, make it not ready.
+//!   sources, outputs whose last write failed, and outputs whose on_change action is owed
+//!   make it not ready.
 //!
 //! All timing goes through `tokio::time`, so tests run with a paused clock; shutdown is a
 //! `CancellationToken` the caller owns.
@@ -287,6 +288,8 @@ struct StatusInner {
     child_pid: Option<i32>,
     /// Outputs whose last render or write failed: their files hold old values.
     failed_outputs: Vec<String>,
+    /// Outputs whose on_change action is owed (it failed since the file was written).
+    owed_actions: Vec<String>,
 }
 
 /// Shared, cheap-to-clone view of the sidecar's state (no secret in it).
@@ -377,12 +380,18 @@ impl Status {
         self.with(|s| s.failed_outputs = paths);
     }
 
+    /// The outputs (paths) whose on_change action is owed; empty once every action succeeded.
+    pub fn set_owed_actions(&self, paths: Vec<String>) {
+        self.with(|s| s.owed_actions = paths);
+    }
+
     pub fn set_child(&self, pid: Option<i32>) {
         self.with(|s| s.child_pid = pid);
     }
 
-    /// Ready when started, every source succeeded within the grace period, and no output
-    /// failed its last render or write (`output:<path>` in `stale`).
+    /// Ready when started, every source succeeded within the grace period, no output failed
+    /// its last render or write (`output:<path>` in `stale`) and no output's on_change action
+    /// is owed (`action:<path>`).
     pub fn readiness(&self) -> Readiness {
         let now = Instant::now();
         self.with(|s| {
@@ -395,6 +404,7 @@ impl Status {
                 })
                 .map(|src| src.id.clone())
                 .chain(s.failed_outputs.iter().map(|p| format!("output:{p}")))
+                .chain(s.owed_actions.iter().map(|p| format!("action:{p}")))
                 .collect();
             Readiness {
                 ready: s.started && stale.is_empty(),
@@ -496,6 +506,12 @@ impl Status {
                 "on_change actions that failed",
                 "counter",
                 &[(None, s.action_errors_total as f64)],
+            );
+            gauge(
+                "gantry_secrets_actions_owed",
+                "outputs whose on_change action has not succeeded since they were written",
+                "gauge",
+                &[(None, s.owed_actions.len() as f64)],
             );
             out.finish()
         })

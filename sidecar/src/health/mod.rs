@@ -3,8 +3,9 @@
 //! Design: `gantry_common::http`'s tiny HTTP/1.0 responder (the daemon's metrics listener uses
 //! it too) — read the request line (bounded to 8 KiB and 5 s), answer, close. No keep-alive, no
 //! framework. `/readyz` is 200 when the
-//! app is up (child started or first render done) and every source succeeded within its grace
-//! period, else 503 naming the stale sources (ids only). `/metrics` is Prometheus text.
+//! app is up (child started or first render done), every source succeeded within its grace
+//! period, no output failed its last write and no on_change action is owed, else 503 naming
+//! them (source ids, `output:<path>`, `action:<path>`). `/metrics` is Prometheus text.
 //!
 //! Limits: loopback only (checked by the config); one request per connection.
 

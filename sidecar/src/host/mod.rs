@@ -10,6 +10,10 @@
 //! stale, and tries the failed outputs again with the sources' backoff ([`OutputRetry`]) until
 //! they are written (their actions run then). At start any failed output fails the command
 //! ([`Rendered::into_result`]).
+//! An action that fails, or that a stop interrupts, stays owed ([`Owed`]): tried again with the
+//! same backoff until it succeeds, the service not ready meanwhile (`action:<path>`), and run at
+//! the next start if it was still owed at the stop (a marker file beside the output, see
+//! [`owed`]).
 //! `STATUS=` lines follow each batch; `WATCHDOG=1` is sent at half of `WATCHDOG_USEC`, also
 //! while actions run (a command may take its whole timeout). A stop request is handled at once,
 //! even during an action: the action is dropped (a command is killed) and logged as interrupted.
@@ -22,6 +26,7 @@
 //! the secrets nor the sidecar's own Vault and AWS credentials are in an action's environment
 //! ([`credentials::for_action`]).
 
+mod owed;
 mod target;
 
 use std::time::Duration;
@@ -37,6 +42,8 @@ use crate::credentials;
 use crate::engine::{self, Debouncer, Status};
 use crate::render::{self, RenderError};
 use crate::source::{Snapshot, Source};
+
+pub use owed::{Owed, marker};
 
 /// An on_change action failed (logged; the service goes on).
 #[derive(Debug, thiserror::Error)]
@@ -113,15 +120,35 @@ pub fn render_all<'a>(
     snaps: &[Option<Snapshot>],
     status: &Status,
 ) -> Rendered<'a> {
+    render_owing(outputs, ids, snaps, status, None)
+}
+
+/// [`render_all`] for run mode: the action of an output written (and for which `owes(index)`)
+/// becomes owed in `owed`, its marker written before the file (see [`owed`]).
+pub fn render_owing<'a>(
+    outputs: &'a [Output],
+    ids: &[String],
+    snaps: &[Option<Snapshot>],
+    status: &Status,
+    mut owed: Option<(&mut Owed, &dyn Fn(usize) -> bool)>,
+) -> Rendered<'a> {
     let view = engine::view(ids, snaps);
     let mut done = Rendered {
         written: Vec::new(),
         errors: Vec::new(),
         total: outputs.len(),
     };
-    for o in outputs {
+    for (i, o) in outputs.iter().enumerate() {
         let result = render::render(o, &view).and_then(|c| match c {
-            Some(c) => render::write(o, &c),
+            Some(c) => match owed.as_mut() {
+                Some((owed, owes)) if owes(i) => {
+                    let marked = owed.before_write(i);
+                    let wrote = render::write(o, &c);
+                    owed.written(i, matches!(wrote, Ok(true)), marked);
+                    wrote
+                }
+                _ => render::write(o, &c),
+            },
             None => Ok(false),
         });
         match result {
@@ -184,37 +211,32 @@ impl OutputRetry {
     }
 }
 
-/// The actions the written outputs call for, each distinct action once, with the first output
-/// that asked for it (for the logs).
-fn due_actions<'a>(config: &'a Config, written: &[&'a Output]) -> Vec<(&'a Output, &'a Action)> {
-    let mut due: Vec<(&Output, &Action)> = Vec::new();
-    for o in written {
-        let action = o.on_change.as_ref().unwrap_or(&config.on_change);
-        if *action != Action::None && !due.iter().any(|(_, a)| *a == action) {
-            due.push((o, action));
-        }
-    }
-    due
-}
-
-/// Runs one output's action and logs how it went.
-async fn run_logged(o: &Output, action: &Action, status: &Status) {
+/// Runs one output's action and logs how it went; `true` when it succeeded.
+async fn run_logged(o: &Output, action: &Action, status: &Status) -> bool {
     match run_action(action).await {
         Ok(()) => {
-            tracing::info!(output = %o.path.display(), action = %describe(action), "on_change action done")
+            tracing::info!(output = %o.path.display(), action = %describe(action), "on_change action done");
+            true
         }
         Err(e) => {
             status.action_failed();
-            tracing::error!(output = %o.path.display(), error = %e, "on_change action failed");
+            tracing::error!(output = %o.path.display(), error = %e, "on_change action failed, it stays owed");
+            false
         }
     }
 }
 
-/// Runs the actions of the written outputs, each distinct action once.
-pub async fn run_actions(config: &Config, written: &[&Output], status: &Status) {
-    for (o, action) in due_actions(config, written) {
-        run_logged(o, action, status).await;
-    }
+/// Runs the owed actions, each distinct action once (at start, before the service loop).
+pub async fn run_owed(config: &Config, owed: &mut Owed, status: &Status) {
+    let mut watchdog = Watchdog::new(None, || {});
+    run_owed_alive(
+        config,
+        owed,
+        status,
+        &mut watchdog,
+        &CancellationToken::new(),
+    )
+    .await;
 }
 
 /// The systemd watchdog of [`serve`]: `ping` at every tick (half of `WATCHDOG_USEC`), never
@@ -244,30 +266,36 @@ impl<P: FnMut()> Watchdog<P> {
     }
 }
 
-/// [`run_actions`] inside the service loop: the watchdog keeps beating while an action runs
+/// [`run_owed`] inside the service loop: the watchdog keeps beating while an action runs
 /// (a command may take its whole timeout), and a stop request drops the running action (a
-/// command is killed: `kill_on_drop`). `false` when a stop interrupted an action.
-async fn run_actions_alive<P: FnMut()>(
+/// command is killed: `kill_on_drop`; its marker stays, so the next start runs it). A failed
+/// action stays owed and is tried again with the backoff. `false` when a stop interrupted an
+/// action.
+async fn run_owed_alive<P: FnMut()>(
     config: &Config,
-    written: &[&Output],
+    owed: &mut Owed,
     status: &Status,
     watchdog: &mut Watchdog<P>,
     shutdown: &CancellationToken,
 ) -> bool {
-    for (o, action) in due_actions(config, written) {
+    for (o, action, outputs) in owed.due(config) {
         let run = run_logged(o, action, status);
         tokio::pin!(run);
-        loop {
+        let ok = loop {
             tokio::select! {
-                () = &mut run => break,
+                ok = &mut run => break ok,
                 () = watchdog.beat() => {}
                 () = shutdown.cancelled() => {
-                    tracing::warn!(output = %o.path.display(), action = %describe(action), "stop requested, on_change action interrupted");
+                    tracing::warn!(output = %o.path.display(), action = %describe(action), "stop requested, on_change action interrupted (it runs at the next start)");
                     return false;
                 }
             }
+        };
+        if ok {
+            owed.done(&outputs);
         }
     }
+    owed.record(status, config.refresh);
     true
 }
 
@@ -377,7 +405,9 @@ fn send(signal: Signal, pid: i32) -> Result<(), ActionError> {
     })
 }
 
-/// The service loop after the first fetch and render: until `shutdown`.
+/// The service loop after the first fetch and render (and the actions owed then): until
+/// `shutdown`.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve(
     config: &Config,
     sources: Vec<Box<dyn Source>>,
@@ -385,6 +415,7 @@ pub async fn serve(
     ids: Vec<String>,
     status: Status,
     notifier: &Notifier,
+    owed: Owed,
     shutdown: CancellationToken,
 ) {
     let snaps: Vec<Option<Snapshot>> = snapshots.iter().cloned().map(Some).collect();
@@ -400,7 +431,7 @@ pub async fn serve(
         let _ = notifier.watchdog();
     });
     serve_loop(
-        config, changes, ids, snaps, status, notifier, watchdog, shutdown,
+        config, changes, ids, snaps, status, notifier, watchdog, owed, shutdown,
     )
     .await;
 }
@@ -415,6 +446,7 @@ async fn serve_loop<P: FnMut()>(
     status: Status,
     notifier: &Notifier,
     mut watchdog: Watchdog<P>,
+    mut owed: Owed,
     shutdown: CancellationToken,
 ) {
     let mut debounce = Debouncer::new(config.restart.debounce, Duration::ZERO);
@@ -427,10 +459,11 @@ async fn serve_loop<P: FnMut()>(
     loop {
         // A change due, or a retry of the outputs that failed: one pass renders every output
         // (unchanged files are left alone) from the values of the last batch let through.
-        let due = match (debounce.deadline(), retry.at()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        // Or a retry of the owed actions.
+        let due = [debounce.deadline(), retry.at(), owed.at()]
+            .into_iter()
+            .flatten()
+            .min();
         tokio::select! {
             () = shutdown.cancelled() => break,
             Some(change) = changes.recv() => {
@@ -440,14 +473,29 @@ async fn serve_loop<P: FnMut()>(
                 }
             }
             () = engine::sleep_until_opt(due) => {
-                if debounce.deadline().is_some_and(|d| d <= Instant::now()) {
-                    debounce.fired(Instant::now());
+                let now = Instant::now();
+                let fire = debounce.deadline().is_some_and(|d| d <= now);
+                if fire {
+                    debounce.fired(now);
                     fired.clone_from(&snaps);
                 }
-                let rendered = render_all(&config.outputs, &ids, &fired, &status);
-                rendered.log_errors("its old file stays until a retry succeeds");
-                retry.record(&rendered, &status, config.refresh);
-                if !run_actions_alive(config, &rendered.written, &status, &mut watchdog, &shutdown).await {
+                let mut wrote = false;
+                if fire || retry.at().is_some_and(|t| t <= now) {
+                    let rendered = render_owing(
+                        &config.outputs,
+                        &ids,
+                        &fired,
+                        &status,
+                        Some((&mut owed, &|_| true)),
+                    );
+                    rendered.log_errors("its old file stays until a retry succeeds");
+                    retry.record(&rendered, &status, config.refresh);
+                    wrote = !rendered.written.is_empty();
+                }
+                if (wrote || owed.at().is_some_and(|t| t <= now))
+                    && !owed.is_empty()
+                    && !run_owed_alive(config, &mut owed, &status, &mut watchdog, &shutdown).await
+                {
                     break;
                 }
                 let _ = notifier.status(&status.summary());

@@ -440,6 +440,7 @@ async fn one_bad_output_neither_stops_the_others_nor_their_actions() {
         ids.clone(),
         status.clone(),
         &notifier,
+        Owed::new(&config),
         shutdown.clone(),
     );
     let check = async {
@@ -501,6 +502,7 @@ async fn the_watchdog_beats_and_a_stop_interrupts_while_an_action_runs() {
         status,
         &notifier,
         watchdog,
+        Owed::new(&config),
         shutdown.clone(),
     );
     let check = async {
@@ -546,6 +548,9 @@ async fn the_watchdog_beats_and_a_stop_interrupts_while_an_action_runs() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(gone, "the action's process {pid} still runs");
+    // The interrupted action is still owed: its marker stays, and the next start runs it.
+    assert!(marker(&dir.path().join("app.env")).exists());
+    assert!(!Owed::load(&config).is_empty());
 }
 
 /// Makes `dir` read-only for everyone, root included (root ignores the mode bits: the
@@ -620,6 +625,7 @@ async fn an_output_that_failed_to_be_written_is_tried_again_and_not_ready_meanwh
         status.clone(),
         &notifier,
         Watchdog::new(None, || {}),
+        Owed::new(&config),
         shutdown.clone(),
     );
     let check = async {
@@ -693,6 +699,7 @@ async fn a_retry_writes_the_last_batch_not_a_change_still_in_the_debounce() {
         status.clone(),
         &notifier,
         Watchdog::new(None, || {}),
+        Owed::new(&config),
         shutdown.clone(),
     );
     let check = async {
@@ -722,4 +729,163 @@ async fn a_retry_writes_the_last_batch_not_a_change_still_in_the_debounce() {
     let ((), (retried, due)) = tokio::join!(serving, check);
     assert_eq!(retried, "K='2'\n", "the retry wrote the batch that failed");
     assert_eq!(due, "K='3'\n", "the later change once its debounce passed");
+}
+
+/// A config with one output, `app.env` in `dir`, whose action sends SIGCONT (harmless) to the
+/// pid in `app.pid` (this test process once written).
+fn config_with_pid_file_action(dir: &std::path::Path) -> (Config, std::path::PathBuf) {
+    let file = dir.join("app.env");
+    let mut config = config_with(dir, &format!("  - {{ path: {} }}\n", file.display()));
+    config.outputs[0].on_change = Some(Action::SignalPidFile {
+        signal: Signal::SIGCONT,
+        pid_file: dir.join("app.pid"),
+    });
+    (config, file)
+}
+
+fn write_pid_file(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let pid_file = dir.join("app.pid");
+    std::fs::write(&pid_file, format!("{}\n", std::process::id())).unwrap();
+    std::fs::set_permissions(&pid_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+}
+
+/// Review item: an on_change action that failed was never run again (the next render found
+/// the file unchanged), and /readyz said ready. Now it stays owed: tried again with the
+/// backoff until it succeeds, the service not ready meanwhile, naming the output.
+#[tokio::test(start_paused = true)]
+async fn a_failed_action_is_tried_again_until_it_succeeds_and_not_ready_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, file) = config_with_pid_file_action(dir.path());
+    let ids = vec!["fake".to_owned()];
+    let status = Status::new(&ids, Duration::from_secs(24 * 3600));
+    let start = vec![Some(values(&[("K", "1")]))];
+    render_all(&config.outputs, &ids, &start, &status)
+        .into_result()
+        .unwrap();
+    status.fetched(0, false);
+    status.set_started();
+
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let shutdown = CancellationToken::new();
+    let notifier = Notifier::default();
+    let serving = serve_loop(
+        &config,
+        rx,
+        ids,
+        start,
+        status.clone(),
+        &notifier,
+        Watchdog::new(None, || {}),
+        Owed::new(&config),
+        shutdown.clone(),
+    );
+    let check = async {
+        tx.send(engine::Change {
+            index: 0,
+            snapshot: values(&[("K", "2")]),
+        })
+        .await
+        .unwrap();
+        // Past the debounce (10 ms): the file is written, the action fails (no pid file yet).
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let written = std::fs::read_to_string(&file).unwrap();
+        let during = status.readiness();
+        let marked = marker(&file).exists();
+        write_pid_file(dir.path());
+        // Past the first retry (1 s at most).
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let after = status.readiness();
+        let marked_after = marker(&file).exists();
+        shutdown.cancel();
+        (written, during, marked, after, marked_after)
+    };
+    let ((), (written, during, marked, after, marked_after)) = tokio::join!(serving, check);
+    assert_eq!(written, "K='2'\n");
+    assert!(!during.ready, "ready while the action is owed");
+    assert_eq!(during.stale, [format!("action:{}", file.display())]);
+    assert!(marked, "no marker while the action is owed");
+    assert!(after.ready, "the action was not tried again: {after:?}");
+    assert!(
+        !marked_after,
+        "the marker stayed after the action succeeded"
+    );
+    let m = status.metrics();
+    assert!(m.contains("gantry_secrets_action_errors_total 1"), "{m}");
+    assert!(m.contains("gantry_secrets_actions_owed 0"), "{m}");
+}
+
+/// Review item: an action interrupted by a stop (or still failing then) was never run after
+/// the restart, the file being unchanged by then. Its marker makes the next start run it; a
+/// render that leaves a file as it is leaves no marker.
+#[tokio::test]
+async fn an_action_still_owed_at_a_stop_runs_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, file) = config_with_pid_file_action(dir.path());
+    let ids = vec!["fake".to_owned()];
+    let status = Status::new(&ids, Duration::from_secs(24 * 3600));
+    let snaps = vec![Some(values(&[("K", "1")]))];
+    status.fetched(0, false);
+    // The last run wrote the file, and stopped before its action succeeded.
+    let mut owed = Owed::new(&config);
+    let r = render_owing(
+        &config.outputs,
+        &ids,
+        &snaps,
+        &status,
+        Some((&mut owed, &|_| true)),
+    );
+    assert_eq!(r.written.len(), 1);
+    assert!(
+        marker(&file).exists(),
+        "the marker is written with the file"
+    );
+    drop(owed);
+
+    // The next start: the file is unchanged, the action is owed from before.
+    let mut owed = Owed::load(&config);
+    let r = render_owing(
+        &config.outputs,
+        &ids,
+        &snaps,
+        &status,
+        Some((&mut owed, &|_| true)),
+    );
+    assert!(r.written.is_empty());
+    assert!(!owed.is_empty(), "the marker was not taken as owed");
+    run_owed(&config, &mut owed, &status).await;
+    assert!(
+        !owed.is_empty(),
+        "the action failed (no pid file): still owed"
+    );
+    assert_eq!(
+        status.readiness().stale,
+        [format!("action:{}", file.display())]
+    );
+    write_pid_file(dir.path());
+    let mut owed = Owed::load(&config);
+    run_owed(&config, &mut owed, &status).await;
+    assert!(owed.is_empty());
+    assert!(
+        !marker(&file).exists(),
+        "the marker stayed after the action succeeded"
+    );
+    assert!(status.readiness().stale.is_empty());
+
+    // Unchanged: no marker left behind, nothing owed.
+    let mut owed = Owed::load(&config);
+    let r = render_owing(
+        &config.outputs,
+        &ids,
+        &snaps,
+        &status,
+        Some((&mut owed, &|_| true)),
+    );
+    assert!(r.written.is_empty() && owed.is_empty());
+    assert!(!marker(&file).exists());
+    let text = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect::<Vec<_>>();
+    assert!(!text.iter().any(|n| n.contains(".tmp.")), "{text:?}");
 }
