@@ -378,9 +378,10 @@ impl super::apply::Deployer {
 
 /// Brings the switch in line with what runs in `stack`: every service with running containers
 /// that carry [`edge::LABEL`] is routed to them (a replacement's temporary `-gantry-next`
-/// container only while its service has no other), leaving out the containers (ids) in
-/// `unready` (their readiness probe fails now) while their service has another one to route
-/// to; routes of services with none are removed. Returns the services routed.
+/// container only while no other container of its replica number runs), leaving out the
+/// containers (ids) in `unready` (their readiness probe fails now) while their service has
+/// another one to route to; routes of services with none are removed. Returns the services
+/// routed.
 pub async fn sync_edge_except(
     engine: &dyn Engine,
     edge: &dyn Edge,
@@ -458,12 +459,13 @@ async fn sync_edge_with(
             let ports = edge::with_members_ports(&new.ports, &others);
             split_routes(stack, &service, ports, others, new, canary.share())
         } else {
-            if list
-                .iter()
-                .any(|c| !c.name.ends_with(super::plan::NEXT_SUFFIX))
-            {
-                list.retain(|c| !c.name.ends_with(super::plan::NEXT_SUFFIX));
-            }
+            // A replacement's temporary container (a rollout cut short) is routed only while
+            // no other container of its replica number runs: after a `kill -9` between the old
+            // one's removal and its rename, it is the one serving that replica.
+            let next = |c: &ContainerInfo| c.name.ends_with(super::plan::NEXT_SUFFIX);
+            let replaced: BTreeSet<Option<u32>> =
+                list.iter().filter(|c| !next(c)).map(|c| c.number).collect();
+            list.retain(|c| !next(c) || !replaced.contains(&c.number));
             // Out of rotation while not ready; a service with no ready container keeps them
             // all (a failing answer beats no answer; supervision restarts them).
             if list.iter().any(|c| !unready.contains(&c.id)) {

@@ -16,6 +16,7 @@ use crate::deploy::{DeployRequest, Deployer, Quiet};
 use crate::edge::{EdgeError, Listen};
 use crate::engine::fake::FakeEngine;
 use crate::engine::fake::addressed::Addressed;
+use crate::engine::{ContainerSpec, labels};
 use crate::ledger::{Ledger, Outcome};
 
 /// An in-memory switch: each service's routes as last set, and every change in order with how
@@ -89,6 +90,28 @@ fn m(name: &str, last: u8) -> Member {
     }
 }
 
+/// Creates and starts container `name` of service `web` of stack `app` (replica `number`),
+/// carrying `label` as its [`edge::LABEL`]; returns it as Docker inspects it (addressed).
+async fn running(engine: &Arc<FakeEngine>, name: &str, number: u32, label: &str) -> ContainerInfo {
+    let spec = ContainerSpec {
+        name: name.into(),
+        image: "app:1".into(),
+        labels: BTreeMap::from([
+            (labels::PROJECT.to_owned(), "app".to_owned()),
+            (labels::SERVICE.to_owned(), "web".to_owned()),
+            (labels::CONTAINER_NUMBER.to_owned(), number.to_string()),
+            (edge::LABEL.to_owned(), label.to_owned()),
+        ]),
+        ..ContainerSpec::default()
+    };
+    let id = engine.create_container(&spec).await.unwrap();
+    engine.start_container(&id).await.unwrap();
+    Addressed::new(engine.clone())
+        .inspect_container(&id)
+        .await
+        .unwrap()
+}
+
 /// The in-memory engine with images `app:1` and `app:2` in its registry; `app:1` is pulled.
 async fn engine() -> Arc<FakeEngine> {
     let engine = Arc::new(FakeEngine::new());
@@ -109,6 +132,26 @@ fn a_canary_alone_gets_all_or_nothing_when_aborted() {
     assert_eq!(weights(aborted), vec![0]);
     let beside = split_routes("s", "web", Vec::new(), vec![m("old", 2)], m("next", 3), 10);
     assert_eq!(weights(beside), vec![90, 10]);
+}
+
+/// A rollout killed (`kill -9`) between an old container's removal and its replacement's
+/// rename leaves `app-web-2-gantry-next` as the only container of replica 2: the daemon's sync
+/// routes it beside replica 1. A `-gantry-next` beside a running container of its own replica
+/// number stays out (that one serves it).
+#[tokio::test]
+async fn a_replacement_alone_in_its_replica_stays_in_rotation() {
+    let engine = engine().await;
+    let label = "0.0.0.0:8080:80";
+    running(&engine, "app-web-1", 1, label).await;
+    running(&engine, "app-web-1-gantry-next", 1, label).await;
+    running(&engine, "app-web-2-gantry-next", 2, label).await;
+    let edge = FakeEdge::default();
+    let addressed = Addressed::new(engine.clone());
+    let routed = sync_edge_except(&addressed, &edge, "app", &BTreeSet::new())
+        .await
+        .unwrap();
+    assert_eq!(routed, ["web"]);
+    assert_eq!(edge.backends("web"), ["app-web-1", "app-web-2-gantry-next"]);
 }
 
 struct Setup {
