@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::compose::Service;
 use crate::edge::{self, Edge, Member, Routes, SwitchedPort};
@@ -230,11 +230,20 @@ impl<'a> Rotation<'a> {
             .map_err(|source| self.error(source))
     }
 
-    /// Waits until `c`, out of rotation, has no connection open on a switched port, or
-    /// `window` has passed. Returns how long it waited.
+    /// Waits until `c`, out of rotation, has no connection open on a switched port (its own:
+    /// the container ports it was created with, which a release may have moved), or `window`
+    /// has passed. Returns how long it waited.
     pub async fn drain(&self, c: &ContainerInfo, window: Duration) -> Duration {
-        let t0 = Instant::now();
+        let t0 = tokio::time::Instant::now();
         if !self.active() || !c.state.running || window.is_zero() {
+            return Duration::ZERO;
+        }
+        let targets: BTreeSet<u16> = member_ports(c, &self.ports)
+            .iter()
+            .map(|p| p.target)
+            .collect();
+        if targets.is_empty() {
+            // The switch never sent it anything.
             return Duration::ZERO;
         }
         let pid = c.state.pid;
@@ -242,8 +251,8 @@ impl<'a> Rotation<'a> {
             let open = match pid {
                 Some(pid) => {
                     let mut total = Some(0usize);
-                    for p in &self.ports {
-                        total = match (total, self.edge.open_connections(pid, p.target).await) {
+                    for port in &targets {
+                        total = match (total, self.edge.open_connections(pid, *port).await) {
                             (Some(t), Some(n)) => Some(t + n),
                             _ => None,
                         };
@@ -332,10 +341,24 @@ fn address(c: &ContainerInfo) -> Option<Ipv4Addr> {
     c.ip_addresses.values().find_map(|ip| ip.parse().ok())
 }
 
-/// `c` as a member of its service's routes, with the switched ports it serves: those its
-/// [`edge::LABEL`] names, or, without one, those of `switched` that Docker publishes for it
-/// (their host port) at the container port it publishes. `None`: no address, or none of them.
+/// `c` as a member of its service's routes, with the switched ports it serves
+/// ([`member_ports`]). `None`: no address, or none of them.
 fn member(c: &ContainerInfo, switched: &[SwitchedPort]) -> Option<Member> {
+    let ports = member_ports(c, switched);
+    if ports.is_empty() {
+        return None;
+    }
+    Some(Member {
+        container: c.name.clone(),
+        ip: address(c)?,
+        ports,
+    })
+}
+
+/// The switched ports `c` serves, as it was created: those its [`edge::LABEL`] names, or,
+/// without one, those of `switched` that Docker publishes for it (their host port) at the
+/// container port it publishes.
+fn member_ports(c: &ContainerInfo, switched: &[SwitchedPort]) -> Vec<SwitchedPort> {
     let ports: Vec<SwitchedPort> = match c.labels.get(edge::LABEL) {
         Some(label) => edge::parse_label(label),
         None => c
@@ -357,14 +380,7 @@ fn member(c: &ContainerInfo, switched: &[SwitchedPort]) -> Option<Member> {
     // Docker lists a port bound on 0.0.0.0 and on :: twice.
     ports.sort();
     ports.dedup();
-    if ports.is_empty() {
-        return None;
-    }
-    Some(Member {
-        container: c.name.clone(),
-        ip: address(c)?,
-        ports,
-    })
+    ports
 }
 
 impl super::apply::Deployer {

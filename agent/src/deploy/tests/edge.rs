@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use super::*;
-use crate::compose::LoadOptions;
+use crate::compose::{LoadOptions, Port};
 use crate::deploy::{DeployRequest, Deployer, Quiet};
 use crate::edge::{EdgeError, Listen};
 use crate::engine::fake::FakeEngine;
@@ -28,6 +28,7 @@ struct FakeEdge {
     routes: Mutex<BTreeMap<String, Routes>>,
     /// (service, container names routed, engine calls made before).
     history: Mutex<Vec<(String, Vec<String>, usize)>>,
+    open: BTreeMap<u16, usize>,
     taken: Vec<Listen>,
 }
 
@@ -68,8 +69,7 @@ impl Edge for FakeEdge {
         Ok(())
     }
     async fn open_connections(&self, _: u32, port: u16) -> Option<usize> {
-        let _ = port;
-        Some(0)
+        Some(self.open.get(&port).copied().unwrap_or(0))
     }
     async fn check_free(&self, _: &str, _: &str, listen: Listen) -> Result<(), EdgeError> {
         match self.taken.contains(&listen) {
@@ -87,6 +87,27 @@ fn m(name: &str, last: u8) -> Member {
         container: name.into(),
         ip: Ipv4Addr::new(172, 18, 0, last),
         ports: Vec::new(),
+    }
+}
+
+/// A `ports:` entry, `host_ip:published:target/tcp`.
+fn port(host_ip: Option<&str>, published: u16, target: u16) -> Port {
+    Port {
+        name: None,
+        mode: "ingress".into(),
+        host_ip: host_ip.map(str::to_owned),
+        target,
+        published: Some(published.to_string()),
+        protocol: "tcp".into(),
+        app_protocol: None,
+    }
+}
+
+fn web(ports: Vec<Port>) -> Service {
+    Service {
+        name: "web".into(),
+        ports,
+        ..Service::default()
     }
 }
 
@@ -132,6 +153,27 @@ fn a_canary_alone_gets_all_or_nothing_when_aborted() {
     assert_eq!(weights(aborted), vec![0]);
     let beside = split_routes("s", "web", Vec::new(), vec![m("old", 2)], m("next", 3), 10);
     assert_eq!(weights(beside), vec![90, 10]);
+}
+
+/// A release that moves the container port (`8080:80`, then `8080:8080`): the old container's
+/// open connections are on its own port 80, and its drain waits for them (here: the whole
+/// window, as they stay open), not for the new release's 8080.
+#[tokio::test(start_paused = true)]
+async fn a_drain_counts_the_old_containers_own_port() {
+    let engine = engine().await;
+    let old = running(&engine, "app-web-1", 1, "0.0.0.0:8080:80").await;
+    let moved = running(&engine, "app-web-2", 2, "0.0.0.0:8080:8080").await;
+    let edge = FakeEdge {
+        open: BTreeMap::from([(80, 1)]),
+        ..FakeEdge::default()
+    };
+    let svc = web(vec![port(None, 8080, 8080)]);
+    let rotation = Rotation::of(&edge, "app", &svc, &[old.clone(), moved.clone()]);
+    assert_eq!(rotation.ports[0].target, 8080);
+    let window = Duration::from_secs(30);
+    assert!(rotation.drain(&old, window).await >= window);
+    // One created at 8080 has nothing open there: it goes at once.
+    assert!(rotation.drain(&moved, window).await < Duration::from_secs(1));
 }
 
 /// A rollout killed (`kill -9`) between an old container's removal and its replacement's
