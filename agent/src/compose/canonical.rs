@@ -42,7 +42,8 @@ pub use mounts::{short_port, short_volume};
 pub use scalar::to_json;
 pub use service::{seccomp_file, service, shell_split, shell_words};
 
-use scalar::{closest, entries, key_str, string, strings_at, type_name};
+pub(in crate::compose) use scalar::closest;
+use scalar::{entries, key_str, string, strings_at, type_name};
 use schema::{FILE_OBJECT, INCLUDE, NETWORK, VOLUME};
 use walk::{check_keys, walk};
 
@@ -331,6 +332,9 @@ pub fn file(ctx: &Ctx<'_>, doc: &Value) -> R<CanonFile> {
     out.empty = top.is_empty();
     for (k, v) in top {
         let key = key_str(k);
+        if let Some(message) = super::xgantry::misspelt(&key) {
+            return Err(ctx.invalid(&key, message));
+        }
         match key.as_str() {
             "name" => {
                 let name = string(ctx, "name", v)?;

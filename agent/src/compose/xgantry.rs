@@ -289,6 +289,30 @@ impl StackDefaults {
     }
 }
 
+/// Why `key`, an extension key of a service or of the top level, is refused when it looks
+/// like a misspelt `x-gantry` (Gantry would not read the settings in it): within two edits of
+/// it or equal but for case (`x-gantri`, `x-Gantry`), or `x-gantry.` with more (`x-gantry.health`,
+/// a dotted path YAML does not nest). `None` for `x-gantry` itself and any other extension.
+pub fn misspelt(key: &str) -> Option<String> {
+    const X: &str = "x-gantry";
+    if key == X {
+        return None;
+    }
+    let lower = key.to_ascii_lowercase();
+    if let Some(rest) = lower.strip_prefix("x-gantry.") {
+        let first = rest.split('.').next().unwrap_or_default();
+        return Some(format!(
+            "not read by Gantry: did you mean \"x-gantry\"? (YAML does not nest a dotted key: \
+             write x-gantry: {{{first}: ...}})"
+        ));
+    }
+    super::canonical::closest(key, [X].iter()).map(|_| {
+        "not read by Gantry: did you mean \"x-gantry\"? (Gantry reads its settings only \
+         from x-gantry, spelt so)"
+            .to_owned()
+    })
+}
+
 /// The keys of an `x-gantry` mapping, each with its path (`x-gantry.<key>`) and value; none
 /// for `None` or `null`.
 fn entries(raw: Option<&Value>) -> Result<Vec<(String, &str, &Value)>, XGantryError> {

@@ -290,7 +290,10 @@ pub fn to_json(v: &Value) -> Json {
 }
 
 /// The known key within edit distance 2 of `key` (case-insensitive), if any.
-pub(super) fn closest<'k>(key: &str, known: impl Iterator<Item = &'k &'k str>) -> Option<String> {
+pub(in crate::compose) fn closest<'k>(
+    key: &str,
+    known: impl Iterator<Item = &'k &'k str>,
+) -> Option<String> {
     let key = key.to_ascii_lowercase();
     known
         .map(|k| (edit_distance(&key, k), *k))

@@ -13,7 +13,7 @@ use serde_json::{Map, Value as Json, json};
 use serde_yaml::Value;
 
 use super::scalar::{
-    bytes, entries, float, integer, key_value_map, scalar_string, string, string_list,
+    bytes, entries, float, integer, key_str, key_value_map, scalar_string, string, string_list,
     string_or_list, to_json, type_name, unsigned,
 };
 use super::schema::{DEVICE_REQUEST, HOOK, IPAM_POOL, SERVICE, WATCH};
@@ -27,7 +27,13 @@ use crate::compose::error::ComposeError;
 pub fn service(ctx: &Ctx<'_>, path: &str, v: &Value) -> R<Json> {
     match v {
         Value::Null => Ok(Json::Null),
-        Value::Mapping(_) => {
+        Value::Mapping(m) => {
+            // Before the walk: `X-Gantry` would be an unknown key there, without the hint.
+            for key in m.keys().map(key_str) {
+                if let Some(message) = crate::compose::xgantry::misspelt(&key) {
+                    return Err(ctx.invalid(&join(path, &key), message));
+                }
+            }
             let svc = walk(ctx, path, v, SERVICE)?;
             super::refs::implied_dependencies(ctx, path, &svc);
             Ok(Json::Object(svc))

@@ -791,3 +791,48 @@ fn a_recorded_probe_is_read_without_the_checks_a_compose_file_gets() {
         "x-gantry.health.body"
     );
 }
+/// A service or top-level key that is almost `x-gantry` is refused naming the file and the
+/// key and suggesting `x-gantry` (it was kept as an unknown extension: the settings in it
+/// silently did nothing); other extensions are kept.
+#[test]
+fn a_near_miss_of_x_gantry_is_refused() {
+    for (key, says) in [
+        ("x-gantri", "did you mean \"x-gantry\""),
+        ("x-Gantry", "did you mean \"x-gantry\""),
+        ("X-GANTRY", "did you mean \"x-gantry\""),
+        ("x-gnatry", "did you mean \"x-gantry\""),
+        ("x-gantry.health", "x-gantry: {health:"),
+    ] {
+        for (text, path) in [
+            (
+                format!("services:\n  web:\n    image: x\n    {key}: {{health: {{tcp: 80}}}}\n"),
+                format!("services.web.{key}"),
+            ),
+            (
+                format!("{key}: {{min_ready: 1s}}\nservices:\n  web:\n    image: x\n"),
+                key.to_owned(),
+            ),
+        ] {
+            let e = load_files(&[
+                ("compose.yaml", "services: {web: {image: x}}\n"),
+                ("o.yaml", &text),
+            ])
+            .unwrap_err();
+            let ComposeError::Invalid {
+                file,
+                path: p,
+                message,
+            } = &e
+            else {
+                panic!("{text}: {e}");
+            };
+            assert!(file.ends_with("o.yaml"), "{text}: {e}");
+            assert_eq!(p, &path, "{text}: {e}");
+            assert!(message.contains(says), "{text}: {e}");
+        }
+    }
+    for key in ["x-gantry", "x-common", "x-logging", "x-g"] {
+        let text = format!("{key}: {{}}\nservices:\n  web:\n    image: x\n    {key}: {{}}\n");
+        assert!(load_files(&[("compose.yaml", &text)]).is_ok(), "{key}");
+    }
+}
