@@ -295,8 +295,8 @@ impl<'a> Rotation<'a> {
     }
 }
 
-/// `new` with `share` percent of new connections, `others` sharing the rest equally (all of
-/// them to `new` when there are no others).
+/// `new` with `share` percent of new connections, `others` sharing the rest equally, within one
+/// (all of them to `new` when there are no others). The weights add up to 100.
 fn split_routes(
     stack: &str,
     service: &str,
@@ -312,14 +312,15 @@ fn split_routes(
     } else {
         share.min(100)
     };
-    let rest = Routes::equal(stack, service, Vec::new(), others);
-    let mut backends: Vec<edge::Backend> = rest
-        .backends
+    let n = others.len();
+    let mut backends: Vec<edge::Backend> = others
         .into_iter()
-        .map(|mut b| {
-            b.weight =
-                u8::try_from(u32::from(b.weight) * u32::from(100 - share) / 100).unwrap_or(0);
-            b
+        .enumerate()
+        .map(|(i, m)| edge::Backend {
+            container: m.container,
+            ip: m.ip,
+            weight: edge::part(i, n, 100 - share),
+            ports: m.ports,
         })
         .collect();
     backends.push(edge::Backend {

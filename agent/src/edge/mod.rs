@@ -154,7 +154,7 @@ impl Routes {
             .map(|(i, m)| Backend {
                 container: m.container,
                 ip: m.ip,
-                weight: share(i, n),
+                weight: part(i, n, 100),
                 ports: m.ports,
             })
             .collect();
@@ -185,12 +185,12 @@ pub fn with_members_ports<'a>(
     out
 }
 
-/// The i-th of n equal shares of 100 (the first ones get the remainder).
-fn share(i: usize, n: usize) -> u8 {
-    let n = n.max(1);
-    let base = 100 / n;
-    let extra = usize::from(i < 100 % n);
-    u8::try_from(base + extra).unwrap_or(100)
+/// The i-th of n equal parts of `total` (the first ones get the remainder, so the n parts add
+/// up to `total` exactly).
+pub fn part(i: usize, n: usize, total: u8) -> u8 {
+    let (n, total) = (n.max(1), usize::from(total));
+    let extra = usize::from(i < total % n);
+    u8::try_from(total / n + extra).unwrap_or(u8::MAX)
 }
 
 /// The published ports of a data plane that can switch them.
@@ -354,10 +354,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn equal_shares_add_up_to_100() {
-        for n in 1..=12 {
-            let total: u32 = (0..n).map(|i| u32::from(share(i, n))).sum();
-            assert_eq!(total, 100, "{n} backends");
+    fn equal_parts_add_up_to_the_total() {
+        for total in [100, 99, 95, 90, 50, 0] {
+            for n in 1..=12 {
+                let parts: Vec<u8> = (0..n).map(|i| part(i, n, total)).collect();
+                let sum: u32 = parts.iter().map(|p| u32::from(*p)).sum();
+                assert_eq!(sum, u32::from(total), "{n} parts of {total}");
+                let (lo, hi) = (parts.iter().min(), parts.iter().max());
+                assert!(hi.zip(lo).is_some_and(|(h, l)| h - l <= 1), "{parts:?}");
+            }
         }
     }
 

@@ -347,16 +347,10 @@ pub fn render_rules(routes: &Routes) -> Vec<String> {
         let target = if let [(ip, _, target)] = serving[..] {
             format!("{ip}:{target}")
         } else {
-            let mut from = 0u32;
-            let total: u32 = serving.iter().map(|(_, w, _)| u32::from(*w)).sum();
+            let weights: Vec<u8> = serving.iter().map(|(_, w, _)| *w).collect();
             let mut elements = Vec::new();
-            for (i, (ip, weight, target)) in serving.iter().enumerate() {
-                // Scale to 100 so that weights that do not add up to 100 still cover 0..99.
-                let to = if i + 1 == serving.len() {
-                    100
-                } else {
-                    (from + u32::from(*weight) * 100 / total.max(1)).min(100)
-                };
+            let mut from = 0u32;
+            for ((ip, _, target), to) in serving.iter().zip(boundaries(&weights)) {
                 if to > from {
                     elements.push(format!("{}-{} : {ip} . {target}", from, to - 1));
                 }
@@ -371,6 +365,23 @@ pub fn render_rules(routes: &Routes) -> Vec<String> {
         ));
     }
     out
+}
+
+/// Where each backend's range of `numgen random mod 100` ends (exclusive), for `weights` in
+/// order: weights scaled to 100 (those of the backends serving a port may add up to less),
+/// each boundary rounded from the running total, so that no backend's range is off its exact
+/// share by a whole point or more, weights that add up to 100 get exactly their width, and the
+/// last boundary is 100.
+fn boundaries(weights: &[u8]) -> Vec<u32> {
+    let total: u32 = weights.iter().map(|w| u32::from(*w)).sum::<u32>().max(1);
+    let mut running = 0u32;
+    weights
+        .iter()
+        .map(|w| {
+            running += u32::from(*w);
+            (200 * running + total) / (2 * total)
+        })
+        .collect()
 }
 
 fn match_listen(listen: Listen) -> String {
@@ -617,114 +628,4 @@ fn route_owners(table: &str) -> Vec<(String, u16)> {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::net::Ipv4Addr;
-
-    use super::super::{Backend, SwitchedPort};
-    use super::*;
-
-    fn routes(weights: &[u8]) -> Routes {
-        Routes {
-            stack: "app".into(),
-            service: "web".into(),
-            ports: vec![SwitchedPort {
-                listen: Listen {
-                    ip: Some(Ipv4Addr::LOCALHOST),
-                    port: 18080,
-                },
-                target: 8080,
-            }],
-            backends: weights
-                .iter()
-                .enumerate()
-                .map(|(i, w)| Backend {
-                    container: format!("app-web-{}", i + 1),
-                    ip: Ipv4Addr::new(172, 18, 0, 2 + i as u8),
-                    weight: *w,
-                    ports: Vec::new(),
-                })
-                .collect(),
-        }
-    }
-
-    #[test]
-    fn one_backend_is_a_plain_dnat() {
-        let r = render_rules(&routes(&[100]));
-        assert_eq!(
-            r,
-            vec![
-                "add rule ip gantry g/app/web ip daddr 127.0.0.1 tcp dport 18080 ct mark set \
-                 0x47414e54 dnat ip to 172.18.0.2:8080 comment \"app/web 127.0.0.1:18080\""
-            ]
-        );
-    }
-
-    #[test]
-    fn weights_become_ranges_covering_0_to_99() {
-        let r = render_rules(&routes(&[10, 90]));
-        assert!(
-            r[0].contains(
-                "numgen random mod 100 map { 0-9 : 172.18.0.2 . 8080, 10-99 : 172.18.0.3 . 8080 }"
-            ),
-            "{r:?}"
-        );
-        let r = render_rules(&routes(&[34, 33, 33]));
-        assert!(r[0].contains("0-33 : "), "{r:?}");
-        assert!(r[0].contains("67-99 : 172.18.0.4"), "{r:?}");
-        // A zero weight is out of rotation; none left closes the port.
-        let r = render_rules(&routes(&[0, 100]));
-        assert!(r[0].contains("dnat ip to 172.18.0.3:8080"), "{r:?}");
-        assert!(render_rules(&routes(&[0])).is_empty());
-    }
-
-    /// A container of an earlier release keeps the container port it was created with; one
-    /// that does not serve a host port gets none of its new connections.
-    #[test]
-    fn each_backend_is_reached_at_its_own_container_port() {
-        let mut r = routes(&[90, 10]);
-        let listen = r.ports[0].listen;
-        r.backends[0].ports = vec![SwitchedPort { listen, target: 80 }];
-        let rules = render_rules(&r);
-        assert!(
-            rules[0].contains("map { 0-89 : 172.18.0.2 . 80, 90-99 : 172.18.0.3 . 8080 }"),
-            "{rules:?}"
-        );
-        // The new release adds host port 9000: only the new container serves it.
-        let added = SwitchedPort {
-            listen: Listen {
-                ip: None,
-                port: 9000,
-            },
-            target: 9000,
-        };
-        r.ports.push(added);
-        r.backends[1].ports = r.ports.clone();
-        let rules = render_rules(&r);
-        assert!(
-            rules[1].contains("tcp dport 9000") && rules[1].contains("dnat ip to 172.18.0.3:9000"),
-            "{rules:?}"
-        );
-        // A host port published on another address in the other release still matches by port.
-        r.backends[0].ports[0].listen.ip = None;
-        assert!(render_rules(&r)[0].contains("0-89 : 172.18.0.2 . 80"));
-    }
-
-    #[test]
-    fn every_address_matches_local_destinations() {
-        let mut r = routes(&[100]);
-        r.ports[0].listen.ip = None;
-        assert!(render_rules(&r)[0].contains("fib daddr type local tcp dport 18080"));
-    }
-
-    #[test]
-    fn route_owners_come_from_comments() {
-        let table = "\t\tip daddr 127.0.0.1 tcp dport 18080 ct mark set 0x47414e54 dnat ip to 172.18.0.2:8080 comment \"app/web 127.0.0.1:18080\"\n\t\tjump routes\n";
-        assert_eq!(route_owners(table), vec![("app/web".to_owned(), 18080)]);
-    }
-
-    #[test]
-    fn chains_are_read_from_the_listing() {
-        let text = "table ip nat {\n\tchain g/x/y {\n\t}\n}\ntable ip gantry {\n\tchain prerouting {\n\t\ttype nat hook prerouting priority dstnat - 5; policy accept;\n\t}\n\tchain g/app/web {\n\t}\n\tchain g/app-2/api.v1 {\n\t}\n}\n";
-        assert_eq!(parse_chains(text), vec!["g/app/web", "g/app-2/api.v1"]);
-    }
-}
+mod tests;

@@ -155,6 +155,43 @@ fn a_canary_alone_gets_all_or_nothing_when_aborted() {
     assert_eq!(weights(beside), vec![90, 10]);
 }
 
+/// The canary gets its step's share of new connections in the kernel's rule, whatever the
+/// number of old replicas beside it (3 old ones at step 1 once gave it 3 %, at step 10, 12 %):
+/// its range of `numgen random mod 100` is the step wide, the old ones' within one of each other.
+#[test]
+fn a_canary_gets_its_steps_share_beside_any_number_of_old_replicas() {
+    let listen = Listen {
+        ip: Some(Ipv4Addr::LOCALHOST),
+        port: 8080,
+    };
+    let ports = vec![SwitchedPort { listen, target: 80 }];
+    for n in 1..=12u8 {
+        for step in [1u8, 5, 10, 50] {
+            let old: Vec<Member> = (0..n).map(|i| m(&format!("old{i}"), 10 + i)).collect();
+            let routes = split_routes("app", "web", ports.clone(), old, m("next", 3), step);
+            let total: u32 = routes.backends.iter().map(|b| u32::from(b.weight)).sum();
+            assert_eq!(total, 100, "{n} old replicas, step {step}");
+            let rules = crate::edge::nft::render_rules(&routes);
+            // `numgen random mod 100 map { 0-32 : 172.18.0.10 . 80, ... }`
+            let map = rules[0].split_once("map { ").unwrap().1;
+            let map = map.split_once(" }").unwrap().0;
+            let mut widths: BTreeMap<String, u32> = BTreeMap::new();
+            for element in map.split(", ") {
+                let (range, to) = element.split_once(" : ").unwrap();
+                let (lo, hi) = range.split_once('-').unwrap();
+                let width = hi.parse::<u32>().unwrap() - lo.parse::<u32>().unwrap() + 1;
+                let ip = to.split_once(" . ").unwrap().0.to_owned();
+                *widths.entry(ip).or_default() += width;
+            }
+            let canary = widths.remove("172.18.0.3").unwrap_or(0);
+            assert_eq!(canary, u32::from(step), "{n} old replicas: {map}");
+            assert_eq!(widths.len(), usize::from(n), "{map}");
+            let (lo, hi) = (widths.values().min(), widths.values().max());
+            assert!(hi.unwrap() - lo.unwrap() <= 1, "{n} old replicas: {map}");
+        }
+    }
+}
+
 /// A release that moves the container port (`8080:80`, then `8080:8080`): the old container's
 /// open connections are on its own port 80, and its drain waits for them (here: the whole
 /// window, as they stay open), not for the new release's 8080.

@@ -1,0 +1,140 @@
+//! Unit tests of the nftables data plane: the rules rendered and the table read back (what
+//! only the kernel can show is in `tests/tests/edge_*.rs`).
+
+use std::net::Ipv4Addr;
+
+use super::super::{Backend, SwitchedPort};
+use super::*;
+
+fn routes(weights: &[u8]) -> Routes {
+    Routes {
+        stack: "app".into(),
+        service: "web".into(),
+        ports: vec![SwitchedPort {
+            listen: Listen {
+                ip: Some(Ipv4Addr::LOCALHOST),
+                port: 18080,
+            },
+            target: 8080,
+        }],
+        backends: weights
+            .iter()
+            .enumerate()
+            .map(|(i, w)| Backend {
+                container: format!("app-web-{}", i + 1),
+                ip: Ipv4Addr::new(172, 18, 0, 2 + i as u8),
+                weight: *w,
+                ports: Vec::new(),
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn one_backend_is_a_plain_dnat() {
+    let r = render_rules(&routes(&[100]));
+    assert_eq!(
+        r,
+        vec![
+            "add rule ip gantry g/app/web ip daddr 127.0.0.1 tcp dport 18080 ct mark set \
+             0x47414e54 dnat ip to 172.18.0.2:8080 comment \"app/web 127.0.0.1:18080\""
+        ]
+    );
+}
+
+#[test]
+fn weights_become_ranges_covering_0_to_99() {
+    let r = render_rules(&routes(&[10, 90]));
+    assert!(
+        r[0].contains(
+            "numgen random mod 100 map { 0-9 : 172.18.0.2 . 8080, 10-99 : 172.18.0.3 . 8080 }"
+        ),
+        "{r:?}"
+    );
+    let r = render_rules(&routes(&[34, 33, 33]));
+    assert!(r[0].contains("0-33 : "), "{r:?}");
+    assert!(r[0].contains("67-99 : 172.18.0.4"), "{r:?}");
+    // A zero weight is out of rotation; none left closes the port.
+    let r = render_rules(&routes(&[0, 100]));
+    assert!(r[0].contains("dnat ip to 172.18.0.3:8080"), "{r:?}");
+    assert!(render_rules(&routes(&[0])).is_empty());
+}
+
+/// A container of an earlier release keeps the container port it was created with; one
+/// that does not serve a host port gets none of its new connections.
+#[test]
+fn each_backend_is_reached_at_its_own_container_port() {
+    let mut r = routes(&[90, 10]);
+    let listen = r.ports[0].listen;
+    r.backends[0].ports = vec![SwitchedPort { listen, target: 80 }];
+    let rules = render_rules(&r);
+    assert!(
+        rules[0].contains("map { 0-89 : 172.18.0.2 . 80, 90-99 : 172.18.0.3 . 8080 }"),
+        "{rules:?}"
+    );
+    // The new release adds host port 9000: only the new container serves it.
+    let added = SwitchedPort {
+        listen: Listen {
+            ip: None,
+            port: 9000,
+        },
+        target: 9000,
+    };
+    r.ports.push(added);
+    r.backends[1].ports = r.ports.clone();
+    let rules = render_rules(&r);
+    assert!(
+        rules[1].contains("tcp dport 9000") && rules[1].contains("dnat ip to 172.18.0.3:9000"),
+        "{rules:?}"
+    );
+    // A host port published on another address in the other release still matches by port.
+    r.backends[0].ports[0].listen.ip = None;
+    assert!(render_rules(&r)[0].contains("0-89 : 172.18.0.2 . 80"));
+}
+
+#[test]
+fn every_address_matches_local_destinations() {
+    let mut r = routes(&[100]);
+    r.ports[0].listen.ip = None;
+    assert!(render_rules(&r)[0].contains("fib daddr type local tcp dport 18080"));
+}
+
+#[test]
+fn route_owners_come_from_comments() {
+    let table = "\t\tip daddr 127.0.0.1 tcp dport 18080 ct mark set 0x47414e54 dnat ip to 172.18.0.2:8080 comment \"app/web 127.0.0.1:18080\"\n\t\tjump routes\n";
+    assert_eq!(route_owners(table), vec![("app/web".to_owned(), 18080)]);
+}
+
+/// Weights that add up to 100 are their ranges' widths exactly; others are scaled, every
+/// range within a point of its exact share, the last ending at 100.
+#[test]
+fn range_boundaries_round_the_running_total() {
+    assert_eq!(boundaries(&[3, 3, 3, 91]), [3, 6, 9, 100]);
+    assert_eq!(boundaries(&[100]), [100]);
+    // Three backends of 33 (one serving another port has its 1 % left out): 33.3 each.
+    assert_eq!(boundaries(&[33, 33, 33]), [33, 67, 100]);
+    for n in 1..=12u8 {
+        for total in [50u8, 99, 100] {
+            let weights: Vec<u8> = (0..n)
+                .map(|i| total / n + u8::from(i < total % n))
+                .collect();
+            let ends = boundaries(&weights);
+            assert_eq!(ends.last(), Some(&100));
+            let mut from = 0;
+            for (w, to) in weights.iter().zip(&ends) {
+                let exact = f64::from(*w) * 100.0 / f64::from(total);
+                assert!(
+                    (f64::from(to - from) - exact).abs() < 1.0,
+                    "{weights:?} {ends:?}"
+                );
+                from = *to;
+            }
+        }
+    }
+}
+
+#[test]
+fn chains_are_read_from_the_listing() {
+    let text = "table ip nat {\n\tchain g/x/y {\n\t}\n}\ntable ip gantry {\n\tchain prerouting {\n\t\ttype nat hook prerouting priority dstnat - 5; policy accept;\n\t}\n\tchain g/app/web {\n\t}\n\tchain g/app-2/api.v1 {\n\t}\n}\n";
+    assert_eq!(parse_chains(text), vec!["g/app/web", "g/app-2/api.v1"]);
+}
