@@ -248,7 +248,12 @@ impl Rollout<'_> {
         if let Err(e) = rotation.leave(&new.id).await {
             return e;
         }
-        if let Err(e) = self.engine.remove_container(&new.id, true).await {
+        // With the volumes made for it: inherited ones (mounted by name) stay with the old.
+        if let Err(e) = self
+            .engine
+            .remove_container_and_volumes(&new.id, true)
+            .await
+        {
             tracing::warn!(stack = %self.project.name, service = %svc.name, container = %new.name, error = %e, "aborted canary not removed");
         }
         self.stack.clear_canary();

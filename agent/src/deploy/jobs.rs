@@ -50,7 +50,8 @@ impl Rollout<'_> {
             0o600,
             gantry_common::fsx::Owner::default(),
         );
-        let _ = self.engine.remove_container(&id, true).await;
+        // Its anonymous volumes go with it: the next run gets new ones, nothing inherits them.
+        let _ = self.engine.remove_container_and_volumes(&id, true).await;
         let last: Vec<String> = super::capped_tail(&logs);
         let result = match outcome? {
             Some(0) => {

@@ -340,8 +340,9 @@ impl Rollout<'_> {
                             Err(e) => Err(e),
                         };
                         if let Err(e) = up {
-                            // The old container never stopped serving: just drop the new one.
-                            let _ = self.engine.remove_container(&id, true).await;
+                            // The old container never stopped serving: just drop the new one
+                            // (and the volumes made for it; inherited ones stay with the old).
+                            let _ = self.engine.remove_container_and_volumes(&id, true).await;
                             return Err(e);
                         }
                         // Docker's DNS may name the new address before its interface answers:
@@ -443,7 +444,7 @@ impl Rollout<'_> {
                             // Docker's DNS does not keep sending a share of the calls to it
                             // (what served is as it was).
                             if old.is_none() && sp.containers.iter().any(|c| c.state.running) {
-                                let _ = self.engine.remove_container(&id, true).await;
+                                let _ = self.engine.remove_container_and_volumes(&id, true).await;
                             }
                             return Err(e);
                         }

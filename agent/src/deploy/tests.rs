@@ -1657,3 +1657,84 @@ async fn an_explicit_start_first_shares_the_anonymous_volumes_without_downtime()
     );
     assert_eq!(s.engine.containers()["app-web-1"].anonymous_volumes, before);
 }
+
+/// The names of the anonymous volumes that exist now (sorted).
+fn anonymous_volumes(s: &Setup) -> Vec<String> {
+    s.engine
+        .resources()
+        .into_iter()
+        .filter_map(|r| r.strip_prefix("volume ").map(str::to_owned))
+        .filter(|v| crate::engine::is_anonymous_volume(v))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_container_goes_with_its_anonymous_volumes_and_a_retired_one_keeps_them() {
+    // A job run every release must not leave a volume per run; a retired container's
+    // volumes live on in its replacement.
+    let s = Setup::new();
+    let compose = "services:
+  migrate:
+    image: app:${V}
+    volumes: [/scratch]
+    x-gantry: {job: {timeout: 1m}}
+  web:
+    image: app:${V}
+    depends_on: {migrate: {condition: service_completed_successfully}}
+    volumes: [/data]
+    x-gantry: {min_ready: 1s}
+";
+    assert_eq!(s.deploy(compose, "1").await.outcome, Outcome::Succeeded);
+    let web = s.engine.containers()["app-web-1"].anonymous_volumes.clone();
+    let web: Vec<String> = web.into_iter().map(|(_, name)| name).collect();
+    assert_eq!(anonymous_volumes(&s), web, "the job's volume went with it");
+    let report = s.deploy(compose, "2").await;
+    assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.error);
+    assert_eq!(anonymous_volumes(&s), web, "no volume per run; web's kept");
+
+    let removals = s.engine.removals();
+    let jobs: Vec<_> = removals
+        .iter()
+        .filter(|(name, _)| name.starts_with("app-migrate"))
+        .collect();
+    assert_eq!(jobs.len(), 2, "{removals:?}");
+    assert!(jobs.iter().all(|(_, volumes)| *volumes), "{removals:?}");
+    assert!(
+        removals.contains(&("app-web-1".to_owned(), false)),
+        "the retired web container keeps its volumes: {removals:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_container_dropped_before_it_served_takes_only_the_volumes_made_for_it() {
+    // Start-first, sharing the old container's `/tmp`; the new image declares one more
+    // VOLUME. The new container never turns ready: dropped with what was made for it only.
+    let s = Setup::new();
+    s.engine.declare_volumes("app:1", &["/tmp"]);
+    s.engine.declare_volumes("app:2", &["/tmp", "/cache"]);
+    s.engine.crash_image(&format!("sha256:{}", "2".repeat(64)));
+    let compose = "services:
+  web:
+    image: app:${V}
+    deploy: {update_config: {order: start-first}}
+    x-gantry: {min_ready: 1s}
+";
+    assert_eq!(s.deploy(compose, "1").await.outcome, Outcome::Succeeded);
+    let before = anonymous_volumes(&s);
+    assert_eq!(before.len(), 1);
+    let report = s.deploy(compose, "2").await;
+    assert!(!report.outcome.is_good(), "{report:?}");
+    assert!(
+        s.engine
+            .removals()
+            .contains(&("app-web-1-gantry-next".to_owned(), true)),
+        "{:?}",
+        s.engine.removals()
+    );
+    assert_eq!(
+        anonymous_volumes(&s),
+        before,
+        "the shared /tmp stays, /cache went"
+    );
+    assert!(s.engine.containers()["app-web-1"].state.running);
+}

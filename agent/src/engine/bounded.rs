@@ -123,6 +123,11 @@ impl Engine for Bounded<'_> {
         self.bounded(self.inner.remove_container(id, force)).await
     }
 
+    async fn remove_container_and_volumes(&self, id: &str, force: bool) -> Result<bool> {
+        self.bounded(self.inner.remove_container_and_volumes(id, force))
+            .await
+    }
+
     async fn rename_container(&self, id: &str, new_name: &str) -> Result<()> {
         self.bounded(self.inner.rename_container(id, new_name))
             .await

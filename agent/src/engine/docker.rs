@@ -17,16 +17,16 @@
 //! Files: this one connects and implements the trait; [`request`] builds Docker's request
 //! bodies from our specs, [`convert`] reads Docker's answers into our types, [`errors`] maps
 //! bollard's errors, [`pull`] pulls an image with its progress, [`stop`] is the kill-and-wait
-//! stop for old daemons.
+//! stop for old daemons, [`remove`] removes a container (with its anonymous volumes or not).
 //!
 //! Limits: no TLS to the daemon (`DOCKER_TLS_VERIFY`), no `ssh://`, and Docker CLI contexts
 //! are not read (only `DOCKER_HOST`). Bind-mount propagation and SELinux relabel options are not
 //! expressed. Network creation on API < 1.44 cannot ask the daemon to refuse duplicate names, so
 //! `ensure_network` looks the name up first (safe under the per-stack deploy lock, not against a
 //! concurrent `docker network create`). Removing a container keeps its anonymous volumes (`docker
-//! rm` without `-v`): data is never dropped implicitly. A request waits at most 120 s for the
-//! daemon's answer to start (stop adds its grace period); streamed bodies (pull, wait, logs,
-//! events) are not limited.
+//! rm` without `-v`) unless the caller asks for them to go ([`remove`]). A request waits at most
+//! 120 s for the daemon's answer to start (stop adds its grace period); streamed bodies (pull,
+//! wait, logs, events) are not limited.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -60,6 +60,7 @@ mod errors;
 mod exec;
 pub mod host;
 mod pull;
+mod remove;
 mod request;
 mod stop;
 mod tail;
@@ -458,17 +459,7 @@ impl super::Engine for DockerEngine {
             {
                 let error = self.err(Object::Network(attachment.network.clone()), e);
                 // Leave nothing half-made behind; the create error is what the caller needs.
-                if let Err(cleanup) = self
-                    .docker
-                    .remove_container(
-                        &created.id,
-                        Some(RemoveContainerOptions {
-                            force: true,
-                            ..Default::default()
-                        }),
-                    )
-                    .await
-                {
+                if let Err(cleanup) = self.remove(&created.id, true, true).await {
                     warn!(stack, service, container = %spec.name, error = %cleanup, "could not remove half-created container");
                 }
                 return Err(error);
@@ -559,20 +550,11 @@ impl super::Engine for DockerEngine {
     }
 
     async fn remove_container(&self, id: &str, force: bool) -> Result<bool> {
-        let options = RemoveContainerOptions {
-            force,
-            ..Default::default()
-        };
-        match self.docker.remove_container(id, Some(options)).await {
-            Ok(()) => {
-                debug!(container = id, "container removed");
-                Ok(true)
-            }
-            Err(e) => match self.err(Object::Container(id.to_owned()), e) {
-                EngineError::NotFound { .. } => Ok(false),
-                other => Err(other),
-            },
-        }
+        self.remove(id, force, false).await
+    }
+
+    async fn remove_container_and_volumes(&self, id: &str, force: bool) -> Result<bool> {
+        self.remove(id, force, true).await
     }
 
     async fn disconnect_network(&self, id: &str, network: &str) -> Result<bool> {

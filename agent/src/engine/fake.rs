@@ -21,6 +21,7 @@
 pub mod addressed;
 mod events;
 mod mounts;
+mod remove;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -59,6 +60,8 @@ struct State {
     /// A command's first word → the exit code of an exec running it (default 0).
     exec_exit: BTreeMap<String, i64>,
     calls: Vec<String>,
+    /// Containers removed, in order: (name, whether their anonymous volumes went too).
+    removals: Vec<(String, bool)>,
     next_id: u64,
     /// Once this many calls are recorded, every further changing call never answers: the
     /// process that made them was killed (see [`FakeEngine::freeze_after`]).
@@ -609,15 +612,11 @@ impl Engine for FakeEngine {
     }
 
     async fn remove_container(&self, id: &str, _force: bool) -> Result<bool> {
-        self.gate().await;
-        let mut s = self.lock();
-        let Some(found) = s.find(id) else {
-            return Ok(false);
-        };
-        let c = s.containers.remove(&found).expect("found above");
-        self.events.emit(&c, "destroy");
-        s.calls.push(format!("remove {}", c.name));
-        Ok(true)
+        self.remove(id, false).await
+    }
+
+    async fn remove_container_and_volumes(&self, id: &str, _force: bool) -> Result<bool> {
+        self.remove(id, true).await
     }
 
     async fn rename_container(&self, id: &str, new_name: &str) -> Result<()> {

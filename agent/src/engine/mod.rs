@@ -104,9 +104,19 @@ pub trait Engine: Send + Sync {
     /// Sends a signal without waiting.
     async fn kill_container(&self, id: &str, signal: &str) -> Result<()>;
 
-    /// Removes a container (with `force`, even a running one, killing it). Anonymous volumes
-    /// go with it, as with `docker compose down`. `Ok(false)` if it did not exist.
+    /// Removes a container (with `force`, even a running one, killing it). Its anonymous
+    /// volumes stay (`docker rm` without `-v`): the container that replaces a retired one may
+    /// have inherited them. `Ok(false)` if it did not exist.
     async fn remove_container(&self, id: &str, force: bool) -> Result<bool>;
+
+    /// [`Engine::remove_container`], its anonymous volumes with it (`docker rm -v`): for a
+    /// container whose volumes nothing will use again (a one-off job's, a new container
+    /// dropped before it served, an aborted canary). A volume it mounts by name (inherited
+    /// from the container it was to replace) or that another container uses stays. Engines
+    /// that wrap another one forward it; this default keeps the volumes.
+    async fn remove_container_and_volumes(&self, id: &str, force: bool) -> Result<bool> {
+        self.remove_container(id, force).await
+    }
 
     async fn rename_container(&self, id: &str, new_name: &str) -> Result<()>;
 

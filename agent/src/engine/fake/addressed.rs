@@ -112,6 +112,9 @@ impl Engine for Addressed {
     async fn remove_container(&self, id: &str, force: bool) -> Result<bool> {
         self.inner.remove_container(id, force).await
     }
+    async fn remove_container_and_volumes(&self, id: &str, force: bool) -> Result<bool> {
+        self.inner.remove_container_and_volumes(id, force).await
+    }
     async fn rename_container(&self, id: &str, new_name: &str) -> Result<()> {
         self.inner.rename_container(id, new_name).await
     }

@@ -23,10 +23,7 @@ pub(super) fn anonymous(
     image_volumes: &[String],
     id: &str,
 ) -> Vec<(String, String)> {
-    let fresh = |target: &str| {
-        use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(format!("{id}:{target}")))
-    };
+    let fresh = |target: &str| fresh(id, target);
     let mut found: Vec<(String, String)> = spec
         .mounts
         .iter()
@@ -47,6 +44,12 @@ pub(super) fn anonymous(
     }
     found.sort();
     found
+}
+
+/// The name of the anonymous volume the fake makes for container `id` at `target`.
+pub(super) fn fresh(id: &str, target: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(format!("{id}:{target}")))
 }
 
 fn volumes(spec: &ContainerSpec) -> impl Iterator<Item = &str> {
