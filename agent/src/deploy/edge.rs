@@ -33,6 +33,8 @@ pub(super) struct Rotation<'a> {
     pub ports: Vec<SwitchedPort>,
     /// Container id → the container as the switch routes to it.
     pub members: BTreeMap<String, Member>,
+    /// Where each switched port is asked for: its `ports:` key (`services.web.ports[0]`).
+    pub keys: BTreeMap<edge::Listen, String>,
     /// The switch still routes the service although it no longer has a port through it
     /// (`x-gantry.edge: false`, its switched ports dropped): containers carrying
     /// [`edge::LABEL`] run. Its routes go before a new container starts ([`Self::hand_back`]).
@@ -71,12 +73,20 @@ impl<'a> Rotation<'a> {
         let unswitched = ports.is_empty()
             && edge.available().is_ok()
             && running().any(|c| c.labels.contains_key(edge::LABEL));
+        let mut keys = BTreeMap::new();
+        for (i, p) in svc.ports.iter().enumerate() {
+            if let Some(s) = edge::switched_port(p) {
+                keys.entry(s.listen)
+                    .or_insert_with(|| format!("services.{}.ports[{i}]", svc.name));
+            }
+        }
         Self {
             edge,
             stack: stack.to_owned(),
             service: svc.name.clone(),
             ports,
             members,
+            keys,
             unswitched,
         }
     }
@@ -287,7 +297,20 @@ impl<'a> Rotation<'a> {
         })
     }
 
+    /// `source` as the service's error; a port taken names the `ports:` entry asking for it.
     fn error(&self, source: edge::EdgeError) -> DeployError {
+        let source = match source {
+            edge::EdgeError::PortTaken {
+                listen,
+                by,
+                key: None,
+            } => edge::EdgeError::PortTaken {
+                key: self.keys.get(&listen).cloned(),
+                listen,
+                by,
+            },
+            other => other,
+        };
         DeployError::Edge {
             service: self.service.clone(),
             source,

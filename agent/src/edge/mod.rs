@@ -46,11 +46,17 @@ pub const LABEL: &str = "io.gantry.edge";
 pub enum EdgeError {
     #[error("edge switch: `{command}` failed: {message}")]
     Command { command: String, message: String },
+    /// `key`: the `ports:` entry asking for it (`services.web.ports[0]`), when known.
     #[error(
-        "edge switch: port {listen} is taken by {by}; free it, or publish the service on \
-         another port (x-gantry.edge: false keeps Docker's publishing)"
+        "edge switch: {}port {listen} is taken by {by}; free it, or publish the service on \
+         another port (x-gantry.edge: false keeps Docker's publishing)",
+        key.as_deref().map(|k| format!("{k}: ")).unwrap_or_default()
     )]
-    PortTaken { listen: Listen, by: String },
+    PortTaken {
+        listen: Listen,
+        by: String,
+        key: Option<String>,
+    },
     #[error("edge switch: {what}: {source}")]
     Io {
         what: String,

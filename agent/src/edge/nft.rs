@@ -545,6 +545,7 @@ impl Edge for NftEdge {
                 return Err(EdgeError::PortTaken {
                     listen,
                     by: "another process on this host (see `ss -ltnp`)".into(),
+                    key: None,
                 });
             }
             Ok(None) => {}
@@ -560,8 +561,9 @@ impl Edge for NftEdge {
     }
 }
 
-/// `Err(PortTaken)` when a service other than `stack/service` routes `listen`'s port in
-/// `table` (the text of `nft list table ip gantry`).
+/// `Err(PortTaken)` when a service other than `stack/service` routes `listen` in `table` (the
+/// text of `nft list table ip gantry`): the same port on the same address, or on every address
+/// for either (as Docker, which binds `127.0.0.1:8080` and `10.0.0.5:8080` side by side).
 fn routed_by_another(
     table: &str,
     stack: &str,
@@ -571,14 +573,21 @@ fn routed_by_another(
     let me = format!("{stack}/{service}");
     match route_owners(table)
         .into_iter()
-        .find(|(owner, port)| *port == listen.port && *owner != me)
+        .find(|(owner, theirs)| overlap(*theirs, listen) && *owner != me)
     {
-        Some((owner, _)) => Err(EdgeError::PortTaken {
+        Some((owner, theirs)) => Err(EdgeError::PortTaken {
             listen,
-            by: format!("service {owner} (its edge route)"),
+            by: format!("service {owner} (its edge route on {theirs})"),
+            key: None,
         }),
         None => Ok(()),
     }
+}
+
+/// Whether a connection could match both `a` and `b`: one port, and one address or every
+/// address on either side.
+fn overlap(a: Listen, b: Listen) -> bool {
+    a.port == b.port && (a.ip.is_none() || b.ip.is_none() || a.ip == b.ip)
 }
 
 /// Where processes on this host take turns at the switch's read-modify-write (`routes` is
@@ -613,16 +622,22 @@ async fn host_lock() -> Option<nix::fcntl::Flock<std::fs::File>> {
     }
 }
 
-/// `(stack/service, port)` of every route rule, from their comments.
-fn route_owners(table: &str) -> Vec<(String, u16)> {
+/// `(stack/service, where it listens)` of every route rule, from their comments
+/// (`app/web 127.0.0.1:8080`; `0.0.0.0`: every address).
+fn route_owners(table: &str) -> Vec<(String, Listen)> {
     table
         .lines()
         .filter_map(|line| {
             let (_, rest) = line.split_once("comment \"")?;
             let text = rest.strip_suffix('"').unwrap_or(rest);
             let (owner, listen) = text.split_once(' ')?;
-            let port = listen.rsplit_once(':')?.1.parse().ok()?;
-            Some((owner.to_owned(), port))
+            let (ip, port) = listen.rsplit_once(':')?;
+            let ip: Ipv4Addr = ip.parse().ok()?;
+            let listen = Listen {
+                ip: (!ip.is_unspecified()).then_some(ip),
+                port: port.parse().ok()?,
+            };
+            Some((owner.to_owned(), listen))
         })
         .collect()
 }

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use super::*;
+use crate::ExitCode;
 use crate::compose::{LoadOptions, Port};
 use crate::deploy::{DeployRequest, Deployer, Quiet};
 use crate::edge::{EdgeError, Listen};
@@ -76,6 +77,7 @@ impl Edge for FakeEdge {
             true => Err(EdgeError::PortTaken {
                 listen,
                 by: "service other/api (its edge route)".into(),
+                key: None,
             }),
             false => Ok(()),
         }
@@ -231,6 +233,32 @@ async fn a_replacement_alone_in_its_replica_stays_in_rotation() {
         .unwrap();
     assert_eq!(routed, ["web"]);
     assert_eq!(edge.backends("web"), ["app-web-1", "app-web-2-gantry-next"]);
+}
+
+/// A port another service routes is exit 65, naming the `ports:` entry that asks for it (and
+/// the address), so the operator knows which line to change.
+#[tokio::test]
+async fn a_port_taken_names_its_ports_entry() {
+    let listen = Listen {
+        ip: Some(Ipv4Addr::LOCALHOST),
+        port: 8080,
+    };
+    let edge = FakeEdge {
+        taken: vec![listen],
+        ..FakeEdge::default()
+    };
+    let svc = web(vec![
+        port(None, 9000, 90),
+        port(Some("127.0.0.1"), 8080, 80),
+    ]);
+    let rotation = Rotation::of(&edge, "app", &svc, &[]);
+    let err = rotation.check_ports(&[]).await.unwrap_err();
+    assert_eq!(err.exit_code(), ExitCode::InvalidInput);
+    let said = err.to_string();
+    assert!(
+        said.contains("services.web.ports[1]: port 127.0.0.1:8080 is taken by service other/api"),
+        "{said}"
+    );
 }
 
 struct Setup {

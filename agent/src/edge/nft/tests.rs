@@ -102,7 +102,52 @@ fn every_address_matches_local_destinations() {
 #[test]
 fn route_owners_come_from_comments() {
     let table = "\t\tip daddr 127.0.0.1 tcp dport 18080 ct mark set 0x47414e54 dnat ip to 172.18.0.2:8080 comment \"app/web 127.0.0.1:18080\"\n\t\tjump routes\n";
-    assert_eq!(route_owners(table), vec![("app/web".to_owned(), 18080)]);
+    let listen = Listen {
+        ip: Some(Ipv4Addr::LOCALHOST),
+        port: 18080,
+    };
+    assert_eq!(route_owners(table), vec![("app/web".to_owned(), listen)]);
+}
+
+/// Docker binds one port on two addresses for two containers: the switch lets two services do
+/// the same, and refuses a port on every address beside a service that routes it on one (and
+/// the reverse). The error names the address of the route in the way.
+#[test]
+fn a_port_is_taken_on_its_address_or_on_every_address() {
+    let mut r = routes(&[100]);
+    r.service = "api".into();
+    r.ports[0].listen.ip = Some(Ipv4Addr::new(127, 0, 0, 1));
+    let mut table = render_rules(&r).join("\n");
+    r.ports[0].listen = Listen {
+        ip: None,
+        port: 9000,
+    };
+    table.push('\n');
+    table.push_str(&render_rules(&r).join("\n"));
+    let at = |ip: Option<[u8; 4]>, port| Listen {
+        ip: ip.map(Ipv4Addr::from),
+        port,
+    };
+    // 127.0.0.1:18080 and 0.0.0.0:9000 are app/api's.
+    let free = |l: Listen| routed_by_another(&table, "app", "web", l);
+    assert!(free(at(Some([10, 0, 0, 5]), 18080)).is_ok());
+    assert!(free(at(Some([127, 0, 0, 2]), 18080)).is_ok());
+    assert!(free(at(Some([127, 0, 0, 1]), 18081)).is_ok());
+    let taken = free(at(Some([127, 0, 0, 1]), 18080)).unwrap_err();
+    assert!(
+        matches!(&taken, EdgeError::PortTaken { by, .. } if by.contains("app/api") && by.contains("127.0.0.1:18080")),
+        "{taken}"
+    );
+    assert!(
+        free(at(None, 18080)).is_err(),
+        "every address includes 127.0.0.1"
+    );
+    assert!(
+        free(at(Some([10, 0, 0, 5]), 9000)).is_err(),
+        "9000 is on every address"
+    );
+    // Its own routes are never in its way.
+    assert!(routed_by_another(&table, "app", "api", at(None, 18080)).is_ok());
 }
 
 /// Weights that add up to 100 are their ranges' widths exactly; others are scaled, every
