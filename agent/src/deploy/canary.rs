@@ -7,8 +7,9 @@
 //! interval and its restarts and exits are counted: `abort.probe_failures` failures or
 //! `abort.restarts` restarts abort the canary. `gantry promote STACK` moves to the next step
 //! at once; `gantry abort STACK` aborts. An abort sends every new connection back to the old
-//! containers (connections open on the canary finish), removes the canary and fails the rollout,
-//! which rolls the deploy back (exit 2).
+//! containers, lets the connections open on the canary finish (drained up to its grace period,
+//! then its `pre_stop` hooks and stop signal, as a replaced container), removes it and fails the
+//! rollout, which rolls the deploy back (exit 2).
 //!
 //! Design: the shares are nftables `numgen` ranges ([`crate::edge`]); an operator's command
 //! arrives through the stack's state ([`crate::ledger::CanaryCommand`]), polled every 200 ms.
@@ -248,6 +249,11 @@ impl Rollout<'_> {
         if let Err(e) = rotation.leave(&new.id).await {
             return e;
         }
+        // Connections open on the canary finish, as on any retired container: drained up to
+        // the grace period, then its pre_stop hooks and its stop signal.
+        if let Err(e) = self.retire_canary(svc, rotation, new).await {
+            tracing::warn!(stack = %self.project.name, service = %svc.name, container = %new.name, error = %e, "aborted canary not stopped gracefully");
+        }
         // With the volumes made for it: inherited ones (mounted by name) stay with the old.
         if let Err(e) = self
             .engine
@@ -266,6 +272,42 @@ impl Rollout<'_> {
             share,
             reason,
         }
+    }
+
+    /// Lets an aborted canary, already out of rotation, finish its open connections (up to its
+    /// grace period), then stops it as a rollout stops a container it replaced.
+    async fn retire_canary(
+        &self,
+        svc: &Service,
+        rotation: &Rotation<'_>,
+        new: &ContainerInfo,
+    ) -> Result<(), DeployError> {
+        let live = match self.engine.inspect_container(&new.id).await {
+            Ok(live) if live.state.running => live,
+            Ok(_) | Err(crate::engine::EngineError::NotFound { .. }) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let timeout = super::translate::stop_timeout(svc);
+        let waited = rotation.drain(&live, timeout).await;
+        if waited >= Duration::from_millis(500) {
+            self.progress.step(
+                Some(&svc.name),
+                &format!("{} drained in {:.1}s", new.name, waited.as_secs_f64()),
+            );
+        }
+        let signal = svc.stop_signal.as_deref();
+        super::hooks::pre_stop(
+            self.engine,
+            self.progress,
+            &svc.pre_stop,
+            &svc.name,
+            &new.id,
+            &new.name,
+            timeout,
+        )
+        .await;
+        self.engine.stop_container(&new.id, signal, timeout).await?;
+        Ok(())
     }
 
     /// Records the canary's progress; a failure to write is logged, not fatal (the canary

@@ -12,8 +12,7 @@
 //! Limits: hooks run where the deploy starts and stops containers, and `pre_stop` before the
 //! daemon's supervision restarts a container in place (a heal), and `post_start` after it (a
 //! failure there is logged: nothing is left to roll back); not for one-shot jobs, nor when
-//! Docker's restart policy restarts a container, nor in a canary's new container that an abort
-//! removes. A hook cut short by its bound keeps
+//! Docker's restart policy restarts a container. A hook cut short by its bound keeps
 //! running in the container until it ends by itself.
 
 use std::time::Duration;

@@ -28,6 +28,8 @@ struct FakeEdge {
     routes: Mutex<BTreeMap<String, Routes>>,
     hang: AtomicBool,
     hung: AtomicBool,
+    /// Until then every container has one connection open.
+    open_until: Mutex<Option<tokio::time::Instant>>,
 }
 
 impl FakeEdge {
@@ -68,7 +70,10 @@ impl Edge for FakeEdge {
         Ok(())
     }
     async fn open_connections(&self, _: u32, _: u16) -> Option<usize> {
-        Some(0)
+        let until = *self.open_until.lock().unwrap();
+        Some(usize::from(
+            until.is_some_and(|t| tokio::time::Instant::now() < t),
+        ))
     }
     async fn check_free(&self, _: &str, _: &str, _: Listen) -> std::result::Result<(), EdgeError> {
         Ok(())
@@ -330,5 +335,40 @@ volumes:
             .any(|c| c.starts_with("create") || c.starts_with("stop")),
         "{calls:#?}"
     );
+    assert_eq!(s.running(), vec![("app-web-1".to_owned(), '1')]);
+}
+
+/// `gantry abort` at step 50: the canary leaves the rotation, then its open connections finish
+/// (drained up to its grace period) and it gets its stop signal before it is removed; it was
+/// force-removed at once, resetting every connection it held.
+#[tokio::test(start_paused = true)]
+async fn an_aborted_canary_drains_its_open_connections_before_it_goes() {
+    let s = Setup::new();
+    let v1 = s
+        .deployer
+        .deploy(&s.request(&web("[50, 100]"), "1"), &Quiet)
+        .await;
+    assert_eq!(v1.outcome, Outcome::Succeeded, "{:?}", v1.error);
+    let stack = s.stack();
+    let req = s.request(&web("[50, 100]"), "2");
+    let aborted_at = Mutex::new(None);
+    let (report, ()) = tokio::join!(s.deployer.deploy(&req, &Quiet), async {
+        until(|| stack.canary().is_some()).await;
+        s.engine.clear_calls();
+        let now = tokio::time::Instant::now();
+        *s.edge.open_until.lock().unwrap() = Some(now + Duration::from_secs(3));
+        *aborted_at.lock().unwrap() = Some(now);
+        stack.request_canary(CanaryCommand::Abort).unwrap();
+    });
+    assert_eq!(report.exit_code(), ExitCode::RolledBack, "{report:?}");
+    let took = aborted_at.lock().unwrap().unwrap().elapsed();
+    assert!(took >= Duration::from_secs(3), "not drained: {took:?}");
+    let calls = s.engine.calls();
+    let at = |call: &str| calls.iter().position(|c| c == call);
+    let stop = at(&format!("stop {NEXT}"));
+    let remove = calls
+        .iter()
+        .position(|c| c.starts_with("remove") && c.contains(NEXT));
+    assert!(stop.is_some() && stop < remove, "{calls:#?}");
     assert_eq!(s.running(), vec![("app-web-1".to_owned(), '1')]);
 }
