@@ -203,8 +203,23 @@ impl NftEdge {
         ];
         let mut check = vec!["-w", "5", "-C"];
         check.extend(rule);
-        if self.run(&self.iptables, &check, None).await.is_ok() {
-            return Ok(());
+        let out = self.exec(&self.iptables, &check, None).await?;
+        match rule_check(out.status.code()) {
+            RuleCheck::Present => return Ok(()),
+            RuleCheck::Absent => {}
+            RuleCheck::Unknown => {
+                return Err(EdgeError::Command {
+                    command: format!("{} {}", self.iptables, check.join(" ")),
+                    message: format!(
+                        "{} ({}); whether Docker's DOCKER-USER chain accepts switched flows is \
+                         unknown, so no rule was added (hint: exit status 4 is the xtables lock \
+                         held by another program for over 5 s; the next route change checks \
+                         again)",
+                        out.status,
+                        stderr(&out)
+                    ),
+                });
+            }
         }
         // Docker creates DOCKER-USER when it starts; create it if it is not there yet.
         let _ = self
@@ -219,12 +234,31 @@ impl NftEdge {
         self.run(&self.nft, &["-f", "-"], Some(script)).await
     }
 
+    /// Runs `program`, `Err` when it did not succeed.
     async fn run(
         &self,
         program: &str,
         args: &[&str],
         stdin: Option<&str>,
     ) -> Result<String, EdgeError> {
+        let out = self.exec(program, args, stdin).await?;
+        if !out.status.success() {
+            return Err(EdgeError::Command {
+                command: format!("{program} {}", args.join(" ")),
+                message: format!("{} ({})", out.status, stderr(&out)),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Runs `program` to its end, whatever its exit status; `Err` when it could not be run or
+    /// gave no answer within [`TIMEOUT`].
+    async fn exec(
+        &self,
+        program: &str,
+        args: &[&str],
+        stdin: Option<&str>,
+    ) -> Result<std::process::Output, EdgeError> {
         let command = format!("{program} {}", args.join(" "));
         let fail = |message: String| EdgeError::Command {
             command: command.clone(),
@@ -247,16 +281,10 @@ impl NftEdge {
                 .await
                 .map_err(|e| fail(e.to_string()))?;
         }
-        let out = tokio::time::timeout(TIMEOUT, child.wait_with_output())
+        tokio::time::timeout(TIMEOUT, child.wait_with_output())
             .await
             .map_err(|_| fail(format!("no answer within {}s", TIMEOUT.as_secs())))?
-            .map_err(|e| fail(e.to_string()))?;
-        if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
-            let err: String = err.trim().chars().take(600).collect();
-            return Err(fail(format!("{} ({err})", out.status)));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+            .map_err(|e| fail(e.to_string()))
     }
 
     /// The service chains now in the table.
@@ -296,6 +324,34 @@ impl NftEdge {
         for c in chains {
             let _ = writeln!(script, "add rule {TABLE} routes jump {c}");
         }
+    }
+}
+
+/// A program's error output, for a message.
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr)
+        .trim()
+        .chars()
+        .take(600)
+        .collect()
+}
+
+/// What `iptables -C` says of a rule, by its exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RuleCheck {
+    Present,
+    /// Exit status 1: the rule (or its chain) is not there.
+    Absent,
+    /// Anything else (the xtables lock still held after `-w`, exit 4; a bad option; killed):
+    /// adding the rule then could add it twice.
+    Unknown,
+}
+
+fn rule_check(code: Option<i32>) -> RuleCheck {
+    match code {
+        Some(0) => RuleCheck::Present,
+        Some(1) => RuleCheck::Absent,
+        _ => RuleCheck::Unknown,
     }
 }
 

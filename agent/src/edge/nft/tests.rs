@@ -150,6 +150,18 @@ fn a_port_is_taken_on_its_address_or_on_every_address() {
     assert!(routed_by_another(&table, "app", "api", at(None, 18080)).is_ok());
 }
 
+/// Only `iptables -C`'s exit status 1 says the rule is missing; the lock held past `-w`
+/// (exit 4), a bad option (2) or a program killed (no status) say nothing, and inserting
+/// then piles rules up in DOCKER-USER.
+#[test]
+fn only_a_check_that_exits_1_adds_the_forward_rule() {
+    assert_eq!(rule_check(Some(0)), RuleCheck::Present);
+    assert_eq!(rule_check(Some(1)), RuleCheck::Absent);
+    for code in [Some(2), Some(3), Some(4), Some(127), None] {
+        assert_eq!(rule_check(code), RuleCheck::Unknown, "{code:?}");
+    }
+}
+
 /// Weights that add up to 100 are their ranges' widths exactly; others are scaled, every
 /// range within a point of its exact share, the last ending at 100.
 #[test]
