@@ -265,13 +265,8 @@ fn stacks_busy(shared: &Shared) -> bool {
                     .stack(s)
                     .ok()
                     .and_then(|l| l.canary())
-                    .is_some_and(|c| watching(&c))
+                    .is_some_and(|c| c.watching())
         })
-}
-
-/// Whether a canary is watching a step below 100 % (not aborted).
-fn watching(canary: &crate::ledger::CanaryState) -> bool {
-    canary.aborted.is_none() && canary.step_share() < 100
 }
 
 /// Connects to Docker at `docker_host` (the `DOCKER_HOST` the daemon was started with).
@@ -389,31 +384,4 @@ fn bind_socket(config: &DaemonConfig) -> Result<UnixListener, DaemonError> {
 /// Whether `path` is a socket a daemon answers on.
 pub fn answers(path: &Path) -> bool {
     std::os::unix::net::UnixStream::connect(path).is_ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::watching;
-
-    fn canary(step: usize, aborted: Option<&str>) -> crate::ledger::CanaryState {
-        serde_json::from_value(serde_json::json!({
-            "release": 2, "service": "web", "steps": [10, 50, 100], "step": step,
-            "pause_until_ms": 0, "probe_failures": 0, "restarts_at_start": 0,
-            "new": {"id": "n", "name": "app-web-1-gantry-next"},
-            "old": [{"id": "o", "name": "app-web-1"}],
-            "ready_timeout_ms": 1000, "deadline_ms": 0, "aborted": aborted,
-        }))
-        .unwrap()
-    }
-
-    /// A SIGTERM leaves a canary watching a step to the next daemon, but waits (up to its
-    /// drain) for one at 100 % (old containers draining, other replicas being replaced: cut
-    /// there, a stop-first replica stays down) or being aborted, as for any job.
-    #[test]
-    fn only_a_canary_watching_a_step_below_100_is_left_to_the_next_daemon() {
-        assert!(watching(&canary(0, None)));
-        assert!(watching(&canary(1, None)));
-        assert!(!watching(&canary(2, None)));
-        assert!(!watching(&canary(0, Some("aborted by hand"))));
-    }
 }

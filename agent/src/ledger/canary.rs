@@ -3,8 +3,8 @@
 //! that a new daemon resumes it at the step it had reached.
 //!
 //! Design: small files per stack, written atomically: `canary-command` (polled by the rollout
-//! while it watches a step; with no deploy in progress, i.e. no lock holder and no canary
-//! recorded, a request is refused) and `canary.json` ([`CanaryState`], rewritten each time a
+//! while it watches a step; a request while no canary watches a step below 100 % is refused:
+//! the deploy would drop it or never read it) and `canary.json` ([`CanaryState`], rewritten each time a
 //! step is reached or a probe fails, removed when the canary ends). A deploy that is not the
 //! canary's resumption removes a stale `canary.json` when it takes the lock.
 //!
@@ -160,6 +160,12 @@ impl CanaryState {
         self.steps.get(self.step).copied().unwrap_or(100)
     }
 
+    /// Whether the canary watches a step below 100 % (not aborted): what `gantry promote` and
+    /// `gantry abort` act on, and what a stopping daemon leaves to the next one.
+    pub fn watching(&self) -> bool {
+        self.aborted.is_none() && self.step_share() < 100
+    }
+
     /// How long the step's pause still runs from now (none once aborted).
     pub fn pause_left(&self) -> Duration {
         if self.aborted.is_some() {
@@ -310,7 +316,7 @@ const COMMAND_FILE: &str = "canary-command";
 const CLAIM_FILE: &str = "canary-command.claimed";
 
 /// Leaves `command` for the canary in progress on `stack`; the text to print. Errors carry the
-/// exit code (no deploy in progress: 65).
+/// exit code (no canary watching a step: 65).
 pub fn canary_request(
     ledger: &Ledger,
     stack: &str,
@@ -319,14 +325,20 @@ pub fn canary_request(
     let s = ledger
         .stack(stack)
         .map_err(|e| (e.to_string(), ExitCode::InvalidInput))?;
-    // A canary left by a daemon that stopped is waiting for the next one: a command for it
-    // is kept until then.
-    if s.live_holder().is_none() && s.canary().is_none() {
+    // Only a canary watching a step reads a command: one taken before the canary starts
+    // (the deploy still pulling or migrating) would be dropped by it, one taken after its last
+    // step never read. A canary left by a daemon that stopped is waiting for the next one: a
+    // command for it is kept until then.
+    let watching = s.canary().filter(CanaryState::watching);
+    if watching.is_none() {
+        let what = if s.live_holder().is_some() {
+            "the deploy in progress is not watching a canary step (not reached yet, at 100 % \
+             already, or being aborted); run it again once the deploy shows `canary N%`"
+        } else {
+            "no deploy in progress"
+        };
         return Err((
-            format!(
-                "stack {stack} has no deploy in progress (nothing to {})",
-                command.as_str()
-            ),
+            format!("stack {stack}: nothing to {}: {what}", command.as_str()),
             ExitCode::InvalidInput,
         ));
     }
@@ -356,6 +368,57 @@ mod tests {
         let stack = Ledger::new(dir.path()).stack("shop").unwrap();
         fs::create_dir_all(&stack.dir).unwrap();
         (dir, stack)
+    }
+
+    /// `gantry promote|abort` is taken only while a canary watches a step below 100 %: with
+    /// the deploy still before its canary (it would drop the command when the canary starts),
+    /// at 100 % (nothing reads it any more) or aborting, it is refused with exit 65 and no
+    /// command is left; a canary a stopped daemon left at a step still takes one.
+    #[test]
+    fn a_command_is_taken_only_while_a_canary_watches_a_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(dir.path());
+        let stack = ledger.stack("shop").unwrap();
+        let lock = stack
+            .try_lock(&crate::ledger::Holder::me("deploy", None))
+            .unwrap();
+        let refused = canary_request(&ledger, "shop", CanaryCommand::Abort).unwrap_err();
+        assert_eq!(refused.1, ExitCode::InvalidInput, "{}", refused.0);
+        assert!(
+            refused.0.contains("not watching a canary step"),
+            "{}",
+            refused.0
+        );
+        assert!(stack.canary_command().is_none());
+
+        let mut state: CanaryState = serde_json::from_str(OLD_RECORD).unwrap();
+        stack.save_canary(&state).unwrap();
+        assert!(state.watching());
+        canary_request(&ledger, "shop", CanaryCommand::Abort).unwrap();
+        assert!(stack.canary_command().is_some());
+        stack.discard_canary_command();
+
+        state.step = 2;
+        stack.save_canary(&state).unwrap();
+        assert!(!state.watching());
+        assert!(canary_request(&ledger, "shop", CanaryCommand::Promote).is_err());
+        state.step = 0;
+        state.aborted = Some("aborted by hand".into());
+        stack.save_canary(&state).unwrap();
+        assert!(!state.watching());
+        assert!(canary_request(&ledger, "shop", CanaryCommand::Promote).is_err());
+        assert!(stack.canary_command().is_none());
+
+        // Left by a daemon that stopped (no holder): kept for the next one.
+        drop(lock);
+        state.aborted = None;
+        stack.save_canary(&state).unwrap();
+        canary_request(&ledger, "shop", CanaryCommand::Promote).unwrap();
+        let refused = {
+            stack.clear_canary();
+            canary_request(&ledger, "shop", CanaryCommand::Promote).unwrap_err()
+        };
+        assert!(refused.0.contains("no deploy in progress"), "{}", refused.0);
     }
 
     #[test]
