@@ -13,7 +13,7 @@
 //! An action that fails, or that a stop interrupts, stays owed ([`Owed`]): tried again with the
 //! same backoff until it succeeds, the service not ready meanwhile (`action:<path>`), and run at
 //! the next start if it was still owed at the stop (a marker file beside the output, see
-//! [`owed`]).
+//! `owed`).
 //! `STATUS=` lines follow each batch; `WATCHDOG=1` is sent at half of `WATCHDOG_USEC`, also
 //! while actions run (a command may take its whole timeout). A stop request is handled at once,
 //! even during an action: the action is dropped (a command is killed) and logged as interrupted.
@@ -124,7 +124,7 @@ pub fn render_all<'a>(
 }
 
 /// [`render_all`] for run mode: the action of an output written (and for which `owes(index)`)
-/// becomes owed in `owed`, its marker written before the file (see [`owed`]).
+/// becomes owed in `owed`, its marker written before the file (see [`Owed`]).
 pub fn render_owing<'a>(
     outputs: &'a [Output],
     ids: &[String],
@@ -511,4 +511,4 @@ async fn serve_loop<P: FnMut()>(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -362,7 +362,7 @@ impl Source for OneChange {
     }
 }
 
-fn values(pairs: &[(&str, &str)]) -> Snapshot {
+pub(crate) fn values(pairs: &[(&str, &str)]) -> Snapshot {
     Snapshot {
         values: pairs
             .iter()
@@ -555,10 +555,10 @@ async fn the_watchdog_beats_and_a_stop_interrupts_while_an_action_runs() {
 
 /// Makes `dir` read-only for everyone, root included (root ignores the mode bits: the
 /// immutable attribute through `chattr`); the dir is writable again when the guard drops.
-struct ReadOnly<'a>(&'a std::path::Path);
+pub(crate) struct ReadOnly<'a>(&'a std::path::Path);
 
 impl<'a> ReadOnly<'a> {
-    fn new(dir: &'a std::path::Path) -> Self {
+    pub(crate) fn new(dir: &'a std::path::Path) -> Self {
         let guard = Self(dir);
         guard.set(true);
         assert!(

@@ -57,6 +57,13 @@ pub struct Child {
 }
 
 impl Child {
+    /// The child with this pid (one [`Child::spawn`] started).
+    pub fn of(pid: i32) -> Self {
+        Self {
+            pid: Pid::from_raw(pid),
+        }
+    }
+
     /// Starts `cmd` with our environment (less [`credentials::for_child`]) plus `secrets`.
     pub fn spawn(
         cmd: &Command,

@@ -20,7 +20,12 @@
 //! `outputs:` of a config file are rendered before the first child starts (an error stops us)
 //! and again before each restart (an error is logged; the new child gets the old files, which
 //! are tried again with the sources' backoff until written, without another restart; the
-//! sidecar reports not ready meanwhile).
+//! sidecar reports not ready meanwhile). Outputs, and their retries, are rendered from the
+//! values the running child was started with (`applied`), never from newer ones still waiting
+//! in the debouncer or refused.
+//!
+//! The loop (`supervise_loop`) reaches processes through a `Launcher` and signals through a
+//! `SignalSource`, so that its timing is tested on a paused clock with a fake child.
 //!
 //! Before the first child starts, the sidecar makes itself non-dumpable and drops its Vault
 //! credentials from its own environment ([`protect`]), so the child cannot read them from
@@ -137,24 +142,79 @@ pub fn child_env(ids: &[String], snaps: &[Snapshot]) -> Result<Env, RenderError>
     render::merge("the child's environment", &pairs, None)
 }
 
-/// The environment of the child a restart starts: the latest values, or, when values that came
-/// while the old child was stopping cannot be used, `decided` (the environment checked when the
-/// restart was decided; the old child is gone by now, so its values cannot be kept running).
+/// The environment of the child a restart starts, with the snapshots it comes from (its
+/// outputs are rendered from the same): the latest values, or, when values that came while the
+/// old child was stopping cannot be used, `decided` (the environment checked when the restart
+/// was decided; the old child is gone by now, so its values cannot be kept running).
 /// An error only when there is no decided environment either.
 fn restart_env(
     ids: &[String],
     snaps: &[Snapshot],
-    decided: Option<Env>,
+    decided: Option<(Env, Vec<Snapshot>)>,
     status: &Status,
-) -> Result<Env, RenderError> {
+) -> Result<(Env, Vec<Snapshot>), RenderError> {
     match (child_env(ids, snaps), decided) {
-        (Ok(env), _) => Ok(env),
-        (Err(e), Some(env)) => {
+        (Ok(env), _) => Ok((env, snaps.to_vec())),
+        (Err(e), Some(decided)) => {
             status.rendered(false);
             tracing::error!(error = %e, "values that came during the restart are unusable, the new child gets those the restart was decided on");
-            Ok(env)
+            Ok(decided)
         }
         (Err(e), None) => Err(e),
+    }
+}
+
+/// The processes exec mode starts, signals and reaps: real ones ([`Procs`]), or a fake in
+/// the tests (the loop's timing on a paused clock, without processes).
+pub(crate) trait Launcher {
+    /// Starts the child with `env` added; its pid.
+    fn spawn(&mut self, env: &Env) -> Result<i32, SpawnError>;
+    /// Sends `sig` to the child's process group.
+    fn signal(&mut self, pid: i32, sig: Signal);
+    /// SIGKILL to the child's group (only before it was reaped).
+    fn kill(&mut self, pid: i32);
+    /// Collects every exited process; the exit code of `main` if it exited, its group killed
+    /// first when `kill_group` (while it is a zombie, see [`child::reap`]).
+    fn reap(&mut self, main: i32, kill_group: bool) -> Option<i32>;
+}
+
+/// The real [`Launcher`]: `cmd` in its own process group, reaped as PID 1 or subreaper.
+#[derive(Debug)]
+struct Procs<'a> {
+    cmd: &'a Command,
+}
+
+impl Launcher for Procs<'_> {
+    fn spawn(&mut self, env: &Env) -> Result<i32, SpawnError> {
+        Child::spawn(self.cmd, env).map(|c| c.pid.as_raw())
+    }
+
+    fn signal(&mut self, pid: i32, sig: Signal) {
+        Child::of(pid).signal(sig);
+    }
+
+    fn kill(&mut self, pid: i32) {
+        Child::of(pid).kill();
+    }
+
+    fn reap(&mut self, main: i32, kill_group: bool) -> Option<i32> {
+        let main = Child::of(main);
+        child::reap(Some(main.pid), |_| {
+            if kill_group {
+                main.kill();
+            }
+        })
+    }
+}
+
+/// Where the loop's signals come from: [`Signals`], or none in the tests.
+pub(crate) trait SignalSource {
+    fn next(&mut self) -> impl std::future::Future<Output = SignalEvent>;
+}
+
+impl SignalSource for Signals {
+    fn next(&mut self) -> impl std::future::Future<Output = SignalEvent> {
+        Signals::next(self)
     }
 }
 
@@ -194,32 +254,67 @@ pub async fn supervise(
     status: Status,
     shutdown: CancellationToken,
 ) -> Result<i32, ExecError> {
-    let policy = config.restart;
     child::become_subreaper();
     protect::protect_credentials();
-    let env = child_env(&ids, &snapshots)?;
-    let mut snaps = snapshots.clone();
-    let mut current = Child::spawn(cmd, &env)?;
-    drop(env);
-    status.set_child(Some(current.pid.as_raw()));
-    status.set_started();
-    tracing::info!(pid = current.pid.as_raw(), program = %cmd.program.to_string_lossy(), "child started");
-
     let watchers_stop = shutdown.child_token();
-    let mut changes = engine::spawn_watchers(
+    let changes = engine::spawn_watchers(
         sources,
-        snapshots,
+        snapshots.clone(),
         config.refresh,
         status.clone(),
         watchers_stop.clone(),
     );
+    tracing::info!(program = %cmd.program.to_string_lossy(), "starting the child");
+    let mut procs = Procs { cmd };
+    let ended = supervise_loop(
+        config,
+        &mut procs,
+        &mut signals,
+        changes,
+        snapshots,
+        &ids,
+        &status,
+        &shutdown,
+    )
+    .await;
+    watchers_stop.cancel();
+    ended
+}
+
+/// The loop of [`supervise`]: starts the first child with `snapshots`, then owns it until it
+/// ends for good.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn supervise_loop<L: Launcher, S: SignalSource>(
+    config: &Config,
+    procs: &mut L,
+    signals: &mut S,
+    mut changes: tokio::sync::mpsc::Receiver<engine::Change>,
+    snapshots: Vec<Snapshot>,
+    ids: &[String],
+    status: &Status,
+    shutdown: &CancellationToken,
+) -> Result<i32, ExecError> {
+    let policy = config.restart;
+    let env = child_env(ids, &snapshots)?;
+    let mut current = procs.spawn(&env)?;
+    drop(env);
+    status.set_child(Some(current));
+    status.set_started();
+    tracing::info!(pid = current, "child started");
+
+    // The latest values of every source.
+    let mut snaps = snapshots.clone();
+    // The values the running child was started with, and its outputs rendered from: a retry
+    // of a failed output writes these, never values still in the debounce or refused.
+    let mut applied = snapshots;
     let mut debounce = Debouncer::new(policy.debounce, policy.min_interval);
     let mut phase = Phase::Running;
     let mut kill_at: Option<Instant> = None;
     let mut reap_tick = tokio::time::interval(Duration::from_secs(1));
     let mut shutdown_seen = false;
-    // The environment checked when a restart was decided, for the child that restart starts.
-    let mut decided: Option<Env> = None;
+    // The environment checked when a restart was decided (and its values), for the child that
+    // restart starts.
+    let mut decided: Option<(Env, Vec<Snapshot>)> = None;
     // Outputs that failed to be written before a restart, tried again until they are.
     let mut retry = crate::host::OutputRetry::default();
 
@@ -231,8 +326,8 @@ pub async fn supervise(
         tokio::select! {
             ev = signals.next() => {
                 if let SignalEvent::Forward(sig) = ev {
-                    tracing::info!(pid = current.pid.as_raw(), signal = %sig, "forwarding signal");
-                    current.signal(sig);
+                    tracing::info!(pid = current, signal = %sig, "forwarding signal");
+                    procs.signal(current, sig);
                     if matches!(sig, Signal::SIGTERM | Signal::SIGINT) {
                         begin_stop(&mut phase, &mut kill_at, policy.stop_timeout, None);
                     }
@@ -240,10 +335,10 @@ pub async fn supervise(
             }
             _ = reap_tick.tick() => {}
             () = engine::sleep_until_opt(retry.at()) => {
-                let opt: Vec<Option<Snapshot>> = snaps.iter().cloned().map(Some).collect();
-                let rendered = crate::host::render_all(&config.outputs, &ids, &opt, &status);
+                let opt: Vec<Option<Snapshot>> = applied.iter().cloned().map(Some).collect();
+                let rendered = crate::host::render_all(&config.outputs, ids, &opt, status);
                 rendered.log_errors("its old file stays until a retry succeeds");
-                retry.record(&rendered, &status, config.refresh);
+                retry.record(&rendered, status, config.refresh);
             }
             Some(change) = changes.recv() => {
                 if let Some(slot) = snaps.get_mut(change.index) {
@@ -252,72 +347,67 @@ pub async fn supervise(
                 }
             }
             () = engine::sleep_until_opt(due) => {
-                match child_env(&ids, &snaps) {
+                debounce.fired(Instant::now());
+                match child_env(ids, &snaps) {
                     Err(e) => {
-                        debounce.fired(Instant::now());
                         status.rendered(false);
                         tracing::error!(error = %e, "new values unusable, the child keeps the old ones");
                     }
                     Ok(_) if policy.exit_on_change => {
-                        debounce.fired(Instant::now());
-                        tracing::info!(pid = current.pid.as_raw(), signal = %policy.signal, "secrets changed, stopping the child to exit (exit_on_change)");
-                        current.signal(policy.signal);
+                        tracing::info!(pid = current, signal = %policy.signal, "secrets changed, stopping the child to exit (exit_on_change)");
+                        procs.signal(current, policy.signal);
                         begin_stop(&mut phase, &mut kill_at, policy.timeout, Some(EXIT_CHANGED));
                     }
                     Ok(env) => {
-                        debounce.fired(Instant::now());
-                        decided = Some(env);
-                        tracing::info!(pid = current.pid.as_raw(), signal = %policy.signal, "secrets changed, restarting the child");
-                        current.signal(policy.signal);
+                        decided = Some((env, snaps.clone()));
+                        tracing::info!(pid = current, signal = %policy.signal, "secrets changed, restarting the child");
+                        procs.signal(current, policy.signal);
                         phase = Phase::Restarting;
                         kill_at = Some(Instant::now() + policy.timeout);
                     }
                 }
             }
             () = engine::sleep_until_opt(kill_at) => {
-                tracing::warn!(pid = current.pid.as_raw(), "child did not stop in time, sending SIGKILL");
-                current.kill();
+                tracing::warn!(pid = current, "child did not stop in time, sending SIGKILL");
+                procs.kill(current);
                 kill_at = None;
             }
             () = shutdown.cancelled(), if !shutdown_seen => {
                 shutdown_seen = true;
-                current.signal(Signal::SIGTERM);
+                procs.signal(current, Signal::SIGTERM);
                 begin_stop(&mut phase, &mut kill_at, policy.stop_timeout, None);
             }
         }
         // Stragglers of the old group would hold ports or files: a restart kills them, while
         // the old child is still a zombie (never after it was reaped: its pid may be reused).
         let restarting = phase == Phase::Restarting;
-        let Some(code) = child::reap(Some(current.pid), |_| {
-            if restarting {
-                current.kill();
-            }
-        }) else {
+        let Some(code) = procs.reap(current, restarting) else {
             continue;
         };
         match phase {
             Phase::Restarting => {
-                let env = match restart_env(&ids, &snaps, decided.take(), &status) {
-                    Ok(env) => env,
+                let (env, values) = match restart_env(ids, &snaps, decided.take(), status) {
+                    Ok(next) => next,
                     Err(e) => {
                         tracing::error!(error = %e, "new values unusable while restarting");
-                        watchers_stop.cancel();
                         return Err(e.into());
                     }
                 };
+                // The outputs of the new child come from the values its environment does.
                 if !config.outputs.is_empty() {
-                    let opt: Vec<Option<Snapshot>> = snaps.iter().cloned().map(Some).collect();
-                    let rendered = crate::host::render_all(&config.outputs, &ids, &opt, &status);
+                    let opt: Vec<Option<Snapshot>> = values.iter().cloned().map(Some).collect();
+                    let rendered = crate::host::render_all(&config.outputs, ids, &opt, status);
                     rendered.log_errors("the new child gets its old file until a retry succeeds");
-                    retry.record(&rendered, &status, config.refresh);
+                    retry.record(&rendered, status, config.refresh);
                 }
-                current = Child::spawn(cmd, &env)?;
+                current = procs.spawn(&env)?;
                 drop(env);
+                applied = values;
                 debounce.fired(Instant::now());
                 status.restarted();
-                status.set_child(Some(current.pid.as_raw()));
+                status.set_child(Some(current));
                 tracing::info!(
-                    pid = current.pid.as_raw(),
+                    pid = current,
                     old_exit = code,
                     "child restarted with new values"
                 );
@@ -325,14 +415,12 @@ pub async fn supervise(
                 kill_at = None;
             }
             Phase::Stopping { code: ours } => {
-                watchers_stop.cancel();
                 status.set_child(None);
                 let exit = ours.unwrap_or(code);
                 tracing::info!(child_exit = code, exit, "child stopped, exiting");
                 return Ok(exit);
             }
             Phase::Running => {
-                watchers_stop.cancel();
                 status.set_child(None);
                 tracing::info!(child_exit = code, "child exited, exiting with its code");
                 return Ok(code);
@@ -359,47 +447,4 @@ fn begin_stop(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn snap(pairs: &[(&str, &str)]) -> Snapshot {
-        Snapshot::of(pairs)
-    }
-
-    /// Review item: a rotated value with a NUL byte passed the check made when a change
-    /// arrives, the old child was stopped, and starting the new one failed ("nul byte found"):
-    /// the sidecar exited, naming no key. Now the check refuses it (the child keeps running
-    /// with the old values), and values that turn bad while the old child stops fall back to
-    /// those the restart was decided on.
-    #[test]
-    fn a_nul_value_is_refused_before_a_restart_and_cannot_fail_one() {
-        let ids = vec!["vault:kv/app".to_owned()];
-        let bad = [snap(&[("TOKEN", "new\0value")])];
-        let e = child_env(&ids, &bad).unwrap_err();
-        assert!(matches!(e, RenderError::NulInValue { .. }), "{e:?}");
-        let e = e.to_string();
-        assert!(e.contains("TOKEN") && e.contains("vault:kv/app"), "{e}");
-        assert!(!e.contains("value\""), "{e}");
-
-        let status = Status::new(&ids, Duration::from_secs(60));
-        let good = [snap(&[("TOKEN", "new")])];
-        let decided = child_env(&ids, &good).unwrap();
-        // Values that came during the restart and cannot be used: the decided ones start.
-        let env = restart_env(&ids, &bad, Some(decided.clone()), &status).unwrap();
-        assert_eq!(env["TOKEN"].expose(), "new");
-        assert!(
-            status
-                .metrics()
-                .contains("gantry_secrets_render_errors_total 1"),
-            "{}",
-            status.metrics()
-        );
-        // Usable latest values win over the decided ones.
-        let later = [snap(&[("TOKEN", "newer")])];
-        let env = restart_env(&ids, &later, Some(decided), &status).unwrap();
-        assert_eq!(env["TOKEN"].expose(), "newer");
-        // Nothing decided (cannot happen in the loop): the error, naming the key.
-        let e = restart_env(&ids, &bad, None, &status).unwrap_err();
-        assert!(e.to_string().contains("TOKEN"), "{e}");
-    }
-}
+mod tests;
