@@ -17,6 +17,9 @@
 //! (default 25 s, below ECS's 30 s stopTimeout), after which the group is killed. SIGHUP,
 //! SIGQUIT, SIGUSR1 and SIGUSR2 are only forwarded. SIGCHLD and SIGURG are never forwarded.
 //!
+//! When the debouncer fires with values that give the running child's environment and
+//! outputs (a change undone before it was due: A, B, A), nothing is restarted.
+//!
 //! `outputs:` of a config file are rendered before the first child starts (an error stops us)
 //! and again before each restart (an error is logged; the new child gets the old files, which
 //! are tried again with the sources' backoff until written, without another restart; the
@@ -162,6 +165,33 @@ fn restart_env(
         }
         (Err(e), None) => Err(e),
     }
+}
+
+/// Whether the values `snaps` give the child what it runs with (`applied`): the same
+/// environment and the same content for every output (a change undone before the debounce
+/// fired: A, then B, then A again).
+fn same_as_running(
+    config: &Config,
+    ids: &[String],
+    env: &Env,
+    snaps: &[Snapshot],
+    applied: &[Snapshot],
+) -> bool {
+    let Ok(running) = child_env(ids, applied) else {
+        return false;
+    };
+    if running != *env {
+        return false;
+    }
+    let wrap = |v: &[Snapshot]| v.iter().cloned().map(Some).collect::<Vec<_>>();
+    let (new, old) = (wrap(snaps), wrap(applied));
+    let (new, old) = (engine::view(ids, &new), engine::view(ids, &old));
+    config.outputs.iter().all(
+        |o| match (render::render(o, &new), render::render(o, &old)) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        },
+    )
 }
 
 /// The processes exec mode starts, signals and reaps: real ones ([`Procs`]), or a fake in
@@ -352,6 +382,9 @@ pub(crate) async fn supervise_loop<L: Launcher, S: SignalSource>(
                     Err(e) => {
                         status.rendered(false);
                         tracing::error!(error = %e, "new values unusable, the child keeps the old ones");
+                    }
+                    Ok(env) if same_as_running(config, ids, &env, &snaps, &applied) => {
+                        tracing::info!(pid = current, "secrets changed back to the values the child runs with, not restarting it");
                     }
                     Ok(_) if policy.exit_on_change => {
                         tracing::info!(pid = current, signal = %policy.signal, "secrets changed, stopping the child to exit (exit_on_change)");

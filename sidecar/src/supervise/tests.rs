@@ -201,3 +201,71 @@ async fn exec_a_retry_writes_the_values_the_child_runs_with_not_a_change_still_i
     );
     assert_eq!(due, "K='3'\n", "the later change once its debounce passed");
 }
+
+/// Review item: the child was restarted although the values had come back to those it runs
+/// with (A, then B, then A within the debounce or the min_interval). Now the debounce fires
+/// without a restart.
+#[tokio::test(start_paused = true)]
+async fn exec_a_change_undone_before_it_is_due_does_not_restart_the_child() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.env");
+    let config = config_with(dir.path(), "{ debounce: 1s, min_interval: 30s }", &file);
+    let ids = vec!["fake".to_owned()];
+    let status = Status::new(&ids, Duration::from_secs(24 * 3600));
+    let start = vec![values(&[("K", "a")])];
+    crate::host::render_all(&config.outputs, &ids, &[Some(start[0].clone())], &status)
+        .into_result()
+        .unwrap();
+    let fake = Fake::default();
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let shutdown = CancellationToken::new();
+    let mut procs = fake.clone();
+    let mut signals = NoSignals;
+    let running = supervise_loop(
+        &config,
+        &mut procs,
+        &mut signals,
+        rx,
+        start,
+        &ids,
+        &status,
+        &shutdown,
+    );
+    let restarts = || {
+        status
+            .metrics()
+            .lines()
+            .find_map(|l| l.strip_prefix("gantry_secrets_child_restarts_total "))
+            .unwrap()
+            .to_owned()
+    };
+    let check = async {
+        // B then A within the debounce: due at 1.5 s, the same as the running child's.
+        send(&tx, "b").await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        send(&tx, "a").await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let first = restarts();
+        // B for real: due once the min_interval since that fire passed (31.5 s).
+        send(&tx, "b").await;
+        tokio::time::sleep(Duration::from_secs(31)).await;
+        let second = restarts();
+        // C then B within the min_interval: due at 61.5 s, the same as the running child's.
+        send(&tx, "c").await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        send(&tx, "b").await;
+        tokio::time::sleep(Duration::from_secs(40)).await;
+        let third = restarts();
+        shutdown.cancel();
+        (first, second, third)
+    };
+    let (ended, (first, second, third)) = tokio::join!(running, check);
+    assert_eq!(ended.unwrap(), 0);
+    assert_eq!(first, "0", "B then A restarted the child");
+    assert_eq!(second, "1");
+    assert_eq!(third, "1", "C then B restarted the child");
+    assert_eq!(fake.started("K"), ["a", "b"]);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "K='b'\n");
+    // Only the restart and the final stop signalled the child.
+    assert_eq!(fake.0.lock().unwrap().signals.len(), 2);
+}
