@@ -271,7 +271,10 @@ impl Rollout<'_> {
                 {
                     // Out of the switch first, should it be routed (it was the only one).
                     rotation.leave(&stale.id).await?;
-                    self.engine.remove_container(&stale.id, true).await?;
+                    // With the volumes made for it (inherited ones, mounted by name, stay).
+                    self.engine
+                        .remove_container_and_volumes(&stale.id, true)
+                        .await?;
                 }
                 let start_first = strategy == health::Strategy::StartFirst
                     && old.as_ref().is_some_and(|o| o.state.running)

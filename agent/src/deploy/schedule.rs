@@ -105,7 +105,9 @@ impl Rollout<'_> {
             }
             if c.oneoff {
                 tracing::info!(stack = %project.name, container = %c.name, "removing leftover one-off container");
-                self.engine.remove_container(&c.id, true).await?;
+                self.engine
+                    .remove_container_and_volumes(&c.id, true)
+                    .await?;
             }
         }
         // Docker cannot change a network or volume in place: one that exists is used as it
