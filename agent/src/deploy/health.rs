@@ -190,7 +190,9 @@ pub async fn probe_once(
                         .ok_or("the container has no address")?
                         .to_owned(),
                 };
-                let mut stream = TcpStream::connect((host.as_str(), *port))
+                // `[::1]` is the URL's and the Host header's form; the socket takes `::1`.
+                let addr = host.trim_start_matches('[').trim_end_matches(']');
+                let mut stream = TcpStream::connect((addr, *port))
                     .await
                     .map_err(|e| format!("http {host}:{port}{path}: {e}"))?;
                 let request = format!(

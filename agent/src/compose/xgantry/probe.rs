@@ -257,21 +257,38 @@ fn http_target(
             ));
         }
         let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) => (
-                h.to_owned(),
-                p.parse::<u16>()
-                    .ok()
-                    .filter(|p| *p > 0 || !strict)
-                    .ok_or_else(|| {
-                        XGantryError::new(
-                            &http,
-                            "the URL's port is not a port number (write one from 1 to 65535)",
-                        )
-                    })?,
-            ),
-            None => (authority.to_owned(), 80),
+        // An IPv6 literal keeps its brackets (`[::1]:8080`): its colons are not the port's.
+        let split = match authority.strip_prefix('[') {
+            Some(v6) => v6.find(']').map(|end| authority.split_at(end + 2)),
+            None => Some(match authority.rfind(':') {
+                Some(i) => authority.split_at(i),
+                None => (authority, ""),
+            }),
         };
+        let Some((host, port)) = split else {
+            return Err(XGantryError::new(
+                &http,
+                "the URL's [IPv6 address] has no closing bracket",
+            ));
+        };
+        if strict && host.is_empty() {
+            return Err(XGantryError::new(
+                &http,
+                "the URL has no host (write http://HOST[:PORT]/path, or a /path with `port`)",
+            ));
+        }
+        let port = match port.strip_prefix(':') {
+            None if port.is_empty() => Some(80),
+            Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0 || !strict),
+            None => None,
+        }
+        .ok_or_else(|| {
+            XGantryError::new(
+                &http,
+                "the URL's port is not a port number (write one from 1 to 65535)",
+            )
+        })?;
+        let host = host.to_owned();
         Ok(Target::Http {
             host: Some(host),
             port,

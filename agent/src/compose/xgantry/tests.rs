@@ -766,6 +766,30 @@ fn an_http_target_with_spaces_control_characters_or_port_zero_is_refused() {
     );
 }
 
+/// An IPv6 literal in an `http://` URL, with or without a port, is a host (its colons are not
+/// the port's); a URL with no host or an unclosed bracket is refused naming the key.
+#[test]
+fn an_http_url_with_an_ipv6_host_parses_and_one_without_a_host_is_refused() {
+    for (http, host, port) in [
+        ("http://[::1]/health", "[::1]", 80),
+        ("http://[::1]:8080/health", "[::1]", 8080),
+        ("http://db/health", "db", 80),
+    ] {
+        let ok = parse(json!({"health": {"http": http}}))
+            .unwrap()
+            .health
+            .unwrap();
+        assert!(
+            matches!(&ok.target, Target::Http { host: Some(h), port: p, .. } if h == host && *p == port),
+            "{http}: {ok:?}"
+        );
+    }
+    for http in ["http://:8080/", "http://[::1/health", "http:///health"] {
+        let e = parse(json!({"health": {"http": http}})).unwrap_err();
+        assert_eq!(e.key, "x-gantry.health.http", "{http:?}: {e}");
+    }
+}
+
 /// What a release recorded before the probe checks were added stays readable, with the
 /// meaning it had (a rollback or reconcile to it must not fail): the checks are the loader's.
 #[test]
