@@ -241,7 +241,8 @@ async fn probe_container(
     let mut live = Liveness::new(&probe, Instant::now());
     // Until the first inspect of the running container tells whether it passed its gate.
     let mut first = true;
-    // `interval: 0s` is allowed in a deploy's wait; here it would spin.
+    // `interval: 0s` is refused in a compose file, but a release recorded before that check
+    // may hold it; here it would spin.
     let interval = probe.interval.max(MIN_INTERVAL);
     loop {
         tokio::time::sleep(interval).await;
