@@ -133,12 +133,43 @@ pub fn not_running(s: &ServicePlan) -> Option<Action> {
 /// Leaves the running containers of the services [`env_only`] names as they are: their
 /// recreate becomes [`not_running`]'s action (or nothing), and each keeps a running replica
 /// whatever its hash ([`ServicePlan::keep_running`]).
+///
+/// A service bound to another (`network_mode: service:X`, `volumes_from`, `depends_on` with
+/// `restart: true`...) whose parent still gets a container this time (replaced, started anew,
+/// a replica added) is recreated as the plan said: kept, it would stay in the namespace of a
+/// container that is gone.
 fn keep_env_only(release: &Release, project: &Project, plan: &mut Plan) {
     let env = env_only(release, project);
     for sp in &mut plan.services {
         if sp.action == Action::Recreate && env.contains(&sp.service) {
             sp.action = not_running(sp).unwrap_or(Action::Unchanged);
             sp.keep_running = true;
+        }
+    }
+    // Undone, up the chain of bindings, where a parent still changes.
+    loop {
+        let changing: BTreeSet<String> = plan
+            .services
+            .iter()
+            .filter(|s| s.action.changes())
+            .map(|s| s.service.clone())
+            .collect();
+        let mut undone = false;
+        for sp in plan.services.iter_mut().filter(|s| s.keep_running) {
+            let Some(svc) = project.services.get(&sp.service) else {
+                continue;
+            };
+            if plan::bound::bound_to(project, svc)
+                .keys()
+                .any(|parent| changing.contains(parent))
+            {
+                sp.action = Action::Recreate;
+                sp.keep_running = false;
+                undone = true;
+            }
+        }
+        if !undone {
+            return;
         }
     }
 }

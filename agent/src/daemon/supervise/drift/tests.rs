@@ -159,3 +159,46 @@ async fn a_reconcile_for_another_service_leaves_an_env_file_change_unapplied() {
         "{calls:#?}"
     );
 }
+
+/// The secret behind `web.env` rotated (not applied), then `web`'s container stopped by hand:
+/// the reconcile brings `web` back with a new container, and `worker`, bound to it
+/// (`depends_on` with `restart: true`), is recreated with it, not kept beside a container that
+/// is gone; `api`, bound to nothing, is left as it is.
+#[tokio::test(start_paused = true)]
+async fn a_service_bound_to_one_a_reconcile_replaces_is_recreated_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = dir.path().join("web.env");
+    std::fs::write(&env, "TOKEN=a\n").unwrap();
+    let file = dir.path().join("compose.yaml");
+    std::fs::write(&file, COMPOSE).unwrap();
+    let engine = Arc::new(FakeEngine::new());
+    engine.publish("app:1", &"1".repeat(64));
+    let ledger = Ledger::new(&dir.path().join("state"));
+    let load = LoadOptions {
+        files: vec![file],
+        project_name: Some("app".into()),
+        ..LoadOptions::default()
+    };
+    let report = Deployer::new(engine.clone(), ledger.clone())
+        .deploy(&DeployRequest::new("app", load), &Quiet)
+        .await;
+    assert_eq!(report.exit_code(), crate::ExitCode::Ok, "{report:?}");
+    let before = engine.containers();
+
+    std::fs::write(&env, "TOKEN=b\n").unwrap();
+    engine.stop_by_hand("app-web-1");
+    engine.clear_calls();
+    let sup = supervisor(dir.path(), engine.clone(), ledger.clone());
+    sup.clone().resync_all().await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+
+    let after = engine.containers();
+    let calls = engine.calls();
+    assert!(after["app-web-1"].state.running, "{calls:#?}");
+    assert_ne!(after["app-web-1"].id, before["app-web-1"].id, "{calls:#?}");
+    assert_ne!(
+        after["app-worker-1"].id, before["app-worker-1"].id,
+        "worker kept beside a web container that is gone: {calls:#?}"
+    );
+    assert_eq!(after["app-api-1"].id, before["app-api-1"].id, "{calls:#?}");
+}
