@@ -39,6 +39,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
+
 use crate::deploy::{DeployError, sync_edge_canary, sync_edge_except};
 use crate::edge::{self, Edge, Unready};
 use crate::engine::{ContainerInfo, Engine, EngineError};
@@ -418,6 +420,36 @@ impl RouteSink for EdgeReadiness {
         if stale {
             self.request(stack, Reason::Listed, Duration::ZERO);
         }
+    }
+
+    fn leave<'a>(&'a self, stack: &'a str, container: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            // The caller (a heal) holds the stack: no lock taken here. A canary's shares are
+            // the canary's to change.
+            if self
+                .0
+                .ledger
+                .stack(stack)
+                .ok()
+                .and_then(|l| l.canary())
+                .is_some()
+            {
+                return;
+            }
+            let mut out = self.0.unready.of(stack);
+            out.insert(container.to_owned());
+            let (engine, edge) = (self.0.engine.as_ref(), self.0.edge.as_ref());
+            match sync_edge_except(engine, edge, stack, &out).await {
+                Ok(_) => tracing::info!(
+                    stack,
+                    container,
+                    "edge: out of rotation before a heal's stop"
+                ),
+                Err(e) => {
+                    tracing::warn!(stack, container, error = %e, "edge: could not take a container out of rotation before a heal's stop")
+                }
+            }
+        })
     }
 }
 

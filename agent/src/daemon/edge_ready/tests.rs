@@ -441,3 +441,18 @@ async fn a_sync_a_heal_kept_out_runs_once_it_lets_go() {
         "applied without a job"
     );
 }
+
+/// A heal about to stop a replica takes it out of rotation first (it holds the stack: no lock
+/// is taken), as a rollout does before it drains and stops one; its start puts it back.
+#[tokio::test]
+async fn a_replica_a_heal_stops_leaves_the_rotation_first_and_its_start_brings_it_back() {
+    use crate::daemon::supervise::RouteSink as _;
+    let s = deployed().await;
+    let turn = s.jobs.between_jobs("app").expect("no job runs");
+    s.follower.leave("app", &s.id("app-web-1")).await;
+    assert_eq!(s.edge.backends("web"), ["app-web-2"]);
+    drop(turn);
+    s.follower.container_moved("app", "web", "app-web-1");
+    tokio::time::sleep(HELD_RETRY + MOVED_DEBOUNCE * 4).await;
+    assert_eq!(s.edge.backends("web"), ["app-web-1", "app-web-2"]);
+}

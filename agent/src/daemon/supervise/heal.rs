@@ -35,8 +35,9 @@
 //! that keeps failing after its budget is left running, given up on, until it passes again or
 //! is replaced. A heal runs the service's `pre_stop` hooks before its stop and its
 //! `post_start` hooks after its start (with the stack let go; one that fails is logged, the
-//! container keeps running). A deploy that arrives during a heal waits up to the heal's stop grace
-//! period.
+//! container keeps running). A deploy that arrives during a heal waits up to twice the heal's
+//! stop grace period (its pre_stop hooks, then the stop). A container behind the edge switch
+//! leaves the rotation before its hooks and stop ([`super::RouteSink::leave`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -200,7 +201,7 @@ impl Supervisor {
         cause: Cause,
     ) -> Option<bool> {
         let one = self.heal_turn(stack);
-        let _one = one.lock().await;
+        let turn = one.lock().await;
         let Some(_restarting) = self.enter() else {
             tracing::info!(stack = %stack, service = %service, container = %name, "the daemon stops; restart not begun");
             return Some(false);
@@ -221,6 +222,8 @@ impl Supervisor {
             // stack still held.
             self.route_sink().container_moved(stack, service, name);
         }
+        // The stack's next heal need not wait for these hooks.
+        drop(turn);
         if started {
             self.post_start(stack, service, id, name).await;
         }
@@ -291,6 +294,10 @@ impl Supervisor {
             .ours
             .insert(id.to_owned(), Instant::now() + hooks_grace + grace);
         tracing::warn!(stack = %stack, service = %service, container = %name, grace_s = grace.as_secs(), "container {}; restarting it", cause.describe());
+        if edge {
+            // New connections go to the other replicas while it stops, as in a rollout.
+            self.route_sink().leave(stack, id).await;
+        }
         let result = async {
             // As a rollout stops it: its pre_stop hooks first, within the grace period.
             let quiet = crate::deploy::Quiet;
@@ -462,6 +469,7 @@ impl Supervisor {
             return Some(containers);
         };
         let mut moved = Vec::new();
+        let mut started = Vec::new();
         for (name, id) in &stopped {
             self.state().ours.insert(id.clone(), Instant::now());
             match self.engine.start_container(id).await {
@@ -469,9 +477,11 @@ impl Supervisor {
                     self.mark_stopped(name, id, false);
                     tracing::warn!(stack = %stack, container = %name, "started a container a heal had stopped and not started again (the daemon stopped or its start failed in between)");
                     let c = containers.iter().find(|c| c.id == *id);
-                    if let Some(c) = c.filter(|c| c.label(crate::edge::LABEL).is_some()) {
-                        moved.push((c.service.clone().unwrap_or_default(), name.clone()));
+                    let service = c.and_then(|c| c.service.clone()).unwrap_or_default();
+                    if c.is_some_and(|c| c.label(crate::edge::LABEL).is_some()) {
+                        moved.push((service.clone(), name.clone()));
                     }
+                    started.push((service, name.clone(), id.clone()));
                 }
                 Err(e) => {
                     tracing::error!(stack = %stack, container = %name, error = %e, "cannot start a container a heal stopped; trying again at the next resync");
@@ -482,6 +492,10 @@ impl Supervisor {
         drop(held);
         for (service, name) in moved {
             self.route_sink().container_moved(stack, &service, &name);
+        }
+        // Started as a heal would have: its post_start hooks, the stack let go.
+        for (service, name, id) in started {
+            self.post_start(stack, &service, &id, &name).await;
         }
         match self.engine.list_containers(stack, true).await {
             Ok(c) => Some(c),

@@ -135,6 +135,9 @@ pub struct Supervisor {
     pub metrics: Arc<Metrics>,
     state: Mutex<State>,
     heal_path: std::path::PathBuf,
+    /// Held from a save's snapshot to its write: two saves never write in the other order
+    /// (an older snapshot over a newer one would lose a heal's "stopped" mark).
+    saving: Mutex<()>,
     readiness: Mutex<Arc<dyn ReadinessSink>>,
     routes: Mutex<Arc<dyn RouteSink>>,
     /// Restarts under way ([`Supervisor::restarting`]).
@@ -168,6 +171,7 @@ impl Supervisor {
             metrics,
             state: Mutex::default(),
             heal_path,
+            saving: Mutex::new(()),
             readiness: Mutex::new(Arc::new(NoReadiness)),
             routes: Mutex::new(Arc::new(NoRoutes)),
             restarting: AtomicUsize::new(0),
@@ -220,6 +224,7 @@ impl Supervisor {
 
     /// Saves the heal state (after each change to it).
     fn save(&self) {
+        let _saving = self.saving.lock().unwrap_or_else(|e| e.into_inner());
         let (now, wall) = (Instant::now(), saved::wall_now_ms());
         let snapshot = {
             let mut s = self.state();

@@ -23,6 +23,8 @@
 
 use std::sync::Arc;
 
+use futures_util::future::BoxFuture;
+
 use crate::engine::ContainerInfo;
 use crate::ledger::Holder;
 
@@ -36,6 +38,12 @@ pub trait RouteSink: Send + Sync {
 
     /// A resync listed `stack`'s containers (stopped ones included).
     fn stack_listed(&self, stack: &str, containers: &[ContainerInfo]);
+
+    /// Takes `container` (an id) of `stack` out of the switch's rotation now, for a heal that
+    /// holds the stack and is about to run its `pre_stop` hooks and stop it (as a rollout
+    /// takes a container out before it drains and stops). Its start puts it back
+    /// ([`Self::container_moved`]).
+    fn leave<'a>(&'a self, stack: &'a str, container: &'a str) -> BoxFuture<'a, ()>;
 }
 
 /// What the lock file names while this daemon rebuilds a stack's routes.
@@ -58,6 +66,9 @@ pub struct NoRoutes;
 impl RouteSink for NoRoutes {
     fn container_moved(&self, _: &str, _: &str, _: &str) {}
     fn stack_listed(&self, _: &str, _: &[ContainerInfo]) {}
+    fn leave<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 impl Supervisor {

@@ -581,6 +581,10 @@ impl RouteSink for Routes {
             .unwrap()
             .push((stack.to_owned(), containers.len()));
     }
+
+    fn leave<'a>(&'a self, _: &'a str, _: &'a str) -> futures_util::future::BoxFuture<'a, ()> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// A container behind the switch that starts or dies (Docker's restart policy, a heal of

@@ -59,6 +59,41 @@ async fn a_container_a_dead_daemon_stopped_to_heal_is_started_by_the_next() {
     assert_eq!(count(&engine.calls(), "start app-web-1"), 1);
 }
 
+/// The container a dead daemon's heal left stopped is started by the next daemon as a heal
+/// would have: its `post_start` hooks run after the start.
+#[tokio::test(start_paused = true)]
+async fn the_next_daemon_runs_the_post_start_hooks_of_a_container_it_starts_for_a_heal() {
+    let (dir, engine, ledger) = deployed_file(
+        "services:\n  db:\n    image: app:1\n    post_start:\n      - command: [register, me]\n",
+    )
+    .await;
+    let gated = Arc::new(Gated::new(engine.clone()));
+    gated.hold("start");
+    let (sup, _) = supervisor_on(dir.path(), gated.clone(), ledger.clone(), no_reconcile());
+    engine.set_health("app-db-1", Some(HealthStatus::Unhealthy));
+    let c = engine.containers()["app-db-1"].clone();
+    let heal = tokio::spawn(sup.clone().heal(
+        c.id.clone(),
+        c.name.clone(),
+        "app".into(),
+        "db".into(),
+        Cause::Unhealthy,
+    ));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(gated.waiting(), vec!["start app-db-1".to_owned()]);
+    heal.abort();
+    let _ = heal.await;
+    drop(sup);
+
+    engine.clear_calls();
+    let (next, _) = supervisor_on(dir.path(), engine.clone(), ledger, no_reconcile());
+    next.clone().resync_all().await;
+    let calls = engine.calls();
+    let start = calls.iter().position(|c| c == "start app-db-1");
+    let hook = calls.iter().position(|c| c == "exec app-db-1 register me");
+    assert!(start.is_some() && start < hook, "{calls:#?}");
+}
+
 /// A heal runs the service's `pre_stop` hooks before its stop, as a rollout does (a worker
 /// that hands its jobs back on pre_stop does so on a heal too).
 #[tokio::test(start_paused = true)]
