@@ -6,8 +6,8 @@
 //! watchdog task pings systemd at half of `WATCHDOG_USEC` only while all of them are alive.
 //! SIGTERM/SIGINT: stop accepting, start no queued job (they end at once, exit 75: see
 //! `Jobs::stop`), begin no heal's restart, let running jobs and restarts under way finish (up
-//! to [`DRAIN`]; a job watching a canary step below 100 % is not waited for: the next daemon
-//! resumes it; a
+//! to [`DRAIN`]; a job whose only work in flight is a canary watching a step below 100 % is not
+//! waited for: the next daemon resumes it; a
 //! container a restart cut short left stopped is started by the next daemon), remove the
 //! socket.
 //! Connections, their slots and timeouts: [`conn`].
@@ -251,22 +251,29 @@ pub async fn run(config: Arc<DaemonConfig>) -> Result<(), DaemonError> {
     Ok(())
 }
 
-/// Whether a job runs on a stack that is not watching a canary step (a canary is recorded at
-/// each step and resumed there by the next daemon: a step's pause, minutes long, is not waited
-/// for). A canary at 100 % (its old containers draining, the other replicas being replaced) or
-/// being aborted is waited for as any job.
+/// Whether a job runs that the stop waits for: any but one whose only work in flight is a
+/// canary watching a step below 100 % (recorded at each step and resumed there by the next
+/// daemon: a step's pause, minutes long, is not waited for). A canary at 100 % (its old
+/// containers draining, the other replicas being replaced) or being aborted, or one beside
+/// which another service is being replaced, is waited for as any job.
 fn stacks_busy(shared: &Shared) -> bool {
     // A job that ended but still runs its after-job step has not answered its client yet.
     shared.jobs.finishing()
         || shared.ledger.stacks().unwrap_or_default().iter().any(|s| {
-            shared.jobs.busy(s)
-                && !shared
-                    .ledger
-                    .stack(s)
-                    .ok()
-                    .and_then(|l| l.canary())
-                    .is_some_and(|c| c.watching())
+            shared.jobs.busy(s) && !left_to_the_next(&shared.ledger, shared.jobs.deployer(), s)
         })
+}
+
+/// Whether the job on `stack` may be left to the next daemon at a stop: a canary watches a
+/// step below 100 % and nothing else of the deploy is in flight (another service's stop-first
+/// replacement or one-off job would be cut half-way).
+fn left_to_the_next(ledger: &Ledger, deployer: &deploy::Deployer, stack: &str) -> bool {
+    deployer.activity().only_watching(stack)
+        && ledger
+            .stack(stack)
+            .ok()
+            .and_then(|l| l.canary())
+            .is_some_and(|c| c.watching())
 }
 
 /// Connects to Docker at `docker_host` (the `DOCKER_HOST` the daemon was started with).

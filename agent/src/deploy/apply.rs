@@ -40,6 +40,8 @@ pub struct Deployer {
     pub(super) edge: Arc<dyn crate::edge::Edge>,
     /// The replicas out of rotation as not ready (the daemon's probes; empty elsewhere).
     pub(super) unready: crate::edge::Unready,
+    /// What the rollouts are doing now (read by the daemon when it stops).
+    pub(super) activity: super::Activity,
 }
 
 impl std::fmt::Debug for Deployer {
@@ -59,7 +61,13 @@ impl Deployer {
             unrecorded: Arc::default(),
             edge: Arc::new(crate::edge::Unavailable("not set up".into())),
             unready: crate::edge::Unready::default(),
+            activity: super::Activity::default(),
         }
+    }
+
+    /// What this deployer's rollouts are doing now ([`super::Activity`]).
+    pub fn activity(&self) -> &super::Activity {
+        &self.activity
     }
 
     /// Publishes fixed TCP host ports through `edge` (see [`crate::edge`]).
@@ -257,11 +265,20 @@ impl Deployer {
         // A deploy id is answered from the ledger while its release is the last one with a
         // deploy id; a later deploy under another id superseded it, and the id asks for its
         // files again (a CI re-run). A rollback, a down or the env-file watcher since does not
-        // (a retried job must not undo a rollback).
+        // (a retried job must not undo a rollback). A deploy that failed before anything
+        // running changed because of something passing (Docker unreachable, 69; a job of a
+        // killed deploy still running, 75: "deploy again") answers nothing: its retry applies.
+        let passing = |r: &Release| {
+            r.outcome == Outcome::Failed
+                && matches!(
+                    r.exit_code.and_then(crate::ExitCode::from_code),
+                    Some(crate::ExitCode::Unavailable | crate::ExitCode::TempFail)
+                )
+        };
         let last = releases
             .iter()
             .rev()
-            .find(|r| r.outcome != Outcome::Interrupted && r.deploy_id.is_some());
+            .find(|r| r.outcome != Outcome::Interrupted && !passing(r) && r.deploy_id.is_some());
         if let Some(id) = &req.deploy_id
             && let Some(done) = last.filter(|r| r.deploy_id.as_deref() == Some(id.as_str()))
         {
@@ -475,6 +492,7 @@ impl Deployer {
                 progress,
                 edge: self.edge.as_ref(),
                 unready: &self.unready,
+                activity: &self.activity,
                 resume: None,
                 applied: Applied::default(),
             };
@@ -661,6 +679,7 @@ impl Deployer {
             progress,
             edge: self.edge.as_ref(),
             unready: &self.unready,
+            activity: &self.activity,
             resume: None,
             applied: Applied::default(),
         }

@@ -28,7 +28,9 @@
 //! switch. Probe failures counted between the last record and a crash are lost (at most the
 //! failures of one probe interval).
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
 
 use crate::compose::Service;
 use crate::compose::xgantry::Canary;
@@ -125,6 +127,20 @@ impl Rollout<'_> {
             record.pause_until_ms = unix_ms(SystemTime::now() + pause);
             self.save_canary(&record);
             if share >= 100 {
+                // An abort taken while the step before ended (`gantry abort` took it: that
+                // step was still the one recorded) is acted on; a promote has nothing left.
+                if let Some(request) = self.stack.canary_command().filter(|r| !record.acted_on(r)) {
+                    if request.command == CanaryCommand::Abort {
+                        let reason = "aborted by hand".to_owned();
+                        record.command.clone_from(&request.id);
+                        record.aborted = Some(reason.clone());
+                        if self.save_canary(&record) {
+                            self.stack.drop_canary_command(&request);
+                        }
+                        return Err(self.abort_canary(svc, rotation, new, share, reason).await);
+                    }
+                    self.stack.drop_canary_command(&request);
+                }
                 self.progress.step(
                     Some(&svc.name),
                     "canary 100%: every new connection goes to the new version",
@@ -147,6 +163,8 @@ impl Rollout<'_> {
             );
             let t0 = Instant::now();
             let mut next_probe = Instant::now();
+            // Only watching from here: a daemon that stops may leave this to the next one.
+            let watching = self.activity.watch(&stack);
             // The operator's abort, dropped once the abort is recorded.
             let mut abort_request = None;
             let why = loop {
@@ -212,6 +230,7 @@ impl Rollout<'_> {
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             };
+            drop(watching);
             if let Some(reason) = why {
                 // Decided: recorded before anything is undone (a command not recorded stays
                 // for a new daemon to act on).

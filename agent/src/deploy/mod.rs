@@ -30,6 +30,7 @@
 //! networks once (connections it opened while starting are reset), and takes the old one out
 //! of DNS the same way before it stops.
 
+mod activity;
 mod anonymous;
 pub mod apply;
 mod canary;
@@ -64,6 +65,7 @@ use crate::compose::{ComposeError, LoadOptions};
 use crate::engine::{Engine, EngineError};
 use crate::ledger::{Ledger, LedgerError, Outcome, ServiceRecord};
 
+pub use activity::Activity;
 pub use apply::{Deployer, load_project};
 pub use edge::{sync_edge_canary, sync_edge_except};
 pub use hooks::{post_start, pre_stop};

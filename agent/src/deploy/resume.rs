@@ -139,6 +139,7 @@ impl Deployer {
             progress,
             edge: self.edge.as_ref(),
             unready: &self.unready,
+            activity: &self.activity,
             resume: Some(state.clone()),
             applied: Applied::default(),
         };

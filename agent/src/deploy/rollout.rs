@@ -111,6 +111,8 @@ pub(super) struct Rollout<'a> {
     pub(super) edge: &'a dyn crate::edge::Edge,
     /// The replicas out of rotation as not ready ([`crate::edge::Unready`]).
     pub(super) unready: &'a crate::edge::Unready,
+    /// What the rollouts are doing now ([`super::Activity`]).
+    pub(super) activity: &'a super::Activity,
     /// A canary a daemon left at a step, to resume there (`resume.rs`).
     pub(super) resume: Option<CanaryState>,
     pub(super) applied: Applied,

@@ -329,6 +329,7 @@ impl Rollout<'_> {
     async fn service_task(&self, sp: &ServicePlan) -> Ended {
         let (project, mode, progress) = (self.project, self.mode, self.progress);
         let t0 = Instant::now();
+        let _busy = (sp.action != Action::Unchanged).then(|| self.activity.task(&project.name));
         match sp.action {
             Action::Unchanged => {
                 // Its containers are in `ready` since the start (see `run_inner`).

@@ -1128,6 +1128,37 @@ async fn a_job_still_running_from_an_earlier_deploy_is_not_killed() {
     );
 }
 
+/// A deploy under an id that stopped with nothing changed for something passing (here a job of
+/// a killed deploy still running: 75, "deploy again") answers nothing to its retry: the retry
+/// applies (it was answered "already applied" with the same 75 forever).
+#[tokio::test(start_paused = true)]
+async fn a_deploy_id_that_failed_for_something_passing_is_applied_again() {
+    let s = Setup::new();
+    let compose = "services:
+  migrate:
+    image: app:${V}
+    x-gantry: {job: {timeout: 10m}}
+  web:
+    image: app:${V}
+    depends_on: {migrate: {condition: service_completed_successfully}}
+    x-gantry: {min_ready: 1s}
+";
+    assert!(s.deploy(compose, "1").await.outcome.is_good());
+    s.engine.job_hangs("migrate");
+    let cut = tokio::time::timeout(Duration::from_secs(60), s.deploy(compose, "2")).await;
+    assert!(cut.is_err());
+    let with_id = || {
+        let mut req = s.request(compose, "2");
+        req.deploy_id = Some("42".to_owned());
+        req
+    };
+    let first = s.deployer.deploy(&with_id(), &Quiet).await;
+    assert_eq!(first.exit_code(), crate::ExitCode::TempFail, "{first:?}");
+    let retry = s.deployer.deploy(&with_id(), &Quiet).await;
+    assert!(!retry.repeated, "answered from the ledger: {retry:?}");
+    assert_ne!(retry.release, first.release, "{retry:?}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_renamed_network_or_volume_recreates_the_containers_that_use_it() {
     let s = Setup::new();

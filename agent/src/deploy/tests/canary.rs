@@ -30,6 +30,9 @@ struct FakeEdge {
     hung: AtomicBool,
     /// Until then every container has one connection open.
     open_until: Mutex<Option<tokio::time::Instant>>,
+    /// An operator's `gantry abort` on this ledger, taken while the switch gives the canary
+    /// 100 % (before that step is recorded).
+    abort_at_full: Mutex<Option<Ledger>>,
 }
 
 impl FakeEdge {
@@ -54,6 +57,14 @@ impl Edge for FakeEdge {
         if self.hang.swap(false, Ordering::SeqCst) {
             self.hung.store(true, Ordering::SeqCst);
             std::future::pending::<()>().await;
+        }
+        let full = routes
+            .backends
+            .iter()
+            .any(|b| b.container == NEXT && b.weight == 100);
+        let abort = self.abort_at_full.lock().unwrap().take_if(|_| full);
+        if let Some(ledger) = abort {
+            crate::ledger::canary_request(&ledger, "app", CanaryCommand::Abort).unwrap();
         }
         self.routes
             .lock()
@@ -370,5 +381,25 @@ async fn an_aborted_canary_drains_its_open_connections_before_it_goes() {
         .iter()
         .position(|c| c.starts_with("remove") && c.contains(NEXT));
     assert!(stop.is_some() && stop < remove, "{calls:#?}");
+    assert_eq!(s.running(), vec![("app-web-1".to_owned(), '1')]);
+}
+
+/// `gantry abort` taken in the moment the last step below 100 % ends, while the switch moves
+/// to 100 % and before that step is recorded (the request saw a canary watching): the abort is
+/// acted on (exit 2, the old version serves), never accepted and then left unread.
+#[tokio::test(start_paused = true)]
+async fn an_abort_taken_while_the_canary_goes_to_100_is_acted_on() {
+    let s = Setup::new();
+    let compose = web("[10, 100]").replace("pause: 1h", "pause: 2s");
+    let v1 = s.deployer.deploy(&s.request(&compose, "1"), &Quiet).await;
+    assert_eq!(v1.outcome, Outcome::Succeeded, "{:?}", v1.error);
+    *s.edge.abort_at_full.lock().unwrap() = Some(Ledger::new(&s.dir.path().join("state")));
+    let report = s.deployer.deploy(&s.request(&compose, "2"), &Quiet).await;
+    assert!(
+        s.edge.abort_at_full.lock().unwrap().is_none(),
+        "never went to 100 %: {report:?}"
+    );
+    assert_eq!(report.exit_code(), ExitCode::RolledBack, "{report:?}");
+    assert!(s.stack().canary_command().is_none());
     assert_eq!(s.running(), vec![("app-web-1".to_owned(), '1')]);
 }
