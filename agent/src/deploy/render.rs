@@ -101,11 +101,22 @@ pub fn render_plan(plan: &Plan, output: OutputFormat) -> String {
                 .unwrap_or(0);
             for s in &plan.services {
                 let mut why = s.reasons.join(", ");
-                if !s.edge.is_empty() {
+                let mut add = |more: String| {
                     if !why.is_empty() {
                         why.push_str("; ");
                     }
-                    why.push_str(&format!("edge switch: {}", s.edge.join(", ")));
+                    why.push_str(&more);
+                };
+                if !s.edge.is_empty() {
+                    add(format!("edge switch: {}", s.edge.join(", ")));
+                }
+                // Why a change replaces it stop-first (and, for a published port, why not
+                // through the switch).
+                if s.action.changes()
+                    && s.strategy == Some(super::health::Strategy::StopFirst)
+                    && !s.strategy_reason.is_empty()
+                {
+                    add(format!("stop-first: {}", s.strategy_reason));
                 }
                 out.push_str(&format!(
                     "  {:width$}  {:9}  {}\n",
@@ -122,6 +133,54 @@ pub fn render_plan(plan: &Plan, output: OutputFormat) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The text plan says which services go through the edge switch, and for one replaced
+    /// stop-first, why (a port the switch cannot own among them).
+    #[test]
+    fn the_text_plan_says_through_the_switch_or_why_stop_first() {
+        use super::super::ServicePlan;
+        use super::super::health::Strategy;
+        let service = |name: &str, edge: &[&str], strategy, reason: &str| ServicePlan {
+            service: name.into(),
+            action: Action::Recreate,
+            reasons: vec!["image".into()],
+            image: None,
+            image_id: None,
+            replicas: 1,
+            job: false,
+            strategy: Some(strategy),
+            strategy_reason: reason.into(),
+            ready: String::new(),
+            edge: edge.iter().map(|e| (*e).to_owned()).collect(),
+            hash: String::new(),
+            legacy_hash: None,
+            containers: Vec::new(),
+            last: None,
+            keep_running: false,
+        };
+        let plan = Plan {
+            stack: "shop".into(),
+            services: vec![
+                service("web", &["127.0.0.1:8080->80/tcp"], Strategy::StartFirst, ""),
+                service(
+                    "dns",
+                    &[],
+                    Strategy::StopFirst,
+                    "publishes fixed host port 53/udp",
+                ),
+            ],
+            unapplied: Vec::new(),
+        };
+        let text = render_plan(&plan, OutputFormat::Text);
+        assert!(
+            text.contains("  web  recreate   image; edge switch: 127.0.0.1:8080->80/tcp\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("image; stop-first: publishes fixed host port 53/udp\n"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn truncate_cuts_on_a_char_boundary_and_says_so() {
