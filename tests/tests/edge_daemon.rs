@@ -1,12 +1,14 @@
 //! The edge switch does not depend on the daemon: `gantryd` is SIGKILLed under steady traffic
 //! and in the middle of a rollout (after the switch moved, while the old container drains), and
 //! no established connection drops and no request fails; the next daemon converges the switch
-//! on the last good release. Lost routes (what a reboot does to nftables) are rebuilt by the
-//! next daemon from the running containers. A container that starts again at another address
-//! is routed there by the daemon, without a deploy. Needs root (CAP_NET_ADMIN) and `nft`.
+//! on the last good release, and a connection the new container took before the kill flows on
+//! through that container's drain window. Lost routes (what a reboot does to nftables) are
+//! rebuilt by the next daemon from the running containers. A container that starts again at
+//! another address is routed there by the daemon, without a deploy. Needs root (CAP_NET_ADMIN)
+//! and `nft`.
 
-use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use gantry_tests::daemon::Daemon;
 use gantry_tests::traffic::{STREAM_CGI, Stream, traffic};
@@ -30,6 +32,24 @@ services:
       interval: 1s
       retries: 3
 "#;
+
+/// Waits until `ticks` has not grown for 2 s (at most `timeout`); returns when it last grew.
+fn last_tick(ticks: &AtomicUsize, timeout: Duration) -> Instant {
+    let t0 = Instant::now();
+    let (mut count, mut at) = (ticks.load(Ordering::Relaxed), Instant::now());
+    while at.elapsed() < Duration::from_secs(2) {
+        assert!(
+            t0.elapsed() < timeout,
+            "the stream still flows after {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        let now = ticks.load(Ordering::Relaxed);
+        if now != count {
+            (count, at) = (now, Instant::now());
+        }
+    }
+    at
+}
 
 fn kill_daemon(d: &mut Daemon) {
     let mut child = d.child.take().expect("the daemon runs");
@@ -70,7 +90,8 @@ fn sigkill_of_the_daemon_drops_no_connection_and_the_next_converges_the_switch()
     d.wait_ready();
 
     // 2. SIGKILL mid-rollout: once new connections reach version 2 and the old container
-    //    drains (the stream holds it for up to its 20 s grace).
+    //    drains (the stream holds it for up to its 20 s grace), with a second stream opened
+    //    after the switch moved, so that it reaches the new container.
     let mut rollout = deploy(&d, "VERSION=2")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -81,12 +102,41 @@ fn sigkill_of_the_daemon_drops_no_connection_and_the_next_converges_the_switch()
         Duration::from_secs(60),
         || (*t.last.lock().unwrap() == "version 2").then_some(()),
     );
+    let on_new = Stream::open(port);
+    assert_eq!(
+        on_new.first_line().as_deref(),
+        Some("version 2"),
+        "a stream opened after the switch reaches the new container"
+    );
+    assert!(on_new.flowing(), "the stream to the new container flows");
     kill_daemon(&mut d);
     let _ = rollout.wait();
     assert!(stream.flowing(), "the stream to the old container survives");
+    assert!(on_new.flowing(), "the stream to the new container survives");
     d.spawn();
     d.wait_ready();
-    // The next daemon converges on the last good release (version 1), one container.
+    // The next daemon converges on the last good release (version 1): new connections go back
+    // to the old container, and the new one, out of rotation, drains: its stream keeps
+    // flowing until its grace period (20 s) ends, as any container leaving the switch.
+    wait_for(
+        "new connections back on version 1",
+        Duration::from_secs(60),
+        || (*t.last.lock().unwrap() == "version 1").then_some(()),
+    );
+    let back = Instant::now();
+    let ended = last_tick(&on_new.ticks, Duration::from_secs(90));
+    let lasted = ended.saturating_duration_since(back);
+    eprintln!(
+        "the stream to the new container flowed {} ms after new connections went back to \
+         version 1",
+        lasted.as_millis()
+    );
+    assert!(
+        lasted >= Duration::from_secs(18),
+        "the stream to the new container was cut {} ms after the switch moved back: it must \
+         flow through its drain window (20 s grace)",
+        lasted.as_millis()
+    );
     let web = format!("{stack}-web-1");
     wait_for(
         "the next daemon to converge on version 1",
@@ -97,9 +147,14 @@ fn sigkill_of_the_daemon_drops_no_connection_and_the_next_converges_the_switch()
                 .then_some(())
         },
     );
+    assert_eq!(
+        gantry_tests::inspect(&web, "{{.State.Running}}"),
+        "true",
+        "the old container serves on"
+    );
     assert!(
         stream.flowing(),
-        "the stream still flows after the convergence"
+        "the stream to the old container still flows after the convergence"
     );
     assert_eq!(
         t.failed.load(Ordering::Relaxed),
