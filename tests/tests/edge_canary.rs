@@ -1,7 +1,9 @@
 //! Weighted canaries through the edge switch (`x-gantry.canary`), against the real kernel and
 //! Docker: a 10 % step gets 10 ± 3 % of 10,000 new connections; `gantry promote` finishes the
-//! rollout and `gantry abort` rolls it back (exit 2); a canary whose probe starts failing is
-//! aborted by itself and the deploy exits 2; bad steps are exit 65 naming the key. Needs root
+//! rollout and `gantry abort` rolls it back (exit 2); a step whose `pause` runs out moves to the
+//! next by itself, up to 100 % (exit 0, nobody promoted); a canary whose probe starts failing,
+//! or whose container crashes and is restarted by Docker (`abort.restarts`), is aborted by
+//! itself and the deploy exits 2; bad steps are exit 65 naming the key. Needs root
 //! (CAP_NET_ADMIN) and `nft`.
 
 use std::sync::Arc;
@@ -23,7 +25,9 @@ services:
       - |
         mkdir -p /www && echo "version ${VERSION:-1}" > /www/index.html && echo ok > /www/health
         if [ -n "${BREAK:-}" ]; then (sleep 4; rm /www/health) & fi
+        if [ -n "${CRASH:-}" ]; then httpd -f -p 8080 -h /www & sleep ${CRASH:-}; exit 3; fi
         exec httpd -f -p 8080 -h /www
+    restart: "${RESTART:-no}"
     x-gantry:
       health: {http: /health, port: 8080, interval: 500ms, passes: 1}
       canary:
@@ -172,6 +176,91 @@ fn a_canary_whose_probe_fails_is_aborted_and_the_deploy_exits_2() {
     assert_eq!(
         gantry_tests::stdout(&names).trim(),
         format!("{}-web-1", stack.name),
+        "the canary is gone"
+    );
+}
+
+#[test]
+fn a_step_whose_pause_runs_out_moves_on_by_itself_and_the_deploy_succeeds() {
+    if !gantry_tests::edge_switch_available() {
+        return;
+    }
+    let stack = first("[10, 50, 100]");
+    let t0 = std::time::Instant::now();
+    let out = stack.deploy(&["--var", "VERSION=2", "--var", "PAUSE=2s"]);
+    let took = t0.elapsed();
+    let text = gantry_tests::stdout(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the canary went to 100 % without promote: {text}"
+    );
+    // Each step below 100 watched for its pause, then the next, in order.
+    let at = |what: &str| {
+        text.find(what)
+            .unwrap_or_else(|| panic!("the output shows {what:?}: {text}"))
+    };
+    let (ten, fifty, all) = (
+        at("canary 10%: 10% of new connections"),
+        at("canary 50%: 50% of new connections"),
+        at("canary 100%: every new connection goes to the new version"),
+    );
+    assert!(ten < fifty && fifty < all, "the steps in order: {text}");
+    assert!(
+        text.contains("watching for 2s"),
+        "each step says its pause: {text}"
+    );
+    assert!(!text.contains("promoted"), "nobody promoted: {text}");
+    assert!(
+        took >= Duration::from_secs(4),
+        "two steps watched 2 s each, the deploy took {took:?}"
+    );
+    for _ in 0..100 {
+        assert_eq!(version(stack.port).as_deref(), Some("version 2"));
+    }
+    assert_eq!(
+        gantry_tests::project_containers(&stack.name),
+        [format!("{}-web-1", stack.name)],
+        "the old container is gone"
+    );
+}
+
+/// `abort.restarts: 1`: the canary's process exits 8 s after its start (once it passed its
+/// gate and serves its step) and Docker restarts it (`restart: on-failure`), so it runs again
+/// and its probe may well pass: only its restart count says it crashed.
+#[test]
+fn a_canary_that_restarts_is_aborted_and_the_deploy_exits_2() {
+    if !gantry_tests::edge_switch_available() {
+        return;
+    }
+    let stack = first("[50, 100]");
+    let out = stack.deploy(&[
+        "--var",
+        "VERSION=2",
+        "--var",
+        "CRASH=8",
+        "--var",
+        "RESTART=on-failure",
+        "--var",
+        "PAUSE=60s",
+    ]);
+    let text = gantry_tests::stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "rolled back: {text}");
+    assert!(
+        text.contains("canary 50%: 50% of new connections"),
+        "the canary served its step before it crashed: {text}"
+    );
+    assert!(
+        text.contains("canary aborted at 50%: the new container restarted or exited")
+            && text.contains("(abort.restarts: 1)"),
+        "the output says why: {text}"
+    );
+    for _ in 0..100 {
+        assert_eq!(version(stack.port).as_deref(), Some("version 1"));
+    }
+    assert_eq!(
+        gantry_tests::project_containers(&stack.name),
+        [format!("{}-web-1", stack.name)],
         "the canary is gone"
     );
 }
