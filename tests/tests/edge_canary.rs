@@ -6,8 +6,9 @@
 //! itself and the deploy exits 2; bad steps are exit 65 naming the key. Needs root
 //! (CAP_NET_ADMIN) and `nft`.
 
-use std::sync::Arc;
+use std::io::{BufRead, BufReader};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gantry_tests::stack::Stack;
@@ -47,7 +48,46 @@ fn first(steps: &str) -> Stack {
     stack
 }
 
-fn wait_for_canary(stack: &Stack) {
+/// A deploy running in the background, its standard output read as it comes.
+struct Deploying {
+    child: std::process::Child,
+    out: Arc<Mutex<String>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Deploying {
+    fn start(stack: &Stack, extra: &[&str]) -> Self {
+        let mut child = stack.spawn_deploy(extra);
+        let stdout = child.stdout.take().expect("piped stdout");
+        let out = Arc::new(Mutex::new(String::new()));
+        let reader = {
+            let out = Arc::clone(&out);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    let mut out = out.lock().unwrap();
+                    out.push_str(&line);
+                    out.push('\n');
+                }
+            })
+        };
+        Self { child, out, reader }
+    }
+
+    /// Waits for the deploy's exit: its code and its standard output (printed, with its
+    /// standard error).
+    fn finish(self) -> (Option<i32>, String) {
+        let out = self.child.wait_with_output().unwrap();
+        self.reader.join().unwrap();
+        let text = self.out.lock().unwrap().clone();
+        eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
+        (out.status.code(), text)
+    }
+}
+
+/// Waits until the canary of `deploy` gets new connections and watches its first step: the
+/// deploy shows `canary N%` (recorded: `gantry promote|abort` are taken from then on; before,
+/// they are refused with exit 65 even though the switch already sends the canary its share).
+fn wait_for_canary(stack: &Stack, deploy: &Deploying, share: u8) {
     wait_for(
         "the canary to get connections",
         Duration::from_secs(60),
@@ -57,6 +97,12 @@ fn wait_for_canary(stack: &Stack) {
                 .then_some(())
         },
     );
+    let step = format!("canary {share}%: {share}% of new connections");
+    wait_for(
+        &format!("the deploy to show {step:?}"),
+        Duration::from_secs(20),
+        || deploy.out.lock().unwrap().contains(&step).then_some(()),
+    );
 }
 
 #[test]
@@ -65,8 +111,8 @@ fn a_canary_at_10_percent_gets_10_percent_and_promote_finishes_the_rollout() {
         return;
     }
     let stack = first("[10, 100]");
-    let deploy = stack.spawn_deploy(&["--var", "VERSION=2"]);
-    wait_for_canary(&stack);
+    let deploy = Deploying::start(&stack, &["--var", "VERSION=2"]);
+    wait_for_canary(&stack, &deploy, 10);
 
     // 10,000 new connections, from 4 threads.
     let new = Arc::new(AtomicUsize::new(0));
@@ -98,10 +144,8 @@ fn a_canary_at_10_percent_gets_10_percent_and_promote_finishes_the_rollout() {
 
     let out = stack.gantry(&["promote", &stack.name]);
     assert_eq!(out.status.code(), Some(0), "promote");
-    let out = deploy.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(out.status.code(), Some(0), "the promoted deploy succeeds");
+    let (code, text) = deploy.finish();
+    assert_eq!(code, Some(0), "the promoted deploy succeeds");
     assert!(
         text.contains("canary 10%"),
         "the output shows the step: {text}"
@@ -116,18 +160,12 @@ fn abort_by_hand_sends_everything_back_and_the_deploy_exits_2() {
         return;
     }
     let stack = first("[10, 100]");
-    let deploy = stack.spawn_deploy(&["--var", "VERSION=2"]);
-    wait_for_canary(&stack);
+    let deploy = Deploying::start(&stack, &["--var", "VERSION=2"]);
+    wait_for_canary(&stack, &deploy, 10);
     let out = stack.gantry(&["abort", &stack.name]);
     assert_eq!(out.status.code(), Some(0), "abort");
-    let out = deploy.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "an aborted canary rolls back: exit 2"
-    );
+    let (code, text) = deploy.finish();
+    assert_eq!(code, Some(2), "an aborted canary rolls back: exit 2");
     assert!(
         text.contains("canary aborted at 10%: aborted by hand"),
         "{text}"
