@@ -2,12 +2,16 @@
 # bench/edge.sh: a service on a published host port, deployed ROUNDS times (a new version each
 # time) by `gantry deploy` (through the edge switch) and by `docker compose up -d` (Docker
 # publishes the port), while clients on the host call it: a new connection per request (200/s),
-# a keep-alive connection (200/s) and one long-lived stream at a time. Prints failed requests,
-# the longest gap between two answers and the streams cut (ended less than the 3 s drain window
-# after their version was replaced) per tool; then throughput and p50/p99 latency of 8 keep-alive
-# connections through Gantry's switch and through Docker's published port (identical containers),
-# on 127.0.0.1 (Docker: docker-proxy) and on the docker0 address (Docker: its iptables DNAT),
-# the median of TP_ROUNDS rounds (default 3) with the two paths alternating which goes first.
+# a keep-alive connection (200/s) and one long-lived stream at a time. Prints the two tools side
+# by side: per request client, requests answered and failed, the request rate it achieved and its
+# longest time without an answer (the window's ends included; per client, so keep-alive answers
+# from the old container cannot hide new connections failing), and why requests failed; the
+# keep-alive requests retried (only a reused connection that ended before one byte of the
+# answer); the streams cut (ended less than the 3 s drain window after their version was
+# replaced). Then throughput and p50/p99 latency of 8 keep-alive connections through Gantry's
+# switch and through Docker's published port (identical containers), on 127.0.0.1 (Docker:
+# docker-proxy) and on the docker0 address (Docker: its iptables DNAT), the median of TP_ROUNDS
+# rounds (default 3) with the two paths alternating which goes first.
 #
 # Usage: bench/edge.sh [ROUNDS]   (default 20; TP_ROUNDS=N throughput rounds per address)
 set -euo pipefail
@@ -59,7 +63,7 @@ wait_answer() {
   return 1
 }
 
-declare -A result
+declare -A result reasons
 for tool in gantry compose; do
   port=$(port_of "$tool")
   deploy "$tool" 0
@@ -75,18 +79,44 @@ for tool in gantry compose; do
   exec {feed}>&-
   for _ in $(seq 100); do [ -s "$out" ] && break; sleep 0.1; done
   result[$tool]=$(cat "$out")
+  reasons[$tool]=$(grep ' failures: ' "$out.log" || true)
   rm -f "$out" "$out.log"
 done
 
-print_result() {
-  local tool=$1 label=$2
-  read -r new_ok new_failed ka_ok ka_failed ka_retried gap streams cut versions <<<"${result[$tool]}"
-  printf '%-22s new-connection: %6d ok %4d failed | keep-alive: %6d ok %4d failed (%d retried on a closed idle connection) | longest gap %5d ms | streams: %d, %d cut | versions seen %d\n' \
-    "$label" "$new_ok" "$new_failed" "$ka_ok" "$ka_failed" "$ka_retried" "$gap" "$streams" "$cut" "$versions"
+# The watch line: new_ok new_failed new_per_s new_gap_ms ka_ok ka_failed ka_retried ka_per_s
+# ka_gap_ms streams streams_cut versions_seen (tests/load/main.rs).
+declare -A f
+for tool in gantry compose; do
+  read -r "f[$tool.new_ok]" "f[$tool.new_failed]" "f[$tool.new_rate]" "f[$tool.new_gap]" \
+    "f[$tool.ka_ok]" "f[$tool.ka_failed]" "f[$tool.ka_retried]" "f[$tool.ka_rate]" "f[$tool.ka_gap]" \
+    "f[$tool.streams]" "f[$tool.cut]" "f[$tool.versions]" <<<"${result[$tool]}"
+done
+# row LABEL FORMAT KEY...: one line, gantry's figures then compose's, FORMAT applied to each.
+row() {
+  local label=$1 format=$2 tool key cells=()
+  shift 2
+  for tool in gantry compose; do
+    local values=()
+    for key in "$@"; do values+=("${f[$tool.$key]}"); done
+    # shellcheck disable=SC2059 # the format is the caller's
+    cells+=("$(printf "$format" "${values[@]}")")
+  done
+  printf '%-34s %-26s %s\n' "$label" "${cells[0]}" "${cells[1]}"
 }
 echo "== $rounds deploys each, clients on 127.0.0.1 =="
-print_result gantry "gantry (edge switch)"
-print_result compose "docker compose up -d"
+printf '%-34s %-26s %s\n' "" "gantry (edge switch)" "docker compose up -d"
+row "new-connection: ok / failed" '%d / %d' new_ok new_failed
+row "  requests/s (goal: 200)" '%.1f' new_rate
+row "  longest gap without an answer" '%d ms' new_gap
+row "keep-alive: ok / failed" '%d / %d' ka_ok ka_failed
+row "  retried (idle connection closed)" '%d' ka_retried
+row "  requests/s (goal: 200)" '%.1f' ka_rate
+row "  longest gap without an answer" '%d ms' ka_gap
+row "streams: opened / cut" '%d / %d' streams cut
+row "versions seen" '%d' versions
+for tool in gantry compose; do
+  [ -z "${reasons[$tool]}" ] || sed "s/^/$tool: /" <<<"${reasons[$tool]}"
+done
 
 gateway=$(docker network inspect bridge -f '{{(index .IPAM.Config 0).Gateway}}')
 # One 5 s sample scatters by more than the 5 % the goal allows on a busy 2-core machine, and
