@@ -116,16 +116,18 @@ impl Rollout<'_> {
                 .await);
         }
         for (i, &share) in canary.steps.iter().enumerate().skip(first) {
-            rotation.split(new, share).await?;
             // Resumed: the rest of the step's pause and its failures; otherwise a fresh step.
             let (pause, mut failures) = match resumed.filter(|r| r.step == i) {
                 Some(r) => (r.pause_left().min(canary.pause), r.probe_failures),
                 None => (canary.pause, 0),
             };
+            // Recorded before the switch moves: `gantry promote|abort` is taken as soon as the
+            // canary gets its share, and a daemon that stops in between restores that share.
             record.step = i;
             record.probe_failures = failures;
             record.pause_until_ms = unix_ms(SystemTime::now() + pause);
             self.save_canary(&record);
+            rotation.split(new, share).await?;
             if share >= 100 {
                 // An abort taken while the step before ended (`gantry abort` took it: that
                 // step was still the one recorded) is acted on; a promote has nothing left.
@@ -315,6 +317,7 @@ impl Rollout<'_> {
             );
         }
         let signal = svc.stop_signal.as_deref();
+        let rest = super::rollout::rest_of_grace(timeout, waited);
         super::hooks::pre_stop(
             self.engine,
             self.progress,
@@ -322,10 +325,10 @@ impl Rollout<'_> {
             &svc.name,
             &new.id,
             &new.name,
-            timeout,
+            rest,
         )
         .await;
-        self.engine.stop_container(&new.id, signal, timeout).await?;
+        self.engine.stop_container(&new.id, signal, rest).await?;
         Ok(())
     }
 

@@ -30,9 +30,9 @@ struct FakeEdge {
     hung: AtomicBool,
     /// Until then every container has one connection open.
     open_until: Mutex<Option<tokio::time::Instant>>,
-    /// An operator's `gantry abort` on this ledger, taken while the switch gives the canary
-    /// 100 % (before that step is recorded).
-    abort_at_full: Mutex<Option<Ledger>>,
+    /// An operator's `gantry abort` on this ledger, taken as soon as the switch gives the
+    /// canary a share.
+    abort_at_share: Mutex<Option<Ledger>>,
 }
 
 impl FakeEdge {
@@ -58,11 +58,11 @@ impl Edge for FakeEdge {
             self.hung.store(true, Ordering::SeqCst);
             std::future::pending::<()>().await;
         }
-        let full = routes
+        let shared = routes
             .backends
             .iter()
-            .any(|b| b.container == NEXT && b.weight == 100);
-        let abort = self.abort_at_full.lock().unwrap().take_if(|_| full);
+            .any(|b| b.container == NEXT && b.weight > 0);
+        let abort = self.abort_at_share.lock().unwrap().take_if(|_| shared);
         if let Some(ledger) = abort {
             crate::ledger::canary_request(&ledger, "app", CanaryCommand::Abort).unwrap();
         }
@@ -384,20 +384,20 @@ async fn an_aborted_canary_drains_its_open_connections_before_it_goes() {
     assert_eq!(s.running(), vec![("app-web-1".to_owned(), '1')]);
 }
 
-/// `gantry abort` taken in the moment the last step below 100 % ends, while the switch moves
-/// to 100 % and before that step is recorded (the request saw a canary watching): the abort is
-/// acted on (exit 2, the old version serves), never accepted and then left unread.
+/// `gantry abort` taken the moment the canary gets its first share (a script that reacts to
+/// the canary's traffic): accepted, since the step is recorded before the switch moves (it was
+/// refused, exit 65, until the record caught up), and acted on: exit 2, the old version serves.
 #[tokio::test(start_paused = true)]
-async fn an_abort_taken_while_the_canary_goes_to_100_is_acted_on() {
+async fn an_abort_taken_as_soon_as_the_canary_gets_its_share_is_acted_on() {
     let s = Setup::new();
     let compose = web("[10, 100]").replace("pause: 1h", "pause: 2s");
     let v1 = s.deployer.deploy(&s.request(&compose, "1"), &Quiet).await;
     assert_eq!(v1.outcome, Outcome::Succeeded, "{:?}", v1.error);
-    *s.edge.abort_at_full.lock().unwrap() = Some(Ledger::new(&s.dir.path().join("state")));
+    *s.edge.abort_at_share.lock().unwrap() = Some(Ledger::new(&s.dir.path().join("state")));
     let report = s.deployer.deploy(&s.request(&compose, "2"), &Quiet).await;
     assert!(
-        s.edge.abort_at_full.lock().unwrap().is_none(),
-        "never went to 100 %: {report:?}"
+        s.edge.abort_at_share.lock().unwrap().is_none(),
+        "the canary never got a share: {report:?}"
     );
     assert_eq!(report.exit_code(), ExitCode::RolledBack, "{report:?}");
     assert!(s.stack().canary_command().is_none());
