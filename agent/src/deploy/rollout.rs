@@ -570,7 +570,8 @@ impl Rollout<'_> {
                 &format!("{} drained in {:.1}s", c.name, waited.as_secs_f64()),
             );
         }
-        self.retire(c, pre_stop, signal, timeout, Leave::ServeUntilExit)
+        let rest = rest_of_grace(timeout, waited);
+        self.retire(c, pre_stop, signal, rest, Leave::ServeUntilExit)
             .await
     }
 
@@ -641,6 +642,18 @@ impl Rollout<'_> {
         Ok(())
     }
 }
+
+/// What is left of a grace period `grace` after a drain of `drained`, for the stop that follows
+/// (its `pre_stop` hooks and stop signal): the drain and the stop share one grace period, as a
+/// Kubernetes pod's preStop and SIGTERM share its termination grace period; at least
+/// [`STOP_FLOOR`] (never more than `grace`), so a process whose connections held the drain to
+/// its end still gets a moment to exit on its signal.
+pub(super) fn rest_of_grace(grace: Duration, drained: Duration) -> Duration {
+    grace.saturating_sub(drained).max(STOP_FLOOR.min(grace))
+}
+
+/// The least time a drained container gets between its stop signal and its kill.
+const STOP_FLOOR: Duration = Duration::from_secs(2);
 
 /// The (address of `from`, address of `to`) pairs on the networks where `attachments` give
 /// aliases: what a hand-over between the two redirects.

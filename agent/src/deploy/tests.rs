@@ -1769,3 +1769,24 @@ async fn a_new_container_dropped_before_it_served_takes_only_the_volumes_made_fo
     );
     assert!(s.engine.containers()["app-web-1"].state.running);
 }
+
+/// A retired container's drain and stop share its grace period (docs/edge.md: "the rest of
+/// its grace period"): a 20 s grace drained for 20 s was then given 20 s more to stop.
+#[test]
+fn the_stop_after_a_drain_gets_the_rest_of_the_grace_period() {
+    use super::rollout::rest_of_grace;
+    let s = Duration::from_secs;
+    assert_eq!(rest_of_grace(s(20), Duration::ZERO), s(20));
+    assert_eq!(rest_of_grace(s(20), s(5)), s(15));
+    assert_eq!(
+        rest_of_grace(s(20), s(20)),
+        s(2),
+        "a moment to exit on its signal"
+    );
+    assert_eq!(rest_of_grace(s(20), s(30)), s(2));
+    assert_eq!(rest_of_grace(s(1), s(1)), s(1), "never more than the grace");
+    assert_eq!(
+        rest_of_grace(Duration::ZERO, Duration::ZERO),
+        Duration::ZERO
+    );
+}
