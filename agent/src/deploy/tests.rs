@@ -1091,10 +1091,8 @@ async fn a_job_that_succeeded_does_not_run_again_after_its_deploy_was_killed() {
     );
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_job_still_running_from_an_earlier_deploy_is_not_killed() {
-    let s = Setup::new();
-    let compose = "services:
+/// A migration job that web waits for.
+const MIGRATE_THEN_WEB: &str = "services:
   migrate:
     image: app:${V}
     x-gantry: {job: {timeout: 10m}}
@@ -1103,11 +1101,22 @@ async fn a_job_still_running_from_an_earlier_deploy_is_not_killed() {
     depends_on: {migrate: {condition: service_completed_successfully}}
     x-gantry: {min_ready: 1s}
 ";
-    assert!(s.deploy(compose, "1").await.outcome.is_good());
-    // v2's migration takes long; its deploy is killed (or cut by --timeout) meanwhile.
+
+/// [`MIGRATE_THEN_WEB`] at v1, then a deploy of v2 cut (killed, or its --timeout) while its
+/// migration still runs (and keeps running).
+async fn cut_during_a_long_job(s: &Setup) {
+    assert!(s.deploy(MIGRATE_THEN_WEB, "1").await.outcome.is_good());
     s.engine.job_hangs("migrate");
-    let cut = tokio::time::timeout(Duration::from_secs(60), s.deploy(compose, "2")).await;
+    let cut = tokio::time::timeout(Duration::from_secs(60), s.deploy(MIGRATE_THEN_WEB, "2")).await;
     assert!(cut.is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_still_running_from_an_earlier_deploy_is_not_killed() {
+    let s = Setup::new();
+    // v2's migration takes long; its deploy is killed (or cut by --timeout) meanwhile.
+    cut_during_a_long_job(&s).await;
+    let compose = MIGRATE_THEN_WEB;
     s.engine.clear_calls();
     // The next deploy waits for it, at most its job timeout, then stops with nothing changed.
     let started = tokio::time::Instant::now();
@@ -1134,19 +1143,8 @@ async fn a_job_still_running_from_an_earlier_deploy_is_not_killed() {
 #[tokio::test(start_paused = true)]
 async fn a_deploy_id_that_failed_for_something_passing_is_applied_again() {
     let s = Setup::new();
-    let compose = "services:
-  migrate:
-    image: app:${V}
-    x-gantry: {job: {timeout: 10m}}
-  web:
-    image: app:${V}
-    depends_on: {migrate: {condition: service_completed_successfully}}
-    x-gantry: {min_ready: 1s}
-";
-    assert!(s.deploy(compose, "1").await.outcome.is_good());
-    s.engine.job_hangs("migrate");
-    let cut = tokio::time::timeout(Duration::from_secs(60), s.deploy(compose, "2")).await;
-    assert!(cut.is_err());
+    cut_during_a_long_job(&s).await;
+    let compose = MIGRATE_THEN_WEB;
     let with_id = || {
         let mut req = s.request(compose, "2");
         req.deploy_id = Some("42".to_owned());

@@ -57,11 +57,14 @@ fn supervisor(dir: &Path, engine: Arc<FakeEngine>, ledger: Ledger) -> Arc<Superv
     Supervisor::new(Arc::new(config), engine, ledger, jobs, metrics)
 }
 
-/// `watch_env_files: false`, the secret behind `web.env` rotated: a resync compares the stack
-/// with its release and changes nothing (before, it recreated `web` and `worker` as "drift",
-/// recording no release); a container stopped by hand is still brought back.
-#[tokio::test(start_paused = true)]
-async fn an_env_file_rewritten_after_the_deploy_is_not_drift() {
+/// [`COMPOSE`] deployed as stack `app` with `web.env` holding `TOKEN=a`: the directory, the
+/// env file, the engine and the ledger.
+async fn deployed() -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    Arc<FakeEngine>,
+    Ledger,
+) {
     let dir = tempfile::tempdir().unwrap();
     let env = dir.path().join("web.env");
     std::fs::write(&env, "TOKEN=a\n").unwrap();
@@ -79,6 +82,15 @@ async fn an_env_file_rewritten_after_the_deploy_is_not_drift() {
         .deploy(&DeployRequest::new("app", load), &Quiet)
         .await;
     assert_eq!(report.exit_code(), crate::ExitCode::Ok, "{report:?}");
+    (dir, env, engine, ledger)
+}
+
+/// `watch_env_files: false`, the secret behind `web.env` rotated: a resync compares the stack
+/// with its release and changes nothing (before, it recreated `web` and `worker` as "drift",
+/// recording no release); a container stopped by hand is still brought back.
+#[tokio::test(start_paused = true)]
+async fn an_env_file_rewritten_after_the_deploy_is_not_drift() {
+    let (dir, env, engine, ledger) = deployed().await;
     let release = ledger.stack("app").unwrap().last_good().unwrap().unwrap();
     let listed = engine.list_containers("app", true).await.unwrap();
     assert_eq!(drift(&release, &listed).unwrap(), Vec::<String>::new());
@@ -108,23 +120,7 @@ async fn an_env_file_rewritten_after_the_deploy_is_not_drift() {
 /// recreated them with the new file, applying the change the stack's policy keeps out.
 #[tokio::test(start_paused = true)]
 async fn a_reconcile_for_another_service_leaves_an_env_file_change_unapplied() {
-    let dir = tempfile::tempdir().unwrap();
-    let env = dir.path().join("web.env");
-    std::fs::write(&env, "TOKEN=a\n").unwrap();
-    let file = dir.path().join("compose.yaml");
-    std::fs::write(&file, COMPOSE).unwrap();
-    let engine = Arc::new(FakeEngine::new());
-    engine.publish("app:1", &"1".repeat(64));
-    let ledger = Ledger::new(&dir.path().join("state"));
-    let load = LoadOptions {
-        files: vec![file],
-        project_name: Some("app".into()),
-        ..LoadOptions::default()
-    };
-    let report = Deployer::new(engine.clone(), ledger.clone())
-        .deploy(&DeployRequest::new("app", load), &Quiet)
-        .await;
-    assert_eq!(report.exit_code(), crate::ExitCode::Ok, "{report:?}");
+    let (dir, env, engine, ledger) = deployed().await;
     let before = engine.containers();
 
     std::fs::write(&env, "TOKEN=b\n").unwrap();
@@ -166,23 +162,7 @@ async fn a_reconcile_for_another_service_leaves_an_env_file_change_unapplied() {
 /// is gone; `api`, bound to nothing, is left as it is.
 #[tokio::test(start_paused = true)]
 async fn a_service_bound_to_one_a_reconcile_replaces_is_recreated_with_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let env = dir.path().join("web.env");
-    std::fs::write(&env, "TOKEN=a\n").unwrap();
-    let file = dir.path().join("compose.yaml");
-    std::fs::write(&file, COMPOSE).unwrap();
-    let engine = Arc::new(FakeEngine::new());
-    engine.publish("app:1", &"1".repeat(64));
-    let ledger = Ledger::new(&dir.path().join("state"));
-    let load = LoadOptions {
-        files: vec![file],
-        project_name: Some("app".into()),
-        ..LoadOptions::default()
-    };
-    let report = Deployer::new(engine.clone(), ledger.clone())
-        .deploy(&DeployRequest::new("app", load), &Quiet)
-        .await;
-    assert_eq!(report.exit_code(), crate::ExitCode::Ok, "{report:?}");
+    let (dir, env, engine, ledger) = deployed().await;
     let before = engine.containers();
 
     std::fs::write(&env, "TOKEN=b\n").unwrap();

@@ -20,31 +20,43 @@ fn no_reconcile() -> StackPolicy {
     }
 }
 
+/// A heal of `service`'s first container (turned unhealthy) by a daemon killed between the
+/// heal's stop and its start (the start held, then the daemon dropped).
+async fn heal_cut_before_its_start(
+    dir: &tempfile::TempDir,
+    engine: &Arc<crate::engine::fake::FakeEngine>,
+    ledger: &crate::ledger::Ledger,
+    service: &str,
+) {
+    let name = format!("app-{service}-1");
+    let gated = Arc::new(Gated::new(engine.clone()));
+    gated.hold("start");
+    let (sup, _) = supervisor_on(dir.path(), gated.clone(), ledger.clone(), no_reconcile());
+    engine.set_health(&name, Some(HealthStatus::Unhealthy));
+    let c = engine.containers()[&name].clone();
+    let heal = tokio::spawn(sup.clone().heal(
+        c.id.clone(),
+        c.name.clone(),
+        "app".into(),
+        service.into(),
+        Cause::Unhealthy,
+    ));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(gated.waiting(), vec![format!("start {name}")]);
+    // The daemon dies there.
+    heal.abort();
+    let _ = heal.await;
+    drop(sup);
+}
+
 /// A daemon killed (kill -9, a watchdog timeout, a `systemctl restart` past its wait) between
 /// a heal's stop and its start: the next daemon starts the container, although its stack's
 /// policy reconciles nothing.
 #[tokio::test(start_paused = true)]
 async fn a_container_a_dead_daemon_stopped_to_heal_is_started_by_the_next() {
     let (dir, engine, ledger) = deployed_plain().await;
-    let gated = Arc::new(Gated::new(engine.clone()));
-    gated.hold("start");
-    let (sup, _) = supervisor_on(dir.path(), gated.clone(), ledger.clone(), no_reconcile());
-    engine.set_health("app-web-1", Some(HealthStatus::Unhealthy));
-    let c = engine.containers()["app-web-1"].clone();
-    let heal = tokio::spawn(sup.clone().heal(
-        c.id.clone(),
-        c.name.clone(),
-        "app".into(),
-        "web".into(),
-        Cause::Unhealthy,
-    ));
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    assert_eq!(gated.waiting(), vec!["start app-web-1".to_owned()]);
+    heal_cut_before_its_start(&dir, &engine, &ledger, "web").await;
     assert!(!engine.containers()["app-web-1"].state.running);
-    // The daemon dies there.
-    heal.abort();
-    let _ = heal.await;
-    drop(sup);
 
     let (next, _) = supervisor_on(dir.path(), engine.clone(), ledger, no_reconcile());
     next.clone().resync_all().await;
@@ -67,24 +79,7 @@ async fn the_next_daemon_runs_the_post_start_hooks_of_a_container_it_starts_for_
         "services:\n  db:\n    image: app:1\n    post_start:\n      - command: [register, me]\n",
     )
     .await;
-    let gated = Arc::new(Gated::new(engine.clone()));
-    gated.hold("start");
-    let (sup, _) = supervisor_on(dir.path(), gated.clone(), ledger.clone(), no_reconcile());
-    engine.set_health("app-db-1", Some(HealthStatus::Unhealthy));
-    let c = engine.containers()["app-db-1"].clone();
-    let heal = tokio::spawn(sup.clone().heal(
-        c.id.clone(),
-        c.name.clone(),
-        "app".into(),
-        "db".into(),
-        Cause::Unhealthy,
-    ));
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    assert_eq!(gated.waiting(), vec!["start app-db-1".to_owned()]);
-    heal.abort();
-    let _ = heal.await;
-    drop(sup);
-
+    heal_cut_before_its_start(&dir, &engine, &ledger, "db").await;
     engine.clear_calls();
     let (next, _) = supervisor_on(dir.path(), engine.clone(), ledger, no_reconcile());
     next.clone().resync_all().await;
