@@ -180,6 +180,18 @@ fn abort_by_hand_sends_everything_back_and_the_deploy_exits_2() {
     );
 }
 
+/// After an abort: version 1 answers 100 requests in a row, and the canary is gone.
+fn rolled_back_to_version_1(stack: &Stack) {
+    for _ in 0..100 {
+        assert_eq!(version(stack.port).as_deref(), Some("version 1"));
+    }
+    assert_eq!(
+        gantry_tests::project_containers(&stack.name),
+        [format!("{}-web-1", stack.name)],
+        "the canary is gone"
+    );
+}
+
 #[test]
 fn a_canary_whose_probe_fails_is_aborted_and_the_deploy_exits_2() {
     if !gantry_tests::edge_switch_available() {
@@ -200,22 +212,7 @@ fn a_canary_whose_probe_fails_is_aborted_and_the_deploy_exits_2() {
         text.contains("canary aborted at 50%: its probe failed 2 time(s)"),
         "the output says why: {text}"
     );
-    for _ in 0..100 {
-        assert_eq!(version(stack.port).as_deref(), Some("version 1"));
-    }
-    let names = gantry_tests::docker(&[
-        "ps",
-        "-a",
-        "--filter",
-        &format!("label=com.docker.compose.project={}", stack.name),
-        "--format",
-        "{{.Names}}",
-    ]);
-    assert_eq!(
-        gantry_tests::stdout(&names).trim(),
-        format!("{}-web-1", stack.name),
-        "the canary is gone"
-    );
+    rolled_back_to_version_1(&stack);
 }
 
 #[test]
@@ -293,14 +290,7 @@ fn a_canary_that_restarts_is_aborted_and_the_deploy_exits_2() {
             && text.contains("(abort.restarts: 1)"),
         "the output says why: {text}"
     );
-    for _ in 0..100 {
-        assert_eq!(version(stack.port).as_deref(), Some("version 1"));
-    }
-    assert_eq!(
-        gantry_tests::project_containers(&stack.name),
-        [format!("{}-web-1", stack.name)],
-        "the canary is gone"
-    );
+    rolled_back_to_version_1(&stack);
 }
 
 #[test]

@@ -89,6 +89,20 @@ async fn the_next_daemon_runs_the_post_start_hooks_of_a_container_it_starts_for_
     assert!(start.is_some() && start < hook, "{calls:#?}");
 }
 
+/// What a heal of `app-db-1` (turned unhealthy) asks of the engine, on a daemon that
+/// reconciles.
+async fn calls_of_a_heal(
+    dir: &tempfile::TempDir,
+    engine: &Arc<crate::engine::fake::FakeEngine>,
+    ledger: crate::ledger::Ledger,
+) -> Vec<String> {
+    let (sup, _) = supervisor_on(dir.path(), engine.clone(), ledger, StackPolicy::default());
+    engine.set_health("app-db-1", Some(HealthStatus::Unhealthy));
+    sup.clone().check_stack("app").await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    engine.calls()
+}
+
 /// A heal runs the service's `pre_stop` hooks before its stop, as a rollout does (a worker
 /// that hands its jobs back on pre_stop does so on a heal too).
 #[tokio::test(start_paused = true)]
@@ -97,12 +111,8 @@ async fn a_heal_runs_the_pre_stop_hooks_before_the_stop() {
         "services:\n  db:\n    image: app:1\n    pre_stop:\n      - command: [drain, now]\n",
     )
     .await;
-    let (sup, _) = supervisor_on(dir.path(), engine.clone(), ledger, StackPolicy::default());
-    engine.set_health("app-db-1", Some(HealthStatus::Unhealthy));
-    sup.clone().check_stack("app").await;
-    tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(
-        engine.calls(),
+        calls_of_a_heal(&dir, &engine, ledger).await,
         vec![
             "exec app-db-1 drain now".to_owned(),
             "stop app-db-1".to_owned(),
@@ -119,12 +129,8 @@ async fn a_heal_runs_the_post_start_hooks_after_the_start() {
         "services:\n  db:\n    image: app:1\n    post_start:\n      - command: [register, me]\n",
     )
     .await;
-    let (sup, _) = supervisor_on(dir.path(), engine.clone(), ledger, StackPolicy::default());
-    engine.set_health("app-db-1", Some(HealthStatus::Unhealthy));
-    sup.clone().check_stack("app").await;
-    tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(
-        engine.calls(),
+        calls_of_a_heal(&dir, &engine, ledger).await,
         vec![
             "stop app-db-1".to_owned(),
             "start app-db-1".to_owned(),
