@@ -375,8 +375,8 @@ pub fn normalize_project_name(s: &str) -> String {
 
 /// Loads and merges `files` (relative paths against `base_dir`, as written when interpolation
 /// made it), `include`s and `extends` applied; records in `origins` which file wrote which
-/// `x-gantry`. Returns the merged canonical document, the last `name:` seen, and whether every
-/// file was empty (no top-level key).
+/// key of a service and of the top-level `x-gantry`. Returns the merged canonical document,
+/// the last `name:` seen, and whether every file was empty (no top-level key).
 fn load_files(
     files: &[PathBuf],
     base_dir: (&Path, Option<&str>),

@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::*;
 
+mod origins;
 mod review;
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {

@@ -6,8 +6,9 @@
 //! and cycles.
 //!
 //! Design: runs once, on the merged canonical JSON (after every file, `include` and `extends`);
-//! anything wrong here spans files, so it is a [`ComposeError::Project`] (or names the first
-//! file for a missing env or label file and a conflicting key).
+//! anything wrong here spans files, so it is a [`ComposeError::Project`], or, for an error
+//! about a key of a service (a missing env or label file, a conflicting key), names the file
+//! that wrote the key ([`Origins`]), else the first file.
 //!
 //! Limits: env and label files are read from disk here (the only file access after the
 //! per-file stages).
@@ -25,14 +26,20 @@ use crate::compose::model::{EnvFile, MountKind, Project, Service};
 use crate::compose::written::{NameKind, WrittenNames};
 
 /// Completes one merged canonical service and turns it into the model type.
-/// Errors name `first_file`, but an `x-gantry` error names the file that wrote the key
-/// (`origins`).
+/// An error about a key of the service names the file that wrote the key (`origins`), else
+/// `first_file`.
 pub(super) fn build_service(
     name: &str,
     mut sj: Json,
     env: &Env,
     (first_file, origins): (&Path, &Origins),
 ) -> Result<Service, ComposeError> {
+    let file_of = |key: &str| origins.service_file(name, key).unwrap_or(first_file);
+    let invalid = |key: &str, message: String| ComposeError::Invalid {
+        file: file_of(key).to_path_buf(),
+        path: format!("services.{name}.{key}"),
+        message,
+    };
     let Some(obj) = sj.as_object_mut() else {
         return Err(ComposeError::project(format!(
             "service {name:?} is not a mapping"
@@ -73,13 +80,13 @@ pub(super) fn build_service(
             .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
             .collect();
         let lookup = |k: &str| env.lookup(k).or_else(|| own.get(k).cloned());
-        let missing = |path: &Path| ComposeError::Invalid {
-            file: first_file.to_path_buf(),
-            path: format!("services.{name}.env_file"),
-            message: format!(
+        let missing = |path: &Path| {
+            let shown = env.names.path(path);
+            let message = format!(
                 "env file {} not found (create it, or mark it `required: false`)",
-                env.names.path(path).display()
-            ),
+                shown.display()
+            );
+            invalid("env_file", message)
         };
         // A file whose path a variable gave is named as written, in any error about it.
         let from_files = dotenv::read_env_files(&env_files, &lookup, &missing)
@@ -94,17 +101,9 @@ pub(super) fn build_service(
             }
         }
     }
-    legacy_keys(obj).map_err(|(key, message)| ComposeError::Invalid {
-        file: first_file.to_path_buf(),
-        path: format!("services.{name}.{key}"),
-        message,
-    })?;
-    label_files(obj, name, first_file, env)?;
-    mount_targets(name, obj).map_err(|(key, message)| ComposeError::Invalid {
-        file: first_file.to_path_buf(),
-        path: format!("services.{name}.{key}"),
-        message,
-    })?;
+    legacy_keys(obj).map_err(|(key, message)| invalid(&key, message))?;
+    label_files(obj, env, &invalid)?;
+    mount_targets(name, obj).map_err(|(key, message)| invalid(&key, message))?;
     implicit_dependencies(obj);
     // Default network unless network_mode is set.
     if !obj.contains_key("network_mode") && !obj.contains_key("networks") {
@@ -122,7 +121,7 @@ pub(super) fn build_service(
     svc.env_file = env_files;
     svc.env_from_files = env_from_files;
     svc.gantry = crate::compose::xgantry::XGantry::parse_file(x_gantry.as_ref()).map_err(|e| {
-        let file = origins.service_file(name, &e.key).unwrap_or(first_file);
+        let file = file_of(&e.key);
         e.in_service(file, name)
     })?;
     svc.x_gantry = x_gantry;
@@ -132,12 +131,12 @@ pub(super) fn build_service(
 
 /// `label_file`: the files read like env files (later files win), their labels added under
 /// `labels` where the service does not set the key itself; the key itself is not kept (compose
-/// prints the merged labels only). A missing file is an error naming it.
+/// prints the merged labels only). A missing file is an error naming it, made by `invalid`
+/// from the key and the message.
 fn label_files(
     obj: &mut Map<String, Json>,
-    name: &str,
-    first_file: &Path,
     env: &Env,
+    invalid: &dyn Fn(&str, String) -> ComposeError,
 ) -> Result<(), ComposeError> {
     let Some(Json::Array(paths)) = obj.remove("label_file") else {
         return Ok(());
@@ -152,10 +151,9 @@ fn label_files(
         })
         .collect();
     let lookup = |k: &str| env.lookup(k);
-    let missing = |path: &Path| ComposeError::Invalid {
-        file: first_file.to_path_buf(),
-        path: format!("services.{name}.label_file"),
-        message: format!("label file {} not found", env.names.path(path).display()),
+    let missing = |path: &Path| {
+        let message = format!("label file {} not found", env.names.path(path).display());
+        invalid("label_file", message)
     };
     let from_files =
         dotenv::read_env_files(&files, &lookup, &missing).map_err(|e| env.names.in_error(e))?;

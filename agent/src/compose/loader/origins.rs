@@ -1,15 +1,19 @@
-//! Which compose file wrote each part of the `x-gantry` settings, so that an error about one
-//! names that file rather than the first one.
+//! Which compose file wrote each key of a service (and of the top-level `x-gantry`), so that
+//! an error about a key after the files are merged names that file rather than the first one.
 //!
-//! Design: each file's `x-gantry` mappings (the top-level one and each service's, after its
-//! `extends` and `include`s are applied) are kept in load order. An error's key
-//! (`x-gantry.health.timeout`) is traced to the file that wrote the deepest part of its path
-//! (`health.timeout`, else `health`, else any `x-gantry`); of two files that wrote as deep,
-//! the later one, whose value the merge kept.
+//! Design: each file's services (after its `extends` and `include`s are applied) and its
+//! top-level `x-gantry` are kept in load order. An error's key below a service
+//! (`deploy.resources.limits.cpus`, `x-gantry.health.timeout`) is traced to the file that
+//! wrote the deepest part of its path (`deploy.resources.limits.cpus`, else
+//! `deploy.resources.limits`, ... else `deploy`); of two files that wrote as deep, the later
+//! one, whose value the merge kept. A key no file wrote (not even its first part) is traced to
+//! none: the caller names the first file. A null counts as not written.
 //!
 //! Limits: a key whose own name holds a dot is traced only as deep as the part before the
-//! dot. A service's `x-gantry` that `extends` or `include` brought in is named by the file
-//! that extends or includes it.
+//! dot. A list item (`volumes[1]`, one missing `env_file` of several) is traced as its list,
+//! to the later file that wrote the list: the merged list's index is not the one in any file.
+//! A service that `extends` or `include` brought in is named by the file that extends or
+//! includes it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,26 +22,28 @@ use serde_json::{Map, Value as Json};
 
 const X_GANTRY: &str = "x-gantry";
 
-/// The `x-gantry` mappings each file wrote, in load order.
+/// What each file wrote, in load order.
 #[derive(Debug, Default)]
 pub(super) struct Origins {
+    /// Each file's top-level `x-gantry`, as `{"x-gantry": ...}`.
     stack: Vec<(PathBuf, Json)>,
+    /// Each file's mapping of a service, by the service's name.
     services: BTreeMap<String, Vec<(PathBuf, Json)>>,
 }
 
 impl Origins {
-    /// Records the `x-gantry` mappings of `doc`, the document `file` (as errors show it) adds
-    /// to the merge.
+    /// Records the services and the top-level `x-gantry` of `doc`, the document `file` (as
+    /// errors show it) adds to the merge.
     pub(super) fn record(&mut self, file: &Path, doc: &Map<String, Json>) {
-        let written = |v: Option<&Json>| v.filter(|x| !x.is_null()).cloned();
-        if let Some(x) = written(doc.get(X_GANTRY)) {
-            self.stack.push((file.to_path_buf(), x));
+        if let Some(x) = doc.get(X_GANTRY).filter(|x| !x.is_null()) {
+            let wrapped = Map::from_iter([(X_GANTRY.to_owned(), x.clone())]);
+            self.stack.push((file.to_path_buf(), Json::Object(wrapped)));
         }
         let services = doc.get("services").and_then(Json::as_object);
         for (name, service) in services.into_iter().flatten() {
-            if let Some(x) = written(service.get(X_GANTRY)) {
+            if service.is_object() {
                 let writes = self.services.entry(name.clone()).or_default();
-                writes.push((file.to_path_buf(), x));
+                writes.push((file.to_path_buf(), service.clone()));
             }
         }
     }
@@ -47,30 +53,38 @@ impl Origins {
         file_of(&self.stack, key)
     }
 
-    /// The file that wrote `key` (`x-gantry.health.port`) of `service`'s `x-gantry`.
+    /// The file that wrote `key` (`env_file`, `deploy.replicas`, `x-gantry.health.port`),
+    /// a path below `service`.
     pub(super) fn service_file(&self, service: &str, key: &str) -> Option<&Path> {
         file_of(self.services.get(service)?, key)
     }
 }
 
-/// Of `writes`, the file whose `x-gantry` holds the deepest part of `key`'s path; the last
-/// such file when several hold as much.
+/// Of `writes`, the file that holds the deepest part of `key`'s path (at least its first
+/// part); the last such file when several hold as much.
 fn file_of<'w>(writes: &'w [(PathBuf, Json)], key: &str) -> Option<&'w Path> {
-    let rest = key.strip_prefix(X_GANTRY).unwrap_or(key);
-    let segments: Vec<&str> = rest.split('.').filter(|s| !s.is_empty()).collect();
+    // `tmpfs[1]` is traced as `tmpfs`.
+    let segments: Vec<&str> = key
+        .split('.')
+        .map(|s| s.split('[').next().unwrap_or(s))
+        .filter(|s| !s.is_empty())
+        .collect();
     writes
         .iter()
-        .max_by_key(|(_, x)| depth(x, &segments))
-        .map(|(file, _)| file.as_path())
+        .map(|(file, written)| (depth(written, &segments), file))
+        .filter(|(depth, _)| *depth > 0)
+        .max_by_key(|(depth, _)| *depth)
+        .map(|(_, file)| file.as_path())
 }
 
-/// How many of `segments`, from the first, lead into `x` through its mappings.
-fn depth(x: &Json, segments: &[&str]) -> usize {
-    let mut at = x;
+/// How many of `segments`, from the first, lead into `written` through its mappings to a
+/// value other than null.
+fn depth(written: &Json, segments: &[&str]) -> usize {
+    let mut at = written;
     for (n, segment) in segments.iter().enumerate() {
         match at.get(*segment) {
-            Some(next) => at = next,
-            None => return n,
+            Some(next) if !next.is_null() => at = next,
+            _ => return n,
         }
     }
     segments.len()
@@ -112,5 +126,36 @@ mod tests {
             assert_eq!(o.stack_file(key), Some(Path::new(want)), "{key}");
         }
         assert_eq!(o.service_file("db", "x-gantry.job"), None);
+    }
+
+    #[test]
+    fn any_key_of_a_service_is_traced_to_its_writer() {
+        let mut o = Origins::default();
+        let doc = |web: Json| {
+            json!({"services": {"web": web}})
+                .as_object()
+                .cloned()
+                .unwrap()
+        };
+        o.record(
+            Path::new("a.yaml"),
+            &doc(json!({"image": "x", "scale": 2, "tmpfs": ["/t"], "deploy": {"replicas": 2}})),
+        );
+        o.record(
+            Path::new("b.yaml"),
+            &doc(json!({"cpus": 1, "deploy": {"resources": {"limits": {"cpus": 2}}}})),
+        );
+        o.record(Path::new("c.yaml"), &doc(json!({"scale": null})));
+        for (key, want) in [
+            ("scale", Some("a.yaml")),
+            ("tmpfs[1]", Some("a.yaml")),
+            ("deploy.replicas", Some("a.yaml")),
+            ("cpus", Some("b.yaml")),
+            ("deploy.resources.limits.cpus", Some("b.yaml")),
+            ("deploy.restart_policy", Some("b.yaml")),
+            ("env_file", None),
+        ] {
+            assert_eq!(o.service_file("web", key), want.map(Path::new), "{key}");
+        }
     }
 }
