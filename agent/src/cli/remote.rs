@@ -248,9 +248,12 @@ fn prepare(args: RemoteArgs, now: SystemTime) -> Result<Prepared, RemoteArgsErro
         }
         RemoteCommand::Rollback(a) => {
             let lock_wait = ssm_duration("--lock-wait", &a.lock_wait)?;
+            // A rollback runs under the deploy's default bound; it has no flag to lower.
+            let limit = crate::deploy::DEFAULT_TIMEOUT;
+            let shown = humantime::format_duration(limit).to_string();
             check_budget(
                 ("--lock-wait", &a.lock_wait, lock_wait),
-                None,
+                Some(("a rollback's own limit", &shown, limit)),
                 a.fleet.execution_timeout,
             )?;
             let mut p = BTreeMap::from([
@@ -481,7 +484,10 @@ fn check_budget(
     let mut flags = lock_wait.0.to_string();
     if let Some((flag, value, _)) = timeout {
         bounds.push_str(&format!(" + {flag} {value}"));
-        flags = format!("{flag} or {flags}");
+        // A bound without a flag (a rollback's own limit) is shown, not offered to lower.
+        if flag.starts_with("--") {
+            flags = format!("{flag} or {flags}");
+        }
     }
     Err(RemoteArgsError::OverBudget {
         bounds,
@@ -691,21 +697,25 @@ mod tests {
             "60",
         ];
         assert!(deploy(&[&target[..], &under].concat()).is_ok());
-        // A rollback: --lock-wait alone.
-        let e = prepared(&[
-            "rollback",
-            "shop",
-            "--lock-wait",
-            "1h",
-            "--instance-ids",
-            "i-1",
-        ])
-        .unwrap_err();
+        // A rollback: --lock-wait and its own 30 min bound (no flag to lower that one).
+        let rollback = |lock_wait: &str| {
+            prepared(&[
+                "rollback",
+                "shop",
+                "--lock-wait",
+                lock_wait,
+                "--instance-ids",
+                "i-1",
+            ])
+        };
+        let e = rollback("40m").unwrap_err();
+        let text = e.to_string();
         assert!(
-            e.to_string()
-                .starts_with("--lock-wait 1h + 30s to fetch the bundle and start is not below --execution-timeout 3600"),
-            "{e}"
+            text.starts_with("--lock-wait 40m + a rollback's own limit 30m + 30s to fetch the bundle and start is not below --execution-timeout 3600")
+                && text.ends_with("raise --execution-timeout or lower --lock-wait"),
+            "{text}"
         );
+        assert!(rollback("29m").is_ok());
         // Gantry-Status takes neither.
         assert!(
             prepared(&[

@@ -311,6 +311,10 @@ pub struct DeployRequest {
     pub down_volumes: bool,
 }
 
+/// The bound on a whole deploy unless `--timeout` says otherwise, and on every rollback
+/// (`gantry rollback` has no `--timeout`).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
 impl DeployRequest {
     pub fn new(stack: &str, load: LoadOptions) -> Self {
         Self {
@@ -319,7 +323,7 @@ impl DeployRequest {
             variables: BTreeMap::new(),
             deploy_id: None,
             lock_wait: Duration::ZERO,
-            timeout: Duration::from_secs(30 * 60),
+            timeout: DEFAULT_TIMEOUT,
             ready_timeout: Duration::from_secs(120),
             keep_releases: 10,
             concurrency: schedule::DEFAULT_CONCURRENCY,
