@@ -3,8 +3,9 @@
 //! `crate::` paths (see `gantry_tests::layering` for how and its limits) and fails naming the
 //! offending edges and files on:
 //! - any cycle between top-level modules (agent and sidecar);
-//! - an agent edge against DESIGN.md's direction: `cli` → `daemon` → `deploy` → {`edge`,
-//!   `engine`, `compose`, `ledger`, `registry`}; `api` (the protocol) imports no engine, deploy,
+//! - an agent edge against the design's direction (the project's design document, kept outside
+//!   this repository): `cli` → `daemon` → `deploy` → {`edge`, `engine`, `compose`, `ledger`,
+//!   `registry`}; `api` (the protocol) imports no engine, deploy,
 //!   daemon or cli code; `remote` uses no `cli` code (table [`AGENT`] below);
 //! - any non-test source file over 800 lines in `agent/src`, `sidecar/src`, `common/src`.
 
@@ -101,7 +102,7 @@ fn agent_dependencies_follow_the_design_direction() {
     let violations = AGENT.violations(&graph, &top_level_modules(&src));
     assert!(
         violations.is_empty(),
-        "agent/src: {} edge(s) against DESIGN's direction (cli -> daemon -> deploy -> \
+        "agent/src: {} edge(s) against the design's direction (cli -> daemon -> deploy -> \
          edge/engine/compose/ledger/registry; api imports no engine/deploy/daemon/cli code):\n  {}",
         violations.len(),
         violations.join("\n  ")
