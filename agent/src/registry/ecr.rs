@@ -9,13 +9,17 @@
 //!
 //! Design: one cache slot per registry host holds the decoded token until `expiresAt` minus
 //! [`REFRESH_MARGIN`] by the injected [`Clock`] (tests use a fake one); concurrent pulls from
-//! one registry share a single fetch. [`EcrCredentials::invalidate`] empties the slot so the
-//! next lookup (the retry after a 401) fetches a new token. A token that arrives already
-//! expired by our clock (clock skew, or moto, which answers 2015-01-01) is used once and not
-//! cached. SDK clients are built once per region and reused; every fetch is bounded by
-//! [`FETCH_TIMEOUT`]. The SDK set-up and the guard that drops the SDK's own tracing events
-//! during a fetch (at TRACE it logs the response body, token included) are
-//! `gantry_common::aws`, shared with the sidecar.
+//! one registry share a single fetch and its outcome: the lookups that queued while it ran get
+//! its token or its error (a count of finished fetches tells them one ended while they
+//! waited), so a stack of N images from an unreachable registry fails after one
+//! [`FETCH_TIMEOUT`], not N. A failure is not cached: a lookup that starts after it fetches
+//! again. [`EcrCredentials::invalidate`] empties the slot so the next lookup (the retry after
+//! a 401) fetches a new token. A token that arrives already expired by our clock (clock skew,
+//! or moto, which answers 2015-01-01) is used by the lookup that fetched it and those that
+//! waited for that fetch, and not cached. SDK clients are built once per region and reused;
+//! every fetch is bounded by [`FETCH_TIMEOUT`]. The SDK set-up and the guard that drops the
+//! SDK's own tracing events during a fetch (at TRACE it logs the response body, token
+//! included) are `gantry_common::aws`, shared with the sidecar.
 //!
 //! Limits: the deprecated `registryIds` parameter is not sent (a token is valid for every
 //! registry the principal may read); ECR Public and the dual-stack `on.aws` hosts are not
@@ -101,9 +105,26 @@ struct Cached {
 
 #[derive(Debug, Default)]
 struct Slot {
-    cached: Mutex<Option<Cached>>,
+    state: Mutex<SlotState>,
     /// Held while fetching, so concurrent lookups share one fetch.
     fetching: tokio::sync::Mutex<()>,
+}
+
+#[derive(Debug, Default)]
+struct SlotState {
+    cached: Option<Cached>,
+    /// Fetches that ran to the end (success or failure), to tell whether one ended while a
+    /// lookup waited for [`Slot::fetching`].
+    fetched: u64,
+    /// The outcome of the last fetch, for the lookups that queued while it ran: they get it
+    /// instead of fetching in turn. A lookup that starts later never reads it.
+    last: Option<Result<RegistryAuth, RegistryError>>,
+}
+
+impl Slot {
+    fn state(&self) -> std::sync::MutexGuard<'_, SlotState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// Adjusts each ECR client's configuration (interceptors, timeouts) before it is built.
@@ -191,30 +212,62 @@ impl EcrCredentials {
     }
 
     /// Credentials for the ECR registry `host` (normalised `host[:port]`).
+    ///
+    /// Lookups that queue while a fetch runs get that fetch's outcome, its error included,
+    /// so N pulls from an unreachable registry fail after one [`FETCH_TIMEOUT`], not N.
     pub async fn auth(&self, host: &str) -> Result<RegistryAuth, RegistryError> {
         let slot = self.slot(host);
-        if let Some(auth) = self.fresh(&slot) {
-            tracing::debug!(registry = %host, source = "ecr", cached = true, "registry credentials from Amazon ECR");
-            return Ok(auth);
-        }
+        let seen = {
+            let state = slot.state();
+            if let Some(auth) = self.fresh(&state) {
+                tracing::debug!(registry = %host, source = "ecr", cached = true, "registry credentials from Amazon ECR");
+                return Ok(auth);
+            }
+            state.fetched
+        };
         let _fetching = slot.fetching.lock().await;
-        // Another lookup may have fetched while this one waited.
-        if let Some(auth) = self.fresh(&slot) {
-            tracing::debug!(registry = %host, source = "ecr", cached = true, "registry credentials from Amazon ECR");
-            return Ok(auth);
+        {
+            let state = slot.state();
+            // Another lookup may have fetched while this one waited.
+            if let Some(auth) = self.fresh(&state) {
+                tracing::debug!(registry = %host, source = "ecr", cached = true, "registry credentials from Amazon ECR");
+                return Ok(auth);
+            }
+            if state.fetched != seen
+                && let Some(outcome) = &state.last
+            {
+                tracing::debug!(
+                    registry = %host,
+                    source = "ecr",
+                    failed = outcome.is_err(),
+                    "the outcome of the Amazon ECR token fetch this lookup waited for"
+                );
+                return outcome.clone();
+            }
         }
         // The AWS SDK logs whole responses, token included, at TRACE: its events inside the
         // fetch go nowhere, and ours (after it) say what happened without the token.
         let fetched =
             tokio::time::timeout(FETCH_TIMEOUT, gantry_common::aws::quiet(self.fetch(host)))
                 .await
-                .map_err(|_| RegistryError::Ecr {
-                    registry: host.to_owned(),
-                    reason: format!(
-                        "no answer within {}",
-                        humantime::format_duration(FETCH_TIMEOUT)
-                    ),
-                })??;
+                .unwrap_or_else(|_| {
+                    Err(RegistryError::Ecr {
+                        registry: host.to_owned(),
+                        reason: format!(
+                            "no answer within {}",
+                            humantime::format_duration(FETCH_TIMEOUT)
+                        ),
+                    })
+                });
+        let fetched = match fetched {
+            Ok(fetched) => fetched,
+            Err(e) => {
+                let mut state = slot.state();
+                state.fetched += 1;
+                state.last = Some(Err(e.clone()));
+                return Err(e);
+            }
+        };
         let now = self.clock.now();
         let refresh_at = fetched
             .expires_at
@@ -230,23 +283,23 @@ impl EcrCredentials {
             cached = refresh_at.is_some(),
             "fetched an Amazon ECR authorization token"
         );
-        *slot.cached.lock().unwrap_or_else(|e| e.into_inner()) =
-            refresh_at.map(|refresh_at| Cached {
-                auth: fetched.auth.clone(),
-                refresh_at,
-            });
+        let mut state = slot.state();
+        state.fetched += 1;
+        state.last = Some(Ok(fetched.auth.clone()));
+        state.cached = refresh_at.map(|refresh_at| Cached {
+            auth: fetched.auth.clone(),
+            refresh_at,
+        });
         Ok(fetched.auth)
     }
 
     /// Forgets the cached token of `host`; the next [`auth`](Self::auth) fetches a new one.
     pub fn invalidate(&self, host: &str) {
         let slot = self.slot(host);
-        let had = slot
-            .cached
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .is_some();
+        let mut state = slot.state();
+        state.last = None;
+        let had = state.cached.take().is_some();
+        drop(state);
         tracing::debug!(registry = %host, had_token = had, "Amazon ECR token invalidated");
     }
 
@@ -255,10 +308,10 @@ impl EcrCredentials {
         slots.entry(host.to_owned()).or_default().clone()
     }
 
-    /// The cached credentials of `slot` if still good by the clock.
-    fn fresh(&self, slot: &Slot) -> Option<RegistryAuth> {
-        let cached = slot.cached.lock().unwrap_or_else(|e| e.into_inner());
-        cached
+    /// The cached credentials of a slot if still good by the clock.
+    fn fresh(&self, state: &SlotState) -> Option<RegistryAuth> {
+        state
+            .cached
             .as_ref()
             .filter(|c| self.clock.now() < c.refresh_at)
             .map(|c| c.auth.clone())

@@ -201,7 +201,7 @@ pub fn normalise_registry(name: &str) -> String {
 
 /// Why credentials for a registry could not be had. Each variant names the registry, the
 /// reason and what to do; none carries a credential.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum RegistryError {
     #[error(
         "registry {registry}: docker config {}: {reason}; hint: fix the file, or point registries.docker_config / GANTRY_DOCKER_CONFIG at another one",

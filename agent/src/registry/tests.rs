@@ -2,6 +2,7 @@
 //! normalisation, ECR host recognition.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::*;
 
@@ -219,4 +220,73 @@ async fn auths_entries_decode_and_errors_carry_no_secret() {
     // No file at all: anonymous.
     let creds = DockerConfigCredentials::new(Some(dir.path().join("missing.json")));
     assert!(creds.auth("reg.example.com").await.unwrap().is_none());
+}
+
+/// AWS credentials that never load: each call waits `delay` (tokio time) and fails, so every
+/// GetAuthorizationToken fails without touching the network. Counts its calls.
+#[derive(Debug, Clone)]
+struct FailingCredentials {
+    delay: std::time::Duration,
+    calls: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl aws_credential_types::provider::ProvideCredentials for FailingCredentials {
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let delay = self.delay;
+        aws_credential_types::provider::future::ProvideCredentials::new(async move {
+            tokio::time::sleep(delay).await;
+            Err(
+                aws_credential_types::provider::error::CredentialsError::not_loaded(
+                    "no credentials in this test",
+                ),
+            )
+        })
+    }
+}
+
+/// An ECR client whose every token fetch fails after `delay`; the count of credential loads.
+fn failing_ecr(
+    delay: std::time::Duration,
+) -> (EcrCredentials, Arc<std::sync::atomic::AtomicUsize>) {
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let sdk = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("eu-west-1"))
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(FailingCredentials {
+                delay,
+                calls: calls.clone(),
+            }),
+        )
+        .build();
+    (EcrCredentials::with_sdk_config(sdk, None), calls)
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrent_lookups_share_one_failed_fetch() {
+    const HOST: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
+    let delay = std::time::Duration::from_secs(2);
+    let (ecr, calls) = failing_ecr(delay);
+    let started = tokio::time::Instant::now();
+    let results = futures_util::future::join_all((0..20).map(|_| ecr.auth(HOST))).await;
+    assert_eq!(ecr.token_fetches(), 1);
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert!(started.elapsed() < delay * 2, "{:?}", started.elapsed());
+    for r in &results {
+        let err = r.as_ref().unwrap_err().to_string();
+        assert!(
+            err.contains(HOST) && err.contains("GetAuthorizationToken"),
+            "{err}"
+        );
+    }
+    // The failure is not remembered: a later lookup (the next deploy) tries again.
+    assert!(ecr.auth(HOST).await.is_err());
+    assert_eq!(ecr.token_fetches(), 2);
 }
