@@ -119,10 +119,21 @@ async fn client_gone(read: &mut BufReader<OwnedReadHalf>) {
 async fn handle(conn: UnixStream, shared: Arc<Shared>, slot: OwnedSemaphorePermit, slots: Slots) {
     let (read, mut write) = conn.into_split();
     let mut reader = BufReader::new(read).take(api::MAX_LINE as u64);
-    let mut line = String::new();
-    let request = match tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line)).await {
+    let mut line = Vec::new();
+    let request = match tokio::time::timeout(REQUEST_TIMEOUT, reader.read_until(b'\n', &mut line))
+        .await
+    {
         Ok(Ok(0)) => return,
-        Ok(Ok(_)) => serde_json::from_str::<Request>(&line),
+        // Cut at the limit before its end: answered as what it is, not as broken JSON.
+        Ok(Ok(n)) if n >= api::MAX_LINE && line.last() != Some(&b'\n') => Err(format!(
+            "request larger than {} MiB (the command line sends its environment: unset large \
+             variables, or pass values through files)",
+            api::MAX_LINE >> 20
+        )),
+        // serde_json checks the bytes are UTF-8 and names where they are not.
+        Ok(Ok(_)) => serde_json::from_slice::<Request>(&line).map_err(|e| {
+            format!("bad request: {e} (hint: client and daemon must be the same gantry version)")
+        }),
         Ok(Err(_)) => return,
         Err(_) => {
             tracing::debug!("a client sent no request within {REQUEST_TIMEOUT:?}: disconnected");
@@ -132,17 +143,12 @@ async fn handle(conn: UnixStream, shared: Arc<Shared>, slot: OwnedSemaphorePermi
     let mut reader = reader.into_inner();
     let request = match request {
         Ok(r) => r,
-        Err(e) => {
-            let _ = send(
-                &mut write,
-                &Event::Error {
-                    message: format!(
-                        "bad request: {e} (hint: client and daemon must be the same gantry version)"
-                    ),
-                    exit_code: ExitCode::Usage.code(),
-                },
-            )
-            .await;
+        Err(message) => {
+            let error = Event::Error {
+                message,
+                exit_code: ExitCode::Usage.code(),
+            };
+            let _ = send(&mut write, &error).await;
             return;
         }
     };

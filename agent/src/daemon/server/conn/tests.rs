@@ -223,3 +223,44 @@ async fn a_deploy_with_an_empty_id_is_refused_and_not_submitted() {
     assert!(releases.is_empty(), "{releases:?}");
     accept.abort();
 }
+
+/// A request line the daemon cannot take is answered with why (exit 64), never by closing
+/// the connection without a word (which the client reports as a daemon gone mid-job): one
+/// longer than [`api::MAX_LINE`], one that is not UTF-8.
+#[tokio::test]
+async fn an_oversized_or_non_utf8_request_is_answered_with_why() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let shared = shared(dir.path(), Arc::new(FakeEngine::new()));
+    let socket = shared.config.socket.clone();
+    let listener = UnixListener::bind(&socket).unwrap();
+    let accept = tokio::spawn(accept_loop(listener, shared.clone()));
+    let oversized = vec![b'a'; api::MAX_LINE + 10];
+    let not_utf8 = b"{\"op\":\"health\xff\"}\n".to_vec();
+    for (bytes, expected) in [
+        (oversized, "request larger than 4 MiB"),
+        (not_utf8, "bad request"),
+    ] {
+        let conn = UnixStream::connect(&socket).await.unwrap();
+        let (read, mut write) = conn.into_split();
+        // The daemon answers once it has read its limit; the rest of a long line may never
+        // be read, so the write is not waited for.
+        let writer = tokio::spawn(async move {
+            let _ = write.write_all(&bytes).await;
+            write
+        });
+        let mut answer = String::new();
+        tokio::io::BufReader::new(read)
+            .read_line(&mut answer)
+            .await
+            .unwrap();
+        let event: Event = serde_json::from_str(&answer).expect(&answer);
+        let Event::Error { message, exit_code } = event else {
+            panic!("{answer}");
+        };
+        assert_eq!(exit_code, ExitCode::Usage.code(), "{message}");
+        assert!(message.contains(expected), "{message}");
+        writer.abort();
+    }
+    accept.abort();
+}
