@@ -301,7 +301,7 @@ fn remote_deploy_runs_the_document_on_each_instance_and_agrees_or_splits() {
             "--bundle-sha256",
             &sum,
             "--poll-interval",
-            "200ms",
+            "1s",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -365,7 +365,7 @@ fn remote_deploy_runs_the_document_on_each_instance_and_agrees_or_splits() {
             "--instance-ids",
             "i-good",
             "--poll-interval",
-            "200ms",
+            "1s",
         ],
     );
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -455,7 +455,7 @@ fn a_wait_cut_short_by_its_bound_or_a_signal_cancels_the_command() {
         "--instance-ids",
         "i-hung",
         "--poll-interval",
-        "200ms",
+        "1s",
     ];
 
     // The wait bound passes: SSM is asked to cancel, the summary says what came back.
@@ -523,7 +523,15 @@ fn command_lines_ssm_would_refuse_or_cut_are_refused_before_anything_is_sent() {
     let ids: Vec<String> = (0..51).map(|i| format!("i-{i:017x}")).collect();
     let ids = ids.join(",");
     let dir = stack_dir.path().to_str().unwrap();
-    let cases: [(&[&str], &[&str]); 4] = [
+    let cases: [(&[&str], &[&str]); 6] = [
+        (
+            &["--instance-ids", "i-1, i-2, i-1"],
+            &["--instance-ids: i-1 is named twice"],
+        ),
+        (
+            &["--instance-ids", "i-1", "--poll-interval", "200ms"],
+            &["--poll-interval 200ms", "at least 1s"],
+        ),
         (
             &["--instance-ids", &ids],
             &["--instance-ids: 51 instances", "at most 50"],

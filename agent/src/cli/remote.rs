@@ -2,13 +2,14 @@
 //! print every instance's result, exit with the fleet's one code (see [`crate::remote`]).
 //!
 //! The command line is checked here, before anything is uploaded or sent ([`RemoteArgsError`],
-//! exit 64): targets within SSM's limits (50 instance ids, no empty tag value), `--lock-wait`
-//! and `--timeout` as the documents take them, and `--lock-wait` + `--timeout` + a margin to
-//! fetch the bundle below `--execution-timeout` (else SSM kills the deploy with 137 before
-//! Gantry's own bound ends it). In a CI job the wait ends a minute before the job's own timeout (GitLab's
-//! `CI_JOB_TIMEOUT`, counted from `CI_JOB_STARTED_AT`), and SIGTERM or SIGINT (a job cancelled
-//! or timing out) ends it too: either way the command is cancelled in SSM and what came back
-//! so far is printed (exit 5).
+//! exit 64): targets within SSM's limits (50 instance ids, none empty or named twice, no empty
+//! tag value), `--poll-interval` of at least a second, `--lock-wait` and `--timeout` as the
+//! documents take them, and `--lock-wait` + `--timeout` + a margin to fetch the bundle below
+//! `--execution-timeout` (else SSM kills the deploy with 137 before Gantry's own bound ends it).
+//! In a CI job the wait ends a minute before the job's own timeout (GitLab's `CI_JOB_TIMEOUT`,
+//! counted from `CI_JOB_STARTED_AT`), and SIGTERM or SIGINT (a job cancelled or timing out) ends it
+//! too: either way the command is cancelled in SSM and what came back so far is printed
+//! (exit 5).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -56,7 +57,7 @@ pub struct FleetArgs {
     /// How long an instance may take to pick the command up.
     #[arg(long, value_name = "DURATION", value_parser = gantry_common::duration::parse_arg, default_value = "10m")]
     pub delivery_timeout: Duration,
-    /// How often to ask SSM for progress.
+    /// How often to ask SSM for progress (at least 1s).
     #[arg(long, value_name = "DURATION", value_parser = gantry_common::duration::parse_arg, default_value = "5s")]
     pub poll_interval: Duration,
     /// Stop waiting after this long [default: delivery timeout + execution timeout, times the rounds max-concurrency implies when it is a number].
@@ -98,6 +99,16 @@ pub enum RemoteArgsError {
     #[error("--instance-ids {given:?}: an empty instance id")]
     EmptyInstanceId { given: String },
     #[error(
+        "--instance-ids: {id} is named twice (SSM refuses a command that names an instance twice)"
+    )]
+    DuplicateInstanceId { id: String },
+    #[error(
+        "--poll-interval {}: at least {} between polls (SSM throttles faster polling of a command)",
+        humantime::format_duration(*given),
+        humantime::format_duration(MIN_POLL_INTERVAL)
+    )]
+    PollTooFast { given: Duration },
+    #[error(
         "--instance-ids: {count} instances, SSM takes at most {MAX_TARGETS} ids in one command: target them with --tag KEY=VALUE, or split them over several commands"
     )]
     TooManyInstances { count: usize },
@@ -128,6 +139,10 @@ pub enum RemoteArgsError {
 /// Kept between a deploy's own bounds (`--lock-wait` + `--timeout`) and SSM's
 /// executionTimeout: fetching the bundle from S3 and starting `gantry`.
 pub const START_MARGIN: Duration = Duration::from_secs(30);
+
+/// The shortest `--poll-interval`: each poll is two or more SSM calls, on the account's shared
+/// rate of SSM's API.
+pub const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Kept between the end of the wait and the CI job's timeout: time to cancel the command in
 /// SSM and print the summary before the runner kills the job.
@@ -274,6 +289,11 @@ fn prepare(args: RemoteArgs, now: SystemTime) -> Result<Prepared, RemoteArgsErro
         }
     };
     let targets = targets(&fleet)?;
+    if !fleet.no_wait && fleet.poll_interval < MIN_POLL_INTERVAL {
+        return Err(RemoteArgsError::PollTooFast {
+            given: fleet.poll_interval,
+        });
+    }
     if document != "Gantry-Status" {
         parameters.insert(
             "executionTimeout".into(),
@@ -430,16 +450,25 @@ fn targets(f: &FleetArgs) -> Result<Targets, RemoteArgsError> {
             })
         }
         (None, false) => {
-            let ids = &f.instance_ids;
-            if ids.iter().any(|id| id.trim().is_empty()) {
+            // `--instance-ids "i-1, i-2"`: the spaces are the shell's, not the ids'.
+            let ids: Vec<String> = f
+                .instance_ids
+                .iter()
+                .map(|id| id.trim().to_owned())
+                .collect();
+            if ids.iter().any(String::is_empty) {
                 return Err(RemoteArgsError::EmptyInstanceId {
-                    given: ids.join(","),
+                    given: f.instance_ids.join(","),
                 });
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            if let Some(id) = ids.iter().find(|id| !seen.insert(id.as_str())) {
+                return Err(RemoteArgsError::DuplicateInstanceId { id: id.clone() });
             }
             if ids.len() > MAX_TARGETS {
                 return Err(RemoteArgsError::TooManyInstances { count: ids.len() });
             }
-            Ok(Targets::Instances(ids.clone()))
+            Ok(Targets::Instances(ids))
         }
         _ => Err(RemoteArgsError::NoTargets),
     }

@@ -201,3 +201,51 @@ fn the_wait_ends_a_minute_before_the_ci_jobs_timeout() {
     let e = job_ceiling(Some("soon"), started, now).unwrap_err();
     assert!(e.to_string().contains("--job-timeout"), "{e}");
 }
+
+/// `--instance-ids "i-1, i-2"` (a space after the comma) names i-2, not " i-2" that SSM would
+/// refuse; an id named twice, and polling faster than once a second, are refused here (64).
+#[test]
+fn instance_ids_are_trimmed_and_named_once_and_polls_are_a_second_apart() {
+    let ok = deploy(&["--instance-ids", "i-1, i-2 ,i-3"]).unwrap();
+    assert_eq!(
+        ok.targets,
+        Targets::Instances(vec!["i-1".into(), "i-2".into(), "i-3".into()])
+    );
+    let ok = deploy(&["--instance-ids", " i-1", "--instance-ids", "i-2 "]).unwrap();
+    assert_eq!(
+        ok.targets,
+        Targets::Instances(vec!["i-1".into(), "i-2".into()])
+    );
+    for given in ["i-1,i-2,i-1", "i-1, i-2, i-1 ", "i-2,i-1,i-1"] {
+        let e = deploy(&["--instance-ids", given]).unwrap_err();
+        assert!(
+            matches!(&e, RemoteArgsError::DuplicateInstanceId { id } if id == "i-1"),
+            "{given}: {e}"
+        );
+        assert!(
+            e.to_string()
+                .starts_with("--instance-ids: i-1 is named twice"),
+            "{e}"
+        );
+    }
+    for fast in ["0s", "200ms", "999ms"] {
+        let e = deploy(&["--instance-ids", "i-1", "--poll-interval", fast]).unwrap_err();
+        assert!(
+            matches!(e, RemoteArgsError::PollTooFast { .. }),
+            "{fast}: {e}"
+        );
+        assert!(e.to_string().starts_with("--poll-interval"), "{e}");
+    }
+    assert!(deploy(&["--instance-ids", "i-1", "--poll-interval", "1s"]).is_ok());
+    // Without a wait there is no poll.
+    assert!(
+        deploy(&[
+            "--instance-ids",
+            "i-1",
+            "--poll-interval",
+            "200ms",
+            "--no-wait"
+        ])
+        .is_ok()
+    );
+}
