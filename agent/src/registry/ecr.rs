@@ -4,8 +4,8 @@
 //! host. The AWS credentials come from aws-config's standard chain (environment, profile,
 //! container credentials in ECS/App Runner, IMDSv2 on EC2); `AWS_ENDPOINT_URL` (and
 //! `AWS_ENDPOINT_URL_ECR`) are honoured, so moto can stand in for ECR. The region is the one in
-//! the host name (`<account>.dkr.ecr.<region>.amazonaws.com`), else `registries.ecr_region`,
-//! else the chain's region.
+//! the host name (`<account>.dkr.ecr.<region>.amazonaws.com`, or the dual-stack
+//! `<account>.dkr-ecr.<region>.on.aws`), else `registries.ecr_region`, else the chain's region.
 //!
 //! Design: one cache slot per registry host holds the decoded token until `expiresAt` minus
 //! [`REFRESH_MARGIN`] by the injected [`Clock`] (tests use a fake one); concurrent pulls from
@@ -22,8 +22,7 @@
 //! included) are `gantry_common::aws`, shared with the sidecar.
 //!
 //! Limits: the deprecated `registryIds` parameter is not sent (a token is valid for every
-//! registry the principal may read); ECR Public and the dual-stack `on.aws` hosts are not
-//! recognised by name (list them in `registries.ecr`).
+//! registry the principal may read); ECR Public (`public.ecr.aws`) is not recognised by name.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,26 +56,34 @@ impl Clock for SystemClock {
     }
 }
 
-/// What an ECR host name tells: `<account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn]`.
+/// What an ECR host name tells: `<account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn]`, or
+/// the dual-stack `<account>.dkr-ecr[-fips].<region>.on.aws`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EcrHost {
     pub account: String,
     pub region: String,
 }
 
-/// Parses an ECR registry host (port allowed); `None` for any other host.
+/// Parses an ECR registry host (port allowed), IPv4-only or dual-stack; `None` for any other
+/// host (ECR Public included).
 pub fn parse_ecr_host(host: &str) -> Option<EcrHost> {
     let host = host.split(':').next()?.to_ascii_lowercase();
-    let rest = host
+    // The labels between the account and the region name the service.
+    let (rest, services): (&str, [&str; 2]) = if let Some(rest) = host
         .strip_suffix(".amazonaws.com")
-        .or_else(|| host.strip_suffix(".amazonaws.com.cn"))?;
-    let mut parts = rest.split('.');
-    let (account, dkr, ecr, region) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let ok = parts.next().is_none()
-        && account.len() == 12
+        .or_else(|| host.strip_suffix(".amazonaws.com.cn"))
+    {
+        (rest, ["dkr.ecr", "dkr.ecr-fips"])
+    } else if let Some(rest) = host.strip_suffix(".on.aws") {
+        (rest, ["dkr-ecr", "dkr-ecr-fips"])
+    } else {
+        return None;
+    };
+    let (account, rest) = rest.split_once('.')?;
+    let (service, region) = rest.rsplit_once('.')?;
+    let ok = account.len() == 12
         && account.bytes().all(|b| b.is_ascii_digit())
-        && dkr == "dkr"
-        && (ecr == "ecr" || ecr == "ecr-fips")
+        && services.contains(&service)
         && !region.is_empty()
         && region
             .bytes()

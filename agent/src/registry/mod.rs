@@ -3,9 +3,10 @@
 //! What: the deploy asks [`Registries::auth_for`] before each pull and, when a registry answers
 //! 401, calls [`Registries::invalidate`] and retries once (an ECR token may have expired early).
 //! [`configured`] builds the implementation Gantry uses, [`ConfiguredRegistries`]:
-//! - Amazon ECR hosts (`<account>.dkr.ecr.<region>.amazonaws.com`, plus the hosts listed in
-//!   `registries.ecr` / `GANTRY_ECR_REGISTRIES`) get a token from GetAuthorizationToken with the
-//!   standard AWS credential chain, cached until shortly before it expires ([`ecr`]);
+//! - Amazon ECR hosts (`<account>.dkr.ecr.<region>.amazonaws.com`, the dual-stack
+//!   `<account>.dkr-ecr.<region>.on.aws`, plus the hosts listed in `registries.ecr` /
+//!   `GANTRY_ECR_REGISTRIES`) get a token from GetAuthorizationToken with the standard AWS
+//!   credential chain, cached until shortly before it expires ([`ecr`]);
 //! - every other registry gets what docker's `config.json` holds for it: `credHelpers`,
 //!   `credsStore` (the `docker-credential-*` helper protocol) or `auths` ([`docker_config`]);
 //! - a registry nothing matches is pulled anonymously.
@@ -51,7 +52,7 @@ pub struct RawRegistriesConfig {
     #[serde(default)]
     pub docker_config: Option<PathBuf>,
     /// Registry hosts (`host[:port]`) served through Amazon ECR besides
-    /// `*.dkr.ecr.*.amazonaws.com`.
+    /// `*.dkr.ecr.*.amazonaws.com` and `*.dkr-ecr.*.on.aws`.
     #[serde(default)]
     pub ecr: Vec<String>,
     /// The AWS region for ECR hosts whose name carries none (default: the AWS chain's region).

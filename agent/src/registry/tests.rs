@@ -154,15 +154,128 @@ fn ecr_hosts_are_recognised_by_name() {
             .region,
         "cn-north-1"
     );
+    // Dual-stack (IPv4 and IPv6) hosts carry the region too.
+    for (host, region) in [
+        ("123456789012.dkr-ecr.ap-south-1.on.aws", "ap-south-1"),
+        (
+            "123456789012.DKR-ECR.Eu-Central-2.on.aws:443",
+            "eu-central-2",
+        ),
+        (
+            "123456789012.dkr-ecr-fips.us-gov-west-1.on.aws",
+            "us-gov-west-1",
+        ),
+    ] {
+        let h = ecr::parse_ecr_host(host).unwrap_or_else(|| panic!("{host}"));
+        assert_eq!(
+            (h.account.as_str(), h.region.as_str()),
+            ("123456789012", region),
+            "{host}"
+        );
+    }
     for not in [
         "12345.dkr.ecr.eu-west-1.amazonaws.com",
         "123456789012.ecr.eu-west-1.amazonaws.com",
         "123456789012.dkr.ecr.eu-west-1.amazonaws.com.evil.com",
+        "123456789012.dkr.ecr.eu.west-1.amazonaws.com",
+        "123456789012.dkr.ecr..amazonaws.com",
         "public.ecr.aws",
         "127.0.0.1:5551",
+        // Dual-stack spellings that are not a private registry.
+        "123456789012.dkr-ecr.eu-west-1.on.aws.evil.com",
+        "123456789012.dkr.ecr.eu-west-1.on.aws",
+        "123456789012.dkr-ecr.eu-west-1.amazonaws.com",
+        "12345678901x.dkr-ecr.eu-west-1.on.aws",
+        "123456789012.dkr-ecr..on.aws",
+        "123456789012.dkr-ecr.on.aws",
+        "dkr-ecr.eu-west-1.on.aws",
+        "ecr.eu-west-1.api.aws",
+        "123456789012.dkr-ecr.eu_west_1.on.aws",
     ] {
         assert_eq!(ecr::parse_ecr_host(not), None, "{not}");
     }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+    /// Every form of an ECR host gives back its account and region, whatever the case and
+    /// port.
+    #[test]
+    fn ecr_hosts_of_every_form_parse(
+        account in "[0-9]{12}",
+        region in "[a-z]{2}(-gov|-iso)?-[a-z]{4,9}-[1-9]",
+        form in 0usize..6,
+        port in proptest::option::of(1u16..),
+        upper in proptest::bool::ANY,
+    ) {
+        let host = match form {
+            0 => format!("{account}.dkr.ecr.{region}.amazonaws.com"),
+            1 => format!("{account}.dkr.ecr-fips.{region}.amazonaws.com"),
+            2 => format!("{account}.dkr.ecr.{region}.amazonaws.com.cn"),
+            3 => format!("{account}.dkr-ecr.{region}.on.aws"),
+            4 => format!("{account}.dkr-ecr-fips.{region}.on.aws"),
+            _ => format!("{account}.dkr.ecr-fips.{region}.amazonaws.com.cn"),
+        };
+        let host = if upper { host.to_ascii_uppercase() } else { host };
+        let host = match port {
+            Some(p) => format!("{host}:{p}"),
+            None => host,
+        };
+        let parsed = ecr::parse_ecr_host(&host);
+        proptest::prop_assert_eq!(parsed, Some(ecr::EcrHost { account, region }), "{}", host);
+    }
+
+    /// A host that differs from the forms in any label does not parse (and nothing panics).
+    #[test]
+    fn other_hosts_do_not_parse(
+        account in "[0-9]{1,11}|[0-9]{13,14}|[0-9]{11}[a-z.-]",
+        service in "[a-z.-]{0,14}",
+        // No '.' in the region, so which labels are the service stays unambiguous.
+        region in "[a-z0-9_-]{0,14}",
+        suffix in "amazonaws\\.com|amazonaws\\.com\\.cn|on\\.aws|api\\.aws|ecr\\.aws|[a-z.]{0,12}",
+        good_account in proptest::bool::ANY,
+    ) {
+        let account = if good_account { "123456789012".to_owned() } else { account };
+        let host = format!("{account}.{service}.{region}.{suffix}");
+        let valid_region = !region.is_empty()
+            && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        let expected = good_account
+            && valid_region
+            && match suffix.as_str() {
+                "amazonaws.com" | "amazonaws.com.cn" => {
+                    service == "dkr.ecr" || service == "dkr.ecr-fips"
+                }
+                "on.aws" => service == "dkr-ecr" || service == "dkr-ecr-fips",
+                _ => false,
+            };
+        proptest::prop_assert_eq!(ecr::parse_ecr_host(&host).is_some(), expected, "{}", host);
+    }
+}
+
+#[tokio::test]
+async fn the_region_of_a_dual_stack_host_beats_ecr_region() {
+    let (sdk, _) = failing_sdk(std::time::Duration::ZERO);
+    let regions = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = regions.clone();
+    let ecr = EcrCredentials::with_sdk_config(sdk, Some("us-east-1".into())).with_client_config(
+        move |b| {
+            let region = b.clone().build().region().map(|r| r.to_string());
+            seen.lock().unwrap().push(region.unwrap_or_default());
+            b
+        },
+    );
+    for host in [
+        "123456789012.dkr-ecr.ap-south-1.on.aws",
+        "123456789012.dkr-ecr-fips.us-gov-west-1.on.aws",
+        "registry.internal.example.com",
+    ] {
+        assert!(ecr.auth(host).await.is_err(), "{host}");
+    }
+    assert_eq!(
+        *regions.lock().unwrap(),
+        ["ap-south-1", "us-gov-west-1", "us-east-1"]
+    );
 }
 
 #[tokio::test]
@@ -254,6 +367,14 @@ impl aws_credential_types::provider::ProvideCredentials for FailingCredentials {
 fn failing_ecr(
     delay: std::time::Duration,
 ) -> (EcrCredentials, Arc<std::sync::atomic::AtomicUsize>) {
+    let (sdk, calls) = failing_sdk(delay);
+    (EcrCredentials::with_sdk_config(sdk, None), calls)
+}
+
+/// AWS configuration (region eu-west-1) whose credentials fail after `delay`.
+fn failing_sdk(
+    delay: std::time::Duration,
+) -> (aws_config::SdkConfig, Arc<std::sync::atomic::AtomicUsize>) {
     let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let sdk = aws_config::SdkConfig::builder()
         .behavior_version(aws_config::BehaviorVersion::latest())
@@ -266,7 +387,7 @@ fn failing_ecr(
             }),
         )
         .build();
-    (EcrCredentials::with_sdk_config(sdk, None), calls)
+    (sdk, calls)
 }
 
 #[tokio::test(start_paused = true)]
