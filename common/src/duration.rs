@@ -88,6 +88,8 @@ pub fn parse_arg(text: &str) -> Result<Duration, String> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -126,5 +128,99 @@ mod tests {
         // What callers do with it does not overflow.
         let d = parse("9999999999999w").unwrap();
         let _ = std::time::Instant::now() + d * 3;
+    }
+
+    /// Every unit the parser accepts, with its length in nanoseconds.
+    const UNITS: &[(&str, u128)] = &[
+        ("ns", 1),
+        ("nsec", 1),
+        ("us", 1_000),
+        ("µs", 1_000),
+        ("usec", 1_000),
+        ("ms", 1_000_000),
+        ("msec", 1_000_000),
+        ("s", S),
+        ("sec", S),
+        ("secs", S),
+        ("second", S),
+        ("seconds", S),
+        ("m", 60 * S),
+        ("min", 60 * S),
+        ("mins", 60 * S),
+        ("minute", 60 * S),
+        ("minutes", 60 * S),
+        ("h", 3600 * S),
+        ("hr", 3600 * S),
+        ("hour", 3600 * S),
+        ("hours", 3600 * S),
+        ("d", 86_400 * S),
+        ("day", 86_400 * S),
+        ("days", 86_400 * S),
+        ("w", 604_800 * S),
+        ("week", 604_800 * S),
+        ("weeks", 604_800 * S),
+    ];
+    /// A second in nanoseconds.
+    const S: u128 = 1_000_000_000;
+
+    /// `ns` nanoseconds (exact, never overflowing in u128), saturating at [`MAX`].
+    fn saturated(ns: u128) -> Duration {
+        let ns = ns.min(MAX.as_nanos());
+        let secs = u64::try_from(ns / S).unwrap();
+        Duration::new(secs, u32::try_from(ns % S).unwrap())
+    }
+
+    /// Numbers across the whole range: small ones, any, and those around the ceiling.
+    fn number() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            0u64..1000,
+            any::<u64>(),
+            Just(u64::MAX),
+            (MAX.as_secs() - 2)..(MAX.as_secs() + 2),
+        ]
+    }
+
+    proptest! {
+        /// Any text: read or refused, never a panic, never above the ceiling.
+        #[test]
+        fn any_text_is_read_or_refused_never_above_max(text in any::<String>()) {
+            if let Ok(d) = parse(&text) {
+                prop_assert!(d <= MAX, "{text:?}: {d:?}");
+            }
+        }
+
+        /// Text close to a duration (digits, blanks, letters, `µ`, huge numbers) likewise.
+        #[test]
+        fn duration_like_text_is_read_or_refused_never_above_max(
+            text in "[0-9 ]{0,25}[a-zµ]{0,8}([0-9]{0,25} ?[a-zµ]{0,8}){0,3}",
+        ) {
+            if let Ok(d) = parse(&text) {
+                prop_assert!(d <= MAX, "{text:?}: {d:?}");
+            }
+        }
+
+        #[test]
+        fn n_units_are_n_times_the_unit_saturating_at_max(
+            n in number(),
+            (unit, unit_ns) in prop::sample::select(UNITS),
+            blank in prop_oneof!["", " "],
+        ) {
+            let text = format!("{n}{blank}{unit}");
+            prop_assert_eq!(parse(&text), Ok(saturated(u128::from(n) * unit_ns)), "{}", text);
+        }
+
+        #[test]
+        fn a_bare_number_is_seconds_saturating_at_max(n in number()) {
+            prop_assert_eq!(parse(&n.to_string()), Ok(saturated(u128::from(n) * S)));
+        }
+
+        #[test]
+        fn parts_add_up_saturating_at_max(
+            parts in prop::collection::vec((number(), prop::sample::select(UNITS)), 1..4),
+        ) {
+            let text: String = parts.iter().map(|(n, (unit, _))| format!("{n}{unit} ")).collect();
+            let ns = parts.iter().map(|(n, (_, unit_ns))| u128::from(*n) * unit_ns).sum();
+            prop_assert_eq!(parse(&text), Ok(saturated(ns)), "{}", text);
+        }
     }
 }

@@ -44,6 +44,10 @@ pub fn is_loopback_host(host: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -85,6 +89,59 @@ mod tests {
         }
         for h in ["10.0.0.1", "vault", "localhost.example.com", "[::2]", ""] {
             assert!(!is_loopback_host(h), "{h}");
+        }
+    }
+
+    /// Text close to an address: `localhost`, `127.x.y.z`, a bracketed IPv6 address or a
+    /// name, a port that may be out of range or signed, blanks.
+    const ADDRESS_LIKE: &str = concat!(
+        "[ ]?(localhost|127\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}",
+        "|\\[[0-9a-f:.]{2,12}\\]|[a-z0-9.:]{1,12}):[0-9+-]{1,6}[ ]?",
+    );
+
+    /// Any address, loopback or not, IPv4 or IPv6.
+    fn address() -> impl Strategy<Value = SocketAddr> {
+        let ip = prop_oneof![
+            any::<[u8; 4]>().prop_map(|b| IpAddr::from(Ipv4Addr::from(b))),
+            any::<[u8; 3]>().prop_map(|[a, b, c]| IpAddr::from([127, a, b, c])),
+            any::<[u16; 8]>().prop_map(|s| IpAddr::from(Ipv6Addr::from(s))),
+            Just(IpAddr::from(Ipv6Addr::LOCALHOST)),
+        ];
+        (ip, any::<u16>()).prop_map(|(ip, port)| SocketAddr::new(ip, port))
+    }
+
+    proptest! {
+        /// Whatever text is given, an address accepted is a loopback one.
+        #[test]
+        fn anything_accepted_is_loopback(
+            text in prop_oneof![
+                any::<String>(),
+                ADDRESS_LIKE,
+            ],
+        ) {
+            if let Ok(addr) = parse_loopback(&text) {
+                prop_assert!(addr.ip().is_loopback(), "{text:?} read as {addr}");
+            }
+        }
+
+        /// An address written as Rust writes it reads back as it when it is loopback, and is
+        /// refused naming it when it is not.
+        #[test]
+        fn an_address_reads_back_or_is_refused_as_not_loopback(addr in address()) {
+            let read = parse_loopback(&addr.to_string());
+            if addr.ip().is_loopback() {
+                prop_assert_eq!(read, Ok(addr));
+            } else {
+                prop_assert_eq!(read, Err(LoopbackError::NotLoopback(addr)));
+            }
+        }
+
+        #[test]
+        fn localhost_is_127_0_0_1(port in any::<u16>()) {
+            prop_assert_eq!(
+                parse_loopback(&format!("localhost:{port}")),
+                Ok(SocketAddr::from(([127, 0, 0, 1], port)))
+            );
         }
     }
 }

@@ -35,6 +35,8 @@ pub fn parse(text: &str) -> Result<Signal, SignalError> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -57,5 +59,70 @@ mod tests {
                 .to_string()
                 .contains("like SIGTERM")
         );
+    }
+
+    fn signal() -> impl Strategy<Value = Signal> {
+        prop::sample::select(Signal::iterator().collect::<Vec<_>>())
+    }
+
+    /// A signal's name as an operator might write it: any case, with or without `SIG`, with
+    /// blanks around it.
+    fn spelling() -> impl Strategy<Value = (Signal, String)> {
+        (
+            signal(),
+            any::<bool>(),
+            prop::collection::vec(any::<bool>(), 12),
+            "[ \t]{0,2}",
+            "[ \t\n]{0,2}",
+        )
+            .prop_map(|(sig, with_sig, upper, before, after)| {
+                let name = if with_sig {
+                    sig.as_str()
+                } else {
+                    &sig.as_str()[3..]
+                };
+                let name: String = name
+                    .chars()
+                    .zip(upper.iter().cycle())
+                    .map(|(c, &up)| if up { c } else { c.to_ascii_lowercase() })
+                    .collect();
+                (sig, format!("{before}{name}{after}"))
+            })
+    }
+
+    proptest! {
+        /// Whatever is accepted is what the text names: its number, or its name in any case
+        /// with or without `SIG`.
+        #[test]
+        fn anything_accepted_is_the_signal_the_text_names(
+            text in prop_oneof![
+                any::<String>(),
+                "[ +-]?[0-9]{1,3}",
+                "[sSiIgG]{0,3}[a-zA-Z0-9]{1,8}",
+            ],
+        ) {
+            if let Ok(sig) = parse(&text) {
+                let t = text.trim();
+                let upper = t.to_ascii_uppercase();
+                prop_assert!(
+                    t.parse::<i32>() == Ok(sig as i32)
+                        || upper == sig.as_str()
+                        || upper == sig.as_str()[3..],
+                    "{text:?} read as {sig}"
+                );
+            }
+        }
+
+        #[test]
+        fn every_spelling_of_a_name_reads_as_its_signal((sig, text) in spelling()) {
+            prop_assert_eq!(parse(&text), Ok(sig), "{:?}", text);
+        }
+
+        /// A signal's name and its number read back as it.
+        #[test]
+        fn names_and_numbers_round_trip(sig in signal()) {
+            prop_assert_eq!(parse(sig.as_str()), Ok(sig));
+            prop_assert_eq!(parse(&(sig as i32).to_string()), Ok(sig));
+        }
     }
 }
