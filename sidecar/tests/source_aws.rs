@@ -104,13 +104,14 @@ async fn json_secret_expands_and_rotation_is_detected() {
         .send()
         .await
         .unwrap();
-    let t0 = tokio::time::Instant::now();
-    let r = step(&mut s).await.unwrap().expect("rotation detected");
+    // The next check is scheduled no later than one refresh interval (500 ms) from now, and
+    // that very check reports the rotation.
+    let wait = s.next_refresh();
     assert!(
-        t0.elapsed() < Duration::from_millis(1000),
-        "{:?}",
-        t0.elapsed()
+        wait <= Duration::from_millis(500),
+        "next refresh in {wait:?}, later than the configured 500ms"
     );
+    let r = step(&mut s).await.unwrap().expect("rotation detected");
     assert_ne!(r.version, v1);
     assert_eq!(values(&r)["password"], pw2);
     assert!(!values(&r).contains_key("port"));
