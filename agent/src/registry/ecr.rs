@@ -22,7 +22,9 @@
 //! included) are `gantry_common::aws`, shared with the sidecar.
 //!
 //! Limits: the deprecated `registryIds` parameter is not sent (a token is valid for every
-//! registry the principal may read); ECR Public (`public.ecr.aws`) is not recognised by name.
+//! registry the principal may read). ECR Public (`public.ecr.aws`) is not served here: it
+//! refuses private-ECR tokens and its public images pull anonymously, so
+//! `registries.ecr` refuses it ([`is_ecr_public`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -62,6 +64,17 @@ impl Clock for SystemClock {
 pub struct EcrHost {
     pub account: String,
     pub region: String,
+}
+
+/// The host of Amazon ECR Public. Its public images pull anonymously, and it refuses the
+/// tokens of private ECR (GetAuthorizationToken), so it must not go through this module.
+pub const ECR_PUBLIC_HOST: &str = "public.ecr.aws";
+
+/// Whether `host` (normalised `host[:port]`) is Amazon ECR Public.
+pub fn is_ecr_public(host: &str) -> bool {
+    host.split(':')
+        .next()
+        .is_some_and(|h| h.eq_ignore_ascii_case(ECR_PUBLIC_HOST))
 }
 
 /// Parses an ECR registry host (port allowed), IPv4-only or dual-stack; `None` for any other

@@ -142,6 +142,18 @@ impl RegistriesConfig {
                     format!("{host:?} is not a registry host (expected host[:port])"),
                 ));
             }
+            if ecr::is_ecr_public(&norm) {
+                return Err(invalid(
+                    format!("{key}[{i}]"),
+                    format!(
+                        "{host:?} is Amazon ECR Public: it refuses the private-ECR token given to \
+                         the hosts listed here, and its public images pull anonymously; remove it \
+                         from {key} (for logged-in pulls, with higher rate limits, run docker \
+                         login {} instead)",
+                        ecr::ECR_PUBLIC_HOST
+                    ),
+                ));
+            }
             ecr_hosts.insert(norm);
         }
 

@@ -107,6 +107,38 @@ fn invalid_values_name_the_key() {
     )
     .unwrap_err();
     assert_eq!(err.key, "GANTRY_ECR_REGISTRIES[0]");
+    // ECR Public refuses private-ECR tokens: listing it would break anonymous pulls.
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case<'_>; 3] = [
+        (
+            "ecr: [a.example.com, public.ecr.aws]\n",
+            &[],
+            "registries.ecr[1]",
+        ),
+        (
+            "ecr: ['https://Public.ECR.aws/v2/']\n",
+            &[],
+            "registries.ecr[0]",
+        ),
+        (
+            "ecr: [a.example.com]\n",
+            &[("GANTRY_ECR_REGISTRIES", "b.example.com,public.ecr.aws:443")],
+            "GANTRY_ECR_REGISTRIES[1]",
+        ),
+    ];
+    for (yaml, env, key) in cases {
+        let err = RegistriesConfig::resolve(&raw(yaml).unwrap(), &env_of(env)).unwrap_err();
+        assert_eq!(err.key, key, "{yaml}");
+        let text = err.to_string();
+        let list = key.split('[').next().unwrap();
+        assert!(
+            text.starts_with(&format!("{key}: "))
+                && text.contains("ECR Public")
+                && text.contains("anonymously")
+                && text.contains(&format!("remove it from {list}")),
+            "{text}"
+        );
+    }
     let err = RegistriesConfig::resolve(&raw("ecr_region: EU West\n").unwrap(), &env_of(&[]))
         .unwrap_err();
     assert_eq!(err.key, "registries.ecr_region");
