@@ -15,10 +15,17 @@ Gantry SSM documents can be tested end to end:
   "instance" (ids and tag targets come from a JSON config), with `sh`, in a process group of
   its own that is killed (SIGKILL, no grace) at timeoutSeconds with result 137, as the agent
   does; MaxConcurrency and MaxErrors are honoured (numbers only); outputs are cut to the first
-  24,000 characters of stdout and 8,000 of stderr, as the API returns them.
+  24,000 characters of stdout and 8,000 of stderr, as the API returns them;
+- GetCommandInvocation without PluginName for a document of more than one step is refused with
+  InvalidPluginName, as SSM does;
+- with "list_tag_targets_when_started": true, the invocations of a tag target are listed only
+  once the stand-in starts on them, as SSM does: those it never starts (MaxErrors stopped the
+  command) are never listed, while TargetCount counts them.
 
 Usage: ssm.py --port PORT --documents DIR --config FILE
-Config: {"instances": {"i-1": {"env": {"K": "V"}}}, "tags": {"Role=web": ["i-1"]}}
+Config: {"instances": {"i-1": {"env": {"K": "V"}}}, "tags": {"Role=web": ["i-1"]},
+         "documents": {"Name": {...document...}}, "list_tag_targets_when_started": false}
+(documents in the config come before those of DIR)
 Signatures are not checked. Only loopback.
 """
 
@@ -45,6 +52,10 @@ commands = {}
 # (command id, instance) -> the running script's process, for CancelCommand.
 running = {}
 cancelled = set()
+# command id -> instances not listed yet (a tag target, with list_tag_targets_when_started).
+unlisted = {}
+# command id -> how many steps its document has.
+steps_of = {}
 
 
 class ApiError(Exception):
@@ -54,7 +65,9 @@ class ApiError(Exception):
         self.message = message
 
 
-def load_document(directory, name):
+def load_document(directory, name, inline):
+    if name in inline:
+        return inline[name]
     for ext in (".yaml", ".yml", ".json"):
         path = os.path.join(directory, name + ext)
         if os.path.exists(path):
@@ -165,6 +178,7 @@ def invoke(cmd, instance, steps, values, config):
     env = dict(os.environ)
     env.update(config["instances"][instance].get("env", {}))
     with lock:
+        unlisted.get(cmd["CommandId"], set()).discard(instance)
         cmd["invocations"][instance].update(Status="InProgress", StatusDetails="InProgress")
     status, code, out, err = "Success", 0, "", ""
     for step in steps:
@@ -211,7 +225,9 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(400, {"__type": e.kind, "message": e.message})
 
     def op_SendCommand(self, body):
-        doc = load_document(self.server.documents, body["DocumentName"])
+        doc = load_document(
+            self.server.documents, body["DocumentName"], self.server.config.get("documents", {})
+        )
         values = check_parameters(doc, body.get("Parameters") or {})
         ids = resolve_targets(self.server.config, body)
         max_concurrency = int(body.get("MaxConcurrency") or "50")
@@ -230,6 +246,9 @@ class Handler(BaseHTTPRequestHandler):
             }
             if not ids:
                 commands[command_id]["Status"] = "Success"
+            steps_of[command_id] = len(doc["mainSteps"])
+            if body.get("Targets") and self.server.config.get("list_tag_targets_when_started"):
+                unlisted[command_id] = set(ids)
         threading.Thread(
             target=execute,
             args=(command_id, doc, values, self.server.config, max(max_concurrency, 1), max_errors),
@@ -256,16 +275,23 @@ class Handler(BaseHTTPRequestHandler):
     def op_ListCommandInvocations(self, body):
         with lock:
             cmd = self.find(body["CommandId"])
+            hidden = unlisted.get(body["CommandId"], set())
             return {"CommandInvocations": [
                 {k: inv[k] for k in ("CommandId", "InstanceId", "Status", "StatusDetails")}
-                for inv in cmd["invocations"].values()
+                for inv in cmd["invocations"].values() if inv["InstanceId"] not in hidden
             ]}
 
     def op_GetCommandInvocation(self, body):
         with lock:
             cmd = self.find(body["CommandId"])
+            if steps_of[body["CommandId"]] > 1 and not body.get("PluginName"):
+                raise ApiError(
+                    "InvalidPluginName",
+                    "the document has more than one step: name the step (PluginName)",
+                )
             inv = cmd["invocations"].get(body["InstanceId"])
-            if inv is None or inv["Status"] == "Pending":
+            hidden = body["InstanceId"] in unlisted.get(body["CommandId"], set())
+            if inv is None or hidden or inv["Status"] == "Pending":
                 raise ApiError("InvocationDoesNotExist", "no invocation yet")
             return dict(inv)
 

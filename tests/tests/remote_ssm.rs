@@ -10,6 +10,9 @@
 //!   does. The script fetches the stack's bundle from moto's S3 and deploys it with the real
 //!   `gantry` on the real Docker daemon (in-process, GANTRY_LOCAL=1: no daemon runs in this
 //!   test; on a host the document's `gantry deploy` goes through gantryd).
+//! - A serial fleet (`--max-concurrency 1 --max-errors 0`) whose first host fails: SSM stops
+//!   the command, the others end Cancelled (by tag: are never listed), and `gantry remote`
+//!   exits with the first host's code (2, or 3), listing the others as not run.
 //! - A wait cut short, by its bound or by SIGTERM (a GitLab job cancelled or timed out),
 //!   cancels the command in the stand-in: the hung script is killed, the invocation ends
 //!   Cancelled, and `gantry remote` prints what came back and exits 5.
@@ -572,4 +575,88 @@ fn command_lines_ssm_would_refuse_or_cut_are_refused_before_anything_is_sent() {
             "nothing uploaded"
         );
     }
+}
+
+/// A directory holding a `gantry` that prints a line and exits `code` (what a host's deploy
+/// answers), for an instance's PATH.
+fn gantry_exiting(work: &Path, code: i32) -> PathBuf {
+    let dir = work.join(format!("gantry-{code}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("gantry");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"[shop] gantry $1 ended {code}\"\nexit {code}\n"),
+    )
+    .unwrap();
+    let st = Command::new("chmod")
+        .arg("+x")
+        .arg(&script)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    dir
+}
+
+#[test]
+fn a_serial_fleet_stopped_at_its_first_failure_exits_with_that_hosts_code() {
+    let work = tempfile::tempdir().unwrap();
+    let on_path = |code: i32| {
+        serde_json::json!({"env": {
+            "PATH": format!("{}:/usr/bin:/bin", gantry_exiting(work.path(), code).display()),
+        }})
+    };
+    // The stand-in runs instances in the order of their ids: i-1 first.
+    let standin = SsmStandIn::start(&serde_json::json!({
+        "instances": {
+            "i-1-rolled-back": on_path(2),
+            "i-1-rollback-failed": on_path(3),
+            "i-2": on_path(0),
+            "i-3": on_path(0),
+        },
+        "tags": {"Role=web": ["i-1-rolled-back", "i-2", "i-3"]},
+        "list_tag_targets_when_started": true,
+    }));
+    let run = |targets: &[&str]| {
+        let mut args = vec![
+            "remote",
+            "deploy",
+            "shop",
+            "--image-tag",
+            "v2",
+            "--max-concurrency",
+            "1",
+            "--max-errors",
+            "0",
+            "--poll-interval",
+            "1s",
+        ];
+        args.extend(targets);
+        let out = gantry(&standin.url, &args);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+
+    // The first host rolled back, SSM cancelled the rest: the fleet rolled back, exit 2.
+    let (code, text) = run(&["--instance-ids", "i-1-rolled-back,i-2,i-3"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("== i-1-rolled-back Failed exit 2"), "{text}");
+    assert!(
+        text.contains("1 of 3 targeted instances ran the command and agree: exit 2; 2 not run, no exit code: SSM stopped the command after 1 error (--max-errors) (i-2 Cancelled, i-3 Cancelled) (exit 2)"),
+        "{text}"
+    );
+
+    // By tag, SSM never lists the instances it did not start on.
+    let (code, text) = run(&["--tag", "Role=web"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("2 not run, no exit code: SSM stopped the command after 1 error (--max-errors) (2 never listed)"),
+        "{text}"
+    );
+
+    // The first host's rollback failed: 3 (look now), not a split.
+    let (code, text) = run(&["--instance-ids", "i-1-rollback-failed,i-2"]);
+    assert_eq!(code, Some(3), "{text}");
+    assert!(text.contains("1 not run"), "{text}");
 }

@@ -8,10 +8,10 @@
 //! invocations, printing each instance's status, exit code and output as soon as SSM gives a
 //! final result for it (the output as SSM returns it: the first 24,000 characters of stdout
 //! and 8,000 of stderr; a result read that still says InProgress is read again at the next
-//! poll). The exit code is the instances' common code when every targeted instance answered
-//! and all agree ([`Verdict`], [`verdict`]), else a documented code for a split (including
-//! fewer results than SSM's target count) or for instances that never reported a Gantry
-//! result. A poll or result read that fails is tried again at the next poll; five polls in a
+//! poll). The exit code is the common code of the instances that ran the command when all
+//! agree ([`Verdict`], [`verdict`]; those SSM never ran it on, stopped at MaxErrors or never
+//! delivered, are listed apart), 3 when any ended 3, else a documented code for a split or for
+//! instances that never reported a Gantry result. A poll or result read that fails is tried again at the next poll; five polls in a
 //! row with a failed call end the wait (69), and an error retrying cannot cure (access denied,
 //! validation) ends it at once. When the wait bound passes ([`Wait`]: it can follow the CI
 //! job's own timeout) or a signal arrives (a GitLab job cancelled or timing out sends SIGTERM),

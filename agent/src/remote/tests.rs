@@ -470,7 +470,9 @@ fn fewer_results_than_targets_is_a_split_naming_the_missing() {
     let v = verdict(&[result("i-1", Some(0)), result("i-2", Some(0))], 3);
     assert_eq!(v.exit, ExitCode::RemoteSplit, "{}", v.summary);
     assert!(
-        v.summary.contains("2 of 3") && v.summary.contains("1 gave no result"),
+        v.summary.contains("2 of 3")
+            && v.summary.contains("1 not run")
+            && v.summary.contains("SSM listed no invocation for it"),
         "{}",
         v.summary
     );
@@ -666,5 +668,154 @@ async fn the_summary_line_tells_the_runners_65_and_69_from_the_instances() {
     assert_eq!(
         line,
         "Gantry-Deploy: not sent, the runner's SSM call failed (exit 69)"
+    );
+}
+
+/// An invocation that never ran: SSM stopped the command (MaxErrors) or it was cancelled.
+fn never_ran(id: &str, status: &str) -> InvocationResult {
+    InvocationResult {
+        instance_id: id.into(),
+        status: status.into(),
+        exit_code: None,
+        stdout: String::new(),
+        stderr: String::new(),
+    }
+}
+
+/// With `--max-concurrency 1 --max-errors 0`, SSM stops the command at the first failure:
+/// the instances after it end Cancelled with no exit code (or, for a tag target, are never
+/// listed). They are left out of the agreement: a fleet whose first host rolled back exits 2,
+/// as one host does, and a 3 anywhere is 3, not a split.
+#[test]
+fn instances_ssm_never_ran_are_left_out_of_the_agreement() {
+    let rolled_back = result("i-1", Some(2));
+    let v = verdict(
+        &[
+            rolled_back.clone(),
+            never_ran("i-2", "Cancelled"),
+            never_ran("i-3", "Cancelled"),
+        ],
+        3,
+    );
+    assert_eq!(v.exit, ExitCode::RolledBack, "{}", v.summary);
+    assert_eq!(
+        v.summary,
+        "1 of 3 targeted instances ran the command and agree: exit 2; 2 not run, no exit code: SSM stopped the command after 1 error (--max-errors) (i-2 Cancelled, i-3 Cancelled)"
+    );
+    // A tag target: SSM never listed the instances after the first.
+    let v = verdict(std::slice::from_ref(&rolled_back), 3);
+    assert_eq!(v.exit, ExitCode::RolledBack, "{}", v.summary);
+    assert!(
+        v.summary
+            .contains("2 not run, no exit code: SSM stopped the command after 1 error (--max-errors) (2 never listed)"),
+        "{}",
+        v.summary
+    );
+    // Failed before anything changed, refused, Docker unreachable: the fleet as one host.
+    for code in [1, 65, 69, 75] {
+        let v = verdict(
+            &[result("i-1", Some(code)), never_ran("i-2", "Cancelled")],
+            2,
+        );
+        assert_eq!(i32::from(v.exit.code()), code, "{}", v.summary);
+    }
+    // A 3 (rollback failed: look now) wins, whether the others ran or not.
+    let v = verdict(&[result("i-1", Some(3)), never_ran("i-2", "Cancelled")], 2);
+    assert_eq!(v.exit, ExitCode::RollbackFailed, "{}", v.summary);
+    let v = verdict(
+        &[
+            result("i-1", Some(0)),
+            result("i-2", Some(3)),
+            never_ran("i-3", "Cancelled"),
+        ],
+        3,
+    );
+    assert_eq!(v.exit, ExitCode::RollbackFailed, "{}", v.summary);
+    assert!(
+        v.summary
+            .starts_with("rollback failed on i-2 (exit 3: look now)")
+            && v.summary.contains("1 exit 0 (i-1)")
+            && v.summary.contains("1 not run"),
+        "{}",
+        v.summary
+    );
+    let v = verdict(&[result("i-1", Some(0)), result("i-2", Some(3))], 2);
+    assert_eq!(v.exit, ExitCode::RollbackFailed, "{}", v.summary);
+    // Deployed where it ran, not deployed where it did not: only part of the fleet is on the
+    // new release, a split.
+    for code in [0, 6] {
+        let v = verdict(
+            &[result("i-1", Some(code)), never_ran("i-2", "Cancelled")],
+            2,
+        );
+        assert_eq!(v.exit, ExitCode::RemoteSplit, "{}", v.summary);
+        // 6 is an error to SSM (not 0): it stopped the command there.
+        let why = if code == 0 {
+            "the command was cancelled in SSM"
+        } else {
+            "SSM stopped the command after 1 error"
+        };
+        assert!(v.summary.contains(why), "{}", v.summary);
+    }
+    let v = verdict(&[result("i-1", Some(0)), never_ran("i-2", "TimedOut")], 2);
+    assert_eq!(v.exit, ExitCode::RemoteSplit, "{}", v.summary);
+    assert!(
+        v.summary.contains("SSM did not deliver the command") && v.summary.contains("i-2 TimedOut"),
+        "{}",
+        v.summary
+    );
+    // Those that ran disagree: still a split, the others listed apart.
+    let v = verdict(
+        &[
+            result("i-1", Some(0)),
+            result("i-2", Some(2)),
+            never_ran("i-3", "Cancelled"),
+        ],
+        3,
+    );
+    assert_eq!(v.exit, ExitCode::RemoteSplit, "{}", v.summary);
+    assert!(
+        v.summary.starts_with("split result, 2 of 3 targeted instances answered: 1 exit 0 (i-1); 1 exit 2 (i-2); 1 not run"),
+        "{}",
+        v.summary
+    );
+    // None ran a Gantry result: SSM killed the first, or delivered to none.
+    let v = verdict(
+        &[result("i-1", Some(137)), never_ran("i-2", "Cancelled")],
+        2,
+    );
+    assert_eq!(v.exit, ExitCode::RemoteNoResult, "{}", v.summary);
+    let v = verdict(
+        &[never_ran("i-1", "TimedOut"), never_ran("i-2", "Cancelled")],
+        2,
+    );
+    assert_eq!(v.exit, ExitCode::RemoteNoResult, "{}", v.summary);
+    assert!(
+        v.summary
+            .starts_with("0 of 2 targeted instances gave a result; 2 not run"),
+        "{}",
+        v.summary
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_serial_fleet_whose_first_host_rolled_back_exits_2() {
+    let fleet = Scripted::new(
+        vec![
+            state("InProgress", &[("i-1", "InProgress"), ("i-2", "Pending")]),
+            state("Failed", &[("i-1", "Failed"), ("i-2", "Cancelled")]),
+        ],
+        &[("i-1", Some(2))],
+    );
+    fleet
+        .results
+        .lock()
+        .unwrap()
+        .insert("i-2".into(), vec![never_ran("i-2", "Cancelled")]);
+    let (exit, line) = last_line(&fleet).await;
+    assert_eq!(exit, ExitCode::RolledBack, "{line}");
+    assert_eq!(
+        line,
+        "Gantry-Deploy: 1 of 2 targeted instances ran the command and agree: exit 2; 1 not run, no exit code: SSM stopped the command after 1 error (--max-errors) (i-2 Cancelled) (exit 2)"
     );
 }

@@ -1,12 +1,18 @@
 //! The agreement rules of `gantry remote` (pure): one exit code for what every instance
 //! answered, measured against how many instances SSM targeted, and the lines that say so.
 //!
-//! [`verdict`] gives the instances' common code when every targeted instance answered and all
-//! agree on a code of Gantry's table; [`ExitCode::RemoteSplit`] when they disagree or when
-//! fewer results than targets came back (the missing ones are counted in the summary);
-//! [`ExitCode::RemoteNoResult`] when none answered, or all agree on something that is not a
-//! Gantry result (137 from SSM's kill, 127 for a missing `gantry`). [`so_far`] describes the
-//! results of a wait that ended early (its bound, a signal, the API), which has no verdict.
+//! An instance without an exit code never ran the command (SSM stopped it at MaxErrors, as
+//! `--max-errors 0` does at the first failure, or could not deliver it), nor did a target SSM
+//! never listed (a tag target SSM stopped before it reached): those are left out of the
+//! agreement and listed apart (`2 not run, no exit code: SSM stopped the command after 1
+//! error ...`). Of the instances that ran, [`verdict`] gives their common code when all agree
+//! on a code of Gantry's table, so a serial fleet whose first host rolled back exits 2, as one
+//! host does; a 3 (rollback failed, look now) anywhere is 3; [`ExitCode::RemoteSplit`] when
+//! they disagree, or when they agree on a code that left them on the new release (0, 6) while
+//! others never ran; [`ExitCode::RemoteNoResult`] when none ran, or all agree on something
+//! that is not a Gantry result (137 from SSM's kill, 127 for a missing `gantry`). [`so_far`]
+//! describes the results of a wait that ended early (its bound, a signal, the API), which has
+//! no verdict.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -78,58 +84,139 @@ fn parts(by_code: &BTreeMap<Option<i32>, Vec<&str>>) -> String {
         .join("; ")
 }
 
+/// The codes with which an instance is left on the new release: the fleet is only partly
+/// there when other instances never ran the command.
+const CHANGED_CODES: [ExitCode; 2] = [ExitCode::Ok, ExitCode::NotRecorded];
+
 /// Decides the exit code from every instance's result and the number of instances SSM
 /// targeted (`target_count`; 0 when SSM did not say): see the module header.
 pub fn verdict(results: &[InvocationResult], target_count: usize) -> Verdict {
-    let n = results.len();
-    let m = target_count.max(n);
-    if n == 0 {
-        let summary = if m == 0 {
-            "no instance matched the targets (check the instance ids or tag, and that the SSM agent is online)".to_string()
-        } else {
-            format!(
-                "0 of {m} targeted instances gave a result (check that the SSM agent is online on them)"
-            )
-        };
+    let listed = results.len();
+    let m = target_count.max(listed);
+    if m == 0 {
         return Verdict {
             exit: ExitCode::RemoteNoResult,
-            summary,
+            summary: "no instance matched the targets (check the instance ids or tag, and that the SSM agent is online)".to_string(),
         };
     }
-    let by_code = by_code(results);
-    let parts = parts(&by_code);
-    if n < m {
-        let missing = m - n;
+    // An invocation without an exit code never ran its script (SSM stopped the command, or
+    // could not deliver it); nor did a target SSM never listed.
+    let (ran, not_run): (Vec<InvocationResult>, Vec<InvocationResult>) =
+        results.iter().cloned().partition(|r| r.exit_code.is_some());
+    let unlisted = m - listed;
+    let tail = if not_run.is_empty() && unlisted == 0 {
+        String::new()
+    } else {
+        format!("; {}", not_run_text(results, &not_run, unlisted))
+    };
+    let n = ran.len();
+    if n == 0 {
         return Verdict {
-            exit: ExitCode::RemoteSplit,
+            exit: ExitCode::RemoteNoResult,
             summary: format!(
-                "split result, {n} of {m} targeted instances answered: {parts}; {missing} gave no result (SSM listed no invocation for {})",
-                if missing == 1 { "it" } else { "them" }
+                "0 of {m} targeted instances gave a result{tail} (check that the SSM agent is online on them)"
             ),
         };
     }
+    let by_code = by_code(&ran);
+    let parts = parts(&by_code);
+    let complete = tail.is_empty();
     if by_code.len() == 1 {
         let code = *by_code.keys().next().expect("one code");
         let gantry_code = code
             .and_then(|c| u8::try_from(c).ok())
             .and_then(|c| DEPLOY_CODES.into_iter().find(|e| e.code() == c));
         return match gantry_code {
-            Some(exit) => Verdict {
-                exit,
-                summary: format!("{n} of {m} instances agree: {}", describe(code)),
-            },
             None => Verdict {
                 exit: ExitCode::RemoteNoResult,
                 summary: format!(
-                    "{n} of {m} instances gave no Gantry result: {parts} (137: killed by SSM's executionTimeout; 127: gantry not installed)"
+                    "{n} of {m} instances gave no Gantry result: {parts}{tail} (137: killed by SSM's executionTimeout; 127: gantry not installed)"
+                ),
+            },
+            Some(exit) if complete => Verdict {
+                exit,
+                summary: format!("{n} of {m} instances agree: {}", describe(code)),
+            },
+            // The ones that ran are on the new release, the others are not.
+            Some(exit) if CHANGED_CODES.contains(&exit) => Verdict {
+                exit: ExitCode::RemoteSplit,
+                summary: format!(
+                    "split result, {n} of {m} targeted instances answered: {parts}{tail}"
+                ),
+            },
+            // Nothing changed where it ran (failed, rolled back, refused), nor where it did
+            // not: the fleet as one host would be.
+            Some(exit) => Verdict {
+                exit,
+                summary: format!(
+                    "{n} of {m} targeted instances ran the command and agree: {}{tail}",
+                    describe(code)
                 ),
             },
         };
     }
+    if let Some(ids) = by_code.get(&Some(i32::from(ExitCode::RollbackFailed.code()))) {
+        return Verdict {
+            exit: ExitCode::RollbackFailed,
+            summary: format!(
+                "rollback failed on {} (exit 3: look now), {n} of {m} targeted instances answered: {parts}{tail}",
+                ids.join(", ")
+            ),
+        };
+    }
+    let summary = if complete {
+        format!("split result over {n} instances: {parts}")
+    } else {
+        format!("split result, {n} of {m} targeted instances answered: {parts}{tail}")
+    };
     Verdict {
         exit: ExitCode::RemoteSplit,
-        summary: format!("split result over {n} instances: {parts}"),
+        summary,
     }
+}
+
+/// The instances that never ran the command, and why: `2 not run: SSM stopped the command
+/// after 1 error (i-2 Cancelled, i-3 Cancelled)`.
+fn not_run_text(
+    results: &[InvocationResult],
+    not_run: &[InvocationResult],
+    unlisted: usize,
+) -> String {
+    // What SSM counts against MaxErrors: a script that failed or timed out, a delivery that
+    // timed out.
+    let errors = results
+        .iter()
+        .filter(|r| !matches!(r.status.as_str(), "Success" | "Cancelled"))
+        .count();
+    let cancelled = not_run.iter().any(|r| r.status == "Cancelled");
+    let reason = if errors > 0 && (cancelled || unlisted > 0) {
+        format!(
+            "SSM stopped the command after {errors} error{} (--max-errors)",
+            if errors == 1 { "" } else { "s" }
+        )
+    } else if cancelled {
+        "the command was cancelled in SSM".to_string()
+    } else if not_run.is_empty() {
+        format!(
+            "SSM listed no invocation for {}",
+            if unlisted == 1 { "it" } else { "them" }
+        )
+    } else {
+        "SSM did not deliver the command (check that the SSM agent is online on them)".to_string()
+    };
+    let mut ids = not_run
+        .iter()
+        .map(|r| format!("{} {}", r.instance_id, r.status))
+        .collect::<Vec<_>>();
+    ids.sort_unstable();
+    if unlisted > 0 {
+        ids.push(format!("{unlisted} never listed"));
+    }
+    format!(
+        "{} not run, no exit code: {reason} ({})",
+        not_run.len() + unlisted,
+        ids.join(", ")
+    )
 }
 
 /// What came back before a wait ended early: `1 of 3 targeted instances answered: 1 exit 0
