@@ -2,10 +2,12 @@
 //!
 //! What: [`DockerConfigCredentials::auth`] answers like the docker CLI does for a pull: the
 //! registry's `credHelpers` entry wins, then `credsStore`, then the `auths` entry (`auth` =
-//! base64 `user:password`, or `username`/`password`, or `identitytoken`). A helper runs the
-//! `docker-credential-<name> get` protocol: the server URL on stdin, `{ServerURL, Username,
-//! Secret}` as JSON on stdout (`Username: "<token>"` means `Secret` is an identity token);
-//! "credentials not found" means anonymous, as with docker.
+//! base64 `user:password`, or `username`/`password`, or `identitytoken`): the one whose key is
+//! exactly the registry's server name (`reg.example.com`, or `https://index.docker.io/v1/`),
+//! else the first other spelling of it in sorted order (`https://reg.example.com/v2/`). A
+//! helper runs the `docker-credential-<name> get` protocol: the server URL on stdin,
+//! `{ServerURL, Username, Secret}` as JSON on stdout (`Username: "<token>"` means `Secret` is
+//! an identity token); "credentials not found" means anonymous, as with docker.
 //!
 //! Design: the file is read on every lookup (a `docker login` is seen at once) and never
 //! written. Helpers are looked up in the search path captured at construction and run by
@@ -137,12 +139,14 @@ impl DockerConfigCredentials {
         if let Some(helper) = helper {
             return self.run_helper(helper, &host, &server).await;
         }
-        let Some(entry) = file
-            .auths
-            .iter()
-            .find(|(k, _)| k.as_str() == server || normalise_registry(k) == host)
-            .map(|(_, v)| v)
-        else {
+        // Like docker: the exact key first, then any other spelling of the registry (a
+        // scheme, a path, another case) in sorted order.
+        let Some(entry) = file.auths.get(&server).or_else(|| {
+            file.auths
+                .iter()
+                .find(|(k, _)| normalise_registry(k) == host)
+                .map(|(_, v)| v)
+        }) else {
             return Ok(None);
         };
         let auth = from_entry(entry, &host, &server, path)?;

@@ -1,5 +1,6 @@
 //! Unit tests: `registries:` parsing and validation, environment layering, registry name
-//! normalisation, ECR host recognition.
+//! normalisation, ECR host recognition, `auths` lookup, and the ECR token fetch shared by
+//! concurrent lookups (AWS credentials that fail after a delay, no network, paused time).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -362,6 +363,30 @@ async fn auths_entries_decode_and_errors_carry_no_secret() {
         err.contains("config.json") && !err.contains("s3cret"),
         "{err}"
     );
+    // The exact key beats another spelling of the registry, though it sorts first (a stale
+    // `https://` entry left by an old login).
+    std::fs::write(
+        &path,
+        r#"{"auths": {
+            "HTTPS://REG.example.com": {"username": "upper", "password": "old"},
+            "http://reg.example.com/v2/": {"username": "http", "password": "old"},
+            "https://reg.example.com": {"username": "stale", "password": "old"},
+            "reg.example.com": {"username": "exact", "password": "new"},
+            "https://index.docker.io/v1/": {"username": "hub", "password": "new"},
+            "docker.io": {"username": "alias", "password": "old"},
+            "https://other.example.com/": {"username": "other", "password": "p"}
+        }}"#,
+    )
+    .unwrap();
+    for (registry, user) in [
+        ("reg.example.com", "exact"),
+        ("https://reg.example.com", "exact"),
+        ("docker.io", "hub"),
+        ("other.example.com", "other"),
+    ] {
+        let auth = creds.auth(registry).await.unwrap().unwrap();
+        assert_eq!(auth.username, user, "{registry}");
+    }
     // No file at all: anonymous.
     let creds = DockerConfigCredentials::new(Some(dir.path().join("missing.json")));
     assert!(creds.auth("reg.example.com").await.unwrap().is_none());
