@@ -29,7 +29,7 @@ mod unpack;
 use std::path::{Path, PathBuf};
 
 pub use s3::S3Source;
-pub use unpack::{Installed, install, read_bundle};
+pub use unpack::{BundleFile, Installed, install, read_bundle};
 
 /// Largest bundle fetched.
 pub const MAX_BUNDLE: u64 = 64 * 1024 * 1024;
@@ -162,18 +162,16 @@ pub trait BundleSource: Send + Sync {
     async fn fetch(&self, location: &S3Location, limit: u64) -> Result<Vec<u8>, BundleError>;
 }
 
-/// Fetches, verifies and installs a bundle into `stack_dir`.
-pub async fn fetch_and_install(
+/// Fetches a bundle, verifies it and reads its files (nothing written): what [`install`] takes.
+pub async fn fetch_verified(
     source: &dyn BundleSource,
     location: &S3Location,
     sha256: &Sha256Hex,
-    stack_dir: &Path,
-) -> Result<Installed, BundleError> {
+) -> Result<Vec<BundleFile>, BundleError> {
     let url = location.to_string();
     let bytes = source.fetch(location, MAX_BUNDLE).await?;
     verify(&url, &bytes, sha256)?;
-    let files = read_bundle(&url, &bytes)?;
-    install(&files, stack_dir, &sha256.0)
+    read_bundle(&url, &bytes)
 }
 
 #[cfg(test)]

@@ -1,10 +1,18 @@
 //! `gantry fetch-bundle STACK --from s3://B/K --sha256 HEX`: install a stack's files from a
 //! bundle CI uploaded (see [`crate::bundle`]); run by the Gantry-Deploy SSM document.
+//!
+//! The bundle is fetched, verified and read first; then the stack's files are installed under
+//! the stack's lock, the one every deploy, rollback and down of the stack holds while it runs
+//! (in `gantryd` too, after its client is gone): no job reads the stack's files while a bundle
+//! rewrites them, and two fetch-bundles of one stack do not interleave. It waits up to
+//! `--lock-wait` for the lock (exit 75 after that, nothing installed).
 
 use std::str::FromStr as _;
+use std::time::Duration;
 
 use crate::ExitCode;
-use crate::bundle::{self, BundleError, S3Location, S3Source, Sha256Hex};
+use crate::bundle::{self, BundleError, BundleSource, S3Location, S3Source, Sha256Hex};
+use crate::ledger::{Holder, Ledger, LedgerError};
 
 use super::GlobalArgs;
 
@@ -21,6 +29,10 @@ pub struct FetchBundleArgs {
     /// AWS region of the bucket [default: the AWS chain's].
     #[arg(long, env = "AWS_REGION")]
     pub region: Option<String>,
+    /// Wait this long for a deploy, rollback or down of the stack (or another fetch-bundle) to
+    /// finish before installing, instead of exit 75.
+    #[arg(long, value_name = "DURATION", value_parser = gantry_common::duration::parse_arg, default_value = "10m")]
+    pub lock_wait: Duration,
 }
 
 /// Fetches, verifies and installs; prints one line.
@@ -38,9 +50,41 @@ pub async fn run(global: &GlobalArgs, args: FetchBundleArgs) -> ExitCode {
         Ok(p) => p,
         Err(e) => return fail(&e),
     };
+    let source = S3Source::from_env(args.region.clone(), None).await;
+    fetch_and_install(global, &args, &location, &sha256, &source).await
+}
+
+/// Fetches, verifies and reads the bundle from `source`, then installs it under the stack's
+/// lock.
+async fn fetch_and_install(
+    global: &GlobalArgs,
+    args: &FetchBundleArgs,
+    location: &S3Location,
+    sha256: &Sha256Hex,
+    source: &dyn BundleSource,
+) -> ExitCode {
+    let files = match bundle::fetch_verified(source, location, sha256).await {
+        Ok(files) => files,
+        Err(e) => return fail(&e),
+    };
+    let holder = Holder::me(&format!("gantry fetch-bundle {}", args.stack), None);
+    let lock = match Ledger::new(&global.state_dir).stack(&args.stack) {
+        Ok(stack) => stack.lock(&holder, args.lock_wait).await,
+        Err(e) => Err(e),
+    };
+    let _lock = match lock {
+        Ok(lock) => lock,
+        Err(e) => {
+            eprintln!("gantry fetch-bundle: {e}; nothing installed");
+            return match e {
+                LedgerError::LockBusy { .. } => ExitCode::LockBusy,
+                LedgerError::BadStackName { .. } => ExitCode::InvalidInput,
+                _ => ExitCode::Failed,
+            };
+        }
+    };
     let dir = global.config_dir.join("stacks").join(&args.stack);
-    let source = S3Source::from_env(args.region, None).await;
-    match bundle::fetch_and_install(&source, &location, &sha256, &dir).await {
+    match bundle::install(&files, &dir, sha256.as_str()) {
         Ok(done) => {
             println!(
                 "[{}] bundle {location}: {} written, {} unchanged, {} removed",
@@ -98,5 +142,87 @@ mod tests {
             message: "No space left on device".into(),
         };
         assert_eq!(fail(&write), ExitCode::Failed);
+    }
+
+    /// A bundle source that returns the same bytes for any location.
+    struct Fixed(Vec<u8>);
+
+    #[async_trait::async_trait]
+    impl BundleSource for Fixed {
+        async fn fetch(&self, _: &S3Location, _: u64) -> Result<Vec<u8>, BundleError> {
+            Ok(self.0.clone())
+        }
+    }
+
+    /// The stack's files are installed under the stack's lock, the one a deploy or rollback
+    /// running in gantryd holds: a fetch-bundle waits for it (`--lock-wait`, 10m by default)
+    /// and exits 75 with nothing installed when it does not get it in time.
+    #[tokio::test]
+    async fn the_install_waits_for_the_stacks_lock() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        std::fs::write(src.join("compose.yaml"), "services: {}\n").unwrap();
+        let (bytes, sum) = bundle::pack(&src).unwrap();
+        let state = tmp.path().join("state");
+        let etc = tmp.path().join("etc");
+        let parse = |extra: &[&str]| {
+            let mut argv = vec![
+                "gantry",
+                "--state-dir",
+                state.to_str().unwrap(),
+                "--config-dir",
+                etc.to_str().unwrap(),
+                "fetch-bundle",
+                "shop",
+                "--from",
+                "s3://bucket/shop/b.tar.gz",
+                "--sha256",
+                sum.as_str(),
+            ];
+            argv.extend_from_slice(extra);
+            let cli = crate::cli::parse_from(argv).unwrap();
+            let crate::cli::Command::FetchBundle(args) = cli.command else {
+                panic!("not fetch-bundle");
+            };
+            (cli.global, args)
+        };
+        assert_eq!(parse(&[]).1.lock_wait, Duration::from_secs(600));
+        let (global, args) = parse(&["--lock-wait", "300ms"]);
+        let location = S3Location::from_str(&args.from).unwrap();
+        let source = Fixed(bytes);
+        let installed = etc.join("stacks/shop/compose.yaml");
+
+        // A deploy holds the stack (its client may be gone; gantryd still runs it).
+        let stack = Ledger::new(&state).stack("shop").unwrap();
+        let held = stack
+            .try_lock(&Holder::me("gantry deploy shop", Some("42")))
+            .unwrap();
+        let code = fetch_and_install(&global, &args, &location, &sum, &source).await;
+        assert_eq!(code, ExitCode::LockBusy);
+        assert!(
+            !installed.exists(),
+            "nothing installed while the deploy runs"
+        );
+
+        // The deploy ends while fetch-bundle waits: it installs then.
+        let (global, args) = parse(&["--lock-wait", "30s"]);
+        let release = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            drop(held);
+        });
+        let code = fetch_and_install(&global, &args, &location, &sum, &source).await;
+        release.await.unwrap();
+        assert_eq!(code, ExitCode::Ok);
+        assert_eq!(
+            std::fs::read_to_string(&installed).unwrap(),
+            "services: {}\n"
+        );
+        // And the lock is free again once it is done.
+        drop(
+            stack
+                .try_lock(&Holder::me("gantry deploy shop", None))
+                .unwrap(),
+        );
     }
 }
