@@ -8,7 +8,8 @@
 //! invocations, printing each instance's status, exit code and output as soon as SSM gives a
 //! final result for it (the output as SSM returns it: the first 24,000 characters of stdout
 //! and 8,000 of stderr; a result read that still says InProgress is read again at the next
-//! poll). The exit code is the common code of the instances that ran the command when all
+//! poll; a command SSM says is done while it lists fewer invocations than it targets is polled
+//! twice more, as its listings are eventually consistent). The exit code is the common code of the instances that ran the command when all
 //! agree ([`Verdict`], [`verdict`]; those SSM never ran it on, stopped at MaxErrors or never
 //! delivered, are listed apart), 3 when any ended 3, else a documented code for a split or for
 //! instances that never reported a Gantry result. A poll or result read that fails is tried again at the next poll; five polls in a
@@ -204,6 +205,10 @@ impl Wait {
 /// How long the cancel call at the end of a wait may take.
 const CANCEL_BOUND: Duration = Duration::from_secs(15);
 
+/// Polls more when SSM says the command is done but lists fewer invocations than it targets
+/// (its listings are eventually consistent): then the missing ones are taken as never run.
+const SHORT_LISTING_POLLS: u32 = 2;
+
 /// Polls in a row with a failed call, the poll or a result read (throttling, a network blip
 /// past the SDK's own retries), that end the wait; fewer are tried again at the next poll.
 const FAILED_POLLS: u32 = 5;
@@ -259,6 +264,7 @@ pub async fn run(
         limit: wait.capped(wait.limit),
         done: BTreeMap::new(),
         target_count: 0,
+        short_listings: 0,
     };
     let mut interrupt = std::pin::pin!(interrupt);
     let end = tokio::select! {
@@ -378,6 +384,8 @@ struct Watch<'a> {
     done: BTreeMap<String, InvocationResult>,
     /// The most instances SSM said the command targets.
     target_count: usize,
+    /// Polls made since SSM said the command is done with fewer invocations than targets.
+    short_listings: u32,
 }
 
 impl Watch<'_> {
@@ -433,7 +441,16 @@ impl Watch<'_> {
             self.done.insert(inv.instance_id.clone(), result);
         }
         let all_ended = state.invocations.iter().all(InvocationState::is_terminal);
-        Ok(is_terminal(&state.status) && all_ended && fetched)
+        let complete = is_terminal(&state.status) && all_ended && fetched;
+        if complete
+            && state.invocations.len() < self.target_count
+            && self.short_listings < SHORT_LISTING_POLLS
+        {
+            // The listing may not show every invocation yet: look again before concluding.
+            self.short_listings += 1;
+            return Ok(false);
+        }
+        Ok(complete)
     }
 }
 

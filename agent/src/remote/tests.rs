@@ -98,6 +98,8 @@ struct Scripted {
     read_failures: Mutex<Vec<Fail>>,
     /// How many result reads were made.
     reads: Mutex<u32>,
+    /// How many polls were answered.
+    polls_made: Mutex<u32>,
     /// The commands cancelled.
     cancelled: Mutex<Vec<String>>,
     /// Whether CancelCommand fails.
@@ -120,6 +122,7 @@ impl Scripted {
             failing: Mutex::new(0),
             read_failures: Mutex::default(),
             reads: Mutex::new(0),
+            polls_made: Mutex::new(0),
             cancelled: Mutex::default(),
             cancel_fails: false,
             send_fails: None,
@@ -147,6 +150,7 @@ impl Fleet for Scripted {
     }
     async fn poll(&self, _: &str) -> Result<CommandState, RemoteError> {
         self.throttled()?;
+        *self.polls_made.lock().unwrap() += 1;
         let mut polls = self.polls.lock().unwrap();
         Ok(if polls.len() > 1 {
             polls.remove(0)
@@ -818,4 +822,35 @@ async fn a_serial_fleet_whose_first_host_rolled_back_exits_2() {
         line,
         "Gantry-Deploy: 1 of 2 targeted instances ran the command and agree: exit 2; 1 not run, no exit code: SSM stopped the command after 1 error (--max-errors) (i-2 Cancelled) (exit 2)"
     );
+}
+
+/// SSM's listings are eventually consistent: the command can read Success while
+/// ListCommandInvocations does not show every invocation yet. Gantry polls again (twice at
+/// most) before it takes the missing ones as never run.
+#[tokio::test(start_paused = true)]
+async fn a_final_listing_short_of_the_target_count_is_polled_again() {
+    let mut short = state("Success", &[("i-1", "Success"), ("i-2", "Success")]);
+    short.target_count = 3;
+    let full = state(
+        "Success",
+        &[("i-1", "Success"), ("i-2", "Success"), ("i-3", "Success")],
+    );
+    let fleet = Scripted::new(
+        vec![short.clone(), short.clone(), full],
+        &[("i-1", Some(0)), ("i-2", Some(0)), ("i-3", Some(0))],
+    );
+    let (exit, line) = last_line(&fleet).await;
+    assert_eq!(exit, ExitCode::Ok, "{line}");
+    assert_eq!(
+        line,
+        "Gantry-Deploy: 3 of 3 instances agree: exit 0 (exit 0)"
+    );
+    assert_eq!(*fleet.polls_made.lock().unwrap(), 3);
+
+    // A listing that never catches up: two more polls, then the missing one never ran.
+    let fleet = Scripted::new(vec![short], &[("i-1", Some(0)), ("i-2", Some(0))]);
+    let (exit, line) = last_line(&fleet).await;
+    assert_eq!(exit, ExitCode::RemoteSplit, "{line}");
+    assert!(line.contains("1 not run"), "{line}");
+    assert_eq!(*fleet.polls_made.lock().unwrap(), 3);
 }
