@@ -93,6 +93,10 @@ impl<'de> Deserialize<'de> for StackName {
 
 #[cfg(test)]
 mod tests {
+    use std::path::{Component, Path};
+
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -114,5 +118,41 @@ mod tests {
         let n: StackName = serde_json::from_str(r#""web""#).unwrap();
         assert_eq!(serde_json::to_string(&n).unwrap(), r#""web""#);
         assert!(serde_json::from_str::<StackName>(r#""../x""#).is_err());
+    }
+
+    /// The pattern the module header documents, as a regular expression.
+    const PATTERN: &str = "^[a-z0-9][a-z0-9_-]*$";
+
+    proptest! {
+        /// Any text: refused, or accepted as itself, matching the documented pattern, and one
+        /// plain path component (no `/`, not `.` or `..`).
+        #[test]
+        fn anything_accepted_matches_the_pattern_and_is_one_path_component(
+            name in prop_oneof![any::<String>(), "[a-z0-9_./ -]{0,12}", "[a-zA-Z0-9_.-]{0,12}"],
+        ) {
+            let pattern = regex::Regex::new(PATTERN).unwrap();
+            let Ok(parsed) = StackName::parse(&name) else {
+                prop_assert!(!pattern.is_match(&name), "{name:?} matches {PATTERN} but is refused");
+                return Ok(());
+            };
+            prop_assert_eq!(parsed.as_str(), name.as_str());
+            prop_assert!(pattern.is_match(&name), "{name:?} accepted");
+            prop_assert!(!name.contains('/') && name != "." && name != "..", "{name:?}");
+            let components: Vec<_> = Path::new(&name).components().collect();
+            prop_assert_eq!(components, vec![Component::Normal(name.as_ref())]);
+        }
+
+        /// Every name of the pattern is accepted, and reads back the same from its wire form
+        /// and through `FromStr`.
+        #[test]
+        fn every_name_of_the_pattern_is_accepted_and_round_trips(
+            name in "[a-z0-9][a-z0-9_-]{0,40}",
+        ) {
+            let parsed = StackName::parse(&name).unwrap();
+            prop_assert_eq!(parsed.to_string(), name.clone());
+            prop_assert_eq!(name.parse::<StackName>(), Ok(parsed.clone()));
+            let wire = serde_json::to_string(&parsed).unwrap();
+            prop_assert_eq!(serde_json::from_str::<StackName>(&wire).unwrap(), parsed);
+        }
     }
 }
