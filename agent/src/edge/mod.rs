@@ -357,6 +357,8 @@ pub fn parse_label(value: &str) -> Vec<SwitchedPort> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -394,5 +396,36 @@ mod tests {
         assert_eq!(v, "127.0.0.1:18080:8080,0.0.0.0:9000:80");
         assert_eq!(parse_label(&v), ports);
         assert!(parse_label("junk,1.2.3.4:x:1").is_empty());
+    }
+
+    /// A switched port as [`switched_port`] makes one: every address is `None`, never
+    /// `Some(0.0.0.0)`.
+    fn switched() -> impl Strategy<Value = SwitchedPort> {
+        let ip = prop_oneof![
+            Just(None),
+            any::<[u8; 4]>()
+                .prop_map(|b| Some(Ipv4Addr::from(b)).filter(|ip| !ip.is_unspecified())),
+        ];
+        (ip, any::<u16>(), any::<u16>()).prop_map(|(ip, port, target)| SwitchedPort {
+            listen: Listen { ip, port },
+            target,
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn label_round_trips_any_ports(ports in prop::collection::vec(switched(), 0..8)) {
+            prop_assert_eq!(parse_label(&label_value(&ports)), ports);
+        }
+
+        /// Any text reads as some ports (never a panic), and what it reads as is written
+        /// back to a label that reads the same.
+        #[test]
+        fn any_label_reads_as_ports_that_round_trip(
+            value in prop_oneof![any::<String>(), "([0-9.]{0,16}:[0-9]{0,6}:[0-9]{0,6},?){0,4}"],
+        ) {
+            let ports = parse_label(&value);
+            prop_assert_eq!(parse_label(&label_value(&ports)), ports);
+        }
     }
 }

@@ -3,6 +3,8 @@
 
 use std::net::Ipv4Addr;
 
+use proptest::prelude::*;
+
 use super::super::{Backend, SwitchedPort};
 use super::*;
 
@@ -194,4 +196,70 @@ fn range_boundaries_round_the_running_total() {
 fn chains_are_read_from_the_listing() {
     let text = "table ip nat {\n\tchain g/x/y {\n\t}\n}\ntable ip gantry {\n\tchain prerouting {\n\t\ttype nat hook prerouting priority dstnat - 5; policy accept;\n\t}\n\tchain g/app/web {\n\t}\n\tchain g/app-2/api.v1 {\n\t}\n}\n";
     assert_eq!(parse_chains(text), vec!["g/app/web", "g/app-2/api.v1"]);
+}
+
+/// A table of `nft list chains ip` output: its name and its chains (service chains, a base
+/// chain, or names that only look like service chains elsewhere).
+fn listed_table() -> impl Strategy<Value = (String, Vec<String>)> {
+    let table = prop_oneof![Just("gantry"), Just("nat"), Just("gantry2"), Just("filter")];
+    let chain = prop_oneof![
+        "g/[a-z0-9][a-z0-9_-]{0,8}/[a-z0-9][a-z0-9_.-]{0,8}",
+        Just("prerouting".to_owned()),
+        Just("output".to_owned()),
+        "[a-z/]{1,6}",
+    ];
+    (
+        table.prop_map(str::to_owned),
+        prop::collection::vec(chain, 0..4),
+    )
+}
+
+/// The listing of `tables` as `nft list chains ip` prints it.
+fn listing(tables: &[(String, Vec<String>)]) -> String {
+    let mut text = String::new();
+    for (table, chains) in tables {
+        text.push_str(&format!("table ip {table} {{\n"));
+        for chain in chains {
+            text.push_str(&format!("\tchain {chain} {{\n"));
+            if chain == "prerouting" {
+                text.push_str("\t\ttype nat hook prerouting priority dstnat - 5; policy accept;\n");
+            }
+            text.push_str("\t}\n");
+        }
+        text.push_str("}\n");
+    }
+    text
+}
+
+proptest! {
+    /// Any text: never a panic, and every chain returned is a service chain (`g/...`) named on a
+    /// `chain` line of the text.
+    #[test]
+    fn chains_read_from_any_text_are_service_chains_named_in_it(
+        text in prop_oneof![
+            any::<String>(),
+            "(table ip (gantry|nat) \\{?\n|[ \t]*chain [ g/a-z{]{0,8}\n|[ \t}]{0,3}\n){0,8}",
+        ],
+    ) {
+        for chain in parse_chains(&text) {
+            prop_assert!(chain.starts_with("g/") && !chain.contains('\n'), "{chain:?}");
+            prop_assert!(
+                text.lines().any(|l| l.trim_start().starts_with("chain ") && l.contains(&chain)),
+                "{chain:?} is not on a chain line of {text:?}"
+            );
+        }
+    }
+
+    /// From a listing: exactly the service chains of table `gantry`, in order.
+    #[test]
+    fn chains_are_the_service_chains_of_table_gantry(
+        tables in prop::collection::vec(listed_table(), 0..4),
+    ) {
+        let want: Vec<String> = tables
+            .iter()
+            .filter(|(table, _)| table == "gantry")
+            .flat_map(|(_, chains)| chains.iter().filter(|c| c.starts_with("g/")).cloned())
+            .collect();
+        prop_assert_eq!(parse_chains(&listing(&tables)), want);
+    }
 }
