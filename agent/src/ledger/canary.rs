@@ -352,6 +352,8 @@ pub fn canary_request(
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     /// A record as versions before `aborted` and `command` wrote it.
@@ -533,5 +535,53 @@ mod tests {
         fs::write(stack.dir.join(COMMAND_FILE), "rollback now\n").unwrap();
         assert_eq!(stack.canary_command(), None);
         assert!(!stack.dir.join(COMMAND_FILE).exists());
+    }
+
+    fn command() -> impl Strategy<Value = CanaryCommand> {
+        prop_oneof![Just(CanaryCommand::Promote), Just(CanaryCommand::Abort)]
+    }
+
+    /// A request as the file holds one: a fresh id (what [`CanaryRequest::new`] makes), any
+    /// word, or none (a file of an older version).
+    fn request() -> impl Strategy<Value = CanaryRequest> {
+        let id = prop_oneof![
+            Just(CanaryRequest::new(CanaryCommand::Promote).id),
+            "\\S{1,24}".prop_map(Some),
+            Just(None),
+        ];
+        (command(), id).prop_map(|(command, id)| CanaryRequest { command, id })
+    }
+
+    proptest! {
+        #[test]
+        fn a_request_reads_back_from_its_text(request in request()) {
+            prop_assert_eq!(CanaryRequest::parse(&request.to_text()), Some(request));
+        }
+
+        /// Any text: nothing, or the command its first word names with its second word as id.
+        #[test]
+        fn any_text_is_a_request_or_nothing(
+            text in prop_oneof![
+                any::<String>(),
+                "[ \t\n]{0,2}(promote|abort|x)[ \t\n]{0,2}\\S{0,4}[ \t\n]{0,2}\\S{0,4}",
+            ],
+        ) {
+            let words: Vec<&str> = text.split_whitespace().collect();
+            match CanaryRequest::parse(&text) {
+                Some(r) => {
+                    prop_assert_eq!(Some(r.command.as_str()), words.first().copied());
+                    prop_assert_eq!(r.id.as_deref(), words.get(1).copied());
+                }
+                None => prop_assert!(
+                    words.first().copied().and_then(CanaryCommand::parse).is_none(),
+                    "{text:?}"
+                ),
+            }
+        }
+
+        #[test]
+        fn a_command_reads_back_from_its_name(command in command()) {
+            prop_assert_eq!(CanaryCommand::parse(command.as_str()), Some(command));
+        }
     }
 }
