@@ -131,6 +131,8 @@ impl CanaryStep {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -176,5 +178,53 @@ mod tests {
             assert_eq!(exit_code_from(c.code()), c);
         }
         assert_eq!(exit_code_from(200), ExitCode::Failed);
+    }
+
+    /// A progress line as the daemon writes one (`[stack] service: message`, as
+    /// `cli::deploy::Lines::step` formats it).
+    fn line(stack: &str, service: &str, message: &str) -> String {
+        format!("[{stack}] {service}: {message}")
+    }
+
+    proptest! {
+        /// Any line: never a panic; a step read from it is below 100 % and names the stack and
+        /// service the line starts with.
+        #[test]
+        fn a_step_read_from_any_line_is_the_one_it_names(
+            text in prop_oneof![
+                any::<String>(),
+                "\\[[a-z\\] ]{0,4}\\] [a-z: ]{0,4}: canary [+0-9]{0,4}%:.{0,8}",
+            ],
+        ) {
+            if let Some(Some(step)) = CanaryStep::parse(&text) {
+                prop_assert!(step.share < 100, "{text:?}: {step:?}");
+                let head = format!("[{}] {}: canary ", step.stack, step.service);
+                prop_assert!(text.starts_with(&head), "{text:?}: {step:?}");
+            }
+        }
+
+        /// A canary step line reads back as its stack, service and share below 100 %, and as
+        /// the end of the canary at 100 % and above.
+        #[test]
+        fn a_canary_step_line_reads_back(
+            stack in "[a-z0-9][a-z0-9_-]{0,12}",
+            service in "[a-zA-Z0-9][a-zA-Z0-9._-]{0,12}",
+            share in any::<u8>(),
+            rest in ".{0,40}",
+        ) {
+            let text = line(&stack, &service, &format!("canary {share}%: {rest}"));
+            let want = (share < 100).then_some(CanaryStep { stack, service, share });
+            prop_assert_eq!(CanaryStep::parse(&text), Some(want));
+        }
+
+        #[test]
+        fn an_aborted_canary_line_ends_the_canary(
+            stack in "[a-z0-9][a-z0-9_-]{0,12}",
+            service in "[a-zA-Z0-9][a-zA-Z0-9._-]{0,12}",
+            rest in ".{0,40}",
+        ) {
+            let text = line(&stack, &service, &format!("canary aborted{rest}"));
+            prop_assert_eq!(CanaryStep::parse(&text), Some(None));
+        }
     }
 }

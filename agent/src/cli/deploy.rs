@@ -188,7 +188,10 @@ pub fn print_report(report: &DeployReport, output: OutputFormat) {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::super::{Command, parse_from};
+    use super::parse_deploy_id;
     use crate::ExitCode;
 
     /// `--id "$CI_PIPELINE_ID"` with the variable unset: refused as a usage error (64), not
@@ -206,5 +209,25 @@ mod tests {
             panic!("not a deploy");
         };
         assert_eq!(args.deploy_id.as_deref(), Some("4242"));
+    }
+
+    proptest! {
+        /// Any id: taken as written when it has something besides blanks, refused otherwise.
+        #[test]
+        fn an_id_is_taken_as_written_unless_blank(
+            id in prop_oneof![
+                any::<String>(),
+                "[ \t\n\u{a0}\u{3000}]{0,4}",
+                "[ \t]{0,2}[0-9a-z-]{0,8}[ \t]{0,2}",
+            ],
+        ) {
+            match parse_deploy_id(&id) {
+                Ok(taken) => {
+                    prop_assert!(!id.trim().is_empty(), "{id:?}");
+                    prop_assert_eq!(taken, id);
+                }
+                Err(_) => prop_assert!(id.trim().is_empty(), "{id:?} refused"),
+            }
+        }
     }
 }

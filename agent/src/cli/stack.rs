@@ -82,6 +82,8 @@ impl StackArgs {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -92,6 +94,25 @@ mod tests {
         );
         assert!(parse_var("NOPE").unwrap_err().contains("K=V"));
         assert!(parse_var("1X=2").is_err());
+    }
+
+    proptest! {
+        /// Any text: refused, or split at its first `=` into a variable name and the value.
+        #[test]
+        fn a_var_accepted_is_a_name_and_the_rest_of_the_text(
+            s in prop_oneof![any::<String>(), "[A-Za-z0-9_ .-]{0,6}=?.{0,8}"],
+        ) {
+            if let Ok((k, v)) = parse_var(&s) {
+                prop_assert_eq!(format!("{k}={v}"), s.clone());
+                let name = regex::Regex::new("^[A-Za-z_][A-Za-z0-9_]*$").unwrap();
+                prop_assert!(name.is_match(&k), "{s:?}: {k:?}");
+            }
+        }
+
+        #[test]
+        fn name_equals_value_round_trips(k in "[A-Za-z_][A-Za-z0-9_]{0,16}", v in ".{0,24}") {
+            prop_assert_eq!(parse_var(&format!("{k}={v}")), Ok((k, v)));
+        }
     }
 
     fn global(config_dir: &std::path::Path) -> GlobalArgs {

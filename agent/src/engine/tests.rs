@@ -1,5 +1,7 @@
 //! Unit tests of the engine's value types: image references, digests, env redaction, events.
 
+use proptest::prelude::*;
+
 use super::*;
 
 #[test]
@@ -77,4 +79,38 @@ fn event_actions_parse() {
         EventAction::parse("exec_start: sh"),
         EventAction::Other("exec_start: sh".into())
     );
+}
+
+proptest! {
+    /// Any text: refused, or accepted as itself with an alphanumeric algorithm and at least 32
+    /// hex digits, its short form the first 12 of them.
+    #[test]
+    fn a_digest_accepted_from_any_text_is_algo_colon_hex(
+        text in prop_oneof![any::<String>(), "[a-z0-9:]{0,8}:[0-9a-fA-Fg:é]{28,40}"],
+    ) {
+        if let Some(d) = Digest::parse(&text) {
+            prop_assert_eq!(d.as_str(), text.as_str());
+            prop_assert_eq!(d.to_string(), text.clone());
+            let (algo, hex) = text.split_once(':').unwrap();
+            prop_assert!(!algo.is_empty() && algo.bytes().all(|b| b.is_ascii_alphanumeric()));
+            prop_assert!(hex.len() >= 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+            prop_assert_eq!(d.short(), &hex[..12]);
+        }
+    }
+
+    /// `algo:hex` reads back as itself (and from its wire form); with fewer than 32 hex digits
+    /// it is refused.
+    #[test]
+    fn algo_colon_hex_round_trips(algo in "[a-zA-Z0-9]{1,10}", hex in "[0-9a-fA-F]{0,80}") {
+        let text = format!("{algo}:{hex}");
+        let parsed = Digest::parse(&text);
+        if hex.len() < 32 {
+            prop_assert_eq!(parsed, None);
+        } else {
+            let d = parsed.unwrap();
+            prop_assert_eq!(d.as_str(), text.as_str());
+            let wire = serde_json::to_string(&d).unwrap();
+            prop_assert_eq!(serde_json::from_str::<Digest>(&wire).unwrap(), d);
+        }
+    }
 }
