@@ -233,8 +233,13 @@ fn deploy_forms() {
 /// refused naming the key and the limit; the limit itself is accepted.
 #[test]
 fn replicas_and_scale_are_capped() {
-    for yaml in ["deploy: {replicas: 1000}", "scale: 1000", "scale: '1000'"] {
-        assert!(svc(yaml).is_ok(), "{yaml}");
+    for (yaml, pointer) in [
+        ("deploy: {replicas: 1000}", "/deploy/replicas"),
+        ("scale: 1000", "/scale"),
+        ("scale: '1000'", "/scale"),
+    ] {
+        let j = svc(yaml).unwrap();
+        assert_eq!(j.pointer(pointer), Some(&json!(1000)), "{yaml}: {j}");
     }
     for (yaml, key) in [
         (

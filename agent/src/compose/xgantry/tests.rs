@@ -197,7 +197,19 @@ fn body_checks_startup_and_failures_are_read() {
     for equals in [json!(1), json!(2.5), json!(true), json!("1")] {
         let x = parse(json!({"health": {"http": "/", "port": 80,
             "json": {"pointer": "/a~1b/0", "equals": equals}}}));
-        assert!(x.is_ok(), "{equals}: {x:?}");
+        let target = x.map(|g| g.health.map(|h| h.target));
+        let Ok(Some(Target::Http { body, .. })) = target else {
+            panic!("{equals}: {target:?}")
+        };
+        // Read as written: the pointer verbatim, the value with its JSON type ("1" stays a string).
+        assert_eq!(
+            body.json,
+            Some(JsonCheck {
+                pointer: "/a~1b/0".into(),
+                equals: equals.clone()
+            }),
+            "{equals}"
+        );
     }
     let defaults = parse(json!({"health": {"tcp": 80}}))
         .unwrap()
