@@ -2,7 +2,9 @@
 //! (`tests/tests/*`, and `agent/tests`, `sidecar/tests` through a dev-dependency): paths of the
 //! built binaries, the services that `tests/env/up` started (read from its `KEY=VALUE` env
 //! file), unique names, free ports, the docker CLI and the removal of a compose project,
-//! polling, process helpers, base64, a tiny loopback-only HTTP client, and the rule for missing
+//! polling, process helpers, base64, a tiny loopback-only HTTP client, a client recording each
+//! of its requests ([`Caller`]), a `docker events` stream read as it comes ([`EventWatch`]: what
+//! tests prove orderings with), and the rule for missing
 //! prerequisites ([`prerequisite`]: under `CI=true` a test fails with the reason, it never
 //! skips). Larger fixtures live in modules: [`aws`] (boto3 against moto, the SSM stand-in), [`stack`] (a stack run by `gantry --local`),
 //! [`daemon`] (a `gantry daemon` of its own), [`sidecar`] (OpenBao and `gantry-secrets`),
@@ -494,6 +496,231 @@ pub fn edit_line(original: &str, kind: u8, line: usize, text: &str) -> String {
         }
     }
     lines.join("\n")
+}
+
+/// A container's event as `docker events --format '{{json .}}'` gives it.
+#[derive(Debug, Clone)]
+pub struct DockerEvent {
+    /// The container's id.
+    pub id: String,
+    /// The container's name (its `name` attribute).
+    pub name: String,
+    /// `create`, `start`, `kill`, `die`, `exec_die`, `exec_start: CMD`...
+    pub action: String,
+    /// The `signal` attribute of a `kill` (`15`, `9`...), else "".
+    pub signal: String,
+    /// The `exitCode` attribute of a `die` or `exec_die`, else "".
+    pub exit_code: String,
+    /// When it happened, by Docker's clock (`timeNano`).
+    pub at: SystemTime,
+}
+
+impl DockerEvent {
+    fn parse(line: &str) -> Option<Self> {
+        let e: serde_json::Value = serde_json::from_str(line).ok()?;
+        let attr = |k: &str| {
+            e["Actor"]["Attributes"][k]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        };
+        Some(Self {
+            id: e["Actor"]["ID"].as_str()?.to_owned(),
+            name: attr("name"),
+            action: e["Action"].as_str()?.to_owned(),
+            signal: attr("signal"),
+            exit_code: attr("exitCode"),
+            at: UNIX_EPOCH + Duration::from_nanos(e["timeNano"].as_u64()?),
+        })
+    }
+}
+
+/// `docker events` of containers from the moment it starts, read on a thread as they come
+/// (streamed, not asked for afterwards: dockerd keeps only its last 256 events, fewer than the
+/// healthchecks of the tests running beside make in a few seconds); its events are in Docker's
+/// order and can be read, or waited for, while it runs. Stopped when dropped.
+#[derive(Debug)]
+pub struct EventWatch {
+    child: std::process::Child,
+    events: std::sync::Arc<std::sync::Mutex<Vec<DockerEvent>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EventWatch {
+    /// Watches the containers that match every one of `filters` (`docker events --filter`
+    /// values: `label=com.docker.compose.project=NAME`, `container=NAME`...).
+    pub fn start(filters: &[&str]) -> Self {
+        let e = env();
+        let program = e
+            .vars
+            .get("DOCKER_BIN")
+            .map(String::as_str)
+            .unwrap_or("docker");
+        let mut cmd = Command::new(program);
+        if let Some(host) = e.vars.get("DOCKER_HOST") {
+            cmd.env("DOCKER_HOST", host);
+        }
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        cmd.args(["events", "--since"])
+            .arg(format!("{}.{:09}", since.as_secs(), since.subsec_nanos()))
+            .args(["--filter", "type=container"]);
+        for f in filters {
+            cmd.args(["--filter", f]);
+        }
+        let mut child = cmd
+            .args(["--format", "{{json .}}"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot run {program} events: {err}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let reader = {
+            let events = std::sync::Arc::clone(&events);
+            std::thread::spawn(move || {
+                use std::io::BufRead as _;
+                for line in std::io::BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some(e) = DockerEvent::parse(&line) {
+                        events.lock().unwrap_or_else(|e| e.into_inner()).push(e);
+                    }
+                }
+            })
+        };
+        Self {
+            child,
+            events,
+            reader: Some(reader),
+        }
+    }
+
+    /// The events so far.
+    pub fn events(&self) -> Vec<DockerEvent> {
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Calls `f` with the events so far until it returns `Some` (see [`wait_for`]).
+    pub fn wait_for<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut f: impl FnMut(&[DockerEvent]) -> Option<T>,
+    ) -> T {
+        wait_for(what, timeout, || f(&self.events()))
+    }
+
+    /// Stops watching and returns every event seen (wait for the ones needed first: an event
+    /// dockerd had not sent yet is lost).
+    pub fn stop(mut self) -> Vec<DockerEvent> {
+        self.end();
+        self.events()
+    }
+
+    fn end(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+}
+
+impl Drop for EventWatch {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+/// One request of a [`Caller`]: when it was sent and when it ended (wall clock, the one
+/// Docker's events are stamped with), and the trimmed body of a 200 answer, `None` for a failed
+/// request (no connection, no answer within 2 s, another status).
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub sent: SystemTime,
+    pub ended: SystemTime,
+    pub answer: Option<String>,
+}
+
+/// A client on a thread opening a new connection to a loopback URL every `every` (after the
+/// last request ended) and recording each request; its record can be read, or waited for,
+/// while it runs. Stopped when dropped.
+#[derive(Debug)]
+pub struct Caller {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    calls: std::sync::Arc<std::sync::Mutex<Vec<Call>>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Caller {
+    pub fn start(url: &str, every: Duration) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let handle = {
+            let (stop, calls, url) = (
+                std::sync::Arc::clone(&stop),
+                std::sync::Arc::clone(&calls),
+                url.to_owned(),
+            );
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let sent = SystemTime::now();
+                    let answer = http_get(&url)
+                        .filter(|(code, _)| *code == 200)
+                        .map(|(_, body)| body.trim().to_owned());
+                    let call = Call {
+                        sent,
+                        ended: SystemTime::now(),
+                        answer,
+                    };
+                    calls.lock().unwrap_or_else(|e| e.into_inner()).push(call);
+                    std::thread::sleep(every);
+                }
+            })
+        };
+        Self {
+            stop,
+            calls,
+            handle: Some(handle),
+        }
+    }
+
+    /// The requests so far, in order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Calls `f` with the requests so far until it returns `Some` (see [`wait_for`]).
+    pub fn wait_for<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut f: impl FnMut(&[Call]) -> Option<T>,
+    ) -> T {
+        wait_for(what, timeout, || f(&self.calls()))
+    }
+
+    /// Stops the client (after its request under way) and returns every request it made.
+    pub fn finish(mut self) -> Vec<Call> {
+        self.end();
+        self.calls()
+    }
+
+    fn end(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Caller {
+    fn drop(&mut self) {
+        self.end();
+    }
 }
 
 #[cfg(test)]

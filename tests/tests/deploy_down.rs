@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use gantry_tests::daemon::Daemon;
-use gantry_tests::{docker, http_get, path_str, project_containers, wait_for};
+use gantry_tests::{
+    DockerEvent, EventWatch, docker, http_get, path_str, project_containers, wait_for,
+};
 
 const STACK: &str = r#"
 services:
@@ -41,6 +43,16 @@ fn routed(stack: &str) -> bool {
         .output()
         .is_ok_and(|o| o.status.success())
 }
+
+/// A second stack, the marker of a resync in the restart test.
+const MARKER: &str = r#"
+services:
+  idle:
+    image: ${IMAGE}
+    command: ["sleep", "86400"]
+    stop_signal: SIGKILL
+    x-gantry: {min_ready: 0s}
+"#;
 
 /// A daemon and a stack named `prefix`-… deployed from `compose` with `WEB_PORT` free, `web`
 /// answering on it: (daemon, stack, its URL). `None` where the edge switch cannot run.
@@ -82,11 +94,46 @@ fn down_takes_the_stack_off_keeps_it_off_and_rollback_brings_it_back() {
     assert!(!routed(&stack), "the switch's routes go");
     assert!(http_get(&url).is_none(), "nothing answers on the port");
 
-    // It stays down: a restarted daemon adopts and resyncs, and restores nothing.
+    // It stays down: a restarted daemon adopts and resyncs, and restores nothing. The marker
+    // that the resync went past this stack: a second stack, after this one in the resync's
+    // (sorted) order, whose container goes while the daemon is stopped; the resync re-applies
+    // it. Had this stack drifted, its re-apply would have been logged before.
+    let (marker, marker_file) = d.stack("zmark", MARKER);
+    assert!(stack < marker, "the marker stack comes later in the resync");
+    let out = d.gantry(&["deploy", &marker, "-f", path_str(&marker_file)]);
+    assert_eq!(out.status.code(), Some(0));
     d.stop();
+    assert!(
+        docker(&["rm", "-f", &format!("{marker}-idle-1")])
+            .status
+            .success()
+    );
     d.spawn();
     d.wait_ready();
-    std::thread::sleep(Duration::from_secs(3));
+    wait_for(
+        "the resync to re-apply the marker stack",
+        Duration::from_secs(60),
+        || {
+            let log = d.log();
+            let restart = log.rsplit("--- restart ---").next().unwrap_or_default();
+            restart
+                .lines()
+                .any(|l| l.contains(" reconciled") && l.contains(&marker))
+                .then_some(())
+        },
+    );
+    assert_eq!(
+        project_containers(&marker),
+        vec![format!("{marker}-idle-1")]
+    );
+    let log = d.log();
+    let restart = log.rsplit("--- restart ---").next().unwrap_or_default();
+    assert!(
+        !restart
+            .lines()
+            .any(|l| l.contains("drifted") && l.contains(&stack)),
+        "the restarted daemon re-applied the stack taken down:\n{restart}"
+    );
     assert_eq!(project_containers(&stack), Vec::<String>::new());
     // A second down has no container to remove (its networks are gone already).
     let again = d.gantry(&["down", &stack]);
@@ -156,42 +203,96 @@ fn containers_taken_down_serve_until_they_exit_all_at_once_within_their_grace() 
     let Some((d, stack, url)) = deployed("downdrain", DRAINING) else {
         return;
     };
-
-    let started = std::time::Instant::now();
+    let (stubborn, web1, web2) = (
+        format!("{stack}-stubborn-1"),
+        format!("{stack}-web-1"),
+        format!("{stack}-web-2"),
+    );
+    let watch = EventWatch::start(&[&format!("label=com.docker.compose.project={stack}")]);
     let mut down = d.command(&["down", &stack]).spawn().unwrap();
-    let web = format!("{stack}-web-2");
     // Wait until Docker has sent the stop signal (the container is still running: its
     // trap sleeps), then ask: it still answers.
-    wait_for("the stop signal", Duration::from_secs(10), || {
-        let log = docker(&[
-            "events",
-            "--since",
-            "30s",
-            "--until",
-            "0s",
-            "--filter",
-            &format!("container={web}"),
-            "--filter",
-            "event=kill",
-            "--format",
-            "{{.Action}}",
-        ]);
-        (!gantry_tests::stdout(&log).trim().is_empty()).then_some(())
+    watch.wait_for("the stop signal", Duration::from_secs(10), |events| {
+        events
+            .iter()
+            .any(|e| e.name == web2 && e.action == "kill")
+            .then_some(())
     });
     let during = http_get(&url);
     let status = down.wait().unwrap();
-    let took = started.elapsed();
     assert_eq!(status.code(), Some(0));
     assert!(
         during.is_some_and(|(code, _)| code == 200),
         "a container being taken down stopped serving before it exited"
     );
-    assert!(
-        took >= Duration::from_secs(3),
-        "the down waited for the exit: {took:?}"
-    );
-    // Replicas and services go at once, and `stubborn` within its own grace period: one
-    // after another, or with Docker's default 10 s, it would take 7 s or more.
-    assert!(took < Duration::from_secs(6), "the down took {took:?}");
     assert_eq!(project_containers(&stack), Vec::<String>::new());
+    // The down is over, so are its containers: their events are Docker's to send now.
+    let names = [&stubborn, &web1, &web2];
+    watch.wait_for(
+        "every container's death",
+        Duration::from_secs(10),
+        |events| {
+            names
+                .iter()
+                .all(|n| events.iter().any(|e| e.name == **n && e.action == "die"))
+                .then_some(())
+        },
+    );
+    let events = watch.stop();
+    let of = |name: &str, action: &str| -> Vec<&DockerEvent> {
+        events
+            .iter()
+            .filter(|e| e.name == name && e.action == action)
+            .collect()
+    };
+    let timeline = events
+        .iter()
+        .filter(|e| matches!(e.action.as_str(), "kill" | "die"))
+        .map(|e| format!("{} {} {}{}", e.name, e.action, e.signal, e.exit_code))
+        .collect::<Vec<_>>()
+        .join(", ");
+    // The down waited for each web replica to exit on its own: SIGTERM only, then its trap's
+    // 3 s and `exit 0` (a forced removal would SIGKILL it: exit 137).
+    for web in [&web1, &web2] {
+        let signals: Vec<&str> = of(web, "kill").iter().map(|e| e.signal.as_str()).collect();
+        assert_eq!(signals, ["15"], "{web} got SIGTERM alone: {timeline}");
+        let died: Vec<&str> = of(web, "die")
+            .iter()
+            .map(|e| e.exit_code.as_str())
+            .collect();
+        assert_eq!(died, ["0"], "{web} exited by its trap: {timeline}");
+    }
+    // `stubborn` ignores SIGTERM: SIGKILL at the end of its grace.
+    let signals: Vec<&str> = of(&stubborn, "kill")
+        .iter()
+        .map(|e| e.signal.as_str())
+        .collect();
+    assert_eq!(signals, ["15", "9"], "{stubborn}: {timeline}");
+    // Replicas and services go at once: every container had its stop signal before the first
+    // of them died (one after another, each would die before the next one's signal).
+    let last_signalled = names
+        .iter()
+        .map(|n| of(n, "kill")[0].at)
+        .max()
+        .expect("three containers");
+    let first_died = names
+        .iter()
+        .map(|n| of(n, "die")[0].at)
+        .min()
+        .expect("three containers");
+    assert!(
+        last_signalled < first_died,
+        "the containers were stopped one after another: {timeline}"
+    );
+    // And `stubborn` within its own 1 s grace, not Docker's 10 s: killed, and dead, while the
+    // web replicas, signalled at the same time, were still in their trap's 3 s.
+    let stubborn_died = of(&stubborn, "die")[0].at;
+    for web in [&web1, &web2] {
+        assert!(
+            of(&stubborn, "kill")[1].at < of(web, "die")[0].at
+                && stubborn_died < of(web, "die")[0].at,
+            "{stubborn} outlived {web}'s 3 s drain: not killed at the end of its 1 s grace: \
+             {timeline}"
+        );
+    }
 }

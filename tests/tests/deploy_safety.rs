@@ -6,7 +6,7 @@ use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 use gantry_tests::stack::Stack;
-use gantry_tests::{docker, unique, wait_for};
+use gantry_tests::{DockerEvent, EventWatch, docker, unique, wait_for};
 use gantry_tests::{kill_group, stderr, stdout};
 
 /// A one-service stack whose container needs `min_ready` to count as ready.
@@ -123,6 +123,11 @@ fn a_second_deploy_while_one_runs_exits_75_naming_the_holder_or_waits() {
     let text = stdout(&out) + &stderr(&out);
     assert!(text.contains("slow-1") && text.contains("pid"), "{text}");
 
+    // The first deploy still runs (its container proves itself for 6 s): the next one waits.
+    assert!(
+        first.try_wait().unwrap().is_none(),
+        "the first deploy ended before the --lock-wait deploy started"
+    );
     let out = stack.deploy(&["--var", "VERSION=2", "--lock-wait", "2m"]);
     assert_eq!(
         out.status.code(),
@@ -130,6 +135,27 @@ fn a_second_deploy_while_one_runs_exits_75_naming_the_holder_or_waits() {
         "waited for the lock, then deployed"
     );
     assert!(first.wait().unwrap().success());
+    // It began once the first had finished: its release starts no earlier than the first's
+    // ends (the ledger's times are whole seconds).
+    let out = stack.gantry(&["releases", &stack.name, "--output", "json"]);
+    let releases: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (second, first) = (&releases[0], &releases[1]);
+    assert_eq!(releases.as_array().map(Vec::len), Some(2), "{releases:#}");
+    assert_eq!(first["deploy_id"], "slow-1", "{releases:#}");
+    assert_eq!(first["outcome"], "succeeded", "{releases:#}");
+    assert_eq!(second["outcome"], "succeeded", "{releases:#}");
+    let (finished, started) = (
+        first["finished_at"]
+            .as_str()
+            .expect("the first release finished"),
+        second["started_at"]
+            .as_str()
+            .expect("the second release started"),
+    );
+    assert!(
+        finished <= started,
+        "the second deploy started at {started}, before the first finished at {finished}"
+    );
 }
 
 #[test]
@@ -304,24 +330,24 @@ fn kill_9_during_a_pull_then_deploy_again_converges() {
 /// The rollback of a deploy that added a service removes that service's container as the
 /// container itself says it stops (its stop signal, its grace period): the release rolled back
 /// to has no word on a service it lacks, and Docker's SIGTERM with 10 s would hold a PID 1 that
-/// ignores SIGTERM for the whole 10 s.
+/// ignores SIGTERM for the whole 10 s. `witness`, added by the same deploy and removed with
+/// `extra` at once, exits 4 s after its SIGTERM: `extra`'s SIGKILL coming before that exit is
+/// its 1 s grace, seen in Docker's event order (after 10 s it would come after).
 #[test]
 fn a_rollback_stops_the_new_service_of_the_failed_deploy_by_its_own_signal_and_grace() {
     let stack = app_stack("${IMAGE}", "1s");
     assert_eq!(stack.deploy(&[]).status.code(), Some(0));
-    // `extra` (a PID 1 `sleep`: it ignores SIGTERM and SIGUSR1 alike) is running before `app`
-    // fails, so the rollback has it to remove.
+    // `extra` (a PID 1 `sleep`: it ignores SIGTERM and SIGUSR1 alike) and `witness` are
+    // running before `app` fails, so the rollback has them to remove.
     stack.write(
-        "services:\n  app:\n    image: ${IMAGE}\n    command: [\"sh\", \"-c\", \"exit 3\"]\n    depends_on: [extra]\n    x-gantry: {min_ready: 1s}\n  extra:\n    image: ${IMAGE}\n    command: [\"sleep\", \"3600\"]\n    stop_signal: SIGUSR1\n    stop_grace_period: 1s\n    x-gantry: {min_ready: 0s}\n",
+        "services:\n  app:\n    image: ${IMAGE}\n    command: [\"sh\", \"-c\", \"exit 3\"]\n    depends_on: [extra, witness]\n    x-gantry: {min_ready: 1s}\n  extra:\n    image: ${IMAGE}\n    command: [\"sleep\", \"3600\"]\n    stop_signal: SIGUSR1\n    stop_grace_period: 1s\n    x-gantry: {min_ready: 0s}\n  witness:\n    image: ${IMAGE}\n    command: [\"sh\", \"-c\", \"trap 'sleep 4; exit 0' TERM; while true; do sleep 0.1; done\"]\n    stop_grace_period: 30s\n    x-gantry: {min_ready: 0s}\n",
     );
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        .to_string();
-    let t0 = std::time::Instant::now();
+    let (extra, witness) = (
+        format!("{}-extra-1", stack.name),
+        format!("{}-witness-1", stack.name),
+    );
+    let watch = EventWatch::start(&[&format!("label=com.docker.compose.project={}", stack.name)]);
     let out = stack.deploy(&[]);
-    let took = t0.elapsed();
     assert_eq!(out.status.code(), Some(2), "the failed deploy rolls back");
     assert!(
         stdout(&out).contains("extra: removing (not in the release rolled back to)"),
@@ -329,34 +355,50 @@ fn a_rollback_stops_the_new_service_of_the_failed_deploy_by_its_own_signal_and_g
         stdout(&out)
     );
     assert!(
-        names_like(&stack, "extra").is_empty(),
-        "the rollback removed extra"
+        names_like(&stack, "extra").is_empty() && names_like(&stack, "witness").is_empty(),
+        "the rollback removed extra and witness"
     );
-    let until = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 1)
-    .to_string();
-    let extra = format!("{}-extra-1", stack.name);
-    let events = docker(&[
-        "events",
-        "--since",
-        &since,
-        "--until",
-        &until,
-        "--filter",
-        &format!("container={extra}"),
-        "--filter",
-        "event=kill",
-        "--format",
-        "{{.Actor.Attributes.signal}}",
-    ]);
-    let signals: Vec<String> = stdout(&events).lines().map(str::to_owned).collect();
-    // SIGUSR1 (10), then SIGKILL (9) once its 1 s grace is over.
-    assert_eq!(signals, ["10", "9"], "kill events of {extra}");
+    // Both are gone: their events are Docker's to send now.
+    let dead = |e: &DockerEvent, name: &str| e.name == name && e.action == "die";
+    watch.wait_for("both deaths", Duration::from_secs(10), |events| {
+        (events.iter().any(|e| dead(e, &extra)) && events.iter().any(|e| dead(e, &witness)))
+            .then_some(())
+    });
+    let events = watch.stop();
+    let timeline = events
+        .iter()
+        .filter(|e| matches!(e.action.as_str(), "kill" | "die"))
+        .map(|e| format!("{} {} {}{}", e.name, e.action, e.signal, e.exit_code))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let kills = |name: &str| -> Vec<&DockerEvent> {
+        events
+            .iter()
+            .filter(|e| e.name == name && e.action == "kill")
+            .collect()
+    };
+    let signals: Vec<&str> = kills(&extra).iter().map(|e| e.signal.as_str()).collect();
+    // SIGUSR1 (10), then SIGKILL (9) once its grace is over.
+    assert_eq!(signals, ["10", "9"], "kill events of {extra}: {timeline}");
+    let signals: Vec<&str> = kills(&witness).iter().map(|e| e.signal.as_str()).collect();
+    assert_eq!(signals, ["15"], "kill events of {witness}: {timeline}");
+    let witness_exit = events
+        .iter()
+        .find(|e| dead(e, &witness))
+        .expect("witness died");
+    assert_eq!(
+        witness_exit.exit_code, "0",
+        "witness exited by its trap: {timeline}"
+    );
+    // The two leave at once (the witness had its SIGTERM before extra's SIGKILL), and extra's
+    // SIGKILL came while the witness was still in its trap's 4 s: its grace was its own 1 s.
+    let (witness_term, extra_kill) = (kills(&witness)[0].at, kills(&extra)[1].at);
     assert!(
-        took < Duration::from_secs(10),
-        "the rollback waited {took:?}: Docker's 10 s instead of extra's 1 s grace"
+        witness_term < extra_kill,
+        "the rollback did not remove {extra} and {witness} at once: {timeline}"
+    );
+    assert!(
+        extra_kill < witness_exit.at,
+        "{extra} was not killed at the end of its own 1 s grace: {timeline}"
     );
 }
