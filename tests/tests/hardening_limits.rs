@@ -4,7 +4,7 @@
 
 use std::io::Read as _;
 use std::net::TcpListener;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gantry_tests::stack::Stack;
 use gantry_tests::{stderr, stdout};
@@ -32,16 +32,13 @@ fn timeout_cuts_a_stalled_pull_and_frees_the_stack() {
     let stack = Stack::with_file(&format!(
         "services:\n  app:\n    image: 127.0.0.1:{port}/gantry-test/never:1\n    command: [\"sleep\", \"3600\"]\n"
     ));
-    let t0 = Instant::now();
     let out = stack.deploy(&["--timeout", "4s"]);
-    let took = t0.elapsed();
     let text = format!("{}{}", stdout(&out), stderr(&out));
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
         text.contains("did not finish within 4s (--timeout)"),
         "{text}"
     );
-    assert!(took < Duration::from_secs(30), "took {took:?}");
     // Nothing holds the stack: the next deploy gets its lock at once (no 75) and is cut too.
     let out = stack.deploy(&["--timeout", "2s"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -55,12 +52,9 @@ fn a_compose_file_that_is_a_fifo_is_refused_at_once() {
     std::fs::remove_file(&file).unwrap();
     let made = std::process::Command::new("mkfifo").arg(&file).status();
     assert!(made.is_ok_and(|s| s.success()), "mkfifo");
-    let t0 = Instant::now();
+    // Nothing ever opens the FIFO to write: a loader that read it would wait for a writer
+    // that never comes, so the exit and its message prove it was refused, not read.
     let out = stack.gantry(&["plan", &stack.name, "-f", file.to_str().unwrap()]);
-    assert!(
-        t0.elapsed() < Duration::from_secs(10),
-        "the loader waited on the FIFO"
-    );
     assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
