@@ -8,7 +8,7 @@
 //!
 //! Design: nothing is written before the whole bundle is fetched, verified and read: a bundle
 //! with an entry Gantry refuses (absolute path, `..`, link, device, FIFO, too deep, too many
-//! files, too large once unpacked, a file that is also the directory of another) changes
+//! files, too large once unpacked (headers, long names and PAX records included), a file that is also the directory of another) changes
 //! nothing. Then, still before any write, where each file goes is checked against the disk: a
 //! directory the previous bundle installed that is now a file (or a file that is now a
 //! directory) is cleared of the previous bundle's files first; anything else in the way (a
@@ -18,7 +18,7 @@
 //! manifest (`.gantry-bundle.json`) lists what the last bundle installed, so files a newer
 //! bundle no longer carries are removed while files the bundle never owned (the env file
 //! `gantry-secrets` renders beside compose.yaml) are left alone. Installing the same bundle
-//! again writes nothing.
+//! again writes nothing. [`pack`] refuses what hosts would refuse, before anything is uploaded.
 //!
 //! Limits: S3 only (`s3://bucket/key`, the instance's credentials and region, or
 //! `AWS_ENDPOINT_URL`); gzip-compressed tar only; 64 MiB fetched, 256 MiB unpacked, 2,000 entries.
@@ -39,6 +39,11 @@ pub const MAX_UNPACKED: u64 = 256 * 1024 * 1024;
 pub const MAX_ENTRIES: usize = 2_000;
 /// The manifest of what the last bundle installed, in the stack's directory.
 pub const MANIFEST: &str = ".gantry-bundle.json";
+
+/// Whether the relative path `path` is the manifest or under a directory of its name.
+fn is_manifest_path(path: &str) -> bool {
+    path == MANIFEST || path.starts_with(&format!("{MANIFEST}/"))
+}
 
 /// Why a bundle was not installed. Nothing was written unless the variant says so.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +83,11 @@ pub enum BundleError {
     },
     #[error("{}: {message}", path.display())]
     Write { path: PathBuf, message: String },
+    #[error(
+        "{}: {reason}; hosts refuse such a bundle, nothing uploaded",
+        path.display()
+    )]
+    Pack { path: PathBuf, reason: String },
 }
 
 /// An `s3://bucket/key` location.
@@ -179,21 +189,36 @@ mod tests;
 
 /// Packs the files under `dir` (regular files and directories; links and the like are
 /// refused) into a gzip tar that is the same bytes for the same files: sorted, owner 0,
-/// mtime 0, modes as they are. Returns the bytes and their SHA-256.
+/// mtime 0, modes as they are. Returns the bytes and their SHA-256. What hosts would refuse
+/// is refused here, before anything is uploaded, naming the path ([`BundleError::Pack`]): the
+/// manifest's name at the top, a path more than 8 directories deep, more than
+/// [`MAX_ENTRIES`] files, more than [`MAX_UNPACKED`] bytes of files, more than [`MAX_BUNDLE`]
+/// bytes packed.
 pub fn pack(dir: &Path) -> Result<(Vec<u8>, Sha256Hex), BundleError> {
     use sha2::Digest as _;
     let err = |path: &Path, message: String| BundleError::Write {
         path: path.to_path_buf(),
         message,
     };
+    let refuse = |path: &Path, reason: String| BundleError::Pack {
+        path: path.to_path_buf(),
+        reason,
+    };
     let mut files = Vec::new();
-    collect(dir, dir, &mut files).map_err(|e| err(dir, e))?;
+    let mut total = 0;
+    collect(dir, dir, &mut files, &mut total)?;
     files.sort();
     let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     let mut tar = tar::Builder::new(gz);
+    let mut total = 0u64;
     for rel in &files {
         let path = dir.join(rel);
         let contents = std::fs::read(&path).map_err(|e| err(&path, e.to_string()))?;
+        // Again with what was read: a file may have grown since it was listed.
+        total += contents.len() as u64;
+        if total > MAX_UNPACKED {
+            return Err(refuse(&path, too_large_unpacked()));
+        }
         let mode = {
             use std::os::unix::fs::PermissionsExt as _;
             std::fs::metadata(&path)
@@ -216,33 +241,71 @@ pub fn pack(dir: &Path) -> Result<(Vec<u8>, Sha256Hex), BundleError> {
         .into_inner()
         .and_then(|gz| gz.finish())
         .map_err(|e| err(dir, e.to_string()))?;
+    if bytes.len() as u64 > MAX_BUNDLE {
+        return Err(refuse(
+            dir,
+            format!(
+                "packs to {} bytes, more than the {MAX_BUNDLE} hosts fetch",
+                bytes.len()
+            ),
+        ));
+    }
     let sum = Sha256Hex(hex::encode(sha2::Sha256::digest(&bytes)));
     Ok((bytes, sum))
 }
 
-fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), String> {
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+fn too_large_unpacked() -> String {
+    format!("the bundle unpacks to more than {MAX_UNPACKED} bytes with this file")
+}
+
+/// Lists the files under `dir` (relative to `root`) into `out`, adding their sizes to `total`,
+/// refusing what hosts would.
+fn collect(
+    root: &Path,
+    dir: &Path,
+    out: &mut Vec<String>,
+    total: &mut u64,
+) -> Result<(), BundleError> {
+    let err = |path: &Path, e: std::io::Error| BundleError::Write {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let refuse = |path: &Path, reason: String| BundleError::Pack {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let entries = std::fs::read_dir(dir).map_err(|e| err(dir, e))?;
     for entry in entries {
-        let entry = entry.map_err(|e| e.to_string())?;
+        let entry = entry.map_err(|e| err(dir, e))?;
         let path = entry.path();
-        let kind = entry.file_type().map_err(|e| e.to_string())?;
+        let kind = entry.file_type().map_err(|e| err(&path, e))?;
         if kind.is_dir() {
-            collect(root, &path, out)?;
+            collect(root, &path, out, total)?;
         } else if kind.is_file() {
-            let rel = path
-                .strip_prefix(root)
-                .map_err(|e| e.to_string())?
-                .to_str()
-                .ok_or_else(|| format!("{}: not UTF-8", path.display()))?
-                .to_owned();
+            let rel = path.strip_prefix(root).unwrap_or(&path);
+            let rel = match unpack::relative_path(rel) {
+                Ok(Some(rel)) => rel,
+                Ok(None) => continue,
+                Err(reason) => return Err(refuse(&path, reason.into())),
+            };
+            if is_manifest_path(&rel) {
+                return Err(refuse(
+                    &path,
+                    "this name is Gantry's own manifest on hosts (a stack's installed files, not its source, hold it)".into(),
+                ));
+            }
             if out.len() >= MAX_ENTRIES {
-                return Err(format!("more than {MAX_ENTRIES} files"));
+                return Err(refuse(root, format!("more than {MAX_ENTRIES} files")));
+            }
+            *total += entry.metadata().map_err(|e| err(&path, e))?.len();
+            if *total > MAX_UNPACKED {
+                return Err(refuse(&path, too_large_unpacked()));
             }
             out.push(rel);
         } else {
-            return Err(format!(
-                "{}: not a regular file or directory (bundles carry no links or devices)",
-                path.display()
+            return Err(refuse(
+                &path,
+                "not a regular file or directory (bundles carry no links or devices)".into(),
             ));
         }
     }

@@ -306,3 +306,142 @@ fn install_removes_temp_files_a_killed_fetch_left() {
         "a file the bundle does not own is not its to remove"
     );
 }
+
+/// `git archive --format=tar.gz` starts with a PAX global header (the commit id): metadata
+/// only, skipped.
+#[test]
+fn a_pax_global_header_is_skipped() {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut b = tar::Builder::new(gz);
+    let record = format!("52 comment={}\n", "a".repeat(40));
+    assert_eq!(record.len(), 52);
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::XGlobalHeader);
+    h.set_path("pax_global_header").unwrap();
+    h.set_size(record.len() as u64);
+    h.set_mode(0o666);
+    h.set_cksum();
+    b.append(&h, record.as_bytes()).unwrap();
+    let mut h = tar::Header::new_ustar();
+    h.set_path("compose.yaml").unwrap();
+    h.set_size(3);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append(&h, &b"x:\n"[..]).unwrap();
+    let bytes = b.into_inner().unwrap().finish().unwrap();
+    let files = read_bundle("s3://b/k", &bytes).unwrap();
+    let names: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(names, ["compose.yaml"]);
+}
+
+/// A raw tar entry of `kind` named `name` holding `data`, then `compose.yaml`.
+fn with_extension(kind: tar::EntryType, name: &str, data: &[u8]) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut b = tar::Builder::new(gz);
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append(&h, data).unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_path("compose.yaml").unwrap();
+    h.set_size(3);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append(&h, &b"x:\n"[..]).unwrap();
+    b.into_inner().unwrap().finish().unwrap()
+}
+
+/// GNU long names and links and PAX records are read by the tar reader itself, into memory:
+/// what it decompresses is bounded as a whole, not only the files' contents.
+#[test]
+fn long_names_and_pax_records_count_toward_the_unpacked_limit() {
+    let limits = unpack::Limits {
+        unpacked: 1 << 20,
+        decompressed: 2 << 20,
+    };
+    let huge = vec![b'a'; 3 << 20];
+    let mut pax = format!("{} comment=", 3 << 20).into_bytes();
+    pax.resize((3 << 20) - 1, b'a');
+    pax.push(b'\n');
+    for (kind, name, data) in [
+        (tar::EntryType::GNULongName, "././@LongLink", &huge),
+        (tar::EntryType::GNULongLink, "././@LongLink", &huge),
+        (tar::EntryType::XHeader, "PaxHeader/compose.yaml", &pax),
+    ] {
+        let err =
+            unpack::read_within("s3://b/k", &with_extension(kind, name, data), limits).unwrap_err();
+        assert!(
+            err.to_string().contains("unpacks to more than"),
+            "{kind:?}: {err}"
+        );
+    }
+    // Small ones are fine within the same limits.
+    let ok = with_extension(tar::EntryType::XHeader, "PaxHeader/x", b"12 uid=1000\n");
+    assert_eq!(
+        unpack::read_within("s3://b/k", &ok, limits).unwrap().len(),
+        1
+    );
+    // The limits hosts use.
+    assert_eq!(unpack::Limits::HOST.unpacked, MAX_UNPACKED);
+    const {
+        assert!(unpack::Limits::HOST.decompressed > MAX_UNPACKED);
+        assert!(unpack::Limits::HOST.decompressed <= MAX_UNPACKED + (16 << 20));
+    }
+}
+
+#[test]
+fn a_directory_entry_with_contents_is_refused() {
+    let bytes = with_extension(tar::EntryType::Directory, "conf/", b"hidden data");
+    let err = read_bundle("s3://b/k", &bytes).unwrap_err().to_string();
+    assert!(err.contains("conf") && err.contains("directory"), "{err}");
+}
+
+/// What hosts refuse is refused when packing, before anything is uploaded, naming the path.
+#[test]
+fn pack_refuses_what_hosts_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::write(root.join("compose.yaml"), "services: {}\n").unwrap();
+
+    std::fs::write(root.join(MANIFEST), "{}").unwrap();
+    let err = pack(root).unwrap_err().to_string();
+    assert!(
+        err.contains(MANIFEST) && err.contains("nothing uploaded"),
+        "{err}"
+    );
+    std::fs::remove_file(root.join(MANIFEST)).unwrap();
+
+    let deep = root.join("a/b/c/d/e/f/g/h");
+    std::fs::create_dir_all(&deep).unwrap();
+    std::fs::write(deep.join("i"), "x").unwrap();
+    let err = pack(root).unwrap_err().to_string();
+    assert!(
+        err.contains("a/b/c/d/e/f/g/h/i") && err.contains("deep"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(root.join("a")).unwrap();
+
+    // Sparse: no disk used, and refused before it is read.
+    let big = std::fs::File::create(root.join("big.bin")).unwrap();
+    big.set_len(MAX_UNPACKED + 1).unwrap();
+    let err = pack(root).unwrap_err().to_string();
+    assert!(
+        err.contains("big.bin") && err.contains("unpacks to more than"),
+        "{err}"
+    );
+    std::fs::remove_file(root.join("big.bin")).unwrap();
+
+    let many = root.join("many");
+    std::fs::create_dir(&many).unwrap();
+    for i in 0..MAX_ENTRIES {
+        std::fs::write(many.join(i.to_string()), "").unwrap();
+    }
+    let err = pack(root).unwrap_err().to_string();
+    assert!(err.contains("more than 2000"), "{err}");
+    std::fs::remove_dir_all(&many).unwrap();
+
+    pack(root).unwrap();
+}
