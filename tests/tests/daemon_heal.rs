@@ -91,11 +91,18 @@ fn unhealthy_is_restarted_in_time_and_a_hopeless_one_gets_exactly_its_budget() {
     assert!(d.log().contains("giving up"), "the give-up is logged");
 
     // A daemon restart (systemd after a crash, an upgrade) keeps the spent budget: the resync
-    // sees stuck still unhealthy and leaves it alone.
+    // sees stuck still unhealthy and leaves it alone. Checked once that resync is over (web's
+    // death, handled after it, is the marker): no restart of stuck begun, and its track (what
+    // a heal decides by) still given up with its 3 restarts.
     d.stop();
     d.spawn();
     d.wait_ready();
-    std::thread::sleep(Duration::from_secs(5));
+    let log = past_first_resync(&d, &web);
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("restarting it") && l.contains(&format!("container={stuck} "))),
+        "the restarted daemon restarts stuck:\n{log}"
+    );
     assert_eq!(
         inspect(&stuck, "{{.State.StartedAt}}"),
         after,
@@ -113,4 +120,43 @@ fn container_status(d: &Daemon, stack: &str, name: &str) -> Option<serde_json::V
         .iter()
         .find(|c| c["name"] == name)
         .cloned()
+}
+
+/// This start's part of the daemon's log.
+fn this_start(d: &Daemon) -> String {
+    d.log()
+        .rsplit("--- restart ---\n")
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Waits until the supervisor of the daemon's current start has compared every stack with its
+/// release, and returns this start's log up to then. Proof by order, not by the clock: the
+/// supervisor fixes where its Docker event stream begins, says so (`docker_connected` in
+/// `status`), compares every stack (and decides a heal of each unhealthy container), and only
+/// then handles events, logging each; so once it logged the death of `container` (a supervised
+/// container, killed here after `docker_connected`), that resync is over. (A kill, not a stop:
+/// a death alone asks for no reconcile.)
+fn past_first_resync(d: &Daemon, container: &str) -> String {
+    wait_for(
+        "the supervisor to follow Docker's events",
+        Duration::from_secs(60),
+        || {
+            let out = d.command(&["status", "--output", "json"]).output().ok()?;
+            let s: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            (s["daemon"]["docker_connected"] == true).then_some(())
+        },
+    );
+    let out = docker(&["kill", container]);
+    assert!(out.status.success(), "docker kill {container}: {out:?}");
+    let handled = format!("container={container} action=Die");
+    wait_for(
+        &format!("the supervisor to handle the death of {container}"),
+        Duration::from_secs(60),
+        || {
+            let log = this_start(d);
+            log.find(&handled).map(|at| log[..at].to_owned())
+        },
+    )
 }
