@@ -8,28 +8,34 @@
 //!
 //! Design: nothing is written before the whole bundle is fetched, verified and read: a bundle
 //! with an entry Gantry refuses (absolute path, `..`, link, device, FIFO, too deep, too many
-//! files, too large once unpacked (headers, long names and PAX records included), a file that is also the directory of another) changes
-//! nothing. Then, still before any write, where each file goes is checked against the disk: a
-//! directory the previous bundle installed that is now a file (or a file that is now a
-//! directory) is cleared of the previous bundle's files first; anything else in the way (a
-//! file no bundle installed) is refused naming it ([`BundleError::InTheWay`], exit 65) and
-//! nothing is written or removed. Files are then written one by one atomically (temp file,
-//! fsync, rename), only where their content changed, with modes cut to 0750 at most; a
-//! manifest (`.gantry-bundle.json`) lists what the last bundle installed, so files a newer
+//! files, too large once unpacked, headers and long names included, a file that is also the
+//! directory of another) changes nothing ([`read_bundle`]). [`install`] runs under the
+//! stack's lock (`fetch-bundle` takes it, as deploys do), and checks where each file goes
+//! against the disk before any write: a directory the previous bundle installed that is now a
+//! file (or a file that is now a directory) is cleared of the previous bundle's files first;
+//! anything else in the way (a file no bundle installed, such as a hand-made `.env`, unless it
+//! holds exactly the bundle's bytes; a link) is refused naming it ([`BundleError::InTheWay`],
+//! exit 65) and nothing is written or removed. Files are then written one by one atomically
+//! (temp file, fsync, rename), only where their content changed, with modes cut to 0750 at
+//! most; a manifest (`.gantry-bundle.json`) lists what bundles installed, so files a newer
 //! bundle no longer carries are removed while files the bundle never owned (the env file
-//! `gantry-secrets` renders beside compose.yaml) are left alone. Installing the same bundle
-//! again writes nothing. [`pack`] refuses what hosts would refuse, before anything is uploaded.
+//! `gantry-secrets` renders beside compose.yaml) are left alone. The manifest is written
+//! before the first change too, listing the previous files and the new ones, so an install
+//! cut short leaves no file it wrote unowned ([`BundleError::Interrupted`]). Installing the
+//! same bundle again writes nothing. [`pack`] refuses what hosts would refuse.
 //!
 //! Limits: S3 only (`s3://bucket/key`, the instance's credentials and region, or
 //! `AWS_ENDPOINT_URL`); gzip-compressed tar only; 64 MiB fetched, 256 MiB unpacked, 2,000 entries.
 
+mod install;
 mod s3;
 mod unpack;
 
 use std::path::{Path, PathBuf};
 
+pub use install::{Installed, install};
 pub use s3::S3Source;
-pub use unpack::{BundleFile, Installed, install, read_bundle};
+pub use unpack::{BundleFile, read_bundle};
 
 /// Largest bundle fetched.
 pub const MAX_BUNDLE: u64 = 64 * 1024 * 1024;
@@ -73,7 +79,7 @@ pub enum BundleError {
     #[error("{url}: not a gzip-compressed tar: {message}; nothing installed")]
     Format { url: String, message: String },
     #[error(
-        "{}: in the way of the bundle's `{entry}`: {reason}; nothing installed (hint: move it out of the stack's directory, then fetch the bundle again)",
+        "{}: in the way of the bundle's `{entry}`: {reason}; nothing installed (hint: move it out of the stack's directory, or remove it to let the bundle install and own its own, then fetch the bundle again)",
         path.display()
     )]
     InTheWay {
@@ -83,11 +89,38 @@ pub enum BundleError {
     },
     #[error("{}: {message}", path.display())]
     Write { path: PathBuf, message: String },
+    /// Written in part: the manifest lists every file the install may have written.
+    #[error(
+        "{}: {message}; the install stopped part-way ({}); the stack's manifest lists every file it may have written (hint: fix the cause, then run fetch-bundle again with the same bundle: it completes the install)",
+        path.display(),
+        changed_summary(changed)
+    )]
+    Interrupted {
+        path: PathBuf,
+        message: String,
+        changed: Vec<String>,
+    },
     #[error(
         "{}: {reason}; hosts refuse such a bundle, nothing uploaded",
         path.display()
     )]
     Pack { path: PathBuf, reason: String },
+}
+
+/// "already changed: a, b" for [`BundleError::Interrupted`], the first 10 named.
+fn changed_summary(changed: &[String]) -> String {
+    const SHOWN: usize = 10;
+    if changed.is_empty() {
+        return "no file changed yet".into();
+    }
+    let mut text = format!(
+        "already changed: {}",
+        changed[..changed.len().min(SHOWN)].join(", ")
+    );
+    if changed.len() > SHOWN {
+        text.push_str(&format!(" and {} more", changed.len() - SHOWN));
+    }
+    text
 }
 
 /// An `s3://bucket/key` location.

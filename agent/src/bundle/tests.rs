@@ -307,6 +307,181 @@ fn install_removes_temp_files_a_killed_fetch_left() {
     );
 }
 
+/// The manifest on disk, as (sha256, files).
+fn manifest_of(stack: &std::path::Path) -> (String, Vec<String>) {
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(stack.join(MANIFEST)).unwrap()).unwrap();
+    let files = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap().to_owned())
+        .collect();
+    (v["sha256"].as_str().unwrap().to_owned(), files)
+}
+
+/// A file no bundle installed where the bundle puts one of its own (an `.env` made by hand,
+/// the `secrets.env` gantry-secrets renders, a link) is not silently taken over, and so never
+/// removed later by a bundle that lacks it: refused, nothing written. A byte-identical regular
+/// file is adopted: the bundle owns it from then on.
+#[test]
+fn a_file_no_bundle_installed_is_not_taken_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = dir.path().join("shop");
+    std::fs::create_dir(&stack).unwrap();
+    let read = |entries: &[(&str, u32, &[u8], tar::EntryType)]| {
+        read_bundle("s3://b/k", &bundle(entries)).unwrap()
+    };
+    let compose = file("compose.yaml", b"services: {a: {image: x}}\n");
+
+    // First bundle into a stack made by hand: its `.env` holds the operator's secrets.
+    std::fs::write(stack.join(".env"), "DB_PASSWORD=hand\n").unwrap();
+    let v1 = read(&[compose, file(".env", b"DB_PASSWORD=ci\n")]);
+    let err = install(&v1, &stack, "s1").unwrap_err();
+    assert!(matches!(err, BundleError::InTheWay { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains(".env") && text.contains("nothing installed") && text.contains("remove it"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("DB_PASSWORD"),
+        "no content in errors: {text}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(stack.join(".env")).unwrap(),
+        "DB_PASSWORD=hand\n"
+    );
+    assert!(!stack.join("compose.yaml").exists(), "nothing written");
+    assert!(!stack.join(MANIFEST).exists(), "nothing written");
+
+    // The operator lets the bundle own it by removing it: installed, owned.
+    std::fs::remove_file(stack.join(".env")).unwrap();
+    install(&v1, &stack, "s1").unwrap();
+
+    // A file rendered beside the bundle's after it was installed is not the bundle's either.
+    std::fs::write(stack.join("secrets.env"), "TOKEN=rendered\n").unwrap();
+    let v2 = read(&[compose, file("secrets.env", b"TOKEN=ci\n")]);
+    let err = install(&v2, &stack, "s2").unwrap_err();
+    assert!(matches!(err, BundleError::InTheWay { .. }), "{err:?}");
+    assert!(err.to_string().contains("secrets.env"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(stack.join("secrets.env")).unwrap(),
+        "TOKEN=rendered\n"
+    );
+    assert!(stack.join(".env").exists(), "nothing removed");
+    assert_eq!(manifest_of(&stack).0, "s1");
+
+    // A link is in the way, never followed nor replaced, even to identical contents.
+    let outside = dir.path().join("outside.yaml");
+    std::fs::write(&outside, "services: {a: {image: x}}\n").unwrap();
+    std::os::unix::fs::symlink(&outside, stack.join("local.yaml")).unwrap();
+    let v3 = read(&[compose, file("local.yaml", b"services: {a: {image: x}}\n")]);
+    let err = install(&v3, &stack, "s3").unwrap_err();
+    assert!(matches!(err, BundleError::InTheWay { .. }), "{err:?}");
+    assert!(err.to_string().contains("local.yaml"), "{err}");
+    assert!(
+        std::fs::symlink_metadata(stack.join("local.yaml"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(manifest_of(&stack).0, "s1");
+    std::fs::remove_file(stack.join("local.yaml")).unwrap();
+
+    // A byte-identical file is adopted: owned from now on, removed by a bundle without it.
+    std::fs::write(stack.join("secrets.env"), "TOKEN=ci\n").unwrap();
+    install(&v2, &stack, "s2").unwrap();
+    assert!(manifest_of(&stack).1.contains(&"secrets.env".to_string()));
+    let v4 = read(&[compose]);
+    let done = install(&v4, &stack, "s4").unwrap();
+    assert_eq!(done.removed, vec!["secrets.env".to_string()]);
+}
+
+/// An install that fails part-way (here: a name too long for its temp file, as ENOSPC or EIO
+/// would) has already recorded every file it may write in the manifest, so a later bundle
+/// still owns and removes what it wrote; the error says the install stopped part-way and that
+/// fetching again completes it.
+#[test]
+fn an_install_cut_short_leaves_no_file_unowned() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = dir.path().join("shop");
+    let f = |path: &str, contents: &[u8]| unpack::BundleFile {
+        path: path.to_owned(),
+        mode: 0o640,
+        contents: contents.to_vec(),
+    };
+    install(
+        &[f("compose.yaml", b"a\n"), f("old.conf", b"o\n")],
+        &stack,
+        "s1",
+    )
+    .unwrap();
+    // 250 bytes: a valid name, but `.<name>.tmp.<pid>.<n>` is over NAME_MAX.
+    let long = "z".repeat(250);
+    let v2 = [
+        f("a.conf", b"new\n"),
+        f("compose.yaml", b"b\n"),
+        f(&long, b"x\n"),
+    ];
+    let err = install(&v2, &stack, "s2").unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, BundleError::Interrupted { .. }), "{err:?}");
+    assert!(
+        text.contains("a.conf")
+            && text.contains("compose.yaml")
+            && text.contains("fetch-bundle again"),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(stack.join("a.conf")).unwrap(),
+        "new\n",
+        "written before the failure"
+    );
+    let (_, owned) = manifest_of(&stack);
+    for p in ["a.conf", "compose.yaml", "old.conf", long.as_str()] {
+        assert!(owned.iter().any(|o| o == p), "{p} not in {owned:?}");
+    }
+    // A later bundle without a.conf removes it: it was the bundle's.
+    let done = install(&[f("compose.yaml", b"c\n")], &stack, "s3").unwrap();
+    let mut removed = done.removed.clone();
+    removed.sort();
+    assert_eq!(removed, ["a.conf", "old.conf"]);
+    assert_eq!(
+        manifest_of(&stack),
+        ("s3".into(), vec!["compose.yaml".into()])
+    );
+}
+
+/// A temp file a killed write left (it may hold the stack's `.env`) is removed even when the
+/// next bundle no longer carries that file.
+#[test]
+fn temp_files_of_files_the_last_bundle_owned_are_removed_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = dir.path().join("shop");
+    let compose = file("compose.yaml", b"services: {a: {image: x}}\n");
+    let v1 = read_bundle(
+        "s3://b/k",
+        &bundle(&[
+            compose,
+            file(".env", b"DB_PASSWORD=secret\n"),
+            file("conf/app.ini", b"x=1\n"),
+        ]),
+    )
+    .unwrap();
+    install(&v1, &stack, "s1").unwrap();
+    // Above any pid_max: no process has this pid.
+    let left = stack.join("..env.tmp.4194305.0");
+    std::fs::write(&left, "DB_PASSWORD=secret\n").unwrap();
+    let nested = stack.join("conf/.app.ini.tmp.4194305.3");
+    std::fs::write(&nested, "x=1\n").unwrap();
+    let v2 = read_bundle("s3://b/k", &bundle(&[compose])).unwrap();
+    install(&v2, &stack, "s2").unwrap();
+    assert!(!left.exists(), "leftover of a file the last bundle owned");
+    assert!(!nested.exists(), "leftover of a file the last bundle owned");
+    assert!(!stack.join(".env").exists());
+}
+
 /// `git archive --format=tar.gz` starts with a PAX global header (the commit id): metadata
 /// only, skipped.
 #[test]

@@ -1,5 +1,4 @@
-//! Reading a bundle (gzip tar) into memory with every entry checked, and installing its files
-//! into a stack's directory with a manifest.
+//! Reading a bundle (gzip tar) into memory with every entry checked.
 //!
 //! A path is a file or a directory, never both: a bundle holding a file `a` and a file `a/b`
 //! is refused when read. What the tar reader takes in by itself (GNU long names and links, PAX
@@ -7,23 +6,14 @@
 //! from the gzip stream counts, so no entry of any kind makes the reader hold more than
 //! [`Limits::decompressed`]. A PAX global header (`git archive` writes one) is metadata and
 //! skipped.
-//!
-//! Before the first write, [`install`] checks where each file goes against the disk: a
-//! directory of the previous bundle that is now a file (or the reverse) is cleared first, its
-//! files removed, when the previous manifest lists every file in it; anything else in the way
-//! (a file no bundle installed) is refused naming it, nothing written or removed
-//! (`fetch-bundle` exits 65): the bundle never removes what it does not own.
 
 use std::cell::Cell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Component, Path};
 use std::rc::Rc;
 
-use gantry_common::fsx::{Owner, write_atomic};
-use serde::{Deserialize, Serialize};
-
-use super::{BundleError, MANIFEST, MAX_ENTRIES, MAX_UNPACKED, is_manifest_path};
+use super::{BundleError, MAX_ENTRIES, MAX_UNPACKED, is_manifest_path};
 
 /// Deepest path in a bundle.
 pub(super) const MAX_DEPTH: usize = 8;
@@ -38,21 +28,6 @@ pub struct BundleFile {
     pub path: String,
     pub mode: u32,
     pub contents: Vec<u8>,
-}
-
-/// What [`install`] did, by relative path.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Installed {
-    pub written: Vec<String>,
-    pub unchanged: Vec<String>,
-    pub removed: Vec<String>,
-}
-
-#[derive(Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Manifest {
-    sha256: String,
-    files: BTreeSet<String>,
 }
 
 /// How much reading one bundle may take.
@@ -246,240 +221,4 @@ pub(super) fn relative_path(path: &Path) -> Result<Option<String>, &'static str>
         return Err("a path more than 8 directories deep");
     }
     Ok((!parts.is_empty()).then(|| parts.join("/")))
-}
-
-/// Installs `files` into `dir` (created 0750 if missing): writes what changed, removes what
-/// the previous bundle installed and this one does not carry, then records the manifest.
-/// Run as root, what it creates takes the group of the nearest directory above that exists
-/// (`/etc/gantry/stacks` is root:gantry: members of `gantry` read the stack's files, as they
-/// do a stack made by hand).
-pub fn install(files: &[BundleFile], dir: &Path, sha256: &str) -> Result<Installed, BundleError> {
-    let write_err = |path: &Path, message: String| BundleError::Write {
-        path: path.to_path_buf(),
-        message,
-    };
-    let owner = Owner {
-        uid: None,
-        gid: inherited_group(dir),
-    };
-    create_dir(dir, owner).map_err(|e| write_err(dir, e.to_string()))?;
-    let manifest_path = dir.join(MANIFEST);
-    let previous: Manifest = match std::fs::read(&manifest_path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-            write_err(
-                &manifest_path,
-                format!("unreadable manifest: {e} (hint: remove it; the next bundle rewrites every file)"),
-            )
-        })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Manifest::default(),
-        Err(e) => return Err(write_err(&manifest_path, e.to_string())),
-    };
-    // What the previous bundle installed in the way of this one goes first; what no bundle
-    // installed there is refused before anything is written.
-    let clearing = clear_the_way(files, dir, &previous.files)?;
-    let mut done = Installed::default();
-    for gone in &clearing.files {
-        let path = dir.join(gone);
-        match std::fs::remove_file(&path) {
-            Ok(()) => done.removed.push(gone.clone()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(write_err(&path, e.to_string())),
-        }
-    }
-    for d in &clearing.dirs {
-        match std::fs::remove_dir(d) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(write_err(d, e.to_string())),
-        }
-    }
-    for f in files {
-        let path = dir.join(&f.path);
-        if let Some(parent) = path.parent() {
-            create_dir(parent, owner).map_err(|e| write_err(parent, e.to_string()))?;
-        }
-        let same = std::fs::read(&path).is_ok_and(|old| old == f.contents)
-            && std::fs::metadata(&path).is_ok_and(|m| {
-                use std::os::unix::fs::MetadataExt as _;
-                m.mode() & 0o7777 == f.mode && owner.gid.is_none_or(|g| g == m.gid())
-            });
-        // A fetch-bundle killed mid-write (an SSM timeout) left a temp file that may hold
-        // the stack's `.env`.
-        gantry_common::fsx::remove_leftover_temps_of(&path)
-            .map_err(|e| write_err(&path, e.to_string()))?;
-        if same {
-            done.unchanged.push(f.path.clone());
-            continue;
-        }
-        write_atomic(&path, &f.contents, f.mode, owner)
-            .map_err(|e| write_err(&path, e.to_string()))?;
-        done.written.push(f.path.clone());
-    }
-    let now: BTreeSet<String> = files.iter().map(|f| f.path.clone()).collect();
-    for gone in previous.files.difference(&now) {
-        if clearing.files.contains(gone) {
-            continue; // removed above; its directory may be a file now
-        }
-        let path = dir.join(gone);
-        match std::fs::remove_file(&path) {
-            Ok(()) => done.removed.push(gone.clone()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(write_err(&path, e.to_string())),
-        }
-    }
-    if previous.sha256 != sha256 || previous.files != now {
-        let manifest = Manifest {
-            sha256: sha256.to_owned(),
-            files: now,
-        };
-        let text = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
-        gantry_common::fsx::remove_leftover_temps_of(&manifest_path)
-            .map_err(|e| write_err(&manifest_path, e.to_string()))?;
-        write_atomic(&manifest_path, &text, 0o640, owner)
-            .map_err(|e| write_err(&manifest_path, e.to_string()))?;
-    }
-    Ok(done)
-}
-
-/// What stands where a bundle writes and the previous bundle installed: its files (relative
-/// paths), removed before any write, and the directories they leave empty, deepest first.
-#[derive(Debug, Default)]
-struct Clearing {
-    files: BTreeSet<String>,
-    dirs: Vec<std::path::PathBuf>,
-}
-
-/// Checks the disk under `dir` against where `files` go, writing nothing. A file where the
-/// bundle needs a directory (`config` of the previous bundle, now `config/nginx.conf`), or a
-/// directory where it installs a file (`config/` of the previous bundle, now one file
-/// `config`), is to be cleared when `owned` (the previous manifest) lists it or every file in
-/// it, and is refused as [`BundleError::InTheWay`], naming what no bundle installed, otherwise.
-/// A link to a directory stays a directory.
-fn clear_the_way(
-    files: &[BundleFile],
-    dir: &Path,
-    owned: &BTreeSet<String>,
-) -> Result<Clearing, BundleError> {
-    let read_err = |path: &Path, e: std::io::Error| BundleError::Write {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
-    let in_the_way = |path: &Path, entry: &str, reason: &str| BundleError::InTheWay {
-        path: path.to_path_buf(),
-        entry: entry.to_owned(),
-        reason: reason.to_owned(),
-    };
-    let mut clearing = Clearing::default();
-    for f in files {
-        let mut under_a_file = false;
-        for (i, _) in f.path.match_indices('/') {
-            let rel = &f.path[..i];
-            let path = dir.join(rel);
-            let meta = match std::fs::symlink_metadata(&path) {
-                Ok(m) => m,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                Err(e) => return Err(read_err(&path, e)),
-            };
-            if meta.is_dir() || std::fs::metadata(&path).is_ok_and(|m| m.is_dir()) {
-                continue;
-            }
-            if meta.is_file() && owned.contains(rel) {
-                clearing.files.insert(rel.to_owned());
-                under_a_file = true;
-                break;
-            }
-            return Err(in_the_way(
-                &path,
-                &f.path,
-                "the bundle needs a directory here, and this is a file no earlier bundle installed",
-            ));
-        }
-        if under_a_file {
-            continue; // nothing is there yet
-        }
-        let path = dir.join(&f.path);
-        match std::fs::symlink_metadata(&path) {
-            Ok(m) if m.is_dir() => {
-                let mut found = Vec::new();
-                owned_tree(dir, &path, owned, &mut found, &mut clearing.dirs)
-                    .map_err(|e| read_err(&path, e))?
-                    .map_or(Ok(()), |blocker| {
-                        Err(in_the_way(
-                            &blocker,
-                            &f.path,
-                            "the bundle's file is a directory here, holding this, which no earlier bundle installed",
-                        ))
-                    })?;
-                clearing.files.extend(found);
-            }
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(read_err(&path, e)),
-        }
-    }
-    Ok(clearing)
-}
-
-/// Walks the directory `d` under `root` without following links: the files in it `owned`
-/// lists go to `files`, the directories (`d` last) to `dirs`. Returns the first entry that is
-/// not such a file or a directory.
-fn owned_tree(
-    root: &Path,
-    d: &Path,
-    owned: &BTreeSet<String>,
-    files: &mut Vec<String>,
-    dirs: &mut Vec<std::path::PathBuf>,
-) -> std::io::Result<Option<std::path::PathBuf>> {
-    for entry in std::fs::read_dir(d)? {
-        let entry = entry?;
-        let path = entry.path();
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            if let Some(blocker) = owned_tree(root, &path, owned, files, dirs)? {
-                return Ok(Some(blocker));
-            }
-            continue;
-        }
-        let rel = path
-            .strip_prefix(root)
-            .ok()
-            .and_then(|r| r.to_str())
-            .filter(|r| kind.is_file() && owned.contains(*r));
-        match rel {
-            Some(rel) => files.push(rel.to_owned()),
-            None => return Ok(Some(path)),
-        }
-    }
-    dirs.push(d.to_path_buf());
-    Ok(None)
-}
-
-/// The group of the nearest existing directory at or above `dir`, when this process runs as
-/// root (another user keeps its own group: it may not chown to that one).
-fn inherited_group(dir: &Path) -> Option<u32> {
-    use std::os::unix::fs::MetadataExt as _;
-    if !nix::unistd::geteuid().is_root() {
-        return None;
-    }
-    dir.ancestors()
-        .find_map(|d| std::fs::metadata(d).ok().filter(|m| m.is_dir()))
-        .map(|m| m.gid())
-}
-
-/// Creates `dir` and the directories above it that are missing, 0750, each given
-/// `owner`'s group.
-fn create_dir(dir: &Path, owner: Owner) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt as _;
-    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
-    for d in missing.into_iter().rev() {
-        match std::fs::DirBuilder::new().mode(0o750).create(d) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-        if let Some(gid) = owner.gid {
-            std::os::unix::fs::chown(d, None, Some(gid))?;
-        }
-    }
-    Ok(())
 }

@@ -103,7 +103,7 @@ fn fail(e: &BundleError) -> ExitCode {
     eprintln!("gantry fetch-bundle: {e}");
     match e {
         BundleError::Fetch { .. } => ExitCode::Unavailable,
-        BundleError::Write { .. } => ExitCode::Failed,
+        BundleError::Write { .. } | BundleError::Interrupted { .. } => ExitCode::Failed,
         _ => ExitCode::InvalidInput,
     }
 }
