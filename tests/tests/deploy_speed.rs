@@ -1,19 +1,18 @@
-//! Rollouts as fast as readiness allows, without a stall, against the real daemon.
+//! Rollouts as fast as readiness allows, without a failed request, against the real daemon.
 //!
 //! - A client container calls an internal service by name every 20 ms through ten start-first
 //!   rollouts in a row: not one request may fail (the old container leaves Docker's DNS
-//!   before its address goes away, see `agent/src/deploy/rollout.rs`), and no round may stall
-//!   the client for a second (the longest time between two answers, per round).
-//! - Twenty independent services deploy concurrently: each records when it started (the
-//!   host's uptime, one clock for all containers) and must run `min_ready` (10 s) before it
-//!   counts as ready, so one-after-another would start them at least 10 s apart: one start in
-//!   the first one's 10 s. Started at once, at least 15 of the 20 start in it (how fast Docker
-//!   creates and starts twenty containers on a busy machine decides the rest, see the test).
+//!   before its address goes away, see `agent/src/deploy/rollout.rs`). How long the client
+//!   waits between two answers is a speed target: `bench/deploy.sh` measures it (250 ms goal).
+//! - Twenty independent services deploy concurrently, each running `min_ready` (10 s) before it
+//!   counts as ready: in gantry's own output (its progress lines and its debug log, one stream)
+//!   all twenty containers were started before the first of them was ready. One after another,
+//!   a service would start only once the one before served.
 
 use std::time::Duration;
 
 use gantry_tests::stack::Stack;
-use gantry_tests::{docker, wait_for};
+use gantry_tests::{docker, path_str, stderr, wait_for};
 
 const CALLED_BY_NAME: &str = r#"
 services:
@@ -32,19 +31,15 @@ services:
       - sh
       - -c
       - |
-        ok=0; fail=0; gap=0; last=""
+        ok=0; fail=0
         while true; do
-          if [ -f /tmp/reset ]; then gap=0; rm -f /tmp/reset; fi
           ip=$$(nslookup api 2>/dev/null | awk '/^Address/ && !/:53$$/ {a=$$2} END {print a}')
           if [ -n "$$ip" ] && timeout 2 wget -q -O /dev/null "http://$$ip:8080/"; then
             ok=$$((ok+1))
-            t=$$(cut -d' ' -f1 /proc/uptime); t=$${t%.*}$${t#*.}
-            if [ -n "$$last" ] && [ $$((t-last)) -gt $$gap ]; then gap=$$((t-last)); fi
-            last=$$t
           else
             fail=$$((fail+1))
           fi
-          echo "$$ok $$fail $$gap" > /tmp/counts.new && mv /tmp/counts.new /tmp/counts
+          echo "$$ok $$fail" > /tmp/counts.new && mv /tmp/counts.new /tmp/counts
           sleep 0.02
         done
     depends_on:
@@ -52,9 +47,8 @@ services:
         condition: service_healthy
 "#;
 
-/// (ok, failed, longest gap between two successes in ms since the last [`reset_gap`]) as the
-/// client counted them.
-fn counts(stack: &Stack) -> (u64, u64, u64) {
+/// (ok, failed) as the client counted them.
+fn counts(stack: &Stack) -> (u64, u64) {
     let out = docker(&[
         "exec",
         &format!("{}-client-1", stack.name),
@@ -65,51 +59,8 @@ fn counts(stack: &Stack) -> (u64, u64, u64) {
     let mut it = text
         .split_whitespace()
         .map(|n| n.parse::<u64>().unwrap_or(0));
-    (
-        it.next().unwrap_or(0),
-        it.next().unwrap_or(0),
-        it.next().unwrap_or(0) * 10,
-    )
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
 }
-
-/// Starts the client's longest gap over (its counts of requests go on); returns once the client
-/// took it. The gap then still spans from the last answer before it, so a stall is never lost
-/// between two rounds.
-fn reset_gap(stack: &Stack) {
-    let client = format!("{}-client-1", stack.name);
-    assert!(
-        docker(&["exec", &client, "touch", "/tmp/reset"])
-            .status
-            .success()
-    );
-    wait_for(
-        "the client to reset its gap",
-        Duration::from_secs(10),
-        || {
-            (!docker(&["exec", &client, "test", "-e", "/tmp/reset"])
-                .status
-                .success())
-            .then_some(())
-        },
-    );
-}
-
-/// The longest gap a round may show between two answers. Issue 10's goal is 250 ms (checked by
-/// `bench/deploy.sh` on a release build); this test runs the debug build, often on a loaded
-/// 2-core CI machine, where a round without any stall still shows 60-300 ms (the client's
-/// `nslookup` and `wget` processes, Docker's DNS answering slowly while dockerd reconnects
-/// containers; docs/edge.md "Measured"). The stalls the issue is about are a connection to an
-/// address that does not answer yet or any more waiting for its SYN to be sent again (the
-/// kernel's first retransmission comes after 1 s): 1-2 s. A round under 1 s had none.
-const MAX_GAP_MS: u64 = 1000;
-/// The first round's bound: the first replacement after a cold deploy can still make the
-/// client resolve the new address's MAC first, and nothing answers that before the new
-/// interface is up, so that connection waits for the ARP request to be sent again, 1 s later
-/// (the known limit in docs/edge.md, "Limits"; 1,040-1,050 ms in two of three debug-build runs
-/// of `bench/deploy.sh` under load, 1,050 ms in one of three runs of this test, 2026-12-05,
-/// where every other round stayed under 250 ms). A stall on top of it, or a 2 s one, still
-/// fails.
-const MAX_FIRST_GAP_MS: u64 = 1500;
 
 #[test]
 fn a_client_calling_by_name_loses_nothing_through_ten_start_first_rollouts() {
@@ -120,10 +71,8 @@ fn a_client_calling_by_name_loses_nothing_through_ten_start_first_rollouts() {
         Duration::from_secs(30),
         || (counts(&stack).0 > 10).then_some(()),
     );
-    let (ok0, fail0, _) = counts(&stack);
-    let mut gaps = Vec::new();
+    let (ok0, fail0) = counts(&stack);
     for round in 1..=10 {
-        reset_gap(&stack);
         let var = format!("VERSION={round}");
         let out = stack.deploy(&["--var", &var]);
         assert_eq!(out.status.code(), Some(0), "round {round}");
@@ -140,9 +89,9 @@ fn a_client_calling_by_name_loses_nothing_through_ten_start_first_rollouts() {
             String::from_utf8_lossy(&page.stdout).trim(),
             format!("version {round}")
         );
-        // A few answers after the rollout, so a stall at its end counts in this round.
+        // A few answers after the rollout, so a failure at its end counts in this round.
         let done = counts(&stack).0;
-        let (ok, fail, gap) = wait_for(
+        let (ok, fail) = wait_for(
             "the client's answers after the rollout",
             Duration::from_secs(10),
             || {
@@ -151,14 +100,13 @@ fn a_client_calling_by_name_loses_nothing_through_ten_start_first_rollouts() {
             },
         );
         eprintln!(
-            "round {round}: {} ok, {} failed so far, longest gap {gap} ms",
+            "round {round}: {} ok, {} failed so far",
             ok - ok0,
             fail - fail0
         );
-        gaps.push(gap);
     }
     // The client keeps going after the last rollout, and counted every request.
-    let (ok1, fail1, gap) = wait_for(
+    let (ok1, fail1) = wait_for(
         "the client to keep answering",
         Duration::from_secs(10),
         || {
@@ -167,7 +115,7 @@ fn a_client_calling_by_name_loses_nothing_through_ten_start_first_rollouts() {
         },
     );
     eprintln!(
-        "ten rollouts: {} requests, {} failed, longest gap {gap} ms",
+        "ten rollouts: {} requests, {} failed",
         (ok1 + fail1) - (ok0 + fail0),
         fail1 - fail0
     );
@@ -176,23 +124,9 @@ fn a_client_calling_by_name_loses_nothing_through_ten_start_first_rollouts() {
         0,
         "no request may fail during start-first rollouts"
     );
-    // The last round's figure again, now that the client went on: a stall still open when the
-    // round was read shows here.
-    *gaps.last_mut().expect("ten rounds") = gap;
-    let stalled: Vec<String> = gaps
-        .iter()
-        .enumerate()
-        .filter(|&(i, &g)| g >= if i == 0 { MAX_FIRST_GAP_MS } else { MAX_GAP_MS })
-        .map(|(i, g)| format!("round {}: {g} ms", i + 1))
-        .collect();
-    assert!(
-        stalled.is_empty(),
-        "the client stalled (a gap of {MAX_GAP_MS} ms or more; {MAX_FIRST_GAP_MS} ms in the first \
-         round): {stalled:?}; every round's longest gap: {gaps:?}"
-    );
 }
 
-/// `min_ready` of the twenty services: the window in which they must start.
+/// `min_ready` of the twenty services: how long each runs before it counts as ready.
 const MIN_READY_S: u32 = 10;
 
 #[test]
@@ -200,46 +134,49 @@ fn twenty_independent_services_are_started_at_once() {
     let mut compose = String::from("services:\n");
     for i in 1..=20 {
         compose.push_str(&format!(
-            "  s{i}:\n    image: ${{IMAGE}}\n    init: true\n    command: [\"sh\", \"-c\", \"cut -d' ' -f1 /proc/uptime > /tmp/started; exec sleep 600\"]\n    x-gantry: {{min_ready: {MIN_READY_S}s}}\n"
+            "  s{i}:\n    image: ${{IMAGE}}\n    init: true\n    command: [\"sleep\", \"600\"]\n    x-gantry: {{min_ready: {MIN_READY_S}s}}\n"
         ));
     }
     let stack = Stack::with_file(&compose);
-    let out = stack.deploy(&[]);
-    assert_eq!(out.status.code(), Some(0));
-    let mut started: Vec<f64> = (1..=20)
-        .map(|i| {
-            let out = docker(&[
-                "exec",
-                &format!("{}-s{i}-1", stack.name),
-                "cat",
-                "/tmp/started",
-            ]);
-            String::from_utf8_lossy(&out.stdout)
-                .trim()
-                .parse::<f64>()
-                .unwrap_or_else(|e| panic!("s{i}'s start time: {e}"))
-        })
-        .collect();
-    started.sort_by(f64::total_cmp);
-    // One after another, each start would come at least min_ready after the one before: one
-    // start in the first one's window (two if services went two at a time, and so on). At once,
-    // only Docker spaces them: on the 2-core test machine at load 3, with the other test of
-    // this file deploying beside it, the 20 started within 4.1 s, the 15th after 3.7 s; the
-    // window is 10 s so a machine twice as slow still passes.
-    let within_first = started
-        .iter()
-        .filter(|t| **t < started[0] + f64::from(MIN_READY_S))
-        .count();
-    eprintln!(
-        "start times (s after the first): {:?}",
-        started
+    // `--output json` puts the progress lines on stderr, beside the debug log: one stream, in
+    // the order gantry wrote it.
+    let file = stack.file();
+    let out = stack
+        .command(&[
+            "deploy",
+            &stack.name,
+            "-f",
+            path_str(&file),
+            "--output",
+            "json",
+        ])
+        .env("GANTRY_LOG", "gantry_agent=debug,warn")
+        .output()
+        .expect("run gantry");
+    let log = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    let lines: Vec<&str> = log.lines().collect();
+    let started = |lines: &[&str]| {
+        lines
             .iter()
-            .map(|t| ((t - started[0]) * 100.0).round() / 100.0)
-            .collect::<Vec<_>>()
-    );
-    assert!(
-        within_first >= 15,
-        "only {within_first} of 20 services started while the first was becoming ready \
-         ({MIN_READY_S} s)"
+            .filter(|l| l.contains("container started"))
+            .count()
+    };
+    assert_eq!(started(&lines), 20, "twenty containers started:\n{log}");
+    let serving = lines
+        .iter()
+        .filter(|l| l.contains(" serving after "))
+        .count();
+    assert_eq!(serving, 20, "twenty services became ready:\n{log}");
+    // Every container was started before the first service was ready (one after another,
+    // the second would start only after the first served, 10 s later).
+    let first_ready = lines
+        .iter()
+        .position(|l| l.contains(" serving after "))
+        .expect("a service became ready");
+    assert_eq!(
+        started(&lines[..first_ready]),
+        20,
+        "services started one after another, not at once:\n{log}"
     );
 }
