@@ -16,7 +16,7 @@
 use std::time::Duration;
 
 use gantry_tests::daemon::Daemon;
-use gantry_tests::wait_for;
+use gantry_tests::{docker, wait_for};
 use gantry_tests::{inspect, path_str};
 
 const COMPOSE: &str = r#"
@@ -152,12 +152,42 @@ fn sigkill_of_the_daemon_mid_rollout_then_the_next_daemon_converges() {
         "the killed rollout is on record as interrupted: {outcomes:?}"
     );
 
-    // Nothing more happens afterwards: no late duplicate from the killed rollout.
-    std::thread::sleep(Duration::from_secs(3));
+    // Nothing more happens afterwards: no late duplicate from the killed rollout. Checked once
+    // the daemon has acted on the stack since the deploy, which a hand stop of its container
+    // makes it do: a check of the stack after the debounce, then a reconcile job. A check the
+    // deploy's own events asked for is that one, or began before it; jobs on a stack run one
+    // after another; so whatever those did is done once the reconcile is logged.
+    let reconciled = || {
+        this_start(&d)
+            .matches(&format!("reconciled stack={stack} "))
+            .count()
+    };
+    let before = reconciled();
+    let id = inspect(&app, "{{.Id}}");
+    let stop = docker(&["stop", &app]);
+    assert!(stop.status.success(), "{stop:?}");
+    wait_for(
+        "the daemon to reconcile the stopped container",
+        Duration::from_secs(60),
+        || (reconciled() > before).then_some(()),
+    );
     assert_eq!(
         gantry_tests::project_containers(&stack),
-        std::slice::from_ref(&app)
+        std::slice::from_ref(&app),
+        "one container, no late duplicate"
     );
+    assert_eq!(inspect(&app, "{{.Id}}"), id, "started again, not replaced");
+    assert_eq!(version_of(&app), "two");
+    assert_eq!(inspect(&app, "{{.State.Running}}"), "true");
+}
+
+/// This start's part of the daemon's log.
+fn this_start(d: &Daemon) -> String {
+    d.log()
+        .rsplit("--- restart ---\n")
+        .next()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 #[test]
