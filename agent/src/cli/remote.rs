@@ -7,12 +7,15 @@
 //! documents take them, and `--lock-wait` + `--timeout` + a margin to fetch the bundle below
 //! `--execution-timeout` (else SSM kills the deploy with 137 before Gantry's own bound ends it).
 //! In a CI job the wait ends a minute before the job's own timeout (GitLab's `CI_JOB_TIMEOUT`,
-//! counted from `CI_JOB_STARTED_AT`), and SIGTERM or SIGINT (a job cancelled or timing out) ends it
+//! counted from `CI_JOB_STARTED_AT`; the deadline is fixed here, so uploading the bundle and
+//! sending count against it), and SIGTERM or SIGINT (a job cancelled or timing out) ends it
 //! too: either way the command is cancelled in SSM and what came back so far is printed
 //! (exit 5).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
 
 use crate::ExitCode;
 use crate::remote::{self, CommandSpec, Targets, Wait, ssm::SsmFleet};
@@ -220,8 +223,9 @@ struct Prepared {
     fleet: FleetArgs,
     /// `--stack-dir` and `--bundle-bucket`: pack and upload this first.
     upload: Option<(std::path::PathBuf, String)>,
-    /// The wait's ceiling from the CI job's timeout.
-    ceiling: Option<Duration>,
+    /// The wait's ceiling from the CI job's timeout, fixed when the command line was checked:
+    /// the upload, loading the AWS configuration and the send count against it.
+    ceiling: Option<Instant>,
 }
 
 /// Checks the whole command line and builds the document's parameters; uploads and sends
@@ -308,6 +312,7 @@ fn prepare(args: RemoteArgs, now: SystemTime) -> Result<Prepared, RemoteArgsErro
             fleet.job_started_at.as_deref(),
             now,
         )?
+        .map(|left| Instant::now() + left)
     };
     Ok(Prepared {
         document,
@@ -368,8 +373,10 @@ pub async fn run(args: RemoteArgs) -> ExitCode {
         delivery_timeout: fleet.delivery_timeout,
         comment,
     };
-    if let (Some(w), Some(c)) = (fleet.wait, ceiling)
-        && w > c
+    if let (Some(w), Some(c)) = (
+        fleet.wait,
+        ceiling.map(|c| c.saturating_duration_since(Instant::now())),
+    ) && w > c
     {
         eprintln!(
             "gantry remote: --wait {} goes past the CI job's timeout: waiting {} at most",

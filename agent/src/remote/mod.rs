@@ -9,18 +9,19 @@
 //! final result for it (the output as SSM returns it: the first 24,000 characters of stdout
 //! and 8,000 of stderr; a result read that still says InProgress is read again at the next
 //! poll; a command SSM says is done while it lists fewer invocations than it targets is polled
-//! twice more, as its listings are eventually consistent). The exit code is the common code of the instances that ran the command when all
-//! agree ([`Verdict`], [`verdict`]; those SSM never ran it on, stopped at MaxErrors or never
-//! delivered, are listed apart), 3 when any ended 3, else a documented code for a split or for
-//! instances that never reported a Gantry result. A poll or result read that fails is tried again at the next poll; five polls in a
+//! twice more, as its listings are eventually consistent). The exit code is the common code of
+//! the instances that ran the command when all agree ([`Verdict`], [`verdict`]; those SSM
+//! never ran it on, stopped at MaxErrors or never delivered, are listed apart), 3 when any
+//! ended 3, else a documented code for a split or for instances that never reported a Gantry
+//! result. A poll or result read that fails is tried again at the next poll; five polls in a
 //! row with a failed call end the wait (69), and an error retrying cannot cure (access denied,
 //! validation) ends it at once. When the wait bound passes ([`Wait`]: it can follow the CI
-//! job's own timeout) or a signal arrives (a GitLab job cancelled or timing out sends SIGTERM),
-//! [`run`] asks SSM to cancel the command (best effort, said in the output), prints what came
-//! back so far and returns the error (exit 5): an SSM command nobody watches does not go on
-//! rolling the fleet. The cloud side sits behind the small [`Fleet`] trait
-//! ([`ssm::SsmFleet`] is the AWS one); the agreement rules ([`verdict`]) are pure and
-//! unit-tested.
+//! job's own timeout, an instant no poll or sleep goes past) or a signal arrives (a GitLab job
+//! cancelled or timing out sends SIGTERM), [`run`] asks SSM to cancel the command (best effort,
+//! said in the output), prints what came back so far and returns the error (exit 5): an SSM
+//! command nobody watches does not go on rolling the fleet. The cloud side sits behind the
+//! small [`Fleet`] trait ([`ssm::SsmFleet`] is the AWS one); the agreement rules ([`verdict`])
+//! are pure and unit-tested.
 //!
 //! Limits: one document and one command per call; outputs come from the API, not from S3 or
 //! CloudWatch (SSM cuts them as said above, and Gantry's own output fits in that); a command
@@ -186,20 +187,16 @@ pub trait Fleet: Send + Sync {
 #[derive(Debug, Clone, Copy)]
 pub struct Wait {
     pub poll_every: Duration,
-    /// Give up waiting after this long (and cancel the command in SSM).
+    /// Give up waiting this long after the command was sent (and cancel it in SSM).
     pub limit: Duration,
     /// When set, the limit grows to this per round of `max_concurrency` instances once the
     /// command's target count is known (a tag target: unknown when it is sent).
     pub per_round: Option<Duration>,
-    /// The limit never passes this, however it grows (the time left before the CI job's own
-    /// timeout kills this process, less a margin to cancel and report).
-    pub ceiling: Option<Duration>,
-}
-
-impl Wait {
-    fn capped(&self, limit: Duration) -> Duration {
-        self.ceiling.map_or(limit, |c| limit.min(c))
-    }
+    /// The wait never goes past this instant, however the limit grows: shortly before the CI
+    /// job's own timeout kills this process (less a margin to cancel and report), fixed before
+    /// anything was uploaded or sent, so that time counts against it. A poll in flight is cut
+    /// short at it.
+    pub ceiling: Option<Instant>,
 }
 
 /// How long the cancel call at the end of a wait may take.
@@ -261,7 +258,8 @@ pub async fn run(
         spec,
         command_id: &command_id,
         wait,
-        limit: wait.capped(wait.limit),
+        start: Instant::now(),
+        limit: wait.limit,
         done: BTreeMap::new(),
         target_count: 0,
         short_listings: 0,
@@ -297,20 +295,24 @@ pub async fn run(
         }
         End::TimedOut => {
             cancel(fleet, &command_id, out).await;
-            let why = if wait.ceiling == Some(watch.limit) {
+            let deadline = watch.deadline();
+            let why = if wait.ceiling == Some(deadline) {
                 ", just before the CI job's timeout"
             } else {
                 ""
             };
+            // Whole seconds: the ceiling is an instant, not a round number from the start.
+            let after =
+                Duration::from_secs(deadline.saturating_duration_since(watch.start).as_secs());
             let e = RemoteError::WaitTimeout {
                 command_id: command_id.clone(),
-                after: watch.limit,
+                after,
             };
             let _ = writeln!(
                 out,
                 "{}: stopped waiting after {}{why}, command cancelled; {} (exit {})",
                 spec.document,
-                humantime::format_duration(watch.limit),
+                humantime::format_duration(after),
                 so_far(&results, watch.target_count),
                 e.exit_code().code()
             );
@@ -378,6 +380,8 @@ struct Watch<'a> {
     spec: &'a CommandSpec,
     command_id: &'a str,
     wait: Wait,
+    /// When the command was sent: the limit counts from here.
+    start: Instant,
     /// The bound now (it grows with the target count, see [`Wait::per_round`]).
     limit: Duration,
     /// Every instance's final result, once read.
@@ -389,14 +393,25 @@ struct Watch<'a> {
 }
 
 impl Watch<'_> {
+    /// When the wait ends: the limit from the send, or the CI job's ceiling if that is sooner.
+    fn deadline(&self) -> Instant {
+        let limit = self.start + self.limit;
+        self.wait.ceiling.map_or(limit, |c| c.min(limit))
+    }
+
     /// Polls until the command is complete, the calls keep failing, or the bound passes.
     async fn follow(&mut self, out: &mut (dyn Write + Send)) -> End {
-        let start = Instant::now();
         let mut failed_polls = 0;
         loop {
+            let deadline = self.deadline();
             // A failed call is tried again at the next poll (the rollout goes on in SSM either
             // way); only polls failing in a row, or an error retrying cannot cure, end the wait.
-            match self.poll_once(out).await {
+            // A poll still in flight at the deadline is cut short (the results it read stay); one
+            // at the deadline gets an answer only if it is at hand.
+            let Ok(polled) = tokio::time::timeout_at(deadline, self.poll_once(out)).await else {
+                return End::TimedOut;
+            };
+            match polled {
                 Ok(true) => return End::Complete,
                 Ok(false) => failed_polls = 0,
                 Err(e) => {
@@ -407,10 +422,14 @@ impl Watch<'_> {
                     let _ = writeln!(out, "({e}; trying again)");
                 }
             }
-            if start.elapsed() >= self.limit {
+            // The next poll, or the deadline if that comes first (it may have grown with the
+            // target count this poll saw).
+            let deadline = self.deadline();
+            let now = Instant::now();
+            if now >= deadline {
                 return End::TimedOut;
             }
-            tokio::time::sleep(self.wait.poll_every).await;
+            tokio::time::sleep_until(deadline.min(now + self.wait.poll_every)).await;
         }
     }
 
@@ -422,8 +441,7 @@ impl Watch<'_> {
         if let Some(round) = self.wait.per_round {
             let targets = self.target_count.max(state.invocations.len());
             let n = rounds(targets, &self.spec.max_concurrency);
-            let grown = self.limit.max(round * u32::try_from(n).unwrap_or(u32::MAX));
-            self.limit = self.wait.capped(grown);
+            self.limit = self.limit.max(round * u32::try_from(n).unwrap_or(u32::MAX));
         }
         let mut fetched = true;
         for inv in state.invocations.iter().filter(|i| i.is_terminal()) {

@@ -106,6 +106,10 @@ struct Scripted {
     cancel_fails: bool,
     /// SendCommand fails with this.
     send_fails: Option<fn() -> RemoteError>,
+    /// How long SendCommand takes.
+    send_takes: Duration,
+    /// How long each poll takes (an API call hanging past the SDK's own timeouts).
+    poll_takes: Duration,
 }
 
 impl Scripted {
@@ -126,6 +130,8 @@ impl Scripted {
             cancelled: Mutex::default(),
             cancel_fails: false,
             send_fails: None,
+            send_takes: Duration::ZERO,
+            poll_takes: Duration::ZERO,
         }
     }
 
@@ -142,6 +148,7 @@ impl Scripted {
 #[async_trait::async_trait]
 impl Fleet for Scripted {
     async fn send(&self, spec: &CommandSpec) -> Result<String, RemoteError> {
+        tokio::time::sleep(self.send_takes).await;
         if let Some(e) = self.send_fails {
             return Err(e());
         }
@@ -149,6 +156,7 @@ impl Fleet for Scripted {
         Ok("cmd-1".into())
     }
     async fn poll(&self, _: &str) -> Result<CommandState, RemoteError> {
+        tokio::time::sleep(self.poll_takes).await;
         self.throttled()?;
         *self.polls_made.lock().unwrap() += 1;
         let mut polls = self.polls.lock().unwrap();
@@ -614,7 +622,7 @@ async fn the_wait_never_passes_its_ceiling_however_many_rounds() {
         poll_every: Duration::from_secs(5),
         limit: Duration::from_secs(100),
         per_round: Some(Duration::from_secs(100)),
-        ceiling: Some(Duration::from_secs(250)),
+        ceiling: Some(Instant::now() + Duration::from_secs(250)),
     };
     let started = tokio::time::Instant::now();
     let mut out = Vec::new();
@@ -853,4 +861,50 @@ async fn a_final_listing_short_of_the_target_count_is_polled_again() {
     assert_eq!(exit, ExitCode::RemoteSplit, "{line}");
     assert!(line.contains("1 not run"), "{line}");
     assert_eq!(*fleet.polls_made.lock().unwrap(), 3);
+}
+
+/// The CI job's ceiling is an instant fixed before anything was sent: the time the send took
+/// counts against it, a poll in flight is cut short at it, and the last sleep ends at it, not a
+/// whole poll interval later.
+#[tokio::test(start_paused = true)]
+async fn the_ci_ceiling_is_an_instant_that_neither_the_send_nor_a_poll_pushes_back() {
+    let running = || state("InProgress", &[("i-1", "InProgress")]);
+    let wait = |poll_every: u64, ceiling: Instant| Wait {
+        poll_every: Duration::from_secs(poll_every),
+        limit: Duration::from_secs(3600),
+        per_round: None,
+        ceiling: Some(ceiling),
+    };
+    let ended = async |fleet: &Scripted, wait: Wait| {
+        let started = Instant::now();
+        let mut out = Vec::new();
+        let err = run(fleet, &spec(), Some(wait), &mut out, never())
+            .await
+            .unwrap_err();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(err.exit_code(), ExitCode::RemoteNoResult, "{err}");
+        assert_eq!(*fleet.cancelled.lock().unwrap(), ["cmd-1"], "{text}");
+        assert!(text.contains("just before the CI job's timeout"), "{text}");
+        (started.elapsed(), text)
+    };
+
+    // Uploading and sending took 100 s of the 250 s left: the wait has 150 s.
+    let mut fleet = Scripted::new(vec![running()], &[]);
+    fleet.send_takes = Duration::from_secs(100);
+    let (took, text) = ended(&fleet, wait(5, Instant::now() + Duration::from_secs(250))).await;
+    assert_eq!(took, Duration::from_secs(250), "{text}");
+    assert!(text.contains("stopped waiting after 2m 30s"), "{text}");
+
+    // A poll hanging for 1000 s is cut at the ceiling.
+    let mut fleet = Scripted::new(vec![running()], &[]);
+    fleet.poll_takes = Duration::from_secs(1000);
+    let (took, text) = ended(&fleet, wait(5, Instant::now() + Duration::from_secs(250))).await;
+    assert_eq!(took, Duration::from_secs(250), "{text}");
+
+    // Polls every 100 s: the one at 200 s is followed by 50 s of sleep, not 100, and a last look
+    // at the ceiling.
+    let fleet = Scripted::new(vec![running()], &[]);
+    let (took, text) = ended(&fleet, wait(100, Instant::now() + Duration::from_secs(250))).await;
+    assert_eq!(took, Duration::from_secs(250), "{text}");
+    assert_eq!(*fleet.polls_made.lock().unwrap(), 4, "{text}");
 }

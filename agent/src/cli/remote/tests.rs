@@ -249,3 +249,18 @@ fn instance_ids_are_trimmed_and_named_once_and_polls_are_a_second_apart() {
         .is_ok()
     );
 }
+
+/// The CI job's ceiling is an instant taken when the command line is checked, before the
+/// upload and the send, which count against it.
+#[tokio::test(start_paused = true)]
+async fn the_ci_ceiling_is_fixed_when_the_command_line_is_checked() {
+    let checked = Instant::now();
+    let p = deploy(&["--instance-ids", "i-1", "--job-timeout", "2h"]).unwrap();
+    tokio::time::advance(Duration::from_secs(300)).await;
+    assert_eq!(
+        p.ceiling,
+        Some(checked + Duration::from_secs(7200) - JOB_MARGIN)
+    );
+    let p = deploy(&["--instance-ids", "i-1", "--job-timeout", "2h", "--no-wait"]).unwrap();
+    assert_eq!(p.ceiling, None);
+}
