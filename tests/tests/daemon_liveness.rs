@@ -42,8 +42,21 @@ fn a_failing_probe_restarts_the_container_within_its_budget() {
         inspect(&web, "{{.Id}}"),
         inspect(&web, "{{.State.StartedAt}}"),
     );
-    // Let the daemon's probe task see it passing first (scan every 2 s).
-    std::thread::sleep(Duration::from_secs(3));
+    // The daemon's probe task sees it passing first (it logs the container ready).
+    wait_for(
+        "the daemon's probe to find web ready",
+        Duration::from_secs(60),
+        || {
+            d.log()
+                .lines()
+                .any(|l| {
+                    l.contains("readiness changed")
+                        && l.contains(&format!("container={web} "))
+                        && l.contains("ready=true")
+                })
+                .then_some(())
+        },
+    );
     let flip = docker(&["exec", &web, "sh", "-c", "echo down > /www/health"]);
     assert!(flip.status.success(), "{flip:?}");
     let t0 = Instant::now();
