@@ -6,12 +6,10 @@
 //! share, not everything (the old container Docker publishes for shares the rest). Needs root
 //! (CAP_NET_ADMIN) and `nft`: a prerequisite (CI=true fails without them).
 
-use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use gantry_tests::stack::Stack;
-use gantry_tests::traffic::traffic;
-use gantry_tests::{http_get, stdout, wait_for};
+use gantry_tests::{Caller, http_get, stdout, wait_for};
 
 /// Two replicas of busybox httpd answering `version N` on container port `CPORT`, replaced
 /// one at a time with a pause between them.
@@ -50,21 +48,71 @@ fn a_release_that_moves_the_container_port_rolls_out_without_a_failed_request() 
     wait_for("version 1", Duration::from_secs(20), || {
         (version(stack.port)? == "version 1").then_some(())
     });
-    let (client, handle) = traffic(stack.port);
-    let out = stack.deploy(&["--var", "VERSION=2", "--var", "CPORT=9090"]);
-    std::thread::sleep(Duration::from_millis(300));
-    client.stop.store(true, Ordering::Relaxed);
-    handle.join().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
-    let (ok, failed) = (
-        client.ok.load(Ordering::Relaxed),
-        client.failed.load(Ordering::Relaxed),
+    let client = Caller::start(
+        &format!("http://127.0.0.1:{}/", stack.port),
+        Duration::from_millis(10),
     );
-    eprintln!("port move: {ok} answered, {failed} failed");
-    assert!(ok > 200, "the client ran through the rollout: {ok}");
+    client.wait_for(
+        "the client's first answer",
+        Duration::from_secs(10),
+        |calls| calls.iter().any(|c| c.answer.is_some()).then_some(()),
+    );
+    let out = stack.deploy(&["--var", "VERSION=2", "--var", "CPORT=9090"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    // Past the rollout's end: a request sent after the deploy returned was answered.
+    let deployed = SystemTime::now();
+    client.wait_for(
+        "an answer after the rollout",
+        Duration::from_secs(10),
+        |calls| {
+            calls
+                .iter()
+                .any(|c| c.sent > deployed && c.answer.is_some())
+                .then_some(())
+        },
+    );
+    let calls = client.finish();
+    let answered = |version: &str| {
+        calls
+            .iter()
+            .filter(|c| c.answer.as_deref() == Some(version))
+            .count()
+    };
+    let failed = calls.iter().filter(|c| c.answer.is_none()).count();
+    let (v1, v2) = (answered("version 1"), answered("version 2"));
+    eprintln!("port move: {v1} answered by version 1, {v2} by version 2, {failed} failed");
     assert_eq!(
         failed, 0,
         "an old replica got new connections at the new container port"
+    );
+    assert_eq!(v1 + v2, calls.len(), "only the two versions answered");
+    // The client ran through the rollout: version 1 answered, then version 2; and an old
+    // replica still answered after the first new one did (replica by replica, each old one
+    // reached at its own port until it went).
+    let first_new = calls
+        .iter()
+        .position(|c| c.answer.as_deref() == Some("version 2"))
+        .expect("version 2 answered");
+    assert!(
+        calls[..first_new]
+            .iter()
+            .all(|c| c.answer.as_deref() == Some("version 1"))
+            && first_new > 0,
+        "version 1 answered before the rollout"
+    );
+    assert!(
+        calls[first_new..]
+            .iter()
+            .any(|c| c.answer.as_deref() == Some("version 1")),
+        "no old replica answered once a new one did: not replica by replica ({v1} by version 1, \
+         {v2} by version 2)"
+    );
+    assert!(
+        calls
+            .iter()
+            .filter(|c| c.sent > deployed)
+            .all(|c| c.answer.as_deref() == Some("version 2")),
+        "after the rollout only version 2 answers"
     );
     assert_eq!(version(stack.port).as_deref(), Some("version 2"));
 }
