@@ -40,22 +40,36 @@ services:
       retries: 3
 "#;
 
-/// A long-lived connection reading `tick` lines; returns when it ends: (ticks, when).
-fn stream(port: u16) -> std::thread::JoinHandle<(usize, Instant)> {
+/// What a stream saw: its `tick` lines, when it read the last one, and when it ended.
+struct Flow {
+    ticks: usize,
+    last_tick: Option<Instant>,
+    ended: Instant,
+}
+
+/// A long-lived connection reading `tick` lines; returns when it ends.
+fn stream(port: u16) -> std::thread::JoinHandle<Flow> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect the stream");
     s.write_all(b"GET /cgi-bin/stream HTTP/1.0\r\n\r\n")
         .unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     std::thread::spawn(move || {
-        let mut ticks = 0;
+        let (mut ticks, mut last_tick) = (0, None);
         for line in BufReader::new(s).lines() {
             match line {
-                Ok(l) if l.trim() == "tick" => ticks += 1,
+                Ok(l) if l.trim() == "tick" => {
+                    ticks += 1;
+                    last_tick = Some(Instant::now());
+                }
                 Ok(_) => {}
                 Err(_) => break,
             }
         }
-        (ticks, Instant::now())
+        Flow {
+            ticks,
+            last_tick,
+            ended: Instant::now(),
+        }
     })
 }
 
@@ -101,11 +115,17 @@ fn a_published_port_switches_to_the_new_container_without_a_failed_request() {
         let open = stream(port);
         let t = Instant::now();
         let deploy = stack.spawn_deploy(&["--var", &format!("VERSION={v}")]);
-        // The moment the switch moved: the first new connection version v answers.
+        // The switch moved between `before_switch`, when the last request the old version
+        // answered was sent (a connection goes where the rules sent its first packet), and
+        // `switched`, when the first one version v answered came back.
         let want = format!("version {v}");
+        let mut before_switch = t;
         let switched = loop {
-            if version(port).as_deref() == Some(want.as_str()) {
-                break Instant::now();
+            let sent = Instant::now();
+            match version(port) {
+                Some(answer) if answer == want => break Instant::now(),
+                Some(_) => before_switch = sent,
+                None => {}
             }
             assert!(
                 t.elapsed() < Duration::from_secs(60),
@@ -120,7 +140,7 @@ fn a_published_port_switches_to_the_new_container_without_a_failed_request() {
             gantry_tests::stderr(&out)
         );
         assert_eq!(out.status.code(), Some(0));
-        streams.push((open, switched, t.elapsed()));
+        streams.push((open, before_switch, switched, t.elapsed()));
         assert_eq!(version(port).as_deref(), Some(want.as_str()));
     }
     std::thread::sleep(Duration::from_millis(200));
@@ -131,23 +151,32 @@ fn a_published_port_switches_to_the_new_container_without_a_failed_request() {
         gap.as_millis()
     );
     assert_eq!(failed, 0, "no request failed while the port switched");
-    for (i, (open, switched, deploy_took)) in streams.into_iter().enumerate() {
-        let (ticks, ended) = open.join().unwrap();
-        let after_switch = ended.saturating_duration_since(switched);
+    for (i, (open, before_switch, switched, deploy_took)) in streams.into_iter().enumerate() {
+        let flow = open.join().unwrap();
+        let after_switch = flow.ended.saturating_duration_since(before_switch);
         eprintln!(
-            "stream {i}: {ticks} ticks, ended {} ms after the switch (its deploy took {} ms)",
+            "stream {i}: {} ticks, ended {} ms after the switch (its deploy took {} ms)",
+            flow.ticks,
             after_switch.as_millis(),
             deploy_took.as_millis()
         );
-        // Open before the switch, it kept flowing through the drain window (3 s grace) from
-        // the moment new connections moved, instead of ending when they did. (Timed from the
-        // switch, not from its opening: a stream cut at the switch fails however long the
-        // deploy took to get there.)
+        // Open before the switch, it kept flowing once new connections moved (a tick read
+        // after version v answered: by order), instead of ending when they did...
         assert!(
-            after_switch >= Duration::from_millis(2800) && ticks >= 20,
-            "the stream was cut {} ms after the switch ({ticks} ticks): it must last the \
-             drain window",
-            after_switch.as_millis()
+            flow.last_tick.is_some_and(|at| at > switched),
+            "stream {i} stopped flowing when the switch moved ({} ticks)",
+            flow.ticks
+        );
+        // ... and through the drain window (3 s grace), a duration: a lower bound, timed
+        // from before the switch moved (not from its opening: a stream cut at the switch
+        // fails however long the deploy took to get there), which a real clock cannot reach
+        // early.
+        assert!(
+            after_switch >= Duration::from_millis(2800),
+            "the stream was cut {} ms after the switch ({} ticks): it must last the drain \
+             window",
+            after_switch.as_millis(),
+            flow.ticks
         );
     }
 }
