@@ -13,6 +13,9 @@
 //! - A serial fleet (`--max-concurrency 1 --max-errors 0`) whose first host fails: SSM stops
 //!   the command, the others end Cancelled (by tag: are never listed), and `gantry remote`
 //!   exits with the first host's code (2, or 3), listing the others as not run.
+//! - A custom `--document` of two steps: GetCommandInvocation without PluginName is refused
+//!   (InvalidPluginName), and `gantry remote` cancels the command rather than leave it
+//!   running unwatched, and says the document must have one step (69).
 //! - A wait cut short, by its bound or by SIGTERM (a GitLab job cancelled or timed out),
 //!   cancels the command in the stand-in: the hung script is killed, the invocation ends
 //!   Cancelled, and `gantry remote` prints what came back and exits 5.
@@ -659,4 +662,55 @@ fn a_serial_fleet_stopped_at_its_first_failure_exits_with_that_hosts_code() {
     let (code, text) = run(&["--instance-ids", "i-1-rollback-failed,i-2"]);
     assert_eq!(code, Some(3), "{text}");
     assert!(text.contains("1 not run"), "{text}");
+}
+
+#[test]
+fn a_custom_document_of_two_steps_is_cancelled_not_left_running_unwatched() {
+    // GetCommandInvocation without PluginName: SSM refuses it for a document of several steps.
+    // The second instance is still running when Gantry reads the first instance's result.
+    let two_steps = serde_json::json!({
+        "schemaVersion": "2.2",
+        "description": "two steps",
+        "mainSteps": [
+            {"action": "aws:runShellScript", "name": "first",
+             "inputs": {"runCommand": ["echo first step"]}},
+            {"action": "aws:runShellScript", "name": "second",
+             "inputs": {"runCommand": ["case \"$SLOW\" in yes) exec sleep 600;; esac"]}},
+        ],
+    });
+    let standin = SsmStandIn::start(&serde_json::json!({
+        "instances": {"i-1": {"env": {}}, "i-2": {"env": {"SLOW": "yes"}}},
+        "documents": {"Two-Steps": two_steps},
+    }));
+    let out = gantry(
+        &standin.url,
+        &[
+            "remote",
+            "status",
+            "--instance-ids",
+            "i-1,i-2",
+            "--max-concurrency",
+            "2",
+            "--document",
+            "Two-Steps",
+            "--poll-interval",
+            "1s",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(69), "{text}{err}");
+    assert!(
+        err.contains("InvalidPluginName") && err.contains("must have exactly one step"),
+        "{err}"
+    );
+    let id = command_id(&text);
+    assert!(
+        text.contains(&format!("cancelled command {id} in SSM"))
+            && text.contains("stopped waiting, the runner's SSM calls failed; command cancelled;"),
+        "{text}"
+    );
+    wait_for("the command cancelled", Duration::from_secs(20), || {
+        (standin_statuses(&standin.url, &id) == "Cancelled Success Cancelled").then_some(())
+    });
 }

@@ -15,7 +15,8 @@
 //! ended 3, else a documented code for a split or for instances that never reported a Gantry
 //! result. A poll or result read that fails is tried again at the next poll; five polls in a
 //! row with a failed call end the wait (69), and an error retrying cannot cure (access denied,
-//! validation) ends it at once. When the wait bound passes ([`Wait`]: it can follow the CI
+//! validation, a document of more than one step) ends it at once and cancels the command in
+//! SSM (best effort, said in the summary). When the wait bound passes ([`Wait`]: it can follow the CI
 //! job's own timeout, an instant no poll or sleep goes past) or a signal arrives (a GitLab job
 //! cancelled or timing out sends SIGTERM), [`run`] asks SSM to cancel the command (best effort,
 //! said in the output), prints what came back so far and returns the error (exit 5): an SSM
@@ -69,6 +70,16 @@ pub enum RemoteError {
         operation: &'static str,
         message: String,
     },
+    /// GetCommandInvocation wants the step to read (InvalidPluginName): the document has more
+    /// than one, and Gantry reads an instance's one result.
+    #[error(
+        "SSM GetCommandInvocation of command {command_id} on {instance_id} was refused: {message} (Gantry follows one-step documents: the document given with --document must have exactly one step, as Gantry-Deploy, Gantry-Rollback and Gantry-Status have; not retried)"
+    )]
+    NotOneStep {
+        command_id: String,
+        instance_id: String,
+        message: String,
+    },
     /// The command did not end within the wait bound; SSM was asked to cancel it.
     #[error("command {command_id} did not finish within {}; Gantry asked SSM to cancel it (`aws ssm list-command-invocations --command-id {command_id}` shows where each instance stopped)", humantime::format_duration(*after))]
     WaitTimeout { command_id: String, after: Duration },
@@ -88,7 +99,9 @@ impl RemoteError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Self::Refused { .. } => ExitCode::InvalidInput,
-            Self::Api { .. } | Self::Rejected { .. } => ExitCode::Unavailable,
+            Self::Api { .. } | Self::Rejected { .. } | Self::NotOneStep { .. } => {
+                ExitCode::Unavailable
+            }
             Self::WaitTimeout { .. } | Self::Interrupted { .. } => ExitCode::RemoteNoResult,
         }
     }
@@ -284,9 +297,19 @@ pub async fn run(
             Ok(v)
         }
         End::Failed(e) => {
+            // An error retrying cannot cure: nobody can watch the command, so it is stopped
+            // rather than left rolling the fleet unseen. Calls that kept failing say the API
+            // cannot be reached; the command is left to go on.
+            let command = if e.is_transient() {
+                "the command goes on in SSM"
+            } else if cancel(fleet, &command_id, out).await {
+                "command cancelled"
+            } else {
+                "could not cancel the command, it goes on in SSM"
+            };
             let _ = writeln!(
                 out,
-                "{}: stopped waiting, the runner's SSM calls failed; {} (exit {})",
+                "{}: stopped waiting, the runner's SSM calls failed; {command}; {} (exit {})",
                 spec.document,
                 so_far(&results, watch.target_count),
                 e.exit_code().code()
@@ -336,9 +359,9 @@ pub async fn run(
     }
 }
 
-/// Asks SSM to cancel the command, within [`CANCEL_BOUND`]; says how that went (best effort:
-/// the exit code does not depend on it).
-async fn cancel(fleet: &dyn Fleet, command_id: &str, out: &mut (dyn Write + Send)) {
+/// Asks SSM to cancel the command, within [`CANCEL_BOUND`]; says how that went, and returns
+/// whether it was cancelled (best effort: the exit code does not depend on it).
+async fn cancel(fleet: &dyn Fleet, command_id: &str, out: &mut (dyn Write + Send)) -> bool {
     let answer = tokio::time::timeout(CANCEL_BOUND, fleet.cancel(command_id)).await;
     let failure = match answer {
         Ok(Ok(())) => {
@@ -347,7 +370,7 @@ async fn cancel(fleet: &dyn Fleet, command_id: &str, out: &mut (dyn Write + Send
                 out,
                 "cancelled command {command_id} in SSM: instances that had not started it will not; one mid-deploy stops waiting, its deploy goes on in gantryd"
             );
-            return;
+            return true;
         }
         Ok(Err(e)) => e.to_string(),
         Err(_) => format!(
@@ -360,6 +383,7 @@ async fn cancel(fleet: &dyn Fleet, command_id: &str, out: &mut (dyn Write + Send
         out,
         "(could not cancel command {command_id}: {failure}; it goes on in SSM: `aws ssm cancel-command --command-id {command_id}`)"
     );
+    false
 }
 
 /// How a wait ended.

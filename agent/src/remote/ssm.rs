@@ -4,7 +4,9 @@
 //! Credentials and region come from the standard AWS chain of the CI runner (environment, web
 //! identity from GitLab's OIDC token, profile, container or instance credentials);
 //! `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_SSM` are honoured. GetCommandInvocation can answer
-//! `InvocationDoesNotExist` right after SendCommand: it is retried for a while. Errors are
+//! `InvocationDoesNotExist` right after SendCommand: it is retried for a while; it is sent
+//! without PluginName, so a document of more than one step gets `InvalidPluginName`
+//! ([`RemoteError::NotOneStep`]: Gantry follows one-step documents). Errors are
 //! sorted by their code ([`classify`]): what SSM refuses in the command itself is
 //! [`RemoteError::Refused`] (65), what retrying cannot cure (access denied, bad credentials,
 //! validation) is [`RemoteError::Rejected`], anything else [`RemoteError::Api`] (both 69; only
@@ -107,6 +109,24 @@ pub(crate) fn classify(
             message: text,
         },
     }
+}
+
+/// Sorts an error of GetCommandInvocation as [`classify`] does, but for the one it gives when
+/// the document has several steps (no PluginName is sent: Gantry follows one-step documents).
+pub(crate) fn read_error(
+    command_id: &str,
+    instance_id: &str,
+    code: Option<&str>,
+    message: Option<&str>,
+) -> RemoteError {
+    if code == Some("InvalidPluginName") {
+        return RemoteError::NotOneStep {
+            command_id: command_id.to_owned(),
+            instance_id: instance_id.to_owned(),
+            message: format!("InvalidPluginName: {}", message.unwrap_or("no message")),
+        };
+    }
+    classify("GetCommandInvocation", None, code, message)
 }
 
 fn api<E: ProvideErrorMetadata>(operation: &'static str, e: &E) -> RemoteError {
@@ -227,7 +247,7 @@ impl Fleet for SsmFleet {
                         tokio::time::sleep(NOT_YET_RETRY).await;
                         continue;
                     }
-                    return Err(api("GetCommandInvocation", &e));
+                    return Err(read_error(command_id, instance_id, e.code(), e.message()));
                 }
             }
         };

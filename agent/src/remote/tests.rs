@@ -66,6 +66,8 @@ enum Fail {
     Throttled,
     /// Access denied: retrying cannot help.
     Denied,
+    /// InvalidPluginName: a custom document of more than one step.
+    SeveralSteps,
 }
 
 impl Fail {
@@ -81,6 +83,12 @@ impl Fail {
                     "AccessDeniedException: not authorized to perform ssm:GetCommandInvocation"
                         .into(),
             },
+            Self::SeveralSteps => super::ssm::read_error(
+                "cmd-1",
+                "i-1",
+                Some("InvalidPluginName"),
+                Some("name the step"),
+            ),
         }
     }
 }
@@ -907,4 +915,86 @@ async fn the_ci_ceiling_is_an_instant_that_neither_the_send_nor_a_poll_pushes_ba
     let (took, text) = ended(&fleet, wait(100, Instant::now() + Duration::from_secs(250))).await;
     assert_eq!(took, Duration::from_secs(250), "{text}");
     assert_eq!(*fleet.polls_made.lock().unwrap(), 4, "{text}");
+}
+
+/// An error retrying cannot cure (access denied, a document of several steps) ends the wait:
+/// nobody can watch the command any more, so SSM is asked to cancel it, and the summary says
+/// whether it was. Calls that kept failing leave it running, and say so.
+#[tokio::test(start_paused = true)]
+async fn a_command_nobody_can_watch_is_cancelled_and_the_summary_says_so() {
+    let running = || {
+        vec![state(
+            "InProgress",
+            &[("i-1", "Success"), ("i-2", "InProgress")],
+        )]
+    };
+    for fail in [Fail::Denied, Fail::SeveralSteps] {
+        let fleet = Scripted::new(running(), &[("i-1", Some(0))]);
+        fleet.read_failures.lock().unwrap().push(fail);
+        let (exit, line) = last_line(&fleet).await;
+        assert_eq!(exit, ExitCode::Unavailable, "{fail:?}: {line}");
+        assert_eq!(*fleet.cancelled.lock().unwrap(), ["cmd-1"], "{fail:?}");
+        assert_eq!(
+            line,
+            "Gantry-Deploy: stopped waiting, the runner's SSM calls failed; command cancelled; 0 of 2 targeted instances answered; 2 without a result (exit 69)"
+        );
+    }
+    // The cancel refused too: said, with the command left running.
+    let mut fleet = Scripted::new(running(), &[("i-1", Some(0))]);
+    fleet.cancel_fails = true;
+    fleet.read_failures.lock().unwrap().push(Fail::Denied);
+    let mut out = Vec::new();
+    let err = run(&fleet, &spec(), Some(quick_wait(60)), &mut out, never())
+        .await
+        .unwrap_err();
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(err.exit_code(), ExitCode::Unavailable, "{err}");
+    assert!(
+        text.contains("aws ssm cancel-command --command-id cmd-1")
+            && text.contains(
+                "the runner's SSM calls failed; could not cancel the command, it goes on in SSM;"
+            ),
+        "{text}"
+    );
+    // Throttled five times in a row: not cancelled (the API is not answering), and said.
+    let fleet = Scripted::new(running(), &[("i-1", Some(0))]);
+    *fleet.read_failures.lock().unwrap() = vec![Fail::Throttled; 5];
+    let (exit, line) = last_line(&fleet).await;
+    assert_eq!(exit, ExitCode::Unavailable, "{line}");
+    assert!(fleet.cancelled.lock().unwrap().is_empty());
+    assert!(
+        line.contains("the runner's SSM calls failed; the command goes on in SSM;"),
+        "{line}"
+    );
+}
+
+/// GetCommandInvocation is sent without PluginName: for a document of several steps SSM
+/// answers InvalidPluginName, which is said as such (not as a credentials problem).
+#[test]
+fn invalid_plugin_name_says_the_document_must_have_one_step() {
+    use super::ssm::read_error;
+    let e = read_error(
+        "cmd-9",
+        "i-0abc",
+        Some("InvalidPluginName"),
+        Some("the document has more than one step"),
+    );
+    assert!(
+        matches!(&e, RemoteError::NotOneStep { command_id, instance_id, .. } if command_id == "cmd-9" && instance_id == "i-0abc"),
+        "{e}"
+    );
+    assert!(!e.is_transient());
+    assert_eq!(e.exit_code(), ExitCode::Unavailable);
+    let text = e.to_string();
+    assert!(
+        text.contains("must have exactly one step")
+            && text.contains("InvalidPluginName")
+            && !text.contains("credentials"),
+        "{text}"
+    );
+    // Other errors of the read are sorted as any call's.
+    let e = read_error("cmd-9", "i-0abc", Some("ThrottlingException"), None);
+    assert!(e.is_transient(), "{e}");
+    let e = read_error("cmd-9", "i-0abc", Some("AccessDeniedException"), None);
+    assert!(matches!(e, RemoteError::Rejected { .. }), "{e}");
 }
