@@ -246,6 +246,8 @@ fn a_step_whose_pause_runs_out_moves_on_by_itself_and_the_deploy_succeeds() {
         "each step says its pause: {text}"
     );
     assert!(!text.contains("promoted"), "nobody promoted: {text}");
+    // The pauses are durations, which no event marks: a lower bound on a clock started
+    // before the deploy and read after it, which cannot be reached early.
     assert!(
         took >= Duration::from_secs(4),
         "two steps watched 2 s each, the deploy took {took:?}"
