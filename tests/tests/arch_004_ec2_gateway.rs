@@ -235,7 +235,7 @@ fn connexing_day_on_ec2_deploy_rotate_bad_release_rollback_by_sha() {
                 "--max-errors",
                 "0",
                 "--poll-interval",
-                "200ms",
+                "1s",
             ],
         )
     };
@@ -446,7 +446,7 @@ fn connexing_day_on_ec2_deploy_rotate_bad_release_rollback_by_sha() {
             "--instance-ids",
             "i-0c1app",
             "--poll-interval",
-            "200ms",
+            "1s",
         ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
@@ -479,7 +479,7 @@ fn connexing_day_on_ec2_deploy_rotate_bad_release_rollback_by_sha() {
             "--instance-ids",
             "i-0c1app",
             "--poll-interval",
-            "200ms",
+            "1s",
         ],
     );
     let text = stdout(&out);

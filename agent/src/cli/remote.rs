@@ -235,8 +235,16 @@ fn prepare(args: RemoteArgs, now: SystemTime) -> Result<Prepared, RemoteArgsErro
         RemoteCommand::Deploy(a) => {
             let lock_wait = ssm_duration("--lock-wait", &a.lock_wait)?;
             let timeout = ssm_duration("--timeout", &a.timeout)?;
+            // With a bundle, `fetch-bundle` waits for the stack's lock first, then the deploy.
+            let bundled =
+                a.bundle.is_some() || (a.stack_dir.is_some() && a.bundle_bucket.is_some());
             check_budget(
-                ("--lock-wait", &a.lock_wait, lock_wait),
+                (
+                    "--lock-wait",
+                    &a.lock_wait,
+                    lock_wait,
+                    if bundled { 2 } else { 1 },
+                ),
                 Some(("--timeout", &a.timeout, timeout)),
                 a.fleet.execution_timeout,
             )?;
@@ -271,7 +279,7 @@ fn prepare(args: RemoteArgs, now: SystemTime) -> Result<Prepared, RemoteArgsErro
             let limit = crate::deploy::DEFAULT_TIMEOUT;
             let shown = humantime::format_duration(limit).to_string();
             check_budget(
-                ("--lock-wait", &a.lock_wait, lock_wait),
+                ("--lock-wait", &a.lock_wait, lock_wait, 1),
                 Some(("a rollback's own limit", &shown, limit)),
                 a.fleet.execution_timeout,
             )?;
@@ -504,19 +512,23 @@ fn ssm_duration(flag: &'static str, value: &str) -> Result<Duration, RemoteArgsE
     Ok(Duration::from_secs(seconds))
 }
 
-/// Refuses bounds SSM's executionTimeout would cut: `--lock-wait` + `--timeout` (a deploy) +
-/// [`START_MARGIN`] must stay below `--execution-timeout`, so an instance answers with Gantry's
-/// code, not SSM's 137 for a killed script.
+/// Refuses bounds SSM's executionTimeout would cut: `--lock-wait` (as many times as it is
+/// waited: twice with a bundle, whose `fetch-bundle` takes the stack's lock too) + `--timeout`
+/// (a deploy; a rollback's own bound) + [`START_MARGIN`] must stay below `--execution-timeout`,
+/// so an instance answers with Gantry's code, not SSM's 137 for a killed script.
 fn check_budget(
-    lock_wait: (&'static str, &str, Duration),
+    lock_wait: (&'static str, &str, Duration, u32),
     timeout: Option<(&'static str, &str, Duration)>,
     execution_timeout: u32,
 ) -> Result<(), RemoteArgsError> {
-    let total = lock_wait.2 + timeout.map_or(Duration::ZERO, |t| t.2) + START_MARGIN;
+    let total = lock_wait.2 * lock_wait.3 + timeout.map_or(Duration::ZERO, |t| t.2) + START_MARGIN;
     if total < Duration::from_secs(u64::from(execution_timeout)) {
         return Ok(());
     }
-    let mut bounds = format!("{} {}", lock_wait.0, lock_wait.1);
+    let mut bounds = match lock_wait.3 {
+        1 => format!("{} {}", lock_wait.0, lock_wait.1),
+        n => format!("{n} x {} {}", lock_wait.0, lock_wait.1),
+    };
     let mut flags = lock_wait.0.to_string();
     if let Some((flag, value, _)) = timeout {
         bounds.push_str(&format!(" + {flag} {value}"));

@@ -115,6 +115,23 @@ fn bounds_that_the_execution_timeout_would_cut_are_refused() {
             && text.contains("lower --timeout or --lock-wait"),
         "{text}"
     );
+    // With a bundle, fetch-bundle waits for the stack's lock before the deploy does:
+    // 2 x 10m + 30m + 30s fits 3600 s, 2 x 15m + 30m + 30s does not (one wait would).
+    let bundle = [
+        "--bundle",
+        "s3://bucket/shop/x.tar.gz",
+        "--bundle-sha256",
+        &"a".repeat(64),
+    ];
+    assert!(deploy(&[&target[..], &bundle].concat()).is_ok());
+    let long_wait = ["--lock-wait", "15m"];
+    assert!(deploy(&[&target[..], &long_wait].concat()).is_ok());
+    let e = deploy(&[&target[..], &bundle, &long_wait].concat()).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("2 x --lock-wait 15m + --timeout 30m + 30s"),
+        "{e}"
+    );
     // Exactly at the limit is refused too; one second under passes.
     let at = [
         "--lock-wait",
