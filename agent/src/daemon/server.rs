@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use tokio::net::UnixListener;
 
-use gantry_common::sdnotify::{Notifier, watchdog_interval};
+use gantry_common::sdnotify::Notifier;
 
 use super::edge_ready::EdgeReadiness;
 use super::supervise::{self, Supervisor};
@@ -39,6 +39,8 @@ use conn::accept_loop;
 const DRAIN: Duration = Duration::from_secs(120);
 /// How long the daemon waits for Docker at start.
 const DOCKER_WAIT: Duration = Duration::from_secs(30);
+/// How often the notify task looks at the status line when systemd asked for no watchdog.
+const STATUS_EVERY: Duration = Duration::from_secs(5);
 
 /// Everything a request handler needs.
 pub struct Shared {
@@ -197,33 +199,16 @@ pub async fn run(config: Arc<DaemonConfig>) -> Result<(), DaemonError> {
     let loops = Arc::new(loops);
     // WATCHDOG=1 at half the period while every loop lives; STATUS= when it changes.
     if notifier.enabled() {
-        let watchdog = watchdog_interval();
-        let period = watchdog.map_or(Duration::from_secs(5), |p| p / 2);
+        let ping = watchdog_ping_interval(
+            std::env::var("WATCHDOG_USEC").ok().as_deref(),
+            std::env::var("WATCHDOG_PID").ok().as_deref(),
+            std::process::id(),
+        );
         let loops = loops.clone();
         let shared = shared.clone();
         tokio::spawn(async move {
-            let notifier = Notifier::from_env();
-            let mut tick = tokio::time::interval(period);
-            let mut last_status = String::new();
-            loop {
-                tick.tick().await;
-                let s = shared.supervisor.status_line();
-                if s != last_status {
-                    let _ = notifier.status(&s);
-                    last_status = s;
-                }
-                if watchdog.is_none() {
-                    continue;
-                }
-                if let Some((name, _)) = loops.iter().find(|(_, h)| h.is_finished()) {
-                    tracing::error!(
-                        task = name,
-                        "a daemon loop ended; withholding the watchdog ping"
-                    );
-                    continue;
-                }
-                let _ = notifier.watchdog();
-            }
+            let status_line = || shared.supervisor.status_line();
+            notify_loop(&Notifier::from_env(), ping, &loops, status_line).await;
         });
     }
 
@@ -249,6 +234,70 @@ pub async fn run(config: Arc<DaemonConfig>) -> Result<(), DaemonError> {
     }
     tracing::info!("daemon stopped");
     Ok(())
+}
+
+/// How often the daemon sends `WATCHDOG=1`: half of the period systemd asked for, from
+/// `WATCHDOG_USEC` and `WATCHDOG_PID` as read from the environment (`None` when unset or not
+/// Unicode) and the daemon's own pid. `None` (no pings) when `WATCHDOG_USEC` is unset, `0` or
+/// not a whole number of microseconds, or when `WATCHDOG_PID` is set but is not `own_pid`
+/// (another process's, or not a number). The rules of
+/// [`gantry_common::sdnotify::watchdog_interval`], with the values given instead of read.
+fn watchdog_ping_interval(usec: Option<&str>, pid: Option<&str>, own_pid: u32) -> Option<Duration> {
+    if let Some(pid) = pid
+        && pid.parse::<u32>().ok() != Some(own_pid)
+    {
+        return None;
+    }
+    let usec: u64 = usec?.parse().ok()?;
+    (usec > 0).then(|| Duration::from_micros(usec) / 2)
+}
+
+/// Where the notify task's messages go: systemd's socket, or a recorder in tests.
+trait Notify {
+    fn send_status(&self, line: &str);
+    fn ping(&self);
+}
+
+impl Notify for Notifier {
+    fn send_status(&self, line: &str) {
+        let _ = self.status(line);
+    }
+
+    fn ping(&self) {
+        let _ = self.watchdog();
+    }
+}
+
+/// The notify task, ticking every `ping` ([`STATUS_EVERY`] when `None`): `STATUS=` when
+/// `status_line` changed, and, when `ping` is given, `WATCHDOG=1` as long as no task of
+/// `loops` has ended (a dead loop stops the pings: systemd restarts the daemon). Never returns.
+async fn notify_loop(
+    notifier: &impl Notify,
+    ping: Option<Duration>,
+    loops: &[(&'static str, tokio::task::JoinHandle<()>)],
+    status_line: impl Fn() -> String,
+) {
+    let mut tick = tokio::time::interval(ping.unwrap_or(STATUS_EVERY));
+    let mut last_status = String::new();
+    loop {
+        tick.tick().await;
+        let s = status_line();
+        if s != last_status {
+            notifier.send_status(&s);
+            last_status = s;
+        }
+        if ping.is_none() {
+            continue;
+        }
+        if let Some((name, _)) = loops.iter().find(|(_, h)| h.is_finished()) {
+            tracing::error!(
+                task = name,
+                "a daemon loop ended; withholding the watchdog ping"
+            );
+            continue;
+        }
+        notifier.ping();
+    }
 }
 
 /// Whether a job runs that the stop waits for: any but one whose only work in flight is a
@@ -392,3 +441,6 @@ fn bind_socket(config: &DaemonConfig) -> Result<UnixListener, DaemonError> {
 pub fn answers(path: &Path) -> bool {
     std::os::unix::net::UnixStream::connect(path).is_ok()
 }
+
+#[cfg(test)]
+mod tests;
