@@ -2,7 +2,8 @@
 //! (`tests/tests/*`, and `agent/tests`, `sidecar/tests` through a dev-dependency): paths of the
 //! built binaries, the services that `tests/env/up` started (read from its `KEY=VALUE` env
 //! file), unique names, free ports, the docker CLI and the removal of a compose project,
-//! polling, process helpers, base64, a tiny loopback-only HTTP client, a client recording each
+//! polling, a daemon's log since its last start and the wait for its supervisor's first resync
+//! ([`this_start`], [`past_first_resync`]), process helpers, base64, a tiny loopback-only HTTP client, a client recording each
 //! of its requests ([`Caller`]), a `docker events` stream read as it comes ([`EventWatch`]: what
 //! tests prove orderings with), and the rule for missing
 //! prerequisites ([`prerequisite`]: under `CI=true` a test fails with the reason, it never
@@ -240,6 +241,47 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The part of `d`'s log written by its current start: what follows the last
+/// `--- restart ---` that [`daemon::Daemon::log`] puts between starts (all of it before a
+/// restart).
+pub fn this_start(d: &daemon::Daemon) -> String {
+    d.log()
+        .rsplit("--- restart ---\n")
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Waits until the supervisor of `d`'s current start has compared every stack with its
+/// release, and returns this start's log up to then. Proof by order, not by the clock: the
+/// supervisor fixes where its Docker event stream begins, says so (`docker_connected` in
+/// `status`), compares every stack (a reconcile, a restart or a heal it decides is logged as
+/// it decides it), and only then handles events, logging each; so once it logged the death of
+/// `container` (a supervised container, killed here after `docker_connected`), that resync is
+/// over. (A kill, not a stop: a death alone asks for no reconcile.)
+pub fn past_first_resync(d: &daemon::Daemon, container: &str) -> String {
+    wait_for(
+        "the supervisor to follow Docker's events",
+        Duration::from_secs(60),
+        || {
+            let out = d.command(&["status", "--output", "json"]).output().ok()?;
+            let s: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            (s["daemon"]["docker_connected"] == true).then_some(())
+        },
+    );
+    let out = docker(&["kill", container]);
+    assert!(out.status.success(), "docker kill {container}: {out:?}");
+    let handled = format!("container={container} action=Die");
+    wait_for(
+        &format!("the supervisor to handle the death of {container}"),
+        Duration::from_secs(60),
+        || {
+            let log = this_start(d);
+            log.find(&handled).map(|at| log[..at].to_owned())
+        },
+    )
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago (the kernel picked it).

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use gantry_tests::daemon::Daemon;
-use gantry_tests::{docker, http_get, wait_for};
+use gantry_tests::{docker, http_get, past_first_resync, wait_for};
 use gantry_tests::{free_port, inspect, path_str};
 
 /// `web` runs httpd in the background under a shell that stays alive; `stuck` is healthy only
@@ -120,43 +120,4 @@ fn container_status(d: &Daemon, stack: &str, name: &str) -> Option<serde_json::V
         .iter()
         .find(|c| c["name"] == name)
         .cloned()
-}
-
-/// This start's part of the daemon's log.
-fn this_start(d: &Daemon) -> String {
-    d.log()
-        .rsplit("--- restart ---\n")
-        .next()
-        .unwrap_or_default()
-        .to_owned()
-}
-
-/// Waits until the supervisor of the daemon's current start has compared every stack with its
-/// release, and returns this start's log up to then. Proof by order, not by the clock: the
-/// supervisor fixes where its Docker event stream begins, says so (`docker_connected` in
-/// `status`), compares every stack (and decides a heal of each unhealthy container), and only
-/// then handles events, logging each; so once it logged the death of `container` (a supervised
-/// container, killed here after `docker_connected`), that resync is over. (A kill, not a stop:
-/// a death alone asks for no reconcile.)
-fn past_first_resync(d: &Daemon, container: &str) -> String {
-    wait_for(
-        "the supervisor to follow Docker's events",
-        Duration::from_secs(60),
-        || {
-            let out = d.command(&["status", "--output", "json"]).output().ok()?;
-            let s: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-            (s["daemon"]["docker_connected"] == true).then_some(())
-        },
-    );
-    let out = docker(&["kill", container]);
-    assert!(out.status.success(), "docker kill {container}: {out:?}");
-    let handled = format!("container={container} action=Die");
-    wait_for(
-        &format!("the supervisor to handle the death of {container}"),
-        Duration::from_secs(60),
-        || {
-            let log = this_start(d);
-            log.find(&handled).map(|at| log[..at].to_owned())
-        },
-    )
 }

@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use gantry_tests::daemon::Daemon;
-use gantry_tests::{docker, wait_for};
+use gantry_tests::{docker, past_first_resync, wait_for};
 use gantry_tests::{inspect, path_str};
 
 /// A service that becomes healthy 3 s after it starts; `V` changes its config.
@@ -255,42 +255,3 @@ services:
     command: ["sleep", "86400"]
     stop_signal: SIGKILL
 "#;
-
-/// This start's part of the daemon's log.
-fn this_start(d: &Daemon) -> String {
-    d.log()
-        .rsplit("--- restart ---\n")
-        .next()
-        .unwrap_or_default()
-        .to_owned()
-}
-
-/// Waits until the supervisor of the daemon's current start has compared every stack with its
-/// release, and returns this start's log up to then. Proof by order, not by the clock: the
-/// supervisor fixes where its Docker event stream begins, says so (`docker_connected` in
-/// `status`), compares every stack (a reconcile or a restart it decides is logged as it
-/// decides it), and only then handles events, logging each; so once it logged the death of
-/// `container` (a supervised container, killed here after `docker_connected`), that resync is
-/// over. (A kill, not a stop: a death alone asks for no reconcile.)
-fn past_first_resync(d: &Daemon, container: &str) -> String {
-    wait_for(
-        "the supervisor to follow Docker's events",
-        Duration::from_secs(60),
-        || {
-            let out = d.command(&["status", "--output", "json"]).output().ok()?;
-            let s: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-            (s["daemon"]["docker_connected"] == true).then_some(())
-        },
-    );
-    let out = docker(&["kill", container]);
-    assert!(out.status.success(), "docker kill {container}: {out:?}");
-    let handled = format!("container={container} action=Die");
-    wait_for(
-        &format!("the supervisor to handle the death of {container}"),
-        Duration::from_secs(60),
-        || {
-            let log = this_start(d);
-            log.find(&handled).map(|at| log[..at].to_owned())
-        },
-    )
-}

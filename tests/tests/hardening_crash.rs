@@ -16,7 +16,7 @@
 use std::time::Duration;
 
 use gantry_tests::daemon::Daemon;
-use gantry_tests::{docker, wait_for};
+use gantry_tests::{docker, this_start, wait_for};
 use gantry_tests::{inspect, path_str};
 
 const COMPOSE: &str = r#"
@@ -179,15 +179,6 @@ fn sigkill_of_the_daemon_mid_rollout_then_the_next_daemon_converges() {
     assert_eq!(inspect(&app, "{{.Id}}"), id, "started again, not replaced");
     assert_eq!(version_of(&app), "two");
     assert_eq!(inspect(&app, "{{.State.Running}}"), "true");
-}
-
-/// This start's part of the daemon's log.
-fn this_start(d: &Daemon) -> String {
-    d.log()
-        .rsplit("--- restart ---\n")
-        .next()
-        .unwrap_or_default()
-        .to_owned()
 }
 
 #[test]
