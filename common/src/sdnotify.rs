@@ -69,12 +69,24 @@ impl Notifier {
 /// The watchdog period systemd asked for (`WATCHDOG_USEC`, honouring `WATCHDOG_PID`), if any.
 /// Ping at half of it.
 pub fn watchdog_interval() -> Option<Duration> {
-    if let Ok(pid) = std::env::var("WATCHDOG_PID")
-        && pid.parse::<u32>().ok() != Some(std::process::id())
+    let var = |name| std::env::var(name).ok();
+    watchdog_period(
+        var("WATCHDOG_USEC").as_deref(),
+        var("WATCHDOG_PID").as_deref(),
+        std::process::id(),
+    )
+}
+
+/// The rule of [`watchdog_interval`] on given values (`None`: unset, or not Unicode): the
+/// period `usec` names, unless it is unset, `0` or not a whole number of microseconds, or
+/// `pid` is set and is not `own_pid` (another process's, or not a number).
+pub fn watchdog_period(usec: Option<&str>, pid: Option<&str>, own_pid: u32) -> Option<Duration> {
+    if let Some(pid) = pid
+        && pid.parse::<u32>().ok() != Some(own_pid)
     {
         return None;
     }
-    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+    let usec: u64 = usec?.parse().ok()?;
     (usec > 0).then(|| Duration::from_micros(usec))
 }
 

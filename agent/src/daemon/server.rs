@@ -236,20 +236,11 @@ pub async fn run(config: Arc<DaemonConfig>) -> Result<(), DaemonError> {
     Ok(())
 }
 
-/// How often the daemon sends `WATCHDOG=1`: half of the period systemd asked for, from
-/// `WATCHDOG_USEC` and `WATCHDOG_PID` as read from the environment (`None` when unset or not
-/// Unicode) and the daemon's own pid. `None` (no pings) when `WATCHDOG_USEC` is unset, `0` or
-/// not a whole number of microseconds, or when `WATCHDOG_PID` is set but is not `own_pid`
-/// (another process's, or not a number). The rules of
-/// [`gantry_common::sdnotify::watchdog_interval`], with the values given instead of read.
+/// How often the daemon sends `WATCHDOG=1`: half of the period systemd asked for
+/// ([`gantry_common::sdnotify::watchdog_period`]: `WATCHDOG_USEC` and `WATCHDOG_PID` as read
+/// from the environment, `None` when unset or not Unicode, and the daemon's own pid).
 fn watchdog_ping_interval(usec: Option<&str>, pid: Option<&str>, own_pid: u32) -> Option<Duration> {
-    if let Some(pid) = pid
-        && pid.parse::<u32>().ok() != Some(own_pid)
-    {
-        return None;
-    }
-    let usec: u64 = usec?.parse().ok()?;
-    (usec > 0).then(|| Duration::from_micros(usec) / 2)
+    gantry_common::sdnotify::watchdog_period(usec, pid, own_pid).map(|period| period / 2)
 }
 
 /// Where the notify task's messages go: systemd's socket, or a recorder in tests.
