@@ -558,6 +558,17 @@ pub struct DockerEvent {
 }
 
 impl DockerEvent {
+    /// The kills and deaths among `events`, in order, for an assertion's message:
+    /// `app-web-1 kill 15, app-web-1 die 0`.
+    pub fn kill_die_timeline(events: &[DockerEvent]) -> String {
+        events
+            .iter()
+            .filter(|e| matches!(e.action.as_str(), "kill" | "die"))
+            .map(|e| format!("{} {} {}{}", e.name, e.action, e.signal, e.exit_code))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     fn parse(line: &str) -> Option<Self> {
         let e: serde_json::Value = serde_json::from_str(line).ok()?;
         let attr = |k: &str| {

@@ -245,12 +245,7 @@ fn containers_taken_down_serve_until_they_exit_all_at_once_within_their_grace() 
             .filter(|e| e.name == name && e.action == action)
             .collect()
     };
-    let timeline = events
-        .iter()
-        .filter(|e| matches!(e.action.as_str(), "kill" | "die"))
-        .map(|e| format!("{} {} {}{}", e.name, e.action, e.signal, e.exit_code))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let timeline = DockerEvent::kill_die_timeline(&events);
     // The down waited for each web replica to exit on its own: SIGTERM only, then its trap's
     // 3 s and `exit 0` (a forced removal would SIGKILL it: exit 137).
     for web in [&web1, &web2] {

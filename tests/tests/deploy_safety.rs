@@ -365,12 +365,7 @@ fn a_rollback_stops_the_new_service_of_the_failed_deploy_by_its_own_signal_and_g
             .then_some(())
     });
     let events = watch.stop();
-    let timeline = events
-        .iter()
-        .filter(|e| matches!(e.action.as_str(), "kill" | "die"))
-        .map(|e| format!("{} {} {}{}", e.name, e.action, e.signal, e.exit_code))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let timeline = DockerEvent::kill_die_timeline(&events);
     let kills = |name: &str| -> Vec<&DockerEvent> {
         events
             .iter()
