@@ -156,20 +156,14 @@ pub async fn run(global: &GlobalArgs, args: DeployArgs) -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
-    // The files load on a blocking thread while Docker is asked for its API version (a no-op
-    // deploy is mostly those two waits). A file that fails to load is loaded again by the
-    // deploy, which reports it as always.
+    // The files are loaded by the deploy once it holds the stack's lock (a `gantry
+    // fetch-bundle` may be rewriting them until then), not before.
     let load = args.stack.load_options(global);
-    let preload = tokio::task::spawn_blocking({
-        let load = load.clone();
-        move || crate::deploy::load_project(&load).ok()
-    });
     let deployer = match super::local_deployer(global, "deploy").await {
         Ok(d) => d,
         Err(code) => return code,
     };
     let mut req = DeployRequest::new(&stack, load);
-    req.preloaded = preload.await.ok().flatten();
     req.variables = args.stack.variables();
     req.deploy_id = args.deploy_id.clone();
     req.lock_wait = args.lock_wait.unwrap_or(Duration::ZERO);

@@ -300,8 +300,8 @@ pub struct DeployRequest {
     /// Services converge all at once as soon as their dependencies are done; one that only
     /// waits for its readiness holds no call.
     pub concurrency: usize,
-    /// The stack's files, already loaded by [`load_project`] from `load` (`gantry --local`
-    /// loads them while Docker is asked for its API version): used as they are. `None` loads.
+    /// The project to apply instead of loading `load` (`gantry down`: an empty one). `None`
+    /// loads the stack's files, under the stack's lock.
     pub preloaded: Option<crate::compose::Project>,
     /// `gantry down`: the project is empty on purpose, and the release is recorded even when
     /// nothing runs any more (so supervision stops restoring what the last one had); then,

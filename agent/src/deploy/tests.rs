@@ -1788,3 +1788,28 @@ fn the_stop_after_a_drain_gets_the_rest_of_the_grace_period() {
         Duration::ZERO
     );
 }
+
+/// A deploy that waits for the stack's lock loads the files again once it holds it: whoever
+/// held it (`gantry fetch-bundle` installing the next bundle) may have rewritten them, and
+/// what was read before the wait must not be applied.
+#[tokio::test(start_paused = true)]
+async fn a_deploy_that_waited_for_the_lock_applies_the_files_as_they_are_then() {
+    let s = Setup::new();
+    let one = "services:\n  web:\n    image: app:1\n    x-gantry: {min_ready: 0s}\n";
+    let mut req = s.request(one, "1");
+    req.lock_wait = Duration::from_secs(60);
+    let ledger = Ledger::new(&s.dir.path().join("state"));
+    let stack = ledger.stack("app").unwrap();
+    let held = stack
+        .try_lock(&crate::ledger::Holder::me("gantry fetch-bundle app", None))
+        .unwrap();
+    let install = async {
+        // The deploy has loaded version 1 and waits; the bundle's install rewrites the file.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        write(&s.file, &one.replace("app:1", "app:2"));
+        drop(held);
+    };
+    let (report, ()) = tokio::join!(s.deployer.deploy(&req, &Quiet), install);
+    assert_eq!(report.exit_code(), crate::ExitCode::Ok, "{report:?}");
+    only_web_runs(&s, "2");
+}
