@@ -20,7 +20,11 @@
 //! job's own timeout, an instant no poll or sleep goes past) or a signal arrives (a GitLab job
 //! cancelled or timing out sends SIGTERM), [`run`] asks SSM to cancel the command (best effort,
 //! said in the output), prints what came back so far and returns the error (exit 5): an SSM
-//! command nobody watches does not go on rolling the fleet. The cloud side sits behind the
+//! command nobody watches does not go on rolling the fleet. A command the last poll showed
+//! ended (its status final, or every targeted invocation ended) is not cancelled: the summary
+//! says it had already ended and its results could not be read. When the CI job's ceiling
+//! leaves less than one poll interval right before the send (a slow upload or AWS set-up),
+//! nothing is sent (64). The cloud side sits behind the
 //! small [`Fleet`] trait ([`ssm::SsmFleet`] is the AWS one); the agreement rules ([`verdict`])
 //! are pure and unit-tested.
 //!
@@ -31,7 +35,7 @@
 pub mod ssm;
 mod verdict;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::time::Duration;
 
@@ -80,18 +84,52 @@ pub enum RemoteError {
         instance_id: String,
         message: String,
     },
-    /// The command did not end within the wait bound; SSM was asked to cancel it.
-    #[error("command {command_id} did not finish within {}; Gantry asked SSM to cancel it (`aws ssm list-command-invocations --command-id {command_id}` shows where each instance stopped)", humantime::format_duration(*after))]
-    WaitTimeout { command_id: String, after: Duration },
+    /// The command did not end within the wait bound; SSM was asked to cancel it, unless the
+    /// last poll showed it had already ended (`ended`: how, and its results were not all read).
+    #[error("{}", ended_early(command_id, Some(*after), ended.as_deref()))]
+    WaitTimeout {
+        command_id: String,
+        after: Duration,
+        ended: Option<String>,
+    },
     /// A signal ended the wait (the CI job was cancelled or timed out); SSM was asked to cancel
-    /// the command.
-    #[error(
-        "{signal} while waiting for command {command_id}; Gantry asked SSM to cancel it (`aws ssm list-command-invocations --command-id {command_id}` shows where each instance stopped)"
-    )]
+    /// the command, unless it had already ended (`ended`, as for [`Self::WaitTimeout`]).
+    #[error("{signal} while waiting for command {command_id}; {}", ended_early(command_id, None, ended.as_deref()))]
     Interrupted {
         command_id: String,
         signal: &'static str,
+        ended: Option<String>,
     },
+    /// The CI job's ceiling left less than one poll interval when the command was to be sent
+    /// (a slow upload or AWS set-up): nothing was sent.
+    #[error(
+        "the CI job's timeout (--job-timeout / CI_JOB_TIMEOUT) leaves {} to wait, less than one --poll-interval ({}), once the bundle was uploaded and the SSM client set up: nothing was sent; raise the job's `timeout:`, or pass --no-wait",
+        humantime::format_duration(*left),
+        humantime::format_duration(*needed)
+    )]
+    NoTimeLeft { left: Duration, needed: Duration },
+}
+
+/// What a wait that ended early says of the command: that Gantry asked SSM to cancel it, or,
+/// when the last poll showed it had already ended (`ended`: how), that only its results are
+/// missing. `within`: the wait's bound, when that ended it.
+fn ended_early(command_id: &str, within: Option<Duration>, ended: Option<&str>) -> String {
+    let within = within.map(|d| humantime::format_duration(d).to_string());
+    match (within, ended) {
+        (None, None) => format!(
+            "Gantry asked SSM to cancel it (`aws ssm list-command-invocations --command-id {command_id}` shows where each instance stopped)"
+        ),
+        (Some(within), None) => format!(
+            "command {command_id} did not finish within {within}; {}",
+            ended_early(command_id, None, None)
+        ),
+        (None, Some(how)) => format!(
+            "the command had already ended in SSM ({how}); its results could not be read (`aws ssm list-command-invocations --command-id {command_id} --details` shows them)"
+        ),
+        (Some(within), Some(how)) => format!(
+            "command {command_id} had already ended in SSM ({how}), but its results were not all read within {within} (`aws ssm list-command-invocations --command-id {command_id} --details` shows them)"
+        ),
+    }
 }
 
 impl RemoteError {
@@ -103,6 +141,8 @@ impl RemoteError {
                 ExitCode::Unavailable
             }
             Self::WaitTimeout { .. } | Self::Interrupted { .. } => ExitCode::RemoteNoResult,
+            // As the command line's own check of the CI job's time (64).
+            Self::NoTimeLeft { .. } => ExitCode::Usage,
         }
     }
 
@@ -173,10 +213,18 @@ pub struct CommandState {
 pub struct InvocationResult {
     pub instance_id: String,
     pub status: String,
-    /// The script's exit code; `None` when it never ran (undeliverable, cancelled, ...).
+    /// SSM's StatusDetails, finer than the status for an instance that never ran the command
+    /// (Undeliverable, DeliveryTimedOut, Terminated); empty when SSM gave none.
+    pub status_details: String,
+    /// The script's exit code; `None` when it never ran (undeliverable, cancelled, ...) or was
+    /// stopped without one.
     pub exit_code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
+    /// Whether a poll saw the instance running the command (InProgress): set by the wait, not
+    /// by SSM's answer. One that then ends without an exit code (cancelled mid-run) ran it: it
+    /// gave no Gantry result, as a 137 does, and is not counted as never run.
+    pub seen_running: bool,
 }
 
 /// The cloud side of `gantry remote`, at our level: send, poll, read one result.
@@ -235,6 +283,27 @@ pub async fn run(
     out: &mut (dyn Write + Send),
     interrupt: impl Future<Output = &'static str> + Send,
 ) -> Result<Verdict, RemoteError> {
+    // The time to the CI job's ceiling is taken right before the send: uploading the bundle and
+    // setting up the SSM client (IMDS, web identity) may have used it all. A command nobody
+    // could watch for one poll is not sent (64, as the command line's own check).
+    if let Some(wait) = &wait
+        && let Some(ceiling) = wait.ceiling
+    {
+        let left = ceiling.saturating_duration_since(Instant::now());
+        if left < min_useful_wait(wait) {
+            let e = RemoteError::NoTimeLeft {
+                left: Duration::from_secs(left.as_secs()),
+                needed: min_useful_wait(wait),
+            };
+            let _ = writeln!(
+                out,
+                "{}: not sent, no time left before the CI job's timeout (exit {})",
+                spec.document,
+                e.exit_code().code()
+            );
+            return Err(e);
+        }
+    }
     let command_id = match fleet.send(spec).await {
         Ok(id) => id,
         Err(e) => {
@@ -276,6 +345,8 @@ pub async fn run(
         done: BTreeMap::new(),
         target_count: 0,
         short_listings: 0,
+        last: None,
+        seen_running: BTreeSet::new(),
     };
     let mut interrupt = std::pin::pin!(interrupt);
     let end = tokio::select! {
@@ -284,6 +355,8 @@ pub async fn run(
         end = watch.follow(out) => end,
     };
     let results: Vec<InvocationResult> = std::mem::take(&mut watch.done).into_values().collect();
+    // Whether SSM had ended the command by the last poll: then an early end does not cancel it.
+    let ended = watch.ended();
     match end {
         End::Complete => {
             let v = verdict(&results, watch.target_count);
@@ -298,14 +371,16 @@ pub async fn run(
         }
         End::Failed(e) => {
             // An error retrying cannot cure: nobody can watch the command, so it is stopped
-            // rather than left rolling the fleet unseen. Calls that kept failing say the API
-            // cannot be reached; the command is left to go on.
-            let command = if e.is_transient() {
-                "the command goes on in SSM"
+            // rather than left rolling the fleet unseen, unless it had already ended. Calls that
+            // kept failing say the API cannot be reached; the command is left to go on.
+            let command = if let Some(how) = &ended {
+                already_ended(how)
+            } else if e.is_transient() {
+                "the command goes on in SSM".to_string()
             } else if cancel(fleet, &command_id, out).await {
-                "command cancelled"
+                "command cancelled".to_string()
             } else {
-                "could not cancel the command, it goes on in SSM"
+                "could not cancel the command, it goes on in SSM".to_string()
             };
             let _ = writeln!(
                 out,
@@ -317,7 +392,7 @@ pub async fn run(
             Err(e)
         }
         End::TimedOut => {
-            cancel(fleet, &command_id, out).await;
+            let command = stop(fleet, &command_id, ended.as_deref(), out).await;
             let deadline = watch.deadline();
             let why = if wait.ceiling == Some(deadline) {
                 ", just before the CI job's timeout"
@@ -330,10 +405,11 @@ pub async fn run(
             let e = RemoteError::WaitTimeout {
                 command_id: command_id.clone(),
                 after,
+                ended,
             };
             let _ = writeln!(
                 out,
-                "{}: stopped waiting after {}{why}, command cancelled; {} (exit {})",
+                "{}: stopped waiting after {}{why}{command}; {} (exit {})",
                 spec.document,
                 humantime::format_duration(after),
                 so_far(&results, watch.target_count),
@@ -342,19 +418,49 @@ pub async fn run(
             Err(e)
         }
         End::Interrupted(signal) => {
-            cancel(fleet, &command_id, out).await;
+            let command = stop(fleet, &command_id, ended.as_deref(), out).await;
             let e = RemoteError::Interrupted {
                 command_id: command_id.clone(),
                 signal,
+                ended,
             };
             let _ = writeln!(
                 out,
-                "{}: stopped waiting on {signal}, command cancelled; {} (exit {})",
+                "{}: stopped waiting on {signal}{command}; {} (exit {})",
                 spec.document,
                 so_far(&results, watch.target_count),
                 e.exit_code().code()
             );
             Err(e)
+        }
+    }
+}
+
+/// The least time to the CI job's ceiling worth sending a command for: one poll interval (the
+/// ceiling already keeps the margin to cancel and report before the job's timeout).
+fn min_useful_wait(wait: &Wait) -> Duration {
+    wait.poll_every
+}
+
+/// The summary's words for a command the last poll showed ended (`how`: its status).
+fn already_ended(how: &str) -> String {
+    format!("the command had already ended in SSM ({how}); its results could not be read")
+}
+
+/// Ends a wait cut short: cancels the command in SSM unless the last poll showed it had
+/// already ended (`ended`); returns the summary's words for it, after the wait's own.
+async fn stop(
+    fleet: &dyn Fleet,
+    command_id: &str,
+    ended: Option<&str>,
+    out: &mut (dyn Write + Send),
+) -> String {
+    match ended {
+        Some(how) => format!("; {}", already_ended(how)),
+        None => {
+            // Best effort: the exit code does not depend on it, its own line says how it went.
+            cancel(fleet, command_id, out).await;
+            ", command cancelled".to_string()
         }
     }
 }
@@ -414,6 +520,10 @@ struct Watch<'a> {
     target_count: usize,
     /// Polls made since SSM said the command is done with fewer invocations than targets.
     short_listings: u32,
+    /// What the last poll that answered said.
+    last: Option<CommandState>,
+    /// The instances a poll saw running the command (InProgress).
+    seen_running: BTreeSet<String>,
 }
 
 impl Watch<'_> {
@@ -421,6 +531,27 @@ impl Watch<'_> {
     fn deadline(&self) -> Instant {
         let limit = self.start + self.limit;
         self.wait.ceiling.map_or(limit, |c| c.min(limit))
+    }
+
+    /// How the command had ended in SSM by the last poll, if it had: its final status, or every
+    /// invocation SSM targets listed as ended. `None` while it may still run somewhere.
+    fn ended(&self) -> Option<String> {
+        let last = self.last.as_ref()?;
+        if is_terminal(&last.status) {
+            return Some(format!("status {}", last.status));
+        }
+        let listed = last.invocations.len();
+        (listed > 0
+            && listed >= self.target_count
+            && last.invocations.iter().all(InvocationState::is_terminal))
+        .then(|| {
+            let status = if last.status.is_empty() {
+                "unknown"
+            } else {
+                &last.status
+            };
+            format!("status {status}, every invocation ended")
+        })
     }
 
     /// Polls until the command is complete, the calls keep failing, or the bound passes.
@@ -461,7 +592,15 @@ impl Watch<'_> {
     /// complete, or the first call that failed (the reads stop there until the next poll).
     async fn poll_once(&mut self, out: &mut (dyn Write + Send)) -> Result<bool, RemoteError> {
         let state = self.fleet.poll(self.command_id).await?;
+        self.last = Some(state.clone());
         self.target_count = self.target_count.max(state.target_count);
+        for inv in state
+            .invocations
+            .iter()
+            .filter(|i| i.status == "InProgress")
+        {
+            self.seen_running.insert(inv.instance_id.clone());
+        }
         if let Some(round) = self.wait.per_round {
             let targets = self.target_count.max(state.invocations.len());
             let n = rounds(targets, &self.spec.max_concurrency);
@@ -472,13 +611,17 @@ impl Watch<'_> {
             if self.done.contains_key(&inv.instance_id) {
                 continue;
             }
-            let result = self.fleet.result(self.command_id, &inv.instance_id).await?;
+            let mut result = self.fleet.result(self.command_id, &inv.instance_id).await?;
             // GetCommandInvocation can lag behind ListCommandInvocations: a result that is not
             // final yet (InProgress, code -1, no output) is read again at the next poll.
             if !is_terminal(&result.status) {
+                if result.status == "InProgress" {
+                    self.seen_running.insert(inv.instance_id.clone());
+                }
                 fetched = false;
                 continue;
             }
+            result.seen_running = self.seen_running.contains(&inv.instance_id);
             print_result(out, &result);
             self.done.insert(inv.instance_id.clone(), result);
         }

@@ -4,7 +4,9 @@
 //! Credentials and region come from the standard AWS chain of the CI runner (environment, web
 //! identity from GitLab's OIDC token, profile, container or instance credentials);
 //! `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_SSM` are honoured. GetCommandInvocation can answer
-//! `InvocationDoesNotExist` right after SendCommand: it is retried for a while; it is sent
+//! `InvocationDoesNotExist` right after SendCommand: it is retried for a while; an
+//! `InvalidCommandId` within [`NEW_COMMAND`] of the send is tried again at the next poll (SSM's
+//! listings may not know the command yet), after that it is final. GetCommandInvocation is sent
 //! without PluginName, so a document of more than one step gets `InvalidPluginName`
 //! ([`RemoteError::NotOneStep`]: Gantry follows one-step documents). Errors are
 //! sorted by their code ([`classify`]): what SSM refuses in the command itself is
@@ -13,11 +15,14 @@
 //! the last is tried again by the wait). The SDK's own tracing is kept out of our subscriber
 //! during calls (at TRACE it logs bodies).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_ssm::error::ProvideErrorMetadata;
 use aws_sdk_ssm::types::Target;
+use tokio::time::Instant;
 use tracing::instrument::WithSubscriber as _;
 
 use super::{
@@ -28,10 +33,16 @@ use super::{
 const NOT_YET_RETRY: Duration = Duration::from_secs(1);
 const NOT_YET_TRIES: u32 = 30;
 
+/// How long after SendCommand an `InvalidCommandId` is taken as SSM not listing the new command
+/// yet (its listings are eventually consistent) and tried again; after that it is final.
+pub const NEW_COMMAND: Duration = Duration::from_secs(30);
+
 /// SSM through the AWS SDK.
 #[derive(Debug, Clone)]
 pub struct SsmFleet {
     client: aws_sdk_ssm::Client,
+    /// When each command this client sent was taken by SSM, for [`NEW_COMMAND`].
+    sent: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
 impl SsmFleet {
@@ -44,7 +55,29 @@ impl SsmFleet {
         let sdk = loader.load().with_subscriber(quiet()).await;
         Self {
             client: aws_sdk_ssm::Client::new(&sdk),
+            sent: Arc::default(),
         }
+    }
+
+    /// How long ago this client sent `command_id`; `None` for a command it did not send.
+    fn since_send(&self, command_id: &str) -> Option<Duration> {
+        let sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+        sent.get(command_id).map(Instant::elapsed)
+    }
+
+    /// Sorts an error of a call about `command_id` ([`command_error`]).
+    fn error<E: ProvideErrorMetadata>(
+        &self,
+        operation: &'static str,
+        command_id: &str,
+        e: &E,
+    ) -> RemoteError {
+        command_error(
+            operation,
+            e.code(),
+            e.message(),
+            self.since_send(command_id),
+        )
     }
 }
 
@@ -111,13 +144,38 @@ pub(crate) fn classify(
     }
 }
 
-/// Sorts an error of GetCommandInvocation as [`classify`] does, but for the one it gives when
-/// the document has several steps (no PluginName is sent: Gantry follows one-step documents).
+/// Sorts an error of a call about a sent command as [`classify`] does, except `InvalidCommandId`
+/// within [`NEW_COMMAND`] of the send (`since_send`; `None`: not sent by this client): SSM's
+/// listings may not know a command that new yet, so it is tried again at the next poll
+/// ([`RemoteError::Api`]) instead of ending the wait (and cancelling the command).
+pub(crate) fn command_error(
+    operation: &'static str,
+    code: Option<&str>,
+    message: Option<&str>,
+    since_send: Option<Duration>,
+) -> RemoteError {
+    match since_send {
+        Some(ago) if code == Some("InvalidCommandId") && ago < NEW_COMMAND => RemoteError::Api {
+            operation,
+            message: format!(
+                "InvalidCommandId: {} (sent {} ago: SSM may not list it yet)",
+                message.unwrap_or("no message"),
+                humantime::format_duration(Duration::from_secs(ago.as_secs()))
+            ),
+        },
+        _ => classify(operation, None, code, message),
+    }
+}
+
+/// Sorts an error of GetCommandInvocation as [`command_error`] does, but for the one it gives
+/// when the document has several steps (no PluginName is sent: Gantry follows one-step
+/// documents).
 pub(crate) fn read_error(
     command_id: &str,
     instance_id: &str,
     code: Option<&str>,
     message: Option<&str>,
+    since_send: Option<Duration>,
 ) -> RemoteError {
     if code == Some("InvalidPluginName") {
         return RemoteError::NotOneStep {
@@ -126,11 +184,7 @@ pub(crate) fn read_error(
             message: format!("InvalidPluginName: {}", message.unwrap_or("no message")),
         };
     }
-    classify("GetCommandInvocation", None, code, message)
-}
-
-fn api<E: ProvideErrorMetadata>(operation: &'static str, e: &E) -> RemoteError {
-    classify(operation, None, e.code(), e.message())
+    command_error("GetCommandInvocation", code, message, since_send)
 }
 
 #[async_trait::async_trait]
@@ -160,13 +214,19 @@ impl Fleet for SsmFleet {
             let e = e.into_service_error();
             classify("SendCommand", Some(&spec.document), e.code(), e.message())
         })?;
-        out.command()
+        let command_id = out
+            .command()
             .and_then(|c| c.command_id())
             .map(str::to_owned)
             .ok_or(RemoteError::Api {
                 operation: "SendCommand",
                 message: "the answer carries no command id".into(),
-            })
+            })?;
+        self.sent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(command_id.clone(), Instant::now());
+        Ok(command_id)
     }
 
     async fn poll(&self, command_id: &str) -> Result<CommandState, RemoteError> {
@@ -177,7 +237,7 @@ impl Fleet for SsmFleet {
             .send()
             .with_subscriber(quiet())
             .await
-            .map_err(|e| api("ListCommands", &e.into_service_error()))?;
+            .map_err(|e| self.error("ListCommands", command_id, &e.into_service_error()))?;
         let status = commands
             .commands()
             .first()
@@ -199,7 +259,13 @@ impl Fleet for SsmFleet {
                 .send()
                 .with_subscriber(quiet())
                 .await
-                .map_err(|e| api("ListCommandInvocations", &e.into_service_error()))?;
+                .map_err(|e| {
+                    self.error(
+                        "ListCommandInvocations",
+                        command_id,
+                        &e.into_service_error(),
+                    )
+                })?;
             for inv in page.command_invocations() {
                 if let Some(id) = inv.instance_id() {
                     invocations.push(InvocationState {
@@ -247,7 +313,13 @@ impl Fleet for SsmFleet {
                         tokio::time::sleep(NOT_YET_RETRY).await;
                         continue;
                     }
-                    return Err(read_error(command_id, instance_id, e.code(), e.message()));
+                    return Err(read_error(
+                        command_id,
+                        instance_id,
+                        e.code(),
+                        e.message(),
+                        self.since_send(command_id),
+                    ));
                 }
             }
         };
@@ -259,9 +331,11 @@ impl Fleet for SsmFleet {
                 .status()
                 .map(|s| s.as_str().to_owned())
                 .unwrap_or_default(),
+            status_details: out.status_details().unwrap_or_default().to_owned(),
             exit_code: (code >= 0).then_some(code),
             stdout: out.standard_output_content().unwrap_or_default().to_owned(),
             stderr: out.standard_error_content().unwrap_or_default().to_owned(),
+            seen_running: false,
         })
     }
 
@@ -272,7 +346,7 @@ impl Fleet for SsmFleet {
             .send()
             .with_subscriber(quiet())
             .await
-            .map_err(|e| api("CancelCommand", &e.into_service_error()))?;
+            .map_err(|e| self.error("CancelCommand", command_id, &e.into_service_error()))?;
         Ok(())
     }
 }

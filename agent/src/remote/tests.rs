@@ -8,9 +8,11 @@ fn result(id: &str, code: Option<i32>) -> InvocationResult {
     InvocationResult {
         instance_id: id.into(),
         status: if code == Some(0) { "Success" } else { "Failed" }.into(),
+        status_details: if code == Some(0) { "Success" } else { "Failed" }.into(),
         exit_code: code,
         stdout: format!("[shop] output of {id}\n"),
         stderr: String::new(),
+        seen_running: code.is_some(),
     }
 }
 
@@ -88,6 +90,7 @@ impl Fail {
                 "i-1",
                 Some("InvalidPluginName"),
                 Some("name the step"),
+                None,
             ),
         }
     }
@@ -460,9 +463,11 @@ async fn a_result_read_that_lags_behind_the_listing_is_read_again() {
     let lagging = InvocationResult {
         instance_id: "i-1".into(),
         status: "InProgress".into(),
+        status_details: "InProgress".into(),
         exit_code: None,
         stdout: String::new(),
         stderr: String::new(),
+        seen_running: false,
     };
     fleet.results.lock().unwrap().insert(
         "i-1".into(),
@@ -696,9 +701,11 @@ fn never_ran(id: &str, status: &str) -> InvocationResult {
     InvocationResult {
         instance_id: id.into(),
         status: status.into(),
+        status_details: status.into(),
         exit_code: None,
         stdout: String::new(),
         stderr: String::new(),
+        seen_running: false,
     }
 }
 
@@ -978,6 +985,7 @@ fn invalid_plugin_name_says_the_document_must_have_one_step() {
         "i-0abc",
         Some("InvalidPluginName"),
         Some("the document has more than one step"),
+        None,
     );
     assert!(
         matches!(&e, RemoteError::NotOneStep { command_id, instance_id, .. } if command_id == "cmd-9" && instance_id == "i-0abc"),
@@ -993,8 +1001,326 @@ fn invalid_plugin_name_says_the_document_must_have_one_step() {
         "{text}"
     );
     // Other errors of the read are sorted as any call's.
-    let e = read_error("cmd-9", "i-0abc", Some("ThrottlingException"), None);
+    let e = read_error("cmd-9", "i-0abc", Some("ThrottlingException"), None, None);
     assert!(e.is_transient(), "{e}");
-    let e = read_error("cmd-9", "i-0abc", Some("AccessDeniedException"), None);
+    let e = read_error("cmd-9", "i-0abc", Some("AccessDeniedException"), None, None);
     assert!(matches!(e, RemoteError::Rejected { .. }), "{e}");
+}
+
+/// A result read that keeps lagging behind the listing (InProgress, no code): never final.
+fn lagging(id: &str) -> InvocationResult {
+    InvocationResult {
+        seen_running: false,
+        ..never_ran(id, "InProgress")
+    }
+}
+
+/// A wait that ends early (a call retrying cannot cure, the bound, a signal, failures in a row)
+/// after the last poll showed the command ended in SSM does not cancel it, nor say it was
+/// cancelled or goes on: it says the command had ended and its results could not be read.
+#[tokio::test(start_paused = true)]
+async fn a_command_that_had_already_ended_is_not_cancelled_and_the_summary_says_so() {
+    let ended = || vec![state("Success", &[("i-1", "Success"), ("i-2", "Success")])];
+    // Access denied on a result read.
+    let fleet = Scripted::new(ended(), &[("i-1", Some(0)), ("i-2", Some(0))]);
+    fleet.read_failures.lock().unwrap().push(Fail::Denied);
+    let (exit, line) = last_line(&fleet).await;
+    assert_eq!(exit, ExitCode::Unavailable, "{line}");
+    assert!(fleet.cancelled.lock().unwrap().is_empty(), "{line}");
+    assert_eq!(
+        line,
+        "Gantry-Deploy: stopped waiting, the runner's SSM calls failed; the command had already ended in SSM (status Success); its results could not be read; 0 of 2 targeted instances answered; 2 without a result (exit 69)"
+    );
+
+    // The bound passes while the result reads still lag: not cancelled, and the error says why.
+    let fleet = Scripted::new(ended(), &[]);
+    for id in ["i-1", "i-2"] {
+        fleet
+            .results
+            .lock()
+            .unwrap()
+            .insert(id.into(), vec![lagging(id)]);
+    }
+    let mut out = Vec::new();
+    let err = run(&fleet, &spec(), Some(quick_wait(10)), &mut out, never())
+        .await
+        .unwrap_err();
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(err.exit_code(), ExitCode::RemoteNoResult, "{err}");
+    assert!(fleet.cancelled.lock().unwrap().is_empty(), "{text}");
+    assert!(
+        text.contains("Gantry-Deploy: stopped waiting after 10s; the command had already ended in SSM (status Success); its results could not be read; 0 of 2 targeted instances answered"),
+        "{text}"
+    );
+    let err = err.to_string();
+    assert!(
+        err.contains("had already ended in SSM (status Success)") && !err.contains("cancel"),
+        "{err}"
+    );
+
+    // A signal, the same.
+    let fleet = Scripted::new(ended(), &[]);
+    for id in ["i-1", "i-2"] {
+        fleet
+            .results
+            .lock()
+            .unwrap()
+            .insert(id.into(), vec![lagging(id)]);
+    }
+    let signal = async {
+        tokio::time::sleep(Duration::from_secs(7)).await;
+        "SIGTERM"
+    };
+    let mut out = Vec::new();
+    let err = run(&fleet, &spec(), Some(quick_wait(3600)), &mut out, signal)
+        .await
+        .unwrap_err();
+    let text = String::from_utf8(out).unwrap();
+    assert!(fleet.cancelled.lock().unwrap().is_empty(), "{text}");
+    assert!(
+        text.contains(
+            "stopped waiting on SIGTERM; the command had already ended in SSM (status Success)"
+        ),
+        "{text}"
+    );
+    assert!(!err.to_string().contains("cancel"), "{err}");
+
+    // Every invocation ended while the command's own status still lags: ended too; reads
+    // throttled five times in a row say so instead of "goes on in SSM".
+    let fleet = Scripted::new(
+        vec![state(
+            "InProgress",
+            &[("i-1", "Success"), ("i-2", "Failed")],
+        )],
+        &[("i-1", Some(0)), ("i-2", Some(1))],
+    );
+    *fleet.read_failures.lock().unwrap() = vec![Fail::Throttled; 5];
+    let (exit, line) = last_line(&fleet).await;
+    assert_eq!(exit, ExitCode::Unavailable, "{line}");
+    assert!(
+        line.contains("the runner's SSM calls failed; the command had already ended in SSM (status InProgress, every invocation ended); its results could not be read;"),
+        "{line}"
+    );
+
+    // Still running somewhere (one invocation of two listed, or one in progress): cancelled.
+    let mut short = state("InProgress", &[("i-1", "Success")]);
+    short.target_count = 2;
+    for polls in [
+        vec![short],
+        vec![state(
+            "InProgress",
+            &[("i-1", "Success"), ("i-2", "InProgress")],
+        )],
+    ] {
+        let fleet = Scripted::new(polls, &[("i-1", Some(0))]);
+        fleet.read_failures.lock().unwrap().push(Fail::Denied);
+        let (_, line) = last_line(&fleet).await;
+        assert_eq!(*fleet.cancelled.lock().unwrap(), ["cmd-1"], "{line}");
+        assert!(line.contains("; command cancelled;"), "{line}");
+    }
+}
+
+/// The CI job's ceiling is checked right before the send: an upload or AWS set-up that used
+/// the time up leaves no command running unwatched (64, as the command line's own check).
+#[tokio::test(start_paused = true)]
+async fn nothing_is_sent_when_the_ci_ceiling_leaves_less_than_one_poll() {
+    let wait = |left: u64| Wait {
+        poll_every: Duration::from_secs(5),
+        limit: Duration::from_secs(3600),
+        per_round: None,
+        ceiling: Some(Instant::now() + Duration::from_secs(left)),
+    };
+    for left in [0, 4] {
+        let fleet = Scripted::new(vec![state("Success", &[("i-1", "Success")])], &[]);
+        let mut out = Vec::new();
+        let err = run(&fleet, &spec(), Some(wait(left)), &mut out, never())
+            .await
+            .unwrap_err();
+        let text = String::from_utf8(out).unwrap();
+        assert!(fleet.sent.lock().unwrap().is_empty(), "{left}: {text}");
+        assert!(
+            matches!(err, RemoteError::NoTimeLeft { .. }),
+            "{left}: {err}"
+        );
+        assert_eq!(err.exit_code(), ExitCode::Usage);
+        assert!(err.to_string().contains("nothing was sent"), "{err}");
+        assert_eq!(
+            text,
+            "Gantry-Deploy: not sent, no time left before the CI job's timeout (exit 64)\n"
+        );
+    }
+    // A ceiling already passed.
+    let fleet = Scripted::new(vec![state("Success", &[("i-1", "Success")])], &[]);
+    let passed = wait(0);
+    tokio::time::advance(Duration::from_secs(30)).await;
+    let err = run(&fleet, &spec(), Some(passed), &mut Vec::new(), never())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RemoteError::NoTimeLeft { .. }), "{err}");
+    assert!(fleet.sent.lock().unwrap().is_empty());
+    // One poll interval left: sent and followed.
+    let fleet = Scripted::new(
+        vec![state("Success", &[("i-1", "Success")])],
+        &[("i-1", Some(0))],
+    );
+    let v = run(&fleet, &spec(), Some(wait(5)), &mut Vec::new(), never())
+        .await
+        .unwrap();
+    assert_eq!(v.exit, ExitCode::Ok);
+    // Without a wait there is no ceiling to check.
+    let fleet = Scripted::new(vec![], &[]);
+    assert!(
+        run(&fleet, &spec(), None, &mut Vec::new(), never())
+            .await
+            .is_ok()
+    );
+    assert_eq!(fleet.sent.lock().unwrap().len(), 1);
+}
+
+/// SSM's listings are eventually consistent: right after the send, ListCommands and the others
+/// may answer InvalidCommandId. Within 30 s of the send that is tried again (no cancel), after
+/// that, or for a command this client did not send, it is final.
+#[test]
+fn invalid_command_id_is_tried_again_only_right_after_the_send() {
+    use super::ssm::{NEW_COMMAND, command_error, read_error};
+    let code = Some("InvalidCommandId");
+    for ago in [Duration::ZERO, Duration::from_secs(29)] {
+        let e = command_error("ListCommands", code, Some("no such command"), Some(ago));
+        assert!(e.is_transient(), "{ago:?}: {e}");
+        assert!(e.to_string().contains("may not list it yet"), "{e}");
+        let e = read_error("cmd-1", "i-1", code, None, Some(ago));
+        assert!(e.is_transient(), "{ago:?}: {e}");
+    }
+    for ago in [Some(NEW_COMMAND), Some(Duration::from_secs(600)), None] {
+        let e = command_error("ListCommandInvocations", code, None, ago);
+        assert!(matches!(e, RemoteError::Rejected { .. }), "{ago:?}: {e}");
+        let e = read_error("cmd-1", "i-1", code, None, ago);
+        assert!(!e.is_transient(), "{ago:?}: {e}");
+    }
+    // Other codes are sorted as any call's, however new the command.
+    let young = Some(Duration::from_secs(1));
+    let e = command_error("ListCommands", Some("AccessDeniedException"), None, young);
+    assert!(!e.is_transient(), "{e}");
+    let e = command_error("ListCommands", Some("ThrottlingException"), None, young);
+    assert!(e.is_transient(), "{e}");
+    let e = read_error("cmd-1", "i-1", Some("InvalidPluginName"), None, young);
+    assert!(matches!(e, RemoteError::NotOneStep { .. }), "{e}");
+}
+
+/// An instance a poll saw running that ends cancelled without an exit code (the command was
+/// cancelled in SSM mid-deploy) ran the command: no Gantry result (as a 137), never "not run".
+#[tokio::test(start_paused = true)]
+async fn an_instance_seen_running_then_cancelled_is_no_gantry_result_not_not_run() {
+    let fleet = Scripted::new(
+        vec![
+            state("InProgress", &[("i-1", "Failed"), ("i-2", "InProgress")]),
+            state("Cancelled", &[("i-1", "Failed"), ("i-2", "Cancelled")]),
+        ],
+        &[("i-1", Some(2))],
+    );
+    fleet
+        .results
+        .lock()
+        .unwrap()
+        .insert("i-2".into(), vec![never_ran("i-2", "Cancelled")]);
+    let (exit, line) = last_line(&fleet).await;
+    // i-2 was stopped mid-deploy: its state is not known, so not "the fleet rolled back".
+    assert_eq!(exit, ExitCode::RemoteSplit, "{line}");
+    assert_eq!(
+        line,
+        "Gantry-Deploy: split result over 2 instances: 1 no exit code (i-2); 1 exit 2 (i-1) (exit 4)"
+    );
+    // Never seen running (cancelled while pending): not run, as before.
+    let fleet = Scripted::new(
+        vec![
+            state("InProgress", &[("i-1", "InProgress"), ("i-2", "Pending")]),
+            state("Cancelled", &[("i-1", "Failed"), ("i-2", "Cancelled")]),
+        ],
+        &[("i-1", Some(2))],
+    );
+    fleet
+        .results
+        .lock()
+        .unwrap()
+        .insert("i-2".into(), vec![never_ran("i-2", "Cancelled")]);
+    let (exit, line) = last_line(&fleet).await;
+    assert_eq!(exit, ExitCode::RolledBack, "{line}");
+    assert!(line.contains("1 not run"), "{line}");
+    // Alone: no Gantry result (5), listed with the instances that ran.
+    let stopped = InvocationResult {
+        seen_running: true,
+        ..never_ran("i-1", "Cancelled")
+    };
+    let v = verdict(&[stopped], 1);
+    assert_eq!(v.exit, ExitCode::RemoteNoResult, "{}", v.summary);
+    assert!(
+        v.summary
+            .starts_with("1 of 1 instances gave no Gantry result: 1 no exit code (i-1)")
+            && !v.summary.contains("not run"),
+        "{}",
+        v.summary
+    );
+}
+
+/// Why an instance never ran the command comes from SSM's StatusDetails where it says
+/// (Undeliverable, DeliveryTimedOut, Terminated), not from its status; the exit code does not
+/// change, and those do not count as errors against --max-errors.
+#[test]
+fn the_reason_an_instance_never_ran_comes_from_its_status_details() {
+    let detailed = |id: &str, status: &str, details: &str| InvocationResult {
+        status_details: details.into(),
+        ..never_ran(id, status)
+    };
+    for (status, details, reason) in [
+        (
+            "Failed",
+            "Undeliverable",
+            "SSM could not deliver the command (Undeliverable",
+        ),
+        (
+            "TimedOut",
+            "DeliveryTimedOut",
+            "SSM did not deliver the command within --delivery-timeout (DeliveryTimedOut",
+        ),
+        (
+            "Failed",
+            "Terminated",
+            "the instance was terminated (Terminated)",
+        ),
+    ] {
+        let v = verdict(
+            &[result("i-1", Some(0)), detailed("i-2", status, details)],
+            2,
+        );
+        assert_eq!(v.exit, ExitCode::RemoteSplit, "{}", v.summary);
+        assert!(
+            v.summary
+                .contains(&format!("1 not run, no exit code: {reason}"))
+                && v.summary.ends_with(&format!("(i-2 {details})")),
+            "{}",
+            v.summary
+        );
+    }
+    // With a serial fleet stopped at its first failure: the undeliverable one is no error.
+    let v = verdict(
+        &[
+            result("i-1", Some(2)),
+            detailed("i-2", "Failed", "Undeliverable"),
+            never_ran("i-3", "Cancelled"),
+        ],
+        3,
+    );
+    assert_eq!(v.exit, ExitCode::RolledBack, "{}", v.summary);
+    assert_eq!(
+        v.summary,
+        "1 of 3 targeted instances ran the command and agree: exit 2; 2 not run, no exit code: SSM could not deliver the command (Undeliverable: the instance is stopped, gone, or not managed by SSM); SSM stopped the command after 1 error (--max-errors) (i-2 Undeliverable, i-3 Cancelled)"
+    );
+    // No details: from the statuses, as before.
+    let v = verdict(&[result("i-1", Some(0)), never_ran("i-2", "TimedOut")], 2);
+    assert!(
+        v.summary
+            .contains("SSM did not deliver the command (check that the SSM agent is online"),
+        "{}",
+        v.summary
+    );
 }

@@ -2,10 +2,13 @@
 //! answered, measured against how many instances SSM targeted, and the lines that say so.
 //!
 //! An instance without an exit code never ran the command (SSM stopped it at MaxErrors, as
-//! `--max-errors 0` does at the first failure, or could not deliver it), nor did a target SSM
-//! never listed (a tag target SSM stopped before it reached): those are left out of the
-//! agreement and listed apart (`2 not run, no exit code: SSM stopped the command after 1
-//! error ...`). Of the instances that ran, [`verdict`] gives their common code when all agree
+//! `--max-errors 0` does at the first failure, or could not deliver it: the reason comes from
+//! its StatusDetails where that says, Undeliverable, DeliveryTimedOut or Terminated), nor did a
+//! target SSM never listed (a tag target SSM stopped before it reached): those are left out of
+//! the agreement and listed apart (`2 not run, no exit code: SSM stopped the command after 1
+//! error ...`). One a poll saw running that ended without an exit code (cancelled mid-run) did
+//! run it: it gave no Gantry result, as a 137. Of the instances that ran, [`verdict`] gives
+//! their common code when all agree
 //! on a code of Gantry's table, so a serial fleet whose first host rolled back exits 2, as one
 //! host does; a 3 (rollback failed, look now) anywhere is 3; [`ExitCode::RemoteSplit`] when
 //! they disagree, or when they agree on a code that left them on the new release (0, 6) while
@@ -100,9 +103,12 @@ pub fn verdict(results: &[InvocationResult], target_count: usize) -> Verdict {
         };
     }
     // An invocation without an exit code never ran its script (SSM stopped the command, or
-    // could not deliver it); nor did a target SSM never listed.
-    let (ran, not_run): (Vec<InvocationResult>, Vec<InvocationResult>) =
-        results.iter().cloned().partition(|r| r.exit_code.is_some());
+    // could not deliver it), unless a poll saw it running (cancelled mid-run: no Gantry
+    // result, as a 137); nor did a target SSM never listed.
+    let (ran, not_run): (Vec<InvocationResult>, Vec<InvocationResult>) = results
+        .iter()
+        .cloned()
+        .partition(|r| r.exit_code.is_some() || r.seen_running);
     let unlisted = m - listed;
     let tail = if not_run.is_empty() && unlisted == 0 {
         String::new()
@@ -130,7 +136,7 @@ pub fn verdict(results: &[InvocationResult], target_count: usize) -> Verdict {
             None => Verdict {
                 exit: ExitCode::RemoteNoResult,
                 summary: format!(
-                    "{n} of {m} instances gave no Gantry result: {parts}{tail} (137: killed by SSM's executionTimeout; 127: gantry not installed)"
+                    "{n} of {m} instances gave no Gantry result: {parts}{tail} (137: killed by SSM's executionTimeout or a cancel; 127: gantry not installed; no exit code: stopped while it ran)"
                 ),
             },
             Some(exit) if complete => Verdict {
@@ -175,38 +181,85 @@ pub fn verdict(results: &[InvocationResult], target_count: usize) -> Verdict {
     }
 }
 
+/// Why SSM never ran the command on an instance, when its StatusDetails says (finer than its
+/// status: an undeliverable command and one cancelled both end without an exit code).
+fn detail_reason(details: &str) -> Option<&'static str> {
+    Some(match details {
+        "Undeliverable" => {
+            "SSM could not deliver the command (Undeliverable: the instance is stopped, gone, or not managed by SSM)"
+        }
+        "DeliveryTimedOut" => {
+            "SSM did not deliver the command within --delivery-timeout (DeliveryTimedOut: check that the SSM agent is online on them)"
+        }
+        "Terminated" => "the instance was terminated (Terminated)",
+        _ => return None,
+    })
+}
+
 /// The instances that never ran the command, and why: `2 not run: SSM stopped the command
-/// after 1 error (i-2 Cancelled, i-3 Cancelled)`.
+/// after 1 error (i-2 Cancelled, i-3 Cancelled)`. The reason comes from StatusDetails where it
+/// tells ([`detail_reason`]), else from the statuses.
 fn not_run_text(
     results: &[InvocationResult],
     not_run: &[InvocationResult],
     unlisted: usize,
 ) -> String {
-    // What SSM counts against MaxErrors: a script that failed or timed out, a delivery that
-    // timed out.
+    // What SSM counts against MaxErrors: a script that failed or timed out (a delivery that
+    // timed out, an undeliverable command or a terminated instance does not count).
     let errors = results
         .iter()
-        .filter(|r| !matches!(r.status.as_str(), "Success" | "Cancelled"))
+        .filter(|r| {
+            !matches!(r.status.as_str(), "Success" | "Cancelled")
+                && detail_reason(&r.status_details).is_none()
+        })
         .count();
-    let cancelled = not_run.iter().any(|r| r.status == "Cancelled");
+    let mut reasons: Vec<&str> = not_run
+        .iter()
+        .filter_map(|r| detail_reason(&r.status_details))
+        .collect();
+    reasons.sort_unstable();
+    reasons.dedup();
+    let rest: Vec<&InvocationResult> = not_run
+        .iter()
+        .filter(|r| detail_reason(&r.status_details).is_none())
+        .collect();
+    let cancelled = rest.iter().any(|r| r.status == "Cancelled");
     let reason = if errors > 0 && (cancelled || unlisted > 0) {
-        format!(
+        Some(format!(
             "SSM stopped the command after {errors} error{} (--max-errors)",
             if errors == 1 { "" } else { "s" }
-        )
+        ))
     } else if cancelled {
-        "the command was cancelled in SSM".to_string()
-    } else if not_run.is_empty() {
-        format!(
+        Some("the command was cancelled in SSM".to_string())
+    } else if !rest.is_empty() {
+        Some(
+            "SSM did not deliver the command (check that the SSM agent is online on them)"
+                .to_string(),
+        )
+    } else if unlisted > 0 {
+        Some(format!(
             "SSM listed no invocation for {}",
             if unlisted == 1 { "it" } else { "them" }
-        )
+        ))
     } else {
-        "SSM did not deliver the command (check that the SSM agent is online on them)".to_string()
+        None
     };
+    let reason = reasons
+        .into_iter()
+        .map(str::to_owned)
+        .chain(reason)
+        .collect::<Vec<_>>()
+        .join("; ");
     let mut ids = not_run
         .iter()
-        .map(|r| format!("{} {}", r.instance_id, r.status))
+        .map(|r| {
+            let word = if detail_reason(&r.status_details).is_some() {
+                &r.status_details
+            } else {
+                &r.status
+            };
+            format!("{} {word}", r.instance_id)
+        })
         .collect::<Vec<_>>();
     ids.sort_unstable();
     if unlisted > 0 {
