@@ -4,11 +4,13 @@
 //! The command line is checked here, before anything is uploaded or sent ([`RemoteArgsError`],
 //! exit 64): targets within SSM's limits (50 instance ids, none empty or named twice, no empty
 //! tag value), `--poll-interval` of at least a second, `--lock-wait` and `--timeout` as the
-//! documents take them, and `--lock-wait` + `--timeout` + a margin to fetch the bundle below
-//! `--execution-timeout` (else SSM kills the deploy with 137 before Gantry's own bound ends it).
+//! documents take them, and `--lock-wait` (twice with a bundle) + `--timeout` + a margin to
+//! start (and fetch the bundle) below `--execution-timeout` (else SSM kills the deploy with 137
+//! before Gantry's own bound ends it).
 //! In a CI job the wait ends a minute before the job's own timeout (GitLab's `CI_JOB_TIMEOUT`,
 //! counted from `CI_JOB_STARTED_AT`; the deadline is fixed here, so uploading the bundle and
-//! sending count against it), and SIGTERM or SIGINT (a job cancelled or timing out) ends it
+//! sending count against it, and with less than one poll interval left right before the send
+//! nothing is sent, 64), and SIGTERM or SIGINT (a job cancelled or timing out) ends it
 //! too: either way the command is cancelled in SSM and what came back so far is printed
 //! (exit 5).
 
@@ -120,12 +122,14 @@ pub enum RemoteArgsError {
     )]
     BadDuration { flag: &'static str, value: String },
     #[error(
-        "{bounds} + {} to fetch the bundle and start is not below --execution-timeout {execution_timeout} (seconds): SSM would kill the script (exit 137, no Gantry result) before Gantry's own bound ends it; raise --execution-timeout or lower {flags}",
+        "{bounds} + {} {start} is not below --execution-timeout {execution_timeout} (seconds): SSM would kill the script (exit 137, no Gantry result) before Gantry's own bound ends it; raise --execution-timeout or lower {flags}",
         humantime::format_duration(START_MARGIN)
     )]
     OverBudget {
         bounds: String,
         flags: String,
+        /// What the margin is for: fetching the bundle and starting, or starting.
+        start: &'static str,
         execution_timeout: u32,
     },
     #[error("--job-timeout (CI_JOB_TIMEOUT) {value:?}: expected seconds or a duration such as 2h")]
@@ -140,7 +144,7 @@ pub enum RemoteArgsError {
 }
 
 /// Kept between a deploy's own bounds (`--lock-wait` + `--timeout`) and SSM's
-/// executionTimeout: fetching the bundle from S3 and starting `gantry`.
+/// executionTimeout: fetching the bundle from S3 (when there is one) and starting `gantry`.
 pub const START_MARGIN: Duration = Duration::from_secs(30);
 
 /// The shortest `--poll-interval`: each poll is two or more SSM calls, on the account's shared
@@ -239,13 +243,9 @@ fn prepare(args: RemoteArgs, now: SystemTime) -> Result<Prepared, RemoteArgsErro
             let bundled =
                 a.bundle.is_some() || (a.stack_dir.is_some() && a.bundle_bucket.is_some());
             check_budget(
-                (
-                    "--lock-wait",
-                    &a.lock_wait,
-                    lock_wait,
-                    if bundled { 2 } else { 1 },
-                ),
+                ("--lock-wait", &a.lock_wait, lock_wait),
                 Some(("--timeout", &a.timeout, timeout)),
+                bundled,
                 a.fleet.execution_timeout,
             )?;
             let mut p = BTreeMap::from([
@@ -279,8 +279,9 @@ fn prepare(args: RemoteArgs, now: SystemTime) -> Result<Prepared, RemoteArgsErro
             let limit = crate::deploy::DEFAULT_TIMEOUT;
             let shown = humantime::format_duration(limit).to_string();
             check_budget(
-                ("--lock-wait", &a.lock_wait, lock_wait, 1),
+                ("--lock-wait", &a.lock_wait, lock_wait),
                 Some(("a rollback's own limit", &shown, limit)),
+                false,
                 a.fleet.execution_timeout,
             )?;
             let mut p = BTreeMap::from([
@@ -513,19 +514,21 @@ fn ssm_duration(flag: &'static str, value: &str) -> Result<Duration, RemoteArgsE
 }
 
 /// Refuses bounds SSM's executionTimeout would cut: `--lock-wait` (as many times as it is
-/// waited: twice with a bundle, whose `fetch-bundle` takes the stack's lock too) + `--timeout`
+/// waited: twice when `bundled`, as `fetch-bundle` takes the stack's lock too) + `--timeout`
 /// (a deploy; a rollback's own bound) + [`START_MARGIN`] must stay below `--execution-timeout`,
 /// so an instance answers with Gantry's code, not SSM's 137 for a killed script.
 fn check_budget(
-    lock_wait: (&'static str, &str, Duration, u32),
+    lock_wait: (&'static str, &str, Duration),
     timeout: Option<(&'static str, &str, Duration)>,
+    bundled: bool,
     execution_timeout: u32,
 ) -> Result<(), RemoteArgsError> {
-    let total = lock_wait.2 * lock_wait.3 + timeout.map_or(Duration::ZERO, |t| t.2) + START_MARGIN;
+    let waits = if bundled { 2 } else { 1 };
+    let total = lock_wait.2 * waits + timeout.map_or(Duration::ZERO, |t| t.2) + START_MARGIN;
     if total < Duration::from_secs(u64::from(execution_timeout)) {
         return Ok(());
     }
-    let mut bounds = match lock_wait.3 {
+    let mut bounds = match waits {
         1 => format!("{} {}", lock_wait.0, lock_wait.1),
         n => format!("{n} x {} {}", lock_wait.0, lock_wait.1),
     };
@@ -540,6 +543,12 @@ fn check_budget(
     Err(RemoteArgsError::OverBudget {
         bounds,
         flags,
+        // A rollback, or a deploy of the files already on the hosts, fetches no bundle.
+        start: if bundled {
+            "to fetch the bundle and start"
+        } else {
+            "to start"
+        },
         execution_timeout,
     })
 }

@@ -8,11 +8,54 @@ struct Line {
     remote: RemoteArgs,
 }
 
-fn prepared(args: &[&str]) -> Result<Prepared, RemoteArgsError> {
-    use clap::Parser as _;
-    let line = Line::try_parse_from(std::iter::once("remote").chain(args.iter().copied()))
+/// The command line as `gantry remote` parses it, except that no flag is read from the
+/// environment: these tests also run inside GitLab jobs, whose CI_JOB_TIMEOUT and
+/// CI_JOB_STARTED_AT would otherwise give every command line a job timeout (and tests running
+/// in parallel share one environment, so it is not cleared either). A test passes
+/// `--job-timeout` / `--job-started-at` when it wants them.
+fn parse(args: &[&str]) -> Line {
+    use clap::{CommandFactory as _, FromArgMatches as _};
+    let command = Line::command().mut_subcommands(|s| s.mut_args(|a| a.env(None)));
+    let matches = command
+        .try_get_matches_from(std::iter::once("remote").chain(args.iter().copied()))
         .expect("clap parses it");
-    prepare(line.remote, SystemTime::now())
+    Line::from_arg_matches(&matches).expect("clap parses it")
+}
+
+fn prepared(args: &[&str]) -> Result<Prepared, RemoteArgsError> {
+    prepare(parse(args).remote, SystemTime::now())
+}
+
+/// The tests' parse reads no environment, while `gantry remote` reads the CI job's timeout from
+/// it; given as flags, they count as in a job.
+#[test]
+fn the_tests_parse_ignores_the_ci_jobs_environment_that_gantry_reads() {
+    use clap::CommandFactory as _;
+    let real = Line::command();
+    for sub in ["deploy", "rollback", "status"] {
+        let sub = real.find_subcommand(sub).expect("a subcommand");
+        let env = |id: &str| {
+            sub.get_arguments()
+                .find(|a| a.get_id() == id)
+                .and_then(|a| a.get_env())
+                .map(|e| e.to_string_lossy().into_owned())
+        };
+        assert_eq!(env("job_timeout").as_deref(), Some("CI_JOB_TIMEOUT"));
+        assert_eq!(env("job_started_at").as_deref(), Some("CI_JOB_STARTED_AT"));
+    }
+    let p = deploy(&["--instance-ids", "i-1"]).unwrap();
+    assert_eq!(p.ceiling, None, "no job timeout unless given");
+    let started = humantime::format_rfc3339_seconds(SystemTime::now() - Duration::from_secs(30));
+    let e = deploy(&[
+        "--instance-ids",
+        "i-1",
+        "--job-timeout",
+        "90",
+        "--job-started-at",
+        &started.to_string(),
+    ])
+    .unwrap_err();
+    assert!(matches!(e, RemoteArgsError::NoTimeLeft { .. }), "{e}");
 }
 
 fn deploy(extra: &[&str]) -> Result<Prepared, RemoteArgsError> {
@@ -110,7 +153,7 @@ fn bounds_that_the_execution_timeout_would_cut_are_refused() {
     let text = e.to_string();
     assert!(matches!(e, RemoteArgsError::OverBudget { .. }), "{text}");
     assert!(
-        text.contains("--lock-wait 10m + --timeout 30m + 30s")
+        text.contains("--lock-wait 10m + --timeout 30m + 30s to start is not below")
             && text.contains("--execution-timeout 1800")
             && text.contains("lower --timeout or --lock-wait"),
         "{text}"
@@ -128,8 +171,9 @@ fn bounds_that_the_execution_timeout_would_cut_are_refused() {
     assert!(deploy(&[&target[..], &long_wait].concat()).is_ok());
     let e = deploy(&[&target[..], &bundle, &long_wait].concat()).unwrap_err();
     assert!(
-        e.to_string()
-            .starts_with("2 x --lock-wait 15m + --timeout 30m + 30s"),
+        e.to_string().starts_with(
+            "2 x --lock-wait 15m + --timeout 30m + 30s to fetch the bundle and start is not below"
+        ),
         "{e}"
     );
     // Exactly at the limit is refused too; one second under passes.
@@ -165,7 +209,7 @@ fn bounds_that_the_execution_timeout_would_cut_are_refused() {
     let e = rollback("40m").unwrap_err();
     let text = e.to_string();
     assert!(
-        text.starts_with("--lock-wait 40m + a rollback's own limit 30m + 30s to fetch the bundle and start is not below --execution-timeout 3600")
+        text.starts_with("--lock-wait 40m + a rollback's own limit 30m + 30s to start is not below --execution-timeout 3600")
             && text.ends_with("raise --execution-timeout or lower --lock-wait"),
         "{text}"
     );
