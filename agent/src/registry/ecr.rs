@@ -12,8 +12,9 @@
 //! one registry share a single fetch and its outcome: the lookups that queued while it ran get
 //! its token or its error (a count of finished fetches tells them one ended while they
 //! waited), so a stack of N images from an unreachable registry fails after one
-//! [`FETCH_TIMEOUT`], not N. A failure is not cached: a lookup that starts after it fetches
-//! again. [`EcrCredentials::invalidate`] empties the slot so the next lookup (the retry after
+//! [`FETCH_TIMEOUT`], not N; that outcome is dropped once the last of them is served (a token
+//! is kept only in the cache, until it is due). A failure is not cached: a lookup that starts
+//! after it fetches again. [`EcrCredentials::invalidate`] empties the slot so the next lookup (the retry after
 //! a 401) fetches a new token. A token that arrives already expired by our clock (clock skew,
 //! or moto, which answers 2015-01-01) is used by the lookup that fetched it and those that
 //! waited for that fetch, and not cached. SDK clients are built once per region and reused;
@@ -136,14 +137,69 @@ struct SlotState {
     /// Fetches that ran to the end (success or failure), to tell whether one ended while a
     /// lookup waited for [`Slot::fetching`].
     fetched: u64,
+    /// Lookups that read `fetched` and have not yet looked at the slot again with
+    /// [`Slot::fetching`] held (or given up): those a fetch that ends now must serve.
+    queued: usize,
     /// The outcome of the last fetch, for the lookups that queued while it ran: they get it
-    /// instead of fetching in turn. A lookup that starts later never reads it.
+    /// instead of fetching in turn. A lookup that starts later never reads it, and it is
+    /// dropped once the last of those is served (`waiters`): no token is kept for nobody (only
+    /// `cached` keeps one, until it is due).
     last: Option<Result<RegistryAuth, RegistryError>>,
+    /// The lookups `last` is still kept for.
+    waiters: usize,
+}
+
+impl SlotState {
+    /// Records the outcome of a fetch that ran to the end, for the lookups queued behind it.
+    fn fetch_ended(&mut self, outcome: &Result<RegistryAuth, RegistryError>) {
+        self.fetched += 1;
+        self.waiters = self.queued;
+        self.last = (self.queued > 0).then(|| outcome.clone());
+    }
+
+    /// One queued lookup that read `fetched` as `seen` is done waiting: the outcome of the
+    /// fetch that ended meanwhile, if any (the last one served takes it out of the slot).
+    fn unqueue(&mut self, seen: u64) -> Option<Result<RegistryAuth, RegistryError>> {
+        self.queued = self.queued.saturating_sub(1);
+        if self.fetched == seen {
+            return None;
+        }
+        self.waiters = self.waiters.saturating_sub(1);
+        if self.waiters == 0 {
+            self.last.take()
+        } else {
+            self.last.clone()
+        }
+    }
 }
 
 impl Slot {
     fn state(&self) -> std::sync::MutexGuard<'_, SlotState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A lookup queued for [`Slot::fetching`]: one whose future is dropped while it waits (a pull
+/// cancelled) is unqueued all the same, so the outcome kept for it is not kept forever.
+struct Queued<'a> {
+    slot: &'a Slot,
+    seen: u64,
+    done: bool,
+}
+
+impl Queued<'_> {
+    /// Done waiting, with the slot's state locked: see [`SlotState::unqueue`].
+    fn arrive(mut self, state: &mut SlotState) -> Option<Result<RegistryAuth, RegistryError>> {
+        self.done = true;
+        state.unqueue(self.seen)
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.slot.state().unqueue(self.seen);
+        }
     }
 }
 
@@ -237,32 +293,36 @@ impl EcrCredentials {
     /// so N pulls from an unreachable registry fail after one [`FETCH_TIMEOUT`], not N.
     pub async fn auth(&self, host: &str) -> Result<RegistryAuth, RegistryError> {
         let slot = self.slot(host);
-        let seen = {
-            let state = slot.state();
+        let queued = {
+            let mut state = slot.state();
             if let Some(auth) = self.fresh(&state) {
                 tracing::debug!(registry = %host, source = "ecr", cached = true, "registry credentials from Amazon ECR");
                 return Ok(auth);
             }
-            state.fetched
+            state.queued += 1;
+            Queued {
+                slot: &slot,
+                seen: state.fetched,
+                done: false,
+            }
         };
         let _fetching = slot.fetching.lock().await;
         {
-            let state = slot.state();
+            let mut state = slot.state();
+            let outcome = queued.arrive(&mut state);
             // Another lookup may have fetched while this one waited.
             if let Some(auth) = self.fresh(&state) {
                 tracing::debug!(registry = %host, source = "ecr", cached = true, "registry credentials from Amazon ECR");
                 return Ok(auth);
             }
-            if state.fetched != seen
-                && let Some(outcome) = &state.last
-            {
+            if let Some(outcome) = outcome {
                 tracing::debug!(
                     registry = %host,
                     source = "ecr",
                     failed = outcome.is_err(),
                     "the outcome of the Amazon ECR token fetch this lookup waited for"
                 );
-                return outcome.clone();
+                return outcome;
             }
         }
         // The AWS SDK logs whole responses, token included, at TRACE: its events inside the
@@ -282,10 +342,9 @@ impl EcrCredentials {
         let fetched = match fetched {
             Ok(fetched) => fetched,
             Err(e) => {
-                let mut state = slot.state();
-                state.fetched += 1;
-                state.last = Some(Err(e.clone()));
-                return Err(e);
+                let e = Err(e);
+                slot.state().fetch_ended(&e);
+                return e;
             }
         };
         let now = self.clock.now();
@@ -304,8 +363,7 @@ impl EcrCredentials {
             "fetched an Amazon ECR authorization token"
         );
         let mut state = slot.state();
-        state.fetched += 1;
-        state.last = Some(Ok(fetched.auth.clone()));
+        state.fetch_ended(&Ok(fetched.auth.clone()));
         state.cached = refresh_at.map(|refresh_at| Cached {
             auth: fetched.auth.clone(),
             refresh_at,
@@ -318,9 +376,16 @@ impl EcrCredentials {
         let slot = self.slot(host);
         let mut state = slot.state();
         state.last = None;
+        state.waiters = 0;
         let had = state.cached.take().is_some();
         drop(state);
         tracing::debug!(registry = %host, had_token = had, "Amazon ECR token invalidated");
+    }
+
+    /// Whether the slot of `host` keeps a fetch's outcome for lookups still to be served.
+    #[cfg(test)]
+    pub(crate) fn keeps_outcome(&self, host: &str) -> bool {
+        self.slot(host).state().last.is_some()
     }
 
     fn slot(&self, host: &str) -> Arc<Slot> {

@@ -468,3 +468,125 @@ async fn concurrent_lookups_share_one_failed_fetch() {
     assert!(ecr.auth(HOST).await.is_err());
     assert_eq!(ecr.token_fetches(), 2);
 }
+
+/// An ECR endpoint on loopback that answers every request with a GetAuthorizationToken for
+/// `AWS:pw-<n>` (n counts the answers) expiring at `expires_at` (seconds since the epoch), after
+/// `delay`; returns its URL and the count of answers.
+async fn token_endpoint(
+    expires_at: u64,
+    delay: std::time::Duration,
+) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use base64::Engine as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let answers = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = answers.clone();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let counted = counted.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    // One request: its head, then Content-Length bytes of body.
+                    let head_end = loop {
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        let mut chunk = [0u8; 4096];
+                        match conn.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    while buf.len() < head_end + length {
+                        let mut chunk = [0u8; 4096];
+                        match conn.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    buf.drain(..head_end + length);
+                    tokio::time::sleep(delay).await;
+                    let n = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                    let token =
+                        base64::engine::general_purpose::STANDARD.encode(format!("AWS:pw-{n}"));
+                    let body = format!(
+                        r#"{{"authorizationData":[{{"authorizationToken":"{token}","expiresAt":{expires_at},"proxyEndpoint":"https://123456789012.dkr.ecr.eu-west-1.amazonaws.com"}}]}}"#
+                    );
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if conn.write_all(answer.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, answers)
+}
+
+/// ECR credentials against [`token_endpoint`] at `url`, with static AWS credentials.
+fn ecr_at(url: &str) -> EcrCredentials {
+    let sdk = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("eu-west-1"))
+        .endpoint_url(url)
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new("AKIDTEST", "secret", None, None, "test"),
+            ),
+        )
+        .build();
+    EcrCredentials::with_sdk_config(sdk, None)
+}
+
+/// The outcome of a fetch is kept only for the lookups that queued behind it: once they are
+/// served the slot holds no token (but in the cache, until it is due), nor an error.
+#[tokio::test]
+async fn a_fetched_token_is_not_kept_once_its_waiters_are_served() {
+    const HOST: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
+    // Expired on arrival (as moto's 2015 tokens): used, never cached.
+    let (url, answers) = token_endpoint(1_420_070_400, std::time::Duration::from_millis(200)).await;
+    let ecr = ecr_at(&url);
+    // A lone lookup: nobody waited for its fetch.
+    let auth = ecr.auth(HOST).await.unwrap();
+    assert_eq!(auth.password.expose(), "pw-1");
+    assert!(!ecr.keeps_outcome(HOST), "a token kept for nobody");
+    // Lookups queued behind one fetch all get its token, and then it is gone.
+    let results = futures_util::future::join_all((0..8).map(|_| ecr.auth(HOST))).await;
+    for r in results {
+        assert_eq!(r.unwrap().password.expose(), "pw-2");
+    }
+    assert_eq!(answers.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(ecr.token_fetches(), 2);
+    assert!(!ecr.keeps_outcome(HOST), "the token outlived its waiters");
+    // A lookup cancelled while it waits does not keep the outcome in the slot.
+    let first = ecr.auth(HOST);
+    let cancelled = ecr.auth(HOST);
+    let cancelled = async {
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(50), cancelled).await;
+    };
+    let (r, ()) = tokio::join!(first, cancelled);
+    assert_eq!(r.unwrap().password.expose(), "pw-3");
+    assert!(!ecr.keeps_outcome(HOST));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_fetch_is_not_kept_once_its_waiters_are_served() {
+    const HOST: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
+    let (ecr, _) = failing_ecr(std::time::Duration::from_secs(2));
+    let results = futures_util::future::join_all((0..5).map(|_| ecr.auth(HOST))).await;
+    assert!(results.iter().all(Result::is_err));
+    assert_eq!(ecr.token_fetches(), 1);
+    assert!(!ecr.keeps_outcome(HOST));
+}
