@@ -14,14 +14,17 @@
 //! against the disk before any write: a directory the previous bundle installed that is now a
 //! file (or a file that is now a directory) is cleared of the previous bundle's files first;
 //! anything else in the way (a file no bundle installed, such as a hand-made `.env`, unless it
-//! holds exactly the bundle's bytes; a link) is refused naming it ([`BundleError::InTheWay`],
-//! exit 65) and nothing is written or removed. Files are then written one by one atomically
+//! holds exactly the bundle's bytes; a link, there or in place of a directory above it; a
+//! FIFO) is refused naming it ([`BundleError::InTheWay`], exit 65) and nothing is written or
+//! removed; nothing is written or removed through a link below the stack's directory. Files are then written one by one atomically
 //! (temp file, fsync, rename), only where their content changed, with modes cut to 0750 at
 //! most; a manifest (`.gantry-bundle.json`) lists what bundles installed, so files a newer
 //! bundle no longer carries are removed while files the bundle never owned (the env file
 //! `gantry-secrets` renders beside compose.yaml) are left alone. The manifest is written
-//! before the first change too, listing the previous files and the new ones, so an install
-//! cut short leaves no file it wrote unowned ([`BundleError::Interrupted`]). Installing the
+//! before the first change too, listing the previous files and, as pending, the new ones with
+//! the checksum of their bytes, so an install cut short leaves no file it wrote unowned
+//! ([`BundleError::Interrupted`]); stopped by an error, it then lists what it wrote, and
+//! killed, a pending file is the bundle's only while it holds those bytes. Installing the
 //! same bundle again writes nothing. [`pack`] refuses what hosts would refuse.
 //!
 //! Limits: S3 only (`s3://bucket/key`, the instance's credentials and region, or
@@ -33,6 +36,8 @@ mod unpack;
 
 use std::path::{Path, PathBuf};
 
+#[cfg(test)]
+pub(crate) use install::seam;
 pub use install::{Installed, install};
 pub use s3::S3Source;
 pub use unpack::{BundleFile, read_bundle};
@@ -89,9 +94,9 @@ pub enum BundleError {
     },
     #[error("{}: {message}", path.display())]
     Write { path: PathBuf, message: String },
-    /// Written in part: the manifest lists every file the install may have written.
+    /// Written in part: the manifest records every file the install wrote.
     #[error(
-        "{}: {message}; the install stopped part-way ({}); the stack's manifest lists every file it may have written (hint: fix the cause, then run fetch-bundle again with the same bundle: it completes the install)",
+        "{}: {message}; the install stopped part-way ({}); the stack's manifest records every file it wrote (hint: fix the cause, then run fetch-bundle again with the same bundle: it completes the install)",
         path.display(),
         changed_summary(changed)
     )]

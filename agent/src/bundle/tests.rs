@@ -307,6 +307,11 @@ fn install_removes_temp_files_a_killed_fetch_left() {
     );
 }
 
+/// The manifest on disk, as it is.
+fn raw_manifest(stack: &std::path::Path) -> String {
+    std::fs::read_to_string(stack.join(MANIFEST)).unwrap()
+}
+
 /// The manifest on disk, as (sha256, files).
 fn manifest_of(stack: &std::path::Path) -> (String, Vec<String>) {
     let v: serde_json::Value =
@@ -423,6 +428,7 @@ fn an_install_cut_short_leaves_no_file_unowned() {
         f("a.conf", b"new\n"),
         f("compose.yaml", b"b\n"),
         f(&long, b"x\n"),
+        f("zz.conf", b"z\n"),
     ];
     let err = install(&v2, &stack, "s2").unwrap_err();
     let text = err.to_string();
@@ -439,14 +445,32 @@ fn an_install_cut_short_leaves_no_file_unowned() {
         "written before the failure"
     );
     let (_, owned) = manifest_of(&stack);
-    for p in ["a.conf", "compose.yaml", "old.conf", long.as_str()] {
+    for p in ["a.conf", "compose.yaml", "old.conf"] {
         assert!(owned.iter().any(|o| o == p), "{p} not in {owned:?}");
     }
-    // A later bundle without a.conf removes it: it was the bundle's.
+    // What it never wrote is not the bundle's: an operator may put a file there.
+    for p in [long.as_str(), "zz.conf"] {
+        assert!(!owned.iter().any(|o| o == p), "{p} in {owned:?}");
+    }
+    assert!(!raw_manifest(&stack).contains("pending"), "nothing pending");
+    std::fs::write(stack.join("zz.conf"), "mine\n").unwrap();
+    let err = install(
+        &[f("compose.yaml", b"c\n"), f("zz.conf", b"z\n")],
+        &stack,
+        "s3",
+    )
+    .unwrap_err();
+    assert!(matches!(err, BundleError::InTheWay { .. }), "{err:?}");
+    assert!(err.to_string().contains("zz.conf"), "{err}");
+    // A later bundle without a.conf removes it: it was the bundle's. zz.conf stays.
     let done = install(&[f("compose.yaml", b"c\n")], &stack, "s3").unwrap();
     let mut removed = done.removed.clone();
     removed.sort();
     assert_eq!(removed, ["a.conf", "old.conf"]);
+    assert_eq!(
+        std::fs::read_to_string(stack.join("zz.conf")).unwrap(),
+        "mine\n"
+    );
     assert_eq!(
         manifest_of(&stack),
         ("s3".into(), vec!["compose.yaml".into()])
@@ -619,4 +643,312 @@ fn pack_refuses_what_hosts_refuse() {
     std::fs::remove_dir_all(&many).unwrap();
 
     pack(root).unwrap();
+}
+
+/// A bundle file of mode 0640.
+fn bf(path: &str, contents: &[u8]) -> unpack::BundleFile {
+    unpack::BundleFile {
+        path: path.to_owned(),
+        mode: 0o640,
+        contents: contents.to_vec(),
+    }
+}
+
+fn mkfifo(path: &std::path::Path) {
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+}
+
+fn is_fifo(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::FileTypeExt as _;
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_fifo())
+}
+
+/// An install killed after its intent manifest (SIGKILL, an SSM timeout) owns a file it meant
+/// to write only while that file holds exactly the bytes it meant to write: a file an operator
+/// made there after the kill is not the bundle's, neither taken over nor removed.
+#[test]
+fn a_killed_install_owns_a_file_it_meant_to_write_only_while_it_holds_the_bundles_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = dir.path().join("shop");
+    install(&[bf("compose.yaml", b"a\n")], &stack, "s1").unwrap();
+    let v2 = [
+        bf("a.conf", b"new\n"),
+        bf("b.conf", b"new\n"),
+        bf("compose.yaml", b"b\n"),
+    ];
+    {
+        let _hook = seam::before_changes(|_| std::panic::resume_unwind(Box::new("killed")));
+        let killed =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| install(&v2, &stack, "s2")));
+        assert!(killed.is_err(), "the install goes on past the seam");
+    }
+    assert!(!stack.join("a.conf").exists(), "killed before any write");
+    // a.conf holds what the killed install was writing; b.conf is made by hand after the kill.
+    std::fs::write(stack.join("a.conf"), "new\n").unwrap();
+    std::fs::write(stack.join("b.conf"), "mine\n").unwrap();
+
+    let manifest = raw_manifest(&stack);
+    let err = install(
+        &[bf("b.conf", b"ci\n"), bf("compose.yaml", b"c\n")],
+        &stack,
+        "s3",
+    )
+    .unwrap_err();
+    assert!(matches!(err, BundleError::InTheWay { .. }), "{err:?}");
+    assert!(err.to_string().contains("b.conf"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(stack.join("b.conf")).unwrap(),
+        "mine\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(stack.join("compose.yaml")).unwrap(),
+        "a\n"
+    );
+    assert_eq!(raw_manifest(&stack), manifest, "nothing written");
+
+    // A bundle without either removes the killed install's a.conf, and leaves b.conf.
+    let done = install(&[bf("compose.yaml", b"c\n")], &stack, "s3").unwrap();
+    assert_eq!(done.removed, ["a.conf"]);
+    assert_eq!(
+        std::fs::read_to_string(stack.join("b.conf")).unwrap(),
+        "mine\n"
+    );
+    assert_eq!(
+        manifest_of(&stack),
+        ("s3".into(), vec!["compose.yaml".into()])
+    );
+    assert!(
+        !raw_manifest(&stack).contains("pending"),
+        "a finished install's manifest has no `pending`, so older gantry versions read it"
+    );
+}
+
+/// A manifest written before `pending` existed is read as before. One that cannot be read
+/// (here: a field this version does not know) is refused, nothing written, and the hint says
+/// how to recover without it: files are not rewritten over then, they are in the way.
+#[test]
+fn an_older_manifest_is_read_and_an_unreadable_one_says_how_to_recover() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = dir.path().join("shop");
+    std::fs::create_dir(&stack).unwrap();
+    std::fs::write(stack.join("compose.yaml"), "a\n").unwrap();
+    std::fs::write(stack.join("old.conf"), "o\n").unwrap();
+    std::fs::write(
+        stack.join(MANIFEST),
+        r#"{"sha256": "s1", "files": ["compose.yaml", "old.conf"]}"#,
+    )
+    .unwrap();
+    let done = install(&[bf("compose.yaml", b"b\n")], &stack, "s2").unwrap();
+    assert_eq!(done.written, ["compose.yaml"]);
+    assert_eq!(done.removed, ["old.conf"]);
+
+    std::fs::write(
+        stack.join(MANIFEST),
+        r#"{"sha256": "s2", "files": ["compose.yaml"], "later": 1}"#,
+    )
+    .unwrap();
+    let err = install(&[bf("compose.yaml", b"c\n")], &stack, "s3").unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("unreadable manifest")
+            && text.contains("move it")
+            && text.contains("last installed")
+            && !text.contains("rewrites every file"),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(stack.join("compose.yaml")).unwrap(),
+        "b\n"
+    );
+
+    // As the hint says: the manifest moved away, the last bundle adopts its files, then the
+    // new one installs.
+    std::fs::rename(stack.join(MANIFEST), dir.path().join("moved.json")).unwrap();
+    let err = install(&[bf("compose.yaml", b"c\n")], &stack, "s3").unwrap_err();
+    assert!(matches!(err, BundleError::InTheWay { .. }), "{err:?}");
+    let done = install(&[bf("compose.yaml", b"b\n")], &stack, "s2").unwrap();
+    assert_eq!(done.unchanged, ["compose.yaml"]);
+    let done = install(&[bf("compose.yaml", b"c\n")], &stack, "s3").unwrap();
+    assert_eq!(done.written, ["compose.yaml"]);
+}
+
+/// A manifest entry that is not a clean relative path (`..`, absolute, the manifest itself)
+/// is refused with the manifest, never joined onto the stack's directory: a bundle would
+/// remove what it names.
+#[test]
+fn a_manifest_naming_a_path_outside_the_stack_is_refused() {
+    use sha2::Digest as _;
+    let dir = tempfile::tempdir().unwrap();
+    let stack = dir.path().join("shop");
+    install(&[bf("compose.yaml", b"a\n")], &stack, "s1").unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "keep\n").unwrap();
+    let sum = hex::encode(sha2::Sha256::digest(b"keep\n"));
+    let absolute = victim.to_str().unwrap().to_owned();
+    for (files, pending) in [
+        (
+            r#"["compose.yaml", "../victim"]"#.to_owned(),
+            "{}".to_owned(),
+        ),
+        (
+            r#"["compose.yaml", "x/../../victim"]"#.to_owned(),
+            "{}".to_owned(),
+        ),
+        (
+            format!(r#"["compose.yaml", "{absolute}"]"#),
+            "{}".to_owned(),
+        ),
+        (
+            r#"["compose.yaml", ".gantry-bundle.json"]"#.to_owned(),
+            "{}".to_owned(),
+        ),
+        (
+            r#"["compose.yaml", "./compose.yaml"]"#.to_owned(),
+            "{}".to_owned(),
+        ),
+        (
+            r#"["compose.yaml"]"#.to_owned(),
+            format!(r#"{{"../victim": "{sum}"}}"#),
+        ),
+        (
+            r#"["compose.yaml"]"#.to_owned(),
+            r#"{"a.conf": "not a checksum"}"#.to_owned(),
+        ),
+    ] {
+        // Without `pending` when empty: the manifest of a finished install.
+        let pending = match pending.as_str() {
+            "{}" => String::new(),
+            p => format!(r#", "pending": {p}"#),
+        };
+        std::fs::write(
+            stack.join(MANIFEST),
+            format!(r#"{{"sha256": "s1", "files": {files}{pending}}}"#),
+        )
+        .unwrap();
+        let err = install(&[bf("compose.yaml", b"b\n")], &stack, "s2").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("unreadable manifest") && text.contains("last installed"),
+            "{files} {pending}: {text}"
+        );
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep\n");
+        assert_eq!(
+            std::fs::read_to_string(stack.join("compose.yaml")).unwrap(),
+            "a\n"
+        );
+    }
+}
+
+/// A symbolic link to a directory inside the stack's directory (`config -> /etc/nginx/conf.d`)
+/// is never gone through: a bundle writing below it is refused naming the link, and a file
+/// the previous bundle installed below it is not removed, nor temp files swept there. A stack
+/// directory that is a dangling link is named.
+#[test]
+fn a_linked_directory_in_the_stack_is_never_written_or_removed_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = dir.path().join("shop");
+    let outside = dir.path().join("conf.d");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::write(outside.join("nginx.conf"), "theirs\n").unwrap();
+    // Above any pid_max: a dead writer's.
+    let temp = outside.join(".nginx.conf.tmp.4194305.0");
+    std::fs::write(&temp, "theirs\n").unwrap();
+    let compose = bf("compose.yaml", b"a\n");
+    install(
+        &[compose.clone(), bf("config/nginx.conf", b"server {}\n")],
+        &stack,
+        "s1",
+    )
+    .unwrap();
+    std::fs::remove_dir_all(stack.join("config")).unwrap();
+    std::os::unix::fs::symlink(&outside, stack.join("config")).unwrap();
+
+    let done = install(std::slice::from_ref(&compose), &stack, "s2").unwrap();
+    assert!(done.removed.is_empty(), "{done:?}");
+    assert_eq!(
+        std::fs::read_to_string(outside.join("nginx.conf")).unwrap(),
+        "theirs\n"
+    );
+    assert!(temp.exists(), "no sweep through the link");
+
+    let err = install(
+        &[compose.clone(), bf("config/other.conf", b"x\n")],
+        &stack,
+        "s3",
+    )
+    .unwrap_err();
+    assert!(matches!(err, BundleError::InTheWay { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains(&stack.join("config").display().to_string()) && text.contains("link"),
+        "{text}"
+    );
+    assert!(!outside.join("other.conf").exists());
+
+    // Deeper: a link below a real directory of the bundle's.
+    std::fs::remove_file(stack.join("config")).unwrap();
+    install(&[compose.clone(), bf("a/b/c.conf", b"c\n")], &stack, "s4").unwrap();
+    std::fs::remove_dir_all(stack.join("a/b")).unwrap();
+    std::os::unix::fs::symlink(&outside, stack.join("a/b")).unwrap();
+    let err = install(&[compose.clone(), bf("a/b/c.conf", b"d\n")], &stack, "s5").unwrap_err();
+    assert!(matches!(err, BundleError::InTheWay { .. }), "{err:?}");
+    assert!(err.to_string().contains("a/b"), "{err}");
+    assert!(!outside.join("c.conf").exists());
+
+    let linked = dir.path().join("linked");
+    std::os::unix::fs::symlink(dir.path().join("missing"), &linked).unwrap();
+    let err = install(std::slice::from_ref(&compose), &linked, "s1").unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!("{}:", linked.display())) && text.contains("symbolic link"),
+        "{text}"
+    );
+}
+
+/// A FIFO put where a bundle file goes after the install checked the way (under the lock,
+/// by hand) is neither read (it would block with the stack's lock held) nor replaced: the
+/// install stops there.
+#[test]
+fn a_fifo_put_in_place_of_a_file_after_the_checks_does_not_hang_the_install() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = dir.path().join("shop");
+    install(&[bf("compose.yaml", b"a\n")], &stack, "s1").unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let at = stack.clone();
+    std::thread::spawn(move || {
+        let _hook = seam::before_changes(|dir| {
+            std::fs::remove_file(dir.join("compose.yaml")).unwrap();
+            mkfifo(&dir.join("compose.yaml"));
+        });
+        let _ = tx.send(install(&[bf("compose.yaml", b"b\n")], &at, "s2"));
+    });
+    let result = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the install hangs on the FIFO");
+    let err = result.unwrap_err();
+    assert!(matches!(err, BundleError::Interrupted { .. }), "{err:?}");
+    assert!(err.to_string().contains("compose.yaml"), "{err}");
+    assert!(is_fifo(&stack.join("compose.yaml")), "left as it is");
+}
+
+/// A FIFO where a bundle file goes is in the way, whether or not a bundle installed a file
+/// there before; it is never opened.
+#[test]
+fn a_fifo_where_a_bundle_file_goes_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = dir.path().join("shop");
+    std::fs::create_dir(&stack).unwrap();
+    mkfifo(&stack.join("compose.yaml"));
+    let err = install(&[bf("compose.yaml", b"a\n")], &stack, "s1").unwrap_err();
+    assert!(matches!(err, BundleError::InTheWay { .. }), "{err:?}");
+    assert!(err.to_string().contains("compose.yaml"), "{err}");
+    assert!(!stack.join(MANIFEST).exists(), "nothing written");
+
+    std::fs::remove_file(stack.join("compose.yaml")).unwrap();
+    install(&[bf("compose.yaml", b"a\n")], &stack, "s1").unwrap();
+    std::fs::remove_file(stack.join("compose.yaml")).unwrap();
+    mkfifo(&stack.join("compose.yaml"));
+    let err = install(&[bf("compose.yaml", b"b\n")], &stack, "s2").unwrap_err();
+    assert!(matches!(err, BundleError::InTheWay { .. }), "{err:?}");
+    assert!(is_fifo(&stack.join("compose.yaml")));
 }
