@@ -75,7 +75,7 @@ async fn fetch_and_install(
     let _lock = match lock {
         Ok(lock) => lock,
         Err(e) => {
-            eprintln!("gantry fetch-bundle: {e}; nothing installed");
+            eprintln!("gantry fetch-bundle: {}", lock_failure(&e));
             return match e {
                 LedgerError::LockBusy { .. } => ExitCode::LockBusy,
                 LedgerError::BadStackName { .. } => ExitCode::InvalidInput,
@@ -98,6 +98,25 @@ async fn fetch_and_install(
         Err(e) => fail(&e),
     }
 }
+
+/// Why the stack's lock was not taken. The ledger's own hint for a state dir it cannot use
+/// ("or set --state-dir") does not fit here: the lock is only the stack's if it is the one
+/// deploys take, in the daemon's state dir.
+fn lock_failure(e: &LedgerError) -> String {
+    match e {
+        LedgerError::LockBusy { .. } | LedgerError::BadStackName { .. } => {
+            format!("{e}; nothing installed")
+        }
+        LedgerError::Io { path, source } => format!(
+            "cannot take the stack's lock in the state dir {}: {source}; nothing installed ({LOCK_HINT})",
+            path.display()
+        ),
+        other => format!("cannot take the stack's lock: {other}; nothing installed ({LOCK_HINT})"),
+    }
+}
+
+/// How to take the lock deploys take.
+const LOCK_HINT: &str = "hint: fetch-bundle must run as root with the daemon's state dir, GANTRY_STATE_DIR as in gantry.service (default /var/lib/gantry): a lock in another state dir is one no deploy of the stack respects";
 
 fn fail(e: &BundleError) -> ExitCode {
     eprintln!("gantry fetch-bundle: {e}");
@@ -122,7 +141,9 @@ mod tests {
     use super::*;
 
     /// A bundle that cannot be installed as it is (a bad entry, a file in the way) is bad
-    /// input (65, nothing installed); a write that fails on the way is a failure (1).
+    /// input (65, nothing installed); a write that fails on the way, before or after the
+    /// install began changing files, is a failure (1); a bundle that cannot be fetched is
+    /// unavailable (69).
     #[test]
     fn a_bundle_in_the_way_is_bad_input() {
         let in_the_way = BundleError::InTheWay {
@@ -142,6 +163,38 @@ mod tests {
             message: "No space left on device".into(),
         };
         assert_eq!(fail(&write), ExitCode::Failed);
+        let interrupted = BundleError::Interrupted {
+            path: "/etc/gantry/stacks/shop/compose.yaml".into(),
+            message: "No space left on device".into(),
+            changed: vec![".env".into()],
+        };
+        assert_eq!(fail(&interrupted), ExitCode::Failed);
+        let fetch = BundleError::Fetch {
+            url: "s3://b/k".into(),
+            message: "timed out".into(),
+        };
+        assert_eq!(fail(&fetch), ExitCode::Unavailable);
+        assert_eq!(ExitCode::Unavailable.code(), 69);
+    }
+
+    /// A state dir the lock cannot be taken in: the hint does not suggest another state dir
+    /// (a lock there is one no deploy respects) but the daemon's, as root.
+    #[test]
+    fn a_state_dir_without_the_lock_says_to_use_the_daemons() {
+        let e = LedgerError::Io {
+            path: "/var/lib/gantry/stacks/shop".into(),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        };
+        let text = lock_failure(&e);
+        assert!(
+            text.contains("/var/lib/gantry/stacks/shop")
+                && text.contains("as root")
+                && text.contains("GANTRY_STATE_DIR")
+                && text.contains("gantry.service")
+                && text.contains("nothing installed")
+                && !text.contains("set --state-dir"),
+            "{text}"
+        );
     }
 
     /// A bundle source that returns the same bytes for any location.
@@ -211,9 +264,26 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(300)).await;
             drop(held);
         });
+        // While the install changes files, the lock is still held: a deploy starting then
+        // is refused (or waits), it does not read files being rewritten.
+        let busy = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let _hook = bundle::seam::before_changes({
+            let busy = std::rc::Rc::clone(&busy);
+            let stack = Ledger::new(&state).stack("shop").unwrap();
+            move |_| {
+                let deploy = stack.try_lock(&Holder::me("gantry deploy shop", None));
+                busy.borrow_mut()
+                    .push(matches!(deploy, Err(LedgerError::LockBusy { .. })));
+            }
+        });
         let code = fetch_and_install(&global, &args, &location, &sum, &source).await;
         release.await.unwrap();
         assert_eq!(code, ExitCode::Ok);
+        assert_eq!(
+            *busy.borrow(),
+            [true],
+            "the install ran once, with the stack's lock held"
+        );
         assert_eq!(
             std::fs::read_to_string(&installed).unwrap(),
             "services: {}\n"
