@@ -8,7 +8,8 @@ Gantry SSM documents can be tested end to end:
 - the API side speaks SSM's JSON protocol (X-Amz-Target: AmazonSSM.<Operation>) for
   SendCommand, ListCommands, ListCommandInvocations, GetCommandInvocation and CancelCommand
   (pending invocations end Cancelled; running scripts are killed, SIGKILL to their process
-  group, and end Cancelled; the command ends Cancelled), and checks
+  group, and end Cancelled with result 137, as the agent reports a script it stopped early; a
+  script that ended before the kill keeps its result; the command ends Cancelled), and checks
   parameters as SSM does: unknown or missing ones, and values that do not match the document's
   allowedPattern, are refused with InvalidParameters before anything runs;
 - the agent side runs the document's aws:runShellScript steps on this host for each target
@@ -20,11 +21,18 @@ Gantry SSM documents can be tested end to end:
   InvalidPluginName, as SSM does;
 - with "list_tag_targets_when_started": true, the invocations of a tag target are listed only
   once the stand-in starts on them, as SSM does: those it never starts (MaxErrors stopped the
-  command) are never listed, while TargetCount counts them.
+  command) are never listed, while TargetCount counts them;
+- with "invalid_command_id_calls": N, the first N ListCommands, ListCommandInvocations and
+  GetCommandInvocation calls about each command answer InvalidCommandId, as SSM's eventually
+  consistent listings can right after SendCommand;
+- an instance with "delivery": "Undeliverable", "DeliveryTimedOut" or "Terminated" never runs
+  the command: its invocation ends with that StatusDetails (status Failed, TimedOut or Failed),
+  no result code, and does not count against MaxErrors, as in SSM.
 
 Usage: ssm.py --port PORT --documents DIR --config FILE
-Config: {"instances": {"i-1": {"env": {"K": "V"}}}, "tags": {"Role=web": ["i-1"]},
-         "documents": {"Name": {...document...}}, "list_tag_targets_when_started": false}
+Config: {"instances": {"i-1": {"env": {"K": "V"}}, "i-2": {"delivery": "Undeliverable"}},
+         "tags": {"Role=web": ["i-1"]}, "documents": {"Name": {...document...}},
+         "list_tag_targets_when_started": false, "invalid_command_id_calls": 0}
 (documents in the config come before those of DIR)
 Signatures are not checked. Only loopback.
 """
@@ -56,6 +64,10 @@ cancelled = set()
 unlisted = {}
 # command id -> how many steps its document has.
 steps_of = {}
+# command id -> how many more listing calls answer InvalidCommandId.
+not_listed_yet = {}
+# What SSM says of an invocation it never delivered: StatusDetails -> Status.
+UNDELIVERED = {"Undeliverable": "Failed", "DeliveryTimedOut": "TimedOut", "Terminated": "Failed"}
 
 
 class ApiError(Exception):
@@ -142,8 +154,9 @@ def run_script(script, timeout, env, key):
         finally:
             with lock:
                 running.pop(key, None)
-    if key[0] in cancelled:
-        code, status = -1, "Cancelled"
+    if key[0] in cancelled and proc.returncode == -signal.SIGKILL:
+        # Stopped early by CancelCommand: the agent reports 137 (128 + SIGKILL), as at a timeout.
+        code, status = 137, "Cancelled"
     return status, code, out.decode(errors="replace"), err.decode(errors="replace")
 
 
@@ -161,12 +174,24 @@ def execute(command_id, doc, values, config, max_concurrency, max_errors):
             continue
         threads = []
         for i in batch:
+            delivery = config["instances"][i].get("delivery")
+            if delivery is not None:
+                with lock:
+                    unlisted.get(command_id, set()).discard(i)
+                    cmd["invocations"][i].update(
+                        Status=UNDELIVERED[delivery], StatusDetails=delivery,
+                    )
+                continue
             t = threading.Thread(target=invoke, args=(cmd, i, steps, values, config))
             t.start()
             threads.append(t)
         for t in threads:
             t.join()
-        errors += sum(1 for i in batch if cmd["invocations"][i]["Status"] != "Success")
+        errors += sum(
+            1 for i in batch
+            if cmd["invocations"][i]["Status"] != "Success"
+            and cmd["invocations"][i]["StatusDetails"] not in UNDELIVERED
+        )
     with lock:
         if command_id in cancelled:
             cmd["Status"] = "Cancelled"
@@ -247,6 +272,7 @@ class Handler(BaseHTTPRequestHandler):
             if not ids:
                 commands[command_id]["Status"] = "Success"
             steps_of[command_id] = len(doc["mainSteps"])
+            not_listed_yet[command_id] = int(self.server.config.get("invalid_command_id_calls", 0))
             if body.get("Targets") and self.server.config.get("list_tag_targets_when_started"):
                 unlisted[command_id] = set(ids)
         threading.Thread(
@@ -267,14 +293,22 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError("InvalidCommandId", f"no command {command_id}")
         return commands[command_id]
 
+    def listed(self, command_id):
+        """find, for a listing call: a new command may not be listed yet."""
+        cmd = self.find(command_id)
+        if not_listed_yet.get(command_id, 0) > 0:
+            not_listed_yet[command_id] -= 1
+            raise ApiError("InvalidCommandId", f"no command {command_id}")
+        return cmd
+
     def op_ListCommands(self, body):
         with lock:
-            self.find(body["CommandId"])
+            self.listed(body["CommandId"])
             return {"Commands": [self.command_view(body["CommandId"])]}
 
     def op_ListCommandInvocations(self, body):
         with lock:
-            cmd = self.find(body["CommandId"])
+            cmd = self.listed(body["CommandId"])
             hidden = unlisted.get(body["CommandId"], set())
             return {"CommandInvocations": [
                 {k: inv[k] for k in ("CommandId", "InstanceId", "Status", "StatusDetails")}
@@ -283,7 +317,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def op_GetCommandInvocation(self, body):
         with lock:
-            cmd = self.find(body["CommandId"])
+            cmd = self.listed(body["CommandId"])
             if steps_of[body["CommandId"]] > 1 and not body.get("PluginName"):
                 raise ApiError(
                     "InvalidPluginName",

@@ -18,7 +18,12 @@
 //!   running unwatched, and says the document must have one step (69).
 //! - A wait cut short, by its bound or by SIGTERM (a GitLab job cancelled or timed out),
 //!   cancels the command in the stand-in: the hung script is killed, the invocation ends
-//!   Cancelled, and `gantry remote` prints what came back and exits 5.
+//!   Cancelled with 137 (as the agent reports it), and `gantry remote` prints what came back
+//!   and exits 5. A command cancelled in SSM by someone else while an instance runs it is no
+//!   Gantry result (137, exit 5), not "never ran".
+//! - SSM's answers read right: InvalidCommandId right after the send is polled again (not
+//!   cancelled); an instance SSM could not deliver to is named by its StatusDetails
+//!   (Undeliverable), and a partial `remote status` exits 4.
 
 use std::io::{BufRead as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -484,6 +489,8 @@ fn a_wait_cut_short_by_its_bound_or_a_signal_cancels_the_command() {
     wait_for("the command cancelled", Duration::from_secs(20), || {
         (standin_statuses(&standin.url, &id) == "Cancelled Cancelled").then_some(())
     });
+    // The script stopped early reports 137, as the SSM agent does.
+    assert_eq!(response_code(&standin.url, &id, "i-hung"), "137");
 
     // SIGTERM, as GitLab sends a job it cancels or that passed its timeout.
     let mut child = gantry_command(&standin.url, &args)
@@ -518,6 +525,149 @@ fn a_wait_cut_short_by_its_bound_or_a_signal_cancels_the_command() {
     wait_for("the command cancelled", Duration::from_secs(20), || {
         (standin_statuses(&standin.url, &id) == "Cancelled Cancelled").then_some(())
     });
+    assert_eq!(response_code(&standin.url, &id, "i-hung"), "137");
+}
+
+/// The result code the stand-in gives for `instance` in `command_id`.
+fn response_code(url: &str, command_id: &str, instance: &str) -> String {
+    standin_ssm(
+        url,
+        &format!(
+            "print(ssm.get_command_invocation(CommandId='{command_id}', InstanceId='{instance}')['ResponseCode'])"
+        ),
+    )
+}
+
+/// A command cancelled in SSM by someone else while an instance runs it: the instance ran it
+/// and was stopped (137, as the agent reports it), no Gantry result (5), not "never ran".
+#[test]
+fn a_command_cancelled_in_ssm_while_an_instance_runs_it_gives_no_gantry_result() {
+    let work = tempfile::tempdir().unwrap();
+    let hung_bin = work.path().join("hung-bin");
+    std::fs::create_dir(&hung_bin).unwrap();
+    std::fs::write(hung_bin.join("gantry"), "#!/bin/sh\nexec sleep 600\n").unwrap();
+    let st = Command::new("chmod")
+        .arg("+x")
+        .arg(hung_bin.join("gantry"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let standin = SsmStandIn::start(&serde_json::json!({
+        "instances": {"i-hung": {"env": {"PATH": format!("{}:/usr/bin:/bin", hung_bin.display())}}},
+    }));
+    let mut child = gantry_command(
+        &standin.url,
+        &[
+            "remote",
+            "deploy",
+            "shop",
+            "--image-tag",
+            "v1",
+            "--instance-ids",
+            "i-hung",
+            "--poll-interval",
+            "1s",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("run gantry");
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let sent = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("as command "))
+        .expect("the command is sent");
+    let id = command_id(&sent);
+    wait_for("the script running", Duration::from_secs(20), || {
+        (standin_statuses(&standin.url, &id) == "InProgress InProgress").then_some(())
+    });
+    standin_ssm(
+        &standin.url,
+        &format!("ssm.cancel_command(CommandId='{id}')"),
+    );
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    let text = rest.join("\n");
+    assert_eq!(status.code(), Some(5), "{text}");
+    assert!(text.contains("== i-hung Cancelled exit 137"), "{text}");
+    assert!(
+        text.contains("Gantry-Deploy: 1 of 1 instances gave no Gantry result: 1 exit 137 (i-hung)")
+            && !text.contains("not run"),
+        "{text}"
+    );
+}
+
+/// Right after SendCommand, SSM's listings may not know the command yet (InvalidCommandId):
+/// polled again, not taken as an error retrying cannot cure (which cancels the command).
+#[test]
+fn a_command_ssm_does_not_list_yet_is_polled_again_not_cancelled() {
+    let work = tempfile::tempdir().unwrap();
+    let standin = SsmStandIn::start(&serde_json::json!({
+        "instances": {"i-1": {"env": {
+            "PATH": format!("{}:/usr/bin:/bin", gantry_exiting(work.path(), 0).display()),
+        }}},
+        "invalid_command_id_calls": 2,
+    }));
+    let out = gantry(
+        &standin.url,
+        &[
+            "remote",
+            "status",
+            "--instance-ids",
+            "i-1",
+            "--poll-interval",
+            "1s",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("InvalidCommandId") && text.contains("trying again"),
+        "{text}"
+    );
+    assert!(!text.contains("cancel"), "{text}");
+    assert!(
+        text.contains("Gantry-Status: 1 of 1 instances agree: exit 0 (exit 0)"),
+        "{text}"
+    );
+}
+
+/// An instance SSM could not deliver the command to is named with SSM's StatusDetails
+/// (Undeliverable), not guessed from its status; `remote status` with one answering 0 and one
+/// not reached exits 4 (partial).
+#[test]
+fn an_instance_ssm_could_not_deliver_to_is_named_by_its_status_details() {
+    let work = tempfile::tempdir().unwrap();
+    let standin = SsmStandIn::start(&serde_json::json!({
+        "instances": {
+            "i-1": {"env": {
+                "PATH": format!("{}:/usr/bin:/bin", gantry_exiting(work.path(), 0).display()),
+            }},
+            "i-gone": {"delivery": "Undeliverable"},
+        },
+    }));
+    let out = gantry(
+        &standin.url,
+        &[
+            "remote",
+            "status",
+            "--instance-ids",
+            "i-1,i-gone",
+            "--max-concurrency",
+            "2",
+            "--poll-interval",
+            "1s",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(4), "{text}");
+    assert!(
+        text.contains("1 not run, no exit code: SSM could not deliver the command (Undeliverable")
+            && text.contains("(i-gone Undeliverable)"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -529,7 +679,7 @@ fn command_lines_ssm_would_refuse_or_cut_are_refused_before_anything_is_sent() {
     let ids: Vec<String> = (0..51).map(|i| format!("i-{i:017x}")).collect();
     let ids = ids.join(",");
     let dir = stack_dir.path().to_str().unwrap();
-    let cases: [(&[&str], &[&str]); 6] = [
+    let cases: [(&[&str], &[&str]); 7] = [
         (
             &["--instance-ids", "i-1, i-2, i-1"],
             &["--instance-ids: i-1 is named twice"],
@@ -562,6 +712,12 @@ fn command_lines_ssm_would_refuse_or_cut_are_refused_before_anything_is_sent() {
                 "1m30s",
             ],
             &["--timeout \"1m30s\""],
+        ),
+        // The job's timeout leaves a minute and two seconds: the wait would end two seconds
+        // after the send, less than one poll. Checked right before the send: nothing sent.
+        (
+            &["--instance-ids", "i-1", "--job-timeout", "62"],
+            &["less than one --poll-interval", "nothing was sent"],
         ),
     ];
     for (extra, expected) in cases {
