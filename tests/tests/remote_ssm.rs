@@ -27,7 +27,7 @@
 
 use std::io::{BufRead as _, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::time::Duration;
 
 use gantry_tests::aws::{SsmStandIn, boto};
@@ -442,6 +442,35 @@ fn command_id(stdout: &str) -> String {
         .to_owned()
 }
 
+/// `gantry` run with `args` against the stand-in at `url`, its output piped, read up to the
+/// line naming the command sent, and waited on until the stand-in runs the script: the child,
+/// the rest of its stdout and the command id.
+fn gantry_running(
+    url: &str,
+    args: &[&str],
+) -> (
+    Child,
+    std::io::Lines<std::io::BufReader<ChildStdout>>,
+    String,
+) {
+    let mut child = gantry_command(url, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run gantry");
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let sent = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("as command "))
+        .expect("the command is sent");
+    let id = command_id(&sent);
+    wait_for("the script running", Duration::from_secs(20), || {
+        (standin_statuses(url, &id) == "InProgress InProgress").then_some(())
+    });
+    (child, lines, id)
+}
+
 #[test]
 fn a_wait_cut_short_by_its_bound_or_a_signal_cancels_the_command() {
     // An instance whose deploy never ends (no bundle: the document runs `gantry deploy` at once).
@@ -493,21 +522,7 @@ fn a_wait_cut_short_by_its_bound_or_a_signal_cancels_the_command() {
     assert_eq!(response_code(&standin.url, &id, "i-hung"), "137");
 
     // SIGTERM, as GitLab sends a job it cancels or that passed its timeout.
-    let mut child = gantry_command(&standin.url, &args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run gantry");
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let sent = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find(|l| l.contains("as command "))
-        .expect("the command is sent");
-    let id = command_id(&sent);
-    wait_for("the script running", Duration::from_secs(20), || {
-        (standin_statuses(&standin.url, &id) == "InProgress InProgress").then_some(())
-    });
+    let (mut child, lines, id) = gantry_running(&standin.url, &args);
     let st = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -555,7 +570,7 @@ fn a_command_cancelled_in_ssm_while_an_instance_runs_it_gives_no_gantry_result()
     let standin = SsmStandIn::start(&serde_json::json!({
         "instances": {"i-hung": {"env": {"PATH": format!("{}:/usr/bin:/bin", hung_bin.display())}}},
     }));
-    let mut child = gantry_command(
+    let (mut child, lines, id) = gantry_running(
         &standin.url,
         &[
             "remote",
@@ -568,21 +583,7 @@ fn a_command_cancelled_in_ssm_while_an_instance_runs_it_gives_no_gantry_result()
             "--poll-interval",
             "1s",
         ],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("run gantry");
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let sent = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find(|l| l.contains("as command "))
-        .expect("the command is sent");
-    let id = command_id(&sent);
-    wait_for("the script running", Duration::from_secs(20), || {
-        (standin_statuses(&standin.url, &id) == "InProgress InProgress").then_some(())
-    });
+    );
     standin_ssm(
         &standin.url,
         &format!("ssm.cancel_command(CommandId='{id}')"),

@@ -709,6 +709,23 @@ fn never_ran(id: &str, status: &str) -> InvocationResult {
     }
 }
 
+/// A fleet scripted as `Scripted::new` does, whose `never` instances each read as never run
+/// with the status given.
+fn scripted_with_never_ran(
+    polls: Vec<CommandState>,
+    results: &[(&str, Option<i32>)],
+    never: &[(&str, &str)],
+) -> Scripted {
+    let fleet = Scripted::new(polls, results);
+    {
+        let mut reads = fleet.results.lock().unwrap();
+        for (id, status) in never {
+            reads.insert((*id).into(), vec![never_ran(id, status)]);
+        }
+    }
+    fleet
+}
+
 /// With `--max-concurrency 1 --max-errors 0`, SSM stops the command at the first failure:
 /// the instances after it end Cancelled with no exit code (or, for a tag target, are never
 /// listed). They are left out of the agreement: a fleet whose first host rolled back exits 2,
@@ -827,18 +844,14 @@ fn instances_ssm_never_ran_are_left_out_of_the_agreement() {
 
 #[tokio::test(start_paused = true)]
 async fn a_serial_fleet_whose_first_host_rolled_back_exits_2() {
-    let fleet = Scripted::new(
+    let fleet = scripted_with_never_ran(
         vec![
             state("InProgress", &[("i-1", "InProgress"), ("i-2", "Pending")]),
             state("Failed", &[("i-1", "Failed"), ("i-2", "Cancelled")]),
         ],
         &[("i-1", Some(2))],
+        &[("i-2", "Cancelled")],
     );
-    fleet
-        .results
-        .lock()
-        .unwrap()
-        .insert("i-2".into(), vec![never_ran("i-2", "Cancelled")]);
     let (exit, line) = last_line(&fleet).await;
     assert_eq!(exit, ExitCode::RolledBack, "{line}");
     assert_eq!(
@@ -1007,20 +1020,14 @@ fn invalid_plugin_name_says_the_document_must_have_one_step() {
     assert!(matches!(e, RemoteError::Rejected { .. }), "{e}");
 }
 
-/// A result read that keeps lagging behind the listing (InProgress, no code): never final.
-fn lagging(id: &str) -> InvocationResult {
-    InvocationResult {
-        seen_running: false,
-        ..never_ran(id, "InProgress")
-    }
-}
-
 /// A wait that ends early (a call retrying cannot cure, the bound, a signal, failures in a row)
 /// after the last poll showed the command ended in SSM does not cancel it, nor say it was
 /// cancelled or goes on: it says the command had ended and its results could not be read.
 #[tokio::test(start_paused = true)]
 async fn a_command_that_had_already_ended_is_not_cancelled_and_the_summary_says_so() {
     let ended = || vec![state("Success", &[("i-1", "Success"), ("i-2", "Success")])];
+    // Result reads that keep lagging behind the listing (InProgress, no code): never final.
+    let lagging = [("i-1", "InProgress"), ("i-2", "InProgress")];
     // Access denied on a result read.
     let fleet = Scripted::new(ended(), &[("i-1", Some(0)), ("i-2", Some(0))]);
     fleet.read_failures.lock().unwrap().push(Fail::Denied);
@@ -1033,14 +1040,7 @@ async fn a_command_that_had_already_ended_is_not_cancelled_and_the_summary_says_
     );
 
     // The bound passes while the result reads still lag: not cancelled, and the error says why.
-    let fleet = Scripted::new(ended(), &[]);
-    for id in ["i-1", "i-2"] {
-        fleet
-            .results
-            .lock()
-            .unwrap()
-            .insert(id.into(), vec![lagging(id)]);
-    }
+    let fleet = scripted_with_never_ran(ended(), &[], &lagging);
     let mut out = Vec::new();
     let err = run(&fleet, &spec(), Some(quick_wait(10)), &mut out, never())
         .await
@@ -1059,14 +1059,7 @@ async fn a_command_that_had_already_ended_is_not_cancelled_and_the_summary_says_
     );
 
     // A signal, the same.
-    let fleet = Scripted::new(ended(), &[]);
-    for id in ["i-1", "i-2"] {
-        fleet
-            .results
-            .lock()
-            .unwrap()
-            .insert(id.into(), vec![lagging(id)]);
-    }
+    let fleet = scripted_with_never_ran(ended(), &[], &lagging);
     let signal = async {
         tokio::time::sleep(Duration::from_secs(7)).await;
         "SIGTERM"
@@ -1211,18 +1204,14 @@ fn invalid_command_id_is_tried_again_only_right_after_the_send() {
 /// cancelled in SSM mid-deploy) ran the command: no Gantry result (as a 137), never "not run".
 #[tokio::test(start_paused = true)]
 async fn an_instance_seen_running_then_cancelled_is_no_gantry_result_not_not_run() {
-    let fleet = Scripted::new(
+    let fleet = scripted_with_never_ran(
         vec![
             state("InProgress", &[("i-1", "Failed"), ("i-2", "InProgress")]),
             state("Cancelled", &[("i-1", "Failed"), ("i-2", "Cancelled")]),
         ],
         &[("i-1", Some(2))],
+        &[("i-2", "Cancelled")],
     );
-    fleet
-        .results
-        .lock()
-        .unwrap()
-        .insert("i-2".into(), vec![never_ran("i-2", "Cancelled")]);
     let (exit, line) = last_line(&fleet).await;
     // i-2 was stopped mid-deploy: its state is not known, so not "the fleet rolled back".
     assert_eq!(exit, ExitCode::RemoteSplit, "{line}");
@@ -1231,18 +1220,14 @@ async fn an_instance_seen_running_then_cancelled_is_no_gantry_result_not_not_run
         "Gantry-Deploy: split result over 2 instances: 1 no exit code (i-2); 1 exit 2 (i-1) (exit 4)"
     );
     // Never seen running (cancelled while pending): not run, as before.
-    let fleet = Scripted::new(
+    let fleet = scripted_with_never_ran(
         vec![
             state("InProgress", &[("i-1", "InProgress"), ("i-2", "Pending")]),
             state("Cancelled", &[("i-1", "Failed"), ("i-2", "Cancelled")]),
         ],
         &[("i-1", Some(2))],
+        &[("i-2", "Cancelled")],
     );
-    fleet
-        .results
-        .lock()
-        .unwrap()
-        .insert("i-2".into(), vec![never_ran("i-2", "Cancelled")]);
     let (exit, line) = last_line(&fleet).await;
     assert_eq!(exit, ExitCode::RolledBack, "{line}");
     assert!(line.contains("1 not run"), "{line}");
