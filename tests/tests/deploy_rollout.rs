@@ -318,6 +318,14 @@ impl Deploy {
     }
 
     /// What Docker did, from the deploy's start: `old kill 15 +0.10s, ..., new start +4.51s`.
+    /// The old container's exit code, from its `die` event.
+    fn old_exit(&self) -> Option<&str> {
+        self.events
+            .iter()
+            .find(|e| e.id == self.old && e.action == "die")
+            .map(|e| e.exit_code.as_str())
+    }
+
     fn timeline(&self) -> String {
         self.events
             .iter()
@@ -579,11 +587,7 @@ fn stop_first_on_a_published_port_serves_until_the_old_container_exits() {
             .map(|e| e.signal.as_str())
             .collect();
         assert_eq!(signals, ["15"], "version {v}: {}", d.timeline());
-        let exit = d
-            .events
-            .iter()
-            .find(|e| e.id == d.old && e.action == "die")
-            .map(|e| e.exit_code.as_str());
+        let exit = d.old_exit();
         assert_eq!(exit, Some("0"), "version {v}: {}", d.timeline());
         // Throughout its drain it served on its published port, answering `draining`
         // (before issue 10's first step, the port was dark for the whole drain and the new
@@ -618,11 +622,7 @@ fn stop_first_on_a_published_port_a_process_ignoring_sigterm_serves_until_it_is_
             held.as_millis(),
             d.timeline()
         );
-        let exit = d
-            .events
-            .iter()
-            .find(|e| e.id == d.old && e.action == "die")
-            .map(|e| e.exit_code.as_str());
+        let exit = d.old_exit();
         assert_eq!(exit, Some("137"), "version {v}: {}", d.timeline());
         // All the while it served on its published port, version `v - 1`, until it was
         // killed.
