@@ -65,6 +65,13 @@ pub enum RemoteError {
         operation: &'static str,
         message: String,
     },
+    /// SSM does not list a command this client sent moments ago (its listings are eventually
+    /// consistent): tried again at the next poll, and not counted as a failed poll.
+    #[error("SSM {operation}: {message}")]
+    NotListedYet {
+        operation: &'static str,
+        message: String,
+    },
     /// The API refused the call in a way retrying cannot cure (access denied, bad credentials,
     /// a request it does not take): the wait ends at once.
     #[error(
@@ -137,9 +144,10 @@ impl RemoteError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Self::Refused { .. } => ExitCode::InvalidInput,
-            Self::Api { .. } | Self::Rejected { .. } | Self::NotOneStep { .. } => {
-                ExitCode::Unavailable
-            }
+            Self::Api { .. }
+            | Self::NotListedYet { .. }
+            | Self::Rejected { .. }
+            | Self::NotOneStep { .. } => ExitCode::Unavailable,
             Self::WaitTimeout { .. } | Self::Interrupted { .. } => ExitCode::RemoteNoResult,
             // As the command line's own check of the CI job's time (64).
             Self::NoTimeLeft { .. } => ExitCode::Usage,
@@ -148,7 +156,7 @@ impl RemoteError {
 
     /// Whether a call that failed so may succeed when tried again.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Api { .. })
+        matches!(self, Self::Api { .. } | Self::NotListedYet { .. })
     }
 }
 
@@ -533,18 +541,20 @@ impl Watch<'_> {
         self.wait.ceiling.map_or(limit, |c| c.min(limit))
     }
 
-    /// How the command had ended in SSM by the last poll, if it had: its final status, or every
-    /// invocation SSM targets listed as ended. `None` while it may still run somewhere.
+    /// How the command had ended in SSM by the last poll, if it had: every invocation listed
+    /// ended, and either a final status (SSM starts no other: those it never listed never run)
+    /// or every instance it targets listed. `None` while it may still run somewhere: a command
+    /// SSM marks Failed at `--max-errors` lets the invocations already running go on.
     fn ended(&self) -> Option<String> {
         let last = self.last.as_ref()?;
+        if !last.invocations.iter().all(InvocationState::is_terminal) {
+            return None;
+        }
         if is_terminal(&last.status) {
             return Some(format!("status {}", last.status));
         }
         let listed = last.invocations.len();
-        (listed > 0
-            && listed >= self.target_count
-            && last.invocations.iter().all(InvocationState::is_terminal))
-        .then(|| {
+        (listed > 0 && listed >= self.target_count).then(|| {
             let status = if last.status.is_empty() {
                 "unknown"
             } else {
@@ -570,7 +580,9 @@ impl Watch<'_> {
                 Ok(true) => return End::Complete,
                 Ok(false) => failed_polls = 0,
                 Err(e) => {
-                    failed_polls += 1;
+                    if !matches!(e, RemoteError::NotListedYet { .. }) {
+                        failed_polls += 1;
+                    }
                     if !e.is_transient() || failed_polls >= FAILED_POLLS {
                         return End::Failed(e);
                     }

@@ -147,7 +147,7 @@ pub(crate) fn classify(
 /// Sorts an error of a call about a sent command as [`classify`] does, except `InvalidCommandId`
 /// within [`NEW_COMMAND`] of the send (`since_send`; `None`: not sent by this client): SSM's
 /// listings may not know a command that new yet, so it is tried again at the next poll
-/// ([`RemoteError::Api`]) instead of ending the wait (and cancelling the command).
+/// ([`RemoteError::NotListedYet`]) instead of ending the wait (and cancelling the command).
 pub(crate) fn command_error(
     operation: &'static str,
     code: Option<&str>,
@@ -155,14 +155,16 @@ pub(crate) fn command_error(
     since_send: Option<Duration>,
 ) -> RemoteError {
     match since_send {
-        Some(ago) if code == Some("InvalidCommandId") && ago < NEW_COMMAND => RemoteError::Api {
-            operation,
-            message: format!(
-                "InvalidCommandId: {} (sent {} ago: SSM may not list it yet)",
-                message.unwrap_or("no message"),
-                humantime::format_duration(Duration::from_secs(ago.as_secs()))
-            ),
-        },
+        Some(ago) if code == Some("InvalidCommandId") && ago < NEW_COMMAND => {
+            RemoteError::NotListedYet {
+                operation,
+                message: format!(
+                    "InvalidCommandId: {} (sent {} ago: SSM may not list it yet)",
+                    message.unwrap_or("no message"),
+                    humantime::format_duration(Duration::from_secs(ago.as_secs()))
+                ),
+            }
+        }
         _ => classify(operation, None, code, message),
     }
 }

@@ -70,6 +70,8 @@ enum Fail {
     Denied,
     /// InvalidPluginName: a custom document of more than one step.
     SeveralSteps,
+    /// InvalidCommandId a second after the send: SSM does not list the command yet.
+    NotListedYet,
 }
 
 impl Fail {
@@ -91,6 +93,12 @@ impl Fail {
                 Some("InvalidPluginName"),
                 Some("name the step"),
                 None,
+            ),
+            Self::NotListedYet => super::ssm::command_error(
+                operation,
+                Some("InvalidCommandId"),
+                None,
+                Some(Duration::from_secs(1)),
             ),
         }
     }
@@ -1098,12 +1106,15 @@ async fn a_command_that_had_already_ended_is_not_cancelled_and_the_summary_says_
     // Still running somewhere (one invocation of two listed, or one in progress): cancelled.
     let mut short = state("InProgress", &[("i-1", "Success")]);
     short.target_count = 2;
+    // Failed at --max-errors while another instance still runs (SSM lets it go on): not
+    // ended either.
     for polls in [
         vec![short],
         vec![state(
             "InProgress",
             &[("i-1", "Success"), ("i-2", "InProgress")],
         )],
+        vec![state("Failed", &[("i-1", "Failed"), ("i-2", "InProgress")])],
     ] {
         let fleet = Scripted::new(polls, &[("i-1", Some(0))]);
         fleet.read_failures.lock().unwrap().push(Fail::Denied);
@@ -1198,6 +1209,20 @@ fn invalid_command_id_is_tried_again_only_right_after_the_send() {
     assert!(e.is_transient(), "{e}");
     let e = read_error("cmd-1", "i-1", Some("InvalidPluginName"), None, young);
     assert!(matches!(e, RemoteError::NotOneStep { .. }), "{e}");
+}
+
+/// SSM not listing a command it was just sent is not a failed poll: more than five of those in
+/// the first 30 s do not end the wait (which would leave the command running unwatched).
+#[tokio::test(start_paused = true)]
+async fn a_command_not_listed_yet_does_not_use_up_the_failed_polls() {
+    let fleet = Scripted::new(
+        vec![state("Success", &[("i-1", "Success")])],
+        &[("i-1", Some(0))],
+    );
+    *fleet.read_failures.lock().unwrap() = vec![Fail::NotListedYet; 8];
+    let (exit, line) = last_line(&fleet).await;
+    assert_eq!(exit, ExitCode::Ok, "{line}");
+    assert!(fleet.cancelled.lock().unwrap().is_empty(), "{line}");
 }
 
 /// An instance a poll saw running that ends cancelled without an exit code (the command was
