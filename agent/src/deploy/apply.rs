@@ -218,10 +218,10 @@ impl Deployer {
         );
         // A stack lock that is free at once lets Docker list the containers while the files
         // load and the ledger is read, off the worker (a no-op deploy is mostly that wait). A
-        // busy lock is waited for after loading, so a bad file fails fast either way; the
-        // files are loaded again once it is held: whoever held it (`gantry fetch-bundle`
-        // installing the stack's next files, another deploy) may have changed them. The files
-        // are read only under the lock, so never half of one bundle and half of another.
+        // busy lock is waited for first: whoever holds it (`gantry fetch-bundle` installing
+        // the stack's next files, the first ones included, another deploy) may be changing
+        // them. The files are read only under the lock, so never half of one bundle and half
+        // of another.
         let (project, lock, mut releases, listing) = match stack.try_lock(&holder) {
             Ok(lock) => {
                 let engine = self.engine.clone();
@@ -240,7 +240,6 @@ impl Deployer {
                 (project, lock, releases, Some(listing))
             }
             Err(_) => {
-                self.load(req)?;
                 let lock = stack.lock(&holder, req.lock_wait).await?;
                 let project = self.load(req)?;
                 // The ledger is read once per deploy.

@@ -1797,6 +1797,9 @@ async fn a_deploy_that_waited_for_the_lock_applies_the_files_as_they_are_then() 
     let s = Setup::new();
     let one = "services:\n  web:\n    image: app:1\n    x-gantry: {min_ready: 0s}\n";
     let mut req = s.request(one, "1");
+    // Half-way through the install the files do not load (a bundle's first install): the
+    // deploy waits for the lock rather than failing on them.
+    write(&s.file, "services:\n  web:\n    image: [half\n");
     req.lock_wait = Duration::from_secs(60);
     let ledger = Ledger::new(&s.dir.path().join("state"));
     let stack = ledger.stack("app").unwrap();
