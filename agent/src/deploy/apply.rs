@@ -733,7 +733,7 @@ fn preloaded_or_load(
 }
 
 /// Loads the stack's files into a project Gantry can deploy.
-pub fn load_project(load: &compose::LoadOptions) -> Result<Project, DeployError> {
+fn load_project(load: &compose::LoadOptions) -> Result<Project, DeployError> {
     let project = compose::load(load)?;
     validate_deployable(&project)?;
     Ok(project)

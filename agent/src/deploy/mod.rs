@@ -66,7 +66,7 @@ use crate::engine::{Engine, EngineError};
 use crate::ledger::{Ledger, LedgerError, Outcome, ServiceRecord};
 
 pub use activity::Activity;
-pub use apply::{Deployer, load_project};
+pub use apply::Deployer;
 pub use edge::{sync_edge_canary, sync_edge_except};
 pub use hooks::{post_start, pre_stop};
 pub use plan::{Action, Plan, ServicePlan};
