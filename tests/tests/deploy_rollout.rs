@@ -476,8 +476,9 @@ fn deploys(compose: &str) -> (Vec<Deploy>, Vec<Call>) {
 /// requests and Docker's events, where the old container's process is gone at `gone` (its
 /// `die`, or Docker's SIGKILL) and `old_body` says whether an answer is the old container's:
 /// - it kept its published port and served until it was gone: every request of the deploy
-///   that ended before then (within [`TEARDOWN`]), or before the old container's last passing
-///   healthcheck, was answered by the old container;
+///   that ended before then (within [`TEARDOWN`]) was answered by the old container (not
+///   before its last passing healthcheck: Docker stamps a probe's `exec_die` when it handles
+///   it, which can be after a SIGKILL that the probe's exec finished just ahead of);
 /// - it answered throughout: after its stop signal, and between every two of its passing
 ///   healthchecks from then on (Docker's probes, a second apart, are the clock);
 /// - the new container started only after the old one died (stop-first), and only the new
@@ -506,9 +507,7 @@ fn served_until_it_exited(
         .into_iter()
         .filter(|t| *t > term)
         .collect();
-    let served_until = probes
-        .last()
-        .map_or(gone - TEARDOWN, |last| (*last).max(gone - TEARDOWN));
+    let served_until = gone - TEARDOWN;
     let mine: Vec<&Call> = calls
         .iter()
         .filter(|c| c.sent >= d.started && c.sent <= d.ended)
