@@ -293,9 +293,17 @@ pub fn free_port() -> u16 {
 }
 
 /// A tiny blocking HTTP/1.0 GET of `http://HOST[:PORT]/PATH` on a loopback address, with a 2 s
-/// timeout. Returns the status code and the body (lossy UTF-8), or `None` when nothing answers
-/// or the answer is not HTTP. Panics on a non-loopback or malformed URL.
+/// timeout: [`http_get_within`] with 2 s, for checks that expect no answer (a dark port) and
+/// want to be told so quickly. Returns the status code and the body (lossy UTF-8), or `None`
+/// when nothing answers or the answer is not HTTP. Panics on a non-loopback or malformed URL.
 pub fn http_get(url: &str) -> Option<(u16, String)> {
+    http_get_within(url, Duration::from_secs(2))
+}
+
+/// [`http_get`] with `timeout` for the connect, each write and each read. Checks that allow no
+/// failed request use 10 s: on a loaded machine one dropped SYN costs 1 s (then 3 s) of
+/// retransmit, which 2 s would report as a failure of the product.
+pub fn http_get_within(url: &str, timeout: Duration) -> Option<(u16, String)> {
     let rest = url
         .strip_prefix("http://")
         .unwrap_or_else(|| panic!("http_get: only http:// URLs: {url}"));
@@ -306,7 +314,6 @@ pub fn http_get(url: &str) -> Option<(u16, String)> {
     let addr = loopback_addr(authority).unwrap_or_else(|| {
         panic!("http_get: {url} is not a loopback address (127.0.0.0/8, localhost, [::1])")
     });
-    let timeout = Duration::from_secs(2);
     let mut stream = TcpStream::connect_timeout(&addr, timeout).ok()?;
     stream.set_read_timeout(Some(timeout)).ok()?;
     stream.set_write_timeout(Some(timeout)).ok()?;
