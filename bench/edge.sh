@@ -11,7 +11,7 @@
 # replaced). Then throughput and p50/p99 latency of 8 keep-alive connections through Gantry's
 # switch and through Docker's published port (identical containers), on 127.0.0.1 (Docker:
 # docker-proxy) and on the docker0 address (Docker: its iptables DNAT), the median of TP_ROUNDS
-# rounds (default 3) with the two paths alternating which goes first.
+# rounds (default 7) with the two paths alternating which goes first.
 #
 # Usage: bench/edge.sh [ROUNDS]   (default 20; TP_ROUNDS=N throughput rounds per address)
 set -euo pipefail
@@ -120,9 +120,9 @@ done
 
 gateway=$(docker network inspect bridge -f '{{(index .IPAM.Config 0).Gateway}}')
 # One 5 s sample scatters by more than the 5 % the goal allows on a busy 2-core machine, and
-# whichever path goes first pays for it: TP_ROUNDS rounds (default 3) per address, the two
+# whichever path goes first pays for it: TP_ROUNDS rounds (default 7) per address, the two
 # paths alternating which goes first; medians of req/s, p50 and p99 (each path's own).
-tp_rounds=${TP_ROUNDS:-3}
+tp_rounds=${TP_ROUNDS:-7}
 echo "== throughput, 8 keep-alive connections, 5 s each, median of $tp_rounds rounds (the paths alternating first) =="
 for host in 127.0.0.1 "$gateway"; do
   declare -A rps=() p50=() p99=() failed=()
