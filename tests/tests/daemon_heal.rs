@@ -1,12 +1,14 @@
 //! Supervision against the real Docker daemon: an unhealthy container (its httpd killed, its
-//! main process alive) is restarted within interval × retries + 5 s; one that never recovers
+//! main process alive) is restarted within interval × retries + 5 s (Docker's share, the
+//! healthchecks, ends with its `unhealthy` event; the heal's, 5 s from that event to the
+//! container's `start`, is measured on Docker's clock); one that never recovers
 //! gets exactly the restart budget, then is reported (status, metric), and stays given up
 //! across a daemon restart.
 
 use std::time::{Duration, Instant};
 
 use gantry_tests::daemon::Daemon;
-use gantry_tests::{docker, http_get, past_first_resync, wait_for};
+use gantry_tests::{DockerEvent, EventWatch, docker, http_get, past_first_resync, wait_for};
 use gantry_tests::{free_port, inspect, path_str};
 
 /// `web` runs httpd in the background under a shell that stays alive; `stuck` is healthy only
@@ -48,17 +50,39 @@ fn unhealthy_is_restarted_in_time_and_a_hopeless_one_gets_exactly_its_budget() {
     let web = format!("{stack}-web-1");
     let started = inspect(&web, "{{.State.StartedAt}}");
     let id = inspect(&web, "{{.Id}}");
+    let watch = EventWatch::start(&[&format!("container={id}")]);
     let killed = docker(&["exec", &web, "killall", "httpd"]);
     assert!(killed.status.success(), "{killed:?}");
     let t0 = Instant::now();
-    // interval 1s × retries 2 + 5 s.
-    wait_for("web to be restarted", Duration::from_secs(7), || {
-        (inspect(&web, "{{.State.StartedAt}}") != started).then_some(())
-    });
+    // interval 1s × retries 2 + 5 s: the healthchecks are Docker's (their execs, on a loaded
+    // machine, take what they take), the 5 s from Docker's `unhealthy` to web's `start` are the
+    // heal's (the event reaching the daemon, the 200 ms backoff, the stop and the start), on
+    // Docker's clock. This test's own clock only bounds how long it waits.
+    let (unhealthy, restarted) = watch.wait_for(
+        "web to be found unhealthy and restarted",
+        Duration::from_secs(20),
+        |events| {
+            let at = events
+                .iter()
+                .position(|e| e.action == "health_status: unhealthy")?;
+            let start = events[at..].iter().find(|e| e.action == "start")?;
+            Some((events[at].at, start.at))
+        },
+    );
+    let timeline = DockerEvent::kill_die_timeline(&watch.stop());
+    let heal = restarted.duration_since(unhealthy).unwrap_or_default();
     eprintln!(
-        "web restarted {:?} after its httpd was killed",
+        "web restarted {heal:?} after Docker found it unhealthy ({:?} after its httpd was \
+         killed, by this test's clock)",
         t0.elapsed()
     );
+    assert!(
+        heal <= Duration::from_secs(5),
+        "web was restarted {heal:?} after Docker found it unhealthy, not within 5 s: {timeline}"
+    );
+    wait_for("web's new StartedAt", Duration::from_secs(20), || {
+        (inspect(&web, "{{.State.StartedAt}}") != started).then_some(())
+    });
     assert_eq!(
         inspect(&web, "{{.Id}}"),
         id,
