@@ -172,15 +172,17 @@ fn down_takes_the_stack_off_keeps_it_off_and_rollback_brings_it_back() {
     );
 }
 
-/// `web` (two replicas) answers until it exits: on SIGTERM its shell waits 3 s before it
+/// `web` (two replicas) answers until it exits: on SIGTERM its shell waits 8 s before it
 /// exits, and httpd serves meanwhile (as under `docker compose down`, which leaves the
-/// networks be). `stubborn` ignores SIGTERM: its 1 s grace period, not Docker's 10 s, ends it.
+/// networks be). `stubborn` ignores SIGTERM: its 3 s grace period, not Docker's 10 s, ends it.
+/// (3 s and 8 s, not less: the three stop signals, sent at once, must all come before
+/// stubborn's death, and its death before the replicas' exits, on a loaded 2-core machine.)
 const DRAINING: &str = r#"
 services:
   stubborn:
     image: ${IMAGE}
     command: ["sh", "-c", "trap '' TERM; while true; do sleep 0.1; done"]
-    stop_grace_period: 1s
+    stop_grace_period: 3s
     x-gantry: {min_ready: 0s}
   web:
     image: ${IMAGE}
@@ -191,7 +193,7 @@ services:
       - sh
       - -c
       - |
-        trap 'sleep 3; exit 0' TERM
+        trap 'sleep 8; exit 0' TERM
         mkdir -p /www && echo up > /www/index.html
         httpd -p 8080 -h /www
         while true; do sleep 0.1; done
@@ -247,7 +249,7 @@ fn containers_taken_down_serve_until_they_exit_all_at_once_within_their_grace() 
     };
     let timeline = DockerEvent::kill_die_timeline(&events);
     // The down waited for each web replica to exit on its own: SIGTERM only, then its trap's
-    // 3 s and `exit 0` (a forced removal would SIGKILL it: exit 137).
+    // 8 s and `exit 0` (a forced removal would SIGKILL it: exit 137).
     for web in [&web1, &web2] {
         let signals: Vec<&str> = of(web, "kill").iter().map(|e| e.signal.as_str()).collect();
         assert_eq!(signals, ["15"], "{web} got SIGTERM alone: {timeline}");
@@ -279,14 +281,14 @@ fn containers_taken_down_serve_until_they_exit_all_at_once_within_their_grace() 
         last_signalled < first_died,
         "the containers were stopped one after another: {timeline}"
     );
-    // And `stubborn` within its own 1 s grace, not Docker's 10 s: killed, and dead, while the
-    // web replicas, signalled at the same time, were still in their trap's 3 s.
+    // And `stubborn` within its own 3 s grace, not Docker's 10 s: killed, and dead, while the
+    // web replicas, signalled at the same time, were still in their trap's 8 s.
     let stubborn_died = of(&stubborn, "die")[0].at;
     for web in [&web1, &web2] {
         assert!(
             of(&stubborn, "kill")[1].at < of(web, "die")[0].at
                 && stubborn_died < of(web, "die")[0].at,
-            "{stubborn} outlived {web}'s 3 s drain: not killed at the end of its 1 s grace: \
+            "{stubborn} outlived {web}'s 8 s drain: not killed at the end of its 3 s grace: \
              {timeline}"
         );
     }

@@ -331,8 +331,10 @@ fn kill_9_during_a_pull_then_deploy_again_converges() {
 /// container itself says it stops (its stop signal, its grace period): the release rolled back
 /// to has no word on a service it lacks, and Docker's SIGTERM with 10 s would hold a PID 1 that
 /// ignores SIGTERM for the whole 10 s. `witness`, added by the same deploy and removed with
-/// `extra` at once, exits 4 s after its SIGTERM: `extra`'s SIGKILL coming before that exit is
-/// its 1 s grace, seen in Docker's event order (after 10 s it would come after).
+/// `extra` at once, exits 8 s after its SIGTERM: `extra`'s SIGKILL coming before that exit is
+/// its 3 s grace, seen in Docker's event order (after 10 s it would come after). (3 s and 8 s,
+/// not less: the witness's SIGTERM, sent at once, must come before extra's SIGKILL on a loaded
+/// 2-core machine.)
 #[test]
 fn a_rollback_stops_the_new_service_of_the_failed_deploy_by_its_own_signal_and_grace() {
     let stack = app_stack("${IMAGE}", "1s");
@@ -340,7 +342,7 @@ fn a_rollback_stops_the_new_service_of_the_failed_deploy_by_its_own_signal_and_g
     // `extra` (a PID 1 `sleep`: it ignores SIGTERM and SIGUSR1 alike) and `witness` are
     // running before `app` fails, so the rollback has them to remove.
     stack.write(
-        "services:\n  app:\n    image: ${IMAGE}\n    command: [\"sh\", \"-c\", \"exit 3\"]\n    depends_on: [extra, witness]\n    x-gantry: {min_ready: 1s}\n  extra:\n    image: ${IMAGE}\n    command: [\"sleep\", \"3600\"]\n    stop_signal: SIGUSR1\n    stop_grace_period: 1s\n    x-gantry: {min_ready: 0s}\n  witness:\n    image: ${IMAGE}\n    command: [\"sh\", \"-c\", \"trap 'sleep 4; exit 0' TERM; while true; do sleep 0.1; done\"]\n    stop_grace_period: 30s\n    x-gantry: {min_ready: 0s}\n",
+        "services:\n  app:\n    image: ${IMAGE}\n    command: [\"sh\", \"-c\", \"exit 3\"]\n    depends_on: [extra, witness]\n    x-gantry: {min_ready: 1s}\n  extra:\n    image: ${IMAGE}\n    command: [\"sleep\", \"3600\"]\n    stop_signal: SIGUSR1\n    stop_grace_period: 3s\n    x-gantry: {min_ready: 0s}\n  witness:\n    image: ${IMAGE}\n    command: [\"sh\", \"-c\", \"trap 'sleep 8; exit 0' TERM; while true; do sleep 0.1; done\"]\n    stop_grace_period: 30s\n    x-gantry: {min_ready: 0s}\n",
     );
     let (extra, witness) = (
         format!("{}-extra-1", stack.name),
@@ -386,7 +388,7 @@ fn a_rollback_stops_the_new_service_of_the_failed_deploy_by_its_own_signal_and_g
         "witness exited by its trap: {timeline}"
     );
     // The two leave at once (the witness had its SIGTERM before extra's SIGKILL), and extra's
-    // SIGKILL came while the witness was still in its trap's 4 s: its grace was its own 1 s.
+    // SIGKILL came while the witness was still in its trap's 8 s: its grace was its own 3 s.
     let (witness_term, extra_kill) = (kills(&witness)[0].at, kills(&extra)[1].at);
     assert!(
         witness_term < extra_kill,
@@ -394,6 +396,6 @@ fn a_rollback_stops_the_new_service_of_the_failed_deploy_by_its_own_signal_and_g
     );
     assert!(
         extra_kill < witness_exit.at,
-        "{extra} was not killed at the end of its own 1 s grace: {timeline}"
+        "{extra} was not killed at the end of its own 3 s grace: {timeline}"
     );
 }
