@@ -74,18 +74,31 @@ fn a_failing_probe_restarts_the_container_within_its_budget() {
         (c["heal"]["restarts"] == 1).then_some(c)
     });
     assert_eq!(c["heal"]["gave_up"], false, "{c}");
-    // Passing again after the restart: no more restarts.
+    // Passing again after the restart: ready again (logged once its probe passes: waited
+    // for, a loaded machine takes its time), and no more restarts for at least 4 s.
     let after = inspect(&web, "{{.State.StartedAt}}");
-    std::thread::sleep(Duration::from_secs(4));
-    assert_eq!(inspect(&web, "{{.State.StartedAt}}"), after);
-    let log = d.log();
-    let changes: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("readiness changed") && l.contains(&web))
-        .collect();
-    assert!(
+    let restarted = Instant::now();
+    let readiness_changes = || -> Vec<String> {
+        d.log()
+            .lines()
+            .filter(|l| l.contains("readiness changed") && l.contains(&web))
+            .map(str::to_owned)
+            .collect()
+    };
+    let ready_again = |changes: &[String]| {
         changes.iter().any(|l| l.contains("ready=false"))
-            && changes.last().is_some_and(|l| l.contains("ready=true")),
+            && changes.last().is_some_and(|l| l.contains("ready=true"))
+    };
+    wait_for(
+        "web's readiness to be logged true again",
+        Duration::from_secs(20),
+        || ready_again(&readiness_changes()).then_some(()),
+    );
+    std::thread::sleep(Duration::from_secs(4).saturating_sub(restarted.elapsed()));
+    assert_eq!(inspect(&web, "{{.State.StartedAt}}"), after);
+    let changes = readiness_changes();
+    assert!(
+        ready_again(&changes),
         "readiness changes of {web} logged: {changes:#?}"
     );
 
