@@ -11,12 +11,14 @@ use gantry_tests::daemon::Daemon;
 use gantry_tests::{docker, past_first_resync, wait_for};
 use gantry_tests::{inspect, path_str};
 
-/// A service that becomes healthy 3 s after it starts; `V` changes its config.
+/// A service that becomes healthy 10 s after it starts; `V` changes its config. (10 s, not
+/// less: a deploy of it must still be under way after the CLI runs that follow its record
+/// appearing, on a loaded 2-core machine.)
 const SLOW: &str = r#"
 services:
   app:
     image: ${IMAGE}
-    command: ["sh", "-c", "sleep 3; touch /tmp/ready; exec sleep 86400"]
+    command: ["sh", "-c", "sleep 10; touch /tmp/ready; exec sleep 86400"]
     environment:
       V: ${V:-0}
     stop_signal: SIGKILL
@@ -105,7 +107,8 @@ fn a_deploy_whose_cli_is_killed_finishes_and_three_clis_run_in_turn() {
         .unwrap();
     assert!(killed.success());
     let _ = child.wait();
-    // Killed mid-rollout: the release is still in progress (the service needs 3 s to be healthy).
+    // Killed mid-rollout: the release is still in progress (the service needs 10 s to be
+    // healthy).
     let now = d.releases(&stack);
     assert_eq!(
         now.first().map(|r| &r["outcome"]),
