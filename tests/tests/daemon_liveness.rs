@@ -60,8 +60,9 @@ fn a_failing_probe_restarts_the_container_within_its_budget() {
     let flip = docker(&["exec", &web, "sh", "-c", "echo down > /www/health"]);
     assert!(flip.status.success(), "{flip:?}");
     let t0 = Instant::now();
-    // 3 failures at 500 ms + 200 ms backoff + slack.
-    wait_for("web to be restarted", Duration::from_secs(10), || {
+    // 3 failures at 500 ms + 200 ms backoff take about 2 s; the wait is long enough for a
+    // loaded machine, not a speed target (the restart's count is checked below).
+    wait_for("web to be restarted", Duration::from_secs(30), || {
         (inspect(&web, "{{.State.StartedAt}}") != started).then_some(())
     });
     eprintln!(
