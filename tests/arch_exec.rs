@@ -104,11 +104,11 @@ pub fn container_logs(container: &str) -> String {
     format!("{}{}", stdout(&out), stderr(&out))
 }
 
-/// `GET path` over HTTP/1.0 to `ip:port` (a container's address on a Docker network), with a
-/// 1 s timeout: the status code and body, or `None` when nothing answers.
-pub fn get_from(ip: &str, port: u16, path: &str) -> Option<(u16, String)> {
+/// `GET path` over HTTP/1.0 to `ip:port` (a container's address on a Docker network), with
+/// `timeout` for the connect and each read: the status code and body, or `None` when nothing
+/// answers.
+pub fn get_from(ip: &str, port: u16, path: &str, timeout: Duration) -> Option<(u16, String)> {
     let addr: SocketAddr = format!("{ip}:{port}").parse().ok()?;
-    let timeout = Duration::from_secs(1);
     let mut s = TcpStream::connect_timeout(&addr, timeout).ok()?;
     s.set_read_timeout(Some(timeout)).ok()?;
     s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {ip}\r\n\r\n").as_bytes())
