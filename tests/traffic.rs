@@ -9,13 +9,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::http_get;
+use crate::{ANSWER_WITHIN, http_get_within};
 
 /// The shell line that gives busybox httpd (serving `/www` on 8080) the `/cgi-bin/stream`
 /// script [`Stream`] reads.
 pub const STREAM_CGI: &str = r#"mkdir -p /www/cgi-bin && printf '#!/bin/sh\necho "Content-Type: text/plain"\necho\ncat /www/index.html\nwhile true; do echo tick; sleep 0.1; done\n' > /www/cgi-bin/stream && chmod +x /www/cgi-bin/stream"#;
 
-/// New connections every 10 ms on a thread: counts of ok and failed, and the last body.
+/// New connections every 10 ms on a thread: counts of ok and failed (no 200 within
+/// [`ANSWER_WITHIN`]), and the last body.
 #[derive(Debug, Default)]
 pub struct Traffic {
     pub stop: AtomicBool,
@@ -31,7 +32,7 @@ pub fn traffic(port: u16) -> (Arc<Traffic>, std::thread::JoinHandle<()>) {
         let t = Arc::clone(&t);
         std::thread::spawn(move || {
             while !t.stop.load(Ordering::Relaxed) {
-                match http_get(&format!("http://127.0.0.1:{port}/")) {
+                match http_get_within(&format!("http://127.0.0.1:{port}/"), ANSWER_WITHIN) {
                     Some((200, body)) => {
                         t.ok.fetch_add(1, Ordering::Relaxed);
                         *t.last.lock().unwrap() = body.trim().to_owned();

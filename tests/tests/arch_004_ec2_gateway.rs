@@ -41,7 +41,8 @@ use gantry_tests::aws::{SsmStandIn, boto};
 use gantry_tests::daemon::Daemon;
 use gantry_tests::sidecar::{Sidecar, Vault, assert_no_secret, sidecar_command};
 use gantry_tests::{
-    bin, edge_switch_available, env, free_port, http_get, inspect, stdout, unique, wait_for,
+    ANSWER_WITHIN, bin, edge_switch_available, env, free_port, http_get, http_get_within, inspect,
+    stdout, unique, wait_for,
 };
 
 /// Commit SHAs of three pipelines: two good releases and one whose gateway reports DOWN.
@@ -270,10 +271,18 @@ fn connexing_day_on_ec2_deploy_rotate_bad_release_rollback_by_sha() {
         !published.contains("HostPort"),
         "Docker publishes nothing: {published}"
     );
-    let (code, body) = http_get(&format!("http://127.0.0.1:{port}/actuator/health")).unwrap();
+    let (code, body) = http_get_within(
+        &format!("http://127.0.0.1:{port}/actuator/health"),
+        ANSWER_WITHIN,
+    )
+    .unwrap();
     assert_eq!((code, body.trim()), (200, r#"{"status":"UP"}"#));
     // Service discovery by Docker DNS: the gateway's route reaches accounts.
-    let (code, body) = http_get(&format!("http://127.0.0.1:{port}/cgi-bin/accounts")).unwrap();
+    let (code, body) = http_get_within(
+        &format!("http://127.0.0.1:{port}/cgi-bin/accounts"),
+        ANSWER_WITHIN,
+    )
+    .unwrap();
     assert_eq!(code, 200, "{body}");
     assert!(body.contains(&format!(r#""release":"{SHA_1}""#)), "{body}");
 
@@ -428,7 +437,11 @@ fn connexing_day_on_ec2_deploy_rotate_bad_release_rollback_by_sha() {
         want,
         "the bad release's migration ran once, before the services"
     );
-    let (_, body) = http_get(&format!("http://127.0.0.1:{port}/cgi-bin/accounts")).unwrap();
+    let (_, body) = http_get_within(
+        &format!("http://127.0.0.1:{port}/cgi-bin/accounts"),
+        ANSWER_WITHIN,
+    )
+    .unwrap();
     assert!(
         body.contains(SHA_2),
         "accounts is back on the good release: {body}"
@@ -451,7 +464,11 @@ fn connexing_day_on_ec2_deploy_rotate_bad_release_rollback_by_sha() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     page(&format!("connexing gateway {SHA_1}"));
-    let (_, body) = http_get(&format!("http://127.0.0.1:{port}/cgi-bin/accounts")).unwrap();
+    let (_, body) = http_get_within(
+        &format!("http://127.0.0.1:{port}/cgi-bin/accounts"),
+        ANSWER_WITHIN,
+    )
+    .unwrap();
     assert!(body.contains(SHA_1), "{body}");
     assert_eq!(
         migrations(&stack),

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gantry_tests::stack::Stack;
-use gantry_tests::{http_get, wait_for};
+use gantry_tests::{ANSWER_WITHIN, http_get_within, wait_for};
 
 const WEB: &str = r#"
 services:
@@ -37,8 +37,12 @@ services:
         abort: {probe_failures: 2, restarts: 1}
 "#;
 
+/// The body of the answer to a new connection (trimmed), `None` when no answer came within
+/// [`ANSWER_WITHIN`]: every use here expects an answer, so a slow one (a dropped SYN, a loaded
+/// machine) is waited for rather than taken for the product's failure.
 fn version(port: u16) -> Option<String> {
-    http_get(&format!("http://127.0.0.1:{port}/")).map(|(_, b)| b.trim().to_owned())
+    http_get_within(&format!("http://127.0.0.1:{port}/"), ANSWER_WITHIN)
+        .map(|(_, b)| b.trim().to_owned())
 }
 
 /// Deploys version 1 of WEB with canary `steps` and returns the stack.

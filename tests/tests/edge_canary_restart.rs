@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use gantry_tests::daemon::Daemon;
 use gantry_tests::traffic::{STREAM_CGI, Stream, Traffic, traffic};
-use gantry_tests::{http_get, path_str, wait_for};
+use gantry_tests::{ANSWER_WITHIN, http_get_within, path_str, wait_for};
 
 const WEB: &str = r#"
 services:
@@ -38,8 +38,12 @@ services:
         abort: {probe_failures: 3, restarts: 1}
 "#;
 
+/// The body of the answer to a new connection (trimmed), `None` when no answer came within
+/// [`ANSWER_WITHIN`]: every use here expects an answer, so a slow one (a dropped SYN, a loaded
+/// machine) is waited for rather than taken for the product's failure.
 fn version(port: u16) -> Option<String> {
-    http_get(&format!("http://127.0.0.1:{port}/")).map(|(_, b)| b.trim().to_owned())
+    http_get_within(&format!("http://127.0.0.1:{port}/"), ANSWER_WITHIN)
+        .map(|(_, b)| b.trim().to_owned())
 }
 
 /// How many of `n` new connections reach version 2 (every one must be answered).

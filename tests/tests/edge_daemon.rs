@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use gantry_tests::daemon::Daemon;
 use gantry_tests::traffic::{STREAM_CGI, Stream, traffic};
-use gantry_tests::{http_get, path_str, wait_for};
+use gantry_tests::{ANSWER_WITHIN, http_get, http_get_within, path_str, wait_for};
 
 const WEB: &str = r#"
 services:
@@ -242,7 +242,10 @@ fn a_container_restarted_at_another_address_is_routed_there() {
         &format!("WEB_PORT={port}"),
     ]);
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(http_get(&url), Some((200, "ok\n".to_owned())));
+    assert_eq!(
+        http_get_within(&url, ANSWER_WITHIN),
+        Some((200, "ok\n".to_owned()))
+    );
     let web = format!("{stack}-web-1");
     let old = address(&web);
 

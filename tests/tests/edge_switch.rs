@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use gantry_tests::arch_host::Traffic;
 use gantry_tests::stack::Stack;
-use gantry_tests::{docker, env, http_get, wait_for};
+use gantry_tests::{ANSWER_WITHIN, docker, env, http_get_within, wait_for};
 
 /// `web` answers `version N` on 8080 and streams `tick` lines from /cgi-bin/stream; it has no
 /// drain of its own (the drain is the switch's job here, not the app's), and httpd as PID 1 has
@@ -73,8 +73,12 @@ fn stream(port: u16) -> std::thread::JoinHandle<Flow> {
     })
 }
 
+/// The body of the answer to a new connection (trimmed), `None` when no answer came within
+/// [`ANSWER_WITHIN`]: every use here expects an answer, so a slow one (a dropped SYN, a loaded
+/// machine) is waited for rather than taken for the product's failure.
 fn version(port: u16) -> Option<String> {
-    http_get(&format!("http://127.0.0.1:{port}/")).map(|(_, b)| b.trim().to_owned())
+    http_get_within(&format!("http://127.0.0.1:{port}/"), ANSWER_WITHIN)
+        .map(|(_, b)| b.trim().to_owned())
 }
 
 #[test]

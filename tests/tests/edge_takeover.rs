@@ -9,7 +9,7 @@
 use std::time::{Duration, SystemTime};
 
 use gantry_tests::stack::Stack;
-use gantry_tests::{Caller, http_get, stdout, wait_for};
+use gantry_tests::{ANSWER_WITHIN, Caller, http_get, http_get_within, stdout, wait_for};
 
 /// Two replicas of busybox httpd answering `version N` on container port `CPORT`, replaced
 /// one at a time with a pause between them.
@@ -34,8 +34,12 @@ services:
       update_config: {parallelism: 1, delay: 3s}
 "#;
 
+/// The body of the answer to a new connection (trimmed), `None` when no answer came within
+/// [`ANSWER_WITHIN`]: every use here expects an answer, so a slow one (a dropped SYN, a loaded
+/// machine) is waited for rather than taken for the product's failure.
 fn version(port: u16) -> Option<String> {
-    http_get(&format!("http://127.0.0.1:{port}/")).map(|(_, b)| b.trim().to_owned())
+    http_get_within(&format!("http://127.0.0.1:{port}/"), ANSWER_WITHIN)
+        .map(|(_, b)| b.trim().to_owned())
 }
 
 #[test]
