@@ -14,6 +14,11 @@ use std::time::Duration;
 use gantry_tests::stack::Stack;
 use gantry_tests::{ANSWER_WITHIN, http_get_within, wait_for};
 
+/// `web` answers `version N`; its canary's probe has a 5 s timeout (not the default 2 s): the
+/// failures it counts add up over a step (`abort.probe_failures: 2`), and two probes slowed by a
+/// loaded machine must not abort a canary that serves. The faults come well after the gate
+/// (500 ms interval, one pass): `BREAK` removes `/health` 8 s after the start, `CRASH=S` exits
+/// after S seconds, both within the 60 s step the tests give them.
 const WEB: &str = r#"
 services:
   web:
@@ -25,12 +30,12 @@ services:
       - -c
       - |
         mkdir -p /www && echo "version ${VERSION:-1}" > /www/index.html && echo ok > /www/health
-        if [ -n "${BREAK:-}" ]; then (sleep 4; rm /www/health) & fi
+        if [ -n "${BREAK:-}" ]; then (sleep 8; rm /www/health) & fi
         if [ -n "${CRASH:-}" ]; then httpd -f -p 8080 -h /www & sleep ${CRASH:-}; exit 3; fi
         exec httpd -f -p 8080 -h /www
     restart: "${RESTART:-no}"
     x-gantry:
-      health: {http: /health, port: 8080, interval: 500ms, passes: 1}
+      health: {http: /health, port: 8080, interval: 500ms, timeout: 5s, passes: 1}
       canary:
         steps: STEPS
         pause: ${PAUSE:-5m}
@@ -266,7 +271,7 @@ fn a_step_whose_pause_runs_out_moves_on_by_itself_and_the_deploy_succeeds() {
     );
 }
 
-/// `abort.restarts: 1`: the canary's process exits 8 s after its start (once it passed its
+/// `abort.restarts: 1`: the canary's process exits 15 s after its start (once it passed its
 /// gate and serves its step) and Docker restarts it (`restart: on-failure`), so it runs again
 /// and its probe may well pass: only its restart count says it crashed.
 #[test]
@@ -279,7 +284,7 @@ fn a_canary_that_restarts_is_aborted_and_the_deploy_exits_2() {
         "--var",
         "VERSION=2",
         "--var",
-        "CRASH=8",
+        "CRASH=15",
         "--var",
         "RESTART=on-failure",
         "--var",

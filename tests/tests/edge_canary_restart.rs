@@ -17,6 +17,10 @@ use gantry_tests::daemon::Daemon;
 use gantry_tests::traffic::{STREAM_CGI, Stream, Traffic, traffic};
 use gantry_tests::{ANSWER_WITHIN, http_get_within, path_str, wait_for};
 
+/// `web` answers `version N` and streams; its canary's probe has a 5 s timeout (not the
+/// default 2 s): the failures it counts add up over the step, across the restart
+/// (`abort.probe_failures: 3`), and probes slowed by a loaded machine must not abort a canary
+/// that serves.
 const WEB: &str = r#"
 services:
   web:
@@ -31,7 +35,7 @@ services:
         echo "version ${VERSION:-1}" > /www/index.html && echo ok > /www/health
         exec httpd -f -p 8080 -h /www
     x-gantry:
-      health: {http: /health, port: 8080, interval: 500ms, passes: 1}
+      health: {http: /health, port: 8080, interval: 500ms, timeout: 5s, passes: 1}
       canary:
         steps: [10, 100]
         pause: 10m

@@ -11,6 +11,9 @@ use std::time::Duration;
 use gantry_tests::daemon::Daemon;
 use gantry_tests::{ANSWER_WITHIN, docker, http_get_within, inspect, path_str, wait_for};
 
+/// Two replicas answering their hostname. The probe's 5 s timeout (not the default 2 s) keeps
+/// two probes slowed by a loaded machine from taking a serving replica out; the failure the
+/// test causes (`/health` removed: 404) is as quick either way.
 const WEB: &str = r#"
 services:
   web:
@@ -19,7 +22,7 @@ services:
     deploy: {replicas: 2}
     command: ["sh", "-c", "mkdir -p /www && hostname > /www/index.html && echo ok > /www/health && exec httpd -f -p 8080 -h /www"]
     x-gantry:
-      health: {http: /health, port: 8080, interval: 300ms, passes: 1, failures: 2}
+      health: {http: /health, port: 8080, interval: 300ms, timeout: 5s, passes: 1, failures: 2}
 "#;
 
 /// Which replica (by hostname) answered each of `n` new connections; every one must answer
