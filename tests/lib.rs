@@ -284,12 +284,52 @@ pub fn past_first_resync(d: &daemon::Daemon, container: &str) -> String {
     )
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago (the kernel picked it).
+/// A TCP port on 127.0.0.1 that was free a moment ago (the kernel picked it), never handed
+/// out before by this process and not routed by the edge switch. A port the switch routes is
+/// nftables DNAT only, with no socket bound, so the kernel may well pick it again: the ports
+/// given out are kept for the life of the process (another test of this binary may have its
+/// stack routed there, or be about to), and the ports in table `ip gantry` (another process's
+/// routes) are passed over.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind 127.0.0.1:0")
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    for _ in 0..1000 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("bind 127.0.0.1:0");
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if given.contains(&port) {
+            continue;
+        }
+        // Taken either way: a port routed by the switch stays unusable for this process.
+        given.insert(port);
+        if !edge_routed(port) {
+            return port;
+        }
+    }
+    panic!("free_port: 1000 ports from the kernel, each given out already or switched");
+}
+
+/// Whether table `ip gantry` has a rule for TCP port `port` (`tcp dport PORT`); `false` when
+/// there is no such table or no `nft` to ask.
+fn edge_routed(port: u16) -> bool {
+    let Ok(out) = Command::new("nft")
+        .args(["list", "table", "ip", "gantry"])
+        .output()
+    else {
+        return false;
+    };
+    routes_port(&String::from_utf8_lossy(&out.stdout), port)
+}
+
+/// Whether `table` (`nft list table ip gantry`) matches TCP port `port` (`dport PORT`).
+fn routes_port(table: &str, port: u16) -> bool {
+    let port = port.to_string();
+    table
+        .split("dport ")
+        .skip(1)
+        .any(|rest| rest.split(|c: char| !c.is_ascii_digit()).next() == Some(port.as_str()))
 }
 
 /// A tiny blocking HTTP/1.0 GET of `http://HOST[:PORT]/PATH` on a loopback address, with a 2 s
@@ -819,6 +859,15 @@ mod tests {
             "{a}"
         );
         assert!(unique("").starts_with("t-"));
+    }
+
+    #[test]
+    fn finds_the_ports_the_switch_routes() {
+        let table = "chain g/app/web {
+            ip daddr 127.0.0.1 tcp dport 18080 ct mark set 0x47414e54 dnat ip to 172.18.0.2:8080 comment \"app/web 127.0.0.1:18080\"
+        }";
+        assert!(routes_port(table, 18080));
+        assert!(!routes_port(table, 1808) && !routes_port(table, 8080));
     }
 
     #[test]
