@@ -461,50 +461,104 @@ pub fn project_containers(stack: &str) -> Vec<String> {
 
 /// Removes the edge switch's routes of stack `name` (nftables chains `g/<name>/<service>` and
 /// their jumps), so that a later test's port is never switched to a container gone with it.
+/// As the product changes the table: under the host-wide lock [`EDGE_LOCK`] (a gantry running
+/// now rebuilds `routes` from the chains it lists, and would otherwise put back a jump to a
+/// chain between this listing and its deletion, which then fails), and in one `nft -f -`
+/// transaction (the jumps, then each chain flushed and deleted).
 pub fn remove_edge_routes(name: &str) {
-    let nft = |args: &[&str]| {
-        Command::new("nft")
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-    };
     let prefix = format!("g/{name}/");
-    let Some(routes) = nft(&["-a", "list", "chain", "ip", "gantry", "routes"]) else {
+    // Nothing of this stack (or no table, no `nft`): no lock to wait for.
+    if edge_removal(&prefix).is_none() {
+        return;
+    }
+    let _lock = edge_lock();
+    let Some(script) = edge_removal(&prefix) else {
         return;
     };
-    for line in routes.lines() {
-        if let Some((rule, handle)) = line.trim().split_once(" # handle ")
+    // Best effort, as everything that runs in `Drop`.
+    if let Ok(mut child) = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    {
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(script.as_bytes());
+        }
+        let _ = child.wait();
+    }
+}
+
+/// The lock file the product takes (`flock(2)`, exclusive) around each change of table
+/// `ip gantry` (agent/src/edge/nft.rs, `HOST_LOCK`).
+pub const EDGE_LOCK: &str = "/run/gantry/edge.lock";
+
+/// Takes [`EDGE_LOCK`] as the product does (`flock(2)`, exclusive: [`std::fs::File::lock`] on
+/// Linux), creating it if need be; held until the file is dropped. `None` when it cannot be
+/// taken (not root): then there is no lock, as in the product.
+fn edge_lock() -> Option<std::fs::File> {
+    let path = Path::new(EDGE_LOCK);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).ok()?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .ok()?;
+    file.lock().ok()?;
+    Some(file)
+}
+
+/// The `nft -f` script that removes the chains starting with `prefix` from table `ip gantry`
+/// and their jumps in `routes`, from the table as it is now ([`removal_script`]); `None` when
+/// there is nothing to remove.
+fn edge_removal(prefix: &str) -> Option<String> {
+    let out = Command::new("nft")
+        .args(["-a", "list", "table", "ip", "gantry"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    removal_script(&String::from_utf8_lossy(&out.stdout), prefix)
+}
+
+/// From `table` (`nft -a list table ip gantry`): the script deleting the jumps of `routes` to
+/// chains starting with `prefix` (by handle), then flushing and deleting those chains; `None`
+/// when there are none.
+fn removal_script(table: &str, prefix: &str) -> Option<String> {
+    let (mut jumps, mut chains) = (Vec::new(), Vec::new());
+    let mut chain = "";
+    for line in table.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("chain ") {
+            // `chain g/app/web { # handle 12`
+            chain = rest.split_whitespace().next().unwrap_or_default();
+            if chain.starts_with(prefix) {
+                chains.push(chain);
+            }
+        } else if chain == "routes"
+            && let Some((rule, handle)) = line.split_once(" # handle ")
             && rule
                 .strip_prefix("jump ")
-                .is_some_and(|c| c.starts_with(&prefix))
+                .is_some_and(|c| c.trim().starts_with(prefix))
         {
-            nft(&[
-                "delete",
-                "rule",
-                "ip",
-                "gantry",
-                "routes",
-                "handle",
-                handle.trim(),
-            ]);
+            jumps.push(handle.trim());
         }
     }
-    let chains = nft(&["list", "chains", "ip"]).unwrap_or_default();
-    for line in chains.lines() {
-        if let Some(chain) = line.trim().strip_prefix("chain ")
-            && chain.trim_end_matches('{').trim().starts_with(&prefix)
-        {
-            nft(&[
-                "delete",
-                "chain",
-                "ip",
-                "gantry",
-                chain.trim_end_matches('{').trim(),
-            ]);
-        }
+    if jumps.is_empty() && chains.is_empty() {
+        return None;
     }
+    let mut script = String::new();
+    for handle in jumps {
+        script.push_str(&format!("delete rule ip gantry routes handle {handle}\n"));
+    }
+    for c in chains {
+        script.push_str(&format!(
+            "flush chain ip gantry {c}\ndelete chain ip gantry {c}\n"
+        ));
+    }
+    Some(script)
 }
 
 /// `docker inspect -f FORMAT NAME`, trimmed ("" when it does not exist).
@@ -868,6 +922,41 @@ mod tests {
         }";
         assert!(routes_port(table, 18080));
         assert!(!routes_port(table, 1808) && !routes_port(table, 8080));
+    }
+
+    #[test]
+    fn removes_a_stacks_chains_and_their_jumps_only() {
+        let table = "table ip gantry { # handle 23
+    chain prerouting { # handle 1
+        type nat hook prerouting priority dstnat - 5; policy accept;
+        jump routes # handle 935
+    }
+    chain routes { # handle 8
+        jump g/app/web # handle 41
+        jump g/app2/web # handle 42
+        jump g/app/api # handle 43
+    }
+    chain g/app/web { # handle 30
+        ip daddr 127.0.0.1 tcp dport 18080 ct mark set 0x47414e54 dnat ip to 172.18.0.2:8080 comment \"app/web 127.0.0.1:18080\" # handle 31
+    }
+    chain g/app2/web { # handle 32
+    }
+    chain g/app/api { # handle 33
+    }
+}
+";
+        assert_eq!(
+            removal_script(table, "g/app/").as_deref(),
+            Some(
+                "delete rule ip gantry routes handle 41\n\
+                 delete rule ip gantry routes handle 43\n\
+                 flush chain ip gantry g/app/web\n\
+                 delete chain ip gantry g/app/web\n\
+                 flush chain ip gantry g/app/api\n\
+                 delete chain ip gantry g/app/api\n"
+            )
+        );
+        assert_eq!(removal_script(table, "g/other/"), None);
     }
 
     #[test]
