@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::aws::boto;
-use crate::{docker, env, http_get, stderr, stdout};
+use crate::{ANSWER_WITHIN, docker, env, http_get_within, stderr, stdout};
 
 /// The repository's `compose/<example>` directory.
 pub fn example_dir(example: &str) -> PathBuf {
@@ -248,7 +248,9 @@ pub fn volume_file(volume: &str, path: &str) -> String {
 }
 
 /// A client on the host that calls `url` on a new connection again and again and records, per
-/// request, when and what it got (the body of a 200, or nothing).
+/// request, when and what it got (the body of a 200, or nothing). A request waits up to
+/// [`ANSWER_WITHIN`] for its answer: a SYN retransmitted on a loaded machine is a gap, not a
+/// failed request; a refused connection still fails at once.
 #[derive(Debug)]
 pub struct Traffic {
     stop: Arc<AtomicBool>,
@@ -282,7 +284,7 @@ impl Traffic {
                 let t0 = Instant::now();
                 let mut seen = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
-                    let answer = http_get(&url)
+                    let answer = http_get_within(&url, ANSWER_WITHIN)
                         .filter(|(code, _)| *code == 200)
                         .map(|(_, body)| body.trim().to_owned());
                     seen.push((t0.elapsed(), answer));
