@@ -144,6 +144,11 @@ impl Watch {
             during.len()
         );
         assert!(
+            !during.is_empty(),
+            "{what}: no sample while the rollout ran (a sample takes a `docker ps`, an inspect \
+             and a probe per replica)"
+        );
+        assert!(
             min_ready >= REPLICAS - 1,
             "{what}: only {min_ready} ready replicas at one point: {samples:?}"
         );
