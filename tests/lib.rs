@@ -346,6 +346,14 @@ pub fn http_get(url: &str) -> Option<(u16, String)> {
 /// in what those clients time (`sent`/`ended`, gaps between answers).
 pub const ANSWER_WITHIN: Duration = Duration::from_secs(10);
 
+/// The body (trimmed) of the answer to a new connection to `127.0.0.1:port`, `None` when no
+/// answer came within [`ANSWER_WITHIN`]: for checks that expect an answer, where a slow one (a
+/// dropped SYN, a loaded machine) is waited for rather than taken for the product's failure.
+pub fn body_on(port: u16) -> Option<String> {
+    http_get_within(&format!("http://127.0.0.1:{port}/"), ANSWER_WITHIN)
+        .map(|(_, b)| b.trim().to_owned())
+}
+
 /// [`http_get`] with `timeout` for the connect, each write and each read. Checks that allow no
 /// failed request use 10 s: on a loaded machine one dropped SYN costs 1 s (then 3 s) of
 /// retransmit, which 2 s would report as a failure of the product.

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gantry_tests::stack::Stack;
-use gantry_tests::{ANSWER_WITHIN, http_get_within, wait_for};
+use gantry_tests::{body_on, wait_for};
 
 /// `web` answers `version N`; its canary's probe has a 5 s timeout (not the default 2 s): the
 /// failures it counts add up over a step (`abort.probe_failures: 2`), and two probes slowed by a
@@ -41,14 +41,6 @@ services:
         pause: ${PAUSE:-5m}
         abort: {probe_failures: 2, restarts: 1}
 "#;
-
-/// The body of the answer to a new connection (trimmed), `None` when no answer came within
-/// [`ANSWER_WITHIN`]: every use here expects an answer, so a slow one (a dropped SYN, a loaded
-/// machine) is waited for rather than taken for the product's failure.
-fn version(port: u16) -> Option<String> {
-    http_get_within(&format!("http://127.0.0.1:{port}/"), ANSWER_WITHIN)
-        .map(|(_, b)| b.trim().to_owned())
-}
 
 /// Deploys version 1 of WEB with canary `steps` and returns the stack.
 fn first(steps: &str) -> Stack {
@@ -102,7 +94,7 @@ fn wait_for_canary(stack: &Stack, deploy: &Deploying, share: u8) {
         Duration::from_secs(60),
         || {
             (0..200)
-                .any(|_| version(stack.port).as_deref() == Some("version 2"))
+                .any(|_| body_on(stack.port).as_deref() == Some("version 2"))
                 .then_some(())
         },
     );
@@ -131,7 +123,7 @@ fn a_canary_at_10_percent_gets_10_percent_and_promote_finishes_the_rollout() {
             let (new, old, port) = (Arc::clone(&new), Arc::clone(&old), stack.port);
             std::thread::spawn(move || {
                 for _ in 0..2500 {
-                    match version(port).as_deref() {
+                    match body_on(port).as_deref() {
                         Some("version 2") => new.fetch_add(1, Ordering::Relaxed),
                         Some("version 1") => old.fetch_add(1, Ordering::Relaxed),
                         other => panic!("unexpected answer {other:?}"),
@@ -160,7 +152,7 @@ fn a_canary_at_10_percent_gets_10_percent_and_promote_finishes_the_rollout() {
         "the output shows the step: {text}"
     );
     assert!(text.contains("promoted"), "{text}");
-    assert_eq!(version(stack.port).as_deref(), Some("version 2"));
+    assert_eq!(body_on(stack.port).as_deref(), Some("version 2"));
 }
 
 #[test]
@@ -180,7 +172,7 @@ fn abort_by_hand_sends_everything_back_and_the_deploy_exits_2() {
         "{text}"
     );
     for _ in 0..200 {
-        assert_eq!(version(stack.port).as_deref(), Some("version 1"));
+        assert_eq!(body_on(stack.port).as_deref(), Some("version 1"));
     }
     // Nothing to abort any more.
     assert_eq!(
@@ -192,7 +184,7 @@ fn abort_by_hand_sends_everything_back_and_the_deploy_exits_2() {
 /// After an abort: version 1 answers 100 requests in a row, and the canary is gone.
 fn rolled_back_to_version_1(stack: &Stack) {
     for _ in 0..100 {
-        assert_eq!(version(stack.port).as_deref(), Some("version 1"));
+        assert_eq!(body_on(stack.port).as_deref(), Some("version 1"));
     }
     assert_eq!(
         gantry_tests::project_containers(&stack.name),
@@ -262,7 +254,7 @@ fn a_step_whose_pause_runs_out_moves_on_by_itself_and_the_deploy_succeeds() {
         "two steps watched 2 s each, the deploy took {took:?}"
     );
     for _ in 0..100 {
-        assert_eq!(version(stack.port).as_deref(), Some("version 2"));
+        assert_eq!(body_on(stack.port).as_deref(), Some("version 2"));
     }
     assert_eq!(
         gantry_tests::project_containers(&stack.name),

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use gantry_tests::daemon::Daemon;
 use gantry_tests::traffic::{STREAM_CGI, Stream, Traffic, traffic};
-use gantry_tests::{ANSWER_WITHIN, http_get_within, path_str, wait_for};
+use gantry_tests::{body_on, path_str, wait_for};
 
 /// `web` answers `version N` and streams; its canary's probe has a 5 s timeout (not the
 /// default 2 s): the failures it counts add up over the step, across the restart
@@ -42,18 +42,10 @@ services:
         abort: {probe_failures: 3, restarts: 1}
 "#;
 
-/// The body of the answer to a new connection (trimmed), `None` when no answer came within
-/// [`ANSWER_WITHIN`]: every use here expects an answer, so a slow one (a dropped SYN, a loaded
-/// machine) is waited for rather than taken for the product's failure.
-fn version(port: u16) -> Option<String> {
-    http_get_within(&format!("http://127.0.0.1:{port}/"), ANSWER_WITHIN)
-        .map(|(_, b)| b.trim().to_owned())
-}
-
 /// How many of `n` new connections reach version 2 (every one must be answered).
 fn canary_share(port: u16, n: usize) -> usize {
     (0..n)
-        .filter(|_| match version(port).as_deref() {
+        .filter(|_| match body_on(port).as_deref() {
             Some("version 2") => true,
             Some("version 1") => false,
             other => panic!("unexpected answer {other:?}"),
@@ -237,7 +229,7 @@ impl Resumed {
             },
         );
         for _ in 0..100 {
-            assert_eq!(version(port).as_deref(), Some(version_));
+            assert_eq!(body_on(port).as_deref(), Some(version_));
         }
     }
 }

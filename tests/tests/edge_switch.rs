@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use gantry_tests::arch_host::Traffic;
 use gantry_tests::stack::Stack;
-use gantry_tests::{ANSWER_WITHIN, docker, env, http_get_within, wait_for};
+use gantry_tests::{body_on, docker, env, wait_for};
 
 /// `web` answers `version N` on 8080 and streams `tick` lines from /cgi-bin/stream; it has no
 /// drain of its own (the drain is the switch's job here, not the app's), and httpd as PID 1 has
@@ -73,14 +73,6 @@ fn stream(port: u16) -> std::thread::JoinHandle<Flow> {
     })
 }
 
-/// The body of the answer to a new connection (trimmed), `None` when no answer came within
-/// [`ANSWER_WITHIN`]: every use here expects an answer, so a slow one (a dropped SYN, a loaded
-/// machine) is waited for rather than taken for the product's failure.
-fn version(port: u16) -> Option<String> {
-    http_get_within(&format!("http://127.0.0.1:{port}/"), ANSWER_WITHIN)
-        .map(|(_, b)| b.trim().to_owned())
-}
-
 #[test]
 fn a_published_port_switches_to_the_new_container_without_a_failed_request() {
     if !gantry_tests::edge_switch_available() {
@@ -91,7 +83,7 @@ fn a_published_port_switches_to_the_new_container_without_a_failed_request() {
     assert_eq!(out.status.code(), Some(0));
     let port = stack.port;
     wait_for("version 1 on the port", Duration::from_secs(20), || {
-        (version(port)? == "version 1").then_some(())
+        (body_on(port)? == "version 1").then_some(())
     });
     // Docker publishes nothing: the switch owns the port, the container only exposes it.
     let web = format!("{}-web-1", stack.name);
@@ -126,7 +118,7 @@ fn a_published_port_switches_to_the_new_container_without_a_failed_request() {
         let mut before_switch = t;
         let switched = loop {
             let sent = Instant::now();
-            match version(port) {
+            match body_on(port) {
                 Some(answer) if answer == want => break Instant::now(),
                 Some(_) => before_switch = sent,
                 None => {}
@@ -145,7 +137,7 @@ fn a_published_port_switches_to_the_new_container_without_a_failed_request() {
         );
         assert_eq!(out.status.code(), Some(0));
         streams.push((open, before_switch, switched, t.elapsed()));
-        assert_eq!(version(port).as_deref(), Some(want.as_str()));
+        assert_eq!(body_on(port).as_deref(), Some(want.as_str()));
     }
     std::thread::sleep(Duration::from_millis(200));
     let seen = client.finish();
@@ -213,7 +205,7 @@ fn a_service_that_leaves_the_switch_leaves_no_route_behind() {
     wait_for(
         "version 2 through Docker's port",
         Duration::from_secs(20),
-        || (version(port)? == "version 2").then_some(()),
+        || (body_on(port)? == "version 2").then_some(()),
     );
 }
 
@@ -251,7 +243,7 @@ fn two_stacks_deploying_one_port_at_once_get_it_once() {
         + &String::from_utf8_lossy(&loser.stderr);
     assert!(said.contains("taken"), "{said}");
     wait_for("the winner's page", Duration::from_secs(20), || {
-        (version(port)? == format!("version {winner}")).then_some(())
+        (body_on(port)? == format!("version {winner}")).then_some(())
     });
 }
 
@@ -301,7 +293,7 @@ fn containers_reach_a_port_published_on_every_address() {
     );
     let port = stack.port;
     wait_for("version 1 on 127.0.0.1", Duration::from_secs(20), || {
-        (version(port)? == "version 1").then_some(())
+        (body_on(port)? == "version 1").then_some(())
     });
     // A container on Docker's default bridge calls the host's address on that bridge: the
     // flow is DNATed in prerouting and forwarded to another bridge, through Docker's FORWARD

@@ -9,7 +9,7 @@
 use std::time::{Duration, SystemTime};
 
 use gantry_tests::stack::Stack;
-use gantry_tests::{ANSWER_WITHIN, Caller, http_get, http_get_within, stdout, wait_for};
+use gantry_tests::{Caller, body_on, http_get, stdout, wait_for};
 
 /// Two replicas of busybox httpd answering `version N` on container port `CPORT`, replaced
 /// one at a time with a pause between them.
@@ -34,14 +34,6 @@ services:
       update_config: {parallelism: 1, delay: 3s}
 "#;
 
-/// The body of the answer to a new connection (trimmed), `None` when no answer came within
-/// [`ANSWER_WITHIN`]: every use here expects an answer, so a slow one (a dropped SYN, a loaded
-/// machine) is waited for rather than taken for the product's failure.
-fn version(port: u16) -> Option<String> {
-    http_get_within(&format!("http://127.0.0.1:{port}/"), ANSWER_WITHIN)
-        .map(|(_, b)| b.trim().to_owned())
-}
-
 #[test]
 fn a_release_that_moves_the_container_port_rolls_out_without_a_failed_request() {
     if !gantry_tests::edge_switch_available() {
@@ -50,7 +42,7 @@ fn a_release_that_moves_the_container_port_rolls_out_without_a_failed_request() 
     let stack = Stack::with_file(REPLICAS);
     assert_eq!(stack.deploy(&[]).status.code(), Some(0), "version 1");
     wait_for("version 1", Duration::from_secs(20), || {
-        (version(stack.port)? == "version 1").then_some(())
+        (body_on(stack.port)? == "version 1").then_some(())
     });
     let client = Caller::start(
         &format!("http://127.0.0.1:{}/", stack.port),
@@ -118,7 +110,7 @@ fn a_release_that_moves_the_container_port_rolls_out_without_a_failed_request() 
             .all(|c| c.answer.as_deref() == Some("version 2")),
         "after the rollout only version 2 answers"
     );
-    assert_eq!(version(stack.port).as_deref(), Some("version 2"));
+    assert_eq!(body_on(stack.port).as_deref(), Some("version 2"));
 }
 
 /// One httpd answering `version N`; `XGANTRY` is its `x-gantry` (a canary needs the switch).
@@ -149,7 +141,7 @@ fn a_canary_over_a_port_docker_published_gets_its_share_not_everything() {
     let stack = Stack::with_file(&TAKEOVER.replace("XGANTRY", "{edge: false}"));
     assert_eq!(stack.deploy(&[]).status.code(), Some(0), "version 1");
     wait_for("version 1", Duration::from_secs(20), || {
-        (version(stack.port)? == "version 1").then_some(())
+        (body_on(stack.port)? == "version 1").then_some(())
     });
     // Version 2 through the switch, as a canary at 50 %.
     stack.write(&TAKEOVER.replace("XGANTRY", CANARY));
@@ -159,13 +151,13 @@ fn a_canary_over_a_port_docker_published_gets_its_share_not_everything() {
         Duration::from_secs(60),
         || {
             (0..100)
-                .any(|_| version(stack.port).as_deref() == Some("version 2"))
+                .any(|_| body_on(stack.port).as_deref() == Some("version 2"))
                 .then_some(())
         },
     );
     let (mut new, mut old) = (0, 0);
     for _ in 0..1000 {
-        match version(stack.port).as_deref() {
+        match body_on(stack.port).as_deref() {
             Some("version 2") => new += 1,
             Some("version 1") => old += 1,
             other => panic!("unexpected answer {other:?}"),
@@ -187,7 +179,7 @@ fn a_canary_over_a_port_docker_published_gets_its_share_not_everything() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(version(stack.port).as_deref(), Some("version 2"));
+    assert_eq!(body_on(stack.port).as_deref(), Some("version 2"));
 }
 
 /// A stack whose network binds published ports on loopback (the Compose way to keep a whole
