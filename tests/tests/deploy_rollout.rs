@@ -212,7 +212,10 @@ fn plan_says_which_strategy_and_readiness_rule_apply_and_why() {
         .find(|s| s["service"] == "client")
         .unwrap()
         .clone();
-    assert_eq!(client["ready"], "running 2s without restart");
+    assert_eq!(
+        client["ready"],
+        "running 2s without restart (Gantry's default: new containers count from the deploy's first start)"
+    );
 }
 
 /// A service on a host port Docker publishes (`x-gantry: {edge: false}`: not the edge switch,

@@ -5,7 +5,10 @@
 //!    consecutive successes (default 3) every `interval`, after `start_period`, within
 //!    `deadline`.
 //! 2. A Docker healthcheck: `healthy`, with the last `passes` checks (default 1) passing.
-//! 3. Neither: running for `x-gantry.min_ready` (default 2 s) without restarting or exiting.
+//! 3. Neither: running for `x-gantry.min_ready` without restarting or exiting. With no
+//!    `min_ready` set (by the service or the stack), Gantry's own 2 s: per container for a
+//!    replacement, but the containers a deploy creates where none ran are watched together
+//!    (`ready.rs`, [`super::ready::Together`]).
 //!
 //! The probe's settings are validated when the files load (`compose::xgantry`); here they are
 //! only applied.
@@ -33,9 +36,19 @@ pub use crate::compose::xgantry::{Probe, Target};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rule {
     Probe(Probe),
-    Docker { passes: u32 },
-    MinReady(Duration),
+    Docker {
+        passes: u32,
+    },
+    /// Running this long without an exit or a restart. `built_in`: nothing set it (Gantry's
+    /// [`DEFAULT_MIN_READY`]), so containers created where none ran share one window.
+    MinReady {
+        min: Duration,
+        built_in: bool,
+    },
 }
+
+/// `min_ready` when neither the service nor the stack sets one.
+pub const DEFAULT_MIN_READY: Duration = Duration::from_secs(2);
 
 impl Rule {
     /// One line for `gantry plan`.
@@ -63,9 +76,15 @@ impl Rule {
                 format!("probe {what}, {} passes", p.passes)
             }
             Rule::Docker { passes } => format!("docker healthcheck, {passes} pass(es)"),
-            Rule::MinReady(d) => {
-                format!("running {} without restart", humantime::format_duration(*d))
-            }
+            Rule::MinReady { min, built_in } => format!(
+                "running {} without restart{}",
+                humantime::format_duration(*min),
+                if *built_in {
+                    " (Gantry's default: new containers count from the deploy's first start)"
+                } else {
+                    ""
+                }
+            ),
         }
     }
 }
@@ -90,7 +109,16 @@ pub fn rule(service: &Service) -> Rule {
     {
         return Rule::Docker { passes: 1 };
     }
-    Rule::MinReady(service.gantry.min_ready.unwrap_or(Duration::from_secs(2)))
+    match service.gantry.min_ready {
+        Some(min) => Rule::MinReady {
+            min,
+            built_in: false,
+        },
+        None => Rule::MinReady {
+            min: DEFAULT_MIN_READY,
+            built_in: true,
+        },
+    }
 }
 
 /// The rollout strategy of a service and the reason for it. `edge`: published ports go
@@ -272,10 +300,28 @@ mod tests {
         );
         assert_eq!(rule(&s), Rule::Docker { passes: 1 });
         let s = with_x(svc("image: x\n"), serde_json::json!({"min_ready": "5s"}));
-        assert_eq!(rule(&s), Rule::MinReady(Duration::from_secs(5)));
+        assert_eq!(
+            rule(&s),
+            Rule::MinReady {
+                min: Duration::from_secs(5),
+                built_in: false
+            }
+        );
+        // Set to Gantry's own default by hand: a promise per container, not the built-in.
+        let s = with_x(svc("image: x\n"), serde_json::json!({"min_ready": "2s"}));
+        assert_eq!(
+            rule(&s),
+            Rule::MinReady {
+                min: DEFAULT_MIN_READY,
+                built_in: false
+            }
+        );
         assert_eq!(
             rule(&svc("image: x\n")),
-            Rule::MinReady(Duration::from_secs(2))
+            Rule::MinReady {
+                min: DEFAULT_MIN_READY,
+                built_in: true
+            }
         );
     }
 

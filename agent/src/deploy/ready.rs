@@ -17,6 +17,15 @@
 //! when the engine has no event stream it polls every [`POLL`]. Probes and `min_ready` are
 //! timed (the probe's interval, or [`POLL`]).
 //!
+//! Gantry's own `min_ready` (2 s, when neither the service nor the stack sets one) watches a
+//! replacement per container: the old one serves until the new one has run 2 s. The
+//! containers a deploy creates where none ran (a cold deploy, a service or replica added) are
+//! watched together ([`Together`]): each is ready once it runs and 2 s have passed since the
+//! first of them started, and none may have exited when the deploy ends
+//! ([`Rollout::check_together`]). A cold deploy of a hundred services then ends when the last
+//! one runs, not 2 s later, while a one-service deploy still watches its container 2 s. A
+//! `min_ready` set in the files is always per container.
+//!
 //! Limits: `monitor` polls.
 
 use tokio::time::Instant;
@@ -31,7 +40,7 @@ use crate::engine::{
 };
 
 use super::plan::Action;
-use super::rollout::Rollout;
+use super::rollout::{Applied, Rollout};
 use super::{DeployError, health};
 
 /// Lines of a failing container's or job's log carried in the error.
@@ -104,8 +113,16 @@ impl Rollout<'_> {
                                 });
                             }
                             let rule = health::rule(dep_svc);
-                            wait_ready(self.engine, dep_svc, &rule, &id, req.ready_timeout, None)
-                                .await?;
+                            wait_ready(
+                                self.engine,
+                                dep_svc,
+                                &rule,
+                                &id,
+                                req.ready_timeout,
+                                None,
+                                None,
+                            )
+                            .await?;
                         }
                     }
                 }
@@ -172,9 +189,97 @@ pub(super) async fn monitor(
     Ok(())
 }
 
+/// The containers of one rollout created where none ran, under Gantry's own `min_ready`
+/// (module docs): the earliest start among them and those found ready, for the check at the
+/// end.
+#[derive(Debug, Default)]
+pub(super) struct Together {
+    /// The earliest start among them, on tokio's clock and on the wall clock.
+    first: Option<(Instant, std::time::SystemTime)>,
+    /// service, container id of each one found ready.
+    pub(super) ready: Vec<(String, String)>,
+}
+
+impl Together {
+    /// How long ago the first of them started, `up` being how long this one has run.
+    fn up_since_first(&mut self, up: Duration) -> Duration {
+        let now = Instant::now();
+        let own = (
+            now.checked_sub(up).unwrap_or(now),
+            std::time::SystemTime::now() - up,
+        );
+        let first = self.first.get_or_insert(own);
+        if own.0 < first.0 {
+            *first = own;
+        }
+        now - first.0
+    }
+
+    /// When the first of them started, by the wall clock.
+    pub(super) fn since(&self) -> Option<std::time::SystemTime> {
+        self.first.map(|f| f.1)
+    }
+}
+
+/// How long the check at the end of a rollout waits for Docker's record of what exited.
+const CHECK_WITHIN: Duration = Duration::from_secs(10);
+
+impl Rollout<'_> {
+    /// The end of a rollout: none of the containers watched together ([`Together`]) may have
+    /// exited since the first of them started, not even one its restart policy brought back.
+    /// Docker's event history says which died (one call); without it, their states do.
+    pub(super) async fn check_together(&self) -> Result<(), DeployError> {
+        let (since, ready) = self
+            .applied
+            .with(|d| (d.together.since(), d.together.ready.clone()));
+        let Some(since) = since.filter(|_| !ready.is_empty()) else {
+            return Ok(());
+        };
+        let project = &self.project.name;
+        let filter = EventFilter {
+            actions: vec!["die".into()],
+            since: Some(since - Duration::from_secs(1)),
+            until: Some(std::time::SystemTime::now()),
+            ..EventFilter::project(project)
+        };
+        let events = self.engine.events(&filter).collect::<Vec<_>>();
+        let died: Vec<String> = match tokio::time::timeout(CHECK_WITHIN, events).await {
+            Ok(events) if events.iter().all(Result::is_ok) => {
+                events.into_iter().flatten().map(|e| e.id).collect()
+            }
+            _ => {
+                tracing::warn!(stack = %project, "no event history from Docker; checking the new containers' states instead");
+                self.engine
+                    .list_containers(project, true)
+                    .await?
+                    .into_iter()
+                    .filter(|c| !c.state.running || c.state.status == ContainerStatus::Restarting)
+                    .map(|c| c.id)
+                    .collect()
+            }
+        };
+        let exited: Vec<&(String, String)> =
+            ready.iter().filter(|(_, id)| died.contains(id)).collect();
+        let Some((service, id)) = exited.first() else {
+            return Ok(());
+        };
+        let info = self.engine.inspect_container(id).await?;
+        let mut problem = "exited after it started, before the deploy ended".to_owned();
+        if exited.len() > 1 {
+            problem += &format!(
+                " ({} of the {} new containers watched together did)",
+                exited.len(),
+                ready.len()
+            );
+        }
+        Err(not_ready(self.engine, &self.project.services[service], &info, problem).await)
+    }
+}
+
 /// Waits until a container is ready by its service's rule. `requested`: when Gantry asked
 /// Docker to start it, if it did; `min_ready` then counts from the start Docker recorded
-/// (see [`up_by_docker`]), otherwise from this call.
+/// (see [`up_by_docker`]), otherwise from this call. `together`: the rollout's record when the
+/// container was created where none ran ([`Together`]).
 pub(super) async fn wait_ready(
     engine: &dyn Engine,
     svc: &Service,
@@ -182,6 +287,7 @@ pub(super) async fn wait_ready(
     id: &str,
     timeout: Duration,
     requested: Option<Instant>,
+    together: Option<&Applied>,
 ) -> Result<(), DeployError> {
     let started = Instant::now();
     // With a startup deadline, the probe has that long to pass once; the readiness deadline
@@ -258,11 +364,18 @@ pub(super) async fn wait_ready(
                 None if info.state.running => return Ok(()),
                 _ => POLL,
             },
-            health::Rule::MinReady(min) => {
-                let elapsed = requested
+            health::Rule::MinReady { min, built_in } => {
+                let mut elapsed = requested
                     .and_then(|r| up_by_docker(&info, r))
                     .map_or(started.elapsed(), |up| up.max(started.elapsed()));
+                let together = together.filter(|_| *built_in && info.state.running);
+                if let Some(applied) = together {
+                    elapsed = applied.with(|d| d.together.up_since_first(elapsed));
+                }
                 if info.state.running && elapsed >= *min {
+                    if let Some(applied) = together {
+                        applied.with(|d| d.together.ready.push((svc.name.clone(), id.to_owned())));
+                    }
                     return Ok(());
                 }
                 // Nothing to learn before `min_ready` has passed: an exit or a restart in

@@ -93,6 +93,8 @@ pub(super) struct Done {
     pub(super) jobs: BTreeMap<String, String>,
     /// Services that failed under `failure_action: continue`.
     pub(super) continued: Vec<String>,
+    /// Containers created where none ran, watched together ([`super::ready::Together`]).
+    pub(super) together: super::ready::Together,
 }
 
 /// One apply of a plan: what every step needs, and what was done so far.
@@ -221,6 +223,7 @@ impl Rollout<'_> {
                             &c.id,
                             req.ready_timeout,
                             Some(requested),
+                            None,
                         )
                         .await?;
                         if c.labels.contains_key(crate::edge::LABEL) {
@@ -339,6 +342,7 @@ impl Rollout<'_> {
                                     &id,
                                     req.ready_timeout,
                                     Some(requested),
+                                    None,
                                 )
                                 .await
                             }
@@ -441,6 +445,7 @@ impl Rollout<'_> {
                                 &id,
                                 timeout,
                                 Some(requested),
+                                old.is_none().then_some(&self.applied),
                             )
                             .await
                         };

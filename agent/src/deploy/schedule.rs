@@ -251,6 +251,8 @@ impl Rollout<'_> {
                 problem: "is never done".into(),
             });
         }
+        // Created containers watched together: none may have exited meanwhile.
+        self.check_together().await?;
         self.applied
             .with(|a| a.continued.extend(continued.iter().cloned()));
         if !continued.is_empty() {

@@ -1327,6 +1327,7 @@ async fn a_job_that_depends_on_an_unchanged_service_runs_first() {
 
 mod down;
 mod model;
+mod together;
 
 /// A replacement killed between the old container's removal and its own rename serves under
 /// its temporary name: the same deploy again says so and renames it (and gives its aliases),

@@ -724,13 +724,13 @@ impl super::Engine for DockerEngine {
         add("label", filter.labels.clone());
         add("container", filter.containers.clone());
         add("event", filter.actions.clone());
-        let since = filter.since.map(|t| {
+        let stamp = |t: SystemTime| {
             let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
             format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
-        });
+        };
         let options = EventsOptions {
-            since,
-            until: None,
+            since: filter.since.map(stamp),
+            until: filter.until.map(stamp),
             filters: Some(filters),
         };
         let host = self.host.clone();

@@ -263,6 +263,8 @@ pub struct EventFilter {
     pub actions: Vec<String>,
     /// Replay events from this time on (Docker keeps a short history).
     pub since: Option<SystemTime>,
+    /// Events up to this time only: the stream ends there instead of following what comes.
+    pub until: Option<SystemTime>,
 }
 
 impl EventFilter {

@@ -73,14 +73,19 @@ impl Hub {
                 .kept
                 .iter()
                 .filter(|(action, e)| {
-                    filter.since.is_some_and(|t| e.time >= t) && passes(&filter, action, e)
+                    filter.since.is_some_and(|t| e.time >= t)
+                        && filter.until.is_none_or(|t| e.time <= t)
+                        && passes(&filter, action, e)
                 })
                 .map(|(_, e)| e.clone())
                 .collect();
+            if filter.until.is_some() {
+                return stream::iter(since).boxed();
+            }
             let (tx, rx) = unbounded_channel();
             s.streams.push((filter, tx));
             let live = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) });
-            stream::iter(since).chain(live)
+            stream::iter(since).chain(live).boxed()
         })
         .flatten()
         .map(Ok)
