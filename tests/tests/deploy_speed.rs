@@ -9,11 +9,13 @@
 //!   all twenty containers were started before the first of them was ready. One after another,
 //!   a service would start only once the one before served. (30 s, not less: twenty creates and
 //!   starts on a loaded 2-core machine, beside another test, must fit in it.)
+//! - A new container that exits after it was found ready, before the deploy ends, fails the
+//!   deploy (Gantry's own `min_ready` watches new containers together).
 
 use std::time::Duration;
 
 use gantry_tests::stack::Stack;
-use gantry_tests::{docker, path_str, stderr, wait_for};
+use gantry_tests::{docker, path_str, stderr, stdout, wait_for};
 
 /// `client` counts a request as failed when it gets an error or no answer within 10 s (a lost
 /// SYN is sent again 1 s, then 3 s, later: a loaded machine's stall, not a failure; a request
@@ -187,4 +189,41 @@ fn twenty_independent_services_are_started_at_once() {
         20,
         "services started one after another, not at once:\n{log}"
     );
+}
+
+/// Gantry's own `min_ready` watches the containers a deploy creates where none ran together
+/// (docs/deploy.md, Readiness): `api` is ready 2 s after its start, `web` starts then and keeps
+/// the deploy going for its own 20 s; `api` exits 8 s after its start, found ready but gone
+/// before the deploy ends. The check at the end (Docker's event history) fails the deploy,
+/// naming the container. (Margins: `api` has 6 s to be found ready, the deploy runs 12 s past
+/// its exit.)
+#[test]
+fn a_new_container_that_exits_before_the_deploy_ends_fails_it() {
+    let stack = Stack::with_file(
+        r#"
+services:
+  api:
+    image: ${IMAGE}
+    init: true
+    command: ["sh", "-c", "sleep 8; exit 4"]
+  web:
+    image: ${IMAGE}
+    init: true
+    command: ["sleep", "600"]
+    depends_on: [api]
+    x-gantry: {min_ready: 20s}
+"#,
+    );
+    let out = stack.deploy(&[]);
+    let err = format!("{}{}", stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let api = format!("{}-api-1", stack.name);
+    assert!(
+        err.contains(&format!(
+            "container {api} exited after it started, before the deploy ended"
+        )),
+        "{err}"
+    );
+    // It was found ready first: the gate let `web` start.
+    assert!(err.contains(&format!("{api} serving after")), "{err}");
 }
