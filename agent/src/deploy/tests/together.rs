@@ -20,6 +20,14 @@ const CHAIN: &str = "services:
     depends_on: [api]
 ";
 
+/// [`CHAIN`] with `web` running 3 s of its own: a cold deploy ends at 5 s.
+fn web_for_five_seconds() -> String {
+    CHAIN.replace(
+        "    depends_on: [api]\n",
+        "    depends_on: [api]\n    x-gantry: {min_ready: 3s}\n",
+    )
+}
+
 async fn timed(s: &Setup, compose: &str, version: &str) -> Duration {
     let started = Instant::now();
     let report = s.deploy(compose, version).await;
@@ -59,10 +67,7 @@ async fn a_min_ready_set_in_the_files_counts_per_new_container() {
 #[tokio::test(start_paused = true)]
 async fn a_new_container_that_exits_before_the_deploy_ends_fails_it() {
     // `api` is ready at 2 s; `web` keeps the deploy going to 5 s; `api` dies at 3 s.
-    let compose = CHAIN.replace(
-        "    depends_on: [api]\n",
-        "    depends_on: [api]\n    x-gantry: {min_ready: 3s}\n",
-    );
+    let compose = web_for_five_seconds();
     let s = Setup::new();
     let engine = s.engine.clone();
     let crash = tokio::spawn(async move {
@@ -82,10 +87,7 @@ async fn a_new_container_that_exits_before_the_deploy_ends_fails_it() {
 #[tokio::test(start_paused = true)]
 async fn a_new_container_that_stays_up_passes_the_check_at_the_end() {
     // The same stack with nobody stopping `api`: the check at the end finds no exit.
-    let compose = CHAIN.replace(
-        "    depends_on: [api]\n",
-        "    depends_on: [api]\n    x-gantry: {min_ready: 3s}\n",
-    );
+    let compose = web_for_five_seconds();
     let s = Setup::new();
     let took = timed(&s, &compose, "1").await;
     assert!(took >= Duration::from_secs(5), "{took:?}");
