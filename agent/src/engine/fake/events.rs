@@ -3,7 +3,8 @@
 //!
 //! Design: a stream subscribes at its first poll (bollard sends the request then, so that is
 //! when dockerd starts following for it): from then on it gets every event that passes its
-//! filter and, when the filter has `since`, first the kept events from that time on. Docker's
+//! filter and, when the filter has `since`, first the kept events from that time on; with
+//! `until` too, only the kept events up to then, and the stream ends (as dockerd's). Docker's
 //! filter semantics: lists AND-ed; types, containers and actions OR-ed within their list
 //! (`health_status` matches `health_status: healthy`); every label filter must match.
 //!
